@@ -1,0 +1,46 @@
+/* core/buf.h: growable byte buffers and (ptr, len) views. */
+#ifndef RA_CORE_BUF_H
+#define RA_CORE_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A view into someone else's bytes: never owns them. Lifetime is the owner's
+ * and is stated wherever a view is returned. Not NUL-terminated in general. */
+typedef struct ra_str {
+  const char *ptr;
+  size_t len;
+} ra_str;
+
+#define RA_STR(lit) ((ra_str){(lit), sizeof(lit) - 1})
+static inline ra_str ra_str_make(const char *p, size_t n) { ra_str s = {p, n}; return s; }
+ra_str ra_str_cstr(const char *s); /* s may be NULL: empty view */
+bool ra_str_eq(ra_str a, ra_str b);
+bool ra_str_eq_nocase(ra_str a, ra_str b);
+bool ra_str_eq_cstr(ra_str a, const char *b);
+
+/* A growable buffer. Zero-initialised is valid and empty and holds no
+ * memory: buffers of idle connections cost nothing. */
+typedef struct ra_buf {
+  uint8_t *data; /* NULL while cap == 0 */
+  size_t len;    /* bytes in use, from data[off] */
+  size_t off;    /* consumed prefix not yet compacted */
+  size_t cap;
+} ra_buf;
+
+static inline uint8_t *ra_buf_ptr(const ra_buf *b) { return b->data + b->off; }
+/* Ensures room for `extra` more bytes after the content. */
+int ra_buf_reserve(ra_buf *b, size_t extra);
+int ra_buf_append(ra_buf *b, const void *data, size_t len);
+int ra_buf_append_str(ra_buf *b, const char *s);
+int ra_buf_printf(ra_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops n bytes from the front (O(1); compacts lazily). */
+void ra_buf_consume(ra_buf *b, size_t n);
+void ra_buf_reset(ra_buf *b);   /* empties, keeps memory */
+void ra_buf_free(ra_buf *b);    /* empties, releases memory */
+/* Takes the bytes out: returns a malloc'd pointer the caller frees (NULL
+ * if empty); the buffer is left empty. */
+uint8_t *ra_buf_steal(ra_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,87 @@
+/* core/stream.h: a non-blocking byte stream (TCP or unix socket) on the loop.
+ *
+ * Reading: the loop reads into one scratch buffer shared by all streams and
+ * hands the bytes to on_read; whatever on_read does not consume is kept in a
+ * per-stream buffer allocated only then (an idle stream holds no buffer).
+ *
+ * Writing: ra_stream_write* first tries writev() directly; only what the
+ * kernel did not take is queued (copied, or referenced for write_ref). When
+ * the queue exceeds the high-water mark, reading is paused (a peer that does
+ * not read its responses cannot make us buffer without bound) until it falls
+ * below the low-water mark, at which point on_drain is called.
+ */
+#ifndef RA_CORE_STREAM_H
+#define RA_CORE_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "core/loop.h"
+
+typedef struct ra_stream ra_stream;
+
+typedef struct ra_stream_cbs {
+  /* Bytes arrived: data is valid until the callback returns. Returns how many
+   * bytes it consumed; the rest is offered again, first, with the next bytes.
+   * Returning less than len with no new input coming is allowed (e.g. while
+   * paused). The stream may be closed from inside. */
+  size_t (*on_read)(ra_stream *s, const uint8_t *data, size_t len, void *ud);
+  /* The write queue fell to the low-water mark (or emptied). Optional. */
+  void (*on_drain)(ra_stream *s, void *ud);
+  /* The peer half-closed (read returned 0). The stream stays open for
+   * writing; close it when done. Optional: default closes the stream once
+   * the write queue is flushed. */
+  void (*on_eof)(ra_stream *s, void *ud);
+  /* Last callback: the stream is closed and is freed right after this
+   * returns. err is 0 for an orderly close, else a negative errno
+   * (-ECONNRESET, -ETIMEDOUT for the idle timeout, ...). */
+  void (*on_close)(ra_stream *s, int err, void *ud);
+} ra_stream_cbs;
+
+/* Wraps a connected non-blocking socket; takes ownership of fd (closed in
+ * every case, also on failure). cbs is copied. Returns NULL on -ENOMEM. */
+ra_stream *ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud);
+
+/* Client side: resolves host (getaddrinfo, blocking only for names that are
+ * not numeric addresses), connects non-blocking, then calls on_connect with
+ * status 0 and the stream, or a negative errno and NULL (the stream is then
+ * already gone). Returns 0 if the attempt started. */
+typedef void (*ra_connect_cb)(ra_stream *s, int status, void *ud);
+int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
+                      const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud);
+
+ra_loop *ra_stream_loop(const ra_stream *s);
+int ra_stream_fd(const ra_stream *s);
+void *ra_stream_userdata(const ra_stream *s);
+void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud);
+
+/* Queues bytes (copied). Returns 0, -EPIPE after shutdown/close, -ENOMEM. */
+int ra_stream_write(ra_stream *s, const void *data, size_t len);
+int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt);
+/* Zero-copy: queues a reference to data; free_cb(free_ud) is called once the
+ * bytes are written or the stream is closed (also when this call fails). */
+int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
+                        void (*free_cb)(void *), void *free_ud);
+/* Bytes queued and not yet written to the kernel. */
+size_t ra_stream_queued(const ra_stream *s);
+/* Defaults: high 1 MiB, low 256 KiB. */
+void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low);
+
+void ra_stream_pause_read(ra_stream *s);
+void ra_stream_resume_read(ra_stream *s);
+
+/* Closes the stream after a read or write has not happened for ms (0: off).
+ * Re-armed by every successful read or write. */
+void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms);
+
+/* Half-close: shutdown(SHUT_WR) once the queue is flushed. */
+void ra_stream_shutdown(ra_stream *s);
+/* Graceful close: stops reading, flushes the queue (bounded by the idle
+ * timeout, or 5 s if none), then closes. on_close is called, deferred. */
+void ra_stream_close(ra_stream *s);
+/* Immediate close: drops the queue. on_close is called, deferred. */
+void ra_stream_abort(ra_stream *s, int err);
+
+#endif

@@ -1,0 +1,59 @@
+/* http/request.h: a transport-neutral HTTP request (ra_req).
+ *
+ * An ra_req is built by a transport (the HTTP/1.1 connection, or the attested
+ * tunnel) and handed to the router with its ra_res. It stays valid until its
+ * response is ended (ra_res_send / ra_res_end) or, if the transport went away
+ * first, until then too: a handler that answers late may still read it.
+ * Every ra_str returned below points into the request and shares its
+ * lifetime.
+ */
+#ifndef RA_HTTP_REQUEST_H
+#define RA_HTTP_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+
+typedef struct ra_req ra_req;
+
+typedef struct ra_header {
+  ra_str name;
+  ra_str value;
+} ra_header;
+
+ra_str ra_req_method(const ra_req *req);   /* "GET", ... */
+ra_str ra_req_target(const ra_req *req);   /* as received: "/a%20b?x=1" */
+ra_str ra_req_path(const ra_req *req);     /* percent-decoded path, no query */
+ra_str ra_req_query(const ra_req *req);    /* raw query string, without '?' */
+/* The percent-decoded value ('+' is a space) of the first `name` in the
+ * query. Returns false if absent. The value is written to *out (decoded into
+ * storage owned by the request). */
+bool ra_req_query_get(ra_req *req, const char *name, ra_str *out);
+
+/* Case-insensitive; the first header with that name. Returns false if absent. */
+bool ra_req_header(const ra_req *req, const char *name, ra_str *out);
+size_t ra_req_header_count(const ra_req *req);
+/* i < ra_req_header_count(); names keep the case they arrived in. */
+ra_header ra_req_header_at(const ra_req *req, size_t i);
+
+ra_str ra_req_body(const ra_req *req);
+/* A route's ":name" parameter (decoded), or the trailing wildcard as "*". */
+bool ra_req_param(const ra_req *req, const char *name, ra_str *out);
+
+/* HTTP version as 10 or 11 (the tunnel reports 11). */
+int ra_req_http_version(const ra_req *req);
+/* True when the request came through an attested tunnel. */
+bool ra_req_attested(const ra_req *req);
+
+/* ---- for transports -----------------------------------------------------
+ * A transport builds a request, adds headers and body, then dispatches it
+ * with ra_router_handle(). All inputs are copied into the request. */
+ra_req *ra_req_new(ra_str method, ra_str target, int http_version, bool attested);
+int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
+int ra_req_append_body(ra_req *req, const void *data, size_t len);
+/* Frees a request that was never handed to a response (ra_res_new takes
+ * ownership of it). */
+void ra_req_free(ra_req *req);
+
+#endif

@@ -1,0 +1,82 @@
+/* http/response.h: a transport-neutral HTTP response (ra_res) and the sink
+ * interface a transport implements to carry it.
+ *
+ * Lifetime: a handler must end every response exactly once, now or later
+ * (ra_res_send, ra_res_send_text, or ra_res_end after writes); the ra_res and
+ * its ra_req are freed then, and the pointers become invalid. If the
+ * transport goes away first (client disconnected, tunnel dropped), the
+ * response is *cancelled*: the on_cancel callback runs, every later write is
+ * a no-op returning -ECANCELED, and the eventual end still frees it. So a
+ * late answer from a timer is always safe.
+ */
+#ifndef RA_HTTP_RESPONSE_H
+#define RA_HTTP_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "core/stream.h"
+#include "http/request.h"
+
+typedef struct ra_res ra_res;
+
+/* Complete response. content_type may be NULL (no Content-Type header). */
+int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len);
+/* Complete response with text/plain; charset=utf-8. */
+int ra_res_send_text(ra_res *res, int status, const char *text);
+
+/* Building a streamed response: set status and headers, then write chunks
+ * and end. Without ra_res_set_content_length, an HTTP/1.1 transport uses
+ * chunked encoding. */
+int ra_res_set_status(ra_res *res, int status);
+/* Copies name and value. Several headers with one name are allowed. */
+int ra_res_add_header(ra_res *res, const char *name, const char *value);
+int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value);
+int ra_res_set_content_length(ra_res *res, uint64_t len);
+int ra_res_write(ra_res *res, const void *data, size_t len);
+int ra_res_end(ra_res *res);
+
+/* The request this response answers (valid as long as res). */
+ra_req *ra_res_req(const ra_res *res);
+ra_loop *ra_res_loop(const ra_res *res);
+bool ra_res_cancelled(const ra_res *res);
+/* Called once if the transport goes away before the response ends. */
+typedef void (*ra_res_cancel_cb)(ra_res *res, void *ud);
+void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
+/* For streaming handlers: bytes the transport holds unsent (0 if unknown). */
+size_t ra_res_pending(const ra_res *res);
+
+/* Protocol upgrade (WebSocket): sends "101 Switching Protocols" with the
+ * headers added to res and hands the raw stream to cb, with the bytes the
+ * connection had already read past the request (valid during the call). The
+ * response is ended. Returns -ENOTSUP on transports without a raw stream. */
+typedef void (*ra_upgrade_cb)(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud);
+int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud);
+
+/* ---- for transports ----------------------------------------------------- */
+
+typedef struct ra_res_sink_ops {
+  /* Status and headers, once, before any body. content_length is -1 when
+   * the length is unknown (streamed). `headers` is valid during the call. */
+  int (*head)(void *sink, int status, const ra_header *headers, size_t n,
+              int64_t content_length);
+  /* A piece of the body; data valid during the call. */
+  int (*body)(void *sink, const void *data, size_t len);
+  /* The response is complete. The ra_res and ra_req are freed right after. */
+  int (*end)(void *sink);
+  /* Optional (NULL: -ENOTSUP). */
+  int (*upgrade)(void *sink, int status, const ra_header *headers, size_t n,
+                 ra_upgrade_cb cb, void *ud);
+  /* Optional: bytes held unsent. */
+  size_t (*pending)(void *sink);
+} ra_res_sink_ops;
+
+/* Takes ownership of req. ops must outlive the response. */
+ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink);
+/* The transport is gone: runs on_cancel, detaches the sink (never called
+ * again). Frees the response now if it had already ended. */
+void ra_res_cancel(ra_res *res);
+
+#endif

@@ -1,0 +1,54 @@
+/* http/router.h: method + path pattern -> handler.
+ *
+ * Patterns: static segments ("/a/b"), parameters ("/users/:id"), and a
+ * trailing wildcard ("/static/*", the rest of the path, available as
+ * param "*"). Paths are matched after percent-decoding, segment by segment;
+ * static segments win over parameters, parameters over the wildcard.
+ * Unmatched path: 404. Path matched but not the method: 405 with Allow.
+ * HEAD is answered by GET routes (body suppressed by the transport);
+ * OPTIONS is answered with 204 and Allow unless a route handles it.
+ */
+#ifndef RA_HTTP_ROUTER_H
+#define RA_HTTP_ROUTER_H
+
+#include <stdbool.h>
+
+#include "http/request.h"
+#include "http/response.h"
+
+typedef struct ra_router ra_router;
+typedef void (*ra_handler)(ra_req *req, ra_res *res, void *ud);
+
+enum {
+  /* 403 unless the request came through an attested tunnel. */
+  RA_ROUTE_ATTESTED_ONLY = 1u << 0,
+};
+
+ra_router *ra_router_new(void);
+void ra_router_free(ra_router *r);
+
+/* method: "GET", "POST", ... or "*" for any. pattern is copied. Returns 0,
+ * -EINVAL for a malformed pattern, -EEXIST for a duplicate method+pattern. */
+int ra_route(ra_router *r, const char *method, const char *pattern,
+             ra_handler handler, void *ud);
+int ra_route_ex(ra_router *r, const char *method, const char *pattern,
+                ra_handler handler, void *ud, unsigned flags);
+
+/* A lookup without dispatch (used by transports, e.g. the tunnel resolving
+ * a WebSocket route). Fills params into req when req is not NULL. */
+typedef struct ra_route_match {
+  ra_handler handler;
+  void *ud;
+  unsigned flags;
+} ra_route_match;
+/* Returns 0 and fills *m; -ENOENT when no path matched; -EPERM when the
+ * path matched but not the method. */
+int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req,
+                    ra_route_match *m);
+
+/* Dispatches: match, then 404 / 405+Allow / 403 (attested-only) / OPTIONS /
+ * HEAD-via-GET or the handler. Always ends up with res owned by the handler
+ * or ended. */
+void ra_router_handle(ra_router *r, ra_req *req, ra_res *res);
+
+#endif

@@ -1,0 +1,69 @@
+/* http/server.h: HTTP/1.1 over core streams, dispatching to a router. */
+#ifndef RA_HTTP_SERVER_H
+#define RA_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/listen.h"
+#include "core/loop.h"
+#include "http/router.h"
+
+typedef struct ra_http_server ra_http_server;
+
+/* Each limit: 0 means the default in brackets. Past a limit, the connection
+ * gets the status named, then is closed. */
+typedef struct ra_http_limits {
+  size_t max_request_line;     /* [8 KiB]   414 */
+  size_t max_header_bytes;     /* [16 KiB]  431 (whole header section) */
+  size_t max_headers;          /* [100]     431 */
+  size_t max_body;             /* [8 MiB]   413 */
+  uint64_t header_timeout_ms;  /* [10 s]    408 (slowloris) */
+  uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes */
+  uint64_t keepalive_timeout_ms; /* [60 s] idle keep-alive, silent close */
+  size_t max_pipelined;        /* [32] requests read ahead of responses */
+  size_t max_connections;      /* [100000] accept pauses past it */
+} ra_http_limits;
+
+/* Called when a response has been fully handed to the transport.
+ * req is valid during the call. */
+typedef void (*ra_access_log_cb)(const ra_req *req, int status,
+                                 uint64_t duration_us, void *ud);
+
+typedef struct ra_http_server_opts {
+  ra_http_limits limits;
+  const char *server_name;     /* Server header [raloop] */
+  ra_access_log_cb access_log;
+  void *access_log_ud;
+} ra_http_server_opts;
+
+/* router must outlive the server. opts may be NULL (defaults). */
+ra_http_server *ra_http_server_new(ra_loop *loop, ra_router *router,
+                                   const ra_http_server_opts *opts);
+/* Adds a listener; addr as in ra_listen(). May be called several times. */
+int ra_http_server_listen(ra_http_server *srv, const char *addr,
+                          const ra_listen_opts *opts);
+/* Port of the first TCP listener (useful with port 0). */
+uint16_t ra_http_server_port(const ra_http_server *srv);
+ra_loop *ra_http_server_loop(const ra_http_server *srv);
+ra_router *ra_http_server_router(const ra_http_server *srv);
+
+/* Graceful stop: closes the listeners, closes idle keep-alive connections,
+ * lets in-flight responses finish (Connection: close), and after deadline_ms
+ * aborts what is left. done is called once no connection is left. */
+typedef void (*ra_http_shutdown_cb)(ra_http_server *srv, void *ud);
+void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms,
+                             ra_http_shutdown_cb done, void *ud);
+/* Hooks run at the start of a shutdown (e.g. the WebSocket layer closing
+ * upgraded connections with 1001). */
+typedef void (*ra_http_shutdown_hook)(ra_http_server *srv, void *ud);
+int ra_http_server_on_shutdown(ra_http_server *srv, ra_http_shutdown_hook hook, void *ud);
+
+/* Aborts every connection and frees the server. */
+void ra_http_server_free(ra_http_server *srv);
+
+/* Formats the current time as an IMF-fixdate (cached per second). */
+const char *ra_http_date(ra_loop *loop);
+const char *ra_http_status_text(int status);
+
+#endif
