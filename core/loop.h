@@ -69,6 +69,7 @@ struct ra_timer {
   uint64_t repeat;   /* 0: one-shot */
   uint64_t seq;      /* FIFO order among timers due at the same ms */
   uint32_t heap_idx; /* UINT32_MAX when not active */
+  uint32_t flags;    /* private (unref); fits in the padding */
 };
 
 void ra_timer_init(ra_loop *loop, ra_timer *timer, ra_timer_cb cb, void *ud);
@@ -108,5 +109,8 @@ int ra_loop_on_signal(ra_loop *loop, int signo, ra_signal_cb cb, void *ud);
  * repeating housekeeping timer) may be "unref'd": the loop exits when only
  * unref'd things remain. */
 void ra_timer_unref(ra_timer *timer);
+/* Undoes ra_timer_unref (timers start ref'd). Both are sticky across
+ * stop/start. */
+void ra_timer_ref(ra_timer *timer);
 
 #endif

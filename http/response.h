@@ -47,6 +47,12 @@ typedef void (*ra_res_cancel_cb)(ra_res *res, void *ud);
 void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
 /* For streaming handlers: bytes the transport holds unsent (0 if unknown). */
 size_t ra_res_pending(const ra_res *res);
+/* For streaming handlers: cb runs whenever bytes held unsent fell low again
+ * (the peer is reading): write while ra_res_pending() is small, then wait
+ * for this instead of buffering without bound. NULL clears it. Not called
+ * after the response ended or was cancelled. */
+typedef void (*ra_res_drain_cb)(ra_res *res, void *ud);
+void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
 
 /* Protocol upgrade (WebSocket): sends "101 Switching Protocols" with the
  * headers added to res and hands the raw stream to cb, with the bytes the
@@ -78,5 +84,7 @@ ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void 
 /* The transport is gone: runs on_cancel, detaches the sink (never called
  * again). Frees the response now if it had already ended. */
 void ra_res_cancel(ra_res *res);
+/* The transport's unsent bytes fell low: runs the on_drain callback. */
+void ra_res_drained(ra_res *res);
 
 #endif

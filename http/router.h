@@ -1,12 +1,21 @@
 /* http/router.h: method + path pattern -> handler.
  *
  * Patterns: static segments ("/a/b"), parameters ("/users/:id"), and a
- * trailing wildcard ("/static/*", the rest of the path, available as
- * param "*"). Paths are matched after percent-decoding, segment by segment;
- * static segments win over parameters, parameters over the wildcard.
+ * trailing wildcard (a last segment "*", as in "/static/" followed by "*":
+ * the rest of the path, available as param "*"). Paths are matched after
+ * percent-decoding, segment by segment; static segments win over
+ * parameters, parameters over the wildcard, and the search backtracks to
+ * the next candidate when a node has no route for the method. A parameter
+ * never matches an empty segment. One parameter name per position
+ * ("/u/:id" and "/u/:name/x" conflict: -EINVAL).
  * Unmatched path: 404. Path matched but not the method: 405 with Allow.
- * HEAD is answered by GET routes (body suppressed by the transport);
- * OPTIONS is answered with 204 and Allow unless a route handles it.
+ * HEAD is answered by GET routes (the body is suppressed by ra_res);
+ * OPTIONS is answered with 204 and Allow unless a route handles it, and
+ * "OPTIONS *" with every method the router knows.
+ * Targets the router refuses with 400 (fail closed): malformed
+ * percent-escapes, an encoded '/' (%2F) or NUL (%00) in the path, and ".."
+ * climbing above the root; "." and ".." segments are otherwise resolved
+ * before matching (RFC 3986 remove_dot_segments).
  */
 #ifndef RA_HTTP_ROUTER_H
 #define RA_HTTP_ROUTER_H

@@ -1,0 +1,242 @@
+/* apps/hello: ra-hello, the example HTTP server.
+ *
+ *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
+ *
+ * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
+ * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
+ * GET /stream?n=N -> N chunks, written as fast as the client reads them.
+ * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raloop.h"
+
+/* WebSocket routes live in ws_routes.c (wired in by the lead); a weak
+ * default keeps this file building on its own. */
+__attribute__((weak)) int hello_ws_routes(ra_router *r, ra_http_server *srv) {
+  (void)r;
+  (void)srv;
+  return 0;
+}
+
+static void h_hello(ra_req *req, ra_res *res, void *ud) {
+  ra_res_send(res, 200, "text/plain; charset=utf-8", "world", 5);
+}
+
+static void h_echo(ra_req *req, ra_res *res, void *ud) {
+  ra_str ct, body = ra_req_body(req);
+  char ctype[256];
+  const char *type = "application/octet-stream";
+  if (ra_req_header(req, "content-type", &ct) && ct.len < sizeof ctype) {
+    memcpy(ctype, ct.ptr, ct.len);
+    ctype[ct.len] = '\0';
+    type = ctype;
+  }
+  if (ra_res_send(res, 200, type, body.ptr, body.len) == -EINVAL) {
+    /* a Content-Type we refuse to echo (control characters) */
+  }
+}
+
+/* Parses a decimal query parameter in [lo, hi]. */
+static bool query_num(ra_req *req, const char *name, long lo, long hi, long *out) {
+  ra_str v;
+  if (!ra_req_query_get(req, name, &v) || v.len == 0 || v.len > 12) return false;
+  long n = 0;
+  for (size_t i = 0; i < v.len; i++) {
+    if (v.ptr[i] < '0' || v.ptr[i] > '9') return false;
+    n = n * 10 + (v.ptr[i] - '0');
+  }
+  if (n < lo || n > hi) return false;
+  *out = n;
+  return true;
+}
+
+/* ---- /delay: an answer from a timer ---------------------------------------- */
+
+typedef struct delay {
+  ra_timer timer;
+  ra_res *res;
+} delay;
+
+static void delay_fire(ra_timer *t, void *ud) {
+  delay *d = ud;
+  ra_res_send_text(d->res, 200, "ok");
+  free(d);
+}
+
+static void delay_cancel(ra_res *res, void *ud) {
+  /* The client left: stop the timer and end the (cancelled) response. */
+  delay *d = ud;
+  ra_timer_stop(&d->timer);
+  ra_res_end(res);
+  free(d);
+}
+
+static void h_delay(ra_req *req, ra_res *res, void *ud) {
+  long ms;
+  if (!query_num(req, "ms", 0, 600000, &ms)) {
+    ra_res_send_text(res, 400, "ms must be 0..600000\n");
+    return;
+  }
+  delay *d = malloc(sizeof *d);
+  if (!d) {
+    ra_res_send_text(res, 503, "out of memory\n");
+    return;
+  }
+  d->res = res;
+  ra_timer_init(ra_res_loop(res), &d->timer, delay_fire, d);
+  if (ra_timer_start(&d->timer, (uint64_t)ms, 0)) {
+    free(d);
+    ra_res_send_text(res, 503, "out of memory\n");
+    return;
+  }
+  ra_res_on_cancel(res, delay_cancel, d);
+}
+
+/* ---- /stream: N chunks, paced by the client -------------------------------- */
+
+typedef struct streamer {
+  ra_res *res;
+  long i, n;
+} streamer;
+
+#define STREAM_WINDOW (64 * 1024)
+
+static void stream_more(ra_res *res, void *ud) {
+  streamer *st = ud;
+  char chunk[64];
+  while (st->i < st->n && ra_res_pending(res) < STREAM_WINDOW) {
+    int len = snprintf(chunk, sizeof chunk, "chunk %ld\n", st->i);
+    if (ra_res_write(res, chunk, (size_t)len) < 0) break;
+    st->i++;
+  }
+  if (st->i >= st->n) {
+    ra_res_end(res);
+    free(st);
+  }
+  /* else: on_drain calls us again once the client has read some */
+}
+
+static void stream_cancel(ra_res *res, void *ud) {
+  ra_res_end(res);
+  free(ud);
+}
+
+static void h_stream(ra_req *req, ra_res *res, void *ud) {
+  long n;
+  if (!query_num(req, "n", 0, 100000000, &n)) {
+    ra_res_send_text(res, 400, "n must be 0..100000000\n");
+    return;
+  }
+  streamer *st = malloc(sizeof *st);
+  if (!st) {
+    ra_res_send_text(res, 503, "out of memory\n");
+    return;
+  }
+  st->res = res;
+  st->i = 0;
+  st->n = n;
+  ra_res_set_status(res, 200);
+  ra_res_add_header(res, "Content-Type", "text/plain; charset=utf-8");
+  ra_res_on_cancel(res, stream_cancel, st);
+  ra_res_on_drain(res, stream_more, st);
+  stream_more(res, st);
+}
+
+/* ---- main --------------------------------------------------------------------- */
+
+static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  ra_str m = ra_req_method(req), t = ra_req_target(req);
+  ra_info("%.*s %.*s %d %lluus", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr,
+          status, (unsigned long long)us);
+}
+
+static void on_stopped(ra_http_server *srv, void *ud) { ra_loop_stop(ud); }
+
+static void on_signal(ra_loop *loop, int signo, void *ud) {
+  ra_http_server *srv = ud;
+  ra_info("signal %d: stopping (in-flight requests finish, 10 s at most)", signo);
+  ra_http_server_shutdown(srv, 10000, on_stopped, loop);
+}
+
+static void usage(void) {
+  fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n");
+}
+
+int main(int argc, char **argv) {
+  const char *listen = "127.0.0.1:3000";
+  bool quiet = false;
+  long header_timeout = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
+      listen = argv[++i];
+    } else if (strcmp(argv[i], "--header-timeout-ms") == 0 && i + 1 < argc) {
+      header_timeout = strtol(argv[++i], NULL, 10);
+      if (header_timeout <= 0) {
+        usage();
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--quiet") == 0) {
+      quiet = true;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage();
+      return 0;
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (quiet) ra_log_set_level(RA_LOG_WARN);
+  ra_loop *loop = ra_loop_new();
+  ra_router *router = ra_router_new();
+  if (!loop || !router) {
+    fprintf(stderr, "ra-hello: out of memory\n");
+    return 1;
+  }
+  ra_route(router, "GET", "/hello", h_hello, NULL);
+  ra_route(router, "POST", "/echo", h_echo, NULL);
+  ra_route(router, "GET", "/delay", h_delay, NULL);
+  ra_route(router, "GET", "/stream", h_stream, NULL);
+
+  ra_http_server_opts opts = {0};
+  opts.server_name = "raloop";
+  opts.limits.header_timeout_ms = (uint64_t)header_timeout;
+  if (!quiet) opts.access_log = access_log;
+  ra_http_server *srv = ra_http_server_new(loop, router, &opts);
+  if (!srv || hello_ws_routes(router, srv) != 0) {
+    fprintf(stderr, "ra-hello: setup failed\n");
+    return 1;
+  }
+  int rc = ra_http_server_listen(srv, listen, NULL);
+  if (rc) {
+    fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
+    return 1;
+  }
+  /* Print the real port (":0" picks one) for scripts. */
+  char host[256];
+  const char *colon = strrchr(listen, ':');
+  size_t hl = colon ? (size_t)(colon - listen) : 0;
+  if (hl >= sizeof host) hl = sizeof host - 1;
+  memcpy(host, listen, hl);
+  host[hl] = '\0';
+  if (strncmp(listen, "unix:", 5) == 0) printf("listening on %s\n", listen);
+  else printf("listening on http://%s:%u\n", hl ? host : "0.0.0.0", ra_http_server_port(srv));
+  fflush(stdout);
+
+  ra_loop_on_signal(loop, SIGINT, on_signal, srv);
+  ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
+  rc = ra_loop_run(loop);
+  ra_loop_on_signal(loop, SIGINT, NULL, NULL);
+  ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
+  ra_http_server_free(srv);
+  ra_router_free(router);
+  /* Let deferred closes run before the loop goes. */
+  for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);
+  ra_loop_free(loop);
+  return rc ? 1 : 0;
+}

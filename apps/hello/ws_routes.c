@@ -1,0 +1,70 @@
+/* apps/hello/ws_routes.c: WS /echo and WS /chat. */
+#include "apps/hello/ws_routes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "ws/ws.h"
+
+/* Large enough for the 16 MiB integration test plus framing slack. */
+static const ra_ws_opts hello_opts = {
+    .max_message = (uint64_t)64 << 20,
+    .send_limit = (size_t)256 << 20,
+};
+
+typedef struct hello_ws {
+  ra_ws_room *all;  /* every open WebSocket, to close them on shutdown */
+  ra_ws_room *chat;
+} hello_ws;
+
+static void echo_open(ra_ws *ws, void *ud) {
+  hello_ws *hw = ud;
+  ra_ws_room_join(hw->all, ws);
+}
+
+static void echo_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  int rc = ra_ws_send(ws, type, data, len);
+  if (rc < 0 && rc != -EPIPE) ra_warn("ws /echo: send failed: %d", rc);
+}
+
+static const ra_ws_handlers echo_handlers = {.on_open = echo_open, .on_message = echo_message};
+
+static void chat_open(ra_ws *ws, void *ud) {
+  hello_ws *hw = ud;
+  ra_ws_room_join(hw->all, ws);
+  if (ra_ws_room_join(hw->chat, ws) < 0) ra_ws_close(ws, RA_WS_CLOSE_INTERNAL, "cannot join");
+}
+
+static void chat_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  hello_ws *hw = ud;
+  ra_ws_room_broadcast(hw->chat, type, data, len, NULL);
+}
+
+static const ra_ws_handlers chat_handlers = {.on_open = chat_open, .on_message = chat_message};
+
+static void on_shutdown(ra_http_server *srv, void *ud) {
+  hello_ws *hw = ud;
+  ra_ws_room_close_all(hw->all, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+int hello_ws_routes(ra_router *r, ra_http_server *srv) {
+  hello_ws *hw = calloc(1, sizeof *hw);
+  if (!hw) return -ENOMEM;
+  hw->all = ra_ws_room_new();
+  hw->chat = ra_ws_room_new();
+  int rc = -ENOMEM;
+  if (!hw->all || !hw->chat) goto fail;
+  rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &hello_opts, 0);
+  if (rc < 0) goto fail;
+  /* from here on /echo points at hw: it stays allocated whatever happens */
+  rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &hello_opts, 0);
+  if (rc < 0) return rc;
+  if (srv && (rc = ra_http_server_on_shutdown(srv, on_shutdown, hw)) < 0) return rc;
+  return 0;
+fail:
+  ra_ws_room_free(hw->all);
+  ra_ws_room_free(hw->chat);
+  free(hw);
+  return rc;
+}

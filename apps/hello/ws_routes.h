@@ -1,0 +1,14 @@
+/* apps/hello/ws_routes.h: ra-hello's WebSocket routes. */
+#ifndef RA_HELLO_WS_ROUTES_H
+#define RA_HELLO_WS_ROUTES_H
+
+#include "http/router.h"
+#include "http/server.h"
+
+/* Adds WS /echo (every message back, same type) and WS /chat (every message
+ * to every member of the room, sender included). With srv (may be NULL),
+ * a graceful shutdown of the server closes every WebSocket with 1001.
+ * Returns 0 or -errno. The rooms live as long as the process. */
+int hello_ws_routes(ra_router *r, ra_http_server *srv);
+
+#endif

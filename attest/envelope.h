@@ -1,0 +1,100 @@
+/* attest/envelope.h: the tunnel's cryptography (PROTOCOL.md §2-3, §5).
+ *
+ * - the key exchange: the server's X25519 key pair, the client's symmetric
+ *   key K sealed to it (libsodium sealed box: 32-byte ephemeral public key ||
+ *   XSalsa20-Poly1305 box, 80 bytes for a 32-byte key);
+ * - `enc` envelopes: crypto_secretbox (XSalsa20-Poly1305) of one CBOR inner
+ *   message under K with a fresh random 24-byte nonce;
+ * - replay detection: the set of envelope nonces a connection has accepted.
+ *
+ * Buffers: an ra_env_buf is grown to the largest message it has carried and
+ * then reused, so steady-state sealing and opening allocate nothing. Sealing
+ * works in place: the caller encodes the plaintext straight into the buffer
+ * (after room reserved for the envelope head and the MAC), and the whole
+ * envelope is produced around it without copying the plaintext.
+ */
+#ifndef RA_ATTEST_ENVELOPE_H
+#define RA_ATTEST_ENVELOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RA_ENV_KEY_BYTES 32
+#define RA_ENV_NONCE_BYTES 24
+#define RA_ENV_MAC_BYTES 16
+#define RA_ENV_PK_BYTES 32
+#define RA_ENV_SK_BYTES 32
+#define RA_ENV_SEALED_KEY_BYTES 80 /* 32 ephemeral pk + 16 MAC + 32 key */
+
+/* Must be called once before any other function (idempotent; sodium_init).
+ * Returns 0 or -EIO. */
+int ra_env_init(void);
+
+/* A fresh X25519 key pair (crypto_box_keypair). */
+int ra_env_keypair(uint8_t pk[RA_ENV_PK_BYTES], uint8_t sk[RA_ENV_SK_BYTES]);
+/* A fresh random symmetric key. */
+void ra_env_random_key(uint8_t key[RA_ENV_KEY_BYTES]);
+
+/* Client: out = crypto_box_seal(key, server_pk). Returns 0 or -EINVAL (a
+ * public key libsodium refuses, e.g. a small-order point). */
+int ra_env_seal_key(const uint8_t key[RA_ENV_KEY_BYTES], const uint8_t server_pk[RA_ENV_PK_BYTES],
+                    uint8_t out[RA_ENV_SEALED_KEY_BYTES]);
+/* Server: opens a sealed key. Returns 0, or -EBADMSG when sealed is not
+ * exactly 80 bytes or does not open with this key pair. */
+int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8_t pk[RA_ENV_PK_BYTES],
+                    const uint8_t sk[RA_ENV_SK_BYTES], uint8_t key[RA_ENV_KEY_BYTES]);
+
+/* A reusable message buffer. Zero-initialised is valid and empty. */
+typedef struct ra_env_buf {
+  uint8_t *data;
+  size_t cap;
+} ra_env_buf;
+void ra_env_buf_free(ra_env_buf *b);
+
+/* Sealing, in three steps:
+ *   size_t n = encode(NULL, 0, ...);                 // measure the plaintext
+ *   uint8_t *p = ra_env_seal_begin(b, n);            // room for it
+ *   encode(p, n, ...);                               // write it in place
+ *   ra_env_seal_end(b, key, n, &msg, &msg_len);      // the whole `enc` CBOR
+ * seal_begin returns NULL on -ENOMEM. msg points into b and stays valid until
+ * the next seal_begin on b. */
+uint8_t *ra_env_seal_begin(ra_env_buf *b, size_t plain_len);
+void ra_env_seal_end(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t plain_len,
+                     const uint8_t **msg, size_t *msg_len);
+
+/* Opening: decrypts an envelope's ciphertext (MAC || encrypted bytes, as on
+ * the wire) into b. Returns 0 and sets *plain / *plain_len (valid until the
+ * next use of b), -EBADMSG if the ciphertext is shorter than the MAC or
+ * does not authenticate, -ENOMEM. */
+int ra_env_open(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES],
+                const uint8_t nonce[RA_ENV_NONCE_BYTES], const uint8_t *ct, size_t ct_len,
+                const uint8_t **plain, size_t *plain_len);
+
+/* Replay detection. Only envelopes that authenticated are recorded (forged
+ * ones cannot fill the set). Each accepted nonce is remembered as a 64-bit
+ * SipHash under a per-set random key (an attacker can neither predict nor
+ * aim collisions; a false "replay" between two honest random nonces has
+ * probability below n^2/2^65). The table is open-addressed, grows by doubling
+ * (8 bytes per slot, load <= 1/2) and is bounded: once `limit` nonces have
+ * been accepted under one key, every further envelope is refused with
+ * -ENOSPC, and the tunnel closes the control channel so that the client
+ * reconnects with a fresh key. Never forgetting within a key is what makes
+ * the check sound: a window would let an old envelope be replayed once it
+ * fell out. */
+typedef struct ra_replay {
+  uint64_t *slots; /* 0: empty */
+  size_t cap;      /* power of two, or 0 */
+  size_t count;
+  size_t limit;
+  uint8_t key[16];
+} ra_replay;
+#define RA_REPLAY_DEFAULT_LIMIT (1u << 18) /* 262144 envelopes: 4 MiB of table at most */
+/* limit 0: the default. */
+void ra_replay_init(ra_replay *r, size_t limit);
+/* Returns 0 (new: recorded), -EEXIST (seen before), -ENOSPC (limit
+ * reached), -ENOMEM. */
+int ra_replay_check(ra_replay *r, const uint8_t nonce[RA_ENV_NONCE_BYTES]);
+void ra_replay_free(ra_replay *r);
+
+#endif

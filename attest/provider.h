@@ -1,0 +1,130 @@
+/* attest/provider.h: quote providers for the tunnel's server_kx.
+ *
+ * A provider turns the server's X25519 public key into what server_kx
+ * carries besides the key (PROTOCOL.md §2, §4): the quote, runtime_data and
+ * verifier_data. The tunnel asks once at start-up (one key pair per process,
+ * as in the reference); nothing here touches the event loop, and a provider
+ * may block (configfs-tsm takes a few milliseconds in the kernel).
+ *
+ * Binding, as the reference (@teekit/tunnel) does it for TDX: the server's
+ * quote source is Intel Trust Authority's `trustauthority-cli evidence
+ * --tdx --user-data <key>`, whose JSON gives verifier_nonce {val, iat,
+ * signature} and runtime_data; the server forwards them as
+ *   verifier_data = {iat: bytes, val: bytes, signature: bytes}
+ * (a CBOR map in that key order, each a byte string) and
+ *   runtime_data  = the user data (our X25519 public key),
+ * and the client checks report_data == SHA-512(val || iat || x25519 key),
+ * refusing an absent or empty val or iat. ITA's val is the ASCII base64 text
+ * of 64 random bytes, its iat the ASCII time "2025-09-11 21:55:22 +0000 UTC",
+ * its signature ITA's RSA signature over the nonce (no client checks it).
+ * Our sim and tsm providers produce the same shape: val = 32 fresh random
+ * bytes, iat = the current UTC time in ITA's text form, signature = empty
+ * (nobody here could sign for ITA), runtime_data = the X25519 key.
+ *
+ * Providers:
+ *   file  a fixed quote read from a file (binary, hex or base64). Its
+ *         report_data was made for something else, so it cannot bind our
+ *         key: binds_key is false, verifier_data and runtime_data are absent,
+ *         and a client has to be told to skip the binding check.
+ *   sim   the simulated TEE (attest/sim.h): binds the key; proves nothing
+ *         about the machine (is_simulated).
+ *   tsm   Linux configfs-tsm (a TDX guest's kernel interface): creates
+ *         ROOT/<entry>, writes the 64-byte report_data to inblob, reads
+ *         outblob, removes the entry. ROOT defaults to
+ *         /sys/kernel/config/tsm/report and is configurable (tests).
+ * Providers of other kinds plug in with ra_quote_provider_new(). */
+#ifndef RA_ATTEST_PROVIDER_H
+#define RA_ATTEST_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RA_TSM_DEFAULT_ROOT "/sys/kernel/config/tsm/report"
+
+/* What server_kx carries for one key. All buffers are malloc'd and owned by
+ * the struct: release them with ra_quote_evidence_clear(). */
+typedef struct ra_quote_evidence {
+    uint8_t *quote;
+    size_t quote_len;
+    /* runtime_data: NULL means CBOR null */
+    uint8_t *runtime_data;
+    size_t runtime_data_len;
+    /* verifier_data {val, iat, signature}: has_verifier_data false means
+     * CBOR null. When present, val, iat and signature are non-NULL;
+     * signature_len may be 0 (sim, tsm: nothing can sign for ITA). */
+    bool has_verifier_data;
+    uint8_t *val, *iat, *signature;
+    size_t val_len, iat_len, signature_len;
+    /* the quote's report_data commits to the X25519 key given */
+    bool binds_key;
+} ra_quote_evidence;
+
+void ra_quote_evidence_clear(ra_quote_evidence *ev);
+
+typedef struct ra_quote_provider ra_quote_provider;
+
+/* The interface: get() fills *ev (zeroed by the caller of get) for the
+ * given key or returns a negative errno and writes a message to err
+ * (errlen >= 1). free_self() releases self (may be NULL). */
+typedef struct ra_quote_provider_ops {
+    const char *name; /* static: "file", "sim", "tsm", ... */
+    int (*get)(void *self, const uint8_t x25519_pub[32], ra_quote_evidence *ev, char *err, size_t errlen);
+    void (*free_self)(void *self);
+} ra_quote_provider_ops;
+
+/* Wraps an implementation. ops must outlive the provider; self is owned by
+ * the provider from here on (freed by ops->free_self, also on failure). */
+int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key, bool simulated,
+                          ra_quote_provider **out);
+
+/* file: reads path now (at most 1 MiB), decoding binary, hex or base64.
+ * Errors: -errno from open/read, -EINVAL (undecodable or empty), -ENOMEM.
+ * On error *out is NULL and, if err is not NULL, a message is written. */
+int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err, size_t errlen);
+
+/* sim: opens the simulated TEE in dir (ra_sim_open). */
+int ra_quote_provider_sim(const char *dir, ra_quote_provider **out, char *err, size_t errlen);
+
+/* tsm: root NULL means RA_TSM_DEFAULT_ROOT. entry NULL: a fresh entry
+ * "raloop-<pid>-<n>" is created for each report and removed afterwards;
+ * otherwise the named entry is used and must already exist (an
+ * administrator can create it and hand its files to an unprivileged
+ * service). Fails with -ENODEV and a message when root does not exist
+ * (not a TDX/SEV-SNP guest, or configfs not mounted). */
+int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out, char *err,
+                          size_t errlen);
+
+/* Whether configfs-tsm is offered at root (NULL: the default). */
+bool ra_tsm_available(const char *root);
+
+/* auto: tsm at the default root when the kernel offers it, the simulated
+ * TEE in sim_dir (NULL: ra_sim_default_dir()) otherwise. *warning (may be NULL) is set to a static
+ * message the caller must log loudly when the sim was chosen, NULL
+ * otherwise. */
+int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning, char *err,
+                           size_t errlen);
+
+/* Produces evidence for x25519_pub. *ev is overwritten (not cleared
+ * first); on failure it is left empty and ra_quote_provider_error() says
+ * why. Returns 0 or a negative errno. */
+int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32], ra_quote_evidence *ev);
+
+const char *ra_quote_provider_name(const ra_quote_provider *p);
+/* Whether the evidence binds the key (false for file: tell clients/logs). */
+bool ra_quote_provider_binds_key(const ra_quote_provider *p);
+/* Whether the quotes are simulated (say so loudly at start-up and in logs). */
+bool ra_quote_provider_simulated(const ra_quote_provider *p);
+/* The last error message ("" if none). Valid until the next call on p. */
+const char *ra_quote_provider_error(const ra_quote_provider *p);
+/* For the sim provider: the root certificate clients must pin; NULL for
+ * other providers. Valid until ra_quote_provider_free(). */
+const char *ra_quote_provider_sim_root(const ra_quote_provider *p);
+
+void ra_quote_provider_free(ra_quote_provider *p);
+
+/* ITA's iat text for time t: "YYYY-MM-DD HH:MM:SS +0000 UTC" (29 chars +
+ * NUL in out, outlen >= 30). Returns the length, or -EINVAL. */
+int ra_quote_iat_format(int64_t t, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,719 @@
+/* attest/tunnel_server.c: see tunnel_server.h.
+ *
+ * Structure: one ra_tunnel_server (key pair, cached server_kx bytes, the list
+ * of tunnels, one heartbeat timer for all of them); one `tunnel` per control
+ * WebSocket (its key, replay set, rx/tx envelope buffers, pending requests,
+ * tunnelled sockets); one `treq` per http_request whose response is pending
+ * (the ra_res sink); one `tws` per tunnelled WebSocket (the ra_ws sink).
+ */
+#include "attest/tunnel_server.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/envelope.h"
+#include "attest/tunnel_msg.h"
+#include "core/log.h"
+#include "http/request.h"
+#include "http/response.h"
+#include "http/server.h"
+#include "ws/utf8.h"
+#include "ws/ws.h"
+
+typedef struct tunnel tunnel;
+typedef struct treq treq;
+typedef struct tws tws;
+
+struct ra_tunnel_server {
+  ra_loop *loop;
+  ra_router *router;
+  ra_tunnel_server_opts o;
+  uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
+  uint8_t *server_kx; /* encoded once: the same for every connection */
+  size_t server_kx_len;
+  tunnel *tunnels;
+  ra_timer heartbeat;
+  ra_tunnel_stats st;
+  bool freeing;
+};
+
+struct tunnel {
+  ra_tunnel_server *srv;
+  ra_ws *ctl;
+  tunnel *next, *prev;
+  bool has_key;
+  uint8_t key[RA_ENV_KEY_BYTES];
+  ra_replay replay;
+  ra_env_buf rx, tx;
+  uint64_t last_seen;
+  treq *reqs;
+  size_t n_reqs;
+  tws *socks;
+  size_t n_socks;
+};
+
+struct treq {
+  tunnel *t;
+  ra_res *res;
+  treq *next, *prev;
+  bool head_only; /* HEAD: never a body */
+  bool got_head;
+  int status;
+  ra_header *hdrs; /* copied at head(): names/values point into hdr_bytes */
+  size_t n_hdrs;
+  char *hdr_bytes;
+  ra_buf body;
+  size_t id_len;
+  char id[]; /* requestId */
+};
+
+struct tws {
+  tunnel *t;
+  ra_ws *ws;
+  tws *next, *prev;
+  ra_defer close_later; /* terminate: on_close from the loop */
+  uint16_t close_code;
+  bool gone;            /* ra_ws_deliver_close done or scheduled */
+  size_t id_len;
+  char id[]; /* connectionId */
+};
+
+#define LIST_ADD(head, x)                 \
+  do {                                     \
+    (x)->prev = NULL;                      \
+    (x)->next = (head);                    \
+    if (head) (head)->prev = (x);          \
+    (head) = (x);                          \
+  } while (0)
+#define LIST_DEL(head, x)                              \
+  do {                                                 \
+    if ((x)->prev) { (x)->prev->next = (x)->next; }    \
+    else { (head) = (x)->next; }                       \
+    if ((x)->next) { (x)->next->prev = (x)->prev; }    \
+    (x)->next = (x)->prev = NULL;                      \
+  } while (0)
+
+/* ---- sending envelopes --------------------------------------------------- */
+
+/* Seals the inner message that `enc` writes and sends it on the control
+ * channel. The plaintext is encoded straight into the tunnel's tx buffer and
+ * encrypted there. */
+typedef size_t (*encode_fn)(uint8_t *out, size_t cap, const void *arg);
+
+static int send_sealed(tunnel *t, encode_fn enc, const void *arg) {
+  if (!t->has_key || !t->ctl) return -ENOTCONN;
+  size_t n = enc(NULL, 0, arg);
+  uint8_t *p = ra_env_seal_begin(&t->tx, n);
+  if (!p) return -ENOMEM;
+  enc(p, n, arg);
+  const uint8_t *msg;
+  size_t len;
+  ra_env_seal_end(&t->tx, t->key, n, &msg, &len);
+  int rc = ra_ws_send(t->ctl, RA_WS_BINARY, msg, len);
+  return rc < 0 ? rc : 0;
+}
+
+typedef struct ev_arg {
+  ra_str id;
+  ra_tmsg_event ev;
+  int code;
+  ra_str reason;
+  const char *error;
+} ev_arg;
+static size_t enc_event(uint8_t *out, size_t cap, const void *a) {
+  const ev_arg *e = a;
+  return ra_tmsg_encode_ws_event(out, cap, e->id, e->ev, e->code, e->reason, e->error);
+}
+static void send_event(tunnel *t, ra_str id, ra_tmsg_event ev, int code, ra_str reason, const char *error) {
+  ev_arg a = {id, ev, code, reason, error};
+  send_sealed(t, enc_event, &a);
+}
+
+static size_t enc_response(uint8_t *out, size_t cap, const void *a) {
+  return ra_tmsg_encode_http_response(out, cap, a);
+}
+
+static void send_simple_response(tunnel *t, ra_str id, int status, const char *text) {
+  ra_header h = {RA_STR("content-type"), RA_STR("text/plain; charset=utf-8")};
+  ra_tmsg_http_response_out r = {
+    .request_id = id, .status = status, .status_text = ra_str_cstr(ra_http_status_text(status)),
+    .headers = &h, .n_headers = 1, .has_body = true, .body = text, .body_len = strlen(text),
+  };
+  send_sealed(t, enc_response, &r);
+}
+
+/* ---- responses: the ra_res sink ------------------------------------------ */
+
+static void treq_free(treq *q) {
+  free(q->hdrs);
+  free(q->hdr_bytes);
+  ra_buf_free(&q->body);
+  free(q);
+}
+
+static void treq_unlink(treq *q) {
+  if (q->t) {
+    LIST_DEL(q->t->reqs, q);
+    q->t->n_reqs--;
+    q->t = NULL;
+  }
+}
+
+static int sink_head(void *sink, int status, const ra_header *headers, size_t n, int64_t content_length) {
+  treq *q = sink;
+  (void)content_length;
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += headers[i].name.len + headers[i].value.len;
+  q->hdrs = n ? calloc(n, sizeof *q->hdrs) : NULL;
+  q->hdr_bytes = malloc(bytes ? bytes : 1);
+  if ((n && !q->hdrs) || !q->hdr_bytes) return -ENOMEM;
+  char *p = q->hdr_bytes;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, headers[i].name.ptr, headers[i].name.len);
+    q->hdrs[i].name = ra_str_make(p, headers[i].name.len);
+    p += headers[i].name.len;
+    memcpy(p, headers[i].value.ptr, headers[i].value.len);
+    q->hdrs[i].value = ra_str_make(p, headers[i].value.len);
+    p += headers[i].value.len;
+  }
+  q->n_hdrs = n;
+  q->status = status;
+  q->got_head = true;
+  return 0;
+}
+
+static int sink_body(void *sink, const void *data, size_t len) {
+  treq *q = sink;
+  if (q->head_only) return 0;
+  return ra_buf_append(&q->body, data, len);
+}
+
+/* Hop-by-hop and framing headers mean nothing inside the tunnel. */
+static bool skip_header(ra_str name) {
+  static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
+                                    "proxy-connection", "te", "trailer"};
+  for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+    if (ra_str_eq_nocase(name, ra_str_cstr(hop[i]))) return true;
+  return false;
+}
+
+static int sink_end(void *sink) {
+  treq *q = sink;
+  tunnel *t = q->t;
+  if (t) {
+    int status = q->got_head ? q->status : 500;
+    /* drop hop-by-hop headers in place */
+    size_t k = 0;
+    for (size_t i = 0; i < q->n_hdrs; i++)
+      if (!skip_header(q->hdrs[i].name)) q->hdrs[k++] = q->hdrs[i];
+    bool no_body = status == 204 || status == 205 || status == 304;
+    ra_tmsg_http_response_out r = {
+      .request_id = ra_str_make(q->id, q->id_len), .status = status,
+      .status_text = ra_str_cstr(ra_http_status_text(status)),
+      .headers = q->hdrs, .n_headers = k, .has_body = !no_body,
+      .body = q->body.len ? ra_buf_ptr(&q->body) : (const void *)"", .body_len = q->body.len,
+    };
+    send_sealed(t, enc_response, &r);
+    treq_unlink(q);
+  }
+  treq_free(q);
+  return 0;
+}
+
+static size_t sink_pending(void *sink) {
+  treq *q = sink;
+  return q->t && q->t->ctl ? ra_ws_buffered(q->t->ctl) : 0;
+}
+
+static const ra_res_sink_ops treq_ops = {
+  .head = sink_head, .body = sink_body, .end = sink_end, .pending = sink_pending,
+};
+
+/* The path and query of a request URL: "/p?q" as is; "http://h:1/p?q" ->
+ * "/p?q"; "p" -> "/p" (as `new URL(url, "http://localhost")` would); the
+ * fragment is dropped. Returns a view into url, or writes "/"+url into
+ * scratch. */
+static ra_str url_target(ra_str url, char *scratch, size_t scratch_len) {
+  const char *p = url.ptr, *end = url.ptr + url.len;
+  const char *hash = memchr(p, '#', url.len);
+  if (hash) end = hash;
+  const char *scheme = NULL;
+  for (const char *c = p; c + 2 < end; c++) {
+    if (*c == '/' || *c == '?') break;
+    if (c[0] == ':' && c[1] == '/' && c[2] == '/') { scheme = c + 3; break; }
+  }
+  if (scheme) {
+    const char *slash = scheme;
+    while (slash < end && *slash != '/' && *slash != '?') slash++;
+    if (slash == end) return RA_STR("/");
+    if (*slash == '?') { /* "http://h?x" */
+      size_t n = (size_t)(end - slash);
+      if (n + 1 > scratch_len) return RA_STR("/");
+      scratch[0] = '/';
+      memcpy(scratch + 1, slash, n);
+      return ra_str_make(scratch, n + 1);
+    }
+    return ra_str_make(slash, (size_t)(end - slash));
+  }
+  if (p < end && *p == '/') return ra_str_make(p, (size_t)(end - p));
+  size_t n = (size_t)(end - p);
+  if (n + 1 > scratch_len) return RA_STR("/");
+  scratch[0] = '/';
+  memcpy(scratch + 1, p, n);
+  return ra_str_make(scratch, n + 1);
+}
+
+static void on_http_request(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->http_request.request_id;
+  if (t->n_reqs >= s->o.max_inflight) {
+    s->st.requests_refused++;
+    send_simple_response(t, id, 503, "too many requests in flight on this tunnel\n");
+    return;
+  }
+  char scratch[2048];
+  ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
+  ra_req *req = ra_req_new(m->http_request.method, target, 11, true);
+  treq *q = calloc(1, sizeof *q + id.len + 1);
+  if (!req || !q) goto oom;
+  memcpy(q->id, id.ptr, id.len);
+  q->id_len = id.len;
+  q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
+  ra_tmsg_iter it;
+  ra_str k, v;
+  ra_tmsg_iter_init(&it, m->http_request.headers);
+  while (ra_tmsg_headers_next(&it, &k, &v))
+    if (ra_req_add_header(req, k, v)) goto oom;
+  if (m->http_request.has_body && m->http_request.body.len &&
+      ra_req_append_body(req, m->http_request.body.ptr, m->http_request.body.len))
+    goto oom;
+  ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
+  if (!res) goto oom;
+  q->res = res;
+  q->t = t;
+  LIST_ADD(t->reqs, q);
+  t->n_reqs++;
+  s->st.requests++;
+  ra_router_handle(s->router, req, res); /* may end (and free q) right here */
+  return;
+oom:
+  if (req) ra_req_free(req);
+  free(q);
+  send_simple_response(t, id, 500, "out of memory\n");
+}
+
+/* ---- tunnelled WebSockets: the ra_ws sink --------------------------------- */
+
+typedef struct msg_arg {
+  ra_str id;
+  bool text;
+  const void *data;
+  size_t len;
+} msg_arg;
+static size_t enc_message(uint8_t *out, size_t cap, const void *a) {
+  const msg_arg *m = a;
+  return ra_tmsg_encode_ws_message(out, cap, m->id, m->text, m->data, m->len);
+}
+
+static int tws_send(void *sink, ra_ws_type type, const void *data, size_t len) {
+  tws *w = sink;
+  if (w->gone || !w->t) return -EPIPE;
+  msg_arg a = {ra_str_make(w->id, w->id_len), type == RA_WS_TEXT, data, len};
+  return send_sealed(w->t, enc_message, &a);
+}
+
+static void tws_release(tws *w) {
+  if (w->t) {
+    LIST_DEL(w->t->socks, w);
+    w->t->n_socks--;
+    w->t = NULL;
+  }
+}
+
+/* The application closes: tell the client, and the ra_ws is done (the
+ * tunnel has no closing handshake). */
+static int tws_close(void *sink, uint16_t code, ra_str reason) {
+  tws *w = sink;
+  if (w->gone) return -EALREADY;
+  w->gone = true;
+  if (w->t) send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, code ? code : -1,
+                       reason.len ? reason : ra_str_make(NULL, 0), NULL);
+  tws_release(w);
+  ra_ws_deliver_close(w->ws, code ? code : 1005, reason);
+  free(w); /* the closed ra_ws never calls its sink again */
+  return 0;
+}
+
+static void tws_close_later(ra_defer *d, void *ud) {
+  (void)d;
+  tws *w = ud;
+  ra_ws_deliver_close(w->ws, w->close_code, RA_STR(""));
+  free(w);
+}
+
+static void tws_terminate(void *sink) {
+  tws *w = sink;
+  if (w->gone) return;
+  w->gone = true;
+  if (w->t) {
+    send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, 1006, ra_str_make(NULL, 0), NULL);
+    ra_loop *loop = w->t->srv->loop;
+    tws_release(w);
+    w->close_code = 1006;
+    ra_defer_init(&w->close_later, tws_close_later, w);
+    ra_loop_defer(loop, &w->close_later);
+  }
+}
+
+static size_t tws_buffered(void *sink) {
+  tws *w = sink;
+  return w->t && w->t->ctl ? ra_ws_buffered(w->t->ctl) : 0;
+}
+
+static const ra_ws_sink_ops tws_ops = {
+  .send = tws_send, .close = tws_close, .terminate = tws_terminate, .buffered = tws_buffered,
+};
+
+static tws *find_sock(tunnel *t, ra_str id) {
+  for (tws *w = t->socks; w; w = w->next)
+    if (w->id_len == id.len && memcmp(w->id, id.ptr, id.len) == 0) return w;
+  return NULL;
+}
+
+static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->ws_connect.connection_id;
+  if (find_sock(t, id)) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "connectionId already in use");
+    return;
+  }
+  if (t->n_socks >= s->o.max_sockets) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "too many WebSockets on this tunnel");
+    return;
+  }
+  char scratch[2048];
+  ra_str target = url_target(m->ws_connect.url, scratch, sizeof scratch);
+  ra_req *req = ra_req_new(RA_STR("GET"), target, 11, true);
+  if (!req) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+    return;
+  }
+  ra_route_match rm;
+  const ra_ws_handlers *h = NULL;
+  void *hud = NULL;
+  const char *why = NULL;
+  if (ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm) != 0 ||
+      !ra_ws_route_handlers(&rm, &h, &hud)) {
+    why = "no WebSocket route for this path";
+  } else if (h->on_request) {
+    int st = h->on_request(req, hud);
+    if (st) why = "refused by the application";
+  }
+  if (why) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+    ra_req_free(req);
+    return;
+  }
+  ra_str protocol = RA_STR("");
+  ra_str offered[16];
+  size_t n_off = 0;
+  ra_tmsg_iter it;
+  ra_tmsg_iter_init(&it, m->ws_connect.protocols);
+  while (n_off < 16 && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
+  if (h->select_protocol && n_off) {
+    int i = h->select_protocol(req, offered, n_off, hud);
+    if (i >= 0 && (size_t)i < n_off) protocol = offered[i];
+  }
+  tws *w = calloc(1, sizeof *w + id.len + 1);
+  ra_ws *ws = w ? ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm)) : NULL;
+  if (!ws || ra_ws_set_info(ws, ra_req_path(req), protocol, true)) {
+    if (ws) { w->gone = true; ra_ws_deliver_close(ws, 1006, RA_STR("")); }
+    free(w);
+    ra_req_free(req);
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+    return;
+  }
+  ra_req_free(req);
+  memcpy(w->id, id.ptr, id.len);
+  w->id_len = id.len;
+  w->ws = ws;
+  w->t = t;
+  LIST_ADD(t->socks, w);
+  t->n_socks++;
+  s->st.sockets_opened++;
+  send_event(t, id, RA_TMSG_EV_OPEN, -1, ra_str_make(NULL, 0), NULL);
+  ra_ws_deliver_open(ws);
+}
+
+static void on_ws_message(tunnel *t, const ra_tmsg *m) {
+  tws *w = find_sock(t, m->ws_message.connection_id);
+  if (!w || w->gone) return;
+  const uint8_t *d = m->ws_message.data.ptr;
+  size_t n = m->ws_message.data.len;
+  if (m->ws_message.is_text) {
+    if (!ra_utf8_valid(d, n)) {
+      ra_ws_close(w->ws, 1007, "invalid UTF-8");
+      return;
+    }
+    ra_ws_deliver_message(w->ws, RA_WS_TEXT, d, n);
+  } else {
+    ra_ws_deliver_message(w->ws, RA_WS_BINARY, d, n);
+  }
+}
+
+static void on_ws_close(tunnel *t, const ra_tmsg *m) {
+  tws *w = find_sock(t, m->ws_close.connection_id);
+  if (!w || w->gone) return;
+  w->gone = true;
+  tws_release(w);
+  ra_ws_deliver_close(w->ws, m->ws_close.has_code ? (uint16_t)m->ws_close.code : 1005,
+                      m->ws_close.has_reason ? m->ws_close.reason : RA_STR(""));
+  free(w);
+}
+
+/* ---- the control channel ---------------------------------------------------- */
+
+static void tunnel_teardown(tunnel *t) {
+  ra_tunnel_server *s = t->srv;
+  while (t->reqs) {
+    treq *q = t->reqs;
+    treq_unlink(q);
+    s->st.responses_cancelled++;
+    ra_res_cancel(q->res); /* the sink is never called again */
+    treq_free(q);
+  }
+  while (t->socks) {
+    tws *w = t->socks;
+    tws_release(w);
+    if (w->gone) continue; /* a deferred close is already on its way */
+    w->gone = true;
+    ra_ws_deliver_close(w->ws, 1006, RA_STR("tunnel closed"));
+    free(w);
+  }
+  LIST_DEL(s->tunnels, t);
+  s->st.tunnels_open--;
+  ra_replay_free(&t->replay);
+  ra_env_buf_free(&t->rx);
+  ra_env_buf_free(&t->tx);
+  sodium_memzero(t->key, sizeof t->key);
+  free(t);
+}
+
+static void ctl_open(ra_ws *ws, void *ud) {
+  ra_tunnel_server *s = ud;
+  if (s->freeing || s->st.tunnels_open >= s->o.max_tunnels) {
+    s->st.tunnels_refused++;
+    ra_ws_close(ws, 1013, "too many tunnels");
+    return;
+  }
+  tunnel *t = calloc(1, sizeof *t);
+  if (!t) {
+    ra_ws_close(ws, 1011, "out of memory");
+    return;
+  }
+  t->srv = s;
+  t->ctl = ws;
+  t->last_seen = ra_loop_now(s->loop);
+  ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
+  LIST_ADD(s->tunnels, t);
+  s->st.tunnels_open++;
+  s->st.tunnels_total++;
+  ra_ws_set_userdata(ws, t);
+  /* server_kx at once: the client must not have to ask (client_kx_ready is
+   * informational) */
+  ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
+}
+
+static void ctl_enc(tunnel *t, const ra_tmsg *env) {
+  ra_tunnel_server *s = t->srv;
+  const uint8_t *plain;
+  size_t plen;
+  if (ra_env_open(&t->rx, t->key, env->enc.nonce.ptr, env->enc.ciphertext.ptr,
+                  env->enc.ciphertext.len, &plain, &plen) != 0) {
+    s->st.decrypt_failed++;
+    ra_debug("tunnel: envelope does not authenticate, dropped");
+    return;
+  }
+  int rc = ra_replay_check(&t->replay, env->enc.nonce.ptr);
+  if (rc == -EEXIST) {
+    s->st.replays++;
+    ra_warn("tunnel: replayed envelope dropped");
+    return;
+  }
+  if (rc) { /* the key has carried its share: force a fresh handshake */
+    ra_ws_close(t->ctl, 1008, rc == -ENOSPC ? "envelope limit for this key reached" : "out of memory");
+    return;
+  }
+  ra_tmsg m;
+  if (ra_tmsg_decode(plain, plen, &m) != 0) {
+    s->st.bad_cbor++;
+    return;
+  }
+  switch (m.type) {
+  case RA_TMSG_HTTP_REQUEST: on_http_request(t, &m); break;
+  case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
+  case RA_TMSG_WS_MESSAGE: on_ws_message(t, &m); break;
+  case RA_TMSG_WS_CLOSE: on_ws_close(t, &m); break;
+  default: break; /* not for a server: dropped */
+  }
+}
+
+static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  (void)type; /* the reference reads text and binary messages alike */
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  ra_tunnel_server *s = t->srv;
+  t->last_seen = ra_loop_now(s->loop);
+  ra_tmsg m;
+  if (ra_tmsg_decode(data, len, &m) != 0) {
+    s->st.bad_cbor++;
+    return;
+  }
+  if (m.type == RA_TMSG_CLIENT_KX) {
+    if (t->has_key) return; /* a second client_kx is ignored */
+    if (ra_env_open_key(m.client_kx.sealed_key.ptr, m.client_kx.sealed_key.len, s->pk, s->sk, t->key)) {
+      s->st.bad_sealed_key++;
+      ra_warn("tunnel: client_kx does not open, dropped");
+      return;
+    }
+    t->has_key = true;
+    s->st.keyed++;
+    return;
+  }
+  if (!t->has_key) {
+    if (m.type != RA_TMSG_CLIENT_KX_READY) s->st.dropped_before_key++;
+    return;
+  }
+  if (m.type != RA_TMSG_ENC) {
+    s->st.dropped_plaintext++;
+    return;
+  }
+  ctl_enc(t, &m);
+}
+
+static void ctl_pong(ra_ws *ws, const uint8_t *data, size_t len, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (t) t->last_seen = ra_loop_now(t->srv->loop);
+}
+
+static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  ra_ws_set_userdata(ws, NULL);
+  t->ctl = NULL;
+  tunnel_teardown(t);
+}
+
+static const ra_ws_handlers ctl_handlers = {
+  .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close, .on_pong = ctl_pong,
+};
+
+static void heartbeat(ra_timer *tm, void *ud) {
+  ra_tunnel_server *s = ud;
+  uint64_t now = ra_loop_now(s->loop);
+  for (tunnel *t = s->tunnels; t; t = t->next) {
+    if (!t->ctl) continue;
+    if (now - t->last_seen >= s->o.heartbeat_timeout_ms) {
+      s->st.heartbeat_drops++;
+      ra_ws_terminate(t->ctl); /* on_close (1006) from the loop tears it down */
+    } else {
+      ra_ws_ping(t->ctl, NULL, 0);
+    }
+  }
+}
+
+/* ---- the server ------------------------------------------------------------- */
+
+int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
+                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out,
+                         char *err, size_t errlen) {
+  char dummy[1];
+  if (!err || !errlen) { err = dummy; errlen = sizeof dummy; }
+  err[0] = 0;
+  *out = NULL;
+  if (ra_env_init()) { snprintf(err, errlen, "libsodium failed to initialise"); return -EIO; }
+  ra_tunnel_server *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  s->loop = loop;
+  s->router = router;
+  if (opts) s->o = *opts;
+  if (!s->o.heartbeat_interval_ms) s->o.heartbeat_interval_ms = 30000;
+  if (!s->o.heartbeat_timeout_ms) s->o.heartbeat_timeout_ms = 60000;
+  if (!s->o.max_envelope) s->o.max_envelope = 16u << 20;
+  if (!s->o.max_inflight) s->o.max_inflight = 4096;
+  if (!s->o.max_tunnels) s->o.max_tunnels = 10000;
+  if (!s->o.max_sockets) s->o.max_sockets = 1024;
+  if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
+  const char *path = s->o.path ? s->o.path : "/__ra__";
+  s->o.path = NULL; /* the caller's string is not kept */
+
+  int rc = ra_env_keypair(s->pk, s->sk);
+  if (rc) { snprintf(err, errlen, "cannot make a key pair"); goto fail; }
+  ra_quote_evidence ev;
+  memset(&ev, 0, sizeof ev);
+  rc = ra_quote_provider_get(provider, s->pk, &ev);
+  if (rc) {
+    snprintf(err, errlen, "quote provider %s: %s", ra_quote_provider_name(provider),
+             ra_quote_provider_error(provider));
+    goto fail;
+  }
+  ra_tmsg_server_kx_out kx = {
+    .x25519_public_key = s->pk,
+    .quote = {ev.quote, ev.quote_len},
+    .runtime_data = {ev.runtime_data, ev.runtime_data_len},
+    .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
+    .vd_val = {ev.val, ev.val_len}, .vd_iat = {ev.iat, ev.iat_len},
+    .vd_signature = {ev.signature, ev.signature_len},
+  };
+  s->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
+  s->server_kx = malloc(s->server_kx_len);
+  if (!s->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }
+  ra_tmsg_encode_server_kx(s->server_kx, s->server_kx_len, &kx);
+  ra_quote_evidence_clear(&ev);
+
+  ra_ws_opts wo = {.max_message = s->o.max_envelope};
+  rc = ra_ws_route_ex(router, path, &ctl_handlers, s, &wo, 0);
+  if (rc) { snprintf(err, errlen, "cannot register the %s route: %s", path, strerror(-rc)); goto fail; }
+  ra_timer_init(loop, &s->heartbeat, heartbeat, s);
+  ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
+  ra_timer_unref(&s->heartbeat);
+  if (ra_quote_provider_simulated(provider))
+    ra_warn("tunnel: SIMULATED attestation (provider %s): the quotes prove nothing about this machine",
+            ra_quote_provider_name(provider));
+  if (!ra_quote_provider_binds_key(provider))
+    ra_warn("tunnel: provider %s does not bind the tunnel key into the quote: clients must skip the binding check",
+            ra_quote_provider_name(provider));
+  *out = s;
+  return 0;
+fail:
+  free(s->server_kx);
+  sodium_memzero(s->sk, sizeof s->sk);
+  free(s);
+  return rc;
+}
+
+void ra_tunnel_server_free(ra_tunnel_server *s) {
+  if (!s) return;
+  s->freeing = true;
+  ra_timer_stop(&s->heartbeat);
+  while (s->tunnels) {
+    tunnel *t = s->tunnels;
+    ra_ws *ws = t->ctl;
+    if (ws) {
+      ra_ws_set_userdata(ws, NULL);
+      ra_ws_terminate(ws);
+    }
+    t->ctl = NULL;
+    tunnel_teardown(t);
+  }
+  free(s->server_kx);
+  sodium_memzero(s->sk, sizeof s->sk);
+  free(s);
+}
+
+const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *s) { return s->pk; }
+
+void ra_tunnel_server_stats(const ra_tunnel_server *s, ra_tunnel_stats *st) { *st = s->st; }

@@ -1,0 +1,551 @@
+/* bench/main.c: ra-bench, the tunnel-overhead benchmark (issue 6).
+ *
+ *   ra-bench [--scenario NAME]... [--tunnel|--plain|--both]
+ *            [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]
+ *            [--report-data HEX] [--no-binding] [--allow-debug]
+ *            [--format table|csv|json] [--chart FILE.svg] [counts...] URL
+ *
+ * Scenarios (the reference's three, then two of ours):
+ *   concurrent  N GET /hello issued at once (one tunnel / a pool of up to N
+ *               keep-alive connections)                          [N = 100]
+ *   serial      N GET /hello one after the other                 [N = 50]
+ *   large       N POST /echo of 1 MiB each, the echo checked byte for byte,
+ *               one after the other; plus the crypto floor ("floor")  [N = 50]
+ *   throughput  C tunnels / connections, each with one request in flight,
+ *               for D seconds: requests/s and latency        [C = 32, D = 3]
+ *   handshake   new tunnels (full handshake incl. quote verification) then
+ *               one GET /hello each, C at a time; plain: new TCP connection
+ *               + GET /hello with Connection: close        [N = 500, C = 4]
+ * Each scenario starts with an uncounted warm-up on the same transport.
+ * Exit status: 0, 1 when a request failed or a body did not verify, 2 for
+ * bad usage.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bench/bench.h"
+#include "bench/floor.h"
+#include "bench/http_client.h"
+#include "bench/report.h"
+#include "bench/stats.h"
+#include "bench/tunnel.h"
+#include "core/log.h"
+
+/* ---- helpers shared by the modules --------------------------------------------- */
+
+int bench_parse_origin(const char *url, bench_origin *o) {
+  memset(o, 0, sizeof *o);
+  if (strncmp(url, "http://", 7) != 0) return -EINVAL;
+  const char *h = url + 7, *end = h + strcspn(h, "/?#");
+  const char *hs = h, *he, *colon;
+  if (*h == '[') {
+    he = memchr(h, ']', (size_t)(end - h));
+    if (!he) return -EINVAL;
+    hs = h + 1;
+    colon = he + 1 < end && he[1] == ':' ? he + 1 : NULL;
+    if (!colon && he + 1 != end) return -EINVAL;
+  } else {
+    colon = memchr(h, ':', (size_t)(end - h));
+    he = colon ? colon : end;
+  }
+  size_t hl = (size_t)(he - hs);
+  if (hl == 0 || hl >= sizeof o->host) return -EINVAL;
+  memcpy(o->host, hs, hl);
+  o->port = 80;
+  if (colon) {
+    long port = 0;
+    const char *p = colon + 1;
+    if (p == end) return -EINVAL;
+    for (; p < end; p++) {
+      if (*p < '0' || *p > '9') return -EINVAL;
+      port = port * 10 + (*p - '0');
+      if (port > 65535) return -EINVAL;
+    }
+    if (port == 0) return -EINVAL;
+    o->port = (uint16_t)port;
+  }
+  snprintf(o->url, sizeof o->url, "http://%.*s", (int)(end - h), h);
+  return 0;
+}
+
+int bench_run_until(ra_loop *loop, const bool *done, uint64_t timeout_ms) {
+  uint64_t deadline = bench_now_ns() + timeout_ms * 1000000u;
+  while (!*done) {
+    uint64_t now = bench_now_ns();
+    if (now >= deadline) return -ETIMEDOUT;
+    uint64_t left_ms = (deadline - now) / 1000000u + 1;
+    ra_loop_run_once(loop, left_ms > 100 ? 100 : (int)left_ms);
+  }
+  return 0;
+}
+
+/* ---- the runner: W closed-loop workers ---------------------------------------- *
+ * Each worker issues a request, and when it completes, the next one, until
+ * `limit` requests were issued or the deadline passed. concurrent is W = N
+ * with limit N (all issued in one go); serial and large are W = 1;
+ * throughput is W = C with a deadline; handshake is W = C with a limit. */
+
+typedef struct run run;
+typedef struct worker {
+  run *r;
+  uint64_t start;
+  bool busy;
+} worker;
+
+struct run {
+  bench_target *t;
+  const bench_req *req;
+  const uint8_t *expect; /* the body the response must carry */
+  size_t expect_len;
+  worker *w;
+  size_t nw, limit, issued, done, inflight;
+  uint64_t deadline_ns; /* 0: none */
+  bench_samples *samples; /* NULL: warm-up */
+  uint64_t first_ns, last_ns;
+  int err;
+  char errmsg[300];
+  bool finished;
+};
+
+static void worker_issue(worker *w);
+
+static void run_fail(run *r, int err, const char *fmt, const char *detail) {
+  if (!r->err) {
+    r->err = err ? err : -EIO;
+    snprintf(r->errmsg, sizeof r->errmsg, fmt, detail);
+  }
+}
+
+static void on_done(void *ud, int err, int status, const uint8_t *body, size_t len,
+                    const char *errmsg) {
+  worker *w = ud;
+  run *r = w->r;
+  uint64_t now = bench_now_ns();
+  w->busy = false;
+  r->inflight--;
+  r->done++;
+  r->last_ns = now;
+  if (err) {
+    run_fail(r, err, "request failed: %s", errmsg ? errmsg : strerror(-err));
+  } else if (status != 200) {
+    char s[16];
+    snprintf(s, sizeof s, "%d", status);
+    run_fail(r, -EPROTO, "unexpected status %s", s);
+  } else if (len != r->expect_len || memcmp(body, r->expect, len) != 0) {
+    char s[96];
+    size_t i = 0;
+    while (i < len && i < r->expect_len && body[i] == r->expect[i]) i++;
+    snprintf(s, sizeof s, "%zu bytes, expected %zu, first difference at byte %zu", len,
+             r->expect_len, i);
+    run_fail(r, -EPROTO, "response body does not match: %s", s);
+  } else if (r->samples && bench_samples_add(r->samples, (double)(now - w->start) / 1e6)) {
+    run_fail(r, -ENOMEM, "%s", "out of memory");
+  }
+  if (!r->err) worker_issue(w);
+  if (r->inflight == 0) r->finished = true;
+}
+
+static void worker_issue(worker *w) {
+  run *r = w->r;
+  if (r->limit && r->issued >= r->limit) return;
+  if (r->deadline_ns && bench_now_ns() >= r->deadline_ns) return;
+  w->start = bench_now_ns();
+  if (!r->first_ns) r->first_ns = w->start;
+  w->busy = true;
+  r->issued++;
+  r->inflight++;
+  int rc = bench_target_request(r->t, r->req, on_done, w);
+  if (rc) {
+    w->busy = false;
+    r->issued--;
+    r->inflight--;
+    run_fail(r, rc, "cannot send a request: %s", strerror(-rc));
+  }
+}
+
+/* Returns 0 or the first error (message in r->errmsg). */
+static int run_workers(run *r, uint64_t timeout_ms) {
+  r->w = calloc(r->nw, sizeof *r->w);
+  if (!r->w) return -ENOMEM;
+  for (size_t i = 0; i < r->nw; i++) r->w[i].r = r;
+  for (size_t i = 0; i < r->nw && !r->err; i++) worker_issue(&r->w[i]);
+  if (r->inflight == 0) r->finished = true;
+  int rc = bench_run_until(r->t->loop, &r->finished, timeout_ms);
+  if (rc && !r->err) run_fail(r, rc, "%s", "timed out waiting for responses");
+  free(r->w);
+  r->w = NULL;
+  return r->err;
+}
+
+/* ---- configuration --------------------------------------------------------------- */
+
+enum { M_TUNNEL = 1, M_PLAIN = 2 };
+enum { S_CONCURRENT, S_SERIAL, S_LARGE, S_THROUGHPUT, S_HANDSHAKE, S__COUNT };
+static const char *scenario_names[S__COUNT] = {"concurrent", "serial", "large", "throughput",
+                                               "handshake"};
+
+typedef struct cfg {
+  bench_origin origin;
+  bench_policy pol;
+  unsigned modes;
+  bool scen[S__COUNT];
+  size_t n_concurrent, n_serial, n_large, large_size, conns, n_handshake, hs_conc, warmup_div;
+  double duration_s;
+  const char *format, *chart, *label;
+  bool quiet;
+} cfg;
+
+typedef struct ctx {
+  ra_loop *loop;
+  cfg *c;
+  bench_results results;
+  uint8_t *payload; /* the `large` body */
+  char what[S__COUNT][160];
+} ctx;
+
+static void say(const ctx *x, const char *fmt, const char *a, const char *b) {
+  if (x->c->quiet) return;
+  fprintf(stderr, "ra-bench: ");
+  fprintf(stderr, fmt, a, b);
+  fprintf(stderr, "\n");
+}
+
+static bench_target *make_target(ctx *x, unsigned mode, size_t n, bool one_shot) {
+  if (mode == M_PLAIN) return bench_http_new(x->loop, &x->c->origin, n, one_shot);
+  char err[256] = "";
+  bench_target *t = bench_tunnel_new(x->loop, &x->c->origin, &x->c->pol, n, one_shot, err, sizeof err);
+  if (!t) fprintf(stderr, "ra-bench: tunnel: %s\n", err[0] ? err : "out of memory");
+  return t;
+}
+
+/* Lets deferred closes (stream on_close after an abort) run. */
+static void settle(ra_loop *loop) {
+  for (int i = 0; i < 8; i++) ra_loop_run_once(loop, 0);
+}
+
+static int run_scenario(ctx *x, int sc, unsigned mode) {
+  cfg *c = x->c;
+  static const uint8_t world[] = "world";
+  bench_req get = {.method = "GET", .path = "/hello"};
+  bench_req post = {.method = "POST", .path = "/echo", .content_type = "application/octet-stream",
+                    .body = x->payload, .body_len = c->large_size};
+  run warm = {0}, meas = {0};
+  size_t ntarget = 1;
+  bool one_shot = false;
+  warm.req = meas.req = &get;
+  warm.expect = meas.expect = world;
+  warm.expect_len = meas.expect_len = 5;
+  switch (sc) {
+  case S_CONCURRENT:
+    /* plain: a pool of up to N connections, as a browser or Node's fetch
+     * would open for N requests at once; tunnel: one tunnel */
+    ntarget = mode == M_PLAIN ? c->n_concurrent : 1;
+    warm.nw = warm.limit = meas.nw = meas.limit = c->n_concurrent;
+    break;
+  case S_SERIAL:
+    warm.nw = meas.nw = 1;
+    warm.limit = c->n_serial / c->warmup_div + 1;
+    meas.limit = c->n_serial;
+    break;
+  case S_LARGE:
+    warm.req = meas.req = &post;
+    warm.expect = meas.expect = x->payload;
+    warm.expect_len = meas.expect_len = c->large_size;
+    warm.nw = meas.nw = 1;
+    warm.limit = c->n_large / c->warmup_div + 1;
+    meas.limit = c->n_large;
+    break;
+  case S_THROUGHPUT:
+    ntarget = c->conns;
+    warm.nw = meas.nw = c->conns;
+    break;
+  case S_HANDSHAKE:
+    ntarget = c->hs_conc;
+    one_shot = true;
+    warm.nw = meas.nw = c->hs_conc;
+    warm.limit = c->n_handshake / c->warmup_div + 1;
+    meas.limit = c->n_handshake;
+    break;
+  }
+  const char *mname = mode == M_PLAIN ? "plain" : "tunnel";
+  bench_target *t = make_target(x, mode, ntarget, one_shot);
+  if (!t) return -ENOMEM;
+  warm.t = meas.t = t;
+  bench_samples samples = {0};
+  meas.samples = &samples;
+  uint64_t timeout_ms = 120000;
+  if (sc == S_THROUGHPUT) {
+    double wd = c->duration_s / c->warmup_div;
+    warm.deadline_ns = bench_now_ns() + (uint64_t)(wd * 1e9);
+  }
+  say(x, "%s / %s: warm-up", scenario_names[sc], mname);
+  int rc = run_workers(&warm, timeout_ms);
+  if (rc) {
+    fprintf(stderr, "ra-bench: %s / %s (warm-up): %s\n", scenario_names[sc], mname, warm.errmsg);
+  } else {
+    say(x, "%s / %s: measuring", scenario_names[sc], mname);
+    if (sc == S_THROUGHPUT) meas.deadline_ns = bench_now_ns() + (uint64_t)(c->duration_s * 1e9);
+    rc = run_workers(&meas, timeout_ms);
+    if (rc) fprintf(stderr, "ra-bench: %s / %s: %s\n", scenario_names[sc], mname, meas.errmsg);
+  }
+  if (!rc) {
+    bench_summary s;
+    bench_summarize(&samples, meas.last_ns - meas.first_ns, &s);
+    rc = bench_results_add(&x->results, scenario_names[sc], mname, x->what[sc], &s);
+  }
+  bench_samples_free(&samples);
+  bench_target_free(t);
+  settle(x->loop);
+  return rc;
+}
+
+static int run_floor(ctx *x) {
+  bench_samples s = {0};
+  uint64_t wall = 0;
+  int rc = bench_crypto_floor(x->c->large_size, x->c->n_large, x->c->n_large / x->c->warmup_div + 1,
+                              &s, &wall);
+  if (rc == 0) {
+    bench_summary sum;
+    bench_summarize(&s, wall, &sum);
+    rc = bench_results_add(&x->results, "large", "floor", x->what[S_LARGE], &sum);
+  } else {
+    fprintf(stderr, "ra-bench: crypto floor: %s\n", strerror(-rc));
+  }
+  bench_samples_free(&s);
+  return rc;
+}
+
+/* ---- command line -------------------------------------------------------------- */
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: ra-bench [--scenario concurrent|serial|large|throughput|handshake|all]...\n"
+          "                [--tunnel|--plain|--both] [--format table|csv|json] [--chart FILE.svg]\n"
+          "                [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]\n"
+          "                [--report-data HEX] [--no-binding] [--allow-debug]\n"
+          "                [--concurrent N] [--serial N] [--large N] [--large-size BYTES]\n"
+          "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
+          "                [--handshake-concurrency N] [--label TEXT] [--quiet] URL\n"
+          "Measures the same scenarios through the attested tunnel and over plain\n"
+          "HTTP/1.1 on one server (default: --both, every scenario).\n");
+}
+
+static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) return false;
+  *out = (size_t)v;
+  return true;
+}
+
+static bool parse_hex(const char *s, uint8_t *out, size_t n) {
+  if (strlen(s) != 2 * n) return false;
+  return sodium_hex2bin(out, n, s, 2 * n, NULL, NULL, NULL) == 0;
+}
+
+int main(int argc, char **argv) {
+  cfg c = {.modes = M_TUNNEL | M_PLAIN, .n_concurrent = 100, .n_serial = 50, .n_large = 50,
+           .large_size = 1u << 20, .conns = 32, .n_handshake = 500, .hs_conc = 4,
+           .warmup_div = 5, .duration_s = 3, .format = "table"};
+  const char *url = NULL;
+  bool any_scen = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG()                                                   \
+  do {                                                               \
+    if (!v) {                                                        \
+      fprintf(stderr, "ra-bench: %s needs a value\n", a);            \
+      return 2;                                                      \
+    }                                                                \
+    i++;                                                             \
+  } while (0)
+#define BAD(what)                                                    \
+  do {                                                               \
+    fprintf(stderr, "ra-bench: bad %s: %s\n", what, v);              \
+    return 2;                                                        \
+  } while (0)
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--scenario")) {
+      NEED_ARG();
+      bool ok = false;
+      for (int s = 0; s < S__COUNT; s++)
+        if (!strcmp(v, scenario_names[s]) || !strcmp(v, "all")) c.scen[s] = ok = true;
+      if (!ok) BAD("scenario");
+      any_scen = true;
+    } else if (!strcmp(a, "--tunnel")) {
+      c.modes = M_TUNNEL;
+    } else if (!strcmp(a, "--plain")) {
+      c.modes = M_PLAIN;
+    } else if (!strcmp(a, "--both")) {
+      c.modes = M_TUNNEL | M_PLAIN;
+    } else if (!strcmp(a, "--format")) {
+      NEED_ARG();
+      if (strcmp(v, "table") && strcmp(v, "csv") && strcmp(v, "json")) BAD("format");
+      c.format = v;
+    } else if (!strcmp(a, "--chart")) {
+      NEED_ARG();
+      c.chart = v;
+    } else if (!strcmp(a, "--label")) {
+      NEED_ARG();
+      c.label = v;
+    } else if (!strcmp(a, "--trust-sim")) {
+      NEED_ARG();
+      c.pol.trust_sim_dir = v;
+    } else if (!strcmp(a, "--root")) {
+      NEED_ARG();
+      if (c.pol.n_roots == sizeof c.pol.roots / sizeof *c.pol.roots) BAD("--root (too many)");
+      c.pol.roots[c.pol.n_roots++] = v;
+    } else if (!strcmp(a, "--mrtd")) {
+      NEED_ARG();
+      if (!parse_hex(v, c.pol.mrtd, 48)) BAD("--mrtd (96 hex digits)");
+      c.pol.has_mrtd = true;
+    } else if (!strncmp(a, "--rtmr", 6) && a[6] >= '0' && a[6] <= '3' && !a[7]) {
+      NEED_ARG();
+      int k = a[6] - '0';
+      if (!parse_hex(v, c.pol.rtmr[k], 48)) BAD("--rtmrN (96 hex digits)");
+      c.pol.has_rtmr[k] = true;
+    } else if (!strcmp(a, "--report-data")) {
+      NEED_ARG();
+      if (!parse_hex(v, c.pol.report_data, 64)) BAD("--report-data (128 hex digits)");
+      c.pol.has_report_data = true;
+    } else if (!strcmp(a, "--no-binding")) {
+      c.pol.no_binding = true;
+    } else if (!strcmp(a, "--allow-debug")) {
+      c.pol.allow_debug = true;
+    } else if (!strcmp(a, "--concurrent")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 100000, &c.n_concurrent)) BAD("--concurrent");
+    } else if (!strcmp(a, "--serial")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 10000000, &c.n_serial)) BAD("--serial");
+    } else if (!strcmp(a, "--large")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 1000000, &c.n_large)) BAD("--large");
+    } else if (!strcmp(a, "--large-size")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 7u << 20, &c.large_size)) BAD("--large-size (1..7340032)");
+    } else if (!strcmp(a, "--conns")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 10000, &c.conns)) BAD("--conns");
+    } else if (!strcmp(a, "--duration")) {
+      NEED_ARG();
+      char *end;
+      c.duration_s = strtod(v, &end);
+      if (*end || !(c.duration_s >= 0.01 && c.duration_s <= 3600)) BAD("--duration");
+    } else if (!strcmp(a, "--handshakes")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 10000000, &c.n_handshake)) BAD("--handshakes");
+    } else if (!strcmp(a, "--handshake-concurrency")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 1000, &c.hs_conc)) BAD("--handshake-concurrency");
+    } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+      c.quiet = true;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "ra-bench: unknown option %s\n", a);
+      usage(stderr);
+      return 2;
+    } else if (!url) {
+      url = a;
+    } else {
+      fprintf(stderr, "ra-bench: more than one URL\n");
+      return 2;
+    }
+  }
+  if (!url) {
+    usage(stderr);
+    return 2;
+  }
+  if (bench_parse_origin(url, &c.origin)) {
+    fprintf(stderr, "ra-bench: bad URL %s (want http://HOST:PORT)\n", url);
+    return 2;
+  }
+  if (!any_scen)
+    for (int s = 0; s < S__COUNT; s++) c.scen[s] = true;
+  if (sodium_init() < 0) {
+    fprintf(stderr, "ra-bench: libsodium failed to initialise\n");
+    return 1;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  ra_log_set_level(c.quiet ? RA_LOG_ERROR : RA_LOG_WARN);
+
+  ctx x = {.c = &c};
+  x.loop = ra_loop_new();
+  if (!x.loop) {
+    fprintf(stderr, "ra-bench: cannot create the loop\n");
+    return 1;
+  }
+  snprintf(x.what[S_CONCURRENT], sizeof x.what[0], "%zu x GET /hello at once (1 tunnel | <= %zu conns)",
+           c.n_concurrent, c.n_concurrent);
+  snprintf(x.what[S_SERIAL], sizeof x.what[0], "%zu x GET /hello, one after the other", c.n_serial);
+  snprintf(x.what[S_LARGE], sizeof x.what[0], "%zu x POST /echo, %zu KiB up and down, verified",
+           c.n_large, c.large_size / 1024);
+  snprintf(x.what[S_THROUGHPUT], sizeof x.what[0], "%zu tunnels | conns, 1 GET in flight each, %.1f s",
+           c.conns, c.duration_s);
+  snprintf(x.what[S_HANDSHAKE], sizeof x.what[0],
+           "new tunnel (verified quote) | TCP conn + GET, %zu at a time", c.hs_conc);
+  if (c.scen[S_LARGE]) {
+    x.payload = malloc(c.large_size);
+    if (!x.payload) {
+      fprintf(stderr, "ra-bench: out of memory\n");
+      return 1;
+    }
+    /* printable bytes from a PRNG: a valid body whether a transport carries
+     * it as text or bytes, and any misplaced byte shows */
+    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    randombytes_buf(x.payload, c.large_size);
+    for (size_t i = 0; i < c.large_size; i++) x.payload[i] = (uint8_t)alpha[x.payload[i] & 63];
+  }
+
+  int failed = 0;
+  for (int s = 0; s < S__COUNT; s++) {
+    if (!c.scen[s]) continue;
+    /* plain first, then the tunnel: the order is the same for every scenario */
+    if ((c.modes & M_PLAIN) && run_scenario(&x, s, M_PLAIN)) failed++;
+    if ((c.modes & M_TUNNEL) && run_scenario(&x, s, M_TUNNEL)) failed++;
+    if (s == S_LARGE && run_floor(&x)) failed++;
+  }
+
+  if (!strcmp(c.format, "json")) bench_print_json(stdout, &x.results);
+  else if (!strcmp(c.format, "csv")) bench_print_csv(stdout, &x.results);
+  else bench_print_table(stdout, &x.results);
+  fflush(stdout);
+  if (c.chart) {
+    char sub[400], cpu[160] = "";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+      char line[256];
+      while (fgets(line, sizeof line, ci))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+          snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+          cpu[strcspn(cpu, "\n")] = '\0';
+          break;
+        }
+      fclose(ci);
+    }
+    struct utsname u;
+    snprintf(sub, sizeof sub, "%s %s, %s, %ld CPU(s)%s%s", uname(&u) == 0 ? u.sysname : "",
+             uname(&u) == 0 ? u.machine : "", cpu[0] ? cpu : "unknown CPU",
+             sysconf(_SC_NPROCESSORS_ONLN), c.label ? "; " : "", c.label ? c.label : "");
+    int rc = bench_write_svg(c.chart, &x.results, sub);
+    if (rc) {
+      fprintf(stderr, "ra-bench: cannot write %s: %s\n", c.chart, strerror(-rc));
+      failed++;
+    }
+  }
+  bench_results_free(&x.results);
+  free(x.payload);
+  settle(x.loop);
+  ra_loop_free(x.loop);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,37 @@
+/* bench/tunnel.h: the attested-tunnel transport of ra-bench, over the
+ * library's tunnel client (attest/tunnel_client.h).
+ *
+ * A target holds up to `ntunnels` tunnels to one origin, opened on demand
+ * (the first request on a tunnel waits for its handshake: quote verified
+ * with the policy, key sealed); each request goes to the tunnel with the
+ * fewest requests in flight, many requests are multiplexed per tunnel.
+ * one_shot: every request opens a fresh tunnel (full handshake and quote
+ * verification), is sent through it, and the tunnel is closed once the
+ * response is in: the `handshake` scenario.
+ */
+#ifndef RA_BENCH_TUNNEL_H
+#define RA_BENCH_TUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bench/bench.h"
+
+/* The verification policy, as ra-curl's flags give it. */
+typedef struct bench_policy {
+  const char *trust_sim_dir; /* pin DIR/root-ca.pem (the simulated TEE's root) */
+  const char *roots[8];      /* --root PEM files */
+  size_t n_roots;
+  bool has_mrtd, has_rtmr[4], has_report_data;
+  uint8_t mrtd[48], rtmr[4][48], report_data[64];
+  bool no_binding; /* --no-binding: skip the X25519 key binding check */
+  bool allow_debug;
+} bench_policy;
+
+/* Returns the target, or NULL with a message in err (bad policy files,
+ * -ENOMEM). Free with bench_target_free (from outside its callbacks). */
+bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const bench_policy *pol,
+                               size_t ntunnels, bool one_shot, char *err, size_t errlen);
+
+#endif

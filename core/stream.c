@@ -1,0 +1,799 @@
+/* core/stream.c: a non-blocking socket with a read path through the loop's
+ * shared scratch buffer, a write queue and back-pressure.
+ *
+ * Memory: an idle stream is this struct and nothing else. The leftover read
+ * buffer exists only while on_read leaves bytes unconsumed; the write queue
+ * (a list of chunks: copies, or references for write_ref) only while the
+ * kernel has not taken everything. In the steady state (reads consumed,
+ * writes taken by the kernel) nothing is allocated.
+ *
+ * Lifetime: the struct outlives every close path until the deferred on_close
+ * has run, so a callback may close the stream and the code that called it
+ * can still look at the flags afterwards.
+ */
+#include "core/stream.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/loop_internal.h"
+
+#define DEFAULT_HIGH (1024u * 1024u)
+#define DEFAULT_LOW (256u * 1024u)
+#define CLOSE_TIMEOUT_MS 5000u /* flush bound when no idle timeout is set */
+#define LINGER_MS 2000u        /* reading-and-discarding after our FIN */
+#define READ_ROOM (16u * 1024u) /* read size when appending to a leftover */
+#define MAX_LEFTOVER (64u * 1024u * 1024u) /* unconsumed input: -ENOBUFS past it */
+#define CHUNK_MIN 4096u
+#define IOV_BATCH 64
+
+typedef struct chunk {
+  struct chunk *next;
+  const uint8_t *ptr; /* next byte to write */
+  size_t len;         /* bytes left to write */
+  size_t room;        /* copy chunks: free bytes after ptr+len; 0 for refs */
+  void (*free_cb)(void *); /* refs only */
+  void *free_ud;
+  uint8_t data[]; /* copy chunks only */
+} chunk;
+
+enum {
+  S_CONNECTING = 1u << 0,
+  S_PAUSED = 1u << 1,   /* ra_stream_pause_read */
+  S_BP = 1u << 2,       /* write queue above the high-water mark */
+  S_EOF = 1u << 3,      /* read returned 0 */
+  S_SHUT_WANT = 1u << 4,
+  S_SHUT_DONE = 1u << 5,
+  S_CLOSING = 1u << 6,  /* graceful close: flushing, then lingering */
+  S_LINGER = 1u << 7,   /* FIN sent, discarding input until the peer's */
+  S_CLOSED = 1u << 8,   /* fd closed, on_close queued */
+  S_DRAIN = 1u << 9,    /* on_drain owed once the queue is low */
+  S_REOFFER = 1u << 10, /* leftover input to hand to on_read again */
+  S_NOTSOCK = 1u << 11, /* writev instead of sendmsg */
+  S_AI_OWNED = 1u << 12, /* ai_list is ours (unix), not getaddrinfo's */
+};
+
+struct ra_stream {
+  ra_loop *loop;
+  int fd;
+  uint32_t flags;
+  int close_err;
+  unsigned watching; /* interest last given to the loop */
+  ra_stream_cbs cbs;
+  void *ud;
+  ra_buf in; /* unconsumed input; holds memory only while non-empty */
+  chunk *head, *tail;
+  size_t queued;
+  size_t high, low;
+  uint64_t idle_ms, last_io;
+  ra_timer timer; /* idle timeout, then close deadline / linger bound */
+  ra_defer defer; /* on_close, re-offer of leftover input */
+  ra_connect_cb on_connect;
+  struct addrinfo *ai_list, *ai_next;
+};
+
+static void on_io(ra_loop *loop, int fd, unsigned events, void *ud);
+static void finish(ra_stream *s, int err);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void update_watch(ra_stream *s) {
+  if (s->flags & S_CLOSED) return;
+  unsigned want = 0;
+  if (s->flags & S_CONNECTING) {
+    want = RA_WRITABLE;
+  } else {
+    if (s->head) want |= RA_WRITABLE;
+    if (s->flags & S_CLOSING) {
+      if (s->flags & S_LINGER) want |= RA_READABLE;
+    } else if (!(s->flags & (S_PAUSED | S_BP | S_EOF))) {
+      want |= RA_READABLE;
+    }
+  }
+  if (want == s->watching) return;
+  int rc = ra_loop_watch(s->loop, s->fd, want, on_io, s);
+  if (rc < 0) {
+    finish(s, rc);
+    return;
+  }
+  s->watching = want;
+}
+
+static void touch(ra_stream *s) { s->last_io = ra_loop_now(s->loop); }
+
+static void free_queue(ra_stream *s) {
+  while (s->head) {
+    chunk *c = s->head;
+    s->head = c->next;
+    if (!s->head) s->tail = NULL;
+    s->queued -= c->len;
+    void (*cb)(void *) = c->free_cb;
+    void *cb_ud = c->free_ud;
+    free(c);
+    if (cb) cb(cb_ud);
+  }
+  s->queued = 0;
+}
+
+static void free_addrs(ra_stream *s) {
+  if (s->ai_list) {
+    if (s->flags & S_AI_OWNED)
+      free(s->ai_list);
+    else
+      freeaddrinfo(s->ai_list);
+  }
+  s->ai_list = s->ai_next = NULL;
+}
+
+/* Closes now: the core of abort, of a finished graceful close and of every
+ * fatal error. on_close runs from the loop, never inside the caller. */
+static void finish(ra_stream *s, int err) {
+  if (s->flags & S_CLOSED) return;
+  s->flags |= S_CLOSED;
+  s->close_err = err;
+  ra_timer_stop(&s->timer);
+  if (s->fd >= 0) {
+    ra_loop_unwatch(s->loop, s->fd);
+    close(s->fd);
+    s->fd = -1;
+  }
+  s->watching = 0;
+  ra_buf_free(&s->in);
+  ra_defer_cancel(s->loop, &s->defer);
+  ra_loop_defer(s->loop, &s->defer);
+  free_queue(s); /* last: free_cbs are user code and may call back into us */
+}
+
+static void on_defer(ra_defer *d, void *ud) {
+  (void)d;
+  ra_stream *s = ud;
+  if (s->flags & S_CLOSED) {
+    if (s->flags & S_CONNECTING) { /* never handed to the user */
+      free_addrs(s);
+      if (s->on_connect) s->on_connect(NULL, s->close_err ? s->close_err : -ECONNABORTED, s->ud);
+    } else if (s->cbs.on_close) {
+      s->cbs.on_close(s, s->close_err, s->ud);
+    }
+    free(s);
+    return;
+  }
+  if (s->flags & S_REOFFER) {
+    s->flags &= ~S_REOFFER;
+    if (s->in.len && !(s->flags & (S_PAUSED | S_BP | S_CLOSING)) && s->cbs.on_read) {
+      size_t len = s->in.len;
+      size_t used = s->cbs.on_read(s, ra_buf_ptr(&s->in), len, s->ud);
+      if (s->flags & (S_CLOSED | S_CLOSING)) return;
+      ra_buf_consume(&s->in, used > len ? len : used);
+      if (!s->in.len) ra_buf_free(&s->in);
+    }
+  }
+}
+
+static void reoffer(ra_stream *s) {
+  if (s->flags & (S_CLOSED | S_CLOSING | S_CONNECTING)) return;
+  s->flags |= S_REOFFER;
+  ra_loop_defer(s->loop, &s->defer);
+}
+
+/* ---- timer: idle timeout, close deadline, linger bound ------------------- */
+
+static void on_timer(ra_timer *t, void *ud) {
+  (void)t;
+  ra_stream *s = ud;
+  if (s->flags & S_LINGER) {
+    finish(s, 0); /* everything was flushed; the peer just never closed */
+  } else if (s->flags & S_CLOSING) {
+    finish(s, -ETIMEDOUT);
+  } else if (s->idle_ms) {
+    /* Activity does not touch the heap; it only moves last_io, and the
+     * timer re-arms itself for the remainder when it finds some. */
+    uint64_t idle = ra_loop_now(s->loop) - s->last_io;
+    if (idle >= s->idle_ms)
+      finish(s, -ETIMEDOUT);
+    else
+      ra_timer_start(&s->timer, s->idle_ms - idle, 0);
+  }
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static ssize_t sock_writev(ra_stream *s, const struct iovec *iov, int cnt) {
+  ssize_t n;
+  if (cnt > IOV_MAX) cnt = IOV_MAX;
+  for (;;) {
+    if (!(s->flags & S_NOTSOCK)) {
+      struct msghdr m = {0};
+      m.msg_iov = (struct iovec *)iov;
+      m.msg_iovlen = (size_t)cnt;
+      n = sendmsg(s->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && errno == ENOTSOCK) {
+        s->flags |= S_NOTSOCK;
+        continue;
+      }
+    } else {
+      n = writev(s->fd, iov, cnt);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    return n;
+  }
+}
+
+/* Writes what the kernel takes now. Returns bytes written, or -errno on a
+ * fatal error (EAGAIN is 0 bytes). */
+static ssize_t write_now(ra_stream *s, const struct iovec *iov, int cnt) {
+  ssize_t n = sock_writev(s, iov, cnt);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+  if (n > 0) touch(s);
+  return n;
+}
+
+static chunk *queue_chunk(ra_stream *s, size_t cap) {
+  if (cap > SIZE_MAX - sizeof(chunk)) return NULL;
+  chunk *c = malloc(sizeof *c + cap);
+  if (!c) return NULL;
+  c->next = NULL;
+  c->ptr = c->data;
+  c->len = 0;
+  c->room = cap;
+  c->free_cb = NULL;
+  c->free_ud = NULL;
+  if (s->tail)
+    s->tail->next = c;
+  else
+    s->head = c;
+  s->tail = c;
+  return c;
+}
+
+static int queue_copy(ra_stream *s, const uint8_t *p, size_t len) {
+  chunk *c = s->tail;
+  if (c && c->room) { /* fill the tail copy chunk first */
+    size_t n = len < c->room ? len : c->room;
+    memcpy(c->data + (size_t)(c->ptr - c->data) + c->len, p, n);
+    c->len += n;
+    c->room -= n;
+    s->queued += n;
+    p += n;
+    len -= n;
+  }
+  if (!len) return 0;
+  c = queue_chunk(s, len > CHUNK_MIN ? len : CHUNK_MIN);
+  if (!c) return -ENOMEM;
+  memcpy(c->data, p, len);
+  c->len = len;
+  c->room -= len;
+  s->queued += len;
+  return 0;
+}
+
+static void after_queue(ra_stream *s) {
+  s->flags |= S_DRAIN;
+  if (s->queued > s->high) s->flags |= S_BP;
+  update_watch(s);
+}
+
+static bool write_closed(const ra_stream *s) {
+  return s->flags & (S_CLOSED | S_CLOSING | S_SHUT_WANT);
+}
+
+int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt) {
+  if (iovcnt < 0 || (iovcnt > 0 && !iov)) return -EINVAL;
+  if (write_closed(s)) return -EPIPE;
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    if (iov[i].iov_len > SIZE_MAX - total) return -EINVAL;
+    total += iov[i].iov_len;
+  }
+  if (!total) return 0;
+  size_t done = 0;
+  if (!s->head && !(s->flags & S_CONNECTING)) {
+    ssize_t n = write_now(s, iov, iovcnt);
+    if (n < 0) {
+      finish(s, (int)n);
+      return (int)n;
+    }
+    done = (size_t)n;
+    if (done == total) return 0;
+  }
+  for (int i = 0; i < iovcnt; i++) {
+    size_t l = iov[i].iov_len;
+    if (done >= l) {
+      done -= l;
+      continue;
+    }
+    if (queue_copy(s, (const uint8_t *)iov[i].iov_base + done, l - done) < 0) {
+      finish(s, -ENOMEM); /* part of the data is gone: the stream is unusable */
+      return -ENOMEM;
+    }
+    done = 0;
+  }
+  after_queue(s);
+  return 0;
+}
+
+int ra_stream_write(ra_stream *s, const void *data, size_t len) {
+  struct iovec iov = {(void *)data, len};
+  return ra_stream_writev(s, &iov, 1);
+}
+
+int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
+                        void (*free_cb)(void *), void *free_ud) {
+  int rc = 0;
+  size_t done = 0;
+  if (write_closed(s)) {
+    rc = -EPIPE;
+    goto out;
+  }
+  if (!len) goto out;
+  if (!s->head && !(s->flags & S_CONNECTING)) {
+    struct iovec iov = {(void *)data, len};
+    ssize_t n = write_now(s, &iov, 1);
+    if (n < 0) {
+      finish(s, (int)n);
+      rc = (int)n;
+      goto out;
+    }
+    done = (size_t)n;
+    if (done == len) goto out;
+  }
+  chunk *c = malloc(sizeof *c);
+  if (!c) {
+    finish(s, -ENOMEM);
+    rc = -ENOMEM;
+    goto out;
+  }
+  c->next = NULL;
+  c->ptr = (const uint8_t *)data + done;
+  c->len = len - done;
+  c->room = 0;
+  c->free_cb = free_cb;
+  c->free_ud = free_ud;
+  if (s->tail)
+    s->tail->next = c;
+  else
+    s->head = c;
+  s->tail = c;
+  s->queued += c->len;
+  after_queue(s);
+  return 0;
+out:
+  if (free_cb) free_cb(free_ud);
+  return rc;
+}
+
+/* Drops n written bytes from the front of the queue. Returns false if a
+ * free_cb closed the stream. */
+static bool advance(ra_stream *s, size_t n) {
+  while (n && s->head) {
+    chunk *c = s->head;
+    if (n < c->len) {
+      c->ptr += n;
+      c->len -= n;
+      s->queued -= n;
+      return true;
+    }
+    n -= c->len;
+    s->queued -= c->len;
+    s->head = c->next;
+    if (!s->head) s->tail = NULL;
+    void (*cb)(void *) = c->free_cb;
+    void *cb_ud = c->free_ud;
+    free(c);
+    if (cb) {
+      cb(cb_ud);
+      if (s->flags & S_CLOSED) return false;
+    }
+  }
+  return true;
+}
+
+static void close_progress(ra_stream *s);
+
+static void flush_queue(ra_stream *s) {
+  while (s->head) {
+    struct iovec iov[IOV_BATCH];
+    int cnt = 0;
+    size_t want = 0;
+    for (chunk *c = s->head; c && cnt < IOV_BATCH; c = c->next) {
+      iov[cnt].iov_base = (void *)c->ptr;
+      iov[cnt++].iov_len = c->len;
+      want += c->len;
+    }
+    ssize_t n = write_now(s, iov, cnt);
+    if (n < 0) {
+      finish(s, (int)n);
+      return;
+    }
+    if (!advance(s, (size_t)n)) return;
+    if ((size_t)n < want) break; /* the kernel is full */
+  }
+  if (!s->head && (s->flags & S_SHUT_WANT) && !(s->flags & S_SHUT_DONE)) {
+    shutdown(s->fd, SHUT_WR);
+    s->flags |= S_SHUT_DONE;
+  }
+  if ((s->flags & S_DRAIN) && s->queued <= s->low) {
+    s->flags &= ~(S_DRAIN | S_BP);
+    update_watch(s);
+    if (!(s->flags & (S_CLOSING | S_CLOSED)) && s->cbs.on_drain) {
+      s->cbs.on_drain(s, s->ud);
+      if (s->flags & S_CLOSED) return;
+    }
+    if (s->in.len) reoffer(s); /* reading was paused by back-pressure */
+  }
+  if (s->flags & S_CLOSING)
+    close_progress(s);
+  else
+    update_watch(s);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static void on_eof(ra_stream *s) {
+  s->flags |= S_EOF;
+  update_watch(s);
+  if (s->cbs.on_eof)
+    s->cbs.on_eof(s, s->ud);
+  else
+    ra_stream_close(s);
+}
+
+static void linger_read(ra_stream *s) {
+  uint8_t *scratch = ra_loop_scratch(s->loop);
+  for (int i = 0; i < 4; i++) {
+    ssize_t n = read(s->fd, scratch, RA_LOOP_SCRATCH_SIZE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      finish(s, 0); /* the peer closed too (or reset): done */
+      return;
+    }
+  }
+}
+
+static void do_read(ra_stream *s) {
+  if (s->flags & S_LINGER) {
+    linger_read(s);
+    return;
+  }
+  bool append = s->in.len > 0;
+  uint8_t *buf;
+  size_t cap;
+  if (append) {
+    if (ra_buf_reserve(&s->in, READ_ROOM) < 0) {
+      finish(s, -ENOMEM);
+      return;
+    }
+    buf = s->in.data + s->in.off + s->in.len;
+    cap = s->in.cap - s->in.off - s->in.len;
+  } else {
+    buf = ra_loop_scratch(s->loop);
+    cap = RA_LOOP_SCRATCH_SIZE;
+  }
+  ssize_t n;
+  do n = read(s->fd, buf, cap);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) finish(s, -errno);
+    return;
+  }
+  if (n == 0) {
+    on_eof(s);
+    return;
+  }
+  touch(s);
+  const uint8_t *data = buf;
+  size_t len = (size_t)n;
+  if (append) {
+    s->in.len += len;
+    data = ra_buf_ptr(&s->in);
+    len = s->in.len;
+  }
+  size_t used = s->cbs.on_read ? s->cbs.on_read(s, data, len, s->ud) : len;
+  if (used > len) used = len;
+  if (s->flags & (S_CLOSED | S_CLOSING)) return; /* input was dropped */
+  if (append) {
+    ra_buf_consume(&s->in, used);
+    if (!s->in.len) ra_buf_free(&s->in);
+  } else if (used < len && ra_buf_append(&s->in, data + used, len - used) < 0) {
+    finish(s, -ENOMEM);
+    return;
+  }
+  if (s->in.len > MAX_LEFTOVER) finish(s, -ENOBUFS);
+}
+
+/* ---- connecting ---------------------------------------------------------- */
+
+/* Tries the remaining addresses until one connects or is in progress. */
+static int connect_next(ra_stream *s) {
+  int err = -ECONNREFUSED;
+  while (s->ai_next) {
+    struct addrinfo *ai = s->ai_next;
+    s->ai_next = ai->ai_next;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      err = -errno;
+      continue;
+    }
+    if (ai->ai_family != AF_UNIX) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    int rc;
+    do rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0 && errno != EINPROGRESS) {
+      err = -errno;
+      close(fd);
+      continue;
+    }
+    /* Connected or not, the answer comes as writability, from the loop:
+     * on_connect never runs inside ra_stream_connect. */
+    rc = ra_loop_watch(s->loop, fd, RA_WRITABLE, on_io, s);
+    if (rc < 0) {
+      err = rc;
+      close(fd);
+      continue;
+    }
+    s->fd = fd;
+    s->watching = RA_WRITABLE;
+    return 0;
+  }
+  return err;
+}
+
+static void connect_done(ra_stream *s) {
+  int soerr = 0;
+  socklen_t l = sizeof soerr;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &l) < 0) soerr = errno;
+  if (soerr) {
+    ra_loop_unwatch(s->loop, s->fd);
+    close(s->fd);
+    s->fd = -1;
+    s->watching = 0;
+    if (connect_next(s) == 0) return;
+    free_addrs(s);
+    ra_connect_cb cb = s->on_connect;
+    void *ud = s->ud;
+    free(s);
+    cb(NULL, -soerr, ud);
+    return;
+  }
+  free_addrs(s);
+  s->flags &= ~S_CONNECTING;
+  touch(s);
+  update_watch(s);
+  if (s->flags & S_CLOSED) { /* could not watch for reading */
+    s->flags |= S_CONNECTING; /* on_defer reports the failure */
+    return;
+  }
+  s->on_connect(s, 0, s->ud);
+}
+
+static void on_io(ra_loop *loop, int fd, unsigned events, void *ud) {
+  (void)loop;
+  (void)fd;
+  ra_stream *s = ud;
+  if (s->flags & S_CONNECTING) {
+    connect_done(s);
+    return;
+  }
+  if ((events & RA_WRITABLE) && s->head) {
+    flush_queue(s);
+    if (s->flags & S_CLOSED) return;
+  }
+  if ((events & RA_READABLE) && (s->watching & RA_READABLE)) do_read(s);
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+static ra_stream *stream_alloc(ra_loop *loop, const ra_stream_cbs *cbs, void *ud) {
+  ra_stream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->loop = loop;
+  s->fd = -1;
+  if (cbs) s->cbs = *cbs;
+  s->ud = ud;
+  s->high = DEFAULT_HIGH;
+  s->low = DEFAULT_LOW;
+  ra_timer_init(loop, &s->timer, on_timer, s);
+  ra_defer_init(&s->defer, on_defer, s);
+  s->last_io = ra_loop_now(loop);
+  return s;
+}
+
+ra_stream *ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud) {
+  if (fd < 0) {
+    errno = EBADF;
+    return NULL;
+  }
+  ra_stream *s = stream_alloc(loop, cbs, ud);
+  if (!s) {
+    close(fd);
+    errno = ENOMEM;
+    return NULL;
+  }
+  s->fd = fd;
+  int rc = ra_loop_watch(loop, fd, RA_READABLE, on_io, s);
+  if (rc < 0) {
+    close(fd);
+    free(s);
+    errno = -rc;
+    return NULL;
+  }
+  s->watching = RA_READABLE;
+  return s;
+}
+
+static int unix_addr(ra_stream *s, const char *path) {
+  size_t n = strlen(path);
+  struct {
+    struct addrinfo ai;
+    struct sockaddr_un sun;
+  } *a;
+  if (n == 0) return -EINVAL;
+  if (n >= sizeof a->sun.sun_path) return -ENAMETOOLONG;
+  a = calloc(1, sizeof *a);
+  if (!a) return -ENOMEM;
+  a->sun.sun_family = AF_UNIX;
+  memcpy(a->sun.sun_path, path, n);
+  a->ai.ai_family = AF_UNIX;
+  a->ai.ai_socktype = SOCK_STREAM;
+  a->ai.ai_addr = (struct sockaddr *)&a->sun;
+  a->ai.ai_addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  s->ai_list = &a->ai; /* first member: free(ai_list) frees the pair */
+  s->flags |= S_AI_OWNED;
+  return 0;
+}
+
+static int resolve(ra_stream *s, const char *host, uint16_t port) {
+  char name[256];
+  size_t n = strlen(host);
+  if (n >= 2 && host[0] == '[' && host[n - 1] == ']') { /* "[::1]" */
+    host++;
+    n -= 2;
+  }
+  if (n == 0 || n >= sizeof name) return -EINVAL;
+  memcpy(name, host, n);
+  name[n] = '\0';
+  char serv[8];
+  snprintf(serv, sizeof serv, "%u", (unsigned)port);
+  struct addrinfo hints = {0};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  int rc = getaddrinfo(name, serv, &hints, &s->ai_list);
+  if (rc == 0) return 0;
+  s->ai_list = NULL;
+  if (rc == EAI_MEMORY) return -ENOMEM;
+  if (rc == EAI_SYSTEM) return errno ? -errno : -EIO;
+  return -EHOSTUNREACH;
+}
+
+int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
+                      const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud) {
+  if (!loop || !host || !on_connect) return -EINVAL;
+  ra_stream *s = stream_alloc(loop, cbs, ud);
+  if (!s) return -ENOMEM;
+  s->flags |= S_CONNECTING;
+  s->on_connect = on_connect;
+  int rc = strncmp(host, "unix:", 5) == 0 ? unix_addr(s, host + 5) : resolve(s, host, port);
+  if (rc == 0) {
+    s->ai_next = s->ai_list;
+    rc = connect_next(s);
+  }
+  if (rc < 0) {
+    free_addrs(s);
+    free(s);
+  }
+  return rc;
+}
+
+ra_loop *ra_stream_loop(const ra_stream *s) { return s->loop; }
+int ra_stream_fd(const ra_stream *s) { return s->fd; }
+void *ra_stream_userdata(const ra_stream *s) { return s->ud; }
+
+void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud) {
+  if (cbs) s->cbs = *cbs;
+  s->ud = ud;
+  /* New callbacks (e.g. after an upgrade) get the bytes the old ones left,
+   * without waiting for more input that may never come. */
+  reoffer(s);
+}
+
+size_t ra_stream_queued(const ra_stream *s) { return s->queued; }
+
+void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low) {
+  s->high = high;
+  s->low = low > high ? high : low;
+  if (s->queued > s->high && !(s->flags & S_BP) && s->head) {
+    s->flags |= S_BP | S_DRAIN;
+    update_watch(s);
+  }
+}
+
+void ra_stream_pause_read(ra_stream *s) {
+  if (s->flags & S_PAUSED) return;
+  s->flags |= S_PAUSED;
+  update_watch(s);
+}
+
+void ra_stream_resume_read(ra_stream *s) {
+  if (!(s->flags & S_PAUSED)) return;
+  s->flags &= ~S_PAUSED;
+  update_watch(s);
+  reoffer(s); /* leftover input (a pipelined request) is handed over again */
+}
+
+void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms) {
+  s->idle_ms = ms;
+  if (s->flags & (S_CLOSING | S_CLOSED)) return;
+  touch(s);
+  if (ms)
+    ra_timer_start(&s->timer, ms, 0);
+  else
+    ra_timer_stop(&s->timer);
+}
+
+void ra_stream_shutdown(ra_stream *s) {
+  if (s->flags & (S_CLOSED | S_CLOSING | S_SHUT_WANT)) return;
+  s->flags |= S_SHUT_WANT;
+  if (!s->head && !(s->flags & S_CONNECTING)) {
+    shutdown(s->fd, SHUT_WR);
+    s->flags |= S_SHUT_DONE;
+  }
+}
+
+static bool is_tcp(const ra_stream *s) {
+  int domain = 0;
+  socklen_t l = sizeof domain;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) < 0) return false;
+  return domain == AF_INET || domain == AF_INET6;
+}
+
+/* After the queue is flushed: FIN, then (TCP) read and discard until the
+ * peer's FIN, so that a peer still sending (a request body we refused) gets
+ * our response instead of a reset that would destroy it. */
+static void close_progress(ra_stream *s) {
+  if (s->head) {
+    update_watch(s);
+    return;
+  }
+  if (!(s->flags & S_SHUT_DONE)) {
+    shutdown(s->fd, SHUT_WR);
+    s->flags |= S_SHUT_DONE;
+  }
+  if ((s->flags & S_EOF) || !is_tcp(s)) {
+    finish(s, 0);
+    return;
+  }
+  if (!(s->flags & S_LINGER)) {
+    s->flags |= S_LINGER;
+    uint64_t left = s->timer.due > ra_loop_now(s->loop) ? s->timer.due - ra_loop_now(s->loop) : 0;
+    if (!ra_timer_active(&s->timer) || left > LINGER_MS) ra_timer_start(&s->timer, LINGER_MS, 0);
+  }
+  update_watch(s);
+}
+
+void ra_stream_close(ra_stream *s) {
+  if (s->flags & (S_CLOSING | S_CLOSED)) return;
+  s->flags |= S_CLOSING;
+  s->flags &= ~S_REOFFER;
+  ra_defer_cancel(s->loop, &s->defer);
+  ra_buf_free(&s->in);
+  ra_timer_start(&s->timer, s->idle_ms ? s->idle_ms : CLOSE_TIMEOUT_MS, 0);
+  close_progress(s);
+}
+
+void ra_stream_abort(ra_stream *s, int err) {
+  finish(s, err > 0 ? -err : err);
+}

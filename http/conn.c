@@ -1,0 +1,944 @@
+/* http/conn.c: one HTTP/1.1 connection: llhttp parsing, pipelining with
+ * in-order responses, limits and timeouts, the response sink.
+ *
+ * Exchanges (request + response) form a queue in request order. Only the
+ * head of the queue writes to the connection; a later response that is
+ * produced early is held in its exchange's `out` buffer until every
+ * response before it has ended. The parser is paused after every message
+ * so that handlers run outside llhttp callbacks; parsing stops (and reading
+ * pauses) while too many requests are outstanding, while an upgrade request
+ * is answered, and for good once the connection is to close.
+ *
+ * Memory: an idle connection is this struct and nothing else. Exchanges
+ * come from a per-server pool and go back to it once answered.
+ */
+#include "http/conn_internal.h"
+
+#include <errno.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "http/request_internal.h"
+#include "http/response_internal.h"
+
+enum { PH_IDLE, PH_HEAD, PH_BODY };
+enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
+
+struct ra_http_ex {
+  ra_req req;
+  ra_res res;
+  ra_http_conn *conn; /* NULL once the connection is gone or ex was popped */
+  ra_http_server *srv;
+  ra_http_ex *next;
+  ra_buf out;         /* produced while not at the head of the queue */
+  uint64_t start_us;
+  uint64_t body_bytes;  /* request body received */
+  uint64_t sent;        /* response body bytes sent */
+  int64_t clen;         /* response Content-Length, -1 */
+  int status;
+  bool dispatched, ended, res_live, popped;
+  bool keep_alive, close_after, chunked, no_body, head_req;
+  bool upgrade_req, upgrade_pending;
+  ra_upgrade_cb up_cb;
+  void *up_ud;
+};
+
+struct ra_http_conn {
+  llhttp_t parser;
+  ra_http_server *srv;
+  const ra_http_io_ops *io_ops;
+  void *io;
+  ra_http_conn *prev, *next;
+  ra_http_ex *head, *tail; /* queue; tail may be `cur` */
+  ra_http_ex *cur;         /* being parsed */
+  ra_http_ex *ready;       /* message complete, to dispatch */
+  ra_timer timer;
+  uint64_t deadline;       /* loop ms; 0: none */
+  uint64_t timer_due;
+  ra_defer defer;
+  ra_buf pending_in;       /* read but not parsed while parsing is stopped */
+  uint32_t nqueued;        /* dispatched, not yet written out */
+  uint32_t hdr_bytes, line_bytes, raw_head;
+  uint16_t err_status;
+  uint8_t phase, timer_kind;
+  bool hstate_value;       /* last header callback was a value */
+  bool in_trailers;
+  bool in_feed, stopped, closing, close_sent, reading_off, head_corked;
+  bool want_resume, want_drain, served_any, upgrade_wait;
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void set_reading(ra_http_conn *c, bool on) {
+  if (c->reading_off == !on) return;
+  c->reading_off = !on;
+  c->io_ops->set_reading(c->io, on);
+}
+
+static void schedule(ra_http_conn *c) { ra_loop_defer(c->srv->loop, &c->defer); }
+
+static int io_write(ra_http_conn *c, const struct iovec *iov, int n) {
+  ra_http_server *srv = c->srv;
+  if (c->close_sent) return -EPIPE;
+  if (srv->cork_owner == c) {
+    for (int i = 0; i < n; i++) {
+      int rc = ra_buf_append(&srv->cork, iov[i].iov_base, iov[i].iov_len);
+      if (rc) return rc;
+    }
+    if (srv->cork.len < 65536) return 0;
+    /* Large: hand it over now rather than copy it twice. */
+    struct iovec v = {ra_buf_ptr(&srv->cork), srv->cork.len};
+    int rc = c->io_ops->writev(c->io, &v, 1);
+    ra_buf_reset(&srv->cork);
+    return rc;
+  }
+  return c->io_ops->writev(c->io, iov, n);
+}
+
+static bool cork_begin(ra_http_conn *c) {
+  if (c->srv->cork_owner) return false;
+  c->srv->cork_owner = c;
+  return true;
+}
+
+static void cork_end(ra_http_conn *c) {
+  ra_http_server *srv = c->srv;
+  if (srv->cork_owner != c) return;
+  srv->cork_owner = NULL;
+  if (srv->cork.len && !c->close_sent) {
+    struct iovec v = {ra_buf_ptr(&srv->cork), srv->cork.len};
+    c->io_ops->writev(c->io, &v, 1);
+  }
+  if (srv->cork.cap > 256 * 1024) ra_buf_free(&srv->cork); else ra_buf_reset(&srv->cork);
+}
+
+/* Output of an exchange: straight out at the head of the queue, held
+ * otherwise. */
+static int ex_writev(ra_http_ex *ex, const struct iovec *iov, int n) {
+  ra_http_conn *c = ex->conn;
+  if (!c) return -ECANCELED;
+  if (c->head == ex) return io_write(c, iov, n);
+  for (int i = 0; i < n; i++) {
+    int rc = ra_buf_append(&ex->out, iov[i].iov_base, iov[i].iov_len);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int ex_write(ra_http_ex *ex, const void *p, size_t n) {
+  struct iovec v = {(void *)p, n};
+  return ex_writev(ex, &v, 1);
+}
+
+static void set_deadline(ra_http_conn *c, int kind, uint64_t ms) {
+  uint64_t now = ra_loop_now(c->srv->loop);
+  c->timer_kind = (uint8_t)kind;
+  c->deadline = now + ms;
+  /* Lazy: only (re)arm when the new deadline is earlier than the armed one;
+   * the callback re-arms for a later one. Keeps the heap out of the hot path. */
+  if (!ra_timer_active(&c->timer) || c->timer_due > c->deadline) {
+    ra_timer_start(&c->timer, ms, 0);
+    c->timer_due = c->deadline;
+  }
+}
+
+static void clear_deadline(ra_http_conn *c) {
+  c->deadline = 0;
+  c->timer_kind = T_NONE;
+}
+
+/* ---- exchanges --------------------------------------------------------------- */
+
+static ra_http_ex *ex_new(ra_http_conn *c) {
+  ra_http_server *srv = c->srv;
+  ra_http_ex *ex = srv->pool;
+  if (ex) {
+    srv->pool = ex->next;
+    srv->npool--;
+  } else {
+    ex = calloc(1, sizeof *ex);
+    if (!ex) return NULL;
+    ra_req_init(&ex->req);
+  }
+  ex->conn = c;
+  ex->srv = srv;
+  ex->next = NULL;
+  ex->start_us = srv->access_log ? now_us() : 0;
+  ex->body_bytes = ex->sent = 0;
+  ex->clen = -1;
+  ex->status = 0;
+  ex->dispatched = ex->ended = ex->res_live = ex->popped = false;
+  ex->keep_alive = true;
+  ex->close_after = ex->chunked = ex->no_body = ex->head_req = false;
+  ex->upgrade_req = ex->upgrade_pending = false;
+  ex->up_cb = NULL;
+  ex->up_ud = NULL;
+  if (c->tail) c->tail->next = ex; else c->head = ex;
+  c->tail = ex;
+  return ex;
+}
+
+static void ex_destroy(ra_http_ex *ex) {
+  ra_req_cleanup(&ex->req);
+  ra_res_cleanup(&ex->res);
+  ra_buf_free(&ex->out);
+  free(ex);
+}
+
+/* Back to the pool (bounded) or to malloc. */
+static void ex_recycle(ra_http_server *srv, ra_http_ex *ex) {
+  if (srv->npool >= 256) {
+    ex_destroy(ex);
+    return;
+  }
+  ra_req_reset(&ex->req);
+  ra_res_reset(&ex->res);
+  if (ex->out.cap > 4096) ra_buf_free(&ex->out); else ra_buf_reset(&ex->out);
+  ex->next = srv->pool;
+  srv->pool = ex;
+  srv->npool++;
+}
+
+static void ex_release(ra_res *res, void *ud) {
+  ra_http_ex *ex = ud;
+  (void)res;
+  ex->res_live = false;
+  /* Popped: released right after its end, the server is alive. Orphaned
+   * by a dead connection: the server may be gone, plain free. */
+  if (ex->popped) ex_recycle(ex->srv, ex);
+  else if (!ex->conn) ex_destroy(ex);
+}
+
+/* Takes ex off the queue head; frees it unless its response object is
+ * still held (then ex_release does). */
+static void ex_pop(ra_http_conn *c, ra_http_ex *ex) {
+  c->head = ex->next;
+  if (!c->head) c->tail = NULL;
+  ex->next = NULL;
+  if (ex->dispatched) c->nqueued--;
+  if (ex->upgrade_req) c->upgrade_wait = false;
+  ex->conn = NULL;
+  if (ex->res_live) ex->popped = true;
+  else ex_recycle(c->srv, ex);
+}
+
+/* ---- closing ------------------------------------------------------------------ */
+
+static void request_close(ra_http_conn *c) {
+  if (c->close_sent) return;
+  if (c->srv->cork_owner == c) cork_end(c);
+  c->close_sent = true;
+  c->closing = true;
+  clear_deadline(c);
+  c->io_ops->close(c->io);
+}
+
+static void conn_advance(ra_http_conn *c);
+
+/* Drops everything queued behind `after` (their answers will never be
+ * sent: the connection closes before them). */
+static void drop_after(ra_http_conn *c, ra_http_ex *after) {
+  ra_http_ex *ex = after ? after->next : c->head;
+  if (after) after->next = NULL;
+  c->tail = after;
+  if (!after) c->head = NULL;
+  while (ex) {
+    ra_http_ex *next = ex->next;
+    ex->next = NULL;
+    if (ex == c->cur) c->cur = NULL;
+    if (ex == c->ready) c->ready = NULL;
+    if (ex->dispatched) c->nqueued--;
+    ex->conn = NULL;
+    if (ex->res_live) ra_res_cancel(&ex->res); /* its release frees it */
+    else ex_destroy(ex);
+    ex = next;
+  }
+}
+
+/* ---- the response sink ------------------------------------------------------------ */
+
+static bool hdr_is(ra_str n, const char *name) { return ra_str_eq_nocase(n, ra_str_cstr(name)); }
+
+static int sink_head(void *sink, int status, const ra_header *h, size_t n, int64_t clen) {
+  ra_http_ex *ex = sink;
+  ra_http_conn *c = ex->conn;
+  if (!c) return -ECANCELED;
+  ra_http_server *srv = c->srv;
+  ex->status = status;
+  ex->no_body = status < 200 || status == 204 || status == 304;
+  /* Closing (error, shutdown, a later "Connection: close"): only the last
+   * answer in the queue says so; the ones before it are still complete
+   * keep-alive answers. */
+  bool keep = ex->keep_alive && !((c->closing || srv->shutting_down) && ex->next == NULL);
+  bool has_server = false, has_date = false;
+  for (size_t i = 0; i < n; i++) {
+    if (hdr_is(h[i].name, "connection") && ra_str_eq_nocase(h[i].value, RA_STR("close"))) keep = false;
+    else if (hdr_is(h[i].name, "server")) has_server = true;
+    else if (hdr_is(h[i].name, "date")) has_date = true;
+  }
+  ex->clen = ex->no_body ? -1 : clen;
+  ex->chunked = false;
+  if (!ex->no_body && clen < 0) {
+    if (ex->req.http_version >= 11) ex->chunked = true;
+    else keep = false; /* HTTP/1.0: the end of the body is the end of the connection */
+  }
+  ex->close_after = !keep;
+
+  char small[1024];
+  ra_buf big = {0};
+  char *p = small;
+  size_t cap = sizeof small, len = 0;
+  size_t need = 256 + strlen(srv->server_name);
+  for (size_t i = 0; i < n; i++) need += h[i].name.len + h[i].value.len + 4;
+  if (need > cap) {
+    if (ra_buf_reserve(&big, need)) return -ENOMEM;
+    p = (char *)big.data;
+    cap = need;
+  }
+  const char *reason = ra_http_status_text(status);
+  len += (size_t)snprintf(p + len, cap - len, "HTTP/1.1 %d %s\r\n", status, reason);
+  if (!has_server && srv->server_name[0])
+    len += (size_t)snprintf(p + len, cap - len, "Server: %s\r\n", srv->server_name);
+  if (!has_date) len += (size_t)snprintf(p + len, cap - len, "Date: %s\r\n", ra_http_date(srv->loop));
+  if (!ex->no_body) {
+    if (clen >= 0) len += (size_t)snprintf(p + len, cap - len, "Content-Length: %lld\r\n", (long long)clen);
+    else if (ex->chunked) len += (size_t)snprintf(p + len, cap - len, "Transfer-Encoding: chunked\r\n");
+  }
+  if (!keep) len += (size_t)snprintf(p + len, cap - len, "Connection: close\r\n");
+  else if (ex->req.http_version == 10) len += (size_t)snprintf(p + len, cap - len, "Connection: keep-alive\r\n");
+  for (size_t i = 0; i < n; i++) {
+    /* Framing is ours: a handler's own Content-Length or Transfer-Encoding
+     * could desynchronise the connection. */
+    if (hdr_is(h[i].name, "content-length") || hdr_is(h[i].name, "transfer-encoding") ||
+        hdr_is(h[i].name, "connection"))
+      continue;
+    memcpy(p + len, h[i].name.ptr, h[i].name.len);
+    len += h[i].name.len;
+    p[len++] = ':';
+    p[len++] = ' ';
+    memcpy(p + len, h[i].value.ptr, h[i].value.len);
+    len += h[i].value.len;
+    p[len++] = '\r';
+    p[len++] = '\n';
+  }
+  p[len++] = '\r';
+  p[len++] = '\n';
+  /* Outside a read, hold the head until the first body bytes or the end:
+   * one write per response instead of two or three. */
+  if (c->head == ex && !c->in_feed && cork_begin(c)) {
+    c->head_corked = true;
+    schedule(c);
+  }
+  int rc = ex_write(ex, p, len);
+  ra_buf_free(&big);
+  return rc;
+}
+
+static void uncork_after_op(ra_http_conn *c) {
+  if (c->head_corked) {
+    c->head_corked = false;
+    cork_end(c);
+  }
+}
+
+static int sink_body(void *sink, const void *data, size_t len) {
+  ra_http_ex *ex = sink;
+  ra_http_conn *c = ex->conn;
+  if (!c) return -ECANCELED;
+  if (ex->no_body || ex->head_req || len == 0) return 0;
+  if (ex->clen >= 0 && ex->sent + len > (uint64_t)ex->clen) return -EMSGSIZE;
+  ex->sent += len;
+  int rc;
+  if (ex->chunked) {
+    char hex[24];
+    int hn = snprintf(hex, sizeof hex, "%zx\r\n", len);
+    struct iovec v[3] = {{hex, (size_t)hn}, {(void *)data, len}, {"\r\n", 2}};
+    rc = ex_writev(ex, v, 3);
+  } else {
+    rc = ex_write(ex, data, len);
+  }
+  if (c->head == ex) uncork_after_op(c);
+  return rc;
+}
+
+static int sink_end(void *sink) {
+  ra_http_ex *ex = sink;
+  ra_http_conn *c = ex->conn;
+  if (!c) return -ECANCELED;
+  int rc = 0;
+  if (ex->chunked && !ex->head_req) rc = ex_write(ex, "0\r\n\r\n", 5);
+  /* A body shorter than announced: the peer cannot find the next response. */
+  if (ex->clen >= 0 && !ex->head_req && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
+  ex->ended = true;
+  if (c->srv->access_log) {
+    uint64_t us = now_us() - ex->start_us;
+    c->srv->access_log(&ex->req, ex->status, us, c->srv->access_log_ud);
+  }
+  if (c->head == ex) {
+    uncork_after_op(c);
+    conn_advance(c);
+  }
+  return rc;
+}
+
+static int sink_upgrade(void *sink, int status, const ra_header *h, size_t n, ra_upgrade_cb cb,
+                        void *ud) {
+  ra_http_ex *ex = sink;
+  ra_http_conn *c = ex->conn;
+  if (!c) return -ECANCELED;
+  if (!c->io_ops->detach) return -ENOTSUP;
+  if (!ex->upgrade_req || c->closing) return -EINVAL;
+  ra_buf b = {0};
+  int rc = ra_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, ra_http_status_text(status));
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (hdr_is(h[i].name, "content-length") || hdr_is(h[i].name, "transfer-encoding")) continue;
+    rc = ra_buf_printf(&b, "%.*s: %.*s\r\n", (int)h[i].name.len, h[i].name.ptr, (int)h[i].value.len,
+                       h[i].value.ptr);
+  }
+  if (rc == 0) rc = ra_buf_append(&b, "\r\n", 2);
+  if (rc == 0) rc = ex_write(ex, ra_buf_ptr(&b), b.len);
+  ra_buf_free(&b);
+  if (rc) return rc;
+  ex->status = status;
+  ex->ended = true;
+  ex->upgrade_pending = true;
+  ex->up_cb = cb;
+  ex->up_ud = ud;
+  if (c->srv->access_log)
+    c->srv->access_log(&ex->req, status, now_us() - ex->start_us, c->srv->access_log_ud);
+  /* The hand-over runs from the loop, after ra_res_upgrade returned. */
+  if (c->head == ex) schedule(c);
+  return 0;
+}
+
+static size_t sink_pending(void *sink) {
+  ra_http_ex *ex = sink;
+  ra_http_conn *c = ex->conn;
+  if (!c) return 0;
+  if (c->head != ex) return ex->out.len;
+  size_t n = c->io_ops->queued ? c->io_ops->queued(c->io) : 0;
+  if (c->srv->cork_owner == c) n += c->srv->cork.len;
+  return n;
+}
+
+static const ra_res_sink_ops conn_sink_ops = {
+    .head = sink_head,
+    .body = sink_body,
+    .end = sink_end,
+    .upgrade = sink_upgrade,
+    .pending = sink_pending,
+};
+
+/* ---- dispatch and queue ------------------------------------------------------------ */
+
+static void start_response(ra_http_conn *c, ra_http_ex *ex) {
+  ex->dispatched = true;
+  c->nqueued++;
+  ex->head_req = ex->req.method_len == 4 && memcmp(ex->req.method, "HEAD", 4) == 0;
+  ra_res_init(&ex->res, c->srv->loop, &ex->req, &conn_sink_ops, ex, ex_release, ex);
+  ex->res_live = true;
+}
+
+static void stop_parsing(ra_http_conn *c) {
+  c->stopped = true;
+  set_reading(c, false);
+}
+
+/* Bad input or a limit: answer `status` in order, then close. */
+static void respond_error(ra_http_conn *c, int status) {
+  c->closing = true;
+  stop_parsing(c);
+  ra_buf_free(&c->pending_in);
+  clear_deadline(c);
+  ra_http_ex *ex = c->cur;
+  c->cur = NULL;
+  if (!ex) {
+    /* Between requests (garbage before a request line). */
+    ex = ex_new(c);
+    if (!ex) {
+      request_close(c);
+      return;
+    }
+  }
+  c->phase = PH_IDLE;
+  ex->keep_alive = false;
+  start_response(c, ex);
+  char text[64];
+  snprintf(text, sizeof text, "%s\n", ra_http_status_text(status));
+  ra_res_send_text(&ex->res, status, text);
+}
+
+static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
+  start_response(c, ex);
+  c->served_any = true;
+  if (!ex->keep_alive) {
+    /* Nothing after this request is read. */
+    c->closing = true;
+    stop_parsing(c);
+    ra_buf_free(&c->pending_in);
+  }
+  if (ex->upgrade_req) {
+    /* The bytes after it belong to the new protocol, or, if the handler
+     * answers normally, to the next request. */
+    c->upgrade_wait = true;
+    stop_parsing(c);
+  }
+  if (c->nqueued >= c->srv->lim.max_pipelined) stop_parsing(c);
+  ra_router_handle(c->srv->router, &ex->req, &ex->res);
+}
+
+static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
+  if (c->srv->cork_owner == c) cork_end(c);
+  ra_stream *s = c->io_ops->detach(c->io);
+  ra_upgrade_cb cb = ex->up_cb;
+  void *ud = ex->up_ud;
+  ra_buf rest = c->pending_in;
+  c->pending_in = (ra_buf){0};
+  /* The connection is over for HTTP: free it without touching the stream. */
+  c->close_sent = true;
+  ra_http_conn_closed(c);
+  if (s) cb(s, rest.len ? ra_buf_ptr(&rest) : (const uint8_t *)"", rest.len, ud);
+  ra_buf_free(&rest);
+}
+
+/* The head of the queue ended: write out what the next ones produced. */
+static void conn_advance(ra_http_conn *c) {
+  while (c->head && c->head->ended) {
+    ra_http_ex *ex = c->head;
+    if (ex->upgrade_pending) {
+      schedule(c); /* do_upgrade from the loop */
+      return;
+    }
+    bool close_after = ex->close_after;
+    ex_pop(c, ex);
+    if (close_after) {
+      c->closing = true;
+      drop_after(c, NULL);
+      break;
+    }
+    ra_http_ex *next = c->head;
+    if (next && next->out.len) {
+      struct iovec v = {ra_buf_ptr(&next->out), next->out.len};
+      io_write(c, &v, 1);
+      ra_buf_reset(&next->out);
+    }
+    if (next && next->upgrade_pending) {
+      schedule(c);
+      return;
+    }
+    if (next && next->res_live && next->res.on_drain && !next->ended) {
+      c->want_drain = true;
+      schedule(c);
+    }
+  }
+  if (c->closing && !c->head) {
+    request_close(c);
+    return;
+  }
+  if (c->stopped && !c->closing && !c->upgrade_wait && c->nqueued < c->srv->lim.max_pipelined) {
+    c->want_resume = true;
+    if (!c->in_feed) schedule(c);
+  }
+  if (!c->head && c->phase == PH_IDLE && !c->closing) {
+    ra_http_server *srv = c->srv;
+    if (srv->shutting_down) request_close(c);
+    else set_deadline(c, T_KEEPALIVE, srv->lim.keepalive_timeout_ms);
+  }
+}
+
+/* ---- llhttp callbacks ---------------------------------------------------------------- */
+
+static int fail(ra_http_conn *c, int status) {
+  c->err_status = (uint16_t)status;
+  return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = ex_new(c);
+  if (!ex) return fail(c, 503);
+  c->cur = ex;
+  c->phase = PH_HEAD;
+  c->hdr_bytes = c->line_bytes = c->raw_head = 0;
+  c->hstate_value = false;
+  c->in_trailers = false;
+  set_deadline(c, T_HEADER, c->srv->lim.header_timeout_ms);
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = c->cur;
+  if (ex->req.method_len == 0) {
+    const char *m = llhttp_method_name((llhttp_method_t)p->method);
+    ra_req_set_method(&ex->req, ra_str_cstr(m));
+  }
+  c->line_bytes += (uint32_t)len;
+  if (c->line_bytes + ex->req.method_len + 11 > c->srv->lim.max_request_line) return fail(c, 414);
+  if (ra_req_target_append(&ex->req, at, len)) return fail(c, 503);
+  return 0;
+}
+
+static int count_header(ra_http_conn *c, size_t len) {
+  c->hdr_bytes += (uint32_t)len;
+  if (c->hdr_bytes > c->srv->lim.max_header_bytes) return fail(c, 431);
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = c->cur;
+  int rc = count_header(c, len + (c->hstate_value ? 4 : 0));
+  if (rc) return rc;
+  if (c->in_trailers) return 0; /* counted, not kept */
+  if (c->hstate_value || ex->req.nhdrs == 0) {
+    if (ex->req.nhdrs >= c->srv->lim.max_headers) return fail(c, 431);
+    if (ra_req_hdr_begin(&ex->req)) return fail(c, 503);
+    c->hstate_value = false;
+  }
+  if (ra_req_hdr_name_append(&ex->req, at, len)) return fail(c, 503);
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  ra_http_conn *c = p->data;
+  int rc = count_header(c, len);
+  if (rc) return rc;
+  c->hstate_value = true;
+  if (c->in_trailers) return 0;
+  if (ra_req_hdr_value_append(&c->cur->req, at, len)) return fail(c, 503);
+  return 0;
+}
+
+static bool te_supported(const ra_req *req) {
+  for (size_t i = 0; i < ra_req_header_count(req); i++) {
+    ra_header h = ra_req_header_at(req, i);
+    if (!ra_str_eq_nocase(h.name, RA_STR("transfer-encoding"))) continue;
+    const char *s = h.value.ptr, *end = s + h.value.len;
+    while (s < end) {
+      while (s < end && (*s == ' ' || *s == '\t' || *s == ',')) s++;
+      const char *t = s;
+      while (s < end && *s != ',' && *s != ' ' && *s != '\t' && *s != ';') s++;
+      if (s > t && !ra_str_eq_nocase(ra_str_make(t, (size_t)(s - t)), RA_STR("chunked"))) return false;
+      while (s < end && *s != ',') s++;
+    }
+  }
+  return true;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = c->cur;
+  ra_http_server *srv = c->srv;
+  c->phase = PH_BODY;
+  c->in_trailers = true; /* header callbacks from now on are trailers */
+  if (ex->req.method_len == 0) ra_req_set_method(&ex->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
+  if (p->http_major != 1) return fail(c, 505);
+  ex->req.http_version = p->http_minor == 0 ? 10 : 11;
+  if (p->method == HTTP_CONNECT) return fail(c, 501);
+  if ((p->flags & F_TRANSFER_ENCODING) && !te_supported(&ex->req)) return fail(c, 501);
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
+  (void)ra_req_finish_target(&ex->req); /* a bad target gets its 400 from the router */
+  bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  ra_str expect;
+  if (ra_req_header(&ex->req, "expect", &expect)) {
+    if (!ra_str_eq_nocase(expect, RA_STR("100-continue"))) return fail(c, 417);
+    if (has_body && ex->req.http_version >= 11) {
+      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      ex_write(ex, cont, sizeof cont - 1);
+      if (c->head == ex && c->srv->cork_owner == c) {
+        /* The client waits for it before sending the body: send it now. */
+        cork_end(c);
+        cork_begin(c);
+      }
+    }
+  }
+  ex->upgrade_req = p->upgrade != 0;
+  if (has_body) set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
+  else clear_deadline(c);
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = c->cur;
+  ex->body_bytes += len;
+  if (ex->body_bytes > c->srv->lim.max_body) return fail(c, 413);
+  if (ra_req_append_body(&ex->req, at, len)) return fail(c, 503);
+  c->deadline = ra_loop_now(c->srv->loop) + c->srv->lim.body_timeout_ms;
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  ra_http_ex *ex = c->cur;
+  ex->keep_alive = llhttp_should_keep_alive(p) != 0;
+  c->ready = ex;
+  c->cur = NULL;
+  c->phase = PH_IDLE;
+  c->in_trailers = false;
+  clear_deadline(c);
+  /* Dispatch outside of llhttp: the handler may do anything. */
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static int errno_status(ra_http_conn *c, llhttp_errno_t err) {
+  /* Our callbacks say why they failed (llhttp reports a callback's error
+   * under various codes). */
+  if (c->err_status) return c->err_status;
+  return err == HPE_INVALID_TRANSFER_ENCODING ? 501 : 400;
+}
+
+/* ---- feeding ---------------------------------------------------------------------------- */
+
+static void stash(ra_http_conn *c, const uint8_t *p, size_t n) {
+  if (n == 0 || c->closing) return;
+  if (c->pending_in.len + n > 4u * 1024 * 1024) {
+    /* A peer that keeps sending while we cannot parse: stop. */
+    respond_error(c, 400);
+    return;
+  }
+  if (ra_buf_append(&c->pending_in, p, n)) respond_error(c, 503);
+}
+
+static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
+  const char *p = (const char *)data;
+  size_t left = len;
+  while (left > 0) {
+    if (c->stopped) {
+      stash(c, (const uint8_t *)p, left);
+      return;
+    }
+    uint8_t phase0 = c->phase;
+    llhttp_errno_t err = llhttp_execute(&c->parser, p, left);
+    size_t used;
+    if (err == HPE_OK) {
+      used = left;
+    } else if (err == HPE_PAUSED) {
+      used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+      llhttp_resume(&c->parser);
+    } else if (err == HPE_PAUSED_UPGRADE) {
+      /* Only reached once the upgrade request got a normal answer. */
+      used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+      llhttp_resume_after_upgrade(&c->parser);
+    } else {
+      respond_error(c, errno_status(c, err));
+      return;
+    }
+    if (used > left) used = left;
+    if ((phase0 == PH_HEAD || phase0 == PH_IDLE) && c->phase == PH_HEAD) {
+      /* Bytes llhttp skips without a callback (whitespace) still count. */
+      c->raw_head += (uint32_t)used;
+      if (c->raw_head > c->srv->lim.max_header_bytes + c->srv->lim.max_request_line + 1024) {
+        respond_error(c, 431);
+        return;
+      }
+    }
+    p += used;
+    left -= used;
+    if (c->ready) {
+      ra_http_ex *ex = c->ready;
+      c->ready = NULL;
+      dispatch(c, ex);
+      if (c->close_sent) return;
+    }
+  }
+}
+
+static void resume(ra_http_conn *c) {
+  c->want_resume = false;
+  if (c->closing || c->upgrade_wait || c->nqueued >= c->srv->lim.max_pipelined) return;
+  c->stopped = false;
+  ra_buf in = c->pending_in;
+  c->pending_in = (ra_buf){0};
+  bool began = cork_begin(c);
+  c->in_feed = true;
+  if (in.len) parse(c, ra_buf_ptr(&in), in.len);
+  c->in_feed = false;
+  if (began) cork_end(c);
+  ra_buf_free(&in);
+  if (!c->stopped && !c->close_sent) set_reading(c, true);
+  /* Requests that completed synchronously may have freed a pipeline slot. */
+  if (c->want_resume && !c->close_sent) schedule(c);
+}
+
+static void defer_cb(ra_defer *d, void *ud) {
+  ra_http_conn *c = ud;
+  (void)d;
+  if (c->head_corked) {
+    c->head_corked = false;
+    cork_end(c);
+  }
+  if (c->head && c->head->upgrade_pending) {
+    do_upgrade(c, c->head);
+    return;
+  }
+  if (c->want_drain) {
+    c->want_drain = false;
+    if (c->head && c->head->res_live && !c->head->ended) ra_res_drained(&c->head->res);
+  }
+  if (c->want_resume && !c->close_sent) resume(c);
+}
+
+static void timer_cb(ra_timer *t, void *ud) {
+  ra_http_conn *c = ud;
+  (void)t;
+  if (!c->deadline || c->close_sent) return;
+  uint64_t now = ra_loop_now(c->srv->loop);
+  if (now < c->deadline) {
+    c->timer_due = c->deadline;
+    ra_timer_start(&c->timer, c->deadline - now, 0);
+    return;
+  }
+  int kind = c->timer_kind;
+  clear_deadline(c);
+  switch (kind) {
+  case T_KEEPALIVE:
+    if (!c->head && c->phase == PH_IDLE) request_close(c);
+    break;
+  case T_HEADER:
+  case T_BODY:
+    if (c->phase != PH_IDLE) respond_error(c, 408);
+    break;
+  default:
+    break;
+  }
+}
+
+/* ---- public (internal) API ---------------------------------------------------------------- */
+
+ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io) {
+  ra_http_conn *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+  c->parser.data = c;
+  c->srv = srv;
+  c->io_ops = ops;
+  c->io = io;
+  ra_timer_init(srv->loop, &c->timer, timer_cb, c);
+  ra_defer_init(&c->defer, defer_cb, c);
+  c->next = srv->conns;
+  if (srv->conns) srv->conns->prev = c;
+  srv->conns = c;
+  srv->nconns++;
+  /* A fresh connection gets the header timeout for its first request. */
+  set_deadline(c, T_KEEPALIVE, srv->lim.header_timeout_ms < srv->lim.keepalive_timeout_ms
+                                   ? srv->lim.header_timeout_ms
+                                   : srv->lim.keepalive_timeout_ms);
+  return c;
+}
+
+size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len) {
+  if (c->close_sent || c->closing) return len;
+  if (c->stopped) {
+    stash(c, data, len);
+    return len;
+  }
+  bool began = cork_begin(c);
+  c->in_feed = true;
+  parse(c, data, len);
+  c->in_feed = false;
+  if (began) cork_end(c);
+  if (c->want_resume && !c->close_sent) schedule(c);
+  return len;
+}
+
+void ra_http_conn_eof(ra_http_conn *c) {
+  /* The peer sends nothing more: finish what is in flight, then close. A
+   * partial request can never complete. */
+  if (c->close_sent) return;
+  c->closing = true;
+  stop_parsing(c);
+  ra_buf_free(&c->pending_in);
+  if (c->cur && !c->cur->dispatched) {
+    ra_http_ex *prev = NULL;
+    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
+    drop_after(c, prev);
+  }
+  c->phase = PH_IDLE;
+  if (!c->head) request_close(c);
+}
+
+void ra_http_conn_drain(ra_http_conn *c) {
+  if (c->head && c->head->res_live && !c->head->ended) ra_res_drained(&c->head->res);
+}
+
+static void conn_unlink_free(ra_http_conn *c) {
+  ra_http_server *srv = c->srv;
+  ra_timer_stop(&c->timer);
+  ra_defer_cancel(srv->loop, &c->defer);
+  if (srv->cork_owner == c) {
+    srv->cork_owner = NULL;
+    ra_buf_reset(&srv->cork);
+  }
+  c->cur = c->ready = NULL;
+  drop_after(c, NULL);
+  ra_buf_free(&c->pending_in);
+  if (c->prev) c->prev->next = c->next; else srv->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  srv->nconns--;
+  free(c);
+  ra_http_server_conn_gone(srv);
+}
+
+void ra_http_conn_closed(ra_http_conn *c) {
+  c->close_sent = true;
+  conn_unlink_free(c);
+}
+
+void ra_http_conn_destroy(ra_http_conn *c) {
+  c->close_sent = true;
+  if (c->io_ops->destroy) c->io_ops->destroy(c->io);
+  conn_unlink_free(c);
+}
+
+void ra_http_conn_shutdown(ra_http_conn *c) {
+  if (c->close_sent) return;
+  bool busy = false;
+  for (ra_http_ex *e = c->head; e; e = e->next)
+    if (e->dispatched) busy = true;
+  if (!busy) {
+    request_close(c);
+    return;
+  }
+  /* In-flight answers finish (with Connection: close); nothing new is read. */
+  c->closing = true;
+  stop_parsing(c);
+  ra_buf_free(&c->pending_in);
+  if (c->cur && !c->cur->dispatched) {
+    ra_http_ex *prev = NULL;
+    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
+    drop_after(c, prev);
+  }
+}
+
+ra_http_conn *ra_http_conn_next(ra_http_conn *c) { return c->next; }
+
+void ra_http_server_pool_free(ra_http_server *srv) {
+  while (srv->pool) {
+    ra_http_ex *ex = srv->pool;
+    srv->pool = ex->next;
+    ex_destroy(ex);
+  }
+  srv->npool = 0;
+}

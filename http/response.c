@@ -1,0 +1,234 @@
+/* http/response.c: the transport-neutral response and its sink. */
+#include "http/response_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/request_internal.h"
+
+void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops,
+                 void *sink, ra_res_release_fn release, void *release_ud) {
+  res->loop = loop;
+  res->req = req;
+  res->ops = ops;
+  res->sink = sink;
+  res->nhdrs = 0;
+  ra_buf_reset(&res->hbuf);
+  res->status = 200;
+  res->content_length = -1;
+  res->state = RA_RES_BUILDING;
+  res->cancelled = false;
+  res->is_head = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+  res->in_end = false;
+  res->on_cancel = NULL;
+  res->cancel_ud = NULL;
+  res->on_drain = NULL;
+  res->drain_ud = NULL;
+  res->release = release;
+  res->release_ud = release_ud;
+}
+
+void ra_res_reset(ra_res *res) {
+  if (res->hbuf.cap > 2048) ra_buf_free(&res->hbuf);
+  if (res->hdr_cap > 16) {
+    free(res->hdrs);
+    res->hdrs = NULL;
+    res->hdr_cap = 0;
+  }
+  res->nhdrs = 0;
+  ra_buf_reset(&res->hbuf);
+}
+
+void ra_res_cleanup(ra_res *res) {
+  free(res->hdrs);
+  res->hdrs = NULL;
+  res->hdr_cap = res->nhdrs = 0;
+  ra_buf_free(&res->hbuf);
+}
+
+ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink) {
+  ra_res *res = calloc(1, sizeof *res);
+  if (!res) {
+    ra_req_free(req);
+    return NULL;
+  }
+  ra_res_init(res, loop, req, ops, sink, NULL, NULL);
+  return res;
+}
+
+static void res_release(ra_res *res) {
+  if (res->release) {
+    res->release(res, res->release_ud);
+    return;
+  }
+  ra_req_free(res->req);
+  ra_res_cleanup(res);
+  free(res);
+}
+
+/* ---- headers ---------------------------------------------------------------- */
+
+static bool token_ok(ra_str s, bool value) {
+  for (size_t i = 0; i < s.len; i++) {
+    unsigned char c = (unsigned char)s.ptr[i];
+    /* CR, LF and NUL would let a header value inject headers or a body. */
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+    if (!value && (c <= ' ' || c == ':' || c >= 0x7f)) return false;
+  }
+  return value || s.len > 0;
+}
+
+int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  if (!token_ok(name, false) || !token_ok(value, true)) return -EINVAL;
+  if (res->nhdrs == res->hdr_cap) {
+    uint32_t cap = res->hdr_cap ? res->hdr_cap * 2 : 8;
+    ra_header *h = realloc(res->hdrs, cap * sizeof *h);
+    if (!h) return -ENOMEM;
+    res->hdrs = h;
+    res->hdr_cap = cap;
+  }
+  const uint8_t *old = res->hbuf.data;
+  int rc = ra_buf_reserve(&res->hbuf, name.len + value.len + 2);
+  if (rc) return rc;
+  if (res->hbuf.data != old && old) {
+    /* The strings moved: re-point the views already handed out below. */
+    for (uint32_t i = 0; i < res->nhdrs; i++) {
+      res->hdrs[i].name.ptr = (const char *)res->hbuf.data + (res->hdrs[i].name.ptr - (const char *)old);
+      res->hdrs[i].value.ptr = (const char *)res->hbuf.data + (res->hdrs[i].value.ptr - (const char *)old);
+    }
+  }
+  char *n = (char *)ra_buf_ptr(&res->hbuf) + res->hbuf.len;
+  memcpy(n, name.ptr, name.len);
+  n[name.len] = '\0';
+  char *v = n + name.len + 1;
+  if (value.len) memcpy(v, value.ptr, value.len);
+  v[value.len] = '\0';
+  res->hbuf.len += name.len + value.len + 2;
+  res->hdrs[res->nhdrs].name = ra_str_make(n, name.len);
+  res->hdrs[res->nhdrs].value = ra_str_make(v, value.len);
+  res->nhdrs++;
+  return 0;
+}
+
+int ra_res_add_header(ra_res *res, const char *name, const char *value) {
+  if (!name || !value) return -EINVAL;
+  return ra_res_add_header_n(res, ra_str_cstr(name), ra_str_cstr(value));
+}
+
+int ra_res_set_status(ra_res *res, int status) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  if (status < 100 || status > 999) return -EINVAL;
+  res->status = status;
+  return 0;
+}
+
+int ra_res_set_content_length(ra_res *res, uint64_t len) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  if (len > INT64_MAX) return -EINVAL;
+  res->content_length = (int64_t)len;
+  return 0;
+}
+
+/* ---- body ---------------------------------------------------------------------- */
+
+static int send_head(ra_res *res) {
+  res->state = RA_RES_HEAD_SENT;
+  if (!res->ops) return -ECANCELED;
+  return res->ops->head(res->sink, res->status, res->hdrs, res->nhdrs, res->content_length);
+}
+
+int ra_res_write(ra_res *res, const void *data, size_t len) {
+  if (res->state == RA_RES_ENDED) return -EALREADY;
+  if (res->cancelled) return -ECANCELED;
+  if (res->state == RA_RES_BUILDING) {
+    int rc = send_head(res);
+    if (rc) return rc;
+  }
+  if (len == 0 || res->is_head) return 0;
+  if (!res->ops) return -ECANCELED;
+  return res->ops->body(res->sink, data, len);
+}
+
+int ra_res_end(ra_res *res) {
+  if (res->state == RA_RES_ENDED || res->in_end) return -EALREADY;
+  int rc = 0;
+  res->in_end = true;
+  if (!res->cancelled) {
+    if (res->state == RA_RES_BUILDING) {
+      if (res->content_length < 0) res->content_length = 0;
+      rc = send_head(res);
+    }
+    if (rc == 0 && res->ops) rc = res->ops->end(res->sink);
+  } else {
+    rc = -ECANCELED;
+  }
+  res->state = RA_RES_ENDED;
+  res->in_end = false;
+  res_release(res);
+  return rc;
+}
+
+int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  int rc = ra_res_set_status(res, status);
+  if (rc == 0 && content_type) rc = ra_res_add_header(res, "Content-Type", content_type);
+  if (rc == 0) rc = ra_res_set_content_length(res, len);
+  if (rc == 0 && !res->cancelled) rc = ra_res_write(res, body, len);
+  int rc2 = ra_res_end(res);
+  return rc ? rc : rc2;
+}
+
+int ra_res_send_text(ra_res *res, int status, const char *text) {
+  return ra_res_send(res, status, "text/plain; charset=utf-8", text, text ? strlen(text) : 0);
+}
+
+/* ---- misc ------------------------------------------------------------------------ */
+
+ra_req *ra_res_req(const ra_res *res) { return res->req; }
+ra_loop *ra_res_loop(const ra_res *res) { return res->loop; }
+bool ra_res_cancelled(const ra_res *res) { return res->cancelled; }
+
+void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud) {
+  res->on_cancel = cb;
+  res->cancel_ud = ud;
+}
+
+void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud) {
+  res->on_drain = cb;
+  res->drain_ud = ud;
+}
+
+size_t ra_res_pending(const ra_res *res) {
+  if (!res->ops || !res->ops->pending) return 0;
+  return res->ops->pending(res->sink);
+}
+
+int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  if (res->cancelled) return -ECANCELED;
+  if (!res->ops || !res->ops->upgrade || !cb) return -ENOTSUP;
+  int rc = res->ops->upgrade(res->sink, 101, res->hdrs, res->nhdrs, cb, ud);
+  if (rc) return rc;
+  res->state = RA_RES_ENDED;
+  res_release(res);
+  return 0;
+}
+
+void ra_res_cancel(ra_res *res) {
+  if (res->cancelled) return;
+  res->cancelled = true;
+  res->ops = NULL;
+  res->sink = NULL;
+  res->on_drain = NULL;
+  ra_res_cancel_cb cb = res->on_cancel;
+  res->on_cancel = NULL;
+  /* Last: the callback may end (and so free) the response. */
+  if (cb && res->state != RA_RES_ENDED) cb(res, res->cancel_ud);
+}
+
+void ra_res_drained(ra_res *res) {
+  if (res->cancelled || res->state == RA_RES_ENDED || !res->on_drain) return;
+  res->on_drain(res, res->drain_ud);
+}

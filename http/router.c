@@ -1,0 +1,371 @@
+/* http/router.c: a segment trie. Each node has static children, at most one
+ * ":param" child and a set of trailing-wildcard endpoints; the search tries
+ * static, then param, then wildcard, backtracking until a node has an
+ * endpoint for the method (so GET /u/:id still serves /u/new when only
+ * POST /u/new exists). */
+#include "http/router.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/request_internal.h"
+#include "http/server.h"
+
+#define RT_MAX_PARAMS 16
+#define RT_METHOD_MAX 31
+
+typedef struct rt_ep {
+  char method[RT_METHOD_MAX + 1];
+  ra_handler handler;
+  void *ud;
+  unsigned flags;
+} rt_ep;
+
+typedef struct rt_node rt_node;
+struct rt_node {
+  char *seg;
+  size_t seg_len;
+  rt_node **kids;
+  size_t nkids;
+  rt_node *param;
+  char *param_name;
+  rt_ep *eps;
+  size_t neps;
+  rt_ep *wild;
+  size_t nwild;
+};
+
+struct ra_router {
+  rt_node root;
+};
+
+ra_router *ra_router_new(void) { return calloc(1, sizeof(ra_router)); }
+
+static void node_free(rt_node *n) {
+  for (size_t i = 0; i < n->nkids; i++) {
+    node_free(n->kids[i]);
+    free(n->kids[i]);
+  }
+  free(n->kids);
+  if (n->param) {
+    node_free(n->param);
+    free(n->param);
+  }
+  free(n->param_name);
+  free(n->seg);
+  free(n->eps);
+  free(n->wild);
+}
+
+void ra_router_free(ra_router *r) {
+  if (!r) return;
+  node_free(&r->root);
+  free(r);
+}
+
+static bool method_ok(const char *m) {
+  size_t n = strlen(m);
+  if (n == 0 || n > RT_METHOD_MAX) return false;
+  if (strcmp(m, "*") == 0) return true;
+  for (size_t i = 0; i < n; i++) {
+    char c = m[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return false;
+  }
+  return true;
+}
+
+static int add_ep(rt_ep **eps, size_t *n, const char *method, ra_handler h, void *ud, unsigned flags) {
+  for (size_t i = 0; i < *n; i++)
+    if (strcmp((*eps)[i].method, method) == 0) return -EEXIST;
+  rt_ep *e = realloc(*eps, (*n + 1) * sizeof *e);
+  if (!e) return -ENOMEM;
+  *eps = e;
+  rt_ep *x = &e[(*n)++];
+  memset(x, 0, sizeof *x);
+  strcpy(x->method, method);
+  x->handler = h;
+  x->ud = ud;
+  x->flags = flags;
+  return 0;
+}
+
+static bool name_ok(const char *p, size_t n) {
+  if (n == 0) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
+/* Checks the whole pattern before touching the trie, so a bad pattern
+ * leaves the router unchanged. */
+static int pattern_check(const char *pattern) {
+  if (pattern[0] != '/') return -EINVAL;
+  const char *s = pattern + 1;
+  int nparams = 0;
+  for (;;) {
+    const char *e = strchr(s, '/');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len == 1 && s[0] == '*') {
+      if (e) return -EINVAL; /* wildcard only at the end */
+    } else if (len > 0 && s[0] == ':') {
+      if (!name_ok(s + 1, len - 1) || ++nparams >= RT_MAX_PARAMS) return -EINVAL;
+    } else {
+      for (size_t i = 0; i < len; i++)
+        if (s[i] == '*' || s[i] == '?' || s[i] == '#' || s[i] == '%') return -EINVAL;
+    }
+    if (!e) break;
+    s = e + 1;
+  }
+  return 0;
+}
+
+int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handler handler,
+                void *ud, unsigned flags) {
+  if (!r || !method || !pattern || !handler || !method_ok(method)) return -EINVAL;
+  int rc = pattern_check(pattern);
+  if (rc) return rc;
+  rt_node *n = &r->root;
+  const char *s = pattern + 1;
+  for (;;) {
+    const char *e = strchr(s, '/');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len == 1 && s[0] == '*') return add_ep(&n->wild, &n->nwild, method, handler, ud, flags);
+    rt_node *next = NULL;
+    if (len > 0 && s[0] == ':') {
+      if (n->param) {
+        if (strlen(n->param->param_name) != len - 1 || memcmp(n->param->param_name, s + 1, len - 1) != 0)
+          return -EINVAL; /* one parameter name per position */
+        next = n->param;
+      } else {
+        next = calloc(1, sizeof *next);
+        char *pn = strndup(s + 1, len - 1);
+        if (!next || !pn) {
+          free(next);
+          free(pn);
+          return -ENOMEM;
+        }
+        next->param_name = pn;
+        n->param = next;
+      }
+    } else {
+      for (size_t i = 0; i < n->nkids; i++) {
+        if (n->kids[i]->seg_len == len && memcmp(n->kids[i]->seg, s, len) == 0) {
+          next = n->kids[i];
+          break;
+        }
+      }
+      if (!next) {
+        rt_node **k = realloc(n->kids, (n->nkids + 1) * sizeof *k);
+        if (!k) return -ENOMEM;
+        n->kids = k;
+        next = calloc(1, sizeof *next);
+        char *sg = strndup(s, len);
+        if (!next || !sg) {
+          free(next);
+          free(sg);
+          return -ENOMEM;
+        }
+        next->seg = sg;
+        next->seg_len = len;
+        n->kids[n->nkids++] = next;
+      }
+    }
+    n = next;
+    if (!e) return add_ep(&n->eps, &n->neps, method, handler, ud, flags);
+    s = e + 1;
+  }
+}
+
+int ra_route(ra_router *r, const char *method, const char *pattern, ra_handler handler, void *ud) {
+  return ra_route_ex(r, method, pattern, handler, ud, 0);
+}
+
+/* ---- matching ----------------------------------------------------------------- */
+
+typedef struct rt_search {
+  ra_str method;
+  ra_req_kv params[RT_MAX_PARAMS + 1];
+  size_t nparams;
+  const rt_ep *found;
+  bool path_matched;
+  /* Allow collection (method.len == 0): every method of every node whose
+   * pattern matches the path. */
+  const rt_ep *allow[64];
+  size_t nallow;
+} rt_search;
+
+static const rt_ep *pick(rt_search *st, const rt_ep *eps, size_t n) {
+  if (n == 0) return NULL;
+  st->path_matched = true;
+  if (st->method.len == 0) {
+    for (size_t i = 0; i < n && st->nallow < 64; i++) st->allow[st->nallow++] = &eps[i];
+    return NULL;
+  }
+  const rt_ep *any = NULL, *get = NULL;
+  bool head = ra_str_eq_cstr(st->method, "HEAD");
+  for (size_t i = 0; i < n; i++) {
+    if (ra_str_eq_cstr(st->method, eps[i].method)) return &eps[i];
+    if (eps[i].method[0] == '*') any = &eps[i];
+    if (head && strcmp(eps[i].method, "GET") == 0) get = &eps[i];
+  }
+  return get ? get : any;
+}
+
+/* s: start of the next segment (just past a '/'), end: end of the path. */
+static bool search(rt_search *st, const rt_node *n, const char *s, const char *end) {
+  const char *e = memchr(s, '/', (size_t)(end - s));
+  bool last = (e == NULL);
+  if (!e) e = end;
+  size_t len = (size_t)(e - s);
+  for (size_t i = 0; i < n->nkids; i++) {
+    const rt_node *k = n->kids[i];
+    if (k->seg_len != len || memcmp(k->seg, s, len) != 0) continue;
+    if (last ? (st->found = pick(st, k->eps, k->neps)) != NULL : search(st, k, e + 1, end)) return true;
+    break;
+  }
+  if (n->param && len > 0 && st->nparams < RT_MAX_PARAMS) {
+    st->params[st->nparams++] = (ra_req_kv){ra_str_cstr(n->param->param_name), ra_str_make(s, len)};
+    const rt_node *k = n->param;
+    if (last ? (st->found = pick(st, k->eps, k->neps)) != NULL : search(st, k, e + 1, end)) return true;
+    st->nparams--;
+  }
+  if (n->nwild) {
+    if ((st->found = pick(st, n->wild, n->nwild)) != NULL) {
+      st->params[st->nparams++] = (ra_req_kv){ra_str_make("*", 1), ra_str_make(s, (size_t)(end - s))};
+      return true;
+    }
+  }
+  return false;
+}
+
+static int do_match(ra_router *r, rt_search *st, ra_str path) {
+  st->nparams = 0;
+  st->found = NULL;
+  st->path_matched = false;
+  st->nallow = 0;
+  if (path.len == 0 || path.ptr[0] != '/') return -ENOENT;
+  if (search(st, &r->root, path.ptr + 1, path.ptr + path.len)) return 0;
+  return st->path_matched ? -EPERM : -ENOENT;
+}
+
+int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req, ra_route_match *m) {
+  rt_search st;
+  st.method = method;
+  if (method.len == 0) return -EINVAL;
+  int rc = do_match(r, &st, path);
+  if (rc) return rc;
+  if (req) {
+    int prc = ra_req_set_params(req, st.params, st.nparams);
+    if (prc) return prc;
+  }
+  if (m) {
+    m->handler = st.found->handler;
+    m->ud = st.found->ud;
+    m->flags = st.found->flags;
+  }
+  return 0;
+}
+
+static void allow_add(char *buf, size_t cap, size_t *len, const char *m) {
+  /* dedupe: exact token match in the list built so far */
+  size_t ml = strlen(m);
+  const char *p = buf;
+  while (p < buf + *len) {
+    const char *c = strstr(p, ", ");
+    size_t tl = c ? (size_t)(c - p) : (size_t)(buf + *len - p);
+    if (tl == ml && memcmp(p, m, ml) == 0) return;
+    if (!c) break;
+    p = c + 2;
+  }
+  int w = snprintf(buf + *len, cap - *len, "%s%s", *len ? ", " : "", m);
+  if (w > 0 && (size_t)w < cap - *len) *len += (size_t)w;
+}
+
+static void collect_all(const rt_node *n, char *buf, size_t cap, size_t *len, bool *get) {
+  for (size_t i = 0; i < n->neps; i++) {
+    if (n->eps[i].method[0] != '*') allow_add(buf, cap, len, n->eps[i].method);
+    if (strcmp(n->eps[i].method, "GET") == 0) *get = true;
+  }
+  for (size_t i = 0; i < n->nwild; i++) {
+    if (n->wild[i].method[0] != '*') allow_add(buf, cap, len, n->wild[i].method);
+    if (strcmp(n->wild[i].method, "GET") == 0) *get = true;
+  }
+  for (size_t i = 0; i < n->nkids; i++) collect_all(n->kids[i], buf, cap, len, get);
+  if (n->param) collect_all(n->param, buf, cap, len, get);
+}
+
+static void send_allow(ra_res *res, int status, const char *allow) {
+  ra_res_add_header(res, "Allow", allow);
+  if (status == 204) {
+    ra_res_set_status(res, 204);
+    ra_res_end(res);
+  } else {
+    ra_res_send_text(res, status, "Method Not Allowed\n");
+  }
+}
+
+void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) {
+  ra_str method = ra_req_method(req);
+  if (!req->path_ok) {
+    ra_res_send_text(res, 400, "Bad Request\n");
+    return;
+  }
+  ra_str path = ra_req_path(req);
+  bool options = ra_str_eq_cstr(method, "OPTIONS");
+  if (path.len == 1 && path.ptr[0] == '*') {
+    /* "OPTIONS *": what the server as a whole supports. */
+    if (!options) {
+      ra_res_send_text(res, 400, "Bad Request\n");
+      return;
+    }
+    char allow[512];
+    size_t len = 0;
+    bool get = false;
+    allow[0] = '\0';
+    collect_all(&r->root, allow, sizeof allow, &len, &get);
+    if (get) allow_add(allow, sizeof allow, &len, "HEAD");
+    allow_add(allow, sizeof allow, &len, "OPTIONS");
+    send_allow(res, 204, allow);
+    return;
+  }
+  rt_search st;
+  st.method = method;
+  int rc = do_match(r, &st, path);
+  if (rc == 0) {
+    if ((st.found->flags & RA_ROUTE_ATTESTED_ONLY) && !ra_req_attested(req)) {
+      ra_res_send_text(res, 403, "Forbidden: attested tunnel required\n");
+      return;
+    }
+    if (ra_req_set_params(req, st.params, st.nparams)) {
+      ra_res_send_text(res, 500, "Internal Server Error\n");
+      return;
+    }
+    st.found->handler(req, res, st.found->ud);
+    return;
+  }
+  if (rc == -ENOENT) {
+    ra_res_send_text(res, 404, "Not Found\n");
+    return;
+  }
+  /* Path matched, method did not: Allow lists what would have matched. */
+  st.method = ra_str_make("", 0);
+  (void)do_match(r, &st, path);
+  char allow[512];
+  size_t len = 0;
+  bool get = false;
+  allow[0] = '\0';
+  for (size_t i = 0; i < st.nallow; i++) {
+    if (st.allow[i]->method[0] == '*') continue;
+    allow_add(allow, sizeof allow, &len, st.allow[i]->method);
+    if (strcmp(st.allow[i]->method, "GET") == 0) get = true;
+  }
+  if (get) allow_add(allow, sizeof allow, &len, "HEAD");
+  allow_add(allow, sizeof allow, &len, "OPTIONS");
+  send_allow(res, options ? 204 : 405, allow);
+}

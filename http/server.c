@@ -1,0 +1,279 @@
+/* http/server.c: listeners, the stream adapter under each connection,
+ * graceful shutdown, and shared bits (Date cache, status texts). */
+#include "http/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "http/conn_internal.h"
+
+/* ---- the stream under a connection ---------------------------------------- */
+
+static size_t orphan_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) { return n; }
+static void orphan_close(ra_stream *s, int err, void *ud) {}
+static const ra_stream_cbs orphan_cbs = {.on_read = orphan_read, .on_close = orphan_close};
+
+static size_t st_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
+  return ra_http_conn_feed(ud, d, n);
+}
+static void st_drain(ra_stream *s, void *ud) { ra_http_conn_drain(ud); }
+static void st_eof(ra_stream *s, void *ud) { ra_http_conn_eof(ud); }
+static void st_close(ra_stream *s, int err, void *ud) { ra_http_conn_closed(ud); }
+static const ra_stream_cbs conn_cbs = {
+    .on_read = st_read, .on_drain = st_drain, .on_eof = st_eof, .on_close = st_close};
+
+static int io_writev(void *io, const struct iovec *iov, int n) { return ra_stream_writev(io, iov, n); }
+static size_t io_queued(void *io) { return ra_stream_queued(io); }
+static void io_set_reading(void *io, bool on) {
+  if (on) ra_stream_resume_read(io); else ra_stream_pause_read(io);
+}
+static void io_close(void *io) { ra_stream_close(io); }
+static void io_destroy(void *io) {
+  ra_stream_set_userdata(io, &orphan_cbs, NULL);
+  ra_stream_abort(io, -ECANCELED);
+}
+static ra_stream *io_detach(void *io) {
+  ra_stream_set_userdata(io, &orphan_cbs, NULL);
+  ra_stream_resume_read(io);
+  return io;
+}
+static const ra_http_io_ops stream_io = {
+    .writev = io_writev,
+    .queued = io_queued,
+    .set_reading = io_set_reading,
+    .close = io_close,
+    .destroy = io_destroy,
+    .detach = io_detach,
+};
+
+/* ---- server ---------------------------------------------------------------------- */
+
+static void lim_defaults(ra_http_limits *l) {
+  if (!l->max_request_line) l->max_request_line = 8 * 1024;
+  if (!l->max_header_bytes) l->max_header_bytes = 16 * 1024;
+  if (!l->max_headers) l->max_headers = 100;
+  if (!l->max_body) l->max_body = 8 * 1024 * 1024;
+  if (!l->header_timeout_ms) l->header_timeout_ms = 10000;
+  if (!l->body_timeout_ms) l->body_timeout_ms = 30000;
+  if (!l->keepalive_timeout_ms) l->keepalive_timeout_ms = 60000;
+  if (!l->max_pipelined) l->max_pipelined = 32;
+  if (!l->max_connections) l->max_connections = 100000;
+}
+
+static void shutdown_timer_cb(ra_timer *t, void *ud);
+static void done_cb(ra_defer *d, void *ud);
+
+ra_http_server *ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts) {
+  if (!loop || !router) return NULL;
+  ra_http_server *srv = calloc(1, sizeof *srv);
+  if (!srv) return NULL;
+  srv->loop = loop;
+  srv->router = router;
+  if (opts) {
+    srv->lim = opts->limits;
+    srv->access_log = opts->access_log;
+    srv->access_log_ud = opts->access_log_ud;
+  }
+  lim_defaults(&srv->lim);
+  const char *name = opts && opts->server_name ? opts->server_name : "raloop";
+  /* Header-safe: printable ASCII only. */
+  size_t o = 0;
+  for (size_t i = 0; name[i] && o + 1 < sizeof srv->server_name; i++)
+    if (name[i] >= 0x20 && name[i] < 0x7f) srv->server_name[o++] = name[i];
+  srv->server_name[o] = '\0';
+  ra_timer_init(loop, &srv->shutdown_timer, shutdown_timer_cb, srv);
+  ra_defer_init(&srv->done_defer, done_cb, srv);
+  return srv;
+}
+
+static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len, void *ud) {
+  ra_http_server *srv = ud;
+  if (srv->shutting_down) {
+    close(fd);
+    return;
+  }
+  if (peer && (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ra_stream *s = ra_stream_new(srv->loop, fd, &orphan_cbs, NULL);
+  if (!s) return;
+  ra_http_conn *c = ra_http_conn_new(srv, &stream_io, s);
+  if (!c) {
+    ra_stream_abort(s, -ENOMEM);
+    return;
+  }
+  ra_stream_set_userdata(s, &conn_cbs, c);
+  if (srv->nconns >= srv->lim.max_connections && !srv->accept_paused) {
+    srv->accept_paused = true;
+    for (size_t i = 0; i < srv->nlisteners; i++) ra_listener_pause(srv->listeners[i]);
+  }
+}
+
+int ra_http_server_listen(ra_http_server *srv, const char *addr, const ra_listen_opts *opts) {
+  if (srv->shutting_down) return -ESHUTDOWN;
+  ra_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof *ls);
+  if (!ls) return -ENOMEM;
+  srv->listeners = ls;
+  ra_listener *l;
+  int rc = ra_listen(srv->loop, addr, opts, on_accept, srv, &l);
+  if (rc) return rc;
+  srv->listeners[srv->nlisteners++] = l;
+  return 0;
+}
+
+uint16_t ra_http_server_port(const ra_http_server *srv) {
+  for (size_t i = 0; i < srv->nlisteners; i++) {
+    uint16_t p = ra_listener_port(srv->listeners[i]);
+    if (p) return p;
+  }
+  return 0;
+}
+
+ra_loop *ra_http_server_loop(const ra_http_server *srv) { return srv->loop; }
+ra_router *ra_http_server_router(const ra_http_server *srv) { return srv->router; }
+
+void ra_http_server_conn_gone(ra_http_server *srv) {
+  if (srv->accept_paused && srv->nconns < srv->lim.max_connections && !srv->shutting_down) {
+    srv->accept_paused = false;
+    for (size_t i = 0; i < srv->nlisteners; i++) ra_listener_resume(srv->listeners[i]);
+  }
+  if (srv->shutting_down && srv->nconns == 0) {
+    ra_timer_stop(&srv->shutdown_timer);
+    if (srv->done) ra_loop_defer(srv->loop, &srv->done_defer);
+  }
+}
+
+static void done_cb(ra_defer *d, void *ud) {
+  ra_http_server *srv = ud;
+  ra_http_shutdown_cb done = srv->done;
+  srv->done = NULL;
+  /* Last: done may free the server. */
+  if (done) done(srv, srv->done_ud);
+}
+
+static void shutdown_timer_cb(ra_timer *t, void *ud) {
+  ra_http_server *srv = ud;
+  if (srv->nconns) ra_warn("http: shutdown deadline passed, aborting %zu connection(s)", srv->nconns);
+  while (srv->conns) ra_http_conn_destroy(srv->conns);
+}
+
+static void close_listeners(ra_http_server *srv) {
+  for (size_t i = 0; i < srv->nlisteners; i++) ra_listener_close(srv->listeners[i]);
+  free(srv->listeners);
+  srv->listeners = NULL;
+  srv->nlisteners = 0;
+}
+
+void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms, ra_http_shutdown_cb done, void *ud) {
+  if (srv->shutting_down) return;
+  srv->shutting_down = true;
+  srv->done = done;
+  srv->done_ud = ud;
+  for (size_t i = 0; i < srv->nhooks; i++) srv->hooks[i].fn(srv, srv->hooks[i].ud);
+  close_listeners(srv);
+  /* Connections unlink themselves only from a later loop turn (their
+   * I/O's close is deferred), so plain iteration is safe. */
+  for (ra_http_conn *c = srv->conns; c; c = ra_http_conn_next(c)) ra_http_conn_shutdown(c);
+  if (srv->nconns == 0) {
+    if (srv->done) ra_loop_defer(srv->loop, &srv->done_defer);
+  } else {
+    ra_timer_start(&srv->shutdown_timer, deadline_ms, 0);
+  }
+}
+
+int ra_http_server_on_shutdown(ra_http_server *srv, ra_http_shutdown_hook hook, void *ud) {
+  if (!hook) return -EINVAL;
+  ra_http_hook *h = realloc(srv->hooks, (srv->nhooks + 1) * sizeof *h);
+  if (!h) return -ENOMEM;
+  srv->hooks = h;
+  h[srv->nhooks].fn = hook;
+  h[srv->nhooks].ud = ud;
+  srv->nhooks++;
+  return 0;
+}
+
+void ra_http_server_free(ra_http_server *srv) {
+  if (!srv) return;
+  srv->shutting_down = true;
+  srv->done = NULL;
+  while (srv->conns) ra_http_conn_destroy(srv->conns);
+  ra_timer_stop(&srv->shutdown_timer);
+  ra_defer_cancel(srv->loop, &srv->done_defer);
+  close_listeners(srv);
+  ra_http_server_pool_free(srv);
+  ra_buf_free(&srv->cork);
+  free(srv->hooks);
+  free(srv);
+}
+
+/* ---- Date and status texts ------------------------------------------------------------ */
+
+const char *ra_http_date(ra_loop *loop) {
+  /* A cache, not state: the same second formats the same on every loop of
+   * the thread. */
+  static __thread time_t cached_sec = -1;
+  static __thread char buf[40];
+  struct timespec ts;
+  (void)loop;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  if (ts.tv_sec != cached_sec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached_sec = ts.tv_sec;
+  }
+  return buf;
+}
+
+const char *ra_http_status_text(int status) {
+  switch (status) {
+  case 100: return "Continue";
+  case 101: return "Switching Protocols";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 303: return "See Other";
+  case 304: return "Not Modified";
+  case 307: return "Temporary Redirect";
+  case 308: return "Permanent Redirect";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 406: return "Not Acceptable";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 411: return "Length Required";
+  case 412: return "Precondition Failed";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 416: return "Range Not Satisfiable";
+  case 417: return "Expectation Failed";
+  case 422: return "Unprocessable Content";
+  case 426: return "Upgrade Required";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Unknown";
+  }
+}

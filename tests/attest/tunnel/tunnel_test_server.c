@@ -1,0 +1,218 @@
+/* tunnel-test-server: a raloop application for the tunnel's integration
+ * tests. Plain HTTP and the tunnel on one loopback port (printed as
+ * "PORT <n>" on stdout), the routes the tests exercise, stats as JSON.
+ *
+ *   tunnel-test-server --sim DIR | --quote FILE  [--max-inflight N]
+ *       [--max-envelope BYTES] [--heartbeat MS] [--heartbeat-timeout MS]
+ *       [--max-tunnels N] [--max-envelopes-per-key N]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/provider.h"
+#include "attest/tunnel_server.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "http/server.h"
+#include "ws/ws.h"
+
+static ra_tunnel_server *g_ts;
+
+static void hello(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "world"); }
+
+static void echo(ra_req *req, ra_res *res, void *ud) {
+  ra_str ct, body = ra_req_body(req);
+  char ctype[256] = "application/octet-stream";
+  if (ra_req_header(req, "content-type", &ct) && ct.len < sizeof ctype)
+    snprintf(ctype, sizeof ctype, "%.*s", (int)ct.len, ct.ptr);
+  ra_res_set_status(res, 200);
+  ra_res_add_header(res, "content-type", ctype);
+  ra_str x;
+  if (ra_req_header(req, "x-test", &x)) ra_res_add_header_n(res, RA_STR("x-test-echo"), x);
+  char m[64];
+  snprintf(m, sizeof m, "%.*s", (int)ra_req_method(req).len, ra_req_method(req).ptr);
+  ra_res_add_header(res, "x-method", m);
+  ra_res_write(res, body.ptr, body.len);
+  ra_res_end(res);
+}
+
+static void binary(ra_req *req, ra_res *res, void *ud) {
+  uint8_t b[256];
+  for (int i = 0; i < 256; i++) b[i] = (uint8_t)i;
+  ra_res_send(res, 200, "application/octet-stream", b, sizeof b);
+}
+
+static void big(ra_req *req, ra_res *res, void *ud) {
+  ra_str n;
+  size_t len = 1u << 20;
+  if (ra_req_query_get(req, "n", &n)) len = strtoul(n.ptr, NULL, 10);
+  char *b = malloc(len + 1);
+  for (size_t i = 0; i < len; i++) b[i] = (char)('a' + i % 26);
+  ra_res_send(res, 200, "text/plain", b, len);
+  free(b);
+}
+
+static void empty(ra_req *req, ra_res *res, void *ud) { ra_res_send(res, 204, NULL, NULL, 0); }
+
+static void cookies(ra_req *req, ra_res *res, void *ud) {
+  ra_res_set_status(res, 200);
+  ra_res_add_header(res, "Set-Cookie", "a=1");
+  ra_res_add_header(res, "Set-Cookie", "b=2");
+  ra_res_add_header(res, "X-Single", "one");
+  ra_res_write(res, "ok", 2);
+  ra_res_end(res);
+}
+
+static void private_(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "secret"); }
+
+/* GET /slow?ms=N: answers "slow N" after N ms (default 20) */
+typedef struct later {
+  ra_timer t;
+  ra_res *res;
+  int ms;
+} later;
+static void later_fire(ra_timer *t, void *ud) {
+  later *l = ud;
+  char b[64];
+  snprintf(b, sizeof b, "slow %d", l->ms);
+  ra_res_send_text(l->res, 200, b); /* cancelled responses: a safe no-op */
+  free(l);
+}
+static void slow(ra_req *req, ra_res *res, void *ud) {
+  later *l = calloc(1, sizeof *l);
+  ra_str v;
+  l->ms = 20;
+  if (ra_req_query_get(req, "ms", &v)) l->ms = atoi(v.ptr);
+  l->res = res;
+  ra_timer_init(ra_res_loop(res), &l->t, later_fire, l);
+  ra_timer_start(&l->t, (uint64_t)l->ms, 0);
+}
+
+/* GET /hold: kept until GET /release answers every held response with
+ * "released" (those whose tunnel went away are cancelled: a no-op) */
+static ra_res **g_held;
+static size_t g_nheld, g_capheld;
+static void hold(ra_req *req, ra_res *res, void *ud) {
+  if (g_nheld == g_capheld) {
+    g_capheld = g_capheld ? 2 * g_capheld : 64;
+    g_held = realloc(g_held, g_capheld * sizeof *g_held);
+  }
+  g_held[g_nheld++] = res;
+}
+static void release(ra_req *req, ra_res *res, void *ud) {
+  char b[64];
+  snprintf(b, sizeof b, "%zu", g_nheld);
+  for (size_t i = 0; i < g_nheld; i++) ra_res_send_text(g_held[i], 200, "released");
+  g_nheld = 0;
+  ra_res_send_text(res, 200, b);
+}
+
+static void stats(ra_req *req, ra_res *res, void *ud) {
+  ra_tunnel_stats s;
+  ra_tunnel_server_stats(g_ts, &s);
+  char b[1024];
+  snprintf(b, sizeof b,
+           "{\"tunnels_open\":%llu,\"tunnels_total\":%llu,\"tunnels_refused\":%llu,\"keyed\":%llu,"
+           "\"bad_cbor\":%llu,\"bad_sealed_key\":%llu,\"dropped_before_key\":%llu,"
+           "\"dropped_plaintext\":%llu,\"decrypt_failed\":%llu,\"replays\":%llu,\"requests\":%llu,"
+           "\"requests_refused\":%llu,\"responses_cancelled\":%llu,\"sockets_opened\":%llu,"
+           "\"heartbeat_drops\":%llu}",
+           (unsigned long long)s.tunnels_open, (unsigned long long)s.tunnels_total,
+           (unsigned long long)s.tunnels_refused, (unsigned long long)s.keyed,
+           (unsigned long long)s.bad_cbor, (unsigned long long)s.bad_sealed_key,
+           (unsigned long long)s.dropped_before_key, (unsigned long long)s.dropped_plaintext,
+           (unsigned long long)s.decrypt_failed, (unsigned long long)s.replays,
+           (unsigned long long)s.requests, (unsigned long long)s.requests_refused,
+           (unsigned long long)s.responses_cancelled, (unsigned long long)s.sockets_opened,
+           (unsigned long long)s.heartbeat_drops);
+  ra_res_send(res, 200, "application/json", b, strlen(b));
+}
+
+/* WebSocket /echo: echoes with the same type; "close" -> close 4000 "bye";
+ * "path" -> the path and whether attested */
+static void ws_msg(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  if (type == RA_WS_TEXT && len == 5 && !memcmp(data, "close", 5)) {
+    ra_ws_close(ws, 4000, "bye");
+    return;
+  }
+  if (type == RA_WS_TEXT && len == 4 && !memcmp(data, "info", 4)) {
+    char b[256];
+    ra_str p = ra_ws_path(ws), pr = ra_ws_protocol(ws);
+    snprintf(b, sizeof b, "path=%.*s attested=%d protocol=%.*s", (int)p.len, p.ptr, ra_ws_attested(ws),
+             (int)pr.len, pr.ptr);
+    ra_ws_send_text(ws, b);
+    return;
+  }
+  ra_ws_send(ws, type, data, len);
+}
+static int ws_select(const ra_req *req, const ra_str *offered, size_t n, void *ud) {
+  for (size_t i = 0; i < n; i++)
+    if (ra_str_eq_cstr(offered[i], "p2")) return (int)i;
+  return -1;
+}
+static const ra_ws_handlers echo_ws = {.on_message = ws_msg, .select_protocol = ws_select};
+
+static ra_http_server *g_srv;
+static void on_sig(ra_loop *loop, int signo, void *ud) { ra_loop_stop(loop); }
+
+int main(int argc, char **argv) {
+  const char *sim = NULL, *quote = NULL;
+  ra_tunnel_server_opts o = {0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) { fprintf(stderr, "missing value for %s\n", a); return 2; }
+    i++;
+    if (!strcmp(a, "--sim")) sim = v;
+    else if (!strcmp(a, "--quote")) quote = v;
+    else if (!strcmp(a, "--max-inflight")) o.max_inflight = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-envelope")) o.max_envelope = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--heartbeat")) o.heartbeat_interval_ms = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout_ms = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--max-tunnels")) o.max_tunnels = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-envelopes-per-key")) o.max_envelopes_per_key = strtoul(v, NULL, 10);
+    else { fprintf(stderr, "unknown option %s\n", a); return 2; }
+  }
+  char err[512];
+  ra_quote_provider *p = NULL;
+  int rc = sim ? ra_quote_provider_sim(sim, &p, err, sizeof err)
+         : quote ? ra_quote_provider_file(quote, &p, err, sizeof err) : -EINVAL;
+  if (rc) { fprintf(stderr, "provider: %s\n", sim || quote ? err : "--sim DIR or --quote FILE"); return 1; }
+  ra_loop *loop = ra_loop_new();
+  ra_router *r = ra_router_new();
+  ra_route(r, "GET", "/hello", hello, NULL);
+  ra_route(r, "*", "/echo", echo, NULL);
+  ra_route(r, "GET", "/bin", binary, NULL);
+  ra_route(r, "GET", "/big", big, NULL);
+  ra_route(r, "GET", "/empty", empty, NULL);
+  ra_route(r, "GET", "/cookies", cookies, NULL);
+  ra_route(r, "GET", "/slow", slow, NULL);
+  ra_route(r, "GET", "/stats", stats, NULL);
+  ra_route(r, "GET", "/hold", hold, NULL);
+  ra_route(r, "GET", "/release", release, NULL);
+  ra_route_ex(r, "GET", "/private", private_, NULL, RA_ROUTE_ATTESTED_ONLY);
+  ra_ws_route(r, "/ws/echo", &echo_ws, NULL);
+  rc = ra_tunnel_server_new(loop, r, p, &o, &g_ts, err, sizeof err);
+  ra_quote_provider_free(p);
+  if (rc) { fprintf(stderr, "tunnel: %s\n", err); return 1; }
+  g_srv = ra_http_server_new(loop, r, NULL);
+  if (!g_srv || ra_http_server_listen(g_srv, "127.0.0.1:0", NULL)) { fprintf(stderr, "listen failed\n"); return 1; }
+  ra_loop_on_signal(loop, SIGTERM, on_sig, NULL);
+  ra_loop_on_signal(loop, SIGINT, on_sig, NULL);
+  printf("PORT %u\n", ra_http_server_port(g_srv));
+  fflush(stdout);
+  ra_loop_run(loop);
+  ra_http_server_free(g_srv);
+  ra_tunnel_server_free(g_ts);
+  ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
+  ra_loop_on_signal(loop, SIGINT, NULL, NULL);
+  /* let deferred closes run */
+  for (int i = 0; i < 3; i++) ra_loop_run_once(loop, 0);
+  for (size_t i = 0; i < g_nheld; i++) ra_res_send_text(g_held[i], 503, "stopping");
+  free(g_held);
+  ra_router_free(r);
+  ra_loop_free(loop);
+  return 0;
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# c_client.sh: our C client (ws-client-check) against ra-hello and against
+# the npm `ws` package's server: the echo suite, subprotocols, handshake
+# failures (refused, wrong accept value, nothing listening), a server-side
+# close, bad URLs.
+set -euo pipefail
+: "${RA_BIN:?}" "${RA_SRC:?}"
+if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
+  (cd "$RA_SRC/tests" && npm ci --no-audit --no-fund >/dev/null)
+fi
+export NODE_PATH="$RA_SRC/tests/node_modules"
+check="$RA_BIN/ws-client-check"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+wait_port() { # FILE PATTERN-PREFIX
+  for _ in $(seq 1 100); do
+    p=$(grep -Eo "$2[0-9]+" "$1" | grep -Eo "[0-9]+$" | head -1 || true)
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.05
+  done
+  echo "server did not start" >&2; cat "$1" >&2; return 1
+}
+
+"$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/hello.out" 2>"$tmp/hello.err" &
+pids+=($!)
+node "$RA_SRC/tests/ws/echo_server.js" >"$tmp/node.out" 2>"$tmp/node.err" &
+pids+=($!)
+hp=$(wait_port "$tmp/hello.out" "listening on http://127.0.0.1:")
+np=$(wait_port "$tmp/node.out" "port ")
+
+fails=0
+run() { echo "== $*"; if ! "$@"; then echo "FAILED: $*"; fails=$((fails+1)); fi; }
+# echo suite against both servers (IPv4 address and a name)
+run "$check" "ws://127.0.0.1:$hp/echo"
+run "$check" "ws://localhost:$np/echo"
+run "$check" "ws://127.0.0.1:$np/echo?x=1"
+# subprotocol negotiation with the ws server
+run "$check" "ws://127.0.0.1:$np/echo" --protocol chat.v2
+# the ws server closing first: on_close gets its code
+run "$check" "ws://127.0.0.1:$np/close" --expect-close 4001
+# failures before open
+run "$check" "ws://127.0.0.1:$np/badaccept" --expect-fail "Sec-WebSocket-Accept"
+run "$check" "ws://127.0.0.1:$np/refuse" --expect-fail "HTTP 401"
+run "$check" "ws://127.0.0.1:$hp/nope" --expect-fail "HTTP 404"
+run "$check" "ws://127.0.0.1:$hp/hello" --expect-fail "handshake"
+# a port nobody listens on: the one ra-hello had, after it is gone
+kill -TERM "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+run "$check" "ws://127.0.0.1:$hp/echo" --expect-fail "connect failed"
+if grep -E "AddressSanitizer|runtime error:" "$tmp/hello.err" >&2; then fails=$((fails+1)); fi
+# IPv6 loopback, if the machine has it
+if node -e "require('net').createServer().listen(0,'::1',function(){this.close()}).on('error',()=>process.exit(1))" 2>/dev/null; then
+  "$RA_BIN/ra-hello" --listen "[::1]:0" >"$tmp/h6.out" 2>"$tmp/h6.err" &
+  pids+=($!)
+  h6=$(wait_port "$tmp/h6.out" "listening on http://\[::1\]:")
+  run "$check" "ws://[::1]:$h6/echo"
+else
+  echo "(no IPv6 loopback: skipped)"
+fi
+# bad URLs are refused up front
+for u in "wss://127.0.0.1:1/" "http://127.0.0.1/" "ws://" "ws://h:0/" "ws://h:99999/" "ws://h/#frag" "ws://[::1/"; do
+  if "$check" "$u" 2>"$tmp/bad.err"; then echo "FAILED: $u accepted"; fails=$((fails+1)); fi
+  grep -q "ra_ws_connect" "$tmp/bad.err" || { echo "FAILED: $u: no up-front error"; cat "$tmp/bad.err"; fails=$((fails+1)); }
+done
+echo "$fails failure(s)"
+[ "$fails" -eq 0 ]

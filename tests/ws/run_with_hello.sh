@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# run_with_hello.sh SCRIPT.js [args...]: starts ra-hello on a free loopback
+# port, runs the Node.js script with the port as first argument, stops the
+# server (SIGTERM) and fails if the script failed or the server reported a
+# memory error (ASan/UBSan builds).
+set -euo pipefail
+: "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
+: "${RA_SRC:?RA_SRC must point at the repository}"
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
+  (cd "$RA_SRC/tests" && npm ci --no-audit --no-fund >/dev/null)
+fi
+export NODE_PATH="$RA_SRC/tests/node_modules"
+tmp=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+"$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
+server_pid=$!
+port=
+for _ in $(seq 1 100); do
+  port=$(grep -Eo "^listening on http://[^ ]*:[0-9]+\$" "$tmp/out" | grep -Eo "[0-9]+\$" || true)
+  [ -n "$port" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/err" >&2; echo "ra-hello died" >&2; exit 1; }
+  sleep 0.05
+done
+[ -n "$port" ] || { echo "ra-hello did not print its port" >&2; exit 1; }
+script=$1
+shift
+export RA_HELLO_PID=$server_pid
+status=0
+node "$here/$script" "$port" "$@" || status=$?
+if kill -0 "$server_pid" 2>/dev/null; then
+  kill -TERM "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+fi
+server_pid=
+if grep -E "AddressSanitizer|runtime error:" "$tmp/err" >&2; then
+  echo "ra-hello reported a memory error" >&2
+  status=1
+fi
+exit $status

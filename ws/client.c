@@ -1,0 +1,347 @@
+/* ws/client.c: ws:// client: URL, connect, opening handshake, then the
+ * frame transport of ws.c in the client role. */
+#include "ws/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/stream.h"
+#include "ws/handshake.h"
+#include "ws/ws_internal.h"
+
+#define DEF_HANDSHAKE_TIMEOUT 10000
+#define MAX_RESPONSE_HEAD (16u << 10)
+
+typedef struct ws_client {
+  ra_ws *ws;
+  ra_stream *s;          /* once connected */
+  ra_timer timer;
+  ra_buf req;            /* the request, sent on connect */
+  ra_buf head;           /* response head gathered so far */
+  char key[RA_WS_KEY_LEN + 1];
+  char *path;
+  char **protocols;      /* offered, to check the server's pick */
+  size_t nprotocols;
+  const char *why;       /* static: what failed */
+  bool cancelled;
+} ws_client;
+
+static void client_free(ws_client *c) {
+  ra_timer_stop(&c->timer);
+  ra_buf_free(&c->req);
+  ra_buf_free(&c->head);
+  for (size_t i = 0; i < c->nprotocols; i++) free(c->protocols[i]);
+  free(c->protocols);
+  free(c->path);
+  free(c);
+}
+
+/* The attempt is over without a connection: tell the application. */
+static void client_fail_now(ws_client *c, const char *why) {
+  ra_ws *ws = c->ws;
+  c->ws = NULL;
+  client_free(c);
+  if (ws) ra_ws_deliver_close(ws, RA_WS_CLOSE_ABNORMAL, ra_str_cstr(why));
+}
+
+/* Fails the attempt: through the stream's on_close if there is one. */
+static void client_fail(ws_client *c, const char *why) {
+  if (!c->why) c->why = why;
+  if (c->s) ra_stream_abort(c->s, -ECONNABORTED);
+  else c->cancelled = true; /* on_connect finishes it */
+}
+
+/* ---- sink while connecting: nothing can be sent yet --------------------- */
+
+static int pre_send(void *sink, ra_ws_type t, const void *d, size_t l) { return -ENOTCONN; }
+static int pre_close(void *sink, uint16_t code, ra_str reason) {
+  client_fail(sink, "cancelled");
+  return 0;
+}
+static void pre_terminate(void *sink) { client_fail(sink, "cancelled"); }
+static const ra_ws_sink_ops connecting_ops = {
+    .send = pre_send, .close = pre_close, .terminate = pre_terminate};
+
+/* ---- response head ------------------------------------------------------ */
+
+static ra_str trim(ra_str s) {
+  while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t')) s.ptr++, s.len--;
+  while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t')) s.len--;
+  return s;
+}
+
+/* Checks the head (status line + headers, without the final CRLF CRLF).
+ * Returns NULL when acceptable, else why not. *proto gets the protocol. */
+static const char *check_head(ws_client *c, const char *p, size_t n, ra_str *proto) {
+  const char *end = p + n;
+  const char *eol = memmem(p, n, "\r\n", 2);
+  if (!eol) eol = end;
+  /* "HTTP/1.1 101 Switching Protocols" */
+  if (eol - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
+    return "handshake: malformed status line";
+  if (memcmp(p + 9, "101", 3) != 0 || (eol - p > 12 && p[12] != ' ')) {
+    static __thread char buf[64];
+    snprintf(buf, sizeof buf, "handshake refused: HTTP %.3s", p + 9);
+    return buf;
+  }
+  bool upgrade = false, connection = false, accept_ok = false;
+  char want[RA_WS_ACCEPT_LEN + 1];
+  if (ra_ws_accept_value(ra_str_cstr(c->key), want) < 0) return "handshake: digest failed";
+  *proto = (ra_str){"", 0};
+  const char *line = eol + 2;
+  while (line < end) {
+    const char *le = memmem(line, (size_t)(end - line), "\r\n", 2);
+    if (!le) le = end;
+    if (*line == ' ' || *line == '\t') return "handshake: folded header";
+    const char *colon = memchr(line, ':', (size_t)(le - line));
+    if (!colon || colon == line) return "handshake: malformed header";
+    ra_str name = ra_str_make(line, (size_t)(colon - line));
+    ra_str val = trim(ra_str_make(colon + 1, (size_t)(le - colon - 1)));
+    if (ra_str_eq_nocase(name, RA_STR("Upgrade"))) {
+      if (ra_ws_has_token(val, "websocket")) upgrade = true;
+    } else if (ra_str_eq_nocase(name, RA_STR("Connection"))) {
+      if (ra_ws_has_token(val, "upgrade")) connection = true;
+    } else if (ra_str_eq_nocase(name, RA_STR("Sec-WebSocket-Accept"))) {
+      if (accept_ok || val.len != RA_WS_ACCEPT_LEN || memcmp(val.ptr, want, RA_WS_ACCEPT_LEN) != 0)
+        return "handshake: wrong Sec-WebSocket-Accept";
+      accept_ok = true;
+    } else if (ra_str_eq_nocase(name, RA_STR("Sec-WebSocket-Protocol"))) {
+      bool offered = false;
+      for (size_t i = 0; i < c->nprotocols && !offered; i++)
+        offered = ra_str_eq_cstr(val, c->protocols[i]);
+      if (!offered || proto->len) return "handshake: server chose a protocol we did not offer";
+      *proto = val;
+    } else if (ra_str_eq_nocase(name, RA_STR("Sec-WebSocket-Extensions"))) {
+      if (val.len) return "handshake: server chose an extension we did not offer";
+    }
+    line = le + 2;
+  }
+  if (!upgrade) return "handshake: no Upgrade: websocket";
+  if (!connection) return "handshake: no Connection: upgrade";
+  if (!accept_ok) return "handshake: no Sec-WebSocket-Accept";
+  return NULL;
+}
+
+/* ---- stream callbacks during the handshake ------------------------------- */
+
+static size_t hs_on_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
+  ws_client *c = ud;
+  if (c->cancelled) return len;
+  size_t had = c->head.len;
+  if (ra_buf_append(&c->head, data, len) < 0) {
+    client_fail(c, "out of memory");
+    return len;
+  }
+  const char *h = (const char *)ra_buf_ptr(&c->head);
+  /* search from a little before the new bytes: the CRLFCRLF may straddle */
+  size_t from = had > 3 ? had - 3 : 0;
+  const char *e = memmem(h + from, c->head.len - from, "\r\n\r\n", 4);
+  if (!e) {
+    if (c->head.len > MAX_RESPONSE_HEAD) client_fail(c, "handshake: response head too large");
+    return len;
+  }
+  size_t head_len = (size_t)(e - h);
+  size_t rest_off = head_len + 4 - had; /* first byte after the head in data */
+  ra_str proto;
+  const char *why = check_head(c, h, head_len, &proto);
+  if (why) {
+    client_fail(c, why);
+    return len;
+  }
+  ra_ws *ws = c->ws;
+  if (ra_ws_set_info(ws, ra_str_cstr(c->path), proto, false) < 0) {
+    client_fail(c, "out of memory");
+    return len;
+  }
+  ra_timer_stop(&c->timer);
+  /* From here on the stream belongs to the frame transport. */
+  c->ws = NULL;
+  c->s = NULL;
+  if (ra_ws__attach_stream(ws, s, RA_WS_CLIENT, data + rest_off, len - rest_off) < 0) {
+    c->ws = ws;
+    c->s = s;
+    client_fail(c, "out of memory");
+    return len;
+  }
+  client_free(c);
+  return len;
+}
+
+static void hs_on_close(ra_stream *s, int err, void *ud) {
+  ws_client *c = ud;
+  const char *why = c->why;
+  if (!why) why = err ? "connection lost during the handshake" : "connection closed during the handshake";
+  client_fail_now(c, why);
+}
+
+static const ra_stream_cbs hs_cbs = {.on_read = hs_on_read, .on_close = hs_on_close};
+
+static void on_connect(ra_stream *s, int status, void *ud) {
+  ws_client *c = ud;
+  if (status < 0) {
+    static __thread char buf[96];
+    snprintf(buf, sizeof buf, "connect failed: %s", strerror(-status));
+    client_fail_now(c, c->why ? c->why : buf);
+    return;
+  }
+  c->s = s;
+  if (c->cancelled) {
+    ra_stream_abort(s, -ECONNABORTED);
+    return;
+  }
+  if (ra_stream_write(s, ra_buf_ptr(&c->req), c->req.len) < 0) {
+    client_fail(c, "could not send the handshake");
+    return;
+  }
+  ra_buf_free(&c->req);
+}
+
+static void hs_timeout(ra_timer *t, void *ud) { client_fail(ud, "handshake timed out"); }
+
+/* ---- URL and request ----------------------------------------------------- */
+
+static bool header_ok(const char *s, bool name) {
+  if (!s || (name && !*s)) return false;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '\r' || ch == '\n' || ch == 0x7f || (ch < 0x20 && ch != '\t')) return false;
+    if (name && (ch == ':' || ch == ' ' || ch == '\t')) return false;
+  }
+  return true;
+}
+
+/* Splits "ws://host[:port][/path]" into host (no brackets), port, and the
+ * request target; host_hdr is what the Host header says. */
+static int parse_url(const char *url, char *host, size_t hostcap, char *host_hdr, size_t hhcap,
+                     uint16_t *port, const char **target) {
+  if (strncasecmp(url, "wss://", 6) == 0) return -EPROTONOSUPPORT;
+  if (strncasecmp(url, "ws://", 5) != 0) return -EINVAL;
+  const char *p = url + 5, *hs, *he;
+  if (*p == '[') {
+    hs = p + 1;
+    he = strchr(hs, ']');
+    if (!he) return -EINVAL;
+    p = he + 1;
+  } else {
+    hs = p;
+    p += strcspn(p, ":/?#");
+    he = p;
+  }
+  size_t hl = (size_t)(he - hs);
+  if (!hl || hl >= hostcap) return -EINVAL;
+  memcpy(host, hs, hl);
+  host[hl] = 0;
+  if (strpbrk(host, "@ \t\r\n")) return -EINVAL; /* no userinfo, no junk */
+  unsigned long pn = 80;
+  if (*p == ':') {
+    char *e;
+    p++;
+    if (*p < '0' || *p > '9') return -EINVAL;
+    pn = strtoul(p, &e, 10);
+    if (pn == 0 || pn > 65535) return -EINVAL;
+    p = e;
+  }
+  if (*p && *p != '/' && *p != '?') return -EINVAL;
+  if (strchr(p, '#')) return -EINVAL; /* RFC 6455 3: no fragments */
+  for (const char *q = p; *q; q++)
+    if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -EINVAL;
+  *port = (uint16_t)pn;
+  *target = p;
+  bool v6 = memchr(host, ':', hl) != NULL;
+  int n = snprintf(host_hdr, hhcap, v6 ? "[%s]" : "%s", host);
+  if (n < 0 || (size_t)n >= hhcap) return -EINVAL;
+  if (pn != 80) {
+    int m = snprintf(host_hdr + n, hhcap - (size_t)n, ":%lu", pn);
+    if (m < 0 || (size_t)m >= hhcap - (size_t)n) return -EINVAL;
+  }
+  return 0;
+}
+
+int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
+                  const ra_ws_handlers *h, void *ud, ra_ws **out) {
+  if (!loop || !url) return -EINVAL;
+  char host[256], host_hdr[300];
+  uint16_t port;
+  const char *target;
+  int rc = parse_url(url, host, sizeof host, host_hdr, sizeof host_hdr, &port, &target);
+  if (rc < 0) return rc;
+  ra_ws_client_opts o;
+  if (opts) o = *opts;
+  else memset(&o, 0, sizeof o);
+  for (size_t i = 0; i < o.nprotocols; i++)
+    if (!header_ok(o.protocols[i], true) || strchr(o.protocols[i], ',')) return -EINVAL;
+  for (size_t i = 0; i < o.nheaders; i++) {
+    char name[128];
+    if (o.headers[i].name.len == 0 || o.headers[i].name.len >= sizeof name) return -EINVAL;
+    memcpy(name, o.headers[i].name.ptr, o.headers[i].name.len);
+    name[o.headers[i].name.len] = 0;
+    if (!header_ok(name, true)) return -EINVAL;
+    for (size_t j = 0; j < o.headers[i].value.len; j++) {
+      unsigned char ch = (unsigned char)o.headers[i].value.ptr[j];
+      if (ch == '\r' || ch == '\n' || ch == 0) return -EINVAL;
+    }
+  }
+
+  ws_client *c = calloc(1, sizeof *c);
+  if (!c) return -ENOMEM;
+  ra_timer_init(loop, &c->timer, hs_timeout, c);
+  rc = -ENOMEM;
+  const char *path = *target ? target : "/";
+  c->path = strndup(path, strcspn(path, "?"));
+  if (!c->path) goto fail;
+  if (*c->path == 0) {
+    free(c->path);
+    c->path = strdup("/");
+    if (!c->path) goto fail;
+  }
+  if (o.nprotocols) {
+    c->protocols = calloc(o.nprotocols, sizeof *c->protocols);
+    if (!c->protocols) goto fail;
+    for (; c->nprotocols < o.nprotocols; c->nprotocols++)
+      if (!(c->protocols[c->nprotocols] = strdup(o.protocols[c->nprotocols]))) goto fail;
+  }
+  if (ra_ws_key_generate(c->key) < 0) {
+    rc = -EIO;
+    goto fail;
+  }
+  ra_buf *r = &c->req;
+  if (ra_buf_printf(r, "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                       "Sec-WebSocket-Version: 13\r\n",
+                    *target == '?' ? "/" : "", *target ? target : "/", host_hdr, c->key) < 0)
+    goto fail;
+  if (o.nprotocols) {
+    if (ra_buf_append_str(r, "Sec-WebSocket-Protocol: ") < 0) goto fail;
+    for (size_t i = 0; i < o.nprotocols; i++)
+      if (ra_buf_printf(r, "%s%s", i ? ", " : "", o.protocols[i]) < 0) goto fail;
+    if (ra_buf_append_str(r, "\r\n") < 0) goto fail;
+  }
+  for (size_t i = 0; i < o.nheaders; i++)
+    if (ra_buf_append(r, o.headers[i].name.ptr, o.headers[i].name.len) < 0 ||
+        ra_buf_append_str(r, ": ") < 0 ||
+        ra_buf_append(r, o.headers[i].value.ptr, o.headers[i].value.len) < 0 ||
+        ra_buf_append_str(r, "\r\n") < 0)
+      goto fail;
+  if (ra_buf_append_str(r, "\r\n") < 0) goto fail;
+
+  c->ws = ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws);
+  if (!c->ws) goto fail;
+  rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
+  if (rc < 0) goto fail;
+  ra_timer_start(&c->timer, o.handshake_timeout_ms ? o.handshake_timeout_ms : DEF_HANDSHAKE_TIMEOUT, 0);
+  if (out) *out = c->ws;
+  return 0;
+
+fail:
+  if (c->ws) {
+    ra_ws__free(c->ws); /* never opened, never reported: no on_close */
+    c->ws = NULL;
+  }
+  client_free(c);
+  return rc;
+}

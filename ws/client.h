@@ -1,0 +1,42 @@
+/* ws/client.h: a WebSocket client on the loop (ws:// URLs).
+ *
+ * Resolves the host (IPv4, IPv6 "[::1]", or a name), connects, performs the
+ * RFC 6455 client handshake with a fresh random key and checks the server's
+ * Sec-WebSocket-Accept, Upgrade, Connection, protocol and extensions; frames
+ * are then masked with a key from the CSPRNG each. The connection is the
+ * same ra_ws as on the server side: ra_ws_send/close/ping, and the
+ * handlers' on_open/on_message/on_close (see ws/ws.h).
+ */
+#ifndef RA_WS_CLIENT_H
+#define RA_WS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/loop.h"
+#include "http/request.h"
+#include "ws/ws.h"
+
+typedef struct ra_ws_client_opts {
+  ra_ws_opts ws;                   /* limits, pings, timeouts (ws/ws.h) */
+  const char *const *protocols;    /* subprotocols to offer, in preference order */
+  size_t nprotocols;
+  const ra_header *headers;        /* extra request headers (Origin, ...) */
+  size_t nheaders;
+  uint64_t handshake_timeout_ms;   /* [10 s] connect + handshake */
+} ra_ws_client_opts;
+
+/* Starts connecting to url ("ws://host[:port][/path][?query]"; wss:// is
+ * -EPROTONOSUPPORT: TLS is not in this layer). opts may be NULL; it and
+ * what it points to are copied. On 0, *out (if out is not NULL) is the new
+ * ra_ws, not yet open: sends fail with -ENOTCONN until on_open, and
+ * ra_ws_close/ra_ws_terminate cancel the attempt. Afterwards either on_open
+ * runs, or on_close with 1006 and a reason saying what failed (connect,
+ * handshake refused with its HTTP status, bad accept value, timeout...) —
+ * never from inside this call. Errors returned directly: -EINVAL (bad URL
+ * or header), -EPROTONOSUPPORT, -ENOMEM, or the connect's own error; no
+ * callback follows those. */
+int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
+                  const ra_ws_handlers *h, void *ud, ra_ws **out);
+
+#endif

@@ -1,0 +1,222 @@
+/* ws/ws.h: WebSocket connections (ra_ws), server routes, rooms, and the sink
+ * interface that lets other transports (the attested tunnel) carry the same
+ * handlers.
+ *
+ * An ra_ws is one WebSocket, whatever carries it: frames on a TCP stream
+ * (server routes here, the client in ws/client.h), or ws_message envelopes
+ * in the tunnel. Applications see whole messages (on_message) and send whole
+ * or fragmented messages; pings, pongs and the closing handshake are handled
+ * by the transport.
+ *
+ * Lifetime: an ra_ws is valid from on_open (or from its creation, for the
+ * transport that made it) until on_close returns; it is freed right after.
+ * on_close is always the last callback and always comes, exactly once:
+ * after a closing handshake either side started, after a protocol error,
+ * or when the connection dropped (code 1006). Callbacks run on the loop
+ * thread; every ra_ws_* function may be called from inside any of them.
+ */
+#ifndef RA_WS_WS_H
+#define RA_WS_WS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "ws/frame.h"
+
+typedef struct ra_ws ra_ws;
+typedef struct ra_ws_room ra_ws_room;
+
+typedef enum { RA_WS_TEXT = RA_WS_OP_TEXT, RA_WS_BINARY = RA_WS_OP_BINARY } ra_ws_type;
+
+/* ra_ws_send's positive answer: the message was accepted but the transport
+ * now holds more than send_high_water bytes; stop sending until on_drain. */
+#define RA_WS_BACKPRESSURE 1
+
+typedef struct ra_ws_handlers {
+  /* Server only, optional: vet the upgrade request before it is accepted
+   * (authentication, Origin...). Return 0 to accept, or an HTTP status
+   * (400..599) to refuse with. req is valid during the call. */
+  int (*on_request)(ra_req *req, void *ud);
+  /* Server only, optional: pick one of the subprotocols the client offered
+   * (Sec-WebSocket-Protocol, in the client's order). Return its index, or
+   * -1 for none (the answer then names no protocol). Views valid during the
+   * call. Without this hook no protocol is ever selected. */
+  int (*select_protocol)(const ra_req *req, const ra_str *offered, size_t n, void *ud);
+  /* The connection is open: messages may be sent. Optional. */
+  void (*on_open)(ra_ws *ws, void *ud);
+  /* A whole message (reassembled from its fragments; text is valid UTF-8).
+   * data is valid during the call only. Optional. */
+  void (*on_message)(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud);
+  /* The last callback; ws is freed when it returns. code: the peer's close
+   * code; 1005 if its close frame had none; 1006 if the connection dropped
+   * without a closing handshake (also for ping/close timeouts and a peer
+   * dropped for back-pressure); the code we sent when we failed the
+   * connection for a protocol error (1002, 1007, 1009). reason is valid
+   * during the call. Optional. */
+  void (*on_close)(ra_ws *ws, uint16_t code, ra_str reason, void *ud);
+  /* The transport's send buffer fell back to its low-water mark after a send
+   * returned RA_WS_BACKPRESSURE. Optional. */
+  void (*on_drain)(ra_ws *ws, void *ud);
+  /* A pong arrived (answer to ra_ws_ping or the periodic ping). Optional. */
+  void (*on_pong)(ra_ws *ws, const uint8_t *data, size_t len, void *ud);
+} ra_ws_handlers;
+
+/* Each field: 0 means the default in brackets. */
+typedef struct ra_ws_opts {
+  uint64_t max_message;      /* [16 MiB] larger incoming messages: close 1009 */
+  uint64_t ping_interval_ms; /* [off] ping this often; a peer whose pong has
+                                not come back by the next ping is dropped */
+  uint64_t close_timeout_ms; /* [5 s] wait for the peer's close frame (and,
+                                client side, for the opening handshake),
+                                then drop the connection */
+  size_t send_high_water;    /* [1 MiB] sends return RA_WS_BACKPRESSURE past it */
+  size_t send_limit;         /* [64 MiB] a peer that lets more pile up is dropped */
+} ra_ws_opts;
+
+/* ---- server routes ------------------------------------------------------ */
+
+/* Registers a GET route on `pattern` (router syntax, so ":param" works) whose
+ * handler performs the whole RFC 6455 server handshake: GET, HTTP/1.1,
+ * "Upgrade: websocket", "Connection" containing "upgrade", a valid
+ * Sec-WebSocket-Key (else 400), "Sec-WebSocket-Version: 13" (else 426 with
+ * "Sec-WebSocket-Version: 13"), then on_request and select_protocol, then
+ * 101 with Sec-WebSocket-Accept, and hands the connection to the handlers.
+ * handlers is copied; ud is passed to every handler. opts may be NULL.
+ * flags: as for ra_route_ex (RA_ROUTE_ATTESTED_ONLY).
+ * Returns 0 or the router's error (-EINVAL, -EEXIST), -ENOMEM.
+ * The route's bookkeeping (a few dozen bytes) lives as long as the process:
+ * the router has no hook to free it (see the report). */
+int ra_ws_route(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud);
+int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud,
+                   const ra_ws_opts *opts, unsigned flags);
+
+/* For transports that resolve a WebSocket route themselves (the tunnel's
+ * ws_connect): true when m is a route made by ra_ws_route, and then sets
+ * *h and *ud to what it was registered with (and ra_ws_route_opts gives its
+ * options); the pointers live as long as the router. */
+bool ra_ws_route_handlers(const ra_route_match *m, const ra_ws_handlers **h, void **ud);
+const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* Sends a whole message. Text must be valid UTF-8 (-EILSEQ otherwise).
+ * Returns 0; RA_WS_BACKPRESSURE (sent, but slow down until on_drain);
+ * -EPIPE once closing or closed; -EBUSY while a fragmented message is
+ * being sent; -ENOBUFS when the peer had to be dropped because more than
+ * send_limit bytes piled up (on_close with 1006 follows, from the loop);
+ * -ENOTCONN before on_open; -ENOMEM. data is copied or written before
+ * the call returns. */
+int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
+int ra_ws_send_text(ra_ws *ws, const char *text);
+
+/* Sends a message in pieces: the first call starts a message of `type`,
+ * later calls continue it (their type is ignored), the call with fin ends
+ * it. Text is UTF-8-checked across pieces (a code point may be split).
+ * Control frames (ping, close) may be sent in between; other messages may
+ * not (-EBUSY). Same returns as ra_ws_send. On transports without
+ * fragments (the tunnel), pieces are gathered and sent whole at fin. */
+int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len, bool fin);
+
+/* Sends a ping with up to 125 bytes (-EINVAL beyond). -ENOTSUP on
+ * transports without pings (the tunnel). Pongs are sent automatically. */
+int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
+
+/* Starts the closing handshake: sends a close frame with code (0: none, an
+ * empty close payload) and reason (NULL or UTF-8, at most 123 bytes), then
+ * waits close_timeout_ms for the peer's close before dropping the
+ * connection. on_close follows. code must be 1000, 1001, 1003, 1007-1011 or
+ * 3000-4999 (-EINVAL). -EALREADY if already closing. */
+int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason);
+
+/* Drops the connection without a closing handshake; on_close (1006)
+ * follows from the loop, not from inside this call. */
+void ra_ws_terminate(ra_ws *ws);
+
+/* ---- inspection --------------------------------------------------------- */
+
+ra_loop *ra_ws_loop(const ra_ws *ws);
+/* Bytes the transport holds unsent. */
+size_t ra_ws_buffered(const ra_ws *ws);
+/* The negotiated subprotocol (empty if none), the request path it was opened
+ * on (empty for client connections), both valid as long as ws. */
+ra_str ra_ws_protocol(const ra_ws *ws);
+ra_str ra_ws_path(const ra_ws *ws);
+/* True when the WebSocket runs inside an attested tunnel. */
+bool ra_ws_attested(const ra_ws *ws);
+/* True from on_open until closing starts (either side). */
+bool ra_ws_is_open(const ra_ws *ws);
+/* A pointer of the application's, per connection (NULL initially). */
+void *ra_ws_userdata(const ra_ws *ws);
+void ra_ws_set_userdata(ra_ws *ws, void *p);
+
+/* ---- rooms: broadcast to a set of connections -------------------------- */
+
+ra_ws_room *ra_ws_room_new(void);
+/* Members leave (they are not closed). */
+void ra_ws_room_free(ra_ws_room *room);
+/* A ws leaves every room by itself when it closes (before its on_close).
+ * join: 0, -EEXIST if already a member, -EPIPE if ws is closing, -ENOMEM. */
+int ra_ws_room_join(ra_ws_room *room, ra_ws *ws);
+void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws);
+size_t ra_ws_room_size(const ra_ws_room *room);
+/* Sends the message to every open member except `except` (may be NULL).
+ * Slow members get the message queued like any send (and are dropped past
+ * their send_limit). Returns how many members it was sent to. */
+size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
+                            const ra_ws *except);
+/* Starts the closing handshake (ra_ws_close) with every open member, e.g.
+ * 1001 when the server shuts down. Members stay until their on_close. */
+void ra_ws_room_close_all(ra_ws_room *room, uint16_t code, const char *reason);
+
+/* ---- for transports ------------------------------------------------------
+ * A transport (e.g. the attested tunnel) creates an ra_ws with its own sink,
+ * then feeds it events. Contract: the transport calls ra_ws_deliver_open
+ * once when the WebSocket is established, ra_ws_deliver_message for each
+ * incoming message, and ra_ws_deliver_close exactly once at the end
+ * (after the closing handshake, or when the carrier drops), after which ws
+ * is gone. Sink callbacks must not call ra_ws_deliver_close synchronously
+ * from inside `terminate` (defer it to the loop); from `close` they may, if
+ * the transport has no closing handshake of its own. */
+typedef struct ra_ws_sink_ops {
+  /* A whole message; data valid during the call. Returns 0 or -errno. */
+  int (*send)(void *sink, ra_ws_type type, const void *data, size_t len);
+  /* Optional: one data frame of a fragmented message (opcode TEXT/BINARY
+   * for the first, RA_WS_OP_CONT after). NULL: ra_ws gathers the pieces
+   * and calls send. */
+  int (*send_frame)(void *sink, unsigned opcode, bool fin, const void *data, size_t len);
+  /* Optional (NULL: ra_ws_ping returns -ENOTSUP). */
+  int (*ping)(void *sink, const void *data, size_t len);
+  /* Start closing: code 0 means no code. The transport later calls
+   * ra_ws_deliver_close. */
+  int (*close)(void *sink, uint16_t code, ra_str reason);
+  /* Drop now; ra_ws_deliver_close(ws, 1006, ...) later, from the loop. */
+  void (*terminate)(void *sink);
+  /* Optional: bytes held unsent (for back-pressure). */
+  size_t (*buffered)(void *sink);
+} ra_ws_sink_ops;
+
+/* Creates a WebSocket handle that sends through ops/sink (ops must outlive
+ * it). handlers is copied; opts may be NULL. Returns NULL on -ENOMEM. */
+ra_ws *ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
+                           const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts);
+/* Describes the connection (copied): request path, negotiated protocol,
+ * whether the carrier is attested. Call before ra_ws_deliver_open. */
+int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);
+/* Replaces the sink (e.g. a client whose connection got established). */
+void ra_ws_set_sink(ra_ws *ws, const ra_ws_sink_ops *ops, void *sink);
+void ra_ws_deliver_open(ra_ws *ws);
+/* data valid during the call; text must already be checked UTF-8. */
+void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len);
+void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len);
+/* The sink's buffer fell to its low-water mark. */
+void ra_ws_deliver_drain(ra_ws *ws);
+/* The end, exactly once: runs on_close, then frees ws as soon as no ra_ws
+ * callback is running (at once when called from outside them). */
+void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason);
+
+#endif
