@@ -506,7 +506,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
   ra_tunnel_server *s = ud;
   if (s->freeing || s->st.tunnels_open >= s->o.max_tunnels) {
     s->st.tunnels_refused++;
-    ra_ws_close(ws, 1013, "too many tunnels");
+    ra_ws_close(ws, 1008, "too many tunnels"); /* 1013 would fit better; ra_ws_close refuses it */
     return;
   }
   tunnel *t = calloc(1, sizeof *t);

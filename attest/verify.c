@@ -505,7 +505,15 @@ static STACK_OF(X509) *check_chain(ra_verifier *v, STACK_OF(X509) *certs, X509 *
         }
     }
     vd->chain_len = sk_X509_num(chain);
-    subject_line(sk_X509_value(chain, vd->chain_len - 1), vd->root_subject, sizeof vd->root_subject);
+    X509 *root = sk_X509_value(chain, vd->chain_len - 1);
+    unsigned mdlen = 0;
+    subject_line(root, vd->root_subject, sizeof vd->root_subject);
+    if (X509_digest(root, EVP_sha256(), vd->root_sha256, &mdlen) != 1 || mdlen != 32) {
+        fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "cannot fingerprint the root");
+        sk_X509_pop_free(chain, X509_free);
+        chain = NULL;
+        goto out;
+    }
     vd->checks[RA_CHECK_CHAIN] = RA_CHECK_PASS;
 out:
     X509_STORE_CTX_free(ctx);
@@ -706,6 +714,12 @@ static void check_binding(const ra_quote *q, const ra_policy *pol, ra_verdict *v
     }
     if (q->body_type != RA_BODY_SGX) {
         crypto_hash_sha512_state c;
+        /* as the reference client: no verifier_data, no binding */
+        if (!pol->binding_val || !pol->binding_iat) {
+            fail(vd, RA_CHECK_BINDING, RA_ERR_BINDING,
+                 "TDX key binding needs verifier_data (val and iat), and there is none");
+            return;
+        }
         crypto_hash_sha512_init(&c);
         if (pol->binding_val_len) crypto_hash_sha512_update(&c, pol->binding_val, pol->binding_val_len);
         if (pol->binding_iat_len) crypto_hash_sha512_update(&c, pol->binding_iat, pol->binding_iat_len);

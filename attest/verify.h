@@ -100,6 +100,7 @@ typedef struct ra_verdict {
     time_t pck_not_before, pck_not_after;
     int chain_len;                   /* certificates in the validated path incl. root */
     char root_subject[128];          /* one-line subject of the pinned root used */
+    uint8_t root_sha256[32];         /* and its SHA-256 fingerprint (DER) */
     bool chain_from_quote;           /* false: the caller's chain was used */
     int crls_applied;                /* CRLs whose issuer was in the chain (and verified) */
     int matched_set;                 /* index of the accepted measurement set, -1 if none */
@@ -154,8 +155,10 @@ typedef struct ra_policy {
     bool allow_debug;
 
     /* X25519 key binding (PROTOCOL.md §4), checked when x25519_pub != NULL:
-     * TDX report_data == SHA-512(binding_val || binding_iat || pub);
-     * SGX report_data == SHA-256(pub) || 0^32. val/iat may be NULL/0. */
+     * TDX report_data == SHA-512(binding_val || binding_iat || pub), and
+     * both must be present (non-NULL; length may be 0), as the reference
+     * client refuses a server_kx without verifier_data.val/iat;
+     * SGX report_data == SHA-256(pub) || 0^32 (val/iat unused). */
     const uint8_t *x25519_pub;       /* 32 bytes */
     const uint8_t *binding_val;
     size_t binding_val_len;
@@ -196,20 +199,28 @@ enum {
 int ra_verifier_new(unsigned flags, ra_verifier **out);
 void ra_verifier_free(ra_verifier *v);
 
-/* Pins further roots: every certificate in pem (PEM, one or more; or one
- * DER certificate). Returns the number added (> 0) or -EINVAL. Not kept. */
+/* Pins further roots (self-signed CAs): every certificate in data (PEM,
+ * one or more; or DER). Returns the number added (> 0), -EINVAL, -ENOMEM;
+ * the _file variant also -errno. data is not kept. */
 int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len);
 int ra_verifier_add_root_file(ra_verifier *v, const char *path);
 
-/* Adds a CRL (DER or PEM, one or more PEM CRLs). It is applied to every
- * certificate of each chain verified later, once its signature is checked
- * against its issuer in that chain. Returns the number added, or -EINVAL. */
+/* Adds a CRL (DER, or PEM with one or more CRLs). It is applied to every
+ * certificate of each chain verified later whose issuer it names, once its
+ * signature is checked against that issuer in the chain (a CRL naming an
+ * issuer of the chain but not signed by it fails the verification with
+ * RA_ERR_CRL_SIGNATURE; one outside thisUpdate..nextUpdate with
+ * RA_ERR_CRL_EXPIRED; a CRL of a CA not in the chain is not applied).
+ * Returns the number added, -EINVAL, -ENOMEM (file: also -errno). */
 int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len);
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
 
 /* Parses and verifies quote[0..len). Fills *vd (always). Returns 0 when
- * every check passed, else -EACCES (vd->err says why). opts may be NULL;
- * policy must not be NULL. The quote is borrowed for the call. */
+ * every check passed, else -EACCES (vd->err says why), or -EINVAL when v
+ * or policy is NULL. opts may be NULL. Checks that do not depend on a
+ * failed one still run, so that vd->checks shows everything wrong; vd->err
+ * is the first failure in RA_CHECK_* order. The quote is borrowed for the
+ * call. */
 int ra_verify_quote(ra_verifier *v, const uint8_t *quote, size_t len, const ra_verify_opts *opts,
                     const ra_policy *policy, ra_verdict *vd);
 

@@ -12,11 +12,16 @@
  *   large       N POST /echo of 1 MiB each, the echo checked byte for byte,
  *               one after the other; plus the crypto floor ("floor")  [N = 50]
  *   throughput  C tunnels / connections, each with one request in flight,
- *               for D seconds: requests/s and latency        [C = 32, D = 3]
+ *               for D seconds in all: requests/s and latency [C = 32, D = 5]
  *   handshake   new tunnels (full handshake incl. quote verification) then
  *               one GET /hello each, C at a time; plain: new TCP connection
  *               + GET /hello with Connection: close        [N = 500, C = 4]
- * Each scenario starts with an uncounted warm-up on the same transport.
+ * Each scenario starts with an uncounted warm-up on the same transport, then
+ * runs R rounds (--rounds, default 5) alternating plain and tunnel so that
+ * both see the same background load; a round of concurrent, serial and
+ * large is the whole scenario (n = R x N samples), throughput and handshake
+ * split their duration / count over the rounds. Latency percentiles are
+ * taken as the reference's benchmark takes them: sorted[floor(n * q)].
  * Exit status: 0, 1 when a request failed or a body did not verify, 2 for
  * bad usage.
  */
@@ -197,9 +202,10 @@ typedef struct cfg {
   unsigned modes;
   bool scen[S__COUNT];
   size_t n_concurrent, n_serial, n_large, large_size, conns, n_handshake, hs_conc, warmup_div;
+  size_t rounds;
   double duration_s;
-  const char *format, *chart, *label;
-  bool quiet;
+  const char *format, *chart, *label, *json_out;
+  bool quiet, no_floor;
 } cfg;
 
 typedef struct ctx {
@@ -230,78 +236,127 @@ static void settle(ra_loop *loop) {
   for (int i = 0; i < 8; i++) ra_loop_run_once(loop, 0);
 }
 
-static int run_scenario(ctx *x, int sc, unsigned mode) {
+/* One mode's state across the rounds of a scenario. */
+typedef struct mode_run {
+  unsigned mode;
+  const char *name;
+  bench_target *t;
+  bench_samples samples;
+  uint64_t wall_ns;
+  bool failed;
+} mode_run;
+
+/* Sets up a run of scenario sc on t (per-round counts; the samples and
+ * deadline are the caller's). */
+static void scenario_run(ctx *x, int sc, bool warmup, run *r, bench_target *t, const bench_req *get,
+                         const bench_req *post) {
   cfg *c = x->c;
   static const uint8_t world[] = "world";
+  memset(r, 0, sizeof *r);
+  r->t = t;
+  r->req = get;
+  r->expect = world;
+  r->expect_len = 5;
+  size_t rounds = c->rounds;
+  switch (sc) {
+  case S_CONCURRENT:
+    r->nw = r->limit = c->n_concurrent;
+    break;
+  case S_SERIAL:
+    r->nw = 1;
+    r->limit = warmup ? c->n_serial / c->warmup_div + 1 : c->n_serial;
+    break;
+  case S_LARGE:
+    r->req = post;
+    r->expect = x->payload;
+    r->expect_len = c->large_size;
+    r->nw = 1;
+    r->limit = warmup ? c->n_large / c->warmup_div + 1 : c->n_large;
+    break;
+  case S_THROUGHPUT: {
+    r->nw = c->conns;
+    double d = warmup ? c->duration_s / c->warmup_div : c->duration_s / (double)rounds;
+    r->deadline_ns = bench_now_ns() + (uint64_t)(d * 1e9);
+    break;
+  }
+  case S_HANDSHAKE: {
+    r->nw = c->hs_conc;
+    size_t per = (c->n_handshake + rounds - 1) / rounds;
+    r->limit = warmup ? c->n_handshake / c->warmup_div / rounds + 1 : per;
+    break;
+  }
+  }
+}
+
+/* Runs scenario sc in every selected mode: an uncounted warm-up per mode,
+ * then `rounds` measured rounds that alternate between the modes (plain,
+ * tunnel, plain, tunnel...), so that both columns see the same background
+ * load on a shared machine; the rounds' samples are pooled. */
+static int run_scenario(ctx *x, int sc) {
+  cfg *c = x->c;
   bench_req get = {.method = "GET", .path = "/hello"};
   bench_req post = {.method = "POST", .path = "/echo", .content_type = "application/octet-stream",
                     .body = x->payload, .body_len = c->large_size};
-  run warm = {0}, meas = {0};
-  size_t ntarget = 1;
-  bool one_shot = false;
-  warm.req = meas.req = &get;
-  warm.expect = meas.expect = world;
-  warm.expect_len = meas.expect_len = 5;
-  switch (sc) {
-  case S_CONCURRENT:
-    /* plain: a pool of up to N connections, as a browser or Node's fetch
-     * would open for N requests at once; tunnel: one tunnel */
-    ntarget = mode == M_PLAIN ? c->n_concurrent : 1;
-    warm.nw = warm.limit = meas.nw = meas.limit = c->n_concurrent;
-    break;
-  case S_SERIAL:
-    warm.nw = meas.nw = 1;
-    warm.limit = c->n_serial / c->warmup_div + 1;
-    meas.limit = c->n_serial;
-    break;
-  case S_LARGE:
-    warm.req = meas.req = &post;
-    warm.expect = meas.expect = x->payload;
-    warm.expect_len = meas.expect_len = c->large_size;
-    warm.nw = meas.nw = 1;
-    warm.limit = c->n_large / c->warmup_div + 1;
-    meas.limit = c->n_large;
-    break;
-  case S_THROUGHPUT:
-    ntarget = c->conns;
-    warm.nw = meas.nw = c->conns;
-    break;
-  case S_HANDSHAKE:
-    ntarget = c->hs_conc;
-    one_shot = true;
-    warm.nw = meas.nw = c->hs_conc;
-    warm.limit = c->n_handshake / c->warmup_div + 1;
-    meas.limit = c->n_handshake;
-    break;
+  mode_run m[2] = {{.mode = M_PLAIN, .name = "plain"}, {.mode = M_TUNNEL, .name = "tunnel"}};
+  int rc = 0;
+  const uint64_t timeout_ms = 300000;
+  for (int k = 0; k < 2; k++) {
+    if (!(c->modes & m[k].mode)) continue;
+    size_t ntarget = 1;
+    bool one_shot = false;
+    switch (sc) {
+    case S_CONCURRENT:
+      /* plain: a pool of up to N connections, as a browser or Node's fetch
+       * would open for N requests at once; tunnel: one tunnel */
+      ntarget = m[k].mode == M_PLAIN ? c->n_concurrent : 1;
+      break;
+    case S_THROUGHPUT: ntarget = c->conns; break;
+    case S_HANDSHAKE:
+      ntarget = c->hs_conc;
+      one_shot = true;
+      break;
+    default: break;
+    }
+    m[k].t = make_target(x, m[k].mode, ntarget, one_shot);
+    if (!m[k].t) {
+      m[k].failed = true;
+      rc = -ENOMEM;
+      continue;
+    }
+    say(x, "%s / %s: warm-up", scenario_names[sc], m[k].name);
+    run warm;
+    scenario_run(x, sc, true, &warm, m[k].t, &get, &post);
+    if (run_workers(&warm, timeout_ms)) {
+      fprintf(stderr, "ra-bench: %s / %s (warm-up): %s\n", scenario_names[sc], m[k].name, warm.errmsg);
+      m[k].failed = true;
+      rc = warm.err;
+    }
   }
-  const char *mname = mode == M_PLAIN ? "plain" : "tunnel";
-  bench_target *t = make_target(x, mode, ntarget, one_shot);
-  if (!t) return -ENOMEM;
-  warm.t = meas.t = t;
-  bench_samples samples = {0};
-  meas.samples = &samples;
-  uint64_t timeout_ms = 120000;
-  if (sc == S_THROUGHPUT) {
-    double wd = c->duration_s / c->warmup_div;
-    warm.deadline_ns = bench_now_ns() + (uint64_t)(wd * 1e9);
+  for (size_t round = 0; round < c->rounds; round++) {
+    for (int k = 0; k < 2; k++) {
+      if (!m[k].t || m[k].failed) continue;
+      if (round == 0) say(x, "%s / %s: measuring", scenario_names[sc], m[k].name);
+      run meas;
+      scenario_run(x, sc, false, &meas, m[k].t, &get, &post);
+      meas.samples = &m[k].samples;
+      if (run_workers(&meas, timeout_ms)) {
+        fprintf(stderr, "ra-bench: %s / %s: %s\n", scenario_names[sc], m[k].name, meas.errmsg);
+        m[k].failed = true;
+        rc = meas.err;
+      }
+      m[k].wall_ns += meas.last_ns - meas.first_ns;
+    }
   }
-  say(x, "%s / %s: warm-up", scenario_names[sc], mname);
-  int rc = run_workers(&warm, timeout_ms);
-  if (rc) {
-    fprintf(stderr, "ra-bench: %s / %s (warm-up): %s\n", scenario_names[sc], mname, warm.errmsg);
-  } else {
-    say(x, "%s / %s: measuring", scenario_names[sc], mname);
-    if (sc == S_THROUGHPUT) meas.deadline_ns = bench_now_ns() + (uint64_t)(c->duration_s * 1e9);
-    rc = run_workers(&meas, timeout_ms);
-    if (rc) fprintf(stderr, "ra-bench: %s / %s: %s\n", scenario_names[sc], mname, meas.errmsg);
+  for (int k = 0; k < 2; k++) {
+    if (m[k].t && !m[k].failed) {
+      bench_summary s;
+      bench_summarize(&m[k].samples, m[k].wall_ns, &s);
+      int e = bench_results_add(&x->results, scenario_names[sc], m[k].name, x->what[sc], &s);
+      if (e) rc = e;
+    }
+    bench_samples_free(&m[k].samples);
+    bench_target_free(m[k].t);
   }
-  if (!rc) {
-    bench_summary s;
-    bench_summarize(&samples, meas.last_ns - meas.first_ns, &s);
-    rc = bench_results_add(&x->results, scenario_names[sc], mname, x->what[sc], &s);
-  }
-  bench_samples_free(&samples);
-  bench_target_free(t);
   settle(x->loop);
   return rc;
 }
@@ -309,7 +364,8 @@ static int run_scenario(ctx *x, int sc, unsigned mode) {
 static int run_floor(ctx *x) {
   bench_samples s = {0};
   uint64_t wall = 0;
-  int rc = bench_crypto_floor(x->c->large_size, x->c->n_large, x->c->n_large / x->c->warmup_div + 1,
+  int rc = bench_crypto_floor(x->c->large_size, x->c->n_large * x->c->rounds,
+                              x->c->n_large / x->c->warmup_div + 1,
                               &s, &wall);
   if (rc == 0) {
     bench_summary sum;
@@ -327,12 +383,14 @@ static int run_floor(ctx *x) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: ra-bench [--scenario concurrent|serial|large|throughput|handshake|all]...\n"
-          "                [--tunnel|--plain|--both] [--format table|csv|json] [--chart FILE.svg]\n"
+          "                [--tunnel|--plain|--both] [--format table|csv|json] [--json-out FILE]\n"
+          "                [--chart FILE.svg]\n"
           "                [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]\n"
           "                [--report-data HEX] [--no-binding] [--allow-debug]\n"
           "                [--concurrent N] [--serial N] [--large N] [--large-size BYTES]\n"
           "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
-          "                [--handshake-concurrency N] [--label TEXT] [--quiet] URL\n"
+          "                [--handshake-concurrency N] [--rounds N] [--no-floor] [--label TEXT]\n"
+          "                [--quiet] URL\n"
           "Measures the same scenarios through the attested tunnel and over plain\n"
           "HTTP/1.1 on one server (default: --both, every scenario).\n");
 }
@@ -354,7 +412,7 @@ static bool parse_hex(const char *s, uint8_t *out, size_t n) {
 int main(int argc, char **argv) {
   cfg c = {.modes = M_TUNNEL | M_PLAIN, .n_concurrent = 100, .n_serial = 50, .n_large = 50,
            .large_size = 1u << 20, .conns = 32, .n_handshake = 500, .hs_conc = 4,
-           .warmup_div = 5, .duration_s = 3, .format = "table"};
+           .warmup_div = 5, .rounds = 5, .duration_s = 5, .format = "table"};
   const char *url = NULL;
   bool any_scen = false;
   for (int i = 1; i < argc; i++) {
@@ -396,6 +454,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--chart")) {
       NEED_ARG();
       c.chart = v;
+    } else if (!strcmp(a, "--json-out")) {
+      NEED_ARG();
+      c.json_out = v;
     } else if (!strcmp(a, "--label")) {
       NEED_ARG();
       c.label = v;
@@ -443,12 +504,17 @@ int main(int argc, char **argv) {
       char *end;
       c.duration_s = strtod(v, &end);
       if (*end || !(c.duration_s >= 0.01 && c.duration_s <= 3600)) BAD("--duration");
+    } else if (!strcmp(a, "--rounds")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 1000, &c.rounds)) BAD("--rounds");
     } else if (!strcmp(a, "--handshakes")) {
       NEED_ARG();
       if (!parse_size(v, 1, 10000000, &c.n_handshake)) BAD("--handshakes");
     } else if (!strcmp(a, "--handshake-concurrency")) {
       NEED_ARG();
       if (!parse_size(v, 1, 1000, &c.hs_conc)) BAD("--handshake-concurrency");
+    } else if (!strcmp(a, "--no-floor")) {
+      c.no_floor = true;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
       c.quiet = true;
     } else if (a[0] == '-' && a[1]) {
@@ -485,15 +551,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ra-bench: cannot create the loop\n");
     return 1;
   }
-  snprintf(x.what[S_CONCURRENT], sizeof x.what[0], "%zu x GET /hello at once (1 tunnel | <= %zu conns)",
-           c.n_concurrent, c.n_concurrent);
-  snprintf(x.what[S_SERIAL], sizeof x.what[0], "%zu x GET /hello, one after the other", c.n_serial);
-  snprintf(x.what[S_LARGE], sizeof x.what[0], "%zu x POST /echo, %zu KiB up and down, verified",
-           c.n_large, c.large_size / 1024);
+  snprintf(x.what[S_CONCURRENT], sizeof x.what[0],
+           "%zu x GET /hello at once (1 tunnel | <= %zu conns), %zu rounds", c.n_concurrent,
+           c.n_concurrent, c.rounds);
+  snprintf(x.what[S_SERIAL], sizeof x.what[0], "%zu x GET /hello one after the other, %zu rounds",
+           c.n_serial, c.rounds);
+  snprintf(x.what[S_LARGE], sizeof x.what[0], "%zu x POST /echo %zu KiB up+down, verified, %zu rounds",
+           c.n_large, c.large_size / 1024, c.rounds);
   snprintf(x.what[S_THROUGHPUT], sizeof x.what[0], "%zu tunnels | conns, 1 GET in flight each, %.1f s",
            c.conns, c.duration_s);
   snprintf(x.what[S_HANDSHAKE], sizeof x.what[0],
-           "new tunnel (verified quote) | TCP conn + GET, %zu at a time", c.hs_conc);
+           "new tunnel (quote verified) | TCP conn, + GET, %zu at a time", c.hs_conc);
   if (c.scen[S_LARGE]) {
     x.payload = malloc(c.large_size);
     if (!x.payload) {
@@ -511,15 +579,22 @@ int main(int argc, char **argv) {
   for (int s = 0; s < S__COUNT; s++) {
     if (!c.scen[s]) continue;
     /* plain first, then the tunnel: the order is the same for every scenario */
-    if ((c.modes & M_PLAIN) && run_scenario(&x, s, M_PLAIN)) failed++;
-    if ((c.modes & M_TUNNEL) && run_scenario(&x, s, M_TUNNEL)) failed++;
-    if (s == S_LARGE && run_floor(&x)) failed++;
+    if (run_scenario(&x, s)) failed++;
+    if (s == S_LARGE && !c.no_floor && run_floor(&x)) failed++;
   }
 
   if (!strcmp(c.format, "json")) bench_print_json(stdout, &x.results);
   else if (!strcmp(c.format, "csv")) bench_print_csv(stdout, &x.results);
   else bench_print_table(stdout, &x.results);
   fflush(stdout);
+  if (c.json_out) {
+    FILE *jf = fopen(c.json_out, "w");
+    if (jf) bench_print_json(jf, &x.results);
+    if (!jf || fclose(jf)) {
+      fprintf(stderr, "ra-bench: cannot write %s: %s\n", c.json_out, strerror(errno));
+      failed++;
+    }
+  }
   if (c.chart) {
     char sub[400], cpu[160] = "";
     FILE *ci = fopen("/proc/cpuinfo", "r");

@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ bool ra_str_eq_cstr(ra_str a, const char *b) { return ra_str_eq(a, ra_str_cstr(b
 int ra_buf_reserve(ra_buf *b, size_t extra) {
   if (extra > SIZE_MAX - b->len) return -ENOMEM;
   size_t need = b->len + extra;
+  if (need > PTRDIFF_MAX) return -ENOMEM; /* no allocator can give that */
   if (b->cap - b->off - b->len >= extra) return 0;
   if (need <= b->cap) { /* enough room once the consumed prefix is dropped */
     memmove(b->data, b->data + b->off, b->len);

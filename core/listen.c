@@ -4,6 +4,7 @@
 #include "core/listen.h"
 
 #include <arpa/inet.h>
+#include <linux/vm_sockets.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@ struct ra_listener {
   bool starved;    /* by EMFILE & co, until the retry timer */
   bool in_accept;  /* inside on_accept: closing must not free yet */
   bool closed;
+  bool warned;     /* EMFILE logged; again only after an accept worked */
   ra_timer retry;
   char *path; /* unix socket file we created */
 };
@@ -67,7 +69,9 @@ static void on_accept(ra_loop *loop, int fd, unsigned events, void *ud) {
       int err = errno;
       if (err == EAGAIN || err == EWOULDBLOCK) break;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        ra_warn("listen: accept: %s; pausing accepts for %d ms", strerror(err), EMFILE_PAUSE_MS);
+        if (!l->warned)
+          ra_warn("listen: accept: %s; pausing accepts for %d ms", strerror(err), EMFILE_PAUSE_MS);
+        l->warned = true;
         l->starved = true;
         update_watch(l);
         ra_timer_start(&l->retry, EMFILE_PAUSE_MS, 0);
@@ -82,6 +86,7 @@ static void on_accept(ra_loop *loop, int fd, unsigned events, void *ud) {
       ra_warn("listen: accept: %s", strerror(err));
       break;
     }
+    l->warned = false;
     if (l->tcp) {
       int one = 1;
       setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -165,12 +170,37 @@ static int parse_inet(const char *addr, struct sockaddr_storage *ss, socklen_t *
   return 0;
 }
 
+/* "vsock:CID:PORT", CID empty or -1 for any (VMADDR_CID_ANY). */
+static int parse_vsock(const char *addr, struct sockaddr_storage *ss, socklen_t *len) {
+  const char *colon = strrchr(addr, ':');
+  if (!colon) return -EINVAL;
+  unsigned long long cid = VMADDR_CID_ANY, port;
+  char *end;
+  if (colon > addr && !(colon - addr == 2 && addr[0] == '-' && addr[1] == '1')) {
+    if (addr[0] < '0' || addr[0] > '9') return -EINVAL;
+    errno = 0;
+    cid = strtoull(addr, &end, 10);
+    if (end != colon || errno || cid > UINT32_MAX) return -EINVAL;
+  }
+  if (colon[1] < '0' || colon[1] > '9') return -EINVAL;
+  errno = 0;
+  port = strtoull(colon + 1, &end, 10);
+  if (*end || errno || port > UINT32_MAX) return -EINVAL;
+  struct sockaddr_vm *vm = (struct sockaddr_vm *)ss;
+  memset(ss, 0, sizeof *ss);
+  vm->svm_family = AF_VSOCK;
+  vm->svm_cid = (unsigned)cid;
+  vm->svm_port = (unsigned)port;
+  *len = sizeof *vm;
+  return 0;
+}
+
 static int open_socket(const struct sockaddr_storage *ss, socklen_t len,
                        const ra_listen_opts *o, int *out) {
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
-  if (ss->ss_family != AF_UNIX) {
+  if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6) {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) goto fail;
     if (ss->ss_family == AF_INET6) {
@@ -213,6 +243,10 @@ int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
     if (lstat(p, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(p); /* a stale socket */
     if (!(path = strdup(p))) return -ENOMEM;
     rc = open_socket(&ss, len, &o, &fd);
+  } else if (strncmp(addr, "vsock:", 6) == 0) {
+    rc = parse_vsock(addr + 6, &ss, &len);
+    if (rc < 0) return rc;
+    rc = open_socket(&ss, len, &o, &fd);
   } else {
     rc = parse_inet(addr, &ss, &len, &any);
     if (rc < 0) return rc;
@@ -241,7 +275,7 @@ int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
   l->fd = fd;
   l->cb = cb;
   l->ud = ud;
-  l->tcp = ss.ss_family != AF_UNIX;
+  l->tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
   l->path = path;
   ra_timer_init(loop, &l->retry, on_retry, l);
   if (l->tcp) {

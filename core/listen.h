@@ -10,9 +10,11 @@
 
 typedef struct ra_listener ra_listener;
 
-/* A new connection: fd is non-blocking and close-on-exec and now belongs to
- * the callback. peer is valid during the call. Accepts run in batches (up to
- * 64 per readiness event). */
+/* A new connection: fd is non-blocking and close-on-exec (TCP: with
+ * TCP_NODELAY) and now belongs to the callback. peer is valid during the
+ * call. Accepts run in batches (up to 64 per readiness event). The callback
+ * may pause or close the listener. When descriptors run out (EMFILE), the
+ * listener stops accepting for 100 ms rather than spin. */
 typedef void (*ra_accept_cb)(ra_listener *l, int fd, const struct sockaddr *peer,
                              socklen_t peer_len, void *ud);
 
@@ -22,17 +24,22 @@ typedef struct ra_listen_opts {
   bool v6only;     /* for [::]: IPv6 only (default: dual-stack) */
 } ra_listen_opts;
 
-/* addr: "HOST:PORT", "[V6]:PORT", ":PORT" (all interfaces), or "unix:PATH"
- * (an existing socket file at PATH is replaced). PORT 0 picks a free port
- * (see ra_listener_port). opts may be NULL. */
+/* addr: "HOST:PORT", "[V6]:PORT", ":PORT" (all interfaces), "unix:PATH"
+ * (an existing socket file at PATH is replaced), or "vsock:CID:PORT" (CID
+ * empty or -1: any). PORT 0 picks a free port (see ra_listener_port). opts
+ * may be NULL (reuseport and v6only apply to TCP only). Errors: -EINVAL for
+ * a malformed addr, -EADDRNOTAVAIL for a host that does not resolve, else
+ * the errno of socket/bind/listen (-EADDRINUSE...). */
 int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
               ra_accept_cb cb, void *ud, ra_listener **out);
 
-uint16_t ra_listener_port(const ra_listener *l); /* 0 for unix sockets */
+uint16_t ra_listener_port(const ra_listener *l); /* 0 for unix and vsock */
 int ra_listener_fd(const ra_listener *l);
 void ra_listener_pause(ra_listener *l);  /* stop accepting (keeps the socket) */
 void ra_listener_resume(ra_listener *l);
-/* Closes the socket (and unlinks a unix path it created) and frees l. */
+/* Closes the socket (and unlinks a unix path it created) and frees l (safe
+ * from inside its own accept callback). A paused listener does not keep
+ * ra_loop_run alive. */
 void ra_listener_close(ra_listener *l);
 
 #endif

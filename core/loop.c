@@ -1,9 +1,9 @@
 /* core/loop.c: the reactor. One epoll instance, an fd table indexed by fd, a
  * binary min-heap of timers, a FIFO of deferred calls and one signalfd.
  *
- * A turn:  run deferred calls -> flush queued interest changes -> epoll_wait
- *          (timeout = next timer, 0 if calls are queued) -> dispatch fd
- *          events -> run due timers.
+ * A turn:  flush queued interest changes -> epoll_wait (timeout = next
+ *          timer, 0 if calls are queued) -> dispatch fd events -> run due
+ *          timers -> run the deferred calls queued so far.
  *
  * Safety of the dispatch: epoll may report fd A and fd B in one batch and A's
  * callback may unwatch (and close) B, and even open a new fd that gets B's
@@ -547,7 +547,7 @@ fail:;
 /* ---- running ------------------------------------------------------------- */
 
 int ra_loop_run_once(ra_loop *loop, int timeout_ms) {
-  int done = run_defers(loop);
+  int done = 0;
   flush_changes(loop);
   ra_loop_update_time(loop);
   int timeout = timeout_ms;
@@ -570,6 +570,9 @@ int ra_loop_run_once(ra_loop *loop, int timeout_ms) {
   ra_loop_update_time(loop);
   done += dispatch_io(loop, n);
   done += run_timers(loop);
+  /* Last, so that what the callbacks deferred (an on_close) has run when
+   * ra_loop_run_once returns, and the next wait starts clean. */
+  done += run_defers(loop);
   return done;
 }
 

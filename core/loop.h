@@ -23,11 +23,16 @@ void ra_loop_free(ra_loop *loop);
 
 /* Runs until ra_loop_stop() is called, or until nothing is left that could
  * wake it (no watched fd, no active timer, no deferred call). Returns 0, or a
- * negative errno if epoll itself failed. */
+ * negative errno if epoll itself failed. What keeps it alive: fds watched
+ * with events != 0, active timers not unref'd, queued deferred calls. Signal
+ * handlers do not (so a SIGTERM handler that closes the listeners lets the
+ * loop end once the last connection is done). */
 int ra_loop_run(ra_loop *loop);
 
-/* Runs one turn: waits at most timeout_ms (-1: until something happens),
- * dispatches, returns the number of events and timers dispatched. */
+/* Runs one turn: waits at most timeout_ms (-1: until something happens; does
+ * not block if nothing keeps the loop alive), dispatches fd events, then due
+ * timers, then the deferred calls queued so far. Returns the number of
+ * events, timers and deferred calls dispatched, or a negative errno. */
 int ra_loop_run_once(ra_loop *loop, int timeout_ms);
 
 /* Makes ra_loop_run return after the current turn. Safe from any callback. */
@@ -80,7 +85,9 @@ int ra_timer_start(ra_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
 void ra_timer_stop(ra_timer *timer);
 bool ra_timer_active(const ra_timer *timer);
 
-/* ---- deferred calls: run at the start of the next turn, in FIFO order --- */
+/* ---- deferred calls: run at the end of the current turn (after the fd
+ * events and timers; never inside the call that queued them), in FIFO order.
+ * Calls queued from a deferred call run in the next turn. ---------------- */
 
 typedef struct ra_defer ra_defer;
 typedef void (*ra_defer_cb)(ra_defer *d, void *ud);
@@ -101,7 +108,9 @@ void ra_defer_cancel(ra_loop *loop, ra_defer *d);
 
 typedef void (*ra_signal_cb)(ra_loop *loop, int signo, void *ud);
 /* Blocks signo for the process and delivers it through the loop.
- * One handler per signal; cb == NULL removes it (and unblocks). */
+ * One handler per signal; cb == NULL removes it (and unblocks, unless it was
+ * blocked before). ra_loop_free removes every handler. -EINVAL for SIGKILL,
+ * SIGSTOP and out-of-range numbers. */
 int ra_loop_on_signal(ra_loop *loop, int signo, ra_signal_cb cb, void *ud);
 
 /* ---- keep-alive references ---------------------------------------------

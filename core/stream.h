@@ -26,7 +26,9 @@ typedef struct ra_stream_cbs {
   /* Bytes arrived: data is valid until the callback returns. Returns how many
    * bytes it consumed; the rest is offered again, first, with the next bytes.
    * Returning less than len with no new input coming is allowed (e.g. while
-   * paused). The stream may be closed from inside. */
+   * paused): the rest is also offered again (from the loop, not from inside
+   * the call) after ra_stream_resume_read and ra_stream_set_userdata. Never
+   * called while paused. The stream may be closed from inside. */
   size_t (*on_read)(ra_stream *s, const uint8_t *data, size_t len, void *ud);
   /* The write queue fell to the low-water mark (or emptied). Optional. */
   void (*on_drain)(ra_stream *s, void *ud);
@@ -45,9 +47,12 @@ typedef struct ra_stream_cbs {
 ra_stream *ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud);
 
 /* Client side: resolves host (getaddrinfo, blocking only for names that are
- * not numeric addresses), connects non-blocking, then calls on_connect with
- * status 0 and the stream, or a negative errno and NULL (the stream is then
- * already gone). Returns 0 if the attempt started. */
+ * not numeric addresses; "::1" and "[::1]" both work; "unix:PATH" connects
+ * to a unix socket and ignores port), connects non-blocking (trying each
+ * address in turn), then calls on_connect, always from the loop, with status
+ * 0 and the stream, or a negative errno and NULL (the stream is then already
+ * gone). Returns 0 if the attempt started (on_connect will be called exactly
+ * once), or a negative errno (it will not be called). */
 typedef void (*ra_connect_cb)(ra_stream *s, int status, void *ud);
 int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
                       const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud);
@@ -57,16 +62,22 @@ int ra_stream_fd(const ra_stream *s);
 void *ra_stream_userdata(const ra_stream *s);
 void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud);
 
-/* Queues bytes (copied). Returns 0, -EPIPE after shutdown/close, -ENOMEM. */
+/* Writes at once what the kernel takes; copies and queues the rest.
+ * Returns 0, -EPIPE after shutdown/close, or another negative errno if the
+ * connection failed or memory ran out: the stream is then aborted (on_close
+ * follows with that error). */
 int ra_stream_write(ra_stream *s, const void *data, size_t len);
 int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt);
-/* Zero-copy: queues a reference to data; free_cb(free_ud) is called once the
- * bytes are written or the stream is closed (also when this call fails). */
+/* Zero-copy: queues a reference to data; free_cb(free_ud) (may be NULL) is
+ * called exactly once, when the bytes are written (possibly before this call
+ * returns), when the stream is closed, or when this call fails. data must
+ * stay valid and unchanged until then. */
 int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
                         void (*free_cb)(void *), void *free_ud);
 /* Bytes queued and not yet written to the kernel. */
 size_t ra_stream_queued(const ra_stream *s);
-/* Defaults: high 1 MiB, low 256 KiB. */
+/* Defaults: high 1 MiB, low 256 KiB. Past high, reading pauses; on_drain
+ * is called (and reading resumes) once a queue falls to low. */
 void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low);
 
 void ra_stream_pause_read(ra_stream *s);
@@ -79,9 +90,14 @@ void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms);
 /* Half-close: shutdown(SHUT_WR) once the queue is flushed. */
 void ra_stream_shutdown(ra_stream *s);
 /* Graceful close: stops reading, flushes the queue (bounded by the idle
- * timeout, or 5 s if none), then closes. on_close is called, deferred. */
+ * timeout, or 5 s if none: past it on_close gets -ETIMEDOUT), then closes.
+ * On TCP it first sends FIN and discards input until the peer's FIN (at most
+ * 2 s), so that a peer still sending gets our last bytes, not a reset.
+ * Writes fail with -EPIPE from now on. on_close is called, deferred. */
 void ra_stream_close(ra_stream *s);
-/* Immediate close: drops the queue. on_close is called, deferred. */
+/* Immediate close: drops the queue (write_ref free_cbs run now). err is
+ * passed to on_close (a positive errno is negated). on_close is called,
+ * deferred. ra_stream_fd returns -1 from now on. */
 void ra_stream_abort(ra_stream *s, int err);
 
 #endif

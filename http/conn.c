@@ -69,6 +69,8 @@ struct ra_http_conn {
   bool in_trailers;
   bool in_feed, stopped, closing, close_sent, reading_off, head_corked;
   bool want_resume, want_drain, served_any, upgrade_wait;
+  bool hc_paused;          /* llhttp paused at the end of a header section */
+  bool peer_eof;           /* the client sends nothing more */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -244,6 +246,7 @@ static void request_close(ra_http_conn *c) {
 }
 
 static void conn_advance(ra_http_conn *c);
+static void eof_check(ra_http_conn *c);
 
 /* Drops everything queued behind `after` (their answers will never be
  * sent: the connection closes before them). */
@@ -266,6 +269,20 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
 }
 
 /* ---- the response sink ------------------------------------------------------------ */
+
+#define PUT_STR(p, len, s, n) (memcpy((p) + (len), (s), (n)), (len) += (n))
+#define PUT_LIT(p, len, lit) PUT_STR(p, len, lit, sizeof(lit) - 1)
+
+static size_t fmt_u64(char *out, uint64_t v) {
+  char tmp[24];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  return n;
+}
 
 static bool hdr_is(ra_str n, const char *name) { return ra_str_eq_nocase(n, ra_str_cstr(name)); }
 
@@ -305,17 +322,35 @@ static int sink_head(void *sink, int status, const ra_header *h, size_t n, int64
     p = (char *)big.data;
     cap = need;
   }
+  /* Hand-formatted (no printf): this runs once per response. */
   const char *reason = ra_http_status_text(status);
-  len += (size_t)snprintf(p + len, cap - len, "HTTP/1.1 %d %s\r\n", status, reason);
-  if (!has_server && srv->server_name[0])
-    len += (size_t)snprintf(p + len, cap - len, "Server: %s\r\n", srv->server_name);
-  if (!has_date) len += (size_t)snprintf(p + len, cap - len, "Date: %s\r\n", ra_http_date(srv->loop));
-  if (!ex->no_body) {
-    if (clen >= 0) len += (size_t)snprintf(p + len, cap - len, "Content-Length: %lld\r\n", (long long)clen);
-    else if (ex->chunked) len += (size_t)snprintf(p + len, cap - len, "Transfer-Encoding: chunked\r\n");
+  PUT_LIT(p, len, "HTTP/1.1 ");
+  len += fmt_u64(p + len, (uint64_t)status);
+  p[len++] = ' ';
+  PUT_STR(p, len, reason, strlen(reason));
+  PUT_LIT(p, len, "\r\n");
+  if (!has_server && srv->server_name[0]) {
+    PUT_LIT(p, len, "Server: ");
+    PUT_STR(p, len, srv->server_name, strlen(srv->server_name));
+    PUT_LIT(p, len, "\r\n");
   }
-  if (!keep) len += (size_t)snprintf(p + len, cap - len, "Connection: close\r\n");
-  else if (ex->req.http_version == 10) len += (size_t)snprintf(p + len, cap - len, "Connection: keep-alive\r\n");
+  if (!has_date) {
+    const char *date = ra_http_date(srv->loop);
+    PUT_LIT(p, len, "Date: ");
+    PUT_STR(p, len, date, strlen(date));
+    PUT_LIT(p, len, "\r\n");
+  }
+  if (!ex->no_body) {
+    if (clen >= 0) {
+      PUT_LIT(p, len, "Content-Length: ");
+      len += fmt_u64(p + len, (uint64_t)clen);
+      PUT_LIT(p, len, "\r\n");
+    } else if (ex->chunked) {
+      PUT_LIT(p, len, "Transfer-Encoding: chunked\r\n");
+    }
+  }
+  if (!keep) PUT_LIT(p, len, "Connection: close\r\n");
+  else if (ex->req.http_version == 10) PUT_LIT(p, len, "Connection: keep-alive\r\n");
   for (size_t i = 0; i < n; i++) {
     /* Framing is ours: a handler's own Content-Length or Transfer-Encoding
      * could desynchronise the connection. */
@@ -569,20 +604,24 @@ static int on_message_begin(llhttp_t *p) {
   if (!ex) return fail(c, 503);
   c->cur = ex;
   c->phase = PH_HEAD;
-  c->hdr_bytes = c->line_bytes = c->raw_head = 0;
+  c->hdr_bytes = c->line_bytes = 0;
   c->hstate_value = false;
   c->in_trailers = false;
   set_deadline(c, T_HEADER, c->srv->lim.header_timeout_ms);
   return 0;
 }
 
+/* The method is known as soon as it ends, whatever the split of the bytes,
+ * so an error answer to a HEAD request never carries a body. */
+static int on_method_complete(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  ra_req_set_method(&c->cur->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
+  return 0;
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
-  if (ex->req.method_len == 0) {
-    const char *m = llhttp_method_name((llhttp_method_t)p->method);
-    ra_req_set_method(&ex->req, ra_str_cstr(m));
-  }
   c->line_bytes += (uint32_t)len;
   if (c->line_bytes + ex->req.method_len + 11 > c->srv->lim.max_request_line) return fail(c, 414);
   if (ra_req_target_append(&ex->req, at, len)) return fail(c, 503);
@@ -598,13 +637,16 @@ static int count_header(ra_http_conn *c, size_t len) {
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
-  int rc = count_header(c, len + (c->hstate_value ? 4 : 0));
+  /* A new field starts after a value (or first); its ": " and CRLF count
+   * once, whatever the fragments. */
+  bool starts = c->hstate_value || (ex->req.nhdrs == 0 && !c->in_trailers);
+  c->hstate_value = false;
+  int rc = count_header(c, len + (starts ? 4 : 0));
   if (rc) return rc;
   if (c->in_trailers) return 0; /* counted, not kept */
-  if (c->hstate_value || ex->req.nhdrs == 0) {
+  if (starts) {
     if (ex->req.nhdrs >= c->srv->lim.max_headers) return fail(c, 431);
     if (ra_req_hdr_begin(&ex->req)) return fail(c, 503);
-    c->hstate_value = false;
   }
   if (ra_req_hdr_name_append(&ex->req, at, len)) return fail(c, 503);
   return 0;
@@ -642,6 +684,7 @@ static int on_headers_complete(llhttp_t *p) {
   ra_http_server *srv = c->srv;
   c->phase = PH_BODY;
   c->in_trailers = true; /* header callbacks from now on are trailers */
+  c->hstate_value = false;
   if (ex->req.method_len == 0) ra_req_set_method(&ex->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
   if (p->http_major != 1) return fail(c, 505);
   ex->req.http_version = p->http_minor == 0 ? 10 : 11;
@@ -666,7 +709,10 @@ static int on_headers_complete(llhttp_t *p) {
   ex->upgrade_req = p->upgrade != 0;
   if (has_body) set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
   else clear_deadline(c);
-  return 0;
+  /* Pause so that parse() learns exactly where the header section ended:
+   * the raw byte count it keeps must not depend on how reads split. */
+  c->hc_paused = true;
+  return HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
@@ -686,6 +732,7 @@ static int on_message_complete(llhttp_t *p) {
   c->ready = ex;
   c->cur = NULL;
   c->phase = PH_IDLE;
+  c->raw_head = 0;
   c->in_trailers = false;
   clear_deadline(c);
   /* Dispatch outside of llhttp: the handler may do anything. */
@@ -694,6 +741,7 @@ static int on_message_complete(llhttp_t *p) {
 
 static const llhttp_settings_t parser_settings = {
     .on_message_begin = on_message_begin,
+    .on_method_complete = on_method_complete,
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
@@ -724,11 +772,16 @@ static void stash(ra_http_conn *c, const uint8_t *p, size_t n) {
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
-  while (left > 0) {
+  bool again = false;
+  /* After a pause at the end of a header section llhttp runs once more even
+   * with no bytes left: a message without a body completes then. */
+  while (left > 0 || again) {
+    again = false;
     if (c->stopped) {
       stash(c, (const uint8_t *)p, left);
       return;
     }
+    c->hc_paused = false;
     uint8_t phase0 = c->phase;
     llhttp_errno_t err = llhttp_execute(&c->parser, p, left);
     size_t used;
@@ -737,6 +790,7 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
     } else if (err == HPE_PAUSED) {
       used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
       llhttp_resume(&c->parser);
+      again = c->hc_paused;
     } else if (err == HPE_PAUSED_UPGRADE) {
       /* Only reached once the upgrade request got a normal answer. */
       used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
@@ -746,8 +800,10 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
       return;
     }
     if (used > left) used = left;
-    if ((phase0 == PH_HEAD || phase0 == PH_IDLE) && c->phase == PH_HEAD) {
-      /* Bytes llhttp skips without a callback (whitespace) still count. */
+    if (phase0 == PH_HEAD || phase0 == PH_IDLE) {
+      /* Every byte from the end of the previous message to the end of this
+       * header section, also those llhttp skips without a callback (empty
+       * lines, whitespace): bounds what a slow client can make us parse. */
       c->raw_head += (uint32_t)used;
       if (c->raw_head > c->srv->lim.max_header_bytes + c->srv->lim.max_request_line + 1024) {
         respond_error(c, 431);
@@ -765,6 +821,22 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   }
 }
 
+/* After the peer's EOF, once every byte it sent is parsed: answer what is
+ * in flight, then close. A partial request can never complete. */
+static void eof_check(ra_http_conn *c) {
+  if (!c->peer_eof || c->stopped || c->close_sent) return;
+  c->closing = true;
+  stop_parsing(c);
+  if (c->cur && !c->cur->dispatched) {
+    ra_http_ex *prev = NULL;
+    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
+    drop_after(c, prev);
+  }
+  c->phase = PH_IDLE;
+  clear_deadline(c);
+  if (!c->head) request_close(c);
+}
+
 static void resume(ra_http_conn *c) {
   c->want_resume = false;
   if (c->closing || c->upgrade_wait || c->nqueued >= c->srv->lim.max_pipelined) return;
@@ -778,6 +850,7 @@ static void resume(ra_http_conn *c) {
   if (began) cork_end(c);
   ra_buf_free(&in);
   if (!c->stopped && !c->close_sent) set_reading(c, true);
+  eof_check(c);
   /* Requests that completed synchronously may have freed a pipeline slot. */
   if (c->want_resume && !c->close_sent) schedule(c);
 }
@@ -864,19 +937,8 @@ size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len) {
 }
 
 void ra_http_conn_eof(ra_http_conn *c) {
-  /* The peer sends nothing more: finish what is in flight, then close. A
-   * partial request can never complete. */
-  if (c->close_sent) return;
-  c->closing = true;
-  stop_parsing(c);
-  ra_buf_free(&c->pending_in);
-  if (c->cur && !c->cur->dispatched) {
-    ra_http_ex *prev = NULL;
-    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
-    drop_after(c, prev);
-  }
-  c->phase = PH_IDLE;
-  if (!c->head) request_close(c);
+  c->peer_eof = true;
+  eof_check(c);
 }
 
 void ra_http_conn_drain(ra_http_conn *c) {

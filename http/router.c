@@ -37,8 +37,15 @@ struct rt_node {
   size_t nwild;
 };
 
+typedef struct rt_cleanup {
+  void (*fn)(void *);
+  void *ud;
+} rt_cleanup;
+
 struct ra_router {
   rt_node root;
+  rt_cleanup *cleanups;
+  size_t ncleanups;
 };
 
 ra_router *ra_router_new(void) { return calloc(1, sizeof(ra_router)); }
@@ -62,7 +69,20 @@ static void node_free(rt_node *n) {
 void ra_router_free(ra_router *r) {
   if (!r) return;
   node_free(&r->root);
+  for (size_t i = r->ncleanups; i-- > 0;) r->cleanups[i].fn(r->cleanups[i].ud);
+  free(r->cleanups);
   free(r);
+}
+
+int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud) {
+  if (!r || !fn) return -EINVAL;
+  rt_cleanup *c = realloc(r->cleanups, (r->ncleanups + 1) * sizeof *c);
+  if (!c) return -ENOMEM;
+  r->cleanups = c;
+  c[r->ncleanups].fn = fn;
+  c[r->ncleanups].ud = ud;
+  r->ncleanups++;
+  return 0;
 }
 
 static bool method_ok(const char *m) {

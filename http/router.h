@@ -34,7 +34,13 @@ enum {
 };
 
 ra_router *ra_router_new(void);
+/* Frees the routes, then runs the ra_router_on_free callbacks (last
+ * registered first). */
 void ra_router_free(ra_router *r);
+/* Registers fn(ud) to run when the router is freed: for state a layer above
+ * allocated for its routes (e.g. a WebSocket route's handler block), so it
+ * lives exactly as long as the routes pointing at it. */
+int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud);
 
 /* method: "GET", "POST", ... or "*" for any. pattern is copied. Returns 0,
  * -EINVAL for a malformed pattern, -EEXIST for a duplicate method+pattern. */

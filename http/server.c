@@ -3,8 +3,6 @@
 #include "http/server.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,10 +96,6 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
   if (srv->shutting_down) {
     close(fd);
     return;
-  }
-  if (peer && (peer->sa_family == AF_INET || peer->sa_family == AF_INET6)) {
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   ra_stream *s = ra_stream_new(srv->loop, fd, &orphan_cbs, NULL);
   if (!s) return;

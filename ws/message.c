@@ -28,16 +28,16 @@ static long fail(ra_ws_assembler *a, long err, uint16_t code, const char *why) {
   return err;
 }
 
-/* Grows buf for `need` more bytes; `hint` more are announced by the frame
- * header (already checked against max_message), so a large single frame is
- * allocated once instead of doubling its way up. */
+/* Grows buf for `need` more bytes. Geometric in what has actually arrived,
+ * never more than the frame header announced (`hint` bytes from here to the
+ * frame's end): a peer announcing a large frame and sending little makes us
+ * hold about twice what it sent, not what it announced. */
 static int grow(ra_ws_assembler *a, size_t need, uint64_t hint) {
   if (a->cap - a->len >= need) return 0;
-  size_t want = a->len + need;
-  size_t dbl = a->cap * 2;
-  if (dbl > want) want = dbl;
-  if (a->len + hint > want) want = (size_t)(a->len + hint);
-  if (want > a->max_message && a->len + need <= a->max_message) want = (size_t)a->max_message;
+  size_t want = a->cap ? a->cap * 2 : 4096;
+  if (want < a->len + need) want = a->len + need;
+  if (hint < need) hint = need;
+  if ((uint64_t)want > a->len + hint) want = (size_t)(a->len + hint);
   uint8_t *p = realloc(a->buf, want);
   if (!p) return -ENOMEM;
   a->buf = p;

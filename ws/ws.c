@@ -239,7 +239,7 @@ int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len
   if (ws->ops->send_frame) {
     rc = ws->ops->send_frame(ws->sink, first ? op : RA_WS_OP_CONT, fin, data, len);
   } else {
-    rc = ra_buf_append(&ws->frag_buf, data, len);
+    rc = len ? ra_buf_append(&ws->frag_buf, data, len) : 0;
     if (rc == 0 && fin) {
       rc = ws->ops->send(ws->sink, (ra_ws_type)op, ra_buf_ptr(&ws->frag_buf), ws->frag_buf.len);
       ra_buf_free(&ws->frag_buf);
@@ -409,7 +409,7 @@ static int write_close(ws_conn *c, uint16_t code, ra_str reason) {
     size_t rl = reason.len > MAX_REASON ? MAX_REASON : reason.len;
     /* a reason cut short must stay UTF-8: drop a split sequence */
     while (rl && !ra_utf8_valid((const uint8_t *)reason.ptr, rl)) rl--;
-    memcpy(p + 2, reason.ptr, rl);
+    if (rl) memcpy(p + 2, reason.ptr, rl);
     n += rl;
   }
   c->close_sent = true;
@@ -706,9 +706,14 @@ int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, v
   if (h) rt->h = *h;
   rt->ud = ud;
   fill_opts(&rt->opts, opts);
-  int rc = ra_route_ex(r, "GET", pattern, ws_route_handler, rt, flags);
-  if (rc < 0) free(rt);
-  return rc;
+  /* The block lives exactly as long as the router. Registered first: if the
+   * route is then refused, the router still frees it (a few bytes, once). */
+  int rc = ra_router_on_free(r, free, rt);
+  if (rc < 0) {
+    free(rt);
+    return rc;
+  }
+  return ra_route_ex(r, "GET", pattern, ws_route_handler, rt, flags);
 }
 
 int ra_ws_route(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud) {

@@ -43,6 +43,13 @@ static void chat_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t
 
 static const ra_ws_handlers chat_handlers = {.on_open = chat_open, .on_message = chat_message};
 
+static void hello_ws_free(void *p) {
+  hello_ws *hw = p;
+  ra_ws_room_free(hw->all);
+  ra_ws_room_free(hw->chat);
+  free(hw);
+}
+
 static void on_shutdown(ra_http_server *srv, void *ud) {
   hello_ws *hw = ud;
   ra_ws_room_close_all(hw->all, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
@@ -54,17 +61,13 @@ int hello_ws_routes(ra_router *r, ra_http_server *srv) {
   hw->all = ra_ws_room_new();
   hw->chat = ra_ws_room_new();
   int rc = -ENOMEM;
-  if (!hw->all || !hw->chat) goto fail;
-  rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &hello_opts, 0);
-  if (rc < 0) goto fail;
-  /* from here on /echo points at hw: it stays allocated whatever happens */
-  rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &hello_opts, 0);
-  if (rc < 0) return rc;
+  if (!hw->all || !hw->chat || (rc = ra_router_on_free(r, hello_ws_free, hw)) < 0) {
+    hello_ws_free(hw);
+    return rc;
+  }
+  /* from here on the router owns hw */
+  if ((rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &hello_opts, 0)) < 0) return rc;
+  if ((rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &hello_opts, 0)) < 0) return rc;
   if (srv && (rc = ra_http_server_on_shutdown(srv, on_shutdown, hw)) < 0) return rc;
   return 0;
-fail:
-  ra_ws_room_free(hw->all);
-  ra_ws_room_free(hw->chat);
-  free(hw);
-  return rc;
 }

@@ -8,7 +8,7 @@
 /* Adds WS /echo (every message back, same type) and WS /chat (every message
  * to every member of the room, sender included). With srv (may be NULL),
  * a graceful shutdown of the server closes every WebSocket with 1001.
- * Returns 0 or -errno. The rooms live as long as the process. */
+ * Returns 0 or -errno. The rooms are freed with the router. */
 int hello_ws_routes(ra_router *r, ra_http_server *srv);
 
 #endif

@@ -317,6 +317,7 @@ typedef struct vargs {
     bool has_x25519;
     uint8_t bval[256], biat[256];
     size_t bval_len, biat_len;
+    bool has_bval, has_biat;
     long iterations;
 } vargs;
 
@@ -420,8 +421,8 @@ static int parse_verify_args(int argc, char **argv, vargs *a, bool bench)
             a->sgx.has |= RA_SGX_MIN_ISV_SVN;
             break;
         case O_X25519: r = hexarg("--x25519", optarg, a->x25519, 32); a->has_x25519 = true; break;
-        case O_BVAL: r = hexarg_var("--binding-val", optarg, a->bval, sizeof a->bval, &a->bval_len); break;
-        case O_BIAT: r = hexarg_var("--binding-iat", optarg, a->biat, sizeof a->biat, &a->biat_len); break;
+        case O_BVAL: r = hexarg_var("--binding-val", optarg, a->bval, sizeof a->bval, &a->bval_len); a->has_bval = true; break;
+        case O_BIAT: r = hexarg_var("--binding-iat", optarg, a->biat, sizeof a->biat, &a->biat_len); a->has_biat = true; break;
         case O_DEBUG: a->allow_debug = true; break;
         case O_JSON: a->json = true; break;
         default: r = -1; break;
@@ -479,9 +480,9 @@ static int setup(vargs *a, vctx *c)
     }
     if (a->has_x25519) {
         c->pol.x25519_pub = a->x25519;
-        c->pol.binding_val = a->bval;
+        c->pol.binding_val = a->has_bval ? a->bval : NULL;
         c->pol.binding_val_len = a->bval_len;
-        c->pol.binding_iat = a->biat;
+        c->pol.binding_iat = a->has_biat ? a->biat : NULL;
         c->pol.binding_iat_len = a->biat_len;
     }
     c->pol.allow_debug = a->allow_debug;
@@ -518,6 +519,7 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
         o_open(o, "chain");
         o_uint(o, "length", (unsigned long)vd->chain_len);
         o_str(o, "root", vd->root_subject);
+        o_hex(o, "root_sha256", vd->root_sha256, 32);
         o_bool(o, "from_quote", vd->chain_from_quote);
         o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
         o_close(o);
@@ -659,7 +661,9 @@ static int cmd_bench(int argc, char **argv)
     if (load_quote(a.file, &buf, &len)) return EXIT_USAGE;
     double *t = calloc((size_t)a.iterations, sizeof *t);
     copy = malloc(len);
+    memset(&c, 0, sizeof c);
     if (!t || !copy || setup(&a, &c)) {
+        teardown(&c);
         free(t);
         free(copy);
         free(buf);
@@ -681,7 +685,13 @@ static int cmd_bench(int argc, char **argv)
      * parse, decode every certificate, chain, both signatures, policy; the
      * verifier's pinned roots are reused, as a client would. */
     ra_verifier *cold;
-    if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0), &cold)) return EXIT_USAGE;
+    if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0), &cold)) {
+        teardown(&c);
+        free(t);
+        free(copy);
+        free(buf);
+        return EXIT_USAGE;
+    }
     for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(cold, a.roots[k]);
     for (long i = 0; i < a.iterations; i++) {
         memcpy(copy, buf, len);

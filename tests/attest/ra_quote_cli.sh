@@ -47,6 +47,7 @@ json_is "tappd" pck.fmspc b0c06f000000
 json_is "tappd" pck.pcesvn 11
 json_is "tappd" checks.quote_signature pass
 json_is "tappd" chain.from_quote true
+json_is "tappd" chain.root_sha256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3
 
 MRTD=c68518a0ebb42136c12b2275164f8c72f25fa9a34392228687ed6e9caeb9c0f1dbd895e9cf475121c029dc47e70e91fd
 RD=7668c6b4eafb62301c72714ecc7d90ce9a0e04b52dc117720df2047b0a59f1dbd937243eef1410a3cdc524aad66d4554b4f18b54da2fc0608dac40d6dea5f1d4
@@ -137,6 +138,16 @@ expect 0 "sim debug TD quote" -- "$Q" sim --dir "$T/sim" --report-data $RDS --ou
 expect 1 "sim debug TD refused" -- "$Q" verify "$T/simdbg.dat" --root "$T/sim/root-ca.pem" --json
 json_is "sim debug" error RA_ERR_DEBUG
 expect 0 "sim debug TD --allow-debug" -- "$Q" verify "$T/simdbg.dat" --root "$T/sim/root-ca.pem" --allow-debug
+
+# key binding: report_data = SHA-512(val || iat || x25519 key)
+VAL=0011223344556677 IAT=3132333435 PUB=$(printf '42%.0s' {1..32})
+BRD=$(node -e 'const c=require("crypto");const h=c.createHash("sha512");for(const a of process.argv.slice(1))h.update(Buffer.from(a,"hex"));process.stdout.write(h.digest("hex"))' $VAL $IAT $PUB)
+expect 0 "sim bound quote" -- "$Q" sim --dir "$T/sim" --report-data $BRD --out "$T/simbound.dat"
+expect 0 "binding verifies" -- "$Q" verify "$T/simbound.dat" --root "$T/sim/root-ca.pem" --x25519 $PUB --binding-val $VAL --binding-iat $IAT --json
+json_is "binding" checks.binding pass
+expect 1 "binding, other key" -- "$Q" verify "$T/simbound.dat" --root "$T/sim/root-ca.pem" --x25519 ${PUB/42/43} --binding-val $VAL --binding-iat $IAT
+expect 1 "binding without iat" -- "$Q" verify "$T/simbound.dat" --root "$T/sim/root-ca.pem" --x25519 $PUB --binding-val $VAL --json
+json_is "binding without iat" error RA_ERR_BINDING
 
 # bench runs (figures are reported, not asserted)
 expect 0 "bench" -- "$Q" bench "$V/tdx-v4-tappd.dat" -n 20

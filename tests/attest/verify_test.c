@@ -131,6 +131,9 @@ static void test_vectors_valid_now(void **state)
         assert_true(vd.chain_from_quote);
         assert_int_equal(vd.chain_len, 3);
         assert_string_equal(vd.root_subject, "/CN=Intel SGX Root CA/O=Intel Corporation/L=Santa Clara/ST=CA/C=US");
+        char fp[65];
+        ra_hex_encode(vd.root_sha256, 32, fp);
+        assert_string_equal(fp, "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3");
         assert_false(vd.debug);
         free(b);
     }
@@ -940,6 +943,10 @@ static void test_sim_tdx_binding(void **state)
     p.binding_iat_len = 7;
     assert_err(verify(v, q, len, 0, &p, &vd), RA_ERR_BINDING);
     p.binding_iat_len = sizeof iat;
+    p.binding_iat = NULL; /* no verifier_data.iat: refused, as the reference client does */
+    assert_err(verify(v, q, len, 0, &p, &vd), RA_ERR_BINDING);
+    assert_non_null(strstr(vd.msg, "verifier_data"));
+    p.binding_iat = iat;
     val[0] ^= 1;
     assert_err(verify(v, q, len, 0, &p, &vd), RA_ERR_BINDING);
     val[0] ^= 1;

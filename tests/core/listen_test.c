@@ -1,6 +1,7 @@
 /* tests/core/listen_test.c: listeners (v4, v6, port 0, unix, SO_REUSEPORT)
  * reached through ra_stream_connect, with an echo over the accepted stream. */
 #include <arpa/inet.h>
+#include <linux/vm_sockets.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -81,6 +82,11 @@ static void on_connected(ra_stream *s, int status, void *ud) {
   } else {
     assert_null(s);
   }
+}
+
+static void on_many_noop(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t len,
+                         void *ud) {
+  close(fd);
 }
 
 static void on_guard(ra_timer *t, void *ud) {
@@ -234,6 +240,36 @@ static void test_reuseport(void **state) {
   echo_done(&e);
 }
 
+static void test_vsock(void **state) {
+  (void)state;
+  int probe = socket(AF_VSOCK, SOCK_STREAM, 0);
+  if (probe < 0) skip(); /* no vsock in this kernel */
+  close(probe);
+  ra_loop *loop = ra_loop_new();
+  ra_listener *l = NULL;
+  char addr[48];
+  unsigned port = 40000 + (unsigned)getpid() % 20000;
+  snprintf(addr, sizeof addr, "vsock::%u", port);
+  int rc = ra_listen(loop, addr, NULL, on_many_noop, NULL, &l);
+  if (rc == -EADDRNOTAVAIL || rc == -ENODEV || rc == -EAFNOSUPPORT) skip(); /* no transport */
+  assert_int_equal(rc, 0);
+  struct sockaddr_vm vm;
+  socklen_t vl = sizeof vm;
+  assert_int_equal(getsockname(ra_listener_fd(l), (struct sockaddr *)&vm, &vl), 0);
+  assert_int_equal(vm.svm_family, AF_VSOCK);
+  assert_int_equal(vm.svm_port, port);
+  assert_int_equal(ra_listener_port(l), 0);
+  ra_listener_close(l);
+  snprintf(addr, sizeof addr, "vsock:-1:%u", port);
+  assert_int_equal(ra_listen(loop, addr, NULL, on_many_noop, NULL, &l), 0);
+  ra_listener_close(l);
+  const char *bad[] = {"vsock:", "vsock:1", "vsock:x:1", "vsock:1:", "vsock:1:99999999999", "vsock:1:2x"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(ra_listen(loop, bad[i], NULL, on_many_noop, NULL, &l), -EINVAL);
+  assert_int_equal(ra_loop_run(loop), 0);
+  ra_loop_free(loop);
+}
+
 static void test_bad_addresses(void **state) {
   (void)state;
   ra_loop *loop = ra_loop_new();
@@ -357,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_any_dual_stack),
       cmocka_unit_test(test_unix),
       cmocka_unit_test(test_reuseport),
+      cmocka_unit_test(test_vsock),
       cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_accept_batch_pause_close),
       cmocka_unit_test(test_emfile),

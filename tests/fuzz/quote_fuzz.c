@@ -12,16 +12,6 @@
 #include "attest/quote.h"
 #include "attest/verify.h"
 
-/* The library is built without coverage instrumentation (RA_FUZZ adds
- * -fsanitize=fuzzer to this target only), which leaves libFuzzer blind.
- * Compiling the modules under test into this translation unit instruments
- * them; the linker then takes these definitions and never pulls the
- * library's copies. */
-#include "../../attest/hexb64.c"
-#include "../../attest/intel_root.c"
-#include "../../attest/pck.c"
-#include "../../attest/quote.c"
-#include "../../attest/verify.c"
 
 static const uint8_t *lo, *hi;
 

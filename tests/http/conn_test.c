@@ -197,6 +197,21 @@ static void test_pipeline_limit(void **state) {
   assert_true(a && b && c && d && a < b && b < c && c < d);
   assert_true(f.io.reading);
   fx_close(&f);
+
+  /* The client half-closes right after sending: everything it sent (also
+   * what waits behind the full pipeline) is answered, then the close. */
+  fx_open(&f, &lim);
+  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\nGET /hel");
+  ra_http_conn_eof(f.io.conn);
+  assert_false(f.io.close_requested);
+  ra_res_send_text(held[0], 200, "one");
+  ra_res_send_text(held[1], 200, "two");
+  turns(&f);
+  o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "HTTP/1.1 200 OK"), 3);
+  assert_non_null(strstr(o, "world"));
+  assert_true(f.io.close_requested); /* the partial fourth is dropped */
+  fx_close(&f);
 }
 
 static void test_keepalive_versions(void **state) {

@@ -5,6 +5,7 @@
 #ifndef RA_TESTS_HTTP_MEM_IO_H
 #define RA_TESTS_HTTP_MEM_IO_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 

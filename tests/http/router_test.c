@@ -265,8 +265,14 @@ static void test_attested_only(void **state) {
   ra_router_free(r);
 }
 
+static int freed_order[4], nfreed;
+static void on_router_free(void *ud) { freed_order[nfreed++] = (int)(intptr_t)ud; }
+
 static void test_route_errors_and_match(void **state) {
   ra_router *r = make();
+  nfreed = 0;
+  assert_int_equal(ra_router_on_free(r, on_router_free, (void *)1), 0);
+  assert_int_equal(ra_router_on_free(r, on_router_free, (void *)2), 0);
   assert_int_equal(ra_route(r, "GET", "/users/:id", h_named, NULL), -EEXIST);
   assert_int_equal(ra_route(r, "GET", "/users/:name/x", h_named, NULL), -EINVAL);
   assert_int_equal(ra_route(r, "GET", "nos", h_named, NULL), -EINVAL);
@@ -289,6 +295,9 @@ static void test_route_errors_and_match(void **state) {
   assert_true(m.flags & RA_ROUTE_ATTESTED_ONLY);
   ra_req_free(req);
   ra_router_free(r);
+  assert_int_equal(nfreed, 2);
+  assert_int_equal(freed_order[0], 2); /* last registered first */
+  assert_int_equal(freed_order[1], 1);
 }
 
 static void on_cancel_count(ra_res *res, void *ud) { (*(int *)ud)++; }

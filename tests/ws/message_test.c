@@ -279,11 +279,29 @@ static void large_fragmented(void **st) {
   free(b);
 }
 
+/* A peer announcing a big frame and sending little does not make us
+ * allocate what it announced. */
+static void announced_not_allocated(void **st) {
+  (void)st;
+  ra_ws_assembler a;
+  ra_ws_assembler_init(&a, RA_WS_SERVER, 0);
+  uint8_t b[RA_WS_MAX_HEADER + 1000];
+  static const uint8_t key[4] = {9, 8, 7, 6};
+  size_t h = ra_ws_frame_header(b, true, 0, RA_WS_OP_BINARY, 16u << 20, key);
+  memset(b + h, 0, 1000);
+  ra_ws_msg m;
+  assert_int_equal(ra_ws_assembler_feed(&a, b, h + 1000, &m), (long)(h + 1000));
+  assert_int_equal(m.opcode, 0);
+  assert_true(a.cap <= 8192);
+  ra_ws_assembler_free(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fragments_and_control), cmocka_unit_test(zero_copy),
       cmocka_unit_test(utf8_rules), cmocka_unit_test(size_limit),
       cmocka_unit_test(close_payloads), cmocka_unit_test(large_fragmented),
+      cmocka_unit_test(announced_not_allocated),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

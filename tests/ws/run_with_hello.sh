@@ -42,6 +42,7 @@ if kill -0 "$server_pid" 2>/dev/null; then
 fi
 server_pid=
 if grep -E "AddressSanitizer|runtime error:" "$tmp/err" >&2; then
+  [ -n "${WS_KEEP_ERR:-}" ] && cp "$tmp/err" "$WS_KEEP_ERR"
   echo "ra-hello reported a memory error" >&2
   status=1
 fi

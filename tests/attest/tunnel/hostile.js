@@ -8,6 +8,7 @@ const { RAClient, encode, sodium } = require("./ra_client.js")
 
 const port = Number(process.argv[2])
 const origin = `http://127.0.0.1:${port}`
+setTimeout(() => { console.log("FAIL global timeout"); process.exit(1) }, 120000).unref()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 let failures = 0
 async function test(name, fn) {

@@ -26,6 +26,7 @@ function plainGet(p) {
     }).on("error", reject)
   })
 }
+setTimeout(() => { console.log("FAIL global timeout"); process.exit(1) }, 120000).unref()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 ;(async () => {

@@ -73,9 +73,13 @@ typedef struct later {
   ra_timer t;
   ra_res *res;
   int ms;
+  struct later *next, *prev;
 } later;
+static later *g_laters; /* answered at exit if still pending */
 static void later_fire(ra_timer *t, void *ud) {
   later *l = ud;
+  if (l->prev) l->prev->next = l->next; else g_laters = l->next;
+  if (l->next) l->next->prev = l->prev;
   char b[64];
   snprintf(b, sizeof b, "slow %d", l->ms);
   ra_res_send_text(l->res, 200, b); /* cancelled responses: a safe no-op */
@@ -87,6 +91,9 @@ static void slow(ra_req *req, ra_res *res, void *ud) {
   l->ms = 20;
   if (ra_req_query_get(req, "ms", &v)) l->ms = atoi(v.ptr);
   l->res = res;
+  l->next = g_laters;
+  if (g_laters) g_laters->prev = l;
+  g_laters = l;
   ra_timer_init(ra_res_loop(res), &l->t, later_fire, l);
   ra_timer_start(&l->t, (uint64_t)l->ms, 0);
 }
@@ -212,6 +219,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 3; i++) ra_loop_run_once(loop, 0);
   for (size_t i = 0; i < g_nheld; i++) ra_res_send_text(g_held[i], 503, "stopping");
   free(g_held);
+  while (g_laters) {
+    ra_timer_stop(&g_laters->t);
+    later_fire(&g_laters->t, g_laters);
+  }
   ra_router_free(r);
   ra_loop_free(loop);
   return 0;

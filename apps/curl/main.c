@@ -1,0 +1,297 @@
+/* ra-curl: fetch one URL through an attested RA-HTTPS tunnel.
+ *
+ *   ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]
+ *           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...
+ *           [--trust-sim DIR] [--no-binding] [--allow-debug] [-v] [-o FILE]
+ *           [-i] [--fail] [--max-time SECONDS] URL
+ *
+ * The quote the server presents is verified (signature chain to a pinned
+ * root, the measurements given, the binding of the tunnel key) before any
+ * request leaves; the body goes to stdout (or -o FILE). Exit codes follow
+ * curl's where curl has one: 0 ok, 2 usage, 7 connection failed, 22 HTTP
+ * status >= 400 with --fail, 26 unreadable --data-binary file, 28 timeout,
+ * 35 tunnel protocol error, 60 attestation refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest/quote.h"
+#include "attest/sim.h"
+#include "attest/tunnel_client.h"
+#include "attest/verify.h"
+#include "core/log.h"
+#include "core/loop.h"
+
+enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_HTTP = 22, EX_READ = 26, EX_TIMEOUT = 28,
+       EX_PROTO = 35, EX_ATTEST = 60 };
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]\n"
+          "               [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...\n"
+          "               [--trust-sim DIR] [--no-binding] [--allow-debug] [-v] [-o FILE] [-i]\n"
+          "               [--fail] [--max-time SECONDS] URL\n"
+          "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
+          "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n");
+}
+
+static int unhex(const char *h, uint8_t *out, size_t n) {
+  if (strlen(h) != 2 * n) return -1;
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    if (sscanf(h + 2 * i, "%2x", &v) != 1) return -1;
+    out[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+static void hexprint(FILE *f, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) fprintf(f, "%02x", p[i]);
+}
+
+static uint8_t *read_all(FILE *f, size_t *len) {
+  size_t cap = 4096, n = 0;
+  uint8_t *b = malloc(cap);
+  while (b) {
+    size_t r = fread(b + n, 1, cap - n, f);
+    n += r;
+    if (r == 0) break;
+    if (n == cap) {
+      uint8_t *nb = realloc(b, cap * 2);
+      if (!nb) { free(b); return NULL; }
+      b = nb;
+      cap *= 2;
+    }
+  }
+  if (b && ferror(f)) { free(b); return NULL; }
+  *len = n;
+  return b;
+}
+
+typedef struct state {
+  ra_loop *loop;
+  int exit_code;
+  bool verbose, fail_http, include;
+  FILE *out;
+  ra_tunnel_client *c;
+} state;
+
+static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
+  fprintf(stderr, "* attestation: %s\n", vd->err == RA_VERIFY_OK ? "VERIFIED" : "REFUSED");
+  if (vd->err != RA_VERIFY_OK) fprintf(stderr, "*   failed: %s: %s\n", ra_verify_err_name(vd->err), vd->msg);
+  size_t qlen;
+  const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
+  ra_quote q;
+  if (qb && ra_quote_parse(qb, qlen, &q) == 0) {
+    fprintf(stderr, "*   TEE: %s, quote v%u%s\n", q.tee_type == RA_TEE_TDX ? "TDX" : "SGX", q.version,
+            vd->debug ? " (DEBUG)" : "");
+    if (q.tee_type == RA_TEE_TDX) {
+      fprintf(stderr, "*   MRTD:  "); hexprint(stderr, q.td.mrtd, 48); fputc('\n', stderr);
+      for (int i = 0; i < 4; i++) {
+        fprintf(stderr, "*   RTMR%d: ", i); hexprint(stderr, q.td.rtmr[i], 48); fputc('\n', stderr);
+      }
+      fprintf(stderr, "*   TEE_TCB_SVN: "); hexprint(stderr, q.td.tee_tcb_svn, 16); fputc('\n', stderr);
+      fprintf(stderr, "*   report_data: "); hexprint(stderr, q.td.report_data, 64); fputc('\n', stderr);
+    } else {
+      fprintf(stderr, "*   MRENCLAVE: "); hexprint(stderr, q.enclave.mr_enclave, 32); fputc('\n', stderr);
+      fprintf(stderr, "*   MRSIGNER:  "); hexprint(stderr, q.enclave.mr_signer, 32); fputc('\n', stderr);
+    }
+  }
+  if (vd->has_pck) {
+    fprintf(stderr, "*   FMSPC: "); hexprint(stderr, vd->pck.fmspc, 6);
+    fprintf(stderr, "  PCESVN: %u  CPUSVN: ", vd->pck.pcesvn); hexprint(stderr, vd->pck.cpusvn, 16);
+    fprintf(stderr, "\n*   TCB component SVNs: ");
+    for (int i = 0; i < 16; i++) fprintf(stderr, "%u%s", vd->pck.tcb_comp_svn[i], i < 15 ? "," : "\n");
+  }
+  if (vd->root_subject[0]) fprintf(stderr, "*   root: %s\n", vd->root_subject);
+  fprintf(stderr, "*   checks:");
+  for (int i = 0; i < RA_CHECK__COUNT; i++)
+    fprintf(stderr, " %s=%s", ra_check_name((ra_check)i), ra_check_status_name(vd->checks[i]));
+  fputc('\n', stderr);
+}
+
+static void on_ready(ra_tunnel_client *c, int status, const ra_verdict *vd, void *ud) {
+  state *st = ud;
+  if (st->verbose && vd) print_attestation(c, vd);
+  if (st->verbose && status == 0) fprintf(stderr, "* tunnel keyed\n");
+}
+
+static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
+  state *st = ud;
+  ra_loop_stop(st->loop);
+  if (err) {
+    fprintf(stderr, "ra-curl: %s\n", msg ? msg : strerror(-err));
+    st->exit_code = err == -EACCES ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
+                  : err == -EPROTO ? EX_PROTO : EX_CONNECT;
+    return;
+  }
+  FILE *hdr = st->include ? st->out : stderr;
+  if (st->verbose || st->include) {
+    fprintf(hdr, "%s%d %.*s\n", st->include ? "" : "< ", r->status, (int)r->status_text.len, r->status_text.ptr);
+    ra_tmsg_iter it;
+    ra_str k, v;
+    ra_tmsg_iter_init(&it, r->headers);
+    while (ra_tmsg_headers_next(&it, &k, &v))
+      fprintf(hdr, "%s%.*s: %.*s\n", st->include ? "" : "< ", (int)k.len, k.ptr, (int)v.len, v.ptr);
+    if (st->include) fputc('\n', hdr);
+  }
+  if (r->body && r->body_len) fwrite(r->body, 1, r->body_len, st->out);
+  fflush(st->out);
+  if (st->fail_http && r->status >= 400) st->exit_code = EX_HTTP;
+}
+
+static void stop_loop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
+
+int main(int argc, char **argv) {
+  const char *method = NULL, *url = NULL, *outpath = NULL, *sim_dir = NULL;
+  const char *roots[16];
+  size_t n_roots = 0;
+  ra_header hdrs[64];
+  size_t n_hdrs = 0;
+  uint8_t *body = NULL;
+  size_t body_len = 0;
+  bool has_body = false, body_text = true, no_binding = false, allow_debug = false;
+  double max_time = 0;
+  ra_tdx_expect ex;
+  memset(&ex, 0, sizeof ex);
+  state st = {0};
+  st.out = stdout;
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+#define NEXT() (i + 1 < argc ? argv[++i] : (usage(), exit(EX_USAGE), (char *)NULL))
+    if (!strcmp(a, "-X") || !strcmp(a, "--request")) method = NEXT();
+    else if (!strcmp(a, "-H") || !strcmp(a, "--header")) {
+      const char *h = NEXT();
+      const char *colon = strchr(h, ':');
+      if (!colon || n_hdrs == 64) { fprintf(stderr, "ra-curl: bad header '%s'\n", h); return EX_USAGE; }
+      const char *v = colon + 1;
+      while (*v == ' ' || *v == '\t') v++;
+      hdrs[n_hdrs].name = ra_str_make(h, (size_t)(colon - h));
+      hdrs[n_hdrs].value = ra_str_cstr(v);
+      n_hdrs++;
+    } else if (!strcmp(a, "-d") || !strcmp(a, "--data")) {
+      const char *d = NEXT();
+      free(body);
+      body_len = strlen(d);
+      body = malloc(body_len + 1);
+      memcpy(body, d, body_len + 1);
+      has_body = true;
+      body_text = true;
+    } else if (!strcmp(a, "--data-binary")) {
+      const char *d = NEXT();
+      free(body);
+      if (d[0] == '@') {
+        FILE *f = !strcmp(d + 1, "-") ? stdin : fopen(d + 1, "rb");
+        if (!f) { fprintf(stderr, "ra-curl: cannot read %s: %s\n", d + 1, strerror(errno)); return EX_READ; }
+        body = read_all(f, &body_len);
+        if (f != stdin) fclose(f);
+        if (!body) { fprintf(stderr, "ra-curl: cannot read %s\n", d + 1); return EX_READ; }
+      } else {
+        body_len = strlen(d);
+        body = malloc(body_len + 1);
+        memcpy(body, d, body_len + 1);
+      }
+      has_body = true;
+      body_text = false;
+    } else if (!strcmp(a, "--mrtd")) {
+      if (unhex(NEXT(), ex.mrtd, 48)) { fprintf(stderr, "ra-curl: --mrtd needs 96 hex digits\n"); return EX_USAGE; }
+      ex.has |= RA_TDX_MRTD;
+    } else if (!strncmp(a, "--rtmr", 6) && a[6] >= '0' && a[6] <= '3' && !a[7]) {
+      int r = a[6] - '0';
+      if (unhex(NEXT(), ex.rtmr[r], 48)) { fprintf(stderr, "ra-curl: %s needs 96 hex digits\n", a); return EX_USAGE; }
+      ex.has |= RA_TDX_RTMR0 << r;
+    } else if (!strcmp(a, "--report-data")) {
+      if (unhex(NEXT(), ex.report_data, 64)) { fprintf(stderr, "ra-curl: --report-data needs 128 hex digits\n"); return EX_USAGE; }
+      ex.has |= RA_TDX_REPORT_DATA;
+    } else if (!strcmp(a, "--root")) {
+      if (n_roots == 16) return EX_USAGE;
+      roots[n_roots++] = NEXT();
+    } else if (!strcmp(a, "--trust-sim")) sim_dir = NEXT();
+    else if (!strcmp(a, "--no-binding")) no_binding = true;
+    else if (!strcmp(a, "--allow-debug")) allow_debug = true;
+    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) st.verbose = true;
+    else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
+    else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
+    else if (!strcmp(a, "-o") || !strcmp(a, "--output")) outpath = NEXT();
+    else if (!strcmp(a, "-m") || !strcmp(a, "--max-time")) max_time = atof(NEXT());
+    else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return EX_OK; }
+    else if (a[0] == '-' && a[1]) { fprintf(stderr, "ra-curl: unknown option %s\n", a); usage(); return EX_USAGE; }
+    else if (!url) url = a;
+    else { usage(); return EX_USAGE; }
+  }
+  if (!url) { usage(); return EX_USAGE; }
+  if (strncmp(url, "http://", 7)) {
+    fprintf(stderr, "ra-curl: only http:// URLs (the tunnel is the encryption)\n");
+    return EX_USAGE;
+  }
+  const char *path = strchr(url + 7, '/');
+  char origin[512];
+  snprintf(origin, sizeof origin, "%.*s", path ? (int)(path - url) : (int)strlen(url), url);
+  if (!path) path = "/";
+  if (!st.verbose) ra_log_set_level(RA_LOG_ERROR);
+
+  ra_verifier *v;
+  if (ra_verifier_new(n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) return EX_CONNECT;
+  for (size_t i = 0; i < n_roots; i++)
+    if (ra_verifier_add_root_file(v, roots[i]) <= 0) {
+      fprintf(stderr, "ra-curl: cannot load root %s\n", roots[i]);
+      ra_verifier_free(v);
+      return EX_USAGE;
+    }
+  if (sim_dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", sim_dir, RA_SIM_ROOT_FILE);
+    if (ra_verifier_add_root_file(v, p) <= 0) {
+      fprintf(stderr, "ra-curl: cannot load the simulated root %s\n", p);
+      ra_verifier_free(v);
+      return EX_USAGE;
+    }
+    if (st.verbose) fprintf(stderr, "* trusting the SIMULATED TEE root %s: its quotes prove nothing\n", p);
+  }
+  if (outpath) {
+    st.out = fopen(outpath, "wb");
+    if (!st.out) { fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno)); ra_verifier_free(v); return EX_USAGE; }
+  }
+  ra_policy pol;
+  memset(&pol, 0, sizeof pol);
+  if (ex.has) { pol.tdx = &ex; pol.n_tdx = 1; }
+  pol.allow_debug = allow_debug;
+
+  st.loop = ra_loop_new();
+  st.exit_code = EX_OK;
+  ra_tunnel_client_opts o = {
+    .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,
+  };
+  if (max_time > 0) o.request_timeout_ms = o.connect_timeout_ms = (uint64_t)(max_time * 1000);
+  int rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
+  if (rc) {
+    fprintf(stderr, "ra-curl: %s: %s\n", origin, strerror(-rc));
+    st.exit_code = EX_USAGE;
+  } else {
+    ra_tunnel_request req = {
+      .method = method ? method : (has_body ? "POST" : "GET"), .url = path, .headers = hdrs,
+      .n_headers = n_hdrs, .has_body = has_body, .body_is_text = body_text, .body = body,
+      .body_len = body_len, .timeout_ms = max_time > 0 ? (uint64_t)(max_time * 1000) : 0,
+    };
+    if (st.verbose) fprintf(stderr, "* %s %s%s via %s/__ra__\n", req.method, origin, path, origin);
+    rc = ra_tunnel_fetch(st.c, &req, on_response, &st);
+    if (rc) { fprintf(stderr, "ra-curl: %s\n", strerror(-rc)); st.exit_code = EX_CONNECT; }
+    else ra_loop_run(st.loop);
+    ra_tunnel_client_free(st.c);
+    /* let the control channel's closing handshake run (bounded) */
+    ra_timer guard;
+    ra_timer_init(st.loop, &guard, stop_loop, st.loop);
+    ra_timer_start(&guard, 1000, 0);
+    ra_timer_unref(&guard);
+    ra_loop_run(st.loop);
+    ra_timer_stop(&guard);
+  }
+  ra_loop_free(st.loop);
+  ra_verifier_free(v);
+  free(body);
+  if (outpath) fclose(st.out);
+  return st.exit_code;
+}

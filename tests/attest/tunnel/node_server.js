@@ -1,0 +1,140 @@
+// An independent RA-HTTPS / RA-WSS tunnel server, written from
+// /work/shared/PROTOCOL.md only (cbor-x, libsodium-wrappers, ws, node:http),
+// shaped like the reference's Express TunnelServer: Express-style response
+// headers (x-powered-by), string bodies, Uint8Array binary bodies (tag 64),
+// `undefined` fields, ws_event close with code/reason. Its quote comes from
+// the simulated TEE (`ra-quote sim`), bound like the reference binds a TDX
+// quote: report_data = SHA-512(val || iat || x25519 key).
+//
+// Usage: node node_server.js RA_BIN SIM_DIR [--swap-key] [--no-verifier-data]
+// Prints "PORT <n>" once listening. Routes: /hello, /echo (POST), /bin,
+// /missing (404), /empty (204), /cookies, /slow?ms=N, /error (http_response
+// with `error`), /drop (closes the control channel without answering),
+// /stats; tunnelled WebSocket at any path: echo, "close" -> close 4000 bye.
+"use strict"
+const path = require("path")
+const http = require("http")
+const fs = require("fs")
+const os = require("os")
+const crypto = require("crypto")
+const { execFileSync } = require("child_process")
+const nm = path.join(__dirname, "..", "..", "node_modules")
+const { WebSocketServer } = require(path.join(nm, "ws"))
+const { encode, decode } = require(path.join(nm, "cbor-x"))
+const sodium = require(path.join(nm, "libsodium-wrappers"))
+
+const [raBin, simDir, ...flags] = process.argv.slice(2)
+const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
+
+;(async () => {
+  await sodium.ready
+  const kp = sodium.crypto_box_keypair()
+  const val = crypto.randomBytes(32)
+  const iat = Buffer.from(new Date().toISOString())
+  const rd = crypto.createHash("sha512").update(val).update(iat).update(kp.publicKey).digest()
+  const qfile = path.join(os.tmpdir(), `ra-node-quote-${process.pid}.bin`)
+  execFileSync(path.join(raBin, "ra-quote"), ["sim", "--dir", simDir, "--report-data", rd.toString("hex"), "--out", qfile])
+  const quote = fs.readFileSync(qfile)
+  fs.unlinkSync(qfile)
+  // --swap-key: announce another key than the one the quote binds (a MITM)
+  const announced = flags.includes("--swap-key") ? sodium.crypto_box_keypair() : kp
+  const serverKx = {
+    type: "server_kx",
+    x25519PublicKey: announced.publicKey, // Uint8Array: tag 64
+    quote, // Buffer: plain byte string
+    runtime_data: null,
+    verifier_data: flags.includes("--no-verifier-data") ? null : { val: new Uint8Array(val), iat: new Uint8Array(iat), signature: new Uint8Array(0) },
+    sev_snp_data: null,
+  }
+
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" })
+    res.end("plain http\n")
+  })
+  const wss = new WebSocketServer({ noServer: true })
+  server.on("upgrade", (req, socket, head) => {
+    if (!req.url.startsWith("/__ra__")) return socket.destroy()
+    wss.handleUpgrade(req, socket, head, (ws) => control(ws))
+  })
+
+  function control(ws) {
+    stats.tunnels++
+    let key = null
+    const sockets = new Map()
+    const send = (inner) => {
+      const nonce = sodium.randombytes_buf(24)
+      ws.send(encode({ type: "enc", nonce, ciphertext: sodium.crypto_secretbox_easy(encode(inner), nonce, key) }))
+    }
+    ws.send(encode(serverKx)) // at once, before client_kx_ready
+    ws.on("message", (data) => {
+      let m
+      try { m = decode(data) } catch { return }
+      if (!m || typeof m !== "object") return
+      if (m.type === "client_kx") {
+        if (key) return
+        try { key = sodium.crypto_box_seal_open(m.sealedSymmetricKey, kp.publicKey, kp.privateKey) } catch { }
+        return
+      }
+      if (!key || m.type !== "enc") return
+      let inner
+      try { inner = decode(sodium.crypto_secretbox_open_easy(m.ciphertext, m.nonce, key)) } catch { stats.decryptErrors++; return }
+      if (inner.type === "http_request") handle(inner, send, ws)
+      else if (inner.type === "ws_connect") {
+        sockets.set(inner.connectionId, { url: inner.url, protocols: inner.protocols })
+        send({ type: "ws_event", connectionId: inner.connectionId, eventType: "open" })
+      } else if (inner.type === "ws_message") {
+        if (!sockets.has(inner.connectionId)) return
+        if (inner.data === "close") {
+          sockets.delete(inner.connectionId)
+          send({ type: "ws_event", connectionId: inner.connectionId, eventType: "close", code: 4000, reason: "bye" })
+          return
+        }
+        if (inner.data === "info") {
+          const s = sockets.get(inner.connectionId)
+          send({ type: "ws_message", connectionId: inner.connectionId, data: `url=${s.url} protocols=${JSON.stringify(s.protocols)}`, dataType: "string" })
+          return
+        }
+        const data = typeof inner.data === "string" ? inner.data : new Uint8Array(inner.data)
+        send({ type: "ws_message", connectionId: inner.connectionId, data, dataType: typeof data === "string" ? "string" : "arraybuffer" })
+      } else if (inner.type === "ws_close") {
+        sockets.delete(inner.connectionId)
+        stats.lastClose = { code: inner.code, reason: inner.reason }
+      }
+    })
+  }
+
+  function handle(r, send, ws) {
+    stats.requests++
+    stats.lastRequest = { method: r.method, url: r.url, headers: r.headers, body: r.body, bodyIsText: typeof r.body === "string" }
+    const u = new URL(r.url, "http://localhost")
+    const base = { type: "http_response", requestId: r.requestId }
+    const ok = (body, headers = {}, status = 200, statusText = "OK") =>
+      send({ ...base, status, statusText, headers: { "x-powered-by": "Express", ...headers }, body })
+    switch (u.pathname) {
+      case "/hello": return ok("world", { "content-type": "text/html; charset=utf-8" })
+      case "/echo": { // header names arrive in the caller's case: match case-insensitively
+        const ct = Object.entries(r.headers || {}).find(([k]) => k.toLowerCase() === "content-type")
+        return ok(r.body === undefined ? "" : r.body, { "content-type": ct ? ct[1] : "text/plain", "x-method": r.method })
+      }
+      case "/bin": return ok(Uint8Array.from({ length: 256 }, (_, i) => i), { "content-type": "application/octet-stream" })
+      case "/empty": return ok("", {}, 204, "No Content")
+      case "/cookies": return ok("ok", { "set-cookie": ["a=1", "b=2"], "x-single": "one" })
+      case "/slow": {
+        const ms = Number(u.searchParams.get("ms") || 20)
+        return setTimeout(() => ok(`slow ${ms}`), ms)
+      }
+      case "/error": return send({ ...base, status: 500, statusText: "Internal Server Error", headers: {}, body: "", error: "handler exploded" })
+      case "/drop": return ws.terminate()
+      case "/stats": return ok(JSON.stringify(stats), { "content-type": "application/json" })
+      default: return ok("Cannot GET " + u.pathname, { "content-type": "text/html" }, 404, "Not Found")
+    }
+  }
+
+  server.listen(0, "127.0.0.1", () => {
+    console.log("PORT " + server.address().port)
+  })
+  process.on("SIGTERM", () => process.exit(0))
+})().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

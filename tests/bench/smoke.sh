@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/smoke: ra-bench with tiny counts against a ra-hello it starts (plain
+# HTTP and the tunnel with the simulated TEE on one port). Checks what a user
+# relies on, not timings: the JSON is one well-formed array with every
+# scenario in both modes plus the crypto floor, figures are sane numbers,
+# CSV/table/SVG come out, the policy fails closed, bad usage exits 2.
+set -euo pipefail
+bin=${RA_BIN:?RA_BIN not set}
+tmp=$(mktemp -d)
+srv=
+cleanup() {
+  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
+srv=$!
+port=
+for _ in $(seq 1 200); do
+  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$tmp/srv.log" | head -1)
+  [ -n "$port" ] && break
+  kill -0 "$srv" 2>/dev/null || break
+  sleep 0.05
+done
+[ -n "$port" ] || { cat "$tmp/srv.log" >&2; fail "ra-hello did not start"; }
+url=http://127.0.0.1:$port
+small=(--concurrent 8 --serial 4 --large 2 --large-size 65536 --conns 2 --duration 0.2
+       --handshakes 4 --handshake-concurrency 2 --rounds 2 --quiet)
+
+# 1. every scenario, both modes, JSON + chart
+timeout 120 "$bin/ra-bench" --both --trust-sim "$tmp/sim" "${small[@]}" --format json \
+  --chart "$tmp/chart.svg" "$url" >"$tmp/out.json" || fail "ra-bench --both exited $?"
+node - "$tmp/out.json" "$tmp/chart.svg" <<'JS'
+const fs = require("fs");
+const [json, svg] = process.argv.slice(2);
+const fail = (m) => { console.error("FAIL: " + m); process.exit(1); };
+let r;
+try { r = JSON.parse(fs.readFileSync(json, "utf8")); } catch (e) { fail("JSON does not parse: " + e.message); }
+if (!Array.isArray(r)) fail("JSON is not an array");
+const keys = ["scenario", "mode", "n", "avg_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rps"];
+const want = [];
+for (const s of ["concurrent", "serial", "large", "throughput", "handshake"])
+  for (const m of ["plain", "tunnel"]) want.push(s + "/" + m);
+want.push("large/floor");
+const got = r.map((o) => o.scenario + "/" + o.mode);
+if (JSON.stringify([...got].sort()) !== JSON.stringify([...want].sort()))
+  fail(`scenarios/modes: got ${got.join(",")}, want ${want.join(",")}`);
+// two rounds: concurrent/serial/large repeat per round, handshakes are split
+const counts = { concurrent: 16, serial: 8, large: 4, handshake: 4 };
+for (const o of r) {
+  const id = o.scenario + "/" + o.mode;
+  if (JSON.stringify(Object.keys(o)) !== JSON.stringify(keys)) fail(`${id}: keys ${Object.keys(o)}`);
+  for (const k of keys.slice(2))
+    if (typeof o[k] !== "number" || !Number.isFinite(o[k]) || o[k] <= 0) fail(`${id}: ${k} = ${o[k]}`);
+  if (counts[o.scenario] && o.n !== counts[o.scenario]) fail(`${id}: n = ${o.n}, want ${counts[o.scenario]}`);
+  if (!(o.p50_ms <= o.p90_ms && o.p90_ms <= o.p99_ms && o.p99_ms <= o.max_ms)) fail(`${id}: percentiles out of order`);
+  if (o.avg_ms > o.max_ms) fail(`${id}: avg above max`);
+}
+const s = fs.readFileSync(svg, "utf8");
+if (!/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/.test(s) || !s.trimEnd().endsWith("</svg>")) fail("SVG shape");
+for (const t of ["latency (ms)", "plain HTTP/1.1", "RA tunnel", "concurrent", "handshake"])
+  if (!s.includes(t)) fail(`SVG lacks "${t}"`);
+console.log(`ok: ${r.length} results, chart ${s.length} bytes`);
+JS
+if command -v rsvg-convert >/dev/null; then
+  rsvg-convert -o "$tmp/chart.png" "$tmp/chart.svg" || fail "the SVG does not render"
+fi
+
+# 2. CSV and table, plain only
+"$bin/ra-bench" --plain --scenario serial "${small[@]}" --format csv "$url" >"$tmp/out.csv"
+head -1 "$tmp/out.csv" | grep -qx 'scenario,mode,n,avg_ms,p50_ms,p90_ms,p99_ms,max_ms,rps' || fail "CSV header"
+grep -q '^serial,plain,8,' "$tmp/out.csv" || fail "CSV row"
+"$bin/ra-bench" --both --scenario serial --trust-sim "$tmp/sim" "${small[@]}" "$url" >"$tmp/out.txt"
+grep -q '^serial  *ratio ' "$tmp/out.txt" || fail "table has no ratio row"
+grep -q 'targets (issue 6)' "$tmp/out.txt" || fail "table has no targets"
+
+# 3. fails closed: the simulated root is not trusted unless asked
+if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet "$url" >/dev/null 2>"$tmp/err"; then
+  fail "a simulated quote was accepted without --trust-sim"
+fi
+grep -q 'attestation refused' "$tmp/err" || { cat "$tmp/err" >&2; fail "no refusal message"; }
+# a wrong MRTD is refused
+mrtd=$(printf '00%.0s' $(seq 48))
+if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --trust-sim "$tmp/sim" --mrtd "$mrtd" \
+     "$url" >/dev/null 2>"$tmp/err"; then
+  fail "a wrong MRTD was accepted"
+fi
+grep -q 'attestation refused' "$tmp/err" || { cat "$tmp/err" >&2; fail "no refusal message (mrtd)"; }
+
+# 4. usage errors
+for args in "--format xml $url" "--scenario nope $url" "--serial 0 $url" "ftp://x" ""; do
+  set +e
+  # shellcheck disable=SC2086
+  "$bin/ra-bench" $args >/dev/null 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "ra-bench $args exited $rc, want 2"
+done
+echo "bench/smoke: ok"

@@ -1,0 +1,523 @@
+/* tests/ws/ws_test.c: the ra_ws layer in one process: routes on a real HTTP
+ * server, our client, raw sockets for misbehaving peers (no reading, no
+ * pongs, no close), back-pressure, rooms, the sink interface. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/loop.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "ws/client.h"
+#include "ws/frame.h"
+#include "ws/ws.h"
+
+/* ---- a server with one ws route, recording what happens ---------------- */
+
+typedef struct rec {
+  int opens, closes, messages, drains, pongs;
+  uint16_t code;
+  char reason[128];
+  ra_ws *ws;         /* the last opened */
+  size_t bytes;      /* total message bytes */
+  int backpressure;  /* sends that returned RA_WS_BACKPRESSURE */
+  int nobufs;        /* sends that returned -ENOBUFS */
+  bool flood;        /* on_open: send until told to stop */
+  bool echo;
+  char proto[32];
+} rec;
+
+static void r_open(ra_ws *ws, void *ud) {
+  rec *r = ud;
+  r->opens++;
+  r->ws = ws;
+  ra_str p = ra_ws_protocol(ws);
+  snprintf(r->proto, sizeof r->proto, "%.*s", (int)p.len, p.ptr);
+}
+static void r_message(ra_ws *ws, ra_ws_type t, const uint8_t *d, size_t n, void *ud) {
+  rec *r = ud;
+  r->messages++;
+  r->bytes += n;
+  if (r->echo) ra_ws_send(ws, t, d, n);
+}
+static void r_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  rec *r = ud;
+  r->closes++;
+  r->code = code;
+  snprintf(r->reason, sizeof r->reason, "%.*s", (int)reason.len, reason.ptr);
+  if (r->ws == ws) r->ws = NULL;
+  /* sending from on_close is refused, not a crash */
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "x", 1), -EPIPE);
+}
+static void r_drain(ra_ws *ws, void *ud) { ((rec *)ud)->drains++; }
+static void r_pong(ra_ws *ws, const uint8_t *d, size_t n, void *ud) { ((rec *)ud)->pongs++; }
+static int r_select(const ra_req *req, const ra_str *offered, size_t n, void *ud) {
+  for (size_t i = 0; i < n; i++)
+    if (ra_str_eq_cstr(offered[i], "v2")) return (int)i;
+  return -1;
+}
+static int r_request(ra_req *req, void *ud) {
+  ra_str v;
+  return ra_req_query_get(req, "deny", &v) ? 401 : 0;
+}
+
+static const ra_ws_handlers rec_handlers = {
+    .on_request = r_request, .select_protocol = r_select, .on_open = r_open,
+    .on_message = r_message, .on_close = r_close, .on_drain = r_drain, .on_pong = r_pong};
+
+typedef struct env {
+  ra_loop *loop;
+  ra_router *router;
+  ra_http_server *srv;
+  uint16_t port;
+  rec server;
+} env;
+
+static void env_up(env *e, const ra_ws_opts *opts) {
+  memset(e, 0, sizeof *e);
+  e->loop = ra_loop_new();
+  assert_non_null(e->loop);
+  e->router = ra_router_new();
+  assert_int_equal(ra_ws_route_ex(e->router, "/ws", &rec_handlers, &e->server, opts, 0), 0);
+  e->srv = ra_http_server_new(e->loop, e->router, NULL);
+  assert_non_null(e->srv);
+  assert_int_equal(ra_http_server_listen(e->srv, "127.0.0.1:0", NULL), 0);
+  e->port = ra_http_server_port(e->srv);
+}
+
+static void env_down(env *e) {
+  ra_http_server_free(e->srv);
+  /* let closing streams finish */
+  for (int i = 0; i < 50 && ra_loop_run_once(e->loop, 10) > 0;) i++;
+  ra_router_free(e->router);
+  ra_loop_free(e->loop);
+}
+
+/* Runs the loop until *flag becomes true or ms pass. */
+static bool run_until(env *e, const int *counter, int want, int ms) {
+  uint64_t end = ra_loop_update_time(e->loop) + (uint64_t)ms;
+  while (*counter < want && ra_loop_update_time(e->loop) < end) ra_loop_run_once(e->loop, 10);
+  return *counter >= want;
+}
+
+/* ---- a raw client socket (non-blocking), driven beside the loop -------- */
+
+static int raw_connect_ex(env *e, bool small_window) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e->port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  assert_true(rc == 0 || errno == EINPROGRESS);
+  if (small_window) { /* so the kernel absorbs little of what a non-reader is sent */
+    int rcvbuf = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
+  static const char req[] =
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  size_t off = 0;
+  for (int i = 0; i < 200 && off < sizeof req - 1; i++) {
+    ssize_t n = write(fd, req + off, sizeof req - 1 - off);
+    if (n > 0) off += (size_t)n;
+    ra_loop_run_once(e->loop, 5);
+  }
+  assert_int_equal(off, sizeof req - 1);
+  /* read the 101 head exactly, leaving frames unread */
+  char head[1024];
+  size_t hl = 0;
+  for (int i = 0; i < 400 && !(hl >= 4 && memcmp(head + hl - 4, "\r\n\r\n", 4) == 0); i++) {
+    ssize_t n = read(fd, head + hl, 1);
+    if (n == 1) hl++;
+    else ra_loop_run_once(e->loop, 5);
+  }
+  head[hl] = 0;
+  assert_non_null(strstr(head, "101"));
+  assert_non_null(strstr(head, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+  return fd;
+}
+
+static int raw_connect(env *e) { return raw_connect_ex(e, true); }
+
+static void raw_send(int fd, unsigned op, const void *p, size_t n) {
+  uint8_t f[256];
+  const uint8_t key[4] = {1, 2, 3, 4};
+  size_t h = ra_ws_frame_header(f, true, 0, op, n, key);
+  ra_ws_mask_copy(f + h, p, n, key, 0);
+  assert_int_equal(write(fd, f, h + n), (ssize_t)(h + n));
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+/* A peer that does not read: sends are told (RA_WS_BACKPRESSURE), then the
+ * peer is dropped past send_limit; the queue never grows past it. */
+static void backpressure_drop(void **st) {
+  env e;
+  ra_ws_opts o = {.send_high_water = 256 << 10, .send_limit = 2 << 20};
+  env_up(&e, &o);
+  int fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  static uint8_t chunk[64 << 10];
+  int rc = 0, sends = 0;
+  while (e.server.ws && sends < 1000) {
+    rc = ra_ws_send(e.server.ws, RA_WS_BINARY, chunk, sizeof chunk);
+    sends++;
+    if (rc == RA_WS_BACKPRESSURE) e.server.backpressure++;
+    if (rc < 0) break;
+    assert_true(ra_ws_buffered(e.server.ws) <= o.send_limit + sizeof chunk + 16);
+  }
+  assert_int_equal(rc, -ENOBUFS);
+  assert_true(e.server.backpressure > 0);
+  assert_true(sends < 100); /* ~2 MiB + kernel buffers, not 1000 x 64 KiB */
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_int_equal(e.server.code, 1006);
+  close(fd);
+  env_down(&e);
+}
+
+/* A peer that reads again gets on_drain. */
+static void backpressure_drain(void **st) {
+  env e;
+  ra_ws_opts o = {.send_high_water = 128 << 10};
+  env_up(&e, &o);
+  int fd = raw_connect_ex(&e, false);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  static uint8_t chunk[64 << 10];
+  int rc = 0;
+  for (int i = 0; i < 200 && rc != RA_WS_BACKPRESSURE; i++)
+    rc = ra_ws_send(e.server.ws, RA_WS_BINARY, chunk, sizeof chunk);
+  assert_int_equal(rc, RA_WS_BACKPRESSURE);
+  assert_int_equal(e.server.drains, 0);
+  uint8_t buf[65536];
+  for (int i = 0; i < 2000 && e.server.drains == 0; i++) {
+    while (read(fd, buf, sizeof buf) > 0) {}
+    ra_loop_run_once(e.loop, 2);
+  }
+  assert_int_equal(e.server.drains, 1);
+  assert_int_equal(e.server.closes, 0);
+  ra_ws_terminate(e.server.ws);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_int_equal(e.server.code, 1006);
+  close(fd);
+  env_down(&e);
+}
+
+/* Periodic pings: a peer that never answers is dropped. */
+static void ping_timeout_drops(void **st) {
+  env e;
+  ra_ws_opts o = {.ping_interval_ms = 40};
+  env_up(&e, &o);
+  int fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_int_equal(e.server.code, 1006);
+  /* the peer did get a ping frame (0x89 0x00) first */
+  uint8_t b[16];
+  assert_true(read(fd, b, 2) == 2);
+  assert_int_equal(b[0], 0x89);
+  assert_int_equal(b[1], 0x00);
+  close(fd);
+  env_down(&e);
+}
+
+/* ... while our client answers pings by itself and stays connected. */
+typedef struct crec {
+  rec r;
+  env *e;
+} crec;
+
+static void ping_answered(void **st) {
+  env e;
+  ra_ws_opts o = {.ping_interval_ms = 30};
+  env_up(&e, &o);
+  rec c = {0};
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &c, &ws), 0);
+  assert_true(run_until(&e, &c.opens, 1, 2000));
+  int never = 0;
+  run_until(&e, &never, 1, 250);
+  assert_int_equal(e.server.closes, 0);
+  assert_int_equal(c.closes, 0);
+  assert_true(e.server.pongs >= 3);
+  assert_int_equal(ra_ws_close(c.ws, 1000, "bye"), 0);
+  assert_true(run_until(&e, &c.closes, 1, 2000));
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_int_equal(c.code, 1000);
+  assert_int_equal(e.server.code, 1000);
+  assert_string_equal(e.server.reason, "bye");
+  env_down(&e);
+}
+
+/* The closing handshake times out when the peer never answers our close. */
+static void close_timeout(void **st) {
+  env e;
+  ra_ws_opts o = {.close_timeout_ms = 80};
+  env_up(&e, &o);
+  int fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  ra_ws *ws = e.server.ws;
+  assert_int_equal(ra_ws_close(ws, 9999, NULL), -EINVAL);
+  assert_int_equal(ra_ws_close(ws, 1005, NULL), -EINVAL);
+  assert_int_equal(ra_ws_close(ws, 0, "reason without a code"), -EINVAL);
+  char longr[130];
+  memset(longr, 'r', sizeof longr - 1);
+  longr[129] = 0;
+  assert_int_equal(ra_ws_close(ws, 1000, longr), -EINVAL);
+  assert_int_equal(ra_ws_close(ws, 1000, "\xff"), -EINVAL);
+  assert_true(ra_ws_is_open(ws));
+  uint64_t t0 = ra_loop_update_time(e.loop);
+  assert_int_equal(ra_ws_close(ws, 4000, "going"), 0);
+  assert_false(ra_ws_is_open(ws));
+  assert_int_equal(ra_ws_close(ws, 1000, NULL), -EALREADY);
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "x", 1), -EPIPE);
+  assert_true(run_until(&e, &e.server.closes, 1, 3000));
+  assert_true(ra_loop_update_time(e.loop) - t0 >= 70);
+  assert_int_equal(e.server.code, 1006);
+  uint8_t b[32];
+  ssize_t n = read(fd, b, sizeof b);
+  assert_true(n >= 9);
+  assert_memory_equal(b, "\x88\x07\x0f\xa0going", 9);
+  close(fd);
+  env_down(&e);
+}
+
+/* A peer's close is echoed and reported; messages before it delivered. */
+static void raw_close_and_errors(void **st) {
+  env e;
+  env_up(&e, NULL);
+  int fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  raw_send(fd, RA_WS_OP_TEXT, "one", 3);
+  raw_send(fd, RA_WS_OP_CLOSE, "\x0f\xa1why", 5);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_int_equal(e.server.messages, 1);
+  assert_int_equal(e.server.code, 4001);
+  assert_string_equal(e.server.reason, "why");
+  close(fd);
+  /* protocol error: on_close gets the code we sent */
+  fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 2, 2000));
+  raw_send(fd, 3, "", 0);
+  assert_true(run_until(&e, &e.server.closes, 2, 2000));
+  assert_int_equal(e.server.code, 1002);
+  close(fd);
+  /* dropped TCP: 1006 */
+  fd = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 3, 2000));
+  close(fd);
+  assert_true(run_until(&e, &e.server.closes, 3, 2000));
+  assert_int_equal(e.server.code, 1006);
+  env_down(&e);
+}
+
+/* Subprotocols, on_request refusals, echo through our client, rooms. */
+static void client_features(void **st) {
+  env e;
+  env_up(&e, NULL);
+  e.server.echo = true;
+  char url[80];
+  rec c = {0};
+  const char *protos[] = {"v1", "v2"};
+  ra_ws_client_opts co = {.protocols = protos, .nprotocols = 2};
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_connect(e.loop, url, &co, &rec_handlers, &c, &ws), 0);
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "early", 5), -ENOTCONN);
+  assert_true(run_until(&e, &c.opens, 1, 2000));
+  assert_string_equal(c.proto, "v2");
+  assert_string_equal(e.server.proto, "v2");
+  assert_true(ra_str_eq_cstr(ra_ws_path(e.server.ws), "/ws"));
+  assert_false(ra_ws_attested(e.server.ws));
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "hello", 5), 0);
+  assert_true(run_until(&e, &c.messages, 1, 2000));
+  assert_int_equal(c.bytes, 5);
+
+  /* rooms */
+  ra_ws_room *room = ra_ws_room_new();
+  assert_int_equal(ra_ws_room_join(room, e.server.ws), 0);
+  assert_int_equal(ra_ws_room_join(room, e.server.ws), -EEXIST);
+  assert_int_equal(ra_ws_room_size(room), 1);
+  assert_int_equal(ra_ws_room_broadcast(room, RA_WS_BINARY, "abc", 3, NULL), 1);
+  assert_int_equal(ra_ws_room_broadcast(room, RA_WS_BINARY, "abc", 3, e.server.ws), 0);
+  assert_int_equal(ra_ws_room_broadcast(room, RA_WS_TEXT, "\xff", 1, NULL), 0);
+  assert_true(run_until(&e, &c.messages, 2, 2000));
+
+  /* the client closes: the server's ws leaves the room by itself */
+  assert_int_equal(ra_ws_close(ws, 1000, NULL), 0);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  assert_true(run_until(&e, &c.closes, 1, 2000));
+  assert_int_equal(ra_ws_room_size(room), 0);
+  ra_ws_room_free(room);
+
+  /* refused by on_request */
+  rec d = {0};
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws?deny=1", e.port);
+  assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &d, NULL), 0);
+  assert_true(run_until(&e, &d.closes, 1, 2000));
+  assert_int_equal(d.opens, 0);
+  assert_int_equal(d.code, 1006);
+  assert_non_null(strstr(d.reason, "401"));
+
+  /* cancelled while connecting: on_close, no on_open */
+  rec f = {0};
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &f, &ws), 0);
+  assert_int_equal(ra_ws_close(ws, 1000, NULL), 0);
+  assert_true(run_until(&e, &f.closes, 1, 2000));
+  assert_int_equal(f.opens, 0);
+
+  /* bad URLs */
+  assert_int_equal(ra_ws_connect(e.loop, "wss://127.0.0.1/", NULL, &rec_handlers, &f, NULL), -EPROTONOSUPPORT);
+  assert_int_equal(ra_ws_connect(e.loop, "http://127.0.0.1/", NULL, &rec_handlers, &f, NULL), -EINVAL);
+  assert_int_equal(ra_ws_connect(e.loop, "ws://a b/", NULL, &rec_handlers, &f, NULL), -EINVAL);
+  assert_int_equal(ra_ws_connect(e.loop, "ws://h:70000/", NULL, &rec_handlers, &f, NULL), -EINVAL);
+  const char *bad[] = {"a,b"};
+  ra_ws_client_opts bo = {.protocols = bad, .nprotocols = 1};
+  assert_int_equal(ra_ws_connect(e.loop, url, &bo, &rec_handlers, &f, NULL), -EINVAL);
+  env_down(&e);
+}
+
+/* Route lookup for transports. */
+static void plain(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "x"); }
+static void route_lookup(void **st) {
+  ra_router *r = ra_router_new();
+  int ud = 7;
+  ra_ws_opts o = {.max_message = 1234};
+  assert_int_equal(ra_ws_route_ex(r, "/live/:room", &rec_handlers, &ud, &o, 0), 0);
+  assert_int_equal(ra_route(r, "GET", "/plain", plain, NULL), 0);
+  assert_int_equal(ra_ws_route(r, "/live/:room", &rec_handlers, &ud), -EEXIST);
+  ra_route_match m;
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/live/a"), NULL, &m), 0);
+  const ra_ws_handlers *h;
+  void *u;
+  assert_true(ra_ws_route_handlers(&m, &h, &u));
+  assert_ptr_equal(u, &ud);
+  assert_ptr_equal(h->on_open, r_open);
+  assert_int_equal(ra_ws_route_opts(&m)->max_message, 1234);
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/plain"), NULL, &m), 0);
+  assert_false(ra_ws_route_handlers(&m, &h, &u));
+  assert_null(ra_ws_route_opts(&m));
+  ra_router_free(r);
+}
+
+/* ---- the sink interface, as the tunnel uses it ---------------------------- */
+
+typedef struct fake_sink {
+  int sends, closes, terminates;
+  ra_ws_type type;
+  char last[64];
+  size_t last_len;
+  uint16_t code;
+  ra_ws *ws;
+  bool sync_close;  /* deliver the close from inside close() */
+  size_t buffered;
+} fake_sink;
+
+static int fs_send(void *s, ra_ws_type t, const void *d, size_t n) {
+  fake_sink *f = s;
+  f->sends++;
+  f->type = t;
+  f->last_len = n;
+  memcpy(f->last, d, n < sizeof f->last ? n : sizeof f->last);
+  return 0;
+}
+static int fs_close(void *s, uint16_t code, ra_str reason) {
+  fake_sink *f = s;
+  f->closes++;
+  f->code = code;
+  if (f->sync_close) ra_ws_deliver_close(f->ws, code, reason);
+  return 0;
+}
+static void fs_terminate(void *s) { ((fake_sink *)s)->terminates++; }
+static size_t fs_buffered(void *s) { return ((fake_sink *)s)->buffered; }
+static const ra_ws_sink_ops fake_ops = {
+    .send = fs_send, .close = fs_close, .terminate = fs_terminate, .buffered = fs_buffered};
+
+static void close_in_message(ra_ws *ws, ra_ws_type t, const uint8_t *d, size_t n, void *ud) {
+  rec *r = ud;
+  r->messages++;
+  assert_int_equal(ra_ws_close(ws, 1000, "from handler"), 0);
+  /* still usable (not freed) until this callback returns */
+  assert_false(ra_ws_is_open(ws));
+  assert_int_equal(r->closes, 1);
+}
+
+static void sink_interface(void **st) {
+  ra_loop *loop = ra_loop_new();
+  fake_sink f = {0};
+  rec r = {0};
+  ra_ws_opts o = {.send_high_water = 100, .send_limit = 1000};
+  ra_ws *ws = ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o);
+  f.ws = ws;
+  assert_int_equal(ra_ws_set_info(ws, RA_STR("/t"), RA_STR("p1"), true), 0);
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "x", 1), -ENOTCONN);
+  ra_ws_deliver_open(ws);
+  assert_int_equal(r.opens, 1);
+  assert_true(ra_ws_attested(ws));
+  assert_true(ra_str_eq_cstr(ra_ws_protocol(ws), "p1"));
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "hi", 2), 0);
+  assert_int_equal(f.sends, 1);
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "\xc3", 1), -EILSEQ);
+  /* fragments are gathered for a sink without send_frame */
+  assert_int_equal(ra_ws_send_fragment(ws, RA_WS_TEXT, "ab\xc3", 3, false), 0);
+  assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "z", 1), -EBUSY);
+  assert_int_equal(ra_ws_send_fragment(ws, RA_WS_BINARY, "\xa9" "cd", 3, true), 0);
+  assert_int_equal(f.sends, 2);
+  assert_int_equal(f.type, RA_WS_TEXT);
+  assert_int_equal(f.last_len, 6);
+  assert_memory_equal(f.last, "ab\xc3\xa9" "cd", 6);
+  assert_int_equal(ra_ws_ping(ws, "p", 1), -ENOTSUP);
+  /* back-pressure through the sink's buffered() */
+  f.buffered = 500;
+  assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "b", 1), RA_WS_BACKPRESSURE);
+  ra_ws_deliver_drain(ws);
+  assert_int_equal(r.drains, 1);
+  ra_ws_deliver_drain(ws); /* only after a BACKPRESSURE */
+  assert_int_equal(r.drains, 1);
+  f.buffered = 5000;
+  assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "b", 1), -ENOBUFS);
+  assert_int_equal(f.terminates, 1);
+  ra_ws_deliver_close(ws, 1006, RA_STR("dropped"));
+  assert_int_equal(r.closes, 1);
+  assert_int_equal(r.code, 1006);
+
+  /* a transport that delivers the close synchronously from inside a handler */
+  fake_sink g = {.sync_close = true};
+  rec s = {0};
+  ra_ws_handlers h = rec_handlers;
+  h.on_message = close_in_message;
+  ws = ra_ws_new_with_sink(loop, &fake_ops, &g, &h, &s, NULL);
+  g.ws = ws;
+  ra_ws_deliver_open(ws);
+  ra_ws_deliver_message(ws, RA_WS_TEXT, (const uint8_t *)"m", 1);
+  assert_int_equal(s.messages, 1);
+  assert_int_equal(s.closes, 1);
+  assert_int_equal(s.code, 1000);
+  assert_int_equal(g.code, 1000);
+  ra_loop_free(loop);
+}
+
+int main(void) {
+  ra_log_set_level(RA_LOG_ERROR);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(backpressure_drop), cmocka_unit_test(backpressure_drain),
+      cmocka_unit_test(ping_timeout_drops), cmocka_unit_test(ping_answered),
+      cmocka_unit_test(close_timeout), cmocka_unit_test(raw_close_and_errors),
+      cmocka_unit_test(client_features), cmocka_unit_test(route_lookup),
+      cmocka_unit_test(sink_interface),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
