@@ -27,7 +27,7 @@ struct ra_tunnel_client {
   struct ctl_link *link; /* ctl's user data */
   int state;
   int fail;            /* why the current/last connection failed (for pending requests) */
-  char fail_msg[300];
+  char fail_msg[512];
   uint8_t key[RA_ENV_KEY_BYTES];
   uint8_t server_pk[32];
   bool has_server_pk;
@@ -543,8 +543,18 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   if (again) ra_timer_start(&c->reconnect_timer, c->o.reconnect_delay_ms, 0);
 }
 
+static void ctl_drain(ra_ws *ws, void *ud) {
+  ra_tunnel_client *c = ((ctl_link *)ud)->c;
+  if (!c || ws != c->ctl) return;
+  for (cws *w = c->socks; w;) {
+    cws *next = w->next;
+    if (!w->gone) ra_ws_deliver_drain(w->ws);
+    w = next;
+  }
+}
+
 static const ra_ws_handlers ctl_handlers = {
-  .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close,
+  .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close, .on_drain = ctl_drain,
 };
 
 static void connect_timeout(ra_timer *t, void *ud) {

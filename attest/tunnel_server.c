@@ -172,10 +172,10 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   if ((n && !q->hdrs) || !q->hdr_bytes) return -ENOMEM;
   char *p = q->hdr_bytes;
   for (size_t i = 0; i < n; i++) {
-    memcpy(p, headers[i].name.ptr, headers[i].name.len);
+    if (headers[i].name.len) memcpy(p, headers[i].name.ptr, headers[i].name.len);
     q->hdrs[i].name = ra_str_make(p, headers[i].name.len);
     p += headers[i].name.len;
-    memcpy(p, headers[i].value.ptr, headers[i].value.len);
+    if (headers[i].value.len) memcpy(p, headers[i].value.ptr, headers[i].value.len);
     q->hdrs[i].value = ra_str_make(p, headers[i].value.len);
     p += headers[i].value.len;
   }
@@ -205,6 +205,9 @@ static int sink_end(void *sink) {
   tunnel *t = q->t;
   if (t) {
     int status = q->got_head ? q->status : 500;
+    /* the reference client builds a fetch Response, which only takes
+     * 200..599: anything else would make it throw and the fetch hang */
+    if (status < 200 || status > 599) status = 502;
     /* drop hop-by-hop headers in place */
     size_t k = 0;
     for (size_t i = 0; i < q->n_hdrs; i++)
@@ -284,9 +287,17 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
   ra_tmsg_iter it;
   ra_str k, v;
+  size_t n_hdrs = 0;
   ra_tmsg_iter_init(&it, m->http_request.headers);
-  while (ra_tmsg_headers_next(&it, &k, &v))
+  while (ra_tmsg_headers_next(&it, &k, &v)) {
+    if (++n_hdrs > s->o.max_headers) { /* as the HTTP/1.1 transport would */
+      ra_req_free(req);
+      free(q);
+      send_simple_response(t, id, 431, "too many request headers\n");
+      return;
+    }
     if (ra_req_add_header(req, k, v)) goto oom;
+  }
   if (m->http_request.has_body && m->http_request.body.len &&
       ra_req_append_body(req, m->http_request.body.ptr, m->http_request.body.len))
     goto oom;
@@ -607,8 +618,20 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   tunnel_teardown(t);
 }
 
+/* The control channel drained: so did every socket it carries. */
+static void ctl_drain(ra_ws *ws, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  for (tws *w = t->socks; w;) {
+    tws *next = w->next; /* a drain handler may close its socket */
+    if (!w->gone) ra_ws_deliver_drain(w->ws);
+    w = next;
+  }
+}
+
 static const ra_ws_handlers ctl_handlers = {
   .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close, .on_pong = ctl_pong,
+  .on_drain = ctl_drain,
 };
 
 static void heartbeat(ra_timer *tm, void *ud) {
@@ -646,6 +669,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_inflight) s->o.max_inflight = 4096;
   if (!s->o.max_tunnels) s->o.max_tunnels = 10000;
   if (!s->o.max_sockets) s->o.max_sockets = 1024;
+  if (!s->o.max_headers) s->o.max_headers = 100;
   if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
   const char *path = s->o.path ? s->o.path : "/__ra__";
   s->o.path = NULL; /* the caller's string is not kept */

@@ -49,6 +49,7 @@ typedef struct ra_tunnel_server_opts {
                                      beyond: an immediate 503 http_response */
   size_t max_tunnels;             /* [10000] control channels per server; beyond: close 1008 */
   size_t max_sockets;             /* [1024] tunnelled WebSockets per tunnel; beyond: ws_event error */
+  size_t max_headers;             /* [100] headers of one http_request; beyond: 431 */
   size_t max_envelopes_per_key;   /* [RA_REPLAY_DEFAULT_LIMIT] then close 1008 (the client
                                      reconnects with a fresh key; see ra_replay) */
   const char *path;               /* ["/__ra__"] */

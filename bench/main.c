@@ -330,11 +330,15 @@ static int run_scenario(ctx *x, int sc) {
       fprintf(stderr, "ra-bench: %s / %s (warm-up): %s\n", scenario_names[sc], m[k].name, warm.errmsg);
       m[k].failed = true;
       rc = warm.err;
+      /* requests may still be in flight (timeout): drop them with the
+       * target before the loop runs again */
+      bench_target_free(m[k].t);
+      m[k].t = NULL;
     }
   }
   for (size_t round = 0; round < c->rounds; round++) {
     for (int k = 0; k < 2; k++) {
-      if (!m[k].t || m[k].failed) continue;
+      if (!m[k].t) continue;
       if (round == 0) say(x, "%s / %s: measuring", scenario_names[sc], m[k].name);
       run meas;
       scenario_run(x, sc, false, &meas, m[k].t, &get, &post);
@@ -343,6 +347,8 @@ static int run_scenario(ctx *x, int sc) {
         fprintf(stderr, "ra-bench: %s / %s: %s\n", scenario_names[sc], m[k].name, meas.errmsg);
         m[k].failed = true;
         rc = meas.err;
+        bench_target_free(m[k].t);
+        m[k].t = NULL;
       }
       m[k].wall_ns += meas.last_ns - meas.first_ns;
     }
@@ -552,12 +558,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   snprintf(x.what[S_CONCURRENT], sizeof x.what[0],
-           "%zu x GET /hello at once (1 tunnel | <= %zu conns), %zu rounds", c.n_concurrent,
-           c.n_concurrent, c.rounds);
-  snprintf(x.what[S_SERIAL], sizeof x.what[0], "%zu x GET /hello one after the other, %zu rounds",
-           c.n_serial, c.rounds);
-  snprintf(x.what[S_LARGE], sizeof x.what[0], "%zu x POST /echo %zu KiB up+down, verified, %zu rounds",
-           c.n_large, c.large_size / 1024, c.rounds);
+           "%zu x GET /hello at once (1 tunnel | <= %zu conns), %zu round%s",
+           c.n_concurrent, c.n_concurrent, c.rounds, c.rounds == 1 ? "" : "s");
+  snprintf(x.what[S_SERIAL], sizeof x.what[0], "%zu x GET /hello one after the other, %zu round%s",
+           c.n_serial, c.rounds, c.rounds == 1 ? "" : "s");
+  snprintf(x.what[S_LARGE], sizeof x.what[0], "%zu x POST /echo %zu KiB up+down, verified, %zu round%s",
+           c.n_large, c.large_size / 1024, c.rounds, c.rounds == 1 ? "" : "s");
   snprintf(x.what[S_THROUGHPUT], sizeof x.what[0], "%zu tunnels | conns, 1 GET in flight each, %.1f s",
            c.conns, c.duration_s);
   snprintf(x.what[S_HANDSHAKE], sizeof x.what[0],

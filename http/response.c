@@ -49,10 +49,7 @@ void ra_res_cleanup(ra_res *res) {
 
 ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink) {
   ra_res *res = calloc(1, sizeof *res);
-  if (!res) {
-    ra_req_free(req);
-    return NULL;
-  }
+  if (!res) return NULL; /* req stays the caller's */
   ra_res_init(res, loop, req, ops, sink, NULL, NULL);
   return res;
 }

@@ -79,7 +79,9 @@ typedef struct ra_res_sink_ops {
   size_t (*pending)(void *sink);
 } ra_res_sink_ops;
 
-/* Takes ownership of req. ops must outlive the response. */
+/* Takes ownership of req on success (freed with the response); returns
+ * NULL on -ENOMEM, leaving req to the caller. ops must outlive the
+ * response. */
 ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink);
 /* The transport is gone: runs on_cancel, detaches the sink (never called
  * again). Frees the response now if it had already ended. */

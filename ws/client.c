@@ -27,7 +27,8 @@ typedef struct ws_client {
   char *path;
   char **protocols;      /* offered, to check the server's pick */
   size_t nprotocols;
-  const char *why;       /* static: what failed */
+  const char *why;       /* what failed: static text or whybuf */
+  char whybuf[96];
   bool cancelled;
 } ws_client;
 
@@ -45,8 +46,10 @@ static void client_free(ws_client *c) {
 static void client_fail_now(ws_client *c, const char *why) {
   ra_ws *ws = c->ws;
   c->ws = NULL;
-  client_free(c);
+  /* why may live in c: report first, free after (ws is closed by then, so
+   * nothing reaches c through its sink) */
   if (ws) ra_ws_deliver_close(ws, RA_WS_CLOSE_ABNORMAL, ra_str_cstr(why));
+  client_free(c);
 }
 
 /* Fails the attempt: through the stream's on_close if there is one. */
@@ -85,9 +88,8 @@ static const char *check_head(ws_client *c, const char *p, size_t n, ra_str *pro
   if (eol - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
     return "handshake: malformed status line";
   if (memcmp(p + 9, "101", 3) != 0 || (eol - p > 12 && p[12] != ' ')) {
-    static __thread char buf[64];
-    snprintf(buf, sizeof buf, "handshake refused: HTTP %.3s", p + 9);
-    return buf;
+    snprintf(c->whybuf, sizeof c->whybuf, "handshake refused: HTTP %.3s", p + 9);
+    return c->whybuf;
   }
   bool upgrade = false, connection = false, accept_ok = false;
   char want[RA_WS_ACCEPT_LEN + 1];
@@ -184,9 +186,11 @@ static const ra_stream_cbs hs_cbs = {.on_read = hs_on_read, .on_close = hs_on_cl
 static void on_connect(ra_stream *s, int status, void *ud) {
   ws_client *c = ud;
   if (status < 0) {
-    static __thread char buf[96];
-    snprintf(buf, sizeof buf, "connect failed: %s", strerror(-status));
-    client_fail_now(c, c->why ? c->why : buf);
+    if (!c->why) {
+      snprintf(c->whybuf, sizeof c->whybuf, "connect failed: %s", strerror(-status));
+      c->why = c->whybuf;
+    }
+    client_fail_now(c, c->why);
     return;
   }
   c->s = s;

@@ -8,6 +8,7 @@
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 /* Keep at most this much buffer between messages. */
 #define KEEP_BUF (64u << 10)
+#define EAGER (256u << 10)
 
 void ra_ws_assembler_init(ra_ws_assembler *a, ra_ws_role role, uint64_t max_message) {
   memset(a, 0, sizeof *a);
@@ -37,6 +38,9 @@ static int grow(ra_ws_assembler *a, size_t need, uint64_t hint) {
   size_t want = a->cap ? a->cap * 2 : 4096;
   if (want < a->len + need) want = a->len + need;
   if (hint < need) hint = need;
+  /* A frame that fits in EAGER bytes is allocated at once: one allocation
+   * for the common case, a bounded cost for a peer that lies. */
+  if (a->len + hint <= EAGER && want < a->len + hint) want = (size_t)(a->len + hint);
   if ((uint64_t)want > a->len + hint) want = (size_t)(a->len + hint);
   uint8_t *p = realloc(a->buf, want);
   if (!p) return -ENOMEM;

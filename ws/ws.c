@@ -145,11 +145,23 @@ void ra_ws_deliver_open(ra_ws *ws) {
   leave(ws);
 }
 
-void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len) {
+/* For transports that validated the message already (the frame transport). */
+static void deliver_checked(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len) {
   if (ws->closed) return;
   enter(ws);
   if (ws->h.on_message) ws->h.on_message(ws, type, data, len, ws->ud);
   leave(ws);
+}
+
+void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len) {
+  if (ws->closed) return;
+  /* Fail closed whatever the transport checked: handlers are promised UTF-8. */
+  if ((type != RA_WS_TEXT && type != RA_WS_BINARY) ||
+      (type == RA_WS_TEXT && !ra_utf8_valid(data, len))) {
+    ra_ws_close(ws, RA_WS_CLOSE_INVALID_DATA, "invalid message");
+    return;
+  }
+  deliver_checked(ws, type, data, len);
 }
 
 void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len) {
@@ -201,6 +213,17 @@ static int after_send(ra_ws *ws, int rc) {
     return RA_WS_BACKPRESSURE;
   }
   return 0;
+}
+
+/* ra_ws_send once the payload is known to be acceptable (UTF-8 checked). */
+static int send_checked(ra_ws *ws, ra_ws_type type, const void *data, size_t len) {
+  int rc = check_sendable(ws);
+  if (rc) return rc;
+  if (ws->frag_op) return -EBUSY;
+  enter(ws);
+  rc = after_send(ws, ws->ops->send(ws->sink, type, data, len));
+  leave(ws);
+  return rc;
 }
 
 int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len) {
@@ -343,7 +366,8 @@ size_t ra_ws_room_size(const ra_ws_room *room) { return room->n; }
 
 size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
                             const ra_ws *except) {
-  if (type == RA_WS_TEXT && !ra_utf8_valid(data, len)) return 0;
+  if (type != RA_WS_TEXT && type != RA_WS_BINARY) return 0;
+  if (type == RA_WS_TEXT && !ra_utf8_valid(data, len)) return 0; /* checked once */
   size_t sent = 0;
   /* Backwards: a member that leaves during its own send (dropped) swaps in
    * one we have already visited. */
@@ -351,7 +375,7 @@ size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data,
     if (i >= room->n) continue;
     ra_ws *ws = room->m[i];
     if (ws == except || !ra_ws_is_open(ws) || ws->frag_op) continue;
-    if (ra_ws_send(ws, type, data, len) >= 0) sent++;
+    if (send_checked(ws, type, data, len) >= 0) sent++;
   }
   return sent;
 }
@@ -449,7 +473,7 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
       return len;
     case RA_WS_OP_TEXT:
     case RA_WS_OP_BINARY:
-      ra_ws_deliver_message(c->ws, (ra_ws_type)m.opcode, m.data, m.len);
+      deliver_checked(c->ws, (ra_ws_type)m.opcode, m.data, m.len); /* UTF-8 checked */
       break;
     case RA_WS_OP_PING:
       if (!c->close_sent) write_frame(c, RA_WS_OP_PONG, true, m.data, m.len);

@@ -115,7 +115,8 @@ int ra_ws_send_text(ra_ws *ws, const char *text);
 
 /* Sends a message in pieces: the first call starts a message of `type`,
  * later calls continue it (their type is ignored), the call with fin ends
- * it. Text is UTF-8-checked across pieces (a code point may be split).
+ * it. Text is UTF-8-checked across pieces (a code point may be split); a
+ * refused piece (-EILSEQ) leaves the message as it was, still open.
  * Control frames (ping, close) may be sent in between; other messages may
  * not (-EBUSY). Same returns as ra_ws_send. On transports without
  * fragments (the tunnel), pieces are gathered and sent whole at fin. */
@@ -128,8 +129,9 @@ int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
 /* Starts the closing handshake: sends a close frame with code (0: none, an
  * empty close payload) and reason (NULL or UTF-8, at most 123 bytes), then
  * waits close_timeout_ms for the peer's close before dropping the
- * connection. on_close follows. code must be 1000, 1001, 1003, 1007-1011 or
- * 3000-4999 (-EINVAL). -EALREADY if already closing. */
+ * connection. on_close follows. code must be one a peer may send
+ * (ra_ws_close_code_valid: 1000-1003, 1007-1011, 3000-4999) and a reason
+ * needs a code (-EINVAL otherwise). -EALREADY if already closing. */
 int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason);
 
 /* Drops the connection without a closing handshake; on_close (1006)
@@ -209,7 +211,8 @@ int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);
 /* Replaces the sink (e.g. a client whose connection got established). */
 void ra_ws_set_sink(ra_ws *ws, const ra_ws_sink_ops *ops, void *sink);
 void ra_ws_deliver_open(ra_ws *ws);
-/* data valid during the call; text must already be checked UTF-8. */
+/* data valid during the call. Text that is not UTF-8 is not delivered:
+ * the WebSocket is closed with 1007 instead. */
 void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len);
 void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len);
 /* The sink's buffer fell to its low-water mark. */

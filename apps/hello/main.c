@@ -1,10 +1,14 @@
-/* apps/hello: ra-hello, the example HTTP server.
+/* apps/hello: ra-hello, the example server.
  *
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
+ *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
- * GET /stream?n=N -> N chunks, written as fast as the client reads them.
+ * GET /stream?n=N -> N chunks, written as fast as the client reads them;
+ * GET /private -> "secret", attested-only (403 in plaintext);
+ * WS /echo, WS /chat (ws_routes.c). Everything is also served through the
+ * attested tunnel on /__ra__ (tunnel.c).
  * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
  */
 #include <errno.h>
@@ -14,17 +18,16 @@
 #include <string.h>
 
 #include "raloop.h"
+#include "apps/hello/tunnel.h"
+#include "apps/hello/ws_routes.h"
 
-/* WebSocket routes live in ws_routes.c (wired in by the lead); a weak
- * default keeps this file building on its own. */
-__attribute__((weak)) int hello_ws_routes(ra_router *r, ra_http_server *srv) {
-  (void)r;
-  (void)srv;
-  return 0;
-}
 
 static void h_hello(ra_req *req, ra_res *res, void *ud) {
   ra_res_send(res, 200, "text/plain; charset=utf-8", "world", 5);
+}
+
+static void h_private(ra_req *req, ra_res *res, void *ud) {
+  ra_res_send(res, 200, "text/plain; charset=utf-8", "secret", 6);
 }
 
 static void h_echo(ra_req *req, ra_res *res, void *ud) {
@@ -155,7 +158,25 @@ static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
           status, (unsigned long long)us);
 }
 
-static void on_stopped(ra_http_server *srv, void *ud) { ra_loop_stop(ud); }
+/* Every HTTP connection is gone. Upgraded WebSockets are finishing their
+ * closing handshake (1001, bounded by their close timeout): let the loop end
+ * by itself once they are closed, with a backstop that does not itself keep
+ * the loop alive. */
+static void on_backstop(ra_timer *t, void *ud) { (void)t; ra_loop_stop(ud); }
+static ra_timer backstop;
+
+static ra_tunnel_server *tunnel;
+
+static void on_stopped(ra_http_server *srv, void *ud) {
+  (void)srv;
+  /* No new connection can reach the router now: drop the tunnels (their
+   * pending responses are cancelled, tunnelled sockets closed). */
+  ra_tunnel_server_free(tunnel);
+  tunnel = NULL;
+  ra_timer_init(ud, &backstop, on_backstop, ud);
+  ra_timer_start(&backstop, 6000, 0);
+  ra_timer_unref(&backstop);
+}
 
 static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
@@ -164,13 +185,16 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n");
+  fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
+                  "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n");
 }
 
 int main(int argc, char **argv) {
   const char *listen = "127.0.0.1:3000";
   bool quiet = false;
   long header_timeout = 0;
+  const char *tee = NULL, *sim_dir = NULL;
+  bool no_tunnel = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
@@ -180,6 +204,12 @@ int main(int argc, char **argv) {
         usage();
         return 2;
       }
+    } else if (strcmp(argv[i], "--tee") == 0 && i + 1 < argc) {
+      tee = argv[++i];
+    } else if (strcmp(argv[i], "--sim-dir") == 0 && i + 1 < argc) {
+      sim_dir = argv[++i];
+    } else if (strcmp(argv[i], "--no-tunnel") == 0) {
+      no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {
       quiet = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -202,6 +232,8 @@ int main(int argc, char **argv) {
   ra_route(router, "POST", "/echo", h_echo, NULL);
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
+  ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
+  if (!no_tunnel && hello_tunnel_start(loop, router, tee, sim_dir, &tunnel) != 0) return 1;
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";
@@ -234,6 +266,7 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   ra_http_server_free(srv);
+  ra_tunnel_server_free(tunnel);
   ra_router_free(router);
   /* Let deferred closes run before the loop goes. */
   for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);

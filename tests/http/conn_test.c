@@ -48,6 +48,20 @@ static void h_stream(ra_req *req, ra_res *res, void *ud) {
   ra_res_end(res);
 }
 
+static int drains;
+static void on_drain_more(ra_res *res, void *ud) {
+  drains++;
+  ra_res_write(res, "second", 6);
+  ra_res_end(res);
+}
+
+/* Writes a first piece, then waits for the transport to drain. */
+static void h_paced(ra_req *req, ra_res *res, void *ud) {
+  ra_res_on_drain(res, on_drain_more, NULL);
+  ra_res_write(res, "first", 5);
+  held[nheld++] = res;
+}
+
 static void h_short(ra_req *req, ra_res *res, void *ud) {
   ra_res_set_content_length(res, 10);
   ra_res_write(res, "abc", 3);
@@ -79,6 +93,7 @@ static void fx_open(fx *f, const ra_http_limits *lim) {
   ra_route(f->router, "GET", "/async", h_async, NULL);
   ra_route(f->router, "GET", "/stream", h_stream, NULL);
   ra_route(f->router, "GET", "/short", h_short, NULL);
+  ra_route(f->router, "GET", "/paced", h_paced, NULL);
   ra_route(f->router, "GET", "/q", h_query, NULL);
   ra_http_server_opts o = {0};
   if (lim) o.limits = *lim;
@@ -425,6 +440,28 @@ static void test_async_cancel(void **state) {
   fx_close(&f);
 }
 
+static void test_drain(void **state) {
+  fx f;
+  fx_open(&f, NULL);
+  drains = 0;
+  f.io.queued = 123456; /* pretend the peer is slow */
+  feed(&f, "GET /paced HTTP/1.1\r\n\r\nGET /paced HTTP/1.1\r\n\r\n");
+  assert_int_equal(nheld, 2);
+  assert_int_equal(ra_res_pending(held[0]), 123456); /* head: the transport's queue */
+  assert_true(ra_res_pending(held[1]) > 0);           /* later: its own held bytes */
+  assert_non_null(strstr(mem_io_str(&f.io), "first"));
+  assert_null(strstr(mem_io_str(&f.io), "second"));
+  f.io.queued = 0;
+  ra_http_conn_drain(f.io.conn); /* the head's drain callback runs */
+  assert_int_equal(drains, 1);
+  turns(&f); /* the second became head: told to go on, too */
+  assert_int_equal(drains, 2);
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "second"), 2);
+  assert_int_equal(count(o, "0\r\n\r\n"), 2);
+  fx_close(&f);
+}
+
 static int shutdown_done;
 static void on_done(ra_http_server *srv, void *ud) { shutdown_done++; }
 static int hook_ran;
@@ -492,6 +529,7 @@ int main(void) {
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_async_cancel),
+      cmocka_unit_test(test_drain),
       cmocka_unit_test(test_shutdown),
       cmocka_unit_test(test_pool_reuse),
   };

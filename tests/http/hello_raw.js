@@ -14,10 +14,16 @@ function check(cond, what) {
   else { console.log('FAIL ' + what); failures++; }
 }
 
+const children = new Set();
+process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } } });
+setTimeout(() => { console.log('FAIL: overall timeout'); process.exit(1); }, 60000).unref();
+
 function startServer(extra = []) {
   return new Promise((resolve, reject) => {
     const p = spawn(path.join(BIN, 'ra-hello'), ['--listen', '127.0.0.1:0', ...extra],
                     { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    p.on('exit', () => children.delete(p));
     let out = '';
     p.stderr.on('data', (d) => { if (process.env.VERBOSE) process.stderr.write(d); });
     p.stdout.on('data', (d) => {

@@ -70,6 +70,7 @@ static int r_select(const ra_req *req, const ra_str *offered, size_t n, void *ud
 }
 static int r_request(ra_req *req, void *ud) {
   ra_str v;
+  if (ra_req_header(req, "X-Deny", &v)) return 403;
   return ra_req_query_get(req, "deny", &v) ? 401 : 0;
 }
 
@@ -345,6 +346,15 @@ static void client_features(void **st) {
   assert_true(run_until(&e, &c.messages, 1, 2000));
   assert_int_equal(c.bytes, 5);
 
+  /* the server sends a fragmented message (a ping in between): one message */
+  ra_ws *sws = e.server.ws;
+  assert_int_equal(ra_ws_send_fragment(sws, RA_WS_TEXT, "fr\xc3", 3, false), 0);
+  assert_int_equal(ra_ws_ping(sws, "x", 1), 0);
+  assert_int_equal(ra_ws_send_fragment(sws, RA_WS_BINARY, "\xa9g", 2, true), 0);
+  assert_true(run_until(&e, &c.messages, 2, 2000));
+  assert_int_equal(c.bytes, 5 + 5);
+  assert_true(run_until(&e, &e.server.pongs, 1, 2000));
+
   /* rooms */
   ra_ws_room *room = ra_ws_room_new();
   assert_int_equal(ra_ws_room_join(room, e.server.ws), 0);
@@ -353,7 +363,12 @@ static void client_features(void **st) {
   assert_int_equal(ra_ws_room_broadcast(room, RA_WS_BINARY, "abc", 3, NULL), 1);
   assert_int_equal(ra_ws_room_broadcast(room, RA_WS_BINARY, "abc", 3, e.server.ws), 0);
   assert_int_equal(ra_ws_room_broadcast(room, RA_WS_TEXT, "\xff", 1, NULL), 0);
-  assert_true(run_until(&e, &c.messages, 2, 2000));
+  assert_true(run_until(&e, &c.messages, 3, 2000));
+
+  /* a room freed while it has members: they just leave it */
+  ra_ws_room *gone = ra_ws_room_new();
+  assert_int_equal(ra_ws_room_join(gone, e.server.ws), 0);
+  ra_ws_room_free(gone);
 
   /* the client closes: the server's ws leaves the room by itself */
   assert_int_equal(ra_ws_close(ws, 1000, NULL), 0);
@@ -370,6 +385,18 @@ static void client_features(void **st) {
   assert_int_equal(d.opens, 0);
   assert_int_equal(d.code, 1006);
   assert_non_null(strstr(d.reason, "401"));
+
+  /* extra request headers reach the server */
+  rec g = {0};
+  ra_header xh = {RA_STR("X-Deny"), RA_STR("yes")};
+  ra_ws_client_opts ho = {.headers = &xh, .nheaders = 1};
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  assert_int_equal(ra_ws_connect(e.loop, url, &ho, &rec_handlers, &g, NULL), 0);
+  assert_true(run_until(&e, &g.closes, 1, 2000));
+  assert_non_null(strstr(g.reason, "403"));
+  ra_header badh = {RA_STR("X-Bad"), RA_STR("a\r\nb")};
+  ho.headers = &badh;
+  assert_int_equal(ra_ws_connect(e.loop, url, &ho, &rec_handlers, &g, NULL), -EINVAL);
 
   /* cancelled while connecting: on_close, no on_open */
   rec f = {0};
@@ -480,6 +507,20 @@ static void sink_interface(void **st) {
   assert_int_equal(f.last_len, 6);
   assert_memory_equal(f.last, "ab\xc3\xa9" "cd", 6);
   assert_int_equal(ra_ws_ping(ws, "p", 1), -ENOTSUP);
+  /* incoming text that is not UTF-8 never reaches the handler */
+  ra_ws_deliver_message(ws, RA_WS_BINARY, (const uint8_t *)"\xff", 1);
+  assert_int_equal(r.messages, 1);
+  ra_ws_deliver_message(ws, RA_WS_TEXT, (const uint8_t *)"\xff", 1);
+  assert_int_equal(r.messages, 1);
+  assert_int_equal(f.closes, 1);
+  assert_int_equal(f.code, 1007);
+  assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "x", 1), -EPIPE); /* closing */
+  ra_ws_deliver_close(ws, 1007, RA_STR(""));
+  assert_int_equal(r.closes, 1);
+  /* a second one, for the back-pressure checks */
+  memset(&r, 0, sizeof r);
+  ws = ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o);
+  ra_ws_deliver_open(ws);
   /* back-pressure through the sink's buffered() */
   f.buffered = 500;
   assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "b", 1), RA_WS_BACKPRESSURE);

@@ -180,6 +180,17 @@ async function test(name, fn) {
     await stillServing()
   })
 
+  await test("101 request headers: 431, the tunnel lives on", async () => {
+    const c = await RAClient.connect(origin)
+    const headers = {}
+    for (let i = 0; i < 101; i++) headers["x-h" + i] = "v"
+    const r = await c.fetch("/hello", { headers })
+    assert.equal(r.status, 431)
+    delete headers["x-h100"]
+    assert.equal((await c.fetch("/hello", { headers })).status, 200)
+    c.close()
+  })
+
   await test("unknown connectionId and inner messages meant for clients: ignored", async () => {
     const c = await RAClient.connect(origin)
     c.sendInner({ type: "ws_message", connectionId: "nobody", data: "x", dataType: "string" })

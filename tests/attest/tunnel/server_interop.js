@@ -109,6 +109,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
     assert.equal(r.text, "world")
   })
 
+  await test("a plain fetch of a WebSocket route: an HTTP error, not a hang", async () => {
+    const r = await c.fetch("/ws/echo")
+    assert.ok(r.status >= 400 && r.status < 500, "status " + r.status)
+  })
+
   await test("204 without body", async () => {
     const r = await c.fetch("/empty")
     assert.equal(r.status, 204)
@@ -191,7 +196,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
   })
 
   await test("several tunnels at once, each with its own key", async () => {
-    const cs = await Promise.all([1, 2, 3].map(() => RAClient.connect(origin, { hello: false })))
+    // no client_kx_ready (like the reference's ServiceWorker client); one with a
+    // query string after /__ra__ (ignored)
+    const cs = await Promise.all([{ hello: false }, { hello: false }, { query: "?v=1&x=y" }].map((o) => RAClient.connect(origin, o)))
     const rs = await Promise.all(cs.map((x) => x.fetch("/hello")))
     rs.forEach((r) => assert.equal(r.text, "world"))
     assert.notDeepEqual(Buffer.from(cs[0].key), Buffer.from(cs[1].key))

@@ -1,0 +1,58 @@
+/* apps/hello/tunnel.c: picks ra-hello's quote provider and starts the tunnel. */
+#include "apps/hello/tunnel.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "attest/sim.h"
+#include "core/log.h"
+
+static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider **p,
+                         char *err, size_t errlen) {
+  if (!tee) {
+    const char *warning = NULL;
+    int rc = ra_quote_provider_auto(sim_dir, p, &warning, err, errlen);
+    if (rc == 0 && warning) ra_warn("%s", warning);
+    return rc;
+  }
+  if (strcmp(tee, "sim") == 0) return ra_quote_provider_sim(sim_dir, p, err, errlen);
+  if (strcmp(tee, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, p, err, errlen);
+  if (strncmp(tee, "file:", 5) == 0 && tee[5])
+    return ra_quote_provider_file(tee + 5, p, err, errlen);
+  snprintf(err, errlen, "--tee takes sim, tsm or file:PATH, not '%s'", tee);
+  return -1;
+}
+
+int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
+                       ra_tunnel_server **out) {
+  char dir[4096], err[512] = "";
+  /* The sim's directory is printed below, so resolve the default here. */
+  if (!sim_dir && (!tee || strcmp(tee, "sim") == 0)) {
+    if (ra_sim_default_dir(dir, sizeof dir) != 0) {
+      fprintf(stderr, "ra-hello: no state directory for the simulated TEE: set --sim-dir\n");
+      return -1;
+    }
+    sim_dir = dir;
+  }
+  ra_quote_provider *p = NULL;
+  if (make_provider(tee, sim_dir, &p, err, sizeof err) != 0) {
+    fprintf(stderr, "ra-hello: attestation: %s\n", err[0] ? err : "provider failed");
+    return -1;
+  }
+  if (ra_quote_provider_simulated(p)) {
+    ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
+    ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
+  }
+  if (!ra_quote_provider_binds_key(p))
+    ra_warn("quote provider '%s' cannot bind the tunnel key: clients must skip the binding check",
+            ra_quote_provider_name(p));
+  int rc = ra_tunnel_server_new(loop, router, p, NULL, out, err, sizeof err);
+  const char *name = ra_quote_provider_name(p);
+  if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)", name);
+  ra_quote_provider_free(p);
+  if (rc != 0) {
+    fprintf(stderr, "ra-hello: tunnel: %s\n", err[0] ? err : strerror(-rc));
+    return -1;
+  }
+  return 0;
+}

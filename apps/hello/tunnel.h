@@ -1,0 +1,15 @@
+/* apps/hello/tunnel.h: ra-hello's attested tunnel (--tee, --sim-dir). */
+#ifndef RA_HELLO_TUNNEL_H
+#define RA_HELLO_TUNNEL_H
+
+#include "attest/tunnel_server.h"
+
+/* tee: "sim", "tsm", "file:PATH", or NULL for auto (tsm when the kernel
+ * offers it, else sim). sim_dir: NULL for the default state directory.
+ * Creates the provider and the tunnel server on router, logging loudly when
+ * attestation is simulated or cannot bind the key. Returns 0 and *out, or
+ * -1 after printing why to stderr. */
+int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
+                       ra_tunnel_server **out);
+
+#endif

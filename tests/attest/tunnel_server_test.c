@@ -1,0 +1,222 @@
+/* In-process tests of the tunnel: our server (attest/tunnel_server) and our
+ * client (attest/tunnel_client) on one loop, over loopback, with the
+ * simulated TEE. The wire-level and interop tests are in tests/attest/tunnel/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attest/provider.h"
+#include "attest/sim.h"
+#include "attest/tunnel_client.h"
+#include "attest/tunnel_server.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "http/server.h"
+
+typedef struct fx {
+  char dir[64];
+  ra_loop *loop;
+  ra_router *router;
+  ra_http_server *http;
+  ra_tunnel_server *ts;
+  ra_verifier *v;
+  char origin[64];
+} fx;
+
+static ra_res *g_held;
+static bool g_cancelled;
+static void hello(ra_req *req, ra_res *res, void *ud) {
+  ra_res_send_text(res, 200, ra_req_attested(req) ? "world (attested)" : "world");
+}
+static void on_cancel(ra_res *res, void *ud) { g_cancelled = true; }
+static void hold(ra_req *req, ra_res *res, void *ud) {
+  g_held = res;
+  ra_res_on_cancel(res, on_cancel, NULL);
+}
+
+static void rm_rf(const char *dir) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int setup(void **st) {
+  fx *f = calloc(1, sizeof *f);
+  snprintf(f->dir, sizeof f->dir, "/tmp/ra-tunnel-test-XXXXXX");
+  if (!mkdtemp(f->dir)) return -1;
+  char sim[128];
+  snprintf(sim, sizeof sim, "%s/sim", f->dir);
+  ra_log_set_level(RA_LOG_ERROR);
+  f->loop = ra_loop_new();
+  f->router = ra_router_new();
+  ra_route(f->router, "GET", "/hello", hello, NULL);
+  ra_route(f->router, "GET", "/hold", hold, NULL);
+  ra_quote_provider *p;
+  char err[256];
+  if (ra_quote_provider_sim(sim, &p, err, sizeof err)) return -1;
+  int rc = ra_tunnel_server_new(f->loop, f->router, p, NULL, &f->ts, err, sizeof err);
+  ra_quote_provider_free(p);
+  if (rc) return -1;
+  f->http = ra_http_server_new(f->loop, f->router, NULL);
+  if (ra_http_server_listen(f->http, "127.0.0.1:0", NULL)) return -1;
+  snprintf(f->origin, sizeof f->origin, "http://127.0.0.1:%u", ra_http_server_port(f->http));
+  ra_verifier_new(0, &f->v);
+  char root[160];
+  snprintf(root, sizeof root, "%s/%s", sim, RA_SIM_ROOT_FILE);
+  if (ra_verifier_add_root_file(f->v, root) <= 0) return -1;
+  *st = f;
+  return 0;
+}
+
+static void spin(fx *f, int turns) {
+  for (int i = 0; i < turns; i++) ra_loop_run_once(f->loop, 5);
+}
+
+static int teardown(void **st) {
+  fx *f = *st;
+  ra_http_server_free(f->http);
+  ra_tunnel_server_free(f->ts);
+  spin(f, 5);
+  ra_router_free(f->router);
+  ra_loop_free(f->loop);
+  ra_verifier_free(f->v);
+  rm_rf(f->dir);
+  free(f);
+  return 0;
+}
+
+typedef struct got {
+  bool done;
+  int err;
+  int status;
+  char body[64];
+} got;
+static void on_resp(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
+  got *g = ud;
+  g->done = true;
+  g->err = err;
+  if (!err) {
+    g->status = r->status;
+    snprintf(g->body, sizeof g->body, "%.*s", (int)r->body_len, r->body ? (const char *)r->body : "");
+  }
+}
+static void wait_for(fx *f, bool *flag) {
+  for (int i = 0; i < 2000 && !*flag; i++) ra_loop_run_once(f->loop, 5);
+}
+
+static ra_tunnel_client *client(fx *f, const ra_policy *pol, bool no_binding) {
+  ra_tunnel_client_opts o = {.verifier = f->v, .policy = pol, .no_binding = no_binding};
+  ra_tunnel_client *c;
+  assert_int_equal(ra_tunnel_client_new(f->loop, f->origin, &o, &c), 0);
+  return c;
+}
+
+static void test_round_trip_attested(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hello"};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  assert_false(g.done); /* never from inside the call */
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 200);
+  assert_string_equal(g.body, "world (attested)");
+  assert_true(ra_tunnel_client_ready(c));
+  assert_memory_equal(ra_tunnel_client_server_key(c), ra_tunnel_server_public_key(f->ts), 32);
+  const ra_verdict *vd = ra_tunnel_client_verdict(c);
+  assert_non_null(vd);
+  assert_int_equal(vd->err, RA_VERIFY_OK);
+  assert_int_equal(vd->checks[RA_CHECK_BINDING], RA_CHECK_PASS);
+  ra_tunnel_stats s;
+  ra_tunnel_server_stats(f->ts, &s);
+  assert_int_equal(s.tunnels_open, 1);
+  assert_int_equal(s.keyed, 1);
+  assert_int_equal(s.requests, 1);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+  ra_tunnel_server_stats(f->ts, &s);
+  assert_int_equal(s.tunnels_open, 0);
+}
+
+/* No measurements and no binding: the client refuses to open (no strategy). */
+static void test_refuses_empty_policy(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *c = client(f, NULL, true);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hello"};
+  ra_tunnel_fetch(c, &q, on_resp, &g);
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, -EACCES);
+  assert_int_equal(ra_tunnel_client_verdict(c)->err, RA_ERR_POLICY_EMPTY);
+  ra_tunnel_stats s;
+  ra_tunnel_server_stats(f->ts, &s);
+  assert_int_equal(s.requests, 0); /* nothing left the client */
+  ra_tunnel_client_free(c);
+  spin(f, 10);
+}
+
+/* A response still pending when the client goes away is cancelled; the late
+ * answer is a safe no-op. */
+static void test_cancel_on_drop(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  g_held = NULL;
+  g_cancelled = false;
+  ra_tunnel_request q = {.url = "/hold"};
+  ra_tunnel_fetch(c, &q, on_resp, &g);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_tunnel_client_free(c); /* the fetch callback runs with -ECANCELED */
+  assert_true(g.done);
+  assert_int_equal(g.err, -ECANCELED);
+  for (int i = 0; i < 2000 && !g_cancelled; i++) ra_loop_run_once(f->loop, 5);
+  assert_true(g_cancelled);
+  assert_true(ra_res_cancelled(g_held));
+  assert_int_equal(ra_res_send_text(g_held, 200, "late"), -ECANCELED);
+  ra_tunnel_stats s;
+  ra_tunnel_server_stats(f->ts, &s);
+  assert_int_equal(s.responses_cancelled, 1);
+}
+
+/* Freeing the tunnel server with a tunnel open drops it cleanly. */
+static void test_free_with_open_tunnel(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hello"};
+  ra_tunnel_fetch(c, &q, on_resp, &g);
+  wait_for(f, &g.done);
+  assert_int_equal(g.status, 200);
+  /* the http server first: no new connection can reach the route */
+  ra_http_server_free(f->http);
+  f->http = NULL;
+  ra_tunnel_server_free(f->ts);
+  f->ts = NULL;
+  got g2 = {0};
+  ra_tunnel_fetch(c, &q, on_resp, &g2);
+  wait_for(f, &g2.done);
+  assert_int_not_equal(g2.err, 0);
+  ra_tunnel_client_free(c);
+  spin(f, 10);
+  /* teardown frees what is left */
+  f->http = ra_http_server_new(f->loop, f->router, NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_round_trip_attested, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_refuses_empty_policy, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cancel_on_drop, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_free_with_open_tunnel, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
