@@ -236,6 +236,19 @@ static void settle(ra_loop *loop) {
   for (int i = 0; i < 8; i++) ra_loop_run_once(loop, 0);
 }
 
+static void drain_timeout(ra_timer *t, void *ud) { ra_loop_stop(ud); }
+
+/* Before exit: runs the loop until every handle is gone (closing
+ * handshakes of freed tunnels take a round trip), at most ms. */
+static void drain(ra_loop *loop, uint64_t ms) {
+  ra_timer t;
+  ra_timer_init(loop, &t, drain_timeout, loop);
+  ra_timer_unref(&t); /* does not keep the loop alive by itself */
+  if (ra_timer_start(&t, ms, 0) == 0) ra_loop_run(loop);
+  ra_timer_stop(&t);
+  settle(loop);
+}
+
 /* One mode's state across the rounds of a scenario. */
 typedef struct mode_run {
   unsigned mode;
@@ -626,7 +639,7 @@ int main(int argc, char **argv) {
   }
   bench_results_free(&x.results);
   free(x.payload);
-  settle(x.loop);
+  drain(x.loop, 3000);
   ra_loop_free(x.loop);
   return failed ? 1 : 0;
 }

@@ -1,4 +1,18 @@
-/* http/server.h: HTTP/1.1 over core streams, dispatching to a router. */
+/* http/server.h: HTTP/1.1 over core streams, dispatching to a router.
+ *
+ * Per connection: llhttp parses whatever the split of the bytes; keep-alive
+ * (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive");
+ * pipelining with answers strictly in request order (a later answer that is
+ * ready early is held until the ones before it ended; at most
+ * max_pipelined requests are read ahead); chunked request bodies (trailers
+ * are read and dropped); "Expect: 100-continue" answered when the request
+ * reaches the head of the queue; answers carry Date and Server, and
+ * Content-Length, or chunked encoding for streamed bodies (HTTP/1.0: the
+ * connection closes instead). Bad input gets its status with
+ * "Connection: close", then the connection closes (lingering).
+ * An idle connection holds no buffer: request/response objects come from a
+ * per-server pool, input is parsed from the loop's shared read buffer.
+ */
 #ifndef RA_HTTP_SERVER_H
 #define RA_HTTP_SERVER_H
 
@@ -25,8 +39,11 @@ typedef struct ra_http_limits {
   size_t max_connections;      /* [100000] accept pauses past it */
 } ra_http_limits;
 
-/* Called when a response has been fully handed to the transport.
- * req is valid during the call. */
+/* Called when a response has been fully handed to the transport (also for
+ * the server's own error answers, 400/408/413/414/431/501/505, where req
+ * holds whatever part of the request had arrived: the method may be empty).
+ * req is valid during the call. duration_us runs from the first byte of the
+ * request. */
 typedef void (*ra_access_log_cb)(const ra_req *req, int status,
                                  uint64_t duration_us, void *ud);
 
@@ -62,7 +79,8 @@ int ra_http_server_on_shutdown(ra_http_server *srv, ra_http_shutdown_hook hook, 
 /* Aborts every connection and frees the server. */
 void ra_http_server_free(ra_http_server *srv);
 
-/* Formats the current time as an IMF-fixdate (cached per second). */
+/* Formats the current time as an IMF-fixdate. Cached per second in a
+ * thread-local buffer (valid until the next call on this thread). */
 const char *ra_http_date(ra_loop *loop);
 const char *ra_http_status_text(int status);
 

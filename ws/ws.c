@@ -287,7 +287,8 @@ int ra_ws_ping(ra_ws *ws, const void *data, size_t len) {
 int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason) {
   if (ws->closed || ws->closing) return -EALREADY;
   if (code && !ra_ws_close_code_valid(code)) return -EINVAL;
-  size_t rl = reason ? strlen(reason) : 0;
+  if (!reason) reason = "";
+  size_t rl = strlen(reason);
   if (rl > MAX_REASON || (rl && !code) || !ra_utf8_valid((const uint8_t *)reason, rl)) return -EINVAL;
   if (!ws->ops) return -ENOTCONN;
   ws->closing = true;

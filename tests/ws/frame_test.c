@@ -250,8 +250,8 @@ static void rules(void **st) {
 
 static void close_codes(void **st) {
   (void)st;
-  static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999};
-  static const unsigned bad[] = {0, 1, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 2000, 2999, 5000, 65535};
+  static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999};
+  static const unsigned bad[] = {0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) assert_true(ra_ws_close_code_valid(ok[i]));
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(ra_ws_close_code_valid(bad[i]));
 }

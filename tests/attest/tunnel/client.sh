@@ -15,8 +15,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-printf "leak:ra_ws_route_ex\n" >"$tmp/lsan.supp" # ws routes live as long as the process (ws/ws.h)
-export LSAN_OPTIONS="suppressions=$tmp/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 sim="$tmp/sim"
 fails=0
 

@@ -19,10 +19,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-# The ws layer keeps each WebSocket route's bookkeeping for the life of the
-# process (ws/ws.h: the router has no hook to free it): not ours to report.
-printf "leak:ra_ws_route_ex\n" >"$tmp/lsan.supp"
-export LSAN_OPTIONS="suppressions=$tmp/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 "$RA_BIN/tunnel-test-server" --sim "$tmp/sim" "$@" >"$tmp/out" 2>"$tmp/err" &
 server_pid=$!
 port=

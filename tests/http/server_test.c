@@ -1,0 +1,217 @@
+/* tests/http/server_test.c: the server over real loopback sockets: a
+ * request, the connection cap (accept pauses and resumes), the protocol
+ * upgrade hand-over (101, then the raw stream with the bytes read past the
+ * request), graceful shutdown (listener closed, done called). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/loop.h"
+#include "core/stream.h"
+#include "http/router.h"
+#include "http/server.h"
+
+static void h_hello(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "world"); }
+
+/* ---- upgrade: echo the rest, then "bye" and close --------------------------- */
+
+static char up_rest[64];
+static size_t up_rest_len;
+
+static size_t up_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
+  ra_stream_write(s, d, n); /* raw echo */
+  return n;
+}
+static void up_close(ra_stream *s, int err, void *ud) {}
+static const ra_stream_cbs up_cbs = {.on_read = up_read, .on_close = up_close};
+
+static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t n, void *ud) {
+  memcpy(up_rest, rest, n < sizeof up_rest ? n : sizeof up_rest);
+  up_rest_len = n;
+  ra_stream_set_userdata(s, &up_cbs, NULL);
+  ra_stream_write(s, "raw:", 4);
+  ra_stream_write(s, rest, n);
+}
+
+static void h_upgrade(ra_req *req, ra_res *res, void *ud) {
+  ra_res_add_header(res, "Upgrade", "x-test");
+  ra_res_add_header(res, "Connection", "Upgrade");
+  int rc = ra_res_upgrade(res, on_upgraded, NULL);
+  if (rc) ra_res_send_text(res, 500, "upgrade failed");
+}
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+typedef struct fx {
+  ra_loop *loop;
+  ra_router *router;
+  ra_http_server *srv;
+  uint16_t port;
+} fx;
+
+static void fx_open(fx *f, size_t max_conns) {
+  f->loop = ra_loop_new();
+  f->router = ra_router_new();
+  ra_route(f->router, "GET", "/hello", h_hello, NULL);
+  ra_route(f->router, "GET", "/up", h_upgrade, NULL);
+  ra_http_server_opts o = {0};
+  o.limits.max_connections = max_conns;
+  f->srv = ra_http_server_new(f->loop, f->router, &o);
+  assert_non_null(f->srv);
+  assert_int_equal(ra_http_server_listen(f->srv, "127.0.0.1:0", NULL), 0);
+  f->port = ra_http_server_port(f->srv);
+  assert_true(f->port != 0);
+}
+
+static void fx_close(fx *f) {
+  ra_http_server_free(f->srv);
+  ra_router_free(f->router);
+  for (int i = 0; i < 5; i++) ra_loop_run_once(f->loop, 0);
+  ra_loop_free(f->loop);
+}
+
+static int client(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  if (rc < 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void turns(fx *f, int n) {
+  for (int i = 0; i < n; i++) ra_loop_run_once(f->loop, 2);
+}
+
+/* Runs the loop until fd has `want` in what it read (or ~2 s). */
+static size_t read_until(fx *f, int fd, char *buf, size_t cap, const char *want) {
+  size_t len = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < 1000 && !strstr(buf, want); i++) {
+    ra_loop_run_once(f->loop, 2);
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n > 0) {
+      len += (size_t)n;
+      buf[len] = '\0';
+    }
+  }
+  return len;
+}
+
+static void send_all(int fd, const char *s) {
+  size_t n = strlen(s);
+  assert_int_equal(write(fd, s, n), (ssize_t)n);
+}
+
+/* ---------------------------------------------------------------------------- */
+
+static void test_request_and_cap(void **state) {
+  fx f;
+  fx_open(&f, 2);
+  int a = client(f.port), b = client(f.port);
+  turns(&f, 5);
+  char buf[2048];
+  send_all(a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  read_until(&f, a, buf, sizeof buf, "world");
+  assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+  /* a third connection waits in the backlog: the cap is 2 */
+  int c = client(f.port);
+  send_all(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  turns(&f, 20);
+  char tmp[256];
+  assert_true(read(c, tmp, sizeof tmp) < 0 && errno == EAGAIN);
+  /* one leaves: the third is accepted and served */
+  close(b);
+  read_until(&f, c, buf, sizeof buf, "world");
+  assert_non_null(strstr(buf, "HTTP/1.1 200 OK"));
+  close(a);
+  close(c);
+  fx_close(&f);
+}
+
+static void test_upgrade(void **state) {
+  fx f;
+  fx_open(&f, 0);
+  int fd = client(f.port);
+  turns(&f, 3);
+  /* the request and raw bytes after it in one write */
+  send_all(fd, "GET /hello HTTP/1.1\r\n\r\n"
+               "GET /up HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nEXTRA");
+  char buf[4096];
+  read_until(&f, fd, buf, sizeof buf, "raw:EXTRA");
+  const char *ok = strstr(buf, "HTTP/1.1 200 OK"), *sw = strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n");
+  assert_non_null(ok);
+  assert_non_null(sw);
+  assert_true(ok < sw);
+  assert_non_null(strstr(sw, "Upgrade: x-test\r\n"));
+  assert_non_null(strstr(sw, "\r\n\r\nraw:EXTRA"));
+  assert_int_equal(up_rest_len, 5);
+  /* from now on the stream is ours, not HTTP's */
+  send_all(fd, "GET /hello HTTP/1.1\r\n\r\n");
+  read_until(&f, fd, buf, sizeof buf, "GET /hello HTTP/1.1\r\n\r\n");
+  assert_string_equal(buf, "GET /hello HTTP/1.1\r\n\r\n");
+  close(fd);
+  turns(&f, 5);
+  fx_close(&f);
+}
+
+static int done_calls;
+static void on_done(ra_http_server *srv, void *ud) { done_calls++; }
+
+static void test_shutdown(void **state) {
+  fx f;
+  fx_open(&f, 0);
+  int idle = client(f.port);
+  turns(&f, 5);
+  send_all(idle, "GET /hello HTTP/1.1\r\n\r\n");
+  char buf[2048];
+  read_until(&f, idle, buf, sizeof buf, "world");
+  done_calls = 0;
+  ra_http_server_shutdown(f.srv, 2000, on_done, NULL);
+  /* the idle keep-alive connection is closed at once (we see EOF) */
+  ssize_t n = -1;
+  for (int i = 0; i < 500; i++) {
+    n = read(idle, buf, sizeof buf);
+    if (n >= 0) break;
+    ra_loop_run_once(f.loop, 2);
+  }
+  assert_int_equal(n, 0);
+  /* once we close too, the server's lingering close ends: done */
+  close(idle);
+  for (int i = 0; i < 500 && !done_calls; i++) ra_loop_run_once(f.loop, 2);
+  assert_int_equal(done_calls, 1);
+  /* the listener is gone */
+  int late = client(f.port);
+  if (late >= 0) {
+    for (int i = 0; i < 50; i++) ra_loop_run_once(f.loop, 2);
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(late, SOL_SOCKET, SO_ERROR, &err, &el);
+    assert_int_equal(err, ECONNREFUSED);
+    close(late);
+  }
+  fx_close(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_request_and_cap),
+      cmocka_unit_test(test_upgrade),
+      cmocka_unit_test(test_shutdown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
