@@ -45,19 +45,19 @@
 /* What server_kx carries for one key. All buffers are malloc'd and owned by
  * the struct: release them with ra_quote_evidence_clear(). */
 typedef struct ra_quote_evidence {
-    uint8_t *quote;
-    size_t quote_len;
-    /* runtime_data: NULL means CBOR null */
-    uint8_t *runtime_data;
-    size_t runtime_data_len;
-    /* verifier_data {val, iat, signature}: has_verifier_data false means
+  uint8_t *quote;
+  size_t quote_len;
+  /* runtime_data: NULL means CBOR null */
+  uint8_t *runtime_data;
+  size_t runtime_data_len;
+  /* verifier_data {val, iat, signature}: has_verifier_data false means
      * CBOR null. When present, val, iat and signature are non-NULL;
      * signature_len may be 0 (sim, tsm: nothing can sign for ITA). */
-    bool has_verifier_data;
-    uint8_t *val, *iat, *signature;
-    size_t val_len, iat_len, signature_len;
-    /* the quote's report_data commits to the X25519 key given */
-    bool binds_key;
+  bool has_verifier_data;
+  uint8_t *val, *iat, *signature;
+  size_t val_len, iat_len, signature_len;
+  /* the quote's report_data commits to the X25519 key given */
+  bool binds_key;
 } ra_quote_evidence;
 
 void ra_quote_evidence_clear(ra_quote_evidence *ev);
@@ -68,15 +68,16 @@ typedef struct ra_quote_provider ra_quote_provider;
  * given key or returns a negative errno and writes a message to err
  * (errlen >= 1). free_self() releases self (may be NULL). */
 typedef struct ra_quote_provider_ops {
-    const char *name; /* static: "file", "sim", "tsm", ... */
-    int (*get)(void *self, const uint8_t x25519_pub[32], ra_quote_evidence *ev, char *err, size_t errlen);
-    void (*free_self)(void *self);
+  const char *name; /* static: "file", "sim", "tsm", ... */
+  int (*get)(void *self, const uint8_t x25519_pub[32], ra_quote_evidence *ev, char *err,
+             size_t errlen);
+  void (*free_self)(void *self);
 } ra_quote_provider_ops;
 
 /* Wraps an implementation. ops must outlive the provider; self is owned by
  * the provider from here on (freed by ops->free_self, also on failure). */
-int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key, bool simulated,
-                          ra_quote_provider **out);
+int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key,
+                          bool simulated, ra_quote_provider **out);
 
 /* file: reads path now (at most 1 MiB), decoding binary, hex or base64.
  * Errors: -errno from open/read, -EINVAL (undecodable or empty), -ENOMEM.
@@ -102,13 +103,14 @@ bool ra_tsm_available(const char *root);
  * TEE in sim_dir (NULL: ra_sim_default_dir()) otherwise. *warning (may be NULL) is set to a static
  * message the caller must log loudly when the sim was chosen, NULL
  * otherwise. */
-int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning, char *err,
-                           size_t errlen);
+int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning,
+                           char *err, size_t errlen);
 
 /* Produces evidence for x25519_pub. *ev is overwritten (not cleared
  * first); on failure it is left empty and ra_quote_provider_error() says
  * why. Returns 0 or a negative errno. */
-int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32], ra_quote_evidence *ev);
+int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
+                          ra_quote_evidence *ev);
 
 const char *ra_quote_provider_name(const ra_quote_provider *p);
 /* Whether the evidence binds the key (false for file: tell clients/logs). */

@@ -46,9 +46,9 @@ typedef struct ra_sim ra_sim;
 /* What the simulated TD reports. Integers are host order here; the quote
  * stores them little-endian. */
 typedef struct ra_sim_td {
-    uint8_t mrtd[48], rtmr[4][48], mr_config_id[48], mr_owner[48], mr_owner_config[48];
-    uint64_t td_attributes, xfam;
-    uint8_t tee_tcb_svn[16];
+  uint8_t mrtd[48], rtmr[4][48], mr_config_id[48], mr_owner[48], mr_owner_config[48];
+  uint64_t td_attributes, xfam;
+  uint8_t tee_tcb_svn[16];
 } ra_sim_td;
 
 /* Default TD: fixed, recognisable, non-zero measurements, not debug:
@@ -72,8 +72,8 @@ int ra_sim_open(const char *dir, ra_sim **out);
 /* Emits a TDX v4 quote for report_data (64 bytes) with the given TD
  * (NULL: ra_sim_td_default()). *quote is malloc'd, the caller frees it.
  * Returns 0, -EINVAL, -ENOMEM, -EIO. */
-int ra_sim_quote(ra_sim *sim, const ra_sim_td *td, const uint8_t report_data[64],
-                 uint8_t **quote, size_t *len);
+int ra_sim_quote(ra_sim *sim, const ra_sim_td *td, const uint8_t report_data[64], uint8_t **quote,
+                 size_t *len);
 
 /* Path of the root certificate (PEM), to pin in a verifier. Valid until
  * ra_sim_free(). */

@@ -21,726 +21,809 @@
 #include "attest/verify.h"
 
 #define EXIT_INVALID 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
-static void usage(FILE *f)
-{
-    fputs("usage:\n"
-          "  ra-quote show FILE [--json]\n"
-          "  ra-quote verify FILE [--root PEM]... [--pck-chain PEM] [--crl FILE]... [--at ISO-8601]\n"
-          "           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--mr-config-id HEX]\n"
-          "           [--mr-owner HEX] [--mr-owner-config HEX] [--xfam HEX] [--td-attributes HEX]\n"
-          "           [--mr-enclave HEX] [--mr-signer HEX] [--isv-prod-id N] [--min-isv-svn N]\n"
-          "           [--x25519 HEX [--binding-val HEX] [--binding-iat HEX]] [--allow-debug] [--json]\n"
-          "  ra-quote sim --dir DIR --report-data HEX --out FILE [--debug]\n"
-          "  ra-quote bench FILE [-n N] [verify options]\n"
-          "FILE may be binary, hex or base64; '-' reads stdin. --root replaces the default\n"
-          "pinned Intel SGX Root CA. Without measurement, binding options the verdict covers\n"
-          "the signature chain only (and says so).\n"
-          "exit: 0 valid, 1 invalid, 2 usage error or unreadable input\n",
-          f);
+static void usage(FILE *f) {
+  fputs(
+      "usage:\n"
+      "  ra-quote show FILE [--json]\n"
+      "  ra-quote verify FILE [--root PEM]... [--pck-chain PEM] [--crl FILE]... [--at ISO-8601]\n"
+      "           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--mr-config-id HEX]\n"
+      "           [--mr-owner HEX] [--mr-owner-config HEX] [--xfam HEX] [--td-attributes HEX]\n"
+      "           [--mr-enclave HEX] [--mr-signer HEX] [--isv-prod-id N] [--min-isv-svn N]\n"
+      "           [--x25519 HEX [--binding-val HEX] [--binding-iat HEX]] [--allow-debug] [--json]\n"
+      "  ra-quote sim --dir DIR --report-data HEX --out FILE [--debug]\n"
+      "  ra-quote bench FILE [-n N] [verify options]\n"
+      "FILE may be binary, hex or base64; '-' reads stdin. --root replaces the default\n"
+      "pinned Intel SGX Root CA. Without measurement, binding options the verdict covers\n"
+      "the signature chain only (and says so).\n"
+      "exit: 0 valid, 1 invalid, 2 usage error or unreadable input\n",
+      f);
 }
 
-static int slurp(const char *path, uint8_t **buf, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    uint8_t *p = NULL;
-    size_t n = 0, cap = 0;
-    if (!f) return -errno;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 8192;
-            uint8_t *np = nc <= (64u << 20) ? realloc(p, nc) : NULL;
-            if (!np) {
-                free(p);
-                if (f != stdin) fclose(f);
-                return -EFBIG;
-            }
-            p = np;
-            cap = nc;
-        }
-        size_t r = fread(p + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (bad) {
+static int slurp(const char *path, uint8_t **buf, size_t *len) {
+  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+  uint8_t *p = NULL;
+  size_t n = 0, cap = 0;
+  if (!f) return -errno;
+  for (;;) {
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 8192;
+      uint8_t *np = nc <= (64u << 20) ? realloc(p, nc) : NULL;
+      if (!np) {
         free(p);
-        return -EIO;
+        if (f != stdin) fclose(f);
+        return -EFBIG;
+      }
+      p = np;
+      cap = nc;
     }
-    *buf = p;
-    *len = n;
-    return 0;
+    size_t r = fread(p + n, 1, cap - n, f);
+    n += r;
+    if (r == 0) break;
+  }
+  int bad = ferror(f);
+  if (f != stdin) fclose(f);
+  if (bad) {
+    free(p);
+    return -EIO;
+  }
+  *buf = p;
+  *len = n;
+  return 0;
 }
 
 /* Reads FILE and decodes hex/base64 when it is text. */
-static int load_quote(const char *path, uint8_t **q, size_t *qlen)
-{
-    uint8_t *raw;
-    size_t n;
-    int rc = slurp(path, &raw, &n);
-    if (rc) {
-        fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-        return rc;
-    }
-    rc = ra_decode_auto(raw, n, q, qlen, NULL);
-    free(raw);
-    if (rc) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
+static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
+  uint8_t *raw;
+  size_t n;
+  int rc = slurp(path, &raw, &n);
+  if (rc) {
+    fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
     return rc;
+  }
+  rc = ra_decode_auto(raw, n, q, qlen, NULL);
+  free(raw);
+  if (rc) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
+  return rc;
 }
 
 /* ---- output ---- */
 
 typedef struct outp {
-    bool json;
-    bool first;       /* first member of the current JSON object */
-    int depth;
+  bool json;
+  bool first; /* first member of the current JSON object */
+  int depth;
 } outp;
 
-static void o_key(outp *o, const char *k)
-{
-    if (o->json) {
-        printf("%s\"%s\":", o->first ? "" : ",", k);
-        o->first = false;
-    } else {
-        printf("%*s%-20s ", o->depth * 2, "", k);
-    }
-}
-
-static void o_hex(outp *o, const char *k, const uint8_t *p, size_t n)
-{
-    char buf[2 * 1024 + 1];
-    if (!p) return;
-    if (n > 1024) n = 1024;
-    ra_hex_encode(p, n, buf);
-    o_key(o, k);
-    printf(o->json ? "\"%s\"" : "%s\n", buf);
-}
-
-static void o_uint(outp *o, const char *k, unsigned long v)
-{
-    o_key(o, k);
-    printf(o->json ? "%lu" : "%lu\n", v);
-}
-
-static void o_str(outp *o, const char *k, const char *s)
-{
-    o_key(o, k);
-    if (!o->json) {
-        printf("%s\n", s);
-        return;
-    }
-    putchar('"');
-    for (const char *c = s; *c; c++) {
-        if (*c == '"' || *c == '\\') printf("\\%c", *c);
-        else if ((unsigned char)*c < 0x20) printf("\\u%04x", *c);
-        else putchar(*c);
-    }
-    putchar('"');
-}
-
-static void o_bool(outp *o, const char *k, bool b)
-{
-    o_key(o, k);
-    printf(o->json ? "%s" : "%s\n", b ? "true" : "false");
-}
-
-static void o_open(outp *o, const char *k)
-{
-    if (k) o_key(o, k);
-    if (o->json) putchar('{');
-    else if (k) putchar('\n');
-    o->first = true;
-    o->depth++;
-}
-
-static void o_close(outp *o)
-{
-    if (o->json) putchar('}');
+static void o_key(outp *o, const char *k) {
+  if (o->json) {
+    printf("%s\"%s\":", o->first ? "" : ",", k);
     o->first = false;
-    o->depth--;
+  } else {
+    printf("%*s%-20s ", o->depth * 2, "", k);
+  }
 }
 
-static void o_time(outp *o, const char *k, time_t t)
-{
-    char b[32];
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    o_str(o, k, b);
+static void o_hex(outp *o, const char *k, const uint8_t *p, size_t n) {
+  char buf[2 * 1024 + 1];
+  if (!p) return;
+  if (n > 1024) n = 1024;
+  ra_hex_encode(p, n, buf);
+  o_key(o, k);
+  printf(o->json ? "\"%s\"" : "%s\n", buf);
 }
 
-static void show_sgx_report(outp *o, const char *k, const ra_sgx_report *r)
-{
-    o_open(o, k);
-    o_hex(o, "cpu_svn", r->cpu_svn, 16);
-    o_uint(o, "misc_select", r->misc_select);
-    o_hex(o, "isv_ext_prod_id", r->isv_ext_prod_id, 16);
-    o_hex(o, "attributes", r->attributes, 16);
-    o_hex(o, "mr_enclave", r->mr_enclave, 32);
-    o_hex(o, "mr_signer", r->mr_signer, 32);
-    o_hex(o, "config_id", r->config_id, 64);
-    o_uint(o, "isv_prod_id", r->isv_prod_id);
-    o_uint(o, "isv_svn", r->isv_svn);
-    o_uint(o, "config_svn", r->config_svn);
-    o_hex(o, "isv_family_id", r->isv_family_id, 16);
-    o_hex(o, "report_data", r->report_data, 64);
+static void o_uint(outp *o, const char *k, unsigned long v) {
+  o_key(o, k);
+  printf(o->json ? "%lu" : "%lu\n", v);
+}
+
+static void o_str(outp *o, const char *k, const char *s) {
+  o_key(o, k);
+  if (!o->json) {
+    printf("%s\n", s);
+    return;
+  }
+  putchar('"');
+  for (const char *c = s; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      printf("\\%c", *c);
+    else if ((unsigned char)*c < 0x20)
+      printf("\\u%04x", *c);
+    else
+      putchar(*c);
+  }
+  putchar('"');
+}
+
+static void o_bool(outp *o, const char *k, bool b) {
+  o_key(o, k);
+  printf(o->json ? "%s" : "%s\n", b ? "true" : "false");
+}
+
+static void o_open(outp *o, const char *k) {
+  if (k) o_key(o, k);
+  if (o->json)
+    putchar('{');
+  else if (k)
+    putchar('\n');
+  o->first = true;
+  o->depth++;
+}
+
+static void o_close(outp *o) {
+  if (o->json) putchar('}');
+  o->first = false;
+  o->depth--;
+}
+
+static void o_time(outp *o, const char *k, time_t t) {
+  char b[32];
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  o_str(o, k, b);
+}
+
+static void show_sgx_report(outp *o, const char *k, const ra_sgx_report *r) {
+  o_open(o, k);
+  o_hex(o, "cpu_svn", r->cpu_svn, 16);
+  o_uint(o, "misc_select", r->misc_select);
+  o_hex(o, "isv_ext_prod_id", r->isv_ext_prod_id, 16);
+  o_hex(o, "attributes", r->attributes, 16);
+  o_hex(o, "mr_enclave", r->mr_enclave, 32);
+  o_hex(o, "mr_signer", r->mr_signer, 32);
+  o_hex(o, "config_id", r->config_id, 64);
+  o_uint(o, "isv_prod_id", r->isv_prod_id);
+  o_uint(o, "isv_svn", r->isv_svn);
+  o_uint(o, "config_svn", r->config_svn);
+  o_hex(o, "isv_family_id", r->isv_family_id, 16);
+  o_hex(o, "report_data", r->report_data, 64);
+  o_close(o);
+}
+
+static void show_quote(outp *o, const ra_quote *q) {
+  o_open(o, "header");
+  o_uint(o, "version", q->version);
+  o_uint(o, "att_key_type", q->att_key_type);
+  o_str(o, "tee_type", q->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
+  o_uint(o, "qe_svn", q->qe_svn);
+  o_uint(o, "pce_svn", q->pce_svn);
+  o_hex(o, "qe_vendor_id", q->qe_vendor_id, 16);
+  o_hex(o, "user_data", q->user_data, 20);
+  o_close(o);
+  o_uint(o, "body_type", q->body_type);
+  o_bool(o, "debug", ra_quote_is_debug(q));
+  if (q->body_type == RA_BODY_SGX) {
+    show_sgx_report(o, "enclave_report", &q->enclave);
+  } else {
+    const ra_td_report *t = &q->td;
+    char k[8];
+    o_open(o, "td_report");
+    o_hex(o, "tee_tcb_svn", t->tee_tcb_svn, 16);
+    o_hex(o, "mr_seam", t->mr_seam, 48);
+    o_hex(o, "mr_signer_seam", t->mr_signer_seam, 48);
+    o_hex(o, "seam_attributes", t->seam_attributes, 8);
+    o_hex(o, "td_attributes", t->td_attributes, 8);
+    o_hex(o, "xfam", t->xfam, 8);
+    o_hex(o, "mrtd", t->mrtd, 48);
+    o_hex(o, "mr_config_id", t->mr_config_id, 48);
+    o_hex(o, "mr_owner", t->mr_owner, 48);
+    o_hex(o, "mr_owner_config", t->mr_owner_config, 48);
+    for (int i = 0; i < 4; i++) {
+      snprintf(k, sizeof k, "rtmr%d", i);
+      o_hex(o, k, t->rtmr[i], 48);
+    }
+    o_hex(o, "report_data", t->report_data, 64);
+    o_hex(o, "tee_tcb_svn2", t->tee_tcb_svn2, 16);
+    o_hex(o, "mr_servicetd", t->mr_servicetd, 48);
     o_close(o);
+  }
+  o_open(o, "signature_data");
+  o_uint(o, "length", q->sig_data.len);
+  o_hex(o, "quote_signature", q->signature, 64);
+  o_hex(o, "attestation_key", q->att_key, 64);
+  o_uint(o, "cert_data_type", q->outer_cert_type);
+  show_sgx_report(o, "qe_report", &q->qe_report);
+  o_hex(o, "qe_report_signature", q->qe_report_sig, 64);
+  o_hex(o, "qe_auth_data", q->qe_auth_data.p, q->qe_auth_data.len);
+  o_uint(o, "pck_cert_data_type", q->cert_type);
+  o_uint(o, "pck_cert_data_length", q->cert_data.len);
+  o_close(o);
+  o_uint(o, "quote_length", q->quote_len);
+  o_uint(o, "trailing_bytes", q->trailing);
 }
 
-static void show_quote(outp *o, const ra_quote *q)
-{
-    o_open(o, "header");
-    o_uint(o, "version", q->version);
-    o_uint(o, "att_key_type", q->att_key_type);
-    o_str(o, "tee_type", q->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
-    o_uint(o, "qe_svn", q->qe_svn);
-    o_uint(o, "pce_svn", q->pce_svn);
-    o_hex(o, "qe_vendor_id", q->qe_vendor_id, 16);
-    o_hex(o, "user_data", q->user_data, 20);
-    o_close(o);
-    o_uint(o, "body_type", q->body_type);
-    o_bool(o, "debug", ra_quote_is_debug(q));
-    if (q->body_type == RA_BODY_SGX) {
-        show_sgx_report(o, "enclave_report", &q->enclave);
-    } else {
-        const ra_td_report *t = &q->td;
-        char k[8];
-        o_open(o, "td_report");
-        o_hex(o, "tee_tcb_svn", t->tee_tcb_svn, 16);
-        o_hex(o, "mr_seam", t->mr_seam, 48);
-        o_hex(o, "mr_signer_seam", t->mr_signer_seam, 48);
-        o_hex(o, "seam_attributes", t->seam_attributes, 8);
-        o_hex(o, "td_attributes", t->td_attributes, 8);
-        o_hex(o, "xfam", t->xfam, 8);
-        o_hex(o, "mrtd", t->mrtd, 48);
-        o_hex(o, "mr_config_id", t->mr_config_id, 48);
-        o_hex(o, "mr_owner", t->mr_owner, 48);
-        o_hex(o, "mr_owner_config", t->mr_owner_config, 48);
-        for (int i = 0; i < 4; i++) {
-            snprintf(k, sizeof k, "rtmr%d", i);
-            o_hex(o, k, t->rtmr[i], 48);
-        }
-        o_hex(o, "report_data", t->report_data, 64);
-        o_hex(o, "tee_tcb_svn2", t->tee_tcb_svn2, 16);
-        o_hex(o, "mr_servicetd", t->mr_servicetd, 48);
-        o_close(o);
+static int cmd_show(int argc, char **argv) {
+  bool json = false;
+  const char *file = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = true;
+    else if (!file && (argv[i][0] != '-' || !strcmp(argv[i], "-")))
+      file = argv[i];
+    else {
+      usage(stderr);
+      return EXIT_USAGE;
     }
-    o_open(o, "signature_data");
-    o_uint(o, "length", q->sig_data.len);
-    o_hex(o, "quote_signature", q->signature, 64);
-    o_hex(o, "attestation_key", q->att_key, 64);
-    o_uint(o, "cert_data_type", q->outer_cert_type);
-    show_sgx_report(o, "qe_report", &q->qe_report);
-    o_hex(o, "qe_report_signature", q->qe_report_sig, 64);
-    o_hex(o, "qe_auth_data", q->qe_auth_data.p, q->qe_auth_data.len);
-    o_uint(o, "pck_cert_data_type", q->cert_type);
-    o_uint(o, "pck_cert_data_length", q->cert_data.len);
-    o_close(o);
-    o_uint(o, "quote_length", q->quote_len);
-    o_uint(o, "trailing_bytes", q->trailing);
-}
-
-static int cmd_show(int argc, char **argv)
-{
-    bool json = false;
-    const char *file = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!file && (argv[i][0] != '-' || !strcmp(argv[i], "-"))) file = argv[i];
-        else {
-            usage(stderr);
-            return EXIT_USAGE;
-        }
-    }
-    if (!file) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    uint8_t *buf;
-    size_t len;
-    if (load_quote(file, &buf, &len)) return EXIT_USAGE;
-    ra_quote q;
-    int rc = ra_quote_parse(buf, len, &q);
-    outp o = {.json = json};
-    if (rc) {
-        if (json) printf("{\"error\":\"%s\",\"message\":\"%s\"}\n", rc == RA_QUOTE_ETRUNC ? "RA_ERR_QUOTE_TRUNCATED" : rc == RA_QUOTE_EUNSUP ? "RA_ERR_QUOTE_UNSUPPORTED" : "RA_ERR_QUOTE_MALFORMED", ra_quote_strerror(rc));
-        else fprintf(stderr, "ra-quote: %s: %s\n", file, ra_quote_strerror(rc));
-        free(buf);
-        return EXIT_INVALID;
-    }
-    o_open(&o, NULL);
-    show_quote(&o, &q);
-    o_close(&o);
-    if (json) putchar('\n');
+  }
+  if (!file) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  uint8_t *buf;
+  size_t len;
+  if (load_quote(file, &buf, &len)) return EXIT_USAGE;
+  ra_quote q;
+  int rc = ra_quote_parse(buf, len, &q);
+  outp o = {.json = json};
+  if (rc) {
+    if (json)
+      printf("{\"error\":\"%s\",\"message\":\"%s\"}\n",
+             rc == RA_QUOTE_ETRUNC   ? "RA_ERR_QUOTE_TRUNCATED"
+             : rc == RA_QUOTE_EUNSUP ? "RA_ERR_QUOTE_UNSUPPORTED"
+                                     : "RA_ERR_QUOTE_MALFORMED",
+             ra_quote_strerror(rc));
+    else
+      fprintf(stderr, "ra-quote: %s: %s\n", file, ra_quote_strerror(rc));
     free(buf);
-    return 0;
+    return EXIT_INVALID;
+  }
+  o_open(&o, NULL);
+  show_quote(&o, &q);
+  o_close(&o);
+  if (json) putchar('\n');
+  free(buf);
+  return 0;
 }
 
 /* ---- verify ---- */
 
-static int parse_time(const char *s, time_t *t)
-{
-    struct tm tm;
-    const char *fmts[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"};
-    if (s[0] == '@') {
-        char *e;
-        long long v = strtoll(s + 1, &e, 10);
-        if (*e || v <= 0) return -1;
-        *t = (time_t)v;
-        return 0;
+static int parse_time(const char *s, time_t *t) {
+  struct tm tm;
+  const char *fmts[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"};
+  if (s[0] == '@') {
+    char *e;
+    long long v = strtoll(s + 1, &e, 10);
+    if (*e || v <= 0) return -1;
+    *t = (time_t)v;
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+    memset(&tm, 0, sizeof tm);
+    const char *e = strptime(s, fmts[i], &tm);
+    if (e && !*e) {
+      *t = timegm(&tm);
+      return 0;
     }
-    for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
-        memset(&tm, 0, sizeof tm);
-        const char *e = strptime(s, fmts[i], &tm);
-        if (e && !*e) {
-            *t = timegm(&tm);
-            return 0;
-        }
-    }
-    return -1;
+  }
+  return -1;
 }
 
 typedef struct vargs {
-    const char *file;
-    const char *roots[16];
-    int n_roots;
-    const char *crls[16];
-    int n_crls;
-    const char *chain;
-    time_t at;
-    bool json, allow_debug;
-    ra_tdx_expect tdx;
-    ra_sgx_expect sgx;
-    uint8_t x25519[32];
-    bool has_x25519;
-    uint8_t bval[256], biat[256];
-    size_t bval_len, biat_len;
-    bool has_bval, has_biat;
-    long iterations;
+  const char *file;
+  const char *roots[16];
+  int n_roots;
+  const char *crls[16];
+  int n_crls;
+  const char *chain;
+  time_t at;
+  bool json, allow_debug;
+  ra_tdx_expect tdx;
+  ra_sgx_expect sgx;
+  uint8_t x25519[32];
+  bool has_x25519;
+  uint8_t bval[256], biat[256];
+  size_t bval_len, biat_len;
+  bool has_bval, has_biat;
+  long iterations;
 } vargs;
 
-static int hexarg(const char *name, const char *v, uint8_t *out, size_t n)
-{
-    if (ra_hex_decode_exact(v, strlen(v), out, n)) {
-        fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
-        return -1;
-    }
-    return 0;
+static int hexarg(const char *name, const char *v, uint8_t *out, size_t n) {
+  if (ra_hex_decode_exact(v, strlen(v), out, n)) {
+    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
+    return -1;
+  }
+  return 0;
 }
 
-static int hexarg_var(const char *name, const char *v, uint8_t *out, size_t max, size_t *len)
-{
-    size_t n = strlen(v);
-    if (n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2)) {
-        fprintf(stderr, "ra-quote: %s wants hex (at most %zu bytes)\n", name, max);
-        return -1;
-    }
-    *len = n / 2;
-    return 0;
+static int hexarg_var(const char *name, const char *v, uint8_t *out, size_t max, size_t *len) {
+  size_t n = strlen(v);
+  if (n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2)) {
+    fprintf(stderr, "ra-quote: %s wants hex (at most %zu bytes)\n", name, max);
+    return -1;
+  }
+  *len = n / 2;
+  return 0;
 }
 
 enum {
-    O_ROOT = 256, O_CHAIN, O_CRL, O_AT, O_MRTD, O_RTMR0, O_RTMR1, O_RTMR2, O_RTMR3, O_RD,
-    O_CFGID, O_OWNER, O_OWNERCFG, O_XFAM, O_TDATTR, O_MRENC, O_MRSIGN, O_PROD, O_SVN,
-    O_X25519, O_BVAL, O_BIAT, O_DEBUG, O_JSON,
+  O_ROOT = 256,
+  O_CHAIN,
+  O_CRL,
+  O_AT,
+  O_MRTD,
+  O_RTMR0,
+  O_RTMR1,
+  O_RTMR2,
+  O_RTMR3,
+  O_RD,
+  O_CFGID,
+  O_OWNER,
+  O_OWNERCFG,
+  O_XFAM,
+  O_TDATTR,
+  O_MRENC,
+  O_MRSIGN,
+  O_PROD,
+  O_SVN,
+  O_X25519,
+  O_BVAL,
+  O_BIAT,
+  O_DEBUG,
+  O_JSON,
 };
 
-static int parse_verify_args(int argc, char **argv, vargs *a, bool bench)
-{
-    static const struct option opts[] = {
-        {"root", 1, 0, O_ROOT}, {"pck-chain", 1, 0, O_CHAIN}, {"crl", 1, 0, O_CRL}, {"at", 1, 0, O_AT},
-        {"mrtd", 1, 0, O_MRTD}, {"rtmr0", 1, 0, O_RTMR0}, {"rtmr1", 1, 0, O_RTMR1},
-        {"rtmr2", 1, 0, O_RTMR2}, {"rtmr3", 1, 0, O_RTMR3}, {"report-data", 1, 0, O_RD},
-        {"mr-config-id", 1, 0, O_CFGID}, {"mr-owner", 1, 0, O_OWNER},
-        {"mr-owner-config", 1, 0, O_OWNERCFG}, {"xfam", 1, 0, O_XFAM},
-        {"td-attributes", 1, 0, O_TDATTR}, {"mr-enclave", 1, 0, O_MRENC},
-        {"mr-signer", 1, 0, O_MRSIGN}, {"isv-prod-id", 1, 0, O_PROD}, {"min-isv-svn", 1, 0, O_SVN},
-        {"x25519", 1, 0, O_X25519}, {"binding-val", 1, 0, O_BVAL}, {"binding-iat", 1, 0, O_BIAT},
-        {"allow-debug", 0, 0, O_DEBUG}, {"json", 0, 0, O_JSON}, {0, 0, 0, 0},
-    };
-    int c;
-    char *end;
-    long v;
-    optind = 1;
-    opterr = 0;
-    memset(a, 0, sizeof *a);
-    a->iterations = 1000;
-    while ((c = getopt_long(argc, argv, bench ? "n:" : "", opts, NULL)) != -1) {
-        int r = 0;
-        switch (c) {
-        case 'n':
-            a->iterations = strtol(optarg, &end, 10);
-            if (*end || a->iterations < 1 || a->iterations > 10000000) r = -1;
-            break;
-        case O_ROOT:
-            if (a->n_roots == 16) r = -1;
-            else a->roots[a->n_roots++] = optarg;
-            break;
-        case O_CRL:
-            if (a->n_crls == 16) r = -1;
-            else a->crls[a->n_crls++] = optarg;
-            break;
-        case O_CHAIN: a->chain = optarg; break;
-        case O_AT:
-            if (parse_time(optarg, &a->at)) {
-                fprintf(stderr, "ra-quote: --at wants YYYY-MM-DD[THH:MM:SS[Z]] or @unix\n");
-                r = -1;
-            }
-            break;
-        case O_MRTD: r = hexarg("--mrtd", optarg, a->tdx.mrtd, 48); a->tdx.has |= RA_TDX_MRTD; break;
-        case O_RTMR0: case O_RTMR1: case O_RTMR2: case O_RTMR3:
-            r = hexarg("--rtmrN", optarg, a->tdx.rtmr[c - O_RTMR0], 48);
-            a->tdx.has |= RA_TDX_RTMR0 << (c - O_RTMR0);
-            break;
-        case O_RD:
-            /* report_data applies to either kind of quote */
-            r = hexarg("--report-data", optarg, a->tdx.report_data, 64);
-            memcpy(a->sgx.report_data, a->tdx.report_data, 64);
-            a->tdx.has |= RA_TDX_REPORT_DATA;
-            a->sgx.has |= RA_SGX_REPORT_DATA;
-            break;
-        case O_CFGID: r = hexarg("--mr-config-id", optarg, a->tdx.mr_config_id, 48); a->tdx.has |= RA_TDX_MR_CONFIG_ID; break;
-        case O_OWNER: r = hexarg("--mr-owner", optarg, a->tdx.mr_owner, 48); a->tdx.has |= RA_TDX_MR_OWNER; break;
-        case O_OWNERCFG: r = hexarg("--mr-owner-config", optarg, a->tdx.mr_owner_config, 48); a->tdx.has |= RA_TDX_MR_OWNER_CONFIG; break;
-        case O_XFAM: r = hexarg("--xfam", optarg, a->tdx.xfam, 8); a->tdx.has |= RA_TDX_XFAM; break;
-        case O_TDATTR: r = hexarg("--td-attributes", optarg, a->tdx.td_attributes, 8); a->tdx.has |= RA_TDX_TD_ATTRIBUTES; break;
-        case O_MRENC: r = hexarg("--mr-enclave", optarg, a->sgx.mr_enclave, 32); a->sgx.has |= RA_SGX_MR_ENCLAVE; break;
-        case O_MRSIGN: r = hexarg("--mr-signer", optarg, a->sgx.mr_signer, 32); a->sgx.has |= RA_SGX_MR_SIGNER; break;
-        case O_PROD:
-            v = strtol(optarg, &end, 0);
-            if (*end || v < 0 || v > 0xffff) r = -1;
-            a->sgx.isv_prod_id = (uint16_t)v;
-            a->sgx.has |= RA_SGX_ISV_PROD_ID;
-            break;
-        case O_SVN:
-            v = strtol(optarg, &end, 0);
-            if (*end || v < 0 || v > 0xffff) r = -1;
-            a->sgx.min_isv_svn = (uint16_t)v;
-            a->sgx.has |= RA_SGX_MIN_ISV_SVN;
-            break;
-        case O_X25519: r = hexarg("--x25519", optarg, a->x25519, 32); a->has_x25519 = true; break;
-        case O_BVAL: r = hexarg_var("--binding-val", optarg, a->bval, sizeof a->bval, &a->bval_len); a->has_bval = true; break;
-        case O_BIAT: r = hexarg_var("--binding-iat", optarg, a->biat, sizeof a->biat, &a->biat_len); a->has_biat = true; break;
-        case O_DEBUG: a->allow_debug = true; break;
-        case O_JSON: a->json = true; break;
-        default: r = -1; break;
-        }
-        if (r) return -1;
+static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
+  static const struct option opts[] = {
+      {"root", 1, 0, O_ROOT},
+      {"pck-chain", 1, 0, O_CHAIN},
+      {"crl", 1, 0, O_CRL},
+      {"at", 1, 0, O_AT},
+      {"mrtd", 1, 0, O_MRTD},
+      {"rtmr0", 1, 0, O_RTMR0},
+      {"rtmr1", 1, 0, O_RTMR1},
+      {"rtmr2", 1, 0, O_RTMR2},
+      {"rtmr3", 1, 0, O_RTMR3},
+      {"report-data", 1, 0, O_RD},
+      {"mr-config-id", 1, 0, O_CFGID},
+      {"mr-owner", 1, 0, O_OWNER},
+      {"mr-owner-config", 1, 0, O_OWNERCFG},
+      {"xfam", 1, 0, O_XFAM},
+      {"td-attributes", 1, 0, O_TDATTR},
+      {"mr-enclave", 1, 0, O_MRENC},
+      {"mr-signer", 1, 0, O_MRSIGN},
+      {"isv-prod-id", 1, 0, O_PROD},
+      {"min-isv-svn", 1, 0, O_SVN},
+      {"x25519", 1, 0, O_X25519},
+      {"binding-val", 1, 0, O_BVAL},
+      {"binding-iat", 1, 0, O_BIAT},
+      {"allow-debug", 0, 0, O_DEBUG},
+      {"json", 0, 0, O_JSON},
+      {0, 0, 0, 0},
+  };
+  int c;
+  char *end;
+  long v;
+  optind = 1;
+  opterr = 0;
+  memset(a, 0, sizeof *a);
+  a->iterations = 1000;
+  while ((c = getopt_long(argc, argv, bench ? "n:" : "", opts, NULL)) != -1) {
+    int r = 0;
+    switch (c) {
+    case 'n':
+      a->iterations = strtol(optarg, &end, 10);
+      if (*end || a->iterations < 1 || a->iterations > 10000000) r = -1;
+      break;
+    case O_ROOT:
+      if (a->n_roots == 16)
+        r = -1;
+      else
+        a->roots[a->n_roots++] = optarg;
+      break;
+    case O_CRL:
+      if (a->n_crls == 16)
+        r = -1;
+      else
+        a->crls[a->n_crls++] = optarg;
+      break;
+    case O_CHAIN:
+      a->chain = optarg;
+      break;
+    case O_AT:
+      if (parse_time(optarg, &a->at)) {
+        fprintf(stderr, "ra-quote: --at wants YYYY-MM-DD[THH:MM:SS[Z]] or @unix\n");
+        r = -1;
+      }
+      break;
+    case O_MRTD:
+      r = hexarg("--mrtd", optarg, a->tdx.mrtd, 48);
+      a->tdx.has |= RA_TDX_MRTD;
+      break;
+    case O_RTMR0:
+    case O_RTMR1:
+    case O_RTMR2:
+    case O_RTMR3:
+      r = hexarg("--rtmrN", optarg, a->tdx.rtmr[c - O_RTMR0], 48);
+      a->tdx.has |= RA_TDX_RTMR0 << (c - O_RTMR0);
+      break;
+    case O_RD:
+      /* report_data applies to either kind of quote */
+      r = hexarg("--report-data", optarg, a->tdx.report_data, 64);
+      memcpy(a->sgx.report_data, a->tdx.report_data, 64);
+      a->tdx.has |= RA_TDX_REPORT_DATA;
+      a->sgx.has |= RA_SGX_REPORT_DATA;
+      break;
+    case O_CFGID:
+      r = hexarg("--mr-config-id", optarg, a->tdx.mr_config_id, 48);
+      a->tdx.has |= RA_TDX_MR_CONFIG_ID;
+      break;
+    case O_OWNER:
+      r = hexarg("--mr-owner", optarg, a->tdx.mr_owner, 48);
+      a->tdx.has |= RA_TDX_MR_OWNER;
+      break;
+    case O_OWNERCFG:
+      r = hexarg("--mr-owner-config", optarg, a->tdx.mr_owner_config, 48);
+      a->tdx.has |= RA_TDX_MR_OWNER_CONFIG;
+      break;
+    case O_XFAM:
+      r = hexarg("--xfam", optarg, a->tdx.xfam, 8);
+      a->tdx.has |= RA_TDX_XFAM;
+      break;
+    case O_TDATTR:
+      r = hexarg("--td-attributes", optarg, a->tdx.td_attributes, 8);
+      a->tdx.has |= RA_TDX_TD_ATTRIBUTES;
+      break;
+    case O_MRENC:
+      r = hexarg("--mr-enclave", optarg, a->sgx.mr_enclave, 32);
+      a->sgx.has |= RA_SGX_MR_ENCLAVE;
+      break;
+    case O_MRSIGN:
+      r = hexarg("--mr-signer", optarg, a->sgx.mr_signer, 32);
+      a->sgx.has |= RA_SGX_MR_SIGNER;
+      break;
+    case O_PROD:
+      v = strtol(optarg, &end, 0);
+      if (*end || v < 0 || v > 0xffff) r = -1;
+      a->sgx.isv_prod_id = (uint16_t)v;
+      a->sgx.has |= RA_SGX_ISV_PROD_ID;
+      break;
+    case O_SVN:
+      v = strtol(optarg, &end, 0);
+      if (*end || v < 0 || v > 0xffff) r = -1;
+      a->sgx.min_isv_svn = (uint16_t)v;
+      a->sgx.has |= RA_SGX_MIN_ISV_SVN;
+      break;
+    case O_X25519:
+      r = hexarg("--x25519", optarg, a->x25519, 32);
+      a->has_x25519 = true;
+      break;
+    case O_BVAL:
+      r = hexarg_var("--binding-val", optarg, a->bval, sizeof a->bval, &a->bval_len);
+      a->has_bval = true;
+      break;
+    case O_BIAT:
+      r = hexarg_var("--binding-iat", optarg, a->biat, sizeof a->biat, &a->biat_len);
+      a->has_biat = true;
+      break;
+    case O_DEBUG:
+      a->allow_debug = true;
+      break;
+    case O_JSON:
+      a->json = true;
+      break;
+    default:
+      r = -1;
+      break;
     }
-    if (optind != argc - 1) return -1;
-    a->file = argv[optind];
-    return 0;
+    if (r) return -1;
+  }
+  if (optind != argc - 1) return -1;
+  a->file = argv[optind];
+  return 0;
 }
 
 /* Builds the verifier, policy and options from the arguments. */
 typedef struct vctx {
-    ra_verifier *v;
-    ra_policy pol;
-    ra_verify_opts opts;
-    uint8_t *chain;
+  ra_verifier *v;
+  ra_policy pol;
+  ra_verify_opts opts;
+  uint8_t *chain;
 } vctx;
 
-static int setup(vargs *a, vctx *c)
-{
-    size_t n;
-    memset(c, 0, sizeof *c);
-    if (ra_verifier_new(a->n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &c->v)) return -1;
-    for (int i = 0; i < a->n_roots; i++)
-        if (ra_verifier_add_root_file(c->v, a->roots[i]) <= 0) {
-            fprintf(stderr, "ra-quote: %s: no certificate\n", a->roots[i]);
-            return -1;
-        }
-    for (int i = 0; i < a->n_crls; i++)
-        if (ra_verifier_add_crl_file(c->v, a->crls[i]) <= 0) {
-            fprintf(stderr, "ra-quote: %s: no CRL\n", a->crls[i]);
-            return -1;
-        }
-    if (a->chain) {
-        if (slurp(a->chain, &c->chain, &n)) {
-            fprintf(stderr, "ra-quote: %s: unreadable\n", a->chain);
-            return -1;
-        }
-        c->opts.pck_chain = c->chain;
-        c->opts.pck_chain_len = n;
+static int setup(vargs *a, vctx *c) {
+  size_t n;
+  memset(c, 0, sizeof *c);
+  if (ra_verifier_new(a->n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &c->v)) return -1;
+  for (int i = 0; i < a->n_roots; i++)
+    if (ra_verifier_add_root_file(c->v, a->roots[i]) <= 0) {
+      fprintf(stderr, "ra-quote: %s: no certificate\n", a->roots[i]);
+      return -1;
     }
-    c->opts.at = a->at;
-    /* --report-data is recorded for both kinds; it stays with the SGX set
+  for (int i = 0; i < a->n_crls; i++)
+    if (ra_verifier_add_crl_file(c->v, a->crls[i]) <= 0) {
+      fprintf(stderr, "ra-quote: %s: no CRL\n", a->crls[i]);
+      return -1;
+    }
+  if (a->chain) {
+    if (slurp(a->chain, &c->chain, &n)) {
+      fprintf(stderr, "ra-quote: %s: unreadable\n", a->chain);
+      return -1;
+    }
+    c->opts.pck_chain = c->chain;
+    c->opts.pck_chain_len = n;
+  }
+  c->opts.at = a->at;
+  /* --report-data is recorded for both kinds; it stays with the SGX set
      * only if no TDX-only option was given, and the reverse. */
-    if (a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA && !(a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA)) a->sgx.has = 0;
-    if (a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA && !(a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA)) a->tdx.has = 0;
-    if (a->tdx.has) {
-        c->pol.tdx = &a->tdx;
-        c->pol.n_tdx = 1;
-    }
-    if (a->sgx.has) {
-        c->pol.sgx = &a->sgx;
-        c->pol.n_sgx = 1;
-    }
-    if (a->has_x25519) {
-        c->pol.x25519_pub = a->x25519;
-        c->pol.binding_val = a->has_bval ? a->bval : NULL;
-        c->pol.binding_val_len = a->bval_len;
-        c->pol.binding_iat = a->has_biat ? a->biat : NULL;
-        c->pol.binding_iat_len = a->biat_len;
-    }
-    c->pol.allow_debug = a->allow_debug;
-    c->pol.signature_only = !a->tdx.has && !a->sgx.has && !a->has_x25519;
-    return 0;
+  if (a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA && !(a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA))
+    a->sgx.has = 0;
+  if (a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA && !(a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA))
+    a->tdx.has = 0;
+  if (a->tdx.has) {
+    c->pol.tdx = &a->tdx;
+    c->pol.n_tdx = 1;
+  }
+  if (a->sgx.has) {
+    c->pol.sgx = &a->sgx;
+    c->pol.n_sgx = 1;
+  }
+  if (a->has_x25519) {
+    c->pol.x25519_pub = a->x25519;
+    c->pol.binding_val = a->has_bval ? a->bval : NULL;
+    c->pol.binding_val_len = a->bval_len;
+    c->pol.binding_iat = a->has_biat ? a->biat : NULL;
+    c->pol.binding_iat_len = a->biat_len;
+  }
+  c->pol.allow_debug = a->allow_debug;
+  c->pol.signature_only = !a->tdx.has && !a->sgx.has && !a->has_x25519;
+  return 0;
 }
 
-static void teardown(vctx *c)
-{
-    ra_verifier_free(c->v);
-    free(c->chain);
+static void teardown(vctx *c) {
+  ra_verifier_free(c->v);
+  free(c->chain);
 }
 
-static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file)
-{
-    char hex[64];
-    o_open(o, NULL);
-    if (!o->json) printf("%s: %s\n", file, vd->err == RA_VERIFY_OK ? "VALID" : "INVALID");
-    o_bool(o, "valid", vd->err == RA_VERIFY_OK);
-    o_str(o, "error", ra_verify_err_name(vd->err));
-    o_uint(o, "error_code", vd->err);
-    o_str(o, "message", vd->msg);
-    if (vd->checks[RA_CHECK_PARSE] == RA_CHECK_PASS) {
-        o_str(o, "tee", vd->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
-        o_uint(o, "version", vd->version);
-        o_bool(o, "debug", vd->debug);
-    }
-    o_time(o, "verified_at", vd->at);
-    o_str(o, "policy", pol->signature_only ? "signature chain only (no measurements checked)" : "measurements/binding");
-    o_open(o, "checks");
-    for (int i = 0; i < RA_CHECK__COUNT; i++) o_str(o, ra_check_name(i), ra_check_status_name(vd->checks[i]));
+static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file) {
+  char hex[64];
+  o_open(o, NULL);
+  if (!o->json) printf("%s: %s\n", file, vd->err == RA_VERIFY_OK ? "VALID" : "INVALID");
+  o_bool(o, "valid", vd->err == RA_VERIFY_OK);
+  o_str(o, "error", ra_verify_err_name(vd->err));
+  o_uint(o, "error_code", vd->err);
+  o_str(o, "message", vd->msg);
+  if (vd->checks[RA_CHECK_PARSE] == RA_CHECK_PASS) {
+    o_str(o, "tee", vd->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
+    o_uint(o, "version", vd->version);
+    o_bool(o, "debug", vd->debug);
+  }
+  o_time(o, "verified_at", vd->at);
+  o_str(o, "policy",
+        pol->signature_only ? "signature chain only (no measurements checked)"
+                            : "measurements/binding");
+  o_open(o, "checks");
+  for (int i = 0; i < RA_CHECK__COUNT; i++)
+    o_str(o, ra_check_name(i), ra_check_status_name(vd->checks[i]));
+  o_close(o);
+  if (vd->chain_len) {
+    o_open(o, "chain");
+    o_uint(o, "length", (unsigned long)vd->chain_len);
+    o_str(o, "root", vd->root_subject);
+    o_hex(o, "root_sha256", vd->root_sha256, 32);
+    o_bool(o, "from_quote", vd->chain_from_quote);
+    o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
     o_close(o);
-    if (vd->chain_len) {
-        o_open(o, "chain");
-        o_uint(o, "length", (unsigned long)vd->chain_len);
-        o_str(o, "root", vd->root_subject);
-        o_hex(o, "root_sha256", vd->root_sha256, 32);
-        o_bool(o, "from_quote", vd->chain_from_quote);
-        o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
-        o_close(o);
-    }
-    if (vd->has_pck) {
-        o_open(o, "pck");
-        o_time(o, "not_before", vd->pck_not_before);
-        o_time(o, "not_after", vd->pck_not_after);
-        ra_hex_encode(vd->pck.fmspc, 6, hex);
-        o_str(o, "fmspc", hex);
-        ra_hex_encode(vd->pck.pceid, 2, hex);
-        o_str(o, "pce_id", hex);
-        o_uint(o, "pcesvn", vd->pck.pcesvn);
-        o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
-        o_hex(o, "tcb_components", vd->pck.tcb_comp_svn, 16);
-        o_hex(o, "ppid", vd->pck.ppid, 16);
-        o_uint(o, "sgx_type", (unsigned long)vd->pck.sgx_type);
-        if (vd->pck.has_platform_instance_id) o_hex(o, "platform_instance_id", vd->pck.platform_instance_id, 16);
-        o_close(o);
-    }
-    if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  }
+  if (vd->has_pck) {
+    o_open(o, "pck");
+    o_time(o, "not_before", vd->pck_not_before);
+    o_time(o, "not_after", vd->pck_not_after);
+    ra_hex_encode(vd->pck.fmspc, 6, hex);
+    o_str(o, "fmspc", hex);
+    ra_hex_encode(vd->pck.pceid, 2, hex);
+    o_str(o, "pce_id", hex);
+    o_uint(o, "pcesvn", vd->pck.pcesvn);
+    o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
+    o_hex(o, "tcb_components", vd->pck.tcb_comp_svn, 16);
+    o_hex(o, "ppid", vd->pck.ppid, 16);
+    o_uint(o, "sgx_type", (unsigned long)vd->pck.sgx_type);
+    if (vd->pck.has_platform_instance_id)
+      o_hex(o, "platform_instance_id", vd->pck.platform_instance_id, 16);
     o_close(o);
-    if (o->json) putchar('\n');
+  }
+  if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  o_close(o);
+  if (o->json) putchar('\n');
 }
 
-static int cmd_verify(int argc, char **argv)
-{
-    vargs a;
-    vctx c;
-    uint8_t *buf;
-    size_t len;
-    ra_verdict vd;
-    if (parse_verify_args(argc, argv, &a, false)) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (load_quote(a.file, &buf, &len)) return EXIT_USAGE;
-    if (setup(&a, &c)) {
-        teardown(&c);
-        free(buf);
-        return EXIT_USAGE;
-    }
-    int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-    outp o = {.json = a.json};
-    print_verdict(&o, &vd, &c.pol, a.file);
+static int cmd_verify(int argc, char **argv) {
+  vargs a;
+  vctx c;
+  uint8_t *buf;
+  size_t len;
+  ra_verdict vd;
+  if (parse_verify_args(argc, argv, &a, false)) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (load_quote(a.file, &buf, &len)) return EXIT_USAGE;
+  if (setup(&a, &c)) {
     teardown(&c);
     free(buf);
-    return rc == 0 ? 0 : EXIT_INVALID;
+    return EXIT_USAGE;
+  }
+  int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
+  outp o = {.json = a.json};
+  print_verdict(&o, &vd, &c.pol, a.file);
+  teardown(&c);
+  free(buf);
+  return rc == 0 ? 0 : EXIT_INVALID;
 }
 
 /* ---- sim ---- */
 
-static int cmd_sim(int argc, char **argv)
-{
-    const char *dir = NULL, *outf = NULL, *rd = NULL;
-    bool debug = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outf = argv[++i];
-        else if (!strcmp(argv[i], "--report-data") && i + 1 < argc) rd = argv[++i];
-        else if (!strcmp(argv[i], "--debug")) debug = true;
-        else {
-            usage(stderr);
-            return EXIT_USAGE;
-        }
+static int cmd_sim(int argc, char **argv) {
+  const char *dir = NULL, *outf = NULL, *rd = NULL;
+  bool debug = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+      dir = argv[++i];
+    else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+      outf = argv[++i];
+    else if (!strcmp(argv[i], "--report-data") && i + 1 < argc)
+      rd = argv[++i];
+    else if (!strcmp(argv[i], "--debug"))
+      debug = true;
+    else {
+      usage(stderr);
+      return EXIT_USAGE;
     }
-    uint8_t report_data[64];
-    if (!dir || !outf || !rd || hexarg("--report-data", rd, report_data, 64)) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    ra_sim *sim;
-    int rc = ra_sim_open(dir, &sim);
-    if (rc) {
-        fprintf(stderr, "ra-quote: sim %s: %s\n", dir, strerror(-rc));
-        return EXIT_USAGE;
-    }
-    ra_sim_td td;
-    ra_sim_td_default(&td);
-    if (debug) td.td_attributes |= 1;
-    uint8_t *q;
-    size_t qlen;
-    rc = ra_sim_quote(sim, &td, report_data, &q, &qlen);
-    if (rc) {
-        fprintf(stderr, "ra-quote: sim quote: %s\n", strerror(-rc));
-        ra_sim_free(sim);
-        return EXIT_USAGE;
-    }
-    FILE *f = fopen(outf, "wb");
-    bool ok = f && fwrite(q, 1, qlen, f) == qlen;
-    if (f && fclose(f)) ok = false;
-    free(q);
-    if (!ok) {
-        fprintf(stderr, "ra-quote: %s: cannot write\n", outf);
-        ra_sim_free(sim);
-        return EXIT_USAGE;
-    }
-    printf("simulated TDX quote (%zu bytes) written to %s\n"
-           "SIMULATED: proves nothing about this machine. Pin the root to verify it:\n"
-           "root: %s\n",
-           qlen, outf, ra_sim_root_pem_path(sim));
+  }
+  uint8_t report_data[64];
+  if (!dir || !outf || !rd || hexarg("--report-data", rd, report_data, 64)) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  ra_sim *sim;
+  int rc = ra_sim_open(dir, &sim);
+  if (rc) {
+    fprintf(stderr, "ra-quote: sim %s: %s\n", dir, strerror(-rc));
+    return EXIT_USAGE;
+  }
+  ra_sim_td td;
+  ra_sim_td_default(&td);
+  if (debug) td.td_attributes |= 1;
+  uint8_t *q;
+  size_t qlen;
+  rc = ra_sim_quote(sim, &td, report_data, &q, &qlen);
+  if (rc) {
+    fprintf(stderr, "ra-quote: sim quote: %s\n", strerror(-rc));
     ra_sim_free(sim);
-    return 0;
+    return EXIT_USAGE;
+  }
+  FILE *f = fopen(outf, "wb");
+  bool ok = f && fwrite(q, 1, qlen, f) == qlen;
+  if (f && fclose(f)) ok = false;
+  free(q);
+  if (!ok) {
+    fprintf(stderr, "ra-quote: %s: cannot write\n", outf);
+    ra_sim_free(sim);
+    return EXIT_USAGE;
+  }
+  printf("simulated TDX quote (%zu bytes) written to %s\n"
+         "SIMULATED: proves nothing about this machine. Pin the root to verify it:\n"
+         "root: %s\n",
+         qlen, outf, ra_sim_root_pem_path(sim));
+  ra_sim_free(sim);
+  return 0;
 }
 
 /* ---- bench ---- */
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
 }
 
-static void stats(const char *what, double *t, long n)
-{
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
-           t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
+static void stats(const char *what, double *t, long n) {
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
+  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
+         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
 }
 
-static int cmd_bench(int argc, char **argv)
-{
-    vargs a;
-    vctx c;
-    uint8_t *buf, *copy;
-    size_t len;
-    ra_verdict vd;
-    if (parse_verify_args(argc, argv, &a, true)) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (load_quote(a.file, &buf, &len)) return EXIT_USAGE;
-    double *t = calloc((size_t)a.iterations, sizeof *t);
-    copy = malloc(len);
-    memset(&c, 0, sizeof c);
-    if (!t || !copy || setup(&a, &c)) {
-        teardown(&c);
-        free(t);
-        free(copy);
-        free(buf);
-        return EXIT_USAGE;
-    }
-    /* the very first verification in the process (OpenSSL's lazy init included) */
-    double t0 = now_us();
-    int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-    printf("first verification in process: %.1f us (%s)\n", now_us() - t0, ra_verify_err_name(vd.err));
-    if (rc) {
-        printf("quote does not verify: %s\n", vd.msg);
-        teardown(&c);
-        free(t);
-        free(copy);
-        free(buf);
-        return EXIT_INVALID;
-    }
-    /* cold: each verification starts from fresh quote bytes (a new copy):
-     * parse, decode every certificate, chain, both signatures, policy; the
-     * verifier's pinned roots are reused, as a client would. */
-    ra_verifier *cold;
-    if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0), &cold)) {
-        teardown(&c);
-        free(t);
-        free(copy);
-        free(buf);
-        return EXIT_USAGE;
-    }
-    for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(cold, a.roots[k]);
-    for (long i = 0; i < a.iterations; i++) {
-        memcpy(copy, buf, len);
-        t0 = now_us();
-        rc |= ra_verify_quote(cold, copy, len, &c.opts, &c.pol, &vd);
-        t[i] = now_us() - t0;
-    }
-    ra_verifier_free(cold);
-    stats("cold (certificates decoded, roots pinned)", t, a.iterations);
-    /* and with a new verifier each time (root parsed anew) */
-    for (long i = 0; i < a.iterations; i++) {
-        ra_verifier *v2;
-        t0 = now_us();
-        if (ra_verifier_new(a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
-        for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(v2, a.roots[k]);
-        rc |= ra_verify_quote(v2, buf, len, &c.opts, &c.pol, &vd);
-        ra_verifier_free(v2);
-        t[i] = now_us() - t0;
-    }
-    stats("coldest (new verifier each time)", t, a.iterations);
-    /* warm: same verifier, its certificate cache holds this chain */
-    for (long i = 0; i < a.iterations; i++) {
-        memcpy(copy, buf, len);
-        t0 = now_us();
-        rc |= ra_verify_quote(c.v, copy, len, &c.opts, &c.pol, &vd);
-        t[i] = now_us() - t0;
-    }
-    stats("warm (chain decoded before; sigs rechecked)", t, a.iterations);
+static int cmd_bench(int argc, char **argv) {
+  vargs a;
+  vctx c;
+  uint8_t *buf, *copy;
+  size_t len;
+  ra_verdict vd;
+  if (parse_verify_args(argc, argv, &a, true)) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (load_quote(a.file, &buf, &len)) return EXIT_USAGE;
+  double *t = calloc((size_t)a.iterations, sizeof *t);
+  copy = malloc(len);
+  memset(&c, 0, sizeof c);
+  if (!t || !copy || setup(&a, &c)) {
     teardown(&c);
     free(t);
     free(copy);
     free(buf);
-    return rc ? EXIT_INVALID : 0;
+    return EXIT_USAGE;
+  }
+  /* the very first verification in the process (OpenSSL's lazy init included) */
+  double t0 = now_us();
+  int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
+  printf("first verification in process: %.1f us (%s)\n", now_us() - t0,
+         ra_verify_err_name(vd.err));
+  if (rc) {
+    printf("quote does not verify: %s\n", vd.msg);
+    teardown(&c);
+    free(t);
+    free(copy);
+    free(buf);
+    return EXIT_INVALID;
+  }
+  /* cold: each verification starts from fresh quote bytes (a new copy):
+     * parse, decode every certificate, chain, both signatures, policy; the
+     * verifier's pinned roots are reused, as a client would. */
+  ra_verifier *cold;
+  if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0),
+                      &cold)) {
+    teardown(&c);
+    free(t);
+    free(copy);
+    free(buf);
+    return EXIT_USAGE;
+  }
+  for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(cold, a.roots[k]);
+  for (long i = 0; i < a.iterations; i++) {
+    memcpy(copy, buf, len);
+    t0 = now_us();
+    rc |= ra_verify_quote(cold, copy, len, &c.opts, &c.pol, &vd);
+    t[i] = now_us() - t0;
+  }
+  ra_verifier_free(cold);
+  stats("cold (certificates decoded, roots pinned)", t, a.iterations);
+  /* and with a new verifier each time (root parsed anew) */
+  for (long i = 0; i < a.iterations; i++) {
+    ra_verifier *v2;
+    t0 = now_us();
+    if (ra_verifier_new(a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
+    for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(v2, a.roots[k]);
+    rc |= ra_verify_quote(v2, buf, len, &c.opts, &c.pol, &vd);
+    ra_verifier_free(v2);
+    t[i] = now_us() - t0;
+  }
+  stats("coldest (new verifier each time)", t, a.iterations);
+  /* warm: same verifier, its certificate cache holds this chain */
+  for (long i = 0; i < a.iterations; i++) {
+    memcpy(copy, buf, len);
+    t0 = now_us();
+    rc |= ra_verify_quote(c.v, copy, len, &c.opts, &c.pol, &vd);
+    t[i] = now_us() - t0;
+  }
+  stats("warm (chain decoded before; sigs rechecked)", t, a.iterations);
+  teardown(&c);
+  free(t);
+  free(copy);
+  free(buf);
+  return rc ? EXIT_INVALID : 0;
 }
 
-int main(int argc, char **argv)
-{
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (!strcmp(argv[1], "show")) return cmd_show(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        usage(stdout);
-        return 0;
-    }
+int main(int argc, char **argv) {
+  if (argc < 2) {
     usage(stderr);
     return EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "show")) return cmd_show(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    usage(stdout);
+    return 0;
+  }
+  usage(stderr);
+  return EXIT_USAGE;
 }
