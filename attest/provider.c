@@ -1,5 +1,6 @@
 /* attest/provider.c: quote providers (see provider.h). */
 #include "attest/provider.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -144,47 +145,6 @@ static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t re
   return ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, report_data);
 }
 
-static int read_all(const char *path, uint8_t **out, size_t *len, size_t max) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  size_t cap = 8192, n = 0;
-  uint8_t *buf = malloc(cap);
-  int rc = 0;
-  if (!buf) rc = -ENOMEM;
-  while (!rc) {
-    if (n == cap) {
-      if (cap >= max) {
-        rc = -EFBIG;
-        break;
-      }
-      uint8_t *nb = realloc(buf, cap * 2);
-      if (!nb) {
-        rc = -ENOMEM;
-        break;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      rc = -errno;
-    } else if (r == 0) {
-      break;
-    } else {
-      n += (size_t)r;
-    }
-  }
-  close(fd);
-  if (rc) {
-    free(buf);
-    return rc;
-  }
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
 /* ---- file ------------------------------------------------------------- */
 
 typedef struct file_prov {
@@ -218,7 +178,7 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err,
   if (!path) return -EINVAL;
   uint8_t *raw = NULL, *dec = NULL;
   size_t rawlen = 0, declen = 0;
-  int rc = read_all(path, &raw, &rawlen, 4 * QUOTE_MAX);
+  int rc = ra_file_read(path, 4 * QUOTE_MAX, &raw, &rawlen);
   if (rc) {
     set_err(err, errlen, "cannot read quote file %s: %s", path, strerror(-rc));
     return rc;
@@ -316,7 +276,7 @@ static int write_file(const char *path, const void *data, size_t len) {
 static int read_attr(const char *path, char *out, size_t outlen) {
   uint8_t *b = NULL;
   size_t n = 0;
-  int rc = read_all(path, &b, &n, 4096);
+  int rc = ra_file_read(path, 4096, &b, &n);
   if (rc) return rc;
   while (n && (b[n - 1] == '\n' || b[n - 1] == ' ')) n--;
   if (n >= outlen) n = outlen - 1;
@@ -395,7 +355,7 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, ch
   snprintf(path, sizeof path, "%s/generation", dir);
   int have_gen = read_attr(path, g1, sizeof g1) == 0;
   snprintf(path, sizeof path, "%s/outblob", dir);
-  rc = read_all(path, &ev->quote, &ev->quote_len, QUOTE_MAX);
+  rc = ra_file_read(path, QUOTE_MAX, &ev->quote, &ev->quote_len);
   if (rc) {
     set_err(err, errlen, "cannot read %s: %s", path, strerror(-rc));
     goto out;

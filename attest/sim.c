@@ -1,5 +1,6 @@
 /* attest/sim.c: the simulated TEE (see sim.h). */
 #include "attest/sim.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,48 +115,6 @@ static int mkdir_p(const char *dir) {
   return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-static int read_file(const char *path, uint8_t **out, size_t *len, size_t max) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  size_t cap = 4096, n = 0;
-  uint8_t *buf = malloc(cap);
-  if (!buf) {
-    close(fd);
-    return -ENOMEM;
-  }
-  for (;;) {
-    if (n == cap) {
-      if (cap >= max) {
-        free(buf);
-        close(fd);
-        return -EFBIG;
-      }
-      uint8_t *nb = realloc(buf, cap * 2);
-      if (!nb) {
-        free(buf);
-        close(fd);
-        return -ENOMEM;
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      int e = -errno;
-      free(buf);
-      close(fd);
-      return e;
-    }
-    if (r == 0) break;
-    n += (size_t)r;
-  }
-  close(fd);
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
 static int write_all(int fd, const void *data, size_t len) {
   const uint8_t *p = data;
   while (len) {
@@ -201,7 +160,7 @@ static int create_exclusive(const char *path, const void *data, size_t len, mode
 static int replace_if_different(const char *path, const void *data, size_t len, mode_t mode) {
   uint8_t *cur = NULL;
   size_t curlen = 0;
-  if (read_file(path, &cur, &curlen, BUNDLE_MAX) == 0) {
+  if (ra_file_read(path, BUNDLE_MAX, &cur, &curlen) == 0) {
     int same = curlen == len && memcmp(cur, data, len) == 0;
     free(cur);
     if (same) return 0;
@@ -622,7 +581,7 @@ int ra_sim_open(const char *dir, ra_sim **out) {
   bundle_path = path_join(dir, BUNDLE_NAME);
   if (!s->dir || !s->root_path || !s->chain_path || !bundle_path) goto fail;
 
-  rc = read_file(bundle_path, &data, &len, BUNDLE_MAX);
+  rc = ra_file_read(bundle_path, BUNDLE_MAX, &data, &len);
   if (rc == -ENOENT) {
     rc = generate(s);
     if (!rc) rc = bundle_encode(s, &data, &len);
@@ -633,7 +592,7 @@ int ra_sim_open(const char *dir, ra_sim **out) {
       OPENSSL_cleanse(data, len);
       free(data);
       data = NULL;
-      rc = read_file(bundle_path, &data, &len, BUNDLE_MAX);
+      rc = ra_file_read(bundle_path, BUNDLE_MAX, &data, &len);
       if (!rc) rc = bundle_decode(s, data, len);
     }
   } else if (rc == 0) {

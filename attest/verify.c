@@ -1,5 +1,6 @@
 /* attest/verify.c: DCAP quote verification with OpenSSL, and the policy. */
 #include "attest/verify.h"
+#include "core/file.h"
 
 #include "attest/hexb64.h"
 
@@ -179,42 +180,10 @@ int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len) {
   return n;
 }
 
-static int read_file(const char *path, uint8_t **buf, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  uint8_t *p = NULL;
-  size_t n = 0, cap = 0;
-  if (!f) return -errno;
-  for (;;) {
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 4096;
-      uint8_t *np;
-      if (nc > (64u << 20) || !(np = realloc(p, nc))) {
-        free(p);
-        fclose(f);
-        return nc > (64u << 20) ? -EFBIG : -ENOMEM;
-      }
-      p = np;
-      cap = nc;
-    }
-    size_t r = fread(p + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(p);
-    return -EIO;
-  }
-  *buf = p;
-  *len = n;
-  return 0;
-}
-
 int ra_verifier_add_root_file(ra_verifier *v, const char *path) {
   uint8_t *b;
   size_t n;
-  int rc = read_file(path, &b, &n);
+  int rc = ra_file_read(path, 64u << 20, &b, &n);
   if (rc) return rc;
   rc = ra_verifier_add_root(v, b, n);
   free(b);
@@ -261,7 +230,7 @@ int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len) {
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path) {
   uint8_t *b;
   size_t n;
-  int rc = read_file(path, &b, &n);
+  int rc = ra_file_read(path, 64u << 20, &b, &n);
   if (rc) return rc;
   rc = ra_verifier_add_crl(v, b, n);
   free(b);

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "attest/quote.h"
+#include "attest/hexb64.h"
+#include "core/file.h"
 #include "attest/sim.h"
 #include "attest/tunnel_client.h"
 #include "attest/verify.h"
@@ -38,36 +40,11 @@ static void usage(void) {
 }
 
 static int unhex(const char *h, uint8_t *out, size_t n) {
-  if (strlen(h) != 2 * n) return -1;
-  for (size_t i = 0; i < n; i++) {
-    unsigned v;
-    if (sscanf(h + 2 * i, "%2x", &v) != 1) return -1;
-    out[i] = (uint8_t)v;
-  }
-  return 0;
+  return ra_hex_decode_exact(h, strlen(h), out, n);
 }
 
 static void hexprint(FILE *f, const uint8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++) fprintf(f, "%02x", p[i]);
-}
-
-static uint8_t *read_all(FILE *f, size_t *len) {
-  size_t cap = 4096, n = 0;
-  uint8_t *b = malloc(cap);
-  while (b) {
-    size_t r = fread(b + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-    if (n == cap) {
-      uint8_t *nb = realloc(b, cap * 2);
-      if (!nb) { free(b); return NULL; }
-      b = nb;
-      cap *= 2;
-    }
-  }
-  if (b && ferror(f)) { free(b); return NULL; }
-  *len = n;
-  return b;
 }
 
 typedef struct state {
@@ -184,11 +161,9 @@ int main(int argc, char **argv) {
       const char *d = NEXT();
       free(body);
       if (d[0] == '@') {
-        FILE *f = !strcmp(d + 1, "-") ? stdin : fopen(d + 1, "rb");
-        if (!f) { fprintf(stderr, "ra-curl: cannot read %s: %s\n", d + 1, strerror(errno)); return EX_READ; }
-        body = read_all(f, &body_len);
-        if (f != stdin) fclose(f);
-        if (!body) { fprintf(stderr, "ra-curl: cannot read %s\n", d + 1); return EX_READ; }
+        body = NULL;
+        int rc = ra_file_read(d + 1, 1u << 30, &body, &body_len);
+        if (rc) { fprintf(stderr, "ra-curl: cannot read %s: %s\n", d + 1, strerror(-rc)); return EX_READ; }
       } else {
         body_len = strlen(d);
         body = malloc(body_len + 1);

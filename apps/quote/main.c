@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "attest/hexb64.h"
+#include "core/file.h"
 #include "attest/quote.h"
 #include "attest/sim.h"
 #include "attest/verify.h"
@@ -41,43 +42,11 @@ static void usage(FILE *f) {
       f);
 }
 
-static int slurp(const char *path, uint8_t **buf, size_t *len) {
-  FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-  uint8_t *p = NULL;
-  size_t n = 0, cap = 0;
-  if (!f) return -errno;
-  for (;;) {
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 8192;
-      uint8_t *np = nc <= (64u << 20) ? realloc(p, nc) : NULL;
-      if (!np) {
-        free(p);
-        if (f != stdin) fclose(f);
-        return -EFBIG;
-      }
-      p = np;
-      cap = nc;
-    }
-    size_t r = fread(p + n, 1, cap - n, f);
-    n += r;
-    if (r == 0) break;
-  }
-  int bad = ferror(f);
-  if (f != stdin) fclose(f);
-  if (bad) {
-    free(p);
-    return -EIO;
-  }
-  *buf = p;
-  *len = n;
-  return 0;
-}
-
 /* Reads FILE and decodes hex/base64 when it is text. */
 static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
   uint8_t *raw;
   size_t n;
-  int rc = slurp(path, &raw, &n);
+  int rc = ra_file_read(path, 64u << 20, &raw, &n);
   if (rc) {
     fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
     return rc;
@@ -538,7 +507,7 @@ static int setup(vargs *a, vctx *c) {
       return -1;
     }
   if (a->chain) {
-    if (slurp(a->chain, &c->chain, &n)) {
+    if (ra_file_read(a->chain, 64u << 20, &c->chain, &n)) {
       fprintf(stderr, "ra-quote: %s: unreadable\n", a->chain);
       return -1;
     }
