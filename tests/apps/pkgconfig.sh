@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix and builds an outside program
+# against it with `pkg-config --cflags --libs raloop`, linked both to the
+# shared library and statically (--static), then runs both.
+set -euo pipefail
+build=$1
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig"
+pkg-config --exists raloop
+test -f "$prefix/include/raloop/raloop.h"
+test -f "$prefix/include/raloop/attest/tunnel_server.h"
+! ls "$prefix"/include/raloop/*/*_internal.h 2>/dev/null
+src="$RA_SRC/tests/apps/pkgconfig_app.c"
+# The app is built without sanitizers even when the library was: use the
+# plain toolchain flags only; skip the sanitized build trees.
+cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror "$src" -o "$prefix/app-shared" $(pkg-config --cflags --libs raloop)
+libdir=$(pkg-config --variable=libdir raloop)
+LD_LIBRARY_PATH="$libdir" "$prefix/app-shared"
+cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror "$src" -o "$prefix/app-static" \
+  $(pkg-config --cflags raloop) "$libdir/libraloop.a" $(pkg-config --libs --static raloop | sed 's/-lraloop//')
+"$prefix/app-static"
+echo "pkg-config build: shared and static OK"
