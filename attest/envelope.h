@@ -45,12 +45,39 @@ int ra_env_seal_key(const uint8_t key[RA_ENV_KEY_BYTES], const uint8_t server_pk
 int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8_t pk[RA_ENV_PK_BYTES],
                     const uint8_t sk[RA_ENV_SK_BYTES], uint8_t key[RA_ENV_KEY_BYTES]);
 
-/* A reusable message buffer. Zero-initialised is valid and empty. */
+/* A reusable message buffer. Zero-initialised is valid and empty. pool
+ * (optional, see ra_env_pool below) is where an empty buffer takes its
+ * memory from before it allocates. */
+typedef struct ra_env_pool ra_env_pool;
+#define RA_ENV_NONCE_BATCH 16
 typedef struct ra_env_buf {
   uint8_t *data;
   size_t cap;
+  ra_env_pool *pool;
+  /* Sealing draws envelope nonces from the CSPRNG RA_ENV_NONCE_BATCH at a
+   * time: one getrandom() per batch instead of one per message (the batch
+   * of its pool when the buffer has one). */
+  unsigned nonces_left;
+  uint8_t nonces[RA_ENV_NONCE_BYTES * RA_ENV_NONCE_BATCH];
 } ra_env_buf;
+/* Frees b's memory (b stays usable, empty; its pool is kept). */
 void ra_env_buf_free(ra_env_buf *b);
+
+/* Lending a buffer's memory out, for zero-copy hand-offs: a sealed message
+ * queued by a stream (ra_ws_send_owned), a decrypted request body held by a
+ * request (ra_req_set_body_ref). ra_env_buf_lend takes the memory of b (b
+ * becomes empty; NULL if it had none) and returns a token;
+ * ra_env_buf_return(token), shaped as a free callback, gives it back: into
+ * the spares of b's pool, from which an empty ra_env_buf of that pool takes
+ * memory again without allocating, or to free() when the pool is full, gone
+ * or absent. A pool keeps at most max_spares buffers (each as large as the
+ * message that used it last). ra_env_pool_free may come before buffers lent
+ * out return: the pool is then freed with the last of them. Single-threaded,
+ * like the loop. */
+ra_env_pool *ra_env_pool_new(size_t max_spares);
+void ra_env_pool_free(ra_env_pool *p);
+void *ra_env_buf_lend(ra_env_buf *b);
+void ra_env_buf_return(void *token);
 
 /* Sealing, in three steps:
  *   size_t n = encode(NULL, 0, ...);                 // measure the plaintext
@@ -58,10 +85,23 @@ void ra_env_buf_free(ra_env_buf *b);
  *   encode(p, n, ...);                               // write it in place
  *   ra_env_seal_end(b, key, n, &msg, &msg_len);      // the whole `enc` CBOR
  * seal_begin returns NULL on -ENOMEM. msg points into b and stays valid until
- * the next seal_begin on b. */
+ * the next seal_begin on b (or, once b was lent, until the token returns).
+ * The RA_ENV_FRAME_ROOM bytes right before msg are part of b too and may be
+ * overwritten: a WebSocket frame header is written there in place
+ * (ra_ws_send_owned). */
+#define RA_ENV_FRAME_ROOM 16
 uint8_t *ra_env_seal_begin(ra_env_buf *b, size_t plain_len);
 void ra_env_seal_end(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t plain_len,
                      const uint8_t **msg, size_t *msg_len);
+/* Growing a message while it is written (a response body arriving in
+ * pieces): like seal_begin, but the first `keep` plaintext bytes already
+ * written survive (copied if the buffer has to move). NULL on -ENOMEM. */
+uint8_t *ra_env_seal_extend(ra_env_buf *b, size_t keep, size_t plain_len);
+/* seal_end for a plaintext that starts `off` bytes after the pointer
+ * seal_begin returned (e.g. a head moved forward once a length header
+ * turned out shorter than the room left for it). */
+void ra_env_seal_end_at(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t off,
+                        size_t plain_len, const uint8_t **msg, size_t *msg_len);
 
 /* Opening: decrypts an envelope's ciphertext (MAC || encrypted bytes, as on
  * the wire) into b. Returns 0 and sets *plain / *plain_len (valid until the

@@ -226,7 +226,10 @@ const char *ra_quote_strerror(int rc) {
 
 int ra_quote_is_debug(const ra_quote *q) {
   if (q->body_type == RA_BODY_SGX) return (q->enclave.attributes[0] & 0x02) != 0;
-  return (q->td.td_attributes[0] & 0x01) != 0;
+  /* TD attributes bits 7:0 are the TUD ("TD under debug") group: bit 0 is
+   * DEBUG, 7:1 are reserved for further debug features, and the TDX module
+   * spec says a TD with any of them set is not trustworthy. */
+  return q->td.td_attributes[0] != 0;
 }
 
 const uint8_t *ra_quote_report_data(const ra_quote *q) {

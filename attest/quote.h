@@ -83,7 +83,7 @@ typedef struct ra_td_report {
   const uint8_t *mr_seam;         /* 48 */
   const uint8_t *mr_signer_seam;  /* 48 */
   const uint8_t *seam_attributes; /* 8 */
-  const uint8_t *td_attributes;   /* 8; bit 0 of byte 0 = DEBUG */
+  const uint8_t *td_attributes;   /* 8; byte 0 = TUD group: bit 0 DEBUG, 4-6 profiling */
   const uint8_t *xfam;            /* 8 */
   const uint8_t *mrtd;            /* 48 */
   const uint8_t *mr_config_id;    /* 48 */
@@ -137,7 +137,9 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q);
 /* A static English message for a parser result. */
 const char *ra_quote_strerror(int rc);
 
-/* True when the quote comes from a debug enclave / debug TD. */
+/* True when the quote comes from a debug enclave (attributes bit 1) or a TD
+ * under debug (any of td_attributes bits 7:0, the TUD group: DEBUG and the
+ * TDX 1.5 profiling bits). */
 int ra_quote_is_debug(const ra_quote *q);
 
 /* The 64-byte report_data of the quote body (SGX or TD). */

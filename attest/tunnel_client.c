@@ -36,9 +36,12 @@ struct ra_tunnel_client {
   uint8_t *quote; /* copy of the last server_kx quote (for -v style reports) */
   size_t quote_len;
   ra_env_buf rx, tx;
+  ra_env_pool *pool;
   creq *reqs;
   cws *socks;
   uint64_t next_id;
+  creq **map; /* pending requests by id number (see map_put) */
+  size_t map_cap, map_n;
   ra_timer connect_timer, reconnect_timer;
   bool freeing;
 };
@@ -53,6 +56,7 @@ struct creq {
   void *ud;
   uint8_t *plain; /* the encoded http_request, sealed when the channel is ready */
   size_t plain_len;
+  uint64_t num; /* the N of id "raN" */
   char id[32];
 };
 
@@ -83,19 +87,28 @@ struct cws {
   } while (0)
 
 static void start_connect(ra_tunnel_client *c);
+static int map_put(ra_tunnel_client *c, creq *q);
+static void map_del(ra_tunnel_client *c, creq *q);
 
 /* ---- sealing ----------------------------------------------------------------- */
+
+/* Seals the n plaintext bytes written at the pointer ra_env_seal_begin(&c->tx)
+ * returned and lends the buffer to the stream (no copy, even when queued). */
+static int send_tx(ra_tunnel_client *c, size_t n) {
+  const uint8_t *msg;
+  size_t len;
+  ra_env_seal_end(&c->tx, c->key, n, &msg, &len);
+  int rc = ra_ws_send_owned(c->ctl, RA_WS_BINARY, (uint8_t *)msg, len, ra_env_buf_return,
+                            ra_env_buf_lend(&c->tx));
+  return rc < 0 ? rc : 0;
+}
 
 static int send_plain(ra_tunnel_client *c, const uint8_t *plain, size_t n) {
   if (c->state != ST_READY || !c->ctl) return -ENOTCONN;
   uint8_t *p = ra_env_seal_begin(&c->tx, n);
   if (!p) return -ENOMEM;
   memcpy(p, plain, n);
-  const uint8_t *msg;
-  size_t len;
-  ra_env_seal_end(&c->tx, c->key, n, &msg, &len);
-  int rc = ra_ws_send(c->ctl, RA_WS_BINARY, msg, len);
-  return rc < 0 ? rc : 0;
+  return send_tx(c, n);
 }
 
 /* Encodes with enc(out, cap, arg) into a fresh heap buffer. */
@@ -109,17 +122,14 @@ static uint8_t *encode_alloc(encode_fn enc, const void *arg, size_t *len) {
   return p;
 }
 
+/* Encodes straight into the seal buffer. */
 static int send_encoded(ra_tunnel_client *c, encode_fn enc, const void *arg) {
   if (c->state != ST_READY || !c->ctl) return -ENOTCONN;
   size_t n = enc(NULL, 0, arg);
   uint8_t *p = ra_env_seal_begin(&c->tx, n);
   if (!p) return -ENOMEM;
   enc(p, n, arg);
-  const uint8_t *msg;
-  size_t len;
-  ra_env_seal_end(&c->tx, c->key, n, &msg, &len);
-  int rc = ra_ws_send(c->ctl, RA_WS_BINARY, msg, len);
-  return rc < 0 ? rc : 0;
+  return send_tx(c, n);
 }
 
 /* ---- requests ----------------------------------------------------------------- */
@@ -133,6 +143,7 @@ static void creq_free(creq *q) {
 static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const char *msg) {
   ra_tunnel_client *c = q->c;
   LIST_DEL(c->reqs, q);
+  map_del(c, q);
   ra_tunnel_fetch_cb cb = q->cb;
   void *ud = q->ud;
   creq_free(q);
@@ -167,15 +178,30 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
   q->c = c;
   q->cb = cb;
   q->ud = ud;
-  snprintf(q->id, sizeof q->id, "ra%llu", (unsigned long long)++c->next_id);
+  q->num = ++c->next_id;
+  snprintf(q->id, sizeof q->id, "ra%llu", (unsigned long long)q->num);
+  if (map_put(c, q)) {
+    free(q);
+    return -ENOMEM;
+  }
   ra_tmsg_http_request_out o = {
     .request_id = ra_str_cstr(q->id), .method = ra_str_cstr(req->method ? req->method : "GET"),
     .url = ra_str_cstr(req->url), .headers = req->headers, .n_headers = req->n_headers,
     .has_body = req->has_body, .body_is_text = req->body_is_text, .body = req->body,
     .body_len = req->body_len,
   };
-  q->plain = encode_alloc(enc_request, &o, &q->plain_len);
-  if (!q->plain) {
+  bool now = c->state == ST_READY && c->ctl;
+  if (now) {
+    int rc = send_encoded(c, enc_request, &o);
+    if (rc == -ENOMEM) {
+      map_del(c, q);
+      free(q);
+      return rc;
+    }
+    /* sent; or the channel just failed: its on_close fails q like the rest */
+    q->sent = true;
+  } else if (!(q->plain = encode_alloc(enc_request, &o, &q->plain_len))) {
+    map_del(c, q);
     free(q);
     return -ENOMEM;
   }
@@ -187,18 +213,74 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
     return 0;
   }
   ra_timer_start(&q->timer, req->timeout_ms ? req->timeout_ms : c->o.request_timeout_ms, 0);
-  if (c->state == ST_READY && send_plain(c, q->plain, q->plain_len) == 0) {
-    q->sent = true;
-    free(q->plain);
-    q->plain = NULL;
-  }
   if (c->state == ST_IDLE) start_connect(c);
   return 0;
 }
 
+/* ---- pending requests by id ------------------------------------------------
+ * Responses come back in any order with many requests in flight: an
+ * open-addressed table keyed by the number in our "ra<N>" ids finds each in
+ * O(1) (linear probing, backward-shift deletion, load <= 1/2). */
+
+static uint64_t id_hash(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  return k;
+}
+
+static int map_put(ra_tunnel_client *c, creq *q) {
+  if ((c->map_n + 1) * 2 > c->map_cap) {
+    size_t cap = c->map_cap ? c->map_cap * 2 : 16;
+    creq **s = calloc(cap, sizeof *s);
+    if (!s) return -ENOMEM;
+    for (size_t i = 0; i < c->map_cap; i++) {
+      creq *x = c->map[i];
+      if (!x) continue;
+      size_t j = (size_t)id_hash(x->num) & (cap - 1);
+      while (s[j]) j = (j + 1) & (cap - 1);
+      s[j] = x;
+    }
+    free(c->map);
+    c->map = s;
+    c->map_cap = cap;
+  }
+  size_t j = (size_t)id_hash(q->num) & (c->map_cap - 1);
+  while (c->map[j]) j = (j + 1) & (c->map_cap - 1);
+  c->map[j] = q;
+  c->map_n++;
+  return 0;
+}
+
+static void map_del(ra_tunnel_client *c, creq *q) {
+  if (!c->map_cap) return;
+  size_t mask = c->map_cap - 1, i = (size_t)id_hash(q->num) & mask;
+  while (c->map[i] && c->map[i] != q) i = (i + 1) & mask;
+  if (!c->map[i]) return;
+  c->map[i] = NULL;
+  c->map_n--;
+  /* backward shift: move up entries that probed past the hole */
+  for (size_t j = (i + 1) & mask; c->map[j]; j = (j + 1) & mask) {
+    size_t home = (size_t)id_hash(c->map[j]->num) & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      c->map[i] = c->map[j];
+      c->map[j] = NULL;
+      i = j;
+    }
+  }
+}
+
 static creq *find_req(ra_tunnel_client *c, ra_str id) {
-  for (creq *q = c->reqs; q; q = q->next)
-    if (ra_str_eq_cstr(id, q->id)) return q;
+  /* our ids are "ra" and a decimal number: anything else is not ours */
+  if (id.len < 3 || id.len > 22 || id.ptr[0] != 'r' || id.ptr[1] != 'a' || !c->map_cap) return NULL;
+  uint64_t num = 0;
+  for (size_t i = 2; i < id.len; i++) {
+    if (id.ptr[i] < '0' || id.ptr[i] > '9') return NULL;
+    num = num * 10 + (uint64_t)(id.ptr[i] - '0');
+  }
+  size_t mask = c->map_cap - 1;
+  for (size_t j = (size_t)id_hash(num) & mask; c->map[j]; j = (j + 1) & mask)
+    if (c->map[j]->num == num && ra_str_eq_cstr(id, c->map[j]->id)) return c->map[j];
   return NULL;
 }
 
@@ -608,7 +690,9 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   ra_tunnel_client *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
   c->ctl_url = malloc(hostlen + 16);
-  if (!c->ctl_url) { free(c); return -ENOMEM; }
+  c->pool = c->ctl_url ? ra_env_pool_new(2) : NULL;
+  if (!c->pool) { free(c->ctl_url); free(c); return -ENOMEM; }
+  c->rx.pool = c->tx.pool = c->pool;
   snprintf(c->ctl_url, hostlen + 16, "ws://%.*s/__ra__", (int)hostlen, rest);
   c->loop = loop;
   c->o = *opts;
@@ -645,9 +729,11 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   }
   ra_env_buf_free(&c->rx);
   ra_env_buf_free(&c->tx);
+  ra_env_pool_free(c->pool);
   sodium_memzero(c->key, sizeof c->key);
   free(c->quote);
   free(c->ctl_url);
+  free(c->map);
   free(c);
 }
 

@@ -777,15 +777,25 @@ size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_
   return w_done(&w);
 }
 
+static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
+  w_map(w, m->error ? 7u : 6u);
+  w_cstr(w, "type"); w_cstr(w, "http_response");
+  w_cstr(w, "requestId"); w_rstr(w, m->request_id);
+  w_cstr(w, "status"); w_int(w, m->status);
+  w_cstr(w, "statusText"); w_rstr(w, m->status_text);
+  w_cstr(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
+  w_cstr(w, "body");
+}
+
+size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
+  wr w = {out, cap, 0, false};
+  w_response_head(&w, m);
+  return w_done(&w);
+}
+
 size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
   wr w = {out, cap, 0, false};
-  w_map(&w, m->error ? 7 : 6);
-  w_cstr(&w, "type"); w_cstr(&w, "http_response");
-  w_cstr(&w, "requestId"); w_rstr(&w, m->request_id);
-  w_cstr(&w, "status"); w_int(&w, m->status);
-  w_cstr(&w, "statusText"); w_rstr(&w, m->status_text);
-  w_cstr(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
-  w_cstr(&w, "body");
+  w_response_head(&w, m);
   if (!m->has_body) w_null(&w);
   else if (m->body_is_text) w_text(&w, m->body, m->body_len);
   else w_bytes(&w, m->body, m->body_len);
@@ -843,4 +853,8 @@ size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, r
   if (reason.ptr) { w_cstr(&w, "reason"); w_rstr(&w, reason); }
   if (error) { w_cstr(&w, "error"); w_cstr(&w, error); }
   return w_done(&w);
+}
+
+size_t ra_tmsg_bytes_head(uint8_t out[9], size_t len) {
+  return cbor_encode_bytestring_start(len, out, 9);
 }

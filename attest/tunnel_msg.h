@@ -220,6 +220,14 @@ typedef struct ra_tmsg_http_response_out {
   const char *error;        /* NULL: no `error` field */
 } ra_tmsg_http_response_out;
 size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
+/* The same message up to and including the key "body" (m->error must be
+ * NULL): the caller appends the body's value (a byte string head and the
+ * bytes, or null), e.g. body pieces written in place as they come. The
+ * fields has_body, body_is_text, body, body_len are not read. */
+size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
+/* The head of a byte string of len bytes (shortest form), at most 9 bytes;
+ * returns its length. */
+size_t ra_tmsg_bytes_head(uint8_t out[9], size_t len);
 
 size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id, ra_str url,
                                  const ra_str *protocols, size_t n_protocols);

@@ -48,6 +48,7 @@ struct tunnel {
   uint8_t key[RA_ENV_KEY_BYTES];
   ra_replay replay;
   ra_env_buf rx, tx;
+  ra_env_pool *pool; /* rx/tx and responses take and return memory here */
   uint64_t last_seen;
   treq *reqs;
   size_t n_reqs;
@@ -61,11 +62,13 @@ struct treq {
   treq *next, *prev;
   bool head_only; /* HEAD: never a body */
   bool got_head;
-  int status;
-  ra_header *hdrs; /* copied at head(): names/values point into hdr_bytes */
-  size_t n_hdrs;
-  char *hdr_bytes;
-  ra_buf body;
+  bool no_body;   /* 204/205/304: body null, writes ignored */
+  bool failed;    /* out of memory building it: a 500 instead */
+  /* The http_response is built in place in its seal buffer as the handler
+   * writes: [head up to "body"][BODY_GAP][body...]; the byte string head is
+   * written into the gap at the end (the head moves up to meet it). */
+  ra_env_buf out;
+  size_t head_len, body_len;
   size_t id_len;
   char id[]; /* requestId */
 };
@@ -99,9 +102,18 @@ struct tws {
 /* ---- sending envelopes --------------------------------------------------- */
 
 /* Seals the inner message that `enc` writes and sends it on the control
- * channel. The plaintext is encoded straight into the tunnel's tx buffer and
- * encrypted there. */
+ * channel. The plaintext is encoded straight into the tunnel's tx buffer,
+ * encrypted there, and the buffer is lent to the stream (no copy of the
+ * message even if the kernel does not take it at once). */
 typedef size_t (*encode_fn)(uint8_t *out, size_t cap, const void *arg);
+
+static int send_buf(tunnel *t, ra_env_buf *b, size_t off, size_t n) {
+  const uint8_t *msg;
+  size_t len;
+  ra_env_seal_end_at(b, t->key, off, n, &msg, &len);
+  int rc = ra_ws_send_owned(t->ctl, RA_WS_BINARY, (uint8_t *)msg, len, ra_env_buf_return, ra_env_buf_lend(b));
+  return rc < 0 ? rc : 0;
+}
 
 static int send_sealed(tunnel *t, encode_fn enc, const void *arg) {
   if (!t->has_key || !t->ctl) return -ENOTCONN;
@@ -109,11 +121,7 @@ static int send_sealed(tunnel *t, encode_fn enc, const void *arg) {
   uint8_t *p = ra_env_seal_begin(&t->tx, n);
   if (!p) return -ENOMEM;
   enc(p, n, arg);
-  const uint8_t *msg;
-  size_t len;
-  ra_env_seal_end(&t->tx, t->key, n, &msg, &len);
-  int rc = ra_ws_send(t->ctl, RA_WS_BINARY, msg, len);
-  return rc < 0 ? rc : 0;
+  return send_buf(t, &t->tx, 0, n);
 }
 
 typedef struct ev_arg {
@@ -147,10 +155,14 @@ static void send_simple_response(tunnel *t, ra_str id, int status, const char *t
 
 /* ---- responses: the ra_res sink ------------------------------------------ */
 
+#define BODY_GAP 9 /* the longest byte string head */
+_Static_assert(RA_ENV_FRAME_ROOM >= RA_WS_SEND_ROOM, "a sealed message must leave room for its frame header");
+/* Request bodies from this size on are lent, not copied (below it a copy is
+ * cheaper than taking another buffer from the pool). */
+#define BODY_REF_MIN 16384
+
 static void treq_free(treq *q) {
-  free(q->hdrs);
-  free(q->hdr_bytes);
-  ra_buf_free(&q->body);
+  ra_env_buf_free(&q->out);
   free(q);
 }
 
@@ -162,35 +174,6 @@ static void treq_unlink(treq *q) {
   }
 }
 
-static int sink_head(void *sink, int status, const ra_header *headers, size_t n, int64_t content_length) {
-  treq *q = sink;
-  (void)content_length;
-  size_t bytes = 0;
-  for (size_t i = 0; i < n; i++) bytes += headers[i].name.len + headers[i].value.len;
-  q->hdrs = n ? calloc(n, sizeof *q->hdrs) : NULL;
-  q->hdr_bytes = malloc(bytes ? bytes : 1);
-  if ((n && !q->hdrs) || !q->hdr_bytes) return -ENOMEM;
-  char *p = q->hdr_bytes;
-  for (size_t i = 0; i < n; i++) {
-    if (headers[i].name.len) memcpy(p, headers[i].name.ptr, headers[i].name.len);
-    q->hdrs[i].name = ra_str_make(p, headers[i].name.len);
-    p += headers[i].name.len;
-    if (headers[i].value.len) memcpy(p, headers[i].value.ptr, headers[i].value.len);
-    q->hdrs[i].value = ra_str_make(p, headers[i].value.len);
-    p += headers[i].value.len;
-  }
-  q->n_hdrs = n;
-  q->status = status;
-  q->got_head = true;
-  return 0;
-}
-
-static int sink_body(void *sink, const void *data, size_t len) {
-  treq *q = sink;
-  if (q->head_only) return 0;
-  return ra_buf_append(&q->body, data, len);
-}
-
 /* Hop-by-hop and framing headers mean nothing inside the tunnel. */
 static bool skip_header(ra_str name) {
   static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
@@ -200,28 +183,85 @@ static bool skip_header(ra_str name) {
   return false;
 }
 
+/* Encodes the http_response up to "body" into q->out, with room for a body
+ * of `expect` bytes when the length is known. */
+static int sink_head(void *sink, int status, const ra_header *headers, size_t n, int64_t content_length) {
+  treq *q = sink;
+  q->got_head = true;
+  if (!q->t) return 0; /* cancelled meanwhile: nothing will be sent */
+  /* the reference client builds a fetch Response, which only takes
+   * 200..599: anything else would make it throw and the fetch hang */
+  if (status < 200 || status > 599) status = 502;
+  q->no_body = status == 204 || status == 205 || status == 304;
+  ra_header small[32], *hs = small;
+  if (n > sizeof small / sizeof small[0] && !(hs = malloc(n * sizeof *hs))) {
+    q->failed = true;
+    return 0;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!skip_header(headers[i].name)) hs[k++] = headers[i];
+  ra_tmsg_http_response_out r = {
+    .request_id = ra_str_make(q->id, q->id_len), .status = status,
+    .status_text = ra_str_cstr(ra_http_status_text(status)), .headers = hs, .n_headers = k,
+  };
+  size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
+  size_t expect = 0;
+  if (!q->no_body && !q->head_only && content_length > 0 &&
+      (uint64_t)content_length <= q->t->srv->o.max_envelope)
+    expect = (size_t)content_length;
+  uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
+  if (p) ra_tmsg_encode_http_response_head(p, hl, &r);
+  else q->failed = true;
+  if (hs != small) free(hs);
+  q->head_len = hl;
+  return 0;
+}
+
+static int sink_body(void *sink, const void *data, size_t len) {
+  treq *q = sink;
+  if (q->head_only || q->no_body || q->failed || !q->t) return 0;
+  size_t at = q->head_len + BODY_GAP + q->body_len;
+  if (len > SIZE_MAX - at) {
+    q->failed = true;
+    return -ENOMEM;
+  }
+  uint8_t *p = ra_env_seal_extend(&q->out, at, at + len);
+  if (!p) {
+    q->failed = true;
+    return -ENOMEM;
+  }
+  memcpy(p + at, data, len);
+  q->body_len += len;
+  return 0;
+}
+
 static int sink_end(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
-  if (t) {
-    int status = q->got_head ? q->status : 500;
-    /* the reference client builds a fetch Response, which only takes
-     * 200..599: anything else would make it throw and the fetch hang */
-    if (status < 200 || status > 599) status = 502;
-    /* drop hop-by-hop headers in place */
-    size_t k = 0;
-    for (size_t i = 0; i < q->n_hdrs; i++)
-      if (!skip_header(q->hdrs[i].name)) q->hdrs[k++] = q->hdrs[i];
-    bool no_body = status == 204 || status == 205 || status == 304;
-    ra_tmsg_http_response_out r = {
-      .request_id = ra_str_make(q->id, q->id_len), .status = status,
-      .status_text = ra_str_cstr(ra_http_status_text(status)),
-      .headers = q->hdrs, .n_headers = k, .has_body = !no_body,
-      .body = q->body.len ? ra_buf_ptr(&q->body) : (const void *)"", .body_len = q->body.len,
-    };
-    send_sealed(t, enc_response, &r);
-    treq_unlink(q);
+  if (t && (q->failed || !q->got_head || !t->has_key || !t->ctl)) {
+    if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
+                                                        "response failed\n");
+  } else if (t) {
+    uint8_t *p = ra_env_seal_extend(&q->out, 0, q->head_len + BODY_GAP + q->body_len);
+    size_t off, n;
+    if (!p) {
+      send_simple_response(t, ra_str_make(q->id, q->id_len), 500, "response failed\n");
+    } else if (q->no_body) { /* body: null */
+      p[q->head_len] = 0xf6;
+      off = 0;
+      n = q->head_len + 1;
+    } else {
+      uint8_t bh[BODY_GAP];
+      size_t bl = ra_tmsg_bytes_head(bh, q->body_len);
+      off = BODY_GAP - bl;
+      memmove(p + off, p, q->head_len);
+      memcpy(p + off + q->head_len, bh, bl);
+      n = q->head_len + bl + q->body_len;
+    }
+    if (p) send_buf(t, &q->out, off, n);
   }
+  treq_unlink(q);
   treq_free(q);
   return 0;
 }
@@ -284,6 +324,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (!req || !q) goto oom;
   memcpy(q->id, id.ptr, id.len);
   q->id_len = id.len;
+  q->out.pool = t->pool;
   q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
   ra_tmsg_iter it;
   ra_str k, v;
@@ -298,11 +339,16 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
     }
     if (ra_req_add_header(req, k, v)) goto oom;
   }
-  if (m->http_request.has_body && m->http_request.body.len &&
-      ra_req_append_body(req, m->http_request.body.ptr, m->http_request.body.len))
-    goto oom;
+  /* a large body is not copied: the request takes the decrypted message
+   * over (the rx buffer, lent; it returns to the pool when the request is
+   * freed). Done last: m's views point into that buffer. */
+  const ra_tmsg_bytes body = m->http_request.has_body ? m->http_request.body : (ra_tmsg_bytes){NULL, 0};
+  bool by_ref = body.len >= BODY_REF_MIN && t->rx.data && body.ptr >= t->rx.data &&
+                body.ptr + body.len <= t->rx.data + t->rx.cap;
+  if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
   ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
   if (!res) goto oom;
+  if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->rx));
   q->res = res;
   q->t = t;
   LIST_ADD(t->reqs, q);
@@ -509,6 +555,7 @@ static void tunnel_teardown(tunnel *t) {
   ra_replay_free(&t->replay);
   ra_env_buf_free(&t->rx);
   ra_env_buf_free(&t->tx);
+  ra_env_pool_free(t->pool);
   sodium_memzero(t->key, sizeof t->key);
   free(t);
 }
@@ -521,12 +568,17 @@ static void ctl_open(ra_ws *ws, void *ud) {
     return;
   }
   tunnel *t = calloc(1, sizeof *t);
+  if (t && !(t->pool = ra_env_pool_new(4))) {
+    free(t);
+    t = NULL;
+  }
   if (!t) {
     ra_ws_close(ws, 1011, "out of memory");
     return;
   }
   t->srv = s;
   t->ctl = ws;
+  t->rx.pool = t->tx.pool = t->pool;
   t->last_seen = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   LIST_ADD(s->tunnels, t);

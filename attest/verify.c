@@ -79,6 +79,7 @@ static const char *const ERR_NAMES[RA_ERR__COUNT][2] = {
     [RA_ERR_BINDING] = {"RA_ERR_BINDING", "report_data does not bind the key"},
     [RA_ERR_CALLBACK] = {"RA_ERR_CALLBACK", "refused by the policy callback"},
     [RA_ERR_INTERNAL] = {"RA_ERR_INTERNAL", "internal error"},
+    [RA_ERR_QE_DEBUG] = {"RA_ERR_QE_DEBUG", "quoting enclave is a debug enclave"},
 };
 
 const char *ra_verify_err_name(ra_verify_err e) {
@@ -167,14 +168,34 @@ int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len) {
   certs = parse_certs(NULL, data, len, &err);
   if (!certs) return -EINVAL;
   n = sk_X509_num(certs);
+  /* Only self-signed CA certificates are roots: pinning a chain file or a
+   * leaf by mistake is an error, not a store holding what only looks like
+   * trust anchors. Checked for all before any is added. */
   for (int i = 0; i < n; i++) {
     X509 *x = sk_X509_value(certs, i);
-    if (!X509_STORE_add_cert(v->store, x) || !sk_X509_push(v->roots, x)) {
+    if (X509_check_ca(x) != 1 || X509_self_signed(x, 1) != 1) {
+      sk_X509_pop_free(certs, X509_free);
+      ERR_clear_error();
+      return -EINVAL;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    X509 *x = sk_X509_value(certs, i);
+    /* roots takes over the stack's reference and the slot is cleared, so
+     * that the error path frees only what roots does not own (it used to
+     * free certificates roots already held); the store takes its own. */
+    if (!sk_X509_push(v->roots, x)) {
       sk_X509_pop_free(certs, X509_free);
       return -ENOMEM;
     }
-    X509_up_ref(x); /* one for the store (it took its own), one for roots */
-    X509_free(x);
+    sk_X509_set(certs, i, NULL);
+    if (!X509_STORE_add_cert(v->store, x)) {
+      (void)sk_X509_pop(v->roots);
+      X509_free(x);
+      sk_X509_pop_free(certs, X509_free);
+      ERR_clear_error();
+      return -ENOMEM;
+    }
   }
   sk_X509_free(certs);
   return n;
@@ -194,37 +215,75 @@ static bool is_pem(const uint8_t *p, size_t len) {
   return memmem(p, len, "-----BEGIN ", 11) != NULL;
 }
 
-int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len) {
+/* Occurrences of s in p[0..len). */
+static int count_str(const uint8_t *p, size_t len, const char *s) {
+  size_t sl = strlen(s);
   int n = 0;
-  if (!data || len == 0 || len > INT_MAX) return -EINVAL;
+  const uint8_t *e = p + len, *q;
+  while ((q = memmem(p, (size_t)(e - p), s, sl))) {
+    n++;
+    p = q + sl;
+  }
+  return n;
+}
+
+/* All or nothing: a CRL that does not parse must not leave the others
+ * applied as if the set were complete (a garbled second CRL in a PEM file
+ * used to be dropped silently, and with it every revocation it lists). */
+int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len) {
+  STACK_OF(X509_CRL) *got = NULL;
+  int n = 0, rc = -EINVAL;
+  if (!v || !data || len == 0 || len > INT_MAX) return -EINVAL;
+  if (!(got = sk_X509_CRL_new_null())) return -ENOMEM;
   if (is_pem(data, len)) {
     BIO *b = BIO_new_mem_buf(data, (int)len);
     X509_CRL *c;
-    if (!b) return -ENOMEM;
+    /* every CRL block must parse; other PEM blocks are refused too */
+    int blocks = count_str(data, len, "-----BEGIN ");
+    if (!b) {
+      rc = -ENOMEM;
+      goto out;
+    }
     while ((c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
-      if (!sk_X509_CRL_push(v->crls, c)) {
+      if (!sk_X509_CRL_push(got, c)) {
         X509_CRL_free(c);
         BIO_free(b);
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto out;
       }
-      n++;
     }
     BIO_free(b);
-    ERR_clear_error();
+    if (sk_X509_CRL_num(got) != blocks ||
+        count_str(data, len, "-----BEGIN X509 CRL-----") != blocks)
+      goto out;
   } else {
     const uint8_t *p = data;
     X509_CRL *c = d2i_X509_CRL(NULL, &p, (long)len);
-    if (!c) {
-      ERR_clear_error();
-      return -EINVAL;
-    }
-    if (!sk_X509_CRL_push(v->crls, c)) {
+    if (!c) goto out;
+    if (!sk_X509_CRL_push(got, c)) {
       X509_CRL_free(c);
-      return -ENOMEM;
+      rc = -ENOMEM;
+      goto out;
     }
-    n = 1;
+    /* trailing bytes: not the one DER CRL this claims to be */
+    for (; p < data + len; p++)
+      if (*p != 0 && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') goto out;
   }
-  return n > 0 ? n : -EINVAL;
+  n = sk_X509_CRL_num(got);
+  if (n == 0) goto out;
+  for (int i = 0; i < n; i++)
+    if (!sk_X509_CRL_push(v->crls, sk_X509_CRL_value(got, i))) {
+      /* undo: the ones pushed so far belong to got again */
+      for (int j = 0; j < i; j++) (void)sk_X509_CRL_pop(v->crls);
+      rc = -ENOMEM;
+      goto out;
+    }
+  sk_X509_CRL_free(got);
+  return n;
+out:
+  ERR_clear_error();
+  sk_X509_CRL_pop_free(got, X509_CRL_free);
+  return rc;
 }
 
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path) {
@@ -428,6 +487,11 @@ static STACK_OF(X509) *
   }
   X509_STORE_CTX_set_time(ctx, 0, at);
   X509_STORE_CTX_set_depth(ctx, MAX_CHAIN_CERTS);
+  /* strict: a CA must say so in critical basicConstraints (by default
+   * OpenSSL takes keyCertSign alone as a CA), key usage present on CAs,
+   * key identifiers, no explicit EC parameters. Intel's certificates and
+   * the sim's comply. */
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
   if (X509_verify_cert(ctx) != 1) {
     int e = X509_STORE_CTX_get_error(ctx), depth = X509_STORE_CTX_get_error_depth(ctx);
     X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
@@ -457,6 +521,25 @@ static STACK_OF(X509) *
       fail(vd, RA_CHECK_CHAIN, rootlike ? RA_ERR_ROOT_UNTRUSTED : RA_ERR_CHAIN_BROKEN,
            "certificate %s is not on the path to the pinned root%s", s,
            rootlike ? " (not a pinned root)" : "");
+      sk_X509_pop_free(chain, X509_free);
+      chain = NULL;
+      goto out;
+    }
+  }
+  /* Intel's shape, and nothing else: PCK leaf -> PCK Platform/Processor CA
+   * -> root. The leaf signs QE reports, so it must be an end entity whose
+   * key may sign; a CA certificate (or the root itself, or a leaf hung
+   * directly under the root) is not a PCK certificate. */
+  {
+    int n = sk_X509_num(chain);
+    uint32_t xf = X509_get_extension_flags(leaf);
+    const char *why = n != 3                     ? "the path is not leaf, CA, root"
+                      : X509_check_ca(leaf) != 0 ? "the PCK leaf is a CA certificate"
+                      : (xf & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)
+                          ? "the PCK leaf's key usage excludes digitalSignature"
+                          : NULL;
+    if (why) {
+      fail(vd, RA_CHECK_CHAIN, RA_ERR_CHAIN_INVALID, "PCK chain: %s (%d certificates)", why, n);
       sk_X509_pop_free(chain, X509_free);
       chain = NULL;
       goto out;
@@ -496,15 +579,25 @@ static void check_crls(ra_verifier *v, STACK_OF(X509) * chain, time_t at, ra_ver
     if (!issuer) continue; /* a CRL of another CA revokes nothing here */
     subject_line(issuer, s, sizeof s);
     EVP_PKEY *k = X509_get0_pubkey(issuer);
-    if (!k || X509_CRL_verify(crl, k) != 1) {
+    /* an issuer whose key usage excludes CRL signing cannot sign CRLs */
+    bool may_sign = !(X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) ||
+                    (X509_get_key_usage(issuer) & KU_CRL_SIGN);
+    if (!k || !may_sign || X509_CRL_verify(crl, k) != 1) {
       ERR_clear_error();
       fail(vd, RA_CHECK_CRL, RA_ERR_CRL_SIGNATURE, "CRL claiming issuer %s is not signed by it", s);
       return;
     }
     const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
-    if ((last && X509_cmp_time(last, &at) > 0) || (next && X509_cmp_time(next, &at) < 0)) {
-      fail(vd, RA_CHECK_CRL, RA_ERR_CRL_EXPIRED, "CRL of %s is not valid at the verification time",
-           s);
+    /* X509_cmp_time: -1 earlier or equal, 1 later, 0 on a time it cannot
+     * read (that used to pass). A CRL without nextUpdate (RFC 5280 wants
+     * one; Intel's have one) could be replayed forever: refused. */
+    int cl = last ? X509_cmp_time(last, &at) : 0, cn = next ? X509_cmp_time(next, &at) : 0;
+    if (cl != -1 || cn != 1) {
+      fail(vd, RA_CHECK_CRL, RA_ERR_CRL_EXPIRED,
+           "CRL of %s is not valid at the verification time%s", s,
+           !next                  ? " (it has no nextUpdate)"
+           : (cl == 0 || cn == 0) ? " (unreadable time)"
+                                  : "");
       return;
     }
     vd->crls_applied++;
@@ -629,6 +722,12 @@ static void check_measurements(const ra_quote *q, const ra_policy *pol, ra_verdi
   size_t n = tdx ? pol->n_tdx : pol->n_sgx;
   if (pol->n_tdx == 0 && pol->n_sgx == 0) {
     vd->checks[RA_CHECK_MEASUREMENTS] = RA_CHECK_SKIPPED;
+    return;
+  }
+  /* a count without its array: a caller's mistake, refused (not a crash) */
+  if ((pol->n_tdx && !pol->tdx) || (pol->n_sgx && !pol->sgx)) {
+    fail(vd, RA_CHECK_MEASUREMENTS, RA_ERR_POLICY_EMPTY,
+         "the policy counts measurement sets it does not give");
     return;
   }
   for (size_t i = 0; i < pol->n_tdx; i++)
@@ -771,11 +870,17 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
     crypto_hash_sha256_update(&c, q.att_key, 64);
     crypto_hash_sha256_update(&c, q.qe_auth_data.p, q.qe_auth_data.len);
     crypto_hash_sha256_final(&c, h);
-    if (eq(h, q.qe_report.report_data, 32) && eq(zero, q.qe_report.report_data + 32, 32))
-      vd->checks[RA_CHECK_QE_DATA] = RA_CHECK_PASS;
-    else
+    if (!eq(h, q.qe_report.report_data, 32) || !eq(zero, q.qe_report.report_data + 32, 32))
       fail(vd, RA_CHECK_QE_DATA, RA_ERR_QE_REPORT_DATA,
            "QE report_data != SHA-256(attestation key || QE auth data) || 0^32");
+    /* A debug QE's attestation key can be read by whoever runs it: what it
+     * signs proves nothing. Intel's QE identity (not evaluated here) says
+     * the same; allow_debug is about the application, never the QE. */
+    else if (q.qe_report.attributes[0] & 0x02)
+      fail(vd, RA_CHECK_QE_DATA, RA_ERR_QE_DEBUG,
+           "the QE report comes from a debug quoting enclave (attributes bit 1)");
+    else
+      vd->checks[RA_CHECK_QE_DATA] = RA_CHECK_PASS;
   }
 
   /* 4. quote signature by the attestation key */
@@ -791,7 +896,7 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   if (vd->debug && !pol->allow_debug)
     fail(vd, RA_CHECK_DEBUG, RA_ERR_DEBUG, "%s",
          q.body_type == RA_BODY_SGX ? "debug enclave (attributes bit 1) refused"
-                                    : "debug TD (td_attributes bit 0) refused");
+                                    : "TD under debug (td_attributes bits 7:0, TUD) refused");
   else
     vd->checks[RA_CHECK_DEBUG] = RA_CHECK_PASS;
   check_measurements(&q, pol, vd);

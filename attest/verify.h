@@ -40,10 +40,11 @@ typedef enum ra_verify_err {
   RA_ERR_CHAIN_SIGNATURE = 9,     /* a certificate's signature does not verify */
   RA_ERR_CERT_EXPIRED = 10,       /* a certificate expired before the verification time */
   RA_ERR_CERT_NOT_YET_VALID = 11, /* a certificate is not valid yet at the verification time */
-  RA_ERR_CHAIN_INVALID = 12,      /* another X.509 path validation failure */
+  RA_ERR_CHAIN_INVALID = 12,      /* another X.509 path failure (RFC 5280 strict), or not the
+                                     shape leaf -> CA -> root with an end-entity leaf */
   RA_ERR_CRL_SIGNATURE =
       13,                  /* a CRL names an issuer of the chain but its signature fails (forged) */
-  RA_ERR_CRL_EXPIRED = 14, /* a CRL is outside its thisUpdate..nextUpdate window */
+  RA_ERR_CRL_EXPIRED = 14, /* outside thisUpdate..nextUpdate, no nextUpdate, bad time */
   RA_ERR_CERT_REVOKED = 15,        /* a certificate of the chain is revoked */
   RA_ERR_PCK_EXTENSION = 16,       /* PCK leaf SGX extensions missing or malformed */
   RA_ERR_QE_REPORT_SIGNATURE = 17, /* the QE report is not signed by the PCK key */
@@ -56,6 +57,7 @@ typedef enum ra_verify_err {
   RA_ERR_BINDING = 24,             /* report_data does not bind the X25519 key */
   RA_ERR_CALLBACK = 25,            /* the caller's callback refused the quote */
   RA_ERR_INTERNAL = 26,            /* out of memory, OpenSSL failure */
+  RA_ERR_QE_DEBUG = 27,            /* the QE report comes from a debug quoting enclave */
   RA_ERR__COUNT
 } ra_verify_err;
 
@@ -70,7 +72,7 @@ typedef enum ra_check {
   RA_CHECK_CRL,       /* CRLs applied to every certificate of the chain */
   RA_CHECK_PCK_EXT,   /* PCK SGX extensions */
   RA_CHECK_QE_SIG,    /* QE report signed by the PCK key */
-  RA_CHECK_QE_DATA,   /* attestation key hash in the QE report */
+  RA_CHECK_QE_DATA,   /* attestation key hash in the QE report; not a debug QE */
   RA_CHECK_QUOTE_SIG, /* quote signed by the attestation key */
   RA_CHECK_DEBUG,
   RA_CHECK_MEASUREMENTS,
@@ -210,19 +212,25 @@ enum {
 int ra_verifier_new(unsigned flags, ra_verifier **out);
 void ra_verifier_free(ra_verifier *v);
 
-/* Pins further roots (self-signed CAs): every certificate in data (PEM,
- * one or more; or DER). Returns the number added (> 0), -EINVAL, -ENOMEM;
- * the _file variant also -errno. data is not kept. */
+/* Pins further roots: every certificate in data (PEM, one or more; or
+ * DER), each of which must be a self-signed CA certificate (basicConstraints
+ * CA:TRUE, signature verifying with its own key), else -EINVAL and none is
+ * added. Returns the number added (> 0), -EINVAL, -ENOMEM; the _file
+ * variant also -errno. data is not kept. */
 int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len);
 int ra_verifier_add_root_file(ra_verifier *v, const char *path);
 
 /* Adds a CRL (DER, or PEM with one or more CRLs). It is applied to every
  * certificate of each chain verified later whose issuer it names, once its
  * signature is checked against that issuer in the chain (a CRL naming an
- * issuer of the chain but not signed by it fails the verification with
- * RA_ERR_CRL_SIGNATURE; one outside thisUpdate..nextUpdate with
- * RA_ERR_CRL_EXPIRED; a CRL of a CA not in the chain is not applied).
- * Returns the number added, -EINVAL, -ENOMEM (file: also -errno). */
+ * issuer of the chain but not signed by it, or by an issuer whose key usage
+ * excludes cRLSign, fails the verification with RA_ERR_CRL_SIGNATURE; one
+ * outside thisUpdate..nextUpdate, without nextUpdate or with a time that
+ * does not parse, with RA_ERR_CRL_EXPIRED; a CRL of a CA not in the chain
+ * is not applied). All or nothing: every PEM block must be a CRL that
+ * parses, DER must be exactly one CRL (trailing whitespace/NULs aside);
+ * otherwise -EINVAL and nothing is added. Returns the number added,
+ * -EINVAL, -ENOMEM (file: also -errno). */
 int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len);
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
 

@@ -17,10 +17,12 @@ int ra_file_read(const char *path, size_t max, uint8_t **out, size_t *len) {
   int rc = buf ? 0 : -ENOMEM;
   while (rc == 0) {
     if (cap - n < 2) { /* keep room for the terminating NUL */
+      /* n <= max here (past it the read below fails): growing is bounded,
+       * and a file of exactly max bytes needs one more read to see EOF. */
       size_t nc = cap * 2;
-      uint8_t *nb = cap > max ? NULL : realloc(buf, nc);
+      uint8_t *nb = nc > cap ? realloc(buf, nc) : NULL;
       if (!nb) {
-        rc = cap > max ? -EFBIG : -ENOMEM;
+        rc = -ENOMEM;
         break;
       }
       buf = nb;

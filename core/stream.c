@@ -182,7 +182,9 @@ static void on_defer(ra_defer *d, void *ud) {
 static void reoffer(ra_stream *s) {
   if (s->flags & (S_CLOSED | S_CLOSING | S_CONNECTING)) return;
   s->flags |= S_REOFFER;
-  ra_loop_defer(s->loop, &s->defer);
+  /* Nothing left over (the common case: every accept sets callbacks) costs
+   * no deferred call; inside on_read, do_read queues it if input is left. */
+  if (s->in.len) ra_loop_defer(s->loop, &s->defer);
 }
 
 /* ---- timer: idle timeout, close deadline, linger bound ------------------- */
@@ -498,6 +500,7 @@ static void do_read(ra_stream *s) {
     data = ra_buf_ptr(&s->in);
     len = s->in.len;
   }
+  s->flags &= ~S_REOFFER; /* these callbacks see all the input now */
   size_t used = s->cbs.on_read ? s->cbs.on_read(s, data, len, s->ud) : len;
   if (used > len) used = len;
   if (s->flags & (S_CLOSED | S_CLOSING)) return; /* input was dropped */
@@ -509,6 +512,8 @@ static void do_read(ra_stream *s) {
     return;
   }
   if (s->in.len > MAX_LEFTOVER) finish(s, -ENOBUFS);
+  /* New callbacks set from inside on_read get what the old ones left. */
+  else if (s->in.len && (s->flags & S_REOFFER)) ra_loop_defer(s->loop, &s->defer);
 }
 
 /* ---- connecting ---------------------------------------------------------- */

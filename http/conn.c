@@ -41,7 +41,7 @@ struct ra_http_ex {
   int64_t clen;         /* response Content-Length, -1 */
   int status;
   bool dispatched, ended, res_live, popped;
-  bool keep_alive, close_after, chunked, no_body, head_req;
+  bool keep_alive, close_after, chunked, no_body;
   bool upgrade_req, upgrade_pending;
   ra_upgrade_cb up_cb;
   void *up_ud;
@@ -68,7 +68,7 @@ struct ra_http_conn {
   bool hstate_value;       /* last header callback was a value */
   bool in_trailers;
   bool in_feed, stopped, closing, close_sent, reading_off, head_corked;
-  bool want_resume, want_drain, served_any, upgrade_wait;
+  bool want_resume, want_drain, upgrade_wait;
   bool hc_paused;          /* llhttp paused at the end of a header section */
   bool peer_eof;           /* the client sends nothing more */
 };
@@ -120,6 +120,15 @@ static void cork_end(ra_http_conn *c) {
   if (srv->cork.len && !c->close_sent) {
     struct iovec v = {ra_buf_ptr(&srv->cork), srv->cork.len};
     c->io_ops->writev(c->io, &v, 1);
+    /* A streaming head saw these bytes as pending and may be waiting for
+     * on_drain; if the I/O took them all, it will never report a drain for
+     * them, so the wake-up comes from here. */
+    ra_http_ex *h = c->head;
+    if (h && h->res_live && !h->ended && h->res.on_drain &&
+        (!c->io_ops->queued || c->io_ops->queued(c->io) == 0)) {
+      c->want_drain = true;
+      schedule(c);
+    }
   }
   if (srv->cork.cap > 256 * 1024) ra_buf_free(&srv->cork); else ra_buf_reset(&srv->cork);
 }
@@ -142,10 +151,16 @@ static int ex_write(ra_http_ex *ex, const void *p, size_t n) {
   return ex_writev(ex, &v, 1);
 }
 
-static void set_deadline(ra_http_conn *c, int kind, uint64_t ms) {
+/* Loop time ms from now, saturated: a huge limit means "never", not a
+ * deadline wrapped into the past. */
+static uint64_t after_ms(const ra_http_conn *c, uint64_t ms) {
   uint64_t now = ra_loop_now(c->srv->loop);
+  return ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+}
+
+static void set_deadline(ra_http_conn *c, int kind, uint64_t ms) {
   c->timer_kind = (uint8_t)kind;
-  c->deadline = now + ms;
+  c->deadline = after_ms(c, ms);
   /* Lazy: only (re)arm when the new deadline is earlier than the armed one;
    * the callback re-arms for a later one. Keeps the heap out of the hot path. */
   if (!ra_timer_active(&c->timer) || c->timer_due > c->deadline) {
@@ -181,7 +196,7 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   ex->status = 0;
   ex->dispatched = ex->ended = ex->res_live = ex->popped = false;
   ex->keep_alive = true;
-  ex->close_after = ex->chunked = ex->no_body = ex->head_req = false;
+  ex->close_after = ex->chunked = ex->no_body = false;
   ex->upgrade_req = ex->upgrade_pending = false;
   ex->up_cb = NULL;
   ex->up_ud = NULL;
@@ -262,8 +277,14 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
     if (ex == c->ready) c->ready = NULL;
     if (ex->dispatched) c->nqueued--;
     ex->conn = NULL;
+    /* Answered with 101 but never handed over: the upgrade callback still
+     * gets its one call, without a stream, so the layer above can free what
+     * it prepared for the new protocol. */
+    ra_upgrade_cb up_cb = ex->upgrade_pending ? ex->up_cb : NULL;
+    void *up_ud = ex->up_ud;
     if (ex->res_live) ra_res_cancel(&ex->res); /* its release frees it */
     else ex_destroy(ex);
+    if (up_cb) up_cb(NULL, NULL, 0, up_ud);
     ex = next;
   }
 }
@@ -390,7 +411,7 @@ static int sink_body(void *sink, const void *data, size_t len) {
   ra_http_ex *ex = sink;
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
-  if (ex->no_body || ex->head_req || len == 0) return 0;
+  if (ex->no_body || ex->res.is_head || len == 0) return 0;
   if (ex->clen >= 0 && ex->sent + len > (uint64_t)ex->clen) return -EMSGSIZE;
   ex->sent += len;
   int rc;
@@ -411,9 +432,9 @@ static int sink_end(void *sink) {
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   int rc = 0;
-  if (ex->chunked && !ex->head_req) rc = ex_write(ex, "0\r\n\r\n", 5);
+  if (ex->chunked && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
   /* A body shorter than announced: the peer cannot find the next response. */
-  if (ex->clen >= 0 && !ex->head_req && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
+  if (ex->clen >= 0 && !ex->res.is_head && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
   ex->ended = true;
   if (c->srv->access_log) {
     uint64_t us = now_us() - ex->start_us;
@@ -479,7 +500,6 @@ static const ra_res_sink_ops conn_sink_ops = {
 static void start_response(ra_http_conn *c, ra_http_ex *ex) {
   ex->dispatched = true;
   c->nqueued++;
-  ex->head_req = ex->req.method_len == 4 && memcmp(ex->req.method, "HEAD", 4) == 0;
   ra_res_init(&ex->res, c->srv->loop, &ex->req, &conn_sink_ops, ex, ex_release, ex);
   ex->res_live = true;
 }
@@ -487,6 +507,22 @@ static void start_response(ra_http_conn *c, ra_http_ex *ex) {
 static void stop_parsing(ra_http_conn *c) {
   c->stopped = true;
   set_reading(c, false);
+}
+
+/* Nothing more is read: the request being received (never dispatched) is
+ * dropped, with its deadline; the dispatched ones still get their answers,
+ * then the connection closes. */
+static void stop_requests(ra_http_conn *c) {
+  c->closing = true;
+  stop_parsing(c);
+  ra_buf_free(&c->pending_in);
+  if (c->cur && !c->cur->dispatched) {
+    ra_http_ex *prev = NULL;
+    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
+    drop_after(c, prev);
+  }
+  c->phase = PH_IDLE;
+  clear_deadline(c);
 }
 
 /* Bad input or a limit: answer `status` in order, then close. */
@@ -515,7 +551,6 @@ static void respond_error(ra_http_conn *c, int status) {
 
 static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
   start_response(c, ex);
-  c->served_any = true;
   if (!ex->keep_alive) {
     /* Nothing after this request is read. */
     c->closing = true;
@@ -534,15 +569,18 @@ static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
 
 static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
   if (c->srv->cork_owner == c) cork_end(c);
-  ra_stream *s = c->io_ops->detach(c->io);
   ra_upgrade_cb cb = ex->up_cb;
   void *ud = ex->up_ud;
+  ex->upgrade_pending = false; /* handed over here, not by drop_after */
+  ra_stream *s = c->io_ops->detach(c->io);
   ra_buf rest = c->pending_in;
   c->pending_in = (ra_buf){0};
-  /* The connection is over for HTTP: free it without touching the stream. */
-  c->close_sent = true;
-  ra_http_conn_closed(c);
+  /* The connection is over for HTTP: free it without touching the stream,
+   * or, if there is no stream to hand over, with its I/O. */
+  if (s) ra_http_conn_closed(c);
+  else ra_http_conn_destroy(c);
   if (s) cb(s, rest.len ? ra_buf_ptr(&rest) : (const uint8_t *)"", rest.len, ud);
+  else cb(NULL, NULL, 0, ud);
   ra_buf_free(&rest);
 }
 
@@ -721,7 +759,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   ex->body_bytes += len;
   if (ex->body_bytes > c->srv->lim.max_body) return fail(c, 413);
   if (ra_req_append_body(&ex->req, at, len)) return fail(c, 503);
-  c->deadline = ra_loop_now(c->srv->loop) + c->srv->lim.body_timeout_ms;
+  c->deadline = after_ms(c, c->srv->lim.body_timeout_ms);
   return 0;
 }
 
@@ -825,15 +863,7 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
  * in flight, then close. A partial request can never complete. */
 static void eof_check(ra_http_conn *c) {
   if (!c->peer_eof || c->stopped || c->close_sent) return;
-  c->closing = true;
-  stop_parsing(c);
-  if (c->cur && !c->cur->dispatched) {
-    ra_http_ex *prev = NULL;
-    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
-    drop_after(c, prev);
-  }
-  c->phase = PH_IDLE;
-  clear_deadline(c);
+  stop_requests(c);
   if (!c->head) request_close(c);
 }
 
@@ -984,14 +1014,7 @@ void ra_http_conn_shutdown(ra_http_conn *c) {
     return;
   }
   /* In-flight answers finish (with Connection: close); nothing new is read. */
-  c->closing = true;
-  stop_parsing(c);
-  ra_buf_free(&c->pending_in);
-  if (c->cur && !c->cur->dispatched) {
-    ra_http_ex *prev = NULL;
-    for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
-    drop_after(c, prev);
-  }
+  stop_requests(c);
 }
 
 ra_http_conn *ra_http_conn_next(ra_http_conn *c) { return c->next; }

@@ -2,6 +2,7 @@
 #include "http/request_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,7 +27,18 @@ static void blk_free_all(ra_req_blk *b) {
   }
 }
 
+static void body_ref_release(ra_req *req) {
+  void (*cb)(void *) = req->body_ref_free;
+  void *ud = req->body_ref_ud;
+  req->body_ref = NULL;
+  req->body_ref_len = 0;
+  req->body_ref_free = NULL;
+  req->body_ref_ud = NULL;
+  if (cb) cb(ud);
+}
+
 void ra_req_reset(ra_req *req) {
+  body_ref_release(req);
   /* Keep one default-sized block and small buffers: a pooled request then
    * serves the next one without allocating. Big ones go back to malloc so a
    * single large request does not pin memory. */
@@ -63,6 +75,7 @@ void ra_req_reset(ra_req *req) {
 }
 
 void ra_req_cleanup(ra_req *req) {
+  body_ref_release(req);
   blk_free_all(req->blk);
   ra_buf_free(&req->raw);
   ra_buf_free(&req->body);
@@ -71,6 +84,7 @@ void ra_req_cleanup(ra_req *req) {
 }
 
 void *ra_req_alloc(ra_req *req, size_t n) {
+  if (n > SIZE_MAX / 2) return NULL; /* rounding and the header would wrap */
   n = (n + 15) & ~(size_t)15;
   if (n == 0) n = 16;
   ra_req_blk *b = req->blk;
@@ -298,8 +312,23 @@ int ra_req_add_header(ra_req *req, ra_str name, ra_str value) {
 }
 
 int ra_req_append_body(ra_req *req, const void *data, size_t len) {
+  if (req->body_ref) return -EINVAL; /* the body is a reference: not appendable */
   if (len == 0) return 0;
   return ra_buf_append(&req->body, data, len);
+}
+
+int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_cb)(void *), void *ud) {
+  if (!data && len) {
+    if (free_cb) free_cb(ud);
+    return -EINVAL;
+  }
+  body_ref_release(req);
+  ra_buf_reset(&req->body);
+  req->body_ref = data ? data : "";
+  req->body_ref_len = len;
+  req->body_ref_free = free_cb;
+  req->body_ref_ud = ud;
+  return 0;
 }
 
 void ra_req_free(ra_req *req) {
@@ -370,6 +399,7 @@ ra_header ra_req_header_at(const ra_req *req, size_t i) {
 }
 
 ra_str ra_req_body(const ra_req *req) {
+  if (req->body_ref) return ra_str_make((const char *)req->body_ref, req->body_ref_len);
   if (req->body.len == 0) return ra_str_make("", 0);
   return ra_str_make((const char *)ra_buf_ptr(&req->body), req->body.len);
 }

@@ -52,6 +52,15 @@ bool ra_req_attested(const ra_req *req);
 ra_req *ra_req_new(ra_str method, ra_str target, int http_version, bool attested);
 int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
 int ra_req_append_body(ra_req *req, const void *data, size_t len);
+/* Zero-copy alternative to ra_req_append_body for a transport that holds the
+ * whole body already (the tunnel's decrypted message): the body becomes the
+ * view data[0..len), not copied. The request takes the buffer over:
+ * free_cb(ud) (may be NULL) runs exactly once, when the request is freed or
+ * reset, or when the body is replaced by another call; data must stay valid
+ * and unchanged until then. Replaces any body appended before; appending
+ * after it fails (-EINVAL). Returns 0, or -EINVAL (data NULL with len > 0;
+ * free_cb has then run). */
+int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_cb)(void *), void *ud);
 /* Frees a request that was never handed to a response (ra_res_new takes
  * ownership of it). */
 void ra_req_free(ra_req *req);

@@ -44,6 +44,12 @@ struct ra_req {
   ra_req_kv *params;
   uint32_t nparams;
   ra_req_blk *blk;      /* arena: newest block first */
+  /* ra_req_set_body_ref: the body is this view instead of `body`; free_cb
+   * (may be NULL) runs with body_ref_ud on reset / cleanup. */
+  const void *body_ref;
+  size_t body_ref_len;
+  void (*body_ref_free)(void *);
+  void *body_ref_ud;
 };
 
 /* In-place life cycle (for embedding). init: zeroed, empty. reset: empties,

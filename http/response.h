@@ -57,7 +57,12 @@ void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
 /* Protocol upgrade (WebSocket): sends "101 Switching Protocols" with the
  * headers added to res and hands the raw stream to cb, with the bytes the
  * connection had already read past the request (valid during the call). The
- * response is ended. Returns -ENOTSUP on transports without a raw stream. */
+ * response is ended. Returns -ENOTSUP on transports without a raw stream.
+ * On 0, cb is called exactly once, and never inside this call:
+ * with the stream, which it then owns (set its callbacks, close it), or with
+ * s == NULL (rest NULL, rest_len 0) when the connection went away before the
+ * hand-over (peer reset, server freed or shut down): cb must then only
+ * release what ud holds. On an error return cb is never called. */
 typedef void (*ra_upgrade_cb)(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud);
 int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud);
 

@@ -52,11 +52,18 @@ static void client_fail_now(ws_client *c, const char *why) {
   client_free(c);
 }
 
-/* Fails the attempt: through the stream's on_close if there is one. */
+/* Fails the attempt: through the stream's on_close if there is one. While
+ * the connect is in progress (a SYN nobody answers takes minutes to fail),
+ * the application is told from the loop at once (the timer, due now), and
+ * on_connect only cleans up once the connect resolves. */
 static void client_fail(ws_client *c, const char *why) {
   if (!c->why) c->why = why;
-  if (c->s) ra_stream_abort(c->s, -ECONNABORTED);
-  else c->cancelled = true; /* on_connect finishes it */
+  if (c->s) {
+    ra_stream_abort(c->s, -ECONNABORTED);
+    return;
+  }
+  c->cancelled = true;
+  ra_timer_start(&c->timer, 0, 0);
 }
 
 /* ---- sink while connecting: nothing can be sent yet --------------------- */
@@ -205,7 +212,19 @@ static void on_connect(ra_stream *s, int status, void *ud) {
   ra_buf_free(&c->req);
 }
 
-static void hs_timeout(ra_timer *t, void *ud) { client_fail(ud, "handshake timed out"); }
+/* The handshake deadline, or a failure while still connecting. */
+static void hs_timer(ra_timer *t, void *ud) {
+  ws_client *c = ud;
+  if (c->s) {
+    client_fail(c, "handshake timed out");
+    return;
+  }
+  if (!c->why) c->why = "handshake timed out";
+  c->cancelled = true;
+  ra_ws *ws = c->ws;
+  c->ws = NULL; /* c stays until on_connect: the stream still points at it */
+  if (ws) ra_ws_deliver_close(ws, RA_WS_CLOSE_ABNORMAL, ra_str_cstr(c->why));
+}
 
 /* ---- URL and request ----------------------------------------------------- */
 
@@ -293,7 +312,7 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
 
   ws_client *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
-  ra_timer_init(loop, &c->timer, hs_timeout, c);
+  ra_timer_init(loop, &c->timer, hs_timer, c);
   rc = -ENOMEM;
   const char *path = *target ? target : "/";
   c->path = strndup(path, strcspn(path, "?"));

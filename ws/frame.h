@@ -49,7 +49,7 @@ enum {
 
 static inline bool ra_ws_op_is_control(unsigned op) { return (op & 0x8) != 0; }
 
-/* True for a code a peer may send in a close frame: 1000-1003, 1007-1011,
+/* True for a code a peer may send in a close frame: 1000-1003, 1007-1014,
  * 3000-4999 (1004-1006, 1015, other 1xxx and everything else are invalid). */
 bool ra_ws_close_code_valid(unsigned code);
 

@@ -30,10 +30,12 @@ static long fail(ra_ws_assembler *a, long err, uint16_t code, const char *why) {
 }
 
 /* Grows buf for `need` more bytes. Geometric in what has actually arrived,
- * never more than the frame header announced (`hint` bytes from here to the
- * frame's end): a peer announcing a large frame and sending little makes us
+ * so a message in many small fragments costs O(log n) reallocations, not
+ * one per fragment; never past the end of the message's last frame (`hint`
+ * bytes from here to the frame's end; `last`: the frame has FIN) nor past
+ * max_message: a peer announcing a large frame and sending little makes us
  * hold about twice what it sent, not what it announced. */
-static int grow(ra_ws_assembler *a, size_t need, uint64_t hint) {
+static int grow(ra_ws_assembler *a, size_t need, uint64_t hint, bool last) {
   if (a->cap - a->len >= need) return 0;
   size_t want = a->cap ? a->cap * 2 : 4096;
   if (want < a->len + need) want = a->len + need;
@@ -41,7 +43,8 @@ static int grow(ra_ws_assembler *a, size_t need, uint64_t hint) {
   /* A frame that fits in EAGER bytes is allocated at once: one allocation
    * for the common case, a bounded cost for a peer that lies. */
   if (a->len + hint <= EAGER && want < a->len + hint) want = (size_t)(a->len + hint);
-  if ((uint64_t)want > a->len + hint) want = (size_t)(a->len + hint);
+  if (last && (uint64_t)want > a->len + hint) want = (size_t)(a->len + hint);
+  if ((uint64_t)want > a->max_message) want = (size_t)a->max_message; /* >= len + need */
   uint8_t *p = realloc(a->buf, want);
   if (!p) return -ENOMEM;
   a->buf = p;
@@ -124,7 +127,7 @@ long ra_ws_assembler_feed(ra_ws_assembler *a, const uint8_t *data, size_t len, r
       a->msg_op = 0;
       return (long)used;
     } else {
-      if (grow(a, ev.len, f->len - ev.offset) < 0)
+      if (grow(a, ev.len, f->len - ev.offset, f->fin) < 0)
         return fail(a, -ENOMEM, RA_WS_CLOSE_INTERNAL, "out of memory");
       uint8_t *dst = a->buf + a->len;
       if (f->masked) ra_ws_mask_copy(dst, ev.data, ev.len, f->key, ev.offset);

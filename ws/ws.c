@@ -137,6 +137,8 @@ static inline void leave(ra_ws *ws) {
   if (--ws->depth == 0 && ws->closed) ra_ws__free(ws);
 }
 
+static int stream_sink_send(void *sink, ra_ws_type type, const void *data, size_t len);
+
 void ra_ws_deliver_open(ra_ws *ws) {
   if (ws->closed || ws->open) return;
   ws->open = true;
@@ -240,6 +242,31 @@ int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len) {
 
 int ra_ws_send_text(ra_ws *ws, const char *text) {
   return ra_ws_send(ws, RA_WS_TEXT, text, text ? strlen(text) : 0);
+}
+
+static int conn_send_owned(void *sink, ra_ws_type type, uint8_t *data, size_t len,
+                           void (*free_cb)(void *), void *ud);
+
+int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
+                     void (*free_cb)(void *), void *ud) {
+  int rc = check_sendable(ws);
+  if (!rc && type != RA_WS_TEXT && type != RA_WS_BINARY) rc = -EINVAL;
+  if (!rc && ws->frag_op) rc = -EBUSY;
+  if (!rc && type == RA_WS_TEXT && !ra_utf8_valid(data, len)) rc = -EILSEQ;
+  if (rc) {
+    if (free_cb) free_cb(ud);
+    return rc;
+  }
+  enter(ws);
+  if (ws->ops->send == stream_sink_send) {
+    rc = conn_send_owned(ws->sink, type, data, len, free_cb, ud);
+  } else {
+    rc = ws->ops->send(ws->sink, type, data, len);
+    if (free_cb) free_cb(ud);
+  }
+  rc = after_send(ws, rc);
+  leave(ws);
+  return rc;
 }
 
 int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len, bool fin) {
@@ -395,9 +422,24 @@ typedef struct ws_conn {
   ra_timer ping_timer;
   uint64_t close_timeout_ms;
   ra_buf scratch;      /* masked copies of outgoing payloads (client) */
+  /* client masking keys, drawn from the CSPRNG a batch at a time (one
+   * RAND_bytes call, and its fork check, per 64 frames) */
+  unsigned keys_left;
+  uint8_t keys[4 * 64];
 } ws_conn;
 
 #define SCRATCH_KEEP (64u << 10)
+
+static int mask_key(ws_conn *c, uint8_t key[4]) {
+  if (!c->keys_left) {
+    if (RAND_bytes(c->keys, sizeof c->keys) != 1) return -EIO;
+    c->keys_left = sizeof c->keys / 4;
+  }
+  uint8_t *k = c->keys + 4 * --c->keys_left;
+  memcpy(key, k, 4);
+  memset(k, 0, 4); /* each key once */
+  return 0;
+}
 
 static int write_frame(ws_conn *c, unsigned op, bool fin, const void *data, size_t len) {
   uint8_t hdr[RA_WS_MAX_HEADER];
@@ -410,7 +452,7 @@ static int write_frame(ws_conn *c, unsigned op, bool fin, const void *data, size
   }
   /* Client frames are masked with a fresh key from the CSPRNG each. */
   uint8_t key[4];
-  if (RAND_bytes(key, sizeof key) != 1) return -EIO;
+  if (mask_key(c, key)) return -EIO;
   size_t h = ra_ws_frame_header(hdr, fin, 0, op, len, key);
   ra_buf_reset(&c->scratch);
   int rc = ra_buf_reserve(&c->scratch, len ? len : 1);
@@ -541,10 +583,35 @@ static void ping_tick(ra_timer *t, void *ud) {
   write_frame(c, RA_WS_OP_PING, true, NULL, 0);
 }
 
-static int sink_send(void *sink, ra_ws_type type, const void *data, size_t len) {
+static int stream_sink_send(void *sink, ra_ws_type type, const void *data, size_t len) {
   ws_conn *c = sink;
   if (c->close_sent || c->done) return -EPIPE;
   return write_frame(c, type, true, data, len);
+}
+
+/* The frame header goes into the room before data; a client masks in
+ * place; the stream queues the frame by reference if the kernel does not
+ * take it all at once. */
+static int conn_send_owned(void *sink, ra_ws_type type, uint8_t *data, size_t len,
+                           void (*free_cb)(void *), void *ud) {
+  ws_conn *c = sink;
+  if (c->close_sent || c->done) {
+    if (free_cb) free_cb(ud);
+    return -EPIPE;
+  }
+  uint8_t key[4], hdr[RA_WS_MAX_HEADER];
+  const uint8_t *mk = NULL;
+  if (c->role != RA_WS_SERVER) {
+    if (mask_key(c, key)) {
+      if (free_cb) free_cb(ud);
+      return -EIO;
+    }
+    mk = key;
+    ra_ws_mask(data, len, key, 0);
+  }
+  size_t h = ra_ws_frame_header(hdr, true, 0, (unsigned)type, len, mk);
+  memcpy(data - h, hdr, h);
+  return ra_stream_write_ref(c->s, data - h, h + len, free_cb, ud);
 }
 
 static int sink_send_frame(void *sink, unsigned op, bool fin, const void *data, size_t len) {
@@ -579,7 +646,7 @@ static size_t sink_buffered(void *sink) {
 }
 
 static const ra_ws_sink_ops stream_sink = {
-    .send = sink_send, .send_frame = sink_send_frame, .ping = sink_ping,
+    .send = stream_sink_send, .send_frame = sink_send_frame, .ping = sink_ping,
     .close = sink_close, .terminate = sink_terminate, .buffered = sink_buffered};
 
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
@@ -649,6 +716,10 @@ static bool header_has_token(const ra_req *req, const char *name, const char *to
 static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud) {
   ws_pending *p = ud;
   ws_route *rt = p->rt;
+  if (!s) { /* the connection went away before the hand-over: never opened */
+    free(p);
+    return;
+  }
   ra_ws *ws = ra_ws_new_with_sink(ra_stream_loop(s), NULL, NULL, &rt->h, rt->ud, &rt->opts);
   if (!ws || ra_ws_set_info(ws, ra_str_make(p->strs, p->path_len),
                             ra_str_make(p->strs + p->path_len + 1, p->proto_len), p->attested) < 0 ||

@@ -113,6 +113,19 @@ const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
 int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
 int ra_ws_send_text(ra_ws *ws, const char *text);
 
+/* Zero-copy send for transports that build whole messages in their own
+ * buffers (the tunnel): like ra_ws_send, but the buffer is handed over. The
+ * RA_WS_SEND_ROOM bytes before data must be writable and belong to the same
+ * buffer: on a stream the frame header is written there and the frame
+ * (masked in place, client side) is queued by reference, never copied.
+ * data's contents are undefined afterwards. free_cb(ud) (may be NULL) runs
+ * exactly once when the buffer is no longer needed: possibly before this
+ * returns, also when it fails. Other sinks get a plain send. Same returns
+ * as ra_ws_send. */
+#define RA_WS_SEND_ROOM 14
+int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
+                     void (*free_cb)(void *), void *ud);
+
 /* Sends a message in pieces: the first call starts a message of `type`,
  * later calls continue it (their type is ignored), the call with fin ends
  * it. Text is UTF-8-checked across pieces (a code point may be split); a
@@ -130,7 +143,7 @@ int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
  * empty close payload) and reason (NULL or UTF-8, at most 123 bytes), then
  * waits close_timeout_ms for the peer's close before dropping the
  * connection. on_close follows. code must be one a peer may send
- * (ra_ws_close_code_valid: 1000-1003, 1007-1011, 3000-4999) and a reason
+ * (ra_ws_close_code_valid: 1000-1003, 1007-1014, 3000-4999) and a reason
  * needs a code (-EINVAL otherwise). -EALREADY if already closing. */
 int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason);
 

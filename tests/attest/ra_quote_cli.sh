@@ -123,6 +123,9 @@ expect 2 "bad hex option" -- "$Q" verify "$V/tdx-v4-tappd.dat" --mrtd abc
 expect 2 "bad --at" -- "$Q" verify "$V/tdx-v4-tappd.dat" --at yesterday
 expect 2 "unreadable root" -- "$Q" verify "$V/tdx-v4-tappd.dat" --root "$T/nope.pem"
 expect 2 "crl that is no CRL" -- "$Q" verify "$V/tdx-v4-tappd.dat" --crl "$V/tdx-v4-tappd.dat"
+# a PEM CRL file whose second CRL is garbled: an error, not one CRL fewer
+{ cat "$V/sgx-collateral/rootCaCrl.pem"; printf -- '-----BEGIN X509 CRL-----\nMIIBIjAN\n-----END X509 CRL-----\n'; } >"$T/crls.pem"
+expect 2 "crl file with a garbled CRL" -- "$Q" verify "$V/tdx-v4-tappd.dat" --crl "$T/crls.pem"
 expect 2 "sim without --out" -- "$Q" sim --dir "$T/sim" --report-data 00
 expect 0 "help" -- "$Q" --help
 
@@ -133,6 +136,7 @@ grep -q "root: $T/sim/root-ca.pem" "$T/out" || { echo "FAIL: sim does not print 
 expect 1 "sim quote with the Intel root" -- "$Q" verify "$T/sim.dat" --json
 json_is "sim intel root" error RA_ERR_ROOT_UNTRUSTED
 expect 0 "sim quote with its root pinned" -- "$Q" verify "$T/sim.dat" --root "$T/sim/root-ca.pem" --report-data $RDS
+expect 2 "a chain file as --root (not only self-signed CAs)" -- "$Q" verify "$T/sim.dat" --root "$T/sim/pck-chain.pem"
 expect 1 "sim quote, other report_data" -- "$Q" verify "$T/sim.dat" --root "$T/sim/root-ca.pem" --report-data ${RDS/ab/ac}
 expect 0 "sim debug TD quote" -- "$Q" sim --dir "$T/sim" --report-data $RDS --out "$T/simdbg.dat" --debug
 expect 1 "sim debug TD refused" -- "$Q" verify "$T/simdbg.dat" --root "$T/sim/root-ca.pem" --json

@@ -545,6 +545,42 @@ static void test_enc_head(void **st) {
   }
 }
 
+/* The response head encoder plus a byte string head plus the body is the
+ * whole http_response, byte for byte (the server builds it that way, in
+ * place); shortest byte string heads at each length boundary. */
+static void test_response_head_in_place(void **st) {
+  (void)st;
+  ra_header h[3] = {{RA_STR("Content-Type"), RA_STR("text/plain")},
+                    {RA_STR("set-cookie"), RA_STR("a=1")},
+                    {RA_STR("Set-Cookie"), RA_STR("b=2")}};
+  static uint8_t body[70000];
+  for (size_t i = 0; i < sizeof body; i++) body[i] = (uint8_t)i;
+  const size_t lens[] = {0, 1, 23, 24, 255, 256, 65535, 65536, 70000};
+  for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+    ra_tmsg_http_response_out r = {
+      .request_id = RA_STR("id1"), .status = 200, .status_text = RA_STR("OK"),
+      .headers = h, .n_headers = 3, .has_body = true, .body = body, .body_len = lens[k],
+    };
+    size_t whole = ra_tmsg_encode_http_response(NULL, 0, &r);
+    uint8_t *a = malloc(whole), *b = malloc(whole);
+    assert_int_equal(ra_tmsg_encode_http_response(a, whole, &r), whole);
+    size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
+    assert_int_equal(ra_tmsg_encode_http_response_head(b, hl, &r), hl);
+    uint8_t bh[9];
+    size_t bl = ra_tmsg_bytes_head(bh, lens[k]);
+    assert_int_equal(hl + bl + lens[k], whole);
+    memcpy(b + hl, bh, bl);
+    memcpy(b + hl + bl, body, lens[k]);
+    assert_memory_equal(a, b, whole);
+    ra_tmsg m;
+    assert_int_equal(ra_tmsg_decode(b, whole, &m), 0);
+    assert_int_equal(m.http_response.body.len, lens[k]);
+    free(a);
+    free(b);
+  }
+}
+
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_captured_client_kx_ready),
@@ -559,6 +595,7 @@ int main(void) {
     cmocka_unit_test(test_large_body_zero_copy),
     cmocka_unit_test(test_request_header_join_and_long_strings),
     cmocka_unit_test(test_enc_head),
+    cmocka_unit_test(test_response_head_in_place),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1270,6 +1270,597 @@ static void test_sim_sgx_debug_and_binding(void **state) {
   ra_verifier_free(v);
 }
 
+/* ---- security review regressions (chain shape, CRLs, policy, TUD, ECDSA) ----
+ *
+ * Quotes rebuilt from a sim quote with certificates of our own making,
+ * issued with the sim hierarchy's keys: what an issuer could produce by
+ * mistake, or an attacker holding a PCK key. */
+
+typedef struct hier {
+  EVP_PKEY *root_key, *ica_key, *pck_key, *att_key;
+  X509 *root, *ica, *pck;
+} hier;
+
+static void hier_load(ra_sim *sim, hier *h) {
+  char path[512];
+  size_t len;
+  snprintf(path, sizeof path, "%s/sim-hierarchy.pem", ra_sim_dir(sim));
+  uint8_t *all = load_path(path, &len);
+  BIO *b = BIO_new_mem_buf(all, (int)len);
+  h->root_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+  h->root = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  h->ica_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+  h->ica = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  h->pck_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+  h->pck = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  h->att_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+  BIO_free(b);
+  free(all);
+  assert_non_null(h->att_key);
+}
+
+static void hier_free(hier *h) {
+  EVP_PKEY_free(h->root_key);
+  EVP_PKEY_free(h->ica_key);
+  EVP_PKEY_free(h->pck_key);
+  EVP_PKEY_free(h->att_key);
+  X509_free(h->root);
+  X509_free(h->ica);
+  X509_free(h->pck);
+}
+
+static void add_ext(X509 *c, X509 *iss, int nid, const char *val) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, iss, c, NULL, NULL, 0);
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, val);
+  assert_non_null(e);
+  assert_int_equal(X509_add_ext(c, e, -1), 1);
+  X509_EXTENSION_free(e);
+}
+
+/* A certificate for key issued by issuer (signed with issuer_key), with
+ * basicConstraints bc and keyUsage ku when not NULL, and the SGX extension
+ * of sgx_from when not NULL. */
+static X509 *issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                   const char *bc, const char *ku, X509 *sgx_from) {
+  static long serial = 1000;
+  X509 *c = X509_new();
+  X509_NAME *n = X509_NAME_new();
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+  X509_set_version(c, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(c), serial++);
+  X509_set_subject_name(c, n);
+  X509_set_issuer_name(c, X509_get_subject_name(issuer));
+  X509_gmtime_adj(X509_getm_notBefore(c), -86400L);
+  X509_gmtime_adj(X509_getm_notAfter(c), 365 * 86400L);
+  X509_set_pubkey(c, key);
+  add_ext(c, issuer, NID_subject_key_identifier, "hash");
+  add_ext(c, issuer, NID_authority_key_identifier, "keyid:always");
+  if (bc) add_ext(c, issuer, NID_basic_constraints, bc);
+  if (ku) add_ext(c, issuer, NID_key_usage, ku);
+  if (sgx_from) {
+    ASN1_OBJECT *o = OBJ_txt2obj(RA_PCK_SGX_EXT_OID, 1);
+    int idx = X509_get_ext_by_OBJ(sgx_from, o, -1);
+    assert_true(idx >= 0);
+    assert_int_equal(X509_add_ext(c, X509_get_ext(sgx_from, idx), -1), 1);
+    ASN1_OBJECT_free(o);
+  }
+  assert_true(X509_sign(c, issuer_key, EVP_sha256()) > 0);
+  X509_NAME_free(n);
+  return c;
+}
+
+#define LEAF_BC "critical,CA:FALSE"
+#define LEAF_KU "critical,digitalSignature,nonRepudiation"
+#define CA_KU   "critical,keyCertSign,cRLSign"
+
+/* PEM of xs[0..n), NUL-terminated as Intel's QE writes it. */
+static uint8_t *pem_chain(X509 *const *xs, int n, size_t *len) {
+  BIO *b = BIO_new(BIO_s_mem());
+  for (int i = 0; i < n; i++) assert_int_equal(PEM_write_bio_X509(b, xs[i]), 1);
+  char *d;
+  long dl = BIO_get_mem_data(b, &d);
+  uint8_t *out = malloc((size_t)dl + 1);
+  memcpy(out, d, (size_t)dl);
+  out[dl] = 0;
+  *len = (size_t)dl + 1;
+  BIO_free(b);
+  return out;
+}
+
+static void le16(uint8_t *p, size_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static void le32(uint8_t *p, size_t v) {
+  le16(p, v);
+  le16(p + 2, v >> 16);
+}
+
+/* The TDX v4 sim quote q0 rebuilt around another PCK chain: its header,
+ * body, quote signature and QE auth data kept; the QE report re-signed by
+ * qe_key; att_xy (when not NULL) as the attestation key, which the QE
+ * report then binds. */
+static uint8_t *requote(const uint8_t *q0, size_t l0, const uint8_t *chain, size_t clen,
+                        EVP_PKEY *qe_key, const uint8_t *att_xy, size_t *out_len) {
+  ra_quote q;
+  assert_int_equal(ra_quote_parse(q0, l0, &q), 0);
+  assert_int_equal(q.version, 4);
+  size_t auth = q.qe_auth_data.len, cert6 = 384 + 64 + 2 + auth + 6 + clen,
+         sig = 64 + 64 + 6 + cert6, len = 48 + 584 + 4 + sig;
+  uint8_t *o = calloc(1, len), *p = o;
+  memcpy(p, q0, 48 + 584);
+  p += 48 + 584;
+  le32(p, sig);
+  p += 4;
+  memcpy(p, q.signature, 64);
+  p += 64;
+  uint8_t *ak = p;
+  memcpy(ak, att_xy ? att_xy : q.att_key, 64);
+  p += 64;
+  le16(p, 6);
+  le32(p + 2, cert6);
+  p += 6;
+  uint8_t *qe = p;
+  memcpy(qe, q.qe_report.raw, 384);
+  if (att_xy) {
+    crypto_hash_sha256_state h;
+    crypto_hash_sha256_init(&h);
+    crypto_hash_sha256_update(&h, ak, 64);
+    crypto_hash_sha256_update(&h, q.qe_auth_data.p, auth);
+    crypto_hash_sha256_final(&h, qe + 320);
+    memset(qe + 352, 0, 32);
+  }
+  p += 384;
+  sign_raw(qe_key, qe, 384, p);
+  p += 64;
+  le16(p, auth);
+  memcpy(p + 2, q.qe_auth_data.p, auth);
+  p += 2 + auth;
+  le16(p, 5);
+  le32(p + 2, clen);
+  p += 6;
+  memcpy(p, chain, clen);
+  p += clen;
+  assert_int_equal((size_t)(p - o), len);
+  *out_len = len;
+  return o;
+}
+
+/* Verifies the sim quote q0 rebuilt around chain xs[0..n) (the QE report
+ * signed by qe_key) against the sim root. */
+static ra_verify_err verify_chain(ra_sim *sim, const uint8_t *q0, size_t l0, X509 *const *xs, int n,
+                                  EVP_PKEY *qe_key, ra_verdict *vd) {
+  size_t clen, len;
+  uint8_t *chain = pem_chain(xs, n, &clen), *q = requote(q0, l0, chain, clen, qe_key, NULL, &len);
+  ra_verifier *v = sim_verifier(sim);
+  ra_verify_err e = verify(v, q, len, 0, NULL, vd);
+  ra_verifier_free(v);
+  free(q);
+  free(chain);
+  return e;
+}
+
+static void test_sec_chain_shape(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  hier h;
+  hier_load(sim, &h);
+  size_t l0;
+  uint8_t *q0 = sim_quote(sim, NULL, rd, &l0);
+  ra_verdict vd;
+  EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+
+  /* control: the sim's own chain, rebuilt by the helpers, is valid */
+  X509 *ok[] = {h.pck, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, ok, 3, h.pck_key, &vd), RA_VERIFY_OK);
+  /* and a fresh leaf issued the way the sim issues its own */
+  X509 *fresh = issue("PCK fresh", k, h.ica, h.ica_key, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c0[] = {fresh, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, c0, 3, k, &vd), RA_VERIFY_OK);
+
+  /* a PCK leaf hung directly under the root: not Intel's shape */
+  X509 *direct = issue("PCK direct", k, h.root, h.root_key, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c1[] = {direct, h.root};
+  assert_err(verify_chain(sim, q0, l0, c1, 2, k, &vd), RA_ERR_CHAIN_INVALID);
+
+  /* a PCK "leaf" that is a CA */
+  X509 *caleaf = issue("PCK CA", k, h.ica, h.ica_key, "critical,CA:TRUE,pathlen:0",
+                       CA_KU ",digitalSignature", h.pck);
+  X509 *c2[] = {caleaf, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, c2, 3, k, &vd), RA_ERR_CHAIN_INVALID);
+
+  /* a leaf whose key usage does not allow signatures */
+  X509 *kaleaf = issue("PCK KA", k, h.ica, h.ica_key, LEAF_BC, "critical,keyAgreement", h.pck);
+  X509 *c3[] = {kaleaf, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, c3, 3, k, &vd), RA_ERR_CHAIN_INVALID);
+
+  /* an intermediate without basicConstraints (keyCertSign only): not a CA */
+  X509 *nobc = issue("CA without BC", k2, h.root, h.root_key, NULL, CA_KU, NULL);
+  X509 *l4 = issue("PCK under no-BC", k, nobc, k2, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c4[] = {l4, nobc, h.root};
+  assert_err(verify_chain(sim, q0, l0, c4, 3, k, &vd), RA_ERR_CHAIN_INVALID);
+  /* RFC 5280 (X509_V_FLAG_X509_STRICT): a CA certificate has critical
+   * basicConstraints and a keyUsage; this one has neither */
+  X509 *lax = issue("lax CA", k2, h.root, h.root_key, "CA:TRUE", NULL, NULL);
+  X509 *l4b = issue("PCK under lax CA", k, lax, k2, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c4b[] = {l4b, lax, h.root};
+  assert_err(verify_chain(sim, q0, l0, c4b, 3, k, &vd), RA_ERR_CHAIN_INVALID);
+
+  /* a sub-CA under the intermediate (pathlen 0) */
+  X509 *sub = issue("sub CA", k2, h.ica, h.ica_key, "critical,CA:TRUE", CA_KU, NULL);
+  X509 *l5 = issue("PCK under sub", k, sub, k2, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c5[] = {l5, sub, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, c5, 4, k, &vd), RA_ERR_CHAIN_INVALID);
+
+  /* a stolen PCK key issuing a PCK certificate of its own */
+  X509 *l6 = issue("PCK by PCK", k, h.pck, h.pck_key, LEAF_BC, LEAF_KU, h.pck);
+  /* (the PCK certificate cannot sign certificates, so it issued nothing:
+   * two leaves) */
+  X509 *c6[] = {l6, h.pck, h.ica, h.root};
+  assert_err(verify_chain(sim, q0, l0, c6, 4, k, &vd), RA_ERR_CHAIN_BROKEN);
+
+  X509 *all[] = {fresh, direct, caleaf, kaleaf, nobc, l4, lax, l4b, sub, l5, l6};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) X509_free(all[i]);
+  EVP_PKEY_free(k);
+  EVP_PKEY_free(k2);
+  hier_free(&h);
+  free(q0);
+}
+
+static uint8_t *make_crl(X509 *issuer, EVP_PKEY *key, const ASN1_TIME *last, const ASN1_TIME *next,
+                         X509 *revoked, size_t *len) {
+  X509_CRL *crl = X509_CRL_new();
+  X509_CRL_set_version(crl, 1);
+  X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer));
+  if (last) assert_int_equal(X509_CRL_set1_lastUpdate(crl, last), 1);
+  if (next) assert_int_equal(X509_CRL_set1_nextUpdate(crl, next), 1);
+  if (revoked) {
+    X509_REVOKED *r = X509_REVOKED_new();
+    ASN1_TIME *t = ASN1_TIME_set(NULL, time(NULL) - 3600);
+    X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(revoked));
+    X509_REVOKED_set_revocationDate(r, t);
+    X509_CRL_add0_revoked(crl, r);
+    ASN1_TIME_free(t);
+  }
+  assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+  uint8_t *der = NULL;
+  int n = i2d_X509_CRL(crl, &der);
+  assert_true(n > 0);
+  uint8_t *out = malloc((size_t)n);
+  memcpy(out, der, (size_t)n);
+  OPENSSL_free(der);
+  X509_CRL_free(crl);
+  *len = (size_t)n;
+  return out;
+}
+
+/* A CRL file is all or nothing: one that does not parse is an error, not
+ * silently left out (with every revocation it lists). */
+static void test_sec_crl_all_or_nothing(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  size_t len, l1, lp;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len), *c1;
+  ra_verdict vd;
+  assert_int_equal(ra_sim_crl(sim, 1, 1, &c1, &l1), 0); /* revokes the PCK leaf */
+  uint8_t *pem = to_pem_crl(c1, l1, &lp);
+  static const char junk[] = "-----BEGIN X509 CRL-----\nMIIBIjAN\n-----END X509 CRL-----\n";
+  static const char cert[] = "-----BEGIN CERTIFICATE-----\nMIIBIjAN\n-----END CERTIFICATE-----\n";
+  uint8_t *buf = malloc(2 * lp + l1 + sizeof junk + sizeof cert);
+  ra_verifier *v = sim_verifier(sim);
+
+  /* the revoking CRL, then a garbled one */
+  memcpy(buf, pem, lp);
+  memcpy(buf + lp, junk, sizeof junk - 1);
+  assert_int_equal(ra_verifier_add_crl(v, buf, lp + sizeof junk - 1), -EINVAL);
+  /* a garbled one, then the revoking CRL */
+  memcpy(buf, junk, sizeof junk - 1);
+  memcpy(buf + sizeof junk - 1, pem, lp);
+  assert_int_equal(ra_verifier_add_crl(v, buf, lp + sizeof junk - 1), -EINVAL);
+  /* a CRL file that also holds a certificate: not a CRL file */
+  memcpy(buf, pem, lp);
+  memcpy(buf + lp, cert, sizeof cert - 1);
+  assert_int_equal(ra_verifier_add_crl(v, buf, lp + sizeof cert - 1), -EINVAL);
+  /* DER with bytes after the CRL */
+  memcpy(buf, c1, l1);
+  memcpy(buf + l1, "junk", 4);
+  assert_int_equal(ra_verifier_add_crl(v, buf, l1 + 4), -EINVAL);
+  /* nothing was added by the refused calls */
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_VERIFY_OK);
+  assert_int_equal(vd.crls_applied, 0);
+  /* two good CRLs in one PEM file: both */
+  memcpy(buf, pem, lp);
+  memcpy(buf + lp, pem, lp);
+  assert_int_equal(ra_verifier_add_crl(v, buf, 2 * lp), 2);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_ERR_CERT_REVOKED);
+  ra_verifier_free(v);
+  free(buf);
+  free(pem);
+  free(c1);
+  free(q);
+}
+
+static void test_sec_crl_times_and_issuer(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  hier h;
+  hier_load(sim, &h);
+  size_t len, cl;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len), *crl;
+  ra_verdict vd;
+  ASN1_TIME *last = ASN1_TIME_set(NULL, time(NULL) - 86400),
+            *next = ASN1_TIME_set(NULL, time(NULL) + 86400);
+
+  /* control: the intermediate's CRL with both times */
+  ra_verifier *v = sim_verifier(sim);
+  crl = make_crl(h.ica, h.ica_key, last, next, NULL, &cl);
+  assert_int_equal(ra_verifier_add_crl(v, crl, cl), 1);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_VERIFY_OK);
+  assert_int_equal(vd.crls_applied, 1);
+  ra_verifier_free(v);
+  free(crl);
+
+  /* no nextUpdate: it could be replayed forever */
+  v = sim_verifier(sim);
+  crl = make_crl(h.ica, h.ica_key, last, NULL, NULL, &cl);
+  assert_int_equal(ra_verifier_add_crl(v, crl, cl), 1);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_ERR_CRL_EXPIRED);
+  ra_verifier_free(v);
+  free(crl);
+
+  /* a thisUpdate OpenSSL cannot read: X509_cmp_time says 0 (error) */
+  ASN1_TIME *bad = ASN1_STRING_type_new(V_ASN1_GENERALIZEDTIME);
+  assert_int_equal(ASN1_STRING_set(bad, "2025xx01000000Z", -1), 1);
+  crl = make_crl(h.ica, h.ica_key, bad, next, NULL, &cl);
+  v = sim_verifier(sim);
+  int rc = ra_verifier_add_crl(v, crl, cl);
+  if (rc == 1) /* accepted by d2i: then the verification must refuse it */
+    assert_err(verify(v, q, len, 0, NULL, &vd), RA_ERR_CRL_EXPIRED);
+  else
+    assert_int_equal(rc, -EINVAL);
+  ra_verifier_free(v);
+  free(crl);
+  ASN1_TIME_free(bad);
+
+  /* a CA whose key usage excludes cRLSign: its CRLs are not CRLs */
+  EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+  X509 *ca = issue("CA no cRLSign", k2, h.root, h.root_key, "critical,CA:TRUE,pathlen:0",
+                   "critical,keyCertSign", NULL);
+  X509 *leaf = issue("PCK", k, ca, k2, LEAF_BC, LEAF_KU, h.pck);
+  X509 *c[] = {leaf, ca, h.root};
+  size_t chl, ql;
+  uint8_t *chain = pem_chain(c, 3, &chl), *q2 = requote(q, len, chain, chl, k, NULL, &ql);
+  v = sim_verifier(sim);
+  assert_err(verify(v, q2, ql, 0, NULL, &vd), RA_VERIFY_OK); /* control */
+  crl = make_crl(ca, k2, last, next, NULL, &cl);
+  assert_int_equal(ra_verifier_add_crl(v, crl, cl), 1);
+  assert_err(verify(v, q2, ql, 0, NULL, &vd), RA_ERR_CRL_SIGNATURE);
+  ra_verifier_free(v);
+  free(crl);
+  free(chain);
+  free(q2);
+  X509_free(ca);
+  X509_free(leaf);
+  EVP_PKEY_free(k);
+  EVP_PKEY_free(k2);
+
+  ASN1_TIME_free(last);
+  ASN1_TIME_free(next);
+  hier_free(&h);
+  free(q);
+}
+
+/* A count of measurement sets without the array is refused, not a crash. */
+static void test_sec_policy_null_sets(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  size_t len;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len);
+  ra_verifier *v = sim_verifier(sim);
+  ra_verdict vd;
+  ra_policy p1 = {.n_tdx = 1};
+  assert_err(verify(v, q, len, 0, &p1, &vd), RA_ERR_POLICY_EMPTY);
+  ra_sgx_expect s = {.has = RA_SGX_MR_ENCLAVE};
+  ra_policy p2 = {.n_tdx = 2, .sgx = &s, .n_sgx = 1};
+  assert_err(verify(v, q, len, 0, &p2, &vd), RA_ERR_POLICY_EMPTY);
+  ra_policy p3 = {.n_sgx = 1, .signature_only = true};
+  assert_err(verify(v, q, len, 0, &p3, &vd), RA_ERR_POLICY_EMPTY);
+  ra_verifier_free(v);
+  free(q);
+}
+
+/* TD attributes bits 7:0 (TUD: DEBUG and the TDX 1.5 profiling bits 4-6)
+ * all mean "TD under debug". */
+static void test_sec_tud_bits(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  ra_verifier *v = sim_verifier(sim);
+  ra_verdict vd;
+  ra_policy dbg = {.signature_only = true, .allow_debug = true};
+  for (int bit = 1; bit < 8; bit++) {
+    ra_sim_td td;
+    ra_sim_td_default(&td);
+    td.td_attributes |= 1ull << bit;
+    size_t len;
+    uint8_t *q = sim_quote(sim, &td, rd, &len);
+    if (verify(v, q, len, 0, NULL, &vd) != RA_ERR_DEBUG) fail_msg("TUD bit %d not refused", bit);
+    assert_true(vd.debug);
+    assert_err(verify(v, q, len, 0, &dbg, &vd), RA_VERIFY_OK);
+    free(q);
+  }
+  /* bits above the TUD group (here PKS, bit 30) are not debug */
+  ra_sim_td td;
+  ra_sim_td_default(&td);
+  td.td_attributes |= 1ull << 30;
+  size_t len;
+  uint8_t *q = sim_quote(sim, &td, rd, &len);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_VERIFY_OK);
+  free(q);
+  ra_verifier_free(v);
+}
+
+/* Raw r||s edge cases and attestation keys off the curve. */
+static void test_sec_ecdsa_edges(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  /* the order n of P-256 and the field prime p */
+  static const uint8_t n[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+                                0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+                                0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
+  static const uint8_t prime[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0,    0,   0,
+                                    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,   0,
+                                    0,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  hier h;
+  hier_load(sim, &h);
+  size_t len;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len), *c = malloc(len);
+  ra_quote pq;
+  assert_int_equal(ra_quote_parse(q, len, &pq), 0);
+  size_t so = (size_t)(pq.signature - q);
+  ra_verifier *v = sim_verifier(sim);
+  ra_verdict vd;
+  for (int t = 0; t < 6; t++) {
+    memcpy(c, q, len);
+    uint8_t *r = c + so, *s = c + so + 32;
+    switch (t) {
+    case 0:
+      memset(r, 0, 32);
+      break; /* r = 0 */
+    case 1:
+      memset(s, 0, 32);
+      break; /* s = 0 */
+    case 2:
+      memcpy(r, n, 32);
+      break; /* r = n */
+    case 3:
+      memcpy(s, n, 32);
+      break; /* s = n */
+    case 4:
+      memset(r, 0xff, 64);
+      break; /* r, s > n */
+    case 5:
+      memset(r, 0, 64);
+      break; /* both zero */
+    }
+    if (verify(v, c, len, 0, NULL, &vd) != RA_ERR_QUOTE_SIGNATURE)
+      fail_msg("signature case %d: %s", t, ra_verify_err_name(vd.err));
+  }
+  /* keys the QE report binds but that are no P-256 points */
+  uint8_t keys[4][64] = {{0}};
+  keys[1][31] = 1; /* (0, 1) */
+  keys[1][63] = 1;
+  memcpy(keys[2], prime, 32); /* x = p */
+  keys[2][63] = 2;
+  memset(keys[3], 0xff, 64);
+  size_t cl;
+  X509 *xs[] = {h.pck, h.ica, h.root};
+  uint8_t *chain = pem_chain(xs, 3, &cl);
+  for (int t = 0; t < 4; t++) {
+    size_t ql;
+    uint8_t *q2 = requote(q, len, chain, cl, h.pck_key, keys[t], &ql);
+    if (verify(v, q2, ql, 0, NULL, &vd) != RA_ERR_ATT_KEY)
+      fail_msg("attestation key case %d: %s", t, ra_verify_err_name(vd.err));
+    assert_int_equal(vd.checks[RA_CHECK_QE_DATA], RA_CHECK_PASS);
+    free(q2);
+  }
+  free(chain);
+  ra_verifier_free(v);
+  hier_free(&h);
+  free(c);
+  free(q);
+}
+
+/* A QE report from a debug quoting enclave, properly signed by the PCK key:
+ * refused, allow_debug or not (that is about the application). */
+static void test_sec_debug_qe(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  hier h;
+  hier_load(sim, &h);
+  size_t len, cl, ql;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len);
+  ra_quote pq;
+  assert_int_equal(ra_quote_parse(q, len, &pq), 0);
+  q[(size_t)(pq.qe_report.attributes - q)] |= 0x02;
+  X509 *xs[] = {h.pck, h.ica, h.root};
+  uint8_t *chain = pem_chain(xs, 3, &cl), *q2 = requote(q, len, chain, cl, h.pck_key, NULL, &ql);
+  ra_verifier *v = sim_verifier(sim);
+  ra_verdict vd;
+  assert_err(verify(v, q2, ql, 0, NULL, &vd), RA_ERR_QE_DEBUG);
+  assert_int_equal(vd.checks[RA_CHECK_QE_SIG], RA_CHECK_PASS);
+  assert_int_equal(vd.checks[RA_CHECK_QE_DATA], RA_CHECK_FAIL);
+  ra_policy dbg = {.signature_only = true, .allow_debug = true};
+  assert_err(verify(v, q2, ql, 0, &dbg, &vd), RA_ERR_QE_DEBUG);
+  assert_string_equal(ra_verify_err_name(RA_ERR_QE_DEBUG), "RA_ERR_QE_DEBUG");
+  /* control: the same rebuild without the debug bit */
+  q[(size_t)(pq.qe_report.attributes - q)] &= (uint8_t)~0x02;
+  free(q2);
+  q2 = requote(q, len, chain, cl, h.pck_key, NULL, &ql);
+  assert_err(verify(v, q2, ql, 0, NULL, &vd), RA_VERIFY_OK);
+  ra_verifier_free(v);
+  free(q2);
+  free(chain);
+  hier_free(&h);
+  free(q);
+}
+
+/* Only self-signed CA certificates can be pinned; a file that holds more
+ * (a chain pinned by mistake) pins nothing. */
+static void test_sec_roots_only_self_signed_cas(void **state) {
+  ra_sim *sim = *state;
+  static const uint8_t rd[64];
+  hier h;
+  hier_load(sim, &h);
+  size_t len, cl;
+  uint8_t *q = sim_quote(sim, NULL, rd, &len), *pem;
+  ra_verifier *v;
+  ra_verdict vd;
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_DEFAULT_ROOT, &v), 0);
+  /* the sim's chain file: leaf, intermediate, root */
+  assert_int_equal(ra_verifier_add_root_file(v, ra_sim_chain_pem_path(sim)), -EINVAL);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_ERR_ROOT_UNTRUSTED); /* none was pinned */
+  X509 *ica[] = {h.ica};
+  pem = pem_chain(ica, 1, &cl);
+  assert_int_equal(ra_verifier_add_root(v, pem, cl), -EINVAL);
+  free(pem);
+  /* self-signed, but not a CA */
+  EVP_PKEY *k = EVP_EC_gen("P-256");
+  X509 *ee = X509_new();
+  X509_NAME *n = X509_NAME_new();
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"self EE", -1, -1, 0);
+  X509_set_version(ee, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(ee), 7);
+  X509_set_subject_name(ee, n);
+  X509_set_issuer_name(ee, n);
+  X509_gmtime_adj(X509_getm_notBefore(ee), -86400L);
+  X509_gmtime_adj(X509_getm_notAfter(ee), 86400L);
+  X509_set_pubkey(ee, k);
+  add_ext(ee, ee, NID_basic_constraints, "critical,CA:FALSE");
+  assert_true(X509_sign(ee, k, EVP_sha256()) > 0);
+  X509 *one[] = {ee};
+  pem = pem_chain(one, 1, &cl);
+  assert_int_equal(ra_verifier_add_root(v, pem, cl), -EINVAL);
+  free(pem);
+  /* the sim root with its self-signature broken (last DER byte) */
+  uint8_t *der = NULL;
+  int dl = i2d_X509(h.root, &der);
+  assert_true(dl > 0);
+  der[dl - 1] ^= 1;
+  assert_int_equal(ra_verifier_add_root(v, der, (size_t)dl), -EINVAL);
+  der[dl - 1] ^= 1;
+  assert_int_equal(ra_verifier_add_root(v, der, (size_t)dl), 1);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_VERIFY_OK);
+  OPENSSL_free(der);
+  X509_NAME_free(n);
+  X509_free(ee);
+  EVP_PKEY_free(k);
+  ra_verifier_free(v);
+  hier_free(&h);
+  free(q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_valid_now),
@@ -1296,6 +1887,14 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_sim_debug_td, sim_setup, sim_teardown),
       cmocka_unit_test_setup_teardown(test_sim_tdx_binding, sim_setup, sim_teardown),
       cmocka_unit_test_setup_teardown(test_sim_sgx_debug_and_binding, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_chain_shape, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_crl_all_or_nothing, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_crl_times_and_issuer, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_policy_null_sets, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_tud_bits, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_ecdsa_edges, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_debug_qe, sim_setup, sim_teardown),
+      cmocka_unit_test_setup_teardown(test_sec_roots_only_self_signed_cas, sim_setup, sim_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,6 +73,9 @@ fi
 "$bin/ra-bench" --plain --scenario serial "${small[@]}" --format csv "$url" >"$tmp/out.csv"
 head -1 "$tmp/out.csv" | grep -qx 'scenario,mode,n,avg_ms,p50_ms,p90_ms,p99_ms,max_ms,rps' || fail "CSV header"
 grep -q '^serial,plain,8,' "$tmp/out.csv" || fail "CSV row"
+# --pick best reports one round (4 samples), not the pool of both (8)
+"$bin/ra-bench" --plain --scenario serial "${small[@]}" --pick best --format csv "$url" >"$tmp/best.csv"
+grep -q '^serial,plain,4,' "$tmp/best.csv" || fail "--pick best row"
 "$bin/ra-bench" --both --scenario serial --trust-sim "$tmp/sim" "${small[@]}" "$url" >"$tmp/out.txt"
 grep -q '^serial  *ratio ' "$tmp/out.txt" || fail "table has no ratio row"
 grep -q 'targets (issue 6)' "$tmp/out.txt" || fail "table has no targets"

@@ -56,6 +56,26 @@ static void refuses_past_max(void **state) {
   unlink(path);
 }
 
+/* A file of exactly max bytes is accepted, whatever max is relative to the
+ * growth steps of the buffer (4095 filled the first one exactly). */
+static void accepts_exactly_max(void **state) {
+  static const size_t sizes[] = {1, 4095, 4096, 8191, 8192};
+  static uint8_t data[8192];
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    size_t n = sizes[k];
+    memset(data, (int)('a' + k), n);
+    char *path = write_tmp(data, n);
+    uint8_t *got = NULL;
+    size_t len = 0;
+    assert_int_equal(ra_file_read(path, n, &got, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(got, data, n);
+    free(got);
+    assert_int_equal(ra_file_read(path, n - 1, &got, &len), -EFBIG);
+    unlink(path);
+  }
+}
+
 static void missing_file_and_directory(void **state) {
   uint8_t *got;
   size_t len;
@@ -67,6 +87,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(reads_exact_bytes_nul_terminated),
       cmocka_unit_test(refuses_past_max),
+      cmocka_unit_test(accepts_exactly_max),
       cmocka_unit_test(missing_file_and_directory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

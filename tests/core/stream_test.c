@@ -204,6 +204,32 @@ static void test_set_userdata_reoffers(void **state) {
   teardown(&c);
 }
 
+/* Setting callbacks or resuming with nothing left over costs no deferred
+ * call: the loop has nothing to run (the server does this per accept). */
+static void test_set_userdata_idle_no_defer(void **state) {
+  (void)state;
+  ctx c;
+  int peer;
+  setup_pair(&c, &peer, NULL);
+  ra_stream_set_userdata(c.s, &all_cbs, &c);
+  ra_stream_pause_read(c.s);
+  ra_stream_resume_read(c.s);
+  assert_int_equal(ra_loop_run_once(c.loop, 0), 0);
+  /* with input left over, the re-offer still comes */
+  c.consume_max = 2;
+  assert_int_equal(write(peer, "abcdef", 6), 6);
+  assert_int_equal(ra_loop_run_once(c.loop, 1000), 1);
+  assert_int_equal(c.in_len, 2);
+  c.consume_max = 0;
+  ra_stream_set_userdata(c.s, &all_cbs, &c);
+  assert_int_equal(ra_loop_run_once(c.loop, 0), 1);
+  assert_int_equal(c.in_len, 6);
+  assert_memory_equal(c.in, "abcdef", 6);
+  ra_stream_abort(c.s, 0);
+  close(peer);
+  teardown(&c);
+}
+
 /* ---- writing, watermarks, drain ------------------------------------------ */
 
 static void test_write_queue_watermarks(void **state) {
@@ -839,6 +865,7 @@ int main(void) {
       cmocka_unit_test(test_read_partial_consume),
       cmocka_unit_test(test_pause_resume_reoffers),
       cmocka_unit_test(test_set_userdata_reoffers),
+      cmocka_unit_test(test_set_userdata_idle_no_defer),
       cmocka_unit_test(test_write_queue_watermarks),
       cmocka_unit_test(test_write_ref),
       cmocka_unit_test(test_write_ref_graceful_and_peer_reset),

@@ -425,6 +425,32 @@ static void test_timeouts(void **state) {
   fx_close(&f);
 }
 
+/* A limit set huge (to mean "practically never") must not wrap its
+ * deadline into the past and so disarm the other timeouts: the header
+ * timeout still answers 408 on the next request. */
+static void test_huge_timeout(void **state) {
+  ra_http_limits lim = {0};
+  lim.header_timeout_ms = 40;
+  lim.keepalive_timeout_ms = UINT64_MAX;
+  lim.body_timeout_ms = UINT64_MAX;
+  fx f;
+  fx_open(&f, &lim);
+  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  spin(&f, 80); /* idle keep-alive: not closed */
+  assert_false(f.io.close_requested);
+  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nab");
+  spin(&f, 80); /* a body trickling in: not closed */
+  assert_false(f.io.close_requested);
+  feed(&f, "cd");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n"); /* never completes */
+  spin(&f, 1000);
+  assert_true(f.io.close_requested);
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "HTTP/1.1 200 OK"), 2);
+  assert_non_null(strstr(o, "HTTP/1.1 408 "));
+  fx_close(&f);
+}
+
 static void test_async_cancel(void **state) {
   fx f;
   fx_open(&f, NULL);
@@ -504,6 +530,28 @@ static void test_shutdown(void **state) {
   fx_close(&f);
 }
 
+/* A shutdown while a request is half received: that request is dropped with
+ * its header deadline (no 408 for it later), the in-flight one is answered,
+ * then the connection closes. */
+static void test_shutdown_mid_request(void **state) {
+  ra_http_limits lim = {0};
+  lim.header_timeout_ms = 30;
+  fx f;
+  fx_open(&f, &lim);
+  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\nHo");
+  assert_int_equal(nheld, 1);
+  ra_http_server_shutdown(f.srv, 5000, NULL, NULL);
+  spin(&f, 150); /* past the header deadline of the partial request */
+  assert_false(f.io.close_requested);
+  ra_res_send_text(held[0], 200, "bye");
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "HTTP/1.1 "), 1);
+  assert_non_null(strstr(o, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(o, "Connection: close\r\n"));
+  assert_true(f.io.close_requested);
+  fx_close(&f);
+}
+
 static void test_pool_reuse(void **state) {
   /* Many requests on one connection: the exchange objects are recycled. */
   fx f;
@@ -528,9 +576,11 @@ int main(void) {
       cmocka_unit_test(test_expect_continue),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_timeouts),
+      cmocka_unit_test(test_huge_timeout),
       cmocka_unit_test(test_async_cancel),
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_shutdown),
+      cmocka_unit_test(test_shutdown_mid_request),
       cmocka_unit_test(test_pool_reuse),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

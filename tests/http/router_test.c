@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http/request.h"
+#include "http/request_internal.h"
 #include "http/response.h"
 #include "http/router.h"
 
@@ -303,6 +304,19 @@ static void test_route_errors_and_match(void **state) {
 static void on_cancel_count(ra_res *res, void *ud) { (*(int *)ud)++; }
 static void on_upgrade_unused(ra_stream *s, const uint8_t *rest, size_t n, void *ud) { fail(); }
 
+/* The request's arena refuses sizes it cannot round or account for,
+ * instead of wrapping to a tiny block. */
+static void test_arena_overflow(void **state) {
+  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/x"), 11, false);
+  assert_non_null(req);
+  assert_null(ra_req_alloc(req, SIZE_MAX));
+  assert_null(ra_req_alloc(req, SIZE_MAX - 8));
+  char *p = ra_req_alloc(req, 100);
+  assert_non_null(p);
+  memset(p, 'x', 100);
+  ra_req_free(req);
+}
+
 static void test_response_api(void **state) {
   cap c;
   memset(&c, 0, sizeof c);
@@ -353,6 +367,7 @@ int main(void) {
       cmocka_unit_test(test_405_options_head),
       cmocka_unit_test(test_attested_only),
       cmocka_unit_test(test_route_errors_and_match),
+      cmocka_unit_test(test_arena_overflow),
       cmocka_unit_test(test_response_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,6 +51,64 @@ static void h_upgrade(ra_req *req, ra_res *res, void *ud) {
   if (rc) ra_res_send_text(res, 500, "upgrade failed");
 }
 
+/* ---- upgrade behind a pending answer, connection lost before the hand-over ---- */
+
+static int up_streams, up_nulls;
+static ra_res *held;
+
+static void on_upgraded_count(ra_stream *s, const uint8_t *rest, size_t n, void *ud) {
+  if (!s) {
+    assert_null(rest);
+    assert_int_equal(n, 0);
+    up_nulls++;
+    return;
+  }
+  up_streams++;
+  ra_stream_abort(s, -ECONNABORTED);
+}
+
+static void h_upgrade_count(ra_req *req, ra_res *res, void *ud) {
+  ra_res_add_header(res, "Upgrade", "x-test");
+  assert_int_equal(ra_res_upgrade(res, on_upgraded_count, NULL), 0);
+}
+
+static void on_held_cancel(ra_res *res, void *ud) {
+  held = NULL;
+  ra_res_end(res);
+}
+
+static void h_hold(ra_req *req, ra_res *res, void *ud) {
+  held = res;
+  ra_res_on_cancel(res, on_held_cancel, NULL);
+}
+
+/* ---- a streaming handler paced by ra_res_pending / on_drain ---------------------- */
+
+#define PACE_WINDOW (16 * 1024)
+#define PACE_CHUNKS 256
+
+static int paced_i;
+
+static void paced_more(ra_res *res, void *ud) {
+  static char chunk[1024];
+  memset(chunk, 'p', sizeof chunk);
+  while (paced_i < PACE_CHUNKS && ra_res_pending(res) < PACE_WINDOW) {
+    if (ra_res_write(res, chunk, sizeof chunk) < 0) return;
+    paced_i++;
+  }
+  if (paced_i == PACE_CHUNKS) {
+    paced_i++;
+    ra_res_write(res, "END", 3);
+    ra_res_end(res);
+  }
+}
+
+static void h_paced(ra_req *req, ra_res *res, void *ud) {
+  paced_i = 0;
+  ra_res_on_drain(res, paced_more, NULL);
+  paced_more(res, NULL);
+}
+
 /* ---- helpers --------------------------------------------------------------------- */
 
 typedef struct fx {
@@ -65,6 +123,9 @@ static void fx_open(fx *f, size_t max_conns) {
   f->router = ra_router_new();
   ra_route(f->router, "GET", "/hello", h_hello, NULL);
   ra_route(f->router, "GET", "/up", h_upgrade, NULL);
+  ra_route(f->router, "GET", "/up2", h_upgrade_count, NULL);
+  ra_route(f->router, "GET", "/hold", h_hold, NULL);
+  ra_route(f->router, "GET", "/paced", h_paced, NULL);
   ra_http_server_opts o = {0};
   o.limits.max_connections = max_conns;
   f->srv = ra_http_server_new(f->loop, f->router, &o);
@@ -169,6 +230,62 @@ static void test_upgrade(void **state) {
   fx_close(&f);
 }
 
+/* The 101 is ready but waits behind an earlier answer when the connection
+ * goes away (the shutdown deadline aborts it, or the server is freed): the
+ * upgrade callback is still called, once, with no stream, so its owner can
+ * free what it prepared. */
+static void test_upgrade_connection_gone(void **state) {
+  for (int how = 0; how < 2; how++) {
+    fx f;
+    fx_open(&f, 0);
+    up_streams = up_nulls = 0;
+    held = NULL;
+    int fd = client(f.port);
+    turns(&f, 3);
+    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n"
+                 "GET /up2 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    for (int i = 0; i < 500 && !held; i++) ra_loop_run_once(f.loop, 2);
+    assert_non_null(held);
+    turns(&f, 5);
+    assert_int_equal(up_streams + up_nulls, 0); /* waits behind /hold */
+    if (how == 0) {
+      ra_http_server_shutdown(f.srv, 20, NULL, NULL);
+      for (int i = 0; i < 500 && !up_nulls; i++) ra_loop_run_once(f.loop, 2);
+    } else {
+      ra_http_server_free(f.srv);
+      f.srv = NULL;
+    }
+    assert_int_equal(up_nulls, 1);
+    assert_int_equal(up_streams, 0);
+    assert_null(held); /* cancelled */
+    close(fd);
+    turns(&f, 5);
+    assert_int_equal(up_nulls + up_streams, 1); /* exactly once */
+    fx_close(&f);
+  }
+}
+
+/* A handler that writes while ra_res_pending() is below its window, then
+ * waits for on_drain: it must be called again even when the bytes it saw
+ * pending (held by the connection to coalesce writes) all went straight to
+ * the kernel, or the response stalls. */
+static void test_paced_stream(void **state) {
+  fx f;
+  fx_open(&f, 0);
+  int fd = client(f.port);
+  turns(&f, 3);
+  send_all(fd, "GET /paced HTTP/1.1\r\n\r\n");
+  static char buf[PACE_CHUNKS * 1024 + 8192];
+  size_t n = read_until(&f, fd, buf, sizeof buf, "END\r\n0\r\n\r\n");
+  assert_true(n > PACE_CHUNKS * 1024);
+  assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(buf, "END\r\n0\r\n\r\n"));
+  assert_int_equal(paced_i, PACE_CHUNKS + 1);
+  close(fd);
+  turns(&f, 5);
+  fx_close(&f);
+}
+
 static int done_calls;
 static void on_done(ra_http_server *srv, void *ud) { done_calls++; }
 
@@ -211,6 +328,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_request_and_cap),
       cmocka_unit_test(test_upgrade),
+      cmocka_unit_test(test_upgrade_connection_gone),
+      cmocka_unit_test(test_paced_stream),
       cmocka_unit_test(test_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

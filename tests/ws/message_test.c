@@ -296,12 +296,43 @@ static void announced_not_allocated(void **st) {
   ra_ws_assembler_free(&a);
 }
 
+/* A message in many small fragments: the buffer grows geometrically (a
+ * handful of reallocations, not one per fragment, which would make a
+ * 16 MiB message in 1 KiB pieces copy gigabytes), and never beyond twice
+ * what arrived. */
+static void many_small_fragments(void **st) {
+  (void)st;
+  enum { NFRAG = 4000, FRAG = 100 };
+  uint8_t pl[FRAG], b[RA_WS_MAX_HEADER + FRAG];
+  ra_ws_assembler a;
+  ra_ws_assembler_init(&a, RA_WS_SERVER, 0);
+  size_t caps = 0, last_cap = 0;
+  for (int i = 0; i < NFRAG; i++) {
+    memset(pl, 'a' + i % 26, FRAG);
+    size_t n = build(b, i == NFRAG - 1, i ? RA_WS_OP_CONT : RA_WS_OP_TEXT, pl, FRAG, true);
+    ra_ws_msg m;
+    assert_int_equal(ra_ws_assembler_feed(&a, b, n, &m), (long)n);
+    if (a.cap != last_cap) caps++;
+    last_cap = a.cap;
+    assert_true(a.cap <= 2 * (size_t)(i + 1) * FRAG + 4096);
+    if (i < NFRAG - 1) {
+      assert_int_equal(m.opcode, 0);
+    } else {
+      assert_int_equal(m.opcode, RA_WS_OP_TEXT);
+      assert_int_equal(m.len, (size_t)NFRAG * FRAG);
+      for (int k = 0; k < NFRAG; k++) assert_int_equal(m.data[(size_t)k * FRAG], 'a' + k % 26);
+    }
+  }
+  if (caps > 20) fail_msg("%zu reallocations for %d fragments", caps, NFRAG);
+  ra_ws_assembler_free(&a);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fragments_and_control), cmocka_unit_test(zero_copy),
       cmocka_unit_test(utf8_rules), cmocka_unit_test(size_limit),
       cmocka_unit_test(close_payloads), cmocka_unit_test(large_fragmented),
-      cmocka_unit_test(announced_not_allocated),
+      cmocka_unit_test(announced_not_allocated), cmocka_unit_test(many_small_fragments),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -551,6 +551,97 @@ static void sink_interface(void **st) {
   ra_loop_free(loop);
 }
 
+/* A connect that never completes (the server's accept queue is full, so its
+ * SYNs are dropped): the handshake timeout still ends the attempt in time,
+ * and so does cancelling it with ra_ws_close, without waiting minutes for
+ * the kernel to give up on the connect. */
+static void client_connect_stalls(void **st) {
+  ra_loop *loop = ra_loop_new();
+  int ls = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(ls, 0), 0);
+  assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+  int fill[2];
+  for (int i = 0; i < 2; i++) { /* fill the accept queue (never accepted) */
+    fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fill[i], (struct sockaddr *)&a, sizeof a);
+  }
+  usleep(20000);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ntohs(a.sin_port));
+  for (int how = 0; how < 2; how++) {
+    rec c = {0};
+    ra_ws_client_opts co = {.handshake_timeout_ms = 100};
+    ra_ws *ws;
+    assert_int_equal(ra_ws_connect(loop, url, &co, &rec_handlers, &c, &ws), 0);
+    if (how == 1) {
+      assert_int_equal(ra_ws_close(ws, 1000, NULL), 0);
+      assert_int_equal(c.closes, 0); /* never from inside the call */
+    }
+    uint64_t start = ra_loop_update_time(loop);
+    while (!c.closes && ra_loop_update_time(loop) - start < 3000) ra_loop_run_once(loop, 10);
+    assert_int_equal(c.closes, 1);
+    assert_int_equal(c.opens, 0);
+    assert_int_equal(c.code, 1006);
+    assert_non_null(strstr(c.reason, how ? "cancelled" : "timed out"));
+    assert_true(ra_loop_update_time(loop) - start < 1000);
+  }
+  /* the attempts end for good once the connects resolve (refused at the
+   * next SYN retry, about a second): then nothing keeps the loop alive */
+  close(ls);
+  for (int i = 0; i < 2; i++) close(fill[i]);
+  uint64_t start = ra_loop_update_time(loop);
+  assert_int_equal(ra_loop_run(loop), 0);
+  assert_true(ra_loop_update_time(loop) - start < 5000);
+  ra_loop_free(loop);
+}
+
+/* An upgrade accepted (101 ready) behind an HTTP answer still pending when
+ * the server goes away: the route's pending state is released (LSan would
+ * see it leak) and no handler runs for a WebSocket that never opened. */
+static ra_res *held_res;
+static void held_cancel(ra_res *res, void *ud) {
+  held_res = NULL;
+  ra_res_end(res);
+}
+static void h_hold(ra_req *req, ra_res *res, void *ud) {
+  held_res = res;
+  ra_res_on_cancel(res, held_cancel, NULL);
+}
+
+static void upgrade_never_handed_over(void **st) {
+  for (int how = 0; how < 2; how++) {
+    env e;
+    env_up(&e, NULL);
+    assert_int_equal(ra_route(e.router, "GET", "/hold", h_hold, NULL), 0);
+    held_res = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const char req[] =
+        "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    for (int i = 0; i < 200 && !held_res; i++) ra_loop_run_once(e.loop, 5);
+    assert_non_null(held_res);
+    for (int i = 0; i < 5; i++) ra_loop_run_once(e.loop, 2); /* the ws route answered 101 */
+    if (how == 0) {
+      ra_http_server_shutdown(e.srv, 20, NULL, NULL);
+      for (int i = 0; i < 100 && held_res; i++) ra_loop_run_once(e.loop, 5);
+    }
+    env_down(&e); /* how == 1: freed with the upgrade pending */
+    assert_null(held_res);
+    assert_int_equal(e.server.opens, 0);
+    assert_int_equal(e.server.closes, 0);
+    close(fd);
+  }
+}
+
 int main(void) {
   ra_log_set_level(RA_LOG_ERROR);
   const struct CMUnitTest tests[] = {
@@ -558,7 +649,8 @@ int main(void) {
       cmocka_unit_test(ping_timeout_drops), cmocka_unit_test(ping_answered),
       cmocka_unit_test(close_timeout), cmocka_unit_test(raw_close_and_errors),
       cmocka_unit_test(client_features), cmocka_unit_test(route_lookup),
-      cmocka_unit_test(sink_interface),
+      cmocka_unit_test(sink_interface), cmocka_unit_test(upgrade_never_handed_over),
+      cmocka_unit_test(client_connect_stalls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
