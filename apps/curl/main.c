@@ -2,12 +2,16 @@
  *
  *   ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]
  *           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...
- *           [--trust-sim DIR] [--no-binding] [--allow-debug] [-v] [-o FILE]
+ *           [--trust-sim DIR] [--no-binding] [--allow-debug]
+ *           [--any-measurement-insecure] [-v] [-o FILE]
  *           [-i] [--fail] [--max-time SECONDS] URL
  *
  * The quote the server presents is verified (signature chain to a pinned
  * root, the measurements given, the binding of the tunnel key) before any
- * request leaves; the body goes to stdout (or -o FILE). Exit codes follow
+ * request leaves. Trusting Intel's
+ * root alone would accept any TDX machine anyone rents, so with it the
+ * expected measurements must be named (or the danger accepted by name).
+ * The body goes to stdout (or -o FILE). Exit codes follow
  * curl's where curl has one: 0 ok, 2 usage, 7 connection failed, 22 HTTP
  * status >= 400 with --fail, 26 unreadable --data-binary file, 28 timeout,
  * 35 tunnel protocol error, 60 attestation refused.
@@ -33,7 +37,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]\n"
           "               [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...\n"
-          "               [--trust-sim DIR] [--no-binding] [--allow-debug] [-v] [-o FILE] [-i]\n"
+          "               [--trust-sim DIR] [--no-binding] [--allow-debug]\n"
+          "               [--any-measurement-insecure] [-v] [-o FILE] [-i]\n"
           "               [--fail] [--max-time SECONDS] URL\n"
           "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
           "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n");
@@ -130,6 +135,7 @@ int main(int argc, char **argv) {
   uint8_t *body = NULL;
   size_t body_len = 0;
   bool has_body = false, body_text = true, no_binding = false, allow_debug = false;
+  bool any_measurement = false;
   double max_time = 0;
   ra_tdx_expect ex;
   memset(&ex, 0, sizeof ex);
@@ -187,6 +193,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--trust-sim")) sim_dir = NEXT();
     else if (!strcmp(a, "--no-binding")) no_binding = true;
     else if (!strcmp(a, "--allow-debug")) allow_debug = true;
+    else if (!strcmp(a, "--any-measurement-insecure")) any_measurement = true;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) st.verbose = true;
     else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
     else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
@@ -208,6 +215,15 @@ int main(int argc, char **argv) {
   if (!path) path = "/";
   if (!st.verbose) ra_log_set_level(RA_LOG_ERROR);
 
+  /* Intel's root vouches for every TDX machine there is: without expected
+   * measurements the binding only proves "some TD", anybody's. A root of
+   * the user's own (--root, --trust-sim) narrows it to their machines. */
+  if (!ex.has && !sim_dir && n_roots == 0 && !any_measurement) {
+    fprintf(stderr, "ra-curl: with the Intel root, name the expected measurements (--mrtd, "
+                    "--rtmr0..3, --report-data), or pin your own root (--root, --trust-sim), or "
+                    "accept any genuine TEE with --any-measurement-insecure\n");
+    return EX_USAGE;
+  }
   ra_verifier *v;
   if (ra_verifier_new(n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) return EX_CONNECT;
   for (size_t i = 0; i < n_roots; i++)
