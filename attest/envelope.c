@@ -103,7 +103,7 @@ void ra_env_buf_return(void *token) {
     return;
   }
   p->lent--;
-  if (!p->dead && p->nspare < p->max_spares) {
+  if (!p->dead && p->nspare < p->max_spares && h->cap <= RA_ENV_SPARE_MAX) {
     p->spare[p->nspare++] = h;
     return;
   }

@@ -71,9 +71,12 @@ void ra_env_buf_free(ra_env_buf *b);
  * the spares of b's pool, from which an empty ra_env_buf of that pool takes
  * memory again without allocating, or to free() when the pool is full, gone
  * or absent. A pool keeps at most max_spares buffers (each as large as the
- * message that used it last). ra_env_pool_free may come before buffers lent
+ * message that used it last), none larger than RA_ENV_SPARE_MAX (an idle
+ * connection does not pin the memory of its largest messages; beyond that
+ * size the cipher costs far more than an allocation). ra_env_pool_free may come before buffers lent
  * out return: the pool is then freed with the last of them. Single-threaded,
  * like the loop. */
+#define RA_ENV_SPARE_MAX ((size_t)4 << 20)
 ra_env_pool *ra_env_pool_new(size_t max_spares);
 void ra_env_pool_free(ra_env_pool *p);
 void *ra_env_buf_lend(ra_env_buf *b);

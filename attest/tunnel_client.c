@@ -65,6 +65,7 @@ struct cws {
   cws *next, *prev;
   ra_ws *ws;
   bool sent_connect, gone;
+  bool opened; /* on_open delivered (ws_event open, or the first message) */
   ra_defer later;
   uint8_t *plain; /* the encoded ws_connect until sent */
   size_t plain_len;
@@ -192,6 +193,7 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
   };
   bool now = c->state == ST_READY && c->ctl;
   if (now) {
+    ra_ws_cork(c->ctl); /* many fetches in one turn: one write */
     int rc = send_encoded(c, enc_request, &o);
     if (rc == -ENOMEM) {
       map_del(c, q);
@@ -436,18 +438,31 @@ static void on_inner(ra_tunnel_client *c, const ra_tmsg *m) {
       creq_finish(q, -EPROTO, NULL, msg);
       return;
     }
+    /* header text back to the bytes plain HTTP would have carried */
+    ra_tmsg_seq hs = m->http_response.headers;
+    uint8_t *owned;
+    int rc = ra_tmsg_headers_to_bytes(&hs, &owned);
+    if (rc) {
+      creq_finish(q, rc == -ENOMEM ? -ENOMEM : -EPROTO, NULL,
+                  rc == -ENOMEM ? "out of memory" : "response header with a character above U+00FF");
+      return;
+    }
     ra_tunnel_response r = {
       .status = m->http_response.status, .status_text = m->http_response.status_text,
-      .headers = m->http_response.headers,
+      .headers = hs,
       .body = m->http_response.has_body ? (m->http_response.body.ptr ? m->http_response.body.ptr : (const uint8_t *)"") : NULL,
       .body_len = m->http_response.body.len, .body_is_text = m->http_response.body_is_text,
     };
     creq_finish(q, 0, &r, NULL);
+    free(owned);
   } else if (m->type == RA_TMSG_WS_EVENT) {
     cws *w = find_sock(c, m->ws_event.connection_id);
     if (!w || w->gone) return;
     if (m->ws_event.event == RA_TMSG_EV_OPEN) {
-      ra_ws_deliver_open(w->ws);
+      if (!w->opened) { /* not after a message that opened it already */
+        w->opened = true;
+        ra_ws_deliver_open(w->ws);
+      }
       return;
     }
     w->gone = true;
@@ -461,6 +476,15 @@ static void on_inner(ra_tunnel_client *c, const ra_tmsg *m) {
   } else if (m->type == RA_TMSG_WS_MESSAGE) {
     cws *w = find_sock(c, m->ws_message.connection_id);
     if (!w || w->gone) return;
+    if (!w->opened) {
+      /* The reference server runs the application's connection handler
+       * before it sends ws_event open, so a greeting can come first: it
+       * opens the socket (ws.h promises on_open before any on_message). */
+      w->opened = true;
+      ra_ws_deliver_open(w->ws);
+      w = find_sock(c, m->ws_message.connection_id); /* on_open may have closed it */
+      if (!w || w->gone) return;
+    }
     if (m->ws_message.is_text && !ra_utf8_valid(m->ws_message.data.ptr, m->ws_message.data.len)) {
       ra_ws_close(w->ws, 1007, "invalid UTF-8");
       return;

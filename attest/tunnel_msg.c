@@ -11,6 +11,7 @@
 
 #include <cbor.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- lexer ------------------------------------------------------------ */
@@ -589,6 +590,72 @@ bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value) {
   return true;
 }
 
+/* ---- header text as HTTP bytes ------------------------------------------- */
+
+/* Checks that s is UTF-8 with code points <= U+00FF only (ASCII, or C2/C3
+ * followed by a continuation byte); *wide: some code point is >= 0x80. */
+static int latin1_check(const uint8_t *s, size_t n, bool *wide) {
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] < 0x80) continue;
+    if ((s[i] != 0xc2 && s[i] != 0xc3) || i + 1 >= n || (s[i + 1] & 0xc0) != 0x80) return -EILSEQ;
+    *wide = true;
+    i++;
+  }
+  return 0;
+}
+
+/* One walk over the headers item: checks every text string; with out, also
+ * writes the item with each text string turned into its bytes (never longer
+ * than the input: a head never grows when its length shrinks). */
+static int headers_walk(ra_tmsg_seq seq, uint8_t *out, bool *wide, size_t *out_len) {
+  lexer lx = {seq.ptr, seq.ptr + seq.len};
+  size_t o = 0;
+  while (lx.p < lx.end) {
+    const uint8_t *start = lx.p;
+    tok t;
+    if (lex(&lx, &t)) return -EBADMSG;
+    if (t.k != T_TEXT) {
+      if (out) memmove(out + o, start, (size_t)(lx.p - start));
+      o += (size_t)(lx.p - start);
+      continue;
+    }
+    bool w = false;
+    if (latin1_check(t.ptr, t.len, &w)) return -EILSEQ;
+    if (w) *wide = true;
+    if (!out) continue;
+    size_t n = 0;
+    for (size_t i = 0; i < t.len; i++, n++)
+      if (t.ptr[i] >= 0x80) { i++; }
+    o += cbor_encode_string_start(n, out + o, seq.len - o);
+    for (size_t i = 0; i < t.len; i++) {
+      uint8_t c = t.ptr[i];
+      if (c >= 0x80) c = (uint8_t)(((c & 0x03) << 6) | (t.ptr[++i] & 0x3f));
+      out[o++] = c;
+    }
+  }
+  *out_len = o;
+  return 0;
+}
+
+int ra_tmsg_headers_to_bytes(ra_tmsg_seq *seq, uint8_t **owned) {
+  *owned = NULL;
+  if (!seq->ptr || !seq->len) return 0;
+  bool wide = false;
+  size_t n;
+  int rc = headers_walk(*seq, NULL, &wide, &n);
+  if (rc || !wide) return rc;
+  uint8_t *b = malloc(seq->len);
+  if (!b) return -ENOMEM;
+  if ((rc = headers_walk(*seq, b, &wide, &n))) {
+    free(b);
+    return rc;
+  }
+  seq->ptr = b;
+  seq->len = n;
+  *owned = b;
+  return 0;
+}
+
 /* ---- writer ------------------------------------------------------------ */
 
 typedef struct wr {
@@ -709,13 +776,38 @@ static bool name_eq_nocase(ra_str a, ra_str b) {
   return true;
 }
 
-static void w_lower(wr *w, ra_str s) {
-  w_head(w, cbor_encode_string_start, s.len);
-  for (size_t i = 0; i < s.len; i++) {
-    uint8_t c = (uint8_t)s.ptr[i];
-    if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
-    w_raw(w, &c, 1);
+/* Header bytes go into CBOR text strings the way a browser's fetch turns
+ * HTTP/1.1 header bytes into a JS string: each byte is one code point
+ * (ISO-8859-1), so bytes >= 0x80 take two UTF-8 bytes. Raw bytes would not
+ * be UTF-8 (cbor-x then refuses the whole message) or would decode to code
+ * points above 0xFF (a fetch Headers object throws on those). */
+static size_t latin1_utf8_len(const char *p, size_t n) {
+  size_t extra = 0;
+  for (size_t i = 0; i < n; i++) extra += (uint8_t)p[i] >> 7;
+  return n + extra;
+}
+
+static void w_latin1_bytes(wr *w, const char *p, size_t n, bool lower) {
+  size_t run = 0; /* bytes copied as they are, flushed in one piece */
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = (uint8_t)p[i];
+    if (c < 0x80 && !(lower && c >= 'A' && c <= 'Z')) { run++; continue; }
+    if (run) w_raw(w, p + i - run, run);
+    run = 0;
+    if (c < 0x80) {
+      c = (uint8_t)(c + 32);
+      w_raw(w, &c, 1);
+    } else {
+      uint8_t u[2] = {(uint8_t)(0xc0 | (c >> 6)), (uint8_t)(0x80 | (c & 0x3f))};
+      w_raw(w, u, 2);
+    }
   }
+  if (run) w_raw(w, p + n - run, run);
+}
+
+static void w_latin1(wr *w, ra_str s, bool lower) {
+  w_head(w, cbor_encode_string_start, latin1_utf8_len(s.ptr, s.len));
+  w_latin1_bytes(w, s.ptr, s.len, lower);
 }
 
 /* Grouping is O(n^2) in the number of headers, which is small and bounded
@@ -726,6 +818,9 @@ static bool seen_before(const ra_header *h, size_t i) {
   return false;
 }
 
+/* LOWER_MULTI and JOIN write names lowercased, as a browser's Headers does
+ * (the reference server's body parsers look up "content-type" exactly), and
+ * names and values as ISO-8859-1 code points (w_latin1). */
 static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode) {
   unsigned distinct = 0;
   for (size_t i = 0; i < n; i++)
@@ -740,22 +835,24 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
     if (seen_before(h, i)) continue;
     size_t count = 0, total = 0;
     for (size_t j = i; j < n; j++)
-      if (name_eq_nocase(h[j].name, h[i].name)) { count++; total += h[j].value.len; }
+      if (name_eq_nocase(h[j].name, h[i].name)) {
+        count++;
+        total += latin1_utf8_len(h[j].value.ptr, h[j].value.len);
+      }
+    w_latin1(w, h[i].name, true);
     if (mode == RA_TMSG_HDR_LOWER_MULTI) {
-      w_lower(w, h[i].name);
-      if (count == 1) { w_rstr(w, h[i].value); continue; }
+      if (count == 1) { w_latin1(w, h[i].value, false); continue; }
       w_head(w, cbor_encode_array_start, count);
       for (size_t j = i; j < n; j++)
-        if (name_eq_nocase(h[j].name, h[i].name)) w_rstr(w, h[j].value);
+        if (name_eq_nocase(h[j].name, h[i].name)) w_latin1(w, h[j].value, false);
     } else { /* JOIN */
-      w_rstr(w, h[i].name);
       w_head(w, cbor_encode_string_start, total + 2 * (count - 1));
       bool first = true;
       for (size_t j = i; j < n; j++) {
         if (!name_eq_nocase(h[j].name, h[i].name)) continue;
         if (!first) w_raw(w, ", ", 2);
         first = false;
-        w_raw(w, h[j].value.ptr, h[j].value.len);
+        w_latin1_bytes(w, h[j].value.ptr, h[j].value.len, false);
       }
     }
   }

@@ -160,6 +160,17 @@ bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value);
 /* Protocols (array of text). */
 bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
 
+/* Header names and values as the bytes of an HTTP/1.1 header: the inverse
+ * of the encoders' mapping (each code point up to U+00FF is one byte, as a
+ * browser's fetch puts a header string on the wire). When every name and
+ * value is ASCII, returns 0 and leaves *seq alone (no copy). Otherwise
+ * points *seq at a converted copy for ra_tmsg_headers_next (its text
+ * strings hold raw bytes), sets *owned to that copy (the caller frees it
+ * after the last use of *seq) and returns 0. -EILSEQ: some name or value is
+ * not UTF-8 or has a code point above U+00FF (*seq untouched); -ENOMEM.
+ * *owned is NULL unless a copy was made. */
+int ra_tmsg_headers_to_bytes(ra_tmsg_seq *seq, uint8_t **owned);
+
 /* ---- encoders ----------------------------------------------------------
  * Each returns the encoded size; the message is in out only when the size
  * is <= cap (never written past cap). Inputs are read during the call only. */
@@ -192,10 +203,14 @@ typedef enum {
   /* lowercase names; several headers with one name (case-insensitive) become
    * one key with an array of values, in order (http_response) */
   RA_TMSG_HDR_LOWER_MULTI = 1,
-  /* several headers with one name are joined with ", " (http_request: the
-   * reference server expects text values) */
+  /* lowercase names; several headers with one name are joined with ", "
+   * (http_request: the reference server expects text values, and its body
+   * parsers look for "content-type" exactly, as a browser sends it) */
   RA_TMSG_HDR_JOIN = 2,
 } ra_tmsg_hdr_mode;
+/* In both modes but AS_IS, names and values are header bytes written as
+ * ISO-8859-1 code points (bytes >= 0x80 take two UTF-8 bytes), what a
+ * browser's fetch shows for them; ra_tmsg_headers_to_bytes undoes it. */
 
 typedef struct ra_tmsg_http_request_out {
   ra_str request_id, method, url;

@@ -629,6 +629,8 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
   tunnel *t = ra_ws_userdata(ws);
   if (!t) return;
   ra_tunnel_server *s = t->srv;
+  /* answers to a burst of requests read at once leave in one write */
+  ra_ws_cork(ws);
   t->last_seen = ra_loop_now(s->loop);
   ra_tmsg m;
   if (ra_tmsg_decode(data, len, &m) != 0) {

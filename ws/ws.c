@@ -426,6 +426,11 @@ typedef struct ws_conn {
    * RAND_bytes call, and its fork check, per 64 frames) */
   unsigned keys_left;
   uint8_t keys[4 * 64];
+  /* ra_ws_cork: frames gathered during this loop turn, written at its end
+   * (the uncork defer) with one system call */
+  bool corked;
+  ra_buf cork;
+  ra_defer uncork;
 } ws_conn;
 
 #define SCRATCH_KEEP (64u << 10)
@@ -441,9 +446,60 @@ static int mask_key(ws_conn *c, uint8_t key[4]) {
   return 0;
 }
 
+/* ---- corking: many small frames in one write ----------------------------- */
+
+#define CORK_MAX (64u << 10)   /* flush once this much has gathered */
+#define CORK_FRAME (16u << 10) /* larger payloads are written by reference */
+
+static int cork_flush(ws_conn *c) {
+  if (!c->cork.len) return 0;
+  int rc = ra_stream_write(c->s, ra_buf_ptr(&c->cork), c->cork.len);
+  ra_buf_reset(&c->cork);
+  if (c->cork.cap > 2 * CORK_MAX) ra_buf_free(&c->cork);
+  return rc;
+}
+
+static void cork_end(ws_conn *c) {
+  if (!c->corked) return;
+  c->corked = false;
+  ra_defer_cancel(ra_stream_loop(c->s), &c->uncork);
+}
+
+static void uncork_later(ra_defer *d, void *ud) {
+  ws_conn *c = ud;
+  c->corked = false;
+  if (!c->done) cork_flush(c);
+}
+
+/* Appends one whole frame (masked client side) to the cork. Returns 1 if it
+ * does not fit (the caller flushes and writes it itself). */
+static int cork_frame(ws_conn *c, unsigned op, bool fin, const void *data, size_t len) {
+  if (!c->corked || len > CORK_FRAME) return 1;
+  if (c->cork.len + RA_WS_MAX_HEADER + len > CORK_MAX) {
+    int rc = cork_flush(c);
+    if (rc) return rc;
+  }
+  uint8_t key[4];
+  bool masked = c->role != RA_WS_SERVER;
+  if (masked && mask_key(c, key)) return -EIO;
+  int rc = ra_buf_reserve(&c->cork, RA_WS_MAX_HEADER + len);
+  if (rc) return rc;
+  uint8_t *p = ra_buf_ptr(&c->cork) + c->cork.len;
+  size_t h = ra_ws_frame_header(p, fin, 0, op, len, masked ? key : NULL);
+  if (masked) ra_ws_mask_copy(p + h, data, len, key, 0);
+  else if (len) memcpy(p + h, data, len);
+  c->cork.len += h + len;
+  return 0;
+}
+
 static int write_frame(ws_conn *c, unsigned op, bool fin, const void *data, size_t len) {
   uint8_t hdr[RA_WS_MAX_HEADER];
   struct iovec iov[2];
+  if (c->corked) {
+    int rc = cork_frame(c, op, fin, data, len);
+    if (rc <= 0) return rc;
+    if ((rc = cork_flush(c))) return rc; /* a large frame: after what gathered */
+  }
   if (c->role == RA_WS_SERVER) {
     size_t h = ra_ws_frame_header(hdr, fin, 0, op, len, NULL);
     iov[0] = (struct iovec){hdr, h};
@@ -485,6 +541,8 @@ static int write_close(ws_conn *c, uint16_t code, ra_str reason) {
 
 static void conn_finish(ws_conn *c, uint16_t code, ra_str reason) {
   c->done = true;
+  cork_flush(c); /* what gathered goes out before the stream closes */
+  cork_end(c);
   ra_timer_stop(&c->close_timer);
   ra_timer_stop(&c->ping_timer);
   ra_stream_close(c->s); /* flush our close frame, then close */
@@ -551,6 +609,8 @@ static void conn_on_eof(ra_stream *s, void *ud) {
 
 static void conn_on_close(ra_stream *s, int err, void *ud) {
   ws_conn *c = ud;
+  cork_end(c);
+  ra_buf_free(&c->cork);
   ra_timer_stop(&c->close_timer);
   ra_timer_stop(&c->ping_timer);
   ra_ws *ws = c->ws;
@@ -599,6 +659,18 @@ static int conn_send_owned(void *sink, ra_ws_type type, uint8_t *data, size_t le
     if (free_cb) free_cb(ud);
     return -EPIPE;
   }
+  if (c->corked) {
+    int rc = cork_frame(c, (unsigned)type, true, data, len);
+    if (rc > 0) rc = cork_flush(c); /* a large frame: by reference, after the rest */
+    else {
+      if (free_cb) free_cb(ud);
+      return rc;
+    }
+    if (rc) {
+      if (free_cb) free_cb(ud);
+      return rc;
+    }
+  }
   uint8_t key[4], hdr[RA_WS_MAX_HEADER];
   const uint8_t *mk = NULL;
   if (c->role != RA_WS_SERVER) {
@@ -637,6 +709,8 @@ static int sink_close(void *sink, uint16_t code, ra_str reason) {
 static void sink_terminate(void *sink) {
   ws_conn *c = sink;
   c->done = true;
+  cork_end(c);
+  ra_buf_reset(&c->cork);
   ra_stream_abort(c->s, -ECONNABORTED); /* on_close comes deferred */
 }
 
@@ -648,6 +722,14 @@ static size_t sink_buffered(void *sink) {
 static const ra_ws_sink_ops stream_sink = {
     .send = stream_sink_send, .send_frame = sink_send_frame, .ping = sink_ping,
     .close = sink_close, .terminate = sink_terminate, .buffered = sink_buffered};
+
+void ra_ws_cork(ra_ws *ws) {
+  if (ws->closed || !ws->ops || ws->ops->send != stream_sink_send) return;
+  ws_conn *c = ws->sink;
+  if (c->corked || c->done || c->close_sent) return;
+  c->corked = true;
+  ra_loop_defer(ra_stream_loop(c->s), &c->uncork);
+}
 
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
                          const uint8_t *rest, size_t rest_len) {
@@ -661,6 +743,7 @@ int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
   ra_ws_assembler_init(&c->as, role, ws->opts.max_message);
   ra_timer_init(loop, &c->close_timer, close_timeout, c);
   ra_timer_init(loop, &c->ping_timer, ping_tick, c);
+  ra_defer_init(&c->uncork, uncork_later, c);
   ra_stream_set_userdata(s, &conn_cbs, c);
   ra_stream_set_idle_timeout(s, 0); /* liveness is the pings' business */
   ra_stream_set_watermarks(s, ws->opts.send_high_water, ws->opts.send_high_water / 4);

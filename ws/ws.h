@@ -126,6 +126,15 @@ int ra_ws_send_text(ra_ws *ws, const char *text);
 int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
                      void (*free_cb)(void *), void *ud);
 
+/* Batching for a burst of small messages (the tunnel answering many
+ * requests that arrived in one read): until the end of the loop's current
+ * turn, frames of up to 16 KiB are gathered (copied) and then written with
+ * one system call (earlier once 64 KiB gathered); larger ones go out at
+ * once, after what gathered. Frame order and the bytes on the wire are
+ * unchanged. Idempotent within a turn; no-op on sinks other than a stream
+ * and on a closing connection. */
+void ra_ws_cork(ra_ws *ws);
+
 /* Sends a message in pieces: the first call starts a message of `type`,
  * later calls continue it (their type is ignored), the call with fin ends
  * it. Text is UTF-8-checked across pieces (a code point may be split); a
