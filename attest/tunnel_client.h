@@ -80,7 +80,8 @@ const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);
 typedef struct ra_tunnel_request {
   const char *method;        /* NULL: "GET" */
   const char *url;           /* "/path?q" or an absolute URL */
-  const ra_header *headers;  /* sent as given; repeated names joined with ", " */
+  const ra_header *headers;  /* names sent lowercased (as a browser's fetch
+                                does), repeated ones joined with ", " */
   size_t n_headers;
   bool has_body;
   bool body_is_text;         /* text string (the reference client sends text) */
@@ -92,7 +93,9 @@ typedef struct ra_tunnel_request {
 typedef struct ra_tunnel_response {
   int status;
   ra_str status_text;
-  ra_tmsg_seq headers;       /* walk with ra_tmsg_iter_init / ra_tmsg_headers_next */
+  ra_tmsg_seq headers;       /* walk with ra_tmsg_iter_init / ra_tmsg_headers_next;
+                                values are the header's bytes (the wire's
+                                ISO-8859-1 code points turned back into bytes) */
   const uint8_t *body;       /* NULL when the server sent none */
   size_t body_len;
   bool body_is_text;

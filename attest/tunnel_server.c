@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "attest/envelope.h"
 #include "attest/tunnel_msg.h"
@@ -54,6 +55,9 @@ struct tunnel {
   size_t n_reqs;
   tws *socks;
   size_t n_socks;
+  bool draining;      /* past max_envelopes_per_key: see over_limit() */
+  bool drain_closed;  /* ... and the 1008 close has been started */
+  ra_timer drain_timer;
 };
 
 struct treq {
@@ -64,6 +68,8 @@ struct treq {
   bool got_head;
   bool no_body;   /* 204/205/304: body null, writes ignored */
   bool failed;    /* out of memory building it: a 500 instead */
+  int status;     /* as sent (access log) */
+  uint64_t start_us; /* arrival (access log; 0 without one) */
   /* The http_response is built in place in its seal buffer as the handler
    * writes: [head up to "body"][BODY_GAP][body...]; the byte string head is
    * written into the gap at the end (the head moves up to meet it). */
@@ -144,13 +150,46 @@ static size_t enc_response(uint8_t *out, size_t cap, const void *a) {
   return ra_tmsg_encode_http_response(out, cap, a);
 }
 
-static void send_simple_response(tunnel *t, ra_str id, int status, const char *text) {
+/* error: NULL, or an `error` field (the reference client then fails the
+ * fetch with that text instead of returning the response). */
+static void send_error_response(tunnel *t, ra_str id, int status, const char *text, const char *error) {
   ra_header h = {RA_STR("content-type"), RA_STR("text/plain; charset=utf-8")};
   ra_tmsg_http_response_out r = {
     .request_id = id, .status = status, .status_text = ra_str_cstr(ra_http_status_text(status)),
     .headers = &h, .n_headers = 1, .has_body = true, .body = text, .body_len = strlen(text),
+    .error = error,
   };
   send_sealed(t, enc_response, &r);
+}
+
+static void send_simple_response(tunnel *t, ra_str id, int status, const char *text) {
+  send_error_response(t, id, status, text, NULL);
+}
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void log_access(ra_tunnel_server *s, const ra_req *req, int status, uint64_t start_us) {
+  if (s->o.access_log && req) s->o.access_log(req, status, now_us() - start_us, s->o.access_log_ud);
+}
+
+/* Draining (over_limit) ends when nothing is pending any more. */
+static void drain_check(tunnel *t) {
+  if (!t->draining || t->drain_closed || t->n_reqs || !t->ctl) return;
+  t->drain_closed = true;
+  ra_timer_stop(&t->drain_timer);
+  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
+}
+
+static void drain_fire(ra_timer *tm, void *ud) {
+  (void)tm;
+  tunnel *t = ud;
+  if (t->drain_closed || !t->ctl) return;
+  t->drain_closed = true; /* what is still pending is cancelled with the channel */
+  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
 }
 
 /* ---- responses: the ra_res sink ------------------------------------------ */
@@ -192,6 +231,7 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   /* the reference client builds a fetch Response, which only takes
    * 200..599: anything else would make it throw and the fetch hang */
   if (status < 200 || status > 599) status = 502;
+  q->status = status;
   q->no_body = status == 204 || status == 205 || status == 304;
   ra_header small[32], *hs = small;
   if (n > sizeof small / sizeof small[0] && !(hs = malloc(n * sizeof *hs))) {
@@ -246,6 +286,7 @@ static int sink_end(void *sink) {
     uint8_t *p = ra_env_seal_extend(&q->out, 0, q->head_len + BODY_GAP + q->body_len);
     size_t off, n;
     if (!p) {
+      q->failed = true;
       send_simple_response(t, ra_str_make(q->id, q->id_len), 500, "response failed\n");
     } else if (q->no_body) { /* body: null */
       p[q->head_len] = 0xf6;
@@ -261,7 +302,11 @@ static int sink_end(void *sink) {
     }
     if (p) send_buf(t, &q->out, off, n);
   }
-  treq_unlink(q);
+  if (t) {
+    log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->status, q->start_us);
+    treq_unlink(q);
+    drain_check(t);
+  }
   treq_free(q);
   return 0;
 }
@@ -326,18 +371,34 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   q->id_len = id.len;
   q->out.pool = t->pool;
   q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
+  q->start_us = s->o.access_log ? now_us() : 0;
+  /* Header text holds the header's bytes as code points (what a browser's
+   * fetch makes of them): back to those bytes, as plain HTTP delivers them;
+   * text that cannot be header bytes is refused like a malformed header. */
+  ra_tmsg_seq hs = m->http_request.headers;
+  uint8_t *hbuf;
+  int hrc = ra_tmsg_headers_to_bytes(&hs, &hbuf);
+  if (hrc == -ENOMEM) goto oom;
+  int refuse = hrc ? 400 : 0;
   ra_tmsg_iter it;
   ra_str k, v;
   size_t n_hdrs = 0;
-  ra_tmsg_iter_init(&it, m->http_request.headers);
-  while (ra_tmsg_headers_next(&it, &k, &v)) {
-    if (++n_hdrs > s->o.max_headers) { /* as the HTTP/1.1 transport would */
-      ra_req_free(req);
-      free(q);
-      send_simple_response(t, id, 431, "too many request headers\n");
-      return;
-    }
-    if (ra_req_add_header(req, k, v)) goto oom;
+  ra_tmsg_iter_init(&it, hs);
+  while (!refuse && ra_tmsg_headers_next(&it, &k, &v)) {
+    if (++n_hdrs > s->o.max_headers) refuse = 431; /* as the HTTP/1.1 transport would */
+    else if (ra_req_add_header(req, k, v)) hrc = -ENOMEM;
+    if (hrc == -ENOMEM) break;
+  }
+  free(hbuf);
+  if (hrc == -ENOMEM) goto oom;
+  if (refuse) {
+    log_access(s, req, refuse, q->start_us);
+    ra_req_free(req);
+    free(q);
+    send_simple_response(t, id, refuse,
+                         refuse == 431 ? "too many request headers\n"
+                                       : "request header with a character above U+00FF\n");
+    return;
   }
   /* a large body is not copied: the request takes the decrypted message
    * over (the rx buffer, lent; it returns to the pool when the request is
@@ -552,6 +613,7 @@ static void tunnel_teardown(tunnel *t) {
   }
   LIST_DEL(s->tunnels, t);
   s->st.tunnels_open--;
+  ra_timer_stop(&t->drain_timer);
   ra_replay_free(&t->replay);
   ra_env_buf_free(&t->rx);
   ra_env_buf_free(&t->tx);
@@ -581,6 +643,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
   t->rx.pool = t->tx.pool = t->pool;
   t->last_seen = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
+  ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
   LIST_ADD(s->tunnels, t);
   s->st.tunnels_open++;
   s->st.tunnels_total++;
@@ -588,6 +651,30 @@ static void ctl_open(ra_ws *ws, void *ud) {
   /* server_kx at once: the client must not have to ask (client_kx_ready is
    * informational) */
   ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
+}
+
+/* Past max_envelopes_per_key no new envelope can be checked for replay, so
+ * none is acted on: requests get a 503 whose `error` tells the client to
+ * retry on a fresh tunnel (a replayed copy would only get that again),
+ * tunnelled WebSockets cannot be opened, other messages are dropped. What is
+ * pending finishes, for drain_timeout_ms at most; then close 1008, and the
+ * client reconnects with a new key. */
+static void over_limit(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  static const char why[] = "envelope limit for this tunnel key reached: retry on a new tunnel";
+  if (m && m->type == RA_TMSG_HTTP_REQUEST) {
+    s->st.requests_refused++;
+    send_error_response(t, m->http_request.request_id, 503, "envelope limit for this tunnel key reached\n", why);
+  } else if (m && m->type == RA_TMSG_WS_CONNECT) {
+    send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+  }
+  if (!t->draining) {
+    t->draining = true;
+    ra_info("tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
+            t->n_reqs);
+    ra_timer_start(&t->drain_timer, s->o.drain_timeout_ms, 0);
+  }
+  drain_check(t);
 }
 
 static void ctl_enc(tunnel *t, const ra_tmsg *env) {
@@ -606,15 +693,18 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
     ra_warn("tunnel: replayed envelope dropped");
     return;
   }
-  if (rc) { /* the key has carried its share: force a fresh handshake */
-    ra_ws_close(t->ctl, 1008, rc == -ENOSPC ? "envelope limit for this key reached" : "out of memory");
+  if (rc && rc != -ENOSPC) {
+    ra_ws_close(t->ctl, 1008, "out of memory");
     return;
   }
   ra_tmsg m;
-  if (ra_tmsg_decode(plain, plen, &m) != 0) {
-    s->st.bad_cbor++;
+  bool ok = ra_tmsg_decode(plain, plen, &m) == 0;
+  if (!ok) s->st.bad_cbor++;
+  if (rc == -ENOSPC) { /* the key has carried its share */
+    over_limit(t, ok ? &m : NULL);
     return;
   }
+  if (!ok) return;
   switch (m.type) {
   case RA_TMSG_HTTP_REQUEST: on_http_request(t, &m); break;
   case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
@@ -725,6 +815,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_sockets) s->o.max_sockets = 1024;
   if (!s->o.max_headers) s->o.max_headers = 100;
   if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
+  if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
   const char *path = s->o.path ? s->o.path : "/__ra__";
   s->o.path = NULL; /* the caller's string is not kept */
 

@@ -14,6 +14,10 @@
  *                  (lowercase headers, repeated ones as arrays, body bytes;
  *                  no body for 204/205/304/HEAD). Async handlers and any
  *                  number of requests in flight, answered in any order.
+ *                  Header text maps to header bytes as in a browser's
+ *                  fetch: each code point up to U+00FF is one byte (a
+ *                  request header with a higher one gets a 400), and
+ *                  response header bytes go out as those code points.
  *     ws_connect   -> the WebSocket route matching the URL's path: an ra_ws
  *                  whose sink sends ws_message / ws_event envelopes; ws_event
  *                  open, or error when no route matches / on_request refuses.
@@ -37,6 +41,7 @@
 #include "attest/provider.h"
 #include "core/loop.h"
 #include "http/router.h"
+#include "http/server.h"
 
 typedef struct ra_tunnel_server ra_tunnel_server;
 
@@ -50,9 +55,20 @@ typedef struct ra_tunnel_server_opts {
   size_t max_tunnels;             /* [10000] control channels per server; beyond: close 1008 */
   size_t max_sockets;             /* [1024] tunnelled WebSockets per tunnel; beyond: ws_event error */
   size_t max_headers;             /* [100] headers of one http_request; beyond: 431 */
-  size_t max_envelopes_per_key;   /* [RA_REPLAY_DEFAULT_LIMIT] then close 1008 (the client
-                                     reconnects with a fresh key; see ra_replay) */
+  size_t max_envelopes_per_key;   /* [RA_REPLAY_DEFAULT_LIMIT] envelopes under one key (the
+                                     replay set's bound, see ra_replay). The http_request
+                                     that crosses it, and any after it, get a 503
+                                     http_response with `error` (the client fails that fetch
+                                     and may retry on a new tunnel); responses still pending
+                                     get drain_timeout_ms to finish; then close 1008 (the
+                                     client reconnects with a fresh key) */
   const char *path;               /* ["/__ra__"] */
+  uint64_t drain_timeout_ms;      /* [5 s] see max_envelopes_per_key */
+  /* Optional: called as each tunnelled response completes (also for the
+   * tunnel's own 400/431 answers), like the HTTP server's (http/server.h);
+   * duration_us runs from the http_request's arrival. */
+  ra_access_log_cb access_log;
+  void *access_log_ud;
 } ra_tunnel_server_opts;
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
@@ -86,7 +102,7 @@ typedef struct ra_tunnel_stats {
   uint64_t decrypt_failed;    /* enc that did not authenticate */
   uint64_t replays;           /* enc whose nonce was seen before on that connection */
   uint64_t requests;          /* http_request dispatched */
-  uint64_t requests_refused;  /* over max_inflight */
+  uint64_t requests_refused;  /* over max_inflight, or after max_envelopes_per_key */
   uint64_t responses_cancelled;
   uint64_t sockets_opened;    /* tunnelled WebSockets */
   uint64_t heartbeat_drops;

@@ -128,9 +128,10 @@ int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
 
 /* Batching for a burst of small messages (the tunnel answering many
  * requests that arrived in one read): until the end of the loop's current
- * turn, frames of up to 16 KiB are gathered (copied) and then written with
- * one system call (earlier once 64 KiB gathered); larger ones go out at
- * once, after what gathered. Frame order and the bytes on the wire are
+ * turn, frames of up to 16 KiB are gathered (copied) and written with few
+ * system calls (one per 4 KiB gathered, so the first answers leave while
+ * later ones are still being made); larger ones go out at once, after what
+ * gathered. Frame order and the bytes on the wire are
  * unchanged. Idempotent within a turn; no-op on sinks other than a stream
  * and on a closing connection. */
 void ra_ws_cork(ra_ws *ws);

@@ -152,10 +152,12 @@ static void h_stream(ra_req *req, ra_res *res, void *ud) {
 
 /* ---- main --------------------------------------------------------------------- */
 
+/* One line per request; ud names the transport when it is not plain HTTP
+ * (the attested tunnel passes "tunnel"). */
 static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
   ra_str m = ra_req_method(req), t = ra_req_target(req);
-  ra_info("%.*s %.*s %d %lluus", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr,
-          status, (unsigned long long)us);
+  ra_info("%.*s %.*s %d %lluus%s%s%s", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr,
+          status, (unsigned long long)us, ud ? " (" : "", ud ? (const char *)ud : "", ud ? ")" : "");
 }
 
 /* Every HTTP connection is gone. Upgraded WebSockets are finishing their
@@ -233,7 +235,9 @@ int main(int argc, char **argv) {
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
-  if (!no_tunnel && hello_tunnel_start(loop, router, tee, sim_dir, &tunnel) != 0) return 1;
+  if (!no_tunnel &&
+      hello_tunnel_start(loop, router, tee, sim_dir, quiet ? NULL : access_log, &tunnel) != 0)
+    return 1;
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";

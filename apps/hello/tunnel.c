@@ -24,7 +24,7 @@ static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider
 }
 
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
-                       ra_tunnel_server **out) {
+                       ra_access_log_cb access_log, ra_tunnel_server **out) {
   char dir[4096], err[512] = "";
   /* The sim's directory is printed below, so resolve the default here. */
   if (!sim_dir && (!tee || strcmp(tee, "sim") == 0)) {
@@ -46,7 +46,8 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
   if (!ra_quote_provider_binds_key(p))
     ra_warn("quote provider '%s' cannot bind the tunnel key: clients must skip the binding check",
             ra_quote_provider_name(p));
-  int rc = ra_tunnel_server_new(loop, router, p, NULL, out, err, sizeof err);
+  ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
+  int rc = ra_tunnel_server_new(loop, router, p, &opts, out, err, sizeof err);
   const char *name = ra_quote_provider_name(p);
   if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)", name);
   ra_quote_provider_free(p);

@@ -7,9 +7,10 @@
 /* tee: "sim", "tsm", "file:PATH", or NULL for auto (tsm when the kernel
  * offers it, else sim). sim_dir: NULL for the default state directory.
  * Creates the provider and the tunnel server on router, logging loudly when
- * attestation is simulated or cannot bind the key. Returns 0 and *out, or
- * -1 after printing why to stderr. */
+ * attestation is simulated or cannot bind the key. access_log (NULL: none)
+ * gets each tunnelled request, with the string "tunnel" as its user data.
+ * Returns 0 and *out, or -1 after printing why to stderr. */
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
-                       ra_tunnel_server **out);
+                       ra_access_log_cb access_log, ra_tunnel_server **out);
 
 #endif

@@ -43,8 +43,12 @@ add("enc",
 add("http_request_get",
   { type: "http_request", requestId: "17954986156863vjmpawqo", method: "GET", url: "/hello", headers: {}, body: undefined },
   { type: "http_request", requestId: "17954986156863vjmpawqo", method: "GET", url: "/hello", headers: {} })
+// names as the caller wrote them; ours go out lowercased (as a browser's
+// Headers sends them: the reference's Express body parsers need that), and
+// header text is ISO-8859-1 code points (what fetch makes of header bytes)
 add("http_request_post_json",
-  { type: "http_request", requestId: "r2", method: "POST", url: "http://127.0.0.1:36349/echo?x=1", headers: { "content-type": "application/json", "X-Mixed-Case": "v" }, body: "{\"a\":1}" })
+  { type: "http_request", requestId: "r2", method: "POST", url: "http://127.0.0.1:36349/echo?x=1", headers: { "content-type": "application/json", "X-Mixed-Case": "v", "x-latin": "caf\u00e9 \u00ff" }, body: "{\"a\":1}" },
+  { type: "http_request", requestId: "r2", method: "POST", url: "http://127.0.0.1:36349/echo?x=1", headers: { "content-type": "application/json", "x-mixed-case": "v", "x-latin": "caf\u00e9 \u00ff" }, body: "{\"a\":1}" })
 add("http_request_bytes_body_timeout",
   { type: "http_request", requestId: "r3", method: "PUT", url: "/b", headers: { a: "1" }, body: seq(300), timeout: 1500 },
   { type: "http_request", requestId: "r3", method: "PUT", url: "/b", headers: { a: "1" }, body: buf(seq(300)) })
@@ -57,6 +61,9 @@ add("http_response_hono_bytes",
   { type: "http_response", requestId: "q", status: 200, statusText: "OK", headers: { "content-type": "text/plain; charset=UTF-8" }, body: Buffer.from("world") })
 add("http_response_multi_header",
   { type: "http_response", requestId: "m", status: 201, statusText: "Created", headers: { "set-cookie": ["a=1", "b=2"], "x-one": "1" }, body: "" })
+// the bytes of "\u2713" (e2 9c 93) and a raw 0xe9, as a browser shows them
+add("http_response_latin1_header",
+  { type: "http_response", requestId: "l", status: 200, statusText: "OK", headers: { "x-check": "\u00e2\u009c\u0093", "x-raw": ["\u00e9", "a\u00e9b"] }, body: "" })
 add("http_response_204_null",
   { type: "http_response", requestId: "n", status: 204, statusText: "No Content", headers: {}, body: null })
 add("http_response_error",

@@ -162,7 +162,11 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
   case RA_TMSG_ENC:
     return ra_tmsg_encode_enc(out, cap, m->enc.nonce.ptr, m->enc.ciphertext.ptr, m->enc.ciphertext.len);
   case RA_TMSG_HTTP_REQUEST: {
-    ra_tmsg_iter_init(&it, m->http_request.headers);
+    /* header text -> bytes -> text again: the encoder's mapping undone */
+    ra_tmsg_seq hseq = m->http_request.headers;
+    uint8_t *own;
+    assert_int_equal(ra_tmsg_headers_to_bytes(&hseq, &own), 0);
+    ra_tmsg_iter_init(&it, hseq);
     while (n < 64 && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
     ra_tmsg_http_request_out o = {
       .request_id = m->http_request.request_id, .method = m->http_request.method,
@@ -170,10 +174,15 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
       .has_body = m->http_request.has_body, .body_is_text = m->http_request.body_is_text,
       .body = m->http_request.body.ptr, .body_len = m->http_request.body.len,
     };
-    return ra_tmsg_encode_http_request(out, cap, &o);
+    size_t len = ra_tmsg_encode_http_request(out, cap, &o);
+    free(own);
+    return len;
   }
   case RA_TMSG_HTTP_RESPONSE: {
-    ra_tmsg_iter_init(&it, m->http_response.headers);
+    ra_tmsg_seq hseq = m->http_response.headers;
+    uint8_t *own;
+    assert_int_equal(ra_tmsg_headers_to_bytes(&hseq, &own), 0);
+    ra_tmsg_iter_init(&it, hseq);
     while (n < 64 && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
     char err[256];
     ra_tmsg_http_response_out o = {
@@ -186,7 +195,9 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
       snprintf(err, sizeof err, "%.*s", (int)m->http_response.error.len, m->http_response.error.ptr);
       o.error = err;
     }
-    return ra_tmsg_encode_http_response(out, cap, &o);
+    size_t len = ra_tmsg_encode_http_response(out, cap, &o);
+    free(own);
+    return len;
   }
   case RA_TMSG_WS_CONNECT: {
     ra_str ps[16];
@@ -517,8 +528,10 @@ static void test_request_header_join_and_long_strings(void **st) {
   ra_tmsg_iter it;
   ra_str k, v;
   ra_tmsg_iter_init(&it, m.http_request.headers);
-  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "Accept"); assert_str(v, "a, b");
-  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "X"); assert_str(v, "1");
+  /* names lowercased, as a browser's Headers sends them (the reference's
+   * Express server parses JSON only under "content-type" exactly) */
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "accept"); assert_str(v, "a, b");
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x"); assert_str(v, "1");
   assert_false(ra_tmsg_headers_next(&it, &k, &v));
   assert_true(m.http_request.body_is_text);
   free(enc);
@@ -581,6 +594,102 @@ static void test_response_head_in_place(void **st) {
 }
 
 
+/* Header bytes travel as ISO-8859-1 code points, as a browser's fetch shows
+ * them: "\u2713" sent by an application as its UTF-8 bytes (e2 9c 93) and a
+ * raw 0xe9 must come out as valid UTF-8 text of code points <= U+00FF (the
+ * reference client's Headers throws on anything above, and cbor-x refuses a
+ * message with invalid UTF-8), and turn back into the same bytes. */
+static void test_header_bytes_as_latin1(void **st) {
+  (void)st;
+  ra_header h[] = {{RA_STR("X-Check"), RA_STR("\xe2\x9c\x93")},
+                   {RA_STR("x-raw"), RA_STR("\xe9")},
+                   {RA_STR("X-Raw"), RA_STR("a\xe9" "b")},
+                   {RA_STR("x-ascii"), RA_STR("plain")}};
+  ra_tmsg_http_response_out r = {.request_id = RA_STR("l"), .status = 200, .status_text = RA_STR("OK"),
+                                 .headers = h, .n_headers = 4, .has_body = true, .body_is_text = true,
+                                 .body = "", .body_len = 0};
+  uint8_t out[512];
+  size_t n = ra_tmsg_encode_http_response(out, sizeof out, &r);
+  assert_true(n <= sizeof out);
+  /* what cbor-x makes of {"x-check": "\u00e2\u009c\u0093", "x-raw": ["\u00e9", "a\u00e9b"], ...} */
+  char *hex = tohex(out, n);
+  assert_non_null(strstr(hex, "67782d636865636b66c3a2c29cc293")); /* "x-check": 6 bytes of text */
+  assert_non_null(strstr(hex, "65782d7261778262c3a96461c3a962")); /* "x-raw": ["é", "aéb"] */
+  free(hex);
+  ra_tmsg m;
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  ra_tmsg_seq seq = m.http_response.headers;
+  uint8_t *own;
+  assert_int_equal(ra_tmsg_headers_to_bytes(&seq, &own), 0);
+  assert_non_null(own);
+  ra_tmsg_iter it;
+  ra_str k, v;
+  ra_tmsg_iter_init(&it, seq);
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x-check"); assert_str(v, "\xe2\x9c\x93");
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x-raw"); assert_str(v, "\xe9");
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x-raw"); assert_str(v, "a\xe9" "b");
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x-ascii"); assert_str(v, "plain");
+  assert_false(ra_tmsg_headers_next(&it, &k, &v));
+  free(own);
+
+  /* a request: joined values, mapped the same way */
+  ra_header q[] = {{RA_STR("X-L"), RA_STR("caf\xc3\xa9")}, {RA_STR("x-l"), RA_STR("\xff")}};
+  ra_tmsg_http_request_out o = {.request_id = RA_STR("r"), .method = RA_STR("GET"), .url = RA_STR("/"),
+                                .headers = q, .n_headers = 2};
+  n = ra_tmsg_encode_http_request(out, sizeof out, &o);
+  assert_true(n <= sizeof out);
+  hex = tohex(out, n);
+  assert_non_null(strstr(hex, "63782d6c6b636166c383c2a92c20c3bf")); /* "x-l": "cafÃ©, ÿ" */
+  free(hex);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  seq = m.http_request.headers;
+  assert_int_equal(ra_tmsg_headers_to_bytes(&seq, &own), 0);
+  ra_tmsg_iter_init(&it, seq);
+  assert_true(ra_tmsg_headers_next(&it, &k, &v)); assert_str(k, "x-l"); assert_str(v, "caf\xc3\xa9, \xff");
+  free(own);
+}
+
+/* Header text that no HTTP/1.1 header can carry is refused; ASCII costs no
+ * copy. */
+static void test_header_text_to_bytes(void **st) {
+  (void)st;
+  static const struct { const char *value; int rc; } cases[] = {
+    {"plain", 0},
+    {"\xc3\xa9", 0},                /* U+00E9 */
+    {"\xc2\x80\xc3\xbf", 0},        /* U+0080, U+00FF */
+    {"\xe2\x9c\x93", -EILSEQ},       /* U+2713 */
+    {"\xc4\x80", -EILSEQ},           /* U+0100 */
+    {"\xe9", -EILSEQ},               /* not UTF-8 */
+    {"a\xc3", -EILSEQ},              /* truncated */
+    {"\xc3\xc3", -EILSEQ},           /* no continuation */
+    {"\xc1\xa9", -EILSEQ},           /* overlong */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    /* {"type":"http_request","requestId":"r","method":"GET","url":"/","headers":{"x":VALUE}} */
+    uint8_t msg[256];
+    size_t vl = strlen(cases[i].value), n = 0;
+    static const char pre[] = "\xa5\x64type\x6chttp_request\x69requestId\x61r\x66method\x63GET"
+                              "\x63url\x61/\x67headers\xa1\x61x";
+    memcpy(msg, pre, sizeof pre - 1);
+    n = sizeof pre - 1;
+    msg[n++] = (uint8_t)(0x60 + vl);
+    memcpy(msg + n, cases[i].value, vl);
+    n += vl;
+    ra_tmsg m;
+    assert_int_equal(ra_tmsg_decode(msg, n, &m), 0);
+    ra_tmsg_seq seq = m.http_request.headers, before = seq;
+    uint8_t *own = (uint8_t *)"x";
+    int rc = ra_tmsg_headers_to_bytes(&seq, &own);
+    if (rc != cases[i].rc) fail_msg("case %zu: rc %d, want %d", i, rc, cases[i].rc);
+    if (rc || i == 0) {
+      assert_null(own);
+      assert_ptr_equal(seq.ptr, before.ptr); /* untouched (and no copy for ASCII) */
+      assert_int_equal(seq.len, before.len);
+    }
+    free(own);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_captured_client_kx_ready),
@@ -596,6 +705,8 @@ int main(void) {
     cmocka_unit_test(test_request_header_join_and_long_strings),
     cmocka_unit_test(test_enc_head),
     cmocka_unit_test(test_response_head_in_place),
+    cmocka_unit_test(test_header_bytes_as_latin1),
+    cmocka_unit_test(test_header_text_to_bytes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * tunnel uses: frames built in place in the caller's buffer (header in the
  * room before it, client masking in place), queued by reference when the
  * kernel does not take them at once; the buffer's free callback runs
- * exactly once on every path. */
+ * exactly once on every path. ra_ws_cork, which gathers a burst of frames
+ * into few writes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -196,11 +197,87 @@ static void test_owned_other_sink(void **st) {
   ra_loop_free(loop);
 }
 
+/* Corking: a burst of frames in one turn arrives complete and in order
+ * (small ones gathered, a large one by reference between them, a close at
+ * the end of the burst after them all), client (masked) side and server side. */
+typedef struct order {
+  ra_ws *ws;
+  int opens, closes, messages, in_order;
+  uint16_t code;
+  bool burst_back; /* server: answer the first message with a corked burst */
+} order;
+static void o_open(ra_ws *ws, void *ud) {
+  order *o = ud;
+  o->ws = ws;
+  o->opens++;
+}
+static void send_burst(ra_ws *ws, bool close_after) {
+  ra_ws_cork(ws);
+  ra_ws_cork(ws); /* idempotent */
+  for (int i = 0; i < 60; i++) {
+    size_t n = i == 30 ? (size_t)200000 : (size_t)(100 + i);
+    uint8_t *block;
+    uint8_t *p = owned_msg(n, (uint8_t)i, &block);
+    if (i % 2) assert_true(ra_ws_send_owned(ws, RA_WS_BINARY, p, n, count_free, block) >= 0);
+    else {
+      assert_true(ra_ws_send(ws, RA_WS_BINARY, p, n) >= 0);
+      free(block);
+    }
+  }
+  if (close_after) assert_int_equal(ra_ws_close(ws, 4000, "done"), 0);
+}
+static void o_message(ra_ws *ws, ra_ws_type t, const uint8_t *d, size_t n, void *ud) {
+  order *o = ud;
+  int i = o->messages++;
+  size_t want = i == 30 ? (size_t)200000 : (size_t)(100 + i);
+  if (n == want && check_msg(d, n, (uint8_t)i)) o->in_order++;
+  if (o->burst_back && i == 59) send_burst(ws, true);
+}
+static void o_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  order *o = ud;
+  o->closes++;
+  o->code = code;
+  if (o->ws == ws) o->ws = NULL;
+}
+static const ra_ws_handlers oh = {.on_open = o_open, .on_message = o_message, .on_close = o_close};
+
+static void test_cork_burst(void **st) {
+  (void)st;
+  frees = 0;
+  ra_loop *loop = ra_loop_new();
+  ra_router *router = ra_router_new();
+  order srv = {.burst_back = true}, cli = {0};
+  assert_int_equal(ra_ws_route(router, "/ws", &oh, &srv), 0);
+  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
+  ra_ws *ws;
+  assert_int_equal(ra_ws_connect(loop, url, NULL, &oh, &cli, &ws), 0);
+  run_until(loop, &cli.opens, 1, 2000);
+  assert_int_equal(cli.opens, 1);
+  send_burst(ws, false);
+  run_until(loop, &cli.closes, 1, 5000);
+  assert_int_equal(srv.messages, 60);
+  assert_int_equal(srv.in_order, 60);
+  assert_int_equal(cli.messages, 60); /* the server's burst, all before its close */
+  assert_int_equal(cli.in_order, 60);
+  assert_int_equal(cli.closes, 1);
+  assert_int_equal(cli.code, 4000);
+  assert_int_equal(frees, 60); /* 30 owned each way */
+  ra_http_server_free(hs);
+  for (int i = 0; i < 50 && ra_loop_run_once(loop, 10) > 0;) i++;
+  ra_router_free(router);
+  ra_loop_free(loop);
+}
+
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_owned_both_ways),
     cmocka_unit_test(test_owned_released_on_drop),
     cmocka_unit_test(test_owned_other_sink),
+    cmocka_unit_test(test_cork_burst),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

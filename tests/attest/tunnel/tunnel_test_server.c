@@ -31,7 +31,14 @@ static void echo(ra_req *req, ra_res *res, void *ud) {
   ra_res_set_status(res, 200);
   ra_res_add_header(res, "content-type", ctype);
   ra_str x;
-  if (ra_req_header(req, "x-test", &x)) ra_res_add_header_n(res, RA_STR("x-test-echo"), x);
+  if (ra_req_header(req, "x-test", &x)) {
+    ra_res_add_header_n(res, RA_STR("x-test-echo"), x);
+    char hex[256]; /* the bytes the application got, whatever the transport */
+    size_t n = x.len < sizeof hex / 2 ? x.len : sizeof hex / 2 - 1;
+    for (size_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)x.ptr[i]);
+    hex[2 * n] = 0;
+    ra_res_add_header(res, "x-test-hex", hex);
+  }
   char m[64];
   snprintf(m, sizeof m, "%.*s", (int)ra_req_method(req).len, ra_req_method(req).ptr);
   ra_res_add_header(res, "x-method", m);
@@ -67,6 +74,17 @@ static void cookies(ra_req *req, ra_res *res, void *ud) {
 }
 
 static void private_(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "secret"); }
+
+/* GET /hdr: header values with bytes >= 0x80 (UTF-8 of U+2713, a raw 0xe9) */
+static void hdr(ra_req *req, ra_res *res, void *ud) {
+  ra_res_set_status(res, 200);
+  ra_res_add_header(res, "X-Check", "\xe2\x9c\x93");
+  ra_res_add_header(res, "X-Latin", "caf\xe9");
+  ra_res_add_header(res, "X-Multi", "\xe9");
+  ra_res_add_header(res, "X-Multi", "\xff");
+  ra_res_write(res, "ok", 2);
+  ra_res_end(res);
+}
 
 /* GET /slow?ms=N: answers "slow N" after N ms (default 20) */
 typedef struct later {
@@ -195,6 +213,7 @@ int main(int argc, char **argv) {
   ra_route(r, "GET", "/big", big, NULL);
   ra_route(r, "GET", "/empty", empty, NULL);
   ra_route(r, "GET", "/cookies", cookies, NULL);
+  ra_route(r, "GET", "/hdr", hdr, NULL);
   ra_route(r, "GET", "/slow", slow, NULL);
   ra_route(r, "GET", "/stats", stats, NULL);
   ra_route(r, "GET", "/hold", hold, NULL);
