@@ -2,7 +2,7 @@
  *
  *   ra-bench [--scenario NAME]... [--tunnel|--plain|--both]
  *            [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]
- *            [--report-data HEX] [--no-binding] [--allow-debug]
+ *            [--report-data HEX] [--no-binding] [--allow-debug] [--any-measurement-insecure]
  *            [--format table|csv|json] [--chart FILE.svg] [counts...] URL
  *
  * Scenarios (the reference's three, then two of ours):
@@ -432,6 +432,7 @@ static void usage(FILE *f) {
           "                [--chart FILE.svg]\n"
           "                [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]\n"
           "                [--report-data HEX] [--no-binding] [--allow-debug]\n"
+          "                [--any-measurement-insecure]\n"
           "                [--concurrent N] [--serial N] [--large N] [--large-size BYTES]\n"
           "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
           "                [--handshake-concurrency N] [--rounds N] [--pick pool|best] [--no-floor]\n"
@@ -529,6 +530,8 @@ int main(int argc, char **argv) {
       c.pol.no_binding = true;
     } else if (!strcmp(a, "--allow-debug")) {
       c.pol.allow_debug = true;
+    } else if (!strcmp(a, "--any-measurement-insecure")) {
+      c.pol.any_measurement = true;
     } else if (!strcmp(a, "--concurrent")) {
       NEED_ARG();
       if (!parse_size(v, 1, 100000, &c.n_concurrent)) BAD("--concurrent");

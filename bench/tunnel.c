@@ -240,6 +240,13 @@ bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const 
   }
   p->policy.allow_debug = pol->allow_debug;
   p->no_binding = pol->no_binding;
+  /* As ra-curl: Intel's root alone vouches for anybody's TDX machine. */
+  if (!p->expect.has && !pol->trust_sim_dir && !pol->n_roots && !pol->any_measurement) {
+    snprintf(err, errlen, "with the Intel root, name the expected measurements (--mrtd, "
+                          "--rtmr0..3, --report-data), or pin your own root (--root, --trust-sim), "
+                          "or pass --any-measurement-insecure");
+    goto fail;
+  }
   if (!p->expect.has && p->no_binding) {
     snprintf(err, errlen, "the policy checks nothing: give measurements or keep the key binding");
     goto fail;

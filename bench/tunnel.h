@@ -27,6 +27,7 @@ typedef struct bench_policy {
   uint8_t mrtd[48], rtmr[4][48], report_data[64];
   bool no_binding; /* --no-binding: skip the X25519 key binding check */
   bool allow_debug;
+  bool any_measurement; /* --any-measurement-insecure: Intel root, no measurements */
 } bench_policy;
 
 /* Returns the target, or NULL with a message in err (bad policy files,

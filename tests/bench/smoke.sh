@@ -81,10 +81,16 @@ grep -q '^serial  *ratio ' "$tmp/out.txt" || fail "table has no ratio row"
 grep -q 'targets (issue 6)' "$tmp/out.txt" || fail "table has no targets"
 
 # 3. fails closed: the simulated root is not trusted unless asked
-if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet "$url" >/dev/null 2>"$tmp/err"; then
+if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --any-measurement-insecure "$url" \
+     >/dev/null 2>"$tmp/err"; then
   fail "a simulated quote was accepted without --trust-sim"
 fi
 grep -q 'attestation refused' "$tmp/err" || { cat "$tmp/err" >&2; fail "no refusal message"; }
+# the Intel root without expected measurements is refused before connecting
+if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet "$url" >/dev/null 2>"$tmp/err"; then
+  fail "ran with the Intel root and no measurements"
+fi
+grep -q 'name the expected measurements' "$tmp/err" || { cat "$tmp/err" >&2; fail "no policy message"; }
 # a wrong MRTD is refused
 mrtd=$(printf '00%.0s' $(seq 48))
 if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --trust-sim "$tmp/sim" --mrtd "$mrtd" \
