@@ -103,7 +103,9 @@ typedef struct ra_tunnel_response {
 
 /* err: 0 (res valid during the call), -ETIMEDOUT, -ECONNRESET (the tunnel
  * dropped), -EACCES (the quote was refused), -EPROTO (the server answered
- * with `error`: msg holds it), -ECANCELED (client freed), -ENOMEM.
+ * with `error`: msg holds it; or a response header has a character above
+ * U+00FF, which no HTTP header can carry), -ECANCELED (client freed),
+ * -ENOMEM.
  * msg: a human-readable reason when err != 0 (valid during the call). */
 typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel_response *res,
                                    const char *msg, void *ud);

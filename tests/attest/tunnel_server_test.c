@@ -41,6 +41,16 @@ static void hold(ra_req *req, ra_res *res, void *ud) {
   ra_res_on_cancel(res, on_cancel, NULL);
 }
 
+/* the access log: the last line, and how many */
+static int g_logged, g_log_status;
+static char g_log_line[128];
+static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  ra_str m = ra_req_method(req), t = ra_req_target(req);
+  g_logged++;
+  g_log_status = status;
+  snprintf(g_log_line, sizeof g_log_line, "%.*s %.*s %s", (int)m.len, m.ptr, (int)t.len, t.ptr, (const char *)ud);
+}
+
 static void rm_rf(const char *dir) {
   char cmd[256];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -61,7 +71,9 @@ static int setup(void **st) {
   ra_quote_provider *p;
   char err[256];
   if (ra_quote_provider_sim(sim, &p, err, sizeof err)) return -1;
-  int rc = ra_tunnel_server_new(f->loop, f->router, p, NULL, &f->ts, err, sizeof err);
+  ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
+  g_logged = 0;
+  int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts, err, sizeof err);
   ra_quote_provider_free(p);
   if (rc) return -1;
   f->http = ra_http_server_new(f->loop, f->router, NULL);
@@ -140,6 +152,10 @@ static void test_round_trip_attested(void **st) {
   assert_int_equal(s.tunnels_open, 1);
   assert_int_equal(s.keyed, 1);
   assert_int_equal(s.requests, 1);
+  /* logged once, as it completed, like the HTTP server's access log */
+  assert_int_equal(g_logged, 1);
+  assert_int_equal(g_log_status, 200);
+  assert_string_equal(g_log_line, "GET /hello tunnel");
   ra_tunnel_client_free(c);
   spin(f, 20);
   ra_tunnel_server_stats(f->ts, &s);

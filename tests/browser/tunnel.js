@@ -313,6 +313,8 @@ async function main() {
     await plain.close()
   } catch (e) {
     failures.push("driver: " + e.message)
+    // what the page got to, for the report below
+    if (!results) results = await page.evaluate(() => window.__results).catch(() => null)
   }
 
   // Every expected step must be there and right.

@@ -95,6 +95,17 @@ check "ra-curl -d -H -X -i" 0 "${curl_[@]}" --trust-sim "$sim" -X PUT -H 'Conten
 check_out "ra-curl -i shows status and headers" "^200 OK" "$tmp/check.out"
 check_out "ra-curl sends the method" "x-method: PUT" "$tmp/check.out"
 check "ra-curl usage error -> 2" 2 "${curl_[@]}" --bogus
+# header bytes >= 0x80 (U+2713 as UTF-8, raw 0xe9/0xff): ra-curl -i prints
+# the bytes curl prints for the same route over plain HTTP
+check "ra-curl -i: header bytes >= 0x80" 0 "${curl_[@]}" --trust-sim "$sim" -i "$ours_o/hdr"
+grep -a '^x-\(check\|latin\|multi\): ' "$tmp/check.out" >"$tmp/hdr.tunnel" || true
+curl -s -i "$ours_o/hdr" | tr -d '\r' | grep -ai '^x-\(check\|latin\|multi\): ' |
+  sed 's/^X-Check/x-check/; s/^X-Latin/x-latin/; s/^X-Multi/x-multi/' >"$tmp/hdr.plain" || true
+if [ -s "$tmp/hdr.plain" ] && [ "$(wc -l <"$tmp/hdr.plain")" = 4 ] && cmp -s "$tmp/hdr.tunnel" "$tmp/hdr.plain"; then
+  echo "ok   ra-curl -i header bytes = curl's over plain HTTP"
+else
+  echo "FAIL ra-curl -i header bytes differ from curl's:"; od -c "$tmp/hdr.tunnel"; od -c "$tmp/hdr.plain"; fails=$((fails+1))
+fi
 
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 pids=()

@@ -10,7 +10,13 @@
 // Prints "PORT <n>" once listening. Routes: /hello, /echo (POST), /bin,
 // /missing (404), /empty (204), /cookies, /slow?ms=N, /error (http_response
 // with `error`), /drop (closes the control channel without answering),
-// /stats; tunnelled WebSocket at any path: echo, "close" -> close 4000 bye.
+// /stats, /json (parses the body only under the key "content-type" exactly,
+// as the reference's Express server does), /latin (header values with code
+// points 0x80..0xff, what a browser shows for such header bytes), /wide (a
+// header value above U+00FF);
+// tunnelled WebSocket at any path: echo, "close" -> close 4000 bye; a path
+// ending in /greet gets a ws_message before ws_event open (the reference
+// runs the application's connection handler before it sends open).
 "use strict"
 const path = require("path")
 const http = require("http")
@@ -81,6 +87,8 @@ const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
       if (inner.type === "http_request") handle(inner, send, ws)
       else if (inner.type === "ws_connect") {
         sockets.set(inner.connectionId, { url: inner.url, protocols: inner.protocols })
+        if (/\/greet$/.test(new URL(inner.url).pathname))
+          send({ type: "ws_message", connectionId: inner.connectionId, data: "welcome", dataType: "string" })
         send({ type: "ws_event", connectionId: inner.connectionId, eventType: "open" })
       } else if (inner.type === "ws_message") {
         if (!sockets.has(inner.connectionId)) return
@@ -126,6 +134,14 @@ const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
       case "/error": return send({ ...base, status: 500, statusText: "Internal Server Error", headers: {}, body: "", error: "handler exploded" })
       case "/drop": return ws.terminate()
       case "/stats": return ok(JSON.stringify(stats), { "content-type": "application/json" })
+      case "/json": { // express.json(): the exact key, as a browser's Headers sends it
+        if (r.headers["content-type"] !== "application/json") return ok("body not parsed", {}, 415, "Unsupported Media Type")
+        let v
+        try { v = JSON.parse(r.body) } catch { return ok("bad json", {}, 400, "Bad Request") }
+        return ok(JSON.stringify({ parsed: v }), { "content-type": "application/json" })
+      }
+      case "/latin": return ok("ok", { "x-check": "\u00e2\u009c\u0093", "x-latin": ["caf\u00e9", "\u00ff"] })
+      case "/wide": return ok("ok", { "x-wide": "\u2713" }) // no HTTP header byte can carry it
       default: return ok("Cannot GET " + u.pathname, { "content-type": "text/html" }, 404, "Not Found")
     }
   }

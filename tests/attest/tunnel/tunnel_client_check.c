@@ -104,6 +104,8 @@ static void on_ready(ra_tunnel_client *c, int status, const ra_verdict *vd, void
 /* tunnelled WebSocket */
 typedef struct wsr {
   bool open, closed;
+  int opens;           /* on_open calls */
+  bool open_at_msg[8]; /* on_open had run when message i came */
   int n;
   ra_ws_type type[8];
   char data[8][128];
@@ -112,10 +114,16 @@ typedef struct wsr {
   char reason[64];
   bool flag;
 } wsr;
-static void w_open(ra_ws *ws, void *ud) { wsr *w = ud; w->open = w->flag = true; ra_loop_stop(loop); }
+static void w_open(ra_ws *ws, void *ud) {
+  wsr *w = ud;
+  w->open = w->flag = true;
+  w->opens++;
+  ra_loop_stop(loop);
+}
 static void w_msg(ra_ws *ws, ra_ws_type t, const uint8_t *d, size_t n, void *ud) {
   wsr *w = ud;
   if (w->n < 8) {
+    w->open_at_msg[w->n] = w->open;
     w->type[w->n] = t;
     memcpy(w->data[w->n], d, n < 127 ? n : 127);
     w->len[w->n] = n;
@@ -200,6 +208,24 @@ static void suite(ra_tunnel_client *c, const char *origin, bool node) {
     r = fetch(c, "PUT", "/echo", NULL, 0, "\x00\x01\xff", 3, false);
     CHECK(r.err == 0 && r.body_len == 3 && r.body[2] == 0xff, "binary request body");
     free_result(&r);
+    /* names go out lowercased, as a browser's Headers sends them: the
+     * reference's Express server parses JSON only under "content-type" */
+    ra_header jh[] = {{RA_STR("Content-Type"), RA_STR("application/json")}};
+    r = fetch(c, "POST", "/json", jh, 1, "{\"a\":1}", 7, true);
+    CHECK(r.err == 0 && r.status == 200 && r.body && !strcmp((char *)r.body, "{\"parsed\":{\"a\":1}}"),
+          "JSON body parsed by a server that looks up \"content-type\" exactly (status %d: %s)", r.status,
+          r.body ? (char *)r.body : "");
+    free_result(&r);
+    /* header text of code points 0x80..0xff comes back as those bytes */
+    r = fetch(c, NULL, "/latin", NULL, 0, NULL, 0, false);
+    CHECK(r.err == 0 && strstr(r.headers, "x-check: \xe2\x9c\x93\n") &&
+              strstr(r.headers, "x-latin: caf\xe9\nx-latin: \xff\n"),
+          "response header values as bytes (ISO-8859-1), as over plain HTTP: %s", r.headers);
+    free_result(&r);
+    r = fetch(c, NULL, "/wide", NULL, 0, NULL, 0, false);
+    CHECK(r.err == -EPROTO && strstr(r.msg, "U+00FF"),
+          "a response header above U+00FF fails the fetch (as fetch's Headers would): %d %s", r.err, r.msg);
+    free_result(&r);
   }
 
   /* tunnelled WebSocket */
@@ -238,6 +264,31 @@ static void suite(ra_tunnel_client *c, const char *origin, bool node) {
     CHECK(r.err == 0 && strstr((char *)r.body, "\"lastClose\":{\"code\":1000,\"reason\":\"done\"}"),
           "the server saw ws_close 1000 done: %s", r.body ? (char *)r.body : "");
     free_result(&r);
+  }
+  if (node) {
+    /* the server's greeting comes before its ws_event open (the reference
+     * does that): on_open first all the same, once */
+    memset(&w, 0, sizeof w);
+    char greet[256];
+    snprintf(greet, sizeof greet, "ws://%s/ws/greet", origin + 7);
+    ra_tunnel_ws_connect(c, greet, NULL, 0, &wh, &w, &ws);
+    for (int i = 0; i < 20 && w.n < 1 && !w.closed; i++) {
+      w.flag = false;
+      run_until(&w.flag, 500);
+    }
+    CHECK(w.opens == 1 && w.n == 1 && w.open_at_msg[0] && w.len[0] == 7 && !memcmp(w.data[0], "welcome", 7),
+          "a message before ws_event open: on_open first (opens %d, messages %d, open before it %d)", w.opens,
+          w.n, w.open_at_msg[0]);
+    w.flag = false;
+    ra_ws_send_text(ws, "hi");
+    for (int i = 0; i < 20 && w.n < 2 && !w.closed; i++) {
+      w.flag = false;
+      run_until(&w.flag, 500);
+    }
+    CHECK(w.opens == 1 && w.n == 2 && !memcmp(w.data[1], "hi", 2) && !w.closed,
+          "the later ws_event open is ignored; the socket works (opens %d)", w.opens);
+    ra_ws_close(ws, 1000, "");
+    run_until(&w.closed, 2000);
   }
 }
 

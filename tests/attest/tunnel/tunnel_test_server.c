@@ -4,7 +4,7 @@
  *
  *   tunnel-test-server --sim DIR | --quote FILE  [--max-inflight N]
  *       [--max-envelope BYTES] [--heartbeat MS] [--heartbeat-timeout MS]
- *       [--max-tunnels N] [--max-envelopes-per-key N]
+ *       [--max-tunnels N] [--max-envelopes-per-key N] [--drain-timeout MS]
  */
 #include <errno.h>
 #include <signal.h>
@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--heartbeat-timeout")) o.heartbeat_timeout_ms = strtoull(v, NULL, 10);
     else if (!strcmp(a, "--max-tunnels")) o.max_tunnels = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-envelopes-per-key")) o.max_envelopes_per_key = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--drain-timeout")) o.drain_timeout_ms = strtoull(v, NULL, 10);
     else { fprintf(stderr, "unknown option %s\n", a); return 2; }
   }
   char err[512];

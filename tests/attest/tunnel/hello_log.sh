@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# ra-hello logs one access line per request through either transport:
+# "GET /hello 200 35us" over plain HTTP, "... (tunnel)" through the attested
+# tunnel (ra-curl); none with --quiet.
+set -euo pipefail
+: "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails+1)); }
+
+# run_hello NAME [flags...]: starts ra-hello, sets $port
+run_hello() {
+  local name=$1; shift
+  "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$tmp/sim" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  pid=$!
+  port=
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null || true)
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; echo "ra-hello died" >&2; exit 1; }
+    sleep 0.05
+  done
+  [ -n "$port" ] || { echo "no port" >&2; exit 1; }
+}
+stop_hello() {
+  kill -TERM "$pid"
+  wait "$pid" || { echo "ra-hello exited with $?" >&2; fails=$((fails+1)); }
+  pid=
+}
+requests() {
+  curl -s -o /dev/null "http://127.0.0.1:$port/hello"
+  "$RA_BIN/ra-curl" --trust-sim "$tmp/sim" -o /dev/null "http://127.0.0.1:$port/hello"
+  "$RA_BIN/ra-curl" --trust-sim "$tmp/sim" -o /dev/null "http://127.0.0.1:$port/private"
+  "$RA_BIN/ra-curl" --trust-sim "$tmp/sim" -o /dev/null -d 'x' "http://127.0.0.1:$port/nothing"
+}
+
+run_hello log
+requests
+stop_hello
+log="$tmp/log.err"
+grep -Eq ' GET /hello 200 [0-9]+us$' "$log" && ok "plain HTTP request logged" || bad "plain HTTP request logged"
+grep -Eq ' GET /hello 200 [0-9]+us \(tunnel\)$' "$log" && ok "tunnelled GET /hello logged, marked (tunnel)" \
+  || bad "tunnelled GET /hello logged"
+grep -Eq ' GET /private 200 [0-9]+us \(tunnel\)$' "$log" && ok "tunnelled attested-only route logged" \
+  || bad "tunnelled GET /private logged"
+grep -Eq ' POST /nothing 404 [0-9]+us \(tunnel\)$' "$log" && ok "tunnelled 404 logged" || bad "tunnelled 404 logged"
+n=$(grep -c '(tunnel)$' "$log" || true)
+[ "$n" = 3 ] && ok "one line per tunnelled request" || bad "one line per tunnelled request (got $n)"
+
+run_hello quiet --quiet
+requests
+stop_hello
+if grep -Eq ' (GET|POST) /' "$tmp/quiet.err"; then bad "--quiet logs no requests"; cat "$tmp/quiet.err"; else ok "--quiet logs no requests"; fi
+
+for f in "$tmp"/*.err; do
+  if grep -Eq "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$f"; then cat "$f"; fails=$((fails+1)); fi
+done
+if [ "$fails" = 0 ]; then echo "all passed"; else cat "$log"; echo "$fails failure(s)"; exit 1; fi
