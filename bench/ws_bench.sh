@@ -15,7 +15,7 @@ bin=$build/bin
 small_n=${SMALL_N:-20000} big_n=${BIG_N:-300} small=${SMALL:-32} big=${BIG:-1048576}
 repeat=${REPEAT:-3}
 [ -x "$bin/ra-hello" ] && [ -x "$bin/ws-client-check" ] || { echo "build first: $bin/ra-hello, $bin/ws-client-check" >&2; exit 1; }
-[ -d "$src/tests/node_modules/ws" ] || (cd "$src/tests" && npm ci --no-audit --no-fund >/dev/null)
+[ -d "$src/tests/node_modules/ws" ] || "$src/scripts/deps.sh"
 export NODE_PATH=$src/tests/node_modules
 tmp=$(mktemp -d)
 pids=()

@@ -103,7 +103,7 @@ function checkPrerequisites() {
   need(fs.existsSync(path.join(bin, "ra-hello")), path.join(bin, "ra-hello") + " (build it)")
   need(fs.existsSync(chromiumPath), chromiumPath + " (Debian package chromium: scripts/deps.sh)")
   need(fs.existsSync(path.join(nm, "playwright-core")), "tests/node_modules/playwright-core (cd tests && npm ci)")
-  for (const [, [f]] of Object.entries(files)) need(fs.existsSync(f), f + " (cd tests && npm ci)")
+  for (const [, [f]] of Object.entries(files)) need(fs.existsSync(f), f + " (run scripts/deps.sh)")
 }
 
 // ---- ra-hello --------------------------------------------------------------

@@ -6,7 +6,7 @@
 set -euo pipefail
 : "${RA_BIN:?}" "${RA_SRC:?}"
 if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
-  (cd "$RA_SRC/tests" && npm ci --no-audit --no-fund >/dev/null)
+  echo "tests/node_modules is missing: run scripts/deps.sh" >&2; exit 1
 fi
 export NODE_PATH="$RA_SRC/tests/node_modules"
 check="$RA_BIN/ws-client-check"

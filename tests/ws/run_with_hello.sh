@@ -8,7 +8,7 @@ set -euo pipefail
 : "${RA_SRC:?RA_SRC must point at the repository}"
 here=$(cd "$(dirname "$0")" && pwd)
 if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
-  (cd "$RA_SRC/tests" && npm ci --no-audit --no-fund >/dev/null)
+  echo "tests/node_modules is missing: run scripts/deps.sh" >&2; exit 1
 fi
 export NODE_PATH="$RA_SRC/tests/node_modules"
 tmp=$(mktemp -d)
