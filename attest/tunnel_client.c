@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "attest/envelope.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "ws/client.h"
 #include "ws/utf8.h"
@@ -72,21 +73,6 @@ struct cws {
   char id[40];
 };
 
-#define LIST_ADD(head, x)        \
-  do {                           \
-    (x)->prev = NULL;            \
-    (x)->next = (head);          \
-    if (head) (head)->prev = (x); \
-    (head) = (x);                \
-  } while (0)
-#define LIST_DEL(head, x)                           \
-  do {                                              \
-    if ((x)->prev) { (x)->prev->next = (x)->next; } \
-    else { (head) = (x)->next; }                    \
-    if ((x)->next) { (x)->next->prev = (x)->prev; } \
-    (x)->next = (x)->prev = NULL;                   \
-  } while (0)
-
 static void start_connect(ra_tunnel_client *c);
 static int map_put(ra_tunnel_client *c, creq *q);
 static void map_del(ra_tunnel_client *c, creq *q);
@@ -143,7 +129,7 @@ static void creq_free(creq *q) {
 
 static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const char *msg) {
   ra_tunnel_client *c = q->c;
-  LIST_DEL(c->reqs, q);
+  RA_LIST_DEL(c->reqs, q);
   map_del(c, q);
   ra_tunnel_fetch_cb cb = q->cb;
   void *ud = q->ud;
@@ -207,7 +193,7 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
     free(q);
     return -ENOMEM;
   }
-  LIST_ADD(c->reqs, q);
+  RA_LIST_ADD(c->reqs, q);
   ra_timer_init(c->loop, &q->timer, creq_timer, q);
   if (c->state == ST_CLOSED) { /* refused for good: fail from the loop */
     q->fail = c->fail ? c->fail : -ECONNRESET;
@@ -310,7 +296,7 @@ static size_t enc_close(uint8_t *out, size_t cap, const void *a) {
 
 static void cws_release(cws *w) {
   if (w->c) {
-    LIST_DEL(w->c->socks, w);
+    RA_LIST_DEL(w->c->socks, w);
     w->c = NULL;
   }
   free(w->plain);
@@ -412,7 +398,7 @@ int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const
   p = p ? strchr(p + 3, '/') : url;
   ra_ws_set_info(w->ws, ra_str_cstr(p ? p : "/"), RA_STR(""), true);
   w->c = c;
-  LIST_ADD(c->socks, w);
+  RA_LIST_ADD(c->socks, w);
   if (c->state == ST_READY) cws_flush(w);
   else if (c->state == ST_IDLE) start_connect(c);
   else if (c->state == ST_CLOSED) cws_terminate(w);

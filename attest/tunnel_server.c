@@ -17,6 +17,7 @@
 
 #include "attest/envelope.h"
 #include "attest/tunnel_msg.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "http/request.h"
 #include "http/response.h"
@@ -89,21 +90,6 @@ struct tws {
   size_t id_len;
   char id[]; /* connectionId */
 };
-
-#define LIST_ADD(head, x)                 \
-  do {                                     \
-    (x)->prev = NULL;                      \
-    (x)->next = (head);                    \
-    if (head) (head)->prev = (x);          \
-    (head) = (x);                          \
-  } while (0)
-#define LIST_DEL(head, x)                              \
-  do {                                                 \
-    if ((x)->prev) { (x)->prev->next = (x)->next; }    \
-    else { (head) = (x)->next; }                       \
-    if ((x)->next) { (x)->next->prev = (x)->prev; }    \
-    (x)->next = (x)->prev = NULL;                      \
-  } while (0)
 
 /* ---- sending envelopes --------------------------------------------------- */
 
@@ -207,7 +193,7 @@ static void treq_free(treq *q) {
 
 static void treq_unlink(treq *q) {
   if (q->t) {
-    LIST_DEL(q->t->reqs, q);
+    RA_LIST_DEL(q->t->reqs, q);
     q->t->n_reqs--;
     q->t = NULL;
   }
@@ -412,7 +398,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->rx));
   q->res = res;
   q->t = t;
-  LIST_ADD(t->reqs, q);
+  RA_LIST_ADD(t->reqs, q);
   t->n_reqs++;
   s->st.requests++;
   ra_router_handle(s->router, req, res); /* may end (and free q) right here */
@@ -445,7 +431,7 @@ static int tws_send(void *sink, ra_ws_type type, const void *data, size_t len) {
 
 static void tws_release(tws *w) {
   if (w->t) {
-    LIST_DEL(w->t->socks, w);
+    RA_LIST_DEL(w->t->socks, w);
     w->t->n_socks--;
     w->t = NULL;
   }
@@ -559,7 +545,7 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   w->id_len = id.len;
   w->ws = ws;
   w->t = t;
-  LIST_ADD(t->socks, w);
+  RA_LIST_ADD(t->socks, w);
   t->n_socks++;
   s->st.sockets_opened++;
   send_event(t, id, RA_TMSG_EV_OPEN, -1, ra_str_make(NULL, 0), NULL);
@@ -611,7 +597,7 @@ static void tunnel_teardown(tunnel *t) {
     ra_ws_deliver_close(w->ws, 1006, RA_STR("tunnel closed"));
     free(w);
   }
-  LIST_DEL(s->tunnels, t);
+  RA_LIST_DEL(s->tunnels, t);
   s->st.tunnels_open--;
   ra_timer_stop(&t->drain_timer);
   ra_replay_free(&t->replay);
@@ -644,7 +630,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
   t->last_seen = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
-  LIST_ADD(s->tunnels, t);
+  RA_LIST_ADD(s->tunnels, t);
   s->st.tunnels_open++;
   s->st.tunnels_total++;
   ra_ws_set_userdata(ws, t);
