@@ -5,23 +5,12 @@
 "use strict"
 const assert = require("assert/strict")
 const { RAClient, encode, sodium } = require("./ra_client.js")
+const { test, sleep, run } = require("./harness.js")
 
 const port = Number(process.argv[2])
 const origin = `http://127.0.0.1:${port}`
-setTimeout(() => { console.log("FAIL global timeout"); process.exit(1) }, 120000).unref()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-let failures = 0
-async function test(name, fn) {
-  try {
-    await fn()
-    console.log("ok   " + name)
-  } catch (e) {
-    failures++
-    console.log("FAIL " + name + ": " + (e && e.stack || e))
-  }
-}
 
-;(async () => {
+run(async () => {
   const observer = await RAClient.connect(origin)
   const stats = async () => JSON.parse((await observer.fetch("/stats")).text)
   const stillServing = async () => assert.equal((await observer.fetch("/hello")).text, "world")
@@ -221,14 +210,4 @@ async function test(name, fn) {
   })
 
   observer.close()
-  await sleep(50)
-  if (failures) {
-    console.log(`${failures} failure(s)`)
-    process.exit(1)
-  }
-  console.log("all passed")
-  process.exit(0)
-})().catch((e) => {
-  console.log("FAIL setup: " + (e && e.stack || e))
-  process.exit(1)
 })

@@ -7,23 +7,12 @@ const assert = require("assert/strict")
 const path = require("path")
 const WebSocket = require(path.join(__dirname, "..", "..", "node_modules", "ws"))
 const { RAClient } = require("./ra_client.js")
+const { test, sleep, run } = require("./harness.js")
 
 const port = Number(process.argv[2])
 const origin = `http://127.0.0.1:${port}`
-setTimeout(() => { console.log("FAIL global timeout"); process.exit(1) }, 120000).unref()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-let failures = 0
-async function test(name, fn) {
-  try {
-    await fn()
-    console.log("ok   " + name)
-  } catch (e) {
-    failures++
-    console.log("FAIL " + name + ": " + (e && e.stack || e))
-  }
-}
 
-;(async () => {
+run(async () => {
   await test("heartbeat: pings come; a peer that never answers is dropped, a live one stays", async () => {
     const live = await RAClient.connect(origin)
     let pings = 0
@@ -110,14 +99,4 @@ async function test(name, fn) {
     assert.ok(st.requests_refused >= 4, JSON.stringify(st))
   })
 
-  await sleep(50)
-  if (failures) {
-    console.log(`${failures} failure(s)`)
-    process.exit(1)
-  }
-  console.log("all passed")
-  process.exit(0)
-})().catch((e) => {
-  console.log("FAIL setup: " + (e && e.stack || e))
-  process.exit(1)
 })

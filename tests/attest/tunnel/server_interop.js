@@ -4,19 +4,10 @@
 const assert = require("assert/strict")
 const http = require("http")
 const { RAClient, encode, decode, sodium } = require("./ra_client.js")
+const { test, sleep, run } = require("./harness.js")
 
 const port = Number(process.argv[2])
 const origin = `http://127.0.0.1:${port}`
-let failures = 0
-async function test(name, fn) {
-  try {
-    await fn()
-    console.log("ok   " + name)
-  } catch (e) {
-    failures++
-    console.log("FAIL " + name + ": " + (e && e.stack || e))
-  }
-}
 function plainGet(p) {
   return new Promise((resolve, reject) => {
     http.get(origin + p, (res) => {
@@ -43,10 +34,8 @@ function plainRequest(p, method = "GET", headers = {}) {
     req.end()
   })
 }
-setTimeout(() => { console.log("FAIL global timeout"); process.exit(1) }, 120000).unref()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-;(async () => {
+run(async () => {
   const c = await RAClient.connect(origin)
 
   await test("server_kx shape", async () => {
@@ -261,14 +250,4 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
   })
 
   c.close()
-  await sleep(50)
-  if (failures) {
-    console.log(`${failures} failure(s)`)
-    process.exit(1)
-  }
-  console.log("all passed")
-  process.exit(0)
-})().catch((e) => {
-  console.log("FAIL setup: " + (e && e.stack || e))
-  process.exit(1)
 })
