@@ -40,6 +40,7 @@ struct ra_tunnel_client {
   ra_env_pool *pool;
   creq *reqs;
   cws *socks;
+  unsigned socks_gen; /* bumped whenever a socket leaves socks (ctl_drain) */
   uint64_t next_id;
   creq **map; /* pending requests by id number (see map_put) */
   size_t map_cap, map_n;
@@ -297,6 +298,7 @@ static size_t enc_close(uint8_t *out, size_t cap, const void *a) {
 static void cws_release(cws *w) {
   if (w->c) {
     RA_LIST_DEL(w->c->socks, w);
+    w->c->socks_gen++;
     w->c = NULL;
   }
   free(w->plain);
@@ -638,10 +640,13 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
 static void ctl_drain(ra_ws *ws, void *ud) {
   ra_tunnel_client *c = ((ctl_link *)ud)->c;
   if (!c || ws != c->ctl) return;
+  /* a drain handler may close any socket, not only its own (each is freed
+   * at once): then start over (a socket drained does not get it twice) */
   for (cws *w = c->socks; w;) {
     cws *next = w->next;
+    unsigned gen = c->socks_gen;
     if (!w->gone) ra_ws_deliver_drain(w->ws);
-    w = next;
+    w = gen == c->socks_gen ? next : c->socks;
   }
 }
 

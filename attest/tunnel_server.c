@@ -56,6 +56,7 @@ struct tunnel {
   size_t n_reqs;
   tws *socks;
   size_t n_socks;
+  unsigned socks_gen; /* bumped whenever a socket leaves socks (ctl_drain) */
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
   ra_timer drain_timer;
@@ -199,6 +200,26 @@ static void treq_unlink(treq *q) {
   }
 }
 
+/* What the HTTP/1.1 parser accepts, so that a request cannot carry through
+ * the tunnel what it could not carry in plaintext (a CR/LF in a value that an
+ * application forwards, a header name with a space or colon): a method or
+ * header name is a token (RFC 9110 tchar), a value has no NUL, CR or LF. */
+static bool is_token(ra_str s) {
+  if (!s.len) return false;
+  for (size_t i = 0; i < s.len; i++) {
+    unsigned char c = (unsigned char)s.ptr[i];
+    if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) ||
+          (c && strchr("!#$%&'*+-.^_`|~", c))))
+      return false;
+  }
+  return true;
+}
+static bool is_field_value(ra_str s) {
+  for (size_t i = 0; i < s.len; i++)
+    if (s.ptr[i] == 0 || s.ptr[i] == '\r' || s.ptr[i] == '\n') return false;
+  return true;
+}
+
 /* Hop-by-hop and framing headers mean nothing inside the tunnel. */
 static bool skip_header(ra_str name) {
   static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
@@ -297,9 +318,13 @@ static int sink_end(void *sink) {
   return 0;
 }
 
+/* A response leaves whole, at its end: nothing it writes before is held by
+ * the control channel, and no drain would ever be reported for it (a
+ * handler paced by ra_res_pending, seeing the channel's backlog from other
+ * traffic, would wait for an on_drain that never comes). */
 static size_t sink_pending(void *sink) {
-  treq *q = sink;
-  return q->t && q->t->ctl ? ra_ws_buffered(q->t->ctl) : 0;
+  (void)sink;
+  return 0;
 }
 
 static const ra_res_sink_ops treq_ops = {
@@ -366,13 +391,21 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   int hrc = ra_tmsg_headers_to_bytes(&hs, &hbuf);
   if (hrc == -ENOMEM) goto oom;
   int refuse = hrc ? 400 : 0;
+  const char *why = "request header with a character above U+00FF\n";
+  if (!refuse && !is_token(m->http_request.method)) {
+    refuse = 400;
+    why = "malformed request method\n";
+  }
   ra_tmsg_iter it;
   ra_str k, v;
   size_t n_hdrs = 0;
   ra_tmsg_iter_init(&it, hs);
   while (!refuse && ra_tmsg_headers_next(&it, &k, &v)) {
     if (++n_hdrs > s->o.max_headers) refuse = 431; /* as the HTTP/1.1 transport would */
-    else if (ra_req_add_header(req, k, v)) hrc = -ENOMEM;
+    else if (!is_token(k) || !is_field_value(v)) {
+      refuse = 400;
+      why = "malformed request header\n";
+    } else if (ra_req_add_header(req, k, v)) hrc = -ENOMEM;
     if (hrc == -ENOMEM) break;
   }
   free(hbuf);
@@ -382,8 +415,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
     ra_req_free(req);
     free(q);
     send_simple_response(t, id, refuse,
-                         refuse == 431 ? "too many request headers\n"
-                                       : "request header with a character above U+00FF\n");
+                         refuse == 431 ? "too many request headers\n" : why);
     return;
   }
   /* a large body is not copied: the request takes the decrypted message
@@ -433,6 +465,7 @@ static void tws_release(tws *w) {
   if (w->t) {
     RA_LIST_DEL(w->t->socks, w);
     w->t->n_socks--;
+    w->t->socks_gen++;
     w->t = NULL;
   }
 }
@@ -752,10 +785,14 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
 static void ctl_drain(ra_ws *ws, void *ud) {
   tunnel *t = ra_ws_userdata(ws);
   if (!t) return;
+  /* a drain handler may close any socket of the tunnel, not only its own
+   * (each is freed at once): then start over; a socket already drained
+   * does not get it twice (ra_ws_deliver_drain wants a new back-pressure) */
   for (tws *w = t->socks; w;) {
-    tws *next = w->next; /* a drain handler may close its socket */
+    tws *next = w->next;
+    unsigned gen = t->socks_gen;
     if (!w->gone) ra_ws_deliver_drain(w->ws);
-    w = next;
+    w = gen == t->socks_gen ? next : t->socks;
   }
 }
 

@@ -18,6 +18,10 @@
  *                  fetch: each code point up to U+00FF is one byte (a
  *                  request header with a higher one gets a 400), and
  *                  response header bytes go out as those code points.
+ *                  What HTTP/1.1 could not carry gets a 400 too: a method
+ *                  or header name that is not a token, a header value with
+ *                  NUL, CR or LF. ra_res_pending is 0 (the response leaves
+ *                  whole, at its end).
  *     ws_connect   -> the WebSocket route matching the URL's path: an ra_ws
  *                  whose sink sends ws_message / ws_event envelopes; ws_event
  *                  open, or error when no route matches / on_request refuses.
