@@ -39,6 +39,7 @@ struct ra_tunnel_server {
   tunnel *tunnels;
   ra_timer heartbeat;
   ra_tunnel_stats st;
+  size_t replay_total; /* nonces held by all the tunnels' replay sets */
   bool freeing;
 };
 
@@ -633,6 +634,7 @@ static void tunnel_teardown(tunnel *t) {
   RA_LIST_DEL(s->tunnels, t);
   s->st.tunnels_open--;
   ra_timer_stop(&t->drain_timer);
+  s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   ra_env_buf_free(&t->rx);
   ra_env_buf_free(&t->tx);
@@ -707,6 +709,9 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
     return;
   }
   int rc = ra_replay_check(&t->replay, env->enc.nonce.ptr);
+  if (rc == 0 && ++s->replay_total > s->o.max_replay_entries &&
+      t->replay.count >= s->o.max_replay_entries / (s->st.tunnels_open ? s->st.tunnels_open : 1))
+    rc = -ENOSPC; /* the server's replay memory is spent and this tunnel holds its share */
   if (rc == -EEXIST) {
     s->st.replays++;
     ra_warn("tunnel: replayed envelope dropped");
@@ -839,6 +844,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_headers) s->o.max_headers = 100;
   if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
   if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
+  if (!s->o.max_replay_entries) s->o.max_replay_entries = 1u << 23;
   const char *path = s->o.path ? s->o.path : "/__ra__";
   s->o.path = NULL; /* the caller's string is not kept */
 

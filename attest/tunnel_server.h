@@ -73,6 +73,11 @@ typedef struct ra_tunnel_server_opts {
    * duration_us runs from the http_request's arrival. */
   ra_access_log_cb access_log;
   void *access_log_ud;
+  /* [8,388,608] envelope nonces remembered across all tunnels (the replay
+   * sets' memory: 16 bytes each at most, so 128 MiB). Past it, a tunnel that
+   * holds at least its fair share (this / tunnels open) is recycled as if it
+   * had reached max_envelopes_per_key; lighter tunnels go on. */
+  size_t max_replay_entries;
 } ra_tunnel_server_opts;
 
 /* Creates the server: a key pair, the provider's evidence for it, and the

@@ -58,6 +58,8 @@ static void rm_rf(const char *dir) {
   if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+static size_t g_replay_budget; /* 0: the default */
+
 static int setup(void **st) {
   fx *f = calloc(1, sizeof *f);
   snprintf(f->dir, sizeof f->dir, "/tmp/ra-tunnel-test-XXXXXX");
@@ -72,7 +74,8 @@ static int setup(void **st) {
   ra_quote_provider *p;
   char err[256];
   if (ra_quote_provider_sim(sim, &p, err, sizeof err)) return -1;
-  ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
+  ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
+                             .max_replay_entries = g_replay_budget};
   g_logged = 0;
   int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts, err, sizeof err);
   ra_quote_provider_free(p);
@@ -86,6 +89,13 @@ static int setup(void **st) {
   if (ra_verifier_add_root_file(f->v, root) <= 0) return -1;
   *st = f;
   return 0;
+}
+
+static int setup_small_replay_budget(void **st) {
+  g_replay_budget = 40;
+  int rc = setup(st);
+  g_replay_budget = 0;
+  return rc;
 }
 
 static void spin(fx *f, int turns) {
@@ -470,6 +480,42 @@ static void test_body_outlives_tunnel(void **st) {
   free(body);
 }
 
+/* The replay sets' memory is bounded server-wide: once the budget is spent,
+ * the tunnel holding at least its fair share is recycled (503, then close
+ * and rekey), while a light tunnel keeps being served. */
+static int fetch_status(fx *f, ra_tunnel_client *c) {
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hello"};
+  if (ra_tunnel_fetch(c, &q, on_resp, &g) != 0) return -1;
+  wait_for(f, &g.done);
+  return g.err ? g.err : g.status;
+}
+
+static void test_replay_budget_recycles_heavy_tunnel(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *heavy = client(f, NULL, false), *light = client(f, NULL, false);
+  for (int i = 0; i < 5; i++) assert_int_equal(fetch_status(f, light), 200);
+  int first_refused = 0;
+  for (int i = 1; i <= 60 && !first_refused; i++) {
+    int status = fetch_status(f, heavy);
+    if (status != 200) {
+      /* the 503 carries `error`: the client rejects the fetch with it */
+      assert_int_equal(status, -EPROTO);
+      first_refused = i;
+    }
+  }
+  /* 40 nonces in all, 5 of them the light tunnel's: the heavy one's 36th */
+  assert_int_equal(first_refused, 36);
+  ra_tunnel_stats s;
+  ra_tunnel_server_stats(f->ts, &s);
+  assert_true(s.requests_refused >= 1);
+  /* the light tunnel (5 of 40, under its share of 20) is untouched */
+  for (int i = 0; i < 5; i++) assert_int_equal(fetch_status(f, light), 200);
+  ra_tunnel_client_free(heavy);
+  ra_tunnel_client_free(light);
+  spin(f, 20);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_round_trip_attested, setup, teardown),
@@ -481,6 +527,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_malformed_request_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_paced_response_completes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_body_outlives_tunnel, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_replay_budget_recycles_heavy_tunnel, setup_small_replay_budget, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
