@@ -201,14 +201,20 @@ int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len) {
   return n;
 }
 
-int ra_verifier_add_root_file(ra_verifier *v, const char *path) {
+/* Collateral files (PEM or DER) are read whole, then handed to an adder. */
+static int add_file(ra_verifier *v, const char *path,
+                    int (*add)(ra_verifier *, const uint8_t *, size_t)) {
   uint8_t *b;
   size_t n;
   int rc = ra_file_read(path, 64u << 20, &b, &n);
   if (rc) return rc;
-  rc = ra_verifier_add_root(v, b, n);
+  rc = add(v, b, n);
   free(b);
   return rc;
+}
+
+int ra_verifier_add_root_file(ra_verifier *v, const char *path) {
+  return add_file(v, path, ra_verifier_add_root);
 }
 
 static bool is_pem(const uint8_t *p, size_t len) {
@@ -287,13 +293,7 @@ out:
 }
 
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path) {
-  uint8_t *b;
-  size_t n;
-  int rc = ra_file_read(path, 64u << 20, &b, &n);
-  if (rc) return rc;
-  rc = ra_verifier_add_crl(v, b, n);
-  free(b);
-  return rc;
+  return add_file(v, path, ra_verifier_add_crl);
 }
 
 /* ---- certificates ---- */

@@ -65,9 +65,9 @@ for (const t of ["latency (ms)", "plain HTTP/1.1", "RA tunnel", "concurrent", "h
   if (!s.includes(t)) fail(`SVG lacks "${t}"`);
 console.log(`ok: ${r.length} results, chart ${s.length} bytes`);
 JS
-if command -v rsvg-convert >/dev/null; then
-  rsvg-convert -o "$tmp/chart.png" "$tmp/chart.svg" || fail "the SVG does not render"
-fi
+# the chart must render (librsvg, installed by scripts/deps.sh) to a real PNG
+rsvg-convert -o "$tmp/chart.png" "$tmp/chart.svg" || fail "the SVG does not render"
+[ "$(od -An -c -N4 "$tmp/chart.png" | tr -d ' ')" = "211PNG" ] || fail "the rendered chart is not a PNG"
 
 # 2. CSV and table, plain only
 "$bin/ra-bench" --plain --scenario serial "${small[@]}" --format csv "$url" >"$tmp/out.csv"
