@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 /* Monotonic nanoseconds (not the loop's cached milliseconds: the requests
  * we time take tens of microseconds). */

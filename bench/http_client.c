@@ -8,8 +8,8 @@
 
 #include <llhttp.h>
 
-#include "core/buf.h"
-#include "core/stream.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/stream.h"
 
 typedef struct pending {
   bench_req req;

@@ -45,7 +45,7 @@
 #include "bench/report.h"
 #include "bench/stats.h"
 #include "bench/tunnel.h"
-#include "core/log.h"
+#include "raloop/core/log.h"
 
 /* ---- helpers shared by the modules --------------------------------------------- */
 

@@ -8,7 +8,7 @@ set -euo pipefail
 build=${1:-build}
 n=${2:-2000}
 here=$(cd "$(dirname "$0")/.." && pwd)
-vectors=${RA_VECTORS:-$here/../shared/vectors}/quotes
+vectors=${RA_VECTORS:-$here/tests/vectors}/quotes
 q="$build/bin/ra-quote"
 [ -x "$q" ] || { echo "no $q (build first)" >&2; exit 2; }
 echo "== $(uname -m), $(nproc) CPU(s), $(openssl version)"

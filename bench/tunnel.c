@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/envelope.h"
-#include "attest/sim.h"
-#include "attest/tunnel_client.h"
-#include "attest/verify.h"
+#include "raloop/attest/tunnel/envelope.h"
+#include "raloop/attest/quote/sim.h"
+#include "raloop/attest/tunnel/client.h"
+#include "raloop/attest/quote/verify.h"
 
 typedef struct tpool tpool;
 

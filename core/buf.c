@@ -1,5 +1,5 @@
 /* core/buf.c: growable byte buffers. */
-#include "core/buf.h"
+#include "raloop/core/buf.h"
 
 #include <errno.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* core/file.c: whole-file reads. */
-#include "core/file.h"
+#include "raloop/core/file.h"
 
 #include <errno.h>
 #include <stdbool.h>

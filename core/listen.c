@@ -1,7 +1,7 @@
 /* core/listen.c: listening sockets. Accepts run in batches; when the process
  * runs out of descriptors (EMFILE) the listener pauses for a moment instead
  * of spinning on a readiness it cannot act upon. */
-#include "core/listen.h"
+#include "raloop/core/listen.h"
 
 #include <arpa/inet.h>
 #include <linux/vm_sockets.h>
@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#include "raloop/core/log.h"
 
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_MS 100

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 typedef struct ra_listener ra_listener;
 

@@ -1,7 +1,7 @@
 /* core/log.c: the logger, the library's only global state. One line per
  * message, written with a single write(2) so lines from several processes
  * sharing stderr do not interleave. */
-#include "core/log.h"
+#include "raloop/core/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  * matches is stale and dropped. The entry is re-fetched after each callback
  * because a callback may grow (move) the table.
  */
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -24,8 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "core/loop_internal.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop_internal.h"
 
 #define MAX_EVENTS 1024
 

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 /* One read buffer shared by every stream of a loop: reads land here and are
  * handed to on_read; only what is not consumed gets copied out. Valid for the

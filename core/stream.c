@@ -11,7 +11,7 @@
  * has run, so a callback may close the stream and the code that called it
  * can still look at the flags afterwards.
  */
-#include "core/stream.h"
+#include "raloop/core/stream.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -25,8 +25,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "core/buf.h"
-#include "core/loop_internal.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/loop_internal.h"
 
 #define DEFAULT_HIGH (1024u * 1024u)
 #define DEFAULT_LOW (256u * 1024u)

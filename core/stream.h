@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 typedef struct ra_stream ra_stream;
 

@@ -12,7 +12,7 @@
  * Memory: an idle connection is this struct and nothing else. Exchanges
  * come from a per-server pool and go back to it once answered.
  */
-#include "http/conn_internal.h"
+#include "raloop/http/conn_internal.h"
 
 #include <errno.h>
 #include <llhttp.h>
@@ -22,8 +22,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "http/request_internal.h"
-#include "http/response_internal.h"
+#include "raloop/http/request_internal.h"
+#include "raloop/http/response_internal.h"
 
 enum { PH_IDLE, PH_HEAD, PH_BODY };
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };

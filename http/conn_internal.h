@@ -13,11 +13,11 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#include "core/buf.h"
-#include "core/listen.h"
-#include "core/loop.h"
-#include "core/stream.h"
-#include "http/server.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/listen.h"
+#include "raloop/core/loop.h"
+#include "raloop/core/stream.h"
+#include "raloop/http/server.h"
 
 typedef struct ra_http_conn ra_http_conn;
 typedef struct ra_http_ex ra_http_ex;

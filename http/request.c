@@ -1,5 +1,5 @@
 /* http/request.c: the transport-neutral request. */
-#include "http/request_internal.h"
+#include "raloop/http/request_internal.h"
 
 #include <errno.h>
 #include <stdint.h>

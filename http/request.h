@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/buf.h"
+#include "raloop/core/buf.h"
 
 typedef struct ra_req ra_req;
 

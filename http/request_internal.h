@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "http/request.h"
+#include "raloop/http/request.h"
 
 typedef struct ra_req_hdr {
   uint32_t name_off, name_len, value_off, value_len;

@@ -1,11 +1,11 @@
 /* http/response.c: the transport-neutral response and its sink. */
-#include "http/response_internal.h"
+#include "raloop/http/response_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/request_internal.h"
+#include "raloop/http/request_internal.h"
 
 void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops,
                  void *sink, ra_res_release_fn release, void *release_ud) {

@@ -16,9 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/loop.h"
-#include "core/stream.h"
-#include "http/request.h"
+#include "raloop/core/loop.h"
+#include "raloop/core/stream.h"
+#include "raloop/http/request.h"
 
 typedef struct ra_res ra_res;
 

@@ -4,7 +4,7 @@
 #ifndef RA_HTTP_RESPONSE_INTERNAL_H
 #define RA_HTTP_RESPONSE_INTERNAL_H
 
-#include "http/response.h"
+#include "raloop/http/response.h"
 
 enum { RA_RES_BUILDING, RA_RES_HEAD_SENT, RA_RES_ENDED };
 

@@ -3,15 +3,15 @@
  * static, then param, then wildcard, backtracking until a node has an
  * endpoint for the method (so GET /u/:id still serves /u/new when only
  * POST /u/new exists). */
-#include "http/router.h"
+#include "raloop/http/router.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/request_internal.h"
-#include "http/server.h"
+#include "raloop/http/request_internal.h"
+#include "raloop/http/server.h"
 
 #define RT_MAX_PARAMS 16
 #define RT_METHOD_MAX 31

@@ -22,8 +22,8 @@
 
 #include <stdbool.h>
 
-#include "http/request.h"
-#include "http/response.h"
+#include "raloop/http/request.h"
+#include "raloop/http/response.h"
 
 typedef struct ra_router ra_router;
 typedef void (*ra_handler)(ra_req *req, ra_res *res, void *ud);

@@ -1,6 +1,6 @@
 /* http/server.c: listeners, the stream adapter under each connection,
  * graceful shutdown, and shared bits (Date cache, status texts). */
-#include "http/server.h"
+#include "raloop/http/server.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,8 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "http/conn_internal.h"
+#include "raloop/core/log.h"
+#include "raloop/http/conn_internal.h"
 
 /* ---- the stream under a connection ---------------------------------------- */
 

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/listen.h"
-#include "core/loop.h"
-#include "http/router.h"
+#include "raloop/core/listen.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
 
 typedef struct ra_http_server ra_http_server;
 

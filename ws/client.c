@@ -1,6 +1,6 @@
 /* ws/client.c: ws:// client: URL, connect, opening handshake, then the
  * frame transport of ws.c in the client role. */
-#include "ws/client.h"
+#include "raloop/ws/client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -8,11 +8,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/buf.h"
-#include "core/log.h"
-#include "core/stream.h"
-#include "ws/handshake.h"
-#include "ws/ws_internal.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/log.h"
+#include "raloop/core/stream.h"
+#include "raloop/ws/handshake.h"
+#include "raloop/ws/ws_internal.h"
 
 #define DEF_HANDSHAKE_TIMEOUT 10000
 #define MAX_RESPONSE_HEAD (16u << 10)

@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/loop.h"
-#include "http/request.h"
-#include "ws/ws.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/request.h"
+#include "raloop/ws/ws.h"
 
 typedef struct ra_ws_client_opts {
   ra_ws_opts ws;                   /* limits, pings, timeouts (ws/ws.h) */

@@ -1,5 +1,5 @@
 /* ws/frame.c: RFC 6455 frame parser and serializer (no I/O). */
-#include "ws/frame.h"
+#include "raloop/ws/frame.h"
 
 #include <errno.h>
 #include <string.h>

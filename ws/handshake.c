@@ -1,5 +1,5 @@
 /* ws/handshake.c: key validation, accept value, token lists. */
-#include "ws/handshake.h"
+#include "raloop/ws/handshake.h"
 
 #include <errno.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/buf.h"
+#include "raloop/core/buf.h"
 
 #define RA_WS_KEY_LEN 24     /* base64 of 16 bytes */
 #define RA_WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */

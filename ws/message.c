@@ -1,5 +1,5 @@
 /* ws/message.c: fragments -> messages, with the message-level rules. */
-#include "ws/message.h"
+#include "raloop/ws/message.h"
 
 #include <errno.h>
 #include <stdlib.h>

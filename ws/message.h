@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ws/frame.h"
-#include "ws/utf8.h"
+#include "raloop/ws/frame.h"
+#include "raloop/ws/utf8.h"
 
 typedef struct ra_ws_msg {
   uint8_t opcode;          /* 0: none; TEXT, BINARY, CLOSE, PING or PONG */

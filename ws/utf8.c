@@ -1,5 +1,5 @@
 /* ws/utf8.c: incremental strict UTF-8 validation. */
-#include "ws/utf8.h"
+#include "raloop/ws/utf8.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* ws/ws.c: the ra_ws handle, rooms, the frame transport on a stream, and
  * server routes (the upgrade handshake). */
-#include "ws/ws.h"
+#include "raloop/ws/ws.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -8,13 +8,13 @@
 
 #include <openssl/rand.h>
 
-#include "core/log.h"
-#include "core/stream.h"
-#include "http/response.h"
-#include "ws/handshake.h"
-#include "ws/message.h"
-#include "ws/utf8.h"
-#include "ws/ws_internal.h"
+#include "raloop/core/log.h"
+#include "raloop/core/stream.h"
+#include "raloop/http/response.h"
+#include "raloop/ws/handshake.h"
+#include "raloop/ws/message.h"
+#include "raloop/ws/utf8.h"
+#include "raloop/ws/ws_internal.h"
 
 #define DEF_MAX_MESSAGE ((uint64_t)16 << 20)
 #define DEF_CLOSE_TIMEOUT 5000

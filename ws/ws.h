@@ -22,11 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/buf.h"
-#include "core/loop.h"
-#include "http/request.h"
-#include "http/router.h"
-#include "ws/frame.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/request.h"
+#include "raloop/http/router.h"
+#include "raloop/ws/frame.h"
 
 typedef struct ra_ws ra_ws;
 typedef struct ra_ws_room ra_ws_room;

@@ -2,9 +2,9 @@
 #ifndef RA_WS_WS_INTERNAL_H
 #define RA_WS_WS_INTERNAL_H
 
-#include "core/stream.h"
-#include "ws/frame.h"
-#include "ws/ws.h"
+#include "raloop/core/stream.h"
+#include "raloop/ws/frame.h"
+#include "raloop/ws/ws.h"
 
 /* Puts ws on a raw stream speaking RFC 6455 frames as `role`: takes over
  * the stream's callbacks, makes the stream ws's sink, delivers on_open,

@@ -21,14 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/quote.h"
-#include "attest/hexb64.h"
-#include "core/file.h"
-#include "attest/sim.h"
-#include "attest/tunnel_client.h"
-#include "attest/verify.h"
-#include "core/log.h"
-#include "core/loop.h"
+#include "raloop/attest/quote/quote.h"
+#include "raloop/attest/quote/hexb64.h"
+#include "raloop/core/file.h"
+#include "raloop/attest/quote/sim.h"
+#include "raloop/attest/tunnel/client.h"
+#include "raloop/attest/quote/verify.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop.h"
 
 enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_HTTP = 22, EX_READ = 26, EX_TIMEOUT = 28,
        EX_PROTO = 35, EX_ATTEST = 60 };

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "attest/sim.h"
-#include "core/log.h"
+#include "raloop/attest/quote/sim.h"
+#include "raloop/core/log.h"
 
 static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider **p,
                          char *err, size_t errlen) {

@@ -2,7 +2,7 @@
 #ifndef RA_HELLO_TUNNEL_H
 #define RA_HELLO_TUNNEL_H
 
-#include "attest/tunnel_server.h"
+#include "raloop/attest/tunnel/server.h"
 
 /* tee: "sim", "tsm", "file:PATH", or NULL for auto (tsm when the kernel
  * offers it, else sim). sim_dir: NULL for the default state directory.

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "core/log.h"
-#include "ws/ws.h"
+#include "raloop/core/log.h"
+#include "raloop/ws/ws.h"
 
 /* Large enough for the 16 MiB integration test plus framing slack. */
 static const ra_ws_opts hello_opts = {

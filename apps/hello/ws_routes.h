@@ -2,8 +2,8 @@
 #ifndef RA_HELLO_WS_ROUTES_H
 #define RA_HELLO_WS_ROUTES_H
 
-#include "http/router.h"
-#include "http/server.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
 
 /* Adds WS /echo (every message back, same type) and WS /chat (every message
  * to every member of the room, sender included). With srv (may be NULL),

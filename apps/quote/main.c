@@ -15,11 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "attest/hexb64.h"
-#include "core/file.h"
-#include "attest/quote.h"
-#include "attest/sim.h"
-#include "attest/verify.h"
+#include "raloop/attest/quote/hexb64.h"
+#include "raloop/core/file.h"
+#include "raloop/attest/quote/quote.h"
+#include "raloop/attest/quote/sim.h"
+#include "raloop/attest/quote/verify.h"
 
 #define EXIT_INVALID 1
 #define EXIT_USAGE   2

@@ -9,9 +9,9 @@ trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig"
 pkg-config --exists raloop
-test -f "$prefix/include/raloop/raloop.h"
-test -f "$prefix/include/raloop/attest/tunnel_server.h"
-! ls "$prefix"/include/raloop/*/*_internal.h 2>/dev/null
+test -f "$prefix/include/raloop.h"
+test -f "$prefix/include/raloop/attest/tunnel/server.h"
+! ls "$prefix"/include/raloop/*/*_internal.h "$prefix"/include/raloop/*/*/*_internal.h 2>/dev/null
 src="$RA_SRC/tests/apps/pkgconfig_app.c"
 # The app is built without sanitizers even when the library was: use the
 # plain toolchain flags only; skip the sanitized build trees.

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "core/buf.h"
-#include "core/log.h"
+#include "raloop/core/buf.h"
+#include "raloop/core/log.h"
 
 static void test_zero_is_empty(void **state) {
   (void)state;

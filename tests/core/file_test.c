@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "core/file.h"
+#include "raloop/core/file.h"
 
 static char *write_tmp(const void *data, size_t len) {
   static char path[64];

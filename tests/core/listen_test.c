@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "core/listen.h"
-#include "core/stream.h"
+#include "raloop/core/listen.h"
+#include "raloop/core/stream.h"
 
 /* A server that echoes every stream, and a client that sends "ping" and
  * expects "ping" back, then closes. */

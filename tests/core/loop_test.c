@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "core/loop.h"
+#include "raloop/core/loop.h"
 
 static uint64_t mono_ms(void) {
   struct timespec ts;

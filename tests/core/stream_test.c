@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "core/listen.h"
-#include "core/stream.h"
+#include "raloop/core/listen.h"
+#include "raloop/core/stream.h"
 
 static uint64_t mono_ms(void) {
   struct timespec ts;

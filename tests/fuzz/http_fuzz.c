@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/loop.h"
-#include "http/router.h"
-#include "http/server.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
 #include "../http/mem_io.h"
 
 static ra_loop *loop;

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/hexb64.h"
-#include "attest/pck.h"
-#include "attest/quote.h"
-#include "attest/verify.h"
+#include "raloop/attest/quote/hexb64.h"
+#include "raloop/attest/quote/pck.h"
+#include "raloop/attest/quote/quote.h"
+#include "raloop/attest/quote/verify.h"
 
 /* Intel QVL sample collateral (vectors/quotes/tdx-collateral): its test root
  * (a look-alike of the Intel SGX Root CA) and its two CRLs, so that mutated

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/envelope.h"
-#include "attest/tunnel_msg.h"
+#include "raloop/attest/tunnel/envelope.h"
+#include "raloop/attest/tunnel/msg.h"
 
 static void walk(const ra_tmsg *m) {
   ra_tmsg_iter it;

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws/frame.h"
-#include "ws/message.h"
-#include "ws/utf8.h"
+#include "raloop/ws/frame.h"
+#include "raloop/ws/message.h"
+#include "raloop/ws/utf8.h"
 
 #define MAX_MSGS 64
 

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/loop.h"
-#include "http/router.h"
-#include "http/server.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
 #include "mem_io.h"
 
 static ra_res *held[16];

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "core/buf.h"
-#include "http/conn_internal.h"
+#include "raloop/core/buf.h"
+#include "raloop/http/conn_internal.h"
 
 typedef struct mem_io {
   ra_buf out;

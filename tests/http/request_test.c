@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/request.h"
-#include "http/request_internal.h"
+#include "raloop/http/request.h"
+#include "raloop/http/request_internal.h"
 
 static int freed;
 static void count_free(void *ud) {

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/request.h"
-#include "http/request_internal.h"
-#include "http/response.h"
-#include "http/router.h"
+#include "raloop/http/request.h"
+#include "raloop/http/request_internal.h"
+#include "raloop/http/response.h"
+#include "raloop/http/router.h"
 
 /* ---- a sink that records what the router/handler answered ------------------ */
 

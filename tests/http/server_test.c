@@ -17,10 +17,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/loop.h"
-#include "core/stream.h"
-#include "http/router.h"
-#include "http/server.h"
+#include "raloop/core/loop.h"
+#include "raloop/core/stream.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
 
 static void h_hello(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "world"); }
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws/frame.h"
+#include "raloop/ws/frame.h"
 
 static const uint8_t KEY[4] = {0x37, 0xfa, 0x21, 0x3d};
 

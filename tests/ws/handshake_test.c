@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "ws/handshake.h"
+#include "raloop/ws/handshake.h"
 
 static void accept_value(void **st) {
   (void)st;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws/message.h"
+#include "raloop/ws/message.h"
 
 static const uint8_t KEY[4] = {0xa1, 0x02, 0xff, 0x5c};
 

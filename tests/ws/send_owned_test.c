@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/loop.h"
-#include "http/router.h"
-#include "http/server.h"
-#include "ws/client.h"
-#include "ws/ws.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
+#include "raloop/ws/client.h"
+#include "raloop/ws/ws.h"
 
 static int frees;
 static void count_free(void *ud) {

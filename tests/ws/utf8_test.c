@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws/utf8.h"
+#include "raloop/ws/utf8.h"
 
 #define S(x) (const uint8_t *)(x), sizeof(x) - 1
 

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/log.h"
-#include "core/loop.h"
-#include "ws/client.h"
-#include "ws/ws.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop.h"
+#include "raloop/ws/client.h"
+#include "raloop/ws/ws.h"
 
 typedef struct expect {
   ra_ws_type type;

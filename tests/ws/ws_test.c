@@ -16,13 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "core/loop.h"
-#include "http/router.h"
-#include "http/server.h"
-#include "ws/client.h"
-#include "ws/frame.h"
-#include "ws/ws.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
+#include "raloop/ws/client.h"
+#include "raloop/ws/frame.h"
+#include "raloop/ws/ws.h"
 
 /* ---- a server with one ws route, recording what happens ---------------- */
 

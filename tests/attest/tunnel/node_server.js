@@ -1,5 +1,5 @@
 // An independent RA-HTTPS / RA-WSS tunnel server, written from
-// /work/shared/PROTOCOL.md only (cbor-x, libsodium-wrappers, ws, node:http),
+// docs/PROTOCOL.md only (cbor-x, libsodium-wrappers, ws, node:http),
 // shaped like the reference's Express TunnelServer: Express-style response
 // headers (x-powered-by), string bodies, Uint8Array binary bodies (tag 64),
 // `undefined` fields, ws_event close with code/reason. Its quote comes from

@@ -1,5 +1,5 @@
 // An independent RA-HTTPS / RA-WSS tunnel client, written from
-// /work/shared/PROTOCOL.md only, with the reference's own CBOR library
+// docs/PROTOCOL.md only, with the reference's own CBOR library
 // (cbor-x), libsodium-wrappers and the `ws` package. Used by the integration
 // tests against our C server. It encodes exactly as the reference client
 // does: Uint8Array values (tag 64), `undefined` fields (0xf7), maps headed

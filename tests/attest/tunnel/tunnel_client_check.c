@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/sim.h"
-#include "attest/tunnel_client.h"
-#include "core/loop.h"
+#include "raloop/attest/quote/sim.h"
+#include "raloop/attest/tunnel/client.h"
+#include "raloop/core/loop.h"
 
 static int failures;
 #define CHECK(cond, ...)                                   \

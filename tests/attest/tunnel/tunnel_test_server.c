@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attest/provider.h"
-#include "attest/tunnel_server.h"
-#include "core/log.h"
-#include "core/loop.h"
-#include "http/server.h"
-#include "ws/ws.h"
+#include "raloop/attest/quote/provider.h"
+#include "raloop/attest/tunnel/server.h"
+#include "raloop/core/log.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/server.h"
+#include "raloop/ws/ws.h"
 
 static ra_tunnel_server *g_ts;
 

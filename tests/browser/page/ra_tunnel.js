@@ -1,5 +1,5 @@
 // A browser RA-HTTPS / RA-WSS tunnel client, written from
-// /work/shared/PROTOCOL.md only. It runs in the page as a classic script and
+// docs/PROTOCOL.md only. It runs in the page as a classic script and
 // uses the browser builds of cbor-x (window.CBOR, the reference's own CBOR
 // encoder) and libsodium-wrappers (window.sodium), plus WebCrypto for the
 // key-binding hash. It checks the binding of the server's X25519 key into the

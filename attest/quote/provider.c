@@ -1,0 +1,469 @@
+/* attest/provider.c: quote providers (see provider.h). */
+#include "raloop/attest/quote/provider.h"
+#include "raloop/core/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "raloop/attest/quote/hexb64.h"
+#include "raloop/attest/quote/quote.h"
+#include "raloop/attest/quote/sim.h"
+
+#define QUOTE_MAX   (1024 * 1024)
+#define NONCE_LEN   32
+#define TSM_RETRIES 3
+
+struct ra_quote_provider {
+  const ra_quote_provider_ops *ops;
+  void *self;
+  bool binds_key, simulated;
+  char err[512];
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+void ra_quote_evidence_clear(ra_quote_evidence *ev) {
+  if (!ev) return;
+  free(ev->quote);
+  free(ev->runtime_data);
+  free(ev->val);
+  free(ev->iat);
+  free(ev->signature);
+  memset(ev, 0, sizeof *ev);
+}
+
+int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key,
+                          bool simulated, ra_quote_provider **out) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!ops || !ops->get) {
+    if (ops && ops->free_self && self) ops->free_self(self);
+    return -EINVAL;
+  }
+  ra_quote_provider *p = calloc(1, sizeof *p);
+  if (!p) {
+    if (ops->free_self && self) ops->free_self(self);
+    return -ENOMEM;
+  }
+  p->ops = ops;
+  p->self = self;
+  p->binds_key = binds_key;
+  p->simulated = simulated;
+  *out = p;
+  return 0;
+}
+
+void ra_quote_provider_free(ra_quote_provider *p) {
+  if (!p) return;
+  if (p->ops->free_self && p->self) p->ops->free_self(p->self);
+  free(p);
+}
+
+int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
+                          ra_quote_evidence *ev) {
+  if (!p || !x25519_pub || !ev) return -EINVAL;
+  memset(ev, 0, sizeof *ev);
+  p->err[0] = '\0';
+  int rc = p->ops->get(p->self, x25519_pub, ev, p->err, sizeof p->err);
+  if (rc == 0 && (!ev->quote || ev->quote_len == 0)) {
+    rc = -EIO;
+    set_err(p->err, sizeof p->err, "%s provider returned an empty quote", p->ops->name);
+  }
+  if (rc) {
+    ra_quote_evidence_clear(ev);
+    if (!p->err[0])
+      set_err(p->err, sizeof p->err, "%s provider failed: %s", p->ops->name, strerror(-rc));
+    return rc;
+  }
+  /* the provider's kind decides, not the implementation's say-so */
+  ev->binds_key = p->binds_key;
+  return 0;
+}
+
+const char *ra_quote_provider_name(const ra_quote_provider *p) { return p ? p->ops->name : NULL; }
+bool ra_quote_provider_binds_key(const ra_quote_provider *p) { return p && p->binds_key; }
+bool ra_quote_provider_simulated(const ra_quote_provider *p) { return p && p->simulated; }
+const char *ra_quote_provider_error(const ra_quote_provider *p) { return p ? p->err : ""; }
+
+int ra_quote_iat_format(int64_t t, char *out, size_t outlen) {
+  struct tm tm;
+  time_t tt = (time_t)t;
+  if (!out || outlen < 30 || !gmtime_r(&tt, &tm)) return -EINVAL;
+  size_t n = strftime(out, outlen, "%Y-%m-%d %H:%M:%S +0000 UTC", &tm);
+  return n == 29 ? (int)n : -EINVAL;
+}
+
+static uint8_t *dup_bytes(const void *p, size_t n) {
+  uint8_t *d = malloc(n ? n : 1);
+  if (d && n) memcpy(d, p, n);
+  return d;
+}
+
+/* The TDX binding shared by sim and tsm: fresh val, iat now, report_data =
+ * SHA-512(val || iat || key); fills ev's verifier_data and runtime_data. */
+static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t report_data[64],
+                        char *err, size_t errlen) {
+  char iat[32];
+  int n = ra_quote_iat_format((int64_t)time(NULL), iat, sizeof iat);
+  if (n < 0) {
+    set_err(err, errlen, "cannot format the current time");
+    return -EIO;
+  }
+  ev->val = malloc(NONCE_LEN);
+  ev->iat = dup_bytes(iat, (size_t)n);
+  ev->runtime_data = dup_bytes(pub, 32);
+  /* no one here can sign for Intel Trust Authority: an empty signature,
+     * still a valid pointer so that encoders may memcpy from it */
+  ev->signature = dup_bytes("", 0);
+  if (!ev->val || !ev->iat || !ev->runtime_data || !ev->signature) return -ENOMEM;
+  ev->val_len = NONCE_LEN;
+  ev->iat_len = (size_t)n;
+  ev->runtime_data_len = 32;
+  ev->has_verifier_data = true;
+  if (RAND_bytes(ev->val, NONCE_LEN) != 1) {
+    set_err(err, errlen, "no randomness for the verifier nonce");
+    return -EIO;
+  }
+  return ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, report_data);
+}
+
+/* ---- file ------------------------------------------------------------- */
+
+typedef struct file_prov {
+  uint8_t *quote;
+  size_t len;
+} file_prov;
+
+static int file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
+                    size_t errlen) {
+  (void)pub;
+  file_prov *f = self;
+  ev->quote = dup_bytes(f->quote, f->len);
+  if (!ev->quote) return -ENOMEM;
+  ev->quote_len = f->len;
+  /* no verifier_data / runtime_data: nothing binds the key, and saying
+     * null is more honest than data that would fail the check */
+  return 0;
+}
+
+static void file_free(void *self) {
+  file_prov *f = self;
+  free(f->quote);
+  free(f);
+}
+
+static const ra_quote_provider_ops file_ops = {"file", file_get, file_free};
+
+int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err, size_t errlen) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!path) return -EINVAL;
+  uint8_t *raw = NULL, *dec = NULL;
+  size_t rawlen = 0, declen = 0;
+  int rc = ra_file_read(path, 4 * QUOTE_MAX, &raw, &rawlen);
+  if (rc) {
+    set_err(err, errlen, "cannot read quote file %s: %s", path, strerror(-rc));
+    return rc;
+  }
+  ra_encoding enc;
+  rc = ra_decode_auto(raw, rawlen, &dec, &declen, &enc);
+  free(raw);
+  if (rc) {
+    set_err(err, errlen, "quote file %s: malformed hex/base64", path);
+    return rc == -ENOMEM ? rc : -EINVAL;
+  }
+  /* refuse what does not parse as a DCAP quote now rather than serve
+     * garbage to every client; trailing padding (some providers pad) is
+     * served as it was read */
+  ra_quote q;
+  int prc = ra_quote_parse(dec, declen, &q);
+  if (prc) {
+    free(dec);
+    set_err(err, errlen, "quote file %s: not an SGX/TDX quote (%zu bytes): %s", path, declen,
+            ra_quote_strerror(prc));
+    return -EINVAL;
+  }
+  file_prov *f = malloc(sizeof *f);
+  if (!f) {
+    free(dec);
+    return -ENOMEM;
+  }
+  f->quote = dec;
+  f->len = declen;
+  return ra_quote_provider_new(&file_ops, f, false, false, out);
+}
+
+/* ---- sim -------------------------------------------------------------- */
+
+static int sim_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
+                   size_t errlen) {
+  uint8_t rd[64];
+  int rc = make_binding(pub, ev, rd, err, errlen);
+  if (rc) return rc;
+  rc = ra_sim_quote(self, NULL, rd, &ev->quote, &ev->quote_len);
+  if (rc) set_err(err, errlen, "simulated TEE: quote generation failed: %s", strerror(-rc));
+  return rc;
+}
+
+static void sim_free(void *self) { ra_sim_free(self); }
+
+static const ra_quote_provider_ops sim_ops = {"sim", sim_get, sim_free};
+
+int ra_quote_provider_sim(const char *dir, ra_quote_provider **out, char *err, size_t errlen) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!dir) return -EINVAL;
+  ra_sim *s = NULL;
+  int rc = ra_sim_open(dir, &s);
+  if (rc) {
+    set_err(err, errlen, "simulated TEE in %s: %s", dir,
+            rc == -EINVAL ? "corrupt or mismatched key bundle" : strerror(-rc));
+    return rc;
+  }
+  return ra_quote_provider_new(&sim_ops, s, true, true, out);
+}
+
+const char *ra_quote_provider_sim_root(const ra_quote_provider *p) {
+  return p && p->ops == &sim_ops ? ra_sim_root_pem_path(p->self) : NULL;
+}
+
+/* ---- tsm -------------------------------------------------------------- */
+
+typedef struct tsm_prov {
+  char *root, *entry;
+  unsigned counter;
+} tsm_prov;
+
+static int write_file(const char *path, const void *data, size_t len) {
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC); /* configfs attributes exist: never create */
+  if (fd < 0) return -errno;
+  const uint8_t *p = data;
+  int rc = 0;
+  while (len) {
+    ssize_t w = write(fd, p, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      rc = -errno;
+      break;
+    }
+    p += w;
+    len -= (size_t)w;
+  }
+  if (close(fd) != 0 && !rc) rc = -errno;
+  return rc;
+}
+
+/* Reads a small text attribute (generation, provider); -ENOENT when the
+ * attribute does not exist. */
+static int read_attr(const char *path, char *out, size_t outlen) {
+  uint8_t *b = NULL;
+  size_t n = 0;
+  int rc = ra_file_read(path, 4096, &b, &n);
+  if (rc) return rc;
+  while (n && (b[n - 1] == '\n' || b[n - 1] == ' ')) n--;
+  if (n >= outlen) n = outlen - 1;
+  memcpy(out, b, n);
+  out[n] = '\0';
+  free(b);
+  return 0;
+}
+
+/* The quote must carry the report_data we asked for: a stale outblob (a
+ * concurrent writer on a shared entry) must never reach a client. */
+static int tdx_report_data_matches(const uint8_t *q, size_t len, const uint8_t rd[64]) {
+  if (len < 48) return 0;
+  unsigned version = q[0] | (unsigned)q[1] << 8;
+  uint32_t tee = q[4] | (uint32_t)q[5] << 8 | (uint32_t)q[6] << 16 | (uint32_t)q[7] << 24;
+  if (tee != 0x81) return 0;
+  size_t off;
+  if (version == 4)
+    off = 48 + 520;
+  else if (version == 5)
+    off = 48 + 6 + 520; /* body type and size precede the TD report */
+  else
+    return 0;
+  return len >= off + 64 && CRYPTO_memcmp(q + off, rd, 64) == 0;
+}
+
+static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, char *err,
+                    size_t errlen) {
+  char dir[4096], path[4200], attr[128], g1[64], g2[64];
+  bool created = false;
+  int rc;
+  struct stat st;
+  if (stat(t->root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    set_err(err, errlen,
+            "configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+            "CONFIG_TSM_REPORTS, or configfs not mounted)",
+            t->root);
+    return -ENODEV;
+  }
+  if (t->entry) {
+    if ((size_t)snprintf(dir, sizeof dir, "%s/%s", t->root, t->entry) >= sizeof dir)
+      return -ENAMETOOLONG;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      set_err(err, errlen, "configfs-tsm entry %s does not exist", dir);
+      return -ENOENT;
+    }
+  } else {
+    if ((size_t)snprintf(dir, sizeof dir, "%s/raloop-%ld-%u", t->root, (long)getpid(),
+                         t->counter++) >= sizeof dir)
+      return -ENAMETOOLONG;
+    if (mkdir(dir, 0700) != 0) {
+      rc = -errno;
+      set_err(err, errlen, "cannot create configfs-tsm entry %s: %s%s", dir, strerror(-rc),
+              rc == -EACCES || rc == -EPERM ? " (needs root, or an entry made for this service)"
+                                            : "");
+      return rc;
+    }
+    created = true;
+  }
+
+  snprintf(path, sizeof path, "%s/provider", dir);
+  rc = read_attr(path, attr, sizeof attr);
+  if (rc == 0 && strcmp(attr, "tdx_guest") != 0) {
+    set_err(err, errlen, "configfs-tsm provider \"%s\" is not supported (TDX only so far)", attr);
+    rc = -ENOTSUP;
+    goto out;
+  }
+  snprintf(path, sizeof path, "%s/inblob", dir);
+  rc = write_file(path, rd, 64);
+  if (rc) {
+    set_err(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+    goto out;
+  }
+  /* generation counts inblob writes: equal before and after reading outblob
+     * means no one else wrote inblob in between */
+  snprintf(path, sizeof path, "%s/generation", dir);
+  int have_gen = read_attr(path, g1, sizeof g1) == 0;
+  snprintf(path, sizeof path, "%s/outblob", dir);
+  rc = ra_file_read(path, QUOTE_MAX, &ev->quote, &ev->quote_len);
+  if (rc) {
+    set_err(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+    goto out;
+  }
+  if (have_gen) {
+    snprintf(path, sizeof path, "%s/generation", dir);
+    if (read_attr(path, g2, sizeof g2) != 0 || strcmp(g1, g2) != 0) {
+      set_err(err, errlen, "configfs-tsm entry %s was written concurrently", dir);
+      rc = -EAGAIN;
+      goto out;
+    }
+  }
+  if (ev->quote_len == 0) {
+    set_err(err, errlen, "configfs-tsm returned an empty quote");
+    rc = -EIO;
+    goto out;
+  }
+  if (!tdx_report_data_matches(ev->quote, ev->quote_len, rd)) {
+    set_err(err, errlen, "configfs-tsm outblob is not a TDX quote for the report_data written");
+    rc = -EPROTO;
+    goto out;
+  }
+out:
+  if (rc) {
+    free(ev->quote);
+    ev->quote = NULL;
+    ev->quote_len = 0;
+  }
+  if (created) rmdir(dir); /* best effort: configfs removes the attributes with it */
+  return rc;
+}
+
+static int tsm_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
+                   size_t errlen) {
+  uint8_t rd[64];
+  int rc = make_binding(pub, ev, rd, err, errlen);
+  if (rc) return rc;
+  for (int i = 0; i < TSM_RETRIES; i++) {
+    rc = tsm_once(self, rd, ev, err, errlen);
+    if (rc != -EAGAIN) break;
+  }
+  return rc;
+}
+
+static void tsm_free(void *self) {
+  tsm_prov *t = self;
+  free(t->root);
+  free(t->entry);
+  free(t);
+}
+
+static const ra_quote_provider_ops tsm_ops = {"tsm", tsm_get, tsm_free};
+
+bool ra_tsm_available(const char *root) {
+  struct stat st;
+  return stat(root ? root : RA_TSM_DEFAULT_ROOT, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out, char *err,
+                          size_t errlen) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!root) root = RA_TSM_DEFAULT_ROOT;
+  if (entry && (!*entry || strchr(entry, '/') || !strcmp(entry, ".") || !strcmp(entry, ".."))) {
+    set_err(err, errlen, "bad configfs-tsm entry name \"%s\"", entry);
+    return -EINVAL;
+  }
+  if (!ra_tsm_available(root)) {
+    set_err(err, errlen,
+            "configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+            "CONFIG_TSM_REPORTS, or configfs not mounted)",
+            root);
+    return -ENODEV;
+  }
+  tsm_prov *t = calloc(1, sizeof *t);
+  if (!t) return -ENOMEM;
+  t->root = strdup(root);
+  t->entry = entry ? strdup(entry) : NULL;
+  if (!t->root || (entry && !t->entry)) {
+    tsm_free(t);
+    return -ENOMEM;
+  }
+  return ra_quote_provider_new(&tsm_ops, t, true, false, out);
+}
+
+/* ---- auto ------------------------------------------------------------- */
+
+static const char k_sim_warning[] =
+    "WARNING: no TEE available (configfs-tsm absent at " RA_TSM_DEFAULT_ROOT
+    "): using the SIMULATED TEE. Simulated attestation proves NOTHING about this machine; "
+    "only clients that explicitly trust the simulated root will connect.";
+
+int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning,
+                           char *err, size_t errlen) {
+  if (warning) *warning = NULL;
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (ra_tsm_available(NULL)) return ra_quote_provider_tsm(NULL, NULL, out, err, errlen);
+  char defdir[4096];
+  if (!sim_dir) {
+    int drc = ra_sim_default_dir(defdir, sizeof defdir);
+    if (drc) {
+      set_err(err, errlen, "no directory for the simulated TEE (set HOME or XDG_STATE_HOME)");
+      return drc;
+    }
+    sim_dir = defdir;
+  }
+  int rc = ra_quote_provider_sim(sim_dir, out, err, errlen);
+  if (rc == 0 && warning) *warning = k_sim_warning;
+  return rc;
+}

@@ -1,0 +1,249 @@
+/* attest/verify.h: DCAP quote verification (TDX v4/v5, SGX v3) and the
+ * measurement / key-binding policy. Pure: never reads the network; all
+ * collateral (extra roots, CRLs, a PCK chain for quotes without one) is
+ * passed in.
+ *
+ * Usage:
+ *   ra_verifier *v;  ra_verifier_new(0, &v);           // pins the Intel SGX Root CA
+ *   ra_verifier_add_crl(v, crl, crl_len);              // optional, DER or PEM
+ *   ra_policy pol = {.tdx = &expect, .n_tdx = 1, .x25519_pub = key, ...};
+ *   ra_verdict vd;
+ *   if (ra_verify_quote(v, quote, quote_len, NULL, &pol, &vd) == 0) ... valid
+ *   else printf("%s: %s\n", ra_verify_err_name(vd.err), vd.msg);
+ *   ra_verifier_free(v);
+ *
+ * A verifier holds the pinned roots (parsed once) and CRLs; it is not
+ * thread-safe but may verify any number of quotes. */
+#ifndef RA_ATTEST_VERIFY_H
+#define RA_ATTEST_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "raloop/attest/quote/pck.h"
+#include "raloop/attest/quote/quote.h"
+
+/* Stable error codes: the first failed check. Values never change; new
+ * codes are appended. */
+typedef enum ra_verify_err {
+  RA_VERIFY_OK = 0,
+  RA_ERR_QUOTE_TRUNCATED = 1,     /* a field runs past the end of the input */
+  RA_ERR_QUOTE_MALFORMED = 2,     /* inconsistent lengths/types */
+  RA_ERR_QUOTE_UNSUPPORTED = 3,   /* version, key type, TEE, body or cert data type */
+  RA_ERR_QE_VENDOR = 4,           /* QE vendor id is not Intel's */
+  RA_ERR_NO_PCK_CHAIN = 5,        /* no chain in the quote and none supplied */
+  RA_ERR_CERT_PARSE = 6,          /* a certificate of the chain does not parse */
+  RA_ERR_CHAIN_BROKEN = 7,        /* no single leaf, or no path from the leaf to a root */
+  RA_ERR_ROOT_UNTRUSTED = 8,      /* the chain ends at a root that is not pinned (look-alike) */
+  RA_ERR_CHAIN_SIGNATURE = 9,     /* a certificate's signature does not verify */
+  RA_ERR_CERT_EXPIRED = 10,       /* a certificate expired before the verification time */
+  RA_ERR_CERT_NOT_YET_VALID = 11, /* a certificate is not valid yet at the verification time */
+  RA_ERR_CHAIN_INVALID = 12,      /* another X.509 path failure (RFC 5280 strict), or not the
+                                     shape leaf -> CA -> root with an end-entity leaf */
+  RA_ERR_CRL_SIGNATURE =
+      13,                  /* a CRL names an issuer of the chain but its signature fails (forged) */
+  RA_ERR_CRL_EXPIRED = 14, /* outside thisUpdate..nextUpdate, no nextUpdate, bad time */
+  RA_ERR_CERT_REVOKED = 15,        /* a certificate of the chain is revoked */
+  RA_ERR_PCK_EXTENSION = 16,       /* PCK leaf SGX extensions missing or malformed */
+  RA_ERR_QE_REPORT_SIGNATURE = 17, /* the QE report is not signed by the PCK key */
+  RA_ERR_QE_REPORT_DATA = 18,      /* QE report_data != SHA-256(att key || QE auth data) || 0^32 */
+  RA_ERR_ATT_KEY = 19,             /* attestation key is not a P-256 point */
+  RA_ERR_QUOTE_SIGNATURE = 20,     /* header+body not signed by the attestation key */
+  RA_ERR_POLICY_EMPTY = 21,        /* the policy checks nothing (or an empty set) */
+  RA_ERR_DEBUG = 22,               /* debug enclave / debug TD and allow_debug is off */
+  RA_ERR_MEASUREMENT = 23,         /* no accepted measurement set matches */
+  RA_ERR_BINDING = 24,             /* report_data does not bind the X25519 key */
+  RA_ERR_CALLBACK = 25,            /* the caller's callback refused the quote */
+  RA_ERR_INTERNAL = 26,            /* out of memory, OpenSSL failure */
+  RA_ERR_QE_DEBUG = 27,            /* the QE report comes from a debug quoting enclave */
+  RA_ERR__COUNT
+} ra_verify_err;
+
+/* Stable identifier ("RA_ERR_CERT_REVOKED") and a short description. */
+const char *ra_verify_err_name(ra_verify_err e);
+const char *ra_verify_err_str(ra_verify_err e);
+
+/* Checks, in the order they run. Each gets a status in the verdict. */
+typedef enum ra_check {
+  RA_CHECK_PARSE,
+  RA_CHECK_CHAIN,     /* PCK chain to a pinned root, validity at the chosen time */
+  RA_CHECK_CRL,       /* CRLs applied to every certificate of the chain */
+  RA_CHECK_PCK_EXT,   /* PCK SGX extensions */
+  RA_CHECK_QE_SIG,    /* QE report signed by the PCK key */
+  RA_CHECK_QE_DATA,   /* attestation key hash in the QE report; not a debug QE */
+  RA_CHECK_QUOTE_SIG, /* quote signed by the attestation key */
+  RA_CHECK_DEBUG,
+  RA_CHECK_MEASUREMENTS,
+  RA_CHECK_BINDING,
+  RA_CHECK_CALLBACK,
+  RA_CHECK__COUNT
+} ra_check;
+
+typedef enum ra_check_status {
+  RA_CHECK_NOT_RUN = 0, /* could not run (an earlier failure) */
+  RA_CHECK_PASS,
+  RA_CHECK_FAIL,
+  RA_CHECK_SKIPPED, /* not requested by the policy / options */
+} ra_check_status;
+
+const char *ra_check_name(ra_check c); /* "chain", "qe_signature", ... */
+const char *ra_check_status_name(ra_check_status s);
+
+typedef struct ra_verdict {
+  ra_verify_err err; /* RA_VERIFY_OK when valid */
+  char msg[256];     /* human-readable: why, for the first failure */
+  ra_check_status checks[RA_CHECK__COUNT];
+  uint32_t tee_type; /* RA_TEE_* of the quote (when parsed) */
+  uint16_t version;
+  bool debug;   /* debug enclave/TD */
+  bool has_pck; /* pck valid when the PCK extensions parsed */
+  ra_pck_info pck;
+  time_t pck_not_before, pck_not_after;
+  int chain_len;           /* certificates in the validated path incl. root */
+  char root_subject[128];  /* one-line subject of the pinned root used */
+  uint8_t root_sha256[32]; /* and its SHA-256 fingerprint (DER) */
+  bool chain_from_quote;   /* false: the caller's chain was used */
+  int crls_applied;        /* CRLs whose issuer was in the chain (and verified) */
+  int matched_set;         /* index of the accepted measurement set, -1 if none */
+  time_t at;               /* the verification time used */
+} ra_verdict;
+
+/* Expected TDX measurements. Only the fields whose RA_TDX_* bit is in
+ * `has` are compared; a set must compare at least one field. */
+enum {
+  RA_TDX_MRTD = 1u << 0,
+  RA_TDX_RTMR0 = 1u << 1,
+  RA_TDX_RTMR1 = 1u << 2,
+  RA_TDX_RTMR2 = 1u << 3,
+  RA_TDX_RTMR3 = 1u << 4,
+  RA_TDX_REPORT_DATA = 1u << 5,
+  RA_TDX_MR_CONFIG_ID = 1u << 6,
+  RA_TDX_MR_OWNER = 1u << 7,
+  RA_TDX_MR_OWNER_CONFIG = 1u << 8,
+  RA_TDX_XFAM = 1u << 9,
+  RA_TDX_TD_ATTRIBUTES = 1u << 10,
+};
+typedef struct ra_tdx_expect {
+  uint32_t has;
+  uint8_t mrtd[48];
+  uint8_t rtmr[4][48];
+  uint8_t report_data[64];
+  uint8_t mr_config_id[48];
+  uint8_t mr_owner[48];
+  uint8_t mr_owner_config[48];
+  uint8_t xfam[8];
+  uint8_t td_attributes[8];
+} ra_tdx_expect;
+
+enum {
+  RA_SGX_MR_ENCLAVE = 1u << 0,
+  RA_SGX_MR_SIGNER = 1u << 1,
+  RA_SGX_ISV_PROD_ID = 1u << 2,
+  RA_SGX_MIN_ISV_SVN = 1u << 3,
+  RA_SGX_REPORT_DATA = 1u << 4,
+};
+typedef struct ra_sgx_expect {
+  uint32_t has;
+  uint8_t mr_enclave[32];
+  uint8_t mr_signer[32];
+  uint16_t isv_prod_id;
+  uint16_t min_isv_svn;
+  uint8_t report_data[64];
+} ra_sgx_expect;
+
+/* Called after every other check passed. Return 0 to accept; anything else
+ * refuses with RA_ERR_CALLBACK (the callback may write a reason into
+ * vd->msg). q's views are valid during the call only. */
+typedef int (*ra_policy_cb)(const ra_quote *q, ra_verdict *vd, void *ud);
+
+typedef struct ra_policy {
+  /* any-of: the quote must match one set of its TEE kind. A TDX quote
+     * against a policy with only SGX sets (or the reverse) fails. */
+  const ra_tdx_expect *tdx;
+  size_t n_tdx;
+  const ra_sgx_expect *sgx;
+  size_t n_sgx;
+  bool allow_debug;
+
+  /* X25519 key binding (PROTOCOL.md §4), checked when x25519_pub != NULL:
+     * TDX report_data == SHA-512(binding_val || binding_iat || pub), and
+     * both must be present (non-NULL; length may be 0), as the reference
+     * client refuses a server_kx without verifier_data.val/iat;
+     * SGX report_data == SHA-256(pub) || 0^32 (val/iat unused). */
+  const uint8_t *x25519_pub; /* 32 bytes */
+  const uint8_t *binding_val;
+  size_t binding_val_len;
+  const uint8_t *binding_iat;
+  size_t binding_iat_len;
+
+  ra_policy_cb callback;
+  void *callback_ud;
+
+  /* Explicit opt-out of measurement checks: accept any measurements once
+     * the signature chain is valid (what `ra-quote verify` does without
+     * measurement options). Without it, a policy with no sets, no binding
+     * and no callback is refused with RA_ERR_POLICY_EMPTY. */
+  bool signature_only;
+} ra_policy;
+
+typedef struct ra_verify_opts {
+  time_t at; /* verification time; 0 = now */
+  /* PCK chain (PEM and/or DER certificates, any order) for quotes that
+     * carry none (cert data types 1-4); if set it is used even when the
+     * quote carries a chain. Borrowed for the call. */
+  const uint8_t *pck_chain;
+  size_t pck_chain_len;
+} ra_verify_opts;
+
+typedef struct ra_verifier ra_verifier;
+
+enum {
+  RA_VERIFIER_NO_DEFAULT_ROOT = 1,
+  /* Decode every certificate anew (for cold benchmarks). By default a
+     * verifier keeps the last 32 decoded certificates (by exact DER) since
+     * decoding dominates the cost; signatures are always checked again. */
+  RA_VERIFIER_NO_CERT_CACHE = 2,
+};
+
+/* Creates a verifier pinning the Intel SGX Root CA (compiled in), unless
+ * flags has RA_VERIFIER_NO_DEFAULT_ROOT. Returns 0, -ENOMEM. */
+int ra_verifier_new(unsigned flags, ra_verifier **out);
+void ra_verifier_free(ra_verifier *v);
+
+/* Pins further roots: every certificate in data (PEM, one or more; or
+ * DER), each of which must be a self-signed CA certificate (basicConstraints
+ * CA:TRUE, signature verifying with its own key), else -EINVAL and none is
+ * added. Returns the number added (> 0), -EINVAL, -ENOMEM; the _file
+ * variant also -errno. data is not kept. */
+int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len);
+int ra_verifier_add_root_file(ra_verifier *v, const char *path);
+
+/* Adds a CRL (DER, or PEM with one or more CRLs). It is applied to every
+ * certificate of each chain verified later whose issuer it names, once its
+ * signature is checked against that issuer in the chain (a CRL naming an
+ * issuer of the chain but not signed by it, or by an issuer whose key usage
+ * excludes cRLSign, fails the verification with RA_ERR_CRL_SIGNATURE; one
+ * outside thisUpdate..nextUpdate, without nextUpdate or with a time that
+ * does not parse, with RA_ERR_CRL_EXPIRED; a CRL of a CA not in the chain
+ * is not applied). All or nothing: every PEM block must be a CRL that
+ * parses, DER must be exactly one CRL (trailing whitespace/NULs aside);
+ * otherwise -EINVAL and nothing is added. Returns the number added,
+ * -EINVAL, -ENOMEM (file: also -errno). */
+int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len);
+int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
+
+/* Parses and verifies quote[0..len). Fills *vd (always). Returns 0 when
+ * every check passed, else -EACCES (vd->err says why), or -EINVAL when v
+ * or policy is NULL. opts may be NULL. Checks that do not depend on a
+ * failed one still run, so that vd->checks shows everything wrong; vd->err
+ * is the first failure in RA_CHECK_* order. The quote is borrowed for the
+ * call. */
+int ra_verify_quote(ra_verifier *v, const uint8_t *quote, size_t len, const ra_verify_opts *opts,
+                    const ra_policy *policy, ra_verdict *vd);
+
+/* The Intel SGX Root CA compiled into the library (PEM, NUL-terminated). */
+extern const char ra_intel_sgx_root_ca_pem[];
+
+#endif

@@ -1,0 +1,125 @@
+/* attest/tunnel_client.h: the client side of the RA-HTTPS / RA-WSS tunnel
+ * (PROTOCOL.md), on the loop.
+ *
+ * ra_tunnel_client_new() opens the control channel ws://HOST:PORT/__ra__ of
+ * an origin ("http://HOST:PORT"). On server_kx it verifies the quote with the
+ * caller's verifier and policy, adding the key binding of PROTOCOL.md §4
+ * (report_data == SHA-512(val || iat || server key) for TDX, SHA-256(key)
+ * for SGX) unless told not to; only if every check passes does it draw a
+ * random key, seal it to the server's key and send client_kx. Then:
+ *   - ra_tunnel_fetch(): http_request -> one http_response; many in flight,
+ *     matched by requestId; each with its own timeout [30 s];
+ *   - ra_tunnel_ws_connect(): a tunnelled WebSocket, the same ra_ws as
+ *     everywhere (ws/ws.h), carried as ws_connect / ws_message / ws_close.
+ * Requests made before the handshake completes wait for it (their timeouts
+ * run). When the control channel drops, pending requests fail with
+ * -ECONNRESET and tunnelled sockets get on_close 1006; with `reconnect`, a
+ * new connection and a fresh handshake (new key, quote verified again)
+ * follow after reconnect_delay_ms.
+ */
+#ifndef RA_ATTEST_TUNNEL_CLIENT_H
+#define RA_ATTEST_TUNNEL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raloop/attest/tunnel/msg.h"
+#include "raloop/attest/quote/verify.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/request.h"
+#include "raloop/ws/ws.h"
+
+typedef struct ra_tunnel_client ra_tunnel_client;
+
+/* The handshake finished: status 0 (the channel is keyed), -EACCES (the
+ * quote was refused: vd says which check failed and why), -EPROTO (a
+ * malformed server_kx), or the connection's error (-ECONNREFUSED,
+ * -ETIMEDOUT, -ECONNRESET...). vd is valid during the call (NULL when no
+ * quote was verified). Runs once per connection attempt. */
+typedef void (*ra_tunnel_ready_cb)(ra_tunnel_client *c, int status, const ra_verdict *vd, void *ud);
+
+typedef struct ra_tunnel_client_opts {
+  ra_verifier *verifier;       /* required; borrowed, must outlive the client */
+  /* Measurements, debug refusal, callback (verify.h). Copied (shallowly:
+   * what it points to must outlive the client). x25519_pub and binding_*
+   * are set by the client for each handshake. NULL: no measurement policy
+   * (then the binding alone must make the policy non-empty). */
+  const ra_policy *policy;
+  bool no_binding;             /* skip the key binding check (e.g. a fixed
+                                  sample quote that cannot bind our key) */
+  uint64_t request_timeout_ms; /* [30 s] default for fetches */
+  uint64_t connect_timeout_ms; /* [10 s] connect + WebSocket handshake + server_kx */
+  bool reconnect;              /* reconnect after a drop [off] */
+  uint64_t reconnect_delay_ms; /* [1 s] */
+  uint64_t max_envelope;       /* [64 MiB] larger control messages: close 1009 */
+  ra_tunnel_ready_cb on_ready; /* optional */
+  void *ud;
+} ra_tunnel_client_opts;
+
+/* origin: "http://HOST[:PORT]" (or "ws://"; a trailing path is ignored).
+ * opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
+ * verifier), -EPROTONOSUPPORT (https/wss), -ENOMEM. */
+int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
+                         ra_tunnel_client **out);
+
+/* Fails every pending request (-ECANCELED; callbacks run inside this call),
+ * closes tunnelled sockets and the control channel, frees c. Must not be
+ * called from inside a callback of c's: defer it. */
+void ra_tunnel_client_free(ra_tunnel_client *c);
+
+bool ra_tunnel_client_ready(const ra_tunnel_client *c);
+/* The verdict of the last handshake (valid until the next one / free). */
+const ra_verdict *ra_tunnel_client_verdict(const ra_tunnel_client *c);
+/* The server's X25519 key once server_kx arrived (32 bytes), else NULL. */
+const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c);
+/* The quote of the last server_kx (a copy, valid until the next one / free),
+ * NULL before any. */
+const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);
+
+typedef struct ra_tunnel_request {
+  const char *method;        /* NULL: "GET" */
+  const char *url;           /* "/path?q" or an absolute URL */
+  const ra_header *headers;  /* names sent lowercased (as a browser's fetch
+                                does), repeated ones joined with ", " */
+  size_t n_headers;
+  bool has_body;
+  bool body_is_text;         /* text string (the reference client sends text) */
+  const void *body;
+  size_t body_len;
+  uint64_t timeout_ms;       /* 0: the client's default */
+} ra_tunnel_request;
+
+typedef struct ra_tunnel_response {
+  int status;
+  ra_str status_text;
+  ra_tmsg_seq headers;       /* walk with ra_tmsg_iter_init / ra_tmsg_headers_next;
+                                values are the header's bytes (the wire's
+                                ISO-8859-1 code points turned back into bytes) */
+  const uint8_t *body;       /* NULL when the server sent none */
+  size_t body_len;
+  bool body_is_text;
+} ra_tunnel_response;
+
+/* err: 0 (res valid during the call), -ETIMEDOUT, -ECONNRESET (the tunnel
+ * dropped), -EACCES (the quote was refused), -EPROTO (the server answered
+ * with `error`: msg holds it; or a response header has a character above
+ * U+00FF, which no HTTP header can carry), -ECANCELED (client freed),
+ * -ENOMEM.
+ * msg: a human-readable reason when err != 0 (valid during the call). */
+typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel_response *res,
+                                   const char *msg, void *ud);
+
+/* Sends (or queues until the handshake) one request; everything in req is
+ * copied. cb runs exactly once, never from inside this call. Returns 0 or
+ * -ENOMEM / -EINVAL (no url). */
+int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb, void *ud);
+
+/* A tunnelled WebSocket to url ("ws://HOST:PORT/path"): on_open after the
+ * server's ws_event open; on_close (1006 and the server's reason) on
+ * ws_event error or when the tunnel drops. protocols may be NULL. Returns 0
+ * and *out (valid until on_close returns), or -ENOMEM. */
+int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const *protocols,
+                         size_t n_protocols, const ra_ws_handlers *h, void *ud, ra_ws **out);
+
+#endif

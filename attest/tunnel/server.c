@@ -1,0 +1,917 @@
+/* attest/tunnel_server.c: see tunnel_server.h.
+ *
+ * Structure: one ra_tunnel_server (key pair, cached server_kx bytes, the list
+ * of tunnels, one heartbeat timer for all of them); one `tunnel` per control
+ * WebSocket (its key, replay set, rx/tx envelope buffers, pending requests,
+ * tunnelled sockets); one `treq` per http_request whose response is pending
+ * (the ra_res sink); one `tws` per tunnelled WebSocket (the ra_ws sink).
+ */
+#include "raloop/attest/tunnel/server.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "raloop/attest/tunnel/envelope.h"
+#include "raloop/attest/tunnel/msg.h"
+#include "raloop/core/list.h"
+#include "raloop/core/log.h"
+#include "raloop/http/request.h"
+#include "raloop/http/response.h"
+#include "raloop/http/server.h"
+#include "raloop/ws/utf8.h"
+#include "raloop/ws/ws.h"
+
+typedef struct tunnel tunnel;
+typedef struct treq treq;
+typedef struct tws tws;
+
+struct ra_tunnel_server {
+  ra_loop *loop;
+  ra_router *router;
+  ra_tunnel_server_opts o;
+  uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
+  uint8_t *server_kx; /* encoded once: the same for every connection */
+  size_t server_kx_len;
+  tunnel *tunnels;
+  ra_timer heartbeat;
+  ra_tunnel_stats st;
+  size_t replay_total; /* nonces held by all the tunnels' replay sets */
+  bool freeing;
+};
+
+struct tunnel {
+  ra_tunnel_server *srv;
+  ra_ws *ctl;
+  tunnel *next, *prev;
+  bool has_key;
+  uint8_t key[RA_ENV_KEY_BYTES];
+  ra_replay replay;
+  ra_env_buf rx, tx;
+  ra_env_pool *pool; /* rx/tx and responses take and return memory here */
+  uint64_t last_seen;
+  treq *reqs;
+  size_t n_reqs;
+  tws *socks;
+  size_t n_socks;
+  unsigned socks_gen; /* bumped whenever a socket leaves socks (ctl_drain) */
+  bool draining;      /* past max_envelopes_per_key: see over_limit() */
+  bool drain_closed;  /* ... and the 1008 close has been started */
+  ra_timer drain_timer;
+};
+
+struct treq {
+  tunnel *t;
+  ra_res *res;
+  treq *next, *prev;
+  bool head_only; /* HEAD: never a body */
+  bool got_head;
+  bool no_body;   /* 204/205/304: body null, writes ignored */
+  bool failed;    /* out of memory building it: a 500 instead */
+  int status;     /* as sent (access log) */
+  uint64_t start_us; /* arrival (access log; 0 without one) */
+  /* The http_response is built in place in its seal buffer as the handler
+   * writes: [head up to "body"][BODY_GAP][body...]; the byte string head is
+   * written into the gap at the end (the head moves up to meet it). */
+  ra_env_buf out;
+  size_t head_len, body_len;
+  size_t id_len;
+  char id[]; /* requestId */
+};
+
+struct tws {
+  tunnel *t;
+  ra_ws *ws;
+  tws *next, *prev;
+  ra_defer close_later; /* terminate: on_close from the loop */
+  uint16_t close_code;
+  bool gone;            /* ra_ws_deliver_close done or scheduled */
+  size_t id_len;
+  char id[]; /* connectionId */
+};
+
+/* ---- sending envelopes --------------------------------------------------- */
+
+/* Seals the inner message that `enc` writes and sends it on the control
+ * channel. The plaintext is encoded straight into the tunnel's tx buffer,
+ * encrypted there, and the buffer is lent to the stream (no copy of the
+ * message even if the kernel does not take it at once). */
+typedef size_t (*encode_fn)(uint8_t *out, size_t cap, const void *arg);
+
+static int send_buf(tunnel *t, ra_env_buf *b, size_t off, size_t n) {
+  const uint8_t *msg;
+  size_t len;
+  ra_env_seal_end_at(b, t->key, off, n, &msg, &len);
+  int rc = ra_ws_send_owned(t->ctl, RA_WS_BINARY, (uint8_t *)msg, len, ra_env_buf_return, ra_env_buf_lend(b));
+  return rc < 0 ? rc : 0;
+}
+
+static int send_sealed(tunnel *t, encode_fn enc, const void *arg) {
+  if (!t->has_key || !t->ctl) return -ENOTCONN;
+  size_t n = enc(NULL, 0, arg);
+  uint8_t *p = ra_env_seal_begin(&t->tx, n);
+  if (!p) return -ENOMEM;
+  enc(p, n, arg);
+  return send_buf(t, &t->tx, 0, n);
+}
+
+typedef struct ev_arg {
+  ra_str id;
+  ra_tmsg_event ev;
+  int code;
+  ra_str reason;
+  const char *error;
+} ev_arg;
+static size_t enc_event(uint8_t *out, size_t cap, const void *a) {
+  const ev_arg *e = a;
+  return ra_tmsg_encode_ws_event(out, cap, e->id, e->ev, e->code, e->reason, e->error);
+}
+static void send_event(tunnel *t, ra_str id, ra_tmsg_event ev, int code, ra_str reason, const char *error) {
+  ev_arg a = {id, ev, code, reason, error};
+  send_sealed(t, enc_event, &a);
+}
+
+static size_t enc_response(uint8_t *out, size_t cap, const void *a) {
+  return ra_tmsg_encode_http_response(out, cap, a);
+}
+
+/* error: NULL, or an `error` field (the reference client then fails the
+ * fetch with that text instead of returning the response). */
+static void send_error_response(tunnel *t, ra_str id, int status, const char *text, const char *error) {
+  ra_header h = {RA_STR("content-type"), RA_STR("text/plain; charset=utf-8")};
+  ra_tmsg_http_response_out r = {
+    .request_id = id, .status = status, .status_text = ra_str_cstr(ra_http_status_text(status)),
+    .headers = &h, .n_headers = 1, .has_body = true, .body = text, .body_len = strlen(text),
+    .error = error,
+  };
+  send_sealed(t, enc_response, &r);
+}
+
+static void send_simple_response(tunnel *t, ra_str id, int status, const char *text) {
+  send_error_response(t, id, status, text, NULL);
+}
+
+static uint64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void log_access(ra_tunnel_server *s, const ra_req *req, int status, uint64_t start_us) {
+  if (s->o.access_log && req) s->o.access_log(req, status, now_us() - start_us, s->o.access_log_ud);
+}
+
+/* Draining (over_limit) ends when nothing is pending any more. */
+static void drain_check(tunnel *t) {
+  if (!t->draining || t->drain_closed || t->n_reqs || !t->ctl) return;
+  t->drain_closed = true;
+  ra_timer_stop(&t->drain_timer);
+  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
+}
+
+static void drain_fire(ra_timer *tm, void *ud) {
+  (void)tm;
+  tunnel *t = ud;
+  if (t->drain_closed || !t->ctl) return;
+  t->drain_closed = true; /* what is still pending is cancelled with the channel */
+  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
+}
+
+/* ---- responses: the ra_res sink ------------------------------------------ */
+
+#define BODY_GAP 9 /* the longest byte string head */
+_Static_assert(RA_ENV_FRAME_ROOM >= RA_WS_SEND_ROOM, "a sealed message must leave room for its frame header");
+/* Request bodies from this size on are lent, not copied (below it a copy is
+ * cheaper than taking another buffer from the pool). */
+#define BODY_REF_MIN 16384
+
+static void treq_free(treq *q) {
+  ra_env_buf_free(&q->out);
+  free(q);
+}
+
+static void treq_unlink(treq *q) {
+  if (q->t) {
+    RA_LIST_DEL(q->t->reqs, q);
+    q->t->n_reqs--;
+    q->t = NULL;
+  }
+}
+
+/* What the HTTP/1.1 parser accepts, so that a request cannot carry through
+ * the tunnel what it could not carry in plaintext (a CR/LF in a value that an
+ * application forwards, a header name with a space or colon): a method or
+ * header name is a token (RFC 9110 tchar), a value has no NUL, CR or LF. */
+static bool is_token(ra_str s) {
+  if (!s.len) return false;
+  for (size_t i = 0; i < s.len; i++) {
+    unsigned char c = (unsigned char)s.ptr[i];
+    if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) ||
+          (c && strchr("!#$%&'*+-.^_`|~", c))))
+      return false;
+  }
+  return true;
+}
+static bool is_field_value(ra_str s) {
+  for (size_t i = 0; i < s.len; i++)
+    if (s.ptr[i] == 0 || s.ptr[i] == '\r' || s.ptr[i] == '\n') return false;
+  return true;
+}
+
+/* Hop-by-hop and framing headers mean nothing inside the tunnel. */
+static bool skip_header(ra_str name) {
+  static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
+                                    "proxy-connection", "te", "trailer"};
+  for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+    if (ra_str_eq_nocase(name, ra_str_cstr(hop[i]))) return true;
+  return false;
+}
+
+/* Encodes the http_response up to "body" into q->out, with room for a body
+ * of `expect` bytes when the length is known. */
+static int sink_head(void *sink, int status, const ra_header *headers, size_t n, int64_t content_length) {
+  treq *q = sink;
+  q->got_head = true;
+  if (!q->t) return 0; /* cancelled meanwhile: nothing will be sent */
+  /* the reference client builds a fetch Response, which only takes
+   * 200..599: anything else would make it throw and the fetch hang */
+  if (status < 200 || status > 599) status = 502;
+  q->status = status;
+  q->no_body = status == 204 || status == 205 || status == 304;
+  ra_header small[32], *hs = small;
+  if (n > sizeof small / sizeof small[0] && !(hs = malloc(n * sizeof *hs))) {
+    q->failed = true;
+    return 0;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!skip_header(headers[i].name)) hs[k++] = headers[i];
+  ra_tmsg_http_response_out r = {
+    .request_id = ra_str_make(q->id, q->id_len), .status = status,
+    .status_text = ra_str_cstr(ra_http_status_text(status)), .headers = hs, .n_headers = k,
+  };
+  size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
+  size_t expect = 0;
+  if (!q->no_body && !q->head_only && content_length > 0 &&
+      (uint64_t)content_length <= q->t->srv->o.max_envelope)
+    expect = (size_t)content_length;
+  uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
+  if (p) ra_tmsg_encode_http_response_head(p, hl, &r);
+  else q->failed = true;
+  if (hs != small) free(hs);
+  q->head_len = hl;
+  return 0;
+}
+
+static int sink_body(void *sink, const void *data, size_t len) {
+  treq *q = sink;
+  if (q->head_only || q->no_body || q->failed || !q->t) return 0;
+  size_t at = q->head_len + BODY_GAP + q->body_len;
+  if (len > SIZE_MAX - at) {
+    q->failed = true;
+    return -ENOMEM;
+  }
+  uint8_t *p = ra_env_seal_extend(&q->out, at, at + len);
+  if (!p) {
+    q->failed = true;
+    return -ENOMEM;
+  }
+  memcpy(p + at, data, len);
+  q->body_len += len;
+  return 0;
+}
+
+static int sink_end(void *sink) {
+  treq *q = sink;
+  tunnel *t = q->t;
+  if (t && (q->failed || !q->got_head || !t->has_key || !t->ctl)) {
+    if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
+                                                        "response failed\n");
+  } else if (t) {
+    uint8_t *p = ra_env_seal_extend(&q->out, 0, q->head_len + BODY_GAP + q->body_len);
+    size_t off, n;
+    if (!p) {
+      q->failed = true;
+      send_simple_response(t, ra_str_make(q->id, q->id_len), 500, "response failed\n");
+    } else if (q->no_body) { /* body: null */
+      p[q->head_len] = 0xf6;
+      off = 0;
+      n = q->head_len + 1;
+    } else {
+      uint8_t bh[BODY_GAP];
+      size_t bl = ra_tmsg_bytes_head(bh, q->body_len);
+      off = BODY_GAP - bl;
+      memmove(p + off, p, q->head_len);
+      memcpy(p + off + q->head_len, bh, bl);
+      n = q->head_len + bl + q->body_len;
+    }
+    if (p) send_buf(t, &q->out, off, n);
+  }
+  if (t) {
+    log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->status, q->start_us);
+    treq_unlink(q);
+    drain_check(t);
+  }
+  treq_free(q);
+  return 0;
+}
+
+/* A response leaves whole, at its end: nothing it writes before is held by
+ * the control channel, and no drain would ever be reported for it (a
+ * handler paced by ra_res_pending, seeing the channel's backlog from other
+ * traffic, would wait for an on_drain that never comes). */
+static size_t sink_pending(void *sink) {
+  (void)sink;
+  return 0;
+}
+
+static const ra_res_sink_ops treq_ops = {
+  .head = sink_head, .body = sink_body, .end = sink_end, .pending = sink_pending,
+};
+
+/* The path and query of a request URL: "/p?q" as is; "http://h:1/p?q" ->
+ * "/p?q"; "p" -> "/p" (as `new URL(url, "http://localhost")` would); the
+ * fragment is dropped. Returns a view into url, or writes "/"+url into
+ * scratch. */
+static ra_str url_target(ra_str url, char *scratch, size_t scratch_len) {
+  const char *p = url.ptr, *end = url.ptr + url.len;
+  const char *hash = memchr(p, '#', url.len);
+  if (hash) end = hash;
+  const char *scheme = NULL;
+  for (const char *c = p; c + 2 < end; c++) {
+    if (*c == '/' || *c == '?') break;
+    if (c[0] == ':' && c[1] == '/' && c[2] == '/') { scheme = c + 3; break; }
+  }
+  if (scheme) {
+    const char *slash = scheme;
+    while (slash < end && *slash != '/' && *slash != '?') slash++;
+    if (slash == end) return RA_STR("/");
+    if (*slash == '?') { /* "http://h?x" */
+      size_t n = (size_t)(end - slash);
+      if (n + 1 > scratch_len) return RA_STR("/");
+      scratch[0] = '/';
+      memcpy(scratch + 1, slash, n);
+      return ra_str_make(scratch, n + 1);
+    }
+    return ra_str_make(slash, (size_t)(end - slash));
+  }
+  if (p < end && *p == '/') return ra_str_make(p, (size_t)(end - p));
+  size_t n = (size_t)(end - p);
+  if (n + 1 > scratch_len) return RA_STR("/");
+  scratch[0] = '/';
+  memcpy(scratch + 1, p, n);
+  return ra_str_make(scratch, n + 1);
+}
+
+static void on_http_request(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->http_request.request_id;
+  if (t->n_reqs >= s->o.max_inflight) {
+    s->st.requests_refused++;
+    send_simple_response(t, id, 503, "too many requests in flight on this tunnel\n");
+    return;
+  }
+  char scratch[2048];
+  ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
+  ra_req *req = ra_req_new(m->http_request.method, target, 11, true);
+  treq *q = calloc(1, sizeof *q + id.len + 1);
+  if (!req || !q) goto oom;
+  memcpy(q->id, id.ptr, id.len);
+  q->id_len = id.len;
+  q->out.pool = t->pool;
+  q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
+  q->start_us = s->o.access_log ? now_us() : 0;
+  /* Header text holds the header's bytes as code points (what a browser's
+   * fetch makes of them): back to those bytes, as plain HTTP delivers them;
+   * text that cannot be header bytes is refused like a malformed header. */
+  ra_tmsg_seq hs = m->http_request.headers;
+  uint8_t *hbuf;
+  int hrc = ra_tmsg_headers_to_bytes(&hs, &hbuf);
+  if (hrc == -ENOMEM) goto oom;
+  int refuse = hrc ? 400 : 0;
+  const char *why = "request header with a character above U+00FF\n";
+  if (!refuse && !is_token(m->http_request.method)) {
+    refuse = 400;
+    why = "malformed request method\n";
+  }
+  ra_tmsg_iter it;
+  ra_str k, v;
+  size_t n_hdrs = 0;
+  ra_tmsg_iter_init(&it, hs);
+  while (!refuse && ra_tmsg_headers_next(&it, &k, &v)) {
+    if (++n_hdrs > s->o.max_headers) refuse = 431; /* as the HTTP/1.1 transport would */
+    else if (!is_token(k) || !is_field_value(v)) {
+      refuse = 400;
+      why = "malformed request header\n";
+    } else if (ra_req_add_header(req, k, v)) hrc = -ENOMEM;
+    if (hrc == -ENOMEM) break;
+  }
+  free(hbuf);
+  if (hrc == -ENOMEM) goto oom;
+  if (refuse) {
+    log_access(s, req, refuse, q->start_us);
+    ra_req_free(req);
+    free(q);
+    send_simple_response(t, id, refuse,
+                         refuse == 431 ? "too many request headers\n" : why);
+    return;
+  }
+  /* a large body is not copied: the request takes the decrypted message
+   * over (the rx buffer, lent; it returns to the pool when the request is
+   * freed). Done last: m's views point into that buffer. */
+  const ra_tmsg_bytes body = m->http_request.has_body ? m->http_request.body : (ra_tmsg_bytes){NULL, 0};
+  bool by_ref = body.len >= BODY_REF_MIN && t->rx.data && body.ptr >= t->rx.data &&
+                body.ptr + body.len <= t->rx.data + t->rx.cap;
+  if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
+  ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
+  if (!res) goto oom;
+  if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->rx));
+  q->res = res;
+  q->t = t;
+  RA_LIST_ADD(t->reqs, q);
+  t->n_reqs++;
+  s->st.requests++;
+  ra_router_handle(s->router, req, res); /* may end (and free q) right here */
+  return;
+oom:
+  if (req) ra_req_free(req);
+  free(q);
+  send_simple_response(t, id, 500, "out of memory\n");
+}
+
+/* ---- tunnelled WebSockets: the ra_ws sink --------------------------------- */
+
+typedef struct msg_arg {
+  ra_str id;
+  bool text;
+  const void *data;
+  size_t len;
+} msg_arg;
+static size_t enc_message(uint8_t *out, size_t cap, const void *a) {
+  const msg_arg *m = a;
+  return ra_tmsg_encode_ws_message(out, cap, m->id, m->text, m->data, m->len);
+}
+
+static int tws_send(void *sink, ra_ws_type type, const void *data, size_t len) {
+  tws *w = sink;
+  if (w->gone || !w->t) return -EPIPE;
+  msg_arg a = {ra_str_make(w->id, w->id_len), type == RA_WS_TEXT, data, len};
+  return send_sealed(w->t, enc_message, &a);
+}
+
+static void tws_release(tws *w) {
+  if (w->t) {
+    RA_LIST_DEL(w->t->socks, w);
+    w->t->n_socks--;
+    w->t->socks_gen++;
+    w->t = NULL;
+  }
+}
+
+/* The application closes: tell the client, and the ra_ws is done (the
+ * tunnel has no closing handshake). */
+static int tws_close(void *sink, uint16_t code, ra_str reason) {
+  tws *w = sink;
+  if (w->gone) return -EALREADY;
+  w->gone = true;
+  if (w->t) send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, code ? code : -1,
+                       reason.len ? reason : ra_str_make(NULL, 0), NULL);
+  tws_release(w);
+  ra_ws_deliver_close(w->ws, code ? code : 1005, reason);
+  free(w); /* the closed ra_ws never calls its sink again */
+  return 0;
+}
+
+static void tws_close_later(ra_defer *d, void *ud) {
+  (void)d;
+  tws *w = ud;
+  ra_ws_deliver_close(w->ws, w->close_code, RA_STR(""));
+  free(w);
+}
+
+static void tws_terminate(void *sink) {
+  tws *w = sink;
+  if (w->gone) return;
+  w->gone = true;
+  if (w->t) {
+    send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, 1006, ra_str_make(NULL, 0), NULL);
+    ra_loop *loop = w->t->srv->loop;
+    tws_release(w);
+    w->close_code = 1006;
+    ra_defer_init(&w->close_later, tws_close_later, w);
+    ra_loop_defer(loop, &w->close_later);
+  }
+}
+
+static size_t tws_buffered(void *sink) {
+  tws *w = sink;
+  return w->t && w->t->ctl ? ra_ws_buffered(w->t->ctl) : 0;
+}
+
+static const ra_ws_sink_ops tws_ops = {
+  .send = tws_send, .close = tws_close, .terminate = tws_terminate, .buffered = tws_buffered,
+};
+
+static tws *find_sock(tunnel *t, ra_str id) {
+  for (tws *w = t->socks; w; w = w->next)
+    if (w->id_len == id.len && memcmp(w->id, id.ptr, id.len) == 0) return w;
+  return NULL;
+}
+
+static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->ws_connect.connection_id;
+  if (find_sock(t, id)) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "connectionId already in use");
+    return;
+  }
+  if (t->n_socks >= s->o.max_sockets) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "too many WebSockets on this tunnel");
+    return;
+  }
+  char scratch[2048];
+  ra_str target = url_target(m->ws_connect.url, scratch, sizeof scratch);
+  ra_req *req = ra_req_new(RA_STR("GET"), target, 11, true);
+  if (!req) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+    return;
+  }
+  ra_route_match rm;
+  const ra_ws_handlers *h = NULL;
+  void *hud = NULL;
+  const char *why = NULL;
+  if (ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm) != 0 ||
+      !ra_ws_route_handlers(&rm, &h, &hud)) {
+    why = "no WebSocket route for this path";
+  } else if (h->on_request) {
+    int st = h->on_request(req, hud);
+    if (st) why = "refused by the application";
+  }
+  if (why) {
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+    ra_req_free(req);
+    return;
+  }
+  ra_str protocol = RA_STR("");
+  ra_str offered[16];
+  size_t n_off = 0;
+  ra_tmsg_iter it;
+  ra_tmsg_iter_init(&it, m->ws_connect.protocols);
+  while (n_off < 16 && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
+  if (h->select_protocol && n_off) {
+    int i = h->select_protocol(req, offered, n_off, hud);
+    if (i >= 0 && (size_t)i < n_off) protocol = offered[i];
+  }
+  tws *w = calloc(1, sizeof *w + id.len + 1);
+  ra_ws *ws = w ? ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm)) : NULL;
+  if (!ws || ra_ws_set_info(ws, ra_req_path(req), protocol, true)) {
+    if (ws) { w->gone = true; ra_ws_deliver_close(ws, 1006, RA_STR("")); }
+    free(w);
+    ra_req_free(req);
+    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+    return;
+  }
+  ra_req_free(req);
+  memcpy(w->id, id.ptr, id.len);
+  w->id_len = id.len;
+  w->ws = ws;
+  w->t = t;
+  RA_LIST_ADD(t->socks, w);
+  t->n_socks++;
+  s->st.sockets_opened++;
+  send_event(t, id, RA_TMSG_EV_OPEN, -1, ra_str_make(NULL, 0), NULL);
+  ra_ws_deliver_open(ws);
+}
+
+static void on_ws_message(tunnel *t, const ra_tmsg *m) {
+  tws *w = find_sock(t, m->ws_message.connection_id);
+  if (!w || w->gone) return;
+  const uint8_t *d = m->ws_message.data.ptr;
+  size_t n = m->ws_message.data.len;
+  if (m->ws_message.is_text) {
+    if (!ra_utf8_valid(d, n)) {
+      ra_ws_close(w->ws, 1007, "invalid UTF-8");
+      return;
+    }
+    ra_ws_deliver_message(w->ws, RA_WS_TEXT, d, n);
+  } else {
+    ra_ws_deliver_message(w->ws, RA_WS_BINARY, d, n);
+  }
+}
+
+static void on_ws_close(tunnel *t, const ra_tmsg *m) {
+  tws *w = find_sock(t, m->ws_close.connection_id);
+  if (!w || w->gone) return;
+  w->gone = true;
+  tws_release(w);
+  ra_ws_deliver_close(w->ws, m->ws_close.has_code ? (uint16_t)m->ws_close.code : 1005,
+                      m->ws_close.has_reason ? m->ws_close.reason : RA_STR(""));
+  free(w);
+}
+
+/* ---- the control channel ---------------------------------------------------- */
+
+static void tunnel_teardown(tunnel *t) {
+  ra_tunnel_server *s = t->srv;
+  while (t->reqs) {
+    treq *q = t->reqs;
+    treq_unlink(q);
+    s->st.responses_cancelled++;
+    ra_res_cancel(q->res); /* the sink is never called again */
+    treq_free(q);
+  }
+  while (t->socks) {
+    tws *w = t->socks;
+    tws_release(w);
+    if (w->gone) continue; /* a deferred close is already on its way */
+    w->gone = true;
+    ra_ws_deliver_close(w->ws, 1006, RA_STR("tunnel closed"));
+    free(w);
+  }
+  RA_LIST_DEL(s->tunnels, t);
+  s->st.tunnels_open--;
+  ra_timer_stop(&t->drain_timer);
+  s->replay_total -= t->replay.count;
+  ra_replay_free(&t->replay);
+  ra_env_buf_free(&t->rx);
+  ra_env_buf_free(&t->tx);
+  ra_env_pool_free(t->pool);
+  sodium_memzero(t->key, sizeof t->key);
+  free(t);
+}
+
+static void ctl_open(ra_ws *ws, void *ud) {
+  ra_tunnel_server *s = ud;
+  if (s->freeing || s->st.tunnels_open >= s->o.max_tunnels) {
+    s->st.tunnels_refused++;
+    ra_ws_close(ws, 1008, "too many tunnels"); /* 1013 would fit better; ra_ws_close refuses it */
+    return;
+  }
+  tunnel *t = calloc(1, sizeof *t);
+  if (t && !(t->pool = ra_env_pool_new(4))) {
+    free(t);
+    t = NULL;
+  }
+  if (!t) {
+    ra_ws_close(ws, 1011, "out of memory");
+    return;
+  }
+  t->srv = s;
+  t->ctl = ws;
+  t->rx.pool = t->tx.pool = t->pool;
+  t->last_seen = ra_loop_now(s->loop);
+  ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
+  ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
+  RA_LIST_ADD(s->tunnels, t);
+  s->st.tunnels_open++;
+  s->st.tunnels_total++;
+  ra_ws_set_userdata(ws, t);
+  /* server_kx at once: the client must not have to ask (client_kx_ready is
+   * informational) */
+  ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
+}
+
+/* Past max_envelopes_per_key no new envelope can be checked for replay, so
+ * none is acted on: requests get a 503 whose `error` tells the client to
+ * retry on a fresh tunnel (a replayed copy would only get that again),
+ * tunnelled WebSockets cannot be opened, other messages are dropped. What is
+ * pending finishes, for drain_timeout_ms at most; then close 1008, and the
+ * client reconnects with a new key. */
+static void over_limit(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  static const char why[] = "envelope limit for this tunnel key reached: retry on a new tunnel";
+  if (m && m->type == RA_TMSG_HTTP_REQUEST) {
+    s->st.requests_refused++;
+    send_error_response(t, m->http_request.request_id, 503, "envelope limit for this tunnel key reached\n", why);
+  } else if (m && m->type == RA_TMSG_WS_CONNECT) {
+    send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+  }
+  if (!t->draining) {
+    t->draining = true;
+    ra_info("tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
+            t->n_reqs);
+    ra_timer_start(&t->drain_timer, s->o.drain_timeout_ms, 0);
+  }
+  drain_check(t);
+}
+
+static void ctl_enc(tunnel *t, const ra_tmsg *env) {
+  ra_tunnel_server *s = t->srv;
+  const uint8_t *plain;
+  size_t plen;
+  if (ra_env_open(&t->rx, t->key, env->enc.nonce.ptr, env->enc.ciphertext.ptr,
+                  env->enc.ciphertext.len, &plain, &plen) != 0) {
+    s->st.decrypt_failed++;
+    ra_debug("tunnel: envelope does not authenticate, dropped");
+    return;
+  }
+  int rc = ra_replay_check(&t->replay, env->enc.nonce.ptr);
+  if (rc == 0 && ++s->replay_total > s->o.max_replay_entries &&
+      t->replay.count >= s->o.max_replay_entries / (s->st.tunnels_open ? s->st.tunnels_open : 1))
+    rc = -ENOSPC; /* the server's replay memory is spent and this tunnel holds its share */
+  if (rc == -EEXIST) {
+    s->st.replays++;
+    ra_warn("tunnel: replayed envelope dropped");
+    return;
+  }
+  if (rc && rc != -ENOSPC) {
+    ra_ws_close(t->ctl, 1008, "out of memory");
+    return;
+  }
+  ra_tmsg m;
+  bool ok = ra_tmsg_decode(plain, plen, &m) == 0;
+  if (!ok) s->st.bad_cbor++;
+  if (rc == -ENOSPC) { /* the key has carried its share */
+    over_limit(t, ok ? &m : NULL);
+    return;
+  }
+  if (!ok) return;
+  switch (m.type) {
+  case RA_TMSG_HTTP_REQUEST: on_http_request(t, &m); break;
+  case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
+  case RA_TMSG_WS_MESSAGE: on_ws_message(t, &m); break;
+  case RA_TMSG_WS_CLOSE: on_ws_close(t, &m); break;
+  default: break; /* not for a server: dropped */
+  }
+}
+
+static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  (void)type; /* the reference reads text and binary messages alike */
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  ra_tunnel_server *s = t->srv;
+  /* answers to a burst of requests read at once leave in one write */
+  ra_ws_cork(ws);
+  t->last_seen = ra_loop_now(s->loop);
+  ra_tmsg m;
+  if (ra_tmsg_decode(data, len, &m) != 0) {
+    s->st.bad_cbor++;
+    return;
+  }
+  if (m.type == RA_TMSG_CLIENT_KX) {
+    if (t->has_key) return; /* a second client_kx is ignored */
+    if (ra_env_open_key(m.client_kx.sealed_key.ptr, m.client_kx.sealed_key.len, s->pk, s->sk, t->key)) {
+      s->st.bad_sealed_key++;
+      ra_warn("tunnel: client_kx does not open, dropped");
+      return;
+    }
+    t->has_key = true;
+    s->st.keyed++;
+    return;
+  }
+  if (!t->has_key) {
+    if (m.type != RA_TMSG_CLIENT_KX_READY) s->st.dropped_before_key++;
+    return;
+  }
+  if (m.type != RA_TMSG_ENC) {
+    s->st.dropped_plaintext++;
+    return;
+  }
+  ctl_enc(t, &m);
+}
+
+static void ctl_pong(ra_ws *ws, const uint8_t *data, size_t len, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (t) t->last_seen = ra_loop_now(t->srv->loop);
+}
+
+static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  ra_ws_set_userdata(ws, NULL);
+  t->ctl = NULL;
+  tunnel_teardown(t);
+}
+
+/* The control channel drained: so did every socket it carries. */
+static void ctl_drain(ra_ws *ws, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) return;
+  /* a drain handler may close any socket of the tunnel, not only its own
+   * (each is freed at once): then start over; a socket already drained
+   * does not get it twice (ra_ws_deliver_drain wants a new back-pressure) */
+  for (tws *w = t->socks; w;) {
+    tws *next = w->next;
+    unsigned gen = t->socks_gen;
+    if (!w->gone) ra_ws_deliver_drain(w->ws);
+    w = gen == t->socks_gen ? next : t->socks;
+  }
+}
+
+static const ra_ws_handlers ctl_handlers = {
+  .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close, .on_pong = ctl_pong,
+  .on_drain = ctl_drain,
+};
+
+static void heartbeat(ra_timer *tm, void *ud) {
+  ra_tunnel_server *s = ud;
+  uint64_t now = ra_loop_now(s->loop);
+  for (tunnel *t = s->tunnels; t; t = t->next) {
+    if (!t->ctl) continue;
+    if (now - t->last_seen >= s->o.heartbeat_timeout_ms) {
+      s->st.heartbeat_drops++;
+      ra_ws_terminate(t->ctl); /* on_close (1006) from the loop tears it down */
+    } else {
+      ra_ws_ping(t->ctl, NULL, 0);
+    }
+  }
+}
+
+/* ---- the server ------------------------------------------------------------- */
+
+int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
+                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out,
+                         char *err, size_t errlen) {
+  char dummy[1];
+  if (!err || !errlen) { err = dummy; errlen = sizeof dummy; }
+  err[0] = 0;
+  *out = NULL;
+  if (ra_env_init()) { snprintf(err, errlen, "libsodium failed to initialise"); return -EIO; }
+  ra_tunnel_server *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  s->loop = loop;
+  s->router = router;
+  if (opts) s->o = *opts;
+  if (!s->o.heartbeat_interval_ms) s->o.heartbeat_interval_ms = 30000;
+  if (!s->o.heartbeat_timeout_ms) s->o.heartbeat_timeout_ms = 60000;
+  if (!s->o.max_envelope) s->o.max_envelope = 16u << 20;
+  if (!s->o.max_inflight) s->o.max_inflight = 4096;
+  if (!s->o.max_tunnels) s->o.max_tunnels = 10000;
+  if (!s->o.max_sockets) s->o.max_sockets = 1024;
+  if (!s->o.max_headers) s->o.max_headers = 100;
+  if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
+  if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
+  if (!s->o.max_replay_entries) s->o.max_replay_entries = 1u << 23;
+  const char *path = s->o.path ? s->o.path : "/__ra__";
+  s->o.path = NULL; /* the caller's string is not kept */
+
+  int rc = ra_env_keypair(s->pk, s->sk);
+  if (rc) { snprintf(err, errlen, "cannot make a key pair"); goto fail; }
+  ra_quote_evidence ev;
+  memset(&ev, 0, sizeof ev);
+  rc = ra_quote_provider_get(provider, s->pk, &ev);
+  if (rc) {
+    snprintf(err, errlen, "quote provider %s: %s", ra_quote_provider_name(provider),
+             ra_quote_provider_error(provider));
+    goto fail;
+  }
+  ra_tmsg_server_kx_out kx = {
+    .x25519_public_key = s->pk,
+    .quote = {ev.quote, ev.quote_len},
+    .runtime_data = {ev.runtime_data, ev.runtime_data_len},
+    .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
+    .vd_val = {ev.val, ev.val_len}, .vd_iat = {ev.iat, ev.iat_len},
+    .vd_signature = {ev.signature, ev.signature_len},
+  };
+  s->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
+  s->server_kx = malloc(s->server_kx_len);
+  if (!s->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }
+  ra_tmsg_encode_server_kx(s->server_kx, s->server_kx_len, &kx);
+  ra_quote_evidence_clear(&ev);
+
+  ra_ws_opts wo = {.max_message = s->o.max_envelope};
+  rc = ra_ws_route_ex(router, path, &ctl_handlers, s, &wo, 0);
+  if (rc) { snprintf(err, errlen, "cannot register the %s route: %s", path, strerror(-rc)); goto fail; }
+  ra_timer_init(loop, &s->heartbeat, heartbeat, s);
+  ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
+  ra_timer_unref(&s->heartbeat);
+  if (ra_quote_provider_simulated(provider))
+    ra_warn("tunnel: SIMULATED attestation (provider %s): the quotes prove nothing about this machine",
+            ra_quote_provider_name(provider));
+  if (!ra_quote_provider_binds_key(provider))
+    ra_warn("tunnel: provider %s does not bind the tunnel key into the quote: clients must skip the binding check",
+            ra_quote_provider_name(provider));
+  *out = s;
+  return 0;
+fail:
+  free(s->server_kx);
+  sodium_memzero(s->sk, sizeof s->sk);
+  free(s);
+  return rc;
+}
+
+void ra_tunnel_server_free(ra_tunnel_server *s) {
+  if (!s) return;
+  s->freeing = true;
+  ra_timer_stop(&s->heartbeat);
+  while (s->tunnels) {
+    tunnel *t = s->tunnels;
+    ra_ws *ws = t->ctl;
+    if (ws) {
+      ra_ws_set_userdata(ws, NULL);
+      ra_ws_terminate(ws);
+    }
+    t->ctl = NULL;
+    tunnel_teardown(t);
+  }
+  free(s->server_kx);
+  sodium_memzero(s->sk, sizeof s->sk);
+  free(s);
+}
+
+const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *s) { return s->pk; }
+
+void ra_tunnel_server_stats(const ra_tunnel_server *s, ra_tunnel_stats *st) { *st = s->st; }

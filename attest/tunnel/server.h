@@ -1,0 +1,121 @@
+/* attest/tunnel_server.h: the server side of the RA-HTTPS / RA-WSS tunnel
+ * (PROTOCOL.md), as a transport beneath the router.
+ *
+ * ra_tunnel_server_new() registers the control channel, a WebSocket route on
+ * "/__ra__" (any query string is ignored), on the application's router, so
+ * the tunnel shares the listener of plain HTTP. Per control connection:
+ *   open        -> server_kx (X25519 key, quote, runtime_data, verifier_data)
+ *   client_kx   -> the sealed key is opened; the connection's key is set
+ *                  (a second client_kx is ignored; one that does not open is
+ *                  dropped and counted)
+ *   enc         -> decrypted, replay-checked, decoded:
+ *     http_request -> an ra_req marked attested, through ra_router_handle;
+ *                  its ra_res writes to a sink that sends one http_response
+ *                  (lowercase headers, repeated ones as arrays, body bytes;
+ *                  no body for 204/205/304/HEAD). Async handlers and any
+ *                  number of requests in flight, answered in any order.
+ *                  Header text maps to header bytes as in a browser's
+ *                  fetch: each code point up to U+00FF is one byte (a
+ *                  request header with a higher one gets a 400), and
+ *                  response header bytes go out as those code points.
+ *                  What HTTP/1.1 could not carry gets a 400 too: a method
+ *                  or header name that is not a token, a header value with
+ *                  NUL, CR or LF. ra_res_pending is 0 (the response leaves
+ *                  whole, at its end).
+ *     ws_connect   -> the WebSocket route matching the URL's path: an ra_ws
+ *                  whose sink sends ws_message / ws_event envelopes; ws_event
+ *                  open, or error when no route matches / on_request refuses.
+ *     ws_message / ws_close -> that ra_ws.
+ * Everything else is dropped (and counted), as the reference does: CBOR that
+ * does not decode, messages before the key other than client_kx, plaintext
+ * after it, envelopes that do not authenticate, replayed envelope nonces.
+ * When a control connection ends, every response still pending on it is
+ * cancelled (ra_res_cancel) and every tunnelled WebSocket gets on_close 1006.
+ *
+ * One X25519 key pair per tunnel server, made in ra_tunnel_server_new, and
+ * its evidence from the quote provider, obtained once, right then (this may
+ * block: a provider talks to the kernel or reads files).
+ */
+#ifndef RA_ATTEST_TUNNEL_SERVER_H
+#define RA_ATTEST_TUNNEL_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raloop/attest/quote/provider.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
+
+typedef struct ra_tunnel_server ra_tunnel_server;
+
+/* Each field: 0 means the default in brackets. */
+typedef struct ra_tunnel_server_opts {
+  uint64_t heartbeat_interval_ms; /* [30 s] ping each control channel this often */
+  uint64_t heartbeat_timeout_ms;  /* [60 s] drop one silent (no pong, no message) this long */
+  size_t max_envelope;            /* [16 MiB] larger control messages: close 1009 */
+  size_t max_inflight;            /* [4096] requests awaiting their response per tunnel;
+                                     beyond: an immediate 503 http_response */
+  size_t max_tunnels;             /* [10000] control channels per server; beyond: close 1008 */
+  size_t max_sockets;             /* [1024] tunnelled WebSockets per tunnel; beyond: ws_event error */
+  size_t max_headers;             /* [100] headers of one http_request; beyond: 431 */
+  size_t max_envelopes_per_key;   /* [RA_REPLAY_DEFAULT_LIMIT] envelopes under one key (the
+                                     replay set's bound, see ra_replay). The http_request
+                                     that crosses it, and any after it, get a 503
+                                     http_response with `error` (the client fails that fetch
+                                     and may retry on a new tunnel); responses still pending
+                                     get drain_timeout_ms to finish; then close 1008 (the
+                                     client reconnects with a fresh key) */
+  const char *path;               /* ["/__ra__"] */
+  uint64_t drain_timeout_ms;      /* [5 s] see max_envelopes_per_key */
+  /* Optional: called as each tunnelled response completes (also for the
+   * tunnel's own 400/431 answers), like the HTTP server's (http/server.h);
+   * duration_us runs from the http_request's arrival. */
+  ra_access_log_cb access_log;
+  void *access_log_ud;
+  /* [8,388,608] envelope nonces remembered across all tunnels (the replay
+   * sets' memory: 16 bytes each at most, so 128 MiB). Past it, a tunnel that
+   * holds at least its fair share (this / tunnels open) is recycled as if it
+   * had reached max_envelopes_per_key; lighter tunnels go on. */
+  size_t max_replay_entries;
+} ra_tunnel_server_opts;
+
+/* Creates the server: a key pair, the provider's evidence for it, and the
+ * control-channel route on router. loop, router and provider must outlive the
+ * tunnel server (the provider is used only here, and may be freed once this
+ * returns). On failure returns a negative errno and, if err is not NULL,
+ * writes why (the provider's message, a route conflict...). */
+int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
+                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out,
+                         char *err, size_t errlen);
+
+/* Drops every control connection (their pending responses are cancelled,
+ * their tunnelled WebSockets closed) and frees the server. The route stays
+ * registered (routers cannot remove routes) with ts as its user data: call
+ * this once no new connection can reach the router (the HTTP server was
+ * shut down or freed). */
+void ra_tunnel_server_free(ra_tunnel_server *ts);
+
+/* The server's X25519 public key (32 bytes, valid as long as ts). */
+const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *ts);
+
+typedef struct ra_tunnel_stats {
+  uint64_t tunnels_open;      /* control connections now */
+  uint64_t tunnels_total;     /* ever opened */
+  uint64_t tunnels_refused;   /* over max_tunnels */
+  uint64_t keyed;             /* client_kx accepted */
+  uint64_t bad_cbor;          /* control messages or inner messages that did not decode */
+  uint64_t bad_sealed_key;    /* client_kx that did not open */
+  uint64_t dropped_before_key;/* non-client_kx before the key */
+  uint64_t dropped_plaintext; /* non-enc after the key */
+  uint64_t decrypt_failed;    /* enc that did not authenticate */
+  uint64_t replays;           /* enc whose nonce was seen before on that connection */
+  uint64_t requests;          /* http_request dispatched */
+  uint64_t requests_refused;  /* over max_inflight, or after max_envelopes_per_key */
+  uint64_t responses_cancelled;
+  uint64_t sockets_opened;    /* tunnelled WebSockets */
+  uint64_t heartbeat_drops;
+} ra_tunnel_stats;
+void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
+
+#endif
