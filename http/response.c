@@ -1,5 +1,6 @@
 /* http/response.c: the transport-neutral response and its sink. */
 #include "raloop/http/response_internal.h"
+#include "raloop/http/token.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -66,19 +67,9 @@ static void res_release(ra_res *res) {
 
 /* ---- headers ---------------------------------------------------------------- */
 
-static bool token_ok(ra_str s, bool value) {
-  for (size_t i = 0; i < s.len; i++) {
-    unsigned char c = (unsigned char)s.ptr[i];
-    /* CR, LF and NUL would let a header value inject headers or a body. */
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-    if (!value && (c <= ' ' || c == ':' || c >= 0x7f)) return false;
-  }
-  return value || s.len > 0;
-}
-
 int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
   if (res->state != RA_RES_BUILDING) return -EALREADY;
-  if (!token_ok(name, false) || !token_ok(value, true)) return -EINVAL;
+  if (!ra_http_token_valid(name) || !ra_http_field_value_valid(value)) return -EINVAL;
   if (res->nhdrs == res->hdr_cap) {
     uint32_t cap = res->hdr_cap ? res->hdr_cap * 2 : 8;
     ra_header *h = realloc(res->hdrs, cap * sizeof *h);

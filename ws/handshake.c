@@ -77,3 +77,12 @@ bool ra_ws_has_token(ra_str list, const char *token) {
   }
   return false;
 }
+
+ra_str ra_ws_choose_protocol(ra_ws_select_fn select, const ra_req *req, const ra_str *offered,
+                             size_t n, void *ud) {
+  ra_str none = {"", 0};
+  if (!select || !n) return none;
+  if (n > RA_WS_MAX_PROTOCOLS) n = RA_WS_MAX_PROTOCOLS;
+  int pick = select(req, offered, n, ud);
+  return pick >= 0 && (size_t)pick < n ? offered[pick] : none;
+}

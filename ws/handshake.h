@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "raloop/core/buf.h"
+#include "raloop/http/request.h"
 
 #define RA_WS_KEY_LEN 24     /* base64 of 16 bytes */
 #define RA_WS_ACCEPT_LEN 28  /* base64 of a SHA-1 */
@@ -33,5 +34,15 @@ bool ra_ws_has_token(ra_str list, const char *token);
  * (views into list). Returns how many were found, which may exceed max
  * (only the first max are stored). */
 size_t ra_ws_split_list(ra_str list, ra_str *out, size_t max);
+
+/* Subprotocol negotiation, the same for a plain upgrade and a tunnelled
+ * ws_connect: at most RA_WS_MAX_PROTOCOLS offers are considered (later ones
+ * are ignored); select(req, offered, n, ud) returns the index of its choice,
+ * or -1. Returns the chosen offer (a view into offered's strings), or an
+ * empty view when select is NULL, n is 0 or nothing was chosen. */
+#define RA_WS_MAX_PROTOCOLS 32
+typedef int (*ra_ws_select_fn)(const ra_req *req, const ra_str *offered, size_t n, void *ud);
+ra_str ra_ws_choose_protocol(ra_ws_select_fn select, const ra_req *req, const ra_str *offered,
+                             size_t n, void *ud);
 
 #endif

@@ -21,7 +21,6 @@
 #define DEF_HIGH_WATER ((size_t)1 << 20)
 #define DEF_SEND_LIMIT ((size_t)64 << 20)
 #define MAX_REASON 123
-#define MAX_PROTOCOLS 32
 
 struct ra_ws {
   ra_loop *loop;
@@ -838,23 +837,16 @@ static void ws_route_handler(ra_req *req, ra_res *res, void *ud) {
     int st = rt->h.on_request(req, rt->ud);
     if (st) return refuse(res, st >= 400 && st <= 599 ? st : 403, "WebSocket refused\n");
   }
-  ra_str proto = {"", 0};
-  if (rt->h.select_protocol) {
-    ra_str offered[MAX_PROTOCOLS];
-    size_t n = 0, hn = ra_req_header_count(req);
-    for (size_t i = 0; i < hn && n < MAX_PROTOCOLS; i++) {
-      ra_header h = ra_req_header_at(req, i);
-      if (ra_str_eq_nocase(h.name, RA_STR("Sec-WebSocket-Protocol")))
-      {
-        size_t k = ra_ws_split_list(h.value, offered + n, MAX_PROTOCOLS - n);
-        n += k < MAX_PROTOCOLS - n ? k : MAX_PROTOCOLS - n;
-      }
-    }
-    if (n) {
-      int pick = rt->h.select_protocol(req, offered, n, rt->ud);
-      if (pick >= 0 && (size_t)pick < n) proto = offered[pick];
+  ra_str offered[RA_WS_MAX_PROTOCOLS];
+  size_t n = 0, hn = ra_req_header_count(req);
+  for (size_t i = 0; rt->h.select_protocol && i < hn && n < RA_WS_MAX_PROTOCOLS; i++) {
+    ra_header h = ra_req_header_at(req, i);
+    if (ra_str_eq_nocase(h.name, RA_STR("Sec-WebSocket-Protocol"))) {
+      size_t k = ra_ws_split_list(h.value, offered + n, RA_WS_MAX_PROTOCOLS - n);
+      n += k < RA_WS_MAX_PROTOCOLS - n ? k : RA_WS_MAX_PROTOCOLS - n;
     }
   }
+  ra_str proto = ra_ws_choose_protocol(rt->h.select_protocol, req, offered, n, rt->ud);
   char accept[RA_WS_ACCEPT_LEN + 1];
   if (ra_ws_accept_value(key, accept) < 0) return refuse(res, 500, "internal error\n");
   ra_str path = ra_req_path(req);

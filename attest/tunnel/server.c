@@ -22,6 +22,8 @@
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
 #include "raloop/http/server.h"
+#include "raloop/http/token.h"
+#include "raloop/ws/handshake.h"
 #include "raloop/ws/utf8.h"
 #include "raloop/ws/ws.h"
 
@@ -201,26 +203,6 @@ static void treq_unlink(treq *q) {
   }
 }
 
-/* What the HTTP/1.1 parser accepts, so that a request cannot carry through
- * the tunnel what it could not carry in plaintext (a CR/LF in a value that an
- * application forwards, a header name with a space or colon): a method or
- * header name is a token (RFC 9110 tchar), a value has no NUL, CR or LF. */
-static bool is_token(ra_str s) {
-  if (!s.len) return false;
-  for (size_t i = 0; i < s.len; i++) {
-    unsigned char c = (unsigned char)s.ptr[i];
-    if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) ||
-          (c && strchr("!#$%&'*+-.^_`|~", c))))
-      return false;
-  }
-  return true;
-}
-static bool is_field_value(ra_str s) {
-  for (size_t i = 0; i < s.len; i++)
-    if (s.ptr[i] == 0 || s.ptr[i] == '\r' || s.ptr[i] == '\n') return false;
-  return true;
-}
-
 /* Hop-by-hop and framing headers mean nothing inside the tunnel. */
 static bool skip_header(ra_str name) {
   static const char *const hop[] = {"connection", "keep-alive", "transfer-encoding", "upgrade",
@@ -393,7 +375,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (hrc == -ENOMEM) goto oom;
   int refuse = hrc ? 400 : 0;
   const char *why = "request header with a character above U+00FF\n";
-  if (!refuse && !is_token(m->http_request.method)) {
+  if (!refuse && !ra_http_token_valid(m->http_request.method)) {
     refuse = 400;
     why = "malformed request method\n";
   }
@@ -403,7 +385,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   ra_tmsg_iter_init(&it, hs);
   while (!refuse && ra_tmsg_headers_next(&it, &k, &v)) {
     if (++n_hdrs > s->o.max_headers) refuse = 431; /* as the HTTP/1.1 transport would */
-    else if (!is_token(k) || !is_field_value(v)) {
+    else if (!ra_http_token_valid(k) || !ra_http_field_value_valid(v)) {
       refuse = 400;
       why = "malformed request header\n";
     } else if (ra_req_add_header(req, k, v)) hrc = -ENOMEM;
@@ -555,16 +537,12 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
     ra_req_free(req);
     return;
   }
-  ra_str protocol = RA_STR("");
-  ra_str offered[16];
+  ra_str offered[RA_WS_MAX_PROTOCOLS];
   size_t n_off = 0;
   ra_tmsg_iter it;
   ra_tmsg_iter_init(&it, m->ws_connect.protocols);
-  while (n_off < 16 && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
-  if (h->select_protocol && n_off) {
-    int i = h->select_protocol(req, offered, n_off, hud);
-    if (i >= 0 && (size_t)i < n_off) protocol = offered[i];
-  }
+  while (n_off < RA_WS_MAX_PROTOCOLS && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
+  ra_str protocol = ra_ws_choose_protocol(h->select_protocol, req, offered, n_off, hud);
   tws *w = calloc(1, sizeof *w + id.len + 1);
   ra_ws *ws = w ? ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm)) : NULL;
   if (!ws || ra_ws_set_info(ws, ra_req_path(req), protocol, true)) {

@@ -1,0 +1,18 @@
+/* http/token.h: RFC 9110 syntax checks shared by everything that puts a
+ * method, header name or header value on the wire or into a handler: the
+ * response writer, the router and the tunnel. */
+#ifndef RA_HTTP_TOKEN_H
+#define RA_HTTP_TOKEN_H
+
+#include <stdbool.h>
+
+#include "raloop/core/buf.h"
+
+/* A token (method, header name): one or more tchar
+ * ("!#$%&'*+-.^_`|~", digits, letters). */
+bool ra_http_token_valid(ra_str s);
+/* A field value: no NUL, CR or LF (they would inject headers or a body).
+ * Other bytes, obs-text included, pass. May be empty. */
+bool ra_http_field_value_valid(ra_str s);
+
+#endif
