@@ -1,4 +1,4 @@
-/* core/buf.h: growable byte buffers and (ptr, len) views. */
+/* core/buf.h: growable byte buffers. */
 #ifndef RA_CORE_BUF_H
 #define RA_CORE_BUF_H
 
@@ -6,19 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A view into someone else's bytes: never owns them. Lifetime is the owner's
- * and is stated wherever a view is returned. Not NUL-terminated in general. */
-typedef struct ra_str {
-  const char *ptr;
-  size_t len;
-} ra_str;
-
-#define RA_STR(lit) ((ra_str){(lit), sizeof(lit) - 1})
-static inline ra_str ra_str_make(const char *p, size_t n) { ra_str s = {p, n}; return s; }
-ra_str ra_str_cstr(const char *s); /* s may be NULL: empty view */
-bool ra_str_eq(ra_str a, ra_str b);
-bool ra_str_eq_nocase(ra_str a, ra_str b);
-bool ra_str_eq_cstr(ra_str a, const char *b);
+#include "raloop/core/str.h"
 
 /* A growable buffer. Zero-initialised is valid and empty and holds no
  * memory: buffers of idle connections cost nothing. */

@@ -101,7 +101,7 @@ static const char *check_head(ws_client *c, const char *p, size_t n, ra_str *pro
   bool upgrade = false, connection = false, accept_ok = false;
   char want[RA_WS_ACCEPT_LEN + 1];
   if (ra_ws_accept_value(ra_str_cstr(c->key), want) < 0) return "handshake: digest failed";
-  *proto = (ra_str){"", 0};
+  *proto = RA_STR("");
   const char *line = eol + 2;
   while (line < end) {
     const char *le = memmem(line, (size_t)(end - line), "\r\n", 2);

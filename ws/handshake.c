@@ -80,7 +80,7 @@ bool ra_ws_has_token(ra_str list, const char *token) {
 
 ra_str ra_ws_choose_protocol(ra_ws_select_fn select, const ra_req *req, const ra_str *offered,
                              size_t n, void *ud) {
-  ra_str none = {"", 0};
+  ra_str none = RA_STR("");
   if (!select || !n) return none;
   if (n > RA_WS_MAX_PROTOCOLS) n = RA_WS_MAX_PROTOCOLS;
   int pick = select(req, offered, n, ud);

@@ -40,7 +40,7 @@ static void h_echo(ra_req *req, ra_res *res, void *ud) {
 }
 
 static void h_params(ra_req *req, ra_res *res, void *ud) {
-  ra_str id = {"", 0}, rest = {"", 0}, q = {"", 0};
+  ra_str id = RA_STR(""), rest = RA_STR(""), q = RA_STR("");
   ra_req_param(req, "id", &id);
   ra_req_param(req, "*", &rest);
   ra_req_query_get(req, "q", &q);

@@ -69,7 +69,7 @@ static void h_short(ra_req *req, ra_res *res, void *ud) {
 }
 
 static void h_query(ra_req *req, ra_res *res, void *ud) {
-  ra_str v = {"", 0};
+  ra_str v = RA_STR("");
   ra_req_query_get(req, "q", &v);
   ra_res_send(res, 200, NULL, v.ptr, v.len);
 }
