@@ -19,6 +19,7 @@ cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror "$src" -o "$prefix/app-s
 libdir=$(pkg-config --variable=libdir raloop)
 LD_LIBRARY_PATH="$libdir" "$prefix/app-shared"
 cc -std=c11 -Wall -Wextra -Wno-unused-parameter -Werror "$src" -o "$prefix/app-static" \
-  $(pkg-config --cflags raloop) "$libdir/libraloop.a" $(pkg-config --libs --static raloop | sed 's/-lraloop//')
+  $(pkg-config --cflags raloop) "$libdir/libraloop.a" "$libdir/libraloop-attest.a" \
+  $(pkg-config --libs --static raloop | sed -E 's/-lraloop(-attest)?( |$)/ /g')
 "$prefix/app-static"
 echo "pkg-config build: shared and static OK"
