@@ -21,4 +21,5 @@
 #include "raloop/attest/tunnel/client.h"
 #include "raloop/attest/tunnel/server.h"
 #include "raloop/attest/quote/verify.h"
+#include "raloop/serve/serve.h"
 #endif

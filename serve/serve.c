@@ -1,0 +1,162 @@
+/* serve/serve.c: see serve.h. The assembly ra-hello does by hand, once. */
+#include "raloop/serve/serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raloop/attest/quote/provider.h"
+#include "raloop/core/log.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:3000"
+#define DEFAULT_SHUTDOWN_MS 10000
+/* After the HTTP side is done, upgraded WebSockets get this long to finish
+ * their closing handshakes before the loop is stopped regardless. */
+#define BACKSTOP_MS 6000
+
+struct ra_service {
+  ra_serve_opts o;
+  ra_loop *loop;
+  ra_router *router;
+  ra_http_server *http;
+  ra_tunnel_server *tunnel;
+  ra_timer backstop;
+  bool stopping;
+};
+
+static int open_provider(const char *tee, const char *sim_dir, ra_quote_provider **p) {
+  char err[256] = "";
+  const char *warning = NULL;
+  int rc;
+  if (!tee || strcmp(tee, "auto") == 0) {
+    rc = ra_quote_provider_auto(sim_dir, p, &warning, err, sizeof err);
+    if (rc == 0 && warning) ra_warn("%s", warning);
+  } else if (strcmp(tee, "sim") == 0) {
+    rc = ra_quote_provider_sim(sim_dir, p, err, sizeof err);
+  } else if (strcmp(tee, "tsm") == 0) {
+    rc = ra_quote_provider_tsm(NULL, NULL, p, err, sizeof err);
+  } else if (strncmp(tee, "file:", 5) == 0 && tee[5]) {
+    rc = ra_quote_provider_file(tee + 5, p, err, sizeof err);
+  } else {
+    ra_error("ra_serve: tee must be auto, sim, tsm, file:PATH or none, not '%s'", tee);
+    return -EINVAL;
+  }
+  if (rc) ra_error("ra_serve: quote provider: %s", err[0] ? err : strerror(-rc));
+  return rc < 0 ? rc : rc ? -EINVAL : 0;
+}
+
+static int start_tunnel(ra_service *s) {
+  if (s->o.tee && strcmp(s->o.tee, "none") == 0) return 0;
+  ra_quote_provider *p;
+  int rc = open_provider(s->o.tee, s->o.sim_dir, &p);
+  if (rc) return rc;
+  if (ra_quote_provider_simulated(p))
+    ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
+  if (!ra_quote_provider_binds_key(p))
+    ra_warn("quote provider '%s' cannot bind the tunnel key", ra_quote_provider_name(p));
+  char err[256] = "";
+  rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel, err, sizeof err);
+  ra_quote_provider_free(p);
+  if (rc) ra_error("ra_serve: tunnel: %s", err[0] ? err : strerror(-rc));
+  return rc;
+}
+
+static int start_listeners(ra_service *s) {
+  const char *env = getenv("RA_LISTEN");
+  const char *fallback[] = {env && *env ? env : DEFAULT_LISTEN};
+  const char *const *addrs = s->o.n_listen ? s->o.listen : fallback;
+  size_t n = s->o.n_listen ? s->o.n_listen : 1;
+  for (size_t i = 0; i < n; i++) {
+    int rc = ra_http_server_listen(s->http, addrs[i], NULL);
+    if (rc) {
+      ra_error("ra_serve: cannot listen on %s: %s", addrs[i], strerror(-rc));
+      return rc;
+    }
+  }
+  uint16_t port = ra_http_server_port(s->http);
+  if (port) ra_info("listening on port %u%s", port, s->tunnel ? " (attested tunnel on /__ra__)" : "");
+  return 0;
+}
+
+int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out) {
+  *out = NULL;
+  ra_service *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  if (opts) s->o = *opts;
+  if (!s->o.shutdown_timeout_ms) s->o.shutdown_timeout_ms = DEFAULT_SHUTDOWN_MS;
+  s->router = router;
+  s->loop = ra_loop_new();
+  int rc = s->loop ? 0 : -ENOMEM;
+  if (!rc) s->http = ra_http_server_new(s->loop, router, s->o.http);
+  if (!rc && !s->http) rc = -ENOMEM;
+  if (!rc) rc = start_tunnel(s);
+  if (!rc) rc = start_listeners(s);
+  if (rc) {
+    ra_service_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+ra_loop *ra_service_loop(const ra_service *s) { return s->loop; }
+ra_http_server *ra_service_http(const ra_service *s) { return s->http; }
+ra_tunnel_server *ra_service_tunnel(const ra_service *s) { return s->tunnel; }
+
+static void on_backstop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
+
+/* Every HTTP connection is gone: drop the tunnels, then let the loop end by
+ * itself once upgraded WebSockets have closed, with a backstop that does not
+ * keep it alive. */
+static void on_http_stopped(ra_http_server *srv, void *ud) {
+  ra_service *s = ud;
+  ra_tunnel_server_free(s->tunnel);
+  s->tunnel = NULL;
+  ra_timer_init(s->loop, &s->backstop, on_backstop, s->loop);
+  ra_timer_start(&s->backstop, BACKSTOP_MS, 0);
+  ra_timer_unref(&s->backstop);
+}
+
+void ra_service_stop(ra_service *s) {
+  if (s->stopping) return;
+  s->stopping = true;
+  ra_http_server_shutdown(s->http, s->o.shutdown_timeout_ms, on_http_stopped, s);
+}
+
+static void on_signal(ra_loop *loop, int signo, void *ud) {
+  ra_info("signal %d: stopping gracefully", signo);
+  ra_service_stop(ud);
+}
+
+int ra_service_run(ra_service *s) {
+  signal(SIGPIPE, SIG_IGN); /* a peer that hangs up must not kill the service */
+  if (s->o.on_listening) s->o.on_listening(s->http, s->o.ud);
+  ra_loop_on_signal(s->loop, SIGINT, on_signal, s);
+  ra_loop_on_signal(s->loop, SIGTERM, on_signal, s);
+  int rc = ra_loop_run(s->loop);
+  ra_loop_on_signal(s->loop, SIGINT, NULL, NULL);
+  ra_loop_on_signal(s->loop, SIGTERM, NULL, NULL);
+  return rc;
+}
+
+void ra_service_free(ra_service *s) {
+  if (!s) return;
+  if (s->loop) ra_timer_stop(&s->backstop);
+  ra_http_server_free(s->http);
+  ra_tunnel_server_free(s->tunnel);
+  if (s->loop) {
+    for (int i = 0; i < 4; i++) ra_loop_run_once(s->loop, 0);
+    ra_loop_free(s->loop);
+  }
+  free(s);
+}
+
+int ra_serve(ra_router *router, const ra_serve_opts *opts) {
+  ra_service *s;
+  int rc = ra_service_new(router, opts, &s);
+  if (rc) return rc;
+  rc = ra_service_run(s);
+  ra_service_free(s);
+  return rc;
+}

@@ -1,0 +1,73 @@
+/* serve/serve.h: the common service in one call.
+ *
+ *   ra_router *r;
+ *   ra_router_new(&r);
+ *   ra_route(r, "GET", "/hello", hello, NULL);
+ *   return ra_serve(r, NULL) ? 1 : 0;   // 127.0.0.1:3000, TEE auto, tunnel on /__ra__
+ *
+ * ra_serve owns everything a service needs around the router: the loop, the
+ * HTTP server and its listeners, the quote provider and the attested tunnel
+ * on /__ra__, SIGINT/SIGTERM, and the graceful stop (listeners closed,
+ * in-flight requests answered within shutdown_timeout_ms, WebSockets closed
+ * with 1001). Each of those pieces stays usable on its own (core/loop.h,
+ * http/server.h, attest/tunnel/server.h) for programs that need more
+ * control; ra_service_* is the middle ground: the same assembly, with the
+ * loop and servers reachable before it runs. */
+#ifndef RA_SERVE_SERVE_H
+#define RA_SERVE_SERVE_H
+
+#include <stdint.h>
+
+#include "raloop/attest/tunnel/server.h"
+#include "raloop/core/loop.h"
+#include "raloop/http/router.h"
+#include "raloop/http/server.h"
+
+typedef struct ra_serve_opts {
+  /* Listen addresses as in ra_listen ("HOST:PORT", "[::1]:PORT",
+   * "unix:PATH", "vsock:CID:PORT"), n_listen of them. None: the
+   * environment's RA_LISTEN, else "127.0.0.1:3000". The first TCP port is
+   * logged ("listening on port N") at info level. */
+  const char *const *listen;
+  size_t n_listen;
+  /* Where quotes come from: NULL or "auto" (configfs-tsm when the kernel
+   * offers it, else the simulated TEE, with a loud warning), "sim", "tsm",
+   * "file:PATH" (a fixed quote that cannot bind the key), or "none" (no
+   * tunnel: plain HTTP and WebSockets only). */
+  const char *tee;
+  const char *sim_dir;            /* the simulated TEE's keys [XDG state dir] */
+  uint64_t shutdown_timeout_ms;   /* [10 s] graceful stop, then abort */
+  const ra_http_server_opts *http;        /* NULL: defaults */
+  const ra_tunnel_server_opts *tunnel;    /* NULL: defaults */
+  /* Called once the listeners are up (e.g. to print the port). Optional. */
+  void (*on_listening)(ra_http_server *srv, void *ud);
+  void *ud;
+} ra_serve_opts;
+
+typedef struct ra_service ra_service;
+
+/* Builds the service around router (borrowed: it must outlive the service):
+ * loop, HTTP server, listeners, provider and tunnel. opts may be NULL and is
+ * copied (the strings it points at must outlive the service). Returns 0 and
+ * *out, or a negative code (the listen address's error, the provider's, ...;
+ * the reason is logged). */
+int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out);
+ra_loop *ra_service_loop(const ra_service *s);
+ra_http_server *ra_service_http(const ra_service *s);
+/* NULL with tee "none". */
+ra_tunnel_server *ra_service_tunnel(const ra_service *s);
+/* Runs until SIGINT/SIGTERM (then stops gracefully) or ra_service_stop.
+ * Sets SIGPIPE to SIG_IGN for the process (a peer that hangs up must not
+ * kill the service; write errors are handled per connection).
+ * Returns 0, or a negative code if the loop failed. */
+int ra_service_run(ra_service *s);
+/* Starts the graceful stop, as a signal would. Safe from any callback. */
+void ra_service_stop(ra_service *s);
+/* Frees the service and everything it created (not the router). */
+void ra_service_free(ra_service *s);
+
+/* ra_service_new + ra_service_run + ra_service_free. Returns 0 after a
+ * graceful stop, or a negative code. */
+int ra_serve(ra_router *router, const ra_serve_opts *opts);
+
+#endif
