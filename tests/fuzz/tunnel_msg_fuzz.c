@@ -17,7 +17,7 @@ static void walk(const ra_tmsg *m) {
     ra_tmsg_iter_init(&it, m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers);
     while (ra_tmsg_headers_next(&it, &k, &v)) n += k.len + v.len;
     /* the latin-1 mapping back to header bytes, on every header list */
-    ra_tmsg_seq seq = m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers;
+    ra_str seq = m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers;
     uint8_t *owned = NULL;
     if (ra_tmsg_headers_to_bytes(&seq, &owned) == 0) {
       ra_tmsg_iter_init(&it, seq);

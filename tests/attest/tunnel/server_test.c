@@ -77,7 +77,7 @@ static int setup(void **st) {
   ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                              .max_replay_entries = g_replay_budget};
   g_logged = 0;
-  int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts, err, sizeof err);
+  int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts);
   ra_quote_provider_free(p);
   if (rc) return -1;
   f->http = ra_http_server_new(f->loop, f->router, NULL);
