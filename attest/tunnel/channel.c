@@ -25,9 +25,7 @@ void ra_tchan_free(ra_tchan *ch) {
   ra_env_buf_free(&ch->tx);
   ra_env_pool_free(ch->pool);
   ch->pool = NULL;
-  free(ch->slots);
-  ch->slots = NULL;
-  ch->n_slots = 0;
+  ra_tindex_free(&ch->by_id);
 }
 
 /* ---- sealed sending ------------------------------------------------------ */
@@ -81,9 +79,65 @@ int ra_tchan_open(ra_tchan *ch, const ra_tmsg *env, const uint8_t **plain, size_
                      env->enc.ciphertext.len, plain, plain_len);
 }
 
-/* ---- sockets by id --------------------------------------------------------
- * An open-addressed table (linear probing, backward-shift deletion, load
- * <= 1/2) beside the list: every ws_message finds its socket in O(1). */
+/* ---- the index -------------------------------------------------------------- */
+
+static void slot_put(ra_tindex_slot *slots, size_t mask, ra_tindex_slot e) {
+  size_t j = (size_t)e.hash & mask;
+  while (slots[j].p) j = (j + 1) & mask;
+  slots[j] = e;
+}
+
+int ra_tindex_put(ra_tindex *x, uint64_t hash, void *p) {
+  if ((x->n + 1) * 2 > x->cap) {
+    size_t cap = x->cap ? x->cap * 2 : 16;
+    ra_tindex_slot *s = calloc(cap, sizeof *s);
+    if (!s) return -ENOMEM;
+    for (size_t i = 0; i < x->cap; i++)
+      if (x->slots[i].p) slot_put(s, cap - 1, x->slots[i]);
+    free(x->slots);
+    x->slots = s;
+    x->cap = cap;
+  }
+  slot_put(x->slots, x->cap - 1, (ra_tindex_slot){hash, p});
+  x->n++;
+  return 0;
+}
+
+void ra_tindex_del(ra_tindex *x, uint64_t hash, const void *p) {
+  if (!x->cap) return;
+  size_t mask = x->cap - 1, i = (size_t)hash & mask;
+  while (x->slots[i].p && x->slots[i].p != p) i = (i + 1) & mask;
+  if (!x->slots[i].p) return;
+  x->slots[i].p = NULL;
+  x->n--;
+  /* backward shift: move up entries that probed past the hole */
+  for (size_t j = (i + 1) & mask; x->slots[j].p; j = (j + 1) & mask) {
+    size_t home = (size_t)x->slots[j].hash & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      x->slots[i] = x->slots[j];
+      x->slots[j].p = NULL;
+      i = j;
+    }
+  }
+}
+
+void *ra_tindex_next(const ra_tindex *x, uint64_t hash, size_t *pos) {
+  if (!x->cap) return NULL;
+  size_t mask = x->cap - 1;
+  /* *pos counts the slots looked at from the hash's home */
+  for (size_t j = ((size_t)hash + *pos) & mask; x->slots[j].p; j = (j + 1) & mask) {
+    ++*pos;
+    if (x->slots[j].hash == hash) return x->slots[j].p;
+  }
+  return NULL;
+}
+
+void ra_tindex_free(ra_tindex *x) {
+  free(x->slots);
+  memset(x, 0, sizeof *x);
+}
+
+/* ---- sockets by id ----------------------------------------------------------- */
 
 static uint64_t id_hash(const ra_tchan *ch, ra_str id) {
   uint8_t h[crypto_shorthash_BYTES];
@@ -93,56 +147,17 @@ static uint64_t id_hash(const ra_tchan *ch, ra_str id) {
   return v;
 }
 
-static void slot_put(ra_tchan_sock **slots, size_t mask, ra_tchan_sock *w) {
-  size_t j = (size_t)w->hash & mask;
-  while (slots[j]) j = (j + 1) & mask;
-  slots[j] = w;
-}
-
-static int table_grow(ra_tchan *ch) {
-  size_t cap = ch->n_slots ? ch->n_slots * 2 : 16;
-  ra_tchan_sock **s = calloc(cap, sizeof *s);
-  if (!s) return -ENOMEM;
-  for (size_t i = 0; i < ch->n_slots; i++)
-    if (ch->slots[i]) slot_put(s, cap - 1, ch->slots[i]);
-  free(ch->slots);
-  ch->slots = s;
-  ch->n_slots = cap;
-  return 0;
-}
-
-static void table_del(ra_tchan *ch, ra_tchan_sock *w) {
-  if (!ch->n_slots) return;
-  size_t mask = ch->n_slots - 1, i = (size_t)w->hash & mask;
-  while (ch->slots[i] && ch->slots[i] != w) i = (i + 1) & mask;
-  if (!ch->slots[i]) return;
-  ch->slots[i] = NULL;
-  /* backward shift: move up entries that probed past the hole */
-  for (size_t j = (i + 1) & mask; ch->slots[j]; j = (j + 1) & mask) {
-    size_t home = (size_t)ch->slots[j]->hash & mask;
-    if (((j - home) & mask) >= ((j - i) & mask)) {
-      ch->slots[i] = ch->slots[j];
-      ch->slots[j] = NULL;
-      i = j;
-    }
-  }
-}
-
 ra_tchan_sock *ra_tchan_find(ra_tchan *ch, ra_str id) {
-  if (!ch->n_slots) return NULL;
   uint64_t h = id_hash(ch, id);
-  size_t mask = ch->n_slots - 1;
-  for (size_t j = (size_t)h & mask; ch->slots[j]; j = (j + 1) & mask) {
-    ra_tchan_sock *w = ch->slots[j];
-    if (w->hash == h && w->id_len == id.len && memcmp(w->id, id.ptr, id.len) == 0) return w;
-  }
+  ra_tchan_sock *w;
+  for (size_t pos = 0; (w = ra_tindex_next(&ch->by_id, h, &pos));)
+    if (w->id_len == id.len && memcmp(w->id, id.ptr, id.len) == 0) return w;
   return NULL;
 }
 
 int ra_tchan_sock_add(ra_tchan *ch, ra_tchan_sock *w) {
-  if ((ch->n_socks + 1) * 2 > ch->n_slots && table_grow(ch)) return -ENOMEM;
   w->hash = id_hash(ch, ra_str_make(w->id, w->id_len));
-  slot_put(ch->slots, ch->n_slots - 1, w);
+  if (ra_tindex_put(&ch->by_id, w->hash, w)) return -ENOMEM;
   w->ch = ch;
   RA_LIST_ADD(ch->socks, w);
   ch->n_socks++;
@@ -153,7 +168,7 @@ int ra_tchan_sock_add(ra_tchan *ch, ra_tchan_sock *w) {
 static void sock_release(ra_tchan_sock *w) {
   ra_tchan *ch = w->ch;
   if (ch) {
-    table_del(ch, w);
+    ra_tindex_del(&ch->by_id, w->hash, w);
     RA_LIST_DEL(ch->socks, w);
     ch->n_socks--;
     ch->socks_gen++;

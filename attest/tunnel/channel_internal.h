@@ -26,6 +26,24 @@
 
 typedef enum { RA_TCHAN_CLIENT, RA_TCHAN_SERVER } ra_tchan_role;
 
+/* Pointers by 64-bit hash, for what arrives by id in any order (sockets by
+ * connection id, the client's requests by number): open addressing, linear
+ * probing, backward-shift deletion, load <= 1/2. Entries with one hash are
+ * told apart by the caller while walking them. Zero-initialised is empty. */
+typedef struct ra_tindex_slot {
+  uint64_t hash;
+  void *p; /* NULL: empty */
+} ra_tindex_slot;
+typedef struct ra_tindex {
+  ra_tindex_slot *slots;
+  size_t cap, n; /* cap: power of two, or 0 */
+} ra_tindex;
+int ra_tindex_put(ra_tindex *x, uint64_t hash, void *p); /* 0 or -ENOMEM */
+void ra_tindex_del(ra_tindex *x, uint64_t hash, const void *p);
+/* The entries with this hash: start with *pos = 0; NULL when done. */
+void *ra_tindex_next(const ra_tindex *x, uint64_t hash, size_t *pos);
+void ra_tindex_free(ra_tindex *x);
+
 typedef struct ra_tchan_sock ra_tchan_sock;
 
 typedef struct ra_tchan {
@@ -41,8 +59,7 @@ typedef struct ra_tchan {
   ra_tchan_sock *socks;
   size_t n_socks;
   unsigned socks_gen; /* bumped whenever a socket leaves (see ra_tchan_drain) */
-  ra_tchan_sock **slots;
-  size_t n_slots; /* power of two, or 0 */
+  ra_tindex by_id;
   uint8_t hash_key[16]; /* ids may be the peer's choice: a keyed hash */
 } ra_tchan;
 

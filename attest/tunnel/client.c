@@ -37,8 +37,7 @@ struct ra_tunnel_client {
   size_t quote_len;
   creq *reqs;
   uint64_t next_id;
-  creq **map; /* pending requests by id number (see map_put) */
-  size_t map_cap, map_n;
+  ra_tindex reqs_by_num; /* pending requests by id number (see map_put) */
   ra_timer connect_timer, reconnect_timer;
   bool freeing;
 };
@@ -160,69 +159,30 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
 }
 
 /* ---- pending requests by id ------------------------------------------------
- * Responses come back in any order with many requests in flight: an
- * open-addressed table keyed by the number in our "ra<N>" ids finds each in
- * O(1) (linear probing, backward-shift deletion, load <= 1/2). */
+ * Responses come back in any order with many requests in flight: an index
+ * keyed by the number in our "ra<N>" ids finds each in O(1). */
 
-static uint64_t id_hash(uint64_t k) {
+static uint64_t num_hash(uint64_t k) {
   k ^= k >> 33;
   k *= 0xff51afd7ed558ccdULL;
   k ^= k >> 33;
   return k;
 }
 
-static int map_put(ra_tunnel_client *c, creq *q) {
-  if ((c->map_n + 1) * 2 > c->map_cap) {
-    size_t cap = c->map_cap ? c->map_cap * 2 : 16;
-    creq **s = calloc(cap, sizeof *s);
-    if (!s) return -ENOMEM;
-    for (size_t i = 0; i < c->map_cap; i++) {
-      creq *x = c->map[i];
-      if (!x) continue;
-      size_t j = (size_t)id_hash(x->num) & (cap - 1);
-      while (s[j]) j = (j + 1) & (cap - 1);
-      s[j] = x;
-    }
-    free(c->map);
-    c->map = s;
-    c->map_cap = cap;
-  }
-  size_t j = (size_t)id_hash(q->num) & (c->map_cap - 1);
-  while (c->map[j]) j = (j + 1) & (c->map_cap - 1);
-  c->map[j] = q;
-  c->map_n++;
-  return 0;
-}
-
-static void map_del(ra_tunnel_client *c, creq *q) {
-  if (!c->map_cap) return;
-  size_t mask = c->map_cap - 1, i = (size_t)id_hash(q->num) & mask;
-  while (c->map[i] && c->map[i] != q) i = (i + 1) & mask;
-  if (!c->map[i]) return;
-  c->map[i] = NULL;
-  c->map_n--;
-  /* backward shift: move up entries that probed past the hole */
-  for (size_t j = (i + 1) & mask; c->map[j]; j = (j + 1) & mask) {
-    size_t home = (size_t)id_hash(c->map[j]->num) & mask;
-    if (((j - home) & mask) >= ((j - i) & mask)) {
-      c->map[i] = c->map[j];
-      c->map[j] = NULL;
-      i = j;
-    }
-  }
-}
+static int map_put(ra_tunnel_client *c, creq *q) { return ra_tindex_put(&c->reqs_by_num, num_hash(q->num), q); }
+static void map_del(ra_tunnel_client *c, creq *q) { ra_tindex_del(&c->reqs_by_num, num_hash(q->num), q); }
 
 static creq *find_req(ra_tunnel_client *c, ra_str id) {
   /* our ids are "ra" and a decimal number: anything else is not ours */
-  if (id.len < 3 || id.len > 22 || id.ptr[0] != 'r' || id.ptr[1] != 'a' || !c->map_cap) return NULL;
+  if (id.len < 3 || id.len > 22 || id.ptr[0] != 'r' || id.ptr[1] != 'a') return NULL;
   uint64_t num = 0;
   for (size_t i = 2; i < id.len; i++) {
     if (id.ptr[i] < '0' || id.ptr[i] > '9') return NULL;
     num = num * 10 + (uint64_t)(id.ptr[i] - '0');
   }
-  size_t mask = c->map_cap - 1;
-  for (size_t j = (size_t)id_hash(num) & mask; c->map[j]; j = (j + 1) & mask)
-    if (c->map[j]->num == num && ra_str_eq_cstr(id, c->map[j]->id)) return c->map[j];
+  creq *q;
+  for (size_t pos = 0; (q = ra_tindex_next(&c->reqs_by_num, num_hash(num), &pos));)
+    if (q->num == num && ra_str_eq_cstr(id, q->id)) return q;
   return NULL;
 }
 
@@ -607,7 +567,7 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   ra_tchan_free(&c->ch);
   free(c->quote);
   free(c->ctl_url);
-  free(c->map);
+  ra_tindex_free(&c->reqs_by_num);
   free(c);
 }
 
