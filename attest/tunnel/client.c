@@ -1,8 +1,8 @@
-/* attest/tunnel_client.c: see tunnel_client.h. */
+/* attest/tunnel/client.c: see client.h. The keyed channel and its tunnelled
+ * WebSockets are channel.c's, shared with the server. */
 #include "raloop/attest/tunnel/client.h"
 
 #include <errno.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,11 +1,11 @@
-/* attest/tunnel_server.c: see tunnel_server.h.
+/* attest/tunnel/server.c: see server.h.
  *
  * Structure: one ra_tunnel_server (key pair, cached server_kx bytes, the list
  * of tunnels, one heartbeat timer for all of them); one `tunnel` per control
- * WebSocket (its key, replay set, rx/tx envelope buffers, pending requests,
- * tunnelled sockets); one `treq` per http_request whose response is pending
- * (the ra_res sink). The keyed channel and its tunnelled WebSockets are
- * channel.c's, shared with the client.
+ * WebSocket (its channel, replay set, pending requests); one `treq` per
+ * http_request whose response is pending (the ra_res sink). The channel (key,
+ * envelope buffers, tunnelled WebSockets) is channel.c's, shared with the
+ * client.
  */
 #include "raloop/attest/tunnel/server.h"
 
