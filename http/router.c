@@ -206,6 +206,77 @@ int ra_route(ra_router *r, const char *method, const char *pattern, ra_handler h
   return ra_route_ex(r, method, pattern, handler, ud, 0);
 }
 
+/* ---- removal ------------------------------------------------------------------ */
+
+/* The node a pattern ends at (the node holding its wildcard endpoints when
+ * *wild), or NULL when no route was ever registered down that path. */
+static rt_node *node_find(rt_node *n, const char *pattern, bool *wild) {
+  const char *s = pattern + 1;
+  *wild = false;
+  for (;;) {
+    const char *e = strchr(s, '/');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len == 1 && s[0] == '*' && !e) {
+      *wild = true;
+      return n;
+    }
+    rt_node *next = NULL;
+    if (len > 0 && s[0] == ':') {
+      if (n->param && strlen(n->param->param_name) == len - 1 &&
+          memcmp(n->param->param_name, s + 1, len - 1) == 0)
+        next = n->param;
+    } else {
+      for (size_t i = 0; i < n->nkids && !next; i++)
+        if (n->kids[i]->seg_len == len && memcmp(n->kids[i]->seg, s, len) == 0) next = n->kids[i];
+    }
+    if (!next) return NULL;
+    n = next;
+    if (!e) return n;
+    s = e + 1;
+  }
+}
+
+static bool ud_in_use(const rt_node *n, const void *ud) {
+  for (size_t i = 0; i < n->neps; i++)
+    if (n->eps[i].ud == ud) return true;
+  for (size_t i = 0; i < n->nwild; i++)
+    if (n->wild[i].ud == ud) return true;
+  for (size_t i = 0; i < n->nkids; i++)
+    if (ud_in_use(n->kids[i], ud)) return true;
+  return n->param && ud_in_use(n->param, ud);
+}
+
+/* Runs (and forgets) the on_free cleanups of ud, in reverse order as
+ * ra_router_free would. */
+static void run_cleanups_of(ra_router *r, void *ud) {
+  for (size_t i = r->ncleanups; i-- > 0;) {
+    if (r->cleanups[i].ud != ud) continue;
+    rt_cleanup c = r->cleanups[i];
+    memmove(&r->cleanups[i], &r->cleanups[i + 1], (r->ncleanups - i - 1) * sizeof c);
+    r->ncleanups--;
+    c.fn(c.ud);
+  }
+}
+
+int ra_router_remove(ra_router *r, const char *method, const char *pattern) {
+  if (!r || !method || !pattern || pattern[0] != '/') return -EINVAL;
+  bool wild;
+  rt_node *n = node_find(&r->root, pattern, &wild);
+  if (!n) return -ENOENT;
+  rt_ep *eps = wild ? n->wild : n->eps;
+  size_t *neps = wild ? &n->nwild : &n->neps;
+  for (size_t i = 0; i < *neps; i++) {
+    if (strcmp(eps[i].method, method) != 0) continue;
+    void *ud = eps[i].ud;
+    memmove(&eps[i], &eps[i + 1], (*neps - i - 1) * sizeof *eps);
+    (*neps)--;
+    /* the (now empty) trie nodes stay: they match nothing */
+    if (!ud_in_use(&r->root, ud)) run_cleanups_of(r, ud);
+    return 0;
+  }
+  return -ENOENT;
+}
+
 /* ---- matching ----------------------------------------------------------------- */
 
 typedef struct rt_search {

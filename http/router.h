@@ -49,6 +49,12 @@ int ra_route(ra_router *r, const char *method, const char *pattern,
 int ra_route_ex(ra_router *r, const char *method, const char *pattern,
                 ra_handler handler, void *ud, unsigned flags);
 
+/* Removes the route method + pattern (both exactly as registered).
+ * Cleanups registered with ra_router_on_free for its user data run now if
+ * no other route has that user data (so a WebSocket route's handler block
+ * goes with its route). Returns 0, -ENOENT (no such route), -EINVAL. */
+int ra_router_remove(ra_router *r, const char *method, const char *pattern);
+
 /* A lookup without dispatch (used by transports, e.g. the tunnel resolving
  * a WebSocket route). Fills params into req when req is not NULL. */
 typedef struct ra_route_match {

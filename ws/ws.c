@@ -764,7 +764,23 @@ typedef struct ws_route {
   ra_ws_handlers h;
   void *ud;
   ra_ws_opts opts;
+  /* the router's reference and one per upgrade in flight: a route removed
+   * (ra_router_remove) or freed mid-upgrade must not leave on_upgraded
+   * reading freed handlers */
+  unsigned refs;
+  bool gone;
 } ws_route;
+
+static void ws_route_unref(ws_route *rt) {
+  if (--rt->refs == 0) free(rt);
+}
+
+/* The router's cleanup: the route is removed, or the router freed. */
+static void ws_route_gone(void *ud) {
+  ws_route *rt = ud;
+  rt->gone = true;
+  ws_route_unref(rt);
+}
 
 typedef struct ws_pending {
   ws_route *rt;
@@ -801,7 +817,9 @@ static bool header_has_token(const ra_req *req, const char *name, const char *to
 static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud) {
   ws_pending *p = ud;
   ws_route *rt = p->rt;
-  if (!s) { /* the connection went away before the hand-over: never opened */
+  if (!s || rt->gone) { /* the connection or the route went away before the hand-over */
+    if (s) ra_stream_abort(s, -ENOENT);
+    ws_route_unref(rt);
     free(p);
     return;
   }
@@ -813,6 +831,7 @@ static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void
     ra_stream_abort(s, -ENOMEM);
     if (ws) ra_ws__free(ws);
   }
+  ws_route_unref(rt);
   free(p);
 }
 
@@ -865,8 +884,10 @@ static void ws_route_handler(ra_req *req, ra_res *res, void *ud) {
   if (!rc) rc = ra_res_add_header(res, "Sec-WebSocket-Accept", accept);
   if (!rc && proto.len)
     rc = ra_res_add_header_n(res, RA_STR("Sec-WebSocket-Protocol"), ra_str_make(p->strs + path.len + 1, proto.len));
+  rt->refs++; /* until on_upgraded runs */
   if (!rc) rc = ra_res_upgrade(res, on_upgraded, p);
   if (rc < 0) {
+    ws_route_unref(rt); /* cb never runs */
     free(p);
     if (rc == -ENOTSUP) return refuse(res, 400, "no WebSocket upgrade on this transport\n");
     return refuse(res, 500, "upgrade failed\n");
@@ -880,9 +901,11 @@ int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, v
   if (h) rt->h = *h;
   rt->ud = ud;
   fill_opts(&rt->opts, opts);
-  /* The block lives exactly as long as the router. Registered first: if the
-   * route is then refused, the router still frees it (a few bytes, once). */
-  int rc = ra_router_on_free(r, free, rt);
+  rt->refs = 1;
+  /* The block lives as long as the route (and upgrades in flight on it).
+   * Registered first: if the route is then refused, the router still frees
+   * it (a few bytes, once). */
+  int rc = ra_router_on_free(r, ws_route_gone, rt);
   if (rc < 0) {
     free(rt);
     return rc;

@@ -89,7 +89,9 @@ typedef struct ra_ws_opts {
  * handlers is copied; ud is passed to every handler. opts may be NULL.
  * flags: as for ra_route_ex (RA_ROUTE_ATTESTED_ONLY).
  * Returns 0 or the router's error (-EINVAL, -EEXIST), -ENOMEM.
- * The route's bookkeeping is freed with the router (ra_router_on_free). */
+ * The route's bookkeeping is freed with the router (ra_router_on_free), or
+ * when the route is removed (ra_router_remove(r, "GET", pattern)); an
+ * upgrade still in flight on a removed route is dropped, not opened. */
 int ra_ws_route(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud);
 int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud,
                    const ra_ws_opts *opts, unsigned flags);

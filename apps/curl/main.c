@@ -112,11 +112,10 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
   FILE *hdr = st->include ? st->out : stderr;
   if (st->verbose || st->include) {
     fprintf(hdr, "%s%d %.*s\n", st->include ? "" : "< ", r->status, (int)r->status_text.len, r->status_text.ptr);
-    ra_tmsg_iter it;
-    ra_str k, v;
-    ra_tmsg_iter_init(&it, r->headers);
-    while (ra_tmsg_headers_next(&it, &k, &v))
+    for (size_t i = 0; i < r->n_headers; i++) {
+      ra_str k = r->headers[i].name, v = r->headers[i].value;
       fprintf(hdr, "%s%.*s: %.*s\n", st->include ? "" : "< ", (int)k.len, k.ptr, (int)v.len, v.ptr);
+    }
     if (st->include) fputc('\n', hdr);
   }
   if (r->body && r->body_len) fwrite(r->body, 1, r->body_len, st->out);

@@ -47,12 +47,12 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
     ra_warn("quote provider '%s' cannot bind the tunnel key: clients must skip the binding check",
             ra_quote_provider_name(p));
   ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
-  int rc = ra_tunnel_server_new(loop, router, p, &opts, out, err, sizeof err);
+  int rc = ra_tunnel_server_new(loop, router, p, &opts, out);
   const char *name = ra_quote_provider_name(p);
   if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)", name);
   ra_quote_provider_free(p);
   if (rc != 0) {
-    fprintf(stderr, "ra-hello: tunnel: %s\n", err[0] ? err : strerror(-rc));
+    fprintf(stderr, "ra-hello: tunnel: %s\n", strerror(-rc)); /* details: in the log */
     return -1;
   }
   return 0;

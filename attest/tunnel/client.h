@@ -24,9 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "raloop/attest/tunnel/msg.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
+#include "raloop/core/str.h"
 #include "raloop/http/request.h"
 #include "raloop/ws/ws.h"
 
@@ -90,18 +90,22 @@ typedef struct ra_tunnel_request {
   uint64_t timeout_ms;       /* 0: the client's default */
 } ra_tunnel_request;
 
+/* Everything in it is valid during the fetch callback only. */
 typedef struct ra_tunnel_response {
   int status;
   ra_str status_text;
-  ra_tmsg_seq headers;       /* walk with ra_tmsg_iter_init / ra_tmsg_headers_next;
-                                values are the header's bytes (the wire's
-                                ISO-8859-1 code points turned back into bytes) */
+  const ra_header *headers;  /* in the order sent, names as sent; a header
+                                sent as an array of values is one entry per
+                                value; values are
+                                the header's bytes (the wire's ISO-8859-1 code
+                                points turned back into bytes) */
+  size_t n_headers;
   const uint8_t *body;       /* NULL when the server sent none */
   size_t body_len;
   bool body_is_text;
 } ra_tunnel_response;
 
-/* err: 0 (res valid during the call), -ETIMEDOUT, -ECONNRESET (the tunnel
+/* err: 0 (res valid during the call) or a negative errno: -ETIMEDOUT, -ECONNRESET (the tunnel
  * dropped), -EACCES (the quote was refused), -EPROTO (the server answered
  * with `error`: msg holds it; or a response header has a character above
  * U+00FF, which no HTTP header can carry), -ECANCELED (client freed),

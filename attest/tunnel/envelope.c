@@ -68,11 +68,12 @@ void ra_env_buf_free(ra_env_buf *b) {
   b->cap = 0;
 }
 
-ra_env_pool *ra_env_pool_new(size_t max_spares) {
+int ra_env_pool_new(size_t max_spares, ra_env_pool **out) {
   ra_env_pool *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
+  *out = p;
+  if (!p) return -ENOMEM;
   p->max_spares = max_spares < POOL_MAX_SPARES ? max_spares : POOL_MAX_SPARES;
-  return p;
+  return 0;
 }
 
 void ra_env_pool_free(ra_env_pool *p) {

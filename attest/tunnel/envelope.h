@@ -77,7 +77,8 @@ void ra_env_buf_free(ra_env_buf *b);
  * out return: the pool is then freed with the last of them. Single-threaded,
  * like the loop. */
 #define RA_ENV_SPARE_MAX ((size_t)4 << 20)
-ra_env_pool *ra_env_pool_new(size_t max_spares);
+/* Returns 0 and *out, or -ENOMEM (*out NULL). */
+int ra_env_pool_new(size_t max_spares, ra_env_pool **out);
 void ra_env_pool_free(ra_env_pool *p);
 void *ra_env_buf_lend(ra_env_buf *b);
 void ra_env_buf_return(void *token);

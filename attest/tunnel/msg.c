@@ -250,29 +250,25 @@ static int get_text(const slot *s, bool required, ra_str *out, bool *has) {
   return 0;
 }
 
-static int get_bytes(const slot *s, bool required, ra_tmsg_bytes *out, bool *has) {
+static int get_bytes(const slot *s, bool required, ra_str *out, bool *has) {
   if (has) *has = false;
-  out->ptr = NULL;
-  out->len = 0;
+  *out = ra_bytes_make(NULL, 0);
   if (!s->present || s->t.k == T_NULL) return required ? -EBADMSG : 0;
   if (s->t.k != T_BYTES) return -EBADMSG;
-  out->ptr = s->t.ptr;
-  out->len = s->t.len;
+  *out = ra_bytes_make(s->t.ptr, s->t.len);
   if (has) *has = true;
   return 0;
 }
 
 /* text or bytes (bodies, ws data) */
-static int get_blob(const slot *s, bool required, ra_tmsg_bytes *out, bool *has, bool *is_text) {
+static int get_blob(const slot *s, bool required, ra_str *out, bool *has, bool *is_text) {
   *has = false;
   *is_text = false;
-  out->ptr = NULL;
-  out->len = 0;
+  *out = ra_bytes_make(NULL, 0);
   if (!s->present || s->t.k == T_NULL) return required ? -EBADMSG : 0;
   if (s->t.k != T_BYTES && s->t.k != T_TEXT) return -EBADMSG;
   *is_text = s->t.k == T_TEXT;
-  out->ptr = s->t.ptr;
-  out->len = s->t.len;
+  *out = ra_bytes_make(s->t.ptr, s->t.len);
   *has = true;
   return 0;
 }
@@ -320,13 +316,11 @@ static bool str_is(ra_str s, const char *lit) {
 
 /* Validates a headers map: text keys, values text | array of text | null |
  * undefined (skipped). */
-static int check_headers(const slot *s, ra_tmsg_seq *out) {
-  out->ptr = NULL;
-  out->len = 0;
+static int check_headers(const slot *s, ra_str *out) {
+  *out = ra_bytes_make(NULL, 0);
   if (!s->present || s->t.k == T_NULL) return 0;
   if (s->t.k != T_MAP && s->t.k != T_INDEF_MAP) return -EBADMSG;
-  out->ptr = s->start;
-  out->len = (size_t)(s->end - s->start);
+  *out = ra_bytes_make(s->start, (size_t)(s->end - s->start));
   lexer lx = {s->start, s->end}; /* a full walk: the iterator can then trust it */
   tok head;
   if (lex(&lx, &head)) return -EBADMSG;
@@ -350,13 +344,11 @@ static int check_headers(const slot *s, ra_tmsg_seq *out) {
   return 0;
 }
 
-static int check_strings(const slot *s, ra_tmsg_seq *out) {
-  out->ptr = NULL;
-  out->len = 0;
+static int check_strings(const slot *s, ra_str *out) {
+  *out = ra_bytes_make(NULL, 0);
   if (!s->present || s->t.k == T_NULL) return 0;
   if (s->t.k != T_ARRAY && s->t.k != T_INDEF_ARRAY) return -EBADMSG;
-  out->ptr = s->start;
-  out->len = (size_t)(s->end - s->start);
+  *out = ra_bytes_make(s->start, (size_t)(s->end - s->start));
   lexer lx = {s->start, s->end};
   tok head;
   if (lex(&lx, &head)) return -EBADMSG;
@@ -380,7 +372,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   k->vd_kind = RA_TMSG_VD_NONE;
   if (vd->present && vd->t.k == T_BYTES) {
     k->vd_kind = RA_TMSG_VD_BYTES;
-    k->vd_bytes.ptr = vd->t.ptr;
+    k->vd_bytes.bytes = vd->t.ptr;
     k->vd_bytes.len = vd->t.len;
   } else if (vd->present && (vd->t.k == T_MAP || vd->t.k == T_INDEF_MAP)) {
     slot sub[F_COUNT];
@@ -524,10 +516,10 @@ const char *ra_tmsg_type_name(ra_tmsg_type t) {
 
 /* ---- iterators (over items validated by decode) ------------------------ */
 
-void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_tmsg_seq seq) {
+void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_str seq) {
   memset(it, 0, sizeof *it);
   if (!seq.ptr) return;
-  lexer lx = {seq.ptr, seq.ptr + seq.len};
+  lexer lx = {seq.bytes, seq.bytes + seq.len};
   tok head;
   if (lex(&lx, &head)) return;
   if (head.k == T_MAP || head.k == T_ARRAY) it->left = head.u;
@@ -607,8 +599,8 @@ static int latin1_check(const uint8_t *s, size_t n, bool *wide) {
 /* One walk over the headers item: checks every text string; with out, also
  * writes the item with each text string turned into its bytes (never longer
  * than the input: a head never grows when its length shrinks). */
-static int headers_walk(ra_tmsg_seq seq, uint8_t *out, bool *wide, size_t *out_len) {
-  lexer lx = {seq.ptr, seq.ptr + seq.len};
+static int headers_walk(ra_str seq, uint8_t *out, bool *wide, size_t *out_len) {
+  lexer lx = {seq.bytes, seq.bytes + seq.len};
   size_t o = 0;
   while (lx.p < lx.end) {
     const uint8_t *start = lx.p;
@@ -637,7 +629,7 @@ static int headers_walk(ra_tmsg_seq seq, uint8_t *out, bool *wide, size_t *out_l
   return 0;
 }
 
-int ra_tmsg_headers_to_bytes(ra_tmsg_seq *seq, uint8_t **owned) {
+int ra_tmsg_headers_to_bytes(ra_str *seq, uint8_t **owned) {
   *owned = NULL;
   if (!seq->ptr || !seq->len) return 0;
   bool wide = false;
@@ -650,8 +642,7 @@ int ra_tmsg_headers_to_bytes(ra_tmsg_seq *seq, uint8_t **owned) {
     free(b);
     return rc;
   }
-  seq->ptr = b;
-  seq->len = n;
+  *seq = ra_bytes_make(b, n);
   *owned = b;
   return 0;
 }
@@ -952,6 +943,6 @@ size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, r
   return w_done(&w);
 }
 
-size_t ra_tmsg_bytes_head(uint8_t out[9], size_t len) {
+size_t ra_str_head(uint8_t out[9], size_t len) {
   return cbor_encode_bytestring_start(len, out, 9);
 }

@@ -2,8 +2,7 @@
  * as CBOR: a decoder that returns views, and encoders that write into the
  * caller's buffer.
  *
- * Decoding never allocates and never copies: every ra_str / ra_tmsg_bytes /
- * ra_tmsg_seq in a decoded ra_tmsg points into the input buffer and is valid
+ * Decoding never allocates and never copies: every ra_str in a decoded ra_tmsg points into the input buffer and is valid
  * as long as that buffer is. Items are tokenised with libcbor's streaming
  * decoder (cbor_stream_decode), one head at a time over the caller's bytes:
  * no CBOR tree is built, so a 1 MiB body costs one view.
@@ -34,19 +33,13 @@
 #include <stdint.h>
 
 #include "raloop/core/buf.h"
+#include "raloop/core/str.h"
 #include "raloop/http/request.h"
 
-typedef struct ra_tmsg_bytes {
-  const uint8_t *ptr;
-  size_t len;
-} ra_tmsg_bytes;
-
-/* A map or array kept encoded (headers, protocols): already validated by
- * ra_tmsg_decode, walked with the iterators below. */
-typedef struct ra_tmsg_seq {
-  const uint8_t *ptr; /* the item's first byte; NULL: absent */
-  size_t len;
-} ra_tmsg_seq;
+/* Byte strings are ra_str views read as .bytes. A map or array kept
+ * encoded (headers, protocols) is an ra_str over the whole CBOR item (its
+ * first byte at .bytes; NULL: absent), already validated by ra_tmsg_decode
+ * and walked with the iterators below. */
 
 typedef enum ra_tmsg_type {
   RA_TMSG_UNKNOWN = 0, /* a well-formed message of a type we do not know */
@@ -71,13 +64,13 @@ typedef enum { RA_TMSG_DT_NONE = 0, RA_TMSG_DT_STRING, RA_TMSG_DT_ARRAYBUFFER, R
 typedef enum { RA_TMSG_EV_OPEN = 1, RA_TMSG_EV_CLOSE, RA_TMSG_EV_ERROR } ra_tmsg_event;
 
 typedef struct ra_tmsg_server_kx {
-  ra_tmsg_bytes x25519_public_key; /* exactly 32 bytes */
-  ra_tmsg_bytes quote;             /* may be empty (the client refuses it) */
+  ra_str x25519_public_key; /* exactly 32 bytes */
+  ra_str quote;             /* may be empty (the client refuses it) */
   bool has_runtime_data;
-  ra_tmsg_bytes runtime_data;
+  ra_str runtime_data;
   ra_tmsg_vd_kind vd_kind;
-  ra_tmsg_bytes vd_val, vd_iat, vd_signature; /* VD_NONCE (each may be absent: len 0, ptr NULL) */
-  ra_tmsg_bytes vd_bytes;                     /* VD_BYTES (SEV-SNP nonce) */
+  ra_str vd_val, vd_iat, vd_signature; /* VD_NONCE (each may be absent: len 0, ptr NULL) */
+  ra_str vd_bytes;                     /* VD_BYTES (SEV-SNP nonce) */
   bool has_sev_snp;
   ra_str vcek_cert;           /* required inside sev_snp_data */
   bool has_ask_cert, has_ark_cert;
@@ -90,17 +83,17 @@ typedef struct ra_tmsg {
   union {
     ra_tmsg_server_kx server_kx;
     struct {
-      ra_tmsg_bytes sealed_key;
+      ra_str sealed_key;
     } client_kx;
     struct {
-      ra_tmsg_bytes nonce;      /* exactly 24 bytes */
-      ra_tmsg_bytes ciphertext; /* at least 16 bytes (the MAC) */
+      ra_str nonce;      /* exactly 24 bytes */
+      ra_str ciphertext; /* at least 16 bytes (the MAC) */
     } enc;
     struct {
       ra_str request_id, method, url;
-      ra_tmsg_seq headers; /* map text -> text | [text]; absent: empty */
+      ra_str headers; /* map text -> text | [text]; absent: empty */
       bool has_body, body_is_text;
-      ra_tmsg_bytes body;
+      ra_str body;
       bool has_timeout;
       double timeout; /* ms, as sent */
     } http_request;
@@ -108,20 +101,20 @@ typedef struct ra_tmsg {
       ra_str request_id;
       int status;          /* 0..999 */
       ra_str status_text;  /* absent: empty */
-      ra_tmsg_seq headers;
+      ra_str headers;
       bool has_body, body_is_text;
-      ra_tmsg_bytes body;
+      ra_str body;
       bool has_error;
       ra_str error;
     } http_response;
     struct {
       ra_str connection_id, url;
-      ra_tmsg_seq protocols; /* array of text; absent: ptr NULL */
+      ra_str protocols; /* array of text; absent: ptr NULL */
     } ws_connect;
     struct {
       ra_str connection_id;
       bool is_text;      /* CBOR type of `data`: text string vs byte string */
-      ra_tmsg_bytes data;
+      ra_str data;
       ra_tmsg_data_type data_type; /* `dataType` as sent (advisory) */
     } ws_message;
     struct {
@@ -155,7 +148,7 @@ typedef struct ra_tmsg_iter {
   bool arr_indef;
   ra_str cur_name;
 } ra_tmsg_iter;
-void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_tmsg_seq seq);
+void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_str seq);
 bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value);
 /* Protocols (array of text). */
 bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
@@ -169,7 +162,7 @@ bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
  * after the last use of *seq) and returns 0. -EILSEQ: some name or value is
  * not UTF-8 or has a code point above U+00FF (*seq untouched); -ENOMEM.
  * *owned is NULL unless a copy was made. */
-int ra_tmsg_headers_to_bytes(ra_tmsg_seq *seq, uint8_t **owned);
+int ra_tmsg_headers_to_bytes(ra_str *seq, uint8_t **owned);
 
 /* ---- encoders ----------------------------------------------------------
  * Each returns the encoded size; the message is in out only when the size
@@ -179,10 +172,10 @@ size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap);
 
 typedef struct ra_tmsg_server_kx_out {
   const uint8_t *x25519_public_key; /* 32 bytes */
-  ra_tmsg_bytes quote;
-  ra_tmsg_bytes runtime_data;       /* ptr NULL: null */
+  ra_str quote;
+  ra_str runtime_data;       /* ptr NULL: null */
   ra_tmsg_vd_kind vd_kind;          /* NONE: null */
-  ra_tmsg_bytes vd_val, vd_iat, vd_signature, vd_bytes;
+  ra_str vd_val, vd_iat, vd_signature, vd_bytes;
   const char *vcek_cert, *ask_cert, *ark_cert; /* vcek NULL: sev_snp_data null */
 } ra_tmsg_server_kx_out;
 size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m);
@@ -242,7 +235,7 @@ size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http
 size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
 /* The head of a byte string of len bytes (shortest form), at most 9 bytes;
  * returns its length. */
-size_t ra_tmsg_bytes_head(uint8_t out[9], size_t len);
+size_t ra_str_head(uint8_t out[9], size_t len);
 
 size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id, ra_str url,
                                  const ra_str *protocols, size_t n_protocols);

@@ -1,10 +1,11 @@
-/* attest/tunnel_server.c: see tunnel_server.h.
+/* attest/tunnel/server.c: see server.h.
  *
  * Structure: one ra_tunnel_server (key pair, cached server_kx bytes, the list
  * of tunnels, one heartbeat timer for all of them); one `tunnel` per control
- * WebSocket (its key, replay set, rx/tx envelope buffers, pending requests,
- * tunnelled sockets); one `treq` per http_request whose response is pending
- * (the ra_res sink); one `tws` per tunnelled WebSocket (the ra_ws sink).
+ * WebSocket (its channel, replay set, pending requests); one `treq` per
+ * http_request whose response is pending (the ra_res sink). The channel (key,
+ * envelope buffers, tunnelled WebSockets) is channel.c's, shared with the
+ * client.
  */
 #include "raloop/attest/tunnel/server.h"
 
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
 #include "raloop/attest/tunnel/msg.h"
 #include "raloop/core/list.h"
@@ -24,16 +26,16 @@
 #include "raloop/http/server.h"
 #include "raloop/http/token.h"
 #include "raloop/ws/handshake.h"
-#include "raloop/ws/utf8.h"
 #include "raloop/ws/ws.h"
 
 typedef struct tunnel tunnel;
 typedef struct treq treq;
-typedef struct tws tws;
 
 struct ra_tunnel_server {
   ra_loop *loop;
   ra_router *router;
+  char *path; /* the control channel's route, removed by the free */
+  bool routed;
   ra_tunnel_server_opts o;
   uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
   uint8_t *server_kx; /* encoded once: the same for every connection */
@@ -47,19 +49,12 @@ struct ra_tunnel_server {
 
 struct tunnel {
   ra_tunnel_server *srv;
-  ra_ws *ctl;
+  ra_tchan ch; /* key, envelope buffers, tunnelled WebSockets */
   tunnel *next, *prev;
-  bool has_key;
-  uint8_t key[RA_ENV_KEY_BYTES];
   ra_replay replay;
-  ra_env_buf rx, tx;
-  ra_env_pool *pool; /* rx/tx and responses take and return memory here */
   uint64_t last_seen;
   treq *reqs;
   size_t n_reqs;
-  tws *socks;
-  size_t n_socks;
-  unsigned socks_gen; /* bumped whenever a socket leaves socks (ctl_drain) */
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
   ra_timer drain_timer;
@@ -84,56 +79,10 @@ struct treq {
   char id[]; /* requestId */
 };
 
-struct tws {
-  tunnel *t;
-  ra_ws *ws;
-  tws *next, *prev;
-  ra_defer close_later; /* terminate: on_close from the loop */
-  uint16_t close_code;
-  bool gone;            /* ra_ws_deliver_close done or scheduled */
-  size_t id_len;
-  char id[]; /* connectionId */
-};
-
 /* ---- sending envelopes --------------------------------------------------- */
 
-/* Seals the inner message that `enc` writes and sends it on the control
- * channel. The plaintext is encoded straight into the tunnel's tx buffer,
- * encrypted there, and the buffer is lent to the stream (no copy of the
- * message even if the kernel does not take it at once). */
-typedef size_t (*encode_fn)(uint8_t *out, size_t cap, const void *arg);
-
-static int send_buf(tunnel *t, ra_env_buf *b, size_t off, size_t n) {
-  const uint8_t *msg;
-  size_t len;
-  ra_env_seal_end_at(b, t->key, off, n, &msg, &len);
-  int rc = ra_ws_send_owned(t->ctl, RA_WS_BINARY, (uint8_t *)msg, len, ra_env_buf_return, ra_env_buf_lend(b));
-  return rc < 0 ? rc : 0;
-}
-
-static int send_sealed(tunnel *t, encode_fn enc, const void *arg) {
-  if (!t->has_key || !t->ctl) return -ENOTCONN;
-  size_t n = enc(NULL, 0, arg);
-  uint8_t *p = ra_env_seal_begin(&t->tx, n);
-  if (!p) return -ENOMEM;
-  enc(p, n, arg);
-  return send_buf(t, &t->tx, 0, n);
-}
-
-typedef struct ev_arg {
-  ra_str id;
-  ra_tmsg_event ev;
-  int code;
-  ra_str reason;
-  const char *error;
-} ev_arg;
-static size_t enc_event(uint8_t *out, size_t cap, const void *a) {
-  const ev_arg *e = a;
-  return ra_tmsg_encode_ws_event(out, cap, e->id, e->ev, e->code, e->reason, e->error);
-}
-static void send_event(tunnel *t, ra_str id, ra_tmsg_event ev, int code, ra_str reason, const char *error) {
-  ev_arg a = {id, ev, code, reason, error};
-  send_sealed(t, enc_event, &a);
+static void send_event(tunnel *t, ra_str id, ra_tmsg_event ev, const char *error) {
+  ra_tchan_send_event(&t->ch, id, ev, -1, ra_str_make(NULL, 0), error);
 }
 
 static size_t enc_response(uint8_t *out, size_t cap, const void *a) {
@@ -149,7 +98,7 @@ static void send_error_response(tunnel *t, ra_str id, int status, const char *te
     .headers = &h, .n_headers = 1, .has_body = true, .body = text, .body_len = strlen(text),
     .error = error,
   };
-  send_sealed(t, enc_response, &r);
+  ra_tchan_send(&t->ch, enc_response, &r);
 }
 
 static void send_simple_response(tunnel *t, ra_str id, int status, const char *text) {
@@ -168,18 +117,18 @@ static void log_access(ra_tunnel_server *s, const ra_req *req, int status, uint6
 
 /* Draining (over_limit) ends when nothing is pending any more. */
 static void drain_check(tunnel *t) {
-  if (!t->draining || t->drain_closed || t->n_reqs || !t->ctl) return;
+  if (!t->draining || t->drain_closed || t->n_reqs || !t->ch.ctl) return;
   t->drain_closed = true;
   ra_timer_stop(&t->drain_timer);
-  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
+  ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
 }
 
 static void drain_fire(ra_timer *tm, void *ud) {
   (void)tm;
   tunnel *t = ud;
-  if (t->drain_closed || !t->ctl) return;
+  if (t->drain_closed || !t->ch.ctl) return;
   t->drain_closed = true; /* what is still pending is cancelled with the channel */
-  ra_ws_close(t->ctl, 1008, "envelope limit for this key reached");
+  ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
 }
 
 /* ---- responses: the ra_res sink ------------------------------------------ */
@@ -269,7 +218,7 @@ static int sink_body(void *sink, const void *data, size_t len) {
 static int sink_end(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
-  if (t && (q->failed || !q->got_head || !t->has_key || !t->ctl)) {
+  if (t && (q->failed || !q->got_head || !t->ch.keyed || !t->ch.ctl)) {
     if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
                                                         "response failed\n");
   } else if (t) {
@@ -284,13 +233,13 @@ static int sink_end(void *sink) {
       n = q->head_len + 1;
     } else {
       uint8_t bh[BODY_GAP];
-      size_t bl = ra_tmsg_bytes_head(bh, q->body_len);
+      size_t bl = ra_str_head(bh, q->body_len);
       off = BODY_GAP - bl;
       memmove(p + off, p, q->head_len);
       memcpy(p + off + q->head_len, bh, bl);
       n = q->head_len + bl + q->body_len;
     }
-    if (p) send_buf(t, &q->out, off, n);
+    if (p) ra_tchan_send_buf(&t->ch, &q->out, off, n);
   }
   if (t) {
     log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->status, q->start_us);
@@ -363,13 +312,13 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (!req || !q) goto oom;
   memcpy(q->id, id.ptr, id.len);
   q->id_len = id.len;
-  q->out.pool = t->pool;
+  q->out.pool = t->ch.pool;
   q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
   q->start_us = s->o.access_log ? now_us() : 0;
   /* Header text holds the header's bytes as code points (what a browser's
    * fetch makes of them): back to those bytes, as plain HTTP delivers them;
    * text that cannot be header bytes is refused like a malformed header. */
-  ra_tmsg_seq hs = m->http_request.headers;
+  ra_str hs = m->http_request.headers;
   uint8_t *hbuf;
   int hrc = ra_tmsg_headers_to_bytes(&hs, &hbuf);
   if (hrc == -ENOMEM) goto oom;
@@ -404,13 +353,13 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   /* a large body is not copied: the request takes the decrypted message
    * over (the rx buffer, lent; it returns to the pool when the request is
    * freed). Done last: m's views point into that buffer. */
-  const ra_tmsg_bytes body = m->http_request.has_body ? m->http_request.body : (ra_tmsg_bytes){NULL, 0};
-  bool by_ref = body.len >= BODY_REF_MIN && t->rx.data && body.ptr >= t->rx.data &&
-                body.ptr + body.len <= t->rx.data + t->rx.cap;
+  const ra_str body = m->http_request.has_body ? m->http_request.body : ra_bytes_make(NULL, 0);
+  bool by_ref = body.len >= BODY_REF_MIN && t->ch.rx.data && body.bytes >= t->ch.rx.data &&
+                body.bytes + body.len <= t->ch.rx.data + t->ch.rx.cap;
   if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
   ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
   if (!res) goto oom;
-  if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->rx));
+  if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->ch.rx));
   q->res = res;
   q->t = t;
   RA_LIST_ADD(t->reqs, q);
@@ -424,101 +373,24 @@ oom:
   send_simple_response(t, id, 500, "out of memory\n");
 }
 
-/* ---- tunnelled WebSockets: the ra_ws sink --------------------------------- */
-
-typedef struct msg_arg {
-  ra_str id;
-  bool text;
-  const void *data;
-  size_t len;
-} msg_arg;
-static size_t enc_message(uint8_t *out, size_t cap, const void *a) {
-  const msg_arg *m = a;
-  return ra_tmsg_encode_ws_message(out, cap, m->id, m->text, m->data, m->len);
-}
-
-static int tws_send(void *sink, ra_ws_type type, const void *data, size_t len) {
-  tws *w = sink;
-  if (w->gone || !w->t) return -EPIPE;
-  msg_arg a = {ra_str_make(w->id, w->id_len), type == RA_WS_TEXT, data, len};
-  return send_sealed(w->t, enc_message, &a);
-}
-
-static void tws_release(tws *w) {
-  if (w->t) {
-    RA_LIST_DEL(w->t->socks, w);
-    w->t->n_socks--;
-    w->t->socks_gen++;
-    w->t = NULL;
-  }
-}
-
-/* The application closes: tell the client, and the ra_ws is done (the
- * tunnel has no closing handshake). */
-static int tws_close(void *sink, uint16_t code, ra_str reason) {
-  tws *w = sink;
-  if (w->gone) return -EALREADY;
-  w->gone = true;
-  if (w->t) send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, code ? code : -1,
-                       reason.len ? reason : ra_str_make(NULL, 0), NULL);
-  tws_release(w);
-  ra_ws_deliver_close(w->ws, code ? code : 1005, reason);
-  free(w); /* the closed ra_ws never calls its sink again */
-  return 0;
-}
-
-static void tws_close_later(ra_defer *d, void *ud) {
-  (void)d;
-  tws *w = ud;
-  ra_ws_deliver_close(w->ws, w->close_code, RA_STR(""));
-  free(w);
-}
-
-static void tws_terminate(void *sink) {
-  tws *w = sink;
-  if (w->gone) return;
-  w->gone = true;
-  if (w->t) {
-    send_event(w->t, ra_str_make(w->id, w->id_len), RA_TMSG_EV_CLOSE, 1006, ra_str_make(NULL, 0), NULL);
-    ra_loop *loop = w->t->srv->loop;
-    tws_release(w);
-    w->close_code = 1006;
-    ra_defer_init(&w->close_later, tws_close_later, w);
-    ra_loop_defer(loop, &w->close_later);
-  }
-}
-
-static size_t tws_buffered(void *sink) {
-  tws *w = sink;
-  return w->t && w->t->ctl ? ra_ws_buffered(w->t->ctl) : 0;
-}
-
-static const ra_ws_sink_ops tws_ops = {
-  .send = tws_send, .close = tws_close, .terminate = tws_terminate, .buffered = tws_buffered,
-};
-
-static tws *find_sock(tunnel *t, ra_str id) {
-  for (tws *w = t->socks; w; w = w->next)
-    if (w->id_len == id.len && memcmp(w->id, id.ptr, id.len) == 0) return w;
-  return NULL;
-}
+/* ---- tunnelled WebSockets ------------------------------------------------- */
 
 static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->ws_connect.connection_id;
-  if (find_sock(t, id)) {
-    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "connectionId already in use");
+  if (ra_tchan_find(&t->ch, id)) {
+    send_event(t, id, RA_TMSG_EV_ERROR, "connectionId already in use");
     return;
   }
-  if (t->n_socks >= s->o.max_sockets) {
-    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "too many WebSockets on this tunnel");
+  if (t->ch.n_socks >= s->o.max_sockets) {
+    send_event(t, id, RA_TMSG_EV_ERROR, "too many WebSockets on this tunnel");
     return;
   }
   char scratch[2048];
   ra_str target = url_target(m->ws_connect.url, scratch, sizeof scratch);
   ra_req *req = ra_req_new(RA_STR("GET"), target, 11, true);
   if (!req) {
-    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+    send_event(t, id, RA_TMSG_EV_ERROR, "out of memory");
     return;
   }
   ra_route_match rm;
@@ -533,7 +405,7 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
     if (st) why = "refused by the application";
   }
   if (why) {
-    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+    send_event(t, id, RA_TMSG_EV_ERROR, why);
     ra_req_free(req);
     return;
   }
@@ -543,51 +415,25 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   ra_tmsg_iter_init(&it, m->ws_connect.protocols);
   while (n_off < RA_WS_MAX_PROTOCOLS && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
   ra_str protocol = ra_ws_choose_protocol(h->select_protocol, req, offered, n_off, hud);
-  tws *w = calloc(1, sizeof *w + id.len + 1);
-  ra_ws *ws = w ? ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm)) : NULL;
-  if (!ws || ra_ws_set_info(ws, ra_req_path(req), protocol, true)) {
-    if (ws) { w->gone = true; ra_ws_deliver_close(ws, 1006, RA_STR("")); }
-    free(w);
-    ra_req_free(req);
-    send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
+  ra_tchan_sock *w = ra_tchan_sock_new(&t->ch, id, h, hud, ra_ws_route_opts(&rm));
+  int rc = w ? ra_ws_set_info(w->ws, ra_req_path(req), protocol, true) : -ENOMEM;
+  if (!rc) rc = ra_tchan_sock_add(&t->ch, w);
+  ra_req_free(req);
+  if (rc) {
+    if (w) ra_tchan_sock_discard(w);
+    send_event(t, id, RA_TMSG_EV_ERROR, "out of memory");
     return;
   }
-  ra_req_free(req);
-  memcpy(w->id, id.ptr, id.len);
-  w->id_len = id.len;
-  w->ws = ws;
-  w->t = t;
-  RA_LIST_ADD(t->socks, w);
-  t->n_socks++;
   s->st.sockets_opened++;
-  send_event(t, id, RA_TMSG_EV_OPEN, -1, ra_str_make(NULL, 0), NULL);
-  ra_ws_deliver_open(ws);
-}
-
-static void on_ws_message(tunnel *t, const ra_tmsg *m) {
-  tws *w = find_sock(t, m->ws_message.connection_id);
-  if (!w || w->gone) return;
-  const uint8_t *d = m->ws_message.data.ptr;
-  size_t n = m->ws_message.data.len;
-  if (m->ws_message.is_text) {
-    if (!ra_utf8_valid(d, n)) {
-      ra_ws_close(w->ws, 1007, "invalid UTF-8");
-      return;
-    }
-    ra_ws_deliver_message(w->ws, RA_WS_TEXT, d, n);
-  } else {
-    ra_ws_deliver_message(w->ws, RA_WS_BINARY, d, n);
-  }
+  send_event(t, id, RA_TMSG_EV_OPEN, NULL);
+  ra_tchan_sock_open(w);
 }
 
 static void on_ws_close(tunnel *t, const ra_tmsg *m) {
-  tws *w = find_sock(t, m->ws_close.connection_id);
+  ra_tchan_sock *w = ra_tchan_find(&t->ch, m->ws_close.connection_id);
   if (!w || w->gone) return;
-  w->gone = true;
-  tws_release(w);
-  ra_ws_deliver_close(w->ws, m->ws_close.has_code ? (uint16_t)m->ws_close.code : 1005,
-                      m->ws_close.has_reason ? m->ws_close.reason : RA_STR(""));
-  free(w);
+  ra_tchan_sock_closed(w, m->ws_close.has_code ? (uint16_t)m->ws_close.code : 1005,
+                       m->ws_close.has_reason ? m->ws_close.reason : RA_STR(""));
 }
 
 /* ---- the control channel ---------------------------------------------------- */
@@ -601,23 +447,12 @@ static void tunnel_teardown(tunnel *t) {
     ra_res_cancel(q->res); /* the sink is never called again */
     treq_free(q);
   }
-  while (t->socks) {
-    tws *w = t->socks;
-    tws_release(w);
-    if (w->gone) continue; /* a deferred close is already on its way */
-    w->gone = true;
-    ra_ws_deliver_close(w->ws, 1006, RA_STR("tunnel closed"));
-    free(w);
-  }
+  ra_tchan_free(&t->ch); /* every tunnelled WebSocket: on_close 1006 */
   RA_LIST_DEL(s->tunnels, t);
   s->st.tunnels_open--;
   ra_timer_stop(&t->drain_timer);
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
-  ra_env_buf_free(&t->rx);
-  ra_env_buf_free(&t->tx);
-  ra_env_pool_free(t->pool);
-  sodium_memzero(t->key, sizeof t->key);
   free(t);
 }
 
@@ -629,7 +464,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
     return;
   }
   tunnel *t = calloc(1, sizeof *t);
-  if (t && !(t->pool = ra_env_pool_new(4))) {
+  if (t && ra_tchan_init(&t->ch, s->loop, RA_TCHAN_SERVER, 4)) {
     free(t);
     t = NULL;
   }
@@ -638,8 +473,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
     return;
   }
   t->srv = s;
-  t->ctl = ws;
-  t->rx.pool = t->tx.pool = t->pool;
+  t->ch.ctl = ws;
   t->last_seen = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
@@ -665,7 +499,7 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
     s->st.requests_refused++;
     send_error_response(t, m->http_request.request_id, 503, "envelope limit for this tunnel key reached\n", why);
   } else if (m && m->type == RA_TMSG_WS_CONNECT) {
-    send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), why);
+    send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, why);
   }
   if (!t->draining) {
     t->draining = true;
@@ -680,13 +514,12 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
   ra_tunnel_server *s = t->srv;
   const uint8_t *plain;
   size_t plen;
-  if (ra_env_open(&t->rx, t->key, env->enc.nonce.ptr, env->enc.ciphertext.ptr,
-                  env->enc.ciphertext.len, &plain, &plen) != 0) {
+  if (ra_tchan_open(&t->ch, env, &plain, &plen) != 0) {
     s->st.decrypt_failed++;
     ra_debug("tunnel: envelope does not authenticate, dropped");
     return;
   }
-  int rc = ra_replay_check(&t->replay, env->enc.nonce.ptr);
+  int rc = ra_replay_check(&t->replay, env->enc.nonce.bytes);
   if (rc == 0 && ++s->replay_total > s->o.max_replay_entries &&
       t->replay.count >= s->o.max_replay_entries / (s->st.tunnels_open ? s->st.tunnels_open : 1))
     rc = -ENOSPC; /* the server's replay memory is spent and this tunnel holds its share */
@@ -696,7 +529,7 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
     return;
   }
   if (rc && rc != -ENOSPC) {
-    ra_ws_close(t->ctl, 1008, "out of memory");
+    ra_ws_close(t->ch.ctl, 1008, "out of memory");
     return;
   }
   ra_tmsg m;
@@ -710,7 +543,7 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
   switch (m.type) {
   case RA_TMSG_HTTP_REQUEST: on_http_request(t, &m); break;
   case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
-  case RA_TMSG_WS_MESSAGE: on_ws_message(t, &m); break;
+  case RA_TMSG_WS_MESSAGE: ra_tchan_on_ws_message(&t->ch, &m); break;
   case RA_TMSG_WS_CLOSE: on_ws_close(t, &m); break;
   default: break; /* not for a server: dropped */
   }
@@ -730,17 +563,17 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     return;
   }
   if (m.type == RA_TMSG_CLIENT_KX) {
-    if (t->has_key) return; /* a second client_kx is ignored */
-    if (ra_env_open_key(m.client_kx.sealed_key.ptr, m.client_kx.sealed_key.len, s->pk, s->sk, t->key)) {
+    if (t->ch.keyed) return; /* a second client_kx is ignored */
+    if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, s->pk, s->sk, t->ch.key)) {
       s->st.bad_sealed_key++;
       ra_warn("tunnel: client_kx does not open, dropped");
       return;
     }
-    t->has_key = true;
+    t->ch.keyed = true;
     s->st.keyed++;
     return;
   }
-  if (!t->has_key) {
+  if (!t->ch.keyed) {
     if (m.type != RA_TMSG_CLIENT_KX_READY) s->st.dropped_before_key++;
     return;
   }
@@ -760,23 +593,14 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   tunnel *t = ra_ws_userdata(ws);
   if (!t) return;
   ra_ws_set_userdata(ws, NULL);
-  t->ctl = NULL;
+  t->ch.ctl = NULL;
   tunnel_teardown(t);
 }
 
 /* The control channel drained: so did every socket it carries. */
 static void ctl_drain(ra_ws *ws, void *ud) {
   tunnel *t = ra_ws_userdata(ws);
-  if (!t) return;
-  /* a drain handler may close any socket of the tunnel, not only its own
-   * (each is freed at once): then start over; a socket already drained
-   * does not get it twice (ra_ws_deliver_drain wants a new back-pressure) */
-  for (tws *w = t->socks; w;) {
-    tws *next = w->next;
-    unsigned gen = t->socks_gen;
-    if (!w->gone) ra_ws_deliver_drain(w->ws);
-    w = gen == t->socks_gen ? next : t->socks;
-  }
+  if (t) ra_tchan_drain(&t->ch);
 }
 
 static const ra_ws_handlers ctl_handlers = {
@@ -788,12 +612,12 @@ static void heartbeat(ra_timer *tm, void *ud) {
   ra_tunnel_server *s = ud;
   uint64_t now = ra_loop_now(s->loop);
   for (tunnel *t = s->tunnels; t; t = t->next) {
-    if (!t->ctl) continue;
+    if (!t->ch.ctl) continue;
     if (now - t->last_seen >= s->o.heartbeat_timeout_ms) {
       s->st.heartbeat_drops++;
-      ra_ws_terminate(t->ctl); /* on_close (1006) from the loop tears it down */
+      ra_ws_terminate(t->ch.ctl); /* on_close (1006) from the loop tears it down */
     } else {
-      ra_ws_ping(t->ctl, NULL, 0);
+      ra_ws_ping(t->ch.ctl, NULL, 0);
     }
   }
 }
@@ -801,13 +625,12 @@ static void heartbeat(ra_timer *tm, void *ud) {
 /* ---- the server ------------------------------------------------------------- */
 
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
-                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out,
-                         char *err, size_t errlen) {
-  char dummy[1];
-  if (!err || !errlen) { err = dummy; errlen = sizeof dummy; }
-  err[0] = 0;
+                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out) {
   *out = NULL;
-  if (ra_env_init()) { snprintf(err, errlen, "libsodium failed to initialise"); return -EIO; }
+  if (ra_env_init()) {
+    ra_error("tunnel: libsodium failed to initialise");
+    return -EIO;
+  }
   ra_tunnel_server *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   s->loop = loop;
@@ -823,26 +646,33 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
   if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
   if (!s->o.max_replay_entries) s->o.max_replay_entries = 1u << 23;
-  const char *path = s->o.path ? s->o.path : "/__ra__";
+  s->path = strdup(s->o.path ? s->o.path : "/__ra__");
   s->o.path = NULL; /* the caller's string is not kept */
+  if (!s->path) {
+    free(s);
+    return -ENOMEM;
+  }
 
   int rc = ra_env_keypair(s->pk, s->sk);
-  if (rc) { snprintf(err, errlen, "cannot make a key pair"); goto fail; }
+  if (rc) {
+    ra_error("tunnel: cannot make a key pair");
+    goto fail;
+  }
   ra_quote_evidence ev;
   memset(&ev, 0, sizeof ev);
   rc = ra_quote_provider_get(provider, s->pk, &ev);
   if (rc) {
-    snprintf(err, errlen, "quote provider %s: %s", ra_quote_provider_name(provider),
+    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider),
              ra_quote_provider_error(provider));
     goto fail;
   }
   ra_tmsg_server_kx_out kx = {
     .x25519_public_key = s->pk,
-    .quote = {ev.quote, ev.quote_len},
-    .runtime_data = {ev.runtime_data, ev.runtime_data_len},
+    .quote = ra_bytes_make(ev.quote, ev.quote_len),
+    .runtime_data = ra_bytes_make(ev.runtime_data, ev.runtime_data_len),
     .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
-    .vd_val = {ev.val, ev.val_len}, .vd_iat = {ev.iat, ev.iat_len},
-    .vd_signature = {ev.signature, ev.signature_len},
+    .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
+    .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
   };
   s->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
   s->server_kx = malloc(s->server_kx_len);
@@ -851,8 +681,12 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   ra_quote_evidence_clear(&ev);
 
   ra_ws_opts wo = {.max_message = s->o.max_envelope};
-  rc = ra_ws_route_ex(router, path, &ctl_handlers, s, &wo, 0);
-  if (rc) { snprintf(err, errlen, "cannot register the %s route: %s", path, strerror(-rc)); goto fail; }
+  rc = ra_ws_route_ex(router, s->path, &ctl_handlers, s, &wo, 0);
+  if (rc) {
+    ra_error("tunnel: cannot register the %s route: %s", s->path, strerror(-rc));
+    goto fail;
+  }
+  s->routed = true;
   ra_timer_init(loop, &s->heartbeat, heartbeat, s);
   ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
   ra_timer_unref(&s->heartbeat);
@@ -865,6 +699,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   *out = s;
   return 0;
 fail:
+  free(s->path);
   free(s->server_kx);
   sodium_memzero(s->sk, sizeof s->sk);
   free(s);
@@ -875,16 +710,19 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
   if (!s) return;
   s->freeing = true;
   ra_timer_stop(&s->heartbeat);
+  /* no new control channel can reach s (nor an upgrade in flight finish) */
+  if (s->routed) ra_router_remove(s->router, "GET", s->path);
   while (s->tunnels) {
     tunnel *t = s->tunnels;
-    ra_ws *ws = t->ctl;
+    ra_ws *ws = t->ch.ctl;
     if (ws) {
       ra_ws_set_userdata(ws, NULL);
       ra_ws_terminate(ws);
     }
-    t->ctl = NULL;
+    t->ch.ctl = NULL;
     tunnel_teardown(t);
   }
+  free(s->path);
   free(s->server_kx);
   sodium_memzero(s->sk, sizeof s->sk);
   free(s);

@@ -83,17 +83,16 @@ typedef struct ra_tunnel_server_opts {
 /* Creates the server: a key pair, the provider's evidence for it, and the
  * control-channel route on router. loop, router and provider must outlive the
  * tunnel server (the provider is used only here, and may be freed once this
- * returns). On failure returns a negative errno and, if err is not NULL,
- * writes why (the provider's message, a route conflict...). */
+ * returns). Returns 0 and *out, or a negative code (-ENOMEM, -EIO, the
+ * provider's error, the router's -EEXIST / -EINVAL) with *out NULL; why
+ * (the provider's message, a route conflict...) goes to the log. */
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
-                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out,
-                         char *err, size_t errlen);
+                         const ra_tunnel_server_opts *opts, ra_tunnel_server **out);
 
-/* Drops every control connection (their pending responses are cancelled,
- * their tunnelled WebSockets closed) and frees the server. The route stays
- * registered (routers cannot remove routes) with ts as its user data: call
- * this once no new connection can reach the router (the HTTP server was
- * shut down or freed). */
+/* Removes the control-channel route from the router (a later request to it
+ * gets the router's 404), drops every control connection (their pending
+ * responses are cancelled, their tunnelled WebSockets closed) and frees the
+ * server. May come before or after the HTTP server's free. */
 void ra_tunnel_server_free(ra_tunnel_server *ts);
 
 /* The server's X25519 public key (32 bytes, valid as long as ts). */

@@ -17,7 +17,7 @@ static void walk(const ra_tmsg *m) {
     ra_tmsg_iter_init(&it, m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers);
     while (ra_tmsg_headers_next(&it, &k, &v)) n += k.len + v.len;
     /* the latin-1 mapping back to header bytes, on every header list */
-    ra_tmsg_seq seq = m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers;
+    ra_str seq = m->type == RA_TMSG_HTTP_REQUEST ? m->http_request.headers : m->http_response.headers;
     uint8_t *owned = NULL;
     if (ra_tmsg_headers_to_bytes(&seq, &owned) == 0) {
       ra_tmsg_iter_init(&it, seq);
@@ -49,10 +49,10 @@ static void reencode_check(const ra_tmsg *m) {
                                      m->ws_close.has_reason ? m->ws_close.reason : ra_str_make(NULL, 0));
       break;
     case RA_TMSG_ENC:
-      need = ra_tmsg_encode_enc(out, cap, m->enc.nonce.ptr, m->enc.ciphertext.ptr, m->enc.ciphertext.len);
+      need = ra_tmsg_encode_enc(out, cap, m->enc.nonce.bytes, m->enc.ciphertext.bytes, m->enc.ciphertext.len);
       break;
     case RA_TMSG_CLIENT_KX:
-      need = ra_tmsg_encode_client_kx(out, cap, m->client_kx.sealed_key.ptr, m->client_kx.sealed_key.len);
+      need = ra_tmsg_encode_client_kx(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len);
       break;
     case RA_TMSG_HTTP_REQUEST: {
       ra_header hs[32];
@@ -114,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ra_tmsg_decode(msg, msg_len, &outer) != 0 || outer.type != RA_TMSG_ENC) abort();
   const uint8_t *plain;
   size_t plen;
-  if (ra_env_open(&rx, key, outer.enc.nonce.ptr, outer.enc.ciphertext.ptr, outer.enc.ciphertext.len,
+  if (ra_env_open(&rx, key, outer.enc.nonce.bytes, outer.enc.ciphertext.bytes, outer.enc.ciphertext.len,
                   &plain, &plen) != 0 || plen != size)
     abort();
   ra_tmsg inner;

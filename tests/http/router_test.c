@@ -357,6 +357,39 @@ static void test_response_api(void **state) {
   ra_res_end(res);
 }
 
+/* ra_router_remove: the route stops matching (the rest stay), a second
+ * removal is -ENOENT, and the on_free cleanups of its user data run then,
+ * unless another route still has that user data. */
+static int g_cleaned;
+static void count_cleanup(void *ud) { g_cleaned += *(int *)ud; }
+static void test_remove(void **state) {
+  ra_router *r = make();
+  static int one = 1, ten = 10;
+  assert_int_equal(ra_route(r, "GET", "/owned/a", h_named, &one), 0);
+  assert_int_equal(ra_route(r, "GET", "/owned/b", h_named, &one), 0);
+  assert_int_equal(ra_route(r, "GET", "/solo", h_named, &ten), 0);
+  assert_int_equal(ra_router_on_free(r, count_cleanup, &one), 0);
+  assert_int_equal(ra_router_on_free(r, count_cleanup, &ten), 0);
+  g_cleaned = 0;
+  assert_int_equal(ra_router_remove(r, "GET", "/users/:id"), 0);
+  assert_int_equal(run(r, "GET", "/users/42", false).status, 405); /* POST is still there */
+  run(r, "POST", "/users/7", false);
+  assert_string_equal(last, "users-id-post id=7");
+  assert_int_equal(ra_router_remove(r, "GET", "/users/:id"), -ENOENT);
+  assert_int_equal(ra_router_remove(r, "GET", "/users/:name"), -ENOENT);
+  assert_int_equal(ra_router_remove(r, "GET", "/nowhere"), -ENOENT);
+  assert_int_equal(ra_router_remove(r, "GET", "/static/*"), 0);
+  assert_int_equal(run(r, "GET", "/static/css/site.css", false).status, 404);
+  run(r, "GET", "/static/special", false);
+  assert_string_equal(last, "special");
+  assert_int_equal(ra_router_remove(r, "GET", "/solo"), 0);
+  assert_int_equal(g_cleaned, 10); /* its user data's cleanup ran now */
+  assert_int_equal(ra_router_remove(r, "GET", "/owned/a"), 0);
+  assert_int_equal(g_cleaned, 10); /* /owned/b still has it */
+  ra_router_free(r);
+  assert_int_equal(g_cleaned, 11); /* once, with the router */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_static_param_wildcard),
@@ -369,6 +402,7 @@ int main(void) {
       cmocka_unit_test(test_route_errors_and_match),
       cmocka_unit_test(test_arena_overflow),
       cmocka_unit_test(test_response_api),
+      cmocka_unit_test(test_remove),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

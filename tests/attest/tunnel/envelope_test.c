@@ -89,7 +89,7 @@ static void test_interop_envelope(void **st) {
   ra_env_buf rx = {0};
   const uint8_t *plain;
   size_t plen;
-  assert_int_equal(ra_env_open(&rx, k, m.enc.nonce.ptr, m.enc.ciphertext.ptr, m.enc.ciphertext.len, &plain, &plen), 0);
+  assert_int_equal(ra_env_open(&rx, k, m.enc.nonce.bytes, m.enc.ciphertext.bytes, m.enc.ciphertext.len, &plain, &plen), 0);
   assert_int_equal(plen, ptn);
   assert_memory_equal(plain, pt, ptn);
   ra_tmsg inner;
@@ -135,7 +135,7 @@ static void test_seal_open_round_trip_in_place(void **st) {
     assert_int_equal(outer.enc.ciphertext.len, n + 16);
     const uint8_t *plain;
     size_t plen;
-    assert_int_equal(ra_env_open(&rx, key, outer.enc.nonce.ptr, outer.enc.ciphertext.ptr,
+    assert_int_equal(ra_env_open(&rx, key, outer.enc.nonce.bytes, outer.enc.ciphertext.bytes,
                                  outer.enc.ciphertext.len, &plain, &plen), 0);
     ra_tmsg inner;
     assert_int_equal(ra_tmsg_decode(plain, plen, &inner), 0);
@@ -149,14 +149,14 @@ static void test_seal_open_round_trip_in_place(void **st) {
     assert_int_equal(ra_tmsg_decode(copy, msg_len, &o2), 0);
     size_t flips[] = {0, 15, 16, o2.enc.ciphertext.len - 1};
     for (size_t f = 0; f < 4; f++) {
-      uint8_t *bp = (uint8_t *)o2.enc.ciphertext.ptr + flips[f];
+      uint8_t *bp = (uint8_t *)o2.enc.ciphertext.bytes + flips[f];
       *bp ^= 1;
-      assert_int_equal(ra_env_open(&rx, key, o2.enc.nonce.ptr, o2.enc.ciphertext.ptr,
+      assert_int_equal(ra_env_open(&rx, key, o2.enc.nonce.bytes, o2.enc.ciphertext.bytes,
                                    o2.enc.ciphertext.len, &plain, &plen), -EBADMSG);
       *bp ^= 1;
     }
-    ((uint8_t *)o2.enc.nonce.ptr)[3] ^= 0x80;
-    assert_int_equal(ra_env_open(&rx, key, o2.enc.nonce.ptr, o2.enc.ciphertext.ptr,
+    ((uint8_t *)o2.enc.nonce.bytes)[3] ^= 0x80;
+    assert_int_equal(ra_env_open(&rx, key, o2.enc.nonce.bytes, o2.enc.ciphertext.bytes,
                                  o2.enc.ciphertext.len, &plain, &plen), -EBADMSG);
     free(copy);
     free(body);
@@ -220,7 +220,8 @@ static void test_pool_lend_return(void **st) {
   (void)st;
   uint8_t key[32];
   ra_env_random_key(key);
-  ra_env_pool *pool = ra_env_pool_new(2);
+  ra_env_pool *pool = NULL;
+  assert_int_equal(ra_env_pool_new(2, &pool), 0);
   assert_non_null(pool);
   ra_env_buf tx = {.pool = pool};
   assert_null(ra_env_buf_lend(&tx)); /* nothing to lend yet */
@@ -265,7 +266,8 @@ static void test_seal_extend_and_offset(void **st) {
   (void)st;
   uint8_t key[32];
   ra_env_random_key(key);
-  ra_env_pool *pool = ra_env_pool_new(1);
+  ra_env_pool *pool = NULL;
+  assert_int_equal(ra_env_pool_new(1, &pool), 0);
   ra_env_buf tx = {.pool = pool}, rx = {0};
   uint8_t *p = ra_env_seal_begin(&tx, 10);
   memcpy(p, "0123456789", 10);
@@ -286,7 +288,7 @@ static void test_seal_extend_and_offset(void **st) {
   assert_int_equal(m.type, RA_TMSG_ENC);
   const uint8_t *plain;
   size_t plen;
-  assert_int_equal(ra_env_open(&rx, key, m.enc.nonce.ptr, m.enc.ciphertext.ptr, m.enc.ciphertext.len,
+  assert_int_equal(ra_env_open(&rx, key, m.enc.nonce.bytes, m.enc.ciphertext.bytes, m.enc.ciphertext.len,
                                &plain, &plen), 0);
   assert_int_equal(plen, n - 3);
   assert_memory_equal(plain, "3456789", 7);
@@ -299,9 +301,9 @@ static void test_seal_extend_and_offset(void **st) {
     p[0] = 1;
     ra_env_seal_end(b, key, 1, &msg, &len);
     assert_int_equal(ra_tmsg_decode(msg, len, &m), 0);
-    memcpy(seen[i], m.enc.nonce.ptr, 24);
+    memcpy(seen[i], m.enc.nonce.bytes, 24);
     for (size_t j = 0; j < i; j++) assert_memory_not_equal(seen[i], seen[j], 24);
-    assert_int_equal(ra_env_open(&rx, key, m.enc.nonce.ptr, m.enc.ciphertext.ptr,
+    assert_int_equal(ra_env_open(&rx, key, m.enc.nonce.bytes, m.enc.ciphertext.bytes,
                                  m.enc.ciphertext.len, &plain, &plen), 0);
   }
   ra_env_buf_free(&tx);

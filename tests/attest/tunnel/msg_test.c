@@ -144,7 +144,7 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
   case RA_TMSG_SERVER_KX: {
     const ra_tmsg_server_kx *k = &m->server_kx;
     ra_tmsg_server_kx_out o = {
-      .x25519_public_key = k->x25519_public_key.ptr, .quote = k->quote,
+      .x25519_public_key = k->x25519_public_key.bytes, .quote = k->quote,
       .runtime_data = k->runtime_data, .vd_kind = k->vd_kind, .vd_val = k->vd_val,
       .vd_iat = k->vd_iat, .vd_signature = k->vd_signature, .vd_bytes = k->vd_bytes,
     };
@@ -158,12 +158,12 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
     return ra_tmsg_encode_server_kx(out, cap, &o);
   }
   case RA_TMSG_CLIENT_KX:
-    return ra_tmsg_encode_client_kx(out, cap, m->client_kx.sealed_key.ptr, m->client_kx.sealed_key.len);
+    return ra_tmsg_encode_client_kx(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len);
   case RA_TMSG_ENC:
-    return ra_tmsg_encode_enc(out, cap, m->enc.nonce.ptr, m->enc.ciphertext.ptr, m->enc.ciphertext.len);
+    return ra_tmsg_encode_enc(out, cap, m->enc.nonce.bytes, m->enc.ciphertext.bytes, m->enc.ciphertext.len);
   case RA_TMSG_HTTP_REQUEST: {
     /* header text -> bytes -> text again: the encoder's mapping undone */
-    ra_tmsg_seq hseq = m->http_request.headers;
+    ra_str hseq = m->http_request.headers;
     uint8_t *own;
     assert_int_equal(ra_tmsg_headers_to_bytes(&hseq, &own), 0);
     ra_tmsg_iter_init(&it, hseq);
@@ -179,7 +179,7 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
     return len;
   }
   case RA_TMSG_HTTP_RESPONSE: {
-    ra_tmsg_seq hseq = m->http_response.headers;
+    ra_str hseq = m->http_response.headers;
     uint8_t *own;
     assert_int_equal(ra_tmsg_headers_to_bytes(&hseq, &own), 0);
     ra_tmsg_iter_init(&it, hseq);
@@ -497,7 +497,7 @@ static void test_large_body_zero_copy(void **st) {
   ra_tmsg m;
   assert_int_equal(ra_tmsg_decode(enc, need, &m), 0);
   assert_int_equal(m.http_response.body.len, blen);
-  assert_true(m.http_response.body.ptr >= enc && m.http_response.body.ptr + blen <= enc + need);
+  assert_true(m.http_response.body.bytes >= enc && m.http_response.body.bytes + blen <= enc + need);
   assert_memory_equal(m.http_response.body.ptr, body, blen);
   ra_tmsg_iter it;
   ra_str k, v;
@@ -580,7 +580,7 @@ static void test_response_head_in_place(void **st) {
     size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
     assert_int_equal(ra_tmsg_encode_http_response_head(b, hl, &r), hl);
     uint8_t bh[9];
-    size_t bl = ra_tmsg_bytes_head(bh, lens[k]);
+    size_t bl = ra_str_head(bh, lens[k]);
     assert_int_equal(hl + bl + lens[k], whole);
     memcpy(b + hl, bh, bl);
     memcpy(b + hl + bl, body, lens[k]);
@@ -618,7 +618,7 @@ static void test_header_bytes_as_latin1(void **st) {
   free(hex);
   ra_tmsg m;
   assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
-  ra_tmsg_seq seq = m.http_response.headers;
+  ra_str seq = m.http_response.headers;
   uint8_t *own;
   assert_int_equal(ra_tmsg_headers_to_bytes(&seq, &own), 0);
   assert_non_null(own);
@@ -677,7 +677,7 @@ static void test_header_text_to_bytes(void **st) {
     n += vl;
     ra_tmsg m;
     assert_int_equal(ra_tmsg_decode(msg, n, &m), 0);
-    ra_tmsg_seq seq = m.http_request.headers, before = seq;
+    ra_str seq = m.http_request.headers, before = seq;
     uint8_t *own = (uint8_t *)"x";
     int rc = ra_tmsg_headers_to_bytes(&seq, &own);
     if (rc != cases[i].rc) fail_msg("case %zu: rc %d, want %d", i, rc, cases[i].rc);

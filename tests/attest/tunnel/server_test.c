@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/sim.h"
@@ -77,7 +81,7 @@ static int setup(void **st) {
   ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                              .max_replay_entries = g_replay_budget};
   g_logged = 0;
-  int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts, err, sizeof err);
+  int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts);
   ra_quote_provider_free(p);
   if (rc) return -1;
   f->http = ra_http_server_new(f->loop, f->router, NULL);
@@ -236,6 +240,51 @@ static void test_free_with_open_tunnel(void **st) {
   spin(f, 10);
   /* teardown frees what is left */
   f->http = ra_http_server_new(f->loop, f->router, NULL);
+}
+
+/* A plain HTTP/1.1 request to the fixture's server; returns the status
+ * line's code (0 on failure). The loop runs while it waits. */
+static int plain_get(fx *f, const char *path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ra_http_server_port(f->http))};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) return 0;
+  char req[256], resp[512] = "";
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+  if (send(fd, req, (size_t)n, 0) != n) return 0;
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  size_t have = 0;
+  for (int i = 0; i < 2000 && have < 12; i++) {
+    ra_loop_run_once(f->loop, 5);
+    ssize_t r = recv(fd, resp + have, sizeof resp - 1 - have, 0);
+    if (r > 0) have += (size_t)r;
+  }
+  close(fd);
+  int status = 0;
+  return sscanf(resp, "HTTP/1.1 %d", &status) == 1 ? status : 0;
+}
+
+/* Freeing the tunnel server before the HTTP server removes its route: a
+ * request to /__ra__ afterwards gets the router's 404, and nothing is left
+ * pointing at the freed tunnel server (ASan). */
+static void test_free_tunnel_server_first(void **st) {
+  fx *f = *st;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hello"};
+  ra_tunnel_fetch(c, &q, on_resp, &g);
+  wait_for(f, &g.done);
+  assert_int_equal(g.status, 200);
+  assert_int_equal(plain_get(f, "/__ra__"), 426); /* the WebSocket route, without an upgrade */
+  ra_tunnel_server_free(f->ts);
+  f->ts = NULL;
+  ra_tunnel_client_free(c);
+  spin(f, 10);
+  assert_int_equal(plain_get(f, "/__ra__"), 404);
+  assert_int_equal(plain_get(f, "/hello"), 200);
+  ra_http_server_free(f->http);
+  f->http = NULL;
+  spin(f, 5);
 }
 
 /* ---- tunnelled WebSockets: a drain handler closing another socket ---------- */
@@ -522,6 +571,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_refuses_empty_policy, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cancel_on_drop, setup, teardown),
     cmocka_unit_test_setup_teardown(test_free_with_open_tunnel, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_free_tunnel_server_first, setup, teardown),
     cmocka_unit_test_setup_teardown(test_drain_closes_other_socket, setup, teardown),
     cmocka_unit_test_setup_teardown(test_client_drain_closes_other_socket, setup, teardown),
     cmocka_unit_test_setup_teardown(test_malformed_request_refused, setup, teardown),

@@ -57,13 +57,12 @@ static void on_resp(ra_tunnel_client *c, int err, const ra_tunnel_response *r, c
     memcpy(res->body, r->body ? r->body : (const uint8_t *)"", r->body_len);
     res->body[r->body_len] = 0;
     res->body_len = r->body_len;
-    ra_tmsg_iter it;
-    ra_str k, v;
     size_t n = 0;
-    ra_tmsg_iter_init(&it, r->headers);
-    while (ra_tmsg_headers_next(&it, &k, &v) && n < sizeof res->headers - 1)
+    for (size_t i = 0; i < r->n_headers && n < sizeof res->headers - 1; i++) {
+      ra_str k = r->headers[i].name, v = r->headers[i].value;
       n += (size_t)snprintf(res->headers + n, sizeof res->headers - n, "%.*s: %.*s\n", (int)k.len, k.ptr,
                             (int)v.len, v.ptr);
+    }
   }
   ra_loop_stop(loop);
 }

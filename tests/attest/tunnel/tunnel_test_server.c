@@ -221,9 +221,9 @@ int main(int argc, char **argv) {
   ra_route(r, "GET", "/release", release, NULL);
   ra_route_ex(r, "GET", "/private", private_, NULL, RA_ROUTE_ATTESTED_ONLY);
   ra_ws_route(r, "/ws/echo", &echo_ws, NULL);
-  rc = ra_tunnel_server_new(loop, r, p, &o, &g_ts, err, sizeof err);
+  rc = ra_tunnel_server_new(loop, r, p, &o, &g_ts);
   ra_quote_provider_free(p);
-  if (rc) { fprintf(stderr, "tunnel: %s\n", err); return 1; }
+  if (rc) { fprintf(stderr, "tunnel: %s\n", strerror(-rc)); return 1; }
   g_srv = ra_http_server_new(loop, r, NULL);
   if (!g_srv || ra_http_server_listen(g_srv, "127.0.0.1:0", NULL)) { fprintf(stderr, "listen failed\n"); return 1; }
   ra_loop_on_signal(loop, SIGTERM, on_sig, NULL);
