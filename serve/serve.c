@@ -55,10 +55,9 @@ static int start_tunnel(ra_service *s) {
     ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
   if (!ra_quote_provider_binds_key(p))
     ra_warn("quote provider '%s' cannot bind the tunnel key", ra_quote_provider_name(p));
-  char err[256] = "";
-  rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel, err, sizeof err);
+  rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel);
   ra_quote_provider_free(p);
-  if (rc) ra_error("ra_serve: tunnel: %s", err[0] ? err : strerror(-rc));
+  if (rc) ra_error("ra_serve: tunnel: %s", strerror(-rc));
   return rc;
 }
 
