@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "raloop/http/request_internal.h"
+#include "raloop/http/router_internal.h"
 #include "raloop/http/server.h"
 
 #define RT_MAX_PARAMS 16
@@ -145,8 +146,8 @@ static int pattern_check(const char *pattern) {
   return 0;
 }
 
-int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handler handler,
-                void *ud, unsigned flags) {
+int ra_router__add(ra_router *r, const char *method, const char *pattern, ra_handler handler,
+                   void *ud, unsigned flags) {
   if (!r || !method || !pattern || !handler || !method_ok(method)) return -EINVAL;
   int rc = pattern_check(pattern);
   if (rc) return rc;
@@ -200,6 +201,12 @@ int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handle
     if (!e) return add_ep(&n->eps, &n->neps, method, handler, ud, flags);
     s = e + 1;
   }
+}
+
+int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handler handler,
+                void *ud, unsigned flags) {
+  if (flags & RA_ROUTE_WEBSOCKET) return -EINVAL; /* ws/'s own, see router.h */
+  return ra_router__add(r, method, pattern, handler, ud, flags);
 }
 
 int ra_route(ra_router *r, const char *method, const char *pattern, ra_handler handler, void *ud) {

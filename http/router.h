@@ -31,6 +31,10 @@ typedef void (*ra_handler)(ra_req *req, ra_res *res, void *ud);
 enum {
   /* 403 unless the request came through an attested tunnel. */
   RA_ROUTE_ATTESTED_ONLY = 1u << 0,
+  /* A route made by ra_ws_route (its ud is the WebSocket layer's block,
+   * which ra_ws_route_handlers reads). Only ws/ sets it: ra_route_ex
+   * refuses it (-EINVAL), so the flag can be trusted in a match. */
+  RA_ROUTE_WEBSOCKET = 1u << 1,
 };
 
 ra_router *ra_router_new(void);

@@ -425,6 +425,8 @@ static void route_lookup(void **st) {
   ra_ws_opts o = {.max_message = 1234};
   assert_int_equal(ra_ws_route_ex(r, "/live/:room", &rec_handlers, &ud, &o, 0), 0);
   assert_int_equal(ra_route(r, "GET", "/plain", plain, NULL), 0);
+  /* the WebSocket mark is the ws layer's alone: a plain route cannot fake it */
+  assert_int_equal(ra_route_ex(r, "GET", "/fake", plain, NULL, RA_ROUTE_WEBSOCKET), -EINVAL);
   assert_int_equal(ra_ws_route(r, "/live/:room", &rec_handlers, &ud), -EEXIST);
   ra_route_match m;
   assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/live/a"), NULL, &m), 0);
