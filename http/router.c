@@ -13,6 +13,7 @@
 #include "raloop/http/request_internal.h"
 #include "raloop/http/router_internal.h"
 #include "raloop/http/server.h"
+#include "raloop/http/token.h"
 
 #define RT_MAX_PARAMS 16
 #define RT_METHOD_MAX 31
@@ -86,16 +87,11 @@ int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud) {
   return 0;
 }
 
+/* A method is an RFC 9110 token (or "*", any method). */
 static bool method_ok(const char *m) {
   size_t n = strlen(m);
-  if (n == 0 || n > RT_METHOD_MAX) return false;
-  if (strcmp(m, "*") == 0) return true;
-  for (size_t i = 0; i < n; i++) {
-    char c = m[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return false;
-  }
-  return true;
+  if (n > RT_METHOD_MAX) return false;
+  return strcmp(m, "*") == 0 || ra_http_token_valid(ra_str_make(m, n));
 }
 
 static int add_ep(rt_ep **eps, size_t *n, const char *method, ra_handler h, void *ud, unsigned flags) {
@@ -113,6 +109,8 @@ static int add_ep(rt_ep **eps, size_t *n, const char *method, ra_handler h, void
   return 0;
 }
 
+/* A parameter name (":id"): not an HTTP token but a name handlers spell in
+ * C strings, so letters, digits, '_' and '-' only. */
 static bool name_ok(const char *p, size_t n) {
   if (n == 0) return false;
   for (size_t i = 0; i < n; i++) {

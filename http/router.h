@@ -46,7 +46,7 @@ void ra_router_free(ra_router *r);
  * lives exactly as long as the routes pointing at it. */
 int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud);
 
-/* method: "GET", "POST", ... or "*" for any. pattern is copied. Returns 0,
+/* method: "GET", "POST", ... (an RFC 9110 token) or "*" for any. pattern is copied. Returns 0,
  * -EINVAL for a malformed pattern, -EEXIST for a duplicate method+pattern. */
 int ra_route(ra_router *r, const char *method, const char *pattern,
              ra_handler handler, void *ud);

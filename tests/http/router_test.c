@@ -280,6 +280,11 @@ static void test_route_errors_and_match(void **state) {
   assert_int_equal(ra_route(r, "GET", "/a/*/b", h_named, NULL), -EINVAL);
   assert_int_equal(ra_route(r, "GET", "/a/:", h_named, NULL), -EINVAL);
   assert_int_equal(ra_route(r, "G ET", "/a", h_named, NULL), -EINVAL);
+  assert_int_equal(ra_route(r, "GET\r\n", "/a", h_named, NULL), -EINVAL);
+  assert_int_equal(ra_route(r, "", "/a", h_named, NULL), -EINVAL);
+  /* any RFC 9110 token is a method */
+  assert_int_equal(ra_route(r, "M-SEARCH", "/a", h_named, NULL), 0);
+  assert_int_equal(ra_route(r, "X.Custom~1", "/a", h_named, NULL), 0);
   assert_int_equal(ra_route(r, "GET", "/a", NULL, NULL), -EINVAL);
 
   ra_route_match m;

@@ -411,9 +411,15 @@ static void client_features(void **st) {
   assert_int_equal(ra_ws_connect(e.loop, "http://127.0.0.1/", NULL, &rec_handlers, &f, NULL), -EINVAL);
   assert_int_equal(ra_ws_connect(e.loop, "ws://a b/", NULL, &rec_handlers, &f, NULL), -EINVAL);
   assert_int_equal(ra_ws_connect(e.loop, "ws://h:70000/", NULL, &rec_handlers, &f, NULL), -EINVAL);
-  const char *bad[] = {"a,b"};
-  ra_ws_client_opts bo = {.protocols = bad, .nprotocols = 1};
-  assert_int_equal(ra_ws_connect(e.loop, url, &bo, &rec_handlers, &f, NULL), -EINVAL);
+  /* subprotocols are tokens, header names too */
+  const char *bad[] = {"a,b", "a b", "chat/1", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ra_ws_client_opts bo = {.protocols = bad + i, .nprotocols = 1};
+    assert_int_equal(ra_ws_connect(e.loop, url, &bo, &rec_handlers, &f, NULL), -EINVAL);
+  }
+  ra_header badn = {RA_STR("X(Bad)"), RA_STR("v")};
+  ra_ws_client_opts bn = {.headers = &badn, .nheaders = 1};
+  assert_int_equal(ra_ws_connect(e.loop, url, &bn, &rec_handlers, &f, NULL), -EINVAL);
   env_down(&e);
 }
 
