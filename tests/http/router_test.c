@@ -362,6 +362,40 @@ static void test_response_api(void **state) {
   ra_res_end(res);
 }
 
+static void test_sendf(void **state) {
+  cap c;
+  memset(&c, 0, sizeof c);
+  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
+  ra_res *res = ra_res_new(NULL, req, &cap_ops, &c);
+  assert_int_equal(ra_res_sendf(res, 404, "no user %d (%s)\n", 42, "bob"), 0);
+  assert_int_equal(c.status, 404);
+  assert_string_equal(c.body, "no user 42 (bob)\n");
+  assert_int_equal(c.clen, (int64_t)strlen("no user 42 (bob)\n"));
+  assert_non_null(strstr(c.headers, "Content-Type: text/plain; charset=utf-8\n"));
+  assert_int_equal(c.ended, 1);
+
+  /* longer than the stack buffer: formatted on the heap, same answer */
+  char word[701];
+  memset(word, 'w', 700);
+  word[700] = '\0';
+  memset(&c, 0, sizeof c);
+  req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
+  res = ra_res_new(NULL, req, &cap_ops, &c);
+  assert_int_equal(ra_res_sendf(res, 200, "<%s>", word), 0);
+  assert_int_equal(c.body_len, 702);
+  assert_int_equal(c.body[0], '<');
+  assert_int_equal(c.body[701], '>');
+  assert_int_equal(c.ended, 1);
+
+  /* cancelled: like ra_res_send_text, the late answer still frees */
+  memset(&c, 0, sizeof c);
+  req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
+  res = ra_res_new(NULL, req, &cap_ops, &c);
+  ra_res_cancel(res);
+  assert_int_equal(ra_res_sendf(res, 200, "late %u", 1u), -ECANCELED);
+  assert_int_equal(c.ended, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_static_param_wildcard),
@@ -374,6 +408,7 @@ int main(void) {
       cmocka_unit_test(test_route_errors_and_match),
       cmocka_unit_test(test_arena_overflow),
       cmocka_unit_test(test_response_api),
+      cmocka_unit_test(test_sendf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
