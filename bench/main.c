@@ -598,7 +598,7 @@ int main(int argc, char **argv) {
   ra_log_set_level(c.quiet ? RA_LOG_ERROR : RA_LOG_WARN);
 
   ctx x = {.c = &c};
-  x.loop = ra_loop_new();
+  ra_loop_new(&x.loop);
   if (!x.loop) {
     fprintf(stderr, "ra-bench: cannot create the loop\n");
     return 1;

@@ -91,25 +91,26 @@ uint64_t ra_loop_now(const ra_loop *loop) { return loop->now; }
 
 /* ---- the loop ------------------------------------------------------------ */
 
-ra_loop *ra_loop_new(void) {
+int ra_loop_new(ra_loop **out) {
+  *out = NULL;
   ra_loop *loop = calloc(1, sizeof *loop);
-  if (!loop) return NULL;
+  if (!loop) return -ENOMEM;
   loop->scratch = malloc(RA_LOOP_SCRATCH_SIZE);
   loop->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!loop->scratch || loop->epfd < 0) {
-    int err = loop->scratch ? errno : ENOMEM;
+    int err = loop->scratch ? -errno : -ENOMEM;
     if (loop->epfd >= 0) close(loop->epfd);
     free(loop->scratch);
     free(loop);
-    errno = err;
-    return NULL;
+    return err;
   }
   loop->sigfd = -1;
   sigemptyset(&loop->sigmask);
   sigemptyset(&loop->sigblocked);
   loop->defers.next = loop->defers.prev = &loop->defers;
   ra_loop_update_time(loop);
-  return loop;
+  *out = loop;
+  return 0;
 }
 
 void ra_loop_free(ra_loop *loop) {

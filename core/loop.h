@@ -16,9 +16,10 @@
 
 typedef struct ra_loop ra_loop;
 
-/* Creates a loop. Returns NULL on failure (errno set). Free with ra_loop_free
- * after ra_loop_run returned and every handle on it was closed. */
-ra_loop *ra_loop_new(void);
+/* Creates a loop: 0 and *out, or -ENOMEM / epoll_create1's -errno and *out
+ * NULL. Free with ra_loop_free after ra_loop_run returned and every handle
+ * on it was closed. */
+int ra_loop_new(ra_loop **out);
 void ra_loop_free(ra_loop *loop);
 
 /* Runs until ra_loop_stop() is called, or until nothing is left that could

@@ -971,9 +971,10 @@ static void timer_cb(ra_timer *t, void *ud) {
 
 /* ---- public (internal) API ---------------------------------------------------------------- */
 
-ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io) {
+int ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io, ra_http_conn **out) {
   ra_http_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+  *out = c;
+  if (!c) return -ENOMEM;
   llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
   c->parser.data = c;
   c->srv = srv;
@@ -989,7 +990,7 @@ ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, v
   set_deadline(c, T_KEEPALIVE, srv->lim.header_timeout_ms < srv->lim.keepalive_timeout_ms
                                    ? srv->lim.header_timeout_ms
                                    : srv->lim.keepalive_timeout_ms);
-  return c;
+  return 0;
 }
 
 size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len) {

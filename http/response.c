@@ -50,11 +50,12 @@ void ra_res_cleanup(ra_res *res) {
   ra_buf_free(&res->hbuf);
 }
 
-ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink) {
+int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out) {
   ra_res *res = calloc(1, sizeof *res);
-  if (!res) return NULL; /* req stays the caller's */
+  *out = res;
+  if (!res) return -ENOMEM; /* req stays the caller's */
   ra_res_init(res, loop, req, ops, sink, NULL, NULL);
-  return res;
+  return 0;
 }
 
 static void res_release(ra_res *res) {

@@ -89,10 +89,10 @@ typedef struct ra_res_sink_ops {
   size_t (*pending)(void *sink);
 } ra_res_sink_ops;
 
-/* Takes ownership of req on success (freed with the response); returns
- * NULL on -ENOMEM, leaving req to the caller. ops must outlive the
+/* Takes ownership of req on success (freed with the response): 0 and *out;
+ * on -ENOMEM *out is NULL and req stays the caller's. ops must outlive the
  * response. */
-ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink);
+int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out);
 /* The transport is gone: runs on_cancel, detaches the sink (never called
  * again). Frees the response now if it had already ended. */
 void ra_res_cancel(ra_res *res);

@@ -50,7 +50,10 @@ struct ra_router {
   size_t ncleanups;
 };
 
-ra_router *ra_router_new(void) { return calloc(1, sizeof(ra_router)); }
+int ra_router_new(ra_router **out) {
+  *out = calloc(1, sizeof(ra_router));
+  return *out ? 0 : -ENOMEM;
+}
 
 static void node_free(rt_node *n) {
   for (size_t i = 0; i < n->nkids; i++) {

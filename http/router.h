@@ -37,7 +37,8 @@ enum {
   RA_ROUTE_WEBSOCKET = 1u << 1,
 };
 
-ra_router *ra_router_new(void);
+/* 0 and *out, or -ENOMEM and *out NULL. */
+int ra_router_new(ra_router **out);
 /* Frees the routes, then runs the ra_router_on_free callbacks (last
  * registered first). */
 void ra_router_free(ra_router *r);

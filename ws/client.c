@@ -347,7 +347,7 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
       goto fail;
   if (ra_buf_append_str(r, "\r\n") < 0) goto fail;
 
-  c->ws = ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws);
+  ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws, &c->ws);
   if (!c->ws) goto fail;
   rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
   if (rc < 0) goto fail;

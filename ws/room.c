@@ -27,7 +27,10 @@ void ra_ws__leave_rooms(ra_ws *ws) {
   ws->nrooms = 0;
 }
 
-ra_ws_room *ra_ws_room_new(void) { return calloc(1, sizeof(ra_ws_room)); }
+int ra_ws_room_new(ra_ws_room **out) {
+  *out = calloc(1, sizeof(ra_ws_room));
+  return *out ? 0 : -ENOMEM;
+}
 
 void ra_ws_room_free(ra_ws_room *room) {
   if (!room) return;

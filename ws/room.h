@@ -11,7 +11,8 @@
 
 typedef struct ra_ws_room ra_ws_room;
 
-ra_ws_room *ra_ws_room_new(void);
+/* 0 and *out, or -ENOMEM and *out NULL. */
+int ra_ws_room_new(ra_ws_room **out);
 /* Members leave (they are not closed). */
 void ra_ws_room_free(ra_ws_room *room);
 /* A ws leaves every room by itself when it closes (before its on_close).

@@ -56,7 +56,8 @@ static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void
     free(p);
     return;
   }
-  ra_ws *ws = ra_ws_new_with_sink(ra_stream_loop(s), NULL, NULL, &rt->h, rt->ud, &rt->opts);
+  ra_ws *ws;
+  ra_ws_new_with_sink(ra_stream_loop(s), NULL, NULL, &rt->h, rt->ud, &rt->opts, &ws);
   if (!ws || ra_ws_set_info(ws, ra_str_make(p->strs, p->path_len),
                             ra_str_make(p->strs + p->path_len + 1, p->proto_len), p->attested) < 0 ||
       ra_ws__attach_stream(ws, s, RA_WS_SERVER, rest, rest_len) < 0) {

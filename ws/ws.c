@@ -28,17 +28,18 @@ void ra_ws__fill_opts(ra_ws_opts *o, const ra_ws_opts *in) {
   if (o->send_limit < o->send_high_water) o->send_limit = o->send_high_water;
 }
 
-ra_ws *ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
-                           const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts) {
+int ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
+                        const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts, ra_ws **out) {
   ra_ws *ws = calloc(1, sizeof *ws);
-  if (!ws) return NULL;
+  *out = ws;
+  if (!ws) return -ENOMEM;
   ws->loop = loop;
   ws->ops = ops;
   ws->sink = sink;
   if (h) ws->h = *h;
   ws->ud = ud;
   ra_ws__fill_opts(&ws->opts, opts);
-  return ws;
+  return 0;
 }
 
 const ra_ws_opts *ra_ws__opts(const ra_ws *ws) { return &ws->opts; }

@@ -216,9 +216,10 @@ typedef struct ra_ws_sink_ops {
 } ra_ws_sink_ops;
 
 /* Creates a WebSocket handle that sends through ops/sink (ops must outlive
- * it). handlers is copied; opts may be NULL. Returns NULL on -ENOMEM. */
-ra_ws *ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
-                           const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts);
+ * it). handlers is copied; opts may be NULL. Returns 0 and *out, or
+ * -ENOMEM and *out NULL. */
+int ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
+                        const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts, ra_ws **out);
 /* Describes the connection (copied): request path, negotiated protocol,
  * whether the carrier is attested. Call before ra_ws_deliver_open. */
 int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);

@@ -389,8 +389,7 @@ int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const
   snprintf(w->id, sizeof w->id, "ws_%llu", (unsigned long long)++c->next_id);
   connect_arg a = {ra_str_cstr(w->id), ra_str_cstr(url), ps, n_protocols};
   w->plain = encode_alloc(enc_connect, &a, &w->plain_len);
-  w->ws = w->plain ? ra_ws_new_with_sink(c->loop, &cws_ops, w, h, ud, NULL) : NULL;
-  if (!w->ws) {
+  if (!w->plain || ra_ws_new_with_sink(c->loop, &cws_ops, w, h, ud, NULL, &w->ws) < 0) {
     free(w->plain);
     free(w);
     return -ENOMEM;

@@ -358,7 +358,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   }
   char scratch[2048];
   ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
-  ra_req *req = ra_req_new(m->http_request.method, target, 11, true);
+  ra_req *req;
+  ra_req_new(m->http_request.method, target, 11, true, &req);
   treq *q = calloc(1, sizeof *q + id.len + 1);
   if (!req || !q) goto oom;
   memcpy(q->id, id.ptr, id.len);
@@ -408,7 +409,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   bool by_ref = body.len >= BODY_REF_MIN && t->rx.data && body.ptr >= t->rx.data &&
                 body.ptr + body.len <= t->rx.data + t->rx.cap;
   if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
-  ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
+  ra_res *res;
+  ra_res_new(s->loop, req, &treq_ops, q, &res);
   if (!res) goto oom;
   if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->rx));
   q->res = res;
@@ -516,7 +518,8 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   }
   char scratch[2048];
   ra_str target = url_target(m->ws_connect.url, scratch, sizeof scratch);
-  ra_req *req = ra_req_new(RA_STR("GET"), target, 11, true);
+  ra_req *req;
+  ra_req_new(RA_STR("GET"), target, 11, true, &req);
   if (!req) {
     send_event(t, id, RA_TMSG_EV_ERROR, -1, ra_str_make(NULL, 0), "out of memory");
     return;
@@ -544,7 +547,8 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   while (n_off < RA_WS_MAX_PROTOCOLS && ra_tmsg_strings_next(&it, &offered[n_off])) n_off++;
   ra_str protocol = ra_ws_choose_protocol(h->select_protocol, req, offered, n_off, hud);
   tws *w = calloc(1, sizeof *w + id.len + 1);
-  ra_ws *ws = w ? ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm)) : NULL;
+  ra_ws *ws = NULL;
+  if (w) ra_ws_new_with_sink(s->loop, &tws_ops, w, h, hud, ra_ws_route_opts(&rm), &ws);
   if (!ws || ra_ws_set_info(ws, ra_req_path(req), protocol, true)) {
     if (ws) { w->gone = true; ra_ws_deliver_close(ws, 1006, RA_STR("")); }
     free(w);

@@ -34,10 +34,13 @@ static void on_connect(ra_stream *s, int status, void *ud) {
 }
 
 int main(void) {
-  ra_loop *loop = ra_loop_new();
-  ra_router *r = ra_router_new();
+  ra_loop *loop;
+  ra_loop_new(&loop);
+  ra_router *r;
+  ra_router_new(&r);
   ra_route(r, "GET", "/hi", hi, NULL);
-  ra_http_server *srv = ra_http_server_new(loop, r, NULL);
+  ra_http_server *srv;
+  ra_http_server_new(loop, r, NULL, &srv);
   if (!srv || ra_http_server_listen(srv, "127.0.0.1:0", NULL)) return 1;
   client c = {.loop = loop};
   ra_stream_cbs cbs = {.on_read = on_read, .on_close = on_close};

@@ -79,12 +79,15 @@ static void run_until(ra_loop *loop, const int *counter, int want, int ms) {
 static void test_owned_both_ways(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   side srv = {.echo_owned = true}, cli = {0};
   ra_ws_opts o = {.max_message = 8u << 20};
   assert_int_equal(ra_ws_route_ex(router, "/ws", &h, &srv, &o, 0), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
@@ -136,11 +139,14 @@ static void test_owned_both_ways(void **st) {
 static void test_owned_released_on_drop(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   side srv = {0}, cli = {0};
   assert_int_equal(ra_ws_route(router, "/ws", &h, &srv), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
@@ -181,10 +187,12 @@ static const ra_ws_sink_ops rs_ops = {.send = rs_send, .close = rs_close, .termi
 static void test_owned_other_sink(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   rec_sink r = {0};
   side s = {0};
-  ra_ws *ws = ra_ws_new_with_sink(loop, &rs_ops, &r, &h, &s, NULL);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_new_with_sink(loop, &rs_ops, &r, &h, &s, NULL, &ws), 0);
   assert_non_null(ws);
   ra_ws_deliver_open(ws);
   uint8_t *block;
@@ -244,11 +252,14 @@ static const ra_ws_handlers oh = {.on_open = o_open, .on_message = o_message, .o
 static void test_cork_burst(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   order srv = {.burst_back = true}, cli = {0};
   assert_int_equal(ra_ws_route(router, "/ws", &oh, &srv), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
