@@ -250,7 +250,6 @@ static void drain(ra_loop *loop, uint64_t ms) {
   ra_timer_unref(&t); /* does not keep the loop alive by itself */
   if (ra_timer_start(&t, ms, 0) == 0) ra_loop_run(loop);
   ra_timer_stop(&t);
-  settle(loop);
 }
 
 /* One mode's state across the rounds of a scenario. */

@@ -113,8 +113,20 @@ int ra_loop_new(ra_loop **out) {
   return 0;
 }
 
+static int run_defers(ra_loop *loop);
+
+/* Deferred calls are how handles finish closing (a stream frees itself from
+ * one): run them, and what they queue, so freeing the loop leaks nothing.
+ * Bounded: a call that re-queues itself forever is cancelled. */
+#define FREE_DEFER_ROUNDS 16
+static void finish_defers(ra_loop *loop) {
+  for (int i = 0; i < FREE_DEFER_ROUNDS && run_defers(loop) > 0; i++) {}
+  while (loop->defers.next != &loop->defers) ra_defer_cancel(loop, loop->defers.next);
+}
+
 void ra_loop_free(ra_loop *loop) {
   if (!loop) return;
+  finish_defers(loop);
   for (int s = 1; s < _NSIG; s++)
     if (loop->sigs[s].cb) ra_loop_on_signal(loop, s, NULL, NULL);
   close(loop->epfd);

@@ -275,8 +275,6 @@ int main(int argc, char **argv) {
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
-  /* Let deferred closes run before the loop goes. */
-  for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);
   ra_loop_free(loop);
   return rc ? 1 : 0;
 }

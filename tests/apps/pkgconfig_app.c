@@ -50,7 +50,6 @@ int main(void) {
   printf("%s\n", ok ? "pkg-config app: OK" : c.got);
   ra_http_server_free(srv);
   ra_router_free(r);
-  for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);
   ra_loop_free(loop);
   return ok ? 0 : 1;
 }

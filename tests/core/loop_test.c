@@ -443,6 +443,61 @@ static void test_run_exits_and_stop(void **state) {
   ra_loop_free(loop);
 }
 
+/* ---- ra_loop_free finishes what is deferred ----------------------------- */
+
+/* A handle that frees itself from a deferred call, the way a closed stream
+ * does: only ra_loop_free's run of the queue can release it. */
+typedef struct selffree {
+  ra_defer d;
+  ra_loop *loop;
+  int *freed;
+  struct selffree *then; /* queued from this call: a second round */
+} selffree;
+
+static void selffree_cb(ra_defer *d, void *ud) {
+  selffree *h = ud;
+  (void)d;
+  (*h->freed)++;
+  if (h->then) ra_loop_defer(h->loop, &h->then->d);
+  free(h);
+}
+
+static int forever_runs;
+static void forever_cb(ra_defer *d, void *ud) {
+  forever_runs++;
+  ra_loop_defer(ud, d); /* never settles: ra_loop_free must give up */
+}
+
+static void test_free_runs_defers(void **state) {
+  (void)state;
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  int freed = 0;
+  selffree *second = calloc(1, sizeof *second);
+  selffree *first = calloc(1, sizeof *first);
+  assert_non_null(second);
+  assert_non_null(first);
+  second->freed = first->freed = &freed;
+  first->loop = loop;
+  ra_defer_init(&second->d, selffree_cb, second);
+  ra_defer_init(&first->d, selffree_cb, first);
+  first->then = second;
+  ra_loop_defer(loop, &first->d);
+  ra_loop_free(loop); /* no extra turns: ASan reports a leak if they were needed */
+  assert_int_equal(freed, 2);
+
+  /* a call that re-queues itself forever is cancelled after a bounded run */
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_defer d;
+  ra_defer_init(&d, forever_cb, loop);
+  ra_loop_defer(loop, &d);
+  forever_runs = 0;
+  ra_loop_free(loop);
+  assert_true(forever_runs >= 1 && forever_runs <= 16);
+  assert_false(d.queued);
+  ra_loop_free(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timer_order),
@@ -456,6 +511,7 @@ int main(void) {
       cmocka_unit_test(test_watch_modify),
       cmocka_unit_test(test_signal),
       cmocka_unit_test(test_run_exits_and_stop),
+      cmocka_unit_test(test_free_runs_defers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,10 +117,8 @@ static void turns(fx *f) {
 
 static void fx_close(fx *f) {
   mem_io_drop(&f->io);
-  turns(f);
   ra_http_server_free(f->srv);
   ra_router_free(f->router);
-  turns(f);
   ra_loop_free(f->loop);
 }
 

@@ -138,7 +138,6 @@ static void fx_open(fx *f, size_t max_conns) {
 static void fx_close(fx *f) {
   ra_http_server_free(f->srv);
   ra_router_free(f->router);
-  for (int i = 0; i < 5; i++) ra_loop_run_once(f->loop, 0);
   ra_loop_free(f->loop);
 }
 
