@@ -205,6 +205,49 @@ static void test_owned_other_sink(void **st) {
   ra_loop_free(loop);
 }
 
+/* A sink with its own send_owned and cork ops (as a tunnel channel may
+ * have) gets the buffer handed over and the cork request; ra_ws neither
+ * copies nor releases the buffer itself. */
+typedef struct own_sink {
+  rec_sink r;
+  int corks;
+  void (*free_cb)(void *);
+  void *ud;
+} own_sink;
+static int os_send_owned(void *sink, ra_ws_type type, uint8_t *data, size_t len,
+                         void (*free_cb)(void *), void *ud) {
+  own_sink *o = sink;
+  o->free_cb = free_cb; /* kept: released later, like a queued write */
+  o->ud = ud;
+  return rs_send(&o->r, type, data, len);
+}
+static void os_cork(void *sink) { ((own_sink *)sink)->corks++; }
+static const ra_ws_sink_ops os_ops = {.send = rs_send, .close = rs_close, .terminate = rs_terminate,
+                                      .send_owned = os_send_owned, .cork = os_cork};
+
+static void test_owned_sink_ops(void **st) {
+  (void)st;
+  frees = 0;
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  own_sink o = {0};
+  side s = {0};
+  ra_ws *ws;
+  assert_int_equal(ra_ws_new_with_sink(loop, &os_ops, &o, &h, &s, NULL, &ws), 0);
+  ra_ws_deliver_open(ws);
+  ra_ws_cork(ws);
+  assert_int_equal(o.corks, 1);
+  uint8_t *block;
+  uint8_t *p = owned_msg(5, 9, &block);
+  assert_int_equal(ra_ws_send_owned(ws, RA_WS_BINARY, p, 5, count_free, block), 0);
+  assert_int_equal(frees, 0); /* the sink holds it */
+  assert_true(check_msg(o.r.got, 5, 9));
+  o.free_cb(o.ud);
+  assert_int_equal(frees, 1);
+  ra_ws_deliver_close(ws, 1000, RA_STR(""));
+  ra_loop_free(loop);
+}
+
 /* Corking: a burst of frames in one turn arrives complete and in order
  * (small ones gathered, a large one by reference between them, a close at
  * the end of the burst after them all), client (masked) side and server side. */
@@ -288,6 +331,7 @@ int main(void) {
     cmocka_unit_test(test_owned_both_ways),
     cmocka_unit_test(test_owned_released_on_drop),
     cmocka_unit_test(test_owned_other_sink),
+    cmocka_unit_test(test_owned_sink_ops),
     cmocka_unit_test(test_cork_burst),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
