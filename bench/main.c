@@ -250,7 +250,6 @@ static void drain(ra_loop *loop, uint64_t ms) {
   ra_timer_unref(&t); /* does not keep the loop alive by itself */
   if (ra_timer_start(&t, ms, 0) == 0) ra_loop_run(loop);
   ra_timer_stop(&t);
-  settle(loop);
 }
 
 /* One mode's state across the rounds of a scenario. */
@@ -598,7 +597,7 @@ int main(int argc, char **argv) {
   ra_log_set_level(c.quiet ? RA_LOG_ERROR : RA_LOG_WARN);
 
   ctx x = {.c = &c};
-  x.loop = ra_loop_new();
+  ra_loop_new(&x.loop);
   if (!x.loop) {
     fprintf(stderr, "ra-bench: cannot create the loop\n");
     return 1;

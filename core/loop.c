@@ -91,29 +91,42 @@ uint64_t ra_loop_now(const ra_loop *loop) { return loop->now; }
 
 /* ---- the loop ------------------------------------------------------------ */
 
-ra_loop *ra_loop_new(void) {
+int ra_loop_new(ra_loop **out) {
+  *out = NULL;
   ra_loop *loop = calloc(1, sizeof *loop);
-  if (!loop) return NULL;
+  if (!loop) return -ENOMEM;
   loop->scratch = malloc(RA_LOOP_SCRATCH_SIZE);
   loop->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!loop->scratch || loop->epfd < 0) {
-    int err = loop->scratch ? errno : ENOMEM;
+    int err = loop->scratch ? -errno : -ENOMEM;
     if (loop->epfd >= 0) close(loop->epfd);
     free(loop->scratch);
     free(loop);
-    errno = err;
-    return NULL;
+    return err;
   }
   loop->sigfd = -1;
   sigemptyset(&loop->sigmask);
   sigemptyset(&loop->sigblocked);
   loop->defers.next = loop->defers.prev = &loop->defers;
   ra_loop_update_time(loop);
-  return loop;
+  *out = loop;
+  return 0;
+}
+
+static int run_defers(ra_loop *loop);
+
+/* Deferred calls are how handles finish closing (a stream frees itself from
+ * one): run them, and what they queue, so freeing the loop leaks nothing.
+ * Bounded: a call that re-queues itself forever is cancelled. */
+#define FREE_DEFER_ROUNDS 16
+static void finish_defers(ra_loop *loop) {
+  for (int i = 0; i < FREE_DEFER_ROUNDS && run_defers(loop) > 0; i++) {}
+  while (loop->defers.next != &loop->defers) ra_defer_cancel(loop, loop->defers.next);
 }
 
 void ra_loop_free(ra_loop *loop) {
   if (!loop) return;
+  finish_defers(loop);
   for (int s = 1; s < _NSIG; s++)
     if (loop->sigs[s].cb) ra_loop_on_signal(loop, s, NULL, NULL);
   close(loop->epfd);

@@ -16,9 +16,16 @@
 
 typedef struct ra_loop ra_loop;
 
-/* Creates a loop. Returns NULL on failure (errno set). Free with ra_loop_free
- * after ra_loop_run returned and every handle on it was closed. */
-ra_loop *ra_loop_new(void);
+/* Creates a loop: 0 and *out, or -ENOMEM / epoll_create1's -errno and *out
+ * NULL. */
+int ra_loop_new(ra_loop **out);
+/* Call after ra_loop_run returned and the handles on the loop were freed
+ * or closed. What is still deferred runs first (a closed stream's on_close
+ * and its memory, an aborted exchange's cleanup), and what those calls
+ * defer in turn, for up to 16 rounds; a call still queued after that is
+ * cancelled. So no extra loop turns are needed before freeing. Timers do
+ * not fire; watched fds are not closed (their owners close them). NULL is
+ * a no-op. */
 void ra_loop_free(ra_loop *loop);
 
 /* Runs until ra_loop_stop() is called, or until nothing is left that could

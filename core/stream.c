@@ -616,27 +616,24 @@ static ra_stream *stream_alloc(ra_loop *loop, const ra_stream_cbs *cbs, void *ud
   return s;
 }
 
-ra_stream *ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud) {
-  if (fd < 0) {
-    errno = EBADF;
-    return NULL;
-  }
+int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_stream **out) {
+  *out = NULL;
+  if (fd < 0) return -EBADF;
   ra_stream *s = stream_alloc(loop, cbs, ud);
   if (!s) {
     close(fd);
-    errno = ENOMEM;
-    return NULL;
+    return -ENOMEM;
   }
   s->fd = fd;
   int rc = ra_loop_watch(loop, fd, RA_READABLE, on_io, s);
   if (rc < 0) {
     close(fd);
     free(s);
-    errno = -rc;
-    return NULL;
+    return rc;
   }
   s->watching = RA_READABLE;
-  return s;
+  *out = s;
+  return 0;
 }
 
 static int unix_addr(ra_stream *s, const char *path) {

@@ -43,8 +43,9 @@ typedef struct ra_stream_cbs {
 } ra_stream_cbs;
 
 /* Wraps a connected non-blocking socket; takes ownership of fd (closed in
- * every case, also on failure). cbs is copied. Returns NULL on -ENOMEM. */
-ra_stream *ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud);
+ * every case, also on failure). cbs is copied. Returns 0 and *out, or
+ * -EBADF, -ENOMEM, the watch's -errno and *out NULL. */
+int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_stream **out);
 
 /* Client side: resolves host (getaddrinfo, blocking only for names that are
  * not numeric addresses; "::1" and "[::1]" both work; "unix:PATH" connects

@@ -7,7 +7,7 @@ static void hello(ra_req *req, ra_res *res, void *ud) {
 }
 
 static void secret(ra_req *req, ra_res *res, void *ud) {
-  ra_res_sendf(res, 200, "only through the tunnel, %s", ra_req_attested(req) ? "attested" : "?");
+  ra_res_sendf(res, 200, "only through the tunnel, %s", ra_req_attested(req) ? "attested" : "not attested");
 }
 
 static void echo(ra_ws *ws, ra_ws_type type, const uint8_t *p, size_t n, void *ud) {

@@ -25,8 +25,33 @@
 #include "raloop/http/request_internal.h"
 #include "raloop/http/response_internal.h"
 
-enum { PH_IDLE, PH_HEAD, PH_BODY };
+/* Where the parser is: between requests, in a head, in a body (header
+ * callbacks there are trailers: counted, not kept). */
+typedef enum { PH_IDLE, PH_HEAD, PH_BODY } read_phase;
+/* Which deadline the connection's timer stands for. */
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
+
+/* The connection's life. CLOSING: no new request is read; the dispatched
+ * ones get their answers (the last says "Connection: close"), then the
+ * close. CLOSED: the I/O was told to close (or is gone): nothing more is
+ * written. Only ever moves forward. */
+typedef enum { LIFE_OPEN, LIFE_CLOSING, LIFE_CLOSED } conn_life;
+
+/* An exchange's progress: its request being received, handed to the
+ * router (its response is being made), its response ended. */
+typedef enum { EX_RECEIVING, EX_HANDLING, EX_ENDED } ex_stage;
+
+/* An upgrade request (RFC 9110 7.8): answered with 101 (ACCEPTED, the
+ * stream is handed over from the loop), then HANDED_OVER. */
+typedef enum { UP_NONE, UP_REQUESTED, UP_ACCEPTED, UP_HANDED_OVER } ex_upgrade;
+
+/* How the response body is delimited, decided with its head. */
+typedef enum {
+  BODY_NONE,    /* 1xx, 204, 304: no body whatever the handler sends */
+  BODY_LENGTH,  /* Content-Length: clen */
+  BODY_CHUNKED, /* HTTP/1.1 without a length */
+  BODY_TO_CLOSE /* HTTP/1.0 without a length: the close ends it */
+} body_framing;
 
 struct ra_http_ex {
   ra_req req;
@@ -40,9 +65,13 @@ struct ra_http_ex {
   uint64_t sent;        /* response body bytes sent */
   int64_t clen;         /* response Content-Length, -1 */
   int status;
-  bool dispatched, ended, res_live, popped;
-  bool keep_alive, close_after, chunked, no_body;
-  bool upgrade_req, upgrade_pending;
+  ex_stage stage;
+  ex_upgrade upgrade;
+  body_framing framing;
+  bool res_live;   /* the ra_res is held by the handler: ex_release frees */
+  bool popped;     /* off the queue, waiting for ex_release */
+  bool keep_alive; /* the request allows the connection to stay open */
+  bool close_after; /* the response decided: close after it */
   ra_upgrade_cb up_cb;
   void *up_ud;
 };
@@ -64,11 +93,17 @@ struct ra_http_conn {
   uint32_t nqueued;        /* dispatched, not yet written out */
   uint32_t hdr_bytes, line_bytes, raw_head;
   uint16_t err_status;
-  uint8_t phase, timer_kind;
+  read_phase phase;
+  conn_life life;
+  uint8_t timer_kind;
   bool hstate_value;       /* last header callback was a value */
-  bool in_trailers;
-  bool in_feed, stopped, closing, close_sent, reading_off, head_corked;
-  bool want_resume, want_drain, upgrade_wait;
+  bool in_feed;            /* inside ra_http_conn_feed or resume */
+  bool stopped;            /* parsing held: input is stashed in pending_in */
+  bool reading_off;        /* the I/O was told to stop reading */
+  bool head_corked;        /* a head is held in the cork until its body */
+  bool upgrade_wait;       /* an upgrade request is being answered */
+  /* work for the next defer_cb */
+  bool want_resume, want_drain;
   bool hc_paused;          /* llhttp paused at the end of a header section */
   bool peer_eof;           /* the client sends nothing more */
 };
@@ -91,7 +126,7 @@ static void schedule(ra_http_conn *c) { ra_loop_defer(c->srv->loop, &c->defer); 
 
 static int io_write(ra_http_conn *c, const struct iovec *iov, int n) {
   ra_http_server *srv = c->srv;
-  if (c->close_sent) return -EPIPE;
+  if (c->life == LIFE_CLOSED) return -EPIPE;
   if (srv->cork_owner == c) {
     for (int i = 0; i < n; i++) {
       int rc = ra_buf_append(&srv->cork, iov[i].iov_base, iov[i].iov_len);
@@ -117,14 +152,14 @@ static void cork_end(ra_http_conn *c) {
   ra_http_server *srv = c->srv;
   if (srv->cork_owner != c) return;
   srv->cork_owner = NULL;
-  if (srv->cork.len && !c->close_sent) {
+  if (srv->cork.len && c->life != LIFE_CLOSED) {
     struct iovec v = {ra_buf_ptr(&srv->cork), srv->cork.len};
     c->io_ops->writev(c->io, &v, 1);
     /* A streaming head saw these bytes as pending and may be waiting for
      * on_drain; if the I/O took them all, it will never report a drain for
      * them, so the wake-up comes from here. */
     ra_http_ex *h = c->head;
-    if (h && h->res_live && !h->ended && h->res.on_drain &&
+    if (h && h->res_live && h->stage != EX_ENDED && h->res.on_drain &&
         (!c->io_ops->queued || c->io_ops->queued(c->io) == 0)) {
       c->want_drain = true;
       schedule(c);
@@ -194,10 +229,12 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   ex->body_bytes = ex->sent = 0;
   ex->clen = -1;
   ex->status = 0;
-  ex->dispatched = ex->ended = ex->res_live = ex->popped = false;
+  ex->stage = EX_RECEIVING;
+  ex->upgrade = UP_NONE;
+  ex->framing = BODY_TO_CLOSE; /* until a head says otherwise */
+  ex->res_live = ex->popped = false;
   ex->keep_alive = true;
-  ex->close_after = ex->chunked = ex->no_body = false;
-  ex->upgrade_req = ex->upgrade_pending = false;
+  ex->close_after = false;
   ex->up_cb = NULL;
   ex->up_ud = NULL;
   if (c->tail) c->tail->next = ex; else c->head = ex;
@@ -242,8 +279,8 @@ static void ex_pop(ra_http_conn *c, ra_http_ex *ex) {
   c->head = ex->next;
   if (!c->head) c->tail = NULL;
   ex->next = NULL;
-  if (ex->dispatched) c->nqueued--;
-  if (ex->upgrade_req) c->upgrade_wait = false;
+  if (ex->stage != EX_RECEIVING) c->nqueued--;
+  if (ex->upgrade != UP_NONE) c->upgrade_wait = false;
   ex->conn = NULL;
   if (ex->res_live) ex->popped = true;
   else ex_recycle(c->srv, ex);
@@ -251,11 +288,16 @@ static void ex_pop(ra_http_conn *c, ra_http_ex *ex) {
 
 /* ---- closing ------------------------------------------------------------------ */
 
+static void start_closing(ra_http_conn *c) {
+  if (c->life == LIFE_OPEN) c->life = LIFE_CLOSING;
+}
+
+static bool is_closing(const ra_http_conn *c) { return c->life != LIFE_OPEN; }
+
 static void request_close(ra_http_conn *c) {
-  if (c->close_sent) return;
+  if (c->life == LIFE_CLOSED) return;
   if (c->srv->cork_owner == c) cork_end(c);
-  c->close_sent = true;
-  c->closing = true;
+  c->life = LIFE_CLOSED;
   clear_deadline(c);
   c->io_ops->close(c->io);
 }
@@ -275,12 +317,12 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
     ex->next = NULL;
     if (ex == c->cur) c->cur = NULL;
     if (ex == c->ready) c->ready = NULL;
-    if (ex->dispatched) c->nqueued--;
+    if (ex->stage != EX_RECEIVING) c->nqueued--;
     ex->conn = NULL;
     /* Answered with 101 but never handed over: the upgrade callback still
      * gets its one call, without a stream, so the layer above can free what
      * it prepared for the new protocol. */
-    ra_upgrade_cb up_cb = ex->upgrade_pending ? ex->up_cb : NULL;
+    ra_upgrade_cb up_cb = ex->upgrade == UP_ACCEPTED ? ex->up_cb : NULL;
     void *up_ud = ex->up_ud;
     if (ex->res_live) ra_res_cancel(&ex->res); /* its release frees it */
     else ex_destroy(ex);
@@ -307,29 +349,33 @@ static size_t fmt_u64(char *out, uint64_t v) {
 
 static bool hdr_is(ra_str n, const char *name) { return ra_str_eq_nocase(n, ra_str_cstr(name)); }
 
+/* HTTP/1.0 has no chunks: without a length, the close ends the body. */
+static body_framing body_framing_for(bool no_body, int64_t clen, int http_version) {
+  if (no_body) return BODY_NONE;
+  if (clen >= 0) return BODY_LENGTH;
+  return http_version >= 11 ? BODY_CHUNKED : BODY_TO_CLOSE;
+}
+
 static int sink_head(void *sink, int status, const ra_header *h, size_t n, int64_t clen) {
   ra_http_ex *ex = sink;
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   ra_http_server *srv = c->srv;
   ex->status = status;
-  ex->no_body = status < 200 || status == 204 || status == 304;
+  bool no_body = status < 200 || status == 204 || status == 304;
   /* Closing (error, shutdown, a later "Connection: close"): only the last
    * answer in the queue says so; the ones before it are still complete
    * keep-alive answers. */
-  bool keep = ex->keep_alive && !((c->closing || srv->shutting_down) && ex->next == NULL);
+  bool keep = ex->keep_alive && !((is_closing(c) || srv->shutting_down) && ex->next == NULL);
   bool has_server = false, has_date = false;
   for (size_t i = 0; i < n; i++) {
     if (hdr_is(h[i].name, "connection") && ra_str_eq_nocase(h[i].value, RA_STR("close"))) keep = false;
     else if (hdr_is(h[i].name, "server")) has_server = true;
     else if (hdr_is(h[i].name, "date")) has_date = true;
   }
-  ex->clen = ex->no_body ? -1 : clen;
-  ex->chunked = false;
-  if (!ex->no_body && clen < 0) {
-    if (ex->req.http_version >= 11) ex->chunked = true;
-    else keep = false; /* HTTP/1.0: the end of the body is the end of the connection */
-  }
+  ex->clen = no_body ? -1 : clen;
+  ex->framing = body_framing_for(no_body, clen, ex->req.http_version);
+  if (ex->framing == BODY_TO_CLOSE) keep = false;
   ex->close_after = !keep;
 
   char small[1024];
@@ -361,14 +407,12 @@ static int sink_head(void *sink, int status, const ra_header *h, size_t n, int64
     PUT_STR(p, len, date, strlen(date));
     PUT_LIT(p, len, "\r\n");
   }
-  if (!ex->no_body) {
-    if (clen >= 0) {
-      PUT_LIT(p, len, "Content-Length: ");
-      len += fmt_u64(p + len, (uint64_t)clen);
-      PUT_LIT(p, len, "\r\n");
-    } else if (ex->chunked) {
-      PUT_LIT(p, len, "Transfer-Encoding: chunked\r\n");
-    }
+  if (ex->framing == BODY_LENGTH) {
+    PUT_LIT(p, len, "Content-Length: ");
+    len += fmt_u64(p + len, (uint64_t)clen);
+    PUT_LIT(p, len, "\r\n");
+  } else if (ex->framing == BODY_CHUNKED) {
+    PUT_LIT(p, len, "Transfer-Encoding: chunked\r\n");
   }
   if (!keep) PUT_LIT(p, len, "Connection: close\r\n");
   else if (ex->req.http_version == 10) PUT_LIT(p, len, "Connection: keep-alive\r\n");
@@ -411,11 +455,11 @@ static int sink_body(void *sink, const void *data, size_t len) {
   ra_http_ex *ex = sink;
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
-  if (ex->no_body || ex->res.is_head || len == 0) return 0;
+  if (ex->framing == BODY_NONE || ex->res.is_head || len == 0) return 0;
   if (ex->clen >= 0 && ex->sent + len > (uint64_t)ex->clen) return -EMSGSIZE;
   ex->sent += len;
   int rc;
-  if (ex->chunked) {
+  if (ex->framing == BODY_CHUNKED) {
     char hex[24];
     int hn = snprintf(hex, sizeof hex, "%zx\r\n", len);
     struct iovec v[3] = {{hex, (size_t)hn}, {(void *)data, len}, {"\r\n", 2}};
@@ -432,10 +476,10 @@ static int sink_end(void *sink) {
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   int rc = 0;
-  if (ex->chunked && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
+  if (ex->framing == BODY_CHUNKED && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
   /* A body shorter than announced: the peer cannot find the next response. */
   if (ex->clen >= 0 && !ex->res.is_head && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
-  ex->ended = true;
+  ex->stage = EX_ENDED;
   if (c->srv->access_log) {
     uint64_t us = now_us() - ex->start_us;
     c->srv->access_log(&ex->req, ex->status, us, c->srv->access_log_ud);
@@ -453,7 +497,7 @@ static int sink_upgrade(void *sink, int status, const ra_header *h, size_t n, ra
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   if (!c->io_ops->detach) return -ENOTSUP;
-  if (!ex->upgrade_req || c->closing) return -EINVAL;
+  if (ex->upgrade != UP_REQUESTED || is_closing(c)) return -EINVAL;
   ra_buf b = {0};
   int rc = ra_buf_printf(&b, "HTTP/1.1 %d %s\r\n", status, ra_http_status_text(status));
   for (size_t i = 0; i < n && rc == 0; i++) {
@@ -466,8 +510,8 @@ static int sink_upgrade(void *sink, int status, const ra_header *h, size_t n, ra
   ra_buf_free(&b);
   if (rc) return rc;
   ex->status = status;
-  ex->ended = true;
-  ex->upgrade_pending = true;
+  ex->stage = EX_ENDED;
+  ex->upgrade = UP_ACCEPTED;
   ex->up_cb = cb;
   ex->up_ud = ud;
   if (c->srv->access_log)
@@ -498,7 +542,7 @@ static const ra_res_sink_ops conn_sink_ops = {
 /* ---- dispatch and queue ------------------------------------------------------------ */
 
 static void start_response(ra_http_conn *c, ra_http_ex *ex) {
-  ex->dispatched = true;
+  ex->stage = EX_HANDLING;
   c->nqueued++;
   ra_res_init(&ex->res, c->srv->loop, &ex->req, &conn_sink_ops, ex, ex_release, ex);
   ex->res_live = true;
@@ -513,10 +557,10 @@ static void stop_parsing(ra_http_conn *c) {
  * dropped, with its deadline; the dispatched ones still get their answers,
  * then the connection closes. */
 static void stop_requests(ra_http_conn *c) {
-  c->closing = true;
+  start_closing(c);
   stop_parsing(c);
   ra_buf_free(&c->pending_in);
-  if (c->cur && !c->cur->dispatched) {
+  if (c->cur && c->cur->stage == EX_RECEIVING) {
     ra_http_ex *prev = NULL;
     for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
     drop_after(c, prev);
@@ -527,7 +571,7 @@ static void stop_requests(ra_http_conn *c) {
 
 /* Bad input or a limit: answer `status` in order, then close. */
 static void respond_error(ra_http_conn *c, int status) {
-  c->closing = true;
+  start_closing(c);
   stop_parsing(c);
   ra_buf_free(&c->pending_in);
   clear_deadline(c);
@@ -553,11 +597,11 @@ static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
   start_response(c, ex);
   if (!ex->keep_alive) {
     /* Nothing after this request is read. */
-    c->closing = true;
+    start_closing(c);
     stop_parsing(c);
     ra_buf_free(&c->pending_in);
   }
-  if (ex->upgrade_req) {
+  if (ex->upgrade == UP_REQUESTED) {
     /* The bytes after it belong to the new protocol, or, if the handler
      * answers normally, to the next request. */
     c->upgrade_wait = true;
@@ -571,7 +615,7 @@ static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
   if (c->srv->cork_owner == c) cork_end(c);
   ra_upgrade_cb cb = ex->up_cb;
   void *ud = ex->up_ud;
-  ex->upgrade_pending = false; /* handed over here, not by drop_after */
+  ex->upgrade = UP_HANDED_OVER; /* here, not by drop_after */
   ra_stream *s = c->io_ops->detach(c->io);
   ra_buf rest = c->pending_in;
   c->pending_in = (ra_buf){0};
@@ -586,16 +630,16 @@ static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
 
 /* The head of the queue ended: write out what the next ones produced. */
 static void conn_advance(ra_http_conn *c) {
-  while (c->head && c->head->ended) {
+  while (c->head && c->head->stage == EX_ENDED) {
     ra_http_ex *ex = c->head;
-    if (ex->upgrade_pending) {
+    if (ex->upgrade == UP_ACCEPTED) {
       schedule(c); /* do_upgrade from the loop */
       return;
     }
     bool close_after = ex->close_after;
     ex_pop(c, ex);
     if (close_after) {
-      c->closing = true;
+      start_closing(c);
       drop_after(c, NULL);
       break;
     }
@@ -605,24 +649,24 @@ static void conn_advance(ra_http_conn *c) {
       io_write(c, &v, 1);
       ra_buf_reset(&next->out);
     }
-    if (next && next->upgrade_pending) {
+    if (next && next->upgrade == UP_ACCEPTED) {
       schedule(c);
       return;
     }
-    if (next && next->res_live && next->res.on_drain && !next->ended) {
+    if (next && next->res_live && next->res.on_drain && next->stage != EX_ENDED) {
       c->want_drain = true;
       schedule(c);
     }
   }
-  if (c->closing && !c->head) {
+  if (is_closing(c) && !c->head) {
     request_close(c);
     return;
   }
-  if (c->stopped && !c->closing && !c->upgrade_wait && c->nqueued < c->srv->lim.max_pipelined) {
+  if (c->stopped && !is_closing(c) && !c->upgrade_wait && c->nqueued < c->srv->lim.max_pipelined) {
     c->want_resume = true;
     if (!c->in_feed) schedule(c);
   }
-  if (!c->head && c->phase == PH_IDLE && !c->closing) {
+  if (!c->head && c->phase == PH_IDLE && !is_closing(c)) {
     ra_http_server *srv = c->srv;
     if (srv->shutting_down) request_close(c);
     else set_deadline(c, T_KEEPALIVE, srv->lim.keepalive_timeout_ms);
@@ -644,7 +688,6 @@ static int on_message_begin(llhttp_t *p) {
   c->phase = PH_HEAD;
   c->hdr_bytes = c->line_bytes = 0;
   c->hstate_value = false;
-  c->in_trailers = false;
   set_deadline(c, T_HEADER, c->srv->lim.header_timeout_ms);
   return 0;
 }
@@ -677,11 +720,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   ra_http_ex *ex = c->cur;
   /* A new field starts after a value (or first); its ": " and CRLF count
    * once, whatever the fragments. */
-  bool starts = c->hstate_value || (ex->req.nhdrs == 0 && !c->in_trailers);
+  bool starts = c->hstate_value || (ex->req.nhdrs == 0 && c->phase != PH_BODY);
   c->hstate_value = false;
   int rc = count_header(c, len + (starts ? 4 : 0));
   if (rc) return rc;
-  if (c->in_trailers) return 0; /* counted, not kept */
+  if (c->phase == PH_BODY) return 0; /* counted, not kept */
   if (starts) {
     if (ex->req.nhdrs >= c->srv->lim.max_headers) return fail(c, 431);
     if (ra_req_hdr_begin(&ex->req)) return fail(c, 503);
@@ -695,7 +738,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   int rc = count_header(c, len);
   if (rc) return rc;
   c->hstate_value = true;
-  if (c->in_trailers) return 0;
+  if (c->phase == PH_BODY) return 0;
   if (ra_req_hdr_value_append(&c->cur->req, at, len)) return fail(c, 503);
   return 0;
 }
@@ -720,8 +763,7 @@ static int on_headers_complete(llhttp_t *p) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
   ra_http_server *srv = c->srv;
-  c->phase = PH_BODY;
-  c->in_trailers = true; /* header callbacks from now on are trailers */
+  c->phase = PH_BODY; /* header callbacks from now on are trailers */
   c->hstate_value = false;
   if (ex->req.method_len == 0) ra_req_set_method(&ex->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
   if (p->http_major != 1) return fail(c, 505);
@@ -744,7 +786,7 @@ static int on_headers_complete(llhttp_t *p) {
       }
     }
   }
-  ex->upgrade_req = p->upgrade != 0;
+  ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
   if (has_body) set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
   else clear_deadline(c);
   /* Pause so that parse() learns exactly where the header section ended:
@@ -771,7 +813,6 @@ static int on_message_complete(llhttp_t *p) {
   c->cur = NULL;
   c->phase = PH_IDLE;
   c->raw_head = 0;
-  c->in_trailers = false;
   clear_deadline(c);
   /* Dispatch outside of llhttp: the handler may do anything. */
   return HPE_PAUSED;
@@ -798,7 +839,7 @@ static int errno_status(ra_http_conn *c, llhttp_errno_t err) {
 /* ---- feeding ---------------------------------------------------------------------------- */
 
 static void stash(ra_http_conn *c, const uint8_t *p, size_t n) {
-  if (n == 0 || c->closing) return;
+  if (n == 0 || is_closing(c)) return;
   if (c->pending_in.len + n > 4u * 1024 * 1024) {
     /* A peer that keeps sending while we cannot parse: stop. */
     respond_error(c, 400);
@@ -854,7 +895,7 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
       ra_http_ex *ex = c->ready;
       c->ready = NULL;
       dispatch(c, ex);
-      if (c->close_sent) return;
+      if (c->life == LIFE_CLOSED) return;
     }
   }
 }
@@ -862,14 +903,14 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
 /* After the peer's EOF, once every byte it sent is parsed: answer what is
  * in flight, then close. A partial request can never complete. */
 static void eof_check(ra_http_conn *c) {
-  if (!c->peer_eof || c->stopped || c->close_sent) return;
+  if (!c->peer_eof || c->stopped || c->life == LIFE_CLOSED) return;
   stop_requests(c);
   if (!c->head) request_close(c);
 }
 
 static void resume(ra_http_conn *c) {
   c->want_resume = false;
-  if (c->closing || c->upgrade_wait || c->nqueued >= c->srv->lim.max_pipelined) return;
+  if (is_closing(c) || c->upgrade_wait || c->nqueued >= c->srv->lim.max_pipelined) return;
   c->stopped = false;
   ra_buf in = c->pending_in;
   c->pending_in = (ra_buf){0};
@@ -879,10 +920,10 @@ static void resume(ra_http_conn *c) {
   c->in_feed = false;
   if (began) cork_end(c);
   ra_buf_free(&in);
-  if (!c->stopped && !c->close_sent) set_reading(c, true);
+  if (!c->stopped && c->life != LIFE_CLOSED) set_reading(c, true);
   eof_check(c);
   /* Requests that completed synchronously may have freed a pipeline slot. */
-  if (c->want_resume && !c->close_sent) schedule(c);
+  if (c->want_resume && c->life != LIFE_CLOSED) schedule(c);
 }
 
 static void defer_cb(ra_defer *d, void *ud) {
@@ -892,21 +933,21 @@ static void defer_cb(ra_defer *d, void *ud) {
     c->head_corked = false;
     cork_end(c);
   }
-  if (c->head && c->head->upgrade_pending) {
+  if (c->head && c->head->upgrade == UP_ACCEPTED) {
     do_upgrade(c, c->head);
     return;
   }
   if (c->want_drain) {
     c->want_drain = false;
-    if (c->head && c->head->res_live && !c->head->ended) ra_res_drained(&c->head->res);
+    if (c->head && c->head->res_live && c->head->stage != EX_ENDED) ra_res_drained(&c->head->res);
   }
-  if (c->want_resume && !c->close_sent) resume(c);
+  if (c->want_resume && c->life != LIFE_CLOSED) resume(c);
 }
 
 static void timer_cb(ra_timer *t, void *ud) {
   ra_http_conn *c = ud;
   (void)t;
-  if (!c->deadline || c->close_sent) return;
+  if (!c->deadline || c->life == LIFE_CLOSED) return;
   uint64_t now = ra_loop_now(c->srv->loop);
   if (now < c->deadline) {
     c->timer_due = c->deadline;
@@ -930,9 +971,10 @@ static void timer_cb(ra_timer *t, void *ud) {
 
 /* ---- public (internal) API ---------------------------------------------------------------- */
 
-ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io) {
+int ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io, ra_http_conn **out) {
   ra_http_conn *c = calloc(1, sizeof *c);
-  if (!c) return NULL;
+  *out = c;
+  if (!c) return -ENOMEM;
   llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
   c->parser.data = c;
   c->srv = srv;
@@ -948,11 +990,11 @@ ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, v
   set_deadline(c, T_KEEPALIVE, srv->lim.header_timeout_ms < srv->lim.keepalive_timeout_ms
                                    ? srv->lim.header_timeout_ms
                                    : srv->lim.keepalive_timeout_ms);
-  return c;
+  return 0;
 }
 
 size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len) {
-  if (c->close_sent || c->closing) return len;
+  if (is_closing(c)) return len;
   if (c->stopped) {
     stash(c, data, len);
     return len;
@@ -962,7 +1004,7 @@ size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len) {
   parse(c, data, len);
   c->in_feed = false;
   if (began) cork_end(c);
-  if (c->want_resume && !c->close_sent) schedule(c);
+  if (c->want_resume && c->life != LIFE_CLOSED) schedule(c);
   return len;
 }
 
@@ -972,7 +1014,7 @@ void ra_http_conn_eof(ra_http_conn *c) {
 }
 
 void ra_http_conn_drain(ra_http_conn *c) {
-  if (c->head && c->head->res_live && !c->head->ended) ra_res_drained(&c->head->res);
+  if (c->head && c->head->res_live && c->head->stage != EX_ENDED) ra_res_drained(&c->head->res);
 }
 
 static void conn_unlink_free(ra_http_conn *c) {
@@ -994,21 +1036,21 @@ static void conn_unlink_free(ra_http_conn *c) {
 }
 
 void ra_http_conn_closed(ra_http_conn *c) {
-  c->close_sent = true;
+  c->life = LIFE_CLOSED;
   conn_unlink_free(c);
 }
 
 void ra_http_conn_destroy(ra_http_conn *c) {
-  c->close_sent = true;
+  c->life = LIFE_CLOSED;
   if (c->io_ops->destroy) c->io_ops->destroy(c->io);
   conn_unlink_free(c);
 }
 
 void ra_http_conn_shutdown(ra_http_conn *c) {
-  if (c->close_sent) return;
+  if (c->life == LIFE_CLOSED) return;
   bool busy = false;
   for (ra_http_ex *e = c->head; e; e = e->next)
-    if (e->dispatched) busy = true;
+    if (e->stage != EX_RECEIVING) busy = true;
   if (!busy) {
     request_close(c);
     return;

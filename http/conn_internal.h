@@ -75,8 +75,9 @@ struct ra_http_server {
   size_t nhooks;
 };
 
-/* Creates a connection on srv over io. NULL on -ENOMEM. */
-ra_http_conn *ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io);
+/* Creates a connection on srv over io: 0 and *out, or -ENOMEM and *out
+ * NULL. */
+int ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io, ra_http_conn **out);
 /* Feeds received bytes; always consumes all of them (keeps what it cannot
  * parse yet). */
 size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len);

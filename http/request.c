@@ -284,20 +284,22 @@ int ra_req_set_params(ra_req *req, const ra_req_kv *p, size_t n) {
 
 /* ---- public API ------------------------------------------------------------ */
 
-ra_req *ra_req_new(ra_str method, ra_str target, int http_version, bool attested) {
+int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out) {
+  *out = NULL;
   ra_req *req = malloc(sizeof *req);
-  if (!req) return NULL;
+  if (!req) return -ENOMEM;
   ra_req_init(req);
   if (ra_req_set_method(req, method) || ra_req_target_append(req, target.ptr, target.len)) {
     ra_req_cleanup(req);
     free(req);
-    return NULL;
+    return -ENOMEM;
   }
   req->http_version = http_version == 10 ? 10 : 11;
   req->attested = attested;
   /* A bad target is not an allocation failure: the router answers 400. */
   (void)ra_req_finish_target(req);
-  return req;
+  *out = req;
+  return 0;
 }
 
 int ra_req_add_header(ra_req *req, ra_str name, ra_str value) {

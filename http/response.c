@@ -3,6 +3,8 @@
 #include "raloop/http/token.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,11 +50,12 @@ void ra_res_cleanup(ra_res *res) {
   ra_buf_free(&res->hbuf);
 }
 
-ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink) {
+int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out) {
   ra_res *res = calloc(1, sizeof *res);
-  if (!res) return NULL; /* req stays the caller's */
+  *out = res;
+  if (!res) return -ENOMEM; /* req stays the caller's */
   ra_res_init(res, loop, req, ops, sink, NULL, NULL);
-  return res;
+  return 0;
 }
 
 static void res_release(ra_res *res) {
@@ -168,8 +171,35 @@ int ra_res_send(ra_res *res, int status, const char *content_type, const void *b
   return rc ? rc : rc2;
 }
 
+#define TEXT_PLAIN "text/plain; charset=utf-8"
+
 int ra_res_send_text(ra_res *res, int status, const char *text) {
-  return ra_res_send(res, status, "text/plain; charset=utf-8", text, text ? strlen(text) : 0);
+  return ra_res_send(res, status, TEXT_PLAIN, text, text ? strlen(text) : 0);
+}
+
+/* The handler is promised an ended response whatever failed. */
+static int sendf_failed(ra_res *res, int err) {
+  ra_res_send(res, 500, NULL, NULL, 0);
+  return err;
+}
+
+int ra_res_sendf(ra_res *res, int status, const char *fmt, ...) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  char small[512]; /* most answers: no allocation */
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  va_end(ap);
+  if (n < 0) return sendf_failed(res, -EINVAL);
+  if ((size_t)n < sizeof small) return ra_res_send(res, status, TEXT_PLAIN, small, (size_t)n);
+  char *big = malloc((size_t)n + 1);
+  if (!big) return sendf_failed(res, -ENOMEM);
+  va_start(ap, fmt);
+  vsnprintf(big, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  int rc = ra_res_send(res, status, TEXT_PLAIN, big, (size_t)n);
+  free(big);
+  return rc;
 }
 
 /* ---- misc ------------------------------------------------------------------------ */

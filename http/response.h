@@ -26,6 +26,11 @@ typedef struct ra_res ra_res;
 int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len);
 /* Complete response with text/plain; charset=utf-8. */
 int ra_res_send_text(ra_res *res, int status, const char *text);
+/* ra_res_send_text with printf-style text (formatted on the stack when
+ * short, else in a buffer freed before return). The response is always
+ * ended: if the text cannot be made (-ENOMEM, -EINVAL for a bad format),
+ * with a bodiless 500 instead, and that code is returned. */
+int ra_res_sendf(ra_res *res, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Building a streamed response: set status and headers, then write chunks
  * and end. Without ra_res_set_content_length, an HTTP/1.1 transport uses
@@ -84,10 +89,10 @@ typedef struct ra_res_sink_ops {
   size_t (*pending)(void *sink);
 } ra_res_sink_ops;
 
-/* Takes ownership of req on success (freed with the response); returns
- * NULL on -ENOMEM, leaving req to the caller. ops must outlive the
+/* Takes ownership of req on success (freed with the response): 0 and *out;
+ * on -ENOMEM *out is NULL and req stays the caller's. ops must outlive the
  * response. */
-ra_res *ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink);
+int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out);
 /* The transport is gone: runs on_cancel, detaches the sink (never called
  * again). Frees the response now if it had already ended. */
 void ra_res_cancel(ra_res *res);

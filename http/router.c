@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "raloop/http/request_internal.h"
+#include "raloop/http/router_internal.h"
 #include "raloop/http/server.h"
+#include "raloop/http/token.h"
 
 #define RT_MAX_PARAMS 16
 #define RT_METHOD_MAX 31
@@ -48,7 +50,10 @@ struct ra_router {
   size_t ncleanups;
 };
 
-ra_router *ra_router_new(void) { return calloc(1, sizeof(ra_router)); }
+int ra_router_new(ra_router **out) {
+  *out = calloc(1, sizeof(ra_router));
+  return *out ? 0 : -ENOMEM;
+}
 
 static void node_free(rt_node *n) {
   for (size_t i = 0; i < n->nkids; i++) {
@@ -85,16 +90,11 @@ int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud) {
   return 0;
 }
 
+/* A method is an RFC 9110 token (or "*", any method). */
 static bool method_ok(const char *m) {
   size_t n = strlen(m);
-  if (n == 0 || n > RT_METHOD_MAX) return false;
-  if (strcmp(m, "*") == 0) return true;
-  for (size_t i = 0; i < n; i++) {
-    char c = m[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-      return false;
-  }
-  return true;
+  if (n > RT_METHOD_MAX) return false;
+  return strcmp(m, "*") == 0 || ra_http_token_valid(ra_str_make(m, n));
 }
 
 static int add_ep(rt_ep **eps, size_t *n, const char *method, ra_handler h, void *ud, unsigned flags) {
@@ -112,6 +112,8 @@ static int add_ep(rt_ep **eps, size_t *n, const char *method, ra_handler h, void
   return 0;
 }
 
+/* A parameter name (":id"): not an HTTP token but a name handlers spell in
+ * C strings, so letters, digits, '_' and '-' only. */
 static bool name_ok(const char *p, size_t n) {
   if (n == 0) return false;
   for (size_t i = 0; i < n; i++) {
@@ -145,8 +147,8 @@ static int pattern_check(const char *pattern) {
   return 0;
 }
 
-int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handler handler,
-                void *ud, unsigned flags) {
+int ra_router__add(ra_router *r, const char *method, const char *pattern, ra_handler handler,
+                   void *ud, unsigned flags) {
   if (!r || !method || !pattern || !handler || !method_ok(method)) return -EINVAL;
   int rc = pattern_check(pattern);
   if (rc) return rc;
@@ -200,6 +202,12 @@ int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handle
     if (!e) return add_ep(&n->eps, &n->neps, method, handler, ud, flags);
     s = e + 1;
   }
+}
+
+int ra_route_ex(ra_router *r, const char *method, const char *pattern, ra_handler handler,
+                void *ud, unsigned flags) {
+  if (flags & RA_ROUTE_WEBSOCKET) return -EINVAL; /* ws/'s own, see router.h */
+  return ra_router__add(r, method, pattern, handler, ud, flags);
 }
 
 int ra_route(ra_router *r, const char *method, const char *pattern, ra_handler handler, void *ud) {

@@ -31,9 +31,14 @@ typedef void (*ra_handler)(ra_req *req, ra_res *res, void *ud);
 enum {
   /* 403 unless the request came through an attested tunnel. */
   RA_ROUTE_ATTESTED_ONLY = 1u << 0,
+  /* A route made by ra_ws_route (its ud is the WebSocket layer's block,
+   * which ra_ws_route_handlers reads). Only ws/ sets it: ra_route_ex
+   * refuses it (-EINVAL), so the flag can be trusted in a match. */
+  RA_ROUTE_WEBSOCKET = 1u << 1,
 };
 
-ra_router *ra_router_new(void);
+/* 0 and *out, or -ENOMEM and *out NULL. */
+int ra_router_new(ra_router **out);
 /* Frees the routes, then runs the ra_router_on_free callbacks (last
  * registered first). */
 void ra_router_free(ra_router *r);
@@ -42,7 +47,7 @@ void ra_router_free(ra_router *r);
  * lives exactly as long as the routes pointing at it. */
 int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud);
 
-/* method: "GET", "POST", ... or "*" for any. pattern is copied. Returns 0,
+/* method: "GET", "POST", ... (an RFC 9110 token) or "*" for any. pattern is copied. Returns 0,
  * -EINVAL for a malformed pattern, -EEXIST for a duplicate method+pattern. */
 int ra_route(ra_router *r, const char *method, const char *pattern,
              ra_handler handler, void *ud);

@@ -68,10 +68,12 @@ static void lim_defaults(ra_http_limits *l) {
 static void shutdown_timer_cb(ra_timer *t, void *ud);
 static void done_cb(ra_defer *d, void *ud);
 
-ra_http_server *ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts) {
-  if (!loop || !router) return NULL;
+int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts,
+                       ra_http_server **out) {
+  *out = NULL;
+  if (!loop || !router) return -EINVAL;
   ra_http_server *srv = calloc(1, sizeof *srv);
-  if (!srv) return NULL;
+  if (!srv) return -ENOMEM;
   srv->loop = loop;
   srv->router = router;
   if (opts) {
@@ -88,7 +90,8 @@ ra_http_server *ra_http_server_new(ra_loop *loop, ra_router *router, const ra_ht
   srv->server_name[o] = '\0';
   ra_timer_init(loop, &srv->shutdown_timer, shutdown_timer_cb, srv);
   ra_defer_init(&srv->done_defer, done_cb, srv);
-  return srv;
+  *out = srv;
+  return 0;
 }
 
 static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len, void *ud) {
@@ -97,10 +100,10 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
     close(fd);
     return;
   }
-  ra_stream *s = ra_stream_new(srv->loop, fd, &orphan_cbs, NULL);
-  if (!s) return;
-  ra_http_conn *c = ra_http_conn_new(srv, &stream_io, s);
-  if (!c) {
+  ra_stream *s;
+  if (ra_stream_new(srv->loop, fd, &orphan_cbs, NULL, &s) < 0) return;
+  ra_http_conn *c;
+  if (ra_http_conn_new(srv, &stream_io, s, &c) < 0) {
     ra_stream_abort(s, -ENOMEM);
     return;
   }

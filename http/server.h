@@ -54,9 +54,10 @@ typedef struct ra_http_server_opts {
   void *access_log_ud;
 } ra_http_server_opts;
 
-/* router must outlive the server. opts may be NULL (defaults). */
-ra_http_server *ra_http_server_new(ra_loop *loop, ra_router *router,
-                                   const ra_http_server_opts *opts);
+/* router must outlive the server. opts may be NULL (defaults). Returns 0
+ * and *out, or -EINVAL (no loop or router), -ENOMEM and *out NULL. */
+int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts,
+                       ra_http_server **out);
 /* Adds a listener; addr as in ra_listen(). May be called several times. */
 int ra_http_server_listen(ra_http_server *srv, const char *addr,
                           const ra_listen_opts *opts);

@@ -85,10 +85,8 @@ int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **ou
   if (opts) s->o = *opts;
   if (!s->o.shutdown_timeout_ms) s->o.shutdown_timeout_ms = DEFAULT_SHUTDOWN_MS;
   s->router = router;
-  s->loop = ra_loop_new();
-  int rc = s->loop ? 0 : -ENOMEM;
-  if (!rc) s->http = ra_http_server_new(s->loop, router, s->o.http);
-  if (!rc && !s->http) rc = -ENOMEM;
+  int rc = ra_loop_new(&s->loop);
+  if (!rc) rc = ra_http_server_new(s->loop, router, s->o.http, &s->http);
   if (!rc) rc = start_tunnel(s);
   if (!rc) rc = start_listeners(s);
   if (rc) {
@@ -144,10 +142,7 @@ void ra_service_free(ra_service *s) {
   if (s->loop) ra_timer_stop(&s->backstop);
   ra_http_server_free(s->http);
   ra_tunnel_server_free(s->tunnel);
-  if (s->loop) {
-    for (int i = 0; i < 4; i++) ra_loop_run_once(s->loop, 0);
-    ra_loop_free(s->loop);
-  }
+  ra_loop_free(s->loop);
   free(s);
 }
 

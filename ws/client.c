@@ -11,6 +11,7 @@
 #include "raloop/core/buf.h"
 #include "raloop/core/log.h"
 #include "raloop/core/stream.h"
+#include "raloop/http/token.h"
 #include "raloop/ws/handshake.h"
 #include "raloop/ws/ws_internal.h"
 
@@ -228,12 +229,18 @@ static void hs_timer(ra_timer *t, void *ud) {
 
 /* ---- URL and request ----------------------------------------------------- */
 
-static bool header_ok(const char *s, bool name) {
-  if (!s || (name && !*s)) return false;
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '\r' || ch == '\n' || ch == 0x7f || (ch < 0x20 && ch != '\t')) return false;
-    if (name && (ch == ':' || ch == ' ' || ch == '\t')) return false;
+#define MAX_HEADER_NAME 127
+
+/* What goes into the request is checked before anything is sent:
+ * subprotocols are tokens (RFC 6455 4.1), headers well-formed fields. */
+static bool client_opts_valid(const ra_ws_client_opts *o) {
+  for (size_t i = 0; i < o->nprotocols; i++)
+    if (!o->protocols[i] || !ra_http_token_valid(ra_str_cstr(o->protocols[i]))) return false;
+  for (size_t i = 0; i < o->nheaders; i++) {
+    ra_header h = o->headers[i];
+    if (h.name.len > MAX_HEADER_NAME || !ra_http_token_valid(h.name) ||
+        !ra_http_field_value_valid(h.value))
+      return false;
   }
   return true;
 }
@@ -296,19 +303,7 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
   ra_ws_client_opts o;
   if (opts) o = *opts;
   else memset(&o, 0, sizeof o);
-  for (size_t i = 0; i < o.nprotocols; i++)
-    if (!header_ok(o.protocols[i], true) || strchr(o.protocols[i], ',')) return -EINVAL;
-  for (size_t i = 0; i < o.nheaders; i++) {
-    char name[128];
-    if (o.headers[i].name.len == 0 || o.headers[i].name.len >= sizeof name) return -EINVAL;
-    memcpy(name, o.headers[i].name.ptr, o.headers[i].name.len);
-    name[o.headers[i].name.len] = 0;
-    if (!header_ok(name, true)) return -EINVAL;
-    for (size_t j = 0; j < o.headers[i].value.len; j++) {
-      unsigned char ch = (unsigned char)o.headers[i].value.ptr[j];
-      if (ch == '\r' || ch == '\n' || ch == 0) return -EINVAL;
-    }
-  }
+  if (!client_opts_valid(&o)) return -EINVAL;
 
   ws_client *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
@@ -352,7 +347,7 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
       goto fail;
   if (ra_buf_append_str(r, "\r\n") < 0) goto fail;
 
-  c->ws = ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws);
+  ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws, &c->ws);
   if (!c->ws) goto fail;
   rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
   if (rc < 0) goto fail;

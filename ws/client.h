@@ -33,8 +33,9 @@ typedef struct ra_ws_client_opts {
  * ra_ws_close/ra_ws_terminate cancel the attempt. Afterwards either on_open
  * runs, or on_close with 1006 and a reason saying what failed (connect,
  * handshake refused with its HTTP status, bad accept value, timeout...) —
- * never from inside this call. Errors returned directly: -EINVAL (bad URL
- * or header), -EPROTONOSUPPORT, -ENOMEM, or the connect's own error; no
+ * never from inside this call. Errors returned directly: -EINVAL (bad URL,
+ * a header that is not a well-formed field, a subprotocol that is not an
+ * RFC 9110 token), -EPROTONOSUPPORT, -ENOMEM, or the connect's own error; no
  * callback follows those. */
 int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
                   const ra_ws_handlers *h, void *ud, ra_ws **out);

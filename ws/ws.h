@@ -2,6 +2,8 @@
  * interface that lets other transports (the attested tunnel) carry the same
  * handlers.
  *
+ * Rooms (broadcast to a set of connections) are in ws/room.h, included here.
+ *
  * An ra_ws is one WebSocket, whatever carries it: frames on a TCP stream
  * (server routes here, the client in ws/client.h), or ws_message envelopes
  * in the tunnel. Applications see whole messages (on_message) and send whole
@@ -29,7 +31,6 @@
 #include "raloop/ws/frame.h"
 
 typedef struct ra_ws ra_ws;
-typedef struct ra_ws_room ra_ws_room;
 
 typedef enum { RA_WS_TEXT = RA_WS_OP_TEXT, RA_WS_BINARY = RA_WS_OP_BINARY } ra_ws_type;
 
@@ -134,8 +135,8 @@ int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
  * system calls (one per 4 KiB gathered, so the first answers leave while
  * later ones are still being made); larger ones go out at once, after what
  * gathered. Frame order and the bytes on the wire are
- * unchanged. Idempotent within a turn; no-op on sinks other than a stream
- * and on a closing connection. */
+ * unchanged. Idempotent within a turn; no-op on sinks without a cork op
+ * (the stream transport has one) and on a closing connection. */
 void ra_ws_cork(ra_ws *ws);
 
 /* Sends a message in pieces: the first call starts a message of `type`,
@@ -180,25 +181,6 @@ bool ra_ws_is_open(const ra_ws *ws);
 void *ra_ws_userdata(const ra_ws *ws);
 void ra_ws_set_userdata(ra_ws *ws, void *p);
 
-/* ---- rooms: broadcast to a set of connections -------------------------- */
-
-ra_ws_room *ra_ws_room_new(void);
-/* Members leave (they are not closed). */
-void ra_ws_room_free(ra_ws_room *room);
-/* A ws leaves every room by itself when it closes (before its on_close).
- * join: 0, -EEXIST if already a member, -EPIPE if ws is closing, -ENOMEM. */
-int ra_ws_room_join(ra_ws_room *room, ra_ws *ws);
-void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws);
-size_t ra_ws_room_size(const ra_ws_room *room);
-/* Sends the message to every open member except `except` (may be NULL).
- * Slow members get the message queued like any send (and are dropped past
- * their send_limit). Returns how many members it was sent to. */
-size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
-                            const ra_ws *except);
-/* Starts the closing handshake (ra_ws_close) with every open member, e.g.
- * 1001 when the server shuts down. Members stay until their on_close. */
-void ra_ws_room_close_all(ra_ws_room *room, uint16_t code, const char *reason);
-
 /* ---- for transports ------------------------------------------------------
  * A transport (e.g. the attested tunnel) creates an ra_ws with its own sink,
  * then feeds it events. Contract: the transport calls ra_ws_deliver_open
@@ -224,12 +206,22 @@ typedef struct ra_ws_sink_ops {
   void (*terminate)(void *sink);
   /* Optional: bytes held unsent (for back-pressure). */
   size_t (*buffered)(void *sink);
+  /* Optional: a whole message in a buffer that is handed over (the
+   * contract of ra_ws_send_owned: RA_WS_SEND_ROOM writable bytes before
+   * data, free_cb(ud) exactly once, also on failure). NULL: ra_ws calls
+   * send and then free_cb. */
+  int (*send_owned)(void *sink, ra_ws_type type, uint8_t *data, size_t len,
+                    void (*free_cb)(void *), void *ud);
+  /* Optional: gather the frames sent until the end of the loop's turn
+   * (ra_ws_cork). NULL: ra_ws_cork does nothing. */
+  void (*cork)(void *sink);
 } ra_ws_sink_ops;
 
 /* Creates a WebSocket handle that sends through ops/sink (ops must outlive
- * it). handlers is copied; opts may be NULL. Returns NULL on -ENOMEM. */
-ra_ws *ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
-                           const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts);
+ * it). handlers is copied; opts may be NULL. Returns 0 and *out, or
+ * -ENOMEM and *out NULL. */
+int ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
+                        const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts, ra_ws **out);
 /* Describes the connection (copied): request path, negotiated protocol,
  * whether the carrier is attested. Call before ra_ws_deliver_open. */
 int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);
@@ -245,5 +237,8 @@ void ra_ws_deliver_drain(ra_ws *ws);
 /* The end, exactly once: runs on_close, then frees ws as soon as no ra_ws
  * callback is running (at once when called from outside them). */
 void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason);
+
+/* Rooms (ra_ws_room_*) are declared in ws/room.h, part of this API. */
+#include "raloop/ws/room.h"
 
 #endif

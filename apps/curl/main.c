@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
   if (ex.has) { pol.tdx = &ex; pol.n_tdx = 1; }
   pol.allow_debug = allow_debug;
 
-  st.loop = ra_loop_new();
+  ra_loop_new(&st.loop);
   st.exit_code = EX_OK;
   ra_tunnel_client_opts o = {
     .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,

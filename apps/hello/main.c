@@ -224,8 +224,10 @@ int main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   if (quiet) ra_log_set_level(RA_LOG_WARN);
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  ra_loop_new(&loop);
+  ra_router *router;
+  ra_router_new(&router);
   if (!loop || !router) {
     fprintf(stderr, "ra-hello: out of memory\n");
     return 1;
@@ -243,7 +245,8 @@ int main(int argc, char **argv) {
   opts.server_name = "raloop";
   opts.limits.header_timeout_ms = (uint64_t)header_timeout;
   if (!quiet) opts.access_log = access_log;
-  ra_http_server *srv = ra_http_server_new(loop, router, &opts);
+  ra_http_server *srv;
+  ra_http_server_new(loop, router, &opts, &srv);
   if (!srv || hello_ws_routes(router, srv) != 0) {
     fprintf(stderr, "ra-hello: setup failed\n");
     return 1;
@@ -272,8 +275,6 @@ int main(int argc, char **argv) {
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
-  /* Let deferred closes run before the loop goes. */
-  for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);
   ra_loop_free(loop);
   return rc ? 1 : 0;
 }

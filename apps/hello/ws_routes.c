@@ -58,8 +58,8 @@ static void on_shutdown(ra_http_server *srv, void *ud) {
 int hello_ws_routes(ra_router *r, ra_http_server *srv) {
   hello_ws *hw = calloc(1, sizeof *hw);
   if (!hw) return -ENOMEM;
-  hw->all = ra_ws_room_new();
-  hw->chat = ra_ws_room_new();
+  ra_ws_room_new(&hw->all);
+  ra_ws_room_new(&hw->chat);
   int rc = -ENOMEM;
   if (!hw->all || !hw->chat || (rc = ra_router_on_free(r, hello_ws_free, hw)) < 0) {
     hello_ws_free(hw);

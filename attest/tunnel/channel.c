@@ -272,8 +272,7 @@ ra_tchan_sock *ra_tchan_sock_new(ra_tchan *ch, ra_str id, const ra_ws_handlers *
   memcpy(w->id, id.ptr, id.len);
   w->id_len = id.len;
   w->peer_knows = ch->role == RA_TCHAN_SERVER; /* the client named it */
-  w->ws = ra_ws_new_with_sink(ch->loop, &sock_ops, w, h, ud, opts);
-  if (!w->ws) {
+  if (ra_ws_new_with_sink(ch->loop, &sock_ops, w, h, ud, opts, &w->ws) < 0) {
     free(w);
     return NULL;
   }

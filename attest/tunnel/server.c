@@ -307,7 +307,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   }
   char scratch[2048];
   ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
-  ra_req *req = ra_req_new(m->http_request.method, target, 11, true);
+  ra_req *req;
+  ra_req_new(m->http_request.method, target, 11, true, &req);
   treq *q = calloc(1, sizeof *q + id.len + 1);
   if (!req || !q) goto oom;
   memcpy(q->id, id.ptr, id.len);
@@ -357,7 +358,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   bool by_ref = body.len >= BODY_REF_MIN && t->ch.rx.data && body.bytes >= t->ch.rx.data &&
                 body.bytes + body.len <= t->ch.rx.data + t->ch.rx.cap;
   if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
-  ra_res *res = ra_res_new(s->loop, req, &treq_ops, q);
+  ra_res *res;
+  ra_res_new(s->loop, req, &treq_ops, q, &res);
   if (!res) goto oom;
   if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->ch.rx));
   q->res = res;
@@ -388,7 +390,8 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   }
   char scratch[2048];
   ra_str target = url_target(m->ws_connect.url, scratch, sizeof scratch);
-  ra_req *req = ra_req_new(RA_STR("GET"), target, 11, true);
+  ra_req *req;
+  ra_req_new(RA_STR("GET"), target, 11, true, &req);
   if (!req) {
     send_event(t, id, RA_TMSG_EV_ERROR, "out of memory");
     return;

@@ -34,10 +34,13 @@ static void on_connect(ra_stream *s, int status, void *ud) {
 }
 
 int main(void) {
-  ra_loop *loop = ra_loop_new();
-  ra_router *r = ra_router_new();
+  ra_loop *loop;
+  ra_loop_new(&loop);
+  ra_router *r;
+  ra_router_new(&r);
   ra_route(r, "GET", "/hi", hi, NULL);
-  ra_http_server *srv = ra_http_server_new(loop, r, NULL);
+  ra_http_server *srv;
+  ra_http_server_new(loop, r, NULL, &srv);
   if (!srv || ra_http_server_listen(srv, "127.0.0.1:0", NULL)) return 1;
   client c = {.loop = loop};
   ra_stream_cbs cbs = {.on_read = on_read, .on_close = on_close};
@@ -47,7 +50,6 @@ int main(void) {
   printf("%s\n", ok ? "pkg-config app: OK" : c.got);
   ra_http_server_free(srv);
   ra_router_free(r);
-  for (int i = 0; i < 4; i++) ra_loop_run_once(loop, 0);
   ra_loop_free(loop);
   return ok ? 0 : 1;
 }

@@ -55,7 +55,8 @@ static void on_conn(ra_listener *l, int fd, const struct sockaddr *peer, socklen
   assert_true(len > 0);
   e->family = peer->sa_family;
   e->accepted++;
-  assert_non_null(ra_stream_new(e->loop, fd, &srv_cbs, e));
+  ra_stream *s;
+  assert_int_equal(ra_stream_new(e->loop, fd, &srv_cbs, e, &s), 0);
 }
 
 static size_t cli_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
@@ -97,7 +98,7 @@ static void on_guard(ra_timer *t, void *ud) {
 
 static void echo_init(echo *e) {
   memset(e, 0, sizeof *e);
-  e->loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&e->loop), 0);
   assert_non_null(e->loop);
   ra_timer_init(e->loop, &e->guard, on_guard, e);
   ra_timer_unref(&e->guard);
@@ -245,7 +246,8 @@ static void test_vsock(void **state) {
   int probe = socket(AF_VSOCK, SOCK_STREAM, 0);
   if (probe < 0) skip(); /* no vsock in this kernel */
   close(probe);
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   ra_listener *l = NULL;
   char addr[48];
   unsigned port = 40000 + (unsigned)getpid() % 20000;
@@ -272,7 +274,8 @@ static void test_vsock(void **state) {
 
 static void test_bad_addresses(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   ra_listener *l = (ra_listener *)1;
   const char *bad[] = {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:12x",
                        "::1:80", "[::1]80", "[::1", "[nothost]:80", "unix:"};
@@ -331,7 +334,7 @@ static int connect_blocking(uint16_t port) {
 static void test_accept_batch_pause_close(void **state) {
   (void)state;
   many m = {0};
-  m.loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&m.loop), 0);
   assert_int_equal(ra_listen(m.loop, "127.0.0.1:0", NULL, on_many, &m, &m.l), 0);
   uint16_t port = ra_listener_port(m.l);
   int c[100];
@@ -356,7 +359,7 @@ static void test_emfile(void **state) {
   struct rlimit old, lim;
   getrlimit(RLIMIT_NOFILE, &old);
   many m = {0};
-  m.loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&m.loop), 0);
   assert_int_equal(ra_listen(m.loop, "127.0.0.1:0", NULL, on_many, &m, &m.l), 0);
   uint16_t port = ra_listener_port(m.l);
   int c1 = connect_blocking(port);

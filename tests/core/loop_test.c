@@ -48,7 +48,8 @@ static void on_tt(ra_timer *t, void *ud) {
 
 static void test_timer_order(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   assert_non_null(loop);
   rec r = {0};
   ttimer t[6];
@@ -77,7 +78,8 @@ static void test_timer_order(void **state) {
 
 static void test_timer_repeat_stop_self(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   ttimer t = {0};
   t.stop_after = 5;
   ra_timer_init(loop, &t.t, on_tt, &t);
@@ -92,7 +94,8 @@ static void test_timer_repeat_stop_self(void **state) {
 
 static void test_timer_stop_other_same_turn(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   rec r = {0};
   ttimer a = {0}, b = {0}, c = {0};
   a.r = b.r = c.r = &r;
@@ -127,7 +130,8 @@ static void on_restart(ra_timer *t, void *ud) {
 
 static void test_timer_restart_zero_from_cb(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   restarter r = {0};
   ra_timer_init(loop, &r.t, on_restart, &r);
   ra_timer_start(&r.t, 0, 0);
@@ -149,7 +153,8 @@ static void count_cb(ra_timer *t, void *ud) {
 static void test_timer_million(void **state) {
   (void)state;
   enum { N = 1000000 };
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   ra_timer *ts = calloc(N, sizeof *ts);
   assert_non_null(ts);
   size_t fired = 0;
@@ -175,7 +180,8 @@ static void test_timer_million(void **state) {
 
 static void test_timer_unref(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   size_t a = 0, b = 0;
   ra_timer house, work;
   ra_timer_init(loop, &house, count_cb, &a);
@@ -213,7 +219,8 @@ static void on_d(ra_defer *d, void *ud) {
 
 static void test_defer_fifo_cancel(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   drec r = {0};
   r.loop = loop;
   r.requeue = 1;
@@ -273,7 +280,8 @@ static void on_pipe(ra_loop *loop, int fd, unsigned events, void *ud) {
 
 static void test_unwatch_in_callback(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   pipes ps = {0};
   ps.loop = loop;
   for (int i = 0; i < 2; i++) {
@@ -311,7 +319,8 @@ static void on_toggle(ra_loop *loop, int fd, unsigned events, void *ud) {
 
 static void test_watch_modify(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   int p[2];
   assert_int_equal(pipe(p), 0);
   wtoggle w = {0};
@@ -373,7 +382,8 @@ static void on_sig(ra_loop *loop, int signo, void *ud) {
 
 static void test_signal(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   sigrec s = {0};
   assert_int_equal(ra_loop_on_signal(loop, SIGUSR1, on_sig, &s), 0);
   assert_int_equal(ra_loop_on_signal(loop, SIGKILL, on_sig, &s), -EINVAL);
@@ -410,7 +420,8 @@ static void stop_cb(ra_timer *t, void *ud) {
 
 static void test_run_exits_and_stop(void **state) {
   (void)state;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   uint64_t start = mono_ms();
   assert_int_equal(ra_loop_run(loop), 0); /* nothing at all */
   assert_true(mono_ms() - start < 100);
@@ -432,6 +443,61 @@ static void test_run_exits_and_stop(void **state) {
   ra_loop_free(loop);
 }
 
+/* ---- ra_loop_free finishes what is deferred ----------------------------- */
+
+/* A handle that frees itself from a deferred call, the way a closed stream
+ * does: only ra_loop_free's run of the queue can release it. */
+typedef struct selffree {
+  ra_defer d;
+  ra_loop *loop;
+  int *freed;
+  struct selffree *then; /* queued from this call: a second round */
+} selffree;
+
+static void selffree_cb(ra_defer *d, void *ud) {
+  selffree *h = ud;
+  (void)d;
+  (*h->freed)++;
+  if (h->then) ra_loop_defer(h->loop, &h->then->d);
+  free(h);
+}
+
+static int forever_runs;
+static void forever_cb(ra_defer *d, void *ud) {
+  forever_runs++;
+  ra_loop_defer(ud, d); /* never settles: ra_loop_free must give up */
+}
+
+static void test_free_runs_defers(void **state) {
+  (void)state;
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  int freed = 0;
+  selffree *second = calloc(1, sizeof *second);
+  selffree *first = calloc(1, sizeof *first);
+  assert_non_null(second);
+  assert_non_null(first);
+  second->freed = first->freed = &freed;
+  first->loop = loop;
+  ra_defer_init(&second->d, selffree_cb, second);
+  ra_defer_init(&first->d, selffree_cb, first);
+  first->then = second;
+  ra_loop_defer(loop, &first->d);
+  ra_loop_free(loop); /* no extra turns: ASan reports a leak if they were needed */
+  assert_int_equal(freed, 2);
+
+  /* a call that re-queues itself forever is cancelled after a bounded run */
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_defer d;
+  ra_defer_init(&d, forever_cb, loop);
+  ra_loop_defer(loop, &d);
+  forever_runs = 0;
+  ra_loop_free(loop);
+  assert_true(forever_runs >= 1 && forever_runs <= 16);
+  assert_false(d.queued);
+  ra_loop_free(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_timer_order),
@@ -445,6 +511,7 @@ int main(void) {
       cmocka_unit_test(test_watch_modify),
       cmocka_unit_test(test_signal),
       cmocka_unit_test(test_run_exits_and_stop),
+      cmocka_unit_test(test_free_runs_defers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,11 +81,11 @@ static void on_guard(ra_timer *t, void *ud) {
  * non-blocking, driven by the test directly. */
 static void setup_pair(ctx *c, int *peer, const ra_stream_cbs *cbs) {
   memset(c, 0, sizeof *c);
-  c->loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&c->loop), 0);
   assert_non_null(c->loop);
   int sv[2];
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-  c->s = ra_stream_new(c->loop, sv[0], cbs ? cbs : &all_cbs, c);
+  assert_int_equal(ra_stream_new(c->loop, sv[0], cbs ? cbs : &all_cbs, c, &c->s), 0);
   assert_non_null(c->s);
   assert_int_equal(ra_stream_fd(c->s), sv[0]);
   assert_ptr_equal(ra_stream_loop(c->s), c->loop);
@@ -610,7 +610,7 @@ static const ra_stream_cbs tsrv_cbs = {tsrv_read, NULL, NULL, tsrv_close};
 
 static void t_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *ud) {
   tcp *t = ud;
-  t->srv = ra_stream_new(t->loop, fd, &tsrv_cbs, t);
+  assert_int_equal(ra_stream_new(t->loop, fd, &tsrv_cbs, t, &t->srv), 0);
   assert_non_null(t->srv);
 }
 
@@ -640,7 +640,7 @@ static void t_connected(ra_stream *s, int status, void *ud) {
 static void test_tcp_lingering_close(void **state) {
   (void)state;
   tcp t = {0};
-  t.loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&t.loop), 0);
   ra_timer_init(t.loop, &t.guard, on_guard, &t);
   ra_timer_unref(&t.guard);
   ra_timer_start(&t.guard, 10000, 0);
@@ -700,7 +700,8 @@ static const ra_stream_cbs st_srv_cbs = {st_srv_read, st_srv_drain, NULL, st_srv
 
 static void st_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t len, void *ud) {
   st *t = ud;
-  ra_stream *s = ra_stream_new(t->loop, fd, &st_srv_cbs, t);
+  ra_stream *s;
+  assert_int_equal(ra_stream_new(t->loop, fd, &st_srv_cbs, t, &s), 0);
   assert_non_null(s);
   ra_stream_set_watermarks(s, 16 * 1024, 4 * 1024);
   int small = 8192; /* so the kernel pushes back and the queue is used */
@@ -752,7 +753,7 @@ static void test_echo_stress(void **state) {
   static st t;
   memset(&t, 0, sizeof t);
   t.rnd = 12345;
-  t.loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&t.loop), 0);
   ra_timer guard;
   ra_timer_init(t.loop, &guard, on_guard, NULL);
   ra_timer_unref(&guard);
@@ -805,7 +806,8 @@ static void test_idle_stream_memory(void **state) {
   skip(); /* mallinfo2 does not see the sanitizer's allocator */
 #else
   enum { N = 200 };
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   static int peers[N];
   static ra_stream *ss[N];
   static ctx cs[N];
@@ -823,7 +825,8 @@ static void test_idle_stream_memory(void **state) {
   for (int i = 0; i < N; i++) {
     memset(&cs[i], 0, sizeof cs[i]);
     cs[i].loop = loop;
-    ss[i] = cs[i].s = ra_stream_new(loop, sv[i][0], &cbs, &cs[i]);
+    assert_int_equal(ra_stream_new(loop, sv[i][0], &cbs, &cs[i], &cs[i].s), 0);
+    ss[i] = cs[i].s;
     assert_non_null(ss[i]);
     ra_stream_set_idle_timeout(ss[i], 60000);
     peers[i] = sv[i][1];

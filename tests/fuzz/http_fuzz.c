@@ -70,8 +70,8 @@ static void h_async(ra_req *req, ra_res *res, void *ud) {
 
 static void setup(void) {
   ra_log_set_level(RA_LOG_OFF);
-  loop = ra_loop_new();
-  router = ra_router_new();
+  ra_loop_new(&loop);
+  ra_router_new(&router);
   ra_route(router, "GET", "/hello", h_text, "world");
   ra_route(router, "POST", "/echo", h_echo, NULL);
   ra_route(router, "PUT", "/echo", h_echo, NULL);
@@ -87,7 +87,7 @@ static void setup(void) {
   o.limits.max_request_line = 512;
   o.limits.max_headers = 20;
   o.limits.max_pipelined = 4;
-  srv = ra_http_server_new(loop, router, &o);
+  ra_http_server_new(loop, router, &o, &srv);
   if (!loop || !router || !srv) abort();
 }
 

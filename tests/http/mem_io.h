@@ -45,7 +45,7 @@ static const ra_http_io_ops mem_io_ops = {
 static inline void mem_io_open(mem_io *m, ra_http_server *srv) {
   memset(m, 0, sizeof *m);
   m->reading = true;
-  m->conn = ra_http_conn_new(srv, &mem_io_ops, m);
+  ra_http_conn_new(srv, &mem_io_ops, m, &m->conn);
 }
 
 static inline void mem_io_feed(mem_io *m, const void *p, size_t n) {

@@ -21,7 +21,8 @@ static void count_free(void *ud) {
 static void test_body_ref(void **st) {
   (void)st;
   freed = 0;
-  ra_req *req = ra_req_new(RA_STR("POST"), RA_STR("/echo"), 11, true);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("POST"), RA_STR("/echo"), 11, true, &req), 0);
   assert_non_null(req);
   assert_int_equal(ra_req_append_body(req, "copied", 6), 0);
   char *big = malloc(1 << 20);
@@ -49,7 +50,8 @@ static void test_body_ref(void **st) {
 static void test_body_ref_edge_cases(void **st) {
   (void)st;
   freed = 0;
-  ra_req *req = ra_req_new(RA_STR("POST"), RA_STR("/"), 11, false);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("POST"), RA_STR("/"), 11, false, &req), 0);
   /* NULL data with a length: refused, and the buffer is released anyway */
   char *p = malloc(1);
   assert_int_equal(ra_req_set_body_ref(req, NULL, 5, count_free, p), -EINVAL);

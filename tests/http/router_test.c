@@ -67,9 +67,11 @@ static cap run(ra_router *r, const char *method, const char *target, bool attest
   cap c;
   memset(&c, 0, sizeof c);
   last[0] = '\0';
-  ra_req *req = ra_req_new(ra_str_cstr(method), ra_str_cstr(target), 11, attested);
+  ra_req *req;
+  assert_int_equal(ra_req_new(ra_str_cstr(method), ra_str_cstr(target), 11, attested, &req), 0);
   assert_non_null(req);
-  ra_res *res = ra_res_new(NULL, req, &cap_ops, &c);
+  ra_res *res;
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
   assert_non_null(res);
   ra_router_handle(r, req, res);
   assert_int_equal(c.ended, 1); /* every path ends the response exactly once */
@@ -77,7 +79,8 @@ static cap run(ra_router *r, const char *method, const char *target, bool attest
 }
 
 static ra_router *make(void) {
-  ra_router *r = ra_router_new();
+  ra_router *r;
+  assert_int_equal(ra_router_new(&r), 0);
   assert_int_equal(ra_route(r, "GET", "/", h_named, "root"), 0);
   assert_int_equal(ra_route(r, "GET", "/users/new", h_named, "users-new"), 0);
   assert_int_equal(ra_route(r, "GET", "/users/:id", h_named, "users-id"), 0);
@@ -174,7 +177,8 @@ static void test_percent_decoding(void **state) {
 }
 
 static void test_query(void **state) {
-  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/p%20q?a=1&b=x+y%21&a=2&empty=&flag&n%61me=v&bad=%zz"), 11, false);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/p%20q?a=1&b=x+y%21&a=2&empty=&flag&n%61me=v&bad=%zz"), 11, false, &req), 0);
   ra_str v;
   assert_true(ra_str_eq_cstr(ra_req_path(req), "/p q"));
   assert_true(ra_str_eq_cstr(ra_req_query(req), "a=1&b=x+y%21&a=2&empty=&flag&n%61me=v&bad=%zz"));
@@ -192,7 +196,7 @@ static void test_query(void **state) {
   assert_false(ra_req_query_get(req, "zzz", &v));
   assert_true(ra_str_eq_cstr(ra_req_target(req), "/p%20q?a=1&b=x+y%21&a=2&empty=&flag&n%61me=v&bad=%zz"));
   ra_req_free(req);
-  req = ra_req_new(RA_STR("GET"), RA_STR("/"), 10, false);
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 10, false, &req), 0);
   assert_false(ra_req_query_get(req, "a", &v));
   assert_int_equal(ra_req_query(req).len, 0);
   assert_int_equal(ra_req_http_version(req), 10);
@@ -200,7 +204,8 @@ static void test_query(void **state) {
 }
 
 static void test_headers_and_body(void **state) {
-  ra_req *req = ra_req_new(RA_STR("POST"), RA_STR("/x"), 11, false);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("POST"), RA_STR("/x"), 11, false, &req), 0);
   assert_int_equal(ra_req_add_header(req, RA_STR("Content-Type"), RA_STR("text/plain")), 0);
   assert_int_equal(ra_req_add_header(req, RA_STR("X-A"), RA_STR("1")), 0);
   assert_int_equal(ra_req_add_header(req, RA_STR("x-a"), RA_STR("2")), 0);
@@ -280,10 +285,16 @@ static void test_route_errors_and_match(void **state) {
   assert_int_equal(ra_route(r, "GET", "/a/*/b", h_named, NULL), -EINVAL);
   assert_int_equal(ra_route(r, "GET", "/a/:", h_named, NULL), -EINVAL);
   assert_int_equal(ra_route(r, "G ET", "/a", h_named, NULL), -EINVAL);
+  assert_int_equal(ra_route(r, "GET\r\n", "/a", h_named, NULL), -EINVAL);
+  assert_int_equal(ra_route(r, "", "/a", h_named, NULL), -EINVAL);
+  /* any RFC 9110 token is a method */
+  assert_int_equal(ra_route(r, "M-SEARCH", "/a", h_named, NULL), 0);
+  assert_int_equal(ra_route(r, "X.Custom~1", "/a", h_named, NULL), 0);
   assert_int_equal(ra_route(r, "GET", "/a", NULL, NULL), -EINVAL);
 
   ra_route_match m;
-  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/users/77/posts"), 11, false);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/users/77/posts"), 11, false, &req), 0);
   assert_int_equal(ra_router_match(r, RA_STR("GET"), ra_req_path(req), req, &m), 0);
   assert_ptr_equal(m.handler, h_named);
   assert_string_equal((const char *)m.ud, "posts");
@@ -307,7 +318,8 @@ static void on_upgrade_unused(ra_stream *s, const uint8_t *rest, size_t n, void 
 /* The request's arena refuses sizes it cannot round or account for,
  * instead of wrapping to a tiny block. */
 static void test_arena_overflow(void **state) {
-  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/x"), 11, false);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/x"), 11, false, &req), 0);
   assert_non_null(req);
   assert_null(ra_req_alloc(req, SIZE_MAX));
   assert_null(ra_req_alloc(req, SIZE_MAX - 8));
@@ -320,8 +332,10 @@ static void test_arena_overflow(void **state) {
 static void test_response_api(void **state) {
   cap c;
   memset(&c, 0, sizeof c);
-  ra_req *req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
-  ra_res *res = ra_res_new(NULL, req, &cap_ops, &c);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  ra_res *res;
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
   assert_int_equal(ra_res_add_header(res, "X-Bad", "a\r\nInjected: 1"), -EINVAL);
   assert_int_equal(ra_res_add_header(res, "Bad Name", "v"), -EINVAL);
   for (int i = 0; i < 40; i++) assert_int_equal(ra_res_add_header(res, "X-Many", "value"), 0);
@@ -339,8 +353,8 @@ static void test_response_api(void **state) {
 
   /* cancelled: writes fail, on_cancel runs once, the late end frees */
   memset(&c, 0, sizeof c);
-  req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
-  res = ra_res_new(NULL, req, &cap_ops, &c);
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
   int cancelled = 0;
   ra_res_on_cancel(res, on_cancel_count, &cancelled);
   ra_res_cancel(res);
@@ -351,8 +365,8 @@ static void test_response_api(void **state) {
   assert_int_equal(ra_res_send_text(res, 200, "late"), -ECANCELED);
   assert_int_equal(c.ended, 0);
   /* upgrade on a sink without it */
-  req = ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false);
-  res = ra_res_new(NULL, req, &cap_ops, &c);
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
   assert_int_equal(ra_res_upgrade(res, on_upgrade_unused, NULL), -ENOTSUP);
   ra_res_end(res);
 }
@@ -390,6 +404,42 @@ static void test_remove(void **state) {
   assert_int_equal(g_cleaned, 11); /* once, with the router */
 }
 
+static void test_sendf(void **state) {
+  cap c;
+  memset(&c, 0, sizeof c);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  ra_res *res;
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
+  assert_int_equal(ra_res_sendf(res, 404, "no user %d (%s)\n", 42, "bob"), 0);
+  assert_int_equal(c.status, 404);
+  assert_string_equal(c.body, "no user 42 (bob)\n");
+  assert_int_equal(c.clen, (int64_t)strlen("no user 42 (bob)\n"));
+  assert_non_null(strstr(c.headers, "Content-Type: text/plain; charset=utf-8\n"));
+  assert_int_equal(c.ended, 1);
+
+  /* longer than the stack buffer: formatted on the heap, same answer */
+  char word[701];
+  memset(word, 'w', 700);
+  word[700] = '\0';
+  memset(&c, 0, sizeof c);
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
+  assert_int_equal(ra_res_sendf(res, 200, "<%s>", word), 0);
+  assert_int_equal(c.body_len, 702);
+  assert_int_equal(c.body[0], '<');
+  assert_int_equal(c.body[701], '>');
+  assert_int_equal(c.ended, 1);
+
+  /* cancelled: like ra_res_send_text, the late answer still frees */
+  memset(&c, 0, sizeof c);
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/"), 11, false, &req), 0);
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
+  ra_res_cancel(res);
+  assert_int_equal(ra_res_sendf(res, 200, "late %u", 1u), -ECANCELED);
+  assert_int_equal(c.ended, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_static_param_wildcard),
@@ -403,6 +453,7 @@ int main(void) {
       cmocka_unit_test(test_arena_overflow),
       cmocka_unit_test(test_response_api),
       cmocka_unit_test(test_remove),
+      cmocka_unit_test(test_sendf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,8 +119,8 @@ typedef struct fx {
 } fx;
 
 static void fx_open(fx *f, size_t max_conns) {
-  f->loop = ra_loop_new();
-  f->router = ra_router_new();
+  assert_int_equal(ra_loop_new(&f->loop), 0);
+  assert_int_equal(ra_router_new(&f->router), 0);
   ra_route(f->router, "GET", "/hello", h_hello, NULL);
   ra_route(f->router, "GET", "/up", h_upgrade, NULL);
   ra_route(f->router, "GET", "/up2", h_upgrade_count, NULL);
@@ -128,7 +128,7 @@ static void fx_open(fx *f, size_t max_conns) {
   ra_route(f->router, "GET", "/paced", h_paced, NULL);
   ra_http_server_opts o = {0};
   o.limits.max_connections = max_conns;
-  f->srv = ra_http_server_new(f->loop, f->router, &o);
+  assert_int_equal(ra_http_server_new(f->loop, f->router, &o, &f->srv), 0);
   assert_non_null(f->srv);
   assert_int_equal(ra_http_server_listen(f->srv, "127.0.0.1:0", NULL), 0);
   f->port = ra_http_server_port(f->srv);
@@ -138,7 +138,6 @@ static void fx_open(fx *f, size_t max_conns) {
 static void fx_close(fx *f) {
   ra_http_server_free(f->srv);
   ra_router_free(f->router);
-  for (int i = 0; i < 5; i++) ra_loop_run_once(f->loop, 0);
   ra_loop_free(f->loop);
 }
 

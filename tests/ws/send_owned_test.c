@@ -79,12 +79,15 @@ static void run_until(ra_loop *loop, const int *counter, int want, int ms) {
 static void test_owned_both_ways(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   side srv = {.echo_owned = true}, cli = {0};
   ra_ws_opts o = {.max_message = 8u << 20};
   assert_int_equal(ra_ws_route_ex(router, "/ws", &h, &srv, &o, 0), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
@@ -136,11 +139,14 @@ static void test_owned_both_ways(void **st) {
 static void test_owned_released_on_drop(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   side srv = {0}, cli = {0};
   assert_int_equal(ra_ws_route(router, "/ws", &h, &srv), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
@@ -181,10 +187,12 @@ static const ra_ws_sink_ops rs_ops = {.send = rs_send, .close = rs_close, .termi
 static void test_owned_other_sink(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   rec_sink r = {0};
   side s = {0};
-  ra_ws *ws = ra_ws_new_with_sink(loop, &rs_ops, &r, &h, &s, NULL);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_new_with_sink(loop, &rs_ops, &r, &h, &s, NULL, &ws), 0);
   assert_non_null(ws);
   ra_ws_deliver_open(ws);
   uint8_t *block;
@@ -193,6 +201,49 @@ static void test_owned_other_sink(void **st) {
   assert_int_equal(frees, 1);
   assert_int_equal(r.n, 5);
   assert_true(check_msg(r.got, 5, 9));
+  ra_ws_deliver_close(ws, 1000, RA_STR(""));
+  ra_loop_free(loop);
+}
+
+/* A sink with its own send_owned and cork ops (as a tunnel channel may
+ * have) gets the buffer handed over and the cork request; ra_ws neither
+ * copies nor releases the buffer itself. */
+typedef struct own_sink {
+  rec_sink r;
+  int corks;
+  void (*free_cb)(void *);
+  void *ud;
+} own_sink;
+static int os_send_owned(void *sink, ra_ws_type type, uint8_t *data, size_t len,
+                         void (*free_cb)(void *), void *ud) {
+  own_sink *o = sink;
+  o->free_cb = free_cb; /* kept: released later, like a queued write */
+  o->ud = ud;
+  return rs_send(&o->r, type, data, len);
+}
+static void os_cork(void *sink) { ((own_sink *)sink)->corks++; }
+static const ra_ws_sink_ops os_ops = {.send = rs_send, .close = rs_close, .terminate = rs_terminate,
+                                      .send_owned = os_send_owned, .cork = os_cork};
+
+static void test_owned_sink_ops(void **st) {
+  (void)st;
+  frees = 0;
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  own_sink o = {0};
+  side s = {0};
+  ra_ws *ws;
+  assert_int_equal(ra_ws_new_with_sink(loop, &os_ops, &o, &h, &s, NULL, &ws), 0);
+  ra_ws_deliver_open(ws);
+  ra_ws_cork(ws);
+  assert_int_equal(o.corks, 1);
+  uint8_t *block;
+  uint8_t *p = owned_msg(5, 9, &block);
+  assert_int_equal(ra_ws_send_owned(ws, RA_WS_BINARY, p, 5, count_free, block), 0);
+  assert_int_equal(frees, 0); /* the sink holds it */
+  assert_true(check_msg(o.r.got, 5, 9));
+  o.free_cb(o.ud);
+  assert_int_equal(frees, 1);
   ra_ws_deliver_close(ws, 1000, RA_STR(""));
   ra_loop_free(loop);
 }
@@ -244,11 +295,14 @@ static const ra_ws_handlers oh = {.on_open = o_open, .on_message = o_message, .o
 static void test_cork_burst(void **st) {
   (void)st;
   frees = 0;
-  ra_loop *loop = ra_loop_new();
-  ra_router *router = ra_router_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  ra_router *router;
+  assert_int_equal(ra_router_new(&router), 0);
   order srv = {.burst_back = true}, cli = {0};
   assert_int_equal(ra_ws_route(router, "/ws", &oh, &srv), 0);
-  ra_http_server *hs = ra_http_server_new(loop, router, NULL);
+  ra_http_server *hs;
+  assert_int_equal(ra_http_server_new(loop, router, NULL, &hs), 0);
   assert_int_equal(ra_http_server_listen(hs, "127.0.0.1:0", NULL), 0);
   char url[64];
   snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", ra_http_server_port(hs));
@@ -277,6 +331,7 @@ int main(void) {
     cmocka_unit_test(test_owned_both_ways),
     cmocka_unit_test(test_owned_released_on_drop),
     cmocka_unit_test(test_owned_other_sink),
+    cmocka_unit_test(test_owned_sink_ops),
     cmocka_unit_test(test_cork_burst),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

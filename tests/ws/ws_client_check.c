@@ -172,7 +172,7 @@ int main(int argc, char **argv) {
     if (st.bench_n <= 0) return 2;
   }
   ra_log_set_level(getenv("WS_CHECK_DEBUG") ? RA_LOG_DEBUG : RA_LOG_WARN);
-  st.loop = ra_loop_new();
+  ra_loop_new(&st.loop);
   ra_timer_init(st.loop, &st.deadline, on_deadline, NULL);
   ra_timer_start(&st.deadline, st.bench_n ? 600000 : 60000, 0);
   ra_ws_handlers h = {.on_open = on_open, .on_message = on_message, .on_close = on_close, .on_pong = on_pong};

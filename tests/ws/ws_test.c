@@ -88,11 +88,11 @@ typedef struct env {
 
 static void env_up(env *e, const ra_ws_opts *opts) {
   memset(e, 0, sizeof *e);
-  e->loop = ra_loop_new();
+  assert_int_equal(ra_loop_new(&e->loop), 0);
   assert_non_null(e->loop);
-  e->router = ra_router_new();
+  assert_int_equal(ra_router_new(&e->router), 0);
   assert_int_equal(ra_ws_route_ex(e->router, "/ws", &rec_handlers, &e->server, opts, 0), 0);
-  e->srv = ra_http_server_new(e->loop, e->router, NULL);
+  assert_int_equal(ra_http_server_new(e->loop, e->router, NULL, &e->srv), 0);
   assert_non_null(e->srv);
   assert_int_equal(ra_http_server_listen(e->srv, "127.0.0.1:0", NULL), 0);
   e->port = ra_http_server_port(e->srv);
@@ -356,7 +356,8 @@ static void client_features(void **st) {
   assert_true(run_until(&e, &e.server.pongs, 1, 2000));
 
   /* rooms */
-  ra_ws_room *room = ra_ws_room_new();
+  ra_ws_room *room;
+  assert_int_equal(ra_ws_room_new(&room), 0);
   assert_int_equal(ra_ws_room_join(room, e.server.ws), 0);
   assert_int_equal(ra_ws_room_join(room, e.server.ws), -EEXIST);
   assert_int_equal(ra_ws_room_size(room), 1);
@@ -366,7 +367,8 @@ static void client_features(void **st) {
   assert_true(run_until(&e, &c.messages, 3, 2000));
 
   /* a room freed while it has members: they just leave it */
-  ra_ws_room *gone = ra_ws_room_new();
+  ra_ws_room *gone;
+  assert_int_equal(ra_ws_room_new(&gone), 0);
   assert_int_equal(ra_ws_room_join(gone, e.server.ws), 0);
   ra_ws_room_free(gone);
 
@@ -411,20 +413,29 @@ static void client_features(void **st) {
   assert_int_equal(ra_ws_connect(e.loop, "http://127.0.0.1/", NULL, &rec_handlers, &f, NULL), -EINVAL);
   assert_int_equal(ra_ws_connect(e.loop, "ws://a b/", NULL, &rec_handlers, &f, NULL), -EINVAL);
   assert_int_equal(ra_ws_connect(e.loop, "ws://h:70000/", NULL, &rec_handlers, &f, NULL), -EINVAL);
-  const char *bad[] = {"a,b"};
-  ra_ws_client_opts bo = {.protocols = bad, .nprotocols = 1};
-  assert_int_equal(ra_ws_connect(e.loop, url, &bo, &rec_handlers, &f, NULL), -EINVAL);
+  /* subprotocols are tokens, header names too */
+  const char *bad[] = {"a,b", "a b", "chat/1", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ra_ws_client_opts bo = {.protocols = bad + i, .nprotocols = 1};
+    assert_int_equal(ra_ws_connect(e.loop, url, &bo, &rec_handlers, &f, NULL), -EINVAL);
+  }
+  ra_header badn = {RA_STR("X(Bad)"), RA_STR("v")};
+  ra_ws_client_opts bn = {.headers = &badn, .nheaders = 1};
+  assert_int_equal(ra_ws_connect(e.loop, url, &bn, &rec_handlers, &f, NULL), -EINVAL);
   env_down(&e);
 }
 
 /* Route lookup for transports. */
 static void plain(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "x"); }
 static void route_lookup(void **st) {
-  ra_router *r = ra_router_new();
+  ra_router *r;
+  assert_int_equal(ra_router_new(&r), 0);
   int ud = 7;
   ra_ws_opts o = {.max_message = 1234};
   assert_int_equal(ra_ws_route_ex(r, "/live/:room", &rec_handlers, &ud, &o, 0), 0);
   assert_int_equal(ra_route(r, "GET", "/plain", plain, NULL), 0);
+  /* the WebSocket mark is the ws layer's alone: a plain route cannot fake it */
+  assert_int_equal(ra_route_ex(r, "GET", "/fake", plain, NULL, RA_ROUTE_WEBSOCKET), -EINVAL);
   assert_int_equal(ra_ws_route(r, "/live/:room", &rec_handlers, &ud), -EEXIST);
   ra_route_match m;
   assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/live/a"), NULL, &m), 0);
@@ -483,11 +494,13 @@ static void close_in_message(ra_ws *ws, ra_ws_type t, const uint8_t *d, size_t n
 }
 
 static void sink_interface(void **st) {
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   fake_sink f = {0};
   rec r = {0};
   ra_ws_opts o = {.send_high_water = 100, .send_limit = 1000};
-  ra_ws *ws = ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o, &ws), 0);
   f.ws = ws;
   assert_int_equal(ra_ws_set_info(ws, RA_STR("/t"), RA_STR("p1"), true), 0);
   assert_int_equal(ra_ws_send(ws, RA_WS_TEXT, "x", 1), -ENOTCONN);
@@ -519,7 +532,7 @@ static void sink_interface(void **st) {
   assert_int_equal(r.closes, 1);
   /* a second one, for the back-pressure checks */
   memset(&r, 0, sizeof r);
-  ws = ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o);
+  assert_int_equal(ra_ws_new_with_sink(loop, &fake_ops, &f, &rec_handlers, &r, &o, &ws), 0);
   ra_ws_deliver_open(ws);
   /* back-pressure through the sink's buffered() */
   f.buffered = 500;
@@ -540,7 +553,7 @@ static void sink_interface(void **st) {
   rec s = {0};
   ra_ws_handlers h = rec_handlers;
   h.on_message = close_in_message;
-  ws = ra_ws_new_with_sink(loop, &fake_ops, &g, &h, &s, NULL);
+  assert_int_equal(ra_ws_new_with_sink(loop, &fake_ops, &g, &h, &s, NULL, &ws), 0);
   g.ws = ws;
   ra_ws_deliver_open(ws);
   ra_ws_deliver_message(ws, RA_WS_TEXT, (const uint8_t *)"m", 1);
@@ -556,7 +569,8 @@ static void sink_interface(void **st) {
  * and so does cancelling it with ra_ws_close, without waiting minutes for
  * the kernel to give up on the connect. */
 static void client_connect_stalls(void **st) {
-  ra_loop *loop = ra_loop_new();
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
   int ls = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

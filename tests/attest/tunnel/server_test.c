@@ -71,8 +71,8 @@ static int setup(void **st) {
   char sim[128];
   snprintf(sim, sizeof sim, "%s/sim", f->dir);
   ra_log_set_level(RA_LOG_ERROR);
-  f->loop = ra_loop_new();
-  f->router = ra_router_new();
+  assert_int_equal(ra_loop_new(&f->loop), 0);
+  assert_int_equal(ra_router_new(&f->router), 0);
   ra_route(f->router, "GET", "/hello", hello, NULL);
   ra_route(f->router, "GET", "/hold", hold, NULL);
   ra_quote_provider *p;
@@ -84,7 +84,7 @@ static int setup(void **st) {
   int rc = ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts);
   ra_quote_provider_free(p);
   if (rc) return -1;
-  f->http = ra_http_server_new(f->loop, f->router, NULL);
+  assert_int_equal(ra_http_server_new(f->loop, f->router, NULL, &f->http), 0);
   if (ra_http_server_listen(f->http, "127.0.0.1:0", NULL)) return -1;
   snprintf(f->origin, sizeof f->origin, "http://127.0.0.1:%u", ra_http_server_port(f->http));
   ra_verifier_new(0, &f->v);
@@ -239,7 +239,7 @@ static void test_free_with_open_tunnel(void **st) {
   ra_tunnel_client_free(c);
   spin(f, 10);
   /* teardown frees what is left */
-  f->http = ra_http_server_new(f->loop, f->router, NULL);
+  assert_int_equal(ra_http_server_new(f->loop, f->router, NULL, &f->http), 0);
 }
 
 /* A plain HTTP/1.1 request to the fixture's server; returns the status

@@ -297,7 +297,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *mode = argv[1], *origin = argv[2], *sim = argv[3];
-  loop = ra_loop_new();
+  ra_loop_new(&loop);
   ra_verifier *v;
   ra_verifier_new(0, &v);
   char root[4096];

@@ -206,8 +206,10 @@ int main(int argc, char **argv) {
   int rc = sim ? ra_quote_provider_sim(sim, &p, err, sizeof err)
          : quote ? ra_quote_provider_file(quote, &p, err, sizeof err) : -EINVAL;
   if (rc) { fprintf(stderr, "provider: %s\n", sim || quote ? err : "--sim DIR or --quote FILE"); return 1; }
-  ra_loop *loop = ra_loop_new();
-  ra_router *r = ra_router_new();
+  ra_loop *loop;
+  ra_loop_new(&loop);
+  ra_router *r;
+  ra_router_new(&r);
   ra_route(r, "GET", "/hello", hello, NULL);
   ra_route(r, "*", "/echo", echo, NULL);
   ra_route(r, "GET", "/bin", binary, NULL);
@@ -224,7 +226,7 @@ int main(int argc, char **argv) {
   rc = ra_tunnel_server_new(loop, r, p, &o, &g_ts);
   ra_quote_provider_free(p);
   if (rc) { fprintf(stderr, "tunnel: %s\n", strerror(-rc)); return 1; }
-  g_srv = ra_http_server_new(loop, r, NULL);
+  ra_http_server_new(loop, r, NULL, &g_srv);
   if (!g_srv || ra_http_server_listen(g_srv, "127.0.0.1:0", NULL)) { fprintf(stderr, "listen failed\n"); return 1; }
   ra_loop_on_signal(loop, SIGTERM, on_sig, NULL);
   ra_loop_on_signal(loop, SIGINT, on_sig, NULL);
