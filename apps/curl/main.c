@@ -61,8 +61,8 @@ typedef struct state {
 } state;
 
 static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
-  fprintf(stderr, "* attestation: %s\n", vd->err == RA_VERIFY_OK ? "VERIFIED" : "REFUSED");
-  if (vd->err != RA_VERIFY_OK) fprintf(stderr, "*   failed: %s: %s\n", ra_verify_err_name(vd->err), vd->msg);
+  fprintf(stderr, "* attestation: %s\n", vd->err == 0 ? "VERIFIED" : "REFUSED");
+  if (vd->err != 0) fprintf(stderr, "*   failed: %s: %s\n", ra_err_name(vd->err), vd->msg);
   size_t qlen;
   const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
   ra_quote q;

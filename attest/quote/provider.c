@@ -198,7 +198,7 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err,
   if (prc) {
     free(dec);
     set_err(err, errlen, "quote file %s: not an SGX/TDX quote (%zu bytes): %s", path, declen,
-            ra_quote_strerror(prc));
+            ra_strerror(prc));
     return -EINVAL;
   }
   file_prov *f = malloc(sizeof *f);

@@ -50,46 +50,6 @@ struct ra_verifier {
 
 /* ---- names ---- */
 
-static const char *const ERR_NAMES[RA_ERR__COUNT][2] = {
-    [RA_VERIFY_OK] = {"RA_VERIFY_OK", "valid"},
-    [RA_ERR_QUOTE_TRUNCATED] = {"RA_ERR_QUOTE_TRUNCATED", "quote truncated"},
-    [RA_ERR_QUOTE_MALFORMED] = {"RA_ERR_QUOTE_MALFORMED", "quote malformed"},
-    [RA_ERR_QUOTE_UNSUPPORTED] = {"RA_ERR_QUOTE_UNSUPPORTED", "quote format not supported"},
-    [RA_ERR_QE_VENDOR] = {"RA_ERR_QE_VENDOR", "QE vendor is not Intel"},
-    [RA_ERR_NO_PCK_CHAIN] = {"RA_ERR_NO_PCK_CHAIN", "no PCK certificate chain"},
-    [RA_ERR_CERT_PARSE] = {"RA_ERR_CERT_PARSE", "a certificate does not parse"},
-    [RA_ERR_CHAIN_BROKEN] = {"RA_ERR_CHAIN_BROKEN", "PCK chain is not a single path"},
-    [RA_ERR_ROOT_UNTRUSTED] = {"RA_ERR_ROOT_UNTRUSTED", "chain does not end at a pinned root"},
-    [RA_ERR_CHAIN_SIGNATURE] = {"RA_ERR_CHAIN_SIGNATURE", "certificate signature invalid"},
-    [RA_ERR_CERT_EXPIRED] = {"RA_ERR_CERT_EXPIRED", "certificate expired"},
-    [RA_ERR_CERT_NOT_YET_VALID] = {"RA_ERR_CERT_NOT_YET_VALID", "certificate not yet valid"},
-    [RA_ERR_CHAIN_INVALID] = {"RA_ERR_CHAIN_INVALID", "certificate chain invalid"},
-    [RA_ERR_CRL_SIGNATURE] = {"RA_ERR_CRL_SIGNATURE", "CRL signature invalid (forged CRL)"},
-    [RA_ERR_CRL_EXPIRED] = {"RA_ERR_CRL_EXPIRED", "CRL not valid at the verification time"},
-    [RA_ERR_CERT_REVOKED] = {"RA_ERR_CERT_REVOKED", "certificate revoked"},
-    [RA_ERR_PCK_EXTENSION] = {"RA_ERR_PCK_EXTENSION", "PCK SGX extensions missing or malformed"},
-    [RA_ERR_QE_REPORT_SIGNATURE] = {"RA_ERR_QE_REPORT_SIGNATURE", "QE report signature invalid"},
-    [RA_ERR_QE_REPORT_DATA] = {"RA_ERR_QE_REPORT_DATA",
-                               "QE report does not bind the attestation key"},
-    [RA_ERR_ATT_KEY] = {"RA_ERR_ATT_KEY", "attestation key invalid"},
-    [RA_ERR_QUOTE_SIGNATURE] = {"RA_ERR_QUOTE_SIGNATURE", "quote signature invalid"},
-    [RA_ERR_POLICY_EMPTY] = {"RA_ERR_POLICY_EMPTY", "policy checks nothing"},
-    [RA_ERR_DEBUG] = {"RA_ERR_DEBUG", "debug enclave/TD refused"},
-    [RA_ERR_MEASUREMENT] = {"RA_ERR_MEASUREMENT", "measurements not accepted"},
-    [RA_ERR_BINDING] = {"RA_ERR_BINDING", "report_data does not bind the key"},
-    [RA_ERR_CALLBACK] = {"RA_ERR_CALLBACK", "refused by the policy callback"},
-    [RA_ERR_INTERNAL] = {"RA_ERR_INTERNAL", "internal error"},
-    [RA_ERR_QE_DEBUG] = {"RA_ERR_QE_DEBUG", "quoting enclave is a debug enclave"},
-};
-
-const char *ra_verify_err_name(ra_verify_err e) {
-  return (unsigned)e < RA_ERR__COUNT ? ERR_NAMES[e][0] : "RA_ERR_UNKNOWN";
-}
-
-const char *ra_verify_err_str(ra_verify_err e) {
-  return (unsigned)e < RA_ERR__COUNT ? ERR_NAMES[e][1] : "unknown error";
-}
-
 const char *ra_check_name(ra_check c) {
   static const char *const n[RA_CHECK__COUNT] = {
       "parse",           "chain", "crl",          "pck_extension", "qe_signature", "qe_report_data",
@@ -112,10 +72,10 @@ const char *ra_check_status_name(ra_check_status s) {
 }
 
 /* Records a failed check; the verdict keeps the first failure. */
-__attribute__((format(printf, 4, 5))) static void fail(ra_verdict *vd, ra_check c, ra_verify_err e,
+__attribute__((format(printf, 4, 5))) static void fail(ra_verdict *vd, ra_check c, int e,
                                                        const char *fmt, ...) {
   vd->checks[c] = RA_CHECK_FAIL;
-  if (vd->err != RA_VERIFY_OK) return;
+  if (vd->err) return;
   vd->err = e;
   va_list ap;
   va_start(ap, fmt);
@@ -434,7 +394,7 @@ static bool is_pinned(ra_verifier *v, X509 *x) {
   return false;
 }
 
-static ra_verify_err map_x509_error(int e) {
+static int map_x509_error(int e) {
   switch (e) {
   case X509_V_ERR_CERT_HAS_EXPIRED:
     return RA_ERR_CERT_EXPIRED;
@@ -792,12 +752,6 @@ static void check_binding(const ra_quote *q, const ra_policy *pol, ra_verdict *v
 
 /* ---- the whole verification ---- */
 
-static ra_verify_err parse_err(int rc) {
-  if (rc == RA_QUOTE_ETRUNC) return RA_ERR_QUOTE_TRUNCATED;
-  if (rc == RA_QUOTE_EUNSUP) return RA_ERR_QUOTE_UNSUPPORTED;
-  return RA_ERR_QUOTE_MALFORMED;
-}
-
 int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_verify_opts *opts,
                     const ra_policy *pol, ra_verdict *vd) {
   ra_quote q;
@@ -817,7 +771,7 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
 
   /* 1. parse */
   if ((rc = ra_quote_parse(buf, len, &q))) {
-    fail(vd, RA_CHECK_PARSE, parse_err(rc), "%s", ra_quote_strerror(rc));
+    fail(vd, RA_CHECK_PARSE, rc, "%s", ra_strerror(rc));
     return -EACCES;
   }
   vd->tee_type = q.tee_type;
@@ -908,7 +862,7 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
          "signature_only)");
   if (!pol->callback) {
     vd->checks[RA_CHECK_CALLBACK] = RA_CHECK_SKIPPED;
-  } else if (vd->err == RA_VERIFY_OK) {
+  } else if (vd->err == 0) {
     /* the callback sees only quotes that passed everything else */
     char saved[sizeof vd->msg];
     memcpy(saved, vd->msg, sizeof saved);
@@ -926,6 +880,6 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   EVP_PKEY_free(att);
   sk_X509_pop_free(chain, X509_free);
   sk_X509_pop_free(certs, X509_free);
-  if (vd->err == RA_VERIFY_OK) snprintf(vd->msg, sizeof vd->msg, "valid");
-  return vd->err == RA_VERIFY_OK ? 0 : -EACCES;
+  if (vd->err == 0) snprintf(vd->msg, sizeof vd->msg, "valid");
+  return vd->err == 0 ? 0 : -EACCES;
 }

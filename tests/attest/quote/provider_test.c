@@ -115,7 +115,7 @@ static void check_verifies(const ra_quote_evidence *ev, const char *root_pem,
                    .binding_iat_len = ev->iat_len};
   ra_verdict vd;
   int rc = ra_verify_quote(v, ev->quote, ev->quote_len, NULL, &pol, &vd);
-  if (rc) print_error("verify: %s: %s\n", ra_verify_err_name(vd.err), vd.msg);
+  if (rc) print_error("verify: %s: %s\n", ra_err_name(vd.err), vd.msg);
   assert_int_equal(rc, 0);
   assert_int_equal(vd.checks[RA_CHECK_BINDING], RA_CHECK_PASS);
   ra_verifier_free(v);
