@@ -1,26 +1,25 @@
 /* apps/hello/tunnel.c: picks ra-hello's quote provider and starts the tunnel. */
 #include "apps/hello/tunnel.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "raloop/attest/quote/sim.h"
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
 
-static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider **p,
-                         char *err, size_t errlen) {
-  if (!tee) {
-    const char *warning = NULL;
-    int rc = ra_quote_provider_auto(sim_dir, p, &warning, err, errlen);
-    if (rc == 0 && warning) ra_warn("%s", warning);
-    return rc;
-  }
-  if (strcmp(tee, "sim") == 0) return ra_quote_provider_sim(sim_dir, p, err, errlen);
-  if (strcmp(tee, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, p, err, errlen);
-  if (strncmp(tee, "file:", 5) == 0 && tee[5])
-    return ra_quote_provider_file(tee + 5, p, err, errlen);
-  snprintf(err, errlen, "--tee takes sim, tsm or file:PATH, not '%s'", tee);
-  return -1;
+static bool tee_known(const char *tee) {
+  return !tee || !strcmp(tee, "sim") || !strcmp(tee, "tsm") ||
+         (!strncmp(tee, "file:", 5) && tee[5]);
+}
+
+/* tee is known (tee_known). The provider logs the details of a failure. */
+static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider **p) {
+  if (!tee) return ra_quote_provider_auto(sim_dir, p); /* warns itself when it picks the sim */
+  if (strcmp(tee, "sim") == 0) return ra_quote_provider_sim(sim_dir, p);
+  if (strcmp(tee, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, p);
+  return ra_quote_provider_file(tee + 5, p);
 }
 
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
@@ -35,8 +34,13 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
     sim_dir = dir;
   }
   ra_quote_provider *p = NULL;
-  if (make_provider(tee, sim_dir, &p, err, sizeof err) != 0) {
-    fprintf(stderr, "ra-hello: attestation: %s\n", err[0] ? err : "provider failed");
+  if (!tee_known(tee)) {
+    fprintf(stderr, "ra-hello: attestation: --tee takes sim, tsm or file:PATH, not '%s'\n", tee);
+    return -1;
+  }
+  int prc = make_provider(tee, sim_dir, &p);
+  if (prc != 0) {
+    fprintf(stderr, "ra-hello: attestation: %s\n", ra_strerror(prc));
     return -1;
   }
   if (ra_quote_provider_simulated(p)) {

@@ -73,7 +73,7 @@ static int setup(void **st) {
   ra_route(f->router, "GET", "/hold", hold, NULL);
   ra_quote_provider *p;
   char err[256];
-  if (ra_quote_provider_sim(sim, &p, err, sizeof err)) return -1;
+  if (ra_quote_provider_sim(sim, &p)) return -1;
   ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                              .max_replay_entries = g_replay_budget};
   g_logged = 0;
