@@ -256,7 +256,7 @@ typedef struct vargs {
 } vargs;
 
 /* Says what was wrong with a policy flag, in ra-quote's words. */
-static void flag_error(const policy_flags *pf) {
+static void report_flag_error(const policy_flags *pf) {
   const char *name = pf->error_flag;
   if (!strncmp(name, "--rtmr", 6)) name = "--rtmrN";
   if (pf->error == POLICY_FLAG_BAD_HEX)
@@ -301,7 +301,7 @@ static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
       a->json = true;
     } else if (c >= O_POLICY && c < O_POLICY + (int)n_flags) {
       if (policy_flags_apply(&a->pf, &table[c - O_POLICY], optarg)) {
-        flag_error(&a->pf);
+        report_flag_error(&a->pf);
         return -1;
       }
     } else {
