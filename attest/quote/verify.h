@@ -1,4 +1,4 @@
-/* attest/verify.h: DCAP quote verification (TDX v4/v5, SGX v3) and the
+/* attest/quote/verify.h: DCAP quote verification (TDX v4/v5, SGX v3) and the
  * measurement / key-binding policy. Pure: never reads the network; all
  * collateral (extra roots, CRLs, a PCK chain for quotes without one) is
  * passed in.
@@ -13,7 +13,13 @@
  *   ra_verifier_free(v);
  *
  * A verifier holds the pinned roots (parsed once) and CRLs; it is not
- * thread-safe but may verify any number of quotes. */
+ * thread-safe but may verify any number of quotes.
+ *
+ * Inside (private *_internal.h interfaces): verify.c runs the checks in
+ * RA_CHECK_* order and fills the verdict; x509.c decodes certificates
+ * (with a cache), chain.c holds the pinned roots and checks the PCK path,
+ * crl.c the CRL set, qe.c the QE report, crypto.c raw ECDSA P-256 and
+ * SHA-2, policy.c measurements, debug, binding and the callback. */
 #ifndef RA_ATTEST_VERIFY_H
 #define RA_ATTEST_VERIFY_H
 
