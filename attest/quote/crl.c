@@ -5,7 +5,6 @@
 #include "raloop/attest/quote/x509_internal.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
