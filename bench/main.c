@@ -39,6 +39,7 @@
 
 #include <sodium.h>
 
+#include "apps/common/policy_flags.h"
 #include "bench/bench.h"
 #include "bench/floor.h"
 #include "bench/http_client.h"
@@ -449,9 +450,34 @@ static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
   return true;
 }
 
-static bool parse_hex(const char *s, uint8_t *out, size_t n) {
-  if (strlen(s) != 2 * n) return false;
-  return sodium_hex2bin(out, n, s, 2 * n, NULL, NULL, NULL) == 0;
+/* Says what was wrong with a policy flag, in ra-bench's words; the exit
+ * code. */
+static int report_flag_error(const policy_flags *pf, const char *a, const char *v) {
+  if (pf->error == POLICY_FLAG_NO_VALUE) {
+    fprintf(stderr, "ra-bench: %s needs a value\n", a);
+  } else if (pf->error == POLICY_FLAG_TOO_MANY) {
+    fprintf(stderr, "ra-bench: bad --root (too many): %s\n", v);
+  } else {
+    const char *f = strncmp(pf->error_flag, "--rtmr", 6) ? pf->error_flag : "--rtmrN";
+    fprintf(stderr, "ra-bench: bad %s (%zu hex digits): %s\n", f, 2 * pf->error_bytes, v);
+  }
+  return 2;
+}
+
+/* The tunnel's policy as ra-bench's own struct (bench/tunnel.h) holds it. */
+static void policy_from_flags(const policy_flags *pf, bench_policy *pol) {
+  pol->trust_sim_dir = pf->trust_sim_dir;
+  pol->n_roots = pf->n_roots;
+  for (size_t i = 0; i < pf->n_roots; i++) pol->roots[i] = pf->roots[i];
+  pol->has_mrtd = pf->tdx.has & RA_TDX_MRTD;
+  memcpy(pol->mrtd, pf->tdx.mrtd, 48);
+  for (int k = 0; k < 4; k++) pol->has_rtmr[k] = pf->tdx.has & (RA_TDX_RTMR0 << k);
+  memcpy(pol->rtmr, pf->tdx.rtmr, sizeof pol->rtmr);
+  pol->has_report_data = pf->tdx.has & RA_TDX_REPORT_DATA;
+  memcpy(pol->report_data, pf->tdx.report_data, 64);
+  pol->no_binding = pf->no_binding;
+  pol->allow_debug = pf->allow_debug;
+  pol->any_measurement = pf->any_measurement;
 }
 
 int main(int argc, char **argv) {
@@ -460,6 +486,10 @@ int main(int argc, char **argv) {
            .warmup_div = 5, .rounds = 5, .duration_s = 5, .format = "table"};
   const char *url = NULL;
   bool any_scen = false;
+  policy_flags pf; /* --trust-sim, --root, --mrtd, --rtmr0..3, --report-data, ... */
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  pf.max_roots = sizeof c.pol.roots / sizeof *c.pol.roots;
+  int pr;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -505,32 +535,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--label")) {
       NEED_ARG();
       c.label = v;
-    } else if (!strcmp(a, "--trust-sim")) {
-      NEED_ARG();
-      c.pol.trust_sim_dir = v;
-    } else if (!strcmp(a, "--root")) {
-      NEED_ARG();
-      if (c.pol.n_roots == sizeof c.pol.roots / sizeof *c.pol.roots) BAD("--root (too many)");
-      c.pol.roots[c.pol.n_roots++] = v;
-    } else if (!strcmp(a, "--mrtd")) {
-      NEED_ARG();
-      if (!parse_hex(v, c.pol.mrtd, 48)) BAD("--mrtd (96 hex digits)");
-      c.pol.has_mrtd = true;
-    } else if (!strncmp(a, "--rtmr", 6) && a[6] >= '0' && a[6] <= '3' && !a[7]) {
-      NEED_ARG();
-      int k = a[6] - '0';
-      if (!parse_hex(v, c.pol.rtmr[k], 48)) BAD("--rtmrN (96 hex digits)");
-      c.pol.has_rtmr[k] = true;
-    } else if (!strcmp(a, "--report-data")) {
-      NEED_ARG();
-      if (!parse_hex(v, c.pol.report_data, 64)) BAD("--report-data (128 hex digits)");
-      c.pol.has_report_data = true;
-    } else if (!strcmp(a, "--no-binding")) {
-      c.pol.no_binding = true;
-    } else if (!strcmp(a, "--allow-debug")) {
-      c.pol.allow_debug = true;
-    } else if (!strcmp(a, "--any-measurement-insecure")) {
-      c.pol.any_measurement = true;
+    } else if ((pr = policy_flags_parse(&pf, a, v)) != 0) {
+      if (pr < 0) return report_flag_error(&pf, a, v);
+      i += pr - 1; /* the value, if the flag took one */
     } else if (!strcmp(a, "--concurrent")) {
       NEED_ARG();
       if (!parse_size(v, 1, 100000, &c.n_concurrent)) BAD("--concurrent");
@@ -583,6 +590,7 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  policy_from_flags(&pf, &c.pol);
   if (bench_parse_origin(url, &c.origin)) {
     fprintf(stderr, "ra-bench: bad URL %s (want http://HOST:PORT)\n", url);
     return 2;

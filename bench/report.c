@@ -1,6 +1,8 @@
 /* bench/report.c: ra-bench's output formats and target checks. */
 #include "bench/report.h"
 
+#include "apps/common/json.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -129,18 +131,25 @@ void bench_print_csv(FILE *f, const bench_results *rs) {
 }
 
 void bench_print_json(FILE *f, const bench_results *rs) {
-  fprintf(f, "[");
+  json_out j;
+  json_init(&j, f, JSON_SPACED | JSON_ITEMS_ON_LINES);
+  json_begin(&j, NULL, '[');
   for (size_t i = 0; i < rs->n; i++) {
     const bench_result *r = &rs->r[i];
-    /* names are our own static identifiers: nothing to escape */
-    fprintf(f,
-            "%s\n  {\"scenario\": \"%s\", \"mode\": \"%s\", \"n\": %zu, \"avg_ms\": %.4f, "
-            "\"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": %.4f, "
-            "\"rps\": %.2f}",
-            i ? "," : "", r->scenario, r->mode, r->s.n, r->s.avg_ms, r->s.p50_ms, r->s.p90_ms,
-            r->s.p99_ms, r->s.max_ms, r->s.rps);
+    json_begin(&j, NULL, '{');
+    json_string(&j, "scenario", r->scenario);
+    json_string(&j, "mode", r->mode);
+    json_uint(&j, "n", (unsigned long)r->s.n);
+    json_number(&j, "avg_ms", "%.4f", r->s.avg_ms);
+    json_number(&j, "p50_ms", "%.4f", r->s.p50_ms);
+    json_number(&j, "p90_ms", "%.4f", r->s.p90_ms);
+    json_number(&j, "p99_ms", "%.4f", r->s.p99_ms);
+    json_number(&j, "max_ms", "%.4f", r->s.max_ms);
+    json_number(&j, "rps", "%.2f", r->s.rps);
+    json_end(&j);
   }
-  fprintf(f, "%s]\n", rs->n ? "\n" : "");
+  json_end(&j);
+  fputc('\n', f);
 }
 
 /* ---- SVG ------------------------------------------------------------------------- */

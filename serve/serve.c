@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "raloop/attest/quote/provider.h"
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:3000"
@@ -25,39 +26,21 @@ struct ra_service {
   bool stopping;
 };
 
-static int open_provider(const char *tee, const char *sim_dir, ra_quote_provider **p) {
-  char err[256] = "";
-  const char *warning = NULL;
-  int rc;
-  if (!tee || strcmp(tee, "auto") == 0) {
-    rc = ra_quote_provider_auto(sim_dir, p, &warning, err, sizeof err);
-    if (rc == 0 && warning) ra_warn("%s", warning);
-  } else if (strcmp(tee, "sim") == 0) {
-    rc = ra_quote_provider_sim(sim_dir, p, err, sizeof err);
-  } else if (strcmp(tee, "tsm") == 0) {
-    rc = ra_quote_provider_tsm(NULL, NULL, p, err, sizeof err);
-  } else if (strncmp(tee, "file:", 5) == 0 && tee[5]) {
-    rc = ra_quote_provider_file(tee + 5, p, err, sizeof err);
-  } else {
-    ra_error("ra_serve: tee must be auto, sim, tsm, file:PATH or none, not '%s'", tee);
-    return -EINVAL;
-  }
-  if (rc) ra_error("ra_serve: quote provider: %s", err[0] ? err : strerror(-rc));
-  return rc < 0 ? rc : rc ? -EINVAL : 0;
-}
-
 static int start_tunnel(ra_service *s) {
   if (s->o.tee && strcmp(s->o.tee, "none") == 0) return 0;
   ra_quote_provider *p;
-  int rc = open_provider(s->o.tee, s->o.sim_dir, &p);
-  if (rc) return rc;
+  int rc = ra_quote_provider_open(s->o.tee, s->o.sim_dir, &p);
+  if (rc) {
+    ra_error("ra_serve: quote provider: %s", ra_strerror(rc));
+    return rc;
+  }
   if (ra_quote_provider_simulated(p))
     ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
   if (!ra_quote_provider_binds_key(p))
     ra_warn("quote provider '%s' cannot bind the tunnel key", ra_quote_provider_name(p));
   rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel);
   ra_quote_provider_free(p);
-  if (rc) ra_error("ra_serve: tunnel: %s", strerror(-rc));
+  if (rc) ra_error("ra_serve: tunnel: %s", ra_strerror(rc));
   return rc;
 }
 
@@ -69,7 +52,7 @@ static int start_listeners(ra_service *s) {
   for (size_t i = 0; i < n; i++) {
     int rc = ra_http_server_listen(s->http, addrs[i], NULL);
     if (rc) {
-      ra_error("ra_serve: cannot listen on %s: %s", addrs[i], strerror(-rc));
+      ra_error("ra_serve: cannot listen on %s: %s", addrs[i], ra_strerror(rc));
       return rc;
     }
   }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
@@ -44,8 +45,16 @@ static void usage(void) {
           "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n");
 }
 
-static int unhex(const char *h, uint8_t *out, size_t n) {
-  return ra_hex_decode_exact(h, strlen(h), out, n);
+/* Says what was wrong with a policy flag, in ra-curl's words; the exit
+ * code. */
+static int report_flag_error(const policy_flags *pf) {
+  const char *f = pf->error_flag;
+  if (pf->error == POLICY_FLAG_NO_VALUE) {
+    usage();
+  } else if (pf->error == POLICY_FLAG_BAD_HEX) {
+    fprintf(stderr, "ra-curl: %s needs %zu hex digits\n", f, 2 * pf->error_bytes);
+  }
+  return EX_USAGE; /* too many --root: as ever, without a word */
 }
 
 static void hexprint(FILE *f, const uint8_t *p, size_t n) {
@@ -61,8 +70,8 @@ typedef struct state {
 } state;
 
 static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
-  fprintf(stderr, "* attestation: %s\n", vd->err == RA_VERIFY_OK ? "VERIFIED" : "REFUSED");
-  if (vd->err != RA_VERIFY_OK) fprintf(stderr, "*   failed: %s: %s\n", ra_verify_err_name(vd->err), vd->msg);
+  fprintf(stderr, "* attestation: %s\n", vd->err == 0 ? "VERIFIED" : "REFUSED");
+  if (vd->err != 0) fprintf(stderr, "*   failed: %s: %s\n", ra_err_name(vd->err), vd->msg);
   size_t qlen;
   const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
   ra_quote q;
@@ -126,18 +135,16 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
 static void stop_loop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
 
 int main(int argc, char **argv) {
-  const char *method = NULL, *url = NULL, *outpath = NULL, *sim_dir = NULL;
-  const char *roots[16];
-  size_t n_roots = 0;
+  const char *method = NULL, *url = NULL, *outpath = NULL;
   ra_header hdrs[64];
   size_t n_hdrs = 0;
   uint8_t *body = NULL;
   size_t body_len = 0;
-  bool has_body = false, body_text = true, no_binding = false, allow_debug = false;
-  bool any_measurement = false;
+  bool has_body = false, body_text = true;
   double max_time = 0;
-  ra_tdx_expect ex;
-  memset(&ex, 0, sizeof ex);
+  policy_flags pf; /* --mrtd, --rtmr0..3, --report-data, --root, --trust-sim, ... */
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  int pr;
   state st = {0};
   st.out = stdout;
 
@@ -176,23 +183,10 @@ int main(int argc, char **argv) {
       }
       has_body = true;
       body_text = false;
-    } else if (!strcmp(a, "--mrtd")) {
-      if (unhex(NEXT(), ex.mrtd, 48)) { fprintf(stderr, "ra-curl: --mrtd needs 96 hex digits\n"); return EX_USAGE; }
-      ex.has |= RA_TDX_MRTD;
-    } else if (!strncmp(a, "--rtmr", 6) && a[6] >= '0' && a[6] <= '3' && !a[7]) {
-      int r = a[6] - '0';
-      if (unhex(NEXT(), ex.rtmr[r], 48)) { fprintf(stderr, "ra-curl: %s needs 96 hex digits\n", a); return EX_USAGE; }
-      ex.has |= RA_TDX_RTMR0 << r;
-    } else if (!strcmp(a, "--report-data")) {
-      if (unhex(NEXT(), ex.report_data, 64)) { fprintf(stderr, "ra-curl: --report-data needs 128 hex digits\n"); return EX_USAGE; }
-      ex.has |= RA_TDX_REPORT_DATA;
-    } else if (!strcmp(a, "--root")) {
-      if (n_roots == 16) return EX_USAGE;
-      roots[n_roots++] = NEXT();
-    } else if (!strcmp(a, "--trust-sim")) sim_dir = NEXT();
-    else if (!strcmp(a, "--no-binding")) no_binding = true;
-    else if (!strcmp(a, "--allow-debug")) allow_debug = true;
-    else if (!strcmp(a, "--any-measurement-insecure")) any_measurement = true;
+    } else if ((pr = policy_flags_parse(&pf, a, i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+      if (pr < 0) return report_flag_error(&pf);
+      i += pr - 1; /* the value, if the flag took one */
+    }
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) st.verbose = true;
     else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
     else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
@@ -204,6 +198,10 @@ int main(int argc, char **argv) {
     else { usage(); return EX_USAGE; }
   }
   if (!url) { usage(); return EX_USAGE; }
+  const char *sim_dir = pf.trust_sim_dir, *const *roots = pf.roots;
+  size_t n_roots = pf.n_roots;
+  ra_tdx_expect ex = pf.tdx; /* ra-curl checks TDX measurements only */
+  bool no_binding = pf.no_binding, allow_debug = pf.allow_debug, any_measurement = pf.any_measurement;
   if (strncmp(url, "http://", 7)) {
     fprintf(stderr, "ra-curl: only http:// URLs (the tunnel is the encryption)\n");
     return EX_USAGE;

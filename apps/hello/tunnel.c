@@ -1,31 +1,17 @@
 /* apps/hello/tunnel.c: picks ra-hello's quote provider and starts the tunnel. */
 #include "apps/hello/tunnel.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "raloop/attest/quote/sim.h"
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
-
-static int make_provider(const char *tee, const char *sim_dir, ra_quote_provider **p,
-                         char *err, size_t errlen) {
-  if (!tee) {
-    const char *warning = NULL;
-    int rc = ra_quote_provider_auto(sim_dir, p, &warning, err, errlen);
-    if (rc == 0 && warning) ra_warn("%s", warning);
-    return rc;
-  }
-  if (strcmp(tee, "sim") == 0) return ra_quote_provider_sim(sim_dir, p, err, errlen);
-  if (strcmp(tee, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, p, err, errlen);
-  if (strncmp(tee, "file:", 5) == 0 && tee[5])
-    return ra_quote_provider_file(tee + 5, p, err, errlen);
-  snprintf(err, errlen, "--tee takes sim, tsm or file:PATH, not '%s'", tee);
-  return -1;
-}
 
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
                        ra_access_log_cb access_log, ra_tunnel_server **out) {
-  char dir[4096], err[512] = "";
+  char dir[4096];
   /* The sim's directory is printed below, so resolve the default here. */
   if (!sim_dir && (!tee || strcmp(tee, "sim") == 0)) {
     if (ra_sim_default_dir(dir, sizeof dir) != 0) {
@@ -35,8 +21,9 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
     sim_dir = dir;
   }
   ra_quote_provider *p = NULL;
-  if (make_provider(tee, sim_dir, &p, err, sizeof err) != 0) {
-    fprintf(stderr, "ra-hello: attestation: %s\n", err[0] ? err : "provider failed");
+  int prc = ra_quote_provider_open(tee, sim_dir, &p); /* logs the details */
+  if (prc != 0) {
+    fprintf(stderr, "ra-hello: attestation: %s\n", ra_strerror(prc));
     return -1;
   }
   if (ra_quote_provider_simulated(p)) {

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "apps/common/json.h"
+#include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
 #include "raloop/attest/quote/quote.h"
@@ -57,21 +59,29 @@ static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
   return rc;
 }
 
-/* ---- output ---- */
+/* ---- output: the same fields as text or as JSON (apps/common/json) ---- */
 
 typedef struct outp {
   bool json;
-  bool first; /* first member of the current JSON object */
-  int depth;
+  json_out j; /* when json: compact */
+  int depth;  /* text: indentation */
 } outp;
 
-static void o_key(outp *o, const char *k) {
+static void o_init(outp *o, bool json) {
+  memset(o, 0, sizeof *o);
+  o->json = json;
+  json_init(&o->j, stdout, 0);
+}
+
+static void o_key_text(outp *o, const char *k) { printf("%*s%-20s ", o->depth * 2, "", k); }
+
+static void o_str(outp *o, const char *k, const char *s) {
   if (o->json) {
-    printf("%s\"%s\":", o->first ? "" : ",", k);
-    o->first = false;
-  } else {
-    printf("%*s%-20s ", o->depth * 2, "", k);
+    json_string(&o->j, k, s);
+    return;
   }
+  o_key_text(o, k);
+  printf("%s\n", s);
 }
 
 static void o_hex(outp *o, const char *k, const uint8_t *p, size_t n) {
@@ -79,51 +89,39 @@ static void o_hex(outp *o, const char *k, const uint8_t *p, size_t n) {
   if (!p) return;
   if (n > 1024) n = 1024;
   ra_hex_encode(p, n, buf);
-  o_key(o, k);
-  printf(o->json ? "\"%s\"" : "%s\n", buf);
+  o_str(o, k, buf);
 }
 
 static void o_uint(outp *o, const char *k, unsigned long v) {
-  o_key(o, k);
-  printf(o->json ? "%lu" : "%lu\n", v);
-}
-
-static void o_str(outp *o, const char *k, const char *s) {
-  o_key(o, k);
-  if (!o->json) {
-    printf("%s\n", s);
+  if (o->json) {
+    json_uint(&o->j, k, v);
     return;
   }
-  putchar('"');
-  for (const char *c = s; *c; c++) {
-    if (*c == '"' || *c == '\\')
-      printf("\\%c", *c);
-    else if ((unsigned char)*c < 0x20)
-      printf("\\u%04x", *c);
-    else
-      putchar(*c);
-  }
-  putchar('"');
+  o_key_text(o, k);
+  printf("%lu\n", v);
 }
 
 static void o_bool(outp *o, const char *k, bool b) {
-  o_key(o, k);
-  printf(o->json ? "%s" : "%s\n", b ? "true" : "false");
+  if (o->json) {
+    json_bool(&o->j, k, b);
+    return;
+  }
+  o_key_text(o, k);
+  printf("%s\n", b ? "true" : "false");
 }
 
 static void o_open(outp *o, const char *k) {
-  if (k) o_key(o, k);
-  if (o->json)
-    putchar('{');
-  else if (k)
+  if (o->json) {
+    json_begin(&o->j, k, '{');
+  } else if (k) {
+    o_key_text(o, k);
     putchar('\n');
-  o->first = true;
+  }
   o->depth++;
 }
 
 static void o_close(outp *o) {
-  if (o->json) putchar('}');
-  o->first = false;
+  if (o->json) json_end(&o->j);
   o->depth--;
 }
 
@@ -226,16 +224,17 @@ static int cmd_show(int argc, char **argv) {
   if (load_quote(file, &buf, &len)) return EXIT_USAGE;
   ra_quote q;
   int rc = ra_quote_parse(buf, len, &q);
-  outp o = {.json = json};
+  outp o;
+  o_init(&o, json);
   if (rc) {
-    if (json)
-      printf("{\"error\":\"%s\",\"message\":\"%s\"}\n",
-             rc == RA_QUOTE_ETRUNC   ? "RA_ERR_QUOTE_TRUNCATED"
-             : rc == RA_QUOTE_EUNSUP ? "RA_ERR_QUOTE_UNSUPPORTED"
-                                     : "RA_ERR_QUOTE_MALFORMED",
-             ra_quote_strerror(rc));
-    else
-      fprintf(stderr, "ra-quote: %s: %s\n", file, ra_quote_strerror(rc));
+    if (json) {
+      json_begin(&o.j, NULL, '{');
+      json_string(&o.j, "error", ra_err_name(rc));
+      json_string(&o.j, "message", ra_strerror(rc));
+      json_end(&o.j);
+      putchar('\n');
+    } else
+      fprintf(stderr, "ra-quote: %s: %s\n", file, ra_strerror(rc));
     free(buf);
     return EXIT_INVALID;
   }
@@ -249,235 +248,65 @@ static int cmd_show(int argc, char **argv) {
 
 /* ---- verify ---- */
 
-static int parse_time(const char *s, time_t *t) {
-  struct tm tm;
-  const char *fmts[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"};
-  if (s[0] == '@') {
-    char *e;
-    long long v = strtoll(s + 1, &e, 10);
-    if (*e || v <= 0) return -1;
-    *t = (time_t)v;
-    return 0;
-  }
-  for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
-    memset(&tm, 0, sizeof tm);
-    const char *e = strptime(s, fmts[i], &tm);
-    if (e && !*e) {
-      *t = timegm(&tm);
-      return 0;
-    }
-  }
-  return -1;
-}
-
 typedef struct vargs {
   const char *file;
-  const char *roots[16];
-  int n_roots;
-  const char *crls[16];
-  int n_crls;
-  const char *chain;
-  time_t at;
-  bool json, allow_debug;
-  ra_tdx_expect tdx;
-  ra_sgx_expect sgx;
-  uint8_t x25519[32];
-  bool has_x25519;
-  uint8_t bval[256], biat[256];
-  size_t bval_len, biat_len;
-  bool has_bval, has_biat;
+  policy_flags pf; /* the policy flags (apps/common/policy_flags.h) */
+  bool json;
   long iterations;
 } vargs;
 
-static int hexarg(const char *name, const char *v, uint8_t *out, size_t n) {
-  if (ra_hex_decode_exact(v, strlen(v), out, n)) {
-    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
-    return -1;
-  }
-  return 0;
+/* Says what was wrong with a policy flag, in ra-quote's words. */
+static void report_flag_error(const policy_flags *pf) {
+  const char *name = pf->error_flag;
+  if (!strncmp(name, "--rtmr", 6)) name = "--rtmrN";
+  if (pf->error == POLICY_FLAG_BAD_HEX)
+    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, pf->error_bytes);
+  else if (pf->error == POLICY_FLAG_BAD_HEX_VAR)
+    fprintf(stderr, "ra-quote: %s wants hex (at most %zu bytes)\n", name, pf->error_bytes);
+  else if (pf->error == POLICY_FLAG_BAD_TIME)
+    fprintf(stderr, "ra-quote: --at wants YYYY-MM-DD[THH:MM:SS[Z]] or @unix\n");
 }
 
-static int hexarg_var(const char *name, const char *v, uint8_t *out, size_t max, size_t *len) {
-  size_t n = strlen(v);
-  if (n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2)) {
-    fprintf(stderr, "ra-quote: %s wants hex (at most %zu bytes)\n", name, max);
-    return -1;
-  }
-  *len = n / 2;
-  return 0;
-}
+enum { O_JSON = 256, O_POLICY = 512 /* + index in the policy flag table */ };
 
-enum {
-  O_ROOT = 256,
-  O_CHAIN,
-  O_CRL,
-  O_AT,
-  O_MRTD,
-  O_RTMR0,
-  O_RTMR1,
-  O_RTMR2,
-  O_RTMR3,
-  O_RD,
-  O_CFGID,
-  O_OWNER,
-  O_OWNERCFG,
-  O_XFAM,
-  O_TDATTR,
-  O_MRENC,
-  O_MRSIGN,
-  O_PROD,
-  O_SVN,
-  O_X25519,
-  O_BVAL,
-  O_BIAT,
-  O_DEBUG,
-  O_JSON,
-};
+/* getopt_long's table: the policy flags of the groups ra-quote takes, and
+ * --json. */
+static void verify_options(const policy_flags *pf, struct option *opts, size_t cap) {
+  size_t n, k = 0;
+  const policy_flag *t = policy_flags_table(&n);
+  for (size_t i = 0; i < n && k + 2 < cap; i++)
+    if (t[i].group & pf->groups)
+      opts[k++] = (struct option){t[i].name + 2, t[i].has_value, 0, O_POLICY + (int)i};
+  opts[k++] = (struct option){"json", 0, 0, O_JSON};
+  opts[k] = (struct option){0, 0, 0, 0};
+}
 
 static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
-  static const struct option opts[] = {
-      {"root", 1, 0, O_ROOT},
-      {"pck-chain", 1, 0, O_CHAIN},
-      {"crl", 1, 0, O_CRL},
-      {"at", 1, 0, O_AT},
-      {"mrtd", 1, 0, O_MRTD},
-      {"rtmr0", 1, 0, O_RTMR0},
-      {"rtmr1", 1, 0, O_RTMR1},
-      {"rtmr2", 1, 0, O_RTMR2},
-      {"rtmr3", 1, 0, O_RTMR3},
-      {"report-data", 1, 0, O_RD},
-      {"mr-config-id", 1, 0, O_CFGID},
-      {"mr-owner", 1, 0, O_OWNER},
-      {"mr-owner-config", 1, 0, O_OWNERCFG},
-      {"xfam", 1, 0, O_XFAM},
-      {"td-attributes", 1, 0, O_TDATTR},
-      {"mr-enclave", 1, 0, O_MRENC},
-      {"mr-signer", 1, 0, O_MRSIGN},
-      {"isv-prod-id", 1, 0, O_PROD},
-      {"min-isv-svn", 1, 0, O_SVN},
-      {"x25519", 1, 0, O_X25519},
-      {"binding-val", 1, 0, O_BVAL},
-      {"binding-iat", 1, 0, O_BIAT},
-      {"allow-debug", 0, 0, O_DEBUG},
-      {"json", 0, 0, O_JSON},
-      {0, 0, 0, 0},
-  };
+  struct option opts[40];
+  size_t n_flags;
+  const policy_flag *table = policy_flags_table(&n_flags);
   int c;
   char *end;
-  long v;
   optind = 1;
   opterr = 0;
   memset(a, 0, sizeof *a);
+  policy_flags_init(&a->pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_QUOTE);
+  verify_options(&a->pf, opts, sizeof opts / sizeof *opts);
   a->iterations = 1000;
   while ((c = getopt_long(argc, argv, bench ? "n:" : "", opts, NULL)) != -1) {
-    int r = 0;
-    switch (c) {
-    case 'n':
+    if (c == 'n') {
       a->iterations = strtol(optarg, &end, 10);
-      if (*end || a->iterations < 1 || a->iterations > 10000000) r = -1;
-      break;
-    case O_ROOT:
-      if (a->n_roots == 16)
-        r = -1;
-      else
-        a->roots[a->n_roots++] = optarg;
-      break;
-    case O_CRL:
-      if (a->n_crls == 16)
-        r = -1;
-      else
-        a->crls[a->n_crls++] = optarg;
-      break;
-    case O_CHAIN:
-      a->chain = optarg;
-      break;
-    case O_AT:
-      if (parse_time(optarg, &a->at)) {
-        fprintf(stderr, "ra-quote: --at wants YYYY-MM-DD[THH:MM:SS[Z]] or @unix\n");
-        r = -1;
-      }
-      break;
-    case O_MRTD:
-      r = hexarg("--mrtd", optarg, a->tdx.mrtd, 48);
-      a->tdx.has |= RA_TDX_MRTD;
-      break;
-    case O_RTMR0:
-    case O_RTMR1:
-    case O_RTMR2:
-    case O_RTMR3:
-      r = hexarg("--rtmrN", optarg, a->tdx.rtmr[c - O_RTMR0], 48);
-      a->tdx.has |= RA_TDX_RTMR0 << (c - O_RTMR0);
-      break;
-    case O_RD:
-      /* report_data applies to either kind of quote */
-      r = hexarg("--report-data", optarg, a->tdx.report_data, 64);
-      memcpy(a->sgx.report_data, a->tdx.report_data, 64);
-      a->tdx.has |= RA_TDX_REPORT_DATA;
-      a->sgx.has |= RA_SGX_REPORT_DATA;
-      break;
-    case O_CFGID:
-      r = hexarg("--mr-config-id", optarg, a->tdx.mr_config_id, 48);
-      a->tdx.has |= RA_TDX_MR_CONFIG_ID;
-      break;
-    case O_OWNER:
-      r = hexarg("--mr-owner", optarg, a->tdx.mr_owner, 48);
-      a->tdx.has |= RA_TDX_MR_OWNER;
-      break;
-    case O_OWNERCFG:
-      r = hexarg("--mr-owner-config", optarg, a->tdx.mr_owner_config, 48);
-      a->tdx.has |= RA_TDX_MR_OWNER_CONFIG;
-      break;
-    case O_XFAM:
-      r = hexarg("--xfam", optarg, a->tdx.xfam, 8);
-      a->tdx.has |= RA_TDX_XFAM;
-      break;
-    case O_TDATTR:
-      r = hexarg("--td-attributes", optarg, a->tdx.td_attributes, 8);
-      a->tdx.has |= RA_TDX_TD_ATTRIBUTES;
-      break;
-    case O_MRENC:
-      r = hexarg("--mr-enclave", optarg, a->sgx.mr_enclave, 32);
-      a->sgx.has |= RA_SGX_MR_ENCLAVE;
-      break;
-    case O_MRSIGN:
-      r = hexarg("--mr-signer", optarg, a->sgx.mr_signer, 32);
-      a->sgx.has |= RA_SGX_MR_SIGNER;
-      break;
-    case O_PROD:
-      v = strtol(optarg, &end, 0);
-      if (*end || v < 0 || v > 0xffff) r = -1;
-      a->sgx.isv_prod_id = (uint16_t)v;
-      a->sgx.has |= RA_SGX_ISV_PROD_ID;
-      break;
-    case O_SVN:
-      v = strtol(optarg, &end, 0);
-      if (*end || v < 0 || v > 0xffff) r = -1;
-      a->sgx.min_isv_svn = (uint16_t)v;
-      a->sgx.has |= RA_SGX_MIN_ISV_SVN;
-      break;
-    case O_X25519:
-      r = hexarg("--x25519", optarg, a->x25519, 32);
-      a->has_x25519 = true;
-      break;
-    case O_BVAL:
-      r = hexarg_var("--binding-val", optarg, a->bval, sizeof a->bval, &a->bval_len);
-      a->has_bval = true;
-      break;
-    case O_BIAT:
-      r = hexarg_var("--binding-iat", optarg, a->biat, sizeof a->biat, &a->biat_len);
-      a->has_biat = true;
-      break;
-    case O_DEBUG:
-      a->allow_debug = true;
-      break;
-    case O_JSON:
+      if (*end || a->iterations < 1 || a->iterations > 10000000) return -1;
+    } else if (c == O_JSON) {
       a->json = true;
-      break;
-    default:
-      r = -1;
-      break;
+    } else if (c >= O_POLICY && c < O_POLICY + (int)n_flags) {
+      if (policy_flags_apply(&a->pf, &table[c - O_POLICY], optarg)) {
+        report_flag_error(&a->pf);
+        return -1;
+      }
+    } else {
+      return -1;
     }
-    if (r) return -1;
   }
   if (optind != argc - 1) return -1;
   a->file = argv[optind];
@@ -493,51 +322,52 @@ typedef struct vctx {
 } vctx;
 
 static int setup(vargs *a, vctx *c) {
+  policy_flags *pf = &a->pf;
   size_t n;
   memset(c, 0, sizeof *c);
-  if (ra_verifier_new(a->n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &c->v)) return -1;
-  for (int i = 0; i < a->n_roots; i++)
-    if (ra_verifier_add_root_file(c->v, a->roots[i]) <= 0) {
-      fprintf(stderr, "ra-quote: %s: no certificate\n", a->roots[i]);
+  if (ra_verifier_new(pf->n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &c->v)) return -1;
+  for (size_t i = 0; i < pf->n_roots; i++)
+    if (ra_verifier_add_root_file(c->v, pf->roots[i]) <= 0) {
+      fprintf(stderr, "ra-quote: %s: no certificate\n", pf->roots[i]);
       return -1;
     }
-  for (int i = 0; i < a->n_crls; i++)
-    if (ra_verifier_add_crl_file(c->v, a->crls[i]) <= 0) {
-      fprintf(stderr, "ra-quote: %s: no CRL\n", a->crls[i]);
+  for (size_t i = 0; i < pf->n_crls; i++)
+    if (ra_verifier_add_crl_file(c->v, pf->crls[i]) <= 0) {
+      fprintf(stderr, "ra-quote: %s: no CRL\n", pf->crls[i]);
       return -1;
     }
-  if (a->chain) {
-    if (ra_file_read(a->chain, 64u << 20, &c->chain, &n)) {
-      fprintf(stderr, "ra-quote: %s: unreadable\n", a->chain);
+  if (pf->pck_chain) {
+    if (ra_file_read(pf->pck_chain, 64u << 20, &c->chain, &n)) {
+      fprintf(stderr, "ra-quote: %s: unreadable\n", pf->pck_chain);
       return -1;
     }
     c->opts.pck_chain = c->chain;
     c->opts.pck_chain_len = n;
   }
-  c->opts.at = a->at;
+  c->opts.at = pf->at;
   /* --report-data is recorded for both kinds; it stays with the SGX set
      * only if no TDX-only option was given, and the reverse. */
-  if (a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA && !(a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA))
-    a->sgx.has = 0;
-  if (a->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA && !(a->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA))
-    a->tdx.has = 0;
-  if (a->tdx.has) {
-    c->pol.tdx = &a->tdx;
+  if (pf->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA && !(pf->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA))
+    pf->sgx.has = 0;
+  if (pf->sgx.has & ~(uint32_t)RA_SGX_REPORT_DATA && !(pf->tdx.has & ~(uint32_t)RA_TDX_REPORT_DATA))
+    pf->tdx.has = 0;
+  if (pf->tdx.has) {
+    c->pol.tdx = &pf->tdx;
     c->pol.n_tdx = 1;
   }
-  if (a->sgx.has) {
-    c->pol.sgx = &a->sgx;
+  if (pf->sgx.has) {
+    c->pol.sgx = &pf->sgx;
     c->pol.n_sgx = 1;
   }
-  if (a->has_x25519) {
-    c->pol.x25519_pub = a->x25519;
-    c->pol.binding_val = a->has_bval ? a->bval : NULL;
-    c->pol.binding_val_len = a->bval_len;
-    c->pol.binding_iat = a->has_biat ? a->biat : NULL;
-    c->pol.binding_iat_len = a->biat_len;
+  if (pf->has_x25519) {
+    c->pol.x25519_pub = pf->x25519;
+    c->pol.binding_val = pf->has_bval ? pf->bval : NULL;
+    c->pol.binding_val_len = pf->bval_len;
+    c->pol.binding_iat = pf->has_biat ? pf->biat : NULL;
+    c->pol.binding_iat_len = pf->biat_len;
   }
-  c->pol.allow_debug = a->allow_debug;
-  c->pol.signature_only = !a->tdx.has && !a->sgx.has && !a->has_x25519;
+  c->pol.allow_debug = pf->allow_debug;
+  c->pol.signature_only = !pf->tdx.has && !pf->sgx.has && !pf->has_x25519;
   return 0;
 }
 
@@ -549,10 +379,13 @@ static void teardown(vctx *c) {
 static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file) {
   char hex[64];
   o_open(o, NULL);
-  if (!o->json) printf("%s: %s\n", file, vd->err == RA_VERIFY_OK ? "VALID" : "INVALID");
-  o_bool(o, "valid", vd->err == RA_VERIFY_OK);
-  o_str(o, "error", ra_verify_err_name(vd->err));
-  o_uint(o, "error_code", vd->err);
+  if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
+  o_bool(o, "valid", vd->err == 0);
+  /* "RA_VERIFY_OK" for a valid quote: the name scripts know from before
+   * the codes moved to core/error.h (ra_err_name(0) is "OK") */
+  o_str(o, "error", vd->err ? ra_err_name(vd->err) : "RA_VERIFY_OK");
+  /* the old enum's number (1..27), as scripts have always read it */
+  o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
   o_str(o, "message", vd->msg);
   if (vd->checks[RA_CHECK_PARSE] == RA_CHECK_PASS) {
     o_str(o, "tee", vd->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
@@ -615,7 +448,8 @@ static int cmd_verify(int argc, char **argv) {
     return EXIT_USAGE;
   }
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-  outp o = {.json = a.json};
+  outp o;
+  o_init(&o, a.json);
   print_verdict(&o, &vd, &c.pol, a.file);
   teardown(&c);
   free(buf);
@@ -623,6 +457,14 @@ static int cmd_verify(int argc, char **argv) {
 }
 
 /* ---- sim ---- */
+
+static int hexarg(const char *name, const char *v, uint8_t *out, size_t n) {
+  if (ra_hex_decode_exact(v, strlen(v), out, n)) {
+    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
+    return -1;
+  }
+  return 0;
+}
 
 static int cmd_sim(int argc, char **argv) {
   const char *dir = NULL, *outf = NULL, *rd = NULL;
@@ -724,7 +566,7 @@ static int cmd_bench(int argc, char **argv) {
   double t0 = now_us();
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
   printf("first verification in process: %.1f us (%s)\n", now_us() - t0,
-         ra_verify_err_name(vd.err));
+         vd.err ? ra_err_name(vd.err) : "RA_VERIFY_OK");
   if (rc) {
     printf("quote does not verify: %s\n", vd.msg);
     teardown(&c);
@@ -737,7 +579,7 @@ static int cmd_bench(int argc, char **argv) {
      * parse, decode every certificate, chain, both signatures, policy; the
      * verifier's pinned roots are reused, as a client would. */
   ra_verifier *cold;
-  if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0),
+  if (ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | (a.pf.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0),
                       &cold)) {
     teardown(&c);
     free(t);
@@ -745,7 +587,7 @@ static int cmd_bench(int argc, char **argv) {
     free(buf);
     return EXIT_USAGE;
   }
-  for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(cold, a.roots[k]);
+  for (size_t k = 0; k < a.pf.n_roots; k++) ra_verifier_add_root_file(cold, a.pf.roots[k]);
   for (long i = 0; i < a.iterations; i++) {
     memcpy(copy, buf, len);
     t0 = now_us();
@@ -758,8 +600,8 @@ static int cmd_bench(int argc, char **argv) {
   for (long i = 0; i < a.iterations; i++) {
     ra_verifier *v2;
     t0 = now_us();
-    if (ra_verifier_new(a.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
-    for (int k = 0; k < a.n_roots; k++) ra_verifier_add_root_file(v2, a.roots[k]);
+    if (ra_verifier_new(a.pf.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
+    for (size_t k = 0; k < a.pf.n_roots; k++) ra_verifier_add_root_file(v2, a.pf.roots[k]);
     rc |= ra_verify_quote(v2, buf, len, &c.opts, &c.pol, &vd);
     ra_verifier_free(v2);
     t[i] = now_us() - t0;

@@ -1,6 +1,7 @@
 /* attest/provider.c: quote providers (see provider.h). */
 #include "raloop/attest/quote/provider.h"
 #include "raloop/core/file.h"
+#include "raloop/core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,18 +28,7 @@ struct ra_quote_provider {
   const ra_quote_provider_ops *ops;
   void *self;
   bool binds_key, simulated;
-  char err[512];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || errlen == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 void ra_quote_evidence_clear(ra_quote_evidence *ev) {
   if (!ev) return;
@@ -81,16 +71,14 @@ int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
                           ra_quote_evidence *ev) {
   if (!p || !x25519_pub || !ev) return -EINVAL;
   memset(ev, 0, sizeof *ev);
-  p->err[0] = '\0';
-  int rc = p->ops->get(p->self, x25519_pub, ev, p->err, sizeof p->err);
+  int rc = p->ops->get(p->self, x25519_pub, ev);
   if (rc == 0 && (!ev->quote || ev->quote_len == 0)) {
     rc = -EIO;
-    set_err(p->err, sizeof p->err, "%s provider returned an empty quote", p->ops->name);
+    ra_error("%s provider returned an empty quote", p->ops->name);
   }
   if (rc) {
     ra_quote_evidence_clear(ev);
-    if (!p->err[0])
-      set_err(p->err, sizeof p->err, "%s provider failed: %s", p->ops->name, strerror(-rc));
+    ra_error("%s provider failed: %s", p->ops->name, ra_strerror(rc));
     return rc;
   }
   /* the provider's kind decides, not the implementation's say-so */
@@ -101,7 +89,6 @@ int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
 const char *ra_quote_provider_name(const ra_quote_provider *p) { return p ? p->ops->name : NULL; }
 bool ra_quote_provider_binds_key(const ra_quote_provider *p) { return p && p->binds_key; }
 bool ra_quote_provider_simulated(const ra_quote_provider *p) { return p && p->simulated; }
-const char *ra_quote_provider_error(const ra_quote_provider *p) { return p ? p->err : ""; }
 
 int ra_quote_iat_format(int64_t t, char *out, size_t outlen) {
   struct tm tm;
@@ -119,12 +106,11 @@ static uint8_t *dup_bytes(const void *p, size_t n) {
 
 /* The TDX binding shared by sim and tsm: fresh val, iat now, report_data =
  * SHA-512(val || iat || key); fills ev's verifier_data and runtime_data. */
-static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t report_data[64],
-                        char *err, size_t errlen) {
+static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t report_data[64]) {
   char iat[32];
   int n = ra_quote_iat_format((int64_t)time(NULL), iat, sizeof iat);
   if (n < 0) {
-    set_err(err, errlen, "cannot format the current time");
+    ra_error("cannot format the current time");
     return -EIO;
   }
   ev->val = malloc(NONCE_LEN);
@@ -139,7 +125,7 @@ static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t re
   ev->runtime_data_len = 32;
   ev->has_verifier_data = true;
   if (RAND_bytes(ev->val, NONCE_LEN) != 1) {
-    set_err(err, errlen, "no randomness for the verifier nonce");
+    ra_error("no randomness for the verifier nonce");
     return -EIO;
   }
   return ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, report_data);
@@ -152,8 +138,7 @@ typedef struct file_prov {
   size_t len;
 } file_prov;
 
-static int file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
-                    size_t errlen) {
+static int file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   (void)pub;
   file_prov *f = self;
   ev->quote = dup_bytes(f->quote, f->len);
@@ -172,7 +157,7 @@ static void file_free(void *self) {
 
 static const ra_quote_provider_ops file_ops = {"file", file_get, file_free};
 
-int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err, size_t errlen) {
+int ra_quote_provider_file(const char *path, ra_quote_provider **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!path) return -EINVAL;
@@ -180,14 +165,14 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err,
   size_t rawlen = 0, declen = 0;
   int rc = ra_file_read(path, 4 * QUOTE_MAX, &raw, &rawlen);
   if (rc) {
-    set_err(err, errlen, "cannot read quote file %s: %s", path, strerror(-rc));
+    ra_error("cannot read quote file %s: %s", path, ra_strerror(rc));
     return rc;
   }
   ra_encoding enc;
   rc = ra_decode_auto(raw, rawlen, &dec, &declen, &enc);
   free(raw);
   if (rc) {
-    set_err(err, errlen, "quote file %s: malformed hex/base64", path);
+    ra_error("quote file %s: malformed hex/base64", path);
     return rc == -ENOMEM ? rc : -EINVAL;
   }
   /* refuse what does not parse as a DCAP quote now rather than serve
@@ -197,8 +182,8 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err,
   int prc = ra_quote_parse(dec, declen, &q);
   if (prc) {
     free(dec);
-    set_err(err, errlen, "quote file %s: not an SGX/TDX quote (%zu bytes): %s", path, declen,
-            ra_quote_strerror(prc));
+    ra_error("quote file %s: not an SGX/TDX quote (%zu bytes): %s", path, declen,
+            ra_strerror(prc));
     return -EINVAL;
   }
   file_prov *f = malloc(sizeof *f);
@@ -213,13 +198,12 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err,
 
 /* ---- sim -------------------------------------------------------------- */
 
-static int sim_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
-                   size_t errlen) {
+static int sim_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   uint8_t rd[64];
-  int rc = make_binding(pub, ev, rd, err, errlen);
+  int rc = make_binding(pub, ev, rd);
   if (rc) return rc;
   rc = ra_sim_quote(self, NULL, rd, &ev->quote, &ev->quote_len);
-  if (rc) set_err(err, errlen, "simulated TEE: quote generation failed: %s", strerror(-rc));
+  if (rc) ra_error("simulated TEE: quote generation failed: %s", ra_strerror(rc));
   return rc;
 }
 
@@ -227,15 +211,15 @@ static void sim_free(void *self) { ra_sim_free(self); }
 
 static const ra_quote_provider_ops sim_ops = {"sim", sim_get, sim_free};
 
-int ra_quote_provider_sim(const char *dir, ra_quote_provider **out, char *err, size_t errlen) {
+int ra_quote_provider_sim(const char *dir, ra_quote_provider **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!dir) return -EINVAL;
   ra_sim *s = NULL;
   int rc = ra_sim_open(dir, &s);
   if (rc) {
-    set_err(err, errlen, "simulated TEE in %s: %s", dir,
-            rc == -EINVAL ? "corrupt or mismatched key bundle" : strerror(-rc));
+    ra_error("simulated TEE in %s: %s", dir,
+            rc == -EINVAL ? "corrupt or mismatched key bundle" : ra_strerror(rc));
     return rc;
   }
   return ra_quote_provider_new(&sim_ops, s, true, true, out);
@@ -303,15 +287,13 @@ static int tdx_report_data_matches(const uint8_t *q, size_t len, const uint8_t r
   return len >= off + 64 && CRYPTO_memcmp(q + off, rd, 64) == 0;
 }
 
-static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, char *err,
-                    size_t errlen) {
+static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev) {
   char dir[4096], path[4200], attr[128], g1[64], g2[64];
   bool created = false;
   int rc;
   struct stat st;
   if (stat(t->root, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    set_err(err, errlen,
-            "configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+    ra_error("configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
             "CONFIG_TSM_REPORTS, or configfs not mounted)",
             t->root);
     return -ENODEV;
@@ -320,7 +302,7 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, ch
     if ((size_t)snprintf(dir, sizeof dir, "%s/%s", t->root, t->entry) >= sizeof dir)
       return -ENAMETOOLONG;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      set_err(err, errlen, "configfs-tsm entry %s does not exist", dir);
+      ra_error("configfs-tsm entry %s does not exist", dir);
       return -ENOENT;
     }
   } else {
@@ -329,7 +311,7 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, ch
       return -ENAMETOOLONG;
     if (mkdir(dir, 0700) != 0) {
       rc = -errno;
-      set_err(err, errlen, "cannot create configfs-tsm entry %s: %s%s", dir, strerror(-rc),
+      ra_error("cannot create configfs-tsm entry %s: %s%s", dir, ra_strerror(rc),
               rc == -EACCES || rc == -EPERM ? " (needs root, or an entry made for this service)"
                                             : "");
       return rc;
@@ -340,14 +322,14 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, ch
   snprintf(path, sizeof path, "%s/provider", dir);
   rc = read_attr(path, attr, sizeof attr);
   if (rc == 0 && strcmp(attr, "tdx_guest") != 0) {
-    set_err(err, errlen, "configfs-tsm provider \"%s\" is not supported (TDX only so far)", attr);
+    ra_error("configfs-tsm provider \"%s\" is not supported (TDX only so far)", attr);
     rc = -ENOTSUP;
     goto out;
   }
   snprintf(path, sizeof path, "%s/inblob", dir);
   rc = write_file(path, rd, 64);
   if (rc) {
-    set_err(err, errlen, "cannot write %s: %s", path, strerror(-rc));
+    ra_error("cannot write %s: %s", path, ra_strerror(rc));
     goto out;
   }
   /* generation counts inblob writes: equal before and after reading outblob
@@ -357,24 +339,24 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev, ch
   snprintf(path, sizeof path, "%s/outblob", dir);
   rc = ra_file_read(path, QUOTE_MAX, &ev->quote, &ev->quote_len);
   if (rc) {
-    set_err(err, errlen, "cannot read %s: %s", path, strerror(-rc));
+    ra_error("cannot read %s: %s", path, ra_strerror(rc));
     goto out;
   }
   if (have_gen) {
     snprintf(path, sizeof path, "%s/generation", dir);
     if (read_attr(path, g2, sizeof g2) != 0 || strcmp(g1, g2) != 0) {
-      set_err(err, errlen, "configfs-tsm entry %s was written concurrently", dir);
+      ra_error("configfs-tsm entry %s was written concurrently", dir);
       rc = -EAGAIN;
       goto out;
     }
   }
   if (ev->quote_len == 0) {
-    set_err(err, errlen, "configfs-tsm returned an empty quote");
+    ra_error("configfs-tsm returned an empty quote");
     rc = -EIO;
     goto out;
   }
   if (!tdx_report_data_matches(ev->quote, ev->quote_len, rd)) {
-    set_err(err, errlen, "configfs-tsm outblob is not a TDX quote for the report_data written");
+    ra_error("configfs-tsm outblob is not a TDX quote for the report_data written");
     rc = -EPROTO;
     goto out;
   }
@@ -388,13 +370,12 @@ out:
   return rc;
 }
 
-static int tsm_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
-                   size_t errlen) {
+static int tsm_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   uint8_t rd[64];
-  int rc = make_binding(pub, ev, rd, err, errlen);
+  int rc = make_binding(pub, ev, rd);
   if (rc) return rc;
   for (int i = 0; i < TSM_RETRIES; i++) {
-    rc = tsm_once(self, rd, ev, err, errlen);
+    rc = tsm_once(self, rd, ev);
     if (rc != -EAGAIN) break;
   }
   return rc;
@@ -414,18 +395,16 @@ bool ra_tsm_available(const char *root) {
   return stat(root ? root : RA_TSM_DEFAULT_ROOT, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out, char *err,
-                          size_t errlen) {
+int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!root) root = RA_TSM_DEFAULT_ROOT;
   if (entry && (!*entry || strchr(entry, '/') || !strcmp(entry, ".") || !strcmp(entry, ".."))) {
-    set_err(err, errlen, "bad configfs-tsm entry name \"%s\"", entry);
+    ra_error("bad configfs-tsm entry name \"%s\"", entry);
     return -EINVAL;
   }
   if (!ra_tsm_available(root)) {
-    set_err(err, errlen,
-            "configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+    ra_error("configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
             "CONFIG_TSM_REPORTS, or configfs not mounted)",
             root);
     return -ENODEV;
@@ -443,27 +422,34 @@ int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider
 
 /* ---- auto ------------------------------------------------------------- */
 
-static const char k_sim_warning[] =
-    "WARNING: no TEE available (configfs-tsm absent at " RA_TSM_DEFAULT_ROOT
-    "): using the SIMULATED TEE. Simulated attestation proves NOTHING about this machine; "
-    "only clients that explicitly trust the simulated root will connect.";
-
-int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning,
-                           char *err, size_t errlen) {
-  if (warning) *warning = NULL;
+int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out) {
   if (!out) return -EINVAL;
   *out = NULL;
-  if (ra_tsm_available(NULL)) return ra_quote_provider_tsm(NULL, NULL, out, err, errlen);
+  if (ra_tsm_available(NULL)) return ra_quote_provider_tsm(NULL, NULL, out);
   char defdir[4096];
   if (!sim_dir) {
     int drc = ra_sim_default_dir(defdir, sizeof defdir);
     if (drc) {
-      set_err(err, errlen, "no directory for the simulated TEE (set HOME or XDG_STATE_HOME)");
+      ra_error("no directory for the simulated TEE (set HOME or XDG_STATE_HOME)");
       return drc;
     }
     sim_dir = defdir;
   }
-  int rc = ra_quote_provider_sim(sim_dir, out, err, errlen);
-  if (rc == 0 && warning) *warning = k_sim_warning;
+  int rc = ra_quote_provider_sim(sim_dir, out);
+  /* said here, once, so that no caller of auto can forget to say it */
+  if (rc == 0)
+    ra_warn("WARNING: no TEE available (configfs-tsm absent at " RA_TSM_DEFAULT_ROOT
+            "): using the SIMULATED TEE. Simulated attestation proves NOTHING about this "
+            "machine; only clients that explicitly trust the simulated root will connect.");
   return rc;
+}
+
+int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out) {
+  *out = NULL;
+  if (!spec || strcmp(spec, "auto") == 0) return ra_quote_provider_auto(sim_dir, out);
+  if (strcmp(spec, "sim") == 0) return ra_quote_provider_sim(sim_dir, out);
+  if (strcmp(spec, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, out);
+  if (strncmp(spec, "file:", 5) == 0 && spec[5]) return ra_quote_provider_file(spec + 5, out);
+  ra_error("quote provider: '%s' is none of auto, sim, tsm, file:PATH", spec);
+  return -EINVAL;
 }

@@ -40,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raloop/core/error.h"
+
 #define RA_TSM_DEFAULT_ROOT "/sys/kernel/config/tsm/report"
 
 /* What server_kx carries for one key. All buffers are malloc'd and owned by
@@ -65,12 +67,12 @@ void ra_quote_evidence_clear(ra_quote_evidence *ev);
 typedef struct ra_quote_provider ra_quote_provider;
 
 /* The interface: get() fills *ev (zeroed by the caller of get) for the
- * given key or returns a negative errno and writes a message to err
- * (errlen >= 1). free_self() releases self (may be NULL). */
+ * given key or returns a negative code (errno or RA_ERR_*), logging what a
+ * human needs beyond it (core/log.h). free_self() releases self (may be
+ * NULL). */
 typedef struct ra_quote_provider_ops {
   const char *name; /* static: "file", "sim", "tsm", ... */
-  int (*get)(void *self, const uint8_t x25519_pub[32], ra_quote_evidence *ev, char *err,
-             size_t errlen);
+  int (*get)(void *self, const uint8_t x25519_pub[32], ra_quote_evidence *ev);
   void (*free_self)(void *self);
 } ra_quote_provider_ops;
 
@@ -81,44 +83,50 @@ int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool bin
 
 /* file: reads path now (at most 1 MiB), decoding binary, hex or base64.
  * Errors: -errno from open/read, -EINVAL (undecodable or empty), -ENOMEM.
- * On error *out is NULL and, if err is not NULL, a message is written. */
-int ra_quote_provider_file(const char *path, ra_quote_provider **out, char *err, size_t errlen);
+ * On error *out is NULL and the details (path, why) are logged. */
+int ra_quote_provider_file(const char *path, ra_quote_provider **out);
 
-/* sim: opens the simulated TEE in dir (ra_sim_open). */
-int ra_quote_provider_sim(const char *dir, ra_quote_provider **out, char *err, size_t errlen);
+/* sim: opens the simulated TEE in dir (ra_sim_open); errors as it, logged
+ * with the directory. */
+int ra_quote_provider_sim(const char *dir, ra_quote_provider **out);
 
 /* tsm: root NULL means RA_TSM_DEFAULT_ROOT. entry NULL: a fresh entry
  * "raloop-<pid>-<n>" is created for each report and removed afterwards;
  * otherwise the named entry is used and must already exist (an
  * administrator can create it and hand its files to an unprivileged
- * service). Fails with -ENODEV and a message when root does not exist
- * (not a TDX/SEV-SNP guest, or configfs not mounted). */
-int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out, char *err,
-                          size_t errlen);
+ * service). Fails with -ENODEV (and logs why) when root does not exist
+ * (not a TDX/SEV-SNP guest, or configfs not mounted), -EINVAL for a bad
+ * entry name. */
+int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out);
 
 /* Whether configfs-tsm is offered at root (NULL: the default). */
 bool ra_tsm_available(const char *root);
 
 /* auto: tsm at the default root when the kernel offers it, the simulated
- * TEE in sim_dir (NULL: ra_sim_default_dir()) otherwise. *warning (may be NULL) is set to a static
- * message the caller must log loudly when the sim was chosen, NULL
- * otherwise. */
-int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out, const char **warning,
-                           char *err, size_t errlen);
+ * TEE in sim_dir (NULL: ra_sim_default_dir()) otherwise. Choosing the sim
+ * logs a loud warning; ra_quote_provider_simulated() / _name() ("sim",
+ * "tsm") tell the caller which one it got. */
+int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
+
+/* One of the above by name, as programs take it on their command line
+ * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
+ * "file:PATH". Returns what that constructor returns, or -EINVAL (logged)
+ * for any other spec. */
+int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
 
 /* Produces evidence for x25519_pub. *ev is overwritten (not cleared
- * first); on failure it is left empty and ra_quote_provider_error() says
- * why. Returns 0 or a negative errno. */
+ * first); on failure it is left empty and why is logged. Returns 0 or a
+ * negative code (errno or RA_ERR_*). */
 int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
                           ra_quote_evidence *ev);
 
+/* The provider's kind: "file", "sim", "tsm" (or a custom ops->name).
+ * Static storage; NULL for NULL. */
 const char *ra_quote_provider_name(const ra_quote_provider *p);
 /* Whether the evidence binds the key (false for file: tell clients/logs). */
 bool ra_quote_provider_binds_key(const ra_quote_provider *p);
 /* Whether the quotes are simulated (say so loudly at start-up and in logs). */
 bool ra_quote_provider_simulated(const ra_quote_provider *p);
-/* The last error message ("" if none). Valid until the next call on p. */
-const char *ra_quote_provider_error(const ra_quote_provider *p);
 /* For the sim provider: the root certificate clients must pin; NULL for
  * other providers. Valid until ra_quote_provider_free(). */
 const char *ra_quote_provider_sim_root(const ra_quote_provider *p);

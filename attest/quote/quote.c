@@ -14,7 +14,7 @@ typedef struct cur {
 static int take(cur *c, size_t n, const uint8_t **out) {
   if ((size_t)(c->end - c->p) < n) {
     *out = NULL;
-    return c->overrun ? c->overrun : RA_QUOTE_EMALFORM;
+    return c->overrun ? c->overrun : RA_ERR_QUOTE_MALFORMED;
   }
   *out = c->p;
   c->p += n;
@@ -84,7 +84,7 @@ static int cert_data(cur *c, uint16_t *type, cur *inner) {
   if ((rc = u16le(c, type)) || (rc = u32le(c, &size)) || (rc = take(c, size, &d))) return rc;
   inner->p = d;
   inner->end = d + size;
-  inner->overrun = RA_QUOTE_EMALFORM;
+  inner->overrun = RA_ERR_QUOTE_MALFORMED;
   return 0;
 }
 
@@ -111,10 +111,10 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
   int rc;
 
   memset(q, 0, sizeof *q);
-  if (!buf) return len ? RA_QUOTE_EMALFORM : RA_QUOTE_ETRUNC;
+  if (!buf) return len ? RA_ERR_QUOTE_MALFORMED : RA_ERR_QUOTE_TRUNCATED;
   c.p = buf;
   c.end = buf + len;
-  c.overrun = RA_QUOTE_ETRUNC;
+  c.overrun = RA_ERR_QUOTE_TRUNCATED;
   if ((rc = take(&c, RA_QUOTE_HEADER_LEN, &h))) return rc;
   q->header = h;
   q->version = rd16(h);
@@ -125,11 +125,11 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
   q->qe_vendor_id = h + 12;
   q->user_data = h + 28;
 
-  if (q->att_key_type != RA_ATT_KEY_ECDSA_P256) return RA_QUOTE_EUNSUP;
+  if (q->att_key_type != RA_ATT_KEY_ECDSA_P256) return RA_ERR_QUOTE_UNSUPPORTED;
   switch (q->version) {
   case 3:
     /* v3 bytes 4..8 are reserved; only SGX has v3 quotes */
-    if (q->tee_type != RA_TEE_SGX) return RA_QUOTE_EUNSUP;
+    if (q->tee_type != RA_TEE_SGX) return RA_ERR_QUOTE_UNSUPPORTED;
     q->body_type = RA_BODY_SGX;
     body_len = RA_SGX_REPORT_LEN;
     break;
@@ -141,27 +141,27 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
       q->body_type = RA_BODY_SGX;
       body_len = RA_SGX_REPORT_LEN;
     } else {
-      return RA_QUOTE_EUNSUP;
+      return RA_ERR_QUOTE_UNSUPPORTED;
     }
     break;
   case 5: {
     uint16_t bt;
-    if (q->tee_type != RA_TEE_TDX && q->tee_type != RA_TEE_SGX) return RA_QUOTE_EUNSUP;
+    if (q->tee_type != RA_TEE_TDX && q->tee_type != RA_TEE_SGX) return RA_ERR_QUOTE_UNSUPPORTED;
     if ((rc = u16le(&c, &bt)) || (rc = u32le(&c, &body_len))) return rc;
     if (bt == RA_BODY_SGX && q->tee_type == RA_TEE_SGX) {
-      if (body_len != RA_SGX_REPORT_LEN) return RA_QUOTE_EMALFORM;
+      if (body_len != RA_SGX_REPORT_LEN) return RA_ERR_QUOTE_MALFORMED;
     } else if (bt == RA_BODY_TD10 && q->tee_type == RA_TEE_TDX) {
-      if (body_len != RA_TD10_REPORT_LEN) return RA_QUOTE_EMALFORM;
+      if (body_len != RA_TD10_REPORT_LEN) return RA_ERR_QUOTE_MALFORMED;
     } else if (bt == RA_BODY_TD15 && q->tee_type == RA_TEE_TDX) {
-      if (body_len != RA_TD15_REPORT_LEN) return RA_QUOTE_EMALFORM;
+      if (body_len != RA_TD15_REPORT_LEN) return RA_ERR_QUOTE_MALFORMED;
     } else {
-      return RA_QUOTE_EUNSUP;
+      return RA_ERR_QUOTE_UNSUPPORTED;
     }
     q->body_type = bt;
     break;
   }
   default:
-    return RA_QUOTE_EUNSUP;
+    return RA_ERR_QUOTE_UNSUPPORTED;
   }
 
   if ((rc = take(&c, body_len, &body))) return rc;
@@ -182,7 +182,7 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
   q->trailing = len - q->quote_len;
 
   /* Inside the signature data every length must fit the declared size. */
-  cur s = {sd, sd + sig_len, RA_QUOTE_EMALFORM};
+  cur s = {sd, sd + sig_len, RA_ERR_QUOTE_MALFORMED};
   cur cd;
   uint16_t type;
   if ((rc = take(&s, 64, &q->signature)) || (rc = take(&s, 64, &q->att_key))) return rc;
@@ -195,33 +195,18 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
     cur inner;
     if ((rc = cert_data(&s, &type, &cd))) return rc;
     q->outer_cert_type = type;
-    if (type != RA_CERT_QE_REPORT) return RA_QUOTE_EUNSUP;
+    if (type != RA_CERT_QE_REPORT) return RA_ERR_QUOTE_UNSUPPORTED;
     if ((rc = qe_part(&cd, q))) return rc;
     if ((rc = cert_data(&cd, &type, &inner))) return rc;
-    if (cd.p != cd.end) return RA_QUOTE_EMALFORM;
+    if (cd.p != cd.end) return RA_ERR_QUOTE_MALFORMED;
     cd = inner;
   }
-  if (s.p != s.end) return RA_QUOTE_EMALFORM;
-  if (type == RA_CERT_QE_REPORT) return RA_QUOTE_EMALFORM; /* no nesting twice */
+  if (s.p != s.end) return RA_ERR_QUOTE_MALFORMED;
+  if (type == RA_CERT_QE_REPORT) return RA_ERR_QUOTE_MALFORMED; /* no nesting twice */
   q->cert_type = type;
   q->cert_data.p = cd.p;
   q->cert_data.len = (size_t)(cd.end - cd.p);
   return 0;
-}
-
-const char *ra_quote_strerror(int rc) {
-  switch (rc) {
-  case 0:
-    return "ok";
-  case RA_QUOTE_ETRUNC:
-    return "quote truncated: a field runs past the end of the input";
-  case RA_QUOTE_EMALFORM:
-    return "quote malformed: inconsistent lengths or types";
-  case RA_QUOTE_EUNSUP:
-    return "quote unsupported: version, attestation key type, TEE type or body type";
-  default:
-    return "quote parse error";
-  }
 }
 
 int ra_quote_is_debug(const ra_quote *q) {

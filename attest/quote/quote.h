@@ -21,6 +21,8 @@
 #ifndef RA_ATTEST_QUOTE_H
 #define RA_ATTEST_QUOTE_H
 
+#include "raloop/core/error.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,10 +50,10 @@
 #define RA_CERT_QE_REPORT         6
 #define RA_CERT_PLATFORM_MANIFEST 7
 
-/* Parser results (negative errno style). */
-#define RA_QUOTE_ETRUNC   (-ENODATA)    /* a field runs past the end of the buffer */
-#define RA_QUOTE_EMALFORM (-EBADMSG)    /* inconsistent lengths or types */
-#define RA_QUOTE_EUNSUP   (-EOPNOTSUPP) /* version, key type, TEE or body type we do not handle */
+/* Parser results are RA_ERR_QUOTE_TRUNCATED (a field runs past the end of
+ * the buffer), RA_ERR_QUOTE_MALFORMED (inconsistent lengths or types) and
+ * RA_ERR_QUOTE_UNSUPPORTED (version, key type, TEE or body type we do not
+ * handle), codes of core/error.h. */
 
 typedef struct ra_bytes_view {
   const uint8_t *p;
@@ -129,13 +131,10 @@ typedef struct ra_quote {
 } ra_quote;
 
 /* Parses buf[0..len). On success returns 0 and fills *q with views into buf.
- * Errors: RA_QUOTE_ETRUNC, RA_QUOTE_EMALFORM, RA_QUOTE_EUNSUP (*q is then
+ * Errors: RA_ERR_QUOTE_TRUNCATED, _MALFORMED, _UNSUPPORTED (*q is then
  * partly filled; do not use it). Trailing bytes after the signature data
  * are tolerated (some providers pad quotes) and reported in q->trailing. */
 int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q);
-
-/* A static English message for a parser result. */
-const char *ra_quote_strerror(int rc);
 
 /* True when the quote comes from a debug enclave (attributes bit 1) or a TD
  * under debug (any of td_attributes bits 7:0, the TUD group: DEBUG and the

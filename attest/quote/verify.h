@@ -1,4 +1,4 @@
-/* attest/verify.h: DCAP quote verification (TDX v4/v5, SGX v3) and the
+/* attest/quote/verify.h: DCAP quote verification (TDX v4/v5, SGX v3) and the
  * measurement / key-binding policy. Pure: never reads the network; all
  * collateral (extra roots, CRLs, a PCK chain for quotes without one) is
  * passed in.
@@ -9,11 +9,17 @@
  *   ra_policy pol = {.tdx = &expect, .n_tdx = 1, .x25519_pub = key, ...};
  *   ra_verdict vd;
  *   if (ra_verify_quote(v, quote, quote_len, NULL, &pol, &vd) == 0) ... valid
- *   else printf("%s: %s\n", ra_verify_err_name(vd.err), vd.msg);
+ *   else printf("%s: %s\n", ra_err_name(vd.err), vd.msg);
  *   ra_verifier_free(v);
  *
  * A verifier holds the pinned roots (parsed once) and CRLs; it is not
- * thread-safe but may verify any number of quotes. */
+ * thread-safe but may verify any number of quotes.
+ *
+ * Inside (private *_internal.h interfaces): verify.c runs the checks in
+ * RA_CHECK_* order and fills the verdict; x509.c decodes certificates
+ * (with a cache), chain.c holds the pinned roots and checks the PCK path,
+ * crl.c the CRL set, qe.c the QE report, crypto.c raw ECDSA P-256 and
+ * SHA-2, policy.c measurements, debug, binding and the callback. */
 #ifndef RA_ATTEST_VERIFY_H
 #define RA_ATTEST_VERIFY_H
 
@@ -23,47 +29,12 @@
 #include <time.h>
 
 #include "raloop/attest/quote/pck.h"
+#include "raloop/core/error.h"
 #include "raloop/attest/quote/quote.h"
 
-/* Stable error codes: the first failed check. Values never change; new
- * codes are appended. */
-typedef enum ra_verify_err {
-  RA_VERIFY_OK = 0,
-  RA_ERR_QUOTE_TRUNCATED = 1,     /* a field runs past the end of the input */
-  RA_ERR_QUOTE_MALFORMED = 2,     /* inconsistent lengths/types */
-  RA_ERR_QUOTE_UNSUPPORTED = 3,   /* version, key type, TEE, body or cert data type */
-  RA_ERR_QE_VENDOR = 4,           /* QE vendor id is not Intel's */
-  RA_ERR_NO_PCK_CHAIN = 5,        /* no chain in the quote and none supplied */
-  RA_ERR_CERT_PARSE = 6,          /* a certificate of the chain does not parse */
-  RA_ERR_CHAIN_BROKEN = 7,        /* no single leaf, or no path from the leaf to a root */
-  RA_ERR_ROOT_UNTRUSTED = 8,      /* the chain ends at a root that is not pinned (look-alike) */
-  RA_ERR_CHAIN_SIGNATURE = 9,     /* a certificate's signature does not verify */
-  RA_ERR_CERT_EXPIRED = 10,       /* a certificate expired before the verification time */
-  RA_ERR_CERT_NOT_YET_VALID = 11, /* a certificate is not valid yet at the verification time */
-  RA_ERR_CHAIN_INVALID = 12,      /* another X.509 path failure (RFC 5280 strict), or not the
-                                     shape leaf -> CA -> root with an end-entity leaf */
-  RA_ERR_CRL_SIGNATURE =
-      13,                  /* a CRL names an issuer of the chain but its signature fails (forged) */
-  RA_ERR_CRL_EXPIRED = 14, /* outside thisUpdate..nextUpdate, no nextUpdate, bad time */
-  RA_ERR_CERT_REVOKED = 15,        /* a certificate of the chain is revoked */
-  RA_ERR_PCK_EXTENSION = 16,       /* PCK leaf SGX extensions missing or malformed */
-  RA_ERR_QE_REPORT_SIGNATURE = 17, /* the QE report is not signed by the PCK key */
-  RA_ERR_QE_REPORT_DATA = 18,      /* QE report_data != SHA-256(att key || QE auth data) || 0^32 */
-  RA_ERR_ATT_KEY = 19,             /* attestation key is not a P-256 point */
-  RA_ERR_QUOTE_SIGNATURE = 20,     /* header+body not signed by the attestation key */
-  RA_ERR_POLICY_EMPTY = 21,        /* the policy checks nothing (or an empty set) */
-  RA_ERR_DEBUG = 22,               /* debug enclave / debug TD and allow_debug is off */
-  RA_ERR_MEASUREMENT = 23,         /* no accepted measurement set matches */
-  RA_ERR_BINDING = 24,             /* report_data does not bind the X25519 key */
-  RA_ERR_CALLBACK = 25,            /* the caller's callback refused the quote */
-  RA_ERR_INTERNAL = 26,            /* out of memory, OpenSSL failure */
-  RA_ERR_QE_DEBUG = 27,            /* the QE report comes from a debug quoting enclave */
-  RA_ERR__COUNT
-} ra_verify_err;
-
-/* Stable identifier ("RA_ERR_CERT_REVOKED") and a short description. */
-const char *ra_verify_err_name(ra_verify_err e);
-const char *ra_verify_err_str(ra_verify_err e);
+/* Failures are RA_ERR_* codes of core/error.h (RA_ERR_QUOTE_TRUNCATED ...
+ * RA_ERR_QE_DEBUG); name them with ra_err_name(), describe them with
+ * ra_strerror(). */
 
 /* Checks, in the order they run. Each gets a status in the verdict. */
 typedef enum ra_check {
@@ -92,7 +63,7 @@ const char *ra_check_name(ra_check c); /* "chain", "qe_signature", ... */
 const char *ra_check_status_name(ra_check_status s);
 
 typedef struct ra_verdict {
-  ra_verify_err err; /* RA_VERIFY_OK when valid */
+  int err;       /* 0 when valid, else the RA_ERR_* code of the first failure */
   char msg[256];     /* human-readable: why, for the first failure */
   ra_check_status checks[RA_CHECK__COUNT];
   uint32_t tee_type; /* RA_TEE_* of the quote (when parsed) */

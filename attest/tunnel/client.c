@@ -364,7 +364,7 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
   ra_timer_stop(&c->connect_timer);
   if (rc) {
     char why[300];
-    snprintf(why, sizeof why, "%s: %s", ra_verify_err_name(c->vd.err), c->vd.msg);
+    snprintf(why, sizeof why, "%s: %s", ra_err_name(c->vd.err), c->vd.msg);
     ra_warn("tunnel client: attestation refused: %s", why);
     fail_connection(c, -EACCES, "attestation refused: %s", why);
     if (c->o.on_ready) c->o.on_ready(c, -EACCES, &c->vd, c->o.ud);

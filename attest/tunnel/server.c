@@ -665,8 +665,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   memset(&ev, 0, sizeof ev);
   rc = ra_quote_provider_get(provider, s->pk, &ev);
   if (rc) {
-    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider),
-             ra_quote_provider_error(provider));
+    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider), ra_strerror(rc));
     goto fail;
   }
   ra_tmsg_server_kx_out kx = {

@@ -26,8 +26,21 @@
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/attest/quote/verify.h"
+#include "raloop/core/log.h"
 
 static char g_tmp[256];
+
+/* Providers log the details of their failures: the log is captured here
+ * (every message since the start, or since a test cleared it). */
+static char g_log[8192];
+
+static void capture_log(ra_log_level level, const char *msg, void *ud) {
+  (void)level;
+  (void)ud;
+  size_t n = strlen(g_log);
+  if (n + strlen(msg) + 2 > sizeof g_log) n = 0; /* full: keep the newest only */
+  snprintf(g_log + n, sizeof g_log - n, "%s\n", msg);
+}
 
 static int setup_dir(void **state) {
   (void)state;
@@ -115,7 +128,7 @@ static void check_verifies(const ra_quote_evidence *ev, const char *root_pem,
                    .binding_iat_len = ev->iat_len};
   ra_verdict vd;
   int rc = ra_verify_quote(v, ev->quote, ev->quote_len, NULL, &pol, &vd);
-  if (rc) print_error("verify: %s: %s\n", ra_verify_err_name(vd.err), vd.msg);
+  if (rc) print_error("verify: %s: %s\n", ra_err_name(vd.err), vd.msg);
   assert_int_equal(rc, 0);
   assert_int_equal(vd.checks[RA_CHECK_BINDING], RA_CHECK_PASS);
   ra_verifier_free(v);
@@ -148,8 +161,7 @@ static void test_file_provider(void **state) {
   test_key(key, 1);
   for (int i = 0; i < 3; i++) {
     ra_quote_provider *p;
-    char err[256] = "";
-    assert_int_equal(ra_quote_provider_file(paths[i], &p, err, sizeof err), 0);
+    assert_int_equal(ra_quote_provider_file(paths[i], &p), 0);
     assert_string_equal(ra_quote_provider_name(p), "file");
     assert_false(ra_quote_provider_binds_key(p));
     assert_false(ra_quote_provider_simulated(p));
@@ -167,21 +179,20 @@ static void test_file_provider(void **state) {
 
   /* unreadable, garbage, empty, not a quote: clear errors */
   ra_quote_provider *p = (ra_quote_provider *)1;
-  char err[256] = "";
-  assert_int_equal(ra_quote_provider_file(sub("missing.dat"), &p, err, sizeof err), -ENOENT);
+  assert_int_equal(ra_quote_provider_file(sub("missing.dat"), &p), -ENOENT);
   assert_null(p);
-  assert_non_null(strstr(err, "missing.dat"));
+  assert_non_null(strstr(g_log, "missing.dat"));
   spit(sub("garbage.txt"), "this is not a quote at all!", 27);
-  assert_int_equal(ra_quote_provider_file(sub("garbage.txt"), &p, err, sizeof err), -EINVAL);
-  assert_non_null(strstr(err, "garbage.txt"));
+  assert_int_equal(ra_quote_provider_file(sub("garbage.txt"), &p), -EINVAL);
+  assert_non_null(strstr(g_log, "garbage.txt"));
   spit(sub("empty"), "", 0);
-  assert_int_equal(ra_quote_provider_file(sub("empty"), &p, err, sizeof err), -EINVAL);
+  assert_int_equal(ra_quote_provider_file(sub("empty"), &p), -EINVAL);
   uint8_t zeros[100] = {0};
   spit(sub("zeros"), zeros, sizeof zeros);
-  assert_int_equal(ra_quote_provider_file(sub("zeros"), &p, err, sizeof err), -EINVAL);
-  assert_non_null(strstr(err, "not an SGX/TDX quote"));
+  assert_int_equal(ra_quote_provider_file(sub("zeros"), &p), -EINVAL);
+  assert_non_null(strstr(g_log, "not an SGX/TDX quote"));
   spit(sub("truncated"), raw, 1000);
-  assert_int_equal(ra_quote_provider_file(sub("truncated"), &p, err, sizeof err), -EINVAL);
+  assert_int_equal(ra_quote_provider_file(sub("truncated"), &p), -EINVAL);
   assert_null(p);
   free(raw);
 }
@@ -191,8 +202,7 @@ static void test_file_provider(void **state) {
 static void test_sim_provider_binds(void **state) {
   (void)state;
   ra_quote_provider *p;
-  char err[256] = "";
-  assert_int_equal(ra_quote_provider_sim(sub("simdir"), &p, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_sim(sub("simdir"), &p), 0);
   assert_string_equal(ra_quote_provider_name(p), "sim");
   assert_true(ra_quote_provider_binds_key(p));
   assert_true(ra_quote_provider_simulated(p));
@@ -237,9 +247,9 @@ static void test_sim_provider_binds(void **state) {
 
   /* an unusable directory: a clear error */
   spit(sub("notadir"), "x", 1);
-  assert_int_equal(ra_quote_provider_sim(sub("notadir"), &p, err, sizeof err), -ENOTDIR);
+  assert_int_equal(ra_quote_provider_sim(sub("notadir"), &p), -ENOTDIR);
   assert_null(p);
-  assert_non_null(strstr(err, "notadir"));
+  assert_non_null(strstr(g_log, "notadir"));
 }
 
 static void test_iat_format(void **state) {
@@ -256,24 +266,22 @@ static void test_iat_format(void **state) {
 static void test_tsm_absent(void **state) {
   (void)state;
   ra_quote_provider *p = (ra_quote_provider *)1;
-  char err[512] = "";
   assert_false(ra_tsm_available(sub("no/such/tsm/report")));
-  assert_int_equal(ra_quote_provider_tsm(sub("no/such/tsm/report"), NULL, &p, err, sizeof err),
+  assert_int_equal(ra_quote_provider_tsm(sub("no/such/tsm/report"), NULL, &p),
                    -ENODEV);
   assert_null(p);
-  assert_non_null(strstr(err, "configfs-tsm not available"));
-  assert_non_null(strstr(err, "no/such/tsm/report"));
+  assert_non_null(strstr(g_log, "configfs-tsm not available"));
+  assert_non_null(strstr(g_log, "no/such/tsm/report"));
   /* bad entry names */
   assert_int_equal(mkdir(sub("tsm"), 0700), 0);
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "../x", &p, err, sizeof err), -EINVAL);
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "", &p, err, sizeof err), -EINVAL);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "../x", &p), -EINVAL);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "", &p), -EINVAL);
 
   /* auto on a machine without configfs-tsm falls back to the sim, loudly */
   if (!ra_tsm_available(NULL)) {
-    const char *warning = NULL;
-    assert_int_equal(ra_quote_provider_auto(sub("autosim"), &p, &warning, err, sizeof err), 0);
-    assert_non_null(warning);
-    assert_non_null(strstr(warning, "SIMULATED"));
+    g_log[0] = '\0';
+    assert_int_equal(ra_quote_provider_auto(sub("autosim"), &p), 0);
+    assert_non_null(strstr(g_log, "SIMULATED")); /* the warning went to the log */
     assert_string_equal(ra_quote_provider_name(p), "sim");
     assert_true(ra_quote_provider_simulated(p));
     ra_quote_provider_free(p);
@@ -296,9 +304,8 @@ static void test_tsm_not_configfs(void **state) {
   (void)state;
   assert_int_equal(mkdir(sub("tsm"), 0700), 0);
   ra_quote_provider *p;
-  char err[512] = "";
   assert_true(ra_tsm_available(sub("tsm")));
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), NULL, &p, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), NULL, &p), 0);
   assert_string_equal(ra_quote_provider_name(p), "tsm");
   assert_true(ra_quote_provider_binds_key(p));
   assert_false(ra_quote_provider_simulated(p));
@@ -308,13 +315,13 @@ static void test_tsm_not_configfs(void **state) {
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -ENOENT);
   assert_null(ev.quote);
   assert_false(ev.has_verifier_data);
-  assert_non_null(strstr(ra_quote_provider_error(p), "inblob"));
+  assert_non_null(strstr(g_log, "inblob"));
   assert_int_equal(dir_entries(sub("tsm")), 0);
   /* a named entry that does not exist */
   ra_quote_provider *p2;
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "svc", &p2, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "svc", &p2), 0);
   assert_int_equal(ra_quote_provider_get(p2, key, &ev), -ENOENT);
-  assert_non_null(strstr(ra_quote_provider_error(p2), "does not exist"));
+  assert_non_null(strstr(g_log, "does not exist"));
   ra_quote_provider_free(p2);
   ra_quote_provider_free(p);
 }
@@ -390,8 +397,7 @@ static void test_tsm_fake_kernel(void **state) {
   assert_int_equal(ra_sim_open(sub("hw"), &s), 0);
 
   ra_quote_provider *p;
-  char err[512] = "";
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "svc", &p, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "svc", &p), 0);
   uint8_t key[32], rd[64];
   test_key(key, 42);
 
@@ -402,7 +408,7 @@ static void test_tsm_fake_kernel(void **state) {
   ra_quote_evidence ev;
   int rc = ra_quote_provider_get(p, key, &ev);
   pthread_join(th, NULL);
-  if (rc) print_error("tsm: %s\n", ra_quote_provider_error(p));
+  if (rc) print_error("tsm: %s\n", g_log);
   assert_int_equal(rc, 0);
   assert_int_equal(k.rc, 0);
   assert_true(ev.binds_key);
@@ -429,46 +435,42 @@ static void test_tsm_fake_kernel(void **state) {
   pthread_join(th, NULL);
   assert_int_equal(rc, -EPROTO);
   assert_null(ev.quote);
-  assert_non_null(strstr(ra_quote_provider_error(p), "report_data"));
+  assert_non_null(strstr(g_log, "report_data"));
   ra_quote_provider_free(p);
 
   /* SEV-SNP and other providers are refused clearly */
   make_fake_entry(sub("tsm/sev"), "sev_guest\n");
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "sev", &p, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "sev", &p), 0);
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -ENOTSUP);
-  assert_non_null(strstr(ra_quote_provider_error(p), "sev_guest"));
+  assert_non_null(strstr(g_log, "sev_guest"));
   ra_quote_provider_free(p);
 
   /* an empty outblob */
   assert_int_equal(mkdir(sub("tsm/empty"), 0700), 0);
   spit(sub("tsm/empty/inblob"), "", 0);
   spit(sub("tsm/empty/outblob"), "", 0);
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "empty", &p, err, sizeof err), 0);
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "empty", &p), 0);
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -EIO);
-  assert_non_null(strstr(ra_quote_provider_error(p), "empty"));
+  assert_non_null(strstr(g_log, "empty"));
   ra_quote_provider_free(p);
   ra_sim_free(s);
 }
 
 /* ---- custom providers ----------------------------------------------------- */
 
-static int empty_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
-                     size_t errlen) {
+static int empty_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   (void)self;
   (void)pub;
-  (void)err;
-  (void)errlen;
   ev->runtime_data = malloc(4); /* must be released by the failure path */
   ev->runtime_data_len = 4;
   return 0;
 }
 
-static int failing_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev, char *err,
-                       size_t errlen) {
+static int failing_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   (void)pub;
   (void)ev;
   (*(int *)self)++;
-  snprintf(err, errlen, "agent socket closed");
+  ra_error("agent socket closed");
   return -ECONNRESET;
 }
 
@@ -482,14 +484,16 @@ static void test_custom_provider(void **state) {
   assert_int_equal(ra_quote_provider_new(&empty_ops, NULL, true, false, &p), 0);
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -EIO);
   assert_null(ev.runtime_data);
-  assert_non_null(strstr(ra_quote_provider_error(p), "empty quote"));
+  assert_non_null(strstr(g_log, "empty quote"));
   ra_quote_provider_free(p);
 
   int calls = 0;
+  g_log[0] = '\0';
   assert_int_equal(ra_quote_provider_new(&failing_ops, &calls, true, false, &p), 0);
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -ECONNRESET);
   assert_int_equal(calls, 1);
-  assert_string_equal(ra_quote_provider_error(p), "agent socket closed");
+  /* the implementation's words, then the provider's summary */
+  assert_string_equal(g_log, "agent socket closed\nfailing provider failed: Connection reset by peer\n");
   ra_quote_provider_free(p);
 
   assert_int_equal(ra_quote_provider_new(NULL, NULL, true, false, &p), -EINVAL);
@@ -499,6 +503,7 @@ static void test_custom_provider(void **state) {
 }
 
 int main(void) {
+  ra_log_set_sink(capture_log, NULL);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_file_provider, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_sim_provider_binds, setup_dir, teardown_dir),

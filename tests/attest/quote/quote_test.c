@@ -154,7 +154,7 @@ static void test_truncation_every_length(void **state) {
       memcpy(c, b, n);
       int rc = ra_quote_parse(n ? c : NULL, n, &q);
       if (n < qlen) {
-        if (rc != RA_QUOTE_ETRUNC) fail_msg("%s: length %zu: rc %d", VECTORS[v], n, rc);
+        if (rc != RA_ERR_QUOTE_TRUNCATED) fail_msg("%s: length %zu: rc %d", VECTORS[v], n, rc);
       } else {
         assert_int_equal(rc, 0);
         assert_int_equal(q.trailing, n - qlen);
@@ -197,47 +197,47 @@ static void test_garbled_lengths(void **state) {
   /* signature_data_len beyond the buffer: truncation */
   memcpy(c, b, len);
   put32(c + sig_len_off, 0xffffffffu);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_ETRUNC);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_TRUNCATED);
   /* signature_data_len too small for its contents: malformed */
   memcpy(c, b, len);
   put32(c + sig_len_off, 200);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   /* type-6 size larger than the signature data */
   memcpy(c, b, len);
   put32(c + type6_size_off, 0x7fffffffu);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   /* QE auth data length past the type-6 region */
   memcpy(c, b, len);
   c[auth_len_off] = 0xff;
   c[auth_len_off + 1] = 0xff;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   /* nested chain size off by one either way */
   memcpy(c, b, len);
   assert_int_equal(c[inner_size_off - 2], 5);
   uint32_t inner = (uint32_t)c[inner_size_off] | (uint32_t)c[inner_size_off + 1] << 8 |
                    (uint32_t)c[inner_size_off + 2] << 16 | (uint32_t)c[inner_size_off + 3] << 24;
   put32(c + inner_size_off, inner + 1);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   put32(c + inner_size_off, inner - 1);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   /* outer certification data type other than 6 */
   memcpy(c, b, len);
   c[type6_size_off - 2] = 5;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   /* unsupported version, key type, TEE type */
   memcpy(c, b, len);
   c[0] = 6;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   memcpy(c, b, len);
   c[2] = 3; /* ECDSA P-384 */
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   memcpy(c, b, len);
   c[4] = 0x82;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   /* v3 claiming TDX */
   memcpy(c, b, len);
   c[0] = 3;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   free(c);
   free(b);
 
@@ -246,13 +246,13 @@ static void test_garbled_lengths(void **state) {
   c = malloc(len);
   memcpy(c, b, len);
   c[48] = 2; /* TD 1.0 type with a 648-byte size */
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   memcpy(c, b, len);
   c[48] = 9;
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EUNSUP);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_UNSUPPORTED);
   memcpy(c, b, len);
   put32(c + 50, 0xfffffff0u);
-  assert_int_equal(ra_quote_parse(c, len, &q), RA_QUOTE_EMALFORM);
+  assert_int_equal(ra_quote_parse(c, len, &q), RA_ERR_QUOTE_MALFORMED);
   free(c);
   free(b);
 }
@@ -275,8 +275,8 @@ static void test_random_garbage(void **state) {
     size_t n = (seed >> 4) % (len + 1);
     ra_quote q;
     int rc = ra_quote_parse(c, n, &q);
-    assert_true(rc == 0 || rc == RA_QUOTE_ETRUNC || rc == RA_QUOTE_EMALFORM ||
-                rc == RA_QUOTE_EUNSUP);
+    assert_true(rc == 0 || rc == RA_ERR_QUOTE_TRUNCATED || rc == RA_ERR_QUOTE_MALFORMED ||
+                rc == RA_ERR_QUOTE_UNSUPPORTED);
     if (rc == 0) assert_true(q.quote_len <= n);
     free(c);
   }
@@ -284,9 +284,9 @@ static void test_random_garbage(void **state) {
 }
 
 static void test_strerror(void **state) {
-  assert_non_null(strstr(ra_quote_strerror(RA_QUOTE_ETRUNC), "truncated"));
-  assert_non_null(strstr(ra_quote_strerror(RA_QUOTE_EMALFORM), "malformed"));
-  assert_non_null(strstr(ra_quote_strerror(RA_QUOTE_EUNSUP), "unsupported"));
+  assert_non_null(strstr(ra_strerror(RA_ERR_QUOTE_TRUNCATED), "truncated"));
+  assert_non_null(strstr(ra_strerror(RA_ERR_QUOTE_MALFORMED), "malformed"));
+  assert_non_null(strstr(ra_strerror(RA_ERR_QUOTE_UNSUPPORTED), "unsupported"));
 }
 
 /* Input encodings: the same quote as binary, hex (with 0x, newlines) and

@@ -76,8 +76,7 @@ static int setup(void **st) {
   ra_route(f->router, "GET", "/hello", hello, NULL);
   ra_route(f->router, "GET", "/hold", hold, NULL);
   ra_quote_provider *p;
-  char err[256];
-  if (ra_quote_provider_sim(sim, &p, err, sizeof err)) return -1;
+  if (ra_quote_provider_sim(sim, &p)) return -1;
   ra_tunnel_server_opts o = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                              .max_replay_entries = g_replay_budget};
   g_logged = 0;
@@ -160,7 +159,7 @@ static void test_round_trip_attested(void **st) {
   assert_memory_equal(ra_tunnel_client_server_key(c), ra_tunnel_server_public_key(f->ts), 32);
   const ra_verdict *vd = ra_tunnel_client_verdict(c);
   assert_non_null(vd);
-  assert_int_equal(vd->err, RA_VERIFY_OK);
+  assert_int_equal(vd->err, 0);
   assert_int_equal(vd->checks[RA_CHECK_BINDING], RA_CHECK_PASS);
   ra_tunnel_stats s;
   ra_tunnel_server_stats(f->ts, &s);

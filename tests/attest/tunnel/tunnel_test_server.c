@@ -201,11 +201,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--drain-timeout")) o.drain_timeout_ms = strtoull(v, NULL, 10);
     else { fprintf(stderr, "unknown option %s\n", a); return 2; }
   }
-  char err[512];
   ra_quote_provider *p = NULL;
-  int rc = sim ? ra_quote_provider_sim(sim, &p, err, sizeof err)
-         : quote ? ra_quote_provider_file(quote, &p, err, sizeof err) : -EINVAL;
-  if (rc) { fprintf(stderr, "provider: %s\n", sim || quote ? err : "--sim DIR or --quote FILE"); return 1; }
+  int rc = sim ? ra_quote_provider_sim(sim, &p)
+         : quote ? ra_quote_provider_file(quote, &p) : -EINVAL;
+  if (rc) { fprintf(stderr, "provider: %s\n", sim || quote ? ra_strerror(rc) : "--sim DIR or --quote FILE"); return 1; }
   ra_loop *loop;
   ra_loop_new(&loop);
   ra_router *r;

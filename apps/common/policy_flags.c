@@ -1,0 +1,200 @@
+/* apps/common/policy_flags.c: the programs' verification-policy flags. */
+#include "apps/common/policy_flags.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "raloop/attest/quote/hexb64.h"
+
+enum {
+  F_ROOT, F_MRTD, F_RTMR0, F_RTMR1, F_RTMR2, F_RTMR3, F_REPORT_DATA, F_ALLOW_DEBUG,
+  F_TRUST_SIM, F_NO_BINDING, F_ANY_MEASUREMENT,
+  F_PCK_CHAIN, F_CRL, F_AT, F_MR_CONFIG_ID, F_MR_OWNER, F_MR_OWNER_CONFIG, F_XFAM,
+  F_TD_ATTRIBUTES, F_MR_ENCLAVE, F_MR_SIGNER, F_ISV_PROD_ID, F_MIN_ISV_SVN, F_X25519,
+  F_BINDING_VAL, F_BINDING_IAT,
+};
+
+#define B POLICY_FLAGS_BASIC
+#define T POLICY_FLAGS_TUNNEL
+#define Q POLICY_FLAGS_QUOTE
+static const policy_flag TABLE[] = {
+    {"--root", true, B, F_ROOT},
+    {"--mrtd", true, B, F_MRTD},
+    {"--rtmr0", true, B, F_RTMR0},
+    {"--rtmr1", true, B, F_RTMR1},
+    {"--rtmr2", true, B, F_RTMR2},
+    {"--rtmr3", true, B, F_RTMR3},
+    {"--report-data", true, B, F_REPORT_DATA},
+    {"--allow-debug", false, B, F_ALLOW_DEBUG},
+    {"--trust-sim", true, T, F_TRUST_SIM},
+    {"--no-binding", false, T, F_NO_BINDING},
+    {"--any-measurement-insecure", false, T, F_ANY_MEASUREMENT},
+    {"--pck-chain", true, Q, F_PCK_CHAIN},
+    {"--crl", true, Q, F_CRL},
+    {"--at", true, Q, F_AT},
+    {"--mr-config-id", true, Q, F_MR_CONFIG_ID},
+    {"--mr-owner", true, Q, F_MR_OWNER},
+    {"--mr-owner-config", true, Q, F_MR_OWNER_CONFIG},
+    {"--xfam", true, Q, F_XFAM},
+    {"--td-attributes", true, Q, F_TD_ATTRIBUTES},
+    {"--mr-enclave", true, Q, F_MR_ENCLAVE},
+    {"--mr-signer", true, Q, F_MR_SIGNER},
+    {"--isv-prod-id", true, Q, F_ISV_PROD_ID},
+    {"--min-isv-svn", true, Q, F_MIN_ISV_SVN},
+    {"--x25519", true, Q, F_X25519},
+    {"--binding-val", true, Q, F_BINDING_VAL},
+    {"--binding-iat", true, Q, F_BINDING_IAT},
+};
+#undef B
+#undef T
+#undef Q
+
+void policy_flags_init(policy_flags *pf, unsigned groups) {
+  memset(pf, 0, sizeof *pf);
+  pf->groups = groups;
+}
+
+const policy_flag *policy_flags_table(size_t *n) {
+  *n = sizeof TABLE / sizeof *TABLE;
+  return TABLE;
+}
+
+const policy_flag *policy_flags_find(const policy_flags *pf, const char *arg) {
+  for (size_t i = 0; i < sizeof TABLE / sizeof *TABLE; i++)
+    if ((TABLE[i].group & pf->groups) && !strcmp(arg, TABLE[i].name)) return &TABLE[i];
+  return NULL;
+}
+
+static int fail(policy_flags *pf, const policy_flag *f, policy_flag_error e, size_t bytes) {
+  pf->error = e;
+  pf->error_flag = f->name;
+  pf->error_bytes = bytes;
+  return -1;
+}
+
+/* Exactly n bytes of hex into out. */
+static int hex_exact(policy_flags *pf, const policy_flag *f, const char *v, uint8_t *out,
+                     size_t n) {
+  if (ra_hex_decode_exact(v, strlen(v), out, n)) return fail(pf, f, POLICY_FLAG_BAD_HEX, n);
+  return 0;
+}
+
+/* At most max bytes of hex into out, *len set. */
+static int hex_var(policy_flags *pf, const policy_flag *f, const char *v, uint8_t *out, size_t max,
+                   size_t *len) {
+  size_t n = strlen(v);
+  if (n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2))
+    return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, max);
+  *len = n / 2;
+  return 0;
+}
+
+/* An integer 0..65535 (C syntax: decimal, 0x.., 0..). */
+static int u16_arg(policy_flags *pf, const policy_flag *f, const char *v, uint16_t *out) {
+  char *end;
+  long n = strtol(v, &end, 0);
+  *out = (uint16_t)n;
+  return *end || n < 0 || n > 0xffff ? fail(pf, f, POLICY_FLAG_BAD_NUMBER, 0) : 0;
+}
+
+static int add_path(policy_flags *pf, const policy_flag *f, const char **list, size_t *n,
+                    size_t max, const char *v) {
+  if (*n == max) return fail(pf, f, POLICY_FLAG_TOO_MANY, 0);
+  list[(*n)++] = v;
+  return 0;
+}
+
+int policy_flags_parse_time(const char *s, time_t *t) {
+  static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                                     "%Y-%m-%d"};
+  if (s[0] == '@') {
+    char *e;
+    long long v = strtoll(s + 1, &e, 10);
+    if (*e || v <= 0) return -1;
+    *t = (time_t)v;
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *e = strptime(s, fmts[i], &tm);
+    if (e && !*e) {
+      *t = timegm(&tm);
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* The TDX measurement flags: one table of (flag, field, size, bit). */
+static int apply_tdx(policy_flags *pf, const policy_flag *f, const char *v) {
+  ra_tdx_expect *x = &pf->tdx;
+  uint8_t *field;
+  size_t n = 48;
+  uint32_t bit;
+  switch (f->id) {
+  case F_MRTD: field = x->mrtd, bit = RA_TDX_MRTD; break;
+  case F_RTMR0: case F_RTMR1: case F_RTMR2: case F_RTMR3:
+    field = x->rtmr[f->id - F_RTMR0], bit = RA_TDX_RTMR0 << (f->id - F_RTMR0);
+    break;
+  case F_MR_CONFIG_ID: field = x->mr_config_id, bit = RA_TDX_MR_CONFIG_ID; break;
+  case F_MR_OWNER: field = x->mr_owner, bit = RA_TDX_MR_OWNER; break;
+  case F_MR_OWNER_CONFIG: field = x->mr_owner_config, bit = RA_TDX_MR_OWNER_CONFIG; break;
+  case F_XFAM: field = x->xfam, n = 8, bit = RA_TDX_XFAM; break;
+  default: field = x->td_attributes, n = 8, bit = RA_TDX_TD_ATTRIBUTES; break;
+  }
+  x->has |= bit;
+  return hex_exact(pf, f, v, field, n);
+}
+
+int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
+  if (f->has_value && !v) return fail(pf, f, POLICY_FLAG_NO_VALUE, 0);
+  switch (f->id) {
+  case F_ROOT: {
+    size_t max = pf->max_roots ? pf->max_roots : POLICY_FLAGS_MAX_ROOTS;
+    return add_path(pf, f, pf->roots, &pf->n_roots, max, v);
+  }
+  case F_CRL: return add_path(pf, f, pf->crls, &pf->n_crls, POLICY_FLAGS_MAX_CRLS, v);
+  case F_PCK_CHAIN: pf->pck_chain = v; return 0;
+  case F_TRUST_SIM: pf->trust_sim_dir = v; return 0;
+  case F_AT: return policy_flags_parse_time(v, &pf->at) ? fail(pf, f, POLICY_FLAG_BAD_TIME, 0) : 0;
+  case F_ALLOW_DEBUG: pf->allow_debug = true; return 0;
+  case F_NO_BINDING: pf->no_binding = true; return 0;
+  case F_ANY_MEASUREMENT: pf->any_measurement = true; return 0;
+  case F_REPORT_DATA:
+    pf->tdx.has |= RA_TDX_REPORT_DATA;
+    pf->sgx.has |= RA_SGX_REPORT_DATA;
+    if (hex_exact(pf, f, v, pf->tdx.report_data, 64)) return -1;
+    memcpy(pf->sgx.report_data, pf->tdx.report_data, 64);
+    return 0;
+  case F_MR_ENCLAVE:
+    pf->sgx.has |= RA_SGX_MR_ENCLAVE;
+    return hex_exact(pf, f, v, pf->sgx.mr_enclave, 32);
+  case F_MR_SIGNER:
+    pf->sgx.has |= RA_SGX_MR_SIGNER;
+    return hex_exact(pf, f, v, pf->sgx.mr_signer, 32);
+  case F_ISV_PROD_ID:
+    pf->sgx.has |= RA_SGX_ISV_PROD_ID;
+    return u16_arg(pf, f, v, &pf->sgx.isv_prod_id);
+  case F_MIN_ISV_SVN:
+    pf->sgx.has |= RA_SGX_MIN_ISV_SVN;
+    return u16_arg(pf, f, v, &pf->sgx.min_isv_svn);
+  case F_X25519:
+    pf->has_x25519 = true;
+    return hex_exact(pf, f, v, pf->x25519, 32);
+  case F_BINDING_VAL:
+    pf->has_bval = true;
+    return hex_var(pf, f, v, pf->bval, sizeof pf->bval, &pf->bval_len);
+  case F_BINDING_IAT:
+    pf->has_biat = true;
+    return hex_var(pf, f, v, pf->biat, sizeof pf->biat, &pf->biat_len);
+  default: return apply_tdx(pf, f, v);
+  }
+}
+
+int policy_flags_parse(policy_flags *pf, const char *arg, const char *next) {
+  const policy_flag *f = policy_flags_find(pf, arg);
+  if (!f) return 0;
+  if (policy_flags_apply(pf, f, f->has_value ? next : NULL)) return -1;
+  return f->has_value ? 2 : 1;
+}

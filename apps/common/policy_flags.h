@@ -1,0 +1,108 @@
+/* apps/common/policy_flags.h: the verification-policy flags of the
+ * programs (ra-quote verify/bench, ra-curl, ra-bench), parsed in one place.
+ *
+ * Flags come in groups; a program accepts the groups it names, so that
+ * each keeps exactly the flags it always had:
+ *   POLICY_FLAGS_BASIC   --root PEM, --mrtd HEX, --rtmr0..3 HEX,
+ *                        --report-data HEX, --allow-debug
+ *   POLICY_FLAGS_TUNNEL  --trust-sim DIR, --no-binding,
+ *                        --any-measurement-insecure           (ra-curl, ra-bench)
+ *   POLICY_FLAGS_QUOTE   --pck-chain PEM, --crl FILE, --at TIME, --mr-config-id,
+ *                        --mr-owner, --mr-owner-config, --xfam, --td-attributes,
+ *                        --mr-enclave, --mr-signer, --isv-prod-id N,
+ *                        --min-isv-svn N, --x25519 HEX, --binding-val HEX,
+ *                        --binding-iat HEX                        (ra-quote)
+ * Parsing only records what was asked; the programs build their verifier
+ * and ra_policy from it (they differ in defaults and in what they refuse).
+ * Errors are recorded, not printed: each program words them as it always
+ * has. Strings (paths) are borrowed from argv. */
+#ifndef RA_APPS_POLICY_FLAGS_H
+#define RA_APPS_POLICY_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "raloop/attest/quote/verify.h"
+
+enum {
+  POLICY_FLAGS_BASIC = 1u << 0,
+  POLICY_FLAGS_TUNNEL = 1u << 1,
+  POLICY_FLAGS_QUOTE = 1u << 2,
+};
+
+#define POLICY_FLAGS_MAX_ROOTS 16
+#define POLICY_FLAGS_MAX_CRLS  16
+
+/* What went wrong with the last flag (policy_flags_parse/_apply < 0). */
+typedef enum policy_flag_error {
+  POLICY_FLAG_OK = 0,
+  POLICY_FLAG_NO_VALUE,   /* the flag takes a value and none followed */
+  POLICY_FLAG_BAD_HEX,    /* not exactly `bytes` bytes of hex */
+  POLICY_FLAG_BAD_HEX_VAR, /* not hex of at most `bytes` bytes */
+  POLICY_FLAG_BAD_NUMBER, /* not an integer 0..65535 */
+  POLICY_FLAG_BAD_TIME,   /* not YYYY-MM-DD[THH:MM:SS[Z]] or @unix */
+  POLICY_FLAG_TOO_MANY,   /* more --root / --crl than allowed */
+} policy_flag_error;
+
+/* One flag of the table. */
+typedef struct policy_flag {
+  const char *name; /* "--mrtd" */
+  bool has_value;
+  unsigned group;   /* POLICY_FLAGS_* */
+  int id;           /* internal */
+} policy_flag;
+
+typedef struct policy_flags {
+  /* set by the program before parsing */
+  unsigned groups;  /* POLICY_FLAGS_* accepted */
+  size_t max_roots; /* 0: POLICY_FLAGS_MAX_ROOTS */
+
+  const char *roots[POLICY_FLAGS_MAX_ROOTS];
+  size_t n_roots;
+  const char *crls[POLICY_FLAGS_MAX_CRLS];
+  size_t n_crls;
+  const char *pck_chain;
+  const char *trust_sim_dir;
+  time_t at; /* 0: now */
+  /* --report-data is recorded in both: it applies to either kind of quote */
+  ra_tdx_expect tdx;
+  ra_sgx_expect sgx;
+  uint8_t x25519[32];
+  bool has_x25519;
+  uint8_t bval[256], biat[256];
+  size_t bval_len, biat_len;
+  bool has_bval, has_biat;
+  bool allow_debug, no_binding, any_measurement;
+
+  /* the last error */
+  policy_flag_error error;
+  const char *error_flag; /* the flag's name as the table spells it */
+  size_t error_bytes;     /* for BAD_HEX(_VAR): the bytes wanted / at most */
+} policy_flags;
+
+/* Zeroes pf and sets the accepted groups. */
+void policy_flags_init(policy_flags *pf, unsigned groups);
+
+/* The table, for programs that hand it to getopt_long: *n entries. */
+const policy_flag *policy_flags_table(size_t *n);
+
+/* The flag of an accepted group named exactly `arg`, or NULL. */
+const policy_flag *policy_flags_find(const policy_flags *pf, const char *arg);
+
+/* Records flag f with value (NULL for flags without one). Returns 0, or -1
+ * with pf->error set. */
+int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *value);
+
+/* For argv loops: arg is the current argument, next the one after it (NULL
+ * at the end). Returns 0 when arg is not a policy flag of an accepted
+ * group, 1 when it was a flag without value, 2 when it consumed next too,
+ * -1 with pf->error set. */
+int policy_flags_parse(policy_flags *pf, const char *arg, const char *next);
+
+/* --at's format: YYYY-MM-DD[THH:MM:SS[Z]] (also with a space), or @unix.
+ * Returns 0 or -1. */
+int policy_flags_parse_time(const char *s, time_t *t);
+
+#endif

@@ -1,0 +1,212 @@
+/* attest/quote/chain.c: pinned roots, and the PCK chain to one of them. */
+#include "raloop/attest/quote/chain_internal.h"
+
+#include "raloop/attest/quote/verdict_internal.h"
+#include "raloop/attest/quote/x509_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+int ra_roots_init(ra_roots *r) {
+  r->store = X509_STORE_new();
+  r->certs = sk_X509_new_null();
+  return r->store && r->certs ? 0 : -ENOMEM;
+}
+
+void ra_roots_clear(ra_roots *r) {
+  X509_STORE_free(r->store);
+  sk_X509_pop_free(r->certs, X509_free);
+  r->store = NULL;
+  r->certs = NULL;
+}
+
+/* Only self-signed CA certificates are roots: pinning a chain file or a
+ * leaf by mistake is an error, not a store holding what only looks like
+ * trust anchors. */
+static bool all_self_signed_cas(STACK_OF(X509) * certs) {
+  for (int i = 0; i < sk_X509_num(certs); i++) {
+    X509 *x = sk_X509_value(certs, i);
+    if (X509_check_ca(x) != 1 || X509_self_signed(x, 1) != 1) return false;
+  }
+  return true;
+}
+
+int ra_roots_add(ra_roots *r, const uint8_t *data, size_t len) {
+  STACK_OF(X509) *certs = ra_certs_parse(NULL, data, len);
+  if (!certs) return -EINVAL;
+  int n = sk_X509_num(certs);
+  if (!all_self_signed_cas(certs)) { /* checked for all before any is added */
+    sk_X509_pop_free(certs, X509_free);
+    ERR_clear_error();
+    return -EINVAL;
+  }
+  for (int i = 0; i < n; i++) {
+    X509 *x = sk_X509_value(certs, i);
+    /* r->certs takes over the stack's reference and the slot is cleared,
+     * so that the error path frees only what r->certs does not own; the
+     * store takes its own. */
+    if (!sk_X509_push(r->certs, x)) {
+      sk_X509_pop_free(certs, X509_free);
+      return -ENOMEM;
+    }
+    sk_X509_set(certs, i, NULL);
+    if (!X509_STORE_add_cert(r->store, x)) {
+      (void)sk_X509_pop(r->certs);
+      X509_free(x);
+      sk_X509_pop_free(certs, X509_free);
+      ERR_clear_error();
+      return -ENOMEM;
+    }
+  }
+  sk_X509_free(certs);
+  return n;
+}
+
+static bool is_pinned(const ra_roots *r, X509 *x) {
+  for (int i = 0; i < sk_X509_num(r->certs); i++)
+    if (!X509_cmp(x, sk_X509_value(r->certs, i))) return true;
+  return false;
+}
+
+/* A root carried in the quote must be one we pinned: a look-alike root
+ * (Intel's subject, another key) is refused by name, not silently ignored
+ * because the store happened to hold the real one. */
+static bool roots_given_are_pinned(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
+                                   ra_verdict *vd) {
+  for (int i = 0; i < sk_X509_num(certs); i++) {
+    X509 *x = sk_X509_value(certs, i);
+    if (x != leaf && ra_cert_self_issued(x) && !is_pinned(r, x)) {
+      char s[128];
+      ra_cert_subject_line(x, s, sizeof s);
+      ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED,
+                      "the chain's root %s is not a pinned root (same name, other key?)", s);
+      return false;
+    }
+  }
+  return true;
+}
+
+static int map_x509_error(int e) {
+  switch (e) {
+  case X509_V_ERR_CERT_HAS_EXPIRED:
+    return RA_ERR_CERT_EXPIRED;
+  case X509_V_ERR_CERT_NOT_YET_VALID:
+    return RA_ERR_CERT_NOT_YET_VALID;
+  case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+  case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+  case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+    return RA_ERR_CHAIN_SIGNATURE;
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+  case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+  case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+  case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+  case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+  case X509_V_ERR_CERT_UNTRUSTED:
+    return RA_ERR_ROOT_UNTRUSTED;
+  default:
+    return RA_ERR_CHAIN_INVALID;
+  }
+}
+
+/* OpenSSL's RFC 5280 path validation from leaf to a pinned root at `at`.
+ * Returns the validated chain, or NULL after recording why. */
+static STACK_OF(X509) * validate_path(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
+                                      time_t at, ra_verdict *vd) {
+  STACK_OF(X509) *chain = NULL;
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  if (!ctx || !X509_STORE_CTX_init(ctx, r->store, leaf, certs)) {
+    ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "X509_STORE_CTX_init failed");
+    goto out;
+  }
+  X509_STORE_CTX_set_time(ctx, 0, at);
+  X509_STORE_CTX_set_depth(ctx, RA_MAX_CHAIN_CERTS);
+  /* strict: a CA must say so in critical basicConstraints (by default
+   * OpenSSL takes keyCertSign alone as a CA), key usage present on CAs,
+   * key identifiers, no explicit EC parameters. Intel's certificates and
+   * the sim's comply. */
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
+  if (X509_verify_cert(ctx) != 1) {
+    int e = X509_STORE_CTX_get_error(ctx), depth = X509_STORE_CTX_get_error_depth(ctx);
+    X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
+    char s[128] = "?";
+    if (bad) ra_cert_subject_line(bad, s, sizeof s);
+    ra_verdict_fail(vd, RA_CHECK_CHAIN, map_x509_error(e), "PCK chain: %s (depth %d, %s)",
+                    X509_verify_cert_error_string(e), depth, s);
+    goto out;
+  }
+  chain = X509_STORE_CTX_get1_chain(ctx);
+  if (!chain) ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "out of memory");
+out:
+  X509_STORE_CTX_free(ctx);
+  return chain;
+}
+
+/* Every certificate given must be on the validated path: a stray one (e.g.
+ * an altered copy of the root the store then replaced) means the chain is
+ * not what it claims to be. */
+static bool all_on_path(STACK_OF(X509) * certs, STACK_OF(X509) * chain, ra_verdict *vd) {
+  for (int i = 0; i < sk_X509_num(certs); i++) {
+    X509 *x = sk_X509_value(certs, i);
+    bool on_path = false;
+    for (int j = 0; j < sk_X509_num(chain) && !on_path; j++)
+      on_path = !X509_cmp(x, sk_X509_value(chain, j));
+    if (!on_path) {
+      char s[128];
+      bool rootlike = !X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x));
+      ra_cert_subject_line(x, s, sizeof s);
+      ra_verdict_fail(vd, RA_CHECK_CHAIN, rootlike ? RA_ERR_ROOT_UNTRUSTED : RA_ERR_CHAIN_BROKEN,
+                      "certificate %s is not on the path to the pinned root%s", s,
+                      rootlike ? " (not a pinned root)" : "");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Intel's shape, and nothing else: PCK leaf -> PCK Platform/Processor CA ->
+ * root. The leaf signs QE reports, so it must be an end entity whose key may
+ * sign; a CA certificate (or the root itself, or a leaf hung directly under
+ * the root) is not a PCK certificate. */
+static bool has_pck_shape(STACK_OF(X509) * chain, X509 *leaf, ra_verdict *vd) {
+  int n = sk_X509_num(chain);
+  uint32_t xf = X509_get_extension_flags(leaf);
+  const char *why = n != 3                     ? "the path is not leaf, CA, root"
+                    : X509_check_ca(leaf) != 0 ? "the PCK leaf is a CA certificate"
+                    : (xf & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE)
+                        ? "the PCK leaf's key usage excludes digitalSignature"
+                        : NULL;
+  if (why)
+    ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_CHAIN_INVALID, "PCK chain: %s (%d certificates)",
+                    why, n);
+  return !why;
+}
+
+/* The root the path ended at, for the verdict: subject and fingerprint. */
+static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
+  vd->chain_len = sk_X509_num(chain);
+  X509 *root = sk_X509_value(chain, vd->chain_len - 1);
+  unsigned mdlen = 0;
+  ra_cert_subject_line(root, vd->root_subject, sizeof vd->root_subject);
+  if (X509_digest(root, EVP_sha256(), vd->root_sha256, &mdlen) != 1 || mdlen != 32) {
+    ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "cannot fingerprint the root");
+    return false;
+  }
+  return true;
+}
+
+STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
+                                ra_verdict *vd) {
+  STACK_OF(X509) *chain = NULL;
+  if (roots_given_are_pinned(r, certs, leaf, vd)) chain = validate_path(r, certs, leaf, at, vd);
+  if (chain && !(all_on_path(certs, chain, vd) && has_pck_shape(chain, leaf, vd) &&
+                 record_root(chain, vd))) {
+    sk_X509_pop_free(chain, X509_free);
+    chain = NULL;
+  }
+  if (chain) ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  ERR_clear_error();
+  return chain;
+}

@@ -1,0 +1,183 @@
+/* attest/quote/crl.c: the CRL set of a verifier. */
+#include "raloop/attest/quote/crl_internal.h"
+
+#include "raloop/attest/quote/verdict_internal.h"
+#include "raloop/attest/quote/x509_internal.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+int ra_crl_set_init(ra_crl_set *s) {
+  s->crls = sk_X509_CRL_new_null();
+  return s->crls ? 0 : -ENOMEM;
+}
+
+void ra_crl_set_clear(ra_crl_set *s) {
+  sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
+  s->crls = NULL;
+}
+
+static bool is_pem(const uint8_t *p, size_t len) {
+  return memmem(p, len, "-----BEGIN ", 11) != NULL;
+}
+
+/* Occurrences of s in p[0..len). */
+static int count_str(const uint8_t *p, size_t len, const char *s) {
+  size_t sl = strlen(s);
+  int n = 0;
+  const uint8_t *e = p + len, *q;
+  while ((q = memmem(p, (size_t)(e - p), s, sl))) {
+    n++;
+    p = q + sl;
+  }
+  return n;
+}
+
+/* Every PEM block must be a CRL that parses (other PEM blocks are refused
+ * too). Returns 0, -EINVAL, -ENOMEM. */
+static int parse_pem_crls(const uint8_t *data, size_t len, STACK_OF(X509_CRL) * got) {
+  int blocks = count_str(data, len, "-----BEGIN ");
+  BIO *b = BIO_new_mem_buf(data, (int)len);
+  X509_CRL *c;
+  if (!b) return -ENOMEM;
+  while ((c = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL))) {
+    if (!sk_X509_CRL_push(got, c)) {
+      X509_CRL_free(c);
+      BIO_free(b);
+      return -ENOMEM;
+    }
+  }
+  BIO_free(b);
+  if (sk_X509_CRL_num(got) != blocks || count_str(data, len, "-----BEGIN X509 CRL-----") != blocks)
+    return -EINVAL;
+  return 0;
+}
+
+/* Exactly one DER CRL, trailing whitespace/NULs aside. */
+static int parse_der_crl(const uint8_t *data, size_t len, STACK_OF(X509_CRL) * got) {
+  const uint8_t *p = data;
+  X509_CRL *c = d2i_X509_CRL(NULL, &p, (long)len);
+  if (!c) return -EINVAL;
+  if (!sk_X509_CRL_push(got, c)) {
+    X509_CRL_free(c);
+    return -ENOMEM;
+  }
+  /* trailing bytes: not the one DER CRL this claims to be */
+  for (; p < data + len; p++)
+    if (*p != 0 && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') return -EINVAL;
+  return 0;
+}
+
+/* Moves every CRL of got into s, or none (-ENOMEM; got keeps them all). */
+static int take_all(ra_crl_set *s, STACK_OF(X509_CRL) * got) {
+  int n = sk_X509_CRL_num(got);
+  for (int i = 0; i < n; i++)
+    if (!sk_X509_CRL_push(s->crls, sk_X509_CRL_value(got, i))) {
+      for (int j = 0; j < i; j++) (void)sk_X509_CRL_pop(s->crls);
+      return -ENOMEM;
+    }
+  return 0;
+}
+
+/* All or nothing: a CRL that does not parse must not leave the others
+ * applied as if the set were complete (a garbled second CRL in a PEM file
+ * used to be dropped silently, and with it every revocation it lists). */
+int ra_crl_set_add(ra_crl_set *s, const uint8_t *data, size_t len) {
+  STACK_OF(X509_CRL) *got = sk_X509_CRL_new_null();
+  int rc;
+  if (!got) return -ENOMEM;
+  rc = is_pem(data, len) ? parse_pem_crls(data, len, got) : parse_der_crl(data, len, got);
+  if (!rc && sk_X509_CRL_num(got) == 0) rc = -EINVAL;
+  if (!rc) rc = take_all(s, got);
+  if (!rc) {
+    int n = sk_X509_CRL_num(got);
+    sk_X509_CRL_free(got); /* s owns the CRLs now */
+    return n;
+  }
+  ERR_clear_error();
+  sk_X509_CRL_pop_free(got, X509_CRL_free);
+  return rc;
+}
+
+/* The certificate of the chain that issued crl (by name), NULL if none. */
+static X509 *crl_issuer_in(X509_CRL *crl, STACK_OF(X509) * chain) {
+  for (int j = 0; j < sk_X509_num(chain); j++)
+    if (!X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(sk_X509_value(chain, j))))
+      return sk_X509_value(chain, j);
+  return NULL;
+}
+
+/* An issuer whose key usage excludes CRL signing cannot sign CRLs. */
+static bool crl_signed_by(X509_CRL *crl, X509 *issuer) {
+  EVP_PKEY *k = X509_get0_pubkey(issuer);
+  bool may_sign = !(X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) ||
+                  (X509_get_key_usage(issuer) & KU_CRL_SIGN);
+  bool ok = k && may_sign && X509_CRL_verify(crl, k) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
+/* X509_cmp_time: -1 earlier or equal, 1 later, 0 on a time it cannot read
+ * (that used to pass). A CRL without nextUpdate (RFC 5280 wants one;
+ * Intel's have one) could be replayed forever: refused. */
+static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, ra_verdict *vd) {
+  const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
+  int cl = last ? X509_cmp_time(last, &at) : 0, cn = next ? X509_cmp_time(next, &at) : 0;
+  if (cl == -1 && cn == 1) return true;
+  ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_EXPIRED,
+                  "CRL of %s is not valid at the verification time%s", issuer,
+                  !next                  ? " (it has no nextUpdate)"
+                  : (cl == 0 || cn == 0) ? " (unreadable time)"
+                                         : "");
+  return false;
+}
+
+/* Whether crl revokes a certificate of the chain that issuer signed. */
+static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, const char *is,
+                        ra_verdict *vd) {
+  for (int j = 0; j < sk_X509_num(chain); j++) {
+    X509 *x = sk_X509_value(chain, j);
+    X509_REVOKED *rev;
+    if (x == issuer || X509_check_issued(issuer, x) != X509_V_OK) continue;
+    if (X509_CRL_get0_by_cert(crl, &rev, x) == 1) {
+      char cs[128];
+      ra_cert_subject_line(x, cs, sizeof cs);
+      ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CERT_REVOKED, "%s is revoked by the CRL of %s", cs,
+                      is);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Applies one CRL; false once it failed the check. */
+static bool apply_one(X509_CRL *crl, STACK_OF(X509) * chain, time_t at, ra_verdict *vd) {
+  X509 *issuer = crl_issuer_in(crl, chain);
+  char s[128];
+  if (!issuer) return true; /* a CRL of another CA revokes nothing here */
+  ra_cert_subject_line(issuer, s, sizeof s);
+  if (!crl_signed_by(crl, issuer)) {
+    ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_SIGNATURE,
+                    "CRL claiming issuer %s is not signed by it", s);
+    return false;
+  }
+  if (!crl_current(crl, at, s, vd)) return false;
+  vd->crls_applied++;
+  return !revokes_any(crl, issuer, chain, s, vd);
+}
+
+void ra_crl_set_apply(const ra_crl_set *s, STACK_OF(X509) * chain, time_t at, ra_verdict *vd) {
+  int n = sk_X509_CRL_num(s->crls);
+  if (n == 0) {
+    ra_verdict_skip(vd, RA_CHECK_CRL);
+    return;
+  }
+  for (int i = 0; i < n; i++)
+    if (!apply_one(sk_X509_CRL_value(s->crls, i), chain, at, vd)) return;
+  ra_verdict_pass(vd, RA_CHECK_CRL);
+}

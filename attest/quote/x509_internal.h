@@ -1,0 +1,59 @@
+/* attest/quote/x509_internal.h: decoding certificates (PEM/DER blobs as
+ * quotes and collateral files carry them), a cache of decoded ones, and the
+ * few facts about a certificate the checks need. Private to attest/quote. */
+#ifndef RA_ATTEST_X509_INTERNAL_H
+#define RA_ATTEST_X509_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "raloop/attest/quote/pck.h"
+
+/* More certificates than this in one blob is not a PCK chain. */
+#define RA_MAX_CHAIN_CERTS 8
+#define RA_CERT_CACHE_SIZE 32
+
+/* Decoded certificates by exact DER bytes. OpenSSL 3.0 spends ~80 us
+ * decoding one certificate (its public key goes through the provider
+ * decoders); every quote of a platform repeats the same intermediate and
+ * root, and a client often sees the same leaf again. Only parsing is cached:
+ * every verification checks every signature anew. Zero-initialised it is
+ * empty and on; off = true decodes every certificate anew. */
+typedef struct ra_cert_cache {
+  struct ra_cert_entry {
+    uint8_t *der;
+    size_t len;
+    X509 *x;
+  } entries[RA_CERT_CACHE_SIZE];
+  unsigned next;
+  bool off;
+} ra_cert_cache;
+
+void ra_cert_cache_clear(ra_cert_cache *c);
+
+/* Parses a blob of certificates: PEM blocks and/or concatenated DER, with
+ * whitespace and NUL padding between them (Intel's type-5 data is PEM with a
+ * trailing NUL; its sample TDX quote is DER). At least one and at most
+ * RA_MAX_CHAIN_CERTS certificates, else NULL (also on ENOMEM). cache may be
+ * NULL. The caller frees the stack with sk_X509_pop_free(.., X509_free). */
+STACK_OF(X509) * ra_certs_parse(ra_cert_cache *cache, const uint8_t *data, size_t len);
+
+/* The leaf: the one certificate that issued none of the others; NULL when
+ * there are two such (not one path). */
+X509 *ra_certs_leaf(STACK_OF(X509) * sk);
+
+bool ra_cert_self_issued(X509 *x);
+/* One-line subject ("/C=US/O=Intel..."), "?" when it cannot be printed. */
+void ra_cert_subject_line(X509 *x, char *out, size_t n);
+/* 0 when t is NULL or does not parse. */
+time_t ra_asn1_time_to_unix(const ASN1_TIME *t);
+
+/* The SGX extensions of a PCK leaf (extension oid, RA_PCK_SGX_EXT_OID).
+ * Returns 0, -ENOENT (absent), -EINVAL (present twice or malformed). */
+int ra_cert_pck_ext(X509 *leaf, const ASN1_OBJECT *oid, ra_pck_info *out);
+
+#endif

@@ -1,0 +1,123 @@
+/* tests/apps/policy_flags_test.c: the programs' shared policy-flag parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "apps/common/policy_flags.h"
+
+#define HEX48 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+#define HEX64 HEX48 "303132333435363738393a3b3c3d3e3f"
+
+static void test_groups_decide_what_is_a_flag(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  assert_int_equal(policy_flags_parse(&pf, "--crl", "x"), 0); /* ra-quote's only */
+  assert_int_equal(policy_flags_parse(&pf, "--mrtd-x", "x"), 0);
+  assert_int_equal(policy_flags_parse(&pf, "--url", NULL), 0);
+  assert_int_equal(policy_flags_parse(&pf, "--no-binding", "http://x/"), 1);
+  assert_true(pf.no_binding);
+  assert_int_equal(policy_flags_parse(&pf, "--trust-sim", "/d"), 2);
+  assert_string_equal(pf.trust_sim_dir, "/d");
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_QUOTE);
+  assert_int_equal(policy_flags_parse(&pf, "--trust-sim", "/d"), 0); /* not ra-quote's */
+  assert_int_equal(policy_flags_parse(&pf, "--crl", "c.pem"), 2);
+  assert_int_equal(pf.n_crls, 1);
+}
+
+static void test_measurements(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_QUOTE);
+  assert_int_equal(policy_flags_parse(&pf, "--mrtd", HEX48), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--rtmr2", HEX48), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--xfam", "0011223344556677"), 2);
+  assert_int_equal(pf.tdx.has, RA_TDX_MRTD | RA_TDX_RTMR2 | RA_TDX_XFAM);
+  assert_int_equal(pf.tdx.mrtd[47], 0x2f);
+  assert_int_equal(pf.tdx.rtmr[2][1], 0x01);
+  assert_int_equal(pf.tdx.xfam[7], 0x77);
+  /* report_data applies to either kind of quote */
+  assert_int_equal(policy_flags_parse(&pf, "--report-data", HEX64), 2);
+  assert_true(pf.tdx.has & RA_TDX_REPORT_DATA);
+  assert_true(pf.sgx.has & RA_SGX_REPORT_DATA);
+  assert_memory_equal(pf.tdx.report_data, pf.sgx.report_data, 64);
+  assert_int_equal(policy_flags_parse(&pf, "--isv-prod-id", "0x10"), 2);
+  assert_int_equal(pf.sgx.isv_prod_id, 16);
+  assert_int_equal(policy_flags_parse(&pf, "--binding-val", "abcd"), 2);
+  assert_int_equal(pf.bval_len, 2);
+  assert_true(pf.has_bval);
+}
+
+static void test_errors_are_recorded(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_QUOTE);
+  assert_int_equal(policy_flags_parse(&pf, "--mrtd", "00"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_HEX);
+  assert_string_equal(pf.error_flag, "--mrtd");
+  assert_int_equal(pf.error_bytes, 48);
+  assert_int_equal(policy_flags_parse(&pf, "--report-data", HEX48), -1);
+  assert_int_equal(pf.error_bytes, 64);
+  assert_int_equal(policy_flags_parse(&pf, "--rtmr1", NULL), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_NO_VALUE);
+  assert_int_equal(policy_flags_parse(&pf, "--binding-iat", "abc"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_HEX_VAR);
+  assert_int_equal(pf.error_bytes, 256);
+  assert_int_equal(policy_flags_parse(&pf, "--min-isv-svn", "65536"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_NUMBER);
+  assert_int_equal(policy_flags_parse(&pf, "--at", "yesterday"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_TIME);
+}
+
+static void test_roots_limit(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC);
+  pf.max_roots = 2;
+  assert_int_equal(policy_flags_parse(&pf, "--root", "a"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--root", "b"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--root", "c"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_TOO_MANY);
+  assert_int_equal(pf.n_roots, 2);
+  assert_string_equal(pf.roots[1], "b");
+}
+
+static void test_time(void **state) {
+  (void)state;
+  time_t t = 0;
+  assert_int_equal(policy_flags_parse_time("@1780000000", &t), 0);
+  assert_int_equal(t, 1780000000);
+  assert_int_equal(policy_flags_parse_time("1970-01-02", &t), 0);
+  assert_int_equal(t, 86400);
+  assert_int_equal(policy_flags_parse_time("1970-01-01T00:01:00Z", &t), 0);
+  assert_int_equal(t, 60);
+  assert_int_equal(policy_flags_parse_time("1970-01-01 00:00:02", &t), 0);
+  assert_int_equal(t, 2);
+  assert_int_equal(policy_flags_parse_time("@0", &t), -1);
+  assert_int_equal(policy_flags_parse_time("2026-13-01x", &t), -1);
+}
+
+/* The table for getopt_long: every name starts with "--". */
+static void test_table(void **state) {
+  (void)state;
+  size_t n;
+  const policy_flag *t = policy_flags_table(&n);
+  assert_true(n >= 26);
+  for (size_t i = 0; i < n; i++) assert_memory_equal(t[i].name, "--", 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_groups_decide_what_is_a_flag),
+      cmocka_unit_test(test_measurements),
+      cmocka_unit_test(test_errors_are_recorded),
+      cmocka_unit_test(test_roots_limit),
+      cmocka_unit_test(test_time),
+      cmocka_unit_test(test_table),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
