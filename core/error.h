@@ -11,6 +11,8 @@
 #ifndef RA_CORE_ERROR_H
 #define RA_CORE_ERROR_H
 
+#include "raloop/core/api.h"
+
 #define RA_ERR_BASE (-4000)
 
 /* Quote verification (attest/quote): the first failed check of a verdict.
@@ -52,11 +54,11 @@ enum {
 /* A description: "success" for 0, the C library's text for -errno
  * ("No such file or directory"), ours for RA_ERR_*, "unknown error" for
  * anything else. Static storage, never NULL. */
-const char *ra_strerror(int code);
+RA_API const char *ra_strerror(int code);
 
 /* A stable identifier: "OK" for 0, "ENOENT" for -ENOENT,
  * "RA_ERR_CERT_REVOKED" for RA_ERR_CERT_REVOKED, "UNKNOWN" for anything
  * else. Static storage, never NULL. */
-const char *ra_err_name(int code);
+RA_API const char *ra_err_name(int code);
 
 #endif

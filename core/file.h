@@ -4,6 +4,8 @@
 #ifndef RA_CORE_FILE_H
 #define RA_CORE_FILE_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +14,6 @@
  * used as a C string. Files larger than max bytes are refused. Returns 0,
  * a negative errno from open/read, -EFBIG past max, or -ENOMEM; *out is
  * untouched on failure. */
-int ra_file_read(const char *path, size_t max, uint8_t **out, size_t *len);
+RA_API int ra_file_read(const char *path, size_t max, uint8_t **out, size_t *len);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef RA_CORE_LISTEN_H
 #define RA_CORE_LISTEN_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -30,16 +32,16 @@ typedef struct ra_listen_opts {
  * may be NULL (reuseport and v6only apply to TCP only). Errors: -EINVAL for
  * a malformed addr, -EADDRNOTAVAIL for a host that does not resolve, else
  * the errno of socket/bind/listen (-EADDRINUSE...). */
-int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
+RA_API int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
               ra_accept_cb cb, void *ud, ra_listener **out);
 
-uint16_t ra_listener_port(const ra_listener *l); /* 0 for unix and vsock */
-int ra_listener_fd(const ra_listener *l);
-void ra_listener_pause(ra_listener *l);  /* stop accepting (keeps the socket) */
-void ra_listener_resume(ra_listener *l);
+RA_API uint16_t ra_listener_port(const ra_listener *l); /* 0 for unix and vsock */
+RA_API int ra_listener_fd(const ra_listener *l);
+RA_API void ra_listener_pause(ra_listener *l);  /* stop accepting (keeps the socket) */
+RA_API void ra_listener_resume(ra_listener *l);
 /* Closes the socket (and unlinks a unix path it created) and frees l (safe
  * from inside its own accept callback). A paused listener does not keep
  * ra_loop_run alive. */
-void ra_listener_close(ra_listener *l);
+RA_API void ra_listener_close(ra_listener *l);
 
 #endif

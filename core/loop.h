@@ -10,6 +10,8 @@
 #ifndef RA_CORE_LOOP_H
 #define RA_CORE_LOOP_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,7 +20,7 @@ typedef struct ra_loop ra_loop;
 
 /* Creates a loop: 0 and *out, or -ENOMEM / epoll_create1's -errno and *out
  * NULL. */
-int ra_loop_new(ra_loop **out);
+RA_API int ra_loop_new(ra_loop **out);
 /* Call after ra_loop_run returned and the handles on the loop were freed
  * or closed. What is still deferred runs first (a closed stream's on_close
  * and its memory, an aborted exchange's cleanup), and what those calls
@@ -26,7 +28,7 @@ int ra_loop_new(ra_loop **out);
  * cancelled. So no extra loop turns are needed before freeing. Timers do
  * not fire; watched fds are not closed (their owners close them). NULL is
  * a no-op. */
-void ra_loop_free(ra_loop *loop);
+RA_API void ra_loop_free(ra_loop *loop);
 
 /* Runs until ra_loop_stop() is called, or until nothing is left that could
  * wake it (no watched fd, no active timer, no deferred call). Returns 0, or a
@@ -34,21 +36,21 @@ void ra_loop_free(ra_loop *loop);
  * with events != 0, active timers not unref'd, queued deferred calls. Signal
  * handlers do not (so a SIGTERM handler that closes the listeners lets the
  * loop end once the last connection is done). */
-int ra_loop_run(ra_loop *loop);
+RA_API int ra_loop_run(ra_loop *loop);
 
 /* Runs one turn: waits at most timeout_ms (-1: until something happens; does
  * not block if nothing keeps the loop alive), dispatches fd events, then due
  * timers, then the deferred calls queued so far. Returns the number of
  * events, timers and deferred calls dispatched, or a negative errno. */
-int ra_loop_run_once(ra_loop *loop, int timeout_ms);
+RA_API int ra_loop_run_once(ra_loop *loop, int timeout_ms);
 
 /* Makes ra_loop_run return after the current turn. Safe from any callback. */
-void ra_loop_stop(ra_loop *loop);
+RA_API void ra_loop_stop(ra_loop *loop);
 
 /* Monotonic milliseconds, cached once per turn (cheap). */
-uint64_t ra_loop_now(const ra_loop *loop);
+RA_API uint64_t ra_loop_now(const ra_loop *loop);
 /* Re-reads the clock and updates the cached value. */
-uint64_t ra_loop_update_time(ra_loop *loop);
+RA_API uint64_t ra_loop_update_time(ra_loop *loop);
 
 /* ---- fd watches -------------------------------------------------------- */
 
@@ -61,10 +63,10 @@ typedef void (*ra_io_cb)(ra_loop *loop, int fd, unsigned events, void *ud);
 /* Watches fd for `events` (level-triggered), or changes the interest set and
  * callback of a watched fd. events == 0 keeps the fd registered but silent.
  * The change is queued and applied once before the next epoll_wait. */
-int ra_loop_watch(ra_loop *loop, int fd, unsigned events, ra_io_cb cb, void *ud);
+RA_API int ra_loop_watch(ra_loop *loop, int fd, unsigned events, ra_io_cb cb, void *ud);
 /* Stops watching fd (does not close it). No callback for fd runs after this,
  * even one already reported in the current turn. */
-void ra_loop_unwatch(ra_loop *loop, int fd);
+RA_API void ra_loop_unwatch(ra_loop *loop, int fd);
 
 /* ---- timers (binary min-heap: O(log n) start/stop, O(1) next due) ------ */
 
@@ -84,13 +86,13 @@ struct ra_timer {
   uint32_t flags;    /* private (unref); fits in the padding */
 };
 
-void ra_timer_init(ra_loop *loop, ra_timer *timer, ra_timer_cb cb, void *ud);
+RA_API void ra_timer_init(ra_loop *loop, ra_timer *timer, ra_timer_cb cb, void *ud);
 /* (Re)starts: fires after timeout_ms, then every repeat_ms if non-zero.
  * Returns -ENOMEM only if the heap could not grow. */
-int ra_timer_start(ra_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
+RA_API int ra_timer_start(ra_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
 /* Stops if active; safe to call on an inactive timer and from its callback. */
-void ra_timer_stop(ra_timer *timer);
-bool ra_timer_active(const ra_timer *timer);
+RA_API void ra_timer_stop(ra_timer *timer);
+RA_API bool ra_timer_active(const ra_timer *timer);
 
 /* ---- deferred calls: run at the end of the current turn (after the fd
  * events and timers; never inside the call that queued them), in FIFO order.
@@ -105,11 +107,11 @@ struct ra_defer {
   void *ud;
   bool queued;
 };
-void ra_defer_init(ra_defer *d, ra_defer_cb cb, void *ud);
+RA_API void ra_defer_init(ra_defer *d, ra_defer_cb cb, void *ud);
 /* Queues d (no-op if already queued). */
-void ra_loop_defer(ra_loop *loop, ra_defer *d);
+RA_API void ra_loop_defer(ra_loop *loop, ra_defer *d);
 /* Dequeues d if queued. */
-void ra_defer_cancel(ra_loop *loop, ra_defer *d);
+RA_API void ra_defer_cancel(ra_loop *loop, ra_defer *d);
 
 /* ---- signals (signalfd) ------------------------------------------------ */
 
@@ -118,15 +120,15 @@ typedef void (*ra_signal_cb)(ra_loop *loop, int signo, void *ud);
  * One handler per signal; cb == NULL removes it (and unblocks, unless it was
  * blocked before). ra_loop_free removes every handler. -EINVAL for SIGKILL,
  * SIGSTOP and out-of-range numbers. */
-int ra_loop_on_signal(ra_loop *loop, int signo, ra_signal_cb cb, void *ud);
+RA_API int ra_loop_on_signal(ra_loop *loop, int signo, ra_signal_cb cb, void *ud);
 
 /* ---- keep-alive references ---------------------------------------------
  * Handles that must not keep ra_loop_run alive by themselves (e.g. a
  * repeating housekeeping timer) may be "unref'd": the loop exits when only
  * unref'd things remain. */
-void ra_timer_unref(ra_timer *timer);
+RA_API void ra_timer_unref(ra_timer *timer);
 /* Undoes ra_timer_unref (timers start ref'd). Both are sticky across
  * stop/start. */
-void ra_timer_ref(ra_timer *timer);
+RA_API void ra_timer_ref(ra_timer *timer);
 
 #endif

@@ -3,6 +3,8 @@
 #ifndef RA_CORE_STR_H
 #define RA_CORE_STR_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,9 +31,9 @@ static inline ra_str ra_bytes_make(const uint8_t *p, size_t n) {
   s.len = n;
   return s;
 }
-ra_str ra_str_cstr(const char *s); /* s may be NULL: empty view */
-bool ra_str_eq(ra_str a, ra_str b);
-bool ra_str_eq_nocase(ra_str a, ra_str b);
-bool ra_str_eq_cstr(ra_str a, const char *b);
+RA_API ra_str ra_str_cstr(const char *s); /* s may be NULL: empty view */
+RA_API bool ra_str_eq(ra_str a, ra_str b);
+RA_API bool ra_str_eq_nocase(ra_str a, ra_str b);
+RA_API bool ra_str_eq_cstr(ra_str a, const char *b);
 
 #endif

@@ -13,6 +13,8 @@
 #ifndef RA_CORE_STREAM_H
 #define RA_CORE_STREAM_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -45,7 +47,7 @@ typedef struct ra_stream_cbs {
 /* Wraps a connected non-blocking socket; takes ownership of fd (closed in
  * every case, also on failure). cbs is copied. Returns 0 and *out, or
  * -EBADF, -ENOMEM, the watch's -errno and *out NULL. */
-int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_stream **out);
+RA_API int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_stream **out);
 
 /* Client side: resolves host (getaddrinfo, blocking only for names that are
  * not numeric addresses; "::1" and "[::1]" both work; "unix:PATH" connects
@@ -55,50 +57,50 @@ int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_
  * gone). Returns 0 if the attempt started (on_connect will be called exactly
  * once), or a negative errno (it will not be called). */
 typedef void (*ra_connect_cb)(ra_stream *s, int status, void *ud);
-int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
+RA_API int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
                       const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud);
 
-ra_loop *ra_stream_loop(const ra_stream *s);
-int ra_stream_fd(const ra_stream *s);
-void *ra_stream_userdata(const ra_stream *s);
-void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud);
+RA_API ra_loop *ra_stream_loop(const ra_stream *s);
+RA_API int ra_stream_fd(const ra_stream *s);
+RA_API void *ra_stream_userdata(const ra_stream *s);
+RA_API void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud);
 
 /* Writes at once what the kernel takes; copies and queues the rest.
  * Returns 0, -EPIPE after shutdown/close, or another negative errno if the
  * connection failed or memory ran out: the stream is then aborted (on_close
  * follows with that error). */
-int ra_stream_write(ra_stream *s, const void *data, size_t len);
-int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt);
+RA_API int ra_stream_write(ra_stream *s, const void *data, size_t len);
+RA_API int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt);
 /* Zero-copy: queues a reference to data; free_cb(free_ud) (may be NULL) is
  * called exactly once, when the bytes are written (possibly before this call
  * returns), when the stream is closed, or when this call fails. data must
  * stay valid and unchanged until then. */
-int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
+RA_API int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
                         void (*free_cb)(void *), void *free_ud);
 /* Bytes queued and not yet written to the kernel. */
-size_t ra_stream_queued(const ra_stream *s);
+RA_API size_t ra_stream_queued(const ra_stream *s);
 /* Defaults: high 1 MiB, low 256 KiB. Past high, reading pauses; on_drain
  * is called (and reading resumes) once a queue falls to low. */
-void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low);
+RA_API void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low);
 
-void ra_stream_pause_read(ra_stream *s);
-void ra_stream_resume_read(ra_stream *s);
+RA_API void ra_stream_pause_read(ra_stream *s);
+RA_API void ra_stream_resume_read(ra_stream *s);
 
 /* Closes the stream after a read or write has not happened for ms (0: off).
  * Re-armed by every successful read or write. */
-void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms);
+RA_API void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms);
 
 /* Half-close: shutdown(SHUT_WR) once the queue is flushed. */
-void ra_stream_shutdown(ra_stream *s);
+RA_API void ra_stream_shutdown(ra_stream *s);
 /* Graceful close: stops reading, flushes the queue (bounded by the idle
  * timeout, or 5 s if none: past it on_close gets -ETIMEDOUT), then closes.
  * On TCP it first sends FIN and discards input until the peer's FIN (at most
  * 2 s), so that a peer still sending gets our last bytes, not a reset.
  * Writes fail with -EPIPE from now on. on_close is called, deferred. */
-void ra_stream_close(ra_stream *s);
+RA_API void ra_stream_close(ra_stream *s);
 /* Immediate close: drops the queue (write_ref free_cbs run now). err is
  * passed to on_close (a positive errno is negated). on_close is called,
  * deferred. ra_stream_fd returns -1 from now on. */
-void ra_stream_abort(ra_stream *s, int err);
+RA_API void ra_stream_abort(ra_stream *s, int err);
 
 #endif

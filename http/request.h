@@ -10,6 +10,8 @@
 #ifndef RA_HTTP_REQUEST_H
 #define RA_HTTP_REQUEST_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,37 +24,37 @@ typedef struct ra_header {
   ra_str value;
 } ra_header;
 
-ra_str ra_req_method(const ra_req *req);   /* "GET", ... */
-ra_str ra_req_target(const ra_req *req);   /* as received: "/a%20b?x=1" */
-ra_str ra_req_path(const ra_req *req);     /* percent-decoded path, no query */
-ra_str ra_req_query(const ra_req *req);    /* raw query string, without '?' */
+RA_API ra_str ra_req_method(const ra_req *req);   /* "GET", ... */
+RA_API ra_str ra_req_target(const ra_req *req);   /* as received: "/a%20b?x=1" */
+RA_API ra_str ra_req_path(const ra_req *req);     /* percent-decoded path, no query */
+RA_API ra_str ra_req_query(const ra_req *req);    /* raw query string, without '?' */
 /* The percent-decoded value ('+' is a space) of the first `name` in the
  * query. Returns false if absent. The value is written to *out (decoded into
  * storage owned by the request). */
-bool ra_req_query_get(ra_req *req, const char *name, ra_str *out);
+RA_API bool ra_req_query_get(ra_req *req, const char *name, ra_str *out);
 
 /* Case-insensitive; the first header with that name. Returns false if absent. */
-bool ra_req_header(const ra_req *req, const char *name, ra_str *out);
-size_t ra_req_header_count(const ra_req *req);
+RA_API bool ra_req_header(const ra_req *req, const char *name, ra_str *out);
+RA_API size_t ra_req_header_count(const ra_req *req);
 /* i < ra_req_header_count(); names keep the case they arrived in. */
-ra_header ra_req_header_at(const ra_req *req, size_t i);
+RA_API ra_header ra_req_header_at(const ra_req *req, size_t i);
 
-ra_str ra_req_body(const ra_req *req);
+RA_API ra_str ra_req_body(const ra_req *req);
 /* A route's ":name" parameter (decoded), or the trailing wildcard as "*". */
-bool ra_req_param(const ra_req *req, const char *name, ra_str *out);
+RA_API bool ra_req_param(const ra_req *req, const char *name, ra_str *out);
 
 /* HTTP version as 10 or 11 (the tunnel reports 11). */
-int ra_req_http_version(const ra_req *req);
+RA_API int ra_req_http_version(const ra_req *req);
 /* True when the request came through an attested tunnel. */
-bool ra_req_attested(const ra_req *req);
+RA_API bool ra_req_attested(const ra_req *req);
 
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
  * with ra_router_handle(). All inputs are copied into the request. */
 /* 0 and *out, or -ENOMEM and *out NULL. */
-int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out);
-int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
-int ra_req_append_body(ra_req *req, const void *data, size_t len);
+RA_API int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out);
+RA_API int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
+RA_API int ra_req_append_body(ra_req *req, const void *data, size_t len);
 /* Zero-copy alternative to ra_req_append_body for a transport that holds the
  * whole body already (the tunnel's decrypted message): the body becomes the
  * view data[0..len), not copied. The request takes the buffer over:
@@ -61,9 +63,9 @@ int ra_req_append_body(ra_req *req, const void *data, size_t len);
  * and unchanged until then. Replaces any body appended before; appending
  * after it fails (-EINVAL). Returns 0, or -EINVAL (data NULL with len > 0;
  * free_cb has then run). */
-int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_cb)(void *), void *ud);
+RA_API int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_cb)(void *), void *ud);
 /* Frees a request that was never handed to a response (ra_res_new takes
  * ownership of it). */
-void ra_req_free(ra_req *req);
+RA_API void ra_req_free(ra_req *req);
 
 #endif

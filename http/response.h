@@ -12,6 +12,8 @@
 #ifndef RA_HTTP_RESPONSE_H
 #define RA_HTTP_RESPONSE_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,41 +25,41 @@
 typedef struct ra_res ra_res;
 
 /* Complete response. content_type may be NULL (no Content-Type header). */
-int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len);
+RA_API int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len);
 /* Complete response with text/plain; charset=utf-8. */
-int ra_res_send_text(ra_res *res, int status, const char *text);
+RA_API int ra_res_send_text(ra_res *res, int status, const char *text);
 /* ra_res_send_text with printf-style text (formatted on the stack when
  * short, else in a buffer freed before return). The response is always
  * ended: if the text cannot be made (-ENOMEM, -EINVAL for a bad format),
  * with a bodiless 500 instead, and that code is returned. */
-int ra_res_sendf(ra_res *res, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+RA_API int ra_res_sendf(ra_res *res, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Building a streamed response: set status and headers, then write chunks
  * and end. Without ra_res_set_content_length, an HTTP/1.1 transport uses
  * chunked encoding. */
-int ra_res_set_status(ra_res *res, int status);
+RA_API int ra_res_set_status(ra_res *res, int status);
 /* Copies name and value. Several headers with one name are allowed. */
-int ra_res_add_header(ra_res *res, const char *name, const char *value);
-int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value);
-int ra_res_set_content_length(ra_res *res, uint64_t len);
-int ra_res_write(ra_res *res, const void *data, size_t len);
-int ra_res_end(ra_res *res);
+RA_API int ra_res_add_header(ra_res *res, const char *name, const char *value);
+RA_API int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value);
+RA_API int ra_res_set_content_length(ra_res *res, uint64_t len);
+RA_API int ra_res_write(ra_res *res, const void *data, size_t len);
+RA_API int ra_res_end(ra_res *res);
 
 /* The request this response answers (valid as long as res). */
-ra_req *ra_res_req(const ra_res *res);
-ra_loop *ra_res_loop(const ra_res *res);
-bool ra_res_cancelled(const ra_res *res);
+RA_API ra_req *ra_res_req(const ra_res *res);
+RA_API ra_loop *ra_res_loop(const ra_res *res);
+RA_API bool ra_res_cancelled(const ra_res *res);
 /* Called once if the transport goes away before the response ends. */
 typedef void (*ra_res_cancel_cb)(ra_res *res, void *ud);
-void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
+RA_API void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
 /* For streaming handlers: bytes the transport holds unsent (0 if unknown). */
-size_t ra_res_pending(const ra_res *res);
+RA_API size_t ra_res_pending(const ra_res *res);
 /* For streaming handlers: cb runs whenever bytes held unsent fell low again
  * (the peer is reading): write while ra_res_pending() is small, then wait
  * for this instead of buffering without bound. NULL clears it. Not called
  * after the response ended or was cancelled. */
 typedef void (*ra_res_drain_cb)(ra_res *res, void *ud);
-void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
+RA_API void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
 
 /* Protocol upgrade (WebSocket): sends "101 Switching Protocols" with the
  * headers added to res and hands the raw stream to cb, with the bytes the
@@ -69,7 +71,7 @@ void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
  * hand-over (peer reset, server freed or shut down): cb must then only
  * release what ud holds. On an error return cb is never called. */
 typedef void (*ra_upgrade_cb)(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud);
-int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud);
+RA_API int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud);
 
 /* ---- for transports ----------------------------------------------------- */
 
@@ -92,11 +94,11 @@ typedef struct ra_res_sink_ops {
 /* Takes ownership of req on success (freed with the response): 0 and *out;
  * on -ENOMEM *out is NULL and req stays the caller's. ops must outlive the
  * response. */
-int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out);
+RA_API int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sink, ra_res **out);
 /* The transport is gone: runs on_cancel, detaches the sink (never called
  * again). Frees the response now if it had already ended. */
-void ra_res_cancel(ra_res *res);
+RA_API void ra_res_cancel(ra_res *res);
 /* The transport's unsent bytes fell low: runs the on_drain callback. */
-void ra_res_drained(ra_res *res);
+RA_API void ra_res_drained(ra_res *res);
 
 #endif

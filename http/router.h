@@ -20,6 +20,8 @@
 #ifndef RA_HTTP_ROUTER_H
 #define RA_HTTP_ROUTER_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 
 #include "raloop/http/request.h"
@@ -38,27 +40,27 @@ enum {
 };
 
 /* 0 and *out, or -ENOMEM and *out NULL. */
-int ra_router_new(ra_router **out);
+RA_API int ra_router_new(ra_router **out);
 /* Frees the routes, then runs the ra_router_on_free callbacks (last
  * registered first). */
-void ra_router_free(ra_router *r);
+RA_API void ra_router_free(ra_router *r);
 /* Registers fn(ud) to run when the router is freed: for state a layer above
  * allocated for its routes (e.g. a WebSocket route's handler block), so it
  * lives exactly as long as the routes pointing at it. */
-int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud);
+RA_API int ra_router_on_free(ra_router *r, void (*fn)(void *ud), void *ud);
 
 /* method: "GET", "POST", ... (an RFC 9110 token) or "*" for any. pattern is copied. Returns 0,
  * -EINVAL for a malformed pattern, -EEXIST for a duplicate method+pattern. */
-int ra_route(ra_router *r, const char *method, const char *pattern,
+RA_API int ra_route(ra_router *r, const char *method, const char *pattern,
              ra_handler handler, void *ud);
-int ra_route_ex(ra_router *r, const char *method, const char *pattern,
+RA_API int ra_route_ex(ra_router *r, const char *method, const char *pattern,
                 ra_handler handler, void *ud, unsigned flags);
 
 /* Removes the route method + pattern (both exactly as registered).
  * Cleanups registered with ra_router_on_free for its user data run now if
  * no other route has that user data (so a WebSocket route's handler block
  * goes with its route). Returns 0, -ENOENT (no such route), -EINVAL. */
-int ra_router_remove(ra_router *r, const char *method, const char *pattern);
+RA_API int ra_router_remove(ra_router *r, const char *method, const char *pattern);
 
 /* A lookup without dispatch (used by transports, e.g. the tunnel resolving
  * a WebSocket route). Fills params into req when req is not NULL. */
@@ -69,12 +71,12 @@ typedef struct ra_route_match {
 } ra_route_match;
 /* Returns 0 and fills *m; -ENOENT when no path matched; -EPERM when the
  * path matched but not the method. */
-int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req,
+RA_API int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req,
                     ra_route_match *m);
 
 /* Dispatches: match, then 404 / 405+Allow / 403 (attested-only) / OPTIONS /
  * HEAD-via-GET or the handler. Always ends up with res owned by the handler
  * or ended. */
-void ra_router_handle(ra_router *r, ra_req *req, ra_res *res);
+RA_API void ra_router_handle(ra_router *r, ra_req *req, ra_res *res);
 
 #endif

@@ -16,6 +16,8 @@
 #ifndef RA_HTTP_SERVER_H
 #define RA_HTTP_SERVER_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,33 +58,33 @@ typedef struct ra_http_server_opts {
 
 /* router must outlive the server. opts may be NULL (defaults). Returns 0
  * and *out, or -EINVAL (no loop or router), -ENOMEM and *out NULL. */
-int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts,
+RA_API int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts,
                        ra_http_server **out);
 /* Adds a listener; addr as in ra_listen(). May be called several times. */
-int ra_http_server_listen(ra_http_server *srv, const char *addr,
+RA_API int ra_http_server_listen(ra_http_server *srv, const char *addr,
                           const ra_listen_opts *opts);
 /* Port of the first TCP listener (useful with port 0). */
-uint16_t ra_http_server_port(const ra_http_server *srv);
-ra_loop *ra_http_server_loop(const ra_http_server *srv);
-ra_router *ra_http_server_router(const ra_http_server *srv);
+RA_API uint16_t ra_http_server_port(const ra_http_server *srv);
+RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);
+RA_API ra_router *ra_http_server_router(const ra_http_server *srv);
 
 /* Graceful stop: closes the listeners, closes idle keep-alive connections,
  * lets in-flight responses finish (Connection: close), and after deadline_ms
  * aborts what is left. done is called once no connection is left. */
 typedef void (*ra_http_shutdown_cb)(ra_http_server *srv, void *ud);
-void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms,
+RA_API void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms,
                              ra_http_shutdown_cb done, void *ud);
 /* Hooks run at the start of a shutdown (e.g. the WebSocket layer closing
  * upgraded connections with 1001). */
 typedef void (*ra_http_shutdown_hook)(ra_http_server *srv, void *ud);
-int ra_http_server_on_shutdown(ra_http_server *srv, ra_http_shutdown_hook hook, void *ud);
+RA_API int ra_http_server_on_shutdown(ra_http_server *srv, ra_http_shutdown_hook hook, void *ud);
 
 /* Aborts every connection and frees the server. */
-void ra_http_server_free(ra_http_server *srv);
+RA_API void ra_http_server_free(ra_http_server *srv);
 
 /* Formats the current time as an IMF-fixdate. Cached per second in a
  * thread-local buffer (valid until the next call on this thread). */
-const char *ra_http_date(ra_loop *loop);
-const char *ra_http_status_text(int status);
+RA_API const char *ra_http_date(ra_loop *loop);
+RA_API const char *ra_http_status_text(int status);
 
 #endif

@@ -4,15 +4,17 @@
 #ifndef RA_HTTP_TOKEN_H
 #define RA_HTTP_TOKEN_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 
 #include "raloop/core/buf.h"
 
 /* A token (method, header name): one or more tchar
  * ("!#$%&'*+-.^_`|~", digits, letters). */
-bool ra_http_token_valid(ra_str s);
+RA_API bool ra_http_token_valid(ra_str s);
 /* A field value: no NUL, CR or LF (they would inject headers or a body).
  * Other bytes, obs-text included, pass. May be empty. */
-bool ra_http_field_value_valid(ra_str s);
+RA_API bool ra_http_field_value_valid(ra_str s);
 
 #endif

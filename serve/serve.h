@@ -16,6 +16,8 @@
 #ifndef RA_SERVE_SERVE_H
 #define RA_SERVE_SERVE_H
 
+#include "raloop/core/api.h"
+
 #include <stdint.h>
 
 #include "raloop/attest/tunnel/server.h"
@@ -51,23 +53,23 @@ typedef struct ra_service ra_service;
  * copied (the strings it points at must outlive the service). Returns 0 and
  * *out, or a negative code (the listen address's error, the provider's, ...;
  * the reason is logged). */
-int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out);
-ra_loop *ra_service_loop(const ra_service *s);
-ra_http_server *ra_service_http(const ra_service *s);
+RA_API int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out);
+RA_API ra_loop *ra_service_loop(const ra_service *s);
+RA_API ra_http_server *ra_service_http(const ra_service *s);
 /* NULL with tee "none". */
-ra_tunnel_server *ra_service_tunnel(const ra_service *s);
+RA_API ra_tunnel_server *ra_service_tunnel(const ra_service *s);
 /* Runs until SIGINT/SIGTERM (then stops gracefully) or ra_service_stop.
  * Sets SIGPIPE to SIG_IGN for the process (a peer that hangs up must not
  * kill the service; write errors are handled per connection).
  * Returns 0, or a negative code if the loop failed. */
-int ra_service_run(ra_service *s);
+RA_API int ra_service_run(ra_service *s);
 /* Starts the graceful stop, as a signal would. Safe from any callback. */
-void ra_service_stop(ra_service *s);
+RA_API void ra_service_stop(ra_service *s);
 /* Frees the service and everything it created (not the router). */
-void ra_service_free(ra_service *s);
+RA_API void ra_service_free(ra_service *s);
 
 /* ra_service_new + ra_service_run + ra_service_free. Returns 0 after a
  * graceful stop, or a negative code. */
-int ra_serve(ra_router *router, const ra_serve_opts *opts);
+RA_API int ra_serve(ra_router *router, const ra_serve_opts *opts);
 
 #endif

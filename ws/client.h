@@ -10,6 +10,8 @@
 #ifndef RA_WS_CLIENT_H
 #define RA_WS_CLIENT_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +39,7 @@ typedef struct ra_ws_client_opts {
  * a header that is not a well-formed field, a subprotocol that is not an
  * RFC 9110 token), -EPROTONOSUPPORT, -ENOMEM, or the connect's own error; no
  * callback follows those. */
-int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
+RA_API int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
                   const ra_ws_handlers *h, void *ud, ra_ws **out);
 
 #endif

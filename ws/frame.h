@@ -16,6 +16,8 @@
 #ifndef RA_WS_FRAME_H
 #define RA_WS_FRAME_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +53,7 @@ static inline bool ra_ws_op_is_control(unsigned op) { return (op & 0x8) != 0; }
 
 /* True for a code a peer may send in a close frame: 1000-1003, 1007-1014,
  * 3000-4999 (1004-1006, 1015, other 1xxx and everything else are invalid). */
-bool ra_ws_close_code_valid(unsigned code);
+RA_API bool ra_ws_close_code_valid(unsigned code);
 
 /* A parsed frame header. */
 typedef struct ra_ws_frame {
@@ -101,27 +103,27 @@ typedef struct ra_ws_parser {
   const char *error;   /* after an error: static text for logs */
 } ra_ws_parser;
 
-void ra_ws_parser_init(ra_ws_parser *p, ra_ws_role role);
+RA_API void ra_ws_parser_init(ra_ws_parser *p, ra_ws_role role);
 
 /* Consumes a prefix of data[0..len) and fills *ev. Returns the number of
  * bytes consumed (possibly 0 with an event, e.g. the end of an empty frame),
  * or -EPROTO on a protocol violation: p->close_code and p->error tell why;
  * the parser is then dead (every later call fails the same way).
  * Call again with the rest while ev->type != RA_WS_EV_NONE. */
-long ra_ws_parse(ra_ws_parser *p, const uint8_t *data, size_t len, ra_ws_event *ev);
+RA_API long ra_ws_parse(ra_ws_parser *p, const uint8_t *data, size_t len, ra_ws_event *ev);
 
 /* Writes a frame header to out (>= RA_WS_MAX_HEADER bytes) with the
  * minimal length encoding; key == NULL for an unmasked frame. Returns the
  * header length. rsv is 0..7. No checks: callers pass valid frames. */
-size_t ra_ws_frame_header(uint8_t *out, bool fin, unsigned rsv, unsigned opcode,
+RA_API size_t ra_ws_frame_header(uint8_t *out, bool fin, unsigned rsv, unsigned opcode,
                           uint64_t len, const uint8_t *key);
 
 /* XORs buf[0..len) with key, starting at byte `offset` of the masked
  * payload. A word at a time, alignment-safe for any buffer. */
-void ra_ws_mask(uint8_t *buf, size_t len, const uint8_t key[4], uint64_t offset);
+RA_API void ra_ws_mask(uint8_t *buf, size_t len, const uint8_t key[4], uint64_t offset);
 /* Same, from src into dst (may be the same buffer, must not otherwise
  * overlap). */
-void ra_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+RA_API void ra_ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
                      const uint8_t key[4], uint64_t offset);
 
 #endif

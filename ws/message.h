@@ -17,6 +17,8 @@
 #ifndef RA_WS_MESSAGE_H
 #define RA_WS_MESSAGE_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,8 +51,8 @@ typedef struct ra_ws_assembler {
 
 /* role: which side we are (a server expects masked frames). max_message:
  * the largest data message accepted (0: 16 MiB). */
-void ra_ws_assembler_init(ra_ws_assembler *a, ra_ws_role role, uint64_t max_message);
-void ra_ws_assembler_free(ra_ws_assembler *a);
+RA_API void ra_ws_assembler_init(ra_ws_assembler *a, ra_ws_role role, uint64_t max_message);
+RA_API void ra_ws_assembler_free(ra_ws_assembler *a);
 
 /* Consumes a prefix of data[0..len) up to and including the end of the next
  * complete message. Returns the bytes consumed and sets out->opcode (0 if
@@ -60,7 +62,7 @@ void ra_ws_assembler_free(ra_ws_assembler *a);
  * sets a->close_code / a->error; the assembler is then dead.
  * out->data points into `data` or into the assembler and stays valid until
  * the next call or ra_ws_assembler_free. */
-long ra_ws_assembler_feed(ra_ws_assembler *a, const uint8_t *data, size_t len, ra_ws_msg *out);
+RA_API long ra_ws_assembler_feed(ra_ws_assembler *a, const uint8_t *data, size_t len, ra_ws_msg *out);
 
 /* True while a fragmented data message is partially received. */
 static inline bool ra_ws_assembler_in_message(const ra_ws_assembler *a) { return a->msg_op != 0; }

@@ -4,6 +4,8 @@
 #ifndef RA_WS_ROOM_H
 #define RA_WS_ROOM_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,21 +14,21 @@
 typedef struct ra_ws_room ra_ws_room;
 
 /* 0 and *out, or -ENOMEM and *out NULL. */
-int ra_ws_room_new(ra_ws_room **out);
+RA_API int ra_ws_room_new(ra_ws_room **out);
 /* Members leave (they are not closed). */
-void ra_ws_room_free(ra_ws_room *room);
+RA_API void ra_ws_room_free(ra_ws_room *room);
 /* A ws leaves every room by itself when it closes (before its on_close).
  * join: 0, -EEXIST if already a member, -EPIPE if ws is closing, -ENOMEM. */
-int ra_ws_room_join(ra_ws_room *room, ra_ws *ws);
-void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws);
-size_t ra_ws_room_size(const ra_ws_room *room);
+RA_API int ra_ws_room_join(ra_ws_room *room, ra_ws *ws);
+RA_API void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws);
+RA_API size_t ra_ws_room_size(const ra_ws_room *room);
 /* Sends the message to every open member except `except` (may be NULL).
  * Slow members get the message queued like any send (and are dropped past
  * their send_limit). Returns how many members it was sent to. */
-size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
+RA_API size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
                             const ra_ws *except);
 /* Starts the closing handshake (ra_ws_close) with every open member, e.g.
  * 1001 when the server shuts down. Members stay until their on_close. */
-void ra_ws_room_close_all(ra_ws_room *room, uint16_t code, const char *reason);
+RA_API void ra_ws_room_close_all(ra_ws_room *room, uint16_t code, const char *reason);
 
 #endif

@@ -10,6 +10,8 @@
 #ifndef RA_WS_UTF8_H
 #define RA_WS_UTF8_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,10 +25,10 @@ typedef struct ra_utf8 {
 
 static inline void ra_utf8_init(ra_utf8 *u) { u->need = 0; u->lo = 0x80; u->hi = 0xbf; u->bad = false; }
 /* Feeds bytes. Returns false once the input seen so far cannot be valid. */
-bool ra_utf8_feed(ra_utf8 *u, const uint8_t *s, size_t len);
+RA_API bool ra_utf8_feed(ra_utf8 *u, const uint8_t *s, size_t len);
 /* True when everything fed is valid and no sequence is left open. */
 static inline bool ra_utf8_complete(const ra_utf8 *u) { return !u->bad && u->need == 0; }
 /* Whole-buffer convenience. */
-bool ra_utf8_valid(const uint8_t *s, size_t len);
+RA_API bool ra_utf8_valid(const uint8_t *s, size_t len);
 
 #endif

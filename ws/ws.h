@@ -20,6 +20,8 @@
 #ifndef RA_WS_WS_H
 #define RA_WS_WS_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,16 +95,16 @@ typedef struct ra_ws_opts {
  * The route's bookkeeping is freed with the router (ra_router_on_free), or
  * when the route is removed (ra_router_remove(r, "GET", pattern)); an
  * upgrade still in flight on a removed route is dropped, not opened. */
-int ra_ws_route(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud);
-int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud,
+RA_API int ra_ws_route(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud);
+RA_API int ra_ws_route_ex(ra_router *r, const char *pattern, const ra_ws_handlers *h, void *ud,
                    const ra_ws_opts *opts, unsigned flags);
 
 /* For transports that resolve a WebSocket route themselves (the tunnel's
  * ws_connect): true when m is a route made by ra_ws_route, and then sets
  * *h and *ud to what it was registered with (and ra_ws_route_opts gives its
  * options); the pointers live as long as the router. */
-bool ra_ws_route_handlers(const ra_route_match *m, const ra_ws_handlers **h, void **ud);
-const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
+RA_API bool ra_ws_route_handlers(const ra_route_match *m, const ra_ws_handlers **h, void **ud);
+RA_API const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
 
 /* ---- sending ----------------------------------------------------------- */
 
@@ -113,8 +115,8 @@ const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
  * send_limit bytes piled up (on_close with 1006 follows, from the loop);
  * -ENOTCONN before on_open; -ENOMEM. data is copied or written before
  * the call returns. */
-int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
-int ra_ws_send_text(ra_ws *ws, const char *text);
+RA_API int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
+RA_API int ra_ws_send_text(ra_ws *ws, const char *text);
 
 /* Zero-copy send for transports that build whole messages in their own
  * buffers (the tunnel): like ra_ws_send, but the buffer is handed over. The
@@ -126,7 +128,7 @@ int ra_ws_send_text(ra_ws *ws, const char *text);
  * returns, also when it fails. Other sinks get a plain send. Same returns
  * as ra_ws_send. */
 #define RA_WS_SEND_ROOM 14
-int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
+RA_API int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
                      void (*free_cb)(void *), void *ud);
 
 /* Batching for a burst of small messages (the tunnel answering many
@@ -137,7 +139,7 @@ int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
  * gathered. Frame order and the bytes on the wire are
  * unchanged. Idempotent within a turn; no-op on sinks without a cork op
  * (the stream transport has one) and on a closing connection. */
-void ra_ws_cork(ra_ws *ws);
+RA_API void ra_ws_cork(ra_ws *ws);
 
 /* Sends a message in pieces: the first call starts a message of `type`,
  * later calls continue it (their type is ignored), the call with fin ends
@@ -146,11 +148,11 @@ void ra_ws_cork(ra_ws *ws);
  * Control frames (ping, close) may be sent in between; other messages may
  * not (-EBUSY). Same returns as ra_ws_send. On transports without
  * fragments (the tunnel), pieces are gathered and sent whole at fin. */
-int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len, bool fin);
+RA_API int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len, bool fin);
 
 /* Sends a ping with up to 125 bytes (-EINVAL beyond). -ENOTSUP on
  * transports without pings (the tunnel). Pongs are sent automatically. */
-int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
+RA_API int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
 
 /* Starts the closing handshake: sends a close frame with code (0: none, an
  * empty close payload) and reason (NULL or UTF-8, at most 123 bytes), then
@@ -158,28 +160,28 @@ int ra_ws_ping(ra_ws *ws, const void *data, size_t len);
  * connection. on_close follows. code must be one a peer may send
  * (ra_ws_close_code_valid: 1000-1003, 1007-1014, 3000-4999) and a reason
  * needs a code (-EINVAL otherwise). -EALREADY if already closing. */
-int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason);
+RA_API int ra_ws_close(ra_ws *ws, uint16_t code, const char *reason);
 
 /* Drops the connection without a closing handshake; on_close (1006)
  * follows from the loop, not from inside this call. */
-void ra_ws_terminate(ra_ws *ws);
+RA_API void ra_ws_terminate(ra_ws *ws);
 
 /* ---- inspection --------------------------------------------------------- */
 
-ra_loop *ra_ws_loop(const ra_ws *ws);
+RA_API ra_loop *ra_ws_loop(const ra_ws *ws);
 /* Bytes the transport holds unsent. */
-size_t ra_ws_buffered(const ra_ws *ws);
+RA_API size_t ra_ws_buffered(const ra_ws *ws);
 /* The negotiated subprotocol (empty if none), the request path it was opened
  * on (empty for client connections), both valid as long as ws. */
-ra_str ra_ws_protocol(const ra_ws *ws);
-ra_str ra_ws_path(const ra_ws *ws);
+RA_API ra_str ra_ws_protocol(const ra_ws *ws);
+RA_API ra_str ra_ws_path(const ra_ws *ws);
 /* True when the WebSocket runs inside an attested tunnel. */
-bool ra_ws_attested(const ra_ws *ws);
+RA_API bool ra_ws_attested(const ra_ws *ws);
 /* True from on_open until closing starts (either side). */
-bool ra_ws_is_open(const ra_ws *ws);
+RA_API bool ra_ws_is_open(const ra_ws *ws);
 /* A pointer of the application's, per connection (NULL initially). */
-void *ra_ws_userdata(const ra_ws *ws);
-void ra_ws_set_userdata(ra_ws *ws, void *p);
+RA_API void *ra_ws_userdata(const ra_ws *ws);
+RA_API void ra_ws_set_userdata(ra_ws *ws, void *p);
 
 /* ---- for transports ------------------------------------------------------
  * A transport (e.g. the attested tunnel) creates an ra_ws with its own sink,
@@ -220,23 +222,23 @@ typedef struct ra_ws_sink_ops {
 /* Creates a WebSocket handle that sends through ops/sink (ops must outlive
  * it). handlers is copied; opts may be NULL. Returns 0 and *out, or
  * -ENOMEM and *out NULL. */
-int ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
+RA_API int ra_ws_new_with_sink(ra_loop *loop, const ra_ws_sink_ops *ops, void *sink,
                         const ra_ws_handlers *h, void *ud, const ra_ws_opts *opts, ra_ws **out);
 /* Describes the connection (copied): request path, negotiated protocol,
  * whether the carrier is attested. Call before ra_ws_deliver_open. */
-int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);
+RA_API int ra_ws_set_info(ra_ws *ws, ra_str path, ra_str protocol, bool attested);
 /* Replaces the sink (e.g. a client whose connection got established). */
-void ra_ws_set_sink(ra_ws *ws, const ra_ws_sink_ops *ops, void *sink);
-void ra_ws_deliver_open(ra_ws *ws);
+RA_API void ra_ws_set_sink(ra_ws *ws, const ra_ws_sink_ops *ops, void *sink);
+RA_API void ra_ws_deliver_open(ra_ws *ws);
 /* data valid during the call. Text that is not UTF-8 is not delivered:
  * the WebSocket is closed with 1007 instead. */
-void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len);
-void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len);
+RA_API void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len);
+RA_API void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len);
 /* The sink's buffer fell to its low-water mark. */
-void ra_ws_deliver_drain(ra_ws *ws);
+RA_API void ra_ws_deliver_drain(ra_ws *ws);
 /* The end, exactly once: runs on_close, then frees ws as soon as no ra_ws
  * callback is running (at once when called from outside them). */
-void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason);
+RA_API void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason);
 
 /* Rooms (ra_ws_room_*) are declared in ws/room.h, part of this API. */
 #include "raloop/ws/room.h"

@@ -4,6 +4,8 @@
 #ifndef RA_ATTEST_PCK_H
 #define RA_ATTEST_PCK_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +27,6 @@ typedef struct ra_pck_info {
  * OCTET STRING). Returns 0, or -EBADMSG when the DER is malformed or a
  * mandatory field (PPID, TCB, PCE ID, FMSPC, SGX type) is missing or has
  * the wrong size. Does not keep der. */
-int ra_pck_parse_ext(const uint8_t *der, size_t len, ra_pck_info *out);
+RA_API int ra_pck_parse_ext(const uint8_t *der, size_t len, ra_pck_info *out);
 
 #endif

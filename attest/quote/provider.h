@@ -36,6 +36,8 @@
 #ifndef RA_ATTEST_PROVIDER_H
 #define RA_ATTEST_PROVIDER_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -62,7 +64,7 @@ typedef struct ra_quote_evidence {
   bool binds_key;
 } ra_quote_evidence;
 
-void ra_quote_evidence_clear(ra_quote_evidence *ev);
+RA_API void ra_quote_evidence_clear(ra_quote_evidence *ev);
 
 typedef struct ra_quote_provider ra_quote_provider;
 
@@ -78,17 +80,17 @@ typedef struct ra_quote_provider_ops {
 
 /* Wraps an implementation. ops must outlive the provider; self is owned by
  * the provider from here on (freed by ops->free_self, also on failure). */
-int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key,
+RA_API int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key,
                           bool simulated, ra_quote_provider **out);
 
 /* file: reads path now (at most 1 MiB), decoding binary, hex or base64.
  * Errors: -errno from open/read, -EINVAL (undecodable or empty), -ENOMEM.
  * On error *out is NULL and the details (path, why) are logged. */
-int ra_quote_provider_file(const char *path, ra_quote_provider **out);
+RA_API int ra_quote_provider_file(const char *path, ra_quote_provider **out);
 
 /* sim: opens the simulated TEE in dir (ra_sim_open); errors as it, logged
  * with the directory. */
-int ra_quote_provider_sim(const char *dir, ra_quote_provider **out);
+RA_API int ra_quote_provider_sim(const char *dir, ra_quote_provider **out);
 
 /* tsm: root NULL means RA_TSM_DEFAULT_ROOT. entry NULL: a fresh entry
  * "raloop-<pid>-<n>" is created for each report and removed afterwards;
@@ -97,44 +99,44 @@ int ra_quote_provider_sim(const char *dir, ra_quote_provider **out);
  * service). Fails with -ENODEV (and logs why) when root does not exist
  * (not a TDX/SEV-SNP guest, or configfs not mounted), -EINVAL for a bad
  * entry name. */
-int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out);
+RA_API int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider **out);
 
 /* Whether configfs-tsm is offered at root (NULL: the default). */
-bool ra_tsm_available(const char *root);
+RA_API bool ra_tsm_available(const char *root);
 
 /* auto: tsm at the default root when the kernel offers it, the simulated
  * TEE in sim_dir (NULL: ra_sim_default_dir()) otherwise. Choosing the sim
  * logs a loud warning; ra_quote_provider_simulated() / _name() ("sim",
  * "tsm") tell the caller which one it got. */
-int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
+RA_API int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
 
 /* One of the above by name, as programs take it on their command line
  * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
  * "file:PATH". Returns what that constructor returns, or -EINVAL (logged)
  * for any other spec. */
-int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
+RA_API int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
 
 /* Produces evidence for x25519_pub. *ev is overwritten (not cleared
  * first); on failure it is left empty and why is logged. Returns 0 or a
  * negative code (errno or RA_ERR_*). */
-int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
+RA_API int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
                           ra_quote_evidence *ev);
 
 /* The provider's kind: "file", "sim", "tsm" (or a custom ops->name).
  * Static storage; NULL for NULL. */
-const char *ra_quote_provider_name(const ra_quote_provider *p);
+RA_API const char *ra_quote_provider_name(const ra_quote_provider *p);
 /* Whether the evidence binds the key (false for file: tell clients/logs). */
-bool ra_quote_provider_binds_key(const ra_quote_provider *p);
+RA_API bool ra_quote_provider_binds_key(const ra_quote_provider *p);
 /* Whether the quotes are simulated (say so loudly at start-up and in logs). */
-bool ra_quote_provider_simulated(const ra_quote_provider *p);
+RA_API bool ra_quote_provider_simulated(const ra_quote_provider *p);
 /* For the sim provider: the root certificate clients must pin; NULL for
  * other providers. Valid until ra_quote_provider_free(). */
-const char *ra_quote_provider_sim_root(const ra_quote_provider *p);
+RA_API const char *ra_quote_provider_sim_root(const ra_quote_provider *p);
 
-void ra_quote_provider_free(ra_quote_provider *p);
+RA_API void ra_quote_provider_free(ra_quote_provider *p);
 
 /* ITA's iat text for time t: "YYYY-MM-DD HH:MM:SS +0000 UTC" (29 chars +
  * NUL in out, outlen >= 30). Returns the length, or -EINVAL. */
-int ra_quote_iat_format(int64_t t, char *out, size_t outlen);
+RA_API int ra_quote_iat_format(int64_t t, char *out, size_t outlen);
 
 #endif

@@ -21,6 +21,8 @@
 #ifndef RA_ATTEST_QUOTE_H
 #define RA_ATTEST_QUOTE_H
 
+#include "raloop/core/api.h"
+
 #include "raloop/core/error.h"
 
 #include <errno.h>
@@ -134,14 +136,14 @@ typedef struct ra_quote {
  * Errors: RA_ERR_QUOTE_TRUNCATED, _MALFORMED, _UNSUPPORTED (*q is then
  * partly filled; do not use it). Trailing bytes after the signature data
  * are tolerated (some providers pad quotes) and reported in q->trailing. */
-int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q);
+RA_API int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q);
 
 /* True when the quote comes from a debug enclave (attributes bit 1) or a TD
  * under debug (any of td_attributes bits 7:0, the TUD group: DEBUG and the
  * TDX 1.5 profiling bits). */
-int ra_quote_is_debug(const ra_quote *q);
+RA_API int ra_quote_is_debug(const ra_quote *q);
 
 /* The 64-byte report_data of the quote body (SGX or TD). */
-const uint8_t *ra_quote_report_data(const ra_quote *q);
+RA_API const uint8_t *ra_quote_report_data(const ra_quote *q);
 
 #endif

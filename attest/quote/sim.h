@@ -32,6 +32,8 @@
 #ifndef RA_ATTEST_SIM_H
 #define RA_ATTEST_SIM_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,7 +60,7 @@ typedef struct ra_sim_td {
  *   td_attributes = 0x0000001000000000 (SEPT_VE_DISABLE; bit 0 DEBUG clear)
  *   xfam     = 0x00000000000602e7
  *   tee_tcb_svn = 05 01 02 00 .. 00 */
-void ra_sim_td_default(ra_sim_td *td);
+RA_API void ra_sim_td_default(ra_sim_td *td);
 
 /* Opens the simulated TEE whose keys live in dir. On first use creates dir
  * (mode 0700, parents too) and the hierarchy; afterwards loads it. Processes
@@ -67,41 +69,41 @@ void ra_sim_td_default(ra_sim_td *td);
  * winner's). dir is copied. *out is freed with ra_sim_free().
  * Returns 0, -EINVAL (bad arguments, or a corrupt/mismatched bundle),
  * -ENOMEM, -EIO (OpenSSL failure), or -errno from the file system. */
-int ra_sim_open(const char *dir, ra_sim **out);
+RA_API int ra_sim_open(const char *dir, ra_sim **out);
 
 /* Emits a TDX v4 quote for report_data (64 bytes) with the given TD
  * (NULL: ra_sim_td_default()). *quote is malloc'd, the caller frees it.
  * Returns 0, -EINVAL, -ENOMEM, -EIO. */
-int ra_sim_quote(ra_sim *sim, const ra_sim_td *td, const uint8_t report_data[64], uint8_t **quote,
+RA_API int ra_sim_quote(ra_sim *sim, const ra_sim_td *td, const uint8_t report_data[64], uint8_t **quote,
                  size_t *len);
 
 /* Path of the root certificate (PEM), to pin in a verifier. Valid until
  * ra_sim_free(). */
-const char *ra_sim_root_pem_path(const ra_sim *sim);
+RA_API const char *ra_sim_root_pem_path(const ra_sim *sim);
 /* Path of the PCK chain (PEM: leaf, intermediate, root). Valid until
  * ra_sim_free(). */
-const char *ra_sim_chain_pem_path(const ra_sim *sim);
+RA_API const char *ra_sim_chain_pem_path(const ra_sim *sim);
 /* The directory (as given). Valid until ra_sim_free(). */
-const char *ra_sim_dir(const ra_sim *sim);
+RA_API const char *ra_sim_dir(const ra_sim *sim);
 
 /* A CRL issued by the simulated root (which = 0: lists the intermediate
  * when revoke is non-zero) or by the simulated PCK Platform CA (which = 1:
  * lists the PCK leaf when revoke is non-zero), DER-encoded, valid from
  * now-1 day for 30 days. For tests of CRL handling. *der is malloc'd, the
  * caller frees it. Returns 0, -EINVAL, -ENOMEM, -EIO. */
-int ra_sim_crl(ra_sim *sim, int which, int revoke, uint8_t **der, size_t *len);
+RA_API int ra_sim_crl(ra_sim *sim, int which, int revoke, uint8_t **der, size_t *len);
 
-void ra_sim_free(ra_sim *sim);
+RA_API void ra_sim_free(ra_sim *sim);
 
 /* Where the simulated TEE keeps its keys by default (for --sim-dir):
  * $XDG_STATE_HOME/raloop/sim, else $HOME/.local/state/raloop/sim (each only
  * if absolute). Returns 0, -EINVAL, -ENOENT (neither set), -ENAMETOOLONG. */
-int ra_sim_default_dir(char *out, size_t outlen);
+RA_API int ra_sim_default_dir(char *out, size_t outlen);
 
 /* The TDX key binding of PROTOCOL.md §4, as the reference client checks it:
  * report_data = SHA-512(val || iat || x25519_pub). Returns 0, or -ENOMEM/-EIO
  * (report_data is then zeroed, so that it matches nothing). */
-int ra_sim_tdx_binding(const uint8_t *val, size_t val_len, const uint8_t *iat, size_t iat_len,
+RA_API int ra_sim_tdx_binding(const uint8_t *val, size_t val_len, const uint8_t *iat, size_t iat_len,
                        const uint8_t x25519_pub[32], uint8_t report_data[64]);
 
 #endif

@@ -23,6 +23,8 @@
 #ifndef RA_ATTEST_VERIFY_H
 #define RA_ATTEST_VERIFY_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,8 +61,8 @@ typedef enum ra_check_status {
   RA_CHECK_SKIPPED, /* not requested by the policy / options */
 } ra_check_status;
 
-const char *ra_check_name(ra_check c); /* "chain", "qe_signature", ... */
-const char *ra_check_status_name(ra_check_status s);
+RA_API const char *ra_check_name(ra_check c); /* "chain", "qe_signature", ... */
+RA_API const char *ra_check_status_name(ra_check_status s);
 
 typedef struct ra_verdict {
   int err;       /* 0 when valid, else the RA_ERR_* code of the first failure */
@@ -180,16 +182,16 @@ enum {
 
 /* Creates a verifier pinning the Intel SGX Root CA (compiled in), unless
  * flags has RA_VERIFIER_NO_DEFAULT_ROOT. Returns 0, -ENOMEM. */
-int ra_verifier_new(unsigned flags, ra_verifier **out);
-void ra_verifier_free(ra_verifier *v);
+RA_API int ra_verifier_new(unsigned flags, ra_verifier **out);
+RA_API void ra_verifier_free(ra_verifier *v);
 
 /* Pins further roots: every certificate in data (PEM, one or more; or
  * DER), each of which must be a self-signed CA certificate (basicConstraints
  * CA:TRUE, signature verifying with its own key), else -EINVAL and none is
  * added. Returns the number added (> 0), -EINVAL, -ENOMEM; the _file
  * variant also -errno. data is not kept. */
-int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len);
-int ra_verifier_add_root_file(ra_verifier *v, const char *path);
+RA_API int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len);
+RA_API int ra_verifier_add_root_file(ra_verifier *v, const char *path);
 
 /* Adds a CRL (DER, or PEM with one or more CRLs). It is applied to every
  * certificate of each chain verified later whose issuer it names, once its
@@ -202,8 +204,8 @@ int ra_verifier_add_root_file(ra_verifier *v, const char *path);
  * parses, DER must be exactly one CRL (trailing whitespace/NULs aside);
  * otherwise -EINVAL and nothing is added. Returns the number added,
  * -EINVAL, -ENOMEM (file: also -errno). */
-int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len);
-int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
+RA_API int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len);
+RA_API int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
 
 /* Parses and verifies quote[0..len). Fills *vd (always). Returns 0 when
  * every check passed, else -EACCES (vd->err says why), or -EINVAL when v
@@ -211,10 +213,10 @@ int ra_verifier_add_crl_file(ra_verifier *v, const char *path);
  * failed one still run, so that vd->checks shows everything wrong; vd->err
  * is the first failure in RA_CHECK_* order. The quote is borrowed for the
  * call. */
-int ra_verify_quote(ra_verifier *v, const uint8_t *quote, size_t len, const ra_verify_opts *opts,
+RA_API int ra_verify_quote(ra_verifier *v, const uint8_t *quote, size_t len, const ra_verify_opts *opts,
                     const ra_policy *policy, ra_verdict *vd);
 
 /* The Intel SGX Root CA compiled into the library (PEM, NUL-terminated). */
-extern const char ra_intel_sgx_root_ca_pem[];
+RA_API extern const char ra_intel_sgx_root_ca_pem[];
 
 #endif

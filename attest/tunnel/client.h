@@ -20,6 +20,8 @@
 #ifndef RA_ATTEST_TUNNEL_CLIENT_H
 #define RA_ATTEST_TUNNEL_CLIENT_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,22 +62,22 @@ typedef struct ra_tunnel_client_opts {
 /* origin: "http://HOST[:PORT]" (or "ws://"; a trailing path is ignored).
  * opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
  * verifier), -EPROTONOSUPPORT (https/wss), -ENOMEM. */
-int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
+RA_API int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out);
 
 /* Fails every pending request (-ECANCELED; callbacks run inside this call),
  * closes tunnelled sockets and the control channel, frees c. Must not be
  * called from inside a callback of c's: defer it. */
-void ra_tunnel_client_free(ra_tunnel_client *c);
+RA_API void ra_tunnel_client_free(ra_tunnel_client *c);
 
-bool ra_tunnel_client_ready(const ra_tunnel_client *c);
+RA_API bool ra_tunnel_client_ready(const ra_tunnel_client *c);
 /* The verdict of the last handshake (valid until the next one / free). */
-const ra_verdict *ra_tunnel_client_verdict(const ra_tunnel_client *c);
+RA_API const ra_verdict *ra_tunnel_client_verdict(const ra_tunnel_client *c);
 /* The server's X25519 key once server_kx arrived (32 bytes), else NULL. */
-const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c);
+RA_API const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c);
 /* The quote of the last server_kx (a copy, valid until the next one / free),
  * NULL before any. */
-const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);
+RA_API const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);
 
 typedef struct ra_tunnel_request {
   const char *method;        /* NULL: "GET" */
@@ -117,13 +119,13 @@ typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel
 /* Sends (or queues until the handshake) one request; everything in req is
  * copied. cb runs exactly once, never from inside this call. Returns 0 or
  * -ENOMEM / -EINVAL (no url). */
-int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb, void *ud);
+RA_API int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb, void *ud);
 
 /* A tunnelled WebSocket to url ("ws://HOST:PORT/path"): on_open after the
  * server's ws_event open; on_close (1006 and the server's reason) on
  * ws_event error or when the tunnel drops. protocols may be NULL. Returns 0
  * and *out (valid until on_close returns), or -ENOMEM. */
-int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const *protocols,
+RA_API int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const *protocols,
                          size_t n_protocols, const ra_ws_handlers *h, void *ud, ra_ws **out);
 
 #endif

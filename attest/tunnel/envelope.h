@@ -16,6 +16,8 @@
 #ifndef RA_ATTEST_ENVELOPE_H
 #define RA_ATTEST_ENVELOPE_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,20 +31,20 @@
 
 /* Must be called once before any other function (idempotent; sodium_init).
  * Returns 0 or -EIO. */
-int ra_env_init(void);
+RA_API int ra_env_init(void);
 
 /* A fresh X25519 key pair (crypto_box_keypair). */
-int ra_env_keypair(uint8_t pk[RA_ENV_PK_BYTES], uint8_t sk[RA_ENV_SK_BYTES]);
+RA_API int ra_env_keypair(uint8_t pk[RA_ENV_PK_BYTES], uint8_t sk[RA_ENV_SK_BYTES]);
 /* A fresh random symmetric key. */
-void ra_env_random_key(uint8_t key[RA_ENV_KEY_BYTES]);
+RA_API void ra_env_random_key(uint8_t key[RA_ENV_KEY_BYTES]);
 
 /* Client: out = crypto_box_seal(key, server_pk). Returns 0 or -EINVAL (a
  * public key libsodium refuses, e.g. a small-order point). */
-int ra_env_seal_key(const uint8_t key[RA_ENV_KEY_BYTES], const uint8_t server_pk[RA_ENV_PK_BYTES],
+RA_API int ra_env_seal_key(const uint8_t key[RA_ENV_KEY_BYTES], const uint8_t server_pk[RA_ENV_PK_BYTES],
                     uint8_t out[RA_ENV_SEALED_KEY_BYTES]);
 /* Server: opens a sealed key. Returns 0, or -EBADMSG when sealed is not
  * exactly 80 bytes or does not open with this key pair. */
-int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8_t pk[RA_ENV_PK_BYTES],
+RA_API int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8_t pk[RA_ENV_PK_BYTES],
                     const uint8_t sk[RA_ENV_SK_BYTES], uint8_t key[RA_ENV_KEY_BYTES]);
 
 /* A reusable message buffer. Zero-initialised is valid and empty. pool
@@ -61,7 +63,7 @@ typedef struct ra_env_buf {
   uint8_t nonces[RA_ENV_NONCE_BYTES * RA_ENV_NONCE_BATCH];
 } ra_env_buf;
 /* Frees b's memory (b stays usable, empty; its pool is kept). */
-void ra_env_buf_free(ra_env_buf *b);
+RA_API void ra_env_buf_free(ra_env_buf *b);
 
 /* Lending a buffer's memory out, for zero-copy hand-offs: a sealed message
  * queued by a stream (ra_ws_send_owned), a decrypted request body held by a
@@ -78,10 +80,10 @@ void ra_env_buf_free(ra_env_buf *b);
  * like the loop. */
 #define RA_ENV_SPARE_MAX ((size_t)4 << 20)
 /* Returns 0 and *out, or -ENOMEM (*out NULL). */
-int ra_env_pool_new(size_t max_spares, ra_env_pool **out);
-void ra_env_pool_free(ra_env_pool *p);
-void *ra_env_buf_lend(ra_env_buf *b);
-void ra_env_buf_return(void *token);
+RA_API int ra_env_pool_new(size_t max_spares, ra_env_pool **out);
+RA_API void ra_env_pool_free(ra_env_pool *p);
+RA_API void *ra_env_buf_lend(ra_env_buf *b);
+RA_API void ra_env_buf_return(void *token);
 
 /* Sealing, in three steps:
  *   size_t n = encode(NULL, 0, ...);                 // measure the plaintext
@@ -94,24 +96,24 @@ void ra_env_buf_return(void *token);
  * overwritten: a WebSocket frame header is written there in place
  * (ra_ws_send_owned). */
 #define RA_ENV_FRAME_ROOM 16
-uint8_t *ra_env_seal_begin(ra_env_buf *b, size_t plain_len);
-void ra_env_seal_end(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t plain_len,
+RA_API uint8_t *ra_env_seal_begin(ra_env_buf *b, size_t plain_len);
+RA_API void ra_env_seal_end(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t plain_len,
                      const uint8_t **msg, size_t *msg_len);
 /* Growing a message while it is written (a response body arriving in
  * pieces): like seal_begin, but the first `keep` plaintext bytes already
  * written survive (copied if the buffer has to move). NULL on -ENOMEM. */
-uint8_t *ra_env_seal_extend(ra_env_buf *b, size_t keep, size_t plain_len);
+RA_API uint8_t *ra_env_seal_extend(ra_env_buf *b, size_t keep, size_t plain_len);
 /* seal_end for a plaintext that starts `off` bytes after the pointer
  * seal_begin returned (e.g. a head moved forward once a length header
  * turned out shorter than the room left for it). */
-void ra_env_seal_end_at(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t off,
+RA_API void ra_env_seal_end_at(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t off,
                         size_t plain_len, const uint8_t **msg, size_t *msg_len);
 
 /* Opening: decrypts an envelope's ciphertext (MAC || encrypted bytes, as on
  * the wire) into b. Returns 0 and sets *plain / *plain_len (valid until the
  * next use of b), -EBADMSG if the ciphertext is shorter than the MAC or
  * does not authenticate, -ENOMEM. */
-int ra_env_open(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES],
+RA_API int ra_env_open(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES],
                 const uint8_t nonce[RA_ENV_NONCE_BYTES], const uint8_t *ct, size_t ct_len,
                 const uint8_t **plain, size_t *plain_len);
 
@@ -135,10 +137,10 @@ typedef struct ra_replay {
 } ra_replay;
 #define RA_REPLAY_DEFAULT_LIMIT (1u << 18) /* 262144 envelopes: 4 MiB of table at most */
 /* limit 0: the default. */
-void ra_replay_init(ra_replay *r, size_t limit);
+RA_API void ra_replay_init(ra_replay *r, size_t limit);
 /* Returns 0 (new: recorded), -EEXIST (seen before), -ENOSPC (limit
  * reached), -ENOMEM. */
-int ra_replay_check(ra_replay *r, const uint8_t nonce[RA_ENV_NONCE_BYTES]);
-void ra_replay_free(ra_replay *r);
+RA_API int ra_replay_check(ra_replay *r, const uint8_t nonce[RA_ENV_NONCE_BYTES]);
+RA_API void ra_replay_free(ra_replay *r);
 
 #endif

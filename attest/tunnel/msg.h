@@ -28,6 +28,8 @@
 #ifndef RA_ATTEST_TUNNEL_MSG_H
 #define RA_ATTEST_TUNNEL_MSG_H
 
+#include "raloop/core/api.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -57,7 +59,7 @@ typedef enum ra_tmsg_type {
   RA_TMSG_WS_EVENT,
 } ra_tmsg_type;
 
-const char *ra_tmsg_type_name(ra_tmsg_type t); /* "http_request", ... */
+RA_API const char *ra_tmsg_type_name(ra_tmsg_type t); /* "http_request", ... */
 
 typedef enum { RA_TMSG_VD_NONE = 0, RA_TMSG_VD_NONCE, RA_TMSG_VD_BYTES } ra_tmsg_vd_kind;
 typedef enum { RA_TMSG_DT_NONE = 0, RA_TMSG_DT_STRING, RA_TMSG_DT_ARRAYBUFFER, RA_TMSG_DT_OTHER } ra_tmsg_data_type;
@@ -136,7 +138,7 @@ typedef struct ra_tmsg {
 /* Decodes one message: `data` must be exactly one CBOR item. Returns 0 and
  * fills *out (views into data), or -EBADMSG. A well-formed map whose `type`
  * is unknown decodes as RA_TMSG_UNKNOWN (callers drop it). */
-int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out);
+RA_API int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out);
 
 /* Header iteration: each (name, value) pair in order; a name whose value is
  * an array yields one pair per element; null/undefined values are skipped.
@@ -148,10 +150,10 @@ typedef struct ra_tmsg_iter {
   bool arr_indef;
   ra_str cur_name;
 } ra_tmsg_iter;
-void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_str seq);
-bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value);
+RA_API void ra_tmsg_iter_init(ra_tmsg_iter *it, ra_str seq);
+RA_API bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value);
 /* Protocols (array of text). */
-bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
+RA_API bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
 
 /* Header names and values as the bytes of an HTTP/1.1 header: the inverse
  * of the encoders' mapping (each code point up to U+00FF is one byte, as a
@@ -162,13 +164,13 @@ bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value);
  * after the last use of *seq) and returns 0. -EILSEQ: some name or value is
  * not UTF-8 or has a code point above U+00FF (*seq untouched); -ENOMEM.
  * *owned is NULL unless a copy was made. */
-int ra_tmsg_headers_to_bytes(ra_str *seq, uint8_t **owned);
+RA_API int ra_tmsg_headers_to_bytes(ra_str *seq, uint8_t **owned);
 
 /* ---- encoders ----------------------------------------------------------
  * Each returns the encoded size; the message is in out only when the size
  * is <= cap (never written past cap). Inputs are read during the call only. */
 
-size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap);
+RA_API size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap);
 
 typedef struct ra_tmsg_server_kx_out {
   const uint8_t *x25519_public_key; /* 32 bytes */
@@ -178,17 +180,17 @@ typedef struct ra_tmsg_server_kx_out {
   ra_str vd_val, vd_iat, vd_signature, vd_bytes;
   const char *vcek_cert, *ask_cert, *ark_cert; /* vcek NULL: sev_snp_data null */
 } ra_tmsg_server_kx_out;
-size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m);
+RA_API size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m);
 
-size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len);
+RA_API size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len);
 
 /* The `enc` envelope up to and including the head of the ciphertext byte
  * string: the caller puts ct_len ciphertext bytes right after it (the
  * envelope module encrypts in place there). At most RA_TMSG_ENC_HEAD_MAX. */
 #define RA_TMSG_ENC_HEAD_MAX 64
-size_t ra_tmsg_encode_enc_head(uint8_t *out, size_t cap, const uint8_t nonce[24], size_t ct_len);
+RA_API size_t ra_tmsg_encode_enc_head(uint8_t *out, size_t cap, const uint8_t nonce[24], size_t ct_len);
 /* The complete envelope (tests, tools). */
-size_t ra_tmsg_encode_enc(uint8_t *out, size_t cap, const uint8_t nonce[24],
+RA_API size_t ra_tmsg_encode_enc(uint8_t *out, size_t cap, const uint8_t nonce[24],
                           const uint8_t *ct, size_t ct_len);
 
 typedef enum {
@@ -213,7 +215,7 @@ typedef struct ra_tmsg_http_request_out {
   const void *body;
   size_t body_len;
 } ra_tmsg_http_request_out;
-size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m);
+RA_API size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m);
 
 typedef struct ra_tmsg_http_response_out {
   ra_str request_id;
@@ -227,24 +229,24 @@ typedef struct ra_tmsg_http_response_out {
   size_t body_len;
   const char *error;        /* NULL: no `error` field */
 } ra_tmsg_http_response_out;
-size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
+RA_API size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
 /* The same message up to and including the key "body" (m->error must be
  * NULL): the caller appends the body's value (a byte string head and the
  * bytes, or null), e.g. body pieces written in place as they come. The
  * fields has_body, body_is_text, body, body_len are not read. */
-size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
+RA_API size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
 /* The head of a byte string of len bytes (shortest form), at most 9 bytes;
  * returns its length. */
-size_t ra_str_head(uint8_t out[9], size_t len);
+RA_API size_t ra_str_head(uint8_t out[9], size_t len);
 
-size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id, ra_str url,
+RA_API size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id, ra_str url,
                                  const ra_str *protocols, size_t n_protocols);
-size_t ra_tmsg_encode_ws_message(uint8_t *out, size_t cap, ra_str connection_id, bool is_text,
+RA_API size_t ra_tmsg_encode_ws_message(uint8_t *out, size_t cap, ra_str connection_id, bool is_text,
                                  const void *data, size_t len);
 /* code < 0: no code; reason.ptr NULL: no reason. */
-size_t ra_tmsg_encode_ws_close(uint8_t *out, size_t cap, ra_str connection_id, int code, ra_str reason);
+RA_API size_t ra_tmsg_encode_ws_close(uint8_t *out, size_t cap, ra_str connection_id, int code, ra_str reason);
 /* code < 0 / reason.ptr NULL / error NULL: field left out. */
-size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, ra_tmsg_event ev,
+RA_API size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, ra_tmsg_event ev,
                                int code, ra_str reason, const char *error);
 
 #endif

@@ -39,6 +39,8 @@
 #ifndef RA_ATTEST_TUNNEL_SERVER_H
 #define RA_ATTEST_TUNNEL_SERVER_H
 
+#include "raloop/core/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,17 +88,17 @@ typedef struct ra_tunnel_server_opts {
  * returns). Returns 0 and *out, or a negative code (-ENOMEM, -EIO, the
  * provider's error, the router's -EEXIST / -EINVAL) with *out NULL; why
  * (the provider's message, a route conflict...) goes to the log. */
-int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
+RA_API int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
                          const ra_tunnel_server_opts *opts, ra_tunnel_server **out);
 
 /* Removes the control-channel route from the router (a later request to it
  * gets the router's 404), drops every control connection (their pending
  * responses are cancelled, their tunnelled WebSockets closed) and frees the
  * server. May come before or after the HTTP server's free. */
-void ra_tunnel_server_free(ra_tunnel_server *ts);
+RA_API void ra_tunnel_server_free(ra_tunnel_server *ts);
 
 /* The server's X25519 public key (32 bytes, valid as long as ts). */
-const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *ts);
+RA_API const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *ts);
 
 typedef struct ra_tunnel_stats {
   uint64_t tunnels_open;      /* control connections now */
@@ -115,6 +117,6 @@ typedef struct ra_tunnel_stats {
   uint64_t sockets_opened;    /* tunnelled WebSockets */
   uint64_t heartbeat_drops;
 } ra_tunnel_stats;
-void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
+RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
 
 #endif

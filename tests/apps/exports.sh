@@ -14,6 +14,8 @@ inc="$prefix/include"
 fails=0
 bad() { echo "FAIL $1"; fails=$((fails+1)); }
 declared=$(grep -rhoE '^RA_API [^(]*\bra_[a-z0-9_]+(\(|\[)' "$inc" | grep -oE 'ra_[a-z0-9_]+(\(|\[)$' | tr -d '([' | sort -u)
+unmarked=$(grep -rnE '^[a-z][a-z_0-9 ]*[ *]ra_[a-z0-9_]+\(' "$inc" | grep -vE ':(static|typedef|RA_API)' || true)
+[ -z "$unmarked" ] || bad "installed headers declare functions without RA_API: $unmarked"
 exported() { nm -D --defined-only "$1" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort -u; }
 all=$( (exported "$libdir/libraloop.so"; exported "$libdir/libraloop-attest.so") | sort -u)
 extra=$(comm -23 <(echo "$all") <(echo "$declared"))
