@@ -194,7 +194,7 @@ static void show_quote(outp *o, const ra_quote *q) {
   o_uint(o, "cert_data_type", q->outer_cert_type);
   show_sgx_report(o, "qe_report", &q->qe_report);
   o_hex(o, "qe_report_signature", q->qe_report_sig, 64);
-  o_hex(o, "qe_auth_data", q->qe_auth_data.p, q->qe_auth_data.len);
+  o_hex(o, "qe_auth_data", q->qe_auth_data.bytes, q->qe_auth_data.len);
   o_uint(o, "pck_cert_data_type", q->cert_type);
   o_uint(o, "pck_cert_data_length", q->cert_data.len);
   o_close(o);

@@ -20,7 +20,7 @@ void ra_qe_check_signature(const ra_quote *q, X509 *pck_leaf, ra_verdict *vd) {
 void ra_qe_check_report_data(const ra_quote *q, ra_verdict *vd) {
   static const uint8_t zero[32];
   uint8_t h[32];
-  ra_hash_part parts[] = {{q->att_key, 64}, {q->qe_auth_data.p, q->qe_auth_data.len}};
+  ra_hash_part parts[] = {{q->att_key, 64}, {q->qe_auth_data.bytes, q->qe_auth_data.len}};
   if (!ra_hash_parts(EVP_sha256(), parts, 2, h))
     ra_verdict_fail(vd, RA_CHECK_QE_DATA, RA_ERR_INTERNAL, "cannot hash the attestation key");
   else if (!ra_ct_equal(h, q->qe_report.report_data, 32) ||

@@ -99,7 +99,7 @@ static int qe_part(cur *c, ra_quote *q) {
     return rc;
   sgx_report(rep, &q->qe_report);
   q->qe_report_sig = sig;
-  q->qe_auth_data.p = auth;
+  q->qe_auth_data.bytes = auth;
   q->qe_auth_data.len = alen;
   return 0;
 }
@@ -165,9 +165,9 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
   }
 
   if ((rc = take(&c, body_len, &body))) return rc;
-  q->body.p = body;
+  q->body.bytes = body;
   q->body.len = body_len;
-  q->signed_data.p = buf;
+  q->signed_data.bytes = buf;
   q->signed_data.len = (size_t)(c.p - buf);
   if (q->body_type == RA_BODY_SGX)
     sgx_report(body, &q->enclave);
@@ -176,7 +176,7 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
 
   const uint8_t *sd;
   if ((rc = u32le(&c, &sig_len)) || (rc = take(&c, sig_len, &sd))) return rc;
-  q->sig_data.p = sd;
+  q->sig_data.bytes = sd;
   q->sig_data.len = sig_len;
   q->quote_len = (size_t)(c.p - buf);
   q->trailing = len - q->quote_len;
@@ -204,7 +204,7 @@ int ra_quote_parse(const uint8_t *buf, size_t len, ra_quote *q) {
   if (s.p != s.end) return RA_ERR_QUOTE_MALFORMED;
   if (type == RA_CERT_QE_REPORT) return RA_ERR_QUOTE_MALFORMED; /* no nesting twice */
   q->cert_type = type;
-  q->cert_data.p = cd.p;
+  q->cert_data.bytes = cd.p;
   q->cert_data.len = (size_t)(cd.end - cd.p);
   return 0;
 }

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raloop/core/str.h"
+
 #define RA_QUOTE_HEADER_LEN 48
 #define RA_SGX_REPORT_LEN   384
 #define RA_TD10_REPORT_LEN  584
@@ -57,10 +59,6 @@
  * RA_ERR_QUOTE_UNSUPPORTED (version, key type, TEE or body type we do not
  * handle), codes of core/error.h. */
 
-typedef struct ra_bytes_view {
-  const uint8_t *p;
-  size_t len;
-} ra_bytes_view;
 
 /* An SGX enclave report (the SGX quote body, and the QE report of both
  * kinds). Fixed-size fields point at exactly the size in the comment. */
@@ -112,21 +110,21 @@ typedef struct ra_quote {
 
   /* body */
   uint16_t body_type; /* RA_BODY_* */
-  ra_bytes_view body;
+  ra_str body;
   ra_sgx_report enclave;     /* when body_type == RA_BODY_SGX */
   ra_td_report td;           /* when body_type is TD10 or TD15 */
-  ra_bytes_view signed_data; /* header .. end of body: what the quote signature covers */
+  ra_str signed_data; /* header .. end of body: what the quote signature covers */
 
   /* signature data */
-  ra_bytes_view sig_data;
+  ra_str sig_data;
   const uint8_t *signature; /* 64: r || s, big-endian */
   const uint8_t *att_key;   /* 64: x || y, big-endian */
   uint16_t outer_cert_type; /* certification data type after att_key (6 for TDX) */
   ra_sgx_report qe_report;
   const uint8_t *qe_report_sig; /* 64 */
-  ra_bytes_view qe_auth_data;
+  ra_str qe_auth_data;
   uint16_t cert_type;      /* innermost certification data type */
-  ra_bytes_view cert_data; /* its data (the PCK chain when cert_type == 5) */
+  ra_str cert_data; /* its data (the PCK chain when cert_type == 5) */
 
   size_t quote_len; /* bytes the quote occupies */
   size_t trailing;  /* bytes after it in the buffer (padding), ignored */

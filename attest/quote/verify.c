@@ -159,7 +159,7 @@ static STACK_OF(X509) * load_pck_certs(ra_verifier *v, const ra_quote *q,
                       "the supplied PCK chain does not parse");
   } else if (q->cert_type == RA_CERT_PCK_CHAIN) {
     vd->chain_from_quote = true;
-    certs = ra_certs_parse(&v->cache, q->cert_data.p, q->cert_data.len);
+    certs = ra_certs_parse(&v->cache, q->cert_data.bytes, q->cert_data.len);
     if (!certs)
       ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_CERT_PARSE,
                       "the quote's PCK chain does not parse");
@@ -211,7 +211,7 @@ static void check_quote_signature(const ra_quote *q, ra_verdict *vd) {
   EVP_PKEY *att = ra_p256_key(q->att_key);
   if (!att)
     ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_ATT_KEY, "attestation key is not a P-256 point");
-  else if (ra_ecdsa_p256_verify(att, q->signed_data.p, q->signed_data.len, q->signature))
+  else if (ra_ecdsa_p256_verify(att, q->signed_data.bytes, q->signed_data.len, q->signature))
     ra_verdict_pass(vd, RA_CHECK_QUOTE_SIG);
   else
     ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_QUOTE_SIGNATURE,

@@ -88,15 +88,15 @@ static void in_range(const uint8_t *p, size_t n) {
 
 static void check_views(const ra_quote *q) {
   in_range(q->header, RA_QUOTE_HEADER_LEN);
-  in_range(q->body.p, q->body.len);
-  in_range(q->signed_data.p, q->signed_data.len);
-  in_range(q->sig_data.p, q->sig_data.len);
+  in_range(q->body.bytes, q->body.len);
+  in_range(q->signed_data.bytes, q->signed_data.len);
+  in_range(q->sig_data.bytes, q->sig_data.len);
   in_range(q->signature, 64);
   in_range(q->att_key, 64);
   in_range(q->qe_report.raw, RA_SGX_REPORT_LEN);
   in_range(q->qe_report_sig, 64);
-  in_range(q->qe_auth_data.p, q->qe_auth_data.len);
-  in_range(q->cert_data.p, q->cert_data.len);
+  in_range(q->qe_auth_data.bytes, q->qe_auth_data.len);
+  in_range(q->cert_data.bytes, q->cert_data.len);
   if (q->body_type == RA_BODY_SGX) {
     in_range(q->enclave.report_data, 64);
   } else {

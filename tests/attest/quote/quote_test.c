@@ -53,7 +53,7 @@ static void test_tappd_fields(void **state) {
   assert_int_equal(q.tee_type, RA_TEE_TDX);
   assert_int_equal(q.body_type, RA_BODY_TD10);
   assert_int_equal(q.body.len, 584);
-  assert_ptr_equal(q.body.p, b + 48); /* zero-copy */
+  assert_ptr_equal(q.body.bytes, b + 48); /* zero-copy */
   assert_int_equal(q.signed_data.len, 48 + 584);
   hex_eq(q.qe_vendor_id, 16, "939a7233f79c4ca9940a0db3957f0607");
   hex_eq(q.td.mrtd, 48,
@@ -70,7 +70,7 @@ static void test_tappd_fields(void **state) {
   assert_int_equal(q.outer_cert_type, RA_CERT_QE_REPORT);
   assert_int_equal(q.cert_type, RA_CERT_PCK_CHAIN);
   assert_true(q.cert_data.len > 1000);
-  assert_memory_equal(q.cert_data.p, "-----BEGIN CERTIFICATE-----", 27);
+  assert_memory_equal(q.cert_data.bytes, "-----BEGIN CERTIFICATE-----", 27);
   assert_true(q.qe_auth_data.len > 0);
   assert_true(q.quote_len <= len);
   assert_int_equal(q.quote_len + q.trailing, len);
@@ -85,7 +85,7 @@ static void test_v5_td15(void **state) {
   assert_int_equal(q.version, 5);
   assert_int_equal(q.body_type, RA_BODY_TD15);
   assert_int_equal(q.body.len, 648);
-  assert_ptr_equal(q.body.p, b + 48 + 6);
+  assert_ptr_equal(q.body.bytes, b + 48 + 6);
   /* v5 signs the body descriptor too */
   assert_int_equal(q.signed_data.len, 48 + 6 + 648);
   assert_ptr_equal(q.td.tee_tcb_svn2, b + 54 + 584);
@@ -128,7 +128,7 @@ static void test_collateral_quotes(void **state) {
   ra_quote q;
   assert_int_equal(ra_quote_parse(b, len, &q), 0);
   assert_int_equal(q.cert_type, RA_CERT_PCK_CHAIN);
-  assert_int_equal(q.cert_data.p[0], 0x30); /* DER, not PEM */
+  assert_int_equal(q.cert_data.bytes[0], 0x30); /* DER, not PEM */
   static const uint8_t zero[48];
   assert_memory_equal(q.td.mrtd, zero, 48);
   free(b);

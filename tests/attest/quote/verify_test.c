@@ -299,7 +299,7 @@ static void test_partial_chains(void **state) {
   uint8_t *b = load("tdx-v4-tappd.dat", &len);
   ra_quote q;
   assert_int_equal(ra_quote_parse(b, len, &q), 0);
-  const char *pem = (const char *)q.cert_data.p;
+  const char *pem = (const char *)q.cert_data.bytes;
   const char *second = strstr(pem + 1, "-----BEGIN CERTIFICATE-----");
   const char *third = strstr(second + 1, "-----BEGIN CERTIFICATE-----");
   assert_non_null(third);
@@ -369,13 +369,13 @@ static void quote_regions(const uint8_t *b, const ra_quote *q, region *r, size_t
   r[k++] = (region){"header qe_svn/pce_svn", 8, 4, RA_ERR_QUOTE_SIGNATURE};
   r[k++] = (region){"header qe_vendor_id", 12, 16, RA_ERR_QE_VENDOR};
   r[k++] = (region){"header user_data", 28, 20, RA_ERR_QUOTE_SIGNATURE};
-  r[k++] = (region){"body", OFF(q->body.p), q->body.len, RA_ERR_QUOTE_SIGNATURE};
+  r[k++] = (region){"body", OFF(q->body.bytes), q->body.len, RA_ERR_QUOTE_SIGNATURE};
   r[k++] = (region){"quote signature", OFF(q->signature), 64, RA_ERR_QUOTE_SIGNATURE};
   r[k++] = (region){"attestation key", OFF(q->att_key), 64, RA_ERR_QE_REPORT_DATA};
   r[k++] = (region){"QE report", OFF(q->qe_report.raw), 384, RA_ERR_QE_REPORT_SIGNATURE};
   r[k++] = (region){"QE report signature", OFF(q->qe_report_sig), 64, RA_ERR_QE_REPORT_SIGNATURE};
   r[k++] =
-      (region){"QE auth data", OFF(q->qe_auth_data.p), q->qe_auth_data.len, RA_ERR_QE_REPORT_DATA};
+      (region){"QE auth data", OFF(q->qe_auth_data.bytes), q->qe_auth_data.len, RA_ERR_QE_REPORT_DATA};
 #undef OFF
   *n = k;
 }
@@ -455,7 +455,7 @@ static void test_flip_der_chain(void **state) {
   ra_quote q;
   assert_int_equal(ra_quote_parse(b, len, &q), 0);
   ra_verifier *v = pinned("tdx-collateral/trustedRootCaCert.pem");
-  size_t off = (size_t)(q.cert_data.p - b), end = off + q.cert_data.len;
+  size_t off = (size_t)(q.cert_data.bytes - b), end = off + q.cert_data.len;
   int seen[3] = {0};
   while (off < end && b[off] == 0x30) {
     assert_int_equal(b[off + 1], 0x82);
@@ -547,7 +547,7 @@ static void flip_pem_chain(const char *name) {
   ra_quote q;
   assert_int_equal(ra_quote_parse(b, len, &q), 0);
   ra_verifier *v = intel();
-  char *start = (char *)b + (q.cert_data.p - b), *end = start + q.cert_data.len;
+  char *start = (char *)b + (q.cert_data.bytes - b), *end = start + q.cert_data.len;
   int seen[3] = {0};
   for (char *blk = start;
        (blk = memmem(blk, (size_t)(end - blk), "-----BEGIN CERTIFICATE-----", 27));) {
@@ -865,7 +865,7 @@ static void test_sim_crls(void **state) {
   /* a forged CRL naming the sim intermediate, signed by another key */
   ra_quote pq;
   assert_int_equal(ra_quote_parse(q, len, &pq), 0);
-  BIO *bio = BIO_new_mem_buf(pq.cert_data.p, (int)pq.cert_data.len);
+  BIO *bio = BIO_new_mem_buf(pq.cert_data.bytes, (int)pq.cert_data.len);
   X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
   BIO_free(bio);
   assert_non_null(leaf);
@@ -1408,7 +1408,7 @@ static uint8_t *requote(const uint8_t *q0, size_t l0, const uint8_t *chain, size
     crypto_hash_sha256_state h;
     crypto_hash_sha256_init(&h);
     crypto_hash_sha256_update(&h, ak, 64);
-    crypto_hash_sha256_update(&h, q.qe_auth_data.p, auth);
+    crypto_hash_sha256_update(&h, q.qe_auth_data.bytes, auth);
     crypto_hash_sha256_final(&h, qe + 320);
     memset(qe + 352, 0, 32);
   }
@@ -1416,7 +1416,7 @@ static uint8_t *requote(const uint8_t *q0, size_t l0, const uint8_t *chain, size
   sign_raw(qe_key, qe, 384, p);
   p += 64;
   le16(p, auth);
-  memcpy(p + 2, q.qe_auth_data.p, auth);
+  memcpy(p + 2, q.qe_auth_data.bytes, auth);
   p += 2 + auth;
   le16(p, 5);
   le32(p + 2, clen);
