@@ -61,6 +61,8 @@ static int start_listeners(ra_service *s) {
   return 0;
 }
 
+static void on_backstop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
+
 int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out) {
   *out = NULL;
   ra_service *s = calloc(1, sizeof *s);
@@ -69,6 +71,7 @@ int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **ou
   if (!s->o.shutdown_timeout_ms) s->o.shutdown_timeout_ms = DEFAULT_SHUTDOWN_MS;
   s->router = router;
   int rc = ra_loop_new(&s->loop);
+  if (!rc) ra_timer_init(s->loop, &s->backstop, on_backstop, s->loop);
   if (!rc) rc = ra_http_server_new(s->loop, router, s->o.http, &s->http);
   if (!rc) rc = start_tunnel(s);
   if (!rc) rc = start_listeners(s);
@@ -84,8 +87,6 @@ ra_loop *ra_service_loop(const ra_service *s) { return s->loop; }
 ra_http_server *ra_service_http(const ra_service *s) { return s->http; }
 ra_tunnel_server *ra_service_tunnel(const ra_service *s) { return s->tunnel; }
 
-static void on_backstop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
-
 /* Every HTTP connection is gone: drop the tunnels, then let the loop end by
  * itself once upgraded WebSockets have closed, with a backstop that does not
  * keep it alive. */
@@ -93,7 +94,6 @@ static void on_http_stopped(ra_http_server *srv, void *ud) {
   ra_service *s = ud;
   ra_tunnel_server_free(s->tunnel);
   s->tunnel = NULL;
-  ra_timer_init(s->loop, &s->backstop, on_backstop, s->loop);
   ra_timer_start(&s->backstop, BACKSTOP_MS, 0);
   ra_timer_unref(&s->backstop);
 }
