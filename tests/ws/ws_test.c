@@ -119,12 +119,14 @@ static int raw_connect_ex(env *e, bool small_window) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e->port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-  assert_true(rc == 0 || errno == EINPROGRESS);
-  if (small_window) { /* so the kernel absorbs little of what a non-reader is sent */
-    int rcvbuf = 4096;
+  if (small_window) { /* so the kernel absorbs little of what a non-reader is
+                         sent; set before connect, and not below an MSS, so
+                         that reading again later goes at full speed */
+    int rcvbuf = 64 << 10;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   }
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  assert_true(rc == 0 || errno == EINPROGRESS);
   static const char req[] =
       "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -161,8 +163,56 @@ static void raw_send(int fd, unsigned op, const void *p, size_t n) {
 
 /* ---- tests ---------------------------------------------------------------- */
 
-/* A peer that does not read: sends are told (RA_WS_BACKPRESSURE), then the
- * peer is dropped past send_limit; the queue never grows past it. */
+/* Reads from a raw client until a close frame from the server arrives;
+ * returns its code (0: none came in ms). Counts the data frames before it. */
+static int raw_read_close(env *e, int fd, int ms, size_t *data_frames) {
+  size_t cap = 16 << 20, have = 0, off = 0;
+  uint8_t *b = malloc(cap);
+  int code = 0;
+  uint64_t end = ra_loop_update_time(e->loop) + (uint64_t)ms;
+  while (!code && ra_loop_update_time(e->loop) < end) {
+    ssize_t n = read(fd, b + have, cap - have);
+    if (n > 0) have += (size_t)n;
+    ra_loop_run_once(e->loop, n > 0 ? 0 : 2);
+    for (;;) { /* server frames: unmasked */
+      if (have - off < 2) break;
+      uint64_t len = b[off + 1] & 0x7f;
+      size_t h = 2;
+      if (len == 126) {
+        if (have - off < 4) break;
+        len = (uint64_t)b[off + 2] << 8 | b[off + 3];
+        h = 4;
+      } else if (len == 127) {
+        if (have - off < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; i++) len = len << 8 | b[off + 2 + i];
+        h = 10;
+      }
+      if (have - off < h + len) break;
+      unsigned op = b[off] & 0x0f;
+      if (op == RA_WS_OP_CLOSE) {
+        code = len >= 2 ? (b[off + h] << 8 | b[off + h + 1]) : 1005;
+        break;
+      }
+      if (op == RA_WS_OP_BINARY || op == RA_WS_OP_TEXT) (*data_frames)++;
+      off += h + len;
+    }
+    if (off == have) off = have = 0;
+    else if (off > cap / 2) {
+      memmove(b, b + off, have - off);
+      have -= off;
+      off = 0;
+    }
+    assert_true(have < cap);
+  }
+  free(b);
+  return code;
+}
+
+/* A peer that does not read: sends are told (RA_WS_BACKPRESSURE), then,
+ * past send_limit, the message is not queued and the peer is closed with
+ * 1013 instead: the queue never grows past the limit, and a peer that
+ * reads again finds the close code after what was queued. */
 static void backpressure_drop(void **st) {
   env e;
   ra_ws_opts o = {.send_high_water = 256 << 10, .send_limit = 2 << 20};
@@ -181,9 +231,13 @@ static void backpressure_drop(void **st) {
   assert_int_equal(rc, -ENOBUFS);
   assert_true(e.server.backpressure > 0);
   assert_true(sends < 100); /* ~2 MiB + kernel buffers, not 1000 x 64 KiB */
-  assert_true(run_until(&e, &e.server.closes, 1, 2000));
-  assert_int_equal(e.server.code, 1006);
+  assert_true(ra_ws_buffered(e.server.ws) <= o.send_limit);
+  assert_int_equal(e.server.closes, 0); /* closing, not dropped */
+  size_t frames = 0;
+  assert_int_equal(raw_read_close(&e, fd, 3000, &frames), 1013);
+  assert_int_equal(frames, (size_t)sends - 1); /* all but the refused one */
   close(fd);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
   env_down(&e);
 }
 
@@ -541,9 +595,13 @@ static void sink_interface(void **st) {
   assert_int_equal(r.drains, 1);
   ra_ws_deliver_drain(ws); /* only after a BACKPRESSURE */
   assert_int_equal(r.drains, 1);
+  /* past send_limit the message is not queued: the peer is closed, 1013 */
   f.buffered = 5000;
   assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "b", 1), -ENOBUFS);
-  assert_int_equal(f.terminates, 1);
+  assert_int_equal(f.sends, 3); /* not sent */
+  assert_int_equal(f.closes, 2);
+  assert_int_equal(f.code, 1013);
+  assert_int_equal(f.terminates, 0);
   ra_ws_deliver_close(ws, 1006, RA_STR("dropped"));
   assert_int_equal(r.closes, 1);
   assert_int_equal(r.code, 1006);
