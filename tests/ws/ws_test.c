@@ -86,17 +86,20 @@ typedef struct env {
   rec server;
 } env;
 
-static void env_up(env *e, const ra_ws_opts *opts) {
+static void env_up_ex(env *e, const ra_ws_opts *opts, const ra_ws_handlers *h,
+                      const ra_http_server_opts *so) {
   memset(e, 0, sizeof *e);
   assert_int_equal(ra_loop_new(&e->loop), 0);
   assert_non_null(e->loop);
   assert_int_equal(ra_router_new(&e->router), 0);
-  assert_int_equal(ra_ws_route_ex(e->router, "/ws", &rec_handlers, &e->server, opts, 0), 0);
-  assert_int_equal(ra_http_server_new(e->loop, e->router, NULL, &e->srv), 0);
+  assert_int_equal(ra_ws_route_ex(e->router, "/ws", h ? h : &rec_handlers, &e->server, opts, 0), 0);
+  assert_int_equal(ra_http_server_new(e->loop, e->router, so, &e->srv), 0);
   assert_non_null(e->srv);
   assert_int_equal(ra_http_server_listen(e->srv, "127.0.0.1:0", NULL), 0);
   e->port = ra_http_server_port(e->srv);
 }
+
+static void env_up(env *e, const ra_ws_opts *opts) { env_up_ex(e, opts, NULL, NULL); }
 
 static void env_down(env *e) {
   ra_http_server_free(e->srv);
@@ -714,6 +717,158 @@ static void upgrade_never_handed_over(void **st) {
   }
 }
 
+/* The default liveness policy: ping every 30 s, drop after 60 s of silence;
+ * RA_WS_OFF turns each off; idle follows an explicit ping interval. */
+static void ping_idle_defaults(void **st) {
+  ra_router *r;
+  assert_int_equal(ra_router_new(&r), 0);
+  ra_ws_opts off = {.ping_interval_ms = RA_WS_OFF, .idle_timeout_ms = RA_WS_OFF};
+  ra_ws_opts p10 = {.ping_interval_ms = 10000};
+  assert_int_equal(ra_ws_route_ex(r, "/d", &rec_handlers, NULL, NULL, 0), 0);
+  assert_int_equal(ra_ws_route_ex(r, "/off", &rec_handlers, NULL, &off, 0), 0);
+  assert_int_equal(ra_ws_route_ex(r, "/p10", &rec_handlers, NULL, &p10, 0), 0);
+  ra_route_match m;
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/d"), NULL, &m), 0);
+  assert_int_equal(ra_ws_route_opts(&m)->ping_interval_ms, 30000);
+  assert_int_equal(ra_ws_route_opts(&m)->idle_timeout_ms, 60000);
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/off"), NULL, &m), 0);
+  assert_true(ra_ws_route_opts(&m)->ping_interval_ms == RA_WS_OFF);
+  assert_true(ra_ws_route_opts(&m)->idle_timeout_ms == RA_WS_OFF);
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/p10"), NULL, &m), 0);
+  assert_int_equal(ra_ws_route_opts(&m)->idle_timeout_ms, 20000);
+  ra_router_free(r);
+}
+
+/* A peer that never answers pings nor sends anything is dropped once the
+ * idle timeout passed (pings at their default interval, 30 s, so only the
+ * idle rule can end it), not before; one that talks stays. */
+static void idle_timeout_drops(void **st) {
+  env e;
+  ra_ws_opts o = {.idle_timeout_ms = 200};
+  env_up(&e, &o);
+  int quiet = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  int talker = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 2, 2000));
+  uint64_t start = ra_loop_update_time(e.loop);
+  while (!e.server.closes && ra_loop_update_time(e.loop) - start < 2000) {
+    raw_send(talker, RA_WS_OP_TEXT, "hi", 2);
+    for (int i = 0; i < 10; i++) ra_loop_run_once(e.loop, 5);
+  }
+  uint64_t took = ra_loop_update_time(e.loop) - start;
+  assert_int_equal(e.server.closes, 1);
+  assert_int_equal(e.server.code, 1006);
+  assert_true(took >= 150 && took < 1000);
+  start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 400) {
+    raw_send(talker, RA_WS_OP_TEXT, "hi", 2);
+    for (int i = 0; i < 10; i++) ra_loop_run_once(e.loop, 5);
+  }
+  assert_int_equal(e.server.closes, 1); /* the talker is still there */
+  close(quiet);
+  close(talker);
+  env_down(&e);
+}
+
+/* Upgraded WebSockets keep counting toward max_connections: with 2 open, a
+ * third connection waits (accept is paused) and is served once one closes. */
+static void max_connections_counts_websockets(void **st) {
+  env e;
+  ra_http_server_opts so = {.limits = {.max_connections = 2}};
+  env_up_ex(&e, NULL, NULL, &so);
+  int a = raw_connect(&e), b = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 2, 2000));
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  assert_true(rc == 0 || errno == EINPROGRESS);
+  for (int i = 0; i < 20; i++) ra_loop_run_once(e.loop, 5);
+  static const char req[] = "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n";
+  assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+  char buf[512];
+  ssize_t n = -1;
+  uint64_t start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 300) {
+    ra_loop_run_once(e.loop, 5);
+    if ((n = read(fd, buf, sizeof buf - 1)) > 0) break;
+  }
+  assert_true(n <= 0); /* not served while two WebSockets are open */
+  close(a);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 2000) {
+    ra_loop_run_once(e.loop, 5);
+    if ((n = read(fd, buf, sizeof buf - 1)) > 0) break;
+  }
+  assert_true(n > 0);
+  buf[n] = 0;
+  assert_non_null(strstr(buf, "HTTP/1.1 404"));
+  close(fd);
+  close(b);
+  env_down(&e);
+}
+
+/* A graceful shutdown that starts in the same loop turn as upgrades were
+ * answered (101 written, the hand-over still to come): every one of them
+ * still gets the 1001 close, the shutdown completes promptly (the
+ * WebSockets' closes count), and nothing leaks (LSan). */
+static env *shut_env;
+static ra_defer shut_defer;
+static bool shut_done;
+static void shut_done_cb(ra_http_server *srv, void *ud) { shut_done = true; }
+static void shut_now_cb(ra_defer *d, void *ud) {
+  ra_http_server_shutdown(shut_env->srv, 3000, shut_done_cb, NULL);
+}
+static int shut_request(ra_req *req, void *ud) {
+  /* runs before the 101 is written; the defer comes before the hand-over */
+  ra_loop_defer(shut_env->loop, &shut_defer);
+  return 0;
+}
+
+static void shutdown_during_upgrade(void **st) {
+  env e;
+  shut_env = &e;
+  shut_done = false;
+  ra_defer_init(&shut_defer, shut_now_cb, NULL);
+  ra_ws_handlers h = rec_handlers;
+  h.on_request = NULL;
+  env_up_ex(&e, NULL, &h, NULL);
+  enum { N = 20 };
+  rec c[N];
+  memset(c, 0, sizeof c);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  for (int i = 0; i < N - 1; i++) {
+    ra_ws *ws;
+    assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &c[i], &ws), 0);
+  }
+  assert_true(run_until(&e, &e.server.opens, N - 1, 3000));
+  /* the last upgrade starts the shutdown in the turn that answers it */
+  e.server.closes = 0;
+  ra_ws_handlers hs = h;
+  hs.on_request = shut_request;
+  assert_int_equal(ra_ws_route_ex(e.router, "/shut", &hs, &e.server, NULL, 0), 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/shut", e.port);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &c[N - 1], &ws), 0);
+  uint64_t start = ra_loop_update_time(e.loop);
+  int closed = 0;
+  while (ra_loop_update_time(e.loop) - start < 2000 && (closed < N || !shut_done)) {
+    ra_loop_run_once(e.loop, 5);
+    closed = 0;
+    for (int i = 0; i < N; i++) closed += c[i].closes;
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(c[i].closes, 1);
+    assert_int_equal(c[i].code, 1001);
+  }
+  assert_int_equal(c[N - 1].opens, 1);
+  assert_true(shut_done); /* well before the 3 s deadline */
+  assert_int_equal(e.server.closes, N);
+  env_down(&e);
+}
+
 int main(void) {
   ra_log_set_level(RA_LOG_ERROR);
   const struct CMUnitTest tests[] = {
@@ -722,7 +877,9 @@ int main(void) {
       cmocka_unit_test(close_timeout), cmocka_unit_test(raw_close_and_errors),
       cmocka_unit_test(client_features), cmocka_unit_test(route_lookup),
       cmocka_unit_test(sink_interface), cmocka_unit_test(upgrade_never_handed_over),
-      cmocka_unit_test(client_connect_stalls),
+      cmocka_unit_test(client_connect_stalls), cmocka_unit_test(ping_idle_defaults),
+      cmocka_unit_test(idle_timeout_drops), cmocka_unit_test(max_connections_counts_websockets),
+      cmocka_unit_test(shutdown_during_upgrade),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
