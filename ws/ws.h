@@ -55,8 +55,9 @@ typedef struct ra_ws_handlers {
   void (*on_message)(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud);
   /* The last callback; ws is freed when it returns. code: the peer's close
    * code; 1005 if its close frame had none; 1006 if the connection dropped
-   * without a closing handshake (also for ping/close timeouts and a peer
-   * dropped for back-pressure); the code we sent when we failed the
+   * without a closing handshake (also for idle/close timeouts, and a peer
+   * closed for back-pressure, 1013, that never answered); the code we sent
+   * when we failed the
    * connection for a protocol error (1002, 1007, 1009). reason is valid
    * during the call. Optional. */
   void (*on_close)(ra_ws *ws, uint16_t code, ra_str reason, void *ud);

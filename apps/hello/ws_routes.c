@@ -62,6 +62,9 @@ static void hello_ws_free(void *p) {
   free(hw);
 }
 
+/* Plain WebSockets are closed with 1001 by the library when the server
+ * shuts down (also one whose upgrade completes after it started); this
+ * covers the tunnelled ones too. */
 static void on_shutdown(ra_http_server *srv, void *ud) {
   hello_ws *hw = ud;
   ra_ws_room_close_all(hw->all, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
