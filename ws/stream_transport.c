@@ -272,7 +272,6 @@ static void slot_stop(void *ud, bool now) {
   if (c->ws && !c->done) ra_ws_deliver_shutdown(c->ws);
 }
 
-
 static int sink_send(void *sink, ra_ws_type type, const void *data, size_t len) {
   ws_conn *c = sink;
   if (c->close_sent || c->done) return -EPIPE;
