@@ -326,7 +326,7 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
     void *up_ud = ex->up_ud;
     if (ex->res_live) ra_res_cancel(&ex->res); /* its release frees it */
     else ex_destroy(ex);
-    if (up_cb) up_cb(NULL, NULL, 0, up_ud);
+    if (up_cb) up_cb(NULL, NULL, 0, NULL, up_ud);
     ex = next;
   }
 }
@@ -616,15 +616,24 @@ static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
   ra_upgrade_cb cb = ex->up_cb;
   void *ud = ex->up_ud;
   ex->upgrade = UP_HANDED_OVER; /* here, not by drop_after */
-  ra_stream *s = c->io_ops->detach(c->io);
+  ra_http_server *srv = c->srv;
+  /* The connection keeps its place on the server (max_connections, graceful
+   * shutdown) through a slot, taken before the connection is freed so the
+   * count never dips. */
+  ra_conn_slot *slot = ra_http_server_slot_new(srv);
+  ra_stream *s = slot ? c->io_ops->detach(c->io) : NULL;
+  if (!s) {
+    ra_conn_slot_release(slot);
+    slot = NULL;
+  }
   ra_buf rest = c->pending_in;
   c->pending_in = (ra_buf){0};
   /* The connection is over for HTTP: free it without touching the stream,
    * or, if there is no stream to hand over, with its I/O. */
   if (s) ra_http_conn_closed(c);
   else ra_http_conn_destroy(c);
-  if (s) cb(s, rest.len ? ra_buf_ptr(&rest) : (const uint8_t *)"", rest.len, ud);
-  else cb(NULL, NULL, 0, ud);
+  if (s) cb(s, rest.len ? ra_buf_ptr(&rest) : (const uint8_t *)"", rest.len, slot, ud);
+  else cb(NULL, NULL, 0, NULL, ud);
   ra_buf_free(&rest);
 }
 

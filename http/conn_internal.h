@@ -56,7 +56,8 @@ struct ra_http_server {
   size_t nlisteners;
   bool accept_paused;
   ra_http_conn *conns; /* doubly linked */
-  size_t nconns;
+  size_t nconns;       /* HTTP connections and upgraded ones (slots) */
+  struct ra_conn_slot *slots; /* upgraded connections, doubly linked */
   /* Recycled per-request objects: the hot path reuses them instead of
    * malloc'ing; idle connections hold none. */
   ra_http_ex *pool;
@@ -95,6 +96,9 @@ void ra_http_conn_shutdown(ra_http_conn *c);
 
 ra_http_conn *ra_http_conn_next(ra_http_conn *c);
 
+/* server.c: a slot for a connection being handed over by an upgrade
+ * (counted in nconns until released), or NULL when out of memory. */
+ra_conn_slot *ra_http_server_slot_new(ra_http_server *srv);
 /* server.c, called by conn.c when a connection is freed. */
 void ra_http_server_conn_gone(ra_http_server *srv);
 /* conn.c: frees the server's pool of recycled exchanges. */

@@ -70,8 +70,28 @@ RA_API void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);
  * s == NULL (rest NULL, rest_len 0) when the connection went away before the
  * hand-over (peer reset, server freed or shut down): cb must then only
  * release what ud holds. On an error return cb is never called. */
-typedef void (*ra_upgrade_cb)(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud);
+typedef struct ra_conn_slot ra_conn_slot;
+typedef void (*ra_upgrade_cb)(ra_stream *s, const uint8_t *rest, size_t rest_len,
+                              ra_conn_slot *slot, void *ud);
 RA_API int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud);
+
+/* The upgraded connection's place on the server that accepted it (NULL on
+ * transports without one, and with s == NULL). Until released it counts
+ * toward the server's max_connections, and a graceful shutdown of the server
+ * waits for it and tells it to stop. The new owner of the stream must call
+ * ra_conn_slot_release exactly once, when the connection is over (its
+ * stream closed); the slot may outlive the server (then release only frees
+ * it). */
+/* on_stop(ud, now): now false: the server started a graceful shutdown (close
+ * soon, e.g. WebSocket 1001); now true: its deadline passed or it is being
+ * freed (drop the connection at once). Called from the loop, never from
+ * inside a call into the slot, except that watching a slot whose server is
+ * already shutting down calls on_stop(ud, false) at once. NULL stops
+ * watching. */
+typedef void (*ra_conn_slot_stop_cb)(void *ud, bool now);
+RA_API void ra_conn_slot_watch(ra_conn_slot *slot, ra_conn_slot_stop_cb on_stop, void *ud);
+/* NULL is a no-op. */
+RA_API void ra_conn_slot_release(ra_conn_slot *slot);
 
 /* ---- for transports ----------------------------------------------------- */
 

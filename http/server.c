@@ -148,6 +148,68 @@ void ra_http_server_conn_gone(ra_http_server *srv) {
   }
 }
 
+/* ---- upgraded connections ------------------------------------------------------ */
+
+struct ra_conn_slot {
+  ra_http_server *srv; /* NULL once the server is gone */
+  ra_conn_slot *prev, *next;
+  ra_conn_slot_stop_cb on_stop;
+  void *ud;
+  bool stopped; /* on_stop(false) was called */
+};
+
+ra_conn_slot *ra_http_server_slot_new(ra_http_server *srv) {
+  ra_conn_slot *sl = calloc(1, sizeof *sl);
+  if (!sl) return NULL;
+  sl->srv = srv;
+  sl->next = srv->slots;
+  if (srv->slots) srv->slots->prev = sl;
+  srv->slots = sl;
+  srv->nconns++;
+  return sl;
+}
+
+static void slot_unlink(ra_conn_slot *sl) {
+  ra_http_server *srv = sl->srv;
+  if (sl->prev) sl->prev->next = sl->next; else srv->slots = sl->next;
+  if (sl->next) sl->next->prev = sl->prev;
+  sl->prev = sl->next = NULL;
+  sl->srv = NULL;
+  srv->nconns--;
+}
+
+void ra_conn_slot_watch(ra_conn_slot *sl, ra_conn_slot_stop_cb on_stop, void *ud) {
+  if (!sl) return;
+  sl->on_stop = on_stop;
+  sl->ud = ud;
+  if (on_stop && sl->srv && sl->srv->shutting_down && !sl->stopped) {
+    sl->stopped = true;
+    on_stop(ud, false);
+  }
+}
+
+void ra_conn_slot_release(ra_conn_slot *sl) {
+  if (!sl) return;
+  ra_http_server *srv = sl->srv;
+  if (srv) {
+    slot_unlink(sl);
+    ra_http_server_conn_gone(srv);
+  }
+  free(sl);
+}
+
+/* Tells every upgraded connection to stop (gracefully, or now). Each
+ * on_stop only starts a close (the release comes from a later turn), but
+ * walk from a copy of `next` all the same. */
+static void slots_stop(ra_http_server *srv, bool now) {
+  for (ra_conn_slot *sl = srv->slots, *next; sl; sl = next) {
+    next = sl->next;
+    if (!now && sl->stopped) continue;
+    sl->stopped = true;
+    if (sl->on_stop) sl->on_stop(sl->ud, now);
+  }
+}
+
 static void done_cb(ra_defer *d, void *ud) {
   ra_http_server *srv = ud;
   ra_http_shutdown_cb done = srv->done;
@@ -160,6 +222,7 @@ static void shutdown_timer_cb(ra_timer *t, void *ud) {
   ra_http_server *srv = ud;
   if (srv->nconns) ra_warn("http: shutdown deadline passed, aborting %zu connection(s)", srv->nconns);
   while (srv->conns) ra_http_conn_destroy(srv->conns);
+  slots_stop(srv, true);
 }
 
 static void close_listeners(ra_http_server *srv) {
@@ -175,6 +238,9 @@ void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms, ra_http_
   srv->done = done;
   srv->done_ud = ud;
   for (size_t i = 0; i < srv->nhooks; i++) srv->hooks[i].fn(srv, srv->hooks[i].ud);
+  /* Upgraded connections (WebSockets: 1001) close by themselves; also
+   * those handed over later in this turn (ra_conn_slot_watch). */
+  slots_stop(srv, false);
   close_listeners(srv);
   /* Connections unlink themselves only from a later loop turn (their
    * I/O's close is deferred), so plain iteration is safe. */
@@ -202,6 +268,13 @@ void ra_http_server_free(ra_http_server *srv) {
   srv->shutting_down = true;
   srv->done = NULL;
   while (srv->conns) ra_http_conn_destroy(srv->conns);
+  /* Upgraded connections are dropped (their close comes from the loop) and
+   * outlive the server: their slots are detached first. */
+  while (srv->slots) {
+    ra_conn_slot *sl = srv->slots;
+    slot_unlink(sl);
+    if (sl->on_stop) sl->on_stop(sl->ud, true);
+  }
   ra_timer_stop(&srv->shutdown_timer);
   ra_defer_cancel(srv->loop, &srv->done_defer);
   close_listeners(srv);

@@ -38,7 +38,9 @@ typedef struct ra_http_limits {
   uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes */
   uint64_t keepalive_timeout_ms; /* [60 s] idle keep-alive, silent close */
   size_t max_pipelined;        /* [32] requests read ahead of responses */
-  size_t max_connections;      /* [100000] accept pauses past it */
+  size_t max_connections;      /* [100000] accept pauses past it; upgraded
+                                  connections (WebSockets) count until they
+                                  close */
 } ra_http_limits;
 
 /* Called when a response has been fully handed to the transport (also for
@@ -69,8 +71,11 @@ RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);
 RA_API ra_router *ra_http_server_router(const ra_http_server *srv);
 
 /* Graceful stop: closes the listeners, closes idle keep-alive connections,
- * lets in-flight responses finish (Connection: close), and after deadline_ms
- * aborts what is left. done is called once no connection is left. */
+ * lets in-flight responses finish (Connection: close), tells upgraded
+ * connections to stop (ra_conn_slot_watch: WebSockets close with 1001),
+ * also those whose hand-over comes after this call, and after deadline_ms
+ * aborts what is left. done is called once no connection is left,
+ * upgraded ones included. */
 typedef void (*ra_http_shutdown_cb)(ra_http_server *srv, void *ud);
 RA_API void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms,
                              ra_http_shutdown_cb done, void *ud);

@@ -87,9 +87,10 @@ ra_loop *ra_service_loop(const ra_service *s) { return s->loop; }
 ra_http_server *ra_service_http(const ra_service *s) { return s->http; }
 ra_tunnel_server *ra_service_tunnel(const ra_service *s) { return s->tunnel; }
 
-/* Every HTTP connection is gone: drop the tunnels, then let the loop end by
- * itself once upgraded WebSockets have closed, with a backstop that does not
- * keep it alive. */
+/* Every HTTP connection and upgraded WebSocket is gone (the HTTP server's
+ * shutdown closes WebSockets with 1001 and waits for them): drop the tunnels,
+ * then let the loop end by itself, with a backstop that does not keep it
+ * alive. */
 static void on_http_stopped(ra_http_server *srv, void *ud) {
   ra_service *s = ud;
   ra_tunnel_server_free(s->tunnel);

@@ -172,7 +172,7 @@ static size_t hs_on_read(ra_stream *s, const uint8_t *data, size_t len, void *ud
   /* From here on the stream belongs to the frame transport. */
   c->ws = NULL;
   c->s = NULL;
-  if (ra_ws__attach_stream(ws, s, RA_WS_CLIENT, data + rest_off, len - rest_off) < 0) {
+  if (ra_ws__attach_stream(ws, s, RA_WS_CLIENT, data + rest_off, len - rest_off, NULL) < 0) {
     c->ws = ws;
     c->s = s;
     client_fail(c, "out of memory");

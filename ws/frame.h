@@ -44,6 +44,7 @@ enum {
   RA_WS_CLOSE_TOO_BIG = 1009,
   RA_WS_CLOSE_EXTENSION = 1010,
   RA_WS_CLOSE_INTERNAL = 1011,
+  RA_WS_CLOSE_TRY_AGAIN = 1013, /* overload: e.g. a peer too slow to read */
 };
 
 #define RA_WS_MAX_HEADER 14  /* 2 + 8 (length) + 4 (mask) */

@@ -9,6 +9,9 @@
 #include "raloop/ws/utf8.h"
 #include "raloop/ws/ws_internal.h"
 
+/* Broadcasts from this size share one encoded frame between members. */
+#define SHARE_MIN 1024
+
 struct ra_ws_room {
   ra_ws **m;
   size_t n, cap;
@@ -85,14 +88,22 @@ size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data,
   if (type != RA_WS_TEXT && type != RA_WS_BINARY) return 0;
   if (type == RA_WS_TEXT && !ra_utf8_valid(data, len)) return 0; /* checked once */
   size_t sent = 0;
+  /* The frame is encoded once (server frames are not masked: the bytes are
+   * the same for every member) and members on a stream queue a reference
+   * to it: a large message to members that do not read costs its size
+   * once, not once per member. Small ones are copied per member (no
+   * allocation: the kernel usually takes them whole). */
+  ra_ws__frame *f = len >= SHARE_MIN ? ra_ws__frame_new(type, data, len) : NULL;
   /* Backwards: a member that leaves during its own send (dropped) swaps in
    * one we have already visited. */
   for (size_t i = room->n; i-- > 0;) {
     if (i >= room->n) continue;
     ra_ws *ws = room->m[i];
     if (ws == except || !ra_ws_is_open(ws) || ws->frag_op) continue;
-    if (ra_ws__send_checked(ws, type, data, len) >= 0) sent++;
+    int rc = f ? ra_ws__send_shared(ws, type, data, len, f) : ra_ws__send_checked(ws, type, data, len);
+    if (rc >= 0) sent++;
   }
+  if (f) ra_ws__frame_unref(f);
   return sent;
 }
 

@@ -23,8 +23,12 @@ RA_API int ra_ws_room_join(ra_ws_room *room, ra_ws *ws);
 RA_API void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws);
 RA_API size_t ra_ws_room_size(const ra_ws_room *room);
 /* Sends the message to every open member except `except` (may be NULL).
- * Slow members get the message queued like any send (and are dropped past
- * their send_limit). Returns how many members it was sent to. */
+ * The frame is encoded once and members on a stream queue a reference to
+ * it (one copy in memory whatever the number of members that have not read
+ * it yet); members on other transports (the tunnel) get a copy through
+ * their sink. A member that let more than its send_limit pile up is closed
+ * with 1013 instead (ra_ws_send). Returns how many members it was sent
+ * to. */
 RA_API size_t ra_ws_room_broadcast(ra_ws_room *room, ra_ws_type type, const void *data, size_t len,
                             const ra_ws *except);
 /* Starts the closing handshake (ra_ws_close) with every open member, e.g.

@@ -65,10 +65,12 @@ static bool header_has_token(const ra_req *req, const char *name, const char *to
   return false;
 }
 
-static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void *ud) {
+static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, ra_conn_slot *slot,
+                        void *ud) {
   ws_pending *p = ud;
   ws_route *rt = p->rt;
   if (!s || rt->gone) { /* the connection or the route went away before the hand-over */
+    ra_conn_slot_release(slot);
     if (s) ra_stream_abort(s, -ENOENT);
     ws_route_unref(rt);
     free(p);
@@ -78,8 +80,9 @@ static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t rest_len, void
   ra_ws_new_with_sink(ra_stream_loop(s), NULL, NULL, &rt->h, rt->ud, &rt->opts, &ws);
   if (!ws || ra_ws_set_info(ws, ra_str_make(p->strs, p->path_len),
                             ra_str_make(p->strs + p->path_len + 1, p->proto_len), p->attested) < 0 ||
-      ra_ws__attach_stream(ws, s, RA_WS_SERVER, rest, rest_len) < 0) {
+      ra_ws__attach_stream(ws, s, RA_WS_SERVER, rest, rest_len, slot) < 0) {
     ra_error("ws: out of memory accepting a connection");
+    ra_conn_slot_release(slot);
     ra_stream_abort(s, -ENOMEM);
     if (ws) ra_ws__free(ws);
   }

@@ -20,11 +20,13 @@ typedef struct ws_conn {
   ra_ws_role role;
   bool close_sent;
   bool done;           /* closing handshake finished or connection failed */
-  bool awaiting_pong;
   ra_ws_assembler as;
   ra_timer close_timer;
-  ra_timer ping_timer;
+  ra_timer ping_timer; /* pings and the idle check */
   uint64_t close_timeout_ms;
+  uint64_t ping_ms, idle_ms; /* RA_WS_OFF: off */
+  uint64_t last_rx, last_ping; /* loop ms */
+  ra_conn_slot *slot;  /* our place on the HTTP server (server side) */
   ra_buf scratch;      /* masked copies of outgoing payloads (client) */
   /* client masking keys, drawn from the CSPRNG a batch at a time (one
    * RAND_bytes call, and its fork check, per 64 frames) */
@@ -168,6 +170,7 @@ static void conn_fail(ws_conn *c, uint16_t code, const char *why) {
 static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
   ws_conn *c = ud;
   size_t used = 0;
+  c->last_rx = ra_loop_now(ra_stream_loop(s));
   while (used < len && !c->done && c->ws) {
     ra_ws_msg m;
     long n = ra_ws_assembler_feed(&c->as, data + used, len - used, &m);
@@ -187,7 +190,6 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
       if (!c->close_sent) write_frame(c, RA_WS_OP_PONG, true, m.data, m.len);
       break;
     case RA_WS_OP_PONG:
-      c->awaiting_pong = false;
       ra_ws_deliver_pong(c->ws, m.data, m.len);
       break;
     case RA_WS_OP_CLOSE: {
@@ -225,6 +227,7 @@ static void conn_on_close(ra_stream *s, int err, void *ud) {
   if (ws) ra_ws_deliver_close(ws, RA_WS_CLOSE_ABNORMAL, RA_STR("connection dropped"));
   ra_ws_assembler_free(&c->as);
   ra_buf_free(&c->scratch);
+  ra_conn_slot_release(c->slot);
   free(c);
 }
 
@@ -238,16 +241,35 @@ static void close_timeout(ra_timer *t, void *ud) {
   ra_stream_abort(c->s, -ETIMEDOUT);
 }
 
+/* Every min(ping interval, idle timeout / 2): a peer silent for the idle
+ * timeout (no frame, not even a pong) is dropped; otherwise it gets a ping
+ * when one is due. */
 static void ping_tick(ra_timer *t, void *ud) {
   ws_conn *c = ud;
   if (c->done || c->close_sent) return;
-  if (c->awaiting_pong) {
-    ra_debug("ws: no pong since the last ping, dropping the peer");
+  uint64_t now = ra_loop_now(ra_stream_loop(c->s));
+  if (c->idle_ms != RA_WS_OFF && now - c->last_rx >= c->idle_ms) {
+    ra_debug("ws: nothing from the peer for %llu ms, dropping it", (unsigned long long)(now - c->last_rx));
     ra_stream_abort(c->s, -ETIMEDOUT);
     return;
   }
-  c->awaiting_pong = true;
-  write_frame(c, RA_WS_OP_PING, true, NULL, 0);
+  if (c->ping_ms != RA_WS_OFF && now - c->last_ping >= c->ping_ms) {
+    c->last_ping = now;
+    write_frame(c, RA_WS_OP_PING, true, NULL, 0);
+  }
+}
+
+static void sink_terminate_conn(ws_conn *c);
+
+/* The HTTP server's shutdown: gracefully (1001, or the route's
+ * on_shutdown), or, past its deadline or when it is freed, now. */
+static void slot_stop(void *ud, bool now) {
+  ws_conn *c = ud;
+  if (now) {
+    sink_terminate_conn(c); /* also a stream still flushing its close */
+    return;
+  }
+  if (c->ws && !c->done) ra_ws_deliver_shutdown(c->ws);
 }
 
 static int sink_send(void *sink, ra_ws_type type, const void *data, size_t len) {
@@ -313,13 +335,14 @@ static int sink_close(void *sink, uint16_t code, ra_str reason) {
   return rc;
 }
 
-static void sink_terminate(void *sink) {
-  ws_conn *c = sink;
+static void sink_terminate_conn(ws_conn *c) {
   c->done = true;
   cork_end(c);
   ra_buf_reset(&c->cork);
   ra_stream_abort(c->s, -ECONNABORTED); /* on_close comes deferred */
 }
+
+static void sink_terminate(void *sink) { sink_terminate_conn(sink); }
 
 static size_t sink_buffered(void *sink) {
   ws_conn *c = sink;
@@ -339,8 +362,21 @@ static const ra_ws_sink_ops stream_sink = {
     .close = sink_close, .terminate = sink_terminate, .buffered = sink_buffered,
     .send_owned = sink_send_owned, .cork = sink_cork};
 
+int ra_ws__stream_send_shared(ra_ws *ws, ra_ws__frame *f) {
+  if (ws->ops != &stream_sink) return -ENOTSUP;
+  ws_conn *c = ws->sink;
+  if (c->role != RA_WS_SERVER) return -ENOTSUP; /* client frames are masked each */
+  if (c->close_sent || c->done) return -EPIPE;
+  if (c->corked) {
+    int rc = cork_flush(c); /* what gathered goes first */
+    if (rc) return rc;
+  }
+  f->refs++;
+  return ra_stream_write_ref(c->s, f->bytes, f->len, ra_ws__frame_unref, f);
+}
+
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
-                         const uint8_t *rest, size_t rest_len) {
+                         const uint8_t *rest, size_t rest_len, ra_conn_slot *slot) {
   ws_conn *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
   ra_loop *loop = ra_stream_loop(s);
@@ -357,9 +393,19 @@ int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
   ra_stream_set_idle_timeout(s, 0); /* liveness is the pings' business */
   ra_stream_set_watermarks(s, o->send_high_water, o->send_high_water / 4);
   ra_ws_set_sink(ws, &stream_sink, c);
-  if (o->ping_interval_ms) ra_timer_start(&c->ping_timer, o->ping_interval_ms, o->ping_interval_ms);
+  c->ping_ms = o->ping_interval_ms;
+  c->idle_ms = o->idle_timeout_ms;
+  c->last_rx = c->last_ping = ra_loop_now(loop);
+  uint64_t tick = c->idle_ms == RA_WS_OFF ? RA_WS_OFF : (c->idle_ms + 1) / 2;
+  if (c->ping_ms < tick) tick = c->ping_ms;
+  if (tick != RA_WS_OFF) ra_timer_start(&c->ping_timer, tick, tick);
   /* Keep c alive across on_open: a terminate from inside it only defers. */
   ra_ws_deliver_open(ws);
   if (rest_len && c->ws && !c->done) conn_on_read(s, rest, rest_len, c);
+  /* Counted by the server until the stream closes (c lives until then); a
+   * shutdown that started already (an upgrade answered in the same loop
+   * turn as the signal) closes ws now, with 1001. */
+  c->slot = slot;
+  ra_conn_slot_watch(slot, slot_stop, c);
   return 0;
 }

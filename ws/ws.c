@@ -6,6 +6,7 @@
 #include "raloop/ws/ws.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +18,19 @@
 #define DEF_CLOSE_TIMEOUT 5000
 #define DEF_HIGH_WATER ((size_t)1 << 20)
 #define DEF_SEND_LIMIT ((size_t)64 << 20)
+#define DEF_PING_INTERVAL 30000
+#define DEF_IDLE_TIMEOUT 60000
 
 void ra_ws__fill_opts(ra_ws_opts *o, const ra_ws_opts *in) {
   if (in) *o = *in;
   else memset(o, 0, sizeof *o);
   if (!o->max_message) o->max_message = DEF_MAX_MESSAGE;
   if (!o->close_timeout_ms) o->close_timeout_ms = DEF_CLOSE_TIMEOUT;
+  if (!o->ping_interval_ms) o->ping_interval_ms = DEF_PING_INTERVAL;
+  if (!o->idle_timeout_ms) {
+    if (o->ping_interval_ms == RA_WS_OFF) o->idle_timeout_ms = DEF_IDLE_TIMEOUT;
+    else o->idle_timeout_ms = o->ping_interval_ms > UINT64_MAX / 4 ? RA_WS_OFF : 2 * o->ping_interval_ms;
+  }
   if (!o->send_high_water) o->send_high_water = DEF_HIGH_WATER;
   if (!o->send_limit) o->send_limit = DEF_SEND_LIMIT;
   if (o->send_limit < o->send_high_water) o->send_limit = o->send_high_water;
@@ -141,6 +149,14 @@ void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason) {
   leave(ws);
 }
 
+void ra_ws_deliver_shutdown(ra_ws *ws) {
+  if (ws->closed || ws->closing) return;
+  enter(ws);
+  if (ws->h.on_shutdown) ws->h.on_shutdown(ws, ws->ud);
+  else ra_ws_close(ws, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
+  leave(ws);
+}
+
 static int check_sendable(const ra_ws *ws) {
   if (ws->closed || ws->closing) return -EPIPE;
   if (!ws->open || !ws->ops) return -ENOTCONN;
@@ -151,15 +167,20 @@ static size_t buffered(const ra_ws *ws) {
   return ws->ops && ws->ops->buffered ? ws->ops->buffered(ws->sink) : 0;
 }
 
+/* Before queuing len more bytes: a peer that let send_limit pile up is
+ * closed (1013) instead of buffering more. Returns 0 or -ENOBUFS. */
+int ra_ws__check_limit(ra_ws *ws, size_t len) {
+  size_t b = buffered(ws);
+  if (!b || (b <= ws->opts.send_limit && len <= ws->opts.send_limit - b)) return 0;
+  ra_warn("ws: peer not reading (%zu bytes unsent), closing it (1013)", b);
+  ra_ws_close(ws, RA_WS_CLOSE_TRY_AGAIN, "peer too slow");
+  return -ENOBUFS;
+}
+
 /* After a successful hand-off to the sink: back-pressure accounting. */
 static int after_send(ra_ws *ws, int rc) {
   if (rc < 0) return rc;
   size_t b = buffered(ws);
-  if (b > ws->opts.send_limit) {
-    ra_warn("ws: peer not reading (%zu bytes queued), dropping it", b);
-    ra_ws_terminate(ws);
-    return -ENOBUFS;
-  }
   if (b > ws->opts.send_high_water) {
     ws->want_drain = true;
     return RA_WS_BACKPRESSURE;
@@ -171,8 +192,38 @@ int ra_ws__send_checked(ra_ws *ws, ra_ws_type type, const void *data, size_t len
   int rc = check_sendable(ws);
   if (rc) return rc;
   if (ws->frag_op) return -EBUSY;
+  if ((rc = ra_ws__check_limit(ws, len))) return rc;
   enter(ws);
   rc = after_send(ws, ws->ops->send(ws->sink, type, data, len));
+  leave(ws);
+  return rc;
+}
+
+ra_ws__frame *ra_ws__frame_new(ra_ws_type type, const void *data, size_t len) {
+  if (len > SIZE_MAX - sizeof(ra_ws__frame) - RA_WS_MAX_HEADER) return NULL;
+  ra_ws__frame *f = malloc(sizeof *f + RA_WS_MAX_HEADER + len);
+  if (!f) return NULL;
+  f->refs = 1;
+  size_t h = ra_ws_frame_header(f->bytes, true, 0, (unsigned)type, len, NULL);
+  if (len) memcpy(f->bytes + h, data, len);
+  f->len = h + len;
+  return f;
+}
+
+void ra_ws__frame_unref(void *p) {
+  ra_ws__frame *f = p;
+  if (--f->refs == 0) free(f);
+}
+
+int ra_ws__send_shared(ra_ws *ws, ra_ws_type type, const void *data, size_t len, ra_ws__frame *f) {
+  int rc = check_sendable(ws);
+  if (rc) return rc;
+  if (ws->frag_op) return -EBUSY;
+  if ((rc = ra_ws__check_limit(ws, len))) return rc;
+  enter(ws);
+  rc = ra_ws__stream_send_shared(ws, f);
+  if (rc == -ENOTSUP) rc = ws->ops->send(ws->sink, type, data, len); /* other sinks copy */
+  rc = after_send(ws, rc);
   leave(ws);
   return rc;
 }
@@ -209,6 +260,7 @@ static int sink_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len
 int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t len,
                      void (*free_cb)(void *), void *ud) {
   int rc = check_message(ws, type, data, len);
+  if (!rc) rc = ra_ws__check_limit(ws, len);
   if (rc) {
     if (free_cb) free_cb(ud);
     return rc;
@@ -227,6 +279,7 @@ int ra_ws_send_fragment(ra_ws *ws, ra_ws_type type, const void *data, size_t len
     if (type != RA_WS_TEXT && type != RA_WS_BINARY) return -EINVAL;
     ra_utf8_init(&ws->frag_utf8);
   }
+  if ((rc = ra_ws__check_limit(ws, len))) return rc;
   unsigned op = first ? (unsigned)type : ws->frag_op;
   if (op == RA_WS_TEXT) {
     /* check on a copy: a refused piece leaves the message as it was */

@@ -57,8 +57,9 @@ typedef struct ra_ws_handlers {
   void (*on_message)(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud);
   /* The last callback; ws is freed when it returns. code: the peer's close
    * code; 1005 if its close frame had none; 1006 if the connection dropped
-   * without a closing handshake (also for ping/close timeouts and a peer
-   * dropped for back-pressure); the code we sent when we failed the
+   * without a closing handshake (also for idle/close timeouts, and a peer
+   * closed for back-pressure, 1013, that never answered); the code we sent
+   * when we failed the
    * connection for a protocol error (1002, 1007, 1009). reason is valid
    * during the call. Optional. */
   void (*on_close)(ra_ws *ws, uint16_t code, ra_str reason, void *ud);
@@ -67,18 +68,35 @@ typedef struct ra_ws_handlers {
   void (*on_drain)(ra_ws *ws, void *ud);
   /* A pong arrived (answer to ra_ws_ping or the periodic ping). Optional. */
   void (*on_pong)(ra_ws *ws, const uint8_t *data, size_t len, void *ud);
+  /* Server routes on an HTTP server: the server started a graceful
+   * shutdown (also when the upgrade completes after it started). Optional:
+   * without it the connection is closed with 1001 "server shutting down".
+   * Either way it must close before the server's shutdown deadline, when
+   * it is dropped (on_close 1006). */
+  void (*on_shutdown)(ra_ws *ws, void *ud);
 } ra_ws_handlers;
+
+/* For the timeouts below: the feature is off (0 means the default). */
+#define RA_WS_OFF UINT64_MAX
 
 /* Each field: 0 means the default in brackets. */
 typedef struct ra_ws_opts {
   uint64_t max_message;      /* [16 MiB] larger incoming messages: close 1009 */
-  uint64_t ping_interval_ms; /* [off] ping this often; a peer whose pong has
-                                not come back by the next ping is dropped */
+  uint64_t ping_interval_ms; /* [30 s; RA_WS_OFF: never] ping this often
+                                (frames on a stream; the tunnel has its own
+                                heartbeat) */
+  uint64_t idle_timeout_ms;  /* [2 x ping_interval_ms, else 60 s; RA_WS_OFF:
+                                never] a peer from which nothing (no frame,
+                                no pong) arrived for this long is dropped
+                                (on_close 1006); checked at each ping */
   uint64_t close_timeout_ms; /* [5 s] wait for the peer's close frame (and,
                                 client side, for the opening handshake),
                                 then drop the connection */
   size_t send_high_water;    /* [1 MiB] sends return RA_WS_BACKPRESSURE past it */
-  size_t send_limit;         /* [64 MiB] a peer that lets more pile up is dropped */
+  size_t send_limit;         /* [64 MiB] a message that would make more than
+                                this pile up unsent is not queued: the peer
+                                is closed with 1013 instead (a message is
+                                always queued when nothing is pending) */
 } ra_ws_opts;
 
 /* ---- server routes ------------------------------------------------------ */
@@ -111,8 +129,10 @@ RA_API const ra_ws_opts *ra_ws_route_opts(const ra_route_match *m);
 /* Sends a whole message. Text must be valid UTF-8 (-EILSEQ otherwise).
  * Returns 0; RA_WS_BACKPRESSURE (sent, but slow down until on_drain);
  * -EPIPE once closing or closed; -EBUSY while a fragmented message is
- * being sent; -ENOBUFS when the peer had to be dropped because more than
- * send_limit bytes piled up (on_close with 1006 follows, from the loop);
+ * being sent; -ENOBUFS when the message was not sent because the peer let
+ * too much pile up (send_limit): the closing handshake with 1013 "peer too
+ * slow" was started instead (on_close follows; 1006 if the peer never
+ * reads it);
  * -ENOTCONN before on_open; -ENOMEM. data is copied or written before
  * the call returns. */
 RA_API int ra_ws_send(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
@@ -236,6 +256,9 @@ RA_API void ra_ws_deliver_message(ra_ws *ws, ra_ws_type type, const uint8_t *dat
 RA_API void ra_ws_deliver_pong(ra_ws *ws, const uint8_t *data, size_t len);
 /* The sink's buffer fell to its low-water mark. */
 RA_API void ra_ws_deliver_drain(ra_ws *ws);
+/* The server carrying ws is shutting down gracefully: runs on_shutdown, or
+ * by default closes with 1001. No-op once closing. */
+RA_API void ra_ws_deliver_shutdown(ra_ws *ws);
 /* The end, exactly once: runs on_close, then frees ws as soon as no ra_ws
  * callback is running (at once when called from outside them). */
 RA_API void ra_ws_deliver_close(ra_ws *ws, uint16_t code, ra_str reason);

@@ -7,6 +7,7 @@
 
 #include "raloop/core/buf.h"
 #include "raloop/core/stream.h"
+#include "raloop/http/response.h"
 #include "raloop/ws/frame.h"
 #include "raloop/ws/utf8.h"
 #include "raloop/ws/ws.h"
@@ -51,6 +52,24 @@ void ra_ws__deliver_checked(ra_ws *ws, ra_ws_type type, const uint8_t *data, siz
  * checks a broadcast's UTF-8 once for all members). */
 int ra_ws__send_checked(ra_ws *ws, ra_ws_type type, const void *data, size_t len);
 
+/* Before queuing len more bytes: 0, or -ENOBUFS when the peer let more
+ * than send_limit pile up (ws is then closing with 1013). */
+int ra_ws__check_limit(ra_ws *ws, size_t len);
+
+/* A whole server (unmasked) frame shared by reference: a broadcast encodes
+ * it once and every member on a stream queues a reference to it. */
+typedef struct ra_ws__frame {
+  size_t refs;
+  size_t len;        /* header + payload */
+  uint8_t bytes[];
+} ra_ws__frame;
+/* refs 1 (the caller's), or NULL. */
+ra_ws__frame *ra_ws__frame_new(ra_ws_type type, const void *data, size_t len);
+void ra_ws__frame_unref(void *f);
+/* ra_ws__send_checked with the frame f already encoded for data: queued by
+ * reference on a server stream, sent by the sink's send (a copy) otherwise. */
+int ra_ws__send_shared(ra_ws *ws, ra_ws_type type, const void *data, size_t len, ra_ws__frame *f);
+
 /* ---- room.c ---- */
 
 /* ws leaves every room it is in (when it closes, or is freed). */
@@ -60,9 +79,16 @@ void ra_ws__leave_rooms(ra_ws *ws);
 
 /* Puts ws on a raw stream speaking RFC 6455 frames as `role`: takes over
  * the stream's callbacks, makes the stream ws's sink, delivers on_open,
- * then processes `rest` (bytes already read past the handshake). On
- * -ENOMEM nothing was changed. */
+ * then processes `rest` (bytes already read past the handshake). slot (may
+ * be NULL): the connection's place on the HTTP server (route.c), taken
+ * over: released when the stream closes, and the server's shutdown closes
+ * ws (1001, or on_shutdown), at once if it started already. On -ENOMEM
+ * nothing was changed (slot stays the caller's). */
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
-                         const uint8_t *rest, size_t rest_len);
+                         const uint8_t *rest, size_t rest_len, ra_conn_slot *slot);
+/* Queues a shared frame by reference if ws is on a server stream: 0 or
+ * -errno (f's reference is then dropped already), or -ENOTSUP (untouched:
+ * not a server stream). */
+int ra_ws__stream_send_shared(ra_ws *ws, ra_ws__frame *f);
 
 #endif

@@ -7,10 +7,22 @@
 #include "raloop/core/log.h"
 #include "raloop/ws/ws.h"
 
-/* Large enough for the 16 MiB integration test plus framing slack. */
-static const ra_ws_opts hello_opts = {
-    .max_message = (uint64_t)64 << 20,
-    .send_limit = (size_t)256 << 20,
+/* Limits sized for an example. /echo takes the 16 MiB message of the
+ * integration test; it answers only its own client, so one that does not
+ * read can hold at most a couple of messages (send_limit) before it is
+ * closed with 1013.
+ * /chat is a room: every message is queued to every member (one shared
+ * frame, not a copy each), so a member that does not read is closed with
+ * 1013 once 4 MiB waits for it, and messages stay small (1 MiB; larger:
+ * 1009). Both ping every 30 s and drop a peer silent for 60 s (the
+ * defaults). */
+static const ra_ws_opts echo_opts = {
+    .max_message = (uint64_t)16 << 20,
+    .send_limit = (size_t)32 << 20,
+};
+static const ra_ws_opts chat_opts = {
+    .max_message = (uint64_t)1 << 20,
+    .send_limit = (size_t)4 << 20,
 };
 
 typedef struct hello_ws {
@@ -50,6 +62,9 @@ static void hello_ws_free(void *p) {
   free(hw);
 }
 
+/* Plain WebSockets are closed with 1001 by the library when the server
+ * shuts down (also one whose upgrade completes after it started); this
+ * covers the tunnelled ones too. */
 static void on_shutdown(ra_http_server *srv, void *ud) {
   hello_ws *hw = ud;
   ra_ws_room_close_all(hw->all, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
@@ -66,8 +81,8 @@ int hello_ws_routes(ra_router *r, ra_http_server *srv) {
     return rc;
   }
   /* from here on the router owns hw */
-  if ((rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &hello_opts, 0)) < 0) return rc;
-  if ((rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &hello_opts, 0)) < 0) return rc;
+  if ((rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &echo_opts, 0)) < 0) return rc;
+  if ((rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &chat_opts, 0)) < 0) return rc;
   if (srv && (rc = ra_http_server_on_shutdown(srv, on_shutdown, hw)) < 0) return rc;
   return 0;
 }

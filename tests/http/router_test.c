@@ -313,7 +313,8 @@ static void test_route_errors_and_match(void **state) {
 }
 
 static void on_cancel_count(ra_res *res, void *ud) { (*(int *)ud)++; }
-static void on_upgrade_unused(ra_stream *s, const uint8_t *rest, size_t n, void *ud) { fail(); }
+static void on_upgrade_unused(ra_stream *s, const uint8_t *rest, size_t n, ra_conn_slot *slot,
+                              void *ud) { fail(); }
 
 /* The request's arena refuses sizes it cannot round or account for,
  * instead of wrapping to a tiny block. */

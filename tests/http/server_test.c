@@ -36,7 +36,8 @@ static size_t up_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
 static void up_close(ra_stream *s, int err, void *ud) {}
 static const ra_stream_cbs up_cbs = {.on_read = up_read, .on_close = up_close};
 
-static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t n, void *ud) {
+static void on_upgraded(ra_stream *s, const uint8_t *rest, size_t n, ra_conn_slot *slot, void *ud) {
+  ra_conn_slot_release(slot); /* not counted: this raw echo is not the server's business */
   memcpy(up_rest, rest, n < sizeof up_rest ? n : sizeof up_rest);
   up_rest_len = n;
   ra_stream_set_userdata(s, &up_cbs, NULL);
@@ -56,8 +57,11 @@ static void h_upgrade(ra_req *req, ra_res *res, void *ud) {
 static int up_streams, up_nulls;
 static ra_res *held;
 
-static void on_upgraded_count(ra_stream *s, const uint8_t *rest, size_t n, void *ud) {
+static void on_upgraded_count(ra_stream *s, const uint8_t *rest, size_t n, ra_conn_slot *slot,
+                              void *ud) {
+  ra_conn_slot_release(slot);
   if (!s) {
+    assert_null(slot);
     assert_null(rest);
     assert_int_equal(n, 0);
     up_nulls++;

@@ -21,7 +21,10 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-"$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
+# RA_HELLO_ASAN_OPTIONS: more ASan options for the server only.
+asan_opts="${ASAN_OPTIONS:-}"
+[ -n "${RA_HELLO_ASAN_OPTIONS:-}" ] && asan_opts="${asan_opts:+$asan_opts:}$RA_HELLO_ASAN_OPTIONS"
+ASAN_OPTIONS="$asan_opts" "$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do

@@ -86,17 +86,20 @@ typedef struct env {
   rec server;
 } env;
 
-static void env_up(env *e, const ra_ws_opts *opts) {
+static void env_up_ex(env *e, const ra_ws_opts *opts, const ra_ws_handlers *h,
+                      const ra_http_server_opts *so) {
   memset(e, 0, sizeof *e);
   assert_int_equal(ra_loop_new(&e->loop), 0);
   assert_non_null(e->loop);
   assert_int_equal(ra_router_new(&e->router), 0);
-  assert_int_equal(ra_ws_route_ex(e->router, "/ws", &rec_handlers, &e->server, opts, 0), 0);
-  assert_int_equal(ra_http_server_new(e->loop, e->router, NULL, &e->srv), 0);
+  assert_int_equal(ra_ws_route_ex(e->router, "/ws", h ? h : &rec_handlers, &e->server, opts, 0), 0);
+  assert_int_equal(ra_http_server_new(e->loop, e->router, so, &e->srv), 0);
   assert_non_null(e->srv);
   assert_int_equal(ra_http_server_listen(e->srv, "127.0.0.1:0", NULL), 0);
   e->port = ra_http_server_port(e->srv);
 }
+
+static void env_up(env *e, const ra_ws_opts *opts) { env_up_ex(e, opts, NULL, NULL); }
 
 static void env_down(env *e) {
   ra_http_server_free(e->srv);
@@ -119,12 +122,14 @@ static int raw_connect_ex(env *e, bool small_window) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e->port)};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-  assert_true(rc == 0 || errno == EINPROGRESS);
-  if (small_window) { /* so the kernel absorbs little of what a non-reader is sent */
-    int rcvbuf = 4096;
+  if (small_window) { /* so the kernel absorbs little of what a non-reader is
+                         sent; set before connect, and not below an MSS, so
+                         that reading again later goes at full speed */
+    int rcvbuf = 64 << 10;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   }
+  int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+  assert_true(rc == 0 || errno == EINPROGRESS);
   static const char req[] =
       "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -161,8 +166,56 @@ static void raw_send(int fd, unsigned op, const void *p, size_t n) {
 
 /* ---- tests ---------------------------------------------------------------- */
 
-/* A peer that does not read: sends are told (RA_WS_BACKPRESSURE), then the
- * peer is dropped past send_limit; the queue never grows past it. */
+/* Reads from a raw client until a close frame from the server arrives;
+ * returns its code (0: none came in ms). Counts the data frames before it. */
+static int raw_read_close(env *e, int fd, int ms, size_t *data_frames) {
+  size_t cap = 16 << 20, have = 0, off = 0;
+  uint8_t *b = malloc(cap);
+  int code = 0;
+  uint64_t end = ra_loop_update_time(e->loop) + (uint64_t)ms;
+  while (!code && ra_loop_update_time(e->loop) < end) {
+    ssize_t n = read(fd, b + have, cap - have);
+    if (n > 0) have += (size_t)n;
+    ra_loop_run_once(e->loop, n > 0 ? 0 : 2);
+    for (;;) { /* server frames: unmasked */
+      if (have - off < 2) break;
+      uint64_t len = b[off + 1] & 0x7f;
+      size_t h = 2;
+      if (len == 126) {
+        if (have - off < 4) break;
+        len = (uint64_t)b[off + 2] << 8 | b[off + 3];
+        h = 4;
+      } else if (len == 127) {
+        if (have - off < 10) break;
+        len = 0;
+        for (int i = 0; i < 8; i++) len = len << 8 | b[off + 2 + i];
+        h = 10;
+      }
+      if (have - off < h + len) break;
+      unsigned op = b[off] & 0x0f;
+      if (op == RA_WS_OP_CLOSE) {
+        code = len >= 2 ? (b[off + h] << 8 | b[off + h + 1]) : 1005;
+        break;
+      }
+      if (op == RA_WS_OP_BINARY || op == RA_WS_OP_TEXT) (*data_frames)++;
+      off += h + len;
+    }
+    if (off == have) off = have = 0;
+    else if (off > cap / 2) {
+      memmove(b, b + off, have - off);
+      have -= off;
+      off = 0;
+    }
+    assert_true(have < cap);
+  }
+  free(b);
+  return code;
+}
+
+/* A peer that does not read: sends are told (RA_WS_BACKPRESSURE), then,
+ * past send_limit, the message is not queued and the peer is closed with
+ * 1013 instead: the queue never grows past the limit, and a peer that
+ * reads again finds the close code after what was queued. */
 static void backpressure_drop(void **st) {
   env e;
   ra_ws_opts o = {.send_high_water = 256 << 10, .send_limit = 2 << 20};
@@ -181,9 +234,13 @@ static void backpressure_drop(void **st) {
   assert_int_equal(rc, -ENOBUFS);
   assert_true(e.server.backpressure > 0);
   assert_true(sends < 100); /* ~2 MiB + kernel buffers, not 1000 x 64 KiB */
-  assert_true(run_until(&e, &e.server.closes, 1, 2000));
-  assert_int_equal(e.server.code, 1006);
+  assert_true(ra_ws_buffered(e.server.ws) <= o.send_limit);
+  assert_int_equal(e.server.closes, 0); /* closing, not dropped */
+  size_t frames = 0;
+  assert_int_equal(raw_read_close(&e, fd, 3000, &frames), 1013);
+  assert_int_equal(frames, (size_t)sends - 1); /* all but the refused one */
   close(fd);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
   env_down(&e);
 }
 
@@ -541,9 +598,13 @@ static void sink_interface(void **st) {
   assert_int_equal(r.drains, 1);
   ra_ws_deliver_drain(ws); /* only after a BACKPRESSURE */
   assert_int_equal(r.drains, 1);
+  /* past send_limit the message is not queued: the peer is closed, 1013 */
   f.buffered = 5000;
   assert_int_equal(ra_ws_send(ws, RA_WS_BINARY, "b", 1), -ENOBUFS);
-  assert_int_equal(f.terminates, 1);
+  assert_int_equal(f.sends, 3); /* not sent */
+  assert_int_equal(f.closes, 2);
+  assert_int_equal(f.code, 1013);
+  assert_int_equal(f.terminates, 0);
   ra_ws_deliver_close(ws, 1006, RA_STR("dropped"));
   assert_int_equal(r.closes, 1);
   assert_int_equal(r.code, 1006);
@@ -656,6 +717,212 @@ static void upgrade_never_handed_over(void **st) {
   }
 }
 
+/* The default liveness policy: ping every 30 s, drop after 60 s of silence;
+ * RA_WS_OFF turns each off; idle follows an explicit ping interval. */
+static void ping_idle_defaults(void **st) {
+  ra_router *r;
+  assert_int_equal(ra_router_new(&r), 0);
+  ra_ws_opts off = {.ping_interval_ms = RA_WS_OFF, .idle_timeout_ms = RA_WS_OFF};
+  ra_ws_opts p10 = {.ping_interval_ms = 10000};
+  assert_int_equal(ra_ws_route_ex(r, "/d", &rec_handlers, NULL, NULL, 0), 0);
+  assert_int_equal(ra_ws_route_ex(r, "/off", &rec_handlers, NULL, &off, 0), 0);
+  assert_int_equal(ra_ws_route_ex(r, "/p10", &rec_handlers, NULL, &p10, 0), 0);
+  ra_route_match m;
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/d"), NULL, &m), 0);
+  assert_int_equal(ra_ws_route_opts(&m)->ping_interval_ms, 30000);
+  assert_int_equal(ra_ws_route_opts(&m)->idle_timeout_ms, 60000);
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/off"), NULL, &m), 0);
+  assert_true(ra_ws_route_opts(&m)->ping_interval_ms == RA_WS_OFF);
+  assert_true(ra_ws_route_opts(&m)->idle_timeout_ms == RA_WS_OFF);
+  assert_int_equal(ra_router_match(r, RA_STR("GET"), RA_STR("/p10"), NULL, &m), 0);
+  assert_int_equal(ra_ws_route_opts(&m)->idle_timeout_ms, 20000);
+  ra_router_free(r);
+}
+
+/* A peer that never answers pings nor sends anything is dropped once the
+ * idle timeout passed (pings at their default interval, 30 s, so only the
+ * idle rule can end it), not before; one that talks stays. */
+static void idle_timeout_drops(void **st) {
+  env e;
+  ra_ws_opts o = {.idle_timeout_ms = 200};
+  env_up(&e, &o);
+  int quiet = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 1, 2000));
+  int talker = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 2, 2000));
+  uint64_t start = ra_loop_update_time(e.loop);
+  while (!e.server.closes && ra_loop_update_time(e.loop) - start < 2000) {
+    raw_send(talker, RA_WS_OP_TEXT, "hi", 2);
+    for (int i = 0; i < 10; i++) ra_loop_run_once(e.loop, 5);
+  }
+  uint64_t took = ra_loop_update_time(e.loop) - start;
+  assert_int_equal(e.server.closes, 1);
+  assert_int_equal(e.server.code, 1006);
+  assert_true(took >= 150 && took < 1000);
+  start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 400) {
+    raw_send(talker, RA_WS_OP_TEXT, "hi", 2);
+    for (int i = 0; i < 10; i++) ra_loop_run_once(e.loop, 5);
+  }
+  assert_int_equal(e.server.closes, 1); /* the talker is still there */
+  close(quiet);
+  close(talker);
+  env_down(&e);
+}
+
+/* Upgraded WebSockets keep counting toward max_connections: with 2 open, a
+ * third connection waits (accept is paused) and is served once one closes. */
+static void max_connections_counts_websockets(void **st) {
+  env e;
+  ra_http_server_opts so = {.limits = {.max_connections = 2}};
+  env_up_ex(&e, NULL, NULL, &so);
+  int a = raw_connect(&e), b = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, 2, 2000));
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  assert_true(rc == 0 || errno == EINPROGRESS);
+  for (int i = 0; i < 20; i++) ra_loop_run_once(e.loop, 5);
+  static const char req[] = "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n";
+  assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+  char buf[512];
+  ssize_t n = -1;
+  uint64_t start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 300) {
+    ra_loop_run_once(e.loop, 5);
+    if ((n = read(fd, buf, sizeof buf - 1)) > 0) break;
+  }
+  assert_true(n <= 0); /* not served while two WebSockets are open */
+  close(a);
+  assert_true(run_until(&e, &e.server.closes, 1, 2000));
+  start = ra_loop_update_time(e.loop);
+  while (ra_loop_update_time(e.loop) - start < 2000) {
+    ra_loop_run_once(e.loop, 5);
+    if ((n = read(fd, buf, sizeof buf - 1)) > 0) break;
+  }
+  assert_true(n > 0);
+  buf[n] = 0;
+  assert_non_null(strstr(buf, "HTTP/1.1 404"));
+  close(fd);
+  close(b);
+  env_down(&e);
+}
+
+/* A graceful shutdown that starts in the same loop turn as upgrades were
+ * answered (101 written, the hand-over still to come): every one of them
+ * still gets the 1001 close, the shutdown completes promptly (the
+ * WebSockets' closes count), and nothing leaks (LSan). */
+static env *shut_env;
+static ra_defer shut_defer;
+static bool shut_done;
+static void shut_done_cb(ra_http_server *srv, void *ud) { shut_done = true; }
+static void shut_now_cb(ra_defer *d, void *ud) {
+  ra_http_server_shutdown(shut_env->srv, 3000, shut_done_cb, NULL);
+}
+static int shut_request(ra_req *req, void *ud) {
+  /* runs before the 101 is written; the defer comes before the hand-over */
+  ra_loop_defer(shut_env->loop, &shut_defer);
+  return 0;
+}
+
+static void shutdown_during_upgrade(void **st) {
+  env e;
+  shut_env = &e;
+  shut_done = false;
+  ra_defer_init(&shut_defer, shut_now_cb, NULL);
+  ra_ws_handlers h = rec_handlers;
+  h.on_request = NULL;
+  env_up_ex(&e, NULL, &h, NULL);
+  enum { N = 20 };
+  rec c[N];
+  memset(c, 0, sizeof c);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", e.port);
+  for (int i = 0; i < N - 1; i++) {
+    ra_ws *ws;
+    assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &c[i], &ws), 0);
+  }
+  assert_true(run_until(&e, &e.server.opens, N - 1, 3000));
+  /* the last upgrade starts the shutdown in the turn that answers it */
+  e.server.closes = 0;
+  ra_ws_handlers hs = h;
+  hs.on_request = shut_request;
+  assert_int_equal(ra_ws_route_ex(e.router, "/shut", &hs, &e.server, NULL, 0), 0);
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/shut", e.port);
+  ra_ws *ws;
+  assert_int_equal(ra_ws_connect(e.loop, url, NULL, &rec_handlers, &c[N - 1], &ws), 0);
+  uint64_t start = ra_loop_update_time(e.loop);
+  int closed = 0;
+  while (ra_loop_update_time(e.loop) - start < 2000 && (closed < N || !shut_done)) {
+    ra_loop_run_once(e.loop, 5);
+    closed = 0;
+    for (int i = 0; i < N; i++) closed += c[i].closes;
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(c[i].closes, 1);
+    assert_int_equal(c[i].code, 1001);
+  }
+  assert_int_equal(c[N - 1].opens, 1);
+  assert_true(shut_done); /* well before the 3 s deadline */
+  assert_int_equal(e.server.closes, N);
+  env_down(&e);
+}
+
+/* A broadcast to members that do not read holds one copy of the message,
+ * not one per member: the frame is encoded once and queued by reference.
+ * Measured as the process's resident memory (10 members x 8 MiB would be
+ * 80 MiB of copies). */
+static ra_ws_room *bc_room;
+static void bc_open(ra_ws *ws, void *ud) {
+  r_open(ws, ud);
+  assert_int_equal(ra_ws_room_join(bc_room, ws), 0);
+}
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, res = 0;
+  assert_non_null(f);
+  assert_int_equal(fscanf(f, "%lu %lu", &size, &res), 2);
+  fclose(f);
+  return res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void broadcast_shares_frame(void **st) {
+  env e;
+  assert_int_equal(ra_ws_room_new(&bc_room), 0);
+  ra_ws_handlers h = rec_handlers;
+  h.on_open = bc_open;
+  env_up_ex(&e, NULL, &h, NULL);
+  enum { N = 10 };
+  int fds[N];
+  for (int i = 0; i < N; i++) fds[i] = raw_connect(&e);
+  assert_true(run_until(&e, &e.server.opens, N, 3000));
+  size_t len = 8 << 20;
+  uint8_t *msg = malloc(len);
+  memset(msg, 'x', len);
+  size_t before = rss_bytes();
+  assert_int_equal(ra_ws_room_broadcast(bc_room, RA_WS_BINARY, msg, len, NULL), N);
+  size_t grew = rss_bytes() - before;
+  size_t queued = 0;
+  for (int i = 0; i < N; i++) ra_loop_run_once(e.loop, 1);
+  assert_int_equal(e.server.closes, 0);
+  assert_int_equal(ra_ws_room_size(bc_room), N);
+  queued = ra_ws_buffered(e.server.ws);
+  assert_true(queued > len / 2); /* the members really hold it unsent */
+  assert_true(grew < 3 * len);   /* one copy (and slack), not N */
+  /* a member that reads gets the whole frame */
+  size_t frames = 0;
+  ra_ws_close(e.server.ws, 1000, NULL);
+  assert_int_equal(raw_read_close(&e, fds[N - 1], 3000, &frames), 1000); /* the last opened */
+  assert_int_equal(frames, 1);
+  free(msg);
+  for (int i = 0; i < N; i++) close(fds[i]);
+  assert_true(run_until(&e, &e.server.closes, N, 3000));
+  env_down(&e); /* LSan: the shared frame was released by its last member */
+  ra_ws_room_free(bc_room);
+}
+
 int main(void) {
   ra_log_set_level(RA_LOG_ERROR);
   const struct CMUnitTest tests[] = {
@@ -664,7 +931,9 @@ int main(void) {
       cmocka_unit_test(close_timeout), cmocka_unit_test(raw_close_and_errors),
       cmocka_unit_test(client_features), cmocka_unit_test(route_lookup),
       cmocka_unit_test(sink_interface), cmocka_unit_test(upgrade_never_handed_over),
-      cmocka_unit_test(client_connect_stalls),
+      cmocka_unit_test(client_connect_stalls), cmocka_unit_test(ping_idle_defaults),
+      cmocka_unit_test(idle_timeout_drops), cmocka_unit_test(max_connections_counts_websockets),
+      cmocka_unit_test(shutdown_during_upgrade), cmocka_unit_test(broadcast_shares_frame),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
