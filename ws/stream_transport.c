@@ -339,6 +339,12 @@ static const ra_ws_sink_ops stream_sink = {
     .close = sink_close, .terminate = sink_terminate, .buffered = sink_buffered,
     .send_owned = sink_send_owned, .cork = sink_cork};
 
+int ra_ws_fd(const ra_ws *ws) {
+  if (!ws || ws->ops != &stream_sink || !ws->sink) return -1;
+  const ws_conn *c = ws->sink;
+  return c->s ? ra_stream_fd(c->s) : -1;
+}
+
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
                          const uint8_t *rest, size_t rest_len) {
   ws_conn *c = calloc(1, sizeof *c);

@@ -173,6 +173,10 @@ size_t ra_ws_buffered(const ra_ws *ws);
  * on (empty for client connections), both valid as long as ws. */
 ra_str ra_ws_protocol(const ra_ws *ws);
 ra_str ra_ws_path(const ra_ws *ws);
+/* The socket carrying the WebSocket (a server's upgraded connection or a
+ * client's), or -1 for one carried otherwise (inside the tunnel) or once
+ * closed. For getpeername and the like; do not read or write it. */
+int ra_ws_fd(const ra_ws *ws);
 /* True when the WebSocket runs inside an attested tunnel. */
 bool ra_ws_attested(const ra_ws *ws);
 /* True from on_open until closing starts (either side). */
