@@ -23,6 +23,7 @@ struct ra_service {
   ra_tunnel_server *tunnel;
   ra_timer backstop;
   bool stopping;
+  int stop_parts; /* the HTTP server and the tunnel server, until both drained */
 };
 
 static int open_provider(const char *tee, const char *sim_dir, ra_quote_provider **p) {
@@ -103,11 +104,12 @@ ra_tunnel_server *ra_service_tunnel(const ra_service *s) { return s->tunnel; }
 
 static void on_backstop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
 
-/* Every HTTP connection is gone: drop the tunnels, then let the loop end by
- * itself once upgraded WebSockets have closed, with a backstop that does not
- * keep it alive. */
-static void on_http_stopped(ra_http_server *srv, void *ud) {
-  ra_service *s = ud;
+/* Every HTTP connection is gone and every tunnel drained (both within the
+ * same deadline): free the tunnel server, then let the loop end by itself
+ * once upgraded WebSockets have closed, with a backstop that does not keep
+ * it alive. */
+static void stop_part_done(ra_service *s) {
+  if (--s->stop_parts > 0) return;
   ra_tunnel_server_free(s->tunnel);
   s->tunnel = NULL;
   ra_timer_init(s->loop, &s->backstop, on_backstop, s->loop);
@@ -115,9 +117,22 @@ static void on_http_stopped(ra_http_server *srv, void *ud) {
   ra_timer_unref(&s->backstop);
 }
 
+static void on_http_stopped(ra_http_server *srv, void *ud) {
+  (void)srv;
+  stop_part_done(ud);
+}
+
+static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) {
+  (void)ts;
+  stop_part_done(ud);
+}
+
 void ra_service_stop(ra_service *s) {
   if (s->stopping) return;
   s->stopping = true;
+  s->stop_parts = s->tunnel ? 2 : 1;
+  /* tunnelled requests in flight are answered like plain ones */
+  if (s->tunnel) ra_tunnel_server_shutdown(s->tunnel, s->o.shutdown_timeout_ms, on_tunnel_stopped, s);
   ra_http_server_shutdown(s->http, s->o.shutdown_timeout_ms, on_http_stopped, s);
 }
 

@@ -509,7 +509,7 @@ oom:
 
 /* ---- tunnelled WebSockets ------------------------------------------------- */
 
-static const ra_ws_handlers ctl_handlers;
+static void ctl_open(ra_ws *ws, void *ud);
 
 static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
@@ -541,7 +541,7 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   if (ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm) != 0 ||
       !ra_ws_route_handlers(&rm, &h, &hud)) {
     why = "no WebSocket route for this path";
-  } else if (h == &ctl_handlers) { /* a tunnel's control channel inside a tunnel */
+  } else if (h->on_open == ctl_open) { /* a tunnel's control channel inside a tunnel */
     s->st.nested_refused++;
     why = "no tunnel inside a tunnel";
   } else if (h->on_request) {
