@@ -169,6 +169,7 @@ static ra_timer backstop;
 
 static ra_tunnel_server *tunnel;
 static int stop_parts; /* HTTP server and tunnel server, until both drained */
+static bool stopping;
 
 static void stop_part_done(ra_loop *loop) {
   if (--stop_parts > 0) return;
@@ -192,7 +193,8 @@ static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) {
 
 static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
-  if (stop_parts) return; /* stopping already */
+  if (stopping) return;
+  stopping = true;
   ra_info("signal %d: stopping (in-flight requests finish, 10 s at most)", signo);
   stop_parts = tunnel ? 2 : 1;
   /* tunnelled requests in flight are answered too, within the same deadline */
