@@ -548,6 +548,69 @@ static void test_tunnel_response_is_paced(void **st) {
   spin(f, 20);
 }
 
+/* ra_tunnel_server_shutdown: a request in flight is answered, a new one
+ * is refused (503 with `error`), then the channel closes and done runs;
+ * past the deadline what is still pending is cancelled. */
+static int g_stopped;
+static void on_stopped(ra_tunnel_server *ts, void *ud) {
+  (void)ts;
+  (void)ud;
+  g_stopped++;
+}
+
+static void test_shutdown_answers_in_flight(void **st) {
+  fx *f = *st;
+  g_held = NULL;
+  g_stopped = 0;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0}, g2 = {0};
+  ra_tunnel_request q = {.url = "/hold", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_tunnel_server_shutdown(f->ts, 5000, on_stopped, NULL);
+  ra_tunnel_server_shutdown(f->ts, 5000, on_stopped, NULL); /* a second call changes nothing */
+  ra_tunnel_request q2 = {.url = "/hello", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q2, on_resp, &g2), 0);
+  wait_for(f, &g2.done);
+  assert_true(g2.err != 0 || g2.status == 503); /* refused: the `error` fails the fetch */
+  assert_false(g.done);
+  assert_int_equal(g_stopped, 0);
+  ra_res_send_text(g_held, 200, "late");
+  g_held = NULL;
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 200);
+  assert_string_equal(g.body, "late");
+  for (int i = 0; i < 2000 && !g_stopped; i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(g_stopped, 1);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
+static void test_shutdown_deadline_cancels(void **st) {
+  fx *f = *st;
+  g_held = NULL;
+  g_stopped = 0;
+  g_cancelled = false;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hold", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_tunnel_server_shutdown(f->ts, 100, on_stopped, NULL);
+  for (int i = 0; i < 2000 && !g_stopped; i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(g_stopped, 1);
+  assert_true(g_cancelled);
+  ra_res_send_text(g_held, 200, "too late"); /* cancelled: a no-op */
+  g_held = NULL;
+  wait_for(f, &g.done);
+  assert_true(g.err != 0);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
 /* A large request body is lent to the request from the tunnel's buffer
  * pool: the request may outlive the tunnel (an async handler answering
  * after the client left) and its body stays readable until it is freed. */
@@ -632,6 +695,8 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_malformed_request_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_paced_response_completes, setup, teardown),
     cmocka_unit_test_setup_teardown(test_tunnel_response_is_paced, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shutdown_answers_in_flight, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shutdown_deadline_cancels, setup, teardown),
     cmocka_unit_test_setup_teardown(test_body_outlives_tunnel, setup, teardown),
     cmocka_unit_test_setup_teardown(test_replay_budget_recycles_heavy_tunnel, setup_small_replay_budget, teardown),
   };
