@@ -945,8 +945,8 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
   if (!s->o.max_replay_entries) s->o.max_replay_entries = 1u << 23;
   if (!s->o.kx_timeout_ms) s->o.kx_timeout_ms = 5000;
-  if (!s->o.max_unkeyed) s->o.max_unkeyed = 256;
-  if (!s->o.max_unkeyed_per_addr) s->o.max_unkeyed_per_addr = 16;
+  if (!s->o.max_unkeyed) s->o.max_unkeyed = 1024;
+  if (!s->o.max_unkeyed_per_addr) s->o.max_unkeyed_per_addr = 128;
   if (!s->o.max_response) s->o.max_response = 16u << 20;
   if (!s->o.max_request_bytes_per_tunnel) s->o.max_request_bytes_per_tunnel = 64u << 20;
   if (!s->o.max_request_bytes) s->o.max_request_bytes = 256u << 20;

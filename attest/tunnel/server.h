@@ -91,8 +91,9 @@ typedef struct ra_tunnel_server_opts {
    * (from one client IP address) a new channel is closed with 1008 right
    * after the upgrade. */
   uint64_t kx_timeout_ms;      /* [5 s] */
-  size_t max_unkeyed;          /* [256] */
-  size_t max_unkeyed_per_addr; /* [16] */
+  size_t max_unkeyed;          /* [1024] */
+  size_t max_unkeyed_per_addr; /* [128]: raise it for clients that open more tunnels at
+                                  once from one address (load tests, a NAT) */
   /* [16 MiB] bytes of one tunnelled response body (a response is sent
    * whole, so it is held until it ends). Past it the client gets a 502
    * http_response ("response too large for the tunnel") at once and the
