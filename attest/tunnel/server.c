@@ -48,7 +48,7 @@ struct ra_tunnel_server {
   ra_timer heartbeat;
   ra_tunnel_stats st;
   size_t replay_total; /* nonces held by all the tunnels' replay sets */
-  size_t req_bytes;    /* request bodies held by pending requests, all tunnels */
+  size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
   bool freeing;
   /* ra_tunnel_server_shutdown */
   bool stopping, stop_reported;
@@ -70,7 +70,7 @@ struct tunnel {
   bool drain_closed;  /* ... and the 1008 close has been started */
   ra_timer drain_timer;
   ra_timer kx_timer;  /* the key exchange's deadline */
-  size_t req_bytes;   /* request bodies held by t->reqs */
+  size_t held_bytes;  /* request and response bodies held by t->reqs */
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
   uint8_t addr[17];   /* the client's IP address (family, 16 bytes); [0] 0: unknown */
@@ -81,7 +81,8 @@ struct treq {
   ra_res *res;
   ra_loop *loop;
   treq *next, *prev;
-  size_t req_bytes; /* its body, counted in t->req_bytes and the server's */
+  size_t held_bytes; /* its request body and response body so far, counted in
+                        t->held_bytes and the server's */
   /* pacing (sink_pending): bytes written since the last on_drain, and a
    * deferred call that runs on_drain from the loop (or, too_large, cancels) */
   size_t unpaced;
@@ -181,8 +182,8 @@ static void treq_unlink(treq *q) {
   if (t) {
     RA_LIST_DEL(t->reqs, q);
     t->n_reqs--;
-    t->req_bytes -= q->req_bytes;
-    t->srv->req_bytes -= q->req_bytes;
+    t->held_bytes -= q->held_bytes;
+    t->srv->held_bytes -= q->held_bytes;
     q->t = NULL;
   }
 }
@@ -222,8 +223,10 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
   size_t expect = 0;
   if (!q->no_body && !q->head_only && content_length > 0 &&
-      (uint64_t)content_length <= q->t->srv->o.max_response)
-    expect = (size_t)content_length;
+      (uint64_t)content_length <= q->t->srv->o.max_response &&
+      (uint64_t)content_length <= q->t->srv->o.max_buffered_per_tunnel - q->t->held_bytes &&
+      (uint64_t)content_length <= q->t->srv->o.max_buffered - q->t->srv->held_bytes)
+    expect = (size_t)content_length; /* room at once (else it grows as written, counted) */
   uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
   if (p) ra_tmsg_encode_http_response_head(p, hl, &r);
   else q->failed = true;
@@ -238,19 +241,23 @@ static void defer_later(treq *q) {
   ra_loop_defer(q->loop, &q->later);
 }
 
-/* Over max_response: the client gets its answer (502) now and the memory
- * goes; the handler learns from on_cancel, from the loop (not inside its
- * own write). */
-static void response_too_large(treq *q) {
+/* Over max_response (502), or over what the tunnel or the server may hold
+ * (503): the client gets its answer now and the memory goes; the handler
+ * learns from on_cancel, from the loop (not inside its own write). */
+static void response_refused(treq *q, int status, const char *text) {
   tunnel *t = q->t;
   ra_tunnel_server *s = t->srv;
   q->too_large = q->failed = true;
-  s->st.responses_too_large++;
+  if (status == 502) s->st.responses_too_large++;
+  else s->st.buffered_refused++;
   ra_env_buf_free(&q->out);
-  RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: response above max_response (%zu bytes): 502",
-                 s->o.max_response);
-  send_simple_response(t, ra_str_make(q->id, q->id_len), 502, "response too large for the tunnel\n");
-  log_access(s, ra_res_req(q->res), 502, q->start_us);
+  size_t body = q->body_len;
+  q->held_bytes -= body;
+  t->held_bytes -= body;
+  s->held_bytes -= body;
+  RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: response refused (%d): %s", status, text);
+  send_simple_response(t, ra_str_make(q->id, q->id_len), status, text);
+  log_access(s, ra_res_req(q->res), status, q->start_us);
   defer_later(q);
 }
 
@@ -258,8 +265,14 @@ static int sink_body(void *sink, const void *data, size_t len) {
   treq *q = sink;
   if (q->too_large) return -EMSGSIZE;
   if (q->head_only || q->no_body || q->failed || !q->t) return 0;
-  if (len > q->t->srv->o.max_response - q->body_len) {
-    response_too_large(q);
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  if (len > s->o.max_response - q->body_len) {
+    response_refused(q, 502, "response too large for the tunnel\n");
+    return -EMSGSIZE;
+  }
+  if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+    response_refused(q, 503, "too many bytes pending: retry later\n");
     return -EMSGSIZE;
   }
   q->unpaced += len;
@@ -275,6 +288,9 @@ static int sink_body(void *sink, const void *data, size_t len) {
   }
   memcpy(p + at, data, len);
   q->body_len += len;
+  q->held_bytes += len;
+  t->held_bytes += len;
+  s->held_bytes += len;
   return 0;
 }
 
@@ -416,16 +432,16 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   /* request bodies held while their responses are pending: bounded per
    * tunnel and over all of them */
   size_t blen = m->http_request.has_body ? m->http_request.body.len : 0;
-  if (blen > s->o.max_request_bytes_per_tunnel) {
-    s->st.request_bytes_refused++;
+  if (blen > s->o.max_buffered_per_tunnel) {
+    s->st.buffered_refused++;
     send_simple_response(t, id, 413, "request body too large\n");
     return;
   }
-  if (blen > s->o.max_request_bytes_per_tunnel - t->req_bytes ||
-      blen > s->o.max_request_bytes - s->req_bytes) {
-    s->st.request_bytes_refused++;
+  if (blen > s->o.max_buffered_per_tunnel - t->held_bytes ||
+      blen > s->o.max_buffered - s->held_bytes) {
+    s->st.buffered_refused++;
     s->st.requests_refused++;
-    send_simple_response(t, id, 503, "too many request bytes pending: retry later\n");
+    send_simple_response(t, id, 503, "too many bytes pending: retry later\n");
     return;
   }
   char scratch[2048];
@@ -495,9 +511,9 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   q->t = t;
   RA_LIST_ADD(t->reqs, q);
   t->n_reqs++;
-  q->req_bytes = blen;
-  t->req_bytes += blen;
-  s->req_bytes += blen;
+  q->held_bytes = blen;
+  t->held_bytes += blen;
+  s->held_bytes += blen;
   s->st.requests++;
   ra_router_handle(s->router, req, res); /* may end (and free q) right here */
   return;
@@ -948,8 +964,8 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_unkeyed) s->o.max_unkeyed = 1024;
   if (!s->o.max_unkeyed_per_addr) s->o.max_unkeyed_per_addr = 128;
   if (!s->o.max_response) s->o.max_response = 16u << 20;
-  if (!s->o.max_request_bytes_per_tunnel) s->o.max_request_bytes_per_tunnel = 64u << 20;
-  if (!s->o.max_request_bytes) s->o.max_request_bytes = 256u << 20;
+  if (!s->o.max_buffered_per_tunnel) s->o.max_buffered_per_tunnel = 64u << 20;
+  if (!s->o.max_buffered) s->o.max_buffered = 256u << 20;
   s->path = strdup(s->o.path ? s->o.path : "/__ra__");
   s->o.path = NULL; /* the caller's string is not kept */
   if (!s->path) {

@@ -99,12 +99,14 @@ typedef struct ra_tunnel_server_opts {
    * http_response ("response too large for the tunnel") at once and the
    * handler's ra_res is cancelled (on_cancel runs; writes fail). */
   size_t max_response;
-  /* Request bodies held by requests awaiting their response: per tunnel
-   * [64 MiB] and over all tunnels [256 MiB]. An http_request whose body
-   * would cross either gets a 503 http_response at once (413 when its body
-   * alone is above the per-tunnel bound). */
-  size_t max_request_bytes_per_tunnel;
-  size_t max_request_bytes;
+  /* Bytes held for requests awaiting their response (their request bodies
+   * and the response bodies written so far): per tunnel [64 MiB] and over
+   * all tunnels [256 MiB]. An http_request whose body would cross either
+   * gets a 503 http_response at once (413 when its body alone is above the
+   * per-tunnel bound); a response whose body would cross either gets a 503
+   * at once and its ra_res is cancelled (as past max_response). */
+  size_t max_buffered_per_tunnel;
+  size_t max_buffered;
 } ra_tunnel_server_opts;
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
@@ -160,7 +162,7 @@ typedef struct ra_tunnel_stats {
   uint64_t unkeyed_refused;   /* over max_unkeyed / max_unkeyed_per_addr */
   uint64_t nested_refused;    /* ws_connect to a control channel inside a tunnel */
   uint64_t responses_too_large; /* over max_response: 502 */
-  uint64_t request_bytes_refused; /* over max_request_bytes(_per_tunnel): 503 / 413 */
+  uint64_t buffered_refused;  /* over max_buffered(_per_tunnel): 503 / 413 */
 } ra_tunnel_stats;
 void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
 

@@ -1,8 +1,8 @@
 // Hardening of our C tunnel server against a hostile client (issue 10),
 // with small limits:
 //   --max-tunnels 4 --kx-timeout 400 --max-unkeyed 8 --max-unkeyed-per-addr 3
-//   --max-response 1048576 --max-request-bytes-per-tunnel 2500000
-//   --max-request-bytes 3500000
+//   --max-response 1048576 --max-buffered-per-tunnel 2500000
+//   --max-buffered 3500000
 // Attackers connect from 127.0.0.2 and 127.0.0.3 (loopback aliases), real
 // clients from 127.0.0.1.
 // Usage: node hardening.js PORT
@@ -103,7 +103,7 @@ run(async () => {
     await sleep(50)
   })
 
-  await test("request bodies held by pending requests: capped per tunnel (503, 413) and server-wide (503)", async () => {
+  await test("bytes held for pending requests: capped per tunnel (503, 413; responses too) and server-wide (503)", async () => {
     const mb = "z".repeat(1000000)
     const a = await RAClient.connect(origin)
     const b = await RAClient.connect(origin)
@@ -114,6 +114,10 @@ run(async () => {
     // per tunnel: a third megabyte on a is over 2.5 MB
     const third = await a.fetch("/hold", { body: mb })
     assert.equal(third.status, 503)
+    // a response is counted too: 900 kB more on a is over 2.5 MB
+    const resp = await a.fetch("/big?n=900000")
+    assert.equal(resp.status, 503)
+    assert.match(resp.text, /too many bytes pending/)
     // one body above the per-tunnel bound: 413
     const huge = await b.fetch("/hold", { body: "z".repeat(2600000) })
     assert.equal(huge.status, 413)
@@ -132,7 +136,7 @@ run(async () => {
     assert.equal((await observer.fetch("/release")).text, "3")
     for (const r of await Promise.all(held)) assert.equal(r.text, "released")
     const after = await stats()
-    assert.equal(after.request_bytes_refused - before.request_bytes_refused, 3)
+    assert.equal(after.buffered_refused - before.buffered_refused, 4)
     a.close()
     b.close()
   })

@@ -145,7 +145,7 @@ static void stats(ra_req *req, ra_res *res, void *ud) {
            "\"dropped_plaintext\":%llu,\"decrypt_failed\":%llu,\"replays\":%llu,\"requests\":%llu,"
            "\"requests_refused\":%llu,\"responses_cancelled\":%llu,\"sockets_opened\":%llu,"
            "\"heartbeat_drops\":%llu,\"kx_timeouts\":%llu,\"unkeyed_refused\":%llu,"
-           "\"nested_refused\":%llu,\"responses_too_large\":%llu,\"request_bytes_refused\":%llu}",
+           "\"nested_refused\":%llu,\"responses_too_large\":%llu,\"buffered_refused\":%llu}",
            (unsigned long long)s.tunnels_open, (unsigned long long)s.tunnels_total,
            (unsigned long long)s.tunnels_refused, (unsigned long long)s.keyed,
            (unsigned long long)s.bad_cbor, (unsigned long long)s.bad_sealed_key,
@@ -155,7 +155,7 @@ static void stats(ra_req *req, ra_res *res, void *ud) {
            (unsigned long long)s.responses_cancelled, (unsigned long long)s.sockets_opened,
            (unsigned long long)s.heartbeat_drops, (unsigned long long)s.kx_timeouts,
            (unsigned long long)s.unkeyed_refused, (unsigned long long)s.nested_refused,
-           (unsigned long long)s.responses_too_large, (unsigned long long)s.request_bytes_refused);
+           (unsigned long long)s.responses_too_large, (unsigned long long)s.buffered_refused);
   ra_res_send(res, 200, "application/json", b, strlen(b));
 }
 
@@ -206,8 +206,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-unkeyed")) o.max_unkeyed = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-unkeyed-per-addr")) o.max_unkeyed_per_addr = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-response")) o.max_response = strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--max-request-bytes-per-tunnel")) o.max_request_bytes_per_tunnel = strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--max-request-bytes")) o.max_request_bytes = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-buffered-per-tunnel")) o.max_buffered_per_tunnel = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-buffered")) o.max_buffered = strtoul(v, NULL, 10);
     else { fprintf(stderr, "unknown option %s\n", a); return 2; }
   }
   char err[512];
