@@ -51,7 +51,7 @@ struct ra_tunnel_server {
   size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
   bool freeing;
   /* ra_tunnel_server_shutdown */
-  bool stopping, stop_reported;
+  bool stopping, stop_reported, stop_final;
   ra_timer stop_timer;
   ra_defer stop_later;
   ra_tunnel_shutdown_cb stop_cb;
@@ -297,7 +297,7 @@ static int sink_body(void *sink, const void *data, size_t len) {
 static int sink_end(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
-  if (q->too_large) { /* answered (502) and logged already */
+  if (q->too_large) { /* answered (502 / 503) and logged already */
     if (t) {
       treq_unlink(q);
       drain_check(t);
@@ -879,15 +879,22 @@ static const ra_ws_handlers ctl_handlers = {
 static void stop_deadline(ra_timer *tm, void *ud) {
   (void)tm;
   ra_tunnel_server *s = ud;
-  /* what is still pending is cancelled with its channel */
+  /* what is still pending is cancelled with its channel: closed (1001)
+   * now; a closing handshake still unfinished a second later is cut */
+  bool final = s->stop_final;
+  s->stop_final = true;
   for (int pass = 0; pass < 2; pass++)
     for (tunnel *t = pass ? s->unkeyed : s->tunnels, *next; t; t = next) {
       next = t->next;
-      if (t->ch.ctl && !t->stop_closed) {
+      if (!t->ch.ctl) continue;
+      if (final) {
+        ra_ws_terminate(t->ch.ctl); /* on_close from the loop tears it down */
+      } else if (!t->stop_closed) {
         t->stop_closed = t->drain_closed = true;
         ra_ws_close(t->ch.ctl, 1001, "server shutting down"); /* on_close cancels the rest */
       }
     }
+  if (!final) ra_timer_start(&s->stop_timer, 1000, 0);
 }
 
 void ra_tunnel_server_shutdown(ra_tunnel_server *s, uint64_t deadline_ms, ra_tunnel_shutdown_cb done,

@@ -131,7 +131,8 @@ void ra_tunnel_server_free(ra_tunnel_server *ts);
  * ws_event error; tunnelled WebSockets are closed with 1001. Requests
  * already in flight are answered; each control channel is closed with
  * 1001 once nothing is pending on it, or when deadline_ms has passed
- * (what is still pending is then cancelled). done (may be NULL) runs once
+ * (what is still pending is then cancelled; a closing handshake not done
+ * a second after the deadline is cut). done (may be NULL) runs once
  * from the loop when no control channel is left; free the server then (or
  * later). A second call changes nothing. The route stays registered until
  * the free. */
