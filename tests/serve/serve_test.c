@@ -78,6 +78,8 @@ static void test_stop_answers_tunnelled_request(void **st) {
   for (int i = 0; i < 2000 && ra_service_tunnel(s); i++) ra_loop_run_once(loop, 5);
   assert_null(ra_service_tunnel(s));
   ra_tunnel_client_free(c);
+  /* the closing handshakes finish (ra_service_run's loop would end then) */
+  for (int i = 0; i < 50; i++) ra_loop_run_once(loop, 5);
   ra_service_free(s);
   ra_router_free(r);
   ra_verifier_free(v);
