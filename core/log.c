@@ -30,13 +30,9 @@ static const char *level_name(ra_log_level level) {
   }
 }
 
-void ra_log(ra_log_level level, const char *fmt, ...) {
-  if (level < g_level || level >= RA_LOG_OFF) return;
+static void vlog(ra_log_level level, const char *fmt, va_list ap) {
   char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
   int n = vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   if (n < 0) return;
   if ((size_t)n >= sizeof msg) /* truncated: say so */
     snprintf(msg + sizeof msg - 4, 4, "...");
@@ -56,4 +52,42 @@ void ra_log(ra_log_level level, const char *fmt, ...) {
   if ((size_t)len >= sizeof line) len = (int)sizeof line - 1;
   ssize_t w = write(STDERR_FILENO, line, (size_t)len);
   (void)w;
+}
+
+void ra_log(ra_log_level level, const char *fmt, ...) {
+  if (level < g_level || level >= RA_LOG_OFF) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(level, fmt, ap);
+  va_end(ap);
+}
+
+bool ra_log_limit_allow(ra_log_limit *l, uint64_t now_ms, uint64_t *suppressed) {
+  if (!l->window_start_ms || now_ms - l->window_start_ms >= l->interval_ms) {
+    l->window_start_ms = now_ms ? now_ms : 1;
+    l->used = 0;
+  }
+  if (l->used >= l->per_interval) {
+    l->suppressed++;
+    return false;
+  }
+  l->used++;
+  *suppressed = l->suppressed;
+  l->suppressed = 0;
+  return true;
+}
+
+void ra_log_limited(ra_log_limit *l, ra_log_level level, const char *fmt, ...) {
+  if (level < g_level || level >= RA_LOG_OFF) return;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 1;
+  uint64_t dropped;
+  if (!ra_log_limit_allow(l, now, &dropped)) return;
+  if (dropped) ra_log(level, "(suppressed %llu similar line(s) in the last %llu ms or more)",
+                      (unsigned long long)dropped, (unsigned long long)l->interval_ms);
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(level, fmt, ap);
+  va_end(ap);
 }

@@ -289,10 +289,12 @@ int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra
   ra_req *req = malloc(sizeof *req);
   if (!req) return -ENOMEM;
   ra_req_init(req);
-  if (ra_req_set_method(req, method) || ra_req_target_append(req, target.ptr, target.len)) {
+  int rc = ra_req_set_method(req, method); /* -EINVAL: empty or too long */
+  if (!rc) rc = ra_req_target_append(req, target.ptr, target.len);
+  if (rc) {
     ra_req_cleanup(req);
     free(req);
-    return -ENOMEM;
+    return rc;
   }
   req->http_version = http_version == 10 ? 10 : 11;
   req->attested = attested;

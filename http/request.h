@@ -51,7 +51,9 @@ RA_API bool ra_req_attested(const ra_req *req);
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
  * with ra_router_handle(). All inputs are copied into the request. */
-/* 0 and *out, or -ENOMEM and *out NULL. */
+/* 0 and *out, or a negative code and *out NULL: -EINVAL for a method that
+ * is empty or longer than an HTTP/1.1 request may have (31 bytes), -E2BIG
+ * for a target too long to hold, -ENOMEM. */
 RA_API int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out);
 RA_API int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
 RA_API int ra_req_append_body(ra_req *req, const void *data, size_t len);

@@ -24,6 +24,7 @@ struct ra_service {
   ra_tunnel_server *tunnel;
   ra_timer backstop;
   bool stopping;
+  int stop_parts; /* the HTTP server and the tunnel server, until both drained */
 };
 
 static int start_tunnel(ra_service *s) {
@@ -88,20 +89,26 @@ ra_http_server *ra_service_http(const ra_service *s) { return s->http; }
 ra_tunnel_server *ra_service_tunnel(const ra_service *s) { return s->tunnel; }
 
 /* Every HTTP connection and upgraded WebSocket is gone (the HTTP server's
- * shutdown closes WebSockets with 1001 and waits for them): drop the tunnels,
- * then let the loop end by itself, with a backstop that does not keep it
- * alive. */
-static void on_http_stopped(ra_http_server *srv, void *ud) {
-  ra_service *s = ud;
+ * shutdown closes WebSockets with 1001 and waits for them) and every tunnel
+ * drained, both within the same deadline: free the tunnel server, then let
+ * the loop end by itself, with a backstop that does not keep it alive. */
+static void stop_part_done(ra_service *s) {
+  if (--s->stop_parts > 0) return;
   ra_tunnel_server_free(s->tunnel);
   s->tunnel = NULL;
   ra_timer_start(&s->backstop, BACKSTOP_MS, 0);
   ra_timer_unref(&s->backstop);
 }
 
+static void on_http_stopped(ra_http_server *srv, void *ud) { stop_part_done(ud); }
+static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) { stop_part_done(ud); }
+
 void ra_service_stop(ra_service *s) {
   if (s->stopping) return;
   s->stopping = true;
+  s->stop_parts = s->tunnel ? 2 : 1;
+  /* tunnelled requests in flight are answered like plain ones */
+  if (s->tunnel) ra_tunnel_server_shutdown(s->tunnel, s->o.shutdown_timeout_ms, on_tunnel_stopped, s);
   ra_http_server_shutdown(s->http, s->o.shutdown_timeout_ms, on_http_stopped, s);
 }
 

@@ -375,6 +375,12 @@ int ra_ws__stream_send_shared(ra_ws *ws, ra_ws__frame *f) {
   return ra_stream_write_ref(c->s, f->bytes, f->len, ra_ws__frame_unref, f);
 }
 
+int ra_ws_fd(const ra_ws *ws) {
+  if (!ws || ws->ops != &stream_sink || !ws->sink) return -1;
+  const ws_conn *c = ws->sink;
+  return c->s ? ra_stream_fd(c->s) : -1;
+}
+
 int ra_ws__attach_stream(ra_ws *ws, ra_stream *s, ra_ws_role role,
                          const uint8_t *rest, size_t rest_len, ra_conn_slot *slot) {
   ws_conn *c = calloc(1, sizeof *c);

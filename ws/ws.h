@@ -195,6 +195,10 @@ RA_API size_t ra_ws_buffered(const ra_ws *ws);
  * on (empty for client connections), both valid as long as ws. */
 RA_API ra_str ra_ws_protocol(const ra_ws *ws);
 RA_API ra_str ra_ws_path(const ra_ws *ws);
+/* The socket carrying the WebSocket (a server's upgraded connection or a
+ * client's), or -1 for one carried otherwise (inside the tunnel) or once
+ * closed. For getpeername and the like; do not read or write it. */
+RA_API int ra_ws_fd(const ra_ws *ws);
 /* True when the WebSocket runs inside an attested tunnel. */
 RA_API bool ra_ws_attested(const ra_ws *ws);
 /* True from on_open until closing starts (either side). */

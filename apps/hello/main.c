@@ -168,21 +168,37 @@ static void on_backstop(ra_timer *t, void *ud) { (void)t; ra_loop_stop(ud); }
 static ra_timer backstop;
 
 static ra_tunnel_server *tunnel;
+static int stop_parts; /* HTTP server and tunnel server, until both drained */
+static bool stopping;
 
-static void on_stopped(ra_http_server *srv, void *ud) {
-  (void)srv;
-  /* No new connection can reach the router now: drop the tunnels (their
-   * pending responses are cancelled, tunnelled sockets closed). */
+static void stop_part_done(ra_loop *loop) {
+  if (--stop_parts > 0) return;
+  /* No connection or tunnel is left: free the tunnel server. */
   ra_tunnel_server_free(tunnel);
   tunnel = NULL;
-  ra_timer_init(ud, &backstop, on_backstop, ud);
+  ra_timer_init(loop, &backstop, on_backstop, loop);
   ra_timer_start(&backstop, 6000, 0);
   ra_timer_unref(&backstop);
 }
 
+static void on_stopped(ra_http_server *srv, void *ud) {
+  (void)srv;
+  stop_part_done(ud);
+}
+
+static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) {
+  (void)ts;
+  stop_part_done(ud);
+}
+
 static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
+  if (stopping) return;
+  stopping = true;
   ra_info("signal %d: stopping (in-flight requests finish, 10 s at most)", signo);
+  stop_parts = tunnel ? 2 : 1;
+  /* tunnelled requests in flight are answered too, within the same deadline */
+  if (tunnel) ra_tunnel_server_shutdown(tunnel, 10000, on_tunnel_stopped, loop);
   ra_http_server_shutdown(srv, 10000, on_stopped, loop);
 }
 

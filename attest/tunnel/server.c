@@ -10,10 +10,12 @@
 #include "raloop/attest/tunnel/server.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "raloop/attest/tunnel/channel_internal.h"
@@ -40,11 +42,20 @@ struct ra_tunnel_server {
   uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
   uint8_t *server_kx; /* encoded once: the same for every connection */
   size_t server_kx_len;
-  tunnel *tunnels;
+  tunnel *tunnels; /* keyed */
+  tunnel *unkeyed; /* awaiting client_kx (not in `tunnels`) */
+  size_t n_keyed, n_unkeyed;
   ra_timer heartbeat;
   ra_tunnel_stats st;
   size_t replay_total; /* nonces held by all the tunnels' replay sets */
+  size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
   bool freeing;
+  /* ra_tunnel_server_shutdown */
+  bool stopping, stop_reported, stop_final;
+  ra_timer stop_timer;
+  ra_defer stop_later;
+  ra_tunnel_shutdown_cb stop_cb;
+  void *stop_ud;
 };
 
 struct tunnel {
@@ -58,12 +69,27 @@ struct tunnel {
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
   ra_timer drain_timer;
+  ra_timer kx_timer;  /* the key exchange's deadline */
+  size_t held_bytes;  /* request and response bodies held by t->reqs */
+  bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
+  bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
+  uint8_t addr[17];   /* the client's IP address (family, 16 bytes); [0] 0: unknown */
 };
 
 struct treq {
   tunnel *t;
   ra_res *res;
+  ra_loop *loop;
   treq *next, *prev;
+  size_t held_bytes; /* its request body and response body so far, counted in
+                        t->held_bytes and the server's */
+  /* pacing (sink_pending): bytes written since the last on_drain, and a
+   * deferred call that runs on_drain from the loop (or, too_large, cancels) */
+  size_t unpaced;
+  ra_defer later;
+  bool later_queued;
+  bool wait_ctl;  /* on_drain once the control channel drains */
+  bool too_large; /* over max_response: the 502 is sent, the ra_res is cancelled next */
   bool head_only; /* HEAD: never a body */
   bool got_head;
   bool no_body;   /* 204/205/304: body null, writes ignored */
@@ -115,8 +141,14 @@ static void log_access(ra_tunnel_server *s, const ra_req *req, int status, uint6
   if (s->o.access_log && req) s->o.access_log(req, status, now_us() - start_us, s->o.access_log_ud);
 }
 
-/* Draining (over_limit) ends when nothing is pending any more. */
+/* Draining (over_limit, or the server's shutdown) ends when nothing is
+ * pending any more. */
 static void drain_check(tunnel *t) {
+  if (t->srv->stopping && !t->stop_closed && !t->n_reqs && t->ch.ctl) {
+    t->stop_closed = true;
+    ra_ws_close(t->ch.ctl, 1001, "server shutting down");
+    return;
+  }
   if (!t->draining || t->drain_closed || t->n_reqs || !t->ch.ctl) return;
   t->drain_closed = true;
   ra_timer_stop(&t->drain_timer);
@@ -140,14 +172,18 @@ _Static_assert(RA_ENV_FRAME_ROOM >= RA_WS_SEND_ROOM, "a sealed message must leav
 #define BODY_REF_MIN 16384
 
 static void treq_free(treq *q) {
+  if (q->later_queued) ra_defer_cancel(q->loop, &q->later);
   ra_env_buf_free(&q->out);
   free(q);
 }
 
 static void treq_unlink(treq *q) {
-  if (q->t) {
-    RA_LIST_DEL(q->t->reqs, q);
-    q->t->n_reqs--;
+  tunnel *t = q->t;
+  if (t) {
+    RA_LIST_DEL(t->reqs, q);
+    t->n_reqs--;
+    t->held_bytes -= q->held_bytes;
+    t->srv->held_bytes -= q->held_bytes;
     q->t = NULL;
   }
 }
@@ -187,8 +223,10 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
   size_t expect = 0;
   if (!q->no_body && !q->head_only && content_length > 0 &&
-      (uint64_t)content_length <= q->t->srv->o.max_envelope)
-    expect = (size_t)content_length;
+      (uint64_t)content_length <= q->t->srv->o.max_response &&
+      (uint64_t)content_length <= q->t->srv->o.max_buffered_per_tunnel - q->t->held_bytes &&
+      (uint64_t)content_length <= q->t->srv->o.max_buffered - q->t->srv->held_bytes)
+    expect = (size_t)content_length; /* room at once (else it grows as written, counted) */
   uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
   if (p) ra_tmsg_encode_http_response_head(p, hl, &r);
   else q->failed = true;
@@ -197,9 +235,47 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   return 0;
 }
 
+static void defer_later(treq *q) {
+  if (q->later_queued) return;
+  q->later_queued = true;
+  ra_loop_defer(q->loop, &q->later);
+}
+
+/* Over max_response (502), or over what the tunnel or the server may hold
+ * (503): the client gets its answer now and the memory goes; the handler
+ * learns from on_cancel, from the loop (not inside its own write). */
+static void response_refused(treq *q, int status, const char *text) {
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  q->too_large = q->failed = true;
+  if (status == 502) s->st.responses_too_large++;
+  else s->st.buffered_refused++;
+  ra_env_buf_free(&q->out);
+  size_t body = q->body_len;
+  q->held_bytes -= body;
+  t->held_bytes -= body;
+  s->held_bytes -= body;
+  RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: response refused (%d): %s", status, text);
+  send_simple_response(t, ra_str_make(q->id, q->id_len), status, text);
+  log_access(s, ra_res_req(q->res), status, q->start_us);
+  defer_later(q);
+}
+
 static int sink_body(void *sink, const void *data, size_t len) {
   treq *q = sink;
+  if (q->too_large) return -EMSGSIZE;
   if (q->head_only || q->no_body || q->failed || !q->t) return 0;
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  if (len > s->o.max_response - q->body_len) {
+    response_refused(q, 502, "response too large for the tunnel\n");
+    return -EMSGSIZE;
+  }
+  if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+    response_refused(q, 503, "too many bytes pending: retry later\n");
+    return -EMSGSIZE;
+  }
+  q->unpaced += len;
   size_t at = q->head_len + BODY_GAP + q->body_len;
   if (len > SIZE_MAX - at) {
     q->failed = true;
@@ -212,12 +288,23 @@ static int sink_body(void *sink, const void *data, size_t len) {
   }
   memcpy(p + at, data, len);
   q->body_len += len;
+  q->held_bytes += len;
+  t->held_bytes += len;
+  s->held_bytes += len;
   return 0;
 }
 
 static int sink_end(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
+  if (q->too_large) { /* answered (502 / 503) and logged already */
+    if (t) {
+      treq_unlink(q);
+      drain_check(t);
+    }
+    treq_free(q);
+    return 0;
+  }
   if (t && (q->failed || !q->got_head || !t->ch.keyed || !t->ch.ctl)) {
     if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
                                                         "response failed\n");
@@ -250,13 +337,45 @@ static int sink_end(void *sink) {
   return 0;
 }
 
-/* A response leaves whole, at its end: nothing it writes before is held by
- * the control channel, and no drain would ever be reported for it (a
- * handler paced by ra_res_pending, seeing the channel's backlog from other
- * traffic, would wait for an on_drain that never comes). */
+/* The control channel's high-water mark: above it, paced responses wait
+ * for its on_drain (the stream's low-water mark is a quarter of it). */
+#define CTL_HIGH_WATER (1u << 20)
+
+/* A response leaves whole, at its end, so what it holds is what it wrote;
+ * pacing is per loop turn instead: pending is what was written since the
+ * last on_drain plus the control channel's backlog, and asking for it
+ * queues an on_drain from the loop (treq_later). A handler writing while
+ * pending is small thus yields after each window, as over HTTP/1.1, and
+ * waits for the client to read when the control channel is backed up. */
 static size_t sink_pending(void *sink) {
-  (void)sink;
-  return 0;
+  treq *q = sink;
+  tunnel *t = q->t;
+  if (!t || q->too_large) return 0;
+  size_t n = q->unpaced + (t->ch.ctl ? ra_ws_buffered(t->ch.ctl) : 0);
+  if (n && !q->wait_ctl) defer_later(q);
+  return n;
+}
+
+static void treq_later(ra_defer *d, void *ud) {
+  (void)d;
+  treq *q = ud;
+  q->later_queued = false;
+  tunnel *t = q->t;
+  if (!t) return;
+  if (q->too_large) {
+    treq_unlink(q);
+    ra_res *res = q->res;
+    treq_free(q);
+    ra_res_cancel(res); /* on_cancel: the handler stops (and ends it) */
+    drain_check(t);
+    return;
+  }
+  if (t->ch.ctl && ra_ws_buffered(t->ch.ctl) > CTL_HIGH_WATER) {
+    q->wait_ctl = true; /* ctl_drain resumes it */
+    return;
+  }
+  q->unpaced = 0;
+  ra_res_drained(q->res); /* may end the response (and free q) */
 }
 
 static const ra_res_sink_ops treq_ops = {
@@ -300,19 +419,45 @@ static ra_str url_target(ra_str url, char *scratch, size_t scratch_len) {
 static void on_http_request(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->http_request.request_id;
+  if (s->stopping) {
+    s->st.requests_refused++;
+    send_error_response(t, id, 503, "server shutting down\n", "server shutting down");
+    return;
+  }
   if (t->n_reqs >= s->o.max_inflight) {
     s->st.requests_refused++;
     send_simple_response(t, id, 503, "too many requests in flight on this tunnel\n");
     return;
   }
+  /* request bodies held while their responses are pending: bounded per
+   * tunnel and over all of them */
+  size_t blen = m->http_request.has_body ? m->http_request.body.len : 0;
+  if (blen > s->o.max_buffered_per_tunnel) {
+    s->st.buffered_refused++;
+    send_simple_response(t, id, 413, "request body too large\n");
+    return;
+  }
+  if (blen > s->o.max_buffered_per_tunnel - t->held_bytes ||
+      blen > s->o.max_buffered - s->held_bytes) {
+    s->st.buffered_refused++;
+    s->st.requests_refused++;
+    send_simple_response(t, id, 503, "too many bytes pending: retry later\n");
+    return;
+  }
   char scratch[2048];
   ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
   ra_req *req;
-  ra_req_new(m->http_request.method, target, 11, true, &req);
+  int nrc = ra_req_new(m->http_request.method, target, 11, true, &req);
+  if (nrc && nrc != -ENOMEM) { /* a method or URL HTTP/1.1 could not carry either */
+    send_simple_response(t, id, 400, nrc == -EINVAL ? "malformed request method\n" : "request URL too long\n");
+    return;
+  }
   treq *q = calloc(1, sizeof *q + id.len + 1);
   if (!req || !q) goto oom;
   memcpy(q->id, id.ptr, id.len);
   q->id_len = id.len;
+  q->loop = s->loop;
+  ra_defer_init(&q->later, treq_later, q);
   q->out.pool = t->ch.pool;
   q->head_only = ra_str_eq_cstr(m->http_request.method, "HEAD");
   q->start_us = s->o.access_log ? now_us() : 0;
@@ -366,6 +511,9 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   q->t = t;
   RA_LIST_ADD(t->reqs, q);
   t->n_reqs++;
+  q->held_bytes = blen;
+  t->held_bytes += blen;
+  s->held_bytes += blen;
   s->st.requests++;
   ra_router_handle(s->router, req, res); /* may end (and free q) right here */
   return;
@@ -377,9 +525,15 @@ oom:
 
 /* ---- tunnelled WebSockets ------------------------------------------------- */
 
+static void ctl_open(ra_ws *ws, void *ud);
+
 static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->ws_connect.connection_id;
+  if (s->stopping) {
+    send_event(t, id, RA_TMSG_EV_ERROR, "server shutting down");
+    return;
+  }
   if (ra_tchan_find(&t->ch, id)) {
     send_event(t, id, RA_TMSG_EV_ERROR, "connectionId already in use");
     return;
@@ -403,6 +557,9 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   if (ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm) != 0 ||
       !ra_ws_route_handlers(&rm, &h, &hud)) {
     why = "no WebSocket route for this path";
+  } else if (h->on_open == ctl_open) { /* a tunnel's control channel inside a tunnel */
+    s->st.nested_refused++;
+    why = "no tunnel inside a tunnel";
   } else if (h->on_request) {
     int st = h->on_request(req, hud);
     if (st) why = "refused by the application";
@@ -441,6 +598,20 @@ static void on_ws_close(tunnel *t, const ra_tmsg *m) {
 
 /* ---- the control channel ---------------------------------------------------- */
 
+static void stop_report(ra_defer *d, void *ud) {
+  (void)d;
+  ra_tunnel_server *s = ud;
+  ra_timer_stop(&s->stop_timer);
+  if (s->stop_cb) s->stop_cb(s, s->stop_ud); /* may free s */
+}
+
+/* ra_tunnel_server_shutdown: done once no control channel is left. */
+static void stop_check(ra_tunnel_server *s) {
+  if (!s->stopping || s->stop_reported || s->freeing || s->tunnels || s->unkeyed) return;
+  s->stop_reported = true;
+  ra_loop_defer(s->loop, &s->stop_later);
+}
+
 static void tunnel_teardown(tunnel *t) {
   ra_tunnel_server *s = t->srv;
   while (t->reqs) {
@@ -451,19 +622,82 @@ static void tunnel_teardown(tunnel *t) {
     treq_free(q);
   }
   ra_tchan_free(&t->ch); /* every tunnelled WebSocket: on_close 1006 */
-  RA_LIST_DEL(s->tunnels, t);
+  if (t->counted_keyed) {
+    RA_LIST_DEL(s->tunnels, t);
+    s->n_keyed--;
+  } else {
+    RA_LIST_DEL(s->unkeyed, t);
+    s->n_unkeyed--;
+  }
   s->st.tunnels_open--;
   ra_timer_stop(&t->drain_timer);
+  ra_timer_stop(&t->kx_timer);
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   free(t);
+  stop_check(s);
+}
+
+/* The client's IP address as 17 bytes (family, address), for the bound on
+ * channels awaiting their key per address; false when there is none (a
+ * unix socket, a channel not on a socket). */
+static bool peer_addr(ra_ws *ws, uint8_t out[17]) {
+  int fd = ra_ws_fd(ws);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  memset(out, 0, 17);
+  if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0) return false;
+  if (ss.ss_family == AF_INET) {
+    out[0] = 4;
+    memcpy(out + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    out[0] = 6;
+    memcpy(out + 1, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+static void kx_timeout(ra_timer *tm, void *ud) {
+  (void)tm;
+  tunnel *t = ud;
+  if (t->ch.keyed || !t->ch.ctl) return;
+  t->srv->st.kx_timeouts++;
+  RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: no key exchange within %llu ms: closed",
+                 (unsigned long long)t->srv->o.kx_timeout_ms);
+  ra_ws_close(t->ch.ctl, 1008, "key exchange timeout");
 }
 
 static void ctl_open(ra_ws *ws, void *ud) {
   ra_tunnel_server *s = ud;
-  if (s->freeing || s->st.tunnels_open >= s->o.max_tunnels) {
+  if (s->freeing || s->stopping) {
+    s->st.tunnels_refused++;
+    ra_ws_close(ws, 1001, "server shutting down");
+    return;
+  }
+  if (ra_ws_attested(ws)) { /* reached through a tunnel: never nested */
+    s->st.nested_refused++;
+    ra_ws_close(ws, 1008, "no tunnel inside a tunnel");
+    return;
+  }
+  if (s->n_keyed >= s->o.max_tunnels) {
     s->st.tunnels_refused++;
     ra_ws_close(ws, 1008, "too many tunnels"); /* 1013 would fit better; ra_ws_close refuses it */
+    return;
+  }
+  uint8_t addr[17];
+  bool has_addr = peer_addr(ws, addr);
+  size_t same = 0;
+  if (has_addr && s->n_unkeyed < s->o.max_unkeyed)
+    for (tunnel *u = s->unkeyed; u && same < s->o.max_unkeyed_per_addr; u = u->next)
+      same += memcmp(u->addr, addr, sizeof addr) == 0;
+  if (s->n_unkeyed >= s->o.max_unkeyed || same >= s->o.max_unkeyed_per_addr) {
+    s->st.tunnels_refused++;
+    s->st.unkeyed_refused++;
+    RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: too many channels awaiting their key exchange%s",
+                   s->n_unkeyed >= s->o.max_unkeyed ? "" : " from one address");
+    ra_ws_close(ws, 1008, "too many tunnels awaiting a key exchange");
     return;
   }
   tunnel *t = calloc(1, sizeof *t);
@@ -477,10 +711,15 @@ static void ctl_open(ra_ws *ws, void *ud) {
   }
   t->srv = s;
   t->ch.ctl = ws;
+  if (has_addr) memcpy(t->addr, addr, sizeof addr);
   t->last_seen = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
-  RA_LIST_ADD(s->tunnels, t);
+  ra_timer_init(s->loop, &t->kx_timer, kx_timeout, t);
+  ra_timer_start(&t->kx_timer, s->o.kx_timeout_ms, 0);
+  ra_timer_unref(&t->kx_timer);
+  RA_LIST_ADD(s->unkeyed, t);
+  s->n_unkeyed++;
   s->st.tunnels_open++;
   s->st.tunnels_total++;
   ra_ws_set_userdata(ws, t);
@@ -506,8 +745,9 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
   }
   if (!t->draining) {
     t->draining = true;
-    ra_info("tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
-            t->n_reqs);
+    RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000,
+                   "tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
+                   t->n_reqs);
     ra_timer_start(&t->drain_timer, s->o.drain_timeout_ms, 0);
   }
   drain_check(t);
@@ -528,7 +768,7 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
     rc = -ENOSPC; /* the server's replay memory is spent and this tunnel holds its share */
   if (rc == -EEXIST) {
     s->st.replays++;
-    ra_warn("tunnel: replayed envelope dropped");
+    RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: replayed envelope dropped");
     return;
   }
   if (rc && rc != -ENOSPC) {
@@ -569,9 +809,22 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     if (t->ch.keyed) return; /* a second client_kx is ignored */
     if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, s->pk, s->sk, t->ch.key)) {
       s->st.bad_sealed_key++;
-      ra_warn("tunnel: client_kx does not open, dropped");
+      /* a peer can send these at will: rate-limited, and not a warning */
+      RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: client_kx does not open, dropped");
       return;
     }
+    ra_timer_stop(&t->kx_timer);
+    if (s->n_keyed >= s->o.max_tunnels) {
+      sodium_memzero(t->ch.key, sizeof t->ch.key);
+      s->st.tunnels_refused++;
+      ra_ws_close(ws, 1008, "too many tunnels");
+      return;
+    }
+    RA_LIST_DEL(s->unkeyed, t);
+    s->n_unkeyed--;
+    RA_LIST_ADD(s->tunnels, t);
+    s->n_keyed++;
+    t->counted_keyed = true;
     t->ch.keyed = true;
     s->st.keyed++;
     return;
@@ -603,26 +856,116 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
 /* The control channel drained: so did every socket it carries. */
 static void ctl_drain(ra_ws *ws, void *ud) {
   tunnel *t = ra_ws_userdata(ws);
-  if (t) ra_tchan_drain(&t->ch);
+  if (!t) return;
+  ra_tchan_drain(&t->ch);
+  /* paced responses that waited for this (treq_later); each on_drain may
+   * end responses or close the channel: look again after each */
+  for (;;) {
+    if (!(t = ra_ws_userdata(ws)) || ra_ws_buffered(ws) > CTL_HIGH_WATER) return;
+    treq *q = t->reqs;
+    while (q && !q->wait_ctl) q = q->next;
+    if (!q) return;
+    q->wait_ctl = false;
+    q->unpaced = 0;
+    ra_res_drained(q->res);
+  }
+}
+
+/* The HTTP server carrying the control channels is shutting down. Its
+ * default would close every WebSocket with 1001 at once, cutting tunnelled
+ * requests in flight: the tunnel drains instead (its own shutdown closes
+ * each channel with 1001 once nothing is pending on it), started here if
+ * the program did not start it first. */
+#define CTL_DRAIN_DEFAULT_MS 10000
+static void ctl_shutdown(ra_ws *ws, void *ud) {
+  tunnel *t = ra_ws_userdata(ws);
+  if (!t) {
+    ra_ws_close(ws, 1001, "server shutting down");
+    return;
+  }
+  if (!t->srv->stopping) ra_tunnel_server_shutdown(t->srv, CTL_DRAIN_DEFAULT_MS, NULL, NULL);
 }
 
 static const ra_ws_handlers ctl_handlers = {
   .on_open = ctl_open, .on_message = ctl_message, .on_close = ctl_close, .on_pong = ctl_pong,
-  .on_drain = ctl_drain,
+  .on_drain = ctl_drain, .on_shutdown = ctl_shutdown,
 };
+
+static void stop_deadline(ra_timer *tm, void *ud) {
+  (void)tm;
+  ra_tunnel_server *s = ud;
+  /* what is still pending is cancelled with its channel: closed (1001)
+   * now; a closing handshake still unfinished a second later is cut */
+  bool final = s->stop_final;
+  s->stop_final = true;
+  for (int pass = 0; pass < 2; pass++)
+    for (tunnel *t = pass ? s->unkeyed : s->tunnels, *next; t; t = next) {
+      next = t->next;
+      if (!t->ch.ctl) continue;
+      if (final) {
+        ra_ws_terminate(t->ch.ctl); /* on_close from the loop tears it down */
+      } else if (!t->stop_closed) {
+        t->stop_closed = t->drain_closed = true;
+        ra_ws_close(t->ch.ctl, 1001, "server shutting down"); /* on_close cancels the rest */
+      }
+    }
+  if (!final) ra_timer_start(&s->stop_timer, 1000, 0);
+}
+
+void ra_tunnel_server_shutdown(ra_tunnel_server *s, uint64_t deadline_ms, ra_tunnel_shutdown_cb done,
+                               void *ud) {
+  if (!s || s->freeing) return;
+  if (s->stopping) {
+    /* already draining (started when the HTTP server's shutdown reached a
+     * control channel): the caller still gets its callback */
+    if (done && !s->stop_cb) {
+      s->stop_cb = done;
+      s->stop_ud = ud;
+      if (s->stop_reported) ra_loop_defer(s->loop, &s->stop_later);
+    }
+    return;
+  }
+  s->stopping = true;
+  s->stop_cb = done;
+  s->stop_ud = ud;
+  ra_defer_init(&s->stop_later, stop_report, s);
+  ra_timer_init(s->loop, &s->stop_timer, stop_deadline, s);
+  ra_timer_start(&s->stop_timer, deadline_ms, 0);
+  /* channels without a key carry nothing: they go now */
+  for (tunnel *t = s->unkeyed, *next; t; t = next) {
+    next = t->next;
+    if (t->ch.ctl && !t->stop_closed) {
+      t->stop_closed = true;
+      ra_ws_close(t->ch.ctl, 1001, "server shutting down");
+    }
+  }
+  for (tunnel *t = s->tunnels, *next; t; t = next) {
+    next = t->next;
+    /* tunnelled WebSockets end now (1001), as upgraded ones do */
+    while (t->ch.socks) {
+      ra_tchan_sock *w = t->ch.socks;
+      if (w->gone) break;
+      ra_ws_close(w->ws, 1001, "server shutting down");
+      if (t->ch.socks == w) break; /* not closed: leave it to the channel's close */
+    }
+    drain_check(t); /* closes it with 1001 if nothing is pending */
+  }
+  stop_check(s);
+}
 
 static void heartbeat(ra_timer *tm, void *ud) {
   ra_tunnel_server *s = ud;
   uint64_t now = ra_loop_now(s->loop);
-  for (tunnel *t = s->tunnels; t; t = t->next) {
-    if (!t->ch.ctl) continue;
-    if (now - t->last_seen >= s->o.heartbeat_timeout_ms) {
-      s->st.heartbeat_drops++;
-      ra_ws_terminate(t->ch.ctl); /* on_close (1006) from the loop tears it down */
-    } else {
-      ra_ws_ping(t->ch.ctl, NULL, 0);
+  for (int pass = 0; pass < 2; pass++)
+    for (tunnel *t = pass ? s->unkeyed : s->tunnels; t; t = t->next) {
+      if (!t->ch.ctl) continue;
+      if (now - t->last_seen >= s->o.heartbeat_timeout_ms) {
+        s->st.heartbeat_drops++;
+        ra_ws_terminate(t->ch.ctl); /* on_close (1006) from the loop tears it down */
+      } else {
+        ra_ws_ping(t->ch.ctl, NULL, 0);
+      }
     }
-  }
 }
 
 /* ---- the server ------------------------------------------------------------- */
@@ -649,6 +992,12 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_envelopes_per_key) s->o.max_envelopes_per_key = RA_REPLAY_DEFAULT_LIMIT;
   if (!s->o.drain_timeout_ms) s->o.drain_timeout_ms = 5000;
   if (!s->o.max_replay_entries) s->o.max_replay_entries = 1u << 23;
+  if (!s->o.kx_timeout_ms) s->o.kx_timeout_ms = 5000;
+  if (!s->o.max_unkeyed) s->o.max_unkeyed = 1024;
+  if (!s->o.max_unkeyed_per_addr) s->o.max_unkeyed_per_addr = 128;
+  if (!s->o.max_response) s->o.max_response = 16u << 20;
+  if (!s->o.max_buffered_per_tunnel) s->o.max_buffered_per_tunnel = 64u << 20;
+  if (!s->o.max_buffered) s->o.max_buffered = 256u << 20;
   s->path = strdup(s->o.path ? s->o.path : "/__ra__");
   s->o.path = NULL; /* the caller's string is not kept */
   if (!s->path) {
@@ -682,7 +1031,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   ra_tmsg_encode_server_kx(s->server_kx, s->server_kx_len, &kx);
   ra_quote_evidence_clear(&ev);
 
-  ra_ws_opts wo = {.max_message = s->o.max_envelope};
+  ra_ws_opts wo = {.max_message = s->o.max_envelope, .send_high_water = CTL_HIGH_WATER};
   rc = ra_ws_route_ex(router, s->path, &ctl_handlers, s, &wo, 0);
   if (rc) {
     ra_error("tunnel: cannot register the %s route: %s", s->path, strerror(-rc));
@@ -712,10 +1061,14 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
   if (!s) return;
   s->freeing = true;
   ra_timer_stop(&s->heartbeat);
+  if (s->stopping) {
+    ra_timer_stop(&s->stop_timer);
+    ra_defer_cancel(s->loop, &s->stop_later);
+  }
   /* no new control channel can reach s (nor an upgrade in flight finish) */
   if (s->routed) ra_router_remove(s->router, "GET", s->path);
-  while (s->tunnels) {
-    tunnel *t = s->tunnels;
+  while (s->tunnels || s->unkeyed) {
+    tunnel *t = s->tunnels ? s->tunnels : s->unkeyed;
     ra_ws *ws = t->ch.ctl;
     if (ws) {
       ra_ws_set_userdata(ws, NULL);

@@ -20,8 +20,13 @@
  *                  response header bytes go out as those code points.
  *                  What HTTP/1.1 could not carry gets a 400 too: a method
  *                  or header name that is not a token, a header value with
- *                  NUL, CR or LF. ra_res_pending is 0 (the response leaves
- *                  whole, at its end).
+ *                  NUL, CR or LF. A response leaves whole, at its end
+ *                  (at most max_response body bytes): ra_res_pending
+ *                  reports what was written since the last on_drain plus
+ *                  what the control channel holds unsent, and on_drain
+ *                  runs from the loop (a later turn, once the control
+ *                  channel is below its high-water mark), so a handler
+ *                  paced on them yields to other clients as over HTTP/1.1.
  *     ws_connect   -> the WebSocket route matching the URL's path: an ra_ws
  *                  whose sink sends ws_message / ws_event envelopes; ws_event
  *                  open, or error when no route matches / on_request refuses.
@@ -80,6 +85,30 @@ typedef struct ra_tunnel_server_opts {
    * holds at least its fair share (this / tunnels open) is recycled as if it
    * had reached max_envelopes_per_key; lighter tunnels go on. */
   size_t max_replay_entries;
+  /* Before the key exchange. A control channel that has not sent a valid
+   * client_kx within kx_timeout_ms is closed with 1008 "key exchange
+   * timeout". Channels awaiting their client_kx are bounded apart from
+   * keyed tunnels (max_tunnels counts keyed ones only, so they never
+   * starve them): past max_unkeyed (server-wide) or max_unkeyed_per_addr
+   * (from one client IP address) a new channel is closed with 1008 right
+   * after the upgrade. */
+  uint64_t kx_timeout_ms;      /* [5 s] */
+  size_t max_unkeyed;          /* [1024] */
+  size_t max_unkeyed_per_addr; /* [128]: raise it for clients that open more tunnels at
+                                  once from one address (load tests, a NAT) */
+  /* [16 MiB] bytes of one tunnelled response body (a response is sent
+   * whole, so it is held until it ends). Past it the client gets a 502
+   * http_response ("response too large for the tunnel") at once and the
+   * handler's ra_res is cancelled (on_cancel runs; writes fail). */
+  size_t max_response;
+  /* Bytes held for requests awaiting their response (their request bodies
+   * and the response bodies written so far): per tunnel [64 MiB] and over
+   * all tunnels [256 MiB]. An http_request whose body would cross either
+   * gets a 503 http_response at once (413 when its body alone is above the
+   * per-tunnel bound); a response whose body would cross either gets a 503
+   * at once and its ra_res is cancelled (as past max_response). */
+  size_t max_buffered_per_tunnel;
+  size_t max_buffered;
 } ra_tunnel_server_opts;
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
@@ -96,6 +125,22 @@ RA_API int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provi
  * responses are cancelled, their tunnelled WebSockets closed) and frees the
  * server. May come before or after the HTTP server's free. */
 RA_API void ra_tunnel_server_free(ra_tunnel_server *ts);
+
+/* Graceful stop: from now on no new control channel is accepted (close
+ * 1001 right after the upgrade), and on the open ones a new http_request
+ * gets a 503 http_response with `error` ("server shutting down": the
+ * client fails that fetch and may retry elsewhere), a new ws_connect a
+ * ws_event error; tunnelled WebSockets are closed with 1001. Requests
+ * already in flight are answered; each control channel is closed with
+ * 1001 once nothing is pending on it, or when deadline_ms has passed
+ * (what is still pending is then cancelled; a closing handshake not done
+ * a second after the deadline is cut). done (may be NULL) runs once
+ * from the loop when no control channel is left; free the server then (or
+ * later). A second call changes nothing. The route stays registered until
+ * the free. */
+typedef void (*ra_tunnel_shutdown_cb)(ra_tunnel_server *ts, void *ud);
+RA_API void ra_tunnel_server_shutdown(ra_tunnel_server *ts, uint64_t deadline_ms, ra_tunnel_shutdown_cb done,
+                               void *ud);
 
 /* The server's X25519 public key (32 bytes, valid as long as ts). */
 RA_API const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *ts);
@@ -116,6 +161,11 @@ typedef struct ra_tunnel_stats {
   uint64_t responses_cancelled;
   uint64_t sockets_opened;    /* tunnelled WebSockets */
   uint64_t heartbeat_drops;
+  uint64_t kx_timeouts;       /* closed without a key exchange in time */
+  uint64_t unkeyed_refused;   /* over max_unkeyed / max_unkeyed_per_addr */
+  uint64_t nested_refused;    /* ws_connect to a control channel inside a tunnel */
+  uint64_t responses_too_large; /* over max_response: 502 */
+  uint64_t buffered_refused;  /* over max_buffered(_per_tunnel): 503 / 413 */
 } ra_tunnel_stats;
 RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
 

@@ -123,6 +123,7 @@ typedef struct got {
   int err;
   int status;
   char body[64];
+  size_t body_len;
 } got;
 static void on_resp(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
   got *g = ud;
@@ -130,6 +131,7 @@ static void on_resp(ra_tunnel_client *c, int err, const ra_tunnel_response *r, c
   g->err = err;
   if (!err) {
     g->status = r->status;
+    g->body_len = r->body_len;
     snprintf(g->body, sizeof g->body, "%.*s", (int)r->body_len, r->body ? (const char *)r->body : "");
   }
 }
@@ -492,6 +494,155 @@ static void test_paced_response_completes(void **st) {
   spin(f, 20);
 }
 
+/* Pacing as over HTTP/1.1 (issue 10): a handler writing while
+ * ra_res_pending is small sees what it wrote count as pending, and gets
+ * on_drain from the loop in later turns, so it yields to other clients
+ * instead of building its whole answer in one turn. */
+typedef struct pacer {
+  size_t left;
+  int drains;
+  bool saw_pending;
+} pacer;
+static pacer g_pacer;
+static void pace_more(ra_res *res, void *ud) {
+  pacer *p = ud;
+  static char chunk[4096];
+  while (p->left && ra_res_pending(res) < 64 * 1024) {
+    size_t n = p->left < sizeof chunk ? p->left : sizeof chunk;
+    assert_int_equal(ra_res_write(res, chunk, n), 0);
+    p->left -= n;
+  }
+  if (p->left) {
+    p->saw_pending = true; /* stopped on pending: waits for on_drain */
+    return;
+  }
+  ra_res_end(res);
+}
+static void pace_drain(ra_res *res, void *ud) {
+  ((pacer *)ud)->drains++;
+  pace_more(res, ud);
+}
+static void pace_handler(ra_req *req, ra_res *res, void *ud) {
+  g_pacer.left = 1u << 20;
+  ra_res_set_status(res, 200);
+  ra_res_on_drain(res, pace_drain, &g_pacer);
+  pace_more(res, &g_pacer);
+}
+
+static void test_tunnel_response_is_paced(void **st) {
+  fx *f = *st;
+  ra_route(f->router, "GET", "/paced1m", pace_handler, NULL);
+  memset(&g_pacer, 0, sizeof g_pacer);
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/paced1m", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 200);
+  assert_int_equal(g.body_len, 1u << 20);
+  assert_true(g_pacer.saw_pending);
+  assert_true(g_pacer.drains >= 15); /* 1 MiB in windows of 64 KiB */
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
+/* ra_tunnel_server_shutdown: a request in flight is answered, a new one
+ * is refused (503 with `error`), then the channel closes and done runs;
+ * past the deadline what is still pending is cancelled. */
+static int g_stopped;
+static void on_stopped(ra_tunnel_server *ts, void *ud) {
+  (void)ts;
+  (void)ud;
+  g_stopped++;
+}
+
+static void test_shutdown_answers_in_flight(void **st) {
+  fx *f = *st;
+  g_held = NULL;
+  g_stopped = 0;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0}, g2 = {0};
+  ra_tunnel_request q = {.url = "/hold", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_tunnel_server_shutdown(f->ts, 5000, on_stopped, NULL);
+  ra_tunnel_server_shutdown(f->ts, 5000, on_stopped, NULL); /* a second call changes nothing */
+  ra_tunnel_request q2 = {.url = "/hello", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q2, on_resp, &g2), 0);
+  wait_for(f, &g2.done);
+  assert_true(g2.err != 0 || g2.status == 503); /* refused: the `error` fails the fetch */
+  assert_false(g.done);
+  assert_int_equal(g_stopped, 0);
+  ra_res_send_text(g_held, 200, "late");
+  g_held = NULL;
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 200);
+  assert_string_equal(g.body, "late");
+  for (int i = 0; i < 2000 && !g_stopped; i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(g_stopped, 1);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
+/* A program that stops only its HTTP server: the control channels are
+ * WebSockets of that server, and its shutdown reaching them starts the
+ * tunnel's drain instead of cutting them, so a tunnelled request in flight
+ * is still answered; a later ra_tunnel_server_shutdown still reports. */
+static int g_http_stopped;
+static void on_http_stopped(ra_http_server *srv, void *ud) { g_http_stopped++; }
+static void test_http_shutdown_drains_tunnel(void **st) {
+  fx *f = *st;
+  g_held = NULL;
+  g_stopped = 0;
+  g_http_stopped = 0;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hold", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_http_server_shutdown(f->http, 5000, on_http_stopped, NULL);
+  spin(f, 20);
+  assert_false(g.done); /* not cut */
+  ra_res_send_text(g_held, 200, "late");
+  g_held = NULL;
+  wait_for(f, &g.done);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 200);
+  ra_tunnel_server_shutdown(f->ts, 5000, on_stopped, NULL); /* already draining */
+  for (int i = 0; i < 2000 && !(g_stopped && g_http_stopped); i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(g_stopped, 1);
+  assert_int_equal(g_http_stopped, 1);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
+static void test_shutdown_deadline_cancels(void **st) {
+  fx *f = *st;
+  g_held = NULL;
+  g_stopped = 0;
+  g_cancelled = false;
+  ra_tunnel_client *c = client(f, NULL, false);
+  got g = {0};
+  ra_tunnel_request q = {.url = "/hold", .timeout_ms = 5000};
+  assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
+  for (int i = 0; i < 2000 && !g_held; i++) ra_loop_run_once(f->loop, 5);
+  assert_non_null(g_held);
+  ra_tunnel_server_shutdown(f->ts, 100, on_stopped, NULL);
+  for (int i = 0; i < 2000 && !g_stopped; i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(g_stopped, 1);
+  assert_true(g_cancelled);
+  ra_res_send_text(g_held, 200, "too late"); /* cancelled: a no-op */
+  g_held = NULL;
+  wait_for(f, &g.done);
+  assert_true(g.err != 0);
+  ra_tunnel_client_free(c);
+  spin(f, 20);
+}
+
 /* A large request body is lent to the request from the tunnel's buffer
  * pool: the request may outlive the tunnel (an async handler answering
  * after the client left) and its body stays readable until it is freed. */
@@ -575,6 +726,10 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_client_drain_closes_other_socket, setup, teardown),
     cmocka_unit_test_setup_teardown(test_malformed_request_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_paced_response_completes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_tunnel_response_is_paced, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shutdown_answers_in_flight, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_http_shutdown_drains_tunnel, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shutdown_deadline_cancels, setup, teardown),
     cmocka_unit_test_setup_teardown(test_body_outlives_tunnel, setup, teardown),
     cmocka_unit_test_setup_teardown(test_replay_budget_recycles_heavy_tunnel, setup_small_replay_budget, teardown),
   };

@@ -138,13 +138,14 @@ static void release(ra_req *req, ra_res *res, void *ud) {
 static void stats(ra_req *req, ra_res *res, void *ud) {
   ra_tunnel_stats s;
   ra_tunnel_server_stats(g_ts, &s);
-  char b[1024];
+  char b[2048];
   snprintf(b, sizeof b,
            "{\"tunnels_open\":%llu,\"tunnels_total\":%llu,\"tunnels_refused\":%llu,\"keyed\":%llu,"
            "\"bad_cbor\":%llu,\"bad_sealed_key\":%llu,\"dropped_before_key\":%llu,"
            "\"dropped_plaintext\":%llu,\"decrypt_failed\":%llu,\"replays\":%llu,\"requests\":%llu,"
            "\"requests_refused\":%llu,\"responses_cancelled\":%llu,\"sockets_opened\":%llu,"
-           "\"heartbeat_drops\":%llu}",
+           "\"heartbeat_drops\":%llu,\"kx_timeouts\":%llu,\"unkeyed_refused\":%llu,"
+           "\"nested_refused\":%llu,\"responses_too_large\":%llu,\"buffered_refused\":%llu}",
            (unsigned long long)s.tunnels_open, (unsigned long long)s.tunnels_total,
            (unsigned long long)s.tunnels_refused, (unsigned long long)s.keyed,
            (unsigned long long)s.bad_cbor, (unsigned long long)s.bad_sealed_key,
@@ -152,7 +153,9 @@ static void stats(ra_req *req, ra_res *res, void *ud) {
            (unsigned long long)s.decrypt_failed, (unsigned long long)s.replays,
            (unsigned long long)s.requests, (unsigned long long)s.requests_refused,
            (unsigned long long)s.responses_cancelled, (unsigned long long)s.sockets_opened,
-           (unsigned long long)s.heartbeat_drops);
+           (unsigned long long)s.heartbeat_drops, (unsigned long long)s.kx_timeouts,
+           (unsigned long long)s.unkeyed_refused, (unsigned long long)s.nested_refused,
+           (unsigned long long)s.responses_too_large, (unsigned long long)s.buffered_refused);
   ra_res_send(res, 200, "application/json", b, strlen(b));
 }
 
@@ -199,6 +202,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-tunnels")) o.max_tunnels = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-envelopes-per-key")) o.max_envelopes_per_key = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--drain-timeout")) o.drain_timeout_ms = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--kx-timeout")) o.kx_timeout_ms = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--max-unkeyed")) o.max_unkeyed = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-unkeyed-per-addr")) o.max_unkeyed_per_addr = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-response")) o.max_response = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-buffered-per-tunnel")) o.max_buffered_per_tunnel = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--max-buffered")) o.max_buffered = strtoul(v, NULL, 10);
     else { fprintf(stderr, "unknown option %s\n", a); return 2; }
   }
   ra_quote_provider *p = NULL;
