@@ -74,6 +74,29 @@ static void h_query(ra_req *req, ra_res *res, void *ud) {
   ra_res_send(res, 200, NULL, v.ptr, v.len);
 }
 
+/* ra-hello's /stream: paced on ra_res_pending, resumed by on_drain, ended
+ * by on_cancel. */
+static long endless_i, endless_writes;
+static int endless_cancels;
+static void endless_more(ra_res *res, void *ud) {
+  while (endless_i < 100000000 && ra_res_pending(res) < 64 * 1024) {
+    endless_writes++;
+    if (ra_res_write(res, "chunk of an endless stream\n", 27) < 0) break;
+    endless_i++;
+  }
+  if (endless_i >= 100000000) ra_res_end(res);
+}
+static void endless_cancel(ra_res *res, void *ud) {
+  endless_cancels++;
+  ra_res_end(res);
+}
+static void h_endless(ra_req *req, ra_res *res, void *ud) {
+  endless_i = endless_writes = 0;
+  ra_res_on_cancel(res, endless_cancel, NULL);
+  ra_res_on_drain(res, endless_more, NULL);
+  endless_more(res, NULL);
+}
+
 typedef struct fx {
   ra_loop *loop;
   ra_router *router;
@@ -95,6 +118,7 @@ static void fx_open(fx *f, const ra_http_limits *lim) {
   ra_route(f->router, "GET", "/short", h_short, NULL);
   ra_route(f->router, "GET", "/paced", h_paced, NULL);
   ra_route(f->router, "GET", "/q", h_query, NULL);
+  ra_route(f->router, "GET", "/endless", h_endless, NULL);
   ra_http_server_opts o = {0};
   if (lim) o.limits = *lim;
   assert_int_equal(ra_http_server_new(f->loop, f->router, &o, &f->srv), 0);
@@ -279,6 +303,46 @@ static void test_head_and_chunked(void **state) {
   /* a body shorter than its Content-Length: the connection must close */
   feed(&f, "GET /short HTTP/1.1\r\n\r\n");
   assert_true(f.io.close_requested);
+  fx_close(&f);
+}
+
+/* HEAD of a huge paced stream: the answer is complete with its head, the
+ * pipelined request behind it is answered, and the producer is stopped
+ * (on_cancel) after a write or two instead of spinning through its 10^8
+ * chunks with nothing pending. */
+static void test_head_streamed_ends(void **state) {
+  fx f;
+  fx_open(&f, NULL);
+  endless_cancels = 0;
+  feed(&f, "HEAD /endless HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  turns(&f);
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "HTTP/1.1 200 OK\r\n"), 2);
+  assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
+  assert_null(strstr(o, "chunk of"));
+  assert_int_equal(strcmp(o + strlen(o) - 5, "world"), 0);
+  assert_true(endless_writes <= 2);
+  assert_int_equal(endless_cancels, 1);
+  assert_false(f.io.close_requested);
+  fx_close(&f);
+}
+
+/* GET of the same stream to a transport that takes everything at once
+ * (nothing pending): the producer yields every RA_RES_TURN_BUDGET bytes. */
+static void test_stream_yields(void **state) {
+  fx f;
+  fx_open(&f, NULL);
+  endless_cancels = 0;
+  feed(&f, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n");
+  /* body bytes count, not the chunk framing (27 -> 33 bytes) */
+  assert_true(f.io.out.len < 2 * RA_RES_TURN_BUDGET);
+  size_t first = f.io.out.len;
+  ra_loop_run_once(f.loop, 0);
+  ra_loop_run_once(f.loop, 0);
+  assert_true(f.io.out.len > first); /* on_drain brought it back */
+  assert_true(f.io.out.len < 6 * RA_RES_TURN_BUDGET);
+  mem_io_drop(&f.io);
+  assert_int_equal(endless_cancels, 1);
   fx_close(&f);
 }
 
@@ -571,6 +635,8 @@ int main(void) {
       cmocka_unit_test(test_pipeline_limit),
       cmocka_unit_test(test_keepalive_versions),
       cmocka_unit_test(test_head_and_chunked),
+      cmocka_unit_test(test_head_streamed_ends),
+      cmocka_unit_test(test_stream_yields),
       cmocka_unit_test(test_expect_continue),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_timeouts),
