@@ -87,6 +87,7 @@ struct ra_http_conn {
   ra_http_ex *ready;       /* message complete, to dispatch */
   ra_timer timer;
   uint64_t deadline;       /* loop ms; 0: none */
+  uint64_t body_due;       /* loop ms: the whole body by then */
   uint64_t timer_due;
   ra_defer defer;
   ra_buf pending_in;       /* read but not parsed while parsing is stopped */
@@ -787,8 +788,14 @@ static int on_headers_complete(llhttp_t *p) {
     }
   }
   ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
-  if (has_body) set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
-  else clear_deadline(c);
+  if (has_body) {
+    c->body_due = after_ms(c, srv->lim.body_deadline_ms);
+    set_deadline(c, T_BODY, srv->lim.body_timeout_ms < srv->lim.body_deadline_ms
+                                ? srv->lim.body_timeout_ms
+                                : srv->lim.body_deadline_ms);
+  } else {
+    clear_deadline(c);
+  }
   /* Pause so that parse() learns exactly where the header section ended:
    * the raw byte count it keeps must not depend on how reads split. */
   c->hc_paused = true;
@@ -801,7 +808,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   ex->body_bytes += len;
   if (ex->body_bytes > c->srv->lim.max_body) return fail(c, 413);
   if (ra_req_append_body(&ex->req, at, len)) return fail(c, 503);
-  c->deadline = after_ms(c, c->srv->lim.body_timeout_ms);
+  /* Between body bytes, and never past the whole body's deadline. */
+  uint64_t d = after_ms(c, c->srv->lim.body_timeout_ms);
+  c->deadline = d < c->body_due ? d : c->body_due;
   return 0;
 }
 

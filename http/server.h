@@ -34,6 +34,14 @@ typedef struct ra_http_limits {
   size_t max_body;             /* [8 MiB]   413 */
   uint64_t header_timeout_ms;  /* [10 s]    408 (slowloris) */
   uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes */
+  uint64_t body_deadline_ms;   /* [120 s]   408 whole body, from the end of
+                                *           the head, whatever its pace (a
+                                *           trickle of bytes): raise it for
+                                *           large uploads over slow links */
+  uint64_t write_timeout_ms;   /* [60 s]    a response's queued bytes make
+                                *           no progress (the client does not
+                                *           read): the connection is dropped
+                                *           (ra_stream_set_write_timeout) */
   uint64_t keepalive_timeout_ms; /* [60 s] idle keep-alive, silent close */
   size_t max_pipelined;        /* [32] requests read ahead of responses */
   size_t max_connections;      /* [100000] accept pauses past it */

@@ -487,6 +487,44 @@ static void test_timeouts(void **state) {
   fx_close(&f);
 }
 
+/* A body that trickles (a byte well within body_timeout_ms each time)
+ * still gets its 408 once body_deadline_ms has passed since its head. */
+static void test_body_deadline(void **state) {
+  ra_http_limits lim = {0};
+  lim.body_timeout_ms = 100;
+  lim.body_deadline_ms = 300;
+  fx f;
+  fx_open(&f, &lim);
+  uint64_t start = ra_loop_update_time(f.loop);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+  for (int i = 0; i < 40 && !f.io.close_requested; i++) {
+    feed(&f, "a");
+    spin(&f, 30);
+  }
+  uint64_t took = ra_loop_update_time(f.loop) - start;
+  assert_true(f.io.close_requested);
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
+  if (!(took >= 280 && took < 800)) fail_msg("408 after %llu ms", (unsigned long long)took);
+  fx_close(&f);
+  /* chunked: the same */
+  fx_open(&f, &lim);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n");
+  for (int i = 0; i < 40 && !f.io.close_requested; i++) {
+    feed(&f, "a");
+    spin(&f, 30);
+  }
+  assert_true(f.io.close_requested);
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
+  fx_close(&f);
+  /* a body that arrives in time is answered */
+  fx_open(&f, &lim);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na");
+  spin(&f, 50);
+  feed(&f, "bc");
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 200 "));
+  fx_close(&f);
+}
+
 /* A limit set huge (to mean "practically never") must not wrap its
  * deadline into the past and so disarm the other timeouts: the header
  * timeout still answers 408 on the next request. */
@@ -641,6 +679,7 @@ int main(void) {
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_huge_timeout),
+      cmocka_unit_test(test_body_deadline),
       cmocka_unit_test(test_async_cancel),
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_shutdown),
