@@ -28,6 +28,16 @@
 /* Where the parser is: between requests, in a head, in a body (header
  * callbacks there are trailers: counted, not kept). */
 typedef enum { PH_IDLE, PH_HEAD, PH_BODY } read_phase;
+/* The raw-byte check of a head (what llhttp lets through): where in the
+ * head the last byte scanned was. */
+typedef enum {
+  HS_START, /* before the request line (empty lines allowed) */
+  HS_LINE,  /* in the request line */
+  HS_LINE_SP, /* in it, right after a SP */
+  HS_FIELD_START, /* at the start of a field line (or of the empty line) */
+  HS_FIELD, /* in a field line */
+} head_scan;
+
 /* Which deadline the connection's timer stands for. */
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
 
@@ -107,6 +117,7 @@ struct ra_http_conn {
   bool want_resume, want_drain;
   bool hc_paused;          /* llhttp paused at the end of a header section */
   bool peer_eof;           /* the client sends nothing more */
+  uint8_t hscan;           /* head_scan */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -769,6 +780,15 @@ static int on_headers_complete(llhttp_t *p) {
   if (ex->req.method_len == 0) ra_req_set_method(&ex->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
   if (p->http_major != 1) return fail(c, 505);
   ex->req.http_version = p->http_minor == 0 ? 10 : 11;
+  /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+  size_t nhost = 0;
+  for (size_t i = 0; i < ex->req.nhdrs; i++) {
+    ra_str n = ra_req_header_at(&ex->req, i).name;
+    if (n.len == 4 && ra_str_eq_nocase(n, RA_STR("host"))) nhost++;
+  }
+  if (nhost > 1 || (nhost == 0 && ex->req.http_version >= 11)) return fail(c, 400);
+  /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+  if ((p->flags & F_TRANSFER_ENCODING) && ex->req.http_version == 10) return fail(c, 400);
   if (p->method == HTTP_CONNECT) return fail(c, 501);
   if ((p->flags & F_TRANSFER_ENCODING) && !te_supported(&ex->req)) return fail(c, 501);
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
@@ -857,6 +877,59 @@ static void stash(ra_http_conn *c, const uint8_t *p, size_t n) {
   if (ra_buf_append(&c->pending_in, p, n)) respond_error(c, 503);
 }
 
+/* What llhttp 8 accepts and RFC 9112 lets us refuse, checked on the raw
+ * bytes of a head (never of a body: llhttp pauses at the end of each head):
+ * more than one SP between the parts of the request line (3), and obs-fold,
+ * a field line starting with SP or HTAB (5.2: 400; it could make a framing
+ * header read differently here and in a proxy). Returns false to refuse.
+ * Split-proof: the state carries over between reads. */
+static bool head_bytes_ok(ra_http_conn *c, const uint8_t *p, size_t n) {
+  const uint8_t *end = p + n;
+  head_scan st = (head_scan)c->hscan;
+  while (p < end) {
+    switch (st) {
+    case HS_START:
+      if (*p != '\r' && *p != '\n') st = HS_LINE;
+      else p++;
+      break;
+    case HS_LINE:
+    case HS_LINE_SP: {
+      const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+      const uint8_t *stop = nl ? nl : end;
+      for (; p < stop; p++) {
+        if (*p == ' ') {
+          if (st == HS_LINE_SP) return false;
+          st = HS_LINE_SP;
+        } else {
+          st = HS_LINE;
+        }
+      }
+      if (nl) {
+        st = HS_FIELD_START;
+        p = nl + 1;
+      }
+      break;
+    }
+    case HS_FIELD_START:
+      if (*p == ' ' || *p == '\t') return false;
+      st = HS_FIELD;
+      break;
+    case HS_FIELD: {
+      const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+      if (!nl) {
+        p = end;
+      } else {
+        st = HS_FIELD_START;
+        p = nl + 1;
+      }
+      break;
+    }
+    }
+  }
+  c->hscan = (uint8_t)st;
+  return true;
+}
+
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
@@ -888,6 +961,12 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
       return;
     }
     if (used > left) used = left;
+    if (phase0 == PH_IDLE) c->hscan = HS_START; /* a new head begins here */
+    if ((phase0 == PH_HEAD || phase0 == PH_IDLE) && !head_bytes_ok(c, (const uint8_t *)p, used)) {
+      if (c->cur) c->cur->keep_alive = false;
+      respond_error(c, 400);
+      return;
+    }
     if (phase0 == PH_HEAD || phase0 == PH_IDLE) {
       /* Every byte from the end of the previous message to the end of this
        * header section, also those llhttp skips without a callback (empty

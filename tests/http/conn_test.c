@@ -170,7 +170,7 @@ static void test_simple(void **state) {
   assert_int_equal(strcmp(o + strlen(o) - 9, "\r\n\r\nworld"), 0);
   assert_false(f.io.close_requested);
   /* a second request on the same connection */
-  feed(&f, "GET /q?q=a%20b HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /q?q=a%20b HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_int_equal(count(o, "HTTP/1.1 200 OK"), 2);
   assert_int_equal(strcmp(o + strlen(o) - 3, "a b"), 0);
@@ -182,7 +182,7 @@ static void test_byte_at_a_time(void **state) {
   fx_open(&f, NULL);
   const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                     "Content-Type: text/x\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
-                    "GET /hello HTTP/1.1\r\n\r\n";
+                    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
   for (size_t i = 0; req[i]; i++) mem_io_feed(&f.io, req + i, 1);
   const char *o = mem_io_str(&f.io);
   char *first = strstr(o, "hello world");
@@ -197,8 +197,8 @@ static void test_byte_at_a_time(void **state) {
 static void test_pipelining_order(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"
-           "POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nping");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping");
   /* The first is pending: nothing may be written before it. */
   assert_int_equal(f.io.out.len, 0);
   assert_int_equal(nheld, 1);
@@ -218,8 +218,8 @@ static void test_pipeline_limit(void **state) {
   ra_http_limits lim = {0};
   lim.max_pipelined = 2;
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n"
-           "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   assert_false(f.io.reading); /* reading paused while the pipeline is full */
   ra_res_send_text(held[1], 200, "two");
@@ -238,7 +238,7 @@ static void test_pipeline_limit(void **state) {
   /* The client half-closes right after sending: everything it sent (also
    * what waits behind the full pipeline) is answered, then the close. */
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\nGET /hel");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hel");
   ra_http_conn_eof(f.io.conn);
   assert_false(f.io.close_requested);
   ra_res_send_text(held[0], 200, "one");
@@ -264,7 +264,7 @@ static void test_keepalive_versions(void **state) {
   fx_close(&f);
 
   fx_open(&f, NULL);
-  feed(&f, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 200 OK"), 1);
   assert_non_null(strstr(mem_io_str(&f.io), "\r\nConnection: close\r\n"));
   assert_true(f.io.close_requested);
@@ -284,24 +284,24 @@ static void test_keepalive_versions(void **state) {
 static void test_head_and_chunked(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "HEAD /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   const char *o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Content-Length: 5\r\n"));
   assert_int_equal(strcmp(o + strlen(o) - 4, "\r\n\r\n"), 0);
   ra_buf_reset(&f.io.out);
-  feed(&f, "GET /stream HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
   assert_non_null(strstr(o, "\r\n\r\n1\r\na\r\n2\r\nbb\r\n3\r\nccc\r\n0\r\n\r\n"));
   ra_buf_reset(&f.io.out);
-  feed(&f, "HEAD /stream HTTP/1.1\r\n\r\n");
+  feed(&f, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
   assert_int_equal(strcmp(o + strlen(o) - 4, "\r\n\r\n"), 0);
   assert_null(strstr(o, "0\r\n\r\n"));
   assert_false(f.io.close_requested);
   /* a body shorter than its Content-Length: the connection must close */
-  feed(&f, "GET /short HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_true(f.io.close_requested);
   fx_close(&f);
 }
@@ -349,7 +349,7 @@ static void test_stream_yields(void **state) {
 static void test_expect_continue(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
   assert_string_equal(mem_io_str(&f.io), "HTTP/1.1 100 Continue\r\n\r\n");
   feed(&f, "hello");
   const char *o = mem_io_str(&f.io);
@@ -359,7 +359,7 @@ static void test_expect_continue(void **state) {
   fx_close(&f);
 
   fx_open(&f, NULL);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_null(strstr(o, "100 Continue"));
   assert_non_null(strstr(o, "HTTP/1.1 413 "));
@@ -380,7 +380,7 @@ static void expect_error(const ra_http_limits *lim, const char *req, size_t len,
   assert_int_equal(count(o, "HTTP/1.1 "), 1);
   assert_true(f.io.close_requested);
   /* nothing more is read */
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 "), 1);
   mem_io_settle(&f.io);
   fx_close(&f);
@@ -396,42 +396,42 @@ static void test_limits(void **state) {
   /* request line too long */
   strcpy(buf, "GET /");
   memset(buf + 5, 'a', 9000);
-  strcpy(buf + 9005, " HTTP/1.1\r\n\r\n");
+  strcpy(buf + 9005, " HTTP/1.1\r\nHost: x\r\n\r\n");
   expect_error_s(NULL, buf, 414);
   /* header section too large */
-  strcpy(buf, "GET /hello HTTP/1.1\r\nX-Big: ");
+  strcpy(buf, "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ");
   size_t o = strlen(buf);
   memset(buf + o, 'b', 17000);
   strcpy(buf + o + 17000, "\r\n\r\n");
   expect_error_s(NULL, buf, 431);
   /* too many headers */
-  o = (size_t)sprintf(buf, "GET /hello HTTP/1.1\r\n");
+  o = (size_t)sprintf(buf, "GET /hello HTTP/1.1\r\nHost: x\r\n");
   for (int i = 0; i < 101; i++) o += (size_t)sprintf(buf + o, "X-%d: v\r\n", i);
   strcpy(buf + o, "\r\n");
   expect_error_s(NULL, buf, 431);
   free(buf);
   /* body too large, announced and chunked */
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n", 413);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n", 413);
   ra_http_limits lim = {0};
   lim.max_body = 8;
-  expect_error_s(&lim, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 413);
+  expect_error_s(&lim, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 413);
   /* malformed */
   expect_error_s(NULL, "HELLO THERE\r\n\r\n", 400);
-  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n", 400);
-  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400);
-  expect_error(NULL, "GET /he\0llo HTTP/1.1\r\n\r\n", 24, 400);
+  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400);
+  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400);
+  expect_error(NULL, "GET /he\0llo HTTP/1.1\r\nHost: x\r\n\r\n", 24, 400);
   /* unsupported transfer codings */
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501);
-  expect_error_s(NULL, "CONNECT example.com:443 HTTP/1.1\r\n\r\n", 501);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501);
+  expect_error_s(NULL, "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", 501);
   expect_error_s(NULL, "GET /hello HTTP/2.0\r\n\r\n", 505);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417);
   /* garbage after a good request: the good one is answered, then 400 */
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n\x01\x02garbage\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02garbage\r\n\r\n");
   const char *out = mem_io_str(&f.io);
   assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
   assert_non_null(strstr(out, "HTTP/1.1 400 "));
@@ -440,12 +440,63 @@ static void test_limits(void **state) {
   fx_close(&f);
   /* a bad target is the router's 400: the connection stays usable */
   fx_open(&f, NULL);
-  feed(&f, "GET /a%zz HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   out = mem_io_str(&f.io);
   assert_non_null(strstr(out, "HTTP/1.1 400 "));
   assert_non_null(strstr(out, "world"));
   assert_false(f.io.close_requested);
   fx_close(&f);
+}
+
+/* Feeds req whole, then (a fresh connection) one byte at a time, and wants
+ * the first answer's status to be `status` both ways. */
+static void expect_status_split(const char *req, int status) {
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    fx f;
+    fx_open(&f, NULL);
+    size_t n = strlen(req);
+    if (bytewise)
+      for (size_t i = 0; i < n; i++) mem_io_feed(&f.io, req + i, 1);
+    else
+      mem_io_feed(&f.io, req, n);
+    turns(&f);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    const char *o = mem_io_str(&f.io);
+    if (strncmp(o, want, strlen(want)) != 0)
+      fail_msg("expected %d for %s (%s), got: %.100s", status, req, bytewise ? "bytewise" : "whole", o);
+    if (status >= 400) assert_true(f.io.close_requested);
+    fx_close(&f);
+  }
+}
+
+/* RFC 9112 strictness, each with its exact status. */
+static void test_strict_rfc9112(void **state) {
+  /* Host (3.2): required in HTTP/1.1, never twice; optional in HTTP/1.0 */
+  expect_status_split("GET /hello HTTP/1.1\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nhOsT: a\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost:\r\n\r\n", 200); /* empty: allowed (no authority) */
+  expect_status_split("GET /hello HTTP/1.0\r\n\r\n", 200);
+  expect_status_split("GET /hello HTTP/1.1\r\nX-Host: a\r\nHosts: b\r\nHost: c\r\n\r\n", 200);
+  /* request line (3): one SP between its parts */
+  expect_status_split("GET  /hello HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_status_split("GET /hello  HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_status_split("\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n", 200); /* leading empty line */
+  /* Transfer-Encoding in HTTP/1.0 (6.1): faulty framing */
+  expect_status_split("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400);
+  /* obs-fold (5.2): refused, in framing headers and elsewhere */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\t3\r\n\r\nabc", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400);
+  /* ... but a body may hold "\n " */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\na\n b", 200);
+  /* chunk extensions (7.1.1), quoted or not, are accepted and ignored */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d\"\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=d;e\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d;\\\"e\"\r\nabc\r\n0\r\n\r\n", 200);
 }
 
 static void test_timeouts(void **state) {
@@ -465,21 +516,21 @@ static void test_timeouts(void **state) {
   fx_close(&f);
   /* body never completes */
   fx_open(&f, &lim);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
   spin(&f, 1000);
   assert_true(f.io.close_requested);
   assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
   fx_close(&f);
   /* idle keep-alive: closed silently */
   fx_open(&f, &lim);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 1000);
   assert_true(f.io.close_requested);
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 "), 1);
   fx_close(&f);
   /* a slow handler is not a timeout */
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 150);
   assert_false(f.io.close_requested);
   ra_res_send_text(held[0], 200, "late");
@@ -535,10 +586,10 @@ static void test_huge_timeout(void **state) {
   lim.body_timeout_ms = UINT64_MAX;
   fx f;
   fx_open(&f, &lim);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 80); /* idle keep-alive: not closed */
   assert_false(f.io.close_requested);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nab");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
   spin(&f, 80); /* a body trickling in: not closed */
   assert_false(f.io.close_requested);
   feed(&f, "cd");
@@ -554,7 +605,7 @@ static void test_huge_timeout(void **state) {
 static void test_async_cancel(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   ra_res *second = held[1];
   ra_res_on_cancel(second, NULL, NULL); /* this one is answered late instead */
@@ -571,7 +622,7 @@ static void test_drain(void **state) {
   fx_open(&f, NULL);
   drains = 0;
   f.io.queued = 123456; /* pretend the peer is slow */
-  feed(&f, "GET /paced HTTP/1.1\r\n\r\nGET /paced HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /paced HTTP/1.1\r\nHost: x\r\n\r\nGET /paced HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   assert_int_equal(ra_res_pending(held[0]), 123456); /* head: the transport's queue */
   assert_true(ra_res_pending(held[1]) > 0);           /* later: its own held bytes */
@@ -598,7 +649,7 @@ static void test_shutdown(void **state) {
   fx_open(&f, NULL);
   mem_io idle;
   mem_io_open(&idle, f.srv);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   shutdown_done = hook_ran = 0;
   ra_http_server_on_shutdown(f.srv, on_hook, NULL);
   ra_http_server_shutdown(f.srv, 5000, on_done, NULL);
@@ -619,7 +670,7 @@ static void test_shutdown(void **state) {
 
   /* the deadline aborts what is left, cancelling it */
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   shutdown_done = 0;
   ra_http_server_shutdown(f.srv, 30, on_done, NULL);
   for (int i = 0; i < 200 && !shutdown_done; i++) ra_loop_run_once(f.loop, 5);
@@ -638,7 +689,7 @@ static void test_shutdown_mid_request(void **state) {
   lim.header_timeout_ms = 30;
   fx f;
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\nHo");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nHo");
   assert_int_equal(nheld, 1);
   ra_http_server_shutdown(f.srv, 5000, NULL, NULL);
   spin(&f, 150); /* past the header deadline of the partial request */
@@ -657,7 +708,7 @@ static void test_pool_reuse(void **state) {
   fx f;
   fx_open(&f, NULL);
   for (int i = 0; i < 1000; i++) {
-    feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+    feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     if (f.io.out.len > 100000) ra_buf_reset(&f.io.out);
   }
   assert_false(f.io.close_requested);
@@ -680,6 +731,7 @@ int main(void) {
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_huge_timeout),
       cmocka_unit_test(test_body_deadline),
+      cmocka_unit_test(test_strict_rfc9112),
       cmocka_unit_test(test_async_cancel),
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_shutdown),
