@@ -38,6 +38,25 @@ typedef enum {
   HS_FIELD, /* in a field line */
 } head_scan;
 
+/* A chunk-size line (RFC 9112 7.1), read here rather than by llhttp 8,
+ * which refuses valid extensions (BWS around ';' and '=', a valueless one
+ * after a valued one, quoted-pairs): the size digits go to llhttp, the
+ * extensions are checked against the grammar and skipped (they carry
+ * nothing we use), and llhttp sees "SIZE\r\n". */
+typedef enum {
+  CX_OFF,      /* not at a chunk-size line: llhttp reads everything */
+  CX_SIZE,     /* in the hex digits */
+  CX_PRE,      /* BWS before ';' (or the CR) */
+  CX_NAME0,    /* after ';': BWS, then the name */
+  CX_NAME,     /* in the name */
+  CX_POSTNAME, /* BWS after the name */
+  CX_VAL0,     /* after '=': BWS, then a token or a quoted-string */
+  CX_VALTOK,   /* in a token value */
+  CX_QS,       /* in a quoted-string */
+  CX_QP,       /* after a backslash in it */
+} chunk_line;
+#define MAX_CHUNK_EXT 4096 /* extension bytes per chunk line: 400 past it */
+
 /* Which deadline the connection's timer stands for. */
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
 
@@ -118,6 +137,9 @@ struct ra_http_conn {
   bool hc_paused;          /* llhttp paused at the end of a header section */
   bool peer_eof;           /* the client sends nothing more */
   uint8_t hscan;           /* head_scan */
+  uint8_t cline;           /* chunk_line */
+  bool last_chunk;         /* the size-0 chunk was read: no line follows */
+  uint16_t cext_len;       /* extension bytes on this chunk line */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -698,6 +720,7 @@ static int on_message_begin(llhttp_t *p) {
   if (!ex) return fail(c, 503);
   c->cur = ex;
   c->phase = PH_HEAD;
+  c->cline = CX_OFF;
   c->hdr_bytes = c->line_bytes = 0;
   c->hstate_value = false;
   set_deadline(c, T_HEADER, c->srv->lim.header_timeout_ms);
@@ -808,6 +831,11 @@ static int on_headers_complete(llhttp_t *p) {
     }
   }
   ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
+  if (p->flags & F_CHUNKED) { /* the first chunk-size line is next */
+    c->cline = CX_SIZE;
+    c->cext_len = 0;
+    c->last_chunk = false;
+  }
   if (has_body) {
     c->body_due = after_ms(c, srv->lim.body_deadline_ms);
     set_deadline(c, T_BODY, srv->lim.body_timeout_ms < srv->lim.body_deadline_ms
@@ -834,6 +862,22 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+static int on_chunk_header(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  if (p->content_length == 0) c->last_chunk = true; /* then trailers */
+  return 0;
+}
+
+/* A chunk's data and its CRLF are read: the next line is a chunk-size
+ * line. Paused so that parse() reads it from its first byte. */
+static int on_chunk_complete(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  if (c->last_chunk) return 0;
+  c->cline = CX_SIZE;
+  c->cext_len = 0;
+  return HPE_PAUSED;
+}
+
 static int on_message_complete(llhttp_t *p) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
@@ -855,6 +899,8 @@ static const llhttp_settings_t parser_settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -930,6 +976,83 @@ static bool head_bytes_ok(ra_http_conn *c, const uint8_t *p, size_t n) {
   return true;
 }
 
+static bool is_tchar(uint8_t b) {
+  if ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')) return true;
+  return b && strchr("!#$%&'*+-.^_`|~", b) != NULL;
+}
+
+/* Reads a chunk-size line from p (state in c->cline). Returns how many
+ * bytes it took; the first *feed of them are size digits for llhttp, the
+ * rest extension bytes to drop. Stops before the CR that ends the line (or
+ * before a byte that is not ours to judge: llhttp then refuses it), with
+ * c->cline back to CX_OFF. *bad: the extensions break the grammar. */
+static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_t *feed, bool *bad) {
+  size_t i = 0;
+  *feed = 0;
+  *bad = false;
+  chunk_line st = (chunk_line)c->cline;
+  if (st == CX_SIZE) {
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') || ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f'))) i++;
+    *feed = i;
+    if (i == n) return i;
+    if (p[i] != ';' && p[i] != ' ' && p[i] != '\t') {
+      c->cline = CX_OFF; /* CR (llhttp ends the line) or garbage (llhttp says 400) */
+      return i;
+    }
+    st = CX_PRE;
+  }
+  for (; i < n; i++) {
+    uint8_t b = p[i];
+    bool ws = b == ' ' || b == '\t';
+    if (b == '\r' && (st == CX_PRE || st == CX_NAME || st == CX_POSTNAME || st == CX_VALTOK)) {
+      c->cline = CX_OFF;
+      return i;
+    }
+    if (++c->cext_len > MAX_CHUNK_EXT) {
+      *bad = true;
+      return i;
+    }
+    switch (st) {
+    case CX_PRE: if (b == ';') st = CX_NAME0; else if (!ws) *bad = true; break;
+    case CX_NAME0: if (is_tchar(b)) st = CX_NAME; else if (!ws) *bad = true; break;
+    case CX_NAME:
+      if (ws) st = CX_POSTNAME;
+      else if (b == '=') st = CX_VAL0;
+      else if (b == ';') st = CX_NAME0;
+      else if (!is_tchar(b)) *bad = true;
+      break;
+    case CX_POSTNAME:
+      if (b == '=') st = CX_VAL0;
+      else if (b == ';') st = CX_NAME0;
+      else if (!ws) *bad = true;
+      break;
+    case CX_VAL0:
+      if (b == '"') st = CX_QS;
+      else if (is_tchar(b)) st = CX_VALTOK;
+      else if (!ws) *bad = true;
+      break;
+    case CX_VALTOK:
+      if (ws) st = CX_PRE;
+      else if (b == ';') st = CX_NAME0;
+      else if (!is_tchar(b)) *bad = true;
+      break;
+    case CX_QS:
+      if (b == '"') st = CX_PRE;
+      else if (b == '\\') st = CX_QP;
+      else if (b < 0x20 ? b != '\t' : b == 0x7f) *bad = true;
+      break;
+    case CX_QP:
+      if (b < 0x20 ? b != '\t' : b == 0x7f) *bad = true;
+      else st = CX_QS;
+      break;
+    default: *bad = true; break;
+    }
+    if (*bad) return i;
+  }
+  c->cline = (uint8_t)st;
+  return i;
+}
+
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
@@ -941,6 +1064,25 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
     if (c->stopped) {
       stash(c, (const uint8_t *)p, left);
       return;
+    }
+    if (c->cline != CX_OFF) {
+      size_t feed;
+      bool bad;
+      size_t took = chunk_line_scan(c, (const uint8_t *)p, left, &feed, &bad);
+      if (bad) {
+        respond_error(c, 400);
+        return;
+      }
+      if (feed) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, p, feed);
+        if (err != HPE_OK) {
+          respond_error(c, errno_status(c, err));
+          return;
+        }
+      }
+      p += took;
+      left -= took;
+      continue;
     }
     c->hc_paused = false;
     uint8_t phase0 = c->phase;

@@ -497,6 +497,26 @@ static void test_strict_rfc9112(void **state) {
   expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d\"\r\nabc\r\n0\r\n\r\n", 200);
   expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=d;e\r\nabc\r\n0\r\n\r\n", 200);
   expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d;\\\"e\"\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3 ; c = \"d\" ;e\r\nabc\r\n0;last\r\nX-T: v\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;\"x\"\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=d e\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n;c\r\nabc\r\n0\r\n\r\n", 400);
+  /* the echoed body is the chunks' data, extensions dropped */
+  fx f;
+  fx_open(&f, NULL);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "3;a=b\r\nabc\r\n2 ;q=\"x\\\"y\"\r\nde\r\n0\r\n\r\n");
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(strcmp(o + strlen(o) - 9, "\r\n\r\nabcde"), 0);
+  fx_close(&f);
+  /* extensions are bounded */
+  char *big = malloc(8192);
+  int n = sprintf(big, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=");
+  memset(big + n, 'v', 5000);
+  strcpy(big + n + 5000, "\r\nabc\r\n0\r\n\r\n");
+  expect_status_split(big, 400);
+  free(big);
 }
 
 static void test_timeouts(void **state) {

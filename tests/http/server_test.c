@@ -234,8 +234,8 @@ static void test_upgrade(void **state) {
   int fd = client(f.port);
   turns(&f, 3);
   /* the request and raw bytes after it in one write */
-  send_all(fd, "GET /hello HTTP/1.1\r\n\r\n"
-               "GET /up HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nEXTRA");
+  send_all(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nEXTRA");
   char buf[4096];
   read_until(&f, fd, buf, sizeof buf, "raw:EXTRA");
   const char *ok = strstr(buf, "HTTP/1.1 200 OK"), *sw = strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n");
@@ -266,8 +266,8 @@ static void test_upgrade_connection_gone(void **state) {
     held = NULL;
     int fd = client(f.port);
     turns(&f, 3);
-    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n"
-                 "GET /up2 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    send_all(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /up2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
     for (int i = 0; i < 500 && !held; i++) ra_loop_run_once(f.loop, 2);
     assert_non_null(held);
     turns(&f, 5);
@@ -298,7 +298,7 @@ static void test_paced_stream(void **state) {
   fx_open(&f, 0);
   int fd = client(f.port);
   turns(&f, 3);
-  send_all(fd, "GET /paced HTTP/1.1\r\n\r\n");
+  send_all(fd, "GET /paced HTTP/1.1\r\nHost: x\r\n\r\n");
   static char buf[PACE_CHUNKS * 1024 + 8192];
   size_t n = read_until(&f, fd, buf, sizeof buf, "END\r\n0\r\n\r\n");
   assert_true(n > PACE_CHUNKS * 1024);
@@ -364,7 +364,7 @@ static void test_shutdown(void **state) {
   fx_open(&f, 0);
   int idle = client(f.port);
   turns(&f, 5);
-  send_all(idle, "GET /hello HTTP/1.1\r\n\r\n");
+  send_all(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   char buf[2048];
   read_until(&f, idle, buf, sizeof buf, "world");
   done_calls = 0;
