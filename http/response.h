@@ -72,7 +72,9 @@ int ra_res_end(ra_res *res);
 ra_req *ra_res_req(const ra_res *res);
 ra_loop *ra_res_loop(const ra_res *res);
 bool ra_res_cancelled(const ra_res *res);
-/* Called once if the transport goes away before the response ends. */
+/* Called once if the transport goes away before the response ends, or
+ * (HEAD) from the loop after the head was sent, if the handler has not
+ * ended the response by then. It should stop producing and end it. */
 typedef void (*ra_res_cancel_cb)(ra_res *res, void *ud);
 void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
 /* For streaming handlers: bytes the transport holds unsent (0 if unknown),
