@@ -69,7 +69,7 @@ t0=$(date +%s%N)
 $C -I "$url/stream?n=100000000" >"$work/hhead"
 t1=$(date +%s%N)
 check "HEAD /stream?n=1e8 status" grep -q '^HTTP/1.1 200' "$work/hhead"
-check "HEAD /stream?n=1e8 quick (< 1 s)" [ $(((t1 - t0) / 1000000)) -lt 1000 ]
+check "HEAD /stream?n=1e8 quick (< 2 s; was ~12 s)" [ $(((t1 - t0) / 1000000)) -lt 2000 ]
 # A parallel /hello while a huge stream (to a slow reader) and its HEAD run
 curl -sS --max-time 30 --limit-rate 1M -o /dev/null "$url/stream?n=100000000" 2>/dev/null &
 slow=$!
@@ -86,7 +86,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
   ms=$(((t1 - t0) / 1000000)); [ "$ms" -gt "$worst" ] && worst=$ms
   sleep 0.05
 done
-check "parallel /hello answers within 500 ms during huge streams (worst ${worst} ms)" [ "$worst" -lt 500 ]
+check "parallel /hello answers within 1500 ms during huge streams (worst ${worst} ms)" [ "$worst" -lt 1500 ]
 kill "$slow" "$fast" 2>/dev/null || true
 wait "$heads" 2>/dev/null || true
 wait "$slow" "$fast" 2>/dev/null || true
