@@ -56,6 +56,7 @@ struct ra_loop {
   int epfd;
   bool stop;
   uint64_t now;
+  uint64_t turn; /* counts ra_loop_run_once calls */
   size_t refs; /* watched fds with interest + ref'd active timers */
 
   fdent *fds;
@@ -88,6 +89,8 @@ uint64_t ra_loop_update_time(ra_loop *loop) {
 }
 
 uint64_t ra_loop_now(const ra_loop *loop) { return loop->now; }
+
+uint64_t ra_loop_turn(const ra_loop *loop) { return loop->turn; }
 
 /* ---- the loop ------------------------------------------------------------ */
 
@@ -561,6 +564,7 @@ fail:;
 
 int ra_loop_run_once(ra_loop *loop, int timeout_ms) {
   int done = 0;
+  loop->turn++;
   flush_changes(loop);
   ra_loop_update_time(loop);
   int timeout = timeout_ms;

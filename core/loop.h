@@ -51,6 +51,10 @@ RA_API void ra_loop_stop(ra_loop *loop);
 RA_API uint64_t ra_loop_now(const ra_loop *loop);
 /* Re-reads the clock and updates the cached value. */
 RA_API uint64_t ra_loop_update_time(ra_loop *loop);
+/* The current turn's number: changes at the start of every turn (each
+ * ra_loop_run_once), so "written in this turn" can be told apart from
+ * "written in an earlier one" (the response write budget uses it). */
+RA_API uint64_t ra_loop_turn(const ra_loop *loop);
 
 /* ---- fd watches -------------------------------------------------------- */
 

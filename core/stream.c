@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -76,7 +78,9 @@ struct ra_stream {
   size_t queued;
   size_t high, low;
   uint64_t idle_ms, last_io;
-  ra_timer timer; /* idle timeout, then close deadline / linger bound */
+  uint64_t write_ms, last_wprog; /* write timeout; last progress of the queue */
+  int kernel_q;   /* the kernel's unsent bytes (SIOCOUTQ) at last_wprog */
+  ra_timer timer; /* idle and write timeouts, then close deadline / linger bound */
   ra_defer defer; /* on_close, re-offer of leftover input */
   ra_connect_cb on_connect;
   struct addrinfo *ai_list, *ai_next;
@@ -110,6 +114,34 @@ static void update_watch(ra_stream *s) {
 }
 
 static void touch(ra_stream *s) { s->last_io = ra_loop_now(s->loop); }
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
+
+/* The earliest of the idle and write deadlines (UINT64_MAX: none). */
+static uint64_t next_due(const ra_stream *s) {
+  uint64_t due = UINT64_MAX;
+  if (s->idle_ms) due = sat_add(s->last_io, s->idle_ms);
+  if (s->write_ms && s->head && sat_add(s->last_wprog, s->write_ms) < due)
+    due = sat_add(s->last_wprog, s->write_ms);
+  return due;
+}
+
+/* The queue just became non-empty: its progress is timed from now. The
+ * timer is only moved when this deadline is earlier than the armed one. */
+static int kernel_queued(const ra_stream *s) {
+  int q = -1;
+  if (s->fd < 0 || ioctl(s->fd, SIOCOUTQ, &q) < 0) return -1;
+  return q;
+}
+
+static void queue_started(ra_stream *s) {
+  s->last_wprog = ra_loop_now(s->loop);
+  if (!s->write_ms || (s->flags & (S_CLOSING | S_CLOSED))) return;
+  s->kernel_q = kernel_queued(s);
+  uint64_t due = sat_add(s->last_wprog, s->write_ms);
+  if (due == UINT64_MAX) return;
+  if (!ra_timer_active(&s->timer) || s->timer.due > due) ra_timer_start(&s->timer, s->write_ms, 0);
+}
 
 static void free_queue(ra_stream *s) {
   while (s->head) {
@@ -196,14 +228,26 @@ static void on_timer(ra_timer *t, void *ud) {
     finish(s, 0); /* everything was flushed; the peer just never closed */
   } else if (s->flags & S_CLOSING) {
     finish(s, -ETIMEDOUT);
-  } else if (s->idle_ms) {
-    /* Activity does not touch the heap; it only moves last_io, and the
-     * timer re-arms itself for the remainder when it finds some. */
-    uint64_t idle = ra_loop_now(s->loop) - s->last_io;
-    if (idle >= s->idle_ms)
+  } else {
+    /* Activity does not touch the heap; it only moves last_io (and
+     * last_wprog), and the timer re-arms itself for the remainder when it
+     * finds some. */
+    uint64_t now = ra_loop_now(s->loop);
+    if (s->write_ms && s->head && sat_add(s->last_wprog, s->write_ms) <= now) {
+      /* Our queue did not move; the kernel's may have (it wakes us only
+       * once a good part of its buffer is free): that is progress too. */
+      int q = kernel_queued(s);
+      if (q >= 0 && s->kernel_q >= 0 && q < s->kernel_q) {
+        s->kernel_q = q;
+        s->last_wprog = now;
+      }
+    }
+    uint64_t due = next_due(s);
+    if (due == UINT64_MAX) return;
+    if (due <= now)
       finish(s, -ETIMEDOUT);
     else
-      ra_timer_start(&s->timer, s->idle_ms - idle, 0);
+      ra_timer_start(&s->timer, due - now, 0);
   }
 }
 
@@ -249,10 +293,12 @@ static chunk *queue_chunk(ra_stream *s, size_t cap) {
   c->room = cap;
   c->free_cb = NULL;
   c->free_ud = NULL;
-  if (s->tail)
+  if (s->tail) {
     s->tail->next = c;
-  else
+  } else {
     s->head = c;
+    queue_started(s);
+  }
   s->tail = c;
   return c;
 }
@@ -360,10 +406,12 @@ int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
   c->room = 0;
   c->free_cb = free_cb;
   c->free_ud = free_ud;
-  if (s->tail)
+  if (s->tail) {
     s->tail->next = c;
-  else
+  } else {
     s->head = c;
+    queue_started(s);
+  }
   s->tail = c;
   s->queued += c->len;
   after_queue(s);
@@ -415,6 +463,10 @@ static void flush_queue(ra_stream *s) {
     if (n < 0) {
       finish(s, (int)n);
       return;
+    }
+    if (n > 0) {
+      s->last_wprog = s->last_io;
+      if (s->write_ms) s->kernel_q = kernel_queued(s);
     }
     if (!advance(s, (size_t)n)) return;
     if ((size_t)n < want) break; /* the kernel is full */
@@ -740,10 +792,23 @@ void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms) {
   s->idle_ms = ms;
   if (s->flags & (S_CLOSING | S_CLOSED)) return;
   touch(s);
-  if (ms)
-    ra_timer_start(&s->timer, ms, 0);
-  else
+  uint64_t due = next_due(s);
+  if (due == UINT64_MAX)
     ra_timer_stop(&s->timer);
+  else
+    ra_timer_start(&s->timer, due > s->last_io ? due - s->last_io : 0, 0);
+}
+
+void ra_stream_set_write_timeout(ra_stream *s, uint64_t ms) {
+  s->write_ms = ms;
+  if (s->flags & (S_CLOSING | S_CLOSED)) return;
+  uint64_t now = ra_loop_now(s->loop);
+  if (s->head) s->last_wprog = now; /* timed from now, not from the past */
+  uint64_t due = next_due(s);
+  if (due == UINT64_MAX)
+    ra_timer_stop(&s->timer);
+  else
+    ra_timer_start(&s->timer, due > now ? due - now : 0, 0);
 }
 
 void ra_stream_shutdown(ra_stream *s) {

@@ -40,7 +40,7 @@ typedef struct ra_stream_cbs {
   void (*on_eof)(ra_stream *s, void *ud);
   /* Last callback: the stream is closed and is freed right after this
    * returns. err is 0 for an orderly close, else a negative errno
-   * (-ECONNRESET, -ETIMEDOUT for the idle timeout, ...). */
+   * (-ECONNRESET, -ETIMEDOUT for the idle or write timeout, ...). */
   void (*on_close)(ra_stream *s, int err, void *ud);
 } ra_stream_cbs;
 
@@ -89,6 +89,16 @@ RA_API void ra_stream_resume_read(ra_stream *s);
 /* Closes the stream after a read or write has not happened for ms (0: off).
  * Re-armed by every successful read or write. */
 RA_API void ra_stream_set_idle_timeout(ra_stream *s, uint64_t ms);
+
+/* Write (send-progress) timeout: aborts the stream (on_close gets
+ * -ETIMEDOUT) when bytes are queued and none of them could be written for
+ * ms (0: off, the default). Timed from the moment the queue became
+ * non-empty and re-armed by every write that takes queued bytes, so a peer
+ * that reads slowly but steadily is kept, and one that never reads is
+ * dropped even while it keeps sending (which re-arms the idle timeout).
+ * Independent of the idle timeout; a graceful close keeps its own flush
+ * bound. Costs nothing while the kernel takes every write. */
+RA_API void ra_stream_set_write_timeout(ra_stream *s, uint64_t ms);
 
 /* Half-close: shutdown(SHUT_WR) once the queue is flushed. */
 RA_API void ra_stream_shutdown(ra_stream *s);

@@ -28,6 +28,35 @@
 /* Where the parser is: between requests, in a head, in a body (header
  * callbacks there are trailers: counted, not kept). */
 typedef enum { PH_IDLE, PH_HEAD, PH_BODY } read_phase;
+/* The raw-byte check of a head (what llhttp lets through): where in the
+ * head the last byte scanned was. */
+typedef enum {
+  HS_START, /* before the request line (empty lines allowed) */
+  HS_LINE,  /* in the request line */
+  HS_LINE_SP, /* in it, right after a SP */
+  HS_FIELD_START, /* at the start of a field line (or of the empty line) */
+  HS_FIELD, /* in a field line */
+} head_scan;
+
+/* A chunk-size line (RFC 9112 7.1), read here rather than by llhttp 8,
+ * which refuses valid extensions (BWS around ';' and '=', a valueless one
+ * after a valued one, quoted-pairs): the size digits go to llhttp, the
+ * extensions are checked against the grammar and skipped (they carry
+ * nothing we use), and llhttp sees "SIZE\r\n". */
+typedef enum {
+  CX_OFF,      /* not at a chunk-size line: llhttp reads everything */
+  CX_SIZE,     /* in the hex digits */
+  CX_PRE,      /* BWS before ';' (or the CR) */
+  CX_NAME0,    /* after ';': BWS, then the name */
+  CX_NAME,     /* in the name */
+  CX_POSTNAME, /* BWS after the name */
+  CX_VAL0,     /* after '=': BWS, then a token or a quoted-string */
+  CX_VALTOK,   /* in a token value */
+  CX_QS,       /* in a quoted-string */
+  CX_QP,       /* after a backslash in it */
+} chunk_line;
+#define MAX_CHUNK_EXT 4096 /* extension bytes per chunk line: 400 past it */
+
 /* Which deadline the connection's timer stands for. */
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
 
@@ -87,6 +116,7 @@ struct ra_http_conn {
   ra_http_ex *ready;       /* message complete, to dispatch */
   ra_timer timer;
   uint64_t deadline;       /* loop ms; 0: none */
+  uint64_t body_due;       /* loop ms: the whole body by then */
   uint64_t timer_due;
   ra_defer defer;
   ra_buf pending_in;       /* read but not parsed while parsing is stopped */
@@ -106,6 +136,10 @@ struct ra_http_conn {
   bool want_resume, want_drain;
   bool hc_paused;          /* llhttp paused at the end of a header section */
   bool peer_eof;           /* the client sends nothing more */
+  uint8_t hscan;           /* head_scan */
+  uint8_t cline;           /* chunk_line */
+  bool last_chunk;         /* the size-0 chunk was read: no line follows */
+  uint16_t cext_len;       /* extension bytes on this chunk line */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -695,6 +729,7 @@ static int on_message_begin(llhttp_t *p) {
   if (!ex) return fail(c, 503);
   c->cur = ex;
   c->phase = PH_HEAD;
+  c->cline = CX_OFF;
   c->hdr_bytes = c->line_bytes = 0;
   c->hstate_value = false;
   set_deadline(c, T_HEADER, c->srv->lim.header_timeout_ms);
@@ -777,6 +812,15 @@ static int on_headers_complete(llhttp_t *p) {
   if (ex->req.method_len == 0) ra_req_set_method(&ex->req, ra_str_cstr(llhttp_method_name((llhttp_method_t)p->method)));
   if (p->http_major != 1) return fail(c, 505);
   ex->req.http_version = p->http_minor == 0 ? 10 : 11;
+  /* RFC 9112 3.2: exactly one Host in HTTP/1.1, at most one in 1.0. */
+  size_t nhost = 0;
+  for (size_t i = 0; i < ex->req.nhdrs; i++) {
+    ra_str n = ra_req_header_at(&ex->req, i).name;
+    if (n.len == 4 && ra_str_eq_nocase(n, RA_STR("host"))) nhost++;
+  }
+  if (nhost > 1 || (nhost == 0 && ex->req.http_version >= 11)) return fail(c, 400);
+  /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+  if ((p->flags & F_TRANSFER_ENCODING) && ex->req.http_version == 10) return fail(c, 400);
   if (p->method == HTTP_CONNECT) return fail(c, 501);
   if ((p->flags & F_TRANSFER_ENCODING) && !te_supported(&ex->req)) return fail(c, 501);
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
@@ -796,8 +840,19 @@ static int on_headers_complete(llhttp_t *p) {
     }
   }
   ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
-  if (has_body) set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
-  else clear_deadline(c);
+  if (p->flags & F_CHUNKED) { /* the first chunk-size line is next */
+    c->cline = CX_SIZE;
+    c->cext_len = 0;
+    c->last_chunk = false;
+  }
+  if (has_body) {
+    c->body_due = after_ms(c, srv->lim.body_deadline_ms);
+    set_deadline(c, T_BODY, srv->lim.body_timeout_ms < srv->lim.body_deadline_ms
+                                ? srv->lim.body_timeout_ms
+                                : srv->lim.body_deadline_ms);
+  } else {
+    clear_deadline(c);
+  }
   /* Pause so that parse() learns exactly where the header section ended:
    * the raw byte count it keeps must not depend on how reads split. */
   c->hc_paused = true;
@@ -810,8 +865,26 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   ex->body_bytes += len;
   if (ex->body_bytes > c->srv->lim.max_body) return fail(c, 413);
   if (ra_req_append_body(&ex->req, at, len)) return fail(c, 503);
-  c->deadline = after_ms(c, c->srv->lim.body_timeout_ms);
+  /* Between body bytes, and never past the whole body's deadline. */
+  uint64_t d = after_ms(c, c->srv->lim.body_timeout_ms);
+  c->deadline = d < c->body_due ? d : c->body_due;
   return 0;
+}
+
+static int on_chunk_header(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  if (p->content_length == 0) c->last_chunk = true; /* then trailers */
+  return 0;
+}
+
+/* A chunk's data and its CRLF are read: the next line is a chunk-size
+ * line. Paused so that parse() reads it from its first byte. */
+static int on_chunk_complete(llhttp_t *p) {
+  ra_http_conn *c = p->data;
+  if (c->last_chunk) return 0;
+  c->cline = CX_SIZE;
+  c->cext_len = 0;
+  return HPE_PAUSED;
 }
 
 static int on_message_complete(llhttp_t *p) {
@@ -835,6 +908,8 @@ static const llhttp_settings_t parser_settings = {
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
     .on_message_complete = on_message_complete,
 };
 
@@ -857,6 +932,136 @@ static void stash(ra_http_conn *c, const uint8_t *p, size_t n) {
   if (ra_buf_append(&c->pending_in, p, n)) respond_error(c, 503);
 }
 
+/* What llhttp 8 accepts and RFC 9112 lets us refuse, checked on the raw
+ * bytes of a head (never of a body: llhttp pauses at the end of each head):
+ * more than one SP between the parts of the request line (3), and obs-fold,
+ * a field line starting with SP or HTAB (5.2: 400; it could make a framing
+ * header read differently here and in a proxy). Returns false to refuse.
+ * Split-proof: the state carries over between reads. */
+static bool head_bytes_ok(ra_http_conn *c, const uint8_t *p, size_t n) {
+  const uint8_t *end = p + n;
+  head_scan st = (head_scan)c->hscan;
+  while (p < end) {
+    switch (st) {
+    case HS_START:
+      if (*p != '\r' && *p != '\n') st = HS_LINE;
+      else p++;
+      break;
+    case HS_LINE:
+    case HS_LINE_SP: {
+      const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+      const uint8_t *stop = nl ? nl : end;
+      for (; p < stop; p++) {
+        if (*p == ' ') {
+          if (st == HS_LINE_SP) return false;
+          st = HS_LINE_SP;
+        } else {
+          st = HS_LINE;
+        }
+      }
+      if (nl) {
+        st = HS_FIELD_START;
+        p = nl + 1;
+      }
+      break;
+    }
+    case HS_FIELD_START:
+      if (*p == ' ' || *p == '\t') return false;
+      st = HS_FIELD;
+      break;
+    case HS_FIELD: {
+      const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+      if (!nl) {
+        p = end;
+      } else {
+        st = HS_FIELD_START;
+        p = nl + 1;
+      }
+      break;
+    }
+    }
+  }
+  c->hscan = (uint8_t)st;
+  return true;
+}
+
+static bool is_tchar(uint8_t b) {
+  if ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')) return true;
+  return b && strchr("!#$%&'*+-.^_`|~", b) != NULL;
+}
+
+/* Reads a chunk-size line from p (state in c->cline). Returns how many
+ * bytes it took; the first *feed of them are size digits for llhttp, the
+ * rest extension bytes to drop. Stops before the CR that ends the line (or
+ * before a byte that is not ours to judge: llhttp then refuses it), with
+ * c->cline back to CX_OFF. *bad: the extensions break the grammar. */
+static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_t *feed, bool *bad) {
+  size_t i = 0;
+  *feed = 0;
+  *bad = false;
+  chunk_line st = (chunk_line)c->cline;
+  if (st == CX_SIZE) {
+    while (i < n && ((p[i] >= '0' && p[i] <= '9') || ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f'))) i++;
+    *feed = i;
+    if (i == n) return i;
+    if (p[i] != ';' && p[i] != ' ' && p[i] != '\t') {
+      c->cline = CX_OFF; /* CR (llhttp ends the line) or garbage (llhttp says 400) */
+      return i;
+    }
+    st = CX_PRE;
+  }
+  for (; i < n; i++) {
+    uint8_t b = p[i];
+    bool ws = b == ' ' || b == '\t';
+    if (b == '\r' && (st == CX_PRE || st == CX_NAME || st == CX_POSTNAME || st == CX_VALTOK)) {
+      c->cline = CX_OFF;
+      return i;
+    }
+    if (++c->cext_len > MAX_CHUNK_EXT) {
+      *bad = true;
+      return i;
+    }
+    switch (st) {
+    case CX_PRE: if (b == ';') st = CX_NAME0; else if (!ws) *bad = true; break;
+    case CX_NAME0: if (is_tchar(b)) st = CX_NAME; else if (!ws) *bad = true; break;
+    case CX_NAME:
+      if (ws) st = CX_POSTNAME;
+      else if (b == '=') st = CX_VAL0;
+      else if (b == ';') st = CX_NAME0;
+      else if (!is_tchar(b)) *bad = true;
+      break;
+    case CX_POSTNAME:
+      if (b == '=') st = CX_VAL0;
+      else if (b == ';') st = CX_NAME0;
+      else if (!ws) *bad = true;
+      break;
+    case CX_VAL0:
+      if (b == '"') st = CX_QS;
+      else if (is_tchar(b)) st = CX_VALTOK;
+      else if (!ws) *bad = true;
+      break;
+    case CX_VALTOK:
+      if (ws) st = CX_PRE;
+      else if (b == ';') st = CX_NAME0;
+      else if (!is_tchar(b)) *bad = true;
+      break;
+    case CX_QS:
+      if (b == '"') st = CX_PRE;
+      else if (b == '\\') st = CX_QP;
+      else if (b < 0x20 ? b != '\t' : b == 0x7f) *bad = true;
+      break;
+    case CX_QP:
+      if (b < 0x20 ? b != '\t' : b == 0x7f) *bad = true;
+      else st = CX_QS;
+      break;
+    default: *bad = true; break;
+    }
+    if (*bad) return i;
+  }
+  c->cline = (uint8_t)st;
+  return i;
+}
+
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
@@ -868,6 +1073,25 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
     if (c->stopped) {
       stash(c, (const uint8_t *)p, left);
       return;
+    }
+    if (c->cline != CX_OFF) {
+      size_t feed;
+      bool bad;
+      size_t took = chunk_line_scan(c, (const uint8_t *)p, left, &feed, &bad);
+      if (bad) {
+        respond_error(c, 400);
+        return;
+      }
+      if (feed) {
+        llhttp_errno_t err = llhttp_execute(&c->parser, p, feed);
+        if (err != HPE_OK) {
+          respond_error(c, errno_status(c, err));
+          return;
+        }
+      }
+      p += took;
+      left -= took;
+      continue;
     }
     c->hc_paused = false;
     uint8_t phase0 = c->phase;
@@ -888,6 +1112,12 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
       return;
     }
     if (used > left) used = left;
+    if (phase0 == PH_IDLE) c->hscan = HS_START; /* a new head begins here */
+    if ((phase0 == PH_HEAD || phase0 == PH_IDLE) && !head_bytes_ok(c, (const uint8_t *)p, used)) {
+      if (c->cur) c->cur->keep_alive = false;
+      respond_error(c, 400);
+      return;
+    }
     if (phase0 == PH_HEAD || phase0 == PH_IDLE) {
       /* Every byte from the end of the previous message to the end of this
        * header section, also those llhttp skips without a callback (empty

@@ -10,6 +10,8 @@
 
 #include "raloop/http/request_internal.h"
 
+static void res_defer_cb(ra_defer *d, void *ud);
+
 void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops,
                  void *sink, ra_res_release_fn release, void *release_ud) {
   res->loop = loop;
@@ -24,6 +26,10 @@ void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops 
   res->cancelled = false;
   res->is_head = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
   res->in_end = false;
+  res->head_done = res->cancel_owed = res->drain_owed = false;
+  res->turn_bytes = 0;
+  res->turn = 0;
+  ra_defer_init(&res->defer, res_defer_cb, res);
   res->on_cancel = NULL;
   res->cancel_ud = NULL;
   res->on_drain = NULL;
@@ -59,6 +65,7 @@ int ra_res_new(ra_loop *loop, ra_req *req, const ra_res_sink_ops *ops, void *sin
 }
 
 static void res_release(ra_res *res) {
+  if (res->loop) ra_defer_cancel(res->loop, &res->defer);
   if (res->release) {
     res->release(res, res->release_ud);
     return;
@@ -124,10 +131,59 @@ int ra_res_set_content_length(ra_res *res, uint64_t len) {
 
 /* ---- body ---------------------------------------------------------------------- */
 
+/* Deferred work: the on_cancel owed to a HEAD answer that is complete, or
+ * the on_drain owed once the turn's budget was spent (on a later turn: a
+ * call queued from a deferred call runs in the next one). */
+static void res_defer_cb(ra_defer *d, void *ud) {
+  (void)d;
+  ra_res *res = ud;
+  if (res->state == RA_RES_ENDED) return;
+  if (res->cancel_owed) {
+    res->cancel_owed = res->drain_owed = false;
+    ra_res_cancel_cb cb = res->on_cancel;
+    res->on_cancel = NULL;
+    if (cb) cb(res, res->cancel_ud); /* may end (free) res */
+    return;
+  }
+  if (!res->drain_owed || res->cancelled) return;
+  if (res->turn == ra_loop_turn(res->loop)) {
+    ra_loop_defer(res->loop, &res->defer);
+    return;
+  }
+  res->drain_owed = false;
+  if (res->on_drain) res->on_drain(res, res->drain_ud);
+}
+
+static void owe_drain(ra_res *res) {
+  if (res->drain_owed) return;
+  res->drain_owed = true;
+  ra_loop_defer(res->loop, &res->defer);
+}
+
+/* HEAD: the head is the whole answer. The transport is released now (its
+ * end runs), the producer is told from the loop. */
+static void head_complete(ra_res *res) {
+  const ra_res_sink_ops *ops = res->ops;
+  void *sink = res->sink;
+  res->head_done = true;
+  res->cancelled = true;
+  res->ops = NULL;
+  res->sink = NULL;
+  res->on_drain = NULL;
+  res->drain_owed = false;
+  ops->end(sink);
+  if (res->loop) {
+    res->cancel_owed = true;
+    ra_loop_defer(res->loop, &res->defer);
+  }
+}
+
 static int send_head(ra_res *res) {
   res->state = RA_RES_HEAD_SENT;
   if (!res->ops) return -ECANCELED;
-  return res->ops->head(res->sink, res->status, res->hdrs, res->nhdrs, res->content_length);
+  int rc = res->ops->head(res->sink, res->status, res->hdrs, res->nhdrs, res->content_length);
+  if (rc == 0 && res->is_head && res->ops) head_complete(res);
+  return rc;
 }
 
 int ra_res_write(ra_res *res, const void *data, size_t len) {
@@ -136,17 +192,35 @@ int ra_res_write(ra_res *res, const void *data, size_t len) {
   if (res->state == RA_RES_BUILDING) {
     int rc = send_head(res);
     if (rc) return rc;
+    if (res->head_done) return 0; /* this call's bytes are the body HEAD drops */
   }
-  if (len == 0 || res->is_head) return 0;
+  if (len == 0) return 0;
   if (!res->ops) return -ECANCELED;
-  return res->ops->body(res->sink, data, len);
+  if (res->loop) {
+    uint64_t t = ra_loop_turn(res->loop);
+    if (res->turn != t) {
+      res->turn = t;
+      res->turn_bytes = 0;
+    } else if (res->turn_bytes >= RA_RES_TURN_MAX) {
+      owe_drain(res);
+      return -EAGAIN;
+    }
+  }
+  int rc = res->ops->body(res->sink, data, len);
+  if (rc == 0 && res->loop) {
+    res->turn_bytes += len;
+    if (res->turn_bytes >= RA_RES_TURN_BUDGET) owe_drain(res);
+  }
+  return rc;
 }
 
 int ra_res_end(ra_res *res) {
   if (res->state == RA_RES_ENDED || res->in_end) return -EALREADY;
   int rc = 0;
   res->in_end = true;
-  if (!res->cancelled) {
+  if (res->head_done) {
+    rc = 0; /* the transport already has the whole answer */
+  } else if (!res->cancelled) {
     if (res->state == RA_RES_BUILDING) {
       if (res->content_length < 0) res->content_length = 0;
       rc = send_head(res);
@@ -219,8 +293,12 @@ void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud) {
 }
 
 size_t ra_res_pending(const ra_res *res) {
-  if (!res->ops || !res->ops->pending) return 0;
-  return res->ops->pending(res->sink);
+  if (res->cancelled) return RA_RES_PENDING_YIELD;
+  size_t n = res->ops && res->ops->pending ? res->ops->pending(res->sink) : 0;
+  if (res->loop && res->turn_bytes >= RA_RES_TURN_BUDGET && res->turn == ra_loop_turn(res->loop) &&
+      n < RA_RES_PENDING_YIELD)
+    n = RA_RES_PENDING_YIELD;
+  return n;
 }
 
 int ra_res_upgrade(ra_res *res, ra_upgrade_cb cb, void *ud) {

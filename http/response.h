@@ -8,6 +8,24 @@
  * response is *cancelled*: the on_cancel callback runs, every later write is
  * a no-op returning -ECANCELED, and the eventual end still frees it. So a
  * late answer from a timer is always safe.
+ *
+ * Yielding (a handler cannot monopolise the loop): a response accepts at most
+ * RA_RES_TURN_BUDGET body bytes per loop turn before it asks the producer to
+ * wait: from then until the next turn ra_res_pending() reports at least
+ * RA_RES_PENDING_YIELD (more than any window), and on_drain is called on a
+ * later turn even if the transport has nothing queued (a sink that discards,
+ * or a kernel that takes everything). A producer that ignores ra_res_pending
+ * gets -EAGAIN from ra_res_write once RA_RES_TURN_MAX bytes were written in
+ * the turn (nothing of that call is sent; write it again from on_drain). One
+ * write is never refused for its size alone: the budget is checked before it.
+ *
+ * HEAD: the answer is complete once its head is sent (the first write, or
+ * the end). The transport is done with it then (a pipelined request behind
+ * it is answered without waiting), and the response behaves as cancelled:
+ * ra_res_cancelled() is true, ra_res_pending() reports RA_RES_PENDING_YIELD,
+ * later writes return -ECANCELED at once, and on_cancel (if set) runs from
+ * the loop, never inside a write, so a streaming producer stops. The handler
+ * still ends it (ra_res_end returns 0); ra_res_send on HEAD returns 0.
  */
 #ifndef RA_HTTP_RESPONSE_H
 #define RA_HTTP_RESPONSE_H
@@ -36,7 +54,14 @@ RA_API int ra_res_sendf(ra_res *res, int status, const char *fmt, ...) __attribu
 
 /* Building a streamed response: set status and headers, then write chunks
  * and end. Without ra_res_set_content_length, an HTTP/1.1 transport uses
- * chunked encoding. */
+ * chunked encoding. ra_res_write: the first call sends the head. Returns 0,
+ * -ECANCELED (cancelled, or a HEAD answer that is complete: stop producing),
+ * -EAGAIN (RA_RES_TURN_MAX written in this turn: nothing was taken; wait for
+ * on_drain), -EMSGSIZE (past the Content-Length), -EALREADY (ended), or the
+ * transport's error. */
+#define RA_RES_TURN_BUDGET ((size_t)64 * 1024)
+#define RA_RES_TURN_MAX ((size_t)8 * 1024 * 1024)
+#define RA_RES_PENDING_YIELD (SIZE_MAX / 2)
 RA_API int ra_res_set_status(ra_res *res, int status);
 /* Copies name and value. Several headers with one name are allowed. */
 RA_API int ra_res_add_header(ra_res *res, const char *name, const char *value);
@@ -49,14 +74,22 @@ RA_API int ra_res_end(ra_res *res);
 RA_API ra_req *ra_res_req(const ra_res *res);
 RA_API ra_loop *ra_res_loop(const ra_res *res);
 RA_API bool ra_res_cancelled(const ra_res *res);
-/* Called once if the transport goes away before the response ends. */
+/* Called once if the transport goes away before the response ends, or
+ * (HEAD) from the loop after the head was sent, if the handler has not
+ * ended the response by then. It should stop producing and end it. */
 typedef void (*ra_res_cancel_cb)(ra_res *res, void *ud);
 RA_API void ra_res_on_cancel(ra_res *res, ra_res_cancel_cb cb, void *ud);
-/* For streaming handlers: bytes the transport holds unsent (0 if unknown). */
+/* For streaming handlers: bytes the transport holds unsent (0 if unknown),
+ * or at least RA_RES_PENDING_YIELD while the turn's budget is spent (see
+ * "Yielding" above) and once the response is cancelled or, for HEAD,
+ * complete. So `while (more && ra_res_pending(res) < WINDOW) write` always
+ * stops within one turn. */
 RA_API size_t ra_res_pending(const ra_res *res);
 /* For streaming handlers: cb runs whenever bytes held unsent fell low again
- * (the peer is reading): write while ra_res_pending() is small, then wait
- * for this instead of buffering without bound. NULL clears it. Not called
+ * (the peer is reading), and on a later turn after the turn's budget was
+ * spent: write while ra_res_pending() is small, then wait for this instead
+ * of buffering without bound. It may run when nothing drained: check
+ * ra_res_pending() again. NULL clears it. Never inside a write; not called
  * after the response ended or was cancelled. */
 typedef void (*ra_res_drain_cb)(ra_res *res, void *ud);
 RA_API void ra_res_on_drain(ra_res *res, ra_res_drain_cb cb, void *ud);

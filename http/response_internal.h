@@ -26,6 +26,12 @@ struct ra_res {
   bool cancelled;
   bool is_head;               /* body suppressed: answer to HEAD */
   bool in_end;
+  bool head_done;             /* HEAD: complete with its head, sink released */
+  bool cancel_owed;           /* head_done: on_cancel to run from the loop */
+  bool drain_owed;            /* budget spent: on_drain on a later turn */
+  size_t turn_bytes;          /* body bytes written in turn `turn` */
+  uint64_t turn;
+  ra_defer defer;             /* cancel_owed / drain_owed */
   ra_res_cancel_cb on_cancel;
   void *cancel_ud;
   ra_res_drain_cb on_drain;

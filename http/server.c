@@ -60,6 +60,8 @@ static void lim_defaults(ra_http_limits *l) {
   if (!l->max_body) l->max_body = 8 * 1024 * 1024;
   if (!l->header_timeout_ms) l->header_timeout_ms = 10000;
   if (!l->body_timeout_ms) l->body_timeout_ms = 30000;
+  if (!l->body_deadline_ms) l->body_deadline_ms = 120000;
+  if (!l->write_timeout_ms) l->write_timeout_ms = 60000;
   if (!l->keepalive_timeout_ms) l->keepalive_timeout_ms = 60000;
   if (!l->max_pipelined) l->max_pipelined = 32;
   if (!l->max_connections) l->max_connections = 100000;
@@ -108,6 +110,7 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
     return;
   }
   ra_stream_set_userdata(s, &conn_cbs, c);
+  ra_stream_set_write_timeout(s, srv->lim.write_timeout_ms);
   if (srv->nconns >= srv->lim.max_connections && !srv->accept_paused) {
     srv->accept_paused = true;
     for (size_t i = 0; i < srv->nlisteners; i++) ra_listener_pause(srv->listeners[i]);

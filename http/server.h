@@ -12,6 +12,26 @@
  * "Connection: close", then the connection closes (lingering).
  * An idle connection holds no buffer: request/response objects come from a
  * per-server pool, input is parsed from the loop's shared read buffer.
+ *
+ * Strictness (RFC 9112), each choice on purpose:
+ *  - Host: an HTTP/1.1 request without one, or any request with two, is 400
+ *    (3.2). Its value is not checked (the router does not use it).
+ *  - Request line: exactly one SP between method, target and version (3
+ *    also allows parsing on whitespace: we do not); 400.
+ *  - obs-fold (a field line starting with SP/HTAB) is 400 in every header
+ *    (5.2 allows refusing it; in Transfer-Encoding or Content-Length it could
+ *    make a proxy and us frame a message differently).
+ *  - Transfer-Encoding in an HTTP/1.0 request is faulty framing (6.1): 400.
+ *    Codings other than chunked: 501. Content-Length with
+ *    Transfer-Encoding: 400 (llhttp, 6.3).
+ *  - Chunk extensions (7.1.1) are checked against the grammar (BWS, tokens,
+ *    quoted-strings with quoted-pairs) and dropped; at most 4 KiB of them
+ *    per chunk line; a malformed one is 400. Trailers are read and dropped.
+ *  - Timeouts: the header section must complete within header_timeout_ms of
+ *    its first byte; a body must not pause longer than body_timeout_ms and
+ *    must complete within body_deadline_ms of its head (both 408); a
+ *    response whose bytes the client does not take for write_timeout_ms is
+ *    dropped (no status: the client is not reading).
  */
 #ifndef RA_HTTP_SERVER_H
 #define RA_HTTP_SERVER_H
@@ -36,6 +56,14 @@ typedef struct ra_http_limits {
   size_t max_body;             /* [8 MiB]   413 */
   uint64_t header_timeout_ms;  /* [10 s]    408 (slowloris) */
   uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes */
+  uint64_t body_deadline_ms;   /* [120 s]   408 whole body, from the end of
+                                *           the head, whatever its pace (a
+                                *           trickle of bytes): raise it for
+                                *           large uploads over slow links */
+  uint64_t write_timeout_ms;   /* [60 s]    a response's queued bytes make
+                                *           no progress (the client does not
+                                *           read): the connection is dropped
+                                *           (ra_stream_set_write_timeout) */
   uint64_t keepalive_timeout_ms; /* [60 s] idle keep-alive, silent close */
   size_t max_pipelined;        /* [32] requests read ahead of responses */
   size_t max_connections;      /* [100000] accept pauses past it; upgraded

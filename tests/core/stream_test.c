@@ -478,6 +478,70 @@ static void test_idle_timeout_off(void **state) {
   assert_int_equal(c.close_err, -ECONNABORTED);
 }
 
+/* ---- write timeout ----------------------------------------------------------- */
+
+/* Fills the kernel's buffers until the stream queues (the peer never reads). */
+static void fill_until_queued(ctx *c) {
+  static uint8_t blob[256 * 1024];
+  for (int i = 0; i < 64 && ra_stream_queued(c->s) == 0; i++)
+    assert_int_equal(ra_stream_write(c->s, blob, sizeof blob), 0);
+  assert_true(ra_stream_queued(c->s) > 0);
+}
+
+/* A peer that never reads is dropped with -ETIMEDOUT once the queue made no
+ * progress for the write timeout, even while it keeps sending (which keeps
+ * the idle timeout happy). */
+static void test_write_timeout(void **state) {
+  (void)state;
+  ctx c;
+  int peer;
+  setup_pair(&c, &peer, NULL);
+  ra_stream_set_idle_timeout(c.s, 5000);
+  ra_stream_set_write_timeout(c.s, 150);
+  uint64_t start = mono_ms();
+  fill_until_queued(&c);
+  while (c.closes == 0 && mono_ms() - start < 3000) {
+    assert_int_equal(write(peer, "k", 1), 1); /* chatty, but never reads */
+    usleep(10 * 1000);
+    ra_loop_run_once(c.loop, 0);
+  }
+  assert_int_equal(c.closes, 1);
+  assert_int_equal(c.close_err, -ETIMEDOUT);
+  uint64_t took = mono_ms() - start;
+  if (!(took >= 140 && took < 1000)) fail_msg("write timeout after %llu ms", (unsigned long long)took);
+  close(peer);
+  teardown(&c);
+}
+
+/* A peer that reads slowly but steadily is kept: every write that takes
+ * queued bytes re-arms the timeout. And nothing queued: never fires. */
+static void test_write_timeout_progress(void **state) {
+  (void)state;
+  ctx c;
+  int peer;
+  setup_pair(&c, &peer, NULL);
+  ra_stream_set_write_timeout(c.s, 150);
+  ra_loop_run_once(c.loop, 200); /* empty queue: nothing to time */
+  assert_int_equal(c.closes, 0);
+  fill_until_queued(&c);
+  uint64_t start = mono_ms();
+  while (mono_ms() - start < 600) {
+    drain_fd(peer, NULL, 0); /* what is there, every 50 ms */
+    usleep(50 * 1000);
+    ra_loop_run_once(c.loop, 0);
+    assert_int_equal(c.closes, 0);
+    if (ra_stream_queued(c.s) < 65536) fill_until_queued(&c);
+  }
+  assert_int_equal(c.closes, 0);
+  ra_stream_set_write_timeout(c.s, 0); /* off: a stuck queue is kept */
+  ra_loop_run_once(c.loop, 250);
+  assert_int_equal(c.closes, 0);
+  ra_stream_abort(c.s, -ECONNABORTED);
+  close(peer);
+  teardown(&c);
+  assert_int_equal(c.close_err, -ECONNABORTED);
+}
+
 /* ---- close ------------------------------------------------------------------ */
 
 static void test_graceful_close_flushes(void **state) {
@@ -876,6 +940,8 @@ int main(void) {
       cmocka_unit_test(test_default_eof_closes_after_flush),
       cmocka_unit_test(test_idle_timeout),
       cmocka_unit_test(test_idle_timeout_off),
+      cmocka_unit_test(test_write_timeout),
+      cmocka_unit_test(test_write_timeout_progress),
       cmocka_unit_test(test_graceful_close_flushes),
       cmocka_unit_test(test_graceful_close_bounded),
       cmocka_unit_test(test_abort),

@@ -74,6 +74,29 @@ static void h_query(ra_req *req, ra_res *res, void *ud) {
   ra_res_send(res, 200, NULL, v.ptr, v.len);
 }
 
+/* ra-hello's /stream: paced on ra_res_pending, resumed by on_drain, ended
+ * by on_cancel. */
+static long endless_i, endless_writes;
+static int endless_cancels;
+static void endless_more(ra_res *res, void *ud) {
+  while (endless_i < 100000000 && ra_res_pending(res) < 64 * 1024) {
+    endless_writes++;
+    if (ra_res_write(res, "chunk of an endless stream\n", 27) < 0) break;
+    endless_i++;
+  }
+  if (endless_i >= 100000000) ra_res_end(res);
+}
+static void endless_cancel(ra_res *res, void *ud) {
+  endless_cancels++;
+  ra_res_end(res);
+}
+static void h_endless(ra_req *req, ra_res *res, void *ud) {
+  endless_i = endless_writes = 0;
+  ra_res_on_cancel(res, endless_cancel, NULL);
+  ra_res_on_drain(res, endless_more, NULL);
+  endless_more(res, NULL);
+}
+
 typedef struct fx {
   ra_loop *loop;
   ra_router *router;
@@ -95,6 +118,7 @@ static void fx_open(fx *f, const ra_http_limits *lim) {
   ra_route(f->router, "GET", "/short", h_short, NULL);
   ra_route(f->router, "GET", "/paced", h_paced, NULL);
   ra_route(f->router, "GET", "/q", h_query, NULL);
+  ra_route(f->router, "GET", "/endless", h_endless, NULL);
   ra_http_server_opts o = {0};
   if (lim) o.limits = *lim;
   assert_int_equal(ra_http_server_new(f->loop, f->router, &o, &f->srv), 0);
@@ -146,7 +170,7 @@ static void test_simple(void **state) {
   assert_int_equal(strcmp(o + strlen(o) - 9, "\r\n\r\nworld"), 0);
   assert_false(f.io.close_requested);
   /* a second request on the same connection */
-  feed(&f, "GET /q?q=a%20b HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /q?q=a%20b HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_int_equal(count(o, "HTTP/1.1 200 OK"), 2);
   assert_int_equal(strcmp(o + strlen(o) - 3, "a b"), 0);
@@ -158,7 +182,7 @@ static void test_byte_at_a_time(void **state) {
   fx_open(&f, NULL);
   const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                     "Content-Type: text/x\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
-                    "GET /hello HTTP/1.1\r\n\r\n";
+                    "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
   for (size_t i = 0; req[i]; i++) mem_io_feed(&f.io, req + i, 1);
   const char *o = mem_io_str(&f.io);
   char *first = strstr(o, "hello world");
@@ -173,8 +197,8 @@ static void test_byte_at_a_time(void **state) {
 static void test_pipelining_order(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"
-           "POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nping");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+           "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nping");
   /* The first is pending: nothing may be written before it. */
   assert_int_equal(f.io.out.len, 0);
   assert_int_equal(nheld, 1);
@@ -194,8 +218,8 @@ static void test_pipeline_limit(void **state) {
   ra_http_limits lim = {0};
   lim.max_pipelined = 2;
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n"
-           "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\n"
+           "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   assert_false(f.io.reading); /* reading paused while the pipeline is full */
   ra_res_send_text(held[1], 200, "two");
@@ -214,7 +238,7 @@ static void test_pipeline_limit(void **state) {
   /* The client half-closes right after sending: everything it sent (also
    * what waits behind the full pipeline) is answered, then the close. */
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\nGET /hel");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hel");
   ra_http_conn_eof(f.io.conn);
   assert_false(f.io.close_requested);
   ra_res_send_text(held[0], 200, "one");
@@ -240,7 +264,7 @@ static void test_keepalive_versions(void **state) {
   fx_close(&f);
 
   fx_open(&f, NULL);
-  feed(&f, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 200 OK"), 1);
   assert_non_null(strstr(mem_io_str(&f.io), "\r\nConnection: close\r\n"));
   assert_true(f.io.close_requested);
@@ -260,32 +284,72 @@ static void test_keepalive_versions(void **state) {
 static void test_head_and_chunked(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "HEAD /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "HEAD /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   const char *o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Content-Length: 5\r\n"));
   assert_int_equal(strcmp(o + strlen(o) - 4, "\r\n\r\n"), 0);
   ra_buf_reset(&f.io.out);
-  feed(&f, "GET /stream HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
   assert_non_null(strstr(o, "\r\n\r\n1\r\na\r\n2\r\nbb\r\n3\r\nccc\r\n0\r\n\r\n"));
   ra_buf_reset(&f.io.out);
-  feed(&f, "HEAD /stream HTTP/1.1\r\n\r\n");
+  feed(&f, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
   assert_int_equal(strcmp(o + strlen(o) - 4, "\r\n\r\n"), 0);
   assert_null(strstr(o, "0\r\n\r\n"));
   assert_false(f.io.close_requested);
   /* a body shorter than its Content-Length: the connection must close */
-  feed(&f, "GET /short HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_true(f.io.close_requested);
+  fx_close(&f);
+}
+
+/* HEAD of a huge paced stream: the answer is complete with its head, the
+ * pipelined request behind it is answered, and the producer is stopped
+ * (on_cancel) after a write or two instead of spinning through its 10^8
+ * chunks with nothing pending. */
+static void test_head_streamed_ends(void **state) {
+  fx f;
+  fx_open(&f, NULL);
+  endless_cancels = 0;
+  feed(&f, "HEAD /endless HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  turns(&f);
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(count(o, "HTTP/1.1 200 OK\r\n"), 2);
+  assert_non_null(strstr(o, "Transfer-Encoding: chunked\r\n"));
+  assert_null(strstr(o, "chunk of"));
+  assert_int_equal(strcmp(o + strlen(o) - 5, "world"), 0);
+  assert_true(endless_writes <= 2);
+  assert_int_equal(endless_cancels, 1);
+  assert_false(f.io.close_requested);
+  fx_close(&f);
+}
+
+/* GET of the same stream to a transport that takes everything at once
+ * (nothing pending): the producer yields every RA_RES_TURN_BUDGET bytes. */
+static void test_stream_yields(void **state) {
+  fx f;
+  fx_open(&f, NULL);
+  endless_cancels = 0;
+  feed(&f, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n");
+  /* body bytes count, not the chunk framing (27 -> 33 bytes) */
+  assert_true(f.io.out.len < 2 * RA_RES_TURN_BUDGET);
+  size_t first = f.io.out.len;
+  ra_loop_run_once(f.loop, 0);
+  ra_loop_run_once(f.loop, 0);
+  assert_true(f.io.out.len > first); /* on_drain brought it back */
+  assert_true(f.io.out.len < 6 * RA_RES_TURN_BUDGET);
+  mem_io_drop(&f.io);
+  assert_int_equal(endless_cancels, 1);
   fx_close(&f);
 }
 
 static void test_expect_continue(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
   assert_string_equal(mem_io_str(&f.io), "HTTP/1.1 100 Continue\r\n\r\n");
   feed(&f, "hello");
   const char *o = mem_io_str(&f.io);
@@ -295,7 +359,7 @@ static void test_expect_continue(void **state) {
   fx_close(&f);
 
   fx_open(&f, NULL);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n");
   o = mem_io_str(&f.io);
   assert_null(strstr(o, "100 Continue"));
   assert_non_null(strstr(o, "HTTP/1.1 413 "));
@@ -316,7 +380,7 @@ static void expect_error(const ra_http_limits *lim, const char *req, size_t len,
   assert_int_equal(count(o, "HTTP/1.1 "), 1);
   assert_true(f.io.close_requested);
   /* nothing more is read */
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 "), 1);
   mem_io_settle(&f.io);
   fx_close(&f);
@@ -332,42 +396,42 @@ static void test_limits(void **state) {
   /* request line too long */
   strcpy(buf, "GET /");
   memset(buf + 5, 'a', 9000);
-  strcpy(buf + 9005, " HTTP/1.1\r\n\r\n");
+  strcpy(buf + 9005, " HTTP/1.1\r\nHost: x\r\n\r\n");
   expect_error_s(NULL, buf, 414);
   /* header section too large */
-  strcpy(buf, "GET /hello HTTP/1.1\r\nX-Big: ");
+  strcpy(buf, "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ");
   size_t o = strlen(buf);
   memset(buf + o, 'b', 17000);
   strcpy(buf + o + 17000, "\r\n\r\n");
   expect_error_s(NULL, buf, 431);
   /* too many headers */
-  o = (size_t)sprintf(buf, "GET /hello HTTP/1.1\r\n");
+  o = (size_t)sprintf(buf, "GET /hello HTTP/1.1\r\nHost: x\r\n");
   for (int i = 0; i < 101; i++) o += (size_t)sprintf(buf + o, "X-%d: v\r\n", i);
   strcpy(buf + o, "\r\n");
   expect_error_s(NULL, buf, 431);
   free(buf);
   /* body too large, announced and chunked */
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n", 413);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n", 413);
   ra_http_limits lim = {0};
   lim.max_body = 8;
-  expect_error_s(&lim, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 413);
+  expect_error_s(&lim, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n", 413);
   /* malformed */
   expect_error_s(NULL, "HELLO THERE\r\n\r\n", 400);
-  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nBad Header\r\n\r\n", 400);
-  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400);
-  expect_error(NULL, "GET /he\0llo HTTP/1.1\r\n\r\n", 24, 400);
+  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400);
+  expect_error_s(NULL, "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400);
+  expect_error(NULL, "GET /he\0llo HTTP/1.1\r\nHost: x\r\n\r\n", 24, 400);
   /* unsupported transfer codings */
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501);
-  expect_error_s(NULL, "CONNECT example.com:443 HTTP/1.1\r\n\r\n", 501);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501);
+  expect_error_s(NULL, "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", 501);
   expect_error_s(NULL, "GET /hello HTTP/2.0\r\n\r\n", 505);
-  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417);
+  expect_error_s(NULL, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: magic\r\n\r\nx", 417);
   /* garbage after a good request: the good one is answered, then 400 */
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n\x01\x02garbage\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n\x01\x02garbage\r\n\r\n");
   const char *out = mem_io_str(&f.io);
   assert_non_null(strstr(out, "HTTP/1.1 200 OK"));
   assert_non_null(strstr(out, "HTTP/1.1 400 "));
@@ -376,12 +440,83 @@ static void test_limits(void **state) {
   fx_close(&f);
   /* a bad target is the router's 400: the connection stays usable */
   fx_open(&f, NULL);
-  feed(&f, "GET /a%zz HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   out = mem_io_str(&f.io);
   assert_non_null(strstr(out, "HTTP/1.1 400 "));
   assert_non_null(strstr(out, "world"));
   assert_false(f.io.close_requested);
   fx_close(&f);
+}
+
+/* Feeds req whole, then (a fresh connection) one byte at a time, and wants
+ * the first answer's status to be `status` both ways. */
+static void expect_status_split(const char *req, int status) {
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    fx f;
+    fx_open(&f, NULL);
+    size_t n = strlen(req);
+    if (bytewise)
+      for (size_t i = 0; i < n; i++) mem_io_feed(&f.io, req + i, 1);
+    else
+      mem_io_feed(&f.io, req, n);
+    turns(&f);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    const char *o = mem_io_str(&f.io);
+    if (strncmp(o, want, strlen(want)) != 0)
+      fail_msg("expected %d for %s (%s), got: %.100s", status, req, bytewise ? "bytewise" : "whole", o);
+    if (status >= 400) assert_true(f.io.close_requested);
+    fx_close(&f);
+  }
+}
+
+/* RFC 9112 strictness, each with its exact status. */
+static void test_strict_rfc9112(void **state) {
+  /* Host (3.2): required in HTTP/1.1, never twice; optional in HTTP/1.0 */
+  expect_status_split("GET /hello HTTP/1.1\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nhOsT: a\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost:\r\n\r\n", 200); /* empty: allowed (no authority) */
+  expect_status_split("GET /hello HTTP/1.0\r\n\r\n", 200);
+  expect_status_split("GET /hello HTTP/1.1\r\nX-Host: a\r\nHosts: b\r\nHost: c\r\n\r\n", 200);
+  /* request line (3): one SP between its parts */
+  expect_status_split("GET  /hello HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_status_split("GET /hello  HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_status_split("\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n", 200); /* leading empty line */
+  /* Transfer-Encoding in HTTP/1.0 (6.1): faulty framing */
+  expect_status_split("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400);
+  /* obs-fold (5.2): refused, in framing headers and elsewhere */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\t3\r\n\r\nabc", 400);
+  expect_status_split("GET /hello HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400);
+  /* ... but a body may hold "\n " */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\na\n b", 200);
+  /* chunk extensions (7.1.1), quoted or not, are accepted and ignored */
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d\"\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=d;e\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d;\\\"e\"\r\nabc\r\n0\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3 ; c = \"d\" ;e\r\nabc\r\n0;last\r\nX-T: v\r\n\r\n", 200);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;\"x\"\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=d e\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;c=\"d\r\nabc\r\n0\r\n\r\n", 400);
+  expect_status_split("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n;c\r\nabc\r\n0\r\n\r\n", 400);
+  /* the echoed body is the chunks' data, extensions dropped */
+  fx f;
+  fx_open(&f, NULL);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+           "3;a=b\r\nabc\r\n2 ;q=\"x\\\"y\"\r\nde\r\n0\r\n\r\n");
+  const char *o = mem_io_str(&f.io);
+  assert_int_equal(strcmp(o + strlen(o) - 9, "\r\n\r\nabcde"), 0);
+  fx_close(&f);
+  /* extensions are bounded */
+  char *big = malloc(8192);
+  int n = sprintf(big, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=");
+  memset(big + n, 'v', 5000);
+  strcpy(big + n + 5000, "\r\nabc\r\n0\r\n\r\n");
+  expect_status_split(big, 400);
+  free(big);
 }
 
 static void test_timeouts(void **state) {
@@ -401,25 +536,63 @@ static void test_timeouts(void **state) {
   fx_close(&f);
   /* body never completes */
   fx_open(&f, &lim);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc");
   spin(&f, 1000);
   assert_true(f.io.close_requested);
   assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
   fx_close(&f);
   /* idle keep-alive: closed silently */
   fx_open(&f, &lim);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 1000);
   assert_true(f.io.close_requested);
   assert_int_equal(count(mem_io_str(&f.io), "HTTP/1.1 "), 1);
   fx_close(&f);
   /* a slow handler is not a timeout */
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 150);
   assert_false(f.io.close_requested);
   ra_res_send_text(held[0], 200, "late");
   assert_non_null(strstr(mem_io_str(&f.io), "late"));
+  fx_close(&f);
+}
+
+/* A body that trickles (a byte well within body_timeout_ms each time)
+ * still gets its 408 once body_deadline_ms has passed since its head. */
+static void test_body_deadline(void **state) {
+  ra_http_limits lim = {0};
+  lim.body_timeout_ms = 100;
+  lim.body_deadline_ms = 300;
+  fx f;
+  fx_open(&f, &lim);
+  uint64_t start = ra_loop_update_time(f.loop);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+  for (int i = 0; i < 40 && !f.io.close_requested; i++) {
+    feed(&f, "a");
+    spin(&f, 30);
+  }
+  uint64_t took = ra_loop_update_time(f.loop) - start;
+  assert_true(f.io.close_requested);
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
+  if (!(took >= 280 && took < 800)) fail_msg("408 after %llu ms", (unsigned long long)took);
+  fx_close(&f);
+  /* chunked: the same */
+  fx_open(&f, &lim);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n");
+  for (int i = 0; i < 40 && !f.io.close_requested; i++) {
+    feed(&f, "a");
+    spin(&f, 30);
+  }
+  assert_true(f.io.close_requested);
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 408 "));
+  fx_close(&f);
+  /* a body that arrives in time is answered */
+  fx_open(&f, &lim);
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na");
+  spin(&f, 50);
+  feed(&f, "bc");
+  assert_non_null(strstr(mem_io_str(&f.io), "HTTP/1.1 200 "));
   fx_close(&f);
 }
 
@@ -433,10 +606,10 @@ static void test_huge_timeout(void **state) {
   lim.body_timeout_ms = UINT64_MAX;
   fx f;
   fx_open(&f, &lim);
-  feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   spin(&f, 80); /* idle keep-alive: not closed */
   assert_false(f.io.close_requested);
-  feed(&f, "POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nab");
+  feed(&f, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
   spin(&f, 80); /* a body trickling in: not closed */
   assert_false(f.io.close_requested);
   feed(&f, "cd");
@@ -452,7 +625,7 @@ static void test_huge_timeout(void **state) {
 static void test_async_cancel(void **state) {
   fx f;
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   ra_res *second = held[1];
   ra_res_on_cancel(second, NULL, NULL); /* this one is answered late instead */
@@ -469,7 +642,7 @@ static void test_drain(void **state) {
   fx_open(&f, NULL);
   drains = 0;
   f.io.queued = 123456; /* pretend the peer is slow */
-  feed(&f, "GET /paced HTTP/1.1\r\n\r\nGET /paced HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /paced HTTP/1.1\r\nHost: x\r\n\r\nGET /paced HTTP/1.1\r\nHost: x\r\n\r\n");
   assert_int_equal(nheld, 2);
   assert_int_equal(ra_res_pending(held[0]), 123456); /* head: the transport's queue */
   assert_true(ra_res_pending(held[1]) > 0);           /* later: its own held bytes */
@@ -496,7 +669,7 @@ static void test_shutdown(void **state) {
   fx_open(&f, NULL);
   mem_io idle;
   mem_io_open(&idle, f.srv);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   shutdown_done = hook_ran = 0;
   ra_http_server_on_shutdown(f.srv, on_hook, NULL);
   ra_http_server_shutdown(f.srv, 5000, on_done, NULL);
@@ -517,7 +690,7 @@ static void test_shutdown(void **state) {
 
   /* the deadline aborts what is left, cancelling it */
   fx_open(&f, NULL);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\n");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
   shutdown_done = 0;
   ra_http_server_shutdown(f.srv, 30, on_done, NULL);
   for (int i = 0; i < 200 && !shutdown_done; i++) ra_loop_run_once(f.loop, 5);
@@ -536,7 +709,7 @@ static void test_shutdown_mid_request(void **state) {
   lim.header_timeout_ms = 30;
   fx f;
   fx_open(&f, &lim);
-  feed(&f, "GET /async HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\nHo");
+  feed(&f, "GET /async HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nHo");
   assert_int_equal(nheld, 1);
   ra_http_server_shutdown(f.srv, 5000, NULL, NULL);
   spin(&f, 150); /* past the header deadline of the partial request */
@@ -555,7 +728,7 @@ static void test_pool_reuse(void **state) {
   fx f;
   fx_open(&f, NULL);
   for (int i = 0; i < 1000; i++) {
-    feed(&f, "GET /hello HTTP/1.1\r\n\r\n");
+    feed(&f, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
     if (f.io.out.len > 100000) ra_buf_reset(&f.io.out);
   }
   assert_false(f.io.close_requested);
@@ -571,10 +744,14 @@ int main(void) {
       cmocka_unit_test(test_pipeline_limit),
       cmocka_unit_test(test_keepalive_versions),
       cmocka_unit_test(test_head_and_chunked),
+      cmocka_unit_test(test_head_streamed_ends),
+      cmocka_unit_test(test_stream_yields),
       cmocka_unit_test(test_expect_continue),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_timeouts),
       cmocka_unit_test(test_huge_timeout),
+      cmocka_unit_test(test_body_deadline),
+      cmocka_unit_test(test_strict_rfc9112),
       cmocka_unit_test(test_async_cancel),
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_shutdown),

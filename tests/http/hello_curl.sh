@@ -63,6 +63,34 @@ check "stream: chunked" grep -qi '^Transfer-Encoding: chunked' "$work/hs"
 check "stream: 1000 chunks" [ "$(wc -l <"$work/bs")" = 1000 ]
 check "stream: last chunk" [ "$(tail -n1 "$work/bs")" = "chunk 999" ]
 
+# HEAD of a huge streamed answer: complete with its head (it used to spin
+# the loop through 10^8 discarded chunks, ~12 s for every client)
+t0=$(date +%s%N)
+$C -I "$url/stream?n=100000000" >"$work/hhead"
+t1=$(date +%s%N)
+check "HEAD /stream?n=1e8 status" grep -q '^HTTP/1.1 200' "$work/hhead"
+check "HEAD /stream?n=1e8 quick (< 2 s; was ~12 s)" [ $(((t1 - t0) / 1000000)) -lt 2000 ]
+# A parallel /hello while a huge stream (to a slow reader) and its HEAD run
+curl -sS --max-time 30 --limit-rate 1M -o /dev/null "$url/stream?n=100000000" 2>/dev/null &
+slow=$!
+curl -sS --max-time 30 -o /dev/null "$url/stream?n=100000000" 2>/dev/null &
+fast=$!
+( for _ in 1 2 3 4 5; do $C -I -o /dev/null "$url/stream?n=100000000"; done ) &
+heads=$!
+sleep 0.3
+worst=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  t0=$(date +%s%N)
+  [ "$($C --max-time 5 "$url/hello")" = world ] || worst=99999
+  t1=$(date +%s%N)
+  ms=$(((t1 - t0) / 1000000)); [ "$ms" -gt "$worst" ] && worst=$ms
+  sleep 0.05
+done
+check "parallel /hello answers within 1500 ms during huge streams (worst ${worst} ms)" [ "$worst" -lt 1500 ]
+kill "$slow" "$fast" 2>/dev/null || true
+wait "$heads" 2>/dev/null || true
+wait "$slow" "$fast" 2>/dev/null || true
+
 # async
 t0=$(date +%s%N)
 check "delay answers ok" [ "$($C "$url/delay?ms=200")" = ok ]

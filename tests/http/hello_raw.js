@@ -102,18 +102,33 @@ async function main() {
           'byte-at-a-time chunked upload echoed');
   }
 
+  // chunk extensions, quoted or with BWS, are accepted (and dropped)
+  {
+    const req = 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+      '3;c="d"\r\nabc\r\n2 ; e = "f\\"g";h\r\nde\r\n0\r\n\r\n';
+    const r = await exchange(port, [req], { timeoutMs: 3000 });
+    check(statuses(r.data)[0] === 200 && r.data.endsWith('\r\n\r\nabcde'), 'quoted chunk extension accepted');
+  }
+
   // --- bad input: status, then the connection closes ---
   const big = (n, ch) => ch.repeat(n);
   const bad = [
     ['malformed request line', 'BLAH\r\n\r\n', 400],
-    ['bad header', 'GET /hello HTTP/1.1\r\nNo colon here\r\n\r\n', 400],
-    ['CL and TE together', 'POST /echo HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
-    ['bad chunk size', 'POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n', 400],
-    ['request line too long', 'GET /' + big(9000, 'a') + ' HTTP/1.1\r\n\r\n', 414],
-    ['header section too large', 'GET /hello HTTP/1.1\r\nX-Big: ' + big(17000, 'b') + '\r\n\r\n', 431],
-    ['too many headers', 'GET /hello HTTP/1.1\r\n' + Array.from({ length: 120 }, (_, i) => `X-${i}: v\r\n`).join('') + '\r\n', 431],
-    ['body too large', 'POST /echo HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n', 413],
-    ['unsupported transfer-encoding', 'POST /echo HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n', 501],
+    ['bad header', 'GET /hello HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n', 400],
+    ['CL and TE together', 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
+    ['bad chunk size', 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n', 400],
+    ['request line too long', 'GET /' + big(9000, 'a') + ' HTTP/1.1\r\nHost: x\r\n\r\n', 414],
+    ['header section too large', 'GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ' + big(17000, 'b') + '\r\n\r\n', 431],
+    ['too many headers', 'GET /hello HTTP/1.1\r\nHost: x\r\n' + Array.from({ length: 120 }, (_, i) => `X-${i}: v\r\n`).join('') + '\r\n', 431],
+    ['body too large', 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n', 413],
+    ['unsupported transfer-encoding', 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n', 501],
+    // RFC 9112 strictness
+    ['no Host in HTTP/1.1', 'GET /hello HTTP/1.1\r\n\r\n', 400],
+    ['two Host headers', 'GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+    ['double space in the request line', 'GET  /hello HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    ['chunked body in HTTP/1.0', 'POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 400],
+    ['obs-folded Transfer-Encoding', 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 400],
+    ['obs-folded Content-Length', 'POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 3\r\n\r\nabc', 400],
     ['slowloris (header timeout)', 'GET /hello HTTP/1.1\r\nHost: x\r\n', 408],
   ];
   for (const [name, req, want] of bad) {
@@ -125,7 +140,7 @@ async function main() {
   }
   // slowloris trickling one header byte every 50 ms still times out
   {
-    const chunks = ['GET /hello HTTP/1.1\r\n'].concat('X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'.split(''));
+    const chunks = ['GET /hello HTTP/1.1\r\nHost: x\r\n'].concat('X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'.split(''));
     const r = await exchange(port, chunks, { gapMs: 50, timeoutMs: 4000 });
     check(statuses(r.data)[0] === 408 && r.closed, 'trickling slowloris: 408 then close');
   }
@@ -144,7 +159,7 @@ async function main() {
     check(rss2 - rss0 < 8 * 1024 && rss2 - rss1 < 1024,
           `non-reading client: RSS bounded (${rss0} -> ${rss1} -> ${rss2} kB)`);
     // the server still serves others meanwhile
-    const r = await exchange(port, ['GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n']);
+    const r = await exchange(port, ['GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
     check(r.data.endsWith('world'), 'server responsive while one client stalls');
     // reading it all back works (a prefix is enough to see it flows)
     let got = 0;

@@ -113,7 +113,30 @@ static void h_paced(ra_req *req, ra_res *res, void *ud) {
   paced_more(res, NULL);
 }
 
+/* ---- an endless paced stream (ra-hello's /stream?n=1e8) ------------------------- */
+
+static int endless_cancels;
+static uint64_t endless_cancel_at;
+static void endless_more(ra_res *res, void *ud) {
+  static char chunk[1024];
+  memset(chunk, 'e', sizeof chunk);
+  while (ra_res_pending(res) < PACE_WINDOW)
+    if (ra_res_write(res, chunk, sizeof chunk) < 0) return;
+}
+static void endless_cancel(ra_res *res, void *ud) {
+  endless_cancels++;
+  endless_cancel_at = ra_loop_update_time(ra_res_loop(res));
+  ra_res_end(res);
+}
+static void h_endless(ra_req *req, ra_res *res, void *ud) {
+  ra_res_on_cancel(res, endless_cancel, NULL);
+  ra_res_on_drain(res, endless_more, NULL);
+  endless_more(res, NULL);
+}
+
 /* ---- helpers --------------------------------------------------------------------- */
+
+static uint64_t fx_write_timeout_ms; /* limits.write_timeout_ms for fx_open */
 
 typedef struct fx {
   ra_loop *loop;
@@ -130,8 +153,10 @@ static void fx_open(fx *f, size_t max_conns) {
   ra_route(f->router, "GET", "/up2", h_upgrade_count, NULL);
   ra_route(f->router, "GET", "/hold", h_hold, NULL);
   ra_route(f->router, "GET", "/paced", h_paced, NULL);
+  ra_route(f->router, "GET", "/endless", h_endless, NULL);
   ra_http_server_opts o = {0};
   o.limits.max_connections = max_conns;
+  o.limits.write_timeout_ms = fx_write_timeout_ms;
   assert_int_equal(ra_http_server_new(f->loop, f->router, &o, &f->srv), 0);
   assert_non_null(f->srv);
   assert_int_equal(ra_http_server_listen(f->srv, "127.0.0.1:0", NULL), 0);
@@ -213,8 +238,8 @@ static void test_upgrade(void **state) {
   int fd = client(f.port);
   turns(&f, 3);
   /* the request and raw bytes after it in one write */
-  send_all(fd, "GET /hello HTTP/1.1\r\n\r\n"
-               "GET /up HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nEXTRA");
+  send_all(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+               "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\nEXTRA");
   char buf[4096];
   read_until(&f, fd, buf, sizeof buf, "raw:EXTRA");
   const char *ok = strstr(buf, "HTTP/1.1 200 OK"), *sw = strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n");
@@ -245,8 +270,8 @@ static void test_upgrade_connection_gone(void **state) {
     held = NULL;
     int fd = client(f.port);
     turns(&f, 3);
-    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n"
-                 "GET /up2 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
+    send_all(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /up2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-test\r\n\r\n");
     for (int i = 0; i < 500 && !held; i++) ra_loop_run_once(f.loop, 2);
     assert_non_null(held);
     turns(&f, 5);
@@ -277,7 +302,7 @@ static void test_paced_stream(void **state) {
   fx_open(&f, 0);
   int fd = client(f.port);
   turns(&f, 3);
-  send_all(fd, "GET /paced HTTP/1.1\r\n\r\n");
+  send_all(fd, "GET /paced HTTP/1.1\r\nHost: x\r\n\r\n");
   static char buf[PACE_CHUNKS * 1024 + 8192];
   size_t n = read_until(&f, fd, buf, sizeof buf, "END\r\n0\r\n\r\n");
   assert_true(n > PACE_CHUNKS * 1024);
@@ -289,6 +314,52 @@ static void test_paced_stream(void **state) {
   fx_close(&f);
 }
 
+/* A client that asks for a large streamed answer and never reads it is
+ * dropped once the response made no progress for write_timeout_ms (its
+ * response is cancelled), while a client that keeps reading is not. */
+static void test_write_timeout(void **state) {
+  fx f;
+  fx_write_timeout_ms = 300;
+  fx_open(&f, 0);
+  fx_write_timeout_ms = 0;
+  int fd = client(f.port);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  turns(&f, 3);
+  endless_cancels = 0;
+  send_all(fd, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n");
+  uint64_t start = ra_loop_update_time(f.loop);
+  while (!endless_cancels && ra_loop_update_time(f.loop) - start < 5000) ra_loop_run_once(f.loop, 20);
+  assert_int_equal(endless_cancels, 1);
+  uint64_t took = endless_cancel_at - start;
+  if (!(took >= 250 && took < 3000)) fail_msg("dropped after %llu ms", (unsigned long long)took);
+  /* (the response is cancelled only when its connection is gone) */
+  char buf[65536];
+  ssize_t n;
+  close(fd);
+
+  /* a reader, slower than the server but steady, is kept past the timeout
+   * (a small receive buffer, so that each read opens the TCP window) */
+  fd = client(f.port);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  turns(&f, 3);
+  endless_cancels = 0;
+  send_all(fd, "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n");
+  start = ra_loop_update_time(f.loop);
+  size_t got = 0;
+  while (ra_loop_update_time(f.loop) - start < 900) {
+    ra_loop_run_once(f.loop, 20);
+    n = read(fd, buf, 8192);
+    if (n > 0) got += (size_t)n;
+  }
+  assert_int_equal(endless_cancels, 0);
+  assert_true(got > 8192);
+  close(fd);
+  for (int i = 0; i < 200 && !endless_cancels; i++) ra_loop_run_once(f.loop, 10);
+  assert_int_equal(endless_cancels, 1);
+  fx_close(&f);
+}
+
 static int done_calls;
 static void on_done(ra_http_server *srv, void *ud) { done_calls++; }
 
@@ -297,7 +368,7 @@ static void test_shutdown(void **state) {
   fx_open(&f, 0);
   int idle = client(f.port);
   turns(&f, 5);
-  send_all(idle, "GET /hello HTTP/1.1\r\n\r\n");
+  send_all(idle, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
   char buf[2048];
   read_until(&f, idle, buf, sizeof buf, "world");
   done_calls = 0;
@@ -333,6 +404,7 @@ int main(void) {
       cmocka_unit_test(test_upgrade),
       cmocka_unit_test(test_upgrade_connection_gone),
       cmocka_unit_test(test_paced_stream),
+      cmocka_unit_test(test_write_timeout),
       cmocka_unit_test(test_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
