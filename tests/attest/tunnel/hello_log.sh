@@ -54,6 +54,17 @@ grep -Eq ' POST /nothing 404 [0-9]+us \(tunnel\)$' "$log" && ok "tunnelled 404 l
 n=$(grep -c '(tunnel)$' "$log" || true)
 [ "$n" = 3 ] && ok "one line per tunnelled request" || bad "one line per tunnelled request (got $n)"
 
+# HEAD of an endless streamed answer through the tunnel ends with its head
+# (issue 10 item 2): at once, and the loop stays free for others.
+run_hello head --quiet
+start=$(date +%s%N)
+head_out=$(timeout 20 "$RA_BIN/ra-curl" --trust-sim "$tmp/sim" -X HEAD -i "http://127.0.0.1:$port/stream?n=100000000" || true)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+if echo "$head_out" | grep -q '200' && [ "$ms" -lt 3000 ]; then ok "tunnelled HEAD /stream?n=1e8 answered in ${ms} ms"
+else bad "tunnelled HEAD /stream?n=1e8 (${ms} ms): $head_out"; fi
+[ "$(curl -s -m 2 "http://127.0.0.1:$port/hello")" = world ] && ok "plain /hello answers after it" || bad "plain /hello after HEAD"
+stop_hello
+
 run_hello quiet --quiet
 requests
 stop_hello
