@@ -86,6 +86,9 @@ static void on_done(int err, const ra_pcs_result *res, void *ud) {
   time_t t = (time_t)res->next_update;
   struct tm tm;
   if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (res->refresh_failed)
+    fprintf(stderr, "ra-quote: warning: refresh failed (%s): the cached collateral is used until its "
+            "next update\n", ra_strerror(res->refresh_failed));
   fprintf(stderr, "ra-quote: collateral written to %s (%s; next update %s)\n", r->out,
           res->from_cache ? "from the cache" : res->cache_written ? "fetched, cached" : "fetched", when);
   r->exit_code = 0;

@@ -674,8 +674,9 @@ struct ra_pcs_fetch {
   bool finished;
   ra_buf parts[RA_PCS_NPARTS];
   int64_t next_update;
-  char *doc;
+  char *doc; /* a fresh cache entry, or one due for refresh but not past nextUpdate */
   size_t doc_len;
+  int64_t doc_next_update;
 };
 
 static void fetch_free(ra_pcs_fetch *f) {
@@ -692,13 +693,23 @@ static void fetch_free(ra_pcs_fetch *f) {
   free(f);
 }
 
-static void finish(ra_pcs_fetch *f, int err, const ra_pcs_result *res) {
+/* Fails the fetch, unless the cache still holds an entry that is only due
+ * for refresh (not past its nextUpdate): that one is served instead. */
+static void finish(ra_pcs_fetch *f, int err) {
   f->finished = true;
   for (int i = 0; i < R_N; i++) {
     if (!f->sub[i].done) ra_http_get_cancel(f->sub[i].g);
     f->sub[i].g = NULL;
   }
-  f->cb(err, res, f->ud);
+  if (f->doc) {
+    ra_log(RA_LOG_WARN, "pcs: refresh failed (%s): serving the cached collateral, valid until its "
+           "nextUpdate", ra_strerror(err));
+    ra_pcs_result res = {.doc = ra_str_make(f->doc, f->doc_len), .next_update = f->doc_next_update,
+                         .from_cache = true, .refresh_failed = err};
+    f->cb(0, &res, f->ud);
+  } else {
+    f->cb(err, NULL, f->ud);
+  }
   fetch_free(f);
 }
 
@@ -750,7 +761,7 @@ static void assemble(ra_pcs_fetch *f) {
   ra_buf doc = {0};
   if (ra_pcs_doc_write(&doc, parts)) {
     ra_buf_free(&doc);
-    finish(f, -ENOMEM, NULL);
+    finish(f, -ENOMEM);
     return;
   }
   ra_pcs_result res = {.doc = buf_str(&doc), .next_update = f->next_update};
@@ -789,7 +800,7 @@ static void on_got(int err, const ra_http_response *r, void *ud) {
     ra_log(RA_LOG_ERROR, "pcs: %s: %s", s->url, ra_strerror(err));
   }
   if (err) {
-    finish(f, err, NULL);
+    finish(f, err);
     return;
   }
   if (++f->ndone == R_N) assemble(f);
@@ -797,7 +808,7 @@ static void on_got(int err, const ra_http_response *r, void *ud) {
 
 static void on_deferred(ra_defer *d, void *ud) {
   ra_pcs_fetch *f = ud;
-  ra_pcs_result res = {.doc = ra_str_make(f->doc, f->doc_len), .next_update = f->next_update,
+  ra_pcs_result res = {.doc = ra_str_make(f->doc, f->doc_len), .next_update = f->doc_next_update,
                        .from_cache = true};
   f->finished = true;
   f->cb(0, &res, f->ud);
@@ -867,14 +878,19 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
   int64_t now = opts->now ? opts->now : (int64_t)time(NULL);
   int64_t before = opts->refresh_before > 0 ? opts->refresh_before : opts->refresh_before < 0 ? 0 : 3600;
   if (!f->opts.no_cache) {
-    int rc = ra_pcs_cache_load(f->cache_dir, key, now, before, &f->doc, &f->doc_len, &f->next_update);
+    int rc = ra_pcs_cache_load(f->cache_dir, key, now, before, &f->doc, &f->doc_len,
+                               &f->doc_next_update);
     if (rc == 0) {
       ra_loop_defer(loop, &f->defer);
       if (out) *out = f;
       return 0;
     }
-    if (rc == -ESTALE) ra_log(RA_LOG_INFO, "pcs: cached collateral due for refresh: fetching");
-    f->next_update = INT64_MAX;
+    if (rc == -ESTALE) {
+      ra_log(RA_LOG_INFO, "pcs: cached collateral due for refresh: fetching");
+      /* kept as a fallback while it has not reached its nextUpdate */
+      if (ra_pcs_cache_load(f->cache_dir, key, now, 0, &f->doc, &f->doc_len, &f->doc_next_update))
+        f->doc = NULL;
+    }
   }
   const char *tee = key->tee == RA_PCS_TDX ? "tdx" : "sgx";
   char fm[13];

@@ -97,14 +97,18 @@ typedef struct ra_pcs_result {
   int64_t next_update; /* its earliest nextUpdate */
   bool from_cache;     /* served from the cache, no request made */
   bool cache_written;  /* fetched and stored in the cache */
+  int refresh_failed;  /* not 0: the entry was due for refresh, the fetch failed with this
+                          code, and the cached entry (not past its nextUpdate) is served */
 } ra_pcs_result;
 
 /* err 0: res is set. Else res is NULL and err is -ENOENT (a 404), -EPROTO
  * (another status), -EBADMSG (an answer that is not what PCS serves: not
  * JSON, no signature, no issuer chain header, a CRL that does not parse),
  * -ETIMEDOUT, -EMSGSIZE, -EPROTONOSUPPORT (https URL), or a connect error.
- * A failed fetch writes nothing to the cache. A cache write failure is
- * logged, not an error. */
+ * A failed fetch writes nothing to the cache. When the cached entry was
+ * only due for refresh (within refresh_before of its nextUpdate) and the
+ * refresh fails, that entry is served (err 0, refresh_failed set). A cache
+ * write failure is logged, not an error. */
 typedef void (*ra_pcs_cb)(int err, const ra_pcs_result *res, void *ud);
 
 typedef struct ra_pcs_fetch ra_pcs_fetch;

@@ -6,7 +6,8 @@
 # the cached nextUpdate is near; 404, 500, a garbled answer, a missing
 # issuer chain header, a server that never answers (timeout), a refused
 # connection and an https URL each fail with a clear message, exit 1 and
-# nothing cached; usage errors exit 2.
+# nothing cached; a failed refresh serves the cached entry until its
+# nextUpdate; usage errors exit 2.
 set -u
 : "${RA_BIN:?}" "${RA_VECTORS:?}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,6 +76,15 @@ n0=$(count)
 expect 0 "tdx: refresh near nextUpdate" -- "$Q" collateral "$C/tdx_quote" --pccs "$URL" --out "$T/tdx.json" --cache "$T/cache" --at $PAST
 err_has "fetched, cached"
 [ "$(( $(count) - n0 ))" = 4 ] && ok "refresh: fetched again" || fail "refresh: $(( $(count) - n0 )) requests, want 4"
+
+# a failed refresh serves the cached entry until its nextUpdate, not after
+mode 404
+expect 0 "tdx: failed refresh, cached entry still valid" -- "$Q" collateral "$C/tdx_quote" --pccs "$URL" --out "$T/tdx.json" --cache "$T/cache" --at $PAST
+err_has "refresh failed"
+cmp -s "$T/tdx.json" "$C/tdx_quote_collateral.json" && ok "failed refresh: cached document" || fail "failed refresh: document differs"
+expect 1 "tdx: failed refresh past nextUpdate" -- "$Q" collateral "$C/tdx_quote" --pccs "$URL" --out "$T/tdx2.json" --cache "$T/cache" --at 2025-07-19T11:00:00Z
+err_has "404 Not Found"
+mode ok
 
 # ---- a garbled cache file is ignored and replaced ------------------------------
 echo '{"pck_crl_issuer_chain": "garbage' >"$T/cache/tdx-B0C06F000000-platform.json"
