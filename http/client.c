@@ -7,6 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <llhttp.h>
+
+#include "raloop/core/buf.h"
 #include "raloop/core/log.h"
 #include "raloop/core/stream.h"
 #include "raloop/http/client_internal.h"
@@ -63,6 +66,25 @@ int ra_http_url_parse(const char *url, ra_http_url *u) {
 
 /* ---- response parser -------------------------------------------------------- */
 
+#define MAX_HEADERS 100
+
+struct ra_http_resp_parser {
+  llhttp_t p;
+  llhttp_settings_t s;
+  size_t max_head, max_body, head_bytes;
+  int err;   /* the first error: -EMSGSIZE, -EPROTO, -ENOMEM */
+  bool done; /* a final (non-1xx) response is complete */
+  bool in_value;
+  int status;
+  ra_buf text; /* header names and values, back to back */
+  struct {
+    size_t no, nl, vo, vl;
+  } idx[MAX_HEADERS];
+  size_t nidx;
+  ra_buf body;
+  ra_http_header hdrs[MAX_HEADERS];
+};
+
 static int fail(ra_http_resp_parser *rp, int err) {
   if (!rp->err) rp->err = err;
   return -1;
@@ -91,7 +113,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   ra_http_resp_parser *rp = p->data;
   if (count_head(rp, len)) return -1;
   if (rp->in_value || rp->nidx == 0) {
-    if (rp->nidx == RA_HTTP_CLIENT_MAX_HEADERS) return fail(rp, -EMSGSIZE);
+    if (rp->nidx == MAX_HEADERS) return fail(rp, -EMSGSIZE);
     rp->idx[rp->nidx].no = rp->text.len;
     rp->idx[rp->nidx].nl = 0;
     rp->idx[rp->nidx].vo = 0;
@@ -141,8 +163,9 @@ static int on_message_complete(llhttp_t *p) {
   return HPE_PAUSED;
 }
 
-void ra_http_resp_parser_init(ra_http_resp_parser *rp, size_t max_head, size_t max_body) {
-  memset(rp, 0, sizeof *rp);
+ra_http_resp_parser *ra_http_resp_parser_new(size_t max_head, size_t max_body) {
+  ra_http_resp_parser *rp = calloc(1, sizeof *rp);
+  if (!rp) return NULL;
   rp->max_head = max_head;
   rp->max_body = max_body;
   llhttp_settings_init(&rp->s);
@@ -155,11 +178,14 @@ void ra_http_resp_parser_init(ra_http_resp_parser *rp, size_t max_head, size_t m
   rp->s.on_message_complete = on_message_complete;
   llhttp_init(&rp->p, HTTP_RESPONSE, &rp->s);
   rp->p.data = rp;
+  return rp;
 }
 
 void ra_http_resp_parser_free(ra_http_resp_parser *rp) {
+  if (!rp) return;
   ra_buf_free(&rp->text);
   ra_buf_free(&rp->body);
+  free(rp);
 }
 
 static int parser_error(ra_http_resp_parser *rp, llhttp_errno_t e) {
@@ -223,13 +249,13 @@ struct ra_http_get {
   size_t req_len;
   bool stream_live; /* connecting or connected: a callback of the stream will come */
   bool finished;    /* cb called or cancelled */
-  ra_http_resp_parser rp;
+  ra_http_resp_parser *rp;
 };
 
 static void maybe_free(ra_http_get *g) {
   if (g->stream_live || !g->finished) return;
   ra_timer_stop(&g->timer);
-  ra_http_resp_parser_free(&g->rp);
+  ra_http_resp_parser_free(g->rp);
   free(g->req);
   free(g);
 }
@@ -251,7 +277,7 @@ static void complete(ra_http_get *g, int err) {
     g->cb(err, NULL, g->ud);
   } else {
     ra_http_response r;
-    ra_http_resp_parser_result(&g->rp, &r);
+    ra_http_resp_parser_result(g->rp, &r);
     g->cb(0, &r, g->ud);
   }
   drop_stream(g, err ? err : -ECANCELED);
@@ -261,7 +287,7 @@ static void complete(ra_http_get *g, int err) {
 static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return len;
-  int rc = ra_http_resp_parser_feed(&g->rp, data, len);
+  int rc = ra_http_resp_parser_feed(g->rp, data, len);
   if (rc) complete(g, rc < 0 ? rc : 0);
   return len;
 }
@@ -269,7 +295,7 @@ static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
 static void st_eof(ra_stream *s, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return;
-  int rc = ra_http_resp_parser_eof(&g->rp);
+  int rc = ra_http_resp_parser_eof(g->rp);
   complete(g, rc < 0 ? rc : 0);
 }
 
@@ -339,7 +365,12 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
     return -ENOMEM;
   }
   g->req = (char *)ra_buf_steal(&req, &g->req_len);
-  ra_http_resp_parser_init(&g->rp, o.max_head, o.max_body);
+  g->rp = ra_http_resp_parser_new(o.max_head, o.max_body);
+  if (!g->rp) {
+    free(g->req);
+    free(g);
+    return -ENOMEM;
+  }
   ra_timer_init(loop, &g->timer, on_timeout, g);
   rc = ra_timer_start(&g->timer, o.timeout_ms, 0);
   if (rc == 0) {

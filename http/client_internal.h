@@ -7,9 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <llhttp.h>
-
-#include "raloop/core/buf.h"
 #include "raloop/http/client.h"
 
 /* "http://host[:port][/path]": host without brackets, port (80), the target
@@ -23,26 +20,12 @@ typedef struct ra_http_url {
 } ra_http_url;
 int ra_http_url_parse(const char *url, ra_http_url *u);
 
-#define RA_HTTP_CLIENT_MAX_HEADERS 100
+/* The response parser: llhttp in response mode, the head and body kept
+ * under caps. */
+typedef struct ra_http_resp_parser ra_http_resp_parser;
 
-typedef struct ra_http_resp_parser {
-  llhttp_t p;
-  llhttp_settings_t s;
-  size_t max_head, max_body, head_bytes;
-  int err;   /* the first error: -EMSGSIZE, -EPROTO, -ENOMEM */
-  bool done; /* a final (non-1xx) response is complete */
-  bool in_value;
-  int status;
-  ra_buf text; /* header names and values, back to back */
-  struct {
-    size_t no, nl, vo, vl;
-  } idx[RA_HTTP_CLIENT_MAX_HEADERS];
-  size_t nidx;
-  ra_buf body;
-  ra_http_header hdrs[RA_HTTP_CLIENT_MAX_HEADERS];
-} ra_http_resp_parser;
-
-void ra_http_resp_parser_init(ra_http_resp_parser *rp, size_t max_head, size_t max_body);
+/* NULL when out of memory. */
+ra_http_resp_parser *ra_http_resp_parser_new(size_t max_head, size_t max_body);
 void ra_http_resp_parser_free(ra_http_resp_parser *rp);
 /* Feeds bytes: 1 once the response is complete (bytes past it ignored), 0
  * for more, or a negative error (then stays failed). */
