@@ -7,7 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "raloop/core/buf.h"
 #include "raloop/core/log.h"
@@ -19,11 +23,16 @@
 int ra_http_url_parse(const char *url, ra_http_url *u) {
   if (!url || !u) return -EINVAL;
   memset(u, 0, sizeof *u);
-  if (strncasecmp(url, "http://", 7) != 0) {
-    if (strncasecmp(url, "https://", 8) == 0 || strstr(url, "://")) return -EPROTONOSUPPORT;
-    return -EINVAL;
+  const char *p;
+  if (strncasecmp(url, "http://", 7) == 0) {
+    p = url + 7;
+  } else if (strncasecmp(url, "https://", 8) == 0) {
+    p = url + 8;
+    u->tls = true;
+  } else {
+    return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
   }
-  const char *p = url + 7, *hs, *he;
+  const char *hs, *he;
   if (*p == '[') {
     hs = p + 1;
     he = strchr(hs, ']');
@@ -39,7 +48,7 @@ int ra_http_url_parse(const char *url, ra_http_url *u) {
   memcpy(u->host, hs, hl);
   u->host[hl] = 0;
   if (strpbrk(u->host, "@ \t\r\n/?#[]")) return -EINVAL; /* no userinfo, no junk */
-  unsigned long pn = 80;
+  unsigned long def = u->tls ? 443 : 80, pn = def;
   if (*p == ':') {
     char *e;
     p++;
@@ -57,7 +66,7 @@ int ra_http_url_parse(const char *url, ra_http_url *u) {
   bool v6 = memchr(u->host, ':', hl) != NULL;
   int n = snprintf(u->host_hdr, sizeof u->host_hdr, v6 ? "[%s]" : "%s", u->host);
   if (n < 0 || (size_t)n >= sizeof u->host_hdr) return -EINVAL;
-  if (pn != 80) {
+  if (pn != def) {
     int m = snprintf(u->host_hdr + n, sizeof u->host_hdr - (size_t)n, ":%lu", pn);
     if (m < 0 || (size_t)m >= sizeof u->host_hdr - (size_t)n) return -EINVAL;
   }
@@ -250,11 +259,19 @@ struct ra_http_get {
   bool stream_live; /* connecting or connected: a callback of the stream will come */
   bool finished;    /* cb called or cancelled */
   ra_http_resp_parser *rp;
+  /* https: TLS through memory BIOs over the stream */
+  SSL_CTX *ctx;
+  SSL *ssl;
+  BIO *rbio, *wbio; /* owned by ssl */
+  bool hs_done, req_sent, tls_eof;
+  char url[256]; /* for messages */
 };
 
 static void maybe_free(ra_http_get *g) {
   if (g->stream_live || !g->finished) return;
   ra_timer_stop(&g->timer);
+  SSL_free(g->ssl);
+  SSL_CTX_free(g->ctx);
   ra_http_resp_parser_free(g->rp);
   free(g->req);
   free(g);
@@ -284,9 +301,131 @@ static void complete(ra_http_get *g, int err) {
   maybe_free(g);
 }
 
+/* ---- TLS ---------------------------------------------------------------------- */
+
+/* What the TLS engine wants to send goes to the stream. */
+static int tls_flush(ra_http_get *g) {
+  char buf[16384];
+  while (BIO_ctrl_pending(g->wbio) > 0) {
+    int n = BIO_read(g->wbio, buf, sizeof buf);
+    if (n <= 0) break;
+    int rc = ra_stream_write(g->s, buf, (size_t)n);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int tls_error(ra_http_get *g, const char *what) {
+  long v = SSL_get_verify_result(g->ssl);
+  unsigned long e = ERR_get_error();
+  char reason[256] = "";
+  if (e) ERR_error_string_n(e, reason, sizeof reason);
+  ERR_clear_error();
+  if (v != X509_V_OK) {
+    ra_log(RA_LOG_ERROR, "http client: %s: TLS: certificate verify failed: %s", g->url,
+           X509_verify_cert_error_string(v));
+    return -EACCES;
+  }
+  ra_log(RA_LOG_ERROR, "http client: %s: TLS %s failed%s%s", g->url, what, reason[0] ? ": " : "", reason);
+  return -EPROTO;
+}
+
+/* Advances the handshake, sends the request once it is done, and feeds
+ * the decrypted bytes to the parser. Completes g on an outcome. */
+static void tls_pump(ra_http_get *g) {
+  if (!g->hs_done) {
+    int r = SSL_do_handshake(g->ssl);
+    if (r == 1) {
+      g->hs_done = true;
+    } else if (SSL_get_error(g->ssl, r) != SSL_ERROR_WANT_READ) {
+      complete(g, tls_error(g, "handshake"));
+      return;
+    }
+  }
+  if (g->hs_done && !g->req_sent) {
+    g->req_sent = true;
+    if (SSL_write(g->ssl, g->req, (int)g->req_len) != (int)g->req_len) {
+      complete(g, tls_error(g, "write"));
+      return;
+    }
+  }
+  int rc = tls_flush(g);
+  if (rc) {
+    complete(g, rc);
+    return;
+  }
+  if (!g->hs_done) return;
+  uint8_t buf[16384];
+  for (;;) {
+    int n = SSL_read(g->ssl, buf, sizeof buf);
+    if (n > 0) {
+      rc = ra_http_resp_parser_feed(g->rp, buf, (size_t)n);
+      if (rc) {
+        complete(g, rc < 0 ? rc : 0);
+        return;
+      }
+      continue;
+    }
+    int e = SSL_get_error(g->ssl, n);
+    if (e == SSL_ERROR_WANT_READ) break;
+    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: a clean end */
+      g->tls_eof = true;
+      rc = ra_http_resp_parser_eof(g->rp);
+      complete(g, rc < 0 ? rc : 0);
+      return;
+    }
+    complete(g, tls_error(g, "read"));
+    return;
+  }
+  if ((rc = tls_flush(g))) complete(g, rc); /* e.g. key updates */
+}
+
+static int tls_setup(ra_http_get *g, const ra_http_url *u, const char *ca_file) {
+  g->ctx = SSL_CTX_new(TLS_client_method());
+  if (!g->ctx) return -ENOMEM;
+  SSL_CTX_set_min_proto_version(g->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
+  int ok = ca_file ? SSL_CTX_load_verify_locations(g->ctx, ca_file, NULL)
+                   : SSL_CTX_set_default_verify_paths(g->ctx);
+  if (ok != 1) {
+    ERR_clear_error();
+    ra_log(RA_LOG_ERROR, "http client: cannot load the trusted CAs%s%s", ca_file ? " from " : "",
+           ca_file ? ca_file : "");
+    return -ENOENT;
+  }
+  g->ssl = SSL_new(g->ctx);
+  g->rbio = BIO_new(BIO_s_mem());
+  g->wbio = BIO_new(BIO_s_mem());
+  if (!g->ssl || !g->rbio || !g->wbio) {
+    BIO_free(g->rbio);
+    BIO_free(g->wbio);
+    g->rbio = g->wbio = NULL;
+    return -ENOMEM;
+  }
+  SSL_set_bio(g->ssl, g->rbio, g->wbio);
+  SSL_set_connect_state(g->ssl);
+  /* the name or address the certificate must be for */
+  unsigned char addr[16];
+  bool is_ip = inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+  if (is_ip) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(g->ssl), u->host) != 1) return -EINVAL;
+  } else {
+    if (SSL_set_tlsext_host_name(g->ssl, u->host) != 1 || SSL_set1_host(g->ssl, u->host) != 1)
+      return -EINVAL;
+  }
+  return 0;
+}
+
+/* ---- stream callbacks ------------------------------------------------------------ */
+
 static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return len;
+  if (g->ssl) {
+    if (BIO_write(g->rbio, data, (int)len) != (int)len) complete(g, -ENOMEM);
+    else tls_pump(g);
+    return len;
+  }
   int rc = ra_http_resp_parser_feed(g->rp, data, len);
   if (rc) complete(g, rc < 0 ? rc : 0);
   return len;
@@ -295,6 +434,13 @@ static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
 static void st_eof(ra_stream *s, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return;
+  if (g->ssl && !g->tls_eof) {
+    /* without close_notify only a self-delimited response is complete (and
+     * was completed as it arrived) */
+    ra_log(RA_LOG_ERROR, "http client: %s: connection closed mid-response (no TLS close_notify)", g->url);
+    complete(g, -EPROTO);
+    return;
+  }
   int rc = ra_http_resp_parser_eof(g->rp);
   complete(g, rc < 0 ? rc : 0);
 }
@@ -322,6 +468,10 @@ static void on_connect(ra_stream *s, int status, void *ud) {
     drop_stream(g, -ECANCELED);
     return;
   }
+  if (g->ssl) {
+    tls_pump(g); /* the ClientHello */
+    return;
+  }
   int rc = ra_stream_write(s, g->req, g->req_len);
   if (rc) complete(g, rc); /* the stream is aborting: on_close follows */
 }
@@ -337,11 +487,11 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   if (!loop || !url || !cb) return -EINVAL;
   ra_http_url u;
   int rc = ra_http_url_parse(url, &u);
-  if (rc == -EPROTONOSUPPORT) {
-    ra_log(RA_LOG_ERROR, "http client: %s: https not supported yet (only http://)", url);
+  if (rc) {
+    ra_log(RA_LOG_ERROR, "http client: %s: %s", url,
+           rc == -EPROTONOSUPPORT ? "only http:// and https:// are supported" : "not a valid URL");
     return rc;
   }
-  if (rc) return rc;
   ra_http_get_opts o = {0};
   if (opts) o = *opts;
   if (!o.timeout_ms) o.timeout_ms = 30000;
@@ -351,6 +501,7 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   ra_http_get *g = calloc(1, sizeof *g);
   if (!g) return -ENOMEM;
   g->loop = loop;
+  ra_timer_init(loop, &g->timer, on_timeout, g);
   g->cb = cb;
   g->ud = ud;
   ra_buf req = {0};
@@ -365,13 +516,15 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
     return -ENOMEM;
   }
   g->req = (char *)ra_buf_steal(&req, &g->req_len);
+  snprintf(g->url, sizeof g->url, "%s", url);
   g->rp = ra_http_resp_parser_new(o.max_head, o.max_body);
-  if (!g->rp) {
-    free(g->req);
-    free(g);
-    return -ENOMEM;
+  rc = g->rp ? 0 : -ENOMEM;
+  if (!rc && u.tls) rc = tls_setup(g, &u, o.ca_file);
+  if (rc) {
+    g->finished = true;
+    maybe_free(g);
+    return rc;
   }
-  ra_timer_init(loop, &g->timer, on_timeout, g);
   rc = ra_timer_start(&g->timer, o.timeout_ms, 0);
   if (rc == 0) {
     g->stream_live = true;

@@ -37,22 +37,26 @@ typedef struct ra_http_get_opts {
   size_t max_body;     /* 0: 16 MiB; a larger body fails with -EMSGSIZE */
   size_t max_head;     /* status line and headers; 0: 64 KiB (-EMSGSIZE) */
   const char *accept;  /* Accept header value; NULL: none sent */
+  const char *ca_file; /* https: PEM file of the CAs to trust instead of the system's */
 } ra_http_get_opts;
 
 /* err 0: res holds the response, whatever its status. Otherwise res is
  * NULL and err is -ETIMEDOUT (deadline), -EMSGSIZE (a cap), -EPROTO (not
- * HTTP/1.x, or the connection ended mid-response), -ECONNREFUSED, ... */
+ * HTTP/1.x, the connection ended mid-response, a TLS failure), -EACCES (the
+ * server's certificate did not verify or is for another host; the reason
+ * is logged), -ECONNREFUSED, ... */
 typedef void (*ra_http_get_cb)(int err, const ra_http_response *res, void *ud);
 
 typedef struct ra_http_get ra_http_get;
 
-/* Starts GET url ("http://host[:port][/path][?query]"; IPv6 hosts in
+/* Starts GET url ("http[s]://host[:port][/path][?query]"; IPv6 hosts in
  * brackets). url and opts are copied; opts may be NULL. Returns 0 and, when
  * out is not NULL, a handle valid until the callback starts; cb is then
  * called exactly once, always from the loop (never from inside this call),
  * unless ra_http_get_cancel comes first. Errors (cb not called): -EINVAL (bad
- * URL), -EPROTONOSUPPORT ("https not supported yet", and any other scheme
- * but http), -ENOMEM, or ra_stream_connect's. */
+ * URL), -EPROTONOSUPPORT (a scheme other than http and https), -ENOENT
+ * (ca_file or the system's CA store cannot be loaded), -ENOMEM, or
+ * ra_stream_connect's. */
 RA_API int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *opts,
                              ra_http_get_cb cb, void *ud, ra_http_get **out);
 

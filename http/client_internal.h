@@ -9,10 +9,11 @@
 
 #include "raloop/http/client.h"
 
-/* "http://host[:port][/path]": host without brackets, port (80), the target
- * ("/" when empty) and the Host header's value. -EPROTONOSUPPORT for https
- * or another scheme, -EINVAL for anything malformed. */
+/* "http[s]://host[:port][/path]": host without brackets, port (80 or 443),
+ * the target ("/" when empty) and the Host header's value.
+ * -EPROTONOSUPPORT for another scheme, -EINVAL for anything malformed. */
 typedef struct ra_http_url {
+  bool tls;
   char host[256];
   char host_hdr[300];
   uint16_t port;

@@ -1,5 +1,6 @@
 /* apps/quote/collateral.c: ra-quote collateral FILE --pccs URL --out FILE.json
- *   [--cache DIR | --no-cache] [--root-crl-url URL] [--timeout MS] [--at TIME]
+ *   [--cache DIR | --no-cache] [--root-crl-url URL] [--ca-file PEM] [--timeout MS]
+ *   [--at TIME]
  *
  * Reads the quote (binary, hex or base64), takes its TEE kind, FMSPC and PCK
  * CA, and gets the collateral through the cache (attest/pcs/pcs.h); writes
@@ -27,9 +28,10 @@
 
 static void usage_collateral(void) {
   fputs("usage: ra-quote collateral FILE --pccs URL --out FILE.json [--cache DIR | --no-cache]\n"
-        "           [--root-crl-url URL] [--timeout MS] [--at ISO-8601]\n"
+        "           [--root-crl-url URL] [--ca-file PEM] [--timeout MS] [--at ISO-8601]\n"
         "Fetches the TCB info, QE identity, PCK CRL and root CA CRL the quote needs from an\n"
-        "Intel PCS v4 API or a PCCS (http:// only for now) into one JSON document\n"
+        "Intel PCS v4 API or a PCCS (http:// or https://; the server's certificate is checked\n"
+        "against the system's CAs, or --ca-file's) into one JSON document\n"
         "(dcap-qvl's shape). Kept in a cache (default $XDG_CACHE_HOME/raloop/collateral)\n"
         "until an hour before its earliest nextUpdate.\n"
         "exit: 0 written, 1 fetch failure, 2 usage error or unreadable input\n",
@@ -95,7 +97,7 @@ static void on_done(int err, const ra_pcs_result *res, void *ud) {
 }
 
 int cmd_collateral(int argc, char **argv) {
-  const char *file = NULL, *pccs = NULL, *out = NULL, *cache = NULL, *root_crl = NULL;
+  const char *file = NULL, *pccs = NULL, *out = NULL, *cache = NULL, *root_crl = NULL, *ca_file = NULL;
   bool no_cache = false;
   unsigned long timeout = 0;
   time_t at = 0;
@@ -105,6 +107,7 @@ int cmd_collateral(int argc, char **argv) {
     else if (!strcmp(a, "--out") && v) out = v, i++;
     else if (!strcmp(a, "--cache") && v) cache = v, i++;
     else if (!strcmp(a, "--root-crl-url") && v) root_crl = v, i++;
+    else if (!strcmp(a, "--ca-file") && v) ca_file = v, i++;
     else if (!strcmp(a, "--no-cache")) no_cache = true;
     else if (!strcmp(a, "--timeout") && v) {
       char *e;
@@ -129,6 +132,10 @@ int cmd_collateral(int argc, char **argv) {
   }
   if (!file || !pccs || !out || (cache && no_cache)) {
     usage_collateral();
+    return EXIT_USAGE;
+  }
+  if (ca_file && access(ca_file, R_OK)) {
+    fprintf(stderr, "ra-quote: %s: %s\n", ca_file, strerror(errno));
     return EXIT_USAGE;
   }
   uint8_t *raw, *q;
@@ -163,14 +170,14 @@ int cmd_collateral(int argc, char **argv) {
     fprintf(stderr, "ra-quote: loop: %s\n", ra_strerror(rc));
     return EXIT_FAIL;
   }
-  ra_pcs_opts o = {.base_url = pccs, .root_crl_url = root_crl, .cache_dir = cache,
+  ra_pcs_opts o = {.base_url = pccs, .root_crl_url = root_crl, .cache_dir = cache, .ca_file = ca_file,
                    .no_cache = no_cache, .timeout_ms = timeout, .now = (int64_t)at};
   rc = ra_pcs_fetch_start(r.loop, &o, &key, on_done, &r, NULL);
   if (rc) {
     fprintf(stderr, "ra-quote: collateral: %s: %s\n", pccs,
-            rc == -EPROTONOSUPPORT ? "https not supported yet (use an http:// PCCS)" : ra_strerror(rc));
+            rc == -EPROTONOSUPPORT ? "only http:// and https:// URLs" : ra_strerror(rc));
     ra_loop_free(r.loop);
-    return rc == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    return rc == -EINVAL || rc == -EPROTONOSUPPORT ? EXIT_USAGE : EXIT_FAIL;
   }
   ra_loop_run(r.loop);
   ra_loop_free(r.loop);

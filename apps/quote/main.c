@@ -40,7 +40,7 @@ static void usage(FILE *f) {
       "  ra-quote sim --dir DIR --report-data HEX --out FILE [--debug]\n"
       "  ra-quote bench FILE [-n N] [verify options]\n"
       "  ra-quote collateral FILE --pccs URL --out FILE.json [--cache DIR | --no-cache]\n"
-      "           [--root-crl-url URL] [--timeout MS] [--at ISO-8601]\n"
+      "           [--root-crl-url URL] [--ca-file PEM] [--timeout MS] [--at ISO-8601]\n"
       "FILE may be binary, hex or base64; '-' reads stdin. --root replaces the default\n"
       "pinned Intel SGX Root CA. Without measurement, binding options the verdict covers\n"
       "the signature chain only (and says so).\n"

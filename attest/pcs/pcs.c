@@ -660,7 +660,7 @@ struct ra_pcs_fetch {
   void *ud;
   ra_pcs_key key;
   ra_pcs_opts opts;
-  char *base_url, *root_crl_url, *cache_dir;
+  char *base_url, *root_crl_url, *cache_dir, *ca_file;
   ra_defer defer; /* cache hits answer from here */
   int deferred_err;
   struct sub {
@@ -689,6 +689,7 @@ static void fetch_free(ra_pcs_fetch *f) {
   free(f->base_url);
   free(f->root_crl_url);
   free(f->cache_dir);
+  free(f->ca_file);
   free(f->doc);
   free(f);
 }
@@ -857,6 +858,7 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
   bool oom = false;
   f->base_url = dup_or_null(opts->base_url, &oom);
   f->root_crl_url = dup_or_null(opts->root_crl_url, &oom);
+  f->ca_file = dup_or_null(opts->ca_file, &oom);
   if (!opts->no_cache) {
     if (opts->cache_dir) {
       f->cache_dir = dup_or_null(opts->cache_dir, &oom);
@@ -870,7 +872,7 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
       }
     }
   }
-  f->opts.base_url = f->opts.root_crl_url = f->opts.cache_dir = NULL;
+  f->opts.base_url = f->opts.root_crl_url = f->opts.cache_dir = f->opts.ca_file = NULL;
   if (oom) {
     fetch_free(f);
     return -ENOMEM;
@@ -904,7 +906,8 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
   f->sub[R_ROOTCRL].url = f->root_crl_url ? strdup(f->root_crl_url)
                                           : url_of(f->base_url, "/sgx/certification/v4/rootcacrl");
   ra_http_get_opts go = {.timeout_ms = opts->timeout_ms,
-                         .max_body = opts->max_response ? opts->max_response : MAX_DOC};
+                         .max_body = opts->max_response ? opts->max_response : MAX_DOC,
+                         .ca_file = f->ca_file};
   for (int i = 0; i < R_N; i++) {
     f->sub[i].f = f;
     f->sub[i].which = i;
@@ -916,10 +919,7 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
   for (int i = 0; i < R_N; i++) {
     int rc = ra_http_get_start(loop, f->sub[i].url, &go, on_got, &f->sub[i], &f->sub[i].g);
     if (rc) {
-      if (rc == -EPROTONOSUPPORT)
-        ra_log(RA_LOG_ERROR, "pcs: %s: https not supported yet: use an http:// PCCS", f->sub[i].url);
-      else
-        ra_log(RA_LOG_ERROR, "pcs: %s: %s", f->sub[i].url, ra_strerror(rc));
+      ra_log(RA_LOG_ERROR, "pcs: %s: %s", f->sub[i].url, ra_strerror(rc));
       fetch_free(f);
       return rc;
     }

@@ -15,7 +15,9 @@
  * qe_identity_signature: chains PEM, CRLs hex DER, signatures hex, tcb_info
  * and qe_identity the signed bodies exactly as served). Nothing here
  * verifies signatures or evaluates TCB levels: the verifier does, with the
- * document. Errors are logged with the URL and what was wrong. */
+ * document. https:// base URLs (Intel's api.trustedservices.intel.com) go
+ * through http/client's TLS, verified against the system's CA store. Errors
+ * are logged with the URL and what was wrong. */
 #ifndef RA_ATTEST_PCS_H
 #define RA_ATTEST_PCS_H
 
@@ -84,6 +86,7 @@ typedef struct ra_pcs_opts {
   const char *base_url;     /* "http://pccs:8081" (paths above appended); required */
   const char *root_crl_url; /* NULL: base_url + /sgx/certification/v4/rootcacrl */
   const char *cache_dir;    /* NULL: ra_pcs_cache_default_dir() */
+  const char *ca_file;      /* https: PEM CAs to trust instead of the system's store */
   bool no_cache;            /* neither read nor write the cache */
   uint64_t timeout_ms;      /* per request; 0: 30 s */
   size_t max_response;      /* per response body; 0: 4 MiB */
@@ -104,7 +107,8 @@ typedef struct ra_pcs_result {
 /* err 0: res is set. Else res is NULL and err is -ENOENT (a 404), -EPROTO
  * (another status), -EBADMSG (an answer that is not what PCS serves: not
  * JSON, no signature, no issuer chain header, a CRL that does not parse),
- * -ETIMEDOUT, -EMSGSIZE, -EPROTONOSUPPORT (https URL), or a connect error.
+ * -ETIMEDOUT, -EMSGSIZE, -EACCES (https: the server's certificate did not
+ * verify), or a connect error.
  * A failed fetch writes nothing to the cache. When the cached entry was
  * only due for refresh (within refresh_before of its nextUpdate) and the
  * refresh fails, that entry is served (err 0, refresh_failed set). A cache
@@ -118,7 +122,8 @@ typedef struct ra_pcs_fetch ra_pcs_fetch;
  * Returns 0 and cb follows exactly once, always from the loop (a cache hit
  * too), unless ra_pcs_fetch_cancel comes first; *out (may be NULL) is valid
  * until the callback starts. Errors (cb not called): -EINVAL, -ENOMEM, and
- * ra_http_get_start's (-EPROTONOSUPPORT for https). */
+ * ra_http_get_start's (-EPROTONOSUPPORT for a scheme other than http and
+ * https, -ENOENT when the CAs cannot be loaded). */
 RA_API int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key *key,
                               ra_pcs_cb cb, void *ud, ra_pcs_fetch **out);
 

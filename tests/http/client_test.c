@@ -2,7 +2,8 @@
  * parser (Content-Length, chunked, close-delimited, interim 1xx, split
  * input, caps, garbage), and whole GETs against an in-process server on
  * loopback: a chunked answer, a server that never answers (timeout), a
- * cancelled request, a refused connection, https refused up front. */
+ * cancelled request, a refused connection, other schemes and a missing CA
+ * file refused up front; a plain-HTTP server answering a TLS client. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,7 +40,15 @@ static void test_url(void **st) {
   assert_string_equal(u.host_hdr, "[::1]:99");
   assert_int_equal(ra_http_url_parse("http://h?q=1", &u), 0);
   assert_string_equal(u.target, "?q=1");
-  assert_int_equal(ra_http_url_parse("https://api.trustedservices.intel.com/x", &u), -EPROTONOSUPPORT);
+  assert_int_equal(ra_http_url_parse("https://api.trustedservices.intel.com/x", &u), 0);
+  assert_true(u.tls);
+  assert_int_equal(u.port, 443);
+  assert_string_equal(u.host_hdr, "api.trustedservices.intel.com");
+  assert_int_equal(ra_http_url_parse("https://h:8443/", &u), 0);
+  assert_string_equal(u.host_hdr, "h:8443");
+  assert_int_equal(ra_http_url_parse("http://h:443/", &u), 0);
+  assert_false(u.tls);
+  assert_string_equal(u.host_hdr, "h:443");
   assert_int_equal(ra_http_url_parse("ftp://h/x", &u), -EPROTONOSUPPORT);
   const char *bad[] = {"", "http://", "http://:80/", "http://h:0/", "http://h:65536/", "http://h:x/",
                        "http://u@h/", "http://h/a b", "http://h/#f", "http://[::1/", "example.com",
@@ -310,7 +319,9 @@ static void test_get_timeout_cancel_refused(void **st) {
   assert_int_equal(g3.err, -ECONNREFUSED);
 
   /* refused up front */
-  assert_int_equal(ra_http_get_start(loop, "https://127.0.0.1/", &o, on_got, &g3, NULL), -EPROTONOSUPPORT);
+  assert_int_equal(ra_http_get_start(loop, "ftp://127.0.0.1/", &o, on_got, &g3, NULL), -EPROTONOSUPPORT);
+  ra_http_get_opts bad_ca = {.ca_file = "/nonexistent/ca.pem"};
+  assert_int_equal(ra_http_get_start(loop, "https://127.0.0.1/", &bad_ca, on_got, &g3, NULL), -ENOENT);
   assert_int_equal(ra_http_get_start(loop, "nope", &o, on_got, &g3, NULL), -EINVAL);
   assert_int_equal(g3.calls, 1);
   ra_loop_free(loop);

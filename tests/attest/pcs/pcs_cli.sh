@@ -5,31 +5,38 @@
 # TDX and the SGX sample quote; a cache hit makes no request; a refresh once
 # the cached nextUpdate is near; 404, 500, a garbled answer, a missing
 # issuer chain header, a server that never answers (timeout), a refused
-# connection and an https URL each fail with a clear message, exit 1 and
-# nothing cached; a failed refresh serves the cached entry until its
-# nextUpdate; usage errors exit 2.
+# connection each fail with a clear message, exit 1 and nothing cached; a
+# failed refresh serves the cached entry until its nextUpdate; usage errors
+# exit 2. Then the same server over HTTPS with a test CA: fetched when the
+# CA is trusted (--ca-file), refused when the certificate does not verify
+# (system store) or names another host, and a plain-HTTP server refused.
 set -u
 : "${RA_BIN:?}" "${RA_VECTORS:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 Q="$RA_BIN/ra-quote"
 C="$RA_VECTORS/collateral/phala"
 T=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
-node "$here/pcs_server.js" "$RA_VECTORS" >"$T/srv.out" 2>"$T/srv.err" &
-pid=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$T/srv.out")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$T/srv.err"; echo "FAIL: the PCS stand-in did not start"; exit 1; }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+# start NAME ARGS...: runs the stand-in, sets $port
+start() {
+  local name=$1; shift
+  node "$here/pcs_server.js" "$RA_VECTORS" "$@" >"$T/$name.out" 2>"$T/$name.err" &
+  pids+=($!)
+  port=
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$T/$name.out")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  [ -n "$port" ] || { cat "$T/$name.err"; echo "FAIL: the PCS stand-in ($name) did not start"; exit 1; }
+}
+start plain
 URL="http://127.0.0.1:$port"
 count() { curl -sf "$URL/__count"; }
 mode() { curl -sf "$URL/__ctl?mode=$1" >/dev/null; }
@@ -118,8 +125,9 @@ mode ok
 # a refused connection, https, usage
 expect 1 "connection refused" -- "$Q" collateral "$C/tdx_quote" --pccs "http://127.0.0.1:1" --out "$T/o.json" --no-cache
 err_has "Connection refused"
-expect 1 "https not supported yet" -- "$Q" collateral "$C/tdx_quote" --pccs "https://127.0.0.1:$port" --out "$T/o.json" --no-cache
-err_has "https not supported yet"
+expect 2 "another scheme" -- "$Q" collateral "$C/tdx_quote" --pccs "ftp://127.0.0.1:$port" --out "$T/o.json" --no-cache
+expect 1 "https to a plain-HTTP server" -- "$Q" collateral "$C/tdx_quote" --pccs "https://127.0.0.1:$port" --out "$T/o.json" --no-cache --timeout 3000
+err_has "TLS handshake failed"
 expect 2 "no --pccs" -- "$Q" collateral "$C/tdx_quote" --out "$T/o.json"
 expect 2 "no --out" -- "$Q" collateral "$C/tdx_quote" --pccs "$URL"
 expect 2 "bad URL" -- "$Q" collateral "$C/tdx_quote" --pccs "ftp//x" --out "$T/o.json" --no-cache
@@ -132,6 +140,38 @@ expect 1 "truncated quote" -- "$Q" collateral "$T/short" --pccs "$URL" --out "$T
 expect 0 "XDG_CACHE_HOME" -- env XDG_CACHE_HOME="$T/xdg" "$Q" collateral "$C/sgx_quote" --pccs "$URL" --out "$T/s.json" --at $IN
 [ -f "$T/xdg/raloop/collateral/sgx-00A067110000-processor.json" ] && ok "default cache dir used" \
   || { fail "default cache dir"; find "$T/xdg"; }
+
+# ---- https: a test CA, a server certificate for 127.0.0.1 and localhost -------
+plain_url=$URL
+if command -v openssl >/dev/null; then
+  o() { openssl "$@" 2>>"$T/openssl.log" || { cat "$T/openssl.log"; exit 1; }; }
+  o req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
+    -days 2 -subj "/CN=raloop test CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+  mkcert() { # NAME SAN
+    o req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" -out "$T/$1.csr" -subj "/CN=$1"
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$2" >"$T/$1.ext"
+    o x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+      -extfile "$T/$1.ext" -out "$T/$1.pem"
+  }
+  mkcert good "IP:127.0.0.1,DNS:localhost"
+  mkcert other "DNS:pcs.example"
+  start tls "$T/good.pem" "$T/good.key"
+  S="https://127.0.0.1:$port"
+  expect 0 "https: fetch with the test CA trusted" -- "$Q" collateral "$C/tdx_quote" --pccs "$S" --out "$T/tls.json" --no-cache --ca-file "$T/ca.pem"
+  cmp -s "$T/tls.json" "$C/tdx_quote_collateral.json" && ok "https: byte-identical to dcap-qvl's sample" \
+    || fail "https: the document differs"
+  expect 0 "https: by name (localhost)" -- "$Q" collateral "$C/sgx_quote" --pccs "https://localhost:$port" --out "$T/tls2.json" --no-cache --ca-file "$T/ca.pem"
+  rm -f "$T/o.json"
+  expect 1 "https: refused with the system CA store" -- "$Q" collateral "$C/tdx_quote" --pccs "$S" --out "$T/o.json" --no-cache
+  err_has "certificate verify failed"
+  [ -e "$T/o.json" ] && fail "https refused: output written" || ok "https refused: no output"
+  expect 2 "https: missing CA file" -- "$Q" collateral "$C/tdx_quote" --pccs "$S" --out "$T/o.json" --no-cache --ca-file "$T/nope.pem"
+  start tls-other "$T/other.pem" "$T/other.key"
+  expect 1 "https: certificate for another host" -- "$Q" collateral "$C/tdx_quote" --pccs "https://127.0.0.1:$port" --out "$T/o.json" --no-cache --ca-file "$T/ca.pem"
+  err_has "certificate verify failed"
+else
+  echo "skip: no openssl command for the https tests"
+fi
 
 echo "$fails failure(s)"
 [ "$fails" = 0 ]

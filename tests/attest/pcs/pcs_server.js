@@ -10,12 +10,14 @@
 // CRL as DER (encoding=der) with SGX-PCK-CRL-Issuer-Chain; the root CA CRL
 // as hex text (as a PCCS does). Chunked transfer for the TCB info.
 //
-// Usage: node pcs_server.js VECTORS_DIR; prints "PORT <n>" when listening.
+// Usage: node pcs_server.js VECTORS_DIR [CERT.pem KEY.pem]; prints "PORT <n>"
+// when listening. With a certificate and key it serves HTTPS.
 // Control (not PCS): GET /__ctl?mode=ok|404|garbled|nochain|slow|500 sets how
 // the TCB info is answered; GET /__count returns the number of PCS
 // requests served so far.
 'use strict';
 const http = require('http');
+const https = require('https');
 const fs = require('fs');
 const path = require('path');
 
@@ -36,7 +38,7 @@ function send(res, status, headers, body) {
   res.end(body);
 }
 
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   const u = new URL(req.url, 'http://x');
   if (u.pathname === '/__ctl') {
     mode = u.searchParams.get('mode') || 'ok';
@@ -86,6 +88,9 @@ const server = http.createServer((req, res) => {
     }, Buffer.from(c.pck_crl, 'hex'));
   }
   return send(res, 200, { 'Content-Type': 'text/plain' }, byTee('tdx').root_ca_crl);
-});
+};
+const server = process.argv[3]
+  ? https.createServer({ cert: fs.readFileSync(process.argv[3]), key: fs.readFileSync(process.argv[4]) }, handler)
+  : http.createServer(handler);
 server.listen(0, '127.0.0.1', () => console.log('PORT ' + server.address().port));
 process.on('SIGTERM', () => process.exit(0));
