@@ -226,7 +226,7 @@ int ra_http_resp_parser_eof(ra_http_resp_parser *rp) {
 }
 
 void ra_http_resp_parser_result(ra_http_resp_parser *rp, ra_http_response *r) {
-  const char *t = (const char *)ra_buf_ptr(&rp->text);
+  const char *t = rp->text.len ? (const char *)ra_buf_ptr(&rp->text) : "";
   for (size_t i = 0; i < rp->nidx; i++) {
     rp->hdrs[i].name = ra_str_make(t + rp->idx[i].no, rp->idx[i].nl);
     rp->hdrs[i].value = ra_str_make(rp->idx[i].vl ? t + rp->idx[i].vo : t, rp->idx[i].vl);

@@ -29,6 +29,11 @@
 
 #define MAX_DOC (1u << 22)
 
+/* A view of a buffer's content (never a NULL pointer). */
+static ra_str buf_str(const ra_buf *b) {
+  return ra_str_make(b->len ? (const char *)ra_buf_ptr(b) : "", b->len);
+}
+
 /* ---- minimal strict JSON ------------------------------------------------------ */
 
 static void skip_ws(const char **p, const char *end) {
@@ -322,7 +327,7 @@ static int body_next_update(ra_str body, int64_t *out) {
   if (ra_pcs_json_member(body, "nextUpdate", &raw)) return -EBADMSG;
   ra_buf b = {0};
   int rc = ra_pcs_json_unescape(raw, &b);
-  if (rc == 0) rc = ra_pcs_parse_date(ra_str_make((const char *)ra_buf_ptr(&b), b.len), out);
+  if (rc == 0) rc = ra_pcs_parse_date(buf_str(&b), out);
   ra_buf_free(&b);
   return rc ? -EBADMSG : 0;
 }
@@ -378,7 +383,9 @@ int ra_pcs_decode_chain(ra_str hdr, ra_buf *out) {
     }
     if (ra_buf_append(out, &c, 1)) return -ENOMEM;
   }
-  ra_str s = ra_str_make((const char *)ra_buf_ptr(out) + start, out->len - start);
+  ra_str s = buf_str(out);
+  s.ptr += start;
+  s.len -= start;
   if (s.len < 60 || !memmem(s.ptr, s.len, "-----BEGIN CERTIFICATE-----", 27) ||
       !memmem(s.ptr, s.len, "-----END CERTIFICATE-----", 25) || memchr(s.ptr, 0, s.len))
     return -EBADMSG;
@@ -446,9 +453,6 @@ static int doc_string(ra_str doc, const char *key, ra_buf *out) {
   return ra_pcs_json_unescape(raw, out);
 }
 
-static ra_str buf_str(const ra_buf *b) {
-  return ra_str_make(b->len ? (const char *)ra_buf_ptr(b) : "", b->len);
-}
 
 int ra_pcs_doc_next_update(ra_str doc, int64_t *out) {
   if (!doc.ptr || !out) return -EINVAL;
@@ -903,8 +907,13 @@ int ra_pcs_fetch_start(ra_loop *loop, const ra_pcs_opts *opts, const ra_pcs_key 
   f->sub[R_QE].url = url_of(f->base_url, "/%s/certification/v4/qe/identity", tee);
   f->sub[R_PCKCRL].url = url_of(f->base_url, "/sgx/certification/v4/pckcrl?ca=%s&encoding=der",
                                 key->ca == RA_PCS_CA_PROCESSOR ? "processor" : "platform");
-  f->sub[R_ROOTCRL].url = f->root_crl_url ? strdup(f->root_crl_url)
-                                          : url_of(f->base_url, "/sgx/certification/v4/rootcacrl");
+  /* Intel's PCS has no /rootcacrl: the root CA's CRL is where its
+   * certificate's CRL distribution point says */
+  const char *root_crl = f->root_crl_url;
+  if (!root_crl && strcasestr(f->base_url, "://api.trustedservices.intel.com"))
+    root_crl = RA_PCS_INTEL_ROOT_CRL_URL;
+  f->sub[R_ROOTCRL].url = root_crl ? strdup(root_crl)
+                                   : url_of(f->base_url, "/sgx/certification/v4/rootcacrl");
   ra_http_get_opts go = {.timeout_ms = opts->timeout_ms,
                          .max_body = opts->max_response ? opts->max_response : MAX_DOC,
                          .ca_file = f->ca_file};

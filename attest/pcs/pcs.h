@@ -8,7 +8,8 @@
  *   /{sgx|tdx}/certification/v4/qe/identity         (SGX-Enclave-Identity-Issuer-Chain)
  *   /sgx/certification/v4/pckcrl?ca=platform|processor&encoding=der
  *                                                    (SGX-PCK-CRL-Issuer-Chain)
- *   /sgx/certification/v4/rootcacrl                  (PCCS; root_crl_url overrides)
+ *   /sgx/certification/v4/rootcacrl                  (PCCS; for Intel's PCS the root
+ *                                                    CA's CRL URL; root_crl_url overrides)
  * and assembled into one JSON document in the shape Phala's dcap-qvl uses
  * (pck_crl_issuer_chain, root_ca_crl, pck_crl, tcb_info_issuer_chain,
  * tcb_info, tcb_info_signature, qe_identity_issuer_chain, qe_identity,
@@ -82,9 +83,15 @@ RA_API int ra_pcs_cache_store(const char *dir, const ra_pcs_key *key, ra_str doc
 
 /* ---- fetching ---------------------------------------------------------- */
 
+/* Intel's PCS (https://api.trustedservices.intel.com) serves no /rootcacrl;
+ * the Intel SGX Root CA's CRL is published here (its CRL distribution point). */
+#define RA_PCS_INTEL_ROOT_CRL_URL "https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"
+
 typedef struct ra_pcs_opts {
-  const char *base_url;     /* "http://pccs:8081" (paths above appended); required */
-  const char *root_crl_url; /* NULL: base_url + /sgx/certification/v4/rootcacrl */
+  const char *base_url;     /* "http://pccs:8081", "https://api.trustedservices.intel.com"
+                               (the paths above are appended); required */
+  const char *root_crl_url; /* NULL: RA_PCS_INTEL_ROOT_CRL_URL for Intel's PCS, else
+                               base_url + /sgx/certification/v4/rootcacrl */
   const char *cache_dir;    /* NULL: ra_pcs_cache_default_dir() */
   const char *ca_file;      /* https: PEM CAs to trust instead of the system's store */
   bool no_cache;            /* neither read nor write the cache */
