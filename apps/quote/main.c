@@ -4,6 +4,7 @@
  *   ra-quote verify FILE [options] [--json]
  *   ra-quote sim --dir DIR --report-data HEX --out FILE [--debug]
  *   ra-quote bench FILE [-n N] [verify options]
+ *   ra-quote collateral FILE --pccs URL --out FILE.json [--cache DIR] (collateral.c)
  *
  * FILE may be binary, hex or base64 ("-" = stdin). Exit status: 0 valid
  * (or done), 1 invalid quote, 2 usage error or unreadable input. */
@@ -17,6 +18,7 @@
 
 #include "apps/common/json.h"
 #include "apps/common/policy_flags.h"
+#include "apps/quote/collateral.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
 #include "raloop/attest/quote/quote.h"
@@ -37,6 +39,8 @@ static void usage(FILE *f) {
       "           [--x25519 HEX [--binding-val HEX] [--binding-iat HEX]] [--allow-debug] [--json]\n"
       "  ra-quote sim --dir DIR --report-data HEX --out FILE [--debug]\n"
       "  ra-quote bench FILE [-n N] [verify options]\n"
+      "  ra-quote collateral FILE --pccs URL --out FILE.json [--cache DIR | --no-cache]\n"
+      "           [--root-crl-url URL] [--ca-file PEM] [--timeout MS] [--at ISO-8601]\n"
       "FILE may be binary, hex or base64; '-' reads stdin. --root replaces the default\n"
       "pinned Intel SGX Root CA. Without measurement, binding options the verdict covers\n"
       "the signature chain only (and says so).\n"
@@ -631,6 +635,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "verify")) return cmd_verify(argc - 1, argv + 1);
   if (!strcmp(argv[1], "sim")) return cmd_sim(argc - 2, argv + 2);
   if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "collateral")) return cmd_collateral(argc - 2, argv + 2);
   if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
     usage(stdout);
     return 0;

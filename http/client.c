@@ -1,0 +1,549 @@
+/* http/client.c: one GET per connection on the loop (see client.h). */
+#include "raloop/http/client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "raloop/core/buf.h"
+#include "raloop/core/log.h"
+#include "raloop/core/stream.h"
+#include "raloop/http/client_internal.h"
+
+/* ---- URL ------------------------------------------------------------------ */
+
+int ra_http_url_parse(const char *url, ra_http_url *u) {
+  if (!url || !u) return -EINVAL;
+  memset(u, 0, sizeof *u);
+  const char *p;
+  if (strncasecmp(url, "http://", 7) == 0) {
+    p = url + 7;
+  } else if (strncasecmp(url, "https://", 8) == 0) {
+    p = url + 8;
+    u->tls = true;
+  } else {
+    return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
+  }
+  const char *hs, *he;
+  if (*p == '[') {
+    hs = p + 1;
+    he = strchr(hs, ']');
+    if (!he) return -EINVAL;
+    p = he + 1;
+  } else {
+    hs = p;
+    p += strcspn(p, ":/?#");
+    he = p;
+  }
+  size_t hl = (size_t)(he - hs);
+  if (!hl || hl >= sizeof u->host) return -EINVAL;
+  memcpy(u->host, hs, hl);
+  u->host[hl] = 0;
+  if (strpbrk(u->host, "@ \t\r\n/?#[]")) return -EINVAL; /* no userinfo, no junk */
+  unsigned long def = u->tls ? 443 : 80, pn = def;
+  if (*p == ':') {
+    char *e;
+    p++;
+    if (*p < '0' || *p > '9') return -EINVAL;
+    pn = strtoul(p, &e, 10);
+    if (pn == 0 || pn > 65535) return -EINVAL;
+    p = e;
+  }
+  if (*p && *p != '/' && *p != '?') return -EINVAL;
+  if (strchr(p, '#')) return -EINVAL;
+  for (const char *q = p; *q; q++)
+    if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -EINVAL;
+  u->port = (uint16_t)pn;
+  u->target = *p ? p : "/";
+  bool v6 = memchr(u->host, ':', hl) != NULL;
+  int n = snprintf(u->host_hdr, sizeof u->host_hdr, v6 ? "[%s]" : "%s", u->host);
+  if (n < 0 || (size_t)n >= sizeof u->host_hdr) return -EINVAL;
+  if (pn != def) {
+    int m = snprintf(u->host_hdr + n, sizeof u->host_hdr - (size_t)n, ":%lu", pn);
+    if (m < 0 || (size_t)m >= sizeof u->host_hdr - (size_t)n) return -EINVAL;
+  }
+  return 0;
+}
+
+/* ---- response parser -------------------------------------------------------- */
+
+#define MAX_HEADERS 100
+
+struct ra_http_resp_parser {
+  llhttp_t p;
+  llhttp_settings_t s;
+  size_t max_head, max_body, head_bytes;
+  int err;   /* the first error: -EMSGSIZE, -EPROTO, -ENOMEM */
+  bool done; /* a final (non-1xx) response is complete */
+  bool in_value;
+  int status;
+  ra_buf text; /* header names and values, back to back */
+  struct {
+    size_t no, nl, vo, vl;
+  } idx[MAX_HEADERS];
+  size_t nidx;
+  ra_buf body;
+  ra_http_header hdrs[MAX_HEADERS];
+};
+
+static int fail(ra_http_resp_parser *rp, int err) {
+  if (!rp->err) rp->err = err;
+  return -1;
+}
+
+static int count_head(ra_http_resp_parser *rp, size_t len) {
+  rp->head_bytes += len;
+  return rp->head_bytes > rp->max_head ? fail(rp, -EMSGSIZE) : 0;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  ra_http_resp_parser *rp = p->data;
+  ra_buf_reset(&rp->text);
+  ra_buf_reset(&rp->body);
+  rp->nidx = 0;
+  rp->in_value = false;
+  rp->head_bytes = 0;
+  return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len) {
+  return count_head(p->data, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  ra_http_resp_parser *rp = p->data;
+  if (count_head(rp, len)) return -1;
+  if (rp->in_value || rp->nidx == 0) {
+    if (rp->nidx == MAX_HEADERS) return fail(rp, -EMSGSIZE);
+    rp->idx[rp->nidx].no = rp->text.len;
+    rp->idx[rp->nidx].nl = 0;
+    rp->idx[rp->nidx].vo = 0;
+    rp->idx[rp->nidx].vl = 0;
+    rp->nidx++;
+    rp->in_value = false;
+  }
+  if (ra_buf_append(&rp->text, at, len)) return fail(rp, -ENOMEM);
+  rp->idx[rp->nidx - 1].nl += len;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  ra_http_resp_parser *rp = p->data;
+  if (count_head(rp, len)) return -1;
+  if (!rp->nidx) return fail(rp, -EPROTO);
+  if (!rp->in_value) {
+    rp->in_value = true;
+    rp->idx[rp->nidx - 1].vo = rp->text.len;
+  }
+  if (ra_buf_append(&rp->text, at, len)) return fail(rp, -ENOMEM);
+  rp->idx[rp->nidx - 1].vl += len;
+  return 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  ra_http_resp_parser *rp = p->data;
+  rp->status = p->status_code;
+  if (p->flags & F_CONTENT_LENGTH) {
+    if (p->content_length > rp->max_body) return fail(rp, -EMSGSIZE);
+    if (p->content_length && ra_buf_reserve(&rp->body, (size_t)p->content_length))
+      return fail(rp, -ENOMEM);
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  ra_http_resp_parser *rp = p->data;
+  if (len > rp->max_body - rp->body.len) return fail(rp, -EMSGSIZE);
+  return ra_buf_append(&rp->body, at, len) ? fail(rp, -ENOMEM) : 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  ra_http_resp_parser *rp = p->data;
+  if (rp->status >= 100 && rp->status < 200) return 0; /* interim: the real one follows */
+  rp->done = true;
+  return HPE_PAUSED;
+}
+
+ra_http_resp_parser *ra_http_resp_parser_new(size_t max_head, size_t max_body) {
+  ra_http_resp_parser *rp = calloc(1, sizeof *rp);
+  if (!rp) return NULL;
+  rp->max_head = max_head;
+  rp->max_body = max_body;
+  llhttp_settings_init(&rp->s);
+  rp->s.on_message_begin = on_message_begin;
+  rp->s.on_status = on_status;
+  rp->s.on_header_field = on_header_field;
+  rp->s.on_header_value = on_header_value;
+  rp->s.on_headers_complete = on_headers_complete;
+  rp->s.on_body = on_body;
+  rp->s.on_message_complete = on_message_complete;
+  llhttp_init(&rp->p, HTTP_RESPONSE, &rp->s);
+  rp->p.data = rp;
+  return rp;
+}
+
+void ra_http_resp_parser_free(ra_http_resp_parser *rp) {
+  if (!rp) return;
+  ra_buf_free(&rp->text);
+  ra_buf_free(&rp->body);
+  free(rp);
+}
+
+static int parser_error(ra_http_resp_parser *rp, llhttp_errno_t e) {
+  if (!rp->err) {
+    rp->err = -EPROTO;
+    ra_log(RA_LOG_DEBUG, "http client: bad response: %s (%s)", llhttp_errno_name(e),
+           llhttp_get_error_reason(&rp->p));
+  }
+  return rp->err;
+}
+
+int ra_http_resp_parser_feed(ra_http_resp_parser *rp, const uint8_t *data, size_t len) {
+  if (rp->err) return rp->err;
+  if (rp->done) return 1;
+  llhttp_errno_t e = llhttp_execute(&rp->p, (const char *)data, len);
+  if (e == HPE_PAUSED && rp->done) return 1;
+  if (e != HPE_OK) return parser_error(rp, e);
+  return 0;
+}
+
+int ra_http_resp_parser_eof(ra_http_resp_parser *rp) {
+  if (rp->err) return rp->err;
+  if (rp->done) return 1;
+  llhttp_errno_t e = llhttp_finish(&rp->p);
+  if (e != HPE_OK && e != HPE_PAUSED) return parser_error(rp, e);
+  if (rp->done) return 1;
+  rp->err = -EPROTO; /* the connection ended before the response did */
+  return rp->err;
+}
+
+void ra_http_resp_parser_result(ra_http_resp_parser *rp, ra_http_response *r) {
+  const char *t = rp->text.len ? (const char *)ra_buf_ptr(&rp->text) : "";
+  for (size_t i = 0; i < rp->nidx; i++) {
+    rp->hdrs[i].name = ra_str_make(t + rp->idx[i].no, rp->idx[i].nl);
+    rp->hdrs[i].value = ra_str_make(rp->idx[i].vl ? t + rp->idx[i].vo : t, rp->idx[i].vl);
+  }
+  r->status = rp->status;
+  r->headers = rp->hdrs;
+  r->nheaders = rp->nidx;
+  r->body = ra_bytes_make(rp->body.len ? ra_buf_ptr(&rp->body) : (const uint8_t *)"", rp->body.len);
+}
+
+ra_str ra_http_response_header(const ra_http_response *r, const char *name) {
+  ra_str none = {{NULL}, 0};
+  if (!r || !name) return none;
+  ra_str n = ra_str_cstr(name);
+  for (size_t i = 0; i < r->nheaders; i++)
+    if (ra_str_eq_nocase(r->headers[i].name, n)) return r->headers[i].value;
+  return none;
+}
+
+/* ---- the request ---------------------------------------------------------- */
+
+struct ra_http_get {
+  ra_loop *loop;
+  ra_stream *s;
+  ra_timer timer;
+  ra_http_get_cb cb;
+  void *ud;
+  char *req;
+  size_t req_len;
+  bool stream_live; /* connecting or connected: a callback of the stream will come */
+  bool finished;    /* cb called or cancelled */
+  ra_http_resp_parser *rp;
+  /* https: TLS through memory BIOs over the stream */
+  SSL_CTX *ctx;
+  SSL *ssl;
+  BIO *rbio, *wbio; /* owned by ssl */
+  bool hs_done, req_sent, tls_eof;
+  char url[256]; /* for messages */
+};
+
+static void maybe_free(ra_http_get *g) {
+  if (g->stream_live || !g->finished) return;
+  ra_timer_stop(&g->timer);
+  SSL_free(g->ssl);
+  SSL_CTX_free(g->ctx);
+  ra_http_resp_parser_free(g->rp);
+  free(g->req);
+  free(g);
+}
+
+static void drop_stream(ra_http_get *g, int err) {
+  if (g->s) {
+    ra_stream *s = g->s;
+    g->s = NULL;
+    ra_stream_abort(s, err);
+  }
+}
+
+/* Calls cb once (err or the parsed response), then lets go of the stream. */
+static void complete(ra_http_get *g, int err) {
+  if (g->finished) return;
+  g->finished = true;
+  ra_timer_stop(&g->timer);
+  if (err) {
+    g->cb(err, NULL, g->ud);
+  } else {
+    ra_http_response r;
+    ra_http_resp_parser_result(g->rp, &r);
+    g->cb(0, &r, g->ud);
+  }
+  drop_stream(g, err ? err : -ECANCELED);
+  maybe_free(g);
+}
+
+/* ---- TLS ---------------------------------------------------------------------- */
+
+/* What the TLS engine wants to send goes to the stream. */
+static int tls_flush(ra_http_get *g) {
+  char buf[16384];
+  while (BIO_ctrl_pending(g->wbio) > 0) {
+    int n = BIO_read(g->wbio, buf, sizeof buf);
+    if (n <= 0) break;
+    int rc = ra_stream_write(g->s, buf, (size_t)n);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int tls_error(ra_http_get *g, const char *what) {
+  long v = SSL_get_verify_result(g->ssl);
+  unsigned long e = ERR_get_error();
+  char reason[256] = "";
+  if (e) ERR_error_string_n(e, reason, sizeof reason);
+  ERR_clear_error();
+  if (v != X509_V_OK) {
+    ra_log(RA_LOG_ERROR, "http client: %s: TLS: certificate verify failed: %s", g->url,
+           X509_verify_cert_error_string(v));
+    return -EACCES;
+  }
+  ra_log(RA_LOG_ERROR, "http client: %s: TLS %s failed%s%s", g->url, what, reason[0] ? ": " : "", reason);
+  return -EPROTO;
+}
+
+/* Advances the handshake, sends the request once it is done, and feeds
+ * the decrypted bytes to the parser. Completes g on an outcome. */
+static void tls_pump(ra_http_get *g) {
+  if (!g->hs_done) {
+    int r = SSL_do_handshake(g->ssl);
+    if (r == 1) {
+      g->hs_done = true;
+    } else if (SSL_get_error(g->ssl, r) != SSL_ERROR_WANT_READ) {
+      complete(g, tls_error(g, "handshake"));
+      return;
+    }
+  }
+  if (g->hs_done && !g->req_sent) {
+    g->req_sent = true;
+    if (SSL_write(g->ssl, g->req, (int)g->req_len) != (int)g->req_len) {
+      complete(g, tls_error(g, "write"));
+      return;
+    }
+  }
+  int rc = tls_flush(g);
+  if (rc) {
+    complete(g, rc);
+    return;
+  }
+  if (!g->hs_done) return;
+  uint8_t buf[16384];
+  for (;;) {
+    int n = SSL_read(g->ssl, buf, sizeof buf);
+    if (n > 0) {
+      rc = ra_http_resp_parser_feed(g->rp, buf, (size_t)n);
+      if (rc) {
+        complete(g, rc < 0 ? rc : 0);
+        return;
+      }
+      continue;
+    }
+    int e = SSL_get_error(g->ssl, n);
+    if (e == SSL_ERROR_WANT_READ) break;
+    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: a clean end */
+      g->tls_eof = true;
+      rc = ra_http_resp_parser_eof(g->rp);
+      complete(g, rc < 0 ? rc : 0);
+      return;
+    }
+    complete(g, tls_error(g, "read"));
+    return;
+  }
+  if ((rc = tls_flush(g))) complete(g, rc); /* e.g. key updates */
+}
+
+static int tls_setup(ra_http_get *g, const ra_http_url *u, const char *ca_file) {
+  g->ctx = SSL_CTX_new(TLS_client_method());
+  if (!g->ctx) return -ENOMEM;
+  SSL_CTX_set_min_proto_version(g->ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
+  int ok = ca_file ? SSL_CTX_load_verify_locations(g->ctx, ca_file, NULL)
+                   : SSL_CTX_set_default_verify_paths(g->ctx);
+  if (ok != 1) {
+    ERR_clear_error();
+    ra_log(RA_LOG_ERROR, "http client: cannot load the trusted CAs%s%s", ca_file ? " from " : "",
+           ca_file ? ca_file : "");
+    return -ENOENT;
+  }
+  g->ssl = SSL_new(g->ctx);
+  g->rbio = BIO_new(BIO_s_mem());
+  g->wbio = BIO_new(BIO_s_mem());
+  if (!g->ssl || !g->rbio || !g->wbio) {
+    BIO_free(g->rbio);
+    BIO_free(g->wbio);
+    g->rbio = g->wbio = NULL;
+    return -ENOMEM;
+  }
+  SSL_set_bio(g->ssl, g->rbio, g->wbio);
+  SSL_set_connect_state(g->ssl);
+  /* the name or address the certificate must be for */
+  unsigned char addr[16];
+  bool is_ip = inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+  if (is_ip) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(g->ssl), u->host) != 1) return -EINVAL;
+  } else {
+    if (SSL_set_tlsext_host_name(g->ssl, u->host) != 1 || SSL_set1_host(g->ssl, u->host) != 1)
+      return -EINVAL;
+  }
+  return 0;
+}
+
+/* ---- stream callbacks ------------------------------------------------------------ */
+
+static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
+  ra_http_get *g = ud;
+  if (g->finished) return len;
+  if (g->ssl) {
+    if (BIO_write(g->rbio, data, (int)len) != (int)len) complete(g, -ENOMEM);
+    else tls_pump(g);
+    return len;
+  }
+  int rc = ra_http_resp_parser_feed(g->rp, data, len);
+  if (rc) complete(g, rc < 0 ? rc : 0);
+  return len;
+}
+
+static void st_eof(ra_stream *s, void *ud) {
+  ra_http_get *g = ud;
+  if (g->finished) return;
+  if (g->ssl && !g->tls_eof) {
+    /* without close_notify only a self-delimited response is complete (and
+     * was completed as it arrived) */
+    ra_log(RA_LOG_ERROR, "http client: %s: connection closed mid-response (no TLS close_notify)", g->url);
+    complete(g, -EPROTO);
+    return;
+  }
+  int rc = ra_http_resp_parser_eof(g->rp);
+  complete(g, rc < 0 ? rc : 0);
+}
+
+static void st_close(ra_stream *s, int err, void *ud) {
+  ra_http_get *g = ud;
+  g->s = NULL;
+  g->stream_live = false;
+  if (!g->finished) complete(g, err ? err : -ECONNRESET);
+  else maybe_free(g);
+}
+
+static const ra_stream_cbs get_cbs = {.on_read = st_read, .on_eof = st_eof, .on_close = st_close};
+
+static void on_connect(ra_stream *s, int status, void *ud) {
+  ra_http_get *g = ud;
+  if (status) {
+    g->stream_live = false;
+    if (!g->finished) complete(g, status);
+    else maybe_free(g);
+    return;
+  }
+  g->s = s;
+  if (g->finished) {
+    drop_stream(g, -ECANCELED);
+    return;
+  }
+  if (g->ssl) {
+    tls_pump(g); /* the ClientHello */
+    return;
+  }
+  int rc = ra_stream_write(s, g->req, g->req_len);
+  if (rc) complete(g, rc); /* the stream is aborting: on_close follows */
+}
+
+static void on_timeout(ra_timer *t, void *ud) {
+  ra_http_get *g = ud;
+  complete(g, -ETIMEDOUT);
+}
+
+int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *opts,
+                      ra_http_get_cb cb, void *ud, ra_http_get **out) {
+  if (out) *out = NULL;
+  if (!loop || !url || !cb) return -EINVAL;
+  ra_http_url u;
+  int rc = ra_http_url_parse(url, &u);
+  if (rc) {
+    ra_log(RA_LOG_ERROR, "http client: %s: %s", url,
+           rc == -EPROTONOSUPPORT ? "only http:// and https:// are supported" : "not a valid URL");
+    return rc;
+  }
+  ra_http_get_opts o = {0};
+  if (opts) o = *opts;
+  if (!o.timeout_ms) o.timeout_ms = 30000;
+  if (!o.max_body) o.max_body = 16u << 20;
+  if (!o.max_head) o.max_head = 64u << 10;
+  if (o.accept && strpbrk(o.accept, "\r\n")) return -EINVAL;
+  ra_http_get *g = calloc(1, sizeof *g);
+  if (!g) return -ENOMEM;
+  g->loop = loop;
+  ra_timer_init(loop, &g->timer, on_timeout, g);
+  g->cb = cb;
+  g->ud = ud;
+  ra_buf req = {0};
+  rc = ra_buf_printf(&req,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: raloop\r\n"
+                     "Connection: close\r\n%s%s%s\r\n",
+                     u.target, u.host_hdr, o.accept ? "Accept: " : "", o.accept ? o.accept : "",
+                     o.accept ? "\r\n" : "");
+  if (rc) {
+    ra_buf_free(&req);
+    free(g);
+    return -ENOMEM;
+  }
+  g->req = (char *)ra_buf_steal(&req, &g->req_len);
+  snprintf(g->url, sizeof g->url, "%s", url);
+  g->rp = ra_http_resp_parser_new(o.max_head, o.max_body);
+  rc = g->rp ? 0 : -ENOMEM;
+  if (!rc && u.tls) rc = tls_setup(g, &u, o.ca_file);
+  if (rc) {
+    g->finished = true;
+    maybe_free(g);
+    return rc;
+  }
+  rc = ra_timer_start(&g->timer, o.timeout_ms, 0);
+  if (rc == 0) {
+    g->stream_live = true;
+    rc = ra_stream_connect(loop, u.host, u.port, &get_cbs, on_connect, g);
+    if (rc) g->stream_live = false; /* it will not call back */
+  }
+  if (rc) {
+    g->finished = true;
+    maybe_free(g);
+    return rc;
+  }
+  if (out) *out = g;
+  return 0;
+}
+
+void ra_http_get_cancel(ra_http_get *g) {
+  if (!g || g->finished) return;
+  g->finished = true;
+  ra_timer_stop(&g->timer);
+  drop_stream(g, -ECANCELED);
+  maybe_free(g);
+}
