@@ -639,7 +639,7 @@ void ra_sim_td_default(ra_sim_td *td) {
   memset(td, 0, sizeof *td);
   memset(td->mrtd, 0x5d, sizeof td->mrtd);
   for (int i = 0; i < 4; i++) memset(td->rtmr[i], 0xa0 + i, sizeof td->rtmr[i]);
-  td->td_attributes = 0x0000001000000000ull;
+  td->td_attributes = 1ull << 28; /* SEPT_VE_DISABLE */
   td->xfam = 0x00000000000602e7ull;
   td->tee_tcb_svn[0] = 5;
   td->tee_tcb_svn[1] = 1;

@@ -57,7 +57,9 @@ typedef struct ra_sim_td {
  *   mrtd     = 48 x 0x5d ("sim TD")
  *   rtmr[i]  = 48 x (0xa0 + i)
  *   mr_config_id, mr_owner, mr_owner_config = zero (as on most real TDs)
- *   td_attributes = 0x0000001000000000 (SEPT_VE_DISABLE; bit 0 DEBUG clear)
+ *   td_attributes = 0x0000000010000000 (bit 28 SEPT_VE_DISABLE; bit 0 DEBUG
+ *                   clear; it was bit 36, a reserved bit, before the TD
+ *                   attribute rules)
  *   xfam     = 0x00000000000602e7
  *   tee_tcb_svn = 05 01 02 00 .. 00 */
 RA_API void ra_sim_td_default(ra_sim_td *td);
