@@ -293,7 +293,7 @@ static bool skip_value(const char **p, const char *e) {
 }
 
 /* The exact bytes of the value of top-level member key: what Intel signed. */
-static int raw_member(const char *doc, size_t len, const char *key, const char **v, size_t *vlen) {
+int ra_json_raw_member(const char *doc, size_t len, const char *key, const char **v, size_t *vlen) {
   const char *p = doc, *e = doc + len;
   size_t kl = strlen(key);
   skip_ws(&p, e);
@@ -333,7 +333,7 @@ static int load_pcs_body(ra_signed_body *b, const uint8_t *doc, size_t len, cons
     return fail(key);
   }
   const char *sig = jstr(d, "signature", &sl);
-  if (raw_member((const char *)doc, len, key, &raw, &rawlen))
+  if (ra_json_raw_member((const char *)doc, len, key, &raw, &rawlen))
     rc = fail(key);
   else
     rc = set_body(b, raw, rawlen, sig, sl, key);

@@ -98,6 +98,12 @@ int ra_tcb_status_parse(const char *s, ra_tcb_status *st); /* 0 or -1 */
 /* "tcbDate", "tcbStatus", "advisoryIDs" of one level. */
 int ra_json_level_common(json_t *lv, ra_tcb_level *l);
 void ra_levels_free(ra_tcb_level *l, size_t n);
+/* The exact bytes of the value of top-level member key of the JSON object
+ * doc[0..len) (a PCS response: {"tcbInfo":{..},"signature":".."}), which is
+ * what Intel signed. Scans without allocating; the document should have
+ * been validated as JSON first (a malformed one gives -1 or a wrong span,
+ * never a read outside doc). 0 or -1. */
+int ra_json_raw_member(const char *doc, size_t len, const char *key, const char **v, size_t *vlen);
 
 /* tcb_info.c */
 int ra_tcb_info_parse(const char *body, size_t len, ra_tcb_info *out);
