@@ -71,6 +71,8 @@ static bool is_pinned(const ra_roots *r, X509 *x) {
   return false;
 }
 
+bool ra_roots_has(const ra_roots *r, X509 *x) { return x && is_pinned(r, x); }
+
 /* A root carried in the quote must be one we pinned: a look-alike root
  * (Intel's subject, another key) is refused by name, not silently ignored
  * because the store happened to hold the real one. */

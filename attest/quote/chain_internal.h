@@ -4,6 +4,7 @@
 #ifndef RA_ATTEST_CHAIN_INTERNAL_H
 #define RA_ATTEST_CHAIN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -35,6 +36,9 @@ int ra_roots_add(ra_roots *r, const uint8_t *data, size_t len);
  * sk_X509_pop_free), or NULL after recording the failure. */
 STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
                                 ra_verdict *vd);
+
+/* Whether x (by its DER) is one of the pinned roots. */
+bool ra_roots_has(const ra_roots *r, X509 *x);
 
 /* The issuer chain of a signed collateral body (TCB info, QE identity):
  * leaf (the signing certificate, an end entity) -> pinned root at `at`.

@@ -122,7 +122,8 @@ void ra_collateral_free(ra_collateral *c) {
   free(c->qe_body.raw);
   sk_X509_pop_free(c->tcb_body.chain, X509_free);
   sk_X509_pop_free(c->qe_body.chain, X509_free);
-  sk_X509_pop_free(c->pck_crl_chain, X509_free);
+  sk_X509_pop_free(c->tcb_body.validated, X509_free);
+  sk_X509_pop_free(c->qe_body.validated, X509_free);
   ra_crl_set_clear(&c->crls);
   ra_tcb_info_clear(&c->tcb);
   ra_qe_identity_clear(&c->qe);
@@ -226,11 +227,21 @@ int ra_collateral_parse_json(const char *json, size_t len, ra_collateral **out) 
     rc = set_chain(&c->tcb_body.chain, s1, n1, "tcb_info_issuer_chain");
   }
   if (!rc) {
+    /* Intel signs both with the same TCB signing certificate: the same
+     * chain is decoded once (decoding dominates the cost of a cold load) */
+    s2 = jstr(d, "tcb_info_issuer_chain", &n2);
     s1 = jstr(d, "qe_identity_issuer_chain", &n1);
-    rc = set_chain(&c->qe_body.chain, s1, n1, "qe_identity_issuer_chain");
+    if (s1 && s2 && n1 == n2 && !memcmp(s1, s2, n1))
+      rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
+    else
+      rc = set_chain(&c->qe_body.chain, s1, n1, "qe_identity_issuer_chain");
   }
-  if (!rc && (s1 = jstr(d, "pck_crl_issuer_chain", &n1)) && n1)
-    rc = set_chain(&c->pck_crl_chain, s1, n1, "pck_crl_issuer_chain");
+  /* pck_crl_issuer_chain is not needed: a CRL is checked against the
+   * issuer in the validated PCK chain itself. Its shape is checked (a
+   * string when present), not its certificates. */
+  if (!rc && json_object_get(d, "pck_crl_issuer_chain") &&
+      !json_is_string(json_object_get(d, "pck_crl_issuer_chain")))
+    rc = fail("pck_crl_issuer_chain");
   for (int i = 0; !rc && i < 2; i++) {
     const char *k = i ? "pck_crl" : "root_ca_crl";
     s1 = jstr(d, k, &n1);
@@ -361,7 +372,6 @@ static int load_dir(const char *dir, ra_collateral **out) {
   static const char *const qec_n[] = {"qe_identity_issuer_chain.pem",
                                       "enclave_identity_issuer_chain.pem",
                                       "tcb_info_issuer_chain.pem", "tcbSignChain.pem", NULL};
-  static const char *const pckc_n[] = {"pck_crl_issuer_chain.pem", NULL};
   static const char *const root_crl_n[] = {"root_ca_crl.der", "root_ca_crl.pem", "rootcacrl.der",
                                            "rootCaCrl.der", "rootCaCrl.pem", NULL};
   static const char *const pck_crl_n[] = {"pck_crl.der", "pck_crl.pem", "pckcrl.der",
@@ -377,17 +387,17 @@ static int load_dir(const char *dir, ra_collateral **out) {
   if (!rc) rc = read_one(dir, qe_n, &b, &n);
   if (!rc) rc = load_pcs_body(&c->qe_body, b, n, "enclaveIdentity");
   free(b), b = NULL;
-  if (!rc) rc = read_one(dir, tcbc_n, &b, &n);
-  if (!rc) rc = set_chain(&c->tcb_body.chain, (const char *)b, n, "TCB info issuer chain");
-  free(b), b = NULL;
+  uint8_t *tb = NULL;
+  size_t tn = 0;
+  if (!rc) rc = read_one(dir, tcbc_n, &tb, &tn);
+  if (!rc) rc = set_chain(&c->tcb_body.chain, (const char *)tb, tn, "TCB info issuer chain");
   if (!rc) rc = read_one(dir, qec_n, &b, &n);
-  if (!rc) rc = set_chain(&c->qe_body.chain, (const char *)b, n, "QE identity issuer chain");
+  if (!rc && n == tn && !memcmp(b, tb, n)) /* the same chain: decoded once */
+    rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
+  else if (!rc)
+    rc = set_chain(&c->qe_body.chain, (const char *)b, n, "QE identity issuer chain");
   free(b), b = NULL;
-  if (!rc && (rc = read_one(dir, pckc_n, &b, &n)) == 0)
-    rc = set_chain(&c->pck_crl_chain, (const char *)b, n, "PCK CRL issuer chain");
-  else if (rc == -ENOENT)
-    rc = 0;
-  free(b), b = NULL;
+  free(tb);
   if (!rc) rc = read_one(dir, root_crl_n, &b, &n);
   if (!rc) rc = add_crl(c, b, n);
   free(b), b = NULL;
@@ -443,13 +453,37 @@ static void note_expiry(ra_verdict *vd, time_t next) {
 
 /* One signed body: issuer chain to a pinned root at `at`, the chain's CRLs
  * (required: the root's CRL), the signature by the signing certificate. */
+/* The issuer chain validated to a pinned root at `at`: the memoised path
+ * when `at` is inside its certificates' common window and its root is
+ * pinned here, else a full validation (then memoised). */
+static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roots *roots,
+                                     time_t at, const char *what, ra_verdict *vd) {
+  STACK_OF(X509) *chain;
+  if (b->validated && at >= b->valid_from && at <= b->valid_to &&
+      ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1)))
+    return X509_chain_up_ref(b->validated);
+  chain = ra_chain_check_signer(roots, b->chain, leaf, at, RA_CHECK_COLLATERAL, what, vd);
+  if (!chain) return NULL;
+  sk_X509_pop_free(b->validated, X509_free);
+  b->validated = X509_chain_up_ref(chain);
+  b->valid_from = 0;
+  b->valid_to = (time_t)INT64_MAX;
+  for (int i = 0; i < sk_X509_num(chain); i++) {
+    X509 *x = sk_X509_value(chain, i);
+    time_t nb = ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+           na = ra_asn1_time_to_unix(X509_get0_notAfter(x));
+    if (!nb || !na) b->valid_to = 0; /* unreadable: never reuse */
+    if (nb > b->valid_from) b->valid_from = nb;
+    if (na < b->valid_to) b->valid_to = na;
+  }
+  return chain;
+}
+
 static bool check_body(ra_signed_body *b, const char *what, const ra_roots *roots,
-                       const ra_crl_set *const *crls, int ncrls, time_t at, bool allow_expired,
+                       ra_crl_set *const *crls, int ncrls, time_t at, bool allow_expired,
                        ra_verdict *vd) {
   X509 *leaf = ra_certs_leaf(b->chain);
-  STACK_OF(X509) *chain = leaf ? ra_chain_check_signer(roots, b->chain, leaf, at,
-                                                       RA_CHECK_COLLATERAL, what, vd)
-                               : NULL;
+  STACK_OF(X509) *chain = leaf ? signer_chain(b, leaf, roots, at, what, vd) : NULL;
   bool ok = false;
   if (!leaf)
     ra_verdict_fail(vd, RA_CHECK_COLLATERAL, RA_ERR_COLLATERAL_SIGNATURE,
@@ -499,9 +533,9 @@ static bool fresh(time_t issue, time_t next, const char *what, time_t at, bool a
   return false;
 }
 
-bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, const ra_crl_set *vcrls,
+bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, ra_crl_set *vcrls,
                          const ra_quote *q, time_t at, const ra_policy *pol, ra_verdict *vd) {
-  const ra_crl_set *crls[2] = {&c->crls, vcrls};
+  ra_crl_set *crls[2] = {&c->crls, vcrls};
   bool ax = pol->allow_expired_collateral, tdx = q->body_type != RA_BODY_SGX;
   bool ok = check_body(&c->tcb_body, "TCB info", roots, crls, 2, at, ax, vd);
   ok = check_body(&c->qe_body, "QE identity", roots, crls, 2, at, ax, vd) && ok;

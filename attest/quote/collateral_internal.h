@@ -80,6 +80,12 @@ typedef struct ra_signed_body {
   uint8_t sig[64];
   STACK_OF(X509) * chain; /* the issuer chain (signing certificate, root) */
   int sig_memo;           /* 0 unknown, 1 verified, -1 failed */
+  /* the path last validated to a pinned root (signatures, shape), and the
+   * window in which all its certificates are valid: reused while the
+   * verification time is inside it and its root is pinned by the verifier
+   * at hand */
+  STACK_OF(X509) * validated;
+  time_t valid_from, valid_to;
 } ra_signed_body;
 
 struct ra_collateral {
@@ -87,7 +93,6 @@ struct ra_collateral {
   ra_tcb_info tcb;
   ra_qe_identity qe;
   ra_crl_set crls; /* root CA CRL and PCK CA CRL */
-  STACK_OF(X509) * pck_crl_chain;
 };
 
 /* Shared parsing helpers (collateral.c). Each returns 0 or -1. */
@@ -126,7 +131,7 @@ void ra_qe_identity_check(const ra_qe_identity *id, const ra_quote *q, ra_verdic
  * signatures, freshness at `at` (or allowed past nextUpdate), TCB info of
  * the quote's kind with the PCK's FMSPC and PCE ID, QE identity of the
  * quote's QE. Fills vd->collateral_expiry. False after a failure. */
-bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, const ra_crl_set *vcrls, const ra_quote *q, time_t at,
+bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, ra_crl_set *vcrls, const ra_quote *q, time_t at,
                          const ra_policy *pol, ra_verdict *vd);
 
 /* Intel's convergence of the platform's status with the TDX module's or

@@ -18,6 +18,8 @@ int ra_crl_set_init(ra_crl_set *s) {
 }
 
 void ra_crl_set_clear(ra_crl_set *s) {
+  for (int i = 0; i < RA_CRL_MEMO; i++) X509_free(s->memo[i].issuer);
+  memset(s->memo, 0, sizeof s->memo);
   sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
   s->crls = NULL;
 }
@@ -113,12 +115,20 @@ static X509 *crl_issuer_in(X509_CRL *crl, STACK_OF(X509) * chain) {
 }
 
 /* An issuer whose key usage excludes CRL signing cannot sign CRLs. */
-static bool crl_signed_by(X509_CRL *crl, X509 *issuer) {
+static bool crl_signed_by(ra_crl_set *set, X509_CRL *crl, X509 *issuer) {
+  for (int i = 0; i < RA_CRL_MEMO; i++)
+    if (set->memo[i].crl == crl && !X509_cmp(set->memo[i].issuer, issuer)) return true;
   EVP_PKEY *k = X509_get0_pubkey(issuer);
   bool may_sign = !(X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) ||
                   (X509_get_key_usage(issuer) & KU_CRL_SIGN);
   bool ok = k && may_sign && X509_CRL_verify(crl, k) == 1;
   ERR_clear_error();
+  if (ok && X509_up_ref(issuer)) {
+    struct ra_crl_memo *m = &set->memo[set->memo_next++ % RA_CRL_MEMO];
+    X509_free(m->issuer);
+    m->crl = crl;
+    m->issuer = issuer;
+  }
   return ok;
 }
 
@@ -162,13 +172,13 @@ static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, con
 
 /* Applies one CRL; false once it failed the check. covered[j] is set when
  * the CRL is chain[j]'s and was applied. */
-static bool apply_one(X509_CRL *crl, STACK_OF(X509) * chain, time_t at, bool allow_expired,
+static bool apply_one(ra_crl_set *set, X509_CRL *crl, STACK_OF(X509) * chain, time_t at, bool allow_expired,
                       ra_check chk, ra_verdict *vd, bool *covered, int *applied) {
   X509 *issuer = crl_issuer_in(crl, chain);
   char s[128];
   if (!issuer) return true; /* a CRL of another CA revokes nothing here */
   ra_cert_subject_line(issuer, s, sizeof s);
-  if (!crl_signed_by(crl, issuer)) {
+  if (!crl_signed_by(set, crl, issuer)) {
     ra_verdict_fail(vd, chk, RA_ERR_CRL_SIGNATURE, "CRL claiming issuer %s is not signed by it",
                     s);
     return false;
@@ -180,7 +190,7 @@ static bool apply_one(X509_CRL *crl, STACK_OF(X509) * chain, time_t at, bool all
   return !revokes_any(crl, issuer, chain, s, chk, vd);
 }
 
-bool ra_crls_apply(const ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
+bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
                    bool allow_expired, ra_check chk, ra_verdict *vd, int *uncovered) {
   bool covered[RA_MAX_CHAIN_CERTS + 1] = {0};
   int n = sk_X509_num(chain), applied = 0;
@@ -189,7 +199,7 @@ bool ra_crls_apply(const ra_crl_set *const *sets, int nsets, STACK_OF(X509) * ch
   for (int k = 0; k < nsets; k++) {
     if (!sets[k]) continue;
     for (int i = 0; i < sk_X509_CRL_num(sets[k]->crls); i++)
-      if (!apply_one(sk_X509_CRL_value(sets[k]->crls, i), chain, at, allow_expired, chk, vd,
+      if (!apply_one(sets[k], sk_X509_CRL_value(sets[k]->crls, i), chain, at, allow_expired, chk, vd,
                      covered, &applied))
         return false;
   }
@@ -203,9 +213,9 @@ bool ra_crls_apply(const ra_crl_set *const *sets, int nsets, STACK_OF(X509) * ch
 /* RA_CHECK_CRL. No CRL anywhere and none required: skipped (signatures
  * only). Otherwise every CA of the chain must have had a CRL applied: a set
  * that covers none or only some of them is a failure, never a pass. */
-void ra_crl_set_apply(const ra_crl_set *s, const ra_crl_set *extra, STACK_OF(X509) * chain,
-                      time_t at, bool required, bool allow_expired, ra_verdict *vd) {
-  const ra_crl_set *sets[2] = {s, extra};
+void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain, time_t at,
+                      bool required, bool allow_expired, ra_verdict *vd) {
+  ra_crl_set *sets[2] = {s, extra};
   int total = sk_X509_CRL_num(s->crls) + (extra ? sk_X509_CRL_num(extra->crls) : 0), uncovered;
   if (total == 0 && !required) {
     ra_verdict_skip(vd, RA_CHECK_CRL);

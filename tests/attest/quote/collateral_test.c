@@ -408,7 +408,21 @@ static void test_sim_up_to_date(void **state) {
   assert_false(vd.tcb_evaluated);
   assert_int_equal(vd.checks[RA_CHECK_TCB], RA_CHECK_SKIPPED);
   assert_int_equal(vd.checks[RA_CHECK_CRL], RA_CHECK_SKIPPED);
-  /* warm: the same collateral again (memoised body signatures) */
+  /* warm: the same collateral again (memoised body signatures, issuer
+   * paths and CRL signatures) */
+  assert_err(verify_coll(v, q, len, c, 0, &pol, &vd), 0);
+  assert_int_equal(vd.tcb_status, RA_TCB_UP_TO_DATE);
+  /* the memo never outlives its conditions: a verifier that does not pin
+   * the sim root, a time after the signing certificate's notAfter */
+  ra_verifier *intel;
+  assert_int_equal(ra_verifier_new(0, &intel), 0);
+  assert_int_not_equal(verify_coll(intel, q, len, c, 0, &pol, &vd), 0);
+  assert_int_equal(vd.checks[RA_CHECK_COLLATERAL], RA_CHECK_FAIL);
+  ra_verifier_free(intel);
+  pol.allow_expired_collateral = true;
+  assert_int_not_equal(verify_coll(v, q, len, c, time(NULL) + 11 * 366 * 86400L, &pol, &vd), 0);
+  assert_int_equal(vd.checks[RA_CHECK_COLLATERAL], RA_CHECK_FAIL);
+  pol.allow_expired_collateral = false;
   assert_err(verify_coll(v, q, len, c, 0, &pol, &vd), 0);
   ra_collateral_free(c);
   free(q);
