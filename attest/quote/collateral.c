@@ -279,12 +279,14 @@ static bool skip_string(const char **p, const char *e) {
   return false;
 }
 
-/* Skips one JSON value (the document was validated by jansson first). */
+/* Skips one JSON value (the document was validated by jansson first; on
+ * anything else it stops, false, and never reads outside [*p, e)). */
 static bool skip_value(const char **p, const char *e) {
   int depth = 0;
   do {
     skip_ws(p, e);
     if (*p >= e) return false;
+    const char *start = *p;
     char ch = **p;
     if (ch == '"') {
       if (!skip_string(p, e)) return false;
@@ -295,8 +297,9 @@ static bool skip_value(const char **p, const char *e) {
       depth--;
       (*p)++;
     } else {
-      while (*p < e && !strchr(",}] \n\r\t", **p)) (*p)++;
+      while (*p < e && **p && !strchr(",}] \n\r\t", **p)) (*p)++;
     }
+    if (*p == start) return false; /* a NUL, or ',' where a value belongs */
     skip_ws(p, e);
     if (depth > 0 && *p < e && (**p == ',' || **p == ':')) (*p)++;
   } while (depth > 0 && depth < 64);
@@ -538,6 +541,18 @@ bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, ra_crl_set *vc
   ra_crl_set *crls[2] = {&c->crls, vcrls};
   bool ax = pol->allow_expired_collateral, tdx = q->body_type != RA_BODY_SGX;
   bool ok = check_body(&c->tcb_body, "TCB info", roots, crls, 2, at, ax, vd);
+  /* one issuer chain for both (Intel's case, decoded once): its validated
+   * path serves the QE identity too */
+  if (ok && !c->qe_body.validated && c->tcb_body.validated &&
+      sk_X509_num(c->qe_body.chain) == sk_X509_num(c->tcb_body.chain)) {
+    bool same = true;
+    for (int i = 0; i < sk_X509_num(c->qe_body.chain) && same; i++)
+      same = sk_X509_value(c->qe_body.chain, i) == sk_X509_value(c->tcb_body.chain, i);
+    if (same && (c->qe_body.validated = X509_chain_up_ref(c->tcb_body.validated))) {
+      c->qe_body.valid_from = c->tcb_body.valid_from;
+      c->qe_body.valid_to = c->tcb_body.valid_to;
+    }
+  }
   ok = check_body(&c->qe_body, "QE identity", roots, crls, 2, at, ax, vd) && ok;
   ok = fresh(c->tcb.issue, c->tcb.next_update, "TCB info", at, ax, vd) && ok;
   ok = fresh(c->qe.issue, c->qe.next_update, "QE identity", at, ax, vd) && ok;
