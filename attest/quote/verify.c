@@ -342,6 +342,10 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   check_quote_signature(&q, vd);
   check_collateral(v, &q, opts ? opts->collateral : NULL, at, pol, vd);
   check_policy(&q, pol, vd);
-  if (vd->err == 0) snprintf(vd->msg, sizeof vd->msg, "valid");
+  if (vd->err == 0)
+    snprintf(vd->msg, sizeof vd->msg, "%s",
+             !vd->tcb_evaluated        ? "valid (signatures only: TCB not evaluated)"
+             : vd->collateral_expired ? "valid (collateral past nextUpdate, allowed by the policy)"
+                                      : "valid");
   return vd->err == 0 ? 0 : -EACCES;
 }

@@ -171,7 +171,7 @@ static void test_tappd_verdict_details(void **state) {
   assert_int_equal(tm.tm_mday, 2);
   gmtime_r(&vd.pck_not_after, &tm);
   assert_int_equal(tm.tm_year + 1900, 2031);
-  assert_string_equal(vd.msg, "valid");
+  assert_string_equal(vd.msg, "valid (signatures only: TCB not evaluated)");
   assert_string_equal(ra_err_name(RA_ERR_CERT_REVOKED), "RA_ERR_CERT_REVOKED");
   free(b);
   ra_verifier_free(v);
@@ -988,7 +988,7 @@ static void test_callback(void **state) {
   cb_calls = 0;
   assert_err(verify(v, b, len, 0, &p, &vd), 0);
   assert_int_equal(vd.checks[RA_CHECK_CALLBACK], RA_CHECK_PASS);
-  assert_string_equal(vd.msg, "valid");
+  assert_string_equal(vd.msg, "valid (signatures only: TCB not evaluated)");
   p.callback = cb_refuse;
   p.callback_ud = (void *)"x";
   assert_err(verify(v, b, len, 0, &p, &vd), RA_ERR_CALLBACK);
