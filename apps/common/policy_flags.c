@@ -225,7 +225,9 @@ int policy_flags_parse_statuses(const char *s, unsigned *bits) {
   memcpy(buf, s, strlen(s) + 1);
   for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     ra_tcb_status st;
-    if (ra_tcb_status_from_name(t, &st)) return -1;
+    /* Revoked and NotSupported are never accepted: naming them is an error */
+    if (ra_tcb_status_from_name(t, &st) || st == RA_TCB_REVOKED || st == RA_TCB_NOT_SUPPORTED)
+      return -1;
     b |= RA_TCB_ACCEPT(st);
   }
   if (!b) return -1;

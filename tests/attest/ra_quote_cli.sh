@@ -100,6 +100,8 @@ expect 2 "tdx-collateral directory (SVNs out of range)" -- "$Q" verify "$V/tdx-c
   --root "$V/tdx-collateral/trustedRootCaCert.pem" --collateral "$V/tdx-collateral" --at 2025-06-01
 expect 2 "bad --accept-tcb" -- "$Q" verify "$P/tdx_quote" --collateral "$P/tdx_quote_collateral.json" \
   --accept-tcb UpToDate,Fine
+expect 2 "--accept-tcb Revoked (never accepted)" -- "$Q" verify "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --accept-tcb UpToDate,Revoked
 expect 2 "missing collateral" -- "$Q" verify "$P/tdx_quote" --collateral "$T/nope.json"
 echo '{"tcb_info": 1}' >"$T/bad.json"
 expect 2 "malformed collateral" -- "$Q" verify "$P/tdx_quote" --collateral "$T/bad.json"

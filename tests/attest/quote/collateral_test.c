@@ -591,6 +591,26 @@ static void test_sim_forged_bodies(void **state) {
     free(f[i].tcb);
     free(f[i].qe);
   }
+  /* Intel's convergence, not the worst of the two: a ConfigurationNeeded
+   * platform with an OutOfDate QE is OutOfDateConfigurationNeeded
+   * (dcap-qvl's merge takes the more severe status, OutOfDate; no public
+   * sample has this combination) */
+  {
+    char *cfg = replace(tcb, "\"tcbStatus\":\"UpToDate\"},{\"tcb\":{\"sgx",
+                        "\"tcbStatus\":\"ConfigurationNeeded\"},{\"tcb\":{\"sgx", 0);
+    char *qe_old = replace(qe, "\"isvsvn\":4", "\"isvsvn\":8", 0);
+    ra_sim_collateral_opts o = {.tcb_info = cfg, .qe_identity = qe_old};
+    ra_collateral *c = sim_coll(sim, &o);
+    ra_policy all = {.signature_only = true, .accept_tcb = ACCEPT_ALL};
+    assert_err(verify_coll(v, q, len, c, 0, &all, &vd), 0);
+    assert_int_equal(vd.platform_status, RA_TCB_CONFIGURATION_NEEDED);
+    assert_int_equal(vd.qe_status, RA_TCB_OUT_OF_DATE);
+    assert_int_equal(vd.tcb_status, RA_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED);
+    assert_true(has_adv(&vd, "INTEL-SA-00615"));
+    ra_collateral_free(c);
+    free(cfg);
+    free(qe_old);
+  }
   /* the OutOfDate platform level, accepted by its advisories or by name */
   char *old = replace(tcb, "\"pcesvn\":11", "\"pcesvn\":12", 0);
   ra_sim_collateral_opts o = {.tcb_info = old};
