@@ -128,7 +128,8 @@ typedef struct ra_verdict {
   ra_tcb_status platform_status; /* of the matched TCB level */
   ra_tcb_status module_status;   /* TDX module identity level (RA_TCB_NONE: none applies) */
   ra_tcb_status qe_status;       /* the QE's, from the QE identity */
-  int tcb_level;                 /* index of the matched level in the TCB info, -1 */
+  int tcb_level;                 /* the matched level, an index in Intel's order of the TCB
+                                    info's levels (highest first, as QVL sorts them), -1 */
   time_t tcb_date;               /* tcbDate of the matched level */
   time_t qe_tcb_date;
   /* advisories of the platform level, the module level and the QE level
