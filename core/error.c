@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* The last RA_ERR_* code: the table below must grow with the enum. */
-#define RA_ERR_LAST RA_ERR_QE_DEBUG
+#define RA_ERR_LAST RA_ERR_CRL_MISSING
 #define N_RA_CODES  (RA_ERR_BASE - RA_ERR_LAST)
 
 /* Indexed by RA_ERR_BASE - code, so that codes and rows cannot drift. The
@@ -40,6 +40,17 @@ static const char *const RA_CODES[N_RA_CODES + 1][2] = {
     ROW(RA_ERR_CALLBACK, "refused by the policy callback"),
     ROW(RA_ERR_INTERNAL, "internal error"),
     ROW(RA_ERR_QE_DEBUG, "quoting enclave is a debug enclave"),
+    ROW(RA_ERR_COLLATERAL_PARSE, "collateral malformed"),
+    ROW(RA_ERR_COLLATERAL_SIGNATURE, "collateral signature or issuer chain invalid"),
+    ROW(RA_ERR_COLLATERAL_EXPIRED, "collateral not valid at the verification time"),
+    ROW(RA_ERR_COLLATERAL_MISMATCH, "collateral is not for this platform (id, FMSPC, PCE ID)"),
+    ROW(RA_ERR_QE_IDENTITY, "quoting enclave does not match Intel's QE identity"),
+    ROW(RA_ERR_TCB_NOT_SUPPORTED, "TCB not supported: no TCB level matches"),
+    ROW(RA_ERR_TDX_MODULE, "TDX module identity does not match the TCB info"),
+    ROW(RA_ERR_TCB_STATUS, "TCB status not accepted by the policy"),
+    ROW(RA_ERR_TCB_REVOKED, "TCB revoked"),
+    ROW(RA_ERR_TD_ATTRIBUTES, "TD attributes refused"),
+    ROW(RA_ERR_CRL_MISSING, "CRLs do not cover every CA of the chain"),
 };
 #undef ROW
 

@@ -49,6 +49,24 @@ enum {
   RA_ERR_CALLBACK = RA_ERR_BASE - 25,            /* the caller's callback refused the quote */
   RA_ERR_INTERNAL = RA_ERR_BASE - 26,            /* out of memory, OpenSSL failure */
   RA_ERR_QE_DEBUG = RA_ERR_BASE - 27,            /* the QE report comes from a debug quoting enclave */
+  /* Collateral (TCB info, QE identity, CRLs; attest/quote/collateral.h) */
+  RA_ERR_COLLATERAL_PARSE = RA_ERR_BASE - 28,     /* collateral malformed (JSON, hex, PEM, a field) */
+  RA_ERR_COLLATERAL_SIGNATURE = RA_ERR_BASE - 29, /* TCB info / QE identity signature or its issuer
+                                                     chain fails */
+  RA_ERR_COLLATERAL_EXPIRED = RA_ERR_BASE - 30,   /* TCB info / QE identity outside issueDate..
+                                                     nextUpdate at the verification time */
+  RA_ERR_COLLATERAL_MISMATCH = RA_ERR_BASE - 31,  /* TCB info id/FMSPC/PCE ID or QE identity id not
+                                                     the quote's */
+  RA_ERR_QE_IDENTITY = RA_ERR_BASE - 32,          /* QE report's MRSIGNER/ISVPRODID/MISCSELECT/
+                                                     ATTRIBUTES differ from the QE identity */
+  RA_ERR_TCB_NOT_SUPPORTED = RA_ERR_BASE - 33,    /* no TCB level of the TCB info matches */
+  RA_ERR_TDX_MODULE = RA_ERR_BASE - 34,           /* TDX module identity (MRSIGNERSEAM, SEAM
+                                                     attributes, TDX_xx) does not match */
+  RA_ERR_TCB_STATUS = RA_ERR_BASE - 35,           /* the TCB status is not accepted by the policy */
+  RA_ERR_TCB_REVOKED = RA_ERR_BASE - 36,          /* the TCB status is Revoked */
+  RA_ERR_TD_ATTRIBUTES = RA_ERR_BASE - 37,        /* TD attributes: reserved bits, SEPT_VE_DISABLE,
+                                                     MR_SERVICETD refused by the policy */
+  RA_ERR_CRL_MISSING = RA_ERR_BASE - 38,          /* the CRLs do not cover every CA of a chain */
 };
 
 /* A description: "success" for 0, the C library's text for -errno

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake pkg-config libsodium-dev libcbor-dev libssl-dev
+pkgs=(build-essential cmake pkg-config libsodium-dev libcbor-dev libssl-dev libjansson-dev
       libcmocka-dev node-llhttp clang libclang-rt-14-dev libfuzzer-14-dev curl wrk nginx-light
       nodejs npm procps util-linux chromium fonts-liberation librsvg2-bin)
 missing=()

@@ -12,11 +12,14 @@ enum {
   F_PCK_CHAIN, F_CRL, F_AT, F_MR_CONFIG_ID, F_MR_OWNER, F_MR_OWNER_CONFIG, F_XFAM,
   F_TD_ATTRIBUTES, F_MR_ENCLAVE, F_MR_SIGNER, F_ISV_PROD_ID, F_MIN_ISV_SVN, F_X25519,
   F_BINDING_VAL, F_BINDING_IAT,
+  F_COLLATERAL, F_ACCEPT_TCB, F_ALLOW_ADVISORY, F_ALLOW_EXPIRED, F_REQUIRE_SEPT_VE,
+  F_ALLOW_SERVICETD,
 };
 
 #define B POLICY_FLAGS_BASIC
 #define T POLICY_FLAGS_TUNNEL
 #define Q POLICY_FLAGS_QUOTE
+#define C POLICY_FLAGS_COLLATERAL
 static const policy_flag TABLE[] = {
     {"--root", true, B, F_ROOT},
     {"--mrtd", true, B, F_MRTD},
@@ -44,10 +47,17 @@ static const policy_flag TABLE[] = {
     {"--x25519", true, Q, F_X25519},
     {"--binding-val", true, Q, F_BINDING_VAL},
     {"--binding-iat", true, Q, F_BINDING_IAT},
+    {"--collateral", true, C, F_COLLATERAL},
+    {"--accept-tcb", true, C, F_ACCEPT_TCB},
+    {"--allow-advisory", true, C, F_ALLOW_ADVISORY},
+    {"--allow-expired-collateral", false, C, F_ALLOW_EXPIRED},
+    {"--require-sept-ve-disable", false, C, F_REQUIRE_SEPT_VE},
+    {"--allow-mr-servicetd", false, C, F_ALLOW_SERVICETD},
 };
 #undef B
 #undef T
 #undef Q
+#undef C
 
 void policy_flags_init(policy_flags *pf, unsigned groups) {
   memset(pf, 0, sizeof *pf);
@@ -159,6 +169,15 @@ int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
   case F_TRUST_SIM: pf->trust_sim_dir = v; return 0;
   case F_AT: return policy_flags_parse_time(v, &pf->at) ? fail(pf, f, POLICY_FLAG_BAD_TIME, 0) : 0;
   case F_ALLOW_DEBUG: pf->allow_debug = true; return 0;
+  case F_COLLATERAL: pf->collateral = v; return 0;
+  case F_ACCEPT_TCB:
+    return policy_flags_parse_statuses(v, &pf->accept_tcb) ? fail(pf, f, POLICY_FLAG_BAD_STATUS, 0)
+                                                          : 0;
+  case F_ALLOW_ADVISORY:
+    return add_path(pf, f, pf->advisories, &pf->n_advisories, POLICY_FLAGS_MAX_ADVISORIES, v);
+  case F_ALLOW_EXPIRED: pf->allow_expired_collateral = true; return 0;
+  case F_REQUIRE_SEPT_VE: pf->require_sept_ve_disable = true; return 0;
+  case F_ALLOW_SERVICETD: pf->allow_mr_servicetd = true; return 0;
   case F_NO_BINDING: pf->no_binding = true; return 0;
   case F_ANY_MEASUREMENT: pf->any_measurement = true; return 0;
   case F_REPORT_DATA:
@@ -197,4 +216,35 @@ int policy_flags_parse(policy_flags *pf, const char *arg, const char *next) {
   if (!f) return 0;
   if (policy_flags_apply(pf, f, f->has_value ? next : NULL)) return -1;
   return f->has_value ? 2 : 1;
+}
+
+int policy_flags_parse_statuses(const char *s, unsigned *bits) {
+  char buf[256];
+  unsigned b = 0;
+  if (strlen(s) >= sizeof buf) return -1;
+  memcpy(buf, s, strlen(s) + 1);
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    ra_tcb_status st;
+    /* Revoked and NotSupported are never accepted: naming them is an error */
+    if (ra_tcb_status_from_name(t, &st) || st == RA_TCB_REVOKED || st == RA_TCB_NOT_SUPPORTED)
+      return -1;
+    b |= RA_TCB_ACCEPT(st);
+  }
+  if (!b) return -1;
+  *bits = b;
+  return 0;
+}
+
+void policy_flags_collateral_policy(const policy_flags *pf, ra_policy *pol) {
+  pol->accept_tcb = pf->accept_tcb;
+  pol->allowed_advisories = pf->n_advisories ? pf->advisories : NULL;
+  pol->n_allowed_advisories = pf->n_advisories;
+  pol->allow_expired_collateral = pf->allow_expired_collateral;
+  pol->require_sept_ve_disable = pf->require_sept_ve_disable;
+  pol->allow_mr_servicetd = pf->allow_mr_servicetd;
+}
+
+int policy_flags_load_collateral(const policy_flags *pf, ra_collateral **out) {
+  *out = NULL;
+  return pf->collateral ? ra_collateral_load(pf->collateral, out) : 0;
 }

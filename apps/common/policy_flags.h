@@ -12,6 +12,12 @@
  *                        --mr-enclave, --mr-signer, --isv-prod-id N,
  *                        --min-isv-svn N, --x25519 HEX, --binding-val HEX,
  *                        --binding-iat HEX                        (ra-quote)
+ *   POLICY_FLAGS_COLLATERAL --collateral PATH, --accept-tcb LIST,
+ *                        --allow-advisory ID (repeatable), --allow-expired-collateral,
+ *                        --require-sept-ve-disable, --allow-mr-servicetd
+ *                        (ra-quote; ready for ra-curl/ra-bench: build the
+ *                        policy with policy_flags_collateral_policy() and
+ *                        load the collateral with policy_flags_load_collateral())
  * Parsing only records what was asked; the programs build their verifier
  * and ra_policy from it (they differ in defaults and in what they refuse).
  * Errors are recorded, not printed: each program words them as it always
@@ -30,10 +36,12 @@ enum {
   POLICY_FLAGS_BASIC = 1u << 0,
   POLICY_FLAGS_TUNNEL = 1u << 1,
   POLICY_FLAGS_QUOTE = 1u << 2,
+  POLICY_FLAGS_COLLATERAL = 1u << 3,
 };
 
 #define POLICY_FLAGS_MAX_ROOTS 16
 #define POLICY_FLAGS_MAX_CRLS  16
+#define POLICY_FLAGS_MAX_ADVISORIES 32
 
 /* What went wrong with the last flag (policy_flags_parse/_apply < 0). */
 typedef enum policy_flag_error {
@@ -43,7 +51,8 @@ typedef enum policy_flag_error {
   POLICY_FLAG_BAD_HEX_VAR, /* not hex of at most `bytes` bytes */
   POLICY_FLAG_BAD_NUMBER, /* not an integer 0..65535 */
   POLICY_FLAG_BAD_TIME,   /* not YYYY-MM-DD[THH:MM:SS[Z]] or @unix */
-  POLICY_FLAG_TOO_MANY,   /* more --root / --crl than allowed */
+  POLICY_FLAG_TOO_MANY,   /* more --root / --crl / --allow-advisory than allowed */
+  POLICY_FLAG_BAD_STATUS, /* --accept-tcb: not a comma-separated list of Intel's TCB statuses */
 } policy_flag_error;
 
 /* One flag of the table. */
@@ -75,6 +84,12 @@ typedef struct policy_flags {
   size_t bval_len, biat_len;
   bool has_bval, has_biat;
   bool allow_debug, no_binding, any_measurement;
+  /* POLICY_FLAGS_COLLATERAL */
+  const char *collateral;
+  unsigned accept_tcb; /* RA_TCB_ACCEPT bits; 0: the library's default (UpToDate) */
+  const char *advisories[POLICY_FLAGS_MAX_ADVISORIES];
+  size_t n_advisories;
+  bool allow_expired_collateral, require_sept_ve_disable, allow_mr_servicetd;
 
   /* the last error */
   policy_flag_error error;
@@ -100,6 +115,17 @@ int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *value
  * group, 1 when it was a flag without value, 2 when it consumed next too,
  * -1 with pf->error set. */
 int policy_flags_parse(policy_flags *pf, const char *arg, const char *next);
+
+/* Copies the collateral part of the flags into pol (accept_tcb, allowed
+ * advisories: pointers into pf, valid as long as pf is; the flags). */
+void policy_flags_collateral_policy(const policy_flags *pf, ra_policy *pol);
+
+/* Loads --collateral (when given) into *out (NULL otherwise). Returns 0 or
+ * the code of ra_collateral_load. */
+int policy_flags_load_collateral(const policy_flags *pf, ra_collateral **out);
+
+/* "UpToDate,SWHardeningNeeded" -> RA_TCB_ACCEPT bits. Returns 0 or -1. */
+int policy_flags_parse_statuses(const char *s, unsigned *bits);
 
 /* --at's format: YYYY-MM-DD[THH:MM:SS[Z]] (also with a space), or @unix.
  * Returns 0 or -1. */

@@ -97,6 +97,15 @@ static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
     for (int i = 0; i < 16; i++) fprintf(stderr, "%u%s", vd->pck.tcb_comp_svn[i], i < 15 ? "," : "\n");
   }
   if (vd->root_subject[0]) fprintf(stderr, "*   root: %s\n", vd->root_subject);
+  if (!vd->tcb_evaluated) {
+    fprintf(stderr, "*   TCB: signatures only: TCB not evaluated\n");
+  } else {
+    fprintf(stderr, "*   TCB: %s", ra_tcb_status_name(vd->tcb_status));
+    for (int i = 0; i < vd->n_advisory_ids; i++)
+      fprintf(stderr, "%s%s", i ? "," : " (", vd->advisory_ids[i]);
+    fprintf(stderr, "%s%s\n", vd->n_advisory_ids ? ")" : "",
+            vd->collateral_expired ? " [collateral expired, allowed]" : "");
+  }
   fprintf(stderr, "*   checks:");
   for (int i = 0; i < RA_CHECK__COUNT; i++)
     fprintf(stderr, " %s=%s", ra_check_name((ra_check)i), ra_check_status_name(vd->checks[i]));

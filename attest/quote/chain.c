@@ -71,17 +71,19 @@ static bool is_pinned(const ra_roots *r, X509 *x) {
   return false;
 }
 
+bool ra_roots_has(const ra_roots *r, X509 *x) { return x && is_pinned(r, x); }
+
 /* A root carried in the quote must be one we pinned: a look-alike root
  * (Intel's subject, another key) is refused by name, not silently ignored
  * because the store happened to hold the real one. */
 static bool roots_given_are_pinned(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
-                                   ra_verdict *vd) {
+                                   ra_check chk, int code, ra_verdict *vd) {
   for (int i = 0; i < sk_X509_num(certs); i++) {
     X509 *x = sk_X509_value(certs, i);
     if (x != leaf && ra_cert_self_issued(x) && !is_pinned(r, x)) {
       char s[128];
       ra_cert_subject_line(x, s, sizeof s);
-      ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED,
+      ra_verdict_fail(vd, chk, code,
                       "the chain's root %s is not a pinned root (same name, other key?)", s);
       return false;
     }
@@ -114,11 +116,12 @@ static int map_x509_error(int e) {
 /* OpenSSL's RFC 5280 path validation from leaf to a pinned root at `at`.
  * Returns the validated chain, or NULL after recording why. */
 static STACK_OF(X509) * validate_path(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
-                                      time_t at, ra_verdict *vd) {
+                                      time_t at, ra_check chk, const char *what,
+                                      ra_verdict *vd) {
   STACK_OF(X509) *chain = NULL;
   X509_STORE_CTX *ctx = X509_STORE_CTX_new();
   if (!ctx || !X509_STORE_CTX_init(ctx, r->store, leaf, certs)) {
-    ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "X509_STORE_CTX_init failed");
+    ra_verdict_fail(vd, chk, RA_ERR_INTERNAL, "X509_STORE_CTX_init failed");
     goto out;
   }
   X509_STORE_CTX_set_time(ctx, 0, at);
@@ -133,12 +136,13 @@ static STACK_OF(X509) * validate_path(const ra_roots *r, STACK_OF(X509) * certs,
     X509 *bad = X509_STORE_CTX_get_current_cert(ctx);
     char s[128] = "?";
     if (bad) ra_cert_subject_line(bad, s, sizeof s);
-    ra_verdict_fail(vd, RA_CHECK_CHAIN, map_x509_error(e), "PCK chain: %s (depth %d, %s)",
-                    X509_verify_cert_error_string(e), depth, s);
+    ra_verdict_fail(vd, chk, chk == RA_CHECK_CHAIN ? map_x509_error(e) : RA_ERR_COLLATERAL_SIGNATURE,
+                    "%s chain: %s (depth %d, %s)", what, X509_verify_cert_error_string(e), depth,
+                    s);
     goto out;
   }
   chain = X509_STORE_CTX_get1_chain(ctx);
-  if (!chain) ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "out of memory");
+  if (!chain) ra_verdict_fail(vd, chk, RA_ERR_INTERNAL, "out of memory");
 out:
   X509_STORE_CTX_free(ctx);
   return chain;
@@ -200,13 +204,31 @@ static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
 STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
                                 ra_verdict *vd) {
   STACK_OF(X509) *chain = NULL;
-  if (roots_given_are_pinned(r, certs, leaf, vd)) chain = validate_path(r, certs, leaf, at, vd);
+  if (roots_given_are_pinned(r, certs, leaf, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED, vd))
+    chain = validate_path(r, certs, leaf, at, RA_CHECK_CHAIN, "PCK", vd);
   if (chain && !(all_on_path(certs, chain, vd) && has_pck_shape(chain, leaf, vd) &&
                  record_root(chain, vd))) {
     sk_X509_pop_free(chain, X509_free);
     chain = NULL;
   }
   if (chain) ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  ERR_clear_error();
+  return chain;
+}
+
+STACK_OF(X509) * ra_chain_check_signer(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
+                                       time_t at, ra_check chk, const char *what,
+                                       ra_verdict *vd) {
+  STACK_OF(X509) *chain = NULL;
+  if (roots_given_are_pinned(r, certs, leaf, chk, RA_ERR_COLLATERAL_SIGNATURE, vd))
+    chain = validate_path(r, certs, leaf, at, chk, what, vd);
+  /* a signing certificate is an end entity under the root: leaf, root */
+  if (chain && (sk_X509_num(chain) != 2 || X509_check_ca(leaf) != 0)) {
+    ra_verdict_fail(vd, chk, RA_ERR_COLLATERAL_SIGNATURE,
+                    "%s issuer chain is not signing certificate, root", what);
+    sk_X509_pop_free(chain, X509_free);
+    chain = NULL;
+  }
   ERR_clear_error();
   return chain;
 }

@@ -4,6 +4,7 @@
 #ifndef RA_ATTEST_CHAIN_INTERNAL_H
 #define RA_ATTEST_CHAIN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -35,5 +36,16 @@ int ra_roots_add(ra_roots *r, const uint8_t *data, size_t len);
  * sk_X509_pop_free), or NULL after recording the failure. */
 STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
                                 ra_verdict *vd);
+
+/* Whether x (by its DER) is one of the pinned roots. */
+bool ra_roots_has(const ra_roots *r, X509 *x);
+
+/* The issuer chain of a signed collateral body (TCB info, QE identity):
+ * leaf (the signing certificate, an end entity) -> pinned root at `at`.
+ * Failures are recorded under chk as RA_ERR_COLLATERAL_SIGNATURE; `what`
+ * names the body. Returns the validated chain (caller frees) or NULL. */
+STACK_OF(X509) * ra_chain_check_signer(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
+                                       time_t at, ra_check chk, const char *what,
+                                       ra_verdict *vd);
 
 #endif

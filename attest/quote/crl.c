@@ -18,6 +18,8 @@ int ra_crl_set_init(ra_crl_set *s) {
 }
 
 void ra_crl_set_clear(ra_crl_set *s) {
+  for (int i = 0; i < RA_CRL_MEMO; i++) X509_free(s->memo[i].issuer);
+  memset(s->memo, 0, sizeof s->memo);
   sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
   s->crls = NULL;
 }
@@ -113,23 +115,37 @@ static X509 *crl_issuer_in(X509_CRL *crl, STACK_OF(X509) * chain) {
 }
 
 /* An issuer whose key usage excludes CRL signing cannot sign CRLs. */
-static bool crl_signed_by(X509_CRL *crl, X509 *issuer) {
+static bool crl_signed_by(ra_crl_set *set, X509_CRL *crl, X509 *issuer) {
+  for (int i = 0; i < RA_CRL_MEMO; i++)
+    if (set->memo[i].crl == crl && !X509_cmp(set->memo[i].issuer, issuer)) return true;
   EVP_PKEY *k = X509_get0_pubkey(issuer);
   bool may_sign = !(X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) ||
                   (X509_get_key_usage(issuer) & KU_CRL_SIGN);
   bool ok = k && may_sign && X509_CRL_verify(crl, k) == 1;
   ERR_clear_error();
+  if (ok && X509_up_ref(issuer)) {
+    struct ra_crl_memo *m = &set->memo[set->memo_next++ % RA_CRL_MEMO];
+    X509_free(m->issuer);
+    m->crl = crl;
+    m->issuer = issuer;
+  }
   return ok;
 }
 
 /* X509_cmp_time: -1 earlier or equal, 1 later, 0 on a time it cannot read
  * (that used to pass). A CRL without nextUpdate (RFC 5280 wants one;
- * Intel's have one) could be replayed forever: refused. */
-static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, ra_verdict *vd) {
+ * Intel's have one) could be replayed forever: refused. Past nextUpdate
+ * (only) passes when allow_expired, and the verdict records it. */
+static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, bool allow_expired,
+                        ra_check chk, ra_verdict *vd) {
   const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
   int cl = last ? X509_cmp_time(last, &at) : 0, cn = next ? X509_cmp_time(next, &at) : 0;
   if (cl == -1 && cn == 1) return true;
-  ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_EXPIRED,
+  if (cl == -1 && cn == -1 && allow_expired) {
+    vd->collateral_expired = true;
+    return true;
+  }
+  ra_verdict_fail(vd, chk, RA_ERR_CRL_EXPIRED,
                   "CRL of %s is not valid at the verification time%s", issuer,
                   !next                  ? " (it has no nextUpdate)"
                   : (cl == 0 || cn == 0) ? " (unreadable time)"
@@ -139,7 +155,7 @@ static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, ra_verdict
 
 /* Whether crl revokes a certificate of the chain that issuer signed. */
 static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, const char *is,
-                        ra_verdict *vd) {
+                        ra_check chk, ra_verdict *vd) {
   for (int j = 0; j < sk_X509_num(chain); j++) {
     X509 *x = sk_X509_value(chain, j);
     X509_REVOKED *rev;
@@ -147,37 +163,71 @@ static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, con
     if (X509_CRL_get0_by_cert(crl, &rev, x) == 1) {
       char cs[128];
       ra_cert_subject_line(x, cs, sizeof cs);
-      ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CERT_REVOKED, "%s is revoked by the CRL of %s", cs,
-                      is);
+      ra_verdict_fail(vd, chk, RA_ERR_CERT_REVOKED, "%s is revoked by the CRL of %s", cs, is);
       return true;
     }
   }
   return false;
 }
 
-/* Applies one CRL; false once it failed the check. */
-static bool apply_one(X509_CRL *crl, STACK_OF(X509) * chain, time_t at, ra_verdict *vd) {
+/* Applies one CRL; false once it failed the check. covered[j] is set when
+ * the CRL is chain[j]'s and was applied. */
+static bool apply_one(ra_crl_set *set, X509_CRL *crl, STACK_OF(X509) * chain, time_t at, bool allow_expired,
+                      ra_check chk, ra_verdict *vd, bool *covered, int *applied) {
   X509 *issuer = crl_issuer_in(crl, chain);
   char s[128];
   if (!issuer) return true; /* a CRL of another CA revokes nothing here */
   ra_cert_subject_line(issuer, s, sizeof s);
-  if (!crl_signed_by(crl, issuer)) {
-    ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_SIGNATURE,
-                    "CRL claiming issuer %s is not signed by it", s);
+  if (!crl_signed_by(set, crl, issuer)) {
+    ra_verdict_fail(vd, chk, RA_ERR_CRL_SIGNATURE, "CRL claiming issuer %s is not signed by it",
+                    s);
     return false;
   }
-  if (!crl_current(crl, at, s, vd)) return false;
-  vd->crls_applied++;
-  return !revokes_any(crl, issuer, chain, s, vd);
+  if (!crl_current(crl, at, s, allow_expired, chk, vd)) return false;
+  (*applied)++;
+  for (int j = 0; j < sk_X509_num(chain); j++)
+    if (j <= RA_MAX_CHAIN_CERTS && sk_X509_value(chain, j) == issuer) covered[j] = true;
+  return !revokes_any(crl, issuer, chain, s, chk, vd);
 }
 
-void ra_crl_set_apply(const ra_crl_set *s, STACK_OF(X509) * chain, time_t at, ra_verdict *vd) {
-  int n = sk_X509_CRL_num(s->crls);
-  if (n == 0) {
+bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
+                   bool allow_expired, ra_check chk, ra_verdict *vd, int *uncovered) {
+  bool covered[RA_MAX_CHAIN_CERTS + 1] = {0};
+  int n = sk_X509_num(chain), applied = 0;
+  *uncovered = 0;
+  if (n > RA_MAX_CHAIN_CERTS + 1) n = RA_MAX_CHAIN_CERTS + 1;
+  for (int k = 0; k < nsets; k++) {
+    if (!sets[k]) continue;
+    for (int i = 0; i < sk_X509_CRL_num(sets[k]->crls); i++)
+      if (!apply_one(sets[k], sk_X509_CRL_value(sets[k]->crls, i), chain, at, allow_expired, chk, vd,
+                     covered, &applied))
+        return false;
+  }
+  if (chk == RA_CHECK_CRL) vd->crls_applied += applied;
+  /* every CA of the chain: all but the leaf (chain[0]) */
+  for (int j = 1; j < n; j++)
+    if (!covered[j]) (*uncovered)++;
+  return true;
+}
+
+/* RA_CHECK_CRL. No CRL anywhere and none required: skipped (signatures
+ * only). Otherwise every CA of the chain must have had a CRL applied: a set
+ * that covers none or only some of them is a failure, never a pass. */
+void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain, time_t at,
+                      bool required, bool allow_expired, ra_verdict *vd) {
+  ra_crl_set *sets[2] = {s, extra};
+  int total = sk_X509_CRL_num(s->crls) + (extra ? sk_X509_CRL_num(extra->crls) : 0), uncovered;
+  if (total == 0 && !required) {
     ra_verdict_skip(vd, RA_CHECK_CRL);
     return;
   }
-  for (int i = 0; i < n; i++)
-    if (!apply_one(sk_X509_CRL_value(s->crls, i), chain, at, vd)) return;
+  if (!ra_crls_apply(sets, 2, chain, at, allow_expired, RA_CHECK_CRL, vd, &uncovered)) return;
+  if (uncovered) {
+    ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_MISSING,
+                    "the CRLs cover %d of the %d CAs of the PCK chain%s",
+                    sk_X509_num(chain) - 1 - uncovered, sk_X509_num(chain) - 1,
+                    total == 0 ? " (none given; the collateral requires them)" : "");
+    return;
+  }
   ra_verdict_pass(vd, RA_CHECK_CRL);
 }

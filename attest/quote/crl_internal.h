@@ -4,6 +4,7 @@
 #ifndef RA_ATTEST_CRL_INTERNAL_H
 #define RA_ATTEST_CRL_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -12,8 +13,19 @@
 
 #include "raloop/attest/quote/verify.h"
 
+#define RA_CRL_MEMO 8
+
 typedef struct ra_crl_set {
   STACK_OF(X509_CRL) * crls;
+  /* CRL signatures verified already, by (CRL, issuer certificate): a
+   * verifier reusing its CRLs (or a collateral's) does not check the same
+   * signature again for every quote. The issuer is compared by its full
+   * DER (X509_cmp), so a look-alike issuer never hits. */
+  struct ra_crl_memo {
+    const X509_CRL *crl;
+    X509 *issuer; /* a reference of its own */
+  } memo[RA_CRL_MEMO];
+  unsigned memo_next;
 } ra_crl_set;
 
 /* Returns 0 or -ENOMEM. */
@@ -25,9 +37,21 @@ void ra_crl_set_clear(ra_crl_set *s);
  * -ENOMEM. */
 int ra_crl_set_add(ra_crl_set *s, const uint8_t *data, size_t len);
 
-/* Applies every CRL whose issuer is in the validated chain: its signature
- * by that issuer, its validity at `at`, then revocation of the certificates
- * that issuer signed. Records RA_CHECK_CRL and crls_applied in vd. */
-void ra_crl_set_apply(const ra_crl_set *s, STACK_OF(X509) * chain, time_t at, ra_verdict *vd);
+/* Applies the CRLs of sets[0..nsets) (NULL entries skipped) whose issuer
+ * is in the validated chain (leaf first): its signature by that issuer, its
+ * validity at `at` (past nextUpdate accepted when allow_expired, recorded
+ * in vd->collateral_expired), then revocation of the certificates that
+ * issuer signed. Failures are recorded under check chk; returns false after
+ * one. *uncovered: the CAs of the chain (all but the leaf) that no CRL
+ * covered. For chk RA_CHECK_CRL it counts vd->crls_applied. */
+bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
+                   bool allow_expired, ra_check chk, ra_verdict *vd, int *uncovered);
+
+/* RA_CHECK_CRL for the PCK chain with the verifier's set s and the
+ * collateral's (extra, may be NULL): skipped when there are no CRLs and
+ * none are required; otherwise passes only when every CA of the chain had
+ * a CRL applied (RA_ERR_CRL_MISSING). */
+void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain,
+                      time_t at, bool required, bool allow_expired, ra_verdict *vd);
 
 #endif

@@ -17,6 +17,38 @@ void ra_policy_check_debug(const ra_quote *q, const ra_policy *pol, ra_verdict *
     ra_verdict_pass(vd, RA_CHECK_DEBUG);
 }
 
+/* TD attributes (Intel TDX module ABI): bits 7:0 the TUD group (DEBUG and
+ * the TDX 1.5 profiling bits: any of them is "TD under debug", refused by
+ * the debug check unless allow_debug), 27:8 reserved, 28 SEPT_VE_DISABLE,
+ * 29 reserved, 30 PKS, 31 KL, 62:32 reserved, 63 PERFMON. The reserved
+ * bits are refused here whatever the policy. (dcap-qvl also refuses TUD
+ * bits 7:1 with allow_debug; here they count as debug.) */
+#define TD_ATTR_RESERVED  0x7fffffff2fffff00ull
+#define TD_ATTR_SEPT_VE_DISABLE (1ull << 28)
+
+void ra_policy_check_td_attributes(const ra_quote *q, const ra_policy *pol, ra_verdict *vd) {
+  static const uint8_t zero[48];
+  if (q->body_type == RA_BODY_SGX) {
+    ra_verdict_skip(vd, RA_CHECK_TD_ATTRIBUTES);
+    return;
+  }
+  uint64_t a = 0;
+  for (int i = 7; i >= 0; i--) a = a << 8 | q->td.td_attributes[i];
+  if (a & TD_ATTR_RESERVED)
+    ra_verdict_fail(vd, RA_CHECK_TD_ATTRIBUTES, RA_ERR_TD_ATTRIBUTES,
+                    "TD attributes %016llx set reserved bits (%016llx)", (unsigned long long)a,
+                    (unsigned long long)(a & TD_ATTR_RESERVED));
+  else if (pol->require_sept_ve_disable && !(a & TD_ATTR_SEPT_VE_DISABLE))
+    ra_verdict_fail(vd, RA_CHECK_TD_ATTRIBUTES, RA_ERR_TD_ATTRIBUTES,
+                    "SEPT_VE_DISABLE (TD attributes bit 28) is required and not set");
+  else if (q->td.mr_servicetd && !pol->allow_mr_servicetd &&
+           !ra_ct_equal(q->td.mr_servicetd, zero, 48))
+    ra_verdict_fail(vd, RA_CHECK_TD_ATTRIBUTES, RA_ERR_TD_ATTRIBUTES,
+                    "MR_SERVICETD is not zero (a service TD is bound) and not allowed");
+  else
+    ra_verdict_pass(vd, RA_CHECK_TD_ATTRIBUTES);
+}
+
 static bool tdx_match(const ra_td_report *t, const ra_tdx_expect *e) {
   if ((e->has & RA_TDX_MRTD) && !ra_ct_equal(t->mrtd, e->mrtd, 48)) return false;
   for (int i = 0; i < 4; i++)

@@ -8,6 +8,10 @@
 #include "raloop/attest/quote/verify.h"
 
 void ra_policy_check_debug(const ra_quote *q, const ra_policy *pol, ra_verdict *vd);
+/* RA_CHECK_TD_ATTRIBUTES (TDX; skipped for SGX): reserved bits refused,
+ * SEPT_VE_DISABLE when required, MR_SERVICETD zero on TD 1.5 unless
+ * allowed. */
+void ra_policy_check_td_attributes(const ra_quote *q, const ra_policy *pol, ra_verdict *vd);
 void ra_policy_check_measurements(const ra_quote *q, const ra_policy *pol, ra_verdict *vd);
 void ra_policy_check_binding(const ra_quote *q, const ra_policy *pol, ra_verdict *vd);
 /* Refuses a policy under which neither measurements nor binding ran and

@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <time.h>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -362,7 +365,8 @@ static X509_NAME *sim_name(const char *cn) {
   return n;
 }
 
-/* kind: 0 root, 1 intermediate, 2 PCK leaf */
+/* kind: 0 root, 1 intermediate, 2 PCK leaf, 3 TCB signing certificate
+ * (an end entity without the SGX extension) */
 static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer,
                        EVP_PKEY *issuer_key) {
   X509 *c = X509_new();
@@ -396,6 +400,8 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer,
   } else {
     if (add_ext(c, iss, NID_key_usage, "critical,digitalSignature,nonRepudiation")) goto out;
     if (add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE")) goto out;
+  }
+  if (kind == 2) {
     /* PPID and PlatformInstanceID: stable per hierarchy, derived from the
          * PCK key so that they need no storage of their own. */
     uint8_t pub[64], h[32];
@@ -639,7 +645,7 @@ void ra_sim_td_default(ra_sim_td *td) {
   memset(td, 0, sizeof *td);
   memset(td->mrtd, 0x5d, sizeof td->mrtd);
   for (int i = 0; i < 4; i++) memset(td->rtmr[i], 0xa0 + i, sizeof td->rtmr[i]);
-  td->td_attributes = 0x0000001000000000ull;
+  td->td_attributes = 1ull << 28; /* SEPT_VE_DISABLE */
   td->xfam = 0x00000000000602e7ull;
   td->tee_tcb_svn[0] = 5;
   td->tee_tcb_svn[1] = 1;
@@ -721,8 +727,8 @@ int ra_sim_quote(ra_sim *s, const ra_sim_td *td, const uint8_t report_data[64], 
   return 0;
 }
 
-int ra_sim_crl(ra_sim *s, int which, int revoke, uint8_t **der_out, size_t *len) {
-  if (!s || (which != 0 && which != 1) || !der_out || !len) return -EINVAL;
+static int make_crl(ra_sim *s, int which, int revoke, time_t last, time_t next, uint8_t **der_out,
+                    size_t *len) {
   *der_out = NULL;
   *len = 0;
   X509 *issuer = which == 0 ? s->root : s->ica;
@@ -739,12 +745,12 @@ int ra_sim_crl(ra_sim *s, int which, int revoke, uint8_t **der_out, size_t *len)
   if (!X509_CRL_set_version(crl, 1) ||
       !X509_CRL_set_issuer_name(crl, X509_get_subject_name(issuer)))
     goto out;
-  if (!X509_gmtime_adj(t, -86400L) || !X509_CRL_set1_lastUpdate(crl, t)) goto out;
-  if (!X509_time_adj_ex(t, 30, -86400L, NULL) || !X509_CRL_set1_nextUpdate(crl, t)) goto out;
+  if (!ASN1_TIME_set(t, last) || !X509_CRL_set1_lastUpdate(crl, t)) goto out;
+  if (!ASN1_TIME_set(t, next) || !X509_CRL_set1_nextUpdate(crl, t)) goto out;
   if (revoke) {
     rev = X509_REVOKED_new();
     if (!rev || !X509_REVOKED_set_serialNumber(rev, X509_get_serialNumber(subject))) goto out;
-    if (!X509_gmtime_adj(t, -3600L) || !X509_REVOKED_set_revocationDate(rev, t)) goto out;
+    if (!ASN1_TIME_set(t, last) || !X509_REVOKED_set_revocationDate(rev, t)) goto out;
     if (!X509_CRL_add0_revoked(crl, rev)) goto out;
     rev = NULL;
     X509_CRL_sort(crl);
@@ -768,6 +774,182 @@ out:
   X509_REVOKED_free(rev);
   ASN1_TIME_free(t);
   X509_CRL_free(crl);
+  return rc;
+}
+
+int ra_sim_crl(ra_sim *s, int which, int revoke, uint8_t **der_out, size_t *len) {
+  if (!s || (which != 0 && which != 1) || !der_out || !len) return -EINVAL;
+  time_t now = time(NULL);
+  return make_crl(s, which, revoke, now - 86400, now + 29 * 86400, der_out, len);
+}
+
+/* ---- collateral: TCB info, QE identity, CRLs, as Intel's PCS serves them -- */
+
+static void iso_time(time_t t, char out[32]) {
+  struct tm tm;
+  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+}
+
+static void hex_upper(const uint8_t *p, size_t n, char *out) {
+  static const char h[] = "0123456789ABCDEF";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = h[p[i] >> 4];
+    out[2 * i + 1] = h[p[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+/* [{"svn":a},...] of 16 components */
+static void components_json(const uint8_t c[16], char *out, size_t cap) {
+  size_t o = 0;
+  o += (size_t)snprintf(out + o, cap - o, "[");
+  for (int i = 0; i < 16 && o < cap; i++)
+    o += (size_t)snprintf(out + o, cap - o, "%s{\"svn\":%u}", i ? "," : "", c[i]);
+  if (o < cap) snprintf(out + o, cap - o, "]");
+}
+
+/* The sim platform's TCB info (TDX v3): its own level UpToDate, a lower one
+ * OutOfDate with an advisory; tdxModule and TDX_01 with Intel's zero
+ * MRSIGNERSEAM. */
+static char *sim_tcb_info(time_t issue, time_t next) {
+  char is[32], nx[32], fm[13], up_sgx[400], up_tdx[400], old_sgx[400], old_tdx[400];
+  uint8_t tdx_up[16] = {0}, zero[16] = {0};
+  iso_time(issue, is);
+  iso_time(next, nx);
+  hex_upper(k_fmspc, 6, fm);
+  tdx_up[2] = 2; /* bytes 0-1 (module SVN, version) are judged by TDX_01 */
+  components_json(k_tcb_comp, up_sgx, sizeof up_sgx);
+  components_json(tdx_up, up_tdx, sizeof up_tdx);
+  components_json(zero, old_sgx, sizeof old_sgx);
+  components_json(zero, old_tdx, sizeof old_tdx);
+  const char *z48 = "000000000000000000000000000000000000000000000000"
+                    "000000000000000000000000000000000000000000000000";
+  char *out = malloc(8192);
+  if (!out) return NULL;
+  int n = snprintf(
+      out, 8192,
+      "{\"id\":\"TDX\",\"version\":3,\"issueDate\":\"%s\",\"nextUpdate\":\"%s\",\"fmspc\":\"%s\","
+      "\"pceId\":\"%02X%02X\",\"tcbType\":0,\"tcbEvaluationDataNumber\":17,"
+      "\"tdxModule\":{\"mrsigner\":\"%s\",\"attributes\":\"0000000000000000\","
+      "\"attributesMask\":\"FFFFFFFFFFFFFFFF\"},"
+      "\"tdxModuleIdentities\":[{\"id\":\"TDX_01\",\"mrsigner\":\"%s\","
+      "\"attributes\":\"0000000000000000\",\"attributesMask\":\"FFFFFFFFFFFFFFFF\","
+      "\"tcbLevels\":[{\"tcb\":{\"isvsvn\":4},\"tcbDate\":\"2024-03-13T00:00:00Z\","
+      "\"tcbStatus\":\"UpToDate\"},{\"tcb\":{\"isvsvn\":2},\"tcbDate\":\"2023-08-09T00:00:00Z\","
+      "\"tcbStatus\":\"OutOfDate\"}]}],"
+      "\"tcbLevels\":[{\"tcb\":{\"sgxtcbcomponents\":%s,\"pcesvn\":%u,\"tdxtcbcomponents\":%s},"
+      "\"tcbDate\":\"2024-03-13T00:00:00Z\",\"tcbStatus\":\"UpToDate\"},"
+      "{\"tcb\":{\"sgxtcbcomponents\":%s,\"pcesvn\":5,\"tdxtcbcomponents\":%s},"
+      "\"tcbDate\":\"2018-01-04T00:00:00Z\",\"tcbStatus\":\"OutOfDate\","
+      "\"advisoryIDs\":[\"INTEL-SA-00106\",\"INTEL-SA-00115\"]}]}",
+      is, nx, fm, k_pceid[0], k_pceid[1], z48, z48, up_sgx, k_pcesvn, up_tdx, old_sgx, old_tdx);
+  if (n < 0 || n >= 8192) {
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* The TD QE's identity, with Intel's masks. */
+static char *sim_qe_identity(time_t issue, time_t next) {
+  char is[32], nx[32], mrs[65];
+  iso_time(issue, is);
+  iso_time(next, nx);
+  hex_upper(k_qe_mrsigner, 32, mrs);
+  char *out = malloc(2048);
+  if (!out) return NULL;
+  snprintf(out, 2048,
+           "{\"id\":\"TD_QE\",\"version\":2,\"issueDate\":\"%s\",\"nextUpdate\":\"%s\","
+           "\"tcbEvaluationDataNumber\":17,\"miscselect\":\"00000000\",\"miscselectMask\":\"FFFFFFFF\","
+           "\"attributes\":\"11000000000000000000000000000000\","
+           "\"attributesMask\":\"FBFFFFFFFFFFFFFF0000000000000000\",\"mrsigner\":\"%s\","
+           "\"isvprodid\":%u,\"tcbLevels\":[{\"tcb\":{\"isvsvn\":4},\"tcbDate\":\"2024-03-13T00:00:00Z\","
+           "\"tcbStatus\":\"UpToDate\"},{\"tcb\":{\"isvsvn\":2},\"tcbDate\":\"2023-08-09T00:00:00Z\","
+           "\"tcbStatus\":\"OutOfDate\",\"advisoryIDs\":[\"INTEL-SA-00615\"]}]}",
+           is, nx, mrs, k_qe_prod_id);
+  return out;
+}
+
+static char *pem_of_certs(X509 *a, X509 *b) {
+  BIO *bio = BIO_new(BIO_s_mem());
+  char *out = NULL, *p;
+  long n;
+  if (bio && PEM_write_bio_X509(bio, a) && PEM_write_bio_X509(bio, b) &&
+      (n = BIO_get_mem_data(bio, &p)) > 0 && (out = malloc((size_t)n + 1))) {
+    memcpy(out, p, (size_t)n);
+    out[n] = '\0';
+  }
+  BIO_free(bio);
+  return out;
+}
+
+static char *hex_of(const uint8_t *p, size_t n) {
+  char *h = malloc(2 * n + 1);
+  if (!h) return NULL;
+  for (size_t i = 0; i < n; i++) snprintf(h + 2 * i, 3, "%02x", p[i]);
+  h[2 * n] = '\0';
+  return h;
+}
+
+static char *sign_hex(EVP_PKEY *k, const char *body) {
+  uint8_t sig[64];
+  return ecdsa_sign_raw(k, (const uint8_t *)body, strlen(body), sig) ? NULL : hex_of(sig, 64);
+}
+
+int ra_sim_collateral_json(ra_sim *s, const ra_sim_collateral_opts *opts, char **json,
+                           size_t *len) {
+  if (!s || !json || !len) return -EINVAL;
+  *json = NULL;
+  *len = 0;
+  ra_sim_collateral_opts o = {0};
+  if (opts) o = *opts;
+  time_t issue = o.issue_date ? o.issue_date : time(NULL) - 86400;
+  time_t next = o.next_update ? o.next_update : issue + 30 * 86400;
+  int rc = -ENOMEM;
+  EVP_PKEY *tk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  X509 *tcert = tk ? make_cert(3, "raloop Simulated SGX TCB Signing", tk, s->root, s->root_key)
+                   : NULL;
+  char *tcb = o.tcb_info ? strdup(o.tcb_info) : sim_tcb_info(issue, next);
+  char *qe = o.qe_identity ? strdup(o.qe_identity) : sim_qe_identity(issue, next);
+  char *tsig = NULL, *qsig = NULL, *chain = NULL, *pck_chain = NULL, *rcrl = NULL, *pcrl = NULL;
+  uint8_t *d0 = NULL, *d1 = NULL;
+  size_t l0, l1;
+  json_t *doc = NULL;
+  if (!tk || !tcert || !tcb || !qe) goto out;
+  tsig = sign_hex(o.tcb_signing_key ? o.tcb_signing_key : tk, tcb);
+  qsig = sign_hex(o.tcb_signing_key ? o.tcb_signing_key : tk, qe);
+  chain = pem_of_certs(tcert, s->root);
+  pck_chain = pem_of_certs(s->ica, s->root);
+  if (!tsig || !qsig || !chain || !pck_chain) goto out;
+  if ((rc = make_crl(s, 0, 0, issue, next, &d0, &l0)) ||
+      (rc = make_crl(s, 1, o.revoke_pck, issue, next, &d1, &l1)))
+    goto out;
+  rc = -ENOMEM;
+  if (!(rcrl = hex_of(d0, l0)) || !(pcrl = hex_of(d1, l1))) goto out;
+  doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "pck_crl_issuer_chain",
+                  pck_chain, "root_ca_crl", rcrl, "pck_crl", pcrl, "tcb_info_issuer_chain", chain,
+                  "tcb_info", tcb, "tcb_info_signature", tsig, "qe_identity_issuer_chain", chain,
+                  "qe_identity", qe, "qe_identity_signature", qsig);
+  if (!doc) goto out;
+  *json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  if (!*json) goto out;
+  *len = strlen(*json);
+  rc = 0;
+out:
+  json_decref(doc);
+  free(tcb);
+  free(qe);
+  free(tsig);
+  free(qsig);
+  free(chain);
+  free(pck_chain);
+  free(rcrl);
+  free(pcrl);
+  free(d0);
+  free(d1);
+  X509_free(tcert);
+  EVP_PKEY_free(tk);
+  ERR_clear_error();
   return rc;
 }
 
@@ -805,3 +987,6 @@ int ra_sim_default_dir(char *out, size_t outlen) {
     return -ENOENT;
   return n > 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
 }
+
+char *ra_sim_tcb_info_body(time_t issue, time_t next) { return sim_tcb_info(issue, next); }
+char *ra_sim_qe_identity_body(time_t issue, time_t next) { return sim_qe_identity(issue, next); }

@@ -36,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* File names inside the directory: a client that only needs to trust the
  * sim (e.g. `ra-curl --trust-sim DIR`) pins DIR/RA_SIM_ROOT_FILE without
@@ -57,7 +58,9 @@ typedef struct ra_sim_td {
  *   mrtd     = 48 x 0x5d ("sim TD")
  *   rtmr[i]  = 48 x (0xa0 + i)
  *   mr_config_id, mr_owner, mr_owner_config = zero (as on most real TDs)
- *   td_attributes = 0x0000001000000000 (SEPT_VE_DISABLE; bit 0 DEBUG clear)
+ *   td_attributes = 0x0000000010000000 (bit 28 SEPT_VE_DISABLE; bit 0 DEBUG
+ *                   clear; it was bit 36, a reserved bit, before the TD
+ *                   attribute rules)
  *   xfam     = 0x00000000000602e7
  *   tee_tcb_svn = 05 01 02 00 .. 00 */
 RA_API void ra_sim_td_default(ra_sim_td *td);
@@ -92,6 +95,36 @@ RA_API const char *ra_sim_dir(const ra_sim *sim);
  * now-1 day for 30 days. For tests of CRL handling. *der is malloc'd, the
  * caller frees it. Returns 0, -EINVAL, -ENOMEM, -EIO. */
 RA_API int ra_sim_crl(ra_sim *sim, int which, int revoke, uint8_t **der, size_t *len);
+
+/* Collateral for the simulated platform, in the dcap-qvl JSON shape
+ * (collateral.h): a TDX v3 TCB info for the sim's FMSPC (b0c06f000000, PCE
+ * ID 0000) whose first level is the sim's (UpToDate; a lower OutOfDate one
+ * lists INTEL-SA-00106 and -00115) with tdxModule and TDX_01 (zero
+ * MRSIGNERSEAM, as Intel's module), a TD_QE identity (the sim QE's MRSIGNER
+ * and ISVPRODID, Intel's masks; ISVSVN >= 4 UpToDate), both signed by a
+ * fresh "raloop Simulated SGX TCB Signing" certificate under the sim root,
+ * and both CRLs (root's, PCK Platform CA's). Options (all optional, opts
+ * may be NULL) forge what tests need: another validity window (CRLs
+ * follow it), bodies of the caller's to sign instead of the sim's own
+ * (exact JSON text), another signing key (a forged signature), a PCK CRL
+ * that revokes the PCK. *json is malloc'd (NUL-terminated), the caller
+ * frees it. Returns 0, -EINVAL, -ENOMEM, -EIO. */
+typedef struct ra_sim_collateral_opts {
+  time_t issue_date;  /* 0: now - 1 day */
+  time_t next_update; /* 0: issue_date + 30 days */
+  const char *tcb_info;    /* NULL: the sim's */
+  const char *qe_identity; /* NULL: the sim's */
+  struct evp_pkey_st *tcb_signing_key; /* sign with this instead (EVP_PKEY) */
+  int revoke_pck;
+} ra_sim_collateral_opts;
+RA_API int ra_sim_collateral_json(ra_sim *sim, const ra_sim_collateral_opts *opts, char **json,
+                                  size_t *len);
+
+/* The sim's own TCB info and QE identity bodies for a validity window, to
+ * edit and hand back through ra_sim_collateral_opts. malloc'd; NULL on
+ * ENOMEM. */
+RA_API char *ra_sim_tcb_info_body(time_t issue_date, time_t next_update);
+RA_API char *ra_sim_qe_identity_body(time_t issue_date, time_t next_update);
 
 RA_API void ra_sim_free(ra_sim *sim);
 

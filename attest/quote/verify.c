@@ -5,6 +5,7 @@
 #include "raloop/attest/quote/verify.h"
 
 #include "raloop/attest/quote/chain_internal.h"
+#include "raloop/attest/quote/collateral_internal.h"
 #include "raloop/attest/quote/crl_internal.h"
 #include "raloop/attest/quote/crypto_internal.h"
 #include "raloop/attest/quote/policy_internal.h"
@@ -40,6 +41,7 @@ const char *ra_check_name(ra_check c) {
   static const char *const n[RA_CHECK__COUNT] = {
       "parse",           "chain", "crl",          "pck_extension", "qe_signature", "qe_report_data",
       "quote_signature", "debug", "measurements", "binding",       "callback",
+      "collateral",      "qe_identity", "tcb_level", "tcb_status", "td_attributes",
   };
   return (unsigned)c < RA_CHECK__COUNT ? n[c] : "?";
 }
@@ -188,7 +190,8 @@ static void check_pck_ext(ra_verifier *v, X509 *leaf, ra_verdict *vd) {
 /* RA_CHECK_CHAIN .. RA_CHECK_QE_SIG: everything that hangs on the PCK
  * certificates. Checks that do not depend on a failed one still run. */
 static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *opts, time_t at,
-                      ra_verdict *vd) {
+                      const ra_policy *pol, ra_verdict *vd) {
+  ra_collateral *coll = opts ? opts->collateral : NULL;
   STACK_OF(X509) *certs = load_pck_certs(v, q, opts, vd), *chain = NULL;
   X509 *leaf = NULL;
   if (certs && !(leaf = ra_certs_leaf(certs)))
@@ -198,7 +201,10 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
     vd->pck_not_before = ra_asn1_time_to_unix(X509_get0_notBefore(leaf));
     vd->pck_not_after = ra_asn1_time_to_unix(X509_get0_notAfter(leaf));
     chain = ra_chain_check(&v->roots, certs, leaf, at, vd);
-    if (chain) ra_crl_set_apply(&v->crls, chain, at, vd);
+    /* with collateral the CRLs are required (fail closed) */
+    if (chain)
+      ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,
+                       coll && pol->allow_expired_collateral, vd);
     check_pck_ext(v, leaf, vd);
     ra_qe_check_signature(q, leaf, vd);
   }
@@ -219,8 +225,98 @@ static void check_quote_signature(const ra_quote *q, ra_verdict *vd) {
   EVP_PKEY_free(att);
 }
 
+/* The advisories of the platform, module and QE levels, once each. */
+static void add_advisories(ra_verdict *vd, const ra_tcb_eval *ev) {
+  for (size_t i = 0; i < ev->n_adv; i++) {
+    bool dup = false;
+    for (int j = 0; j < vd->n_advisory_ids && !dup; j++)
+      dup = !strcmp(vd->advisory_ids[j], ev->adv[i]);
+    if (!dup && vd->n_advisory_ids < RA_MAX_ADVISORIES)
+      snprintf(vd->advisory_ids[vd->n_advisory_ids++], sizeof vd->advisory_ids[0], "%s",
+               ev->adv[i]);
+  }
+}
+
+static bool advisory_allowed(const ra_policy *pol, const char *id) {
+  for (size_t i = 0; i < pol->n_allowed_advisories; i++)
+    if (pol->allowed_advisories[i] && !strcmp(pol->allowed_advisories[i], id)) return true;
+  return false;
+}
+
+/* RA_CHECK_TCB_STATUS: the combined status under the policy. */
+static void check_tcb_status(const ra_policy *pol, ra_verdict *vd) {
+  unsigned accept = pol->accept_tcb ? pol->accept_tcb : RA_TCB_ACCEPT(RA_TCB_UP_TO_DATE);
+  ra_tcb_status st = vd->tcb_status;
+  if (st == RA_TCB_REVOKED) {
+    ra_verdict_fail(vd, RA_CHECK_TCB_STATUS, RA_ERR_TCB_REVOKED,
+                    "TCB status Revoked (platform %s, QE %s)",
+                    ra_tcb_status_name(vd->platform_status), ra_tcb_status_name(vd->qe_status));
+    return;
+  }
+  if (st == RA_TCB_NOT_SUPPORTED || st == RA_TCB_NONE) {
+    ra_verdict_fail(vd, RA_CHECK_TCB_STATUS, RA_ERR_TCB_NOT_SUPPORTED, "TCB status %s",
+                    ra_tcb_status_name(st));
+    return;
+  }
+  if (accept & RA_TCB_ACCEPT(st)) {
+    ra_verdict_pass(vd, RA_CHECK_TCB_STATUS);
+    return;
+  }
+  bool all = vd->n_advisory_ids > 0;
+  for (int i = 0; i < vd->n_advisory_ids && all; i++)
+    all = advisory_allowed(pol, vd->advisory_ids[i]);
+  if (all) {
+    ra_verdict_pass(vd, RA_CHECK_TCB_STATUS);
+    return;
+  }
+  char adv[160] = "";
+  size_t o = 0;
+  for (int i = 0; i < vd->n_advisory_ids && o < sizeof adv; i++)
+    o += (size_t)snprintf(adv + o, sizeof adv - o, "%s%s", i ? "," : "", vd->advisory_ids[i]);
+  ra_verdict_fail(vd, RA_CHECK_TCB_STATUS, RA_ERR_TCB_STATUS,
+                  "TCB status %s is not accepted%s%s%s", ra_tcb_status_name(st),
+                  vd->n_advisory_ids ? " (advisories " : "", adv, vd->n_advisory_ids ? ")" : "");
+}
+
+/* RA_CHECK_COLLATERAL .. RA_CHECK_TCB_STATUS: Intel's collateral. */
+static void check_collateral(ra_verifier *v, const ra_quote *q, ra_collateral *c, time_t at,
+                             const ra_policy *pol, ra_verdict *vd) {
+  ra_tcb_eval qe, plat, mod;
+  if (!c) {
+    ra_verdict_skip(vd, RA_CHECK_COLLATERAL);
+    ra_verdict_skip(vd, RA_CHECK_QE_IDENTITY);
+    ra_verdict_skip(vd, RA_CHECK_TCB);
+    ra_verdict_skip(vd, RA_CHECK_TCB_STATUS);
+    return;
+  }
+  vd->tcb_evaluated = true;
+  if (!ra_collateral_check(c, &v->roots, &v->crls, q, at, pol, vd)) return;
+  ra_qe_identity_check(&c->qe, q, vd, &qe);
+  ra_tcb_info_check(&c->tcb, q, vd, &plat, &mod);
+  vd->platform_status = plat.status;
+  vd->module_status = mod.status;
+  vd->tcb_date = plat.date;
+  if (vd->checks[RA_CHECK_QE_IDENTITY] == RA_CHECK_PASS) {
+    vd->qe_status = qe.status;
+    vd->qe_tcb_date = qe.date;
+  }
+  if (vd->checks[RA_CHECK_TCB] != RA_CHECK_PASS) {
+    if (plat.status == RA_TCB_NOT_SUPPORTED || mod.status == RA_TCB_NOT_SUPPORTED)
+      vd->tcb_status = RA_TCB_NOT_SUPPORTED;
+    return;
+  }
+  if (vd->checks[RA_CHECK_QE_IDENTITY] != RA_CHECK_PASS) return;
+  /* Intel: the platform with the TDX module, then with the QE */
+  vd->tcb_status = ra_tcb_converge(ra_tcb_converge(plat.status, mod.status), qe.status);
+  add_advisories(vd, &plat);
+  add_advisories(vd, &mod);
+  add_advisories(vd, &qe);
+  check_tcb_status(pol, vd);
+}
+
 static void check_policy(const ra_quote *q, const ra_policy *pol, ra_verdict *vd) {
   ra_policy_check_debug(q, pol, vd);
+  ra_policy_check_td_attributes(q, pol, vd);
   ra_policy_check_measurements(q, pol, vd);
   ra_policy_check_binding(q, pol, vd);
   ra_policy_check_not_empty(pol, vd);
@@ -234,16 +330,22 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
 
   memset(vd, 0, sizeof *vd);
   vd->matched_set = -1;
+  vd->tcb_level = -1;
   vd->at = at;
   if (!v || !pol) {
     ra_verdict_fail(vd, RA_CHECK_PARSE, RA_ERR_INTERNAL, "no verifier or no policy");
     return -EINVAL;
   }
   if (!check_parse(&q, buf, len, vd)) return -EACCES;
-  check_pck(v, &q, opts, at, vd);
+  check_pck(v, &q, opts, at, pol, vd);
   ra_qe_check_report_data(&q, vd);
   check_quote_signature(&q, vd);
+  check_collateral(v, &q, opts ? opts->collateral : NULL, at, pol, vd);
   check_policy(&q, pol, vd);
-  if (vd->err == 0) snprintf(vd->msg, sizeof vd->msg, "valid");
+  if (vd->err == 0)
+    snprintf(vd->msg, sizeof vd->msg, "%s",
+             !vd->tcb_evaluated        ? "valid (signatures only: TCB not evaluated)"
+             : vd->collateral_expired ? "valid (collateral past nextUpdate, allowed by the policy)"
+                                      : "valid");
   return vd->err == 0 ? 0 : -EACCES;
 }

@@ -19,7 +19,11 @@
  * RA_CHECK_* order and fills the verdict; x509.c decodes certificates
  * (with a cache), chain.c holds the pinned roots and checks the PCK path,
  * crl.c the CRL set, qe.c the QE report, crypto.c raw ECDSA P-256 and
- * SHA-2, policy.c measurements, debug, binding and the callback. */
+ * SHA-2, policy.c measurements, debug, binding and the callback;
+ * collateral.c, tcb_info.c and qe_identity.c Intel's collateral (TCB
+ * status, QE identity, TDX module identity) when ra_verify_opts.collateral
+ * is given. Without collateral the verdict is "signatures only: TCB not
+ * evaluated" (vd->tcb_evaluated false). */
 #ifndef RA_ATTEST_VERIFY_H
 #define RA_ATTEST_VERIFY_H
 
@@ -30,6 +34,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/pck.h"
 #include "raloop/core/error.h"
 #include "raloop/attest/quote/quote.h"
@@ -38,7 +43,9 @@
  * RA_ERR_QE_DEBUG); name them with ra_err_name(), describe them with
  * ra_strerror(). */
 
-/* Checks, in the order they run. Each gets a status in the verdict. */
+/* Checks. Each gets a status in the verdict. The first eleven run in
+ * their order; the collateral checks (appended, so that the values never
+ * change) run after RA_CHECK_QUOTE_SIG and before RA_CHECK_DEBUG. */
 typedef enum ra_check {
   RA_CHECK_PARSE,
   RA_CHECK_CHAIN,     /* PCK chain to a pinned root, validity at the chosen time */
@@ -51,6 +58,13 @@ typedef enum ra_check {
   RA_CHECK_MEASUREMENTS,
   RA_CHECK_BINDING,
   RA_CHECK_CALLBACK,
+  RA_CHECK_COLLATERAL,    /* TCB info and QE identity: signatures by the TCB signing
+                             certificate chained to a pinned root (CRLs applied),
+                             freshness, id/FMSPC/PCE ID match */
+  RA_CHECK_QE_IDENTITY,   /* QE report vs Intel's QE identity; QE TCB status */
+  RA_CHECK_TCB,           /* a TCB level matches; TDX module identity */
+  RA_CHECK_TCB_STATUS,    /* the combined status (and advisories) accepted by the policy */
+  RA_CHECK_TD_ATTRIBUTES, /* reserved TD attribute bits, SEPT_VE_DISABLE, MR_SERVICETD */
   RA_CHECK__COUNT
 } ra_check;
 
@@ -63,6 +77,31 @@ typedef enum ra_check_status {
 
 RA_API const char *ra_check_name(ra_check c); /* "chain", "qe_signature", ... */
 RA_API const char *ra_check_status_name(ra_check_status s);
+
+/* Intel's TCB statuses. RA_TCB_NONE: not evaluated (no collateral). */
+typedef enum ra_tcb_status {
+  RA_TCB_NONE = 0,
+  RA_TCB_UP_TO_DATE,
+  RA_TCB_SW_HARDENING_NEEDED,
+  RA_TCB_CONFIGURATION_NEEDED,
+  RA_TCB_CONFIGURATION_AND_SW_HARDENING_NEEDED,
+  RA_TCB_OUT_OF_DATE,
+  RA_TCB_OUT_OF_DATE_CONFIGURATION_NEEDED,
+  RA_TCB_REVOKED,
+  RA_TCB_NOT_SUPPORTED,
+  RA_TCB__COUNT
+} ra_tcb_status;
+
+/* Intel's spelling: "UpToDate", "SWHardeningNeeded", ...; "None" for
+ * RA_TCB_NONE. */
+RA_API const char *ra_tcb_status_name(ra_tcb_status s);
+/* The status named s (Intel's spelling, exact); -EINVAL for anything else
+ * (including "None"). */
+RA_API int ra_tcb_status_from_name(const char *s, ra_tcb_status *out);
+/* A bit of ra_policy.accept_tcb. */
+#define RA_TCB_ACCEPT(s) (1u << (s))
+
+#define RA_MAX_ADVISORIES 32
 
 typedef struct ra_verdict {
   int err;       /* 0 when valid, else the RA_ERR_* code of the first failure */
@@ -81,6 +120,25 @@ typedef struct ra_verdict {
   int crls_applied;        /* CRLs whose issuer was in the chain (and verified) */
   int matched_set;         /* index of the accepted measurement set, -1 if none */
   time_t at;               /* the verification time used */
+
+  /* Collateral. tcb_evaluated false: no collateral was given, the verdict
+     * covers signatures only ("signatures only: TCB not evaluated"). */
+  bool tcb_evaluated;
+  ra_tcb_status tcb_status;      /* platform, TDX module and QE combined as Intel's QVL */
+  ra_tcb_status platform_status; /* of the matched TCB level */
+  ra_tcb_status module_status;   /* TDX module identity level (RA_TCB_NONE: none applies) */
+  ra_tcb_status qe_status;       /* the QE's, from the QE identity */
+  int tcb_level;                 /* the matched level, an index in Intel's order of the TCB
+                                    info's levels (highest first, as QVL sorts them), -1 */
+  time_t tcb_date;               /* tcbDate of the matched level */
+  time_t qe_tcb_date;
+  /* advisories of the platform level, the module level and the QE level
+     * (union, in that order; at most RA_MAX_ADVISORIES) */
+  char advisory_ids[RA_MAX_ADVISORIES][32];
+  int n_advisory_ids;
+  time_t collateral_expiry;  /* earliest nextUpdate of TCB info, QE identity and CRLs used */
+  bool collateral_expired;   /* expired, and accepted only because the policy allows it */
+  int tcb_eval_number;       /* tcbEvaluationDataNumber of the TCB info */
 } ra_verdict;
 
 /* Expected TDX measurements. Only the fields whose RA_TDX_* bit is in
@@ -159,6 +217,23 @@ typedef struct ra_policy {
      * measurement options). Without it, a policy with no sets, no binding
      * and no callback is refused with RA_ERR_POLICY_EMPTY. */
   bool signature_only;
+
+  /* Collateral (when ra_verify_opts.collateral is given). accept_tcb: the
+     * RA_TCB_ACCEPT() bits of the accepted statuses; 0 = UpToDate only.
+     * Revoked and NotSupported are never accepted. A status not in
+     * accept_tcb is still accepted when it lists advisories and every one
+     * of them is in allowed_advisories (exact IDs, "INTEL-SA-00615"). */
+  unsigned accept_tcb;
+  const char *const *allowed_advisories;
+  size_t n_allowed_advisories;
+  /* Accept TCB info / QE identity / CRLs past nextUpdate (the verdict says
+     * so: collateral_expired). Off by default. */
+  bool allow_expired_collateral;
+  /* TD attributes (TDX): reserved bits are always refused; optionally
+     * require SEPT_VE_DISABLE (bit 28); a TD 1.5 report's MR_SERVICETD
+     * must be zero unless allow_mr_servicetd. */
+  bool require_sept_ve_disable;
+  bool allow_mr_servicetd;
 } ra_policy;
 
 typedef struct ra_verify_opts {
@@ -168,6 +243,12 @@ typedef struct ra_verify_opts {
      * quote carries a chain. Borrowed for the call. */
   const uint8_t *pck_chain;
   size_t pck_chain_len;
+  /* Intel's collateral (ra_collateral_load/_parse_json): TCB status, QE
+     * identity, TDX module identity, and its CRLs, which are then required
+     * to cover every CA of the PCK chain (fail closed). NULL: signatures
+     * only. Borrowed for the call; it memoises the body signatures it
+     * verified, so one collateral serves one thread at a time. */
+  ra_collateral *collateral;
 } ra_verify_opts;
 
 typedef struct ra_verifier ra_verifier;

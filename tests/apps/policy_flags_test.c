@@ -110,6 +110,41 @@ static void test_table(void **state) {
   for (size_t i = 0; i < n; i++) assert_memory_equal(t[i].name, "--", 2);
 }
 
+static void test_collateral_group(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  assert_int_equal(policy_flags_parse(&pf, "--collateral", "c.json"), 0); /* not asked for */
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_COLLATERAL);
+  assert_int_equal(policy_flags_parse(&pf, "--collateral", "c.json"), 2);
+  assert_string_equal(pf.collateral, "c.json");
+  assert_int_equal(policy_flags_parse(&pf, "--accept-tcb", "UpToDate,SWHardeningNeeded"), 2);
+  assert_int_equal(pf.accept_tcb,
+                   RA_TCB_ACCEPT(RA_TCB_UP_TO_DATE) | RA_TCB_ACCEPT(RA_TCB_SW_HARDENING_NEEDED));
+  assert_int_equal(policy_flags_parse(&pf, "--allow-advisory", "INTEL-SA-00615"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--allow-advisory", "INTEL-SA-00289"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--allow-expired-collateral", NULL), 1);
+  assert_int_equal(policy_flags_parse(&pf, "--require-sept-ve-disable", NULL), 1);
+  assert_int_equal(policy_flags_parse(&pf, "--allow-mr-servicetd", NULL), 1);
+  ra_policy pol = {0};
+  policy_flags_collateral_policy(&pf, &pol);
+  assert_int_equal(pol.n_allowed_advisories, 2);
+  assert_string_equal(pol.allowed_advisories[1], "INTEL-SA-00289");
+  assert_true(pol.allow_expired_collateral && pol.require_sept_ve_disable &&
+              pol.allow_mr_servicetd);
+  assert_int_equal(pol.accept_tcb, pf.accept_tcb);
+  static const char *const bad[] = {"", ",", "UpToDate,Fine", "Revoked", "NotSupported", "None",
+                                    "uptodate"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    assert_int_equal(policy_flags_parse(&pf, "--accept-tcb", bad[i]), -1);
+    assert_int_equal(pf.error, POLICY_FLAG_BAD_STATUS);
+  }
+  for (int i = 2; i < POLICY_FLAGS_MAX_ADVISORIES; i++)
+    assert_int_equal(policy_flags_parse(&pf, "--allow-advisory", "X"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--allow-advisory", "X"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_TOO_MANY);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_groups_decide_what_is_a_flag),
@@ -118,6 +153,7 @@ int main(void) {
       cmocka_unit_test(test_roots_limit),
       cmocka_unit_test(test_time),
       cmocka_unit_test(test_table),
+      cmocka_unit_test(test_collateral_group),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,9 +36,75 @@ json_is() {
 }
 
 for f in tdx-v4-tappd.dat tdx-v4-phala.dat tdx-v5-trustee.dat sgx-occlum.dat sgx-tlsn-quotedev.dat; do
-  expect 0 "$f valid now" -- "$Q" verify "$V/$f"
+  # trustee's TD 1.5 report binds a service TD: refused unless allowed (issue 11)
+  extra=(); [ "$f" = tdx-v5-trustee.dat ] && extra=(--allow-mr-servicetd)
+  expect 0 "$f valid now" -- "$Q" verify "$V/$f" "${extra[@]}"
   expect 0 "$f show" -- "$Q" show "$V/$f"
 done
+expect 1 "trustee: MR_SERVICETD refused by default" -- "$Q" verify "$V/tdx-v5-trustee.dat" --json
+json_is "trustee servicetd" error RA_ERR_TD_ATTRIBUTES
+# without collateral the verdict says plainly what it did not do
+expect 0 "tappd signatures only" -- "$Q" verify "$V/tdx-v4-tappd.dat"
+grep -q "signatures only: TCB not evaluated" "$T/out" || { echo "FAIL: no 'TCB not evaluated'"; fails=$((fails + 1)); }
+expect 0 "tappd signatures only --json" -- "$Q" verify "$V/tdx-v4-tappd.dat" --json
+json_is "tappd no collateral" tcb_status "not evaluated"
+
+# Intel collateral: Phala dcap-qvl's samples (real Intel collateral), at a
+# time inside each collateral's window
+P="$RA_VECTORS/collateral/phala"
+expect 0 "phala tdx_quote with collateral" -- "$Q" verify "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --at 2025-07-01 --json
+json_is "phala tdx" tcb_status UpToDate
+json_is "phala tdx" advisory_ids ""
+json_is "phala tdx" checks.crl pass
+json_is "phala tdx" chain.crls_applied 2
+expect 1 "phala sgx_quote: ConfigurationAndSWHardeningNeeded not accepted by default" -- \
+  "$Q" verify "$P/sgx_quote" --collateral "$P/sgx_quote_collateral.json" --at 2025-07-01 --json
+json_is "phala sgx" error RA_ERR_TCB_STATUS
+json_is "phala sgx" tcb_status ConfigurationAndSWHardeningNeeded
+json_is "phala sgx" advisory_ids "INTEL-SA-00289,INTEL-SA-00615"
+expect 0 "phala sgx_quote --accept-tcb" -- "$Q" verify "$P/sgx_quote" \
+  --collateral "$P/sgx_quote_collateral.json" --at 2025-07-01 \
+  --accept-tcb UpToDate,ConfigurationAndSWHardeningNeeded
+expect 0 "phala sgx_quote --allow-advisory x2" -- "$Q" verify "$P/sgx_quote" \
+  --collateral "$P/sgx_quote_collateral.json" --at 2025-07-01 \
+  --allow-advisory INTEL-SA-00289 --allow-advisory INTEL-SA-00615
+expect 1 "phala sgx_quote one advisory allowed of two" -- "$Q" verify "$P/sgx_quote" \
+  --collateral "$P/sgx_quote_collateral.json" --at 2025-07-01 --allow-advisory INTEL-SA-00615
+expect 1 "phala tdx_quote_outdated: no TCB level matches" -- "$Q" verify "$P/tdx_quote_outdated" \
+  --collateral "$P/tdx_quote_outdated_collateral.json" --at 2026-03-01 --json
+json_is "phala outdated" error RA_ERR_TCB_NOT_SUPPORTED
+json_is "phala outdated" tcb_status NotSupported
+expect 1 "phala tdx_quote after nextUpdate" -- "$Q" verify "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --at 2025-08-15 --json
+expect 0 "phala tdx_quote after nextUpdate, allowed by name" -- "$Q" verify "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --at 2025-08-15 --allow-expired-collateral --json
+json_is "phala expired allowed" collateral.expired_allowed true
+expect 0 "phala tdx_quote show with collateral" -- "$Q" show "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --at 2025-07-01 --json
+json_is "phala show" platform.fmspc b0c06f000000
+json_is "phala show" platform.tcb_level 0
+json_is "phala show" platform.tcb_status UpToDate
+expect 0 "show without collateral names FMSPC" -- "$Q" show "$V/tdx-v4-phala.dat" --json
+json_is "show no collateral" platform.fmspc b0c06f000000
+# Intel's SGX sample set as a directory of PCS responses (its own root;
+# TCB info v2): UpToDate
+cat "$V/sgx-collateral/pckCert.pem" "$V/sgx-collateral/pckSignChain.pem" >"$T/sgx-chain0.pem"
+expect 0 "sgx-collateral directory" -- "$Q" verify "$V/sgx-collateral/quote.dat" \
+  --root "$V/sgx-collateral/trustedRootCaCert.pem" --pck-chain "$T/sgx-chain0.pem" \
+  --collateral "$V/sgx-collateral" --at 2025-06-01 --json
+json_is "sgx-collateral dir" tcb_status UpToDate
+# Intel's TDX sample TCB info has random SVNs such as 65473 (an SVN is a
+# byte): malformed, refused
+expect 2 "tdx-collateral directory (SVNs out of range)" -- "$Q" verify "$V/tdx-collateral/quote.dat" \
+  --root "$V/tdx-collateral/trustedRootCaCert.pem" --collateral "$V/tdx-collateral" --at 2025-06-01
+expect 2 "bad --accept-tcb" -- "$Q" verify "$P/tdx_quote" --collateral "$P/tdx_quote_collateral.json" \
+  --accept-tcb UpToDate,Fine
+expect 2 "--accept-tcb Revoked (never accepted)" -- "$Q" verify "$P/tdx_quote" \
+  --collateral "$P/tdx_quote_collateral.json" --accept-tcb UpToDate,Revoked
+expect 2 "missing collateral" -- "$Q" verify "$P/tdx_quote" --collateral "$T/nope.json"
+echo '{"tcb_info": 1}' >"$T/bad.json"
+expect 2 "malformed collateral" -- "$Q" verify "$P/tdx_quote" --collateral "$T/bad.json"
 
 expect 0 "tappd --json" -- "$Q" verify "$V/tdx-v4-tappd.dat" --json
 json_is "tappd" valid true
@@ -136,6 +202,12 @@ grep -q "root: $T/sim/root-ca.pem" "$T/out" || { echo "FAIL: sim does not print 
 expect 1 "sim quote with the Intel root" -- "$Q" verify "$T/sim.dat" --json
 json_is "sim intel root" error RA_ERR_ROOT_UNTRUSTED
 expect 0 "sim quote with its root pinned" -- "$Q" verify "$T/sim.dat" --root "$T/sim/root-ca.pem" --report-data $RDS
+expect 0 "sim quote + collateral" -- "$Q" sim --dir "$T/sim" --report-data $RDS --out "$T/sim2.dat" \
+  --collateral-out "$T/sim-coll.json"
+expect 0 "sim quote verified with its collateral" -- "$Q" verify "$T/sim2.dat" --root "$T/sim/root-ca.pem" \
+  --collateral "$T/sim-coll.json" --json
+json_is "sim collateral" tcb_status UpToDate
+json_is "sim collateral" checks.tcb_level pass
 expect 2 "a chain file as --root (not only self-signed CAs)" -- "$Q" verify "$T/sim.dat" --root "$T/sim/pck-chain.pem"
 expect 1 "sim quote, other report_data" -- "$Q" verify "$T/sim.dat" --root "$T/sim/root-ca.pem" --report-data ${RDS/ab/ac}
 expect 0 "sim debug TD quote" -- "$Q" sim --dir "$T/sim" --report-data $RDS --out "$T/simdbg.dat" --debug

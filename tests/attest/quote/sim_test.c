@@ -521,12 +521,28 @@ static void test_full_verification_only_when_pinned(void **state) {
   assert_int_equal(vd.err, RA_ERR_MEASUREMENT);
   ex.mrtd[0] ^= 1;
 
-  /* CRLs made by the sim: a revoked PCK is refused, an empty CRL passes */
-  uint8_t *crl;
-  size_t crl_len;
+  /* CRLs made by the sim: a revoked PCK is refused; empty CRLs pass only
+   * when they cover every CA of the chain (issue 11: one CRL of two used to
+   * pass, with crls_applied 1) */
+  uint8_t *crl, *crl0;
+  size_t crl_len, crl0_len;
   assert_int_equal(ra_sim_crl(s, 1, 0, &crl, &crl_len), 0);
-  assert_int_equal(verify_with(s, 1, 0, q, len, &pol, crl, crl_len, &vd), 0);
+  assert_int_not_equal(verify_with(s, 1, 0, q, len, &pol, crl, crl_len, &vd), 0);
+  assert_int_equal(vd.err, RA_ERR_CRL_MISSING);
   assert_int_equal(vd.crls_applied, 1);
+  assert_int_equal(ra_sim_crl(s, 0, 0, &crl0, &crl0_len), 0);
+  {
+    ra_verifier *v2;
+    assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_DEFAULT_ROOT, &v2), 0);
+    assert_true(ra_verifier_add_root_file(v2, ra_sim_root_pem_path(s)) > 0);
+    assert_int_equal(ra_verifier_add_crl(v2, crl, crl_len), 1);
+    assert_int_equal(ra_verifier_add_crl(v2, crl0, crl0_len), 1);
+    assert_int_equal(ra_verify_quote(v2, q, len, NULL, &pol, &vd), 0);
+    assert_int_equal(vd.crls_applied, 2);
+    assert_int_equal(vd.checks[RA_CHECK_CRL], RA_CHECK_PASS);
+    ra_verifier_free(v2);
+  }
+  free(crl0);
   free(crl);
   assert_int_equal(ra_sim_crl(s, 1, 1, &crl, &crl_len), 0);
   assert_int_not_equal(verify_with(s, 1, 0, q, len, &pol, crl, crl_len, &vd), 0);
@@ -537,7 +553,8 @@ static void test_full_verification_only_when_pinned(void **state) {
   assert_int_equal(vd.err, RA_ERR_CERT_REVOKED);
   free(crl);
   assert_int_equal(ra_sim_crl(s, 0, 0, &crl, &crl_len), 0);
-  assert_int_equal(verify_with(s, 1, 0, q, len, &pol, crl, crl_len, &vd), 0);
+  assert_int_not_equal(verify_with(s, 1, 0, q, len, &pol, crl, crl_len, &vd), 0);
+  assert_int_equal(vd.err, RA_ERR_CRL_MISSING); /* the root's CRL alone: the CA is uncovered */
   free(crl);
 
   /* a debug TD is refused unless allowed */

@@ -67,7 +67,10 @@ static time_t ymd(int y, int m, int d) {
   return timegm(&tm);
 }
 
-static const ra_policy SIG_ONLY = {.signature_only = true};
+/* allow_mr_servicetd: tdx-v5-trustee.dat binds a service TD (MR_SERVICETD
+ * non-zero), which the TD attribute rules (issue 11) refuse by default;
+ * test_vectors_valid_now checks that refusal. */
+static const ra_policy SIG_ONLY = {.signature_only = true, .allow_mr_servicetd = true};
 
 static int verify(ra_verifier *v, const uint8_t *q, size_t len, time_t at,
                             const ra_policy *pol, ra_verdict *vd) {
@@ -116,13 +119,17 @@ static void test_vectors_valid_now(void **state) {
     for (int c = 0; c < RA_CHECK__COUNT; c++) {
       ra_check_status want = RA_CHECK_PASS;
       if (c == RA_CHECK_CRL || c == RA_CHECK_MEASUREMENTS || c == RA_CHECK_BINDING ||
-          c == RA_CHECK_CALLBACK)
+          c == RA_CHECK_CALLBACK || c == RA_CHECK_COLLATERAL || c == RA_CHECK_QE_IDENTITY ||
+          c == RA_CHECK_TCB || c == RA_CHECK_TCB_STATUS ||
+          (c == RA_CHECK_TD_ATTRIBUTES && vd.tee_type == RA_TEE_SGX))
         want = RA_CHECK_SKIPPED;
       if (vd.checks[c] != want)
         fail_msg("%s: check %s is %s", valid[i], ra_check_name(c),
                  ra_check_status_name(vd.checks[c]));
     }
     assert_true(vd.has_pck);
+    assert_false(vd.tcb_evaluated); /* signatures only: TCB not evaluated */
+    assert_int_equal(vd.tcb_status, RA_TCB_NONE);
     assert_true(vd.chain_from_quote);
     assert_int_equal(vd.chain_len, 3);
     assert_string_equal(vd.root_subject,
@@ -131,6 +138,16 @@ static void test_vectors_valid_now(void **state) {
     ra_hex_encode(vd.root_sha256, 32, fp);
     assert_string_equal(fp, "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3");
     assert_false(vd.debug);
+    free(b);
+  }
+  /* the TD attribute rules: trustee's TD 1.5 report binds a service TD */
+  {
+    size_t len;
+    uint8_t *b = load("tdx-v5-trustee.dat", &len);
+    ra_policy strict = {.signature_only = true};
+    ra_verdict vd;
+    assert_err(verify(v, b, len, 0, &strict, &vd), RA_ERR_TD_ATTRIBUTES);
+    assert_int_equal(vd.checks[RA_CHECK_TD_ATTRIBUTES], RA_CHECK_FAIL);
     free(b);
   }
   ra_verifier_free(v);
@@ -154,7 +171,7 @@ static void test_tappd_verdict_details(void **state) {
   assert_int_equal(tm.tm_mday, 2);
   gmtime_r(&vd.pck_not_after, &tm);
   assert_int_equal(tm.tm_year + 1900, 2031);
-  assert_string_equal(vd.msg, "valid");
+  assert_string_equal(vd.msg, "valid (signatures only: TCB not evaluated)");
   assert_string_equal(ra_err_name(RA_ERR_CERT_REVOKED), "RA_ERR_CERT_REVOKED");
   free(b);
   ra_verifier_free(v);
@@ -724,7 +741,8 @@ static void test_forged_crl_intel_names(void **state) {
   ra_verifier_free(v);
   free(crl);
 
-  /* a CRL of an unrelated CA is not applied */
+  /* a CRL of an unrelated CA is not applied, and CRLs that cover no CA of
+   * the chain are a failure (issue 11; this used to pass with crls_applied 0) */
   X509_NAME *other = X509_NAME_new();
   X509_NAME_add_entry_by_txt(other, "CN", MBSTRING_ASC, (const unsigned char *)"Some Other CA", -1,
                              -1, 0);
@@ -732,7 +750,8 @@ static void test_forged_crl_intel_names(void **state) {
   v = pinned("sgx-collateral/trustedRootCaCert.pem");
   assert_int_equal(ra_verifier_add_crl(v, crl, flen), 1);
   ra_verify_quote(v, b, len, &o, &SIG_ONLY, &vd);
-  assert_err(vd.err, 0);
+  assert_err(vd.err, RA_ERR_CRL_MISSING);
+  assert_int_equal(vd.checks[RA_CHECK_CRL], RA_CHECK_FAIL);
   assert_int_equal(vd.crls_applied, 0);
   ra_verifier_free(v);
   X509_NAME_free(other);
@@ -969,7 +988,7 @@ static void test_callback(void **state) {
   cb_calls = 0;
   assert_err(verify(v, b, len, 0, &p, &vd), 0);
   assert_int_equal(vd.checks[RA_CHECK_CALLBACK], RA_CHECK_PASS);
-  assert_string_equal(vd.msg, "valid");
+  assert_string_equal(vd.msg, "valid (signatures only: TCB not evaluated)");
   p.callback = cb_refuse;
   p.callback_ud = (void *)"x";
   assert_err(verify(v, b, len, 0, &p, &vd), RA_ERR_CALLBACK);
@@ -1593,12 +1612,18 @@ static void test_sec_crl_times_and_issuer(void **state) {
   ASN1_TIME *last = ASN1_TIME_set(NULL, time(NULL) - 86400),
             *next = ASN1_TIME_set(NULL, time(NULL) + 86400);
 
-  /* control: the intermediate's CRL with both times */
+  /* control: the intermediate's CRL with both times; alone it leaves the
+   * root uncovered (issue 11: that used to pass), with the root's it passes */
   ra_verifier *v = sim_verifier(sim);
   crl = make_crl(h.ica, h.ica_key, last, next, NULL, &cl);
   assert_int_equal(ra_verifier_add_crl(v, crl, cl), 1);
-  assert_err(verify(v, q, len, 0, NULL, &vd), 0);
+  assert_err(verify(v, q, len, 0, NULL, &vd), RA_ERR_CRL_MISSING);
   assert_int_equal(vd.crls_applied, 1);
+  free(crl);
+  crl = make_crl(h.root, h.root_key, last, next, NULL, &cl);
+  assert_int_equal(ra_verifier_add_crl(v, crl, cl), 1);
+  assert_err(verify(v, q, len, 0, NULL, &vd), 0);
+  assert_int_equal(vd.crls_applied, 2);
   ra_verifier_free(v);
   free(crl);
 
