@@ -128,6 +128,19 @@ check "--pccs never answering, --max-time 1 -> 28 (no channel)" 28 "${C[@]}" --p
   --max-time 1 "$url"
 has "slow: says the collateral fetch timed out" "timed out fetching the collateral"
 mode ok
+# the C API (tunnel-collateral-check): queued requests wait for the fetch;
+# a refused fetch, a free and a timeout while fetching
+cc() { # cc MODE [stand-in mode]
+  mode "${2:-ok}"
+  check "tunnel-collateral-check $1" 0 "$RA_BIN/tunnel-collateral-check" "$1" "http://127.0.0.1:$port" "$sim" "$pccs"
+  sed 's/^/     /' "$tmp/out"
+}
+cc ok
+cc refuse 404
+cc cancel slow
+cc timeout slow
+cc einval
+mode ok
 # the PCCS down: a port nobody listens on (the stand-in's, after it stopped)
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null; unset 'pids[-1]'
 check "--pccs down -> 60 (fail closed)" 60 "${C[@]}" --pccs "$pccs" --collateral-cache "$tmp/empty-cache" "$url"
