@@ -94,7 +94,8 @@ check "--collateral-cache without --pccs -> 2" 2 "${C[@]}" --collateral-cache "$
 # ---- --pccs URL: the PCS stand-in serving the sim's collateral ------------------
 PCS_COLLATERAL="$tmp/good.json" node "$here/../pcs/pcs_server.js" "${RA_VECTORS:-$here/../../vectors}" \
   >"$tmp/pcs.out" 2>"$tmp/pcs.err" &
-pids+=($!)
+pcs_pid=$!
+pids+=($pcs_pid)
 pport=
 for _ in $(seq 1 200); do
   pport=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$tmp/pcs.out")
@@ -141,8 +142,24 @@ cc cancel slow
 cc timeout slow
 cc einval
 mode ok
+node "$here/node_server.js" "$RA_BIN" "$sim" >"$tmp/node.out" 2>"$tmp/node.err" &
+pids+=($!)
+nport=
+for _ in $(seq 1 200); do
+  nport=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$tmp/node.out")
+  [ -n "$nport" ] && break
+  sleep 0.05
+done
+if [ -z "$nport" ]; then bad "node_server.js did not start"; cat "$tmp/node.err"; else
+  n0=$(count)
+  check "tunnel-collateral-check reuse (node server, reconnect)" 0 "$RA_BIN/tunnel-collateral-check" reuse \
+    "http://127.0.0.1:$nport" "$sim" "$pccs"
+  sed 's/^/     /' "$tmp/out"
+  [ "$(( $(count) - n0 ))" = 4 ] && ok "reuse: one fetch for two handshakes (kept while fresh)" \
+    || bad "reuse: $(( $(count) - n0 )) PCS requests, want 4"
+fi
 # the PCCS down: a port nobody listens on (the stand-in's, after it stopped)
-kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null; unset 'pids[-1]'
+kill -TERM "$pcs_pid"; wait "$pcs_pid" 2>/dev/null
 check "--pccs down -> 60 (fail closed)" 60 "${C[@]}" --pccs "$pccs" --collateral-cache "$tmp/empty-cache" "$url"
 has "down: the check is named" "RA_ERR_COLLATERAL_UNAVAILABLE"
 [ -s "$tmp/out" ] && bad "down: a body was printed" || ok "down: no request made"

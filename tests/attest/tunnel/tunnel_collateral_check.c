@@ -14,6 +14,10 @@
  *              else runs (ASan: nothing leaks)
  *     timeout  (never answers) connect_timeout_ms covers the fetch:
  *              on_ready -ETIMEDOUT, the request fails, no channel
+ *     reuse    (ORIGIN: node_server.js, which has /drop) with reconnect: the
+ *              tunnel drops, the fresh handshake verifies with the collateral
+ *              kept from the first (collateral.sh checks the stand-in saw
+ *              one fetch's four requests, the on-disk cache being off)
  *     einval   collateral and pccs_url together: -EINVAL
  * Prints one line per check; exits 0 only if all passed. */
 #include <errno.h>
@@ -86,6 +90,10 @@ int main(int argc, char **argv) {
   if (ra_verifier_add_root_file(v, root) <= 0) { fprintf(stderr, "cannot load %s\n", root); return 2; }
   ra_tunnel_client_opts o = {.verifier = v, .on_ready = on_ready, .pccs_url = pccs, .pccs_no_cache = true};
   if (!strcmp(mode, "timeout")) o.connect_timeout_ms = 400;
+  if (!strcmp(mode, "reuse")) {
+    o.reconnect = true;
+    o.reconnect_delay_ms = 50;
+  }
   ra_tunnel_client *c = NULL;
   if (!strcmp(mode, "einval")) {
     ra_collateral *dummy = (ra_collateral *)&o; /* never dereferenced: refused first */
@@ -99,6 +107,25 @@ int main(int argc, char **argv) {
   if (rc) goto out;
   ra_tunnel_request req = {.url = "/hello"};
   int n = !strcmp(mode, "ok") ? 3 : 1;
+  if (!strcmp(mode, "reuse")) {
+    ra_tunnel_fetch(c, &req, on_resp, NULL);
+    RUN_UNTIL(n_done == 1, 10000);
+    CHECK(n_ok == 1 && n_ready == 1 && ready_status == 0 && ready_tcb == RA_TCB_UP_TO_DATE,
+          "first handshake with fetched collateral (%s)", ra_tcb_status_name(ready_tcb));
+    ra_tunnel_request drop = {.url = "/drop"};
+    ra_tunnel_fetch(c, &drop, on_resp, NULL);
+    RUN_UNTIL(n_done == 2, 10000);
+    CHECK(last_err == -ECONNRESET, "the tunnel dropped (%d)", last_err);
+    ready_tcb = RA_TCB_NONE;
+    RUN_UNTIL(n_ready == 2, 10000);
+    CHECK(n_ready == 2 && ready_status == 0 && ready_evaluated && ready_tcb == RA_TCB_UP_TO_DATE,
+          "second handshake: TCB evaluated again, UpToDate (%d, %s)", ready_status,
+          ra_tcb_status_name(ready_tcb));
+    ra_tunnel_fetch(c, &req, on_resp, NULL);
+    RUN_UNTIL(n_done == 3, 10000);
+    CHECK(n_ok == 2, "a request over the new tunnel (%d)", n_ok);
+    goto out;
+  }
   for (int i = 0; i < n; i++) ra_tunnel_fetch(c, &req, on_resp, NULL);
   if (!strcmp(mode, "ok")) {
     RUN_UNTIL(n_done == 3, 10000);
