@@ -3,6 +3,9 @@
  *   ra-bench [--scenario NAME]... [--tunnel|--plain|--both]
  *            [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]
  *            [--report-data HEX] [--no-binding] [--allow-debug] [--any-measurement-insecure]
+ *            [--collateral PATH | --pccs URL [--collateral-cache DIR | --no-collateral-cache]
+ *             [--ca-file PEM]] [--accept-tcb LIST] [--allow-advisory ID]...
+ *            [--allow-expired-collateral] [--require-sept-ve-disable] [--allow-mr-servicetd]
  *            [--format table|csv|json] [--chart FILE.svg] [counts...] URL
  *
  * Scenarios (the reference's three, then two of ours):
@@ -433,6 +436,10 @@ static void usage(FILE *f) {
           "                [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]\n"
           "                [--report-data HEX] [--no-binding] [--allow-debug]\n"
           "                [--any-measurement-insecure]\n"
+          "                [--collateral PATH | --pccs URL [--collateral-cache DIR |\n"
+          "                 --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
+          "                [--allow-advisory ID]... [--allow-expired-collateral]\n"
+          "                [--require-sept-ve-disable] [--allow-mr-servicetd]\n"
           "                [--concurrent N] [--serial N] [--large N] [--large-size BYTES]\n"
           "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
           "                [--handshake-concurrency N] [--rounds N] [--pick pool|best] [--no-floor]\n"
@@ -456,7 +463,10 @@ static int report_flag_error(const policy_flags *pf, const char *a, const char *
   if (pf->error == POLICY_FLAG_NO_VALUE) {
     fprintf(stderr, "ra-bench: %s needs a value\n", a);
   } else if (pf->error == POLICY_FLAG_TOO_MANY) {
-    fprintf(stderr, "ra-bench: bad --root (too many): %s\n", v);
+    fprintf(stderr, "ra-bench: bad %s (too many): %s\n", pf->error_flag, v);
+  } else if (pf->error == POLICY_FLAG_BAD_STATUS) {
+    fprintf(stderr, "ra-bench: bad %s (a comma-separated list of Intel's TCB statuses): %s\n",
+            pf->error_flag, v);
   } else {
     const char *f = strncmp(pf->error_flag, "--rtmr", 6) ? pf->error_flag : "--rtmrN";
     fprintf(stderr, "ra-bench: bad %s (%zu hex digits): %s\n", f, 2 * pf->error_bytes, v);
@@ -478,6 +488,17 @@ static void policy_from_flags(const policy_flags *pf, bench_policy *pol) {
   pol->no_binding = pf->no_binding;
   pol->allow_debug = pf->allow_debug;
   pol->any_measurement = pf->any_measurement;
+  pol->collateral = pf->collateral;
+  pol->pccs = pf->pccs;
+  pol->pccs_cache_dir = pf->collateral_cache;
+  pol->pccs_ca_file = pf->ca_file;
+  pol->pccs_no_cache = pf->no_collateral_cache;
+  pol->accept_tcb = pf->accept_tcb;
+  pol->allowed_advisories = pf->n_advisories ? pf->advisories : NULL;
+  pol->n_allowed_advisories = pf->n_advisories;
+  pol->allow_expired_collateral = pf->allow_expired_collateral;
+  pol->require_sept_ve_disable = pf->require_sept_ve_disable;
+  pol->allow_mr_servicetd = pf->allow_mr_servicetd;
 }
 
 int main(int argc, char **argv) {
@@ -487,7 +508,8 @@ int main(int argc, char **argv) {
   const char *url = NULL;
   bool any_scen = false;
   policy_flags pf; /* --trust-sim, --root, --mrtd, --rtmr0..3, --report-data, ... */
-  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_COLLATERAL |
+                             POLICY_FLAGS_PCCS);
   pf.max_roots = sizeof c.pol.roots / sizeof *c.pol.roots;
   int pr;
   for (int i = 1; i < argc; i++) {
@@ -588,6 +610,11 @@ int main(int argc, char **argv) {
   }
   if (!url) {
     usage(stderr);
+    return 2;
+  }
+  const char *cerr = policy_flags_check_collateral(&pf);
+  if (cerr) {
+    fprintf(stderr, "ra-bench: %s\n", cerr);
     return 2;
   }
   policy_from_flags(&pf, &c.pol);

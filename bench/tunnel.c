@@ -44,6 +44,9 @@ struct tpool {
   ra_tdx_expect expect;
   ra_policy policy;
   bool no_binding;
+  ra_collateral *coll; /* --collateral, shared by the tunnels (one loop) */
+  const char *pccs, *pccs_cache_dir, *pccs_ca_file; /* borrowed (argv) */
+  bool pccs_no_cache;
   bool one_shot, freeing;
   size_t max_tunnels, ntunnels;
   tun *tunnels;  /* the pool's tunnels (not one-shot) */
@@ -85,6 +88,11 @@ static tun *tun_open(tpool *p) {
       .no_binding = p->no_binding,
       .request_timeout_ms = 60000,
       .max_envelope = 256u << 20,
+      .collateral = p->coll,
+      .pccs_url = p->pccs,
+      .pccs_cache_dir = p->pccs_cache_dir,
+      .pccs_no_cache = p->pccs_no_cache,
+      .pccs_ca_file = p->pccs_ca_file,
   };
   if (ra_tunnel_client_new(p->base.loop, p->origin, &o, &t->c)) {
     free(t);
@@ -186,6 +194,7 @@ static void tun_pool_free(bench_target *bt) {
     free(ch);
   }
   ra_verifier_free(p->v);
+  ra_collateral_free(p->coll);
   free(p);
 }
 
@@ -239,6 +248,27 @@ bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const 
     p->policy.n_tdx = 1;
   }
   p->policy.allow_debug = pol->allow_debug;
+  p->policy.accept_tcb = pol->accept_tcb;
+  p->policy.allowed_advisories = pol->allowed_advisories;
+  p->policy.n_allowed_advisories = pol->n_allowed_advisories;
+  p->policy.allow_expired_collateral = pol->allow_expired_collateral;
+  p->policy.require_sept_ve_disable = pol->require_sept_ve_disable;
+  p->policy.allow_mr_servicetd = pol->allow_mr_servicetd;
+  p->pccs = pol->pccs;
+  p->pccs_cache_dir = pol->pccs_cache_dir;
+  p->pccs_ca_file = pol->pccs_ca_file;
+  p->pccs_no_cache = pol->pccs_no_cache;
+  if (pol->collateral && pol->pccs) {
+    snprintf(err, errlen, "--pccs and --collateral exclude each other");
+    goto fail;
+  }
+  if (pol->collateral) {
+    int rc = ra_collateral_load(pol->collateral, &p->coll);
+    if (rc) {
+      snprintf(err, errlen, "cannot load the collateral %s: %s", pol->collateral, ra_strerror(rc));
+      goto fail;
+    }
+  }
   p->no_binding = pol->no_binding;
   /* As ra-curl: Intel's root alone vouches for anybody's TDX machine. */
   if (!p->expect.has && !pol->trust_sim_dir && !pol->n_roots && !pol->any_measurement) {
@@ -254,6 +284,7 @@ bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const 
   return &p->base;
 fail:
   ra_verifier_free(p->v);
+  ra_collateral_free(p->coll);
   free(p);
   return NULL;
 }

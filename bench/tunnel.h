@@ -28,6 +28,15 @@ typedef struct bench_policy {
   bool no_binding; /* --no-binding: skip the X25519 key binding check */
   bool allow_debug;
   bool any_measurement; /* --any-measurement-insecure: Intel root, no measurements */
+  /* Intel collateral (apps/common/policy_flags POLICY_FLAGS_COLLATERAL and
+   * _PCCS): a file loaded once and shared by every tunnel, or a PCCS the
+   * tunnels fetch from (through the on-disk cache); the status policy */
+  const char *collateral, *pccs, *pccs_cache_dir, *pccs_ca_file;
+  bool pccs_no_cache;
+  unsigned accept_tcb;
+  const char *const *allowed_advisories;
+  size_t n_allowed_advisories;
+  bool allow_expired_collateral, require_sept_ve_disable, allow_mr_servicetd;
 } bench_policy;
 
 /* Returns the target, or NULL with a message in err (bad policy files,

@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* The last RA_ERR_* code: the table below must grow with the enum. */
-#define RA_ERR_LAST RA_ERR_CRL_MISSING
+#define RA_ERR_LAST RA_ERR_COLLATERAL_UNAVAILABLE
 #define N_RA_CODES  (RA_ERR_BASE - RA_ERR_LAST)
 
 /* Indexed by RA_ERR_BASE - code, so that codes and rows cannot drift. The
@@ -51,6 +51,7 @@ static const char *const RA_CODES[N_RA_CODES + 1][2] = {
     ROW(RA_ERR_TCB_REVOKED, "TCB revoked"),
     ROW(RA_ERR_TD_ATTRIBUTES, "TD attributes refused"),
     ROW(RA_ERR_CRL_MISSING, "CRLs do not cover every CA of the chain"),
+    ROW(RA_ERR_COLLATERAL_UNAVAILABLE, "the collateral could not be obtained (PCCS/PCS)"),
 };
 #undef ROW
 

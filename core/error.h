@@ -67,6 +67,8 @@ enum {
   RA_ERR_TD_ATTRIBUTES = RA_ERR_BASE - 37,        /* TD attributes: reserved bits, SEPT_VE_DISABLE,
                                                      MR_SERVICETD refused by the policy */
   RA_ERR_CRL_MISSING = RA_ERR_BASE - 38,          /* the CRLs do not cover every CA of a chain */
+  RA_ERR_COLLATERAL_UNAVAILABLE = RA_ERR_BASE - 39, /* the collateral could not be obtained (a
+                                                       PCCS/PCS fetch failed) */
 };
 
 /* A description: "success" for 0, the C library's text for -errno

@@ -13,13 +13,14 @@ enum {
   F_TD_ATTRIBUTES, F_MR_ENCLAVE, F_MR_SIGNER, F_ISV_PROD_ID, F_MIN_ISV_SVN, F_X25519,
   F_BINDING_VAL, F_BINDING_IAT,
   F_COLLATERAL, F_ACCEPT_TCB, F_ALLOW_ADVISORY, F_ALLOW_EXPIRED, F_REQUIRE_SEPT_VE,
-  F_ALLOW_SERVICETD,
+  F_ALLOW_SERVICETD, F_PCCS, F_COLLATERAL_CACHE, F_NO_COLLATERAL_CACHE, F_CA_FILE,
 };
 
 #define B POLICY_FLAGS_BASIC
 #define T POLICY_FLAGS_TUNNEL
 #define Q POLICY_FLAGS_QUOTE
 #define C POLICY_FLAGS_COLLATERAL
+#define P POLICY_FLAGS_PCCS
 static const policy_flag TABLE[] = {
     {"--root", true, B, F_ROOT},
     {"--mrtd", true, B, F_MRTD},
@@ -53,11 +54,16 @@ static const policy_flag TABLE[] = {
     {"--allow-expired-collateral", false, C, F_ALLOW_EXPIRED},
     {"--require-sept-ve-disable", false, C, F_REQUIRE_SEPT_VE},
     {"--allow-mr-servicetd", false, C, F_ALLOW_SERVICETD},
+    {"--pccs", true, P, F_PCCS},
+    {"--collateral-cache", true, P, F_COLLATERAL_CACHE},
+    {"--no-collateral-cache", false, P, F_NO_COLLATERAL_CACHE},
+    {"--ca-file", true, P, F_CA_FILE},
 };
 #undef B
 #undef T
 #undef Q
 #undef C
+#undef P
 
 void policy_flags_init(policy_flags *pf, unsigned groups) {
   memset(pf, 0, sizeof *pf);
@@ -178,6 +184,10 @@ int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
   case F_ALLOW_EXPIRED: pf->allow_expired_collateral = true; return 0;
   case F_REQUIRE_SEPT_VE: pf->require_sept_ve_disable = true; return 0;
   case F_ALLOW_SERVICETD: pf->allow_mr_servicetd = true; return 0;
+  case F_PCCS: pf->pccs = v; return 0;
+  case F_COLLATERAL_CACHE: pf->collateral_cache = v; return 0;
+  case F_NO_COLLATERAL_CACHE: pf->no_collateral_cache = true; return 0;
+  case F_CA_FILE: pf->ca_file = v; return 0;
   case F_NO_BINDING: pf->no_binding = true; return 0;
   case F_ANY_MEASUREMENT: pf->any_measurement = true; return 0;
   case F_REPORT_DATA:
@@ -247,4 +257,11 @@ void policy_flags_collateral_policy(const policy_flags *pf, ra_policy *pol) {
 int policy_flags_load_collateral(const policy_flags *pf, ra_collateral **out) {
   *out = NULL;
   return pf->collateral ? ra_collateral_load(pf->collateral, out) : 0;
+}
+
+const char *policy_flags_check_collateral(const policy_flags *pf) {
+  if (pf->pccs && pf->collateral) return "--pccs and --collateral exclude each other";
+  if (!pf->pccs && (pf->collateral_cache || pf->no_collateral_cache || pf->ca_file))
+    return "--collateral-cache, --no-collateral-cache and --ca-file need --pccs";
+  return NULL;
 }

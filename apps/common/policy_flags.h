@@ -15,9 +15,14 @@
  *   POLICY_FLAGS_COLLATERAL --collateral PATH, --accept-tcb LIST,
  *                        --allow-advisory ID (repeatable), --allow-expired-collateral,
  *                        --require-sept-ve-disable, --allow-mr-servicetd
- *                        (ra-quote; ready for ra-curl/ra-bench: build the
- *                        policy with policy_flags_collateral_policy() and
- *                        load the collateral with policy_flags_load_collateral())
+ *                        (ra-quote, ra-curl, ra-bench: build the policy with
+ *                        policy_flags_collateral_policy() and load the
+ *                        collateral with policy_flags_load_collateral())
+ *   POLICY_FLAGS_PCCS    --pccs URL, --collateral-cache DIR, --no-collateral-cache,
+ *                        --ca-file PEM: fetch the collateral for the server's
+ *                        quote from a PCCS / Intel's PCS (ra-curl, ra-bench;
+ *                        with POLICY_FLAGS_COLLATERAL; --pccs and --collateral
+ *                        exclude each other: policy_flags_check_collateral())
  * Parsing only records what was asked; the programs build their verifier
  * and ra_policy from it (they differ in defaults and in what they refuse).
  * Errors are recorded, not printed: each program words them as it always
@@ -37,6 +42,7 @@ enum {
   POLICY_FLAGS_TUNNEL = 1u << 1,
   POLICY_FLAGS_QUOTE = 1u << 2,
   POLICY_FLAGS_COLLATERAL = 1u << 3,
+  POLICY_FLAGS_PCCS = 1u << 4,
 };
 
 #define POLICY_FLAGS_MAX_ROOTS 16
@@ -90,6 +96,9 @@ typedef struct policy_flags {
   const char *advisories[POLICY_FLAGS_MAX_ADVISORIES];
   size_t n_advisories;
   bool allow_expired_collateral, require_sept_ve_disable, allow_mr_servicetd;
+  /* POLICY_FLAGS_PCCS */
+  const char *pccs, *collateral_cache, *ca_file;
+  bool no_collateral_cache;
 
   /* the last error */
   policy_flag_error error;
@@ -123,6 +132,11 @@ void policy_flags_collateral_policy(const policy_flags *pf, ra_policy *pol);
 /* Loads --collateral (when given) into *out (NULL otherwise). Returns 0 or
  * the code of ra_collateral_load. */
 int policy_flags_load_collateral(const policy_flags *pf, ra_collateral **out);
+
+/* NULL when the collateral flags go together, else what is wrong:
+ * "--pccs and --collateral exclude each other", "--collateral-cache,
+ * --no-collateral-cache and --ca-file need --pccs". */
+const char *policy_flags_check_collateral(const policy_flags *pf);
 
 /* "UpToDate,SWHardeningNeeded" -> RA_TCB_ACCEPT bits. Returns 0 or -1. */
 int policy_flags_parse_statuses(const char *s, unsigned *bits);

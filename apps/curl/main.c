@@ -4,7 +4,19 @@
  *           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...
  *           [--trust-sim DIR] [--no-binding] [--allow-debug]
  *           [--any-measurement-insecure] [-v] [-o FILE]
- *           [-i] [--fail] [--max-time SECONDS] URL
+ *           [-i] [--fail] [--max-time SECONDS]
+ *           [--collateral PATH | --pccs URL [--collateral-cache DIR |
+ *            --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]
+ *           [--allow-advisory ID]... [--allow-expired-collateral]
+ *           [--require-sept-ve-disable] [--allow-mr-servicetd] URL
+ *
+ * With Intel's collateral (a file, or fetched for the server's quote from a
+ * PCCS / Intel's PCS, kept in an on-disk cache), the server's TCB status is
+ * evaluated as Intel's QVL does and must be accepted (UpToDate unless
+ * --accept-tcb / --allow-advisory say otherwise): else exit 60, naming the
+ * status and its advisories. A collateral that cannot be had refuses too
+ * (never a silent signatures-only success). Without it, signatures only
+ * (-v says "TCB not evaluated").
  *
  * The quote the server presents is verified (signature chain to a pinned
  * root, the measurements given, the binding of the tunnel key) before any
@@ -20,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/quote.h"
@@ -40,9 +53,15 @@ static void usage(void) {
           "               [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...\n"
           "               [--trust-sim DIR] [--no-binding] [--allow-debug]\n"
           "               [--any-measurement-insecure] [-v] [-o FILE] [-i]\n"
-          "               [--fail] [--max-time SECONDS] URL\n"
+          "               [--fail] [--max-time SECONDS]\n"
+          "               [--collateral PATH | --pccs URL [--collateral-cache DIR |\n"
+          "                --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
+          "               [--allow-advisory ID]... [--allow-expired-collateral]\n"
+          "               [--require-sept-ve-disable] [--allow-mr-servicetd] URL\n"
           "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
-          "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n");
+          "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n"
+          "      (with --collateral/--pccs also: a TCB status not accepted, collateral\n"
+          "      expired or not obtainable)\n");
 }
 
 /* Says what was wrong with a policy flag, in ra-curl's words; the exit
@@ -53,6 +72,12 @@ static int report_flag_error(const policy_flags *pf) {
     usage();
   } else if (pf->error == POLICY_FLAG_BAD_HEX) {
     fprintf(stderr, "ra-curl: %s needs %zu hex digits\n", f, 2 * pf->error_bytes);
+  } else if (pf->error == POLICY_FLAG_BAD_STATUS) {
+    fprintf(stderr, "ra-curl: %s: a comma-separated list of Intel's TCB statuses (UpToDate, "
+                    "SWHardeningNeeded, ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, "
+                    "OutOfDate, OutOfDateConfigurationNeeded)\n", f);
+  } else if (pf->error == POLICY_FLAG_TOO_MANY && !strcmp(f, "--allow-advisory")) {
+    fprintf(stderr, "ra-curl: at most %d --allow-advisory\n", POLICY_FLAGS_MAX_ADVISORIES);
   }
   return EX_USAGE; /* too many --root: as ever, without a word */
 }
@@ -67,7 +92,15 @@ typedef struct state {
   bool verbose, fail_http, include;
   FILE *out;
   ra_tunnel_client *c;
+  char refused[512]; /* why the server was refused, in ra-curl's words */
 } state;
+
+static void print_time(const char *label, time_t t) {
+  char b[32];
+  struct tm tm;
+  if (t && gmtime_r(&t, &tm) && strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm))
+    fprintf(stderr, "%s%s", label, b);
+}
 
 static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
   fprintf(stderr, "* attestation: %s\n", vd->err == 0 ? "VERIFIED" : "REFUSED");
@@ -105,6 +138,11 @@ static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
       fprintf(stderr, "%s%s", i ? "," : " (", vd->advisory_ids[i]);
     fprintf(stderr, "%s%s\n", vd->n_advisory_ids ? ")" : "",
             vd->collateral_expired ? " [collateral expired, allowed]" : "");
+    fprintf(stderr, "*   TCB level: %d", vd->tcb_level);
+    print_time("  TCB date: ", vd->tcb_date);
+    fprintf(stderr, "  QE: %s", ra_tcb_status_name(vd->qe_status));
+    print_time("  collateral expires: ", vd->collateral_expiry);
+    fprintf(stderr, "  (TCB evaluation data number %d)\n", vd->tcb_eval_number);
   }
   fprintf(stderr, "*   checks:");
   for (int i = 0; i < RA_CHECK__COUNT; i++)
@@ -112,8 +150,26 @@ static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
   fputc('\n', stderr);
 }
 
+/* A refusal over the TCB status, named: "tcb_status OutOfDate
+ * (INTEL-SA-00615, ...) not accepted (--accept-tcb)". */
+static void word_refusal(state *st, const ra_verdict *vd) {
+  size_t n = 0, cap = sizeof st->refused;
+  st->refused[0] = 0;
+  if (vd->err != RA_ERR_TCB_STATUS && vd->err != RA_ERR_TCB_REVOKED) return;
+  n += (size_t)snprintf(st->refused + n, cap - n, "attestation refused: tcb_status %s",
+                        ra_tcb_status_name(vd->tcb_status));
+  for (int i = 0; i < vd->n_advisory_ids && n < cap; i++)
+    n += (size_t)snprintf(st->refused + n, cap - n, "%s%s", i ? ", " : " (", vd->advisory_ids[i]);
+  if (n < cap)
+    snprintf(st->refused + n, cap - n, "%s %s", vd->n_advisory_ids ? ")" : "",
+             vd->err == RA_ERR_TCB_REVOKED ? "is never accepted"
+             : vd->n_advisory_ids ? "not accepted (--accept-tcb, --allow-advisory)"
+                                  : "not accepted (--accept-tcb)");
+}
+
 static void on_ready(ra_tunnel_client *c, int status, const ra_verdict *vd, void *ud) {
   state *st = ud;
+  if (status == -EACCES && vd) word_refusal(st, vd);
   if (st->verbose && vd) print_attestation(c, vd);
   if (st->verbose && status == 0) fprintf(stderr, "* tunnel keyed\n");
 }
@@ -122,7 +178,8 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
   state *st = ud;
   ra_loop_stop(st->loop);
   if (err) {
-    fprintf(stderr, "ra-curl: %s\n", msg ? msg : strerror(-err));
+    fprintf(stderr, "ra-curl: %s\n", err == -EACCES && st->refused[0] ? st->refused
+                                      : msg ? msg : strerror(-err));
     st->exit_code = err == -EACCES ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
                   : err == -EPROTO ? EX_PROTO : EX_CONNECT;
     return;
@@ -152,7 +209,8 @@ int main(int argc, char **argv) {
   bool has_body = false, body_text = true;
   double max_time = 0;
   policy_flags pf; /* --mrtd, --rtmr0..3, --report-data, --root, --trust-sim, ... */
-  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL);
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_COLLATERAL |
+                             POLICY_FLAGS_PCCS);
   int pr;
   state st = {0};
   st.out = stdout;
@@ -207,6 +265,8 @@ int main(int argc, char **argv) {
     else { usage(); return EX_USAGE; }
   }
   if (!url) { usage(); return EX_USAGE; }
+  const char *cerr = policy_flags_check_collateral(&pf);
+  if (cerr) { fprintf(stderr, "ra-curl: %s\n", cerr); return EX_USAGE; }
   const char *sim_dir = pf.trust_sim_dir, *const *roots = pf.roots;
   size_t n_roots = pf.n_roots;
   ra_tdx_expect ex = pf.tdx; /* ra-curl checks TDX measurements only */
@@ -252,15 +312,28 @@ int main(int argc, char **argv) {
     st.out = fopen(outpath, "wb");
     if (!st.out) { fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno)); ra_verifier_free(v); return EX_USAGE; }
   }
+  ra_collateral *coll = NULL;
+  int lrc = policy_flags_load_collateral(&pf, &coll);
+  if (lrc) {
+    fprintf(stderr, "ra-curl: %s: %s\n", pf.collateral, ra_strerror(lrc));
+    if (outpath) fclose(st.out);
+    ra_verifier_free(v);
+    return EX_USAGE;
+  }
   ra_policy pol;
   memset(&pol, 0, sizeof pol);
   if (ex.has) { pol.tdx = &ex; pol.n_tdx = 1; }
   pol.allow_debug = allow_debug;
+  policy_flags_collateral_policy(&pf, &pol);
+  if (st.verbose && (coll || pf.pccs))
+    fprintf(stderr, "* TCB evaluated with Intel collateral from %s\n", coll ? pf.collateral : pf.pccs);
 
   ra_loop_new(&st.loop);
   st.exit_code = EX_OK;
   ra_tunnel_client_opts o = {
     .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,
+    .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
+    .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file,
   };
   if (max_time > 0) o.request_timeout_ms = o.connect_timeout_ms = (uint64_t)(max_time * 1000);
   int rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
@@ -287,6 +360,7 @@ int main(int argc, char **argv) {
     ra_timer_stop(&guard);
   }
   ra_loop_free(st.loop);
+  ra_collateral_free(coll);
   ra_verifier_free(v);
   free(body);
   if (outpath) fclose(st.out);

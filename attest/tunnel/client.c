@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "raloop/attest/pcs/pcs.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
 #include "raloop/attest/tunnel/msg.h"
@@ -35,6 +37,18 @@ struct ra_tunnel_client {
   bool has_vd;
   uint8_t *quote; /* copy of the last server_kx quote (for -v style reports) */
   size_t quote_len;
+  /* the last server_kx's binding values (copies: verification may wait for
+   * a collateral fetch) */
+  uint8_t *bval, *biat;
+  size_t bval_len, biat_len;
+  bool has_nonce;
+  /* collateral from a PCCS/PCS (opts.pccs_url): the fetch in flight, and
+   * the last parsed document, kept for later handshakes while fresh */
+  char *pccs_url, *pccs_cache_dir, *pccs_ca_file;
+  ra_pcs_fetch *fetch;
+  ra_pcs_key fetch_key, fetched_key;
+  ra_collateral *fetched;
+  int64_t fetched_next_update;
   creq *reqs;
   uint64_t next_id;
   ra_tindex reqs_by_num; /* pending requests by id number (see map_put) */
@@ -330,44 +344,59 @@ static void fail_connection(ra_tunnel_client *c, int err, const char *fmt, const
   if (c->ch.ctl) ra_ws_close(c->ch.ctl, 1000, "");
 }
 
-static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
-  if (c->state == ST_READY || c->has_server_pk) return; /* only the first one counts */
-  const ra_tmsg_server_kx *k = &m->server_kx;
-  memcpy(c->server_pk, k->x25519_public_key.bytes, 32);
-  c->has_server_pk = true;
-  free(c->quote);
-  c->quote_len = 0;
-  c->quote = malloc(k->quote.len ? k->quote.len : 1);
-  if (c->quote) {
-    if (k->quote.len) memcpy(c->quote, k->quote.ptr, k->quote.len);
-    c->quote_len = k->quote.len;
-  }
-  ra_policy p;
-  if (c->has_policy) p = c->policy;
-  else memset(&p, 0, sizeof p);
+/* Refuses the server: the verdict in c->vd says why. */
+static void kx_refuse(ra_tunnel_client *c) {
+  c->has_vd = true;
+  ra_timer_stop(&c->connect_timer);
+  char why[300];
+  snprintf(why, sizeof why, "%s: %s", ra_err_name(c->vd.err), c->vd.msg);
+  ra_warn("tunnel client: attestation refused: %s", why);
+  fail_connection(c, -EACCES, "attestation refused: %s", why);
+  if (c->o.on_ready) c->o.on_ready(c, -EACCES, &c->vd, c->o.ud);
+}
+
+/* The policy for this handshake: the caller's, plus the key binding. */
+static void kx_policy(ra_tunnel_client *c, ra_policy *p) {
+  if (c->has_policy) *p = c->policy;
+  else memset(p, 0, sizeof *p);
   if (!c->o.no_binding) {
-    p.x25519_pub = c->server_pk;
-    if (k->vd_kind == RA_TMSG_VD_NONCE) {
-      p.binding_val = k->vd_val.bytes;
-      p.binding_val_len = k->vd_val.len;
-      p.binding_iat = k->vd_iat.bytes;
-      p.binding_iat_len = k->vd_iat.len;
+    p->x25519_pub = c->server_pk;
+    if (c->has_nonce) {
+      p->binding_val = c->bval ? c->bval : (const uint8_t *)"";
+      p->binding_val_len = c->bval_len;
+      p->binding_iat = c->biat ? c->biat : (const uint8_t *)"";
+      p->binding_iat_len = c->biat_len;
     }
   }
-  int rc = k->quote.len ? ra_verify_quote(c->o.verifier, k->quote.bytes, k->quote.len, NULL, &p, &c->vd) : -EACCES;
-  if (!k->quote.len) {
-    memset(&c->vd, 0, sizeof c->vd);
-    c->vd.err = RA_ERR_QUOTE_TRUNCATED;
-    snprintf(c->vd.msg, sizeof c->vd.msg, "empty quote");
+}
+
+/* The collateral could not be had: fail closed. The signatures are still
+ * checked so that the verdict carries the quote's facts (and its own first
+ * failure, if the quote is bad anyway); never accepted. */
+static void kx_refuse_collateral(ra_tunnel_client *c, int code, const char *msg) {
+  ra_policy p;
+  kx_policy(c, &p);
+  ra_verify_quote(c->o.verifier, c->quote, c->quote_len, NULL, &p, &c->vd);
+  if (c->vd.err == 0 || c->vd.checks[RA_CHECK_QUOTE_SIG] == RA_CHECK_PASS) {
+    c->vd.err = code;
+    snprintf(c->vd.msg, sizeof c->vd.msg, "%s", msg);
   }
+  c->vd.checks[RA_CHECK_COLLATERAL] = RA_CHECK_FAIL;
+  c->vd.tcb_evaluated = false;
+  kx_refuse(c);
+}
+
+/* Verifies the quote of server_kx (with coll, when not NULL); sends
+ * client_kx when every check passes. */
+static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
+  ra_policy p;
+  kx_policy(c, &p);
+  ra_verify_opts vo = {.collateral = coll};
+  int rc = ra_verify_quote(c->o.verifier, c->quote, c->quote_len, coll ? &vo : NULL, &p, &c->vd);
   c->has_vd = true;
   ra_timer_stop(&c->connect_timer);
   if (rc) {
-    char why[300];
-    snprintf(why, sizeof why, "%s: %s", ra_err_name(c->vd.err), c->vd.msg);
-    ra_warn("tunnel client: attestation refused: %s", why);
-    fail_connection(c, -EACCES, "attestation refused: %s", why);
-    if (c->o.on_ready) c->o.on_ready(c, -EACCES, &c->vd, c->o.ud);
+    kx_refuse(c);
     return;
   }
   uint8_t sealed[RA_ENV_SEALED_KEY_BYTES];
@@ -397,6 +426,116 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
   while (wl && wl->next) wl = wl->next;
   for (ra_tchan_sock *w = wl; w; w = w->prev) sock_flush(&c->ch, w);
   if (c->o.on_ready) c->o.on_ready(c, 0, &c->vd, c->o.ud);
+}
+
+static bool key_eq(const ra_pcs_key *a, const ra_pcs_key *b) {
+  return a->tee == b->tee && a->ca == b->ca && !memcmp(a->fmspc, b->fmspc, 6);
+}
+
+static void fetch_done(int err, const ra_pcs_result *res, void *ud) {
+  ra_tunnel_client *c = ud;
+  char msg[256];
+  c->fetch = NULL;
+  if (err) {
+    snprintf(msg, sizeof msg, "fetching the collateral from %s failed: %s", c->pccs_url, ra_strerror(err));
+    kx_refuse_collateral(c, RA_ERR_COLLATERAL_UNAVAILABLE, msg);
+    return;
+  }
+  if (res->refresh_failed)
+    ra_warn("tunnel client: collateral refresh from %s failed (%s): the cached collateral is used",
+            c->pccs_url, ra_strerror(res->refresh_failed));
+  ra_collateral *coll;
+  int rc = ra_collateral_parse_json(res->doc.ptr, res->doc.len, &coll);
+  if (rc) {
+    snprintf(msg, sizeof msg, "the collateral from %s does not parse: %s", c->pccs_url, ra_strerror(rc));
+    kx_refuse_collateral(c, RA_ERR_COLLATERAL_PARSE, msg);
+    return;
+  }
+  ra_collateral_free(c->fetched);
+  c->fetched = coll;
+  c->fetched_key = c->fetch_key;
+  c->fetched_next_update = res->next_update;
+  ra_debug("tunnel client: collateral %s %s", res->from_cache ? "from the cache" : "fetched from", c->pccs_url);
+  kx_verify(c, coll);
+}
+
+/* Gets the collateral for the server's quote, then verifies. */
+static void kx_fetch(ra_tunnel_client *c) {
+  char msg[256];
+  ra_pcs_key key;
+  int rc = ra_pcs_key_from_quote(c->quote, c->quote_len, &key);
+  if (rc) {
+    snprintf(msg, sizeof msg, "cannot tell which collateral the quote needs: %s", ra_strerror(rc));
+    kx_refuse_collateral(c, RA_ERR_COLLATERAL_UNAVAILABLE, msg);
+    return;
+  }
+  /* the last document, while fresh (an hour before nextUpdate it is
+   * fetched again, as the on-disk cache does) */
+  if (c->fetched && key_eq(&key, &c->fetched_key) && (int64_t)time(NULL) + 3600 < c->fetched_next_update) {
+    kx_verify(c, c->fetched);
+    return;
+  }
+  ra_pcs_opts po;
+  memset(&po, 0, sizeof po);
+  po.base_url = c->pccs_url;
+  po.cache_dir = c->pccs_cache_dir;
+  po.ca_file = c->pccs_ca_file;
+  po.no_cache = c->o.pccs_no_cache;
+  po.timeout_ms = c->o.pccs_timeout_ms ? c->o.pccs_timeout_ms : c->o.connect_timeout_ms;
+  c->fetch_key = key;
+  rc = ra_pcs_fetch_start(c->loop, &po, &key, fetch_done, c, &c->fetch);
+  if (rc) {
+    c->fetch = NULL;
+    snprintf(msg, sizeof msg, "cannot fetch the collateral from %s: %s", c->pccs_url, ra_strerror(rc));
+    kx_refuse_collateral(c, RA_ERR_COLLATERAL_UNAVAILABLE, msg);
+  }
+}
+
+static void fetch_cancel(ra_tunnel_client *c) {
+  if (c->fetch) ra_pcs_fetch_cancel(c->fetch);
+  c->fetch = NULL;
+}
+
+/* Copies len bytes (NULL for none). */
+static uint8_t *dup_bytes(const uint8_t *p, size_t len) {
+  uint8_t *d = malloc(len ? len : 1);
+  if (d && len) memcpy(d, p, len);
+  return d;
+}
+
+static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
+  if (c->state == ST_READY || c->has_server_pk) return; /* only the first one counts */
+  const ra_tmsg_server_kx *k = &m->server_kx;
+  memcpy(c->server_pk, k->x25519_public_key.bytes, 32);
+  c->has_server_pk = true;
+  free(c->quote);
+  c->quote_len = 0;
+  c->quote = dup_bytes(k->quote.bytes, k->quote.len);
+  if (c->quote) c->quote_len = k->quote.len;
+  free(c->bval);
+  free(c->biat);
+  c->bval = c->biat = NULL;
+  c->bval_len = c->biat_len = 0;
+  c->has_nonce = k->vd_kind == RA_TMSG_VD_NONCE;
+  if (c->has_nonce) {
+    c->bval = dup_bytes(k->vd_val.bytes, k->vd_val.len);
+    c->biat = dup_bytes(k->vd_iat.bytes, k->vd_iat.len);
+    if (!c->bval || !c->biat) {
+      fail_connection(c, -ENOMEM, "%s", "out of memory");
+      return;
+    }
+    c->bval_len = k->vd_val.len;
+    c->biat_len = k->vd_iat.len;
+  }
+  if (!k->quote.len || !c->quote) {
+    memset(&c->vd, 0, sizeof c->vd);
+    c->vd.err = k->quote.len ? RA_ERR_INTERNAL : RA_ERR_QUOTE_TRUNCATED;
+    snprintf(c->vd.msg, sizeof c->vd.msg, "%s", k->quote.len ? "out of memory" : "empty quote");
+    kx_refuse(c);
+    return;
+  }
+  if (c->pccs_url) kx_fetch(c); /* verifies when the collateral is here */
+  else kx_verify(c, c->o.collateral);
 }
 
 /* The control ws's user data: a link that outlives the client if the
@@ -450,6 +589,7 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   c->link = NULL;
   c->ch.ctl = NULL;
   ra_timer_stop(&c->connect_timer);
+  fetch_cancel(c); /* a fetch for this connection's handshake: moot */
   if (!c->fail) {
     c->fail = c->state == ST_READY ? -ECONNRESET : -ECONNREFUSED;
     snprintf(c->fail_msg, sizeof c->fail_msg, "%s (%u %.*s)",
@@ -482,7 +622,9 @@ static const ra_ws_handlers ctl_handlers = {
 
 static void connect_timeout(ra_timer *t, void *ud) {
   ra_tunnel_client *c = ud;
-  fail_connection(c, -ETIMEDOUT, "%s", "timed out opening the tunnel");
+  if (c->fetch) fail_connection(c, -ETIMEDOUT, "timed out fetching the collateral from %s", c->pccs_url);
+  else fail_connection(c, -ETIMEDOUT, "%s", "timed out opening the tunnel");
+  fetch_cancel(c);
   if (c->ch.ctl) ra_ws_terminate(c->ch.ctl);
 }
 
@@ -519,7 +661,7 @@ static void start_connect(ra_tunnel_client *c) {
 int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out) {
   *out = NULL;
-  if (!origin || !opts || !opts->verifier) return -EINVAL;
+  if (!origin || !opts || !opts->verifier || (opts->collateral && opts->pccs_url)) return -EINVAL;
   const char *rest;
   if (!strncmp(origin, "http://", 7)) rest = origin + 7;
   else if (!strncmp(origin, "ws://", 5)) rest = origin + 5;
@@ -539,6 +681,20 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   snprintf(c->ctl_url, hostlen + 16, "ws://%.*s/__ra__", (int)hostlen, rest);
   c->loop = loop;
   c->o = *opts;
+  if ((opts->pccs_url && !(c->pccs_url = strdup(opts->pccs_url))) ||
+      (opts->pccs_cache_dir && !(c->pccs_cache_dir = strdup(opts->pccs_cache_dir))) ||
+      (opts->pccs_ca_file && !(c->pccs_ca_file = strdup(opts->pccs_ca_file)))) {
+    free(c->pccs_url);
+    free(c->pccs_cache_dir);
+    free(c->pccs_ca_file);
+    ra_tchan_free(&c->ch);
+    free(c->ctl_url);
+    free(c);
+    return -ENOMEM;
+  }
+  c->o.pccs_url = c->pccs_url;
+  c->o.pccs_cache_dir = c->pccs_cache_dir;
+  c->o.pccs_ca_file = c->pccs_ca_file;
   if (opts->policy) { c->policy = *opts->policy; c->has_policy = true; }
   if (!c->o.request_timeout_ms) c->o.request_timeout_ms = 30000;
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 10000;
@@ -554,6 +710,7 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
 void ra_tunnel_client_free(ra_tunnel_client *c) {
   if (!c) return;
   c->freeing = true;
+  fetch_cancel(c);
   ra_timer_stop(&c->connect_timer);
   ra_timer_stop(&c->reconnect_timer);
   while (c->reqs) creq_finish(c->reqs, -ECANCELED, NULL, "tunnel closed");
@@ -566,6 +723,12 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   }
   ra_tchan_free(&c->ch);
   free(c->quote);
+  free(c->bval);
+  free(c->biat);
+  ra_collateral_free(c->fetched);
+  free(c->pccs_url);
+  free(c->pccs_cache_dir);
+  free(c->pccs_ca_file);
   free(c->ctl_url);
   ra_tindex_free(&c->reqs_by_num);
   free(c);

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
 #include "raloop/core/str.h"
@@ -57,11 +58,36 @@ typedef struct ra_tunnel_client_opts {
   uint64_t max_envelope;       /* [64 MiB] larger control messages: close 1009 */
   ra_tunnel_ready_cb on_ready; /* optional */
   void *ud;
+
+  /* Intel collateral (TCB status, QE identity, TDX module identity, CRLs;
+   * the policy's accept_tcb / allowed_advisories / allow_expired_collateral
+   * say what is accepted). Neither set: signatures only, as before (the
+   * verdict says "TCB not evaluated"). At most one of:
+   *  - collateral: borrowed (must outlive the client), used for every
+   *    handshake; not const: it memoises the signatures it verified, so it
+   *    serves this client's loop thread only;
+   *  - pccs_url: a PCCS or Intel's PCS ("https://api.trustedservices.intel.com")
+   *    from which, after server_kx, the client fetches the collateral for
+   *    the server's quote (attest/pcs/pcs.h: on the loop, through the
+   *    on-disk cache) and only then verifies and sends client_kx; the
+   *    parsed collateral is kept for later handshakes while fresh (an hour
+   *    before its nextUpdate it is fetched again). connect_timeout_ms
+   *    covers the fetch.
+   * Fail closed: a fetch that fails, a document that does not parse, or a
+   * status the policy does not accept refuses the server (on_ready -EACCES,
+   * the verdict names the check; pending requests fail with -EACCES). */
+  ra_collateral *collateral;
+  const char *pccs_url;         /* copied */
+  const char *pccs_cache_dir;   /* NULL: ra_pcs_cache_default_dir(); copied */
+  bool pccs_no_cache;           /* neither read nor write the on-disk cache */
+  const char *pccs_ca_file;     /* https PCCS: PEM CAs instead of the system's; copied */
+  uint64_t pccs_timeout_ms;     /* per request; 0: the connect timeout */
 } ra_tunnel_client_opts;
 
 /* origin: "http://HOST[:PORT]" (or "ws://"; a trailing path is ignored).
  * opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
- * verifier), -EPROTONOSUPPORT (https/wss), -ENOMEM. */
+ * verifier, both collateral and pccs_url), -EPROTONOSUPPORT (https/wss),
+ * -ENOMEM. */
 RA_API int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out);
 

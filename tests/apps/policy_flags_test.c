@@ -145,6 +145,29 @@ static void test_collateral_group(void **state) {
   assert_int_equal(pf.error, POLICY_FLAG_TOO_MANY);
 }
 
+static void test_pccs_group(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_COLLATERAL);
+  assert_int_equal(policy_flags_parse(&pf, "--pccs", "http://x"), 0); /* not asked for (ra-quote) */
+  policy_flags_init(&pf, POLICY_FLAGS_COLLATERAL | POLICY_FLAGS_PCCS);
+  assert_null(policy_flags_check_collateral(&pf));
+  assert_int_equal(policy_flags_parse(&pf, "--ca-file", "ca.pem"), 2);
+  assert_non_null(policy_flags_check_collateral(&pf)); /* needs --pccs */
+  assert_int_equal(policy_flags_parse(&pf, "--pccs", "http://127.0.0.1:8081"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--collateral-cache", "/tmp/c"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--no-collateral-cache", NULL), 1);
+  assert_string_equal(pf.pccs, "http://127.0.0.1:8081");
+  assert_string_equal(pf.collateral_cache, "/tmp/c");
+  assert_string_equal(pf.ca_file, "ca.pem");
+  assert_true(pf.no_collateral_cache);
+  assert_null(policy_flags_check_collateral(&pf));
+  assert_int_equal(policy_flags_parse(&pf, "--collateral", "c.json"), 2);
+  assert_non_null(policy_flags_check_collateral(&pf)); /* one source or the other */
+  assert_int_equal(policy_flags_parse(&pf, "--pccs", NULL), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_NO_VALUE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_groups_decide_what_is_a_flag),
@@ -154,6 +177,7 @@ int main(void) {
       cmocka_unit_test(test_time),
       cmocka_unit_test(test_table),
       cmocka_unit_test(test_collateral_group),
+      cmocka_unit_test(test_pccs_group),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

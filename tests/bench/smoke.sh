@@ -99,6 +99,27 @@ if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --trust-sim "$t
 fi
 grep -q 'attestation refused' "$tmp/err" || { cat "$tmp/err" >&2; fail "no refusal message (mrtd)"; }
 
+# 3b. with Intel collateral (issue 11): the simulated TEE's own, accepted for
+# every handshake; collateral that is not the server's (Intel's, for the same
+# FMSPC, long expired) refuses, never a signatures-only run
+rd=$(printf '00%.0s' $(seq 64))
+"$bin/ra-quote" sim --dir "$tmp/sim" --report-data "$rd" --out "$tmp/q.dat" --collateral-out "$tmp/coll.json" \
+  >/dev/null || fail "ra-quote sim --collateral-out"
+timeout 120 "$bin/ra-bench" --tunnel --scenario serial --scenario handshake --trust-sim "$tmp/sim" \
+  --collateral "$tmp/coll.json" "${small[@]}" --format csv "$url" >"$tmp/coll.csv" 2>"$tmp/err" \
+  || { cat "$tmp/err" >&2; fail "ra-bench --collateral exited $?"; }
+grep -q '^handshake,tunnel,4,' "$tmp/coll.csv" || { cat "$tmp/coll.csv" >&2; fail "--collateral: no handshake row"; }
+if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --trust-sim "$tmp/sim" \
+     --collateral "${RA_VECTORS:?}/collateral/phala/tdx_quote_collateral.json" "$url" >/dev/null 2>"$tmp/err"; then
+  fail "collateral that is not the server's was accepted"
+fi
+grep -q 'attestation refused' "$tmp/err" || { cat "$tmp/err" >&2; fail "no refusal message (collateral)"; }
+set +e
+"$bin/ra-bench" --tunnel --collateral "$tmp/coll.json" --pccs http://127.0.0.1:1 "$url" >/dev/null 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "--collateral with --pccs exited $rc, want 2"
+
 # 4. usage errors
 for args in "--format xml $url" "--scenario nope $url" "--serial 0 $url" "ftp://x" ""; do
   set +e

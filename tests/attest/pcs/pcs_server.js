@@ -12,6 +12,9 @@
 //
 // Usage: node pcs_server.js VECTORS_DIR [CERT.pem KEY.pem]; prints "PORT <n>"
 // when listening. With a certificate and key it serves HTTPS.
+// With PCS_COLLATERAL=FILE in the environment (a dcap-qvl-shaped document,
+// e.g. the simulated TEE's from `ra-quote sim --collateral-out`), that
+// document is served instead for its TEE and FMSPC, its CRLs for every CA.
 // Control (not PCS): GET /__ctl?mode=ok|404|garbled|nochain|slow|500 sets how
 // the TCB info is answered; GET /__count returns the number of PCS
 // requests served so far.
@@ -28,7 +31,13 @@ for (const [tee, file] of [['tdx', 'tdx_quote_collateral.json'], ['sgx', 'sgx_qu
   const fmspc = JSON.parse(c.tcb_info).fmspc.toLowerCase();
   byFmspc[`${tee}:${fmspc}`] = c;
 }
-const byTee = (tee) => Object.entries(byFmspc).find(([k]) => k.startsWith(tee + ':'))[1];
+let own = null;
+if (process.env.PCS_COLLATERAL) {
+  own = JSON.parse(fs.readFileSync(process.env.PCS_COLLATERAL, 'utf8'));
+  const t = JSON.parse(own.tcb_info);
+  byFmspc[`${t.id === 'TDX' ? 'tdx' : 'sgx'}:${t.fmspc.toLowerCase()}`] = own;
+}
+const byTee = (tee) => own || Object.entries(byFmspc).find(([k]) => k.startsWith(tee + ':'))[1];
 
 let mode = 'ok';
 let count = 0;
@@ -78,7 +87,7 @@ const handler = (req, res) => {
   if (what === 'pckcrl') {
     const ca = u.searchParams.get('ca');
     // the CRL whose issuer chain names this CA
-    const c = Object.values(byFmspc).find((x) =>
+    const c = own || Object.values(byFmspc).find((x) =>
       x.pck_crl_issuer_chain.length && Buffer.from(x.pck_crl, 'hex').includes(
         ca === 'processor' ? 'Intel SGX PCK Processor CA' : 'Intel SGX PCK Platform CA'));
     if (!c || u.searchParams.get('encoding') !== 'der') return send(res, 404, {}, '');
