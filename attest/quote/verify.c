@@ -32,6 +32,7 @@ struct ra_verifier {
   ra_roots roots;
   ra_crl_set crls;
   ra_cert_cache cache;
+  ra_chain_memo paths; /* with the cache on: PCK paths validated before */
   ASN1_OBJECT *sgx_ext_oid;
 };
 
@@ -76,6 +77,7 @@ void ra_verifier_free(ra_verifier *v) {
   ra_roots_clear(&v->roots);
   ra_crl_set_clear(&v->crls);
   ra_cert_cache_clear(&v->cache);
+  ra_chain_memo_clear(&v->paths);
   ASN1_OBJECT_free(v->sgx_ext_oid);
   free(v);
 }
@@ -200,7 +202,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
   if (leaf) {
     vd->pck_not_before = ra_asn1_time_to_unix(X509_get0_notBefore(leaf));
     vd->pck_not_after = ra_asn1_time_to_unix(X509_get0_notAfter(leaf));
-    chain = ra_chain_check(&v->roots, certs, leaf, at, vd);
+    chain = ra_chain_check(&v->roots, v->cache.off ? NULL : &v->paths, certs, leaf, at, vd);
     /* with collateral the CRLs are required (fail closed) */
     if (chain)
       ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,

@@ -20,8 +20,9 @@
 /* Decoded certificates by exact DER bytes. OpenSSL 3.0 spends ~80 us
  * decoding one certificate (its public key goes through the provider
  * decoders); every quote of a platform repeats the same intermediate and
- * root, and a client often sees the same leaf again. Only parsing is cached:
- * every verification checks every signature anew. Zero-initialised it is
+ * root, and a client often sees the same leaf again. Only parsing is cached
+ * here (the verifier also memoises PCK paths validated with these objects:
+ * ra_chain_memo, chain_internal.h). Zero-initialised it is
  * empty and on; off = true decodes every certificate anew. */
 typedef struct ra_cert_cache {
   struct ra_cert_entry {
