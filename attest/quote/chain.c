@@ -75,6 +75,18 @@ static bool is_pinned(const ra_roots *r, X509 *x) {
 
 bool ra_roots_has(const ra_roots *r, X509 *x) { return x && is_pinned(r, x); }
 
+X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len) {
+  for (int i = 0; r && r->certs && i < sk_X509_num(r->certs); i++) {
+    X509 *x = sk_X509_value(r->certs, i);
+    uint8_t *enc = NULL;
+    int n = i2d_X509(x, &enc);
+    bool same = n > 0 && (size_t)n == len && !memcmp(enc, der, len);
+    OPENSSL_free(enc);
+    if (same && X509_up_ref(x)) return x;
+  }
+  return NULL;
+}
+
 /* A root carried in the quote must be one we pinned: a look-alike root
  * (Intel's subject, another key) is refused by name, not silently ignored
  * because the store happened to hold the real one. */

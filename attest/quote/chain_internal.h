@@ -64,6 +64,10 @@ STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF
 /* Whether x (by its DER) is one of the pinned roots. */
 bool ra_roots_has(const ra_roots *r, X509 *x);
 
+/* A new reference to the pinned root whose DER is exactly der[0..len),
+ * NULL when none is. */
+X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len);
+
 /* The issuer chain of a signed collateral body (TCB info, QE identity):
  * leaf (the signing certificate, an end entity) -> pinned root at `at`.
  * Failures are recorded under chk as RA_ERR_COLLATERAL_SIGNATURE; `what`

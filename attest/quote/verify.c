@@ -87,6 +87,7 @@ int ra_verifier_new(unsigned flags, ra_verifier **out) {
   *out = NULL;
   if (!v) return -ENOMEM;
   v->cache.off = (flags & RA_VERIFIER_NO_CERT_CACHE) != 0;
+  v->cache.pinned = &v->roots;
   v->sgx_ext_oid = OBJ_txt2obj(RA_PCK_SGX_EXT_OID, 1);
   if (ra_roots_init(&v->roots) || ra_crl_set_init(&v->crls) || !v->sgx_ext_oid) goto nomem;
   if (!(flags & RA_VERIFIER_NO_DEFAULT_ROOT) &&
