@@ -496,7 +496,7 @@ static void note_expiry(ra_verdict *vd, time_t next) {
 static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roots *roots,
                                      time_t at, const char *what, ra_verdict *vd) {
   STACK_OF(X509) *chain;
-  if (b->validated && at >= b->valid_from && at <= b->valid_to &&
+  if (b->validated && at >= b->valid_from && at < b->valid_to &&
       ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1)))
     return X509_chain_up_ref(b->validated);
   chain = ra_chain_check_signer(roots, b->chain, leaf, at, RA_CHECK_COLLATERAL, what, vd);
