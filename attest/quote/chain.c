@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -72,6 +74,18 @@ static bool is_pinned(const ra_roots *r, X509 *x) {
 }
 
 bool ra_roots_has(const ra_roots *r, X509 *x) { return x && is_pinned(r, x); }
+
+X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len) {
+  for (int i = 0; r && r->certs && i < sk_X509_num(r->certs); i++) {
+    X509 *x = sk_X509_value(r->certs, i);
+    uint8_t *enc = NULL;
+    int n = i2d_X509(x, &enc);
+    bool same = n > 0 && (size_t)n == len && !memcmp(enc, der, len);
+    OPENSSL_free(enc);
+    if (same && X509_up_ref(x)) return x;
+  }
+  return NULL;
+}
 
 /* A root carried in the quote must be one we pinned: a look-alike root
  * (Intel's subject, another key) is refused by name, not silently ignored
@@ -201,17 +215,84 @@ static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
   return true;
 }
 
-STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
-                                ra_verdict *vd) {
+/* ---- validated paths to reuse (ra_chain_memo) ---- */
+
+static void memo_entry_clear(struct ra_chain_memo_entry *e) {
+  sk_X509_pop_free(e->certs, X509_free);
+  sk_X509_pop_free(e->validated, X509_free);
+  memset(e, 0, sizeof *e);
+}
+
+void ra_chain_memo_clear(ra_chain_memo *m) {
+  for (int i = 0; i < RA_CHAIN_MEMO; i++) memo_entry_clear(&m->e[i]);
+  m->next = 0;
+}
+
+static bool same_certs(STACK_OF(X509) * a, STACK_OF(X509) * b) {
+  if (sk_X509_num(a) != sk_X509_num(b)) return false;
+  for (int i = 0; i < sk_X509_num(a); i++)
+    if (sk_X509_value(a, i) != sk_X509_value(b, i)) return false;
+  return true;
+}
+
+/* The validated path of exactly these objects, when `at` is inside its
+ * window and the pinned roots are the same; a new reference, or NULL. */
+static STACK_OF(X509) * memo_find(const ra_chain_memo *m, const ra_roots *r,
+                                  STACK_OF(X509) * certs, X509 *leaf, time_t at) {
+  for (int i = 0; m && i < RA_CHAIN_MEMO; i++) {
+    const struct ra_chain_memo_entry *e = &m->e[i];
+    if (e->validated && e->leaf == leaf && e->n_roots == sk_X509_num(r->certs) &&
+        at >= e->valid_from && at < e->valid_to && same_certs(e->certs, certs))
+      return X509_chain_up_ref(e->validated);
+  }
+  return NULL;
+}
+
+/* Remembers a path X509_verify_cert validated at some time; out of memory
+ * only means no memo. */
+static void memo_put(ra_chain_memo *m, const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf,
+                     STACK_OF(X509) * chain) {
+  time_t from = 0, to = (time_t)INT64_MAX;
+  for (int i = 0; i < sk_X509_num(chain); i++) {
+    X509 *x = sk_X509_value(chain, i);
+    time_t nb = ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+           na = ra_asn1_time_to_unix(X509_get0_notAfter(x));
+    if (!nb || !na) return; /* unreadable here: never reuse */
+    if (nb > from) from = nb;
+    if (na < to) to = na;
+  }
+  struct ra_chain_memo_entry *e = &m->e[m->next++ % RA_CHAIN_MEMO];
+  memo_entry_clear(e);
+  e->certs = X509_chain_up_ref(certs);
+  e->validated = X509_chain_up_ref(chain);
+  if (!e->certs || !e->validated) {
+    memo_entry_clear(e);
+    return;
+  }
+  e->leaf = leaf;
+  e->valid_from = from;
+  e->valid_to = to;
+  e->n_roots = sk_X509_num(r->certs);
+}
+
+STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF(X509) * certs,
+                                X509 *leaf, time_t at, ra_verdict *vd) {
   STACK_OF(X509) *chain = NULL;
-  if (roots_given_are_pinned(r, certs, leaf, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED, vd))
-    chain = validate_path(r, certs, leaf, at, RA_CHECK_CHAIN, "PCK", vd);
+  bool hit = false;
+  if (roots_given_are_pinned(r, certs, leaf, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED, vd)) {
+    chain = memo_find(memo, r, certs, leaf, at);
+    hit = chain != NULL;
+    if (!chain) chain = validate_path(r, certs, leaf, at, RA_CHECK_CHAIN, "PCK", vd);
+  }
   if (chain && !(all_on_path(certs, chain, vd) && has_pck_shape(chain, leaf, vd) &&
                  record_root(chain, vd))) {
     sk_X509_pop_free(chain, X509_free);
     chain = NULL;
   }
-  if (chain) ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  if (chain) {
+    if (memo && !hit) memo_put(memo, r, certs, leaf, chain);
+    ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  }
   ERR_clear_error();
   return chain;
 }

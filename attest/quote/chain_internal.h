@@ -29,16 +29,44 @@ void ra_roots_clear(ra_roots *r);
  * number added, -EINVAL, -ENOMEM. */
 int ra_roots_add(ra_roots *r, const uint8_t *data, size_t len);
 
+/* Paths validated before, for a verifier whose certificate cache is on
+ * (warm): the validated chain of exactly these certificate objects (the
+ * cache hands out the same object for the same DER bytes, and the memo
+ * holds a reference to each, so an address is never reused while it is
+ * here), valid for a time inside the window where every certificate of the
+ * path is valid (notBefore <= at < notAfter, as X509_verify_cert), and
+ * only while the pinned roots are the ones it was validated with. A hit
+ * skips X509_verify_cert (its signatures and path building), nothing else:
+ * the shape, on-path and pinned-root checks run again. */
+#define RA_CHAIN_MEMO 4
+typedef struct ra_chain_memo {
+  struct ra_chain_memo_entry {
+    STACK_OF(X509) * certs;     /* the input, references of its own */
+    X509 *leaf;
+    STACK_OF(X509) * validated; /* leaf first, root last */
+    time_t valid_from, valid_to; /* valid_from <= at < valid_to */
+    int n_roots;                /* the pinned roots it was validated with */
+  } e[RA_CHAIN_MEMO];
+  unsigned next;
+} ra_chain_memo;
+
+void ra_chain_memo_clear(ra_chain_memo *m);
+
 /* Verifies the path leaf -> ... -> pinned root at time `at` (certs holds the
  * leaf and the rest of the chain as given) and Intel's shape leaf -> CA ->
  * root. Records RA_CHECK_CHAIN, chain_len and the root in vd. Returns the
  * validated chain (leaf first, root last; the caller frees it with
- * sk_X509_pop_free), or NULL after recording the failure. */
-STACK_OF(X509) * ra_chain_check(const ra_roots *r, STACK_OF(X509) * certs, X509 *leaf, time_t at,
-                                ra_verdict *vd);
+ * sk_X509_pop_free), or NULL after recording the failure. memo (may be
+ * NULL): validated paths to reuse and to remember (see ra_chain_memo). */
+STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF(X509) * certs,
+                                X509 *leaf, time_t at, ra_verdict *vd);
 
 /* Whether x (by its DER) is one of the pinned roots. */
 bool ra_roots_has(const ra_roots *r, X509 *x);
+
+/* A new reference to the pinned root whose DER is exactly der[0..len),
+ * NULL when none is. */
+X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len);
 
 /* The issuer chain of a signed collateral body (TCB info, QE identity):
  * leaf (the signing certificate, an end entity) -> pinned root at `at`.

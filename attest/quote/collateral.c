@@ -137,6 +137,15 @@ static int fail(const char *what) {
 
 /* A CRL given as hex DER (dcap-qvl), raw DER or PEM. */
 static int add_crl(ra_collateral *c, const uint8_t *p, size_t n) {
+  /* plain hex (dcap-qvl's form) decodes in one pass; anything else (hex
+   * with whitespace or 0x, DER, PEM) goes by the detected encoding */
+  uint8_t *plain = n >= 2 && n % 2 == 0 ? malloc(n / 2) : NULL;
+  if (plain && !ra_hex_decode_exact((const char *)p, n, plain, n / 2)) {
+    int rc = ra_crl_set_add(&c->crls, plain, n / 2);
+    free(plain);
+    return rc == -ENOMEM ? rc : rc < 0 ? fail("a CRL does not parse") : 0;
+  }
+  free(plain);
   if (n >= 2 && ra_detect_encoding(p, n) == RA_ENC_HEX) {
     uint8_t *der = malloc(n / 2 + 1);
     if (!der) return -ENOMEM;
@@ -162,11 +171,40 @@ static int set_body(ra_signed_body *b, const char *raw, size_t len, const char *
   return 0;
 }
 
-static int set_chain(STACK_OF(X509) * *out, const char *pem, size_t len, const char *what) {
+/* The issuer chain of b; the Intel root in it is left for the verification
+ * to supply (ra_signed_body.root_at). */
+static int set_chain(ra_signed_body *b, const char *pem, size_t len, const char *what) {
+  uint8_t root[2048];
+  ra_cert_defer d = {root, 0, -1};
   if (!pem || len == 0) return fail(what);
-  *out = ra_certs_parse(NULL, (const uint8_t *)pem, len);
+  d.len = ra_intel_root_der(root, sizeof root);
+  b->chain = ra_certs_parse_defer(NULL, (const uint8_t *)pem, len, d.len ? &d : NULL);
+  b->root_at = d.at;
   ERR_clear_error();
-  return *out ? 0 : fail(what);
+  return b->chain ? 0 : fail(what);
+}
+
+/* b's chain with the verifier's pinned object for the Intel root left out
+ * when parsing, or that root decoded now (the verifier pins another). The
+ * same object as `have` when given (the QE identity's chain is then the TCB
+ * info's). False on ENOMEM only: the bytes are the compiled-in root's. */
+static bool complete_chain(ra_signed_body *b, const ra_roots *roots, X509 *have) {
+  uint8_t root[2048];
+  size_t n;
+  X509 *x = have;
+  if (b->root_at < 0) return true;
+  if (x ? !X509_up_ref(x) : !(n = ra_intel_root_der(root, sizeof root))) return false;
+  if (!x && !(x = ra_roots_find_der(roots, root, n))) {
+    const uint8_t *p = root;
+    x = d2i_X509(NULL, &p, (long)n);
+    ERR_clear_error();
+  }
+  if (!x || !sk_X509_insert(b->chain, x, b->root_at)) {
+    X509_free(x);
+    return false;
+  }
+  b->root_at = -1;
+  return true;
 }
 
 /* Parses the bodies once the raw pieces are in. */
@@ -180,6 +218,7 @@ static int finish(ra_collateral *c) {
 
 static ra_collateral *coll_new(void) {
   ra_collateral *c = calloc(1, sizeof *c);
+  if (c) c->tcb_body.root_at = c->qe_body.root_at = -1;
   if (c && ra_crl_set_init(&c->crls)) {
     free(c);
     return NULL;
@@ -224,17 +263,19 @@ int ra_collateral_parse_json(const char *json, size_t len, ra_collateral **out) 
   }
   if (!rc) {
     s1 = jstr(d, "tcb_info_issuer_chain", &n1);
-    rc = set_chain(&c->tcb_body.chain, s1, n1, "tcb_info_issuer_chain");
+    rc = set_chain(&c->tcb_body, s1, n1, "tcb_info_issuer_chain");
   }
   if (!rc) {
     /* Intel signs both with the same TCB signing certificate: the same
      * chain is decoded once (decoding dominates the cost of a cold load) */
     s2 = jstr(d, "tcb_info_issuer_chain", &n2);
     s1 = jstr(d, "qe_identity_issuer_chain", &n1);
-    if (s1 && s2 && n1 == n2 && !memcmp(s1, s2, n1))
+    if (s1 && s2 && n1 == n2 && !memcmp(s1, s2, n1)) {
       rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
-    else
-      rc = set_chain(&c->qe_body.chain, s1, n1, "qe_identity_issuer_chain");
+      c->qe_body.root_at = c->tcb_body.root_at;
+    } else {
+      rc = set_chain(&c->qe_body, s1, n1, "qe_identity_issuer_chain");
+    }
   }
   /* pck_crl_issuer_chain is not needed: a CRL is checked against the
    * issuer in the validated PCK chain itself. Its shape is checked (a
@@ -393,12 +434,14 @@ static int load_dir(const char *dir, ra_collateral **out) {
   uint8_t *tb = NULL;
   size_t tn = 0;
   if (!rc) rc = read_one(dir, tcbc_n, &tb, &tn);
-  if (!rc) rc = set_chain(&c->tcb_body.chain, (const char *)tb, tn, "TCB info issuer chain");
+  if (!rc) rc = set_chain(&c->tcb_body, (const char *)tb, tn, "TCB info issuer chain");
   if (!rc) rc = read_one(dir, qec_n, &b, &n);
-  if (!rc && n == tn && !memcmp(b, tb, n)) /* the same chain: decoded once */
+  if (!rc && n == tn && !memcmp(b, tb, n)) { /* the same chain: decoded once */
     rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
-  else if (!rc)
-    rc = set_chain(&c->qe_body.chain, (const char *)b, n, "QE identity issuer chain");
+    c->qe_body.root_at = c->tcb_body.root_at;
+  } else if (!rc) {
+    rc = set_chain(&c->qe_body, (const char *)b, n, "QE identity issuer chain");
+  }
   free(b), b = NULL;
   free(tb);
   if (!rc) rc = read_one(dir, root_crl_n, &b, &n);
@@ -462,7 +505,7 @@ static void note_expiry(ra_verdict *vd, time_t next) {
 static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roots *roots,
                                      time_t at, const char *what, ra_verdict *vd) {
   STACK_OF(X509) *chain;
-  if (b->validated && at >= b->valid_from && at <= b->valid_to &&
+  if (b->validated && at >= b->valid_from && at < b->valid_to &&
       ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1)))
     return X509_chain_up_ref(b->validated);
   chain = ra_chain_check_signer(roots, b->chain, leaf, at, RA_CHECK_COLLATERAL, what, vd);
@@ -540,6 +583,20 @@ bool ra_collateral_check(ra_collateral *c, const ra_roots *roots, ra_crl_set *vc
                          const ra_quote *q, time_t at, const ra_policy *pol, ra_verdict *vd) {
   ra_crl_set *crls[2] = {&c->crls, vcrls};
   bool ax = pol->allow_expired_collateral, tdx = q->body_type != RA_BODY_SGX;
+  /* the root left out when parsing: the same object in both chains when
+   * they were one (Intel's case) */
+  int tat = c->tcb_body.root_at, qat = c->qe_body.root_at;
+  X509 *troot = NULL;
+  bool one = tat >= 0 && qat == tat &&
+             sk_X509_num(c->qe_body.chain) == sk_X509_num(c->tcb_body.chain);
+  for (int i = 0; one && i < sk_X509_num(c->qe_body.chain); i++)
+    one = sk_X509_value(c->qe_body.chain, i) == sk_X509_value(c->tcb_body.chain, i);
+  if (!complete_chain(&c->tcb_body, roots, NULL) ||
+      (tat >= 0 && !(troot = sk_X509_value(c->tcb_body.chain, tat))) ||
+      !complete_chain(&c->qe_body, roots, one ? troot : NULL)) {
+    ra_verdict_fail(vd, RA_CHECK_COLLATERAL, RA_ERR_INTERNAL, "out of memory");
+    return false;
+  }
   bool ok = check_body(&c->tcb_body, "TCB info", roots, crls, 2, at, ax, vd);
   /* one issuer chain for both (Intel's case, decoded once): its validated
    * path serves the QE identity too */

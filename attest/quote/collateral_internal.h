@@ -79,6 +79,11 @@ typedef struct ra_signed_body {
   size_t len;
   uint8_t sig[64];
   STACK_OF(X509) * chain; /* the issuer chain (signing certificate, root) */
+  /* The Intel root as the chain carries it is not decoded when parsing:
+   * its DER is exactly the compiled-in root's, and the verification
+   * inserts the verifier's pinned object for it (or decodes it then, when
+   * the verifier pins another root) at index root_at. -1: none left out. */
+  int root_at;
   int sig_memo;           /* 0 unknown, 1 verified, -1 failed */
   /* the path last validated to a pinned root (signatures, shape), and the
    * window in which all its certificates are valid: reused while the

@@ -7,27 +7,30 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 
-/* DCAP signatures are raw r||s; OpenSSL verifies DER ECDSA-Sig-Value.
- * Returns the DER length written to der (<= 80), or 0. */
+/* DCAP signatures are raw r||s; OpenSSL verifies DER ECDSA-Sig-Value:
+ * SEQUENCE { INTEGER r, INTEGER s }, each minimal (leading zero bytes
+ * dropped, one 0x00 added when the top bit is set), as i2d_ECDSA_SIG
+ * writes it. A zero r or s is INTEGER 0 (OpenSSL then refuses it).
+ * Returns the DER length written to der (<= 72). */
+static size_t der_int(const uint8_t v[32], uint8_t *out) {
+  size_t i = 0;
+  while (i < 31 && v[i] == 0) i++;
+  size_t n = 32 - i, pad = v[i] & 0x80 ? 1 : 0;
+  out[0] = 0x02;
+  out[1] = (uint8_t)(n + pad);
+  out[2] = 0;
+  memcpy(out + 2 + pad, v + i, n);
+  return 2 + pad + n;
+}
+
 static int raw_sig_to_der(const uint8_t sig[64], uint8_t der[80]) {
-  ECDSA_SIG *s = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(sig, 32, NULL), *ss = BN_bin2bn(sig + 32, 32, NULL);
-  int dl = 0;
-  if (!s || !r || !ss) {
-    BN_free(r);
-    BN_free(ss);
-    ECDSA_SIG_free(s);
-    return 0;
-  }
-  ECDSA_SIG_set0(s, r, ss);
-  uint8_t *p = der;
-  dl = i2d_ECDSA_SIG(s, NULL);
-  if (dl <= 0 || dl > 80)
-    dl = 0;
-  else
-    dl = i2d_ECDSA_SIG(s, &p);
-  ECDSA_SIG_free(s);
-  return dl > 0 ? dl : 0;
+  uint8_t body[70];
+  size_t n = der_int(sig, body);
+  n += der_int(sig + 32, body + n);
+  der[0] = 0x30;
+  der[1] = (uint8_t)n; /* <= 70: short form */
+  memcpy(der + 2, body, n);
+  return (int)n + 2;
 }
 
 bool ra_ecdsa_p256_verify(EVP_PKEY *key, const uint8_t *msg, size_t len, const uint8_t sig[64]) {

@@ -32,6 +32,10 @@ struct ra_verifier {
   ra_roots roots;
   ra_crl_set crls;
   ra_cert_cache cache;
+  ra_chain_memo paths; /* with the cache on: PCK paths validated before */
+  /* with the cache on: the last attestation key (x||y) as an EVP_PKEY */
+  uint8_t att_xy[64];
+  EVP_PKEY *att;
   ASN1_OBJECT *sgx_ext_oid;
 };
 
@@ -76,6 +80,8 @@ void ra_verifier_free(ra_verifier *v) {
   ra_roots_clear(&v->roots);
   ra_crl_set_clear(&v->crls);
   ra_cert_cache_clear(&v->cache);
+  ra_chain_memo_clear(&v->paths);
+  EVP_PKEY_free(v->att);
   ASN1_OBJECT_free(v->sgx_ext_oid);
   free(v);
 }
@@ -85,6 +91,7 @@ int ra_verifier_new(unsigned flags, ra_verifier **out) {
   *out = NULL;
   if (!v) return -ENOMEM;
   v->cache.off = (flags & RA_VERIFIER_NO_CERT_CACHE) != 0;
+  v->cache.pinned = &v->roots;
   v->sgx_ext_oid = OBJ_txt2obj(RA_PCK_SGX_EXT_OID, 1);
   if (ra_roots_init(&v->roots) || ra_crl_set_init(&v->crls) || !v->sgx_ext_oid) goto nomem;
   if (!(flags & RA_VERIFIER_NO_DEFAULT_ROOT) &&
@@ -200,7 +207,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
   if (leaf) {
     vd->pck_not_before = ra_asn1_time_to_unix(X509_get0_notBefore(leaf));
     vd->pck_not_after = ra_asn1_time_to_unix(X509_get0_notAfter(leaf));
-    chain = ra_chain_check(&v->roots, certs, leaf, at, vd);
+    chain = ra_chain_check(&v->roots, v->cache.off ? NULL : &v->paths, certs, leaf, at, vd);
     /* with collateral the CRLs are required (fail closed) */
     if (chain)
       ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,
@@ -213,8 +220,15 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
 }
 
 /* RA_CHECK_QUOTE_SIG: header and body signed by the attestation key. */
-static void check_quote_signature(const ra_quote *q, ra_verdict *vd) {
-  EVP_PKEY *att = ra_p256_key(q->att_key);
+static void check_quote_signature(ra_verifier *v, const ra_quote *q, ra_verdict *vd) {
+  /* the key of the same QE again (warm): the EVP_PKEY made for it before */
+  bool keep = !v->cache.off;
+  EVP_PKEY *att = keep && v->att && !memcmp(v->att_xy, q->att_key, 64) ? v->att : NULL;
+  if (att) {
+    keep = false; /* v owns it already */
+  } else {
+    att = ra_p256_key(q->att_key);
+  }
   if (!att)
     ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_ATT_KEY, "attestation key is not a P-256 point");
   else if (ra_ecdsa_p256_verify(att, q->signed_data.bytes, q->signed_data.len, q->signature))
@@ -222,7 +236,13 @@ static void check_quote_signature(const ra_quote *q, ra_verdict *vd) {
   else
     ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_QUOTE_SIGNATURE,
                     "quote signature does not verify with the attestation key");
-  EVP_PKEY_free(att);
+  if (keep && att) {
+    EVP_PKEY_free(v->att);
+    v->att = att;
+    memcpy(v->att_xy, q->att_key, 64);
+  } else if (att != v->att) {
+    EVP_PKEY_free(att);
+  }
 }
 
 /* The advisories of the platform, module and QE levels, once each. */
@@ -339,7 +359,7 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   if (!check_parse(&q, buf, len, vd)) return -EACCES;
   check_pck(v, &q, opts, at, pol, vd);
   ra_qe_check_report_data(&q, vd);
-  check_quote_signature(&q, vd);
+  check_quote_signature(v, &q, vd);
   check_collateral(v, &q, opts ? opts->collateral : NULL, at, pol, vd);
   check_policy(&q, pol, vd);
   if (vd->err == 0)

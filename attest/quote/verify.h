@@ -257,7 +257,12 @@ enum {
   RA_VERIFIER_NO_DEFAULT_ROOT = 1,
   /* Decode every certificate anew (for cold benchmarks). By default a
      * verifier keeps the last 32 decoded certificates (by exact DER) since
-     * decoding dominates the cost; signatures are always checked again. */
+     * decoding dominates the cost, and the last few PCK paths it validated
+     * (those same certificate objects, to a pinned root): one is reused
+     * only while the verification time is inside the validity of every
+     * certificate on it and no root was pinned since; the shape, CRL, QE
+     * report and quote signature checks always run again. With this flag
+     * neither is kept. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
 };
 

@@ -1,6 +1,7 @@
 /* attest/quote/x509.c: decoding certificates, with a cache of decoded ones. */
 #include "raloop/attest/quote/x509_internal.h"
 
+#include "raloop/attest/quote/chain_internal.h"
 #include "raloop/attest/quote/hexb64.h"
 
 #include <errno.h>
@@ -68,7 +69,8 @@ static size_t der_seq_len(const uint8_t *p, size_t avail) {
 static X509 *decode_cert(ra_cert_cache *c, const uint8_t *der, size_t len) {
   const uint8_t *p = der;
   bool cached = c && !c->off;
-  X509 *x = cached ? cache_find(c, der, len) : NULL;
+  X509 *x = c && c->pinned ? ra_roots_find_der(c->pinned, der, len) : NULL;
+  if (!x && cached) x = cache_find(c, der, len);
   if (x) return x;
   x = d2i_X509(NULL, &p, (long)len);
   if (!x || p != der + len) {
@@ -88,7 +90,18 @@ static bool is_padding(uint8_t b) {
 
 /* Decodes the PEM certificate block starting at *p (at its BEGIN line) and
  * moves *p past its END line. NULL when the block is malformed. */
-static X509 *decode_pem_block(ra_cert_cache *c, const uint8_t **p, const uint8_t *e) {
+/* Whether der is the certificate d leaves out (then marked as found). */
+static bool deferred(ra_cert_defer *d, const uint8_t *der, size_t len, int idx) {
+  if (!d || d->at >= 0 || len != d->len || memcmp(der, d->der, len)) return false;
+  d->at = idx;
+  return true;
+}
+
+/* A placeholder for a certificate left out (never dereferenced). */
+static X509 *const DEFERRED = (X509 *)&DEFERRED;
+
+static X509 *decode_pem_block(ra_cert_cache *c, ra_cert_defer *d, int idx, const uint8_t **p,
+                              const uint8_t *e) {
   const uint8_t *body = *p + sizeof PEM_BEGIN - 1;
   const uint8_t *q = memmem(body, (size_t)(e - body), PEM_END, sizeof PEM_END - 1);
   size_t dlen;
@@ -99,17 +112,18 @@ static X509 *decode_pem_block(ra_cert_cache *c, const uint8_t **p, const uint8_t
   uint8_t *der = malloc((size_t)(q - body) / 4 * 3 + 3);
   if (der && !ra_base64_decode(body, (size_t)(q - body), der, &dlen) &&
       der_seq_len(der, dlen) == dlen)
-    x = decode_cert(c, der, dlen);
+    x = deferred(d, der, dlen, idx) ? DEFERRED : decode_cert(c, der, dlen);
   free(der);
   *p = q + sizeof PEM_END - 1;
   return x;
 }
 
 /* Decodes the DER certificate at *p and moves *p past it. */
-static X509 *decode_der_block(ra_cert_cache *c, const uint8_t **p, const uint8_t *e) {
+static X509 *decode_der_block(ra_cert_cache *c, ra_cert_defer *d, int idx, const uint8_t **p,
+                              const uint8_t *e) {
   size_t n = der_seq_len(*p, (size_t)(e - *p));
   if (!n) return NULL;
-  X509 *x = decode_cert(c, *p, n);
+  X509 *x = deferred(d, *p, n, idx) ? DEFERRED : decode_cert(c, *p, n);
   *p += n;
   return x;
 }
@@ -118,29 +132,51 @@ static bool at_pem_begin(const uint8_t *p, const uint8_t *e) {
   return (size_t)(e - p) >= sizeof PEM_BEGIN - 1 && !memcmp(p, PEM_BEGIN, sizeof PEM_BEGIN - 1);
 }
 
-STACK_OF(X509) * ra_certs_parse(ra_cert_cache *c, const uint8_t *data, size_t len) {
+STACK_OF(X509) * ra_certs_parse_defer(ra_cert_cache *c, const uint8_t *data, size_t len,
+                                      ra_cert_defer *d) {
   STACK_OF(X509) *sk = sk_X509_new_null();
   const uint8_t *p = data, *e = data + len;
+  int n = 0; /* certificates in the blob, the one left out included */
+  if (d) d->at = -1;
   if (!sk) return NULL;
   while (p < e) {
     if (is_padding(*p)) {
       p++;
       continue;
     }
-    if (sk_X509_num(sk) >= RA_MAX_CHAIN_CERTS) goto bad;
-    X509 *x = at_pem_begin(p, e) ? decode_pem_block(c, &p, e) : decode_der_block(c, &p, e);
+    if (n >= RA_MAX_CHAIN_CERTS) goto bad;
+    X509 *x = at_pem_begin(p, e) ? decode_pem_block(c, d, n, &p, e)
+                                 : decode_der_block(c, d, n, &p, e);
     if (!x) goto bad;
+    n++;
+    if (x == DEFERRED) continue;
     if (!sk_X509_push(sk, x)) {
       X509_free(x);
       goto bad;
     }
   }
-  if (sk_X509_num(sk) == 0) goto bad;
+  if (n == 0) goto bad;
   return sk;
 bad:
   ERR_clear_error();
   sk_X509_pop_free(sk, X509_free);
+  if (d) d->at = -1;
   return NULL;
+}
+
+STACK_OF(X509) * ra_certs_parse(ra_cert_cache *c, const uint8_t *data, size_t len) {
+  return ra_certs_parse_defer(c, data, len, NULL);
+}
+
+size_t ra_intel_root_der(uint8_t *out, size_t cap) {
+  const uint8_t *p = (const uint8_t *)ra_intel_sgx_root_ca_pem;
+  size_t n = strlen(ra_intel_sgx_root_ca_pem), dlen;
+  const uint8_t *b = memmem(p, n, PEM_BEGIN, sizeof PEM_BEGIN - 1);
+  const uint8_t *body = b ? b + sizeof PEM_BEGIN - 1 : NULL;
+  const uint8_t *q = body ? memmem(body, n - (size_t)(body - p), PEM_END, sizeof PEM_END - 1) : NULL;
+  if (!q || (size_t)(q - body) / 4 * 3 + 3 > cap || ra_base64_decode(body, (size_t)(q - body), out, &dlen))
+    return 0;
+  return dlen;
 }
 
 bool ra_cert_self_issued(X509 *x) { return X509_check_issued(x, x) == X509_V_OK; }

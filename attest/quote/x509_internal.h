@@ -20,9 +20,11 @@
 /* Decoded certificates by exact DER bytes. OpenSSL 3.0 spends ~80 us
  * decoding one certificate (its public key goes through the provider
  * decoders); every quote of a platform repeats the same intermediate and
- * root, and a client often sees the same leaf again. Only parsing is cached:
- * every verification checks every signature anew. Zero-initialised it is
+ * root, and a client often sees the same leaf again. Only parsing is cached
+ * here (the verifier also memoises PCK paths validated with these objects:
+ * ra_chain_memo, chain_internal.h). Zero-initialised it is
  * empty and on; off = true decodes every certificate anew. */
+struct ra_roots;
 typedef struct ra_cert_cache {
   struct ra_cert_entry {
     uint8_t *der;
@@ -31,9 +33,25 @@ typedef struct ra_cert_cache {
   } entries[RA_CERT_CACHE_SIZE];
   unsigned next;
   bool off;
+  /* The verifier's pinned roots (may be NULL): a certificate with exactly
+   * the DER bytes of a pinned root is that root's object, never decoded
+   * again, whether the cache is on or off (each DER decoded once: the root
+   * a quote carries is the one pinned). */
+  const struct ra_roots *pinned;
 } ra_cert_cache;
 
 void ra_cert_cache_clear(ra_cert_cache *c);
+
+/* A certificate not to decode while parsing: the first one whose DER is
+ * exactly der[0..len) is left out of the stack, and `at` says where it
+ * was (its index in the blob; -1: absent). For the Intel root in
+ * collateral issuer chains, which the verifier supplies later (its pinned
+ * object) without decoding it anew. */
+typedef struct ra_cert_defer {
+  const uint8_t *der;
+  size_t len;
+  int at;
+} ra_cert_defer;
 
 /* Parses a blob of certificates: PEM blocks and/or concatenated DER, with
  * whitespace and NUL padding between them (Intel's type-5 data is PEM with a
@@ -41,6 +59,14 @@ void ra_cert_cache_clear(ra_cert_cache *c);
  * RA_MAX_CHAIN_CERTS certificates, else NULL (also on ENOMEM). cache may be
  * NULL. The caller frees the stack with sk_X509_pop_free(.., X509_free). */
 STACK_OF(X509) * ra_certs_parse(ra_cert_cache *cache, const uint8_t *data, size_t len);
+/* The same, leaving out the certificate d names (d may be NULL; a blob that
+ * holds only that certificate gives an empty stack, not NULL). */
+STACK_OF(X509) * ra_certs_parse_defer(ra_cert_cache *cache, const uint8_t *data, size_t len,
+                                      ra_cert_defer *d);
+
+/* The DER of the Intel SGX Root CA compiled in (intel_root.c), decoded
+ * into out (at least 2048 bytes); its length, 0 on failure. */
+size_t ra_intel_root_der(uint8_t *out, size_t cap);
 
 /* The leaf: the one certificate that issued none of the others; NULL when
  * there are two such (not one path). */

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "raloop/attest/quote/collateral.h"
@@ -189,6 +190,86 @@ static void test_phala_policy(void **state) {
   free(q);
   ra_collateral_free(c);
   ra_verifier_free(v);
+}
+
+/* The notAfter of the first certificate of a PEM chain. */
+static time_t pem_not_after(const char *pem) {
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  struct tm tm;
+  assert_non_null(x);
+  assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm), 1);
+  X509_free(x);
+  BIO_free(b);
+  return timegm(&tm);
+}
+
+/* Warm (one verifier with its caches, one collateral with its memoised
+ * paths and signatures, the Intel root supplied by the verifier) says what
+ * cold (a new verifier without cache, the collateral parsed anew) says, at
+ * times around the TCB signing certificate's notAfter and with a verifier
+ * that pins another root than the one the collateral carries. */
+static void test_phala_warm_matches_cold(void **state) {
+  (void)state;
+  static const char *const names[] = {"tdx_quote", "sgx_quote"};
+  for (size_t i = 0; i < 2; i++) {
+    char p[512], rp[512];
+    size_t len, jl;
+    snprintf(p, sizeof p, "collateral/phala/%s", names[i]);
+    uint8_t *q = vload(p, &len);
+    snprintf(p, sizeof p, "collateral/phala/%s_collateral.json", names[i]);
+    char *j = (char *)vload(p, &jl);
+    json_t *d = json_loads(j, 0, NULL);
+    assert_non_null(d);
+    time_t na = pem_not_after(json_string_value(json_object_get(d, "tcb_info_issuer_chain")));
+    json_decref(d);
+    ra_verifier *warm;
+    ra_collateral *c;
+    assert_int_equal(ra_verifier_new(0, &warm), 0);
+    assert_int_equal(ra_collateral_parse_json(j, jl, &c), 0);
+    ra_policy pol = {.signature_only = true, .accept_tcb = ACCEPT_ALL,
+                     .allow_expired_collateral = true};
+    time_t good = iso("2025-07-01T00:00:00Z");
+    const time_t at[] = {good, na - 1, na, na + 1, good, na};
+    for (size_t k = 0; k < sizeof at / sizeof *at; k++) {
+      ra_verdict vw, vc;
+      ra_verifier *cold;
+      ra_collateral *fresh;
+      assert_err(verify_coll(warm, q, len, c, good, &pol, &vw), 0);
+      assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &cold), 0);
+      assert_int_equal(ra_collateral_parse_json(j, jl, &fresh), 0);
+      int w = verify_coll(warm, q, len, c, at[k], &pol, &vw);
+      int cc = verify_coll(cold, q, len, fresh, at[k], &pol, &vc);
+      if (w != cc)
+        fail_msg("%s at %lld: warm %s, cold %s (%s)", names[i], (long long)at[k], ra_err_name(w),
+                 ra_err_name(cc), vc.msg);
+      assert_memory_equal(vw.checks, vc.checks, sizeof vw.checks);
+      assert_int_equal(vw.tcb_status, vc.tcb_status);
+      ra_collateral_free(fresh);
+      ra_verifier_free(cold);
+    }
+    /* the Intel root left undecoded at parse: a verifier pinning only
+     * another root (Intel's look-alike test root) decodes it and refuses */
+    ra_verifier *other;
+    ra_collateral *fresh;
+    ra_verdict vo, vf;
+    snprintf(rp, sizeof rp, "%s/quotes/tdx-collateral/trustedRootCaCert.pem", vdir());
+    assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_DEFAULT_ROOT, &other), 0);
+    assert_int_equal(ra_verifier_add_root_file(other, rp), 1);
+    assert_int_equal(ra_collateral_parse_json(j, jl, &fresh), 0);
+    assert_int_not_equal(verify_coll(other, q, len, fresh, good, &pol, &vf), 0);
+    assert_int_equal(vf.checks[RA_CHECK_COLLATERAL], RA_CHECK_FAIL);
+    assert_int_not_equal(verify_coll(other, q, len, c, good, &pol, &vo), 0);
+    assert_memory_equal(vo.checks, vf.checks, sizeof vo.checks);
+    /* and the collateral still serves the Intel verifier afterwards */
+    assert_err(verify_coll(warm, q, len, fresh, good, &pol, &vf), 0);
+    ra_collateral_free(fresh);
+    ra_verifier_free(other);
+    ra_collateral_free(c);
+    ra_verifier_free(warm);
+    free(j);
+    free(q);
+  }
 }
 
 /* ---- teekit's TCB infos (Intel-signed, other FMSPCs) ---- */
@@ -795,6 +876,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_phala_samples),
       cmocka_unit_test(test_phala_policy),
+      cmocka_unit_test(test_phala_warm_matches_cold),
       cmocka_unit_test(test_teekit_tcb_infos),
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test_setup_teardown(test_sim_up_to_date, sim_setup, sim_teardown),

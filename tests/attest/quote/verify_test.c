@@ -197,6 +197,41 @@ static void test_validity_windows(void **state) {
   ra_verifier_free(v);
 }
 
+/* A verifier with its cache on reuses the PCK paths it validated: at every
+ * time around the validity edges (and after a root is pinned) it says what
+ * a verifier that validates every path anew says. */
+static void test_warm_paths_match_cold(void **state) {
+  ra_verifier *warm = intel(), *cold;
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &cold), 0);
+  size_t len;
+  uint8_t *b = load("tdx-v4-tappd.dat", &len);
+  ra_verdict vd, vc;
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  time_t nb = vd.pck_not_before, na = vd.pck_not_after;
+  assert_true(nb > 0 && na > nb);
+  const time_t at[] = {nb - 1, nb, nb + 1, na - 1, na, na + 1, ymd(2025, 1, 1), na, nb - 1};
+  for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+    /* the memo holds the path validated at a good time */
+    assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, NULL), 0);
+    int w = verify(warm, b, len, at[i], NULL, &vd), c = verify(cold, b, len, at[i], NULL, &vc);
+    if (w != c) fail_msg("at %lld: warm %s, cold %s", (long long)at[i], ra_err_name(w), ra_err_name(c));
+    assert_memory_equal(vd.checks, vc.checks, sizeof vd.checks);
+  }
+  assert_err(verify(warm, b, len, nb, NULL, NULL), 0);
+  assert_err(verify(warm, b, len, na, NULL, NULL), RA_ERR_CERT_EXPIRED);
+  assert_err(verify(warm, b, len, nb - 1, NULL, NULL), RA_ERR_CERT_NOT_YET_VALID);
+  /* a root pinned since: validated again, same verdict */
+  char p[1024];
+  vpath(p, sizeof p, "tdx-collateral/trustedRootCaCert.pem");
+  assert_int_equal(ra_verifier_add_root_file(warm, p), 1);
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  assert_string_equal(vd.root_subject,
+                      "/CN=Intel SGX Root CA/O=Intel Corporation/L=Santa Clara/ST=CA/C=US");
+  free(b);
+  ra_verifier_free(warm);
+  ra_verifier_free(cold);
+}
+
 /* Intel's TDX sample: DER chain, root first, to a look-alike test root. */
 static void test_tdx_collateral(void **state) {
   size_t len;
@@ -1891,6 +1926,7 @@ int main(void) {
       cmocka_unit_test(test_vectors_valid_now),
       cmocka_unit_test(test_tappd_verdict_details),
       cmocka_unit_test(test_validity_windows),
+      cmocka_unit_test(test_warm_paths_match_cold),
       cmocka_unit_test(test_tdx_collateral),
       cmocka_unit_test(test_sgx_collateral),
       cmocka_unit_test(test_partial_chains),
