@@ -909,7 +909,9 @@ static void broadcast_shares_frame(void **st) {
   assert_int_equal(e.server.closes, 0);
   assert_int_equal(ra_ws_room_size(bc_room), N);
   queued = ra_ws_buffered(e.server.ws);
-  assert_true(queued > len / 2); /* the members really hold it unsent */
+  /* the members really hold much of it unsent (the kernel's socket buffers
+   * absorb a few MiB, depending on autotuning) */
+  assert_true(queued > len / 4);
   assert_true(grew < 3 * len);   /* one copy (and slack), not N */
   /* a member that reads gets the whole frame */
   size_t frames = 0;
