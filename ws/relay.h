@@ -23,6 +23,7 @@
 #include "raloop/core/loop.h"
 #include "raloop/core/str.h"
 #include "raloop/http/router.h"
+#include "raloop/ws/ws.h"
 
 #define RA_RELAY_KEY_BYTES 32   /* X25519 public and secret keys */
 #define RA_RELAY_NONCE_BYTES 24 /* crypto_box nonces, and the challenge */
@@ -92,6 +93,17 @@ typedef struct ra_relay_client_handlers {
 RA_API int ra_relay_client_new(ra_loop *loop, const char *url, const uint8_t *sk,
                                const ra_relay_client_handlers *h, void *ud,
                                ra_relay_client **out);
+/* The same over another transport, e.g. the attested tunnel: open(h,
+ * ws_ud, out, arg) is called once, from inside this call, and must start a
+ * WebSocket to the relay route with exactly those handlers and ud and set
+ * *out (e.g. `return ra_tunnel_ws_connect(tc, "ws://h/relay", NULL, 0, h,
+ * ws_ud, out);`), returning 0 or -errno (then returned here, no callback
+ * follows). */
+typedef int (*ra_relay_client_open_fn)(const ra_ws_handlers *h, void *ws_ud, ra_ws **out,
+                                       void *arg);
+RA_API int ra_relay_client_new_over(ra_relay_client_open_fn open, void *arg, const uint8_t *sk,
+                                    const ra_relay_client_handlers *h, void *ud,
+                                    ra_relay_client **out);
 /* Encrypts data for `to` (32 bytes) with a fresh random nonce and sends it.
  * Returns 0, -ENOTCONN before on_registered, -EMSGSIZE, -ENOMEM, or
  * ra_ws_send's errors. */

@@ -113,10 +113,20 @@ static void cl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
 
 static const ra_ws_handlers client_handlers = {.on_message = cl_message, .on_close = cl_close};
 
-int ra_relay_client_new(ra_loop *loop, const char *url, const uint8_t *sk,
-                        const ra_relay_client_handlers *h, void *ud, ra_relay_client **out) {
+typedef struct {
+  ra_loop *loop;
+  const char *url;
+} ws_target;
+
+static int open_ws(const ra_ws_handlers *h, void *ws_ud, ra_ws **out, void *arg) {
+  const ws_target *t = arg;
+  return ra_ws_connect(t->loop, t->url, NULL, h, ws_ud, out);
+}
+
+int ra_relay_client_new_over(ra_relay_client_open_fn open, void *arg, const uint8_t *sk,
+                             const ra_relay_client_handlers *h, void *ud, ra_relay_client **out) {
   if (out) *out = NULL;
-  if (!loop || !url || !h) return -EINVAL;
+  if (!open || !h) return -EINVAL;
   if (sodium_init() < 0) return -ENOMEM;
   ra_relay_client *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
@@ -128,13 +138,22 @@ int ra_relay_client_new(ra_loop *loop, const char *url, const uint8_t *sk,
   }
   c->h = *h;
   c->ud = ud;
-  int rc = ra_ws_connect(loop, url, NULL, &client_handlers, c, &c->ws);
-  if (rc < 0) {
+  int rc = open(&client_handlers, c, &c->ws, arg);
+  if (rc < 0 || !c->ws) {
+    sodium_memzero(c->sk, sizeof c->sk);
     free(c);
-    return rc;
+    return rc < 0 ? rc : -EINVAL;
   }
   if (out) *out = c;
   return 0;
+}
+
+int ra_relay_client_new(ra_loop *loop, const char *url, const uint8_t *sk,
+                        const ra_relay_client_handlers *h, void *ud, ra_relay_client **out) {
+  if (out) *out = NULL;
+  if (!loop || !url || !h) return -EINVAL;
+  ws_target t = {loop, url};
+  return ra_relay_client_new_over(open_ws, &t, sk, h, ud, out);
 }
 
 int ra_relay_client_send(ra_relay_client *c, const uint8_t *to, const void *data, size_t len) {

@@ -3,6 +3,11 @@
  *   relay-client-check pair URL    two C clients exchange a message each
  *                                  way, then a message to an offline key
  *                                  gets ERROR offline; exit 0 if all right
+ *   relay-client-check tunnel URL SIM_DIR
+ *                                  the same, one client through the
+ *                                  attested tunnel (ra_tunnel_ws_connect,
+ *                                  quote checked against SIM_DIR's root)
+ *                                  and one on plain WebSocket URL
  *   relay-client-check peer URL N  registers, prints "pk <base64url>",
  *                                  answers every message with "echo:" and
  *                                  the text, prints "got <from> <text>";
@@ -13,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raloop/attest/quote/sim.h"
+#include "raloop/attest/tunnel/client.h"
 #include "raloop/core/log.h"
 #include "raloop/core/loop.h"
 #include "raloop/ws/relay.h"
@@ -22,6 +29,15 @@ static ra_loop *loop;
 static ra_relay_client *ca, *cb;
 static int registered, got_a, got_b, offline, closed, fails, want = -1, got;
 static ra_timer deadline;
+static ra_tunnel_client *tunnel;
+static ra_verifier *verifier;
+static ra_defer free_tunnel;
+
+/* the tunnel keeps the loop alive: free it once both clients are gone */
+static void on_free_tunnel(ra_defer *d, void *ud) {
+  ra_tunnel_client_free(tunnel);
+  tunnel = NULL;
+}
 
 static void fail(const char *what) {
   fprintf(stderr, "FAIL %s\n", what);
@@ -97,21 +113,51 @@ static void on_close(ra_relay_client *c, uint16_t code, ra_str reason, void *ud)
     fprintf(stderr, "closed %u %.*s\n", code, (int)reason.len, reason.ptr);
     fail("close code");
   }
-  closed++; /* the loop ends by itself once both are gone */
+  /* the loop ends by itself once both are gone */
+  if (++closed == 2 && tunnel) ra_loop_defer(loop, &free_tunnel);
 }
 
 static void on_deadline(ra_timer *t, void *ud) { fail("timeout"); }
+
+static int open_tunnelled(const ra_ws_handlers *h, void *ws_ud, ra_ws **out, void *arg) {
+  return ra_tunnel_ws_connect(tunnel, "ws://h/relay", NULL, 0, h, ws_ud, out);
+}
+
+/* a tunnel client that checks the sim's quote (root from sim_dir, the sim's
+ * default MRTD) */
+static int start_tunnel(const char *url, const char *sim_dir) {
+  static ra_tdx_expect ex;
+  static ra_policy pol;
+  char root[4096], origin[512];
+  snprintf(root, sizeof root, "%s/%s", sim_dir, RA_SIM_ROOT_FILE);
+  if (ra_verifier_new(0, &verifier) < 0 || ra_verifier_add_root_file(verifier, root) <= 0) return -1;
+  memset(ex.mrtd, 0x5d, 48);
+  ex.has = RA_TDX_MRTD;
+  pol.tdx = &ex;
+  pol.n_tdx = 1;
+  /* ws://127.0.0.1:PORT/relay -> http://127.0.0.1:PORT */
+  const char *host = url + 5, *slash = strchr(host, '/');
+  snprintf(origin, sizeof origin, "http://%.*s", (int)(slash ? slash - host : (long)strlen(host)), host);
+  ra_tunnel_client_opts o = {.verifier = verifier, .policy = &pol};
+  return ra_tunnel_client_new(loop, origin, &o, &tunnel);
+}
 
 int main(int argc, char **argv) {
   if (argc < 3) return 2;
   const ra_relay_client_handlers h = {on_registered, on_message, on_error, on_close};
   ra_loop_new(&loop);
   ra_timer_init(loop, &deadline, on_deadline, NULL);
+  ra_defer_init(&free_tunnel, on_free_tunnel, NULL);
   ra_timer_start(&deadline, 30000, 0);
   ra_timer_unref(&deadline);
   if (strcmp(argv[1], "peer") == 0 && argc > 3) {
     want = atoi(argv[3]);
     if (ra_relay_client_new(loop, argv[2], NULL, &h, NULL, &ca) != 0) return 1;
+  } else if (strcmp(argv[1], "tunnel") == 0 && argc > 3) {
+    if (start_tunnel(argv[2], argv[3]) != 0) return 1;
+    if (ra_relay_client_new_over(open_tunnelled, NULL, NULL, &h, NULL, &ca) != 0 ||
+        ra_relay_client_new(loop, argv[2], NULL, &h, NULL, &cb) != 0)
+      return 1;
   } else {
     if (ra_relay_client_new(loop, argv[2], NULL, &h, NULL, &ca) != 0 ||
         ra_relay_client_new(loop, argv[2], NULL, &h, NULL, &cb) != 0)
@@ -121,9 +167,11 @@ int main(int argc, char **argv) {
   ra_timer_stop(&deadline);
   if (ca || cb) {
     finish();
-    ra_loop_run(loop);
+    ra_loop_run_once(loop, 100);
   }
+  ra_tunnel_client_free(tunnel);
   ra_loop_free(loop);
+  ra_verifier_free(verifier);
   if (want < 0 && (got_a != 1 || got_b != 1 || offline != 1)) fails++;
   if (want >= 0 && got != want) fails++;
   printf("%s\n", fails ? "FAIL" : "ok");

@@ -257,6 +257,27 @@ run(async () => {
     plain.close(); t.close()
   })
 
+  await test("the C client through the attested tunnel (ra_tunnel_ws_connect) and plain, both ways", async () => {
+    const out = require("child_process").execFileSync(path.join(bin, "relay-client-check"),
+      ["tunnel", url, path.join(tmp, "sim")], { encoding: "utf8", timeout: 30000 })
+    assert.match(out, /^ok$/m)
+  })
+
+  await test("rate limit per key: past the burst, ERROR rate limited", async () => {
+    const h4 = await startHello("--relay-rate", "5")
+    try {
+      const a = await connect(h4.url), b = await connect(h4.url)
+      for (let i = 0; i < 20; i++) a.send(b.publicKey, "m" + i)
+      await a.until((x) => x.errors.length >= 10)
+      await sleep(100)
+      assert.ok(a.errors.every((e) => e.reason === "rate limited" && e.to === b.publicKey))
+      assert.ok(b.inbox.length >= 5 && b.inbox.length <= 7, "delivered " + b.inbox.length)
+      assert.equal(b.inbox.length + a.errors.length, 20)
+      assert.equal(a.closed, null, "rate limiting does not close")
+      a.close(); b.close()
+    } finally { await stopHello(h4) }
+  })
+
   await stopHello(h)
 
   await test("expired challenge: REGISTER_FAILURE challenge expired, 1008", async () => {
