@@ -279,6 +279,11 @@ run(async () => {
   })
 
   await stopHello(h)
+  await test("no plaintext of any case in the server's logs", async () => {
+    const logs = h.err() + h.out()
+    for (const p of ["attack at dawn", "into the tunnel", "out of the tunnel", "to the new one", "still here"])
+      assert.ok(!logs.includes(p), "plaintext in the server's logs: " + p)
+  })
 
   await test("expired challenge: REGISTER_FAILURE challenge expired, 1008", async () => {
     const h2 = await startHello("--relay-challenge-ms", "300")
