@@ -15,6 +15,7 @@
 #include "raloop/http/server.h"
 #include "raloop/ws/client.h"
 #include "raloop/ws/ws.h"
+#include "raloop/ws/relay.h"
 #include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/quote.h"

@@ -2,12 +2,13 @@
  *
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
+ *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
  * GET /stream?n=N -> N chunks, written as fast as the client reads them;
  * GET /private -> "secret", attested-only (403 in plaintext);
- * WS /echo, WS /chat (ws_routes.c). Everything is also served through the
+ * WS /echo, WS /chat, WS /relay (ws_routes.c; docs/RELAY.md). Everything is also served through the
  * attested tunnel on /__ra__ (tunnel.c).
  * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
  */
@@ -204,7 +205,8 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
 
 static void usage(void) {
   fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
-                  "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n");
+                  "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
+                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
 }
 
 int main(int argc, char **argv) {
@@ -226,6 +228,13 @@ int main(int argc, char **argv) {
       tee = argv[++i];
     } else if (strcmp(argv[i], "--sim-dir") == 0 && i + 1 < argc) {
       sim_dir = argv[++i];
+    } else if (strcmp(argv[i], "--relay-challenge-ms") == 0 && i + 1 < argc) {
+      hello_relay_opts.challenge_ttl_ms = strtoull(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--relay-queue-bytes") == 0 && i + 1 < argc) {
+      hello_relay_opts.queue_limit = strtoull(argv[++i], NULL, 10);
+    } else if (strcmp(argv[i], "--relay-rate") == 0 && i + 1 < argc) {
+      hello_relay_opts.rate_per_s = (uint32_t)strtoul(argv[++i], NULL, 10);
+      hello_relay_opts.rate_burst = hello_relay_opts.rate_per_s;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {

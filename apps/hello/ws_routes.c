@@ -1,11 +1,14 @@
-/* apps/hello/ws_routes.c: WS /echo and WS /chat. */
+/* apps/hello/ws_routes.c: WS /echo, WS /chat and WS /relay (ws/relay.h). */
 #include "apps/hello/ws_routes.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 #include "raloop/core/log.h"
+#include "raloop/ws/relay.h"
 #include "raloop/ws/ws.h"
+
+ra_relay_opts hello_relay_opts;
 
 /* Limits sized for an example. /echo takes the 16 MiB message of the
  * integration test; it answers only its own client, so one that does not
@@ -28,6 +31,7 @@ static const ra_ws_opts chat_opts = {
 typedef struct hello_ws {
   ra_ws_room *all;  /* every open WebSocket, to close them on shutdown */
   ra_ws_room *chat;
+  ra_relay *relay; /* WS /relay: its own limits (docs/RELAY.md) */
 } hello_ws;
 
 static void echo_open(ra_ws *ws, void *ud) {
@@ -59,6 +63,7 @@ static void hello_ws_free(void *p) {
   hello_ws *hw = p;
   ra_ws_room_free(hw->all);
   ra_ws_room_free(hw->chat);
+  ra_relay_free(hw->relay);
   free(hw);
 }
 
@@ -68,6 +73,7 @@ static void hello_ws_free(void *p) {
 static void on_shutdown(ra_http_server *srv, void *ud) {
   hello_ws *hw = ud;
   ra_ws_room_close_all(hw->all, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
+  ra_relay_close_all(hw->relay, RA_WS_CLOSE_GOING_AWAY, "server shutting down");
 }
 
 int hello_ws_routes(ra_router *r, ra_http_server *srv) {
@@ -75,14 +81,16 @@ int hello_ws_routes(ra_router *r, ra_http_server *srv) {
   if (!hw) return -ENOMEM;
   ra_ws_room_new(&hw->all);
   ra_ws_room_new(&hw->chat);
+  ra_relay_new(&hello_relay_opts, &hw->relay);
   int rc = -ENOMEM;
-  if (!hw->all || !hw->chat || (rc = ra_router_on_free(r, hello_ws_free, hw)) < 0) {
+  if (!hw->all || !hw->chat || !hw->relay || (rc = ra_router_on_free(r, hello_ws_free, hw)) < 0) {
     hello_ws_free(hw);
     return rc;
   }
   /* from here on the router owns hw */
   if ((rc = ra_ws_route_ex(r, "/echo", &echo_handlers, hw, &echo_opts, 0)) < 0) return rc;
   if ((rc = ra_ws_route_ex(r, "/chat", &chat_handlers, hw, &chat_opts, 0)) < 0) return rc;
+  if ((rc = ra_relay_route(r, "/relay", hw->relay)) < 0) return rc;
   if (srv && (rc = ra_http_server_on_shutdown(srv, on_shutdown, hw)) < 0) return rc;
   return 0;
 }
