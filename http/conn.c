@@ -14,6 +14,8 @@
  */
 #include "raloop/http/conn_internal.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
@@ -114,6 +116,8 @@ struct ra_http_conn {
   ra_http_ex *head, *tail; /* queue; tail may be `cur` */
   ra_http_ex *cur;         /* being parsed */
   ra_http_ex *ready;       /* message complete, to dispatch */
+  char peer[46];           /* ra_http_conn_set_peer */
+  uint8_t peer_len;
   ra_timer timer;
   uint64_t deadline;       /* loop ms; 0: none */
   uint64_t body_due;       /* loop ms: the whole body by then */
@@ -258,6 +262,7 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   }
   ex->conn = c;
   ex->srv = srv;
+  ra_req_set_peer(&ex->req, ra_str_make(c->peer, c->peer_len));
   ex->next = NULL;
   ex->start_us = srv->access_log ? now_us() : 0;
   ex->body_bytes = ex->sent = 0;
@@ -1307,4 +1312,14 @@ void ra_http_server_pool_free(ra_http_server *srv) {
     ex_destroy(ex);
   }
   srv->npool = 0;
+}
+
+void ra_http_conn_set_peer(ra_http_conn *c, const struct sockaddr *sa) {
+  c->peer_len = 0;
+  if (!sa) return;
+  const void *a = NULL;
+  if (sa->sa_family == AF_INET) a = &((const struct sockaddr_in *)sa)->sin_addr;
+  else if (sa->sa_family == AF_INET6) a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (!a || !inet_ntop(sa->sa_family, a, c->peer, sizeof c->peer)) return;
+  c->peer_len = (uint8_t)strlen(c->peer);
 }
