@@ -409,7 +409,8 @@ static void pxr_fail(pxr *r, int status, const char *fmt, ...) {
   va_end(ap);
   ra_proxy *px = r->px;
   pxr_detach(r);
-  ra_log(RA_LOG_INFO, "proxy: %d %s", status, text);
+  size_t tl = strlen(text);
+  ra_log(RA_LOG_INFO, "proxy: %d %.*s", status, (int)(tl && text[tl - 1] == '\n' ? tl - 1 : tl), text);
   if (r->res) {
     if (r->head_sent) ra_res_end(r->res);
     else ra_res_send_text(r->res, status, text);
