@@ -7,7 +7,10 @@
  * WINDOW unsent bytes, reading the upstream pauses until on_drain. */
 #include "raloop/http/proxy.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <llhttp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +23,9 @@
 #include "raloop/core/stream.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
+#include "raloop/ws/client.h"
+#include "raloop/ws/frame.h"
+#include "raloop/ws/ws.h"
 
 #define WINDOW ((size_t)256 * 1024)
 #define MAX_RES_HEADERS 128
@@ -41,6 +47,7 @@ struct ra_proxy {
   ucon *all;                 /* every connection (for free) */
   pxr *qhead, *qtail;        /* waiting for a connection */
   bool freeing;
+  ra_router *ws_router; /* WebSocket upgrades: the ws/ handshake, then a relay */
 };
 
 struct ucon {
@@ -681,6 +688,179 @@ static int build_out(pxr *r) {
   return rc ? -ENOMEM : 0;
 }
 
+
+/* ---- WebSockets: a relay between the client's ra_ws and one to the upstream */
+
+typedef struct wsrelay {
+  ra_ws *down, *up;
+  bool up_open;
+  ra_buf queue; /* client messages before the upstream opened: type, u64 len, bytes */
+} wsrelay;
+
+static uint16_t relay_code(uint16_t code) {
+  if (code == 1005) return 0;
+  if (code == 1006) return 1014; /* the other side dropped: "bad gateway" */
+  return ra_ws_close_code_valid(code) ? code : 1011;
+}
+
+static void relay_close(ra_ws *to, uint16_t code, ra_str reason) {
+  char why[124];
+  size_t n = reason.len < sizeof why - 1 ? reason.len : sizeof why - 1;
+  /* a reason cut inside a UTF-8 sequence is not sent */
+  while (n && n < reason.len && ((unsigned char)reason.ptr[n] & 0xC0) == 0x80) n--;
+  memcpy(why, reason.ptr, n);
+  why[n] = '\0';
+  uint16_t c = relay_code(code);
+  if (ra_ws_close(to, c, c && n ? why : NULL) == -EINVAL) ra_ws_close(to, c, NULL);
+}
+
+static void up_open(ra_ws *ws, void *ud) {
+  wsrelay *r = ud;
+  r->up_open = true;
+  const uint8_t *q = ra_buf_ptr(&r->queue);
+  size_t off = 0;
+  while (off + 9 <= r->queue.len) {
+    uint64_t len;
+    memcpy(&len, q + off + 1, 8);
+    ra_ws_send(ws, (ra_ws_type)q[off], q + off + 9, (size_t)len);
+    off += 9 + (size_t)len;
+  }
+  ra_buf_free(&r->queue);
+}
+
+static void up_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  (void)ws;
+  wsrelay *r = ud;
+  if (r->down) ra_ws_send(r->down, type, data, len);
+}
+
+static void up_closed(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  (void)ws;
+  wsrelay *r = ud;
+  r->up = NULL;
+  if (r->down) {
+    if (!r->up_open && code == 1006) relay_close(r->down, 1014, ra_str_cstr("upstream unreachable"));
+    else relay_close(r->down, code, reason);
+  } else {
+    ra_buf_free(&r->queue);
+    free(r);
+  }
+}
+
+static const ra_ws_handlers up_handlers = {NULL, NULL, up_open, up_message, up_closed, NULL, NULL, NULL};
+
+static int down_select(const ra_req *req, const ra_str *offered, size_t n, void *ud) {
+  (void)req; (void)offered; (void)ud;
+  return n ? 0 : -1; /* the client's first choice; the upstream is offered the same */
+}
+
+static void down_open(ra_ws *ws, void *ud) {
+  ra_proxy *px = ud;
+  wsrelay *r = calloc(1, sizeof *r);
+  if (!r) {
+    ra_ws_close(ws, 1011, "out of memory");
+    return;
+  }
+  r->down = ws;
+  ra_ws_set_userdata(ws, r);
+  if (px->port == 0) { /* ws/client.h speaks ws:// over TCP only */
+    ra_ws_close(ws, 1014, "upstream unreachable for WebSockets (unix socket)");
+    return;
+  }
+  ra_buf url = {0};
+  ra_buf_printf(&url, "ws://%s", px->host_hdr);
+  ra_str path = ra_ws_path(ws);
+  static const char hex[] = "0123456789ABCDEF";
+  for (size_t i = 0; i < path.len; i++) {
+    unsigned char c = (unsigned char)path.ptr[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("/-._~", c)) {
+      ra_buf_append(&url, &c, 1);
+    } else {
+      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      ra_buf_append(&url, e, 3);
+    }
+  }
+  if (!path.len) ra_buf_append(&url, "/", 1);
+  ra_buf_append(&url, "", 1);
+  ra_header hs[3];
+  size_t nh = 0;
+  char peer[64] = "unknown";
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  int fd = ra_ws_fd(ws);
+  if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof peer);
+    else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof peer);
+  }
+  if (ra_ws_attested(ws)) hs[nh++] = (ra_header){ra_str_cstr(px->attested_hdr), ra_str_cstr("1")};
+  hs[nh++] = (ra_header){ra_str_cstr("X-Forwarded-Proto"), ra_str_cstr(px->proto)};
+  hs[nh++] = (ra_header){ra_str_cstr("X-Forwarded-For"), ra_str_cstr(peer)};
+  ra_str proto = ra_ws_protocol(ws);
+  char pbuf[256];
+  const char *protos[1];
+  ra_ws_client_opts o = {0};
+  o.headers = hs;
+  o.nheaders = nh;
+  o.handshake_timeout_ms = px->connect_ms + px->first_byte_ms;
+  if (proto.len && proto.len < sizeof pbuf) {
+    memcpy(pbuf, proto.ptr, proto.len);
+    pbuf[proto.len] = '\0';
+    protos[0] = pbuf;
+    o.protocols = protos;
+    o.nprotocols = 1;
+  }
+  int rc = url.data ? ra_ws_connect(ra_ws_loop(ws), (const char *)ra_buf_ptr(&url), &o, &up_handlers, r, &r->up)
+                    : -ENOMEM;
+  ra_buf_free(&url);
+  if (rc) {
+    r->up = NULL;
+    ra_log(RA_LOG_INFO, "proxy: WebSocket to the upstream: %s", strerror(-rc));
+    ra_ws_close(ws, 1014, "upstream unreachable");
+  }
+}
+
+static void down_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
+  (void)ud;
+  wsrelay *r = ra_ws_userdata(ws);
+  if (!r || !r->up) return;
+  if (r->up_open) {
+    ra_ws_send(r->up, type, data, len);
+    return;
+  }
+  uint8_t t = (uint8_t)type;
+  uint64_t l = len;
+  if (r->queue.len + len > ((size_t)16 << 20)) {
+    ra_ws_close(ws, 1013, "upstream not open yet");
+    return;
+  }
+  ra_buf_append(&r->queue, &t, 1);
+  ra_buf_append(&r->queue, &l, 8);
+  ra_buf_append(&r->queue, data, len);
+}
+
+static void down_closed(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
+  (void)ud;
+  wsrelay *r = ra_ws_userdata(ws);
+  if (!r) return;
+  r->down = NULL;
+  if (r->up) {
+    if (r->up_open) relay_close(r->up, code, reason);
+    else ra_ws_terminate(r->up);
+  } else {
+    ra_buf_free(&r->queue);
+    free(r);
+  }
+}
+
+static const ra_ws_handlers down_handlers = {NULL, down_select, down_open, down_message, down_closed,
+                                             NULL, NULL, NULL};
+
+static bool is_ws_upgrade(ra_req *req) {
+  ra_str up;
+  if (!ra_str_eq_cstr(ra_req_method(req), "GET") || !ra_req_header(req, "upgrade", &up)) return false;
+  return ra_str_eq_nocase(up, ra_str_cstr("websocket"));
+}
+
 void ra_proxy_handle(ra_req *req, ra_res *res, void *ud) {
   ra_proxy *px = ud;
   if (!px || px->freeing) {
@@ -689,6 +869,13 @@ void ra_proxy_handle(ra_req *req, ra_res *res, void *ud) {
   }
   if (!target_ok(ra_req_target(req))) {
     ra_res_send_text(res, 400, "bad request: the target must be an absolute path without dot segments\n");
+    return;
+  }
+  if (is_ws_upgrade(req)) { /* ws/ does the handshake, down_open starts the relay */
+    ra_route_match m;
+    if (px->ws_router && ra_router_match(px->ws_router, ra_str_cstr("GET"), ra_req_path(req), req, &m) == 0)
+      m.handler(req, res, m.ud);
+    else ra_res_send_text(res, 502, "bad gateway: WebSockets are not proxied\n");
     return;
   }
   pxr *r = calloc(1, sizeof *r);
@@ -814,6 +1001,12 @@ int ra_proxy_new(ra_loop *loop, const ra_proxy_opts *o, ra_proxy **out) {
   px->first_byte_ms = o->first_byte_timeout_ms ? o->first_byte_timeout_ms : 60000;
   px->idle_ms = o->idle_timeout_ms ? o->idle_timeout_ms : 60000;
   px->keepalive_ms = o->keepalive_ms ? o->keepalive_ms : 30000;
+  if (ra_router_new(&px->ws_router) || ra_ws_route(px->ws_router, "/", &down_handlers, px) ||
+      ra_ws_route(px->ws_router, "/*", &down_handlers, px)) {
+    ra_router_free(px->ws_router);
+    free(px);
+    return -ENOMEM;
+  }
   *out = px;
   return 0;
 }
@@ -850,5 +1043,6 @@ void ra_proxy_free(ra_proxy *px) {
     }
     uc = next;
   }
+  ra_router_free(px->ws_router);
   free(px);
 }

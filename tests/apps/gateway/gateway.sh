@@ -196,6 +196,14 @@ expect "after the failures the gateway still answers" world "$("${CURL[@]}" "$N/
 expect "upstream down through the tunnel: 502" 502 \
   "$("${RACURL[@]}" -i "http://127.0.0.1:$gd_port/x" | head -1 | awk '{print $1}')"
 
+# ---- WebSockets -------------------------------------------------------------------------------
+if node "$here/ws_check.js" "ws://127.0.0.1:$gn_port" "$tmp/up.log" >"$tmp/ws.out" 2>&1; then
+  sed 's/^/  /' "$tmp/ws.out"; ok "WebSockets relayed"
+else
+  cat "$tmp/ws.out"; bad "WebSockets"
+fi
+has "ws: the upstream saw X-Forwarded-For" '"UPGRADE","url":"/ws/echo","headers":{[^}]*"x-forwarded-for":"127.0.0.1"' "$tmp/up.log"
+
 # ---- nginx ----------------------------------------------------------------------------------
 if [ -n "$nginx_port" ]; then
   start_gw gx "http://127.0.0.1:$nginx_port"

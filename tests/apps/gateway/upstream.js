@@ -98,6 +98,28 @@ const srv = http.createServer((req, res) => {
 })
 srv.keepAliveTimeout = 60000
 process.on("uncaughtException", (e) => console.error("upstream: " + e.stack))
+// WebSocket echo on /ws: "close:CODE:REASON" makes the upstream close with
+// that code; the close codes it receives are logged ({ws_close, reason}).
+const path = require("path")
+const WebSocket = require(path.join(__dirname, "..", "..", "node_modules", "ws"))
+const wss = new WebSocket.Server({ noServer: true, handleProtocols: (ps) => [...ps][0] || false })
+srv.on("upgrade", (req, sock, head) => {
+  fs.writeSync(log, JSON.stringify({ method: "UPGRADE", url: req.url, headers: req.headers }) + "\n")
+  if (!req.url.startsWith("/ws")) return sock.destroy()
+  wss.handleUpgrade(req, sock, head, (ws) => {
+    ws.on("message", (data, isBinary) => {
+      const s = isBinary ? "" : data.toString()
+      if (s.startsWith("close:")) {
+        const [, code, reason] = s.split(":")
+        return ws.close(Number(code), reason)
+      }
+      ws.send(data, { binary: isBinary })
+    })
+    ws.on("close", (code, reason) => {
+      fs.writeSync(log, JSON.stringify({ ws_close: code, reason: reason.toString() }) + "\n")
+    })
+  })
+})
 if (where.startsWith("unix:")) {
   const p = where.slice(5)
   try { fs.unlinkSync(p) } catch {}
