@@ -565,7 +565,10 @@ static void on_cancel(ra_res *res, void *ud) {
 
 static void on_drain(ra_res *res, void *ud) {
   pxr *r = ud;
-  if (!r->paused || ra_res_pending(res) >= WINDOW || !r->uc || !r->uc->s) return;
+  /* Resume below twice the window: a transport calls this once its queue
+   * fell to its own low-water mark, which may sit at WINDOW; reads pause
+   * again at WINDOW, so at most one read passes per call. */
+  if (!r->paused || ra_res_pending(res) >= 2 * WINDOW || !r->uc || !r->uc->s) return;
   r->paused = false;
   if (r->px->idle_ms) ra_timer_start(&r->timer, r->px->idle_ms, 0);
   ra_stream_resume_read(r->uc->s);
