@@ -3,7 +3,8 @@
  *   ra-gateway --listen HOST:PORT --upstream http://HOST:PORT|unix:PATH
  *              [--tee sim|tsm|file:PATH] [--sim-dir DIR]
  *              [--attested-only PATH]... [--plain PATH]... [--refuse PATH]...
- *              [--connect-timeout-ms N] [--timeout-ms N] [--quiet]
+ *              [--connect-timeout-ms N] [--timeout-ms N] [--max-conns N]
+ *              [--max-body BYTES] [--quiet]
  *
  * Everything under "/" is forwarded to the upstream (http/proxy.h), in
  * plaintext and through the attested tunnel on /__ra__, unless a longer
@@ -29,7 +30,10 @@ static void usage(void) {
           "usage: ra-gateway --listen HOST:PORT --upstream http://HOST:PORT|unix:PATH\n"
           "                  [--tee sim|tsm|file:PATH] [--sim-dir DIR]\n"
           "                  [--attested-only PATH]... [--plain PATH]... [--refuse PATH]...\n"
-          "                  [--connect-timeout-ms N] [--timeout-ms N] [--max-conns N] [--quiet]\n");
+          "                  [--connect-timeout-ms N] [--timeout-ms N] [--max-conns N]\n"
+          "                  [--max-body BYTES] [--quiet]\n"
+          "Request bodies are buffered up to --max-body [8 MiB] (413 beyond);\n"
+          "responses are streamed.\n");
 }
 
 static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
@@ -67,6 +71,7 @@ typedef struct rule {
 int main(int argc, char **argv) {
   const char *listen = NULL, *upstream = NULL, *tee = NULL, *sim_dir = NULL;
   bool quiet = false;
+  size_t max_body = 0;
   rule rules[MAX_RULES];
   size_t nrules = 0;
   ra_proxy_opts po = {0};
@@ -95,6 +100,10 @@ int main(int argc, char **argv) {
       long v = num(argv[++i]);
       if (v < 0) { usage(); return 2; }
       po.max_conns = (size_t)v;
+    } else if (strcmp(a, "--max-body") == 0 && has) {
+      long v = num(argv[++i]);
+      if (v < 0) { usage(); return 2; }
+      max_body = (size_t)v;
     } else if (strcmp(a, "--quiet") == 0) quiet = true;
     else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(); return 0; }
     else { usage(); return 2; }
@@ -115,6 +124,7 @@ int main(int argc, char **argv) {
   so.on_listening = on_listening;
   ra_http_server_opts ho = {0};
   ho.server_name = "ra-gateway";
+  ho.limits.max_body = max_body;
   if (!quiet) ho.access_log = access_log;
   so.http = &ho;
   ra_service *svc;

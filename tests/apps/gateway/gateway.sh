@@ -7,8 +7,8 @@
 # with ra-curl / ra-bench (simulated TEE). Policy: attested-only (403 in
 # plaintext, never reaching the upstream: its log shows it), refused
 # prefixes, spoofed X-Attested stripped; upstream down -> 502, stall -> 504;
-# 1,000 tunnelled requests in flight; a large response streamed in bounded
-# memory, also to a slow reader.
+# 1,000 tunnelled requests in flight; a 1 GiB response streamed in bounded
+# memory, also to a slow reader; WebSockets relayed (ws_check.js).
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -104,7 +104,7 @@ start_gw() {
 }
 start_gw gn "http://127.0.0.1:$up_port" --attested-only /private --refuse /admin --plain /private/health \
   --timeout-ms 1500 --connect-timeout-ms 1000
-start_gw gu "unix:$tmp/up.sock"
+start_gw gu "unix:$tmp/up.sock" --max-body $((32 * 1024 * 1024))
 start_gw gp "http://127.0.0.1:$py_port"
 dead_port=$(free_port)
 start_gw gd "http://127.0.0.1:$dead_port" --connect-timeout-ms 1000
@@ -132,6 +132,11 @@ has "node: upstream saw the same 8 MiB" "x-body-sha256: $sum" "$tmp/echo.h"
 has "node: Content-Type passed both ways" "content-type: application/x-test" "$tmp/echo.h"
 "${CURL[@]}" --data-binary @"$tmp/big.bin" "$U/echo" -o "$tmp/echo.u"
 cmp -s "$tmp/echo.u" "$tmp/big.bin" && ok "unix socket upstream: 8 MiB POST echo" || bad "unix upstream: echo differs"
+cat "$tmp/big.bin" "$tmp/big.bin" "$tmp/big.bin" >"$tmp/big24.bin"
+"${CURL[@]}" --data-binary @"$tmp/big24.bin" "$U/echo" -o "$tmp/echo24.u"
+cmp -s "$tmp/echo24.u" "$tmp/big24.bin" && ok "--max-body 32 MiB: 24 MiB POST echo" || bad "24 MiB echo differs"
+expect "over the default body limit: 413" 413 "$("${CURL[@]}" -o /dev/null -w '%{http_code}' --data-binary @"$tmp/big24.bin" "$N/echo")"
+rm -f "$tmp/big24.bin" "$tmp/echo24.u"
 head -c $((1024 * 1024)) /dev/urandom >"$tmp/m.bin"
 "${RACURL[@]}" --data-binary @"$tmp/m.bin" -o "$tmp/echo.t" "$N/echo"
 cmp -s "$tmp/echo.t" "$tmp/m.bin" && ok "node: 1 MiB binary POST echo through the tunnel" || bad "node: tunnel echo differs"
@@ -230,13 +235,12 @@ hellos=$(grep -c '"/hello"' "$tmp/up.log" || true)
 # ---- large streamed response, bounded memory --------------------------------------------------
 hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 base=$(hwm "$gn_pid")
-"${CURL[@]}" --max-time 120 "$N/big?mb=512" -o "$tmp/bigdl" -w '%{size_download}\n' >"$tmp/bigsize"
-expect "512 MiB streamed through the gateway" $((512 * 1024 * 1024)) "$(cat "$tmp/bigsize")"
-rm -f "$tmp/bigdl"
+"${CURL[@]}" --max-time 120 "$N/big?mb=1024" -o /dev/null -w '%{size_download}\n' >"$tmp/bigsize"
+expect "1 GiB streamed through the gateway" $((1024 * 1024 * 1024)) "$(cat "$tmp/bigsize")"
 "${CURL[@]}" --max-time 60 --limit-rate 8M "$N/big?mb=24" -o /dev/null -w '%{size_download}\n' >"$tmp/slowsize"
 expect "24 MiB to a slow reader (8 MB/s)" $((24 * 1024 * 1024)) "$(cat "$tmp/slowsize")"
 grow=$(( $(hwm "$gn_pid") - base ))
-[ "$grow" -lt 65536 ] && ok "gateway peak memory grew ${grow} kB (< 64 MiB) for 536 MiB streamed" \
+[ "$grow" -lt 65536 ] && ok "gateway peak memory grew ${grow} kB (< 64 MiB) for 1 GiB + 24 MiB streamed" \
   || bad "gateway peak memory grew ${grow} kB"
 
 echo "$fails failure(s)"
