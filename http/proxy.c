@@ -27,6 +27,10 @@
 #include "raloop/ws/frame.h"
 #include "raloop/ws/ws.h"
 
+
+/* ra_buf_ptr, also for an empty buffer that holds no memory (data NULL). */
+static const uint8_t *bufp(const ra_buf *b) { return b->data ? ra_buf_ptr(b) : (const uint8_t *)""; }
+
 #define WINDOW ((size_t)256 * 1024)
 #define MAX_RES_HEADERS 128
 
@@ -113,10 +117,10 @@ bool ra_proxy_hop_by_hop(ra_str name, ra_str connection) {
 /* ---- upstream parsing ------------------------------------------------------ */
 
 static ra_str hname(pxr *r, size_t i) {
-  return ra_str_make((const char *)ra_buf_ptr(&r->htext) + r->hidx[i].no, r->hidx[i].nl);
+  return ra_str_make((const char *)bufp(&r->htext) + r->hidx[i].no, r->hidx[i].nl);
 }
 static ra_str hvalue(pxr *r, size_t i) {
-  return ra_str_make((const char *)ra_buf_ptr(&r->htext) + r->hidx[i].vo, r->hidx[i].vl);
+  return ra_str_make((const char *)bufp(&r->htext) + r->hidx[i].vo, r->hidx[i].vl);
 }
 
 static int p_begin(llhttp_t *p) {
@@ -461,7 +465,7 @@ static void start_on(pxr *r, ucon *uc) {
   ra_timer_stop(&r->timer);
   if (px->first_byte_ms) ra_timer_start(&r->timer, px->first_byte_ms, 0);
   /* A failed write aborts the stream: u_close follows and may retry. */
-  ra_stream_write(uc->s, ra_buf_ptr(&r->out), r->out.len);
+  ra_stream_write(uc->s, bufp(&r->out), r->out.len);
 }
 
 static void u_connected(ra_stream *s, int status, void *ud) {
@@ -630,7 +634,7 @@ static int build_out(pxr *r) {
       rc |= ra_buf_append(&conn, h.value.ptr, h.value.len);
     }
   }
-  ra_str cs = ra_str_make((const char *)ra_buf_ptr(&conn), conn.len);
+  ra_str cs = ra_str_make((const char *)bufp(&conn), conn.len);
   ra_str host = {0};
   bool have_host = ra_req_header(req, "host", &host) && host.len && value_ok(host);
   rc |= ra_buf_append_str(o, "Host: ");
@@ -676,8 +680,8 @@ static int build_out(pxr *r) {
   if (have_host) rc |= ra_buf_printf(&fwd, ";host=\"%.*s\"", (int)host.len, host.ptr);
   rc |= ra_buf_printf(&fwd, ";proto=%s", px->proto);
   rc |= ra_buf_printf(o, "X-Forwarded-For: %.*s\r\nForwarded: %.*s\r\nX-Forwarded-Proto: %s\r\n",
-                      (int)xff.len, (const char *)ra_buf_ptr(&xff), (int)fwd.len,
-                      (const char *)ra_buf_ptr(&fwd), px->proto);
+                      (int)xff.len, (const char *)bufp(&xff), (int)fwd.len,
+                      (const char *)bufp(&fwd), px->proto);
   if (have_host) rc |= ra_buf_printf(o, "X-Forwarded-Host: %.*s\r\n", (int)host.len, host.ptr);
   if (ra_req_attested(req)) rc |= ra_buf_printf(o, "%s: 1\r\n", px->attested_hdr);
   bool bodyful = body.len || ra_str_eq_cstr(m, "POST") || ra_str_eq_cstr(m, "PUT") ||
@@ -720,7 +724,7 @@ static void relay_close(ra_ws *to, uint16_t code, ra_str reason) {
 static void up_open(ra_ws *ws, void *ud) {
   wsrelay *r = ud;
   r->up_open = true;
-  const uint8_t *q = ra_buf_ptr(&r->queue);
+  const uint8_t *q = bufp(&r->queue);
   size_t off = 0;
   while (off + 9 <= r->queue.len) {
     uint64_t len;
@@ -812,7 +816,7 @@ static void down_open(ra_ws *ws, void *ud) {
     o.protocols = protos;
     o.nprotocols = 1;
   }
-  int rc = url.data ? ra_ws_connect(ra_ws_loop(ws), (const char *)ra_buf_ptr(&url), &o, &up_handlers, r, &r->up)
+  int rc = url.data ? ra_ws_connect(ra_ws_loop(ws), (const char *)bufp(&url), &o, &up_handlers, r, &r->up)
                     : -ENOMEM;
   ra_buf_free(&url);
   if (rc) {

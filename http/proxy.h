@@ -56,8 +56,11 @@ typedef struct ra_proxy_opts {
 
 /* 0 and *out, or -EINVAL (no or malformed upstream), -ENOMEM. opts copied. */
 RA_API int ra_proxy_new(ra_loop *loop, const ra_proxy_opts *opts, ra_proxy **out);
-/* Closes the upstream connections; requests in flight are answered 502.
- * Free it after the servers whose routes point at it. NULL: no-op. */
+/* Closes the upstream connections; requests in flight are answered 502
+ * (WebSocket relays already open go on by themselves). Free it once no
+ * server dispatches to it any more (the loop stopped, or its routes
+ * removed) and before ra_loop_free: its connections close on the loop.
+ * NULL: no-op. */
 RA_API void ra_proxy_free(ra_proxy *px);
 
 /* The route handler (ud: the ra_proxy). */

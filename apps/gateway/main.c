@@ -160,8 +160,8 @@ int main(int argc, char **argv) {
   }
   if (!quiet) ra_info("ra-gateway: forwarding to %s", upstream);
   rc = ra_service_run(svc);
+  ra_proxy_free(px); /* its connections close on the loop, so before the service frees it */
   ra_service_free(svc);
-  ra_proxy_free(px);
   ra_router_free(router);
   return rc ? 1 : 0;
 }

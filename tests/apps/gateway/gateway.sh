@@ -243,5 +243,16 @@ grow=$(( $(hwm "$gn_pid") - base ))
 [ "$grow" -lt 65536 ] && ok "gateway peak memory grew ${grow} kB (< 64 MiB) for 1 GiB + 24 MiB streamed" \
   || bad "gateway peak memory grew ${grow} kB"
 
+# ---- graceful stop: every gateway exits 0, and (sanitizer builds) reports nothing
+gws=(gn gu gp gd)
+[ -n "$nginx_port" ] && gws+=(gx)
+for g in "${gws[@]}"; do
+  pid=$(eval echo "\$${g}_pid")
+  kill -TERM "$pid"
+  rc=0; wait "$pid" || rc=$?
+  expect "ra-gateway ($g) stops on SIGTERM with status 0" 0 "$rc"
+  hasnt "ra-gateway ($g): no sanitizer report" 'Sanitizer\|runtime error' "$tmp/$g.err"
+done
+
 echo "$fails failure(s)"
 [ "$fails" = 0 ]
