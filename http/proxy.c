@@ -1002,7 +1002,7 @@ int ra_proxy_new(ra_loop *loop, const ra_proxy_opts *o, ra_proxy **out) {
   strcpy(px->attested_hdr, ah);
   strcpy(px->proto, pr);
   px->max_conns = o->max_conns ? o->max_conns : 64;
-  px->max_idle = o->max_idle ? o->max_idle : 16;
+  px->max_idle = o->max_idle ? o->max_idle : px->max_conns;
   px->max_queue = o->max_queue ? o->max_queue : 4096;
   px->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 5000;
   px->first_byte_ms = o->first_byte_timeout_ms ? o->first_byte_timeout_ms : 60000;

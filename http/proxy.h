@@ -44,7 +44,7 @@ typedef struct ra_proxy ra_proxy;
 typedef struct ra_proxy_opts {
   const char *upstream;           /* "http://HOST:PORT" or "unix:PATH" (copied) */
   size_t max_conns;               /* open upstream connections [64] */
-  size_t max_idle;                /* of which kept idle [16] */
+  size_t max_idle;                /* of which kept idle [max_conns] */
   size_t max_queue;               /* requests waiting for a connection [4096]; then 503 */
   uint64_t connect_timeout_ms;    /* [5000] then 504 */
   uint64_t first_byte_timeout_ms; /* request sent -> response head [60000] then 504 */
