@@ -515,7 +515,8 @@ static int sink_end(void *sink) {
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   int rc = 0;
-  if (ex->framing == BODY_CHUNKED && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
+  if (ex->res.aborted) ex->close_after = true; /* ra_res_abort: no last chunk */
+  else if (ex->framing == BODY_CHUNKED && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
   /* A body shorter than announced: the peer cannot find the next response. */
   if (ex->clen >= 0 && !ex->res.is_head && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
   ex->stage = EX_ENDED;

@@ -315,7 +315,7 @@ static size_t u_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
     r->uc = NULL;
     ra_stream_abort(s, -EPROTO);
     if (!r->head_sent) pxr_fail(r, 502, "bad gateway: the upstream's answer is not valid HTTP/1.1\n");
-    else { ra_res_end(r->res); r->res = NULL; pxr_free(r); }
+    else { ra_res_abort(r->res); r->res = NULL; pxr_free(r); }
     return len;
   }
   return len;
@@ -355,7 +355,8 @@ static void upstream_ended(pxr *r, int err) {
     llhttp_errno_t e = llhttp_finish(&r->p);
     if (e != HPE_OK && e != HPE_PAUSED)
       ra_log(RA_LOG_WARN, "proxy: the upstream closed mid-response (%s): the answer is cut short", llhttp_errno_name(e));
-    ra_res_end(r->res); /* short of its Content-Length: the transport closes */
+    if (e == HPE_OK || e == HPE_PAUSED) ra_res_end(r->res); /* a close-delimited body ends here */
+    else ra_res_abort(r->res); /* cut short: the client must see it (no last chunk) */
     r->res = NULL;
     pxr_free(r);
     dispatch(px);
@@ -423,7 +424,7 @@ static void pxr_fail(pxr *r, int status, const char *fmt, ...) {
   size_t tl = strlen(text);
   ra_log(RA_LOG_INFO, "proxy: %d %.*s", status, (int)(tl && text[tl - 1] == '\n' ? tl - 1 : tl), text);
   if (r->res) {
-    if (r->head_sent) ra_res_end(r->res);
+    if (r->head_sent) ra_res_abort(r->res); /* mid-body: cut short */
     else ra_res_send_text(r->res, status, text);
   }
   r->res = NULL;

@@ -197,6 +197,8 @@ has "upstream stall: a clear body" "gateway timeout: the upstream did not answer
 expect "upstream closes without answering: 502" 502 "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$N/close")"
 rc=0; "${CURL[@]}" -o /dev/null "$N/cut" || rc=$?
 [ "$rc" != 0 ] && ok "answer cut short upstream: the client sees a broken body (curl exit $rc)" || bad "cut answer looked complete"
+rc=0; "${CURL[@]}" -o /dev/null "$N/cutchunked" || rc=$?
+[ "$rc" != 0 ] && ok "chunked answer cut short upstream: no last chunk for the client (curl exit $rc)" || bad "cut chunked answer looked complete"
 expect "after the failures the gateway still answers" world "$("${CURL[@]}" "$N/hello")"
 expect "upstream down through the tunnel: 502" 502 \
   "$("${RACURL[@]}" -i "http://127.0.0.1:$gd_port/x" | head -1 | awk '{print $1}')"

@@ -64,6 +64,10 @@ const srv = http.createServer((req, res) => {
       res.writeHead(200, { "Content-Length": "1000" })
       res.write(Buffer.alloc(500, 97))
       return setTimeout(() => req.socket.destroy(), 50)
+    case "/cutchunked":
+      res.writeHead(200, { "Content-Type": "text/plain" })
+      res.write("part one\n")
+      return setTimeout(() => req.socket.destroy(), 50)
     case "/hop":
       res.writeHead(200, {
         Connection: "keep-alive, X-Hop-Custom",
