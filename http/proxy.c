@@ -869,6 +869,16 @@ static bool is_ws_upgrade(ra_req *req) {
   return ra_str_eq_nocase(up, ra_str_cstr("websocket"));
 }
 
+bool ra_proxy_ws_match(ra_route_match *m, ra_str path, ra_req *req) {
+  if (!m || m->handler != ra_proxy_handle || !m->ud) return false;
+  ra_proxy *px = m->ud;
+  ra_route_match wm;
+  if (px->freeing || !px->ws_router || ra_router_match(px->ws_router, ra_str_cstr("GET"), path, req, &wm) != 0)
+    return false;
+  *m = wm;
+  return true;
+}
+
 void ra_proxy_handle(ra_req *req, ra_res *res, void *ud) {
   ra_proxy *px = ud;
   if (!px || px->freeing) {

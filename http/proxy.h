@@ -66,6 +66,12 @@ RA_API void ra_proxy_free(ra_proxy *px);
 /* The route handler (ud: the ra_proxy). */
 RA_API void ra_proxy_handle(ra_req *req, ra_res *res, void *px);
 
+/* For transports that open WebSockets themselves (the tunnel's ws_connect):
+ * when m is a match of ra_proxy_handle, replaces it with the proxy's
+ * WebSocket route for path (a relay to the upstream, see ra_ws_route) and
+ * returns true; else false and m is unchanged. */
+RA_API bool ra_proxy_ws_match(ra_route_match *m, ra_str path, ra_req *req);
+
 /* Per-path policy for ra_proxy_route. */
 typedef enum ra_proxy_policy {
   RA_PROXY_PASS = 0,          /* forwarded, plaintext or tunnelled */

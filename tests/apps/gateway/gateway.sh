@@ -209,6 +209,11 @@ if node "$here/ws_check.js" "ws://127.0.0.1:$gn_port" "$tmp/up.log" >"$tmp/ws.ou
 else
   cat "$tmp/ws.out"; bad "WebSockets"
 fi
+if node "$here/ws_tunnel_check.js" "http://127.0.0.1:$gn_port" "$tmp/up.log" >"$tmp/wst.out" 2>&1; then
+  sed 's/^/  /' "$tmp/wst.out"; ok "WebSocket through the tunnel relayed"
+else
+  cat "$tmp/wst.out"; bad "WebSocket through the tunnel"
+fi
 has "ws: the upstream saw X-Forwarded-For" '"UPGRADE","url":"/ws/echo","headers":{[^}]*"x-forwarded-for":"127.0.0.1"' "$tmp/up.log"
 
 # ---- nginx ----------------------------------------------------------------------------------
