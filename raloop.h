@@ -11,6 +11,7 @@
 #include "raloop/core/stream.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
+#include "raloop/http/proxy.h"
 #include "raloop/http/router.h"
 #include "raloop/http/server.h"
 #include "raloop/ws/client.h"

@@ -14,6 +14,8 @@
  */
 #include "raloop/http/conn_internal.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <stdio.h>
@@ -114,6 +116,8 @@ struct ra_http_conn {
   ra_http_ex *head, *tail; /* queue; tail may be `cur` */
   ra_http_ex *cur;         /* being parsed */
   ra_http_ex *ready;       /* message complete, to dispatch */
+  char peer[46];           /* ra_http_conn_set_peer */
+  uint8_t peer_len;
   ra_timer timer;
   uint64_t deadline;       /* loop ms; 0: none */
   uint64_t body_due;       /* loop ms: the whole body by then */
@@ -258,6 +262,7 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   }
   ex->conn = c;
   ex->srv = srv;
+  ra_req_set_peer(&ex->req, ra_str_make(c->peer, c->peer_len));
   ex->next = NULL;
   ex->start_us = srv->access_log ? now_us() : 0;
   ex->body_bytes = ex->sent = 0;
@@ -510,7 +515,8 @@ static int sink_end(void *sink) {
   ra_http_conn *c = ex->conn;
   if (!c) return -ECANCELED;
   int rc = 0;
-  if (ex->framing == BODY_CHUNKED && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
+  if (ex->res.aborted) ex->close_after = true; /* ra_res_abort: no last chunk */
+  else if (ex->framing == BODY_CHUNKED && !ex->res.is_head) rc = ex_write(ex, "0\r\n\r\n", 5);
   /* A body shorter than announced: the peer cannot find the next response. */
   if (ex->clen >= 0 && !ex->res.is_head && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
   ex->stage = EX_ENDED;
@@ -1307,4 +1313,14 @@ void ra_http_server_pool_free(ra_http_server *srv) {
     ex_destroy(ex);
   }
   srv->npool = 0;
+}
+
+void ra_http_conn_set_peer(ra_http_conn *c, const struct sockaddr *sa) {
+  c->peer_len = 0;
+  if (!sa) return;
+  const void *a = NULL;
+  if (sa->sa_family == AF_INET) a = &((const struct sockaddr_in *)sa)->sin_addr;
+  else if (sa->sa_family == AF_INET6) a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (!a || !inet_ntop(sa->sa_family, a, c->peer, sizeof c->peer)) return;
+  c->peer_len = (uint8_t)strlen(c->peer);
 }

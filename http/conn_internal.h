@@ -79,6 +79,9 @@ struct ra_http_server {
 /* Creates a connection on srv over io: 0 and *out, or -ENOMEM and *out
  * NULL. */
 int ra_http_conn_new(ra_http_server *srv, const ra_http_io_ops *ops, void *io, ra_http_conn **out);
+/* The client's address, passed to every request (ra_req_peer). */
+struct sockaddr;
+void ra_http_conn_set_peer(ra_http_conn *c, const struct sockaddr *sa);
 /* Feeds received bytes; always consumes all of them (keeps what it cannot
  * parse yet). */
 size_t ra_http_conn_feed(ra_http_conn *c, const uint8_t *data, size_t len);

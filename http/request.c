@@ -38,6 +38,7 @@ static void body_ref_release(ra_req *req) {
 }
 
 void ra_req_reset(ra_req *req) {
+  req->peer_len = 0;
   body_ref_release(req);
   /* Keep one default-sized block and small buffers: a pooled request then
    * serves the next one without allocating. Big ones go back to malloc so a
@@ -420,3 +421,12 @@ bool ra_req_param(const ra_req *req, const char *name, ra_str *out) {
 
 int ra_req_http_version(const ra_req *req) { return req->http_version; }
 bool ra_req_attested(const ra_req *req) { return req->attested; }
+
+ra_str ra_req_peer(const ra_req *req) { return ra_str_make(req->peer, req->peer_len); }
+
+int ra_req_set_peer(ra_req *req, ra_str addr) {
+  if (addr.len >= sizeof req->peer) return -EINVAL;
+  memcpy(req->peer, addr.ptr, addr.len);
+  req->peer_len = (uint8_t)addr.len;
+  return 0;
+}

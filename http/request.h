@@ -47,6 +47,9 @@ RA_API bool ra_req_param(const ra_req *req, const char *name, ra_str *out);
 RA_API int ra_req_http_version(const ra_req *req);
 /* True when the request came through an attested tunnel. */
 RA_API bool ra_req_attested(const ra_req *req);
+/* The client's address as text ("192.0.2.1", "::1"), when the transport
+ * knows it (TCP connections); else an empty view. */
+RA_API ra_str ra_req_peer(const ra_req *req);
 
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
@@ -56,6 +59,8 @@ RA_API bool ra_req_attested(const ra_req *req);
  * for a target too long to hold, -ENOMEM. */
 RA_API int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out);
 RA_API int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
+/* Sets what ra_req_peer returns (copied; -EINVAL past 45 bytes). */
+RA_API int ra_req_set_peer(ra_req *req, ra_str addr);
 RA_API int ra_req_append_body(ra_req *req, const void *data, size_t len);
 /* Zero-copy alternative to ra_req_append_body for a transport that holds the
  * whole body already (the tunnel's decrypted message): the body becomes the

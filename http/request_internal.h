@@ -33,6 +33,8 @@ struct ra_req {
   uint8_t method_len;
   uint8_t http_version; /* 10 or 11 */
   bool attested;
+  uint8_t peer_len;     /* ra_req_set_peer */
+  char peer[46];
   bool path_ok;         /* target parsed and path decoded */
   ra_buf raw;           /* target, header names and values */
   uint32_t target_off, target_len;

@@ -26,7 +26,7 @@ void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops 
   res->cancelled = false;
   res->is_head = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
   res->in_end = false;
-  res->head_done = res->cancel_owed = res->drain_owed = false;
+  res->head_done = res->cancel_owed = res->drain_owed = res->aborted = false;
   res->turn_bytes = 0;
   res->turn = 0;
   ra_defer_init(&res->defer, res_defer_cb, res);
@@ -233,6 +233,12 @@ int ra_res_end(ra_res *res) {
   res->in_end = false;
   res_release(res);
   return rc;
+}
+
+int ra_res_abort(ra_res *res) {
+  if (res->state == RA_RES_ENDED || res->in_end) return -EALREADY;
+  res->aborted = true;
+  return ra_res_end(res);
 }
 
 int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len) {

@@ -69,6 +69,13 @@ RA_API int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value);
 RA_API int ra_res_set_content_length(ra_res *res, uint64_t len);
 RA_API int ra_res_write(ra_res *res, const void *data, size_t len);
 RA_API int ra_res_end(ra_res *res);
+/* Ends a response whose body is incomplete (a proxy's upstream failed
+ * mid-body): like ra_res_end, but an HTTP/1.1 transport closes the
+ * connection instead of completing the framing (no last chunk), so the
+ * client sees the answer cut short rather than a shorter one. Transports
+ * without such framing (the tunnel: the answer leaves whole) end it as
+ * ra_res_end does. Same returns as ra_res_end. */
+RA_API int ra_res_abort(ra_res *res);
 
 /* The request this response answers (valid as long as res). */
 RA_API ra_req *ra_res_req(const ra_res *res);

@@ -29,6 +29,7 @@ struct ra_res {
   bool head_done;             /* HEAD: complete with its head, sink released */
   bool cancel_owed;           /* head_done: on_cancel to run from the loop */
   bool drain_owed;            /* budget spent: on_drain on a later turn */
+  bool aborted;               /* ra_res_abort: the body is incomplete */
   size_t turn_bytes;          /* body bytes written in turn `turn` */
   uint64_t turn;
   ra_defer defer;             /* cancel_owed / drain_owed */

@@ -109,6 +109,7 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
     ra_stream_abort(s, -ENOMEM);
     return;
   }
+  ra_http_conn_set_peer(c, peer);
   ra_stream_set_userdata(s, &conn_cbs, c);
   ra_stream_set_write_timeout(s, srv->lim.write_timeout_ms);
   if (srv->nconns >= srv->lim.max_connections && !srv->accept_paused) {

@@ -23,6 +23,7 @@
 #include "raloop/attest/tunnel/msg.h"
 #include "raloop/core/list.h"
 #include "raloop/core/log.h"
+#include "raloop/http/proxy.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
 #include "raloop/http/server.h"
@@ -554,8 +555,9 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   const ra_ws_handlers *h = NULL;
   void *hud = NULL;
   const char *why = NULL;
-  if (ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm) != 0 ||
-      !ra_ws_route_handlers(&rm, &h, &hud)) {
+  int mrc = ra_router_match(s->router, RA_STR("GET"), ra_req_path(req), req, &rm);
+  if (mrc == 0) ra_proxy_ws_match(&rm, ra_req_path(req), req); /* a proxied path: relay to the upstream */
+  if (mrc != 0 || !ra_ws_route_handlers(&rm, &h, &hud)) {
     why = "no WebSocket route for this path";
   } else if (h->on_open == ctl_open) { /* a tunnel's control channel inside a tunnel */
     s->st.nested_refused++;
