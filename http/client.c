@@ -24,14 +24,19 @@ int ra_http_url_parse(const char *url, ra_http_url *u) {
   if (!url || !u) return -EINVAL;
   memset(u, 0, sizeof *u);
   const char *p;
-  if (strncasecmp(url, "http://", 7) == 0) {
-    p = url + 7;
-  } else if (strncasecmp(url, "https://", 8) == 0) {
-    p = url + 8;
-    u->tls = true;
-  } else {
-    return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
+  static const struct { const char *prefix; bool tls, ws; } schemes[] = {
+      {"http://", false, false}, {"https://", true, false},
+      {"ws://", false, true},    {"wss://", true, true}};
+  p = NULL;
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0] && !p; i++) {
+    size_t n = strlen(schemes[i].prefix);
+    if (strncasecmp(url, schemes[i].prefix, n) == 0) {
+      p = url + n;
+      u->tls = schemes[i].tls;
+      u->ws = schemes[i].ws;
+    }
   }
+  if (!p) return strstr(url, "://") ? -EPROTONOSUPPORT : -EINVAL;
   const char *hs, *he;
   if (*p == '[') {
     hs = p + 1;
@@ -487,6 +492,7 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   if (!loop || !url || !cb) return -EINVAL;
   ra_http_url u;
   int rc = ra_http_url_parse(url, &u);
+  if (!rc && u.ws) rc = -EPROTONOSUPPORT; /* ws:// belongs to ws/client.h */
   if (rc) {
     ra_log(RA_LOG_ERROR, "http client: %s: %s", url,
            rc == -EPROTONOSUPPORT ? "only http:// and https:// are supported" : "not a valid URL");

@@ -9,11 +9,13 @@
 
 #include "raloop/http/client.h"
 
-/* "http[s]://host[:port][/path]": host without brackets, port (80 or 443),
- * the target ("/" when empty) and the Host header's value.
- * -EPROTONOSUPPORT for another scheme, -EINVAL for anything malformed. */
+/* "http[s]://host[:port][/path]" (and "ws[s]://...", for the WebSocket
+ * client): host without brackets, port (80 or 443), the target ("/" when
+ * empty) and the Host header's value. -EPROTONOSUPPORT for another scheme,
+ * -EINVAL for anything malformed (userinfo, a fragment, spaces, ...). */
 typedef struct ra_http_url {
   bool tls;
+  bool ws; /* ws:// or wss:// */
   char host[256];
   char host_hdr[300];
   uint16_t port;

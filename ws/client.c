@@ -2,6 +2,8 @@
  * frame transport of ws.c in the client role. */
 #include "raloop/ws/client.h"
 
+#include "raloop/http/client_internal.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,61 +247,16 @@ static bool client_opts_valid(const ra_ws_client_opts *o) {
   return true;
 }
 
-/* Splits "ws://host[:port][/path]" into host (no brackets), port, and the
- * request target; host_hdr is what the Host header says. */
-static int parse_url(const char *url, char *host, size_t hostcap, char *host_hdr, size_t hhcap,
-                     uint16_t *port, const char **target) {
-  if (strncasecmp(url, "wss://", 6) == 0) return -EPROTONOSUPPORT;
-  if (strncasecmp(url, "ws://", 5) != 0) return -EINVAL;
-  const char *p = url + 5, *hs, *he;
-  if (*p == '[') {
-    hs = p + 1;
-    he = strchr(hs, ']');
-    if (!he) return -EINVAL;
-    p = he + 1;
-  } else {
-    hs = p;
-    p += strcspn(p, ":/?#");
-    he = p;
-  }
-  size_t hl = (size_t)(he - hs);
-  if (!hl || hl >= hostcap) return -EINVAL;
-  memcpy(host, hs, hl);
-  host[hl] = 0;
-  if (strpbrk(host, "@ \t\r\n")) return -EINVAL; /* no userinfo, no junk */
-  unsigned long pn = 80;
-  if (*p == ':') {
-    char *e;
-    p++;
-    if (*p < '0' || *p > '9') return -EINVAL;
-    pn = strtoul(p, &e, 10);
-    if (pn == 0 || pn > 65535) return -EINVAL;
-    p = e;
-  }
-  if (*p && *p != '/' && *p != '?') return -EINVAL;
-  if (strchr(p, '#')) return -EINVAL; /* RFC 6455 3: no fragments */
-  for (const char *q = p; *q; q++)
-    if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -EINVAL;
-  *port = (uint16_t)pn;
-  *target = p;
-  bool v6 = memchr(host, ':', hl) != NULL;
-  int n = snprintf(host_hdr, hhcap, v6 ? "[%s]" : "%s", host);
-  if (n < 0 || (size_t)n >= hhcap) return -EINVAL;
-  if (pn != 80) {
-    int m = snprintf(host_hdr + n, hhcap - (size_t)n, ":%lu", pn);
-    if (m < 0 || (size_t)m >= hhcap - (size_t)n) return -EINVAL;
-  }
-  return 0;
-}
-
 int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
                   const ra_ws_handlers *h, void *ud, ra_ws **out) {
   if (!loop || !url) return -EINVAL;
-  char host[256], host_hdr[300];
-  uint16_t port;
-  const char *target;
-  int rc = parse_url(url, host, sizeof host, host_hdr, sizeof host_hdr, &port, &target);
+  ra_http_url u; /* the HTTP client's URL splitter, ws:// only */
+  int rc = ra_http_url_parse(url, &u);
   if (rc < 0) return rc;
+  if (!u.ws) return -EINVAL;
+  if (u.tls) return -EPROTONOSUPPORT; /* no wss:// yet */
+  const char *host = u.host, *host_hdr = u.host_hdr, *target = u.target;
+  uint16_t port = u.port;
   ra_ws_client_opts o;
   if (opts) o = *opts;
   else memset(&o, 0, sizeof o);

@@ -25,7 +25,17 @@
 
 static void test_url(void **st) {
   ra_http_url u;
+  /* the WebSocket client's schemes, through the same splitter */
+  assert_int_equal(ra_http_url_parse("ws://[::1]:3000/echo?x", &u), 0);
+  assert_true(u.ws && !u.tls);
+  assert_string_equal(u.host, "::1");
+  assert_string_equal(u.host_hdr, "[::1]:3000");
+  assert_string_equal(u.target, "/echo?x");
+  assert_int_equal(ra_http_url_parse("wss://h/", &u), 0);
+  assert_true(u.ws && u.tls);
+  assert_int_equal(u.port, 443);
   assert_int_equal(ra_http_url_parse("http://example.com", &u), 0);
+  assert_false(u.ws);
   assert_string_equal(u.host, "example.com");
   assert_int_equal(u.port, 80);
   assert_string_equal(u.target, "/");
