@@ -465,9 +465,7 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
   o_open(o, NULL);
   if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
   o_bool(o, "valid", vd->err == 0);
-  /* "RA_VERIFY_OK" for a valid quote: the name scripts know from before
-   * the codes moved to core/error.h (ra_err_name(0) is "OK") */
-  o_str(o, "error", vd->err ? ra_err_name(vd->err) : "RA_VERIFY_OK");
+  o_str(o, "error", ra_err_name(vd->err)); /* "OK" when valid */
   /* the old enum's number (1..27), as scripts have always read it */
   o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
   o_str(o, "message", vd->msg);
@@ -701,7 +699,7 @@ static int cmd_bench(int argc, char **argv) {
   double t0 = now_us();
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
   printf("first verification in process: %.1f us (%s)\n", now_us() - t0,
-         vd.err ? ra_err_name(vd.err) : "RA_VERIFY_OK");
+         ra_err_name(vd.err));
   if (rc) {
     printf("quote does not verify: %s\n", vd.msg);
     teardown(&c);

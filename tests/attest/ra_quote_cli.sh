@@ -108,7 +108,7 @@ expect 2 "malformed collateral" -- "$Q" verify "$P/tdx_quote" --collateral "$T/b
 
 expect 0 "tappd --json" -- "$Q" verify "$V/tdx-v4-tappd.dat" --json
 json_is "tappd" valid true
-json_is "tappd" error RA_VERIFY_OK
+json_is "tappd" error OK
 json_is "tappd" pck.fmspc b0c06f000000
 json_is "tappd" pck.pcesvn 11
 json_is "tappd" checks.quote_signature pass
