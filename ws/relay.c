@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raloop/core/list.h"
 #include "raloop/core/log.h"
 #include "raloop/ws/relay_internal.h"
 #include "raloop/ws/ws.h"
@@ -323,9 +324,7 @@ static void relay_open(ra_ws *ws, void *ud) {
   }
   c->r = r;
   c->ws = ws;
-  c->next = r->all;
-  if (r->all) r->all->prev = c;
-  r->all = c;
+  RA_LIST_ADD(r->all, c);
   r->nconns++;
   ra_ws_set_userdata(ws, c);
   randombytes_buf(c->challenge, sizeof c->challenge);
@@ -463,9 +462,7 @@ static void relay_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   ra_relay *r = c->r;
   ra_timer_stop(&c->timer);
   table_remove(r, c);
-  if (c->prev) c->prev->next = c->next;
-  else r->all = c->next;
-  if (c->next) c->next->prev = c->prev;
+  RA_LIST_DEL(r->all, c);
   ra_ws_set_userdata(ws, NULL);
   free(c);
   if (--r->nconns == 0 && r->freed) relay_destroy(r);
