@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raloop/core/list.h"
 #include "raloop/core/log.h"
 #include "raloop/ws/relay_internal.h"
 #include "raloop/ws/ws.h"
@@ -323,9 +324,7 @@ static void relay_open(ra_ws *ws, void *ud) {
   }
   c->r = r;
   c->ws = ws;
-  c->next = r->all;
-  if (r->all) r->all->prev = c;
-  r->all = c;
+  RA_LIST_ADD(r->all, c);
   r->nconns++;
   ra_ws_set_userdata(ws, c);
   randombytes_buf(c->challenge, sizeof c->challenge);
@@ -400,12 +399,14 @@ static void do_message(rconn *c, const ra_relay_msg *m) {
                     e[] = "\",\"box\":\"", z[] = "\"}";
   size_t n = sizeof a - 1 + 43 + sizeof b - 1 + m->nonce_s.len + sizeof e - 1 + m->box_s.len +
              sizeof z - 1;
-  char *buf = malloc(n + 1);
+  /* built in place and handed over: the frame header goes in the room
+   * before it, so the box is not copied again */
+  uint8_t *buf = malloc(RA_WS_SEND_ROOM + n);
   if (!buf) {
     send_error(c, "internal", to);
     return;
   }
-  char *p = buf;
+  uint8_t *p = buf + RA_WS_SEND_ROOM;
 #define PUT(s, l) (memcpy(p, (s), (l)), p += (l))
   PUT(a, sizeof a - 1);
   PUT(c->pk_b64, 43);
@@ -415,8 +416,7 @@ static void do_message(rconn *c, const ra_relay_msg *m) {
   PUT(m->box_s.ptr, m->box_s.len);
   PUT(z, sizeof z - 1);
 #undef PUT
-  int rc = ra_ws_send(d->ws, RA_WS_TEXT, buf, n);
-  free(buf);
+  int rc = ra_ws_send_owned(d->ws, RA_WS_TEXT, buf + RA_WS_SEND_ROOM, n, free, buf);
   if (rc == -ENOBUFS) {
     ra_info("relay: a recipient too slow to read was closed (1013)");
     send_error(c, "offline", to);
@@ -463,9 +463,7 @@ static void relay_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   ra_relay *r = c->r;
   ra_timer_stop(&c->timer);
   table_remove(r, c);
-  if (c->prev) c->prev->next = c->next;
-  else r->all = c->next;
-  if (c->next) c->next->prev = c->prev;
+  RA_LIST_DEL(r->all, c);
   ra_ws_set_userdata(ws, NULL);
   free(c);
   if (--r->nconns == 0 && r->freed) relay_destroy(r);

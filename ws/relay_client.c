@@ -67,16 +67,15 @@ static void got_message(ra_relay_client *c, json_t *o) {
     return;
   }
   size_t cap = n / 4 * 3 + 3;
-  uint8_t *box = malloc(cap + 1), *plain = malloc(cap + 1);
-  long bl = box && plain ? ra_b64url_decode(b, n, box, cap) : -1;
+  uint8_t *box = malloc(cap + 1); /* opened in place (libsodium allows the overlap) */
+  long bl = box ? ra_b64url_decode(b, n, box, cap) : -1;
   if (bl < (long)crypto_box_MACBYTES ||
-      crypto_box_open_easy(plain, box, (size_t)bl, nonce, from, c->sk) != 0) {
+      crypto_box_open_easy(box, box, (size_t)bl, nonce, from, c->sk) != 0) {
     ra_warn("relay client: a box that does not open was dropped");
   } else if (c->h.on_message) {
-    c->h.on_message(c, from, plain, (size_t)bl - crypto_box_MACBYTES, c->ud);
+    c->h.on_message(c, from, box, (size_t)bl - crypto_box_MACBYTES, c->ud);
   }
   free(box);
-  free(plain);
 }
 
 static void cl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t len, void *ud) {
@@ -164,17 +163,18 @@ int ra_relay_client_send(ra_relay_client *c, const uint8_t *to, const void *data
   randombytes_buf(nonce, sizeof nonce);
   uint8_t *box = malloc(bl);
   size_t cap = 4 * ((bl + 2) / 3) + 256;
-  char *buf = malloc(cap);
-  if (!box || !buf) {
+  uint8_t *owned = malloc(RA_WS_SEND_ROOM + cap); /* handed to ra_ws_send_owned */
+  if (!box || !owned) {
     free(box);
-    free(buf);
+    free(owned);
     return -ENOMEM;
   }
   if (crypto_box_easy(box, data, len, nonce, to, c->sk) != 0) {
     free(box);
-    free(buf);
+    free(owned);
     return -EINVAL;
   }
+  char *buf = (char *)owned + RA_WS_SEND_ROOM;
   char to64[48], n64[48];
   ra_b64url_encode(to, RA_RELAY_KEY_BYTES, to64);
   ra_b64url_encode(nonce, sizeof nonce, n64);
@@ -182,9 +182,8 @@ int ra_relay_client_send(ra_relay_client *c, const uint8_t *to, const void *data
   n += (int)ra_b64url_encode(box, bl, buf + n);
   buf[n++] = '"';
   buf[n++] = '}';
-  int rc = ra_ws_send(c->ws, RA_WS_TEXT, buf, (size_t)n);
   free(box);
-  free(buf);
+  int rc = ra_ws_send_owned(c->ws, RA_WS_TEXT, (uint8_t *)buf, (size_t)n, free, owned);
   return rc < 0 ? rc : 0;
 }
 

@@ -25,6 +25,16 @@ static void room_remove(ra_ws_room *room, ra_ws *ws) {
     }
 }
 
+/* Drops room from ws's rooms; false when ws was not in it. */
+static bool ws_drop_room(ra_ws *ws, const ra_ws_room *room) {
+  for (size_t j = 0; j < ws->nrooms; j++)
+    if (ws->rooms[j] == room) {
+      ws->rooms[j] = ws->rooms[--ws->nrooms];
+      return true;
+    }
+  return false;
+}
+
 void ra_ws__leave_rooms(ra_ws *ws) {
   for (size_t i = 0; i < ws->nrooms; i++) room_remove(ws->rooms[i], ws);
   ws->nrooms = 0;
@@ -37,14 +47,7 @@ int ra_ws_room_new(ra_ws_room **out) {
 
 void ra_ws_room_free(ra_ws_room *room) {
   if (!room) return;
-  for (size_t i = 0; i < room->n; i++) {
-    ra_ws *ws = room->m[i];
-    for (size_t j = 0; j < ws->nrooms; j++)
-      if (ws->rooms[j] == room) {
-        ws->rooms[j] = ws->rooms[--ws->nrooms];
-        break;
-      }
-  }
+  for (size_t i = 0; i < room->n; i++) ws_drop_room(room->m[i], room);
   free(room->m);
   free(room);
 }
@@ -73,12 +76,7 @@ int ra_ws_room_join(ra_ws_room *room, ra_ws *ws) {
 }
 
 void ra_ws_room_leave(ra_ws_room *room, ra_ws *ws) {
-  for (size_t j = 0; j < ws->nrooms; j++)
-    if (ws->rooms[j] == room) {
-      ws->rooms[j] = ws->rooms[--ws->nrooms];
-      room_remove(room, ws);
-      return;
-    }
+  if (ws_drop_room(ws, room)) room_remove(room, ws);
 }
 
 size_t ra_ws_room_size(const ra_ws_room *room) { return room->n; }

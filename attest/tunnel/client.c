@@ -582,6 +582,16 @@ static void reconnect_fire(ra_timer *t, void *ud) {
   if (c->state == ST_IDLE) start_connect(c);
 }
 
+/* Fails every pending request not failed already (each on its timer, so
+ * not from inside the caller). */
+static void fail_pending(ra_tunnel_client *c, int err) {
+  for (creq *q = c->reqs; q; q = q->next) {
+    if (q->fail) continue;
+    q->fail = err;
+    ra_timer_start(&q->timer, 0, 0);
+  }
+}
+
 static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   ra_tunnel_client *c = ((ctl_link *)ud)->c;
   free(ud); /* the last callback of this connection */
@@ -602,11 +612,7 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   c->state = again ? ST_IDLE : ST_CLOSED;
   int err = c->fail;
   /* pending requests fail; tunnelled sockets close */
-  for (creq *q = c->reqs; q; q = q->next) {
-    if (q->fail) continue;
-    q->fail = err;
-    ra_timer_start(&q->timer, 0, 0);
-  }
+  fail_pending(c, err);
   ra_tchan_drop(&c->ch); /* wipes the key too */
   if (again) ra_timer_start(&c->reconnect_timer, c->o.reconnect_delay_ms, 0);
 }
@@ -650,8 +656,7 @@ static void start_connect(ra_tunnel_client *c) {
     c->state = c->o.reconnect ? ST_IDLE : ST_CLOSED;
     c->fail = rc;
     snprintf(c->fail_msg, sizeof c->fail_msg, "cannot connect: %s", strerror(-rc));
-    for (creq *q = c->reqs; q; q = q->next)
-      if (!q->fail) { q->fail = rc; ra_timer_start(&q->timer, 0, 0); }
+    fail_pending(c, rc);
     if (c->o.reconnect) ra_timer_start(&c->reconnect_timer, c->o.reconnect_delay_ms, 0);
     return;
   }
