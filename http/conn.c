@@ -387,7 +387,8 @@ static size_t fmt_u64(char *out, uint64_t v) {
   return n;
 }
 
-static bool hdr_is(ra_str n, const char *name) { return ra_str_eq_nocase(n, ra_str_cstr(name)); }
+/* name is a literal: its length is known here, not measured per header. */
+#define hdr_is(n, name) ra_str_eq_nocase((n), RA_STR(name))
 
 /* HTTP/1.0 has no chunks: without a length, the close ends the body. */
 static body_framing body_framing_for(bool no_body, int64_t clen, int http_version) {
