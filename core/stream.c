@@ -464,11 +464,11 @@ static void flush_queue(ra_stream *s) {
       finish(s, (int)n);
       return;
     }
-    if (n > 0) {
-      s->last_wprog = s->last_io;
-      if (s->write_ms) s->kernel_q = kernel_queued(s);
-    }
+    if (n > 0) s->last_wprog = s->last_io;
     if (!advance(s, (size_t)n)) return;
+    /* The kernel's queue is only compared while ours is not empty (a queue
+     * that starts again takes a fresh reading): no ioctl when this drained it. */
+    if (n > 0 && s->head && s->write_ms) s->kernel_q = kernel_queued(s);
     if ((size_t)n < want) break; /* the kernel is full */
   }
   if (!s->head && (s->flags & S_SHUT_WANT) && !(s->flags & S_SHUT_DONE)) {

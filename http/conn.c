@@ -26,6 +26,7 @@
 
 #include "raloop/http/request_internal.h"
 #include "raloop/http/response_internal.h"
+#include "raloop/http/token.h"
 
 /* Where the parser is: between requests, in a head, in a body (header
  * callbacks there are trailers: counted, not kept). */
@@ -386,7 +387,8 @@ static size_t fmt_u64(char *out, uint64_t v) {
   return n;
 }
 
-static bool hdr_is(ra_str n, const char *name) { return ra_str_eq_nocase(n, ra_str_cstr(name)); }
+/* name is a literal: its length is known here, not measured per header. */
+#define hdr_is(n, name) ra_str_eq_nocase((n), RA_STR(name))
 
 /* HTTP/1.0 has no chunks: without a length, the close ends the body. */
 static body_framing body_framing_for(bool no_body, int64_t clen, int http_version) {
@@ -991,11 +993,6 @@ static bool head_bytes_ok(ra_http_conn *c, const uint8_t *p, size_t n) {
   return true;
 }
 
-static bool is_tchar(uint8_t b) {
-  if ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z')) return true;
-  return b && strchr("!#$%&'*+-.^_`|~", b) != NULL;
-}
-
 /* Reads a chunk-size line from p (state in c->cline). Returns how many
  * bytes it took; the first *feed of them are size digits for llhttp, the
  * rest extension bytes to drop. Stops before the CR that ends the line (or
@@ -1029,12 +1026,12 @@ static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_
     }
     switch (st) {
     case CX_PRE: if (b == ';') st = CX_NAME0; else if (!ws) *bad = true; break;
-    case CX_NAME0: if (is_tchar(b)) st = CX_NAME; else if (!ws) *bad = true; break;
+    case CX_NAME0: if (ra_http_tchar(b)) st = CX_NAME; else if (!ws) *bad = true; break;
     case CX_NAME:
       if (ws) st = CX_POSTNAME;
       else if (b == '=') st = CX_VAL0;
       else if (b == ';') st = CX_NAME0;
-      else if (!is_tchar(b)) *bad = true;
+      else if (!ra_http_tchar(b)) *bad = true;
       break;
     case CX_POSTNAME:
       if (b == '=') st = CX_VAL0;
@@ -1043,13 +1040,13 @@ static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_
       break;
     case CX_VAL0:
       if (b == '"') st = CX_QS;
-      else if (is_tchar(b)) st = CX_VALTOK;
+      else if (ra_http_tchar(b)) st = CX_VALTOK;
       else if (!ws) *bad = true;
       break;
     case CX_VALTOK:
       if (ws) st = CX_PRE;
       else if (b == ';') st = CX_NAME0;
-      else if (!is_tchar(b)) *bad = true;
+      else if (!ra_http_tchar(b)) *bad = true;
       break;
     case CX_QS:
       if (b == '"') st = CX_PRE;

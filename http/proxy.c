@@ -23,6 +23,7 @@
 #include "raloop/core/stream.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
+#include "raloop/http/token.h"
 #include "raloop/ws/client.h"
 #include "raloop/ws/frame.h"
 #include "raloop/ws/ws.h"
@@ -169,7 +170,7 @@ static int p_headers_complete(llhttp_t *p) {
   char conn[1024];
   size_t cl = 0;
   for (size_t i = 0; i < r->nh; i++) {
-    if (!ra_str_eq_nocase(hname(r, i), ra_str_cstr("connection"))) continue;
+    if (!ra_str_eq_nocase(hname(r, i), RA_STR("connection"))) continue;
     ra_str v = hvalue(r, i);
     if (cl + v.len + 1 < sizeof conn) {
       if (cl) conn[cl++] = ',';
@@ -181,7 +182,7 @@ static int p_headers_complete(llhttp_t *p) {
   ra_res_set_status(r->res, status);
   for (size_t i = 0; i < r->nh; i++) {
     ra_str n = hname(r, i);
-    if (ra_proxy_hop_by_hop(n, cs) || ra_str_eq_nocase(n, ra_str_cstr("content-length"))) continue;
+    if (ra_proxy_hop_by_hop(n, cs) || ra_str_eq_nocase(n, RA_STR("content-length"))) continue;
     ra_res_add_header_n(r->res, n, hvalue(r, i));
   }
   bool nobody = r->is_head || status == 204 || status == 304;
@@ -609,12 +610,6 @@ static bool target_ok(ra_str t) {
   return true;
 }
 
-static bool value_ok(ra_str v) {
-  for (size_t i = 0; i < v.len; i++)
-    if (v.ptr[i] == '\r' || v.ptr[i] == '\n' || v.ptr[i] == '\0') return false;
-  return true;
-}
-
 static int build_out(pxr *r) {
   ra_req *req = r->req;
   ra_proxy *px = r->px;
@@ -630,14 +625,14 @@ static int build_out(pxr *r) {
   size_t n = ra_req_header_count(req);
   for (size_t i = 0; i < n; i++) {
     ra_header h = ra_req_header_at(req, i);
-    if (ra_str_eq_nocase(h.name, ra_str_cstr("connection"))) {
+    if (ra_str_eq_nocase(h.name, RA_STR("connection"))) {
       if (conn.len) rc |= ra_buf_append(&conn, ",", 1);
       rc |= ra_buf_append(&conn, h.value.ptr, h.value.len);
     }
   }
   ra_str cs = ra_str_make((const char *)bufp(&conn), conn.len);
   ra_str host = {0};
-  bool have_host = ra_req_header(req, "host", &host) && host.len && value_ok(host);
+  bool have_host = ra_req_header(req, "host", &host) && host.len && ra_http_field_value_valid(host);
   rc |= ra_buf_append_str(o, "Host: ");
   if (have_host) rc |= ra_buf_append(o, host.ptr, host.len);
   else rc |= ra_buf_append_str(o, px->host_hdr);
@@ -645,20 +640,20 @@ static int build_out(pxr *r) {
   for (size_t i = 0; i < n; i++) {
     ra_header h = ra_req_header_at(req, i);
     if (ra_proxy_hop_by_hop(h.name, cs)) continue;
-    if (!value_ok(h.value)) continue;
-    if (ra_str_eq_nocase(h.name, ra_str_cstr("host")) ||
-        ra_str_eq_nocase(h.name, ra_str_cstr("content-length")) ||
-        ra_str_eq_nocase(h.name, ra_str_cstr("expect")) ||
-        ra_str_eq_nocase(h.name, ra_str_cstr("x-forwarded-proto")) ||
-        ra_str_eq_nocase(h.name, ra_str_cstr("x-forwarded-host")) ||
+    if (!ra_http_field_value_valid(h.value)) continue;
+    if (ra_str_eq_nocase(h.name, RA_STR("host")) ||
+        ra_str_eq_nocase(h.name, RA_STR("content-length")) ||
+        ra_str_eq_nocase(h.name, RA_STR("expect")) ||
+        ra_str_eq_nocase(h.name, RA_STR("x-forwarded-proto")) ||
+        ra_str_eq_nocase(h.name, RA_STR("x-forwarded-host")) ||
         ra_str_eq_nocase(h.name, ra_str_cstr(px->attested_hdr)))
       continue;
-    if (ra_str_eq_nocase(h.name, ra_str_cstr("x-forwarded-for"))) {
+    if (ra_str_eq_nocase(h.name, RA_STR("x-forwarded-for"))) {
       if (xff.len) rc |= ra_buf_append(&xff, ", ", 2);
       rc |= ra_buf_append(&xff, h.value.ptr, h.value.len);
       continue;
     }
-    if (ra_str_eq_nocase(h.name, ra_str_cstr("forwarded"))) {
+    if (ra_str_eq_nocase(h.name, RA_STR("forwarded"))) {
       if (fwd.len) rc |= ra_buf_append(&fwd, ", ", 2);
       rc |= ra_buf_append(&fwd, h.value.ptr, h.value.len);
       continue;
@@ -747,7 +742,7 @@ static void up_closed(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   wsrelay *r = ud;
   r->up = NULL;
   if (r->down) {
-    if (!r->up_open && code == 1006) relay_close(r->down, 1014, ra_str_cstr("upstream unreachable"));
+    if (!r->up_open && code == 1006) relay_close(r->down, 1014, RA_STR("upstream unreachable"));
     else relay_close(r->down, code, reason);
   } else {
     ra_buf_free(&r->queue);
@@ -800,9 +795,9 @@ static void down_open(ra_ws *ws, void *ud) {
     if (ss.ss_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof peer);
     else if (ss.ss_family == AF_INET6) inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof peer);
   }
-  if (ra_ws_attested(ws)) hs[nh++] = (ra_header){ra_str_cstr(px->attested_hdr), ra_str_cstr("1")};
-  hs[nh++] = (ra_header){ra_str_cstr("X-Forwarded-Proto"), ra_str_cstr(px->proto)};
-  hs[nh++] = (ra_header){ra_str_cstr("X-Forwarded-For"), ra_str_cstr(peer)};
+  if (ra_ws_attested(ws)) hs[nh++] = (ra_header){ra_str_cstr(px->attested_hdr), RA_STR("1")};
+  hs[nh++] = (ra_header){RA_STR("X-Forwarded-Proto"), ra_str_cstr(px->proto)};
+  hs[nh++] = (ra_header){RA_STR("X-Forwarded-For"), ra_str_cstr(peer)};
   ra_str proto = ra_ws_protocol(ws);
   char pbuf[256];
   const char *protos[1];
@@ -866,14 +861,14 @@ static const ra_ws_handlers down_handlers = {NULL, down_select, down_open, down_
 static bool is_ws_upgrade(ra_req *req) {
   ra_str up;
   if (!ra_str_eq_cstr(ra_req_method(req), "GET") || !ra_req_header(req, "upgrade", &up)) return false;
-  return ra_str_eq_nocase(up, ra_str_cstr("websocket"));
+  return ra_str_eq_nocase(up, RA_STR("websocket"));
 }
 
 bool ra_proxy_ws_match(ra_route_match *m, ra_str path, ra_req *req) {
   if (!m || m->handler != ra_proxy_handle || !m->ud) return false;
   ra_proxy *px = m->ud;
   ra_route_match wm;
-  if (px->freeing || !px->ws_router || ra_router_match(px->ws_router, ra_str_cstr("GET"), path, req, &wm) != 0)
+  if (px->freeing || !px->ws_router || ra_router_match(px->ws_router, RA_STR("GET"), path, req, &wm) != 0)
     return false;
   *m = wm;
   return true;
@@ -891,7 +886,7 @@ void ra_proxy_handle(ra_req *req, ra_res *res, void *ud) {
   }
   if (is_ws_upgrade(req)) { /* ws/ does the handshake, down_open starts the relay */
     ra_route_match m;
-    if (px->ws_router && ra_router_match(px->ws_router, ra_str_cstr("GET"), ra_req_path(req), req, &m) == 0)
+    if (px->ws_router && ra_router_match(px->ws_router, RA_STR("GET"), ra_req_path(req), req, &m) == 0)
       m.handler(req, res, m.ud);
     else ra_res_send_text(res, 502, "bad gateway: WebSockets are not proxied\n");
     return;

@@ -1,18 +1,10 @@
 /* http/token.c: see token.h. */
 #include "raloop/http/token.h"
 
-static bool is_tchar(unsigned char c) {
-  static const char extra[] = "!#$%&'*+-.^_`|~";
-  if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-  for (const char *p = extra; *p; p++)
-    if (c == (unsigned char)*p) return true;
-  return false;
-}
-
 bool ra_http_token_valid(ra_str s) {
   if (!s.len) return false;
   for (size_t i = 0; i < s.len; i++)
-    if (!is_tchar((unsigned char)s.ptr[i])) return false;
+    if (!ra_http_tchar((unsigned char)s.ptr[i])) return false;
   return true;
 }
 

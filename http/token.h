@@ -10,6 +10,14 @@
 
 #include "raloop/core/buf.h"
 
+/* One tchar: "!#$%&'*+-.^_`|~", a digit or a letter. */
+static inline bool ra_http_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+  for (const char *p = "!#$%&'*+-.^_`|~"; *p; p++)
+    if (c == (unsigned char)*p) return true;
+  return false;
+}
+
 /* A token (method, header name): one or more tchar
  * ("!#$%&'*+-.^_`|~", digits, letters). */
 RA_API bool ra_http_token_valid(ra_str s);
