@@ -218,13 +218,10 @@ static void show_quote(outp *o, const ra_quote *q) {
  * SVNs and, with collateral, the matched TCB level. vd comes from a
  * verification (its signature checks are not what show reports). */
 static void show_platform(outp *o, const ra_verdict *vd, bool with_coll) {
-  char hex[64];
   if (!vd->has_pck) return;
   o_open(o, "platform");
-  ra_hex_encode(vd->pck.fmspc, 6, hex);
-  o_str(o, "fmspc", hex);
-  ra_hex_encode(vd->pck.pceid, 2, hex);
-  o_str(o, "pce_id", hex);
+  o_hex(o, "fmspc", vd->pck.fmspc, 6);
+  o_hex(o, "pce_id", vd->pck.pceid, 2);
   o_uint(o, "pcesvn", vd->pck.pcesvn);
   o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
   o_hex(o, "sgx_tcb_components", vd->pck.tcb_comp_svn, 16);
@@ -461,7 +458,6 @@ static void teardown(vctx *c) {
 }
 
 static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file) {
-  char hex[64];
   o_open(o, NULL);
   if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
   o_bool(o, "valid", vd->err == 0);
@@ -515,10 +511,8 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
     o_open(o, "pck");
     o_time(o, "not_before", vd->pck_not_before);
     o_time(o, "not_after", vd->pck_not_after);
-    ra_hex_encode(vd->pck.fmspc, 6, hex);
-    o_str(o, "fmspc", hex);
-    ra_hex_encode(vd->pck.pceid, 2, hex);
-    o_str(o, "pce_id", hex);
+    o_hex(o, "fmspc", vd->pck.fmspc, 6);
+    o_hex(o, "pce_id", vd->pck.pceid, 2);
     o_uint(o, "pcesvn", vd->pck.pcesvn);
     o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
     o_hex(o, "tcb_components", vd->pck.tcb_comp_svn, 16);

@@ -502,7 +502,7 @@ int ra_pcs_key_from_quote(const uint8_t *quote, size_t len, ra_pcs_key *out) {
   ra_quote q;
   int rc = ra_quote_parse(quote, len, &q);
   if (rc) return rc;
-  if (q.cert_type != 5 || !q.cert_data.len) return RA_ERR_NO_PCK_CHAIN;
+  if (q.cert_type != RA_CERT_PCK_CHAIN || !q.cert_data.len) return RA_ERR_NO_PCK_CHAIN;
   memset(out, 0, sizeof *out);
   out->tee = q.tee_type == RA_TEE_TDX ? RA_PCS_TDX : RA_PCS_SGX;
   BIO *bio = BIO_new_mem_buf(q.cert_data.ptr, (int)q.cert_data.len);
@@ -626,10 +626,8 @@ static int mkdirs(const char *dir) {
   return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-int ra_pcs_cache_store(const char *dir, const ra_pcs_key *key, ra_str doc) {
-  if (!dir || !key || !doc.ptr) return -EINVAL;
-  int64_t nu;
-  if (ra_pcs_doc_next_update(doc, &nu)) return -EBADMSG;
+/* Writes doc as the entry of key (atomically); doc is known to be well formed. */
+static int cache_write(const char *dir, const ra_pcs_key *key, ra_str doc) {
   char path[4096], tmp[4200];
   int rc = cache_path(dir, key, path, sizeof path);
   if (rc) return rc;
@@ -651,6 +649,13 @@ int ra_pcs_cache_store(const char *dir, const ra_pcs_key *key, ra_str doc) {
   if (!rc && rename(tmp, path)) rc = -errno;
   if (rc) unlink(tmp);
   return rc;
+}
+
+int ra_pcs_cache_store(const char *dir, const ra_pcs_key *key, ra_str doc) {
+  if (!dir || !key || !doc.ptr) return -EINVAL;
+  int64_t nu;
+  if (ra_pcs_doc_next_update(doc, &nu)) return -EBADMSG;
+  return cache_write(dir, key, doc);
 }
 
 /* ---- fetching -------------------------------------------------------------------- */
@@ -774,7 +779,8 @@ static void assemble(ra_pcs_fetch *f) {
   if (f->next_update <= now)
     ra_log(RA_LOG_WARN, "pcs: the collateral served for this FMSPC is already past its nextUpdate");
   if (!f->opts.no_cache) {
-    int rc = ra_pcs_cache_store(f->cache_dir, &f->key, res.doc);
+    /* the parts were each checked as they came: no second parse of the document */
+    int rc = cache_write(f->cache_dir, &f->key, res.doc);
     if (rc) ra_log(RA_LOG_WARN, "pcs: cannot write the cache in %s: %s", f->cache_dir, ra_strerror(rc));
     else res.cache_written = true;
   }
