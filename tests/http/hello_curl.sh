@@ -112,7 +112,8 @@ check "access log line" grep -Eq 'GET /hello 200 [0-9]+us' "$work/log"
 check "access log 404" grep -Eq 'GET /nope 404 [0-9]+us' "$work/log"
 
 kill -TERM "$pid"
-wait "$pid"; rc=$?
+rc=0
+wait "$pid" || rc=$?
 pid=
 check "clean exit on SIGTERM" [ "$rc" = 0 ]
 

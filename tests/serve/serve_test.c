@@ -99,14 +99,14 @@ static void bad_options_fail_cleanly(void **state) {
   ra_service *svc = (ra_service *)&svc;
   const char *bad_addr[] = {"not-an-address"};
   ra_serve_opts o = {.listen = bad_addr, .n_listen = 1, .tee = "none"};
-  assert_true(ra_service_new(r, &o, &svc) < 0);
+  assert_int_equal(ra_service_new(r, &o, &svc), -EINVAL);
   assert_null(svc);
   const char *listen[] = {"127.0.0.1:0"};
   ra_serve_opts t = {.listen = listen, .n_listen = 1, .tee = "quantum"};
   assert_int_equal(ra_service_new(r, &t, &svc), -EINVAL);
   assert_null(svc);
   ra_serve_opts f = {.listen = listen, .n_listen = 1, .tee = "file:/nonexistent/quote"};
-  assert_true(ra_service_new(r, &f, &svc) < 0);
+  assert_int_equal(ra_service_new(r, &f, &svc), -ENOENT);
   assert_null(svc);
   ra_router_free(r);
 }

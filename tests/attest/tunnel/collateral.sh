@@ -82,7 +82,7 @@ check "outdated, both advisories allowed -> 0" 0 "${C[@]}" --collateral "$tmp/ou
 check "outdated, one advisory of two allowed -> 60" 60 "${C[@]}" --collateral "$tmp/outdated.json" \
   --allow-advisory INTEL-SA-00615 "$url"
 check "expired collateral -> 60" 60 "${C[@]}" --collateral "$tmp/expired.json" "$url"
-has "expired: the check is named (the CRLs follow the window: checked first)" "RA_ERR_CRL_EXPIRED\|RA_ERR_COLLATERAL_EXPIRED"
+has "expired: the check is named (the CRLs follow the window: checked first)" "refused: RA_ERR_CRL_EXPIRED"
 check "expired collateral, --allow-expired-collateral -> 0" 0 "${C[@]}" -v --collateral "$tmp/expired.json" \
   --allow-expired-collateral "$url"
 has "expired allowed: -v says so" "collateral expired, allowed"

@@ -124,11 +124,13 @@ typedef struct got {
   int status;
   char body[64];
   size_t body_len;
+  char msg[64];
 } got;
 static void on_resp(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
   got *g = ud;
   g->done = true;
   g->err = err;
+  if (msg) snprintf(g->msg, sizeof g->msg, "%s", msg);
   if (!err) {
     g->status = r->status;
     g->body_len = r->body_len;
@@ -236,7 +238,7 @@ static void test_free_with_open_tunnel(void **st) {
   got g2 = {0};
   ra_tunnel_fetch(c, &q, on_resp, &g2);
   wait_for(f, &g2.done);
-  assert_int_not_equal(g2.err, 0);
+  assert_int_equal(g2.err, -ECONNRESET); /* the channel dropped, not a refusal */
   ra_tunnel_client_free(c);
   spin(f, 10);
   /* teardown frees what is left */
@@ -572,7 +574,9 @@ static void test_shutdown_answers_in_flight(void **st) {
   ra_tunnel_request q2 = {.url = "/hello", .timeout_ms = 5000};
   assert_int_equal(ra_tunnel_fetch(c, &q2, on_resp, &g2), 0);
   wait_for(f, &g2.done);
-  assert_true(g2.err != 0 || g2.status == 503); /* refused: the `error` fails the fetch */
+  /* refused: the 503's `error` fails the fetch with the server's reason */
+  assert_int_equal(g2.err, -EPROTO);
+  assert_string_equal(g2.msg, "server shutting down");
   assert_false(g.done);
   assert_int_equal(g_stopped, 0);
   ra_res_send_text(g_held, 200, "late");
@@ -638,7 +642,10 @@ static void test_shutdown_deadline_cancels(void **st) {
   ra_res_send_text(g_held, 200, "too late"); /* cancelled: a no-op */
   g_held = NULL;
   wait_for(f, &g.done);
-  assert_true(g.err != 0);
+  assert_true(g.done);
+  /* cut by the channel's close at the deadline, with the server's reason */
+  assert_int_equal(g.err, -ECONNRESET);
+  assert_string_equal(g.msg, "tunnel disconnected (1001 server shutting down)");
   ra_tunnel_client_free(c);
   spin(f, 20);
 }
