@@ -35,10 +35,8 @@ static int start_tunnel(ra_service *s) {
     ra_error("ra_serve: quote provider: %s", ra_strerror(rc));
     return rc;
   }
-  if (ra_quote_provider_simulated(p))
-    ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
-  if (!ra_quote_provider_binds_key(p))
-    ra_warn("quote provider '%s' cannot bind the tunnel key", ra_quote_provider_name(p));
+  /* a simulated provider, or one that cannot bind the key: the tunnel
+   * server says so itself */
   rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel);
   ra_quote_provider_free(p);
   if (rc) ra_error("ra_serve: tunnel: %s", ra_strerror(rc));

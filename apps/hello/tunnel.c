@@ -26,13 +26,10 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
     fprintf(stderr, "ra-hello: attestation: %s\n", ra_strerror(prc));
     return -1;
   }
-  if (ra_quote_provider_simulated(p)) {
-    ra_warn("*** SIMULATED TEE: attestation proves NOTHING; for development only ***");
+  /* the tunnel server warns about simulated or unbound quotes; what only
+   * ra-hello knows is where the sim's keys are */
+  if (ra_quote_provider_simulated(p))
     ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
-  }
-  if (!ra_quote_provider_binds_key(p))
-    ra_warn("quote provider '%s' cannot bind the tunnel key: clients must skip the binding check",
-            ra_quote_provider_name(p));
   ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
   int rc = ra_tunnel_server_new(loop, router, p, &opts, out);
   const char *name = ra_quote_provider_name(p);
