@@ -215,6 +215,7 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
 static ra_tls_cert tls_certs[MAX_CERTS];
 static size_t n_certs, n_keys;
 static uint64_t tls_hs_ms;
+static ra_tls_ctx *tls_cur; /* ours; the listeners hold their own references */
 
 static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
@@ -224,14 +225,14 @@ static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
 /* SIGHUP: the certificates again, from the same files. */
 static void on_hup(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
-  ra_tls_ctx *t;
+  ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   char err[512];
-  if (tls_build(&t, err, sizeof err)) {
+  /* reload (not a fresh context): the session ticket keys carry over */
+  if (ra_tls_ctx_reload(&tls_cur, &o, err, sizeof err)) {
     ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", err);
     return;
   }
-  size_t n = ra_http_server_set_tls(srv, t);
-  ra_tls_ctx_unref(t); /* the listeners hold it now */
+  size_t n = ra_http_server_set_tls(srv, tls_cur);
   ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
 }
 
@@ -363,7 +364,7 @@ int main(int argc, char **argv) {
   }
   if (listen_tls) {
     rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
-    ra_tls_ctx_unref(tls); /* the listener holds it */
+    tls_cur = tls;
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
       return 1;
@@ -378,6 +379,7 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
+  ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
