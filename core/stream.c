@@ -790,6 +790,16 @@ static void tls_do_read(ra_stream *s) {
       snprintf(s->tls->err, sizeof s->tls->err, "the peer closed during the handshake");
       finish(s, RA_ERR_TLS_HANDSHAKE);
     } else {
+      /* Records read before the FIN (held while paused) come first; if
+       * reading stops again, the FIN is read again after the resume. */
+      if (ra_tls_conn_has_input(s->tls)) {
+        tls_read_plain(s);
+        if (s->flags & (S_CLOSED | S_CLOSING | S_EOF)) return;
+        /* paused with records left: they and the FIN come after the
+         * resume. Not paused: what is left is a partial record, and the
+         * peer is gone. */
+        if ((s->flags & (S_PAUSED | S_BP)) && ra_tls_conn_has_input(s->tls)) return;
+      }
       on_eof(s); /* without close_notify: HTTP framing detects truncation */
     }
     return;

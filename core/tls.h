@@ -110,8 +110,12 @@ RA_API int ra_tls_ctx_reload(ra_tls_ctx **slot, const ra_tls_server_opts *o, cha
 /* Starts TLS on s in ctx's role (the stream takes its own reference).
  * server_name: clients only, the SNI and the name the certificate must
  * carry (an IP literal is checked against IP SANs and not sent as SNI);
- * NULL with a verifying client context means no host check. Returns 0,
- * -EALREADY, -EINVAL, -ENOMEM (the stream is unchanged on error). */
+ * NULL with a verifying client context means no host check. Call it on
+ * a connected stream before any byte was read, or from on_read after
+ * consuming everything (bytes already read are fed to TLS). Returns 0,
+ * -EALREADY, -EINVAL, -ENOMEM, -EPIPE (closing, or still connecting: use
+ * ra_stream_connect_tls); the stream is unchanged on error. A handshake
+ * failure comes later, as on_close(RA_ERR_TLS_*). */
 RA_API int ra_stream_start_tls(ra_stream *s, ra_tls_ctx *ctx, const char *server_name);
 /* Optional: called once when the handshake completed (status 0), from the
  * loop, with the stream's userdata. A failure is reported by on_close. */

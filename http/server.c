@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
 #include "raloop/core/tls.h"
 #include "raloop/http/conn_internal.h"
@@ -24,7 +25,13 @@ static size_t st_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
 }
 static void st_drain(ra_stream *s, void *ud) { ra_http_conn_drain(ud); }
 static void st_eof(ra_stream *s, void *ud) { ra_http_conn_eof(ud); }
-static void st_close(ra_stream *s, int err, void *ud) { ra_http_conn_closed(ud); }
+static void st_close(ra_stream *s, int err, void *ud) {
+  /* A failed handshake never reaches HTTP (no access-log line): say why at
+   * debug level (scanners and wrong ports are routine, not errors). */
+  if (err <= RA_ERR_TLS_HANDSHAKE && err >= RA_ERR_TLS_CONFIG)
+    ra_debug("TLS connection closed: %s (%s)", ra_strerror(err), ra_stream_tls_error(s));
+  ra_http_conn_closed(ud);
+}
 static const ra_stream_cbs conn_cbs = {
     .on_read = st_read, .on_drain = st_drain, .on_eof = st_eof, .on_close = st_close};
 

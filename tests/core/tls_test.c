@@ -172,6 +172,38 @@ static void test_echo_halfclose(void **state) {
   side_free(&cli);
 }
 
+/* Written and half-closed before the handshake: the data, then close_notify
+ * and FIN, all go out once it completes; a server paused before its
+ * handshake still completes it and gets the data after resuming. */
+static void test_shutdown_before_handshake_paused_server(void **state) {
+  world w;
+  world_init(&w);
+  w.srv_ctx = server_ctx(0);
+  ra_tls_client_opts co = {.insecure_skip_verify = true};
+  w.cli_ctx = client_ctx(&co);
+  side srv = {.reply_on_eof = true}, cli = {.close_on_eof = true};
+  pair(&w, &srv, &cli, NULL);
+  ra_stream_pause_read(srv.s);
+  assert_int_equal(ra_stream_write(cli.s, "early", 5), 0);
+  ra_stream_shutdown(cli.s);
+  assert_int_equal(ra_stream_write(cli.s, "late", 4), -EPIPE);
+  run_until(&w, &srv.handshakes, 1); /* paused, yet the handshake completes */
+  for (int i = 0; i < 5; i++) ra_loop_run_once(w.loop, 10);
+  assert_int_equal(srv.reads, 0);
+  ra_stream_resume_read(srv.s);
+  run_until(&w, &srv.eofs, 1);
+  assert_int_equal(srv.in_len, 5);
+  assert_memory_equal(srv.in, "early", 5);
+  run_until(&w, &cli.closes, 1);
+  run_until(&w, &srv.closes, 1);
+  assert_int_equal(cli.in_len, 3); /* "bye" after our half-close */
+  assert_int_equal(cli.close_err, 0);
+  assert_int_equal(srv.close_err, 0);
+  world_done(&w);
+  side_free(&srv);
+  side_free(&cli);
+}
+
 /* 4 MiB each way with watermarks: the reader pauses, the writer waits for
  * on_drain; everything arrives in order. */
 static void test_bulk_backpressure(void **state) {
@@ -486,6 +518,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_echo_halfclose),
       cmocka_unit_test(test_bulk_backpressure),
+      cmocka_unit_test(test_shutdown_before_handshake_paused_server),
       cmocka_unit_test(test_client_verify),
       cmocka_unit_test(test_server_config_errors),
       cmocka_unit_test(test_timeout_and_garbage),
