@@ -714,7 +714,10 @@ static void tls_read_plain(ra_stream *s) {
     int rc = ra_tls_conn_read(s->tls, buf, cap, &n);
     /* Reading may answer (a key update, an alert): send that first. */
     if (tls_flush_out(s) < 0 || (s->flags & S_CLOSED)) return;
-    if (rc == RA_TLS_AGAIN) return;
+    if (rc == RA_TLS_AGAIN) {
+      ra_tls_conn_in_trim(s->tls);
+      return;
+    }
     if (rc == RA_TLS_EOF) { /* close_notify: the peer's end of data */
       on_eof(s);
       return;

@@ -22,7 +22,9 @@
 #include "raloop/core/error.h"
 
 #define DEFAULT_HANDSHAKE_MS 10000u
-#define WBIO_KEEP (64u * 1024u) /* a larger output buffer is released after use */
+/* An emptied BIO buffer larger than this is released rather than kept for
+ * the connection's lifetime (a burst must not cost an idle connection). */
+#define BIO_KEEP (32u * 1024u)
 
 struct ra_tls_ctx {
   int refs;
@@ -560,7 +562,7 @@ size_t ra_tls_conn_out(ra_tls_conn *c, const uint8_t **p) {
 void ra_tls_conn_out_clear(ra_tls_conn *c) {
   BUF_MEM *bm = NULL;
   BIO_get_mem_ptr(c->wbio, &bm);
-  if (bm && bm->max > WBIO_KEEP) {
+  if (bm && bm->max > BIO_KEEP) {
     /* A burst grew the buffer: give the memory back rather than keep it
      * for the connection's lifetime. */
     BIO *nb = BIO_new(BIO_s_mem());
@@ -571,6 +573,18 @@ void ra_tls_conn_out_clear(ra_tls_conn *c) {
     }
   }
   (void)BIO_reset(c->wbio);
+}
+
+void ra_tls_conn_in_trim(ra_tls_conn *c) {
+  if (BIO_ctrl_pending(c->rbio) > 0) return;
+  BUF_MEM *bm = NULL;
+  BIO_get_mem_ptr(c->rbio, &bm);
+  if (!bm || bm->max <= BIO_KEEP) return;
+  BIO *nb = BIO_new(BIO_s_mem());
+  if (!nb) return;
+  BIO_set_mem_eof_return(nb, -1);
+  SSL_set0_rbio(c->ssl, nb); /* frees the old one */
+  c->rbio = nb;
 }
 
 bool ra_tls_conn_has_input(const ra_tls_conn *c) {

@@ -46,6 +46,8 @@ void ra_tls_conn_close_notify(ra_tls_conn *c);
 /* Ciphertext to send: *p valid until ra_tls_conn_out_clear. */
 size_t ra_tls_conn_out(ra_tls_conn *c, const uint8_t **p);
 void ra_tls_conn_out_clear(ra_tls_conn *c);
+/* Releases a large input buffer once everything in it was read. */
+void ra_tls_conn_in_trim(ra_tls_conn *c);
 /* Unread records or buffered plaintext. */
 bool ra_tls_conn_has_input(const ra_tls_conn *c);
 
