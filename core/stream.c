@@ -197,6 +197,11 @@ static void stream_free(ra_stream *s) {
   free(s);
 }
 
+/* The reason of the TLS failure being reported to on_connect (no stream to
+ * ask then). */
+static _Thread_local const char *tls_connect_err = "";
+const char *ra_tls_connect_error(void) { return tls_connect_err; }
+
 static bool tls_has_input(const ra_stream *s) { return s->tls && ra_tls_conn_has_input(s->tls); }
 static void tls_read_plain(ra_stream *s);
 
@@ -206,7 +211,9 @@ static void on_defer(ra_defer *d, void *ud) {
   if (s->flags & S_CLOSED) {
     if (s->flags & (S_CONNECTING | S_TLS_CONNECT)) { /* never handed to the user */
       free_addrs(s);
+      tls_connect_err = s->tls ? s->tls->err : "";
       if (s->on_connect) s->on_connect(NULL, s->close_err ? s->close_err : -ECONNABORTED, s->ud);
+      tls_connect_err = "";
     } else if (s->cbs.on_close) {
       s->cbs.on_close(s, s->close_err, s->ud);
     }

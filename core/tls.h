@@ -127,6 +127,10 @@ RA_API void ra_stream_tls_on_handshake(ra_stream *s, ra_connect_cb cb);
 RA_API int ra_stream_connect_tls(ra_loop *loop, const char *host, uint16_t port, ra_tls_ctx *ctx,
                                  const char *server_name, const ra_stream_cbs *cbs,
                                  ra_connect_cb on_connect, void *ud);
+/* Inside an on_connect reporting a failure of ra_stream_connect_tls (there
+ * is no stream to ask): OpenSSL's reason ("certificate verify failed:
+ * self-signed certificate"), "" otherwise. Valid during that call. */
+RA_API const char *ra_tls_connect_error(void);
 
 RA_API bool ra_stream_is_tls(const ra_stream *s);
 RA_API bool ra_stream_tls_handshake_done(const ra_stream *s);

@@ -425,6 +425,7 @@ static void on_acc(ra_listener *l, int fd, const struct sockaddr *peer, socklen_
 
 static void on_conn(ra_stream *s, int status, void *ud) {
   side *x = ud;
+  if (!s) snprintf(x->err, sizeof x->err, "%s", ra_tls_connect_error());
   x->s = s;
   x->handshakes++;
   x->close_err = status;
@@ -489,6 +490,8 @@ static void test_connect_tls_and_reload(void **state) {
   run_until(&w, &c3.handshakes, 1);
   assert_null(c3.s);
   assert_int_equal(c3.close_err, RA_ERR_TLS_CERT);
+  assert_non_null(strstr(c3.err, "certificate verify failed: self-signed certificate"));
+  assert_string_equal(ra_tls_connect_error(), ""); /* only during on_connect */
   ra_tls_ctx_unref(sctx);
 
   ra_stream_close(c1.s);
