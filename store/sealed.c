@@ -16,6 +16,7 @@
 
 #include "raloop/core/file.h"
 #include "raloop/core/log.h"
+#include "raloop/store/sealed_internal.h"
 
 #define MAGIC "RASEALED"
 #define MAGIC_LEN 8
@@ -31,6 +32,7 @@
 #define SUFFIX ".sealed"
 #define KEYFILE_MAX 4096
 
+_Static_assert(KEYID_LEN == RA_SEALED__KEYID_LEN, "key id");
 _Static_assert(HEADER_LEN + MAC_LEN == RA_SEALED_OVERHEAD, "RA_SEALED_OVERHEAD");
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == RA_SEALED_KEY_BYTES, "key size");
 
@@ -42,6 +44,14 @@ struct ra_sealed {
 };
 
 static const char KEYID_MSG[] = "raloop sealed-store key id v1";
+
+int ra_sealed__key_id(const uint8_t key[RA_SEALED_KEY_BYTES], uint8_t id[RA_SEALED__KEYID_LEN]) {
+  if (sodium_init() < 0) return -EIO;
+  return crypto_generichash(id, KEYID_LEN, (const uint8_t *)KEYID_MSG, sizeof KEYID_MSG - 1, key,
+                            RA_SEALED_KEY_BYTES)
+             ? -EIO
+             : 0;
+}
 
 static bool name_ok(const char *name) {
   size_t n = name ? strlen(name) : 0;
@@ -144,9 +154,7 @@ int ra_sealed_open(const char *dir, const uint8_t key[RA_SEALED_KEY_BYTES], ra_s
   if (!rc && flock(st->lock_fd, LOCK_EX | LOCK_NB)) rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
   if (!rc) {
     memcpy(st->key, key, RA_SEALED_KEY_BYTES);
-    if (crypto_generichash(st->key_id, KEYID_LEN, (const uint8_t *)KEYID_MSG, sizeof KEYID_MSG - 1,
-                           st->key, RA_SEALED_KEY_BYTES))
-      rc = -EIO;
+    rc = ra_sealed__key_id(st->key, st->key_id);
   }
   if (rc) {
     ra_sealed_free(st);
@@ -202,10 +210,8 @@ static int make_ad(const uint8_t *head, const char *name, uint8_t *ad, size_t ca
   return 0;
 }
 
-int ra_sealed_put(ra_sealed *st, const char *name, const void *data, size_t len) {
-  char path[4096];
-  int rc = ra_sealed_path(st, name, path, sizeof path);
-  if (rc) return rc;
+int ra_sealed__seal(const uint8_t key[RA_SEALED_KEY_BYTES], const uint8_t key_id[RA_SEALED__KEYID_LEN],
+                    const char *name, const void *data, size_t len, uint8_t **out, size_t *outlen) {
   if (len > RA_SEALED_MAX_RECORD) return -EFBIG;
   if (!data && len) return -EINVAL;
   size_t total = HEADER_LEN + len + MAC_LEN;
@@ -215,18 +221,62 @@ int ra_sealed_put(ra_sealed *st, const char *name, const void *data, size_t len)
   buf[8] = VERSION;
   buf[9] = ALG_XCHACHA20POLY1305;
   buf[10] = buf[11] = 0;
-  memcpy(buf + 12, st->key_id, KEYID_LEN);
+  memcpy(buf + 12, key_id, KEYID_LEN);
   /* 192-bit random nonces: no counter to keep across restarts, and no
    * realistic chance of a repeat under one key */
   randombytes_buf(buf + AD_HEAD_LEN, NONCE_LEN);
   uint8_t ad[AD_HEAD_LEN + RA_SEALED_MAX_NAME];
   size_t adlen = 0;
-  rc = make_ad(buf, name, ad, sizeof ad, &adlen);
+  int rc = make_ad(buf, name, ad, sizeof ad, &adlen);
   unsigned long long clen = 0;
   if (!rc && crypto_aead_xchacha20poly1305_ietf_encrypt(buf + HEADER_LEN, &clen, data, len, ad, adlen, NULL,
-                                                        buf + AD_HEAD_LEN, st->key))
+                                                        buf + AD_HEAD_LEN, key))
     rc = -EIO;
-  if (!rc) rc = ra_file_write_atomic(path, buf, HEADER_LEN + (size_t)clen, 0600);
+  if (rc) {
+    free(buf);
+    return rc;
+  }
+  *out = buf;
+  *outlen = HEADER_LEN + (size_t)clen;
+  return 0;
+}
+
+int ra_sealed__unseal(const uint8_t key[RA_SEALED_KEY_BYTES], const uint8_t key_id[RA_SEALED__KEYID_LEN],
+                      const char *name, const uint8_t *file, size_t flen, uint8_t **out, size_t *len) {
+  if (flen < HEADER_LEN + MAC_LEN || memcmp(file, MAGIC, MAGIC_LEN) || file[8] != VERSION ||
+      file[9] != ALG_XCHACHA20POLY1305 || file[10] || file[11])
+    return -EBADMSG;
+  if (sodium_memcmp(file + 12, key_id, KEYID_LEN)) return -EKEYREJECTED;
+  size_t clen = flen - HEADER_LEN;
+  uint8_t *pt = malloc(clen - MAC_LEN + 1);
+  if (!pt) return -ENOMEM;
+  uint8_t ad[AD_HEAD_LEN + RA_SEALED_MAX_NAME];
+  size_t adlen = 0;
+  unsigned long long plen = 0;
+  int rc = make_ad(file, name, ad, sizeof ad, &adlen);
+  if (!rc && crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &plen, NULL, file + HEADER_LEN, clen, ad, adlen,
+                                                        file + AD_HEAD_LEN, key))
+    rc = -EBADMSG;
+  if (rc) {
+    /* a failed decryption writes nothing, but wipe what may be there */
+    ra_sealed_data_free(pt, clen - MAC_LEN);
+    return rc;
+  }
+  pt[plen] = 0;
+  *out = pt;
+  *len = (size_t)plen;
+  return 0;
+}
+
+int ra_sealed_put(ra_sealed *st, const char *name, const void *data, size_t len) {
+  char path[4096];
+  int rc = ra_sealed_path(st, name, path, sizeof path);
+  if (rc) return rc;
+  uint8_t *buf = NULL;
+  size_t blen = 0;
+  rc = ra_sealed__seal(st->key, st->key_id, name, data, len, &buf, &blen);
+  if (rc) return rc;
+  rc = ra_file_write_atomic(path, buf, blen, 0600);
   free(buf); /* ciphertext only: nothing to wipe */
   return rc;
 }
@@ -240,35 +290,9 @@ int ra_sealed_get(ra_sealed *st, const char *name, size_t max, uint8_t **out, si
   size_t flen = 0;
   rc = ra_file_read(path, max + RA_SEALED_OVERHEAD, &file, &flen);
   if (rc) return rc;
-  if (flen < HEADER_LEN + MAC_LEN || memcmp(file, MAGIC, MAGIC_LEN) || file[8] != VERSION ||
-      file[9] != ALG_XCHACHA20POLY1305 || file[10] || file[11]) {
-    rc = -EBADMSG;
-  } else if (sodium_memcmp(file + 12, st->key_id, KEYID_LEN)) {
-    rc = -EKEYREJECTED;
-  }
-  uint8_t *pt = NULL;
-  unsigned long long plen = 0;
-  if (!rc) {
-    size_t clen = flen - HEADER_LEN;
-    pt = malloc(clen - MAC_LEN + 1);
-    if (!pt) rc = -ENOMEM;
-    uint8_t ad[AD_HEAD_LEN + RA_SEALED_MAX_NAME];
-    size_t adlen = 0;
-    if (!rc) rc = make_ad(file, name, ad, sizeof ad, &adlen);
-    if (!rc && crypto_aead_xchacha20poly1305_ietf_decrypt(pt, &plen, NULL, file + HEADER_LEN, clen, ad, adlen,
-                                                          file + AD_HEAD_LEN, st->key))
-      rc = -EBADMSG;
-  }
+  rc = ra_sealed__unseal(st->key, st->key_id, name, file, flen, out, len);
   free(file);
-  if (rc) {
-    /* a failed decryption writes nothing, but wipe what may be there */
-    if (pt) ra_sealed_data_free(pt, flen - HEADER_LEN - MAC_LEN);
-    return rc;
-  }
-  pt[plen] = 0;
-  *out = pt;
-  *len = (size_t)plen;
-  return 0;
+  return rc;
 }
 
 int ra_sealed_delete(ra_sealed *st, const char *name) {
