@@ -13,7 +13,8 @@
  * XChaCha20-Poly1305 under the 32-byte key, written atomically and durably);
  * GET /private-data returns it (404 before the first POST). A stored record
  * that fails authentication is never served: 500 and an error line in the
- * log. The enclave terminates TLS itself (USE_TLS), so the host in front
+ * log. The enclave terminates TLS itself (USE_TLS: every listener is TLS,
+ * TLS_CERT_PATH / TLS_KEY_PATH, reloaded on SIGHUP), so the host in front
  * (ra-proxy over vsock) forwards bytes it cannot read. With --tunnel the
  * routes are also served through the attested tunnel on /__ra__, and with
  * --attested-only only there (403 in plaintext).
@@ -136,7 +137,7 @@ static void on_listening(ra_http_server *srv, void *ud) {
   } else {
     int hl = (int)(colon - a);
     printf("listening on %s://%.*s:%u\n", g_tls ? "https" : "http", hl ? hl : 7, hl ? a : "0.0.0.0",
-           ra_http_server_port(srv));
+           g_tls ? ra_http_server_tls_port(srv) : ra_http_server_port(srv));
   }
   fflush(stdout);
 }
@@ -276,6 +277,22 @@ int main(int argc, char **argv) {
   uint8_t key[RA_SEALED_KEY_BYTES];
   int rc = load_key(key_file, key);
   if (rc) return EXIT_KEY;
+  /* TLS: the certificate and key are checked here, before anything
+   * listens, so an unreadable or mismatched pair is its own exit code */
+  ra_tls_cert tls_cert = {.cert_file = env_or("TLS_CERT_PATH", "cert.pem"),
+                          .key_file = env_or("TLS_KEY_PATH", "key.pem")};
+  ra_tls_server_opts tls_opts = {.certs = &tls_cert, .ncerts = 1};
+  if (use_tls) {
+    ra_tls_ctx *probe;
+    char err[512];
+    if (ra_tls_server_ctx_new(&tls_opts, &probe, err, sizeof err)) {
+      fprintf(stderr, "ra-enclave: TLS (TLS_CERT_PATH=%s, TLS_KEY_PATH=%s): %s\n", tls_cert.cert_file,
+              tls_cert.key_file, err);
+      sodium_memzero(key, sizeof key);
+      return EXIT_TLS;
+    }
+    ra_tls_ctx_unref(probe);
+  }
   enclave e = {.max_body = max_body};
   rc = ra_sealed_open(data_dir, key, &e.store);
   sodium_memzero(key, sizeof key);
@@ -290,14 +307,6 @@ int main(int argc, char **argv) {
     return code;
   }
 
-  const char *cert = env_or("TLS_CERT_PATH", "cert.pem"), *tls_key = env_or("TLS_KEY_PATH", "key.pem");
-  if (use_tls) {
-    (void)cert;
-    (void)tls_key;
-    fprintf(stderr, "ra-enclave: TLS is not available in this build yet: set USE_TLS=false\n");
-    ra_sealed_free(e.store);
-    return EXIT_TLS;
-  }
   g_tls = use_tls;
   g_first_listen = listen[0];
 
@@ -323,8 +332,16 @@ int main(int argc, char **argv) {
     to.access_log_ud = "tunnel";
   }
   ra_serve_opts so = {0};
-  so.listen = listen;
-  so.n_listen = n_listen;
+  if (use_tls) {
+    /* TLS only: the enclave never answers in plaintext; SIGHUP reloads
+     * the certificate and key from the same files */
+    so.listen_tls = listen;
+    so.n_listen_tls = n_listen;
+    so.tls = &tls_opts;
+  } else {
+    so.listen = listen;
+    so.n_listen = n_listen;
+  }
   so.tee = tee ? tee : "none";
   so.sim_dir = sim_dir;
   so.http = &ho;

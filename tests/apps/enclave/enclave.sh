@@ -31,12 +31,18 @@ KEY=$(openssl rand -base64 32)
 OTHER_KEY=$(openssl rand -base64 32)
 data="$tmp/data"
 
-# The service terminates TLS itself unless USE_TLS=false; the tests run over
-# HTTPS (curl -k, a self-signed certificate made here) when the build has TLS.
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-export TLS_CERT_PATH="$tmp/cert.pem" TLS_KEY_PATH="$tmp/key.pem"
-export USE_TLS=${USE_TLS:-false}
+# The service terminates TLS itself (USE_TLS defaults to true): the tests
+# run over HTTPS with curl -k and a self-signed certificate made here, as
+# the README's walk-through does (USE_TLS=false in the environment: plain).
+mkcert() { # mkcert DIR
+  mkdir -p "$1"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/key.pem" -out "$1/cert.pem" -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+}
+mkcert "$tmp/tls"
+mkcert "$tmp/tls2"
+export TLS_CERT_PATH="$tmp/tls/cert.pem" TLS_KEY_PATH="$tmp/tls/key.pem"
+export USE_TLS=${USE_TLS:-true}
 if [ "$USE_TLS" = true ]; then SCHEME=https; else SCHEME=http; fi
 echo "# USE_TLS=$USE_TLS"
 CURL=(curl -sk --max-time 20)
@@ -89,6 +95,10 @@ head -c 31 /dev/urandom >"$tmp/short.key"
 startup "malformed key file" 3 "is not a 32-byte key" -- --key-file "$tmp/short.key"
 startup "missing key file" 3 "cannot read key file" -- --key-file "$tmp/nonexistent.key"
 startup "bad USE_TLS" 2 "USE_TLS must be true or false" ENCLAVE_KEY_BASE64="$KEY" USE_TLS=maybe --
+if [ "$USE_TLS" = true ]; then
+  startup "unreadable certificate" 4 "TLS_CERT_PATH=$tmp/nope.pem" ENCLAVE_KEY_BASE64="$KEY" TLS_CERT_PATH="$tmp/nope.pem" --
+  startup "key does not match the certificate" 4 "does not match" ENCLAVE_KEY_BASE64="$KEY" TLS_KEY_PATH="$tmp/tls2/key.pem" --
+fi
 # the key never appears in what the service prints
 startup "malformed key not echoed" 3 "not the base64" ENCLAVE_KEY_BASE64='c2VjcmV0LWtleS1tYXRlcmlhbA==' --
 if grep -q 'c2VjcmV0' "$tmp/su.err" "$tmp/su.out"; then bad "the key was printed"; else ok "the key is not printed"; fi
@@ -111,6 +121,25 @@ python3 -c 'import json; print(json.dumps({"pad": "x" * 5000}))' >"$tmp/big.json
 expect "too large: 413" 413 "$(status -X POST --data-binary @"$tmp/big.json" "$URL")"
 expect "refused POSTs left the record alone" "$secret" "$("${CURL[@]}" "$URL")"
 expect "other methods: 405" 405 "$(status -X DELETE "$URL")"
+
+if [ "$USE_TLS" = true ]; then
+  port=${URL#https://127.0.0.1:}
+  port=${port%%/*}
+  # nothing in plaintext: an http:// request gets no HTTP answer
+  code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/private-data" || true)
+  expect "plain HTTP on the TLS port: no answer" 000 "$code"
+  # the certificate is the one configured; SIGHUP reloads a new one from the same paths
+  fp() { openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null |
+         openssl x509 -noout -fingerprint -sha256; }
+  expect "serves TLS_CERT_PATH" "$(openssl x509 -in "$tmp/tls/cert.pem" -noout -fingerprint -sha256)" "$(fp)"
+  cp "$tmp/tls/cert.pem" "$tmp/tls/cert.old"; cp "$tmp/tls/key.pem" "$tmp/tls/key.old"
+  cp "$tmp/tls2/cert.pem" "$tmp/tls/cert.pem"; cp "$tmp/tls2/key.pem" "$tmp/tls/key.pem"
+  kill -HUP "$srv_pid"
+  for _ in $(seq 1 50); do grep -q 'reloaded' "$srv_out.err" && break; sleep 0.05; done
+  expect "SIGHUP: the new certificate" "$(openssl x509 -in "$tmp/tls2/cert.pem" -noout -fingerprint -sha256)" "$(fp)"
+  expect "SIGHUP: still serving" "$secret" "$("${CURL[@]}" "$URL")"
+  mv "$tmp/tls/cert.old" "$tmp/tls/cert.pem"; mv "$tmp/tls/key.old" "$tmp/tls/key.pem"
+fi
 
 # ---- at rest: ciphertext only ------------------------------------------------
 ls -A "$data" >"$tmp/ls"
@@ -178,6 +207,7 @@ for round in 1 2 3 4 5; do
     done
   ) &
   loop=$!
+  exec 3>&2 2>/dev/null # bash reports the SIGKILL of its background job: expected here
   python3 - "$data" "$srv_pid" "$((RANDOM % 3))" <<'PY'
 import os, signal, sys, time
 d, pid, skip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -192,9 +222,10 @@ while time.time() < deadline:
         seen.update(new)
 os.kill(pid, signal.SIGKILL)
 PY
-  wait "$srv_pid" 2>/dev/null || true
-  kill "$loop" 2>/dev/null || true
-  wait "$loop" 2>/dev/null || true
+  wait "$srv_pid" || true
+  kill "$loop" || true
+  wait "$loop" || true
+  exec 2>&3 3>&-
   if ls -A "$data" | grep -q '\.tmp-'; then torn=$((torn + 1)); fi
   start "after$round"
   code=$(status "$URL")
