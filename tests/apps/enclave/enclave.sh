@@ -274,12 +274,31 @@ tsecret='{"via":"tunnel","secret":"tunnel-marker-91c2"}'
 "${RACURL[@]}" -X POST -d "$tsecret" "$URL" >"$tmp/tpost"
 has "tunnel: POST through ra-curl" '"status":"stored"' "$tmp/tpost"
 expect "tunnel: GET returns it" "$tsecret" "$("${RACURL[@]}" "$URL")"
+current=$tsecret
 expect "tunnel: invalid JSON 400" 22 "$("${RACURL[@]}" --fail -X POST -d '{' "$URL" >/dev/null 2>&1; echo $?)"
 expect "attested-only: plaintext GET 403" 403 "$(status "$URL")"
 expect "attested-only: plaintext POST 403" 403 "$(status -X POST --data-binary '{}' "$URL")"
 expect "attested-only: the record is unchanged" "$tsecret" "$("${RACURL[@]}" "$URL")"
 if grep -rqa 'tunnel-marker-91c2' "$data"; then bad "tunnel: plaintext in the store"; else ok "tunnel: no plaintext in the store"; fi
 stop
+
+# ---- through the attested tunnel over wss:// (TLS on, attested-only) ------------
+if [ "$USE_TLS" = true ] && command -v node >/dev/null; then
+  start tunnel_tls --tee sim --sim-dir "$sim" --attested-only
+  origin="https://localhost:${URL#https://127.0.0.1:}"
+  origin=${origin%/private-data}
+  if NODE_EXTRA_CA_CERTS="$TLS_CERT_PATH" node "$(dirname "$0")/tunnel_wss.js" "$origin" >"$tmp/wss.log" 2>&1; then
+    ok "tunnel over wss: POST, GET, 400 (Node tunnel client)"
+    current='{"via":"wss tunnel","marker":"wss-marker-5d1e"}' # what tunnel_wss.js stored
+  else
+    bad "tunnel over wss"; sed 's/^/     /' "$tmp/wss.log" | tail -20
+  fi
+  expect "tunnel over wss: plaintext HTTPS GET 403" 403 "$(status "$URL")"
+  if grep -rqa 'wss-marker-5d1e' "$data"; then bad "wss tunnel: plaintext in the store"; else ok "wss tunnel: no plaintext in the store"; fi
+  stop
+elif [ "$USE_TLS" = true ]; then
+  echo "skip tunnel over wss: node is not installed"
+fi
 
 # ---- the default listener: vsock ENCLAVE_PORT --------------------------------------
 vport=$((20000 + RANDOM % 20000))
@@ -305,7 +324,7 @@ while True:
 print(data.split(b"\r\n\r\n", 1)[1].decode())
 PY
 )
-  if [ -n "$got" ]; then expect "GET over vsock" "$tsecret" "$got"
+  if [ -n "$got" ]; then expect "GET over vsock" "$current" "$got"
   else echo "skip GET over vsock: the kernel's vsock loopback (CID 1) does not answer here (vsock_loopback not loaded)"; fi
 elif grep -qi 'vsock\|address family' "$tmp/vs.err"; then
   echo "skip default vsock listener: this kernel has no AF_VSOCK ($(tail -1 "$tmp/vs.err"))"
