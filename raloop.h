@@ -26,4 +26,5 @@
 #include "raloop/attest/tunnel/server.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/serve/serve.h"
+#include "raloop/store/sealed.h"
 #endif

@@ -626,29 +626,15 @@ static int mkdirs(const char *dir) {
   return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
-/* Writes doc as the entry of key (atomically); doc is known to be well formed. */
+/* Writes doc as the entry of key (atomically and durably: a crash leaves the
+ * old entry or the new one, never half of one); doc is known to be well
+ * formed. */
 static int cache_write(const char *dir, const ra_pcs_key *key, ra_str doc) {
-  char path[4096], tmp[4200];
+  char path[4096];
   int rc = cache_path(dir, key, path, sizeof path);
   if (rc) return rc;
   if ((rc = mkdirs(dir))) return rc;
-  int n = snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", dir);
-  if (n < 0 || (size_t)n >= sizeof tmp) return -ENAMETOOLONG;
-  int fd = mkstemp(tmp);
-  if (fd < 0) return -errno;
-  rc = 0;
-  for (size_t off = 0; off < doc.len && !rc;) {
-    ssize_t w = write(fd, doc.ptr + off, doc.len - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) rc = w < 0 ? -errno : -EIO;
-    else off += (size_t)w;
-  }
-  if (!rc && fchmod(fd, 0600)) rc = -errno;
-  if (!rc && fsync(fd)) rc = -errno;
-  if (close(fd) && !rc) rc = -errno;
-  if (!rc && rename(tmp, path)) rc = -errno;
-  if (rc) unlink(tmp);
-  return rc;
+  return ra_file_write_atomic(path, doc.ptr, doc.len, 0600);
 }
 
 int ra_pcs_cache_store(const char *dir, const ra_pcs_key *key, ra_str doc) {
