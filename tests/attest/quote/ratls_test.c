@@ -489,6 +489,7 @@ static void test_callback_and_bad_args(void **state) {
   uint8_t *der = pem_to_der(c.cert_pem, &len);
   assert_int_equal(ra_ratls_verify_der(g_v, der, len, NULL, &x, NULL, &res), -EINVAL);
   assert_int_equal(ra_ratls_verify_der(NULL, der, len, NULL, &pol, NULL, &res), -EINVAL);
+  ra_ratls_cert_clear(&c);
   assert_int_equal(ra_ratls_generate(NULL, NULL, &c), -EINVAL);
   const char *bad[] = {"a,b"};
   ra_ratls_cert_opts o = {.dns_names = bad, .n_dns_names = 1};
