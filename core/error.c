@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* The last RA_ERR_* code: the table below must grow with the enum. */
-#define RA_ERR_LAST RA_ERR_COLLATERAL_UNAVAILABLE
+#define RA_ERR_LAST RA_ERR_TLS_CONFIG
 #define N_RA_CODES  (RA_ERR_BASE - RA_ERR_LAST)
 
 /* Indexed by RA_ERR_BASE - code, so that codes and rows cannot drift. The
@@ -52,6 +52,11 @@ static const char *const RA_CODES[N_RA_CODES + 1][2] = {
     ROW(RA_ERR_TD_ATTRIBUTES, "TD attributes refused"),
     ROW(RA_ERR_CRL_MISSING, "CRLs do not cover every CA of the chain"),
     ROW(RA_ERR_COLLATERAL_UNAVAILABLE, "the collateral could not be obtained (PCCS/PCS)"),
+    ROW(RA_ERR_TLS_HANDSHAKE, "TLS handshake failed"),
+    ROW(RA_ERR_TLS_CERT, "TLS peer certificate refused"),
+    ROW(RA_ERR_TLS_TIMEOUT, "TLS handshake timed out"),
+    ROW(RA_ERR_TLS, "TLS error"),
+    ROW(RA_ERR_TLS_CONFIG, "TLS configuration error (certificate or key)"),
 };
 #undef ROW
 

@@ -69,6 +69,15 @@ enum {
   RA_ERR_CRL_MISSING = RA_ERR_BASE - 38,          /* the CRLs do not cover every CA of a chain */
   RA_ERR_COLLATERAL_UNAVAILABLE = RA_ERR_BASE - 39, /* the collateral could not be obtained (a
                                                        PCCS/PCS fetch failed) */
+  /* TLS on streams (core/tls.h); ra_stream_tls_error() has OpenSSL's reason */
+  RA_ERR_TLS_HANDSHAKE = RA_ERR_BASE - 40, /* the TLS handshake failed (protocol version, no
+                                              shared cipher or ALPN, not TLS at all...) */
+  RA_ERR_TLS_CERT = RA_ERR_BASE - 41,      /* the peer's certificate was refused (chain,
+                                              expiry, host name) */
+  RA_ERR_TLS_TIMEOUT = RA_ERR_BASE - 42,   /* the TLS handshake did not complete in time */
+  RA_ERR_TLS = RA_ERR_BASE - 43,           /* a TLS failure after the handshake (bad record) */
+  RA_ERR_TLS_CONFIG = RA_ERR_BASE - 44,    /* a TLS context cannot be built (unreadable or
+                                              mismatched certificate/key) */
 };
 
 /* A description: "success" for 0, the C library's text for -errno

@@ -28,7 +28,9 @@
 #include <unistd.h>
 
 #include "raloop/core/buf.h"
+#include "raloop/core/error.h"
 #include "raloop/core/loop_internal.h"
+#include "raloop/core/tls_internal.h"
 
 #define DEFAULT_HIGH (1024u * 1024u)
 #define DEFAULT_LOW (256u * 1024u)
@@ -63,6 +65,7 @@ enum {
   S_REOFFER = 1u << 10, /* leftover input to hand to on_read again */
   S_NOTSOCK = 1u << 11, /* writev instead of sendmsg */
   S_AI_OWNED = 1u << 12, /* ai_list is ours (unix), not getaddrinfo's */
+  S_TLS_CONNECT = 1u << 13, /* ra_stream_connect_tls: on_connect owed after the handshake */
 };
 
 struct ra_stream {
@@ -84,6 +87,7 @@ struct ra_stream {
   ra_defer defer; /* on_close, re-offer of leftover input */
   ra_connect_cb on_connect;
   struct addrinfo *ai_list, *ai_next;
+  ra_tls_conn *tls; /* NULL: plain; the only cost of TLS support to plain streams */
 };
 
 static void on_io(ra_loop *loop, int fd, unsigned events, void *ud);
@@ -100,8 +104,9 @@ static void update_watch(ra_stream *s) {
     if (s->head) want |= RA_WRITABLE;
     if (s->flags & S_CLOSING) {
       if (s->flags & S_LINGER) want |= RA_READABLE;
-    } else if (!(s->flags & (S_PAUSED | S_BP | S_EOF))) {
-      want |= RA_READABLE;
+    } else if (!(s->flags & (S_PAUSED | S_BP | S_EOF)) ||
+               (s->tls && !s->tls->hs_done && !(s->flags & S_EOF))) {
+      want |= RA_READABLE; /* a handshake progresses even while paused */
     }
   }
   if (want == s->watching) return;
@@ -174,6 +179,7 @@ static void finish(ra_stream *s, int err) {
   s->flags |= S_CLOSED;
   s->close_err = err;
   ra_timer_stop(&s->timer);
+  if (s->tls) ra_timer_stop(&s->tls->hs_timer);
   if (s->fd >= 0) {
     ra_loop_unwatch(s->loop, s->fd);
     close(s->fd);
@@ -186,17 +192,25 @@ static void finish(ra_stream *s, int err) {
   free_queue(s); /* last: free_cbs are user code and may call back into us */
 }
 
+static void stream_free(ra_stream *s) {
+  ra_tls_conn_free(s->tls);
+  free(s);
+}
+
+static bool tls_has_input(const ra_stream *s) { return s->tls && ra_tls_conn_has_input(s->tls); }
+static void tls_read_plain(ra_stream *s);
+
 static void on_defer(ra_defer *d, void *ud) {
   (void)d;
   ra_stream *s = ud;
   if (s->flags & S_CLOSED) {
-    if (s->flags & S_CONNECTING) { /* never handed to the user */
+    if (s->flags & (S_CONNECTING | S_TLS_CONNECT)) { /* never handed to the user */
       free_addrs(s);
       if (s->on_connect) s->on_connect(NULL, s->close_err ? s->close_err : -ECONNABORTED, s->ud);
     } else if (s->cbs.on_close) {
       s->cbs.on_close(s, s->close_err, s->ud);
     }
-    free(s);
+    stream_free(s);
     return;
   }
   if (s->flags & S_REOFFER) {
@@ -208,6 +222,8 @@ static void on_defer(ra_defer *d, void *ud) {
       ra_buf_consume(&s->in, used > len ? len : used);
       if (!s->in.len) ra_buf_free(&s->in);
     }
+    /* TLS: records that arrived while paused are still in the engine. */
+    if (s->tls && s->tls->hs_done) tls_read_plain(s);
   }
 }
 
@@ -216,7 +232,7 @@ static void reoffer(ra_stream *s) {
   s->flags |= S_REOFFER;
   /* Nothing left over (the common case: every accept sets callbacks) costs
    * no deferred call; inside on_read, do_read queues it if input is left. */
-  if (s->in.len) ra_loop_defer(s->loop, &s->defer);
+  if (s->in.len || tls_has_input(s)) ra_loop_defer(s->loop, &s->defer);
 }
 
 /* ---- timer: idle timeout, close deadline, linger bound ------------------- */
@@ -334,15 +350,11 @@ static bool write_closed(const ra_stream *s) {
   return s->flags & (S_CLOSED | S_CLOSING | S_SHUT_WANT);
 }
 
-int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt) {
-  if (iovcnt < 0 || (iovcnt > 0 && !iov)) return -EINVAL;
-  if (write_closed(s)) return -EPIPE;
-  size_t total = 0;
-  for (int i = 0; i < iovcnt; i++) {
-    if (iov[i].iov_len > SIZE_MAX - total) return -EINVAL;
-    total += iov[i].iov_len;
-  }
-  if (!total) return 0;
+static int tls_writev(ra_stream *s, const struct iovec *iov, int iovcnt, size_t total);
+
+/* Bytes for the socket (plaintext, or TLS records): written now what the
+ * kernel takes, the rest queued. */
+static int raw_writev(ra_stream *s, const struct iovec *iov, int iovcnt, size_t total) {
   size_t done = 0;
   if (!s->head && !(s->flags & S_CONNECTING)) {
     ssize_t n = write_now(s, iov, iovcnt);
@@ -369,6 +381,19 @@ int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt) {
   return 0;
 }
 
+int ra_stream_writev(ra_stream *s, const struct iovec *iov, int iovcnt) {
+  if (iovcnt < 0 || (iovcnt > 0 && !iov)) return -EINVAL;
+  if (write_closed(s)) return -EPIPE;
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    if (iov[i].iov_len > SIZE_MAX - total) return -EINVAL;
+    total += iov[i].iov_len;
+  }
+  if (!total) return 0;
+  if (s->tls) return tls_writev(s, iov, iovcnt, total);
+  return raw_writev(s, iov, iovcnt, total);
+}
+
 int ra_stream_write(ra_stream *s, const void *data, size_t len) {
   struct iovec iov = {(void *)data, len};
   return ra_stream_writev(s, &iov, 1);
@@ -378,6 +403,10 @@ int ra_stream_write_ref(ra_stream *s, const void *data, size_t len,
                         void (*free_cb)(void *), void *free_ud) {
   int rc = 0;
   size_t done = 0;
+  if (s->tls) { /* encrypted at once: the plaintext is not needed after */
+    rc = ra_stream_write(s, data, len);
+    goto out;
+  }
   if (write_closed(s)) {
     rc = -EPIPE;
     goto out;
@@ -471,7 +500,8 @@ static void flush_queue(ra_stream *s) {
     if (n > 0 && s->head && s->write_ms) s->kernel_q = kernel_queued(s);
     if ((size_t)n < want) break; /* the kernel is full */
   }
-  if (!s->head && (s->flags & S_SHUT_WANT) && !(s->flags & S_SHUT_DONE)) {
+  if (!s->head && (s->flags & S_SHUT_WANT) && !(s->flags & S_SHUT_DONE) &&
+      !(s->tls && !s->tls->hs_done)) {
     shutdown(s->fd, SHUT_WR);
     s->flags |= S_SHUT_DONE;
   }
@@ -482,7 +512,7 @@ static void flush_queue(ra_stream *s) {
       s->cbs.on_drain(s, s->ud);
       if (s->flags & S_CLOSED) return;
     }
-    if (s->in.len) reoffer(s); /* reading was paused by back-pressure */
+    if (s->in.len || tls_has_input(s)) reoffer(s); /* reading was paused by back-pressure */
   }
   if (s->flags & S_CLOSING)
     close_progress(s);
@@ -514,39 +544,11 @@ static void linger_read(ra_stream *s) {
   }
 }
 
-static void do_read(ra_stream *s) {
-  if (s->flags & S_LINGER) {
-    linger_read(s);
-    return;
-  }
-  bool append = s->in.len > 0;
-  uint8_t *buf;
-  size_t cap;
-  if (append) {
-    if (ra_buf_reserve(&s->in, READ_ROOM) < 0) {
-      finish(s, -ENOMEM);
-      return;
-    }
-    buf = s->in.data + s->in.off + s->in.len;
-    cap = s->in.cap - s->in.off - s->in.len;
-  } else {
-    buf = ra_loop_scratch(s->loop);
-    cap = RA_LOOP_SCRATCH_SIZE;
-  }
-  ssize_t n;
-  do n = read(s->fd, buf, cap);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) finish(s, -errno);
-    return;
-  }
-  if (n == 0) {
-    on_eof(s);
-    return;
-  }
-  touch(s);
+/* Hands n bytes read into buf (the scratch buffer, or the tail of s->in when
+ * append) to on_read and keeps what it leaves. */
+static void deliver(ra_stream *s, const uint8_t *buf, size_t n, bool append) {
   const uint8_t *data = buf;
-  size_t len = (size_t)n;
+  size_t len = n;
   if (append) {
     s->in.len += len;
     data = ra_buf_ptr(&s->in);
@@ -566,6 +568,254 @@ static void do_read(ra_stream *s) {
   if (s->in.len > MAX_LEFTOVER) finish(s, -ENOBUFS);
   /* New callbacks set from inside on_read get what the old ones left. */
   else if (s->in.len && (s->flags & S_REOFFER)) ra_loop_defer(s->loop, &s->defer);
+}
+
+/* Where the next read lands: the shared scratch buffer, or after the
+ * leftover so that on_read sees one contiguous run. */
+static bool read_target(ra_stream *s, uint8_t **buf, size_t *cap) {
+  bool append = s->in.len > 0;
+  if (append) {
+    if (ra_buf_reserve(&s->in, READ_ROOM) < 0) {
+      finish(s, -ENOMEM);
+      return false;
+    }
+    *buf = s->in.data + s->in.off + s->in.len;
+    *cap = s->in.cap - s->in.off - s->in.len;
+  } else {
+    *buf = ra_loop_scratch(s->loop);
+    *cap = RA_LOOP_SCRATCH_SIZE;
+  }
+  return true;
+}
+
+static void tls_do_read(ra_stream *s);
+
+static void do_read(ra_stream *s) {
+  if (s->flags & S_LINGER) {
+    linger_read(s);
+    return;
+  }
+  if (s->tls) {
+    tls_do_read(s);
+    return;
+  }
+  bool append = s->in.len > 0;
+  uint8_t *buf;
+  size_t cap;
+  if (!read_target(s, &buf, &cap)) return;
+  ssize_t n;
+  do n = read(s->fd, buf, cap);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) finish(s, -errno);
+    return;
+  }
+  if (n == 0) {
+    on_eof(s);
+    return;
+  }
+  touch(s);
+  deliver(s, buf, (size_t)n, append);
+}
+
+/* ---- TLS (core/tls.h): the engine turns bytes over, the stream moves them -- */
+
+/* Sends the ciphertext the engine produced. 0, or the error that closed s. */
+static int tls_flush_out(ra_stream *s) {
+  const uint8_t *p;
+  size_t n = ra_tls_conn_out(s->tls, &p);
+  if (!n) return 0;
+  int rc = -EPIPE;
+  if (!(s->flags & S_CLOSED)) {
+    struct iovec iov = {(void *)p, n};
+    rc = raw_writev(s, &iov, 1, n);
+  }
+  ra_tls_conn_out_clear(s->tls);
+  return rc;
+}
+
+static int tls_fail(ra_stream *s, int rc) {
+  finish(s, rc);
+  return rc;
+}
+
+static int tls_writev(ra_stream *s, const struct iovec *iov, int iovcnt, size_t total) {
+  ra_tls_conn *t = s->tls;
+  if (!t->hs_done) { /* kept, and sent right after the handshake */
+    if (t->pending.len + total > MAX_LEFTOVER) return tls_fail(s, -ENOBUFS);
+    for (int i = 0; i < iovcnt; i++)
+      if (ra_buf_append(&t->pending, iov[i].iov_base, iov[i].iov_len) < 0)
+        return tls_fail(s, -ENOMEM);
+    return 0;
+  }
+  /* Small pieces (a response head and its body) go out as one record. */
+  static _Thread_local uint8_t agg[16384];
+  size_t fill = 0;
+  int rc = 0;
+  for (int i = 0; i < iovcnt && !rc; i++) {
+    const uint8_t *p = iov[i].iov_base;
+    size_t l = iov[i].iov_len;
+    while (l && !rc) {
+      if (!fill && l >= sizeof agg) {
+        rc = ra_tls_conn_write(t, p, l);
+        break;
+      }
+      size_t k = l < sizeof agg - fill ? l : sizeof agg - fill;
+      memcpy(agg + fill, p, k);
+      fill += k;
+      p += k;
+      l -= k;
+      if (fill == sizeof agg) {
+        rc = ra_tls_conn_write(t, agg, fill);
+        fill = 0;
+      }
+    }
+  }
+  if (!rc && fill) rc = ra_tls_conn_write(t, agg, fill);
+  if (rc) return tls_fail(s, rc);
+  return tls_flush_out(s);
+}
+
+/* close_notify is a courtesy: a peer already gone (EPIPE after its own
+ * close) does not turn an orderly close into an error. */
+static void tls_close_notify(ra_stream *s) {
+  if (!s->tls->hs_done || s->tls->notify_sent) return;
+  ra_tls_conn_close_notify(s->tls);
+  const uint8_t *p;
+  size_t n = ra_tls_conn_out(s->tls, &p);
+  if (n && !(s->flags & S_CLOSED)) {
+    struct iovec iov = {(void *)p, n};
+    if (s->head || (s->flags & S_CONNECTING)) {
+      if (queue_copy(s, p, n) < 0)
+        finish(s, -ENOMEM);
+      else
+        after_queue(s);
+    } else {
+      ssize_t w = write_now(s, &iov, 1);
+      if (w >= 0 && (size_t)w < n) {
+        if (queue_copy(s, p + w, n - (size_t)w) < 0)
+          finish(s, -ENOMEM);
+        else
+          after_queue(s);
+      }
+    }
+  }
+  ra_tls_conn_out_clear(s->tls);
+}
+
+/* Plaintext to on_read until the engine needs more input, or the stream
+ * is paused, backed up or closing. */
+static void tls_read_plain(ra_stream *s) {
+  while (!(s->flags & (S_PAUSED | S_BP | S_EOF | S_CLOSING | S_CLOSED))) {
+    bool append = s->in.len > 0;
+    uint8_t *buf;
+    size_t cap, n;
+    if (!read_target(s, &buf, &cap)) return;
+    int rc = ra_tls_conn_read(s->tls, buf, cap, &n);
+    /* Reading may answer (a key update, an alert): send that first. */
+    if (tls_flush_out(s) < 0 || (s->flags & S_CLOSED)) return;
+    if (rc == RA_TLS_AGAIN) return;
+    if (rc == RA_TLS_EOF) { /* close_notify: the peer's end of data */
+      on_eof(s);
+      return;
+    }
+    if (rc < 0) {
+      finish(s, rc);
+      return;
+    }
+    deliver(s, buf, n, append);
+  }
+}
+
+/* The handshake completed: send what was written meanwhile, then tell. */
+static bool tls_established(ra_stream *s) {
+  ra_tls_conn *t = s->tls;
+  ra_timer_stop(&t->hs_timer);
+  update_watch(s); /* a paused stream stops reading now */
+  if (s->flags & S_CLOSED) return false;
+  if (t->pending.len) {
+    ra_buf p = t->pending;
+    memset(&t->pending, 0, sizeof t->pending);
+    struct iovec iov = {(void *)ra_buf_ptr(&p), p.len};
+    int rc = tls_writev(s, &iov, 1, p.len);
+    ra_buf_free(&p);
+    if (rc < 0) return false;
+  }
+  if (t->shut_pending) {
+    tls_close_notify(s);
+    if (s->flags & S_CLOSED) return false;
+    if (!s->head && !(s->flags & S_SHUT_DONE)) {
+      shutdown(s->fd, SHUT_WR);
+      s->flags |= S_SHUT_DONE;
+    }
+  }
+  if (s->flags & S_TLS_CONNECT) {
+    s->flags &= ~S_TLS_CONNECT;
+    s->on_connect(s, 0, s->ud);
+    if (s->flags & (S_CLOSED | S_CLOSING)) return false;
+  }
+  if (t->on_handshake) {
+    t->on_handshake(s, 0, s->ud);
+    if (s->flags & (S_CLOSED | S_CLOSING)) return false;
+  }
+  return true;
+}
+
+static void tls_pump(ra_stream *s) {
+  ra_tls_conn *t = s->tls;
+  if (!t->hs_done) {
+    int rc = ra_tls_conn_handshake(t);
+    /* Our next flight, or the alert that explains a failure. */
+    if (tls_flush_out(s) < 0 || (s->flags & S_CLOSED)) return;
+    if (rc < 0) {
+      finish(s, rc);
+      return;
+    }
+    if (rc == 0 || !tls_established(s)) return;
+  }
+  tls_read_plain(s);
+}
+
+static void tls_do_read(ra_stream *s) {
+  uint8_t *buf = ra_loop_scratch(s->loop);
+  ssize_t n;
+  do n = read(s->fd, buf, RA_LOOP_SCRATCH_SIZE);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) finish(s, -errno);
+    return;
+  }
+  if (n == 0) {
+    if (!s->tls->hs_done) {
+      snprintf(s->tls->err, sizeof s->tls->err, "the peer closed during the handshake");
+      finish(s, RA_ERR_TLS_HANDSHAKE);
+    } else {
+      on_eof(s); /* without close_notify: HTTP framing detects truncation */
+    }
+    return;
+  }
+  touch(s);
+  if (ra_tls_conn_feed(s->tls, buf, (size_t)n) < 0) {
+    finish(s, -ENOMEM);
+    return;
+  }
+  tls_pump(s);
+}
+
+static void on_hs_timeout(ra_timer *tm, void *ud) {
+  (void)tm;
+  ra_stream *s = ud;
+  snprintf(s->tls->err, sizeof s->tls->err, "handshake not completed within %llu ms",
+           (unsigned long long)ra_tls_ctx_handshake_ms(s->tls->ctx));
+  finish(s, RA_ERR_TLS_TIMEOUT);
+}
+
+/* The socket is connected: arm the handshake timeout; a client speaks first. */
+static void tls_begin(ra_stream *s) {
+  ra_timer_start(&s->tls->hs_timer, ra_tls_ctx_handshake_ms(s->tls->ctx), 0);
+  update_watch(s);
+  if (s->flags & S_CLOSED) return;
+  if (!ra_tls_ctx_is_server(s->tls->ctx) || ra_tls_conn_has_input(s->tls)) tls_pump(s);
 }
 
 /* ---- connecting ---------------------------------------------------------- */
@@ -621,7 +871,7 @@ static void connect_done(ra_stream *s) {
     free_addrs(s);
     ra_connect_cb cb = s->on_connect;
     void *ud = s->ud;
-    free(s);
+    stream_free(s);
     cb(NULL, -soerr, ud);
     return;
   }
@@ -631,6 +881,10 @@ static void connect_done(ra_stream *s) {
   update_watch(s);
   if (s->flags & S_CLOSED) { /* could not watch for reading */
     s->flags |= S_CONNECTING; /* on_defer reports the failure */
+    return;
+  }
+  if (s->tls) { /* on_connect once the handshake is done */
+    tls_begin(s);
     return;
   }
   s->on_connect(s, 0, s->ud);
@@ -733,24 +987,102 @@ static int resolve(ra_stream *s, const char *host, uint16_t port) {
   return -EHOSTUNREACH;
 }
 
-int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
-                      const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud) {
+static int tls_attach(ra_stream *s, ra_tls_ctx *ctx, const char *server_name) {
+  int rc = ra_tls_conn_new(ctx, server_name, &s->tls);
+  if (rc) return rc;
+  ra_timer_init(s->loop, &s->tls->hs_timer, on_hs_timeout, s);
+  return 0;
+}
+
+static int connect_impl(ra_loop *loop, const char *host, uint16_t port, ra_tls_ctx *ctx,
+                        const char *server_name, const ra_stream_cbs *cbs,
+                        ra_connect_cb on_connect, void *ud) {
   if (!loop || !host || !on_connect) return -EINVAL;
+  if (ctx && ra_tls_ctx_is_server(ctx)) return -EINVAL;
   ra_stream *s = stream_alloc(loop, cbs, ud);
   if (!s) return -ENOMEM;
   s->flags |= S_CONNECTING;
   s->on_connect = on_connect;
-  int rc = strncmp(host, "unix:", 5) == 0 ? unix_addr(s, host + 5) : resolve(s, host, port);
+  int rc = 0;
+  if (ctx) {
+    rc = tls_attach(s, ctx, server_name ? server_name : host);
+    s->flags |= S_TLS_CONNECT;
+  }
+  if (rc == 0) rc = strncmp(host, "unix:", 5) == 0 ? unix_addr(s, host + 5) : resolve(s, host, port);
   if (rc == 0) {
     s->ai_next = s->ai_list;
     rc = connect_next(s);
   }
   if (rc < 0) {
     free_addrs(s);
-    free(s);
+    stream_free(s);
   }
   return rc;
 }
+
+int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
+                      const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud) {
+  return connect_impl(loop, host, port, NULL, NULL, cbs, on_connect, ud);
+}
+
+int ra_stream_connect_tls(ra_loop *loop, const char *host, uint16_t port, ra_tls_ctx *ctx,
+                          const char *server_name, const ra_stream_cbs *cbs,
+                          ra_connect_cb on_connect, void *ud) {
+  if (!ctx) return -EINVAL;
+  return connect_impl(loop, host, port, ctx, server_name, cbs, on_connect, ud);
+}
+
+int ra_stream_start_tls(ra_stream *s, ra_tls_ctx *ctx, const char *server_name) {
+  if (!s || !ctx) return -EINVAL;
+  if (s->tls) return -EALREADY;
+  if (s->flags & (S_CLOSED | S_CLOSING | S_SHUT_WANT | S_CONNECTING)) return -EPIPE;
+  int rc = tls_attach(s, ctx, ra_tls_ctx_is_server(ctx) ? NULL : server_name);
+  if (rc) return rc;
+  if (s->in.len) { /* bytes read ahead of the switch are the peer's first records */
+    rc = ra_tls_conn_feed(s->tls, ra_buf_ptr(&s->in), s->in.len);
+    ra_buf_free(&s->in);
+    if (rc) {
+      finish(s, rc);
+      return 0;
+    }
+  }
+  tls_begin(s);
+  return 0;
+}
+
+void ra_stream_tls_on_handshake(ra_stream *s, ra_connect_cb cb) {
+  if (s->tls) s->tls->on_handshake = cb;
+}
+
+bool ra_stream_is_tls(const ra_stream *s) { return s->tls != NULL; }
+bool ra_stream_tls_handshake_done(const ra_stream *s) { return s->tls && s->tls->hs_done; }
+bool ra_stream_tls_session_reused(const ra_stream *s) {
+  return s->tls && s->tls->hs_done && SSL_session_reused(s->tls->ssl) == 1;
+}
+X509 *ra_stream_tls_peer_cert(const ra_stream *s) {
+  return s->tls ? SSL_get0_peer_certificate(s->tls->ssl) : NULL;
+}
+const char *ra_stream_tls_version(const ra_stream *s) {
+  return s->tls ? SSL_get_version(s->tls->ssl) : NULL;
+}
+const char *ra_stream_tls_alpn(const ra_stream *s) {
+  if (!s->tls) return NULL;
+  const unsigned char *p = NULL;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(s->tls->ssl, &p, &n);
+  /* Stored in the session as a length-prefixed string: copy to a buffer
+   * with a terminator. */
+  static _Thread_local char buf[256];
+  if (!p || !n) return "";
+  memcpy(buf, p, n);
+  buf[n] = '\0';
+  return buf;
+}
+const char *ra_stream_tls_sni(const ra_stream *s) {
+  return s->tls ? SSL_get_servername(s->tls->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+const char *ra_stream_tls_error(const ra_stream *s) { return s->tls ? s->tls->err : ""; }
+SSL *ra_stream_tls_ssl(const ra_stream *s) { return s->tls ? s->tls->ssl : NULL; }
 
 ra_loop *ra_stream_loop(const ra_stream *s) { return s->loop; }
 int ra_stream_fd(const ra_stream *s) { return s->fd; }
@@ -764,7 +1096,9 @@ void ra_stream_set_userdata(ra_stream *s, const ra_stream_cbs *cbs, void *ud) {
   reoffer(s);
 }
 
-size_t ra_stream_queued(const ra_stream *s) { return s->queued; }
+size_t ra_stream_queued(const ra_stream *s) {
+  return s->queued + (s->tls ? s->tls->pending.len : 0);
+}
 
 void ra_stream_set_watermarks(ra_stream *s, size_t high, size_t low) {
   s->high = high;
@@ -814,6 +1148,14 @@ void ra_stream_set_write_timeout(ra_stream *s, uint64_t ms) {
 void ra_stream_shutdown(ra_stream *s) {
   if (s->flags & (S_CLOSED | S_CLOSING | S_SHUT_WANT)) return;
   s->flags |= S_SHUT_WANT;
+  if (s->tls) { /* close_notify, then FIN; after the handshake if need be */
+    if (!s->tls->hs_done) {
+      s->tls->shut_pending = true;
+      return;
+    }
+    tls_close_notify(s);
+    if (s->flags & S_CLOSED) return;
+  }
   if (!s->head && !(s->flags & S_CONNECTING)) {
     shutdown(s->fd, SHUT_WR);
     s->flags |= S_SHUT_DONE;
@@ -853,6 +1195,12 @@ static void close_progress(ra_stream *s) {
 
 void ra_stream_close(ra_stream *s) {
   if (s->flags & (S_CLOSING | S_CLOSED)) return;
+  if (s->tls) {
+    ra_timer_stop(&s->tls->hs_timer);
+    ra_buf_free(&s->tls->pending); /* no key to send it with before the handshake */
+    tls_close_notify(s);
+    if (s->flags & S_CLOSED) return;
+  }
   s->flags |= S_CLOSING;
   s->flags &= ~S_REOFFER;
   ra_defer_cancel(s->loop, &s->defer);

@@ -48,7 +48,7 @@ static void test_values_stable(void **state) {
 
 static void test_unknown(void **state) {
   (void)state;
-  int unknown[] = {RA_ERR_BASE, RA_ERR_COLLATERAL_UNAVAILABLE - 1, -3999, 1, 12345, -100000};
+  int unknown[] = {RA_ERR_BASE, RA_ERR_TLS_CONFIG - 1, -3999, 1, 12345, -100000};
   for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
     assert_string_equal(ra_strerror(unknown[i]), "unknown error");
     assert_string_equal(ra_err_name(unknown[i]), "UNKNOWN");
