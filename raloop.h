@@ -9,6 +9,7 @@
 #include "raloop/core/log.h"
 #include "raloop/core/loop.h"
 #include "raloop/core/stream.h"
+#include "raloop/core/tls.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
 #include "raloop/http/proxy.h"

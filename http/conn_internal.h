@@ -53,6 +53,7 @@ struct ra_http_server {
   ra_access_log_cb access_log;
   void *access_log_ud;
   ra_listener **listeners;
+  struct ra_tls_ctx **listener_tls; /* per listener: a reference, NULL for plain */
   size_t nlisteners;
   bool accept_paused;
   ra_http_conn *conns; /* doubly linked */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "raloop/core/log.h"
+#include "raloop/core/tls.h"
 #include "raloop/http/conn_internal.h"
 
 /* ---- the stream under a connection ---------------------------------------- */
@@ -104,6 +105,14 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
   }
   ra_stream *s;
   if (ra_stream_new(srv->loop, fd, &orphan_cbs, NULL, &s) < 0) return;
+  ra_tls_ctx *tls = NULL;
+  for (size_t i = 0; i < srv->nlisteners; i++)
+    if (srv->listeners[i] == l) tls = srv->listener_tls[i];
+  /* The HTTP connection above never knows: it reads and writes plaintext. */
+  if (tls && ra_stream_start_tls(s, tls, NULL) < 0) {
+    ra_stream_abort(s, -ENOMEM);
+    return;
+  }
   ra_http_conn *c;
   if (ra_http_conn_new(srv, &stream_io, s, &c) < 0) {
     ra_stream_abort(s, -ENOMEM);
@@ -118,15 +127,51 @@ static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, sockl
   }
 }
 
-int ra_http_server_listen(ra_http_server *srv, const char *addr, const ra_listen_opts *opts) {
+static int listen_impl(ra_http_server *srv, const char *addr, const ra_listen_opts *opts,
+                       ra_tls_ctx *tls) {
   if (srv->shutting_down) return -ESHUTDOWN;
+  if (tls && !ra_tls_ctx_is_server(tls)) return -EINVAL;
   ra_listener **ls = realloc(srv->listeners, (srv->nlisteners + 1) * sizeof *ls);
   if (!ls) return -ENOMEM;
   srv->listeners = ls;
+  ra_tls_ctx **lt = realloc(srv->listener_tls, (srv->nlisteners + 1) * sizeof *lt);
+  if (!lt) return -ENOMEM;
+  srv->listener_tls = lt;
   ra_listener *l;
   int rc = ra_listen(srv->loop, addr, opts, on_accept, srv, &l);
   if (rc) return rc;
+  srv->listener_tls[srv->nlisteners] = ra_tls_ctx_ref(tls);
   srv->listeners[srv->nlisteners++] = l;
+  return 0;
+}
+
+int ra_http_server_listen(ra_http_server *srv, const char *addr, const ra_listen_opts *opts) {
+  return listen_impl(srv, addr, opts, NULL);
+}
+
+int ra_http_server_listen_tls(ra_http_server *srv, const char *addr, const ra_listen_opts *opts,
+                              ra_tls_ctx *tls) {
+  if (!tls) return -EINVAL;
+  return listen_impl(srv, addr, opts, tls);
+}
+
+size_t ra_http_server_set_tls(ra_http_server *srv, ra_tls_ctx *tls) {
+  size_t n = 0;
+  if (!tls || !ra_tls_ctx_is_server(tls)) return 0;
+  for (size_t i = 0; i < srv->nlisteners; i++) {
+    if (!srv->listener_tls[i]) continue;
+    ra_tls_ctx_unref(srv->listener_tls[i]); /* connections keep their own reference */
+    srv->listener_tls[i] = ra_tls_ctx_ref(tls);
+    n++;
+  }
+  return n;
+}
+
+uint16_t ra_http_server_tls_port(const ra_http_server *srv) {
+  for (size_t i = 0; i < srv->nlisteners; i++) {
+    uint16_t p = srv->listener_tls[i] ? ra_listener_port(srv->listeners[i]) : 0;
+    if (p) return p;
+  }
   return 0;
 }
 
@@ -230,9 +275,14 @@ static void shutdown_timer_cb(ra_timer *t, void *ud) {
 }
 
 static void close_listeners(ra_http_server *srv) {
-  for (size_t i = 0; i < srv->nlisteners; i++) ra_listener_close(srv->listeners[i]);
+  for (size_t i = 0; i < srv->nlisteners; i++) {
+    ra_listener_close(srv->listeners[i]);
+    ra_tls_ctx_unref(srv->listener_tls[i]);
+  }
   free(srv->listeners);
+  free(srv->listener_tls);
   srv->listeners = NULL;
+  srv->listener_tls = NULL;
   srv->nlisteners = 0;
 }
 

@@ -93,6 +93,18 @@ RA_API int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_se
 /* Adds a listener; addr as in ra_listen(). May be called several times. */
 RA_API int ra_http_server_listen(ra_http_server *srv, const char *addr,
                           const ra_listen_opts *opts);
+/* A TLS listener (core/tls.h): every connection it accepts runs TLS under
+ * the same HTTP/1.1 and WebSocket code. tls must be a server context; the
+ * listener takes its own reference. Plain and TLS listeners can be mixed. */
+typedef struct ra_tls_ctx ra_tls_ctx;
+RA_API int ra_http_server_listen_tls(ra_http_server *srv, const char *addr,
+                                     const ra_listen_opts *opts, ra_tls_ctx *tls);
+/* Swaps the context of every TLS listener (certificate reload on SIGHUP):
+ * new connections use tls, open ones keep the context they started with.
+ * Returns how many listeners were switched (0 if tls is not a server one). */
+RA_API size_t ra_http_server_set_tls(ra_http_server *srv, ra_tls_ctx *tls);
+/* Port of the first TLS listener, 0 if none. */
+RA_API uint16_t ra_http_server_tls_port(const ra_http_server *srv);
 /* Port of the first TCP listener (useful with port 0). */
 RA_API uint16_t ra_http_server_port(const ra_http_server *srv);
 RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);

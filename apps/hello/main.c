@@ -1,6 +1,8 @@
 /* apps/hello: ra-hello, the example server.
  *
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
+ *            [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]
+ *            [--tls-handshake-timeout-ms N]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *
@@ -11,6 +13,10 @@
  * WS /echo, WS /chat, WS /relay (ws_routes.c; docs/RELAY.md). Everything is also served through the
  * attested tunnel on /__ra__ (tunnel.c).
  * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
+ * HTTPS/WSS: --listen-tls (beside --listen, or alone); the first --cert/--key
+ * pair is the default certificate, the others are chosen by SNI. SIGHUP
+ * reloads them from the same files without dropping connections (a failed
+ * reload is logged and the old certificates stay).
  */
 #include <errno.h>
 #include <signal.h>
@@ -203,14 +209,56 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server_shutdown(srv, 10000, on_stopped, loop);
 }
 
+/* ---- TLS ----------------------------------------------------------------------- */
+
+#define MAX_CERTS 16
+static ra_tls_cert tls_certs[MAX_CERTS];
+static size_t n_certs, n_keys;
+static uint64_t tls_hs_ms;
+
+static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
+  ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
+  return ra_tls_server_ctx_new(&o, out, err, errlen);
+}
+
+/* SIGHUP: the certificates again, from the same files. */
+static void on_hup(ra_loop *loop, int signo, void *ud) {
+  ra_http_server *srv = ud;
+  ra_tls_ctx *t;
+  char err[512];
+  if (tls_build(&t, err, sizeof err)) {
+    ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", err);
+    return;
+  }
+  size_t n = ra_http_server_set_tls(srv, t);
+  ra_tls_ctx_unref(t); /* the listeners hold it now */
+  ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
+}
+
 static void usage(void) {
   fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
+                  "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
+                  "                [--tls-handshake-timeout-ms N]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
                   "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
 }
 
+/* Prints the real port (":0" picks one) for scripts. */
+static void print_listening(const char *scheme, const char *addr, unsigned port) {
+  char host[256];
+  const char *colon = strrchr(addr, ':');
+  size_t hl = colon ? (size_t)(colon - addr) : 0;
+  if (hl >= sizeof host) hl = sizeof host - 1;
+  memcpy(host, addr, hl);
+  host[hl] = '\0';
+  if (strncmp(addr, "unix:", 5) == 0) printf("listening on %s%s\n", addr,
+                                             strcmp(scheme, "https") ? "" : " (TLS)");
+  else printf("listening on %s://%s:%u\n", scheme, hl ? host : "0.0.0.0", port);
+  fflush(stdout);
+}
+
 int main(int argc, char **argv) {
-  const char *listen = "127.0.0.1:3000";
+  const char *listen = NULL, *listen_tls = NULL;
   bool quiet = false;
   long header_timeout = 0;
   const char *tee = NULL, *sim_dir = NULL;
@@ -218,6 +266,19 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
+    } else if (strcmp(argv[i], "--listen-tls") == 0 && i + 1 < argc) {
+      listen_tls = argv[++i];
+    } else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc && n_certs < MAX_CERTS) {
+      tls_certs[n_certs++].cert_file = argv[++i];
+    } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc && n_keys < MAX_CERTS) {
+      tls_certs[n_keys++].key_file = argv[++i];
+    } else if (strcmp(argv[i], "--tls-handshake-timeout-ms") == 0 && i + 1 < argc) {
+      long v = strtol(argv[++i], NULL, 10);
+      if (v <= 0) {
+        usage();
+        return 2;
+      }
+      tls_hs_ms = (uint64_t)v;
     } else if (strcmp(argv[i], "--header-timeout-ms") == 0 && i + 1 < argc) {
       header_timeout = strtol(argv[++i], NULL, 10);
       if (header_timeout <= 0) {
@@ -247,8 +308,23 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  if (n_certs != n_keys || (listen_tls && !n_certs) || (n_certs && !listen_tls)) {
+    fprintf(stderr, "ra-hello: --listen-tls needs --cert and --key, in pairs\n");
+    usage();
+    return 2;
+  }
+  if (!listen && !listen_tls) listen = "127.0.0.1:3000";
   signal(SIGPIPE, SIG_IGN);
   if (quiet) ra_log_set_level(RA_LOG_WARN);
+  /* Certificates first: a bad key is a start-up error before anything runs. */
+  ra_tls_ctx *tls = NULL;
+  if (listen_tls) {
+    char err[512];
+    if (tls_build(&tls, err, sizeof err)) {
+      fprintf(stderr, "ra-hello: TLS: %s\n", err);
+      return 1;
+    }
+  }
   ra_loop *loop;
   ra_loop_new(&loop);
   ra_router *router;
@@ -276,27 +352,32 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ra-hello: setup failed\n");
     return 1;
   }
-  int rc = ra_http_server_listen(srv, listen, NULL);
-  if (rc) {
-    fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
-    return 1;
+  int rc = 0;
+  if (listen) {
+    rc = ra_http_server_listen(srv, listen, NULL);
+    if (rc) {
+      fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
+      return 1;
+    }
+    print_listening("http", listen, ra_http_server_port(srv));
   }
-  /* Print the real port (":0" picks one) for scripts. */
-  char host[256];
-  const char *colon = strrchr(listen, ':');
-  size_t hl = colon ? (size_t)(colon - listen) : 0;
-  if (hl >= sizeof host) hl = sizeof host - 1;
-  memcpy(host, listen, hl);
-  host[hl] = '\0';
-  if (strncmp(listen, "unix:", 5) == 0) printf("listening on %s\n", listen);
-  else printf("listening on http://%s:%u\n", hl ? host : "0.0.0.0", ra_http_server_port(srv));
-  fflush(stdout);
+  if (listen_tls) {
+    rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
+    ra_tls_ctx_unref(tls); /* the listener holds it */
+    if (rc) {
+      fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
+      return 1;
+    }
+    print_listening("https", listen_tls, ra_http_server_tls_port(srv));
+    ra_loop_on_signal(loop, SIGHUP, on_hup, srv);
+  }
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
   rc = ra_loop_run(loop);
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
+  if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# tests/tls/https.sh: ra-hello's --listen-tls with real clients. curl over
+# HTTPS (GET, keep-alive, POST body, verification), openssl s_client (ALPN
+# http/1.1, TLS 1.1 refused, SNI between three certificates, session
+# resumption), a plain listener beside, garbage instead of a ClientHello, a
+# stalled handshake closed after the timeout, SIGHUP reload while clients
+# loop (no failed request, new certificate served, a bad reload keeps the
+# old one), start-up errors; then WSS, the relay and the tunnel over wss://
+# (tests/tls/wss.js, Node).
+set -euo pipefail
+BIN=${RA_BIN:?RA_BIN must point at the built programs}
+SRC=${RA_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap '' PIPE # a write to a socket the server closed fails (EPIPE) instead of killing the script
+fails=0
+check() { # check NAME COMMAND...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+
+"$SRC/tests/tls/mkcerts.sh" "$work/c"
+C=$work/c
+cp "$C/server.pem" "$work/live.pem"
+cp "$C/server.key" "$work/live.key"
+
+# ---- start-up errors ---------------------------------------------------------
+set +e
+"$BIN/ra-hello" --no-tunnel --listen-tls 127.0.0.1:0 --cert "$C/server.pem" --key "$work/nope.key" \
+  >/dev/null 2>"$work/e1"
+rc1=$?
+"$BIN/ra-hello" --no-tunnel --listen-tls 127.0.0.1:0 --cert "$C/server.pem" --key "$C/mismatch.key" \
+  >/dev/null 2>"$work/e2"
+rc2=$?
+set -e
+check "unreadable key: exit 1" [ "$rc1" = 1 ]
+check "unreadable key: clear message" grep -q "TLS: cannot read $work/nope.key: No such file or directory" "$work/e1"
+check "mismatched key: exit 1" [ "$rc2" = 1 ]
+check "mismatched key: clear message" grep -q "TLS: $C/mismatch.key does not match $C/server.pem" "$work/e2"
+
+# ---- the server ----------------------------------------------------------------
+"$BIN/ra-hello" --listen 127.0.0.1:0 --listen-tls 127.0.0.1:0 \
+  --cert "$work/live.pem" --key "$work/live.key" --cert "$C/a.pem" --key "$C/a.key" \
+  --cert "$C/b.pem" --key "$C/b.key" --tls-handshake-timeout-ms 700 \
+  --tee sim --sim-dir "$work/sim" >"$work/out" 2>"$work/log" &
+pid=$!
+for _ in $(seq 200); do grep -q '^listening on https' "$work/out" && break; sleep 0.05; done
+port=$(sed -n 's/^listening on https:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")
+pport=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/out")
+[ -n "$port" ] && [ -n "$pport" ] || { echo "server did not start"; cat "$work/out" "$work/log"; exit 1; }
+url=https://localhost:$port
+K="curl -sS --max-time 10 --cacert $C/ca.pem"
+
+# ---- curl ----------------------------------------------------------------------
+check "GET /hello over HTTPS" [ "$($K "$url/hello")" = world ]
+check "plain listener beside" [ "$(curl -sS --max-time 10 "http://127.0.0.1:$pport/hello")" = world ]
+$K -v "$url/hello" "$url/hello" "$url/hello" >"$work/ka" 2>&1
+check "keep-alive: one connection" grep -q 'Re-using existing connection' "$work/ka"
+check "keep-alive: three answers" [ "$(grep -c '^< HTTP/1.1 200' "$work/ka")" = 3 ]
+check "curl negotiated http/1.1 by ALPN" grep -q 'ALPN.*http/1.1' "$work/ka"
+head -c 3000000 /dev/urandom >"$work/blob"
+$K --data-binary @"$work/blob" -H 'Content-Type: application/octet-stream' -o "$work/blob.back" "$url/echo"
+check "POST 3 MB body echoed over TLS" cmp -s "$work/blob" "$work/blob.back"
+check "chunked streamed response" [ "$($K "$url/stream?n=20000" | wc -l)" = 20000 ]
+set +e
+curl -sS --max-time 10 "$url/hello" >/dev/null 2>"$work/noca"; rc_noca=$?
+set -e
+check "curl without the CA refuses the certificate" [ "$rc_noca" = 60 ]
+check "curl -k connects" [ "$(curl -sSk --max-time 10 "$url/hello")" = world ]
+
+# ---- openssl s_client ------------------------------------------------------------
+sc() { # sc ARGS...: one GET /hello through s_client; output in $work/sc
+  printf 'GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$C/ca.pem" -ign_eof "$@" \
+      >"$work/sc" 2>&1 || true
+}
+sc -alpn h2,http/1.1
+check "s_client: ALPN http/1.1 selected" grep -q '^ALPN protocol: http/1.1' "$work/sc"
+check "s_client: answered" grep -q '^world' "$work/sc"
+sc
+check "s_client without ALPN accepted" grep -q '^world' "$work/sc"
+sc -alpn h2
+check "h2-only ALPN refused (no_application_protocol)" grep -qi 'no application protocol' "$work/sc"
+sc -tls1_1
+check "TLS 1.1 refused" bash -c "! grep -q '^world' '$work/sc' && grep -qiE 'alert|no protocols|wrong version|unsupported' '$work/sc'"
+sc -tls1_2
+check "TLS 1.2 accepted" bash -c "grep -q 'Protocol *: TLSv1.2' '$work/sc' && grep -q '^world' '$work/sc'"
+sc -tls1_3
+check "TLS 1.3 accepted" bash -c "grep -q 'TLSv1.3' '$work/sc' && grep -q '^world' '$work/sc'"
+sc -servername a.test
+check "SNI a.test -> a's certificate" grep -q 'subject=CN = a.test' "$work/sc"
+sc -servername b.test
+check "SNI b.test -> b's certificate" grep -q 'subject=CN = b.test' "$work/sc"
+sc -servername other.test
+check "unknown SNI -> the default certificate" grep -q 'subject=CN = localhost' "$work/sc"
+for v in -tls1_2 -tls1_3; do
+  sc "$v" -sess_out "$work/sess"
+  sc "$v" -sess_in "$work/sess"
+  check "session resumption ($v)" bash -c "grep -q '^Reused' '$work/sc' && grep -q '^world' '$work/sc'"
+done
+
+# ---- hostile handshakes ----------------------------------------------------------
+# closed_within SECONDS: reads fd 3 until EOF; true if it came in time.
+closed_within() { timeout "$1" cat <&3 >/dev/null; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'GET /hello HTTP/1.1\r\nHost: x\r\n\r\n' >&3 || echo "write: the server closed first"
+check "garbage instead of a ClientHello: closed at once" closed_within 2
+exec 3<&-
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' >&3 || echo "write: the server closed first" # the start of a ClientHello, then silence
+t0=$(date +%s%N)
+check "stalled handshake: closed by the timeout" closed_within 5
+t1=$(date +%s%N)
+ms=$(((t1 - t0) / 1000000))
+check "stalled handshake: after ~700 ms (took $ms ms)" [ "$ms" -ge 500 -a "$ms" -lt 4000 ]
+exec 3<&-
+check "still serving after the hostile ones" [ "$($K "$url/hello")" = world ]
+check "server still running" kill -0 "$pid"
+
+# ---- WSS, the relay and the tunnel over wss:// ---------------------------------------
+if command -v node >/dev/null; then
+  NODE_EXTRA_CA_CERTS="$C/ca.pem" node "$SRC/tests/tls/wss.js" "$url" "http://127.0.0.1:$pport" \
+    >"$work/node" 2>&1 && node_ok=0 || node_ok=$?
+  cat "$work/node"
+  check "wss.js (WSS echo, relay, tunnel over wss)" [ "$node_ok" = 0 ]
+else
+  echo "skip wss.js: node is not installed"
+fi
+
+# ---- SIGHUP reload while clients loop ----------------------------------------------
+serial() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$port" 2>/dev/null |
+  openssl x509 -noout -subject 2>/dev/null; }
+check "before reload: localhost certificate" [ "$(serial)" = "subject=CN = localhost" ]
+# one keep-alive connection making 8000 requests (curl's URL globbing; body
+# and status per line), and fresh connections (a handshake each)
+( $K -w '%{http_code}\n' "https://127.0.0.1:$port/hello?[1-8000]" >"$work/ka_codes" 2>"$work/ka_err"
+  echo $? >"$work/ka_rc" ) &
+kapid=$!
+( fails=0; for _ in $(seq 60); do
+    [ "$($K "https://127.0.0.1:$port/hello" 2>/dev/null)" = world ] || fails=$((fails + 1))
+  done; echo "$fails" >"$work/new_fails" ) &
+newpid=$!
+sleep 0.1
+cp "$C/a.pem" "$work/live.pem"
+cp "$C/a.key" "$work/live.key"
+kill -0 "$kapid" 2>/dev/null && ka_during=1 || ka_during=0
+kill -0 "$newpid" 2>/dev/null && new_during=1 || new_during=0
+kill -HUP "$pid"
+sleep 0.3
+cp "$C/mismatch.key" "$work/live.key" # a broken reload: refused, the old one stays
+kill -HUP "$pid"
+sleep 0.3
+wait "$kapid" "$newpid"
+cat "$work/ka_err"
+check "reload: keep-alive loop, 8000 requests, none failed" \
+  bash -c "[ \"\$(cat '$work/ka_rc')\" = 0 ] && [ \"\$(grep -c '^world200$' '$work/ka_codes')\" = 8000 ]"
+check "reload: both client loops were running at SIGHUP" [ "$ka_during$new_during" = 11 ]
+check "reload: 60 new connections, none failed" [ "$(cat "$work/new_fails")" = 0 ]
+check "after reload: the new certificate is served" [ "$(serial)" = "subject=CN = a.test" ]
+check "reload logged" grep -q 'SIGHUP: TLS certificates reloaded' "$work/log"
+check "failed reload logged with its reason" grep -q "TLS reload failed, keeping the current certificates: .*does not match" "$work/log"
+check "after a failed reload: still served" [ "$($K "https://127.0.0.1:$port/hello")" = world ]
+
+# ---- stop ------------------------------------------------------------------------
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+pid=
+check "SIGTERM: clean exit" [ "$rc" = 0 ]
+if [ "$fails" -ne 0 ]; then
+  echo "--- server log (tail)"; tail -30 "$work/log"
+  echo "$fails failure(s)"; exit 1
+fi
+echo "all passed"
