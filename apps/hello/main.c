@@ -2,7 +2,7 @@
  *
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
  *            [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]
- *            [--tls-handshake-timeout-ms N]
+ *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *
@@ -17,6 +17,11 @@
  * pair is the default certificate, the others are chosen by SNI. SIGHUP
  * reloads them from the same files without dropping connections (a failed
  * reload is logged and the old certificates stay).
+ * --ra-tls (with --listen-tls, instead of --cert/--key): an attested
+ * certificate (attest/quote/ratls.h, docs/RATLS.md) is generated at
+ * start-up from the --tee provider: a fresh key whose hash is in a quote
+ * carried by the certificate, kept in memory only; SIGHUP generates a new
+ * key, quote and certificate together.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +30,7 @@
 #include <string.h>
 
 #include "raloop.h"
+#include "raloop/attest/quote/ratls.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/ws_routes.h"
 
@@ -216,7 +222,32 @@ static ra_tls_cert tls_certs[MAX_CERTS];
 static size_t n_certs, n_keys;
 static uint64_t tls_hs_ms;
 
+/* --ra-tls: the provider the certificates' quotes come from */
+static ra_quote_provider *ratls_prov;
+
+/* A new attested key and certificate into tls_certs[0] (PEM in memory). */
+static int ratls_build(ra_tls_ctx **out, char *err, size_t errlen) {
+  static const char *const names[] = {"localhost"};
+  ra_ratls_cert_opts ro = {.common_name = "ra-hello RA-TLS", .dns_names = names, .n_dns_names = 1};
+  ra_ratls_cert rc_;
+  int rc = ra_ratls_generate(ratls_prov, &ro, &rc_);
+  if (rc) {
+    snprintf(err, errlen, "cannot generate the RA-TLS certificate (%s provider): %s",
+             ra_quote_provider_name(ratls_prov), ra_strerror(rc));
+    return rc;
+  }
+  ra_tls_cert c = {.cert_pem = rc_.cert_pem, .key_pem = rc_.key_pem};
+  ra_tls_server_opts o = {.certs = &c, .ncerts = 1, .handshake_timeout_ms = tls_hs_ms};
+  rc = ra_tls_server_ctx_new(&o, out, err, errlen); /* parses the PEM: ours can go */
+  ra_ratls_cert_clear(&rc_);
+  if (rc == 0)
+    ra_info("RA-TLS: new certificate, key bound into a %s quote%s", ra_quote_provider_name(ratls_prov),
+            ra_quote_provider_simulated(ratls_prov) ? " (SIMULATED: proves nothing)" : "");
+  return rc;
+}
+
 static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
+  if (ratls_prov) return ratls_build(out, err, errlen);
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   return ra_tls_server_ctx_new(&o, out, err, errlen);
 }
@@ -238,7 +269,7 @@ static void on_hup(ra_loop *loop, int signo, void *ud) {
 static void usage(void) {
   fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
-                  "                [--tls-handshake-timeout-ms N]\n"
+                  "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
                   "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
 }
@@ -262,7 +293,7 @@ int main(int argc, char **argv) {
   bool quiet = false;
   long header_timeout = 0;
   const char *tee = NULL, *sim_dir = NULL;
-  bool no_tunnel = false;
+  bool no_tunnel = false, ra_tls = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
@@ -296,6 +327,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--relay-rate") == 0 && i + 1 < argc) {
       hello_relay_opts.rate_per_s = (uint32_t)strtoul(argv[++i], NULL, 10);
       hello_relay_opts.rate_burst = hello_relay_opts.rate_per_s;
+    } else if (strcmp(argv[i], "--ra-tls") == 0) {
+      ra_tls = true;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -308,7 +341,21 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (n_certs != n_keys || (listen_tls && !n_certs) || (n_certs && !listen_tls)) {
+  if (ra_tls && (!listen_tls || n_certs || n_keys)) {
+    fprintf(stderr, "ra-hello: --ra-tls needs --listen-tls, and replaces --cert/--key\n");
+    usage();
+    return 2;
+  }
+  if (ra_tls) { /* the provider as the tunnel's: --tee, --sim-dir */
+    char dir[4096];
+    const char *sd = sim_dir;
+    if (!sd && (!tee || strcmp(tee, "sim") == 0) && ra_sim_default_dir(dir, sizeof dir) == 0) sd = dir;
+    if (ra_quote_provider_open(tee, sd, &ratls_prov) != 0) { /* logs why */
+      fprintf(stderr, "ra-hello: --ra-tls: no quote provider\n");
+      return 1;
+    }
+  }
+  if (n_certs != n_keys || (listen_tls && !n_certs && !ra_tls) || (n_certs && !listen_tls)) {
     fprintf(stderr, "ra-hello: --listen-tls needs --cert and --key, in pairs\n");
     usage();
     return 2;
@@ -382,5 +429,6 @@ int main(int argc, char **argv) {
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
   ra_loop_free(loop);
+  ra_quote_provider_free(ratls_prov);
   return rc ? 1 : 0;
 }
