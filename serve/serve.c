@@ -43,13 +43,56 @@ static int start_tunnel(ra_service *s) {
   return rc;
 }
 
+static int start_tls_listeners(ra_service *s) {
+  if (!s->o.n_listen_tls) return 0;
+  if (!s->o.tls) {
+    ra_error("ra_serve: TLS listeners without certificates (opts.tls)");
+    return -EINVAL;
+  }
+  ra_tls_ctx *t;
+  char err[512];
+  int rc = ra_tls_server_ctx_new(s->o.tls, &t, err, sizeof err);
+  if (rc) {
+    ra_error("ra_serve: TLS: %s", err);
+    return rc;
+  }
+  for (size_t i = 0; i < s->o.n_listen_tls && !rc; i++) {
+    rc = ra_http_server_listen_tls(s->http, s->o.listen_tls[i], NULL, t);
+    if (rc) ra_error("ra_serve: cannot listen on %s: %s", s->o.listen_tls[i], ra_strerror(rc));
+  }
+  ra_tls_ctx_unref(t); /* the listeners hold it */
+  uint16_t port = rc ? 0 : ra_http_server_tls_port(s->http);
+  if (port) ra_info("listening on port %u (TLS)", port);
+  return rc;
+}
+
+int ra_service_reload_tls(ra_service *s) {
+  if (!s->o.n_listen_tls || !s->o.tls) return -EINVAL;
+  ra_tls_ctx *t;
+  char err[512];
+  int rc = ra_tls_server_ctx_new(s->o.tls, &t, err, sizeof err);
+  if (rc) {
+    ra_error("TLS reload failed, keeping the current certificates: %s", err);
+    return rc;
+  }
+  ra_http_server_set_tls(s->http, t);
+  ra_tls_ctx_unref(t);
+  ra_info("TLS certificates reloaded");
+  return 0;
+}
+
+static void on_hup(ra_loop *loop, int signo, void *ud) { ra_service_reload_tls(ud); }
+
 static int start_listeners(ra_service *s) {
+  int rc = start_tls_listeners(s);
+  if (rc) return rc;
+  if (s->o.n_listen_tls && !s->o.n_listen) return 0; /* TLS only */
   const char *env = getenv("RA_LISTEN");
   const char *fallback[] = {env && *env ? env : DEFAULT_LISTEN};
   const char *const *addrs = s->o.n_listen ? s->o.listen : fallback;
   size_t n = s->o.n_listen ? s->o.n_listen : 1;
   for (size_t i = 0; i < n; i++) {
-    int rc = ra_http_server_listen(s->http, addrs[i], NULL);
+    rc = ra_http_server_listen(s->http, addrs[i], NULL);
     if (rc) {
       ra_error("ra_serve: cannot listen on %s: %s", addrs[i], ra_strerror(rc));
       return rc;
@@ -120,9 +163,11 @@ int ra_service_run(ra_service *s) {
   if (s->o.on_listening) s->o.on_listening(s->http, s->o.ud);
   ra_loop_on_signal(s->loop, SIGINT, on_signal, s);
   ra_loop_on_signal(s->loop, SIGTERM, on_signal, s);
+  if (s->o.n_listen_tls) ra_loop_on_signal(s->loop, SIGHUP, on_hup, s);
   int rc = ra_loop_run(s->loop);
   ra_loop_on_signal(s->loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(s->loop, SIGTERM, NULL, NULL);
+  if (s->o.n_listen_tls) ra_loop_on_signal(s->loop, SIGHUP, NULL, NULL);
   return rc;
 }
 

@@ -22,6 +22,7 @@
 
 #include "raloop/attest/tunnel/server.h"
 #include "raloop/core/loop.h"
+#include "raloop/core/tls.h"
 #include "raloop/http/router.h"
 #include "raloop/http/server.h"
 
@@ -32,6 +33,18 @@ typedef struct ra_serve_opts {
    * logged ("listening on port N") at info level. */
   const char *const *listen;
   size_t n_listen;
+  /* HTTPS/WSS listeners (same address forms), n_listen_tls of them, all
+   * with the certificates of tls (core/tls.h: files, PEM buffers or OpenSSL
+   * objects; the first the default, the others by SNI). With TLS listeners
+   * and no plain ones, RA_LISTEN and the default are not used: the service
+   * is TLS only. SIGHUP rebuilds the context from tls (files are read
+   * again) and swaps it without dropping connections; a failure is logged
+   * and the current certificates stay. tls and what it points at must
+   * outlive the service. A bad certificate or key fails ra_service_new
+   * with RA_ERR_TLS_CONFIG and the reason logged. */
+  const char *const *listen_tls;
+  size_t n_listen_tls;
+  const ra_tls_server_opts *tls;
   /* Where quotes come from: NULL or "auto" (configfs-tsm when the kernel
    * offers it, else the simulated TEE, with a loud warning), "sim", "tsm",
    * "file:PATH" (a fixed quote that cannot bind the key), or "none" (no
@@ -65,6 +78,10 @@ RA_API ra_tunnel_server *ra_service_tunnel(const ra_service *s);
 RA_API int ra_service_run(ra_service *s);
 /* Starts the graceful stop, as a signal would. Safe from any callback. */
 RA_API void ra_service_stop(ra_service *s);
+/* What SIGHUP does: rebuild the TLS context from opts->tls and swap it in.
+ * Returns 0, -EINVAL without TLS listeners, or the context's error (the
+ * current one stays). */
+RA_API int ra_service_reload_tls(ra_service *s);
 /* Frees the service and everything it created (not the router). */
 RA_API void ra_service_free(ra_service *s);
 
