@@ -8,9 +8,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -465,6 +468,109 @@ static void test_file_provider(void **state) {
   ra_quote_provider_free(fp);
 }
 
+/* ---- configfs-tsm: a fake kernel tree (as tests/attest/quote/provider_test.c)
+ * whose outblob is a FIFO served by a thread answering with a sim quote for
+ * the report_data written to inblob. */
+typedef struct fake_kernel {
+  char entry[512];
+  int rc;
+} fake_kernel;
+
+static void *fake_kernel_run(void *arg) {
+  fake_kernel *k = arg;
+  char path[600];
+  k->rc = -1;
+  snprintf(path, sizeof path, "%s/outblob", k->entry);
+  int fd = -1;
+  for (int i = 0; i < 5000 && fd < 0; i++) { /* up to 5 s for the reader */
+    fd = open(path, O_WRONLY | O_NONBLOCK);
+    if (fd < 0) {
+      if (errno != ENXIO) return NULL;
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  if (fd < 0) return NULL;
+  fcntl(fd, F_SETFL, 0);
+  uint8_t rd[64];
+  snprintf(path, sizeof path, "%s/inblob", k->entry);
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(rd, 1, sizeof rd, f) : 0;
+  if (f) fclose(f);
+  ra_sim *sim;
+  uint8_t *q = NULL;
+  size_t qlen = 0;
+  if (n == 64 && ra_sim_open(g_tmp, &sim) == 0) {
+    if (ra_sim_quote(sim, NULL, rd, &q, &qlen) == 0 && write(fd, q, qlen) == (ssize_t)qlen) k->rc = 0;
+    ra_sim_free(sim);
+  }
+  free(q);
+  close(fd);
+  return NULL;
+}
+
+static void put(const char *dir, const char *name, const char *text) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void test_tsm_provider(void **state) {
+  (void)state;
+  char root[300], entry[400], fifo[450];
+  snprintf(root, sizeof root, "%s/tsm", g_tmp);
+  snprintf(entry, sizeof entry, "%s/svc", root);
+  snprintf(fifo, sizeof fifo, "%s/outblob", entry);
+  assert_int_equal(mkdir(root, 0700), 0);
+  assert_int_equal(mkdir(entry, 0700), 0);
+  put(entry, "inblob", "");
+  put(entry, "generation", "1\n");
+  put(entry, "provider", "tdx_guest\n");
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  ra_quote_provider *tp;
+  assert_int_equal(ra_quote_provider_tsm(root, "svc", &tp), 0);
+  fake_kernel k;
+  memset(&k, 0, sizeof k);
+  snprintf(k.entry, sizeof k.entry, "%s", entry);
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, fake_kernel_run, &k), 0);
+  ra_ratls_cert c;
+  int rc = ra_ratls_generate(tp, NULL, &c);
+  pthread_join(th, NULL);
+  assert_int_equal(rc, 0);
+  assert_int_equal(k.rc, 0);
+  assert_true(c.bound);
+  ra_tdx_expect want = sim_mrtd(0x5d);
+  ra_policy pol = {.tdx = &want, .n_tdx = 1};
+  ra_ratls_result res;
+  assert_int_equal(verify_pem(c.cert_pem, &pol, NULL, &res), 0);
+  assert_true(res.bound);
+  ra_ratls_cert_clear(&c);
+  ra_quote_provider_free(tp);
+}
+
+/* A custom provider without get_report cannot make RA-TLS certificates. */
+static int no_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
+  (void)self;
+  (void)pub;
+  (void)ev;
+  return -EIO;
+}
+
+static void test_custom_provider(void **state) {
+  (void)state;
+  static const ra_quote_provider_ops ops = {"custom", no_get, NULL};
+  ra_quote_provider *cp;
+  assert_int_equal(ra_quote_provider_new(&ops, NULL, true, false, &cp), 0);
+  ra_ratls_cert c;
+  assert_int_equal(ra_ratls_generate(cp, NULL, &c), -ENOTSUP);
+  assert_null(c.cert_pem);
+  ra_quote_provider_free(cp);
+}
+
 static int refuse_cb(const ra_quote *q, ra_verdict *vd, void *ud) {
   (void)q;
   (void)vd;
@@ -513,6 +619,8 @@ int main(void) {
       cmocka_unit_test(test_octet_string_decoder),
       cmocka_unit_test_setup_teardown(test_file_provider, setup, teardown),
       cmocka_unit_test_setup_teardown(test_callback_and_bad_args, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_tsm_provider, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_custom_provider, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
