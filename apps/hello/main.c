@@ -225,7 +225,7 @@ static uint64_t tls_hs_ms;
 /* --ra-tls: the provider the certificates' quotes come from */
 static ra_quote_provider *ratls_prov;
 
-/* A new attested key and certificate into tls_certs[0] (PEM in memory). */
+/* A new attested key and certificate (PEM in memory only), in a new context. */
 static int ratls_build(ra_tls_ctx **out, char *err, size_t errlen) {
   static const char *const names[] = {"localhost"};
   ra_ratls_cert_opts ro = {.common_name = "ra-hello RA-TLS", .dns_names = names, .n_dns_names = 1};
@@ -264,6 +264,14 @@ static void on_hup(ra_loop *loop, int signo, void *ud) {
   size_t n = ra_http_server_set_tls(srv, t);
   ra_tls_ctx_unref(t); /* the listeners hold it now */
   ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
+}
+
+/* --ra-tls: certificates are valid 30 days (ratls.h); renewed daily so
+ * that one is never served stale, as SIGHUP does */
+#define RATLS_RENEW_MS (24ull * 3600 * 1000)
+static void on_ratls_renew(ra_timer *t, void *ud) {
+  (void)t;
+  on_hup(NULL, 0, ud);
 }
 
 static void usage(void) {
@@ -418,6 +426,12 @@ int main(int argc, char **argv) {
     print_listening("https", listen_tls, ra_http_server_tls_port(srv));
     ra_loop_on_signal(loop, SIGHUP, on_hup, srv);
   }
+  ra_timer ratls_renew;
+  ra_timer_init(loop, &ratls_renew, on_ratls_renew, srv);
+  if (ratls_prov) {
+    ra_timer_start(&ratls_renew, RATLS_RENEW_MS, RATLS_RENEW_MS);
+    ra_timer_unref(&ratls_renew); /* does not keep the loop alive */
+  }
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
@@ -425,6 +439,7 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
+  ra_timer_stop(&ratls_renew);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
