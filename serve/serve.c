@@ -21,6 +21,7 @@ struct ra_service {
   ra_loop *loop;
   ra_router *router;
   ra_http_server *http;
+  ra_tls_ctx *tls; /* ours; each TLS listener holds its own reference */
   ra_tunnel_server *tunnel;
   ra_timer backstop;
   bool stopping;
@@ -60,7 +61,7 @@ static int start_tls_listeners(ra_service *s) {
     rc = ra_http_server_listen_tls(s->http, s->o.listen_tls[i], NULL, t);
     if (rc) ra_error("ra_serve: cannot listen on %s: %s", s->o.listen_tls[i], ra_strerror(rc));
   }
-  ra_tls_ctx_unref(t); /* the listeners hold it */
+  s->tls = t;
   uint16_t port = rc ? 0 : ra_http_server_tls_port(s->http);
   if (port) ra_info("listening on port %u (TLS)", port);
   return rc;
@@ -68,15 +69,14 @@ static int start_tls_listeners(ra_service *s) {
 
 int ra_service_reload_tls(ra_service *s) {
   if (!s->o.n_listen_tls || !s->o.tls) return -EINVAL;
-  ra_tls_ctx *t;
   char err[512];
-  int rc = ra_tls_server_ctx_new(s->o.tls, &t, err, sizeof err);
+  /* a reload, not a fresh context: session ticket keys carry over */
+  int rc = ra_tls_ctx_reload(&s->tls, s->o.tls, err, sizeof err);
   if (rc) {
     ra_error("TLS reload failed, keeping the current certificates: %s", err);
     return rc;
   }
-  ra_http_server_set_tls(s->http, t);
-  ra_tls_ctx_unref(t);
+  ra_http_server_set_tls(s->http, s->tls);
   ra_info("TLS certificates reloaded");
   return 0;
 }
@@ -175,6 +175,7 @@ void ra_service_free(ra_service *s) {
   if (!s) return;
   if (s->loop) ra_timer_stop(&s->backstop);
   ra_http_server_free(s->http);
+  ra_tls_ctx_unref(s->tls);
   ra_tunnel_server_free(s->tunnel);
   ra_loop_free(s->loop);
   free(s);

@@ -221,48 +221,59 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
 static ra_tls_cert tls_certs[MAX_CERTS];
 static size_t n_certs, n_keys;
 static uint64_t tls_hs_ms;
+static ra_tls_ctx *tls_cur; /* ours; the listeners hold their own references */
 
 /* --ra-tls: the provider the certificates' quotes come from */
 static ra_quote_provider *ratls_prov;
 
-/* A new attested key and certificate (PEM in memory only), in a new context. */
-static int ratls_build(ra_tls_ctx **out, char *err, size_t errlen) {
+/* A new attested key and certificate (PEM, in memory only), as server
+ * options: o points at *c and *rc, which the caller clears. */
+static int ratls_opts(ra_tls_server_opts *o, ra_tls_cert *c, ra_ratls_cert *rc, char *err,
+                      size_t errlen) {
   static const char *const names[] = {"localhost"};
   ra_ratls_cert_opts ro = {.common_name = "ra-hello RA-TLS", .dns_names = names, .n_dns_names = 1};
-  ra_ratls_cert rc_;
-  int rc = ra_ratls_generate(ratls_prov, &ro, &rc_);
-  if (rc) {
+  int r = ra_ratls_generate(ratls_prov, &ro, rc);
+  if (r) {
     snprintf(err, errlen, "cannot generate the RA-TLS certificate (%s provider): %s",
-             ra_quote_provider_name(ratls_prov), ra_strerror(rc));
-    return rc;
+             ra_quote_provider_name(ratls_prov), ra_strerror(r));
+    return r;
   }
-  ra_tls_cert c = {.cert_pem = rc_.cert_pem, .key_pem = rc_.key_pem};
-  ra_tls_server_opts o = {.certs = &c, .ncerts = 1, .handshake_timeout_ms = tls_hs_ms};
-  rc = ra_tls_server_ctx_new(&o, out, err, errlen); /* parses the PEM: ours can go */
-  ra_ratls_cert_clear(&rc_);
-  if (rc == 0)
-    ra_info("RA-TLS: new certificate, key bound into a %s quote%s", ra_quote_provider_name(ratls_prov),
-            ra_quote_provider_simulated(ratls_prov) ? " (SIMULATED: proves nothing)" : "");
-  return rc;
+  *c = (ra_tls_cert){.cert_pem = rc->cert_pem, .key_pem = rc->key_pem};
+  o->certs = c;
+  o->ncerts = 1;
+  ra_info("RA-TLS: new key and certificate, the key bound into a %s quote%s",
+          ra_quote_provider_name(ratls_prov),
+          ra_quote_provider_simulated(ratls_prov) ? " (SIMULATED: proves nothing)" : "");
+  return 0;
 }
 
 static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
-  if (ratls_prov) return ratls_build(out, err, errlen);
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
-  return ra_tls_server_ctx_new(&o, out, err, errlen);
+  ra_tls_cert c;
+  ra_ratls_cert rc = {0};
+  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, errlen) : 0;
+  if (r == 0) r = ra_tls_server_ctx_new(&o, out, err, errlen); /* parses the PEM */
+  ra_ratls_cert_clear(&rc);
+  return r;
 }
 
 /* SIGHUP: the certificates again, from the same files. */
 static void on_hup(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
-  ra_tls_ctx *t;
+  ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   char err[512];
-  if (tls_build(&t, err, sizeof err)) {
+  /* --ra-tls: a new key, quote and certificate, together */
+  ra_tls_cert c;
+  ra_ratls_cert rc = {0};
+  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, sizeof err) : 0;
+  /* reload (not a fresh context): the session ticket keys carry over */
+  if (r == 0) r = ra_tls_ctx_reload(&tls_cur, &o, err, sizeof err);
+  ra_ratls_cert_clear(&rc);
+  if (r) {
     ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", err);
     return;
   }
-  size_t n = ra_http_server_set_tls(srv, t);
-  ra_tls_ctx_unref(t); /* the listeners hold it now */
+  size_t n = ra_http_server_set_tls(srv, tls_cur);
   ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
 }
 
@@ -418,7 +429,7 @@ int main(int argc, char **argv) {
   }
   if (listen_tls) {
     rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
-    ra_tls_ctx_unref(tls); /* the listener holds it */
+    tls_cur = tls;
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
       return 1;
@@ -440,6 +451,7 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
   ra_timer_stop(&ratls_renew);
+  ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);

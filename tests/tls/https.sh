@@ -137,6 +137,7 @@ fi
 serial() { echo | timeout 10 openssl s_client -connect "127.0.0.1:$port" 2>/dev/null |
   openssl x509 -noout -subject 2>/dev/null; }
 check "before reload: localhost certificate" [ "$(serial)" = "subject=CN = localhost" ]
+sc -tls1_3 -sess_out "$work/sess_before"
 # one keep-alive connection making 8000 requests (curl's URL globbing; body
 # and status per line), and fresh connections (a handshake each)
 ( $K -w '%{http_code}\n' "https://127.0.0.1:$port/hello?[1-8000]" >"$work/ka_codes" 2>"$work/ka_err"
@@ -163,6 +164,8 @@ check "reload: keep-alive loop, 8000 requests, none failed" \
 check "reload: both client loops were running at SIGHUP" [ "$ka_during$new_during" = 11 ]
 check "reload: 60 new connections, none failed" [ "$(cat "$work/new_fails")" = 0 ]
 check "after reload: the new certificate is served" [ "$(serial)" = "subject=CN = a.test" ]
+sc -tls1_3 -sess_in "$work/sess_before"
+check "a session from before the reload resumes (ticket keys kept)" grep -q '^Reused' "$work/sc"
 check "reload logged" grep -q 'SIGHUP: TLS certificates reloaded' "$work/log"
 check "failed reload logged with its reason" grep -q "TLS reload failed, keeping the current certificates: .*does not match" "$work/log"
 check "after a failed reload: still served" [ "$($K "https://127.0.0.1:$port/hello")" = world ]
