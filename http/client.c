@@ -1,4 +1,4 @@
-/* http/client.c: one GET per connection on the loop (see client.h). */
+/* http/client.c: one request per connection on the loop (see client.h). */
 #include "raloop/http/client.h"
 
 #include <errno.h>
@@ -7,15 +7,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include <arpa/inet.h>
 #include <llhttp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "raloop/core/buf.h"
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
 #include "raloop/core/stream.h"
+#include "raloop/core/tls.h"
 #include "raloop/http/client_internal.h"
 
 /* ---- URL ------------------------------------------------------------------ */
@@ -264,19 +262,14 @@ struct ra_http_get {
   bool stream_live; /* connecting or connected: a callback of the stream will come */
   bool finished;    /* cb called or cancelled */
   ra_http_resp_parser *rp;
-  /* https: TLS through memory BIOs over the stream */
-  SSL_CTX *ctx;
-  SSL *ssl;
-  BIO *rbio, *wbio; /* owned by ssl */
-  bool hs_done, req_sent, tls_eof;
-  char url[256]; /* for messages */
+  ra_tls_ctx *tls; /* https: our reference (the stream holds its own) */
+  char url[256];   /* for messages */
 };
 
 static void maybe_free(ra_http_get *g) {
   if (g->stream_live || !g->finished) return;
   ra_timer_stop(&g->timer);
-  SSL_free(g->ssl);
-  SSL_CTX_free(g->ctx);
+  ra_tls_ctx_unref(g->tls);
   ra_http_resp_parser_free(g->rp);
   free(g->req);
   free(g);
@@ -306,119 +299,26 @@ static void complete(ra_http_get *g, int err) {
   maybe_free(g);
 }
 
-/* ---- TLS ---------------------------------------------------------------------- */
-
-/* What the TLS engine wants to send goes to the stream. */
-static int tls_flush(ra_http_get *g) {
-  char buf[16384];
-  while (BIO_ctrl_pending(g->wbio) > 0) {
-    int n = BIO_read(g->wbio, buf, sizeof buf);
-    if (n <= 0) break;
-    int rc = ra_stream_write(g->s, buf, (size_t)n);
-    if (rc) return rc;
-  }
-  return 0;
-}
-
-static int tls_error(ra_http_get *g, const char *what) {
-  long v = SSL_get_verify_result(g->ssl);
-  unsigned long e = ERR_get_error();
-  char reason[256] = "";
-  if (e) ERR_error_string_n(e, reason, sizeof reason);
-  ERR_clear_error();
-  if (v != X509_V_OK) {
-    ra_log(RA_LOG_ERROR, "http client: %s: TLS: certificate verify failed: %s", g->url,
-           X509_verify_cert_error_string(v));
+/* The TLS layer's codes in this API's terms (client.h): a refused
+ * certificate is -EACCES, any other TLS failure -EPROTO; a verify
+ * callback's own code passes through. */
+static int map_err(ra_http_get *g, int err, const ra_stream *s) {
+  const char *why = s ? ra_stream_tls_error(s) : "";
+  switch (err) {
+  case RA_ERR_TLS_CERT:
+    ra_log(RA_LOG_ERROR, "http client: %s: TLS: certificate verify failed%s%s", g->url,
+           why && *why ? ": " : "", why ? why : "");
     return -EACCES;
+  case RA_ERR_TLS_HANDSHAKE:
+  case RA_ERR_TLS:
+    ra_log(RA_LOG_ERROR, "http client: %s: TLS %s failed%s%s", g->url,
+           err == RA_ERR_TLS ? "read" : "handshake", why && *why ? ": " : "", why ? why : "");
+    return -EPROTO;
+  case RA_ERR_TLS_TIMEOUT:
+    return -ETIMEDOUT;
+  default:
+    return err;
   }
-  ra_log(RA_LOG_ERROR, "http client: %s: TLS %s failed%s%s", g->url, what, reason[0] ? ": " : "", reason);
-  return -EPROTO;
-}
-
-/* Advances the handshake, sends the request once it is done, and feeds
- * the decrypted bytes to the parser. Completes g on an outcome. */
-static void tls_pump(ra_http_get *g) {
-  if (!g->hs_done) {
-    int r = SSL_do_handshake(g->ssl);
-    if (r == 1) {
-      g->hs_done = true;
-    } else if (SSL_get_error(g->ssl, r) != SSL_ERROR_WANT_READ) {
-      complete(g, tls_error(g, "handshake"));
-      return;
-    }
-  }
-  if (g->hs_done && !g->req_sent) {
-    g->req_sent = true;
-    if (SSL_write(g->ssl, g->req, (int)g->req_len) != (int)g->req_len) {
-      complete(g, tls_error(g, "write"));
-      return;
-    }
-  }
-  int rc = tls_flush(g);
-  if (rc) {
-    complete(g, rc);
-    return;
-  }
-  if (!g->hs_done) return;
-  uint8_t buf[16384];
-  for (;;) {
-    int n = SSL_read(g->ssl, buf, sizeof buf);
-    if (n > 0) {
-      rc = ra_http_resp_parser_feed(g->rp, buf, (size_t)n);
-      if (rc) {
-        complete(g, rc < 0 ? rc : 0);
-        return;
-      }
-      continue;
-    }
-    int e = SSL_get_error(g->ssl, n);
-    if (e == SSL_ERROR_WANT_READ) break;
-    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: a clean end */
-      g->tls_eof = true;
-      rc = ra_http_resp_parser_eof(g->rp);
-      complete(g, rc < 0 ? rc : 0);
-      return;
-    }
-    complete(g, tls_error(g, "read"));
-    return;
-  }
-  if ((rc = tls_flush(g))) complete(g, rc); /* e.g. key updates */
-}
-
-static int tls_setup(ra_http_get *g, const ra_http_url *u, const char *ca_file) {
-  g->ctx = SSL_CTX_new(TLS_client_method());
-  if (!g->ctx) return -ENOMEM;
-  SSL_CTX_set_min_proto_version(g->ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(g->ctx, SSL_VERIFY_PEER, NULL);
-  int ok = ca_file ? SSL_CTX_load_verify_locations(g->ctx, ca_file, NULL)
-                   : SSL_CTX_set_default_verify_paths(g->ctx);
-  if (ok != 1) {
-    ERR_clear_error();
-    ra_log(RA_LOG_ERROR, "http client: cannot load the trusted CAs%s%s", ca_file ? " from " : "",
-           ca_file ? ca_file : "");
-    return -ENOENT;
-  }
-  g->ssl = SSL_new(g->ctx);
-  g->rbio = BIO_new(BIO_s_mem());
-  g->wbio = BIO_new(BIO_s_mem());
-  if (!g->ssl || !g->rbio || !g->wbio) {
-    BIO_free(g->rbio);
-    BIO_free(g->wbio);
-    g->rbio = g->wbio = NULL;
-    return -ENOMEM;
-  }
-  SSL_set_bio(g->ssl, g->rbio, g->wbio);
-  SSL_set_connect_state(g->ssl);
-  /* the name or address the certificate must be for */
-  unsigned char addr[16];
-  bool is_ip = inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
-  if (is_ip) {
-    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(g->ssl), u->host) != 1) return -EINVAL;
-  } else {
-    if (SSL_set_tlsext_host_name(g->ssl, u->host) != 1 || SSL_set1_host(g->ssl, u->host) != 1)
-      return -EINVAL;
-  }
-  return 0;
 }
 
 /* ---- stream callbacks ------------------------------------------------------------ */
@@ -426,12 +326,7 @@ static int tls_setup(ra_http_get *g, const ra_http_url *u, const char *ca_file) 
 static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return len;
-  if (g->ssl) {
-    if (BIO_write(g->rbio, data, (int)len) != (int)len) complete(g, -ENOMEM);
-    else tls_pump(g);
-    return len;
-  }
-  int rc = ra_http_resp_parser_feed(g->rp, data, len);
+  int rc = ra_http_resp_parser_feed(g->rp, data, len); /* plaintext, also over TLS */
   if (rc) complete(g, rc < 0 ? rc : 0);
   return len;
 }
@@ -439,13 +334,9 @@ static size_t st_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
 static void st_eof(ra_stream *s, void *ud) {
   ra_http_get *g = ud;
   if (g->finished) return;
-  if (g->ssl && !g->tls_eof) {
-    /* without close_notify only a self-delimited response is complete (and
-     * was completed as it arrived) */
-    ra_log(RA_LOG_ERROR, "http client: %s: connection closed mid-response (no TLS close_notify)", g->url);
-    complete(g, -EPROTO);
-    return;
-  }
+  /* over TLS a FIN without close_notify also lands here: only a response
+   * whose framing says it is complete (length, chunks) is; a
+   * close-delimited body cannot tell truncation */
   int rc = ra_http_resp_parser_eof(g->rp);
   complete(g, rc < 0 ? rc : 0);
 }
@@ -454,7 +345,7 @@ static void st_close(ra_stream *s, int err, void *ud) {
   ra_http_get *g = ud;
   g->s = NULL;
   g->stream_live = false;
-  if (!g->finished) complete(g, err ? err : -ECONNRESET);
+  if (!g->finished) complete(g, err ? map_err(g, err, s) : -ECONNRESET);
   else maybe_free(g);
 }
 
@@ -464,17 +355,13 @@ static void on_connect(ra_stream *s, int status, void *ud) {
   ra_http_get *g = ud;
   if (status) {
     g->stream_live = false;
-    if (!g->finished) complete(g, status);
+    if (!g->finished) complete(g, map_err(g, status, NULL));
     else maybe_free(g);
     return;
   }
   g->s = s;
   if (g->finished) {
     drop_stream(g, -ECANCELED);
-    return;
-  }
-  if (g->ssl) {
-    tls_pump(g); /* the ClientHello */
     return;
   }
   int rc = ra_stream_write(s, g->req, g->req_len);
@@ -484,6 +371,46 @@ static void on_connect(ra_stream *s, int status, void *ud) {
 static void on_timeout(ra_timer *t, void *ud) {
   ra_http_get *g = ud;
   complete(g, -ETIMEDOUT);
+}
+
+static bool token_ok(const char *t) {
+  if (!t || !*t) return false;
+  for (; *t; t++)
+    if (*t <= ' ' || *t >= 127 || strchr("\"(),/:;<=>?@[\\]{}", *t)) return false;
+  return true;
+}
+
+static bool field_ok(ra_str v) {
+  for (size_t i = 0; i < v.len; i++)
+    if (v.ptr[i] == '\r' || v.ptr[i] == '\n' || v.ptr[i] == '\0') return false;
+  return true;
+}
+
+static int build_request(const ra_http_url *u, const ra_http_get_opts *o, ra_buf *req) {
+  const char *method = o->method ? o->method : "GET";
+  if (!token_ok(method)) return -EINVAL;
+  if (o->accept && strpbrk(o->accept, "\r\n")) return -EINVAL;
+  for (size_t i = 0; i < o->nheaders; i++) {
+    char name[128];
+    ra_str n = o->headers[i].name;
+    if (!n.len || n.len >= sizeof name || !field_ok(o->headers[i].value)) return -EINVAL;
+    memcpy(name, n.ptr, n.len);
+    name[n.len] = 0;
+    if (!token_ok(name)) return -EINVAL;
+  }
+  int rc = ra_buf_printf(req,
+                         "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: raloop\r\n"
+                         "Connection: close\r\n%s%s%s",
+                         method, u->target, u->host_hdr, o->accept ? "Accept: " : "",
+                         o->accept ? o->accept : "", o->accept ? "\r\n" : "");
+  for (size_t i = 0; !rc && i < o->nheaders; i++)
+    rc = ra_buf_printf(req, "%.*s: %.*s\r\n", (int)o->headers[i].name.len, o->headers[i].name.ptr,
+                       (int)o->headers[i].value.len, o->headers[i].value.ptr);
+  if (!rc && (o->body || strcmp(method, "GET")))
+    rc = ra_buf_printf(req, "Content-Length: %zu\r\n", o->body ? o->body_len : 0);
+  if (!rc) rc = ra_buf_append_str(req, "\r\n");
+  if (!rc && o->body && o->body_len) rc = ra_buf_append(req, o->body, o->body_len);
+  return rc ? -ENOMEM : 0;
 }
 
 int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *opts,
@@ -503,29 +430,39 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   if (!o.timeout_ms) o.timeout_ms = 30000;
   if (!o.max_body) o.max_body = 16u << 20;
   if (!o.max_head) o.max_head = 64u << 10;
-  if (o.accept && strpbrk(o.accept, "\r\n")) return -EINVAL;
+  ra_buf req = {0};
+  rc = build_request(&u, &o, &req);
+  if (rc) {
+    ra_buf_free(&req);
+    return rc;
+  }
   ra_http_get *g = calloc(1, sizeof *g);
-  if (!g) return -ENOMEM;
+  if (!g) {
+    ra_buf_free(&req);
+    return -ENOMEM;
+  }
   g->loop = loop;
   ra_timer_init(loop, &g->timer, on_timeout, g);
   g->cb = cb;
   g->ud = ud;
-  ra_buf req = {0};
-  rc = ra_buf_printf(&req,
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: raloop\r\n"
-                     "Connection: close\r\n%s%s%s\r\n",
-                     u.target, u.host_hdr, o.accept ? "Accept: " : "", o.accept ? o.accept : "",
-                     o.accept ? "\r\n" : "");
-  if (rc) {
-    ra_buf_free(&req);
-    free(g);
-    return -ENOMEM;
-  }
   g->req = (char *)ra_buf_steal(&req, &g->req_len);
   snprintf(g->url, sizeof g->url, "%s", url);
   g->rp = ra_http_resp_parser_new(o.max_head, o.max_body);
   rc = g->rp ? 0 : -ENOMEM;
-  if (!rc && u.tls) rc = tls_setup(g, &u, o.ca_file);
+  if (!rc && u.tls) {
+    if (o.tls) {
+      g->tls = ra_tls_ctx_ref(o.tls);
+    } else {
+      ra_tls_client_opts to = {.ca_file = o.ca_file};
+      char err[256];
+      rc = ra_tls_client_ctx_new(&to, &g->tls, err, sizeof err);
+      if (rc) {
+        ra_log(RA_LOG_ERROR, "http client: cannot load the trusted CAs%s%s: %s",
+               o.ca_file ? " from " : "", o.ca_file ? o.ca_file : "", err);
+        rc = rc == -ENOMEM ? rc : -ENOENT;
+      }
+    }
+  }
   if (rc) {
     g->finished = true;
     maybe_free(g);
@@ -534,7 +471,11 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   rc = ra_timer_start(&g->timer, o.timeout_ms, 0);
   if (rc == 0) {
     g->stream_live = true;
-    rc = ra_stream_connect(loop, u.host, u.port, &get_cbs, on_connect, g);
+    if (g->tls)
+      rc = ra_stream_connect_tls(loop, u.host, u.port, g->tls,
+                                 o.server_name ? o.server_name : u.host, &get_cbs, on_connect, g);
+    else
+      rc = ra_stream_connect(loop, u.host, u.port, &get_cbs, on_connect, g);
     if (rc) g->stream_live = false; /* it will not call back */
   }
   if (rc) {

@@ -1,5 +1,5 @@
-/* ws/client.c: ws:// client: URL, connect, opening handshake, then the
- * frame transport of ws.c in the client role. */
+/* ws/client.c: ws:// and wss:// client: URL, connect (and TLS), opening
+ * handshake, then the frame transport of ws.c in the client role. */
 #include "raloop/ws/client.h"
 
 #include "raloop/http/client_internal.h"
@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "raloop/core/buf.h"
+#include "raloop/core/error.h"
 #include "raloop/core/log.h"
 #include "raloop/core/stream.h"
 #include "raloop/http/token.h"
@@ -31,8 +32,9 @@ typedef struct ws_client {
   char **protocols;      /* offered, to check the server's pick */
   size_t nprotocols;
   const char *why;       /* what failed: static text or whybuf */
-  char whybuf[96];
+  char whybuf[160];
   bool cancelled;
+  ra_tls_ctx *tls;       /* wss://: our reference for the attempt */
 } ws_client;
 
 static void client_free(ws_client *c) {
@@ -42,6 +44,7 @@ static void client_free(ws_client *c) {
   for (size_t i = 0; i < c->nprotocols; i++) free(c->protocols[i]);
   free(c->protocols);
   free(c->path);
+  ra_tls_ctx_unref(c->tls);
   free(c);
 }
 
@@ -197,7 +200,9 @@ static void on_connect(ra_stream *s, int status, void *ud) {
   ws_client *c = ud;
   if (status < 0) {
     if (!c->why) {
-      snprintf(c->whybuf, sizeof c->whybuf, "connect failed: %s", strerror(-status));
+      /* TLS failures come as RA_ERR_TLS_* or the verify callback's code */
+      snprintf(c->whybuf, sizeof c->whybuf, "%s failed: %s", c->tls ? "connect/TLS" : "connect",
+               ra_strerror(status));
       c->why = c->whybuf;
     }
     client_fail_now(c, c->why);
@@ -254,7 +259,6 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
   int rc = ra_http_url_parse(url, &u);
   if (rc < 0) return rc;
   if (!u.ws) return -EINVAL;
-  if (u.tls) return -EPROTONOSUPPORT; /* no wss:// yet */
   const char *host = u.host, *host_hdr = u.host_hdr, *target = u.target;
   uint16_t port = u.port;
   ra_ws_client_opts o;
@@ -304,9 +308,30 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
       goto fail;
   if (ra_buf_append_str(r, "\r\n") < 0) goto fail;
 
+  if (u.tls) {
+    if (o.tls) {
+      c->tls = ra_tls_ctx_ref(o.tls);
+    } else {
+      char err[160];
+      ra_tls_client_opts to;
+      memset(&to, 0, sizeof to);
+      rc = ra_tls_client_ctx_new(&to, &c->tls, err, sizeof err);
+      if (rc) {
+        ra_error("ws client: %s: %s", url, err);
+        rc = rc == -ENOMEM ? rc : -EINVAL;
+        goto fail;
+      }
+    }
+  }
+  rc = -ENOMEM;
   ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws, &c->ws);
   if (!c->ws) goto fail;
-  rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
+  if (c->tls)
+    rc = ra_stream_connect_tls(loop, host, port, c->tls,
+                               o.tls_server_name ? o.tls_server_name : host, &hs_cbs, on_connect,
+                               c);
+  else
+    rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
   if (rc < 0) goto fail;
   ra_timer_start(&c->timer, o.handshake_timeout_ms ? o.handshake_timeout_ms : DEF_HANDSHAKE_TIMEOUT, 0);
   if (out) *out = c->ws;

@@ -1,6 +1,7 @@
-/* ra-curl: fetch one URL through an attested RA-HTTPS tunnel.
+/* ra-curl: fetch one URL through an attested RA-HTTPS tunnel, or over an
+ * attested TLS certificate (RA-TLS).
  *
- *   ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]
+ *   ra-curl [--cacert PEM | -k | --ra-tls] [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]
  *           [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...
  *           [--trust-sim DIR] [--no-binding] [--allow-debug]
  *           [--any-measurement-insecure] [-v] [-o FILE]
@@ -18,6 +19,23 @@
  * (never a silent signatures-only success). Without it, signatures only
  * (-v says "TCB not evaluated").
  *
+ * URLs:
+ *   http://HOST[:PORT]/path    the tunnel over ws://HOST:PORT/__ra__
+ *   https:// or wss://         the tunnel over TLS (wss://.../__ra__): the
+ *                              certificate is checked against the system's
+ *                              CAs (or --cacert PEM) and the host name,
+ *                              unless -k/--insecure (no certificate checks
+ *                              at all); the tunnel's quote is verified inside
+ *   --ra-tls https://...       no tunnel: a plain HTTPS request, the server's
+ *                              certificate must carry a quote binding its key
+ *                              (attest/quote/ratls.h, dstack's convention),
+ *                              verified with the policy flags below inside
+ *                              the TLS handshake, before any request byte is
+ *                              sent, instead of CAs and host names
+ *   --ra-tls wss://...         both: the tunnel over an RA-TLS connection
+ * (--ra-tls excludes --cacert/-k, and --pccs: the check runs inside the
+ * handshake; use --collateral FILE.)
+ *
  * The quote the server presents is verified (signature chain to a pinned
  * root, the measurements given, the binding of the tunnel key) before any
  * request leaves. Trusting Intel's
@@ -26,7 +44,8 @@
  * The body goes to stdout (or -o FILE). Exit codes follow
  * curl's where curl has one: 0 ok, 2 usage, 7 connection failed, 22 HTTP
  * status >= 400 with --fail, 26 unreadable --data-binary file, 28 timeout,
- * 35 tunnel protocol error, 60 attestation refused.
+ * 35 tunnel protocol error or TLS handshake failure, 60 attestation or
+ * certificate refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,6 +55,7 @@
 
 #include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/quote.h"
+#include "raloop/attest/quote/ratls.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
 #include "raloop/attest/quote/sim.h"
@@ -43,13 +63,16 @@
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/log.h"
 #include "raloop/core/loop.h"
+#include "raloop/core/tls.h"
+#include "raloop/http/client.h"
 
 enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_HTTP = 22, EX_READ = 26, EX_TIMEOUT = 28,
        EX_PROTO = 35, EX_ATTEST = 60 };
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: ra-curl [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]\n"
+          "usage: ra-curl [--cacert PEM | -k|--insecure | --ra-tls]\n"
+          "               [-X METHOD] [-H 'k: v']... [-d DATA | --data-binary @FILE|@-]\n"
           "               [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...\n"
           "               [--trust-sim DIR] [--no-binding] [--allow-debug]\n"
           "               [--any-measurement-insecure] [-v] [-o FILE] [-i]\n"
@@ -58,8 +81,15 @@ static void usage(void) {
           "                --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
           "               [--allow-advisory ID]... [--allow-expired-collateral]\n"
           "               [--require-sept-ve-disable] [--allow-mr-servicetd] URL\n"
+          "URL: http:// (tunnel over ws://), https:// or wss:// (tunnel over TLS);\n"
+          "  --cacert PEM    trust these CAs instead of the system's\n"
+          "  -k, --insecure  disables certificate checks (any certificate, any name)\n"
+          "  --ra-tls        https://: a plain HTTPS request to a server whose certificate\n"
+          "                  carries a quote binding its key, verified with the policy flags\n"
+          "                  in the handshake instead of CAs (wss://: and the tunnel inside)\n"
           "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
-          "      28 timeout, 35 tunnel protocol error, 60 attestation refused\n"
+          "      28 timeout, 35 tunnel protocol error or TLS handshake failure,\n"
+          "      60 attestation refused or certificate refused\n"
           "      (with --collateral/--pccs also: a TCB status not accepted, collateral\n"
           "      expired or not obtainable)\n");
 }
@@ -93,6 +123,13 @@ typedef struct state {
   FILE *out;
   ra_tunnel_client *c;
   char refused[512]; /* why the server was refused, in ra-curl's words */
+  /* --ra-tls: what the handshake's check needs, and what it found */
+  ra_verifier *v;
+  const ra_policy *pol;
+  ra_collateral *coll;
+  bool no_binding;
+  bool ratls_ran, ratls_refused;
+  ra_ratls_result rres;
 } state;
 
 static void print_time(const char *label, time_t t) {
@@ -102,11 +139,9 @@ static void print_time(const char *label, time_t t) {
     fprintf(stderr, "%s%s", label, b);
 }
 
-static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
+static void print_attestation_of(const uint8_t *qb, size_t qlen, const ra_verdict *vd) {
   fprintf(stderr, "* attestation: %s\n", vd->err == 0 ? "VERIFIED" : "REFUSED");
   if (vd->err != 0) fprintf(stderr, "*   failed: %s: %s\n", ra_err_name(vd->err), vd->msg);
-  size_t qlen;
-  const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
   ra_quote q;
   if (qb && ra_quote_parse(qb, qlen, &q) == 0) {
     fprintf(stderr, "*   TEE: %s, quote v%u%s\n", q.tee_type == RA_TEE_TDX ? "TDX" : "SGX", q.version,
@@ -150,6 +185,38 @@ static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
   fputc('\n', stderr);
 }
 
+static void word_refusal(state *st, const ra_verdict *vd);
+
+static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
+  size_t qlen;
+  const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
+  print_attestation_of(qb, qlen, vd);
+}
+
+/* --ra-tls: the peer-verify callback of the TLS handshake. The server's
+ * certificate must carry a quote binding its key that passes the policy;
+ * refusing here aborts the handshake, so no request byte is ever sent. */
+static int ratls_verify(X509 *leaf, void *ud) {
+  state *st = ud;
+  ra_verify_opts vo = {.collateral = st->coll};
+  ra_ratls_verify_opts ro = {.skip_binding = st->no_binding};
+  int rc = ra_ratls_verify_x509(st->v, leaf, &vo, st->pol, &ro, &st->rres);
+  st->ratls_ran = true;
+  st->ratls_refused = rc != 0;
+  if (st->verbose) {
+    fprintf(stderr, "* RA-TLS certificate: %s%s%s\n", rc ? "REFUSED: " : "VERIFIED",
+            rc ? st->rres.msg : "", !rc && !st->rres.bound ? " (binding NOT checked: --no-binding)" : "");
+    ra_ratls_ext e;
+    if (st->rres.quote_ran && ra_ratls_parse_x509(leaf, &e) == 0) {
+      print_attestation_of(e.quote, e.quote_len, &st->rres.vd);
+      ra_ratls_ext_clear(&e);
+    }
+  }
+  if (rc == 0) return 0;
+  if (st->rres.quote_ran) word_refusal(st, &st->rres.vd);
+  return -EACCES;
+}
+
 /* A refusal over the TCB status, named: "tcb_status OutOfDate
  * (INTEL-SA-00615, ...) not accepted (--accept-tcb)". */
 static void word_refusal(state *st, const ra_verdict *vd) {
@@ -178,10 +245,19 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
   state *st = ud;
   ra_loop_stop(st->loop);
   if (err) {
+    if (st->ratls_refused) {
+      fprintf(stderr, "ra-curl: RA-TLS: %s\n", st->refused[0] ? st->refused : st->rres.msg);
+      st->exit_code = EX_ATTEST;
+      return;
+    }
     fprintf(stderr, "ra-curl: %s\n", err == -EACCES && st->refused[0] ? st->refused
                                       : msg ? msg : strerror(-err));
-    st->exit_code = err == -EACCES ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
-                  : err == -EPROTO ? EX_PROTO : EX_CONNECT;
+    /* the TLS connection under the tunnel: its failure is in the message */
+    bool cert = msg && strstr(msg, ra_strerror(RA_ERR_TLS_CERT));
+    bool tls = msg && (strstr(msg, ra_strerror(RA_ERR_TLS_HANDSHAKE)) ||
+                       strstr(msg, ra_strerror(RA_ERR_TLS_TIMEOUT)));
+    st->exit_code = err == -EACCES || cert ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
+                  : err == -EPROTO || tls ? EX_PROTO : EX_CONNECT;
     return;
   }
   FILE *hdr = st->include ? st->out : stderr;
@@ -200,6 +276,39 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
 
 static void stop_loop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
 
+/* --ra-tls https://: the plain HTTPS response. */
+static void on_http(int err, const ra_http_response *r, void *ud) {
+  state *st = ud;
+  ra_loop_stop(st->loop);
+  if (err) {
+    if (st->ratls_refused) {
+      fprintf(stderr, "ra-curl: RA-TLS: %s\n", st->refused[0] ? st->refused : st->rres.msg);
+      st->exit_code = EX_ATTEST;
+      return;
+    }
+    if (err == -EACCES && !st->ratls_ran)
+      fprintf(stderr, "ra-curl: RA-TLS: the server's certificate was refused before the quote "
+                      "could be checked\n");
+    else
+      fprintf(stderr, "ra-curl: %s\n", err == -EPROTO ? "TLS or HTTP protocol error" : strerror(-err));
+    st->exit_code = err == -EACCES ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
+                  : err == -EPROTO ? EX_PROTO : EX_CONNECT;
+    return;
+  }
+  FILE *hdr = st->include ? st->out : stderr;
+  if (st->verbose || st->include) {
+    fprintf(hdr, "%s%d\n", st->include ? "" : "< ", r->status);
+    for (size_t i = 0; i < r->nheaders; i++) {
+      ra_str k = r->headers[i].name, v = r->headers[i].value;
+      fprintf(hdr, "%s%.*s: %.*s\n", st->include ? "" : "< ", (int)k.len, k.ptr, (int)v.len, v.ptr);
+    }
+    if (st->include) fputc('\n', hdr);
+  }
+  if (r->body.len) fwrite(r->body.ptr, 1, r->body.len, st->out);
+  fflush(st->out);
+  if (st->fail_http && r->status >= 400) st->exit_code = EX_HTTP;
+}
+
 int main(int argc, char **argv) {
   const char *method = NULL, *url = NULL, *outpath = NULL;
   ra_header hdrs[64];
@@ -208,6 +317,8 @@ int main(int argc, char **argv) {
   size_t body_len = 0;
   bool has_body = false, body_text = true;
   double max_time = 0;
+  const char *cacert = NULL;
+  bool insecure = false, ra_tls = false;
   policy_flags pf; /* --mrtd, --rtmr0..3, --report-data, --root, --trust-sim, ... */
   policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_COLLATERAL |
                              POLICY_FLAGS_PCCS);
@@ -254,6 +365,9 @@ int main(int argc, char **argv) {
       if (pr < 0) return report_flag_error(&pf);
       i += pr - 1; /* the value, if the flag took one */
     }
+    else if (!strcmp(a, "--cacert")) cacert = NEXT();
+    else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) insecure = true;
+    else if (!strcmp(a, "--ra-tls")) ra_tls = true;
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) st.verbose = true;
     else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
     else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
@@ -271,11 +385,31 @@ int main(int argc, char **argv) {
   size_t n_roots = pf.n_roots;
   ra_tdx_expect ex = pf.tdx; /* ra-curl checks TDX measurements only */
   bool no_binding = pf.no_binding, allow_debug = pf.allow_debug, any_measurement = pf.any_measurement;
-  if (strncmp(url, "http://", 7)) {
-    fprintf(stderr, "ra-curl: only http:// URLs (the tunnel is the encryption)\n");
+  size_t pre;
+  bool tls_url = false, wss = false;
+  if (!strncmp(url, "http://", 7)) pre = 7;
+  else if (!strncmp(url, "https://", 8)) pre = 8, tls_url = true;
+  else if (!strncmp(url, "wss://", 6)) pre = 6, tls_url = wss = true;
+  else {
+    fprintf(stderr, "ra-curl: only http://, https:// and wss:// URLs\n");
     return EX_USAGE;
   }
-  const char *path = strchr(url + 7, '/');
+  if (ra_tls && !tls_url) {
+    fprintf(stderr, "ra-curl: --ra-tls needs an https:// (or wss://) URL\n");
+    return EX_USAGE;
+  }
+  if (ra_tls && (cacert || insecure)) {
+    fprintf(stderr, "ra-curl: --ra-tls replaces the certificate authorities: no --cacert or -k with it\n");
+    return EX_USAGE;
+  }
+  if (ra_tls && pf.pccs) {
+    fprintf(stderr, "ra-curl: --ra-tls verifies inside the TLS handshake: give the collateral with "
+                    "--collateral FILE, not --pccs\n");
+    return EX_USAGE;
+  }
+  /* --ra-tls https://: a plain request (no tunnel); else the tunnel */
+  bool plain_https = ra_tls && !wss;
+  const char *path = strchr(url + pre, '/');
   char origin[512];
   snprintf(origin, sizeof origin, "%.*s", path ? (int)(path - url) : (int)strlen(url), url);
   if (!path) path = "/";
@@ -330,13 +464,69 @@ int main(int argc, char **argv) {
 
   ra_loop_new(&st.loop);
   st.exit_code = EX_OK;
+  st.v = v;
+  st.pol = &pol;
+  st.coll = coll;
+  st.no_binding = no_binding;
+  ra_tls_ctx *tls = NULL;
+  if (tls_url) {
+    ra_tls_client_opts to;
+    memset(&to, 0, sizeof to);
+    if (ra_tls) {
+      to.verify = ratls_verify;
+      to.verify_ud = &st;
+      to.verify_cb_only = true; /* the quote instead of CAs and host names */
+    } else {
+      to.ca_file = cacert;
+      to.insecure_skip_verify = insecure;
+    }
+    if (max_time > 0) to.handshake_timeout_ms = (uint64_t)(max_time * 1000);
+    char err[256];
+    int trc = ra_tls_client_ctx_new(&to, &tls, err, sizeof err);
+    if (trc) {
+      fprintf(stderr, "ra-curl: %s\n", err[0] ? err : ra_strerror(trc));
+      ra_loop_free(st.loop);
+      ra_collateral_free(coll);
+      ra_verifier_free(v);
+      free(body);
+      if (outpath) fclose(st.out);
+      return EX_USAGE;
+    }
+    if (insecure && st.verbose) fprintf(stderr, "* -k: the server's certificate is NOT checked\n");
+  }
+  int rc;
+  if (plain_https) {
+    ra_http_header hh[64];
+    for (size_t i = 0; i < n_hdrs; i++) hh[i] = (ra_http_header){hdrs[i].name, hdrs[i].value};
+    ra_http_get_opts go = {
+      .timeout_ms = max_time > 0 ? (uint64_t)(max_time * 1000) : 0, .max_body = 1u << 30,
+      .tls = tls, .method = method ? method : (has_body ? "POST" : "GET"), .headers = hh,
+      .nheaders = n_hdrs, .body = has_body ? body : NULL, .body_len = body_len,
+    };
+    if (st.verbose) fprintf(stderr, "* %s %s over RA-TLS (no tunnel)\n", go.method, url);
+    rc = ra_http_get_start(st.loop, url, &go, on_http, &st, NULL);
+    if (rc) {
+      fprintf(stderr, "ra-curl: %s: %s\n", url, strerror(-rc));
+      st.exit_code = rc == -EINVAL ? EX_USAGE : EX_CONNECT;
+    } else {
+      ra_loop_run(st.loop);
+    }
+    ra_tls_ctx_unref(tls);
+    ra_loop_free(st.loop);
+    ra_collateral_free(coll);
+    ra_verifier_free(v);
+    free(body);
+    if (outpath) fclose(st.out);
+    return st.exit_code;
+  }
   ra_tunnel_client_opts o = {
     .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,
     .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
-    .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file,
+    .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file, .tls = tls,
   };
   if (max_time > 0) o.request_timeout_ms = o.connect_timeout_ms = (uint64_t)(max_time * 1000);
-  int rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
+  rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
+  ra_tls_ctx_unref(tls); /* the client holds its own */
   if (rc) {
     fprintf(stderr, "ra-curl: %s: %s\n", origin, strerror(-rc));
     st.exit_code = EX_USAGE;

@@ -2,7 +2,7 @@
  *
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
  *            [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]
- *            [--tls-handshake-timeout-ms N]
+ *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *
@@ -17,6 +17,11 @@
  * pair is the default certificate, the others are chosen by SNI. SIGHUP
  * reloads them from the same files without dropping connections (a failed
  * reload is logged and the old certificates stay).
+ * --ra-tls (with --listen-tls, instead of --cert/--key): an attested
+ * certificate (attest/quote/ratls.h, docs/RATLS.md) is generated at
+ * start-up from the --tee provider: a fresh key whose hash is in a quote
+ * carried by the certificate, kept in memory only; SIGHUP generates a new
+ * key, quote and certificate together.
  */
 #include <errno.h>
 #include <signal.h>
@@ -25,6 +30,7 @@
 #include <string.h>
 
 #include "raloop.h"
+#include "raloop/attest/quote/ratls.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/ws_routes.h"
 
@@ -217,9 +223,38 @@ static size_t n_certs, n_keys;
 static uint64_t tls_hs_ms;
 static ra_tls_ctx *tls_cur; /* ours; the listeners hold their own references */
 
+/* --ra-tls: the provider the certificates' quotes come from */
+static ra_quote_provider *ratls_prov;
+
+/* A new attested key and certificate (PEM, in memory only), as server
+ * options: o points at *c and *rc, which the caller clears. */
+static int ratls_opts(ra_tls_server_opts *o, ra_tls_cert *c, ra_ratls_cert *rc, char *err,
+                      size_t errlen) {
+  static const char *const names[] = {"localhost"};
+  ra_ratls_cert_opts ro = {.common_name = "ra-hello RA-TLS", .dns_names = names, .n_dns_names = 1};
+  int r = ra_ratls_generate(ratls_prov, &ro, rc);
+  if (r) {
+    snprintf(err, errlen, "cannot generate the RA-TLS certificate (%s provider): %s",
+             ra_quote_provider_name(ratls_prov), ra_strerror(r));
+    return r;
+  }
+  *c = (ra_tls_cert){.cert_pem = rc->cert_pem, .key_pem = rc->key_pem};
+  o->certs = c;
+  o->ncerts = 1;
+  ra_info("RA-TLS: new key and certificate, the key bound into a %s quote%s",
+          ra_quote_provider_name(ratls_prov),
+          ra_quote_provider_simulated(ratls_prov) ? " (SIMULATED: proves nothing)" : "");
+  return 0;
+}
+
 static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
-  return ra_tls_server_ctx_new(&o, out, err, errlen);
+  ra_tls_cert c;
+  ra_ratls_cert rc = {0};
+  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, errlen) : 0;
+  if (r == 0) r = ra_tls_server_ctx_new(&o, out, err, errlen); /* parses the PEM */
+  ra_ratls_cert_clear(&rc);
+  return r;
 }
 
 /* SIGHUP: the certificates again, from the same files. */
@@ -227,8 +262,14 @@ static void on_hup(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   char err[512];
+  /* --ra-tls: a new key, quote and certificate, together */
+  ra_tls_cert c;
+  ra_ratls_cert rc = {0};
+  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, sizeof err) : 0;
   /* reload (not a fresh context): the session ticket keys carry over */
-  if (ra_tls_ctx_reload(&tls_cur, &o, err, sizeof err)) {
+  if (r == 0) r = ra_tls_ctx_reload(&tls_cur, &o, err, sizeof err);
+  ra_ratls_cert_clear(&rc);
+  if (r) {
     ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", err);
     return;
   }
@@ -236,10 +277,18 @@ static void on_hup(ra_loop *loop, int signo, void *ud) {
   ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
 }
 
+/* --ra-tls: certificates are valid 30 days (ratls.h); renewed daily so
+ * that one is never served stale, as SIGHUP does */
+#define RATLS_RENEW_MS (24ull * 3600 * 1000)
+static void on_ratls_renew(ra_timer *t, void *ud) {
+  (void)t;
+  on_hup(NULL, 0, ud);
+}
+
 static void usage(void) {
   fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
-                  "                [--tls-handshake-timeout-ms N]\n"
+                  "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
                   "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
 }
@@ -263,7 +312,7 @@ int main(int argc, char **argv) {
   bool quiet = false;
   long header_timeout = 0;
   const char *tee = NULL, *sim_dir = NULL;
-  bool no_tunnel = false;
+  bool no_tunnel = false, ra_tls = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
@@ -297,6 +346,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--relay-rate") == 0 && i + 1 < argc) {
       hello_relay_opts.rate_per_s = (uint32_t)strtoul(argv[++i], NULL, 10);
       hello_relay_opts.rate_burst = hello_relay_opts.rate_per_s;
+    } else if (strcmp(argv[i], "--ra-tls") == 0) {
+      ra_tls = true;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -309,7 +360,21 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (n_certs != n_keys || (listen_tls && !n_certs) || (n_certs && !listen_tls)) {
+  if (ra_tls && (!listen_tls || n_certs || n_keys)) {
+    fprintf(stderr, "ra-hello: --ra-tls needs --listen-tls, and replaces --cert/--key\n");
+    usage();
+    return 2;
+  }
+  if (ra_tls) { /* the provider as the tunnel's: --tee, --sim-dir */
+    char dir[4096];
+    const char *sd = sim_dir;
+    if (!sd && (!tee || strcmp(tee, "sim") == 0) && ra_sim_default_dir(dir, sizeof dir) == 0) sd = dir;
+    if (ra_quote_provider_open(tee, sd, &ratls_prov) != 0) { /* logs why */
+      fprintf(stderr, "ra-hello: --ra-tls: no quote provider\n");
+      return 1;
+    }
+  }
+  if (n_certs != n_keys || (listen_tls && !n_certs && !ra_tls) || (n_certs && !listen_tls)) {
     fprintf(stderr, "ra-hello: --listen-tls needs --cert and --key, in pairs\n");
     usage();
     return 2;
@@ -372,6 +437,12 @@ int main(int argc, char **argv) {
     print_listening("https", listen_tls, ra_http_server_tls_port(srv));
     ra_loop_on_signal(loop, SIGHUP, on_hup, srv);
   }
+  ra_timer ratls_renew;
+  ra_timer_init(loop, &ratls_renew, on_ratls_renew, srv);
+  if (ratls_prov) {
+    ra_timer_start(&ratls_renew, RATLS_RENEW_MS, RATLS_RENEW_MS);
+    ra_timer_unref(&ratls_renew); /* does not keep the loop alive */
+  }
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
@@ -379,10 +450,12 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
+  ra_timer_stop(&ratls_renew);
   ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
   ra_router_free(router);
   ra_loop_free(loop);
+  ra_quote_provider_free(ratls_prov);
   return rc ? 1 : 0;
 }

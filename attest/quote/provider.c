@@ -28,6 +28,7 @@ struct ra_quote_provider {
   const ra_quote_provider_ops *ops;
   void *self;
   bool binds_key, simulated;
+  ra_quote_get_report_fn get_report;
 };
 
 void ra_quote_evidence_clear(ra_quote_evidence *ev) {
@@ -84,6 +85,34 @@ int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
   /* the provider's kind decides, not the implementation's say-so */
   ev->binds_key = p->binds_key;
   return 0;
+}
+
+void ra_quote_provider_set_get_report(ra_quote_provider *p, ra_quote_get_report_fn fn) {
+  if (p) p->get_report = fn;
+}
+
+int ra_quote_provider_get_report(ra_quote_provider *p, const uint8_t report_data[64],
+                                 uint8_t **quote, size_t *len) {
+  if (!quote || !len) return -EINVAL;
+  *quote = NULL;
+  *len = 0;
+  if (!p || !report_data) return -EINVAL;
+  if (!p->get_report) {
+    ra_error("%s provider cannot quote arbitrary report_data", p->ops->name);
+    return -ENOTSUP;
+  }
+  int rc = p->get_report(p->self, report_data, quote, len);
+  if (rc == 0 && (!*quote || *len == 0)) {
+    free(*quote);
+    rc = -EIO;
+    ra_error("%s provider returned an empty quote", p->ops->name);
+  }
+  if (rc) {
+    *quote = NULL;
+    *len = 0;
+    ra_error("%s provider failed: %s", p->ops->name, ra_strerror(rc));
+  }
+  return rc;
 }
 
 const char *ra_quote_provider_name(const ra_quote_provider *p) { return p ? p->ops->name : NULL; }
@@ -155,6 +184,14 @@ static void file_free(void *self) {
   free(f);
 }
 
+static int file_get_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
+  (void)rd; /* a fixed quote: its report_data is whatever it was made for */
+  file_prov *f = self;
+  if (!(*quote = dup_bytes(f->quote, f->len))) return -ENOMEM;
+  *len = f->len;
+  return 0;
+}
+
 static const ra_quote_provider_ops file_ops = {"file", file_get, file_free};
 
 int ra_quote_provider_file(const char *path, ra_quote_provider **out) {
@@ -193,7 +230,9 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out) {
   }
   f->quote = dec;
   f->len = declen;
-  return ra_quote_provider_new(&file_ops, f, false, false, out);
+  int nrc = ra_quote_provider_new(&file_ops, f, false, false, out);
+  if (nrc == 0) ra_quote_provider_set_get_report(*out, file_get_report);
+  return nrc;
 }
 
 /* ---- sim -------------------------------------------------------------- */
@@ -209,6 +248,12 @@ static int sim_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
 
 static void sim_free(void *self) { ra_sim_free(self); }
 
+static int sim_get_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
+  int rc = ra_sim_quote(self, NULL, rd, quote, len);
+  if (rc) ra_error("simulated TEE: quote generation failed: %s", ra_strerror(rc));
+  return rc;
+}
+
 static const ra_quote_provider_ops sim_ops = {"sim", sim_get, sim_free};
 
 int ra_quote_provider_sim(const char *dir, ra_quote_provider **out) {
@@ -222,7 +267,9 @@ int ra_quote_provider_sim(const char *dir, ra_quote_provider **out) {
             rc == -EINVAL ? "corrupt or mismatched key bundle" : ra_strerror(rc));
     return rc;
   }
-  return ra_quote_provider_new(&sim_ops, s, true, true, out);
+  int nrc = ra_quote_provider_new(&sim_ops, s, true, true, out);
+  if (nrc == 0) ra_quote_provider_set_get_report(*out, sim_get_report);
+  return nrc;
 }
 
 const char *ra_quote_provider_sim_root(const ra_quote_provider *p) {
@@ -388,6 +435,18 @@ static void tsm_free(void *self) {
   free(t);
 }
 
+static int tsm_get_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
+  ra_quote_evidence ev;
+  memset(&ev, 0, sizeof ev);
+  int rc = -EAGAIN;
+  for (int i = 0; i < TSM_RETRIES && rc == -EAGAIN; i++) rc = tsm_once(self, rd, &ev);
+  if (rc == 0) {
+    *quote = ev.quote; /* tsm_once fills only the quote */
+    *len = ev.quote_len;
+  }
+  return rc;
+}
+
 static const ra_quote_provider_ops tsm_ops = {"tsm", tsm_get, tsm_free};
 
 bool ra_tsm_available(const char *root) {
@@ -417,7 +476,9 @@ int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider
     tsm_free(t);
     return -ENOMEM;
   }
-  return ra_quote_provider_new(&tsm_ops, t, true, false, out);
+  int nrc = ra_quote_provider_new(&tsm_ops, t, true, false, out);
+  if (nrc == 0) ra_quote_provider_set_get_report(*out, tsm_get_report);
+  return nrc;
 }
 
 /* ---- auto ------------------------------------------------------------- */

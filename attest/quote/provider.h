@@ -78,10 +78,21 @@ typedef struct ra_quote_provider_ops {
   void (*free_self)(void *self);
 } ra_quote_provider_ops;
 
+/* Optional second entry point of a provider: a quote whose report_data is
+ * exactly the 64 bytes given, for bindings other than the tunnel's (RA-TLS
+ * certificates, attest/quote/ratls.h). *quote is malloc'd, owned by the
+ * caller on success. sim, tsm and file have one; a custom provider adds
+ * its own with ra_quote_provider_set_get_report() (kept out of the ops
+ * struct so that existing positional initialisers stay complete). */
+typedef int (*ra_quote_get_report_fn)(void *self, const uint8_t report_data[64], uint8_t **quote,
+                                      size_t *len);
+
 /* Wraps an implementation. ops must outlive the provider; self is owned by
  * the provider from here on (freed by ops->free_self, also on failure). */
 RA_API int ra_quote_provider_new(const ra_quote_provider_ops *ops, void *self, bool binds_key,
                           bool simulated, ra_quote_provider **out);
+/* Installs fn (may be NULL) as p's get_report; it is called with p's self. */
+RA_API void ra_quote_provider_set_get_report(ra_quote_provider *p, ra_quote_get_report_fn fn);
 
 /* file: reads path now (at most 1 MiB), decoding binary, hex or base64.
  * Errors: -errno from open/read, -EINVAL (undecodable or empty), -ENOMEM.
@@ -121,6 +132,15 @@ RA_API int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quot
  * negative code (errno or RA_ERR_*). */
 RA_API int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
                           ra_quote_evidence *ev);
+
+/* A quote over the caller's report_data (64 bytes), for bindings of other
+ * keys than the tunnel's X25519 one (RA-TLS: attest/quote/ratls.h). file
+ * returns its fixed quote (which does not carry report_data: check
+ * ra_quote_provider_binds_key()). *quote is malloc'd, the caller frees it.
+ * Returns 0, -EINVAL, -ENOTSUP (a custom provider without get_report), or
+ * what the provider returns (logged). */
+RA_API int ra_quote_provider_get_report(ra_quote_provider *p, const uint8_t report_data[64],
+                                        uint8_t **quote, size_t *len);
 
 /* The provider's kind: "file", "sim", "tsm" (or a custom ops->name).
  * Static storage; NULL for NULL. */

@@ -45,6 +45,8 @@ struct ra_tunnel_client {
   /* collateral from a PCCS/PCS (opts.pccs_url): the fetch in flight, and
    * the last parsed document, kept for later handshakes while fresh */
   char *pccs_url, *pccs_cache_dir, *pccs_ca_file;
+  ra_tls_ctx *tls;       /* https/wss origins: our reference (NULL: the ws client's default) */
+  char *tls_server_name;
   ra_pcs_fetch *fetch;
   ra_pcs_key fetch_key, fetched_key;
   ra_collateral *fetched;
@@ -644,6 +646,8 @@ static void start_connect(ra_tunnel_client *c) {
   memset(&wo, 0, sizeof wo);
   wo.ws.max_message = c->o.max_envelope;
   wo.handshake_timeout_ms = c->o.connect_timeout_ms;
+  wo.tls = c->tls;
+  wo.tls_server_name = c->tls_server_name;
   ctl_link *link = calloc(1, sizeof *link);
   int rc = link ? ra_ws_connect(c->loop, c->ctl_url, &wo, &ctl_handlers, link, &c->ch.ctl) : -ENOMEM;
   if (!rc) {
@@ -668,9 +672,11 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   *out = NULL;
   if (!origin || !opts || !opts->verifier || (opts->collateral && opts->pccs_url)) return -EINVAL;
   const char *rest;
+  bool tls = false;
   if (!strncmp(origin, "http://", 7)) rest = origin + 7;
   else if (!strncmp(origin, "ws://", 5)) rest = origin + 5;
-  else if (!strncmp(origin, "https://", 8) || !strncmp(origin, "wss://", 6)) return -EPROTONOSUPPORT;
+  else if (!strncmp(origin, "https://", 8)) rest = origin + 8, tls = true;
+  else if (!strncmp(origin, "wss://", 6)) rest = origin + 6, tls = true;
   else return -EINVAL;
   size_t hostlen = strcspn(rest, "/?#");
   if (hostlen == 0) return -EINVAL;
@@ -683,12 +689,14 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
     free(c);
     return -ENOMEM;
   }
-  snprintf(c->ctl_url, hostlen + 16, "ws://%.*s/__ra__", (int)hostlen, rest);
+  snprintf(c->ctl_url, hostlen + 16, "%s://%.*s/__ra__", tls ? "wss" : "ws", (int)hostlen, rest);
   c->loop = loop;
   c->o = *opts;
   if ((opts->pccs_url && !(c->pccs_url = strdup(opts->pccs_url))) ||
       (opts->pccs_cache_dir && !(c->pccs_cache_dir = strdup(opts->pccs_cache_dir))) ||
-      (opts->pccs_ca_file && !(c->pccs_ca_file = strdup(opts->pccs_ca_file)))) {
+      (opts->pccs_ca_file && !(c->pccs_ca_file = strdup(opts->pccs_ca_file))) ||
+      (opts->tls_server_name && !(c->tls_server_name = strdup(opts->tls_server_name)))) {
+    free(c->tls_server_name);
     free(c->pccs_url);
     free(c->pccs_cache_dir);
     free(c->pccs_ca_file);
@@ -698,6 +706,9 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
     return -ENOMEM;
   }
   c->o.pccs_url = c->pccs_url;
+  if (opts->tls) c->tls = ra_tls_ctx_ref(opts->tls);
+  c->o.tls = NULL; /* c->tls holds it */
+  c->o.tls_server_name = NULL;
   c->o.pccs_cache_dir = c->pccs_cache_dir;
   c->o.pccs_ca_file = c->pccs_ca_file;
   if (opts->policy) { c->policy = *opts->policy; c->has_policy = true; }
@@ -734,6 +745,8 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   free(c->pccs_url);
   free(c->pccs_cache_dir);
   free(c->pccs_ca_file);
+  free(c->tls_server_name);
+  ra_tls_ctx_unref(c->tls);
   free(c->ctl_url);
   ra_tindex_free(&c->reqs_by_num);
   free(c);

@@ -2,7 +2,9 @@
  * (PROTOCOL.md), on the loop.
  *
  * ra_tunnel_client_new() opens the control channel ws://HOST:PORT/__ra__ of
- * an origin ("http://HOST:PORT"). On server_kx it verifies the quote with the
+ * an origin ("http://HOST:PORT"), or wss://HOST:PORT/__ra__ for
+ * "https://" / "wss://" origins (TLS outside, the attested tunnel inside:
+ * the certificate is checked as opts.tls says, the quote as always). On server_kx it verifies the quote with the
  * caller's verifier and policy, adding the key binding of PROTOCOL.md §4
  * (report_data == SHA-512(val || iat || server key) for TDX, SHA-256(key)
  * for SGX) unless told not to; only if every check passes does it draw a
@@ -30,6 +32,7 @@
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
 #include "raloop/core/str.h"
+#include "raloop/core/tls.h"
 #include "raloop/http/request.h"
 #include "raloop/ws/ws.h"
 
@@ -82,12 +85,17 @@ typedef struct ra_tunnel_client_opts {
   bool pccs_no_cache;           /* neither read nor write the on-disk cache */
   const char *pccs_ca_file;     /* https PCCS: PEM CAs instead of the system's; copied */
   uint64_t pccs_timeout_ms;     /* per request; 0: the connect timeout */
+
+  /* https:// / wss:// origins: the client TLS context (referenced by the
+   * client; NULL: the system's CAs, host name checked), and the name for
+   * SNI and the host check (NULL: the origin's host; copied). */
+  ra_tls_ctx *tls;
+  const char *tls_server_name;
 } ra_tunnel_client_opts;
 
-/* origin: "http://HOST[:PORT]" (or "ws://"; a trailing path is ignored).
- * opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
- * verifier, both collateral and pccs_url), -EPROTONOSUPPORT (https/wss),
- * -ENOMEM. */
+/* origin: "http[s]://HOST[:PORT]" (or "ws[s]://"; a trailing path is
+ * ignored). opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
+ * verifier, both collateral and pccs_url), -ENOMEM. */
 RA_API int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out);
 

@@ -294,6 +294,35 @@ static void test_get_chunked(void **st) {
   ra_loop_free(loop);
 }
 
+/* Another method, extra headers and a body (ra-curl --ra-tls sends them);
+ * a method or header that would break the request is refused up front. */
+static void test_post_with_headers(void **st) {
+  ra_loop *loop;
+  assert_int_equal(ra_loop_new(&loop), 0);
+  srv s;
+  srv_start(&s, loop, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/items", s.port);
+  got g = {.loop = loop};
+  ra_http_header h[] = {{RA_STR("Content-Type"), RA_STR("application/json")}};
+  ra_http_get_opts o = {.timeout_ms = 5000, .method = "POST", .headers = h, .nheaders = 1,
+                        .body = "{\"a\":1}", .body_len = 7};
+  assert_int_equal(ra_http_get_start(loop, url, &o, on_got, &g, NULL), 0);
+  ra_loop_run(loop);
+  assert_int_equal(g.err, 0);
+  assert_int_equal(g.status, 201);
+  assert_non_null(strstr(s.req, "POST /items HTTP/1.1\r\n"));
+  assert_non_null(strstr(s.req, "Content-Type: application/json\r\n"));
+  assert_non_null(strstr(s.req, "Content-Length: 7\r\n"));
+  srv_stop(&s);
+  ra_http_get_opts bad_method = {.method = "GE T"};
+  assert_int_equal(ra_http_get_start(loop, url, &bad_method, on_got, &g, NULL), -EINVAL);
+  ra_http_header crlf[] = {{RA_STR("X-A"), RA_STR("1\r\nX-B: 2")}};
+  ra_http_get_opts bad_hdr = {.headers = crlf, .nheaders = 1};
+  assert_int_equal(ra_http_get_start(loop, url, &bad_hdr, on_got, &g, NULL), -EINVAL);
+  ra_loop_free(loop);
+}
+
 static void test_get_timeout_cancel_refused(void **st) {
   ra_loop *loop;
   assert_int_equal(ra_loop_new(&loop), 0);
@@ -368,6 +397,7 @@ int main(void) {
       cmocka_unit_test(test_interim_404_and_empty),
       cmocka_unit_test(test_caps_and_garbage),
       cmocka_unit_test(test_get_chunked),
+      cmocka_unit_test(test_post_with_headers),
       cmocka_unit_test(test_get_timeout_cancel_refused),
       cmocka_unit_test(test_get_garbage_and_cap),
   };

@@ -62,7 +62,7 @@ else
   echo "(no IPv6 loopback: skipped)"
 fi
 # bad URLs are refused up front
-for u in "wss://127.0.0.1:1/" "http://127.0.0.1/" "ws://" "ws://h:0/" "ws://h:99999/" "ws://h/#frag" "ws://[::1/"; do
+for u in "ftp://127.0.0.1:1/" "http://127.0.0.1/" "ws://" "ws://h:0/" "ws://h:99999/" "ws://h/#frag" "ws://[::1/"; do
   if "$check" "$u" 2>"$tmp/bad.err"; then echo "FAILED: $u accepted"; fails=$((fails+1)); fi
   grep -q "ra_ws_connect" "$tmp/bad.err" || { echo "FAILED: $u: no up-front error"; cat "$tmp/bad.err"; fails=$((fails+1)); }
 done
