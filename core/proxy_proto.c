@@ -12,6 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "raloop/core/error.h"
+#include "raloop/core/log.h"
+
 static const uint8_t SIG[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 #define V1_MAX 107 /* the spec's worst case, CRLF included */
 #define UNIX_PATH 108
@@ -322,4 +325,109 @@ void ra_proxy_proto_read_cancel(ra_proxy_proto_reader *r) {
   ra_loop_unwatch(r->loop, r->fd);
   ra_timer_stop(&r->timer);
   free(r);
+}
+
+/* ---- gate -------------------------------------------------------------------- */
+
+typedef struct gate_ent {
+  struct gate_ent *prev, *next;
+  ra_proxy_proto_gate *g;
+  ra_proxy_proto_reader *r;
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
+} gate_ent;
+
+struct ra_proxy_proto_gate {
+  ra_loop *loop;
+  uint64_t timeout_ms;
+  ra_accept_cb next;
+  void *ud;
+  gate_ent *ents;
+  size_t n;
+};
+
+static void gate_unlink(gate_ent *e) {
+  ra_proxy_proto_gate *g = e->g;
+  if (e->prev) e->prev->next = e->next;
+  else g->ents = e->next;
+  if (e->next) e->next->prev = e->prev;
+  g->n--;
+}
+
+static void gate_done(int fd, int err, const ra_proxy_proto_info *info, void *ud) {
+  gate_ent *e = ud;
+  ra_proxy_proto_gate *g = e->g;
+  gate_unlink(e);
+  if (err) {
+    char p[160];
+    RA_LOG_LIMITED(RA_LOG_DEBUG, 10, 1000, "proxy protocol: %s: no valid header: %s",
+                   ra_proxy_proto_addr_str(&e->peer, p, sizeof p), ra_strerror(err));
+    close(fd);
+    free(e);
+    return;
+  }
+  struct sockaddr_storage a;
+  socklen_t al;
+  if (info->local) {
+    a = e->peer;
+    al = e->peer_len;
+  } else {
+    a = info->src;
+    al = info->src_len;
+  }
+  free(e);
+  g->next(NULL, fd, (const struct sockaddr *)&a, al, g->ud);
+}
+
+int ra_proxy_proto_gate_new(ra_loop *loop, uint64_t timeout_ms, ra_accept_cb next, void *ud,
+                            ra_proxy_proto_gate **out) {
+  if (out) *out = NULL;
+  if (!loop || !next || !out) return -EINVAL;
+  ra_proxy_proto_gate *g = calloc(1, sizeof *g);
+  if (!g) return -ENOMEM;
+  g->loop = loop;
+  g->timeout_ms = timeout_ms;
+  g->next = next;
+  g->ud = ud;
+  *out = g;
+  return 0;
+}
+
+void ra_proxy_proto_gate_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len,
+                                void *ud) {
+  ra_proxy_proto_gate *g = ud;
+  gate_ent *e = calloc(1, sizeof *e);
+  if (!e) {
+    close(fd);
+    return;
+  }
+  e->g = g;
+  if (peer && peer_len <= sizeof e->peer) {
+    memcpy(&e->peer, peer, peer_len);
+    e->peer_len = peer_len;
+  }
+  e->next = g->ents;
+  if (g->ents) g->ents->prev = e;
+  g->ents = e;
+  g->n++;
+  if (ra_proxy_proto_read(g->loop, fd, g->timeout_ms, gate_done, e, &e->r) < 0) {
+    gate_unlink(e);
+    free(e);
+    close(fd);
+  }
+}
+
+size_t ra_proxy_proto_gate_pending(const ra_proxy_proto_gate *g) { return g->n; }
+
+void ra_proxy_proto_gate_free(ra_proxy_proto_gate *g) {
+  if (!g) return;
+  while (g->ents) {
+    gate_ent *e = g->ents;
+    gate_unlink(e);
+    int fd = e->r->fd;
+    ra_proxy_proto_read_cancel(e->r);
+    close(fd);
+    free(e);
+  }
+  free(g);
 }

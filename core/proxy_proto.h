@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "raloop/core/listen.h"
 #include "raloop/core/loop.h"
 
 /* Longest header encode writes: 16 bytes + two unix paths of 108. */
@@ -80,5 +81,26 @@ RA_API int ra_proxy_proto_read(ra_loop *loop, int fd, uint64_t timeout_ms,
  * closed. NULL is a no-op. Not after done was called (the reader is freed
  * then). */
 RA_API void ra_proxy_proto_read_cancel(ra_proxy_proto_reader *r);
+
+/* A gate in front of an accept callback, for a server behind a proxy that
+ * always sends the header: each fd handed to ra_proxy_proto_gate_accept
+ * first has its header read (ra_proxy_proto_read, timeout_ms), then goes on
+ * to next(NULL, fd, addr, len, ud) where addr is the client the header
+ * names, or the connection's own peer for LOCAL / UNKNOWN (a health check
+ * of the proxy itself). A connection whose header is missing, malformed or
+ * late is closed (logged at debug). Only where every connection comes
+ * through such a proxy: a client connecting directly could claim any
+ * address. Returns 0 and *out, -EINVAL, -ENOMEM. */
+typedef struct ra_proxy_proto_gate ra_proxy_proto_gate;
+RA_API int ra_proxy_proto_gate_new(ra_loop *loop, uint64_t timeout_ms, ra_accept_cb next, void *ud,
+                                   ra_proxy_proto_gate **out);
+/* An ra_accept_cb: give it to ra_listen with the gate as ud. Takes fd. */
+RA_API void ra_proxy_proto_gate_accept(ra_listener *l, int fd, const struct sockaddr *peer,
+                                       socklen_t peer_len, void *gate);
+/* Connections still waiting for their header. */
+RA_API size_t ra_proxy_proto_gate_pending(const ra_proxy_proto_gate *g);
+/* Closes the connections still waiting for their header and frees the
+ * gate. NULL is a no-op. Not from inside next. */
+RA_API void ra_proxy_proto_gate_free(ra_proxy_proto_gate *g);
 
 #endif
