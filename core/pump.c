@@ -27,7 +27,8 @@ typedef struct dir {
   bool eof;       /* the source reached end of stream */
   bool shut;      /* shutdown(dst, SHUT_WR) done: this direction is over */
   size_t pending; /* splice: bytes in the pipe */
-  uint8_t *rest;  /* read/write: the unwritten rest of the last read */
+  uint8_t *rest;  /* read/write: the unwritten rest of the last read
+                     (cap bytes, allocated when first needed) */
   size_t rest_off, rest_len;
   uint64_t bytes;
 } dir;
@@ -47,7 +48,7 @@ static size_t in_flight(const dir *d) { return d->splice ? d->pending : d->rest_
 static bool want_read(const ra_pump *p, const dir *d) {
   if (d->eof) return false;
   /* read/write: the next read waits until the last one is written */
-  return d->splice ? d->pending < p->cap && !d->pipe_full : !d->rest;
+  return d->splice ? d->pending < p->cap && !d->pipe_full : d->rest_len == 0;
 }
 static bool want_write(const dir *d) { return in_flight(d) > 0; }
 
@@ -80,7 +81,7 @@ static void finish(ra_pump *p, int err) {
 /* Leaves splice mode: what is still in the pipe becomes the rest to write. */
 static int fall_back(ra_pump *p, dir *d) {
   if (d->pending) {
-    if (!(d->rest = malloc(d->pending))) return -ENOMEM;
+    if (!d->rest && !(d->rest = malloc(p->cap))) return -ENOMEM;
     ssize_t n = read(d->pipe_r, d->rest, d->pending);
     if (n != (ssize_t)d->pending) return n < 0 ? -errno : -EIO;
     d->rest_off = 0;
@@ -139,7 +140,9 @@ static int fill(ra_pump *p, dir *d) {
   if (w < 0) w = 0;
   d->bytes += (uint64_t)w;
   if (w < n) {
-    if (!(d->rest = malloc((size_t)(n - w)))) return -ENOMEM;
+    /* Allocated once, kept until the end: a slow peer would otherwise make
+     * us malloc and free a buffer per read. */
+    if (!d->rest && !(d->rest = malloc(p->cap))) return -ENOMEM;
     memcpy(d->rest, scratch + w, (size_t)(n - w));
     d->rest_off = 0;
     d->rest_len = (size_t)(n - w);
@@ -172,11 +175,7 @@ static int flush(ra_pump *p, dir *d) {
   if (w < 0) return errno == EAGAIN ? 0 : -errno;
   d->bytes += (uint64_t)w;
   d->rest_off += (size_t)w;
-  if (d->rest_off == d->rest_len) {
-    free(d->rest);
-    d->rest = NULL;
-    d->rest_off = d->rest_len = 0;
-  }
+  if (d->rest_off == d->rest_len) d->rest_off = d->rest_len = 0;
   return 1;
 }
 

@@ -11,8 +11,10 @@
  *    the unwritten rest of a read); the source is not read until they are
  *    written, so a slow reader on one side makes the other side's kernel
  *    buffers fill and its sender wait. Memory never grows with the
- *    traffic: the pump holds at most `buffer` bytes of heap per direction,
- *    and none while the traffic keeps up.
+ *    traffic: splicing, the bytes in flight are pipe pages in the kernel;
+ *    with read/write, the pump holds one `buffer` of heap per direction,
+ *    allocated the first time the destination does not take a whole read
+ *    (none while the traffic keeps up).
  *  - half-close: end of stream on one side is forwarded as
  *    shutdown(SHUT_WR) to the other once everything before it is written;
  *    the other direction keeps flowing.

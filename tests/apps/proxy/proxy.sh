@@ -210,9 +210,9 @@ sleep 0.1
 if grep -q "warn.*upstream tcp:127.0.0.1:$dead: Connection refused" "$tmp/down.out.err"; then ok "upstream down: a warning"; else bad "upstream down: no warning"; cat "$tmp/down.out.err"; fi
 
 start_proxy grace --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$echo_tcp" --grace 300ms
-python3 -c "import socket,time; s=socket.create_connection(('127.0.0.1',$px_port)); time.sleep(5)" &
+python3 -u -c "import socket,time; s=socket.create_connection(('127.0.0.1',$px_port)); s.sendall(b'x'); s.recv(1); print('held', flush=True); time.sleep(5)" >"$tmp/holder.out" &
 holder=$!
-sleep 0.3
+wait_for "$tmp/holder.out" '^held' "$holder" holder
 t0=$(date +%s%N)
 kill -TERM "$px_pid"; wait "$px_pid" && rc=0 || rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
