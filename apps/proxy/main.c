@@ -276,7 +276,7 @@ static int try_connect(conn *c) {
   int rc;
   do rc = connect(fd, (const struct sockaddr *)ss, a->up.len[c->tried]);
   while (rc < 0 && errno == EINTR);
-  if (rc < 0 && errno != EINPROGRESS && errno != EAGAIN) { /* unix: EAGAIN = backlog full */
+  if (rc < 0 && errno != EINPROGRESS) { /* unix: EAGAIN = its backlog is full: a failure */
     int err = -errno;
     close(fd);
     return err;
