@@ -95,13 +95,16 @@ static int fall_back(ra_pump *p, dir *d) {
 }
 
 /* Source -> pipe or scratch. 1: moved bytes, 0: nothing now (EAGAIN or
- * end of stream), < 0: error. */
-static int fill(ra_pump *p, dir *d) {
+ * end of stream), < 0: error. *drained: the read was short, so the source
+ * is very likely empty: no point in asking again before the next readiness
+ * (saves a syscall per small message). */
+static int fill(ra_pump *p, dir *d, bool *drained) {
   size_t room = p->cap - in_flight(d);
   if (d->splice) {
     ssize_t n = splice(d->src, NULL, d->pipe_w, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       d->pending += (size_t)n;
+      *drained = (size_t)n < room;
       return 1;
     }
     if (n == 0) {
@@ -128,6 +131,7 @@ static int fill(ra_pump *p, dir *d) {
     return 0;
   }
   if (n < 0) return errno == EAGAIN ? 0 : -errno;
+  *drained = (size_t)n < room;
   /* Write it at once; only what the kernel does not take is copied. */
   ssize_t w;
   do w = send(d->dst, scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -181,15 +185,15 @@ static int flush(ra_pump *p, dir *d) {
 
 /* Moves what can be moved in one direction now. 0 or an error. */
 static int run_dir(ra_pump *p, dir *d) {
-  bool moved = false;
+  bool moved = false, drained = false;
   for (int round = 0; round < ROUNDS; round++) {
     int now = 0, rc;
     if (want_write(d)) {
       if ((rc = flush(p, d)) < 0) return rc;
       now |= rc;
     }
-    if (want_read(p, d)) {
-      if ((rc = fill(p, d)) < 0) return rc;
+    if (!drained && want_read(p, d)) {
+      if ((rc = fill(p, d, &drained)) < 0) return rc;
       now |= rc;
     }
     if (!now) break;
