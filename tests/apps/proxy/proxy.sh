@@ -172,14 +172,63 @@ CONF
   for _ in $(seq 1 100); do [ -f "$tmp/nginx/nginx.pid" ] && break; sleep 0.05; done
   sleep 0.2
   start_proxy ppn --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$ng_port" --proxy-protocol
-  expect "--proxy-protocol into nginx (listen ... proxy_protocol)" "nginx saw 127.0.0.1" \
-    "$("${CURL[@]}" "http://127.0.0.1:$px_port/x")"
+  expect "--proxy-protocol into nginx (listen ... proxy_protocol)" "nginx saw 127.0.0.4" \
+    "$("${CURL[@]}" --interface 127.0.0.4 "http://127.0.0.1:$px_port/x")"
   sleep 0.2
-  if grep -q "^127.0.0.1:[1-9][0-9]* 127.0.0.1 \"GET /x HTTP/1.1\" 200" "$tmp/nginx/logs/access.log"; then
+  if grep -q "^127.0.0.4:[1-9][0-9]* 127.0.0.1 \"GET /x HTTP/1.1\" 200" "$tmp/nginx/logs/access.log"; then
     ok "nginx logs the client's address and port from the PROXY v2 header"
   else bad "nginx access log"; cat "$tmp/nginx/logs/access.log" "$tmp/nginx.err"; fi
 else
   echo "skip PROXY v2 into nginx: nginx not installed"
+fi
+
+# ---- a raloop server with proxy_protocol behind ra-proxy and HAProxy ------------
+pp_server=${1:-}
+if [ -n "$pp_server" ] && [ -x "$pp_server" ]; then
+  "$pp_server" 127.0.0.1:0 >"$tmp/pps.out" 2>"$tmp/pps.out.err" &
+  pids+=($!)
+  wait_for "$tmp/pps.out" '^listening on' $! pp_server
+  pps_port=$(sed -n 's/^listening on //p' "$tmp/pps.out")
+  start_proxy pps --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$pps_port" --proxy-protocol
+  # the client from 127.0.0.5: the server's socket peer is ra-proxy's 127.0.0.1
+  expect "ra-proxy --proxy-protocol -> ra_http_server proxy_protocol: ra_req_peer" "peer=127.0.0.5" \
+    "$("${CURL[@]}" --interface 127.0.0.5 "http://127.0.0.1:$px_port/peer")"
+  expect "a direct connection without the header is refused" 000 \
+    "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pps_port/peer" || true)"
+  if HAPROXY=$(command -v haproxy || ls /usr/sbin/haproxy 2>/dev/null); then
+    free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    h2=$(free) h1=$(free)
+    cat >"$tmp/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 100
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10s
+  timeout server 10s
+listen v2
+  bind 127.0.0.2:$h2
+  server s 127.0.0.1:$pps_port send-proxy-v2
+listen v1
+  bind [::1]:$h1
+  server s 127.0.0.1:$pps_port send-proxy
+CONF
+    "$HAPROXY" -f "$tmp/haproxy.cfg" -db >"$tmp/haproxy.out" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.2/$h2") 2>/dev/null && break; sleep 0.05; done
+    expect "HAProxy send-proxy-v2 -> ra_http_server: the client's address" "peer=127.0.0.3" \
+      "$("${CURL[@]}" --interface 127.0.0.3 "http://127.0.0.2:$h2/peer")"
+    if (exec 3<>"/dev/tcp/::1/$h1") 2>/dev/null; then
+      expect "HAProxy send-proxy (v1, IPv6 client) -> ra_http_server" "peer=::1" "$("${CURL[@]}" "http://[::1]:$h1/peer")"
+    else
+      echo "skip HAProxy send-proxy over IPv6: no ::1 here"
+    fi
+  else
+    echo "skip HAProxy -> ra_http_server: haproxy not installed (scripts/deps.sh)"
+  fi
+else
+  echo "skip ra_http_server proxy_protocol: no pp_server given"
 fi
 
 # ---- environment (the HTTP Enclave design), bad flags ------------------------------
