@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -47,7 +48,8 @@ static void usage(FILE *f) {
           "Forwards every TCP connection, byte for byte, to the upstream.\n"
           "Defaults: --listen $BIND_ADDR [0.0.0.0:443], --to vsock:$ENCLAVE_CID:$ENCLAVE_PORT\n"
           "[vsock:16:5005], --idle-timeout 600s (0: none), --connect-timeout 10s,\n"
-          "--max-conns 10000, --buffer 65536 (bytes in flight per direction), --grace 10s.\n"
+          "--max-conns 10000 (or what the descriptor limit allows: 6 per connection),\n"
+          "--buffer 65536 (bytes in flight per direction), --grace 10s.\n"
           "DURATION: N (seconds), Ns, Nms or Nm.\n");
 }
 
@@ -376,7 +378,7 @@ int main(int argc, char **argv) {
   a.connect_timeout_ms = 10000;
   a.grace_ms = 10000;
   a.max_conns = 10000;
-  bool quiet = false, verbose = false;
+  bool quiet = false, verbose = false, max_conns_set = false;
   for (int i = 1; i < argc; i++) {
     const char *o = argv[i];
     bool has = i + 1 < argc;
@@ -409,6 +411,7 @@ int main(int argc, char **argv) {
       NEED_ARG
       if ((v = number(argv[++i], 10000000)) <= 0) BAD("a number > 0");
       a.max_conns = (size_t)v;
+      max_conns_set = true;
     } else if (strcmp(o, "--buffer") == 0) {
       NEED_ARG
       if ((v = number(argv[++i], 1 << 20)) < 4096) BAD("4096 .. 1048576 bytes");
@@ -453,6 +456,23 @@ int main(int argc, char **argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  /* Six descriptors per connection (two sockets, two pipes): take what the
+   * hard limit allows, and say so if the cap cannot be reached. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    if (rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+      getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    bool fits = rl.rlim_cur == RLIM_INFINITY || (rlim_t)a.max_conns * 6 + 32 <= rl.rlim_cur;
+    if (!fits && !max_conns_set && rl.rlim_cur > 32 + 6)
+      a.max_conns = (size_t)((rl.rlim_cur - 32) / 6); /* the default follows the limit */
+    else if (!fits)
+      ra_warn("ra-proxy: --max-conns %zu needs about %zu descriptors, the limit is %llu: past about %llu "
+              "connections new ones will fail", a.max_conns, a.max_conns * 6 + 32,
+              (unsigned long long)rl.rlim_cur, (unsigned long long)((rl.rlim_cur - 32) / 6));
+  }
   int rc = ra_loop_new(&a.loop);
   if (rc) {
     fprintf(stderr, "ra-proxy: %s\n", ra_strerror(rc));
