@@ -75,6 +75,23 @@ pp_port=$echo_port
 # ---- TCP -> TCP ---------------------------------------------------------------
 start_proxy tcp --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$hello_port" -v
 expect "tcp->tcp: curl /hello through ra-proxy" world "$("${CURL[@]}" "http://127.0.0.1:$px_port/hello")"
+if [ -d "$here/../../node_modules/ws" ]; then
+  ws_got=$(NODE_PATH="$here/../../node_modules" timeout 20 node -e '
+    const WebSocket = require("ws");
+    const ws = new WebSocket("ws://127.0.0.1:" + process.argv[1] + "/echo");
+    const big = Buffer.alloc(1 << 20, 7);
+    let n = 0;
+    ws.on("open", () => { ws.send("hello through ra-proxy"); ws.send(big); });
+    ws.on("message", (m, bin) => {
+      if (++n === 1) console.log(m.toString());
+      else { console.log(bin && Buffer.compare(m, big) === 0 ? "1 MiB binary echoed" : "binary differs"); ws.close(); }
+    });
+    ws.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+  ' "$px_port" | tr '\n' '|')
+  expect "tcp->tcp: WebSocket /echo through ra-proxy (Node ws)" "hello through ra-proxy|1 MiB binary echoed|" "$ws_got"
+else
+  echo "skip WebSocket through ra-proxy: no tests/node_modules/ws (scripts/deps.sh)"
+fi
 head -c 3000000 /dev/urandom >"$tmp/body.bin"
 "${CURL[@]}" --data-binary "@$tmp/body.bin" -H 'Content-Type: application/octet-stream' \
   "http://127.0.0.1:$px_port/echo" -o "$tmp/body.back"
@@ -98,6 +115,23 @@ start_proxy unix --listen 127.0.0.1:0 --to "unix:$tmp/hello.sock"
 expect "tcp->unix: curl /hello through ra-proxy" world "$("${CURL[@]}" "http://127.0.0.1:$px_port/hello")"
 start_proxy unixe --listen 127.0.0.1:0 --to "unix:$tmp/echo.sock"
 run "tcp->unix: 8 MiB echoed byte-exact, half-close" "${tool[@]}" client "127.0.0.1:$px_port" $((8 << 20))
+
+# ---- TLS passes through untouched (the HTTP Enclave's case) ----------------------
+if command -v openssl >/dev/null; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+  tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  openssl s_server -accept "127.0.0.1:$tls_port" -cert "$tmp/cert.pem" -key "$tmp/key.pem" -www -quiet \
+    >/dev/null 2>&1 </dev/null &
+  pids+=($!)
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null && break; sleep 0.05; done
+  start_proxy tls --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$tls_port"
+  got=$(curl -s --max-time 10 --cacert "$tmp/cert.pem" --resolve "localhost:$px_port:127.0.0.1" \
+    "https://localhost:$px_port/" | grep -c "^s_server -accept" || true)
+  expect "TLS through ra-proxy: curl verifies the upstream's own certificate" 1 "$got"
+else
+  echo "skip TLS passthrough: no openssl"
+fi
 
 # ---- read/write fallback (what vsock gets when it cannot splice) ---------------
 start_proxy nosplice --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$echo_tcp" --no-splice
