@@ -8,6 +8,8 @@
 #include "raloop/core/listen.h"
 #include "raloop/core/log.h"
 #include "raloop/core/loop.h"
+#include "raloop/core/proxy_proto.h"
+#include "raloop/core/pump.h"
 #include "raloop/core/stream.h"
 #include "raloop/core/tls.h"
 #include "raloop/http/request.h"

@@ -75,6 +75,7 @@ struct ra_http_server {
   void *done_ud;
   ra_http_hook *hooks;
   size_t nhooks;
+  struct ra_proxy_proto_gate *pp; /* opts.proxy_protocol: headers first */
 };
 
 /* Creates a connection on srv over io: 0 and *out, or -ENOMEM and *out

@@ -11,6 +11,7 @@
 
 #include "raloop/core/error.h"
 #include "raloop/core/log.h"
+#include "raloop/core/proxy_proto.h"
 #include "raloop/core/tls.h"
 #include "raloop/http/conn_internal.h"
 
@@ -76,6 +77,7 @@ static void lim_defaults(ra_http_limits *l) {
 }
 
 static void shutdown_timer_cb(ra_timer *t, void *ud);
+static void on_accept(ra_listener *l, int fd, const struct sockaddr *peer, socklen_t peer_len, void *ud);
 static void done_cb(ra_defer *d, void *ud);
 
 int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_opts *opts,
@@ -100,6 +102,11 @@ int ra_http_server_new(ra_loop *loop, ra_router *router, const ra_http_server_op
   srv->server_name[o] = '\0';
   ra_timer_init(loop, &srv->shutdown_timer, shutdown_timer_cb, srv);
   ra_defer_init(&srv->done_defer, done_cb, srv);
+  if (opts && opts->proxy_protocol &&
+      ra_proxy_proto_gate_new(loop, srv->lim.header_timeout_ms, on_accept, srv, &srv->pp) < 0) {
+    free(srv);
+    return -ENOMEM;
+  }
   *out = srv;
   return 0;
 }
@@ -145,7 +152,9 @@ static int listen_impl(ra_http_server *srv, const char *addr, const ra_listen_op
   if (!lt) return -ENOMEM;
   srv->listener_tls = lt;
   ra_listener *l;
-  int rc = ra_listen(srv->loop, addr, opts, on_accept, srv, &l);
+  /* With the PROXY protocol, its header is read before on_accept. */
+  int rc = srv->pp ? ra_listen(srv->loop, addr, opts, ra_proxy_proto_gate_accept, srv->pp, &l)
+                   : ra_listen(srv->loop, addr, opts, on_accept, srv, &l);
   if (rc) return rc;
   srv->listener_tls[srv->nlisteners] = ra_tls_ctx_ref(tls);
   srv->listeners[srv->nlisteners++] = l;
@@ -302,6 +311,8 @@ void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms, ra_http_
   /* Upgraded connections (WebSockets: 1001) close by themselves; also
    * those handed over later in this turn (ra_conn_slot_watch). */
   slots_stop(srv, false);
+  ra_proxy_proto_gate_free(srv->pp); /* still waiting for a header: closed */
+  srv->pp = NULL;
   close_listeners(srv);
   /* Connections unlink themselves only from a later loop turn (their
    * I/O's close is deferred), so plain iteration is safe. */
@@ -338,6 +349,8 @@ void ra_http_server_free(ra_http_server *srv) {
   }
   ra_timer_stop(&srv->shutdown_timer);
   ra_defer_cancel(srv->loop, &srv->done_defer);
+  ra_proxy_proto_gate_free(srv->pp);
+  srv->pp = NULL;
   close_listeners(srv);
   ra_http_server_pool_free(srv);
   ra_buf_free(&srv->cork);

@@ -38,6 +38,7 @@
 
 #include "raloop/core/api.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,13 @@ typedef struct ra_http_server_opts {
   const char *server_name;     /* Server header [raloop] */
   ra_access_log_cb access_log;
   void *access_log_ud;
+  /* Every connection starts with a PROXY protocol header (v2 or v1:
+   * ra-proxy --proxy-protocol, HAProxy send-proxy-v2, nginx proxy_protocol),
+   * read before anything else (before TLS) within header_timeout_ms; the
+   * client it names is the connection's peer (ra_req_peer). Without a valid
+   * header the connection is closed. Only behind such a proxy: a client
+   * connecting directly could claim any address (core/proxy_proto.h). */
+  bool proxy_protocol;
 } ra_http_server_opts;
 
 /* router must outlive the server. opts may be NULL (defaults). Returns 0
