@@ -47,7 +47,7 @@ static void usage(void) {
           "usage: ra-enclave [--listen HOST:PORT|unix:PATH|vsock:CID:PORT]... [--data-dir DIR]\n"
           "                  [--key-file PATH] [--max-body BYTES]\n"
           "                  [--tunnel | --tee sim|tsm|file:PATH|auto] [--sim-dir DIR]\n"
-          "                  [--attested-only] [--quiet]\n"
+          "                  [--attested-only] [--proxy-protocol] [--quiet]\n"
           "environment: ENCLAVE_KEY_BASE64 (32 bytes, base64; or --key-file),\n"
           "  ENCLAVE_PORT [5005] (default listener: vsock, any CID), ENCLAVE_DATA_DIR [./data],\n"
           "  USE_TLS [true], TLS_CERT_PATH [cert.pem], TLS_KEY_PATH [key.pem]\n"
@@ -120,9 +120,9 @@ static void h_get(ra_req *req, ra_res *res, void *ud) {
 }
 
 static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
-  ra_str m = ra_req_method(req), t = ra_req_target(req);
-  ra_info("%.*s %.*s %d %lluus%s", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr, status,
-          (unsigned long long)us, ud ? " (tunnel)" : "");
+  ra_str m = ra_req_method(req), t = ra_req_target(req), peer = ra_req_peer(req);
+  ra_info("%.*s %.*s %.*s %d %lluus%s", (int)peer.len, peer.ptr, (int)m.len, m.ptr,
+          (int)(t.len > 200 ? 200 : t.len), t.ptr, status, (unsigned long long)us, ud ? " (tunnel)" : "");
 }
 
 static const char *g_first_listen;
@@ -221,7 +221,7 @@ int main(int argc, char **argv) {
   size_t n_listen = 0;
   const char *data_dir = env_or("ENCLAVE_DATA_DIR", "data"), *key_file = NULL;
   const char *tee = NULL, *sim_dir = NULL;
-  bool attested_only = false, quiet = false;
+  bool attested_only = false, quiet = false, proxy_protocol = false;
   size_t max_body = DEFAULT_MAX_BODY;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -236,6 +236,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--sim-dir") == 0 && has) sim_dir = argv[++i];
     else if (strcmp(a, "--attested-only") == 0) attested_only = true;
     else if (strcmp(a, "--quiet") == 0) quiet = true;
+    else if (strcmp(a, "--proxy-protocol") == 0) proxy_protocol = true;
     else if (strcmp(a, "--max-body") == 0 && has) {
       long v = num(argv[++i]);
       if (v < 0 || (size_t)v > RA_SEALED_MAX_RECORD) {
@@ -325,6 +326,9 @@ int main(int argc, char **argv) {
   ra_http_server_opts ho = {0};
   ho.server_name = "ra-enclave";
   ho.limits.max_body = max_body;
+  /* behind ra-proxy --proxy-protocol: the client's address comes from the
+   * header, read before TLS starts */
+  ho.proxy_protocol = proxy_protocol;
   if (!quiet) ho.access_log = access_log;
   ra_tunnel_server_opts to = {0};
   if (!quiet) {

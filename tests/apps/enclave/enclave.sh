@@ -334,5 +334,35 @@ fi
 kill -TERM "$vpid" 2>/dev/null || true
 wait "$vpid" 2>/dev/null || true
 
+# ---- behind the host proxy: ra-proxy --proxy-protocol -> ra-enclave -------
+# The client connects from 127.0.0.2, ra-proxy from 127.0.0.1: the enclave's
+# log must name the client (the PROXY v2 header is read before TLS starts).
+if [ -x "$RA_BIN/ra-proxy" ] && curl -s -o /dev/null --interface 127.0.0.2 "http://127.0.0.1:1/" 2>/dev/null; [ "$?" != 45 ]; then
+  start pp --proxy-protocol
+  enclave_port=$(sed -n 's/^listening on .*:\([0-9]*\).*/\1/p' "$srv_out")
+  "$RA_BIN/ra-proxy" --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$enclave_port" --proxy-protocol \
+    >"$tmp/proxy.out" 2>"$tmp/proxy.err" &
+  ppid=$!
+  pids+=("$ppid")
+  pport=
+  for _ in $(seq 1 200); do
+    pport=$(grep -Eo 'listening on [^ ]*:[0-9]+' "$tmp/proxy.out" "$tmp/proxy.err" 2>/dev/null | grep -Eo '[0-9]+$' | head -1 || true)
+    [ -n "$pport" ] && break; sleep 0.05
+  done
+  if [ -z "$pport" ]; then bad "ra-proxy did not start: $(cat "$tmp/proxy.err")"; else
+    body='{"via":"ra-proxy"}'
+    code=$("${CURL[@]}" --interface 127.0.0.2 -o /dev/null -w '%{http_code}' -X POST -d "$body" "https://127.0.0.1:$pport/private-data")
+    expect "POST through ra-proxy --proxy-protocol to the TLS enclave" 200 "$code"
+    expect "GET through ra-proxy" "$body" "$("${CURL[@]}" --interface 127.0.0.2 "https://127.0.0.1:$pport/private-data")"
+    has "the enclave logs the client's address from the PROXY header" "127.0.0.2 POST /private-data 200" "$srv_out.err"
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$URL" || true)
+    expect "a direct connection without the header is closed" 000 "$code"
+  fi
+  kill -TERM "$ppid" 2>/dev/null || true
+  stop
+else
+  echo "skip ra-proxy + PROXY protocol: no ra-proxy or no 127.0.0.2 here"
+fi
+
 echo "enclave: $fails failure(s)"
 [ "$fails" -eq 0 ]
