@@ -5,7 +5,8 @@
  * read). Per direction:
  *  - splice(2) through a pipe of its own (zero-copy: the bytes never enter
  *    user space) where both ends allow it (TCP, unix); where they do not
- *    (the kernel answers EINVAL, e.g. vsock on some kernels) that direction
+ *    (the kernel answers EINVAL: a family or kernel without splice
+ *    support, e.g. unix sockets on some 4.x kernels; vsock is not promised) that direction
  *    falls back to read/write through a shared scratch buffer, once.
  *  - back-pressure: at most `buffer` bytes are in flight (in the pipe, or
  *    the unwritten rest of a read); the source is not read until they are

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # ra-proxy end to end, with upstreams this script starts on loopback and a
 # unix socket: ra-hello and curl through the proxy (TCP -> TCP, TCP ->
-# unix); a raw echo upstream (tool.py) for byte-exactness of a few MiB both
+# unix), a WebSocket echo (Node ws), TLS passed through untouched (curl
+# verifies openssl s_server's certificate through the proxy); a raw echo upstream (tool.py) for byte-exactness of a few MiB both
 # ways with half-close; TCP -> vsock when the kernel's vsock loopback works
 # (else a printed skip); 1,000 concurrent proxied connections; a slow
 # reader does not grow ra-proxy's RSS; the connection cap; the idle
 # timeout; the PROXY v2 header as the upstream sees it (decoded by tool.py
 # and by nginx's $proxy_protocol_addr); the environment variables of the
-# HTTP Enclave design; bad flags; SIGTERM.
+# HTTP Enclave design; bad flags; SIGTERM; and a raloop server with
+# ra_http_server_opts.proxy_protocol behind ra-proxy and HAProxy
+# (send-proxy-v2, send-proxy), given as $1 (tests/apps/proxy/pp_server.c).
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
