@@ -7,8 +7,9 @@
 #  1. keep-alive GET /hello with wrk (100 connections): requests/s, and the
 #     server's CPU time per request (utime+stime of the server process over
 #     the run, from /proc, divided by the requests wrk counted);
-#  2. TLS handshakes per second with `openssl s_time`: full (-new) and
-#     resumed (-reuse, session tickets / ids), each for SECONDS/2.
+#  2. TLS handshakes with `openssl s_time` (one at a time): full (-new) and
+#     resumed (-reuse, session tickets / ids), each for SECONDS/2: the rate
+#     (client-bound on two cores) and the server's CPU time per handshake.
 # Every figure is printed per round, then as min/median/max over the rounds,
 # and the ra-hello/nginx ratio of the medians. Builds nothing: BUILD_DIR must
 # hold bin/ra-hello. Needs nginx (nginx-light), wrk, openssl, taskset.
@@ -89,14 +90,23 @@ run_wrk() {
     n = split(o, l, "\n"); for (i = 1; i <= n; i++) if (l[i] ~ /^Requests\/sec:/) { split(l[i], f, " "); rps = f[2] }
     printf "%s %.2f\n", rps, d / hz * 1e6 / r }'
 }
-# handshakes: -> "FULL_PER_S RESUMED_PER_S"
+# handshakes with openssl s_time, one connection at a time: -> "FULL_PER_S
+# FULL_CPU_US RESUMED_PER_S RESUMED_CPU_US". The client does as much work
+# per full handshake as the server, so on two cores the rate is bounded by
+# the client; the server's CPU time per handshake is the figure that
+# compares servers.
+hs_one() { # hs_one PID PORT -new|-reuse -> "PER_S CPU_US"
+  local pid=$1 port=$2 mode=$3 t=$(( secs / 2 > 0 ? secs / 2 : 1 )) t0 t1 out
+  t0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" "$mode" -time "$t" 2>/dev/null || true)
+  t1=$(cpu_ticks "$pid")
+  echo "$out" | awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+    /connections in [0-9.]+ real seconds/ { n = $1; s = $4 }
+    END { if (n > 0) printf "%.0f %.1f\n", n / s, d / hz * 1e6 / n; else print "0 0" }'
+}
 run_s_time() {
-  local port=$1 t=$(( secs / 2 > 0 ? secs / 2 : 1 )) full res
-  full=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -new -time "$t" 2>/dev/null |
-    awk '/connections in [0-9.]+ real seconds/ {print $1 / $4; exit}')
-  res=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" -reuse -time "$t" 2>/dev/null |
-    awk '/connections in [0-9.]+ real seconds/ {print $1 / $4; exit}')
-  echo "${full:-0} ${res:-0}"
+  local pid=$1 port=$2
+  echo "$(hs_one "$pid" "$port" -new) $(hs_one "$pid" "$port" -reuse)"
 }
 
 declare -A v
@@ -106,20 +116,22 @@ for r in $(seq "$rounds"); do
   for s in hello nginx; do
     start_$s
     read -r rps cpu < <(run_wrk "$srv_pid" "$srv_port")
-    read -r full res < <(run_s_time "$srv_port")
+    read -r full fcpu res rcpu < <(run_s_time "$srv_pid" "$srv_port")
     stop "$srv_pid"
     v[$s.rps]+="$rps "; v[$s.cpu]+="$cpu "; v[$s.full]+="$full "; v[$s.res]+="$res "
-    printf '  round %d %-6s %10.0f req/s %7.2f us CPU/req %8.0f full hs/s %8.0f resumed hs/s\n' \
-      "$r" "$s" "$rps" "$cpu" "$full" "$res" >&2
+    v[$s.fcpu]+="$fcpu "; v[$s.rcpu]+="$rcpu "
+    printf '  round %d %-6s %8.0f req/s %6.2f us/req | full %5.0f hs/s %6.1f us | resumed %5.0f hs/s %6.1f us\n' \
+      "$r" "$s" "$rps" "$cpu" "$full" "$fcpu" "$res" "$rcpu" >&2
   done
 done
 stats() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {
   m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.2f %.2f %.2f\n", a[1], m, a[NR] }'; }
 printf '%-22s %-34s %-34s %s\n' metric "ra-hello min/median/max" "nginx min/median/max" "ratio (medians)"
-for m in rps cpu full res; do
+for m in rps cpu full fcpu res rcpu; do
   read -r hmin hmed hmax < <(echo "${v[hello.$m]}" | stats)
   read -r nmin nmed nmax < <(echo "${v[nginx.$m]}" | stats)
-  case $m in rps) name="keep-alive req/s";; cpu) name="server CPU us/req";; full) name="full handshakes/s";; res) name="resumed handshakes/s";; esac
+  case $m in rps) name="keep-alive req/s";; cpu) name="server CPU us/req";; full) name="full handshakes/s";; res) name="resumed handshakes/s";;
+    fcpu) name="server CPU us/full hs";; rcpu) name="server CPU us/resumed hs";; esac
   printf '%-22s %-34s %-34s %.2f\n' "$name" "$hmin / $hmed / $hmax" "$nmin / $nmed / $nmax" \
     "$(awk -v a="$hmed" -v b="$nmed" 'BEGIN { print (b > 0 ? a / b : 0) }')"
 done
