@@ -366,6 +366,16 @@ int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *
   return 0;
 }
 
+int ra_dstack_quote_from_json(const char *json, size_t len, uint8_t **quote, size_t *quote_len) {
+  if (!quote || !quote_len) return -EINVAL;
+  *quote = NULL;
+  *quote_len = 0;
+  json_t *j = json ? json_loadb(json, len, 0, NULL) : NULL;
+  int rc = j ? hex_field(j, "quote", quote, quote_len) : -EINVAL;
+  json_decref(j);
+  return rc == -ENOMEM ? rc : rc ? -EINVAL : 0;
+}
+
 int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out, char *err,
                        size_t errlen) {
   if (!out) return -EINVAL;

@@ -83,6 +83,12 @@ RA_API bool ra_dstack_is_tappd(const char *path);
 RA_API int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *report_data,
                                size_t rd_len, ra_dstack_quote *out, char *err, size_t errlen);
 
+/* The quote of a GetQuote answer saved to a file (JSON text json[0..len)
+ * with a hex "quote"): *quote is malloc'd. Returns 0, -EINVAL (not such
+ * JSON), -ENOMEM. No check of the quote itself. */
+RA_API int ra_dstack_quote_from_json(const char *json, size_t len, uint8_t **quote,
+                                     size_t *quote_len);
+
 /* Info, errors as above (no quote checks). */
 RA_API int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out,
                               char *err, size_t errlen);
