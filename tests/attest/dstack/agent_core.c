@@ -161,6 +161,9 @@ static int agent_read(int fd, char *buf, size_t cap, char **target, char **body)
   }
 }
 
+typedef struct cert_forge cert_forge;
+static char *agent_app_cert(ra_sim *sim, const agent_opts *o, const cert_forge *f);
+
 static void agent_handle(const agent_opts *o, ra_sim *sim, int fd) {
   static char buf[65536];
   char *target, *body;
@@ -243,14 +246,16 @@ static void agent_handle(const agent_opts *o, ra_sim *sim, int fd) {
                             o->compose_hash ? o->compose_hash : AGENT_COMPOSE_HASH, "event_log",
                             json_loads(evlog, 0, NULL), "app_compose", "{}");
     char *tcbs = json_dumps(tcb, JSON_INDENT(2));
+    char *cert = o->app_cert ? NULL : agent_app_cert(sim, o, NULL);
     ans = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "app_id",
                     o->app_id ? o->app_id : AGENT_APP_ID,
                     "instance_id",
                     o->instance_id ? o->instance_id : AGENT_INSTANCE_ID,
-                    "app_cert", o->app_cert ? o->app_cert : "", "tcb_info", tcbs, "app_name",
+                    "app_cert", o->app_cert ? o->app_cert : cert ? cert : "", "tcb_info", tcbs, "app_name",
                     "stand-in", "key_provider_info", "{\"name\":\"kms\",\"id\":\"sim\"}",
                     "compose_hash", o->compose_hash ? o->compose_hash : AGENT_COMPOSE_HASH);
     free(tcbs);
+    free(cert);
     json_decref(tcb);
     free(q);
   } else {
@@ -301,4 +306,95 @@ static int agent_run(const agent_opts *o, volatile int *stop, int max, volatile 
   unlink(o->socket);
   ra_sim_free(sim);
   return 0;
+}
+
+/* ---- an app certificate in dstack's RA-TLS shape (dstack_cert.h) ---- */
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "raloop/attest/quote/dstack_cert.h"
+
+/* What to get wrong, for tests (all false/NULL: a correct certificate). */
+typedef struct cert_forge {
+  bool bind_other_key;   /* the quote binds another key */
+  bool no_quote;         /* no 1.1 extension */
+  bool no_event_log;     /* no 1.2 extension */
+  bool attestation_only; /* a 1.8 extension instead of 1.1/1.2 */
+  const char *app_id_ext; /* hex for 1.3 (NULL: the log's app id) */
+  const char *event_log;  /* served instead of the quote's own log */
+} cert_forge;
+
+static void cert_add_ext(X509 *x, const char *oid, const void *bytes, size_t len) {
+  ASN1_OCTET_STRING *inner = ASN1_OCTET_STRING_new(), *outer = ASN1_OCTET_STRING_new();
+  ASN1_OCTET_STRING_set(inner, bytes, (int)len);
+  unsigned char *der = NULL;
+  int dl = i2d_ASN1_OCTET_STRING(inner, &der);
+  ASN1_OCTET_STRING_set(outer, der, dl);
+  ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+  X509_EXTENSION *ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, outer);
+  X509_add_ext(x, ext, -1);
+  X509_EXTENSION_free(ext);
+  ASN1_OBJECT_free(obj);
+  OPENSSL_free(der);
+  ASN1_OCTET_STRING_free(inner);
+  ASN1_OCTET_STRING_free(outer);
+}
+
+/* A self-signed P-256 certificate whose 1.1 quote (sim TEE) binds its key
+ * as dstack does, with the agent's event log (1.2) and app id (1.3).
+ * Returns malloc'd PEM or NULL. */
+static char *agent_app_cert(ra_sim *sim, const agent_opts *o, const cert_forge *f) {
+  cert_forge none = {0};
+  if (!f) f = &none;
+  EVP_PKEY *key = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  char *evlog = agent_event_log(o), *pem = NULL;
+  uint8_t *q = NULL;
+  size_t ql = 0;
+  if (!key || !other || !x || !evlog) goto out;
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_NAME *n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"stand-in dstack app", -1, -1, 0);
+  X509_set_issuer_name(x, n);
+  X509_set_pubkey(x, key);
+  unsigned char *spki = NULL;
+  int sl = f->bind_other_key ? i2d_PUBKEY(other, &spki) : i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+  uint8_t rd[64];
+  ra_dstack_cert_report_data(spki, (size_t)sl, rd);
+  OPENSSL_free(spki);
+  if (agent_quote(sim, evlog, rd, &q, &ql)) goto out;
+  if (f->attestation_only) {
+    cert_add_ext(x, RA_DSTACK_OID_ATTESTATION, q, ql);
+  } else {
+    if (!f->no_quote) cert_add_ext(x, RA_DSTACK_OID_QUOTE, q, ql);
+    const char *el = f->event_log ? f->event_log : evlog;
+    if (!f->no_event_log) cert_add_ext(x, RA_DSTACK_OID_EVENT_LOG, el, strlen(el));
+  }
+  const char *aid = f->app_id_ext ? f->app_id_ext : o->app_id ? o->app_id : AGENT_APP_ID;
+  uint8_t ab[64];
+  size_t al = strlen(aid) / 2;
+  if (al <= 64 && !ra_hex_decode_exact(aid, 2 * al, ab, al)) cert_add_ext(x, RA_DSTACK_OID_APP_ID, ab, al);
+  if (!X509_sign(x, key, EVP_sha256())) goto out;
+  BIO *b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, x);
+  char *p;
+  long pl = BIO_get_mem_data(b, &p);
+  pem = malloc((size_t)pl + 1);
+  if (pem) {
+    memcpy(pem, p, (size_t)pl);
+    pem[pl] = 0;
+  }
+  BIO_free(b);
+out:
+  free(q);
+  free(evlog);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  EVP_PKEY_free(other);
+  return pem;
 }

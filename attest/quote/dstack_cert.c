@@ -1,0 +1,258 @@
+/* attest/dstack_cert.c: dstack's attested app certificate (dstack_cert.h). */
+#include "raloop/attest/quote/dstack_cert.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "raloop/attest/quote/hexb64.h"
+#include "raloop/attest/quote/quote.h"
+#include "raloop/core/error.h"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+void ra_dstack_cert_clear(ra_dstack_cert *c) {
+  if (!c) return;
+  free(c->spki);
+  free(c->quote);
+  free(c->event_log);
+  memset(c, 0, sizeof *c);
+}
+
+int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[64]) {
+  if (!spki || !rd) return -EINVAL;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned int n = 0;
+  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 &&
+            EVP_DigestUpdate(ctx, RA_DSTACK_CERT_TAG, strlen(RA_DSTACK_CERT_TAG)) == 1 &&
+            EVP_DigestUpdate(ctx, spki, spki_len) == 1 && EVP_DigestFinal_ex(ctx, rd, &n) == 1;
+  EVP_MD_CTX_free(ctx);
+  return ok && n == 64 ? 0 : -ENOMEM;
+}
+
+/* The bytes inside an extension's value (itself a DER OCTET STRING).
+ * Returns 1 found (malloc'd *out), 0 absent, -EINVAL, -ENOMEM. */
+static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len, char *err,
+                     size_t errlen) {
+  *out = NULL;
+  *len = 0;
+  ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+  if (!obj) return -ENOMEM;
+  int idx = X509_get_ext_by_OBJ(x, obj, -1);
+  bool twice = idx >= 0 && X509_get_ext_by_OBJ(x, obj, idx) >= 0;
+  ASN1_OBJECT_free(obj);
+  if (idx < 0) return 0;
+  if (twice) {
+    seterr(err, errlen, "extension %s appears more than once", oid);
+    return -EINVAL;
+  }
+  ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(X509_get_ext(x, idx));
+  const unsigned char *p = ASN1_STRING_get0_data(val);
+  long vl = ASN1_STRING_length(val);
+  ASN1_OCTET_STRING *inner = d2i_ASN1_OCTET_STRING(NULL, &p, vl);
+  if (!inner || p != ASN1_STRING_get0_data(val) + vl) {
+    ASN1_OCTET_STRING_free(inner);
+    seterr(err, errlen, "extension %s is not a DER OCTET STRING", oid);
+    return -EINVAL;
+  }
+  size_t n = (size_t)ASN1_STRING_length(inner);
+  *out = malloc(n + 1);
+  if (!*out) {
+    ASN1_OCTET_STRING_free(inner);
+    return -ENOMEM;
+  }
+  memcpy(*out, ASN1_STRING_get0_data(inner), n);
+  (*out)[n] = 0;
+  *len = n;
+  ASN1_OCTET_STRING_free(inner);
+  return 1;
+}
+
+/* DER first: a DER certificate of dstack's kind holds a quote whose PCK
+ * chain is PEM text, so "-----BEGIN" inside it proves nothing. */
+static X509 *load_cert(const uint8_t *data, size_t len) {
+  const unsigned char *p = data;
+  X509 *x = d2i_X509(NULL, &p, (long)len);
+  if (x && p == data + len) return x;
+  X509_free(x);
+  x = NULL;
+  ERR_clear_error(); /* not DER: the queue must not mislead later callers */
+  BIO *b = BIO_new_mem_buf(data, (int)len);
+  if (b) x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  BIO_free(b);
+  if (!x) ERR_clear_error();
+  return x;
+}
+
+int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, char *err,
+                         size_t errlen) {
+  if (!out) return -EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!data || !len || len > RA_DSTACK_CERT_MAX) {
+    seterr(err, errlen, "no certificate (empty or over %d bytes)", RA_DSTACK_CERT_MAX);
+    return -EINVAL;
+  }
+  X509 *x = load_cert(data, len);
+  if (!x) {
+    seterr(err, errlen, "not an X.509 certificate (PEM or DER)");
+    return -EINVAL;
+  }
+  int rc = 0;
+  unsigned char *spki = NULL;
+  int sl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+  if (sl <= 0) {
+    seterr(err, errlen, "the certificate's public key does not encode");
+    rc = -EINVAL;
+    goto out;
+  }
+  out->spki = malloc((size_t)sl);
+  if (!out->spki) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  memcpy(out->spki, spki, (size_t)sl);
+  out->spki_len = (size_t)sl;
+  uint8_t *b;
+  size_t bl;
+  int r = ext_bytes(x, RA_DSTACK_OID_QUOTE, &out->quote, &out->quote_len, err, errlen);
+  if (r < 0) {
+    rc = r;
+    goto out;
+  }
+  r = ext_bytes(x, RA_DSTACK_OID_EVENT_LOG, &b, &bl, err, errlen);
+  if (r < 0) {
+    rc = r;
+    goto out;
+  }
+  out->event_log = (char *)b;
+  out->event_log_len = bl;
+  r = ext_bytes(x, RA_DSTACK_OID_APP_ID, &b, &bl, err, errlen);
+  if (r < 0) {
+    rc = r;
+    goto out;
+  }
+  if (r == 1) {
+    if (bl > sizeof out->app_id) {
+      free(b);
+      seterr(err, errlen, "app id extension of %zu bytes (at most 64)", bl);
+      rc = -EINVAL;
+      goto out;
+    }
+    memcpy(out->app_id, b, bl);
+    out->app_id_len = bl;
+    out->has_app_id = true;
+    free(b);
+  }
+  ASN1_OBJECT *att = OBJ_txt2obj(RA_DSTACK_OID_ATTESTATION, 1);
+  if (!att) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  out->has_attestation = X509_get_ext_by_OBJ(x, att, -1) >= 0;
+  ASN1_OBJECT_free(att);
+out:
+  OPENSSL_free(spki);
+  X509_free(x);
+  if (rc) ra_dstack_cert_clear(out);
+  return rc;
+}
+
+int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
+                          const ra_verify_opts *opts, const ra_policy *policy,
+                          ra_dstack_identity *id, ra_verdict *vd, char *err, size_t errlen) {
+  if (id) memset(id, 0, sizeof *id);
+  if (!v || !policy) return -EINVAL;
+  ra_dstack_cert c;
+  int rc = ra_dstack_cert_parse(data, len, &c, err, errlen);
+  if (rc) return rc;
+  ra_eventlog *log = NULL;
+  if (!c.quote) {
+    if (c.has_attestation) {
+      seterr(err, errlen, "the certificate carries dstack's versioned attestation (%s) only; "
+                          "that encoding is not supported yet",
+             RA_DSTACK_OID_ATTESTATION);
+      rc = -ENOTSUP;
+    } else {
+      seterr(err, errlen, "no dstack quote extension (%s)", RA_DSTACK_OID_QUOTE);
+      rc = -EINVAL;
+    }
+    goto out;
+  }
+  ra_quote q;
+  if (ra_quote_parse(c.quote, c.quote_len, &q)) {
+    seterr(err, errlen, "the quote extension does not parse as a DCAP quote");
+    rc = RA_ERR_QUOTE_MALFORMED;
+    goto out;
+  }
+  uint8_t rd[64];
+  if ((rc = ra_dstack_cert_report_data(c.spki, c.spki_len, rd))) goto out;
+  if (memcmp(ra_quote_report_data(&q), rd, 64) != 0) {
+    seterr(err, errlen, "the quote does not bind the certificate's key "
+                        "(report_data != SHA-512(\"ratls-cert:\" || SPKI))");
+    rc = RA_ERR_BINDING;
+    goto out;
+  }
+  ra_verdict local;
+  ra_verdict *pvd = vd ? vd : &local;
+  if (ra_verify_quote(v, c.quote, c.quote_len, opts, policy, pvd) != 0) {
+    seterr(err, errlen, "quote: %s", pvd->msg);
+    rc = pvd->err ? pvd->err : RA_ERR_INTERNAL;
+    goto out;
+  }
+  if (!c.event_log) {
+    seterr(err, errlen, "no event log extension (%s)", RA_DSTACK_OID_EVENT_LOG);
+    rc = -EINVAL;
+    goto out;
+  }
+  if (c.event_log_len >= 6 && !memcmp(c.event_log, "ELGZv1", 6)) {
+    seterr(err, errlen, "the event log extension is gzip-compressed (ELGZv1): not supported yet");
+    rc = -ENOTSUP;
+    goto out;
+  }
+  char why[256];
+  rc = ra_eventlog_parse(c.event_log, c.event_log_len, &log, why, sizeof why);
+  if (rc) {
+    seterr(err, errlen, "event log extension: %s", why);
+    goto out;
+  }
+  char msg[300];
+  rc = ra_eventlog_check(log, &q, NULL, msg, sizeof msg);
+  if (rc) {
+    seterr(err, errlen, "%s", msg);
+    goto out;
+  }
+  ra_dstack_identity tmp;
+  if ((rc = ra_dstack_identity_from(log, &q, &tmp))) {
+    seterr(err, errlen, "an identity event's payload is too long");
+    goto out;
+  }
+  if (c.has_app_id && tmp.has_app_id &&
+      (c.app_id_len != tmp.app_id_len || memcmp(c.app_id, tmp.app_id, c.app_id_len))) {
+    seterr(err, errlen, "the app id extension disagrees with the attested app-id event");
+    rc = RA_ERR_MEASUREMENT;
+    goto out;
+  }
+  if (id) *id = tmp;
+  seterr(err, errlen, "valid: the quote binds the key, RTMR0-3 replay");
+out:
+  ra_eventlog_free(log);
+  ra_dstack_cert_clear(&c);
+  return rc;
+}

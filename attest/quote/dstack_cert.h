@@ -1,0 +1,84 @@
+/* attest/dstack_cert.h: dstack's attested app certificate (its RA-TLS
+ * certificate, Dstack-TEE/dstack ra-tls/src/{oids,cert,attestation}.rs):
+ * parse it, check that the quote binds the certificate's key, verify the
+ * quote, replay the event log, and say who the app is.
+ *
+ * The extensions (each extnValue is a DER OCTET STRING holding the bytes,
+ * ra-tls cert.rs add_ext):
+ *   1.3.6.1.4.1.62397.1.1  the TDX quote (raw bytes)
+ *   1.3.6.1.4.1.62397.1.2  the event log (JSON array of TdxEvent, as
+ *                          GetQuote's event_log)
+ *   1.3.6.1.4.1.62397.1.3  the app id (raw bytes, 20 for dstack)
+ *   1.3.6.1.4.1.62397.1.8  dstack's newer "versioned attestation" (a SCALE
+ *                          encoding of quote, event log and more) that
+ *                          replaces 1.1/1.2 in recent agents: recognised,
+ *                          not decoded here (-ENOTSUP, said so)
+ * Binding (attestation.rs verify_with_ra_pubkey):
+ *   report_data = SHA-512("ratls-cert:" || the DER SubjectPublicKeyInfo)
+ * Like dstack, the identity comes from the attested event log; the app-id
+ * extension is an issuer's claim, so here it must agree with the log's
+ * app-id event when both are present (else refused).
+ * These OIDs are also defined by attest/quote/ratls.h (another branch);
+ * the constants here are kept local so that this module stands alone.
+ * Pure: no I/O. */
+#ifndef RA_ATTEST_DSTACK_CERT_H
+#define RA_ATTEST_DSTACK_CERT_H
+
+#include "raloop/core/api.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raloop/attest/quote/eventlog.h"
+#include "raloop/attest/quote/verify.h"
+
+#define RA_DSTACK_OID_QUOTE       "1.3.6.1.4.1.62397.1.1"
+#define RA_DSTACK_OID_EVENT_LOG   "1.3.6.1.4.1.62397.1.2"
+#define RA_DSTACK_OID_APP_ID      "1.3.6.1.4.1.62397.1.3"
+#define RA_DSTACK_OID_ATTESTATION "1.3.6.1.4.1.62397.1.8"
+#define RA_DSTACK_CERT_TAG        "ratls-cert:"
+#define RA_DSTACK_CERT_MAX        (1024 * 1024)
+
+/* What the certificate carries. Owned buffers: ra_dstack_cert_clear. */
+typedef struct ra_dstack_cert {
+  uint8_t *spki; /* DER SubjectPublicKeyInfo */
+  size_t spki_len;
+  uint8_t *quote; /* NULL when absent */
+  size_t quote_len;
+  char *event_log; /* NUL-terminated JSON, NULL when absent */
+  size_t event_log_len;
+  bool has_app_id;
+  uint8_t app_id[64];
+  size_t app_id_len;
+  bool has_attestation; /* the 1.8 extension is present (not decoded) */
+} ra_dstack_cert;
+
+RA_API void ra_dstack_cert_clear(ra_dstack_cert *c);
+
+/* Parses a certificate, PEM (the first one) or DER, data[0..len) at most
+ * RA_DSTACK_CERT_MAX. Returns 0, -EINVAL (not a certificate, an extension
+ * that is not an OCTET STRING, an app id over 64 bytes; err says which),
+ * -ENOMEM. *out is zeroed first and cleared on failure. err may be NULL. */
+RA_API int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, char *err,
+                                size_t errlen);
+
+/* SHA-512("ratls-cert:" || spki): what the quote's report_data must be. */
+RA_API int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[64]);
+
+/* Parses and verifies: the quote extension must be present (a certificate
+ * with only the 1.8 extension gives -ENOTSUP), its report_data must bind
+ * the key (RA_ERR_BINDING), the quote must pass ra_verify_quote with v,
+ * opts (may be NULL) and policy (its measurement sets, TCB rules and
+ * callback apply; leave its x25519 binding unset: the key binding is the
+ * one above), the event log must be present and replay to the quote's
+ * RTMRs (RA_ERR_MEASUREMENT), and the app-id extension must agree with the
+ * log (RA_ERR_MEASUREMENT). Fills *vd when the quote was verified (vd may
+ * be NULL), *id on success (may be NULL), err with the reason (may be
+ * NULL). Returns 0, an RA_ERR_* code, -EINVAL, -ENOTSUP or -ENOMEM. */
+RA_API int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
+                                 const ra_verify_opts *opts, const ra_policy *policy,
+                                 ra_dstack_identity *id, ra_verdict *vd, char *err,
+                                 size_t errlen);
+
+#endif
