@@ -24,6 +24,7 @@
 #include "raloop/attest/quote/eventlog.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
+#include "raloop/core/log.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/attest/quote/verify.h"
@@ -650,20 +651,33 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
 /* Reads and replays --event-log against the quote, then checks the pins.
  * Returns -1 (said on stderr) when the file is unreadable or no event
  * log; otherwise fills *d (d->rc != 0: the replay or a pin failed). */
+static char g_reason[256];
+static void catch_reason(ra_log_level level, const char *msg, void *ud) {
+  (void)level;
+  (void)ud;
+  snprintf(g_reason, sizeof g_reason, "%s", msg);
+}
+
 static int load_event_log(const vargs *a, const uint8_t *quote, size_t qlen, dres *d) {
   uint8_t *raw;
   size_t n;
-  char err[256];
   d->used = true;
   int rc = ra_file_read(a->event_log, RA_EVENTLOG_MAX, &raw, &n);
   if (rc) {
     fprintf(stderr, "ra-quote: %s: %s\n", a->event_log, strerror(-rc));
     return -1;
   }
-  rc = ra_eventlog_parse((const char *)raw, n, &d->log, err, sizeof err);
+  /* the parser says why at debug level: caught here and said plainly */
+  g_reason[0] = 0;
+  ra_log_level lvl = ra_log_get_level();
+  ra_log_set_sink(catch_reason, NULL);
+  ra_log_set_level(RA_LOG_DEBUG);
+  rc = ra_eventlog_parse((const char *)raw, n, &d->log);
+  ra_log_set_level(lvl);
+  ra_log_set_sink(NULL, NULL);
   free(raw);
   if (rc) {
-    fprintf(stderr, "ra-quote: %s: %s\n", a->event_log, err);
+    fprintf(stderr, "ra-quote: %s: %s\n", a->event_log, g_reason[0] ? g_reason : ra_strerror(rc));
     return -1;
   }
   ra_quote q;
@@ -672,7 +686,9 @@ static int load_event_log(const vargs *a, const uint8_t *quote, size_t qlen, dre
     snprintf(d->msg, sizeof d->msg, "the quote does not parse: no RTMRs to replay against");
     return 0;
   }
-  d->rc = ra_eventlog_check(d->log, &q, NULL, d->msg, sizeof d->msg);
+  ra_eventlog_verdict evd;
+  d->rc = ra_eventlog_check(d->log, &q, &evd);
+  snprintf(d->msg, sizeof d->msg, "%s", evd.msg);
   if (d->rc) return 0;
   d->have_id = ra_dstack_identity_from(d->log, &q, &d->id) == 0;
   if (!d->have_id) {

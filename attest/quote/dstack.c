@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +20,6 @@
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/core/log.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 void ra_dstack_quote_clear(ra_dstack_quote *q) {
   if (!q) return;
@@ -98,14 +89,14 @@ static long dechunk(char *b, size_t len) {
 /* One request on a fresh connection; *body is the malloc'd, NUL-terminated
  * answer body of a 2xx status. */
 static int rpc(const char *path, int timeout_ms, const char *target, const char *json, char **body,
-               size_t *body_len, char *err, size_t errlen) {
+               size_t *body_len) {
   *body = NULL;
   *body_len = 0;
   if (timeout_ms <= 0) timeout_ms = RA_DSTACK_TIMEOUT_MS;
   int64_t deadline = now_ms() + timeout_ms;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(path) >= sizeof sa.sun_path) {
-    seterr(err, errlen, "%s: socket path too long", path);
+    ra_error("dstack agent: %s: socket path too long", path);
     return -EINVAL;
   }
   strcpy(sa.sun_path, path);
@@ -123,10 +114,10 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     }
     if (rc) {
       if (rc == -ENOENT)
-        seterr(err, errlen, "%s: no such socket (not in a dstack CVM, or the socket is not "
+        ra_error("dstack agent: %s: no such socket (not in a dstack CVM, or the socket is not "
                             "mounted into the container)", path);
       else
-        seterr(err, errlen, "%s: cannot connect: %s", path, strerror(-rc));
+        ra_error("dstack agent: %s: cannot connect: %s", path, strerror(-rc));
       goto out;
     }
   }
@@ -154,7 +145,7 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     }
   }
   if (rc) {
-    seterr(err, errlen, "%s: sending %s: %s", path, target, strerror(-rc));
+    ra_error("dstack agent: %s: sending %s: %s", path, target, strerror(-rc));
     goto out;
   }
   /* read until the answer is complete (Content-Length, chunked end, or
@@ -177,7 +168,7 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     if (len == cap) {
       if (cap >= RA_DSTACK_MAX_RESPONSE) {
         rc = -EMSGSIZE;
-        seterr(err, errlen, "%s: answer to %s larger than %u bytes", path, target,
+        ra_error("dstack agent: %s: answer to %s larger than %u bytes", path, target,
                RA_DSTACK_MAX_RESPONSE);
         goto out;
       }
@@ -205,7 +196,7 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
           }
           if (clen > (long)RA_DSTACK_MAX_RESPONSE) {
             rc = -EMSGSIZE;
-            seterr(err, errlen, "%s: answer to %s announces %ld bytes, more than %u", path, target,
+            ra_error("dstack agent: %s: answer to %s announces %ld bytes, more than %u", path, target,
                    clen, RA_DSTACK_MAX_RESPONSE);
             goto out;
           }
@@ -216,26 +207,26 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     if (n == 0) break; /* closed */
     if (errno == EAGAIN || errno == EINTR) {
       if ((rc = wait_fd(fd, POLLIN, deadline))) {
-        seterr(err, errlen, "%s: no complete answer to %s within %d ms", path, target, timeout_ms);
+        ra_error("dstack agent: %s: no complete answer to %s within %d ms", path, target, timeout_ms);
         goto out;
       }
       continue;
     }
     rc = -errno;
-    seterr(err, errlen, "%s: reading the answer to %s: %s", path, target, strerror(errno));
+    ra_error("dstack agent: %s: reading the answer to %s: %s", path, target, strerror(errno));
     goto out;
   }
   int status = 0;
   if (!hdr_end || sscanf(buf, "HTTP/1.%*[01] %d", &status) != 1) {
     rc = -EPROTO;
-    seterr(err, errlen, "%s: the answer to %s is not HTTP/1.x", path, target);
+    ra_error("dstack agent: %s: the answer to %s is not HTTP/1.x", path, target);
     goto out;
   }
   size_t blen = len - hdr_end;
   if (clen >= 0) {
     if (blen < (size_t)clen) {
       rc = -EPROTO;
-      seterr(err, errlen, "%s: answer to %s cut short (%zu of %ld bytes)", path, target, blen, clen);
+      ra_error("dstack agent: %s: answer to %s cut short (%zu of %ld bytes)", path, target, blen, clen);
       goto out;
     }
     blen = (size_t)clen;
@@ -243,7 +234,7 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     long d = dechunk(buf + hdr_end, blen);
     if (d < 0) {
       rc = -EPROTO;
-      seterr(err, errlen, "%s: answer to %s: bad chunked encoding", path, target);
+      ra_error("dstack agent: %s: answer to %s: bad chunked encoding", path, target);
       goto out;
     }
     blen = (size_t)d;
@@ -254,7 +245,7 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     /* the agent says why in {"error": "..."} (prpc) or plain text */
     json_t *j = json_loadb(buf, blen, 0, NULL);
     const char *why = json_string_value(json_object_get(j, "error"));
-    seterr(err, errlen, "%s: %s answered HTTP %d: %.200s", path, target, status,
+    ra_error("dstack agent: %s: %s answered HTTP %d: %.200s", path, target, status,
            why ? why : blen ? buf : "(no body)");
     json_decref(j);
     rc = -EPROTO;
@@ -293,11 +284,11 @@ static int hex_field(json_t *o, const char *key, uint8_t **out, size_t *len) {
 }
 
 int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *report_data,
-                        size_t rd_len, ra_dstack_quote *out, char *err, size_t errlen) {
+                        size_t rd_len, ra_dstack_quote *out) {
   if (!out) return -EINVAL;
   memset(out, 0, sizeof *out);
   if ((!report_data && rd_len) || rd_len > 64) {
-    seterr(err, errlen, "report_data must be at most 64 bytes");
+    ra_error("dstack agent: report_data must be at most 64 bytes");
     return -EINVAL;
   }
   const char *path = socket_path ? socket_path : RA_DSTACK_SOCKET;
@@ -314,20 +305,20 @@ int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *
     snprintf(json, sizeof json, "{\"report_data\":\"%s\"}", hex);
   char *body;
   size_t blen;
-  int rc = rpc(path, timeout_ms, target, json, &body, &blen, err, errlen);
+  int rc = rpc(path, timeout_ms, target, json, &body, &blen);
   if (rc) return rc;
   json_error_t je;
   json_t *j = json_loadb(body, blen, 0, &je);
   free(body);
   if (!json_is_object(j)) {
-    seterr(err, errlen, "%s: %s answered garbled JSON: %s", path, target,
+    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
            j ? "not an object" : je.text);
     json_decref(j);
     return -EBADMSG;
   }
   rc = hex_field(j, "quote", &out->quote, &out->quote_len);
   if (rc) {
-    seterr(err, errlen, "%s: %s answer has %s \"quote\"", path, target,
+    ra_error("dstack agent: %s: %s answer has %s \"quote\"", path, target,
            rc == -ENOENT ? "no" : "a garbled (not hex)");
     json_decref(j);
     ra_dstack_quote_clear(out);
@@ -353,13 +344,13 @@ int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *
   ra_quote q;
   int prc = ra_quote_parse(out->quote, out->quote_len, &q);
   if (prc) {
-    seterr(err, errlen, "%s: the quote (%zu bytes) does not parse: %s", path, out->quote_len,
+    ra_error("dstack agent: %s: the quote (%zu bytes) does not parse: %s", path, out->quote_len,
            ra_strerror(prc));
     ra_dstack_quote_clear(out);
     return -EBADMSG;
   }
   if (memcmp(ra_quote_report_data(&q), rd, 64) != 0) {
-    seterr(err, errlen, "%s: the quote carries other report_data than asked for", path);
+    ra_error("dstack agent: %s: the quote carries other report_data than asked for", path);
     ra_dstack_quote_clear(out);
     return -EBADMSG;
   }
@@ -376,21 +367,20 @@ int ra_dstack_quote_from_json(const char *json, size_t len, uint8_t **quote, siz
   return rc == -ENOMEM ? rc : rc ? -EINVAL : 0;
 }
 
-int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out, char *err,
-                       size_t errlen) {
+int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out) {
   if (!out) return -EINVAL;
   memset(out, 0, sizeof *out);
   const char *path = socket_path ? socket_path : RA_DSTACK_SOCKET;
   const char *target = ra_dstack_is_tappd(path) ? "/prpc/Tappd.Info" : "/Info";
   char *body;
   size_t blen;
-  int rc = rpc(path, timeout_ms, target, "{}", &body, &blen, err, errlen);
+  int rc = rpc(path, timeout_ms, target, "{}", &body, &blen);
   if (rc) return rc;
   json_error_t je;
   json_t *j = json_loadb(body, blen, 0, &je);
   free(body);
   if (!json_is_object(j)) {
-    seterr(err, errlen, "%s: %s answered garbled JSON: %s", path, target,
+    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
            j ? "not an object" : je.text);
     json_decref(j);
     return -EBADMSG;
@@ -406,7 +396,7 @@ int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *
   out->os_image_hash = dup_str(j, "os_image_hash");
   json_decref(j);
   if (!out->app_id) {
-    seterr(err, errlen, "%s: %s answer has no app_id", path, target);
+    ra_error("dstack agent: %s: %s answer has no app_id", path, target);
     ra_dstack_info_clear(out);
     return -EBADMSG;
   }
@@ -450,12 +440,8 @@ static int dstack_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) 
   int rc = ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, rd);
   if (rc) return rc;
   ra_dstack_quote q;
-  char err[512];
-  rc = ra_dstack_get_quote(d->path, 0, rd, 64, &q, err, sizeof err);
-  if (rc) {
-    ra_error("dstack provider: %s", err);
-    return rc;
-  }
+  rc = ra_dstack_get_quote(d->path, 0, rd, 64, &q); /* logs why it failed */
+  if (rc) return rc;
   ev->quote = q.quote;
   ev->quote_len = q.quote_len;
   q.quote = NULL;

@@ -70,18 +70,18 @@ RA_API bool ra_dstack_is_tappd(const char *path);
  * data is zero-padded at the end here, as the dstack agent pads). timeout_ms
  * <= 0 means RA_DSTACK_TIMEOUT_MS. *out is zeroed first. Checks that the
  * quote parses as a DCAP quote and that its report_data is the padded one
- * asked for. Returns 0, or (with the reason in err, errlen bytes;
- * err may be NULL):
- *   -ENOENT / -ECONNREFUSED / -EACCES  the socket (named in err)
+ * asked for. Returns 0, or (the reason, naming the socket, is logged at
+ * error level):
+ *   -ENOENT / -ECONNREFUSED / -EACCES  the socket (named in the log)
  *   -ETIMEDOUT                         no complete answer in time
  *   -EMSGSIZE                          answer over RA_DSTACK_MAX_RESPONSE
- *   -EPROTO                            not HTTP, or an HTTP error status (err has
- *                                      the status and the agent's "error" text)
+ *   -EPROTO                            not HTTP, or an HTTP error status (the log
+ *                                      has the status and the agent's "error" text)
  *   -EBADMSG                           garbled JSON, missing/garbled fields, a quote
  *                                      that does not parse or has other report_data
  *   -EINVAL                            bad arguments; -ENOMEM */
 RA_API int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *report_data,
-                               size_t rd_len, ra_dstack_quote *out, char *err, size_t errlen);
+                               size_t rd_len, ra_dstack_quote *out);
 
 /* The quote of a GetQuote answer saved to a file (JSON text json[0..len)
  * with a hex "quote"): *quote is malloc'd. Returns 0, -EINVAL (not such
@@ -90,8 +90,7 @@ RA_API int ra_dstack_quote_from_json(const char *json, size_t len, uint8_t **quo
                                      size_t *quote_len);
 
 /* Info, errors as above (no quote checks). */
-RA_API int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out,
-                              char *err, size_t errlen);
+RA_API int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *out);
 
 /* The provider: socket_path NULL = RA_DSTACK_SOCKET. Fails now with -ENOENT
  * (logged with the path and a hint) when the path is not a socket. get()

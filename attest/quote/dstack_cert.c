@@ -19,13 +19,18 @@
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/core/error.h"
+#include "raloop/core/log.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
+/* The reason of a refusal, in vd->msg and at debug level. */
+static int refuse(ra_verdict *vd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(ra_verdict *vd, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
+  vsnprintf(vd->msg, sizeof vd->msg, fmt, ap);
   va_end(ap);
+  vd->err = code;
+  ra_debug("dstack certificate: %s", vd->msg);
+  return -EACCES;
 }
 
 void ra_dstack_cert_clear(ra_dstack_cert *c) {
@@ -49,8 +54,7 @@ int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[
 
 /* The bytes inside an extension's value (itself a DER OCTET STRING).
  * Returns 1 found (malloc'd *out), 0 absent, -EINVAL, -ENOMEM. */
-static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len, char *err,
-                     size_t errlen) {
+static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len) {
   *out = NULL;
   *len = 0;
   ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
@@ -60,7 +64,7 @@ static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len, char 
   ASN1_OBJECT_free(obj);
   if (idx < 0) return 0;
   if (twice) {
-    seterr(err, errlen, "extension %s appears more than once", oid);
+    ra_debug("dstack certificate: extension %s appears more than once", oid);
     return -EINVAL;
   }
   ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(X509_get_ext(x, idx));
@@ -69,7 +73,7 @@ static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len, char 
   ASN1_OCTET_STRING *inner = d2i_ASN1_OCTET_STRING(NULL, &p, vl);
   if (!inner || p != ASN1_STRING_get0_data(val) + vl) {
     ASN1_OCTET_STRING_free(inner);
-    seterr(err, errlen, "extension %s is not a DER OCTET STRING", oid);
+    ra_debug("dstack certificate: extension %s is not a DER OCTET STRING", oid);
     return -EINVAL;
   }
   size_t n = (size_t)ASN1_STRING_length(inner);
@@ -101,24 +105,23 @@ static X509 *load_cert(const uint8_t *data, size_t len) {
   return x;
 }
 
-int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, char *err,
-                         size_t errlen) {
+int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out) {
   if (!out) return -EINVAL;
   memset(out, 0, sizeof *out);
   if (!data || !len || len > RA_DSTACK_CERT_MAX) {
-    seterr(err, errlen, "no certificate (empty or over %d bytes)", RA_DSTACK_CERT_MAX);
+    ra_debug("dstack certificate: no certificate (empty or over %d bytes)", RA_DSTACK_CERT_MAX);
     return -EINVAL;
   }
   X509 *x = load_cert(data, len);
   if (!x) {
-    seterr(err, errlen, "not an X.509 certificate (PEM or DER)");
+    ra_debug("dstack certificate: not an X.509 certificate (PEM or DER)");
     return -EINVAL;
   }
   int rc = 0;
   unsigned char *spki = NULL;
   int sl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
   if (sl <= 0) {
-    seterr(err, errlen, "the certificate's public key does not encode");
+    ra_debug("dstack certificate: the certificate's public key does not encode");
     rc = -EINVAL;
     goto out;
   }
@@ -131,19 +134,19 @@ int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, c
   out->spki_len = (size_t)sl;
   uint8_t *b;
   size_t bl;
-  int r = ext_bytes(x, RA_DSTACK_OID_QUOTE, &out->quote, &out->quote_len, err, errlen);
+  int r = ext_bytes(x, RA_DSTACK_OID_QUOTE, &out->quote, &out->quote_len);
   if (r < 0) {
     rc = r;
     goto out;
   }
-  r = ext_bytes(x, RA_DSTACK_OID_EVENT_LOG, &b, &bl, err, errlen);
+  r = ext_bytes(x, RA_DSTACK_OID_EVENT_LOG, &b, &bl);
   if (r < 0) {
     rc = r;
     goto out;
   }
   out->event_log = (char *)b;
   out->event_log_len = bl;
-  r = ext_bytes(x, RA_DSTACK_OID_APP_ID, &b, &bl, err, errlen);
+  r = ext_bytes(x, RA_DSTACK_OID_APP_ID, &b, &bl);
   if (r < 0) {
     rc = r;
     goto out;
@@ -151,7 +154,7 @@ int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, c
   if (r == 1) {
     if (bl > sizeof out->app_id) {
       free(b);
-      seterr(err, errlen, "app id extension of %zu bytes (at most 64)", bl);
+      ra_debug("dstack certificate: app id extension of %zu bytes (at most 64)", bl);
       rc = -EINVAL;
       goto out;
     }
@@ -176,81 +179,78 @@ out:
 
 int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
                           const ra_verify_opts *opts, const ra_policy *policy,
-                          ra_dstack_identity *id, ra_verdict *vd, char *err, size_t errlen) {
+                          ra_dstack_identity *id, ra_verdict *vd) {
   if (id) memset(id, 0, sizeof *id);
+  if (!vd) return -EINVAL;
+  memset(vd, 0, sizeof *vd);
+  vd->matched_set = -1;
+  vd->tcb_level = -1;
   if (!v || !policy) return -EINVAL;
   ra_dstack_cert c;
-  int rc = ra_dstack_cert_parse(data, len, &c, err, errlen);
-  if (rc) return rc;
+  int rc = ra_dstack_cert_parse(data, len, &c);
+  if (rc == -ENOMEM) return rc;
+  if (rc) return refuse(vd, RA_ERR_CERT_PARSE, "not a certificate with dstack's extensions "
+                                               "(does not parse)");
   ra_eventlog *log = NULL;
   if (!c.quote) {
-    if (c.has_attestation) {
-      seterr(err, errlen, "the certificate carries dstack's versioned attestation (%s) only; "
-                          "that encoding is not supported yet",
-             RA_DSTACK_OID_ATTESTATION);
-      rc = -ENOTSUP;
-    } else {
-      seterr(err, errlen, "no dstack quote extension (%s)", RA_DSTACK_OID_QUOTE);
-      rc = -EINVAL;
-    }
+    if (c.has_attestation)
+      rc = refuse(vd, -ENOTSUP, "the certificate carries dstack's versioned attestation (%s) "
+                               "only; that encoding is not supported yet",
+                  RA_DSTACK_OID_ATTESTATION);
+    else
+      rc = refuse(vd, -EINVAL, "no dstack quote extension (%s)", RA_DSTACK_OID_QUOTE);
     goto out;
   }
   ra_quote q;
   if (ra_quote_parse(c.quote, c.quote_len, &q)) {
-    seterr(err, errlen, "the quote extension does not parse as a DCAP quote");
-    rc = RA_ERR_QUOTE_MALFORMED;
+    rc = refuse(vd, RA_ERR_QUOTE_MALFORMED, "the quote extension does not parse as a DCAP quote");
     goto out;
   }
   uint8_t rd[64];
   if ((rc = ra_dstack_cert_report_data(c.spki, c.spki_len, rd))) goto out;
   if (memcmp(ra_quote_report_data(&q), rd, 64) != 0) {
-    seterr(err, errlen, "the quote does not bind the certificate's key "
-                        "(report_data != SHA-512(\"ratls-cert:\" || SPKI))");
-    rc = RA_ERR_BINDING;
+    rc = refuse(vd, RA_ERR_BINDING, "the quote does not bind the certificate's key "
+                                    "(report_data != SHA-512(\"ratls-cert:\" || SPKI))");
     goto out;
   }
-  ra_verdict local;
-  ra_verdict *pvd = vd ? vd : &local;
-  if (ra_verify_quote(v, c.quote, c.quote_len, opts, policy, pvd) != 0) {
-    seterr(err, errlen, "quote: %s", pvd->msg);
-    rc = pvd->err ? pvd->err : RA_ERR_INTERNAL;
+  if (ra_verify_quote(v, c.quote, c.quote_len, opts, policy, vd) != 0) {
+    rc = -EACCES; /* vd says why */
     goto out;
   }
   if (!c.event_log) {
-    seterr(err, errlen, "no event log extension (%s)", RA_DSTACK_OID_EVENT_LOG);
-    rc = -EINVAL;
+    rc = refuse(vd, -EINVAL, "no event log extension (%s)", RA_DSTACK_OID_EVENT_LOG);
     goto out;
   }
   if (c.event_log_len >= 6 && !memcmp(c.event_log, "ELGZv1", 6)) {
-    seterr(err, errlen, "the event log extension is gzip-compressed (ELGZv1): not supported yet");
-    rc = -ENOTSUP;
+    rc = refuse(vd, -ENOTSUP, "the event log extension is gzip-compressed (ELGZv1): not supported yet");
     goto out;
   }
-  char why[256];
-  rc = ra_eventlog_parse(c.event_log, c.event_log_len, &log, why, sizeof why);
+  rc = ra_eventlog_parse(c.event_log, c.event_log_len, &log);
+  if (rc == -ENOMEM) goto out;
   if (rc) {
-    seterr(err, errlen, "event log extension: %s", why);
+    rc = refuse(vd, -EINVAL, "the event log extension is not a dstack event log");
     goto out;
   }
-  char msg[300];
-  rc = ra_eventlog_check(log, &q, NULL, msg, sizeof msg);
-  if (rc) {
-    seterr(err, errlen, "%s", msg);
+  ra_eventlog_verdict ev;
+  if (ra_eventlog_check(log, &q, &ev)) {
+    rc = refuse(vd, ev.err, "%s", ev.msg);
     goto out;
   }
   ra_dstack_identity tmp;
-  if ((rc = ra_dstack_identity_from(log, &q, &tmp))) {
-    seterr(err, errlen, "an identity event's payload is too long");
+  if (ra_dstack_identity_from(log, &q, &tmp)) {
+    rc = refuse(vd, -EINVAL, "an identity event's payload is too long");
     goto out;
   }
   if (c.has_app_id && tmp.has_app_id &&
       (c.app_id_len != tmp.app_id_len || memcmp(c.app_id, tmp.app_id, c.app_id_len))) {
-    seterr(err, errlen, "the app id extension disagrees with the attested app-id event");
-    rc = RA_ERR_MEASUREMENT;
+    rc = refuse(vd, RA_ERR_MEASUREMENT, "the app id extension disagrees with the attested "
+                                        "app-id event");
     goto out;
   }
   if (id) *id = tmp;
-  seterr(err, errlen, "valid: the quote binds the key, RTMR0-3 replay");
+  size_t l = strlen(vd->msg);
+  snprintf(vd->msg + l, sizeof vd->msg - l, "; the quote binds the certificate key; %s", ev.msg);
+  rc = 0;
 out:
   ra_eventlog_free(log);
   ra_dstack_cert_clear(&c);

@@ -57,28 +57,37 @@ typedef struct ra_dstack_cert {
 RA_API void ra_dstack_cert_clear(ra_dstack_cert *c);
 
 /* Parses a certificate, PEM (the first one) or DER, data[0..len) at most
- * RA_DSTACK_CERT_MAX. Returns 0, -EINVAL (not a certificate, an extension
- * that is not an OCTET STRING, an app id over 64 bytes; err says which),
- * -ENOMEM. *out is zeroed first and cleared on failure. err may be NULL. */
-RA_API int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out, char *err,
-                                size_t errlen);
+ * RA_DSTACK_CERT_MAX (borrowed for the call). Returns 0, -EINVAL (not a
+ * certificate, an extension that is not an OCTET STRING or appears twice,
+ * an app id over 64 bytes; which, at debug log level), -ENOMEM. *out is
+ * zeroed first and cleared on failure. */
+RA_API int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out);
 
 /* SHA-512("ratls-cert:" || spki): what the quote's report_data must be. */
 RA_API int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[64]);
 
-/* Parses and verifies: the quote extension must be present (a certificate
- * with only the 1.8 extension gives -ENOTSUP), its report_data must bind
- * the key (RA_ERR_BINDING), the quote must pass ra_verify_quote with v,
- * opts (may be NULL) and policy (its measurement sets, TCB rules and
- * callback apply; leave its x25519 binding unset: the key binding is the
- * one above), the event log must be present and replay to the quote's
- * RTMRs (RA_ERR_MEASUREMENT), and the app-id extension must agree with the
- * log (RA_ERR_MEASUREMENT). Fills *vd when the quote was verified (vd may
- * be NULL), *id on success (may be NULL), err with the reason (may be
- * NULL). Returns 0, an RA_ERR_* code, -EINVAL, -ENOTSUP or -ENOMEM. */
+/* Parses and verifies data[0..len) (borrowed for the call), in this order:
+ * the quote extension must be present, its report_data must bind the
+ * certificate's key, the quote must pass ra_verify_quote with v, opts (may
+ * be NULL) and policy (its measurement sets, TCB rules and callback apply;
+ * leave its x25519 binding unset: the key binding is the one above), the
+ * event log extension must be present and replay to the quote's RTMRs, and
+ * the app-id extension must agree with the log. Fills *vd always (the
+ * quote's verdict, with err and msg of the first failure of any step).
+ * Returns 0 (and fills *id, which may be NULL), or -EACCES with vd->err:
+ *   RA_ERR_CERT_PARSE       not a certificate (or a malformed extension)
+ *   -EINVAL                 no quote or no event log extension, a log that
+ *                           is not dstack's
+ *   -ENOTSUP                only the 1.8 versioned attestation, or a
+ *                           gzip-compressed event log
+ *   RA_ERR_QUOTE_MALFORMED  the quote extension does not parse
+ *   RA_ERR_BINDING          report_data != SHA-512("ratls-cert:" || SPKI)
+ *   RA_ERR_*                what ra_verify_quote refused
+ *   RA_ERR_MEASUREMENT      an RTMR does not replay (msg names it), or the
+ *                           app-id extension disagrees with the log
+ * or -EINVAL (v, policy or vd NULL), -ENOMEM. */
 RA_API int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
                                  const ra_verify_opts *opts, const ra_policy *policy,
-                                 ra_dstack_identity *id, ra_verdict *vd, char *err,
-                                 size_t errlen);
+                                 ra_dstack_identity *id, ra_verdict *vd);
 
 #endif

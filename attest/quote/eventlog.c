@@ -2,7 +2,6 @@
 #include "raloop/attest/quote/eventlog.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/error.h"
+#include "raloop/core/log.h"
 
 struct ra_eventlog {
   ra_evlog_event *ev;
@@ -19,14 +19,6 @@ struct ra_eventlog {
   /* names and payloads live in one arena per event (owned here) */
   void **blocks;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* SHA-384 over up to three pieces (NULL pieces skipped). */
 static int sha384_3(const void *a, size_t al, const void *b, size_t bl, const void *c, size_t cl,
@@ -147,50 +139,49 @@ static long get_hex(json_t *o, const char *key, uint8_t **out) {
   return (long)(l / 2);
 }
 
-static int parse_event(json_t *o, size_t i, ra_evlog_event *e, void **block, char *err,
-                       size_t errlen) {
+static int parse_event(json_t *o, size_t i, ra_evlog_event *e, void **block) {
   if (!json_is_object(o)) {
-    seterr(err, errlen, "event %zu: not an object", i);
+    ra_debug("event log: event %zu: not an object", i);
     return -EINVAL;
   }
   if (!get_u32(o, "imr", &e->imr) || e->imr > 3) {
-    seterr(err, errlen, "event %zu: imr must be 0..3", i);
+    ra_debug("event log: event %zu: imr must be 0..3", i);
     return -EINVAL;
   }
   if (!get_u32(o, "event_type", &e->event_type)) {
-    seterr(err, errlen, "event %zu: event_type must be a 32-bit integer", i);
+    ra_debug("event log: event %zu: event_type must be a 32-bit integer", i);
     return -EINVAL;
   }
   json_t *ver = json_object_get(o, "version");
   e->version = 1;
   if (ver && !json_is_null(ver)) {
     if (!json_is_integer(ver) || (json_integer_value(ver) != 1 && json_integer_value(ver) != 2)) {
-      seterr(err, errlen, "event %zu: version must be 1 or 2", i);
+      ra_debug("event log: event %zu: version must be 1 or 2", i);
       return -EINVAL;
     }
     e->version = (int)json_integer_value(ver);
   }
   json_t *name = json_object_get(o, "event");
   if (name && !json_is_null(name) && !json_is_string(name)) {
-    seterr(err, errlen, "event %zu: event name must be a string", i);
+    ra_debug("event log: event %zu: event name must be a string", i);
     return -EINVAL;
   }
   const char *nm = json_is_string(name) ? json_string_value(name) : "";
   size_t nl = json_is_string(name) ? json_string_length(name) : 0;
   if (strlen(nm) != nl) {
-    seterr(err, errlen, "event %zu: NUL in the event name", i);
+    ra_debug("event log: event %zu: NUL in the event name", i);
     return -EINVAL;
   }
   uint8_t *payload = NULL, *digest = NULL;
   long pl = get_hex(o, "event_payload", &payload);
   if (pl < 0) {
-    seterr(err, errlen, "event %zu: event_payload must be hex", i);
+    ra_debug("event log: event %zu: event_payload must be hex", i);
     return -EINVAL;
   }
   long dl = get_hex(o, "digest", &digest);
   if (dl < 0) {
     free(payload);
-    seterr(err, errlen, "event %zu: digest must be hex", i);
+    ra_debug("event log: event %zu: digest must be hex", i);
     return -EINVAL;
   }
   /* one block: the name, NUL, the payload */
@@ -211,7 +202,7 @@ static int parse_event(json_t *o, size_t i, ra_evlog_event *e, void **block, cha
   if (e->event_type == RA_DSTACK_RUNTIME_EVENT) {
     rc = runtime_digest(e);
   } else if (dl != 48) {
-    seterr(err, errlen, "event %zu (imr %u, type 0x%x): digest must be 48 bytes of hex, not %ld", i,
+    ra_debug("event log: event %zu (imr %u, type 0x%x): digest must be 48 bytes of hex, not %ld", i,
            e->imr, e->event_type, dl);
     rc = -EINVAL;
   } else {
@@ -223,10 +214,10 @@ static int parse_event(json_t *o, size_t i, ra_evlog_event *e, void **block, cha
 
 /* Finds the array in the shapes ra_eventlog_parse takes. Returns a new
  * reference or NULL (err set). depth bounds the nesting of strings. */
-static json_t *find_array(json_t *root, int depth, char *err, size_t errlen) {
+static json_t *find_array(json_t *root, int depth) {
   if (json_is_array(root)) return json_incref(root), root;
   if (!json_is_object(root) || depth > 2) {
-    seterr(err, errlen, "not an event log (want a JSON array, or an object with event_log)");
+    ra_debug("event log: not an event log (want a JSON array, or an object with event_log)");
     return NULL;
   }
   json_t *el = json_object_get(root, "event_log");
@@ -236,40 +227,40 @@ static json_t *find_array(json_t *root, int depth, char *err, size_t errlen) {
     key = "tcb_info";
   }
   if (!el) {
-    seterr(err, errlen, "no event_log (nor tcb_info) member");
+    ra_debug("event log: no event_log (nor tcb_info) member");
     return NULL;
   }
   if (json_is_array(el) && !strcmp(key, "event_log")) return json_incref(el), el;
-  if (json_is_object(el)) return find_array(el, depth + 1, err, errlen);
+  if (json_is_object(el)) return find_array(el, depth + 1);
   if (!json_is_string(el)) {
-    seterr(err, errlen, "%s is neither an array nor a JSON string", key);
+    ra_debug("event log: %s is neither an array nor a JSON string", key);
     return NULL;
   }
   json_error_t je;
   json_t *inner = json_loadb(json_string_value(el), json_string_length(el), 0, &je);
   if (!inner) {
-    seterr(err, errlen, "%s: garbled JSON: %s (line %d)", key, je.text, je.line);
+    ra_debug("event log: %s: garbled JSON: %s (line %d)", key, je.text, je.line);
     return NULL;
   }
-  json_t *r = find_array(inner, depth + 1, err, errlen);
+  json_t *r = find_array(inner, depth + 1);
   json_decref(inner);
   return r;
 }
 
-int ra_eventlog_parse(const char *json, size_t len, ra_eventlog **out, char *err, size_t errlen) {
+int ra_eventlog_parse(const char *json, size_t len, ra_eventlog **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!json || len > RA_EVENTLOG_MAX) {
-    seterr(err, errlen, "event log missing or larger than %u bytes", RA_EVENTLOG_MAX);
+    ra_debug("event log: event log missing or larger than %u bytes", RA_EVENTLOG_MAX);
     return -EINVAL;
   }
   json_error_t je;
   json_t *root = json_loadb(json, len, 0, &je);
   if (!root) {
-    seterr(err, errlen, "garbled JSON: %s (line %d)", je.text, je.line);
+    ra_debug("event log: garbled JSON: %s (line %d)", je.text, je.line);
     return -EINVAL;
   }
-  json_t *arr = find_array(root, 0, err, errlen);
+  json_t *arr = find_array(root, 0);
   json_decref(root);
   if (!arr) return -EINVAL;
   size_t n = json_array_size(arr);
@@ -285,7 +276,7 @@ int ra_eventlog_parse(const char *json, size_t len, ra_eventlog **out, char *err
   }
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) {
-    rc = parse_event(json_array_get(arr, i), i, &log->ev[i], &log->blocks[i], err, errlen);
+    rc = parse_event(json_array_get(arr, i), i, &log->ev[i], &log->blocks[i]);
     log->n = i + 1; /* blocks[i] may be set even on failure */
   }
   json_decref(arr);
@@ -338,25 +329,28 @@ void ra_eventlog_replay(const ra_eventlog *log, uint8_t rtmr[4][48]) {
   }
 }
 
-int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, int *which, char *msg,
-                      size_t msglen) {
-  if (which) *which = -1;
+int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_verdict *vd) {
+  if (!vd) return -EINVAL;
+  memset(vd, 0, sizeof *vd);
+  vd->rtmr = -1;
   if (!q || (q->body_type != RA_BODY_TD10 && q->body_type != RA_BODY_TD15)) {
-    seterr(msg, msglen, "not a TDX quote: no RTMRs to replay against");
-    return -EINVAL;
+    vd->err = -EINVAL;
+    snprintf(vd->msg, sizeof vd->msg, "not a TDX quote: no RTMRs to replay against");
+    return vd->err;
   }
-  uint8_t r[4][48];
-  ra_eventlog_replay(log, r);
+  ra_eventlog_replay(log, vd->replayed);
   for (int i = 0; i < 4; i++) {
-    if (memcmp(r[i], q->td.rtmr[i], 48) == 0) continue;
-    if (which) *which = i;
+    if (memcmp(vd->replayed[i], q->td.rtmr[i], 48) == 0) continue;
+    vd->rtmr = i;
+    vd->err = RA_ERR_MEASUREMENT;
     char qh[97], rh[97];
     ra_hex_encode(q->td.rtmr[i], 48, qh);
-    ra_hex_encode(r[i], 48, rh);
-    seterr(msg, msglen, "RTMR%d mismatch: quoted %s, replayed %s", i, qh, rh);
-    return RA_ERR_MEASUREMENT;
+    ra_hex_encode(vd->replayed[i], 48, rh);
+    snprintf(vd->msg, sizeof vd->msg, "RTMR%d mismatch: quoted %s, replayed %s", i, qh, rh);
+    return vd->err;
   }
-  seterr(msg, msglen, "RTMR0-3 replayed from %zu events match the quote", log ? log->n : 0);
+  snprintf(vd->msg, sizeof vd->msg, "RTMR0-3 replayed from %zu events match the quote",
+           log ? log->n : 0);
   return 0;
 }
 

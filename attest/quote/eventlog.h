@@ -49,14 +49,14 @@ typedef struct ra_evlog_event {
 typedef struct ra_eventlog ra_eventlog;
 
 /* Parses an event log from JSON text json[0..len) (need not be
- * NUL-terminated). Accepted shapes: the array itself; an object with an
- * "event_log" member that is the array or a string holding it (dstack's
- * GetQuote answer, its tcb_info); an object with a "tcb_info" string
- * holding such an object (dstack's Info answer). On failure returns
- * -EINVAL (and says why in err, errlen bytes, NUL-terminated; err may be
- * NULL) or -ENOMEM; *out is NULL. Free with ra_eventlog_free(). */
-RA_API int ra_eventlog_parse(const char *json, size_t len, ra_eventlog **out, char *err,
-                             size_t errlen);
+ * NUL-terminated; borrowed for the call). Accepted shapes: the array
+ * itself; an object with an "event_log" member that is the array or a
+ * string holding it (dstack's GetQuote answer, its tcb_info); an object
+ * with a "tcb_info" string holding such an object (dstack's Info answer).
+ * On failure returns -EINVAL (the reason, naming the event, at debug log
+ * level: the input may come from a peer) or -ENOMEM; *out is NULL. Free
+ * with ra_eventlog_free(). */
+RA_API int ra_eventlog_parse(const char *json, size_t len, ra_eventlog **out);
 RA_API void ra_eventlog_free(ra_eventlog *log);
 
 /* The events, in log order. ra_eventlog_event returns NULL past the end;
@@ -70,13 +70,18 @@ RA_API const ra_evlog_event *ra_eventlog_find(const ra_eventlog *log, const char
 /* RTMR0..3 recomputed from the log. */
 RA_API void ra_eventlog_replay(const ra_eventlog *log, uint8_t rtmr[4][48]);
 
+/* The verdict of a replay against a quote. */
+typedef struct ra_eventlog_verdict {
+  int err;                 /* 0, RA_ERR_MEASUREMENT, or -EINVAL (no TD report) */
+  int rtmr;                /* the first RTMR that differs, else -1 */
+  uint8_t replayed[4][48]; /* RTMR0..3 from the log */
+  char msg[256];           /* "RTMR2 mismatch: quoted <hex>, replayed <hex>", or what matched */
+} ra_eventlog_verdict;
+
 /* Replays the log and compares with the TD's RTMRs (q must be a TDX quote:
- * TD 1.0 or 1.5 body). Returns 0 when all four match; RA_ERR_MEASUREMENT
- * when one does not (*which = its index, the first that differs; msg says
- * "RTMR2 mismatch: quoted ..., replayed ..."); -EINVAL for a quote without
- * a TD report. which and msg may be NULL. */
-RA_API int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, int *which, char *msg,
-                             size_t msglen);
+ * TD 1.0 or 1.5 body). Fills *vd (always) and returns vd->err: 0 when all
+ * four match. -EINVAL also when vd is NULL. */
+RA_API int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_verdict *vd);
 
 /* Who a verified dstack quote says it is. Byte fields hold the event
  * payloads (dstack: app_id and instance_id 20 bytes, compose_hash 32);

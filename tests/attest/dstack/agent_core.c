@@ -84,7 +84,7 @@ static char *agent_event_log(const agent_opts *o) {
 static int agent_quote(ra_sim *sim, const char *evlog, const uint8_t rd[64], uint8_t **q,
                        size_t *qlen) {
   ra_eventlog *log;
-  if (ra_eventlog_parse(evlog, strlen(evlog), &log, NULL, 0)) return -EINVAL;
+  if (ra_eventlog_parse(evlog, strlen(evlog), &log)) return -EINVAL;
   ra_sim_td td;
   ra_sim_td_default(&td);
   ra_eventlog_replay(log, td.rtmr);
