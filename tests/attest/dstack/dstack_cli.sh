@@ -9,8 +9,11 @@ AGENT=$1
 Q="$RA_BIN/ra-quote"
 V="$RA_VECTORS/dstack"
 T=$(mktemp -d)
-apid=
-cleanup() { [ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null; rm -rf "$T"; }
+apid= hpid=
+cleanup() {
+  for p in $hpid $apid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$T"
+}
 trap cleanup EXIT
 fails=0
 
@@ -84,6 +87,25 @@ else
   # the agent's sim quote against the Intel root only: the chain fails, the replay still shown
   expect 1 "agent: sim quote without the sim root" -- "$Q" verify "$T/gq.json" --event-log "$T/gq.json"
   says "agent no root" "RTMR0-3 replayed from"
+
+  # ra-hello's tunnel with the dstack provider (--tee dstack:SOCKET), and
+  # ra-curl pinning the sim root and MRTD through it
+  "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee "dstack:$S" >"$T/hello.out" 2>"$T/hello.err" &
+  hpid=$!
+  port=
+  for _ in $(seq 100); do
+    port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$T/hello.out")
+    [ -n "$port" ] && break; sleep 0.05
+  done
+  expect 0 "ra-hello --tee dstack: ra-curl through the tunnel" -- "$RA_BIN/ra-curl" \
+    --trust-sim "$T/sim" --mrtd "$(printf '5d%.0s' $(seq 48))" "http://127.0.0.1:$port/private"
+  says "tunnel" "secret"
+  grep -q "quote provider: dstack" "$T/hello.err" && echo "ok: ra-hello names the provider" \
+    || { echo "FAIL: ra-hello does not name the dstack provider"; fails=$((fails + 1)); }
+  kill "$hpid"; wait "$hpid" 2>/dev/null; hpid=
+  expect 1 "ra-hello --tee dstack: socket missing" -- "$RA_BIN/ra-hello" --listen 127.0.0.1:0 \
+    --tee "dstack:$T/none.sock"
+  says "missing socket" "$T/none.sock: no such socket"
 fi
 
 [ "$fails" = 0 ] && echo "all passed" || { echo "$fails failed"; exit 1; }
