@@ -1,5 +1,6 @@
 /* attest/dstack.c: dstack guest agent client and quote provider (dstack.h). */
 #include "raloop/attest/quote/dstack.h"
+#include "raloop/attest/quote/dstack_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -68,58 +69,151 @@ static int wait_fd(int fd, short ev, int64_t deadline) {
   }
 }
 
-/* Decodes a chunked body in place. Returns its length or -1. */
-static long dechunk(char *b, size_t len) {
+/* ---- the answer's framing: pure (dstack_internal.h) ------------------- */
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = (char)(c | 0x20);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Walks a chunked body b[0..len): 1 complete (*decoded = its length), 0
+ * incomplete, -1 malformed. With decode, the data is also moved to the
+ * front of b (in place: the output never overtakes the input). */
+static int chunk_walk(char *b, size_t len, bool decode, size_t *decoded) {
   size_t in = 0, out = 0;
   for (;;) {
-    char *end;
-    if (in >= len) return -1;
-    unsigned long n = strtoul(b + in, &end, 16);
-    char *crlf = memmem(b + in, len - in, "\r\n", 2);
-    if (!crlf || end == b + in || end > crlf) return -1;
+    const char *crlf = memmem(b + in, len - in, "\r\n", 2);
+    if (!crlf) return len - in > 64 ? -1 : 0; /* a size line is short */
+    size_t n = 0, digits = 0;
+    const char *p = b + in;
+    for (; p < crlf && hexval(*p) >= 0; p++) {
+      if (++digits > 15) return -1; /* beyond any bound here */
+      n = n * 16 + (size_t)hexval(*p);
+    }
+    if (!digits || (p < crlf && *p != ';' && *p != ' ' && *p != '\t')) return -1;
     in = (size_t)(crlf - b) + 2;
-    if (n == 0) return (long)out;
-    if (n > len - in || len - in - n < 2 || memcmp(b + in + n, "\r\n", 2)) return -1;
-    memmove(b + out, b + in, n);
+    if (n == 0) {
+      /* the agent sends no trailers: the final CRLF follows */
+      if (len - in < 2) return 0;
+      if (memcmp(b + in, "\r\n", 2)) return -1;
+      *decoded = out;
+      return 1;
+    }
+    if (n > DSTACK_HTTP_MAX) return -1;
+    if (n > len - in || len - in - n < 2) return 0;
+    if (memcmp(b + in + n, "\r\n", 2)) return -1;
+    if (decode) memmove(b + out, b + in, n);
     out += n;
     in += n + 2;
   }
 }
 
+int dstack_http_answer(char *buf, size_t len, bool eof, int *status, char **body,
+                       size_t *body_len) {
+  *status = 0;
+  *body = NULL;
+  *body_len = 0;
+  char *e = memmem(buf, len, "\r\n\r\n", 4);
+  if (!e) {
+    if (len > DSTACK_HTTP_MAX_HEAD) return -EPROTO;
+    return eof ? -EPROTO : 0;
+  }
+  size_t hdr_end = (size_t)(e - buf) + 4;
+  /* status line: HTTP/1.0 or HTTP/1.1, three digits */
+  if (hdr_end < 16 || memcmp(buf, "HTTP/1.", 7) || (buf[7] != '0' && buf[7] != '1') ||
+      buf[8] != ' ' || (buf[12] != ' ' && buf[12] != '\r'))
+    return -EPROTO;
+  int st = 0;
+  for (int i = 9; i < 12; i++) {
+    if (buf[i] < '0' || buf[i] > '9') return -EPROTO;
+    st = st * 10 + (buf[i] - '0');
+  }
+  long long clen = -1;
+  bool chunked = false;
+  /* header lines, each "\r\nName: value" up to e */
+  for (char *l = memmem(buf, hdr_end, "\r\n", 2); l && l < e;) {
+    char *next = memmem(l + 2, (size_t)(e + 2 - (l + 2)), "\r\n", 2);
+    if (!next) break;
+    size_t ll = (size_t)(next - (l + 2));
+    if (ll >= 15 && !strncasecmp(l + 2, "Content-Length:", 15)) {
+      const char *v = l + 17;
+      while (v < next && (*v == ' ' || *v == '\t')) v++;
+      if (v == next || clen >= 0) return -EPROTO; /* empty, or twice */
+      clen = 0;
+      for (; v < next && *v >= '0' && *v <= '9'; v++) {
+        clen = clen * 10 + (*v - '0');
+        if (clen > DSTACK_HTTP_MAX) return -EMSGSIZE;
+      }
+      while (v < next && (*v == ' ' || *v == '\t')) v++;
+      if (v != next) return -EPROTO;
+    } else if (ll >= 18 && !strncasecmp(l + 2, "Transfer-Encoding:", 18)) {
+      const char *v = l + 20;
+      while (v < next && (*v == ' ' || *v == '\t')) v++;
+      if ((size_t)(next - v) >= 7 && !strncasecmp(v, "chunked", 7)) chunked = true;
+      else return -EPROTO; /* gzip and friends: the agent sends none */
+    }
+    l = next;
+  }
+  if (chunked && clen >= 0) return -EPROTO; /* RFC 9112 6.3: ambiguous, refused */
+  char *b = buf + hdr_end;
+  size_t have = len - hdr_end;
+  if (chunked) {
+    size_t dec;
+    int r = chunk_walk(b, have, false, &dec);
+    if (r < 0) return -EPROTO;
+    if (r == 0) return eof ? -EPROTO : 0;
+    chunk_walk(b, have, true, &dec);
+    *body_len = dec;
+  } else if (clen >= 0) {
+    if (have < (size_t)clen) return eof ? -EPROTO : 0;
+    *body_len = (size_t)clen;
+  } else {
+    if (!eof) return 0; /* until close */
+    *body_len = have;
+  }
+  *status = st;
+  *body = b;
+  return 1;
+}
+
+/* Connects to path before deadline: a full backlog (EAGAIN on a unix
+ * socket) is retried, as the kernel offers no completion to wait for. */
+static int connect_unix(int fd, const char *path, int64_t deadline) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  strcpy(sa.sun_path, path);
+  for (;;) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return -errno;
+    if (now_ms() >= deadline) return -ETIMEDOUT;
+    poll(NULL, 0, 10);
+  }
+}
+
 /* One request on a fresh connection; *body is the malloc'd, NUL-terminated
- * answer body of a 2xx status. */
+ * answer body of a 2xx status. Failures are logged, naming the socket. */
 static int rpc(const char *path, int timeout_ms, const char *target, const char *json, char **body,
                size_t *body_len) {
   *body = NULL;
   *body_len = 0;
   if (timeout_ms <= 0) timeout_ms = RA_DSTACK_TIMEOUT_MS;
   int64_t deadline = now_ms() + timeout_ms;
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  if (strlen(path) >= sizeof sa.sun_path) {
+  if (strlen(path) >= sizeof ((struct sockaddr_un *)0)->sun_path) {
     ra_error("dstack agent: %s: socket path too long", path);
     return -EINVAL;
   }
-  strcpy(sa.sun_path, path);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -errno;
-  int rc = 0;
   char *buf = NULL;
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    rc = -errno;
-    if (rc == -EAGAIN || rc == -EINPROGRESS) { /* backlog full: wait */
-      rc = wait_fd(fd, POLLOUT, deadline);
-      int soerr = 0;
-      socklen_t sl = sizeof soerr;
-      if (!rc && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr) rc = -soerr;
-    }
-    if (rc) {
-      if (rc == -ENOENT)
-        ra_error("dstack agent: %s: no such socket (not in a dstack CVM, or the socket is not "
-                            "mounted into the container)", path);
-      else
-        ra_error("dstack agent: %s: cannot connect: %s", path, strerror(-rc));
-      goto out;
-    }
+  int rc = connect_unix(fd, path, deadline);
+  if (rc) {
+    if (rc == -ENOENT)
+      ra_error("dstack agent: %s: no such socket (not in a dstack CVM, or the socket is not "
+               "mounted into the container)", path);
+    else
+      ra_error("dstack agent: %s: cannot connect: %s", path, strerror(-rc));
+    goto out;
   }
   /* the request, as dstack's SDKs write it */
   size_t jl = strlen(json);
@@ -148,28 +242,36 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     ra_error("dstack agent: %s: sending %s: %s", path, target, strerror(-rc));
     goto out;
   }
-  /* read until the answer is complete (Content-Length, chunked end, or
-     * close), at most RA_DSTACK_MAX_RESPONSE */
+  /* read until the answer is complete, at most RA_DSTACK_MAX_RESPONSE */
   size_t cap = 16384, len = 0;
   buf = malloc(cap + 1);
   if (!buf) {
     rc = -ENOMEM;
     goto out;
   }
-  size_t hdr_end = 0;
-  long clen = -1;
-  bool chunked = false;
+  int status = 0;
+  char *b = NULL;
+  size_t blen = 0;
+  bool eof = false;
   for (;;) {
-    if (hdr_end) {
-      if (clen >= 0 && len - hdr_end >= (size_t)clen) break;
-      if (chunked && len - hdr_end >= 5 && !memcmp(buf + len - 5, "0\r\n\r\n", 5))
-        break;
+    buf[len] = 0;
+    int r = dstack_http_answer(buf, len, eof, &status, &b, &blen);
+    if (r == 1) break;
+    if (r < 0) {
+      rc = r;
+      if (r == -EMSGSIZE)
+        ra_error("dstack agent: %s: answer to %s larger than %u bytes", path, target,
+                 RA_DSTACK_MAX_RESPONSE);
+      else
+        ra_error("dstack agent: %s: the answer to %s is not well-formed HTTP/1.x%s", path, target,
+                 eof ? " (or cut short)" : "");
+      goto out;
     }
     if (len == cap) {
       if (cap >= RA_DSTACK_MAX_RESPONSE) {
         rc = -EMSGSIZE;
         ra_error("dstack agent: %s: answer to %s larger than %u bytes", path, target,
-               RA_DSTACK_MAX_RESPONSE);
+                 RA_DSTACK_MAX_RESPONSE);
         goto out;
       }
       cap = cap * 2 > RA_DSTACK_MAX_RESPONSE ? RA_DSTACK_MAX_RESPONSE : cap * 2;
@@ -183,70 +285,28 @@ static int rpc(const char *path, int timeout_ms, const char *target, const char 
     ssize_t n = recv(fd, buf + len, cap - len, 0);
     if (n > 0) {
       len += (size_t)n;
-      buf[len] = 0;
-      if (!hdr_end) {
-        char *e = memmem(buf, len, "\r\n\r\n", 4);
-        if (e) {
-          hdr_end = (size_t)(e - buf) + 4;
-          for (char *l = strstr(buf, "\r\n"); l && l < e; l = strstr(l + 2, "\r\n")) {
-            if (!strncasecmp(l + 2, "Content-Length:", 15)) clen = strtol(l + 17, NULL, 10);
-            if (!strncasecmp(l + 2, "Transfer-Encoding:", 18) && strstr(l, "chunked") &&
-                strstr(l, "chunked") < strstr(l + 2, "\r\n"))
-              chunked = true;
-          }
-          if (clen > (long)RA_DSTACK_MAX_RESPONSE) {
-            rc = -EMSGSIZE;
-            ra_error("dstack agent: %s: answer to %s announces %ld bytes, more than %u", path, target,
-                   clen, RA_DSTACK_MAX_RESPONSE);
-            goto out;
-          }
-        }
-      }
-      continue;
-    }
-    if (n == 0) break; /* closed */
-    if (errno == EAGAIN || errno == EINTR) {
+    } else if (n == 0) {
+      eof = true;
+    } else if (errno == EAGAIN || errno == EINTR) {
       if ((rc = wait_fd(fd, POLLIN, deadline))) {
-        ra_error("dstack agent: %s: no complete answer to %s within %d ms", path, target, timeout_ms);
+        ra_error("dstack agent: %s: no complete answer to %s within %d ms", path, target,
+                 timeout_ms);
         goto out;
       }
-      continue;
-    }
-    rc = -errno;
-    ra_error("dstack agent: %s: reading the answer to %s: %s", path, target, strerror(errno));
-    goto out;
-  }
-  int status = 0;
-  if (!hdr_end || sscanf(buf, "HTTP/1.%*[01] %d", &status) != 1) {
-    rc = -EPROTO;
-    ra_error("dstack agent: %s: the answer to %s is not HTTP/1.x", path, target);
-    goto out;
-  }
-  size_t blen = len - hdr_end;
-  if (clen >= 0) {
-    if (blen < (size_t)clen) {
-      rc = -EPROTO;
-      ra_error("dstack agent: %s: answer to %s cut short (%zu of %ld bytes)", path, target, blen, clen);
+    } else {
+      rc = -errno;
+      ra_error("dstack agent: %s: reading the answer to %s: %s", path, target, strerror(errno));
       goto out;
     }
-    blen = (size_t)clen;
-  } else if (chunked) {
-    long d = dechunk(buf + hdr_end, blen);
-    if (d < 0) {
-      rc = -EPROTO;
-      ra_error("dstack agent: %s: answer to %s: bad chunked encoding", path, target);
-      goto out;
-    }
-    blen = (size_t)d;
   }
-  memmove(buf, buf + hdr_end, blen);
+  memmove(buf, b, blen);
   buf[blen] = 0;
   if (status < 200 || status > 299) {
     /* the agent says why in {"error": "..."} (prpc) or plain text */
     json_t *j = json_loadb(buf, blen, 0, NULL);
     const char *why = json_string_value(json_object_get(j, "error"));
     ra_error("dstack agent: %s: %s answered HTTP %d: %.200s", path, target, status,
-           why ? why : blen ? buf : "(no body)");
+             why ? why : blen ? buf : "(no body)");
     json_decref(j);
     rc = -EPROTO;
     goto out;
