@@ -129,6 +129,7 @@ int dstack_http_answer(char *buf, size_t len, bool eof, int *status, char **body
     if (buf[i] < '0' || buf[i] > '9') return -EPROTO;
     st = st * 10 + (buf[i] - '0');
   }
+  if (st < 100 || st > 599) return -EPROTO;
   long long clen = -1;
   bool chunked = false;
   /* header lines, each "\r\nName: value" up to e */

@@ -14,9 +14,9 @@
 
 /* Looks at the answer received so far, buf[0..len) (buf[len] must be
  * readable and NUL: the caller keeps one spare byte), eof when the peer
- * closed. Returns 1 when complete: *status (100..999), *body and *body_len
+ * closed. Returns 1 when complete: *status (100..599), *body and *body_len
  * (a view into buf; a chunked body is decoded in place first); 0 when
- * more is needed; -EPROTO (not HTTP/1.x, a bad status line, a duplicate or
+ * more is needed; -EPROTO (not HTTP/1.x, a bad status line or a status outside 100..599, a duplicate or
  * malformed Content-Length, a transfer coding other than chunked, both
  * chunked and a length, a bad chunk, or cut short at eof), -EMSGSIZE (a
  * length over DSTACK_HTTP_MAX). */

@@ -16,7 +16,7 @@ static void check(char *buf, size_t len, bool eof) {
   size_t blen;
   int r = dstack_http_answer(buf, len, eof, &status, &body, &blen);
   if (r == 1) {
-    if (status < 100 || status > 999 || body < buf || body + blen > buf + len) __builtin_trap();
+    if (status < 100 || status > 599 || body < buf || body + blen > buf + len) __builtin_trap();
   } else if (r != 0 && r != -EPROTO && r != -EMSGSIZE) {
     __builtin_trap();
   } else if (r == 0 && eof) {

@@ -14,6 +14,7 @@
 #include "tests/attest/dstack/agent_core.c"
 
 #include "raloop/attest/quote/dstack.h"
+#include "attest/quote/dstack_internal.h"
 #include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/error.h"
@@ -268,13 +269,62 @@ static void test_socket_missing(void **state) {
   assert_int_equal(ra_dstack_get_quote(path, 0, big, 65, &dq), -EINVAL);
 }
 
+/* The answer's framing (dstack_internal.h), case by case */
+static int frame(const char *text, bool eof, int *status, char *body, size_t cap) {
+  char buf[512];
+  size_t n = strlen(text);
+  memcpy(buf, text, n + 1);
+  char *b;
+  size_t bl;
+  int r = dstack_http_answer(buf, n, eof, status, &b, &bl);
+  if (r == 1) {
+    assert_true(bl < cap);
+    memcpy(body, b, bl);
+    body[bl] = 0;
+  }
+  return r;
+}
+
+static void test_http_framing(void **state) {
+  (void)state;
+  int st;
+  char body[256];
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, &st, body, sizeof body), 1);
+  assert_int_equal(st, 200);
+  assert_string_equal(body, "{}");
+  /* more needed: headers, then body */
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Le", false, &st, body, sizeof body), 0);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", false, &st, body, sizeof body), 0);
+  /* ... and cut short at close */
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}", true, &st, body, sizeof body), -EPROTO);
+  /* no length: until close */
+  assert_int_equal(frame("HTTP/1.0 500 Oops\r\n\r\nboom", false, &st, body, sizeof body), 0);
+  assert_int_equal(frame("HTTP/1.0 500 Oops\r\n\r\nboom", true, &st, body, sizeof body), 1);
+  assert_int_equal(st, 500);
+  assert_string_equal(body, "boom");
+  /* chunked, with an extension, decoded */
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                         false, &st, body, sizeof body), 1);
+  assert_string_equal(body, "abcde");
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", false, &st, body, sizeof body), 0);
+  /* refused: ambiguity, duplicates, junk */
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\n{}", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n{}", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 002 OK\r\n\r\n", true, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("SSH-2.0-OpenSSH\r\n\r\n", false, &st, body, sizeof body), -EPROTO);
+  assert_int_equal(frame("HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", false, &st, body, sizeof body), -EMSGSIZE);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_get_quote_dstack), cmocka_unit_test(test_get_quote_tappd),
       cmocka_unit_test(test_chunked),          cmocka_unit_test(test_info),
       cmocka_unit_test(test_provider),         cmocka_unit_test(test_errors),
-      cmocka_unit_test(test_socket_missing),
+      cmocka_unit_test(test_socket_missing),   cmocka_unit_test(test_http_framing),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
