@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "raloop/attest/quote/dstack_att.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/core/error.h"
@@ -38,6 +39,7 @@ void ra_dstack_cert_clear(ra_dstack_cert *c) {
   free(c->spki);
   free(c->quote);
   free(c->event_log);
+  free(c->attestation);
   memset(c, 0, sizeof *c);
 }
 
@@ -163,13 +165,8 @@ int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out) {
     out->has_app_id = true;
     free(b);
   }
-  ASN1_OBJECT *att = OBJ_txt2obj(RA_DSTACK_OID_ATTESTATION, 1);
-  if (!att) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  out->has_attestation = X509_get_ext_by_OBJ(x, att, -1) >= 0;
-  ASN1_OBJECT_free(att);
+  r = ext_bytes(x, RA_DSTACK_OID_ATTESTATION, &out->attestation, &out->attestation_len);
+  if (r < 0) rc = r;
 out:
   OPENSSL_free(spki);
   X509_free(x);
@@ -192,18 +189,44 @@ int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
   if (rc) return refuse(vd, RA_ERR_CERT_PARSE, "not a certificate with dstack's extensions "
                                                "(does not parse)");
   ra_eventlog *log = NULL;
-  if (!c.quote) {
-    if (c.has_attestation)
-      rc = refuse(vd, -ENOTSUP, "the certificate carries dstack's versioned attestation (%s) "
-                               "only; that encoding is not supported yet",
+  ra_dstack_att att = {0};
+  const uint8_t *quote = c.quote;
+  size_t quote_len = c.quote_len;
+  const char *events = c.event_log;
+  size_t events_len = c.event_log_len;
+  const char *from = "event log extension";
+  if (!quote && c.attestation) {
+    rc = ra_dstack_att_decode(c.attestation, c.attestation_len, &att);
+    if (rc == -ENOMEM) goto out;
+    if (rc == -ENOTSUP) {
+      rc = refuse(vd, -ENOTSUP, "the attestation extension (%s) is in a form not supported yet "
+                                "(msgpack, or not TDX)",
                   RA_DSTACK_OID_ATTESTATION);
-    else
-      rc = refuse(vd, -EINVAL, "no dstack quote extension (%s)", RA_DSTACK_OID_QUOTE);
+      goto out;
+    }
+    if (rc) {
+      rc = refuse(vd, -EINVAL, "the attestation extension (%s) is malformed",
+                  RA_DSTACK_OID_ATTESTATION);
+      goto out;
+    }
+    quote = att.quote;
+    quote_len = att.quote_len;
+    events = att.runtime;
+    events_len = strlen(att.runtime);
+    from = "attestation's runtime events";
+  }
+  if (!quote) {
+    rc = refuse(vd, -EINVAL, "no dstack quote (%s) or attestation (%s) extension",
+                RA_DSTACK_OID_QUOTE, RA_DSTACK_OID_ATTESTATION);
     goto out;
   }
   ra_quote q;
-  if (ra_quote_parse(c.quote, c.quote_len, &q)) {
-    rc = refuse(vd, RA_ERR_QUOTE_MALFORMED, "the quote extension does not parse as a DCAP quote");
+  if (ra_quote_parse(quote, quote_len, &q)) {
+    rc = refuse(vd, RA_ERR_QUOTE_MALFORMED, "the quote does not parse as a DCAP quote");
+    goto out;
+  }
+  if (att.quote && memcmp(att.report_data, ra_quote_report_data(&q), 64) != 0) {
+    rc = refuse(vd, RA_ERR_BINDING, "the attestation's report_data is not its quote's");
     goto out;
   }
   uint8_t rd[64];
@@ -213,29 +236,31 @@ int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
                                     "(report_data != SHA-512(\"ratls-cert:\" || SPKI))");
     goto out;
   }
-  if (ra_verify_quote(v, c.quote, c.quote_len, opts, policy, vd) != 0) {
+  if (ra_verify_quote(v, quote, quote_len, opts, policy, vd) != 0) {
     rc = -EACCES; /* vd says why */
     goto out;
   }
-  if (!c.event_log) {
+  if (!events) {
     rc = refuse(vd, -EINVAL, "no event log extension (%s)", RA_DSTACK_OID_EVENT_LOG);
     goto out;
   }
-  if (c.event_log_len >= 6 && !memcmp(c.event_log, "ELGZv1", 6)) {
+  if (events_len >= 6 && !memcmp(events, "ELGZv1", 6)) {
     rc = refuse(vd, -ENOTSUP, "the event log extension is gzip-compressed (ELGZv1): not supported yet");
     goto out;
   }
-  rc = ra_eventlog_parse(c.event_log, c.event_log_len, &log);
+  rc = ra_eventlog_parse(events, events_len, &log);
   if (rc == -ENOMEM) goto out;
   if (rc) {
-    rc = refuse(vd, -EINVAL, "the event log extension is not a dstack event log");
+    rc = refuse(vd, -EINVAL, "the %s is not a dstack event log", from);
     goto out;
   }
-  ra_eventlog_verdict ev;
-  if (ra_eventlog_check(log, &q, &ev)) {
-    rc = refuse(vd, ev.err, "%s", ev.msg);
+  /* RTMR3 as dstack checks it; all four when the log happens to cover them */
+  ra_eventlog_verdict ev, all;
+  if (ra_eventlog_check_rtmrs(log, &q, 0x8, &ev)) {
+    rc = refuse(vd, ev.err, "%s (from the %s)", ev.msg, from);
     goto out;
   }
+  if (ra_eventlog_check(log, &q, &all) == 0) ev = all;
   ra_dstack_identity tmp;
   if (ra_dstack_identity_from(log, &q, &tmp)) {
     rc = refuse(vd, -EINVAL, "an identity event's payload is too long");
@@ -253,6 +278,7 @@ int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
   rc = 0;
 out:
   ra_eventlog_free(log);
+  ra_dstack_att_clear(&att);
   ra_dstack_cert_clear(&c);
   return rc;
 }

@@ -9,15 +9,21 @@
  *   1.3.6.1.4.1.62397.1.2  the event log (JSON array of TdxEvent, as
  *                          GetQuote's event_log)
  *   1.3.6.1.4.1.62397.1.3  the app id (raw bytes, 20 for dstack)
- *   1.3.6.1.4.1.62397.1.8  dstack's newer "versioned attestation" (a SCALE
- *                          encoding of quote, event log and more) that
- *                          replaces 1.1/1.2 in recent agents: recognised,
- *                          not decoded here (-ENOTSUP, said so)
+ *   1.3.6.1.4.1.62397.1.8  dstack's "versioned attestation" (quote, event
+ *                          log, runtime events, report_data, VM config),
+ *                          which replaces 1.1/1.2 in agents since 0.5.6:
+ *                          its SCALE form with a TDX quote is decoded
+ *                          (dstack_att.h); the msgpack form (agents whose
+ *                          log has v2 events) gives -ENOTSUP, said so
  * Binding (attestation.rs verify_with_ra_pubkey):
  *   report_data = SHA-512("ratls-cert:" || the DER SubjectPublicKeyInfo)
- * Like dstack, the identity comes from the attested event log; the app-id
- * extension is an issuer's claim, so here it must agree with the log's
- * app-id event when both are present (else refused).
+ * Replay: like dstack (verify_tdx_quote_with_events), RTMR3 must equal
+ * the replay of the runtime events (from 1.2's log, or 1.8's runtime
+ * events); certificates carry stripped logs, so RTMR0-2 are compared only
+ * to say so when they happen to replay too. Like dstack, the identity comes
+ * from the attested events; the app-id extension is an issuer's claim, so
+ * here it must agree with the log's app-id event when both are present
+ * (else refused).
  * These OIDs are also defined by attest/quote/ratls.h (another branch);
  * the constants here are kept local so that this module stands alone.
  * Pure: no I/O. */
@@ -51,7 +57,8 @@ typedef struct ra_dstack_cert {
   bool has_app_id;
   uint8_t app_id[64];
   size_t app_id_len;
-  bool has_attestation; /* the 1.8 extension is present (not decoded) */
+  uint8_t *attestation; /* the 1.8 extension's bytes (dstack_att.h), NULL when absent */
+  size_t attestation_len;
 } ra_dstack_cert;
 
 RA_API void ra_dstack_cert_clear(ra_dstack_cert *c);
@@ -67,24 +74,26 @@ RA_API int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert 
 RA_API int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[64]);
 
 /* Parses and verifies data[0..len) (borrowed for the call), in this order:
- * the quote extension must be present, its report_data must bind the
- * certificate's key, the quote must pass ra_verify_quote with v, opts (may
- * be NULL) and policy (its measurement sets, TCB rules and callback apply;
- * leave its x25519 binding unset: the key binding is the one above), the
- * event log extension must be present and replay to the quote's RTMRs, and
- * the app-id extension must agree with the log. Fills *vd always (the
- * quote's verdict, with err and msg of the first failure of any step).
- * Returns 0 (and fills *id, which may be NULL), or -EACCES with vd->err:
+ * a quote must be present (1.1, or inside 1.8; 1.8's report_data must be
+ * its quote's), the quote's report_data must bind the certificate's key,
+ * the quote must pass ra_verify_quote with v, opts (may be NULL) and
+ * policy (its measurement sets, TCB rules and callback apply; leave its
+ * x25519 binding unset: the key binding is the one above), the events (1.2,
+ * or 1.8's runtime events) must replay to the quote's RTMR3, and the
+ * app-id extension must agree with them. Fills *vd always (the quote's
+ * verdict, with err and msg of the first failure of any step). Returns 0
+ * (and fills *id, which may be NULL), or -EACCES with vd->err:
  *   RA_ERR_CERT_PARSE       not a certificate (or a malformed extension)
- *   -EINVAL                 no quote or no event log extension, a log that
- *                           is not dstack's
- *   -ENOTSUP                only the 1.8 versioned attestation, or a
+ *   -EINVAL                 no quote, no event log, a malformed 1.8, a log
+ *                           that is not dstack's
+ *   -ENOTSUP                1.8 in its msgpack form or not TDX, or a
  *                           gzip-compressed event log
- *   RA_ERR_QUOTE_MALFORMED  the quote extension does not parse
- *   RA_ERR_BINDING          report_data != SHA-512("ratls-cert:" || SPKI)
+ *   RA_ERR_QUOTE_MALFORMED  the quote does not parse
+ *   RA_ERR_BINDING          report_data != SHA-512("ratls-cert:" || SPKI),
+ *                           or 1.8's report_data is not its quote's
  *   RA_ERR_*                what ra_verify_quote refused
- *   RA_ERR_MEASUREMENT      an RTMR does not replay (msg names it), or the
- *                           app-id extension disagrees with the log
+ *   RA_ERR_MEASUREMENT      RTMR3 does not replay (msg says so), or the
+ *                           app-id extension disagrees with the events
  * or -EINVAL (v, policy or vd NULL), -ENOMEM. */
 RA_API int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,
                                  const ra_verify_opts *opts, const ra_policy *policy,

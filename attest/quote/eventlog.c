@@ -329,10 +329,17 @@ void ra_eventlog_replay(const ra_eventlog *log, uint8_t rtmr[4][48]) {
   }
 }
 
-int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_verdict *vd) {
+int ra_eventlog_check_rtmrs(const ra_eventlog *log, const ra_quote *q, unsigned mask,
+                            ra_eventlog_verdict *vd) {
   if (!vd) return -EINVAL;
   memset(vd, 0, sizeof *vd);
   vd->rtmr = -1;
+  mask &= 0xf;
+  if (!mask) {
+    vd->err = -EINVAL;
+    snprintf(vd->msg, sizeof vd->msg, "no RTMR to compare");
+    return vd->err;
+  }
   if (!q || (q->body_type != RA_BODY_TD10 && q->body_type != RA_BODY_TD15)) {
     vd->err = -EINVAL;
     snprintf(vd->msg, sizeof vd->msg, "not a TDX quote: no RTMRs to replay against");
@@ -340,7 +347,7 @@ int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_ver
   }
   ra_eventlog_replay(log, vd->replayed);
   for (int i = 0; i < 4; i++) {
-    if (memcmp(vd->replayed[i], q->td.rtmr[i], 48) == 0) continue;
+    if (!(mask & (1u << i)) || memcmp(vd->replayed[i], q->td.rtmr[i], 48) == 0) continue;
     vd->rtmr = i;
     vd->err = RA_ERR_MEASUREMENT;
     char qh[97], rh[97];
@@ -349,9 +356,22 @@ int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_ver
     snprintf(vd->msg, sizeof vd->msg, "RTMR%d mismatch: quoted %s, replayed %s", i, qh, rh);
     return vd->err;
   }
-  snprintf(vd->msg, sizeof vd->msg, "RTMR0-3 replayed from %zu events match the quote",
-           log ? log->n : 0);
+  if (mask == 0xf)
+    snprintf(vd->msg, sizeof vd->msg, "RTMR0-3 replayed from %zu events match the quote",
+             log ? log->n : 0);
+  else {
+    char which[16] = "";
+    size_t w = 0;
+    for (int i = 0; i < 4; i++)
+      if (mask & (1u << i)) w += (size_t)snprintf(which + w, sizeof which - w, "%s%d", w ? "," : "", i);
+    snprintf(vd->msg, sizeof vd->msg, "RTMR %s replayed from %zu events match the quote", which,
+             log ? log->n : 0);
+  }
   return 0;
+}
+
+int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_verdict *vd) {
+  return ra_eventlog_check_rtmrs(log, q, 0xf, vd);
 }
 
 static int take(const ra_eventlog *log, const char *name, bool *has, uint8_t *out, size_t cap,

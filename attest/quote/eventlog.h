@@ -83,6 +83,12 @@ typedef struct ra_eventlog_verdict {
  * four match. -EINVAL also when vd is NULL. */
 RA_API int ra_eventlog_check(const ra_eventlog *log, const ra_quote *q, ra_eventlog_verdict *vd);
 
+/* The same for the RTMRs whose bit (1 << i) is in mask only: for logs that
+ * cover RTMR3 alone (dstack strips the others from certificates; its own
+ * check replays RTMR3). mask 0 is -EINVAL. */
+RA_API int ra_eventlog_check_rtmrs(const ra_eventlog *log, const ra_quote *q, unsigned mask,
+                                   ra_eventlog_verdict *vd);
+
 /* Who a verified dstack quote says it is. Byte fields hold the event
  * payloads (dstack: app_id and instance_id 20 bytes, compose_hash 32);
  * a has_ flag is false when the event is absent. key_provider is the

@@ -321,7 +321,9 @@ typedef struct cert_forge {
   bool bind_other_key;   /* the quote binds another key */
   bool no_quote;         /* no 1.1 extension */
   bool no_event_log;     /* no 1.2 extension */
-  bool attestation_only; /* a 1.8 extension instead of 1.1/1.2 */
+  bool attestation_only; /* a 1.8 extension in msgpack form (not decoded) instead of 1.1/1.2 */
+  bool attestation;      /* a 1.8 extension (SCALE V0, as dstack 0.5.6+) instead of 1.1/1.2 */
+  bool att_other_rd;     /* ... whose report_data is not its quote's */
   const char *app_id_ext; /* hex for 1.3 (NULL: the log's app id) */
   const char *event_log;  /* served instead of the quote's own log */
 } cert_forge;
@@ -340,6 +342,97 @@ static void cert_add_ext(X509 *x, const char *oid, const void *bytes, size_t len
   OPENSSL_free(der);
   ASN1_OCTET_STRING_free(inner);
   ASN1_OCTET_STRING_free(outer);
+}
+
+/* SCALE, as dstack-attest encodes LegacyVersionedAttestation::V0 */
+typedef struct sbuf {
+  uint8_t *p;
+  size_t len, cap;
+} sbuf;
+
+static void s_put(sbuf *b, const void *d, size_t n) {
+  if (b->len + n > b->cap) {
+    b->cap = (b->len + n) * 2 + 64;
+    b->p = realloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+}
+
+static void s_compact(sbuf *b, uint64_t v) {
+  uint8_t t[9];
+  if (v < 64) {
+    t[0] = (uint8_t)(v << 2);
+    s_put(b, t, 1);
+  } else if (v < 16384) {
+    uint16_t x = (uint16_t)(v << 2 | 1);
+    t[0] = (uint8_t)x;
+    t[1] = (uint8_t)(x >> 8);
+    s_put(b, t, 2);
+  } else if (v < (1u << 30)) {
+    uint32_t x = (uint32_t)(v << 2 | 2);
+    for (int i = 0; i < 4; i++) t[i] = (uint8_t)(x >> (8 * i));
+    s_put(b, t, 4);
+  } else {
+    t[0] = (uint8_t)((8 - 4) << 2 | 3);
+    for (int i = 0; i < 8; i++) t[1 + i] = (uint8_t)(v >> (8 * i));
+    s_put(b, t, 9);
+  }
+}
+
+static void s_bytes(sbuf *b, const void *d, size_t n) {
+  s_compact(b, n);
+  s_put(b, d, n);
+}
+
+static void s_u32(sbuf *b, uint32_t v) {
+  uint8_t t[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+  s_put(b, t, 4);
+}
+
+static void s_hex(sbuf *b, const char *hex) {
+  size_t n = hex ? strlen(hex) / 2 : 0;
+  uint8_t *t = malloc(n + 1);
+  if (n) ra_hex_decode_exact(hex, 2 * n, t, n);
+  s_bytes(b, t, n);
+  free(t);
+}
+
+/* V0 { DstackTdx { quote, event_log }, runtime_events, report_data, config } */
+static uint8_t *agent_scale_attestation(const uint8_t *q, size_t ql, const char *evlog,
+                                        const uint8_t rd[64], size_t *len) {
+  sbuf b = {0};
+  uint8_t z = 0;
+  s_put(&b, &z, 1); /* V0 */
+  s_put(&b, &z, 1); /* DstackTdx */
+  s_bytes(&b, q, ql);
+  json_t *a = json_loads(evlog, 0, NULL);
+  size_t i, nrt = 0;
+  json_t *e;
+  s_compact(&b, json_array_size(a));
+  json_array_foreach(a, i, e) {
+    s_u32(&b, (uint32_t)json_integer_value(json_object_get(e, "imr")));
+    uint32_t type = (uint32_t)json_integer_value(json_object_get(e, "event_type"));
+    s_u32(&b, type);
+    if (type == RA_DSTACK_RUNTIME_EVENT) nrt++;
+    s_hex(&b, json_string_value(json_object_get(e, "digest")));
+    const char *nm = json_string_value(json_object_get(e, "event"));
+    s_bytes(&b, nm, strlen(nm));
+    s_hex(&b, json_string_value(json_object_get(e, "event_payload")));
+  }
+  s_compact(&b, nrt);
+  json_array_foreach(a, i, e) {
+    if ((uint32_t)json_integer_value(json_object_get(e, "event_type")) != RA_DSTACK_RUNTIME_EVENT)
+      continue;
+    const char *nm = json_string_value(json_object_get(e, "event"));
+    s_bytes(&b, nm, strlen(nm));
+    s_hex(&b, json_string_value(json_object_get(e, "event_payload")));
+  }
+  json_decref(a);
+  s_put(&b, rd, 64);
+  s_bytes(&b, "{}", 2);
+  *len = b.len;
+  return b.p;
 }
 
 /* A self-signed P-256 certificate whose 1.1 quote (sim TEE) binds its key
@@ -369,7 +462,16 @@ static char *agent_app_cert(ra_sim *sim, const agent_opts *o, const cert_forge *
   OPENSSL_free(spki);
   if (agent_quote(sim, evlog, rd, &q, &ql)) goto out;
   if (f->attestation_only) {
-    cert_add_ext(x, RA_DSTACK_OID_ATTESTATION, q, ql);
+    const uint8_t msgpack[] = {0x83, 0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x01};
+    cert_add_ext(x, RA_DSTACK_OID_ATTESTATION, msgpack, sizeof msgpack);
+  } else if (f->attestation) {
+    uint8_t ard[64];
+    memcpy(ard, rd, 64);
+    if (f->att_other_rd) ard[0] ^= 1;
+    size_t al;
+    uint8_t *att = agent_scale_attestation(q, ql, f->event_log ? f->event_log : evlog, ard, &al);
+    cert_add_ext(x, RA_DSTACK_OID_ATTESTATION, att, al);
+    free(att);
   } else {
     if (!f->no_quote) cert_add_ext(x, RA_DSTACK_OID_QUOTE, q, ql);
     const char *el = f->event_log ? f->event_log : evlog;

@@ -74,7 +74,7 @@ static void test_valid(void **state) {
   assert_non_null(c.event_log);
   assert_true(c.has_app_id);
   assert_int_equal(c.app_id_len, 20);
-  assert_false(c.has_attestation);
+  assert_null(c.attestation);
   ra_dstack_cert_clear(&c);
   ra_dstack_identity id;
   ra_verdict vd;
@@ -122,6 +122,29 @@ static void test_valid(void **state) {
   free(pem);
 }
 
+/* dstack 0.5.6+: the attestation extension (SCALE V0) instead of 1.1/1.2 */
+static void test_attestation_ext(void **state) {
+  (void)state;
+  agent_opts o = {.app_id = "0102030405060708090a0b0c0d0e0f1011121314"};
+  cert_forge f = {.attestation = true};
+  char *pem = agent_app_cert(g_sim, &o, &f);
+  ra_dstack_cert c;
+  assert_int_equal(ra_dstack_cert_parse((const uint8_t *)pem, strlen(pem), &c), 0);
+  assert_null(c.quote);
+  assert_null(c.event_log);
+  assert_non_null(c.attestation);
+  ra_dstack_cert_clear(&c);
+  ra_dstack_identity id;
+  ra_verdict vd;
+  assert_int_equal(verify(pem, &id, &vd), 0);
+  assert_non_null(strstr(vd.msg, "the quote binds the certificate key; RTMR 3 replayed from 7 events"));
+  char h[129];
+  ra_hex_encode(id.app_id, id.app_id_len, h);
+  assert_string_equal(h, "0102030405060708090a0b0c0d0e0f1011121314");
+  assert_true(id.has_compose_hash && id.has_instance_id && id.has_key_provider);
+  free(pem);
+}
+
 static void forged(const cert_forge *f, int want, const char *says) {
   agent_opts o = {0};
   char *pem = agent_app_cert(g_sim, &o, f);
@@ -138,8 +161,10 @@ static void forged(const cert_forge *f, int want, const char *says) {
 static void test_forged(void **state) {
   (void)state;
   forged(&(cert_forge){.bind_other_key = true}, RA_ERR_BINDING, "does not bind the certificate's key");
-  forged(&(cert_forge){.no_quote = true}, -EINVAL, "no dstack quote extension");
-  forged(&(cert_forge){.attestation_only = true}, -ENOTSUP, "not supported yet");
+  forged(&(cert_forge){.no_quote = true}, -EINVAL, "no dstack quote (1.3.6.1.4.1.62397.1.1) or attestation");
+  forged(&(cert_forge){.attestation_only = true}, -ENOTSUP, "not supported yet (msgpack");
+  forged(&(cert_forge){.attestation = true, .att_other_rd = true}, RA_ERR_BINDING,
+         "the attestation's report_data is not its quote's");
   forged(&(cert_forge){.no_event_log = true}, -EINVAL, "no event log extension");
   forged(&(cert_forge){.app_id_ext = "ffffffffffffffffffffffffffffffffffffffff"}, RA_ERR_MEASUREMENT,
          "disagrees with the attested app-id");
@@ -148,6 +173,8 @@ static void test_forged(void **state) {
   char *el = agent_event_log(&other);
   forged(&(cert_forge){.event_log = el, .app_id_ext = AGENT_APP_ID}, RA_ERR_MEASUREMENT,
          "RTMR3 mismatch");
+  forged(&(cert_forge){.attestation = true, .event_log = el, .app_id_ext = AGENT_APP_ID},
+         RA_ERR_MEASUREMENT, "RTMR3 mismatch");
   free(el);
   forged(&(cert_forge){.event_log = "[{\"imr\":"}, -EINVAL, "is not a dstack event log");
 }
@@ -208,6 +235,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_valid),
       cmocka_unit_test(test_forged),
+      cmocka_unit_test(test_attestation_ext),
       cmocka_unit_test(test_not_a_cert),
       cmocka_unit_test(test_from_agent_info),
   };
