@@ -75,7 +75,9 @@ static json_t *jhex(const uint8_t *b, size_t n) {
 /* one event as the GetQuote JSON shape; NULL on bad UTF-8 or ENOMEM */
 static json_t *jevent(uint32_t imr, uint32_t type, const uint8_t *dg, size_t dl, const uint8_t *nm,
                       size_t nl, const uint8_t *pl, size_t pll) {
-  json_t *name = json_stringn((const char *)nm, nl); /* NULL: not UTF-8 */
+  /* NULL: not UTF-8; a NUL in a name is refused too (names are C strings
+     * downstream, and dstack's are plain ASCII) */
+  json_t *name = nl && memchr(nm, 0, nl) ? NULL : json_stringn((const char *)nm, nl);
   json_t *o = name ? json_object() : NULL;
   if (!o || json_object_set_new(o, "imr", json_integer(imr)) ||
       json_object_set_new(o, "event_type", json_integer(type)) ||
@@ -137,7 +139,7 @@ int ra_dstack_att_decode(const uint8_t *buf, size_t len, ra_dstack_att *out) {
       goto fail;
     json_t *e = jevent(imr, type, dg, dl, nm, nl, pl, pll);
     if (!e || json_array_append_new(ev, e)) {
-      why = "an event name that is not UTF-8";
+      why = "an event name that is not UTF-8 (or holds a NUL)";
       goto fail;
     }
   }
@@ -148,7 +150,7 @@ int ra_dstack_att_decode(const uint8_t *buf, size_t len, ra_dstack_att *out) {
     if (!bytes(&r, &nm, &nl) || !bytes(&r, &pl, &pll)) goto fail;
     json_t *e = jevent(3, RA_DSTACK_RUNTIME_EVENT, NULL, 0, nm, nl, pl, pll);
     if (!e || json_array_append_new(rt, e)) {
-      why = "a runtime event name that is not UTF-8";
+      why = "a runtime event name that is not UTF-8 (or holds a NUL)";
       goto fail;
     }
   }

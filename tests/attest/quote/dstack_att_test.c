@@ -110,6 +110,14 @@ static void test_malformed(void **state) {
   assert_int_equal(ra_dstack_att_decode(more, g_len, &a), -ENOTSUP);
   more[0] = 0x83; /* a msgpack map of 3 */
   assert_int_equal(ra_dstack_att_decode(more, g_len, &a), -ENOTSUP);
+  /* a NUL in a runtime event's name (the last "app-id" is the runtime one) */
+  memcpy(more, g_buf, g_len);
+  uint8_t *hit = NULL;
+  for (size_t i = 0; i + 6 <= g_len; i++)
+    if (!memcmp(more + i, "app-id", 6)) hit = more + i;
+  assert_non_null(hit);
+  hit[3] = 0;
+  assert_int_equal(ra_dstack_att_decode(more, g_len, &a), -EINVAL);
   free(more);
   assert_int_equal(ra_dstack_att_decode(NULL, 0, &a), -EINVAL);
 }
