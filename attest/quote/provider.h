@@ -113,8 +113,8 @@ RA_API int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
 /* One of the above by name, as programs take it on their command line
  * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
  * "file:PATH", "dstack" or "dstack:SOCKET" (the dstack guest agent,
- * dstack.h; a socket named *tappd* speaks the older tappd API). Returns what that constructor returns, or -EINVAL (logged)
- * for any other spec. */
+ * dstack.h; a socket named *tappd* speaks the older tappd API). Returns
+ * what that constructor returns, or -EINVAL (logged) for any other spec. */
 RA_API int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
 
 /* Produces evidence for x25519_pub. *ev is overwritten (not cleared
