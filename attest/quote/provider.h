@@ -32,6 +32,8 @@
  *         ROOT/<entry>, writes the 64-byte report_data to inblob, reads
  *         outblob, removes the entry. ROOT defaults to
  *         /sys/kernel/config/tsm/report and is configurable (tests).
+ *   dstack the dstack guest agent on its unix socket (dstack.h): binds the
+ *         key as tsm does; asked with a blocking request and a deadline.
  * Providers of other kinds plug in with ra_quote_provider_new(). */
 #ifndef RA_ATTEST_PROVIDER_H
 #define RA_ATTEST_PROVIDER_H
