@@ -1,6 +1,6 @@
 /* attest/dstack_internal.h: the framing of the dstack agent's HTTP/1.x
  * answers, a pure function (no socket) so that it can be fuzzed
- * (tests/fuzz/dstack_http_fuzz.c). Not installed, not exported. */
+ * (tests/fuzz/dstack_fuzz.c). Not installed, not exported. */
 #ifndef RA_ATTEST_DSTACK_INTERNAL_H
 #define RA_ATTEST_DSTACK_INTERNAL_H
 

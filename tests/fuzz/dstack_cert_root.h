@@ -1,5 +1,9 @@
 /* tests/fuzz/dstack_cert_root.h: the root of the simulated TEE that made
- * the seeds in corpus/dstack_cert/ (generated once, like the seeds). */
+ * the certificate seeds in corpus/dstack/ (cert-*; generated once, with
+ * the stand-in agent's generator, tests/attest/dstack/agent_core.c). */
+/* a time inside the validity of that root's hierarchy (made 2026-12-01) */
+#define DSTACK_FUZZ_SIM_TIME 1796198226
+
 static const char dstack_fuzz_sim_root[] =
     "-----BEGIN CERTIFICATE-----\n"
     "MIIB7zCCAZagAwIBAgIQRcxUPxkUVzp0nEisJ0yrZTAKBggqhkjOPQQDAjBGMSUw\n"
