@@ -20,8 +20,11 @@
 #include "apps/common/policy_flags.h"
 #include "apps/quote/collateral.h"
 #include "raloop/attest/quote/collateral.h"
+#include "raloop/attest/quote/dstack.h"
+#include "raloop/attest/quote/eventlog.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
+#include "raloop/core/log.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/attest/quote/verify.h"
@@ -41,6 +44,7 @@ static void usage(FILE *f) {
       "           [--collateral PATH] [--accept-tcb LIST] [--allow-advisory ID]...\n"
       "           [--allow-expired-collateral] [--require-sept-ve-disable]\n"
       "           [--allow-mr-servicetd] [--json]\n"
+      "           [--event-log FILE [--app-id HEX] [--compose-hash HEX]]\n"
       "  ra-quote sim --dir DIR --report-data HEX --out FILE [--debug] [--collateral-out FILE]\n"
       "  ra-quote bench FILE [-n N] [verify options]\n"
       "  ra-quote collateral FILE --pccs URL --out FILE.json [--cache DIR | --no-cache]\n"
@@ -51,6 +55,10 @@ static void usage(FILE *f) {
       "document or a directory of PCS responses) the TCB is not evaluated (and it says\n"
       "so); with it, CRLs are required and the TCB status must be accepted (--accept-tcb\n"
       "UpToDate,SWHardeningNeeded,...; default UpToDate).\n"
+      "--event-log FILE (dstack's event log: the JSON array, or a GetQuote/Info answer)\n"
+      "replays RTMR0-3 and compares them with the quote's, then --app-id and\n"
+      "--compose-hash pin the events of that name. FILE of verify may also be a\n"
+      "GetQuote answer (JSON with a hex \"quote\").\n"
       "exit: 0 valid (and the TCB status accepted), 1 invalid, 2 usage error or\n"
       "unreadable input\n",
       f);
@@ -63,6 +71,16 @@ static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
   int rc = ra_file_read(path, 64u << 20, &raw, &n);
   if (rc) {
     fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
+    return rc;
+  }
+  /* a dstack GetQuote answer: {"quote": hex, ...} */
+  size_t skip = 0;
+  while (skip < n && (raw[skip] == ' ' || raw[skip] == '\n' || raw[skip] == '\r' || raw[skip] == '\t'))
+    skip++;
+  if (skip < n && raw[skip] == '{') {
+    rc = ra_dstack_quote_from_json((const char *)raw, n, q, qlen);
+    free(raw);
+    if (rc) fprintf(stderr, "ra-quote: %s: JSON without a hex \"quote\"\n", path);
     return rc;
   }
   rc = ra_decode_auto(raw, n, q, qlen, NULL);
@@ -321,6 +339,11 @@ typedef struct vargs {
   policy_flags pf; /* the policy flags (apps/common/policy_flags.h) */
   bool json;
   long iterations;
+  /* dstack: replay this event log, pin these events */
+  const char *event_log;
+  bool has_app_id, has_compose_hash;
+  uint8_t app_id[64], compose_hash[64];
+  size_t app_id_len, compose_hash_len;
 } vargs;
 
 /* Says what was wrong with a policy flag, in ra-quote's words. */
@@ -339,22 +362,42 @@ static void report_flag_error(const policy_flags *pf) {
                     "OutOfDate, OutOfDateConfigurationNeeded\n");
 }
 
-enum { O_JSON = 256, O_POLICY = 512 /* + index in the policy flag table */ };
+enum {
+  O_JSON = 256,
+  O_EVENT_LOG,
+  O_APP_ID,
+  O_COMPOSE_HASH,
+  O_POLICY = 512 /* + index in the policy flag table */
+};
 
 /* getopt_long's table: the policy flags of the groups ra-quote takes, and
  * --json. */
 static void verify_options(const policy_flags *pf, struct option *opts, size_t cap) {
   size_t n, k = 0;
   const policy_flag *t = policy_flags_table(&n);
-  for (size_t i = 0; i < n && k + 2 < cap; i++)
+  for (size_t i = 0; i < n && k + 5 < cap; i++)
     if (t[i].group & pf->groups)
       opts[k++] = (struct option){t[i].name + 2, t[i].has_value, 0, O_POLICY + (int)i};
   opts[k++] = (struct option){"json", 0, 0, O_JSON};
+  opts[k++] = (struct option){"event-log", 1, 0, O_EVENT_LOG};
+  opts[k++] = (struct option){"app-id", 1, 0, O_APP_ID};
+  opts[k++] = (struct option){"compose-hash", 1, 0, O_COMPOSE_HASH};
   opts[k] = (struct option){0, 0, 0, 0};
 }
 
+/* HEX of 1..64 bytes into out. */
+static int hex_var(const char *name, const char *v, uint8_t out[64], size_t *len) {
+  size_t l = strlen(v);
+  if (!l || l % 2 || l > 128 || ra_hex_decode_exact(v, l, out, l / 2)) {
+    fprintf(stderr, "ra-quote: %s wants hex (1 to 64 bytes)\n", name);
+    return -1;
+  }
+  *len = l / 2;
+  return 0;
+}
+
 static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
-  struct option opts[48];
+  struct option opts[64];
   size_t n_flags;
   const policy_flag *table = policy_flags_table(&n_flags);
   int c;
@@ -371,6 +414,14 @@ static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
       if (*end || a->iterations < 1 || a->iterations > 10000000) return -1;
     } else if (c == O_JSON) {
       a->json = true;
+    } else if (c == O_EVENT_LOG && !bench) {
+      a->event_log = optarg;
+    } else if (c == O_APP_ID && !bench) {
+      if (hex_var("--app-id", optarg, a->app_id, &a->app_id_len)) return -1;
+      a->has_app_id = true;
+    } else if (c == O_COMPOSE_HASH && !bench) {
+      if (hex_var("--compose-hash", optarg, a->compose_hash, &a->compose_hash_len)) return -1;
+      a->has_compose_hash = true;
     } else if (c >= O_POLICY && c < O_POLICY + (int)n_flags) {
       if (policy_flags_apply(&a->pf, &table[c - O_POLICY], optarg)) {
         report_flag_error(&a->pf);
@@ -381,6 +432,10 @@ static int parse_verify_args(int argc, char **argv, vargs *a, bool bench) {
     }
   }
   if (optind != argc - 1) return -1;
+  if ((a->has_app_id || a->has_compose_hash) && !a->event_log) {
+    fprintf(stderr, "ra-quote: --app-id and --compose-hash need --event-log\n");
+    return -1;
+  }
   a->file = argv[optind];
   return 0;
 }
@@ -457,10 +512,62 @@ static void teardown(vctx *c) {
   free(c->chain);
 }
 
-static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file) {
+/* The dstack event log's verdict (--event-log). */
+typedef struct dres {
+  bool used;
+  int rc;         /* 0: replay matched and the pins held */
+  char msg[512];  /* why not, or what matched */
+  bool have_id;
+  ra_dstack_identity id;
+  ra_eventlog *log;
+} dres;
+
+static void print_dstack(outp *o, const dres *d) {
+  o_open(o, "event_log");
+  o_bool(o, "valid", d->rc == 0);
+  o_str(o, "message", d->msg);
+  if (d->log) o_uint(o, "events", (unsigned long)ra_eventlog_count(d->log));
+  if (d->have_id) {
+    const ra_dstack_identity *id = &d->id;
+    if (id->has_app_id) o_hex(o, "app_id", id->app_id, id->app_id_len);
+    if (id->has_compose_hash) o_hex(o, "compose_hash", id->compose_hash, id->compose_hash_len);
+    if (id->has_instance_id) o_hex(o, "instance_id", id->instance_id, id->instance_id_len);
+    if (id->has_os_image_hash) o_hex(o, "os_image_hash", id->os_image_hash, id->os_image_hash_len);
+    if (id->has_key_provider) o_str(o, "key_provider", id->key_provider);
+  }
+  if (d->log) {
+    /* the names of dstack's runtime events (RTMR3), in order */
+    size_t n = ra_eventlog_count(d->log);
+    if (o->json) {
+      json_begin(&o->j, "runtime_events", '[');
+      for (size_t i = 0; i < n; i++) {
+        const ra_evlog_event *e = ra_eventlog_event(d->log, i);
+        if (e->event_type == RA_DSTACK_RUNTIME_EVENT) json_string(&o->j, NULL, e->name);
+      }
+      json_end(&o->j);
+    } else {
+      char names[2048] = "";
+      size_t off = 0;
+      for (size_t i = 0; i < n && off < sizeof names - 1; i++) {
+        const ra_evlog_event *e = ra_eventlog_event(d->log, i);
+        if (e->event_type != RA_DSTACK_RUNTIME_EVENT) continue;
+        int w = snprintf(names + off, sizeof names - off, "%s%s", off ? "," : "", e->name);
+        if (w < 0) break;
+        off += (size_t)w;
+      }
+      if (off >= sizeof names) off = sizeof names - 1;
+      o_str(o, "runtime_events", off ? names : "none");
+    }
+  }
+  o_close(o);
+}
+
+static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file,
+                          const dres *d) {
+  bool valid = vd->err == 0 && (!d || !d->used || d->rc == 0);
   o_open(o, NULL);
-  if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
-  o_bool(o, "valid", vd->err == 0);
+  if (!o->json) printf("%s: %s\n", file, valid ? "VALID" : "INVALID");
+  o_bool(o, "valid", valid);
   o_str(o, "error", ra_err_name(vd->err)); /* "OK" when valid */
   /* the old enum's number (1..27), as scripts have always read it */
   o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
@@ -536,8 +643,92 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
     o_close(o);
   }
   if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  if (d && d->used) print_dstack(o, d);
   o_close(o);
   if (o->json) putchar('\n');
+}
+
+/* Reads and replays --event-log against the quote, then checks the pins.
+ * Returns -1 (said on stderr) when the file is unreadable or no event
+ * log; otherwise fills *d (d->rc != 0: the replay or a pin failed). */
+static char g_reason[256];
+static void catch_reason(ra_log_level level, const char *msg, void *ud) {
+  (void)level;
+  (void)ud;
+  snprintf(g_reason, sizeof g_reason, "%s", msg);
+}
+
+static int load_event_log(const vargs *a, const uint8_t *quote, size_t qlen, dres *d) {
+  uint8_t *raw;
+  size_t n;
+  d->used = true;
+  int rc = ra_file_read(a->event_log, RA_EVENTLOG_MAX, &raw, &n);
+  if (rc) {
+    fprintf(stderr, "ra-quote: %s: %s\n", a->event_log, strerror(-rc));
+    return -1;
+  }
+  /* the parser says why at debug level: caught here and said plainly */
+  g_reason[0] = 0;
+  ra_log_level lvl = ra_log_get_level();
+  ra_log_set_sink(catch_reason, NULL);
+  ra_log_set_level(RA_LOG_DEBUG);
+  rc = ra_eventlog_parse((const char *)raw, n, &d->log);
+  ra_log_set_level(lvl);
+  ra_log_set_sink(NULL, NULL);
+  free(raw);
+  if (rc) {
+    fprintf(stderr, "ra-quote: %s: %s\n", a->event_log, g_reason[0] ? g_reason : ra_strerror(rc));
+    return -1;
+  }
+  ra_quote q;
+  if (ra_quote_parse(quote, qlen, &q)) {
+    d->rc = RA_ERR_QUOTE_MALFORMED;
+    snprintf(d->msg, sizeof d->msg, "the quote does not parse: no RTMRs to replay against");
+    return 0;
+  }
+  ra_eventlog_verdict evd;
+  d->rc = ra_eventlog_check(d->log, &q, &evd);
+  snprintf(d->msg, sizeof d->msg, "%s", evd.msg);
+  if (d->rc) return 0;
+  d->have_id = ra_dstack_identity_from(d->log, &q, &d->id) == 0;
+  if (!d->have_id) {
+    d->rc = -EINVAL;
+    snprintf(d->msg, sizeof d->msg, "an identity event's payload is too long");
+    return 0;
+  }
+  struct {
+    bool want, has;
+    const uint8_t *exp, *got;
+    size_t exp_len, got_len;
+    const char *name;
+  } pins[2] = {
+      {a->has_app_id, d->id.has_app_id, a->app_id, d->id.app_id, a->app_id_len, d->id.app_id_len,
+       "app-id"},
+      {a->has_compose_hash, d->id.has_compose_hash, a->compose_hash, d->id.compose_hash,
+       a->compose_hash_len, d->id.compose_hash_len, "compose-hash"},
+  };
+  for (int i = 0; i < 2; i++) {
+    if (!pins[i].want) continue;
+    if (!pins[i].has) {
+      d->rc = RA_ERR_MEASUREMENT;
+      snprintf(d->msg, sizeof d->msg, "no %s event before system-ready", pins[i].name);
+      return 0;
+    }
+    if (pins[i].exp_len != pins[i].got_len || memcmp(pins[i].exp, pins[i].got, pins[i].got_len)) {
+      char h[129];
+      ra_hex_encode(pins[i].got, pins[i].got_len, h);
+      d->rc = RA_ERR_MEASUREMENT;
+      snprintf(d->msg, sizeof d->msg, "%s mismatch: the event log says %s", pins[i].name, h);
+      return 0;
+    }
+  }
+  if (a->has_app_id || a->has_compose_hash) {
+    size_t l = strlen(d->msg);
+    snprintf(d->msg + l, sizeof d->msg - l, "; %s%s%s pinned and matched",
+             a->has_app_id ? "app-id" : "", a->has_app_id && a->has_compose_hash ? ", " : "",
+             a->has_compose_hash ? "compose-hash" : "");
+  }
+  return 0;
 }
 
 static int cmd_verify(int argc, char **argv) {
@@ -556,13 +747,21 @@ static int cmd_verify(int argc, char **argv) {
     free(buf);
     return EXIT_USAGE;
   }
+  dres d = {0};
+  if (a.event_log && load_event_log(&a, buf, len, &d)) {
+    ra_eventlog_free(d.log);
+    teardown(&c);
+    free(buf);
+    return EXIT_USAGE;
+  }
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
   outp o;
   o_init(&o, a.json);
-  print_verdict(&o, &vd, &c.pol, a.file);
+  print_verdict(&o, &vd, &c.pol, a.file, &d);
+  ra_eventlog_free(d.log);
   teardown(&c);
   free(buf);
-  return rc == 0 ? 0 : EXIT_INVALID;
+  return rc == 0 && d.rc == 0 ? 0 : EXIT_INVALID;
 }
 
 /* ---- sim ---- */

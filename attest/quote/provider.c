@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "raloop/attest/quote/dstack.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
@@ -511,6 +512,8 @@ int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provi
   if (strcmp(spec, "sim") == 0) return ra_quote_provider_sim(sim_dir, out);
   if (strcmp(spec, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, out);
   if (strncmp(spec, "file:", 5) == 0 && spec[5]) return ra_quote_provider_file(spec + 5, out);
-  ra_error("quote provider: '%s' is none of auto, sim, tsm, file:PATH", spec);
+  if (strcmp(spec, "dstack") == 0) return ra_quote_provider_dstack(NULL, out);
+  if (strncmp(spec, "dstack:", 7) == 0 && spec[7]) return ra_quote_provider_dstack(spec + 7, out);
+  ra_error("quote provider: '%s' is none of auto, sim, tsm, file:PATH, dstack[:SOCKET]", spec);
   return -EINVAL;
 }

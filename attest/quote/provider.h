@@ -32,6 +32,8 @@
  *         ROOT/<entry>, writes the 64-byte report_data to inblob, reads
  *         outblob, removes the entry. ROOT defaults to
  *         /sys/kernel/config/tsm/report and is configurable (tests).
+ *   dstack the dstack guest agent on its unix socket (dstack.h): binds the
+ *         key as tsm does; asked with a blocking request and a deadline.
  * Providers of other kinds plug in with ra_quote_provider_new(). */
 #ifndef RA_ATTEST_PROVIDER_H
 #define RA_ATTEST_PROVIDER_H
@@ -123,8 +125,9 @@ RA_API int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
 
 /* One of the above by name, as programs take it on their command line
  * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
- * "file:PATH". Returns what that constructor returns, or -EINVAL (logged)
- * for any other spec. */
+ * "file:PATH", "dstack" or "dstack:SOCKET" (the dstack guest agent,
+ * dstack.h; a socket named *tappd* speaks the older tappd API). Returns
+ * what that constructor returns, or -EINVAL (logged) for any other spec. */
 RA_API int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
 
 /* Produces evidence for x25519_pub. *ev is overwritten (not cleared
