@@ -511,6 +511,19 @@ static int dstack_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) 
   return 0;
 }
 
+/* RA-TLS and other bindings: the agent quotes exactly these 64 bytes. */
+static int dstack_get_report(void *self, const uint8_t report_data[64], uint8_t **quote, size_t *len) {
+  dstack_prov *d = self;
+  ra_dstack_quote q;
+  int rc = ra_dstack_get_quote(d->path, 0, report_data, 64, &q); /* logs why it failed */
+  if (rc) return rc;
+  *quote = q.quote;
+  *len = q.quote_len;
+  q.quote = NULL;
+  ra_dstack_quote_clear(&q);
+  return 0;
+}
+
 static void dstack_free(void *self) {
   dstack_prov *d = self;
   if (!d) return;
@@ -537,5 +550,7 @@ int ra_quote_provider_dstack(const char *socket_path, ra_quote_provider **out) {
     free(d);
     return -ENOMEM;
   }
-  return ra_quote_provider_new(&dstack_ops, d, true, false, out);
+  int rc = ra_quote_provider_new(&dstack_ops, d, true, false, out);
+  if (rc == 0) ra_quote_provider_set_get_report(*out, dstack_get_report);
+  return rc;
 }

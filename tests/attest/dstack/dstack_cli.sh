@@ -103,6 +103,21 @@ else
   grep -q "quote provider: dstack" "$T/hello.err" && echo "ok: ra-hello names the provider" \
     || { echo "FAIL: ra-hello does not name the dstack provider"; fails=$((fails + 1)); }
   kill "$hpid"; wait "$hpid" 2>/dev/null; hpid=
+
+  # RA-TLS with the dstack provider: the certificate's quote comes from the
+  # agent (report_data = SHA-512("ratls-cert:" || SPKI)), ra-curl --ra-tls
+  # verifies it in the handshake
+  tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$RA_BIN/ra-hello" --listen-tls "127.0.0.1:$tport" --ra-tls --tee "dstack:$S" --no-tunnel \
+    >"$T/hello.out" 2>"$T/hello.err" &
+  hpid=$!
+  for _ in $(seq 100); do curl -sk -o /dev/null "https://127.0.0.1:$tport/hello" && break; sleep 0.05; done
+  expect 0 "ra-hello --ra-tls --tee dstack: ra-curl --ra-tls" -- "$RA_BIN/ra-curl" --ra-tls \
+    --trust-sim "$T/sim" --mrtd "$(printf '5d%.0s' $(seq 48))" "https://127.0.0.1:$tport/hello"
+  says "ra-tls dstack" "world"
+  expect 60 "ra-hello --ra-tls --tee dstack: a wrong --mrtd refused" -- "$RA_BIN/ra-curl" --ra-tls \
+    --trust-sim "$T/sim" --mrtd "$(printf '00%.0s' $(seq 48))" "https://127.0.0.1:$tport/hello"
+  kill "$hpid"; wait "$hpid" 2>/dev/null; hpid=
   expect 1 "ra-hello --tee dstack: socket missing" -- "$RA_BIN/ra-hello" --listen 127.0.0.1:0 \
     --tee "dstack:$T/none.sock"
   says "missing socket" "$T/none.sock: no such socket"
