@@ -44,51 +44,7 @@ void ra_dstack_cert_clear(ra_dstack_cert *c) {
 }
 
 int ra_dstack_cert_report_data(const uint8_t *spki, size_t spki_len, uint8_t rd[64]) {
-  if (!spki || !rd) return -EINVAL;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  unsigned int n = 0;
-  bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha512(), NULL) == 1 &&
-            EVP_DigestUpdate(ctx, RA_DSTACK_CERT_TAG, strlen(RA_DSTACK_CERT_TAG)) == 1 &&
-            EVP_DigestUpdate(ctx, spki, spki_len) == 1 && EVP_DigestFinal_ex(ctx, rd, &n) == 1;
-  EVP_MD_CTX_free(ctx);
-  return ok && n == 64 ? 0 : -ENOMEM;
-}
-
-/* The bytes inside an extension's value (itself a DER OCTET STRING).
- * Returns 1 found (malloc'd *out), 0 absent, -EINVAL, -ENOMEM. */
-static int ext_bytes(X509 *x, const char *oid, uint8_t **out, size_t *len) {
-  *out = NULL;
-  *len = 0;
-  ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
-  if (!obj) return -ENOMEM;
-  int idx = X509_get_ext_by_OBJ(x, obj, -1);
-  bool twice = idx >= 0 && X509_get_ext_by_OBJ(x, obj, idx) >= 0;
-  ASN1_OBJECT_free(obj);
-  if (idx < 0) return 0;
-  if (twice) {
-    ra_debug("dstack certificate: extension %s appears more than once", oid);
-    return -EINVAL;
-  }
-  ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(X509_get_ext(x, idx));
-  const unsigned char *p = ASN1_STRING_get0_data(val);
-  long vl = ASN1_STRING_length(val);
-  ASN1_OCTET_STRING *inner = d2i_ASN1_OCTET_STRING(NULL, &p, vl);
-  if (!inner || p != ASN1_STRING_get0_data(val) + vl) {
-    ASN1_OCTET_STRING_free(inner);
-    ra_debug("dstack certificate: extension %s is not a DER OCTET STRING", oid);
-    return -EINVAL;
-  }
-  size_t n = (size_t)ASN1_STRING_length(inner);
-  *out = malloc(n + 1);
-  if (!*out) {
-    ASN1_OCTET_STRING_free(inner);
-    return -ENOMEM;
-  }
-  memcpy(*out, ASN1_STRING_get0_data(inner), n);
-  (*out)[n] = 0;
-  *len = n;
-  ASN1_OCTET_STRING_free(inner);
-  return 1;
+  return ra_ratls_report_data(spki, spki_len, rd);
 }
 
 /* DER first: a DER certificate of dstack's kind holds a quote whose PCK
@@ -119,59 +75,34 @@ int ra_dstack_cert_parse(const uint8_t *data, size_t len, ra_dstack_cert *out) {
     ra_debug("dstack certificate: not an X.509 certificate (PEM or DER)");
     return -EINVAL;
   }
-  int rc = 0;
-  unsigned char *spki = NULL;
-  int sl = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
-  if (sl <= 0) {
-    ra_debug("dstack certificate: the certificate's public key does not encode");
-    rc = -EINVAL;
-    goto out;
-  }
-  out->spki = malloc((size_t)sl);
-  if (!out->spki) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  memcpy(out->spki, spki, (size_t)sl);
-  out->spki_len = (size_t)sl;
-  uint8_t *b;
-  size_t bl;
-  int r = ext_bytes(x, RA_DSTACK_OID_QUOTE, &out->quote, &out->quote_len);
-  if (r < 0) {
-    rc = r;
-    goto out;
-  }
-  r = ext_bytes(x, RA_DSTACK_OID_EVENT_LOG, &b, &bl);
-  if (r < 0) {
-    rc = r;
-    goto out;
-  }
-  out->event_log = (char *)b;
-  out->event_log_len = bl;
-  r = ext_bytes(x, RA_DSTACK_OID_APP_ID, &b, &bl);
-  if (r < 0) {
-    rc = r;
-    goto out;
-  }
-  if (r == 1) {
-    if (bl > sizeof out->app_id) {
-      free(b);
-      ra_debug("dstack certificate: app id extension of %zu bytes (at most 64)", bl);
-      rc = -EINVAL;
-      goto out;
-    }
-    memcpy(out->app_id, b, bl);
-    out->app_id_len = bl;
-    out->has_app_id = true;
-    free(b);
-  }
-  r = ext_bytes(x, RA_DSTACK_OID_ATTESTATION, &out->attestation, &out->attestation_len);
-  if (r < 0) rc = r;
-out:
-  OPENSSL_free(spki);
+  ra_ratls_ext e;
+  int rc = ra_ratls_parse_x509(x, &e);
   X509_free(x);
-  if (rc) ra_dstack_cert_clear(out);
-  return rc;
+  if (rc) {
+    ra_debug("dstack certificate: its extensions do not parse (%s)", ra_strerror(rc));
+    return rc == -ENOMEM ? rc : -EINVAL;
+  }
+  if (e.app_id && e.app_id_len > sizeof out->app_id) {
+    ra_debug("dstack certificate: app id extension of %zu bytes (at most 64)", e.app_id_len);
+    ra_ratls_ext_clear(&e);
+    return -EINVAL;
+  }
+  /* take the buffers over (each NUL-terminated by the reader) */
+  out->spki = e.spki;
+  out->spki_len = e.spki_len;
+  out->quote = e.quote;
+  out->quote_len = e.quote_len;
+  out->event_log = (char *)e.event_log;
+  out->event_log_len = e.event_log_len;
+  out->attestation = e.attestation;
+  out->attestation_len = e.attestation_len;
+  if (e.app_id) {
+    memcpy(out->app_id, e.app_id, e.app_id_len);
+    out->app_id_len = e.app_id_len;
+    out->has_app_id = true;
+  }
+  free(e.app_id);
+  return 0;
 }
 
 int ra_dstack_cert_verify(ra_verifier *v, const uint8_t *data, size_t len,

@@ -37,14 +37,17 @@
 #include <stdint.h>
 
 #include "raloop/attest/quote/eventlog.h"
+#include "raloop/attest/quote/ratls.h"
 #include "raloop/attest/quote/verify.h"
 
-#define RA_DSTACK_OID_QUOTE       "1.3.6.1.4.1.62397.1.1"
-#define RA_DSTACK_OID_EVENT_LOG   "1.3.6.1.4.1.62397.1.2"
-#define RA_DSTACK_OID_APP_ID      "1.3.6.1.4.1.62397.1.3"
-#define RA_DSTACK_OID_ATTESTATION "1.3.6.1.4.1.62397.1.8"
-#define RA_DSTACK_CERT_TAG        "ratls-cert:"
-#define RA_DSTACK_CERT_MAX        (1024 * 1024)
+/* One convention, one reader: the extensions and the key binding are
+ * attest/quote/ratls.h's (dstack's RA-TLS); these names are its aliases. */
+#define RA_DSTACK_OID_QUOTE       RA_RATLS_OID_QUOTE
+#define RA_DSTACK_OID_EVENT_LOG   RA_RATLS_OID_EVENT_LOG
+#define RA_DSTACK_OID_APP_ID      RA_RATLS_OID_APP_ID
+#define RA_DSTACK_OID_ATTESTATION RA_RATLS_OID_ATTESTATION
+#define RA_DSTACK_CERT_TAG        RA_RATLS_REPORT_DATA_TAG
+#define RA_DSTACK_CERT_MAX        RA_RATLS_MAX_CERT
 
 /* What the certificate carries. Owned buffers: ra_dstack_cert_clear. */
 typedef struct ra_dstack_cert {

@@ -77,6 +77,7 @@ void ra_ratls_ext_clear(ra_ratls_ext *e) {
   free(e->quote);
   free(e->event_log);
   free(e->app_id);
+  free(e->attestation);
   free(e->spki);
   memset(e, 0, sizeof *e);
 }
@@ -116,9 +117,10 @@ static int take_ext(const X509 *x, const char *oid, size_t max, uint8_t **out, s
   if (ra_ratls_octet_string(ASN1_STRING_get0_data(v), (size_t)ASN1_STRING_length(v), &c, &n))
     return -EBADMSG;
   if (n > max) return -E2BIG;
-  *out = malloc(n ? n : 1);
+  *out = malloc(n + 1);
   if (!*out) return -ENOMEM;
   if (n) memcpy(*out, c, n);
+  (*out)[n] = 0;
   *out_len = n;
   return 0;
 }
@@ -154,7 +156,8 @@ int ra_ratls_parse_x509(const struct x509_st *cert, ra_ratls_ext *out) {
                      &out->event_log_len, NULL)) ||
       (rc = take_ext(x, RA_RATLS_OID_APP_ID, RA_RATLS_MAX_CERT, &out->app_id, &out->app_id_len,
                      NULL)) ||
-      (rc = take_ext(x, RA_RATLS_OID_ATTESTATION, 0, NULL, NULL, &out->has_attestation)))
+      (rc = take_ext(x, RA_RATLS_OID_ATTESTATION, RA_RATLS_MAX_CERT, &out->attestation,
+                     &out->attestation_len, &out->has_attestation)))
     goto fail;
   return 0;
 fail:

@@ -94,7 +94,9 @@ RA_API int ra_ratls_generate(ra_quote_provider *p, const ra_ratls_cert_opts *opt
 /* ---- parsing ------------------------------------------------------------ */
 
 /* The RA-TLS content of a certificate. Pointers are malloc'd copies owned
- * by the struct (release with ra_ratls_ext_clear()); NULL when absent. */
+ * by the struct (release with ra_ratls_ext_clear()); NULL when absent; each
+ * copy is followed by a NUL byte not counted in its length (the event log
+ * is JSON text). */
 typedef struct ra_ratls_ext {
   uint8_t *quote;
   size_t quote_len;
@@ -102,7 +104,9 @@ typedef struct ra_ratls_ext {
   size_t event_log_len;
   uint8_t *app_id;
   size_t app_id_len;
-  bool has_attestation; /* 62397.1.8 present (not decoded) */
+  bool has_attestation; /* 62397.1.8 present */
+  uint8_t *attestation; /* its bytes, not decoded (dstack_att.h decodes them) */
+  size_t attestation_len;
   uint8_t *spki;        /* DER SubjectPublicKeyInfo of the certificate */
   size_t spki_len;
   time_t not_before, not_after;
