@@ -176,12 +176,7 @@ static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64
   if (!rc) rc = add_amd_int(c, "3.2", t->tee);
   if (!rc) rc = add_amd_int(c, "3.3", t->snp);
   if (!rc) rc = add_amd_int(c, "3.8", t->microcode);
-  ASN1_OCTET_STRING *h = ASN1_OCTET_STRING_new();
-  der = NULL;
-  n = h && ASN1_OCTET_STRING_set(h, hwid, 64) ? i2d_ASN1_OCTET_STRING(h, &der) : -1;
-  if (!rc) rc = n > 0 ? add_amd_ext(c, "4", der, n) : -EIO;
-  OPENSSL_free(der);
-  ASN1_OCTET_STRING_free(h);
+  if (!rc) rc = add_amd_ext(c, "4", hwid, 64); /* raw bytes, as AMD's VCEKs carry it */
   return rc;
 }
 

@@ -100,10 +100,18 @@ int ra_snp_vcek_ext(X509 *x, ra_snp_vcek_info *out) {
       out->is_vlek = true;
       break;
     case F_HWID: {
+      /* AMD puts the raw bytes in the extension (64; 8 on Turin); a DER
+       * OCTET STRING around them is accepted too */
       const unsigned char *p = ASN1_STRING_get0_data(os);
-      ASN1_OCTET_STRING *h = d2i_ASN1_OCTET_STRING(NULL, &p, ASN1_STRING_length(os));
-      bool ok = h && p == ASN1_STRING_get0_data(os) + ASN1_STRING_length(os) &&
-                ASN1_STRING_length(h) > 0 && ASN1_STRING_length(h) <= 64;
+      int len = ASN1_STRING_length(os);
+      if (len == 64 || len == 8) {
+        out->hwid_len = (size_t)len;
+        memcpy(out->hwid, p, (size_t)len);
+        break;
+      }
+      ASN1_OCTET_STRING *h = d2i_ASN1_OCTET_STRING(NULL, &p, len);
+      bool ok = h && p == ASN1_STRING_get0_data(os) + len && ASN1_STRING_length(h) > 0 &&
+                ASN1_STRING_length(h) <= 64;
       if (ok) {
         out->hwid_len = (size_t)ASN1_STRING_length(h);
         memcpy(out->hwid, ASN1_STRING_get0_data(h), out->hwid_len);
