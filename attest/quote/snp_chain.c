@@ -262,6 +262,22 @@ bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * give
     ERR_clear_error();
     return false;
   }
+  /* an ARK the caller names must be the one the path ends at: asking for
+   * one root and getting another is a mistake worth refusing */
+  X509 *given_ark = NULL;
+  for (int i = 0; given && i < sk_X509_num(given); i++) {
+    X509 *c = sk_X509_value(given, i);
+    if (X509_check_issued(c, c) != X509_V_OK) continue;
+    if (same_der(c, ark)) given_ark = NULL, i = sk_X509_num(given);
+    else given_ark = c;
+  }
+  if (given_ark) {
+    subject(given_ark, name, sizeof name);
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_BROKEN, "the ARK given (%s) did not issue the ASK",
+                name);
+    ERR_clear_error();
+    return false;
+  }
   bool ok = true;
   EVP_PKEY *ark_key = X509_get0_pubkey(ark), *ask_key = X509_get0_pubkey(ask);
   if (!pss_sha384(ark) || !pss_sha384(ask) || !pss_sha384(vcek)) {

@@ -312,6 +312,11 @@ static void test_gcp_tampered(void **state) {
   o.ask = (const uint8_t *)ra_amd_ask_genoa_pem;
   o.ask_len = strlen(ra_amd_ask_genoa_pem);
   expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_BROKEN, RA_SNP_CHECK_CHAIN, &vd);
+  /* a pinned ARK, but not the one that issued the ASK: refused */
+  o = gcp_opts(&g);
+  o.ark = (const uint8_t *)ra_amd_ark_genoa_pem;
+  o.ark_len = strlen(ra_amd_ark_genoa_pem);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_BROKEN, RA_SNP_CHECK_CHAIN, &vd);
   /* no VCEK, or not a certificate */
   o = gcp_opts(&g);
   o.vcek = NULL;
