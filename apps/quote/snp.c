@@ -401,7 +401,9 @@ int ra_quote_snp(int argc, char **argv, bool verify) {
   }
   uint8_t *rep = NULL;
   size_t len = 0;
-  bool is_snp = a->file && load_report(a->file, &rep, &len, true) == 0 && ra_snp_report_detect(rep, len);
+  /* standard input can be read once: there an SNP option decides */
+  bool is_snp = a->file && strcmp(a->file, "-") != 0 && load_report(a->file, &rep, &len, true) == 0 &&
+                ra_snp_report_detect(rep, len);
   if (!is_snp && !a->snp_only_flag) goto done; /* an Intel quote: not ours */
   rc = 2;
   if (bad) goto done;

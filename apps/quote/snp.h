@@ -6,7 +6,8 @@
 #include <stdbool.h>
 
 /* `ra-quote show|verify ARGS` when ARGS is about an SNP report: the file
- * is one (1184 bytes, version 2..5, binary/hex/base64), or an SNP-only
+ * is one (1184 bytes, version 2..5, binary/hex/base64; standard input
+ * "-" is not looked at: it can be read once), or an SNP-only
  * option is given (--snp, --vcek, --ask, --ark, --trust-snp-sim, --snp-*).
  * Returns the exit status (0 valid/shown, 1 invalid, 2 usage or
  * unreadable input), or -1 when ARGS is not about SNP (the caller goes on

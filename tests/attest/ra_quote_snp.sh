@@ -52,6 +52,7 @@ json_is "gcp" vcek.product_name Milan-B0
 json_is "gcp" chain.root_sha256 69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd
 expect 0 "VCEK alone: pinned Milan ASK and ARK" -- "$Q" verify "$V/sev-gcp.bin" --vcek "$V/sev-gcp-vcek.pem" --at "$AT"
 expect 0 "hex input" -- sh -c "xxd -p '$V/sev-gcp.bin' > '$T/r.hex' && '$Q' verify '$T/r.hex' ${GCP[*]}"
+expect 0 "stdin with --snp" -- sh -c "'$Q' verify - --snp ${GCP[*]} < '$V/sev-gcp.bin'"
 expect 0 "measurement matches" -- "$Q" verify "$V/sev-gcp-reportdata.bin" "${GCP[@]}" --snp-measurement $M --snp-max-vmpl 1 --json
 json_is "measurement" checks.measurements pass
 json_is "measurement" report.vmpl 1
