@@ -351,6 +351,52 @@ static void test_gcp_tampered(void **state) {
   ra_snp_verifier_free(v);
 }
 
+
+/* go-sev-guest's real v2 report (verify/testdata/attestation.bin) with its
+ * VCEK: a debug guest, so refused as debug and valid only with allow_debug;
+ * virtee/sev's Turin VCEK: 8-byte hwID, FMC SPL, chained through the
+ * compiled-in Turin ASK to the pinned Turin ARK. */
+static void test_other_vendors(void **state) {
+  (void)state;
+  ra_snp_verifier *v;
+  assert_int_equal(ra_snp_verifier_new(0, &v), 0);
+  size_t rl, vl;
+  uint8_t *rep = load("go-sev-guest-attestation-v2.bin", &rl), *vcek = load("go-sev-guest-vcek.der", &vl);
+  ra_snp_verify_opts o = {.at = 1685577600 /* 2023-06-01 */, .vcek = vcek, .vcek_len = vl};
+  ra_snp_verdict vd;
+  expect(v, rep, rl, &o, &k_sig_only, RA_ERR_DEBUG, RA_SNP_CHECK_DEBUG, &vd);
+  assert_int_equal(vd.version, 2);
+  assert_true(vd.debug);
+  assert_int_equal(vd.checks[RA_SNP_CHECK_REPORT_SIG], RA_CHECK_PASS);
+  assert_int_equal(vd.checks[RA_SNP_CHECK_VCEK_EXT], RA_CHECK_PASS);
+  assert_int_equal(vd.product, RA_SNP_PRODUCT_MILAN); /* v2 has no CPUID: from the VCEK */
+  ra_snp_policy dbg = {.signature_only = true, .allow_debug = true};
+  expect(v, rep, rl, &o, &dbg, 0, -1, &vd);
+  free(vcek);
+
+  vcek = load("virtee-vcek-turin.der", &vl);
+  ra_snp_vcek_info info;
+  assert_int_equal(ra_snp_vcek_parse(vcek, vl, &info), 0);
+  assert_string_equal(info.product_name, "Turin");
+  assert_int_equal(info.product, RA_SNP_PRODUCT_TURIN);
+  assert_true(info.has_fmc);
+  assert_int_equal(info.hwid_len, 8);
+  assert_int_equal(info.tcb.microcode, 9);
+  o.vcek = vcek;
+  o.vcek_len = vl;
+  o.at = 1767225600; /* 2026-01-01 */
+  ra_snp_verify(v, rep, rl, &o, &dbg, &vd);
+  assert_int_equal(vd.checks[RA_SNP_CHECK_CHAIN], RA_CHECK_PASS);
+  assert_true(vd.ask_builtin);
+  assert_non_null(strstr(vd.ark_subject, "ARK-Turin"));
+  /* a Milan report is not this Turin VCEK's */
+  assert_int_equal(vd.checks[RA_SNP_CHECK_VCEK_EXT], RA_CHECK_FAIL);
+  assert_int_equal(vd.checks[RA_SNP_CHECK_REPORT_SIG], RA_CHECK_FAIL);
+  free(vcek);
+  free(rep);
+  ra_snp_verifier_free(v);
+}
+
 /* ---- the simulated TEE ---------------------------------------------------- */
 
 static char g_tmp[256];
@@ -624,6 +670,7 @@ int main(void) {
       cmocka_unit_test(test_gcp_valid),
       cmocka_unit_test(test_gcp_policy),
       cmocka_unit_test(test_gcp_tampered),
+      cmocka_unit_test(test_other_vendors),
       cmocka_unit_test(test_sim_round_trip),
       cmocka_unit_test(test_sim_policy_refusals),
       cmocka_unit_test(test_sim_vcek_mismatch),
