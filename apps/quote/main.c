@@ -775,9 +775,12 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
-  if (!strcmp(argv[1], "show") || !strcmp(argv[1], "verify")) {
+  if (!strcmp(argv[1], "show") || !strcmp(argv[1], "verify") || !strcmp(argv[1], "bench")) {
     /* AMD SEV-SNP reports (apps/quote/snp.c); -1: an Intel quote */
-    int snp = ra_quote_snp(argc - 2, argv + 2, !strcmp(argv[1], "verify"));
+    int snp = ra_quote_snp(argc - 2, argv + 2,
+                           !strcmp(argv[1], "show")     ? RA_QUOTE_SNP_SHOW
+                           : !strcmp(argv[1], "verify") ? RA_QUOTE_SNP_VERIFY
+                                                        : RA_QUOTE_SNP_BENCH);
     if (snp >= 0) return snp;
   }
   if (!strcmp(argv[1], "show")) return cmd_show(argc - 2, argv + 2);

@@ -39,6 +39,7 @@ typedef struct snp_args {
   int n_crls;
   time_t at;
   bool json, force, snp_only_flag;
+  long bench_n;
   ra_snp_expect common;          /* fields every set compares */
   uint8_t meas[MAX_SETS][48];
   int n_meas;
@@ -103,6 +104,10 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     a->pol.check_min_tcb = true;
     a->pol.min_tcb = (ra_snp_tcb){.bootloader = (uint8_t)bl, .tee = (uint8_t)tee, .snp = (uint8_t)snp,
                                   .microcode = (uint8_t)uc, .fmc = (uint8_t)fmc};
+  } else if (!strcmp(f, "-n")) {
+    char *e;
+    a->bench_n = v ? strtol(v, &e, 10) : 0;
+    if (!v || *e || a->bench_n <= 0 || a->bench_n > 10000000) return fprintf(stderr, "ra-quote: -n wants a count\n"), -1;
   } else if (!strcmp(f, "--x25519")) {
     if (hexarg(f, v, a->x25519, 32)) return -1;
     a->has_x25519 = true;
@@ -316,7 +321,74 @@ static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
   return 0;
 }
 
-static int do_verify(snp_args *a, const uint8_t *rep, size_t len) {
+/* ---- bench ---- */
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *x, const void *y) {
+  double a = *(const double *)x, b = *(const double *)y;
+  return (a > b) - (a < b);
+}
+
+static void stats(const char *what, double *t, long n) {
+  qsort(t, (size_t)n, sizeof *t, cmp_double);
+  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
+         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
+}
+
+/* The same verification n times: cold (a new verifier each time: AMD's
+ * roots decoded anew, then every certificate of the report), and warm
+ * (one verifier: it keeps the decoded certificates and the validated path,
+ * so the report signature, the extension match and the policy remain). */
+static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len, const ra_snp_verify_opts *o,
+                     const ra_snp_policy *pol, long n, const char *sim_dir) {
+  double *t = calloc((size_t)n, sizeof *t);
+  uint8_t *copy = malloc(len);
+  if (!t || !copy) {
+    free(t);
+    free(copy);
+    return 2;
+  }
+  ra_snp_verdict vd;
+  double t0 = now_us();
+  int rc = ra_snp_verify(v, rep, len, o, pol, &vd);
+  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", now_us() - t0, ra_err_name(vd.err));
+  if (rc) {
+    printf("report does not verify: %s: %s\n", ra_snp_check_name((ra_snp_check)vd.failed), vd.msg);
+    free(t);
+    free(copy);
+    return 1;
+  }
+  char ark[4096] = "";
+  if (sim_dir) snprintf(ark, sizeof ark, "%s/%s", sim_dir, RA_SNP_SIM_ARK_FILE);
+  for (long i = 0; i < n; i++) {
+    ra_snp_verifier *c;
+    memcpy(copy, rep, len);
+    t0 = now_us();
+    if (ra_snp_verifier_new(0, &c)) break;
+    if (sim_dir) ra_snp_verifier_add_ark_file(c, ark);
+    rc |= ra_snp_verify(c, copy, len, o, pol, &vd);
+    ra_snp_verifier_free(c);
+    t[i] = now_us() - t0;
+  }
+  stats("cold (new verifier: roots + chain decoded)", t, n);
+  for (long i = 0; i < n; i++) {
+    memcpy(copy, rep, len);
+    t0 = now_us();
+    rc |= ra_snp_verify(v, copy, len, o, pol, &vd);
+    t[i] = now_us() - t0;
+  }
+  stats("warm (same verifier)", t, n);
+  free(t);
+  free(copy);
+  return rc ? 1 : 0;
+}
+
+static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
   if (!a->vcek) {
     fprintf(stderr, "ra-quote: verify of an SEV-SNP report needs --vcek PEM\n");
     return 2;
@@ -367,6 +439,10 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len) {
   ra_snp_verify_opts o = {.at = a->at, .vcek = vcek, .vcek_len = vl, .ask = ask, .ask_len = sl,
                           .ark = ark, .ark_len = rl};
   ra_snp_verdict vd;
+  if (bench > 0) {
+    rc = run_bench(v, rep, len, &o, &a->pol, bench, a->sim_dir);
+    goto out;
+  }
   int vrc = ra_snp_verify(v, rep, len, &o, &a->pol, &vd);
   out op = {.json = a->json};
   json_init(&op.j, stdout, 0);
@@ -380,9 +456,11 @@ out:
   return rc;
 }
 
-int ra_quote_snp(int argc, char **argv, bool verify) {
+int ra_quote_snp(int argc, char **argv, int mode) {
+  bool verify = mode != RA_QUOTE_SNP_SHOW;
   snp_args *a = calloc(1, sizeof *a);
   if (!a) return 2;
+  a->bench_n = 1000;
   int rc = -1;
   bool bad = false, unknown = false;
   for (int i = 0; i < argc; i++) {
@@ -417,7 +495,7 @@ int ra_quote_snp(int argc, char **argv, bool verify) {
     goto done;
   }
   if (!rep && load_report(a->file, &rep, &len, false)) goto done;
-  rc = verify ? do_verify(a, rep, len) : do_show(a, rep, len);
+  rc = mode == RA_QUOTE_SNP_SHOW ? do_show(a, rep, len) : do_verify(a, rep, len, mode == RA_QUOTE_SNP_BENCH ? a->bench_n : 0);
 done:
   free(rep);
   free(a);

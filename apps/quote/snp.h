@@ -5,14 +5,15 @@
 
 #include <stdbool.h>
 
-/* `ra-quote show|verify ARGS` when ARGS is about an SNP report: the file
+/* `ra-quote show|verify|bench ARGS` (bench: verify's options and -n N) when ARGS is about an SNP report: the file
  * is one (1184 bytes, version 2..5, binary/hex/base64; standard input
  * "-" is not looked at: it can be read once), or an SNP-only
  * option is given (--snp, --vcek, --ask, --ark, --trust-snp-sim, --snp-*).
  * Returns the exit status (0 valid/shown, 1 invalid, 2 usage or
  * unreadable input), or -1 when ARGS is not about SNP (the caller goes on
  * with Intel quotes). argv[0] is the first argument after the subcommand. */
-int ra_quote_snp(int argc, char **argv, bool verify);
+enum { RA_QUOTE_SNP_SHOW, RA_QUOTE_SNP_VERIFY, RA_QUOTE_SNP_BENCH };
+int ra_quote_snp(int argc, char **argv, int mode);
 
 /* `ra-quote sim --snp --dir DIR --report-data HEX --out FILE [--debug]
  * [--vmpl N] [--measurement HEX] [--host-data HEX]`: a report of the
