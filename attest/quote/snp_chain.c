@@ -213,7 +213,7 @@ static X509 *find_issuer(STACK_OF(X509) * sk, X509 *child, bool self_issued) {
   return NULL;
 }
 
-bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, time_t at,
+bool ra_snp_chain_check(ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, time_t at,
                         ra_snp_verdict *vd, X509 **ask_out, X509 **ark_out) {
   *ask_out = *ark_out = NULL;
   char name[128];
@@ -278,6 +278,10 @@ bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * give
     ERR_clear_error();
     return false;
   }
+  ra_snp_chain_memo *m = &t->memo;
+  if (!t->memo_off && m->vcek == vcek && m->ask == ask && m->ark == ark && m->n_arks == sk_X509_num(t->arks) &&
+      at >= m->from && at <= m->to)
+    goto valid;
   bool ok = true;
   EVP_PKEY *ark_key = X509_get0_pubkey(ark), *ask_key = X509_get0_pubkey(ask);
   if (!pss_sha384(ark) || !pss_sha384(ask) || !pss_sha384(vcek)) {
@@ -308,6 +312,21 @@ bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * give
   }
   ERR_clear_error();
   if (!ok) return false;
+  if (!t->memo_off) {
+    ra_snp_chain_memo_clear(m);
+    X509 *path[3] = {vcek, ask, ark};
+    m->from = 0;
+    m->to = (time_t)1 << 62;
+    for (int i = 0; i < 3; i++) {
+      time_t nb = asn1_unix(X509_get0_notBefore(path[i])), na = asn1_unix(X509_get0_notAfter(path[i]));
+      if (nb > m->from) m->from = nb;
+      if (na < m->to) m->to = na;
+      X509_up_ref(path[i]);
+    }
+    m->vcek = vcek, m->ask = ask, m->ark = ark;
+    m->n_arks = sk_X509_num(t->arks);
+  }
+valid:
   subject(ark, vd->ark_subject, sizeof vd->ark_subject);
   unsigned fl = 0;
   X509_digest(ark, EVP_sha256(), vd->ark_sha256, &fl);
@@ -317,6 +336,13 @@ bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * give
   *ark_out = ark;
   ra_snp_pass(vd, RA_SNP_CHECK_CHAIN);
   return true;
+}
+
+void ra_snp_chain_memo_clear(ra_snp_chain_memo *m) {
+  X509_free(m->vcek);
+  X509_free(m->ask);
+  X509_free(m->ark);
+  memset(m, 0, sizeof *m);
 }
 
 void ra_snp_crl_check(const ra_snp_trust *t, X509 *vcek, X509 *ask, X509 *ark, time_t at,

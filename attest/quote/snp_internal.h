@@ -30,12 +30,29 @@ static inline void ra_snp_skip(ra_snp_verdict *vd, ra_snp_check c) {
  * sk_X509_pop_free(.., X509_free). */
 STACK_OF(X509) * ra_snp_certs_parse(const uint8_t *data, size_t len);
 
+/* A path validated before (warm verifications): exactly these certificate
+ * objects (the verifier's cache hands out the same object for the same
+ * bytes; the memo holds references, so an address is not reused while it
+ * is here), for a time inside every certificate's validity, and only while
+ * the pinned ARKs are those it was validated with. A hit skips the
+ * signatures, CA and validity checks of the path; the choice of ASK and ARK
+ * runs again. */
+typedef struct ra_snp_chain_memo {
+  X509 *vcek, *ask, *ark;
+  time_t from, to; /* from <= at <= to */
+  int n_arks;
+} ra_snp_chain_memo;
+
 /* The pinned ARKs and the known intermediates (ASK/ASVK). */
 typedef struct ra_snp_trust {
   STACK_OF(X509) * arks;
   STACK_OF(X509) * inters;
   STACK_OF(X509_CRL) * crls;
+  bool memo_off;
+  ra_snp_chain_memo memo;
 } ra_snp_trust;
+
+void ra_snp_chain_memo_clear(ra_snp_chain_memo *m);
 
 /* Adds the compiled-in AMD ARKs and ASKs/ASVKs. 0, -ENOMEM, -EIO. */
 int ra_snp_trust_add_amd(ra_snp_trust *t);
@@ -47,7 +64,7 @@ int ra_snp_trust_add_arks(ra_snp_trust *t, const uint8_t *data, size_t len);
  * (RSA-PSS SHA-384 for the ASK and the VCEK, the ARK self-signed), CA
  * flags and validity at `at`. Returns true with new references in *ask
  * and *ark, or false after recording the failure. */
-bool ra_snp_chain_check(const ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, time_t at,
+bool ra_snp_chain_check(ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, time_t at,
                         ra_snp_verdict *vd, X509 **ask, X509 **ark);
 
 /* RA_SNP_CHECK_CRL over the validated chain. */

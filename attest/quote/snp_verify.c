@@ -22,9 +22,43 @@
 
 #define INPUT_MAX (1u << 20)
 
+/* Decoded certificate blobs by exact bytes: decoding (an RSA-4096 ASK and
+ * ARK, a P-384 VCEK) is most of a warm verification's cost otherwise, and
+ * a client sees the same VCEK and chain again and again. */
+#define CERT_CACHE 8
 struct ra_snp_verifier {
   ra_snp_trust t;
+  struct cert_entry {
+    uint8_t *bytes;
+    size_t len;
+    STACK_OF(X509) * sk;
+  } cache[CERT_CACHE];
+  unsigned next;
+  bool cache_off;
 };
+
+/* A new stack (new references) of the certificates in data[0..len). */
+static STACK_OF(X509) * certs_get(ra_snp_verifier *v, const uint8_t *data, size_t len) {
+  struct cert_entry *hit = NULL;
+  for (int i = 0; !v->cache_off && i < CERT_CACHE; i++)
+    if (v->cache[i].sk && v->cache[i].len == len && !memcmp(v->cache[i].bytes, data, len)) hit = &v->cache[i];
+  if (!hit) {
+    STACK_OF(X509) *sk = ra_snp_certs_parse(data, len);
+    if (!sk || v->cache_off) return sk;
+    uint8_t *copy = malloc(len);
+    if (!copy) return sk; /* out of memory only means no caching */
+    memcpy(copy, data, len);
+    hit = &v->cache[v->next++ % CERT_CACHE];
+    free(hit->bytes);
+    sk_X509_pop_free(hit->sk, X509_free);
+    hit->bytes = copy;
+    hit->len = len;
+    hit->sk = sk;
+  }
+  STACK_OF(X509) *out = sk_X509_dup(hit->sk);
+  for (int i = 0; out && i < sk_X509_num(out); i++) X509_up_ref(sk_X509_value(out, i));
+  return out;
+}
 
 void ra_snp_fail(ra_snp_verdict *vd, ra_snp_check c, int code, const char *fmt, ...) {
   vd->checks[c] = RA_CHECK_FAIL;
@@ -53,6 +87,7 @@ int ra_snp_verifier_new(unsigned flags, ra_snp_verifier **out) {
   v->t.inters = sk_X509_new_null();
   v->t.crls = sk_X509_CRL_new_null();
   int rc = v->t.arks && v->t.inters && v->t.crls ? 0 : -ENOMEM;
+  v->cache_off = v->t.memo_off = (flags & RA_SNP_VERIFIER_NO_CACHE) != 0;
   if (!rc && !(flags & RA_SNP_VERIFIER_NO_AMD_ROOTS)) rc = ra_snp_trust_add_amd(&v->t);
   if (rc) {
     ra_snp_verifier_free(v);
@@ -67,6 +102,11 @@ void ra_snp_verifier_free(ra_snp_verifier *v) {
   sk_X509_pop_free(v->t.arks, X509_free);
   sk_X509_pop_free(v->t.inters, X509_free);
   sk_X509_CRL_pop_free(v->t.crls, X509_CRL_free);
+  ra_snp_chain_memo_clear(&v->t.memo);
+  for (int i = 0; i < CERT_CACHE; i++) {
+    free(v->cache[i].bytes);
+    sk_X509_pop_free(v->cache[i].sk, X509_free);
+  }
   free(v);
 }
 
@@ -231,7 +271,7 @@ int ra_snp_verify(ra_snp_verifier *v, const uint8_t *report, size_t len,
   vd->product = ra_snp_report_product(&r);
 
   /* the endorsement key and its chain */
-  STACK_OF(X509) *vsk = opts->vcek ? ra_snp_certs_parse(opts->vcek, opts->vcek_len) : NULL;
+  STACK_OF(X509) *vsk = opts->vcek ? certs_get(v, opts->vcek, opts->vcek_len) : NULL;
   STACK_OF(X509) *given = sk_X509_new_null();
   X509 *ask = NULL, *ark = NULL, *vcek = NULL;
   bool chain_ok = false, certs_ok = given != NULL;
@@ -249,7 +289,7 @@ int ra_snp_verify(ra_snp_verifier *v, const uint8_t *report, size_t len,
   } more[2] = {{opts->ask, opts->ask_len, "ASK"}, {opts->ark, opts->ark_len, "ARK"}};
   for (int i = 0; certs_ok && i < 2; i++) {
     if (!more[i].p) continue;
-    STACK_OF(X509) *sk = ra_snp_certs_parse(more[i].p, more[i].n);
+    STACK_OF(X509) *sk = certs_get(v, more[i].p, more[i].n);
     if (!sk) {
       ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_PARSE, "the %s certificate does not parse", more[i].what);
       certs_ok = false;

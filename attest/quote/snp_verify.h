@@ -112,6 +112,13 @@ enum {
   /* Pin no AMD ARK (only those added with ra_snp_verifier_add_ark, e.g. the
    * simulated TEE's). */
   RA_SNP_VERIFIER_NO_AMD_ROOTS = 1,
+  /* Decode every certificate anew and validate every path again (cold
+   * benchmarks). By default a verifier keeps the last 8 certificate blobs
+   * it decoded (by exact bytes) and the last path it validated (those
+   * certificate objects, reused only at a time inside all their validity
+   * windows and while no ARK was pinned since); the report signature, the
+   * VCEK extension match, CRLs and the policy always run again. */
+  RA_SNP_VERIFIER_NO_CACHE = 2,
 };
 
 /* Creates a verifier pinning the ARKs of Milan, Genoa and Turin (and

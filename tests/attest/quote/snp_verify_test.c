@@ -152,6 +152,18 @@ static void test_gcp_valid(void **state) {
     o.ark = (uint8_t *)mid;
     o.ark_len = g.chain_len - o.ask_len;
     expect(v, g.report, g.report_len, &o, &k_sig_only, 0, -1, &vd);
+    /* warm (cached path) and cold verifiers agree, expired or not */
+    ra_snp_verifier *cold;
+    assert_int_equal(ra_snp_verifier_new(RA_SNP_VERIFIER_NO_CACHE, &cold), 0);
+    o = gcp_opts(&g);
+    for (int k = 0; k < 2; k++) {
+      expect(cold, g.report, g.report_len, &o, &k_sig_only, 0, -1, &vd);
+      expect(v, g.report, g.report_len, &o, &k_sig_only, 0, -1, &vd);
+    }
+    o.at = 2000000000;
+    expect(cold, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
+    expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
+    ra_snp_verifier_free(cold);
     gcp_free(&g);
   }
   ra_snp_verifier_free(v);
