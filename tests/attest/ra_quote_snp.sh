@@ -51,7 +51,8 @@ json_is "gcp" report.measurement $M
 json_is "gcp" vcek.product_name Milan-B0
 json_is "gcp" chain.root_sha256 69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd
 expect 0 "VCEK alone: pinned Milan ASK and ARK" -- "$Q" verify "$V/sev-gcp.bin" --vcek "$V/sev-gcp-vcek.pem" --at "$AT"
-expect 0 "hex input" -- sh -c "xxd -p '$V/sev-gcp.bin' > '$T/r.hex' && '$Q' verify '$T/r.hex' ${GCP[*]}"
+python3 -c "import sys; open(sys.argv[2], 'w').write(open(sys.argv[1], 'rb').read().hex())" "$V/sev-gcp.bin" "$T/r.hex"
+expect 0 "hex input" -- "$Q" verify "$T/r.hex" "${GCP[@]}"
 expect 0 "stdin with --snp" -- sh -c "'$Q' verify - --snp ${GCP[*]} < '$V/sev-gcp.bin'"
 expect 0 "measurement matches" -- "$Q" verify "$V/sev-gcp-reportdata.bin" "${GCP[@]}" --snp-measurement $M --snp-max-vmpl 1 --json
 json_is "measurement" checks.measurements pass
