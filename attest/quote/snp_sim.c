@@ -164,19 +164,25 @@ static int add_amd_int(X509 *c, const char *sub, int v) {
   return rc;
 }
 
-static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64]) {
-  int rc = add_amd_int(c, "1", 1);
+static int add_amd_ia5(X509 *c, const char *sub, const char *v) {
   ASN1_IA5STRING *s = ASN1_IA5STRING_new();
   unsigned char *der = NULL;
-  int n = s && ASN1_STRING_set(s, SIM_PRODUCT, -1) ? i2d_ASN1_IA5STRING(s, &der) : -1;
-  if (!rc) rc = n > 0 ? add_amd_ext(c, "2", der, n) : -EIO;
+  int n = s && ASN1_STRING_set(s, v, -1) ? i2d_ASN1_IA5STRING(s, &der) : -1;
+  int rc = n > 0 ? add_amd_ext(c, sub, der, n) : -EIO;
   OPENSSL_free(der);
   ASN1_IA5STRING_free(s);
+  return rc;
+}
+
+static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64], const char *csp) {
+  int rc = add_amd_int(c, "1", 1);
+  if (!rc) rc = add_amd_ia5(c, "2", SIM_PRODUCT);
   if (!rc) rc = add_amd_int(c, "3.1", t->bootloader);
   if (!rc) rc = add_amd_int(c, "3.2", t->tee);
   if (!rc) rc = add_amd_int(c, "3.3", t->snp);
   if (!rc) rc = add_amd_int(c, "3.8", t->microcode);
-  if (!rc) rc = add_amd_ext(c, "4", hwid, 64); /* raw bytes, as AMD's VCEKs carry it */
+  if (!rc && !csp) rc = add_amd_ext(c, "4", hwid, 64); /* raw bytes, as AMD's VCEKs carry it */
+  if (!rc && csp) rc = add_amd_ia5(c, "5", csp);
   return rc;
 }
 
@@ -207,7 +213,8 @@ static EVP_MD_CTX *pss_ctx(EVP_PKEY *key) {
 
 /* kind 0 ARK, 1 ASK, 2 VCEK */
 static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
-                       const ra_snp_tcb *tcb, const uint8_t hwid[64], time_t nb, time_t na) {
+                       const ra_snp_tcb *tcb, const uint8_t hwid[64], const char *csp, time_t nb,
+                       time_t na) {
   X509 *c = X509_new();
   X509_NAME *name = sim_name(cn);
   EVP_MD_CTX *mc = NULL;
@@ -230,7 +237,7 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EV
     if (add_ext(c, iss, NID_basic_constraints, kind == 0 ? "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0"))
       goto out;
     if (kind == 1 && add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
-  } else if (add_amd_vcek_exts(c, tcb, hwid)) {
+  } else if (add_amd_vcek_exts(c, tcb, hwid, csp)) {
     goto out;
   }
   mc = pss_ctx(issuer_key);
@@ -260,11 +267,11 @@ static int generate(ra_snp_sim *s) {
   s->vcek_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
   if (!s->ark_key || !s->ask_key || !s->vcek_key) return -EIO;
   if (chip_id_of(s->vcek_key, s->chip_id)) return -EIO;
-  s->ark = make_cert(0, "raloop Simulated ARK", s->ark_key, NULL, s->ark_key, NULL, NULL, 0, 0);
+  s->ark = make_cert(0, "raloop Simulated ARK", s->ark_key, NULL, s->ark_key, NULL, NULL, NULL, 0, 0);
   if (!s->ark) return -EIO;
-  s->ask = make_cert(1, "raloop Simulated ASK", s->ask_key, s->ark, s->ark_key, NULL, NULL, 0, 0);
+  s->ask = make_cert(1, "raloop Simulated ASK", s->ask_key, s->ark, s->ark_key, NULL, NULL, NULL, 0, 0);
   if (!s->ask) return -EIO;
-  s->vcek = make_cert(2, "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key, &k_tcb, s->chip_id, 0, 0);
+  s->vcek = make_cert(2, "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key, &k_tcb, s->chip_id, NULL, 0, 0);
   return s->vcek ? 0 : -EIO;
 }
 
@@ -447,7 +454,7 @@ int ra_snp_sim_report(ra_snp_sim *s, const ra_snp_sim_guest *g, const uint8_t re
   put_le32(r + 0x34, RA_SNP_SIG_ALGO_ECDSA_P384_SHA384);
   put_le64(r + 0x38, t.raw);
   put_le64(r + 0x40, g->platform_info);
-  put_le32(r + 0x48, 0); /* VCEK-signed, chip key not masked, no author key */
+  put_le32(r + 0x48, ((uint32_t)g->signing_key & 7u) << 2); /* chip key not masked, no author key */
   memcpy(r + 0x50, report_data, 64);
   memcpy(r + 0x90, g->measurement, 48);
   memcpy(r + 0xC0, g->host_data, 32);
@@ -491,12 +498,12 @@ int ra_snp_sim_report(ra_snp_sim *s, const ra_snp_sim_guest *g, const uint8_t re
   return rc;
 }
 
-int ra_snp_sim_issue_vcek(ra_snp_sim *s, const ra_snp_tcb *tcb, const uint8_t hwid[64], time_t nb, time_t na,
-                          char **pem) {
+int ra_snp_sim_issue_vcek(ra_snp_sim *s, const ra_snp_tcb *tcb, const uint8_t hwid[64], const char *csp_id,
+                          time_t nb, time_t na, char **pem) {
   if (!s || !pem) return -EINVAL;
   *pem = NULL;
-  X509 *c = make_cert(2, "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key, tcb ? tcb : &k_tcb,
-                      hwid ? hwid : s->chip_id, nb, na);
+  X509 *c = make_cert(2, csp_id ? "raloop Simulated VLEK" : "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key,
+                      tcb ? tcb : &k_tcb, hwid ? hwid : s->chip_id, csp_id, nb, na);
   if (!c) {
     ERR_clear_error();
     return -EIO;

@@ -51,6 +51,7 @@ typedef struct ra_snp_sim_guest {
   uint64_t platform_info;
   uint8_t measurement[48], host_data[32], family_id[16], image_id[16];
   uint8_t id_key_digest[48], author_key_digest[48];
+  ra_snp_signing_key signing_key; /* the flags' key field: VCEK (default) or VLEK */
 } ra_snp_sim_guest;
 
 /* Default guest: version 5, policy 0x30000 (SMT allowed, bit 17; not
@@ -85,12 +86,13 @@ RA_API const uint8_t *ra_snp_sim_chip_id(const ra_snp_sim *sim);
 RA_API int ra_snp_sim_report(ra_snp_sim *sim, const ra_snp_sim_guest *g, const uint8_t report_data[64],
                              uint8_t out[RA_SNP_REPORT_LEN]);
 
-/* For tests: another VCEK certificate for the same key, issued by the sim's
+/* For tests: another certificate for the same key, issued by the sim's
  * ASK, with the given SPLs (NULL: the sim's), hwID (NULL: the sim's
- * chip_id) and validity (0, 0: a day ago for ten years). *pem is malloc'd
+ * chip_id) and validity (0, 0: a day ago for ten years); with csp_id
+ * non-NULL a VLEK instead (cspID, no hwID). *pem is malloc'd
  * (NUL-terminated). Returns 0, -EINVAL, -ENOMEM, -EIO. */
 RA_API int ra_snp_sim_issue_vcek(ra_snp_sim *sim, const ra_snp_tcb *tcb, const uint8_t hwid[64],
-                                 time_t not_before, time_t not_after, char **pem);
+                                 const char *csp_id, time_t not_before, time_t not_after, char **pem);
 
 /* For tests: a CRL signed by the sim's ARK (revoking its ASK when
  * revoke_ask) valid from this_update to next_update; DER, malloc'd.

@@ -582,7 +582,7 @@ static void test_sim_vcek_mismatch(void **state) {
   ra_snp_sim_tcb(&t);
   t.microcode++;
   char *pem;
-  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, &t, NULL, 0, 0, &pem), 0);
+  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, &t, NULL, NULL, 0, 0, &pem), 0);
   o.vcek = (const uint8_t *)pem;
   o.vcek_len = strlen(pem);
   expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_PCK_EXTENSION, RA_SNP_CHECK_VCEK_EXT, &vd);
@@ -594,7 +594,7 @@ static void test_sim_vcek_mismatch(void **state) {
   uint8_t hw[64];
   memcpy(hw, ra_snp_sim_chip_id(g_sim), 64);
   hw[63] ^= 1;
-  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, hw, 0, 0, &pem), 0);
+  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, hw, NULL, 0, 0, &pem), 0);
   o.vcek = (const uint8_t *)pem;
   o.vcek_len = strlen(pem);
   expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_PCK_EXTENSION, RA_SNP_CHECK_VCEK_EXT, &vd);
@@ -602,11 +602,29 @@ static void test_sim_vcek_mismatch(void **state) {
 
   /* an expired VCEK */
   time_t now = time(NULL);
-  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, NULL, now - 86400 * 10, now - 86400, &pem), 0);
+  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, NULL, NULL, now - 86400 * 10, now - 86400, &pem), 0);
   o.vcek = (const uint8_t *)pem;
   o.vcek_len = strlen(pem);
   expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
   free(pem);
+
+  /* a VLEK: accepted for a report that says VLEK, not for one that says VCEK */
+  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, NULL, "raloop-test-csp", 0, 0, &pem), 0);
+  o.vcek = (const uint8_t *)pem;
+  o.vcek_len = strlen(pem);
+  expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_PCK_EXTENSION, RA_SNP_CHECK_VCEK_EXT, &vd);
+  ra_snp_sim_guest g;
+  ra_snp_sim_guest_default(&g);
+  g.signing_key = RA_SNP_KEY_VLEK;
+  uint8_t vrep[1184];
+  assert_int_equal(ra_snp_sim_report(g_sim, &g, rd, vrep), 0);
+  expect(v, vrep, sizeof vrep, &o, &k_sig_only, 0, -1, &vd);
+  assert_true(vd.vcek.is_vlek);
+  assert_string_equal(vd.vcek.csp_id, "raloop-test-csp");
+  free(pem);
+  /* and the sim's VCEK for the VLEK-signed report */
+  o = sim_opts();
+  expect(v, vrep, sizeof vrep, &o, &k_sig_only, RA_ERR_PCK_EXTENSION, RA_SNP_CHECK_VCEK_EXT, &vd);
   ra_snp_verifier_free(v);
 }
 
