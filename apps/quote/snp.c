@@ -1,7 +1,7 @@
 /* apps/quote/snp.c: ra-quote for AMD SEV-SNP reports.
  *
  *   ra-quote show REPORT [--json]
- *   ra-quote verify REPORT --vcek PEM [--ask PEM] [--ark PEM] [--crl FILE]...
+ *   ra-quote verify REPORT --vcek PEM [--ask PEM] [--ark PEM] [--cert-table FILE] [--crl FILE]...
  *            [--trust-snp-sim DIR] [--at TIME] [--snp-measurement HEX]...
  *            [--snp-host-data HEX] [--snp-family-id HEX] [--snp-image-id HEX]
  *            [--report-data HEX] [--snp-max-vmpl N] [--snp-min-tcb BL:TEE:SNP:UCODE[:FMC]]
@@ -25,6 +25,7 @@
 #include "apps/common/json.h"
 #include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/hexb64.h"
+#include "raloop/attest/quote/snp_cert_table.h"
 #include "raloop/attest/quote/snp_sim.h"
 #include "raloop/attest/quote/snp_verify.h"
 #include "raloop/core/error.h"
@@ -34,7 +35,7 @@
 #define MAX_CRLS 8
 
 typedef struct snp_args {
-  const char *file, *vcek, *ask, *ark, *sim_dir;
+  const char *file, *vcek, *ask, *ark, *sim_dir, *cert_table;
   const char *crls[MAX_CRLS];
   int n_crls;
   time_t at;
@@ -63,6 +64,7 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   else if (!strcmp(f, "--ask") || !strcmp(f, "--cert-chain")) a->ask = v, a->snp_only_flag = true;
   else if (!strcmp(f, "--ark")) a->ark = v, a->snp_only_flag = true;
   else if (!strcmp(f, "--trust-snp-sim")) a->sim_dir = v, a->snp_only_flag = true;
+  else if (!strcmp(f, "--cert-table")) a->cert_table = v, a->snp_only_flag = true;
   else if (!strcmp(f, "--crl")) {
     if (a->n_crls == MAX_CRLS) return fprintf(stderr, "ra-quote: too many --crl\n"), -1;
     a->crls[a->n_crls++] = v;
@@ -403,20 +405,32 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len, const r
 }
 
 static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
-  if (!a->vcek) {
-    fprintf(stderr, "ra-quote: verify of an SEV-SNP report needs --vcek PEM\n");
+  if (!a->vcek && !a->cert_table) {
+    fprintf(stderr, "ra-quote: verify of an SEV-SNP report needs --vcek PEM (or --cert-table FILE)\n");
     return 2;
   }
   if (a->has_x25519 != a->has_nonce) {
     fprintf(stderr, "ra-quote: --x25519 and --nonce go together\n");
     return 2;
   }
-  uint8_t *vcek = NULL, *ask = NULL, *ark = NULL;
-  size_t vl = 0, sl = 0, rl = 0;
+  uint8_t *vcek = NULL, *ask = NULL, *ark = NULL, *table = NULL;
+  size_t vl = 0, sl = 0, rl = 0, tl = 0;
   ra_snp_verifier *v = NULL;
+  ra_snp_cert_table ct;
+  memset(&ct, 0, sizeof ct);
   int rc = 2;
-  if (read_opt(a->vcek, &vcek, &vl) || read_opt(a->ask, &ask, &sl) || read_opt(a->ark, &ark, &rl)) goto out;
+  if (read_opt(a->vcek, &vcek, &vl) || read_opt(a->ask, &ask, &sl) || read_opt(a->ark, &ark, &rl) ||
+      read_opt(a->cert_table, &table, &tl))
+    goto out;
+  if (table && ra_snp_cert_table_parse(table, tl, &ct)) {
+    fprintf(stderr, "ra-quote: %s: not an SEV-SNP certificate table\n", a->cert_table);
+    goto out;
+  }
   if (ra_snp_verifier_new(0, &v)) goto out;
+  if (ct.crl && ra_snp_verifier_add_crl(v, ct.crl, ct.crl_len) < 0) {
+    fprintf(stderr, "ra-quote: %s: its CRL does not parse\n", a->cert_table);
+    goto out;
+  }
   if (a->sim_dir) {
     /* trust the simulated ARK only because the user named the sim */
     char p[4096];
@@ -450,8 +464,21 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
     a->pol.nonce = a->nonce;
   }
   a->pol.signature_only = !n_sets && !a->has_x25519;
+  /* the options given win over the table's entries */
   ra_snp_verify_opts o = {.at = a->at, .vcek = vcek, .vcek_len = vl, .ask = ask, .ask_len = sl,
                           .ark = ark, .ark_len = rl};
+  if (!o.vcek) {
+    o.vcek = ct.vcek ? ct.vcek : ct.vlek;
+    o.vcek_len = ct.vcek ? ct.vcek_len : ct.vlek_len;
+    if (ct.vcek && ct.vlek) {
+      /* both: the one the report says signed it */
+      ra_snp_report r;
+      if (ra_snp_report_parse(rep, len, &r) == 0 && r.signing_key == RA_SNP_KEY_VLEK)
+        o.vcek = ct.vlek, o.vcek_len = ct.vlek_len;
+    }
+  }
+  if (!o.ask) o.ask = ct.ask, o.ask_len = ct.ask_len;
+  if (!o.ark) o.ark = ct.ark, o.ark_len = ct.ark_len;
   ra_snp_verdict vd;
   if (bench > 0) {
     rc = run_bench(v, rep, len, &o, &a->pol, bench, a->sim_dir);
@@ -467,6 +494,7 @@ out:
   free(vcek);
   free(ask);
   free(ark);
+  free(table);
   return rc;
 }
 
@@ -500,8 +528,8 @@ int ra_quote_snp(int argc, char **argv, int mode) {
   rc = 2;
   if (bad) goto done;
   if (unknown || !a->file) {
-    fprintf(stderr, "ra-quote: usage: ra-quote %s REPORT --vcek PEM [--ask PEM] [--ark PEM] [--crl FILE]...\n"
-                    "  [--trust-snp-sim DIR] [--at TIME] [--snp-measurement HEX]... [--snp-host-data HEX]\n"
+    fprintf(stderr, "ra-quote: usage: ra-quote %s REPORT --vcek PEM [--ask PEM] [--ark PEM] [--cert-table FILE]\n"
+                    "  [--crl FILE]... [--trust-snp-sim DIR] [--at TIME] [--snp-measurement HEX]... [--snp-host-data HEX]\n"
                     "  [--snp-family-id HEX] [--snp-image-id HEX] [--report-data HEX] [--snp-max-vmpl N]\n"
                     "  [--snp-min-tcb BL:TEE:SNP:UCODE[:FMC]] [--x25519 HEX --nonce HEX] [--allow-debug]\n"
                     "  [--allow-migration-agent] [--no-smt] [--json]\n",

@@ -81,6 +81,30 @@ json_is "flipped" failed_check report_signature
 head -c 1000 "$V/sev-gcp.bin" > "$T/short.bin"
 expect 1 "truncated report (with --snp)" -- "$Q" verify "$T/short.bin" --snp "${GCP[@]}" --json
 json_is "truncated" error RA_ERR_QUOTE_TRUNCATED
+# the certificate table an SNP guest gets with its report (configfs-tsm auxblob)
+python3 - "$V" "$T/table.bin" <<'PY'
+import ssl, struct, sys
+v, out = sys.argv[1], sys.argv[2]
+def ders(path):
+    t = open(path).read()
+    return [ssl.PEM_cert_to_DER_cert("-----BEGIN CERTIFICATE-----" + b) for b in t.split("-----BEGIN CERTIFICATE-----")[1:]]
+vcek = ders(v + "/sev-gcp-vcek.pem")[0]
+ask, ark = ders(v + "/sev-gcp-cert-chain.pem")
+guids = {"vcek": "63da758de6644564adc5f4b93be8accd", "ask": "4ab7b379bbac4fe4a02f05aef327c782",
+         "ark": "c0b406a4a80349529743" "3fb6014cd0ae"}
+blobs = [("vcek", vcek), ("ask", ask), ("ark", ark)]
+off = 24 * (len(blobs) + 1)
+head, body = b"", b""
+for name, d in blobs:
+    head += bytes.fromhex(guids[name]) + struct.pack("<II", off + len(body), len(d))
+    body += d
+open(out, "wb").write(head + bytes(24) + body)
+PY
+expect 0 "certificate table (VCEK, ASK, ARK)" -- "$Q" verify "$V/sev-gcp.bin" --cert-table "$T/table.bin" --at "$AT" --json
+json_is "table" valid true
+json_is "table" chain.ask_builtin false
+head -c 100 "$T/table.bin" > "$T/badtable.bin"
+expect 2 "truncated certificate table" -- "$Q" verify "$V/sev-gcp.bin" --cert-table "$T/badtable.bin" --at "$AT"
 expect 2 "no --vcek" -- "$Q" verify "$V/sev-gcp.bin"
 expect 2 "unreadable VCEK" -- "$Q" verify "$V/sev-gcp.bin" --vcek "$T/nope.pem"
 expect 2 "unreadable report" -- "$Q" verify "$T/nope.bin" --vcek "$V/sev-gcp-vcek.pem"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raloop/attest/quote/snp_cert_table.h"
 #include "raloop/attest/quote/snp_report.h"
 #include "raloop/attest/quote/snp_vcek.h"
 #include "raloop/core/error.h"
@@ -208,6 +209,63 @@ static void test_vcek_extensions(void **state) {
   free(rep);
 }
 
+
+/* A certificate table as an SNP guest's extended report carries it: VCEK,
+ * ASK, ARK (DER here stands for any bytes), GUIDs in RFC byte order, plus
+ * one unknown GUID, then the terminator. */
+static size_t put_entry(uint8_t *t, int i, const char *guid_hex, uint32_t off, uint32_t len) {
+  uint8_t *e = t + 24 * i;
+  for (int k = 0; k < 16; k++) sscanf(guid_hex + 2 * k, "%2hhx", &e[k]);
+  for (int k = 0; k < 4; k++) e[16 + k] = (uint8_t)(off >> (8 * k)), e[20 + k] = (uint8_t)(len >> (8 * k));
+  return 24;
+}
+
+static void test_cert_table(void **state) {
+  (void)state;
+  uint8_t t[24 * 5 + 300];
+  memset(t, 0, sizeof t);
+  uint32_t h = 24 * 5;
+  put_entry(t, 0, "63da758de6644564adc5f4b93be8accd", h, 100);       /* VCEK */
+  put_entry(t, 1, "4ab7b379bbac4fe4a02f05aef327c782", h + 100, 100); /* ASK */
+  put_entry(t, 2, "c0b406a4a80349529743" "3fb6014cd0ae", h + 200, 100); /* ARK */
+  put_entry(t, 3, "0102030405060708090a0b0c0d0e0f10", h, 1); /* unknown: skipped */
+  for (int i = 0; i < 300; i++) t[h + i] = (uint8_t)(i / 100 + 1);
+  ra_snp_cert_table ct;
+  assert_int_equal(ra_snp_cert_table_parse(t, sizeof t, &ct), 0);
+  assert_int_equal(ct.n_entries, 4);
+  assert_ptr_equal(ct.vcek, t + h);
+  assert_int_equal(ct.vcek_len, 100);
+  assert_ptr_equal(ct.ask, t + h + 100);
+  assert_ptr_equal(ct.ark, t + h + 200);
+  assert_null(ct.vlek);
+  assert_null(ct.crl);
+  /* truncated anywhere: refused (no terminator, or data past the end) */
+  for (size_t l = 1; l < sizeof t; l++) {
+    uint8_t *c = malloc(l);
+    memcpy(c, t, l);
+    assert_int_equal(ra_snp_cert_table_parse(c, l, &ct), -EINVAL);
+    assert_null(ct.vcek);
+    free(c);
+  }
+  assert_int_equal(ra_snp_cert_table_parse(NULL, 0, &ct), 0);
+  /* data inside the header, a known GUID twice, an empty entry */
+  uint8_t bad[sizeof t];
+  memcpy(bad, t, sizeof t);
+  put_entry(bad, 0, "63da758de6644564adc5f4b93be8accd", 24, 100);
+  assert_int_equal(ra_snp_cert_table_parse(bad, sizeof bad, &ct), -EINVAL);
+  memcpy(bad, t, sizeof t);
+  put_entry(bad, 1, "63da758de6644564adc5f4b93be8accd", h + 100, 100);
+  assert_int_equal(ra_snp_cert_table_parse(bad, sizeof bad, &ct), -EINVAL);
+  memcpy(bad, t, sizeof t);
+  put_entry(bad, 1, "4ab7b379bbac4fe4a02f05aef327c782", h + 100, 0);
+  assert_int_equal(ra_snp_cert_table_parse(bad, sizeof bad, &ct), -EINVAL);
+  /* the UEFI mixed-endian GUID form is read as well */
+  memcpy(bad, t, sizeof t);
+  put_entry(bad, 0, "8d75da6364e66445adc5f4b93be8accd", h, 100);
+  assert_int_equal(ra_snp_cert_table_parse(bad, sizeof bad, &ct), 0);
+  assert_ptr_equal(ct.vcek, bad + h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gcp_fields),
@@ -215,6 +273,7 @@ int main(void) {
       cmocka_unit_test(test_versions),
       cmocka_unit_test(test_truncation_every_length),
       cmocka_unit_test(test_vcek_extensions),
+      cmocka_unit_test(test_cert_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
