@@ -41,7 +41,7 @@ typedef struct snp_args {
   time_t at;
   bool json, force, snp_only_flag;
   long bench_n;
-  ra_snp_expect common;          /* fields every set compares */
+  ra_snp_expect common; /* fields every set compares */
   uint8_t meas[MAX_SETS][48];
   int n_meas;
   ra_snp_policy pol;
@@ -60,16 +60,22 @@ static int hexarg(const char *flag, const char *v, uint8_t *out, size_t n) {
 /* 0 parsed; 1 not an SNP option; -1 a bad value (message printed) */
 static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   *used = 2;
-  if (!strcmp(f, "--vcek")) a->vcek = v, a->snp_only_flag = true;
-  else if (!strcmp(f, "--ask") || !strcmp(f, "--cert-chain")) a->ask = v, a->snp_only_flag = true;
-  else if (!strcmp(f, "--ark")) a->ark = v, a->snp_only_flag = true;
-  else if (!strcmp(f, "--trust-snp-sim")) a->sim_dir = v, a->snp_only_flag = true;
-  else if (!strcmp(f, "--cert-table")) a->cert_table = v, a->snp_only_flag = true;
+  if (!strcmp(f, "--vcek"))
+    a->vcek = v, a->snp_only_flag = true;
+  else if (!strcmp(f, "--ask") || !strcmp(f, "--cert-chain"))
+    a->ask = v, a->snp_only_flag = true;
+  else if (!strcmp(f, "--ark"))
+    a->ark = v, a->snp_only_flag = true;
+  else if (!strcmp(f, "--trust-snp-sim"))
+    a->sim_dir = v, a->snp_only_flag = true;
+  else if (!strcmp(f, "--cert-table"))
+    a->cert_table = v, a->snp_only_flag = true;
   else if (!strcmp(f, "--crl")) {
     if (a->n_crls == MAX_CRLS) return fprintf(stderr, "ra-quote: too many --crl\n"), -1;
     a->crls[a->n_crls++] = v;
   } else if (!strcmp(f, "--at")) {
-    if (!v || policy_flags_parse_time(v, &a->at)) return fprintf(stderr, "ra-quote: --at: bad time\n"), -1;
+    if (!v || policy_flags_parse_time(v, &a->at))
+      return fprintf(stderr, "ra-quote: --at: bad time\n"), -1;
   } else if (!strcmp(f, "--snp-measurement")) {
     a->snp_only_flag = true;
     if (a->n_meas == MAX_SETS) return fprintf(stderr, "ra-quote: too many --snp-measurement\n"), -1;
@@ -94,7 +100,8 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     a->snp_only_flag = true;
     char *e;
     unsigned long n = v ? strtoul(v, &e, 10) : 0;
-    if (!v || *e || !*v || n > 3) return fprintf(stderr, "ra-quote: --snp-max-vmpl wants 0..3\n"), -1;
+    if (!v || *e || !*v || n > 3)
+      return fprintf(stderr, "ra-quote: --snp-max-vmpl wants 0..3\n"), -1;
     a->pol.check_vmpl = true;
     a->pol.max_vmpl = (uint32_t)n;
   } else if (!strcmp(f, "--snp-min-tcb")) {
@@ -104,12 +111,16 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     if ((k != 4 && k != 5) || bl > 255 || tee > 255 || snp > 255 || uc > 255 || fmc > 255)
       return fprintf(stderr, "ra-quote: --snp-min-tcb wants BL:TEE:SNP:UCODE[:FMC]\n"), -1;
     a->pol.check_min_tcb = true;
-    a->pol.min_tcb = (ra_snp_tcb){.bootloader = (uint8_t)bl, .tee = (uint8_t)tee, .snp = (uint8_t)snp,
-                                  .microcode = (uint8_t)uc, .fmc = (uint8_t)fmc};
+    a->pol.min_tcb = (ra_snp_tcb){.bootloader = (uint8_t)bl,
+                                  .tee = (uint8_t)tee,
+                                  .snp = (uint8_t)snp,
+                                  .microcode = (uint8_t)uc,
+                                  .fmc = (uint8_t)fmc};
   } else if (!strcmp(f, "-n")) {
     char *e;
     a->bench_n = v ? strtol(v, &e, 10) : 0;
-    if (!v || *e || a->bench_n <= 0 || a->bench_n > 10000000) return fprintf(stderr, "ra-quote: -n wants a count\n"), -1;
+    if (!v || *e || a->bench_n <= 0 || a->bench_n > 10000000)
+      return fprintf(stderr, "ra-quote: -n wants a count\n"), -1;
   } else if (!strcmp(f, "--x25519")) {
     if (hexarg(f, v, a->x25519, 32)) return -1;
     a->has_x25519 = true;
@@ -120,12 +131,18 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     a->has_nonce = true;
   } else {
     *used = 1;
-    if (!strcmp(f, "--json")) a->json = true;
-    else if (!strcmp(f, "--snp")) a->force = a->snp_only_flag = true;
-    else if (!strcmp(f, "--allow-debug")) a->pol.allow_debug = true;
-    else if (!strcmp(f, "--allow-migration-agent")) a->pol.allow_migration_agent = true, a->snp_only_flag = true;
-    else if (!strcmp(f, "--no-smt")) a->pol.require_no_smt = true, a->snp_only_flag = true;
-    else return 1;
+    if (!strcmp(f, "--json"))
+      a->json = true;
+    else if (!strcmp(f, "--snp"))
+      a->force = a->snp_only_flag = true;
+    else if (!strcmp(f, "--allow-debug"))
+      a->pol.allow_debug = true;
+    else if (!strcmp(f, "--allow-migration-agent"))
+      a->pol.allow_migration_agent = true, a->snp_only_flag = true;
+    else if (!strcmp(f, "--no-smt"))
+      a->pol.require_no_smt = true, a->snp_only_flag = true;
+    else
+      return 1;
     return 0;
   }
   if (!v) {
@@ -165,25 +182,35 @@ typedef struct out {
 } out;
 
 static void o_open(out *o, const char *k) {
-  if (o->json) json_begin(&o->j, k, '{');
-  else if (k) printf("%*s%s:\n", o->depth * 2, "", k);
+  if (o->json)
+    json_begin(&o->j, k, '{');
+  else if (k)
+    printf("%*s%s:\n", o->depth * 2, "", k);
   if (!o->json && k) o->depth++;
 }
 static void o_close(out *o, bool named) {
-  if (o->json) json_end(&o->j);
-  else if (named) o->depth--;
+  if (o->json)
+    json_end(&o->j);
+  else if (named)
+    o->depth--;
 }
 static void o_str(out *o, const char *k, const char *v) {
-  if (o->json) json_string(&o->j, k, v);
-  else printf("%*s%-20s %s\n", o->depth * 2, "", k, v);
+  if (o->json)
+    json_string(&o->j, k, v);
+  else
+    printf("%*s%-20s %s\n", o->depth * 2, "", k, v);
 }
 static void o_uint(out *o, const char *k, unsigned long v) {
-  if (o->json) json_uint(&o->j, k, v);
-  else printf("%*s%-20s %lu\n", o->depth * 2, "", k, v);
+  if (o->json)
+    json_uint(&o->j, k, v);
+  else
+    printf("%*s%-20s %lu\n", o->depth * 2, "", k, v);
 }
 static void o_bool(out *o, const char *k, bool v) {
-  if (o->json) json_bool(&o->j, k, v);
-  else printf("%*s%-20s %s\n", o->depth * 2, "", k, v ? "true" : "false");
+  if (o->json)
+    json_bool(&o->j, k, v);
+  else
+    printf("%*s%-20s %s\n", o->depth * 2, "", k, v ? "true" : "false");
 }
 static void o_hex(out *o, const char *k, const uint8_t *p, size_t n) {
   char h[2 * 64 + 1];
@@ -256,8 +283,9 @@ static void print_verdict(out *o, const ra_snp_verdict *vd, bool sig_only, const
   o_str(o, "message", vd->msg);
   o_str(o, "failed_check", vd->failed >= 0 ? ra_snp_check_name((ra_snp_check)vd->failed) : "none");
   o_time(o, "verified_at", vd->at);
-  o_str(o, "policy", sig_only ? "signature chain and guest policy only (no measurements checked)"
-                              : "measurements/binding");
+  o_str(o, "policy",
+        sig_only ? "signature chain and guest policy only (no measurements checked)"
+                 : "measurements/binding");
   o_open(o, "checks");
   for (int i = 0; i < RA_SNP_CHECK__COUNT; i++)
     o_str(o, ra_snp_check_name((ra_snp_check)i), ra_check_status_name(vd->checks[i]));
@@ -348,8 +376,9 @@ static void stats(const char *what, double *t, long n) {
  * validated each time, as TDX's "cold"), and warm (one verifier: it keeps
  * the decoded certificates and the validated path, so the report
  * signature, the extension match and the policy remain). */
-static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len, const ra_snp_verify_opts *o,
-                     const ra_snp_policy *pol, long n, const char *sim_dir) {
+static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len,
+                     const ra_snp_verify_opts *o, const ra_snp_policy *pol, long n,
+                     const char *sim_dir) {
   double *t = calloc((size_t)n, sizeof *t);
   uint8_t *copy = malloc(len);
   if (!t || !copy) {
@@ -360,7 +389,8 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len, const r
   ra_snp_verdict vd;
   double t0 = now_us();
   int rc = ra_snp_verify(v, rep, len, o, pol, &vd);
-  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", now_us() - t0, ra_err_name(vd.err));
+  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", now_us() - t0,
+         ra_err_name(vd.err));
   if (rc) {
     printf("report does not verify: %s: %s\n", ra_snp_check_name((ra_snp_check)vd.failed), vd.msg);
     free(t);
@@ -406,7 +436,8 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len, const r
 
 static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
   if (!a->vcek && !a->cert_table) {
-    fprintf(stderr, "ra-quote: verify of an SEV-SNP report needs --vcek PEM (or --cert-table FILE)\n");
+    fprintf(stderr,
+            "ra-quote: verify of an SEV-SNP report needs --vcek PEM (or --cert-table FILE)\n");
     return 2;
   }
   if (a->has_x25519 != a->has_nonce) {
@@ -437,7 +468,8 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
     snprintf(p, sizeof p, "%s/%s", a->sim_dir, RA_SNP_SIM_ARK_FILE);
     int n = ra_snp_verifier_add_ark_file(v, p);
     if (n < 0) {
-      fprintf(stderr, "ra-quote: %s: %s\n", p, n == -EINVAL ? "not a self-signed CA" : strerror(-n));
+      fprintf(stderr, "ra-quote: %s: %s\n", p,
+              n == -EINVAL ? "not a self-signed CA" : strerror(-n));
       goto out;
     }
   }
@@ -465,8 +497,13 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
   }
   a->pol.signature_only = !n_sets && !a->has_x25519;
   /* the options given win over the table's entries */
-  ra_snp_verify_opts o = {.at = a->at, .vcek = vcek, .vcek_len = vl, .ask = ask, .ask_len = sl,
-                          .ark = ark, .ark_len = rl};
+  ra_snp_verify_opts o = {.at = a->at,
+                          .vcek = vcek,
+                          .vcek_len = vl,
+                          .ask = ask,
+                          .ask_len = sl,
+                          .ark = ark,
+                          .ark_len = rl};
   if (!o.vcek) {
     o.vcek = ct.vcek ? ct.vcek : ct.vlek;
     o.vcek_len = ct.vcek ? ct.vcek_len : ct.vlek_len;
@@ -511,8 +548,10 @@ int ra_quote_snp(int argc, char **argv, int mode) {
       int used = 1;
       int p = parse_opt(a, f, i + 1 < argc ? argv[i + 1] : NULL, &used);
       if (p < 0) bad = true;
-      if (p > 0) unknown = true;
-      else i += used - 1;
+      if (p > 0)
+        unknown = true;
+      else
+        i += used - 1;
     } else if (!a->file) {
       a->file = f;
     } else {
@@ -522,22 +561,27 @@ int ra_quote_snp(int argc, char **argv, int mode) {
   uint8_t *rep = NULL;
   size_t len = 0;
   /* standard input can be read once: there an SNP option decides */
-  bool is_snp = a->file && strcmp(a->file, "-") != 0 && load_report(a->file, &rep, &len, true) == 0 &&
-                ra_snp_report_detect(rep, len);
+  bool is_snp = a->file && strcmp(a->file, "-") != 0 &&
+                load_report(a->file, &rep, &len, true) == 0 && ra_snp_report_detect(rep, len);
   if (!is_snp && !a->snp_only_flag) goto done; /* an Intel quote: not ours */
   rc = 2;
   if (bad) goto done;
   if (unknown || !a->file) {
-    fprintf(stderr, "ra-quote: usage: ra-quote %s REPORT --vcek PEM [--ask PEM] [--ark PEM] [--cert-table FILE]\n"
-                    "  [--crl FILE]... [--trust-snp-sim DIR] [--at TIME] [--snp-measurement HEX]... [--snp-host-data HEX]\n"
-                    "  [--snp-family-id HEX] [--snp-image-id HEX] [--report-data HEX] [--snp-max-vmpl N]\n"
-                    "  [--snp-min-tcb BL:TEE:SNP:UCODE[:FMC]] [--x25519 HEX --nonce HEX] [--allow-debug]\n"
-                    "  [--allow-migration-agent] [--no-smt] [--json]\n",
+    fprintf(stderr,
+            "ra-quote: usage: ra-quote %s REPORT --vcek PEM [--ask PEM] [--ark PEM] [--cert-table "
+            "FILE]\n"
+            "  [--crl FILE]... [--trust-snp-sim DIR] [--at TIME] [--snp-measurement HEX]... "
+            "[--snp-host-data HEX]\n"
+            "  [--snp-family-id HEX] [--snp-image-id HEX] [--report-data HEX] [--snp-max-vmpl N]\n"
+            "  [--snp-min-tcb BL:TEE:SNP:UCODE[:FMC]] [--x25519 HEX --nonce HEX] [--allow-debug]\n"
+            "  [--allow-migration-agent] [--no-smt] [--json]\n",
             verify ? "verify" : "show");
     goto done;
   }
   if (!rep && load_report(a->file, &rep, &len, false)) goto done;
-  rc = mode == RA_QUOTE_SNP_SHOW ? do_show(a, rep, len) : do_verify(a, rep, len, mode == RA_QUOTE_SNP_BENCH ? a->bench_n : 0);
+  rc = mode == RA_QUOTE_SNP_SHOW
+           ? do_show(a, rep, len)
+           : do_verify(a, rep, len, mode == RA_QUOTE_SNP_BENCH ? a->bench_n : 0);
 done:
   free(rep);
   free(a);
@@ -562,8 +606,10 @@ int ra_quote_snp_sim(int argc, char **argv) {
     }
     if (!v) goto usage;
     i++;
-    if (!strcmp(f, "--dir")) dir = v;
-    else if (!strcmp(f, "--out")) outf = v;
+    if (!strcmp(f, "--dir"))
+      dir = v;
+    else if (!strcmp(f, "--out"))
+      outf = v;
     else if (!strcmp(f, "--report-data")) {
       if (hexarg(f, v, rd, 64)) return 2;
       have_rd = true;
@@ -599,7 +645,8 @@ int ra_quote_snp_sim(int argc, char **argv) {
   ra_snp_sim_free(sim);
   return ok ? 0 : 2;
 usage:
-  fprintf(stderr, "usage: ra-quote sim --snp --dir DIR --report-data HEX --out FILE [--debug] [--vmpl N]\n"
-                  "       [--measurement HEX] [--host-data HEX]\n");
+  fprintf(stderr,
+          "usage: ra-quote sim --snp --dir DIR --report-data HEX --out FILE [--debug] [--vmpl N]\n"
+          "       [--measurement HEX] [--host-data HEX]\n");
   return 2;
 }

@@ -17,28 +17,40 @@
 
 const char *ra_amd_ark_pem(ra_snp_product p) {
   switch (p) {
-  case RA_SNP_PRODUCT_MILAN: return ra_amd_ark_milan_pem;
-  case RA_SNP_PRODUCT_GENOA: return ra_amd_ark_genoa_pem;
-  case RA_SNP_PRODUCT_TURIN: return ra_amd_ark_turin_pem;
-  default: return NULL;
+  case RA_SNP_PRODUCT_MILAN:
+    return ra_amd_ark_milan_pem;
+  case RA_SNP_PRODUCT_GENOA:
+    return ra_amd_ark_genoa_pem;
+  case RA_SNP_PRODUCT_TURIN:
+    return ra_amd_ark_turin_pem;
+  default:
+    return NULL;
   }
 }
 
 const char *ra_amd_ask_pem(ra_snp_product p) {
   switch (p) {
-  case RA_SNP_PRODUCT_MILAN: return ra_amd_ask_milan_pem;
-  case RA_SNP_PRODUCT_GENOA: return ra_amd_ask_genoa_pem;
-  case RA_SNP_PRODUCT_TURIN: return ra_amd_ask_turin_pem;
-  default: return NULL;
+  case RA_SNP_PRODUCT_MILAN:
+    return ra_amd_ask_milan_pem;
+  case RA_SNP_PRODUCT_GENOA:
+    return ra_amd_ask_genoa_pem;
+  case RA_SNP_PRODUCT_TURIN:
+    return ra_amd_ask_turin_pem;
+  default:
+    return NULL;
   }
 }
 
 const char *ra_amd_asvk_pem(ra_snp_product p) {
   switch (p) {
-  case RA_SNP_PRODUCT_MILAN: return ra_amd_asvk_milan_pem;
-  case RA_SNP_PRODUCT_GENOA: return ra_amd_asvk_genoa_pem;
-  case RA_SNP_PRODUCT_TURIN: return ra_amd_asvk_turin_pem;
-  default: return NULL;
+  case RA_SNP_PRODUCT_MILAN:
+    return ra_amd_asvk_milan_pem;
+  case RA_SNP_PRODUCT_GENOA:
+    return ra_amd_asvk_genoa_pem;
+  case RA_SNP_PRODUCT_TURIN:
+    return ra_amd_asvk_turin_pem;
+  default:
+    return NULL;
   }
 }
 
@@ -179,7 +191,8 @@ static bool is_p384(X509 *x) {
   char g[32];
   size_t gl = 0;
   return k && EVP_PKEY_get_base_id(k) == EVP_PKEY_EC &&
-         EVP_PKEY_get_utf8_string_param(k, "group", g, sizeof g, &gl) && strcmp(g, "secp384r1") == 0;
+         EVP_PKEY_get_utf8_string_param(k, "group", g, sizeof g, &gl) &&
+         strcmp(g, "secp384r1") == 0;
 }
 
 /* validity of x at `at`; what names it in a message */
@@ -197,8 +210,7 @@ static bool valid_at(X509 *x, time_t at, const char *what, ra_snp_verdict *vd) {
   }
   if (at > na) {
     ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_EXPIRED,
-                "%s expired at %lld (verification time %lld)", what, (long long)na,
-                (long long)at);
+                "%s expired at %lld (verification time %lld)", what, (long long)na, (long long)at);
     return false;
   }
   return true;
@@ -268,19 +280,21 @@ bool ra_snp_chain_check(ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, tim
   for (int i = 0; given && i < sk_X509_num(given); i++) {
     X509 *c = sk_X509_value(given, i);
     if (X509_check_issued(c, c) != X509_V_OK) continue;
-    if (same_der(c, ark)) given_ark = NULL, i = sk_X509_num(given);
-    else given_ark = c;
+    if (same_der(c, ark))
+      given_ark = NULL, i = sk_X509_num(given);
+    else
+      given_ark = c;
   }
   if (given_ark) {
     subject(given_ark, name, sizeof name);
-    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_BROKEN, "the ARK given (%s) did not issue the ASK",
-                name);
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_BROKEN,
+                "the ARK given (%s) did not issue the ASK", name);
     ERR_clear_error();
     return false;
   }
   ra_snp_chain_memo *m = &t->memo;
-  if (!t->memo_off && m->vcek == vcek && m->ask == ask && m->ark == ark && m->n_arks == sk_X509_num(t->arks) &&
-      at >= m->from && at <= m->to)
+  if (!t->memo_off && m->vcek == vcek && m->ask == ask && m->ark == ark &&
+      m->n_arks == sk_X509_num(t->arks) && at >= m->from && at <= m->to)
     goto valid;
   bool ok = true;
   EVP_PKEY *ark_key = X509_get0_pubkey(ark), *ask_key = X509_get0_pubkey(ask);
@@ -292,13 +306,16 @@ bool ra_snp_chain_check(ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, tim
                 pss_sha384(vcek) ? "yes" : "no");
     ok = false;
   } else if (!ark_key || X509_verify(ark, ark_key) != 1) {
-    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE, "the ARK's self-signature does not verify");
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE,
+                "the ARK's self-signature does not verify");
     ok = false;
   } else if (X509_verify(ask, ark_key) != 1) {
-    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE, "the ASK's signature by the ARK does not verify");
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE,
+                "the ASK's signature by the ARK does not verify");
     ok = false;
   } else if (!ask_key || X509_verify(vcek, ask_key) != 1) {
-    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE, "the VCEK's signature by the ASK does not verify");
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_SIGNATURE,
+                "the VCEK's signature by the ASK does not verify");
     ok = false;
   } else if (X509_check_ca(ark) < 1 || X509_check_ca(ask) < 1) {
     ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CHAIN_INVALID, "the ARK or ASK is not a CA");
@@ -318,7 +335,8 @@ bool ra_snp_chain_check(ra_snp_trust *t, X509 *vcek, STACK_OF(X509) * given, tim
     m->from = 0;
     m->to = (time_t)1 << 62;
     for (int i = 0; i < 3; i++) {
-      time_t nb = asn1_unix(X509_get0_notBefore(path[i])), na = asn1_unix(X509_get0_notAfter(path[i]));
+      time_t nb = asn1_unix(X509_get0_notBefore(path[i])),
+             na = asn1_unix(X509_get0_notAfter(path[i]));
       if (nb > m->from) m->from = nb;
       if (na < m->to) m->to = na;
       X509_up_ref(path[i]);

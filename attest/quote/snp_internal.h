@@ -19,7 +19,9 @@
  * step and message only. */
 void ra_snp_fail(ra_snp_verdict *vd, ra_snp_check c, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static inline void ra_snp_pass(ra_snp_verdict *vd, ra_snp_check c) { vd->checks[c] = RA_CHECK_PASS; }
+static inline void ra_snp_pass(ra_snp_verdict *vd, ra_snp_check c) {
+  vd->checks[c] = RA_CHECK_PASS;
+}
 static inline void ra_snp_skip(ra_snp_verdict *vd, ra_snp_check c) {
   vd->checks[c] = RA_CHECK_SKIPPED;
 }

@@ -24,7 +24,8 @@ static bool set_matches(const ra_snp_report *r, const ra_snp_expect *e) {
   return ok;
 }
 
-static void check_guest_policy(const ra_snp_report *r, const ra_snp_policy *pol, ra_snp_verdict *vd) {
+static void check_guest_policy(const ra_snp_report *r, const ra_snp_policy *pol,
+                               ra_snp_verdict *vd) {
   const ra_snp_check C = RA_SNP_CHECK_GUEST_POLICY;
   if (!(r->policy & RA_SNP_POLICY_RESERVED1)) {
     ra_snp_fail(vd, C, RA_ERR_TD_ATTRIBUTES, "guest policy bit 17 (reserved, must be 1) is clear");
@@ -32,7 +33,8 @@ static void check_guest_policy(const ra_snp_report *r, const ra_snp_policy *pol,
     ra_snp_fail(vd, C, RA_ERR_TD_ATTRIBUTES,
                 "the guest policy allows a migration agent (bit 18), which is refused");
   } else if ((r->platform_info & RA_SNP_PLATFORM_SMT_EN) && !(r->policy & RA_SNP_POLICY_SMT)) {
-    ra_snp_fail(vd, C, RA_ERR_TD_ATTRIBUTES, "SMT is enabled on the platform but the guest policy forbids it");
+    ra_snp_fail(vd, C, RA_ERR_TD_ATTRIBUTES,
+                "SMT is enabled on the platform but the guest policy forbids it");
   } else if ((r->platform_info & RA_SNP_PLATFORM_SMT_EN) && pol->require_no_smt) {
     ra_snp_fail(vd, C, RA_ERR_TD_ATTRIBUTES, "SMT is enabled on the platform, which is refused");
   } else {
@@ -49,11 +51,12 @@ static void check_tcb(const ra_snp_report *r, const ra_snp_policy *pol, ra_snp_v
   bool turin = vd->product == RA_SNP_PRODUCT_TURIN;
   if (t->bootloader < m->bootloader || t->tee < m->tee || t->snp < m->snp ||
       t->microcode < m->microcode || (turin && t->fmc < m->fmc)) {
-    ra_snp_fail(vd, RA_SNP_CHECK_TCB, RA_ERR_TCB_STATUS,
-                "reported_tcb (bl %u tee %u snp %u ucode %u fmc %u) is below the minimum (bl %u tee "
-                "%u snp %u ucode %u fmc %u)",
-                t->bootloader, t->tee, t->snp, t->microcode, t->fmc, m->bootloader, m->tee, m->snp,
-                m->microcode, m->fmc);
+    ra_snp_fail(
+        vd, RA_SNP_CHECK_TCB, RA_ERR_TCB_STATUS,
+        "reported_tcb (bl %u tee %u snp %u ucode %u fmc %u) is below the minimum (bl %u tee "
+        "%u snp %u ucode %u fmc %u)",
+        t->bootloader, t->tee, t->snp, t->microcode, t->fmc, m->bootloader, m->tee, m->snp,
+        m->microcode, m->fmc);
     return;
   }
   ra_snp_pass(vd, RA_SNP_CHECK_TCB);
@@ -71,8 +74,8 @@ void ra_snp_policy_apply(const ra_snp_report *r, const ra_snp_policy *pol, ra_sn
   if (!pol->check_vmpl)
     ra_snp_skip(vd, RA_SNP_CHECK_VMPL);
   else if (r->vmpl > pol->max_vmpl)
-    ra_snp_fail(vd, RA_SNP_CHECK_VMPL, RA_ERR_MEASUREMENT, "VMPL %u is above the maximum %u", r->vmpl,
-                pol->max_vmpl);
+    ra_snp_fail(vd, RA_SNP_CHECK_VMPL, RA_ERR_MEASUREMENT, "VMPL %u is above the maximum %u",
+                r->vmpl, pol->max_vmpl);
   else
     ra_snp_pass(vd, RA_SNP_CHECK_VMPL);
 
@@ -85,11 +88,14 @@ void ra_snp_policy_apply(const ra_snp_report *r, const ra_snp_policy *pol, ra_sn
     int match = -1;
     bool empty = !pol->sets;
     for (size_t i = 0; !empty && i < pol->n_sets; i++) {
-      if (!pol->sets[i].has) empty = true;
-      else if (match < 0 && set_matches(r, &pol->sets[i])) match = (int)i;
+      if (!pol->sets[i].has)
+        empty = true;
+      else if (match < 0 && set_matches(r, &pol->sets[i]))
+        match = (int)i;
     }
     if (empty)
-      ra_snp_fail(vd, RA_SNP_CHECK_MEASUREMENTS, RA_ERR_POLICY_EMPTY, "a measurement set compares nothing");
+      ra_snp_fail(vd, RA_SNP_CHECK_MEASUREMENTS, RA_ERR_POLICY_EMPTY,
+                  "a measurement set compares nothing");
     else if (match < 0)
       ra_snp_fail(vd, RA_SNP_CHECK_MEASUREMENTS, RA_ERR_MEASUREMENT,
                   "no accepted set matches the report (%zu tried)", pol->n_sets);
@@ -102,7 +108,8 @@ void ra_snp_policy_apply(const ra_snp_report *r, const ra_snp_policy *pol, ra_sn
     identified = true;
     uint8_t want[64];
     if (!pol->nonce) {
-      ra_snp_fail(vd, RA_SNP_CHECK_BINDING, RA_ERR_BINDING, "no nonce to check the key binding with");
+      ra_snp_fail(vd, RA_SNP_CHECK_BINDING, RA_ERR_BINDING,
+                  "no nonce to check the key binding with");
     } else if (ra_snp_binding(pol->nonce, pol->nonce_len, pol->x25519_pub, want) != 0) {
       ra_snp_fail(vd, RA_SNP_CHECK_BINDING, RA_ERR_INTERNAL, "SHA-512 failed");
     } else if (!eq(want, r->report_data, 64)) {

@@ -36,7 +36,7 @@ enum {
   OFF_CURRENT_VER = 0x1E8, /* build, minor, major, reserved */
   OFF_COMMITTED_VER = 0x1EC,
   OFF_LAUNCH_TCB = 0x1F0,
-  OFF_LAUNCH_MIT = 0x1F8, /* v5 */
+  OFF_LAUNCH_MIT = 0x1F8,  /* v5 */
   OFF_CURRENT_MIT = 0x200, /* v5 */
   OFF_SIG_R = 0x2A0,
   OFF_SIG_S = 0x2E8,
@@ -59,10 +59,14 @@ static bool all_zero(const uint8_t *p, size_t n) {
 
 const char *ra_snp_product_name(ra_snp_product p) {
   switch (p) {
-  case RA_SNP_PRODUCT_MILAN: return "Milan";
-  case RA_SNP_PRODUCT_GENOA: return "Genoa";
-  case RA_SNP_PRODUCT_TURIN: return "Turin";
-  default: return "unknown";
+  case RA_SNP_PRODUCT_MILAN:
+    return "Milan";
+  case RA_SNP_PRODUCT_GENOA:
+    return "Genoa";
+  case RA_SNP_PRODUCT_TURIN:
+    return "Turin";
+  default:
+    return "unknown";
   }
 }
 

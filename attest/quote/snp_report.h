@@ -22,29 +22,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RA_SNP_REPORT_LEN 1184
-#define RA_SNP_REPORT_BODY_LEN 672 /* the signed part */
-#define RA_SNP_MIN_VERSION 2
-#define RA_SNP_MAX_VERSION 5
+#define RA_SNP_REPORT_LEN                 1184
+#define RA_SNP_REPORT_BODY_LEN            672 /* the signed part */
+#define RA_SNP_MIN_VERSION                2
+#define RA_SNP_MAX_VERSION                5
 #define RA_SNP_SIG_ALGO_ECDSA_P384_SHA384 1
 
 /* Guest policy bits (the policy the guest owner launched with). */
-#define RA_SNP_POLICY_SMT (1ull << 16)            /* SMT allowed */
-#define RA_SNP_POLICY_RESERVED1 (1ull << 17)      /* must be 1 */
-#define RA_SNP_POLICY_MIGRATE_MA (1ull << 18)     /* a migration agent may be associated */
-#define RA_SNP_POLICY_DEBUG (1ull << 19)          /* debugging allowed: the host can read the guest */
-#define RA_SNP_POLICY_SINGLE_SOCKET (1ull << 20)
-#define RA_SNP_POLICY_CXL_ALLOW (1ull << 21)
-#define RA_SNP_POLICY_MEM_AES_256_XTS (1ull << 22)
-#define RA_SNP_POLICY_RAPL_DIS (1ull << 23)
+#define RA_SNP_POLICY_SMT               (1ull << 16) /* SMT allowed */
+#define RA_SNP_POLICY_RESERVED1         (1ull << 17) /* must be 1 */
+#define RA_SNP_POLICY_MIGRATE_MA        (1ull << 18) /* a migration agent may be associated */
+#define RA_SNP_POLICY_DEBUG             (1ull << 19) /* debugging allowed: the host can read the guest */
+#define RA_SNP_POLICY_SINGLE_SOCKET     (1ull << 20)
+#define RA_SNP_POLICY_CXL_ALLOW         (1ull << 21)
+#define RA_SNP_POLICY_MEM_AES_256_XTS   (1ull << 22)
+#define RA_SNP_POLICY_RAPL_DIS          (1ull << 23)
 #define RA_SNP_POLICY_CIPHERTEXT_HIDING (1ull << 24)
 #define RA_SNP_POLICY_PAGE_SWAP_DISABLE (1ull << 25)
 
 /* Platform info bits (the state of the machine when the report was made). */
-#define RA_SNP_PLATFORM_SMT_EN (1ull << 0)
-#define RA_SNP_PLATFORM_TSME_EN (1ull << 1)
-#define RA_SNP_PLATFORM_ECC_EN (1ull << 2)
-#define RA_SNP_PLATFORM_RAPL_DIS (1ull << 3)
+#define RA_SNP_PLATFORM_SMT_EN               (1ull << 0)
+#define RA_SNP_PLATFORM_TSME_EN              (1ull << 1)
+#define RA_SNP_PLATFORM_ECC_EN               (1ull << 2)
+#define RA_SNP_PLATFORM_RAPL_DIS             (1ull << 3)
 #define RA_SNP_PLATFORM_CIPHERTEXT_HIDING_EN (1ull << 4)
 #define RA_SNP_PLATFORM_ALIAS_CHECK_COMPLETE (1ull << 5)
 
@@ -91,30 +91,30 @@ typedef struct ra_snp_report {
   uint32_t version;
   uint32_t guest_svn;
   uint64_t policy;
-  const uint8_t *family_id;  /* 16 */
-  const uint8_t *image_id;   /* 16 */
+  const uint8_t *family_id; /* 16 */
+  const uint8_t *image_id;  /* 16 */
   uint32_t vmpl;
   uint32_t sig_algo;
   uint64_t current_tcb, reported_tcb, committed_tcb, launch_tcb; /* raw, see ra_snp_tcb_decode */
   uint64_t platform_info;
-  uint32_t flags;            /* bit 0 author_key_en, bit 1 mask_chip_key, bits 2-4 signing key */
+  uint32_t flags; /* bit 0 author_key_en, bit 1 mask_chip_key, bits 2-4 signing key */
   bool author_key_en;
   bool mask_chip_key;
   ra_snp_signing_key signing_key;
-  const uint8_t *report_data;       /* 64 */
-  const uint8_t *measurement;       /* 48 */
-  const uint8_t *host_data;         /* 32 */
-  const uint8_t *id_key_digest;     /* 48 */
-  const uint8_t *author_key_digest; /* 48 */
-  const uint8_t *report_id;         /* 32 */
-  const uint8_t *report_id_ma;      /* 32 */
-  bool has_cpuid;                   /* v3+ */
+  const uint8_t *report_data;                        /* 64 */
+  const uint8_t *measurement;                        /* 48 */
+  const uint8_t *host_data;                          /* 32 */
+  const uint8_t *id_key_digest;                      /* 48 */
+  const uint8_t *author_key_digest;                  /* 48 */
+  const uint8_t *report_id;                          /* 32 */
+  const uint8_t *report_id_ma;                       /* 32 */
+  bool has_cpuid;                                    /* v3+ */
   uint8_t cpuid_family, cpuid_model, cpuid_stepping; /* extended family/model as CPUID reports */
-  const uint8_t *chip_id;           /* 64 */
+  const uint8_t *chip_id;                            /* 64 */
   uint8_t current_build, current_minor, current_major;
   uint8_t committed_build, committed_minor, committed_major;
   uint64_t launch_mit_vector, current_mit_vector; /* v5 */
-  const uint8_t *sig_r, *sig_s;     /* 72 each, little-endian, zero-padded */
+  const uint8_t *sig_r, *sig_s;                   /* 72 each, little-endian, zero-padded */
 } ra_snp_report;
 
 /* Parses buf[0..len). Returns 0; RA_ERR_QUOTE_TRUNCATED (len < 1184);

@@ -22,7 +22,7 @@
 #include "raloop/core/file.h"
 
 #define BUNDLE_NAME "snp-sim-hierarchy.pem"
-#define BUNDLE_MAX (64 * 1024)
+#define BUNDLE_MAX  (64 * 1024)
 #define SIM_PRODUCT "Milan-B0"
 
 struct ra_snp_sim {
@@ -90,8 +90,10 @@ static int write_temp(const char *path, const void *data, size_t len, mode_t mod
   while (!rc && len) {
     ssize_t w = write(fd, p, len);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) rc = -errno;
-    else p += w, len -= (size_t)w;
+    if (w < 0)
+      rc = -errno;
+    else
+      p += w, len -= (size_t)w;
   }
   if (!rc && fsync(fd) != 0) rc = -errno;
   if (close(fd) != 0 && !rc) rc = -errno;
@@ -146,7 +148,8 @@ static int add_amd_ext(X509 *c, const char *sub, const uint8_t *der, int n) {
   ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
   ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
   X509_EXTENSION *xe = NULL;
-  if (obj && os && ASN1_OCTET_STRING_set(os, der, n)) xe = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
+  if (obj && os && ASN1_OCTET_STRING_set(os, der, n))
+    xe = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
   int ok = xe && X509_add_ext(c, xe, -1);
   X509_EXTENSION_free(xe);
   ASN1_OCTET_STRING_free(os);
@@ -174,7 +177,8 @@ static int add_amd_ia5(X509 *c, const char *sub, const char *v) {
   return rc;
 }
 
-static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64], const char *csp) {
+static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64],
+                             const char *csp) {
   int rc = add_amd_int(c, "1", 1);
   if (!rc) rc = add_amd_ia5(c, "2", SIM_PRODUCT);
   if (!rc) rc = add_amd_int(c, "3.1", t->bootloader);
@@ -204,7 +208,8 @@ static EVP_MD_CTX *pss_ctx(EVP_PKEY *key) {
   EVP_PKEY_CTX *pc = NULL;
   if (!mc || EVP_DigestSignInit(mc, &pc, EVP_sha384(), NULL, key) != 1 ||
       EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) <= 0 ||
-      EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, 48) <= 0 || EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha384()) <= 0) {
+      EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, 48) <= 0 ||
+      EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha384()) <= 0) {
     EVP_MD_CTX_free(mc);
     return NULL;
   }
@@ -224,7 +229,8 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EV
   if (!X509_set_subject_name(c, name)) goto out;
   if (!X509_set_issuer_name(c, issuer ? X509_get_subject_name(issuer) : name)) goto out;
   if (nb || na) {
-    if (!ASN1_TIME_set(X509_getm_notBefore(c), nb) || !ASN1_TIME_set(X509_getm_notAfter(c), na)) goto out;
+    if (!ASN1_TIME_set(X509_getm_notBefore(c), nb) || !ASN1_TIME_set(X509_getm_notAfter(c), na))
+      goto out;
   } else {
     if (!X509_gmtime_adj(X509_getm_notBefore(c), -86400L)) goto out;
     if (!X509_time_adj_ex(X509_getm_notAfter(c), 3652, -86400L, NULL)) goto out;
@@ -234,7 +240,8 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EV
   if (kind < 2) {
     if (add_ext(c, iss, NID_subject_key_identifier, "hash")) goto out;
     if (add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
-    if (add_ext(c, iss, NID_basic_constraints, kind == 0 ? "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0"))
+    if (add_ext(c, iss, NID_basic_constraints,
+                kind == 0 ? "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0"))
       goto out;
     if (kind == 1 && add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
   } else if (add_amd_vcek_exts(c, tcb, hwid, csp)) {
@@ -267,20 +274,26 @@ static int generate(ra_snp_sim *s) {
   s->vcek_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
   if (!s->ark_key || !s->ask_key || !s->vcek_key) return -EIO;
   if (chip_id_of(s->vcek_key, s->chip_id)) return -EIO;
-  s->ark = make_cert(0, "raloop Simulated ARK", s->ark_key, NULL, s->ark_key, NULL, NULL, NULL, 0, 0);
+  s->ark =
+      make_cert(0, "raloop Simulated ARK", s->ark_key, NULL, s->ark_key, NULL, NULL, NULL, 0, 0);
   if (!s->ark) return -EIO;
-  s->ask = make_cert(1, "raloop Simulated ASK", s->ask_key, s->ark, s->ark_key, NULL, NULL, NULL, 0, 0);
+  s->ask =
+      make_cert(1, "raloop Simulated ASK", s->ask_key, s->ark, s->ark_key, NULL, NULL, NULL, 0, 0);
   if (!s->ask) return -EIO;
-  s->vcek = make_cert(2, "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key, &k_tcb, s->chip_id, NULL, 0, 0);
+  s->vcek = make_cert(2, "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key, &k_tcb,
+                      s->chip_id, NULL, 0, 0);
   return s->vcek ? 0 : -EIO;
 }
 
 static int bundle_encode(const ra_snp_sim *s, uint8_t **out, size_t *len) {
   BIO *b = BIO_new(BIO_s_mem());
   if (!b) return -ENOMEM;
-  int ok = PEM_write_bio_PrivateKey(b, s->ark_key, NULL, NULL, 0, NULL, NULL) && PEM_write_bio_X509(b, s->ark) &&
-           PEM_write_bio_PrivateKey(b, s->ask_key, NULL, NULL, 0, NULL, NULL) && PEM_write_bio_X509(b, s->ask) &&
-           PEM_write_bio_PrivateKey(b, s->vcek_key, NULL, NULL, 0, NULL, NULL) && PEM_write_bio_X509(b, s->vcek);
+  int ok = PEM_write_bio_PrivateKey(b, s->ark_key, NULL, NULL, 0, NULL, NULL) &&
+           PEM_write_bio_X509(b, s->ark) &&
+           PEM_write_bio_PrivateKey(b, s->ask_key, NULL, NULL, 0, NULL, NULL) &&
+           PEM_write_bio_X509(b, s->ask) &&
+           PEM_write_bio_PrivateKey(b, s->vcek_key, NULL, NULL, 0, NULL, NULL) &&
+           PEM_write_bio_X509(b, s->vcek);
   char *p;
   long n = BIO_get_mem_data(b, &p);
   int rc = -EIO;
@@ -307,11 +320,13 @@ static int bundle_decode(ra_snp_sim *s, const uint8_t *data, size_t len) {
   s->vcek = s->vcek_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
   BIO_free(b);
   if (!s->vcek) return -EINVAL;
-  if (X509_check_private_key(s->ark, s->ark_key) != 1 || X509_check_private_key(s->ask, s->ask_key) != 1 ||
+  if (X509_check_private_key(s->ark, s->ark_key) != 1 ||
+      X509_check_private_key(s->ask, s->ask_key) != 1 ||
       X509_check_private_key(s->vcek, s->vcek_key) != 1)
     return -EINVAL;
   EVP_PKEY *ak = X509_get0_pubkey(s->ark), *sk = X509_get0_pubkey(s->ask);
-  if (!ak || !sk || X509_verify(s->ark, ak) != 1 || X509_verify(s->ask, ak) != 1 || X509_verify(s->vcek, sk) != 1)
+  if (!ak || !sk || X509_verify(s->ark, ak) != 1 || X509_verify(s->ask, ak) != 1 ||
+      X509_verify(s->vcek, sk) != 1)
     return -EINVAL;
   return chip_id_of(s->vcek_key, s->chip_id) ? -EINVAL : 0;
 }
@@ -498,12 +513,13 @@ int ra_snp_sim_report(ra_snp_sim *s, const ra_snp_sim_guest *g, const uint8_t re
   return rc;
 }
 
-int ra_snp_sim_issue_vcek(ra_snp_sim *s, const ra_snp_tcb *tcb, const uint8_t hwid[64], const char *csp_id,
-                          time_t nb, time_t na, char **pem) {
+int ra_snp_sim_issue_vcek(ra_snp_sim *s, const ra_snp_tcb *tcb, const uint8_t hwid[64],
+                          const char *csp_id, time_t nb, time_t na, char **pem) {
   if (!s || !pem) return -EINVAL;
   *pem = NULL;
-  X509 *c = make_cert(2, csp_id ? "raloop Simulated VLEK" : "raloop Simulated VCEK", s->vcek_key, s->ask, s->ask_key,
-                      tcb ? tcb : &k_tcb, hwid ? hwid : s->chip_id, csp_id, nb, na);
+  X509 *c =
+      make_cert(2, csp_id ? "raloop Simulated VLEK" : "raloop Simulated VCEK", s->vcek_key, s->ask,
+                s->ask_key, tcb ? tcb : &k_tcb, hwid ? hwid : s->chip_id, csp_id, nb, na);
   if (!c) {
     ERR_clear_error();
     return -EIO;
@@ -514,8 +530,8 @@ int ra_snp_sim_issue_vcek(ra_snp_sim *s, const ra_snp_tcb *tcb, const uint8_t hw
   return *pem ? 0 : -ENOMEM;
 }
 
-int ra_snp_sim_crl(ra_snp_sim *s, int revoke_ask, time_t this_update, time_t next_update, uint8_t **der,
-                   size_t *len) {
+int ra_snp_sim_crl(ra_snp_sim *s, int revoke_ask, time_t this_update, time_t next_update,
+                   uint8_t **der, size_t *len) {
   if (!s || !der || !len) return -EINVAL;
   *der = NULL;
   X509_CRL *crl = X509_CRL_new();
@@ -523,8 +539,8 @@ int ra_snp_sim_crl(ra_snp_sim *s, int revoke_ask, time_t this_update, time_t nex
   EVP_MD_CTX *mc = NULL;
   int rc = -EIO;
   if (!crl || !lu || !nu || !X509_CRL_set_version(crl, 1) ||
-      !X509_CRL_set_issuer_name(crl, X509_get_subject_name(s->ark)) || !X509_CRL_set1_lastUpdate(crl, lu) ||
-      !X509_CRL_set1_nextUpdate(crl, nu))
+      !X509_CRL_set_issuer_name(crl, X509_get_subject_name(s->ark)) ||
+      !X509_CRL_set1_lastUpdate(crl, lu) || !X509_CRL_set1_nextUpdate(crl, nu))
     goto out;
   if (revoke_ask) {
     X509_REVOKED *rv = X509_REVOKED_new();

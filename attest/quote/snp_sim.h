@@ -36,9 +36,9 @@
 
 #include "raloop/attest/quote/snp_report.h"
 
-#define RA_SNP_SIM_ARK_FILE "snp-ark.pem"
+#define RA_SNP_SIM_ARK_FILE   "snp-ark.pem"
 #define RA_SNP_SIM_CHAIN_FILE "snp-cert-chain.pem"
-#define RA_SNP_SIM_VCEK_FILE "snp-vcek.pem"
+#define RA_SNP_SIM_VCEK_FILE  "snp-vcek.pem"
 
 typedef struct ra_snp_sim ra_snp_sim;
 
@@ -83,8 +83,8 @@ RA_API const uint8_t *ra_snp_sim_chip_id(const ra_snp_sim *sim);
 
 /* Writes a signed report for report_data (64 bytes) with the given guest
  * (NULL: the default) into out. Returns 0, -EINVAL, -EIO. */
-RA_API int ra_snp_sim_report(ra_snp_sim *sim, const ra_snp_sim_guest *g, const uint8_t report_data[64],
-                             uint8_t out[RA_SNP_REPORT_LEN]);
+RA_API int ra_snp_sim_report(ra_snp_sim *sim, const ra_snp_sim_guest *g,
+                             const uint8_t report_data[64], uint8_t out[RA_SNP_REPORT_LEN]);
 
 /* For tests: another certificate for the same key, issued by the sim's
  * ASK, with the given SPLs (NULL: the sim's), hwID (NULL: the sim's
@@ -92,7 +92,8 @@ RA_API int ra_snp_sim_report(ra_snp_sim *sim, const ra_snp_sim_guest *g, const u
  * non-NULL a VLEK instead (cspID, no hwID). *pem is malloc'd
  * (NUL-terminated). Returns 0, -EINVAL, -ENOMEM, -EIO. */
 RA_API int ra_snp_sim_issue_vcek(ra_snp_sim *sim, const ra_snp_tcb *tcb, const uint8_t hwid[64],
-                                 const char *csp_id, time_t not_before, time_t not_after, char **pem);
+                                 const char *csp_id, time_t not_before, time_t not_after,
+                                 char **pem);
 
 /* For tests: a CRL signed by the sim's ARK (revoking its ASK when
  * revoke_ask) valid from this_update to next_update; DER, malloc'd.

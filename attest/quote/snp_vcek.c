@@ -21,8 +21,8 @@ static int spl_of(const ASN1_OCTET_STRING *os) {
   ASN1_INTEGER *i = d2i_ASN1_INTEGER(NULL, &p, ASN1_STRING_length(os));
   int v = -1;
   int64_t l = -1;
-  if (i && p == ASN1_STRING_get0_data(os) + ASN1_STRING_length(os) && ASN1_INTEGER_get_int64(&l, i) &&
-      l >= 0 && l <= 255)
+  if (i && p == ASN1_STRING_get0_data(os) + ASN1_STRING_length(os) &&
+      ASN1_INTEGER_get_int64(&l, i) && l >= 0 && l <= 255)
     v = (int)l;
   ASN1_INTEGER_free(i);
   return v;
@@ -53,7 +53,9 @@ static ra_snp_product product_of(const char *name) {
   static const struct {
     const char *prefix;
     ra_snp_product p;
-  } k[] = {{"Milan", RA_SNP_PRODUCT_MILAN}, {"Genoa", RA_SNP_PRODUCT_GENOA}, {"Turin", RA_SNP_PRODUCT_TURIN}};
+  } k[] = {{"Milan", RA_SNP_PRODUCT_MILAN},
+           {"Genoa", RA_SNP_PRODUCT_GENOA},
+           {"Turin", RA_SNP_PRODUCT_TURIN}};
   for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
     size_t n = strlen(k[i].prefix);
     if (strncmp(name, k[i].prefix, n) == 0 && (name[n] == '\0' || name[n] == '-')) return k[i].p;
@@ -75,15 +77,24 @@ int ra_snp_vcek_ext(X509 *x, ra_snp_vcek_info *out) {
     const char *s = oid + sizeof AMD_PREFIX - 1;
     const ASN1_OCTET_STRING *os = X509_EXTENSION_get_data(e);
     int f = -1, v = 0;
-    if (!strcmp(s, "1")) f = F_VER;
-    else if (!strcmp(s, "2")) f = F_NAME;
-    else if (!strcmp(s, "3.1")) f = F_BL;
-    else if (!strcmp(s, "3.2")) f = F_TEE;
-    else if (!strcmp(s, "3.3")) f = F_SNP;
-    else if (!strcmp(s, "3.8")) f = F_UCODE;
-    else if (!strcmp(s, "3.9")) f = F_FMC;
-    else if (!strcmp(s, "4")) f = F_HWID;
-    else if (!strcmp(s, "5")) f = F_CSP;
+    if (!strcmp(s, "1"))
+      f = F_VER;
+    else if (!strcmp(s, "2"))
+      f = F_NAME;
+    else if (!strcmp(s, "3.1"))
+      f = F_BL;
+    else if (!strcmp(s, "3.2"))
+      f = F_TEE;
+    else if (!strcmp(s, "3.3"))
+      f = F_SNP;
+    else if (!strcmp(s, "3.8"))
+      f = F_UCODE;
+    else if (!strcmp(s, "3.9"))
+      f = F_FMC;
+    else if (!strcmp(s, "4"))
+      f = F_HWID;
+    else if (!strcmp(s, "5"))
+      f = F_CSP;
     if (f < 0) continue; /* spl_4..7 (reserved) and anything newer */
     if (seen[f]) return -EINVAL;
     seen[f] = true;
@@ -133,7 +144,8 @@ int ra_snp_vcek_ext(X509 *x, ra_snp_vcek_info *out) {
     }
   }
   ERR_clear_error();
-  if (!seen[F_NAME] || !seen[F_BL] || !seen[F_TEE] || !seen[F_SNP] || !seen[F_UCODE]) return -ENOENT;
+  if (!seen[F_NAME] || !seen[F_BL] || !seen[F_TEE] || !seen[F_SNP] || !seen[F_UCODE])
+    return -ENOENT;
   if (!out->is_vlek && !out->hwid_len) return -EINVAL;
   out->product = product_of(out->product_name);
   return 0;
@@ -158,7 +170,8 @@ static bool all_zero(const uint8_t *p, size_t n) {
 void ra_snp_vcek_match(const ra_snp_report *r, const ra_snp_vcek_info *info, ra_snp_verdict *vd) {
   const ra_snp_check C = RA_SNP_CHECK_VCEK_EXT;
   if (info->product == RA_SNP_PRODUCT_UNKNOWN) {
-    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION, "unknown product name \"%s\" in the VCEK", info->product_name);
+    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION, "unknown product name \"%s\" in the VCEK",
+                info->product_name);
     return;
   }
   ra_snp_product rp = ra_snp_report_product(r);
@@ -168,11 +181,13 @@ void ra_snp_vcek_match(const ra_snp_report *r, const ra_snp_vcek_info *info, ra_
     return;
   }
   if (r->signing_key == RA_SNP_KEY_VCEK && info->is_vlek) {
-    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION, "the report says VCEK-signed, the certificate is a VLEK");
+    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION,
+                "the report says VCEK-signed, the certificate is a VLEK");
     return;
   }
   if (r->signing_key == RA_SNP_KEY_VLEK && !info->is_vlek) {
-    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION, "the report says VLEK-signed, the certificate is a VCEK");
+    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION,
+                "the report says VLEK-signed, the certificate is a VCEK");
     return;
   }
   if (r->signing_key != RA_SNP_KEY_VCEK && r->signing_key != RA_SNP_KEY_VLEK) {
@@ -185,11 +200,12 @@ void ra_snp_vcek_match(const ra_snp_report *r, const ra_snp_vcek_info *info, ra_
   if (t.bootloader != info->tcb.bootloader || t.tee != info->tcb.tee || t.snp != info->tcb.snp ||
       t.microcode != info->tcb.microcode ||
       (info->product == RA_SNP_PRODUCT_TURIN && t.fmc != info->tcb.fmc)) {
-    ra_snp_fail(vd, C, RA_ERR_PCK_EXTENSION,
-                "reported_tcb (bl %u tee %u snp %u ucode %u fmc %u) is not the VCEK's (bl %u tee %u "
-                "snp %u ucode %u fmc %u)",
-                t.bootloader, t.tee, t.snp, t.microcode, t.fmc, info->tcb.bootloader, info->tcb.tee,
-                info->tcb.snp, info->tcb.microcode, info->tcb.fmc);
+    ra_snp_fail(
+        vd, C, RA_ERR_PCK_EXTENSION,
+        "reported_tcb (bl %u tee %u snp %u ucode %u fmc %u) is not the VCEK's (bl %u tee %u "
+        "snp %u ucode %u fmc %u)",
+        t.bootloader, t.tee, t.snp, t.microcode, t.fmc, info->tcb.bootloader, info->tcb.tee,
+        info->tcb.snp, info->tcb.microcode, info->tcb.fmc);
     return;
   }
   if (!info->is_vlek) {

@@ -27,15 +27,15 @@
 #include "raloop/attest/quote/snp_report.h"
 
 typedef struct ra_snp_vcek_info {
-  int struct_version;       /* -1 when absent */
-  char product_name[32];    /* as in the certificate, "Milan-B0" */
-  ra_snp_product product;   /* from its prefix; UNKNOWN for anything else */
+  int struct_version;     /* -1 when absent */
+  char product_name[32];  /* as in the certificate, "Milan-B0" */
+  ra_snp_product product; /* from its prefix; UNKNOWN for anything else */
   bool has_fmc;
-  ra_snp_tcb tcb;           /* the SPLs (raw is 0: not an encoding) */
+  ra_snp_tcb tcb; /* the SPLs (raw is 0: not an encoding) */
   uint8_t hwid[64];
-  size_t hwid_len;          /* 0: absent (a VLEK) */
-  char csp_id[64];          /* "" when absent (a VCEK) */
-  bool is_vlek;             /* cspID present */
+  size_t hwid_len; /* 0: absent (a VLEK) */
+  char csp_id[64]; /* "" when absent (a VCEK) */
+  bool is_vlek;    /* cspID present */
 } ra_snp_vcek_info;
 
 /* Reads the AMD extensions of the certificate in cert[0..len) (one

@@ -41,7 +41,8 @@ struct ra_snp_verifier {
 static STACK_OF(X509) * certs_get(ra_snp_verifier *v, const uint8_t *data, size_t len) {
   struct cert_entry *hit = NULL;
   for (int i = 0; !v->cache_off && i < CERT_CACHE; i++)
-    if (v->cache[i].sk && v->cache[i].len == len && !memcmp(v->cache[i].bytes, data, len)) hit = &v->cache[i];
+    if (v->cache[i].sk && v->cache[i].len == len && !memcmp(v->cache[i].bytes, data, len))
+      hit = &v->cache[i];
   if (!hit) {
     STACK_OF(X509) *sk = ra_snp_certs_parse(data, len);
     if (!sk || v->cache_off) return sk;
@@ -73,8 +74,8 @@ void ra_snp_fail(ra_snp_verdict *vd, ra_snp_check c, int code, const char *fmt, 
 
 const char *ra_snp_check_name(ra_snp_check c) {
   static const char *const names[RA_SNP_CHECK__COUNT] = {
-      "parse", "chain", "crl", "vcek_extensions", "report_signature", "debug",
-      "guest_policy", "vmpl", "tcb", "measurements", "binding", "callback"};
+      "parse",        "chain", "crl", "vcek_extensions", "report_signature", "debug",
+      "guest_policy", "vmpl",  "tcb", "measurements",    "binding",          "callback"};
   return (unsigned)c < RA_SNP_CHECK__COUNT ? names[c] : "?";
 }
 
@@ -144,8 +145,8 @@ int ra_snp_verifier_add_crl(ra_snp_verifier *v, const uint8_t *data, size_t len)
     BIO_free(b);
     /* every block must have parsed: as many CRLs as BEGIN lines */
     int blocks = 0;
-    for (const uint8_t *p = data; (p = memmem(p, len - (size_t)(p - data), begin, sizeof begin - 1));
-         p += sizeof begin - 1)
+    for (const uint8_t *p = data;
+         (p = memmem(p, len - (size_t)(p - data), begin, sizeof begin - 1)); p += sizeof begin - 1)
       blocks++;
     if (!rc && blocks != sk_X509_CRL_num(got)) rc = -EINVAL;
   } else {
@@ -259,7 +260,7 @@ int ra_snp_verify(ra_snp_verifier *v, const uint8_t *report, size_t len,
   int prc = ra_snp_report_parse(report, len, &r);
   if (prc) {
     ra_snp_fail(vd, RA_SNP_CHECK_PARSE, prc == -EINVAL ? RA_ERR_QUOTE_MALFORMED : prc,
-                prc == RA_ERR_QUOTE_TRUNCATED   ? "report is %zu bytes, shorter than 1184"
+                prc == RA_ERR_QUOTE_TRUNCATED     ? "report is %zu bytes, shorter than 1184"
                 : prc == RA_ERR_QUOTE_UNSUPPORTED ? "report version or signature algorithm not "
                                                     "supported (%zu bytes)"
                                                   : "report is malformed (%zu bytes)",
@@ -279,7 +280,8 @@ int ra_snp_verify(ra_snp_verifier *v, const uint8_t *report, size_t len,
     ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_NO_PCK_CHAIN, "no VCEK/VLEK certificate given");
     certs_ok = false;
   } else if (!vsk || sk_X509_num(vsk) != 1) {
-    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_PARSE, "the VCEK is not one certificate that parses");
+    ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_PARSE,
+                "the VCEK is not one certificate that parses");
     certs_ok = false;
   }
   const struct {
@@ -291,7 +293,8 @@ int ra_snp_verify(ra_snp_verifier *v, const uint8_t *report, size_t len,
     if (!more[i].p) continue;
     STACK_OF(X509) *sk = certs_get(v, more[i].p, more[i].n);
     if (!sk) {
-      ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_PARSE, "the %s certificate does not parse", more[i].what);
+      ra_snp_fail(vd, RA_SNP_CHECK_CHAIN, RA_ERR_CERT_PARSE, "the %s certificate does not parse",
+                  more[i].what);
       certs_ok = false;
       break;
     }

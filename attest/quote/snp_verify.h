@@ -75,20 +75,20 @@ typedef enum ra_snp_check {
 RA_API const char *ra_snp_check_name(ra_snp_check c);
 
 typedef struct ra_snp_verdict {
-  int err;            /* 0 when valid, else the RA_ERR_* code of the first failure */
-  int failed;         /* the ra_snp_check of that failure, -1 when valid */
-  char msg[256];      /* why, for the first failure */
+  int err;       /* 0 when valid, else the RA_ERR_* code of the first failure */
+  int failed;    /* the ra_snp_check of that failure, -1 when valid */
+  char msg[256]; /* why, for the first failure */
   ra_check_status checks[RA_SNP_CHECK__COUNT];
-  const char *tee;    /* RA_SNP_TEE_NAME, always (static) */
-  time_t at;          /* the verification time used */
+  const char *tee; /* RA_SNP_TEE_NAME, always (static) */
+  time_t at;       /* the verification time used */
 
   /* The report (copied: valid after the call), when it parsed. */
   bool parsed;
   uint32_t version, guest_svn, vmpl;
   uint64_t policy, platform_info;
-  bool debug;                   /* policy bit 19 */
+  bool debug; /* policy bit 19 */
   ra_snp_signing_key signing_key;
-  ra_snp_product product;       /* from the VCEK when it parsed, else the CPUID fields */
+  ra_snp_product product; /* from the VCEK when it parsed, else the CPUID fields */
   ra_snp_tcb current_tcb, reported_tcb, committed_tcb, launch_tcb;
   uint8_t measurement[48], host_data[32], report_data[64];
   uint8_t family_id[16], image_id[16];
@@ -96,14 +96,14 @@ typedef struct ra_snp_verdict {
   uint8_t chip_id[64];
 
   /* The endorsement key and its chain. */
-  bool has_vcek;                /* vcek valid: its extensions parsed */
+  bool has_vcek; /* vcek valid: its extensions parsed */
   ra_snp_vcek_info vcek;
   time_t vcek_not_before, vcek_not_after;
-  char ark_subject[128];        /* one-line subject of the pinned ARK used */
-  uint8_t ark_sha256[32];       /* its SHA-256 fingerprint (DER) */
-  bool ask_builtin;             /* the compiled-in ASK/ASVK was used (none given) */
+  char ark_subject[128];  /* one-line subject of the pinned ARK used */
+  uint8_t ark_sha256[32]; /* its SHA-256 fingerprint (DER) */
+  bool ask_builtin;       /* the compiled-in ASK/ASVK was used (none given) */
   int crls_applied;
-  int matched_set;              /* index of the accepted set, -1 if none */
+  int matched_set; /* index of the accepted set, -1 if none */
 } ra_snp_verdict;
 
 typedef struct ra_snp_verifier ra_snp_verifier;

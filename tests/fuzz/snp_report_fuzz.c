@@ -69,7 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   (void)ra_snp_report_detect(buf, size);
 
   /* verification with the real chain: the first 1184 bytes as the report */
-  ra_snp_verify_opts o = {.at = 1768435200, .vcek = g_vcek, .vcek_len = g_vcek_len, .ask = g_chain,
+  ra_snp_verify_opts o = {.at = 1768435200,
+                          .vcek = g_vcek,
+                          .vcek_len = g_vcek_len,
+                          .ask = g_chain,
                           .ask_len = g_chain_len};
   ra_snp_policy p = {.signature_only = true};
   ra_snp_verdict vd;
@@ -83,7 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t cl = size > RA_SNP_REPORT_LEN ? size - RA_SNP_REPORT_LEN : size;
   ra_snp_vcek_info info;
   if (cl && ra_snp_vcek_parse(cert, cl, &info) == 0) {
-    if (info.hwid_len > 64 || strnlen(info.product_name, sizeof info.product_name) >= sizeof info.product_name)
+    if (info.hwid_len > 64 ||
+        strnlen(info.product_name, sizeof info.product_name) >= sizeof info.product_name)
       abort();
   }
   /* and as a certificate table: every view inside the input */

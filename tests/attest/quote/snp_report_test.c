@@ -50,11 +50,13 @@ static void test_gcp_fields(void **state) {
   assert_int_equal((r.policy >> 8) & 0xff, 0);
   char h[200];
   hex(r.measurement, 48, h);
-  assert_string_equal(h, "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a37"
-                         "08f58406f3");
+  assert_string_equal(
+      h, "b747d55452e0b9e9079770a49e397c5e6d9573581e246da7baac4f28b5cdc5b1b6d19251b8ee600fd16a37"
+         "08f58406f3");
   hex(r.report_data, 64, h);
-  assert_string_equal(h, "32fc4f6c1971cbf91566231f8d6153eeb9d093aa94306cb48d39bcc4861a3d395f149876a37bc91332fe"
-                         "493f46294fd135d5b95d363ae96352b8c45f906079f5");
+  assert_string_equal(
+      h, "32fc4f6c1971cbf91566231f8d6153eeb9d093aa94306cb48d39bcc4861a3d395f149876a37bc91332fe"
+         "493f46294fd135d5b95d363ae96352b8c45f906079f5");
   /* and what the bytes say beyond that */
   assert_int_equal(r.policy, 0x30000);
   assert_int_equal(r.platform_info, 0x25);
@@ -83,9 +85,10 @@ static void test_gcp_fields(void **state) {
 static void test_binding_vector(void **state) {
   (void)state;
   /* sev-gcp-x25519-bound.txt: NONCE and X25519_KEY; report_data binds them */
-  static const uint8_t nonce[32] = {0xdf, 0x82, 0x30, 0x6f, 0xf3, 0x8a, 0x9d, 0xa0, 0x23, 0x85, 0x4a,
-                                    0xf9, 0x47, 0xd0, 0x2a, 0x87, 0x8c, 0xfa, 0xb1, 0xb4, 0x0a, 0x79,
-                                    0x38, 0x23, 0xff, 0x41, 0xdc, 0x51, 0x21, 0x3b, 0x96, 0xaa};
+  static const uint8_t nonce[32] = {0xdf, 0x82, 0x30, 0x6f, 0xf3, 0x8a, 0x9d, 0xa0,
+                                    0x23, 0x85, 0x4a, 0xf9, 0x47, 0xd0, 0x2a, 0x87,
+                                    0x8c, 0xfa, 0xb1, 0xb4, 0x0a, 0x79, 0x38, 0x23,
+                                    0xff, 0x41, 0xdc, 0x51, 0x21, 0x3b, 0x96, 0xaa};
   static const uint8_t key[32] = {0x03, 0xa8, 0x10, 0x70, 0x30, 0xfa, 0xbe, 0xac, 0x06, 0xb0, 0xdf,
                                   0x4e, 0xf8, 0x65, 0x76, 0x39, 0x18, 0xb5, 0xe2, 0xa9, 0xfa, 0x03,
                                   0x0e, 0x20, 0x02, 0x5a, 0x43, 0x15, 0xda, 0xb4, 0xb2, 0xa6};
@@ -125,7 +128,8 @@ static void test_versions(void **state) {
     assert_int_equal(rc, 0);
     assert_int_equal(r.version, v);
     assert_int_equal(r.has_cpuid, v >= 3);
-    assert_int_equal(ra_snp_report_product(&r), v >= 3 ? RA_SNP_PRODUCT_TURIN : RA_SNP_PRODUCT_UNKNOWN);
+    assert_int_equal(ra_snp_report_product(&r),
+                     v >= 3 ? RA_SNP_PRODUCT_TURIN : RA_SNP_PRODUCT_UNKNOWN);
     assert_int_equal(r.launch_mit_vector, v >= 5 ? 0x77 : 0);
   }
   /* signature algorithm other than 1 */
@@ -209,14 +213,14 @@ static void test_vcek_extensions(void **state) {
   free(rep);
 }
 
-
 /* A certificate table as an SNP guest's extended report carries it: VCEK,
  * ASK, ARK (DER here stands for any bytes), GUIDs in RFC byte order, plus
  * one unknown GUID, then the terminator. */
 static size_t put_entry(uint8_t *t, int i, const char *guid_hex, uint32_t off, uint32_t len) {
   uint8_t *e = t + 24 * i;
   for (int k = 0; k < 16; k++) sscanf(guid_hex + 2 * k, "%2hhx", &e[k]);
-  for (int k = 0; k < 4; k++) e[16 + k] = (uint8_t)(off >> (8 * k)), e[20 + k] = (uint8_t)(len >> (8 * k));
+  for (int k = 0; k < 4; k++)
+    e[16 + k] = (uint8_t)(off >> (8 * k)), e[20 + k] = (uint8_t)(len >> (8 * k));
   return 24;
 }
 
@@ -227,7 +231,10 @@ static void test_cert_table(void **state) {
   uint32_t h = 24 * 5;
   put_entry(t, 0, "63da758de6644564adc5f4b93be8accd", h, 100);       /* VCEK */
   put_entry(t, 1, "4ab7b379bbac4fe4a02f05aef327c782", h + 100, 100); /* ASK */
-  put_entry(t, 2, "c0b406a4a80349529743" "3fb6014cd0ae", h + 200, 100); /* ARK */
+  put_entry(t, 2,
+            "c0b406a4a80349529743"
+            "3fb6014cd0ae",
+            h + 200, 100);                                   /* ARK */
   put_entry(t, 3, "0102030405060708090a0b0c0d0e0f10", h, 1); /* unknown: skipped */
   for (int i = 0; i < 300; i++) t[h + i] = (uint8_t)(i / 100 + 1);
   ra_snp_cert_table ct;
@@ -268,12 +275,9 @@ static void test_cert_table(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_gcp_fields),
-      cmocka_unit_test(test_binding_vector),
-      cmocka_unit_test(test_versions),
-      cmocka_unit_test(test_truncation_every_length),
-      cmocka_unit_test(test_vcek_extensions),
-      cmocka_unit_test(test_cert_table),
+      cmocka_unit_test(test_gcp_fields),      cmocka_unit_test(test_binding_vector),
+      cmocka_unit_test(test_versions),        cmocka_unit_test(test_truncation_every_length),
+      cmocka_unit_test(test_vcek_extensions), cmocka_unit_test(test_cert_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

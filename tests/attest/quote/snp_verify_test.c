@@ -54,7 +54,10 @@ static void gcp_free(gcp *g) {
 }
 
 static ra_snp_verify_opts gcp_opts(const gcp *g) {
-  ra_snp_verify_opts o = {.at = AT_GCP, .vcek = g->vcek, .vcek_len = g->vcek_len, .ask = g->chain,
+  ra_snp_verify_opts o = {.at = AT_GCP,
+                          .vcek = g->vcek,
+                          .vcek_len = g->vcek_len,
+                          .ask = g->chain,
                           .ask_len = g->chain_len};
   return o;
 }
@@ -66,8 +69,8 @@ static void expect(ra_snp_verifier *v, const uint8_t *rep, size_t len, const ra_
                    const ra_snp_policy *p, int err, int step, ra_snp_verdict *vd) {
   int rc = ra_snp_verify(v, rep, len, o, p, vd);
   if (vd->err != err || vd->failed != step)
-    print_message("verdict: %s at %s: %s\n", ra_err_name(vd->err), vd->failed >= 0 ? ra_snp_check_name(vd->failed) : "-",
-                  vd->msg);
+    print_message("verdict: %s at %s: %s\n", ra_err_name(vd->err),
+                  vd->failed >= 0 ? ra_snp_check_name(vd->failed) : "-", vd->msg);
   assert_int_equal(vd->err, err);
   assert_int_equal(vd->failed, step);
   assert_int_equal(rc, err ? -EACCES : 0);
@@ -111,7 +114,9 @@ static void test_pinned_arks(void **state) {
   /* the GCP chain's ARK is the pinned Milan one */
   size_t n;
   uint8_t *chain = load("sev-gcp-cert-chain.pem", &n);
-  assert_non_null(strstr((char *)chain, strstr(ra_amd_ark_milan_pem, "MIIGYzCCBBKgAwIBAgIDAQAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC")));
+  assert_non_null(strstr(
+      (char *)chain, strstr(ra_amd_ark_milan_pem,
+                            "MIIGYzCCBBKgAwIBAgIDAQAAMEYGCSqGSIb3DQEBCjA5oA8wDQYJYIZIAWUDBAIC")));
   free(chain);
 }
 
@@ -161,8 +166,10 @@ static void test_gcp_valid(void **state) {
       expect(v, g.report, g.report_len, &o, &k_sig_only, 0, -1, &vd);
     }
     o.at = 2000000000;
-    expect(cold, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
-    expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
+    expect(cold, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN,
+           &vd);
+    expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN,
+           &vd);
     ra_snp_verifier_free(cold);
     gcp_free(&g);
   }
@@ -176,9 +183,10 @@ static void test_gcp_policy(void **state) {
   gcp g;
   gcp_load(&g, "sev-gcp-x25519-bound.bin", "sev-gcp-x25519-vcek.pem");
   ra_snp_verify_opts o = gcp_opts(&g);
-  static const uint8_t nonce[32] = {0xdf, 0x82, 0x30, 0x6f, 0xf3, 0x8a, 0x9d, 0xa0, 0x23, 0x85, 0x4a,
-                                    0xf9, 0x47, 0xd0, 0x2a, 0x87, 0x8c, 0xfa, 0xb1, 0xb4, 0x0a, 0x79,
-                                    0x38, 0x23, 0xff, 0x41, 0xdc, 0x51, 0x21, 0x3b, 0x96, 0xaa};
+  static const uint8_t nonce[32] = {0xdf, 0x82, 0x30, 0x6f, 0xf3, 0x8a, 0x9d, 0xa0,
+                                    0x23, 0x85, 0x4a, 0xf9, 0x47, 0xd0, 0x2a, 0x87,
+                                    0x8c, 0xfa, 0xb1, 0xb4, 0x0a, 0x79, 0x38, 0x23,
+                                    0xff, 0x41, 0xdc, 0x51, 0x21, 0x3b, 0x96, 0xaa};
   static const uint8_t key[32] = {0x03, 0xa8, 0x10, 0x70, 0x30, 0xfa, 0xbe, 0xac, 0x06, 0xb0, 0xdf,
                                   0x4e, 0xf8, 0x65, 0x76, 0x39, 0x18, 0xb5, 0xe2, 0xa9, 0xfa, 0x03,
                                   0x0e, 0x20, 0x02, 0x5a, 0x43, 0x15, 0xda, 0xb4, 0xb2, 0xa6};
@@ -226,10 +234,12 @@ static void test_gcp_policy(void **state) {
   expect(v, g.report, g.report_len, &o, &s, RA_ERR_TD_ATTRIBUTES, RA_SNP_CHECK_GUEST_POLICY, &vd);
   /* the empty policy */
   ra_snp_policy empty = {0};
-  expect(v, g.report, g.report_len, &o, &empty, RA_ERR_POLICY_EMPTY, RA_SNP_CHECK_MEASUREMENTS, &vd);
+  expect(v, g.report, g.report_len, &o, &empty, RA_ERR_POLICY_EMPTY, RA_SNP_CHECK_MEASUREMENTS,
+         &vd);
   ra_snp_expect none = {0};
   ra_snp_policy empty_set = {.sets = &none, .n_sets = 1};
-  expect(v, g.report, g.report_len, &o, &empty_set, RA_ERR_POLICY_EMPTY, RA_SNP_CHECK_MEASUREMENTS, &vd);
+  expect(v, g.report, g.report_len, &o, &empty_set, RA_ERR_POLICY_EMPTY, RA_SNP_CHECK_MEASUREMENTS,
+         &vd);
   gcp_free(&g);
   ra_snp_verifier_free(v);
 }
@@ -263,11 +273,13 @@ static void test_gcp_tampered(void **state) {
   ra_snp_verdict vd;
   uint8_t rep[1184];
   /* one flipped bit in each region of the report */
-  static const size_t offs[] = {0x04, 0x30, 0x50, 0x90, 0xC0, 0x140, 0x29f, 0x2A0, 0x2E8, 0x2E8 + 47};
+  static const size_t offs[] = {0x04,  0x30,  0x50,  0x90,  0xC0,
+                                0x140, 0x29f, 0x2A0, 0x2E8, 0x2E8 + 47};
   for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
     memcpy(rep, g.report, sizeof rep);
     rep[offs[i]] ^= 0x01;
-    expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_QUOTE_SIGNATURE, RA_SNP_CHECK_REPORT_SIG, &vd);
+    expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_QUOTE_SIGNATURE, RA_SNP_CHECK_REPORT_SIG,
+           &vd);
   }
   /* a bit of the chip_id or the reported TCB: the VCEK no longer matches */
   memcpy(rep, g.report, sizeof rep);
@@ -290,7 +302,8 @@ static void test_gcp_tampered(void **state) {
   uint8_t *bad = der_flipped(g.vcek, g.vcek_len, 1, &n);
   o.vcek = bad;
   o.vcek_len = n;
-  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_SIGNATURE, RA_SNP_CHECK_CHAIN, &vd);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_SIGNATURE, RA_SNP_CHECK_CHAIN,
+         &vd);
   free(bad);
   o = gcp_opts(&g);
   char *mid = strstr((char *)g.chain, "-----END CERTIFICATE-----") + 25;
@@ -299,14 +312,16 @@ static void test_gcp_tampered(void **state) {
   o.ask_len = n;
   o.ark = (uint8_t *)mid;
   o.ark_len = g.chain_len - (size_t)((uint8_t *)mid - g.chain);
-  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_SIGNATURE, RA_SNP_CHECK_CHAIN, &vd);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_SIGNATURE, RA_SNP_CHECK_CHAIN,
+         &vd);
   free(bad);
   bad = der_flipped((uint8_t *)mid, o.ark_len, 1, &n); /* the ARK: not the pinned one any more */
   o.ask = g.chain;
   o.ask_len = g.chain_len - o.ark_len;
   o.ark = bad;
   o.ark_len = n;
-  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_ROOT_UNTRUSTED, RA_SNP_CHECK_CHAIN, &vd);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_ROOT_UNTRUSTED, RA_SNP_CHECK_CHAIN,
+         &vd);
   free(bad);
 
   /* the other sample's VCEK: the same chip at the same TCB, so the same
@@ -326,7 +341,8 @@ static void test_gcp_tampered(void **state) {
   expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_BROKEN, RA_SNP_CHECK_CHAIN, &vd);
   /* a pinned ARK, but not the one that issued the ASK: refused */
   o = gcp_opts(&g);
-  o.ask_len = (size_t)((uint8_t *)strstr((char *)g.chain, "-----END CERTIFICATE-----") + 25 - g.chain);
+  o.ask_len =
+      (size_t)((uint8_t *)strstr((char *)g.chain, "-----END CERTIFICATE-----") + 25 - g.chain);
   o.ark = (const uint8_t *)ra_amd_ark_genoa_pem;
   o.ark_len = strlen(ra_amd_ark_genoa_pem);
   expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_BROKEN, RA_SNP_CHECK_CHAIN, &vd);
@@ -341,7 +357,8 @@ static void test_gcp_tampered(void **state) {
   /* outside the validity window (VCEK: 2025-12-05 to 2032-12-05) */
   o = gcp_opts(&g);
   o.at = 1735689600; /* 2025-01-01 */
-  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_NOT_YET_VALID, RA_SNP_CHECK_CHAIN, &vd);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_NOT_YET_VALID, RA_SNP_CHECK_CHAIN,
+         &vd);
   o.at = 2000000000; /* 2033-05-18 */
   expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
 
@@ -356,13 +373,13 @@ static void test_gcp_tampered(void **state) {
   assert_int_equal(ra_snp_verifier_new(RA_SNP_VERIFIER_NO_AMD_ROOTS, &v), 0);
   gcp_load(&g, "sev-gcp.bin", "sev-gcp-vcek.pem");
   o = gcp_opts(&g);
-  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_ROOT_UNTRUSTED, RA_SNP_CHECK_CHAIN, &vd);
+  expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_ROOT_UNTRUSTED, RA_SNP_CHECK_CHAIN,
+         &vd);
   o.ask = NULL;
   expect(v, g.report, g.report_len, &o, &k_sig_only, RA_ERR_CHAIN_BROKEN, RA_SNP_CHECK_CHAIN, &vd);
   gcp_free(&g);
   ra_snp_verifier_free(v);
 }
-
 
 /* go-sev-guest's real v2 report (verify/testdata/attestation.bin) with its
  * VCEK: a debug guest, so refused as debug and valid only with allow_debug;
@@ -373,7 +390,8 @@ static void test_other_vendors(void **state) {
   ra_snp_verifier *v;
   assert_int_equal(ra_snp_verifier_new(0, &v), 0);
   size_t rl, vl;
-  uint8_t *rep = load("go-sev-guest-attestation-v2.bin", &rl), *vcek = load("go-sev-guest-vcek.der", &vl);
+  uint8_t *rep = load("go-sev-guest-attestation-v2.bin", &rl),
+          *vcek = load("go-sev-guest-vcek.der", &vl);
   ra_snp_verify_opts o = {.at = 1685577600 /* 2023-06-01 */, .vcek = vcek, .vcek_len = vl};
   ra_snp_verdict vd;
   expect(v, rep, rl, &o, &k_sig_only, RA_ERR_DEBUG, RA_SNP_CHECK_DEBUG, &vd);
@@ -466,8 +484,13 @@ static void test_sim_round_trip(void **state) {
   ra_snp_verdict vd;
   ra_snp_expect e = {.has = RA_SNP_MEASUREMENT};
   memset(e.measurement, 0x5e, 48);
-  ra_snp_policy p = {.sets = &e, .n_sets = 1, .x25519_pub = key, .nonce = nonce, .nonce_len = sizeof nonce,
-                     .check_vmpl = true, .max_vmpl = 0};
+  ra_snp_policy p = {.sets = &e,
+                     .n_sets = 1,
+                     .x25519_pub = key,
+                     .nonce = nonce,
+                     .nonce_len = sizeof nonce,
+                     .check_vmpl = true,
+                     .max_vmpl = 0};
   /* AMD's roots only: refused */
   ra_snp_verifier *amd;
   assert_int_equal(ra_snp_verifier_new(0, &amd), 0);
@@ -602,7 +625,8 @@ static void test_sim_vcek_mismatch(void **state) {
 
   /* an expired VCEK */
   time_t now = time(NULL);
-  assert_int_equal(ra_snp_sim_issue_vcek(g_sim, NULL, NULL, NULL, now - 86400 * 10, now - 86400, &pem), 0);
+  assert_int_equal(
+      ra_snp_sim_issue_vcek(g_sim, NULL, NULL, NULL, now - 86400 * 10, now - 86400, &pem), 0);
   o.vcek = (const uint8_t *)pem;
   o.vcek_len = strlen(pem);
   expect(v, rep, sizeof rep, &o, &k_sig_only, RA_ERR_CERT_EXPIRED, RA_SNP_CHECK_CHAIN, &vd);
@@ -678,7 +702,8 @@ static void test_sim_crl(void **state) {
                            .ask_len = strlen(ra_snp_sim_chain_pem(other))};
   assert_int_equal(ra_snp_sim_report(other, NULL, rd, rep), 0);
   expect(v, rep, sizeof rep, &oo, &k_sig_only, RA_ERR_ROOT_UNTRUSTED, RA_SNP_CHECK_CHAIN, &vd);
-  oo.ask_len = (size_t)(strstr((const char *)oo.ask, "-----END CERTIFICATE-----") + 25 - (const char *)oo.ask);
+  oo.ask_len = (size_t)(strstr((const char *)oo.ask, "-----END CERTIFICATE-----") + 25 -
+                        (const char *)oo.ask);
   ra_snp_verify(v, rep, sizeof rep, &oo, &k_sig_only, &vd);
   assert_int_equal(vd.failed, RA_SNP_CHECK_CHAIN);
   assert_int_equal(vd.checks[RA_SNP_CHECK_REPORT_SIG], RA_CHECK_NOT_RUN);
