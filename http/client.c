@@ -263,6 +263,7 @@ struct ra_http_get {
   bool finished;    /* cb called or cancelled */
   ra_http_resp_parser *rp;
   ra_tls_ctx *tls; /* https: our reference (the stream holds its own) */
+  char *server_name; /* https: SNI and the name the certificate must carry */
   char url[256];   /* for messages */
 };
 
@@ -270,6 +271,7 @@ static void maybe_free(ra_http_get *g) {
   if (g->stream_live || !g->finished) return;
   ra_timer_stop(&g->timer);
   ra_tls_ctx_unref(g->tls);
+  free(g->server_name);
   ra_http_resp_parser_free(g->rp);
   free(g->req);
   free(g);
@@ -364,7 +366,17 @@ static void on_connect(ra_stream *s, int status, void *ud) {
     drop_stream(g, -ECANCELED);
     return;
   }
-  int rc = ra_stream_write(s, g->req, g->req_len);
+  /* TLS starts once TCP is up, so that from here on the stream is ours to
+   * abort (a cancel during the handshake must not leave it running); the
+   * request written now goes out right after the handshake, and a failed
+   * handshake arrives as on_close(RA_ERR_TLS_*). */
+  int rc = g->tls ? ra_stream_start_tls(s, g->tls, g->server_name) : 0;
+  if (rc) {
+    drop_stream(g, rc);
+    complete(g, rc);
+    return;
+  }
+  rc = ra_stream_write(s, g->req, g->req_len);
   if (rc) complete(g, rc); /* the stream is aborting: on_close follows */
 }
 
@@ -470,12 +482,11 @@ int ra_http_get_start(ra_loop *loop, const char *url, const ra_http_get_opts *op
   }
   rc = ra_timer_start(&g->timer, o.timeout_ms, 0);
   if (rc == 0) {
+    if (g->tls && !(g->server_name = strdup(o.server_name ? o.server_name : u.host))) rc = -ENOMEM;
+  }
+  if (rc == 0) {
     g->stream_live = true;
-    if (g->tls)
-      rc = ra_stream_connect_tls(loop, u.host, u.port, g->tls,
-                                 o.server_name ? o.server_name : u.host, &get_cbs, on_connect, g);
-    else
-      rc = ra_stream_connect(loop, u.host, u.port, &get_cbs, on_connect, g);
+    rc = ra_stream_connect(loop, u.host, u.port, &get_cbs, on_connect, g);
     if (rc) g->stream_live = false; /* it will not call back */
   }
   if (rc) {

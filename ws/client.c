@@ -35,6 +35,7 @@ typedef struct ws_client {
   char whybuf[160];
   bool cancelled;
   ra_tls_ctx *tls;       /* wss://: our reference for the attempt */
+  char *sni;             /* wss://: SNI and the name the certificate must carry */
 } ws_client;
 
 static void client_free(ws_client *c) {
@@ -45,6 +46,7 @@ static void client_free(ws_client *c) {
   free(c->protocols);
   free(c->path);
   ra_tls_ctx_unref(c->tls);
+  free(c->sni);
   free(c);
 }
 
@@ -190,6 +192,13 @@ static size_t hs_on_read(ra_stream *s, const uint8_t *data, size_t len, void *ud
 static void hs_on_close(ra_stream *s, int err, void *ud) {
   ws_client *c = ud;
   const char *why = c->why;
+  if (!why && c->tls && err < 0 && !ra_stream_tls_handshake_done(s)) {
+    /* TLS failures come as RA_ERR_TLS_* or the verify callback's code */
+    const char *detail = ra_stream_tls_error(s);
+    snprintf(c->whybuf, sizeof c->whybuf, "connect/TLS failed: %s%s%s", ra_strerror(err),
+             detail && *detail ? ": " : "", detail ? detail : "");
+    why = c->whybuf;
+  }
   if (!why) why = err ? "connection lost during the handshake" : "connection closed during the handshake";
   client_fail_now(c, why);
 }
@@ -211,6 +220,12 @@ static void on_connect(ra_stream *s, int status, void *ud) {
   c->s = s;
   if (c->cancelled) {
     ra_stream_abort(s, -ECONNABORTED);
+    return;
+  }
+  /* TLS starts once TCP is up, so that the stream is ours to abort during
+   * the TLS handshake too; the request goes out right after it. */
+  if (c->tls && ra_stream_start_tls(s, c->tls, c->sni) < 0) {
+    client_fail(c, "could not start TLS");
     return;
   }
   if (ra_stream_write(s, ra_buf_ptr(&c->req), c->req.len) < 0) {
@@ -326,12 +341,8 @@ int ra_ws_connect(ra_loop *loop, const char *url, const ra_ws_client_opts *opts,
   rc = -ENOMEM;
   ra_ws_new_with_sink(loop, &connecting_ops, c, h, ud, &o.ws, &c->ws);
   if (!c->ws) goto fail;
-  if (c->tls)
-    rc = ra_stream_connect_tls(loop, host, port, c->tls,
-                               o.tls_server_name ? o.tls_server_name : host, &hs_cbs, on_connect,
-                               c);
-  else
-    rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
+  if (c->tls && !(c->sni = strdup(o.tls_server_name ? o.tls_server_name : host))) goto fail;
+  rc = ra_stream_connect(loop, host, port, &hs_cbs, on_connect, c);
   if (rc < 0) goto fail;
   ra_timer_start(&c->timer, o.handshake_timeout_ms ? o.handshake_timeout_ms : DEF_HANDSHAKE_TIMEOUT, 0);
   if (out) *out = c->ws;

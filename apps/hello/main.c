@@ -391,13 +391,17 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  ra_loop *loop;
+  /* From here on every failure leaves through `fail`, which releases what
+   * exists (a refused start-up must not look like a leak under ASan). */
+  ra_loop *loop = NULL;
+  ra_router *router = NULL;
+  ra_http_server *srv = NULL;
+  tls_cur = tls;
   ra_loop_new(&loop);
-  ra_router *router;
   ra_router_new(&router);
   if (!loop || !router) {
     fprintf(stderr, "ra-hello: out of memory\n");
-    return 1;
+    goto fail;
   }
   ra_route(router, "GET", "/hello", h_hello, NULL);
   ra_route(router, "POST", "/echo", h_echo, NULL);
@@ -406,33 +410,31 @@ int main(int argc, char **argv) {
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
   if (!no_tunnel &&
       hello_tunnel_start(loop, router, tee, sim_dir, quiet ? NULL : access_log, &tunnel) != 0)
-    return 1;
+    goto fail;
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";
   opts.limits.header_timeout_ms = (uint64_t)header_timeout;
   if (!quiet) opts.access_log = access_log;
-  ra_http_server *srv;
   ra_http_server_new(loop, router, &opts, &srv);
   if (!srv || hello_ws_routes(router, srv) != 0) {
     fprintf(stderr, "ra-hello: setup failed\n");
-    return 1;
+    goto fail;
   }
   int rc = 0;
   if (listen) {
     rc = ra_http_server_listen(srv, listen, NULL);
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
-      return 1;
+      goto fail;
     }
     print_listening("http", listen, ra_http_server_port(srv));
   }
   if (listen_tls) {
     rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
-    tls_cur = tls;
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
-      return 1;
+      goto fail;
     }
     print_listening("https", listen_tls, ra_http_server_tls_port(srv));
     ra_loop_on_signal(loop, SIGHUP, on_hup, srv);
@@ -458,4 +460,12 @@ int main(int argc, char **argv) {
   ra_loop_free(loop);
   ra_quote_provider_free(ratls_prov);
   return rc ? 1 : 0;
+fail:
+  ra_tls_ctx_unref(tls_cur);
+  ra_http_server_free(srv);
+  ra_tunnel_server_free(tunnel);
+  ra_router_free(router);
+  ra_loop_free(loop);
+  ra_quote_provider_free(ratls_prov);
+  return 1;
 }
