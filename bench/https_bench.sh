@@ -7,8 +7,9 @@
 #  1. keep-alive GET /hello with wrk (100 connections): requests/s, and the
 #     server's CPU time per request (utime+stime of the server process over
 #     the run, from /proc, divided by the requests wrk counted);
-#  2. TLS handshakes with `openssl s_time` (one at a time): full (-new) and
-#     resumed (-reuse, session tickets / ids), each for SECONDS/2: the rate
+#  2. TLS handshakes with `openssl s_time` (one at a time): full (-new, TLS
+#     1.3) and resumed (-reuse, TLS 1.2: s_time cannot resume 1.3), each for
+#     SECONDS/2: the rate
 #     (client-bound on two cores) and the server's CPU time per handshake.
 # Every figure is printed per round, then as min/median/max over the rounds,
 # and the ra-hello/nginx ratio of the medians. Builds nothing: BUILD_DIR must
@@ -95,10 +96,11 @@ run_wrk() {
 # per full handshake as the server, so on two cores the rate is bounded by
 # the client; the server's CPU time per handshake is the figure that
 # compares servers.
-hs_one() { # hs_one PID PORT -new|-reuse -> "PER_S CPU_US"
-  local pid=$1 port=$2 mode=$3 t=$(( secs / 2 > 0 ? secs / 2 : 1 )) t0 t1 out
+hs_one() { # hs_one PID PORT S_TIME_ARGS... -> "PER_S CPU_US"
+  local pid=$1 port=$2 t=$(( secs / 2 > 0 ? secs / 2 : 1 )) t0 t1 out
+  shift 2
   t0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" "$mode" -time "$t" 2>/dev/null || true)
+  out=$(taskset -c 1 openssl s_time -connect "127.0.0.1:$port" "$@" -time "$t" 2>/dev/null || true)
   t1=$(cpu_ticks "$pid")
   echo "$out" | awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
     /connections in [0-9.]+ real seconds/ { n = $1; s = $4 }
@@ -106,7 +108,9 @@ hs_one() { # hs_one PID PORT -new|-reuse -> "PER_S CPU_US"
 }
 run_s_time() {
   local pid=$1 port=$2
-  echo "$(hs_one "$pid" "$port" -new) $(hs_one "$pid" "$port" -reuse)"
+  # full: TLS 1.3 as negotiated; resumed: TLS 1.2 (s_time reconnects
+  # before a TLS 1.3 ticket can arrive, so its -reuse never resumes 1.3)
+  echo "$(hs_one "$pid" "$port" -new) $(hs_one "$pid" "$port" -reuse -tls1_2)"
 }
 
 declare -A v
