@@ -5,11 +5,20 @@
  *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
+ *            [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]
+ *            [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]
+ *            [--client-allow-debug] [--client-any-measurement-insecure]
+ *            [--client-collateral PATH [--client-accept-tcb LIST] ...]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
  * GET /stream?n=N -> N chunks, written as fast as the client reads them;
  * GET /private -> "secret", attested-only (403 in plaintext);
+ * GET /whoami -> JSON of the client's own verified attestation (tee, mrtd,
+ * rtmr0..3, app_id when its dstack event log names one...): 403 with a
+ * reason for a client without one. The --client-* flags are the policy a
+ * client quote must meet (PROTOCOL.md §9; whoami.c); without them no client
+ * attestation is asked for and /whoami refuses everyone;
  * WS /echo, WS /chat, WS /relay (ws_routes.c; docs/RELAY.md). Everything is also served through the
  * attested tunnel on /__ra__ (tunnel.c).
  * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
@@ -32,6 +41,7 @@
 #include "raloop.h"
 #include "raloop/attest/quote/ratls.h"
 #include "apps/hello/tunnel.h"
+#include "apps/hello/whoami.h"
 #include "apps/hello/ws_routes.h"
 
 
@@ -290,7 +300,11 @@ static void usage(void) {
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
                   "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
-                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
+                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n"
+                  "                [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]\n"
+                  "                [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]\n"
+                  "                [--client-allow-debug] [--client-any-measurement-insecure]\n"
+                  "                [--client-collateral PATH [--client-accept-tcb LIST] ...]\n");
 }
 
 /* Prints the real port (":0" picks one) for scripts. */
@@ -313,6 +327,9 @@ int main(int argc, char **argv) {
   long header_timeout = 0;
   const char *tee = NULL, *sim_dir = NULL;
   bool no_tunnel = false, ra_tls = false;
+  hello_client hclient; /* --client-*: the policy for clients' own attestation */
+  hello_client_init(&hclient);
+  int cpr;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
@@ -348,6 +365,9 @@ int main(int argc, char **argv) {
       hello_relay_opts.rate_burst = hello_relay_opts.rate_per_s;
     } else if (strcmp(argv[i], "--ra-tls") == 0) {
       ra_tls = true;
+    } else if ((cpr = hello_client_parse(&hclient, argv[i], i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+      if (cpr < 0) return 2;
+      i += cpr - 1;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {
@@ -404,8 +424,10 @@ int main(int argc, char **argv) {
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
-  if (!no_tunnel &&
-      hello_tunnel_start(loop, router, tee, sim_dir, quiet ? NULL : access_log, &tunnel) != 0)
+  ra_route_ex(router, "GET", "/whoami", hello_whoami, NULL, RA_ROUTE_CLIENT_ATTESTED);
+  if (hello_client_build(&hclient) != 0) return 2;
+  if (!no_tunnel && hello_tunnel_start_ex(loop, router, tee, sim_dir, quiet ? NULL : access_log,
+                                          hello_client_policy(&hclient), &tunnel) != 0)
     return 1;
 
   ra_http_server_opts opts = {0};
@@ -454,6 +476,7 @@ int main(int argc, char **argv) {
   ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
+  hello_client_free(&hclient);
   ra_router_free(router);
   ra_loop_free(loop);
   ra_quote_provider_free(ratls_prov);
