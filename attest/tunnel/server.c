@@ -713,8 +713,7 @@ static int client_bind_cb(const ra_quote *q, ra_verdict *vd, void *ud) {
   if (!rd || sodium_memcmp(rd, b->want, 64) != 0) {
     b->unbound = true;
     snprintf(vd->msg, sizeof vd->msg,
-             "the client quote's report_data is not this session's binding (replayed from another "
-             "session, or not made for this challenge)");
+             "report_data is not this session's (a quote replayed, or made for another challenge or key)");
     return -1;
   }
   return b->next ? b->next(q, vd, b->next_ud) : 0;
