@@ -116,7 +116,7 @@ static int hex_exact(policy_flags *pf, const policy_flag *f, const char *v, uint
 static int hex_var(policy_flags *pf, const policy_flag *f, const char *v, uint8_t *out, size_t max,
                    size_t *len) {
   size_t n = strlen(v);
-  if (n == 0 || n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2))
+  if (n % 2 || n / 2 > max || ra_hex_decode_exact(v, n, out, n / 2))
     return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, max);
   *len = n / 2;
   return 0;
@@ -184,11 +184,13 @@ int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
   if (f->has_value && !v) return fail(pf, f, POLICY_FLAG_NO_VALUE, 0);
   pf->any = true;
   switch (f->id) {
-  case F_APP_ID:
+  case F_APP_ID: /* an empty pin would match nothing: refused */
     pf->has_app_id = true;
+    if (!*v) return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, sizeof pf->app_id);
     return hex_var(pf, f, v, pf->app_id, sizeof pf->app_id, &pf->app_id_len);
   case F_COMPOSE_HASH:
     pf->has_compose_hash = true;
+    if (!*v) return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, sizeof pf->compose_hash);
     return hex_var(pf, f, v, pf->compose_hash, sizeof pf->compose_hash, &pf->compose_hash_len);
   case F_ROOT: {
     size_t max = pf->max_roots ? pf->max_roots : POLICY_FLAGS_MAX_ROOTS;
