@@ -52,7 +52,7 @@ RA_API bool ra_req_attested(const ra_req *req);
 RA_API ra_str ra_req_peer(const ra_req *req);
 
 /* The client's own attestation, as the attested tunnel verified it against
- * the server's client policy (PROTOCOL.md §9). Plain data so that http/
+ * the server's client policy (PROTOCOL.md §10). Plain data so that http/
  * needs nothing of attest/: the tunnel fills it. */
 typedef struct ra_client_identity {
   uint32_t tee;          /* RA_TEE_TDX (0x81) or RA_TEE_SGX (0), attest/quote/quote.h */

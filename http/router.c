@@ -411,7 +411,7 @@ static void send_allow(ra_res *res, int status, const char *allow) {
 
 /* RA_ROUTE_CLIENT_ATTESTED without an identity. A client attestation that
  * was presented and failed never gets here: the tunnel closes (1008) on it
- * (fail closed, PROTOCOL.md §9). */
+ * (fail closed, PROTOCOL.md §10). */
 static void client_refused(ra_req *req, ra_res *res) {
   const char *why = ra_req_attested(req)
                         ? "the tunnel's client presented no attestation of its own"

@@ -13,7 +13,7 @@
  *           [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]] URL
  *
  * --client-tee presents the client's own quote when the server asks for one
- * (its server_kx carries a clientChallenge: PROTOCOL.md §9): a quote from
+ * (its server_kx carries a clientChallenge: PROTOCOL.md §10): a quote from
  * that provider over the session binding, with dstack's event log for
  * dstack (so that the server can read the app id). The simulated TEE's
  * directory (--client-sim-dir, else the default state directory) is created

@@ -17,7 +17,7 @@
  * GET /whoami -> JSON of the client's own verified attestation (tee, mrtd,
  * rtmr0..3, app_id when its dstack event log names one...): 403 with a
  * reason for a client without one. The --client-* flags are the policy a
- * client quote must meet (PROTOCOL.md §9; whoami.c); without them no client
+ * client quote must meet (PROTOCOL.md §10; whoami.c); without them no client
  * attestation is asked for and /whoami refuses everyone;
  * WS /echo, WS /chat, WS /relay (ws_routes.c; docs/RELAY.md). Everything is also served through the
  * attested tunnel on /__ra__ (tunnel.c).

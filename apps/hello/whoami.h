@@ -1,6 +1,6 @@
 /* apps/hello/whoami.h: ra-hello's policy for the clients of its tunnel
  * (--client-* flags) and GET /whoami, which answers an attested client
- * with the identity the tunnel verified (PROTOCOL.md §9). */
+ * with the identity the tunnel verified (PROTOCOL.md §10). */
 #ifndef RA_HELLO_WHOAMI_H
 #define RA_HELLO_WHOAMI_H
 

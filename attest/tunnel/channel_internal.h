@@ -135,7 +135,7 @@ void ra_tchan_on_ws_message(ra_tchan *ch, const ra_tmsg *m);
 /* The control channel drained: so did every socket it carries. */
 void ra_tchan_drain(ra_tchan *ch);
 
-/* ---- client attestation (PROTOCOL.md §9) -------------------------------- */
+/* ---- client attestation (PROTOCOL.md §10) -------------------------------- */
 
 /* The report_data a client quote carries for one session:
  * SHA-512("raloop-client-v1" || server X25519 key || clientChallenge ||

@@ -42,7 +42,7 @@ struct ra_tunnel_client {
   uint8_t *bval, *biat;
   size_t bval_len, biat_len;
   bool has_nonce;
-  /* client attestation (PROTOCOL.md §9) */
+  /* client attestation (PROTOCOL.md §10) */
   uint8_t challenge[RA_TMSG_CHALLENGE_BYTES];
   bool has_challenge; /* the last server_kx asked for one */
   bool sent_attestation;
@@ -394,7 +394,7 @@ static void kx_refuse_collateral(ra_tunnel_client *c, int code, const char *msg)
 }
 
 /* client_kx with our own quote over this session's binding (PROTOCOL.md
- * §9). Returns 0 (sent), or -1 after failing the connection. */
+ * §10). Returns 0 (sent), or -1 after failing the connection. */
 static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_len) {
   uint8_t rd[64];
   ra_tunnel_client_binding(c->server_pk, c->challenge, sealed, sealed_len, rd);

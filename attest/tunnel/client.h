@@ -93,7 +93,7 @@ typedef struct ra_tunnel_client_opts {
   ra_tls_ctx *tls;
   const char *tls_server_name;
 
-  /* The client's own attestation (PROTOCOL.md §9). When a server_kx
+  /* The client's own attestation (PROTOCOL.md §10). When a server_kx
    * announces a clientChallenge (raloop servers with a client policy; the
    * reference server never does, and then nothing is sent), client_kx
    * carries clientAttestation: a quote from client_provider whose

@@ -155,7 +155,7 @@ typedef enum {
   F_CIPHERTEXT, F_REQUEST_ID, F_METHOD, F_URL, F_HEADERS, F_BODY, F_TIMEOUT,
   F_STATUS, F_STATUS_TEXT, F_ERROR, F_CONNECTION_ID, F_PROTOCOLS, F_DATA,
   F_DATA_TYPE, F_CODE, F_REASON, F_EVENT_TYPE,
-  /* raloop's client attestation (PROTOCOL.md §9): server_kx / client_kx */
+  /* raloop's client attestation (PROTOCOL.md §10): server_kx / client_kx */
   F_CLIENT_CHALLENGE, F_CLIENT_ATT,
   /* nested: verifier_data / sev_snp_data */
   F_VAL, F_IAT, F_SIGNATURE, F_VCEK, F_ASK, F_ARK,

@@ -77,7 +77,7 @@ typedef struct ra_tmsg_server_kx {
   ra_str vcek_cert;           /* required inside sev_snp_data */
   bool has_ask_cert, has_ark_cert;
   ra_str ask_cert, ark_cert;
-  /* raloop's extension (PROTOCOL.md §9), ignored by the reference client:
+  /* raloop's extension (PROTOCOL.md §10), ignored by the reference client:
    * a fresh per-connection challenge for the client's own attestation.
    * When present it is exactly RA_TMSG_CHALLENGE_BYTES (else -EBADMSG). */
   bool has_client_challenge;
@@ -93,7 +93,7 @@ typedef struct ra_tmsg {
     ra_tmsg_server_kx server_kx;
     struct {
       ra_str sealed_key;
-      /* raloop's extension (PROTOCOL.md §9), ignored by the reference
+      /* raloop's extension (PROTOCOL.md §10), ignored by the reference
        * server: clientAttestation {quote: bytes, event_log: text | null};
        * null / undefined / absent: has_attestation false. */
       bool has_attestation, has_att_event_log;
@@ -197,7 +197,7 @@ RA_API size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_s
 
 RA_API size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len);
 
-/* client_kx with raloop's clientAttestation (PROTOCOL.md §9); att NULL: the
+/* client_kx with raloop's clientAttestation (PROTOCOL.md §10); att NULL: the
  * plain client_kx above. event_log.ptr NULL: the field is left out. */
 typedef struct ra_tmsg_client_att_out {
   ra_str quote;

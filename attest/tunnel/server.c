@@ -78,7 +78,7 @@ struct tunnel {
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
   uint8_t addr[17];   /* the client's IP address (family, 16 bytes); [0] 0: unknown */
-  /* client attestation (PROTOCOL.md §9), with a client policy only */
+  /* client attestation (PROTOCOL.md §10), with a client policy only */
   uint8_t client_challenge[RA_TMSG_CHALLENGE_BYTES]; /* sent in this channel's server_kx */
   ra_client_identity *client_id; /* verified; NULL: none presented */
 };
@@ -683,7 +683,7 @@ static void kx_timeout(ra_timer *tm, void *ud) {
   ra_ws_close(t->ch.ctl, 1008, "key exchange timeout");
 }
 
-/* ---- client attestation (PROTOCOL.md §9) ---------------------------------- */
+/* ---- client attestation (PROTOCOL.md §10) ---------------------------------- */
 
 /* The cached server_kx plus this channel's fresh clientChallenge. */
 static void send_server_kx_challenge(tunnel *t) {

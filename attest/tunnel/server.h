@@ -57,14 +57,14 @@
 
 typedef struct ra_tunnel_server ra_tunnel_server;
 
-/* What a client's own attestation must satisfy (PROTOCOL.md §9). With one,
+/* What a client's own attestation must satisfy (PROTOCOL.md §10). With one,
  * every server_kx carries a fresh clientChallenge; a client_kx that brings
  * a clientAttestation gets it verified right there, before the tunnel is
  * keyed:
  *   - the quote with `verifier` (its pinned roots: the Intel root, a
  *     simulated TEE's...), `policy` (measurement sets, allow_debug, TCB
  *     acceptance; x25519_pub and binding_* are not used: the client's
- *     report_data must instead be the session binding of §9, checked in a
+ *     report_data must instead be the session binding of PROTOCOL.md §10, checked in a
  *     callback that runs before policy.callback, if any) and `collateral`
  *     (optional: the TCB status);
  *   - the dstack event log when the client sent one: replayed against the

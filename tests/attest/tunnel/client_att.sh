@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Client attestation in the tunnel (PROTOCOL.md §9): ra-curl --client-tee
+# Client attestation in the tunnel (PROTOCOL.md §10): ra-curl --client-tee
 # against ra-hello --client-* (GET /whoami), refusals with their reasons
 # (no attestation, untrusted root, wrong MRTD, wrong / missing dstack app
 # id), a recorded attestation replayed into other sessions

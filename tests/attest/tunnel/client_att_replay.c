@@ -1,5 +1,5 @@
 /* client-att-replay: a client attestation recorded in one tunnel session is
- * worthless in another (PROTOCOL.md §9). Speaks the tunnel by hand (the
+ * worthless in another (PROTOCOL.md §10). Speaks the tunnel by hand (the
  * WebSocket client, msg.h, libsodium) against a raloop server with a client
  * policy (ra-hello --client-trust-sim DIR):
  *

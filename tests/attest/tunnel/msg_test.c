@@ -691,7 +691,7 @@ static void test_header_text_to_bytes(void **st) {
 }
 
 
-/* ---- raloop's client attestation fields (PROTOCOL.md §9) ---------------- */
+/* ---- raloop's client attestation fields (PROTOCOL.md §10) ---------------- */
 
 static void test_client_attestation_fields(void **st) {
   (void)st;
