@@ -75,7 +75,10 @@ typedef struct ra_tunnel_server ra_tunnel_server;
  * warning level), the tunnel is never keyed. A client_kx without one (the
  * reference client's) is accepted as before: its requests carry no
  * ra_req_client_identity and routes flagged RA_ROUTE_CLIENT_ATTESTED
- * answer them 403. Borrowed: everything here must outlive the server. */
+ * answer them 403. The verification runs on the loop thread when the
+ * client_kx arrives (one quote verification, plus an event-log replay when
+ * one came: of the order of a millisecond). Borrowed: everything here must
+ * outlive the server. */
 typedef struct ra_tunnel_client_policy {
   ra_verifier *verifier;     /* required */
   ra_policy policy;          /* signature_only may be set: roots alone decide */

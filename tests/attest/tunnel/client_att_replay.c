@@ -187,6 +187,9 @@ static void run(ra_loop *loop, const char *url, ra_quote_provider *prov, int mod
     ra_timer_start(&s->timer, 2000, 0);
     ra_loop_run(loop);
   }
+  /* on_close stopped the loop: let the connection's teardown finish */
+  ra_timer_start(&s->timer, 50, 0);
+  ra_loop_run(loop);
   ra_timer_stop(&s->timer);
 }
 
