@@ -81,6 +81,7 @@ struct tunnel {
   /* client attestation (PROTOCOL.md §10), with a client policy only */
   uint8_t client_challenge[RA_TMSG_CHALLENGE_BYTES]; /* sent in this channel's server_kx */
   ra_client_identity *client_id; /* verified; NULL: none presented */
+  bool client_refused; /* closing on a failed attestation: nothing more is verified */
 };
 
 struct treq {
@@ -859,6 +860,7 @@ static int client_att_check(tunnel *t, const ra_tmsg *m) {
     return 0;
   }
   free(id);
+  t->client_refused = true;
   s->st.clients_refused++;
   RA_LOG_LIMITED(RA_LOG_WARN, 10, 60000, "tunnel: client attestation refused: %s", why);
   /* a close reason is at most 123 bytes */
@@ -1006,7 +1008,7 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     return;
   }
   if (m.type == RA_TMSG_CLIENT_KX) {
-    if (t->ch.keyed) return; /* a second client_kx is ignored */
+    if (t->ch.keyed || t->client_refused) return; /* a second client_kx is ignored */
     if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, s->pk, s->sk, t->ch.key)) {
       s->st.bad_sealed_key++;
       /* a peer can send these at will: rate-limited, and not a warning */

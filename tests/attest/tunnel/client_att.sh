@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Client attestation in the tunnel (PROTOCOL.md §10): ra-curl --client-tee
 # against ra-hello --client-* (GET /whoami), refusals with their reasons
-# (no attestation, untrusted root, wrong MRTD, wrong / missing dstack app
-# id), a recorded attestation replayed into other sessions
+# (no attestation, untrusted root, wrong MRTD, an OutOfDate TCB with
+# collateral, wrong / missing dstack app id), a recorded attestation replayed into other sessions
 # (client-att-replay), and compatibility both ways: the reference-compatible
 # Node client against ra-hello, our client against the Node server.
 #   client_att.sh AGENT REPLAY  (the stand-in dstack agent, client-att-replay)
@@ -61,6 +61,11 @@ hello mrtd --client-trust-sim "$cli" --client-mrtd "$(printf '11%.0s' $(seq 48))
 hello app --client-trust-sim "$agentsim" --client-app-id $APP
 hello wrongapp --client-trust-sim "$agentsim" --client-app-id 00${APP:2}
 hello plain # no client policy
+# Intel-style collateral for the clients' sim: genuine, and with an OutOfDate TCB level
+"$RA_BIN/sim-collateral" "$cli" "$tmp/good.json" && "$RA_BIN/sim-collateral" "$cli" "$tmp/old.json" --outdated ||
+  { echo "FAIL: sim-collateral"; exit 1; }
+hello tcb --client-trust-sim "$cli" --client-collateral "$tmp/good.json"
+hello tcbold --client-trust-sim "$cli" --client-collateral "$tmp/old.json"
 M="http://127.0.0.1:$main_port"
 T=(--trust-sim "$srv")
 
@@ -91,6 +96,12 @@ says "wrong mrtd" "client attestation refused: measurements"
 check "wrong mrtd: nothing served either" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$mrtd_port/hello"
 grep -q "client attestation refused: measurements" "$tmp/mrtd.err" && echo "ok   ra-hello logs the refusal" ||
   { echo "FAIL ra-hello does not log the refusal"; fails=$((fails+1)); }
+
+# --- the clients' TCB status, with collateral on the server
+check "client TCB evaluated (UpToDate)" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcb_port/whoami"
+says "tcb whoami" '"tcb_status":"UpToDate"'
+check "client TCB OutOfDate refused" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcbold_port/whoami"
+says "outdated" "client attestation refused: tcb_status"
 
 # --- dstack: the app id from the client's event log (the stand-in agent)
 check "dstack client, app id pinned" 0 "$C" "${T[@]}" --client-tee "dstack:$S" "http://127.0.0.1:$app_port/whoami"
