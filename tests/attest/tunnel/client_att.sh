@@ -127,6 +127,11 @@ if command -v node >/dev/null && [ -d "$here/../../node_modules/cbor-x" ]; then
   check "our client with --client-tee against the Node server (no challenge: nothing sent)" 0 \
     "$C" --trust-sim "$tmp/nodesim" --client-tee sim --client-sim-dir "$cli" -v "http://127.0.0.1:$nport/hello"
   says "node server" "world"
+  check "a client_kx with clientAttestation against the Node server (ignored)" 0 \
+    node "$here/client_att_ref.js" "http://127.0.0.1:$nport" --node-server
+  sed 's/^/     /' "$tmp/check.out"
+  check "our client with --client-tee against the Node server, again" 0 \
+    "$C" --trust-sim "$tmp/nodesim" --client-tee sim --client-sim-dir "$cli" -v "http://127.0.0.1:$nport/hello"
   if grep -q "our own attestation sent" "$tmp/check.err"; then
     echo "FAIL an attestation was sent to a server that asked for none"; fails=$((fails+1))
   else echo "ok   no attestation sent to the Node server"; fi
