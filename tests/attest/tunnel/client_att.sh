@@ -11,7 +11,7 @@ set -euo pipefail
 AGENT=$1 REPLAY=$2
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
-pids=()
+pids=() hellos=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
@@ -27,6 +27,7 @@ hello() {
   local name=$1; shift
   "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$srv" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pids+=($!)
+  hellos+=("$!:$name")
   local pid=$! port=
   for _ in $(seq 1 200); do
     port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null || true)
@@ -141,6 +142,18 @@ fi
 check "our client with --client-tee against ra-hello without a client policy" 0 \
   "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$plain_port/hello"
 says "no client policy" "world"
+
+# every ra-hello stops cleanly on SIGTERM (under ASan: no leak, no error report)
+before=$fails
+for h in "${hellos[@]}"; do
+  p=${h%%:*} n=${h#*:} rc=0
+  kill -TERM "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || rc=$?
+  if [ "$rc" != 0 ] || grep -qE 'LeakSanitizer|AddressSanitizer|runtime error' "$tmp/$n.err"; then
+    echo "FAIL ra-hello $n: exit $rc"; grep -A12 -E 'Sanitizer|runtime error' "$tmp/$n.err" | head -30; fails=$((fails+1))
+  fi
+done
+[ "$fails" = "$before" ] && echo "ok   every ra-hello stopped cleanly (no sanitizer report)"
 
 [ "$fails" = 0 ] && echo "all passed" || echo "$fails failed"
 [ "$fails" = 0 ]
