@@ -39,6 +39,7 @@ static void body_ref_release(ra_req *req) {
 
 void ra_req_reset(ra_req *req) {
   req->peer_len = 0;
+  req->client_id = NULL; /* its copy lives in the arena, released below */
   body_ref_release(req);
   /* Keep one default-sized block and small buffers: a pooled request then
    * serves the next one without allocating. Big ones go back to malloc so a
@@ -335,6 +336,18 @@ int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_c
   req->body_ref_ud = ud;
   return 0;
 }
+
+int ra_req_set_client_identity(ra_req *req, const ra_client_identity *id) {
+  req->client_id = NULL;
+  if (!id) return 0;
+  ra_client_identity *c = ra_req_alloc(req, sizeof *c);
+  if (!c) return -ENOMEM;
+  *c = *id;
+  req->client_id = c;
+  return 0;
+}
+
+const ra_client_identity *ra_req_client_identity(const ra_req *req) { return req->client_id; }
 
 void ra_req_free(ra_req *req) {
   if (!req) return;

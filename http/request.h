@@ -51,6 +51,32 @@ RA_API bool ra_req_attested(const ra_req *req);
  * knows it (TCP connections); else an empty view. */
 RA_API ra_str ra_req_peer(const ra_req *req);
 
+/* The client's own attestation, as the attested tunnel verified it against
+ * the server's client policy (PROTOCOL.md §10). Plain data so that http/
+ * needs nothing of attest/: the tunnel fills it. */
+typedef struct ra_client_identity {
+  uint32_t tee;          /* RA_TEE_TDX (0x81) or RA_TEE_SGX (0), attest/quote/quote.h */
+  bool simulated;        /* the quote chained to a pinned simulated-TEE root */
+  bool debug;            /* a debug TD / enclave (accepted only by allow_debug) */
+  uint8_t mrtd[48];      /* TDX: MRTD; SGX: MRENCLAVE in the first 32 bytes */
+  uint8_t rtmr[4][48];   /* TDX only */
+  uint8_t mr_signer[32]; /* SGX only */
+  /* dstack: from the client's event log (replayed against its RTMRs) */
+  bool has_app_id, has_compose_hash, has_instance_id;
+  uint8_t app_id[32], compose_hash[32], instance_id[32];
+  size_t app_id_len, compose_hash_len, instance_id_len;
+  /* Intel collateral: evaluated only when the server has some */
+  bool tcb_evaluated;
+  char tcb_status[48];   /* Intel's spelling ("UpToDate"), "None" when not evaluated */
+  char root[128];        /* subject of the pinned root the quote chained to */
+} ra_client_identity;
+
+/* The verified identity of the client, or NULL when there is none: not
+ * through the tunnel, a tunnel whose client presented no attestation (the
+ * reference client never does), or a server without a client policy.
+ * Valid as long as req. */
+RA_API const ra_client_identity *ra_req_client_identity(const ra_req *req);
+
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
  * with ra_router_handle(). All inputs are copied into the request. */
@@ -61,6 +87,9 @@ RA_API int ra_req_new(ra_str method, ra_str target, int http_version, bool attes
 RA_API int ra_req_add_header(ra_req *req, ra_str name, ra_str value);
 /* Sets what ra_req_peer returns (copied; -EINVAL past 45 bytes). */
 RA_API int ra_req_set_peer(ra_req *req, ra_str addr);
+/* Sets what ra_req_client_identity returns (copied into the request; NULL
+ * clears it). 0 or -ENOMEM. */
+RA_API int ra_req_set_client_identity(ra_req *req, const ra_client_identity *id);
 RA_API int ra_req_append_body(ra_req *req, const void *data, size_t len);
 /* Zero-copy alternative to ra_req_append_body for a transport that holds the
  * whole body already (the tunnel's decrypted message): the body becomes the

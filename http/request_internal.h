@@ -52,6 +52,7 @@ struct ra_req {
   size_t body_ref_len;
   void (*body_ref_free)(void *);
   void *body_ref_ud;
+  const ra_client_identity *client_id; /* in the arena (ra_req_set_client_identity) */
 };
 
 /* In-place life cycle (for embedding). init: zeroed, empty. reset: empties,

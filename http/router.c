@@ -409,6 +409,18 @@ static void send_allow(ra_res *res, int status, const char *allow) {
   }
 }
 
+/* RA_ROUTE_CLIENT_ATTESTED without an identity. A client attestation that
+ * was presented and failed never gets here: the tunnel closes (1008) on it
+ * (fail closed, PROTOCOL.md §10). */
+static void client_refused(ra_req *req, ra_res *res) {
+  const char *why = ra_req_attested(req)
+                        ? "the tunnel's client presented no attestation of its own"
+                        : "only a client attested through the tunnel is served";
+  char body[256];
+  int n = snprintf(body, sizeof body, "{\"error\":\"client attestation required\",\"reason\":\"%s\"}\n", why);
+  ra_res_send(res, 403, "application/json", body, (size_t)n);
+}
+
 void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) {
   ra_str method = ra_req_method(req);
   if (!req->path_ok) {
@@ -439,6 +451,10 @@ void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) {
   if (rc == 0) {
     if ((st.found->flags & RA_ROUTE_ATTESTED_ONLY) && !ra_req_attested(req)) {
       ra_res_send_text(res, 403, "Forbidden: attested tunnel required\n");
+      return;
+    }
+    if ((st.found->flags & RA_ROUTE_CLIENT_ATTESTED) && !ra_req_client_identity(req)) {
+      client_refused(req, res);
       return;
     }
     if (ra_req_set_params(req, st.params, st.nparams)) {

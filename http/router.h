@@ -37,6 +37,12 @@ enum {
    * which ra_ws_route_handlers reads). Only ws/ sets it: ra_route_ex
    * refuses it (-EINVAL), so the flag can be trusted in a match. */
   RA_ROUTE_WEBSOCKET = 1u << 1,
+  /* 403 unless the request carries a verified client identity
+   * (ra_req_client_identity: the client's own quote, checked by the tunnel
+   * against its client policy, PROTOCOL.md §10). The answer is JSON
+   * {"error": "client attestation required", "reason": ...}. Implies
+   * RA_ROUTE_ATTESTED_ONLY (an identity only comes through the tunnel). */
+  RA_ROUTE_CLIENT_ATTESTED = 1u << 2,
 };
 
 /* 0 and *out, or -ENOMEM and *out NULL. */

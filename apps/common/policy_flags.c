@@ -1,6 +1,7 @@
 /* apps/common/policy_flags.c: the programs' verification-policy flags. */
 #include "apps/common/policy_flags.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ enum {
   F_BINDING_VAL, F_BINDING_IAT,
   F_COLLATERAL, F_ACCEPT_TCB, F_ALLOW_ADVISORY, F_ALLOW_EXPIRED, F_REQUIRE_SEPT_VE,
   F_ALLOW_SERVICETD, F_PCCS, F_COLLATERAL_CACHE, F_NO_COLLATERAL_CACHE, F_CA_FILE,
+  F_APP_ID, F_COMPOSE_HASH,
 };
 
 #define B POLICY_FLAGS_BASIC
@@ -21,6 +23,7 @@ enum {
 #define Q POLICY_FLAGS_QUOTE
 #define C POLICY_FLAGS_COLLATERAL
 #define P POLICY_FLAGS_PCCS
+#define D POLICY_FLAGS_DSTACK
 static const policy_flag TABLE[] = {
     {"--root", true, B, F_ROOT},
     {"--mrtd", true, B, F_MRTD},
@@ -58,12 +61,15 @@ static const policy_flag TABLE[] = {
     {"--collateral-cache", true, P, F_COLLATERAL_CACHE},
     {"--no-collateral-cache", false, P, F_NO_COLLATERAL_CACHE},
     {"--ca-file", true, P, F_CA_FILE},
+    {"--app-id", true, D, F_APP_ID},
+    {"--compose-hash", true, D, F_COMPOSE_HASH},
 };
 #undef B
 #undef T
 #undef Q
 #undef C
 #undef P
+#undef D
 
 void policy_flags_init(policy_flags *pf, unsigned groups) {
   memset(pf, 0, sizeof *pf);
@@ -76,14 +82,25 @@ const policy_flag *policy_flags_table(size_t *n) {
 }
 
 const policy_flag *policy_flags_find(const policy_flags *pf, const char *arg) {
+  size_t skip = 0;
+  if (pf->prefix) { /* "--client-mrtd" is the table's "--mrtd" */
+    size_t n = strlen(pf->prefix);
+    if (strncmp(arg, pf->prefix, n) != 0) return NULL;
+    arg += n;
+    skip = 2;
+  }
   for (size_t i = 0; i < sizeof TABLE / sizeof *TABLE; i++)
-    if ((TABLE[i].group & pf->groups) && !strcmp(arg, TABLE[i].name)) return &TABLE[i];
+    if ((TABLE[i].group & pf->groups) && !strcmp(arg, TABLE[i].name + skip)) return &TABLE[i];
   return NULL;
 }
 
 static int fail(policy_flags *pf, const policy_flag *f, policy_flag_error e, size_t bytes) {
   pf->error = e;
   pf->error_flag = f->name;
+  if (pf->prefix) {
+    snprintf(pf->error_flag_buf, sizeof pf->error_flag_buf, "%s%s", pf->prefix, f->name + 2);
+    pf->error_flag = pf->error_flag_buf;
+  }
   pf->error_bytes = bytes;
   return -1;
 }
@@ -165,7 +182,16 @@ static int apply_tdx(policy_flags *pf, const policy_flag *f, const char *v) {
 
 int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
   if (f->has_value && !v) return fail(pf, f, POLICY_FLAG_NO_VALUE, 0);
+  pf->any = true;
   switch (f->id) {
+  case F_APP_ID: /* an empty pin would match nothing: refused */
+    pf->has_app_id = true;
+    if (!*v) return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, sizeof pf->app_id);
+    return hex_var(pf, f, v, pf->app_id, sizeof pf->app_id, &pf->app_id_len);
+  case F_COMPOSE_HASH:
+    pf->has_compose_hash = true;
+    if (!*v) return fail(pf, f, POLICY_FLAG_BAD_HEX_VAR, sizeof pf->compose_hash);
+    return hex_var(pf, f, v, pf->compose_hash, sizeof pf->compose_hash, &pf->compose_hash_len);
   case F_ROOT: {
     size_t max = pf->max_roots ? pf->max_roots : POLICY_FLAGS_MAX_ROOTS;
     return add_path(pf, f, pf->roots, &pf->n_roots, max, v);

@@ -23,6 +23,12 @@
  *                        quote from a PCCS / Intel's PCS (ra-curl, ra-bench;
  *                        with POLICY_FLAGS_COLLATERAL; --pccs and --collateral
  *                        exclude each other: policy_flags_check_collateral())
+ *   POLICY_FLAGS_DSTACK  --app-id HEX, --compose-hash HEX: identities read
+ *                        from a dstack event log (ra-hello's client policy)
+ * A prefix (pf->prefix, e.g. "--client-") renames every flag of the
+ * accepted groups: --mrtd becomes --client-mrtd, --trust-sim
+ * --client-trust-sim (ra-hello's policy for the clients of its tunnel,
+ * next to flags of its own); the unprefixed names are then not accepted.
  * Parsing only records what was asked; the programs build their verifier
  * and ra_policy from it (they differ in defaults and in what they refuse).
  * Errors are recorded, not printed: each program words them as it always
@@ -43,6 +49,7 @@ enum {
   POLICY_FLAGS_QUOTE = 1u << 2,
   POLICY_FLAGS_COLLATERAL = 1u << 3,
   POLICY_FLAGS_PCCS = 1u << 4,
+  POLICY_FLAGS_DSTACK = 1u << 5,
 };
 
 #define POLICY_FLAGS_MAX_ROOTS 16
@@ -73,6 +80,7 @@ typedef struct policy_flags {
   /* set by the program before parsing */
   unsigned groups;  /* POLICY_FLAGS_* accepted */
   size_t max_roots; /* 0: POLICY_FLAGS_MAX_ROOTS */
+  const char *prefix; /* NULL: the names as in the table; "--client-": --client-mrtd ... */
 
   const char *roots[POLICY_FLAGS_MAX_ROOTS];
   size_t n_roots;
@@ -99,10 +107,17 @@ typedef struct policy_flags {
   /* POLICY_FLAGS_PCCS */
   const char *pccs, *collateral_cache, *ca_file;
   bool no_collateral_cache;
+  /* POLICY_FLAGS_DSTACK (at most 32 bytes each) */
+  uint8_t app_id[32], compose_hash[32];
+  size_t app_id_len, compose_hash_len;
+  bool has_app_id, has_compose_hash;
+  /* any flag of the accepted groups was given */
+  bool any;
 
   /* the last error */
   policy_flag_error error;
-  const char *error_flag; /* the flag's name as the table spells it */
+  const char *error_flag; /* the flag's name as the command line spells it */
+  char error_flag_buf[64]; /* (with a prefix, error_flag points here) */
   size_t error_bytes;     /* for BAD_HEX(_VAR): the bytes wanted / at most */
 } policy_flags;
 

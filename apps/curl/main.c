@@ -9,7 +9,17 @@
  *           [--collateral PATH | --pccs URL [--collateral-cache DIR |
  *            --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]
  *           [--allow-advisory ID]... [--allow-expired-collateral]
- *           [--require-sept-ve-disable] [--allow-mr-servicetd] URL
+ *           [--require-sept-ve-disable] [--allow-mr-servicetd]
+ *           [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]] URL
+ *
+ * --client-tee presents the client's own quote when the server asks for one
+ * (its server_kx carries a clientChallenge: PROTOCOL.md §10): a quote from
+ * that provider over the session binding, with dstack's event log for
+ * dstack (so that the server can read the app id). The simulated TEE's
+ * directory (--client-sim-dir, else the default state directory) is created
+ * on first use; the server trusts it with --client-trust-sim DIR. A server
+ * that refuses the client's attestation closes the tunnel: exit 60 with
+ * its reason. Against a server that asks for none, nothing is sent.
  *
  * With Intel's collateral (a file, or fetched for the server's quote from a
  * PCCS / Intel's PCS, kept in an on-disk cache), the server's TCB status is
@@ -54,6 +64,8 @@
 #include <time.h>
 
 #include "apps/common/policy_flags.h"
+#include "raloop/attest/quote/dstack.h"
+#include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/ratls.h"
 #include "raloop/attest/quote/hexb64.h"
@@ -80,7 +92,8 @@ static void usage(void) {
           "               [--collateral PATH | --pccs URL [--collateral-cache DIR |\n"
           "                --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
           "               [--allow-advisory ID]... [--allow-expired-collateral]\n"
-          "               [--require-sept-ve-disable] [--allow-mr-servicetd] URL\n"
+          "               [--require-sept-ve-disable] [--allow-mr-servicetd]\n"
+          "               [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]] URL\n"
           "URL: http:// (tunnel over ws://), https:// or wss:// (tunnel over TLS);\n"
           "  --cacert PEM    trust these CAs instead of the system's\n"
           "  -k, --insecure  disables certificate checks (any certificate, any name)\n"
@@ -110,6 +123,52 @@ static int report_flag_error(const policy_flags *pf) {
     fprintf(stderr, "ra-curl: at most %d --allow-advisory\n", POLICY_FLAGS_MAX_ADVISORIES);
   }
   return EX_USAGE; /* too many --root: as ever, without a word */
+}
+
+/* --client-tee: the provider of the client's own quotes, and for dstack
+ * its event log (from one GetQuote: the log is the CVM's, the same for
+ * every quote). Returns 0, or -1 after printing why. */
+static int open_client_tee(const char *spec, const char *sim_dir, bool verbose, ra_quote_provider **out,
+                           char **evlog) {
+  char dir[4096];
+  *out = NULL;
+  *evlog = NULL;
+  if (!strcmp(spec, "sim") && !sim_dir) {
+    if (ra_sim_default_dir(dir, sizeof dir) != 0) {
+      fprintf(stderr, "ra-curl: no state directory for the simulated TEE: set --client-sim-dir\n");
+      return -1;
+    }
+    sim_dir = dir;
+  }
+  if (strcmp(spec, "auto") == 0) {
+    fprintf(stderr, "ra-curl: --client-tee: name the provider (sim, tsm, dstack[:SOCK], file:PATH)\n");
+    return -1;
+  }
+  int rc = ra_quote_provider_open(spec, sim_dir, out);
+  if (rc) {
+    fprintf(stderr, "ra-curl: --client-tee %s: %s\n", spec, ra_strerror(rc));
+    return -1;
+  }
+  if (verbose && ra_quote_provider_simulated(*out))
+    fprintf(stderr, "* client attestation: SIMULATED TEE in %s (the server trusts it with "
+                    "--client-trust-sim %s)\n", sim_dir, sim_dir);
+  if (!strcmp(spec, "dstack") || !strncmp(spec, "dstack:", 7)) {
+    const char *sock = spec[6] == ':' ? spec + 7 : NULL;
+    ra_dstack_quote dq;
+    uint8_t zero[64] = {0};
+    rc = ra_dstack_get_quote(sock, 0, zero, sizeof zero, &dq);
+    if (rc) {
+      fprintf(stderr, "ra-curl: --client-tee %s: no event log from the agent: %s\n", spec, ra_strerror(rc));
+      ra_quote_provider_free(*out);
+      *out = NULL;
+      return -1;
+    }
+    if (dq.event_log) *evlog = strdup(dq.event_log);
+    ra_dstack_quote_clear(&dq);
+    if (verbose) fprintf(stderr, "* client attestation: dstack agent%s%s, with its event log\n",
+                         sock ? " at " : "", sock ? sock : "");
+  }
+  return 0;
 }
 
 static void hexprint(FILE *f, const uint8_t *p, size_t n) {
@@ -238,7 +297,8 @@ static void on_ready(ra_tunnel_client *c, int status, const ra_verdict *vd, void
   state *st = ud;
   if (status == -EACCES && vd) word_refusal(st, vd);
   if (st->verbose && vd) print_attestation(c, vd);
-  if (st->verbose && status == 0) fprintf(stderr, "* tunnel keyed\n");
+  if (st->verbose && status == 0)
+    fprintf(stderr, "* tunnel keyed%s\n", ra_tunnel_client_attested(c) ? " (our own attestation sent)" : "");
 }
 
 static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
@@ -253,7 +313,8 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
     fprintf(stderr, "ra-curl: %s\n", err == -EACCES && st->refused[0] ? st->refused
                                       : msg ? msg : strerror(-err));
     /* the TLS connection under the tunnel: its failure is in the message */
-    bool cert = msg && strstr(msg, ra_strerror(RA_ERR_TLS_CERT));
+    bool cert = (msg && strstr(msg, ra_strerror(RA_ERR_TLS_CERT))) ||
+                (msg && strstr(msg, "client attestation refused")); /* the server refused us */
     bool tls = msg && (strstr(msg, ra_strerror(RA_ERR_TLS_HANDSHAKE)) ||
                        strstr(msg, ra_strerror(RA_ERR_TLS_TIMEOUT)));
     st->exit_code = err == -EACCES || cert ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
@@ -319,6 +380,7 @@ int main(int argc, char **argv) {
   double max_time = 0;
   const char *cacert = NULL;
   bool insecure = false, ra_tls = false;
+  const char *client_tee = NULL, *client_sim_dir = NULL; /* the client's own attestation */
   policy_flags pf; /* --mrtd, --rtmr0..3, --report-data, --root, --trust-sim, ... */
   policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_COLLATERAL |
                              POLICY_FLAGS_PCCS);
@@ -368,6 +430,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--cacert")) cacert = NEXT();
     else if (!strcmp(a, "-k") || !strcmp(a, "--insecure")) insecure = true;
     else if (!strcmp(a, "--ra-tls")) ra_tls = true;
+    else if (!strcmp(a, "--client-tee")) client_tee = NEXT();
+    else if (!strcmp(a, "--client-sim-dir")) client_sim_dir = NEXT();
     else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) st.verbose = true;
     else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
     else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
@@ -409,6 +473,10 @@ int main(int argc, char **argv) {
   }
   /* --ra-tls https://: a plain request (no tunnel); else the tunnel */
   bool plain_https = ra_tls && !wss;
+  if (plain_https && client_tee) {
+    fprintf(stderr, "ra-curl: --client-tee is for the tunnel (http://, wss://), not a plain RA-TLS request\n");
+    return EX_USAGE;
+  }
   const char *path = strchr(url + pre, '/');
   char origin[512];
   snprintf(origin, sizeof origin, "%.*s", path ? (int)(path - url) : (int)strlen(url), url);
@@ -519,7 +587,19 @@ int main(int argc, char **argv) {
     if (outpath) fclose(st.out);
     return st.exit_code;
   }
+  ra_quote_provider *cprov = NULL;
+  char *cevlog = NULL;
+  if (client_tee && open_client_tee(client_tee, client_sim_dir, st.verbose, &cprov, &cevlog)) {
+    ra_loop_free(st.loop);
+    ra_collateral_free(coll);
+    ra_verifier_free(v);
+    ra_tls_ctx_unref(tls);
+    free(body);
+    if (outpath) fclose(st.out);
+    return EX_USAGE;
+  }
   ra_tunnel_client_opts o = {
+    .client_provider = cprov, .client_event_log = cevlog,
     .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,
     .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
     .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file, .tls = tls,
@@ -549,6 +629,8 @@ int main(int argc, char **argv) {
     ra_loop_run(st.loop);
     ra_timer_stop(&guard);
   }
+  ra_quote_provider_free(cprov);
+  free(cevlog);
   ra_loop_free(st.loop);
   ra_collateral_free(coll);
   ra_verifier_free(v);

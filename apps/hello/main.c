@@ -5,11 +5,20 @@
  *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
+ *            [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]
+ *            [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]
+ *            [--client-allow-debug] [--client-any-measurement-insecure]
+ *            [--client-collateral PATH [--client-accept-tcb LIST] ...]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
  * GET /stream?n=N -> N chunks, written as fast as the client reads them;
  * GET /private -> "secret", attested-only (403 in plaintext);
+ * GET /whoami -> JSON of the client's own verified attestation (tee, mrtd,
+ * rtmr0..3, app_id when its dstack event log names one...): 403 with a
+ * reason for a client without one. The --client-* flags are the policy a
+ * client quote must meet (PROTOCOL.md §10; whoami.c); without them no client
+ * attestation is asked for and /whoami refuses everyone;
  * WS /echo, WS /chat, WS /relay (ws_routes.c; docs/RELAY.md). Everything is also served through the
  * attested tunnel on /__ra__ (tunnel.c).
  * SIGINT/SIGTERM: graceful stop (in-flight requests complete).
@@ -32,6 +41,7 @@
 #include "raloop.h"
 #include "raloop/attest/quote/ratls.h"
 #include "apps/hello/tunnel.h"
+#include "apps/hello/whoami.h"
 #include "apps/hello/ws_routes.h"
 
 
@@ -290,7 +300,11 @@ static void usage(void) {
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
                   "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
-                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
+                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n"
+                  "                [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]\n"
+                  "                [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]\n"
+                  "                [--client-allow-debug] [--client-any-measurement-insecure]\n"
+                  "                [--client-collateral PATH [--client-accept-tcb LIST] ...]\n");
 }
 
 /* Prints the real port (":0" picks one) for scripts. */
@@ -307,12 +321,22 @@ static void print_listening(const char *scheme, const char *addr, unsigned port)
   fflush(stdout);
 }
 
+/* Before the loop exists: what argument parsing may have made. */
+static int early_exit(int code, hello_client *hc, ra_quote_provider *p) {
+  hello_client_free(hc);
+  ra_quote_provider_free(p);
+  return code;
+}
+
 int main(int argc, char **argv) {
   const char *listen = NULL, *listen_tls = NULL;
   bool quiet = false;
   long header_timeout = 0;
   const char *tee = NULL, *sim_dir = NULL;
   bool no_tunnel = false, ra_tls = false;
+  hello_client hclient; /* --client-*: the policy for clients' own attestation */
+  hello_client_init(&hclient);
+  int cpr;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) {
       listen = argv[++i];
@@ -326,14 +350,14 @@ int main(int argc, char **argv) {
       long v = strtol(argv[++i], NULL, 10);
       if (v <= 0) {
         usage();
-        return 2;
+        return early_exit(2, &hclient, ratls_prov);
       }
       tls_hs_ms = (uint64_t)v;
     } else if (strcmp(argv[i], "--header-timeout-ms") == 0 && i + 1 < argc) {
       header_timeout = strtol(argv[++i], NULL, 10);
       if (header_timeout <= 0) {
         usage();
-        return 2;
+        return early_exit(2, &hclient, ratls_prov);
       }
     } else if (strcmp(argv[i], "--tee") == 0 && i + 1 < argc) {
       tee = argv[++i];
@@ -348,22 +372,25 @@ int main(int argc, char **argv) {
       hello_relay_opts.rate_burst = hello_relay_opts.rate_per_s;
     } else if (strcmp(argv[i], "--ra-tls") == 0) {
       ra_tls = true;
+    } else if ((cpr = hello_client_parse(&hclient, argv[i], i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+      if (cpr < 0) return early_exit(2, &hclient, ratls_prov);
+      i += cpr - 1;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--quiet") == 0) {
       quiet = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage();
-      return 0;
+      return early_exit(0, &hclient, ratls_prov);
     } else {
       usage();
-      return 2;
+      return early_exit(2, &hclient, ratls_prov);
     }
   }
   if (ra_tls && (!listen_tls || n_certs || n_keys)) {
     fprintf(stderr, "ra-hello: --ra-tls needs --listen-tls, and replaces --cert/--key\n");
     usage();
-    return 2;
+    return early_exit(2, &hclient, ratls_prov);
   }
   if (ra_tls) { /* the provider as the tunnel's: --tee, --sim-dir */
     char dir[4096];
@@ -371,13 +398,13 @@ int main(int argc, char **argv) {
     if (!sd && (!tee || strcmp(tee, "sim") == 0) && ra_sim_default_dir(dir, sizeof dir) == 0) sd = dir;
     if (ra_quote_provider_open(tee, sd, &ratls_prov) != 0) { /* logs why */
       fprintf(stderr, "ra-hello: --ra-tls: no quote provider\n");
-      return 1;
+      return early_exit(1, &hclient, ratls_prov);
     }
   }
   if (n_certs != n_keys || (listen_tls && !n_certs && !ra_tls) || (n_certs && !listen_tls)) {
     fprintf(stderr, "ra-hello: --listen-tls needs --cert and --key, in pairs\n");
     usage();
-    return 2;
+    return early_exit(2, &hclient, ratls_prov);
   }
   if (!listen && !listen_tls) listen = "127.0.0.1:3000";
   signal(SIGPIPE, SIG_IGN);
@@ -388,7 +415,7 @@ int main(int argc, char **argv) {
     char err[512];
     if (tls_build(&tls, err, sizeof err)) {
       fprintf(stderr, "ra-hello: TLS: %s\n", err);
-      return 1;
+      return early_exit(1, &hclient, ratls_prov);
     }
   }
   /* From here on every failure leaves through `fail`, which releases what
@@ -396,6 +423,7 @@ int main(int argc, char **argv) {
   ra_loop *loop = NULL;
   ra_router *router = NULL;
   ra_http_server *srv = NULL;
+  int fail_code = 1;
   tls_cur = tls;
   ra_loop_new(&loop);
   ra_router_new(&router);
@@ -408,8 +436,13 @@ int main(int argc, char **argv) {
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
-  if (!no_tunnel &&
-      hello_tunnel_start(loop, router, tee, sim_dir, quiet ? NULL : access_log, &tunnel) != 0)
+  ra_route_ex(router, "GET", "/whoami", hello_whoami, NULL, RA_ROUTE_CLIENT_ATTESTED);
+  if (hello_client_build(&hclient) != 0) {
+    fail_code = 2;
+    goto fail;
+  }
+  if (!no_tunnel && hello_tunnel_start_ex(loop, router, tee, sim_dir, quiet ? NULL : access_log,
+                                          hello_client_policy(&hclient), &tunnel) != 0)
     goto fail;
 
   ra_http_server_opts opts = {0};
@@ -456,6 +489,7 @@ int main(int argc, char **argv) {
   ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
+  hello_client_free(&hclient);
   ra_router_free(router);
   ra_loop_free(loop);
   ra_quote_provider_free(ratls_prov);
@@ -467,5 +501,6 @@ fail:
   ra_router_free(router);
   ra_loop_free(loop);
   ra_quote_provider_free(ratls_prov);
-  return 1;
+  hello_client_free(&hclient);
+  return fail_code;
 }

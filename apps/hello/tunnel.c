@@ -11,6 +11,12 @@
 
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
                        ra_access_log_cb access_log, ra_tunnel_server **out) {
+  return hello_tunnel_start_ex(loop, router, tee, sim_dir, access_log, NULL, out);
+}
+
+int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
+                          ra_access_log_cb access_log, const ra_tunnel_client_policy *client_policy,
+                          ra_tunnel_server **out) {
   char dir[4096];
   /* The sim's directory is printed below, so resolve the default here. */
   if (!sim_dir && (!tee || strcmp(tee, "sim") == 0)) {
@@ -30,10 +36,12 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
    * ra-hello knows is where the sim's keys are */
   if (ra_quote_provider_simulated(p))
     ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
-  ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel"};
+  ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
+                                .client_policy = client_policy};
   int rc = ra_tunnel_server_new(loop, router, p, &opts, out);
   const char *name = ra_quote_provider_name(p);
-  if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)", name);
+  if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)%s", name,
+                       client_policy ? "; clients may attest (GET /whoami)" : "");
   ra_quote_provider_free(p);
   if (rc != 0) {
     fprintf(stderr, "ra-hello: tunnel: %s\n", strerror(-rc)); /* details: in the log */

@@ -12,5 +12,10 @@
  * Returns 0 and *out, or -1 after printing why to stderr. */
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
                        ra_access_log_cb access_log, ra_tunnel_server **out);
+/* The same with a policy for the clients' own attestation (NULL: none asked
+ * for; see ra_tunnel_client_policy), borrowed for the server's life. */
+int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
+                          ra_access_log_cb access_log, const ra_tunnel_client_policy *client_policy,
+                          ra_tunnel_server **out);
 
 #endif

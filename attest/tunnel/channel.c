@@ -339,3 +339,15 @@ void ra_tchan_drop(ra_tchan *ch) {
   ch->keyed = false;
   sodium_memzero(ch->key, sizeof ch->key);
 }
+
+void ra_tunnel_client_binding(const uint8_t server_pk[32], const uint8_t challenge[32],
+                              const uint8_t *sealed, size_t sealed_len, uint8_t out[64]) {
+  crypto_hash_sha512_state h;
+  crypto_hash_sha512_init(&h);
+  crypto_hash_sha512_update(&h, (const uint8_t *)RA_TUNNEL_CLIENT_BINDING_LABEL,
+                            sizeof RA_TUNNEL_CLIENT_BINDING_LABEL - 1);
+  crypto_hash_sha512_update(&h, server_pk, 32);
+  crypto_hash_sha512_update(&h, challenge, 32);
+  crypto_hash_sha512_update(&h, sealed, sealed_len);
+  crypto_hash_sha512_final(&h, out);
+}

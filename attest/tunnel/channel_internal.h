@@ -135,4 +135,13 @@ void ra_tchan_on_ws_message(ra_tchan *ch, const ra_tmsg *m);
 /* The control channel drained: so did every socket it carries. */
 void ra_tchan_drain(ra_tchan *ch);
 
+/* ---- client attestation (PROTOCOL.md §10) -------------------------------- */
+
+/* The report_data a client quote carries for one session:
+ * SHA-512("raloop-client-v1" || server X25519 key || clientChallenge ||
+ * sealedSymmetricKey exactly as sent in client_kx). */
+#define RA_TUNNEL_CLIENT_BINDING_LABEL "raloop-client-v1"
+void ra_tunnel_client_binding(const uint8_t server_pk[32], const uint8_t challenge[32],
+                              const uint8_t *sealed, size_t sealed_len, uint8_t out[64]);
+
 #endif

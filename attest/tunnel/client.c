@@ -42,6 +42,11 @@ struct ra_tunnel_client {
   uint8_t *bval, *biat;
   size_t bval_len, biat_len;
   bool has_nonce;
+  /* client attestation (PROTOCOL.md §10) */
+  uint8_t challenge[RA_TMSG_CHALLENGE_BYTES];
+  bool has_challenge; /* the last server_kx asked for one */
+  bool sent_attestation;
+  char *client_event_log;
   /* collateral from a PCCS/PCS (opts.pccs_url): the fetch in flight, and
    * the last parsed document, kept for later handshakes while fresh */
   char *pccs_url, *pccs_cache_dir, *pccs_ca_file;
@@ -388,6 +393,43 @@ static void kx_refuse_collateral(ra_tunnel_client *c, int code, const char *msg)
   kx_refuse(c);
 }
 
+/* client_kx with our own quote over this session's binding (PROTOCOL.md
+ * §10). Returns 0 (sent), or -1 after failing the connection. */
+static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_len) {
+  uint8_t rd[64];
+  ra_tunnel_client_binding(c->server_pk, c->challenge, sealed, sealed_len, rd);
+  uint8_t *quote = NULL, *msg = NULL;
+  size_t quote_len = 0;
+  int rc = ra_quote_provider_get_report(c->o.client_provider, rd, &quote, &quote_len);
+  if (rc == 0 && !ra_quote_provider_binds_key(c->o.client_provider))
+    ra_warn("tunnel client: the %s provider cannot bind its quote to this session: the server "
+            "will refuse it", ra_quote_provider_name(c->o.client_provider));
+  if (rc == 0) {
+    ra_tmsg_client_att_out att = {
+      .quote = ra_bytes_make(quote, quote_len),
+      .event_log = c->client_event_log ? ra_str_cstr(c->client_event_log) : ra_str_make(NULL, 0),
+    };
+    size_t n = ra_tmsg_encode_client_kx_att(NULL, 0, sealed, sealed_len, &att);
+    msg = malloc(n);
+    if (!msg) rc = -ENOMEM;
+    else {
+      ra_tmsg_encode_client_kx_att(msg, n, sealed, sealed_len, &att);
+      ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
+    }
+  }
+  free(quote);
+  free(msg);
+  if (rc) {
+    ra_warn("tunnel client: no client attestation: the %s provider: %s",
+            ra_quote_provider_name(c->o.client_provider), ra_strerror(rc));
+    fail_connection(c, -EIO, "cannot produce the client attestation: %s", ra_strerror(rc));
+    if (c->o.on_ready) c->o.on_ready(c, -EIO, &c->vd, c->o.ud);
+    return -1;
+  }
+  c->sent_attestation = true;
+  return 0;
+}
+
 /* Verifies the quote of server_kx (with coll, when not NULL); sends
  * client_kx when every check passes. */
 static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
@@ -408,9 +450,14 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
     if (c->o.on_ready) c->o.on_ready(c, -EPROTO, &c->vd, c->o.ud);
     return;
   }
-  uint8_t msg[160];
-  size_t n = ra_tmsg_encode_client_kx(msg, sizeof msg, sealed, sizeof sealed);
-  ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
+  c->sent_attestation = false;
+  if (c->has_challenge && c->o.client_provider) {
+    if (send_client_kx_att(c, sealed, sizeof sealed)) return; /* failed: connection closing */
+  } else {
+    uint8_t msg[160];
+    size_t n = ra_tmsg_encode_client_kx(msg, sizeof msg, sealed, sizeof sealed);
+    ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
+  }
   c->state = ST_READY;
   c->ch.keyed = true;
   /* flush what waited for the key, oldest first (the lists are LIFO) */
@@ -510,6 +557,8 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
   const ra_tmsg_server_kx *k = &m->server_kx;
   memcpy(c->server_pk, k->x25519_public_key.bytes, 32);
   c->has_server_pk = true;
+  c->has_challenge = k->has_client_challenge;
+  if (c->has_challenge) memcpy(c->challenge, k->client_challenge.bytes, sizeof c->challenge);
   free(c->quote);
   c->quote_len = 0;
   c->quote = dup_bytes(k->quote.bytes, k->quote.len);
@@ -695,7 +744,9 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   if ((opts->pccs_url && !(c->pccs_url = strdup(opts->pccs_url))) ||
       (opts->pccs_cache_dir && !(c->pccs_cache_dir = strdup(opts->pccs_cache_dir))) ||
       (opts->pccs_ca_file && !(c->pccs_ca_file = strdup(opts->pccs_ca_file))) ||
-      (opts->tls_server_name && !(c->tls_server_name = strdup(opts->tls_server_name)))) {
+      (opts->tls_server_name && !(c->tls_server_name = strdup(opts->tls_server_name))) ||
+      (opts->client_event_log && !(c->client_event_log = strdup(opts->client_event_log)))) {
+    free(c->client_event_log);
     free(c->tls_server_name);
     free(c->pccs_url);
     free(c->pccs_cache_dir);
@@ -711,6 +762,7 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   c->o.tls_server_name = NULL;
   c->o.pccs_cache_dir = c->pccs_cache_dir;
   c->o.pccs_ca_file = c->pccs_ca_file;
+  c->o.client_event_log = NULL; /* c->client_event_log holds it */
   if (opts->policy) { c->policy = *opts->policy; c->has_policy = true; }
   if (!c->o.request_timeout_ms) c->o.request_timeout_ms = 30000;
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 10000;
@@ -746,6 +798,7 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   free(c->pccs_cache_dir);
   free(c->pccs_ca_file);
   free(c->tls_server_name);
+  free(c->client_event_log);
   ra_tls_ctx_unref(c->tls);
   free(c->ctl_url);
   ra_tindex_free(&c->reqs_by_num);
@@ -758,6 +811,7 @@ const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len) {
   *len = c->quote ? c->quote_len : 0;
   return c->quote;
 }
+bool ra_tunnel_client_attested(const ra_tunnel_client *c) { return c->sent_attestation; }
 const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c) {
   return c->has_server_pk ? c->server_pk : NULL;
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "raloop/attest/quote/collateral.h"
+#include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
 #include "raloop/core/str.h"
@@ -91,6 +92,23 @@ typedef struct ra_tunnel_client_opts {
    * SNI and the host check (NULL: the origin's host; copied). */
   ra_tls_ctx *tls;
   const char *tls_server_name;
+
+  /* The client's own attestation (PROTOCOL.md §10). When a server_kx
+   * announces a clientChallenge (raloop servers with a client policy; the
+   * reference server never does, and then nothing is sent), client_kx
+   * carries clientAttestation: a quote from client_provider whose
+   * report_data is SHA-512("raloop-client-v1" || server key || challenge ||
+   * the sealed key sent), and client_event_log when set. The provider is
+   * asked on the loop thread, once per handshake, after the server's quote
+   * passed (it may block: a dstack agent request, a few ms for configfs-tsm).
+   * A provider that fails fails the handshake (on_ready -EIO, requests
+   * fail with its reason): nothing is sent unattested in its place.
+   * client_provider: borrowed, must outlive the client; NULL: never attest.
+   * client_event_log: dstack's event log as JSON text (the GetQuote or Info
+   * answer, or the array), which lets the server replay the RTMRs and read
+   * the app id; copied. */
+  ra_quote_provider *client_provider;
+  const char *client_event_log;
 } ra_tunnel_client_opts;
 
 /* origin: "http[s]://HOST[:PORT]" (or "ws[s]://"; a trailing path is
@@ -109,6 +127,9 @@ RA_API bool ra_tunnel_client_ready(const ra_tunnel_client *c);
 RA_API const ra_verdict *ra_tunnel_client_verdict(const ra_tunnel_client *c);
 /* The server's X25519 key once server_kx arrived (32 bytes), else NULL. */
 RA_API const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c);
+/* Whether the last handshake sent a client attestation (the server asked
+ * for one and client_provider gave a quote). */
+RA_API bool ra_tunnel_client_attested(const ra_tunnel_client *c);
 /* The quote of the last server_kx (a copy, valid until the next one / free),
  * NULL before any. */
 RA_API const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);

@@ -155,8 +155,12 @@ typedef enum {
   F_CIPHERTEXT, F_REQUEST_ID, F_METHOD, F_URL, F_HEADERS, F_BODY, F_TIMEOUT,
   F_STATUS, F_STATUS_TEXT, F_ERROR, F_CONNECTION_ID, F_PROTOCOLS, F_DATA,
   F_DATA_TYPE, F_CODE, F_REASON, F_EVENT_TYPE,
+  /* raloop's client attestation (PROTOCOL.md §10): server_kx / client_kx */
+  F_CLIENT_CHALLENGE, F_CLIENT_ATT,
   /* nested: verifier_data / sev_snp_data */
   F_VAL, F_IAT, F_SIGNATURE, F_VCEK, F_ASK, F_ARK,
+  /* nested: clientAttestation */
+  F_ATT_QUOTE, F_ATT_EVENT_LOG,
   F_COUNT
 } field;
 
@@ -165,7 +169,9 @@ static const char *const field_names[F_COUNT] = {
   "sealedSymmetricKey", "nonce", "ciphertext", "requestId", "method", "url", "headers",
   "body", "timeout", "status", "statusText", "error", "connectionId", "protocols", "data",
   "dataType", "code", "reason", "eventType",
+  "clientChallenge", "clientAttestation",
   "val", "iat", "signature", "vcek_cert", "ask_cert", "ark_cert",
+  "quote", "event_log",
 };
 
 /* A field's value: its head (tag 64 removed), and for maps/arrays the span
@@ -401,6 +407,28 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   } else if (sev->present && sev->t.k != T_NULL) {
     return -EBADMSG;
   }
+  if ((rc = get_bytes(&sl[F_CLIENT_CHALLENGE], false, &k->client_challenge, &k->has_client_challenge)))
+    return rc;
+  if (k->has_client_challenge && k->client_challenge.len != RA_TMSG_CHALLENGE_BYTES) return -EBADMSG;
+  return 0;
+}
+
+/* client_kx: the sealed key, and our optional clientAttestation map
+ * {quote: bytes, event_log: text | null}. */
+static int decode_client_kx(slot *sl, typeof(((ra_tmsg *)0)->client_kx) *k) {
+  int rc;
+  if ((rc = get_bytes(&sl[F_SEALED], true, &k->sealed_key, NULL))) return rc;
+  const slot *a = &sl[F_CLIENT_ATT];
+  if (!a->present || a->t.k == T_NULL) return 0;
+  if (a->t.k != T_MAP && a->t.k != T_INDEF_MAP) return -EBADMSG;
+  slot sub[F_COUNT];
+  memset(sub, 0, sizeof sub);
+  lexer lx = {a->start, a->end};
+  tok head;
+  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1)) return -EBADMSG;
+  k->has_attestation = true;
+  if ((rc = get_bytes(&sub[F_ATT_QUOTE], true, &k->att_quote, NULL))) return rc;
+  if ((rc = get_text(&sub[F_ATT_EVENT_LOG], false, &k->att_event_log, &k->has_att_event_log))) return rc;
   return 0;
 }
 
@@ -413,7 +441,7 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   if (head.k != T_MAP && head.k != T_INDEF_MAP) return -EBADMSG;
   slot sl[F_COUNT];
   memset(sl, 0, sizeof sl);
-  if (read_map(&lx, &head, sl, 0, F_VAL)) return -EBADMSG;
+  if (read_map(&lx, &head, sl, 0, F_VAL)) return -EBADMSG; /* top-level fields only */
   if (lx.p != lx.end) return -EBADMSG; /* trailing bytes: cbor-x refuses them too */
 
   ra_str type;
@@ -428,7 +456,7 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
     rc = decode_server_kx(sl, &out->server_kx);
   } else if (str_is(type, "client_kx")) {
     out->type = RA_TMSG_CLIENT_KX;
-    rc = get_bytes(&sl[F_SEALED], true, &out->client_kx.sealed_key, NULL);
+    rc = decode_client_kx(sl, &out->client_kx);
   } else if (str_is(type, "enc")) {
     out->type = RA_TMSG_ENC;
     if ((rc = get_bytes(&sl[F_NONCE], true, &out->enc.nonce, NULL))) return rc;
@@ -736,6 +764,32 @@ size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed,
   w_map(&w, 2);
   w_cstr(&w, "type"); w_cstr(&w, "client_kx");
   w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  return w_done(&w);
+}
+
+size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len,
+                                    const ra_tmsg_client_att_out *att) {
+  if (!att) return ra_tmsg_encode_client_kx(out, cap, sealed, sealed_len);
+  wr w = {out, cap, 0, false};
+  w_map(&w, 3);
+  w_cstr(&w, "type"); w_cstr(&w, "client_kx");
+  w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  w_cstr(&w, "clientAttestation");
+  w_map(&w, att->event_log.ptr ? 2 : 1);
+  w_cstr(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
+  if (att->event_log.ptr) { w_cstr(&w, "event_log"); w_rstr(&w, att->event_log); }
+  return w_done(&w);
+}
+
+size_t ra_tmsg_server_kx_add_challenge(uint8_t *out, size_t cap, const uint8_t *kx, size_t kx_len,
+                                       const uint8_t challenge[RA_TMSG_CHALLENGE_BYTES]) {
+  /* our encoder's map head: 0xb9 and a 2-byte count, bumped by one */
+  if (!kx || kx_len < 3 || kx[0] != 0xb9 || (kx[1] == 0xff && kx[2] == 0xff)) return 0;
+  wr w = {out, cap, 0, false};
+  unsigned n = ((unsigned)kx[1] << 8 | kx[2]) + 1;
+  w_map(&w, n);
+  w_raw(&w, kx + 3, kx_len - 3);
+  w_cstr(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
   return w_done(&w);
 }
 

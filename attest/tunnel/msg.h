@@ -77,7 +77,14 @@ typedef struct ra_tmsg_server_kx {
   ra_str vcek_cert;           /* required inside sev_snp_data */
   bool has_ask_cert, has_ark_cert;
   ra_str ask_cert, ark_cert;
+  /* raloop's extension (PROTOCOL.md §10), ignored by the reference client:
+   * a fresh per-connection challenge for the client's own attestation.
+   * When present it is exactly RA_TMSG_CHALLENGE_BYTES (else -EBADMSG). */
+  bool has_client_challenge;
+  ra_str client_challenge;
 } ra_tmsg_server_kx;
+
+#define RA_TMSG_CHALLENGE_BYTES 32
 
 typedef struct ra_tmsg {
   ra_tmsg_type type;
@@ -86,6 +93,12 @@ typedef struct ra_tmsg {
     ra_tmsg_server_kx server_kx;
     struct {
       ra_str sealed_key;
+      /* raloop's extension (PROTOCOL.md §10), ignored by the reference
+       * server: clientAttestation {quote: bytes, event_log: text | null};
+       * null / undefined / absent: has_attestation false. */
+      bool has_attestation, has_att_event_log;
+      ra_str att_quote;     /* required inside clientAttestation; may be empty */
+      ra_str att_event_log; /* dstack's event log as JSON text */
     } client_kx;
     struct {
       ra_str nonce;      /* exactly 24 bytes */
@@ -183,6 +196,23 @@ typedef struct ra_tmsg_server_kx_out {
 RA_API size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m);
 
 RA_API size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len);
+
+/* client_kx with raloop's clientAttestation (PROTOCOL.md §10); att NULL: the
+ * plain client_kx above. event_log.ptr NULL: the field is left out. */
+typedef struct ra_tmsg_client_att_out {
+  ra_str quote;
+  ra_str event_log;
+} ra_tmsg_client_att_out;
+RA_API size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sealed,
+                                           size_t sealed_len, const ra_tmsg_client_att_out *att);
+
+/* A server_kx made by ra_tmsg_encode_server_kx (kx[0..kx_len)), with
+ * `clientChallenge: bytes(32)` appended (its map count bumped): the per-
+ * connection message built from the server's cached one without encoding
+ * the evidence again. Returns the size as the encoders do, or 0 when kx
+ * does not start with our encoder's 0xb9 map head. */
+RA_API size_t ra_tmsg_server_kx_add_challenge(uint8_t *out, size_t cap, const uint8_t *kx, size_t kx_len,
+                                              const uint8_t challenge[RA_TMSG_CHALLENGE_BYTES]);
 
 /* The `enc` envelope up to and including the head of the ciphertext byte
  * string: the caller puts ct_len ciphertext bytes right after it (the

@@ -12,12 +12,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include "raloop/attest/quote/eventlog.h"
+#include "raloop/attest/quote/quote.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
 #include "raloop/attest/tunnel/msg.h"
@@ -75,6 +78,10 @@ struct tunnel {
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
   uint8_t addr[17];   /* the client's IP address (family, 16 bytes); [0] 0: unknown */
+  /* client attestation (PROTOCOL.md §10), with a client policy only */
+  uint8_t client_challenge[RA_TMSG_CHALLENGE_BYTES]; /* sent in this channel's server_kx */
+  ra_client_identity *client_id; /* verified; NULL: none presented */
+  bool client_refused; /* closing on a failed attestation: nothing more is verified */
 };
 
 struct treq {
@@ -455,6 +462,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   }
   treq *q = calloc(1, sizeof *q + id.len + 1);
   if (!req || !q) goto oom;
+  if (t->client_id && ra_req_set_client_identity(req, t->client_id)) goto oom;
   memcpy(q->id, id.ptr, id.len);
   q->id_len = id.len;
   q->loop = s->loop;
@@ -562,6 +570,10 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
   } else if (h->on_open == ctl_open) { /* a tunnel's control channel inside a tunnel */
     s->st.nested_refused++;
     why = "no tunnel inside a tunnel";
+  } else if ((rm.flags & RA_ROUTE_CLIENT_ATTESTED) && !t->client_id) {
+    why = "client attestation required";
+  } else if (t->client_id && ra_req_set_client_identity(req, t->client_id)) {
+    why = "out of memory";
   } else if (h->on_request) {
     int st = h->on_request(req, hud);
     if (st) why = "refused by the application";
@@ -636,6 +648,7 @@ static void tunnel_teardown(tunnel *t) {
   ra_timer_stop(&t->kx_timer);
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
+  free(t->client_id);
   free(t);
   stop_check(s);
 }
@@ -669,6 +682,192 @@ static void kx_timeout(ra_timer *tm, void *ud) {
   RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: no key exchange within %llu ms: closed",
                  (unsigned long long)t->srv->o.kx_timeout_ms);
   ra_ws_close(t->ch.ctl, 1008, "key exchange timeout");
+}
+
+/* ---- client attestation (PROTOCOL.md §10) ---------------------------------- */
+
+/* The cached server_kx plus this channel's fresh clientChallenge. */
+static void send_server_kx_challenge(tunnel *t) {
+  ra_tunnel_server *s = t->srv;
+  randombytes_buf(t->client_challenge, sizeof t->client_challenge);
+  size_t n = ra_tmsg_server_kx_add_challenge(NULL, 0, s->server_kx, s->server_kx_len, t->client_challenge);
+  uint8_t *kx = n ? malloc(n) : NULL;
+  if (!kx) {
+    ra_ws_close(t->ch.ctl, 1011, "out of memory");
+    return;
+  }
+  ra_tmsg_server_kx_add_challenge(kx, n, s->server_kx, s->server_kx_len, t->client_challenge);
+  ra_ws_send(t->ch.ctl, RA_WS_BINARY, kx, n);
+  free(kx);
+}
+
+typedef struct client_bind {
+  uint8_t want[64];
+  bool unbound; /* the quote's report_data is not this session's */
+  ra_policy_cb next;
+  void *next_ud;
+} client_bind;
+
+static int client_bind_cb(const ra_quote *q, ra_verdict *vd, void *ud) {
+  client_bind *b = ud;
+  const uint8_t *rd = ra_quote_report_data(q);
+  if (!rd || sodium_memcmp(rd, b->want, 64) != 0) {
+    b->unbound = true;
+    snprintf(vd->msg, sizeof vd->msg,
+             "report_data is not this session's (a quote replayed, or made for another challenge or key)");
+    return -1;
+  }
+  return b->next ? b->next(q, vd, b->next_ud) : 0;
+}
+
+/* snprintf that may cut (reasons are bounded on purpose) */
+static void fmt_why(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fmt_why(char *out, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out, cap, fmt, ap);
+  va_end(ap);
+}
+
+static void hex_short(char *out, size_t cap, const uint8_t *p, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 3 <= cap; i++) o += (size_t)snprintf(out + o, cap - o, "%02x", p[i]);
+  if (cap) out[o < cap ? o : cap - 1] = '\0';
+}
+
+/* Verifies m's clientAttestation (present). Returns 0 and fills *id, or -1
+ * with `check: why` in why. */
+static int client_att_verify(tunnel *t, const ra_tmsg *m, ra_client_identity *id, char *why, size_t why_len) {
+  ra_tunnel_server *s = t->srv;
+  const ra_tunnel_client_policy *cp = s->o.client_policy;
+  const ra_str qb = m->client_kx.att_quote;
+  client_bind b = {.next = cp->policy.callback, .next_ud = cp->policy.callback_ud};
+  ra_tunnel_client_binding(s->pk, t->client_challenge, m->client_kx.sealed_key.bytes,
+                           m->client_kx.sealed_key.len, b.want);
+  ra_policy pol = cp->policy;
+  pol.x25519_pub = NULL; /* the tunnel's server binding: not what a client quote carries */
+  pol.binding_val = pol.binding_iat = NULL;
+  pol.callback = client_bind_cb;
+  pol.callback_ud = &b;
+  ra_verify_opts vo = {.collateral = cp->collateral};
+  ra_verdict *vd = malloc(sizeof *vd);
+  if (!vd) {
+    snprintf(why, why_len, "internal: out of memory");
+    return -1;
+  }
+  int rc = ra_verify_quote(cp->verifier, qb.bytes, qb.len, &vo, &pol, vd);
+  if (rc) {
+    const char *check = "quote";
+    for (int c = 0; c < RA_CHECK__COUNT; c++)
+      if (vd->checks[c] == RA_CHECK_FAIL) {
+        check = ra_check_name((ra_check)c);
+        break;
+      }
+    if (b.unbound) check = "binding";
+    fmt_why(why, why_len, "%s: %s", check, vd->msg);
+    free(vd);
+    return -1;
+  }
+  ra_quote q;
+  if (ra_quote_parse(qb.bytes, qb.len, &q)) { /* verified above: cannot happen */
+    snprintf(why, why_len, "parse: the client quote does not parse");
+    free(vd);
+    return -1;
+  }
+  memset(id, 0, sizeof *id);
+  id->tee = q.tee_type;
+  id->debug = vd->debug;
+  id->simulated = strstr(vd->root_subject, "Simulated") != NULL;
+  id->tcb_evaluated = vd->tcb_evaluated;
+  snprintf(id->tcb_status, sizeof id->tcb_status, "%s", ra_tcb_status_name(vd->tcb_status));
+  snprintf(id->root, sizeof id->root, "%s", vd->root_subject);
+  free(vd);
+  if (q.tee_type == RA_TEE_TDX) {
+    memcpy(id->mrtd, q.td.mrtd, 48);
+    for (int i = 0; i < 4; i++) memcpy(id->rtmr[i], q.td.rtmr[i], 48);
+  } else {
+    memcpy(id->mrtd, q.enclave.mr_enclave, 32);
+    memcpy(id->mr_signer, q.enclave.mr_signer, 32);
+  }
+  if (m->client_kx.has_att_event_log) {
+    ra_eventlog *log = NULL;
+    ra_eventlog_verdict ev;
+    ra_dstack_identity *di = malloc(sizeof *di);
+    int erc = di ? ra_eventlog_parse(m->client_kx.att_event_log.ptr, m->client_kx.att_event_log.len, &log) : -ENOMEM;
+    if (erc) {
+      snprintf(why, why_len, "event_log: %s", erc == -ENOMEM ? "out of memory" : "not a dstack event log");
+    } else if (q.tee_type != RA_TEE_TDX) {
+      snprintf(why, why_len, "event_log: an event log comes with a TDX quote only");
+      erc = -1;
+    } else if ((erc = ra_eventlog_check(log, &q, &ev)) != 0) {
+      fmt_why(why, why_len, "event_log: %s", ev.msg);
+    } else if ((erc = ra_dstack_identity_from(log, &q, di)) != 0) {
+      snprintf(why, why_len, "event_log: an identity event is malformed");
+    } else {
+#define TAKE(f)                                                                   \
+  if (di->has_##f && di->f##_len <= sizeof id->f) {                               \
+    id->has_##f = true;                                                           \
+    memcpy(id->f, di->f, di->f##_len);                                            \
+    id->f##_len = di->f##_len;                                                    \
+  }
+      TAKE(app_id) TAKE(compose_hash) TAKE(instance_id)
+#undef TAKE
+    }
+    ra_eventlog_free(log);
+    free(di);
+    if (erc) return -1;
+  }
+  char a[80], w[80];
+  if (cp->app_id) {
+    hex_short(w, sizeof w, cp->app_id, cp->app_id_len);
+    if (!id->has_app_id) {
+      snprintf(why, why_len, "app_id: %s is required and the client's %s", w,
+               m->client_kx.has_att_event_log ? "event log names none" : "attestation has no event log");
+      return -1;
+    }
+    if (id->app_id_len != cp->app_id_len || memcmp(id->app_id, cp->app_id, cp->app_id_len) != 0) {
+      hex_short(a, sizeof a, id->app_id, id->app_id_len);
+      snprintf(why, why_len, "app_id: the client is app %s, %s is required", a, w);
+      return -1;
+    }
+  }
+  if (cp->compose_hash) {
+    hex_short(w, sizeof w, cp->compose_hash, cp->compose_hash_len);
+    if (!id->has_compose_hash || id->compose_hash_len != cp->compose_hash_len ||
+        memcmp(id->compose_hash, cp->compose_hash, cp->compose_hash_len) != 0) {
+      snprintf(why, why_len, "compose_hash: %s is required and the client's %s", w,
+               id->has_compose_hash ? "differs" : "event log names none");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The client_kx opened: checks its attestation under the client policy.
+ * Returns 0 (attested, or none presented) or -1 after closing the channel. */
+static int client_att_check(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  if (!m->client_kx.has_attestation) {
+    s->st.clients_unattested++;
+    return 0;
+  }
+  ra_client_identity *id = malloc(sizeof *id);
+  char why[240];
+  if (!id) snprintf(why, sizeof why, "internal: out of memory");
+  if (id && client_att_verify(t, m, id, why, sizeof why) == 0) {
+    t->client_id = id;
+    s->st.clients_attested++;
+    return 0;
+  }
+  free(id);
+  t->client_refused = true;
+  s->st.clients_refused++;
+  RA_LOG_LIMITED(RA_LOG_WARN, 10, 60000, "tunnel: client attestation refused: %s", why);
+  /* a close reason is at most 123 bytes */
+  char reason[124];
+  fmt_why(reason, sizeof reason, "client attestation refused: %s", why); /* cut to fit */
+  ra_ws_close(t->ch.ctl, 1008, reason);
+  return -1;
 }
 
 static void ctl_open(ra_ws *ws, void *ud) {
@@ -727,7 +926,8 @@ static void ctl_open(ra_ws *ws, void *ud) {
   ra_ws_set_userdata(ws, t);
   /* server_kx at once: the client must not have to ask (client_kx_ready is
    * informational) */
-  ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
+  if (s->o.client_policy) send_server_kx_challenge(t);
+  else ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
 }
 
 /* Past max_envelopes_per_key no new envelope can be checked for replay, so
@@ -808,12 +1008,16 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     return;
   }
   if (m.type == RA_TMSG_CLIENT_KX) {
-    if (t->ch.keyed) return; /* a second client_kx is ignored */
+    if (t->ch.keyed || t->client_refused) return; /* a second client_kx is ignored */
     if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, s->pk, s->sk, t->ch.key)) {
       s->st.bad_sealed_key++;
       /* a peer can send these at will: rate-limited, and not a warning */
       RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: client_kx does not open, dropped");
       return;
+    }
+    if (s->o.client_policy && client_att_check(t, &m) != 0) {
+      sodium_memzero(t->ch.key, sizeof t->ch.key);
+      return; /* closing: the kx timer stays as a backstop */
     }
     ra_timer_stop(&t->kx_timer);
     if (s->n_keyed >= s->o.max_tunnels) {

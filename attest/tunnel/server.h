@@ -50,11 +50,44 @@
 #include <stdint.h>
 
 #include "raloop/attest/quote/provider.h"
+#include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
 #include "raloop/http/router.h"
 #include "raloop/http/server.h"
 
 typedef struct ra_tunnel_server ra_tunnel_server;
+
+/* What a client's own attestation must satisfy (PROTOCOL.md §10). With one,
+ * every server_kx carries a fresh clientChallenge; a client_kx that brings
+ * a clientAttestation gets it verified right there, before the tunnel is
+ * keyed:
+ *   - the quote with `verifier` (its pinned roots: the Intel root, a
+ *     simulated TEE's...), `policy` (measurement sets, allow_debug, TCB
+ *     acceptance; x25519_pub and binding_* are not used: the client's
+ *     report_data must instead be the session binding of PROTOCOL.md §10, checked in a
+ *     callback that runs before policy.callback, if any) and `collateral`
+ *     (optional: the TCB status);
+ *   - the dstack event log when the client sent one: replayed against the
+ *     quote's RTMR0-3, then app_id / compose_hash compared when pinned here
+ *     (a pin without a log from the client refuses).
+ * Fail closed: an attestation that is present and fails closes the control
+ * channel with 1008 "client attestation refused: CHECK: why" (logged at
+ * warning level), the tunnel is never keyed. A client_kx without one (the
+ * reference client's) is accepted as before: its requests carry no
+ * ra_req_client_identity and routes flagged RA_ROUTE_CLIENT_ATTESTED
+ * answer them 403. The verification runs on the loop thread when the
+ * client_kx arrives (one quote verification, plus an event-log replay when
+ * one came: of the order of a millisecond). Borrowed: everything here must
+ * outlive the server. */
+typedef struct ra_tunnel_client_policy {
+  ra_verifier *verifier;     /* required */
+  ra_policy policy;          /* signature_only may be set: roots alone decide */
+  ra_collateral *collateral; /* NULL: signatures only ("TCB not evaluated") */
+  const uint8_t *app_id;     /* NULL: any */
+  size_t app_id_len;
+  const uint8_t *compose_hash; /* NULL: any */
+  size_t compose_hash_len;
+} ra_tunnel_client_policy;
 
 /* Each field: 0 means the default in brackets. */
 typedef struct ra_tunnel_server_opts {
@@ -109,6 +142,9 @@ typedef struct ra_tunnel_server_opts {
    * at once and its ra_res is cancelled (as past max_response). */
   size_t max_buffered_per_tunnel;
   size_t max_buffered;
+  /* NULL: no client attestation is asked for (no clientChallenge) and any
+   * that comes is ignored. See ra_tunnel_client_policy. */
+  const ra_tunnel_client_policy *client_policy;
 } ra_tunnel_server_opts;
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
@@ -166,6 +202,9 @@ typedef struct ra_tunnel_stats {
   uint64_t nested_refused;    /* ws_connect to a control channel inside a tunnel */
   uint64_t responses_too_large; /* over max_response: 502 */
   uint64_t buffered_refused;  /* over max_buffered(_per_tunnel): 503 / 413 */
+  /* with a client policy: keyed tunnels whose client attestation passed,
+   * keyed tunnels without one, and channels closed on one that failed */
+  uint64_t clients_attested, clients_unattested, clients_refused;
 } ra_tunnel_stats;
 RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
 

@@ -73,6 +73,31 @@ static void test_errors_are_recorded(void **state) {
   assert_int_equal(pf.error, POLICY_FLAG_BAD_TIME);
 }
 
+/* ra-hello's client policy: every flag renamed with a prefix, the dstack
+ * group, errors named as typed. */
+static void test_prefix(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_DSTACK);
+  pf.prefix = "--client-";
+  assert_int_equal(policy_flags_parse(&pf, "--mrtd", HEX48), 0); /* the plain name is not a flag now */
+  assert_false(pf.any);
+  assert_int_equal(policy_flags_parse(&pf, "--client-mrtd", HEX48), 2);
+  assert_true(pf.tdx.has & RA_TDX_MRTD);
+  assert_int_equal(policy_flags_parse(&pf, "--client-trust-sim", "/tmp/x"), 2);
+  assert_string_equal(pf.trust_sim_dir, "/tmp/x");
+  assert_int_equal(policy_flags_parse(&pf, "--client-allow-debug", NULL), 1);
+  assert_int_equal(policy_flags_parse(&pf, "--client-app-id", "0a0b0c"), 2);
+  assert_true(pf.has_app_id);
+  assert_int_equal(pf.app_id_len, 3);
+  assert_int_equal(policy_flags_parse(&pf, "--client-collateral", "x"), 0); /* group not accepted */
+  assert_int_equal(policy_flags_parse(&pf, "--client-rtmr2", "00"), -1);
+  assert_string_equal(pf.error_flag, "--client-rtmr2");
+  assert_int_equal(policy_flags_parse(&pf, "--client-app-id", ""), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_HEX_VAR);
+  assert_true(pf.any);
+}
+
 static void test_roots_limit(void **state) {
   (void)state;
   policy_flags pf;
@@ -173,6 +198,7 @@ int main(void) {
       cmocka_unit_test(test_groups_decide_what_is_a_flag),
       cmocka_unit_test(test_measurements),
       cmocka_unit_test(test_errors_are_recorded),
+      cmocka_unit_test(test_prefix),
       cmocka_unit_test(test_roots_limit),
       cmocka_unit_test(test_time),
       cmocka_unit_test(test_table),

@@ -51,9 +51,16 @@ static void reencode_check(const ra_tmsg *m) {
     case RA_TMSG_ENC:
       need = ra_tmsg_encode_enc(out, cap, m->enc.nonce.bytes, m->enc.ciphertext.bytes, m->enc.ciphertext.len);
       break;
-    case RA_TMSG_CLIENT_KX:
-      need = ra_tmsg_encode_client_kx(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len);
+    case RA_TMSG_CLIENT_KX: {
+      /* with raloop's clientAttestation when it came with one */
+      ra_tmsg_client_att_out att = {
+        .quote = m->client_kx.att_quote,
+        .event_log = m->client_kx.has_att_event_log ? m->client_kx.att_event_log : ra_str_make(NULL, 0),
+      };
+      need = ra_tmsg_encode_client_kx_att(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len,
+                                          m->client_kx.has_attestation ? &att : NULL);
       break;
+    }
     case RA_TMSG_HTTP_REQUEST: {
       ra_header hs[32];
       size_t n = 0;
@@ -83,6 +90,12 @@ static void reencode_check(const ra_tmsg *m) {
       (m2.ws_message.data.len != m->ws_message.data.len || m2.ws_message.is_text != m->ws_message.is_text ||
        (m->ws_message.data.len && memcmp(m2.ws_message.data.ptr, m->ws_message.data.ptr, m->ws_message.data.len))))
     abort();
+  if (m->type == RA_TMSG_CLIENT_KX &&
+      (m2.client_kx.has_attestation != m->client_kx.has_attestation ||
+       m2.client_kx.att_quote.len != m->client_kx.att_quote.len ||
+       m2.client_kx.has_att_event_log != m->client_kx.has_att_event_log ||
+       m2.client_kx.att_event_log.len != m->client_kx.att_event_log.len))
+    abort();
   if (m->type == RA_TMSG_HTTP_REQUEST &&
       (m2.http_request.url.len != m->http_request.url.len || m2.http_request.has_body != m->http_request.has_body))
     abort();
@@ -102,6 +115,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ra_tmsg_decode(data, size, &m) == 0) {
     walk(&m);
     reencode_check(&m);
+    /* a server_kx in our encoder's shape gets a clientChallenge appended:
+     * still one server_kx, now with that challenge */
+    if (m.type == RA_TMSG_SERVER_KX && !m.server_kx.has_client_challenge) {
+      uint8_t ch[RA_TMSG_CHALLENGE_BYTES];
+      memset(ch, 0xc5, sizeof ch);
+      size_t n = ra_tmsg_server_kx_add_challenge(NULL, 0, data, size, ch);
+      uint8_t *kx = n ? malloc(n) : NULL;
+      if (kx) {
+        ra_tmsg m2;
+        if (ra_tmsg_server_kx_add_challenge(kx, n, data, size, ch) != n || ra_tmsg_decode(kx, n, &m2) != 0 ||
+            m2.type != RA_TMSG_SERVER_KX || !m2.server_kx.has_client_challenge ||
+            memcmp(m2.server_kx.client_challenge.bytes, ch, sizeof ch) != 0)
+          abort();
+        free(kx);
+      }
+    }
   }
   /* the same bytes as the plaintext of an envelope */
   uint8_t *p = ra_env_seal_begin(&tx, size);

@@ -312,6 +312,42 @@ static void test_route_errors_and_match(void **state) {
   assert_int_equal(freed_order[1], 1);
 }
 
+/* RA_ROUTE_CLIENT_ATTESTED: 403 JSON with a reason unless the request
+ * carries a client identity (set by the tunnel); the handler reads it. */
+static void h_whoami(ra_req *req, ra_res *res, void *ud) {
+  const ra_client_identity *id = ra_req_client_identity(req);
+  snprintf(last, sizeof last, "whoami tee=%u app=%d", id ? id->tee : 9999u, id ? id->has_app_id : -1);
+  ra_res_send_text(res, 200, "me");
+}
+
+static void test_client_attested(void **state) {
+  ra_router *r;
+  assert_int_equal(ra_router_new(&r), 0);
+  assert_int_equal(ra_route_ex(r, "GET", "/whoami", h_whoami, NULL, RA_ROUTE_CLIENT_ATTESTED), 0);
+  cap c = run(r, "GET", "/whoami", false);
+  assert_int_equal(c.status, 403);
+  assert_non_null(strstr(c.body, "\"error\":\"client attestation required\""));
+  assert_non_null(strstr(c.headers, "application/json"));
+  c = run(r, "GET", "/whoami", true); /* the tunnel, no identity */
+  assert_int_equal(c.status, 403);
+  assert_non_null(strstr(c.body, "presented no attestation"));
+  assert_string_equal(last, "");
+  /* with an identity */
+  memset(&c, 0, sizeof c);
+  ra_req *req;
+  assert_int_equal(ra_req_new(RA_STR("GET"), RA_STR("/whoami"), 11, true, &req), 0);
+  ra_client_identity id = {.tee = 0x81, .has_app_id = true, .app_id_len = 20};
+  assert_int_equal(ra_req_set_client_identity(req, &id), 0);
+  id.tee = 1; /* copied: later changes do not show */
+  assert_int_equal(ra_req_client_identity(req)->tee, 0x81);
+  ra_res *res;
+  assert_int_equal(ra_res_new(NULL, req, &cap_ops, &c, &res), 0);
+  ra_router_handle(r, req, res);
+  assert_int_equal(c.status, 200);
+  assert_string_equal(last, "whoami tee=129 app=1");
+  ra_router_free(r);
+}
+
 static void on_cancel_count(ra_res *res, void *ud) { (*(int *)ud)++; }
 static void on_upgrade_unused(ra_stream *s, const uint8_t *rest, size_t n, ra_conn_slot *slot,
                               void *ud) { fail(); }
@@ -454,6 +490,7 @@ int main(void) {
       cmocka_unit_test(test_arena_overflow),
       cmocka_unit_test(test_response_api),
       cmocka_unit_test(test_remove),
+      cmocka_unit_test(test_client_attested),
       cmocka_unit_test(test_sendf),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -690,6 +690,87 @@ static void test_header_text_to_bytes(void **st) {
   }
 }
 
+
+/* ---- raloop's client attestation fields (PROTOCOL.md §10) ---------------- */
+
+static void test_client_attestation_fields(void **st) {
+  (void)st;
+  uint8_t *b;
+  ra_tmsg m;
+  /* as cbor-x encodes them (tag 64 byte strings) */
+  assert_int_equal(decode_hex("b90003647479706569636c69656e745f6b78727365616c656453796d6d65747269634b6579d8404401"
+                              "02030471636c69656e744174746573746174696f6eb900026571756f7465d84043050607696576656e"
+                              "745f6c6f67625b5d", &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_CLIENT_KX);
+  assert_int_equal(m.client_kx.sealed_key.len, 4);
+  assert_true(m.client_kx.has_attestation);
+  assert_int_equal(m.client_kx.att_quote.len, 3);
+  assert_int_equal(m.client_kx.att_quote.bytes[0], 5);
+  assert_true(m.client_kx.has_att_event_log);
+  assert_str(m.client_kx.att_event_log, "[]");
+  free(b);
+  /* undefined: absent (the reference client never sends the field at all) */
+  assert_int_equal(decode_hex("b90003647479706569636c69656e745f6b78727365616c656453796d6d65747269634b6579d8404401"
+                              "02030471636c69656e744174746573746174696f6ef7", &m, &b), 0);
+  assert_false(m.client_kx.has_attestation);
+  free(b);
+  /* refused: a challenge of 31 bytes, an attestation that is not a map, one without a quote */
+  assert_int_equal(decode_hex("b900046474797065697365727665725f6b786f7832353531395075626c69634b6579d84058200101"
+                              "0101010101010101010101010101010101010101010101010101010101016571756f7465d84041026f"
+                              "636c69656e744368616c6c656e6765d840581f000000000000000000000000000000000000000000"
+                              "00000000000000000000", &m, &b), -EBADMSG);
+  free(b);
+  assert_int_equal(decode_hex("b90003647479706569636c69656e745f6b78727365616c656453796d6d65747269634b6579d8404401"
+                              "02030471636c69656e744174746573746174696f6ed8404101", &m, &b), -EBADMSG);
+  free(b);
+  assert_int_equal(decode_hex("b90003647479706569636c69656e745f6b78727365616c656453796d6d65747269634b6579d8404401"
+                              "02030471636c69656e744174746573746174696f6eb90001696576656e745f6c6f67625b5d", &m, &b),
+                   -EBADMSG);
+  free(b);
+
+  /* our encoders: client_kx with and without event_log, round trip */
+  uint8_t sealed[80], q[300], out[1024];
+  memset(sealed, 0xaa, sizeof sealed);
+  memset(q, 0x55, sizeof q);
+  ra_tmsg_client_att_out att = {.quote = ra_bytes_make(q, sizeof q), .event_log = RA_STR("[{\"imr\":3}]")};
+  size_t n = ra_tmsg_encode_client_kx_att(out, sizeof out, sealed, sizeof sealed, &att);
+  assert_true(n <= sizeof out);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.client_kx.has_attestation && m.client_kx.has_att_event_log);
+  assert_int_equal(m.client_kx.att_quote.len, sizeof q);
+  assert_int_equal(m.client_kx.sealed_key.len, sizeof sealed);
+  assert_str(m.client_kx.att_event_log, "[{\"imr\":3}]");
+  att.event_log = ra_str_make(NULL, 0);
+  n = ra_tmsg_encode_client_kx_att(out, sizeof out, sealed, sizeof sealed, &att);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.client_kx.has_attestation);
+  assert_false(m.client_kx.has_att_event_log);
+  /* NULL attestation: byte for byte the plain client_kx */
+  uint8_t plain[160];
+  size_t pn = ra_tmsg_encode_client_kx(plain, sizeof plain, sealed, sizeof sealed);
+  n = ra_tmsg_encode_client_kx_att(out, sizeof out, sealed, sizeof sealed, NULL);
+  assert_int_equal(n, pn);
+  assert_memory_equal(out, plain, pn);
+
+  /* server_kx + clientChallenge appended to the cached message */
+  uint8_t pk[32], kx[512], kx2[600], ch[32];
+  memset(pk, 1, sizeof pk);
+  memset(ch, 0xc5, sizeof ch);
+  ra_tmsg_server_kx_out so = {.x25519_public_key = pk, .quote = ra_bytes_make(q, 10)};
+  size_t kn = ra_tmsg_encode_server_kx(kx, sizeof kx, &so);
+  assert_int_equal(ra_tmsg_decode(kx, kn, &m), 0);
+  assert_false(m.server_kx.has_client_challenge);
+  size_t k2 = ra_tmsg_server_kx_add_challenge(kx2, sizeof kx2, kx, kn, ch);
+  assert_int_equal(k2, ra_tmsg_server_kx_add_challenge(NULL, 0, kx, kn, ch));
+  assert_int_equal(ra_tmsg_decode(kx2, k2, &m), 0);
+  assert_int_equal(m.type, RA_TMSG_SERVER_KX);
+  assert_true(m.server_kx.has_client_challenge);
+  assert_memory_equal(m.server_kx.client_challenge.bytes, ch, 32);
+  assert_int_equal(m.server_kx.quote.len, 10);
+  /* only our encoder's shape (0xb9 head) is extended */
+  assert_int_equal(ra_tmsg_server_kx_add_challenge(kx2, sizeof kx2, (const uint8_t *)"\xa1", 1, ch), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_captured_client_kx_ready),
@@ -707,6 +788,7 @@ int main(void) {
     cmocka_unit_test(test_response_head_in_place),
     cmocka_unit_test(test_header_bytes_as_latin1),
     cmocka_unit_test(test_header_text_to_bytes),
+    cmocka_unit_test(test_client_attestation_fields),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -84,7 +84,8 @@ class RAClient {
             this.key = sodium.randombytes_buf(32)
             const sealed = sodium.crypto_box_seal(this.key, u8(pk))
             if (opts.beforeClientKx) opts.beforeClientKx(this)
-            ws.send(encode({ type: "client_kx", sealedSymmetricKey: sealed }))
+            // opts.clientKxExtra: more fields (raloop's clientAttestation, PROTOCOL.md §10)
+            ws.send(encode(Object.assign({ type: "client_kx", sealedSymmetricKey: sealed }, opts.clientKxExtra || {})))
             resolve()
           } catch (e) {
             reject(e)
