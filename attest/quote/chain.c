@@ -291,6 +291,11 @@ STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF
   }
   if (chain) {
     if (memo && !hit) memo_put(memo, r, certs, leaf, chain);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+      X509 *x = sk_X509_value(chain, i);
+      ra_verdict_window(vd, ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+                        ra_asn1_time_to_unix(X509_get0_notAfter(x)));
+    }
     ra_verdict_pass(vd, RA_CHECK_CHAIN);
   }
   ERR_clear_error();

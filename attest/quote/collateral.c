@@ -7,6 +7,7 @@
 
 #include "raloop/attest/quote/chain_internal.h"
 #include "raloop/attest/quote/collateral_internal.h"
+#include "raloop/attest/quote/identity_internal.h"
 #include "raloop/attest/quote/crl_internal.h"
 #include "raloop/attest/quote/crypto_internal.h"
 #include "raloop/attest/quote/hexb64.h"
@@ -207,13 +208,54 @@ static bool complete_chain(ra_signed_body *b, const ra_roots *roots, X509 *have)
   return true;
 }
 
+/* One DER into the identity hash (its length first, so that the
+ * concatenation is unambiguous). */
+static bool id_add(EVP_MD_CTX *md, const uint8_t *p, size_t n) {
+  uint8_t l[8];
+  for (int i = 0; i < 8; i++) l[i] = (uint8_t)((uint64_t)n >> (8 * i));
+  return EVP_DigestUpdate(md, l, 8) == 1 && (!n || EVP_DigestUpdate(md, p, n) == 1);
+}
+
+static bool id_add_body(EVP_MD_CTX *md, const ra_signed_body *b) {
+  bool ok = id_add(md, (const uint8_t *)b->raw, b->len) && id_add(md, b->sig, 64);
+  /* the Intel root left out is the compiled-in one: its place stands for it */
+  uint8_t at[4] = {(uint8_t)b->root_at, (uint8_t)(b->root_at >> 8), 0, 0};
+  ok = ok && id_add(md, at, 4);
+  for (int i = 0; ok && i < sk_X509_num(b->chain); i++) {
+    uint8_t *der = NULL;
+    int n = i2d_X509(sk_X509_value(b->chain, i), &der);
+    ok = n > 0 && id_add(md, der, (size_t)n);
+    OPENSSL_free(der);
+  }
+  return ok;
+}
+
+/* ra_collateral_id: everything a verdict can depend on, once loaded. */
+static int take_id(ra_collateral *c) {
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+            id_add_body(md, &c->tcb_body) && id_add_body(md, &c->qe_body);
+  for (int i = 0; ok && i < sk_X509_CRL_num(c->crls.crls); i++) {
+    uint8_t *der = NULL;
+    int n = i2d_X509_CRL(sk_X509_CRL_value(c->crls.crls, i), &der);
+    ok = n > 0 && id_add(md, der, (size_t)n);
+    OPENSSL_free(der);
+  }
+  ok = ok && EVP_DigestFinal_ex(md, c->id, NULL) == 1;
+  EVP_MD_CTX_free(md);
+  ERR_clear_error();
+  return ok ? 0 : -ENOMEM;
+}
+
+const uint8_t *ra_collateral_id(const ra_collateral *c) { return c->id; }
+
 /* Parses the bodies once the raw pieces are in. */
 static int finish(ra_collateral *c) {
   if (ra_tcb_info_parse(c->tcb_body.raw, c->tcb_body.len, &c->tcb))
     return fail("tcb_info does not parse as Intel's TCB info (v2/v3)");
   if (ra_qe_identity_parse(c->qe_body.raw, c->qe_body.len, &c->qe))
     return fail("qe_identity does not parse as Intel's enclave identity (v2)");
-  return 0;
+  return take_id(c);
 }
 
 static ra_collateral *coll_new(void) {
@@ -506,8 +548,10 @@ static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roo
                                      time_t at, const char *what, ra_verdict *vd) {
   STACK_OF(X509) *chain;
   if (b->validated && at >= b->valid_from && at < b->valid_to &&
-      ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1)))
+      ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1))) {
+    ra_verdict_window(vd, b->valid_from, b->valid_to);
     return X509_chain_up_ref(b->validated);
+  }
   chain = ra_chain_check_signer(roots, b->chain, leaf, at, RA_CHECK_COLLATERAL, what, vd);
   if (!chain) return NULL;
   sk_X509_pop_free(b->validated, X509_free);
@@ -522,6 +566,10 @@ static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roo
     if (nb > b->valid_from) b->valid_from = nb;
     if (na < b->valid_to) b->valid_to = na;
   }
+  if (b->valid_to)
+    ra_verdict_window(vd, b->valid_from ? b->valid_from : 1, b->valid_to);
+  else
+    vd->valid_until = 0;
   return chain;
 }
 
@@ -564,9 +612,13 @@ out:
 static bool fresh(time_t issue, time_t next, const char *what, time_t at, bool allow_expired,
                   ra_verdict *vd) {
   note_expiry(vd, next);
-  if (issue <= at && at < next) return true;
+  if (issue <= at && at < next) {
+    ra_verdict_window(vd, issue, next);
+    return true;
+  }
   if (allow_expired && at >= next) {
     vd->collateral_expired = true;
+    vd->valid_until = 0; /* already past: no window to reuse it in */
     return true;
   }
   char a[32], b2[32];

@@ -98,6 +98,7 @@ struct ra_collateral {
   ra_tcb_info tcb;
   ra_qe_identity qe;
   ra_crl_set crls; /* root CA CRL and PCK CA CRL */
+  uint8_t id[32];  /* identity_internal.h: taken by finish() */
 };
 
 /* Shared parsing helpers (collateral.c). Each returns 0 or -1. */
