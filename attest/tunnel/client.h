@@ -82,6 +82,14 @@ typedef struct ra_tunnel_client_opts {
   bool pccs_no_cache;           /* neither read nor write the on-disk cache */
   const char *pccs_ca_file;     /* https PCCS: PEM CAs instead of the system's; copied */
   uint64_t pccs_timeout_ms;     /* per request; 0: the connect timeout */
+
+  /* Optional verified-quote cache (attest/quote/vcache.h; borrowed, must
+   * outlive the client, may be shared by the clients of one loop thread):
+   * a server quote verified before with the same verifier, collateral and
+   * policy is not verified again while every validity window involved
+   * holds; the key binding to this handshake's server key and the policy
+   * callback are still checked on every handshake (docs/VCACHE.md). */
+  struct ra_vcache *vcache;
 } ra_tunnel_client_opts;
 
 /* origin: "http://HOST[:PORT]" (or "ws://"; a trailing path is ignored).
