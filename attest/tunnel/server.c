@@ -47,6 +47,7 @@ struct ra_tunnel_server {
   tunnel *unkeyed; /* awaiting client_kx (not in `tunnels`) */
   size_t n_keyed, n_unkeyed;
   ra_timer heartbeat;
+  ra_timer trim; /* gives idle tunnels' buffers back (trim_idle) */
   ra_tunnel_stats st;
   size_t replay_total; /* nonces held by all the tunnels' replay sets */
   size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
@@ -65,6 +66,8 @@ struct tunnel {
   tunnel *next, *prev;
   ra_replay replay;
   uint64_t last_seen;
+  uint64_t last_msg;  /* the last message from the client (pongs aside) */
+  bool trimmed;       /* its buffers were given back since last_msg */
   treq *reqs;
   size_t n_reqs;
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
@@ -714,7 +717,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
   t->srv = s;
   t->ch.ctl = ws;
   if (has_addr) memcpy(t->addr, addr, sizeof addr);
-  t->last_seen = ra_loop_now(s->loop);
+  t->last_seen = t->last_msg = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
   ra_timer_init(s->loop, &t->kx_timer, kx_timeout, t);
@@ -801,7 +804,8 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
   ra_tunnel_server *s = t->srv;
   /* answers to a burst of requests read at once leave in one write */
   ra_ws_cork(ws);
-  t->last_seen = ra_loop_now(s->loop);
+  t->last_seen = t->last_msg = ra_loop_now(s->loop);
+  t->trimmed = false;
   ra_tmsg m;
   if (ra_tmsg_decode(data, len, &m) != 0) {
     s->st.bad_cbor++;
@@ -970,6 +974,26 @@ static void heartbeat(ra_timer *tm, void *ud) {
     }
 }
 
+/* Idle tunnels (issue 18: thousands held open at <= 4 KiB each): a keyed
+ * tunnel with no message for TRIM_IDLE_MS and nothing pending gives back
+ * the memory it keeps for reuse while busy: the channel's receive and send
+ * buffers (grown to the largest envelope) and its WebSocket's staging and
+ * message buffers (ra_ws_trim). The next message allocates them again;
+ * busy tunnels keep them, so the hot path stays allocation-free. */
+#define TRIM_IDLE_MS 5000
+
+static void trim_idle(ra_timer *tm, void *ud) {
+  ra_tunnel_server *s = ud;
+  uint64_t now = ra_loop_now(s->loop);
+  for (tunnel *t = s->tunnels; t; t = t->next) {
+    if (t->trimmed || !t->ch.ctl || t->n_reqs || now - t->last_msg < TRIM_IDLE_MS) continue;
+    ra_env_buf_free(&t->ch.rx);
+    ra_env_buf_free(&t->ch.tx);
+    ra_ws_trim(t->ch.ctl);
+    t->trimmed = true;
+  }
+}
+
 /* ---- the server ------------------------------------------------------------- */
 
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
@@ -1043,6 +1067,9 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   ra_timer_init(loop, &s->heartbeat, heartbeat, s);
   ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
   ra_timer_unref(&s->heartbeat);
+  ra_timer_init(loop, &s->trim, trim_idle, s);
+  ra_timer_start(&s->trim, TRIM_IDLE_MS, TRIM_IDLE_MS);
+  ra_timer_unref(&s->trim);
   if (ra_quote_provider_simulated(provider))
     ra_warn("tunnel: SIMULATED attestation (provider %s): the quotes prove nothing about this machine",
             ra_quote_provider_name(provider));
@@ -1063,6 +1090,7 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
   if (!s) return;
   s->freeing = true;
   ra_timer_stop(&s->heartbeat);
+  ra_timer_stop(&s->trim);
   if (s->stopping) {
     ra_timer_stop(&s->stop_timer);
     ra_defer_cancel(s->loop, &s->stop_later);
