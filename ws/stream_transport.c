@@ -66,8 +66,10 @@ static int mask_key(ws_conn *c, uint8_t key[4]) {
 static int cork_flush(ws_conn *c) {
   if (!c->cork.len) return 0;
   int rc = ra_stream_write(c->s, ra_buf_ptr(&c->cork), c->cork.len);
-  ra_buf_reset(&c->cork);
-  if (c->cork.cap > 2 * CORK_MAX) ra_buf_free(&c->cork);
+  /* freed, not kept: one allocation per loop turn that sends, instead of a
+   * buffer held by every idle connection (issue 18: thousands of idle
+   * connections at a few KiB each) */
+  ra_buf_free(&c->cork);
   return rc;
 }
 
@@ -184,6 +186,10 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     used += (size_t)n;
     switch (m.opcode) {
     case 0:
+      /* the input is consumed: the message buffer is not kept for the next
+       * read unless a message is half received (one allocation per read
+       * with a masked message, none held by idle connections) */
+      ra_ws_assembler_trim(&c->as);
       return len;
     case RA_WS_OP_TEXT:
     case RA_WS_OP_BINARY:
@@ -204,6 +210,7 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     }
     }
   }
+  if (!c->done && c->ws) ra_ws_assembler_trim(&c->as); /* as in case 0 */
   return len; /* after the end, the rest is ignored */
 }
 

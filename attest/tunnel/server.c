@@ -72,8 +72,9 @@ struct tunnel {
   size_t n_reqs;
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
-  ra_timer drain_timer;
-  ra_timer kx_timer;  /* the key exchange's deadline */
+  /* one timer, two deadlines that never overlap: the key exchange's until
+   * the tunnel is keyed, then the drain's (draining starts keyed only) */
+  ra_timer timer;
   size_t held_bytes;  /* request and response bodies held by t->reqs */
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
@@ -155,7 +156,7 @@ static void drain_check(tunnel *t) {
   }
   if (!t->draining || t->drain_closed || t->n_reqs || !t->ch.ctl) return;
   t->drain_closed = true;
-  ra_timer_stop(&t->drain_timer);
+  ra_timer_stop(&t->timer);
   ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
 }
 
@@ -635,8 +636,7 @@ static void tunnel_teardown(tunnel *t) {
     s->n_unkeyed--;
   }
   s->st.tunnels_open--;
-  ra_timer_stop(&t->drain_timer);
-  ra_timer_stop(&t->kx_timer);
+  ra_timer_stop(&t->timer);
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   free(t);
@@ -672,6 +672,14 @@ static void kx_timeout(ra_timer *tm, void *ud) {
   RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: no key exchange within %llu ms: closed",
                  (unsigned long long)t->srv->o.kx_timeout_ms);
   ra_ws_close(t->ch.ctl, 1008, "key exchange timeout");
+}
+
+static void tunnel_timer(ra_timer *tm, void *ud) {
+  tunnel *t = ud;
+  if (t->ch.keyed)
+    drain_fire(tm, ud);
+  else
+    kx_timeout(tm, ud);
 }
 
 static void ctl_open(ra_ws *ws, void *ud) {
@@ -719,10 +727,9 @@ static void ctl_open(ra_ws *ws, void *ud) {
   if (has_addr) memcpy(t->addr, addr, sizeof addr);
   t->last_seen = t->last_msg = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
-  ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
-  ra_timer_init(s->loop, &t->kx_timer, kx_timeout, t);
-  ra_timer_start(&t->kx_timer, s->o.kx_timeout_ms, 0);
-  ra_timer_unref(&t->kx_timer);
+  ra_timer_init(s->loop, &t->timer, tunnel_timer, t);
+  ra_timer_start(&t->timer, s->o.kx_timeout_ms, 0);
+  ra_timer_unref(&t->timer);
   RA_LIST_ADD(s->unkeyed, t);
   s->n_unkeyed++;
   s->st.tunnels_open++;
@@ -753,7 +760,7 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
     RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000,
                    "tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
                    t->n_reqs);
-    ra_timer_start(&t->drain_timer, s->o.drain_timeout_ms, 0);
+    ra_timer_start(&t->timer, s->o.drain_timeout_ms, 0);
   }
   drain_check(t);
 }
@@ -819,7 +826,7 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
       RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: client_kx does not open, dropped");
       return;
     }
-    ra_timer_stop(&t->kx_timer);
+    ra_timer_stop(&t->timer);
     if (s->n_keyed >= s->o.max_tunnels) {
       sodium_memzero(t->ch.key, sizeof t->ch.key);
       s->st.tunnels_refused++;
@@ -844,6 +851,13 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     return;
   }
   ctl_enc(t, &m);
+  /* Nothing pending: the decryption buffer (and the send buffer) go back
+   * to the allocator instead of staying with an idle tunnel (issue 18);
+   * a tunnel with requests in flight keeps them. */
+  if (ra_ws_userdata(ws) == t && !t->n_reqs) {
+    ra_env_buf_free(&t->ch.rx);
+    ra_env_buf_free(&t->ch.tx);
+  }
 }
 
 static void ctl_pong(ra_ws *ws, const uint8_t *data, size_t len, void *ud) {
