@@ -222,8 +222,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
   if (leaf) {
     vd->pck_not_before = ra_asn1_time_to_unix(X509_get0_notBefore(leaf));
     vd->pck_not_after = ra_asn1_time_to_unix(X509_get0_notAfter(leaf));
-    chain = ra_chain_check(&v->roots, v->cache.off || v->cache.ca_only ? NULL : &v->paths, certs,
-                           leaf, at, vd);
+    chain = ra_chain_check(&v->roots, v->cache.off ? NULL : &v->paths, certs, leaf, at, vd);
     /* with collateral the CRLs are required (fail closed) */
     if (chain)
       ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,
