@@ -10,12 +10,15 @@
 # of the hold (>= 12 s: the tunnel server trims a tunnel idle for 5-10 s);
 # the figure is (RSS idle - RSS before) / N. Then they close, and the RSS after close
 # shows what the server keeps. Reported, not a timed test.
+# RA_HELLO=PATH measures another build's server with this build's ra-bench
+# (e.g. before/after a change).
 set -euo pipefail
 build=${1:-build}
 n=${2:-10000}
 hold=${3:-15}
 bin=$build/bin
-[ -x "$bin/ra-hello" ] && [ -x "$bin/ra-bench" ] || { echo "build first ($bin)" >&2; exit 2; }
+hello=${RA_HELLO:-$bin/ra-hello}
+[ -x "$hello" ] && [ -x "$bin/ra-bench" ] || { echo "build first ($bin)" >&2; exit 2; }
 # every tunnel is one socket on each side, both processes are ours
 ulimit -n $((n * 2 + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((n + 200)) ] || { echo "ulimit -n ($(ulimit -n)) too low for $n" >&2; exit 1; }
@@ -34,7 +37,7 @@ trap cleanup EXIT
 echo "== $(uname -m), $(nproc) CPU(s), load $(cut -d' ' -f1-3 /proc/loadavg), N=$n, hold ${hold}s"
 for mode in plain tunnel; do
   : >"$tmp/srv.log"
-  "${pin0[@]}" "$bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
+  "${pin0[@]}" "$hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
   srv=$!
   port=
   for _ in $(seq 1 200); do
