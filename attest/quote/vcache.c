@@ -220,7 +220,10 @@ int ra_vcache_verify(ra_vcache *c, ra_verifier *v, const uint8_t *quote, size_t 
     c->st.expired++;
   }
   c->st.misses++;
-  int rc = ra_verify_quote(v, quote, len, opts, pol, vd);
+  /* the time the window is compared with is the time verified at */
+  ra_verify_opts o = opts ? *opts : (ra_verify_opts){0};
+  o.at = at;
+  int rc = ra_verify_quote(v, quote, len, &o, pol, vd);
   if (rc == 0 && keyed && vd->valid_until > at && vd->valid_from <= at) store(c, key, vd);
   return rc;
 }
