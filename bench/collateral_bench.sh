@@ -15,7 +15,8 @@
 #         validated (while the time is inside every certificate's validity)
 #         and the attestation key object, and one parsed collateral (whose
 #         body signatures, issuer path and CRL signatures it verified once);
-#         the QE report and quote signatures are verified every time.
+#         the quote signature is verified every time (the QE report's is
+#         remembered for the same PCK certificate and exact bytes).
 # In the same run, the same quote and collateral through @phala/dcap-qvl
 # (pure JS, tests/node_modules) as the anchor. Targets (issue 11): <= 1 ms
 # cold, <= 300 us warm. Reported, not a timed test.

@@ -34,6 +34,7 @@ struct ra_verifier {
   ra_crl_set crls;
   ra_cert_cache cache;
   ra_chain_memo paths; /* with the cache on: PCK paths validated before */
+  ra_qe_sig_memo qe_sigs; /* with the cache on (not CA-only): QE report signatures */
   /* with the cache on: the last attestation key (x||y) as an EVP_PKEY */
   uint8_t att_xy[64];
   EVP_PKEY *att;
@@ -91,6 +92,7 @@ void ra_verifier_free(ra_verifier *v) {
   ra_crl_set_clear(&v->crls);
   ra_cert_cache_clear(&v->cache);
   ra_chain_memo_clear(&v->paths);
+  ra_qe_sig_memo_clear(&v->qe_sigs);
   EVP_PKEY_free(v->att);
   ASN1_OBJECT_free(v->sgx_ext_oid);
   free(v);
@@ -228,7 +230,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
       ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,
                        coll && pol->allow_expired_collateral, vd);
     check_pck_ext(v, leaf, vd);
-    ra_qe_check_signature(q, leaf, vd);
+    ra_qe_check_signature(q, leaf, v->cache.off || v->cache.ca_only ? NULL : &v->qe_sigs, vd);
   }
   sk_X509_pop_free(chain, X509_free);
   sk_X509_pop_free(certs, X509_free);

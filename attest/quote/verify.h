@@ -270,9 +270,12 @@ enum {
      * decoding dominates the cost, and the last few PCK paths it validated
      * (those same certificate objects, to a pinned root): one is reused
      * only while the verification time is inside the validity of every
-     * certificate on it and no root was pinned since; the shape, CRL, QE
-     * report and quote signature checks always run again. With this flag
-     * neither is kept. */
+     * certificate on it and no root was pinned since; the shape, CRL and
+     * quote signature checks always run again. It also remembers the last
+     * few QE report signatures it verified (the same PCK certificate, the
+     * exact report and signature bytes: every quote of a platform carries
+     * the same), so a new quote of a platform seen before costs one ECDSA
+     * verification. With this flag none of this is kept. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
   /* Keep decoded CA certificates only (the pinned root and the PCK
      * Platform/Processor CAs that every platform's chain repeats): each PCK

@@ -15,7 +15,8 @@
  *  coldest:  no certificate cache (RA_VERIFIER_NO_CERT_CACHE) and the
  *            collateral parsed from its bytes each time (issue 11's "cold");
  *  warm:     the same verifier and collateral again (PCK path memoised;
- *            QE report and quote signatures checked every time);
+ *            QE report signature remembered for the same PCK
+ *            certificate and bytes; the quote signature checked every time);
  *  vcache:   a hit in a verified-quote cache (ra_vcache): no signature at
  *            all, the per-session checks only.
  * Reported, not a timed test; use callgrind for instruction counts on a

@@ -282,6 +282,42 @@ static void test_ca_paths_match_cold(void **state) {
   ra_verifier_free(cold);
 }
 
+/* A warm verifier remembers QE report signatures it verified (same PCK
+ * certificate, same report and signature bytes): a quote whose QE report
+ * signature or QE report differs in one byte from a remembered one is
+ * still refused, as a cold verifier refuses it. */
+static void test_warm_qe_signature_memo(void **state) {
+  ra_verifier *warm = intel(), *cold;
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &cold), 0);
+  size_t len;
+  uint8_t *b = load("tdx-v4-tappd.dat", &len);
+  ra_quote q;
+  assert_int_equal(ra_quote_parse(b, len, &q), 0);
+  size_t sig_at = (size_t)(q.qe_report_sig - b), rep_at = (size_t)(q.qe_report.raw - b);
+  ra_verdict vd, vc;
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0); /* remembered */
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  const size_t flips[] = {sig_at, sig_at + 63, rep_at + 10, rep_at + 383};
+  for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+    uint8_t *bad = malloc(len);
+    memcpy(bad, b, len);
+    bad[flips[i]] ^= 0x01;
+    int w = verify(warm, bad, len, ymd(2025, 1, 1), NULL, &vd);
+    int c = verify(cold, bad, len, ymd(2025, 1, 1), NULL, &vc);
+    assert_int_not_equal(w, 0);
+    if (w != c) fail_msg("flip at %zu: warm %s, cold %s", flips[i], ra_err_name(w), ra_err_name(c));
+    assert_int_equal(vd.checks[RA_CHECK_QE_SIG], RA_CHECK_FAIL);
+    assert_memory_equal(vd.checks, vc.checks, sizeof vd.checks);
+    free(bad);
+  }
+  /* and the remembered one still passes */
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  assert_int_equal(vd.checks[RA_CHECK_QE_SIG], RA_CHECK_PASS);
+  free(b);
+  ra_verifier_free(warm);
+  ra_verifier_free(cold);
+}
+
 /* Intel's TDX sample: DER chain, root first, to a look-alike test root. */
 static void test_tdx_collateral(void **state) {
   size_t len;
@@ -1978,6 +2014,7 @@ int main(void) {
       cmocka_unit_test(test_validity_windows),
       cmocka_unit_test(test_warm_paths_match_cold),
       cmocka_unit_test(test_ca_paths_match_cold),
+      cmocka_unit_test(test_warm_qe_signature_memo),
       cmocka_unit_test(test_tdx_collateral),
       cmocka_unit_test(test_sgx_collateral),
       cmocka_unit_test(test_partial_chains),
