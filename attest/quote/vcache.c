@@ -13,6 +13,17 @@
 
 #define VCACHE_MAX 65536
 
+/* Every field of these decides a verdict and is in the key (put_policy,
+ * make_key). A field added to one of them must be added there too, or two
+ * policies that differ in it would share an entry: the sizes are pinned so
+ * that the build says so (x86_64 / LP64; the check is off elsewhere). */
+#if defined(__x86_64__) && defined(__LP64__)
+_Static_assert(sizeof(ra_policy) == 128, "ra_policy changed: put the new field in put_policy()");
+_Static_assert(sizeof(ra_tdx_expect) == 468, "ra_tdx_expect changed: put_policy()");
+_Static_assert(sizeof(ra_sgx_expect) == 136, "ra_sgx_expect changed: put_policy()");
+_Static_assert(sizeof(ra_verify_opts) == 32, "ra_verify_opts changed: make_key()");
+#endif
+
 struct vc_entry {
   uint8_t key[32];
   bool used;
