@@ -138,6 +138,9 @@ static int fail(const char *what) {
 
 /* A CRL given as hex DER (dcap-qvl), raw DER or PEM. */
 static int add_crl(ra_collateral *c, const uint8_t *p, size_t n) {
+  /* the identity covers the bytes as given, not a re-encoding */
+  ra_hash_part idp[2] = {{c->crls_id, 32}, {p, n}};
+  if (!ra_hash_parts(EVP_sha256(), idp, 2, c->crls_id)) return -ENOMEM;
   /* plain hex (dcap-qvl's form) decodes in one pass; anything else (hex
    * with whitespace or 0x, DER, PEM) goes by the detected encoding */
   uint8_t *plain = n >= 2 && n % 2 == 0 ? malloc(n / 2) : NULL;
@@ -178,6 +181,8 @@ static int set_chain(ra_signed_body *b, const char *pem, size_t len, const char 
   uint8_t root[2048];
   ra_cert_defer d = {root, 0, -1};
   if (!pem || len == 0) return fail(what);
+  ra_hash_part idp[1] = {{(const uint8_t *)pem, len}};
+  if (!ra_hash_parts(EVP_sha256(), idp, 1, b->chain_id)) return -ENOMEM;
   d.len = ra_intel_root_der(root, sizeof root);
   b->chain = ra_certs_parse_defer(NULL, (const uint8_t *)pem, len, d.len ? &d : NULL);
   b->root_at = d.at;
@@ -216,31 +221,20 @@ static bool id_add(EVP_MD_CTX *md, const uint8_t *p, size_t n) {
   return EVP_DigestUpdate(md, l, 8) == 1 && (!n || EVP_DigestUpdate(md, p, n) == 1);
 }
 
+/* A body, its signature and its issuer chain (the bytes as given: two
+ * encodings of one certificate are two identities, as they may verify
+ * differently). */
 static bool id_add_body(EVP_MD_CTX *md, const ra_signed_body *b) {
-  bool ok = id_add(md, (const uint8_t *)b->raw, b->len) && id_add(md, b->sig, 64);
-  /* the Intel root left out is the compiled-in one: its place stands for it */
-  uint8_t at[4] = {(uint8_t)b->root_at, (uint8_t)(b->root_at >> 8), 0, 0};
-  ok = ok && id_add(md, at, 4);
-  for (int i = 0; ok && i < sk_X509_num(b->chain); i++) {
-    uint8_t *der = NULL;
-    int n = i2d_X509(sk_X509_value(b->chain, i), &der);
-    ok = n > 0 && id_add(md, der, (size_t)n);
-    OPENSSL_free(der);
-  }
-  return ok;
+  return id_add(md, (const uint8_t *)b->raw, b->len) && id_add(md, b->sig, 64) &&
+         id_add(md, b->chain_id, 32);
 }
 
 /* ra_collateral_id: everything a verdict can depend on, once loaded. */
 static int take_id(ra_collateral *c) {
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-            id_add_body(md, &c->tcb_body) && id_add_body(md, &c->qe_body);
-  for (int i = 0; ok && i < sk_X509_CRL_num(c->crls.crls); i++) {
-    uint8_t *der = NULL;
-    int n = i2d_X509_CRL(sk_X509_CRL_value(c->crls.crls, i), &der);
-    ok = n > 0 && id_add(md, der, (size_t)n);
-    OPENSSL_free(der);
-  }
+            id_add_body(md, &c->tcb_body) && id_add_body(md, &c->qe_body) &&
+            id_add(md, c->crls_id, 32);
   ok = ok && EVP_DigestFinal_ex(md, c->id, NULL) == 1;
   EVP_MD_CTX_free(md);
   ERR_clear_error();
@@ -315,6 +309,7 @@ int ra_collateral_parse_json(const char *json, size_t len, ra_collateral **out) 
     if (s1 && s2 && n1 == n2 && !memcmp(s1, s2, n1)) {
       rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
       c->qe_body.root_at = c->tcb_body.root_at;
+      memcpy(c->qe_body.chain_id, c->tcb_body.chain_id, 32);
     } else {
       rc = set_chain(&c->qe_body, s1, n1, "qe_identity_issuer_chain");
     }
@@ -481,6 +476,7 @@ static int load_dir(const char *dir, ra_collateral **out) {
   if (!rc && n == tn && !memcmp(b, tb, n)) { /* the same chain: decoded once */
     rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
     c->qe_body.root_at = c->tcb_body.root_at;
+    memcpy(c->qe_body.chain_id, c->tcb_body.chain_id, 32);
   } else if (!rc) {
     rc = set_chain(&c->qe_body, (const char *)b, n, "QE identity issuer chain");
   }

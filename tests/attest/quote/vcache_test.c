@@ -175,6 +175,26 @@ static void test_miss_on_any_change(void **state) {
   assert_err(vverify(vc, &p, p.q, c2, AT_PHALA, &pol, &vd), RA_ERR_COLLATERAL_SIGNATURE);
   assert_int_equal(stats(vc).misses, m + 1);
   ra_collateral_free(c2);
+  /* the same collateral with a CRL written in upper-case hex: the same
+   * content to the verifier, but the identity is the bytes as given: a
+   * miss that verifies */
+  {
+    json_t *u = json_loadb((const char *)p.cj, p.cl, 0, NULL);
+    char *hex = strdup(json_string_value(json_object_get(u, "pck_crl")));
+    for (char *h = hex; *h; h++)
+      if (*h >= 'a' && *h <= 'f') *h = (char)(*h - 'a' + 'A');
+    json_object_set_new(u, "pck_crl", json_string(hex));
+    free(hex);
+    char *uj = json_dumps(u, 0);
+    json_decref(u);
+    ra_collateral *c3;
+    assert_int_equal(ra_collateral_parse_json(uj, strlen(uj), &c3), 0);
+    free(uj);
+    uint64_t m3 = stats(vc).misses;
+    assert_err(vverify(vc, &p, p.q, c3, AT_PHALA, &pol, &vd), 0);
+    assert_int_equal(stats(vc).misses, m3 + 1);
+    ra_collateral_free(c3);
+  }
   /* no collateral: another key (signatures only) */
   m = stats(vc).misses;
   assert_err(vverify(vc, &p, p.q, NULL, AT_PHALA, &pol, &vd), 0);
