@@ -48,6 +48,9 @@ typedef struct bench_target_ops {
 struct bench_target {
   const bench_target_ops *ops;
   ra_loop *loop;
+  /* every request on a new tunnel / connection while there are fewer than
+   * the target's maximum, which then stay open (the `idle` scenario) */
+  bool spread;
 };
 
 static inline int bench_target_request(bench_target *t, const bench_req *r, bench_done_cb cb,

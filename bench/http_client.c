@@ -322,6 +322,7 @@ static void conn_dispatch(hpool *p) {
 static int pool_request(bench_target *t, const bench_req *r, bench_done_cb cb, void *ud) {
   hpool *p = (hpool *)t;
   pending pd = {.req = *r, .cb = cb, .ud = ud};
+  if (p->base.spread && p->nconns < p->max_conns) return conn_open(p, &pd);
   if (!p->one_shot) {
     for (hconn *c = p->conns; c; c = c->next)
       if (c->connected && !c->busy && !c->closing) {

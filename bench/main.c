@@ -200,9 +200,9 @@ static int run_workers(run *r, uint64_t timeout_ms) {
 /* ---- configuration --------------------------------------------------------------- */
 
 enum { M_TUNNEL = 1, M_PLAIN = 2 };
-enum { S_CONCURRENT, S_SERIAL, S_LARGE, S_THROUGHPUT, S_HANDSHAKE, S__COUNT };
+enum { S_CONCURRENT, S_SERIAL, S_LARGE, S_THROUGHPUT, S_HANDSHAKE, S_IDLE, S__COUNT };
 static const char *scenario_names[S__COUNT] = {"concurrent", "serial", "large", "throughput",
-                                               "handshake"};
+                                               "handshake",  "idle"};
 
 typedef struct cfg {
   bench_origin origin;
@@ -212,6 +212,8 @@ typedef struct cfg {
   size_t n_concurrent, n_serial, n_large, large_size, conns, n_handshake, hs_conc, warmup_div;
   size_t rounds;
   double duration_s;
+  size_t idle_n, idle_conc; /* idle: --tunnels N, opened C at a time */
+  double hold_s;            /* idle: --hold SECONDS */
   const char *format, *chart, *label, *json_out;
   bool quiet, no_floor, pick_best;
 } cfg;
@@ -402,6 +404,63 @@ static int run_scenario(ctx *x, int sc) {
   return rc;
 }
 
+/* idle (issue 18): opens N tunnels / keep-alive connections (each with one
+ * GET /hello, C in flight at a time: a sample is one open + first answer),
+ * holds them all open and idle for --hold seconds (while whoever runs this
+ * measures the server from outside: bench/idle_bench.sh), then closes them.
+ * No warm-up, one round; rps is tunnels opened per second. */
+static void hold_done(ra_timer *t, void *ud) {
+  (void)t;
+  *(bool *)ud = true;
+}
+
+static int run_idle(ctx *x) {
+  cfg *c = x->c;
+  bench_req get = {.method = "GET", .path = "/hello"};
+  static const char *names[2] = {"plain", "tunnel"};
+  static const unsigned modes[2] = {M_PLAIN, M_TUNNEL};
+  int rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    if (!(c->modes & modes[k])) continue;
+    bench_target *t = make_target(x, modes[k], c->idle_n, false);
+    if (!t) return -ENOMEM;
+    t->spread = true;
+    run r;
+    bench_samples samples = {0};
+    static const uint8_t world[] = "world";
+    memset(&r, 0, sizeof r);
+    r.t = t;
+    r.req = &get;
+    r.expect = world;
+    r.expect_len = 5;
+    r.nw = c->idle_conc < c->idle_n ? c->idle_conc : c->idle_n;
+    r.limit = c->idle_n;
+    r.samples = &samples;
+    rc = run_workers(&r, 600000);
+    if (rc) {
+      fprintf(stderr, "ra-bench: idle / %s: %s\n", names[k], r.errmsg);
+    } else {
+      /* unconditional: the line a measuring script waits for */
+      fprintf(stderr, "ra-bench: idle: %zu %s open, holding %.1f s\n", c->idle_n,
+              modes[k] == M_TUNNEL ? "tunnels" : "connections", c->hold_s);
+      bool held = false;
+      ra_timer tm;
+      ra_timer_init(x->loop, &tm, hold_done, &held);
+      if (ra_timer_start(&tm, (uint64_t)(c->hold_s * 1000), 0) == 0)
+        bench_run_until(x->loop, &held, (uint64_t)(c->hold_s * 1000) + 60000);
+      ra_timer_stop(&tm);
+      fprintf(stderr, "ra-bench: idle: closing\n");
+      bench_summary sum;
+      bench_summarize(&samples, r.last_ns - r.first_ns, &sum);
+      rc = bench_results_add(&x->results, "idle", names[k], x->what[S_IDLE], &sum);
+    }
+    bench_samples_free(&samples);
+    bench_target_free(t);
+    settle(x->loop);
+  }
+  return rc;
+}
+
 static int run_floor(ctx *x) {
   cfg *c = x->c;
   /* as the tunnel's rounds: pooled, or the best group of n_large */
@@ -430,7 +489,7 @@ static int run_floor(ctx *x) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: ra-bench [--scenario concurrent|serial|large|throughput|handshake|all]...\n"
+          "usage: ra-bench [--scenario concurrent|serial|large|throughput|handshake|idle|all]...\n"
           "                [--tunnel|--plain|--both] [--format table|csv|json] [--json-out FILE]\n"
           "                [--chart FILE.svg]\n"
           "                [--trust-sim DIR] [--root PEM]... [--mrtd HEX] [--rtmr0..3 HEX]\n"
@@ -443,9 +502,13 @@ static void usage(FILE *f) {
           "                [--concurrent N] [--serial N] [--large N] [--large-size BYTES]\n"
           "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
           "                [--handshake-concurrency N] [--rounds N] [--pick pool|best] [--no-floor]\n"
+          "                [--vcache N] [--tunnels N] [--hold SECONDS] [--idle-concurrency N]\n"
           "                [--label TEXT] [--quiet] URL\n"
           "Measures the same scenarios through the attested tunnel and over plain\n"
-          "HTTP/1.1 on one server (default: --both, every scenario).\n");
+          "HTTP/1.1 on one server (default: --both, every scenario but idle).\n"
+          "--vcache N: the tunnels share a verified-quote cache of N entries.\n"
+          "idle: opens --tunnels N [1000] tunnels or connections, --idle-concurrency\n"
+          "at a time [100], holds them idle for --hold SECONDS [10], closes them.\n");
 }
 
 static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -504,7 +567,8 @@ static void policy_from_flags(const policy_flags *pf, bench_policy *pol) {
 int main(int argc, char **argv) {
   cfg c = {.modes = M_TUNNEL | M_PLAIN, .n_concurrent = 100, .n_serial = 50, .n_large = 50,
            .large_size = 1u << 20, .conns = 32, .n_handshake = 500, .hs_conc = 4,
-           .warmup_div = 5, .rounds = 5, .duration_s = 5, .format = "table"};
+           .warmup_div = 5, .rounds = 5, .duration_s = 5, .format = "table",
+           .idle_n = 1000, .idle_conc = 100, .hold_s = 10};
   const char *url = NULL;
   bool any_scen = false;
   policy_flags pf; /* --trust-sim, --root, --mrtd, --rtmr0..3, --report-data, ... */
@@ -535,7 +599,8 @@ int main(int argc, char **argv) {
       NEED_ARG();
       bool ok = false;
       for (int s = 0; s < S__COUNT; s++)
-        if (!strcmp(v, scenario_names[s]) || !strcmp(v, "all")) c.scen[s] = ok = true;
+        if (!strcmp(v, scenario_names[s]) || (!strcmp(v, "all") && s != S_IDLE))
+          c.scen[s] = ok = true;
       if (!ok) BAD("scenario");
       any_scen = true;
     } else if (!strcmp(a, "--tunnel")) {
@@ -589,6 +654,20 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--handshake-concurrency")) {
       NEED_ARG();
       if (!parse_size(v, 1, 1000, &c.hs_conc)) BAD("--handshake-concurrency");
+    } else if (!strcmp(a, "--vcache")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 65536, &c.pol.vcache)) BAD("--vcache (1..65536)");
+    } else if (!strcmp(a, "--tunnels")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 1000000, &c.idle_n)) BAD("--tunnels");
+    } else if (!strcmp(a, "--idle-concurrency")) {
+      NEED_ARG();
+      if (!parse_size(v, 1, 100000, &c.idle_conc)) BAD("--idle-concurrency");
+    } else if (!strcmp(a, "--hold")) {
+      NEED_ARG();
+      char *end;
+      c.hold_s = strtod(v, &end);
+      if (*end || !(c.hold_s >= 0 && c.hold_s <= 86400)) BAD("--hold");
     } else if (!strcmp(a, "--pick")) {
       NEED_ARG();
       if (strcmp(v, "pool") && strcmp(v, "best")) BAD("--pick (pool|best)");
@@ -623,7 +702,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (!any_scen)
-    for (int s = 0; s < S__COUNT; s++) c.scen[s] = true;
+    for (int s = 0; s < S__COUNT; s++) c.scen[s] = s != S_IDLE;
   if (sodium_init() < 0) {
     fprintf(stderr, "ra-bench: libsodium failed to initialise\n");
     return 1;
@@ -647,7 +726,11 @@ int main(int argc, char **argv) {
   snprintf(x.what[S_THROUGHPUT], sizeof x.what[0], "%zu tunnels | conns, 1 GET in flight each, %.1f s",
            c.conns, c.duration_s);
   snprintf(x.what[S_HANDSHAKE], sizeof x.what[0],
-           "new tunnel (quote verified) | TCP conn, + GET, %zu at a time", c.hs_conc);
+           "new tunnel (quote verified%s) | TCP conn, + GET, %zu at a time",
+           c.pol.vcache ? ", verified-quote cache" : "", c.hs_conc);
+  snprintf(x.what[S_IDLE], sizeof x.what[0],
+           "open %zu tunnels | conns (+ GET), %zu at a time, hold %.1f s", c.idle_n,
+           c.idle_conc, c.hold_s);
   if (c.scen[S_LARGE]) {
     x.payload = malloc(c.large_size);
     if (!x.payload) {
@@ -665,7 +748,7 @@ int main(int argc, char **argv) {
   for (int s = 0; s < S__COUNT; s++) {
     if (!c.scen[s]) continue;
     /* plain first, then the tunnel: the order is the same for every scenario */
-    if (run_scenario(&x, s)) failed++;
+    if (s == S_IDLE ? run_idle(&x) != 0 : run_scenario(&x, s) != 0) failed++;
     if (s == S_LARGE && !c.no_floor && run_floor(&x)) failed++;
   }
 

@@ -79,9 +79,9 @@ size_t bench_check_targets(const bench_results *rs, bench_target_check *out, siz
   }
   if (k < max && (t = bench_results_find(rs, "handshake", "tunnel"))) {
     out[k].scenario = "handshake";
-    out[k].met = t->s.rps >= 1000;
+    out[k].met = t->s.rps >= 5000;
     snprintf(out[k].text, sizeof out[k].text,
-             "handshake: %.0f new verified tunnels/s (target >= 1000/s)", t->s.rps);
+             "handshake: %.0f new verified tunnels/s (target >= 5000/s, issue 18)", t->s.rps);
     k++;
   }
   return k;

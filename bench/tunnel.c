@@ -10,6 +10,7 @@
 #include "raloop/attest/tunnel/envelope.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/attest/tunnel/client.h"
+#include "raloop/attest/quote/vcache.h"
 #include "raloop/attest/quote/verify.h"
 
 typedef struct tpool tpool;
@@ -45,6 +46,7 @@ struct tpool {
   ra_policy policy;
   bool no_binding;
   ra_collateral *coll; /* --collateral, shared by the tunnels (one loop) */
+  ra_vcache *vcache;   /* --vcache, shared by the tunnels (one loop) */
   const char *pccs, *pccs_cache_dir, *pccs_ca_file; /* borrowed (argv) */
   bool pccs_no_cache;
   bool one_shot, freeing;
@@ -93,6 +95,7 @@ static tun *tun_open(tpool *p) {
       .pccs_cache_dir = p->pccs_cache_dir,
       .pccs_no_cache = p->pccs_no_cache,
       .pccs_ca_file = p->pccs_ca_file,
+      .vcache = p->vcache,
   };
   if (ra_tunnel_client_new(p->base.loop, p->origin, &o, &t->c)) {
     free(t);
@@ -147,7 +150,7 @@ static int tun_request(bench_target *bt, const bench_req *r, bench_done_cb cb, v
   } else {
     for (tun *x = p->tunnels; x; x = x->next)
       if (!t || x->inflight < t->inflight) t = x;
-    if ((!t || t->inflight > 0) && p->ntunnels < p->max_tunnels) {
+    if ((!t || t->inflight > 0 || p->base.spread) && p->ntunnels < p->max_tunnels) {
       if (!(t = tun_open(p))) return -ENOMEM;
       list_add(&p->tunnels, t);
       p->ntunnels++;
@@ -193,8 +196,16 @@ static void tun_pool_free(bench_target *bt) {
     p->chunks = ch->next;
     free(ch);
   }
+  if (p->vcache) { /* what the cache did, for whoever wonders why handshakes are fast */
+    ra_vcache_stats st;
+    ra_vcache_get_stats(p->vcache, &st);
+    fprintf(stderr, "ra-bench: verified-quote cache: %llu hits, %llu misses, %llu expired\n",
+            (unsigned long long)st.hits, (unsigned long long)st.misses,
+            (unsigned long long)st.expired);
+  }
   ra_verifier_free(p->v);
   ra_collateral_free(p->coll);
+  ra_vcache_free(p->vcache);
   free(p);
 }
 
@@ -269,6 +280,10 @@ bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const 
       goto fail;
     }
   }
+  if (pol->vcache && ra_vcache_new(pol->vcache, &p->vcache)) {
+    snprintf(err, errlen, "bad --vcache size %zu (1..65536)", pol->vcache);
+    goto fail;
+  }
   p->no_binding = pol->no_binding;
   /* As ra-curl: Intel's root alone vouches for anybody's TDX machine. */
   if (!p->expect.has && !pol->trust_sim_dir && !pol->n_roots && !pol->any_measurement) {
@@ -285,6 +300,7 @@ bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const 
 fail:
   ra_verifier_free(p->v);
   ra_collateral_free(p->coll);
+  ra_vcache_free(p->vcache);
   free(p);
   return NULL;
 }

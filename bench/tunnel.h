@@ -37,6 +37,9 @@ typedef struct bench_policy {
   const char *const *allowed_advisories;
   size_t n_allowed_advisories;
   bool allow_expired_collateral, require_sept_ve_disable, allow_mr_servicetd;
+  /* --vcache N: the tunnels share a verified-quote cache of N entries
+   * (attest/quote/vcache.h); 0: every handshake verifies the quote fully */
+  size_t vcache;
 } bench_policy;
 
 /* Returns the target, or NULL with a message in err (bad policy files,

@@ -23,6 +23,13 @@ void ra_ws_assembler_free(ra_ws_assembler *a) {
   a->len = a->cap = 0;
 }
 
+void ra_ws_assembler_trim(ra_ws_assembler *a) {
+  /* a message open (msg_op) or bytes of one kept: still needed */
+  if (a->msg_op || (a->len && !a->reset_buf)) return;
+  a->reset_buf = false;
+  ra_ws_assembler_free(a);
+}
+
 static long fail(ra_ws_assembler *a, long err, uint16_t code, const char *why) {
   a->close_code = code;
   a->error = why;

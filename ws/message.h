@@ -53,6 +53,9 @@ typedef struct ra_ws_assembler {
  * the largest data message accepted (0: 16 MiB). */
 RA_API void ra_ws_assembler_init(ra_ws_assembler *a, ra_ws_role role, uint64_t max_message);
 RA_API void ra_ws_assembler_free(ra_ws_assembler *a);
+/* Frees the message buffer when no data message is half assembled (an idle
+ * connection); the next masked or fragmented message allocates again. */
+RA_API void ra_ws_assembler_trim(ra_ws_assembler *a);
 
 /* Consumes a prefix of data[0..len) up to and including the end of the next
  * complete message. Returns the bytes consumed and sets out->opcode (0 if

@@ -29,9 +29,10 @@ typedef struct ws_conn {
   ra_conn_slot *slot;  /* our place on the HTTP server (server side) */
   ra_buf scratch;      /* masked copies of outgoing payloads (client) */
   /* client masking keys, drawn from the CSPRNG a batch at a time (one
-   * RAND_bytes call, and its fork check, per 64 frames) */
+   * RAND_bytes call, and its fork check, per 64 frames); allocated on the
+   * first masked frame, so that a server connection does not carry them */
   unsigned keys_left;
-  uint8_t keys[4 * 64];
+  uint8_t *keys; /* KEYS_BATCH bytes */
   /* ra_ws_cork: frames gathered during this loop turn, written at its end
    * (the uncork defer) with one system call */
   bool corked;
@@ -40,11 +41,13 @@ typedef struct ws_conn {
 } ws_conn;
 
 #define SCRATCH_KEEP (64u << 10)
+#define KEYS_BATCH (4u * 64)
 
 static int mask_key(ws_conn *c, uint8_t key[4]) {
   if (!c->keys_left) {
-    if (RAND_bytes(c->keys, sizeof c->keys) != 1) return -EIO;
-    c->keys_left = sizeof c->keys / 4;
+    if (!c->keys && !(c->keys = malloc(KEYS_BATCH))) return -ENOMEM;
+    if (RAND_bytes(c->keys, KEYS_BATCH) != 1) return -EIO;
+    c->keys_left = KEYS_BATCH / 4;
   }
   uint8_t *k = c->keys + 4 * --c->keys_left;
   memcpy(key, k, 4);
@@ -63,8 +66,10 @@ static int mask_key(ws_conn *c, uint8_t key[4]) {
 static int cork_flush(ws_conn *c) {
   if (!c->cork.len) return 0;
   int rc = ra_stream_write(c->s, ra_buf_ptr(&c->cork), c->cork.len);
-  ra_buf_reset(&c->cork);
-  if (c->cork.cap > 2 * CORK_MAX) ra_buf_free(&c->cork);
+  /* freed, not kept: one allocation per loop turn that sends, instead of a
+   * buffer held by every idle connection (issue 18: thousands of idle
+   * connections at a few KiB each) */
+  ra_buf_free(&c->cork);
   return rc;
 }
 
@@ -181,6 +186,10 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     used += (size_t)n;
     switch (m.opcode) {
     case 0:
+      /* the input is consumed: the message buffer is not kept for the next
+       * read unless a message is half received (one allocation per read
+       * with a masked message, none held by idle connections) */
+      ra_ws_assembler_trim(&c->as);
       return len;
     case RA_WS_OP_TEXT:
     case RA_WS_OP_BINARY:
@@ -201,6 +210,7 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     }
     }
   }
+  if (!c->done && c->ws) ra_ws_assembler_trim(&c->as); /* as in case 0 */
   return len; /* after the end, the rest is ignored */
 }
 
@@ -228,6 +238,8 @@ static void conn_on_close(ra_stream *s, int err, void *ud) {
   ra_ws_assembler_free(&c->as);
   ra_buf_free(&c->scratch);
   ra_conn_slot_release(c->slot);
+  if (c->keys) OPENSSL_cleanse(c->keys, KEYS_BATCH);
+  free(c->keys);
   free(c);
 }
 
@@ -357,10 +369,22 @@ static void sink_cork(void *sink) {
   ra_loop_defer(ra_stream_loop(c->s), &c->uncork);
 }
 
+/* ra_ws_trim: what is kept between messages, when nothing is pending in it */
+static void sink_trim(void *sink) {
+  ws_conn *c = sink;
+  if (!c->corked && !c->cork.len) ra_buf_free(&c->cork);
+  ra_buf_free(&c->scratch); /* filled and consumed within one send */
+  ra_ws_assembler_trim(&c->as);
+  if (c->keys && !c->keys_left) {
+    free(c->keys);
+    c->keys = NULL;
+  }
+}
+
 static const ra_ws_sink_ops stream_sink = {
     .send = sink_send, .send_frame = sink_send_frame, .ping = sink_ping,
     .close = sink_close, .terminate = sink_terminate, .buffered = sink_buffered,
-    .send_owned = sink_send_owned, .cork = sink_cork};
+    .send_owned = sink_send_owned, .cork = sink_cork, .trim = sink_trim};
 
 int ra_ws__stream_send_shared(ra_ws *ws, ra_ws__frame *f) {
   if (ws->ops != &stream_sink) return -ENOTSUP;

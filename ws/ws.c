@@ -333,6 +333,12 @@ void ra_ws_cork(ra_ws *ws) {
   ws->ops->cork(ws->sink);
 }
 
+void ra_ws_trim(ra_ws *ws) {
+  if (!ws || ws->closed) return;
+  if (!ws->frag_op) ra_buf_free(&ws->frag_buf);
+  if (ws->ops && ws->ops->trim) ws->ops->trim(ws->sink);
+}
+
 void ra_ws_terminate(ra_ws *ws) {
   if (ws->closed) return;
   ws->closing = true;

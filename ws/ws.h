@@ -161,6 +161,14 @@ RA_API int ra_ws_send_owned(ra_ws *ws, ra_ws_type type, uint8_t *data, size_t le
  * (the stream transport has one) and on a closing connection. */
 RA_API void ra_ws_cork(ra_ws *ws);
 
+/* Gives back the memory a connection keeps between messages for reuse (the
+ * write staging buffer when nothing is gathered, the message buffer when no
+ * message is half received, the ra_ws_send_frame gathering buffer when no
+ * message is being sent): for a connection that has been idle a while,
+ * so that thousands of idle ones cost little (issue 18). The next message
+ * allocates again. No-op on sinks without a trim op. */
+RA_API void ra_ws_trim(ra_ws *ws);
+
 /* Sends a message in pieces: the first call starts a message of `type`,
  * later calls continue it (their type is ignored), the call with fin ends
  * it. Text is UTF-8-checked across pieces (a code point may be split); a
@@ -241,6 +249,8 @@ typedef struct ra_ws_sink_ops {
   /* Optional: gather the frames sent until the end of the loop's turn
    * (ra_ws_cork). NULL: ra_ws_cork does nothing. */
   void (*cork)(void *sink);
+  /* Optional: give back memory kept for reuse (ra_ws_trim). */
+  void (*trim)(void *sink);
 } ra_ws_sink_ops;
 
 /* Creates a WebSocket handle that sends through ops/sink (ops must outlive

@@ -223,9 +223,125 @@ static void memo_entry_clear(struct ra_chain_memo_entry *e) {
   memset(e, 0, sizeof *e);
 }
 
+static void ca_entry_clear(struct ra_ca_memo_entry *e) {
+  X509_free(e->ca);
+  sk_X509_pop_free(e->path, X509_free);
+  memset(e, 0, sizeof *e);
+}
+
 void ra_chain_memo_clear(ra_chain_memo *m) {
-  for (int i = 0; i < RA_CHAIN_MEMO; i++) memo_entry_clear(&m->e[i]);
-  m->next = 0;
+  for (int i = 0; i < RA_CHAIN_MEMO; i++) {
+    memo_entry_clear(&m->e[i]);
+    ca_entry_clear(&m->ca[i]);
+  }
+  m->next = m->ca_next = 0;
+}
+
+/* The common window of certificates [from, n) of chain; false when a time
+ * cannot be read. */
+static bool chain_window(STACK_OF(X509) * chain, int from, time_t *vf, time_t *vt) {
+  *vf = 0;
+  *vt = (time_t)INT64_MAX;
+  for (int i = from; i < sk_X509_num(chain); i++) {
+    X509 *x = sk_X509_value(chain, i);
+    time_t nb = ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+           na = ra_asn1_time_to_unix(X509_get0_notAfter(x));
+    if (!nb || !na) return false;
+    if (nb > *vf) *vf = nb;
+    if (na < *vt) *vt = na;
+  }
+  return true;
+}
+
+/* Extensions of an issuer that constrain what it issues beyond the
+ * signature (names, policies): a path with any is never split. */
+static bool constrains(X509 *x) {
+  static const int nids[] = {NID_name_constraints, NID_policy_constraints, NID_inhibit_any_policy,
+                             NID_policy_mappings};
+  for (size_t i = 0; i < sizeof nids / sizeof nids[0]; i++)
+    if (X509_get_ext_by_NID(x, nids[i], -1) >= 0) return true;
+  return false;
+}
+
+/* Remembers the CA half (chain[1..]) of a validated PCK path. */
+static void ca_memo_put(ra_chain_memo *m, const ra_roots *r, STACK_OF(X509) * chain) {
+  time_t vf, vt;
+  X509 *ca = sk_X509_num(chain) == 3 ? sk_X509_value(chain, 1) : NULL;
+  if (!ca || !chain_window(chain, 1, &vf, &vt)) return;
+  for (int i = 1; i < 3; i++)
+    if (constrains(sk_X509_value(chain, i))) return;
+  for (int i = 0; i < RA_CHAIN_MEMO; i++) /* already there */
+    if (m->ca[i].ca == ca && m->ca[i].n_roots == sk_X509_num(r->certs)) return;
+  struct ra_ca_memo_entry *e = &m->ca[m->ca_next++ % RA_CHAIN_MEMO];
+  ca_entry_clear(e);
+  STACK_OF(X509) *path = sk_X509_new_null();
+  for (int i = 1; path && i < 3; i++) {
+    X509 *x = sk_X509_value(chain, i);
+    if (!X509_up_ref(x)) break;
+    if (!sk_X509_push(path, x)) {
+      X509_free(x);
+      break;
+    }
+  }
+  if (!path || sk_X509_num(path) != 2 || !X509_up_ref(ca)) {
+    sk_X509_pop_free(path, X509_free);
+    return;
+  }
+  e->ca = ca;
+  e->path = path;
+  e->valid_from = vf;
+  e->valid_to = vt;
+  e->n_roots = sk_X509_num(r->certs);
+}
+
+/* A leaf under a CA whose path was validated before: X509_verify_cert with
+ * that CA as the only anchor (the leaf's signature, validity, extensions,
+ * strict), then the CA's remembered path appended. NULL when there is no
+ * such CA or the leaf does not validate under it (the caller then runs the
+ * full validation, which gives the failure its code and message). */
+static STACK_OF(X509) * leaf_under_known_ca(const ra_chain_memo *m, const ra_roots *r,
+                                           STACK_OF(X509) * certs, X509 *leaf, time_t at) {
+  const struct ra_ca_memo_entry *e = NULL;
+  for (int i = 0; m && i < RA_CHAIN_MEMO && !e; i++) {
+    const struct ra_ca_memo_entry *c = &m->ca[i];
+    if (!c->ca || c->n_roots != sk_X509_num(r->certs) || at < c->valid_from || at >= c->valid_to)
+      continue;
+    for (int j = 0; j < sk_X509_num(certs); j++)
+      if (sk_X509_value(certs, j) == c->ca && X509_check_issued(c->ca, leaf) == X509_V_OK) {
+        e = c;
+        break;
+      }
+  }
+  if (!e) return NULL;
+  STACK_OF(X509) *chain = NULL, *got = NULL;
+  X509_STORE *st = X509_STORE_new();
+  X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+  if (!st || !ctx || !X509_STORE_add_cert(st, e->ca) || !X509_STORE_CTX_init(ctx, st, leaf, NULL))
+    goto out;
+  X509_STORE_CTX_set_time(ctx, 0, at);
+  X509_STORE_CTX_set_depth(ctx, RA_MAX_CHAIN_CERTS);
+  X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN);
+  if (X509_verify_cert(ctx) != 1 || !(got = X509_STORE_CTX_get1_chain(ctx)) ||
+      sk_X509_num(got) != 2 || sk_X509_value(got, 0) != leaf || sk_X509_value(got, 1) != e->ca)
+    goto out;
+  chain = X509_chain_up_ref(got); /* leaf, ca */
+  X509 *root = sk_X509_value(e->path, 1);
+  if (chain && X509_up_ref(root)) {
+    if (!sk_X509_push(chain, root)) {
+      X509_free(root);
+      sk_X509_pop_free(chain, X509_free);
+      chain = NULL;
+    }
+  } else {
+    sk_X509_pop_free(chain, X509_free);
+    chain = NULL;
+  }
+out:
+  sk_X509_pop_free(got, X509_free);
+  X509_STORE_CTX_free(ctx);
+  X509_STORE_free(st);
+  ERR_clear_error();
+  return chain;
 }
 
 static bool same_certs(STACK_OF(X509) * a, STACK_OF(X509) * b) {
@@ -282,7 +398,11 @@ STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF
   if (roots_given_are_pinned(r, certs, leaf, RA_CHECK_CHAIN, RA_ERR_ROOT_UNTRUSTED, vd)) {
     chain = memo_find(memo, r, certs, leaf, at);
     hit = chain != NULL;
-    if (!chain) chain = validate_path(r, certs, leaf, at, RA_CHECK_CHAIN, "PCK", vd);
+    if (!chain) chain = leaf_under_known_ca(memo, r, certs, leaf, at);
+    if (!chain) {
+      chain = validate_path(r, certs, leaf, at, RA_CHECK_CHAIN, "PCK", vd);
+      if (chain && memo && sk_X509_num(chain) == 3) ca_memo_put(memo, r, chain);
+    }
   }
   if (chain && !(all_on_path(certs, chain, vd) && has_pck_shape(chain, leaf, vd) &&
                  record_root(chain, vd))) {
@@ -291,6 +411,11 @@ STACK_OF(X509) * ra_chain_check(const ra_roots *r, ra_chain_memo *memo, STACK_OF
   }
   if (chain) {
     if (memo && !hit) memo_put(memo, r, certs, leaf, chain);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+      X509 *x = sk_X509_value(chain, i);
+      ra_verdict_window(vd, ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+                        ra_asn1_time_to_unix(X509_get0_notAfter(x)));
+    }
     ra_verdict_pass(vd, RA_CHECK_CHAIN);
   }
   ERR_clear_error();

@@ -48,6 +48,20 @@ typedef struct ra_chain_memo {
     int n_roots;                /* the pinned roots it was validated with */
   } e[RA_CHAIN_MEMO];
   unsigned next;
+  /* The CA halves of those paths (PCK CA -> root, by the CA object): a new
+   * leaf under a CA validated before is checked alone (its signature,
+   * validity and extensions, with that CA as the anchor) and the CA's path
+   * is reused while `at` is inside its window and the roots are the same;
+   * never for paths with name or policy constraints (which would bear on
+   * the leaf). "Decode the pinned root and intermediates once per
+   * verifier" (issue 18). */
+  struct ra_ca_memo_entry {
+    X509 *ca;                  /* a reference of its own */
+    STACK_OF(X509) * path;     /* ca first, root last */
+    time_t valid_from, valid_to;
+    int n_roots;
+  } ca[RA_CHAIN_MEMO];
+  unsigned ca_next;
 } ra_chain_memo;
 
 void ra_chain_memo_clear(ra_chain_memo *m);

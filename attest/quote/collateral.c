@@ -7,6 +7,7 @@
 
 #include "raloop/attest/quote/chain_internal.h"
 #include "raloop/attest/quote/collateral_internal.h"
+#include "raloop/attest/quote/identity_internal.h"
 #include "raloop/attest/quote/crl_internal.h"
 #include "raloop/attest/quote/crypto_internal.h"
 #include "raloop/attest/quote/hexb64.h"
@@ -137,6 +138,9 @@ static int fail(const char *what) {
 
 /* A CRL given as hex DER (dcap-qvl), raw DER or PEM. */
 static int add_crl(ra_collateral *c, const uint8_t *p, size_t n) {
+  /* the identity covers the bytes as given, not a re-encoding */
+  ra_hash_part idp[2] = {{c->crls_id, 32}, {p, n}};
+  if (!ra_hash_parts(EVP_sha256(), idp, 2, c->crls_id)) return -ENOMEM;
   /* plain hex (dcap-qvl's form) decodes in one pass; anything else (hex
    * with whitespace or 0x, DER, PEM) goes by the detected encoding */
   uint8_t *plain = n >= 2 && n % 2 == 0 ? malloc(n / 2) : NULL;
@@ -177,6 +181,8 @@ static int set_chain(ra_signed_body *b, const char *pem, size_t len, const char 
   uint8_t root[2048];
   ra_cert_defer d = {root, 0, -1};
   if (!pem || len == 0) return fail(what);
+  ra_hash_part idp[1] = {{(const uint8_t *)pem, len}};
+  if (!ra_hash_parts(EVP_sha256(), idp, 1, b->chain_id)) return -ENOMEM;
   d.len = ra_intel_root_der(root, sizeof root);
   b->chain = ra_certs_parse_defer(NULL, (const uint8_t *)pem, len, d.len ? &d : NULL);
   b->root_at = d.at;
@@ -207,13 +213,43 @@ static bool complete_chain(ra_signed_body *b, const ra_roots *roots, X509 *have)
   return true;
 }
 
+/* One DER into the identity hash (its length first, so that the
+ * concatenation is unambiguous). */
+static bool id_add(EVP_MD_CTX *md, const uint8_t *p, size_t n) {
+  uint8_t l[8];
+  for (int i = 0; i < 8; i++) l[i] = (uint8_t)((uint64_t)n >> (8 * i));
+  return EVP_DigestUpdate(md, l, 8) == 1 && (!n || EVP_DigestUpdate(md, p, n) == 1);
+}
+
+/* A body, its signature and its issuer chain (the bytes as given: two
+ * encodings of one certificate are two identities, as they may verify
+ * differently). */
+static bool id_add_body(EVP_MD_CTX *md, const ra_signed_body *b) {
+  return id_add(md, (const uint8_t *)b->raw, b->len) && id_add(md, b->sig, 64) &&
+         id_add(md, b->chain_id, 32);
+}
+
+/* ra_collateral_id: everything a verdict can depend on, once loaded. */
+static int take_id(ra_collateral *c) {
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+            id_add_body(md, &c->tcb_body) && id_add_body(md, &c->qe_body) &&
+            id_add(md, c->crls_id, 32);
+  ok = ok && EVP_DigestFinal_ex(md, c->id, NULL) == 1;
+  EVP_MD_CTX_free(md);
+  ERR_clear_error();
+  return ok ? 0 : -ENOMEM;
+}
+
+const uint8_t *ra_collateral_id(const ra_collateral *c) { return c->id; }
+
 /* Parses the bodies once the raw pieces are in. */
 static int finish(ra_collateral *c) {
   if (ra_tcb_info_parse(c->tcb_body.raw, c->tcb_body.len, &c->tcb))
     return fail("tcb_info does not parse as Intel's TCB info (v2/v3)");
   if (ra_qe_identity_parse(c->qe_body.raw, c->qe_body.len, &c->qe))
     return fail("qe_identity does not parse as Intel's enclave identity (v2)");
-  return 0;
+  return take_id(c);
 }
 
 static ra_collateral *coll_new(void) {
@@ -273,6 +309,7 @@ int ra_collateral_parse_json(const char *json, size_t len, ra_collateral **out) 
     if (s1 && s2 && n1 == n2 && !memcmp(s1, s2, n1)) {
       rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
       c->qe_body.root_at = c->tcb_body.root_at;
+      memcpy(c->qe_body.chain_id, c->tcb_body.chain_id, 32);
     } else {
       rc = set_chain(&c->qe_body, s1, n1, "qe_identity_issuer_chain");
     }
@@ -439,6 +476,7 @@ static int load_dir(const char *dir, ra_collateral **out) {
   if (!rc && n == tn && !memcmp(b, tb, n)) { /* the same chain: decoded once */
     rc = (c->qe_body.chain = X509_chain_up_ref(c->tcb_body.chain)) ? 0 : -ENOMEM;
     c->qe_body.root_at = c->tcb_body.root_at;
+    memcpy(c->qe_body.chain_id, c->tcb_body.chain_id, 32);
   } else if (!rc) {
     rc = set_chain(&c->qe_body, (const char *)b, n, "QE identity issuer chain");
   }
@@ -506,8 +544,10 @@ static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roo
                                      time_t at, const char *what, ra_verdict *vd) {
   STACK_OF(X509) *chain;
   if (b->validated && at >= b->valid_from && at < b->valid_to &&
-      ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1)))
+      ra_roots_has(roots, sk_X509_value(b->validated, sk_X509_num(b->validated) - 1))) {
+    ra_verdict_window(vd, b->valid_from, b->valid_to);
     return X509_chain_up_ref(b->validated);
+  }
   chain = ra_chain_check_signer(roots, b->chain, leaf, at, RA_CHECK_COLLATERAL, what, vd);
   if (!chain) return NULL;
   sk_X509_pop_free(b->validated, X509_free);
@@ -522,6 +562,10 @@ static STACK_OF(X509) * signer_chain(ra_signed_body *b, X509 *leaf, const ra_roo
     if (nb > b->valid_from) b->valid_from = nb;
     if (na < b->valid_to) b->valid_to = na;
   }
+  if (b->valid_to)
+    ra_verdict_window(vd, b->valid_from ? b->valid_from : 1, b->valid_to);
+  else
+    vd->valid_until = 0;
   return chain;
 }
 
@@ -564,9 +608,13 @@ out:
 static bool fresh(time_t issue, time_t next, const char *what, time_t at, bool allow_expired,
                   ra_verdict *vd) {
   note_expiry(vd, next);
-  if (issue <= at && at < next) return true;
+  if (issue <= at && at < next) {
+    ra_verdict_window(vd, issue, next);
+    return true;
+  }
   if (allow_expired && at >= next) {
     vd->collateral_expired = true;
+    vd->valid_until = 0; /* already past: no window to reuse it in */
     return true;
   }
   char a[32], b2[32];

@@ -91,6 +91,7 @@ typedef struct ra_signed_body {
    * at hand */
   STACK_OF(X509) * validated;
   time_t valid_from, valid_to;
+  uint8_t chain_id[32]; /* SHA-256 of the issuer chain's bytes as given */
 } ra_signed_body;
 
 struct ra_collateral {
@@ -98,6 +99,8 @@ struct ra_collateral {
   ra_tcb_info tcb;
   ra_qe_identity qe;
   ra_crl_set crls; /* root CA CRL and PCK CA CRL */
+  uint8_t crls_id[32]; /* SHA-256 chained over each CRL's bytes as given */
+  uint8_t id[32];  /* identity_internal.h: taken by finish() */
 };
 
 /* Shared parsing helpers (collateral.c). Each returns 0 or -1. */

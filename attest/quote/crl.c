@@ -140,9 +140,13 @@ static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, bool allow
                         ra_check chk, ra_verdict *vd) {
   const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
   int cl = last ? X509_cmp_time(last, &at) : 0, cn = next ? X509_cmp_time(next, &at) : 0;
-  if (cl == -1 && cn == 1) return true;
+  if (cl == -1 && cn == 1) {
+    ra_verdict_window(vd, ra_asn1_time_to_unix(last), ra_asn1_time_to_unix(next));
+    return true;
+  }
   if (cl == -1 && cn == -1 && allow_expired) {
     vd->collateral_expired = true;
+    vd->valid_until = 0; /* already past: no window to reuse it in */
     return true;
   }
   ra_verdict_fail(vd, chk, RA_ERR_CRL_EXPIRED,

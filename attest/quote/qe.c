@@ -6,12 +6,47 @@
 
 #include <openssl/err.h>
 
-void ra_qe_check_signature(const ra_quote *q, X509 *pck_leaf, ra_verdict *vd) {
+#include <string.h>
+
+void ra_qe_sig_memo_clear(ra_qe_sig_memo *m) {
+  for (int i = 0; i < RA_QE_SIG_MEMO; i++) {
+    X509_free(m->e[i].leaf);
+    m->e[i].leaf = NULL;
+  }
+  m->next = 0;
+}
+
+static bool memo_has(const ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf) {
+  for (int i = 0; m && i < RA_QE_SIG_MEMO; i++) {
+    const struct ra_qe_sig_entry *e = &m->e[i];
+    if (e->leaf == leaf && !memcmp(e->report, q->qe_report.raw, RA_SGX_REPORT_LEN) &&
+        !memcmp(e->sig, q->qe_report_sig, 64))
+      return true;
+  }
+  return false;
+}
+
+static void memo_put(ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf) {
+  if (!m || !X509_up_ref(leaf)) return;
+  struct ra_qe_sig_entry *e = &m->e[m->next++ % RA_QE_SIG_MEMO];
+  X509_free(e->leaf);
+  e->leaf = leaf;
+  memcpy(e->report, q->qe_report.raw, RA_SGX_REPORT_LEN);
+  memcpy(e->sig, q->qe_report_sig, 64);
+}
+
+void ra_qe_check_signature(const ra_quote *q, X509 *pck_leaf, ra_qe_sig_memo *memo,
+                           ra_verdict *vd) {
+  if (memo_has(memo, q, pck_leaf)) {
+    ra_verdict_pass(vd, RA_CHECK_QE_SIG);
+    return;
+  }
   EVP_PKEY *pk = X509_get0_pubkey(pck_leaf);
   if (ra_is_p256(pk) &&
-      ra_ecdsa_p256_verify(pk, q->qe_report.raw, RA_SGX_REPORT_LEN, q->qe_report_sig))
+      ra_ecdsa_p256_verify(pk, q->qe_report.raw, RA_SGX_REPORT_LEN, q->qe_report_sig)) {
     ra_verdict_pass(vd, RA_CHECK_QE_SIG);
-  else
+    memo_put(memo, q, pck_leaf);
+  } else
     ra_verdict_fail(vd, RA_CHECK_QE_SIG, RA_ERR_QE_REPORT_SIGNATURE,
                     "QE report signature does not verify with the PCK key");
   ERR_clear_error();

@@ -11,6 +11,17 @@ void ra_verdict_fail(ra_verdict *vd, ra_check c, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static inline void ra_verdict_pass(ra_verdict *vd, ra_check c) { vd->checks[c] = RA_CHECK_PASS; }
+/* Narrows vd's validity window (valid_from, valid_until) to [from, to): a
+ * check used something valid only then. A time that could not be read (0)
+ * closes the window. */
+static inline void ra_verdict_window(ra_verdict *vd, time_t from, time_t to) {
+  if (!from || !to) {
+    vd->valid_until = 0;
+    return;
+  }
+  if (from > vd->valid_from) vd->valid_from = from;
+  if (to < vd->valid_until) vd->valid_until = to;
+}
 static inline void ra_verdict_skip(ra_verdict *vd, ra_check c) { vd->checks[c] = RA_CHECK_SKIPPED; }
 
 #endif

@@ -8,6 +8,7 @@
 #include "raloop/attest/quote/collateral_internal.h"
 #include "raloop/attest/quote/crl_internal.h"
 #include "raloop/attest/quote/crypto_internal.h"
+#include "raloop/attest/quote/identity_internal.h"
 #include "raloop/attest/quote/policy_internal.h"
 #include "raloop/attest/quote/qe_internal.h"
 #include "raloop/attest/quote/verdict_internal.h"
@@ -33,11 +34,21 @@ struct ra_verifier {
   ra_crl_set crls;
   ra_cert_cache cache;
   ra_chain_memo paths; /* with the cache on: PCK paths validated before */
+  ra_qe_sig_memo qe_sigs; /* with the cache on (not CA-only): QE report signatures */
   /* with the cache on: the last attestation key (x||y) as an EVP_PKEY */
   uint8_t att_xy[64];
   EVP_PKEY *att;
   ASN1_OBJECT *sgx_ext_oid;
+  uint8_t config_id[32]; /* identity_internal.h */
 };
+
+/* Chains what was added into the configuration identity. */
+static void config_note(ra_verifier *v, const char *kind, const uint8_t *data, size_t len) {
+  ra_hash_part p[3] = {{v->config_id, 32}, {(const uint8_t *)kind, strlen(kind) + 1}, {data, len}};
+  ra_hash_parts(EVP_sha256(), p, 3, v->config_id);
+}
+
+const uint8_t *ra_verifier_config_id(const ra_verifier *v) { return v->config_id; }
 
 /* ---- names ---- */
 
@@ -81,6 +92,7 @@ void ra_verifier_free(ra_verifier *v) {
   ra_crl_set_clear(&v->crls);
   ra_cert_cache_clear(&v->cache);
   ra_chain_memo_clear(&v->paths);
+  ra_qe_sig_memo_clear(&v->qe_sigs);
   EVP_PKEY_free(v->att);
   ASN1_OBJECT_free(v->sgx_ext_oid);
   free(v);
@@ -91,6 +103,7 @@ int ra_verifier_new(unsigned flags, ra_verifier **out) {
   *out = NULL;
   if (!v) return -ENOMEM;
   v->cache.off = (flags & RA_VERIFIER_NO_CERT_CACHE) != 0;
+  v->cache.ca_only = (flags & RA_VERIFIER_CACHE_CA_ONLY) != 0;
   v->cache.pinned = &v->roots;
   v->sgx_ext_oid = OBJ_txt2obj(RA_PCK_SGX_EXT_OID, 1);
   if (ra_roots_init(&v->roots) || ra_crl_set_init(&v->crls) || !v->sgx_ext_oid) goto nomem;
@@ -107,7 +120,9 @@ nomem:
 
 int ra_verifier_add_root(ra_verifier *v, const uint8_t *data, size_t len) {
   if (!v || !data || len == 0 || len > INT_MAX) return -EINVAL;
-  return ra_roots_add(&v->roots, data, len);
+  int rc = ra_roots_add(&v->roots, data, len);
+  if (rc > 0) config_note(v, "root", data, len);
+  return rc;
 }
 
 /* Collateral files (PEM or DER) are read whole, then handed to an adder. */
@@ -128,7 +143,9 @@ int ra_verifier_add_root_file(ra_verifier *v, const char *path) {
 
 int ra_verifier_add_crl(ra_verifier *v, const uint8_t *data, size_t len) {
   if (!v || !data || len == 0 || len > INT_MAX) return -EINVAL;
-  return ra_crl_set_add(&v->crls, data, len);
+  int rc = ra_crl_set_add(&v->crls, data, len);
+  if (rc > 0) config_note(v, "crl", data, len);
+  return rc;
 }
 
 int ra_verifier_add_crl_file(ra_verifier *v, const char *path) {
@@ -213,7 +230,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
       ra_crl_set_apply(&v->crls, coll ? &coll->crls : NULL, chain, at, coll != NULL,
                        coll && pol->allow_expired_collateral, vd);
     check_pck_ext(v, leaf, vd);
-    ra_qe_check_signature(q, leaf, vd);
+    ra_qe_check_signature(q, leaf, v->cache.off || v->cache.ca_only ? NULL : &v->qe_sigs, vd);
   }
   sk_X509_pop_free(chain, X509_free);
   sk_X509_pop_free(certs, X509_free);
@@ -222,7 +239,7 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
 /* RA_CHECK_QUOTE_SIG: header and body signed by the attestation key. */
 static void check_quote_signature(ra_verifier *v, const ra_quote *q, ra_verdict *vd) {
   /* the key of the same QE again (warm): the EVP_PKEY made for it before */
-  bool keep = !v->cache.off;
+  bool keep = !v->cache.off && !v->cache.ca_only;
   EVP_PKEY *att = keep && v->att && !memcmp(v->att_xy, q->att_key, 64) ? v->att : NULL;
   if (att) {
     keep = false; /* v owns it already */
@@ -352,6 +369,7 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   vd->matched_set = -1;
   vd->tcb_level = -1;
   vd->at = at;
+  vd->valid_until = (time_t)INT64_MAX; /* narrowed by every time-dependent check */
   if (!v || !pol) {
     ra_verdict_fail(vd, RA_CHECK_PARSE, RA_ERR_INTERNAL, "no verifier or no policy");
     return -EINVAL;
@@ -362,6 +380,8 @@ int ra_verify_quote(ra_verifier *v, const uint8_t *buf, size_t len, const ra_ver
   check_quote_signature(v, &q, vd);
   check_collateral(v, &q, opts ? opts->collateral : NULL, at, pol, vd);
   check_policy(&q, pol, vd);
+  if (vd->valid_until <= vd->valid_from || at < vd->valid_from || at >= vd->valid_until)
+    vd->valid_from = vd->valid_until = 0;
   if (vd->err == 0)
     snprintf(vd->msg, sizeof vd->msg, "%s",
              !vd->tcb_evaluated        ? "valid (signatures only: TCB not evaluated)"

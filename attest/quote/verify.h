@@ -139,6 +139,16 @@ typedef struct ra_verdict {
   time_t collateral_expiry;  /* earliest nextUpdate of TCB info, QE identity and CRLs used */
   bool collateral_expired;   /* expired, and accepted only because the policy allows it */
   int tcb_eval_number;       /* tcbEvaluationDataNumber of the TCB info */
+
+  /* The window around `at` in which every time-dependent check that ran
+     * gives the same answer: the latest notBefore / thisUpdate / issueDate
+     * and the earliest notAfter / nextUpdate of every certificate (PCK path,
+     * collateral issuer chains), CRL, TCB info and QE identity the
+     * verification used: valid_from <= at < valid_until. valid_until 0: a
+     * time could not be read, or a window was already past (collateral
+     * accepted past nextUpdate): no window to reuse the verdict in. What
+     * ra_vcache (vcache.h) bounds an entry's life with. */
+  time_t valid_from, valid_until;
 } ra_verdict;
 
 /* Expected TDX measurements. Only the fields whose RA_TDX_* bit is in
@@ -260,10 +270,19 @@ enum {
      * decoding dominates the cost, and the last few PCK paths it validated
      * (those same certificate objects, to a pinned root): one is reused
      * only while the verification time is inside the validity of every
-     * certificate on it and no root was pinned since; the shape, CRL, QE
-     * report and quote signature checks always run again. With this flag
-     * neither is kept. */
+     * certificate on it and no root was pinned since; the shape, CRL and
+     * quote signature checks always run again. It also remembers the last
+     * few QE report signatures it verified (the same PCK certificate, the
+     * exact report and signature bytes: every quote of a platform carries
+     * the same), so a new quote of a platform seen before costs one ECDSA
+     * verification. With this flag none of this is kept. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
+  /* Keep decoded CA certificates only (the pinned root and the PCK
+     * Platform/Processor CAs that every platform's chain repeats): each PCK
+     * leaf is decoded and its path validated anew, and the attestation key
+     * object is not kept. What a verifier costs for a quote of a platform
+     * it has never seen (bench/verify_bench: "cold"). */
+  RA_VERIFIER_CACHE_CA_ONLY = 4,
 };
 
 /* Creates a verifier pinning the Intel SGX Root CA (compiled in), unless

@@ -77,7 +77,7 @@ static X509 *decode_cert(ra_cert_cache *c, const uint8_t *der, size_t len) {
     X509_free(x);
     return NULL;
   }
-  if (cached) cache_put(c, der, len, x);
+  if (cached && (!c->ca_only || X509_check_ca(x) == 1)) cache_put(c, der, len, x);
   return x;
 }
 

@@ -33,6 +33,10 @@ typedef struct ra_cert_cache {
   } entries[RA_CERT_CACHE_SIZE];
   unsigned next;
   bool off;
+  /* Keep CA certificates only (RA_VERIFIER_CACHE_CA_ONLY): the root and
+   * intermediates every platform shares stay decoded, each leaf is decoded
+   * anew (as a quote of a platform never seen before would be). */
+  bool ca_only;
   /* The verifier's pinned roots (may be NULL): a certificate with exactly
    * the DER bytes of a pinned root is that root's object, never decoded
    * again, whether the cache is on or off (each DER decoded once: the root

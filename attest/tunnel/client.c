@@ -2,6 +2,8 @@
  * WebSockets are channel.c's, shared with the server. */
 #include "raloop/attest/tunnel/client.h"
 
+#include "raloop/attest/quote/vcache.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,7 +438,10 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
   ra_policy p;
   kx_policy(c, &p);
   ra_verify_opts vo = {.collateral = coll};
-  int rc = ra_verify_quote(c->o.verifier, c->quote, c->quote_len, coll ? &vo : NULL, &p, &c->vd);
+  int rc = c->o.vcache ? ra_vcache_verify(c->o.vcache, c->o.verifier, c->quote, c->quote_len,
+                                          coll ? &vo : NULL, &p, &c->vd)
+                       : ra_verify_quote(c->o.verifier, c->quote, c->quote_len, coll ? &vo : NULL,
+                                         &p, &c->vd);
   c->has_vd = true;
   ra_timer_stop(&c->connect_timer);
   if (rc) {

@@ -109,6 +109,14 @@ typedef struct ra_tunnel_client_opts {
    * the app id; copied. */
   ra_quote_provider *client_provider;
   const char *client_event_log;
+
+  /* Optional verified-quote cache (attest/quote/vcache.h; borrowed, must
+   * outlive the client, may be shared by the clients of one loop thread):
+   * a server quote verified before with the same verifier, collateral and
+   * policy is not verified again while every validity window involved
+   * holds; the key binding to this handshake's server key and the policy
+   * callback are still checked on every handshake (docs/VCACHE.md). */
+  struct ra_vcache *vcache;
 } ra_tunnel_client_opts;
 
 /* origin: "http[s]://HOST[:PORT]" (or "ws[s]://"; a trailing path is

@@ -50,6 +50,7 @@ struct ra_tunnel_server {
   tunnel *unkeyed; /* awaiting client_kx (not in `tunnels`) */
   size_t n_keyed, n_unkeyed;
   ra_timer heartbeat;
+  ra_timer trim; /* gives idle tunnels' buffers back (trim_idle) */
   ra_tunnel_stats st;
   size_t replay_total; /* nonces held by all the tunnels' replay sets */
   size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
@@ -68,12 +69,15 @@ struct tunnel {
   tunnel *next, *prev;
   ra_replay replay;
   uint64_t last_seen;
+  uint64_t last_msg;  /* the last message from the client (pongs aside) */
+  bool trimmed;       /* its buffers were given back since last_msg */
   treq *reqs;
   size_t n_reqs;
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
-  ra_timer drain_timer;
-  ra_timer kx_timer;  /* the key exchange's deadline */
+  /* one timer, two deadlines that never overlap: the key exchange's until
+   * the tunnel is keyed, then the drain's (draining starts keyed only) */
+  ra_timer timer;
   size_t held_bytes;  /* request and response bodies held by t->reqs */
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
@@ -159,7 +163,7 @@ static void drain_check(tunnel *t) {
   }
   if (!t->draining || t->drain_closed || t->n_reqs || !t->ch.ctl) return;
   t->drain_closed = true;
-  ra_timer_stop(&t->drain_timer);
+  ra_timer_stop(&t->timer);
   ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
 }
 
@@ -644,8 +648,7 @@ static void tunnel_teardown(tunnel *t) {
     s->n_unkeyed--;
   }
   s->st.tunnels_open--;
-  ra_timer_stop(&t->drain_timer);
-  ra_timer_stop(&t->kx_timer);
+  ra_timer_stop(&t->timer);
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   free(t->client_id);
@@ -870,6 +873,14 @@ static int client_att_check(tunnel *t, const ra_tmsg *m) {
   return -1;
 }
 
+static void tunnel_timer(ra_timer *tm, void *ud) {
+  tunnel *t = ud;
+  if (t->ch.keyed)
+    drain_fire(tm, ud);
+  else
+    kx_timeout(tm, ud);
+}
+
 static void ctl_open(ra_ws *ws, void *ud) {
   ra_tunnel_server *s = ud;
   if (s->freeing || s->stopping) {
@@ -913,12 +924,11 @@ static void ctl_open(ra_ws *ws, void *ud) {
   t->srv = s;
   t->ch.ctl = ws;
   if (has_addr) memcpy(t->addr, addr, sizeof addr);
-  t->last_seen = ra_loop_now(s->loop);
+  t->last_seen = t->last_msg = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
-  ra_timer_init(s->loop, &t->drain_timer, drain_fire, t);
-  ra_timer_init(s->loop, &t->kx_timer, kx_timeout, t);
-  ra_timer_start(&t->kx_timer, s->o.kx_timeout_ms, 0);
-  ra_timer_unref(&t->kx_timer);
+  ra_timer_init(s->loop, &t->timer, tunnel_timer, t);
+  ra_timer_start(&t->timer, s->o.kx_timeout_ms, 0);
+  ra_timer_unref(&t->timer);
   RA_LIST_ADD(s->unkeyed, t);
   s->n_unkeyed++;
   s->st.tunnels_open++;
@@ -950,7 +960,7 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
     RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000,
                    "tunnel: envelope limit for this key reached: closing once %zu pending response(s) finish",
                    t->n_reqs);
-    ra_timer_start(&t->drain_timer, s->o.drain_timeout_ms, 0);
+    ra_timer_start(&t->timer, s->o.drain_timeout_ms, 0);
   }
   drain_check(t);
 }
@@ -1001,7 +1011,8 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
   ra_tunnel_server *s = t->srv;
   /* answers to a burst of requests read at once leave in one write */
   ra_ws_cork(ws);
-  t->last_seen = ra_loop_now(s->loop);
+  t->last_seen = t->last_msg = ra_loop_now(s->loop);
+  t->trimmed = false;
   ra_tmsg m;
   if (ra_tmsg_decode(data, len, &m) != 0) {
     s->st.bad_cbor++;
@@ -1019,7 +1030,7 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
       sodium_memzero(t->ch.key, sizeof t->ch.key);
       return; /* closing: the kx timer stays as a backstop */
     }
-    ra_timer_stop(&t->kx_timer);
+    ra_timer_stop(&t->timer);
     if (s->n_keyed >= s->o.max_tunnels) {
       sodium_memzero(t->ch.key, sizeof t->ch.key);
       s->st.tunnels_refused++;
@@ -1044,6 +1055,13 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     return;
   }
   ctl_enc(t, &m);
+  /* Nothing pending: the decryption buffer (and the send buffer) go back
+   * to the allocator instead of staying with an idle tunnel (issue 18);
+   * a tunnel with requests in flight keeps them. */
+  if (ra_ws_userdata(ws) == t && !t->n_reqs) {
+    ra_env_buf_free(&t->ch.rx);
+    ra_env_buf_free(&t->ch.tx);
+  }
 }
 
 static void ctl_pong(ra_ws *ws, const uint8_t *data, size_t len, void *ud) {
@@ -1174,6 +1192,26 @@ static void heartbeat(ra_timer *tm, void *ud) {
     }
 }
 
+/* Idle tunnels (issue 18: thousands held open at <= 4 KiB each): a keyed
+ * tunnel with no message for TRIM_IDLE_MS and nothing pending gives back
+ * the memory it keeps for reuse while busy: the channel's receive and send
+ * buffers (grown to the largest envelope) and its WebSocket's staging and
+ * message buffers (ra_ws_trim). The next message allocates them again;
+ * busy tunnels keep them, so the hot path stays allocation-free. */
+#define TRIM_IDLE_MS 5000
+
+static void trim_idle(ra_timer *tm, void *ud) {
+  ra_tunnel_server *s = ud;
+  uint64_t now = ra_loop_now(s->loop);
+  for (tunnel *t = s->tunnels; t; t = t->next) {
+    if (t->trimmed || !t->ch.ctl || t->n_reqs || now - t->last_msg < TRIM_IDLE_MS) continue;
+    ra_env_buf_free(&t->ch.rx);
+    ra_env_buf_free(&t->ch.tx);
+    ra_ws_trim(t->ch.ctl);
+    t->trimmed = true;
+  }
+}
+
 /* ---- the server ------------------------------------------------------------- */
 
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
@@ -1247,6 +1285,9 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   ra_timer_init(loop, &s->heartbeat, heartbeat, s);
   ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
   ra_timer_unref(&s->heartbeat);
+  ra_timer_init(loop, &s->trim, trim_idle, s);
+  ra_timer_start(&s->trim, TRIM_IDLE_MS, TRIM_IDLE_MS);
+  ra_timer_unref(&s->trim);
   if (ra_quote_provider_simulated(provider))
     ra_warn("tunnel: SIMULATED attestation (provider %s): the quotes prove nothing about this machine",
             ra_quote_provider_name(provider));
@@ -1267,6 +1308,7 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
   if (!s) return;
   s->freeing = true;
   ra_timer_stop(&s->heartbeat);
+  ra_timer_stop(&s->trim);
   if (s->stopping) {
     ra_timer_stop(&s->stop_timer);
     ra_defer_cancel(s->loop, &s->stop_later);

@@ -232,6 +232,92 @@ static void test_warm_paths_match_cold(void **state) {
   ra_verifier_free(cold);
 }
 
+/* A verifier that keeps decoded CAs only (RA_VERIFIER_CACHE_CA_ONLY)
+ * checks a new leaf alone under a PCK CA whose path it validated before:
+ * for leaves of three platforms (one CA), at times around every edge, and
+ * for a leaf whose signature is broken, it says what a verifier that
+ * validates every path anew says, with the same window. */
+static void test_ca_paths_match_cold(void **state) {
+  ra_verifier *ca, *cold;
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY, &ca), 0);
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &cold), 0);
+  static const char *const files[] = {"tdx-v4-tappd.dat", "tdx-v4-phala.dat", "tdx-v5-trustee.dat"};
+  for (int round = 0; round < 2; round++)
+    for (size_t f = 0; f < 3; f++) {
+      size_t len;
+      uint8_t *b = load(files[f], &len);
+      ra_verdict vd, vc;
+      assert_err(verify(ca, b, len, ymd(2025, 6, 1), NULL, &vd), 0);
+      time_t nb = vd.pck_not_before, na = vd.pck_not_after;
+      const time_t at[] = {nb - 1, nb, na - 1, na, ymd(2025, 6, 1), ymd(2040, 1, 1), ymd(2010, 1, 1)};
+      for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        assert_err(verify(ca, b, len, ymd(2025, 6, 1), NULL, NULL), 0); /* CA path known */
+        int w = verify(ca, b, len, at[i], NULL, &vd), c = verify(cold, b, len, at[i], NULL, &vc);
+        if (w != c)
+          fail_msg("%s at %lld: CA-only %s, cold %s", files[f], (long long)at[i], ra_err_name(w),
+                   ra_err_name(c));
+        assert_memory_equal(vd.checks, vc.checks, sizeof vd.checks);
+        assert_int_equal(vd.valid_from, vc.valid_from);
+        assert_int_equal(vd.valid_until, vc.valid_until);
+        assert_int_equal(vd.chain_len, vc.chain_len);
+        assert_memory_equal(vd.root_sha256, vc.root_sha256, 32);
+      }
+      /* the leaf's signature broken (a base64 digit of its last line) */
+      if (f == 0) {
+        uint8_t *bad = malloc(len);
+        memcpy(bad, b, len);
+        uint8_t *end = memmem(bad, len, "-----END CERTIFICATE-----", 25);
+        assert_non_null(end);
+        end[-20] = end[-20] == 'A' ? 'B' : 'A';
+        int w = verify(ca, bad, len, ymd(2025, 6, 1), NULL, &vd);
+        int c = verify(cold, bad, len, ymd(2025, 6, 1), NULL, &vc);
+        assert_int_not_equal(w, 0);
+        if (w != c) fail_msg("broken leaf: CA-only %s, cold %s", ra_err_name(w), ra_err_name(c));
+        assert_memory_equal(vd.checks, vc.checks, sizeof vd.checks);
+        free(bad);
+      }
+      free(b);
+    }
+  ra_verifier_free(ca);
+  ra_verifier_free(cold);
+}
+
+/* A warm verifier remembers QE report signatures it verified (same PCK
+ * certificate, same report and signature bytes): a quote whose QE report
+ * signature or QE report differs in one byte from a remembered one is
+ * still refused, as a cold verifier refuses it. */
+static void test_warm_qe_signature_memo(void **state) {
+  ra_verifier *warm = intel(), *cold;
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &cold), 0);
+  size_t len;
+  uint8_t *b = load("tdx-v4-tappd.dat", &len);
+  ra_quote q;
+  assert_int_equal(ra_quote_parse(b, len, &q), 0);
+  size_t sig_at = (size_t)(q.qe_report_sig - b), rep_at = (size_t)(q.qe_report.raw - b);
+  ra_verdict vd, vc;
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0); /* remembered */
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  const size_t flips[] = {sig_at, sig_at + 63, rep_at + 10, rep_at + 383};
+  for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+    uint8_t *bad = malloc(len);
+    memcpy(bad, b, len);
+    bad[flips[i]] ^= 0x01;
+    int w = verify(warm, bad, len, ymd(2025, 1, 1), NULL, &vd);
+    int c = verify(cold, bad, len, ymd(2025, 1, 1), NULL, &vc);
+    assert_int_not_equal(w, 0);
+    if (w != c) fail_msg("flip at %zu: warm %s, cold %s", flips[i], ra_err_name(w), ra_err_name(c));
+    assert_int_equal(vd.checks[RA_CHECK_QE_SIG], RA_CHECK_FAIL);
+    assert_memory_equal(vd.checks, vc.checks, sizeof vd.checks);
+    free(bad);
+  }
+  /* and the remembered one still passes */
+  assert_err(verify(warm, b, len, ymd(2025, 1, 1), NULL, &vd), 0);
+  assert_int_equal(vd.checks[RA_CHECK_QE_SIG], RA_CHECK_PASS);
+  free(b);
+  ra_verifier_free(warm);
+  ra_verifier_free(cold);
+}
+
 /* Intel's TDX sample: DER chain, root first, to a look-alike test root. */
 static void test_tdx_collateral(void **state) {
   size_t len;
@@ -1927,6 +2013,8 @@ int main(void) {
       cmocka_unit_test(test_tappd_verdict_details),
       cmocka_unit_test(test_validity_windows),
       cmocka_unit_test(test_warm_paths_match_cold),
+      cmocka_unit_test(test_ca_paths_match_cold),
+      cmocka_unit_test(test_warm_qe_signature_memo),
       cmocka_unit_test(test_tdx_collateral),
       cmocka_unit_test(test_sgx_collateral),
       cmocka_unit_test(test_partial_chains),
