@@ -217,17 +217,25 @@ static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
           (int)(t.len > 200 ? 200 : t.len), t.ptr, status, (unsigned long long)us);
 }
 
-static server *g_srv;
-static const char *g_first_listen;
-static bool g_first_tls;
+static const char *g_first_listen, *g_first_listen_tls;
 
+static void print_listen(const char *a, bool tls, unsigned port) {
+  const char *colon = strrchr(a, ':');
+  if (!colon || !strncmp(a, "unix:", 5)) printf("listening on %s%s\n", a, tls ? " (TLS)" : "");
+  else printf("listening on %s://%.*s:%u\n", tls ? "https" : "http", (int)(colon - a), a, port);
+}
+
+/* ra_http_server_port() names the first TCP listener, which is a TLS one
+ * when there are both: a plain listener's port 0 is then not known here,
+ * so give plain listeners a port of their own when mixing. */
 static void on_listening(ra_http_server *srv, void *ud) {
   (void)ud;
-  const char *a = g_first_listen, *colon = strrchr(a, ':');
-  if (!colon || !strncmp(a, "unix:", 5)) printf("listening on %s\n", a);
-  else
-    printf("listening on %s://%.*s:%u\n", g_first_tls ? "https" : "http", (int)(colon - a), a,
-           g_first_tls ? ra_http_server_tls_port(srv) : ra_http_server_port(srv));
+  if (g_first_listen) {
+    const char *c = strrchr(g_first_listen, ':');
+    unsigned p = c ? (unsigned)atoi(c + 1) : 0;
+    print_listen(g_first_listen, false, p ? p : g_first_listen_tls ? 0 : ra_http_server_port(srv));
+  }
+  if (g_first_listen_tls) print_listen(g_first_listen_tls, true, ra_http_server_tls_port(srv));
   fflush(stdout);
 }
 
@@ -455,9 +463,8 @@ int sec_cmd_serve(int argc, char **argv) {
   ra_tls_cert tc = {.cert_pem = s.own.cert_pem, .key_pem = s.own.key_pem};
   ra_tls_server_opts to = {.certs = &tc, .ncerts = 1};
   if (nl == 0 && ntl == 0) listen[nl++] = "127.0.0.1:3030";
-  g_first_listen = nl ? listen[0] : listen_tls[0];
-  g_first_tls = nl == 0;
-  g_srv = &s;
+  g_first_listen = nl ? listen[0] : NULL;
+  g_first_listen_tls = ntl ? listen_tls[0] : NULL;
   ra_serve_opts so = {.listen = listen, .n_listen = nl, .listen_tls = ntl ? listen_tls : NULL,
                       .n_listen_tls = ntl, .tls = ntl ? &to : NULL, .tee = "none", .http = &ho,
                       .on_listening = on_listening};
