@@ -56,12 +56,14 @@ agent() { # agent NAME APP_ID: a stand-in dstack agent, socket $tmp/NAME.sock
 }
 
 srv_out=
+srv_pids=()
 start() { # start NAME ARGS...: ra-secrets serve on a free port; sets URL (and TLS_URL)
   local name=$1; shift
   srv_out="$tmp/$name.srv"
   "$S" serve --listen "${LISTEN:-127.0.0.1:0}" --data-dir "$tmp/$name.data" --client-trust-sim "$SIM" "$@" \
     >"$srv_out" 2>"$srv_out.err" &
   pids+=($!)
+  srv_pids+=($!)
   URL=
   for _ in $(seq 200); do
     URL=$(sed -n 's/^listening on \(http:\/\/127.0.0.1:[1-9][0-9]*\)$/\1/p' "$srv_out")
@@ -217,5 +219,13 @@ printf 'second-%s' "$SECRET" | "$S" put --data-dir "$tmp/p.data" api-token - >/d
 start p --tee sim --sim-dir "$SIM" --client-mrtd $MR
 run put-fetch 0 --server "$URL" --client-tee sim --client-sim-dir "$SIM" --expect-server-mrtd $MR --trust-sim "$SIM" api-token
 [ "$(cat "$tmp/put-fetch.out")" = "second-$SECRET" ] && ok "put, then fetched" || bad "put-fetch: wrong output"
+
+# every server stops cleanly on SIGTERM; nothing reported by the
+# sanitizers (the ASan build runs this test too) in any program's output
+for p in "${srv_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+for p in "${srv_pids[@]}"; do wait "$p" 2>/dev/null; done
+if grep -l "Sanitizer\|runtime error" "$tmp"/*.err >/dev/null 2>&1; then
+  bad "sanitizer reports:"; grep -A5 "Sanitizer\|runtime error" "$tmp"/*.err | head -40
+else ok "no sanitizer report from any server or client"; fi
 
 [ "$fails" = 0 ] && echo "all passed" || { echo "$fails failed"; exit 1; }
