@@ -15,6 +15,8 @@
 #include "raloop/attest/quote/ratls.h"
 #include "raloop/core/error.h"
 
+#include "crypto.h"
+
 void sec_key_report_data(const uint8_t *spki, size_t len, uint8_t rd[64]) {
   crypto_hash_sha512_state s;
   crypto_hash_sha512_init(&s);
@@ -206,6 +208,12 @@ sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_
     r = SEC_ATTESTATION_MISSING;
   }
   if (r != SEC_OK) goto fail;
+  /* the key signs the response and receives the secret: P-256 only */
+  if (!sec_key_is_p256(peer->spki, peer->spki_len)) {
+    snprintf(msg, msglen, "the attested key is not a P-256 key");
+    r = SEC_ATTESTATION_INVALID;
+    goto fail;
+  }
   char h[2 * 64 + 1];
   /* 4. debug TDs: their memory is open to the host */
   if (peer->debug && pol->strict) {

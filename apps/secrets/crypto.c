@@ -96,6 +96,12 @@ static EVP_PKEY *p256_pub(const uint8_t *spki, size_t len) {
   return k;
 }
 
+bool sec_key_is_p256(const uint8_t *spki, size_t len) {
+  EVP_PKEY *k = p256_pub(spki, len);
+  EVP_PKEY_free(k);
+  return k != NULL;
+}
+
 int sec_verify(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t len,
                const uint8_t *sig, size_t sig_len) {
   EVP_PKEY *k = p256_pub(spki, spki_len);

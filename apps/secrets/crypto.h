@@ -12,6 +12,7 @@
 #ifndef RA_APPS_SECRETS_CRYPTO_H
 #define RA_APPS_SECRETS_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ int sec_spki(EVP_PKEY *k, uint8_t **der, size_t *len);
 /* The DER SubjectPublicKeyInfo of a certificate (PEM or DER), malloc'd,
  * and SHA-256 of the certificate's DER (the "server binding"). 0 or -1. */
 int sec_cert_info(const char *pem, uint8_t **spki, size_t *spki_len, uint8_t cert_hash[32]);
+
+/* Whether spki is a P-256 public key (the only kind the protocol signs
+ * and seals with). */
+bool sec_key_is_p256(const uint8_t *spki, size_t len);
 
 /* ECDSA-SHA256 over msg; *sig malloc'd (DER). 0 or -1. */
 int sec_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t **sig, size_t *sig_len);
