@@ -171,6 +171,15 @@ code=$(curl -s -o "$tmp/unknown.json" -w '%{http_code}' \
 [ "$code" = 403 ] && grep -q unknown_challenge "$tmp/unknown.json" && ok "unknown challenge: 403" || bad "unknown challenge: $code"
 no_secret "garbage/unknown" "$tmp/garbage.json" "$tmp/unknown.json"
 
+# the client's own attestation cannot be made: its agent answers 500, or
+# no agent at all (exit 3, nothing sent)
+"$AGENT" --socket "$tmp/broken.sock" --sim-dir "$SIM" --mode 500 >"$tmp/broken.agent" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q ready "$tmp/broken.agent" && break; sleep 0.05; done
+run agent-500 3 --server "$URL" --client-tee "dstack:$tmp/broken.sock" "${PIN[@]}" db-password
+says agent-500 "our own attestation"
+run agent-missing 3 --server "$URL" --client-tee "dstack:$tmp/none.sock" "${PIN[@]}" db-password
+
 # at rest: sealed records only, nothing of the secret
 ls "$tmp/s1.data"/secret-db-password.sealed >/dev/null 2>&1 && ok "at rest: secret-db-password.sealed" || bad "at rest: no sealed record"
 if grep -rqa -e "$SECRET" -e "$SECRET_B64" "$tmp/s1.data"; then bad "at rest: the secret is on disk in clear"; else ok "at rest: the data dir has no plaintext (grep)"; fi
