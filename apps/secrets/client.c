@@ -66,7 +66,7 @@ static int post_json(ra_loop *loop, ra_tls_ctx *tls, const char *url, const char
                      json_t **answer) {
   post p = {.loop = loop};
   ra_http_header h = {.name = RA_STR("Content-Type"), .value = RA_STR("application/json")};
-  ra_http_get_opts o = {.timeout_ms = 30000, .max_body = 1u << 20, .method = "POST", .headers = &h,
+  ra_http_get_opts o = {.timeout_ms = 30000, .max_body = 128u << 20, /* a sealed secret: 64 MiB, in base64 */ .method = "POST", .headers = &h,
                         .nheaders = 1, .body = json, .body_len = strlen(json), .tls = tls,
                         .accept = "application/json"};
   int rc = ra_http_get_start(loop, url, &o, post_done, &p, NULL);

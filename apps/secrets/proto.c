@@ -127,9 +127,11 @@ sec_reason sec_parse_challenge_req(const char *body, size_t len, sec_challenge_r
   r->doc = d;
   json_t *cid = json_object_get(d, "client_id");
   if (!json_is_string(cid)) FAIL("client_id: a string is required");
-  r->client_id = json_string_value(cid);
-  if (strlen(r->client_id) != json_string_length(cid) || !sec_client_id_valid(r->client_id))
+  /* set only once valid: refusals log it */
+  const char *id = json_string_value(cid);
+  if (strlen(id) != json_string_length(cid) || !sec_client_id_valid(id))
     FAIL("client_id: 1..%d printable ASCII characters, no spaces", SEC_MAX_CLIENT_ID);
+  r->client_id = id;
   json_t *a = json_object_get(d, "attestation");
   if (!a || json_is_null(a)) return SEC_ATTESTATION_MISSING;
   if (!json_is_object(a)) FAIL("attestation: an object is required");
