@@ -40,7 +40,8 @@ static int add_hex(const char *hex, uint8_t *out, size_t max, size_t *len, bool 
 
 int sec_policy_add_app_id(sec_policy *pol, const char *hex) {
   if (pol->n_app_id >= SEC_MAX_PINS) return -1;
-  if (add_hex(hex, pol->app_id[pol->n_app_id], 64, &pol->app_id_len[pol->n_app_id], false)) return -1;
+  if (add_hex(hex, pol->app_id[pol->n_app_id], 64, &pol->app_id_len[pol->n_app_id], false))
+    return -1;
   pol->n_app_id++;
   return 0;
 }
@@ -117,7 +118,8 @@ static sec_reason verify_cert(const sec_policy *pol, const char *pem, sec_peer *
     X509_free(x);
     if (rc) {
       snprintf(msg, msglen, "%s", x ? res.msg : "the certificate does not parse");
-      r = x && res.step == RA_RATLS_STEP_KEY_NOT_BOUND ? SEC_KEY_NOT_BOUND : SEC_ATTESTATION_INVALID;
+      r = x && res.step == RA_RATLS_STEP_KEY_NOT_BOUND ? SEC_KEY_NOT_BOUND
+                                                       : SEC_ATTESTATION_INVALID;
       goto out;
     }
     ra_quote q;
@@ -150,7 +152,8 @@ static sec_reason verify_bundle(const sec_policy *pol, const sec_evidence *ev, s
   uint8_t rd[64];
   sec_key_report_data(ev->key, ev->key_len, rd);
   if (sodium_memcmp(rd, q.td.report_data, 64)) {
-    snprintf(msg, msglen, "report_data is not SHA-512(\"%s\" || key): the quote was made for another key",
+    snprintf(msg, msglen,
+             "report_data is not SHA-512(\"%s\" || key): the quote was made for another key",
              SEC_TAG_KEY);
     return SEC_KEY_NOT_BOUND;
   }
@@ -194,8 +197,8 @@ static sec_reason verify_bundle(const sec_policy *pol, const sec_evidence *ev, s
   return SEC_OK;
 }
 
-sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_peer *peer, char *msg,
-                             size_t msglen) {
+sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_peer *peer,
+                             char *msg, size_t msglen) {
   memset(peer, 0, sizeof *peer);
   msg[0] = 0;
   sec_reason r;
@@ -217,7 +220,8 @@ sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_
   char h[2 * 64 + 1];
   /* 4. debug TDs: their memory is open to the host */
   if (peer->debug && pol->strict) {
-    snprintf(msg, msglen, "a debug TD (its memory is readable by the host): refused in strict mode");
+    snprintf(msg, msglen,
+             "a debug TD (its memory is readable by the host): refused in strict mode");
     r = SEC_DEBUG_TD;
     goto fail;
   }
@@ -235,7 +239,9 @@ sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_
   /* 6. the app id, as the replayed events say it */
   if (pol->n_app_id) {
     if (!peer->has_app_id) {
-      snprintf(msg, msglen, "no attested app id (no dstack event log with an app-id event) and app ids are pinned");
+      snprintf(
+          msg, msglen,
+          "no attested app id (no dstack event log with an app-id event) and app ids are pinned");
       r = SEC_APP_ID_MISMATCH;
       goto fail;
     }

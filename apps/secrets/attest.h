@@ -61,8 +61,8 @@ void sec_peer_clear(sec_peer *p);
 void sec_key_report_data(const uint8_t *spki, size_t len, uint8_t rd[64]);
 
 /* SEC_OK and *peer, or the refusal with why in msg (no secret material). */
-sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_peer *peer, char *msg,
-                             size_t msglen);
+sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_peer *peer,
+                             char *msg, size_t msglen);
 
 /* Adds a hex pin ("--client-app-id HEX": up to 64 bytes; "--client-mrtd":
  * exactly 48). 0 or -1 (bad hex, too many). */

@@ -66,8 +66,14 @@ static int post_json(ra_loop *loop, ra_tls_ctx *tls, const char *url, const char
                      json_t **answer) {
   post p = {.loop = loop};
   ra_http_header h = {.name = RA_STR("Content-Type"), .value = RA_STR("application/json")};
-  ra_http_get_opts o = {.timeout_ms = 30000, .max_body = 128u << 20, /* a sealed secret: 64 MiB, in base64 */ .method = "POST", .headers = &h,
-                        .nheaders = 1, .body = json, .body_len = strlen(json), .tls = tls,
+  ra_http_get_opts o = {.timeout_ms = 30000,
+                        .max_body = 128u << 20,
+                        /* a sealed secret: 64 MiB, in base64 */ .method = "POST",
+                        .headers = &h,
+                        .nheaders = 1,
+                        .body = json,
+                        .body_len = strlen(json),
+                        .tls = tls,
                         .accept = "application/json"};
   int rc = ra_http_get_start(loop, url, &o, post_done, &p, NULL);
   if (rc) {
@@ -99,16 +105,23 @@ static int refused(const char *what, int status, json_t *a) {
   fprintf(stderr, "ra-secrets: %s refused (HTTP %d): %s: %s\n", what, status, e ? e : "?",
           why ? why : "");
   switch (sec_reason_from_name(e)) {
-  case SEC_ATTESTATION_MISSING: case SEC_ATTESTATION_INVALID: case SEC_KEY_NOT_BOUND:
-  case SEC_EVENT_LOG_MISMATCH: case SEC_APP_ID_MISMATCH: case SEC_MEASUREMENT_MISMATCH:
+  case SEC_ATTESTATION_MISSING:
+  case SEC_ATTESTATION_INVALID:
+  case SEC_KEY_NOT_BOUND:
+  case SEC_EVENT_LOG_MISMATCH:
+  case SEC_APP_ID_MISMATCH:
+  case SEC_MEASUREMENT_MISMATCH:
   case SEC_DEBUG_TD:
     return SEC_EXIT_REFUSED;
-  case SEC_UNKNOWN_CHALLENGE: case SEC_CHALLENGE_EXPIRED: case SEC_CHALLENGE_USED:
+  case SEC_UNKNOWN_CHALLENGE:
+  case SEC_CHALLENGE_EXPIRED:
+  case SEC_CHALLENGE_USED:
   case SEC_BAD_SIGNATURE:
     return SEC_EXIT_CHALLENGE;
   case SEC_NOT_FOUND:
     return SEC_EXIT_NOT_FOUND;
-  case SEC_BAD_REQUEST: case SEC_BAD_NAME:
+  case SEC_BAD_REQUEST:
+  case SEC_BAD_NAME:
     return SEC_EXIT_USAGE;
   default:
     return SEC_EXIT_FAIL;
@@ -141,7 +154,8 @@ static void fetch_usage(void) {
   fprintf(stderr,
           "usage: ra-secrets fetch --server URL --client-tee sim|tsm|dstack[:SOCK]|file:PATH|none\n"
           "         [--client-sim-dir DIR] [--client-id ID]\n"
-          "         (--expect-server-app-id HEX | --expect-server-mrtd HEX)... [--trust-sim DIR] [--root PEM]...\n"
+          "         (--expect-server-app-id HEX | --expect-server-mrtd HEX)... [--trust-sim DIR] "
+          "[--root PEM]...\n"
           "         [-o FILE] [--dump-fetch FILE] [--delay-fetch MS] [--sign-with-other-key] NAME\n"
           "environment: RATLS_STRICT (true; false: no server pins needed, said loudly)\n"
           "exit: 0 secret released, 1 other failure, 2 usage, 3 own attestation unavailable,\n"
@@ -165,30 +179,60 @@ int sec_cmd_fetch(int argc, char **argv) {
   pol.strict = strict;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--sign-with-other-key")) { other_key = true; continue; }
+    if (!strcmp(a, "--sign-with-other-key")) {
+      other_key = true;
+      continue;
+    }
     if (a[0] != '-' || !a[1]) {
-      if (name) { fetch_usage(); return SEC_EXIT_USAGE; }
+      if (name) {
+        fetch_usage();
+        return SEC_EXIT_USAGE;
+      }
       name = a;
       continue;
     }
-    if (!v) { fetch_usage(); return SEC_EXIT_USAGE; }
+    if (!v) {
+      fetch_usage();
+      return SEC_EXIT_USAGE;
+    }
     i++;
-    if (!strcmp(a, "--server")) server = v;
-    else if (!strcmp(a, "--client-tee")) tee = v;
-    else if (!strcmp(a, "--client-sim-dir")) sim_dir = v;
-    else if (!strcmp(a, "--client-id")) client_id = v;
-    else if (!strcmp(a, "--trust-sim")) trust_sim = v;
-    else if (!strcmp(a, "--root") && nr < SEC_MAX_PINS) roots[nr++] = v;
-    else if (!strcmp(a, "-o")) outpath = v;
-    else if (!strcmp(a, "--dump-fetch")) dump = v;
-    else if (!strcmp(a, "--delay-fetch")) delay_ms = atol(v);
+    if (!strcmp(a, "--server"))
+      server = v;
+    else if (!strcmp(a, "--client-tee"))
+      tee = v;
+    else if (!strcmp(a, "--client-sim-dir"))
+      sim_dir = v;
+    else if (!strcmp(a, "--client-id"))
+      client_id = v;
+    else if (!strcmp(a, "--trust-sim"))
+      trust_sim = v;
+    else if (!strcmp(a, "--root") && nr < SEC_MAX_PINS)
+      roots[nr++] = v;
+    else if (!strcmp(a, "-o"))
+      outpath = v;
+    else if (!strcmp(a, "--dump-fetch"))
+      dump = v;
+    else if (!strcmp(a, "--delay-fetch"))
+      delay_ms = atol(v);
     else if (!strcmp(a, "--expect-server-app-id")) {
-      if (sec_policy_add_app_id(&pol, v)) { fprintf(stderr, "ra-secrets: --expect-server-app-id: hex of 1..64 bytes\n"); return SEC_EXIT_USAGE; }
+      if (sec_policy_add_app_id(&pol, v)) {
+        fprintf(stderr, "ra-secrets: --expect-server-app-id: hex of 1..64 bytes\n");
+        return SEC_EXIT_USAGE;
+      }
     } else if (!strcmp(a, "--expect-server-mrtd")) {
-      if (sec_policy_add_mrtd(&pol, v)) { fprintf(stderr, "ra-secrets: --expect-server-mrtd: 96 hex digits\n"); return SEC_EXIT_USAGE; }
-    } else { fetch_usage(); return SEC_EXIT_USAGE; }
+      if (sec_policy_add_mrtd(&pol, v)) {
+        fprintf(stderr, "ra-secrets: --expect-server-mrtd: 96 hex digits\n");
+        return SEC_EXIT_USAGE;
+      }
+    } else {
+      fetch_usage();
+      return SEC_EXIT_USAGE;
+    }
   }
-  if (!server || !tee || !name) { fetch_usage(); return SEC_EXIT_USAGE; }
+  if (!server || !tee || !name) {
+    fetch_usage();
+    return SEC_EXIT_USAGE;
+  }
   if (!sec_name_valid(name) || !sec_client_id_valid(client_id)) {
     fprintf(stderr, "ra-secrets: bad secret name or client id\n");
     return SEC_EXIT_USAGE;
@@ -199,14 +243,17 @@ int sec_cmd_fetch(int argc, char **argv) {
     return SEC_EXIT_USAGE;
   }
   if (strict && pol.n_app_id == 0 && pol.n_mrtd == 0) {
-    fprintf(stderr, "ra-secrets: strict mode: pin the server with --expect-server-app-id HEX and/or "
-                    "--expect-server-mrtd HEX (RATLS_STRICT=false accepts any attested server)\n");
+    fprintf(stderr,
+            "ra-secrets: strict mode: pin the server with --expect-server-app-id HEX and/or "
+            "--expect-server-mrtd HEX (RATLS_STRICT=false accepts any attested server)\n");
     return SEC_EXIT_USAGE;
   }
   if (!strict)
-    fprintf(stderr, "ra-secrets: WARNING: RATLS_STRICT=false: RELAXED MODE: %s; debug TDs accepted\n",
-            pol.n_app_id || pol.n_mrtd ? "the server is still checked against the pins given"
-                                       : "ANY server with a genuine quote (to a pinned root) is believed");
+    fprintf(stderr,
+            "ra-secrets: WARNING: RATLS_STRICT=false: RELAXED MODE: %s; debug TDs accepted\n",
+            pol.n_app_id || pol.n_mrtd
+                ? "the server is still checked against the pins given"
+                : "ANY server with a genuine quote (to a pinned root) is believed");
   ra_log_set_level(RA_LOG_ERROR); /* what matters is said on stderr in our words */
 
   int ret = SEC_EXIT_FAIL;
@@ -277,8 +324,14 @@ int sec_cmd_fetch(int argc, char **argv) {
   char url[2048];
   snprintf(url, sizeof url, "%s/v1/secrets/challenge", server);
   int status = 0;
-  if (post_json(loop, tls, url, reqs, &status, &ans)) { ret = SEC_EXIT_CONNECT; goto out; }
-  if (status != 200) { ret = refused("challenge", status, ans); goto out; }
+  if (post_json(loop, tls, url, reqs, &status, &ans)) {
+    ret = SEC_EXIT_CONNECT;
+    goto out;
+  }
+  if (status != 200) {
+    ret = refused("challenge", status, ans);
+    goto out;
+  }
   json_t *sj = json_object_get(ans, "server");
   const char *idhex = json_string_value(json_object_get(ans, "challenge_id"));
   const char *echo_id = json_string_value(json_object_get(ans, "client_id"));
@@ -294,7 +347,8 @@ int sec_cmd_fetch(int argc, char **argv) {
     goto out;
   }
   if (json_is_false(json_object_get(ans, "strict")))
-    fprintf(stderr, "ra-secrets: WARNING: the server runs with RATLS_STRICT=false (relaxed mode)\n");
+    fprintf(stderr,
+            "ra-secrets: WARNING: the server runs with RATLS_STRICT=false (relaxed mode)\n");
 
   /* 3. the server: its attestation against our pins, then its signature
    * over the challenge, our key and our id: the challenge is its, for us */
@@ -315,14 +369,16 @@ int sec_cmd_fetch(int argc, char **argv) {
   t = sec_challenge_transcript(id, chal, (uint64_t)json_integer_value(exp), kh, echo_id, &tl);
   if (!t || strcmp(echo_id, client_id) ||
       sec_verify(srv.spki, srv.spki_len, t, tl, ssig, ssig_len)) {
-    fprintf(stderr, "ra-secrets: the challenge is not signed by the attested server key for our key "
-                    "and id: refused; nothing was asked\n");
+    fprintf(stderr,
+            "ra-secrets: the challenge is not signed by the attested server key for our key "
+            "and id: refused; nothing was asked\n");
     ret = SEC_EXIT_SERVER;
     goto out;
   }
   if (https && (!g_leaf_seen || memcmp(g_leaf_hash, sh, 32))) {
-    fprintf(stderr, "ra-secrets: the TLS certificate is not the server's attested one (run the server "
-                    "with --ra-tls): refused; nothing was asked\n");
+    fprintf(stderr,
+            "ra-secrets: the TLS certificate is not the server's attested one (run the server "
+            "with --ra-tls): refused; nothing was asked\n");
     ret = SEC_EXIT_SERVER;
     goto out;
   }
@@ -338,7 +394,8 @@ int sec_cmd_fetch(int argc, char **argv) {
   if (!t || sec_sign(other_key ? signer : own.key, t, tl, &sig, &sl)) goto out;
   char *sigb = b64(sig, sl);
   json_decref(req);
-  req = json_pack("{s:s,s:s,s:s}", "challenge_id", idhex, "name", name, "signature", sigb ? sigb : "");
+  req = json_pack("{s:s,s:s,s:s}", "challenge_id", idhex, "name", name, "signature",
+                  sigb ? sigb : "");
   free(sigb);
   free(reqs);
   reqs = json_dumps(req, JSON_COMPACT);
@@ -355,15 +412,22 @@ int sec_cmd_fetch(int argc, char **argv) {
   json_decref(ans);
   ans = NULL;
   snprintf(url, sizeof url, "%s/v1/secrets/fetch", server);
-  if (post_json(loop, tls, url, reqs, &status, &ans)) { ret = SEC_EXIT_CONNECT; goto out; }
-  if (status != 200) { ret = refused("fetch", status, ans); goto out; }
+  if (post_json(loop, tls, url, reqs, &status, &ans)) {
+    ret = SEC_EXIT_CONNECT;
+    goto out;
+  }
+  if (status != 200) {
+    ret = refused("fetch", status, ans);
+    goto out;
+  }
 
   /* 5. the secret: signed by the attested server, sealed to our key */
   const char *aname = json_string_value(json_object_get(ans, "name"));
   const char *aid = json_string_value(json_object_get(ans, "challenge_id"));
   sec_box box = {0};
-  if (!aname || strcmp(aname, name) || !aid || strcmp(aid, rid) || get_b64(ans, "epk", &epk, &epk_len) ||
-      get_b64(ans, "nonce", &nonce, &nonce_len) || nonce_len != 12 || get_b64(ans, "ciphertext", &ct, &ct_len) ||
+  if (!aname || strcmp(aname, name) || !aid || strcmp(aid, rid) ||
+      get_b64(ans, "epk", &epk, &epk_len) || get_b64(ans, "nonce", &nonce, &nonce_len) ||
+      nonce_len != 12 || get_b64(ans, "ciphertext", &ct, &ct_len) ||
       get_b64(ans, "signature", &psig, &psig_len)) {
     fprintf(stderr, "ra-secrets: the fetch answer is malformed\n");
     ret = SEC_EXIT_CONNECT;
@@ -391,7 +455,8 @@ int sec_cmd_fetch(int argc, char **argv) {
   }
   FILE *f = outpath ? fopen(outpath, "wb") : stdout;
   if (!f || fwrite(pt, 1, pt_len, f) != pt_len || (outpath ? fclose(f) : fflush(f))) {
-    fprintf(stderr, "ra-secrets: cannot write the secret%s%s\n", outpath ? " to " : "", outpath ? outpath : "");
+    fprintf(stderr, "ra-secrets: cannot write the secret%s%s\n", outpath ? " to " : "",
+            outpath ? outpath : "");
     goto out;
   }
   ret = SEC_EXIT_OK;

@@ -12,13 +12,9 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
-void sec_sha256(const void *d, size_t n, uint8_t out[32]) {
-  SHA256(d, n, out);
-}
+void sec_sha256(const void *d, size_t n, uint8_t out[32]) { SHA256(d, n, out); }
 
-EVP_PKEY *sec_key_gen(void) {
-  return EVP_EC_gen("P-256");
-}
+EVP_PKEY *sec_key_gen(void) { return EVP_EC_gen("P-256"); }
 
 EVP_PKEY *sec_key_from_pem(const char *pem) {
   BIO *b = BIO_new_mem_buf(pem, -1);
@@ -146,7 +142,8 @@ static int derive(EVP_PKEY *priv, EVP_PKEY *pub, const uint8_t id[SEC_ID_BYTES],
   OSSL_PARAM ps[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zl),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)challenge, SEC_CHALLENGE_BYTES),
+      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)challenge,
+                                        SEC_CHALLENGE_BYTES),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, tl + SEC_ID_BYTES + nl),
       OSSL_PARAM_construct_end()};
   if (EVP_KDF_derive(kc, key, 32, ps) == 1) rc = 0;
@@ -192,8 +189,9 @@ out:
   return rc;
 }
 
-int sec_open(EVP_PKEY *k, const uint8_t id[SEC_ID_BYTES], const uint8_t challenge[SEC_CHALLENGE_BYTES],
-             const char *name, const sec_box *b, uint8_t **pt, size_t *pt_len) {
+int sec_open(EVP_PKEY *k, const uint8_t id[SEC_ID_BYTES],
+             const uint8_t challenge[SEC_CHALLENGE_BYTES], const char *name, const sec_box *b,
+             uint8_t **pt, size_t *pt_len) {
   if (b->ct_len < 16) return -1;
   EVP_PKEY *epk = p256_pub(b->epk, b->epk_len);
   uint8_t key[32], tag[16];

@@ -58,7 +58,8 @@ int sec_seal(const uint8_t *client_spki, size_t spki_len, const uint8_t id[SEC_I
              size_t pt_len, sec_box *out);
 /* *pt malloc'd (NUL-terminated past *pt_len). 0, or -1 (not for this key,
  * tampered). */
-int sec_open(EVP_PKEY *k, const uint8_t id[SEC_ID_BYTES], const uint8_t challenge[SEC_CHALLENGE_BYTES],
-             const char *name, const sec_box *b, uint8_t **pt, size_t *pt_len);
+int sec_open(EVP_PKEY *k, const uint8_t id[SEC_ID_BYTES],
+             const uint8_t challenge[SEC_CHALLENGE_BYTES], const char *name, const sec_box *b,
+             uint8_t **pt, size_t *pt_len);
 
 #endif

@@ -47,8 +47,10 @@ static char *dstack_event_log(const char *sock, char *err, size_t errlen) {
   char *out = NULL;
   json_t *t = info.tcb_info ? json_loads(info.tcb_info, 0, NULL) : NULL;
   json_t *el = json_object_get(t, "event_log");
-  if (json_is_array(el)) out = json_dumps(el, JSON_COMPACT);
-  else if (json_is_string(el)) out = strdup(json_string_value(el));
+  if (json_is_array(el))
+    out = json_dumps(el, JSON_COMPACT);
+  else if (json_is_string(el))
+    out = strdup(json_string_value(el));
   if (!out) snprintf(err, errlen, "dstack agent %s: Info has no tcb_info with an event_log", sock);
   json_decref(t);
   ra_dstack_info_clear(&info);

@@ -27,9 +27,9 @@ typedef struct sec_own {
   uint8_t cert_hash[32];    /* cert form: SHA-256 of the certificate's DER */
   uint8_t *quote;           /* bundle form */
   size_t quote_len;
-  char *event_log;          /* dstack: the JSON array; NULL otherwise */
+  char *event_log; /* dstack: the JSON array; NULL otherwise */
   bool simulated, is_dstack;
-  const char *provider;     /* static: "sim", "dstack", ... */
+  const char *provider; /* static: "sim", "dstack", ... */
 } sec_own;
 
 /* 0, or -1 with why in err. */

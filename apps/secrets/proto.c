@@ -37,9 +37,7 @@ const char *sec_reason_name(sec_reason r) {
   return (unsigned)r < SEC__COUNT ? reasons[r].name : "internal";
 }
 
-int sec_reason_status(sec_reason r) {
-  return (unsigned)r < SEC__COUNT ? reasons[r].status : 500;
-}
+int sec_reason_status(sec_reason r) { return (unsigned)r < SEC__COUNT ? reasons[r].status : 500; }
 
 int sec_reason_from_name(const char *s) {
   for (int i = 0; s && i < SEC__COUNT; i++)
@@ -85,10 +83,10 @@ static int b64_dup(const char *s, size_t max, uint8_t **out, size_t *len) {
   return 0;
 }
 
-#define FAIL(...)                          \
-  do {                                     \
-    snprintf(err, errlen, __VA_ARGS__);    \
-    return SEC_BAD_REQUEST;                \
+#define FAIL(...)                                                                                  \
+  do {                                                                                             \
+    snprintf(err, errlen, __VA_ARGS__);                                                            \
+    return SEC_BAD_REQUEST;                                                                        \
   } while (0)
 
 static json_t *load(const char *body, size_t len, char *err, size_t errlen) {
@@ -139,7 +137,8 @@ sec_reason sec_parse_challenge_req(const char *body, size_t len, sec_challenge_r
          *k = json_object_get(a, "key"), *el = json_object_get(a, "event_log");
   if (cert && (q || k || el)) FAIL("attestation: either cert or quote/key/event_log");
   if (cert) {
-    if (!json_is_string(cert) || json_string_length(cert) == 0) FAIL("attestation.cert: a PEM string");
+    if (!json_is_string(cert) || json_string_length(cert) == 0)
+      FAIL("attestation.cert: a PEM string");
     r->cert = json_string_value(cert);
     r->has_attestation = true;
     return SEC_OK;
@@ -221,9 +220,9 @@ static uint8_t *tstart(tbuf *b, const char *tag, size_t rest) {
   return b->p;
 }
 
-uint8_t *sec_challenge_transcript(const uint8_t id[SEC_ID_BYTES], const uint8_t ch[SEC_CHALLENGE_BYTES],
-                                  uint64_t expires_ms, const uint8_t key_hash[32],
-                                  const char *client_id, size_t *len) {
+uint8_t *sec_challenge_transcript(const uint8_t id[SEC_ID_BYTES],
+                                  const uint8_t ch[SEC_CHALLENGE_BYTES], uint64_t expires_ms,
+                                  const uint8_t key_hash[32], const char *client_id, size_t *len) {
   tbuf b;
   size_t cl = strlen(client_id);
   if (!tstart(&b, SEC_TAG_CHALLENGE, SEC_ID_BYTES + SEC_CHALLENGE_BYTES + 8 + 32 + cl)) return NULL;

@@ -15,13 +15,13 @@
 #define SEC_CHALLENGE_BYTES 32
 #define SEC_ID_BYTES        16
 #define SEC_MAX_CLIENT_ID   128
-#define SEC_MAX_NAME        100 /* stored as "secret-<name>" (store/sealed.h: 128) */
+#define SEC_MAX_NAME        100           /* stored as "secret-<name>" (store/sealed.h: 128) */
 #define SEC_MAX_BODY        (256u * 1024) /* a dstack certificate with its event log: ~30 KiB */
 #define SEC_MAX_CHALLENGES  4096
 #define SEC_DEFAULT_TTL_MS  30000
 /* used or expired challenges are remembered this long after their expiry,
  * to name the refusal ("used", "expired") instead of "unknown" */
-#define SEC_GRACE_MS        300000
+#define SEC_GRACE_MS 300000
 
 /* Domain tags: every signed or hashed transcript starts with one (NUL
  * included), so that no signature of one kind passes as another. */
@@ -105,9 +105,9 @@ bool sec_client_id_valid(const char *id);
  *   secret:    TAG_SECRET \0 || id || SHA-256(ephemeral SPKI) || nonce(12)
  *              || SHA-256(ciphertext) || name   (signed by the server)
  * Fixed-length fields first and one variable field last: unambiguous. */
-uint8_t *sec_challenge_transcript(const uint8_t id[SEC_ID_BYTES], const uint8_t ch[SEC_CHALLENGE_BYTES],
-                                  uint64_t expires_ms, const uint8_t key_hash[32],
-                                  const char *client_id, size_t *len);
+uint8_t *sec_challenge_transcript(const uint8_t id[SEC_ID_BYTES],
+                                  const uint8_t ch[SEC_CHALLENGE_BYTES], uint64_t expires_ms,
+                                  const uint8_t key_hash[32], const char *client_id, size_t *len);
 uint8_t *sec_fetch_transcript(const uint8_t id[SEC_ID_BYTES], const uint8_t ch[SEC_CHALLENGE_BYTES],
                               const uint8_t server_hash[32], const char *name, size_t *len);
 uint8_t *sec_secret_transcript(const uint8_t id[SEC_ID_BYTES], const uint8_t epk_hash[32],

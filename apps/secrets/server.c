@@ -16,8 +16,8 @@
 #include "raloop.h"
 #include "secrets.h"
 
-#define MAX_LISTEN 8
-#define MAX_SECRETS 64
+#define MAX_LISTEN    8
+#define MAX_SECRETS   64
 #define RECORD_PREFIX "secret-"
 
 typedef struct server {
@@ -42,8 +42,10 @@ static char *b64(const uint8_t *p, size_t n) {
 
 static void send_doc(ra_res *res, int status, json_t *doc) {
   char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-  if (s) ra_res_send(res, status, "application/json", s, strlen(s));
-  else ra_res_send(res, 500, "application/json", "{\"error\":\"internal\"}", 20);
+  if (s)
+    ra_res_send(res, status, "application/json", s, strlen(s));
+  else
+    ra_res_send(res, 500, "application/json", "{\"error\":\"internal\"}", 20);
   free(s);
   json_decref(doc);
 }
@@ -52,8 +54,8 @@ static void send_doc(ra_res *res, int status, json_t *doc) {
  * log line; nothing of any secret is in scope here. */
 static void refuse(server *s, ra_res *res, const char *what, const char *client, sec_reason r,
                    const char *msg) {
-  ra_warn("%s%s refused%s%s: %s: %s", s->mark, what, client ? " for client " : "", client ? client : "",
-          sec_reason_name(r), msg);
+  ra_warn("%s%s refused%s%s: %s: %s", s->mark, what, client ? " for client " : "",
+          client ? client : "", sec_reason_name(r), msg);
   send_doc(res, sec_reason_status(r),
            json_pack("{s:s,s:s,s:b}", "error", sec_reason_name(r), "reason", msg, "strict",
                      s->pol.strict));
@@ -73,14 +75,19 @@ static void h_challenge(ra_req *req, ra_res *res, void *ud) {
   sec_challenge_req r;
   char msg[512];
   sec_reason rc = sec_parse_challenge_req(body.ptr, body.len, &r, msg, sizeof msg);
-  if (rc == SEC_ATTESTATION_MISSING) snprintf(msg, sizeof msg, "the request carries no client attestation");
+  if (rc == SEC_ATTESTATION_MISSING)
+    snprintf(msg, sizeof msg, "the request carries no client attestation");
   if (rc != SEC_OK) {
     refuse(s, res, "challenge", r.client_id, rc, msg);
     sec_challenge_req_clear(&r);
     return;
   }
-  sec_evidence ev = {.cert = r.cert, .quote = r.quote, .quote_len = r.quote_len, .key = r.key,
-                     .key_len = r.key_len, .event_log = r.event_log};
+  sec_evidence ev = {.cert = r.cert,
+                     .quote = r.quote,
+                     .quote_len = r.quote_len,
+                     .key = r.key,
+                     .key_len = r.key_len,
+                     .event_log = r.event_log};
   sec_peer peer;
   rc = sec_attest_verify(&s->pol, &ev, &peer, msg, sizeof msg);
   if (rc != SEC_OK) {
@@ -89,10 +96,12 @@ static void h_challenge(ra_req *req, ra_res *res, void *ud) {
     return;
   }
   uint64_t now = ra_loop_now(ra_res_loop(res));
-  sec_challenge *c = sec_table_add(&s->table, peer.spki, peer.spki_len, r.client_id, now, s->ttl_ms);
+  sec_challenge *c =
+      sec_table_add(&s->table, peer.spki, peer.spki_len, r.client_id, now, s->ttl_ms);
   if (!c) {
     sec_peer_clear(&peer);
-    refuse(s, res, "challenge", r.client_id, SEC_TOO_MANY, "too many live challenges: try again later");
+    refuse(s, res, "challenge", r.client_id, SEC_TOO_MANY,
+           "too many live challenges: try again later");
     sec_challenge_req_clear(&r);
     return;
   }
@@ -110,12 +119,12 @@ static void h_challenge(ra_req *req, ra_res *res, void *ud) {
   } else {
     char who[320];
     describe(&peer, who, sizeof who);
-    ra_info("%schallenge %s issued to client %s (%s), expires in %llu ms", s->mark, idhex, c->client_id,
-            who, (unsigned long long)s->ttl_ms);
+    ra_info("%schallenge %s issued to client %s (%s), expires in %llu ms", s->mark, idhex,
+            c->client_id, who, (unsigned long long)s->ttl_ms);
     send_doc(res, 200,
-             json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:{s:s,s:s}}", "challenge_id", idhex, "challenge", chb,
-                       "client_id", c->client_id, "expires_ms", (json_int_t)c->expires_ms, "ttl_ms",
-                       (json_int_t)s->ttl_ms, "strict", s->pol.strict, "server", "cert",
+             json_pack("{s:s,s:s,s:s,s:I,s:I,s:b,s:{s:s,s:s}}", "challenge_id", idhex, "challenge",
+                       chb, "client_id", c->client_id, "expires_ms", (json_int_t)c->expires_ms,
+                       "ttl_ms", (json_int_t)s->ttl_ms, "strict", s->pol.strict, "server", "cert",
                        s->own.cert_pem, "signature", sigb));
   }
   free(t);
@@ -154,9 +163,11 @@ static void h_fetch(ra_req *req, ra_res *res, void *ud) {
   uint8_t *t = sec_fetch_transcript(c->id, c->challenge, s->own.cert_hash, r.name, &tl);
   if (!t || sec_verify(c->spki, c->spki_len, t, tl, r.sig, r.sig_len)) {
     free(t);
-    snprintf(msg, sizeof msg,
-             "the response to challenge %s is not signed by the key attested for it (the challenge is "
-             "now used)", idhex);
+    snprintf(
+        msg, sizeof msg,
+        "the response to challenge %s is not signed by the key attested for it (the challenge is "
+        "now used)",
+        idhex);
     refuse(s, res, "fetch", c->client_id, SEC_BAD_SIGNATURE, msg);
     sec_fetch_req_clear(&r);
     return;
@@ -192,13 +203,14 @@ static void h_fetch(ra_req *req, ra_res *res, void *ud) {
          (nb = b64(box.nonce, 12)) && (cb = b64(box.ct, box.ct_len)) && (sb = b64(sig, sl));
   }
   if (!ok) {
-    refuse(s, res, "fetch", c->client_id, SEC_INTERNAL, "cannot seal the secret to the client's key");
+    refuse(s, res, "fetch", c->client_id, SEC_INTERNAL,
+           "cannot seal the secret to the client's key");
   } else {
     ra_info("%ssecret %s released to client %s (challenge %s), sealed to its attested key", s->mark,
             r.name, c->client_id, idhex);
     send_doc(res, 200,
-             json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", r.name, "challenge_id", idhex, "epk", eb,
-                       "nonce", nb, "ciphertext", cb, "signature", sb));
+             json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "name", r.name, "challenge_id", idhex, "epk",
+                       eb, "nonce", nb, "ciphertext", cb, "signature", sb));
   }
   sec_box_clear(&box);
   free(st);
@@ -221,8 +233,10 @@ static const char *g_first_listen, *g_first_listen_tls;
 
 static void print_listen(const char *a, bool tls, unsigned port) {
   const char *colon = strrchr(a, ':');
-  if (!colon || !strncmp(a, "unix:", 5)) printf("listening on %s%s\n", a, tls ? " (TLS)" : "");
-  else printf("listening on %s://%.*s:%u\n", tls ? "https" : "http", (int)(colon - a), a, port);
+  if (!colon || !strncmp(a, "unix:", 5))
+    printf("listening on %s%s\n", a, tls ? " (TLS)" : "");
+  else
+    printf("listening on %s://%.*s:%u\n", tls ? "https" : "http", (int)(colon - a), a, port);
 }
 
 /* ra_http_server_port() names the first TCP listener, which is a TLS one
@@ -243,7 +257,8 @@ static void on_listening(ra_http_server *srv, void *ud) {
 int sec_strict_from_env(void) {
   const char *v = getenv("RATLS_STRICT");
   if (!v || !*v) return 1;
-  static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no", "off"};
+  static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                              "off"};
   for (size_t i = 0; i < 4; i++) {
     if (!strcasecmp(v, yes[i])) return 1;
     if (!strcasecmp(v, no[i])) return 0;
@@ -254,13 +269,16 @@ int sec_strict_from_env(void) {
 static int open_store(const char *dir, const char *key_file, ra_sealed **st) {
   int rc = ra_sealed_open_env(dir, key_file, st);
   if (rc == -ENOKEY)
-    fprintf(stderr, "ra-secrets: no key: set ENCLAVE_KEY_BASE64 (e.g. $(openssl rand -base64 32)) or "
-                    "give --key-file\n");
+    fprintf(stderr,
+            "ra-secrets: no key: set ENCLAVE_KEY_BASE64 (e.g. $(openssl rand -base64 32)) or "
+            "give --key-file\n");
   else if (rc == -EINVAL)
     fprintf(stderr, "ra-secrets: the store key is not the base64 of 32 bytes\n");
   else if (rc == -EBUSY)
-    fprintf(stderr, "ra-secrets: %s is open in another process (a running server: stop it, or give "
-                    "the secret with serve --secret)\n", dir);
+    fprintf(stderr,
+            "ra-secrets: %s is open in another process (a running server: stop it, or give "
+            "the secret with serve --secret)\n",
+            dir);
   else if (rc)
     fprintf(stderr, "ra-secrets: cannot open the store in %s: %s\n", dir, ra_strerror(rc));
   return rc;
@@ -275,7 +293,10 @@ static int read_value(const char *v, uint8_t **out, size_t *len) {
       n += r;
       if (n == cap) {
         uint8_t *nb = n > RA_SEALED_MAX_RECORD ? NULL : realloc(b, cap *= 2);
-        if (!nb) { free(b); return -EFBIG; }
+        if (!nb) {
+          free(b);
+          return -EFBIG;
+        }
         b = nb;
       }
     }
@@ -292,7 +313,8 @@ static int read_value(const char *v, uint8_t **out, size_t *len) {
 
 static int put_one(ra_sealed *st, const char *name, const char *value) {
   if (!sec_name_valid(name)) {
-    fprintf(stderr, "ra-secrets: bad secret name '%s': 1..%d of [A-Za-z0-9._-], not starting with '.'\n",
+    fprintf(stderr,
+            "ra-secrets: bad secret name '%s': 1..%d of [A-Za-z0-9._-], not starting with '.'\n",
             name, SEC_MAX_NAME);
     return SEC_EXIT_USAGE;
   }
@@ -320,14 +342,19 @@ int sec_cmd_put(int argc, char **argv) {
   const char *dir = NULL, *key_file = NULL, *name = NULL, *value = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *nx = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--data-dir") && nx) dir = argv[++i];
-    else if (!strcmp(a, "--key-file") && nx) key_file = argv[++i];
+    if (!strcmp(a, "--data-dir") && nx)
+      dir = argv[++i];
+    else if (!strcmp(a, "--key-file") && nx)
+      key_file = argv[++i];
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "usage: ra-secrets put --data-dir DIR [--key-file F] NAME @FILE|-\n");
       return SEC_EXIT_USAGE;
-    } else if (!name) name = a;
-    else if (!value) value = a;
-    else return SEC_EXIT_USAGE;
+    } else if (!name)
+      name = a;
+    else if (!value)
+      value = a;
+    else
+      return SEC_EXIT_USAGE;
   }
   if (!dir || !name || !value) {
     fprintf(stderr, "usage: ra-secrets put --data-dir DIR [--key-file F] NAME @FILE|-\n");
@@ -342,13 +369,15 @@ int sec_cmd_put(int argc, char **argv) {
 }
 
 static void serve_usage(void) {
-  fprintf(stderr,
-          "usage: ra-secrets serve [--listen HOST:PORT]... [--listen-tls HOST:PORT --ra-tls]...\n"
-          "         --data-dir DIR [--key-file F] [--tee sim|tsm|dstack[:SOCK]|auto] [--sim-dir DIR]\n"
-          "         (--client-app-id HEX | --client-mrtd HEX)... [--client-trust-sim DIR] [--root PEM]...\n"
-          "         [--secret NAME=@FILE]... [--challenge-ttl MS] [--quiet]\n"
-          "environment: ENCLAVE_KEY_BASE64 (the store key), RATLS_STRICT (true; false relaxes)\n"
-          "exit: 0 stopped, 1 failure, 2 usage, 3 store key, 4 own attestation unavailable\n");
+  fprintf(
+      stderr,
+      "usage: ra-secrets serve [--listen HOST:PORT]... [--listen-tls HOST:PORT --ra-tls]...\n"
+      "         --data-dir DIR [--key-file F] [--tee sim|tsm|dstack[:SOCK]|auto] [--sim-dir DIR]\n"
+      "         (--client-app-id HEX | --client-mrtd HEX)... [--client-trust-sim DIR] [--root "
+      "PEM]...\n"
+      "         [--secret NAME=@FILE]... [--challenge-ttl MS] [--quiet]\n"
+      "environment: ENCLAVE_KEY_BASE64 (the store key), RATLS_STRICT (true; false relaxes)\n"
+      "exit: 0 stopped, 1 failure, 2 usage, 3 store key, 4 own attestation unavailable\n");
 }
 
 int sec_cmd_serve(int argc, char **argv) {
@@ -369,31 +398,64 @@ int sec_cmd_serve(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool takes = true;
-    if (!strcmp(a, "--ra-tls")) ra_tls = true, takes = false;
-    else if (!strcmp(a, "--quiet")) quiet = true, takes = false;
-    else if (!v) { serve_usage(); return SEC_EXIT_USAGE; }
-    else if (!strcmp(a, "--listen") && nl < MAX_LISTEN) listen[nl++] = v;
-    else if (!strcmp(a, "--listen-tls") && ntl < MAX_LISTEN) listen_tls[ntl++] = v;
-    else if (!strcmp(a, "--data-dir")) dir = v;
-    else if (!strcmp(a, "--key-file")) key_file = v;
-    else if (!strcmp(a, "--tee")) tee = v;
-    else if (!strcmp(a, "--sim-dir")) sim_dir = v;
-    else if (!strcmp(a, "--client-trust-sim")) trust_sim = v;
-    else if (!strcmp(a, "--root") && nr < SEC_MAX_PINS) roots[nr++] = v;
-    else if (!strcmp(a, "--secret") && ns < MAX_SECRETS) secrets[ns++] = v;
+    if (!strcmp(a, "--ra-tls"))
+      ra_tls = true, takes = false;
+    else if (!strcmp(a, "--quiet"))
+      quiet = true, takes = false;
+    else if (!v) {
+      serve_usage();
+      return SEC_EXIT_USAGE;
+    } else if (!strcmp(a, "--listen") && nl < MAX_LISTEN)
+      listen[nl++] = v;
+    else if (!strcmp(a, "--listen-tls") && ntl < MAX_LISTEN)
+      listen_tls[ntl++] = v;
+    else if (!strcmp(a, "--data-dir"))
+      dir = v;
+    else if (!strcmp(a, "--key-file"))
+      key_file = v;
+    else if (!strcmp(a, "--tee"))
+      tee = v;
+    else if (!strcmp(a, "--sim-dir"))
+      sim_dir = v;
+    else if (!strcmp(a, "--client-trust-sim"))
+      trust_sim = v;
+    else if (!strcmp(a, "--root") && nr < SEC_MAX_PINS)
+      roots[nr++] = v;
+    else if (!strcmp(a, "--secret") && ns < MAX_SECRETS)
+      secrets[ns++] = v;
     else if (!strcmp(a, "--challenge-ttl")) {
       char *e;
       ttl = strtoll(v, &e, 10);
-      if (*e || ttl < 1 || ttl > 3600000) { fprintf(stderr, "ra-secrets: --challenge-ttl: 1..3600000 ms\n"); return SEC_EXIT_USAGE; }
+      if (*e || ttl < 1 || ttl > 3600000) {
+        fprintf(stderr, "ra-secrets: --challenge-ttl: 1..3600000 ms\n");
+        return SEC_EXIT_USAGE;
+      }
     } else if (!strcmp(a, "--client-app-id")) {
-      if (sec_policy_add_app_id(&s.pol, v)) { fprintf(stderr, "ra-secrets: --client-app-id: hex of 1..64 bytes (at most %d)\n", SEC_MAX_PINS); return SEC_EXIT_USAGE; }
+      if (sec_policy_add_app_id(&s.pol, v)) {
+        fprintf(stderr, "ra-secrets: --client-app-id: hex of 1..64 bytes (at most %d)\n",
+                SEC_MAX_PINS);
+        return SEC_EXIT_USAGE;
+      }
     } else if (!strcmp(a, "--client-mrtd")) {
-      if (sec_policy_add_mrtd(&s.pol, v)) { fprintf(stderr, "ra-secrets: --client-mrtd: 96 hex digits (at most %d)\n", SEC_MAX_PINS); return SEC_EXIT_USAGE; }
-    } else { serve_usage(); return SEC_EXIT_USAGE; }
+      if (sec_policy_add_mrtd(&s.pol, v)) {
+        fprintf(stderr, "ra-secrets: --client-mrtd: 96 hex digits (at most %d)\n", SEC_MAX_PINS);
+        return SEC_EXIT_USAGE;
+      }
+    } else {
+      serve_usage();
+      return SEC_EXIT_USAGE;
+    }
     if (takes) i++;
   }
-  if (!dir) { fprintf(stderr, "ra-secrets: --data-dir DIR is required\n"); return SEC_EXIT_USAGE; }
-  if (ntl && !ra_tls) { fprintf(stderr, "ra-secrets: --listen-tls needs --ra-tls (the TLS certificate is the server's attested one)\n"); return SEC_EXIT_USAGE; }
+  if (!dir) {
+    fprintf(stderr, "ra-secrets: --data-dir DIR is required\n");
+    return SEC_EXIT_USAGE;
+  }
+  if (ntl && !ra_tls) {
+    fprintf(stderr, "ra-secrets: --listen-tls needs --ra-tls (the TLS certificate is the server's "
+                    "attested one)\n");
+    return SEC_EXIT_USAGE;
+  }
   if (quiet) ra_log_set_level(RA_LOG_WARN);
   s.mark = strict ? "" : "[RATLS_STRICT=false: relaxed mode] ";
   /* fail closed: a strict server that would accept any client is a
@@ -404,10 +466,12 @@ int sec_cmd_serve(int argc, char **argv) {
     return SEC_EXIT_USAGE;
   }
   if (!strict)
-    fprintf(stderr, "ra-secrets: WARNING: RATLS_STRICT=false: RELAXED MODE: %s; debug TDs are "
-                    "accepted. Never in production.\n",
-            s.pol.n_app_id || s.pol.n_mrtd ? "clients are still checked against the pins given"
-                                           : "ANY client with a genuine quote (to a pinned root) gets secrets");
+    fprintf(stderr,
+            "ra-secrets: WARNING: RATLS_STRICT=false: RELAXED MODE: %s; debug TDs are "
+            "accepted. Never in production.\n",
+            s.pol.n_app_id || s.pol.n_mrtd
+                ? "clients are still checked against the pins given"
+                : "ANY client with a genuine quote (to a pinned root) gets secrets");
   int ret = 1;
   ra_verifier *v = NULL;
   if (ra_verifier_new(nr || trust_sim ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) return 1;
@@ -434,26 +498,37 @@ int sec_cmd_serve(int argc, char **argv) {
       ret = SEC_EXIT_USAGE;
       goto out;
     }
-    fprintf(stderr, "ra-secrets: WARNING: clients are trusted on the SIMULATED TEE root %s: their "
-                    "quotes prove nothing about their machines\n", p);
+    fprintf(stderr,
+            "ra-secrets: WARNING: clients are trusted on the SIMULATED TEE root %s: their "
+            "quotes prove nothing about their machines\n",
+            p);
   }
   if (sec_table_init(&s.table, SEC_MAX_CHALLENGES)) goto out;
   s.ttl_ms = (uint64_t)ttl;
-  if (open_store(dir, key_file, &s.store)) { ret = SEC_EXIT_KEY; goto out; }
+  if (open_store(dir, key_file, &s.store)) {
+    ret = SEC_EXIT_KEY;
+    goto out;
+  }
   for (size_t i = 0; i < ns; i++) {
     char nm[SEC_MAX_NAME + 2];
     const char *eq = strchr(secrets[i], '=');
-    if (!eq || (size_t)(eq - secrets[i]) > SEC_MAX_NAME) { fprintf(stderr, "ra-secrets: --secret NAME=@FILE\n"); ret = SEC_EXIT_USAGE; goto out; }
+    if (!eq || (size_t)(eq - secrets[i]) > SEC_MAX_NAME) {
+      fprintf(stderr, "ra-secrets: --secret NAME=@FILE\n");
+      ret = SEC_EXIT_USAGE;
+      goto out;
+    }
     snprintf(nm, sizeof nm, "%.*s", (int)(eq - secrets[i]), secrets[i]);
     if ((ret = put_one(s.store, nm, eq + 1)) != 0) goto out;
     ret = 1;
   }
   if (s.own.simulated)
-    fprintf(stderr, "ra-secrets: WARNING: the server attests itself with the SIMULATED TEE: clients "
-                    "must pin the simulated root (--trust-sim) to accept it; proves nothing\n");
+    fprintf(stderr,
+            "ra-secrets: WARNING: the server attests itself with the SIMULATED TEE: clients "
+            "must pin the simulated root (--trust-sim) to accept it; proves nothing\n");
   ra_info("%sserver key attested by the %s provider%s; challenges live %llu ms; %s", s.mark,
           s.own.provider, s.own.is_dstack ? " (dstack event log in the certificate)" : "",
-          (unsigned long long)s.ttl_ms, strict ? "strict mode" : "RELAXED mode (RATLS_STRICT=false)");
+          (unsigned long long)s.ttl_ms,
+          strict ? "strict mode" : "RELAXED mode (RATLS_STRICT=false)");
   ra_router *router;
   if (ra_router_new(&router)) goto out;
   ra_route(router, "POST", "/v1/secrets/challenge", h_challenge, &s);
@@ -465,8 +540,13 @@ int sec_cmd_serve(int argc, char **argv) {
   if (nl == 0 && ntl == 0) listen[nl++] = "127.0.0.1:3030";
   g_first_listen = nl ? listen[0] : NULL;
   g_first_listen_tls = ntl ? listen_tls[0] : NULL;
-  ra_serve_opts so = {.listen = listen, .n_listen = nl, .listen_tls = ntl ? listen_tls : NULL,
-                      .n_listen_tls = ntl, .tls = ntl ? &to : NULL, .tee = "none", .http = &ho,
+  ra_serve_opts so = {.listen = listen,
+                      .n_listen = nl,
+                      .listen_tls = ntl ? listen_tls : NULL,
+                      .n_listen_tls = ntl,
+                      .tls = ntl ? &to : NULL,
+                      .tee = "none",
+                      .http = &ho,
                       .on_listening = on_listening};
   int rc = ra_serve(router, &so);
   ra_router_free(router);

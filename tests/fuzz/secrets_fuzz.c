@@ -33,7 +33,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   if (sodium_init() < 0 || ra_verifier_new(0, &v)) abort();
   /* the seeds' simulated root: their quotes verify, and the checks after
    * the chain run (the app-id pin below is not the seeds' c1c1..) */
-  if (ra_verifier_add_root(v, (const uint8_t *)secrets_fuzz_root, strlen(secrets_fuzz_root)) <= 0) abort();
+  if (ra_verifier_add_root(v, (const uint8_t *)secrets_fuzz_root, strlen(secrets_fuzz_root)) <= 0)
+    abort();
   pol.v = v;
   pol.strict = true;
   if (sec_policy_add_app_id(&pol, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee")) abort();
@@ -52,8 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     sec_reason rc = sec_parse_challenge_req(body, len, &r, err, sizeof err);
     if (rc == SEC_OK) {
       if (!sec_client_id_valid(r.client_id) || !r.has_attestation) abort();
-      sec_evidence ev = {.cert = r.cert, .quote = r.quote, .quote_len = r.quote_len, .key = r.key,
-                         .key_len = r.key_len, .event_log = r.event_log};
+      sec_evidence ev = {.cert = r.cert,
+                         .quote = r.quote,
+                         .quote_len = r.quote_len,
+                         .key = r.key,
+                         .key_len = r.key_len,
+                         .event_log = r.event_log};
       sec_peer peer;
       if (sec_attest_verify(&pol, &ev, &peer, err, sizeof err) == SEC_OK) abort();
     }

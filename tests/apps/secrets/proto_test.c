@@ -86,9 +86,10 @@ static void parse_challenge(void **st) {
   assert_string_equal(r.cert, "PEM");
   assert_string_equal(r.client_id, "a");
   sec_challenge_req_clear(&r);
-  assert_int_equal(PARSE_C("{\"client_id\":\"a\",\"attestation\":{\"quote\":\"AAEC\",\"key\":\"AwQF\","
-                           "\"event_log\":\"[]\"}}"),
-                   SEC_OK);
+  assert_int_equal(
+      PARSE_C("{\"client_id\":\"a\",\"attestation\":{\"quote\":\"AAEC\",\"key\":\"AwQF\","
+              "\"event_log\":\"[]\"}}"),
+      SEC_OK);
   assert_int_equal(r.quote_len, 3);
   assert_int_equal(r.key[2], 5);
   assert_string_equal(r.event_log, "[]");
@@ -119,33 +120,40 @@ static void parse_fetch(void **st) {
   (void)st;
   sec_fetch_req f;
   char err[256];
-  assert_int_equal(PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"db.v1\","
-                           "\"signature\":\"AAEC\"}"),
-                   SEC_OK);
+  assert_int_equal(
+      PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"db.v1\","
+              "\"signature\":\"AAEC\"}"),
+      SEC_OK);
   assert_int_equal(f.id[15], 0xff);
   assert_string_equal(f.name, "db.v1");
   assert_int_equal(f.sig_len, 3);
   sec_fetch_req_clear(&f);
-  assert_int_equal(PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"../x\","
-                           "\"signature\":\"AAEC\"}"),
-                   SEC_BAD_NAME);
-  assert_int_equal(PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\".hidden\","
-                           "\"signature\":\"AAEC\"}"),
-                   SEC_BAD_NAME);
-  assert_int_equal(PARSE_F("{\"challenge_id\":\"0011\",\"name\":\"x\",\"signature\":\"AAEC\"}"), SEC_BAD_REQUEST);
+  assert_int_equal(
+      PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"../x\","
+              "\"signature\":\"AAEC\"}"),
+      SEC_BAD_NAME);
+  assert_int_equal(
+      PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\".hidden\","
+              "\"signature\":\"AAEC\"}"),
+      SEC_BAD_NAME);
+  assert_int_equal(PARSE_F("{\"challenge_id\":\"0011\",\"name\":\"x\",\"signature\":\"AAEC\"}"),
+                   SEC_BAD_REQUEST);
   assert_int_equal(PARSE_F("{\"challenge_id\":\"zz112233445566778899aabbccddeeff\",\"name\":\"x\","
                            "\"signature\":\"AAEC\"}"),
                    SEC_BAD_REQUEST);
-  assert_int_equal(PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"x\"}"),
-                   SEC_BAD_REQUEST);
-  assert_int_not_equal(PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"x\\u0000y\","
-                               "\"signature\":\"AAEC\"}"),
-                       SEC_OK);
+  assert_int_equal(
+      PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"x\"}"),
+      SEC_BAD_REQUEST);
+  assert_int_not_equal(
+      PARSE_F("{\"challenge_id\":\"00112233445566778899aabbccddeeff\",\"name\":\"x\\u0000y\","
+              "\"signature\":\"AAEC\"}"),
+      SEC_OK);
 }
 
 static void reason_names(void **st) {
   (void)st;
-  for (int i = 0; i < SEC__COUNT; i++) assert_int_equal(sec_reason_from_name(sec_reason_name(i)), i);
+  for (int i = 0; i < SEC__COUNT; i++)
+    assert_int_equal(sec_reason_from_name(sec_reason_name(i)), i);
   assert_int_equal(sec_reason_status(SEC_CHALLENGE_USED), 403);
   assert_int_equal(sec_reason_status(SEC_NOT_FOUND), 404);
   assert_int_equal(sec_reason_status(SEC_TOO_MANY), 503);
@@ -236,8 +244,9 @@ static void seal_sign(void **st) {
 int main(void) {
   if (sodium_init() < 0) return 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(table_lifecycle), cmocka_unit_test(table_full), cmocka_unit_test(parse_challenge),
-      cmocka_unit_test(parse_fetch),     cmocka_unit_test(reason_names),    cmocka_unit_test(transcripts),
+      cmocka_unit_test(table_lifecycle), cmocka_unit_test(table_full),
+      cmocka_unit_test(parse_challenge), cmocka_unit_test(parse_fetch),
+      cmocka_unit_test(reason_names),    cmocka_unit_test(transcripts),
       cmocka_unit_test(seal_sign),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
