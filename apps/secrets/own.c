@@ -72,7 +72,9 @@ int sec_own_make(const char *spec, const char *sim_dir, bool want_cert, const ch
   out->is_dstack = sock != NULL;
   if (want_cert) {
     if (sock && !(out->event_log = dstack_event_log(sock, err, errlen))) goto fail;
-    ra_ratls_cert_opts ro = {.common_name = common_name};
+    /* a year: the server makes its key once, at start-up (the agent is
+     * not asked from the loop); restart it to renew */
+    ra_ratls_cert_opts ro = {.common_name = common_name, .validity_days = 365};
     if (out->event_log) {
       ro.event_log = (const uint8_t *)out->event_log;
       ro.event_log_len = strlen(out->event_log);
