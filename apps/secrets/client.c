@@ -156,7 +156,8 @@ static void fetch_usage(void) {
           "         [--client-sim-dir DIR] [--client-id ID]\n"
           "         (--expect-server-app-id HEX | --expect-server-mrtd HEX)... [--trust-sim DIR] "
           "[--root PEM]...\n"
-          "         [-o FILE] [--dump-fetch FILE] [--delay-fetch MS] [--sign-with-other-key] NAME\n"
+          "         [-o FILE] [--dump-challenge FILE] [--dump-fetch FILE] [--delay-fetch MS] "
+          "[--sign-with-other-key] NAME\n"
           "environment: RATLS_STRICT (true; false: no server pins needed, said loudly)\n"
           "exit: 0 secret released, 1 other failure, 2 usage, 3 own attestation unavailable,\n"
           "      4 connection/HTTP/malformed answer, 5 server attestation refused,\n"
@@ -166,6 +167,7 @@ static void fetch_usage(void) {
 int sec_cmd_fetch(int argc, char **argv) {
   const char *server = NULL, *tee = NULL, *sim_dir = NULL, *client_id = "ra-secrets-client";
   const char *trust_sim = NULL, *roots[SEC_MAX_PINS], *outpath = NULL, *dump = NULL, *name = NULL;
+  const char *dump_ch = NULL;
   size_t nr = 0;
   long delay_ms = 0;
   bool other_key = false;
@@ -212,6 +214,8 @@ int sec_cmd_fetch(int argc, char **argv) {
       outpath = v;
     else if (!strcmp(a, "--dump-fetch"))
       dump = v;
+    else if (!strcmp(a, "--dump-challenge"))
+      dump_ch = v;
     else if (!strcmp(a, "--delay-fetch"))
       delay_ms = atol(v);
     else if (!strcmp(a, "--expect-server-app-id")) {
@@ -311,6 +315,14 @@ int sec_cmd_fetch(int argc, char **argv) {
     free(kb);
   }
   reqs = json_dumps(req, JSON_COMPACT);
+  /* tests: what went on the wire, to replay or alter it */
+  if (reqs && dump_ch) {
+    FILE *f = fopen(dump_ch, "w");
+    if (f) {
+      fputs(reqs, f);
+      fclose(f);
+    }
+  }
   if (!reqs || ra_loop_new(&loop)) goto out;
   if (https) {
     ra_tls_client_opts to = {.verify = leaf_cb, .verify_cb_only = true};

@@ -7,7 +7,9 @@
 # certificates both ways, over HTTP and HTTPS with the attested certificate;
 # a sim quote bundle pinned by MRTD); refusals with their reasons and exit
 # codes: missing client attestation (client and curl), wrong app id, no app
-# id, wrong measurement, a replayed challenge (the recorded fetch replayed
+# id, wrong measurement, an altered bundle (event log that does not replay,
+# a key the quote does not bind), the client's own attestation unavailable
+# (agent 500 / missing), a replayed challenge (the recorded fetch replayed
 # with curl), an expired challenge, a response signed by another key, a
 # server whose attestation does not match the pinned app id / MRTD (the
 # client refuses before asking for anything), unknown secret, garbage; in
@@ -148,6 +150,27 @@ logs replay "was already used (challenges are single-use)"
 run other-key 7 --server "$URL" "${DC[@]}" "${PIN[@]}" --sign-with-other-key db-password
 says other-key "bad_signature"
 no_secret "other-key" "$tmp/other-key.out" "$tmp/other-key.err"
+
+# an altered bundle (recorded from a sim client): an event log that does
+# not replay to the quote, and another key than the one the quote binds
+run record-bundle 6 --server "$URL" --client-tee sim --client-sim-dir "$SIM" "${PIN[@]}" \
+  --dump-challenge "$tmp/bundle.json" db-password
+python3 - "$tmp/bundle.json" "$tmp" <<'PY'
+import json, sys, base64
+d = json.load(open(sys.argv[1]))
+a = dict(d["attestation"]); a["event_log"] = "[]"
+json.dump({"client_id": "x", "attestation": a}, open(sys.argv[2] + "/evlog.json", "w"))
+a = dict(d["attestation"]); k = bytearray(base64.b64decode(a["key"])); k[-1] ^= 1
+a["key"] = base64.b64encode(bytes(k)).decode()
+json.dump({"client_id": "x", "attestation": a}, open(sys.argv[2] + "/otherkey.json", "w"))
+PY
+for c in evlog:event_log_mismatch otherkey:key_not_bound; do
+  f=${c%%:*} want=${c#*:}
+  code=$(curl -s -o "$tmp/$f.ans" -w '%{http_code}' --data-binary @"$tmp/$f.json" "$URL/v1/secrets/challenge")
+  [ "$code" = 403 ] && grep -q "\"error\":\"$want\"" "$tmp/$f.ans" && ok "altered bundle ($f): 403 $want" \
+    || { bad "altered bundle ($f): $code"; show "$tmp/$f.ans"; }
+  no_secret "altered bundle ($f)" "$tmp/$f.ans"
+done
 
 # a server that is not the one pinned: refused before anything is asked
 before=$(grep -c "POST /v1/secrets/fetch" "$srv_out.err")
