@@ -5,6 +5,7 @@
  *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
+ *            [--workers N|auto] [--metrics] [--access-log text|json]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
@@ -28,9 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "raloop.h"
 #include "raloop/attest/quote/ratls.h"
+#include "raloop/serve/metrics.h"
+#include "raloop/serve/workers.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/ws_routes.h"
 
@@ -165,9 +169,48 @@ static void h_stream(ra_req *req, ra_res *res, void *ud) {
 
 /* ---- main --------------------------------------------------------------------- */
 
+/* ---- workers, metrics, JSON access log (serve/workers.h, serve/metrics.h) ---- */
+
+static unsigned n_workers = 1; /* --workers: 1 is a single process, no supervisor */
+static ra_worker_info worker;
+static ra_metrics *metrics;    /* --metrics */
+static bool log_json, log_text = true;
+
+/* Labels of ra_metrics: the routes ra-hello serves (anything else: "other") */
+static void metrics_routes(void) {
+  static const char *const r[][2] = {{"GET", "/hello"},  {"POST", "/echo"},   {"GET", "/delay"},
+                                     {"GET", "/stream"}, {"GET", "/private"}, {"GET", "/whoami"},
+                                     {"GET", "/metrics"}};
+  for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) ra_metrics_add_route(metrics, r[i][0], r[i][1]);
+}
+
+/* One whole line per write(): lines from several workers never interleave */
+static void log_json_line(const ra_req *req, int status, uint64_t us, bool tunnel) {
+  char line[4096];
+  size_t n = ra_access_log_json(line, sizeof line, req, status, us, tunnel,
+                                n_workers > 1 ? (int)worker.index : -1);
+  if (write(STDOUT_FILENO, line, n) < 0) { /* nowhere to report it */ }
+}
+
+static void on_workers_exit(unsigned slot, void *ud) { if (metrics) ra_metrics_retire(metrics, slot); }
+static void print_listening(const char *scheme, const char *addr, unsigned port);
+static const char *sup_listen, *sup_listen_tls; /* with their real ports (reserved) */
+static void on_workers_ready(void *ud) {
+  const char *l[2] = {sup_listen, sup_listen_tls}, *scheme[2] = {"http", "https"};
+  for (int i = 0; i < 2; i++)
+    if (l[i]) print_listening(scheme[i], l[i], (unsigned)strtoul(strrchr(l[i], ':') + 1, NULL, 10));
+}
+
+static void on_usr1(ra_loop *loop, int signo, void *ud) {
+  ra_info("SIGUSR1: noted (key rotation is not implemented yet)");
+}
+
 /* One line per request; ud names the transport when it is not plain HTTP
  * (the attested tunnel passes "tunnel"). */
 static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  if (metrics) ra_metrics_request(metrics, req, status, us, ud != NULL);
+  if (log_json) log_json_line(req, status, us, ud != NULL);
+  if (!log_text) return;
   ra_str m = ra_req_method(req), t = ra_req_target(req);
   ra_info("%.*s %.*s %d %lluus%s%s%s", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr,
           status, (unsigned long long)us, ud ? " (" : "", ud ? (const char *)ud : "", ud ? ")" : "");
@@ -208,6 +251,7 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
   if (stopping) return;
   stopping = true;
+  if (metrics) ra_metrics_detach(metrics); /* before the tunnel server goes */
   ra_info("signal %d: stopping (in-flight requests finish, 10 s at most)", signo);
   stop_parts = tunnel ? 2 : 1;
   /* tunnelled requests in flight are answered too, within the same deadline */
@@ -290,11 +334,13 @@ static void usage(void) {
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
                   "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
-                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n");
+                  "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n"
+                  "                [--workers N|auto] [--metrics] [--access-log text|json]\n");
 }
 
 /* Prints the real port (":0" picks one) for scripts. */
 static void print_listening(const char *scheme, const char *addr, unsigned port) {
+  if (ra_workers_in_worker()) return; /* the supervisor prints, once */
   char host[256];
   const char *colon = strrchr(addr, ':');
   size_t hl = colon ? (size_t)(colon - addr) : 0;
@@ -350,6 +396,23 @@ int main(int argc, char **argv) {
       ra_tls = true;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
+    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      long n = strcmp(v, "auto") == 0 ? (long)ra_workers_auto() : strtol(v, NULL, 10);
+      if (n < 1 || n > 1024) {
+        usage();
+        return 2;
+      }
+      n_workers = (unsigned)n;
+    } else if (strcmp(argv[i], "--metrics") == 0) {
+      if (!metrics && ra_metrics_new(1, &metrics) != 0) return 1; /* sized below */
+    } else if (strcmp(argv[i], "--access-log") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+        usage();
+        return 2;
+      }
+      log_json = strcmp(v, "json") == 0;
     } else if (strcmp(argv[i], "--quiet") == 0) {
       quiet = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -382,6 +445,37 @@ int main(int argc, char **argv) {
   if (!listen && !listen_tls) listen = "127.0.0.1:3000";
   signal(SIGPIPE, SIG_IGN);
   if (quiet) ra_log_set_level(RA_LOG_WARN);
+  log_text = !quiet && !log_json;
+  /* --workers N: from here on, this runs in each worker (workers.h); the
+   * supervisor returns from ra_workers_start when it is stopped. Ports 0
+   * are reserved first so that every worker binds the same one. */
+  static char listen_buf[300], listen_tls_buf[300];
+  if (n_workers > 1) {
+    if ((listen && ra_workers_reserve_port(listen, listen_buf, sizeof listen_buf) != 0) ||
+        (listen_tls && ra_workers_reserve_port(listen_tls, listen_tls_buf, sizeof listen_tls_buf) != 0)) {
+      fprintf(stderr, "ra-hello: cannot reserve the port for the workers\n");
+      return 1;
+    }
+    if (listen) listen = listen_buf;
+    if (listen_tls) listen_tls = listen_tls_buf;
+    if (metrics) { /* one shared block for every worker */
+      ra_metrics_free(metrics);
+      if (ra_metrics_new(ra_workers_slots(n_workers), &metrics) != 0) return 1;
+    }
+    ra_workers_opts wo = {.workers = n_workers, .shutdown_timeout_ms = 10000,
+                          .on_exit = on_workers_exit, .on_ready = on_workers_ready};
+    sup_listen = listen;
+    sup_listen_tls = listen_tls;
+    int wr = ra_workers_start(&wo, &worker);
+    if (wr < 0) return 1;
+    if (wr == 0) { /* the supervisor, stopped */
+      ra_metrics_free(metrics);
+      ra_quote_provider_free(ratls_prov);
+      return worker.exit_code;
+    }
+    if (metrics) ra_metrics_use_slot(metrics, worker.slot, worker.index);
+  }
+  if (metrics) metrics_routes();
   /* Certificates first: a bad key is a start-up error before anything runs. */
   ra_tls_ctx *tls = NULL;
   if (listen_tls) {
@@ -404,14 +498,16 @@ int main(int argc, char **argv) {
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
+  if (metrics) ra_route(router, "GET", "/metrics", ra_metrics_handler, metrics);
+  bool logging = log_text || log_json || metrics;
   if (!no_tunnel &&
-      hello_tunnel_start(loop, router, tee, sim_dir, quiet ? NULL : access_log, &tunnel) != 0)
+      hello_tunnel_start(loop, router, tee, sim_dir, logging ? access_log : NULL, &tunnel) != 0)
     return 1;
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";
   opts.limits.header_timeout_ms = (uint64_t)header_timeout;
-  if (!quiet) opts.access_log = access_log;
+  if (logging) opts.access_log = access_log;
   ra_http_server *srv;
   ra_http_server_new(loop, router, &opts, &srv);
   if (!srv || hello_ws_routes(router, srv) != 0) {
@@ -420,7 +516,8 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   if (listen) {
-    rc = ra_http_server_listen(srv, listen, NULL);
+    ra_listen_opts lo = {.reuseport = n_workers > 1}; /* workers: one accept queue each */
+    rc = ra_http_server_listen(srv, listen, &lo);
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
       return 1;
@@ -428,7 +525,8 @@ int main(int argc, char **argv) {
     print_listening("http", listen, ra_http_server_port(srv));
   }
   if (listen_tls) {
-    rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
+    ra_listen_opts lo = {.reuseport = n_workers > 1};
+    rc = ra_http_server_listen_tls(srv, listen_tls, &lo, tls);
     tls_cur = tls;
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
@@ -446,7 +544,11 @@ int main(int argc, char **argv) {
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
+  if (n_workers > 1) ra_loop_on_signal(loop, SIGUSR1, on_usr1, NULL);
+  if (metrics) ra_metrics_attach(metrics, loop, srv, tunnel);
+  ra_workers_ready(); /* listening: a replacement may take over (no-op without workers) */
   rc = ra_loop_run(loop);
+  ra_metrics_free(metrics);
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
