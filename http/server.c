@@ -321,6 +321,8 @@ static void close_listeners(ra_http_server *srv) {
   srv->nlisteners = 0;
 }
 
+void ra_http_server_close_listeners(ra_http_server *srv) { close_listeners(srv); }
+
 void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms, ra_http_shutdown_cb done, void *ud) {
   if (srv->shutting_down) return;
   srv->shutting_down = true;

@@ -126,6 +126,12 @@ RA_API void ra_http_server_stats(const ra_http_server *srv, ra_http_server_stats
 RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);
 RA_API ra_router *ra_http_server_router(const ra_http_server *srv);
 
+/* Stops accepting: closes the listeners now; connections go on. A worker
+ * handing over (serve/workers.h) calls it a moment before its graceful
+ * shutdown, so that connections it has just accepted deliver their request
+ * (the shutdown closes idle ones) while the socket, shared with its
+ * replacement, keeps its queue. */
+RA_API void ra_http_server_close_listeners(ra_http_server *srv);
 /* Graceful stop: closes the listeners, closes idle keep-alive connections,
  * lets in-flight responses finish (Connection: close), tells upgraded
  * connections to stop (ra_conn_slot_watch: WebSockets close with 1001),

@@ -14,8 +14,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define NSTATUS 26
-static const int status_codes[NSTATUS - 1] = {200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403,
+#define NSTATUS 27
+static const int status_codes[NSTATUS - 1] = {101, 200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403,
                                               404, 405, 408, 409, 413, 414, 429, 431, 500, 501, 502, 503};
 /* seconds: the usual Prometheus client defaults, finer at the low end */
 #define NBUCKETS 14

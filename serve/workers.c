@@ -5,6 +5,7 @@
 #include "raloop/serve/workers.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -45,8 +46,11 @@ typedef struct slot_state {
 
 static bool in_worker;
 static int ready_wfd = -1;
-static int reserved_fds[16];
-static size_t n_reserved;
+/* the listening sockets: socks[a * nidx + i] for address a, worker index i */
+static int *socks;
+static size_t n_addr, n_idx;
+static uint16_t *ports;
+static char (*addr_fd)[24]; /* the worker's "fd:K" per address */
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -72,19 +76,29 @@ void ra_workers_ready(void) {
   ready_wfd = -1;
 }
 
-int ra_workers_reserve_port(const char *addr, char *out, size_t outlen) {
-  size_t len = strlen(addr);
+const char *ra_workers_listen_addr(size_t i) {
+  return in_worker && i < n_addr ? addr_fd[i] : NULL;
+}
+
+uint16_t ra_workers_port(size_t i) { return i < n_addr ? ports[i] : 0; }
+
+static void close_socks(void) {
+  for (size_t i = 0; socks && i < n_addr * n_idx; i++)
+    if (socks[i] >= 0) close(socks[i]);
+  free(socks);
+  free(ports);
+  free(addr_fd);
+  socks = NULL;
+  ports = NULL;
+  addr_fd = NULL;
+}
+
+/* One SO_REUSEPORT listening socket on addr; *port: 0 to pick one (set to
+ * the real one). Returns the fd or a negative errno. */
+static int open_one(const char *addr, uint16_t *port, int backlog) {
   const char *colon = strrchr(addr, ':');
-  bool zero = colon && strcmp(colon + 1, "0") == 0 && strncmp(addr, "unix:", 5) != 0 &&
-              strncmp(addr, "vsock:", 6) != 0;
-  if (!zero) {
-    if (len >= outlen) return -ENOSPC;
-    memcpy(out, addr, len + 1);
-    return 0;
-  }
-  if (n_reserved == sizeof reserved_fds / sizeof reserved_fds[0]) return -ENOSPC;
-  /* the host part, without brackets */
-  char host[256];
+  if (!colon || strncmp(addr, "unix:", 5) == 0 || strncmp(addr, "vsock:", 6) == 0) return -EINVAL;
+  char host[256], portstr[8];
   size_t hl = (size_t)(colon - addr);
   const char *h = addr;
   if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
@@ -94,55 +108,80 @@ int ra_workers_reserve_port(const char *addr, char *out, size_t outlen) {
   if (hl >= sizeof host) return -EINVAL;
   memcpy(host, h, hl);
   host[hl] = '\0';
-  struct sockaddr_storage ss = {0};
-  socklen_t sl;
-  struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-  if (hl == 0) { /* all interfaces, as ra_listen: dual-stack */
-    in6->sin6_family = AF_INET6;
-    in6->sin6_addr = in6addr_any;
-    sl = sizeof *in6;
-  } else if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    sl = sizeof *in4;
-  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    sl = sizeof *in6;
-  } else {
-    return -EINVAL; /* a name: give the workers a literal address or a port */
+  char *end;
+  unsigned long want = strtoul(colon + 1, &end, 10);
+  if (end == colon + 1 || *end || want > 65535) return -EINVAL;
+  snprintf(portstr, sizeof portstr, "%u", *port ? *port : (unsigned)want);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
+  hints.ai_family = hl ? AF_UNSPEC : AF_INET6; /* all interfaces: dual-stack, as ra_listen */
+  int g = getaddrinfo(hl ? host : NULL, portstr, &hints, &ai);
+  if (g != 0 && !hl) {
+    hints.ai_family = AF_INET;
+    g = getaddrinfo(NULL, portstr, &hints, &ai);
   }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 && hl == 0 && errno == EAFNOSUPPORT) {
-    memset(&ss, 0, sizeof ss);
-    in4->sin_family = AF_INET;
-    sl = sizeof *in4;
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (g != 0) return -EADDRNOTAVAIL;
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int rc = fd < 0 ? -errno : 0, one = 1;
+  if (rc == 0) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6) {
+      int off = 0;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, backlog) < 0)
+      rc = -errno;
   }
-  if (fd < 0) return -errno;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-      bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-    int e = -errno;
-    close(fd);
-    return e;
-  }
+  freeaddrinfo(ai);
   struct sockaddr_storage b;
   socklen_t bl = sizeof b;
-  if (getsockname(fd, (struct sockaddr *)&b, &bl) < 0) {
-    int e = -errno;
-    close(fd);
-    return e;
+  if (rc == 0 && getsockname(fd, (struct sockaddr *)&b, &bl) < 0) rc = -errno;
+  if (rc) {
+    if (fd >= 0) close(fd);
+    return rc;
   }
-  unsigned port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
-                                               : ((struct sockaddr_in6 *)&b)->sin6_port);
-  int n = snprintf(out, outlen, "%.*s:%u", (int)(colon - addr), addr, port);
-  if (n < 0 || (size_t)n >= outlen) {
-    close(fd);
-    return -ENOSPC;
+  *port = ntohs(b.ss_family == AF_INET ? ((struct sockaddr_in *)&b)->sin_port
+                                       : ((struct sockaddr_in6 *)&b)->sin6_port);
+  return fd;
+}
+
+static int open_socks(const ra_workers_opts *o, unsigned n) {
+  n_addr = o->n_listen;
+  n_idx = n;
+  socks = malloc((n_addr * n_idx + 1) * sizeof *socks);
+  ports = calloc(n_addr + 1, sizeof *ports);
+  addr_fd = calloc(n_addr + 1, sizeof *addr_fd);
+  if (!socks || !ports || !addr_fd) {
+    close_socks();
+    return -ENOMEM;
   }
-  reserved_fds[n_reserved++] = fd;
+  for (size_t i = 0; i < n_addr * n_idx; i++) socks[i] = -1;
+  for (size_t a = 0; a < n_addr; a++)
+    for (size_t i = 0; i < n_idx; i++) {
+      int fd = open_one(o->listen[a], &ports[a], o->backlog > 0 ? o->backlog : 1024);
+      if (fd < 0) {
+        ra_error("workers: cannot listen on %s: %s", o->listen[a], strerror(-fd));
+        close_socks();
+        return fd;
+      }
+      socks[a * n_idx + i] = fd;
+    }
   return 0;
+}
+
+/* In a new worker: keep only its own sockets. */
+static void keep_socks(unsigned index) {
+  for (size_t a = 0; a < n_addr; a++)
+    for (size_t i = 0; i < n_idx; i++) {
+      int *fd = &socks[a * n_idx + i];
+      if (i == index) {
+        snprintf(addr_fd[a], sizeof addr_fd[a], "fd:%d", *fd);
+        *fd = -1; /* ra_listen owns it now */
+      } else {
+        close(*fd);
+        *fd = -1;
+      }
+    }
 }
 
 /* ---- supervisor ---------------------------------------------------------------- */
@@ -197,8 +236,7 @@ static int spawn(sup *s, unsigned index, unsigned gen, ra_worker_info *info) {
     close(s->sfd);
     for (unsigned i = 0; i < s->nslots; i++)
       if (s->procs[i].state != P_FREE && s->procs[i].ready_fd >= 0) close(s->procs[i].ready_fd);
-    for (size_t i = 0; i < n_reserved; i++) close(reserved_fds[i]);
-    n_reserved = 0;
+    keep_socks(index);
     in_worker = true;
     ready_wfd = p[1];
     info->index = index;
@@ -427,6 +465,12 @@ int ra_workers_start(const ra_workers_opts *opts, ra_worker_info *info) {
     return -ENOMEM;
   }
   for (unsigned i = 0; i < s.nslots; i++) s.procs[i].ready_fd = -1;
+  int orc = open_socks(&s.o, s.n);
+  if (orc) {
+    free(s.procs);
+    free(s.idx);
+    return orc;
+  }
   for (unsigned i = 0; i < s.n; i++) s.idx[i].backoff_ms = BACKOFF_MIN_MS;
   sigset_t set;
   sigemptyset(&set);
@@ -443,6 +487,7 @@ int ra_workers_start(const ra_workers_opts *opts, ra_worker_info *info) {
     ra_error("workers: cannot start: %s", strerror(-rc));
     if (live(&s) == 0) {
       if (s.sfd >= 0) close(s.sfd);
+      close_socks();
       sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
       free(s.procs);
       free(s.idx);
@@ -482,8 +527,7 @@ int ra_workers_start(const ra_workers_opts *opts, ra_worker_info *info) {
     if (on_timers(&s, info) == 1) return 1;
   }
   close(s.sfd);
-  for (size_t i = 0; i < n_reserved; i++) close(reserved_fds[i]);
-  n_reserved = 0;
+  close_socks();
   sigprocmask(SIG_SETMASK, &s.old_mask, NULL);
   free(s.procs);
   free(s.idx);

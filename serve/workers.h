@@ -11,11 +11,20 @@
  *
  * Fork-like on purpose: the worker goes on from where ra_workers_start was
  * called, so an existing main() gains workers with one hunk, and the
- * supervisor holds nothing a worker needs (no loop, no sockets but the port
- * reservations below). Each worker opens its own listening sockets with
- * SO_REUSEPORT: the kernel spreads connections over per-worker accept
- * queues, and each worker makes its own tunnel key and quote (a tunnel is
- * one connection, so it stays on the worker that accepted it).
+ * supervisor holds nothing a worker needs but the listening sockets.
+ *
+ * Sockets: for each address in opts.listen the supervisor opens, before
+ * forking, one SO_REUSEPORT listening socket per worker index (port 0: the
+ * first picks the port, the others bind it), so the kernel spreads
+ * connections over N accept queues. Worker i adopts socket i
+ * (ra_workers_listen_addr gives "fd:K" for ra_listen), and so does every
+ * process that later replaces worker i: the socket and the connections
+ * queued on it outlive a crash or a SIGHUP replacement, instead of being
+ * reset with the worker's own socket (what the kernel does to a closing
+ * SO_REUSEPORT listener's queue unless net.ipv4.tcp_migrate_req is set).
+ * The price: while worker i is down (its restart back-off), connections the
+ * kernel hashes to socket i wait for it. Each worker makes its own tunnel
+ * key and quote (a tunnel is one connection, so it stays on one worker).
  *
  * Supervisor, signals:
  *  - a worker that exits (a crash, a signal, any exit) without being asked
@@ -26,7 +35,10 @@
  *    SIGTERM (they drain: stop accepting, finish in-flight requests, close
  *    WebSockets and tunnels with 1001, exit). A new worker that exits before
  *    it is ready (a bad certificate...) cancels the replacement: the failure
- *    is logged and the current workers stay;
+ *    is logged and the current workers stay. A draining worker should close
+ *    its listeners first (ra_http_server_close_listeners) and shut down a
+ *    moment later (ra-hello: 100 ms), so that connections it had just
+ *    accepted still get their answer;
  *  - SIGTERM/SIGINT: SIGTERM to every worker; those still there after
  *    shutdown_timeout_ms (+1 s) get SIGKILL; then ra_workers_start returns
  *    0 with exit_code 0;
@@ -34,11 +46,6 @@
  * Workers get PR_SET_PDEATHSIG(SIGTERM): a supervisor killed with SIGKILL
  * does not leave them behind.
  *
- * Draining with SO_REUSEPORT: connections the kernel had already queued on
- * a draining worker's socket when it closes are reset (the kernel does not
- * move them to the group's other sockets unless net.ipv4.tcp_migrate_req
- * is 1, which we recommend; see README "Workers"). A new generation is
- * listening before the old one closes, so only that instant is exposed.
  */
 #ifndef RA_SERVE_WORKERS_H
 #define RA_SERVE_WORKERS_H
@@ -53,6 +60,11 @@ typedef struct ra_workers_opts {
   unsigned workers;              /* 0: one per online core */
   uint64_t shutdown_timeout_ms;  /* [10 s] a draining worker's deadline, then SIGKILL */
   uint64_t ready_timeout_ms;     /* [60 s] a new worker must be ready within it */
+  /* TCP addresses to listen on ("HOST:PORT", "[V6]:PORT", ":PORT"; IP
+   * literals or names), n_listen of them: see "Sockets" above. */
+  const char *const *listen;
+  size_t n_listen;
+  int backlog;                   /* [1024] per socket */
   /* Supervisor side, all optional. on_ready: once, when the first
    * generation is all ready (e.g. print the port). on_exit: after each
    * worker process is reaped, with the slot it had (see ra_worker_info). */
@@ -86,12 +98,10 @@ RA_API unsigned ra_workers_auto(void);
 /* Slots for n workers (4 n: a generation, the next, and room for the ones
  * draining). */
 RA_API unsigned ra_workers_slots(unsigned n);
-/* Port 0 with workers: every worker must bind the same port. Binds a
- * SO_REUSEPORT socket (not listening: it takes no connections) to addr
- * ("HOST:0", "[V6]:0", ":0") in the calling process and keeps it open, so
- * the port stays reserved while workers come and go; writes addr with the
- * real port to out. An addr whose port is not 0, or not TCP, is copied
- * as is. Returns 0, -ENOSPC (out too small), or the errno of socket/bind. */
-RA_API int ra_workers_reserve_port(const char *addr, char *out, size_t outlen);
+/* In a worker: "fd:K", its socket for opts.listen[i], for ra_listen /
+ * ra_http_server_listen (NULL elsewhere or out of range). */
+RA_API const char *ra_workers_listen_addr(size_t i);
+/* The port of opts.listen[i] (0 before ra_workers_start or out of range). */
+RA_API uint16_t ra_workers_port(size_t i);
 
 #endif

@@ -194,11 +194,10 @@ static void log_json_line(const ra_req *req, int status, uint64_t us, bool tunne
 
 static void on_workers_exit(unsigned slot, void *ud) { if (metrics) ra_metrics_retire(metrics, slot); }
 static void print_listening(const char *scheme, const char *addr, unsigned port);
-static const char *sup_listen, *sup_listen_tls; /* with their real ports (reserved) */
+static const char *sup_listen, *sup_listen_tls;
 static void on_workers_ready(void *ud) {
-  const char *l[2] = {sup_listen, sup_listen_tls}, *scheme[2] = {"http", "https"};
-  for (int i = 0; i < 2; i++)
-    if (l[i]) print_listening(scheme[i], l[i], (unsigned)strtoul(strrchr(l[i], ':') + 1, NULL, 10));
+  if (sup_listen) print_listening("http", sup_listen, ra_workers_port(0));
+  if (sup_listen_tls) print_listening("https", sup_listen_tls, ra_workers_port(sup_listen ? 1 : 0));
 }
 
 static void on_usr1(ra_loop *loop, int signo, void *ud) {
@@ -247,8 +246,22 @@ static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) {
   stop_part_done(ud);
 }
 
+static ra_timer handover;
+static bool handing_over;
+static void on_handover(ra_timer *t, void *ud);
+
 static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
+  if (ra_workers_in_worker() && !handing_over && !stopping) {
+    handing_over = true;
+    /* a worker draining: stop accepting now (the socket stays with the
+     * replacement), and let what was just accepted send its request
+     * before the shutdown closes idle connections */
+    ra_http_server_close_listeners(srv);
+    ra_timer_init(loop, &handover, on_handover, srv);
+    ra_timer_start(&handover, 100, 0);
+    return;
+  }
   if (stopping) return;
   stopping = true;
   if (metrics) ra_metrics_detach(metrics); /* before the tunnel server goes */
@@ -258,6 +271,8 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   if (tunnel) ra_tunnel_server_shutdown(tunnel, 10000, on_tunnel_stopped, loop);
   ra_http_server_shutdown(srv, 10000, on_stopped, loop);
 }
+
+static void on_handover(ra_timer *t, void *ud) { on_signal(ra_http_server_loop(ud), SIGTERM, ud); }
 
 /* ---- TLS ----------------------------------------------------------------------- */
 
@@ -447,23 +462,21 @@ int main(int argc, char **argv) {
   if (quiet) ra_log_set_level(RA_LOG_WARN);
   log_text = !quiet && !log_json;
   /* --workers N: from here on, this runs in each worker (workers.h); the
-   * supervisor returns from ra_workers_start when it is stopped. Ports 0
-   * are reserved first so that every worker binds the same one. */
-  static char listen_buf[300], listen_tls_buf[300];
+   * supervisor opens the listening sockets (one per worker, SO_REUSEPORT),
+   * and returns from ra_workers_start when it is stopped. */
   if (n_workers > 1) {
-    if ((listen && ra_workers_reserve_port(listen, listen_buf, sizeof listen_buf) != 0) ||
-        (listen_tls && ra_workers_reserve_port(listen_tls, listen_tls_buf, sizeof listen_tls_buf) != 0)) {
-      fprintf(stderr, "ra-hello: cannot reserve the port for the workers\n");
-      return 1;
-    }
-    if (listen) listen = listen_buf;
-    if (listen_tls) listen_tls = listen_tls_buf;
+    const char *addrs[2];
+    size_t na = 0;
+    int li = listen ? (int)na++ : -1, lti = listen_tls ? (int)na++ : -1;
+    if (li >= 0) addrs[li] = listen;
+    if (lti >= 0) addrs[lti] = listen_tls;
     if (metrics) { /* one shared block for every worker */
       ra_metrics_free(metrics);
       if (ra_metrics_new(ra_workers_slots(n_workers), &metrics) != 0) return 1;
     }
     ra_workers_opts wo = {.workers = n_workers, .shutdown_timeout_ms = 10000,
-                          .on_exit = on_workers_exit, .on_ready = on_workers_ready};
+                          .on_exit = on_workers_exit, .on_ready = on_workers_ready,
+                          .listen = addrs, .n_listen = na};
     sup_listen = listen;
     sup_listen_tls = listen_tls;
     int wr = ra_workers_start(&wo, &worker);
@@ -474,6 +487,8 @@ int main(int argc, char **argv) {
       return worker.exit_code;
     }
     if (metrics) ra_metrics_use_slot(metrics, worker.slot, worker.index);
+    if (li >= 0) listen = ra_workers_listen_addr((size_t)li); /* "fd:K" */
+    if (lti >= 0) listen_tls = ra_workers_listen_addr((size_t)lti);
   }
   if (metrics) metrics_routes();
   /* Certificates first: a bad key is a start-up error before anything runs. */
@@ -516,8 +531,7 @@ int main(int argc, char **argv) {
   }
   int rc = 0;
   if (listen) {
-    ra_listen_opts lo = {.reuseport = n_workers > 1}; /* workers: one accept queue each */
-    rc = ra_http_server_listen(srv, listen, &lo);
+    rc = ra_http_server_listen(srv, listen, NULL);
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen, strerror(-rc));
       return 1;
@@ -525,8 +539,7 @@ int main(int argc, char **argv) {
     print_listening("http", listen, ra_http_server_port(srv));
   }
   if (listen_tls) {
-    ra_listen_opts lo = {.reuseport = n_workers > 1};
-    rc = ra_http_server_listen_tls(srv, listen_tls, &lo, tls);
+    rc = ra_http_server_listen_tls(srv, listen_tls, NULL, tls);
     tls_cur = tls;
     if (rc) {
       fprintf(stderr, "ra-hello: cannot listen on %s: %s\n", listen_tls, strerror(-rc));
