@@ -13,7 +13,9 @@
 #    line (python json) with the same counts;
 #  - SIGUSR1 passed on to the workers (logged, nobody dies);
 #  - SIGTERM with a request in flight: it completes, every process is gone
-#    within the deadline, exit 0.
+#    within the deadline, exit 0;
+#  - HTTPS with workers: SIGHUP serves the new certificate (the new workers
+#    read the files), a bad one cancels the replacement, the old stay.
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -221,6 +223,37 @@ expect "SIGTERM: no worker left" 0 "$left"
 # every drained worker exited 0 (a sanitizer build: no leak either)
 expect "workers drained cleanly" 0 "$(grep -c 'ended while draining' "$tmp/err" || true)"
 expect "no leak reported" 0 "$(grep -c 'LeakSanitizer' "$tmp/err" || true)"
+pids=()
+
+# --- TLS with workers: SIGHUP reloads the certificates (new workers read them) ----
+mkcert() { # mkcert NAME CN
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=$2" \
+    -keyout "$tmp/$1.key" -out "$tmp/$1.crt" 2>/dev/null
+}
+mkcert c1 first.example; mkcert c2 second.example
+cp "$tmp/c1.crt" "$tmp/live.crt"; cp "$tmp/c1.key" "$tmp/live.key"
+"$RA_BIN/ra-hello" --listen-tls 127.0.0.1:0 --cert "$tmp/live.crt" --key "$tmp/live.key" --workers 2 \
+  --no-tunnel >"$tmp/tls.out" 2>"$tmp/tls.err" &
+sup=$!
+pids+=("$sup")
+for _ in $(seq 1 200); do grep -q '^listening on' "$tmp/tls.out" && break; sleep 0.05; done
+tport=$(sed -n 's/^listening on https:\/\/127.0.0.1:\([0-9]*\) (TLS)$/\1/p; s/^listening on https:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/tls.out")
+cn() { curl -skv --max-time 5 "https://127.0.0.1:$tport/hello" 2>&1 | sed -n 's/^\*  subject: CN=\(.*\)$/\1/p' | head -1; }
+expect "TLS workers: HTTPS answered" world "$(curl -sk --max-time 5 "https://127.0.0.1:$tport/hello")"
+expect "TLS workers: the first certificate" first.example "$(cn)"
+cp "$tmp/c2.crt" "$tmp/live.crt"; cp "$tmp/c2.key" "$tmp/live.key"
+kill -HUP "$sup"
+for _ in $(seq 1 100); do grep -q 'generation 1 ready' "$tmp/tls.err" && break; sleep 0.05; done
+sleep 0.3
+expect "TLS workers: SIGHUP, the new certificate (x3)" "second.example second.example second.example" "$(echo $(cn) $(cn) $(cn))"
+cp "$tmp/c1.key" "$tmp/live.key" # a key that does not match: the replacement fails
+kill -HUP "$sup"
+for _ in $(seq 1 100); do grep -q 'replacement failed' "$tmp/tls.err" && break; sleep 0.05; done
+expect "TLS workers: a bad reload is logged" 1 "$(grep -c 'SIGHUP: replacement failed' "$tmp/tls.err")"
+expect "TLS workers: the current workers stay" second.example "$(cn)"
+kill -TERM "$sup"
+set +e; wait "$sup"; code=$?; set -e
+expect "TLS workers: SIGTERM exit code" 0 "$code"
 pids=()
 
 if [ "$fails" -ne 0 ]; then
