@@ -90,6 +90,8 @@ int ra_metrics_new(unsigned nslots, ra_metrics **out) {
 
 int ra_metrics_add_route(ra_metrics *m, const char *method, const char *path) {
   shared *sh = m->sh;
+  for (unsigned i = 0; i < sh->nroutes; i++)
+    if (strcmp(sh->route_method[i], method) == 0 && strcmp(sh->route_path[i], path) == 0) return -EEXIST;
   if (sh->nroutes == RA_METRICS_MAX_ROUTES) return -ENOSPC;
   if (strlen(method) >= sizeof sh->route_method[0] || strlen(path) >= sizeof sh->route_path[0])
     return -ENAMETOOLONG;

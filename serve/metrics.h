@@ -58,7 +58,8 @@ typedef struct ra_metrics ra_metrics;
  * *out, -EINVAL or -ENOMEM. */
 RA_API int ra_metrics_new(unsigned nslots, ra_metrics **out);
 /* A route label "METHOD PATH" (copied). Before ra_metrics_attach and any
- * fork. -ENOSPC past RA_METRICS_MAX_ROUTES, -ENAMETOOLONG past 127 bytes. */
+ * fork (the labels are in the shared block). -EEXIST if already there,
+ * -ENOSPC past RA_METRICS_MAX_ROUTES, -ENAMETOOLONG past 127 bytes. */
 RA_API int ra_metrics_add_route(ra_metrics *m, const char *method, const char *path);
 /* In a worker: write to slot (ra_worker_info.slot), labelled worker index.
  * Its gauges start at zero. Without it, slot 0. */

@@ -473,6 +473,7 @@ int main(int argc, char **argv) {
     if (metrics) { /* one shared block for every worker */
       ra_metrics_free(metrics);
       if (ra_metrics_new(ra_workers_slots(n_workers), &metrics) != 0) return 1;
+      metrics_routes(); /* the labels are shared: set once, before the fork */
     }
     ra_workers_opts wo = {.workers = n_workers, .shutdown_timeout_ms = 10000,
                           .on_exit = on_workers_exit, .on_ready = on_workers_ready,
@@ -490,7 +491,7 @@ int main(int argc, char **argv) {
     if (li >= 0) listen = ra_workers_listen_addr((size_t)li); /* "fd:K" */
     if (lti >= 0) listen_tls = ra_workers_listen_addr((size_t)lti);
   }
-  if (metrics) metrics_routes();
+  if (metrics && n_workers == 1) metrics_routes();
   /* Certificates first: a bad key is a start-up error before anything runs. */
   ra_tls_ctx *tls = NULL;
   if (listen_tls) {

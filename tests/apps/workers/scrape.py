@@ -19,5 +19,9 @@ for fam in text_string_to_metric_families(text):
     out["_types"][fam.name] = fam.type
     for s in fam.samples:
         labels = ",".join("%s=%s" % kv for kv in sorted(s.labels.items()))
-        out["%s{%s}" % (s.name, labels)] = s.value
+        key = "%s{%s}" % (s.name, labels)
+        if key in out:  # the same series twice: not a valid exposition
+            print("duplicate series " + key, file=sys.stderr)
+            sys.exit(4)
+        out[key] = s.value
 print(json.dumps(out, sort_keys=True))
