@@ -97,7 +97,7 @@ static int start_tls_listeners(ra_service *s) {
   }
   s->tls = t;
   uint16_t port = rc ? 0 : ra_http_server_tls_port(s->http);
-  if (port) ra_info("listening on port %u (TLS)", port);
+  if (port && s->worker < 0) ra_info("listening on port %u (TLS)", port); /* workers: once, by the supervisor */
   return rc;
 }
 
@@ -133,7 +133,8 @@ static int start_listeners(ra_service *s) {
     }
   }
   uint16_t port = ra_http_server_port(s->http);
-  if (port) ra_info("listening on port %u%s", port, s->tunnel ? " (attested tunnel on /__ra__)" : "");
+  if (port && s->worker < 0)
+    ra_info("listening on port %u%s", port, s->tunnel ? " (attested tunnel on /__ra__)" : "");
   return 0;
 }
 
@@ -296,6 +297,13 @@ static void on_workers_exit(unsigned slot, void *ud) {
   if (ud) ra_metrics_retire(ud, slot);
 }
 
+/* The supervisor logs the ports once (addresses: TLS ones first). */
+static size_t ready_n_tls, ready_n_plain;
+static void on_workers_ready(void *ud) {
+  if (ready_n_tls) ra_info("listening on port %u (TLS)", ra_workers_port(0));
+  if (ready_n_plain) ra_info("listening on port %u", ra_workers_port(ready_n_tls));
+}
+
 static int serve_workers(ra_router *router, const ra_serve_opts *opts) {
   ra_serve_opts o = *opts;
   /* the addresses, as ra_service_new would take them: TLS ones first */
@@ -317,7 +325,10 @@ static int serve_workers(ra_router *router, const ra_serve_opts *opts) {
   ra_metrics *m = NULL;
   int rc = o.metrics ? metrics_new(&o, ra_workers_slots(n), &m) : 0;
   ra_workers_opts wo = {.workers = n, .shutdown_timeout_ms = o.shutdown_timeout_ms,
-                        .listen = addrs, .n_listen = na, .on_exit = on_workers_exit, .ud = m};
+                        .listen = addrs, .n_listen = na, .on_exit = on_workers_exit,
+                        .on_ready = on_workers_ready, .ud = m};
+  ready_n_tls = o.n_listen_tls;
+  ready_n_plain = n_plain;
   ra_worker_info w;
   if (!rc) rc = ra_workers_start(&wo, &w);
   if (rc == 1) { /* a worker: its own service on its sockets, then exit */
