@@ -7,6 +7,7 @@
 #    the reference-compatible Node client, backend A is killed: only A's
 #    tunnels fail, they reconnect through HAProxy and rekey on B, B's
 #    tunnels never notice;
+#    the C tunnel client (lb_c_client.c, reconnect on) the same way;
 #  - nginx `stream` (the dynamic module of Debian's nginx,
 #    libnginx-mod-stream), the same run, when the module is installed (else
 #    a printed skip).
@@ -26,10 +27,11 @@ bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 expect() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3'"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sim="$tmp/sim"
+c_client=${1:-} # tests/apps/workers/lb_c_client.c, built by CMake
 
-# start_backend NAME: sets $be_port, $be_pid; JSON access log in $tmp/NAME.out
+# start_backend NAME [PORT]: sets $be_port, $be_pid; JSON access log in $tmp/NAME.out
 start_backend() {
-  "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$sim" --access-log json \
+  "$RA_BIN/ra-hello" --listen "127.0.0.1:${2:-0}" --tee sim --sim-dir "$sim" --access-log json \
     >"$tmp/$1.out" 2>"$tmp/$1.err" &
   be_pid=$!
   pids+=("$be_pid")
@@ -60,6 +62,17 @@ run_balancer() {
     ok "$name: backend A killed: only its tunnels failed, reconnected and rekeyed on B: $r"
   else
     bad "$name: $r"; tail -5 "$tmp/$name.node.err"
+  fi
+  # the C client (reconnect on) through the same balancer: A again first
+  if [ -n "$c_client" ]; then
+    start_backend "a-$name" "$port_a"; pid_a=$be_pid # on A's port, where the balancer looks
+    sleep 1.5 # the balancer sees A up again (health check; nginx: fail_timeout)
+    if r=$("$c_client" "http://127.0.0.1:$lbp" "http://127.0.0.1:$port_a" "http://127.0.0.1:$port_b" \
+        "$pid_a" "$sim" 8 2>&1); then
+      ok "$name: $r"
+    else
+      bad "$name: $r"
+    fi
   fi
 }
 
@@ -98,6 +111,7 @@ fi
 ngx_mod=/usr/lib/nginx/modules/ngx_stream_module.so
 if NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) && [ -f "$ngx_mod" ]; then
   start_backend a2; port_a=$be_port; pid_a=$be_pid # A again (killed above)
+  sleep 0.5
   np=$(free_port)
   mkdir -p "$tmp/nginx/logs"
   cat >"$tmp/nginx/nginx.conf" <<CONF
@@ -110,8 +124,8 @@ error_log $tmp/nginx/logs/error.log warn;
 events { worker_connections 1024; }
 stream {
   upstream ra_hello {
-    server 127.0.0.1:$port_a max_fails=1 fail_timeout=10s;
-    server 127.0.0.1:$port_b max_fails=1 fail_timeout=10s;
+    server 127.0.0.1:$port_a max_fails=1 fail_timeout=1s;
+    server 127.0.0.1:$port_b max_fails=1 fail_timeout=1s;
   }
   server {
     listen 127.0.0.1:$np;

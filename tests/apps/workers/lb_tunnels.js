@@ -4,7 +4,8 @@
 //   LB, A, B: http://127.0.0.1:PORT origins (the balancer, each backend)
 // Each backend has its own X25519 key: a tunnel's backend is the key of its
 // server_kx (learnt first by connecting to A and B directly). N tunnels are
-// opened through LB and each fetches /hello every 20 ms; after a second,
+// opened through LB and each fetches /delay?ms=40..100 in a loop (a request
+// is in flight most of the time); after a second,
 // backend A is killed (SIGKILL). A tunnel that closes fails its pending
 // fetches, reconnects through LB (a new client_kx key: a rekey) and goes on.
 // Checks: the tunnels spread over both backends; those on B never fail nor
@@ -60,8 +61,9 @@ async function main() {
       const c = t.client
       if (c) {
         try {
-          const r = await c.fetch("/hello", { timeoutMs: 5000 })
-          if (r.status === 200 && r.text === "world") {
+          // a different pace per tunnel: they do not all sit idle at once
+          const r = await c.fetch("/delay?ms=" + (40 + (t.id % 7) * 10), { timeoutMs: 5000 })
+          if (r.status === 200 && r.text === "ok") {
             t.ok++
             if (killed) t.okAfterKill++
           } else {
@@ -71,7 +73,7 @@ async function main() {
           t.failed++
         }
       }
-      await sleep(20)
+      await sleep(5)
     }
   }
   const loops = tunnels.map(loop)
@@ -87,6 +89,8 @@ async function main() {
   const onB = tunnels.filter((t) => t.backends[0] === "B")
   const problems = []
   if (!onA.length || !onB.length) problems.push(`not spread: ${onA.length} on A, ${onB.length} on B`)
+  // requests take 40-100 ms: A's tunnels had some in flight when it died
+  if (!onA.reduce((a, t) => a + t.failed, 0)) problems.push("no request failed on A: none in flight?")
   for (const t of onB)
     if (t.failed || t.closes || t.backends.length !== 1) problems.push(`tunnel ${t.id} on B noticed: ${JSON.stringify(t)}`)
   for (const t of onA) {
