@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
     }
     memcpy(b ? key_b : key_a, ra_tunnel_client_server_key(probe), 32);
     ra_tunnel_client_free(probe);
+    for (int i = 0; i < 5; i++) ra_loop_run_once(loop, 10);
   }
   for (int i = 0; i < n; i++) {
     cls[i].first = cls[i].now = -1;
@@ -182,6 +183,7 @@ int main(int argc, char **argv) {
   printf("C client: %d tunnels (%d on A, %d on B), %d ok, failed on A %d, on B %d, %d problem(s)\n", n,
          on_a, on_b, ok, fa, fb, problems);
   for (int i = 0; i < n; i++) ra_tunnel_client_free(cls[i].c);
+  for (int i = 0; i < 20; i++) ra_loop_run_once(loop, 10); /* the control channels' closes */
   ra_verifier_free(v);
   ra_loop_free(loop);
   return problems ? 1 : 0;
