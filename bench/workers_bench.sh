@@ -11,7 +11,8 @@
 # For each: requests/s (best round), p50/p99, and the server's CPU use
 # (user+system of every ra-hello process over the run, from /proc) to give
 # requests per server CPU-second: the per-core efficiency, which should stay
-# flat if workers share nothing. Needs: wrk, taskset, curl.
+# flat if workers share nothing. Then 1 worker with --metrics (the cost of
+# the counters on the request path). Needs: wrk, taskset, curl.
 set -euo pipefail
 build=$(cd "${1:?usage: workers_bench.sh BUILD_DIR [SECONDS]}" && pwd)
 secs=${2:-10}
@@ -35,9 +36,10 @@ cpu_ticks() {
   echo "$t"
 }
 
-start() { # start WORKERS CPUS: sets pid, port
-  local out=$dir/hello.out
-  taskset -c "$2" "$hello" --listen 127.0.0.1:0 --quiet --no-tunnel --workers "$1" >"$out" 2>"$dir/hello.err" &
+start() { # start WORKERS CPUS [FLAGS...]: sets pid, port
+  local out=$dir/hello.out w=$1 c=$2
+  shift 2
+  taskset -c "$c" "$hello" --listen 127.0.0.1:0 --quiet --no-tunnel --workers "$w" "$@" >"$out" 2>"$dir/hello.err" &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do grep -q '^listening on' "$out" 2>/dev/null && break; sleep 0.05; done
@@ -46,8 +48,8 @@ start() { # start WORKERS CPUS: sets pid, port
   sleep 0.2
 }
 
-run() { # run WORKERS SERVER_CPUS WRK_CPUS WRK_THREADS -> "RPS P50 P99 RPS_PER_CPU_S CPU_USED"
-  start "$1" "$2"
+run() { # run WORKERS SERVER_CPUS WRK_CPUS WRK_THREADS [FLAGS...] -> "RPS P50 P99 RPS_PER_CPU_S CPU_USED"
+  start "$1" "$2" "${@:5}"
   taskset -c "$3" wrk -t"$4" -c100 -d1s "http://127.0.0.1:$port/hello" >/dev/null
   local c0 c1 out
   c0=$(cpu_ticks "$pid")
@@ -63,7 +65,7 @@ run() { # run WORKERS SERVER_CPUS WRK_CPUS WRK_THREADS -> "RPS P50 P99 RPS_PER_C
 }
 
 echo "# GET /hello, wrk -c100, ${secs}s x $rounds rounds (best kept), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-best1="0" best2="0"
+best1="0" best2="0" bestm="0"
 better() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a > b) }'; }
 for r in $(seq "$rounds"); do
   read -r a b c d e < <(run 1 0 1 1)
@@ -72,10 +74,16 @@ for r in $(seq "$rounds"); do
   read -r a b c d e < <(run 2 0-1 0-1 2)
   echo "  round $r 2 workers $a req/s ($e cores busy)" >&2
   if better "$a" "$best2"; then best2=$a; l2="$a $b $c $d $e"; fi
+  read -r a b c d e < <(run 1 0 1 1 --metrics)
+  echo "  round $r 1 worker --metrics $a req/s ($e cores busy)" >&2
+  if better "$a" "$bestm"; then bestm=$a; lm="$a $b $c $d $e"; fi
 done
 printf '%-34s %10s %9s %9s %14s %11s\n' setup req/s p50 p99 "req/server-s" "server cores"
 read -r a b c d e <<<"$l1"
 printf '%-34s %10s %9s %9s %14s %11s\n' "1 worker (core 0; wrk core 1)" "$a" "$b" "$c" "$d" "$e"
 read -r a b c d e <<<"$l2"
 printf '%-34s %10s %9s %9s %14s %11s\n' "2 workers (cores 0-1, wrk shares)" "$a" "$b" "$c" "$d" "$e"
+read -r a b c d e <<<"$lm"
+printf '%-34s %10s %9s %9s %14s %11s\n' "1 worker --metrics" "$a" "$b" "$c" "$d" "$e"
 awk -v a="$best2" -v b="$best1" 'BEGIN { printf "2 workers / 1 worker: %.2f\n", a / b }'
+awk -v a="$bestm" -v b="$best1" 'BEGIN { printf "--metrics / none: %.2f\n", a / b }'
