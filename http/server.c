@@ -233,7 +233,7 @@ struct ra_conn_slot {
   bool stopped; /* on_stop(false) was called */
 };
 
-void ra_http_server_stats(const ra_http_server *srv, ra_http_server_stats_t *st) {
+void ra_http_server_stats(const ra_http_server *srv, ra_http_stats *st) {
   size_t up = 0;
   for (const ra_conn_slot *sl = srv->slots; sl; sl = sl->next) up++;
   st->upgraded = up;

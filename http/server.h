@@ -119,10 +119,10 @@ RA_API uint16_t ra_http_server_port(const ra_http_server *srv);
  * upgraded: connections handed over (WebSockets, tunnel control channels)
  * still open; bytes_in/bytes_out: HTTP bytes (plaintext side of TLS, up to
  * an upgrade) read and written by every server on this thread so far. */
-typedef struct ra_http_server_stats_t {
+typedef struct ra_http_stats {
   uint64_t connections, upgraded, bytes_in, bytes_out;
-} ra_http_server_stats_t;
-RA_API void ra_http_server_stats(const ra_http_server *srv, ra_http_server_stats_t *st);
+} ra_http_stats;
+RA_API void ra_http_server_stats(const ra_http_server *srv, ra_http_stats *st);
 RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);
 RA_API ra_router *ra_http_server_router(const ra_http_server *srv);
 

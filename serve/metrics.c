@@ -162,7 +162,7 @@ void ra_metrics_request(ra_metrics *m, const ra_req *req, int status, uint64_t u
 static void sample(ra_metrics *m) {
   slot *s = m->mine;
   if (m->http) {
-    ra_http_server_stats_t hs;
+    ra_http_stats hs;
     ra_http_server_stats(m->http, &hs);
     STORE(&s->conns, hs.connections);
     STORE(&s->upgraded, hs.upgraded);
