@@ -7,7 +7,8 @@
 #  - kill -SEGV one worker under load: logged, restarted with back-off, the
 #    clients see at most the failures of that worker's connections;
 #  - SIGHUP twice under the client loop: new generations take over, zero
-#    failed requests, every worker PID replaced;
+#    failed requests, every worker PID replaced; SIGHUP with WebSockets and
+#    tunnels open: closed with 1001, new ones work;
 #  - /metrics parsed by prometheus_client's parser: exact deltas after a
 #    known mix of plain and tunnelled requests; the JSON log parsed line by
 #    line (python json) with the same counts;
@@ -108,6 +109,54 @@ after=$(children)
 common=$(comm -12 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c . || true)
 expect "every worker replaced ($before -> $after)" 0 "$common"
 expect "generation 2 took over" 1 "$(grep -c 'generation 2 ready, draining the previous one' "$tmp/err")"
+
+# --- SIGHUP with WebSockets and tunnels open: closed with 1001, new ones work ---
+cat >"$tmp/ws_hup.js" <<'JS'
+// Opens 4 WebSockets (WS /echo) and 4 tunnels (ra_client.js), then waits for
+// the supervisor's SIGHUP (sent by the script once READY is printed): every
+// one must be closed by the draining workers with 1001; new ones then work.
+const path = require("path")
+const [src, port] = process.argv.slice(2)
+const WebSocket = require(path.join(src, "tests/node_modules/ws"))
+const { RAClient } = require(path.join(src, "tests/attest/tunnel/ra_client.js"))
+const url = "ws://127.0.0.1:" + port
+const origin = "http://127.0.0.1:" + port
+const open = () => new Promise((res, rej) => {
+  const w = new WebSocket(url + "/echo"); w.on("open", () => res(w)); w.on("error", rej)
+})
+;(async () => {
+  const codes = []
+  const wss = await Promise.all([1, 2, 3, 4].map(open))
+  const tns = []
+  for (let i = 0; i < 4; i++) tns.push(await RAClient.connect(origin))
+  const closed = Promise.all([
+    ...wss.map((w) => new Promise((r) => w.on("close", (c) => { codes.push("ws:" + c); r() }))),
+    ...tns.map((t) => new Promise((r) => { t.onclose = (c) => { codes.push("tunnel:" + c); r() } })),
+  ])
+  console.log("READY")
+  await closed
+  const w = await open()
+  const echoed = await new Promise((r) => { w.on("message", (m) => r(m.toString())); w.send("again") })
+  w.close()
+  const t = await RAClient.connect(origin)
+  const hello = (await t.fetch("/hello")).text
+  t.close()
+  console.log(JSON.stringify({ codes: [...new Set(codes)].sort(), echoed, hello }))
+  process.exit(0)
+})().catch((e) => { console.log("ERROR " + e); process.exit(1) })
+JS
+coproc WSH { node "$tmp/ws_hup.js" "${RA_SRC:-$here/../../..}" "$port" 2>&1; }
+read -r -t 20 line <&"${WSH[0]}" || line=timeout
+if [ "$line" = READY ]; then
+  kill -HUP "$sup"
+  read -r -t 20 line <&"${WSH[0]}" || line=timeout
+  expect "SIGHUP: WebSockets and tunnels closed with 1001, new ones work" \
+    '{"codes":["tunnel:1001","ws:1001"],"echoed":"again","hello":"world"}' "$line"
+else
+  bad "WebSockets/tunnels before SIGHUP: $line"
+fi
+wait "$WSH_PID" 2>/dev/null || true
+wait_children 2 || true
 
 # --- SIGUSR1 is passed on --------------------------------------------------------
 kill -USR1 "$sup"
