@@ -28,5 +28,7 @@
 #include "raloop/attest/tunnel/server.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/serve/serve.h"
+#include "raloop/serve/metrics.h"
+#include "raloop/serve/workers.h"
 #include "raloop/store/sealed.h"
 #endif

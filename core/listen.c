@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <linux/vm_sockets.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -229,7 +230,23 @@ int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,
   char *path = NULL;
   int fd = -1, rc;
   bool any = false;
-  if (strncmp(addr, "unix:", 5) == 0) {
+  if (strncmp(addr, "fd:", 3) == 0) {
+    /* an inherited listening socket (serve/workers.c): adopted as is */
+    char *end;
+    long n = strtol(addr + 3, &end, 10);
+    int acc = 0;
+    socklen_t al = sizeof acc;
+    if (end == addr + 3 || *end || n < 0 || n > INT32_MAX) return -EINVAL;
+    if (getsockopt((int)n, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0) return -errno;
+    if (!acc) return -EINVAL;
+    len = sizeof ss;
+    if (getsockname((int)n, (struct sockaddr *)&ss, &len) < 0) return -errno;
+    int fl = fcntl((int)n, F_GETFL);
+    if (fl < 0 || fcntl((int)n, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl((int)n, F_SETFD, FD_CLOEXEC) < 0)
+      return -errno;
+    fd = (int)n;
+    rc = 0;
+  } else if (strncmp(addr, "unix:", 5) == 0) {
     const char *p = addr + 5;
     size_t n = strlen(p);
     struct sockaddr_un *un = (struct sockaddr_un *)&ss;

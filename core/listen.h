@@ -27,9 +27,12 @@ typedef struct ra_listen_opts {
 } ra_listen_opts;
 
 /* addr: "HOST:PORT", "[V6]:PORT", ":PORT" (all interfaces), "unix:PATH"
- * (an existing socket file at PATH is replaced), or "vsock:CID:PORT" (CID
- * empty or -1: any). PORT 0 picks a free port (see ra_listener_port). opts
- * may be NULL (reuseport and v6only apply to TCP only). Errors: -EINVAL for
+ * (an existing socket file at PATH is replaced), "vsock:CID:PORT" (CID
+ * empty or -1: any), or "fd:N": descriptor N, a socket already listening
+ * (inherited from a supervisor: serve/workers.h), adopted as it is (opts
+ * are not applied; made non-blocking and close-on-exec; the listener owns
+ * it from then on; -EINVAL if it is not listening). PORT 0 picks a free
+ * port (see ra_listener_port). opts may be NULL (reuseport and v6only apply to TCP only). Errors: -EINVAL for
  * a malformed addr, -EADDRNOTAVAIL for a host that does not resolve, else
  * the errno of socket/bind/listen (-EADDRINUSE...). */
 RA_API int ra_listen(ra_loop *loop, const char *addr, const ra_listen_opts *opts,

@@ -21,8 +21,15 @@ static size_t orphan_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) { 
 static void orphan_close(ra_stream *s, int err, void *ud) {}
 static const ra_stream_cbs orphan_cbs = {.on_read = orphan_read, .on_close = orphan_close};
 
+/* Bytes of every HTTP connection of this process (ra_http_server_stats):
+ * counted here, once per read and write, rather than per server, so that
+ * the hot path needs no lookup. One loop per thread: thread-local. */
+static _Thread_local uint64_t bytes_in, bytes_out;
+
 static size_t st_read(ra_stream *s, const uint8_t *d, size_t n, void *ud) {
-  return ra_http_conn_feed(ud, d, n);
+  size_t used = ra_http_conn_feed(ud, d, n);
+  bytes_in += used;
+  return used;
 }
 static void st_drain(ra_stream *s, void *ud) { ra_http_conn_drain(ud); }
 static void st_eof(ra_stream *s, void *ud) { ra_http_conn_eof(ud); }
@@ -36,7 +43,10 @@ static void st_close(ra_stream *s, int err, void *ud) {
 static const ra_stream_cbs conn_cbs = {
     .on_read = st_read, .on_drain = st_drain, .on_eof = st_eof, .on_close = st_close};
 
-static int io_writev(void *io, const struct iovec *iov, int n) { return ra_stream_writev(io, iov, n); }
+static int io_writev(void *io, const struct iovec *iov, int n) {
+  for (int i = 0; i < n; i++) bytes_out += iov[i].iov_len;
+  return ra_stream_writev(io, iov, n);
+}
 static size_t io_queued(void *io) { return ra_stream_queued(io); }
 static void io_set_reading(void *io, bool on) {
   if (on) ra_stream_resume_read(io); else ra_stream_pause_read(io);
@@ -223,6 +233,15 @@ struct ra_conn_slot {
   bool stopped; /* on_stop(false) was called */
 };
 
+void ra_http_server_stats(const ra_http_server *srv, ra_http_stats *st) {
+  size_t up = 0;
+  for (const ra_conn_slot *sl = srv->slots; sl; sl = sl->next) up++;
+  st->upgraded = up;
+  st->connections = srv->nconns - up;
+  st->bytes_in = bytes_in;
+  st->bytes_out = bytes_out;
+}
+
 ra_conn_slot *ra_http_server_slot_new(ra_http_server *srv) {
   ra_conn_slot *sl = calloc(1, sizeof *sl);
   if (!sl) return NULL;
@@ -301,6 +320,8 @@ static void close_listeners(ra_http_server *srv) {
   srv->listener_tls = NULL;
   srv->nlisteners = 0;
 }
+
+void ra_http_server_close_listeners(ra_http_server *srv) { close_listeners(srv); }
 
 void ra_http_server_shutdown(ra_http_server *srv, uint64_t deadline_ms, ra_http_shutdown_cb done, void *ud) {
   if (srv->shutting_down) return;

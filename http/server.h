@@ -115,9 +115,23 @@ RA_API size_t ra_http_server_set_tls(ra_http_server *srv, ra_tls_ctx *tls);
 RA_API uint16_t ra_http_server_tls_port(const ra_http_server *srv);
 /* Port of the first TCP listener (useful with port 0). */
 RA_API uint16_t ra_http_server_port(const ra_http_server *srv);
+/* For metrics (serve/metrics.h). connections: HTTP connections now;
+ * upgraded: connections handed over (WebSockets, tunnel control channels)
+ * still open; bytes_in/bytes_out: HTTP bytes (plaintext side of TLS, up to
+ * an upgrade) read and written by every server on this thread so far. */
+typedef struct ra_http_stats {
+  uint64_t connections, upgraded, bytes_in, bytes_out;
+} ra_http_stats;
+RA_API void ra_http_server_stats(const ra_http_server *srv, ra_http_stats *st);
 RA_API ra_loop *ra_http_server_loop(const ra_http_server *srv);
 RA_API ra_router *ra_http_server_router(const ra_http_server *srv);
 
+/* Stops accepting: closes the listeners now; connections go on. A worker
+ * handing over (serve/workers.h) calls it a moment before its graceful
+ * shutdown, so that connections it has just accepted deliver their request
+ * (the shutdown closes idle ones) while the socket, shared with its
+ * replacement, keeps its queue. */
+RA_API void ra_http_server_close_listeners(ra_http_server *srv);
 /* Graceful stop: closes the listeners, closes idle keep-alive connections,
  * lets in-flight responses finish (Connection: close), tells upgraded
  * connections to stop (ra_conn_slot_watch: WebSockets close with 1001),

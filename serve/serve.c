@@ -9,6 +9,10 @@
 #include "raloop/attest/quote/provider.h"
 #include "raloop/core/error.h"
 #include "raloop/core/log.h"
+#include "raloop/serve/metrics.h"
+#include "raloop/serve/workers.h"
+
+#include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:3000"
 #define DEFAULT_SHUTDOWN_MS 10000
@@ -24,9 +28,39 @@ struct ra_service {
   ra_tls_ctx *tls; /* ours; each TLS listener holds its own reference */
   ra_tunnel_server *tunnel;
   ra_timer backstop;
+  ra_timer handover; /* a worker: listeners closed, shutdown in a moment */
+  bool handing_over;
+  bool metrics_route; /* ours on the router: removed at the free */
+  ra_http_server_opts http_opts;     /* o.http with our access-log hook */
+  ra_tunnel_server_opts tunnel_opts; /* o.tunnel, likewise */
+  ra_metrics *metrics;               /* borrowed (ra_serve's) */
+  int worker;                        /* index, -1 without workers */
   bool stopping;
   int stop_parts; /* the HTTP server and the tunnel server, until both drained */
 };
+
+/* The service's own access-log hook: metrics and the JSON line, then the
+ * caller's. ud: the service; the tunnel's hook is told apart by its own
+ * function. */
+static void log_common(ra_service *s, const ra_req *req, int status, uint64_t us, bool tunnel) {
+  if (s->metrics) ra_metrics_request(s->metrics, req, status, us, tunnel);
+  if (s->o.access_log_json) {
+    char line[4096];
+    size_t n = ra_access_log_json(line, sizeof line, req, status, us, tunnel, s->worker);
+    if (write(STDOUT_FILENO, line, n) < 0) { /* nowhere to report it */ }
+  }
+}
+static void http_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  ra_service *s = ud;
+  log_common(s, req, status, us, false);
+  if (s->o.http && s->o.http->access_log) s->o.http->access_log(req, status, us, s->o.http->access_log_ud);
+}
+static void tunnel_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  ra_service *s = ud;
+  log_common(s, req, status, us, true);
+  if (s->o.tunnel && s->o.tunnel->access_log)
+    s->o.tunnel->access_log(req, status, us, s->o.tunnel->access_log_ud);
+}
 
 static int start_tunnel(ra_service *s) {
   if (s->o.tee && strcmp(s->o.tee, "none") == 0) return 0;
@@ -38,7 +72,7 @@ static int start_tunnel(ra_service *s) {
   }
   /* a simulated provider, or one that cannot bind the key: the tunnel
    * server says so itself */
-  rc = ra_tunnel_server_new(s->loop, s->router, p, s->o.tunnel, &s->tunnel);
+  rc = ra_tunnel_server_new(s->loop, s->router, p, &s->tunnel_opts, &s->tunnel);
   ra_quote_provider_free(p);
   if (rc) ra_error("ra_serve: tunnel: %s", ra_strerror(rc));
   return rc;
@@ -63,7 +97,7 @@ static int start_tls_listeners(ra_service *s) {
   }
   s->tls = t;
   uint16_t port = rc ? 0 : ra_http_server_tls_port(s->http);
-  if (port) ra_info("listening on port %u (TLS)", port);
+  if (port && s->worker < 0) ra_info("listening on port %u (TLS)", port); /* workers: once, by the supervisor */
   return rc;
 }
 
@@ -99,22 +133,38 @@ static int start_listeners(ra_service *s) {
     }
   }
   uint16_t port = ra_http_server_port(s->http);
-  if (port) ra_info("listening on port %u%s", port, s->tunnel ? " (attested tunnel on /__ra__)" : "");
+  if (port && s->worker < 0)
+    ra_info("listening on port %u%s", port, s->tunnel ? " (attested tunnel on /__ra__)" : "");
   return 0;
 }
 
 static void on_backstop(ra_timer *t, void *ud) { ra_loop_stop(ud); }
+static void on_handover(ra_timer *t, void *ud) { ra_service_stop(ud); }
 
-int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out) {
+static int ra_service_new_ex(ra_router *router, const ra_serve_opts *opts, ra_metrics *m, int worker,
+                             ra_service **out) {
   *out = NULL;
   ra_service *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   if (opts) s->o = *opts;
+  s->metrics = m;
   if (!s->o.shutdown_timeout_ms) s->o.shutdown_timeout_ms = DEFAULT_SHUTDOWN_MS;
   s->router = router;
   int rc = ra_loop_new(&s->loop);
   if (!rc) ra_timer_init(s->loop, &s->backstop, on_backstop, s->loop);
-  if (!rc) rc = ra_http_server_new(s->loop, router, s->o.http, &s->http);
+  if (!rc) ra_timer_init(s->loop, &s->handover, on_handover, s);
+  if (s->o.http) s->http_opts = *s->o.http;
+  if (s->o.tunnel) s->tunnel_opts = *s->o.tunnel;
+  if (s->metrics || s->o.access_log_json) {
+    s->http_opts.access_log = http_log;
+    s->http_opts.access_log_ud = s;
+    s->tunnel_opts.access_log = tunnel_log;
+    s->tunnel_opts.access_log_ud = s;
+  }
+  if (!rc) rc = ra_http_server_new(s->loop, router, &s->http_opts, &s->http);
+  s->worker = worker;
+  if (!rc && m) rc = ra_route(router, "GET", "/metrics", ra_metrics_handler, m);
+  if (!rc && m) s->metrics_route = true;
   if (!rc) rc = start_tunnel(s);
   if (!rc) rc = start_listeners(s);
   if (rc) {
@@ -123,6 +173,10 @@ int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **ou
   }
   *out = s;
   return 0;
+}
+
+int ra_service_new(ra_router *router, const ra_serve_opts *opts, ra_service **out) {
+  return ra_service_new_ex(router, opts, NULL, -1, out);
 }
 
 ra_loop *ra_service_loop(const ra_service *s) { return s->loop; }
@@ -147,15 +201,32 @@ static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) { stop_part_done(u
 void ra_service_stop(ra_service *s) {
   if (s->stopping) return;
   s->stopping = true;
+  if (s->metrics) ra_metrics_detach(s->metrics); /* before the tunnel server goes */
   s->stop_parts = s->tunnel ? 2 : 1;
   /* tunnelled requests in flight are answered like plain ones */
   if (s->tunnel) ra_tunnel_server_shutdown(s->tunnel, s->o.shutdown_timeout_ms, on_tunnel_stopped, s);
   ra_http_server_shutdown(s->http, s->o.shutdown_timeout_ms, on_http_stopped, s);
 }
 
+
 static void on_signal(ra_loop *loop, int signo, void *ud) {
+  ra_service *s = ud;
+  if (s->worker >= 0 && !s->handing_over && !s->stopping) {
+    /* a worker draining: stop accepting now (the socket stays with its
+     * replacement) and let connections just accepted send their request
+     * before the shutdown closes idle ones */
+    s->handing_over = true;
+    ra_info("signal %d: worker %d draining", signo, s->worker);
+    ra_http_server_close_listeners(s->http);
+    ra_timer_start(&s->handover, 100, 0);
+    return;
+  }
   ra_info("signal %d: stopping gracefully", signo);
-  ra_service_stop(ud);
+  ra_service_stop(s);
+}
+
+static void on_usr1(ra_loop *loop, int signo, void *ud) {
+  ra_info("SIGUSR1: noted (key rotation is not implemented yet)");
 }
 
 int ra_service_run(ra_service *s) {
@@ -163,17 +234,25 @@ int ra_service_run(ra_service *s) {
   if (s->o.on_listening) s->o.on_listening(s->http, s->o.ud);
   ra_loop_on_signal(s->loop, SIGINT, on_signal, s);
   ra_loop_on_signal(s->loop, SIGTERM, on_signal, s);
-  if (s->o.n_listen_tls) ra_loop_on_signal(s->loop, SIGHUP, on_hup, s);
+  if (s->o.n_listen_tls && s->worker < 0) ra_loop_on_signal(s->loop, SIGHUP, on_hup, s);
+  if (s->worker >= 0) ra_loop_on_signal(s->loop, SIGUSR1, on_usr1, s);
+  if (s->metrics) ra_metrics_attach(s->metrics, s->loop, s->http, s->tunnel);
+  ra_workers_ready(); /* no-op without workers */
   int rc = ra_loop_run(s->loop);
   ra_loop_on_signal(s->loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(s->loop, SIGTERM, NULL, NULL);
-  if (s->o.n_listen_tls) ra_loop_on_signal(s->loop, SIGHUP, NULL, NULL);
+  if (s->o.n_listen_tls && s->worker < 0) ra_loop_on_signal(s->loop, SIGHUP, NULL, NULL);
+  if (s->worker >= 0) ra_loop_on_signal(s->loop, SIGUSR1, NULL, NULL);
+  if (s->metrics) ra_metrics_detach(s->metrics);
   return rc;
 }
 
 void ra_service_free(ra_service *s) {
   if (!s) return;
   if (s->loop) ra_timer_stop(&s->backstop);
+  if (s->loop) ra_timer_stop(&s->handover);
+  if (s->metrics) ra_metrics_detach(s->metrics);
+  if (s->metrics_route) ra_router_remove(s->router, "GET", "/metrics");
   ra_http_server_free(s->http);
   ra_tls_ctx_unref(s->tls);
   ra_tunnel_server_free(s->tunnel);
@@ -181,11 +260,106 @@ void ra_service_free(ra_service *s) {
   free(s);
 }
 
-int ra_serve(ra_router *router, const ra_serve_opts *opts) {
+/* One service in this process; metrics and worker index as given. */
+static int serve_one(ra_router *router, const ra_serve_opts *opts, ra_metrics *m, int worker) {
   ra_service *s;
-  int rc = ra_service_new(router, opts, &s);
+  int rc = ra_service_new_ex(router, opts, m, worker, &s);
   if (rc) return rc;
   rc = ra_service_run(s);
   ra_service_free(s);
+  return rc;
+}
+
+/* The block, labelled with opts->metrics_routes ("METHOD /path"). */
+static int metrics_new(const ra_serve_opts *o, unsigned nslots, ra_metrics **out) {
+  int rc = ra_metrics_new(nslots, out);
+  for (size_t i = 0; !rc && i < o->n_metrics_routes; i++) {
+    const char *r = o->metrics_routes[i], *sp = strchr(r, ' ');
+    char method[32];
+    if (!sp || (size_t)(sp - r) >= sizeof method) {
+      rc = -EINVAL;
+      break;
+    }
+    memcpy(method, r, (size_t)(sp - r));
+    method[sp - r] = '\0';
+    rc = ra_metrics_add_route(*out, method, sp + 1);
+  }
+  if (!rc) rc = ra_metrics_add_route(*out, "GET", "/metrics");
+  if (rc) {
+    ra_error("ra_serve: metrics: bad route label: %s", ra_strerror(rc));
+    ra_metrics_free(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
+static void on_workers_exit(unsigned slot, void *ud) {
+  if (ud) ra_metrics_retire(ud, slot);
+}
+
+/* The supervisor logs the ports once (addresses: TLS ones first). */
+static size_t ready_n_tls, ready_n_plain;
+static void on_workers_ready(void *ud) {
+  if (ready_n_tls) ra_info("listening on port %u (TLS)", ra_workers_port(0));
+  if (ready_n_plain) ra_info("listening on port %u", ra_workers_port(ready_n_tls));
+}
+
+static int serve_workers(ra_router *router, const ra_serve_opts *opts) {
+  ra_serve_opts o = *opts;
+  /* the addresses, as ra_service_new would take them: TLS ones first */
+  const char *env = getenv("RA_LISTEN");
+  const char *fallback[] = {env && *env ? env : DEFAULT_LISTEN};
+  const char *const *plain = o.n_listen ? o.listen : fallback;
+  size_t n_plain = o.n_listen ? o.n_listen : (o.n_listen_tls ? 0 : 1);
+  size_t na = o.n_listen_tls + n_plain;
+  const char **addrs = calloc(na + 1, sizeof *addrs);
+  const char **fds = calloc(na + 1, sizeof *fds);
+  if (!addrs || !fds) {
+    free(addrs);
+    free(fds);
+    return -ENOMEM;
+  }
+  for (size_t i = 0; i < o.n_listen_tls; i++) addrs[i] = o.listen_tls[i];
+  for (size_t i = 0; i < n_plain; i++) addrs[o.n_listen_tls + i] = plain[i];
+  unsigned n = o.workers == RA_WORKERS_AUTO ? ra_workers_auto() : o.workers;
+  ra_metrics *m = NULL;
+  int rc = o.metrics ? metrics_new(&o, ra_workers_slots(n), &m) : 0;
+  ra_workers_opts wo = {.workers = n, .shutdown_timeout_ms = o.shutdown_timeout_ms,
+                        .listen = addrs, .n_listen = na, .on_exit = on_workers_exit,
+                        .on_ready = on_workers_ready, .ud = m};
+  ready_n_tls = o.n_listen_tls;
+  ready_n_plain = n_plain;
+  ra_worker_info w;
+  if (!rc) rc = ra_workers_start(&wo, &w);
+  if (rc == 1) { /* a worker: its own service on its sockets, then exit */
+    for (size_t i = 0; i < na; i++) fds[i] = ra_workers_listen_addr(i);
+    o.listen_tls = fds;
+    o.listen = fds + o.n_listen_tls;
+    o.n_listen = n_plain;
+    if (m) ra_metrics_use_slot(m, w.slot, w.index);
+    rc = serve_one(router, &o, m, (int)w.index);
+    ra_metrics_free(m);
+    exit(rc ? 1 : 0);
+  }
+  if (rc == 0) {
+    if (w.exit_code) ra_error("ra_serve: the workers could not start");
+    rc = w.exit_code ? -ECHILD : 0;
+  } else {
+    ra_error("ra_serve: workers: %s", ra_strerror(rc));
+  }
+  ra_metrics_free(m);
+  free(addrs);
+  free(fds);
+  return rc;
+}
+
+int ra_serve(ra_router *router, const ra_serve_opts *opts) {
+  if (opts && opts->workers > 1) return serve_workers(router, opts);
+  if (!opts || !opts->metrics) return serve_one(router, opts, NULL, -1);
+  ra_metrics *m;
+  int rc = metrics_new(opts, 1, &m);
+  if (rc) return rc;
+  rc = serve_one(router, opts, m, -1);
+  ra_metrics_free(m);
   return rc;
 }

@@ -54,10 +54,34 @@ typedef struct ra_serve_opts {
   uint64_t shutdown_timeout_ms;   /* [10 s] graceful stop, then abort */
   const ra_http_server_opts *http;        /* NULL: defaults */
   const ra_tunnel_server_opts *tunnel;    /* NULL: defaults */
-  /* Called once the listeners are up (e.g. to print the port). Optional. */
+  /* Called once the listeners are up (e.g. to print the port). Optional.
+   * With workers: in each worker (its srv), once it listens. */
   void (*on_listening)(ra_http_server *srv, void *ud);
   void *ud;
+  /* ra_serve only (not ra_service_new): 0 or 1, one process as described
+   * above; N > 1, or RA_WORKERS_AUTO (one per online core): a supervisor
+   * and N worker processes (serve/workers.h: per-worker SO_REUSEPORT
+   * sockets opened by the supervisor, restart with back-off, SIGHUP
+   * replaces the workers gracefully, which also reloads TLS certificates,
+   * SIGTERM/SIGINT stop all, SIGUSR1 passed on). TCP listen addresses only.
+   * The first port is logged once, by the supervisor. Each worker builds
+   * its own service (its tunnel key and quote); in a worker, ra_serve does
+   * not return: the worker exits when it has drained. */
+  unsigned workers;
+  /* GET /metrics in the Prometheus text format (serve/metrics.h; with
+   * workers, the sum over all of them, whichever worker answers). */
+  bool metrics;
+  /* Route labels of ra_http_requests_total, as "METHOD /path" (exact
+   * paths; other requests count as route="other"), n_metrics_routes of
+   * them (at most RA_METRICS_MAX_ROUTES - 1). */
+  const char *const *metrics_routes;
+  size_t n_metrics_routes;
+  /* One JSON object per request on stdout (ra_access_log_json), besides
+   * the http/tunnel access_log callbacks, which are still called. */
+  bool access_log_json;
 } ra_serve_opts;
+
+#define RA_WORKERS_AUTO 0xffffffffu
 
 typedef struct ra_service ra_service;
 

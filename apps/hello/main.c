@@ -9,6 +9,7 @@
  *            [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]
  *            [--client-allow-debug] [--client-any-measurement-insecure]
  *            [--client-collateral PATH [--client-accept-tcb LIST] ...]
+ *            [--workers N|auto] [--metrics] [--access-log text|json]
  *
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
@@ -37,9 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "raloop.h"
 #include "raloop/attest/quote/ratls.h"
+#include "raloop/serve/metrics.h"
+#include "raloop/serve/workers.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/whoami.h"
 #include "apps/hello/ws_routes.h"
@@ -175,9 +179,47 @@ static void h_stream(ra_req *req, ra_res *res, void *ud) {
 
 /* ---- main --------------------------------------------------------------------- */
 
+/* ---- workers, metrics, JSON access log (serve/workers.h, serve/metrics.h) ---- */
+
+static unsigned n_workers = 1; /* --workers: 1 is a single process, no supervisor */
+static ra_worker_info worker;
+static ra_metrics *metrics;    /* --metrics */
+static bool log_json, log_text = true;
+
+/* Labels of ra_metrics: the routes ra-hello serves (anything else: "other") */
+static void metrics_routes(void) {
+  static const char *const r[][2] = {{"GET", "/hello"},  {"POST", "/echo"},   {"GET", "/delay"},
+                                     {"GET", "/stream"}, {"GET", "/private"}, {"GET", "/whoami"},
+                                     {"GET", "/metrics"}};
+  for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) ra_metrics_add_route(metrics, r[i][0], r[i][1]);
+}
+
+/* One whole line per write(): lines from several workers never interleave */
+static void log_json_line(const ra_req *req, int status, uint64_t us, bool tunnel) {
+  char line[4096];
+  size_t n = ra_access_log_json(line, sizeof line, req, status, us, tunnel,
+                                n_workers > 1 ? (int)worker.index : -1);
+  if (write(STDOUT_FILENO, line, n) < 0) { /* nowhere to report it */ }
+}
+
+static void on_workers_exit(unsigned slot, void *ud) { if (metrics) ra_metrics_retire(metrics, slot); }
+static void print_listening(const char *scheme, const char *addr, unsigned port);
+static const char *sup_listen, *sup_listen_tls;
+static void on_workers_ready(void *ud) {
+  if (sup_listen) print_listening("http", sup_listen, ra_workers_port(0));
+  if (sup_listen_tls) print_listening("https", sup_listen_tls, ra_workers_port(sup_listen ? 1 : 0));
+}
+
+static void on_usr1(ra_loop *loop, int signo, void *ud) {
+  ra_info("SIGUSR1: noted (key rotation is not implemented yet)");
+}
+
 /* One line per request; ud names the transport when it is not plain HTTP
  * (the attested tunnel passes "tunnel"). */
 static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
+  if (metrics) ra_metrics_request(metrics, req, status, us, ud != NULL);
+  if (log_json) log_json_line(req, status, us, ud != NULL);
+  if (!log_text) return;
   ra_str m = ra_req_method(req), t = ra_req_target(req);
   ra_info("%.*s %.*s %d %lluus%s%s%s", (int)m.len, m.ptr, (int)(t.len > 200 ? 200 : t.len), t.ptr,
           status, (unsigned long long)us, ud ? " (" : "", ud ? (const char *)ud : "", ud ? ")" : "");
@@ -214,16 +256,33 @@ static void on_tunnel_stopped(ra_tunnel_server *ts, void *ud) {
   stop_part_done(ud);
 }
 
+static ra_timer handover;
+static bool handing_over;
+static void on_handover(ra_timer *t, void *ud);
+
 static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_http_server *srv = ud;
+  if (ra_workers_in_worker() && !handing_over && !stopping) {
+    handing_over = true;
+    /* a worker draining: stop accepting now (the socket stays with the
+     * replacement), and let what was just accepted send its request
+     * before the shutdown closes idle connections */
+    ra_http_server_close_listeners(srv);
+    ra_timer_init(loop, &handover, on_handover, srv);
+    ra_timer_start(&handover, 100, 0);
+    return;
+  }
   if (stopping) return;
   stopping = true;
+  if (metrics) ra_metrics_detach(metrics); /* before the tunnel server goes */
   ra_info("signal %d: stopping (in-flight requests finish, 10 s at most)", signo);
   stop_parts = tunnel ? 2 : 1;
   /* tunnelled requests in flight are answered too, within the same deadline */
   if (tunnel) ra_tunnel_server_shutdown(tunnel, 10000, on_tunnel_stopped, loop);
   ra_http_server_shutdown(srv, 10000, on_stopped, loop);
 }
+
+static void on_handover(ra_timer *t, void *ud) { on_signal(ra_http_server_loop(ud), SIGTERM, ud); }
 
 /* ---- TLS ----------------------------------------------------------------------- */
 
@@ -304,11 +363,13 @@ static void usage(void) {
                   "                [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]\n"
                   "                [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]\n"
                   "                [--client-allow-debug] [--client-any-measurement-insecure]\n"
-                  "                [--client-collateral PATH [--client-accept-tcb LIST] ...]\n");
+                  "                [--client-collateral PATH [--client-accept-tcb LIST] ...]\n"
+                  "                [--workers N|auto] [--metrics] [--access-log text|json]\n");
 }
 
 /* Prints the real port (":0" picks one) for scripts. */
 static void print_listening(const char *scheme, const char *addr, unsigned port) {
+  if (ra_workers_in_worker()) return; /* the supervisor prints, once */
   char host[256];
   const char *colon = strrchr(addr, ':');
   size_t hl = colon ? (size_t)(colon - addr) : 0;
@@ -325,6 +386,8 @@ static void print_listening(const char *scheme, const char *addr, unsigned port)
 static int early_exit(int code, hello_client *hc, ra_quote_provider *p) {
   hello_client_free(hc);
   ra_quote_provider_free(p);
+  ra_metrics_free(metrics);
+  metrics = NULL;
   return code;
 }
 
@@ -377,6 +440,24 @@ int main(int argc, char **argv) {
       i += cpr - 1;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
+    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      long n = strcmp(v, "auto") == 0 ? (long)ra_workers_auto() : strtol(v, NULL, 10);
+      if (n < 1 || n > 1024) {
+        usage();
+        return early_exit(2, &hclient, ratls_prov);
+      }
+      n_workers = (unsigned)n;
+    } else if (strcmp(argv[i], "--metrics") == 0) {
+      if (!metrics && ra_metrics_new(1, &metrics) != 0) /* sized below */
+        return early_exit(1, &hclient, ratls_prov);
+    } else if (strcmp(argv[i], "--access-log") == 0 && i + 1 < argc) {
+      const char *v = argv[++i];
+      if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+        usage();
+        return early_exit(2, &hclient, ratls_prov);
+      }
+      log_json = strcmp(v, "json") == 0;
     } else if (strcmp(argv[i], "--quiet") == 0) {
       quiet = true;
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -409,6 +490,35 @@ int main(int argc, char **argv) {
   if (!listen && !listen_tls) listen = "127.0.0.1:3000";
   signal(SIGPIPE, SIG_IGN);
   if (quiet) ra_log_set_level(RA_LOG_WARN);
+  log_text = !quiet && !log_json;
+  /* --workers N: from here on, this runs in each worker (workers.h); the
+   * supervisor opens the listening sockets (one per worker, SO_REUSEPORT),
+   * and returns from ra_workers_start when it is stopped. */
+  if (n_workers > 1) {
+    const char *addrs[2];
+    size_t na = 0;
+    int li = listen ? (int)na++ : -1, lti = listen_tls ? (int)na++ : -1;
+    if (li >= 0) addrs[li] = listen;
+    if (lti >= 0) addrs[lti] = listen_tls;
+    if (metrics) { /* one shared block for every worker */
+      ra_metrics_free(metrics);
+      if (ra_metrics_new(ra_workers_slots(n_workers), &metrics) != 0)
+        return early_exit(1, &hclient, ratls_prov);
+      metrics_routes(); /* the labels are shared: set once, before the fork */
+    }
+    ra_workers_opts wo = {.workers = n_workers, .shutdown_timeout_ms = 10000,
+                          .on_exit = on_workers_exit, .on_ready = on_workers_ready,
+                          .listen = addrs, .n_listen = na};
+    sup_listen = listen;
+    sup_listen_tls = listen_tls;
+    int wr = ra_workers_start(&wo, &worker);
+    if (wr < 0) return early_exit(1, &hclient, ratls_prov);
+    if (wr == 0) return early_exit(worker.exit_code, &hclient, ratls_prov); /* the supervisor, stopped */
+    if (metrics) ra_metrics_use_slot(metrics, worker.slot, worker.index);
+    if (li >= 0) listen = ra_workers_listen_addr((size_t)li); /* "fd:K" */
+    if (lti >= 0) listen_tls = ra_workers_listen_addr((size_t)lti);
+  }
+  if (metrics && n_workers == 1) metrics_routes();
   /* Certificates first: a bad key is a start-up error before anything runs. */
   ra_tls_ctx *tls = NULL;
   if (listen_tls) {
@@ -437,18 +547,20 @@ int main(int argc, char **argv) {
   ra_route(router, "GET", "/stream", h_stream, NULL);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
   ra_route_ex(router, "GET", "/whoami", hello_whoami, NULL, RA_ROUTE_CLIENT_ATTESTED);
+  if (metrics) ra_route(router, "GET", "/metrics", ra_metrics_handler, metrics);
+  bool logging = log_text || log_json || metrics;
   if (hello_client_build(&hclient) != 0) {
     fail_code = 2;
     goto fail;
   }
-  if (!no_tunnel && hello_tunnel_start_ex(loop, router, tee, sim_dir, quiet ? NULL : access_log,
+  if (!no_tunnel && hello_tunnel_start_ex(loop, router, tee, sim_dir, logging ? access_log : NULL,
                                           hello_client_policy(&hclient), &tunnel) != 0)
     goto fail;
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";
   opts.limits.header_timeout_ms = (uint64_t)header_timeout;
-  if (!quiet) opts.access_log = access_log;
+  if (logging) opts.access_log = access_log;
   ra_http_server_new(loop, router, &opts, &srv);
   if (!srv || hello_ws_routes(router, srv) != 0) {
     fprintf(stderr, "ra-hello: setup failed\n");
@@ -481,7 +593,11 @@ int main(int argc, char **argv) {
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
+  if (n_workers > 1) ra_loop_on_signal(loop, SIGUSR1, on_usr1, NULL);
+  if (metrics) ra_metrics_attach(metrics, loop, srv, tunnel);
+  ra_workers_ready(); /* listening: a replacement may take over (no-op without workers) */
   rc = ra_loop_run(loop);
+  ra_metrics_free(metrics);
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
@@ -495,6 +611,7 @@ int main(int argc, char **argv) {
   ra_quote_provider_free(ratls_prov);
   return rc ? 1 : 0;
 fail:
+  ra_metrics_free(metrics);
   ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
