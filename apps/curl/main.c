@@ -535,14 +535,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ra-curl: --ra-tls verifies Intel TDX/SGX certificates only (no SEV-SNP RA-TLS)\n");
     return EX_USAGE;
   }
-  /* AMD's ARKs, as Intel's root, vouch for every SEV-SNP guest there is */
-  if (want_snp && pf.n_snp_measurements == 0 && !pf.has_snp_host_data && !pf.trust_snp_sim_dir &&
-      pf.n_snp_arks == 0 && !any_measurement) {
-    fprintf(stderr, "ra-curl: with AMD's roots, name the expected SEV-SNP measurement "
-                    "(--sev-measurement, --sev-host-data), or pin your own ARK (--snp-ark, "
-                    "--trust-snp-sim), or accept any genuine TEE with --any-measurement-insecure\n");
-    return EX_USAGE;
-  }
+  /* (every SNP flag either names what to expect or pins an ARK of the
+   * user's: no "AMD roots and nothing expected" case to refuse) */
   ra_snp_verifier *sv = NULL;
   ra_snp_expect snp_sets[POLICY_FLAGS_MAX_SNP_SETS];
   ra_snp_policy snp_pol;

@@ -550,6 +550,14 @@ int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provi
   if (!spec || strcmp(spec, "auto") == 0) return ra_quote_provider_auto(sim_dir, out);
   if (strcmp(spec, "sim") == 0) return ra_quote_provider_sim(sim_dir, out);
   if (strcmp(spec, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, out);
+  if (strncmp(spec, "tsm:", 4) == 0 && spec[4]) { /* tsm:ROOT or tsm:ROOT,ENTRY */
+    const char *comma = strchr(spec + 4, ',');
+    char *root = strndup(spec + 4, comma ? (size_t)(comma - (spec + 4)) : strlen(spec + 4));
+    if (!root) return -ENOMEM;
+    int rc = ra_quote_provider_tsm(root, comma ? comma + 1 : NULL, out);
+    free(root);
+    return rc;
+  }
   if (strncmp(spec, "file:", 5) == 0 && spec[5]) return ra_quote_provider_file(spec + 5, out);
   if (strcmp(spec, "dstack") == 0) return ra_quote_provider_dstack(NULL, out);
   if (strcmp(spec, "sim-snp") == 0) {
@@ -579,7 +587,7 @@ int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provi
     return rc;
   }
   if (strncmp(spec, "dstack:", 7) == 0 && spec[7]) return ra_quote_provider_dstack(spec + 7, out);
-  ra_error("quote provider: '%s' is none of auto, sim, tsm, file:PATH, dstack[:SOCKET], "
+  ra_error("quote provider: '%s' is none of auto, sim, tsm[:ROOT[,ENTRY]], file:PATH, dstack[:SOCKET], "
            "sim-snp[:DIR], snp-file:REPORT,CERTS", spec);
   return -EINVAL;
 }

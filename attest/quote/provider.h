@@ -171,6 +171,7 @@ RA_API int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
 
 /* One of the above by name, as programs take it on their command line
  * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
+ * "tsm:ROOT" or "tsm:ROOT,ENTRY" (another configfs-tsm root, a named entry),
  * "file:PATH", "dstack" or "dstack:SOCKET" (the dstack guest agent,
  * dstack.h; a socket named *tappd* speaks the older tappd API), "sim-snp"
  * (in sim_dir when given, else ra_quote_sim_snp_default_dir(); the SNP
