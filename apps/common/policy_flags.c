@@ -16,6 +16,7 @@ enum {
   F_COLLATERAL, F_ACCEPT_TCB, F_ALLOW_ADVISORY, F_ALLOW_EXPIRED, F_REQUIRE_SEPT_VE,
   F_ALLOW_SERVICETD, F_PCCS, F_COLLATERAL_CACHE, F_NO_COLLATERAL_CACHE, F_CA_FILE,
   F_APP_ID, F_COMPOSE_HASH,
+  F_SNP_MEASUREMENT, F_SNP_HOST_DATA, F_TRUST_SNP_SIM, F_SNP_ARK,
 };
 
 #define B POLICY_FLAGS_BASIC
@@ -24,6 +25,7 @@ enum {
 #define C POLICY_FLAGS_COLLATERAL
 #define P POLICY_FLAGS_PCCS
 #define D POLICY_FLAGS_DSTACK
+#define S POLICY_FLAGS_SNP
 static const policy_flag TABLE[] = {
     {"--root", true, B, F_ROOT},
     {"--mrtd", true, B, F_MRTD},
@@ -63,6 +65,12 @@ static const policy_flag TABLE[] = {
     {"--ca-file", true, P, F_CA_FILE},
     {"--app-id", true, D, F_APP_ID},
     {"--compose-hash", true, D, F_COMPOSE_HASH},
+    {"--sev-measurement", true, S, F_SNP_MEASUREMENT},
+    {"--snp-measurement", true, S, F_SNP_MEASUREMENT},
+    {"--sev-host-data", true, S, F_SNP_HOST_DATA},
+    {"--snp-host-data", true, S, F_SNP_HOST_DATA},
+    {"--trust-snp-sim", true, S, F_TRUST_SNP_SIM},
+    {"--snp-ark", true, S, F_SNP_ARK},
 };
 #undef B
 #undef T
@@ -70,6 +78,7 @@ static const policy_flag TABLE[] = {
 #undef C
 #undef P
 #undef D
+#undef S
 
 void policy_flags_init(policy_flags *pf, unsigned groups) {
   memset(pf, 0, sizeof *pf);
@@ -199,6 +208,19 @@ int policy_flags_apply(policy_flags *pf, const policy_flag *f, const char *v) {
   case F_CRL: return add_path(pf, f, pf->crls, &pf->n_crls, POLICY_FLAGS_MAX_CRLS, v);
   case F_PCK_CHAIN: pf->pck_chain = v; return 0;
   case F_TRUST_SIM: pf->trust_sim_dir = v; return 0;
+  case F_SNP_MEASUREMENT:
+    pf->any_snp = true;
+    if (pf->n_snp_measurements == POLICY_FLAGS_MAX_SNP_SETS) return fail(pf, f, POLICY_FLAG_TOO_MANY, 0);
+    if (hex_exact(pf, f, v, pf->snp_measurements[pf->n_snp_measurements], 48)) return -1;
+    pf->n_snp_measurements++;
+    return 0;
+  case F_SNP_HOST_DATA:
+    pf->any_snp = pf->has_snp_host_data = true;
+    return hex_exact(pf, f, v, pf->snp_host_data, 32);
+  case F_TRUST_SNP_SIM: pf->any_snp = true; pf->trust_snp_sim_dir = v; return 0;
+  case F_SNP_ARK:
+    pf->any_snp = true;
+    return add_path(pf, f, pf->snp_arks, &pf->n_snp_arks, POLICY_FLAGS_MAX_SNP_ARKS, v);
   case F_AT: return policy_flags_parse_time(v, &pf->at) ? fail(pf, f, POLICY_FLAG_BAD_TIME, 0) : 0;
   case F_ALLOW_DEBUG: pf->allow_debug = true; return 0;
   case F_COLLATERAL: pf->collateral = v; return 0;
@@ -290,4 +312,26 @@ const char *policy_flags_check_collateral(const policy_flags *pf) {
   if (!pf->pccs && (pf->collateral_cache || pf->no_collateral_cache || pf->ca_file))
     return "--collateral-cache, --no-collateral-cache and --ca-file need --pccs";
   return NULL;
+}
+
+size_t policy_flags_snp_policy(const policy_flags *pf, ra_snp_expect *sets, ra_snp_policy *pol) {
+  memset(pol, 0, sizeof *pol);
+  size_t n = 0;
+  for (size_t i = 0; i < pf->n_snp_measurements; i++, n++) {
+    memset(&sets[n], 0, sizeof sets[n]);
+    sets[n].has = RA_SNP_MEASUREMENT;
+    memcpy(sets[n].measurement, pf->snp_measurements[i], 48);
+  }
+  if (pf->has_snp_host_data && n == 0) {
+    memset(&sets[0], 0, sizeof sets[0]);
+    n = 1;
+  }
+  for (size_t i = 0; pf->has_snp_host_data && i < n; i++) {
+    sets[i].has |= RA_SNP_HOST_DATA;
+    memcpy(sets[i].host_data, pf->snp_host_data, 32);
+  }
+  pol->sets = n ? sets : NULL;
+  pol->n_sets = n;
+  pol->allow_debug = pf->allow_debug;
+  return n;
 }

@@ -25,6 +25,15 @@
  *                        exclude each other: policy_flags_check_collateral())
  *   POLICY_FLAGS_DSTACK  --app-id HEX, --compose-hash HEX: identities read
  *                        from a dstack event log (ra-hello's client policy)
+ *   POLICY_FLAGS_SNP     AMD SEV-SNP servers: --sev-measurement HEX (48
+ *                        bytes; repeatable, any of them), --sev-host-data
+ *                        HEX (32 bytes), each also spelt as ra-quote does
+ *                        (--snp-measurement, --snp-host-data),
+ *                        --trust-snp-sim DIR (pin the simulated SNP TEE's
+ *                        ARK, DIR/snp-ark.pem), --snp-ark PEM (pin another
+ *                        ARK; repeatable). --allow-debug (BASIC) applies to
+ *                        SEV-SNP too. Build the policy with
+ *                        policy_flags_snp_policy().            (ra-curl)
  * A prefix (pf->prefix, e.g. "--client-") renames every flag of the
  * accepted groups: --mrtd becomes --client-mrtd, --trust-sim
  * --client-trust-sim (ra-hello's policy for the clients of its tunnel,
@@ -41,6 +50,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "raloop/attest/quote/snp_policy.h"
 #include "raloop/attest/quote/verify.h"
 
 enum {
@@ -50,7 +60,11 @@ enum {
   POLICY_FLAGS_COLLATERAL = 1u << 3,
   POLICY_FLAGS_PCCS = 1u << 4,
   POLICY_FLAGS_DSTACK = 1u << 5,
+  POLICY_FLAGS_SNP = 1u << 6,
 };
+
+#define POLICY_FLAGS_MAX_SNP_SETS 8
+#define POLICY_FLAGS_MAX_SNP_ARKS 4
 
 #define POLICY_FLAGS_MAX_ROOTS 16
 #define POLICY_FLAGS_MAX_CRLS  16
@@ -111,6 +125,15 @@ typedef struct policy_flags {
   uint8_t app_id[32], compose_hash[32];
   size_t app_id_len, compose_hash_len;
   bool has_app_id, has_compose_hash;
+  /* POLICY_FLAGS_SNP */
+  uint8_t snp_measurements[POLICY_FLAGS_MAX_SNP_SETS][48];
+  size_t n_snp_measurements;
+  uint8_t snp_host_data[32];
+  bool has_snp_host_data;
+  const char *trust_snp_sim_dir;
+  const char *snp_arks[POLICY_FLAGS_MAX_SNP_ARKS];
+  size_t n_snp_arks;
+  bool any_snp; /* a flag of the SNP group was given */
   /* any flag of the accepted groups was given */
   bool any;
 
@@ -152,6 +175,12 @@ int policy_flags_load_collateral(const policy_flags *pf, ra_collateral **out);
  * "--pccs and --collateral exclude each other", "--collateral-cache,
  * --no-collateral-cache and --ca-file need --pccs". */
 const char *policy_flags_check_collateral(const policy_flags *pf);
+
+/* The SEV-SNP policy of the SNP flags: one set per --sev-measurement (each
+ * with --sev-host-data when given), or one set of --sev-host-data alone;
+ * allow_debug. sets (POLICY_FLAGS_MAX_SNP_SETS entries) holds the sets
+ * pol points to. Returns the number of sets (0: no expected fields). */
+size_t policy_flags_snp_policy(const policy_flags *pf, ra_snp_expect *sets, ra_snp_policy *pol);
 
 /* "UpToDate,SWHardeningNeeded" -> RA_TCB_ACCEPT bits. Returns 0 or -1. */
 int policy_flags_parse_statuses(const char *s, unsigned *bits);

@@ -10,7 +10,20 @@
  *            --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]
  *           [--allow-advisory ID]... [--allow-expired-collateral]
  *           [--require-sept-ve-disable] [--allow-mr-servicetd]
- *           [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]] URL
+ *           [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]]
+ *           [--sev-measurement HEX]... [--sev-host-data HEX] [--trust-snp-sim DIR]
+ *           [--snp-ark PEM]... URL
+ *
+ * AMD SEV-SNP servers (server_kx with sev_snp_data, as the reference
+ * server sends): the report is verified against the VCEK/ASK/ARK it came
+ * with, to a pinned ARK (AMD's Milan/Genoa/Turin; --snp-ark replaces them,
+ * --trust-snp-sim DIR adds the simulated SNP TEE's), with the expected
+ * measurement(s) and host_data, the debug policy (--allow-debug) and the
+ * key binding (report_data == SHA-512(nonce || server key)). Giving only
+ * SNP flags makes the client SNP-only: a TDX server is refused (exit 60,
+ * step "tee"); giving only TDX flags refuses a SNP server the same way;
+ * both kinds may be allowed at once. --snp-measurement/--snp-host-data are
+ * ra-quote's spellings of the same flags.
  *
  * --client-tee presents the client's own quote when the server asks for one
  * (its server_kx carries a clientChallenge: PROTOCOL.md §10): a quote from
@@ -71,6 +84,7 @@
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/core/file.h"
 #include "raloop/attest/quote/sim.h"
+#include "raloop/attest/quote/snp_sim.h"
 #include "raloop/attest/tunnel/client.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/log.h"
@@ -93,7 +107,9 @@ static void usage(void) {
           "                --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
           "               [--allow-advisory ID]... [--allow-expired-collateral]\n"
           "               [--require-sept-ve-disable] [--allow-mr-servicetd]\n"
-          "               [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]] URL\n"
+          "               [--client-tee sim|tsm|dstack[:SOCK]|file:PATH [--client-sim-dir DIR]]\n"
+          "               [--sev-measurement HEX]... [--sev-host-data HEX] [--trust-snp-sim DIR]\n"
+          "               [--snp-ark PEM]... URL\n"
           "URL: http:// (tunnel over ws://), https:// or wss:// (tunnel over TLS);\n"
           "  --cacert PEM    trust these CAs instead of the system's\n"
           "  -k, --insecure  disables certificate checks (any certificate, any name)\n"
@@ -121,6 +137,10 @@ static int report_flag_error(const policy_flags *pf) {
                     "OutOfDate, OutOfDateConfigurationNeeded)\n", f);
   } else if (pf->error == POLICY_FLAG_TOO_MANY && !strcmp(f, "--allow-advisory")) {
     fprintf(stderr, "ra-curl: at most %d --allow-advisory\n", POLICY_FLAGS_MAX_ADVISORIES);
+  } else if (pf->error == POLICY_FLAG_TOO_MANY && strstr(f, "measurement")) {
+    fprintf(stderr, "ra-curl: at most %d %s\n", POLICY_FLAGS_MAX_SNP_SETS, f);
+  } else if (pf->error == POLICY_FLAG_TOO_MANY && !strcmp(f, "--snp-ark")) {
+    fprintf(stderr, "ra-curl: at most %d --snp-ark\n", POLICY_FLAGS_MAX_SNP_ARKS);
   }
   return EX_USAGE; /* too many --root: as ever, without a word */
 }
@@ -246,7 +266,31 @@ static void print_attestation_of(const uint8_t *qb, size_t qlen, const ra_verdic
 
 static void word_refusal(state *st, const ra_verdict *vd);
 
+static void print_snp_attestation(const ra_verdict *vd, const ra_snp_verdict *s) {
+  fprintf(stderr, "* attestation: %s\n", vd->err == 0 ? "VERIFIED" : "REFUSED");
+  if (vd->err != 0) fprintf(stderr, "*   failed: %s: %s\n", ra_err_name(vd->err), vd->msg);
+  if (!s) return;
+  if (s->parsed) {
+    fprintf(stderr, "*   TEE: %s, report v%u, VMPL %u, policy 0x%llx%s\n", s->tee, s->version, s->vmpl,
+            (unsigned long long)s->policy, s->debug ? " (DEBUG)" : "");
+    fprintf(stderr, "*   measurement: "); hexprint(stderr, s->measurement, 48); fputc('\n', stderr);
+    fprintf(stderr, "*   host_data:   "); hexprint(stderr, s->host_data, 32); fputc('\n', stderr);
+    fprintf(stderr, "*   report_data: "); hexprint(stderr, s->report_data, 64); fputc('\n', stderr);
+    fprintf(stderr, "*   reported TCB: bl %u tee %u snp %u ucode %u\n", s->reported_tcb.bootloader,
+            s->reported_tcb.tee, s->reported_tcb.snp, s->reported_tcb.microcode);
+  }
+  if (s->ark_subject[0]) fprintf(stderr, "*   ARK: %s\n", s->ark_subject);
+  fprintf(stderr, "*   checks:");
+  for (int i = 0; i < RA_SNP_CHECK__COUNT; i++)
+    fprintf(stderr, " %s=%s", ra_snp_check_name((ra_snp_check)i), ra_check_status_name(s->checks[i]));
+  fputc('\n', stderr);
+}
+
 static void print_attestation(ra_tunnel_client *c, const ra_verdict *vd) {
+  if (ra_tunnel_client_server_is_snp(c)) {
+    print_snp_attestation(vd, ra_tunnel_client_snp_verdict(c));
+    return;
+  }
   size_t qlen;
   const uint8_t *qb = ra_tunnel_client_quote(c, &qlen);
   print_attestation_of(qb, qlen, vd);
@@ -383,7 +427,7 @@ int main(int argc, char **argv) {
   const char *client_tee = NULL, *client_sim_dir = NULL; /* the client's own attestation */
   policy_flags pf; /* --mrtd, --rtmr0..3, --report-data, --root, --trust-sim, ... */
   policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_TUNNEL | POLICY_FLAGS_COLLATERAL |
-                             POLICY_FLAGS_PCCS);
+                             POLICY_FLAGS_PCCS | POLICY_FLAGS_SNP);
   int pr;
   state st = {0};
   st.out = stdout;
@@ -483,6 +527,41 @@ int main(int argc, char **argv) {
   if (!path) path = "/";
   if (!st.verbose) ra_log_set_level(RA_LOG_ERROR);
 
+  /* Which kinds of server this client accepts: SNP flags alone make it
+   * SNP-only (a TDX server is then refused, and the other way round). */
+  bool want_tdx = ex.has || sim_dir || n_roots || pf.collateral || pf.pccs || !pf.any_snp;
+  bool want_snp = pf.any_snp;
+  if (!want_tdx && ra_tls) {
+    fprintf(stderr, "ra-curl: --ra-tls verifies Intel TDX/SGX certificates only (no SEV-SNP RA-TLS)\n");
+    return EX_USAGE;
+  }
+  /* (every SNP flag either names what to expect or pins an ARK of the
+   * user's: no "AMD roots and nothing expected" case to refuse) */
+  ra_snp_verifier *sv = NULL;
+  ra_snp_expect snp_sets[POLICY_FLAGS_MAX_SNP_SETS];
+  ra_snp_policy snp_pol;
+  policy_flags_snp_policy(&pf, snp_sets, &snp_pol);
+  if (want_snp) {
+    if (ra_snp_verifier_new(pf.n_snp_arks ? RA_SNP_VERIFIER_NO_AMD_ROOTS : 0, &sv)) return EX_CONNECT;
+    for (size_t i = 0; i < pf.n_snp_arks; i++)
+      if (ra_snp_verifier_add_ark_file(sv, pf.snp_arks[i]) <= 0) {
+        fprintf(stderr, "ra-curl: cannot load ARK %s\n", pf.snp_arks[i]);
+        ra_snp_verifier_free(sv);
+        return EX_USAGE;
+      }
+    if (pf.trust_snp_sim_dir) {
+      char p[4096];
+      snprintf(p, sizeof p, "%s/%s", pf.trust_snp_sim_dir, RA_SNP_SIM_ARK_FILE);
+      if (ra_snp_verifier_add_ark_file(sv, p) <= 0) {
+        fprintf(stderr, "ra-curl: cannot load the simulated SEV-SNP ARK %s\n", p);
+        ra_snp_verifier_free(sv);
+        return EX_USAGE;
+      }
+      if (st.verbose) fprintf(stderr, "* trusting the SIMULATED SEV-SNP ARK %s: its reports prove nothing\n", p);
+    }
+  }
+  ra_verifier *v = NULL;
+  if (!want_tdx) goto tdx_done;
   /* Intel's root vouches for every TDX machine there is: without expected
    * measurements the binding only proves "some TD", anybody's. A root of
    * the user's own (--root, --trust-sim) narrows it to their machines. */
@@ -490,14 +569,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "ra-curl: with the Intel root, name the expected measurements (--mrtd, "
                     "--rtmr0..3, --report-data), or pin your own root (--root, --trust-sim), or "
                     "accept any genuine TEE with --any-measurement-insecure\n");
+    ra_snp_verifier_free(sv);
     return EX_USAGE;
   }
-  ra_verifier *v;
-  if (ra_verifier_new(n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) return EX_CONNECT;
+  if (ra_verifier_new(n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) { ra_snp_verifier_free(sv); return EX_CONNECT; }
   for (size_t i = 0; i < n_roots; i++)
     if (ra_verifier_add_root_file(v, roots[i]) <= 0) {
       fprintf(stderr, "ra-curl: cannot load root %s\n", roots[i]);
       ra_verifier_free(v);
+      ra_snp_verifier_free(sv);
       return EX_USAGE;
     }
   if (sim_dir) {
@@ -506,20 +586,22 @@ int main(int argc, char **argv) {
     if (ra_verifier_add_root_file(v, p) <= 0) {
       fprintf(stderr, "ra-curl: cannot load the simulated root %s\n", p);
       ra_verifier_free(v);
+      ra_snp_verifier_free(sv);
       return EX_USAGE;
     }
     if (st.verbose) fprintf(stderr, "* trusting the SIMULATED TEE root %s: its quotes prove nothing\n", p);
   }
+tdx_done:
   if (outpath) {
     st.out = fopen(outpath, "wb");
-    if (!st.out) { fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno)); ra_verifier_free(v); return EX_USAGE; }
+    if (!st.out) { fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno)); ra_verifier_free(v); ra_snp_verifier_free(sv); return EX_USAGE; }
   }
   ra_collateral *coll = NULL;
   int lrc = policy_flags_load_collateral(&pf, &coll);
   if (lrc) {
     fprintf(stderr, "ra-curl: %s: %s\n", pf.collateral, ra_strerror(lrc));
     if (outpath) fclose(st.out);
-    ra_verifier_free(v);
+    ra_verifier_free(v); ra_snp_verifier_free(sv);
     return EX_USAGE;
   }
   ra_policy pol;
@@ -555,7 +637,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "ra-curl: %s\n", err[0] ? err : ra_strerror(trc));
       ra_loop_free(st.loop);
       ra_collateral_free(coll);
-      ra_verifier_free(v);
+      ra_verifier_free(v); ra_snp_verifier_free(sv);
       free(body);
       if (outpath) fclose(st.out);
       return EX_USAGE;
@@ -582,7 +664,7 @@ int main(int argc, char **argv) {
     ra_tls_ctx_unref(tls);
     ra_loop_free(st.loop);
     ra_collateral_free(coll);
-    ra_verifier_free(v);
+    ra_verifier_free(v); ra_snp_verifier_free(sv);
     free(body);
     if (outpath) fclose(st.out);
     return st.exit_code;
@@ -592,7 +674,7 @@ int main(int argc, char **argv) {
   if (client_tee && open_client_tee(client_tee, client_sim_dir, st.verbose, &cprov, &cevlog)) {
     ra_loop_free(st.loop);
     ra_collateral_free(coll);
-    ra_verifier_free(v);
+    ra_verifier_free(v); ra_snp_verifier_free(sv);
     ra_tls_ctx_unref(tls);
     free(body);
     if (outpath) fclose(st.out);
@@ -601,6 +683,7 @@ int main(int argc, char **argv) {
   ra_tunnel_client_opts o = {
     .client_provider = cprov, .client_event_log = cevlog,
     .verifier = v, .policy = &pol, .no_binding = no_binding, .on_ready = on_ready, .ud = &st,
+    .snp_verifier = sv, .snp_policy = want_snp ? &snp_pol : NULL,
     .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
     .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file, .tls = tls,
   };
@@ -633,7 +716,7 @@ int main(int argc, char **argv) {
   free(cevlog);
   ra_loop_free(st.loop);
   ra_collateral_free(coll);
-  ra_verifier_free(v);
+  ra_verifier_free(v); ra_snp_verifier_free(sv);
   free(body);
   if (outpath) fclose(st.out);
   return st.exit_code;

@@ -34,7 +34,10 @@ int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, con
   }
   /* the tunnel server warns about simulated or unbound quotes; what only
    * ra-hello knows is where the sim's keys are */
-  if (ra_quote_provider_simulated(p))
+  const char *snp_dir = ra_quote_provider_snp_sim_dir(p);
+  if (snp_dir)
+    ra_warn("simulated SEV-SNP TEE keys in %s (clients: --trust-snp-sim %s)", snp_dir, snp_dir);
+  else if (ra_quote_provider_simulated(p))
     ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
   ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                                 .client_policy = client_policy};

@@ -20,6 +20,8 @@
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
+#include "raloop/attest/quote/snp_provider_internal.h"
+#include "raloop/attest/quote/snp_report.h"
 
 #define QUOTE_MAX   (1024 * 1024)
 #define NONCE_LEN   32
@@ -39,6 +41,10 @@ void ra_quote_evidence_clear(ra_quote_evidence *ev) {
   free(ev->val);
   free(ev->iat);
   free(ev->signature);
+  free(ev->snp_nonce);
+  free(ev->vcek_pem);
+  free(ev->ask_pem);
+  free(ev->ark_pem);
   memset(ev, 0, sizeof *ev);
 }
 
@@ -77,6 +83,10 @@ int ra_quote_provider_get(ra_quote_provider *p, const uint8_t x25519_pub[32],
   if (rc == 0 && (!ev->quote || ev->quote_len == 0)) {
     rc = -EIO;
     ra_error("%s provider returned an empty quote", p->ops->name);
+  }
+  if (rc == 0 && ev->tee == RA_QUOTE_TEE_SNP && !ev->vcek_pem) {
+    rc = -EIO; /* the reference client refuses SEV-SNP evidence without one */
+    ra_error("%s provider returned a SEV-SNP report without its VCEK", p->ops->name);
   }
   if (rc) {
     ra_quote_evidence_clear(ev);
@@ -277,6 +287,10 @@ const char *ra_quote_provider_sim_root(const ra_quote_provider *p) {
   return p && p->ops == &sim_ops ? ra_sim_root_pem_path(p->self) : NULL;
 }
 
+const char *ra_quote_provider_snp_sim_dir(const ra_quote_provider *p) {
+  return p ? ra_snp_provider_sim_dir(p->ops, p->self) : NULL;
+}
+
 /* ---- tsm -------------------------------------------------------------- */
 
 typedef struct tsm_prov {
@@ -335,13 +349,23 @@ static int tdx_report_data_matches(const uint8_t *q, size_t len, const uint8_t r
   return len >= off + 64 && CRYPTO_memcmp(q + off, rd, 64) == 0;
 }
 
-static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev) {
+/* One configfs-tsm round. With pub, the evidence for that key: the binding
+ * of the guest's kind (the entry's provider attribute: "tdx_guest", or
+ * "sev_guest" for SEV-SNP, whose auxblob then gives the certificates);
+ * without, a bare quote over rd_in (get_report). ev is cleared on failure. */
+/* The SEV-SNP report's report_data (offset 0x50) is the one written. */
+static int snp_report_data_matches(const uint8_t *r, size_t len, const uint8_t rd[64]) {
+  return len == RA_SNP_REPORT_LEN && CRYPTO_memcmp(r + 0x50, rd, 64) == 0;
+}
+
+static int tsm_once(tsm_prov *t, const uint8_t *pub, const uint8_t *rd_in, ra_quote_evidence *ev) {
   char dir[4096], path[4200], attr[128], g1[64], g2[64];
-  bool created = false;
+  uint8_t rd[64];
+  bool created = false, snp = false;
   int rc;
   struct stat st;
   if (stat(t->root, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    ra_error("configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+    ra_error("configfs-tsm not available: %s does not exist (not a TDX or SEV-SNP guest, kernel without "
             "CONFIG_TSM_REPORTS, or configfs not mounted)",
             t->root);
     return -ENODEV;
@@ -369,10 +393,18 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev) {
 
   snprintf(path, sizeof path, "%s/provider", dir);
   rc = read_attr(path, attr, sizeof attr);
-  if (rc == 0 && strcmp(attr, "tdx_guest") != 0) {
-    ra_error("configfs-tsm provider \"%s\" is not supported (TDX only so far)", attr);
+  if (rc == 0 && strcmp(attr, "sev_guest") == 0) {
+    snp = true;
+  } else if (rc == 0 && strcmp(attr, "tdx_guest") != 0) {
+    ra_error("configfs-tsm provider \"%s\" is not supported (tdx_guest and sev_guest are)", attr);
     rc = -ENOTSUP;
     goto out;
+  }
+  if (pub) {
+    rc = snp ? ra_snp_ev_binding(pub, ev, rd) : make_binding(pub, ev, rd);
+    if (rc) goto out;
+  } else {
+    memcpy(rd, rd_in, 64);
   }
   snprintf(path, sizeof path, "%s/inblob", dir);
   rc = write_file(path, rd, 64);
@@ -403,29 +435,36 @@ static int tsm_once(tsm_prov *t, const uint8_t rd[64], ra_quote_evidence *ev) {
     rc = -EIO;
     goto out;
   }
-  if (!tdx_report_data_matches(ev->quote, ev->quote_len, rd)) {
-    ra_error("configfs-tsm outblob is not a TDX quote for the report_data written");
+  if (snp ? !snp_report_data_matches(ev->quote, ev->quote_len, rd)
+          : !tdx_report_data_matches(ev->quote, ev->quote_len, rd)) {
+    ra_error("configfs-tsm outblob is not a %s for the report_data written",
+             snp ? "SEV-SNP report" : "TDX quote");
     rc = -EPROTO;
     goto out;
   }
-out:
-  if (rc) {
-    free(ev->quote);
-    ev->quote = NULL;
-    ev->quote_len = 0;
+  if (snp && pub) {
+    /* the certificate table the host gave with this report: read in the
+     * same round, so that it goes with this outblob */
+    uint8_t *aux = NULL;
+    size_t aux_len = 0;
+    snprintf(path, sizeof path, "%s/auxblob", dir);
+    rc = ra_file_read(path, QUOTE_MAX, &aux, &aux_len);
+    if (rc && rc != -ENOENT) {
+      ra_error("cannot read %s: %s", path, ra_strerror(rc));
+      goto out;
+    }
+    rc = ra_snp_ev_certs_from_table(aux, aux_len, ev); /* logs why */
+    free(aux);
   }
+out:
+  if (rc) ra_quote_evidence_clear(ev);
   if (created) rmdir(dir); /* best effort: configfs removes the attributes with it */
   return rc;
 }
 
 static int tsm_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
-  uint8_t rd[64];
-  int rc = make_binding(pub, ev, rd);
-  if (rc) return rc;
-  for (int i = 0; i < TSM_RETRIES; i++) {
-    rc = tsm_once(self, rd, ev);
-    if (rc != -EAGAIN) break;
-  }
+  int rc = -EAGAIN;
+  for (int i = 0; i < TSM_RETRIES && rc == -EAGAIN; i++) rc = tsm_once(self, pub, NULL, ev);
   return rc;
 }
 
@@ -440,7 +479,7 @@ static int tsm_get_report(void *self, const uint8_t rd[64], uint8_t **quote, siz
   ra_quote_evidence ev;
   memset(&ev, 0, sizeof ev);
   int rc = -EAGAIN;
-  for (int i = 0; i < TSM_RETRIES && rc == -EAGAIN; i++) rc = tsm_once(self, rd, &ev);
+  for (int i = 0; i < TSM_RETRIES && rc == -EAGAIN; i++) rc = tsm_once(self, NULL, rd, &ev);
   if (rc == 0) {
     *quote = ev.quote; /* tsm_once fills only the quote */
     *len = ev.quote_len;
@@ -464,7 +503,7 @@ int ra_quote_provider_tsm(const char *root, const char *entry, ra_quote_provider
     return -EINVAL;
   }
   if (!ra_tsm_available(root)) {
-    ra_error("configfs-tsm not available: %s does not exist (not a TDX guest, kernel without "
+    ra_error("configfs-tsm not available: %s does not exist (not a TDX or SEV-SNP guest, kernel without "
             "CONFIG_TSM_REPORTS, or configfs not mounted)",
             root);
     return -ENODEV;
@@ -511,9 +550,44 @@ int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provi
   if (!spec || strcmp(spec, "auto") == 0) return ra_quote_provider_auto(sim_dir, out);
   if (strcmp(spec, "sim") == 0) return ra_quote_provider_sim(sim_dir, out);
   if (strcmp(spec, "tsm") == 0) return ra_quote_provider_tsm(NULL, NULL, out);
+  if (strncmp(spec, "tsm:", 4) == 0 && spec[4]) { /* tsm:ROOT or tsm:ROOT,ENTRY */
+    const char *comma = strchr(spec + 4, ',');
+    char *root = strndup(spec + 4, comma ? (size_t)(comma - (spec + 4)) : strlen(spec + 4));
+    if (!root) return -ENOMEM;
+    int rc = ra_quote_provider_tsm(root, comma ? comma + 1 : NULL, out);
+    free(root);
+    return rc;
+  }
   if (strncmp(spec, "file:", 5) == 0 && spec[5]) return ra_quote_provider_file(spec + 5, out);
   if (strcmp(spec, "dstack") == 0) return ra_quote_provider_dstack(NULL, out);
+  if (strcmp(spec, "sim-snp") == 0) {
+    char defdir[4096];
+    if (!sim_dir) {
+      int drc = ra_quote_sim_snp_default_dir(defdir, sizeof defdir);
+      if (drc) {
+        ra_error("no directory for the simulated SEV-SNP TEE (set HOME or XDG_STATE_HOME)");
+        return drc;
+      }
+      sim_dir = defdir;
+    }
+    return ra_quote_provider_sim_snp(sim_dir, out);
+  }
+  if (strncmp(spec, "sim-snp:", 8) == 0 && spec[8]) return ra_quote_provider_sim_snp(spec + 8, out);
+  if (strncmp(spec, "snp-file:", 9) == 0) {
+    const char *comma = strchr(spec + 9, ',');
+    if (!comma || comma == spec + 9 || !comma[1]) {
+      ra_error("quote provider: snp-file:REPORT,CERTS (the report, and a PEM file with its VCEK "
+               "[ASK, ARK] or AMD's certificate table)");
+      return -EINVAL;
+    }
+    char *rep = strndup(spec + 9, (size_t)(comma - (spec + 9)));
+    if (!rep) return -ENOMEM;
+    int rc = ra_quote_provider_snp_file(rep, comma + 1, out);
+    free(rep);
+    return rc;
+  }
   if (strncmp(spec, "dstack:", 7) == 0 && spec[7]) return ra_quote_provider_dstack(spec + 7, out);
-  ra_error("quote provider: '%s' is none of auto, sim, tsm, file:PATH, dstack[:SOCKET]", spec);
+  ra_error("quote provider: '%s' is none of auto, sim, tsm[:ROOT[,ENTRY]], file:PATH, dstack[:SOCKET], "
+           "sim-snp[:DIR], snp-file:REPORT,CERTS", spec);
   return -EINVAL;
 }

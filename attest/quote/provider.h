@@ -34,6 +34,17 @@
  *         /sys/kernel/config/tsm/report and is configurable (tests).
  *   dstack the dstack guest agent on its unix socket (dstack.h): binds the
  *         key as tsm does; asked with a blocking request and a deadline.
+ *   sim-snp the simulated SEV-SNP TEE (snp_sim.h): reports whose
+ *         report_data = SHA-512(nonce || key), nonce 32 fresh bytes, and its
+ *         VCEK, ASK and ARK as PEM; simulated.
+ *   snp-file a fixed SEV-SNP report and its certificates (a PEM file with
+ *         the VCEK and optionally the ASK and ARK, or AMD's binary
+ *         certificate table); does not bind the key, as file.
+ * tsm serves SEV-SNP guests too: when the entry's `provider` attribute says
+ * "sev_guest" (TDX: "tdx_guest"), report_data is the SNP binding, outblob
+ * the 1184-byte report and auxblob AMD's certificate table (the VCEK, ASK,
+ * ARK the host provides; without a VCEK in it the provider fails: fetching
+ * it from AMD's KDS is not done here).
  * Providers of other kinds plug in with ra_quote_provider_new(). */
 #ifndef RA_ATTEST_PROVIDER_H
 #define RA_ATTEST_PROVIDER_H
@@ -64,7 +75,22 @@ typedef struct ra_quote_evidence {
   size_t val_len, iat_len, signature_len;
   /* the quote's report_data commits to the X25519 key given */
   bool binds_key;
+  /* What `quote` is: an SGX/TDX DCAP quote (RA_QUOTE_TEE_INTEL, 0, what
+   * every provider made before SEV-SNP) or an AMD SEV-SNP attestation
+   * report (RA_QUOTE_TEE_SNP). For SNP, as the reference server sends it
+   * (docs/SEV-SNP.md "Key binding"): runtime_data and verifier_data
+   * {val, iat, signature} are absent; verifier_data is the byte string
+   * snp_nonce (NULL: CBOR null; the key binding is then
+   * report_data == SHA-512(snp_nonce || key)), and sev_snp_data carries the
+   * certificates as PEM text (NUL-terminated): vcek_pem (the VCEK or VLEK,
+   * required), ask_pem and ark_pem (NULL: null, the client uses its own). */
+  int tee;
+  uint8_t *snp_nonce;
+  size_t snp_nonce_len;
+  char *vcek_pem, *ask_pem, *ark_pem;
 } ra_quote_evidence;
+
+enum { RA_QUOTE_TEE_INTEL = 0, RA_QUOTE_TEE_SNP = 1 };
 
 RA_API void ra_quote_evidence_clear(ra_quote_evidence *ev);
 
@@ -105,6 +131,26 @@ RA_API int ra_quote_provider_file(const char *path, ra_quote_provider **out);
  * with the directory. */
 RA_API int ra_quote_provider_sim(const char *dir, ra_quote_provider **out);
 
+/* sim-snp: opens the simulated SEV-SNP TEE in dir (ra_snp_sim_open);
+ * errors as it, logged with the directory. get_report signs a report over
+ * the caller's report_data (not a DCAP quote: RA-TLS verifiers of this
+ * project expect Intel's, so SNP RA-TLS is not supported). */
+RA_API int ra_quote_provider_sim_snp(const char *dir, ra_quote_provider **out);
+
+/* The default directory of the simulated SEV-SNP TEE:
+ * $XDG_STATE_HOME/raloop/sim-snp, else ~/.local/state/raloop/sim-snp.
+ * Returns 0, -ENOENT (neither set), -ENAMETOOLONG, -EINVAL. */
+RA_API int ra_quote_sim_snp_default_dir(char *out, size_t outlen);
+
+/* snp-file: a fixed SEV-SNP report (binary, hex or base64; it must parse
+ * as one) and its certificates: certs is a PEM file with the VCEK (or
+ * VLEK) and optionally the ASK and the ARK in any order (told apart by
+ * their AMD extensions and self-signature), or AMD's binary certificate
+ * table (an auxblob). Errors: -errno (reading), -EINVAL (no report, no
+ * VCEK, undecodable), -ENOMEM; logged. */
+RA_API int ra_quote_provider_snp_file(const char *report, const char *certs,
+                                      ra_quote_provider **out);
+
 /* tsm: root NULL means RA_TSM_DEFAULT_ROOT. entry NULL: a fresh entry
  * "raloop-<pid>-<n>" is created for each report and removed afterwards;
  * otherwise the named entry is used and must already exist (an
@@ -125,8 +171,12 @@ RA_API int ra_quote_provider_auto(const char *sim_dir, ra_quote_provider **out);
 
 /* One of the above by name, as programs take it on their command line
  * (--tee): NULL or "auto", "sim" (in sim_dir), "tsm" (the default root),
+ * "tsm:ROOT" or "tsm:ROOT,ENTRY" (another configfs-tsm root, a named entry),
  * "file:PATH", "dstack" or "dstack:SOCKET" (the dstack guest agent,
- * dstack.h; a socket named *tappd* speaks the older tappd API). Returns
+ * dstack.h; a socket named *tappd* speaks the older tappd API), "sim-snp"
+ * (in sim_dir when given, else ra_quote_sim_snp_default_dir(); the SNP
+ * files have names of their own, so one directory may hold both sims),
+ * "sim-snp:DIR", "snp-file:REPORT,CERTS". Returns
  * what that constructor returns, or -EINVAL (logged) for any other spec. */
 RA_API int ra_quote_provider_open(const char *spec, const char *sim_dir, ra_quote_provider **out);
 
@@ -155,6 +205,10 @@ RA_API bool ra_quote_provider_simulated(const ra_quote_provider *p);
 /* For the sim provider: the root certificate clients must pin; NULL for
  * other providers. Valid until ra_quote_provider_free(). */
 RA_API const char *ra_quote_provider_sim_root(const ra_quote_provider *p);
+/* For the sim-snp provider: its directory (what clients name with
+ * --trust-snp-sim; the ARK to pin is DIR/snp-ark.pem); NULL for other
+ * providers. Valid until ra_quote_provider_free(). */
+RA_API const char *ra_quote_provider_snp_sim_dir(const ra_quote_provider *p);
 
 RA_API void ra_quote_provider_free(ra_quote_provider *p);
 

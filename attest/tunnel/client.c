@@ -44,6 +44,17 @@ struct ra_tunnel_client {
   uint8_t *bval, *biat;
   size_t bval_len, biat_len;
   bool has_nonce;
+  /* SEV-SNP (the last server_kx carried sev_snp_data): its nonce and
+   * certificates (copies), the policy, the verdict */
+  bool snp;
+  uint8_t *snonce;
+  size_t snonce_len;
+  bool has_snonce;
+  char *vcek, *ask, *ark;
+  ra_snp_policy snp_policy;
+  bool has_snp_policy;
+  ra_snp_verdict svd;
+  bool has_svd;
   /* client attestation (PROTOCOL.md §10) */
   uint8_t challenge[RA_TMSG_CHALLENGE_BYTES];
   bool has_challenge; /* the last server_kx asked for one */
@@ -432,6 +443,8 @@ static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t
   return 0;
 }
 
+static void kx_accept(ra_tunnel_client *c);
+
 /* Verifies the quote of server_kx (with coll, when not NULL); sends
  * client_kx when every check passes. */
 static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
@@ -448,6 +461,12 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
     kx_refuse(c);
     return;
   }
+  kx_accept(c);
+}
+
+/* The server's quote passed: seal a fresh key to it, send client_kx, flush
+ * what waited for the key. */
+static void kx_accept(ra_tunnel_client *c) {
   uint8_t sealed[RA_ENV_SEALED_KEY_BYTES];
   ra_env_random_key(c->ch.key);
   if (ra_env_seal_key(c->ch.key, c->server_pk, sealed)) {
@@ -480,6 +499,56 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
   while (wl && wl->next) wl = wl->next;
   for (ra_tchan_sock *w = wl; w; w = w->prev) sock_flush(&c->ch, w);
   if (c->o.on_ready) c->o.on_ready(c, 0, &c->vd, c->o.ud);
+}
+
+/* The server is of a kind this client has no verifier for: refused. */
+static void kx_refuse_kind(ra_tunnel_client *c, const char *why) {
+  memset(&c->vd, 0, sizeof c->vd);
+  c->vd.err = RA_ERR_QUOTE_UNSUPPORTED;
+  snprintf(c->vd.msg, sizeof c->vd.msg, "tee: %s", why);
+  kx_refuse(c);
+}
+
+/* A SEV-SNP server_kx: the report against the certificates it came with,
+ * under the caller's SNP policy plus the reference's key binding. */
+static void kx_verify_snp(ra_tunnel_client *c) {
+  if (!c->o.snp_verifier) {
+    kx_refuse_kind(c, "the server presents SEV-SNP evidence (sev_snp_data) and this client is set "
+                      "up for Intel TDX/SGX only (no SEV-SNP verifier or policy)");
+    return;
+  }
+  ra_snp_policy p;
+  if (c->has_snp_policy) p = c->snp_policy;
+  else memset(&p, 0, sizeof p);
+  if (!c->o.no_binding) {
+    p.x25519_pub = c->server_pk;
+    /* absent: NULL, which the verifier refuses (as the reference client) */
+    p.nonce = c->has_snonce ? (c->snonce ? c->snonce : (const uint8_t *)"") : NULL;
+    p.nonce_len = c->snonce_len;
+  }
+  ra_snp_verify_opts vo = {
+    .vcek = (const uint8_t *)c->vcek, .vcek_len = strlen(c->vcek),
+    .ask = (const uint8_t *)c->ask, .ask_len = c->ask ? strlen(c->ask) : 0,
+    .ark = (const uint8_t *)c->ark, .ark_len = c->ark ? strlen(c->ark) : 0,
+  };
+  int rc = ra_snp_verify(c->o.snp_verifier, c->quote, c->quote_len, &vo, &p, &c->svd);
+  c->has_svd = true;
+  /* the summary every caller reads (on_ready's vd): err and the step */
+  memset(&c->vd, 0, sizeof c->vd);
+  c->vd.err = c->svd.err;
+  c->vd.debug = c->svd.debug;
+  c->vd.matched_set = c->svd.matched_set;
+  c->vd.at = c->svd.at;
+  if (rc)
+    snprintf(c->vd.msg, sizeof c->vd.msg, "%s: %.200s",
+             ra_snp_check_name((ra_snp_check)c->svd.failed), c->svd.msg);
+  c->has_vd = true;
+  ra_timer_stop(&c->connect_timer);
+  if (rc) {
+    kx_refuse(c);
+    return;
+  }
+  kx_accept(c);
 }
 
 static bool key_eq(const ra_pcs_key *a, const ra_pcs_key *b) {
@@ -583,6 +652,31 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
     c->bval_len = k->vd_val.len;
     c->biat_len = k->vd_iat.len;
   }
+  free(c->snonce);
+  free(c->vcek);
+  free(c->ask);
+  free(c->ark);
+  c->snonce = NULL;
+  c->vcek = c->ask = c->ark = NULL;
+  c->snonce_len = 0;
+  c->has_svd = false;
+  c->snp = k->has_sev_snp;
+  if (c->snp) {
+    /* the nonce is verifier_data, a byte string (or its val, should a map
+     * arrive: what the reference client reads) */
+    ra_str n = k->vd_kind == RA_TMSG_VD_BYTES ? k->vd_bytes : k->vd_val;
+    c->has_snonce = k->vd_kind == RA_TMSG_VD_BYTES || (k->vd_kind == RA_TMSG_VD_NONCE && k->vd_val.ptr);
+    c->snonce = c->has_snonce ? dup_bytes(n.bytes, n.len) : NULL;
+    c->snonce_len = c->snonce ? n.len : 0;
+    c->vcek = strndup((const char *)k->vcek_cert.ptr, k->vcek_cert.len);
+    if (k->has_ask_cert) c->ask = strndup((const char *)k->ask_cert.ptr, k->ask_cert.len);
+    if (k->has_ark_cert) c->ark = strndup((const char *)k->ark_cert.ptr, k->ark_cert.len);
+    if ((c->has_snonce && !c->snonce) || !c->vcek || (k->has_ask_cert && !c->ask) ||
+        (k->has_ark_cert && !c->ark)) {
+      fail_connection(c, -ENOMEM, "%s", "out of memory");
+      return;
+    }
+  }
   if (!k->quote.len || !c->quote) {
     memset(&c->vd, 0, sizeof c->vd);
     c->vd.err = k->quote.len ? RA_ERR_INTERNAL : RA_ERR_QUOTE_TRUNCATED;
@@ -590,7 +684,11 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
     kx_refuse(c);
     return;
   }
-  if (c->pccs_url) kx_fetch(c); /* verifies when the collateral is here */
+  if (c->snp) kx_verify_snp(c); /* Intel's collateral does not apply */
+  else if (!c->o.verifier)
+    kx_refuse_kind(c, "the server presents an Intel TDX/SGX quote (no sev_snp_data) and this "
+                      "client is set up for SEV-SNP only (no TDX verifier or policy)");
+  else if (c->pccs_url) kx_fetch(c); /* verifies when the collateral is here */
   else kx_verify(c, c->o.collateral);
 }
 
@@ -724,7 +822,8 @@ static void start_connect(ra_tunnel_client *c) {
 int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out) {
   *out = NULL;
-  if (!origin || !opts || !opts->verifier || (opts->collateral && opts->pccs_url)) return -EINVAL;
+  if (!origin || !opts || (!opts->verifier && !opts->snp_verifier) || (opts->collateral && opts->pccs_url))
+    return -EINVAL;
   const char *rest;
   bool tls = false;
   if (!strncmp(origin, "http://", 7)) rest = origin + 7;
@@ -769,6 +868,7 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   c->o.pccs_ca_file = c->pccs_ca_file;
   c->o.client_event_log = NULL; /* c->client_event_log holds it */
   if (opts->policy) { c->policy = *opts->policy; c->has_policy = true; }
+  if (opts->snp_policy) { c->snp_policy = *opts->snp_policy; c->has_snp_policy = true; }
   if (!c->o.request_timeout_ms) c->o.request_timeout_ms = 30000;
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 10000;
   if (!c->o.reconnect_delay_ms) c->o.reconnect_delay_ms = 1000;
@@ -798,6 +898,10 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   free(c->quote);
   free(c->bval);
   free(c->biat);
+  free(c->snonce);
+  free(c->vcek);
+  free(c->ask);
+  free(c->ark);
   ra_collateral_free(c->fetched);
   free(c->pccs_url);
   free(c->pccs_cache_dir);
@@ -817,6 +921,10 @@ const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len) {
   return c->quote;
 }
 bool ra_tunnel_client_attested(const ra_tunnel_client *c) { return c->sent_attestation; }
+const ra_snp_verdict *ra_tunnel_client_snp_verdict(const ra_tunnel_client *c) {
+  return c->snp && c->has_svd ? &c->svd : NULL;
+}
+bool ra_tunnel_client_server_is_snp(const ra_tunnel_client *c) { return c->snp; }
 const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c) {
   return c->has_server_pk ? c->server_pk : NULL;
 }

@@ -30,6 +30,7 @@
 
 #include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/provider.h"
+#include "raloop/attest/quote/snp_verify.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/loop.h"
 #include "raloop/core/str.h"
@@ -43,11 +44,19 @@ typedef struct ra_tunnel_client ra_tunnel_client;
  * quote was refused: vd says which check failed and why), -EPROTO (a
  * malformed server_kx), or the connection's error (-ECONNREFUSED,
  * -ETIMEDOUT, -ECONNRESET...). vd is valid during the call (NULL when no
- * quote was verified). Runs once per connection attempt. */
+ * quote was verified). For a SEV-SNP server vd carries only err and msg
+ * ("STEP: why", STEP one of snp_verify.h's check names, or "tee" when the
+ * server's kind is not one this client is configured for);
+ * ra_tunnel_client_snp_verdict() has the rest. Runs once per connection
+ * attempt. */
 typedef void (*ra_tunnel_ready_cb)(ra_tunnel_client *c, int status, const ra_verdict *vd, void *ud);
 
 typedef struct ra_tunnel_client_opts {
-  ra_verifier *verifier;       /* required; borrowed, must outlive the client */
+  /* Intel TDX/SGX servers: the verifier (borrowed, must outlive the
+   * client). At least one of verifier and snp_verifier is required; a
+   * server whose kind has none is refused (fail closed: a client set up for
+   * TDX does not accept SEV-SNP, and the other way round). */
+  ra_verifier *verifier;
   /* Measurements, debug refusal, callback (verify.h). Copied (shallowly:
    * what it points to must outlive the client). x25519_pub and binding_*
    * are set by the client for each handshake. NULL: no measurement policy
@@ -117,11 +126,23 @@ typedef struct ra_tunnel_client_opts {
    * holds; the key binding to this handshake's server key and the policy
    * callback are still checked on every handshake (docs/VCACHE.md). */
   struct ra_vcache *vcache;
+
+  /* AMD SEV-SNP servers (a server_kx with sev_snp_data, as the reference
+   * server sends it): the report is verified with snp_verifier (borrowed;
+   * it pins the ARKs: AMD's, or the simulated one) against the
+   * certificates of sev_snp_data under snp_policy (copied shallowly; NULL:
+   * the binding alone), to which the client adds the reference's key
+   * binding, report_data == SHA-512(nonce || server key), the nonce being
+   * verifier_data (docs/SEV-SNP.md), unless no_binding. Intel collateral
+   * and vcache do not apply. */
+  ra_snp_verifier *snp_verifier;
+  const ra_snp_policy *snp_policy;
 } ra_tunnel_client_opts;
 
 /* origin: "http[s]://HOST[:PORT]" (or "ws[s]://"; a trailing path is
- * ignored). opts is copied. Returns 0 (connecting), -EINVAL (bad origin, no
- * verifier, both collateral and pccs_url), -ENOMEM. */
+ * ignored). opts is copied. Returns 0 (connecting), -EINVAL (bad origin,
+ * neither verifier nor snp_verifier, both collateral and pccs_url),
+ * -ENOMEM. */
 RA_API int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_client_opts *opts,
                          ra_tunnel_client **out);
 
@@ -133,6 +154,12 @@ RA_API void ra_tunnel_client_free(ra_tunnel_client *c);
 RA_API bool ra_tunnel_client_ready(const ra_tunnel_client *c);
 /* The verdict of the last handshake (valid until the next one / free). */
 RA_API const ra_verdict *ra_tunnel_client_verdict(const ra_tunnel_client *c);
+/* The SEV-SNP verdict of the last handshake when the server presented
+ * SEV-SNP evidence and it was verified (valid until the next one / free),
+ * else NULL. */
+RA_API const ra_snp_verdict *ra_tunnel_client_snp_verdict(const ra_tunnel_client *c);
+/* Whether the last server_kx carried SEV-SNP evidence (sev_snp_data). */
+RA_API bool ra_tunnel_client_server_is_snp(const ra_tunnel_client *c);
 /* The server's X25519 key once server_kx arrived (32 bytes), else NULL. */
 RA_API const uint8_t *ra_tunnel_client_server_key(const ra_tunnel_client *c);
 /* Whether the last handshake sent a client attestation (the server asked

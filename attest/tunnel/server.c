@@ -1269,6 +1269,17 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
     .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
     .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
   };
+  if (ev.tee == RA_QUOTE_TEE_SNP) {
+    /* as the reference server does for SEV-SNP quote data: runtime_data
+     * null, verifier_data the nonce as a plain byte string (null without
+     * one), the certificates as PEM strings in sev_snp_data */
+    kx.runtime_data = ra_bytes_make(NULL, 0);
+    kx.vd_kind = ev.snp_nonce ? RA_TMSG_VD_BYTES : RA_TMSG_VD_NONE;
+    kx.vd_bytes = ra_bytes_make(ev.snp_nonce, ev.snp_nonce_len);
+    kx.vcek_cert = ev.vcek_pem;
+    kx.ask_cert = ev.ask_pem;
+    kx.ark_cert = ev.ark_pem;
+  }
   s->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
   s->server_kx = malloc(s->server_kx_len);
   if (!s->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }

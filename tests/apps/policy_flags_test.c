@@ -193,9 +193,55 @@ static void test_pccs_group(void **state) {
   assert_int_equal(pf.error, POLICY_FLAG_NO_VALUE);
 }
 
+/* The SEV-SNP group (ra-curl): both spellings, any-of measurements with
+ * the host_data, size errors, and nothing of it without the group. */
+static void test_snp_group(void **state) {
+  (void)state;
+  policy_flags pf;
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC);
+  assert_int_equal(policy_flags_parse(&pf, "--sev-measurement", "00"), 0); /* not accepted: not a flag */
+  policy_flags_init(&pf, POLICY_FLAGS_BASIC | POLICY_FLAGS_SNP);
+  char m1[97], m2[97], hd[65];
+  memset(m1, 'a', 96); m1[96] = '\0';
+  memset(m2, 'b', 96); m2[96] = '\0';
+  memset(hd, '1', 64); hd[64] = '\0';
+  assert_int_equal(policy_flags_parse(&pf, "--sev-measurement", m1), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--snp-measurement", m2), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--sev-host-data", hd), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--trust-snp-sim", "/d"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--snp-ark", "/a.pem"), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--allow-debug", NULL), 1);
+  assert_true(pf.any_snp);
+  assert_string_equal(pf.trust_snp_sim_dir, "/d");
+  assert_int_equal(pf.n_snp_arks, 1);
+  ra_snp_expect sets[POLICY_FLAGS_MAX_SNP_SETS];
+  ra_snp_policy pol;
+  assert_int_equal(policy_flags_snp_policy(&pf, sets, &pol), 2);
+  assert_int_equal(pol.n_sets, 2);
+  assert_true(pol.allow_debug);
+  assert_int_equal(sets[0].has, RA_SNP_MEASUREMENT | RA_SNP_HOST_DATA);
+  assert_int_equal(sets[0].measurement[0], 0xaa);
+  assert_int_equal(sets[1].measurement[47], 0xbb);
+  assert_int_equal(sets[1].host_data[31], 0x11);
+  /* host_data alone: one set */
+  policy_flags_init(&pf, POLICY_FLAGS_SNP);
+  assert_int_equal(policy_flags_parse(&pf, "--snp-host-data", hd), 2);
+  assert_int_equal(policy_flags_snp_policy(&pf, sets, &pol), 1);
+  assert_int_equal(sets[0].has, RA_SNP_HOST_DATA);
+  /* errors: size, too many */
+  assert_int_equal(policy_flags_parse(&pf, "--sev-measurement", "00"), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_BAD_HEX);
+  assert_int_equal(pf.error_bytes, 48);
+  for (int i = 0; i < POLICY_FLAGS_MAX_SNP_SETS; i++)
+    assert_int_equal(policy_flags_parse(&pf, "--sev-measurement", m1), 2);
+  assert_int_equal(policy_flags_parse(&pf, "--sev-measurement", m1), -1);
+  assert_int_equal(pf.error, POLICY_FLAG_TOO_MANY);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_groups_decide_what_is_a_flag),
+      cmocka_unit_test(test_snp_group),
       cmocka_unit_test(test_measurements),
       cmocka_unit_test(test_errors_are_recorded),
       cmocka_unit_test(test_prefix),

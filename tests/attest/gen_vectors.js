@@ -34,6 +34,15 @@ add("server_kx_tdx_nonce",
 add("server_kx_sev",
   { type: "server_kx", x25519PublicKey: pk, quote: quote, runtime_data: null, verifier_data: seq(32, 7), sev_snp_data: { vcek_cert: "-----BEGIN CERTIFICATE-----\nAAAA\n", ask_cert: null, ark_cert: "ark" } },
   { type: "server_kx", x25519PublicKey: buf(pk), quote: buf(quote), runtime_data: null, verifier_data: buf(seq(32, 7)), sev_snp_data: { vcek_cert: "-----BEGIN CERTIFICATE-----\nAAAA\n", ask_cert: null, ark_cert: "ark" } })
+// SEV-SNP as the reference server sends it (server.ts #sendServerKx with
+// SevSnpQuoteData): a 1184-byte report, verifier_data = the nonce as a
+// Uint8Array, runtime_data null, all three certificates as PEM strings
+const pem = (tag, n) => "-----BEGIN CERTIFICATE-----\n" + Buffer.from(seq(n, 29)).toString("base64").replace(/(.{64})/g, "$1\n") + "\n-----END CERTIFICATE-----\n"
+const snpReport = seq(1184, 31), snpNonce = seq(32, 37)
+const snpCerts = { vcek_cert: pem("vcek", 1100), ask_cert: pem("ask", 1600), ark_cert: pem("ark", 1400) }
+add("server_kx_sev_snp_report",
+  { type: "server_kx", x25519PublicKey: pk, quote: snpReport, runtime_data: null, verifier_data: snpNonce, sev_snp_data: snpCerts },
+  { type: "server_kx", x25519PublicKey: buf(pk), quote: buf(snpReport), runtime_data: null, verifier_data: buf(snpNonce), sev_snp_data: snpCerts })
 add("client_kx",
   { type: "client_kx", sealedSymmetricKey: seq(80, 23) },
   { type: "client_kx", sealedSymmetricKey: buf(seq(80, 23)) })

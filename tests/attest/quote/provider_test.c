@@ -20,11 +20,16 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
+#include "raloop/attest/quote/snp_report.h"
+#include "raloop/attest/quote/snp_sim.h"
+#include "raloop/attest/quote/snp_verify.h"
 #include "raloop/attest/quote/verify.h"
 #include "raloop/core/log.h"
 
@@ -332,6 +337,7 @@ typedef struct fake_kernel {
   char entry[512];
   const char *sim_dir;
   int wrong_report_data;
+  int snp; /* a SEV-SNP guest: the simulated SNP TEE in sim_dir signs */
   int rc;
 } fake_kernel;
 
@@ -357,7 +363,16 @@ static void *fake_kernel_run(void *arg) {
   ra_sim *s;
   uint8_t *q = NULL;
   size_t qlen = 0;
-  if (rd && n == 64 && ra_sim_open(k->sim_dir, &s) == 0) {
+  if (rd && n == 64 && k->snp) {
+    ra_snp_sim *ss;
+    uint8_t rep[RA_SNP_REPORT_LEN];
+    if (k->wrong_report_data) rd[0] ^= 1;
+    if (ra_snp_sim_open(k->sim_dir, &ss) == 0) {
+      if (ra_snp_sim_report(ss, NULL, rd, rep) == 0 && write(fd, rep, sizeof rep) == (ssize_t)sizeof rep)
+        k->rc = 0;
+      ra_snp_sim_free(ss);
+    }
+  } else if (rd && n == 64 && ra_sim_open(k->sim_dir, &s) == 0) {
     if (k->wrong_report_data) rd[0] ^= 1;
     if (ra_sim_quote(s, NULL, rd, &q, &qlen) == 0) {
       size_t off = 0;
@@ -438,11 +453,11 @@ static void test_tsm_fake_kernel(void **state) {
   assert_non_null(strstr(g_log, "report_data"));
   ra_quote_provider_free(p);
 
-  /* SEV-SNP and other providers are refused clearly */
-  make_fake_entry(sub("tsm/sev"), "sev_guest\n");
-  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "sev", &p), 0);
+  /* providers other than TDX and SEV-SNP are refused clearly */
+  make_fake_entry(sub("tsm/other"), "foo_guest\n");
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "other", &p), 0);
   assert_int_equal(ra_quote_provider_get(p, key, &ev), -ENOTSUP);
-  assert_non_null(strstr(g_log, "sev_guest"));
+  assert_non_null(strstr(g_log, "foo_guest"));
   ra_quote_provider_free(p);
 
   /* an empty outblob */
@@ -454,6 +469,231 @@ static void test_tsm_fake_kernel(void **state) {
   assert_non_null(strstr(g_log, "empty"));
   ra_quote_provider_free(p);
   ra_sim_free(s);
+}
+
+/* ---- SEV-SNP --------------------------------------------------------------- */
+
+/* Verifies SNP evidence as a tunnel client does: the certificates it
+ * carries, the ARK pinned from ark_path, the binding to key. */
+static void check_snp_verifies(const ra_quote_evidence *ev, const char *ark_path, const uint8_t key[32]) {
+  ra_snp_verifier *v;
+  assert_int_equal(ra_snp_verifier_new(RA_SNP_VERIFIER_NO_AMD_ROOTS, &v), 0);
+  assert_int_equal(ra_snp_verifier_add_ark_file(v, ark_path), 1);
+  ra_snp_verify_opts o = {
+    .vcek = (const uint8_t *)ev->vcek_pem, .vcek_len = strlen(ev->vcek_pem),
+    .ask = (const uint8_t *)ev->ask_pem, .ask_len = ev->ask_pem ? strlen(ev->ask_pem) : 0,
+    .ark = (const uint8_t *)ev->ark_pem, .ark_len = ev->ark_pem ? strlen(ev->ark_pem) : 0,
+  };
+  ra_snp_policy pol = {.x25519_pub = key, .nonce = ev->snp_nonce, .nonce_len = ev->snp_nonce_len};
+  ra_snp_verdict vd;
+  int rc = ra_snp_verify(v, ev->quote, ev->quote_len, &o, &pol, &vd);
+  if (rc) print_error("snp verify: %s: %s\n", ra_snp_check_name((ra_snp_check)vd.failed), vd.msg);
+  assert_int_equal(rc, 0);
+  assert_int_equal(vd.checks[RA_SNP_CHECK_BINDING], RA_CHECK_PASS);
+  /* another key: the binding fails */
+  uint8_t other[32];
+  memcpy(other, key, 32);
+  other[0] ^= 1;
+  pol.x25519_pub = other;
+  assert_int_equal(ra_snp_verify(v, ev->quote, ev->quote_len, &o, &pol, &vd), -EACCES);
+  assert_int_equal(vd.failed, RA_SNP_CHECK_BINDING);
+  ra_snp_verifier_free(v);
+}
+
+/* AMD's certificate table (the auxblob) of the sim's VCEK, ASK and ARK. */
+static uint8_t *snp_cert_table(ra_snp_sim *s, size_t *len) {
+  static const uint8_t guids[3][16] = {
+    {0x63, 0xda, 0x75, 0x8d, 0xe6, 0x64, 0x45, 0x64, 0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd},
+    {0x4a, 0xb7, 0xb3, 0x79, 0xbb, 0xac, 0x4f, 0xe4, 0xa0, 0x2f, 0x05, 0xae, 0xf3, 0x27, 0xc7, 0x82},
+    {0xc0, 0xb4, 0x06, 0xa4, 0xa8, 0x03, 0x49, 0x52, 0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae},
+  };
+  unsigned char *der[3] = {NULL, NULL, NULL};
+  int dl[3] = {0, 0, 0};
+  const char *pems[2] = {ra_snp_sim_vcek_pem(s), ra_snp_sim_chain_pem(s)};
+  int k = 0;
+  for (int i = 0; i < 2; i++) {
+    BIO *b = BIO_new_mem_buf(pems[i], -1);
+    X509 *x;
+    while (k < 3 && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+      dl[k] = i2d_X509(x, &der[k]);
+      k++;
+      X509_free(x);
+    }
+    BIO_free(b);
+  }
+  assert_int_equal(k, 3); /* VCEK, then the chain: ASK, ARK */
+  size_t hdr = 4 * 24, total = hdr + (size_t)dl[0] + (size_t)dl[1] + (size_t)dl[2];
+  uint8_t *t = calloc(1, total);
+  size_t off = hdr;
+  for (int i = 0; i < 3; i++) {
+    uint8_t *e = t + 24 * i;
+    memcpy(e, guids[i], 16);
+    for (int j = 0; j < 4; j++) {
+      e[16 + j] = (uint8_t)(off >> (8 * j));
+      e[20 + j] = (uint8_t)((unsigned)dl[i] >> (8 * j));
+    }
+    memcpy(t + off, der[i], (size_t)dl[i]);
+    off += (size_t)dl[i];
+    OPENSSL_free(der[i]);
+  }
+  *len = total;
+  return t;
+}
+
+static void test_sim_snp_provider(void **state) {
+  (void)state;
+  char spec[600];
+  snprintf(spec, sizeof spec, "sim-snp:%s", sub("snp"));
+  ra_quote_provider *p;
+  assert_int_equal(ra_quote_provider_open(spec, NULL, &p), 0);
+  assert_string_equal(ra_quote_provider_name(p), "sim-snp");
+  assert_true(ra_quote_provider_simulated(p));
+  assert_true(ra_quote_provider_binds_key(p));
+  assert_string_equal(ra_quote_provider_snp_sim_dir(p), sub("snp"));
+  assert_null(ra_quote_provider_sim_root(p));
+  uint8_t key[32];
+  test_key(key, 7);
+  ra_quote_evidence ev;
+  assert_int_equal(ra_quote_provider_get(p, key, &ev), 0);
+  assert_int_equal(ev.tee, RA_QUOTE_TEE_SNP);
+  assert_int_equal(ev.quote_len, RA_SNP_REPORT_LEN);
+  assert_int_equal(ev.snp_nonce_len, 32);
+  assert_false(ev.has_verifier_data);
+  assert_null(ev.runtime_data);
+  assert_non_null(ev.vcek_pem);
+  assert_non_null(ev.ask_pem);
+  assert_non_null(ev.ark_pem);
+  assert_non_null(strstr(ev.vcek_pem, "-----BEGIN CERTIFICATE-----"));
+  uint8_t rd[64];
+  assert_int_equal(ra_snp_binding(ev.snp_nonce, ev.snp_nonce_len, key, rd), 0);
+  assert_memory_equal(ev.quote + 0x50, rd, 64);
+  char ark[600];
+  snprintf(ark, sizeof ark, "%s/%s", sub("snp"), RA_SNP_SIM_ARK_FILE);
+  check_snp_verifies(&ev, ark, key);
+
+  /* the same report and certificates from files: snp-file serves them */
+  FILE *f = fopen(sub("r.bin"), "wb");
+  fwrite(ev.quote, 1, ev.quote_len, f);
+  fclose(f);
+  f = fopen(sub("certs.pem"), "w");
+  fprintf(f, "%s%s%s", ev.ark_pem, ev.vcek_pem, ev.ask_pem); /* any order */
+  fclose(f);
+  ra_quote_evidence_clear(&ev);
+  /* get_report: a report over the caller's report_data */
+  uint8_t *q;
+  size_t qlen;
+  memset(rd, 0xab, sizeof rd);
+  assert_int_equal(ra_quote_provider_get_report(p, rd, &q, &qlen), 0);
+  assert_int_equal(qlen, RA_SNP_REPORT_LEN);
+  assert_memory_equal(q + 0x50, rd, 64);
+  free(q);
+  ra_quote_provider_free(p);
+
+  ra_quote_provider *fp;
+  snprintf(spec, sizeof spec, "snp-file:%s,%s", sub("r.bin"), sub("certs.pem"));
+  assert_int_equal(ra_quote_provider_open(spec, NULL, &fp), 0);
+  assert_string_equal(ra_quote_provider_name(fp), "snp-file");
+  assert_false(ra_quote_provider_binds_key(fp));
+  assert_int_equal(ra_quote_provider_get(fp, key, &ev), 0);
+  assert_int_equal(ev.tee, RA_QUOTE_TEE_SNP);
+  assert_null(ev.snp_nonce); /* a fixed report binds nothing: verifier_data null */
+  assert_non_null(ev.vcek_pem);
+  assert_non_null(ev.ask_pem);
+  assert_non_null(ev.ark_pem);
+  assert_int_equal(ev.quote_len, RA_SNP_REPORT_LEN);
+  ra_quote_evidence_clear(&ev);
+  ra_quote_provider_free(fp);
+
+  /* the certificates as AMD's certificate table */
+  ra_snp_sim *s;
+  assert_int_equal(ra_snp_sim_open(sub("snp"), &s), 0);
+  size_t tl;
+  uint8_t *tab = snp_cert_table(s, &tl);
+  spit(sub("table.bin"), tab, tl);
+  free(tab);
+  ra_snp_sim_free(s);
+  snprintf(spec, sizeof spec, "snp-file:%s,%s", sub("r.bin"), sub("table.bin"));
+  assert_int_equal(ra_quote_provider_open(spec, NULL, &fp), 0);
+  assert_int_equal(ra_quote_provider_get(fp, key, &ev), 0);
+  assert_non_null(ev.vcek_pem);
+  assert_non_null(ev.ark_pem);
+  ra_quote_evidence_clear(&ev);
+  ra_quote_provider_free(fp);
+
+  /* refused: certificates without a VCEK, a report that is not one, a bad spec */
+  snprintf(spec, sizeof spec, "snp-file:%s,%s/%s", sub("r.bin"), sub("snp"), RA_SNP_SIM_CHAIN_FILE);
+  g_log[0] = '\0';
+  assert_int_equal(ra_quote_provider_open(spec, NULL, &fp), -EINVAL);
+  assert_null(fp);
+  spit(sub("short.bin"), "abc", 3);
+  snprintf(spec, sizeof spec, "snp-file:%s,%s", sub("short.bin"), sub("certs.pem"));
+  assert_int_equal(ra_quote_provider_open(spec, NULL, &fp), -EINVAL);
+  assert_non_null(strstr(g_log, "not a SEV-SNP report"));
+  assert_int_equal(ra_quote_provider_open("snp-file:only-one", NULL, &fp), -EINVAL);
+  assert_int_equal(ra_quote_provider_open("snp-file:,x", NULL, &fp), -EINVAL);
+}
+
+/* configfs-tsm on a SEV-SNP guest: provider "sev_guest", outblob the
+ * report, auxblob the certificate table. */
+static void test_tsm_fake_kernel_snp(void **state) {
+  (void)state;
+  assert_int_equal(mkdir(sub("tsm"), 0700), 0);
+  make_fake_entry(sub("tsm/sev"), "sev_guest\n");
+  ra_snp_sim *s; /* the "hardware": its ARK is what clients pin */
+  assert_int_equal(ra_snp_sim_open(sub("hw"), &s), 0);
+  size_t tl;
+  uint8_t *tab = snp_cert_table(s, &tl);
+  spit(sub("tsm/sev/auxblob"), tab, tl);
+  free(tab);
+
+  ra_quote_provider *p;
+  assert_int_equal(ra_quote_provider_tsm(sub("tsm"), "sev", &p), 0);
+  uint8_t key[32], rd[64];
+  test_key(key, 43);
+  fake_kernel k = {.sim_dir = sub("hw"), .snp = 1};
+  snprintf(k.entry, sizeof k.entry, "%s", sub("tsm/sev"));
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, fake_kernel_run, &k), 0);
+  ra_quote_evidence ev;
+  int rc = ra_quote_provider_get(p, key, &ev);
+  pthread_join(th, NULL);
+  if (rc) print_error("tsm: %s\n", g_log);
+  assert_int_equal(rc, 0);
+  assert_int_equal(k.rc, 0);
+  assert_int_equal(ev.tee, RA_QUOTE_TEE_SNP);
+  assert_true(ev.binds_key);
+  assert_false(ev.has_verifier_data);
+  assert_int_equal(ev.snp_nonce_len, 32);
+  size_t n;
+  uint8_t *inblob = slurp(sub("tsm/sev/inblob"), &n);
+  assert_int_equal(ra_snp_binding(ev.snp_nonce, ev.snp_nonce_len, key, rd), 0);
+  assert_int_equal(n, 64);
+  assert_memory_equal(inblob, rd, 64);
+  free(inblob);
+  check_snp_verifies(&ev, ra_snp_sim_ark_path(s), key);
+  ra_quote_evidence_clear(&ev);
+
+  /* a kernel answering for other report_data is refused */
+  k.wrong_report_data = 1;
+  assert_int_equal(pthread_create(&th, NULL, fake_kernel_run, &k), 0);
+  rc = ra_quote_provider_get(p, key, &ev);
+  pthread_join(th, NULL);
+  assert_int_equal(rc, -EPROTO);
+  assert_null(ev.quote);
+  assert_null(ev.snp_nonce);
+  assert_non_null(strstr(g_log, "SEV-SNP report"));
+
+  /* no certificate table: refused with the reason (no KDS fetch here) */
+  k.wrong_report_data = 0;
+  assert_int_equal(unlink(sub("tsm/sev/auxblob")), 0);
+  assert_int_equal(pthread_create(&th, NULL, fake_kernel_run, &k), 0);
+  rc = ra_quote_provider_get(p, key, &ev);
+  pthread_join(th, NULL);
+  assert_int_equal(rc, -EINVAL);
+  assert_null(ev.quote);
+  assert_non_null(strstr(g_log, "certificate table"));
+  ra_quote_provider_free(p);
+  ra_snp_sim_free(s);
 }
 
 /* ---- custom providers ----------------------------------------------------- */
@@ -511,6 +751,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tsm_absent, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_tsm_not_configfs, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_tsm_fake_kernel, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_sim_snp_provider, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_tsm_fake_kernel_snp, setup_dir, teardown_dir),
       cmocka_unit_test(test_custom_provider),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

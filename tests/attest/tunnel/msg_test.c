@@ -148,7 +148,7 @@ static size_t reencode(const ra_tmsg *m, uint8_t *out, size_t cap) {
       .runtime_data = k->runtime_data, .vd_kind = k->vd_kind, .vd_val = k->vd_val,
       .vd_iat = k->vd_iat, .vd_signature = k->vd_signature, .vd_bytes = k->vd_bytes,
     };
-    char vcek[256], ask[256], ark[256];
+    static char vcek[4096], ask[4096], ark[4096]; /* PEM certificates: a few KiB */
     if (k->has_sev_snp) {
       snprintf(vcek, sizeof vcek, "%.*s", (int)k->vcek_cert.len, k->vcek_cert.ptr);
       o.vcek_cert = vcek;
@@ -276,6 +276,14 @@ static void test_cborx_field_values(void **st) {
       assert_false(m.server_kx.has_ask_cert);
       assert_true(m.server_kx.has_ark_cert);
       assert_str(m.server_kx.ark_cert, "ark");
+    } else if (!strcmp(v->name, "server_kx_sev_snp_report")) {
+      assert_int_equal(m.server_kx.quote.len, 1184);
+      assert_false(m.server_kx.has_runtime_data);
+      assert_int_equal(m.server_kx.vd_kind, RA_TMSG_VD_BYTES);
+      assert_int_equal(m.server_kx.vd_bytes.len, 32);
+      assert_true(m.server_kx.has_sev_snp && m.server_kx.has_ask_cert && m.server_kx.has_ark_cert);
+      assert_true(m.server_kx.vcek_cert.len > 1400 && m.server_kx.ask_cert.len > 2000);
+      assert_memory_equal(m.server_kx.ark_cert.ptr, "-----BEGIN CERTIFICATE-----\n", 28);
     } else if (!strcmp(v->name, "http_request_bytes_body_timeout")) {
       assert_true(m.http_request.has_body);
       assert_false(m.http_request.body_is_text);
