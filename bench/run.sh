@@ -14,6 +14,9 @@
 # (ns; /proc/PID/stat's utime+stime, 10 ms ticks, where schedstat is
 # missing). Requests counted: N plus ra-bench's warm-up (N/5 + 1); the
 # tunnel's one handshake is included (~0.1 ms, < 0.01 us per request).
+# Also split into user and system time (/proc/PID/stat utime, stime: the
+# kernel splits the precise total by 10 ms tick samples, so over 24,000
+# requests the split is good to ~0.5 us per request).
 #
 # --compare REV: also builds REV (a git revision of this repository, via
 # `git archive` into a temporary folder, the same CMAKE_BUILD_TYPE as
@@ -108,6 +111,10 @@ stop_server() {
   wait "$srv_pid" 2>/dev/null || true
   srv_pid=
 }
+server_ut_st_ns() { # the server's user and system CPU time so far, in ns (tick-sampled split)
+  sed 's/^.*) //' "/proc/$srv_pid/stat" |
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f %.0f\n", $12 * 1e9 / hz, $13 * 1e9 / hz }'
+}
 server_cpu_ns() { # the server's CPU time so far, in ns
   local f
   if [ -r "/proc/$srv_pid/schedstat" ]; then
@@ -129,13 +136,18 @@ one_run() { # SIDE BUILD I
     --chart "$out/runs/$side-$i.svg" --label "$label" "$url" >"$out/runs/$side-$i.txt"
   : >"$out/runs/$side-$i.cpu"
   if [ "$cpu_n" -gt 0 ]; then
-    local mode before after
+    local mode before after u0 s0 u1 s1
     for mode in plain tunnel; do
       before=$(server_cpu_ns)
+      read -r u0 s0 < <(server_ut_st_ns)
       "${pin_cli[@]}" "$dir/bin/ra-bench" "--$mode" --trust-sim "$sim" --quiet --scenario serial \
         --serial "$cpu_n" --rounds 1 --format json "$url" >/dev/null
       after=$(server_cpu_ns)
-      echo "$mode $((after - before)) $((cpu_n + cpu_n / 5 + 1))" >>"$out/runs/$side-$i.cpu"
+      read -r u1 s1 < <(server_ut_st_ns)
+      local reqs=$((cpu_n + cpu_n / 5 + 1))
+      echo "$mode $((after - before)) $reqs" >>"$out/runs/$side-$i.cpu"
+      echo "$mode-user $((u1 - u0)) $reqs" >>"$out/runs/$side-$i.cpu"
+      echo "$mode-system $((s1 - s0)) $reqs" >>"$out/runs/$side-$i.cpu"
     done
   fi
   stop_server

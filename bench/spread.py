@@ -38,9 +38,10 @@ def load(d, side):
                     p = line.split()
                     if len(p) == 3 and float(p[2]) > 0:
                         fig[f"cpu/{p[0]} us_per_req"] = float(p[1]) / 1000.0 / float(p[2])
-            a, b = fig.get("cpu/plain us_per_req"), fig.get("cpu/tunnel us_per_req")
-            if a is not None and b is not None:
-                fig["cpu/tunnel-plain us_per_req"] = b - a
+            for suf in ("", "-user", "-system"):
+                a, b = fig.get(f"cpu/plain{suf} us_per_req"), fig.get(f"cpu/tunnel{suf} us_per_req")
+                if a is not None and b is not None:
+                    fig[f"cpu/tunnel{suf}-plain{suf} us_per_req"] = b - a
         runs.append(fig)
         i += 1
     return runs
@@ -110,7 +111,7 @@ def main():
         print(f"{'figure':44} {'min':>9} {'median':>9} {'max':>9}")
         summary["ratio"] = {}
         for k in keys_of(new[:n]):
-            if k.endswith("tunnel-plain us_per_req") or k.startswith("large/excess"):
+            if "-plain" in k or k.startswith("large/excess"):
                 continue  # a difference: a ratio of it says little
             xs = [new[i][k] / old[i][k] for i in range(n) if k in new[i] and old[i].get(k)]
             if not xs:
