@@ -51,7 +51,9 @@ RA_API int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8
  * (optional, see ra_env_pool below) is where an empty buffer takes its
  * memory from before it allocates. */
 typedef struct ra_env_pool ra_env_pool;
-#define RA_ENV_NONCE_BATCH 16
+/* 10 nonces = 240 bytes: libsodium reads getrandom() in chunks of at most
+ * 256 bytes, so a batch is one system call (16 took two, issue 18) */
+#define RA_ENV_NONCE_BATCH 10
 typedef struct ra_env_buf {
   uint8_t *data;
   size_t cap;
