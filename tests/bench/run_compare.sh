@@ -36,4 +36,10 @@ for side in ("new", "old"):
 r = s["ratio"]["cpu/tunnel us_per_req"]
 assert r["n"] == 3 and 0 < r["min"] <= r["median"] <= r["max"], r
 PY
+# ra-bench --per-round via bench/stalls.sh: one line per round and mode,
+# with the run-queue delays, and the 2 x 2 count
+timeout 60 bash "$src/bench/stalls.sh" "$build" 1 2 serial >"$tmp/stalls" 2>&1 || fail "stalls.sh exited $?"
+[ "$(grep -c 'round [12] serial/\(plain\|tunnel\): n [0-9]* avg .* max .* ms; waiting for a CPU: client [0-9.]* ms, server [0-9.]* ms' "$tmp/stalls")" = 4 ] ||
+  { cat "$tmp/stalls" >&2; fail "per-round lines"; }
+grep -q '^rounds: 4$' "$tmp/stalls" || { cat "$tmp/stalls" >&2; fail "stalls.sh count"; }
 echo "PASS"
