@@ -9,6 +9,10 @@
 # their median, for A and B.
 # BUILD_x is a folder with bin/ra-hello and bin/ra-bench (a build tree, or
 # a copy of one's bin/).
+# (Superseded by `bench/run.sh BUILD_A --compare BUILD_B|REV`, which prints
+# every figure's new/old ratio per run pair as min / median / max; each
+# run.sh call here now makes --runs 3 runs itself, pass --runs 1 to keep
+# the old pace.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 a=$(cd "$1" && pwd); b=$(cd "$2" && pwd)

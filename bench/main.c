@@ -215,7 +215,8 @@ typedef struct cfg {
   size_t idle_n, idle_conc; /* idle: --tunnels N, opened C at a time */
   double hold_s;            /* idle: --hold SECONDS */
   const char *format, *chart, *label, *json_out;
-  bool quiet, no_floor, pick_best;
+  bool quiet, no_floor, pick_best, per_round;
+  long server_pid; /* --per-round: also the server's run-queue delay */
 } cfg;
 
 typedef struct ctx {
@@ -321,6 +322,20 @@ static void scenario_run(ctx *x, int sc, bool warmup, run *r, bench_target *t, c
  * then `rounds` measured rounds that alternate between the modes (plain,
  * tunnel, plain, tunnel...), so that both columns see the same background
  * load on a shared machine; the rounds' samples are pooled. */
+/* Run-queue delay so far (ns) of a process's main thread, from
+ * /proc/PID/schedstat (second field: time spent runnable but not running,
+ * i.e. waiting for a CPU); 0 when unavailable. pid 0: this process. */
+static uint64_t runq_delay_ns(long pid) {
+  char path[64];
+  snprintf(path, sizeof path, pid ? "/proc/%ld/schedstat" : "/proc/self/schedstat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  unsigned long long on_cpu = 0, wait = 0;
+  int n = fscanf(f, "%llu %llu", &on_cpu, &wait);
+  fclose(f);
+  return n == 2 ? (uint64_t)wait : 0;
+}
+
 static int run_scenario(ctx *x, int sc) {
   cfg *c = x->c;
   bench_req get = {.method = "GET", .path = "/hello"};
@@ -371,17 +386,30 @@ static int run_scenario(ctx *x, int sc) {
       if (round == 0) say(x, "%s / %s: measuring", scenario_names[sc], m[k].name);
       run meas;
       bench_samples round_samples = {0};
+      uint64_t wait_cli = c->per_round ? runq_delay_ns(0) : 0;
+      uint64_t wait_srv = c->per_round && c->server_pid ? runq_delay_ns(c->server_pid) : 0;
       scenario_run(x, sc, false, &meas, m[k].t, &get, &post);
-      meas.samples = c->pick_best ? &round_samples : &m[k].samples;
+      meas.samples = c->pick_best || c->per_round ? &round_samples : &m[k].samples;
       if (run_workers(&meas, timeout_ms)) {
         fprintf(stderr, "ra-bench: %s / %s: %s\n", scenario_names[sc], m[k].name, meas.errmsg);
         m[k].failed = true;
         rc = meas.err;
         bench_target_free(m[k].t);
         m[k].t = NULL;
-      } else if (c->pick_best) {
+      } else if (c->pick_best || c->per_round) {
+        /* the round's own figures: pooled afterwards unless --pick best */
+        if (!c->pick_best)
+          for (size_t i = 0; i < round_samples.n; i++)
+            if (bench_samples_add(&m[k].samples, round_samples.ms[i])) rc = -ENOMEM;
         bench_summary rs;
         bench_summarize(&round_samples, meas.last_ns - meas.first_ns, &rs);
+        if (c->per_round) /* issue 18: where a stall falls (which round, which mode) */
+          fprintf(stderr,
+                  "round %zu %s/%s: n %zu avg %.3f p50 %.3f p99 %.3f max %.3f ms;"
+                  " waiting for a CPU: client %.3f ms, server %.3f ms\n",
+                  round + 1, scenario_names[sc], m[k].name, rs.n, rs.avg_ms, rs.p50_ms, rs.p99_ms,
+                  rs.max_ms, (double)(runq_delay_ns(0) - wait_cli) / 1e6,
+                  c->server_pid ? (double)(runq_delay_ns(c->server_pid) - wait_srv) / 1e6 : 0.0);
         if (!m[k].has_best || better(sc, &rs, &m[k].best)) m[k].best = rs;
         m[k].has_best = true;
       }
@@ -503,10 +531,12 @@ static void usage(FILE *f) {
           "                [--conns N] [--duration SECONDS] [--handshakes N]\n"
           "                [--handshake-concurrency N] [--rounds N] [--pick pool|best] [--no-floor]\n"
           "                [--vcache N] [--tunnels N] [--hold SECONDS] [--idle-concurrency N]\n"
-          "                [--label TEXT] [--quiet] URL\n"
+          "                [--label TEXT] [--per-round [--server-pid PID]] [--quiet] URL\n"
           "Measures the same scenarios through the attested tunnel and over plain\n"
           "HTTP/1.1 on one server (default: --both, every scenario but idle).\n"
           "--vcache N: the tunnels share a verified-quote cache of N entries.\n"
+          "--per-round: each round's n/avg/p50/p99/max on stderr (where a stall falls), with\n"
+          "the time ra-bench (and --server-pid PID) waited for a CPU during the round.\n"
           "idle: opens --tunnels N [1000] tunnels or connections, --idle-concurrency\n"
           "at a time [100], holds them idle for --hold SECONDS [10], closes them.\n");
 }
@@ -672,6 +702,13 @@ int main(int argc, char **argv) {
       NEED_ARG();
       if (strcmp(v, "pool") && strcmp(v, "best")) BAD("--pick (pool|best)");
       c.pick_best = !strcmp(v, "best");
+    } else if (!strcmp(a, "--per-round")) {
+      c.per_round = true;
+    } else if (!strcmp(a, "--server-pid")) {
+      NEED_ARG();
+      size_t pid;
+      if (!parse_size(v, 1, 1u << 22, &pid)) BAD("--server-pid");
+      c.server_pid = (long)pid;
     } else if (!strcmp(a, "--no-floor")) {
       c.no_floor = true;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {

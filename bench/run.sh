@@ -1,31 +1,62 @@
 #!/usr/bin/env bash
-# bench/run.sh [BUILD_DIR] [ra-bench options...]
+# bench/run.sh [BUILD_DIR] [--runs N] [--compare REV|DIR] [--cpu-requests N]
+#              [--no-cpu] [ra-bench options...]
 #
-# The benchmark of issue 6, the way the README's table was made: ra-hello
-# with the simulated TEE on a free loopback port pinned to core 0, ra-bench
-# pinned to core 1, every scenario through the tunnel and in plain HTTP
-# (--both). Prints the table (with the tunnel/plain ratios and the issue's
-# targets) and writes, under BUILD_DIR/bench-results/:
-#   results.txt   the table          results.json  the figures (ra-bench --format json)
-#   results.svg   the chart          results.png   the chart as PNG (if rsvg-convert is there)
-#   command.txt   the exact commands, the machine, the date
-# Options after BUILD_DIR go to ra-bench (e.g. --duration 5 --handshakes 2000).
+# The benchmark of issues 6 and 18: ra-hello with the simulated TEE on a
+# free loopback port pinned to core 0, ra-bench pinned to core 1, every
+# scenario through the tunnel and in plain HTTP (--both), repeated --runs
+# times (default 3; a fresh server each run), so that every figure comes
+# with its spread (min / median / max over the runs, bench/spread.py).
+#
+# After each ra-bench run, the server's CPU per request: --cpu-requests N
+# (default 20000) serial GET /hello in plain HTTP, then N through one tunnel,
+# the server's CPU time read before and after each from /proc/PID/schedstat
+# (ns; /proc/PID/stat's utime+stime, 10 ms ticks, where schedstat is
+# missing). Requests counted: N plus ra-bench's warm-up (N/5 + 1); the
+# tunnel's one handshake is included (~0.1 ms, < 0.01 us per request).
+# Also split into user and system time (/proc/PID/stat utime, stime: the
+# kernel splits the precise total by 10 ms tick samples, so over 24,000
+# requests the split is good to ~0.5 us per request).
+#
+# --compare REV: also builds REV (a git revision of this repository, via
+# `git archive` into a temporary folder, the same CMAKE_BUILD_TYPE as
+# BUILD_DIR, only ra-hello and ra-bench), or takes DIR if it holds
+# bin/ra-hello and bin/ra-bench, and runs both builds alternately (new,
+# old, new, old, ...; each build with its own ra-hello and ra-bench), then
+# prints per figure new/old over the run pairs (min / median / max).
+#
+# Writes under BUILD_DIR/bench-results/: runs/ (every run's JSON, table,
+# CPU figures, summary.json), results.{txt,json,svg} of the last run,
+# spread.txt (the spread table), command.txt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$here/build}
-[ $# -gt 0 ] && shift
+build=$here/build
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
 build=$(cd "$build" && pwd)
-bin=$build/bin
+runs=3 compare= cpu_n=20000 bench_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=${2:?}; shift 2 ;;
+    --compare) compare=${2:?}; shift 2 ;;
+    --cpu-requests) cpu_n=${2:?}; shift 2 ;;
+    --no-cpu) cpu_n=0; shift ;;
+    *) bench_args+=("$1"); shift ;;
+  esac
+done
+case $runs in ''|*[!0-9]*) echo "run.sh: --runs N" >&2; exit 2 ;; esac
+case $cpu_n in ''|*[!0-9]*) echo "run.sh: --cpu-requests N" >&2; exit 2 ;; esac
+[ "$runs" -ge 1 ] || { echo "run.sh: --runs N (N >= 1; 3 or more for a spread)" >&2; exit 2; }
+for p in ra-bench ra-hello; do
+  [ -x "$build/bin/$p" ] || { echo "run.sh: no $build/bin/$p (build first)" >&2; exit 2; }
+done
 out=$build/bench-results
-[ -x "$bin/ra-bench" ] || { echo "run.sh: no $bin/ra-bench (build first)" >&2; exit 2; }
-[ -x "$bin/ra-hello" ] || { echo "run.sh: no $bin/ra-hello (build first)" >&2; exit 2; }
-mkdir -p "$out"
-simdir=$(mktemp -d)
-log=$(mktemp)
+rm -rf "$out/runs"
+mkdir -p "$out/runs"
+tmp=$(mktemp -d)
 srv_pid=
 cleanup() {
   if [ -n "$srv_pid" ]; then kill "$srv_pid" 2>/dev/null || true; wait "$srv_pid" 2>/dev/null || true; fi
-  rm -rf "$simdir" "$log"
+  rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -36,44 +67,126 @@ if command -v taskset >/dev/null && [ "$ncpu" -ge 2 ]; then
 else
   echo "run.sh: fewer than 2 CPUs or no taskset: running unpinned" >&2
 fi
-
-# ra-hello serves the tunnel at /__ra__ with the simulated TEE (--tee sim).
-srv_cmd=("$bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$simdir")
-"${pin_srv[@]}" "${srv_cmd[@]}" >"$log" 2>&1 &
-srv_pid=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 "$srv_pid" 2>/dev/null || break
-  sleep 0.05
-done
-if [ -z "$port" ]; then
-  echo "run.sh: ra-hello did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
-url=http://127.0.0.1:$port
-cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 label="ra-hello on core 0, ra-bench on core 1"
 [ ${#pin_srv[@]} -eq 0 ] && label="unpinned"
 
-bench_cmd=("$bin/ra-bench" --both --trust-sim "$simdir" --quiet "$@")
+# --- the other build --------------------------------------------------------
+old=
+if [ -n "$compare" ]; then
+  if [ -x "$compare/bin/ra-hello" ] && [ -x "$compare/bin/ra-bench" ]; then
+    old=$(cd "$compare" && pwd)
+  else
+    rev=$(git -C "$here" rev-parse --verify "$compare^{commit}") ||
+      { echo "run.sh: --compare $compare: neither a build folder nor a revision" >&2; exit 2; }
+    btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+    btype=${btype:-RelWithDebInfo}
+    echo "run.sh: building $compare (${rev:0:12}, $btype) in $tmp/old ..." >&2
+    mkdir -p "$tmp/old-src"
+    git -C "$here" archive "$rev" | tar -x -C "$tmp/old-src"
+    cmake -S "$tmp/old-src" -B "$tmp/old" -DCMAKE_BUILD_TYPE="$btype" >"$tmp/old-build.log" 2>&1 &&
+      cmake --build "$tmp/old" -j"$ncpu" --target ra-hello ra-bench >>"$tmp/old-build.log" 2>&1 ||
+      { tail -30 "$tmp/old-build.log" >&2; echo "run.sh: building $compare failed" >&2; exit 1; }
+    old=$tmp/old
+  fi
+fi
+
+# --- one run -----------------------------------------------------------------
+port=
+start_server() { # BIN SIMDIR LOG
+  "${pin_srv[@]}" "$1/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$2" >"$3" 2>&1 &
+  srv_pid=$!
+  port=
+  for _ in $(seq 1 200); do
+    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$3" | head -1)
+    [ -n "$port" ] && return 0
+    kill -0 "$srv_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "run.sh: ra-hello did not start:" >&2
+  cat "$3" >&2
+  return 1
+}
+stop_server() {
+  kill "$srv_pid" 2>/dev/null || true
+  wait "$srv_pid" 2>/dev/null || true
+  srv_pid=
+}
+server_ut_st_ns() { # the server's user and system CPU time so far, in ns (tick-sampled split)
+  sed 's/^.*) //' "/proc/$srv_pid/stat" |
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f %.0f\n", $12 * 1e9 / hz, $13 * 1e9 / hz }'
+}
+server_cpu_ns() { # the server's CPU time so far, in ns
+  local f
+  if [ -r "/proc/$srv_pid/schedstat" ]; then
+    read -r f _ <"/proc/$srv_pid/schedstat"
+    echo "$f"
+  else
+    # fields 14, 15 (utime, stime) after the parenthesised name
+    sed 's/^.*) //' "/proc/$srv_pid/stat" |
+      awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($12 + $13) * 1e9 / hz }'
+  fi
+}
+
+one_run() { # SIDE BUILD I
+  local side=$1 dir=$2 i=$3 sim=$tmp/sim-$1-$3
+  start_server "$dir/bin" "$sim" "$tmp/srv.log"
+  local url=http://127.0.0.1:$port
+  local cmd=("$dir/bin/ra-bench" --both --trust-sim "$sim" --quiet "${bench_args[@]}")
+  "${pin_cli[@]}" "${cmd[@]}" --format table --json-out "$out/runs/$side-$i.json" \
+    --chart "$out/runs/$side-$i.svg" --label "$label" "$url" >"$out/runs/$side-$i.txt"
+  : >"$out/runs/$side-$i.cpu"
+  if [ "$cpu_n" -gt 0 ]; then
+    local mode before after u0 s0 u1 s1
+    for mode in plain tunnel; do
+      before=$(server_cpu_ns)
+      read -r u0 s0 < <(server_ut_st_ns)
+      "${pin_cli[@]}" "$dir/bin/ra-bench" "--$mode" --trust-sim "$sim" --quiet --scenario serial \
+        --serial "$cpu_n" --rounds 1 --format json "$url" >/dev/null
+      after=$(server_cpu_ns)
+      read -r u1 s1 < <(server_ut_st_ns)
+      local reqs=$((cpu_n + cpu_n / 5 + 1))
+      echo "$mode $((after - before)) $reqs" >>"$out/runs/$side-$i.cpu"
+      echo "$mode-user $((u1 - u0)) $reqs" >>"$out/runs/$side-$i.cpu"
+      echo "$mode-system $((s1 - s0)) $reqs" >>"$out/runs/$side-$i.cpu"
+    done
+  fi
+  stop_server
+  rm -rf "$sim"
+}
+
 {
   echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "machine: $(uname -srm), ${cpu:-unknown CPU}, $ncpu CPU(s)"
-  echo "server:  ${pin_srv[*]} ${srv_cmd[*]}"
-  echo "bench:   ${pin_cli[*]} ${bench_cmd[*]} --format table --json-out FILE --chart FILE --label \"$label\" $url"
-  echo "git:     $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "machine: $(uname -srm), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $ncpu CPU(s)"
+  echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
+  echo "server:  ${pin_srv[*]} BUILD/bin/ra-hello --listen 127.0.0.1:0 --quiet --tee sim --sim-dir DIR"
+  echo "bench:   ${pin_cli[*]} BUILD/bin/ra-bench --both --trust-sim DIR --quiet ${bench_args[*]} --format table --json-out FILE URL"
+  [ "$cpu_n" -gt 0 ] && echo "cpu:     ${pin_cli[*]} BUILD/bin/ra-bench --plain|--tunnel --scenario serial --serial $cpu_n --rounds 1 URL; server CPU from /proc/PID/schedstat"
+  echo "runs:    $runs$([ -n "$old" ] && echo ", alternating new/old")"
+  echo "new:     $build (git $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  [ -n "$old" ] && echo "old:     $compare ($old)"
 } >"$out/command.txt"
 cat "$out/command.txt"
 echo
 
-# One measuring run: the table on stdout, the same figures as JSON and the chart.
-"${pin_cli[@]}" "${bench_cmd[@]}" --format table --json-out "$out/results.json" \
-  --chart "$out/results.svg" --label "$label" "$url" | tee "$out/results.txt"
-if command -v rsvg-convert >/dev/null; then
-  rsvg-convert -o "$out/results.png" "$out/results.svg"
-fi
+for i in $(seq 1 "$runs"); do
+  one_run new "$build" "$i"
+  echo "run $i/$runs: new done" >&2
+  if [ -n "$old" ]; then
+    one_run old "$old" "$i"
+    echo "run $i/$runs: old done" >&2
+  fi
+done
+echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end" >>"$out/command.txt"
+tail -1 "$out/command.txt"
 echo
-echo "written: $out/results.{txt,json,svg$(command -v rsvg-convert >/dev/null && echo ,png)} and command.txt"
+
+cp "$out/runs/new-$runs.txt" "$out/results.txt"
+cp "$out/runs/new-$runs.json" "$out/results.json"
+cp "$out/runs/new-$runs.svg" "$out/results.svg"
+echo "last run (new):"
+cat "$out/results.txt"
+echo
+sides=(new)
+[ -n "$old" ] && sides+=(old)
+python3 "$here/bench/spread.py" "$out/runs" "${sides[@]}" | tee "$out/spread.txt"
+echo "written: $out/{results.txt,results.json,results.svg,spread.txt,command.txt} and runs/"

@@ -68,7 +68,9 @@ static int cork_flush(ws_conn *c) {
   int rc = ra_stream_write(c->s, ra_buf_ptr(&c->cork), c->cork.len);
   /* freed, not kept: one allocation per loop turn that sends, instead of a
    * buffer held by every idle connection (issue 18: thousands of idle
-   * connections at a few KiB each) */
+   * connections at a few KiB each; keeping a small one saved ~180
+   * instructions per tunnelled request, 0.6 %, and cost ~600 B of RSS per
+   * idle tunnel: ra_buf doubles to 512 B for a ~260 B answer) */
   ra_buf_free(&c->cork);
   return rc;
 }
@@ -172,6 +174,14 @@ static void conn_fail(ws_conn *c, uint16_t code, const char *why) {
   conn_finish(c, code, r);
 }
 
+/* A message buffer up to this size stays between reads (issue 18: one
+ * malloc + free less per tunnelled request; an idle connection holds at
+ * most this much until ra_ws_trim). */
+#define MSG_KEEP 512
+static void read_trim(ws_conn *c) {
+  if (c->as.cap > MSG_KEEP) ra_ws_assembler_trim(&c->as);
+}
+
 static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *ud) {
   ws_conn *c = ud;
   size_t used = 0;
@@ -186,10 +196,11 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     used += (size_t)n;
     switch (m.opcode) {
     case 0:
-      /* the input is consumed: the message buffer is not kept for the next
-       * read unless a message is half received (one allocation per read
-       * with a masked message, none held by idle connections) */
-      ra_ws_assembler_trim(&c->as);
+      /* the input is consumed: a large message buffer is not kept for the
+       * next read unless a message is half received; a small one (a
+       * tunnelled request's size) is, so that a busy connection does not
+       * allocate per message, until the idle trim (ra_ws_trim) */
+      read_trim(c);
       return len;
     case RA_WS_OP_TEXT:
     case RA_WS_OP_BINARY:
@@ -210,7 +221,7 @@ static size_t conn_on_read(ra_stream *s, const uint8_t *data, size_t len, void *
     }
     }
   }
-  if (!c->done && c->ws) ra_ws_assembler_trim(&c->as); /* as in case 0 */
+  if (!c->done && c->ws) read_trim(c); /* as in case 0 */
   return len; /* after the end, the rest is ignored */
 }
 

@@ -15,7 +15,6 @@ int ra_tchan_init(ra_tchan *ch, ra_loop *loop, ra_tchan_role role, size_t pool_s
   int rc = ra_env_pool_new(pool_spares, &ch->pool);
   if (rc) return rc;
   ch->rx.pool = ch->tx.pool = ch->pool;
-  randombytes_buf(ch->hash_key, sizeof ch->hash_key);
   return 0;
 }
 
@@ -139,7 +138,11 @@ void ra_tindex_free(ra_tindex *x) {
 
 /* ---- sockets by id ----------------------------------------------------------- */
 
-static uint64_t id_hash(const ra_tchan *ch, ra_str id) {
+static uint64_t id_hash(ra_tchan *ch, ra_str id) {
+  if (!ch->hash_keyed) {
+    randombytes_buf(ch->hash_key, sizeof ch->hash_key);
+    ch->hash_keyed = true;
+  }
   uint8_t h[crypto_shorthash_BYTES];
   crypto_shorthash(h, id.bytes, id.len, ch->hash_key);
   uint64_t v;

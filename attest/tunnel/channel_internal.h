@@ -61,6 +61,9 @@ typedef struct ra_tchan {
   unsigned socks_gen; /* bumped whenever a socket leaves (see ra_tchan_drain) */
   ra_tindex by_id;
   uint8_t hash_key[16]; /* ids may be the peer's choice: a keyed hash */
+  bool hash_keyed;      /* hash_key drawn: on first use, as a tunnel that
+                         * carries only HTTP never needs it (one getrandom
+                         * less per tunnel, issue 18) */
 } ra_tchan;
 
 struct ra_tchan_sock {

@@ -76,10 +76,15 @@ int ra_env_pool_new(size_t max_spares, ra_env_pool **out) {
   return 0;
 }
 
-void ra_env_pool_free(ra_env_pool *p) {
+void ra_env_pool_trim(ra_env_pool *p) {
   if (!p) return;
   for (size_t i = 0; i < p->nspare; i++) free(p->spare[i]);
   p->nspare = 0;
+}
+
+void ra_env_pool_free(ra_env_pool *p) {
+  if (!p) return;
+  ra_env_pool_trim(p);
   p->dead = true;
   if (!p->lent) free(p);
 }
@@ -110,6 +115,15 @@ void ra_env_buf_return(void *token) {
   }
   free(h);
   if (p->dead && !p->lent) free(p);
+}
+
+void ra_env_buf_recycle(ra_env_buf *b) {
+  if (!b->data) return;
+  if (!b->pool) {
+    ra_env_buf_free(b);
+    return;
+  }
+  ra_env_buf_return(ra_env_buf_lend(b));
 }
 
 static int buf_reserve(ra_env_buf *b, size_t need) {
@@ -167,13 +181,17 @@ uint8_t *ra_env_seal_extend(ra_env_buf *b, size_t keep, size_t plain_len) {
 
 void ra_env_seal_end_at(ra_env_buf *b, const uint8_t key[RA_ENV_KEY_BYTES], size_t off,
                         size_t plain_len, const uint8_t **msg, size_t *msg_len) {
-  unsigned *left = b->pool ? &b->pool->nonces_left : &b->nonces_left;
-  uint8_t *batch = b->pool ? b->pool->nonces : b->nonces;
-  if (!*left) {
-    randombytes_buf(batch, RA_ENV_NONCE_BYTES * RA_ENV_NONCE_BATCH);
-    *left = RA_ENV_NONCE_BATCH;
+  uint8_t lone[RA_ENV_NONCE_BYTES], *nonce = lone;
+  ra_env_pool *pool = b->pool;
+  if (pool) {
+    if (!pool->nonces_left) {
+      randombytes_buf(pool->nonces, sizeof pool->nonces);
+      pool->nonces_left = RA_ENV_NONCE_BATCH;
+    }
+    nonce = pool->nonces + (size_t)(--pool->nonces_left) * RA_ENV_NONCE_BYTES;
+  } else {
+    randombytes_buf(lone, sizeof lone);
   }
-  uint8_t *nonce = batch + (size_t)(--*left) * RA_ENV_NONCE_BYTES;
   uint8_t *mac = b->data + HEADROOM + off;
   uint8_t *p = mac + RA_ENV_MAC_BYTES;
   crypto_secretbox_detached(p, mac, p, plain_len, nonce, key); /* in place */

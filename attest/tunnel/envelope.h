@@ -51,19 +51,27 @@ RA_API int ra_env_open_key(const uint8_t *sealed, size_t sealed_len, const uint8
  * (optional, see ra_env_pool below) is where an empty buffer takes its
  * memory from before it allocates. */
 typedef struct ra_env_pool ra_env_pool;
-#define RA_ENV_NONCE_BATCH 16
+/* 10 nonces = 240 bytes: libsodium reads getrandom() in chunks of at most
+ * 256 bytes, so a batch is one system call (16 took two, issue 18) */
+#define RA_ENV_NONCE_BATCH 10
 typedef struct ra_env_buf {
   uint8_t *data;
   size_t cap;
+  /* Sealing draws envelope nonces from the CSPRNG: through a pool,
+   * RA_ENV_NONCE_BATCH at a time (one getrandom() per batch, the batch
+   * kept by the pool, one per connection); without a pool, one per
+   * message. (issue 18: the batch is no longer carried inline by every
+   * buffer, 388 bytes each that pooled buffers never used.) */
   ra_env_pool *pool;
-  /* Sealing draws envelope nonces from the CSPRNG RA_ENV_NONCE_BATCH at a
-   * time: one getrandom() per batch instead of one per message (the batch
-   * of its pool when the buffer has one). */
-  unsigned nonces_left;
-  uint8_t nonces[RA_ENV_NONCE_BYTES * RA_ENV_NONCE_BATCH];
 } ra_env_buf;
 /* Frees b's memory (b stays usable, empty; its pool is kept). */
 RA_API void ra_env_buf_free(ra_env_buf *b);
+/* Empties b and gives its memory to b's pool as a spare (as
+ * ra_env_buf_return does with a lent one), for the next buffer of the pool
+ * to take without allocating; frees it when b has no pool or the pool is
+ * full. For a buffer emptied after each message (a channel's decryption
+ * buffer): no allocation per message, and at most max_spares blocks kept. */
+RA_API void ra_env_buf_recycle(ra_env_buf *b);
 
 /* Lending a buffer's memory out, for zero-copy hand-offs: a sealed message
  * queued by a stream (ra_ws_send_owned), a decrypted request body held by a
@@ -82,6 +90,9 @@ RA_API void ra_env_buf_free(ra_env_buf *b);
 /* Returns 0 and *out, or -ENOMEM (*out NULL). */
 RA_API int ra_env_pool_new(size_t max_spares, ra_env_pool **out);
 RA_API void ra_env_pool_free(ra_env_pool *p);
+/* Frees p's spare buffers (an idle connection's pool keeps nothing but its
+ * nonce batch); lent buffers still come back as spares later. */
+RA_API void ra_env_pool_trim(ra_env_pool *p);
 RA_API void *ra_env_buf_lend(ra_env_buf *b);
 RA_API void ra_env_buf_return(void *token);
 
