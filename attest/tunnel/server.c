@@ -9,6 +9,7 @@
  */
 #include "raloop/attest/tunnel/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sodium.h>
@@ -35,6 +36,7 @@
 #include "raloop/ws/ws.h"
 
 typedef struct tunnel tunnel;
+static void set_req_peer(ra_req *req, const tunnel *t);
 typedef struct treq treq;
 
 struct ra_tunnel_server {
@@ -471,6 +473,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   treq *q = calloc(1, sizeof *q + id.len + 1);
   if (!req || !q) goto oom;
   if (t->client_id && ra_req_set_client_identity(req, t->client_id)) goto oom;
+  set_req_peer(req, t);
   memcpy(q->id, id.ptr, id.len);
   q->id_len = id.len;
   q->loop = s->loop;
@@ -567,6 +570,7 @@ static void on_ws_connect(tunnel *t, const ra_tmsg *m) {
     send_event(t, id, RA_TMSG_EV_ERROR, "out of memory");
     return;
   }
+  set_req_peer(req, t);
   ra_route_match rm;
   const ra_ws_handlers *h = NULL;
   void *hud = NULL;
@@ -658,6 +662,16 @@ static void tunnel_teardown(tunnel *t) {
   free(t->client_id);
   free(t);
   stop_check(s);
+}
+
+/* What ra_req_peer returns for a tunnelled request: the address the tunnel
+ * came from (access logs, metrics), as for a plain request. */
+static void set_req_peer(ra_req *req, const tunnel *t) {
+  char text[INET6_ADDRSTRLEN];
+  if (!t->addr[0] ||
+      !inet_ntop(t->addr[0] == 4 ? AF_INET : AF_INET6, t->addr + 1, text, sizeof text))
+    return;
+  ra_req_set_peer(req, ra_str_cstr(text));
 }
 
 /* The client's IP address as 17 bytes (family, address), for the bound on
