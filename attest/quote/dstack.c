@@ -1,6 +1,7 @@
 /* attest/dstack.c: dstack guest agent client and quote provider (dstack.h). */
 #include "raloop/attest/quote/dstack.h"
 #include "raloop/attest/quote/dstack_internal.h"
+#include "provider_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -466,39 +467,16 @@ int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *
 
 /* ---- the provider ---------------------------------------------------- */
 
-#define NONCE_LEN 32
 
 typedef struct dstack_prov {
   char *path;
 } dstack_prov;
 
-static uint8_t *dup_bytes(const void *p, size_t n) {
-  uint8_t *d = malloc(n ? n : 1);
-  if (d && n) memcpy(d, p, n);
-  return d;
-}
-
 static int dstack_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   dstack_prov *d = self;
   /* the binding of provider.h, as sim and tsm make it */
-  char iat[32];
-  int n = ra_quote_iat_format((int64_t)time(NULL), iat, sizeof iat);
-  if (n < 0) return -EIO;
-  ev->val = malloc(NONCE_LEN);
-  ev->iat = dup_bytes(iat, (size_t)n);
-  ev->runtime_data = dup_bytes(pub, 32);
-  ev->signature = dup_bytes("", 0);
-  if (!ev->val || !ev->iat || !ev->runtime_data || !ev->signature) return -ENOMEM;
-  ev->val_len = NONCE_LEN;
-  ev->iat_len = (size_t)n;
-  ev->runtime_data_len = 32;
-  ev->has_verifier_data = true;
-  if (RAND_bytes(ev->val, NONCE_LEN) != 1) {
-    ra_error("dstack provider: no randomness for the verifier nonce");
-    return -EIO;
-  }
   uint8_t rd[64];
-  int rc = ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, rd);
+  int rc = ra_quote_ev_tdx_binding(pub, ev, rd);
   if (rc) return rc;
   ra_dstack_quote q;
   rc = ra_dstack_get_quote(d->path, 0, rd, 64, &q); /* logs why it failed */
