@@ -345,6 +345,27 @@ static int hex_field(json_t *o, const char *key, uint8_t **out, size_t *len) {
   return 0;
 }
 
+/* rpc() whose answer must be a JSON object: *out (caller's json_decref).
+ * Returns 0, rpc()'s errors (logged), or -EBADMSG (logged). */
+static int rpc_json(const char *path, int timeout_ms, const char *target, const char *req,
+                    json_t **out) {
+  char *body;
+  size_t blen;
+  int rc = rpc(path, timeout_ms, target, req, &body, &blen);
+  if (rc) return rc;
+  json_error_t je;
+  json_t *j = json_loadb(body, blen, 0, &je);
+  free(body);
+  if (!json_is_object(j)) {
+    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
+             j ? "not an object" : je.text);
+    json_decref(j);
+    return -EBADMSG;
+  }
+  *out = j;
+  return 0;
+}
+
 int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *report_data,
                         size_t rd_len, ra_dstack_quote *out) {
   if (!out) return -EINVAL;
@@ -365,19 +386,9 @@ int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *
     snprintf(json, sizeof json, "{\"report_data\":\"%s\",\"hash_algorithm\":\"raw\"}", hex);
   else
     snprintf(json, sizeof json, "{\"report_data\":\"%s\"}", hex);
-  char *body;
-  size_t blen;
-  int rc = rpc(path, timeout_ms, target, json, &body, &blen);
+  json_t *j;
+  int rc = rpc_json(path, timeout_ms, target, json, &j);
   if (rc) return rc;
-  json_error_t je;
-  json_t *j = json_loadb(body, blen, 0, &je);
-  free(body);
-  if (!json_is_object(j)) {
-    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
-           j ? "not an object" : je.text);
-    json_decref(j);
-    return -EBADMSG;
-  }
   rc = hex_field(j, "quote", &out->quote, &out->quote_len);
   if (rc) {
     ra_error("dstack agent: %s: %s answer has %s \"quote\"", path, target,
@@ -434,19 +445,9 @@ int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *
   memset(out, 0, sizeof *out);
   const char *path = socket_path ? socket_path : RA_DSTACK_SOCKET;
   const char *target = ra_dstack_is_tappd(path) ? "/prpc/Tappd.Info" : "/Info";
-  char *body;
-  size_t blen;
-  int rc = rpc(path, timeout_ms, target, "{}", &body, &blen);
+  json_t *j;
+  int rc = rpc_json(path, timeout_ms, target, "{}", &j);
   if (rc) return rc;
-  json_error_t je;
-  json_t *j = json_loadb(body, blen, 0, &je);
-  free(body);
-  if (!json_is_object(j)) {
-    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
-           j ? "not an object" : je.text);
-    json_decref(j);
-    return -EBADMSG;
-  }
   out->app_id = dup_str(j, "app_id");
   out->instance_id = dup_str(j, "instance_id");
   out->app_cert = dup_str(j, "app_cert");
