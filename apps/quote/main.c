@@ -20,6 +20,7 @@
 #include "apps/common/policy_flags.h"
 #include "apps/quote/collateral.h"
 #include "apps/quote/snp.h"
+#include "apps/quote/util.h"
 #include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/dstack.h"
 #include "raloop/attest/quote/eventlog.h"
@@ -69,11 +70,8 @@ static void usage(FILE *f) {
 static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
   uint8_t *raw;
   size_t n;
-  int rc = ra_file_read(path, 64u << 20, &raw, &n);
-  if (rc) {
-    fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-    return rc;
-  }
+  int rc = quote_read(path, 64u << 20, false, &raw, &n);
+  if (rc) return rc;
   /* a dstack GetQuote answer: {"quote": hex, ...} */
   size_t skip = 0;
   while (skip < n && (raw[skip] == ' ' || raw[skip] == '\n' || raw[skip] == '\r' || raw[skip] == '\t'))
@@ -84,10 +82,7 @@ static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
     if (rc) fprintf(stderr, "ra-quote: %s: JSON without a hex \"quote\"\n", path);
     return rc;
   }
-  rc = ra_decode_auto(raw, n, q, qlen, NULL);
-  free(raw);
-  if (rc) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
-  return rc;
+  return quote_decode(path, raw, n, false, q, qlen);
 }
 
 /* ---- output: the same fields as text or as JSON (apps/common/json) ---- */
@@ -767,14 +762,6 @@ static int cmd_verify(int argc, char **argv) {
 
 /* ---- sim ---- */
 
-static int hexarg(const char *name, const char *v, uint8_t *out, size_t n) {
-  if (ra_hex_decode_exact(v, strlen(v), out, n)) {
-    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
-    return -1;
-  }
-  return 0;
-}
-
 static int cmd_sim(int argc, char **argv) {
   const char *dir = NULL, *outf = NULL, *rd = NULL, *coll_out = NULL;
   bool debug = false;
@@ -795,7 +782,7 @@ static int cmd_sim(int argc, char **argv) {
     }
   }
   uint8_t report_data[64];
-  if (!dir || !outf || !rd || hexarg("--report-data", rd, report_data, 64)) {
+  if (!dir || !outf || !rd || quote_hexarg("--report-data", rd, report_data, 64)) {
     usage(stderr);
     return EXIT_USAGE;
   }
@@ -816,9 +803,7 @@ static int cmd_sim(int argc, char **argv) {
     ra_sim_free(sim);
     return EXIT_USAGE;
   }
-  FILE *f = fopen(outf, "wb");
-  bool ok = f && fwrite(q, 1, qlen, f) == qlen;
-  if (f && fclose(f)) ok = false;
+  bool ok = quote_write_file(outf, q, qlen);
   free(q);
   if (!ok) {
     fprintf(stderr, "ra-quote: %s: cannot write\n", outf);
@@ -829,9 +814,7 @@ static int cmd_sim(int argc, char **argv) {
     char *cj = NULL;
     size_t cl = 0;
     rc = ra_sim_collateral_json(sim, NULL, &cj, &cl);
-    FILE *cf = rc ? NULL : fopen(coll_out, "wb");
-    bool cok = cf && fwrite(cj, 1, cl, cf) == cl;
-    if (cf && fclose(cf)) cok = false;
+    bool cok = !rc && quote_write_file(coll_out, cj, cl);
     free(cj);
     if (!cok) {
       fprintf(stderr, "ra-quote: %s: cannot write the collateral\n", coll_out);
@@ -850,23 +833,6 @@ static int cmd_sim(int argc, char **argv) {
 }
 
 /* ---- bench ---- */
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
-static void stats(const char *what, double *t, long n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
-         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
-}
 
 static int cmd_bench(int argc, char **argv) {
   vargs a;
@@ -890,9 +856,9 @@ static int cmd_bench(int argc, char **argv) {
     return EXIT_USAGE;
   }
   /* the very first verification in the process (OpenSSL's lazy init included) */
-  double t0 = now_us();
+  double t0 = quote_now_us();
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-  printf("first verification in process: %.1f us (%s)\n", now_us() - t0,
+  printf("first verification in process: %.1f us (%s)\n", quote_now_us() - t0,
          ra_err_name(vd.err));
   if (rc) {
     printf("quote does not verify: %s\n", vd.msg);
@@ -924,7 +890,7 @@ static int cmd_bench(int argc, char **argv) {
     ra_verify_opts o = c.opts;
     ra_collateral *fresh = NULL;
     memcpy(copy, buf, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     if (a.pf.collateral) {
       rc |= cbytes ? ra_collateral_parse_json((const char *)cbytes, clen, &fresh)
                    : ra_collateral_load(a.pf.collateral, &fresh);
@@ -932,34 +898,34 @@ static int cmd_bench(int argc, char **argv) {
     }
     rc |= ra_verify_quote(cold, copy, len, &o, &c.pol, &vd);
     ra_collateral_free(fresh);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
   free(cbytes);
   ra_verifier_free(cold);
-  stats(a.pf.collateral ? "cold (certs decoded, collateral parsed+checked)"
+  quote_bench_stats(a.pf.collateral ? "cold (certs decoded, collateral parsed+checked)"
                         : "cold (certificates decoded, roots pinned)",
         t, a.iterations);
   /* and with a new verifier each time (root parsed anew) */
   for (long i = 0; i < a.iterations; i++) {
     ra_verifier *v2;
-    t0 = now_us();
+    t0 = quote_now_us();
     if (ra_verifier_new(a.pf.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
     for (size_t k = 0; k < a.pf.n_roots; k++) ra_verifier_add_root_file(v2, a.pf.roots[k]);
     rc |= ra_verify_quote(v2, buf, len, &c.opts, &c.pol, &vd);
     ra_verifier_free(v2);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats(a.pf.collateral ? "new verifier each time (collateral parsed before)"
+  quote_bench_stats(a.pf.collateral ? "new verifier each time (collateral parsed before)"
                         : "coldest (new verifier each time)",
         t, a.iterations);
   /* warm: same verifier, its certificate cache holds this chain */
   for (long i = 0; i < a.iterations; i++) {
     memcpy(copy, buf, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     rc |= ra_verify_quote(c.v, copy, len, &c.opts, &c.pol, &vd);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats(a.pf.collateral ? "warm (chain+collateral parsed before)"
+  quote_bench_stats(a.pf.collateral ? "warm (chain+collateral parsed before)"
                         : "warm (chain decoded before; sigs rechecked)",
         t, a.iterations);
   teardown(&c);

@@ -15,6 +15,7 @@
  * has the TDX verdict's top-level fields: valid, tee ("SEV-SNP"), error,
  * error_code, message, checks. */
 #include "apps/quote/snp.h"
+#include "apps/quote/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,14 +50,6 @@ typedef struct snp_args {
   bool has_x25519, has_nonce;
 } snp_args;
 
-static int hexarg(const char *flag, const char *v, uint8_t *out, size_t n) {
-  if (!v || ra_hex_decode_exact(v, strlen(v), out, n)) {
-    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", flag, n);
-    return -1;
-  }
-  return 0;
-}
-
 /* 0 parsed; 1 not an SNP option; -1 a bad value (message printed) */
 static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   *used = 2;
@@ -79,23 +72,23 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   } else if (!strcmp(f, "--snp-measurement")) {
     a->snp_only_flag = true;
     if (a->n_meas == MAX_SETS) return fprintf(stderr, "ra-quote: too many --snp-measurement\n"), -1;
-    if (hexarg(f, v, a->meas[a->n_meas], 48)) return -1;
+    if (quote_hexarg(f, v, a->meas[a->n_meas], 48)) return -1;
     a->n_meas++;
   } else if (!strcmp(f, "--snp-host-data")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_HOST_DATA;
-    if (hexarg(f, v, a->common.host_data, 32)) return -1;
+    if (quote_hexarg(f, v, a->common.host_data, 32)) return -1;
   } else if (!strcmp(f, "--snp-family-id")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_FAMILY_ID;
-    if (hexarg(f, v, a->common.family_id, 16)) return -1;
+    if (quote_hexarg(f, v, a->common.family_id, 16)) return -1;
   } else if (!strcmp(f, "--snp-image-id")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_IMAGE_ID;
-    if (hexarg(f, v, a->common.image_id, 16)) return -1;
+    if (quote_hexarg(f, v, a->common.image_id, 16)) return -1;
   } else if (!strcmp(f, "--report-data")) {
     a->common.has |= RA_SNP_REPORT_DATA;
-    if (hexarg(f, v, a->common.report_data, 64)) return -1;
+    if (quote_hexarg(f, v, a->common.report_data, 64)) return -1;
   } else if (!strcmp(f, "--snp-max-vmpl")) {
     a->snp_only_flag = true;
     char *e;
@@ -122,11 +115,11 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     if (!v || *e || a->bench_n <= 0 || a->bench_n > 10000000)
       return fprintf(stderr, "ra-quote: -n wants a count\n"), -1;
   } else if (!strcmp(f, "--x25519")) {
-    if (hexarg(f, v, a->x25519, 32)) return -1;
+    if (quote_hexarg(f, v, a->x25519, 32)) return -1;
     a->has_x25519 = true;
   } else if (!strcmp(f, "--nonce")) {
     size_t n = v ? strlen(v) / 2 : 0;
-    if (!v || strlen(v) % 2 || n > sizeof a->nonce || hexarg(f, v, a->nonce, n)) return -1;
+    if (!v || strlen(v) % 2 || n > sizeof a->nonce || quote_hexarg(f, v, a->nonce, n)) return -1;
     a->pol.nonce_len = n;
     a->has_nonce = true;
   } else {
@@ -155,22 +148,12 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
 static int load_report(const char *path, uint8_t **out, size_t *len, bool quiet) {
   uint8_t *raw;
   size_t n;
-  int rc = ra_file_read(path, 1u << 20, &raw, &n);
-  if (rc) {
-    if (!quiet) fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-    return rc;
-  }
-  rc = ra_decode_auto(raw, n, out, len, NULL);
-  free(raw);
-  if (rc && !quiet) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
-  return rc;
+  int rc = quote_read(path, 1u << 20, quiet, &raw, &n);
+  return rc ? rc : quote_decode(path, raw, n, quiet, out, len);
 }
 
 static int read_opt(const char *path, uint8_t **out, size_t *len) {
-  if (!path) return 0;
-  int rc = ra_file_read(path, 1u << 20, out, len);
-  if (rc) fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-  return rc;
+  return path ? quote_read(path, 1u << 20, false, out, len) : 0;
 }
 
 /* ---- output: text lines or compact JSON -------------------------------- */
@@ -353,23 +336,6 @@ static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
 
 /* ---- bench ---- */
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
-static void stats(const char *what, double *t, long n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
-         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
-}
-
 /* The same verification n times: coldest (a new verifier each time: AMD's
  * roots decoded anew, then every certificate of the report), cold (one
  * verifier without its cache: every certificate decoded and the path
@@ -387,9 +353,9 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len,
     return 2;
   }
   ra_snp_verdict vd;
-  double t0 = now_us();
+  double t0 = quote_now_us();
   int rc = ra_snp_verify(v, rep, len, o, pol, &vd);
-  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", now_us() - t0,
+  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", quote_now_us() - t0,
          ra_err_name(vd.err));
   if (rc) {
     printf("report does not verify: %s: %s\n", ra_snp_check_name((ra_snp_check)vd.failed), vd.msg);
@@ -402,33 +368,33 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len,
   for (long i = 0; i < n; i++) {
     ra_snp_verifier *c;
     memcpy(copy, rep, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     if (ra_snp_verifier_new(0, &c)) break;
     if (sim_dir) ra_snp_verifier_add_ark_file(c, ark);
     rc |= ra_snp_verify(c, copy, len, o, pol, &vd);
     ra_snp_verifier_free(c);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats("coldest (new verifier: roots + chain decoded)", t, n);
+  quote_bench_stats("coldest (new verifier: roots + chain decoded)", t, n);
   ra_snp_verifier *nc;
   if (!ra_snp_verifier_new(RA_SNP_VERIFIER_NO_CACHE, &nc)) {
     if (sim_dir) ra_snp_verifier_add_ark_file(nc, ark);
     for (long i = 0; i < n; i++) {
       memcpy(copy, rep, len);
-      t0 = now_us();
+      t0 = quote_now_us();
       rc |= ra_snp_verify(nc, copy, len, o, pol, &vd);
-      t[i] = now_us() - t0;
+      t[i] = quote_now_us() - t0;
     }
     ra_snp_verifier_free(nc);
-    stats("cold (certificates decoded, roots pinned)", t, n);
+    quote_bench_stats("cold (certificates decoded, roots pinned)", t, n);
   }
   for (long i = 0; i < n; i++) {
     memcpy(copy, rep, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     rc |= ra_snp_verify(v, copy, len, o, pol, &vd);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats("warm (chain decoded and validated before)", t, n);
+  quote_bench_stats("warm (chain decoded and validated before)", t, n);
   free(t);
   free(copy);
   return rc ? 1 : 0;
@@ -611,12 +577,12 @@ int ra_quote_snp_sim(int argc, char **argv) {
     else if (!strcmp(f, "--out"))
       outf = v;
     else if (!strcmp(f, "--report-data")) {
-      if (hexarg(f, v, rd, 64)) return 2;
+      if (quote_hexarg(f, v, rd, 64)) return 2;
       have_rd = true;
     } else if (!strcmp(f, "--measurement")) {
-      if (hexarg(f, v, g.measurement, 48)) return 2;
+      if (quote_hexarg(f, v, g.measurement, 48)) return 2;
     } else if (!strcmp(f, "--host-data")) {
-      if (hexarg(f, v, g.host_data, 32)) return 2;
+      if (quote_hexarg(f, v, g.host_data, 32)) return 2;
     } else if (!strcmp(f, "--vmpl")) {
       g.vmpl = (uint32_t)strtoul(v, NULL, 10);
     } else {
@@ -632,9 +598,7 @@ int ra_quote_snp_sim(int argc, char **argv) {
   }
   uint8_t rep[RA_SNP_REPORT_LEN];
   rc = ra_snp_sim_report(sim, &g, rd, rep);
-  FILE *f = rc ? NULL : fopen(outf, "wb");
-  bool ok = f && fwrite(rep, 1, sizeof rep, f) == sizeof rep;
-  if (f && fclose(f) != 0) ok = false;
+  bool ok = !rc && quote_write_file(outf, rep, sizeof rep);
   if (ok)
     fprintf(stderr,
             "SIMULATED SEV-SNP: proves nothing about this machine. Verify with:\n"
