@@ -15,6 +15,7 @@
  * has the TDX verdict's top-level fields: valid, tee ("SEV-SNP"), error,
  * error_code, message, checks. */
 #include "apps/quote/snp.h"
+#include "apps/quote/out.h"
 #include "apps/quote/util.h"
 
 #include <errno.h>
@@ -158,69 +159,19 @@ static int read_opt(const char *path, uint8_t **out, size_t *len) {
 
 /* ---- output: text lines or compact JSON -------------------------------- */
 
-typedef struct out {
-  bool json;
-  json_out j;
-  int depth;
-} out;
-
-static void o_open(out *o, const char *k) {
-  if (o->json)
-    json_begin(&o->j, k, '{');
-  else if (k)
-    printf("%*s%s:\n", o->depth * 2, "", k);
-  if (!o->json && k) o->depth++;
-}
-static void o_close(out *o, bool named) {
-  if (o->json)
-    json_end(&o->j);
-  else if (named)
-    o->depth--;
-}
-static void o_str(out *o, const char *k, const char *v) {
-  if (o->json)
-    json_string(&o->j, k, v);
-  else
-    printf("%*s%-20s %s\n", o->depth * 2, "", k, v);
-}
-static void o_uint(out *o, const char *k, unsigned long v) {
-  if (o->json)
-    json_uint(&o->j, k, v);
-  else
-    printf("%*s%-20s %lu\n", o->depth * 2, "", k, v);
-}
-static void o_bool(out *o, const char *k, bool v) {
-  if (o->json)
-    json_bool(&o->j, k, v);
-  else
-    printf("%*s%-20s %s\n", o->depth * 2, "", k, v ? "true" : "false");
-}
-static void o_hex(out *o, const char *k, const uint8_t *p, size_t n) {
-  char h[2 * 64 + 1];
-  for (size_t i = 0; i < n && i < 64; i++) snprintf(h + 2 * i, 3, "%02x", p[i]);
-  h[2 * (n < 64 ? n : 64)] = '\0';
-  o_str(o, k, h);
-}
-static void o_hex64(out *o, const char *k, uint64_t v) {
+static void o_hex64(qout *o, const char *k, uint64_t v) {
   char b[24];
   snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
-  o_str(o, k, b);
+  qo_str(o, k, b);
 }
-static void o_time(out *o, const char *k, time_t t) {
-  char b[32];
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  o_str(o, k, b);
-}
-static void o_tcb(out *o, const char *k, const ra_snp_tcb *t, bool fmc) {
-  o_open(o, k);
-  o_uint(o, "bootloader", t->bootloader);
-  o_uint(o, "tee", t->tee);
-  o_uint(o, "snp", t->snp);
-  o_uint(o, "microcode", t->microcode);
-  if (fmc) o_uint(o, "fmc", t->fmc);
-  o_close(o, true);
+static void o_tcb(qout *o, const char *k, const ra_snp_tcb *t, bool fmc) {
+  qo_open(o, k);
+  qo_uint(o, "bootloader", t->bootloader);
+  qo_uint(o, "tee", t->tee);
+  qo_uint(o, "snp", t->snp);
+  qo_uint(o, "microcode", t->microcode);
+  if (fmc) qo_uint(o, "fmc", t->fmc);
+  qo_close(o);
 }
 
 static const char *key_name(ra_snp_signing_key k) {
@@ -228,81 +179,81 @@ static const char *key_name(ra_snp_signing_key k) {
 }
 
 /* the report's fields (from the verdict, which copies them) */
-static void show_report(out *o, const ra_snp_verdict *vd) {
+static void show_report(qout *o, const ra_snp_verdict *vd) {
   bool turin = vd->product == RA_SNP_PRODUCT_TURIN;
-  o_open(o, "report");
-  o_uint(o, "version", vd->version);
-  o_str(o, "product", ra_snp_product_name(vd->product));
-  o_uint(o, "guest_svn", vd->guest_svn);
+  qo_open(o, "report");
+  qo_uint(o, "version", vd->version);
+  qo_str(o, "product", ra_snp_product_name(vd->product));
+  qo_uint(o, "guest_svn", vd->guest_svn);
   o_hex64(o, "policy", vd->policy);
-  o_bool(o, "debug", vd->debug);
-  o_bool(o, "migrate_ma", (vd->policy & RA_SNP_POLICY_MIGRATE_MA) != 0);
-  o_bool(o, "smt_allowed", (vd->policy & RA_SNP_POLICY_SMT) != 0);
-  o_uint(o, "vmpl", vd->vmpl);
+  qo_bool(o, "debug", vd->debug);
+  qo_bool(o, "migrate_ma", (vd->policy & RA_SNP_POLICY_MIGRATE_MA) != 0);
+  qo_bool(o, "smt_allowed", (vd->policy & RA_SNP_POLICY_SMT) != 0);
+  qo_uint(o, "vmpl", vd->vmpl);
   o_hex64(o, "platform_info", vd->platform_info);
-  o_str(o, "signing_key", key_name(vd->signing_key));
-  o_hex(o, "measurement", vd->measurement, 48);
-  o_hex(o, "host_data", vd->host_data, 32);
-  o_hex(o, "report_data", vd->report_data, 64);
-  o_hex(o, "family_id", vd->family_id, 16);
-  o_hex(o, "image_id", vd->image_id, 16);
-  o_hex(o, "id_key_digest", vd->id_key_digest, 48);
-  o_hex(o, "author_key_digest", vd->author_key_digest, 48);
-  o_hex(o, "chip_id", vd->chip_id, 64);
+  qo_str(o, "signing_key", key_name(vd->signing_key));
+  qo_hex(o, "measurement", vd->measurement, 48);
+  qo_hex(o, "host_data", vd->host_data, 32);
+  qo_hex(o, "report_data", vd->report_data, 64);
+  qo_hex(o, "family_id", vd->family_id, 16);
+  qo_hex(o, "image_id", vd->image_id, 16);
+  qo_hex(o, "id_key_digest", vd->id_key_digest, 48);
+  qo_hex(o, "author_key_digest", vd->author_key_digest, 48);
+  qo_hex(o, "chip_id", vd->chip_id, 64);
   o_tcb(o, "reported_tcb", &vd->reported_tcb, turin);
   o_tcb(o, "current_tcb", &vd->current_tcb, turin);
   o_tcb(o, "committed_tcb", &vd->committed_tcb, turin);
   o_tcb(o, "launch_tcb", &vd->launch_tcb, turin);
-  o_close(o, true);
+  qo_close(o);
 }
 
-static void print_verdict(out *o, const ra_snp_verdict *vd, bool sig_only, const char *file) {
-  o_open(o, NULL);
+static void print_verdict(qout *o, const ra_snp_verdict *vd, bool sig_only, const char *file) {
+  qo_open(o, NULL);
   if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
-  o_bool(o, "valid", vd->err == 0);
-  o_str(o, "tee", vd->tee);
-  o_str(o, "error", ra_err_name(vd->err));
-  o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
-  o_str(o, "message", vd->msg);
-  o_str(o, "failed_check", vd->failed >= 0 ? ra_snp_check_name((ra_snp_check)vd->failed) : "none");
-  o_time(o, "verified_at", vd->at);
-  o_str(o, "policy",
+  qo_bool(o, "valid", vd->err == 0);
+  qo_str(o, "tee", vd->tee);
+  qo_str(o, "error", ra_err_name(vd->err));
+  qo_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
+  qo_str(o, "message", vd->msg);
+  qo_str(o, "failed_check", vd->failed >= 0 ? ra_snp_check_name((ra_snp_check)vd->failed) : "none");
+  qo_time(o, "verified_at", vd->at);
+  qo_str(o, "policy",
         sig_only ? "signature chain and guest policy only (no measurements checked)"
                  : "measurements/binding");
-  o_open(o, "checks");
+  qo_open(o, "checks");
   for (int i = 0; i < RA_SNP_CHECK__COUNT; i++)
-    o_str(o, ra_snp_check_name((ra_snp_check)i), ra_check_status_name(vd->checks[i]));
-  o_close(o, true);
+    qo_str(o, ra_snp_check_name((ra_snp_check)i), ra_check_status_name(vd->checks[i]));
+  qo_close(o);
   if (vd->parsed) show_report(o, vd);
   if (vd->has_vcek) {
-    o_open(o, "vcek");
-    o_str(o, "kind", vd->vcek.is_vlek ? "VLEK" : "VCEK");
-    o_str(o, "product_name", vd->vcek.product_name);
+    qo_open(o, "vcek");
+    qo_str(o, "kind", vd->vcek.is_vlek ? "VLEK" : "VCEK");
+    qo_str(o, "product_name", vd->vcek.product_name);
     o_tcb(o, "tcb", &vd->vcek.tcb, vd->vcek.has_fmc);
-    if (vd->vcek.hwid_len) o_hex(o, "hwid", vd->vcek.hwid, vd->vcek.hwid_len);
-    if (vd->vcek.is_vlek) o_str(o, "csp_id", vd->vcek.csp_id);
-    if (vd->vcek_not_before) o_time(o, "not_before", vd->vcek_not_before);
-    if (vd->vcek_not_after) o_time(o, "not_after", vd->vcek_not_after);
-    o_close(o, true);
+    if (vd->vcek.hwid_len) qo_hex(o, "hwid", vd->vcek.hwid, vd->vcek.hwid_len);
+    if (vd->vcek.is_vlek) qo_str(o, "csp_id", vd->vcek.csp_id);
+    if (vd->vcek_not_before) qo_time(o, "not_before", vd->vcek_not_before);
+    if (vd->vcek_not_after) qo_time(o, "not_after", vd->vcek_not_after);
+    qo_close(o);
   }
   if (vd->checks[RA_SNP_CHECK_CHAIN] == RA_CHECK_PASS) {
-    o_open(o, "chain");
-    o_str(o, "root", vd->ark_subject);
-    o_hex(o, "root_sha256", vd->ark_sha256, 32);
-    o_bool(o, "ask_builtin", vd->ask_builtin);
-    o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
-    o_close(o, true);
+    qo_open(o, "chain");
+    qo_str(o, "root", vd->ark_subject);
+    qo_hex(o, "root_sha256", vd->ark_sha256, 32);
+    qo_bool(o, "ask_builtin", vd->ask_builtin);
+    qo_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
+    qo_close(o);
   }
-  if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
-  o_close(o, false);
+  if (vd->matched_set >= 0) qo_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  qo_close(o);
   if (o->json) putchar('\n');
 }
 
 static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
   ra_snp_report r;
   int rc = ra_snp_report_parse(rep, len, &r);
-  out o = {.json = a->json};
-  json_init(&o.j, stdout, 0);
+  qout o;
+  qo_init(&o, a->json, true);
   if (rc) {
     if (a->json) {
       json_begin(&o.j, NULL, '{');
@@ -326,10 +277,10 @@ static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
   if (ra_snp_verifier_new(0, &v)) return 2;
   ra_snp_verify(v, rep, len, &vo, &pol, &vd);
   ra_snp_verifier_free(v);
-  o_open(&o, NULL);
-  o_str(&o, "tee", RA_SNP_TEE_NAME);
+  qo_open(&o, NULL);
+  qo_str(&o, "tee", RA_SNP_TEE_NAME);
   show_report(&o, &vd);
-  o_close(&o, false);
+  qo_close(&o);
   if (a->json) putchar('\n');
   return 0;
 }
@@ -488,8 +439,8 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
     goto out;
   }
   int vrc = ra_snp_verify(v, rep, len, &o, &a->pol, &vd);
-  out op = {.json = a->json};
-  json_init(&op.j, stdout, 0);
+  qout op;
+  qo_init(&op, a->json, true);
   print_verdict(&op, &vd, a->pol.signature_only, a->file);
   rc = vrc == 0 ? 0 : 1;
 out:
