@@ -19,7 +19,9 @@
 #include "apps/common/json.h"
 #include "apps/common/policy_flags.h"
 #include "apps/quote/collateral.h"
+#include "apps/quote/out.h"
 #include "apps/quote/snp.h"
+#include "apps/quote/util.h"
 #include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/dstack.h"
 #include "raloop/attest/quote/eventlog.h"
@@ -69,11 +71,8 @@ static void usage(FILE *f) {
 static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
   uint8_t *raw;
   size_t n;
-  int rc = ra_file_read(path, 64u << 20, &raw, &n);
-  if (rc) {
-    fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-    return rc;
-  }
+  int rc = quote_read(path, 64u << 20, false, &raw, &n);
+  if (rc) return rc;
   /* a dstack GetQuote answer: {"quote": hex, ...} */
   size_t skip = 0;
   while (skip < n && (raw[skip] == ' ' || raw[skip] == '\n' || raw[skip] == '\r' || raw[skip] == '\t'))
@@ -84,181 +83,104 @@ static int load_quote(const char *path, uint8_t **q, size_t *qlen) {
     if (rc) fprintf(stderr, "ra-quote: %s: JSON without a hex \"quote\"\n", path);
     return rc;
   }
-  rc = ra_decode_auto(raw, n, q, qlen, NULL);
-  free(raw);
-  if (rc) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
-  return rc;
+  return quote_decode(path, raw, n, false, q, qlen);
 }
 
-/* ---- output: the same fields as text or as JSON (apps/common/json) ---- */
-
-typedef struct outp {
-  bool json;
-  json_out j; /* when json: compact */
-  int depth;  /* text: indentation */
-} outp;
-
-static void o_init(outp *o, bool json) {
-  memset(o, 0, sizeof *o);
-  o->json = json;
-  json_init(&o->j, stdout, 0);
+static void show_sgx_report(qout *o, const char *k, const ra_sgx_report *r) {
+  qo_open(o, k);
+  qo_hex(o, "cpu_svn", r->cpu_svn, 16);
+  qo_uint(o, "misc_select", r->misc_select);
+  qo_hex(o, "isv_ext_prod_id", r->isv_ext_prod_id, 16);
+  qo_hex(o, "attributes", r->attributes, 16);
+  qo_hex(o, "mr_enclave", r->mr_enclave, 32);
+  qo_hex(o, "mr_signer", r->mr_signer, 32);
+  qo_hex(o, "config_id", r->config_id, 64);
+  qo_uint(o, "isv_prod_id", r->isv_prod_id);
+  qo_uint(o, "isv_svn", r->isv_svn);
+  qo_uint(o, "config_svn", r->config_svn);
+  qo_hex(o, "isv_family_id", r->isv_family_id, 16);
+  qo_hex(o, "report_data", r->report_data, 64);
+  qo_close(o);
 }
 
-static void o_key_text(outp *o, const char *k) { printf("%*s%-20s ", o->depth * 2, "", k); }
-
-static void o_str(outp *o, const char *k, const char *s) {
-  if (o->json) {
-    json_string(&o->j, k, s);
-    return;
-  }
-  o_key_text(o, k);
-  printf("%s\n", s);
-}
-
-static void o_hex(outp *o, const char *k, const uint8_t *p, size_t n) {
-  char buf[2 * 1024 + 1];
-  if (!p) return;
-  if (n > 1024) n = 1024;
-  ra_hex_encode(p, n, buf);
-  o_str(o, k, buf);
-}
-
-static void o_uint(outp *o, const char *k, unsigned long v) {
-  if (o->json) {
-    json_uint(&o->j, k, v);
-    return;
-  }
-  o_key_text(o, k);
-  printf("%lu\n", v);
-}
-
-static void o_bool(outp *o, const char *k, bool b) {
-  if (o->json) {
-    json_bool(&o->j, k, b);
-    return;
-  }
-  o_key_text(o, k);
-  printf("%s\n", b ? "true" : "false");
-}
-
-static void o_open(outp *o, const char *k) {
-  if (o->json) {
-    json_begin(&o->j, k, '{');
-  } else if (k) {
-    o_key_text(o, k);
-    putchar('\n');
-  }
-  o->depth++;
-}
-
-static void o_close(outp *o) {
-  if (o->json) json_end(&o->j);
-  o->depth--;
-}
-
-static void o_time(outp *o, const char *k, time_t t) {
-  char b[32];
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  o_str(o, k, b);
-}
-
-static void show_sgx_report(outp *o, const char *k, const ra_sgx_report *r) {
-  o_open(o, k);
-  o_hex(o, "cpu_svn", r->cpu_svn, 16);
-  o_uint(o, "misc_select", r->misc_select);
-  o_hex(o, "isv_ext_prod_id", r->isv_ext_prod_id, 16);
-  o_hex(o, "attributes", r->attributes, 16);
-  o_hex(o, "mr_enclave", r->mr_enclave, 32);
-  o_hex(o, "mr_signer", r->mr_signer, 32);
-  o_hex(o, "config_id", r->config_id, 64);
-  o_uint(o, "isv_prod_id", r->isv_prod_id);
-  o_uint(o, "isv_svn", r->isv_svn);
-  o_uint(o, "config_svn", r->config_svn);
-  o_hex(o, "isv_family_id", r->isv_family_id, 16);
-  o_hex(o, "report_data", r->report_data, 64);
-  o_close(o);
-}
-
-static void show_quote(outp *o, const ra_quote *q) {
-  o_open(o, "header");
-  o_uint(o, "version", q->version);
-  o_uint(o, "att_key_type", q->att_key_type);
-  o_str(o, "tee_type", q->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
-  o_uint(o, "qe_svn", q->qe_svn);
-  o_uint(o, "pce_svn", q->pce_svn);
-  o_hex(o, "qe_vendor_id", q->qe_vendor_id, 16);
-  o_hex(o, "user_data", q->user_data, 20);
-  o_close(o);
-  o_uint(o, "body_type", q->body_type);
-  o_bool(o, "debug", ra_quote_is_debug(q));
+static void show_quote(qout *o, const ra_quote *q) {
+  qo_open(o, "header");
+  qo_uint(o, "version", q->version);
+  qo_uint(o, "att_key_type", q->att_key_type);
+  qo_str(o, "tee_type", q->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
+  qo_uint(o, "qe_svn", q->qe_svn);
+  qo_uint(o, "pce_svn", q->pce_svn);
+  qo_hex(o, "qe_vendor_id", q->qe_vendor_id, 16);
+  qo_hex(o, "user_data", q->user_data, 20);
+  qo_close(o);
+  qo_uint(o, "body_type", q->body_type);
+  qo_bool(o, "debug", ra_quote_is_debug(q));
   if (q->body_type == RA_BODY_SGX) {
     show_sgx_report(o, "enclave_report", &q->enclave);
   } else {
     const ra_td_report *t = &q->td;
     char k[8];
-    o_open(o, "td_report");
-    o_hex(o, "tee_tcb_svn", t->tee_tcb_svn, 16);
-    o_hex(o, "mr_seam", t->mr_seam, 48);
-    o_hex(o, "mr_signer_seam", t->mr_signer_seam, 48);
-    o_hex(o, "seam_attributes", t->seam_attributes, 8);
-    o_hex(o, "td_attributes", t->td_attributes, 8);
-    o_hex(o, "xfam", t->xfam, 8);
-    o_hex(o, "mrtd", t->mrtd, 48);
-    o_hex(o, "mr_config_id", t->mr_config_id, 48);
-    o_hex(o, "mr_owner", t->mr_owner, 48);
-    o_hex(o, "mr_owner_config", t->mr_owner_config, 48);
+    qo_open(o, "td_report");
+    qo_hex(o, "tee_tcb_svn", t->tee_tcb_svn, 16);
+    qo_hex(o, "mr_seam", t->mr_seam, 48);
+    qo_hex(o, "mr_signer_seam", t->mr_signer_seam, 48);
+    qo_hex(o, "seam_attributes", t->seam_attributes, 8);
+    qo_hex(o, "td_attributes", t->td_attributes, 8);
+    qo_hex(o, "xfam", t->xfam, 8);
+    qo_hex(o, "mrtd", t->mrtd, 48);
+    qo_hex(o, "mr_config_id", t->mr_config_id, 48);
+    qo_hex(o, "mr_owner", t->mr_owner, 48);
+    qo_hex(o, "mr_owner_config", t->mr_owner_config, 48);
     for (int i = 0; i < 4; i++) {
       snprintf(k, sizeof k, "rtmr%d", i);
-      o_hex(o, k, t->rtmr[i], 48);
+      qo_hex(o, k, t->rtmr[i], 48);
     }
-    o_hex(o, "report_data", t->report_data, 64);
-    o_hex(o, "tee_tcb_svn2", t->tee_tcb_svn2, 16);
-    o_hex(o, "mr_servicetd", t->mr_servicetd, 48);
-    o_close(o);
+    qo_hex(o, "report_data", t->report_data, 64);
+    qo_hex(o, "tee_tcb_svn2", t->tee_tcb_svn2, 16);
+    qo_hex(o, "mr_servicetd", t->mr_servicetd, 48);
+    qo_close(o);
   }
-  o_open(o, "signature_data");
-  o_uint(o, "length", q->sig_data.len);
-  o_hex(o, "quote_signature", q->signature, 64);
-  o_hex(o, "attestation_key", q->att_key, 64);
-  o_uint(o, "cert_data_type", q->outer_cert_type);
+  qo_open(o, "signature_data");
+  qo_uint(o, "length", q->sig_data.len);
+  qo_hex(o, "quote_signature", q->signature, 64);
+  qo_hex(o, "attestation_key", q->att_key, 64);
+  qo_uint(o, "cert_data_type", q->outer_cert_type);
   show_sgx_report(o, "qe_report", &q->qe_report);
-  o_hex(o, "qe_report_signature", q->qe_report_sig, 64);
-  o_hex(o, "qe_auth_data", q->qe_auth_data.bytes, q->qe_auth_data.len);
-  o_uint(o, "pck_cert_data_type", q->cert_type);
-  o_uint(o, "pck_cert_data_length", q->cert_data.len);
-  o_close(o);
-  o_uint(o, "quote_length", q->quote_len);
-  o_uint(o, "trailing_bytes", q->trailing);
+  qo_hex(o, "qe_report_signature", q->qe_report_sig, 64);
+  qo_hex(o, "qe_auth_data", q->qe_auth_data.bytes, q->qe_auth_data.len);
+  qo_uint(o, "pck_cert_data_type", q->cert_type);
+  qo_uint(o, "pck_cert_data_length", q->cert_data.len);
+  qo_close(o);
+  qo_uint(o, "quote_length", q->quote_len);
+  qo_uint(o, "trailing_bytes", q->trailing);
 }
 
 /* The platform as the PCK certificate and the collateral see it: FMSPC,
  * SVNs and, with collateral, the matched TCB level. vd comes from a
  * verification (its signature checks are not what show reports). */
-static void show_platform(outp *o, const ra_verdict *vd, bool with_coll) {
+static void show_platform(qout *o, const ra_verdict *vd, bool with_coll) {
   if (!vd->has_pck) return;
-  o_open(o, "platform");
-  o_hex(o, "fmspc", vd->pck.fmspc, 6);
-  o_hex(o, "pce_id", vd->pck.pceid, 2);
-  o_uint(o, "pcesvn", vd->pck.pcesvn);
-  o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
-  o_hex(o, "sgx_tcb_components", vd->pck.tcb_comp_svn, 16);
+  qo_open(o, "platform");
+  qo_hex(o, "fmspc", vd->pck.fmspc, 6);
+  qo_hex(o, "pce_id", vd->pck.pceid, 2);
+  qo_uint(o, "pcesvn", vd->pck.pcesvn);
+  qo_hex(o, "cpusvn", vd->pck.cpusvn, 16);
+  qo_hex(o, "sgx_tcb_components", vd->pck.tcb_comp_svn, 16);
   if (!with_coll) {
-    o_str(o, "tcb", "not evaluated (no --collateral)");
+    qo_str(o, "tcb", "not evaluated (no --collateral)");
   } else if (vd->tcb_level >= 0) {
-    o_uint(o, "tcb_level", (unsigned long)vd->tcb_level);
-    o_str(o, "tcb_level_status", ra_tcb_status_name(vd->platform_status));
-    o_time(o, "tcb_date", vd->tcb_date);
-    if (vd->module_status) o_str(o, "tdx_module_status", ra_tcb_status_name(vd->module_status));
-    if (vd->qe_status) o_str(o, "qe_status", ra_tcb_status_name(vd->qe_status));
-    o_str(o, "tcb_status", ra_tcb_status_name(vd->tcb_status));
+    qo_uint(o, "tcb_level", (unsigned long)vd->tcb_level);
+    qo_str(o, "tcb_level_status", ra_tcb_status_name(vd->platform_status));
+    qo_time(o, "tcb_date", vd->tcb_date);
+    if (vd->module_status) qo_str(o, "tdx_module_status", ra_tcb_status_name(vd->module_status));
+    if (vd->qe_status) qo_str(o, "qe_status", ra_tcb_status_name(vd->qe_status));
+    qo_str(o, "tcb_status", ra_tcb_status_name(vd->tcb_status));
   } else {
-    o_str(o, "tcb_level", vd->checks[RA_CHECK_TCB] == RA_CHECK_FAIL ? "none matches (NotSupported)"
+    qo_str(o, "tcb_level", vd->checks[RA_CHECK_TCB] == RA_CHECK_FAIL ? "none matches (NotSupported)"
                                                                      : "not evaluated");
-    if (vd->err) o_str(o, "why", vd->msg);
+    if (vd->err) qo_str(o, "why", vd->msg);
   }
-  o_close(o);
+  qo_close(o);
 }
 
 static int cmd_show(int argc, char **argv) {
@@ -290,8 +212,8 @@ static int cmd_show(int argc, char **argv) {
   if (load_quote(file, &buf, &len)) return EXIT_USAGE;
   ra_quote q;
   int rc = ra_quote_parse(buf, len, &q);
-  outp o;
-  o_init(&o, json);
+  qout o;
+  qo_init(&o, json, false);
   if (rc) {
     if (json) {
       json_begin(&o.j, NULL, '{');
@@ -322,10 +244,10 @@ static int cmd_show(int argc, char **argv) {
     ra_verify_opts vo = {.at = pf.at, .collateral = coll};
     ra_verify_quote(v, buf, len, &vo, &pol, &vd);
   }
-  o_open(&o, NULL);
+  qo_open(&o, NULL);
   show_quote(&o, &q);
   show_platform(&o, &vd, coll != NULL);
-  o_close(&o);
+  qo_close(&o);
   if (json) putchar('\n');
   ra_verifier_free(v);
   ra_collateral_free(coll);
@@ -523,18 +445,18 @@ typedef struct dres {
   ra_eventlog *log;
 } dres;
 
-static void print_dstack(outp *o, const dres *d) {
-  o_open(o, "event_log");
-  o_bool(o, "valid", d->rc == 0);
-  o_str(o, "message", d->msg);
-  if (d->log) o_uint(o, "events", (unsigned long)ra_eventlog_count(d->log));
+static void print_dstack(qout *o, const dres *d) {
+  qo_open(o, "event_log");
+  qo_bool(o, "valid", d->rc == 0);
+  qo_str(o, "message", d->msg);
+  if (d->log) qo_uint(o, "events", (unsigned long)ra_eventlog_count(d->log));
   if (d->have_id) {
     const ra_dstack_identity *id = &d->id;
-    if (id->has_app_id) o_hex(o, "app_id", id->app_id, id->app_id_len);
-    if (id->has_compose_hash) o_hex(o, "compose_hash", id->compose_hash, id->compose_hash_len);
-    if (id->has_instance_id) o_hex(o, "instance_id", id->instance_id, id->instance_id_len);
-    if (id->has_os_image_hash) o_hex(o, "os_image_hash", id->os_image_hash, id->os_image_hash_len);
-    if (id->has_key_provider) o_str(o, "key_provider", id->key_provider);
+    if (id->has_app_id) qo_hex(o, "app_id", id->app_id, id->app_id_len);
+    if (id->has_compose_hash) qo_hex(o, "compose_hash", id->compose_hash, id->compose_hash_len);
+    if (id->has_instance_id) qo_hex(o, "instance_id", id->instance_id, id->instance_id_len);
+    if (id->has_os_image_hash) qo_hex(o, "os_image_hash", id->os_image_hash, id->os_image_hash_len);
+    if (id->has_key_provider) qo_str(o, "key_provider", id->key_provider);
   }
   if (d->log) {
     /* the names of dstack's runtime events (RTMR3), in order */
@@ -557,26 +479,26 @@ static void print_dstack(outp *o, const dres *d) {
         off += (size_t)w;
       }
       if (off >= sizeof names) off = sizeof names - 1;
-      o_str(o, "runtime_events", off ? names : "none");
+      qo_str(o, "runtime_events", off ? names : "none");
     }
   }
-  o_close(o);
+  qo_close(o);
 }
 
-static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, const char *file,
+static void print_verdict(qout *o, const ra_verdict *vd, const ra_policy *pol, const char *file,
                           const dres *d) {
   bool valid = vd->err == 0 && (!d || !d->used || d->rc == 0);
-  o_open(o, NULL);
+  qo_open(o, NULL);
   if (!o->json) printf("%s: %s\n", file, valid ? "VALID" : "INVALID");
-  o_bool(o, "valid", valid);
-  o_str(o, "error", ra_err_name(vd->err)); /* "OK" when valid */
+  qo_bool(o, "valid", valid);
+  qo_str(o, "error", ra_err_name(vd->err)); /* "OK" when valid */
   /* the old enum's number (1..27), as scripts have always read it */
-  o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
-  o_str(o, "message", vd->msg);
+  qo_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
+  qo_str(o, "message", vd->msg);
   /* the TCB verdict at the top level: Intel's status and advisories, or
      * plainly that there was none */
   if (vd->tcb_evaluated) {
-    o_str(o, "tcb_status", ra_tcb_status_name(vd->tcb_status));
+    qo_str(o, "tcb_status", ra_tcb_status_name(vd->tcb_status));
     if (o->json) {
       json_begin(&o->j, "advisory_ids", '[');
       for (int i = 0; i < vd->n_advisory_ids; i++) json_string(&o->j, NULL, vd->advisory_ids[i]);
@@ -587,65 +509,65 @@ static void print_verdict(outp *o, const ra_verdict *vd, const ra_policy *pol, c
       for (int i = 0; i < vd->n_advisory_ids; i++)
         off += (size_t)snprintf(adv + off, sizeof adv - off, "%s%s", i ? "," : "",
                                 vd->advisory_ids[i]);
-      o_str(o, "advisory_ids", vd->n_advisory_ids ? adv : "none");
+      qo_str(o, "advisory_ids", vd->n_advisory_ids ? adv : "none");
     }
   } else {
-    o_str(o, "tcb_status", "not evaluated");
-    o_str(o, "tcb", "signatures only: TCB not evaluated");
+    qo_str(o, "tcb_status", "not evaluated");
+    qo_str(o, "tcb", "signatures only: TCB not evaluated");
   }
   if (vd->checks[RA_CHECK_PARSE] == RA_CHECK_PASS) {
-    o_str(o, "tee", vd->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
-    o_uint(o, "version", vd->version);
-    o_bool(o, "debug", vd->debug);
+    qo_str(o, "tee", vd->tee_type == RA_TEE_TDX ? "TDX" : "SGX");
+    qo_uint(o, "version", vd->version);
+    qo_bool(o, "debug", vd->debug);
   }
-  o_time(o, "verified_at", vd->at);
-  o_str(o, "policy",
+  qo_time(o, "verified_at", vd->at);
+  qo_str(o, "policy",
         pol->signature_only ? "signature chain only (no measurements checked)"
                             : "measurements/binding");
-  o_open(o, "checks");
+  qo_open(o, "checks");
   for (int i = 0; i < RA_CHECK__COUNT; i++)
-    o_str(o, ra_check_name(i), ra_check_status_name(vd->checks[i]));
-  o_close(o);
+    qo_str(o, ra_check_name(i), ra_check_status_name(vd->checks[i]));
+  qo_close(o);
   if (vd->chain_len) {
-    o_open(o, "chain");
-    o_uint(o, "length", (unsigned long)vd->chain_len);
-    o_str(o, "root", vd->root_subject);
-    o_hex(o, "root_sha256", vd->root_sha256, 32);
-    o_bool(o, "from_quote", vd->chain_from_quote);
-    o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
-    o_close(o);
+    qo_open(o, "chain");
+    qo_uint(o, "length", (unsigned long)vd->chain_len);
+    qo_str(o, "root", vd->root_subject);
+    qo_hex(o, "root_sha256", vd->root_sha256, 32);
+    qo_bool(o, "from_quote", vd->chain_from_quote);
+    qo_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
+    qo_close(o);
   }
   if (vd->has_pck) {
-    o_open(o, "pck");
-    o_time(o, "not_before", vd->pck_not_before);
-    o_time(o, "not_after", vd->pck_not_after);
-    o_hex(o, "fmspc", vd->pck.fmspc, 6);
-    o_hex(o, "pce_id", vd->pck.pceid, 2);
-    o_uint(o, "pcesvn", vd->pck.pcesvn);
-    o_hex(o, "cpusvn", vd->pck.cpusvn, 16);
-    o_hex(o, "tcb_components", vd->pck.tcb_comp_svn, 16);
-    o_hex(o, "ppid", vd->pck.ppid, 16);
-    o_uint(o, "sgx_type", (unsigned long)vd->pck.sgx_type);
+    qo_open(o, "pck");
+    qo_time(o, "not_before", vd->pck_not_before);
+    qo_time(o, "not_after", vd->pck_not_after);
+    qo_hex(o, "fmspc", vd->pck.fmspc, 6);
+    qo_hex(o, "pce_id", vd->pck.pceid, 2);
+    qo_uint(o, "pcesvn", vd->pck.pcesvn);
+    qo_hex(o, "cpusvn", vd->pck.cpusvn, 16);
+    qo_hex(o, "tcb_components", vd->pck.tcb_comp_svn, 16);
+    qo_hex(o, "ppid", vd->pck.ppid, 16);
+    qo_uint(o, "sgx_type", (unsigned long)vd->pck.sgx_type);
     if (vd->pck.has_platform_instance_id)
-      o_hex(o, "platform_instance_id", vd->pck.platform_instance_id, 16);
-    o_close(o);
+      qo_hex(o, "platform_instance_id", vd->pck.platform_instance_id, 16);
+    qo_close(o);
   }
   if (vd->tcb_evaluated) {
-    o_open(o, "collateral");
-    if (vd->tcb_level >= 0) o_uint(o, "tcb_level", (unsigned long)vd->tcb_level);
-    o_str(o, "platform_status", ra_tcb_status_name(vd->platform_status));
-    if (vd->module_status) o_str(o, "tdx_module_status", ra_tcb_status_name(vd->module_status));
-    o_str(o, "qe_status", ra_tcb_status_name(vd->qe_status));
-    if (vd->tcb_date) o_time(o, "tcb_date", vd->tcb_date);
-    if (vd->qe_tcb_date) o_time(o, "qe_tcb_date", vd->qe_tcb_date);
-    o_uint(o, "tcb_evaluation_data_number", (unsigned long)vd->tcb_eval_number);
-    if (vd->collateral_expiry) o_time(o, "expires", vd->collateral_expiry);
-    o_bool(o, "expired_allowed", vd->collateral_expired);
-    o_close(o);
+    qo_open(o, "collateral");
+    if (vd->tcb_level >= 0) qo_uint(o, "tcb_level", (unsigned long)vd->tcb_level);
+    qo_str(o, "platform_status", ra_tcb_status_name(vd->platform_status));
+    if (vd->module_status) qo_str(o, "tdx_module_status", ra_tcb_status_name(vd->module_status));
+    qo_str(o, "qe_status", ra_tcb_status_name(vd->qe_status));
+    if (vd->tcb_date) qo_time(o, "tcb_date", vd->tcb_date);
+    if (vd->qe_tcb_date) qo_time(o, "qe_tcb_date", vd->qe_tcb_date);
+    qo_uint(o, "tcb_evaluation_data_number", (unsigned long)vd->tcb_eval_number);
+    if (vd->collateral_expiry) qo_time(o, "expires", vd->collateral_expiry);
+    qo_bool(o, "expired_allowed", vd->collateral_expired);
+    qo_close(o);
   }
-  if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  if (vd->matched_set >= 0) qo_uint(o, "matched_set", (unsigned long)vd->matched_set);
   if (d && d->used) print_dstack(o, d);
-  o_close(o);
+  qo_close(o);
   if (o->json) putchar('\n');
 }
 
@@ -756,8 +678,8 @@ static int cmd_verify(int argc, char **argv) {
     return EXIT_USAGE;
   }
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-  outp o;
-  o_init(&o, a.json);
+  qout o;
+  qo_init(&o, a.json, false);
   print_verdict(&o, &vd, &c.pol, a.file, &d);
   ra_eventlog_free(d.log);
   teardown(&c);
@@ -766,14 +688,6 @@ static int cmd_verify(int argc, char **argv) {
 }
 
 /* ---- sim ---- */
-
-static int hexarg(const char *name, const char *v, uint8_t *out, size_t n) {
-  if (ra_hex_decode_exact(v, strlen(v), out, n)) {
-    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", name, n);
-    return -1;
-  }
-  return 0;
-}
 
 static int cmd_sim(int argc, char **argv) {
   const char *dir = NULL, *outf = NULL, *rd = NULL, *coll_out = NULL;
@@ -795,7 +709,7 @@ static int cmd_sim(int argc, char **argv) {
     }
   }
   uint8_t report_data[64];
-  if (!dir || !outf || !rd || hexarg("--report-data", rd, report_data, 64)) {
+  if (!dir || !outf || !rd || quote_hexarg("--report-data", rd, report_data, 64)) {
     usage(stderr);
     return EXIT_USAGE;
   }
@@ -816,9 +730,7 @@ static int cmd_sim(int argc, char **argv) {
     ra_sim_free(sim);
     return EXIT_USAGE;
   }
-  FILE *f = fopen(outf, "wb");
-  bool ok = f && fwrite(q, 1, qlen, f) == qlen;
-  if (f && fclose(f)) ok = false;
+  bool ok = quote_write_file(outf, q, qlen);
   free(q);
   if (!ok) {
     fprintf(stderr, "ra-quote: %s: cannot write\n", outf);
@@ -829,9 +741,7 @@ static int cmd_sim(int argc, char **argv) {
     char *cj = NULL;
     size_t cl = 0;
     rc = ra_sim_collateral_json(sim, NULL, &cj, &cl);
-    FILE *cf = rc ? NULL : fopen(coll_out, "wb");
-    bool cok = cf && fwrite(cj, 1, cl, cf) == cl;
-    if (cf && fclose(cf)) cok = false;
+    bool cok = !rc && quote_write_file(coll_out, cj, cl);
     free(cj);
     if (!cok) {
       fprintf(stderr, "ra-quote: %s: cannot write the collateral\n", coll_out);
@@ -850,23 +760,6 @@ static int cmd_sim(int argc, char **argv) {
 }
 
 /* ---- bench ---- */
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
-static void stats(const char *what, double *t, long n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
-         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
-}
 
 static int cmd_bench(int argc, char **argv) {
   vargs a;
@@ -890,9 +783,9 @@ static int cmd_bench(int argc, char **argv) {
     return EXIT_USAGE;
   }
   /* the very first verification in the process (OpenSSL's lazy init included) */
-  double t0 = now_us();
+  double t0 = quote_now_us();
   int rc = ra_verify_quote(c.v, buf, len, &c.opts, &c.pol, &vd);
-  printf("first verification in process: %.1f us (%s)\n", now_us() - t0,
+  printf("first verification in process: %.1f us (%s)\n", quote_now_us() - t0,
          ra_err_name(vd.err));
   if (rc) {
     printf("quote does not verify: %s\n", vd.msg);
@@ -924,7 +817,7 @@ static int cmd_bench(int argc, char **argv) {
     ra_verify_opts o = c.opts;
     ra_collateral *fresh = NULL;
     memcpy(copy, buf, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     if (a.pf.collateral) {
       rc |= cbytes ? ra_collateral_parse_json((const char *)cbytes, clen, &fresh)
                    : ra_collateral_load(a.pf.collateral, &fresh);
@@ -932,34 +825,34 @@ static int cmd_bench(int argc, char **argv) {
     }
     rc |= ra_verify_quote(cold, copy, len, &o, &c.pol, &vd);
     ra_collateral_free(fresh);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
   free(cbytes);
   ra_verifier_free(cold);
-  stats(a.pf.collateral ? "cold (certs decoded, collateral parsed+checked)"
+  quote_bench_stats(a.pf.collateral ? "cold (certs decoded, collateral parsed+checked)"
                         : "cold (certificates decoded, roots pinned)",
         t, a.iterations);
   /* and with a new verifier each time (root parsed anew) */
   for (long i = 0; i < a.iterations; i++) {
     ra_verifier *v2;
-    t0 = now_us();
+    t0 = quote_now_us();
     if (ra_verifier_new(a.pf.n_roots ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v2)) break;
     for (size_t k = 0; k < a.pf.n_roots; k++) ra_verifier_add_root_file(v2, a.pf.roots[k]);
     rc |= ra_verify_quote(v2, buf, len, &c.opts, &c.pol, &vd);
     ra_verifier_free(v2);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats(a.pf.collateral ? "new verifier each time (collateral parsed before)"
+  quote_bench_stats(a.pf.collateral ? "new verifier each time (collateral parsed before)"
                         : "coldest (new verifier each time)",
         t, a.iterations);
   /* warm: same verifier, its certificate cache holds this chain */
   for (long i = 0; i < a.iterations; i++) {
     memcpy(copy, buf, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     rc |= ra_verify_quote(c.v, copy, len, &c.opts, &c.pol, &vd);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats(a.pf.collateral ? "warm (chain+collateral parsed before)"
+  quote_bench_stats(a.pf.collateral ? "warm (chain+collateral parsed before)"
                         : "warm (chain decoded before; sigs rechecked)",
         t, a.iterations);
   teardown(&c);

@@ -15,6 +15,8 @@
  * has the TDX verdict's top-level fields: valid, tee ("SEV-SNP"), error,
  * error_code, message, checks. */
 #include "apps/quote/snp.h"
+#include "apps/quote/out.h"
+#include "apps/quote/util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,14 +51,6 @@ typedef struct snp_args {
   bool has_x25519, has_nonce;
 } snp_args;
 
-static int hexarg(const char *flag, const char *v, uint8_t *out, size_t n) {
-  if (!v || ra_hex_decode_exact(v, strlen(v), out, n)) {
-    fprintf(stderr, "ra-quote: %s wants %zu bytes of hex\n", flag, n);
-    return -1;
-  }
-  return 0;
-}
-
 /* 0 parsed; 1 not an SNP option; -1 a bad value (message printed) */
 static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   *used = 2;
@@ -79,23 +73,23 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
   } else if (!strcmp(f, "--snp-measurement")) {
     a->snp_only_flag = true;
     if (a->n_meas == MAX_SETS) return fprintf(stderr, "ra-quote: too many --snp-measurement\n"), -1;
-    if (hexarg(f, v, a->meas[a->n_meas], 48)) return -1;
+    if (quote_hexarg(f, v, a->meas[a->n_meas], 48)) return -1;
     a->n_meas++;
   } else if (!strcmp(f, "--snp-host-data")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_HOST_DATA;
-    if (hexarg(f, v, a->common.host_data, 32)) return -1;
+    if (quote_hexarg(f, v, a->common.host_data, 32)) return -1;
   } else if (!strcmp(f, "--snp-family-id")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_FAMILY_ID;
-    if (hexarg(f, v, a->common.family_id, 16)) return -1;
+    if (quote_hexarg(f, v, a->common.family_id, 16)) return -1;
   } else if (!strcmp(f, "--snp-image-id")) {
     a->snp_only_flag = true;
     a->common.has |= RA_SNP_IMAGE_ID;
-    if (hexarg(f, v, a->common.image_id, 16)) return -1;
+    if (quote_hexarg(f, v, a->common.image_id, 16)) return -1;
   } else if (!strcmp(f, "--report-data")) {
     a->common.has |= RA_SNP_REPORT_DATA;
-    if (hexarg(f, v, a->common.report_data, 64)) return -1;
+    if (quote_hexarg(f, v, a->common.report_data, 64)) return -1;
   } else if (!strcmp(f, "--snp-max-vmpl")) {
     a->snp_only_flag = true;
     char *e;
@@ -122,11 +116,11 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
     if (!v || *e || a->bench_n <= 0 || a->bench_n > 10000000)
       return fprintf(stderr, "ra-quote: -n wants a count\n"), -1;
   } else if (!strcmp(f, "--x25519")) {
-    if (hexarg(f, v, a->x25519, 32)) return -1;
+    if (quote_hexarg(f, v, a->x25519, 32)) return -1;
     a->has_x25519 = true;
   } else if (!strcmp(f, "--nonce")) {
     size_t n = v ? strlen(v) / 2 : 0;
-    if (!v || strlen(v) % 2 || n > sizeof a->nonce || hexarg(f, v, a->nonce, n)) return -1;
+    if (!v || strlen(v) % 2 || n > sizeof a->nonce || quote_hexarg(f, v, a->nonce, n)) return -1;
     a->pol.nonce_len = n;
     a->has_nonce = true;
   } else {
@@ -155,89 +149,29 @@ static int parse_opt(snp_args *a, const char *f, const char *v, int *used) {
 static int load_report(const char *path, uint8_t **out, size_t *len, bool quiet) {
   uint8_t *raw;
   size_t n;
-  int rc = ra_file_read(path, 1u << 20, &raw, &n);
-  if (rc) {
-    if (!quiet) fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-    return rc;
-  }
-  rc = ra_decode_auto(raw, n, out, len, NULL);
-  free(raw);
-  if (rc && !quiet) fprintf(stderr, "ra-quote: %s: cannot decode\n", path);
-  return rc;
+  int rc = quote_read(path, 1u << 20, quiet, &raw, &n);
+  return rc ? rc : quote_decode(path, raw, n, quiet, out, len);
 }
 
 static int read_opt(const char *path, uint8_t **out, size_t *len) {
-  if (!path) return 0;
-  int rc = ra_file_read(path, 1u << 20, out, len);
-  if (rc) fprintf(stderr, "ra-quote: %s: %s\n", path, strerror(-rc));
-  return rc;
+  return path ? quote_read(path, 1u << 20, false, out, len) : 0;
 }
 
 /* ---- output: text lines or compact JSON -------------------------------- */
 
-typedef struct out {
-  bool json;
-  json_out j;
-  int depth;
-} out;
-
-static void o_open(out *o, const char *k) {
-  if (o->json)
-    json_begin(&o->j, k, '{');
-  else if (k)
-    printf("%*s%s:\n", o->depth * 2, "", k);
-  if (!o->json && k) o->depth++;
-}
-static void o_close(out *o, bool named) {
-  if (o->json)
-    json_end(&o->j);
-  else if (named)
-    o->depth--;
-}
-static void o_str(out *o, const char *k, const char *v) {
-  if (o->json)
-    json_string(&o->j, k, v);
-  else
-    printf("%*s%-20s %s\n", o->depth * 2, "", k, v);
-}
-static void o_uint(out *o, const char *k, unsigned long v) {
-  if (o->json)
-    json_uint(&o->j, k, v);
-  else
-    printf("%*s%-20s %lu\n", o->depth * 2, "", k, v);
-}
-static void o_bool(out *o, const char *k, bool v) {
-  if (o->json)
-    json_bool(&o->j, k, v);
-  else
-    printf("%*s%-20s %s\n", o->depth * 2, "", k, v ? "true" : "false");
-}
-static void o_hex(out *o, const char *k, const uint8_t *p, size_t n) {
-  char h[2 * 64 + 1];
-  for (size_t i = 0; i < n && i < 64; i++) snprintf(h + 2 * i, 3, "%02x", p[i]);
-  h[2 * (n < 64 ? n : 64)] = '\0';
-  o_str(o, k, h);
-}
-static void o_hex64(out *o, const char *k, uint64_t v) {
+static void o_hex64(qout *o, const char *k, uint64_t v) {
   char b[24];
   snprintf(b, sizeof b, "0x%016llx", (unsigned long long)v);
-  o_str(o, k, b);
+  qo_str(o, k, b);
 }
-static void o_time(out *o, const char *k, time_t t) {
-  char b[32];
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  o_str(o, k, b);
-}
-static void o_tcb(out *o, const char *k, const ra_snp_tcb *t, bool fmc) {
-  o_open(o, k);
-  o_uint(o, "bootloader", t->bootloader);
-  o_uint(o, "tee", t->tee);
-  o_uint(o, "snp", t->snp);
-  o_uint(o, "microcode", t->microcode);
-  if (fmc) o_uint(o, "fmc", t->fmc);
-  o_close(o, true);
+static void o_tcb(qout *o, const char *k, const ra_snp_tcb *t, bool fmc) {
+  qo_open(o, k);
+  qo_uint(o, "bootloader", t->bootloader);
+  qo_uint(o, "tee", t->tee);
+  qo_uint(o, "snp", t->snp);
+  qo_uint(o, "microcode", t->microcode);
+  if (fmc) qo_uint(o, "fmc", t->fmc);
+  qo_close(o);
 }
 
 static const char *key_name(ra_snp_signing_key k) {
@@ -245,81 +179,81 @@ static const char *key_name(ra_snp_signing_key k) {
 }
 
 /* the report's fields (from the verdict, which copies them) */
-static void show_report(out *o, const ra_snp_verdict *vd) {
+static void show_report(qout *o, const ra_snp_verdict *vd) {
   bool turin = vd->product == RA_SNP_PRODUCT_TURIN;
-  o_open(o, "report");
-  o_uint(o, "version", vd->version);
-  o_str(o, "product", ra_snp_product_name(vd->product));
-  o_uint(o, "guest_svn", vd->guest_svn);
+  qo_open(o, "report");
+  qo_uint(o, "version", vd->version);
+  qo_str(o, "product", ra_snp_product_name(vd->product));
+  qo_uint(o, "guest_svn", vd->guest_svn);
   o_hex64(o, "policy", vd->policy);
-  o_bool(o, "debug", vd->debug);
-  o_bool(o, "migrate_ma", (vd->policy & RA_SNP_POLICY_MIGRATE_MA) != 0);
-  o_bool(o, "smt_allowed", (vd->policy & RA_SNP_POLICY_SMT) != 0);
-  o_uint(o, "vmpl", vd->vmpl);
+  qo_bool(o, "debug", vd->debug);
+  qo_bool(o, "migrate_ma", (vd->policy & RA_SNP_POLICY_MIGRATE_MA) != 0);
+  qo_bool(o, "smt_allowed", (vd->policy & RA_SNP_POLICY_SMT) != 0);
+  qo_uint(o, "vmpl", vd->vmpl);
   o_hex64(o, "platform_info", vd->platform_info);
-  o_str(o, "signing_key", key_name(vd->signing_key));
-  o_hex(o, "measurement", vd->measurement, 48);
-  o_hex(o, "host_data", vd->host_data, 32);
-  o_hex(o, "report_data", vd->report_data, 64);
-  o_hex(o, "family_id", vd->family_id, 16);
-  o_hex(o, "image_id", vd->image_id, 16);
-  o_hex(o, "id_key_digest", vd->id_key_digest, 48);
-  o_hex(o, "author_key_digest", vd->author_key_digest, 48);
-  o_hex(o, "chip_id", vd->chip_id, 64);
+  qo_str(o, "signing_key", key_name(vd->signing_key));
+  qo_hex(o, "measurement", vd->measurement, 48);
+  qo_hex(o, "host_data", vd->host_data, 32);
+  qo_hex(o, "report_data", vd->report_data, 64);
+  qo_hex(o, "family_id", vd->family_id, 16);
+  qo_hex(o, "image_id", vd->image_id, 16);
+  qo_hex(o, "id_key_digest", vd->id_key_digest, 48);
+  qo_hex(o, "author_key_digest", vd->author_key_digest, 48);
+  qo_hex(o, "chip_id", vd->chip_id, 64);
   o_tcb(o, "reported_tcb", &vd->reported_tcb, turin);
   o_tcb(o, "current_tcb", &vd->current_tcb, turin);
   o_tcb(o, "committed_tcb", &vd->committed_tcb, turin);
   o_tcb(o, "launch_tcb", &vd->launch_tcb, turin);
-  o_close(o, true);
+  qo_close(o);
 }
 
-static void print_verdict(out *o, const ra_snp_verdict *vd, bool sig_only, const char *file) {
-  o_open(o, NULL);
+static void print_verdict(qout *o, const ra_snp_verdict *vd, bool sig_only, const char *file) {
+  qo_open(o, NULL);
   if (!o->json) printf("%s: %s\n", file, vd->err == 0 ? "VALID" : "INVALID");
-  o_bool(o, "valid", vd->err == 0);
-  o_str(o, "tee", vd->tee);
-  o_str(o, "error", ra_err_name(vd->err));
-  o_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
-  o_str(o, "message", vd->msg);
-  o_str(o, "failed_check", vd->failed >= 0 ? ra_snp_check_name((ra_snp_check)vd->failed) : "none");
-  o_time(o, "verified_at", vd->at);
-  o_str(o, "policy",
+  qo_bool(o, "valid", vd->err == 0);
+  qo_str(o, "tee", vd->tee);
+  qo_str(o, "error", ra_err_name(vd->err));
+  qo_uint(o, "error_code", vd->err ? (unsigned long)(RA_ERR_BASE - vd->err) : 0);
+  qo_str(o, "message", vd->msg);
+  qo_str(o, "failed_check", vd->failed >= 0 ? ra_snp_check_name((ra_snp_check)vd->failed) : "none");
+  qo_time(o, "verified_at", vd->at);
+  qo_str(o, "policy",
         sig_only ? "signature chain and guest policy only (no measurements checked)"
                  : "measurements/binding");
-  o_open(o, "checks");
+  qo_open(o, "checks");
   for (int i = 0; i < RA_SNP_CHECK__COUNT; i++)
-    o_str(o, ra_snp_check_name((ra_snp_check)i), ra_check_status_name(vd->checks[i]));
-  o_close(o, true);
+    qo_str(o, ra_snp_check_name((ra_snp_check)i), ra_check_status_name(vd->checks[i]));
+  qo_close(o);
   if (vd->parsed) show_report(o, vd);
   if (vd->has_vcek) {
-    o_open(o, "vcek");
-    o_str(o, "kind", vd->vcek.is_vlek ? "VLEK" : "VCEK");
-    o_str(o, "product_name", vd->vcek.product_name);
+    qo_open(o, "vcek");
+    qo_str(o, "kind", vd->vcek.is_vlek ? "VLEK" : "VCEK");
+    qo_str(o, "product_name", vd->vcek.product_name);
     o_tcb(o, "tcb", &vd->vcek.tcb, vd->vcek.has_fmc);
-    if (vd->vcek.hwid_len) o_hex(o, "hwid", vd->vcek.hwid, vd->vcek.hwid_len);
-    if (vd->vcek.is_vlek) o_str(o, "csp_id", vd->vcek.csp_id);
-    if (vd->vcek_not_before) o_time(o, "not_before", vd->vcek_not_before);
-    if (vd->vcek_not_after) o_time(o, "not_after", vd->vcek_not_after);
-    o_close(o, true);
+    if (vd->vcek.hwid_len) qo_hex(o, "hwid", vd->vcek.hwid, vd->vcek.hwid_len);
+    if (vd->vcek.is_vlek) qo_str(o, "csp_id", vd->vcek.csp_id);
+    if (vd->vcek_not_before) qo_time(o, "not_before", vd->vcek_not_before);
+    if (vd->vcek_not_after) qo_time(o, "not_after", vd->vcek_not_after);
+    qo_close(o);
   }
   if (vd->checks[RA_SNP_CHECK_CHAIN] == RA_CHECK_PASS) {
-    o_open(o, "chain");
-    o_str(o, "root", vd->ark_subject);
-    o_hex(o, "root_sha256", vd->ark_sha256, 32);
-    o_bool(o, "ask_builtin", vd->ask_builtin);
-    o_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
-    o_close(o, true);
+    qo_open(o, "chain");
+    qo_str(o, "root", vd->ark_subject);
+    qo_hex(o, "root_sha256", vd->ark_sha256, 32);
+    qo_bool(o, "ask_builtin", vd->ask_builtin);
+    qo_uint(o, "crls_applied", (unsigned long)vd->crls_applied);
+    qo_close(o);
   }
-  if (vd->matched_set >= 0) o_uint(o, "matched_set", (unsigned long)vd->matched_set);
-  o_close(o, false);
+  if (vd->matched_set >= 0) qo_uint(o, "matched_set", (unsigned long)vd->matched_set);
+  qo_close(o);
   if (o->json) putchar('\n');
 }
 
 static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
   ra_snp_report r;
   int rc = ra_snp_report_parse(rep, len, &r);
-  out o = {.json = a->json};
-  json_init(&o.j, stdout, 0);
+  qout o;
+  qo_init(&o, a->json, true);
   if (rc) {
     if (a->json) {
       json_begin(&o.j, NULL, '{');
@@ -343,32 +277,15 @@ static int do_show(const snp_args *a, const uint8_t *rep, size_t len) {
   if (ra_snp_verifier_new(0, &v)) return 2;
   ra_snp_verify(v, rep, len, &vo, &pol, &vd);
   ra_snp_verifier_free(v);
-  o_open(&o, NULL);
-  o_str(&o, "tee", RA_SNP_TEE_NAME);
+  qo_open(&o, NULL);
+  qo_str(&o, "tee", RA_SNP_TEE_NAME);
   show_report(&o, &vd);
-  o_close(&o, false);
+  qo_close(&o);
   if (a->json) putchar('\n');
   return 0;
 }
 
 /* ---- bench ---- */
-
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *x, const void *y) {
-  double a = *(const double *)x, b = *(const double *)y;
-  return (a > b) - (a < b);
-}
-
-static void stats(const char *what, double *t, long n) {
-  qsort(t, (size_t)n, sizeof *t, cmp_double);
-  printf("%-44s n=%-6ld median %8.1f us  p90 %8.1f us  min %8.1f us  max %8.1f us\n", what, n,
-         t[n / 2], t[n * 9 / 10], t[0], t[n - 1]);
-}
 
 /* The same verification n times: coldest (a new verifier each time: AMD's
  * roots decoded anew, then every certificate of the report), cold (one
@@ -387,9 +304,9 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len,
     return 2;
   }
   ra_snp_verdict vd;
-  double t0 = now_us();
+  double t0 = quote_now_us();
   int rc = ra_snp_verify(v, rep, len, o, pol, &vd);
-  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", now_us() - t0,
+  printf("SEV-SNP report, first verification in process: %.1f us (%s)\n", quote_now_us() - t0,
          ra_err_name(vd.err));
   if (rc) {
     printf("report does not verify: %s: %s\n", ra_snp_check_name((ra_snp_check)vd.failed), vd.msg);
@@ -402,33 +319,33 @@ static int run_bench(ra_snp_verifier *v, const uint8_t *rep, size_t len,
   for (long i = 0; i < n; i++) {
     ra_snp_verifier *c;
     memcpy(copy, rep, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     if (ra_snp_verifier_new(0, &c)) break;
     if (sim_dir) ra_snp_verifier_add_ark_file(c, ark);
     rc |= ra_snp_verify(c, copy, len, o, pol, &vd);
     ra_snp_verifier_free(c);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats("coldest (new verifier: roots + chain decoded)", t, n);
+  quote_bench_stats("coldest (new verifier: roots + chain decoded)", t, n);
   ra_snp_verifier *nc;
   if (!ra_snp_verifier_new(RA_SNP_VERIFIER_NO_CACHE, &nc)) {
     if (sim_dir) ra_snp_verifier_add_ark_file(nc, ark);
     for (long i = 0; i < n; i++) {
       memcpy(copy, rep, len);
-      t0 = now_us();
+      t0 = quote_now_us();
       rc |= ra_snp_verify(nc, copy, len, o, pol, &vd);
-      t[i] = now_us() - t0;
+      t[i] = quote_now_us() - t0;
     }
     ra_snp_verifier_free(nc);
-    stats("cold (certificates decoded, roots pinned)", t, n);
+    quote_bench_stats("cold (certificates decoded, roots pinned)", t, n);
   }
   for (long i = 0; i < n; i++) {
     memcpy(copy, rep, len);
-    t0 = now_us();
+    t0 = quote_now_us();
     rc |= ra_snp_verify(v, copy, len, o, pol, &vd);
-    t[i] = now_us() - t0;
+    t[i] = quote_now_us() - t0;
   }
-  stats("warm (chain decoded and validated before)", t, n);
+  quote_bench_stats("warm (chain decoded and validated before)", t, n);
   free(t);
   free(copy);
   return rc ? 1 : 0;
@@ -522,8 +439,8 @@ static int do_verify(snp_args *a, const uint8_t *rep, size_t len, long bench) {
     goto out;
   }
   int vrc = ra_snp_verify(v, rep, len, &o, &a->pol, &vd);
-  out op = {.json = a->json};
-  json_init(&op.j, stdout, 0);
+  qout op;
+  qo_init(&op, a->json, true);
   print_verdict(&op, &vd, a->pol.signature_only, a->file);
   rc = vrc == 0 ? 0 : 1;
 out:
@@ -611,12 +528,12 @@ int ra_quote_snp_sim(int argc, char **argv) {
     else if (!strcmp(f, "--out"))
       outf = v;
     else if (!strcmp(f, "--report-data")) {
-      if (hexarg(f, v, rd, 64)) return 2;
+      if (quote_hexarg(f, v, rd, 64)) return 2;
       have_rd = true;
     } else if (!strcmp(f, "--measurement")) {
-      if (hexarg(f, v, g.measurement, 48)) return 2;
+      if (quote_hexarg(f, v, g.measurement, 48)) return 2;
     } else if (!strcmp(f, "--host-data")) {
-      if (hexarg(f, v, g.host_data, 32)) return 2;
+      if (quote_hexarg(f, v, g.host_data, 32)) return 2;
     } else if (!strcmp(f, "--vmpl")) {
       g.vmpl = (uint32_t)strtoul(v, NULL, 10);
     } else {
@@ -632,9 +549,7 @@ int ra_quote_snp_sim(int argc, char **argv) {
   }
   uint8_t rep[RA_SNP_REPORT_LEN];
   rc = ra_snp_sim_report(sim, &g, rd, rep);
-  FILE *f = rc ? NULL : fopen(outf, "wb");
-  bool ok = f && fwrite(rep, 1, sizeof rep, f) == sizeof rep;
-  if (f && fclose(f) != 0) ok = false;
+  bool ok = !rc && quote_write_file(outf, rep, sizeof rep);
   if (ok)
     fprintf(stderr,
             "SIMULATED SEV-SNP: proves nothing about this machine. Verify with:\n"

@@ -13,6 +13,7 @@
 #include "raloop/attest/quote/eventlog.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/ratls.h"
+#include "raloop/attest/quote/sim.h"
 #include "raloop/core/error.h"
 
 #include "crypto.h"
@@ -50,6 +51,22 @@ int sec_policy_add_mrtd(sec_policy *pol, const char *hex) {
   size_t n;
   if (pol->n_mrtd >= SEC_MAX_PINS || add_hex(hex, pol->mrtd[pol->n_mrtd], 48, &n, true)) return -1;
   pol->n_mrtd++;
+  return 0;
+}
+
+int sec_load_roots(ra_verifier *v, const char *const *roots, size_t nr, const char *trust_sim,
+                   char *sim_root, size_t cap) {
+  for (size_t i = 0; i < nr; i++)
+    if (ra_verifier_add_root_file(v, roots[i]) <= 0) {
+      fprintf(stderr, "ra-secrets: cannot load root %s\n", roots[i]);
+      return -1;
+    }
+  if (!trust_sim) return 0;
+  snprintf(sim_root, cap, "%s/%s", trust_sim, RA_SIM_ROOT_FILE);
+  if (ra_verifier_add_root_file(v, sim_root) <= 0) {
+    fprintf(stderr, "ra-secrets: cannot load the simulated root %s\n", sim_root);
+    return -1;
+  }
   return 0;
 }
 

@@ -69,4 +69,10 @@ sec_reason sec_attest_verify(const sec_policy *pol, const sec_evidence *ev, sec_
 int sec_policy_add_app_id(sec_policy *pol, const char *hex);
 int sec_policy_add_mrtd(sec_policy *pol, const char *hex);
 
+/* Pins the nr root files in v, then (when trust_sim is given) the
+ * simulated TEE's root in that directory, whose path is left in sim_root
+ * (cap bytes). 0, or -1 with why said on stderr. */
+int sec_load_roots(ra_verifier *v, const char *const *roots, size_t nr, const char *trust_sim,
+                   char *sim_root, size_t cap);
+
 #endif

@@ -276,20 +276,10 @@ int sec_cmd_fetch(int argc, char **argv) {
 
   if (ra_verifier_new(nr || trust_sim ? RA_VERIFIER_NO_DEFAULT_ROOT : 0, &v)) goto out;
   pol.v = v;
-  for (size_t i = 0; i < nr; i++)
-    if (ra_verifier_add_root_file(v, roots[i]) <= 0) {
-      fprintf(stderr, "ra-secrets: cannot load root %s\n", roots[i]);
-      ret = SEC_EXIT_USAGE;
-      goto out;
-    }
-  if (trust_sim) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", trust_sim, RA_SIM_ROOT_FILE);
-    if (ra_verifier_add_root_file(v, p) <= 0) {
-      fprintf(stderr, "ra-secrets: cannot load the simulated root %s\n", p);
-      ret = SEC_EXIT_USAGE;
-      goto out;
-    }
+  char sim_root[4096];
+  if (sec_load_roots(v, roots, nr, trust_sim, sim_root, sizeof sim_root)) {
+    ret = SEC_EXIT_USAGE;
+    goto out;
   }
 
   /* 1. our own attested key: a certificate through the dstack agent (its

@@ -484,20 +484,12 @@ int sec_cmd_serve(int argc, char **argv) {
     ret = SEC_EXIT_OWN;
     goto out;
   }
-  for (size_t i = 0; i < nr; i++)
-    if (ra_verifier_add_root_file(v, roots[i]) <= 0) {
-      fprintf(stderr, "ra-secrets: cannot load root %s\n", roots[i]);
-      ret = SEC_EXIT_USAGE;
-      goto out;
-    }
+  char p[4096];
+  if (sec_load_roots(v, roots, nr, trust_sim, p, sizeof p)) {
+    ret = SEC_EXIT_USAGE;
+    goto out;
+  }
   if (trust_sim) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", trust_sim, RA_SIM_ROOT_FILE);
-    if (ra_verifier_add_root_file(v, p) <= 0) {
-      fprintf(stderr, "ra-secrets: cannot load the simulated root %s\n", p);
-      ret = SEC_EXIT_USAGE;
-      goto out;
-    }
     fprintf(stderr,
             "ra-secrets: WARNING: clients are trusted on the SIMULATED TEE root %s: their "
             "quotes prove nothing about their machines\n",

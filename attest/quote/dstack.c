@@ -1,6 +1,7 @@
 /* attest/dstack.c: dstack guest agent client and quote provider (dstack.h). */
 #include "raloop/attest/quote/dstack.h"
 #include "raloop/attest/quote/dstack_internal.h"
+#include "provider_internal.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -344,6 +345,27 @@ static int hex_field(json_t *o, const char *key, uint8_t **out, size_t *len) {
   return 0;
 }
 
+/* rpc() whose answer must be a JSON object: *out (caller's json_decref).
+ * Returns 0, rpc()'s errors (logged), or -EBADMSG (logged). */
+static int rpc_json(const char *path, int timeout_ms, const char *target, const char *req,
+                    json_t **out) {
+  char *body;
+  size_t blen;
+  int rc = rpc(path, timeout_ms, target, req, &body, &blen);
+  if (rc) return rc;
+  json_error_t je;
+  json_t *j = json_loadb(body, blen, 0, &je);
+  free(body);
+  if (!json_is_object(j)) {
+    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
+             j ? "not an object" : je.text);
+    json_decref(j);
+    return -EBADMSG;
+  }
+  *out = j;
+  return 0;
+}
+
 int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *report_data,
                         size_t rd_len, ra_dstack_quote *out) {
   if (!out) return -EINVAL;
@@ -364,19 +386,9 @@ int ra_dstack_get_quote(const char *socket_path, int timeout_ms, const uint8_t *
     snprintf(json, sizeof json, "{\"report_data\":\"%s\",\"hash_algorithm\":\"raw\"}", hex);
   else
     snprintf(json, sizeof json, "{\"report_data\":\"%s\"}", hex);
-  char *body;
-  size_t blen;
-  int rc = rpc(path, timeout_ms, target, json, &body, &blen);
+  json_t *j;
+  int rc = rpc_json(path, timeout_ms, target, json, &j);
   if (rc) return rc;
-  json_error_t je;
-  json_t *j = json_loadb(body, blen, 0, &je);
-  free(body);
-  if (!json_is_object(j)) {
-    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
-           j ? "not an object" : je.text);
-    json_decref(j);
-    return -EBADMSG;
-  }
   rc = hex_field(j, "quote", &out->quote, &out->quote_len);
   if (rc) {
     ra_error("dstack agent: %s: %s answer has %s \"quote\"", path, target,
@@ -433,19 +445,9 @@ int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *
   memset(out, 0, sizeof *out);
   const char *path = socket_path ? socket_path : RA_DSTACK_SOCKET;
   const char *target = ra_dstack_is_tappd(path) ? "/prpc/Tappd.Info" : "/Info";
-  char *body;
-  size_t blen;
-  int rc = rpc(path, timeout_ms, target, "{}", &body, &blen);
+  json_t *j;
+  int rc = rpc_json(path, timeout_ms, target, "{}", &j);
   if (rc) return rc;
-  json_error_t je;
-  json_t *j = json_loadb(body, blen, 0, &je);
-  free(body);
-  if (!json_is_object(j)) {
-    ra_error("dstack agent: %s: %s answered garbled JSON: %s", path, target,
-           j ? "not an object" : je.text);
-    json_decref(j);
-    return -EBADMSG;
-  }
   out->app_id = dup_str(j, "app_id");
   out->instance_id = dup_str(j, "instance_id");
   out->app_cert = dup_str(j, "app_cert");
@@ -466,39 +468,16 @@ int ra_dstack_get_info(const char *socket_path, int timeout_ms, ra_dstack_info *
 
 /* ---- the provider ---------------------------------------------------- */
 
-#define NONCE_LEN 32
 
 typedef struct dstack_prov {
   char *path;
 } dstack_prov;
 
-static uint8_t *dup_bytes(const void *p, size_t n) {
-  uint8_t *d = malloc(n ? n : 1);
-  if (d && n) memcpy(d, p, n);
-  return d;
-}
-
 static int dstack_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   dstack_prov *d = self;
   /* the binding of provider.h, as sim and tsm make it */
-  char iat[32];
-  int n = ra_quote_iat_format((int64_t)time(NULL), iat, sizeof iat);
-  if (n < 0) return -EIO;
-  ev->val = malloc(NONCE_LEN);
-  ev->iat = dup_bytes(iat, (size_t)n);
-  ev->runtime_data = dup_bytes(pub, 32);
-  ev->signature = dup_bytes("", 0);
-  if (!ev->val || !ev->iat || !ev->runtime_data || !ev->signature) return -ENOMEM;
-  ev->val_len = NONCE_LEN;
-  ev->iat_len = (size_t)n;
-  ev->runtime_data_len = 32;
-  ev->has_verifier_data = true;
-  if (RAND_bytes(ev->val, NONCE_LEN) != 1) {
-    ra_error("dstack provider: no randomness for the verifier nonce");
-    return -EIO;
-  }
   uint8_t rd[64];
-  int rc = ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, rd);
+  int rc = ra_quote_ev_tdx_binding(pub, ev, rd);
   if (rc) return rc;
   ra_dstack_quote q;
   rc = ra_dstack_get_quote(d->path, 0, rd, 64, &q); /* logs why it failed */

@@ -20,6 +20,7 @@
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
+#include "provider_internal.h"
 #include "raloop/attest/quote/snp_provider_internal.h"
 #include "raloop/attest/quote/snp_report.h"
 
@@ -138,15 +139,13 @@ int ra_quote_iat_format(int64_t t, char *out, size_t outlen) {
   return n == 29 ? (int)n : -EINVAL;
 }
 
-static uint8_t *dup_bytes(const void *p, size_t n) {
+uint8_t *ra_quote_dup_bytes(const void *p, size_t n) {
   uint8_t *d = malloc(n ? n : 1);
   if (d && n) memcpy(d, p, n);
   return d;
 }
 
-/* The TDX binding shared by sim and tsm: fresh val, iat now, report_data =
- * SHA-512(val || iat || key); fills ev's verifier_data and runtime_data. */
-static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t report_data[64]) {
+int ra_quote_ev_tdx_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t rd[64]) {
   char iat[32];
   int n = ra_quote_iat_format((int64_t)time(NULL), iat, sizeof iat);
   if (n < 0) {
@@ -154,11 +153,11 @@ static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t re
     return -EIO;
   }
   ev->val = malloc(NONCE_LEN);
-  ev->iat = dup_bytes(iat, (size_t)n);
-  ev->runtime_data = dup_bytes(pub, 32);
+  ev->iat = ra_quote_dup_bytes(iat, (size_t)n);
+  ev->runtime_data = ra_quote_dup_bytes(pub, 32);
   /* no one here can sign for Intel Trust Authority: an empty signature,
      * still a valid pointer so that encoders may memcpy from it */
-  ev->signature = dup_bytes("", 0);
+  ev->signature = ra_quote_dup_bytes("", 0);
   if (!ev->val || !ev->iat || !ev->runtime_data || !ev->signature) return -ENOMEM;
   ev->val_len = NONCE_LEN;
   ev->iat_len = (size_t)n;
@@ -168,7 +167,26 @@ static int make_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t re
     ra_error("no randomness for the verifier nonce");
     return -EIO;
   }
-  return ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, report_data);
+  return ra_sim_tdx_binding(ev->val, ev->val_len, ev->iat, ev->iat_len, pub, rd);
+}
+
+int ra_quote_read_decoded(const char *path, size_t max, const char *noun, uint8_t **out,
+                          size_t *len) {
+  uint8_t *raw = NULL;
+  size_t rawlen = 0;
+  int rc = ra_file_read(path, max, &raw, &rawlen);
+  if (rc) {
+    ra_error("cannot read %s %s: %s", noun, path, ra_strerror(rc));
+    return rc;
+  }
+  ra_encoding enc;
+  rc = ra_decode_auto(raw, rawlen, out, len, &enc);
+  free(raw);
+  if (rc) {
+    ra_error("%s %s: malformed hex/base64", noun, path);
+    return rc == -ENOMEM ? rc : -EINVAL;
+  }
+  return 0;
 }
 
 /* ---- file ------------------------------------------------------------- */
@@ -181,7 +199,7 @@ typedef struct file_prov {
 static int file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   (void)pub;
   file_prov *f = self;
-  ev->quote = dup_bytes(f->quote, f->len);
+  ev->quote = ra_quote_dup_bytes(f->quote, f->len);
   if (!ev->quote) return -ENOMEM;
   ev->quote_len = f->len;
   /* no verifier_data / runtime_data: nothing binds the key, and saying
@@ -198,7 +216,7 @@ static void file_free(void *self) {
 static int file_get_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
   (void)rd; /* a fixed quote: its report_data is whatever it was made for */
   file_prov *f = self;
-  if (!(*quote = dup_bytes(f->quote, f->len))) return -ENOMEM;
+  if (!(*quote = ra_quote_dup_bytes(f->quote, f->len))) return -ENOMEM;
   *len = f->len;
   return 0;
 }
@@ -209,20 +227,10 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out) {
   if (!out) return -EINVAL;
   *out = NULL;
   if (!path) return -EINVAL;
-  uint8_t *raw = NULL, *dec = NULL;
-  size_t rawlen = 0, declen = 0;
-  int rc = ra_file_read(path, 4 * QUOTE_MAX, &raw, &rawlen);
-  if (rc) {
-    ra_error("cannot read quote file %s: %s", path, ra_strerror(rc));
-    return rc;
-  }
-  ra_encoding enc;
-  rc = ra_decode_auto(raw, rawlen, &dec, &declen, &enc);
-  free(raw);
-  if (rc) {
-    ra_error("quote file %s: malformed hex/base64", path);
-    return rc == -ENOMEM ? rc : -EINVAL;
-  }
+  uint8_t *dec = NULL;
+  size_t declen = 0;
+  int rc = ra_quote_read_decoded(path, 4 * QUOTE_MAX, "quote file", &dec, &declen);
+  if (rc) return rc;
   /* refuse what does not parse as a DCAP quote now rather than serve
      * garbage to every client; trailing padding (some providers pad) is
      * served as it was read */
@@ -250,7 +258,7 @@ int ra_quote_provider_file(const char *path, ra_quote_provider **out) {
 
 static int sim_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   uint8_t rd[64];
-  int rc = make_binding(pub, ev, rd);
+  int rc = ra_quote_ev_tdx_binding(pub, ev, rd);
   if (rc) return rc;
   rc = ra_sim_quote(self, NULL, rd, &ev->quote, &ev->quote_len);
   if (rc) ra_error("simulated TEE: quote generation failed: %s", ra_strerror(rc));
@@ -401,7 +409,7 @@ static int tsm_once(tsm_prov *t, const uint8_t *pub, const uint8_t *rd_in, ra_qu
     goto out;
   }
   if (pub) {
-    rc = snp ? ra_snp_ev_binding(pub, ev, rd) : make_binding(pub, ev, rd);
+    rc = snp ? ra_snp_ev_binding(pub, ev, rd) : ra_quote_ev_tdx_binding(pub, ev, rd);
     if (rc) goto out;
   } else {
     memcpy(rd, rd_in, 64);

@@ -1,14 +1,12 @@
 /* attest/sim.c: the simulated TEE (see sim.h). */
 #include "raloop/attest/quote/sim.h"
-#include "raloop/core/file.h"
+#include "simdir_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 #include <time.h>
@@ -33,7 +31,6 @@
 #define TD_BODY_LEN    584
 #define SGX_REPORT_LEN 384
 #define QE_AUTH_LEN    32
-#define BUNDLE_MAX     (64 * 1024)
 
 struct ra_sim {
   char *dir, *root_path, *chain_path;
@@ -85,97 +82,6 @@ static void put_le32(uint8_t *p, uint32_t v) {
 }
 static void put_le64(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static char *path_join(const char *dir, const char *name) {
-  size_t a = strlen(dir), b = strlen(name);
-  char *p = malloc(a + b + 2);
-  if (!p) return NULL;
-  memcpy(p, dir, a);
-  p[a] = '/';
-  memcpy(p + a + 1, name, b + 1);
-  return p;
-}
-
-/* mkdir -p with mode 0700 for what it creates; an existing directory is
- * left as it is. */
-static int mkdir_p(const char *dir) {
-  size_t n = strlen(dir);
-  if (n == 0) return -EINVAL;
-  if (n >= 4096) return -ENAMETOOLONG;
-  char tmp[4096];
-  memcpy(tmp, dir, n + 1);
-  while (n > 1 && tmp[n - 1] == '/') tmp[--n] = '\0';
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
-  struct stat st;
-  if (stat(tmp, &st) != 0) return -errno;
-  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-  const uint8_t *p = data;
-  while (len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
-}
-
-/* Writes data to a fresh temporary file beside `path`; returns its name in
- * tmp (caller's buffer). */
-static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
-                      size_t tmpsz) {
-  if ((size_t)snprintf(tmp, tmpsz, "%s.tmp-XXXXXX", path) >= tmpsz) return -ENAMETOOLONG;
-  int fd = mkstemp(tmp);
-  if (fd < 0) return -errno;
-  int rc = 0;
-  if (fchmod(fd, mode) != 0) rc = -errno;
-  if (!rc) rc = write_all(fd, data, len);
-  if (!rc && fsync(fd) != 0) rc = -errno;
-  if (close(fd) != 0 && !rc) rc = -errno;
-  if (rc) unlink(tmp);
-  return rc;
-}
-
-/* Creates path with data unless it exists: the first of several racing
- * writers wins, the others get -EEXIST and read the winner's file. */
-static int create_exclusive(const char *path, const void *data, size_t len, mode_t mode) {
-  char tmp[4200];
-  int rc = write_temp(path, data, len, mode, tmp, sizeof tmp);
-  if (rc) return rc;
-  rc = link(tmp, path) == 0 ? 0 : -errno;
-  unlink(tmp);
-  return rc;
-}
-
-/* Replaces path atomically with data, unless it already holds exactly that. */
-static int replace_if_different(const char *path, const void *data, size_t len, mode_t mode) {
-  uint8_t *cur = NULL;
-  size_t curlen = 0;
-  if (ra_file_read(path, BUNDLE_MAX, &cur, &curlen) == 0) {
-    int same = curlen == len && memcmp(cur, data, len) == 0;
-    free(cur);
-    if (same) return 0;
-  }
-  char tmp[4200];
-  int rc = write_temp(path, data, len, mode, tmp, sizeof tmp);
-  if (rc) return rc;
-  if (rename(tmp, path) != 0) {
-    rc = -errno;
-    unlink(tmp);
-  }
-  return rc;
 }
 
 /* ---- ECDSA helpers ------------------------------------------------------ */
@@ -342,35 +248,12 @@ static int sgx_extension(const uint8_t ppid[16], const uint8_t instance_id[16], 
 
 /* ---- certificates ------------------------------------------------------- */
 
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-  if (!ext) return -EIO;
-  int ok = X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  return ok ? 0 : -EIO;
-}
-
-static X509_NAME *sim_name(const char *cn) {
-  X509_NAME *n = X509_NAME_new();
-  if (!n) return NULL;
-  if (!X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
-      !X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8,
-                                  (const unsigned char *)"raloop simulated TEE", -1, -1, 0)) {
-    X509_NAME_free(n);
-    return NULL;
-  }
-  return n;
-}
-
 /* kind: 0 root, 1 intermediate, 2 PCK leaf, 3 TCB signing certificate
  * (an end entity without the SGX extension) */
 static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer,
                        EVP_PKEY *issuer_key) {
   X509 *c = X509_new();
-  X509_NAME *name = sim_name(cn);
+  X509_NAME *name = ra_simdir_name(cn);
   ASN1_INTEGER *serial = NULL;
   BIGNUM *bn = NULL;
   int ok = 0;
@@ -389,17 +272,17 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer,
   if (!X509_time_adj_ex(X509_getm_notAfter(c), 3652, -86400L, NULL)) goto out;
   if (!X509_set_pubkey(c, key)) goto out;
   X509 *iss = issuer ? issuer : c;
-  if (add_ext(c, iss, NID_subject_key_identifier, "hash")) goto out;
-  if (add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
+  if (ra_simdir_add_ext(c, iss, NID_subject_key_identifier, "hash")) goto out;
+  if (ra_simdir_add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
   if (kind == 0) {
-    if (add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
-    if (add_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:1")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:1")) goto out;
   } else if (kind == 1) {
-    if (add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
-    if (add_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) goto out;
   } else {
-    if (add_ext(c, iss, NID_key_usage, "critical,digitalSignature,nonRepudiation")) goto out;
-    if (add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_key_usage, "critical,digitalSignature,nonRepudiation")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE")) goto out;
   }
   if (kind == 2) {
     /* PPID and PlatformInstanceID: stable per hierarchy, derived from the
@@ -410,16 +293,7 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer,
     if (!EVP_Digest(pub, sizeof pub, h, &hl, EVP_sha256(), NULL)) goto out;
     der ext;
     if (sgx_extension(h, h + 16, &ext)) goto out;
-    ASN1_OBJECT *obj = OBJ_txt2obj("1.2.840.113741.1.13.1", 1);
-    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-    X509_EXTENSION *xe = NULL;
-    if (obj && os && ASN1_OCTET_STRING_set(os, ext.b, (int)ext.n))
-      xe = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
-    int added = xe && X509_add_ext(c, xe, -1);
-    X509_EXTENSION_free(xe);
-    ASN1_OCTET_STRING_free(os);
-    ASN1_OBJECT_free(obj);
-    if (!added) goto out;
+    if (ra_simdir_add_ext_der(c, "1.2.840.113741.1.13.1", ext.b, ext.n)) goto out;
   }
   if (!X509_sign(c, issuer_key, EVP_sha256())) goto out;
   ok = 1;
@@ -436,7 +310,8 @@ out:
 
 /* ---- the bundle ---------------------------------------------------------- */
 
-static void sim_release_keys(ra_sim *s) {
+static void sim_release_keys(void *ctx) {
+  ra_sim *s = ctx;
   EVP_PKEY_free(s->root_key);
   EVP_PKEY_free(s->ica_key);
   EVP_PKEY_free(s->pck_key);
@@ -448,7 +323,8 @@ static void sim_release_keys(ra_sim *s) {
   s->root = s->ica = s->pck = NULL;
 }
 
-static int generate(ra_sim *s) {
+static int generate(void *ctx) {
+  ra_sim *s = ctx;
   s->root_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
   s->ica_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
   s->pck_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -464,55 +340,23 @@ static int generate(ra_sim *s) {
 
 /* Order in the bundle: root key, root cert, intermediate key, intermediate
  * cert, PCK key, PCK cert, attestation key. */
-static int bundle_encode(const ra_sim *s, uint8_t **out, size_t *len) {
-  BIO *b = BIO_new(BIO_s_mem());
-  if (!b) return -ENOMEM;
-  int ok = PEM_write_bio_PrivateKey(b, s->root_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->root) &&
-           PEM_write_bio_PrivateKey(b, s->ica_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->ica) &&
-           PEM_write_bio_PrivateKey(b, s->pck_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->pck) &&
-           PEM_write_bio_PrivateKey(b, s->att_key, NULL, NULL, 0, NULL, NULL);
-  int rc = -EIO;
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  if (ok && n > 0) {
-    *out = malloc((size_t)n);
-    if (*out) {
-      memcpy(*out, p, (size_t)n);
-      *len = (size_t)n;
-      rc = 0;
-    } else {
-      rc = -ENOMEM;
-    }
-  }
-  BIO_free(b);
-  return rc;
+static int bundle_encode(const void *ctx, uint8_t **out, size_t *len) {
+  const ra_sim *s = ctx;
+  EVP_PKEY *keys[] = {s->root_key, s->ica_key, s->pck_key, s->att_key};
+  X509 *certs[] = {s->root, s->ica, s->pck};
+  return ra_simdir_bundle_encode(keys, 4, certs, 3, out, len);
 }
 
-static int bundle_decode(ra_sim *s, const uint8_t *data, size_t len) {
-  BIO *b = BIO_new_mem_buf(data, (int)len);
-  if (!b) return -ENOMEM;
-  s->root_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-  s->root = s->root_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  s->ica_key = s->root ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  s->ica = s->ica_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  s->pck_key = s->ica ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  s->pck = s->pck_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  s->att_key = s->pck ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  BIO_free(b);
-  if (!s->att_key) return -EINVAL;
+static int bundle_decode(void *ctx, const uint8_t *data, size_t len) {
+  ra_sim *s = ctx;
+  EVP_PKEY *keys[4] = {NULL};
+  X509 *certs[3] = {NULL};
+  int rc = ra_simdir_bundle_decode(data, len, keys, 4, certs, 3);
+  s->root_key = keys[0], s->ica_key = keys[1], s->pck_key = keys[2], s->att_key = keys[3];
+  s->root = certs[0], s->ica = certs[1], s->pck = certs[2];
+  if (rc) return rc;
   /* fail closed on a bundle that was edited by hand into something else */
   if (!is_p256(s->root_key) || !is_p256(s->ica_key) || !is_p256(s->pck_key) || !is_p256(s->att_key))
-    return -EINVAL;
-  if (X509_check_private_key(s->root, s->root_key) != 1 ||
-      X509_check_private_key(s->ica, s->ica_key) != 1 ||
-      X509_check_private_key(s->pck, s->pck_key) != 1)
-    return -EINVAL;
-  EVP_PKEY *rk = X509_get0_pubkey(s->root), *ik = X509_get0_pubkey(s->ica);
-  if (!rk || !ik || X509_verify(s->root, rk) != 1 || X509_verify(s->ica, rk) != 1 ||
-      X509_verify(s->pck, ik) != 1)
     return -EINVAL;
   return 0;
 }
@@ -570,58 +414,39 @@ static int make_qe_report(ra_sim *s) {
   return ecdsa_sign_raw(s->pck_key, r, SGX_REPORT_LEN, s->qe_sig);
 }
 
+static const ra_simdir_ops k_bundle_ops = {generate, bundle_encode, bundle_decode,
+                                            sim_release_keys};
+
 int ra_sim_open(const char *dir, ra_sim **out) {
   if (!dir || !*dir || !out) return -EINVAL;
   *out = NULL;
-  int rc = mkdir_p(dir);
+  int rc = ra_simdir_mkdir_p(dir);
   if (rc) return rc;
   ra_sim *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   char *bundle_path = NULL, *root_pem = NULL;
-  uint8_t *data = NULL;
-  size_t len = 0, root_len = 0;
+  size_t root_len = 0;
   rc = -ENOMEM;
   s->dir = strdup(dir);
-  s->root_path = path_join(dir, ROOT_NAME);
-  s->chain_path = path_join(dir, CHAIN_NAME);
-  bundle_path = path_join(dir, BUNDLE_NAME);
+  s->root_path = ra_simdir_join(dir, ROOT_NAME);
+  s->chain_path = ra_simdir_join(dir, CHAIN_NAME);
+  bundle_path = ra_simdir_join(dir, BUNDLE_NAME);
   if (!s->dir || !s->root_path || !s->chain_path || !bundle_path) goto fail;
 
-  rc = ra_file_read(bundle_path, BUNDLE_MAX, &data, &len);
-  if (rc == -ENOENT) {
-    rc = generate(s);
-    if (!rc) rc = bundle_encode(s, &data, &len);
-    if (rc) goto fail;
-    rc = create_exclusive(bundle_path, data, len, 0600);
-    if (rc == -EEXIST) { /* another process won the race: use its hierarchy */
-      sim_release_keys(s);
-      OPENSSL_cleanse(data, len);
-      free(data);
-      data = NULL;
-      rc = ra_file_read(bundle_path, BUNDLE_MAX, &data, &len);
-      if (!rc) rc = bundle_decode(s, data, len);
-    }
-  } else if (rc == 0) {
-    rc = bundle_decode(s, data, len);
-  }
-  if (rc) goto fail;
-  rc = ec_pub_raw(s->att_key, s->att_pub);
+  rc = ra_simdir_load_or_create(bundle_path, &k_bundle_ops, s);
+  if (!rc) rc = ec_pub_raw(s->att_key, s->att_pub);
   if (!rc) rc = make_qe_report(s);
   if (!rc) rc = derive_pems(s, &root_pem, &root_len);
-  if (!rc) rc = replace_if_different(s->root_path, root_pem, root_len, 0644);
-  if (!rc) rc = replace_if_different(s->chain_path, s->chain, s->chain_len - 1, 0644);
+  if (!rc) rc = ra_simdir_replace_if_different(s->root_path, root_pem, root_len, 0644);
+  if (!rc) rc = ra_simdir_replace_if_different(s->chain_path, s->chain, s->chain_len - 1, 0644);
   if (rc) goto fail;
   free(root_pem);
-  if (data) OPENSSL_cleanse(data, len);
-  free(data);
   free(bundle_path);
   *out = s;
   return 0;
 fail:
   free(root_pem);
   ERR_clear_error(); /* leave no stale OpenSSL errors for the caller to trip on */
-  if (data) OPENSSL_cleanse(data, len);
-  free(data);
   free(bundle_path);
   ra_sim_free(s);
   return rc;

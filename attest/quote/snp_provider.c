@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "provider_internal.h"
 #include "raloop/attest/quote/hexb64.h"
 #include "raloop/attest/quote/provider.h"
 #include "raloop/attest/quote/snp_cert_table.h"
@@ -24,11 +25,6 @@
 
 #define CERTS_MAX (1024 * 1024)
 
-static uint8_t *dup_bytes(const void *p, size_t n) {
-  uint8_t *d = malloc(n ? n : 1);
-  if (d && n) memcpy(d, p, n);
-  return d;
-}
 
 int ra_snp_ev_binding(const uint8_t pub[32], ra_quote_evidence *ev, uint8_t rd[64]) {
   ev->tee = RA_QUOTE_TEE_SNP;
@@ -228,7 +224,7 @@ static int snp_file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev
   ev->tee = RA_QUOTE_TEE_SNP;
   int rc = dup_certs(f->vcek_pem, f->ask_pem, f->ark_pem, ev);
   if (rc) return rc;
-  if (!(ev->quote = dup_bytes(f->report, sizeof f->report))) return -ENOMEM;
+  if (!(ev->quote = ra_quote_dup_bytes(f->report, sizeof f->report))) return -ENOMEM;
   ev->quote_len = sizeof f->report;
   return 0;
 }
@@ -236,7 +232,7 @@ static int snp_file_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev
 static int snp_file_get_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
   (void)rd;
   snp_file *f = self;
-  if (!(*quote = dup_bytes(f->report, sizeof f->report))) return -ENOMEM;
+  if (!(*quote = ra_quote_dup_bytes(f->report, sizeof f->report))) return -ENOMEM;
   *len = sizeof f->report;
   return 0;
 }
@@ -282,19 +278,13 @@ int ra_quote_provider_snp_file(const char *report, const char *certs, ra_quote_p
   if (!report || !certs) return -EINVAL;
   uint8_t *raw = NULL, *dec = NULL;
   size_t rawlen = 0, declen = 0;
-  int rc = ra_file_read(report, 4 * CERTS_MAX, &raw, &rawlen);
-  if (rc) {
-    ra_error("cannot read SEV-SNP report %s: %s", report, ra_strerror(rc));
-    return rc;
-  }
-  ra_encoding enc;
-  rc = ra_decode_auto(raw, rawlen, &dec, &declen, &enc);
-  free(raw);
+  int rc = ra_quote_read_decoded(report, 4 * CERTS_MAX, "SEV-SNP report", &dec, &declen);
+  if (rc) return rc;
   ra_snp_report r;
-  if (rc || ra_snp_report_parse(dec, declen, &r) != 0) {
-    ra_error("%s: not a SEV-SNP report (%zu bytes)", report, rc ? rawlen : declen);
+  if (ra_snp_report_parse(dec, declen, &r) != 0) {
+    ra_error("%s: not a SEV-SNP report (%zu bytes)", report, declen);
     free(dec);
-    return rc == -ENOMEM ? rc : -EINVAL;
+    return -EINVAL;
   }
   snp_file *f = calloc(1, sizeof *f);
   if (!f) {

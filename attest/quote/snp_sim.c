@@ -19,10 +19,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "raloop/core/file.h"
+#include "simdir_internal.h"
 
 #define BUNDLE_NAME "snp-sim-hierarchy.pem"
-#define BUNDLE_MAX  (64 * 1024)
 #define SIM_PRODUCT "Milan-B0"
 
 struct ra_snp_sim {
@@ -49,112 +48,13 @@ void ra_snp_sim_guest_default(ra_snp_sim_guest *g) {
   memset(g->measurement, 0x5e, sizeof g->measurement);
 }
 
-/* ---- files (as the Intel sim: created exclusively, replaced atomically) -- */
-
-static char *path_join(const char *dir, const char *name) {
-  size_t a = strlen(dir), b = strlen(name);
-  char *p = malloc(a + b + 2);
-  if (!p) return NULL;
-  memcpy(p, dir, a);
-  p[a] = '/';
-  memcpy(p + a + 1, name, b + 1);
-  return p;
-}
-
-static int mkdir_p(const char *dir) {
-  size_t n = strlen(dir);
-  if (n == 0) return -EINVAL;
-  if (n >= 4096) return -ENAMETOOLONG;
-  char tmp[4096];
-  memcpy(tmp, dir, n + 1);
-  while (n > 1 && tmp[n - 1] == '/') tmp[--n] = '\0';
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -errno;
-  struct stat st;
-  if (stat(tmp, &st) != 0) return -errno;
-  return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
-                      size_t tmpsz) {
-  if ((size_t)snprintf(tmp, tmpsz, "%s.tmp-XXXXXX", path) >= tmpsz) return -ENAMETOOLONG;
-  int fd = mkstemp(tmp);
-  if (fd < 0) return -errno;
-  int rc = fchmod(fd, mode) != 0 ? -errno : 0;
-  const uint8_t *p = data;
-  while (!rc && len) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0)
-      rc = -errno;
-    else
-      p += w, len -= (size_t)w;
-  }
-  if (!rc && fsync(fd) != 0) rc = -errno;
-  if (close(fd) != 0 && !rc) rc = -errno;
-  if (rc) unlink(tmp);
-  return rc;
-}
-
-static int create_exclusive(const char *path, const void *data, size_t len, mode_t mode) {
-  char tmp[4200];
-  int rc = write_temp(path, data, len, mode, tmp, sizeof tmp);
-  if (rc) return rc;
-  rc = link(tmp, path) == 0 ? 0 : -errno;
-  unlink(tmp);
-  return rc;
-}
-
-static int replace_if_different(const char *path, const void *data, size_t len, mode_t mode) {
-  uint8_t *cur = NULL;
-  size_t curlen = 0;
-  if (ra_file_read(path, BUNDLE_MAX, &cur, &curlen) == 0) {
-    int same = curlen == len && memcmp(cur, data, len) == 0;
-    free(cur);
-    if (same) return 0;
-  }
-  char tmp[4200];
-  int rc = write_temp(path, data, len, mode, tmp, sizeof tmp);
-  if (rc) return rc;
-  if (rename(tmp, path) != 0) {
-    rc = -errno;
-    unlink(tmp);
-  }
-  return rc;
-}
-
 /* ---- certificates ---------------------------------------------------------- */
-
-static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value) {
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-  X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-  if (!ext) return -EIO;
-  int ok = X509_add_ext(cert, ext, -1);
-  X509_EXTENSION_free(ext);
-  return ok ? 0 : -EIO;
-}
 
 /* an extension with OID 1.3.6.1.4.1.3704.1.<sub> whose value is der */
 static int add_amd_ext(X509 *c, const char *sub, const uint8_t *der, int n) {
   char oid[64];
   snprintf(oid, sizeof oid, "1.3.6.1.4.1.3704.1.%s", sub);
-  ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
-  ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-  X509_EXTENSION *xe = NULL;
-  if (obj && os && ASN1_OCTET_STRING_set(os, der, n))
-    xe = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, os);
-  int ok = xe && X509_add_ext(c, xe, -1);
-  X509_EXTENSION_free(xe);
-  ASN1_OCTET_STRING_free(os);
-  ASN1_OBJECT_free(obj);
-  return ok ? 0 : -EIO;
+  return n < 0 ? -EIO : ra_simdir_add_ext_der(c, oid, der, (size_t)n);
 }
 
 static int add_amd_int(X509 *c, const char *sub, int v) {
@@ -190,18 +90,6 @@ static int add_amd_vcek_exts(X509 *c, const ra_snp_tcb *t, const uint8_t hwid[64
   return rc;
 }
 
-static X509_NAME *sim_name(const char *cn) {
-  X509_NAME *n = X509_NAME_new();
-  if (!n) return NULL;
-  if (!X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
-      !X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8,
-                                  (const unsigned char *)"raloop simulated TEE", -1, -1, 0)) {
-    X509_NAME_free(n);
-    return NULL;
-  }
-  return n;
-}
-
 /* RSA-PSS, SHA-384, MGF1 SHA-384, salt 48: AMD's parameters */
 static EVP_MD_CTX *pss_ctx(EVP_PKEY *key) {
   EVP_MD_CTX *mc = EVP_MD_CTX_new();
@@ -221,7 +109,7 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EV
                        const ra_snp_tcb *tcb, const uint8_t hwid[64], const char *csp, time_t nb,
                        time_t na) {
   X509 *c = X509_new();
-  X509_NAME *name = sim_name(cn);
+  X509_NAME *name = ra_simdir_name(cn);
   EVP_MD_CTX *mc = NULL;
   int ok = 0;
   if (!c || !name || !X509_set_version(c, 2)) goto out;
@@ -238,12 +126,12 @@ static X509 *make_cert(int kind, const char *cn, EVP_PKEY *key, X509 *issuer, EV
   if (!X509_set_pubkey(c, key)) goto out;
   X509 *iss = issuer ? issuer : c;
   if (kind < 2) {
-    if (add_ext(c, iss, NID_subject_key_identifier, "hash")) goto out;
-    if (add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
-    if (add_ext(c, iss, NID_basic_constraints,
+    if (ra_simdir_add_ext(c, iss, NID_subject_key_identifier, "hash")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign")) goto out;
+    if (ra_simdir_add_ext(c, iss, NID_basic_constraints,
                 kind == 0 ? "critical,CA:TRUE" : "critical,CA:TRUE,pathlen:0"))
       goto out;
-    if (kind == 1 && add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
+    if (kind == 1 && ra_simdir_add_ext(c, iss, NID_authority_key_identifier, "keyid:always")) goto out;
   } else if (add_amd_vcek_exts(c, tcb, hwid, csp)) {
     goto out;
   }
@@ -268,7 +156,8 @@ static int chip_id_of(EVP_PKEY *k, uint8_t out[64]) {
   return EVP_Digest(pub, n, out, &hl, EVP_sha512(), NULL) && hl == 64 ? 0 : -EIO;
 }
 
-static int generate(ra_snp_sim *s) {
+static int generate(void *ctx) {
+  ra_snp_sim *s = ctx;
   s->ark_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
   s->ask_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
   s->vcek_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
@@ -285,49 +174,22 @@ static int generate(ra_snp_sim *s) {
   return s->vcek ? 0 : -EIO;
 }
 
-static int bundle_encode(const ra_snp_sim *s, uint8_t **out, size_t *len) {
-  BIO *b = BIO_new(BIO_s_mem());
-  if (!b) return -ENOMEM;
-  int ok = PEM_write_bio_PrivateKey(b, s->ark_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->ark) &&
-           PEM_write_bio_PrivateKey(b, s->ask_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->ask) &&
-           PEM_write_bio_PrivateKey(b, s->vcek_key, NULL, NULL, 0, NULL, NULL) &&
-           PEM_write_bio_X509(b, s->vcek);
-  char *p;
-  long n = BIO_get_mem_data(b, &p);
-  int rc = -EIO;
-  if (ok && n > 0) {
-    *out = malloc((size_t)n);
-    rc = *out ? 0 : -ENOMEM;
-    if (*out) {
-      memcpy(*out, p, (size_t)n);
-      *len = (size_t)n;
-    }
-  }
-  BIO_free(b);
-  return rc;
+/* Order in the bundle: ARK key, ARK, ASK key, ASK, VCEK key, VCEK. */
+static int bundle_encode(const void *ctx, uint8_t **out, size_t *len) {
+  const ra_snp_sim *s = ctx;
+  EVP_PKEY *keys[] = {s->ark_key, s->ask_key, s->vcek_key};
+  X509 *certs[] = {s->ark, s->ask, s->vcek};
+  return ra_simdir_bundle_encode(keys, 3, certs, 3, out, len);
 }
 
-static int bundle_decode(ra_snp_sim *s, const uint8_t *data, size_t len) {
-  BIO *b = BIO_new_mem_buf(data, (int)len);
-  if (!b) return -ENOMEM;
-  s->ark_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-  s->ark = s->ark_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  s->ask_key = s->ark ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  s->ask = s->ask_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  s->vcek_key = s->ask ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-  s->vcek = s->vcek_key ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-  BIO_free(b);
-  if (!s->vcek) return -EINVAL;
-  if (X509_check_private_key(s->ark, s->ark_key) != 1 ||
-      X509_check_private_key(s->ask, s->ask_key) != 1 ||
-      X509_check_private_key(s->vcek, s->vcek_key) != 1)
-    return -EINVAL;
-  EVP_PKEY *ak = X509_get0_pubkey(s->ark), *sk = X509_get0_pubkey(s->ask);
-  if (!ak || !sk || X509_verify(s->ark, ak) != 1 || X509_verify(s->ask, ak) != 1 ||
-      X509_verify(s->vcek, sk) != 1)
-    return -EINVAL;
+static int bundle_decode(void *ctx, const uint8_t *data, size_t len) {
+  ra_snp_sim *s = ctx;
+  EVP_PKEY *keys[3] = {NULL};
+  X509 *certs[3] = {NULL};
+  int rc = ra_simdir_bundle_decode(data, len, keys, 3, certs, 3);
+  s->ark_key = keys[0], s->ask_key = keys[1], s->vcek_key = keys[2];
+  s->ark = certs[0], s->ask = certs[1], s->vcek = certs[2];
+  if (rc) return rc;
   return chip_id_of(s->vcek_key, s->chip_id) ? -EINVAL : 0;
 }
 
@@ -347,7 +209,8 @@ static char *pem_of(X509 *a, X509 *b, size_t *len) {
   return out;
 }
 
-static void release(ra_snp_sim *s) {
+static void release(void *ctx) {
+  ra_snp_sim *s = ctx;
   EVP_PKEY_free(s->ark_key);
   EVP_PKEY_free(s->ask_key);
   EVP_PKEY_free(s->vcek_key);
@@ -358,68 +221,47 @@ static void release(ra_snp_sim *s) {
   s->ark = s->ask = s->vcek = NULL;
 }
 
+static const ra_simdir_ops k_bundle_ops = {generate, bundle_encode, bundle_decode, release};
+
+/* Writes the PEM of a (and b after it, when given) to path when it
+ * changed; *keep, when given, receives the PEM (caller frees). */
+static int publish(const char *path, X509 *a, X509 *b, char **keep) {
+  size_t n = 0;
+  char *pem = pem_of(a, b, &n);
+  if (!pem) return -ENOMEM;
+  int rc = ra_simdir_replace_if_different(path, pem, n, 0644);
+  if (keep && !rc)
+    *keep = pem;
+  else
+    free(pem);
+  return rc;
+}
+
 int ra_snp_sim_open(const char *dir, ra_snp_sim **out) {
   if (!dir || !*dir || !out) return -EINVAL;
   *out = NULL;
-  int rc = mkdir_p(dir);
+  int rc = ra_simdir_mkdir_p(dir);
   if (rc) return rc;
   ra_snp_sim *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
-  char *bundle = path_join(dir, BUNDLE_NAME), *ark_pem = NULL;
-  uint8_t *data = NULL;
-  size_t len = 0, n = 0;
-  s->ark_path = path_join(dir, RA_SNP_SIM_ARK_FILE);
-  s->chain_path = path_join(dir, RA_SNP_SIM_CHAIN_FILE);
-  s->vcek_path = path_join(dir, RA_SNP_SIM_VCEK_FILE);
+  char *bundle = ra_simdir_join(dir, BUNDLE_NAME);
+  s->ark_path = ra_simdir_join(dir, RA_SNP_SIM_ARK_FILE);
+  s->chain_path = ra_simdir_join(dir, RA_SNP_SIM_CHAIN_FILE);
+  s->vcek_path = ra_simdir_join(dir, RA_SNP_SIM_VCEK_FILE);
   rc = -ENOMEM;
-  if (!bundle || !s->ark_path || !s->chain_path || !s->vcek_path) goto fail;
-  rc = ra_file_read(bundle, BUNDLE_MAX, &data, &len);
-  if (rc == -ENOENT) {
-    rc = generate(s);
-    if (!rc) rc = bundle_encode(s, &data, &len);
-    if (rc) goto fail;
-    rc = create_exclusive(bundle, data, len, 0600);
-    if (rc == -EEXIST) { /* another process won the race: use its hierarchy */
-      release(s);
-      OPENSSL_cleanse(data, len);
-      free(data);
-      data = NULL;
-      rc = ra_file_read(bundle, BUNDLE_MAX, &data, &len);
-      if (!rc) rc = bundle_decode(s, data, len);
-    }
-  } else if (rc == 0) {
-    rc = bundle_decode(s, data, len);
-  }
-  if (rc) goto fail;
-  rc = -ENOMEM;
-  ark_pem = pem_of(s->ark, NULL, &n);
-  if (!ark_pem) goto fail;
-  rc = replace_if_different(s->ark_path, ark_pem, n, 0644);
-  if (rc) goto fail;
-  rc = -ENOMEM;
-  s->chain_pem = pem_of(s->ask, s->ark, &n);
-  if (!s->chain_pem) goto fail;
-  rc = replace_if_different(s->chain_path, s->chain_pem, n, 0644);
-  if (rc) goto fail;
-  rc = -ENOMEM;
-  s->vcek_pem = pem_of(s->vcek, NULL, &n);
-  if (!s->vcek_pem) goto fail;
-  rc = replace_if_different(s->vcek_path, s->vcek_pem, n, 0644);
-  if (rc) goto fail;
-  free(ark_pem);
-  if (data) OPENSSL_cleanse(data, len);
-  free(data);
+  if (bundle && s->ark_path && s->chain_path && s->vcek_path)
+    rc = ra_simdir_load_or_create(bundle, &k_bundle_ops, s);
+  if (!rc) rc = publish(s->ark_path, s->ark, NULL, NULL);
+  if (!rc) rc = publish(s->chain_path, s->ask, s->ark, &s->chain_pem);
+  if (!rc) rc = publish(s->vcek_path, s->vcek, NULL, &s->vcek_pem);
   free(bundle);
+  if (rc) {
+    ERR_clear_error();
+    ra_snp_sim_free(s);
+    return rc;
+  }
   *out = s;
   return 0;
-fail:
-  ERR_clear_error();
-  free(ark_pem);
-  if (data) OPENSSL_cleanse(data, len);
-  free(data);
-  free(bundle);
-  ra_snp_sim_free(s);
-  return rc;
 }
 
 void ra_snp_sim_free(ra_snp_sim *s) {
