@@ -210,8 +210,28 @@ static void on_workers_ready(void *ud) {
   if (sup_listen_tls) print_listening("https", sup_listen_tls, ra_workers_port(sup_listen ? 1 : 0));
 }
 
+static ra_tunnel_server *tunnel;
+/* SIGUSR1 (from the supervisor too, which passes it on): a new tunnel key
+ * now; the provider runs here, on the loop, outside any request. */
 static void on_usr1(ra_loop *loop, int signo, void *ud) {
-  ra_info("SIGUSR1: noted (key rotation is not implemented yet)");
+  (void)loop, (void)signo, (void)ud;
+  if (!tunnel) ra_info("SIGUSR1: no tunnel, no key to rotate");
+  else if (ra_tunnel_server_rotate(tunnel) == 0) ra_info("SIGUSR1: tunnel key rotated");
+}
+
+/* "90", "90s", "500ms", "15m", "24h", "2d": milliseconds, 0 when it does
+ * not parse ("0" too: never) */
+static uint64_t parse_duration_ms(const char *v, bool *ok) {
+  char *end;
+  unsigned long long n = strtoull(v, &end, 10);
+  uint64_t mul = 1000;
+  *ok = end != v;
+  if (strcmp(end, "ms") == 0) mul = 1;
+  else if (strcmp(end, "m") == 0) mul = 60000;
+  else if (strcmp(end, "h") == 0) mul = 3600000;
+  else if (strcmp(end, "d") == 0) mul = 86400000;
+  else if (*end && strcmp(end, "s") != 0) *ok = false;
+  return n * mul;
 }
 
 /* One line per request; ud names the transport when it is not plain HTTP
@@ -232,7 +252,6 @@ static void access_log(const ra_req *req, int status, uint64_t us, void *ud) {
 static void on_backstop(ra_timer *t, void *ud) { (void)t; ra_loop_stop(ud); }
 static ra_timer backstop;
 
-static ra_tunnel_server *tunnel;
 static int stop_parts; /* HTTP server and tunnel server, until both drained */
 static bool stopping;
 
@@ -359,6 +378,7 @@ static void usage(void) {
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
                   "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
                   "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
+                  "                [--key-lifetime DURATION (24h; 0: only on SIGUSR1)] [--key-grace DURATION (1h)]\n"
                   "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n"
                   "                [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]\n"
                   "                [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]\n"
@@ -395,6 +415,8 @@ int main(int argc, char **argv) {
   const char *listen = NULL, *listen_tls = NULL;
   bool quiet = false;
   long header_timeout = 0;
+  uint64_t key_lifetime = 24ull * 3600000, key_grace = 0; /* 0: the tunnel's default (1 h) */
+  bool key_set = false;
   const char *tee = NULL, *sim_dir = NULL;
   bool no_tunnel = false, ra_tls = false;
   hello_client hclient; /* --client-*: the policy for clients' own attestation */
@@ -438,6 +460,16 @@ int main(int argc, char **argv) {
     } else if ((cpr = hello_client_parse(&hclient, argv[i], i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
       if (cpr < 0) return early_exit(2, &hclient, ratls_prov);
       i += cpr - 1;
+    } else if ((strcmp(argv[i], "--key-lifetime") == 0 || strcmp(argv[i], "--key-grace") == 0) &&
+               i + 1 < argc) {
+      bool ok, life = strcmp(argv[i], "--key-lifetime") == 0;
+      uint64_t v = parse_duration_ms(argv[++i], &ok);
+      if (!ok || (!life && !v)) {
+        fprintf(stderr, "ra-hello: %s wants a duration (90s, 15m, 24h; 0: never)\n", argv[i - 1]);
+        return early_exit(2, &hclient, ratls_prov);
+      }
+      *(life ? &key_lifetime : &key_grace) = v;
+      key_set = true;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
     } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
@@ -556,6 +588,7 @@ int main(int argc, char **argv) {
   if (!no_tunnel && hello_tunnel_start_ex(loop, router, tee, sim_dir, logging ? access_log : NULL,
                                           hello_client_policy(&hclient), &tunnel) != 0)
     goto fail;
+  if (tunnel && key_set) ra_tunnel_server_set_key_lifetime(tunnel, key_lifetime, key_grace);
 
   ra_http_server_opts opts = {0};
   opts.server_name = "raloop";
@@ -593,7 +626,7 @@ int main(int argc, char **argv) {
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
-  if (n_workers > 1) ra_loop_on_signal(loop, SIGUSR1, on_usr1, NULL);
+  ra_loop_on_signal(loop, SIGUSR1, on_usr1, NULL);
   if (metrics) ra_metrics_attach(metrics, loop, srv, tunnel);
   ra_workers_ready(); /* listening: a replacement may take over (no-op without workers) */
   rc = ra_loop_run(loop);

@@ -40,12 +40,13 @@ int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, con
   else if (ra_quote_provider_simulated(p))
     ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
   ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
-                                .client_policy = client_policy};
+                                .client_policy = client_policy,
+                                .adopt_provider = true}; /* SIGUSR1 and --key-lifetime rotate */
   int rc = ra_tunnel_server_new(loop, router, p, &opts, out);
   const char *name = ra_quote_provider_name(p);
   if (rc == 0) ra_info("attested tunnel on /__ra__ (quote provider: %s)%s", name,
                        client_policy ? "; clients may attest (GET /whoami)" : "");
-  ra_quote_provider_free(p);
+  if (rc != 0) ra_quote_provider_free(p); /* else the tunnel server keeps it */
   if (rc != 0) {
     fprintf(stderr, "ra-hello: tunnel: %s\n", strerror(-rc)); /* details: in the log */
     return -1;

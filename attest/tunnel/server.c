@@ -39,15 +39,32 @@ typedef struct tunnel tunnel;
 static void set_req_peer(ra_req *req, const tunnel *t);
 typedef struct treq treq;
 
+/* One key generation: an X25519 key pair and the server_kx (quote) that
+ * binds it. Referenced by the server while current and by every tunnel that
+ * got its server_kx; the secret key is wiped when the last reference goes. */
+typedef struct tkey {
+  struct tkey *next, *prev;
+  ra_tunnel_server *srv;
+  size_t refs;
+  uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
+  uint8_t *server_kx; /* encoded once: the same for every connection */
+  size_t server_kx_len;
+  uint64_t born; /* loop ms */
+  ra_timer retire; /* replaced: drains its tunnels old_key_grace_ms later */
+  bool retiring, retired;
+} tkey;
+
 struct ra_tunnel_server {
   ra_loop *loop;
   ra_router *router;
   char *path; /* the control channel's route, removed by the free */
   bool routed;
   ra_tunnel_server_opts o;
-  uint8_t pk[RA_ENV_PK_BYTES], sk[RA_ENV_SK_BYTES];
-  uint8_t *server_kx; /* encoded once: the same for every connection */
-  size_t server_kx_len;
+  tkey *key;  /* current: new tunnels get it */
+  tkey *keys; /* every live generation, the current one included */
+  size_t n_keys;
+  ra_quote_provider *provider; /* adopted (opts.adopt_provider): rotations */
+  ra_timer rotate_timer;       /* key_lifetime_ms */
   tunnel *tunnels; /* keyed */
   tunnel *unkeyed; /* awaiting client_kx (not in `tunnels`) */
   size_t n_keyed, n_unkeyed;
@@ -69,6 +86,9 @@ struct tunnel {
   ra_tunnel_server *srv;
   ra_tchan ch; /* key, envelope buffers, tunnelled WebSockets */
   tunnel *next, *prev;
+  tkey *key;          /* the generation whose server_kx this channel got (a reference) */
+  uint16_t drain_code;    /* the close that ends draining: 1008 (envelope limit) or 1012 */
+  const char *drain_why;
   ra_replay replay;
   uint64_t last_seen;
   uint64_t last_msg;  /* the last message from the client (pongs aside) */
@@ -166,7 +186,7 @@ static void drain_check(tunnel *t) {
   if (!t->draining || t->drain_closed || t->n_reqs || !t->ch.ctl) return;
   t->drain_closed = true;
   ra_timer_stop(&t->timer);
-  ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
+  ra_ws_close(t->ch.ctl, t->drain_code, t->drain_why);
 }
 
 static void drain_fire(ra_timer *tm, void *ud) {
@@ -174,7 +194,7 @@ static void drain_fire(ra_timer *tm, void *ud) {
   tunnel *t = ud;
   if (t->drain_closed || !t->ch.ctl) return;
   t->drain_closed = true; /* what is still pending is cancelled with the channel */
-  ra_ws_close(t->ch.ctl, 1008, "envelope limit for this key reached");
+  ra_ws_close(t->ch.ctl, t->drain_code, t->drain_why);
 }
 
 /* ---- responses: the ra_res sink ------------------------------------------ */
@@ -638,6 +658,16 @@ static void stop_check(ra_tunnel_server *s) {
   ra_loop_defer(s->loop, &s->stop_later);
 }
 
+static void key_put(ra_tunnel_server *s, tkey *k) {
+  if (!k || --k->refs) return;
+  if (k->retiring) ra_timer_stop(&k->retire);
+  RA_LIST_DEL(s->keys, k);
+  s->n_keys--;
+  sodium_memzero(k->sk, sizeof k->sk);
+  free(k->server_kx);
+  free(k);
+}
+
 static void tunnel_teardown(tunnel *t) {
   ra_tunnel_server *s = t->srv;
   while (t->reqs) {
@@ -660,7 +690,9 @@ static void tunnel_teardown(tunnel *t) {
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   free(t->client_id);
+  tkey *k = t->key;
   free(t);
+  key_put(s, k);
   stop_check(s);
 }
 
@@ -709,15 +741,14 @@ static void kx_timeout(ra_timer *tm, void *ud) {
 
 /* The cached server_kx plus this channel's fresh clientChallenge. */
 static void send_server_kx_challenge(tunnel *t) {
-  ra_tunnel_server *s = t->srv;
   randombytes_buf(t->client_challenge, sizeof t->client_challenge);
-  size_t n = ra_tmsg_server_kx_add_challenge(NULL, 0, s->server_kx, s->server_kx_len, t->client_challenge);
+  size_t n = ra_tmsg_server_kx_add_challenge(NULL, 0, t->key->server_kx, t->key->server_kx_len, t->client_challenge);
   uint8_t *kx = n ? malloc(n) : NULL;
   if (!kx) {
     ra_ws_close(t->ch.ctl, 1011, "out of memory");
     return;
   }
-  ra_tmsg_server_kx_add_challenge(kx, n, s->server_kx, s->server_kx_len, t->client_challenge);
+  ra_tmsg_server_kx_add_challenge(kx, n, t->key->server_kx, t->key->server_kx_len, t->client_challenge);
   ra_ws_send(t->ch.ctl, RA_WS_BINARY, kx, n);
   free(kx);
 }
@@ -763,7 +794,7 @@ static int client_att_verify(tunnel *t, const ra_tmsg *m, ra_client_identity *id
   const ra_tunnel_client_policy *cp = s->o.client_policy;
   const ra_str qb = m->client_kx.att_quote;
   client_bind b = {.next = cp->policy.callback, .next_ud = cp->policy.callback_ud};
-  ra_tunnel_client_binding(s->pk, t->client_challenge, m->client_kx.sealed_key.bytes,
+  ra_tunnel_client_binding(t->key->pk, t->client_challenge, m->client_kx.sealed_key.bytes,
                            m->client_kx.sealed_key.len, b.want);
   ra_policy pol = cp->policy;
   pol.x25519_pub = NULL; /* the tunnel's server binding: not what a client quote carries */
@@ -940,6 +971,10 @@ static void ctl_open(ra_ws *ws, void *ud) {
     return;
   }
   t->srv = s;
+  t->key = s->key;
+  s->key->refs++;
+  t->drain_code = 1008;
+  t->drain_why = "envelope limit for this key reached";
   t->ch.ctl = ws;
   if (has_addr) memcpy(t->addr, addr, sizeof addr);
   t->last_seen = t->last_msg = ra_loop_now(s->loop);
@@ -955,7 +990,7 @@ static void ctl_open(ra_ws *ws, void *ud) {
   /* server_kx at once: the client must not have to ask (client_kx_ready is
    * informational) */
   if (s->o.client_policy) send_server_kx_challenge(t);
-  else ra_ws_send(ws, RA_WS_BINARY, s->server_kx, s->server_kx_len);
+  else ra_ws_send(ws, RA_WS_BINARY, t->key->server_kx, t->key->server_kx_len);
 }
 
 /* Past max_envelopes_per_key no new envelope can be checked for replay, so
@@ -981,6 +1016,58 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
     ra_timer_start(&t->timer, s->o.drain_timeout_ms, 0);
   }
   drain_check(t);
+}
+
+/* A tunnel on a replaced key past old_key_grace_ms: new requests get a 503
+ * whose `error` says to retry on a new tunnel, new WebSockets an error; what
+ * is pending finishes (drain_timeout_ms at most), then close 1012 "service
+ * restart", and the client rekeys on a new tunnel. */
+static const char rotated_why[] = "tunnel key rotated: retry on a new tunnel";
+static void refuse_draining(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  if (m->type == RA_TMSG_HTTP_REQUEST) {
+    s->st.requests_refused++;
+    send_error_response(t, m->http_request.request_id, 503, "tunnel key rotated\n", rotated_why);
+  } else if (m->type == RA_TMSG_WS_CONNECT) {
+    send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, rotated_why);
+  } else if (m->type == RA_TMSG_WS_MESSAGE) {
+    ra_tchan_on_ws_message(&t->ch, m); /* sockets open before the drain go on until the close */
+  } else if (m->type == RA_TMSG_WS_CLOSE) {
+    on_ws_close(t, m);
+  }
+}
+
+static void age_drain(tunnel *t) {
+  if (t->draining || t->drain_closed || !t->ch.ctl) return;
+  t->draining = true;
+  t->drain_code = 1012;
+  t->drain_why = "service restart: tunnel key rotated";
+  t->srv->st.tunnels_rekeyed++;
+  ra_timer_start(&t->timer, t->srv->o.drain_timeout_ms, 0);
+  drain_check(t);
+}
+
+static void key_retire_fire(ra_timer *tm, void *ud) {
+  (void)tm;
+  tkey *k = ud;
+  ra_tunnel_server *s = k->srv;
+  k->retired = true;
+  size_t n = 0;
+  for (tunnel *t = s->tunnels, *next; t; t = next) {
+    next = t->next;
+    if (t->key == k && !t->draining) {
+      age_drain(t); /* may close at once: the teardown comes later, from the ws */
+      n++;
+    }
+  }
+  for (tunnel *t = s->unkeyed, *next; t; t = next) { /* not keyed yet on an old key: start over */
+    next = t->next;
+    if (t->key == k && t->ch.ctl && !t->drain_closed) {
+      t->drain_closed = true;
+      ra_ws_close(t->ch.ctl, 1012, "service restart: tunnel key rotated");
+    }
+  }
+  if (n) ra_info("tunnel: %zu tunnel(s) on a replaced key: draining (close 1012 to rekey)", n);
 }
 
 static void ctl_enc(tunnel *t, const ra_tmsg *env) {
@@ -1013,6 +1100,10 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
     return;
   }
   if (!ok) return;
+  if (t->draining) { /* its key was replaced and has aged out: see key_retire_fire */
+    refuse_draining(t, &m);
+    return;
+  }
   switch (m.type) {
   case RA_TMSG_HTTP_REQUEST: on_http_request(t, &m); break;
   case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
@@ -1038,7 +1129,8 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
   }
   if (m.type == RA_TMSG_CLIENT_KX) {
     if (t->ch.keyed || t->client_refused) return; /* a second client_kx is ignored */
-    if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, s->pk, s->sk, t->ch.key)) {
+    if (ra_env_open_key(m.client_kx.sealed_key.bytes, m.client_kx.sealed_key.len, t->key->pk, t->key->sk,
+                        t->ch.key)) {
       s->st.bad_sealed_key++;
       /* a peer can send these at will: rate-limited, and not a warning */
       RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: client_kx does not open, dropped");
@@ -1234,6 +1326,65 @@ static void trim_idle(ra_timer *tm, void *ud) {
 
 /* ---- the server ------------------------------------------------------------- */
 
+static void rotate_schedule(ra_tunnel_server *s, uint64_t ms);
+static void rotate_fire(ra_timer *tm, void *ud);
+
+/* A new key generation: a key pair and the provider's evidence for it (the
+ * provider may block: this runs at start-up, from the rotation timer or from
+ * ra_tunnel_server_rotate, never inside a request). Not yet current. */
+static int key_make(ra_tunnel_server *s, ra_quote_provider *provider, tkey **out) {
+  tkey *k = calloc(1, sizeof *k);
+  if (!k) return -ENOMEM;
+  int rc = ra_env_keypair(k->pk, k->sk);
+  if (rc) {
+    ra_error("tunnel: cannot make a key pair");
+    goto fail;
+  }
+  ra_quote_evidence ev;
+  memset(&ev, 0, sizeof ev);
+  rc = ra_quote_provider_get(provider, k->pk, &ev);
+  if (rc) {
+    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider), ra_strerror(rc));
+    goto fail;
+  }
+  ra_tmsg_server_kx_out kx = {
+    .x25519_public_key = k->pk,
+    .quote = ra_bytes_make(ev.quote, ev.quote_len),
+    .runtime_data = ra_bytes_make(ev.runtime_data, ev.runtime_data_len),
+    .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
+    .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
+    .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
+  };
+  if (ev.tee == RA_QUOTE_TEE_SNP) {
+    /* as the reference server does for SEV-SNP quote data: runtime_data
+     * null, verifier_data the nonce as a plain byte string (null without
+     * one), the certificates as PEM strings in sev_snp_data */
+    kx.runtime_data = ra_bytes_make(NULL, 0);
+    kx.vd_kind = ev.snp_nonce ? RA_TMSG_VD_BYTES : RA_TMSG_VD_NONE;
+    kx.vd_bytes = ra_bytes_make(ev.snp_nonce, ev.snp_nonce_len);
+    kx.vcek_cert = ev.vcek_pem;
+    kx.ask_cert = ev.ask_pem;
+    kx.ark_cert = ev.ark_pem;
+  }
+  k->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
+  k->server_kx = malloc(k->server_kx_len);
+  if (!k->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }
+  ra_tmsg_encode_server_kx(k->server_kx, k->server_kx_len, &kx);
+  ra_quote_evidence_clear(&ev);
+  k->srv = s;
+  k->born = ra_loop_now(s->loop);
+  ra_timer_init(s->loop, &k->retire, key_retire_fire, k);
+  RA_LIST_ADD(s->keys, k);
+  s->n_keys++;
+  *out = k;
+  return 0;
+fail:
+  sodium_memzero(k->sk, sizeof k->sk);
+  free(k->server_kx);
+  free(k);
+  return rc;
+}
+
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
                          const ra_tunnel_server_opts *opts, ra_tunnel_server **out) {
   *out = NULL;
@@ -1262,6 +1413,8 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_response) s->o.max_response = 16u << 20;
   if (!s->o.max_buffered_per_tunnel) s->o.max_buffered_per_tunnel = 64u << 20;
   if (!s->o.max_buffered) s->o.max_buffered = 256u << 20;
+  if (!s->o.key_lifetime_ms) s->o.key_lifetime_ms = 24ull * 3600 * 1000;
+  if (!s->o.old_key_grace_ms) s->o.old_key_grace_ms = 3600ull * 1000;
   s->path = strdup(s->o.path ? s->o.path : "/__ra__");
   s->o.path = NULL; /* the caller's string is not kept */
   if (!s->path) {
@@ -1269,42 +1422,10 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
     return -ENOMEM;
   }
 
-  int rc = ra_env_keypair(s->pk, s->sk);
-  if (rc) {
-    ra_error("tunnel: cannot make a key pair");
-    goto fail;
-  }
-  ra_quote_evidence ev;
-  memset(&ev, 0, sizeof ev);
-  rc = ra_quote_provider_get(provider, s->pk, &ev);
-  if (rc) {
-    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider), ra_strerror(rc));
-    goto fail;
-  }
-  ra_tmsg_server_kx_out kx = {
-    .x25519_public_key = s->pk,
-    .quote = ra_bytes_make(ev.quote, ev.quote_len),
-    .runtime_data = ra_bytes_make(ev.runtime_data, ev.runtime_data_len),
-    .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
-    .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
-    .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
-  };
-  if (ev.tee == RA_QUOTE_TEE_SNP) {
-    /* as the reference server does for SEV-SNP quote data: runtime_data
-     * null, verifier_data the nonce as a plain byte string (null without
-     * one), the certificates as PEM strings in sev_snp_data */
-    kx.runtime_data = ra_bytes_make(NULL, 0);
-    kx.vd_kind = ev.snp_nonce ? RA_TMSG_VD_BYTES : RA_TMSG_VD_NONE;
-    kx.vd_bytes = ra_bytes_make(ev.snp_nonce, ev.snp_nonce_len);
-    kx.vcek_cert = ev.vcek_pem;
-    kx.ask_cert = ev.ask_pem;
-    kx.ark_cert = ev.ark_pem;
-  }
-  s->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
-  s->server_kx = malloc(s->server_kx_len);
-  if (!s->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }
-  ra_tmsg_encode_server_kx(s->server_kx, s->server_kx_len, &kx);
-  ra_quote_evidence_clear(&ev);
+  s->provider = s->o.adopt_provider ? provider : NULL;
+  int rc = key_make(s, provider, &s->key);
+  if (rc) goto fail;
+  s->key->refs = 1; /* current */
 
   ra_ws_opts wo = {.max_message = s->o.max_envelope, .send_high_water = CTL_HIGH_WATER};
   rc = ra_ws_route_ex(router, s->path, &ctl_handlers, s, &wo, 0);
@@ -1316,6 +1437,8 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   ra_timer_init(loop, &s->heartbeat, heartbeat, s);
   ra_timer_start(&s->heartbeat, s->o.heartbeat_interval_ms, s->o.heartbeat_interval_ms);
   ra_timer_unref(&s->heartbeat);
+  ra_timer_init(loop, &s->rotate_timer, rotate_fire, s);
+  rotate_schedule(s, s->o.key_lifetime_ms);
   ra_timer_init(loop, &s->trim, trim_idle, s);
   ra_timer_start(&s->trim, TRIM_IDLE_MS, TRIM_IDLE_MS);
   ra_timer_unref(&s->trim);
@@ -1329,8 +1452,7 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   return 0;
 fail:
   free(s->path);
-  free(s->server_kx);
-  sodium_memzero(s->sk, sizeof s->sk);
+  key_put(s, s->key);
   free(s);
   return rc;
 }
@@ -1356,12 +1478,70 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
     t->ch.ctl = NULL;
     tunnel_teardown(t);
   }
+  ra_timer_stop(&s->rotate_timer);
   free(s->path);
-  free(s->server_kx);
-  sodium_memzero(s->sk, sizeof s->sk);
+  tkey *cur = s->key;
+  s->key = NULL;
+  key_put(s, cur); /* the last reference: every tunnel is gone */
+  ra_quote_provider_free(s->provider);
   free(s);
 }
 
-const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *s) { return s->pk; }
+const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *s) { return s->key->pk; }
 
-void ra_tunnel_server_stats(const ra_tunnel_server *s, ra_tunnel_stats *st) { *st = s->st; }
+void ra_tunnel_server_stats(const ra_tunnel_server *s, ra_tunnel_stats *st) {
+  *st = s->st;
+  st->key_generations = s->n_keys;
+  st->key_age_ms = ra_loop_now(s->loop) - s->key->born;
+}
+
+uint64_t ra_tunnel_server_key_age_ms(const ra_tunnel_server *s) { return ra_loop_now(s->loop) - s->key->born; }
+
+static void rotate_schedule(ra_tunnel_server *s, uint64_t ms) {
+  if (!s->provider || s->o.key_lifetime_ms == RA_TUNNEL_KEY_FOREVER) return;
+  ra_timer_start(&s->rotate_timer, ms, 0);
+  ra_timer_unref(&s->rotate_timer);
+}
+
+int ra_tunnel_server_rotate(ra_tunnel_server *s) {
+  if (!s->provider) return -ENOTSUP;
+  if (s->freeing || s->stopping) return -ECANCELED;
+  tkey *k;
+  int rc = key_make(s, s->provider, &k);
+  if (rc) {
+    s->st.rotations_failed++;
+    ra_error("tunnel: key rotation failed (the current key stays): %s", ra_strerror(rc));
+    /* a scheduled one is tried again in a minute (or the lifetime, if shorter) */
+    rotate_schedule(s, s->o.key_lifetime_ms < 60000 ? s->o.key_lifetime_ms : 60000);
+    return rc;
+  }
+  k->refs = 1;
+  tkey *old = s->key;
+  s->key = k;
+  s->st.rotations++;
+  if (old->refs > 1 && s->o.old_key_grace_ms != RA_TUNNEL_KEY_FOREVER) {
+    old->retiring = true;
+    ra_timer_start(&old->retire, s->o.old_key_grace_ms, 0);
+    ra_timer_unref(&old->retire);
+  }
+  size_t users = old->refs - 1;
+  key_put(s, old); /* wiped now unless tunnels still use it */
+  ra_info("tunnel: key rotated (%zu tunnel(s) stay on the old key for %llu ms at most)", users,
+          (unsigned long long)s->o.old_key_grace_ms);
+  rotate_schedule(s, s->o.key_lifetime_ms);
+  return 0;
+}
+
+static void rotate_fire(ra_timer *tm, void *ud) {
+  (void)tm;
+  ra_tunnel_server_rotate(ud); /* logs; reschedules either way */
+}
+
+int ra_tunnel_server_set_key_lifetime(ra_tunnel_server *s, uint64_t lifetime_ms, uint64_t grace_ms) {
+  if (!s->provider) return -ENOTSUP;
+  s->o.key_lifetime_ms = lifetime_ms ? lifetime_ms : RA_TUNNEL_KEY_FOREVER;
+  if (grace_ms) s->o.old_key_grace_ms = grace_ms;
+  ra_timer_stop(&s->rotate_timer);
+  rotate_schedule(s, s->o.key_lifetime_ms);
+  return 0;
+}

@@ -46,6 +46,7 @@
 
 #include "raloop/core/api.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -145,7 +146,31 @@ typedef struct ra_tunnel_server_opts {
   /* NULL: no client attestation is asked for (no clientChallenge) and any
    * that comes is ignored. See ra_tunnel_client_policy. */
   const ra_tunnel_client_policy *client_policy;
+  /* Key rotation (needs adopt_provider). Every key_lifetime_ms [24 h;
+   * RA_TUNNEL_KEY_FOREVER: only on demand] the server makes a new X25519
+   * key pair and gets the provider's evidence for it, from a loop timer
+   * (the provider may block the loop for its call: never inside a request),
+   * and only then switches: new control channels get the new server_kx;
+   * those already open keep their key. old_key_grace_ms [1 h] after a key
+   * was replaced, the tunnels still on it drain: new requests get a 503
+   * http_response with `error` (retry on a new tunnel), what is in flight is
+   * answered (drain_timeout_ms at most), then the control channel closes
+   * with 1012 "service restart" so the client rekeys; a channel not keyed
+   * yet on it closes 1012 at once. A replaced secret key is wiped
+   * (sodium_memzero) as soon as no tunnel uses it. A failed rotation
+   * (provider error) keeps the current key, logs, and is retried a minute
+   * later. */
+  uint64_t key_lifetime_ms;
+  uint64_t old_key_grace_ms;
+  /* true: the server keeps `provider` (it must then not be freed by the
+   * caller once ra_tunnel_server_new succeeds: ra_tunnel_server_free frees
+   * it) and can rotate its key. false: the provider is used in
+   * ra_tunnel_server_new only and the key never changes. On failure the
+   * caller still owns the provider. */
+  bool adopt_provider;
 } ra_tunnel_server_opts;
+
+#define RA_TUNNEL_KEY_FOREVER UINT64_MAX
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
  * control-channel route on router. loop, router and provider must outlive the
@@ -178,7 +203,8 @@ typedef void (*ra_tunnel_shutdown_cb)(ra_tunnel_server *ts, void *ud);
 RA_API void ra_tunnel_server_shutdown(ra_tunnel_server *ts, uint64_t deadline_ms, ra_tunnel_shutdown_cb done,
                                void *ud);
 
-/* The server's X25519 public key (32 bytes, valid as long as ts). */
+/* The server's current X25519 public key (32 bytes, valid until the next
+ * rotation or as long as ts without one). */
 RA_API const uint8_t *ra_tunnel_server_public_key(const ra_tunnel_server *ts);
 
 typedef struct ra_tunnel_stats {
@@ -205,7 +231,30 @@ typedef struct ra_tunnel_stats {
   /* with a client policy: keyed tunnels whose client attestation passed,
    * keyed tunnels without one, and channels closed on one that failed */
   uint64_t clients_attested, clients_unattested, clients_refused;
+  /* key rotation */
+  uint64_t rotations;        /* successful: a new key is current */
+  uint64_t rotations_failed; /* provider (or memory) error: the key stayed */
+  uint64_t tunnels_rekeyed;  /* tunnels drained for 1012 because their key was replaced */
+  uint64_t key_generations;  /* live keys: the current one plus those tunnels still use */
+  uint64_t key_age_ms;       /* of the current key */
 } ra_tunnel_stats;
 RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
+
+/* Rotates the key now (see key_lifetime_ms): a new key pair and the
+ * provider's evidence for it, then the switch; the schedule restarts from
+ * now. Runs the provider on the calling thread (it may block): call it from
+ * a loop callback (a signal handler registered with ra_loop_on_signal, a
+ * timer), not while a request is being handled if that matters. Returns 0,
+ * -ENOTSUP without an adopted provider, -ECANCELED once shutting down, or
+ * the provider's error (the current key then stays; logged). */
+RA_API int ra_tunnel_server_rotate(ra_tunnel_server *ts);
+
+/* Changes key_lifetime_ms (0: RA_TUNNEL_KEY_FOREVER) and, when not 0,
+ * old_key_grace_ms; the next rotation is lifetime_ms from now. -ENOTSUP
+ * without an adopted provider. */
+RA_API int ra_tunnel_server_set_key_lifetime(ra_tunnel_server *ts, uint64_t lifetime_ms, uint64_t grace_ms);
+
+/* Milliseconds since the current key was made (for metrics). */
+RA_API uint64_t ra_tunnel_server_key_age_ms(const ra_tunnel_server *ts);
 
 #endif
