@@ -81,6 +81,8 @@ struct creq {
   creq *next, *prev;
   ra_timer timer;
   bool sent;
+  bool retry; /* GET/HEAD: plain is kept after sending, to resend on a new tunnel
+                 after a key rotation (see ctl_close) */
   int fail; /* set: the timer reports this error */
   ra_tunnel_fetch_cb cb;
   void *ud;
@@ -165,7 +167,24 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
     .body_len = req->body_len,
   };
   bool now = c->state == ST_READY && c->ch.ctl;
-  if (now) {
+  const char *meth = req->method ? req->method : "GET";
+  q->retry = !strcmp(meth, "GET") || !strcmp(meth, "HEAD");
+  if (now && q->retry) { /* kept to be resent after a rotation: GET/HEAD are small */
+    if (!(q->plain = encode_alloc(enc_request, &o, &q->plain_len))) {
+      map_del(c, q);
+      free(q);
+      return -ENOMEM;
+    }
+    ra_ws_cork(c->ch.ctl);
+    int rc = ra_tchan_send_plain(&c->ch, q->plain, q->plain_len);
+    if (rc == -ENOMEM) {
+      map_del(c, q);
+      free(q->plain);
+      free(q);
+      return rc;
+    }
+    q->sent = true;
+  } else if (now) {
     ra_ws_cork(c->ch.ctl); /* many fetches in one turn: one write */
     int rc = ra_tchan_send(&c->ch, enc_request, &o);
     if (rc == -ENOMEM) {
@@ -317,6 +336,12 @@ static void on_http_response(ra_tunnel_client *c, const ra_tmsg *m) {
   creq *q = find_req(c, m->http_response.request_id);
   if (!q || !q->sent) return;
   if (m->http_response.has_error) {
+    static const char rotated[] = "tunnel key rotated"; /* the server refused it unprocessed */
+    if (q->retry && q->plain && m->http_response.error.len >= sizeof rotated - 1 &&
+        !memcmp(m->http_response.error.ptr, rotated, sizeof rotated - 1)) {
+      q->sent = false; /* resent on the new tunnel, once this one closes 1012 */
+      return;
+    }
     char msg[300];
     snprintf(msg, sizeof msg, "%.*s", (int)m->http_response.error.len, m->http_response.error.ptr);
     creq_finish(q, -EPROTO, NULL, msg);
@@ -491,8 +516,10 @@ static void kx_accept(ra_tunnel_client *c) {
     if (q->sent || q->fail || !q->plain) continue;
     if (ra_tchan_send_plain(&c->ch, q->plain, q->plain_len) == 0) {
       q->sent = true;
-      free(q->plain);
-      q->plain = NULL;
+      if (!q->retry) {
+        free(q->plain);
+        q->plain = NULL;
+      }
     }
   }
   ra_tchan_sock *wl = c->ch.socks;
@@ -762,6 +789,26 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   }
   if (c->state != ST_READY && c->o.on_ready && !c->has_vd) c->o.on_ready(c, c->fail, NULL, c->o.ud);
   c->has_server_pk = false;
+  if (code == 1012 && c->state == ST_READY && !c->freeing) {
+    /* the server rotated its key ("service restart"): a new tunnel at once.
+     * Requests not sent yet and GET/HEAD (their bytes kept) go on it;
+     * other requests in flight fail: the server may have acted on them,
+     * so they are not replayed. */
+    snprintf(c->fail_msg, sizeof c->fail_msg, "%s",
+             "tunnel closed for key rotation (1012): request in flight not replayed");
+    for (creq *q = c->reqs; q; q = q->next) {
+      if (q->fail || (q->plain && (!q->sent || q->retry))) {
+        q->sent = false;
+        continue;
+      }
+      q->fail = -ECONNRESET;
+      ra_timer_start(&q->timer, 0, 0);
+    }
+    c->state = ST_IDLE;
+    ra_tchan_drop(&c->ch); /* wipes the key too */
+    ra_timer_start(&c->reconnect_timer, 0, 0);
+    return;
+  }
   bool again = c->o.reconnect && !c->freeing;
   c->state = again ? ST_IDLE : ST_CLOSED;
   int err = c->fail;
