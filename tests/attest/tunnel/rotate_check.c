@@ -40,7 +40,8 @@ static ra_tunnel_client *cl;
 static void h_hello(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 200, "hi"); }
 static int holds;
 static ra_res *held;
-static void hold_cancel(ra_res *res, void *ud) { held = NULL; }
+static bool hold_cancelled;
+static void hold_cancel(ra_res *res, void *ud) { hold_cancelled = true; }
 static void h_hold(ra_req *req, ra_res *res, void *ud) {
   holds++;
   held = res;
@@ -116,6 +117,7 @@ static bool one_gen(void) {
 }
 
 int main(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
   char dir[] = "/tmp/ra-rotate-XXXXXX", sim[64], root[128];
   if (!mkdtemp(dir)) return 2;
   snprintf(sim, sizeof sim, "%s/sim", dir);
@@ -170,6 +172,8 @@ int main(void) {
   CHECK(post_done && post_err == -ECONNRESET, "the POST in flight at the forced close failed: %d %s", post_err,
         post_msg);
   CHECK(holds == 1, "the POST reached its handler once (not replayed): %d", holds);
+  CHECK(hold_cancelled, "its response was cancelled with the tunnel");
+  if (held) ra_res_send_text(held, 200, "late"); /* a late answer: frees it */
   CHECK(readies == 2 && !ready_fail, "the client rekeyed on its own (%d handshakes, %d failed)", readies, ready_fail);
   const uint8_t *pk2 = ra_tunnel_client_server_key(cl);
   CHECK(pk2 && memcmp(pk1, pk2, 32) && !memcmp(pk2, ra_tunnel_server_public_key(ts), 32),
@@ -187,6 +191,10 @@ int main(void) {
   ra_timer_stop(&rot);
   ra_timer_stop(&stop);
   ra_tunnel_client_free(cl);
+  ra_timer done;
+  ra_timer_init(loop, &done, tick_fire, NULL);
+  ra_timer_start(&done, 100, 0);
+  ra_loop_run(loop); /* the control channel's close */
   ra_tunnel_server_free(ts);
   ra_http_server_free(http);
   ra_router_free(router);
