@@ -110,6 +110,11 @@ static void run_until(bool (*cond)(void), uint64_t ms) {
 }
 static bool is_ready(void) { return readies > 0 || ready_fail > 0; }
 static bool all_done(void) { return !keep_going && !gets_out && post_done; }
+static bool two_rotations(void) {
+  ra_tunnel_stats st;
+  ra_tunnel_server_stats(ts, &st);
+  return st.rotations >= 2;
+}
 static bool one_gen(void) {
   ra_tunnel_stats st;
   ra_tunnel_server_stats(ts, &st);
@@ -187,6 +192,23 @@ int main(void) {
   CHECK(st.key_generations == 1, "the old key is gone (wiped) with its last tunnel: %llu generation(s)",
         (unsigned long long)st.key_generations);
   CHECK(st.key_age_ms < 10000, "key age reported: %llu ms", (unsigned long long)st.key_age_ms);
+
+
+  /* on a schedule: key_lifetime_ms from a loop timer */
+  CHECK(ra_tunnel_server_set_key_lifetime(ts, 150, 0) == 0, "ra_tunnel_server_set_key_lifetime");
+  run_until(two_rotations, 3000);
+  ra_tunnel_server_stats(ts, &st);
+  CHECK(st.rotations >= 2 && st.key_age_ms < 1000, "a scheduled rotation ran: %llu rotation(s)",
+        (unsigned long long)st.rotations);
+  ra_tunnel_server_set_key_lifetime(ts, 0, 0); /* only on demand from now on */
+  uint64_t n = st.rotations;
+  bool never = false;
+  ra_timer wait;
+  ra_timer_init(loop, &wait, guard_fire, &never);
+  ra_timer_start(&wait, 400, 0);
+  while (!never) ra_loop_run(loop);
+  ra_tunnel_server_stats(ts, &st);
+  CHECK(st.rotations == n, "lifetime 0: no more scheduled rotations");
 
   ra_timer_stop(&rot);
   ra_timer_stop(&stop);
