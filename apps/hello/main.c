@@ -4,6 +4,7 @@
  *            [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]
  *            [--tls-handshake-timeout-ms N] [--ra-tls]
  *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
+ *            [--key-lifetime DURATION] [--key-grace DURATION]  (SIGUSR1: rotate the tunnel key now)
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *            [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]
  *            [--client-rtmr0..3 HEX] [--client-app-id HEX] [--client-compose-hash HEX]

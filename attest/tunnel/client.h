@@ -18,6 +18,15 @@
  * -ECONNRESET and tunnelled sockets get on_close 1006; with `reconnect`, a
  * new connection and a fresh handshake (new key, quote verified again)
  * follow after reconnect_delay_ms.
+ * Key rotation: when the server closes the control channel with 1012
+ * (its key was replaced: PROTOCOL.md §8) the client reconnects at once,
+ * `reconnect` or not, and verifies the new quote. Requests not sent yet go
+ * out on the new tunnel; so do GET and HEAD requests in flight or refused
+ * with the server's "tunnel key rotated" 503 (their encoded bytes are kept
+ * until answered: they are idempotent and small); any other request in
+ * flight fails with -ECONNRESET ("tunnel closed for key rotation"), never
+ * replayed, since the server may have acted on it. Tunnelled sockets get
+ * on_close 1006 as on any drop.
  */
 #ifndef RA_ATTEST_TUNNEL_CLIENT_H
 #define RA_ATTEST_TUNNEL_CLIENT_H

@@ -37,9 +37,12 @@
  * When a control connection ends, every response still pending on it is
  * cancelled (ra_res_cancel) and every tunnelled WebSocket gets on_close 1006.
  *
- * One X25519 key pair per tunnel server, made in ra_tunnel_server_new, and
- * its evidence from the quote provider, obtained once, right then (this may
- * block: a provider talks to the kernel or reads files).
+ * One current X25519 key pair per tunnel server, made in
+ * ra_tunnel_server_new, and its evidence from the quote provider, obtained
+ * right then (this may block: a provider talks to the kernel or reads
+ * files); with an adopted provider, renewed on a schedule or on demand (key
+ * rotation: see key_lifetime_ms), each channel keeping the key generation
+ * whose server_kx it got.
  */
 #ifndef RA_ATTEST_TUNNEL_SERVER_H
 #define RA_ATTEST_TUNNEL_SERVER_H
@@ -173,9 +176,9 @@ typedef struct ra_tunnel_server_opts {
 #define RA_TUNNEL_KEY_FOREVER UINT64_MAX
 
 /* Creates the server: a key pair, the provider's evidence for it, and the
- * control-channel route on router. loop, router and provider must outlive the
- * tunnel server (the provider is used only here, and may be freed once this
- * returns). Returns 0 and *out, or a negative code (-ENOMEM, -EIO, the
+ * control-channel route on router. loop and router must outlive the tunnel
+ * server; the provider is used only here, and may be freed once this
+ * returns, unless opts->adopt_provider (then the server owns it on success). Returns 0 and *out, or a negative code (-ENOMEM, -EIO, the
  * provider's error, the router's -EEXIST / -EINVAL) with *out NULL; why
  * (the provider's message, a route conflict...) goes to the log. */
 RA_API int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
