@@ -9,6 +9,7 @@
 //     control channel closes 1012; a new tunnel works (the new key)
 //   - an old tunnel whose request outlives the drain timeout: closed 1012
 //     anyway, its pending fetch fails
+//   - with --workers 2, SIGUSR1 to the supervisor rotates both workers' keys
 // Starts its own ra-hello on loopback (RA_BIN); stops it.
 "use strict"
 const assert = require("assert/strict")
@@ -118,4 +119,18 @@ run(async () => {
   } finally {
     h.proc.kill("SIGKILL")
   }
+
+  await test("--workers 2: SIGUSR1 to the supervisor rotates every worker's key", async () => {
+    const w = await startHello("--workers", "2")
+    try {
+      await waitFor(() => (w.err().match(/attested tunnel on/g) || []).length >= 2, 10000, "both workers")
+      w.proc.kill("SIGUSR1")
+      await waitFor(() => (w.err().match(/SIGUSR1: tunnel key rotated/g) || []).length >= 2, 5000,
+        "two rotations (one per worker)")
+      w.proc.kill("SIGTERM")
+      assert.equal((await w.exited).code, 0)
+    } finally {
+      w.proc.kill("SIGKILL")
+    }
+  })
 }, 60000)
