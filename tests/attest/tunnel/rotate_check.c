@@ -10,6 +10,8 @@
  *     `reconnect` option) to the server's new key
  *   - stats: one rotation, one tunnel drained for it, and one key generation
  *     left once the old tunnel is gone (the old secret key wiped)
+ *   - a scheduled rotation (key_lifetime_ms) runs; lifetime 0 stops them
+ *   - a provider error keeps the current key and the tunnel goes on
  * Prints one line per check; exits 0 only if all passed. */
 #include <errno.h>
 #include <stdio.h>
@@ -84,6 +86,14 @@ static void on_post(ra_tunnel_client *c, int err, const ra_tunnel_response *r, c
   snprintf(post_msg, sizeof post_msg, "%s", msg ? msg : "");
 }
 
+/* the sim provider, wrapped so that a rotation can be made to fail */
+static bool provider_fails;
+static int flaky_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
+  return provider_fails ? -EIO : ra_quote_provider_get(self, pub, ev);
+}
+static void flaky_free(void *self) { ra_quote_provider_free(self); }
+static const ra_quote_provider_ops flaky_ops = {"flaky-sim", flaky_get, flaky_free};
+
 static int rotate_rc = 1;
 static uint64_t gens_after_rotate;
 static void rotate_fire(ra_timer *t, void *ud) {
@@ -115,6 +125,7 @@ static bool two_rotations(void) {
   ra_tunnel_server_stats(ts, &st);
   return st.rotations >= 2;
 }
+static bool no_gets_out(void) { return !gets_out; }
 static bool one_gen(void) {
   ra_tunnel_stats st;
   ra_tunnel_server_stats(ts, &st);
@@ -133,8 +144,9 @@ int main(void) {
   ra_router_new(&router);
   ra_route(router, "GET", "/hello", h_hello, NULL);
   ra_route(router, "POST", "/hold", h_hold, NULL);
-  ra_quote_provider *p;
-  if (ra_quote_provider_sim(sim, &p)) return 2;
+  ra_quote_provider *inner, *p;
+  if (ra_quote_provider_sim(sim, &inner)) return 2;
+  if (ra_quote_provider_new(&flaky_ops, inner, true, true, &p)) return 2;
   ra_tunnel_server_opts so = {.adopt_provider = true, .key_lifetime_ms = RA_TUNNEL_KEY_FOREVER,
                               .old_key_grace_ms = 600, .drain_timeout_ms = 800};
   if (ra_tunnel_server_new(loop, router, p, &so, &ts)) { ra_quote_provider_free(p); return 2; }
@@ -201,6 +213,24 @@ int main(void) {
   CHECK(st.rotations >= 2 && st.key_age_ms < 1000, "a scheduled rotation ran: %llu rotation(s)",
         (unsigned long long)st.rotations);
   ra_tunnel_server_set_key_lifetime(ts, 0, 0); /* only on demand from now on */
+  /* a provider error: the current key stays */
+  uint8_t cur[32];
+  memcpy(cur, ra_tunnel_server_public_key(ts), 32);
+  ra_tunnel_server_stats(ts, &st);
+  uint64_t gens = st.key_generations;
+  provider_fails = true;
+  int frc = ra_tunnel_server_rotate(ts);
+  provider_fails = false;
+  ra_tunnel_server_stats(ts, &st);
+  CHECK(frc == -EIO && st.rotations_failed == 1 && !memcmp(cur, ra_tunnel_server_public_key(ts), 32) &&
+            st.key_generations == gens,
+        "a failed rotation (%d) keeps the current key", frc);
+  ra_tunnel_request gq = {.method = "GET", .url = "/hello"};
+  int before = get_ok;
+  gets_out++;
+  ra_tunnel_fetch(cl, &gq, on_get, NULL);
+  run_until(no_gets_out, 5000);
+  CHECK(get_ok == before + 1, "and the tunnel goes on");
   uint64_t n = st.rotations;
   bool never = false;
   ra_timer wait;
