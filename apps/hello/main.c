@@ -216,8 +216,9 @@ static ra_tunnel_server *tunnel;
  * now; the provider runs here, on the loop, outside any request. */
 static void on_usr1(ra_loop *loop, int signo, void *ud) {
   (void)loop, (void)signo, (void)ud;
-  if (!tunnel) ra_info("SIGUSR1: no tunnel, no key to rotate");
-  else if (ra_tunnel_server_rotate(tunnel) == 0) ra_info("SIGUSR1: tunnel key rotated");
+  if (!tunnel) ra_info("SIGUSR1: noted (no tunnel: no key to rotate)");
+  else if (ra_tunnel_server_rotate(tunnel) == 0) ra_info("SIGUSR1: noted: tunnel key rotated");
+  else ra_info("SIGUSR1: noted: rotation failed, the tunnel key stays");
 }
 
 /* "90", "90s", "500ms", "15m", "24h", "2d": milliseconds, 0 when it does

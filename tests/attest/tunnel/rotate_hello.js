@@ -125,7 +125,7 @@ run(async () => {
     try {
       await waitFor(() => (w.err().match(/attested tunnel on/g) || []).length >= 2, 10000, "both workers")
       w.proc.kill("SIGUSR1")
-      await waitFor(() => (w.err().match(/SIGUSR1: tunnel key rotated/g) || []).length >= 2, 5000,
+      await waitFor(() => (w.err().match(/SIGUSR1: noted: tunnel key rotated/g) || []).length >= 2, 5000,
         "two rotations (one per worker)")
       w.proc.kill("SIGTERM")
       assert.equal((await w.exited).code, 0)
