@@ -72,9 +72,14 @@ static int start_tunnel(ra_service *s) {
   }
   /* a simulated provider, or one that cannot bind the key: the tunnel
    * server says so itself */
+  /* the tunnel keeps the provider for its key rotations (SIGUSR1, the
+   * key lifetime) */
+  s->tunnel_opts.adopt_provider = true;
   rc = ra_tunnel_server_new(s->loop, s->router, p, &s->tunnel_opts, &s->tunnel);
-  ra_quote_provider_free(p);
-  if (rc) ra_error("ra_serve: tunnel: %s", ra_strerror(rc));
+  if (rc) {
+    ra_quote_provider_free(p); /* not adopted on failure */
+    ra_error("ra_serve: tunnel: %s", ra_strerror(rc));
+  }
   return rc;
 }
 
@@ -225,8 +230,17 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_service_stop(s);
 }
 
+/* SIGUSR1 (with workers, passed on by the supervisor): a new tunnel key now;
+ * a failure keeps the current one (the tunnel server logs why). */
 static void on_usr1(ra_loop *loop, int signo, void *ud) {
-  ra_info("SIGUSR1: noted (key rotation is not implemented yet)");
+  ra_service *s = ud;
+  if (!s->tunnel) {
+    ra_info("SIGUSR1: noted (no tunnel: no key to rotate)");
+    return;
+  }
+  int rc = ra_tunnel_server_rotate(s->tunnel);
+  if (rc) ra_warn("SIGUSR1: noted; key rotation failed: %s", ra_strerror(rc));
+  else ra_info("SIGUSR1: noted; tunnel key rotated");
 }
 
 int ra_service_run(ra_service *s) {
@@ -235,14 +249,14 @@ int ra_service_run(ra_service *s) {
   ra_loop_on_signal(s->loop, SIGINT, on_signal, s);
   ra_loop_on_signal(s->loop, SIGTERM, on_signal, s);
   if (s->o.n_listen_tls && s->worker < 0) ra_loop_on_signal(s->loop, SIGHUP, on_hup, s);
-  if (s->worker >= 0) ra_loop_on_signal(s->loop, SIGUSR1, on_usr1, s);
+  ra_loop_on_signal(s->loop, SIGUSR1, on_usr1, s);
   if (s->metrics) ra_metrics_attach(s->metrics, s->loop, s->http, s->tunnel);
   ra_workers_ready(); /* no-op without workers */
   int rc = ra_loop_run(s->loop);
   ra_loop_on_signal(s->loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(s->loop, SIGTERM, NULL, NULL);
   if (s->o.n_listen_tls && s->worker < 0) ra_loop_on_signal(s->loop, SIGHUP, NULL, NULL);
-  if (s->worker >= 0) ra_loop_on_signal(s->loop, SIGUSR1, NULL, NULL);
+  ra_loop_on_signal(s->loop, SIGUSR1, NULL, NULL);
   if (s->metrics) ra_metrics_detach(s->metrics);
   return rc;
 }

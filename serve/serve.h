@@ -64,6 +64,9 @@ typedef struct ra_serve_opts {
    * sockets opened by the supervisor, restart with back-off, SIGHUP
    * replaces the workers gracefully, which also reloads TLS certificates,
    * SIGTERM/SIGINT stop all, SIGUSR1 passed on). TCP listen addresses only.
+   * SIGUSR1 (to the one process, or passed on to every worker) rotates the
+   * tunnel key now (ra_tunnel_server_rotate); tunnel->key_lifetime_ms
+   * rotates it on a schedule (default 24 h).
    * The first port is logged once, by the supervisor. Each worker builds
    * its own service (its tunnel key and quote); in a worker, ra_serve does
    * not return: the worker exits when it has drained. */

@@ -280,6 +280,11 @@ expect "attested-only: plaintext GET 403" 403 "$(status "$URL")"
 expect "attested-only: plaintext POST 403" 403 "$(status -X POST --data-binary '{}' "$URL")"
 expect "attested-only: the record is unchanged" "$tsecret" "$("${RACURL[@]}" "$URL")"
 if grep -rqa 'tunnel-marker-91c2' "$data"; then bad "tunnel: plaintext in the store"; else ok "tunnel: no plaintext in the store"; fi
+# SIGUSR1: ra_serve rotates the tunnel key; new tunnels verify the new quote
+kill -USR1 "$srv_pid"
+for _ in $(seq 1 100); do grep -q "tunnel key rotated" "$srv_out.err" && break; sleep 0.05; done
+has "SIGUSR1: the tunnel key rotated" "tunnel key rotated" "$srv_out.err"
+expect "after the rotation: GET through a new tunnel" "$tsecret" "$("${RACURL[@]}" "$URL")"
 stop
 
 # ---- through the attested tunnel over wss:// (TLS on, attested-only) ------------
