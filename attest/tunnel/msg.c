@@ -23,11 +23,11 @@ typedef enum {
 
 typedef struct tok {
   tkind k;
+  bool set;
   uint64_t u;  /* uint / negint (-1 - u) / count / tag / bool */
   double f;
   const uint8_t *ptr; /* strings */
   size_t len;
-  bool set;
 } tok;
 
 #define CBT(x) ((tok *)(x))
@@ -74,10 +74,10 @@ typedef struct lexer {
   const uint8_t *p, *end;
 } lexer;
 
-/* Reads one item head. Indefinite strings are refused here: their chunks
- * could not be returned as one view. */
-static int lex(lexer *lx, tok *t) {
-  if (lx->p >= lx->end) return -EBADMSG;
+/* The slow path: libcbor's own head decoder, for the heads the fast path
+ * below leaves to it (floats, simple values, reserved and indefinite
+ * encodings), so that what is accepted or refused stays libcbor's call. */
+static int lex_slow(lexer *lx, tok *t) {
   memset(t, 0, sizeof *t);
   struct cbor_decoder_result r =
       cbor_stream_decode(lx->p, (size_t)(lx->end - lx->p), &lex_cbs, t);
@@ -86,6 +86,60 @@ static int lex(lexer *lx, tok *t) {
     return -EBADMSG;
   if (t->k == T_INDEF_BYTES || t->k == T_INDEF_TEXT) return -EBADMSG;
   lx->p += r.read;
+  return 0;
+}
+
+/* Reads one item head. Indefinite strings are refused here: their chunks
+ * could not be returned as one view. The definite heads of major types 0-6
+ * and false/true/null/undefined/break (all a message normally holds) are
+ * decoded inline, exactly as cbor_stream_decode would (shortest form not
+ * required, a string's bytes must all be present); a call into libcbor per
+ * head and its callback were most of the decoder's cost. */
+static int lex(lexer *lx, tok *t) {
+  const uint8_t *p = lx->p;
+  size_t avail = (size_t)(lx->end - p);
+  if (avail == 0) return -EBADMSG;
+  uint8_t ib = p[0];
+  unsigned major = ib >> 5, ai = ib & 0x1f;
+  if (major == 7) {
+    switch (ib) {
+    case 0xf4: case 0xf5: t->k = T_BOOL; t->u = ib == 0xf5; break;
+    case 0xf6: t->k = T_NULL; break;
+    case 0xf7: t->k = T_UNDEF; break;
+    case 0xff: t->k = T_BREAK; break;
+    default: return lex_slow(lx, t);
+    }
+    t->set = true;
+    lx->p = p + 1;
+    return 0;
+  }
+  if (ai >= 28) return lex_slow(lx, t); /* reserved / indefinite */
+  uint64_t v;
+  size_t hl;
+  if (ai < 24) { v = ai; hl = 1; }
+  else {
+    size_t n = (size_t)1 << (ai - 24); /* 1, 2, 4, 8 bytes follow */
+    if (avail < 1 + n) return -EBADMSG;
+    v = 0;
+    for (size_t i = 1; i <= n; i++) v = v << 8 | p[i];
+    hl = 1 + n;
+  }
+  t->set = true;
+  switch (major) {
+  case 0: t->k = T_UINT; t->u = v; break;
+  case 1: t->k = T_NEGINT; t->u = v; break;
+  case 2: case 3:
+    if (v > avail - hl) return -EBADMSG;
+    t->k = major == 2 ? T_BYTES : T_TEXT;
+    t->ptr = p + hl;
+    t->len = (size_t)v;
+    hl += (size_t)v;
+    break;
+  case 4: t->k = T_ARRAY; t->u = v; break;
+  case 5: t->k = T_MAP; t->u = v; break;
+  default: t->k = T_TAG; t->u = v; break;
+  }
+  lx->p = p + hl;
   return 0;
 }
 
@@ -183,11 +237,24 @@ typedef struct slot {
   const uint8_t *start, *end;
 } slot;
 
+/* strlen(field_names[i]), known at compile time: lookups compare lengths
+ * first and memcmp only the few names of the key's length. */
+#define FL(s) (sizeof(s) - 1)
+static const uint8_t field_lens[F_COUNT] = {
+  FL("type"), FL("x25519PublicKey"), FL("quote"), FL("runtime_data"), FL("verifier_data"),
+  FL("sev_snp_data"), FL("sealedSymmetricKey"), FL("nonce"), FL("ciphertext"), FL("requestId"),
+  FL("method"), FL("url"), FL("headers"), FL("body"), FL("timeout"), FL("status"),
+  FL("statusText"), FL("error"), FL("connectionId"), FL("protocols"), FL("data"),
+  FL("dataType"), FL("code"), FL("reason"), FL("eventType"),
+  FL("clientChallenge"), FL("clientAttestation"),
+  FL("val"), FL("iat"), FL("signature"), FL("vcek_cert"), FL("ask_cert"), FL("ark_cert"),
+  FL("quote"), FL("event_log"),
+};
+#undef FL
+
 static int lookup_field(const tok *key, int first, int last) {
-  for (int i = first; i < last; i++) {
-    size_t n = strlen(field_names[i]);
-    if (n == key->len && memcmp(field_names[i], key->ptr, n) == 0) return i;
-  }
+  for (int i = first; i < last; i++)
+    if (field_lens[i] == key->len && memcmp(field_names[i], key->ptr, key->len) == 0) return i;
   return -1;
 }
 
@@ -439,7 +506,7 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   tok head;
   if (lex(&lx, &head)) return -EBADMSG;
   if (head.k != T_MAP && head.k != T_INDEF_MAP) return -EBADMSG;
-  slot sl[F_COUNT];
+  slot sl[F_VAL]; /* top-level fields only: the nested ones have their own */
   memset(sl, 0, sizeof sl);
   if (read_map(&lx, &head, sl, 0, F_VAL)) return -EBADMSG; /* top-level fields only */
   if (lx.p != lx.end) return -EBADMSG; /* trailing bytes: cbor-x refuses them too */
