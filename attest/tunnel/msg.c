@@ -750,76 +750,93 @@ typedef struct wr {
   bool over; /* something did not fit: write nothing more */
 } wr;
 
-static void w_raw(wr *w, const void *p, size_t n) {
+static inline void w_raw(wr *w, const void *p, size_t n) {
   if (!w->over && n > w->cap - w->len) w->over = true;
   if (!w->over && n) memcpy(w->out + w->len, p, n);
   w->len += n;
 }
-static void w_head(wr *w, size_t (*enc)(size_t, unsigned char *, size_t), size_t v) {
-  unsigned char tmp[9];
-  size_t n = enc(v, tmp, sizeof tmp);
-  w_raw(w, tmp, n);
+/* A head of major type `mt` (0-7, already shifted: 0x00, 0x20, ...) in its
+ * shortest form: the bytes libcbor's cbor_encode_* write, without a call. */
+static inline void w_mhead(wr *w, uint8_t mt, uint64_t v) {
+  uint8_t h[9];
+  size_t n;
+  if (v < 24) { h[0] = (uint8_t)(mt | v); n = 1; }
+  else if (v <= 0xff) { h[0] = mt | 24; h[1] = (uint8_t)v; n = 2; }
+  else if (v <= 0xffff) { h[0] = mt | 25; h[1] = (uint8_t)(v >> 8); h[2] = (uint8_t)v; n = 3; }
+  else if (v <= 0xffffffffu) {
+    h[0] = mt | 26;
+    for (int i = 0; i < 4; i++) h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+    n = 5;
+  } else {
+    h[0] = mt | 27;
+    for (int i = 0; i < 8; i++) h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+    n = 9;
+  }
+  w_raw(w, h, n);
 }
-static void w_uint(wr *w, uint64_t v) {
-  unsigned char tmp[9];
-  w_raw(w, tmp, cbor_encode_uint(v, tmp, sizeof tmp));
-}
+#define MT_UINT 0x00
+#define MT_NEGINT 0x20
+#define MT_BYTES 0x40
+#define MT_TEXT 0x60
+#define MT_ARRAY 0x80
+static void w_uint(wr *w, uint64_t v) { w_mhead(w, MT_UINT, v); }
 /* cbor-x heads every map with 0xb9 and a 2-byte count */
 static void w_map(wr *w, unsigned n) {
   uint8_t h[3] = {0xb9, (uint8_t)(n >> 8), (uint8_t)n};
   w_raw(w, h, 3);
 }
-static void w_text(wr *w, const void *p, size_t n) {
-  w_head(w, cbor_encode_string_start, n);
+static inline void w_text(wr *w, const void *p, size_t n) {
+  w_mhead(w, MT_TEXT, n);
   w_raw(w, p, n);
 }
 static void w_cstr(wr *w, const char *s) { w_text(w, s, strlen(s)); }
-static void w_rstr(wr *w, ra_str s) { w_text(w, s.ptr, s.len); }
-static void w_bytes(wr *w, const void *p, size_t n) {
-  w_head(w, cbor_encode_bytestring_start, n);
+/* A string literal (keys, type names): its length is known at compile time. */
+#define w_lit(w, s) w_text((w), "" s, sizeof(s) - 1)
+static inline void w_rstr(wr *w, ra_str s) { w_text(w, s.ptr, s.len); }
+static inline void w_bytes(wr *w, const void *p, size_t n) {
+  w_mhead(w, MT_BYTES, n);
   w_raw(w, p, n);
 }
 static void w_null(wr *w) { uint8_t b = 0xf6; w_raw(w, &b, 1); }
 static void w_int(wr *w, int v) {
-  unsigned char tmp[9];
-  if (v >= 0) w_raw(w, tmp, cbor_encode_uint((uint64_t)v, tmp, sizeof tmp));
-  else w_raw(w, tmp, cbor_encode_negint((uint64_t)(-(int64_t)v - 1), tmp, sizeof tmp));
+  if (v >= 0) w_mhead(w, MT_UINT, (uint64_t)v);
+  else w_mhead(w, MT_NEGINT, (uint64_t)(-(int64_t)v - 1));
 }
 static size_t w_done(wr *w) { return w->len; }
 
 size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap) {
   wr w = {out, cap, 0, false};
   w_map(&w, 1);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx_ready");
+  w_lit(&w, "type"); w_lit(&w, "client_kx_ready");
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m) {
   wr w = {out, cap, 0, false};
   w_map(&w, 6);
-  w_cstr(&w, "type"); w_cstr(&w, "server_kx");
-  w_cstr(&w, "x25519PublicKey"); w_bytes(&w, m->x25519_public_key, 32);
-  w_cstr(&w, "quote"); w_bytes(&w, m->quote.ptr, m->quote.len);
-  w_cstr(&w, "runtime_data");
+  w_lit(&w, "type"); w_lit(&w, "server_kx");
+  w_lit(&w, "x25519PublicKey"); w_bytes(&w, m->x25519_public_key, 32);
+  w_lit(&w, "quote"); w_bytes(&w, m->quote.ptr, m->quote.len);
+  w_lit(&w, "runtime_data");
   if (m->runtime_data.ptr) w_bytes(&w, m->runtime_data.ptr, m->runtime_data.len);
   else w_null(&w);
-  w_cstr(&w, "verifier_data");
+  w_lit(&w, "verifier_data");
   if (m->vd_kind == RA_TMSG_VD_NONCE) {
     w_map(&w, 3);
-    w_cstr(&w, "val"); w_bytes(&w, m->vd_val.ptr, m->vd_val.len);
-    w_cstr(&w, "iat"); w_bytes(&w, m->vd_iat.ptr, m->vd_iat.len);
-    w_cstr(&w, "signature"); w_bytes(&w, m->vd_signature.ptr, m->vd_signature.len);
+    w_lit(&w, "val"); w_bytes(&w, m->vd_val.ptr, m->vd_val.len);
+    w_lit(&w, "iat"); w_bytes(&w, m->vd_iat.ptr, m->vd_iat.len);
+    w_lit(&w, "signature"); w_bytes(&w, m->vd_signature.ptr, m->vd_signature.len);
   } else if (m->vd_kind == RA_TMSG_VD_BYTES) {
     w_bytes(&w, m->vd_bytes.ptr, m->vd_bytes.len);
   } else {
     w_null(&w);
   }
-  w_cstr(&w, "sev_snp_data");
+  w_lit(&w, "sev_snp_data");
   if (m->vcek_cert) {
     w_map(&w, 3);
-    w_cstr(&w, "vcek_cert"); w_cstr(&w, m->vcek_cert);
-    w_cstr(&w, "ask_cert"); if (m->ask_cert) w_cstr(&w, m->ask_cert); else w_null(&w);
-    w_cstr(&w, "ark_cert"); if (m->ark_cert) w_cstr(&w, m->ark_cert); else w_null(&w);
+    w_lit(&w, "vcek_cert"); w_cstr(&w, m->vcek_cert);
+    w_lit(&w, "ask_cert"); if (m->ask_cert) w_cstr(&w, m->ask_cert); else w_null(&w);
+    w_lit(&w, "ark_cert"); if (m->ark_cert) w_cstr(&w, m->ark_cert); else w_null(&w);
   } else {
     w_null(&w);
   }
@@ -829,8 +846,8 @@ size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_k
 size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 2);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx");
-  w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  w_lit(&w, "type"); w_lit(&w, "client_kx");
+  w_lit(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
   return w_done(&w);
 }
 
@@ -839,12 +856,12 @@ size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sea
   if (!att) return ra_tmsg_encode_client_kx(out, cap, sealed, sealed_len);
   wr w = {out, cap, 0, false};
   w_map(&w, 3);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx");
-  w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
-  w_cstr(&w, "clientAttestation");
+  w_lit(&w, "type"); w_lit(&w, "client_kx");
+  w_lit(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  w_lit(&w, "clientAttestation");
   w_map(&w, att->event_log.ptr ? 2 : 1);
-  w_cstr(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
-  if (att->event_log.ptr) { w_cstr(&w, "event_log"); w_rstr(&w, att->event_log); }
+  w_lit(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
+  if (att->event_log.ptr) { w_lit(&w, "event_log"); w_rstr(&w, att->event_log); }
   return w_done(&w);
 }
 
@@ -856,16 +873,16 @@ size_t ra_tmsg_server_kx_add_challenge(uint8_t *out, size_t cap, const uint8_t *
   unsigned n = ((unsigned)kx[1] << 8 | kx[2]) + 1;
   w_map(&w, n);
   w_raw(&w, kx + 3, kx_len - 3);
-  w_cstr(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
+  w_lit(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_enc_head(uint8_t *out, size_t cap, const uint8_t nonce[24], size_t ct_len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 3);
-  w_cstr(&w, "type"); w_cstr(&w, "enc");
-  w_cstr(&w, "nonce"); w_bytes(&w, nonce, 24);
-  w_cstr(&w, "ciphertext"); w_head(&w, cbor_encode_bytestring_start, ct_len);
+  w_lit(&w, "type"); w_lit(&w, "enc");
+  w_lit(&w, "nonce"); w_bytes(&w, nonce, 24);
+  w_lit(&w, "ciphertext"); w_mhead(&w, MT_BYTES, ct_len);
   return w_done(&w);
 }
 
@@ -894,8 +911,14 @@ static bool name_eq_nocase(ra_str a, ra_str b) {
  * be UTF-8 (cbor-x then refuses the whole message) or would decode to code
  * points above 0xFF (a fetch Headers object throws on those). */
 static size_t latin1_utf8_len(const char *p, size_t n) {
-  size_t extra = 0;
-  for (size_t i = 0; i < n; i++) extra += (uint8_t)p[i] >> 7;
+  size_t extra = 0, i = 0;
+  /* eight bytes at a time: the high bits are the bytes that grow */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, p + i, 8);
+    extra += (size_t)__builtin_popcountll(x & 0x8080808080808080ull);
+  }
+  for (; i < n; i++) extra += (uint8_t)p[i] >> 7;
   return n + extra;
 }
 
@@ -918,7 +941,18 @@ static void w_latin1_bytes(wr *w, const char *p, size_t n, bool lower) {
 }
 
 static void w_latin1(wr *w, ra_str s, bool lower) {
-  w_head(w, cbor_encode_string_start, latin1_utf8_len(s.ptr, s.len));
+  size_t u = latin1_utf8_len(s.ptr, s.len);
+  w_mhead(w, MT_TEXT, u);
+  if (u == s.len && !w->over && u <= w->cap - w->len) {
+    /* all ASCII (the usual case): one copy, then lowercase in place */
+    uint8_t *o = w->out + w->len;
+    if (u) memcpy(o, s.ptr, u);
+    if (lower)
+      for (size_t i = 0; i < u; i++)
+        if ((uint8_t)(o[i] - 'A') < 26) o[i] = (uint8_t)(o[i] + 32);
+    w->len += u;
+    return;
+  }
   w_latin1_bytes(w, s.ptr, s.len, lower);
 }
 
@@ -954,11 +988,11 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
     w_latin1(w, h[i].name, true);
     if (mode == RA_TMSG_HDR_LOWER_MULTI) {
       if (count == 1) { w_latin1(w, h[i].value, false); continue; }
-      w_head(w, cbor_encode_array_start, count);
+      w_mhead(w, MT_ARRAY, count);
       for (size_t j = i; j < n; j++)
         if (name_eq_nocase(h[j].name, h[i].name)) w_latin1(w, h[j].value, false);
     } else { /* JOIN */
-      w_head(w, cbor_encode_string_start, total + 2 * (count - 1));
+      w_mhead(w, MT_TEXT, total + 2 * (count - 1));
       bool first = true;
       for (size_t j = i; j < n; j++) {
         if (!name_eq_nocase(h[j].name, h[i].name)) continue;
@@ -973,13 +1007,13 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
 size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m) {
   wr w = {out, cap, 0, false};
   w_map(&w, m->has_body ? 6 : 5);
-  w_cstr(&w, "type"); w_cstr(&w, "http_request");
-  w_cstr(&w, "requestId"); w_rstr(&w, m->request_id);
-  w_cstr(&w, "method"); w_rstr(&w, m->method);
-  w_cstr(&w, "url"); w_rstr(&w, m->url);
-  w_cstr(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_JOIN);
+  w_lit(&w, "type"); w_lit(&w, "http_request");
+  w_lit(&w, "requestId"); w_rstr(&w, m->request_id);
+  w_lit(&w, "method"); w_rstr(&w, m->method);
+  w_lit(&w, "url"); w_rstr(&w, m->url);
+  w_lit(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_JOIN);
   if (m->has_body) {
-    w_cstr(&w, "body");
+    w_lit(&w, "body");
     if (m->body_is_text) w_text(&w, m->body, m->body_len);
     else w_bytes(&w, m->body, m->body_len);
   }
@@ -988,12 +1022,12 @@ size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_
 
 static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
   w_map(w, m->error ? 7u : 6u);
-  w_cstr(w, "type"); w_cstr(w, "http_response");
-  w_cstr(w, "requestId"); w_rstr(w, m->request_id);
-  w_cstr(w, "status"); w_int(w, m->status);
-  w_cstr(w, "statusText"); w_rstr(w, m->status_text);
-  w_cstr(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
-  w_cstr(w, "body");
+  w_lit(w, "type"); w_lit(w, "http_response");
+  w_lit(w, "requestId"); w_rstr(w, m->request_id);
+  w_lit(w, "status"); w_int(w, m->status);
+  w_lit(w, "statusText"); w_rstr(w, m->status_text);
+  w_lit(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
+  w_lit(w, "body");
 }
 
 size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
@@ -1008,7 +1042,7 @@ size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http
   if (!m->has_body) w_null(&w);
   else if (m->body_is_text) w_text(&w, m->body, m->body_len);
   else w_bytes(&w, m->body, m->body_len);
-  if (m->error) { w_cstr(&w, "error"); w_cstr(&w, m->error); }
+  if (m->error) { w_lit(&w, "error"); w_cstr(&w, m->error); }
   return w_done(&w);
 }
 
@@ -1016,12 +1050,12 @@ size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id,
                                  const ra_str *protocols, size_t n_protocols) {
   wr w = {out, cap, 0, false};
   w_map(&w, n_protocols ? 4 : 3);
-  w_cstr(&w, "type"); w_cstr(&w, "ws_connect");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "url"); w_rstr(&w, url);
+  w_lit(&w, "type"); w_lit(&w, "ws_connect");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "url"); w_rstr(&w, url);
   if (n_protocols) {
-    w_cstr(&w, "protocols");
-    w_head(&w, cbor_encode_array_start, n_protocols);
+    w_lit(&w, "protocols");
+    w_mhead(&w, MT_ARRAY, n_protocols);
     for (size_t i = 0; i < n_protocols; i++) w_rstr(&w, protocols[i]);
   }
   return w_done(&w);
@@ -1031,22 +1065,22 @@ size_t ra_tmsg_encode_ws_message(uint8_t *out, size_t cap, ra_str connection_id,
                                  const void *data, size_t len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 4);
-  w_cstr(&w, "type"); w_cstr(&w, "ws_message");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "data");
+  w_lit(&w, "type"); w_lit(&w, "ws_message");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "data");
   if (is_text) w_text(&w, data, len);
   else w_bytes(&w, data, len);
-  w_cstr(&w, "dataType"); w_cstr(&w, is_text ? "string" : "arraybuffer");
+  w_lit(&w, "dataType"); if (is_text) w_lit(&w, "string"); else w_lit(&w, "arraybuffer");
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_ws_close(uint8_t *out, size_t cap, ra_str connection_id, int code, ra_str reason) {
   wr w = {out, cap, 0, false};
   w_map(&w, 2u + (code >= 0) + (reason.ptr != NULL));
-  w_cstr(&w, "type"); w_cstr(&w, "ws_close");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  if (code >= 0) { w_cstr(&w, "code"); w_uint(&w, (uint64_t)code); }
-  if (reason.ptr) { w_cstr(&w, "reason"); w_rstr(&w, reason); }
+  w_lit(&w, "type"); w_lit(&w, "ws_close");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  if (code >= 0) { w_lit(&w, "code"); w_uint(&w, (uint64_t)code); }
+  if (reason.ptr) { w_lit(&w, "reason"); w_rstr(&w, reason); }
   return w_done(&w);
 }
 
@@ -1054,16 +1088,18 @@ size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, r
                                int code, ra_str reason, const char *error) {
   wr w = {out, cap, 0, false};
   w_map(&w, 3u + (code >= 0) + (reason.ptr != NULL) + (error != NULL));
-  w_cstr(&w, "type"); w_cstr(&w, "ws_event");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "eventType");
+  w_lit(&w, "type"); w_lit(&w, "ws_event");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "eventType");
   w_cstr(&w, ev == RA_TMSG_EV_OPEN ? "open" : ev == RA_TMSG_EV_CLOSE ? "close" : "error");
-  if (code >= 0) { w_cstr(&w, "code"); w_uint(&w, (uint64_t)code); }
-  if (reason.ptr) { w_cstr(&w, "reason"); w_rstr(&w, reason); }
-  if (error) { w_cstr(&w, "error"); w_cstr(&w, error); }
+  if (code >= 0) { w_lit(&w, "code"); w_uint(&w, (uint64_t)code); }
+  if (reason.ptr) { w_lit(&w, "reason"); w_rstr(&w, reason); }
+  if (error) { w_lit(&w, "error"); w_cstr(&w, error); }
   return w_done(&w);
 }
 
 size_t ra_str_head(uint8_t out[9], size_t len) {
-  return cbor_encode_bytestring_start(len, out, 9);
+  wr w = {out, 9, 0, false};
+  w_mhead(&w, MT_BYTES, len);
+  return w.len;
 }
