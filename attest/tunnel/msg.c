@@ -237,24 +237,49 @@ typedef struct slot {
   const uint8_t *start, *end;
 } slot;
 
-/* strlen(field_names[i]), known at compile time: lookups compare lengths
- * first and memcmp only the few names of the key's length. */
+/* For each key length, the fields of that length (a bit per field): a key
+ * is compared with memcmp against those few names only. */
 #define FL(s) (sizeof(s) - 1)
-static const uint8_t field_lens[F_COUNT] = {
-  FL("type"), FL("x25519PublicKey"), FL("quote"), FL("runtime_data"), FL("verifier_data"),
-  FL("sev_snp_data"), FL("sealedSymmetricKey"), FL("nonce"), FL("ciphertext"), FL("requestId"),
-  FL("method"), FL("url"), FL("headers"), FL("body"), FL("timeout"), FL("status"),
-  FL("statusText"), FL("error"), FL("connectionId"), FL("protocols"), FL("data"),
-  FL("dataType"), FL("code"), FL("reason"), FL("eventType"),
-  FL("clientChallenge"), FL("clientAttestation"),
-  FL("val"), FL("iat"), FL("signature"), FL("vcek_cert"), FL("ask_cert"), FL("ark_cert"),
-  FL("quote"), FL("event_log"),
+#define LM(L) ( \
+  (uint64_t)(FL("type") == (L)) << F_TYPE | (uint64_t)(FL("x25519PublicKey") == (L)) << F_X25519 | \
+  (uint64_t)(FL("quote") == (L)) << F_QUOTE | (uint64_t)(FL("runtime_data") == (L)) << F_RUNTIME | \
+  (uint64_t)(FL("verifier_data") == (L)) << F_VERIFIER | (uint64_t)(FL("sev_snp_data") == (L)) << F_SEV | \
+  (uint64_t)(FL("sealedSymmetricKey") == (L)) << F_SEALED | (uint64_t)(FL("nonce") == (L)) << F_NONCE | \
+  (uint64_t)(FL("ciphertext") == (L)) << F_CIPHERTEXT | (uint64_t)(FL("requestId") == (L)) << F_REQUEST_ID | \
+  (uint64_t)(FL("method") == (L)) << F_METHOD | (uint64_t)(FL("url") == (L)) << F_URL | \
+  (uint64_t)(FL("headers") == (L)) << F_HEADERS | (uint64_t)(FL("body") == (L)) << F_BODY | \
+  (uint64_t)(FL("timeout") == (L)) << F_TIMEOUT | (uint64_t)(FL("status") == (L)) << F_STATUS | \
+  (uint64_t)(FL("statusText") == (L)) << F_STATUS_TEXT | (uint64_t)(FL("error") == (L)) << F_ERROR | \
+  (uint64_t)(FL("connectionId") == (L)) << F_CONNECTION_ID | (uint64_t)(FL("protocols") == (L)) << F_PROTOCOLS | \
+  (uint64_t)(FL("data") == (L)) << F_DATA | (uint64_t)(FL("dataType") == (L)) << F_DATA_TYPE | \
+  (uint64_t)(FL("code") == (L)) << F_CODE | (uint64_t)(FL("reason") == (L)) << F_REASON | \
+  (uint64_t)(FL("eventType") == (L)) << F_EVENT_TYPE | \
+  (uint64_t)(FL("clientChallenge") == (L)) << F_CLIENT_CHALLENGE | \
+  (uint64_t)(FL("clientAttestation") == (L)) << F_CLIENT_ATT | \
+  (uint64_t)(FL("val") == (L)) << F_VAL | (uint64_t)(FL("iat") == (L)) << F_IAT | \
+  (uint64_t)(FL("signature") == (L)) << F_SIGNATURE | (uint64_t)(FL("vcek_cert") == (L)) << F_VCEK | \
+  (uint64_t)(FL("ask_cert") == (L)) << F_ASK | (uint64_t)(FL("ark_cert") == (L)) << F_ARK | \
+  (uint64_t)(FL("quote") == (L)) << F_ATT_QUOTE | (uint64_t)(FL("event_log") == (L)) << F_ATT_EVENT_LOG)
+#define MAX_KEY_LEN 18 /* "sealedSymmetricKey" */
+static const uint64_t len_masks[MAX_KEY_LEN + 1] = {
+  LM(0), LM(1), LM(2), LM(3), LM(4), LM(5), LM(6), LM(7), LM(8), LM(9),
+  LM(10), LM(11), LM(12), LM(13), LM(14), LM(15), LM(16), LM(17), LM(18),
 };
+_Static_assert(F_COUNT <= 64, "a field mask is 64 bits");
+_Static_assert((LM(0) | LM(1) | LM(2) | LM(3) | LM(4) | LM(5) | LM(6) | LM(7) | LM(8) | LM(9) |
+                LM(10) | LM(11) | LM(12) | LM(13) | LM(14) | LM(15) | LM(16) | LM(17) | LM(18)) ==
+                   (UINT64_C(1) << F_COUNT) - 1,
+               "every field has a name no longer than MAX_KEY_LEN");
+#undef LM
 #undef FL
 
 static int lookup_field(const tok *key, int first, int last) {
-  for (int i = first; i < last; i++)
-    if (field_lens[i] == key->len && memcmp(field_names[i], key->ptr, key->len) == 0) return i;
+  if (key->len > MAX_KEY_LEN) return -1;
+  uint64_t m = len_masks[key->len] & ((UINT64_C(1) << last) - 1) & ~((UINT64_C(1) << first) - 1);
+  for (; m; m &= m - 1) {
+    int i = __builtin_ctzll(m);
+    if (memcmp(field_names[i], key->ptr, key->len) == 0) return i;
+  }
   return -1;
 }
 
@@ -292,7 +317,7 @@ static int read_value(lexer *lx, slot *s) {
  * in [first, last). Keys must be text; others are skipped with their value
  * only if they are well-formed (any key type is tolerated by cbor-x, but a
  * message map always has text keys: refuse others to stay strict). */
-static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last) {
+static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last, uint64_t *have) {
   uint64_t n = head->k == T_MAP ? head->u : INDEF;
   for (uint64_t i = 0; n == INDEF || i < n; i++) {
     tok key;
@@ -305,6 +330,7 @@ static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last
     if (key.k != T_TEXT) return -EBADMSG;
     int f = lookup_field(&key, first, last);
     if ((rc = read_value(lx, f >= 0 ? &slots[f] : NULL))) return rc;
+    if (f >= 0 && have) *have |= UINT64_C(1) << f;
   }
   return 0;
 }
@@ -452,7 +478,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
     memset(sub, 0, sizeof sub);
     lexer lx = {vd->start, vd->end};
     tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VAL, F_SIGNATURE + 1)) return -EBADMSG;
+    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VAL, F_SIGNATURE + 1, NULL)) return -EBADMSG;
     k->vd_kind = RA_TMSG_VD_NONCE;
     if ((rc = get_bytes(&sub[F_VAL], false, &k->vd_val, NULL))) return rc;
     if ((rc = get_bytes(&sub[F_IAT], false, &k->vd_iat, NULL))) return rc;
@@ -466,7 +492,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
     memset(sub, 0, sizeof sub);
     lexer lx = {sev->start, sev->end};
     tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VCEK, F_ARK + 1)) return -EBADMSG;
+    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VCEK, F_ARK + 1, NULL)) return -EBADMSG;
     k->has_sev_snp = true;
     if ((rc = get_text(&sub[F_VCEK], true, &k->vcek_cert, NULL))) return rc;
     if ((rc = get_text(&sub[F_ASK], false, &k->ask_cert, &k->has_ask_cert))) return rc;
@@ -492,7 +518,7 @@ static int decode_client_kx(slot *sl, typeof(((ra_tmsg *)0)->client_kx) *k) {
   memset(sub, 0, sizeof sub);
   lexer lx = {a->start, a->end};
   tok head;
-  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1)) return -EBADMSG;
+  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1, NULL)) return -EBADMSG;
   k->has_attestation = true;
   if ((rc = get_bytes(&sub[F_ATT_QUOTE], true, &k->att_quote, NULL))) return rc;
   if ((rc = get_text(&sub[F_ATT_EVENT_LOG], false, &k->att_event_log, &k->has_att_event_log))) return rc;
@@ -506,9 +532,13 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   tok head;
   if (lex(&lx, &head)) return -EBADMSG;
   if (head.k != T_MAP && head.k != T_INDEF_MAP) return -EBADMSG;
-  slot sl[F_VAL]; /* top-level fields only: the nested ones have their own */
-  memset(sl, 0, sizeof sl);
-  if (read_map(&lx, &head, sl, 0, F_VAL)) return -EBADMSG; /* top-level fields only */
+  /* top-level fields only: the nested ones have their own. Only `present`
+   * of an absent field is ever read: set just that, not the whole table. */
+  slot sl[F_VAL];
+  uint64_t have = 0;
+  if (read_map(&lx, &head, sl, 0, F_VAL, &have)) return -EBADMSG;
+  for (uint64_t m = ~have & ((UINT64_C(1) << F_VAL) - 1); m; m &= m - 1)
+    sl[__builtin_ctzll(m)].present = false;
   if (lx.p != lx.end) return -EBADMSG; /* trailing bytes: cbor-x refuses them too */
 
   ra_str type;
@@ -916,7 +946,8 @@ static size_t latin1_utf8_len(const char *p, size_t n) {
   for (; i + 8 <= n; i += 8) {
     uint64_t x;
     memcpy(&x, p + i, 8);
-    extra += (size_t)__builtin_popcountll(x & 0x8080808080808080ull);
+    if (!(x & 0x8080808080808080ull)) continue; /* no libgcc popcount call */
+    for (size_t j = 0; j < 8; j++) extra += (uint8_t)p[i + j] >> 7;
   }
   for (; i < n; i++) extra += (uint8_t)p[i] >> 7;
   return n + extra;
@@ -943,7 +974,12 @@ static void w_latin1_bytes(wr *w, const char *p, size_t n, bool lower) {
 static void w_latin1(wr *w, ra_str s, bool lower) {
   size_t u = latin1_utf8_len(s.ptr, s.len);
   w_mhead(w, MT_TEXT, u);
-  if (u == s.len && !w->over && u <= w->cap - w->len) {
+  if (w->over || u > w->cap - w->len) { /* a sizing pass, or no room: only count */
+    w->over = true;
+    w->len += u;
+    return;
+  }
+  if (u == s.len) {
     /* all ASCII (the usual case): one copy, then lowercase in place */
     uint8_t *o = w->out + w->len;
     if (u) memcpy(o, s.ptr, u);
