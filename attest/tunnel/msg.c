@@ -461,13 +461,17 @@ static int check_strings(const slot *s, ra_str *out) {
   return 0;
 }
 
-static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
+/* A top-level field's slot: its own if the key was seen, else `absent`. */
+static const slot absent;
+#define SL(f) (((have) >> (f)) & 1 ? &sl[f] : &absent)
+
+static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k) {
   int rc;
-  if ((rc = get_bytes(&sl[F_X25519], true, &k->x25519_public_key, NULL))) return rc;
+  if ((rc = get_bytes(SL(F_X25519), true, &k->x25519_public_key, NULL))) return rc;
   if (k->x25519_public_key.len != 32) return -EBADMSG;
-  if ((rc = get_bytes(&sl[F_QUOTE], true, &k->quote, NULL))) return rc;
-  if ((rc = get_bytes(&sl[F_RUNTIME], false, &k->runtime_data, &k->has_runtime_data))) return rc;
-  const slot *vd = &sl[F_VERIFIER];
+  if ((rc = get_bytes(SL(F_QUOTE), true, &k->quote, NULL))) return rc;
+  if ((rc = get_bytes(SL(F_RUNTIME), false, &k->runtime_data, &k->has_runtime_data))) return rc;
+  const slot *vd = SL(F_VERIFIER);
   k->vd_kind = RA_TMSG_VD_NONE;
   if (vd->present && vd->t.k == T_BYTES) {
     k->vd_kind = RA_TMSG_VD_BYTES;
@@ -486,7 +490,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   } else if (vd->present && vd->t.k != T_NULL) {
     return -EBADMSG;
   }
-  const slot *sev = &sl[F_SEV];
+  const slot *sev = SL(F_SEV);
   if (sev->present && (sev->t.k == T_MAP || sev->t.k == T_INDEF_MAP)) {
     slot sub[F_COUNT];
     memset(sub, 0, sizeof sub);
@@ -500,7 +504,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   } else if (sev->present && sev->t.k != T_NULL) {
     return -EBADMSG;
   }
-  if ((rc = get_bytes(&sl[F_CLIENT_CHALLENGE], false, &k->client_challenge, &k->has_client_challenge)))
+  if ((rc = get_bytes(SL(F_CLIENT_CHALLENGE), false, &k->client_challenge, &k->has_client_challenge)))
     return rc;
   if (k->has_client_challenge && k->client_challenge.len != RA_TMSG_CHALLENGE_BYTES) return -EBADMSG;
   return 0;
@@ -508,10 +512,10 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
 
 /* client_kx: the sealed key, and our optional clientAttestation map
  * {quote: bytes, event_log: text | null}. */
-static int decode_client_kx(slot *sl, typeof(((ra_tmsg *)0)->client_kx) *k) {
+static int decode_client_kx(const slot *sl, uint64_t have, typeof(((ra_tmsg *)0)->client_kx) *k) {
   int rc;
-  if ((rc = get_bytes(&sl[F_SEALED], true, &k->sealed_key, NULL))) return rc;
-  const slot *a = &sl[F_CLIENT_ATT];
+  if ((rc = get_bytes(SL(F_SEALED), true, &k->sealed_key, NULL))) return rc;
+  const slot *a = SL(F_CLIENT_ATT);
   if (!a->present || a->t.k == T_NULL) return 0;
   if (a->t.k != T_MAP && a->t.k != T_INDEF_MAP) return -EBADMSG;
   slot sub[F_COUNT];
@@ -533,16 +537,15 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   if (lex(&lx, &head)) return -EBADMSG;
   if (head.k != T_MAP && head.k != T_INDEF_MAP) return -EBADMSG;
   /* top-level fields only: the nested ones have their own. Only `present`
-   * of an absent field is ever read: set just that, not the whole table. */
+   * slots of fields seen (bits of `have`) are written; SL() reads the
+   * others as one shared absent slot, so the table needs no clearing. */
   slot sl[F_VAL];
   uint64_t have = 0;
   if (read_map(&lx, &head, sl, 0, F_VAL, &have)) return -EBADMSG;
-  for (uint64_t m = ~have & ((UINT64_C(1) << F_VAL) - 1); m; m &= m - 1)
-    sl[__builtin_ctzll(m)].present = false;
   if (lx.p != lx.end) return -EBADMSG; /* trailing bytes: cbor-x refuses them too */
 
   ra_str type;
-  if (get_text(&sl[F_TYPE], true, &type, NULL)) return -EBADMSG;
+  if (get_text(SL(F_TYPE), true, &type, NULL)) return -EBADMSG;
   out->type_name = type;
   int rc = 0;
   bool has;
@@ -550,48 +553,48 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
     out->type = RA_TMSG_CLIENT_KX_READY;
   } else if (str_is(type, "server_kx")) {
     out->type = RA_TMSG_SERVER_KX;
-    rc = decode_server_kx(sl, &out->server_kx);
+    rc = decode_server_kx(sl, have, &out->server_kx);
   } else if (str_is(type, "client_kx")) {
     out->type = RA_TMSG_CLIENT_KX;
-    rc = decode_client_kx(sl, &out->client_kx);
+    rc = decode_client_kx(sl, have, &out->client_kx);
   } else if (str_is(type, "enc")) {
     out->type = RA_TMSG_ENC;
-    if ((rc = get_bytes(&sl[F_NONCE], true, &out->enc.nonce, NULL))) return rc;
-    if ((rc = get_bytes(&sl[F_CIPHERTEXT], true, &out->enc.ciphertext, NULL))) return rc;
+    if ((rc = get_bytes(SL(F_NONCE), true, &out->enc.nonce, NULL))) return rc;
+    if ((rc = get_bytes(SL(F_CIPHERTEXT), true, &out->enc.ciphertext, NULL))) return rc;
     if (out->enc.nonce.len != 24 || out->enc.ciphertext.len < 16) return -EBADMSG;
   } else if (str_is(type, "http_request")) {
     out->type = RA_TMSG_HTTP_REQUEST;
     typeof(out->http_request) *r = &out->http_request;
-    if ((rc = get_text(&sl[F_REQUEST_ID], true, &r->request_id, NULL)) ||
-        (rc = get_text(&sl[F_METHOD], true, &r->method, NULL)) ||
-        (rc = get_text(&sl[F_URL], true, &r->url, NULL)) ||
-        (rc = check_headers(&sl[F_HEADERS], &r->headers)) ||
-        (rc = get_blob(&sl[F_BODY], false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_number(&sl[F_TIMEOUT], &r->timeout, &r->has_timeout)))
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &r->request_id, NULL)) ||
+        (rc = get_text(SL(F_METHOD), true, &r->method, NULL)) ||
+        (rc = get_text(SL(F_URL), true, &r->url, NULL)) ||
+        (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
+        (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
+        (rc = get_number(SL(F_TIMEOUT), &r->timeout, &r->has_timeout)))
       return rc;
   } else if (str_is(type, "http_response")) {
     out->type = RA_TMSG_HTTP_RESPONSE;
     typeof(out->http_response) *r = &out->http_response;
-    if ((rc = get_text(&sl[F_REQUEST_ID], true, &r->request_id, NULL)) ||
-        (rc = get_int(&sl[F_STATUS], true, 0, 999, &r->status, NULL)) ||
-        (rc = get_text(&sl[F_STATUS_TEXT], false, &r->status_text, NULL)) ||
-        (rc = check_headers(&sl[F_HEADERS], &r->headers)) ||
-        (rc = get_blob(&sl[F_BODY], false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_text(&sl[F_ERROR], false, &r->error, &r->has_error)))
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &r->request_id, NULL)) ||
+        (rc = get_int(SL(F_STATUS), true, 0, 999, &r->status, NULL)) ||
+        (rc = get_text(SL(F_STATUS_TEXT), false, &r->status_text, NULL)) ||
+        (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
+        (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
+        (rc = get_text(SL(F_ERROR), false, &r->error, &r->has_error)))
       return rc;
   } else if (str_is(type, "ws_connect")) {
     out->type = RA_TMSG_WS_CONNECT;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &out->ws_connect.connection_id, NULL)) ||
-        (rc = get_text(&sl[F_URL], true, &out->ws_connect.url, NULL)) ||
-        (rc = check_strings(&sl[F_PROTOCOLS], &out->ws_connect.protocols)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &out->ws_connect.connection_id, NULL)) ||
+        (rc = get_text(SL(F_URL), true, &out->ws_connect.url, NULL)) ||
+        (rc = check_strings(SL(F_PROTOCOLS), &out->ws_connect.protocols)))
       return rc;
   } else if (str_is(type, "ws_message")) {
     out->type = RA_TMSG_WS_MESSAGE;
     typeof(out->ws_message) *m = &out->ws_message;
     ra_str dt;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &m->connection_id, NULL)) ||
-        (rc = get_blob(&sl[F_DATA], true, &m->data, &has, &m->is_text)) ||
-        (rc = get_text(&sl[F_DATA_TYPE], false, &dt, &has)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &m->connection_id, NULL)) ||
+        (rc = get_blob(SL(F_DATA), true, &m->data, &has, &m->is_text)) ||
+        (rc = get_text(SL(F_DATA_TYPE), false, &dt, &has)))
       return rc;
     m->data_type = !has ? RA_TMSG_DT_NONE
                  : str_is(dt, "string") ? RA_TMSG_DT_STRING
@@ -599,19 +602,19 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   } else if (str_is(type, "ws_close")) {
     out->type = RA_TMSG_WS_CLOSE;
     typeof(out->ws_close) *c = &out->ws_close;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &c->connection_id, NULL)) ||
-        (rc = get_int(&sl[F_CODE], false, 0, 65535, &c->code, &c->has_code)) ||
-        (rc = get_text(&sl[F_REASON], false, &c->reason, &c->has_reason)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &c->connection_id, NULL)) ||
+        (rc = get_int(SL(F_CODE), false, 0, 65535, &c->code, &c->has_code)) ||
+        (rc = get_text(SL(F_REASON), false, &c->reason, &c->has_reason)))
       return rc;
   } else if (str_is(type, "ws_event")) {
     out->type = RA_TMSG_WS_EVENT;
     typeof(out->ws_event) *e = &out->ws_event;
     ra_str ev;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &e->connection_id, NULL)) ||
-        (rc = get_text(&sl[F_EVENT_TYPE], true, &ev, NULL)) ||
-        (rc = get_int(&sl[F_CODE], false, 0, 65535, &e->code, &e->has_code)) ||
-        (rc = get_text(&sl[F_REASON], false, &e->reason, &e->has_reason)) ||
-        (rc = get_text(&sl[F_ERROR], false, &e->error, &e->has_error)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &e->connection_id, NULL)) ||
+        (rc = get_text(SL(F_EVENT_TYPE), true, &ev, NULL)) ||
+        (rc = get_int(SL(F_CODE), false, 0, 65535, &e->code, &e->has_code)) ||
+        (rc = get_text(SL(F_REASON), false, &e->reason, &e->has_reason)) ||
+        (rc = get_text(SL(F_ERROR), false, &e->error, &e->has_error)))
       return rc;
     if (str_is(ev, "open")) e->event = RA_TMSG_EV_OPEN;
     else if (str_is(ev, "close")) e->event = RA_TMSG_EV_CLOSE;
