@@ -4,8 +4,12 @@
  * pass one lexes every key and records where each known field's value is
  * (kind + view, or the span of a nested map/array); pass two, knowing the
  * `type` (which may come anywhere in the map), checks and converts the
- * fields that type uses. Tokens come from libcbor's cbor_stream_decode,
- * called once per item head; its callbacks only fill in a token.
+ * fields that type uses. Item heads are decoded inline (lex); the rare
+ * heads (floats, simple values, reserved and indefinite encodings) go to
+ * libcbor's cbor_stream_decode, whose callbacks only fill in a token. The
+ * writer encodes heads itself (shortest form, as libcbor's cbor_encode_*)
+ * and writes literal keys with compile-time lengths: no strlen, no call per
+ * head, no allocation on either side.
  */
 #include "raloop/attest/tunnel/msg.h"
 
