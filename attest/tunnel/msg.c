@@ -4,8 +4,12 @@
  * pass one lexes every key and records where each known field's value is
  * (kind + view, or the span of a nested map/array); pass two, knowing the
  * `type` (which may come anywhere in the map), checks and converts the
- * fields that type uses. Tokens come from libcbor's cbor_stream_decode,
- * called once per item head; its callbacks only fill in a token.
+ * fields that type uses. Item heads are decoded inline (lex); the rare
+ * heads (floats, simple values, reserved and indefinite encodings) go to
+ * libcbor's cbor_stream_decode, whose callbacks only fill in a token. The
+ * writer encodes heads itself (shortest form, as libcbor's cbor_encode_*)
+ * and writes literal keys with compile-time lengths: no strlen, no call per
+ * head, no allocation on either side.
  */
 #include "raloop/attest/tunnel/msg.h"
 
@@ -23,11 +27,11 @@ typedef enum {
 
 typedef struct tok {
   tkind k;
+  bool set;
   uint64_t u;  /* uint / negint (-1 - u) / count / tag / bool */
   double f;
   const uint8_t *ptr; /* strings */
   size_t len;
-  bool set;
 } tok;
 
 #define CBT(x) ((tok *)(x))
@@ -74,10 +78,10 @@ typedef struct lexer {
   const uint8_t *p, *end;
 } lexer;
 
-/* Reads one item head. Indefinite strings are refused here: their chunks
- * could not be returned as one view. */
-static int lex(lexer *lx, tok *t) {
-  if (lx->p >= lx->end) return -EBADMSG;
+/* The slow path: libcbor's own head decoder, for the heads the fast path
+ * below leaves to it (floats, simple values, reserved and indefinite
+ * encodings), so that what is accepted or refused stays libcbor's call. */
+static int lex_slow(lexer *lx, tok *t) {
   memset(t, 0, sizeof *t);
   struct cbor_decoder_result r =
       cbor_stream_decode(lx->p, (size_t)(lx->end - lx->p), &lex_cbs, t);
@@ -86,6 +90,60 @@ static int lex(lexer *lx, tok *t) {
     return -EBADMSG;
   if (t->k == T_INDEF_BYTES || t->k == T_INDEF_TEXT) return -EBADMSG;
   lx->p += r.read;
+  return 0;
+}
+
+/* Reads one item head. Indefinite strings are refused here: their chunks
+ * could not be returned as one view. The definite heads of major types 0-6
+ * and false/true/null/undefined/break (all a message normally holds) are
+ * decoded inline, exactly as cbor_stream_decode would (shortest form not
+ * required, a string's bytes must all be present); a call into libcbor per
+ * head and its callback were most of the decoder's cost. */
+static int lex(lexer *lx, tok *t) {
+  const uint8_t *p = lx->p;
+  size_t avail = (size_t)(lx->end - p);
+  if (avail == 0) return -EBADMSG;
+  uint8_t ib = p[0];
+  unsigned major = ib >> 5, ai = ib & 0x1f;
+  if (major == 7) {
+    switch (ib) {
+    case 0xf4: case 0xf5: t->k = T_BOOL; t->u = ib == 0xf5; break;
+    case 0xf6: t->k = T_NULL; break;
+    case 0xf7: t->k = T_UNDEF; break;
+    case 0xff: t->k = T_BREAK; break;
+    default: return lex_slow(lx, t);
+    }
+    t->set = true;
+    lx->p = p + 1;
+    return 0;
+  }
+  if (ai >= 28) return lex_slow(lx, t); /* reserved / indefinite */
+  uint64_t v;
+  size_t hl;
+  if (ai < 24) { v = ai; hl = 1; }
+  else {
+    size_t n = (size_t)1 << (ai - 24); /* 1, 2, 4, 8 bytes follow */
+    if (avail < 1 + n) return -EBADMSG;
+    v = 0;
+    for (size_t i = 1; i <= n; i++) v = v << 8 | p[i];
+    hl = 1 + n;
+  }
+  t->set = true;
+  switch (major) {
+  case 0: t->k = T_UINT; t->u = v; break;
+  case 1: t->k = T_NEGINT; t->u = v; break;
+  case 2: case 3:
+    if (v > avail - hl) return -EBADMSG;
+    t->k = major == 2 ? T_BYTES : T_TEXT;
+    t->ptr = p + hl;
+    t->len = (size_t)v;
+    hl += (size_t)v;
+    break;
+  case 4: t->k = T_ARRAY; t->u = v; break;
+  case 5: t->k = T_MAP; t->u = v; break;
+  default: t->k = T_TAG; t->u = v; break;
+  }
+  lx->p = p + hl;
   return 0;
 }
 
@@ -183,10 +241,48 @@ typedef struct slot {
   const uint8_t *start, *end;
 } slot;
 
+/* For each key length, the fields of that length (a bit per field): a key
+ * is compared with memcmp against those few names only. */
+#define FL(s) (sizeof(s) - 1)
+#define LM(L) ( \
+  (uint64_t)(FL("type") == (L)) << F_TYPE | (uint64_t)(FL("x25519PublicKey") == (L)) << F_X25519 | \
+  (uint64_t)(FL("quote") == (L)) << F_QUOTE | (uint64_t)(FL("runtime_data") == (L)) << F_RUNTIME | \
+  (uint64_t)(FL("verifier_data") == (L)) << F_VERIFIER | (uint64_t)(FL("sev_snp_data") == (L)) << F_SEV | \
+  (uint64_t)(FL("sealedSymmetricKey") == (L)) << F_SEALED | (uint64_t)(FL("nonce") == (L)) << F_NONCE | \
+  (uint64_t)(FL("ciphertext") == (L)) << F_CIPHERTEXT | (uint64_t)(FL("requestId") == (L)) << F_REQUEST_ID | \
+  (uint64_t)(FL("method") == (L)) << F_METHOD | (uint64_t)(FL("url") == (L)) << F_URL | \
+  (uint64_t)(FL("headers") == (L)) << F_HEADERS | (uint64_t)(FL("body") == (L)) << F_BODY | \
+  (uint64_t)(FL("timeout") == (L)) << F_TIMEOUT | (uint64_t)(FL("status") == (L)) << F_STATUS | \
+  (uint64_t)(FL("statusText") == (L)) << F_STATUS_TEXT | (uint64_t)(FL("error") == (L)) << F_ERROR | \
+  (uint64_t)(FL("connectionId") == (L)) << F_CONNECTION_ID | (uint64_t)(FL("protocols") == (L)) << F_PROTOCOLS | \
+  (uint64_t)(FL("data") == (L)) << F_DATA | (uint64_t)(FL("dataType") == (L)) << F_DATA_TYPE | \
+  (uint64_t)(FL("code") == (L)) << F_CODE | (uint64_t)(FL("reason") == (L)) << F_REASON | \
+  (uint64_t)(FL("eventType") == (L)) << F_EVENT_TYPE | \
+  (uint64_t)(FL("clientChallenge") == (L)) << F_CLIENT_CHALLENGE | \
+  (uint64_t)(FL("clientAttestation") == (L)) << F_CLIENT_ATT | \
+  (uint64_t)(FL("val") == (L)) << F_VAL | (uint64_t)(FL("iat") == (L)) << F_IAT | \
+  (uint64_t)(FL("signature") == (L)) << F_SIGNATURE | (uint64_t)(FL("vcek_cert") == (L)) << F_VCEK | \
+  (uint64_t)(FL("ask_cert") == (L)) << F_ASK | (uint64_t)(FL("ark_cert") == (L)) << F_ARK | \
+  (uint64_t)(FL("quote") == (L)) << F_ATT_QUOTE | (uint64_t)(FL("event_log") == (L)) << F_ATT_EVENT_LOG)
+#define MAX_KEY_LEN 18 /* "sealedSymmetricKey" */
+static const uint64_t len_masks[MAX_KEY_LEN + 1] = {
+  LM(0), LM(1), LM(2), LM(3), LM(4), LM(5), LM(6), LM(7), LM(8), LM(9),
+  LM(10), LM(11), LM(12), LM(13), LM(14), LM(15), LM(16), LM(17), LM(18),
+};
+_Static_assert(F_COUNT <= 64, "a field mask is 64 bits");
+_Static_assert((LM(0) | LM(1) | LM(2) | LM(3) | LM(4) | LM(5) | LM(6) | LM(7) | LM(8) | LM(9) |
+                LM(10) | LM(11) | LM(12) | LM(13) | LM(14) | LM(15) | LM(16) | LM(17) | LM(18)) ==
+                   (UINT64_C(1) << F_COUNT) - 1,
+               "every field has a name no longer than MAX_KEY_LEN");
+#undef LM
+#undef FL
+
 static int lookup_field(const tok *key, int first, int last) {
-  for (int i = first; i < last; i++) {
-    size_t n = strlen(field_names[i]);
-    if (n == key->len && memcmp(field_names[i], key->ptr, n) == 0) return i;
+  if (key->len > MAX_KEY_LEN) return -1;
+  uint64_t m = len_masks[key->len] & ((UINT64_C(1) << last) - 1) & ~((UINT64_C(1) << first) - 1);
+  for (; m; m &= m - 1) {
+    int i = __builtin_ctzll(m);
+    if (memcmp(field_names[i], key->ptr, key->len) == 0) return i;
   }
   return -1;
 }
@@ -225,7 +321,7 @@ static int read_value(lexer *lx, slot *s) {
  * in [first, last). Keys must be text; others are skipped with their value
  * only if they are well-formed (any key type is tolerated by cbor-x, but a
  * message map always has text keys: refuse others to stay strict). */
-static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last) {
+static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last, uint64_t *have) {
   uint64_t n = head->k == T_MAP ? head->u : INDEF;
   for (uint64_t i = 0; n == INDEF || i < n; i++) {
     tok key;
@@ -238,6 +334,7 @@ static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last
     if (key.k != T_TEXT) return -EBADMSG;
     int f = lookup_field(&key, first, last);
     if ((rc = read_value(lx, f >= 0 ? &slots[f] : NULL))) return rc;
+    if (f >= 0 && have) *have |= UINT64_C(1) << f;
   }
   return 0;
 }
@@ -368,13 +465,17 @@ static int check_strings(const slot *s, ra_str *out) {
   return 0;
 }
 
-static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
+/* A top-level field's slot: its own if the key was seen, else `absent`. */
+static const slot absent;
+#define SL(f) (((have) >> (f)) & 1 ? &sl[f] : &absent)
+
+static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k) {
   int rc;
-  if ((rc = get_bytes(&sl[F_X25519], true, &k->x25519_public_key, NULL))) return rc;
+  if ((rc = get_bytes(SL(F_X25519), true, &k->x25519_public_key, NULL))) return rc;
   if (k->x25519_public_key.len != 32) return -EBADMSG;
-  if ((rc = get_bytes(&sl[F_QUOTE], true, &k->quote, NULL))) return rc;
-  if ((rc = get_bytes(&sl[F_RUNTIME], false, &k->runtime_data, &k->has_runtime_data))) return rc;
-  const slot *vd = &sl[F_VERIFIER];
+  if ((rc = get_bytes(SL(F_QUOTE), true, &k->quote, NULL))) return rc;
+  if ((rc = get_bytes(SL(F_RUNTIME), false, &k->runtime_data, &k->has_runtime_data))) return rc;
+  const slot *vd = SL(F_VERIFIER);
   k->vd_kind = RA_TMSG_VD_NONE;
   if (vd->present && vd->t.k == T_BYTES) {
     k->vd_kind = RA_TMSG_VD_BYTES;
@@ -385,7 +486,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
     memset(sub, 0, sizeof sub);
     lexer lx = {vd->start, vd->end};
     tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VAL, F_SIGNATURE + 1)) return -EBADMSG;
+    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VAL, F_SIGNATURE + 1, NULL)) return -EBADMSG;
     k->vd_kind = RA_TMSG_VD_NONCE;
     if ((rc = get_bytes(&sub[F_VAL], false, &k->vd_val, NULL))) return rc;
     if ((rc = get_bytes(&sub[F_IAT], false, &k->vd_iat, NULL))) return rc;
@@ -393,13 +494,13 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   } else if (vd->present && vd->t.k != T_NULL) {
     return -EBADMSG;
   }
-  const slot *sev = &sl[F_SEV];
+  const slot *sev = SL(F_SEV);
   if (sev->present && (sev->t.k == T_MAP || sev->t.k == T_INDEF_MAP)) {
     slot sub[F_COUNT];
     memset(sub, 0, sizeof sub);
     lexer lx = {sev->start, sev->end};
     tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VCEK, F_ARK + 1)) return -EBADMSG;
+    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VCEK, F_ARK + 1, NULL)) return -EBADMSG;
     k->has_sev_snp = true;
     if ((rc = get_text(&sub[F_VCEK], true, &k->vcek_cert, NULL))) return rc;
     if ((rc = get_text(&sub[F_ASK], false, &k->ask_cert, &k->has_ask_cert))) return rc;
@@ -407,7 +508,7 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
   } else if (sev->present && sev->t.k != T_NULL) {
     return -EBADMSG;
   }
-  if ((rc = get_bytes(&sl[F_CLIENT_CHALLENGE], false, &k->client_challenge, &k->has_client_challenge)))
+  if ((rc = get_bytes(SL(F_CLIENT_CHALLENGE), false, &k->client_challenge, &k->has_client_challenge)))
     return rc;
   if (k->has_client_challenge && k->client_challenge.len != RA_TMSG_CHALLENGE_BYTES) return -EBADMSG;
   return 0;
@@ -415,17 +516,17 @@ static int decode_server_kx(slot *sl, ra_tmsg_server_kx *k) {
 
 /* client_kx: the sealed key, and our optional clientAttestation map
  * {quote: bytes, event_log: text | null}. */
-static int decode_client_kx(slot *sl, typeof(((ra_tmsg *)0)->client_kx) *k) {
+static int decode_client_kx(const slot *sl, uint64_t have, typeof(((ra_tmsg *)0)->client_kx) *k) {
   int rc;
-  if ((rc = get_bytes(&sl[F_SEALED], true, &k->sealed_key, NULL))) return rc;
-  const slot *a = &sl[F_CLIENT_ATT];
+  if ((rc = get_bytes(SL(F_SEALED), true, &k->sealed_key, NULL))) return rc;
+  const slot *a = SL(F_CLIENT_ATT);
   if (!a->present || a->t.k == T_NULL) return 0;
   if (a->t.k != T_MAP && a->t.k != T_INDEF_MAP) return -EBADMSG;
   slot sub[F_COUNT];
   memset(sub, 0, sizeof sub);
   lexer lx = {a->start, a->end};
   tok head;
-  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1)) return -EBADMSG;
+  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1, NULL)) return -EBADMSG;
   k->has_attestation = true;
   if ((rc = get_bytes(&sub[F_ATT_QUOTE], true, &k->att_quote, NULL))) return rc;
   if ((rc = get_text(&sub[F_ATT_EVENT_LOG], false, &k->att_event_log, &k->has_att_event_log))) return rc;
@@ -439,13 +540,16 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   tok head;
   if (lex(&lx, &head)) return -EBADMSG;
   if (head.k != T_MAP && head.k != T_INDEF_MAP) return -EBADMSG;
-  slot sl[F_COUNT];
-  memset(sl, 0, sizeof sl);
-  if (read_map(&lx, &head, sl, 0, F_VAL)) return -EBADMSG; /* top-level fields only */
+  /* top-level fields only: the nested ones have their own. Only `present`
+   * slots of fields seen (bits of `have`) are written; SL() reads the
+   * others as one shared absent slot, so the table needs no clearing. */
+  slot sl[F_VAL];
+  uint64_t have = 0;
+  if (read_map(&lx, &head, sl, 0, F_VAL, &have)) return -EBADMSG;
   if (lx.p != lx.end) return -EBADMSG; /* trailing bytes: cbor-x refuses them too */
 
   ra_str type;
-  if (get_text(&sl[F_TYPE], true, &type, NULL)) return -EBADMSG;
+  if (get_text(SL(F_TYPE), true, &type, NULL)) return -EBADMSG;
   out->type_name = type;
   int rc = 0;
   bool has;
@@ -453,48 +557,48 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
     out->type = RA_TMSG_CLIENT_KX_READY;
   } else if (str_is(type, "server_kx")) {
     out->type = RA_TMSG_SERVER_KX;
-    rc = decode_server_kx(sl, &out->server_kx);
+    rc = decode_server_kx(sl, have, &out->server_kx);
   } else if (str_is(type, "client_kx")) {
     out->type = RA_TMSG_CLIENT_KX;
-    rc = decode_client_kx(sl, &out->client_kx);
+    rc = decode_client_kx(sl, have, &out->client_kx);
   } else if (str_is(type, "enc")) {
     out->type = RA_TMSG_ENC;
-    if ((rc = get_bytes(&sl[F_NONCE], true, &out->enc.nonce, NULL))) return rc;
-    if ((rc = get_bytes(&sl[F_CIPHERTEXT], true, &out->enc.ciphertext, NULL))) return rc;
+    if ((rc = get_bytes(SL(F_NONCE), true, &out->enc.nonce, NULL))) return rc;
+    if ((rc = get_bytes(SL(F_CIPHERTEXT), true, &out->enc.ciphertext, NULL))) return rc;
     if (out->enc.nonce.len != 24 || out->enc.ciphertext.len < 16) return -EBADMSG;
   } else if (str_is(type, "http_request")) {
     out->type = RA_TMSG_HTTP_REQUEST;
     typeof(out->http_request) *r = &out->http_request;
-    if ((rc = get_text(&sl[F_REQUEST_ID], true, &r->request_id, NULL)) ||
-        (rc = get_text(&sl[F_METHOD], true, &r->method, NULL)) ||
-        (rc = get_text(&sl[F_URL], true, &r->url, NULL)) ||
-        (rc = check_headers(&sl[F_HEADERS], &r->headers)) ||
-        (rc = get_blob(&sl[F_BODY], false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_number(&sl[F_TIMEOUT], &r->timeout, &r->has_timeout)))
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &r->request_id, NULL)) ||
+        (rc = get_text(SL(F_METHOD), true, &r->method, NULL)) ||
+        (rc = get_text(SL(F_URL), true, &r->url, NULL)) ||
+        (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
+        (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
+        (rc = get_number(SL(F_TIMEOUT), &r->timeout, &r->has_timeout)))
       return rc;
   } else if (str_is(type, "http_response")) {
     out->type = RA_TMSG_HTTP_RESPONSE;
     typeof(out->http_response) *r = &out->http_response;
-    if ((rc = get_text(&sl[F_REQUEST_ID], true, &r->request_id, NULL)) ||
-        (rc = get_int(&sl[F_STATUS], true, 0, 999, &r->status, NULL)) ||
-        (rc = get_text(&sl[F_STATUS_TEXT], false, &r->status_text, NULL)) ||
-        (rc = check_headers(&sl[F_HEADERS], &r->headers)) ||
-        (rc = get_blob(&sl[F_BODY], false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_text(&sl[F_ERROR], false, &r->error, &r->has_error)))
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &r->request_id, NULL)) ||
+        (rc = get_int(SL(F_STATUS), true, 0, 999, &r->status, NULL)) ||
+        (rc = get_text(SL(F_STATUS_TEXT), false, &r->status_text, NULL)) ||
+        (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
+        (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
+        (rc = get_text(SL(F_ERROR), false, &r->error, &r->has_error)))
       return rc;
   } else if (str_is(type, "ws_connect")) {
     out->type = RA_TMSG_WS_CONNECT;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &out->ws_connect.connection_id, NULL)) ||
-        (rc = get_text(&sl[F_URL], true, &out->ws_connect.url, NULL)) ||
-        (rc = check_strings(&sl[F_PROTOCOLS], &out->ws_connect.protocols)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &out->ws_connect.connection_id, NULL)) ||
+        (rc = get_text(SL(F_URL), true, &out->ws_connect.url, NULL)) ||
+        (rc = check_strings(SL(F_PROTOCOLS), &out->ws_connect.protocols)))
       return rc;
   } else if (str_is(type, "ws_message")) {
     out->type = RA_TMSG_WS_MESSAGE;
     typeof(out->ws_message) *m = &out->ws_message;
     ra_str dt;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &m->connection_id, NULL)) ||
-        (rc = get_blob(&sl[F_DATA], true, &m->data, &has, &m->is_text)) ||
-        (rc = get_text(&sl[F_DATA_TYPE], false, &dt, &has)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &m->connection_id, NULL)) ||
+        (rc = get_blob(SL(F_DATA), true, &m->data, &has, &m->is_text)) ||
+        (rc = get_text(SL(F_DATA_TYPE), false, &dt, &has)))
       return rc;
     m->data_type = !has ? RA_TMSG_DT_NONE
                  : str_is(dt, "string") ? RA_TMSG_DT_STRING
@@ -502,19 +606,19 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
   } else if (str_is(type, "ws_close")) {
     out->type = RA_TMSG_WS_CLOSE;
     typeof(out->ws_close) *c = &out->ws_close;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &c->connection_id, NULL)) ||
-        (rc = get_int(&sl[F_CODE], false, 0, 65535, &c->code, &c->has_code)) ||
-        (rc = get_text(&sl[F_REASON], false, &c->reason, &c->has_reason)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &c->connection_id, NULL)) ||
+        (rc = get_int(SL(F_CODE), false, 0, 65535, &c->code, &c->has_code)) ||
+        (rc = get_text(SL(F_REASON), false, &c->reason, &c->has_reason)))
       return rc;
   } else if (str_is(type, "ws_event")) {
     out->type = RA_TMSG_WS_EVENT;
     typeof(out->ws_event) *e = &out->ws_event;
     ra_str ev;
-    if ((rc = get_text(&sl[F_CONNECTION_ID], true, &e->connection_id, NULL)) ||
-        (rc = get_text(&sl[F_EVENT_TYPE], true, &ev, NULL)) ||
-        (rc = get_int(&sl[F_CODE], false, 0, 65535, &e->code, &e->has_code)) ||
-        (rc = get_text(&sl[F_REASON], false, &e->reason, &e->has_reason)) ||
-        (rc = get_text(&sl[F_ERROR], false, &e->error, &e->has_error)))
+    if ((rc = get_text(SL(F_CONNECTION_ID), true, &e->connection_id, NULL)) ||
+        (rc = get_text(SL(F_EVENT_TYPE), true, &ev, NULL)) ||
+        (rc = get_int(SL(F_CODE), false, 0, 65535, &e->code, &e->has_code)) ||
+        (rc = get_text(SL(F_REASON), false, &e->reason, &e->has_reason)) ||
+        (rc = get_text(SL(F_ERROR), false, &e->error, &e->has_error)))
       return rc;
     if (str_is(ev, "open")) e->event = RA_TMSG_EV_OPEN;
     else if (str_is(ev, "close")) e->event = RA_TMSG_EV_CLOSE;
@@ -683,76 +787,93 @@ typedef struct wr {
   bool over; /* something did not fit: write nothing more */
 } wr;
 
-static void w_raw(wr *w, const void *p, size_t n) {
+static inline void w_raw(wr *w, const void *p, size_t n) {
   if (!w->over && n > w->cap - w->len) w->over = true;
   if (!w->over && n) memcpy(w->out + w->len, p, n);
   w->len += n;
 }
-static void w_head(wr *w, size_t (*enc)(size_t, unsigned char *, size_t), size_t v) {
-  unsigned char tmp[9];
-  size_t n = enc(v, tmp, sizeof tmp);
-  w_raw(w, tmp, n);
+/* A head of major type `mt` (0-7, already shifted: 0x00, 0x20, ...) in its
+ * shortest form: the bytes libcbor's cbor_encode_* write, without a call. */
+static inline void w_mhead(wr *w, uint8_t mt, uint64_t v) {
+  uint8_t h[9];
+  size_t n;
+  if (v < 24) { h[0] = (uint8_t)(mt | v); n = 1; }
+  else if (v <= 0xff) { h[0] = mt | 24; h[1] = (uint8_t)v; n = 2; }
+  else if (v <= 0xffff) { h[0] = mt | 25; h[1] = (uint8_t)(v >> 8); h[2] = (uint8_t)v; n = 3; }
+  else if (v <= 0xffffffffu) {
+    h[0] = mt | 26;
+    for (int i = 0; i < 4; i++) h[1 + i] = (uint8_t)(v >> (24 - 8 * i));
+    n = 5;
+  } else {
+    h[0] = mt | 27;
+    for (int i = 0; i < 8; i++) h[1 + i] = (uint8_t)(v >> (56 - 8 * i));
+    n = 9;
+  }
+  w_raw(w, h, n);
 }
-static void w_uint(wr *w, uint64_t v) {
-  unsigned char tmp[9];
-  w_raw(w, tmp, cbor_encode_uint(v, tmp, sizeof tmp));
-}
+#define MT_UINT 0x00
+#define MT_NEGINT 0x20
+#define MT_BYTES 0x40
+#define MT_TEXT 0x60
+#define MT_ARRAY 0x80
+static void w_uint(wr *w, uint64_t v) { w_mhead(w, MT_UINT, v); }
 /* cbor-x heads every map with 0xb9 and a 2-byte count */
 static void w_map(wr *w, unsigned n) {
   uint8_t h[3] = {0xb9, (uint8_t)(n >> 8), (uint8_t)n};
   w_raw(w, h, 3);
 }
-static void w_text(wr *w, const void *p, size_t n) {
-  w_head(w, cbor_encode_string_start, n);
+static inline void w_text(wr *w, const void *p, size_t n) {
+  w_mhead(w, MT_TEXT, n);
   w_raw(w, p, n);
 }
 static void w_cstr(wr *w, const char *s) { w_text(w, s, strlen(s)); }
-static void w_rstr(wr *w, ra_str s) { w_text(w, s.ptr, s.len); }
-static void w_bytes(wr *w, const void *p, size_t n) {
-  w_head(w, cbor_encode_bytestring_start, n);
+/* A string literal (keys, type names): its length is known at compile time. */
+#define w_lit(w, s) w_text((w), "" s, sizeof(s) - 1)
+static inline void w_rstr(wr *w, ra_str s) { w_text(w, s.ptr, s.len); }
+static inline void w_bytes(wr *w, const void *p, size_t n) {
+  w_mhead(w, MT_BYTES, n);
   w_raw(w, p, n);
 }
 static void w_null(wr *w) { uint8_t b = 0xf6; w_raw(w, &b, 1); }
 static void w_int(wr *w, int v) {
-  unsigned char tmp[9];
-  if (v >= 0) w_raw(w, tmp, cbor_encode_uint((uint64_t)v, tmp, sizeof tmp));
-  else w_raw(w, tmp, cbor_encode_negint((uint64_t)(-(int64_t)v - 1), tmp, sizeof tmp));
+  if (v >= 0) w_mhead(w, MT_UINT, (uint64_t)v);
+  else w_mhead(w, MT_NEGINT, (uint64_t)(-(int64_t)v - 1));
 }
 static size_t w_done(wr *w) { return w->len; }
 
 size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap) {
   wr w = {out, cap, 0, false};
   w_map(&w, 1);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx_ready");
+  w_lit(&w, "type"); w_lit(&w, "client_kx_ready");
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m) {
   wr w = {out, cap, 0, false};
   w_map(&w, 6);
-  w_cstr(&w, "type"); w_cstr(&w, "server_kx");
-  w_cstr(&w, "x25519PublicKey"); w_bytes(&w, m->x25519_public_key, 32);
-  w_cstr(&w, "quote"); w_bytes(&w, m->quote.ptr, m->quote.len);
-  w_cstr(&w, "runtime_data");
+  w_lit(&w, "type"); w_lit(&w, "server_kx");
+  w_lit(&w, "x25519PublicKey"); w_bytes(&w, m->x25519_public_key, 32);
+  w_lit(&w, "quote"); w_bytes(&w, m->quote.ptr, m->quote.len);
+  w_lit(&w, "runtime_data");
   if (m->runtime_data.ptr) w_bytes(&w, m->runtime_data.ptr, m->runtime_data.len);
   else w_null(&w);
-  w_cstr(&w, "verifier_data");
+  w_lit(&w, "verifier_data");
   if (m->vd_kind == RA_TMSG_VD_NONCE) {
     w_map(&w, 3);
-    w_cstr(&w, "val"); w_bytes(&w, m->vd_val.ptr, m->vd_val.len);
-    w_cstr(&w, "iat"); w_bytes(&w, m->vd_iat.ptr, m->vd_iat.len);
-    w_cstr(&w, "signature"); w_bytes(&w, m->vd_signature.ptr, m->vd_signature.len);
+    w_lit(&w, "val"); w_bytes(&w, m->vd_val.ptr, m->vd_val.len);
+    w_lit(&w, "iat"); w_bytes(&w, m->vd_iat.ptr, m->vd_iat.len);
+    w_lit(&w, "signature"); w_bytes(&w, m->vd_signature.ptr, m->vd_signature.len);
   } else if (m->vd_kind == RA_TMSG_VD_BYTES) {
     w_bytes(&w, m->vd_bytes.ptr, m->vd_bytes.len);
   } else {
     w_null(&w);
   }
-  w_cstr(&w, "sev_snp_data");
+  w_lit(&w, "sev_snp_data");
   if (m->vcek_cert) {
     w_map(&w, 3);
-    w_cstr(&w, "vcek_cert"); w_cstr(&w, m->vcek_cert);
-    w_cstr(&w, "ask_cert"); if (m->ask_cert) w_cstr(&w, m->ask_cert); else w_null(&w);
-    w_cstr(&w, "ark_cert"); if (m->ark_cert) w_cstr(&w, m->ark_cert); else w_null(&w);
+    w_lit(&w, "vcek_cert"); w_cstr(&w, m->vcek_cert);
+    w_lit(&w, "ask_cert"); if (m->ask_cert) w_cstr(&w, m->ask_cert); else w_null(&w);
+    w_lit(&w, "ark_cert"); if (m->ark_cert) w_cstr(&w, m->ark_cert); else w_null(&w);
   } else {
     w_null(&w);
   }
@@ -762,8 +883,8 @@ size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_k
 size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 2);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx");
-  w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  w_lit(&w, "type"); w_lit(&w, "client_kx");
+  w_lit(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
   return w_done(&w);
 }
 
@@ -772,12 +893,12 @@ size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sea
   if (!att) return ra_tmsg_encode_client_kx(out, cap, sealed, sealed_len);
   wr w = {out, cap, 0, false};
   w_map(&w, 3);
-  w_cstr(&w, "type"); w_cstr(&w, "client_kx");
-  w_cstr(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
-  w_cstr(&w, "clientAttestation");
+  w_lit(&w, "type"); w_lit(&w, "client_kx");
+  w_lit(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
+  w_lit(&w, "clientAttestation");
   w_map(&w, att->event_log.ptr ? 2 : 1);
-  w_cstr(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
-  if (att->event_log.ptr) { w_cstr(&w, "event_log"); w_rstr(&w, att->event_log); }
+  w_lit(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
+  if (att->event_log.ptr) { w_lit(&w, "event_log"); w_rstr(&w, att->event_log); }
   return w_done(&w);
 }
 
@@ -789,16 +910,16 @@ size_t ra_tmsg_server_kx_add_challenge(uint8_t *out, size_t cap, const uint8_t *
   unsigned n = ((unsigned)kx[1] << 8 | kx[2]) + 1;
   w_map(&w, n);
   w_raw(&w, kx + 3, kx_len - 3);
-  w_cstr(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
+  w_lit(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_enc_head(uint8_t *out, size_t cap, const uint8_t nonce[24], size_t ct_len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 3);
-  w_cstr(&w, "type"); w_cstr(&w, "enc");
-  w_cstr(&w, "nonce"); w_bytes(&w, nonce, 24);
-  w_cstr(&w, "ciphertext"); w_head(&w, cbor_encode_bytestring_start, ct_len);
+  w_lit(&w, "type"); w_lit(&w, "enc");
+  w_lit(&w, "nonce"); w_bytes(&w, nonce, 24);
+  w_lit(&w, "ciphertext"); w_mhead(&w, MT_BYTES, ct_len);
   return w_done(&w);
 }
 
@@ -827,8 +948,15 @@ static bool name_eq_nocase(ra_str a, ra_str b) {
  * be UTF-8 (cbor-x then refuses the whole message) or would decode to code
  * points above 0xFF (a fetch Headers object throws on those). */
 static size_t latin1_utf8_len(const char *p, size_t n) {
-  size_t extra = 0;
-  for (size_t i = 0; i < n; i++) extra += (uint8_t)p[i] >> 7;
+  size_t extra = 0, i = 0;
+  /* eight bytes at a time: the high bits are the bytes that grow */
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x;
+    memcpy(&x, p + i, 8);
+    if (!(x & 0x8080808080808080ull)) continue; /* no libgcc popcount call */
+    for (size_t j = 0; j < 8; j++) extra += (uint8_t)p[i + j] >> 7;
+  }
+  for (; i < n; i++) extra += (uint8_t)p[i] >> 7;
   return n + extra;
 }
 
@@ -851,7 +979,23 @@ static void w_latin1_bytes(wr *w, const char *p, size_t n, bool lower) {
 }
 
 static void w_latin1(wr *w, ra_str s, bool lower) {
-  w_head(w, cbor_encode_string_start, latin1_utf8_len(s.ptr, s.len));
+  size_t u = latin1_utf8_len(s.ptr, s.len);
+  w_mhead(w, MT_TEXT, u);
+  if (w->over || u > w->cap - w->len) { /* a sizing pass, or no room: only count */
+    w->over = true;
+    w->len += u;
+    return;
+  }
+  if (u == s.len) {
+    /* all ASCII (the usual case): one copy, then lowercase in place */
+    uint8_t *o = w->out + w->len;
+    if (u) memcpy(o, s.ptr, u);
+    if (lower)
+      for (size_t i = 0; i < u; i++)
+        if ((uint8_t)(o[i] - 'A') < 26) o[i] = (uint8_t)(o[i] + 32);
+    w->len += u;
+    return;
+  }
   w_latin1_bytes(w, s.ptr, s.len, lower);
 }
 
@@ -887,11 +1031,11 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
     w_latin1(w, h[i].name, true);
     if (mode == RA_TMSG_HDR_LOWER_MULTI) {
       if (count == 1) { w_latin1(w, h[i].value, false); continue; }
-      w_head(w, cbor_encode_array_start, count);
+      w_mhead(w, MT_ARRAY, count);
       for (size_t j = i; j < n; j++)
         if (name_eq_nocase(h[j].name, h[i].name)) w_latin1(w, h[j].value, false);
     } else { /* JOIN */
-      w_head(w, cbor_encode_string_start, total + 2 * (count - 1));
+      w_mhead(w, MT_TEXT, total + 2 * (count - 1));
       bool first = true;
       for (size_t j = i; j < n; j++) {
         if (!name_eq_nocase(h[j].name, h[i].name)) continue;
@@ -906,13 +1050,13 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
 size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m) {
   wr w = {out, cap, 0, false};
   w_map(&w, m->has_body ? 6 : 5);
-  w_cstr(&w, "type"); w_cstr(&w, "http_request");
-  w_cstr(&w, "requestId"); w_rstr(&w, m->request_id);
-  w_cstr(&w, "method"); w_rstr(&w, m->method);
-  w_cstr(&w, "url"); w_rstr(&w, m->url);
-  w_cstr(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_JOIN);
+  w_lit(&w, "type"); w_lit(&w, "http_request");
+  w_lit(&w, "requestId"); w_rstr(&w, m->request_id);
+  w_lit(&w, "method"); w_rstr(&w, m->method);
+  w_lit(&w, "url"); w_rstr(&w, m->url);
+  w_lit(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_JOIN);
   if (m->has_body) {
-    w_cstr(&w, "body");
+    w_lit(&w, "body");
     if (m->body_is_text) w_text(&w, m->body, m->body_len);
     else w_bytes(&w, m->body, m->body_len);
   }
@@ -921,12 +1065,12 @@ size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_
 
 static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
   w_map(w, m->error ? 7u : 6u);
-  w_cstr(w, "type"); w_cstr(w, "http_response");
-  w_cstr(w, "requestId"); w_rstr(w, m->request_id);
-  w_cstr(w, "status"); w_int(w, m->status);
-  w_cstr(w, "statusText"); w_rstr(w, m->status_text);
-  w_cstr(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
-  w_cstr(w, "body");
+  w_lit(w, "type"); w_lit(w, "http_response");
+  w_lit(w, "requestId"); w_rstr(w, m->request_id);
+  w_lit(w, "status"); w_int(w, m->status);
+  w_lit(w, "statusText"); w_rstr(w, m->status_text);
+  w_lit(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
+  w_lit(w, "body");
 }
 
 size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
@@ -941,7 +1085,7 @@ size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http
   if (!m->has_body) w_null(&w);
   else if (m->body_is_text) w_text(&w, m->body, m->body_len);
   else w_bytes(&w, m->body, m->body_len);
-  if (m->error) { w_cstr(&w, "error"); w_cstr(&w, m->error); }
+  if (m->error) { w_lit(&w, "error"); w_cstr(&w, m->error); }
   return w_done(&w);
 }
 
@@ -949,12 +1093,12 @@ size_t ra_tmsg_encode_ws_connect(uint8_t *out, size_t cap, ra_str connection_id,
                                  const ra_str *protocols, size_t n_protocols) {
   wr w = {out, cap, 0, false};
   w_map(&w, n_protocols ? 4 : 3);
-  w_cstr(&w, "type"); w_cstr(&w, "ws_connect");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "url"); w_rstr(&w, url);
+  w_lit(&w, "type"); w_lit(&w, "ws_connect");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "url"); w_rstr(&w, url);
   if (n_protocols) {
-    w_cstr(&w, "protocols");
-    w_head(&w, cbor_encode_array_start, n_protocols);
+    w_lit(&w, "protocols");
+    w_mhead(&w, MT_ARRAY, n_protocols);
     for (size_t i = 0; i < n_protocols; i++) w_rstr(&w, protocols[i]);
   }
   return w_done(&w);
@@ -964,22 +1108,22 @@ size_t ra_tmsg_encode_ws_message(uint8_t *out, size_t cap, ra_str connection_id,
                                  const void *data, size_t len) {
   wr w = {out, cap, 0, false};
   w_map(&w, 4);
-  w_cstr(&w, "type"); w_cstr(&w, "ws_message");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "data");
+  w_lit(&w, "type"); w_lit(&w, "ws_message");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "data");
   if (is_text) w_text(&w, data, len);
   else w_bytes(&w, data, len);
-  w_cstr(&w, "dataType"); w_cstr(&w, is_text ? "string" : "arraybuffer");
+  w_lit(&w, "dataType"); if (is_text) w_lit(&w, "string"); else w_lit(&w, "arraybuffer");
   return w_done(&w);
 }
 
 size_t ra_tmsg_encode_ws_close(uint8_t *out, size_t cap, ra_str connection_id, int code, ra_str reason) {
   wr w = {out, cap, 0, false};
   w_map(&w, 2u + (code >= 0) + (reason.ptr != NULL));
-  w_cstr(&w, "type"); w_cstr(&w, "ws_close");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  if (code >= 0) { w_cstr(&w, "code"); w_uint(&w, (uint64_t)code); }
-  if (reason.ptr) { w_cstr(&w, "reason"); w_rstr(&w, reason); }
+  w_lit(&w, "type"); w_lit(&w, "ws_close");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  if (code >= 0) { w_lit(&w, "code"); w_uint(&w, (uint64_t)code); }
+  if (reason.ptr) { w_lit(&w, "reason"); w_rstr(&w, reason); }
   return w_done(&w);
 }
 
@@ -987,16 +1131,18 @@ size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, r
                                int code, ra_str reason, const char *error) {
   wr w = {out, cap, 0, false};
   w_map(&w, 3u + (code >= 0) + (reason.ptr != NULL) + (error != NULL));
-  w_cstr(&w, "type"); w_cstr(&w, "ws_event");
-  w_cstr(&w, "connectionId"); w_rstr(&w, connection_id);
-  w_cstr(&w, "eventType");
+  w_lit(&w, "type"); w_lit(&w, "ws_event");
+  w_lit(&w, "connectionId"); w_rstr(&w, connection_id);
+  w_lit(&w, "eventType");
   w_cstr(&w, ev == RA_TMSG_EV_OPEN ? "open" : ev == RA_TMSG_EV_CLOSE ? "close" : "error");
-  if (code >= 0) { w_cstr(&w, "code"); w_uint(&w, (uint64_t)code); }
-  if (reason.ptr) { w_cstr(&w, "reason"); w_rstr(&w, reason); }
-  if (error) { w_cstr(&w, "error"); w_cstr(&w, error); }
+  if (code >= 0) { w_lit(&w, "code"); w_uint(&w, (uint64_t)code); }
+  if (reason.ptr) { w_lit(&w, "reason"); w_rstr(&w, reason); }
+  if (error) { w_lit(&w, "error"); w_cstr(&w, error); }
   return w_done(&w);
 }
 
 size_t ra_str_head(uint8_t out[9], size_t len) {
-  return cbor_encode_bytestring_start(len, out, 9);
+  wr w = {out, 9, 0, false};
+  w_mhead(&w, MT_BYTES, len);
+  return w.len;
 }
