@@ -179,6 +179,10 @@ static void sample(ra_metrics *m) {
                          st.dropped_plaintext, st.unkeyed_refused, st.tunnels_refused,
                          st.heartbeat_drops};
     for (int i = 0; i < NFAIL; i++) STORE(&s->fail[i], f[i]);
+    /* the current key's birth: a rotation (SIGUSR1, the key lifetime)
+     * starts the age again */
+    uint64_t now = (uint64_t)time(NULL), age_s = st.key_age_ms / 1000;
+    STORE(&s->key_created_s, now > age_s ? now - age_s : 1);
   }
 }
 
@@ -335,7 +339,7 @@ int ra_metrics_render(ra_metrics *m, char **res, size_t *reslen) {
     put(&o, "ra_tunnel_failures_total{reason=\"%s\"} %llu\n", fail_names[i],
         (unsigned long long)sum->fail[i]);
   uint64_t now = (uint64_t)time(NULL);
-  put(&o, "# HELP ra_tunnel_key_age_seconds Age of the oldest tunnel key in use.\n"
+  put(&o, "# HELP ra_tunnel_key_age_seconds Age of the current tunnel key (the oldest across workers).\n"
           "# TYPE ra_tunnel_key_age_seconds gauge\nra_tunnel_key_age_seconds %llu\n",
       (unsigned long long)(key_oldest && now > key_oldest ? now - key_oldest : 0));
   free(sum);
