@@ -258,7 +258,12 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
     .request_id = ra_str_make(q->id, q->id_len), .status = status,
     .status_text = ra_str_cstr(ra_http_status_text(status)), .headers = hs, .n_headers = k,
   };
-  size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &r);
+  /* One encode on the hot path: into a stack buffer that fits any usual
+   * head (the encoder returns the size whatever cap is and writes only when
+   * it fits), copied in place below; a larger head is encoded a second time,
+   * straight into the sealed buffer once it has the room. */
+  uint8_t tmp[1024];
+  size_t hl = ra_tmsg_encode_http_response_head(tmp, sizeof tmp, &r);
   size_t expect = 0;
   if (!q->no_body && !q->head_only && content_length > 0 &&
       (uint64_t)content_length <= q->t->srv->o.max_response &&
@@ -266,8 +271,9 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
       (uint64_t)content_length <= q->t->srv->o.max_buffered - q->t->srv->held_bytes)
     expect = (size_t)content_length; /* room at once (else it grows as written, counted) */
   uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
-  if (p) ra_tmsg_encode_http_response_head(p, hl, &r);
-  else q->failed = true;
+  if (!p) q->failed = true;
+  else if (hl <= sizeof tmp) memcpy(p, tmp, hl);
+  else ra_tmsg_encode_http_response_head(p, hl, &r);
   if (hs != small) free(hs);
   q->head_len = hl;
   return 0;
