@@ -126,8 +126,10 @@ if [ "$USE_TLS" = true ]; then
   port=${URL#https://127.0.0.1:}
   port=${port%%/*}
   # nothing in plaintext: an http:// request gets no HTTP answer
-  code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/private-data" || true)
+  code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/private-data") && crc=0 || crc=$?
   expect "plain HTTP on the TLS port: no answer" 000 "$code"
+  # the connection was accepted and then closed (52 empty reply, 56 reset), not refused (7) by a dead server
+  case $crc in 52|56) ok "  curl: connected, then closed (exit $crc)";; *) bad "  curl exit $crc, want 52 or 56";; esac
   # the certificate is the one configured; SIGHUP reloads a new one from the same paths
   fp() { openssl s_client -connect "127.0.0.1:$port" -servername localhost </dev/null 2>/dev/null |
          openssl x509 -noout -fingerprint -sha256; }
@@ -360,8 +362,10 @@ if [ -x "$RA_BIN/ra-proxy" ] && curl -s -o /dev/null --interface 127.0.0.2 "http
     expect "POST through ra-proxy --proxy-protocol to the TLS enclave" 200 "$code"
     expect "GET through ra-proxy" "$body" "$("${CURL[@]}" --interface 127.0.0.2 "https://127.0.0.1:$pport/private-data")"
     has "the enclave logs the client's address from the PROXY header" "127.0.0.2 POST /private-data 200" "$srv_out.err"
-    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$URL" || true)
+    code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$URL") && crc=0 || crc=$?
     expect "a direct connection without the header is closed" 000 "$code"
+    # closed after connecting (35 TLS handshake, 52 empty reply, 56 reset), not refused (7): the enclave is up
+    case $crc in 35|52|56) ok "  curl: connected, then closed (exit $crc)";; *) bad "  curl exit $crc, want 35, 52 or 56";; esac
   fi
   kill -TERM "$ppid" 2>/dev/null || true
   stop

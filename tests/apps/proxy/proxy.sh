@@ -230,8 +230,10 @@ if [ -n "$pp_server" ] && [ -x "$pp_server" ]; then
   # the client from 127.0.0.5: the server's socket peer is ra-proxy's 127.0.0.1
   expect "ra-proxy --proxy-protocol -> ra_http_server proxy_protocol: ra_req_peer" "peer=127.0.0.5" \
     "$("${CURL[@]}" --interface 127.0.0.5 "http://127.0.0.1:$px_port/peer")"
-  expect "a direct connection without the header is refused" 000 \
-    "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pps_port/peer" || true)"
+  code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$pps_port/peer") && crc=0 || crc=$?
+  expect "a direct connection without the header is refused" 000 "$code"
+  # closed after connecting (52 empty reply, 56 reset), not refused by a dead server (7)
+  case $crc in 52|56) ok "  curl: connected, then closed (exit $crc)";; *) bad "  curl exit $crc, want 52 or 56";; esac
   if HAPROXY=$(command -v haproxy || ls /usr/sbin/haproxy 2>/dev/null); then
     free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
     h2=$(free) h1=$(free)
@@ -290,8 +292,9 @@ expect "port in use: exit 1" 1 "$rc"
 # ---- upstream down, SIGTERM with a connection open -------------------------------
 dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_proxy down --listen 127.0.0.1:0 --to "tcp:127.0.0.1:$dead"
-code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$px_port/" || true)
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$px_port/") && crc=0 || crc=$?
 expect "upstream down: the client's connection is closed" 000 "$code"
+case $crc in 52|56) ok "  curl: ra-proxy accepted, then closed (exit $crc)";; *) bad "  curl exit $crc, want 52 or 56";; esac
 sleep 0.1
 if grep -q "warn.*upstream tcp:127.0.0.1:$dead: Connection refused" "$tmp/down.out.err"; then ok "upstream down: a warning"; else bad "upstream down: no warning"; cat "$tmp/down.out.err"; fi
 

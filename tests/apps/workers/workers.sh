@@ -105,7 +105,8 @@ r=$(cat "$tmp/loop2")
 echo "     client loop: $r"
 expect "SIGHUP x2 under load: failed requests" 0 "$(jq .failed <<<"$r")"
 [ "$(jq .ok <<<"$r")" -gt 100 ] && ok "SIGHUP: requests served" || bad "SIGHUP: too few requests served"
-wait_children 2 || true
+# Without this, no worker at all after the SIGHUPs would pass "every worker replaced".
+if wait_children 2; then ok "SIGHUP x2: two workers running after"; else bad "SIGHUP x2: $(nchildren) workers after, want 2"; fi
 after=$(children)
 common=$(comm -12 <(tr ' ' '\n' <<<"$before" | sort) <(tr ' ' '\n' <<<"$after" | sort) | grep -c . || true)
 expect "every worker replaced ($before -> $after)" 0 "$common"
@@ -161,7 +162,8 @@ wait_children 2 || true
 
 # --- SIGUSR1 is passed on --------------------------------------------------------
 kill -USR1 "$sup"
-sleep 0.3
+# poll (up to 5 s) rather than a fixed sleep that a loaded machine can outrun
+for _ in $(seq 1 100); do [ "$(grep -c 'SIGUSR1: noted' "$tmp/err")" -ge 2 ] && break; sleep 0.05; done
 expect "SIGUSR1 reached both workers" 2 "$(grep -c 'SIGUSR1: noted' "$tmp/err")"
 expect "nobody died of SIGUSR1" 2 "$(nchildren)"
 
