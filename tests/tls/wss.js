@@ -7,6 +7,9 @@
 // with the reference-compatible Node client (tests/attest/tunnel/ra_client.js).
 "use strict"
 const assert = require("assert/strict")
+// "localhost" (the certificate's name) must reach the server's 127.0.0.1:
+// Debian's Node 18 tries only the first address getaddrinfo gives, ::1.
+require("dns").setDefaultResultOrder("ipv4first")
 const path = require("path")
 const { test, run } = require("../attest/tunnel/harness.js")
 const { RelayClient, WebSocket } = require("../relay/relay_client.js")

@@ -5,6 +5,9 @@
 // TLS certificate is verified too. Run by enclave.sh.
 "use strict"
 const assert = require("assert/strict")
+// "localhost" (the certificate's name) must reach the server's 127.0.0.1:
+// Debian's Node 18 tries only the first address getaddrinfo gives, ::1.
+require("dns").setDefaultResultOrder("ipv4first")
 const { test, run } = require("../../attest/tunnel/harness.js")
 const { RAClient } = require("../../attest/tunnel/ra_client.js")
 
