@@ -37,7 +37,12 @@ static void body_ref_release(ra_req *req) {
   if (cb) cb(ud);
 }
 
+static void body_stream_release(ra_req *req) {
+  if (req->loop) ra_defer_cancel(req->loop, &req->body_defer);
+}
+
 void ra_req_reset(ra_req *req) {
+  body_stream_release(req);
   req->peer_len = 0;
   req->client_id = NULL; /* its copy lives in the arena, released below */
   body_ref_release(req);
@@ -77,6 +82,7 @@ void ra_req_reset(ra_req *req) {
 }
 
 void ra_req_cleanup(ra_req *req) {
+  body_stream_release(req);
   body_ref_release(req);
   blk_free_all(req->blk);
   ra_buf_free(&req->raw);
@@ -442,4 +448,53 @@ int ra_req_set_peer(ra_req *req, ra_str addr) {
   memcpy(req->peer, addr.ptr, addr.len);
   req->peer_len = (uint8_t)addr.len;
   return 0;
+}
+
+/* ---- streamed bodies ------------------------------------------------------ */
+
+/* A buffered body handed to a streaming handler: whole, from the loop. */
+static void body_buffered_deliver(ra_defer *d, void *ud) {
+  (void)d;
+  ra_req *req = ud;
+  if (!ra_req_body_wants(req)) return; /* paused: resume defers again */
+  ra_str b = ra_req_body(req);
+  ra_req_body_deliver(req, (const uint8_t *)b.ptr, b.len, true);
+}
+
+static void body_kick(ra_req *req) {
+  if (req->body_ops) {
+    req->body_ops->kick(req->body_t);
+  } else if (req->loop && ra_req_body_wants(req)) {
+    if (!req->body_defer.cb) ra_defer_init(&req->body_defer, body_buffered_deliver, req);
+    ra_loop_defer(req->loop, &req->body_defer);
+  }
+}
+
+void ra_req_on_body(ra_req *req, ra_req_body_cb cb, void *ud) {
+  req->body_cb = cb;
+  req->body_ud = ud;
+  body_kick(req);
+}
+
+void ra_req_body_pause(ra_req *req, bool paused) {
+  if (req->body_paused == paused) return;
+  req->body_paused = paused;
+  body_kick(req);
+}
+
+bool ra_req_body_streamed(const ra_req *req) { return req->body_ops != NULL; }
+
+void ra_req_set_body_stream(ra_req *req, const ra_req_body_ops *ops, void *t) {
+  req->body_ops = ops;
+  req->body_t = t;
+}
+
+bool ra_req_body_wants(const ra_req *req) {
+  return req->body_cb && !req->body_paused && !req->body_done;
+}
+
+void ra_req_body_deliver(ra_req *req, const uint8_t *data, size_t len, bool last) {
+  if (!ra_req_body_wants(req)) return;
+  if (last) req->body_done = true;
+  req->body_cb(req, data, len, last, req->body_ud);
 }

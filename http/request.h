@@ -77,6 +77,42 @@ typedef struct ra_client_identity {
  * Valid as long as req. */
 RA_API const ra_client_identity *ra_req_client_identity(const ra_req *req);
 
+/* ---- streamed request bodies ---------------------------------------------
+ * A route registered with RA_ROUTE_STREAM_BODY (router.h) is dispatched as
+ * soon as the request's head has arrived, by a transport that streams
+ * (HTTP/1.1; the tunnel with the streaming extension, PROTOCOL.md §11); its
+ * body is then not buffered (ra_req_body() stays empty) but handed to the
+ * callback the handler sets with ra_req_on_body(), in its handler call or
+ * later: until then the transport holds what arrived and reads no more, so
+ * nothing is lost. On a transport that buffered the body whole (the
+ * reference tunnel client's whole-body messages), the same callback gets
+ * that body in one call with last == true: a handler is written once.
+ *
+ * cb(req, data, len, last, ud): one piece of the body (data valid during the
+ * call; len may be 0 when last). After the call with last == true none
+ * follow. A request without a body gets one call (NULL, 0, true). Calls
+ * come from the loop, never from inside ra_req_on_body or
+ * ra_req_body_pause. The callback may end the response (req is then freed:
+ * do not touch it after ending).
+ * If the body cannot complete (the client went away, a body timeout, a
+ * malformed body, the tunnel closed or the client cancelled), the response
+ * is cancelled (ra_res_on_cancel's callback runs) and cb is not called
+ * again. If the handler ends its response before the last piece, the
+ * transport discards the rest (HTTP/1.1 reads and drops it, or closes the
+ * connection when it is large; the tunnel tells the client to stop).
+ * Streamed bodies are not bounded by the server's max_body: the handler sees
+ * every byte in bounded memory and decides (answer 413 and end). */
+typedef void (*ra_req_body_cb)(ra_req *req, const uint8_t *data, size_t len, bool last, void *ud);
+/* Sets (or, with cb NULL, clears) the body callback. */
+RA_API void ra_req_on_body(ra_req *req, ra_req_body_cb cb, void *ud);
+/* Flow control: paused, no piece is delivered after the current callback
+ * returns (the transport stops reading from this client, or gives the
+ * tunnel client no more credit) until ra_req_body_pause(req, false). */
+RA_API void ra_req_body_pause(ra_req *req, bool paused);
+/* True when the body reaches the handler as it arrives (the transport
+ * streams it), false when it was buffered whole. */
+RA_API bool ra_req_body_streamed(const ra_req *req);
+
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
  * with ra_router_handle(). All inputs are copied into the request. */
@@ -100,6 +136,24 @@ RA_API int ra_req_append_body(ra_req *req, const void *data, size_t len);
  * after it fails (-EINVAL). Returns 0, or -EINVAL (data NULL with len > 0;
  * free_cb has then run). */
 RA_API int ra_req_set_body_ref(ra_req *req, const void *data, size_t len, void (*free_cb)(void *), void *ud);
+/* A streaming transport (after ra_res_new, before dispatching): the body
+ * will come through ra_req_body_deliver. ops->kick(t) runs whenever
+ * ra_req_body_wants() may have changed (the handler set its callback,
+ * paused or resumed; possibly from inside a delivery): the transport then
+ * delivers what it holds, from the loop, or reads again. ops must outlive
+ * the request; t is the transport's. */
+typedef struct ra_req_body_ops {
+  void (*kick)(void *t);
+} ra_req_body_ops;
+RA_API void ra_req_set_body_stream(ra_req *req, const ra_req_body_ops *ops, void *t);
+/* True while the handler takes pieces: a callback is set, not paused, the
+ * last piece not delivered yet. */
+RA_API bool ra_req_body_wants(const ra_req *req);
+/* Hands a piece to the handler's callback; only while ra_req_body_wants().
+ * The callback may free the request (it ended the response): the
+ * transport learns it from its sink's end, so it must not touch req after
+ * this returns unless its sink is still attached. */
+RA_API void ra_req_body_deliver(ra_req *req, const uint8_t *data, size_t len, bool last);
 /* Frees a request that was never handed to a response (ra_res_new takes
  * ownership of it). */
 RA_API void ra_req_free(ra_req *req);

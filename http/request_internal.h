@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "raloop/core/loop.h"
 #include "raloop/http/request.h"
 
 typedef struct ra_req_hdr {
@@ -53,6 +54,15 @@ struct ra_req {
   void (*body_ref_free)(void *);
   void *body_ref_ud;
   const ra_client_identity *client_id; /* in the arena (ra_req_set_client_identity) */
+  /* Streamed bodies (ra_req_on_body). loop: set by ra_res_init, for the
+   * deferred delivery of a buffered body. body_ops NULL: buffered. */
+  ra_loop *loop;
+  const ra_req_body_ops *body_ops;
+  void *body_t;
+  ra_req_body_cb body_cb;
+  void *body_ud;
+  bool body_paused, body_done;
+  ra_defer body_defer;
 };
 
 /* In-place life cycle (for embedding). init: zeroed, empty. reset: empties,

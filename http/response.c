@@ -16,6 +16,7 @@ void ra_res_init(ra_res *res, ra_loop *loop, ra_req *req, const ra_res_sink_ops 
                  void *sink, ra_res_release_fn release, void *release_ud) {
   res->loop = loop;
   res->req = req;
+  if (req) req->loop = loop;
   res->ops = ops;
   res->sink = sink;
   res->nhdrs = 0;

@@ -43,6 +43,10 @@ enum {
    * {"error": "client attestation required", "reason": ...}. Implies
    * RA_ROUTE_ATTESTED_ONLY (an identity only comes through the tunnel). */
   RA_ROUTE_CLIENT_ATTESTED = 1u << 2,
+  /* The handler runs once the head has arrived and takes the body as it
+   * arrives with ra_req_on_body (request.h), unbuffered and not bounded by
+   * the server's max_body. */
+  RA_ROUTE_STREAM_BODY = 1u << 3,
 };
 
 /* 0 and *out, or -ENOMEM and *out NULL. */
