@@ -496,5 +496,12 @@ bool ra_req_body_wants(const ra_req *req) {
 void ra_req_body_deliver(ra_req *req, const uint8_t *data, size_t len, bool last) {
   if (!ra_req_body_wants(req)) return;
   if (last) req->body_done = true;
+  req->bytes_in += len;
   req->body_cb(req, data, len, last, req->body_ud);
 }
+
+uint64_t ra_req_body_bytes(const ra_req *req) {
+  return req->body_ops ? req->bytes_in : ra_req_body(req).len;
+}
+
+uint64_t ra_req_response_bytes(const ra_req *req) { return req->bytes_out; }

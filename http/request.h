@@ -113,6 +113,12 @@ RA_API void ra_req_body_pause(ra_req *req, bool paused);
  * streams it), false when it was buffered whole. */
 RA_API bool ra_req_body_streamed(const ra_req *req);
 
+/* For access logs: the request body's size (buffered, or streamed and
+ * delivered so far) and the response body bytes handed to the transport so
+ * far (0 for HEAD and bodiless answers). */
+RA_API uint64_t ra_req_body_bytes(const ra_req *req);
+RA_API uint64_t ra_req_response_bytes(const ra_req *req);
+
 /* ---- for transports -----------------------------------------------------
  * A transport builds a request, adds headers and body, then dispatches it
  * with ra_router_handle(). All inputs are copied into the request. */

@@ -63,6 +63,8 @@ struct ra_req {
   void *body_ud;
   bool body_paused, body_done;
   ra_defer body_defer;
+  uint64_t bytes_in;   /* streamed body bytes delivered */
+  uint64_t bytes_out;  /* response body bytes handed to the transport */
 };
 
 /* In-place life cycle (for embedding). init: zeroed, empty. reset: empties,

@@ -208,6 +208,7 @@ int ra_res_write(ra_res *res, const void *data, size_t len) {
     }
   }
   int rc = res->ops->body(res->sink, data, len);
+  if (rc == 0 && res->req) res->req->bytes_out += len;
   if (rc == 0 && res->loop) {
     res->turn_bytes += len;
     if (res->turn_bytes >= RA_RES_TURN_BUDGET) owe_drain(res);

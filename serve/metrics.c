@@ -406,8 +406,9 @@ size_t ra_access_log_json(char *buf, size_t len, const ra_req *req, int status, 
                               tm.tm_sec, ts.tv_nsec / 1000000, peer, method);
   char tail[192];
   int tl = snprintf(tail, sizeof tail,
-                    "\",\"status\":%d,\"bytes_in\":%zu,\"duration_us\":%llu,\"tunnel\":%s", status,
-                    ra_req_body(req).len, (unsigned long long)us, tunnel ? "true" : "false");
+                    "\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"duration_us\":%llu,\"tunnel\":%s",
+                    status, (unsigned long long)ra_req_body_bytes(req),
+                    (unsigned long long)ra_req_response_bytes(req), (unsigned long long)us, tunnel ? "true" : "false");
   if (worker >= 0) tl += snprintf(tail + tl, sizeof tail - (size_t)tl, ",\"worker\":%d", worker);
   tl += snprintf(tail + tl, sizeof tail - (size_t)tl, "}\n");
   /* the path gets what is left */

@@ -82,11 +82,11 @@ RA_API void ra_metrics_handler(ra_req *req, ra_res *res, void *ud);
 RA_API void ra_metrics_free(ra_metrics *m);
 
 /* One JSON access-log line (with '\n') into buf: {"time","peer","method",
- * "path","status","bytes_in","duration_us","tunnel"[,"worker"]} (worker when
+ * "path","status","bytes_in","bytes_out","duration_us","tunnel"[,"worker"]} (worker when
  * >= 0). Strings are escaped; bytes above 0x7f become \u00XX (the byte as
  * a code point), so every line is valid JSON whatever the request carried.
- * bytes_in is the request body (the access-log hook does not see the
- * response). Returns the length, truncated (the path shortened) to fit
+ * bytes_in is the request body's size, bytes_out the response body's
+ * (ra_req_body_bytes, ra_req_response_bytes). Returns the length, truncated (the path shortened) to fit
  * len >= 512. */
 RA_API size_t ra_access_log_json(char *buf, size_t len, const ra_req *req, int status,
                                  uint64_t duration_us, bool tunnel, int worker);

@@ -15,6 +15,9 @@
  * GET /hello -> "world"; POST /echo -> the body back (same Content-Type);
  * GET /delay?ms=N -> "ok" after N ms (an asynchronous answer from a timer);
  * GET /stream?n=N -> N chunks, written as fast as the client reads them;
+ * PUT|POST /upload -> {"bytes":N,"sha256":HEX} of a body taken as it arrives
+ * (never buffered); GET /bytes?n=N -> N bytes (byte i is i % 251), paced by
+ * the client (bulk.c);
  * GET /private -> "secret", attested-only (403 in plaintext);
  * GET /whoami -> JSON of the client's own verified attestation (tee, mrtd,
  * rtmr0..3, app_id when its dstack event log names one...): 403 with a
@@ -45,6 +48,7 @@
 #include "raloop/attest/quote/ratls.h"
 #include "raloop/serve/metrics.h"
 #include "raloop/serve/workers.h"
+#include "apps/hello/bulk.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/whoami.h"
 #include "apps/hello/ws_routes.h"
@@ -191,7 +195,8 @@ static bool log_json, log_text = true;
 static void metrics_routes(void) {
   static const char *const r[][2] = {{"GET", "/hello"},  {"POST", "/echo"},   {"GET", "/delay"},
                                      {"GET", "/stream"}, {"GET", "/private"}, {"GET", "/whoami"},
-                                     {"GET", "/metrics"}};
+                                     {"GET", "/metrics"}, {"PUT", "/upload"},
+                                     {"POST", "/upload"}, {"GET", "/bytes"}};
   for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) ra_metrics_add_route(metrics, r[i][0], r[i][1]);
 }
 
@@ -579,6 +584,7 @@ int main(int argc, char **argv) {
   ra_route(router, "POST", "/echo", h_echo, NULL);
   ra_route(router, "GET", "/delay", h_delay, NULL);
   ra_route(router, "GET", "/stream", h_stream, NULL);
+  hello_bulk_routes(router);
   ra_route_ex(router, "GET", "/private", h_private, NULL, RA_ROUTE_ATTESTED_ONLY);
   ra_route_ex(router, "GET", "/whoami", hello_whoami, NULL, RA_ROUTE_CLIENT_ATTESTED);
   if (metrics) ra_route(router, "GET", "/metrics", ra_metrics_handler, metrics);

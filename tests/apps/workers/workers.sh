@@ -237,10 +237,10 @@ EOF
   python3 - "$tmp/mix.log" <<'EOF' && ok "JSON access log: valid lines, the same mix" || bad "JSON access log"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-keys = {"time", "peer", "method", "path", "status", "bytes_in", "duration_us", "tunnel", "worker"}
+keys = {"time", "peer", "method", "path", "status", "bytes_in", "bytes_out", "duration_us", "tunnel", "worker"}
 assert all(set(l) == keys for l in lines), lines[:2]
 c = lambda **kw: sum(all(l[k] == v for k, v in kw.items()) for l in lines)
-got = (c(path="/hello", tunnel=False, status=200), c(path="/echo", method="POST", bytes_in=3),
+got = (c(path="/hello", tunnel=False, status=200), c(path="/echo", method="POST", bytes_in=3, bytes_out=3),
        c(path="/nope", status=404), c(path="/hello", tunnel=True), c(path="/private", tunnel=True, status=200),
        c(path="/private", tunnel=False, status=403))
 want = (7, 3, 2, 4, 1, 1)
