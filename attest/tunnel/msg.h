@@ -57,6 +57,11 @@ typedef enum ra_tmsg_type {
   RA_TMSG_WS_MESSAGE,
   RA_TMSG_WS_CLOSE,
   RA_TMSG_WS_EVENT,
+  /* raloop's streamed-body extension (PROTOCOL.md §11), only after both
+   * sides announced bodyStreams in server_kx / client_kx */
+  RA_TMSG_HTTP_BODY,
+  RA_TMSG_HTTP_CREDIT,
+  RA_TMSG_HTTP_CANCEL,
 } ra_tmsg_type;
 
 RA_API const char *ra_tmsg_type_name(ra_tmsg_type t); /* "http_request", ... */
@@ -65,6 +70,20 @@ typedef enum { RA_TMSG_VD_NONE = 0, RA_TMSG_VD_NONCE, RA_TMSG_VD_BYTES } ra_tmsg
 typedef enum { RA_TMSG_DT_NONE = 0, RA_TMSG_DT_STRING, RA_TMSG_DT_ARRAYBUFFER, RA_TMSG_DT_OTHER } ra_tmsg_data_type;
 typedef enum { RA_TMSG_EV_OPEN = 1, RA_TMSG_EV_CLOSE, RA_TMSG_EV_ERROR } ra_tmsg_event;
 
+/* The streamed-body extension's parameters, as each side announces them
+ * (PROTOCOL.md §11): window: the credit in bytes it grants each stream it
+ * receives before any http_credit; chunk: the most data bytes it accepts in
+ * one http_body. */
+typedef struct ra_tmsg_body_streams {
+  uint64_t window, chunk;
+} ra_tmsg_body_streams;
+#define RA_TMSG_BS_WINDOW_MIN ((uint64_t)64 * 1024)
+#define RA_TMSG_BS_WINDOW_MAX ((uint64_t)4 * 1024 * 1024)
+#define RA_TMSG_BS_CHUNK_MIN ((uint64_t)16 * 1024)
+#define RA_TMSG_BS_CHUNK_MAX ((uint64_t)1024 * 1024)
+/* window in [WINDOW_MIN, WINDOW_MAX], chunk in [CHUNK_MIN, min(window,
+ * CHUNK_MAX)]. Out of range: the announcement is ignored (no streaming). */
+RA_API bool ra_tmsg_body_streams_valid(const ra_tmsg_body_streams *bs);
 typedef struct ra_tmsg_server_kx {
   ra_str x25519_public_key; /* exactly 32 bytes */
   ra_str quote;             /* may be empty (the client refuses it) */
@@ -82,6 +101,12 @@ typedef struct ra_tmsg_server_kx {
    * When present it is exactly RA_TMSG_CHALLENGE_BYTES (else -EBADMSG). */
   bool has_client_challenge;
   ra_str client_challenge;
+  /* raloop's extension (PROTOCOL.md §11), ignored by the reference client:
+   * bodyStreams {window: uint, chunk: uint}, the server takes streamed
+   * bodies. Decoded as sent; the receiver checks the ranges
+   * (ra_tmsg_body_streams_valid). */
+  bool has_body_streams;
+  ra_tmsg_body_streams body_streams;
 } ra_tmsg_server_kx;
 
 #define RA_TMSG_CHALLENGE_BYTES 32
@@ -99,6 +124,9 @@ typedef struct ra_tmsg {
       bool has_attestation, has_att_event_log;
       ra_str att_quote;     /* required inside clientAttestation; may be empty */
       ra_str att_event_log; /* dstack's event log as JSON text */
+      /* PROTOCOL.md §11: the client opts in to streamed bodies */
+      bool has_body_streams;
+      ra_tmsg_body_streams body_streams;
     } client_kx;
     struct {
       ra_str nonce;      /* exactly 24 bytes */
@@ -111,6 +139,7 @@ typedef struct ra_tmsg {
       ra_str body;
       bool has_timeout;
       double timeout; /* ms, as sent */
+      bool body_stream; /* §11 `bodyStream: true`: the body follows as http_body */
     } http_request;
     struct {
       ra_str request_id;
@@ -121,7 +150,22 @@ typedef struct ra_tmsg {
       ra_str body;
       bool has_error;
       ra_str error;
+      bool body_stream; /* §11 `bodyStream: true`: the body follows as http_body */
     } http_response;
+    struct {
+      ra_str request_id;
+      ra_str data; /* bytes */
+      bool end;    /* the last piece (data may be empty) */
+    } http_body;
+    struct {
+      ra_str request_id;
+      uint64_t bytes; /* more credit granted */
+    } http_credit;
+    struct {
+      ra_str request_id;
+      bool has_reason;
+      ra_str reason;
+    } http_cancel;
     struct {
       ra_str connection_id, url;
       ra_str protocols; /* array of text; absent: ptr NULL */
@@ -192,6 +236,7 @@ typedef struct ra_tmsg_server_kx_out {
   ra_tmsg_vd_kind vd_kind;          /* NONE: null */
   ra_str vd_val, vd_iat, vd_signature, vd_bytes;
   const char *vcek_cert, *ask_cert, *ark_cert; /* vcek NULL: sev_snp_data null */
+  const ra_tmsg_body_streams *body_streams; /* NULL: not announced (§11) */
 } ra_tmsg_server_kx_out;
 RA_API size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m);
 
@@ -205,6 +250,11 @@ typedef struct ra_tmsg_client_att_out {
 } ra_tmsg_client_att_out;
 RA_API size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sealed,
                                            size_t sealed_len, const ra_tmsg_client_att_out *att);
+/* client_kx with either or both extensions: att (§10) and body_streams
+ * (§11); NULL leaves a field out. */
+RA_API size_t ra_tmsg_encode_client_kx_ex(uint8_t *out, size_t cap, const uint8_t *sealed,
+                                          size_t sealed_len, const ra_tmsg_client_att_out *att,
+                                          const ra_tmsg_body_streams *body_streams);
 
 /* A server_kx made by ra_tmsg_encode_server_kx (kx[0..kx_len)), with
  * `clientChallenge: bytes(32)` appended (its map count bumped): the per-
@@ -244,6 +294,7 @@ typedef struct ra_tmsg_http_request_out {
   bool has_body, body_is_text;
   const void *body;
   size_t body_len;
+  bool body_stream;   /* §11: `bodyStream: true` and no body (has_body ignored) */
 } ra_tmsg_http_request_out;
 RA_API size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m);
 
@@ -258,6 +309,7 @@ typedef struct ra_tmsg_http_response_out {
   const void *body;
   size_t body_len;
   const char *error;        /* NULL: no `error` field */
+  bool body_stream;         /* §11: `bodyStream: true`, `body: null` (has_body ignored) */
 } ra_tmsg_http_response_out;
 RA_API size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
 /* The same message up to and including the key "body" (m->error must be
@@ -278,5 +330,17 @@ RA_API size_t ra_tmsg_encode_ws_close(uint8_t *out, size_t cap, ra_str connectio
 /* code < 0 / reason.ptr NULL / error NULL: field left out. */
 RA_API size_t ra_tmsg_encode_ws_event(uint8_t *out, size_t cap, ra_str connection_id, ra_tmsg_event ev,
                                int code, ra_str reason, const char *error);
+/* ---- the streamed-body extension (PROTOCOL.md §11) ---------------------- */
+/* http_body {type, requestId, end, data}: data last, so that
+ * ra_tmsg_encode_http_body_head writes everything up to and including the
+ * head of `data`'s byte string and the caller puts len bytes after it (in
+ * place, e.g. straight from a file read). */
+RA_API size_t ra_tmsg_encode_http_body(uint8_t *out, size_t cap, ra_str request_id, const void *data,
+                                       size_t len, bool end);
+RA_API size_t ra_tmsg_encode_http_body_head(uint8_t *out, size_t cap, ra_str request_id, size_t len,
+                                            bool end);
+RA_API size_t ra_tmsg_encode_http_credit(uint8_t *out, size_t cap, ra_str request_id, uint64_t bytes);
+/* reason NULL: no `reason` field. */
+RA_API size_t ra_tmsg_encode_http_cancel(uint8_t *out, size_t cap, ra_str request_id, const char *reason);
 
 #endif
