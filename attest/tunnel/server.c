@@ -37,6 +37,7 @@
 
 typedef struct tunnel tunnel;
 static void set_req_peer(ra_req *req, const tunnel *t);
+static void set_addr_text(tunnel *t);
 typedef struct treq treq;
 
 /* One key generation: an X25519 key pair and the server_kx (quote) that
@@ -104,6 +105,8 @@ struct tunnel {
   bool stop_closed;   /* ra_tunnel_server_shutdown: the 1001 close was started */
   bool counted_keyed; /* in srv->tunnels (else in srv->unkeyed) */
   uint8_t addr[17];   /* the client's IP address (family, 16 bytes); [0] 0: unknown */
+  uint8_t addr_text_len; /* addr as text, made once: every request names it */
+  char addr_text[INET6_ADDRSTRLEN];
   /* client attestation (PROTOCOL.md §10), with a client policy only */
   uint8_t client_challenge[RA_TMSG_CHALLENGE_BYTES]; /* sent in this channel's server_kx */
   ra_client_identity *client_id; /* verified; NULL: none presented */
@@ -705,11 +708,13 @@ static void tunnel_teardown(tunnel *t) {
 /* What ra_req_peer returns for a tunnelled request: the address the tunnel
  * came from (access logs, metrics), as for a plain request. */
 static void set_req_peer(ra_req *req, const tunnel *t) {
-  char text[INET6_ADDRSTRLEN];
-  if (!t->addr[0] ||
-      !inet_ntop(t->addr[0] == 4 ? AF_INET : AF_INET6, t->addr + 1, text, sizeof text))
-    return;
-  ra_req_set_peer(req, ra_str_cstr(text));
+  if (t->addr_text_len) ra_req_set_peer(req, ra_str_make(t->addr_text, t->addr_text_len));
+}
+
+static void set_addr_text(tunnel *t) {
+  if (t->addr[0] &&
+      inet_ntop(t->addr[0] == 4 ? AF_INET : AF_INET6, t->addr + 1, t->addr_text, sizeof t->addr_text))
+    t->addr_text_len = (uint8_t)strlen(t->addr_text);
 }
 
 /* The client's IP address as 17 bytes (family, address), for the bound on
@@ -982,7 +987,10 @@ static void ctl_open(ra_ws *ws, void *ud) {
   t->drain_code = 1008;
   t->drain_why = "envelope limit for this key reached";
   t->ch.ctl = ws;
-  if (has_addr) memcpy(t->addr, addr, sizeof addr);
+  if (has_addr) {
+    memcpy(t->addr, addr, sizeof addr);
+    set_addr_text(t);
+  }
   t->last_seen = t->last_msg = ra_loop_now(s->loop);
   ra_replay_init(&t->replay, s->o.max_envelopes_per_key);
   ra_timer_init(s->loop, &t->timer, tunnel_timer, t);
