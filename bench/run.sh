@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [BUILD_DIR] [--runs N] [--compare REV|DIR] [--cpu-requests N]
+# bench/run.sh [BUILD_DIR] [--runs N] [--compare REV|DIR] [--cpu-requests N] [--sat-seconds S]
 #              [--no-cpu] [ra-bench options...]
 #
 # The benchmark of issues 6 and 18: ra-hello with the simulated TEE on a
@@ -17,6 +17,12 @@
 # Also split into user and system time (/proc/PID/stat utime, stime: the
 # kernel splits the precise total by 10 ms tick samples, so over 24,000
 # requests the split is good to ~0.5 us per request).
+# Serial requests cost mostly the kernel's wake-ups; so, with --sat-seconds
+# S (default 3; 0: off), each mode also runs the throughput scenario alone
+# for S seconds: the server's CPU time over those requests (CPU per request
+# at saturation, where wake-ups are shared) and how busy each side was
+# (server CPU / wall, ra-bench's user+system / wall): the side near 100 % is
+# the bottleneck, so a tunnel/plain throughput ratio is read with it.
 #
 # --compare REV: also builds REV (a git revision of this repository, via
 # `git archive` into a temporary folder, the same CMAKE_BUILD_TYPE as
@@ -33,18 +39,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=$here/build
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
 build=$(cd "$build" && pwd)
-runs=3 compare= cpu_n=20000 bench_args=()
+runs=3 compare= cpu_n=20000 sat_s=3 bench_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=${2:?}; shift 2 ;;
     --compare) compare=${2:?}; shift 2 ;;
     --cpu-requests) cpu_n=${2:?}; shift 2 ;;
     --no-cpu) cpu_n=0; shift ;;
+    --sat-seconds) sat_s=${2:?}; shift 2 ;;
     *) bench_args+=("$1"); shift ;;
   esac
 done
 case $runs in ''|*[!0-9]*) echo "run.sh: --runs N" >&2; exit 2 ;; esac
 case $cpu_n in ''|*[!0-9]*) echo "run.sh: --cpu-requests N" >&2; exit 2 ;; esac
+case $sat_s in ''|*[!0-9]*) echo "run.sh: --sat-seconds S" >&2; exit 2 ;; esac
 [ "$runs" -ge 1 ] || { echo "run.sh: --runs N (N >= 1; 3 or more for a spread)" >&2; exit 2; }
 for p in ra-bench ra-hello; do
   [ -x "$build/bin/$p" ] || { echo "run.sh: no $build/bin/$p (build first)" >&2; exit 2; }
@@ -150,6 +158,23 @@ one_run() { # SIDE BUILD I
       echo "$mode-system $((s1 - s0)) $reqs" >>"$out/runs/$side-$i.cpu"
     done
   fi
+  : >"$out/runs/$side-$i.sat"
+  if [ "$sat_s" -gt 0 ]; then
+    local mode c0 c1 t0 t1 cli n
+    for mode in plain tunnel; do
+      c0=$(server_cpu_ns)
+      t0=$(date +%s%N)
+      # bash's `time` of the child: its user+system CPU (TIMEFORMAT %U %S)
+      cli=$( { TIMEFORMAT='%3U %3S'; time "${pin_cli[@]}" "$dir/bin/ra-bench" "--$mode" --trust-sim "$sim" \
+        --quiet --scenario throughput --duration "$sat_s" --rounds 1 --format json "$url" \
+        >"$tmp/sat.json"; } 2>&1 | tail -1)
+      t1=$(date +%s%N)
+      c1=$(server_cpu_ns)
+      n=$(python3 -c 'import json,sys; print(sum(r["n"] for r in json.load(open(sys.argv[1]))))' "$tmp/sat.json")
+      echo "$mode $((c1 - c0)) $(echo "$cli" | awk '{ printf "%.0f", ($1 + $2) * 1e9 }') $((t1 - t0)) $n" \
+        >>"$out/runs/$side-$i.sat"
+    done
+  fi
   stop_server
   rm -rf "$sim"
 }
@@ -160,6 +185,7 @@ one_run() { # SIDE BUILD I
   echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
   echo "server:  ${pin_srv[*]} BUILD/bin/ra-hello --listen 127.0.0.1:0 --quiet --tee sim --sim-dir DIR"
   echo "bench:   ${pin_cli[*]} BUILD/bin/ra-bench --both --trust-sim DIR --quiet ${bench_args[*]} --format table --json-out FILE URL"
+  [ "$sat_s" -gt 0 ] && echo "sat:     ${pin_cli[*]} BUILD/bin/ra-bench --plain|--tunnel --scenario throughput --duration $sat_s --rounds 1 URL; server CPU (schedstat), ra-bench CPU (bash time), wall"
   [ "$cpu_n" -gt 0 ] && echo "cpu:     ${pin_cli[*]} BUILD/bin/ra-bench --plain|--tunnel --scenario serial --serial $cpu_n --rounds 1 URL; server CPU from /proc/PID/schedstat"
   echo "runs:    $runs$([ -n "$old" ] && echo ", alternating new/old")"
   echo "new:     $build (git $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"

@@ -6,6 +6,9 @@ DIR holds, per run i (1..) and side (e.g. "new", "old"):
   SIDE-i.json  ra-bench --format json of that run
   SIDE-i.cpu   lines "MODE NS REQUESTS": server CPU time (ns) spent on a
                fixed number of serial requests of that mode (optional)
+  SIDE-i.sat   lines "MODE SERVER_NS CLIENT_NS WALL_NS REQUESTS": the
+               throughput scenario alone (optional): server and ra-bench
+               CPU time, wall time, requests done
 Prints, per side, every figure as min / median / max over the runs, and the
 per-run derived figures of issue 18 (tunnel/plain ratios, large's excess
 over the crypto floor, server CPU per request). With two sides (new first,
@@ -42,6 +45,20 @@ def load(d, side):
                 a, b = fig.get(f"cpu/plain{suf} us_per_req"), fig.get(f"cpu/tunnel{suf} us_per_req")
                 if a is not None and b is not None:
                     fig[f"cpu/tunnel{suf}-plain{suf} us_per_req"] = b - a
+        sat = os.path.join(d, f"{side}-{i}.sat")
+        if os.path.exists(sat):
+            with open(sat) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) == 5 and float(p[3]) > 0 and float(p[4]) > 0:
+                        m, srv, cli, wall, n = p[0], *map(float, p[1:])
+                        fig[f"sat/{m} server_us_per_req"] = srv / 1000.0 / n
+                        fig[f"sat/{m} server_busy_pct"] = 100.0 * srv / wall
+                        fig[f"sat/{m} client_busy_pct"] = 100.0 * cli / wall
+                        fig[f"sat/{m} rps"] = n * 1e9 / wall
+            a, b = fig.get("sat/plain server_us_per_req"), fig.get("sat/tunnel server_us_per_req")
+            if a is not None and b is not None:
+                fig["sat/tunnel-plain server_us_per_req"] = b - a
         runs.append(fig)
         i += 1
     return runs
