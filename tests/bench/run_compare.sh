@@ -2,7 +2,8 @@
 # bench/run_compare: bench/run.sh with tiny counts, three runs, --compare
 # against the same build (a build folder is taken as is, nothing is built):
 # every figure comes as min / median / max, the new/old ratios are printed,
-# the server's CPU per request is measured in both modes. Checks the output,
+# the server's CPU per request is measured in both modes, serial and at
+# saturation. Checks the output,
 # not the timings.
 set -euo pipefail
 bin=${RA_BIN:?RA_BIN not set}
@@ -13,7 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; cat "$tmp/out" >&2 || true; exit 1; }
 timeout 120 bash "$src/bench/run.sh" "$build" --runs 3 --compare "$build" --cpu-requests 200 \
-  --scenario serial --scenario large --scenario throughput \
+  --sat-seconds 1 --scenario serial --scenario large --scenario throughput \
   --serial 4 --large 2 --large-size 65536 --conns 2 --duration 0.1 --rounds 1 >"$tmp/out" 2>&1 ||
   fail "run.sh exited $?"
 grep -q '^== new: 3 runs, min / median / max' "$tmp/out" || fail "no spread table for new"
@@ -29,7 +30,9 @@ s = json.load(open(sys.argv[1]))
 for side in ("new", "old"):
     for k in ("serial/plain avg_ms", "serial/tunnel avg_ms", "large/floor avg_ms",
               "throughput/tunnel rps", "serial/ratio avg tunnel/plain",
-              "cpu/plain us_per_req", "cpu/tunnel us_per_req"):
+              "cpu/plain us_per_req", "cpu/tunnel us_per_req",
+              "sat/plain server_us_per_req", "sat/tunnel server_us_per_req",
+              "sat/tunnel server_busy_pct", "sat/plain client_busy_pct"):
         f = s[side][k]
         assert f["n"] == 3, (side, k, f)
         assert 0 < f["min"] <= f["median"] <= f["max"], (side, k, f)
