@@ -121,7 +121,8 @@ struct tunnel {
   /* requestIds whose stream we ended with http_cancel (or that ended): a
    * late http_body / http_credit for one is ignored, not a violation */
 #define GONE_IDS 64
-  uint64_t gone[GONE_IDS];
+  uint64_t *gone; /* GONE_IDS, allocated by the first stream's end: an idle
+                     tunnel holds no ring (issue 18's bytes per tunnel) */
   unsigned gone_next;
 };
 
@@ -186,10 +187,14 @@ struct treq {
  * pieces are expected, a finished one's are a violation. 0: neither. */
 enum { GONE_NONE, GONE_CANCELLED, GONE_FINISHED };
 static void gone_add(tunnel *t, uint64_t h, bool cancelled) {
+  /* out of memory: the ring is a courtesy (a late piece then counts as a
+   * violation of its own stream, which fails that stream only) */
+  if (!t->gone && !(t->gone = calloc(GONE_IDS, sizeof *t->gone))) return;
   t->gone[t->gone_next++ % GONE_IDS] = h << 1 | cancelled;
 }
 static int gone_find(const tunnel *t, uint64_t h) {
   int r = GONE_NONE;
+  if (!t->gone) return r;
   for (size_t i = 0; i < GONE_IDS; i++)
     if (t->gone[i] == (h << 1 | 1)) return GONE_CANCELLED;
     else if (t->gone[i] == h << 1 && t->gone[i]) r = GONE_FINISHED;
@@ -1343,6 +1348,7 @@ static void tunnel_teardown(tunnel *t) {
   s->replay_total -= t->replay.count;
   ra_replay_free(&t->replay);
   free(t->client_id);
+  free(t->gone);
   tkey *k = t->key;
   free(t);
   key_put(s, k);
