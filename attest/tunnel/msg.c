@@ -215,10 +215,14 @@ typedef enum {
   F_DATA_TYPE, F_CODE, F_REASON, F_EVENT_TYPE,
   /* raloop's client attestation (PROTOCOL.md §10): server_kx / client_kx */
   F_CLIENT_CHALLENGE, F_CLIENT_ATT,
+  /* raloop's streamed bodies (PROTOCOL.md §11) */
+  F_BODY_STREAMS, F_BODY_STREAM, F_END, F_BYTES,
   /* nested: verifier_data / sev_snp_data */
   F_VAL, F_IAT, F_SIGNATURE, F_VCEK, F_ASK, F_ARK,
   /* nested: clientAttestation */
   F_ATT_QUOTE, F_ATT_EVENT_LOG,
+  /* nested: bodyStreams */
+  F_WINDOW, F_CHUNK,
   F_COUNT
 } field;
 
@@ -228,8 +232,10 @@ static const char *const field_names[F_COUNT] = {
   "body", "timeout", "status", "statusText", "error", "connectionId", "protocols", "data",
   "dataType", "code", "reason", "eventType",
   "clientChallenge", "clientAttestation",
+  "bodyStreams", "bodyStream", "end", "bytes",
   "val", "iat", "signature", "vcek_cert", "ask_cert", "ark_cert",
   "quote", "event_log",
+  "window", "chunk",
 };
 
 /* A field's value: its head (tag 64 removed), and for maps/arrays the span
@@ -260,10 +266,13 @@ typedef struct slot {
   (uint64_t)(FL("eventType") == (L)) << F_EVENT_TYPE | \
   (uint64_t)(FL("clientChallenge") == (L)) << F_CLIENT_CHALLENGE | \
   (uint64_t)(FL("clientAttestation") == (L)) << F_CLIENT_ATT | \
+  (uint64_t)(FL("bodyStreams") == (L)) << F_BODY_STREAMS | (uint64_t)(FL("bodyStream") == (L)) << F_BODY_STREAM | \
+  (uint64_t)(FL("end") == (L)) << F_END | (uint64_t)(FL("bytes") == (L)) << F_BYTES | \
   (uint64_t)(FL("val") == (L)) << F_VAL | (uint64_t)(FL("iat") == (L)) << F_IAT | \
   (uint64_t)(FL("signature") == (L)) << F_SIGNATURE | (uint64_t)(FL("vcek_cert") == (L)) << F_VCEK | \
   (uint64_t)(FL("ask_cert") == (L)) << F_ASK | (uint64_t)(FL("ark_cert") == (L)) << F_ARK | \
-  (uint64_t)(FL("quote") == (L)) << F_ATT_QUOTE | (uint64_t)(FL("event_log") == (L)) << F_ATT_EVENT_LOG)
+  (uint64_t)(FL("quote") == (L)) << F_ATT_QUOTE | (uint64_t)(FL("event_log") == (L)) << F_ATT_EVENT_LOG | \
+  (uint64_t)(FL("window") == (L)) << F_WINDOW | (uint64_t)(FL("chunk") == (L)) << F_CHUNK)
 #define MAX_KEY_LEN 18 /* "sealedSymmetricKey" */
 static const uint64_t len_masks[MAX_KEY_LEN + 1] = {
   LM(0), LM(1), LM(2), LM(3), LM(4), LM(5), LM(6), LM(7), LM(8), LM(9),
@@ -412,6 +421,61 @@ static int get_number(const slot *s, double *out, bool *has) {
   return 0;
 }
 
+/* A non-negative integer (credit, window sizes); an integral float up to
+ * 2^53 is accepted as JS numbers may arrive that way. */
+static int get_uint(const slot *s, bool required, uint64_t *out, bool *has) {
+  if (has) *has = false;
+  *out = 0;
+  if (!s->present || s->t.k == T_NULL) return required ? -EBADMSG : 0;
+  if (s->t.k == T_UINT) {
+    *out = s->t.u;
+  } else if (s->t.k == T_FLOAT) {
+    double v = s->t.f;
+    if (!(v >= 0 && v <= 9007199254740992.0) || (double)(uint64_t)v != v) return -EBADMSG;
+    *out = (uint64_t)v;
+  } else {
+    return -EBADMSG;
+  }
+  if (has) *has = true;
+  return 0;
+}
+
+/* A boolean; null / undefined / absent read as false (required: refused). */
+static int get_bool(const slot *s, bool required, bool *out) {
+  *out = false;
+  if (!s->present || s->t.k == T_NULL) return required ? -EBADMSG : 0;
+  if (s->t.k != T_BOOL) return -EBADMSG;
+  *out = s->t.u != 0;
+  return 0;
+}
+
+/* bodyStreams {window: uint, chunk: uint} (PROTOCOL.md §11); null /
+ * undefined / absent: not announced. Ranges are the receiver's check. */
+static int get_body_streams(const slot *s, bool *has, ra_tmsg_body_streams *bs) {
+  *has = false;
+  bs->window = bs->chunk = 0;
+  if (!s->present || s->t.k == T_NULL) return 0;
+  if (s->t.k != T_MAP && s->t.k != T_INDEF_MAP) return -EBADMSG;
+  slot sub[F_COUNT];
+  memset(sub, 0, sizeof sub);
+  lexer lx = {s->start, s->end};
+  tok head;
+  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_WINDOW, F_CHUNK + 1, NULL)) return -EBADMSG;
+  int rc;
+  if ((rc = get_uint(&sub[F_WINDOW], true, &bs->window, NULL)) ||
+      (rc = get_uint(&sub[F_CHUNK], true, &bs->chunk, NULL)))
+    return rc;
+  *has = true;
+  return 0;
+}
+
+bool ra_tmsg_body_streams_valid(const ra_tmsg_body_streams *bs) {
+  if (!bs) return false;
+  if (bs->window < RA_TMSG_BS_WINDOW_MIN || bs->window > RA_TMSG_BS_WINDOW_MAX) return false;
+  uint64_t cmax = bs->window < RA_TMSG_BS_CHUNK_MAX ? bs->window : RA_TMSG_BS_CHUNK_MAX;
+  return bs->chunk >= RA_TMSG_BS_CHUNK_MIN && bs->chunk <= cmax;
+}
+
 static bool str_is(ra_str s, const char *lit) {
   size_t n = strlen(lit);
   return s.len == n && memcmp(s.ptr, lit, n) == 0;
@@ -511,7 +575,7 @@ static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k)
   if ((rc = get_bytes(SL(F_CLIENT_CHALLENGE), false, &k->client_challenge, &k->has_client_challenge)))
     return rc;
   if (k->has_client_challenge && k->client_challenge.len != RA_TMSG_CHALLENGE_BYTES) return -EBADMSG;
-  return 0;
+  return get_body_streams(SL(F_BODY_STREAMS), &k->has_body_streams, &k->body_streams);
 }
 
 /* client_kx: the sealed key, and our optional clientAttestation map
@@ -519,6 +583,7 @@ static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k)
 static int decode_client_kx(const slot *sl, uint64_t have, typeof(((ra_tmsg *)0)->client_kx) *k) {
   int rc;
   if ((rc = get_bytes(SL(F_SEALED), true, &k->sealed_key, NULL))) return rc;
+  if ((rc = get_body_streams(SL(F_BODY_STREAMS), &k->has_body_streams, &k->body_streams))) return rc;
   const slot *a = SL(F_CLIENT_ATT);
   if (!a->present || a->t.k == T_NULL) return 0;
   if (a->t.k != T_MAP && a->t.k != T_INDEF_MAP) return -EBADMSG;
@@ -574,7 +639,8 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
         (rc = get_text(SL(F_URL), true, &r->url, NULL)) ||
         (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
         (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_number(SL(F_TIMEOUT), &r->timeout, &r->has_timeout)))
+        (rc = get_number(SL(F_TIMEOUT), &r->timeout, &r->has_timeout)) ||
+        (rc = get_bool(SL(F_BODY_STREAM), false, &r->body_stream)))
       return rc;
   } else if (str_is(type, "http_response")) {
     out->type = RA_TMSG_HTTP_RESPONSE;
@@ -584,7 +650,25 @@ int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out) {
         (rc = get_text(SL(F_STATUS_TEXT), false, &r->status_text, NULL)) ||
         (rc = check_headers(SL(F_HEADERS), &r->headers)) ||
         (rc = get_blob(SL(F_BODY), false, &r->body, &r->has_body, &r->body_is_text)) ||
-        (rc = get_text(SL(F_ERROR), false, &r->error, &r->has_error)))
+        (rc = get_text(SL(F_ERROR), false, &r->error, &r->has_error)) ||
+        (rc = get_bool(SL(F_BODY_STREAM), false, &r->body_stream)))
+      return rc;
+  } else if (str_is(type, "http_body")) {
+    out->type = RA_TMSG_HTTP_BODY;
+    typeof(out->http_body) *b = &out->http_body;
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &b->request_id, NULL)) ||
+        (rc = get_bool(SL(F_END), true, &b->end)) ||
+        (rc = get_bytes(SL(F_DATA), true, &b->data, NULL)))
+      return rc;
+  } else if (str_is(type, "http_credit")) {
+    out->type = RA_TMSG_HTTP_CREDIT;
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &out->http_credit.request_id, NULL)) ||
+        (rc = get_uint(SL(F_BYTES), true, &out->http_credit.bytes, NULL)))
+      return rc;
+  } else if (str_is(type, "http_cancel")) {
+    out->type = RA_TMSG_HTTP_CANCEL;
+    if ((rc = get_text(SL(F_REQUEST_ID), true, &out->http_cancel.request_id, NULL)) ||
+        (rc = get_text(SL(F_REASON), false, &out->http_cancel.reason, &out->http_cancel.has_reason)))
       return rc;
   } else if (str_is(type, "ws_connect")) {
     out->type = RA_TMSG_WS_CONNECT;
@@ -642,6 +726,9 @@ const char *ra_tmsg_type_name(ra_tmsg_type t) {
   case RA_TMSG_WS_MESSAGE: return "ws_message";
   case RA_TMSG_WS_CLOSE: return "ws_close";
   case RA_TMSG_WS_EVENT: return "ws_event";
+  case RA_TMSG_HTTP_BODY: return "http_body";
+  case RA_TMSG_HTTP_CREDIT: return "http_credit";
+  case RA_TMSG_HTTP_CANCEL: return "http_cancel";
   default: return "unknown";
   }
 }
@@ -835,6 +922,13 @@ static inline void w_bytes(wr *w, const void *p, size_t n) {
   w_raw(w, p, n);
 }
 static void w_null(wr *w) { uint8_t b = 0xf6; w_raw(w, &b, 1); }
+static void w_bool(wr *w, bool v) { uint8_t b = v ? 0xf5 : 0xf4; w_raw(w, &b, 1); }
+/* bodyStreams {window, chunk} (PROTOCOL.md §11) */
+static void w_body_streams(wr *w, const ra_tmsg_body_streams *bs) {
+  w_map(w, 2);
+  w_lit(w, "window"); w_uint(w, bs->window);
+  w_lit(w, "chunk"); w_uint(w, bs->chunk);
+}
 static void w_int(wr *w, int v) {
   if (v >= 0) w_mhead(w, MT_UINT, (uint64_t)v);
   else w_mhead(w, MT_NEGINT, (uint64_t)(-(int64_t)v - 1));
@@ -850,7 +944,7 @@ size_t ra_tmsg_encode_client_kx_ready(uint8_t *out, size_t cap) {
 
 size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_kx_out *m) {
   wr w = {out, cap, 0, false};
-  w_map(&w, 6);
+  w_map(&w, m->body_streams ? 7 : 6);
   w_lit(&w, "type"); w_lit(&w, "server_kx");
   w_lit(&w, "x25519PublicKey"); w_bytes(&w, m->x25519_public_key, 32);
   w_lit(&w, "quote"); w_bytes(&w, m->quote.ptr, m->quote.len);
@@ -877,6 +971,7 @@ size_t ra_tmsg_encode_server_kx(uint8_t *out, size_t cap, const ra_tmsg_server_k
   } else {
     w_null(&w);
   }
+  if (m->body_streams) { w_lit(&w, "bodyStreams"); w_body_streams(&w, m->body_streams); }
   return w_done(&w);
 }
 
@@ -890,15 +985,22 @@ size_t ra_tmsg_encode_client_kx(uint8_t *out, size_t cap, const uint8_t *sealed,
 
 size_t ra_tmsg_encode_client_kx_att(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len,
                                     const ra_tmsg_client_att_out *att) {
-  if (!att) return ra_tmsg_encode_client_kx(out, cap, sealed, sealed_len);
+  return ra_tmsg_encode_client_kx_ex(out, cap, sealed, sealed_len, att, NULL);
+}
+
+size_t ra_tmsg_encode_client_kx_ex(uint8_t *out, size_t cap, const uint8_t *sealed, size_t sealed_len,
+                                   const ra_tmsg_client_att_out *att, const ra_tmsg_body_streams *body_streams) {
   wr w = {out, cap, 0, false};
-  w_map(&w, 3);
+  w_map(&w, 2u + (att != NULL) + (body_streams != NULL));
   w_lit(&w, "type"); w_lit(&w, "client_kx");
   w_lit(&w, "sealedSymmetricKey"); w_bytes(&w, sealed, sealed_len);
-  w_lit(&w, "clientAttestation");
-  w_map(&w, att->event_log.ptr ? 2 : 1);
-  w_lit(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
-  if (att->event_log.ptr) { w_lit(&w, "event_log"); w_rstr(&w, att->event_log); }
+  if (att) {
+    w_lit(&w, "clientAttestation");
+    w_map(&w, att->event_log.ptr ? 2 : 1);
+    w_lit(&w, "quote"); w_bytes(&w, att->quote.ptr, att->quote.len);
+    if (att->event_log.ptr) { w_lit(&w, "event_log"); w_rstr(&w, att->event_log); }
+  }
+  if (body_streams) { w_lit(&w, "bodyStreams"); w_body_streams(&w, body_streams); }
   return w_done(&w);
 }
 
@@ -1049,13 +1151,15 @@ static void w_headers(wr *w, const ra_header *h, size_t n, ra_tmsg_hdr_mode mode
 
 size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_request_out *m) {
   wr w = {out, cap, 0, false};
-  w_map(&w, m->has_body ? 6 : 5);
+  w_map(&w, m->has_body || m->body_stream ? 6 : 5);
   w_lit(&w, "type"); w_lit(&w, "http_request");
   w_lit(&w, "requestId"); w_rstr(&w, m->request_id);
   w_lit(&w, "method"); w_rstr(&w, m->method);
   w_lit(&w, "url"); w_rstr(&w, m->url);
   w_lit(&w, "headers"); w_headers(&w, m->headers, m->n_headers, RA_TMSG_HDR_JOIN);
-  if (m->has_body) {
+  if (m->body_stream) {
+    w_lit(&w, "bodyStream"); w_bool(&w, true);
+  } else if (m->has_body) {
     w_lit(&w, "body");
     if (m->body_is_text) w_text(&w, m->body, m->body_len);
     else w_bytes(&w, m->body, m->body_len);
@@ -1063,13 +1167,16 @@ size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_
   return w_done(&w);
 }
 
+/* bodyStream (§11) comes before body, so that the head encoder still ends
+ * with the key "body" */
 static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
-  w_map(w, m->error ? 7u : 6u);
+  w_map(w, 6u + (m->error != NULL) + m->body_stream);
   w_lit(w, "type"); w_lit(w, "http_response");
   w_lit(w, "requestId"); w_rstr(w, m->request_id);
   w_lit(w, "status"); w_int(w, m->status);
   w_lit(w, "statusText"); w_rstr(w, m->status_text);
   w_lit(w, "headers"); w_headers(w, m->headers, m->n_headers, RA_TMSG_HDR_LOWER_MULTI);
+  if (m->body_stream) { w_lit(w, "bodyStream"); w_bool(w, true); }
   w_lit(w, "body");
 }
 
@@ -1082,7 +1189,7 @@ size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg
 size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
   wr w = {out, cap, 0, false};
   w_response_head(&w, m);
-  if (!m->has_body) w_null(&w);
+  if (!m->has_body || m->body_stream) w_null(&w);
   else if (m->body_is_text) w_text(&w, m->body, m->body_len);
   else w_bytes(&w, m->body, m->body_len);
   if (m->error) { w_lit(&w, "error"); w_cstr(&w, m->error); }
@@ -1145,4 +1252,42 @@ size_t ra_str_head(uint8_t out[9], size_t len) {
   wr w = {out, 9, 0, false};
   w_mhead(&w, MT_BYTES, len);
   return w.len;
+}
+
+/* ---- the streamed-body extension (PROTOCOL.md §11) ---------------------- */
+
+size_t ra_tmsg_encode_http_body_head(uint8_t *out, size_t cap, ra_str request_id, size_t len, bool end) {
+  wr w = {out, cap, 0, false};
+  w_map(&w, 4);
+  w_lit(&w, "type"); w_lit(&w, "http_body");
+  w_lit(&w, "requestId"); w_rstr(&w, request_id);
+  w_lit(&w, "end"); w_bool(&w, end);
+  w_lit(&w, "data"); w_mhead(&w, MT_BYTES, len);
+  return w_done(&w);
+}
+
+size_t ra_tmsg_encode_http_body(uint8_t *out, size_t cap, ra_str request_id, const void *data, size_t len,
+                                bool end) {
+  size_t n = ra_tmsg_encode_http_body_head(out, cap, request_id, len, end);
+  wr w = {out, cap, n, n > cap};
+  w_raw(&w, data, len);
+  return w_done(&w);
+}
+
+size_t ra_tmsg_encode_http_credit(uint8_t *out, size_t cap, ra_str request_id, uint64_t bytes) {
+  wr w = {out, cap, 0, false};
+  w_map(&w, 3);
+  w_lit(&w, "type"); w_lit(&w, "http_credit");
+  w_lit(&w, "requestId"); w_rstr(&w, request_id);
+  w_lit(&w, "bytes"); w_uint(&w, bytes);
+  return w_done(&w);
+}
+
+size_t ra_tmsg_encode_http_cancel(uint8_t *out, size_t cap, ra_str request_id, const char *reason) {
+  wr w = {out, cap, 0, false};
+  w_map(&w, reason ? 3 : 2);
+  w_lit(&w, "type"); w_lit(&w, "http_cancel");
+  w_lit(&w, "requestId"); w_rstr(&w, request_id);
+  if (reason) { w_lit(&w, "reason"); w_cstr(&w, reason); }
+  return w_done(&w);
 }

@@ -57,8 +57,30 @@ static void reencode_check(const ra_tmsg *m) {
         .quote = m->client_kx.att_quote,
         .event_log = m->client_kx.has_att_event_log ? m->client_kx.att_event_log : ra_str_make(NULL, 0),
       };
-      need = ra_tmsg_encode_client_kx_att(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len,
-                                          m->client_kx.has_attestation ? &att : NULL);
+      need = ra_tmsg_encode_client_kx_ex(out, cap, m->client_kx.sealed_key.bytes, m->client_kx.sealed_key.len,
+                                         m->client_kx.has_attestation ? &att : NULL,
+                                         m->client_kx.has_body_streams ? &m->client_kx.body_streams : NULL);
+      break;
+    }
+    /* the streamed-body extension (PROTOCOL.md §11) */
+    case RA_TMSG_HTTP_BODY:
+      need = ra_tmsg_encode_http_body(out, cap, m->http_body.request_id, m->http_body.data.ptr,
+                                      m->http_body.data.len, m->http_body.end);
+      break;
+    case RA_TMSG_HTTP_CREDIT:
+      need = ra_tmsg_encode_http_credit(out, cap, m->http_credit.request_id, m->http_credit.bytes);
+      break;
+    case RA_TMSG_HTTP_CANCEL: {
+      /* reason as a C string: only when it has no NUL (a fuzzed one may) */
+      char reason[64];
+      const char *r = NULL;
+      if (m->http_cancel.has_reason && m->http_cancel.reason.len < sizeof reason &&
+          !memchr(m->http_cancel.reason.ptr, 0, m->http_cancel.reason.len)) {
+        memcpy(reason, m->http_cancel.reason.ptr, m->http_cancel.reason.len);
+        reason[m->http_cancel.reason.len] = 0;
+        r = reason;
+      }
+      need = ra_tmsg_encode_http_cancel(out, cap, m->http_cancel.request_id, r);
       break;
     }
     case RA_TMSG_HTTP_REQUEST: {
@@ -72,6 +94,7 @@ static void reencode_check(const ra_tmsg *m) {
         .url = m->http_request.url, .headers = hs, .n_headers = n,
         .has_body = m->http_request.has_body, .body_is_text = m->http_request.body_is_text,
         .body = m->http_request.body.ptr, .body_len = m->http_request.body.len,
+        .body_stream = m->http_request.body_stream,
       };
       need = ra_tmsg_encode_http_request(out, cap, &o);
       break;
@@ -96,9 +119,24 @@ static void reencode_check(const ra_tmsg *m) {
        m2.client_kx.has_att_event_log != m->client_kx.has_att_event_log ||
        m2.client_kx.att_event_log.len != m->client_kx.att_event_log.len))
     abort();
-  if (m->type == RA_TMSG_HTTP_REQUEST &&
-      (m2.http_request.url.len != m->http_request.url.len || m2.http_request.has_body != m->http_request.has_body))
+  if (m->type == RA_TMSG_CLIENT_KX &&
+      (m2.client_kx.has_body_streams != m->client_kx.has_body_streams ||
+       m2.client_kx.body_streams.window != m->client_kx.body_streams.window ||
+       m2.client_kx.body_streams.chunk != m->client_kx.body_streams.chunk))
     abort();
+  /* bodyStream wins over a body sent with it (the encoder leaves the body out) */
+  if (m->type == RA_TMSG_HTTP_REQUEST &&
+      (m2.http_request.url.len != m->http_request.url.len ||
+       m2.http_request.body_stream != m->http_request.body_stream ||
+       m2.http_request.has_body != (m->http_request.has_body && !m->http_request.body_stream)))
+    abort();
+  if (m->type == RA_TMSG_HTTP_BODY &&
+      (m2.http_body.end != m->http_body.end || m2.http_body.data.len != m->http_body.data.len ||
+       !ra_str_eq(m2.http_body.request_id, m->http_body.request_id) ||
+       (m->http_body.data.len && memcmp(m2.http_body.data.ptr, m->http_body.data.ptr, m->http_body.data.len))))
+    abort();
+  if (m->type == RA_TMSG_HTTP_CREDIT && m2.http_credit.bytes != m->http_credit.bytes) abort();
+  if (m->type == RA_TMSG_HTTP_CANCEL && !ra_str_eq(m2.http_cancel.request_id, m->http_cancel.request_id)) abort();
   free(out);
 }
 
@@ -117,6 +155,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     reencode_check(&m);
     /* a server_kx in our encoder's shape gets a clientChallenge appended:
      * still one server_kx, now with that challenge */
+    if (m.type == RA_TMSG_SERVER_KX && m.server_kx.has_body_streams)
+      (void)ra_tmsg_body_streams_valid(&m.server_kx.body_streams);
     if (m.type == RA_TMSG_SERVER_KX && !m.server_kx.has_client_challenge) {
       uint8_t ch[RA_TMSG_CHALLENGE_BYTES];
       memset(ch, 0xc5, sizeof ch);

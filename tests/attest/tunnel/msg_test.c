@@ -779,6 +779,271 @@ static void test_client_attestation_fields(void **st) {
   assert_int_equal(ra_tmsg_server_kx_add_challenge(kx2, sizeof kx2, (const uint8_t *)"\xa1", 1, ch), 0);
 }
 
+/* ---- raloop's streamed bodies (PROTOCOL.md §11) -------------------------- */
+
+/* As Node's cbor-x encodes them (tests/node_modules/cbor-x): tag 64 on
+ * data, undefined for an absent reason, 0xb9 map heads. */
+static void test_body_stream_cborx_shapes(void **st) {
+  (void)st;
+  uint8_t *b;
+  ra_tmsg m;
+  assert_int_equal(decode_hex("b90004647479706569687474705f626f64796972657175657374496462723163656e64f4646461746"
+                              "1d84043010203", &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_BODY);
+  assert_string_equal(ra_tmsg_type_name(m.type), "http_body");
+  assert_str(m.http_body.request_id, "r1");
+  assert_false(m.http_body.end);
+  assert_int_equal(m.http_body.data.len, 3);
+  assert_int_equal(m.http_body.data.bytes[2], 3);
+  free(b);
+  assert_int_equal(decode_hex("b90004647479706569687474705f626f64796972657175657374496462723163656e64f56464617461d84040",
+                              &m, &b), 0);
+  assert_true(m.http_body.end);
+  assert_int_equal(m.http_body.data.len, 0);
+  free(b);
+  assert_int_equal(decode_hex("b9000364747970656b687474705f637265646974697265717565737449646272316562797465731a00040000",
+                              &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_CREDIT);
+  assert_int_equal(m.http_credit.bytes, 262144);
+  free(b);
+  assert_int_equal(decode_hex("b9000364747970656b687474705f63616e63656c6972657175657374496462723166726561736f6ef7",
+                              &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_CANCEL);
+  assert_str(m.http_cancel.request_id, "r1");
+  assert_false(m.http_cancel.has_reason);
+  free(b);
+  assert_int_equal(decode_hex("b9000364747970656b687474705f63616e63656c6972657175657374496462723166726561736f6e6565"
+                              "61726c79", &m, &b), 0);
+  assert_true(m.http_cancel.has_reason);
+  assert_str(m.http_cancel.reason, "early");
+  free(b);
+  assert_int_equal(decode_hex("b90003647479706569636c69656e745f6b78727365616c656453796d6d65747269634b6579d8404401"
+                              "0203046b626f647953747265616d73b900026677696e646f771a00100000656368756e6b1a00040000",
+                              &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_CLIENT_KX);
+  assert_true(m.client_kx.has_body_streams);
+  assert_int_equal(m.client_kx.body_streams.window, 1048576);
+  assert_int_equal(m.client_kx.body_streams.chunk, 262144);
+  assert_false(m.client_kx.has_attestation);
+  free(b);
+  assert_int_equal(decode_hex("b9000664747970656c687474705f7265717565737469726571756573744964627231666d6574686f6463"
+                              "5055546375726c622f756768656164657273b900006a626f647953747265616df5", &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_REQUEST);
+  assert_true(m.http_request.body_stream);
+  assert_false(m.http_request.has_body);
+  free(b);
+  assert_int_equal(decode_hex("b9000764747970656d687474705f726573706f6e736569726571756573744964627231667374617475"
+                              "7318c86a73746174757354657874624f4b6768656164657273b9000064626f6479f66a626f64795374"
+                              "7265616df5", &m, &b), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_RESPONSE);
+  assert_true(m.http_response.body_stream);
+  assert_false(m.http_response.has_body);
+  assert_int_equal(m.http_response.status, 200);
+  free(b);
+  /* bodyStream false / null / undefined: a whole body */
+  assert_int_equal(decode_hex("a5" "6474797065" "6c687474705f72657175657374" "69726571756573744964" "6131"
+                              "666d6574686f64" "63474554" "6375726c" "612f" "6a626f647953747265616d" "f4", &m, &b), 0);
+  assert_false(m.http_request.body_stream);
+  free(b);
+  assert_int_equal(decode_hex("a5" "6474797065" "6c687474705f72657175657374" "69726571756573744964" "6131"
+                              "666d6574686f64" "63474554" "6375726c" "612f" "6a626f647953747265616d" "f7", &m, &b), 0);
+  assert_false(m.http_request.body_stream);
+  free(b);
+  /* bodyStreams with an unknown key besides window/chunk, and an integral float */
+  assert_int_equal(decode_hex("a3" "6474797065" "69636c69656e745f6b78" "727365616c656453796d6d65747269634b6579" "4101"
+                              "6b626f647953747265616d73" "a3" "6178" "01" "6677696e646f77" "fb4130000000000000"
+                              "656368756e6b" "194000", &m, &b), 0);
+  assert_true(m.client_kx.has_body_streams);
+  assert_int_equal(m.client_kx.body_streams.window, 1048576);
+  assert_int_equal(m.client_kx.body_streams.chunk, 16384);
+  free(b);
+}
+
+static void test_body_stream_rejects(void **st) {
+  (void)st;
+  const char *ckx = "a3" "6474797065" "69636c69656e745f6b78" "727365616c656453796d6d65747269634b6579" "4101"
+                    "6b626f647953747265616d73";
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s" "f5", ckx);
+  expect_bad("bodyStreams true", buf);
+  snprintf(buf, sizeof buf, "%s" "a1" "6677696e646f77" "1a00100000", ckx);
+  expect_bad("bodyStreams without chunk", buf);
+  snprintf(buf, sizeof buf, "%s" "a2" "6677696e646f77" "20" "656368756e6b" "194000", ckx);
+  expect_bad("bodyStreams window -1", buf);
+  snprintf(buf, sizeof buf, "%s" "a2" "6677696e646f77" "6131" "656368756e6b" "194000", ckx);
+  expect_bad("bodyStreams window text", buf);
+  snprintf(buf, sizeof buf, "%s" "a2" "6677696e646f77" "fb3ff8000000000000" "656368756e6b" "194000", ckx);
+  expect_bad("bodyStreams window 1.5", buf);
+  /* the same on server_kx */
+  expect_bad("server_kx bodyStreams array",
+             "a4" "6474797065" "697365727665725f6b78" "6f7832353531395075626c69634b6579" "5820"
+             "0101010101010101010101010101010101010101010101010101010101010101" "6571756f7465" "4100"
+             "6b626f647953747265616d73" "80");
+  const char *req = "a5" "6474797065" "6c687474705f72657175657374" "69726571756573744964" "6131"
+                    "666d6574686f64" "63474554" "6375726c" "612f" "6a626f647953747265616d";
+  snprintf(buf, sizeof buf, "%s" "01", req);
+  expect_bad("bodyStream 1", buf);
+  snprintf(buf, sizeof buf, "%s" "6474727565", req);
+  expect_bad("bodyStream text", buf);
+  const char *body = "6474797065" "69687474705f626f6479" "69726571756573744964" "6131";
+  snprintf(buf, sizeof buf, "a3%s" "6464617461" "40", body);
+  expect_bad("http_body without end", buf);
+  snprintf(buf, sizeof buf, "a3%s" "63656e64" "f5", body);
+  expect_bad("http_body without data", buf);
+  snprintf(buf, sizeof buf, "a4%s" "63656e64" "01" "6464617461" "40", body);
+  expect_bad("http_body end int", buf);
+  snprintf(buf, sizeof buf, "a4%s" "63656e64" "f5" "6464617461" "6161", body);
+  expect_bad("http_body data text", buf);
+  snprintf(buf, sizeof buf, "a4%s" "63656e64" "f5" "6464617461" "f6", body);
+  expect_bad("http_body data null", buf);
+  expect_bad("http_body no requestId", "a3" "6474797065" "69687474705f626f6479" "63656e64" "f5" "6464617461" "40");
+  const char *cr = "a3" "6474797065" "6b687474705f637265646974" "69726571756573744964" "6131" "656279746573";
+  snprintf(buf, sizeof buf, "%s" "20", cr);
+  expect_bad("credit -1", buf);
+  snprintf(buf, sizeof buf, "%s" "fb3ff8000000000000", cr);
+  expect_bad("credit 1.5", buf);
+  snprintf(buf, sizeof buf, "%s" "6131", cr);
+  expect_bad("credit text", buf);
+  expect_bad("credit missing", "a2" "6474797065" "6b687474705f637265646974" "69726571756573744964" "6131");
+  expect_bad("cancel reason int", "a3" "6474797065" "6b687474705f63616e63656c" "69726571756573744964" "6131"
+             "66726561736f6e" "01");
+  expect_bad("cancel no requestId", "a1" "6474797065" "6b687474705f63616e63656c");
+}
+
+static void test_body_stream_encoders(void **st) {
+  (void)st;
+  uint8_t out[4096];
+  ra_tmsg m;
+  ra_tmsg_body_streams bs = {1048576, 262144};
+  /* server_kx announcing, and the challenge appended after it */
+  uint8_t pk[32], ch[32], kx2[600];
+  memset(pk, 1, sizeof pk);
+  memset(ch, 0xc5, sizeof ch);
+  ra_tmsg_server_kx_out so = {.x25519_public_key = pk, .quote = RA_STR("q"), .body_streams = &bs};
+  size_t n = ra_tmsg_encode_server_kx(out, sizeof out, &so);
+  assert_int_equal(n, ra_tmsg_encode_server_kx(NULL, 0, &so));
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.server_kx.has_body_streams);
+  assert_int_equal(m.server_kx.body_streams.window, bs.window);
+  assert_int_equal(m.server_kx.body_streams.chunk, bs.chunk);
+  size_t k2 = ra_tmsg_server_kx_add_challenge(kx2, sizeof kx2, out, n, ch);
+  assert_true(k2 <= sizeof kx2);
+  assert_int_equal(ra_tmsg_decode(kx2, k2, &m), 0);
+  assert_true(m.server_kx.has_body_streams && m.server_kx.has_client_challenge);
+  assert_int_equal(m.server_kx.body_streams.chunk, bs.chunk);
+  so.body_streams = NULL; /* not announced: as before */
+  n = ra_tmsg_encode_server_kx(out, sizeof out, &so);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_false(m.server_kx.has_body_streams);
+
+  /* client_kx: streams only, both extensions, neither (= the plain one) */
+  uint8_t sealed[80], plain[160];
+  memset(sealed, 0xaa, sizeof sealed);
+  n = ra_tmsg_encode_client_kx_ex(out, sizeof out, sealed, sizeof sealed, NULL, &bs);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.client_kx.has_body_streams);
+  assert_false(m.client_kx.has_attestation);
+  assert_int_equal(m.client_kx.body_streams.window, bs.window);
+  ra_tmsg_client_att_out att = {.quote = RA_STR("quote"), .event_log = RA_STR("[]")};
+  n = ra_tmsg_encode_client_kx_ex(out, sizeof out, sealed, sizeof sealed, &att, &bs);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.client_kx.has_body_streams && m.client_kx.has_attestation && m.client_kx.has_att_event_log);
+  assert_int_equal(m.client_kx.body_streams.chunk, bs.chunk);
+  size_t pn = ra_tmsg_encode_client_kx(plain, sizeof plain, sealed, sizeof sealed);
+  n = ra_tmsg_encode_client_kx_ex(out, sizeof out, sealed, sizeof sealed, NULL, NULL);
+  assert_int_equal(n, pn);
+  assert_memory_equal(out, plain, pn);
+
+  /* http_request: bodyStream and no body, even with has_body set */
+  ra_header h[1] = {{RA_STR("Content-Type"), RA_STR("application/octet-stream")}};
+  ra_tmsg_http_request_out rq = {.request_id = RA_STR("7"), .method = RA_STR("PUT"), .url = RA_STR("/upload"),
+                                 .headers = h, .n_headers = 1, .has_body = true, .body = "xx", .body_len = 2,
+                                 .body_stream = true};
+  n = ra_tmsg_encode_http_request(out, sizeof out, &rq);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.http_request.body_stream);
+  assert_false(m.http_request.has_body);
+  rq.body_stream = false;
+  n = ra_tmsg_encode_http_request(out, sizeof out, &rq);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_false(m.http_request.body_stream);
+  assert_true(m.http_request.has_body);
+
+  /* http_response: bodyStream with body null; the head variant ends at "body" */
+  ra_tmsg_http_response_out rs = {.request_id = RA_STR("7"), .status = 200, .status_text = RA_STR("OK"),
+                                  .headers = h, .n_headers = 1, .has_body = true, .body = "xx", .body_len = 2,
+                                  .body_stream = true};
+  n = ra_tmsg_encode_http_response(out, sizeof out, &rs);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.http_response.body_stream);
+  assert_false(m.http_response.has_body);
+  size_t hn = ra_tmsg_encode_http_response_head(out, sizeof out, &rs);
+  assert_int_equal(hn + 1, n);
+  out[hn] = 0xf6;
+  assert_int_equal(ra_tmsg_decode(out, hn + 1, &m), 0);
+  assert_true(m.http_response.body_stream);
+  rs.body_stream = false; /* byte-identical to before: 6 keys, body last */
+  n = ra_tmsg_encode_http_response(out, sizeof out, &rs);
+  assert_int_equal(out[2], 6);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_false(m.http_response.body_stream);
+  assert_int_equal(m.http_response.body.len, 2);
+
+  /* http_body whole and in place */
+  uint8_t data[300];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = (uint8_t)i;
+  n = ra_tmsg_encode_http_body(out, sizeof out, RA_STR("abc"), data, sizeof data, false);
+  assert_int_equal(n, ra_tmsg_encode_http_body(NULL, 0, RA_STR("abc"), data, sizeof data, false));
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_BODY);
+  assert_str(m.http_body.request_id, "abc");
+  assert_false(m.http_body.end);
+  assert_int_equal(m.http_body.data.len, sizeof data);
+  assert_memory_equal(m.http_body.data.bytes, data, sizeof data);
+  hn = ra_tmsg_encode_http_body_head(out, sizeof out, RA_STR("abc"), sizeof data, false);
+  assert_int_equal(hn + sizeof data, n);
+  n = ra_tmsg_encode_http_body(out, sizeof out, RA_STR("abc"), NULL, 0, true);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_true(m.http_body.end);
+  assert_int_equal(m.http_body.data.len, 0);
+  /* a short buffer: the size is still reported, nothing past cap written */
+  memset(out, 0xee, sizeof out);
+  n = ra_tmsg_encode_http_body(out, 10, RA_STR("abc"), data, sizeof data, false);
+  assert_true(n > 10);
+  assert_int_equal(out[10], 0xee);
+
+  /* http_credit: large values round-trip */
+  n = ra_tmsg_encode_http_credit(out, sizeof out, RA_STR("abc"), UINT64_C(5000000000));
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_CREDIT);
+  assert_true(m.http_credit.bytes == UINT64_C(5000000000));
+  /* http_cancel with and without reason */
+  n = ra_tmsg_encode_http_cancel(out, sizeof out, RA_STR("abc"), "early response");
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_int_equal(m.type, RA_TMSG_HTTP_CANCEL);
+  assert_true(m.http_cancel.has_reason);
+  assert_str(m.http_cancel.reason, "early response");
+  n = ra_tmsg_encode_http_cancel(out, sizeof out, RA_STR("abc"), NULL);
+  assert_int_equal(ra_tmsg_decode(out, n, &m), 0);
+  assert_false(m.http_cancel.has_reason);
+}
+
+static void test_body_streams_valid(void **st) {
+  (void)st;
+  const uint64_t K = 1024;
+  struct { uint64_t w, c; bool ok; } v[] = {
+    {1024 * K, 256 * K, true},   {64 * K, 16 * K, true},      {4096 * K, 1024 * K, true},
+    {64 * K, 64 * K, true},      {64 * K - 1, 16 * K, false}, {4096 * K + 1, 16 * K, false},
+    {1024 * K, 16 * K - 1, false}, {1024 * K, 1024 * K + 1, false}, {128 * K, 129 * K, false},
+    {0, 0, false},               {UINT64_MAX, UINT64_MAX, false},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    ra_tmsg_body_streams bs = {v[i].w, v[i].c};
+    if (ra_tmsg_body_streams_valid(&bs) != v[i].ok) fail_msg("case %zu", i);
+  }
+  assert_false(ra_tmsg_body_streams_valid(NULL));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_captured_client_kx_ready),
@@ -797,6 +1062,10 @@ int main(void) {
     cmocka_unit_test(test_header_bytes_as_latin1),
     cmocka_unit_test(test_header_text_to_bytes),
     cmocka_unit_test(test_client_attestation_fields),
+    cmocka_unit_test(test_body_stream_cborx_shapes),
+    cmocka_unit_test(test_body_stream_rejects),
+    cmocka_unit_test(test_body_stream_encoders),
+    cmocka_unit_test(test_body_streams_valid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
