@@ -849,7 +849,7 @@ tdx_done:
   } else {
     ra_tunnel_request req = {
       .method = method ? method : upload ? "PUT" : (has_body ? "POST" : "GET"), .url = path,
-      .headers = hdrs, .n_headers = n_hdrs, .has_body = has_body, .body_is_text = body_text,
+      .headers = hdrs, .n_headers = n_hdrs, .has_body = has_body, .body_is_text = body_text && !upload,
       .body = body, .body_len = body_len, .timeout_ms = max_time > 0 ? (uint64_t)(max_time * 1000) : 0,
       .body_read = upload ? read_upload : NULL, .body_length = st.up_total,
       .on_head = on_head, .on_data = on_data, /* written as it arrives */

@@ -13,7 +13,9 @@
 // /stats, /json (parses the body only under the key "content-type" exactly,
 // as the reference's Express server does), /latin (header values with code
 // points 0x80..0xff, what a browser shows for such header bytes), /wide (a
-// header value above U+00FF);
+// header value above U+00FF), /upload (PUT|POST: {"bytes":N,"sha256":HEX} of
+// the whole body, as ra-hello's route answers; this server never announces
+// streamed bodies, so the body comes whole);
 // tunnelled WebSocket at any path: echo, "close" -> close 4000 bye; a path
 // ending in /greet gets a ws_message before ws_event open (the reference
 // runs the application's connection handler before it sends open).
@@ -142,6 +144,11 @@ const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
       }
       case "/latin": return ok("ok", { "x-check": "\u00e2\u009c\u0093", "x-latin": ["caf\u00e9", "\u00ff"] })
       case "/wide": return ok("ok", { "x-wide": "\u2713" }) // no HTTP header byte can carry it
+      case "/upload": {
+        const b = r.body === undefined || r.body === null ? Buffer.alloc(0) : typeof r.body === "string" ? Buffer.from(r.body) : Buffer.from(r.body)
+        stats.lastRequest.body = undefined // not kept: it may be large
+        return ok(JSON.stringify({ bytes: b.length, sha256: crypto.createHash("sha256").update(b).digest("hex") }) + "\n", { "content-type": "application/json" })
+      }
       default: return ok("Cannot GET " + u.pathname, { "content-type": "text/html" }, 404, "Not Found")
     }
   }
