@@ -7,8 +7,9 @@
 #            GET /bytes?n=SIZE: streamed (http_body pieces within credit)
 #   plain    the same two with curl over plain HTTP (no tunnel, no cipher)
 #   whole    the whole-body path: ra-curl --no-body-streams (a tunnel that
-#            did not negotiate streams), with min(SIZE, 48) MiB (what one
-#            whole message may carry; MB/s is comparable)
+#            did not negotiate streams), with min(SIZE, 12) MiB (what one
+#            whole message to ra-hello may carry: its 16 MiB max_envelope;
+#            MB/s is comparable)
 #   floor    XSalsa20-Poly1305 on one core: ra-bench's crypto floor (four
 #            crypto_secretbox passes over 1 MiB) as MB/s of one pass. In a
 #            streamed transfer each byte is sealed on one core and opened on
@@ -22,7 +23,7 @@ set -euo pipefail
 build=$(cd "${1:?usage: stream_bench.sh BUILD_DIR [SIZE_MiB] [RUNS]}" && pwd)
 size=${2:-1024}
 runs=${3:-3}
-whole=$((size < 48 ? size : 48))
+whole=$((size < 12 ? size : 12))
 bin=$build/bin
 for b in ra-hello ra-curl ra-bench; do [ -x "$bin/$b" ] || { echo "no $bin/$b: build first" >&2; exit 1; }; done
 for t in taskset curl python3; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
