@@ -136,6 +136,30 @@ curl_t --no-body-streams -T "$tmp/small.bin" "$o/upload" >"$tmp/w.json" 2>&1 || 
 [ "$rc" = 0 ] && grep -q "\"bytes\":5000000,\"sha256\":\"$sha5\"" "$tmp/w.json" \
   && ok "--no-body-streams against ra-hello: whole, matches" || bad "--no-body-streams: exit $rc $(cat "$tmp/w.json")"
 
+# ---- the C client against the Node server's streams (written from the wire
+# format): upload, download, rule breakers (-EPROTO, http_cancel, the tunnel
+# goes on), cancel
+node "$here/node_server.js" "$RA_BIN" "$sim" --streams >"$tmp/nodes.out" 2>"$tmp/nodes.err" &
+pids+=($!)
+sport=
+for _ in $(seq 1 400); do
+  sport=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$tmp/nodes.out" 2>/dev/null || true)
+  [ -n "$sport" ] && break
+  sleep 0.05
+done
+rc=0
+"$RA_BIN/tunnel-stream-client-check" node "http://127.0.0.1:$sport" "$sim" >"$tmp/nc.out" 2>&1 || rc=$?
+sed 's/^/     /' "$tmp/nc.out"
+[ "$rc" = 0 ] && ok "the C client against the Node server's streamed bodies" || bad "against the Node server's streams"
+rc=0
+curl_t -o "$tmp/ns.bin" "http://127.0.0.1:$sport/bytes?n=3000000" 2>"$tmp/ns.err" || rc=$?
+[ "$rc" = 0 ] && [ "$(stat -c %s "$tmp/ns.bin")" = 3000000 ] && ok "ra-curl -o from the Node server's stream" \
+  || bad "ra-curl -o from the Node server: exit $rc $(cat "$tmp/ns.err")"
+rc=0
+curl_t -o /dev/null "http://127.0.0.1:$sport/big-chunk?n=1000000" 2>"$tmp/ns.err" || rc=$?
+[ "$rc" = 35 ] && grep -q "over the announced chunk" "$tmp/ns.err" && ok "ra-curl: a rule breaker is exit 35, named" \
+  || bad "ra-curl against /big-chunk: exit $rc $(cat "$tmp/ns.err")"
+
 # ---- ra-curl killed mid-download -------------------------------------------
 "$RA_BIN/ra-curl" --trust-sim "$sim" -o "$tmp/part.bin" "$o/bytes?n=1099511627776" 2>/dev/null &
 cpid=$!

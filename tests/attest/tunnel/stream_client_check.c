@@ -16,6 +16,12 @@
  *   - key rotation: a streamed upload in flight at the 1012 close fails
  *     -ECONNRESET (never replayed); a tunnelled WebSocket open at that
  *     moment gets on_close 1012 "tunnel key rotated" and can be reopened
+ * With arguments `node ORIGIN SIM_DIR`: against the independent Node server
+ * (node_server.js --streams, written from the wire format): a streamed
+ * upload (its SHA-256) and download, and servers that break the rules
+ * (data past the credit, a piece over the chunk, a piece before the head):
+ * each fetch fails -EPROTO, the client sends http_cancel, the tunnel goes
+ * on; a cancelled download reaches the server as http_cancel.
  * Prints one line per check; exits 0 only if all passed. */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +38,8 @@
 #include "raloop/http/router.h"
 #include "raloop/http/server.h"
 #include "raloop/ws/ws.h"
+
+#include <sodium.h>
 
 static int failures;
 #define CHECK(cond, ...)                              \
@@ -151,7 +159,7 @@ typedef struct fetch {
   bool stalled, stall_forever;
   /* the sink */
   uint64_t got, cancel_at;
-  bool bad, paused_once, want_pause, heads;
+  bool bad, paused_once, want_pause, heads, pause_always;
   size_t max_piece;
 } fetch;
 
@@ -211,6 +219,7 @@ static int sink_data(ra_tunnel_client *c, const uint8_t *d, size_t n, void *ud) 
     f->cancel_at = 0;
     ra_tunnel_fetch_cancel(c, f->id, "enough");
   }
+  if (f->pause_always) return -EAGAIN; /* takes it, grants no credit */
   if (f->want_pause && f->got > (4u << 20) && !f->paused_once) {
     f->paused_once = true;
     ra_timer_init(loop, &resume_timer, resume_fire, f);
@@ -266,8 +275,104 @@ static bool ws_closed(void) { return ws_closes >= 1; }
 static fetch *rot_f;
 static bool rot_done(void) { return rot_f->done && ws_closes >= 1; }
 
-int main(void) {
+/* ---- against the Node server ------------------------------------------------- */
+
+static int node_cancels(ra_tunnel_client *c, fetch *f) {
+  memset(f, 0, sizeof *f);
+  f->c = c;
+  cur = f;
+  ra_tunnel_request q = {.method = "GET", .url = "/stats"};
+  ra_tunnel_fetch_start(c, &q, on_done, f, &f->id);
+  run_until(cur_done, 10000);
+  const char *p = strstr(f->body, "\"cancels\":");
+  return p ? atoi(p + 10) : -1;
+}
+
+static int node_main(const char *origin, const char *simdir) {
+  char root[512];
+  snprintf(root, sizeof root, "%s/%s", simdir, RA_SIM_ROOT_FILE);
+  ra_log_set_level(RA_LOG_ERROR);
+  ra_loop_new(&loop);
+  ra_verifier *v;
+  ra_verifier_new(0, &v);
+  if (ra_verifier_add_root_file(v, root) <= 0) return 2;
+  ra_policy pol;
+  memset(&pol, 0, sizeof pol);
+  ra_tunnel_client *cl;
+  ra_tunnel_client_opts co = {.verifier = v, .policy = &pol, .on_ready = on_ready};
+  if (ra_tunnel_client_new(loop, origin, &co, &cl)) return 2;
+  run_until(is_ready, 10000);
+  CHECK(readies == 1 && ra_tunnel_client_body_streams(cl), "negotiated with the Node server");
+
+  fetch f;
+  const uint64_t n = 8u << 20;
+  upload(cl, &f, n, 0);
+  cur = &f;
+  start_upload(&f, 0);
+  run_until(cur_done, 30000);
+  crypto_hash_sha256_state h;
+  crypto_hash_sha256_init(&h);
+  for (uint64_t i = 0; i < n; i += sizeof pattern) {
+    uint64_t left = n - i; /* pattern is whole periods: it lines up */
+    crypto_hash_sha256_update(&h, pattern, left < sizeof pattern ? (size_t)left : sizeof pattern);
+  }
+  uint8_t md[32];
+  char hex[65], want[160];
+  crypto_hash_sha256_final(&h, md);
+  sodium_bin2hex(hex, sizeof hex, md, sizeof md);
+  snprintf(want, sizeof want, "{\"bytes\":%llu,\"sha256\":\"%s\"}", (unsigned long long)n, hex);
+  CHECK(f.done && !f.err && !strncmp(f.body, want, strlen(want)), "8 MiB streamed upload: '%s' %s", f.body, f.msg);
+
+  memset(&f, 0, sizeof f);
+  f.c = cl;
+  start_download(&f, n, true);
+  run_until(cur_done, 30000);
+  CHECK(f.done && !f.err && f.got == n && !f.bad, "8 MiB streamed download: %d %llu %s", f.err,
+        (unsigned long long)f.got, f.msg);
+
+  static const char *const rules[][2] = {{"/over-credit?n=4194304", "data past the credit"},
+                                         {"/big-chunk?n=1048576", "a piece over the chunk"},
+                                         {"/early-body", "a piece before the head"}};
+  for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+    int before = node_cancels(cl, &f);
+    memset(&f, 0, sizeof f);
+    f.c = cl;
+    f.pause_always = i == 0; /* no credit after the window: the server must stop */
+    ra_tunnel_request q = {.method = "GET", .url = rules[i][0], .on_head = sink_head, .on_data = sink_data};
+    ra_tunnel_fetch_start(cl, &q, on_done, &f, &f.id);
+    run_until(cur_done, 10000);
+    CHECK(f.done && f.err == -EPROTO, "%s: -EPROTO (%s)", rules[i][1], f.msg);
+    int after = node_cancels(cl, &f);
+    CHECK(after == before + 1 && readies == 1, "  http_cancel sent (%d -> %d), the tunnel goes on", before, after);
+  }
+
+  int before = node_cancels(cl, &f);
+  memset(&f, 0, sizeof f);
+  f.c = cl;
+  f.cancel_at = 1u << 20;
+  start_download(&f, (uint64_t)1 << 30, true);
+  run_until(cur_done, 30000);
+  CHECK(f.done && f.err == -ECANCELED, "ra_tunnel_fetch_cancel: %d %s", f.err, f.msg);
+  int after = node_cancels(cl, &f);
+  CHECK(after == before + 1, "the server got http_cancel (%d -> %d)", before, after);
+
+  ra_tunnel_client_free(cl);
+  ra_timer done;
+  ra_timer_init(loop, &done, tick_fire, NULL);
+  ra_timer_start(&done, 100, 0);
+  ra_loop_run(loop);
+  ra_verifier_free(v);
+  ra_loop_free(loop);
+  printf(failures ? "%d failure(s)\n" : "all passed\n", failures);
+  return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 4 && !strcmp(argv[1], "node")) {
+    for (size_t i = 0; i < sizeof pattern; i++) pattern[i] = (uint8_t)(i % 251);
+    return node_main(argv[2], argv[3]);
+  }
   for (size_t i = 0; i < sizeof pattern; i++) pattern[i] = (uint8_t)(i % 251);
   char dir[] = "/tmp/ra-stream-XXXXXX", sim[64], root[128];
   if (!mkdtemp(dir)) return 2;
