@@ -167,10 +167,12 @@ static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const c
   ra_tunnel_client *c = q->c;
   RA_LIST_DEL(c->reqs, q);
   map_del(c, q);
-  ra_tunnel_fetch_cb cb = q->cb;
-  void *ud = q->ud;
+  ra_timer_stop(&q->timer);
+  if (q->rd) ra_timer_stop(&q->pump);
+  /* unlinked: nothing finds q during the callback, whose res may point
+   * into it (a streamed response collected whole); freed after */
+  q->cb(c, err, res, msg, q->ud);
   creq_free(q);
-  cb(c, err, res, msg, ud);
 }
 
 static const char *err_msg(int err) {
@@ -187,7 +189,9 @@ static void creq_timer(ra_timer *t, void *ud) {
   creq *q = ud;
   int err = q->fail ? q->fail : -ETIMEDOUT;
   ra_tunnel_client *c = q->c;
-  creq_finish(q, err, NULL, q->msg[0] ? q->msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
+  char msg[sizeof q->msg]; /* q is freed before its callback runs */
+  snprintf(msg, sizeof msg, "%s", q->msg);
+  creq_finish(q, err, NULL, msg[0] ? msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
 }
 
 /* Fails q from the loop (never from inside the caller's callback). */

@@ -329,6 +329,12 @@ static int node_main(const char *origin, const char *simdir) {
   run_until(cur_done, 30000);
   CHECK(f.done && !f.err && f.got == n && !f.bad, "8 MiB streamed download: %d %llu %s", f.err,
         (unsigned long long)f.got, f.msg);
+  memset(&f, 0, sizeof f);
+  f.c = cl;
+  start_download(&f, 3u << 20, false);
+  run_until(cur_done, 30000);
+  CHECK(f.done && !f.err && f.status == 200 && f.body_len == (3u << 20) && !f.bad,
+        "a streamed response collected whole for a caller without on_data (%zu)", f.body_len);
 
   static const char *const rules[][2] = {{"/over-credit?n=4194304", "data past the credit"},
                                          {"/big-chunk?n=1048576", "a piece over the chunk"},
