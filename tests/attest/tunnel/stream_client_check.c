@@ -515,7 +515,12 @@ int main(int argc, char **argv) {
   CHECK(f.done && !f.err && f.got == (3u << 20) && !f.bad && f.max_piece == (3u << 20),
         "un-negotiated: a whole response reaches on_data in one call");
 
-  /* key rotation: an upload in flight and a WebSocket */
+  /* key rotation: an upload in flight and a WebSocket, on a tunnel of
+   * their own */
+  ra_tunnel_client_free(cl);
+  readies = 0;
+  if (ra_tunnel_client_new(loop, origin, &co, &cl)) return 2;
+  run_until(is_ready, 10000);
   ra_ws *ws;
   ra_tunnel_ws_connect(cl, "ws://127.0.0.1/ws", NULL, 0, &wh, NULL, &ws);
   run_until(ws_open1, 10000);
