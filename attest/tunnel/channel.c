@@ -150,6 +150,8 @@ static uint64_t id_hash(ra_tchan *ch, ra_str id) {
   return v;
 }
 
+uint64_t ra_tchan_hash(ra_tchan *ch, ra_str id) { return id_hash(ch, id); }
+
 ra_tchan_sock *ra_tchan_find(ra_tchan *ch, ra_str id) {
   uint64_t h = id_hash(ch, id);
   ra_tchan_sock *w;

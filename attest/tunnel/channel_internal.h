@@ -126,6 +126,10 @@ ra_tchan_sock *ra_tchan_sock_new(ra_tchan *ch, ra_str id, const ra_ws_handlers *
 int ra_tchan_sock_add(ra_tchan *ch, ra_tchan_sock *w);
 /* A socket that never was added: its ra_ws ends (1006) and it is freed. */
 void ra_tchan_sock_discard(ra_tchan_sock *w);
+/* The channel's keyed 64-bit hash of an id (ids are the peer's choice):
+ * for the role's own tables of things named by id (the server's streamed
+ * bodies, PROTOCOL.md §11). */
+uint64_t ra_tchan_hash(ra_tchan *ch, ra_str id);
 /* The socket with that id, or NULL. */
 ra_tchan_sock *ra_tchan_find(ra_tchan *ch, ra_str id);
 /* Delivers on_open once. */

@@ -73,6 +73,8 @@ struct ra_tunnel_server {
   ra_tunnel_stats st;
   size_t replay_total; /* nonces held by all the tunnels' replay sets */
   size_t held_bytes;   /* request and response bodies held by pending requests, all tunnels */
+  bool bs_on;              /* streamed bodies announced (PROTOCOL.md §11) */
+  ra_tmsg_body_streams bs; /* what server_kx announces: our window and chunk */
   bool freeing;
   /* ra_tunnel_server_shutdown */
   bool stopping, stop_reported, stop_final;
@@ -108,6 +110,16 @@ struct tunnel {
   uint8_t client_challenge[RA_TMSG_CHALLENGE_BYTES]; /* sent in this channel's server_kx */
   ra_client_identity *client_id; /* verified; NULL: none presented */
   bool client_refused; /* closing on a failed attestation: nothing more is verified */
+  /* streamed bodies (PROTOCOL.md §11): negotiated when the client_kx
+   * announced valid bodyStreams (peer: the client's window and chunk) */
+  bool bs;
+  ra_tmsg_body_streams peer;
+  ra_tindex streams; /* treqs with a streamed body either way, by requestId */
+  /* requestIds whose stream we ended with http_cancel (or that ended): a
+   * late http_body / http_credit for one is ignored, not a violation */
+#define GONE_IDS 64
+  uint64_t gone[GONE_IDS];
+  unsigned gone_next;
 };
 
 struct treq {
@@ -130,6 +142,26 @@ struct treq {
   bool failed;    /* out of memory building it: a 500 instead */
   int status;     /* as sent (access log) */
   uint64_t start_us; /* arrival (access log; 0 without one) */
+  /* streamed bodies (PROTOCOL.md §11) */
+  ra_req *req;        /* the request while res is alive (NULL once it ended) */
+  uint64_t hash;      /* of the requestId, when indexed in t->streams */
+  bool indexed;
+  bool dispatched;    /* handed to the router (else an assembled body still coming) */
+  unsigned busy;      /* inside a body delivery: its end must not free q */
+  bool dead;          /* ended during a delivery: freed when it returns */
+  bool resp_sent;     /* an http_response went out for it */
+  /* the request body, in http_body pieces from the client */
+  bool in_stream, in_assemble, in_end, in_cancelled;
+  uint64_t in_credit;  /* data bytes the client may still send */
+  uint64_t in_unacked; /* taken by the handler since the last http_credit */
+  size_t in_reserved;  /* the window, counted in held_bytes while the body comes */
+  ra_buf inq;          /* arrived, not yet taken by the handler */
+  ra_defer in_later;
+  bool in_later_queued;
+  /* the response body, in http_body pieces to the client */
+  bool out_stream, out_ended, out_end_sent, wait_credit;
+  uint64_t out_credit;
+  ra_buf pend; /* written, not yet sent for lack of credit (held) */
   /* The http_response is built in place in its seal buffer as the handler
    * writes: [head up to "body"][BODY_GAP][body...]; the byte string head is
    * written into the gap at the end (the head moves up to meet it). */
@@ -140,6 +172,21 @@ struct treq {
 };
 
 /* ---- sending envelopes --------------------------------------------------- */
+
+/* The recent ends, as (hash << 1 | cancelled): a cancelled stream's late
+ * pieces are expected, a finished one's are a violation. 0: neither. */
+enum { GONE_NONE, GONE_CANCELLED, GONE_FINISHED };
+static void gone_add(tunnel *t, uint64_t h, bool cancelled) {
+  t->gone[t->gone_next++ % GONE_IDS] = h << 1 | cancelled;
+}
+static int gone_find(const tunnel *t, uint64_t h) {
+  int r = GONE_NONE;
+  for (size_t i = 0; i < GONE_IDS; i++)
+    if (t->gone[i] == (h << 1 | 1)) return GONE_CANCELLED;
+    else if (t->gone[i] == h << 1 && t->gone[i]) r = GONE_FINISHED;
+  return r;
+}
+
 
 static void send_event(tunnel *t, ra_str id, ra_tmsg_event ev, const char *error) {
   ra_tchan_send_event(&t->ch, id, ev, -1, ra_str_make(NULL, 0), error);
@@ -205,15 +252,40 @@ _Static_assert(RA_ENV_FRAME_ROOM >= RA_WS_SEND_ROOM, "a sealed message must leav
  * cheaper than taking another buffer from the pool). */
 #define BODY_REF_MIN 16384
 
+/* A request whose transport is gone: the handler's later
+ * ra_req_on_body / ra_req_body_pause calls reach nothing. */
+static void kick_nothing(void *ud) { (void)ud; }
+static const ra_req_body_ops gone_body_ops = {.kick = kick_nothing};
+
 static void treq_free(treq *q) {
   if (q->later_queued) ra_defer_cancel(q->loop, &q->later);
+  if (q->in_later_queued) ra_defer_cancel(q->loop, &q->in_later);
+  if (q->req && q->in_stream) ra_req_set_body_stream(q->req, &gone_body_ops, NULL);
   ra_env_buf_free(&q->out);
+  ra_buf_free(&q->inq);
+  ra_buf_free(&q->pend);
   free(q);
+}
+
+/* Frees q, unless a body delivery is under way further up the stack (the
+ * handler ended its response inside its body callback): then that
+ * delivery frees it when the callback returns. */
+static void treq_drop(treq *q) {
+  if (q->busy) {
+    q->dead = true;
+    return;
+  }
+  treq_free(q);
 }
 
 static void treq_unlink(treq *q) {
   tunnel *t = q->t;
   if (t) {
+    if (q->indexed) {
+      ra_tindex_del(&t->streams, q->hash, q);
+      q->indexed = false;
+      if (q->in_stream && !q->in_cancelled) gone_add(t, q->hash, false);
+    }
     RA_LIST_DEL(t->reqs, q);
     t->n_reqs--;
     t->held_bytes -= q->held_bytes;
@@ -234,6 +306,12 @@ static bool skip_header(ra_str name) {
   return false;
 }
 #undef HOP
+
+/* streamed bodies (PROTOCOL.md §11), below */
+static int out_begin(treq *q);
+static int out_write(treq *q, const void *data, size_t len);
+static int out_end(treq *q);
+static void in_cancel_body(treq *q, const char *reason);
 
 /* Encodes the http_response up to "body" into q->out, with room for a body
  * of `expect` bytes when the length is known. */
@@ -265,7 +343,11 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   uint8_t tmp[1024];
   size_t hl = ra_tmsg_encode_http_response_head(tmp, sizeof tmp, &r);
   size_t expect = 0;
-  if (!q->no_body && !q->head_only && content_length > 0 &&
+  /* a body known to be longer than one of the client's chunks is streamed
+   * from the start (§11) */
+  bool stream = q->t->bs && !q->no_body && !q->head_only && content_length > 0 &&
+                (uint64_t)content_length > q->t->peer.chunk;
+  if (!stream && !q->no_body && !q->head_only && content_length > 0 &&
       (uint64_t)content_length <= q->t->srv->o.max_response &&
       (uint64_t)content_length <= q->t->srv->o.max_buffered_per_tunnel - q->t->held_bytes &&
       (uint64_t)content_length <= q->t->srv->o.max_buffered - q->t->srv->held_bytes)
@@ -276,6 +358,7 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   else ra_tmsg_encode_http_response_head(p, hl, &r);
   if (hs != small) free(hs);
   q->head_len = hl;
+  if (stream && !q->failed && out_begin(q)) q->failed = true;
   return 0;
 }
 
@@ -301,6 +384,8 @@ static void response_refused(treq *q, int status, const char *text) {
   s->held_bytes -= body;
   RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: response refused (%d): %s", status, text);
   send_simple_response(t, ra_str_make(q->id, q->id_len), status, text);
+  q->resp_sent = true;
+  if (q->in_stream) in_cancel_body(q, "response ended before the request body");
   log_access(s, ra_res_req(q->res), status, q->start_us);
   defer_later(q);
 }
@@ -309,8 +394,19 @@ static int sink_body(void *sink, const void *data, size_t len) {
   treq *q = sink;
   if (q->too_large) return -EMSGSIZE;
   if (q->head_only || q->no_body || q->failed || !q->t) return 0;
+  if (q->out_stream) return out_write(q, data, len);
   tunnel *t = q->t;
   ra_tunnel_server *s = t->srv;
+  /* past one of the client's chunks before its end: streamed (§11); the
+   * body so far is below a chunk, so the subtraction cannot wrap */
+  if (t->bs && len > t->peer.chunk - q->body_len) {
+    int rc = out_begin(q);
+    if (rc) {
+      q->failed = true;
+      return rc;
+    }
+    return out_write(q, data, len);
+  }
   if (len > s->o.max_response - q->body_len) {
     response_refused(q, 502, "response too large for the tunnel\n");
     return -EMSGSIZE;
@@ -341,14 +437,16 @@ static int sink_body(void *sink, const void *data, size_t len) {
 static int sink_end(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
+  q->req = NULL; /* freed with the response right after this */
   if (q->too_large) { /* answered (502 / 503) and logged already */
     if (t) {
       treq_unlink(q);
       drain_check(t);
     }
-    treq_free(q);
+    treq_drop(q);
     return 0;
   }
+  if (q->out_stream && t) return out_end(q);
   if (t && (q->failed || !q->got_head || !t->ch.keyed || !t->ch.ctl)) {
     if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
                                                         "response failed\n");
@@ -373,11 +471,13 @@ static int sink_end(void *sink) {
     if (p) ra_tchan_send_buf(&t->ch, &q->out, off, n);
   }
   if (t) {
+    /* an early answer: the rest of a streamed request body is not wanted */
+    if (q->in_stream) in_cancel_body(q, "response ended before the request body");
     log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->status, q->start_us);
     treq_unlink(q);
     drain_check(t);
   }
-  treq_free(q);
+  treq_drop(q);
   return 0;
 }
 
@@ -395,8 +495,13 @@ static size_t sink_pending(void *sink) {
   treq *q = sink;
   tunnel *t = q->t;
   if (!t || q->too_large) return 0;
-  size_t n = q->unpaced + (t->ch.ctl ? ra_ws_buffered(t->ch.ctl) : 0);
-  if (n && !q->wait_ctl) defer_later(q);
+  size_t ctl = t->ch.ctl ? ra_ws_buffered(t->ch.ctl) : 0;
+  /* streamed (§11): what waits for the client's credit instead; the
+   * channel's backlog from this stream is bounded by that credit, so it
+   * counts only past the high-water mark (whose on_drain resumes it: below
+   * it no event would come, and waiting for one would spin) */
+  size_t n = q->out_stream ? q->pend.len + (ctl > CTL_HIGH_WATER ? ctl : 0) : q->unpaced + ctl;
+  if (n && !q->wait_ctl && !q->wait_credit) defer_later(q);
   return n;
 }
 
@@ -414,8 +519,13 @@ static void treq_later(ra_defer *d, void *ud) {
     drain_check(t);
     return;
   }
+  if (!q->res) return; /* ended: what is left goes as credit comes */
   if (t->ch.ctl && ra_ws_buffered(t->ch.ctl) > CTL_HIGH_WATER) {
     q->wait_ctl = true; /* ctl_drain resumes it */
+    return;
+  }
+  if (q->out_stream && q->pend.len && !q->out_credit) {
+    q->wait_credit = true; /* on_http_credit resumes it */
     return;
   }
   q->unpaced = 0;
@@ -425,6 +535,474 @@ static void treq_later(ra_defer *d, void *ud) {
 static const ra_res_sink_ops treq_ops = {
   .head = sink_head, .body = sink_body, .end = sink_end, .pending = sink_pending,
 };
+
+/* ---- streamed bodies (PROTOCOL.md §11) ------------------------------------
+ * Only on a tunnel whose client_kx announced bodyStreams (t->bs). A treq
+ * with a body stream either way is in t->streams by requestId. Request
+ * bodies: the client may send `window` bytes (ours) before any credit; what
+ * arrives is handed to the handler at once when it takes pieces (straight
+ * from the decrypted message), else queued (at most the window: credit is
+ * granted only for what the handler took). Response bodies: sent as
+ * http_body pieces of at most the client's chunk, within its credit; what
+ * the credit does not cover waits in q->pend, reported by ra_res_pending. */
+
+static ra_str treq_id(const treq *q) { return ra_str_make(q->id, q->id_len); }
+
+static treq *stream_find(tunnel *t, ra_str id, uint64_t h) {
+  treq *q;
+  for (size_t pos = 0; (q = ra_tindex_next(&t->streams, h, &pos));)
+    if (q->id_len == id.len && memcmp(q->id, id.ptr, id.len) == 0) return q;
+  return NULL;
+}
+
+static int stream_index(treq *q) {
+  if (q->indexed) return 0;
+  q->hash = ra_tchan_hash(&q->t->ch, treq_id(q));
+  if (ra_tindex_put(&q->t->streams, q->hash, q)) return -ENOMEM;
+  q->indexed = true;
+  return 0;
+}
+
+static void held_add(treq *q, size_t n) {
+  q->held_bytes += n;
+  q->t->held_bytes += n;
+  q->t->srv->held_bytes += n;
+}
+static void held_sub(treq *q, size_t n) {
+  q->held_bytes -= n;
+  q->t->held_bytes -= n;
+  q->t->srv->held_bytes -= n;
+}
+
+typedef struct body_arg {
+  ra_str id;
+  const void *data;
+  size_t len;
+  bool end;
+} body_arg;
+static size_t enc_body(uint8_t *out, size_t cap, const void *a) {
+  const body_arg *b = a;
+  return ra_tmsg_encode_http_body(out, cap, b->id, b->data, b->len, b->end);
+}
+typedef struct credit_arg {
+  ra_str id;
+  uint64_t bytes;
+} credit_arg;
+static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
+  const credit_arg *c = a;
+  return ra_tmsg_encode_http_credit(out, cap, c->id, c->bytes);
+}
+typedef struct cancel_arg {
+  ra_str id;
+  const char *reason;
+} cancel_arg;
+static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
+  const cancel_arg *c = a;
+  return ra_tmsg_encode_http_cancel(out, cap, c->id, c->reason);
+}
+
+/* http_cancel to the client; what it still sends for id is ignored. */
+static void send_cancel(tunnel *t, ra_str id, const char *reason) {
+  cancel_arg a = {id, reason};
+  ra_tchan_send(&t->ch, enc_cancel, &a);
+  gone_add(t, ra_tchan_hash(&t->ch, id), true);
+}
+
+/* The response's ra_res goes: cancelled (on_cancel runs), and freed here
+ * when no handler ever had it (an assembled body still coming). */
+static void treq_cancel_res(treq *q) {
+  ra_res *res = q->res;
+  if (!res) return;
+  if (q->req && q->in_stream) ra_req_set_body_stream(q->req, &gone_body_ops, NULL);
+  q->res = NULL;
+  q->req = NULL;
+  ra_res_cancel(res);
+  if (!q->dispatched) ra_res_end(res);
+}
+
+/* The stream ends on our side: its response cancelled, q freed. */
+static void stream_drop(treq *q) {
+  tunnel *t = q->t;
+  if (t) {
+    t->srv->st.responses_cancelled++;
+    treq_unlink(q);
+  }
+  treq_cancel_res(q);
+  treq_drop(q);
+  if (t) drain_check(t);
+}
+
+/* A stream that cannot go on (a protocol violation: 400; over a bound:
+ * 413 / 503): the client gets that status unless a response went out
+ * already, and http_cancel; the handler's response is cancelled. Only this
+ * stream: the tunnel serves the next request. q may be NULL (no stream by
+ * that id). */
+static void stream_fail(tunnel *t, treq *q, ra_str id, int status, const char *why) {
+  ra_tunnel_server *s = t->srv;
+  if (status == 400) {
+    s->st.body_stream_violations++;
+    RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: streamed body: %s", why);
+  } else {
+    s->st.buffered_refused++;
+  }
+  if (!q || !q->resp_sent) {
+    char text[160];
+    snprintf(text, sizeof text, "%s\n", why);
+    send_simple_response(t, id, status, text);
+  }
+  send_cancel(t, id, why);
+  if (q) {
+    q->in_cancelled = true;
+    stream_drop(q);
+  }
+}
+
+/* ---- request bodies in ---- */
+
+/* The request body is over for us (all of it delivered, or cancelled): the
+ * window it reserved is free again. The queue goes too, unless a delivery
+ * from it is under way (treq_free then frees it). */
+static void in_release(treq *q) {
+  if (q->t && q->in_reserved) held_sub(q, q->in_reserved);
+  q->in_reserved = 0;
+  if (!q->busy) ra_buf_free(&q->inq);
+}
+
+/* We want no more of the request body: http_cancel unless it is complete. */
+static void in_cancel_body(treq *q, const char *reason) {
+  if (q->t && q->in_stream && !q->in_end && !q->in_cancelled) {
+    q->in_cancelled = true;
+    send_cancel(q->t, treq_id(q), reason);
+  }
+  in_release(q);
+}
+
+/* The handler took n bytes: credit for them, a chunk's worth at a time. */
+static void in_grant(treq *q, size_t n) {
+  if (!n || !q->t || q->in_end || q->in_cancelled) return;
+  q->in_unacked += n;
+  if (q->in_unacked < q->t->srv->bs.chunk) return;
+  credit_arg a = {treq_id(q), q->in_unacked};
+  ra_tchan_send(&q->t->ch, enc_credit, &a);
+  q->in_credit += q->in_unacked;
+  q->in_unacked = 0;
+}
+
+/* One piece to the handler. false: q is gone (its response ended inside
+ * the callback and nothing keeps it). */
+static bool in_deliver(treq *q, const uint8_t *data, size_t len, bool last) {
+  q->busy++;
+  ra_req_body_deliver(q->req, data, len, last);
+  q->busy--;
+  if (q->dead) {
+    if (!q->busy) treq_free(q);
+    return false;
+  }
+  return true;
+}
+
+/* Hands the handler what is queued, while it takes pieces. */
+static void in_pump(treq *q) {
+  while (q->req && q->t && !q->in_cancelled && ra_req_body_wants(q->req)) {
+    size_t n = q->inq.len;
+    bool last = q->in_end;
+    if (!n && !last) return;
+    if (!in_deliver(q, n ? ra_buf_ptr(&q->inq) : NULL, n, last)) return;
+    ra_buf_consume(&q->inq, n);
+    if (last) {
+      in_release(q);
+      return;
+    }
+    in_grant(q, n);
+  }
+}
+
+static void in_later(ra_defer *d, void *ud) {
+  (void)d;
+  treq *q = ud;
+  q->in_later_queued = false;
+  in_pump(q);
+}
+
+/* ra_req_body_ops.kick: the handler set its callback or resumed; deliver
+ * from the loop (never inside its call). */
+static void in_kick(void *ud) {
+  treq *q = ud;
+  if (q->in_later_queued || q->dead) return;
+  q->in_later_queued = true;
+  ra_loop_defer(q->loop, &q->in_later);
+}
+static const ra_req_body_ops in_ops = {.kick = in_kick};
+
+/* A route without RA_ROUTE_STREAM_BODY: the pieces are assembled into the
+ * request, bounded as a whole body is, and it is dispatched at the end. */
+static void in_assemble(treq *q, const uint8_t *data, size_t len, bool end) {
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  if (len) {
+    size_t have = ra_req_body(q->req).len;
+    if (len > s->o.max_buffered_per_tunnel - have) {
+      stream_fail(t, q, treq_id(q), 413, "request body too large");
+      return;
+    }
+    if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+      s->st.requests_refused++;
+      stream_fail(t, q, treq_id(q), 503, "too many bytes pending: retry later");
+      return;
+    }
+    if (ra_req_append_body(q->req, data, len)) {
+      stream_fail(t, q, treq_id(q), 500, "out of memory");
+      return;
+    }
+    held_add(q, len);
+  }
+  if (!end) {
+    in_grant(q, len);
+    return;
+  }
+  in_release(q);
+  q->dispatched = true;
+  ra_router_handle(s->router, q->req, q->res); /* may end (and free q) right here */
+}
+
+static void on_http_body(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->http_body.request_id;
+  uint64_t h = ra_tchan_hash(&t->ch, id);
+  treq *q = stream_find(t, id, h);
+  if (!q) {
+    int g = gone_find(t, h);
+    if (g == GONE_FINISHED) { /* answered already: only the cancel */
+      s->st.body_stream_violations++;
+      send_cancel(t, id, "http_body after the end of the request body");
+    } else if (g == GONE_NONE) {
+      stream_fail(t, NULL, id, 400, "http_body for no request body stream");
+    }
+    return;
+  }
+  if (q->in_cancelled) return; /* we said stop: what was under way still comes */
+  if (!q->in_stream || q->in_end) {
+    stream_fail(t, q, id, 400, "http_body after the end of the request body");
+    return;
+  }
+  const uint8_t *data = m->http_body.data.bytes;
+  size_t len = m->http_body.data.len;
+  bool end = m->http_body.end;
+  if (len > s->bs.chunk) {
+    stream_fail(t, q, id, 400, "http_body larger than the announced chunk");
+    return;
+  }
+  if (len > q->in_credit) {
+    stream_fail(t, q, id, 400, "http_body beyond the credit granted");
+    return;
+  }
+  q->in_credit -= len;
+  if (end) q->in_end = true;
+  if (q->in_assemble) {
+    in_assemble(q, data, len, end);
+    return;
+  }
+  if (!q->req) return; /* the response ended, the body was complete: nothing wants it */
+  if (!q->inq.len && ra_req_body_wants(q->req)) { /* straight from the decrypted message */
+    if (!in_deliver(q, data, len, end)) return;
+    if (end) in_release(q);
+    else in_grant(q, len);
+    return;
+  }
+  /* held until the handler takes pieces: within the window it reserved */
+  if (len && ra_buf_append(&q->inq, data, len)) {
+    stream_fail(t, q, id, 500, "out of memory");
+    return;
+  }
+  if (ra_req_body_wants(q->req)) in_kick(q);
+}
+
+/* http_request {bodyStream: true}: the stream is set up on q (linked,
+ * its ra_res made); the route decides between streaming and assembling. */
+static void in_start(treq *q, ra_str method) {
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  q->in_stream = true;
+  q->in_credit = s->bs.window;
+  q->in_reserved = (size_t)s->bs.window;
+  held_add(q, q->in_reserved);
+  ra_defer_init(&q->in_later, in_later, q);
+  if (stream_index(q)) {
+    stream_fail(t, q, treq_id(q), 500, "out of memory");
+    return;
+  }
+  s->st.body_streams_in++;
+  ra_route_match rm;
+  int mrc = ra_router_match(s->router, method, ra_req_path(q->req), NULL, &rm);
+  /* no route (404 / 405 answered at once) or a streaming one: dispatched
+   * now; any other: when the body is complete */
+  q->in_assemble = mrc == 0 && !(rm.flags & RA_ROUTE_STREAM_BODY);
+  if (q->in_assemble) return;
+  ra_req_set_body_stream(q->req, &in_ops, q);
+  q->dispatched = true;
+  ra_router_handle(s->router, q->req, q->res); /* may end (and free q) right here */
+}
+
+/* ---- response bodies out ---- */
+
+static int out_send(treq *q, const void *data, size_t n, bool end) {
+  body_arg a = {treq_id(q), data, n, end};
+  q->out_credit -= n;
+  if (end) q->out_end_sent = true;
+  return ra_tchan_send(&q->t->ch, enc_body, &a);
+}
+
+/* The response's head, encoded in q->out up to "body", goes out as
+ * http_response {bodyStream: true, body: null}: the encoder's head with
+ * the key inserted before "body" (its map count bumped). */
+typedef struct head_arg {
+  const uint8_t *head;
+  size_t len;
+} head_arg;
+static size_t enc_stream_head(uint8_t *out, size_t cap, const void *a) {
+  static const uint8_t key[] = "\x6a" "bodyStream" "\xf5";
+  const head_arg *h = a;
+  size_t n = h->len + (sizeof key - 1) + 1;
+  if (n > cap) return n;
+  size_t pre = h->len - 5; /* "\x64body" ends the head */
+  memcpy(out, h->head, pre);
+  unsigned count = ((unsigned)out[1] << 8 | out[2]) + 1;
+  out[1] = (uint8_t)(count >> 8);
+  out[2] = (uint8_t)count;
+  memcpy(out + pre, key, sizeof key - 1);
+  memcpy(out + pre + sizeof key - 1, h->head + pre, 5);
+  out[n - 1] = 0xf6;
+  return n;
+}
+
+/* Switches q to a streamed response: the head goes now, the body written
+ * so far waits in q->pend for the client's credit. */
+static int out_begin(treq *q) {
+  tunnel *t = q->t;
+  size_t have = q->head_len + BODY_GAP + q->body_len;
+  uint8_t *p = ra_env_seal_extend(&q->out, have, have);
+  if (!p || q->head_len < 8 || p[0] != 0xb9 || memcmp(p + q->head_len - 5, "\x64" "body", 5) != 0)
+    return -ENOMEM;
+  if (stream_index(q)) return -ENOMEM;
+  if (q->body_len && ra_buf_append(&q->pend, p + q->head_len + BODY_GAP, q->body_len)) return -ENOMEM;
+  head_arg h = {p, q->head_len};
+  ra_tchan_send(&t->ch, enc_stream_head, &h);
+  ra_env_buf_recycle(&q->out);
+  q->body_len = 0; /* held_bytes keeps counting it, now in pend */
+  q->out_stream = q->resp_sent = true;
+  q->out_credit = t->peer.window;
+  t->srv->st.body_streams_out++;
+  return 0;
+}
+
+/* Sends what waits, within the credit; the end once all went. Frees q when
+ * its response ended and is all sent. */
+static void out_pump(treq *q) {
+  while (q->pend.len && q->out_credit) {
+    size_t n = q->pend.len;
+    if (n > q->out_credit) n = (size_t)q->out_credit;
+    if (n > q->t->peer.chunk) n = (size_t)q->t->peer.chunk;
+    out_send(q, ra_buf_ptr(&q->pend), n, q->out_ended && n == q->pend.len);
+    ra_buf_consume(&q->pend, n);
+    held_sub(q, n);
+  }
+}
+
+static void out_flush(treq *q) {
+  out_pump(q);
+  if (q->out_ended && !q->pend.len && !q->out_end_sent) out_send(q, NULL, 0, true);
+  if (q->out_end_sent) {
+    tunnel *t = q->t;
+    treq_unlink(q);
+    treq_drop(q);
+    drain_check(t);
+    return;
+  }
+  if (q->wait_credit && q->res) { /* a paced handler may write again */
+    q->wait_credit = false;
+    defer_later(q);
+  }
+}
+
+/* The client cannot get this response whole (a bound, memory): it is told
+ * with http_cancel, never with an end that would pass for complete; the
+ * handler's response is cancelled from the loop (treq_later). */
+static void out_abort(treq *q, const char *why) {
+  tunnel *t = q->t;
+  t->srv->st.buffered_refused++;
+  send_cancel(t, treq_id(q), why);
+  if (q->in_stream) q->in_cancelled = true;
+  in_release(q);
+  held_sub(q, q->pend.len);
+  ra_buf_free(&q->pend);
+  q->too_large = q->failed = true;
+  defer_later(q);
+}
+
+static int out_write(treq *q, const void *data, size_t len) {
+  tunnel *t = q->t;
+  ra_tunnel_server *s = t->srv;
+  const uint8_t *d = data;
+  out_pump(q); /* what waits goes first */
+  while (!q->pend.len && len && q->out_credit) { /* nothing waits: straight out */
+    size_t n = len;
+    if (n > q->out_credit) n = (size_t)q->out_credit;
+    if (n > t->peer.chunk) n = (size_t)t->peer.chunk;
+    out_send(q, d, n, false);
+    d += n;
+    len -= n;
+  }
+  if (!len) return 0;
+  if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+    out_abort(q, "too many bytes pending");
+    return -EMSGSIZE;
+  }
+  if (ra_buf_append(&q->pend, d, len)) {
+    out_abort(q, "out of memory");
+    return -ENOMEM;
+  }
+  held_add(q, len);
+  return 0;
+}
+
+/* The handler ended a streamed response: the rest goes as credit comes;
+ * q lives on without its ra_res until then. */
+static int out_end(treq *q) {
+  tunnel *t = q->t;
+  log_access(t->srv, ra_res_req(q->res), q->status, q->start_us);
+  if (q->in_stream) in_cancel_body(q, "response ended before the request body");
+  if (q->req && q->in_stream) ra_req_set_body_stream(q->req, &gone_body_ops, NULL);
+  q->res = NULL;
+  q->req = NULL;
+  q->out_ended = true;
+  out_flush(q);
+  return 0;
+}
+
+static void on_http_credit(tunnel *t, const ra_tmsg *m) {
+  ra_str id = m->http_credit.request_id;
+  treq *q = stream_find(t, id, ra_tchan_hash(&t->ch, id));
+  if (!q || !q->out_stream || q->too_large) return; /* late, or not ours to count: ignored */
+  uint64_t b = m->http_credit.bytes;
+  q->out_credit = b > UINT64_MAX / 2 - q->out_credit ? UINT64_MAX / 2 : q->out_credit + b;
+  out_flush(q);
+}
+
+/* The client abandons a request: its response is cancelled, nothing more
+ * is sent for it. */
+static void on_http_cancel(tunnel *t, const ra_tmsg *m) {
+  ra_str id = m->http_cancel.request_id;
+  uint64_t h = ra_tchan_hash(&t->ch, id);
+  t->srv->st.body_stream_cancels++;
+  treq *q = stream_find(t, id, h);
+  for (treq *r = t->reqs; !q && r; r = r->next) /* a whole-body request: rare, a walk */
+    if (r->id_len == id.len && memcmp(r->id, id.ptr, id.len) == 0) q = r;
+  gone_add(t, h, true);
+  if (q) {
+    q->in_cancelled = true;
+    stream_drop(q);
+  }
+}
 
 /* The path and query of a request URL: "/p?q" as is; "http://h:1/p?q" ->
  * "/p?q"; "p" -> "/p" (as `new URL(url, "http://localhost")` would); the
@@ -460,19 +1038,56 @@ static ra_str url_target(ra_str url, char *scratch, size_t scratch_len) {
   return ra_str_make(scratch, n + 1);
 }
 
+/* An http_request answered at once: with a streamed body (§11), the
+ * client is told to send none of it (http_cancel). */
+static void refuse_request(tunnel *t, const ra_tmsg *m, int status, const char *text, const char *error) {
+  ra_str id = m->http_request.request_id;
+  send_error_response(t, id, status, text, error);
+  if (t->bs && m->http_request.body_stream) send_cancel(t, id, "request refused");
+}
+
+/* http_request {bodyStream: true} (§11): false when it is refused here. */
+static bool stream_request_ok(tunnel *t, const ra_tmsg *m) {
+  ra_tunnel_server *s = t->srv;
+  ra_str id = m->http_request.request_id;
+  if (!t->bs) { /* never negotiated: no http_body will be read for it */
+    send_simple_response(t, id, 400, "bodyStream on a tunnel without streamed bodies\n");
+    return false;
+  }
+  treq *dup = stream_find(t, id, ra_tchan_hash(&t->ch, id));
+  if (dup) { /* both fail: which body would the pieces be? */
+    stream_fail(t, dup, id, 400, "a second bodyStream request with a requestId in flight");
+    return false;
+  }
+  if (m->http_request.has_body) {
+    stream_fail(t, NULL, id, 400, "bodyStream with a body");
+    return false;
+  }
+  if (s->bs.window > s->o.max_buffered_per_tunnel - t->held_bytes ||
+      s->bs.window > s->o.max_buffered - s->held_bytes) {
+    s->st.buffered_refused++;
+    s->st.requests_refused++;
+    refuse_request(t, m, 503, "too many bytes pending: retry later\n", NULL);
+    return false;
+  }
+  return true;
+}
+
 static void on_http_request(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->http_request.request_id;
   if (s->stopping) {
     s->st.requests_refused++;
-    send_error_response(t, id, 503, "server shutting down\n", "server shutting down");
+    refuse_request(t, m, 503, "server shutting down\n", "server shutting down");
     return;
   }
   if (t->n_reqs >= s->o.max_inflight) {
     s->st.requests_refused++;
-    send_simple_response(t, id, 503, "too many requests in flight on this tunnel\n");
+    refuse_request(t, m, 503, "too many requests in flight on this tunnel\n", NULL);
     return;
   }
+  bool bstream = m->http_request.body_stream;
+  if (bstream && !stream_request_ok(t, m)) return;
   /* request bodies held while their responses are pending: bounded per
    * tunnel and over all of them */
   size_t blen = m->http_request.has_body ? m->http_request.body.len : 0;
@@ -493,7 +1108,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   ra_req *req;
   int nrc = ra_req_new(m->http_request.method, target, 11, true, &req);
   if (nrc && nrc != -ENOMEM) { /* a method or URL HTTP/1.1 could not carry either */
-    send_simple_response(t, id, 400, nrc == -EINVAL ? "malformed request method\n" : "request URL too long\n");
+    refuse_request(t, m, 400, nrc == -EINVAL ? "malformed request method\n" : "request URL too long\n", NULL);
     return;
   }
   treq *q = calloc(1, sizeof *q + id.len + 1);
@@ -538,8 +1153,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
     log_access(s, req, refuse, q->start_us);
     ra_req_free(req);
     free(q);
-    send_simple_response(t, id, refuse,
-                         refuse == 431 ? "too many request headers\n" : why);
+    refuse_request(t, m, refuse, refuse == 431 ? "too many request headers\n" : why, NULL);
     return;
   }
   /* a large body is not copied: the request takes the decrypted message
@@ -554,6 +1168,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (!res) goto oom;
   if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->ch.rx));
   q->res = res;
+  q->req = req;
   q->t = t;
   RA_LIST_ADD(t->reqs, q);
   t->n_reqs++;
@@ -561,12 +1176,17 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   t->held_bytes += blen;
   s->held_bytes += blen;
   s->st.requests++;
+  if (bstream) {
+    in_start(q, m->http_request.method);
+    return;
+  }
+  q->dispatched = true;
   ra_router_handle(s->router, req, res); /* may end (and free q) right here */
   return;
 oom:
   if (req) ra_req_free(req);
   free(q);
-  send_simple_response(t, id, 500, "out of memory\n");
+  refuse_request(t, m, 500, "out of memory\n", NULL);
 }
 
 /* ---- tunnelled WebSockets ------------------------------------------------- */
@@ -679,10 +1299,11 @@ static void tunnel_teardown(tunnel *t) {
   while (t->reqs) {
     treq *q = t->reqs;
     treq_unlink(q);
-    s->st.responses_cancelled++;
-    ra_res_cancel(q->res); /* the sink is never called again */
-    treq_free(q);
+    if (q->res) s->st.responses_cancelled++;
+    treq_cancel_res(q); /* the sink is never called again */
+    treq_drop(q);
   }
+  ra_tindex_free(&t->streams);
   ra_tchan_free(&t->ch); /* every tunnelled WebSocket: on_close 1006 */
   if (t->counted_keyed) {
     RA_LIST_DEL(s->tunnels, t);
@@ -1010,7 +1631,7 @@ static void over_limit(tunnel *t, const ra_tmsg *m) {
   static const char why[] = "envelope limit for this tunnel key reached: retry on a new tunnel";
   if (m && m->type == RA_TMSG_HTTP_REQUEST) {
     s->st.requests_refused++;
-    send_error_response(t, m->http_request.request_id, 503, "envelope limit for this tunnel key reached\n", why);
+    refuse_request(t, m, 503, "envelope limit for this tunnel key reached\n", why);
   } else if (m && m->type == RA_TMSG_WS_CONNECT) {
     send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, why);
   }
@@ -1033,13 +1654,19 @@ static void refuse_draining(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   if (m->type == RA_TMSG_HTTP_REQUEST) {
     s->st.requests_refused++;
-    send_error_response(t, m->http_request.request_id, 503, "tunnel key rotated\n", rotated_why);
+    refuse_request(t, m, 503, "tunnel key rotated\n", rotated_why);
   } else if (m->type == RA_TMSG_WS_CONNECT) {
     send_event(t, m->ws_connect.connection_id, RA_TMSG_EV_ERROR, rotated_why);
   } else if (m->type == RA_TMSG_WS_MESSAGE) {
     ra_tchan_on_ws_message(&t->ch, m); /* sockets open before the drain go on until the close */
   } else if (m->type == RA_TMSG_WS_CLOSE) {
     on_ws_close(t, m);
+  } else if (t->bs && m->type == RA_TMSG_HTTP_BODY) { /* streams in flight go on until the close */
+    on_http_body(t, m);
+  } else if (t->bs && m->type == RA_TMSG_HTTP_CREDIT) {
+    on_http_credit(t, m);
+  } else if (t->bs && m->type == RA_TMSG_HTTP_CANCEL) {
+    on_http_cancel(t, m);
   }
 }
 
@@ -1115,6 +1742,10 @@ static void ctl_enc(tunnel *t, const ra_tmsg *env) {
   case RA_TMSG_WS_CONNECT: on_ws_connect(t, &m); break;
   case RA_TMSG_WS_MESSAGE: ra_tchan_on_ws_message(&t->ch, &m); break;
   case RA_TMSG_WS_CLOSE: on_ws_close(t, &m); break;
+  /* §11, on a tunnel that negotiated it only */
+  case RA_TMSG_HTTP_BODY: if (t->bs) on_http_body(t, &m); break;
+  case RA_TMSG_HTTP_CREDIT: if (t->bs) on_http_credit(t, &m); break;
+  case RA_TMSG_HTTP_CANCEL: if (t->bs) on_http_cancel(t, &m); break;
   default: break; /* not for a server: dropped */
   }
 }
@@ -1160,6 +1791,12 @@ static void ctl_message(ra_ws *ws, ra_ws_type type, const uint8_t *data, size_t 
     t->counted_keyed = true;
     t->ch.keyed = true;
     s->st.keyed++;
+    /* streamed bodies (§11): both announced, within the ranges */
+    if (s->bs_on && m.client_kx.has_body_streams && ra_tmsg_body_streams_valid(&m.client_kx.body_streams)) {
+      t->bs = true;
+      t->peer = m.client_kx.body_streams;
+      s->st.body_streams_negotiated++;
+    }
     return;
   }
   if (!t->ch.keyed) {
@@ -1208,7 +1845,7 @@ static void ctl_drain(ra_ws *ws, void *ud) {
     if (!q) return;
     q->wait_ctl = false;
     q->unpaced = 0;
-    ra_res_drained(q->res);
+    if (q->res) ra_res_drained(q->res);
   }
 }
 
@@ -1360,6 +1997,7 @@ static int key_make(ra_tunnel_server *s, ra_quote_provider *provider, tkey **out
     .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
     .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
     .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
+    .body_streams = s->bs_on ? &s->bs : NULL, /* §11: cached with the rest, rotations included */
   };
   if (ev.tee == RA_QUOTE_TEE_SNP) {
     /* as the reference server does for SEV-SNP quote data: runtime_data
@@ -1421,6 +2059,15 @@ int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *pr
   if (!s->o.max_buffered) s->o.max_buffered = 256u << 20;
   if (!s->o.key_lifetime_ms) s->o.key_lifetime_ms = 24ull * 3600 * 1000;
   if (!s->o.old_key_grace_ms) s->o.old_key_grace_ms = 3600ull * 1000;
+  s->bs_on = !s->o.no_body_streams;
+  s->bs.window = s->o.body_stream_window ? s->o.body_stream_window : (uint64_t)1 << 20;
+  s->bs.chunk = s->o.body_stream_chunk ? s->o.body_stream_chunk : (uint64_t)256 << 10;
+  if (s->bs_on && !ra_tmsg_body_streams_valid(&s->bs)) {
+    ra_error("tunnel: body stream window %llu / chunk %llu out of range (PROTOCOL.md §11)",
+             (unsigned long long)s->bs.window, (unsigned long long)s->bs.chunk);
+    free(s);
+    return -EINVAL;
+  }
   s->path = strdup(s->o.path ? s->o.path : "/__ra__");
   s->o.path = NULL; /* the caller's string is not kept */
   if (!s->path) {

@@ -171,6 +171,36 @@ typedef struct ra_tunnel_server_opts {
    * ra_tunnel_server_new only and the key never changes. On failure the
    * caller still owns the provider. */
   bool adopt_provider;
+  /* Streamed bodies (PROTOCOL.md §11, a raloop extension the reference
+   * ignores): on unless no_body_streams. server_kx announces
+   * bodyStreams {window, chunk}: the credit in bytes each request body
+   * stream gets before any http_credit [1 MiB], and the most data bytes
+   * in one http_body [256 KiB] (ranges: ra_tmsg_body_streams_valid, else
+   * ra_tunnel_server_new fails with -EINVAL). A client whose client_kx
+   * announces its own may then send a request body as http_body pieces
+   * (bodyStream: true) and receives long response bodies that way:
+   *   - a route flagged RA_ROUTE_STREAM_BODY gets the body as it arrives
+   *     (ra_req_on_body); other routes get it assembled, as a whole body,
+   *     bounded like one (413 / 503 over max_buffered_per_tunnel /
+   *     max_buffered); credit is granted as the handler consumes it, so a
+   *     paused handler holds at most `window` bytes of that stream;
+   *   - each streamed request reserves `window` bytes of
+   *     max_buffered(_per_tunnel) while its body is coming (503 when it
+   *     cannot);
+   *   - a response whose body grows past the client's chunk before it
+   *     ends goes as http_response {bodyStream: true, body: null} and
+   *     http_body pieces within the client's credit (no max_response
+   *     bound: ra_res_pending reports what waits for credit plus the
+   *     control channel's backlog, so a paced handler stays bounded);
+   *     shorter answers go whole, byte for byte as without the extension;
+   *   - http_cancel from the client cancels that response (on_cancel);
+   *     a response ended before its request body is followed by
+   *     http_cancel for the rest; a protocol violation (over the credit or
+   *     the chunk, an unknown stream...) fails that stream only: 400 and
+   *     http_cancel. */
+  bool no_body_streams;
+  uint64_t body_stream_window; /* [1 MiB] */
+  uint64_t body_stream_chunk;  /* [256 KiB] */
 } ra_tunnel_server_opts;
 
 #define RA_TUNNEL_KEY_FOREVER UINT64_MAX
@@ -240,6 +270,12 @@ typedef struct ra_tunnel_stats {
   uint64_t tunnels_rekeyed;  /* tunnels drained for 1012 because their key was replaced */
   uint64_t key_generations;  /* live keys: the current one plus those tunnels still use */
   uint64_t key_age_ms;       /* of the current key */
+  /* streamed bodies (PROTOCOL.md §11) */
+  uint64_t body_streams_negotiated; /* keyed tunnels whose client announced bodyStreams */
+  uint64_t body_streams_in;         /* request bodies received as http_body */
+  uint64_t body_streams_out;        /* response bodies sent as http_body */
+  uint64_t body_stream_violations;  /* streams failed with 400 + http_cancel */
+  uint64_t body_stream_cancels;     /* http_cancel received from clients */
 } ra_tunnel_stats;
 RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *st);
 

@@ -85,7 +85,14 @@ class RAClient {
             const sealed = sodium.crypto_box_seal(this.key, u8(pk))
             if (opts.beforeClientKx) opts.beforeClientKx(this)
             // opts.clientKxExtra: more fields (raloop's clientAttestation, PROTOCOL.md §10)
-            ws.send(encode(Object.assign({ type: "client_kx", sealedSymmetricKey: sealed }, opts.clientKxExtra || {})))
+            const kx = Object.assign({ type: "client_kx", sealedSymmetricKey: sealed }, opts.clientKxExtra || {})
+            // opts.bodyStreams {window, chunk}: opt in to streamed bodies
+            // (PROTOCOL.md §11) when the server announced them
+            if (opts.bodyStreams && msg.bodyStreams) {
+              kx.bodyStreams = opts.bodyStreams
+              this.bs = { server: msg.bodyStreams, mine: opts.bodyStreams }
+            }
+            ws.send(encode(kx))
             resolve()
           } catch (e) {
             reject(e)
@@ -125,7 +132,14 @@ class RAClient {
   }
 
   _dispatch(m) {
+    if (m.type === "http_body" || m.type === "http_credit" || m.type === "http_cancel") {
+      const st = this.streams && this.streams.get(m.requestId)
+      if (st) st.on(m)
+      return
+    }
     if (m.type === "http_response") {
+      const st = this.streams && this.streams.get(m.requestId)
+      if (st && st.onResponse && st.onResponse(m)) return // a streamed body follows
       const p = this.pending.get(m.requestId)
       if (!p) return
       this.pending.delete(m.requestId)
@@ -171,6 +185,97 @@ class RAClient {
       })
       this.sendInner(req)
     })
+  }
+
+  // Streamed bodies (PROTOCOL.md §11), after connect({bodyStreams}). Sends
+  // http_request {bodyStream: true} unless init.whole, then init.body (a
+  // Buffer) in http_body pieces of init.chunk bytes (default the server's
+  // chunk) within the credit; init.hold: stop sending until st.release().
+  // A streamed response body is collected, credit granted per chunk taken
+  // unless init.noGrant (st.grant(n) grants by hand). Returns st: st.done
+  // resolves with the http_response (.bytes: the whole body); st.log lists
+  // what the server sent for this request; st.sent is what was sent.
+  stream(url, init = {}) {
+    if (!this.streams) this.streams = new Map()
+    const requestId = init.requestId || "s" + Date.now() + "_" + this.seq++
+    const bs = this.bs || { server: { window: 0, chunk: 0 }, mine: { window: 0, chunk: 0 } }
+    const body = init.body || Buffer.alloc(0)
+    const chunk = init.chunk || bs.server.chunk
+    const st = {
+      requestId, sent: 0, credit: bs.server.window, log: [], pieces: [], received: 0,
+      outCredit: bs.mine.window, hold: !!init.hold, cancelled: null, ended: false,
+    }
+    let resolve, reject
+    st.done = new Promise((res, rej) => { resolve = res; reject = rej })
+    st.done.catch(() => {})
+    const timer = setTimeout(() => reject(new Error("stream timeout " + requestId)), init.timeoutMs || 30000)
+    const finish = (m) => { clearTimeout(timer); this.streams.delete(requestId); resolve(m) }
+    let resp = null
+    const pump = () => {
+      while (!st.hold && !st.cancelled && st.sent < body.length && st.credit > 0) {
+        const n = Math.min(chunk, st.credit, body.length - st.sent)
+        const last = st.sent + n === body.length
+        this.sendInner({ type: "http_body", requestId, end: last, data: new Uint8Array(body.subarray(st.sent, st.sent + n)) })
+        st.sent += n
+        st.credit -= n
+        if (last) st.ended = true
+      }
+      if (!st.hold && !st.cancelled && !st.ended && body.length === 0) {
+        this.sendInner({ type: "http_body", requestId, end: true, data: new Uint8Array(0) })
+        st.ended = true
+      }
+    }
+    st.release = () => { st.hold = false; pump() }
+    st.grant = (n) => { this.sendInner({ type: "http_credit", requestId, bytes: n }); st.outCredit += n }
+    st.cancel = (reason) => { this.sendInner({ type: "http_cancel", requestId, reason }) }
+    st.pump = pump
+    let unacked = 0
+    st.on = (m) => {
+      st.log.push(m)
+      if (m.type === "http_credit") { st.credit += m.bytes; pump() }
+      else if (m.type === "http_cancel") {
+        st.cancelled = m.reason || "cancelled"
+        if (resp && !resp.complete) { clearTimeout(timer); this.streams.delete(requestId); reject(new Error("cancelled: " + st.cancelled)) }
+        else if (resp && resp.complete) finish(resp)
+      } else if (m.type === "http_body") {
+        if (!resp || !resp.bodyStream) { st.protocolErrors = (st.protocolErrors || 0) + 1; return }
+        const d = Buffer.from(m.data)
+        st.pieces.push(d.length)
+        st.received += d.length
+        st.outCredit -= d.length
+        if (st.outCredit < 0) st.overCredit = true
+        resp.parts.push(d)
+        unacked += d.length
+        if (!init.noGrant && unacked >= bs.mine.chunk && !m.end) { st.grant(unacked); unacked = 0 }
+        if (m.end) {
+          resp.complete = true
+          resp.bytes = Buffer.concat(resp.parts)
+          resp.text = resp.bytes.toString()
+          finish(resp)
+        }
+      }
+    }
+    st.onResponse = (m) => {
+      st.log.push(m)
+      resp = m
+      if (m.bodyStream) { m.parts = []; return true }
+      m.bytes = m.body === null || m.body === undefined ? Buffer.alloc(0) : Buffer.from(m.body)
+      m.text = m.bytes.toString()
+      m.complete = true
+      if (m.error) { clearTimeout(timer); this.streams.delete(requestId); reject(new Error(m.error)); return true }
+      // the answer came; a cancel for the body may follow, keep listening a moment
+      finish(m)
+      this.streams.set(requestId, st)
+      setTimeout(() => { if (this.streams.get(requestId) === st) this.streams.delete(requestId) }, 2000)
+      return true
+    }
+    this.streams.set(requestId, st)
+    const req = { type: "http_request", requestId, method: init.method || "PUT", url, headers: init.headers || {} }
+    if (init.whole) req.body = new Uint8Array(body)
+    else req.bodyStream = true
+    this.sendInner(req)
+    if (!init.whole) pump()
+    return st
   }
 
   websocket(url, protocols) {

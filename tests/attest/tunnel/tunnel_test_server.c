@@ -5,9 +5,12 @@
  *   tunnel-test-server --sim DIR | --quote FILE  [--max-inflight N]
  *       [--max-envelope BYTES] [--heartbeat MS] [--heartbeat-timeout MS]
  *       [--max-tunnels N] [--max-envelopes-per-key N] [--drain-timeout MS]
+ *       [--no-body-streams 1] [--bs-window BYTES] [--bs-chunk BYTES]
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +138,129 @@ static void release(ra_req *req, ra_res *res, void *ud) {
   ra_res_send_text(res, 200, b);
 }
 
+/* PUT|POST /upload (a streamed-body route, PROTOCOL.md §11): answers
+ * {"bytes":N,"sha256":"..."} for the body as it arrived. ?pause=1: pauses
+ * the body after its first piece until GET /resume; ?early=1: answers
+ * "early" at once without reading the body. Stats: g_upload_* */
+typedef struct upload {
+  crypto_hash_sha256_state sha;
+  uint64_t bytes;
+  ra_req *req;
+  ra_res *res;
+  bool pause_once;
+  struct upload *next, *prev; /* paused ones */
+  bool paused;
+} upload;
+static upload *g_paused;
+static uint64_t g_upload_cancelled, g_upload_pieces;
+static void upload_unpause_list(upload *u) {
+  if (!u->paused) return;
+  if (u->prev) u->prev->next = u->next; else g_paused = u->next;
+  if (u->next) u->next->prev = u->prev;
+  u->paused = false;
+}
+static void upload_body(ra_req *req, const uint8_t *data, size_t len, bool last, void *ud) {
+  upload *u = ud;
+  g_upload_pieces++;
+  crypto_hash_sha256_update(&u->sha, data, len);
+  u->bytes += len;
+  if (!last) {
+    if (u->pause_once) {
+      u->pause_once = false;
+      ra_req_body_pause(req, true);
+      u->paused = true;
+      u->prev = NULL;
+      u->next = g_paused;
+      if (g_paused) g_paused->prev = u;
+      g_paused = u;
+    }
+    return;
+  }
+  uint8_t md[crypto_hash_sha256_BYTES];
+  char hex[2 * sizeof md + 1], json[160];
+  crypto_hash_sha256_final(&u->sha, md);
+  sodium_bin2hex(hex, sizeof hex, md, sizeof md);
+  int n = snprintf(json, sizeof json, "{\"bytes\":%" PRIu64 ",\"sha256\":\"%s\",\"streamed\":%s}", u->bytes,
+                   hex, ra_req_body_streamed(req) ? "true" : "false");
+  ra_res *res = u->res;
+  free(u);
+  ra_res_send(res, 200, "application/json", json, (size_t)n);
+}
+static void upload_cancel(ra_res *res, void *ud) {
+  upload *u = ud;
+  g_upload_cancelled++;
+  upload_unpause_list(u);
+  free(u);
+  ra_res_end(res);
+}
+static void h_upload(ra_req *req, ra_res *res, void *ud) {
+  ra_str v;
+  if (ra_req_query_get(req, "early", &v)) {
+    ra_res_send_text(res, 200, "early");
+    return;
+  }
+  upload *u = calloc(1, sizeof *u);
+  crypto_hash_sha256_init(&u->sha);
+  u->req = req;
+  u->res = res;
+  u->pause_once = ra_req_query_get(req, "pause", &v);
+  ra_res_on_cancel(res, upload_cancel, u);
+  ra_req_on_body(req, upload_body, u);
+}
+static void resume(ra_req *req, ra_res *res, void *ud) {
+  size_t n = 0;
+  while (g_paused) {
+    upload *u = g_paused;
+    upload_unpause_list(u);
+    ra_req_body_pause(u->req, false);
+    n++;
+  }
+  char b[32];
+  snprintf(b, sizeof b, "%zu", n);
+  ra_res_send_text(res, 200, b);
+}
+
+/* GET /bytes?n=N: N bytes (byte i = i % 251), paced on ra_res_pending with
+ * a 256 KiB window as ra-hello's; the largest pending seen is in stats. */
+typedef struct bytes_out {
+  uint64_t sent, n;
+} bytes_out;
+static size_t g_max_pending;
+static void bytes_more(ra_res *res, void *ud) {
+  bytes_out *b = ud;
+  static uint8_t block[251 * 64];
+  for (size_t i = 0; i < sizeof block; i++) block[i] = (uint8_t)(i % 251);
+  size_t p;
+  while (b->sent < b->n && (p = ra_res_pending(res)) < 256 * 1024) {
+    uint64_t left = b->n - b->sent;
+    size_t len = left < sizeof block ? (size_t)left : sizeof block;
+    if (ra_res_write(res, block, len) < 0) break;
+    b->sent += len;
+    p = ra_res_pending(res);
+    if (p > g_max_pending && p < ((size_t)1 << 40)) g_max_pending = p;
+  }
+  if (b->sent >= b->n) {
+    ra_res_end(res);
+    free(b);
+  }
+}
+static void bytes_cancel(ra_res *res, void *ud) {
+  g_upload_cancelled++;
+  ra_res_end(res);
+  free(ud);
+}
+static void bytes(ra_req *req, ra_res *res, void *ud) {
+  ra_str v;
+  bytes_out *b = calloc(1, sizeof *b);
+  if (ra_req_query_get(req, "n", &v)) b->n = strtoull(v.ptr, NULL, 10);
+  ra_res_set_status(res, 200);
+  ra_res_add_header(res, "Content-Type", "application/octet-stream");
+  if (!ra_req_query_get(req, "nolen", &v)) ra_res_set_content_length(res, b->n);
+  ra_res_on_cancel(res, bytes_cancel, b);
+  ra_res_on_drain(res, bytes_more, b);
+  bytes_more(res, b);
+}
+
 static void stats(ra_req *req, ra_res *res, void *ud) {
   ra_tunnel_stats s;
   ra_tunnel_server_stats(g_ts, &s);
@@ -145,7 +271,10 @@ static void stats(ra_req *req, ra_res *res, void *ud) {
            "\"dropped_plaintext\":%llu,\"decrypt_failed\":%llu,\"replays\":%llu,\"requests\":%llu,"
            "\"requests_refused\":%llu,\"responses_cancelled\":%llu,\"sockets_opened\":%llu,"
            "\"heartbeat_drops\":%llu,\"kx_timeouts\":%llu,\"unkeyed_refused\":%llu,"
-           "\"nested_refused\":%llu,\"responses_too_large\":%llu,\"buffered_refused\":%llu}",
+           "\"nested_refused\":%llu,\"responses_too_large\":%llu,\"buffered_refused\":%llu,"
+           "\"body_streams_negotiated\":%llu,\"body_streams_in\":%llu,\"body_streams_out\":%llu,"
+           "\"body_stream_violations\":%llu,\"body_stream_cancels\":%llu,\"upload_cancelled\":%llu,"
+           "\"upload_pieces\":%llu,\"max_pending\":%zu,\"paused\":%d}",
            (unsigned long long)s.tunnels_open, (unsigned long long)s.tunnels_total,
            (unsigned long long)s.tunnels_refused, (unsigned long long)s.keyed,
            (unsigned long long)s.bad_cbor, (unsigned long long)s.bad_sealed_key,
@@ -155,7 +284,11 @@ static void stats(ra_req *req, ra_res *res, void *ud) {
            (unsigned long long)s.responses_cancelled, (unsigned long long)s.sockets_opened,
            (unsigned long long)s.heartbeat_drops, (unsigned long long)s.kx_timeouts,
            (unsigned long long)s.unkeyed_refused, (unsigned long long)s.nested_refused,
-           (unsigned long long)s.responses_too_large, (unsigned long long)s.buffered_refused);
+           (unsigned long long)s.responses_too_large, (unsigned long long)s.buffered_refused,
+           (unsigned long long)s.body_streams_negotiated, (unsigned long long)s.body_streams_in,
+           (unsigned long long)s.body_streams_out, (unsigned long long)s.body_stream_violations,
+           (unsigned long long)s.body_stream_cancels, (unsigned long long)g_upload_cancelled,
+           (unsigned long long)g_upload_pieces, g_max_pending, g_paused != NULL);
   ra_res_send(res, 200, "application/json", b, strlen(b));
 }
 
@@ -208,6 +341,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--max-response")) o.max_response = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-buffered-per-tunnel")) o.max_buffered_per_tunnel = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--max-buffered")) o.max_buffered = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--no-body-streams")) o.no_body_streams = atoi(v) != 0;
+    else if (!strcmp(a, "--bs-window")) o.body_stream_window = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--bs-chunk")) o.body_stream_chunk = strtoull(v, NULL, 10);
     else { fprintf(stderr, "unknown option %s\n", a); return 2; }
   }
   ra_quote_provider *p = NULL;
@@ -230,6 +366,10 @@ int main(int argc, char **argv) {
   ra_route(r, "GET", "/hold", hold, NULL);
   ra_route(r, "GET", "/release", release, NULL);
   ra_route_ex(r, "GET", "/private", private_, NULL, RA_ROUTE_ATTESTED_ONLY);
+  ra_route_ex(r, "PUT", "/upload", h_upload, NULL, RA_ROUTE_STREAM_BODY);
+  ra_route_ex(r, "POST", "/upload", h_upload, NULL, RA_ROUTE_STREAM_BODY);
+  ra_route(r, "GET", "/resume", resume, NULL);
+  ra_route(r, "GET", "/bytes", bytes, NULL);
   ra_ws_route(r, "/ws/echo", &echo_ws, NULL);
   rc = ra_tunnel_server_new(loop, r, p, &o, &g_ts);
   ra_quote_provider_free(p);
