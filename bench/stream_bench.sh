@@ -5,7 +5,9 @@
 # ra-hello (simulated TEE) pinned to core 0, the client pinned to core 1.
 #   tunnel   ra-curl -T FILE to PUT /upload and ra-curl -o /dev/null of
 #            GET /bytes?n=SIZE: streamed (http_body pieces within credit)
-#   plain    the same two with curl over plain HTTP (no tunnel, no cipher)
+#   plain    the same two with curl over plain HTTP (no tunnel, no cipher);
+#            the upload with min(SIZE, 6) MiB: ra-hello's plain HTTP takes
+#            request bodies up to its 8 MiB max_body (413 beyond)
 #   whole    the whole-body path: ra-curl --no-body-streams (a tunnel that
 #            did not negotiate streams), with min(SIZE, 12) MiB (what one
 #            whole message to ra-hello may carry: its 16 MiB max_envelope;
@@ -24,6 +26,7 @@ build=$(cd "${1:?usage: stream_bench.sh BUILD_DIR [SIZE_MiB] [RUNS]}" && pwd)
 size=${2:-1024}
 runs=${3:-3}
 whole=$((size < 12 ? size : 12))
+plainup=$((size < 6 ? size : 6))
 bin=$build/bin
 for b in ra-hello ra-curl ra-bench; do [ -x "$bin/$b" ] || { echo "no $bin/$b: build first" >&2; exit 1; }; done
 for t in taskset curl python3; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
@@ -45,6 +48,7 @@ done
 url=http://127.0.0.1:$port
 head -c $((size << 20)) /dev/urandom >"$dir/up.bin"
 head -c $((whole << 20)) "$dir/up.bin" >"$dir/whole.bin"
+head -c $((plainup << 20)) "$dir/up.bin" >"$dir/plain.bin"
 
 # one MODE DIR BYTES CMD...: runs CMD on core 1, appends "MODE DIR BYTES SECS CLIENT_KIB SERVER_KIB"
 one() {
@@ -60,8 +64,8 @@ rc="$bin/ra-curl --trust-sim $dir/sim"
 for _ in $(seq 1 "$runs"); do
   one tunnel up $((size << 20)) $rc -T "$dir/up.bin" -o /dev/null "$url/upload"
   one tunnel down $((size << 20)) $rc -o /dev/null "$url/bytes?n=$((size << 20))"
-  one plain up $((size << 20)) curl -sS -T "$dir/up.bin" -o /dev/null "$url/upload"
-  one plain down $((size << 20)) curl -sS -o /dev/null "$url/bytes?n=$((size << 20))"
+  one plain up $((plainup << 20)) curl -fsS -T "$dir/plain.bin" -o /dev/null "$url/upload"
+  one plain down $((size << 20)) curl -fsS -o /dev/null "$url/bytes?n=$((size << 20))"
   one whole up $((whole << 20)) $rc --no-body-streams -T "$dir/whole.bin" -o /dev/null "$url/upload"
   one whole down $((whole << 20)) $rc --no-body-streams -o /dev/null "$url/bytes?n=$((whole << 20))"
 done
@@ -80,7 +84,7 @@ floor = None
 for r in csv.DictReader(open(floor_f)):
     if r.get("scenario") == "large" and r.get("mode") == "floor":
         floor = 4 * 1048576 / 1e6 / (float(r["avg_ms"]) / 1e3)  # MB/s of one pass
-print(f"size {size} MiB (whole: {whole} MiB), {runs} run(s); server core 0, client core 1")
+print(f"size {size} MiB (whole: {whole} MiB, plain upload: {min(int(size), 6)} MiB), {runs} run(s); server core 0, client core 1")
 print(f"{'mode':7} {'dir':5} {'MB/s min':>9} {'median':>9} {'max':>9} {'client RSS':>11} {'server RSS':>11} {'x floor':>8}")
 for (mode, d), v in rows.items():
     mbs = sorted(x[0] for x in v)

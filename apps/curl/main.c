@@ -134,6 +134,7 @@ static void usage(void) {
           "  -#              a progress line on stderr when it is a terminal\n"
           "                  (--progress-force: always)\n"
           "  --no-body-streams  do not opt in to streamed bodies (whole-body messages)\n"
+          "  --stream-window BYTES  the response credit announced (65536..4194304) [1 MiB]\n"
           "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
           "      23 cannot write the output, 25 upload too large for a server without\n"
           "      streamed bodies, 26 cannot read the -T/--data-binary file,\n"
@@ -557,6 +558,7 @@ int main(int argc, char **argv) {
   const char *upload = NULL; /* -T */
   int progress = 0;          /* -#: 1 on a terminal, 2 forced */
   bool no_streams = false;
+  uint32_t stream_window = 0; /* --stream-window BYTES: what we announce for the response */
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -610,6 +612,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-#") || !strcmp(a, "--progress-bar")) progress = 1;
     else if (!strcmp(a, "--progress-force")) progress = 2;
     else if (!strcmp(a, "--no-body-streams")) no_streams = true;
+    else if (!strcmp(a, "--stream-window")) stream_window = (uint32_t)strtoul(NEXT(), NULL, 10);
     else if (!strcmp(a, "-m") || !strcmp(a, "--max-time")) max_time = atof(NEXT());
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return EX_OK; }
     else if (a[0] == '-' && a[1]) { fprintf(stderr, "ra-curl: unknown option %s\n", a); usage(); return EX_USAGE; }
@@ -838,7 +841,7 @@ tdx_done:
     .snp_verifier = sv, .snp_policy = want_snp ? &snp_pol : NULL,
     .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
     .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file, .tls = tls,
-    .no_body_streams = no_streams,
+    .no_body_streams = no_streams, .stream_window = stream_window,
   };
   if (max_time > 0) o.request_timeout_ms = o.connect_timeout_ms = (uint64_t)(max_time * 1000);
   rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
