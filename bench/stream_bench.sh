@@ -66,6 +66,9 @@ for _ in $(seq 1 "$runs"); do
   one tunnel down $((size << 20)) $rc -o /dev/null "$url/bytes?n=$((size << 20))"
   one plain up $((plainup << 20)) curl -fsS -T "$dir/plain.bin" -o /dev/null "$url/upload"
   one plain down $((size << 20)) curl -fsS -o /dev/null "$url/bytes?n=$((size << 20))"
+done
+# the whole-body runs last: the heap they grow in ra-hello stays (RSS)
+for _ in $(seq 1 "$runs"); do
   one whole up $((whole << 20)) $rc --no-body-streams -T "$dir/whole.bin" -o /dev/null "$url/upload"
   one whole down $((whole << 20)) $rc --no-body-streams -o /dev/null "$url/bytes?n=$((whole << 20))"
 done
