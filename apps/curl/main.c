@@ -68,7 +68,8 @@
  * tunnel that negotiated streamed bodies (PROTOCOL.md §11) a response of
  * any size passes in bounded memory. -T FILE (-T - : stdin) uploads FILE
  * as the request body (PUT unless -X), read by chunks as the server's
- * credit allows; against a server without streamed bodies (the reference,
+ * credit allows (a pipe without blocking the loop: the tunnel goes on
+ * while it waits); against a server without streamed bodies (the reference,
  * or --no-body-streams) it is read whole up to 64 MiB and sent in one
  * message, and a larger one fails (exit 25) saying so. -# (--progress-bar)
  * draws a progress line on stderr when stderr is a terminal
@@ -232,6 +233,10 @@ typedef struct state {
   ra_ratls_result rres;
   /* -T: the file read by chunks; -o: errors writing; -#: the progress line */
   int up_fd;
+  bool up_nonblock;    /* a pipe or terminal: read without blocking the loop */
+  int up_old_flags;    /* its flags before, restored at the end */
+  bool up_watched;
+  uint64_t fetch_id;
   uint64_t up_total, up_bytes, down_total, down_bytes;
   int read_err, write_err;
   bool progress, head_seen;
@@ -267,13 +272,28 @@ static void draw_progress(state *st, bool done) {
   fflush(stderr);
 }
 
-/* -T: the next piece of the file (a regular file or stdin; stdin may
- * block the loop, which a one-request CLI can afford). */
+/* -T - (or any pipe): readable again: the upload goes on. */
+static void upload_readable(ra_loop *loop, int fd, unsigned events, void *ud) {
+  state *st = ud;
+  ra_loop_watch(loop, fd, 0, upload_readable, st); /* silent until the next -EAGAIN */
+  ra_tunnel_fetch_resume(st->c, st->fetch_id);
+}
+
+/* -T: the next piece of the file. A regular file is read as it is (the
+ * page cache answers at once); a pipe or terminal without blocking: when it
+ * has nothing, -EAGAIN and the loop watches it, so the tunnel (credit,
+ * pings, a key rotation's close) goes on meanwhile. */
 static ssize_t read_upload(void *ud, uint8_t *buf, size_t cap) {
   state *st = ud;
   for (;;) {
     ssize_t n = read(st->up_fd, buf, cap);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && st->up_nonblock) {
+      if (ra_loop_watch(st->loop, st->up_fd, RA_READABLE, upload_readable, st) == 0) {
+        st->up_watched = true;
+        return -EAGAIN;
+      }
+    }
     if (n < 0) {
       st->read_err = errno;
       return -errno;
@@ -743,6 +763,9 @@ tdx_done:
       return EX_READ;
     }
     if (fstat(st.up_fd, &sb) == 0 && S_ISREG(sb.st_mode)) st.up_total = (uint64_t)sb.st_size;
+    else if ((st.up_old_flags = fcntl(st.up_fd, F_GETFL)) >= 0 &&
+             fcntl(st.up_fd, F_SETFL, st.up_old_flags | O_NONBLOCK) == 0)
+      st.up_nonblock = true;
   }
   st.progress = progress == 2 || (progress == 1 && isatty(2));
   clock_gettime(CLOCK_MONOTONIC, &st.t0);
@@ -858,9 +881,10 @@ tdx_done:
       .on_head = on_head, .on_data = on_data, /* written as it arrives */
     };
     if (st.verbose) fprintf(stderr, "* %s %s%s via %s/__ra__\n", req.method, origin, path, origin);
-    rc = ra_tunnel_fetch(st.c, &req, on_response, &st);
+    rc = ra_tunnel_fetch_start(st.c, &req, on_response, &st, &st.fetch_id);
     if (rc) { fprintf(stderr, "ra-curl: %s\n", strerror(-rc)); st.exit_code = EX_CONNECT; }
     else ra_loop_run(st.loop);
+    if (st.up_watched) ra_loop_unwatch(st.loop, st.up_fd);
     ra_tunnel_client_free(st.c);
     /* let the control channel's closing handshake run (bounded) */
     ra_timer guard;
@@ -876,6 +900,7 @@ tdx_done:
   ra_collateral_free(coll);
   ra_verifier_free(v); ra_snp_verifier_free(sv);
   free(body);
+  if (st.up_nonblock) fcntl(st.up_fd, F_SETFL, st.up_old_flags); /* stdin is shared with the shell */
   if (st.up_fd > 0) close(st.up_fd);
   if (outpath && fclose(st.out) != 0 && st.exit_code == EX_OK) {
     fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno));

@@ -16,6 +16,9 @@
 #     --no-body-streams against ra-hello goes whole too
 #   - ra-curl killed mid-download: ra-hello's handler is cancelled and it
 #     exits cleanly on SIGTERM (under the ASan build: no leak)
+#   - key rotation (SIGUSR1): a -T - upload from a pipe in flight when the
+#     drained tunnel closes 1012 fails (exit 7, "key rotation"), never
+#     replayed; a new ra-curl works with the new key
 # Usage: stream.sh [SIZE_MiB] [RSS_BOUND_MiB]
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
@@ -184,6 +187,35 @@ wait "$hello" || rc=$?
 pids=("${pids[@]/$hello}")
 [ "$rc" = 0 ] && ok "ra-hello exits cleanly (no leak under ASan)" \
   || bad "ra-hello exited $rc: $(tail -20 "$tmp/hello.err")"
+
+# ---- key rotation with a streamed upload in flight ---------------------------
+"$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$sim" --quiet --key-lifetime 0 --key-grace 200ms \
+  >"$tmp/rot.out" 2>"$tmp/rot.err" &
+rot=$!
+pids+=($rot)
+rport=
+for _ in $(seq 1 400); do
+  rport=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/rot.out" 2>/dev/null || true)
+  [ -n "$rport" ] && break
+  sleep 0.05
+done
+mkfifo "$tmp/fifo"
+"$RA_BIN/ra-curl" --trust-sim "$sim" -T - "http://127.0.0.1:$rport/upload" <"$tmp/fifo" >"$tmp/rc.out" 2>"$tmp/rc.err" &
+cpid=$!
+exec 7>"$tmp/fifo"
+head -c 2000000 /dev/zero >&7
+sleep 0.5
+kill -USR1 "$rot"
+rc=0
+wait "$cpid" || rc=$?
+exec 7>&-
+[ "$rc" = 7 ] && grep -q "key rotation" "$tmp/rc.err" \
+  && ok "a streamed upload from a pipe in flight at the 1012 close fails (exit 7): $(cat "$tmp/rc.err")" \
+  || bad "rotation with an upload in flight: exit $rc $(cat "$tmp/rc.out" "$tmp/rc.err")"
+rc=0
+echo hi | curl_t -T - "http://127.0.0.1:$rport/upload" >"$tmp/rc2.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] && grep -q '"bytes":3,' "$tmp/rc2.out" && ok "after the rotation a new upload works" \
+  || bad "after the rotation: exit $rc $(cat "$tmp/rc2.out")"
 
 [ "$fails" = 0 ] && echo "all passed" || echo "$fails failure(s)"
 exit $((fails > 0))
