@@ -3,7 +3,7 @@
  *   ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]
  *            [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]
  *            [--tls-handshake-timeout-ms N] [--ra-tls]
- *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]
+ *            [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel] [--no-body-streams]
  *            [--key-lifetime DURATION] [--key-grace DURATION]  (SIGUSR1: rotate the tunnel key now)
  *            [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]
  *            [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]
@@ -384,7 +384,7 @@ static void usage(void) {
   fprintf(stderr, "usage: ra-hello [--listen HOST:PORT] [--quiet] [--header-timeout-ms N]\n"
                   "                [--listen-tls HOST:PORT --cert PEM --key PEM [--cert PEM --key PEM]...]\n"
                   "                [--tls-handshake-timeout-ms N] [--ra-tls]\n"
-                  "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel]\n"
+                  "                [--tee sim|tsm|file:PATH] [--sim-dir DIR] [--no-tunnel] [--no-body-streams]\n"
                   "                [--key-lifetime DURATION (24h; 0: only on SIGUSR1)] [--key-grace DURATION (1h)]\n"
                   "                [--relay-challenge-ms N] [--relay-queue-bytes N] [--relay-rate N]\n"
                   "                [--client-trust-sim DIR] [--client-root PEM]... [--client-mrtd HEX]\n"
@@ -479,6 +479,8 @@ int main(int argc, char **argv) {
       key_set = true;
     } else if (strcmp(argv[i], "--no-tunnel") == 0) {
       no_tunnel = true;
+    } else if (strcmp(argv[i], "--no-body-streams") == 0) {
+      hello_tunnel_body_streams(false); /* PROTOCOL.md §11 off: whole bodies only */
     } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
       const char *v = argv[++i];
       long n = strcmp(v, "auto") == 0 ? (long)ra_workers_auto() : strtol(v, NULL, 10);

@@ -9,6 +9,9 @@
 #include "raloop/core/error.h"
 #include "raloop/core/log.h"
 
+static bool body_streams = true;
+void hello_tunnel_body_streams(bool on) { body_streams = on; }
+
 int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
                        ra_access_log_cb access_log, ra_tunnel_server **out) {
   return hello_tunnel_start_ex(loop, router, tee, sim_dir, access_log, NULL, out);
@@ -41,6 +44,7 @@ int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, con
     ra_warn("simulated TEE keys in %s (clients: --trust-sim %s)", sim_dir, sim_dir);
   ra_tunnel_server_opts opts = {.access_log = access_log, .access_log_ud = (void *)"tunnel",
                                 .client_policy = client_policy,
+                                .no_body_streams = !body_streams, /* PROTOCOL.md §11 */
                                 .adopt_provider = true}; /* SIGUSR1 and --key-lifetime rotate */
   int rc = ra_tunnel_server_new(loop, router, p, &opts, out);
   const char *name = ra_quote_provider_name(p);

@@ -17,5 +17,8 @@ int hello_tunnel_start(ra_loop *loop, ra_router *router, const char *tee, const 
 int hello_tunnel_start_ex(ra_loop *loop, ra_router *router, const char *tee, const char *sim_dir,
                           ra_access_log_cb access_log, const ra_tunnel_client_policy *client_policy,
                           ra_tunnel_server **out);
+/* --no-body-streams: the tunnel does not announce streamed bodies
+ * (PROTOCOL.md §11; on by default). Before hello_tunnel_start. */
+void hello_tunnel_body_streams(bool on);
 
 #endif

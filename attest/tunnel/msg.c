@@ -1170,7 +1170,8 @@ size_t ra_tmsg_encode_http_request(uint8_t *out, size_t cap, const ra_tmsg_http_
 /* bodyStream (§11) comes before body, so that the head encoder still ends
  * with the key "body" */
 static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
-  w_map(w, 6u + (m->error != NULL) + m->body_stream);
+  uint8_t mh[3] = {0xb9, 0, (uint8_t)(6u + (m->error != NULL) + m->body_stream)}; /* w_map, inline */
+  w_raw(w, mh, 3);
   w_lit(w, "type"); w_lit(w, "http_response");
   w_lit(w, "requestId"); w_rstr(w, m->request_id);
   w_lit(w, "status"); w_int(w, m->status);

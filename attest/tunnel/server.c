@@ -122,6 +122,18 @@ struct tunnel {
   unsigned gone_next;
 };
 
+/* A treq's streamed-body state (PROTOCOL.md §11). */
+typedef struct treq_bs {
+  uint64_t in_credit;  /* data bytes the client may still send */
+  uint64_t in_unacked; /* taken by the handler since the last http_credit */
+  size_t in_reserved;  /* the window, counted in held_bytes while the body comes */
+  ra_buf inq;          /* arrived, not yet taken by the handler */
+  ra_defer in_later;
+  bool in_later_queued;
+  uint64_t out_credit;
+  ra_buf pend; /* written, not yet sent for lack of credit (held) */
+} treq_bs;
+
 struct treq {
   tunnel *t;
   ra_res *res;
@@ -152,16 +164,10 @@ struct treq {
   bool resp_sent;     /* an http_response went out for it */
   /* the request body, in http_body pieces from the client */
   bool in_stream, in_assemble, in_end, in_cancelled;
-  uint64_t in_credit;  /* data bytes the client may still send */
-  uint64_t in_unacked; /* taken by the handler since the last http_credit */
-  size_t in_reserved;  /* the window, counted in held_bytes while the body comes */
-  ra_buf inq;          /* arrived, not yet taken by the handler */
-  ra_defer in_later;
-  bool in_later_queued;
   /* the response body, in http_body pieces to the client */
   bool out_stream, out_ended, out_end_sent, wait_credit;
-  uint64_t out_credit;
-  ra_buf pend; /* written, not yet sent for lack of credit (held) */
+  struct treq_bs *x; /* the streams' state: allocated by the first one (not
+                        per request: a whole-body request stays small) */
   /* The http_response is built in place in its seal buffer as the handler
    * writes: [head up to "body"][BODY_GAP][body...]; the byte string head is
    * written into the gap at the end (the head moves up to meet it). */
@@ -257,13 +263,20 @@ _Static_assert(RA_ENV_FRAME_ROOM >= RA_WS_SEND_ROOM, "a sealed message must leav
 static void kick_nothing(void *ud) { (void)ud; }
 static const ra_req_body_ops gone_body_ops = {.kick = kick_nothing};
 
-static void treq_free(treq *q) {
-  if (q->later_queued) ra_defer_cancel(q->loop, &q->later);
-  if (q->in_later_queued) ra_defer_cancel(q->loop, &q->in_later);
+static __attribute__((noinline)) void treq_free_streams(treq *q) {
   if (q->req && q->in_stream) ra_req_set_body_stream(q->req, &gone_body_ops, NULL);
+  treq_bs *x = q->x;
+  if (!x) return;
+  if (x->in_later_queued) ra_defer_cancel(q->loop, &x->in_later);
+  ra_buf_free(&x->inq);
+  ra_buf_free(&x->pend);
+  free(x);
+}
+
+static inline void treq_free(treq *q) {
+  if (q->later_queued) ra_defer_cancel(q->loop, &q->later);
+  if (q->x || q->in_stream) treq_free_streams(q); /* streams only: no call per request */
   ra_env_buf_free(&q->out);
-  ra_buf_free(&q->inq);
-  ra_buf_free(&q->pend);
   free(q);
 }
 
@@ -278,14 +291,16 @@ static void treq_drop(treq *q) {
   treq_free(q);
 }
 
+static __attribute__((noinline)) void treq_unindex(treq *q) {
+  ra_tindex_del(&q->t->streams, q->hash, q);
+  q->indexed = false;
+  if (q->in_stream && !q->in_cancelled) gone_add(q->t, q->hash, false);
+}
+
 static void treq_unlink(treq *q) {
   tunnel *t = q->t;
   if (t) {
-    if (q->indexed) {
-      ra_tindex_del(&t->streams, q->hash, q);
-      q->indexed = false;
-      if (q->in_stream && !q->in_cancelled) gone_add(t, q->hash, false);
-    }
+    if (q->indexed) treq_unindex(q);
     RA_LIST_DEL(t->reqs, q);
     t->n_reqs--;
     t->held_bytes -= q->held_bytes;
@@ -500,7 +515,7 @@ static size_t sink_pending(void *sink) {
    * channel's backlog from this stream is bounded by that credit, so it
    * counts only past the high-water mark (whose on_drain resumes it: below
    * it no event would come, and waiting for one would spin) */
-  size_t n = q->out_stream ? q->pend.len + (ctl > CTL_HIGH_WATER ? ctl : 0) : q->unpaced + ctl;
+  size_t n = q->out_stream ? q->x->pend.len + (ctl > CTL_HIGH_WATER ? ctl : 0) : q->unpaced + ctl;
   if (n && !q->wait_ctl && !q->wait_credit) defer_later(q);
   return n;
 }
@@ -524,7 +539,7 @@ static void treq_later(ra_defer *d, void *ud) {
     q->wait_ctl = true; /* ctl_drain resumes it */
     return;
   }
-  if (q->out_stream && q->pend.len && !q->out_credit) {
+  if (q->out_stream && q->x->pend.len && !q->x->out_credit) {
     q->wait_credit = true; /* on_http_credit resumes it */
     return;
   }
@@ -544,7 +559,7 @@ static const ra_res_sink_ops treq_ops = {
  * from the decrypted message), else queued (at most the window: credit is
  * granted only for what the handler took). Response bodies: sent as
  * http_body pieces of at most the client's chunk, within its credit; what
- * the credit does not cover waits in q->pend, reported by ra_res_pending. */
+ * the credit does not cover waits in q->x->pend, reported by ra_res_pending. */
 
 static ra_str treq_id(const treq *q) { return ra_str_make(q->id, q->id_len); }
 
@@ -553,6 +568,13 @@ static treq *stream_find(tunnel *t, ra_str id, uint64_t h) {
   for (size_t pos = 0; (q = ra_tindex_next(&t->streams, h, &pos));)
     if (q->id_len == id.len && memcmp(q->id, id.ptr, id.len) == 0) return q;
   return NULL;
+}
+
+/* The streams' state, made by the first stream of q. */
+static int treq_bs_get(treq *q) {
+  if (q->x) return 0;
+  q->x = calloc(1, sizeof *q->x);
+  return q->x ? 0 : -ENOMEM;
 }
 
 static int stream_index(treq *q) {
@@ -663,13 +685,14 @@ static void stream_fail(tunnel *t, treq *q, ra_str id, int status, const char *w
  * window it reserved is free again. The queue goes too, unless a delivery
  * from it is under way (treq_free then frees it). */
 static void in_release(treq *q) {
-  if (q->t && q->in_reserved) held_sub(q, q->in_reserved);
-  q->in_reserved = 0;
-  if (!q->busy) ra_buf_free(&q->inq);
+  if (!q->x) return;
+  if (q->t && q->x->in_reserved) held_sub(q, q->x->in_reserved);
+  q->x->in_reserved = 0;
+  if (!q->busy) ra_buf_free(&q->x->inq);
 }
 
 /* We want no more of the request body: http_cancel unless it is complete. */
-static void in_cancel_body(treq *q, const char *reason) {
+static __attribute__((noinline)) void in_cancel_body(treq *q, const char *reason) {
   if (q->t && q->in_stream && !q->in_end && !q->in_cancelled) {
     q->in_cancelled = true;
     send_cancel(q->t, treq_id(q), reason);
@@ -680,12 +703,12 @@ static void in_cancel_body(treq *q, const char *reason) {
 /* The handler took n bytes: credit for them, a chunk's worth at a time. */
 static void in_grant(treq *q, size_t n) {
   if (!n || !q->t || q->in_end || q->in_cancelled) return;
-  q->in_unacked += n;
-  if (q->in_unacked < q->t->srv->bs.chunk) return;
-  credit_arg a = {treq_id(q), q->in_unacked};
+  q->x->in_unacked += n;
+  if (q->x->in_unacked < q->t->srv->bs.chunk) return;
+  credit_arg a = {treq_id(q), q->x->in_unacked};
   ra_tchan_send(&q->t->ch, enc_credit, &a);
-  q->in_credit += q->in_unacked;
-  q->in_unacked = 0;
+  q->x->in_credit += q->x->in_unacked;
+  q->x->in_unacked = 0;
 }
 
 /* One piece to the handler. false: q is gone (its response ended inside
@@ -704,11 +727,11 @@ static bool in_deliver(treq *q, const uint8_t *data, size_t len, bool last) {
 /* Hands the handler what is queued, while it takes pieces. */
 static void in_pump(treq *q) {
   while (q->req && q->t && !q->in_cancelled && ra_req_body_wants(q->req)) {
-    size_t n = q->inq.len;
+    size_t n = q->x->inq.len;
     bool last = q->in_end;
     if (!n && !last) return;
-    if (!in_deliver(q, n ? ra_buf_ptr(&q->inq) : NULL, n, last)) return;
-    ra_buf_consume(&q->inq, n);
+    if (!in_deliver(q, n ? ra_buf_ptr(&q->x->inq) : NULL, n, last)) return;
+    ra_buf_consume(&q->x->inq, n);
     if (last) {
       in_release(q);
       return;
@@ -720,7 +743,7 @@ static void in_pump(treq *q) {
 static void in_later(ra_defer *d, void *ud) {
   (void)d;
   treq *q = ud;
-  q->in_later_queued = false;
+  q->x->in_later_queued = false;
   in_pump(q);
 }
 
@@ -728,9 +751,9 @@ static void in_later(ra_defer *d, void *ud) {
  * from the loop (never inside its call). */
 static void in_kick(void *ud) {
   treq *q = ud;
-  if (q->in_later_queued || q->dead) return;
-  q->in_later_queued = true;
-  ra_loop_defer(q->loop, &q->in_later);
+  if (q->x->in_later_queued || q->dead) return;
+  q->x->in_later_queued = true;
+  ra_loop_defer(q->loop, &q->x->in_later);
 }
 static const ra_req_body_ops in_ops = {.kick = in_kick};
 
@@ -765,7 +788,7 @@ static void in_assemble(treq *q, const uint8_t *data, size_t len, bool end) {
   ra_router_handle(s->router, q->req, q->res); /* may end (and free q) right here */
 }
 
-static void on_http_body(tunnel *t, const ra_tmsg *m) {
+static __attribute__((noinline)) void on_http_body(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->http_body.request_id;
   uint64_t h = ra_tchan_hash(&t->ch, id);
@@ -792,25 +815,25 @@ static void on_http_body(tunnel *t, const ra_tmsg *m) {
     stream_fail(t, q, id, 400, "http_body larger than the announced chunk");
     return;
   }
-  if (len > q->in_credit) {
+  if (len > q->x->in_credit) {
     stream_fail(t, q, id, 400, "http_body beyond the credit granted");
     return;
   }
-  q->in_credit -= len;
+  q->x->in_credit -= len;
   if (end) q->in_end = true;
   if (q->in_assemble) {
     in_assemble(q, data, len, end);
     return;
   }
   if (!q->req) return; /* the response ended, the body was complete: nothing wants it */
-  if (!q->inq.len && ra_req_body_wants(q->req)) { /* straight from the decrypted message */
+  if (!q->x->inq.len && ra_req_body_wants(q->req)) { /* straight from the decrypted message */
     if (!in_deliver(q, data, len, end)) return;
     if (end) in_release(q);
     else in_grant(q, len);
     return;
   }
   /* held until the handler takes pieces: within the window it reserved */
-  if (len && ra_buf_append(&q->inq, data, len)) {
+  if (len && ra_buf_append(&q->x->inq, data, len)) {
     stream_fail(t, q, id, 500, "out of memory");
     return;
   }
@@ -819,18 +842,18 @@ static void on_http_body(tunnel *t, const ra_tmsg *m) {
 
 /* http_request {bodyStream: true}: the stream is set up on q (linked,
  * its ra_res made); the route decides between streaming and assembling. */
-static void in_start(treq *q, ra_str method) {
+static __attribute__((noinline)) void in_start(treq *q, ra_str method) {
   tunnel *t = q->t;
   ra_tunnel_server *s = t->srv;
   q->in_stream = true;
-  q->in_credit = s->bs.window;
-  q->in_reserved = (size_t)s->bs.window;
-  held_add(q, q->in_reserved);
-  ra_defer_init(&q->in_later, in_later, q);
-  if (stream_index(q)) {
+  if (treq_bs_get(q) || stream_index(q)) {
     stream_fail(t, q, treq_id(q), 500, "out of memory");
     return;
   }
+  q->x->in_credit = s->bs.window;
+  q->x->in_reserved = (size_t)s->bs.window;
+  held_add(q, q->x->in_reserved);
+  ra_defer_init(&q->x->in_later, in_later, q);
   s->st.body_streams_in++;
   ra_route_match rm;
   int mrc = ra_router_match(s->router, method, ra_req_path(q->req), NULL, &rm);
@@ -847,7 +870,7 @@ static void in_start(treq *q, ra_str method) {
 
 static int out_send(treq *q, const void *data, size_t n, bool end) {
   body_arg a = {treq_id(q), data, n, end};
-  q->out_credit -= n;
+  q->x->out_credit -= n;
   if (end) q->out_end_sent = true;
   return ra_tchan_send(&q->t->ch, enc_body, &a);
 }
@@ -876,21 +899,21 @@ static size_t enc_stream_head(uint8_t *out, size_t cap, const void *a) {
 }
 
 /* Switches q to a streamed response: the head goes now, the body written
- * so far waits in q->pend for the client's credit. */
-static int out_begin(treq *q) {
+ * so far waits in q->x->pend for the client's credit. */
+static __attribute__((noinline)) int out_begin(treq *q) {
   tunnel *t = q->t;
   size_t have = q->head_len + BODY_GAP + q->body_len;
   uint8_t *p = ra_env_seal_extend(&q->out, have, have);
   if (!p || q->head_len < 8 || p[0] != 0xb9 || memcmp(p + q->head_len - 5, "\x64" "body", 5) != 0)
     return -ENOMEM;
-  if (stream_index(q)) return -ENOMEM;
-  if (q->body_len && ra_buf_append(&q->pend, p + q->head_len + BODY_GAP, q->body_len)) return -ENOMEM;
+  if (treq_bs_get(q) || stream_index(q)) return -ENOMEM;
+  if (q->body_len && ra_buf_append(&q->x->pend, p + q->head_len + BODY_GAP, q->body_len)) return -ENOMEM;
   head_arg h = {p, q->head_len};
   ra_tchan_send(&t->ch, enc_stream_head, &h);
   ra_env_buf_recycle(&q->out);
   q->body_len = 0; /* held_bytes keeps counting it, now in pend */
   q->out_stream = q->resp_sent = true;
-  q->out_credit = t->peer.window;
+  q->x->out_credit = t->peer.window;
   t->srv->st.body_streams_out++;
   return 0;
 }
@@ -898,19 +921,19 @@ static int out_begin(treq *q) {
 /* Sends what waits, within the credit; the end once all went. Frees q when
  * its response ended and is all sent. */
 static void out_pump(treq *q) {
-  while (q->pend.len && q->out_credit) {
-    size_t n = q->pend.len;
-    if (n > q->out_credit) n = (size_t)q->out_credit;
+  while (q->x->pend.len && q->x->out_credit) {
+    size_t n = q->x->pend.len;
+    if (n > q->x->out_credit) n = (size_t)q->x->out_credit;
     if (n > q->t->peer.chunk) n = (size_t)q->t->peer.chunk;
-    out_send(q, ra_buf_ptr(&q->pend), n, q->out_ended && n == q->pend.len);
-    ra_buf_consume(&q->pend, n);
+    out_send(q, ra_buf_ptr(&q->x->pend), n, q->out_ended && n == q->x->pend.len);
+    ra_buf_consume(&q->x->pend, n);
     held_sub(q, n);
   }
 }
 
 static void out_flush(treq *q) {
   out_pump(q);
-  if (q->out_ended && !q->pend.len && !q->out_end_sent) out_send(q, NULL, 0, true);
+  if (q->out_ended && !q->x->pend.len && !q->out_end_sent) out_send(q, NULL, 0, true);
   if (q->out_end_sent) {
     tunnel *t = q->t;
     treq_unlink(q);
@@ -933,8 +956,8 @@ static void out_abort(treq *q, const char *why) {
   send_cancel(t, treq_id(q), why);
   if (q->in_stream) q->in_cancelled = true;
   in_release(q);
-  held_sub(q, q->pend.len);
-  ra_buf_free(&q->pend);
+  held_sub(q, q->x->pend.len);
+  ra_buf_free(&q->x->pend);
   q->too_large = q->failed = true;
   defer_later(q);
 }
@@ -944,9 +967,9 @@ static int out_write(treq *q, const void *data, size_t len) {
   ra_tunnel_server *s = t->srv;
   const uint8_t *d = data;
   out_pump(q); /* what waits goes first */
-  while (!q->pend.len && len && q->out_credit) { /* nothing waits: straight out */
+  while (!q->x->pend.len && len && q->x->out_credit) { /* nothing waits: straight out */
     size_t n = len;
-    if (n > q->out_credit) n = (size_t)q->out_credit;
+    if (n > q->x->out_credit) n = (size_t)q->x->out_credit;
     if (n > t->peer.chunk) n = (size_t)t->peer.chunk;
     out_send(q, d, n, false);
     d += n;
@@ -957,7 +980,7 @@ static int out_write(treq *q, const void *data, size_t len) {
     out_abort(q, "too many bytes pending");
     return -EMSGSIZE;
   }
-  if (ra_buf_append(&q->pend, d, len)) {
+  if (ra_buf_append(&q->x->pend, d, len)) {
     out_abort(q, "out of memory");
     return -ENOMEM;
   }
@@ -979,18 +1002,18 @@ static int out_end(treq *q) {
   return 0;
 }
 
-static void on_http_credit(tunnel *t, const ra_tmsg *m) {
+static __attribute__((noinline)) void on_http_credit(tunnel *t, const ra_tmsg *m) {
   ra_str id = m->http_credit.request_id;
   treq *q = stream_find(t, id, ra_tchan_hash(&t->ch, id));
   if (!q || !q->out_stream || q->too_large) return; /* late, or not ours to count: ignored */
   uint64_t b = m->http_credit.bytes;
-  q->out_credit = b > UINT64_MAX / 2 - q->out_credit ? UINT64_MAX / 2 : q->out_credit + b;
+  q->x->out_credit = b > UINT64_MAX / 2 - q->x->out_credit ? UINT64_MAX / 2 : q->x->out_credit + b;
   out_flush(q);
 }
 
 /* The client abandons a request: its response is cancelled, nothing more
  * is sent for it. */
-static void on_http_cancel(tunnel *t, const ra_tmsg *m) {
+static __attribute__((noinline)) void on_http_cancel(tunnel *t, const ra_tmsg *m) {
   ra_str id = m->http_cancel.request_id;
   uint64_t h = ra_tchan_hash(&t->ch, id);
   t->srv->st.body_stream_cancels++;
@@ -1040,14 +1063,14 @@ static ra_str url_target(ra_str url, char *scratch, size_t scratch_len) {
 
 /* An http_request answered at once: with a streamed body (§11), the
  * client is told to send none of it (http_cancel). */
-static void refuse_request(tunnel *t, const ra_tmsg *m, int status, const char *text, const char *error) {
+static __attribute__((noinline)) void refuse_request(tunnel *t, const ra_tmsg *m, int status, const char *text, const char *error) {
   ra_str id = m->http_request.request_id;
   send_error_response(t, id, status, text, error);
   if (t->bs && m->http_request.body_stream) send_cancel(t, id, "request refused");
 }
 
 /* http_request {bodyStream: true} (§11): false when it is refused here. */
-static bool stream_request_ok(tunnel *t, const ra_tmsg *m) {
+static __attribute__((noinline)) bool stream_request_ok(tunnel *t, const ra_tmsg *m) {
   ra_tunnel_server *s = t->srv;
   ra_str id = m->http_request.request_id;
   if (!t->bs) { /* never negotiated: no http_body will be read for it */

@@ -27,10 +27,16 @@
  *                  runs from the loop (a later turn, once the control
  *                  channel is below its high-water mark), so a handler
  *                  paced on them yields to other clients as over HTTP/1.1.
+ *                  On a tunnel whose client opted in to streamed bodies
+ *                  (PROTOCOL.md §11; see no_body_streams below), request
+ *                  bodies may come as http_body pieces and long responses
+ *                  leave as http_body pieces within the client's credit.
  *     ws_connect   -> the WebSocket route matching the URL's path: an ra_ws
  *                  whose sink sends ws_message / ws_event envelopes; ws_event
  *                  open, or error when no route matches / on_request refuses.
  *     ws_message / ws_close -> that ra_ws.
+ *     http_body / http_credit / http_cancel (§11, negotiated tunnels only)
+ *                  -> that request's body stream / response stream.
  * Everything else is dropped (and counted), as the reference does: CBOR that
  * does not decode, messages before the key other than client_kx, plaintext
  * after it, envelopes that do not authenticate, replayed envelope nonces.

@@ -722,6 +722,30 @@ static void test_replay_budget_recycles_heavy_tunnel(void **st) {
   spin(f, 20);
 }
 
+/* PROTOCOL.md §11: the window and chunk a server announces are checked at
+ * creation; switched off, they are not looked at. */
+static void test_body_stream_opts_checked(void **st) {
+  fx *f = *st;
+  char sim[160];
+  snprintf(sim, sizeof sim, "%s/sim", f->dir);
+  ra_quote_provider *p;
+  assert_int_equal(ra_quote_provider_sim(sim, &p), 0);
+  ra_tunnel_server *ts = NULL;
+  ra_tunnel_server_opts o = {.path = "/__ra2__", .body_stream_window = 1000};
+  assert_int_equal(ra_tunnel_server_new(f->loop, f->router, p, &o, &ts), -EINVAL);
+  assert_null(ts);
+  o.body_stream_window = 65536;
+  o.body_stream_chunk = 65537; /* above the window */
+  assert_int_equal(ra_tunnel_server_new(f->loop, f->router, p, &o, &ts), -EINVAL);
+  o.body_stream_chunk = 16384;
+  assert_int_equal(ra_tunnel_server_new(f->loop, f->router, p, &o, &ts), 0);
+  ra_tunnel_server_free(ts);
+  ra_tunnel_server_opts off = {.path = "/__ra3__", .no_body_streams = true, .body_stream_window = 1};
+  assert_int_equal(ra_tunnel_server_new(f->loop, f->router, p, &off, &ts), 0);
+  ra_tunnel_server_free(ts);
+  ra_quote_provider_free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_round_trip_attested, setup, teardown),
@@ -739,6 +763,7 @@ int main(void) {
     cmocka_unit_test_setup_teardown(test_shutdown_deadline_cancels, setup, teardown),
     cmocka_unit_test_setup_teardown(test_body_outlives_tunnel, setup, teardown),
     cmocka_unit_test_setup_teardown(test_replay_budget_recycles_heavy_tunnel, setup_small_replay_budget, teardown),
+    cmocka_unit_test_setup_teardown(test_body_stream_opts_checked, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

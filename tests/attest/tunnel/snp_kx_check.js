@@ -68,7 +68,11 @@ function serverKx() {
      sd && typeof sd.vcek_cert === "string" && typeof sd.ask_cert === "string" && typeof sd.ark_cert === "string" &&
      sd.vcek_cert.startsWith("-----BEGIN CERTIFICATE-----"))
   const keys = Object.keys(m)
-  ok("field order as the reference's", keys.join(",") === "type,x25519PublicKey,quote,runtime_data,verifier_data,sev_snp_data", keys.join(","))
+  // the reference's fields first, in its order; raloop's extensions (which
+  // the reference client ignores: bodyStreams §11, clientChallenge §10) after
+  ok("field order as the reference's",
+     keys.slice(0, 6).join(",") === "type,x25519PublicKey,quote,runtime_data,verifier_data,sev_snp_data" &&
+     keys.slice(6).every((k) => k === "bodyStreams" || k === "clientChallenge"), keys.join(","))
 
   const report = Buffer.from(m.quote)
   const vcek = certs(sd.vcek_cert)[0], ask = certs(sd.ask_cert)[0], ark = certs(sd.ark_cert)[0]
