@@ -75,7 +75,8 @@
  * draws a progress line on stderr when stderr is a terminal
  * (--progress-force: always). Exit codes follow
  * curl's where curl has one: 0 ok, 2 usage, 7 connection failed, 22 HTTP
- * status >= 400 with --fail, 23 cannot write the output, 25 upload too
+ * status >= 400 with --fail, 18 the server abandoned a streamed response
+ * (the output is incomplete), 23 cannot write the output, 25 upload too
  * large for a server without streamed bodies, 26 unreadable --data-binary
  * or -T file, 28 timeout, 35 tunnel protocol error or TLS handshake
  * failure, 60 attestation or certificate refused.
@@ -105,7 +106,7 @@
 #include "raloop/core/tls.h"
 #include "raloop/http/client.h"
 
-enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_HTTP = 22, EX_WRITE = 23, EX_UPLOAD = 25,
+enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_PARTIAL = 18, EX_HTTP = 22, EX_WRITE = 23, EX_UPLOAD = 25,
        EX_READ = 26, EX_TIMEOUT = 28, EX_PROTO = 35, EX_ATTEST = 60 };
 
 static void usage(void) {
@@ -136,8 +137,8 @@ static void usage(void) {
           "                  (--progress-force: always)\n"
           "  --no-body-streams  do not opt in to streamed bodies (whole-body messages)\n"
           "  --stream-window BYTES  the response credit announced (65536..4194304) [1 MiB]\n"
-          "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
-          "      23 cannot write the output, 25 upload too large for a server without\n"
+          "exit: 0 ok, 2 usage, 7 connection failed, 18 response incomplete (the server\n"
+          "      abandoned it), 22 HTTP >= 400 with --fail, 23 cannot write the output, 25 upload too large for a server without\n"
           "      streamed bodies, 26 cannot read the -T/--data-binary file,\n"
           "      28 timeout, 35 tunnel protocol error or TLS handshake failure,\n"
           "      60 attestation refused or certificate refused\n"
@@ -510,7 +511,7 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
     bool tls = msg && (strstr(msg, ra_strerror(RA_ERR_TLS_HANDSHAKE)) ||
                        strstr(msg, ra_strerror(RA_ERR_TLS_TIMEOUT)));
     st->exit_code = err == -EACCES || cert ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
-                  : err == -EMSGSIZE ? EX_UPLOAD
+                  : err == -EMSGSIZE ? EX_UPLOAD : err == -ECONNABORTED ? EX_PARTIAL
                   : err == -EPROTO || tls ? EX_PROTO : EX_CONNECT;
     return;
   }

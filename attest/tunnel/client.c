@@ -378,7 +378,9 @@ static int send_spec(creq *q, bool stream, const void *body, size_t len) {
 static void up_begin(creq *q) {
   ra_tunnel_client *c = q->c;
   if (q->fail || q->up != UP_NONE) return;
-  if (!c->bs_on) {
+  if (c->bs_on && q->body_length && q->body_length <= c->srv_bs.chunk) {
+    q->up = UP_WHOLE; /* known to fit one piece: one message, as a whole body */
+  } else if (!c->bs_on) {
     if (q->body_length > c->o.max_whole_upload) {
       snprintf(q->msg, sizeof q->msg, "the server does not take streamed bodies (PROTOCOL.md §11) "
                "and this body (%llu bytes) is over the %llu a whole request may carry here",
@@ -864,10 +866,22 @@ static void on_http_credit(ra_tunnel_client *c, const ra_tmsg *m) {
 }
 
 /* http_cancel: the server wants no more of our request body (its response
- * comes, or came, on its own). */
+ * comes, or came, on its own); and a streamed response that had not ended
+ * failed (PROTOCOL.md §11.5: it is never ended with a false `end`). */
 static void on_http_cancel(ra_tunnel_client *c, const ra_tmsg *m) {
   creq *q = find_req(c, m->http_cancel.request_id);
-  if (!q || q->fail || !q->rd) return;
+  if (!q || q->fail) return;
+  if (q->dn_stream) {
+    char why[200];
+    ra_str r = m->http_cancel.reason;
+    snprintf(why, sizeof why, "the server could not complete the response (http_cancel%s%.*s)",
+             m->http_cancel.has_reason ? ": " : "", m->http_cancel.has_reason ? (int)(r.len > 120 ? 120 : r.len) : 0,
+             m->http_cancel.has_reason && r.ptr ? r.ptr : "");
+    q->up = q->up == UP_STREAM ? UP_DONE : q->up;
+    creq_fail_later(q, -ECONNABORTED, why);
+    return;
+  }
+  if (!q->rd) return;
   if (q->up == UP_STREAM) {
     q->up = UP_DONE;
     ra_timer_stop(&q->pump);

@@ -235,7 +235,7 @@ typedef struct ra_tunnel_request {
    * (http_cancel) and the fetch fails with that error. ud: the fetch's.
    * buf is valid during the call only. body_length: the size when known (0:
    * unknown): on a tunnel without streams, one over max_whole_upload fails
-   * at once. */
+   * at once; one that fits the server's chunk goes whole (one message). */
   ssize_t (*body_read)(void *ud, uint8_t *buf, size_t cap);
   uint64_t body_length;
   /* Streamed response body: on_head(res) with the status and headers
@@ -274,8 +274,9 @@ typedef struct ra_tunnel_response {
  * -ENOMEM; with streamed bodies also -ECANCELED (ra_tunnel_fetch_cancel),
  * -EMSGSIZE (a body_read body too large for a tunnel without streams, or a
  * streamed response over max_envelope for a caller without on_data),
- * -EPROTO (the server broke the stream's rules: PROTOCOL.md §11), the
- * error body_read / on_head / on_data returned.
+ * -EPROTO (the server broke the stream's rules: PROTOCOL.md §11), -ECONNABORTED
+ * (the server abandoned a streamed response with http_cancel: the body is
+ * incomplete), the error body_read / on_head / on_data returned.
  * msg: a human-readable reason when err != 0 (valid during the call). */
 typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel_response *res,
                                    const char *msg, void *ud);

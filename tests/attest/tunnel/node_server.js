@@ -13,7 +13,8 @@
 // streams its answer (byte i = i % 251) within the client's credit; and
 // rule breakers for the client's checks: /over-credit (sends past the
 // credit), /big-chunk (a piece over the client's chunk), /early-body (an
-// http_body before the response head). /stats counts the http_cancel received.
+// http_body before the response head), /abandon (http_cancel halfway through
+// a streamed response: it cannot be completed). /stats counts the http_cancel received.
 // Prints "PORT <n>" once listening. Routes: /hello, /echo (POST), /bin,
 // /missing (404), /empty (204), /cookies, /slow?ms=N, /error (http_response
 // with `error`), /drop (closes the control channel without answering),
@@ -160,6 +161,12 @@ const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
     const piece = (len) => Uint8Array.from({ length: len }, (_, i) => (d.sent + i) % 251)
     d.pump = () => {
       while (!d.stopped && d.sent < n && (hostile === "over" || d.sent < d.credit)) {
+        if (hostile === "abandon" && d.sent >= n / 2) { // cannot complete: cancel, never a false end
+          send({ type: "http_cancel", requestId: r.requestId, reason: "out of memory" })
+          d.stopped = true
+          t.downloads.delete(r.requestId)
+          return
+        }
         let len = Math.min(t.bs.chunk, n - d.sent)
         if (hostile !== "over") len = Math.min(len, d.credit - d.sent)
         if (hostile === "big") len = t.bs.chunk + 1
@@ -202,9 +209,9 @@ const stats = { tunnels: 0, requests: 0, decryptErrors: 0 }
       }
       case "/latin": return ok("ok", { "x-check": "\u00e2\u009c\u0093", "x-latin": ["caf\u00e9", "\u00ff"] })
       case "/wide": return ok("ok", { "x-wide": "\u2713" }) // no HTTP header byte can carry it
-      case "/bytes": case "/over-credit": case "/big-chunk": {
+      case "/bytes": case "/over-credit": case "/big-chunk": case "/abandon": {
         const n = Number(u.searchParams.get("n") || 1000)
-        if (t && t.bs) return streamOut(r, send, t, n, u.pathname === "/over-credit" ? "over" : u.pathname === "/big-chunk" ? "big" : null)
+        if (t && t.bs) return streamOut(r, send, t, n, u.pathname === "/over-credit" ? "over" : u.pathname === "/big-chunk" ? "big" : u.pathname === "/abandon" ? "abandon" : null)
         return ok(Uint8Array.from({ length: n }, (_, i) => i % 251), { "content-type": "application/octet-stream" })
       }
       case "/early-body": // a piece before any response head

@@ -166,6 +166,11 @@ curl_t -o /dev/null "http://127.0.0.1:$sport/big-chunk?n=1000000" 2>"$tmp/ns.err
 [ "$rc" = 35 ] && grep -q "over the announced chunk" "$tmp/ns.err" && ok "ra-curl: a rule breaker is exit 35, named" \
   || bad "ra-curl against /big-chunk: exit $rc $(cat "$tmp/ns.err")"
 
+rc=0
+curl_t -o "$tmp/ab.bin" "http://127.0.0.1:$sport/abandon?n=2000000" 2>"$tmp/ns.err" || rc=$?
+[ "$rc" = 18 ] && grep -q "could not complete" "$tmp/ns.err" && ok "ra-curl: a response the server abandons is exit 18" \
+  || bad "ra-curl against /abandon: exit $rc $(cat "$tmp/ns.err")"
+
 # ---- ra-curl killed mid-download -------------------------------------------
 "$RA_BIN/ra-curl" --trust-sim "$sim" -o "$tmp/part.bin" "$o/bytes?n=1099511627776" 2>/dev/null &
 cpid=$!

@@ -352,6 +352,16 @@ static int node_main(const char *origin, const char *simdir) {
     CHECK(after == before + 1 && readies == 1, "  http_cancel sent (%d -> %d), the tunnel goes on", before, after);
   }
 
+  memset(&f, 0, sizeof f);
+  f.c = cl;
+  {
+    ra_tunnel_request q = {.method = "GET", .url = "/abandon?n=2097152", .on_head = sink_head, .on_data = sink_data};
+    ra_tunnel_fetch_start(cl, &q, on_done, &f, &f.id);
+  }
+  run_until(cur_done, 10000);
+  CHECK(f.done && f.err == -ECONNABORTED && f.got < (2u << 20) && strstr(f.msg, "out of memory"),
+        "a streamed response the server abandons (http_cancel): -ECONNABORTED (%s)", f.msg);
+
   int before = node_cancels(cl, &f);
   memset(&f, 0, sizeof f);
   f.c = cl;
