@@ -440,6 +440,13 @@ int main(int argc, char **argv) {
   CHECK(up_max_piece && up_max_piece <= (256u << 10), "the handler got pieces of at most a chunk (%zu)",
         up_max_piece);
 
+  up_max_piece = 0;
+  upload(cl, &f, 100000, 0);
+  start_upload(&f, 100000);
+  run_until(cur_done, 30000);
+  CHECK(f.done && !f.err && !strcmp(f.body, "100000 ok") && up_max_piece == 100000,
+        "a body known to fit one chunk goes whole (one piece of %zu): '%s'", up_max_piece, f.body);
+
   upload(cl, &f, 3u << 20, 0);
   f.src_stall_at = 1u << 20;
   start_upload(&f, 0);
