@@ -471,7 +471,9 @@ static void up_stream(creq *q) {
 static void up_whole(creq *q) {
   ra_tunnel_client *c = q->c;
   size_t turn = 0;
-  uint64_t max = c->o.max_whole_upload;
+  /* on a tunnel with streams a body goes whole only as announced: up to
+   * body_length, which fits one chunk */
+  uint64_t max = c->bs_on ? q->body_length : c->o.max_whole_upload;
   while (q->up == UP_WHOLE && turn < PUMP_TURN) {
     if (q->up_cap - q->up_len < 65536) {
       size_t ncap = q->up_cap ? q->up_cap * 2 : 262144;
@@ -490,6 +492,10 @@ static void up_whole(creq *q) {
     if (n < 0) return;
     q->up_len += (size_t)n;
     turn += (size_t)n;
+    if (q->up_len > max && c->bs_on) {
+      stream_fail(q, -EMSGSIZE, "the request body's source gave more than its body_length");
+      return;
+    }
     if (q->up_len > max) {
       snprintf(q->msg, sizeof q->msg, "the server does not take streamed bodies (PROTOCOL.md §11) "
                "and this body is over the %llu bytes a whole request may carry here",
