@@ -3,6 +3,7 @@
 //   --max-tunnels 4 --kx-timeout 400 --max-unkeyed 8 --max-unkeyed-per-addr 3
 //   --max-response 1048576 --max-buffered-per-tunnel 2500000
 //   --max-buffered 3500000
+// and streamed bodies (PROTOCOL.md §11) at their defaults (window 1 MiB).
 // Attackers connect from 127.0.0.2 and 127.0.0.3 (loopback aliases), real
 // clients from 127.0.0.1.
 // Usage: node hardening.js PORT
@@ -139,6 +140,34 @@ run(async () => {
     assert.equal(after.buffered_refused - before.buffered_refused, 4)
     a.close()
     b.close()
+  })
+  await test("streamed request bodies (PROTOCOL.md §11) reserve their window within the buffered bounds", async () => {
+    // the server's window is 1 MiB: two streams fit the 2.5 MB per-tunnel
+    // bound, a third gets 503 and http_cancel; finished ones free theirs
+    const c = await RAClient.connect(origin, { bodyStreams: { window: 1 << 20, chunk: 256 << 10 } })
+    const before = await stats()
+    const s1 = c.stream("/upload?pause=1", { body: Buffer.alloc(2 << 20, 1) })
+    const s2 = c.stream("/upload?pause=1", { body: Buffer.alloc(2 << 20, 2) })
+    const s3 = c.stream("/upload", { body: Buffer.alloc(10, 3) })
+    const r3 = await s3.done
+    assert.equal(r3.status, 503)
+    for (let i = 0; i < 200 && !s3.log.some((m) => m.type === "http_cancel"); i++) await sleep(10)
+    assert.ok(s3.log.some((m) => m.type === "http_cancel"))
+    // both paused after their first piece, whenever it came: resume until done
+    let done = 0
+    Promise.all([s1.done, s2.done]).then(() => { done = 1 }, () => { done = -1 })
+    for (let i = 0; i < 500 && !done; i++) {
+      await c.fetch("/resume")
+      await sleep(10)
+    }
+    for (const st of [s1, s2]) {
+      const j = JSON.parse((await st.done).text)
+      assert.equal(j.bytes, 2 << 20)
+    }
+    const s4 = c.stream("/upload", { body: Buffer.alloc(10, 4) })
+    assert.equal(JSON.parse((await s4.done).text).bytes, 10)
+    assert.equal((await stats()).buffered_refused - before.buffered_refused, 1)
+    c.close()
   })
   observer.close()
 }, 60000)
