@@ -205,11 +205,13 @@ for _ in $(seq 1 400); do
   sleep 0.05
 done
 mkfifo "$tmp/fifo"
-"$RA_BIN/ra-curl" --trust-sim "$sim" -T - "http://127.0.0.1:$rport/upload" <"$tmp/fifo" >"$tmp/rc.out" 2>"$tmp/rc.err" &
+timeout 120 "$RA_BIN/ra-curl" --trust-sim "$sim" -T - "http://127.0.0.1:$rport/upload" <"$tmp/fifo" \
+  >"$tmp/rc.out" 2>"$tmp/rc.err" &
 cpid=$!
 exec 7>"$tmp/fifo"
+# returns once ra-curl has read all but a pipe's worth: the tunnel is keyed
+# and the upload under way (it reads only within the server's credit)
 head -c 2000000 /dev/zero >&7
-sleep 0.5
 kill -USR1 "$rot"
 rc=0
 wait "$cpid" || rc=$?

@@ -274,6 +274,8 @@ static bool ws_open2(void) { return ws_opens >= 2; }
 static bool ws_closed(void) { return ws_closes >= 1; }
 static fetch *rot_f;
 static bool rot_done(void) { return rot_f->done && ws_closes >= 1; }
+static int rot_up_before;
+static bool rot_stalled(void) { return rot_f->stalled && up_started > rot_up_before; }
 
 /* ---- against the Node server ------------------------------------------------- */
 
@@ -542,15 +544,14 @@ int main(int argc, char **argv) {
   ra_tunnel_ws_connect(cl, "ws://127.0.0.1/ws", NULL, 0, &wh, NULL, &ws);
   run_until(ws_open1, 10000);
   CHECK(ws_opens == 1, "tunnelled WebSocket open");
-  up_before = up_started;
+  up_before = rot_up_before = up_started;
   upload(cl, &f, 8u << 20, 0);
   f.src_stall_at = 1u << 20;
   f.stall_forever = true;
   rot_f = &f;
   start_upload(&f, 0);
-  t = false;
-  ra_timer_start(&w, 300, 0);
-  while (!t) ra_loop_run(loop);
+  run_until(rot_stalled, 20000); /* in flight: 1 MiB sent, the source stalls */
+  CHECK(f.stalled && up_started == up_before + 1, "a streamed upload in flight");
   CHECK(ra_tunnel_server_rotate(ts) == 0, "rotate");
   run_until(rot_done, 10000);
   CHECK(f.done && f.err == -ECONNRESET, "the streamed upload in flight at the 1012 close: -ECONNRESET (%d %s)",
