@@ -64,17 +64,31 @@
  * request leaves. Trusting Intel's
  * root alone would accept any TDX machine anyone rents, so with it the
  * expected measurements must be named (or the danger accepted by name).
- * The body goes to stdout (or -o FILE). Exit codes follow
+ * The body goes to stdout (or -o FILE), written as it arrives: through a
+ * tunnel that negotiated streamed bodies (PROTOCOL.md §11) a response of
+ * any size passes in bounded memory. -T FILE (-T - : stdin) uploads FILE
+ * as the request body (PUT unless -X), read by chunks as the server's
+ * credit allows (a pipe without blocking the loop: the tunnel goes on
+ * while it waits); against a server without streamed bodies (the reference,
+ * or --no-body-streams) it is read whole up to 64 MiB and sent in one
+ * message, and a larger one fails (exit 25) saying so. -# (--progress-bar)
+ * draws a progress line on stderr when stderr is a terminal
+ * (--progress-force: always). Exit codes follow
  * curl's where curl has one: 0 ok, 2 usage, 7 connection failed, 22 HTTP
- * status >= 400 with --fail, 26 unreadable --data-binary file, 28 timeout,
- * 35 tunnel protocol error or TLS handshake failure, 60 attestation or
- * certificate refused.
+ * status >= 400 with --fail, 18 the server abandoned a streamed response
+ * (the output is incomplete), 23 cannot write the output, 25 upload too
+ * large for a server without streamed bodies, 26 unreadable --data-binary
+ * or -T file, 28 timeout, 35 tunnel protocol error or TLS handshake
+ * failure, 60 attestation or certificate refused.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "apps/common/policy_flags.h"
 #include "raloop/attest/quote/dstack.h"
@@ -92,8 +106,8 @@
 #include "raloop/core/tls.h"
 #include "raloop/http/client.h"
 
-enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_HTTP = 22, EX_READ = 26, EX_TIMEOUT = 28,
-       EX_PROTO = 35, EX_ATTEST = 60 };
+enum { EX_OK = 0, EX_USAGE = 2, EX_CONNECT = 7, EX_PARTIAL = 18, EX_HTTP = 22, EX_WRITE = 23, EX_UPLOAD = 25,
+       EX_READ = 26, EX_TIMEOUT = 28, EX_PROTO = 35, EX_ATTEST = 60 };
 
 static void usage(void) {
   fprintf(stderr,
@@ -102,6 +116,7 @@ static void usage(void) {
           "               [--mrtd HEX] [--rtmr0..3 HEX] [--report-data HEX] [--root PEM]...\n"
           "               [--trust-sim DIR] [--no-binding] [--allow-debug]\n"
           "               [--any-measurement-insecure] [-v] [-o FILE] [-i]\n"
+          "               [-T FILE|-] [-#|--progress-bar] [--progress-force] [--no-body-streams]\n"
           "               [--fail] [--max-time SECONDS]\n"
           "               [--collateral PATH | --pccs URL [--collateral-cache DIR |\n"
           "                --no-collateral-cache] [--ca-file PEM]] [--accept-tcb LIST]\n"
@@ -116,7 +131,15 @@ static void usage(void) {
           "  --ra-tls        https://: a plain HTTPS request to a server whose certificate\n"
           "                  carries a quote binding its key, verified with the policy flags\n"
           "                  in the handshake instead of CAs (wss://: and the tunnel inside)\n"
-          "exit: 0 ok, 2 usage, 7 connection failed, 22 HTTP >= 400 with --fail,\n"
+          "  -T FILE         upload FILE (- : stdin) as the body, streamed (PUT unless -X)\n"
+          "  -o FILE         write the body to FILE as it arrives (- : stdout)\n"
+          "  -#              a progress line on stderr when it is a terminal\n"
+          "                  (--progress-force: always)\n"
+          "  --no-body-streams  do not opt in to streamed bodies (whole-body messages)\n"
+          "  --stream-window BYTES  the response credit announced (65536..4194304) [1 MiB]\n"
+          "exit: 0 ok, 2 usage, 7 connection failed, 18 response incomplete (the server\n"
+          "      abandoned it), 22 HTTP >= 400 with --fail, 23 cannot write the output, 25 upload too large for a server without\n"
+          "      streamed bodies, 26 cannot read the -T/--data-binary file,\n"
           "      28 timeout, 35 tunnel protocol error or TLS handshake failure,\n"
           "      60 attestation refused or certificate refused\n"
           "      (with --collateral/--pccs also: a TCB status not accepted, collateral\n"
@@ -209,7 +232,108 @@ typedef struct state {
   bool no_binding;
   bool ratls_ran, ratls_refused;
   ra_ratls_result rres;
+  /* -T: the file read by chunks; -o: errors writing; -#: the progress line */
+  int up_fd;
+  bool up_nonblock;    /* a pipe or terminal: read without blocking the loop */
+  int up_old_flags;    /* its flags before, restored at the end */
+  bool up_watched;
+  uint64_t fetch_id;
+  uint64_t up_total, up_bytes, down_total, down_bytes;
+  int read_err, write_err;
+  bool progress, head_seen;
+  int status;
+  struct timespec t0, last_draw;
 } state;
+
+static double secs_since(const struct timespec *a, const struct timespec *b) {
+  return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* -#: one line on stderr, redrawn at most every 200 ms (and once at the
+ * end, with a newline): the upload while it runs, then the download. */
+static void draw_progress(state *st, bool done) {
+  if (!st->progress) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (!done && secs_since(&st->last_draw, &now) < 0.2) return;
+  st->last_draw = now;
+  bool up = st->up_fd >= 0 && !st->head_seen;
+  uint64_t n = up ? st->up_bytes : st->down_bytes, total = up ? st->up_total : st->down_total;
+  double t = secs_since(&st->t0, &now), rate = t > 0 ? (double)n / t / 1e6 : 0;
+  char bar[41];
+  int fill = total ? (int)(40.0 * (double)(n > total ? total : n) / (double)total) : 0;
+  for (int i = 0; i < 40; i++) bar[i] = i < fill ? '#' : ' ';
+  bar[40] = 0;
+  if (total)
+    fprintf(stderr, "\r%s %s %5.1f%% %8.1f MB %7.1f MB/s", up ? "up  " : "down", bar,
+            100.0 * (double)(n > total ? total : n) / (double)total, (double)n / 1e6, rate);
+  else
+    fprintf(stderr, "\r%s %8.1f MB %7.1f MB/s", up ? "up  " : "down", (double)n / 1e6, rate);
+  if (done) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* -T - (or any pipe): readable again: the upload goes on. */
+static void upload_readable(ra_loop *loop, int fd, unsigned events, void *ud) {
+  state *st = ud;
+  ra_loop_watch(loop, fd, 0, upload_readable, st); /* silent until the next -EAGAIN */
+  ra_tunnel_fetch_resume(st->c, st->fetch_id);
+}
+
+/* -T: the next piece of the file. A regular file is read as it is (the
+ * page cache answers at once); a pipe or terminal without blocking: when it
+ * has nothing, -EAGAIN and the loop watches it, so the tunnel (credit,
+ * pings, a key rotation's close) goes on meanwhile. */
+static ssize_t read_upload(void *ud, uint8_t *buf, size_t cap) {
+  state *st = ud;
+  for (;;) {
+    ssize_t n = read(st->up_fd, buf, cap);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && st->up_nonblock) {
+      if (ra_loop_watch(st->loop, st->up_fd, RA_READABLE, upload_readable, st) == 0) {
+        st->up_watched = true;
+        return -EAGAIN;
+      }
+    }
+    if (n < 0) {
+      st->read_err = errno;
+      return -errno;
+    }
+    st->up_bytes += (uint64_t)n;
+    draw_progress(st, false);
+    return n;
+  }
+}
+
+static void print_head(state *st, const ra_tunnel_response *r);
+
+static int on_head(ra_tunnel_client *c, const ra_tunnel_response *r, void *ud) {
+  state *st = ud;
+  st->head_seen = true;
+  st->status = r->status;
+  for (size_t i = 0; i < r->n_headers; i++)
+    if (ra_str_eq_nocase(r->headers[i].name, RA_STR("content-length"))) {
+      char b[24];
+      snprintf(b, sizeof b, "%.*s", (int)(r->headers[i].value.len < 23 ? r->headers[i].value.len : 23),
+               r->headers[i].value.ptr);
+      st->down_total = strtoull(b, NULL, 10);
+    }
+  print_head(st, r);
+  return 0;
+}
+
+/* The body as it arrives: written out at once (blocking writes: bounded
+ * memory whatever the size). */
+static int on_data(ra_tunnel_client *c, const uint8_t *data, size_t len, void *ud) {
+  state *st = ud;
+  if (len && fwrite(data, 1, len, st->out) != len) {
+    st->write_err = errno ? errno : EIO;
+    return -EIO;
+  }
+  st->down_bytes += len;
+  draw_progress(st, false);
+  return 0;
+}
 
 static void print_time(const char *label, time_t t) {
   char b[32];
@@ -345,13 +469,38 @@ static void on_ready(ra_tunnel_client *c, int status, const ra_verdict *vd, void
     fprintf(stderr, "* tunnel keyed%s\n", ra_tunnel_client_attested(c) ? " (our own attestation sent)" : "");
 }
 
+/* -v / -i: the status line and headers (-i: into the output). */
+static void print_head(state *st, const ra_tunnel_response *r) {
+  FILE *hdr = st->include ? st->out : stderr;
+  if (st->verbose || st->include) {
+    if (st->progress && !st->include) fputc('\n', stderr);
+    fprintf(hdr, "%s%d %.*s\n", st->include ? "" : "< ", r->status, (int)r->status_text.len, r->status_text.ptr);
+    for (size_t i = 0; i < r->n_headers; i++) {
+      ra_str k = r->headers[i].name, v = r->headers[i].value;
+      fprintf(hdr, "%s%.*s: %.*s\n", st->include ? "" : "< ", (int)k.len, k.ptr, (int)v.len, v.ptr);
+    }
+    if (st->include) fputc('\n', hdr);
+  }
+}
+
 static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *r, const char *msg, void *ud) {
   state *st = ud;
   ra_loop_stop(st->loop);
+  if (st->progress && (st->up_bytes || st->down_bytes)) draw_progress(st, true);
   if (err) {
     if (st->ratls_refused) {
       fprintf(stderr, "ra-curl: RA-TLS: %s\n", st->refused[0] ? st->refused : st->rres.msg);
       st->exit_code = EX_ATTEST;
+      return;
+    }
+    if (st->write_err) {
+      fprintf(stderr, "ra-curl: cannot write the output: %s\n", strerror(st->write_err));
+      st->exit_code = EX_WRITE;
+      return;
+    }
+    if (st->read_err) {
+      fprintf(stderr, "ra-curl: cannot read the upload: %s\n", strerror(st->read_err));
+      st->exit_code = EX_READ;
       return;
     }
     fprintf(stderr, "ra-curl: %s\n", err == -EACCES && st->refused[0] ? st->refused
@@ -362,20 +511,15 @@ static void on_response(ra_tunnel_client *c, int err, const ra_tunnel_response *
     bool tls = msg && (strstr(msg, ra_strerror(RA_ERR_TLS_HANDSHAKE)) ||
                        strstr(msg, ra_strerror(RA_ERR_TLS_TIMEOUT)));
     st->exit_code = err == -EACCES || cert ? EX_ATTEST : err == -ETIMEDOUT ? EX_TIMEOUT
+                  : err == -EMSGSIZE ? EX_UPLOAD : err == -ECONNABORTED ? EX_PARTIAL
                   : err == -EPROTO || tls ? EX_PROTO : EX_CONNECT;
     return;
   }
-  FILE *hdr = st->include ? st->out : stderr;
-  if (st->verbose || st->include) {
-    fprintf(hdr, "%s%d %.*s\n", st->include ? "" : "< ", r->status, (int)r->status_text.len, r->status_text.ptr);
-    for (size_t i = 0; i < r->n_headers; i++) {
-      ra_str k = r->headers[i].name, v = r->headers[i].value;
-      fprintf(hdr, "%s%.*s: %.*s\n", st->include ? "" : "< ", (int)k.len, k.ptr, (int)v.len, v.ptr);
-    }
-    if (st->include) fputc('\n', hdr);
+  if (fflush(st->out) != 0) {
+    fprintf(stderr, "ra-curl: cannot write the output: %s\n", strerror(errno));
+    st->exit_code = EX_WRITE;
+    return;
   }
-  if (r->body && r->body_len) fwrite(r->body, 1, r->body_len, st->out);
-  fflush(st->out);
   if (st->fail_http && r->status >= 400) st->exit_code = EX_HTTP;
 }
 
@@ -431,6 +575,11 @@ int main(int argc, char **argv) {
   int pr;
   state st = {0};
   st.out = stdout;
+  st.up_fd = -1;
+  const char *upload = NULL; /* -T */
+  int progress = 0;          /* -#: 1 on a terminal, 2 forced */
+  bool no_streams = false;
+  uint32_t stream_window = 0; /* --stream-window BYTES: what we announce for the response */
 
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -480,6 +629,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "-i") || !strcmp(a, "--include")) st.include = true;
     else if (!strcmp(a, "-f") || !strcmp(a, "--fail")) st.fail_http = true;
     else if (!strcmp(a, "-o") || !strcmp(a, "--output")) outpath = NEXT();
+    else if (!strcmp(a, "-T") || !strcmp(a, "--upload-file")) upload = NEXT();
+    else if (!strcmp(a, "-#") || !strcmp(a, "--progress-bar")) progress = 1;
+    else if (!strcmp(a, "--progress-force")) progress = 2;
+    else if (!strcmp(a, "--no-body-streams")) no_streams = true;
+    else if (!strcmp(a, "--stream-window")) stream_window = (uint32_t)strtoul(NEXT(), NULL, 10);
     else if (!strcmp(a, "-m") || !strcmp(a, "--max-time")) max_time = atof(NEXT());
     else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return EX_OK; }
     else if (a[0] == '-' && a[1]) { fprintf(stderr, "ra-curl: unknown option %s\n", a); usage(); return EX_USAGE; }
@@ -487,6 +641,10 @@ int main(int argc, char **argv) {
     else { usage(); return EX_USAGE; }
   }
   if (!url) { usage(); return EX_USAGE; }
+  if (upload && has_body) {
+    fprintf(stderr, "ra-curl: -T and -d/--data-binary both give the body: choose one\n");
+    return EX_USAGE;
+  }
   const char *cerr = policy_flags_check_collateral(&pf);
   if (cerr) { fprintf(stderr, "ra-curl: %s\n", cerr); return EX_USAGE; }
   const char *sim_dir = pf.trust_sim_dir, *const *roots = pf.roots;
@@ -592,6 +750,27 @@ int main(int argc, char **argv) {
     if (st.verbose) fprintf(stderr, "* trusting the SIMULATED TEE root %s: its quotes prove nothing\n", p);
   }
 tdx_done:
+  if (upload && plain_https) {
+    fprintf(stderr, "ra-curl: -T is for the tunnel (http://, wss://), not a plain RA-TLS request\n");
+    ra_verifier_free(v); ra_snp_verifier_free(sv);
+    return EX_USAGE;
+  }
+  if (upload) {
+    st.up_fd = strcmp(upload, "-") ? open(upload, O_RDONLY | O_CLOEXEC) : 0;
+    struct stat sb;
+    if (st.up_fd < 0) {
+      fprintf(stderr, "ra-curl: cannot read %s: %s\n", upload, strerror(errno));
+      ra_verifier_free(v); ra_snp_verifier_free(sv);
+      return EX_READ;
+    }
+    if (fstat(st.up_fd, &sb) == 0 && S_ISREG(sb.st_mode)) st.up_total = (uint64_t)sb.st_size;
+    else if ((st.up_old_flags = fcntl(st.up_fd, F_GETFL)) >= 0 &&
+             fcntl(st.up_fd, F_SETFL, st.up_old_flags | O_NONBLOCK) == 0)
+      st.up_nonblock = true;
+  }
+  st.progress = progress == 2 || (progress == 1 && isatty(2));
+  clock_gettime(CLOCK_MONOTONIC, &st.t0);
+  if (outpath && !strcmp(outpath, "-")) outpath = NULL;
   if (outpath) {
     st.out = fopen(outpath, "wb");
     if (!st.out) { fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno)); ra_verifier_free(v); ra_snp_verifier_free(sv); return EX_USAGE; }
@@ -686,6 +865,7 @@ tdx_done:
     .snp_verifier = sv, .snp_policy = want_snp ? &snp_pol : NULL,
     .collateral = coll, .pccs_url = pf.pccs, .pccs_cache_dir = pf.collateral_cache,
     .pccs_no_cache = pf.no_collateral_cache, .pccs_ca_file = pf.ca_file, .tls = tls,
+    .no_body_streams = no_streams, .stream_window = stream_window,
   };
   if (max_time > 0) o.request_timeout_ms = o.connect_timeout_ms = (uint64_t)(max_time * 1000);
   rc = ra_tunnel_client_new(st.loop, origin, &o, &st.c);
@@ -695,14 +875,17 @@ tdx_done:
     st.exit_code = EX_USAGE;
   } else {
     ra_tunnel_request req = {
-      .method = method ? method : (has_body ? "POST" : "GET"), .url = path, .headers = hdrs,
-      .n_headers = n_hdrs, .has_body = has_body, .body_is_text = body_text, .body = body,
-      .body_len = body_len, .timeout_ms = max_time > 0 ? (uint64_t)(max_time * 1000) : 0,
+      .method = method ? method : upload ? "PUT" : (has_body ? "POST" : "GET"), .url = path,
+      .headers = hdrs, .n_headers = n_hdrs, .has_body = has_body, .body_is_text = body_text && !upload,
+      .body = body, .body_len = body_len, .timeout_ms = max_time > 0 ? (uint64_t)(max_time * 1000) : 0,
+      .body_read = upload ? read_upload : NULL, .body_length = st.up_total,
+      .on_head = on_head, .on_data = on_data, /* written as it arrives */
     };
     if (st.verbose) fprintf(stderr, "* %s %s%s via %s/__ra__\n", req.method, origin, path, origin);
-    rc = ra_tunnel_fetch(st.c, &req, on_response, &st);
+    rc = ra_tunnel_fetch_start(st.c, &req, on_response, &st, &st.fetch_id);
     if (rc) { fprintf(stderr, "ra-curl: %s\n", strerror(-rc)); st.exit_code = EX_CONNECT; }
     else ra_loop_run(st.loop);
+    if (st.up_watched) ra_loop_unwatch(st.loop, st.up_fd);
     ra_tunnel_client_free(st.c);
     /* let the control channel's closing handshake run (bounded) */
     ra_timer guard;
@@ -718,6 +901,11 @@ tdx_done:
   ra_collateral_free(coll);
   ra_verifier_free(v); ra_snp_verifier_free(sv);
   free(body);
-  if (outpath) fclose(st.out);
+  if (st.up_nonblock) fcntl(st.up_fd, F_SETFL, st.up_old_flags); /* stdin is shared with the shell */
+  if (st.up_fd > 0) close(st.up_fd);
+  if (outpath && fclose(st.out) != 0 && st.exit_code == EX_OK) {
+    fprintf(stderr, "ra-curl: cannot write %s: %s\n", outpath, strerror(errno));
+    st.exit_code = EX_WRITE;
+  }
   return st.exit_code;
 }

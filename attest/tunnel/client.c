@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "raloop/attest/pcs/pcs.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
@@ -74,6 +76,11 @@ struct ra_tunnel_client {
   ra_tindex reqs_by_num; /* pending requests by id number (see map_put) */
   ra_timer connect_timer, reconnect_timer;
   bool freeing;
+  /* streamed bodies (PROTOCOL.md §11): ours (announced in client_kx), the
+   * server's (its last server_kx, when valid), and whether this tunnel
+   * negotiated them */
+  ra_tmsg_body_streams my_bs, srv_bs;
+  bool srv_has_bs, bs_on;
 };
 
 struct creq {
@@ -90,11 +97,45 @@ struct creq {
   size_t plain_len;
   uint64_t num; /* the N of id "raN" */
   char id[32];
+  uint64_t timeout_ms;
+  char msg[200]; /* why q->fail, when set (else err_msg) */
+  /* streamed request body: the source, the request without its body
+   * (a copy of method, url and headers in one block), where the upload is */
+  ssize_t (*rd)(void *ud, uint8_t *buf, size_t cap);
+  uint64_t body_length;
+  bool body_is_text;
+  char *spec_method, *spec_url;
+  ra_header *spec_hdrs;
+  size_t spec_n;
+  int up;        /* UP_* */
+  bool up_wait;  /* the source said -EAGAIN: until ra_tunnel_fetch_resume */
+  uint64_t up_sent, up_credit; /* data bytes sent; the server's window + its grants */
+  uint8_t *up_buf;             /* one chunk (streaming) or the body so far (whole) */
+  size_t up_len, up_cap;
+  ra_timer pump;
+  /* streamed response body */
+  int (*on_head)(ra_tunnel_client *c, const struct ra_tunnel_response *res, void *ud);
+  int (*on_data)(ra_tunnel_client *c, const uint8_t *data, size_t len, void *ud);
+  bool resp_started; /* a response head arrived (never replayed after that) */
+  bool dn_stream, dn_paused;
+  uint64_t dn_recv, dn_allowed, dn_granted_at;
+  int dn_status;
+  bool dn_text;
+  uint8_t *dn_hdrs;   /* caller without on_data: the head's headers (CBOR) */
+  size_t dn_hdrs_len;
+  char *dn_status_text;
+  uint8_t *dn_buf;    /* caller without on_data: the body so far */
+  size_t dn_len, dn_cap;
 };
+
+enum { UP_NONE, UP_STREAM, UP_WHOLE, UP_DONE };
+#define UP_HEADROOM 128 /* before a chunk in up_buf: the http_body head */
+#define PUMP_TURN ((size_t)4 << 20) /* most source bytes read in one loop turn */
 
 static void start_connect(ra_tunnel_client *c);
 static int map_put(ra_tunnel_client *c, creq *q);
 static void map_del(ra_tunnel_client *c, creq *q);
+static uint8_t *dup_bytes(const uint8_t *p, size_t len);
 
 /* ---- encoding ---------------------------------------------------------------- */
 
@@ -112,7 +153,13 @@ static uint8_t *encode_alloc(ra_tchan_encode_fn enc, const void *arg, size_t *le
 
 static void creq_free(creq *q) {
   ra_timer_stop(&q->timer);
+  if (q->rd) ra_timer_stop(&q->pump);
   free(q->plain);
+  free(q->spec_method); /* the block of method, url and headers */
+  free(q->up_buf);
+  free(q->dn_hdrs);
+  free(q->dn_status_text);
+  free(q->dn_buf);
   free(q);
 }
 
@@ -120,10 +167,12 @@ static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const c
   ra_tunnel_client *c = q->c;
   RA_LIST_DEL(c->reqs, q);
   map_del(c, q);
-  ra_tunnel_fetch_cb cb = q->cb;
-  void *ud = q->ud;
+  ra_timer_stop(&q->timer);
+  if (q->rd) ra_timer_stop(&q->pump);
+  /* unlinked: nothing finds q during the callback, whose res may point
+   * into it (a streamed response collected whole); freed after */
+  q->cb(c, err, res, msg, q->ud);
   creq_free(q);
-  cb(c, err, res, msg, ud);
 }
 
 static const char *err_msg(int err) {
@@ -140,14 +189,64 @@ static void creq_timer(ra_timer *t, void *ud) {
   creq *q = ud;
   int err = q->fail ? q->fail : -ETIMEDOUT;
   ra_tunnel_client *c = q->c;
-  creq_finish(q, err, NULL, err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
+  char msg[sizeof q->msg]; /* q is freed before its callback runs */
+  snprintf(msg, sizeof msg, "%s", q->msg);
+  creq_finish(q, err, NULL, msg[0] ? msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
+}
+
+/* Fails q from the loop (never from inside the caller's callback). */
+static void creq_fail_later(creq *q, int err, const char *msg) {
+  if (q->fail) return;
+  q->fail = err;
+  if (msg != q->msg) snprintf(q->msg, sizeof q->msg, "%s", msg ? msg : "");
+  if (q->rd) ra_timer_stop(&q->pump);
+  ra_timer_start(&q->timer, 0, 0);
+}
+
+/* Progress on a streamed body: the timeout starts again. */
+static void creq_progress(creq *q) {
+  if (!q->fail) ra_timer_start(&q->timer, q->timeout_ms, 0);
 }
 
 static size_t enc_request(uint8_t *out, size_t cap, const void *a) {
   return ra_tmsg_encode_http_request(out, cap, a);
 }
 
+/* Copies method, url and headers into one block (q->spec_method heads
+ * it), for a body_read request: encoded only when the tunnel is keyed and
+ * says whether it takes streams. */
+static int spec_copy(creq *q, const ra_tunnel_request *req) {
+  const char *meth = req->method ? req->method : "GET";
+  size_t ml = strlen(meth) + 1, ul = strlen(req->url) + 1, need = ml + ul;
+  for (size_t i = 0; i < req->n_headers; i++) need += req->headers[i].name.len + req->headers[i].value.len;
+  size_t hoff = (need + 15) & ~(size_t)15;
+  char *b = malloc(hoff + req->n_headers * sizeof(ra_header) + 1);
+  if (!b) return -ENOMEM;
+  ra_header *h = (ra_header *)(void *)(b + hoff);
+  char *p = b;
+  memcpy(p, meth, ml), q->spec_method = p, p += ml;
+  memcpy(p, req->url, ul), q->spec_url = p, p += ul;
+  for (size_t i = 0; i < req->n_headers; i++) {
+    ra_str n = req->headers[i].name, v = req->headers[i].value;
+    if (n.len) memcpy(p, n.ptr, n.len);
+    h[i].name = ra_str_make(p, n.len), p += n.len;
+    if (v.len) memcpy(p, v.ptr, v.len);
+    h[i].value = ra_str_make(p, v.len), p += v.len;
+  }
+  q->spec_hdrs = h;
+  q->spec_n = req->n_headers;
+  return 0;
+}
+
+static void up_begin(creq *q);
+static void pump_fire(ra_timer *t, void *ud);
+
 int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb, void *ud) {
+  return ra_tunnel_fetch_start(c, req, cb, ud, NULL);
+}
+
+int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb,
+                          void *ud, uint64_t *id) {
   if (!req || !req->url || !cb) return -EINVAL;
   creq *q = calloc(1, sizeof *q);
   if (!q) return -ENOMEM;
@@ -155,8 +254,16 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
   q->cb = cb;
   q->ud = ud;
   q->num = ++c->next_id;
+  q->on_head = req->on_head;
+  q->on_data = req->on_data;
+  q->timeout_ms = req->timeout_ms ? req->timeout_ms : c->o.request_timeout_ms;
   snprintf(q->id, sizeof q->id, "ra%llu", (unsigned long long)q->num);
+  if (req->body_read && spec_copy(q, req)) {
+    free(q);
+    return -ENOMEM;
+  }
   if (map_put(c, q)) {
+    free(q->spec_method);
     free(q);
     return -ENOMEM;
   }
@@ -169,7 +276,14 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
   bool now = c->state == ST_READY && c->ch.ctl;
   const char *meth = req->method ? req->method : "GET";
   q->retry = !strcmp(meth, "GET") || !strcmp(meth, "HEAD");
-  if (now && q->retry) { /* kept to be resent after a rotation: GET/HEAD are small */
+  if (req->body_read) {
+    /* encoded when the tunnel is keyed: streamed or whole depends on it */
+    q->rd = req->body_read;
+    q->body_length = req->body_length;
+    q->body_is_text = req->body_is_text;
+    q->retry = false;
+    ra_timer_init(c->loop, &q->pump, pump_fire, q);
+  } else if (now && q->retry) { /* kept to be resent after a rotation: GET/HEAD are small */
     if (!(q->plain = encode_alloc(enc_request, &o, &q->plain_len))) {
       map_del(c, q);
       free(q);
@@ -201,14 +315,217 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
   }
   RA_LIST_ADD(c->reqs, q);
   ra_timer_init(c->loop, &q->timer, creq_timer, q);
+  if (id) *id = q->num;
   if (c->state == ST_CLOSED) { /* refused for good: fail from the loop */
     q->fail = c->fail ? c->fail : -ECONNRESET;
     ra_timer_start(&q->timer, 0, 0);
     return 0;
   }
-  ra_timer_start(&q->timer, req->timeout_ms ? req->timeout_ms : c->o.request_timeout_ms, 0);
+  ra_timer_start(&q->timer, q->timeout_ms, 0);
+  if (q->rd && now) up_begin(q);
   if (c->state == ST_IDLE) start_connect(c);
   return 0;
+}
+
+/* ---- streamed request bodies (PROTOCOL.md §11) -----------------------------
+ * On a tunnel with streams: http_request bodyStream, then http_body pieces
+ * of at most the server's chunk while credit lasts, read from the source
+ * into one buffer (the http_body head written just before the data), at
+ * most PUMP_TURN bytes a loop turn; the end is an empty piece with end.
+ * Without: the source is read whole (up to max_whole_upload), then one
+ * http_request carries it. */
+
+typedef struct cancel_arg {
+  ra_str id;
+  const char *reason;
+} cancel_arg;
+static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
+  const cancel_arg *m = a;
+  return ra_tmsg_encode_http_cancel(out, cap, m->id, m->reason);
+}
+
+/* Tells the server to abandon q (only a tunnel with streams knows
+ * http_cancel; elsewhere the late answer is simply dropped). */
+static void send_cancel(creq *q, const char *reason) {
+  ra_tunnel_client *c = q->c;
+  if (!q->sent || !c->bs_on || c->state != ST_READY) return;
+  cancel_arg a = {ra_str_cstr(q->id), reason};
+  ra_tchan_send(&c->ch, enc_cancel, &a);
+}
+
+/* A stream of q broke (the server's fault, the source's, the sink's): the
+ * server is told, the fetch fails. */
+static void stream_fail(creq *q, int err, const char *msg) {
+  if (q->fail) return;
+  send_cancel(q, msg);
+  q->up = UP_DONE;
+  creq_fail_later(q, err, msg);
+}
+
+static int send_spec(creq *q, bool stream, const void *body, size_t len) {
+  ra_tmsg_http_request_out o = {
+    .request_id = ra_str_cstr(q->id), .method = ra_str_cstr(q->spec_method),
+    .url = ra_str_cstr(q->spec_url), .headers = q->spec_hdrs, .n_headers = q->spec_n,
+    .has_body = !stream, .body_is_text = q->body_is_text, .body = body, .body_len = len,
+    .body_stream = stream,
+  };
+  ra_ws_cork(q->c->ch.ctl);
+  return ra_tchan_send(&q->c->ch, enc_request, &o);
+}
+
+/* The tunnel is keyed: q's request goes out (streamed) or its body starts
+ * being collected (whole). */
+static void up_begin(creq *q) {
+  ra_tunnel_client *c = q->c;
+  if (q->fail || q->up != UP_NONE) return;
+  if (c->bs_on && q->body_length && q->body_length <= c->srv_bs.chunk) {
+    q->up = UP_WHOLE; /* known to fit one piece: one message, as a whole body */
+  } else if (!c->bs_on) {
+    if (q->body_length > c->o.max_whole_upload) {
+      snprintf(q->msg, sizeof q->msg, "the server does not take streamed bodies (PROTOCOL.md §11) "
+               "and this body (%llu bytes) is over the %llu a whole request may carry here",
+               (unsigned long long)q->body_length, (unsigned long long)c->o.max_whole_upload);
+      creq_fail_later(q, -EMSGSIZE, q->msg);
+      return;
+    }
+    q->up = UP_WHOLE;
+  } else {
+    int rc = send_spec(q, true, NULL, 0);
+    if (rc == -ENOMEM) {
+      creq_fail_later(q, -ENOMEM, "out of memory");
+      return;
+    }
+    q->sent = true;
+    q->up = UP_STREAM;
+    q->up_sent = 0;
+    q->up_credit = c->srv_bs.window;
+  }
+  ra_timer_start(&q->pump, 0, 0);
+}
+
+/* Reads one piece from the source: its size, 0 at the end, -EAGAIN (now
+ * waiting for resume), or -1 after failing the fetch. */
+static ssize_t up_read(creq *q, uint8_t *buf, size_t cap) {
+  ssize_t n = q->rd(q->ud, buf, cap);
+  if (q->fail) return -1; /* cancelled from inside the source */
+  if (n == -EAGAIN) {
+    q->up_wait = true;
+    return -EAGAIN;
+  }
+  if (n < 0 || (size_t)n > cap) {
+    int err = n < 0 ? (int)n : -EINVAL;
+    char m[160];
+    snprintf(m, sizeof m, "the request body's source failed: %s", strerror(-err));
+    stream_fail(q, err, m);
+    return -1;
+  }
+  return n;
+}
+
+typedef struct body_arg {
+  ra_str id;
+  size_t len;
+  bool end;
+} body_arg;
+
+/* Sends what credit allows, a turn's worth at most. */
+static void up_stream(creq *q) {
+  ra_tunnel_client *c = q->c;
+  size_t chunk = (size_t)c->srv_bs.chunk, turn = 0;
+  if (!q->up_buf) {
+    if (!(q->up_buf = malloc(UP_HEADROOM + chunk))) {
+      stream_fail(q, -ENOMEM, "out of memory");
+      return;
+    }
+    q->up_cap = chunk;
+  }
+  ra_str id = ra_str_cstr(q->id);
+  while (q->up == UP_STREAM && q->up_sent < q->up_credit && turn < PUMP_TURN) {
+    uint64_t left = q->up_credit - q->up_sent;
+    size_t cap = left < chunk ? (size_t)left : chunk;
+    ssize_t n = up_read(q, q->up_buf + UP_HEADROOM, cap);
+    if (n < 0) return;
+    size_t hl = ra_tmsg_encode_http_body_head(NULL, 0, id, (size_t)n, n == 0);
+    uint8_t *m = q->up_buf + UP_HEADROOM - hl;
+    ra_tmsg_encode_http_body_head(m, hl, id, (size_t)n, n == 0);
+    ra_ws_cork(c->ch.ctl);
+    int rc = ra_tchan_send_plain(&c->ch, m, hl + (size_t)n);
+    if (rc == -ENOMEM) {
+      stream_fail(q, -ENOMEM, "out of memory");
+      return;
+    }
+    if (rc) return; /* the channel failed: its on_close fails q */
+    q->up_sent += (uint64_t)n;
+    turn += (size_t)n;
+    creq_progress(q);
+    if (n == 0) { /* the end: the fetch waits for the response */
+      q->up = UP_DONE;
+      free(q->up_buf);
+      q->up_buf = NULL;
+    }
+  }
+  if (q->up == UP_STREAM && q->up_sent < q->up_credit) ra_timer_start(&q->pump, 0, 0); /* next turn */
+}
+
+/* Collects the body whole (no streams on this tunnel), then sends it. */
+static void up_whole(creq *q) {
+  ra_tunnel_client *c = q->c;
+  size_t turn = 0;
+  /* on a tunnel with streams a body goes whole only as announced: up to
+   * body_length, which fits one chunk */
+  uint64_t max = c->bs_on ? q->body_length : c->o.max_whole_upload;
+  while (q->up == UP_WHOLE && turn < PUMP_TURN) {
+    if (q->up_cap - q->up_len < 65536) {
+      size_t ncap = q->up_cap ? q->up_cap * 2 : 262144;
+      if (ncap > max + 65536) ncap = (size_t)max + 65536; /* room to see one byte past the bound */
+      uint8_t *nb = ncap > q->up_cap ? realloc(q->up_buf, ncap) : NULL;
+      if (!nb) {
+        stream_fail(q, -ENOMEM, "out of memory");
+        return;
+      }
+      q->up_buf = nb;
+      q->up_cap = ncap;
+    }
+    size_t want = q->up_cap - q->up_len;
+    if (want > 262144) want = 262144;
+    ssize_t n = up_read(q, q->up_buf + q->up_len, want);
+    if (n < 0) return;
+    q->up_len += (size_t)n;
+    turn += (size_t)n;
+    if (q->up_len > max && c->bs_on) {
+      stream_fail(q, -EMSGSIZE, "the request body's source gave more than its body_length");
+      return;
+    }
+    if (q->up_len > max) {
+      snprintf(q->msg, sizeof q->msg, "the server does not take streamed bodies (PROTOCOL.md §11) "
+               "and this body is over the %llu bytes a whole request may carry here",
+               (unsigned long long)max);
+      stream_fail(q, -EMSGSIZE, q->msg);
+      return;
+    }
+    if (n == 0) {
+      if (c->state != ST_READY) return; /* the tunnel's close fails q */
+      int rc = send_spec(q, false, q->up_buf, q->up_len);
+      if (rc == -ENOMEM) {
+        stream_fail(q, -ENOMEM, "out of memory");
+        return;
+      }
+      q->sent = true;
+      q->up = UP_DONE;
+      free(q->up_buf);
+      q->up_buf = NULL;
+      q->up_len = q->up_cap = 0;
+      return;
+    }
+  }
+  if (q->up == UP_WHOLE) ra_timer_start(&q->pump, 0, 0);
+}
+
+static void pump_fire(ra_timer *t, void *ud) {
+  creq *q = ud;
+  if (q->fail || q->up_wait || q->c->state != ST_READY) return;
+  if (q->up == UP_STREAM) up_stream(q);
+  else if (q->up == UP_WHOLE) up_whole(q);
 }
 
 /* ---- pending requests by id ------------------------------------------------
@@ -309,32 +626,176 @@ static size_t header_count(ra_str seq) {
   return n;
 }
 
-/* Hands the response to q's callback with its headers as ra_header views
- * (on the stack unless there are many). */
-static void deliver_response(creq *q, const ra_tmsg *m, ra_str hs) {
+/* Calls fn with the response's headers as ra_header views (on the stack
+ * unless there are many): hs is the CBOR map as sent, turned back into
+ * header bytes here. Returns fn's result, or a negative errno (then *why
+ * says what) when the headers cannot be had. */
+typedef int (*with_headers_fn)(creq *q, ra_tunnel_response *r, void *arg);
+static int with_headers(creq *q, ra_str hs, ra_tunnel_response *r, with_headers_fn fn, void *arg,
+                        const char **why) {
+  uint8_t *owned;
+  int rc = ra_tmsg_headers_to_bytes(&hs, &owned);
+  if (rc) {
+    *why = rc == -ENOMEM ? "out of memory" : "response header with a character above U+00FF";
+    return rc == -ENOMEM ? -ENOMEM : -EPROTO;
+  }
   ra_header small[32], *h = small;
   size_t n = header_count(hs);
   if (n > sizeof small / sizeof small[0] && !(h = malloc(n * sizeof *h))) {
-    creq_finish(q, -ENOMEM, NULL, "out of memory");
-    return;
+    free(owned);
+    *why = "out of memory";
+    return -ENOMEM;
   }
   ra_tmsg_iter it;
   ra_tmsg_iter_init(&it, hs);
   for (size_t i = 0; i < n; i++) ra_tmsg_headers_next(&it, &h[i].name, &h[i].value);
-  ra_str body = m->http_response.body;
-  ra_tunnel_response r = {
-    .status = m->http_response.status, .status_text = m->http_response.status_text,
-    .headers = h, .n_headers = n,
-    .body = m->http_response.has_body ? (body.bytes ? body.bytes : (const uint8_t *)"") : NULL,
-    .body_len = body.len, .body_is_text = m->http_response.body_is_text,
-  };
-  creq_finish(q, 0, &r, NULL);
+  r->headers = h;
+  r->n_headers = n;
+  rc = fn(q, r, arg);
   if (h != small) free(h);
+  free(owned);
+  return rc;
+}
+
+static int finish_with(creq *q, ra_tunnel_response *r, void *arg) {
+  creq_finish(q, 0, r, NULL);
+  return 0;
+}
+
+static int head_with(creq *q, ra_tunnel_response *r, void *arg) {
+  return q->on_head(q->c, r, q->ud);
+}
+
+/* The response ends: for a caller with on_data, only the status is left. */
+static void finish_status(creq *q) {
+  ra_tunnel_response r = {.status = q->dn_status};
+  creq_finish(q, 0, &r, NULL);
+}
+
+/* on_head / on_data said stop (err < 0, not -EAGAIN): cancelled. */
+static void sink_refused(creq *q, int err, const char *what) {
+  char m[120];
+  snprintf(m, sizeof m, "the response's %s refused it: %s", what, strerror(-err));
+  stream_fail(q, err, m);
+}
+
+/* Hands body bytes to the consumer: on_data, or the collected body of a
+ * caller without it (bounded by max_envelope). Returns 0, or -1 after
+ * failing the fetch. */
+static int sink_data(creq *q, const uint8_t *data, size_t len) {
+  if (q->on_data) {
+    int rc = q->on_data(q->c, data, len, q->ud);
+    if (q->fail) return -1; /* cancelled from inside */
+    if (rc == -EAGAIN) q->dn_paused = true;
+    else if (rc < 0) {
+      sink_refused(q, rc, "on_data");
+      return -1;
+    }
+    return 0;
+  }
+  if (!len) return 0;
+  if (q->dn_len + len > q->c->o.max_envelope) {
+    stream_fail(q, -EMSGSIZE, "the streamed response is larger than max_envelope (use on_data)");
+    return -1;
+  }
+  if (q->dn_cap - q->dn_len < len) {
+    size_t ncap = q->dn_cap ? q->dn_cap : 262144;
+    while (ncap - q->dn_len < len) ncap *= 2;
+    uint8_t *nb = realloc(q->dn_buf, ncap);
+    if (!nb) {
+      stream_fail(q, -ENOMEM, "out of memory");
+      return -1;
+    }
+    q->dn_buf = nb;
+    q->dn_cap = ncap;
+  }
+  memcpy(q->dn_buf + q->dn_len, data, len);
+  q->dn_len += len;
+  return 0;
+}
+
+typedef struct credit_arg {
+  ra_str id;
+  uint64_t bytes;
+} credit_arg;
+static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
+  const credit_arg *m = a;
+  return ra_tmsg_encode_http_credit(out, cap, m->id, m->bytes);
+}
+
+/* Grants the server what the consumer took since the last grant, once it
+ * is a chunk (or everything, when force: after a pause). */
+static void grant_credit(creq *q, bool force) {
+  uint64_t taken = q->dn_recv - q->dn_granted_at;
+  if (q->dn_paused || !taken || (!force && taken < q->c->my_bs.chunk)) return;
+  credit_arg a = {ra_str_cstr(q->id), taken};
+  if (ra_tchan_send(&q->c->ch, enc_credit, &a) == 0) {
+    q->dn_granted_at = q->dn_recv;
+    q->dn_allowed += taken;
+  }
+}
+
+/* A whole response for a caller with on_data: head, the body in one
+ * piece, the end. */
+static void deliver_whole_to_sink(creq *q, const ra_tmsg *m, ra_tunnel_response *r) {
+  const char *why = NULL;
+  if (q->on_head) {
+    int rc = with_headers(q, m->http_response.headers, r, head_with, NULL, &why);
+    if (q->fail) return;
+    if (rc < 0) {
+      if (why) creq_fail_later(q, rc, why);
+      else sink_refused(q, rc, "on_head");
+      return;
+    }
+  }
+  ra_str body = m->http_response.body;
+  if (m->http_response.has_body && body.len && sink_data(q, body.bytes, body.len)) return;
+  finish_status(q);
+}
+
+/* The head of a streamed response: to on_head, or kept for the end. */
+static void stream_head(creq *q, const ra_tmsg *m, ra_tunnel_response *r) {
+  ra_tunnel_client *c = q->c;
+  q->dn_stream = true;
+  q->dn_allowed = c->my_bs.window;
+  q->dn_text = m->http_response.body_is_text;
+  const char *why = NULL;
+  if (q->on_data) {
+    if (!q->on_head) return;
+    int rc = with_headers(q, m->http_response.headers, r, head_with, NULL, &why);
+    if (q->fail) return;
+    if (rc < 0) {
+      if (why) stream_fail(q, rc, why);
+      else sink_refused(q, rc, "on_head");
+    }
+    return;
+  }
+  ra_str hs = m->http_response.headers, st = m->http_response.status_text;
+  q->dn_hdrs = hs.ptr ? dup_bytes(hs.bytes, hs.len) : NULL;
+  q->dn_hdrs_len = hs.len;
+  q->dn_status_text = strndup(st.ptr ? st.ptr : "", st.len);
+  if ((hs.ptr && !q->dn_hdrs) || !q->dn_status_text) stream_fail(q, -ENOMEM, "out of memory");
+}
+
+/* The end of a streamed response. */
+static void stream_end(creq *q) {
+  if (q->on_data) {
+    finish_status(q);
+    return;
+  }
+  ra_tunnel_response r = {
+    .status = q->dn_status, .status_text = ra_str_cstr(q->dn_status_text),
+    .body = q->dn_buf ? q->dn_buf : (const uint8_t *)"", .body_len = q->dn_len, .body_is_text = q->dn_text,
+  };
+  const char *why = NULL;
+  int rc = with_headers(q, ra_str_make((const char *)q->dn_hdrs, q->dn_hdrs ? q->dn_hdrs_len : 0), &r,
+                        finish_with, NULL, &why);
+  if (rc < 0) creq_finish(q, rc, NULL, why);
 }
 
 static void on_http_response(ra_tunnel_client *c, const ra_tmsg *m) {
   creq *q = find_req(c, m->http_response.request_id);
-  if (!q || !q->sent) return;
+  if (!q || !q->sent || q->fail || q->resp_started) return;
   if (m->http_response.has_error) {
     static const char rotated[] = "tunnel key rotated"; /* the server refused it unprocessed */
     if (q->retry && q->plain && m->http_response.error.len >= sizeof rotated - 1 &&
@@ -344,21 +805,125 @@ static void on_http_response(ra_tunnel_client *c, const ra_tmsg *m) {
     }
     char msg[300];
     snprintf(msg, sizeof msg, "%.*s", (int)m->http_response.error.len, m->http_response.error.ptr);
+    if (q->up == UP_STREAM) q->up = UP_DONE;
     creq_finish(q, -EPROTO, NULL, msg);
     return;
   }
-  /* header text back to the bytes plain HTTP would have carried */
-  ra_str hs = m->http_response.headers;
-  uint8_t *owned;
-  int rc = ra_tmsg_headers_to_bytes(&hs, &owned);
-  if (rc) {
-    creq_finish(q, rc == -ENOMEM ? -ENOMEM : -EPROTO, NULL,
-                rc == -ENOMEM ? "out of memory" : "response header with a character above U+00FF");
+  q->resp_started = true;
+  q->dn_status = m->http_response.status;
+  ra_tunnel_response r = {
+    .status = m->http_response.status, .status_text = m->http_response.status_text,
+    .body_is_text = m->http_response.body_is_text,
+  };
+  if (m->http_response.body_stream) {
+    if (!c->bs_on) { /* only a tunnel that negotiated streams may carry them */
+      creq_finish(q, -EPROTO, NULL, "a streamed response on a tunnel without streamed bodies");
+      return;
+    }
+    stream_head(q, m, &r);
     return;
   }
-  deliver_response(q, m, hs);
-  free(owned);
+  if (q->on_data) {
+    deliver_whole_to_sink(q, m, &r);
+    return;
+  }
+  ra_str body = m->http_response.body;
+  r.body = m->http_response.has_body ? (body.bytes ? body.bytes : (const uint8_t *)"") : NULL;
+  r.body_len = body.len;
+  const char *why = NULL;
+  int rc = with_headers(q, m->http_response.headers, &r, finish_with, NULL, &why);
+  if (rc < 0) creq_finish(q, rc, NULL, why);
 }
+
+/* http_body: a piece of a streamed response. */
+static void on_http_body(ra_tunnel_client *c, const ra_tmsg *m) {
+  creq *q = find_req(c, m->http_body.request_id);
+  if (!q || q->fail || !q->sent) return; /* unknown, or cancelled by us: ignored */
+  size_t len = m->http_body.data.len;
+  char why[160];
+  if (!q->dn_stream) {
+    stream_fail(q, -EPROTO, "http_body for a response that is not streamed");
+    return;
+  }
+  if (len > c->my_bs.chunk || q->dn_recv + len > q->dn_allowed) {
+    snprintf(why, sizeof why, "the server sent %s (PROTOCOL.md §11)",
+             len > c->my_bs.chunk ? "a piece over the announced chunk" : "more than its credit");
+    stream_fail(q, -EPROTO, why);
+    return;
+  }
+  q->dn_recv += len;
+  creq_progress(q);
+  if (sink_data(q, m->http_body.data.bytes, len)) return;
+  if (m->http_body.end) {
+    stream_end(q);
+    return;
+  }
+  grant_credit(q, false);
+}
+
+/* http_credit: the server takes more of our request body. */
+static void on_http_credit(ra_tunnel_client *c, const ra_tmsg *m) {
+  creq *q = find_req(c, m->http_credit.request_id);
+  if (!q || q->fail || q->up != UP_STREAM) return;
+  uint64_t b = m->http_credit.bytes;
+  q->up_credit = b > UINT64_MAX / 2 - q->up_credit ? UINT64_MAX / 2 : q->up_credit + b;
+  creq_progress(q);
+  if (!q->up_wait) ra_timer_start(&q->pump, 0, 0);
+}
+
+/* http_cancel: the server wants no more of our request body (its response
+ * comes, or came, on its own); and a streamed response that had not ended
+ * failed (PROTOCOL.md §11.5: it is never ended with a false `end`). */
+static void on_http_cancel(ra_tunnel_client *c, const ra_tmsg *m) {
+  creq *q = find_req(c, m->http_cancel.request_id);
+  if (!q || q->fail) return;
+  if (q->dn_stream) {
+    char why[200];
+    ra_str r = m->http_cancel.reason;
+    snprintf(why, sizeof why, "the server could not complete the response (http_cancel%s%.*s)",
+             m->http_cancel.has_reason ? ": " : "", m->http_cancel.has_reason ? (int)(r.len > 120 ? 120 : r.len) : 0,
+             m->http_cancel.has_reason && r.ptr ? r.ptr : "");
+    q->up = q->up == UP_STREAM ? UP_DONE : q->up;
+    creq_fail_later(q, -ECONNABORTED, why);
+    return;
+  }
+  if (!q->rd) return;
+  if (q->up == UP_STREAM) {
+    q->up = UP_DONE;
+    ra_timer_stop(&q->pump);
+    free(q->up_buf);
+    q->up_buf = NULL;
+  }
+}
+
+int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id) {
+  char s[32];
+  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  creq *q = find_req(c, ra_str_cstr(s));
+  if (!q || q->fail) return -ENOENT;
+  if (q->up_wait) {
+    q->up_wait = false;
+    if (q->up == UP_STREAM || q->up == UP_WHOLE) ra_timer_start(&q->pump, 0, 0);
+  }
+  if (q->dn_paused) {
+    q->dn_paused = false;
+    if (c->state == ST_READY) grant_credit(q, true);
+  }
+  return 0;
+}
+
+int ra_tunnel_fetch_cancel(ra_tunnel_client *c, uint64_t id, const char *reason) {
+  char s[32];
+  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  creq *q = find_req(c, ra_str_cstr(s));
+  if (!q || q->fail) return -ENOENT;
+  send_cancel(q, reason);
+  q->up = q->up == UP_NONE ? UP_NONE : UP_DONE;
+  creq_fail_later(q, -ECANCELED, reason ? reason : "fetch cancelled");
+  return 0;
+}
+
+bool ra_tunnel_client_body_streams(const ra_tunnel_client *c) { return c->state == ST_READY && c->bs_on; }
 
 static void on_ws_event(ra_tunnel_client *c, const ra_tmsg *m) {
   ra_tchan_sock *w = ra_tchan_find(&c->ch, m->ws_event.connection_id);
@@ -377,6 +942,10 @@ static void on_inner(ra_tunnel_client *c, const ra_tmsg *m) {
   case RA_TMSG_HTTP_RESPONSE: on_http_response(c, m); break;
   case RA_TMSG_WS_EVENT: on_ws_event(c, m); break;
   case RA_TMSG_WS_MESSAGE: ra_tchan_on_ws_message(&c->ch, m); break;
+  /* streamed bodies: only on a tunnel that negotiated them */
+  case RA_TMSG_HTTP_BODY: if (c->bs_on) on_http_body(c, m); break;
+  case RA_TMSG_HTTP_CREDIT: if (c->bs_on) on_http_credit(c, m); break;
+  case RA_TMSG_HTTP_CANCEL: if (c->bs_on) on_http_cancel(c, m); break;
   default: break; /* not for a client: dropped */
   }
 }
@@ -431,6 +1000,10 @@ static void kx_refuse_collateral(ra_tunnel_client *c, int code, const char *msg)
   kx_refuse(c);
 }
 
+/* Whether client_kx opts in to streamed bodies: only when the server
+ * announced valid ones (the reference server never does) and we want them. */
+static bool want_streams(const ra_tunnel_client *c) { return c->srv_has_bs && !c->o.no_body_streams; }
+
 /* client_kx with our own quote over this session's binding (PROTOCOL.md
  * §10). Returns 0 (sent), or -1 after failing the connection. */
 static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_len) {
@@ -447,11 +1020,12 @@ static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t
       .quote = ra_bytes_make(quote, quote_len),
       .event_log = c->client_event_log ? ra_str_cstr(c->client_event_log) : ra_str_make(NULL, 0),
     };
-    size_t n = ra_tmsg_encode_client_kx_att(NULL, 0, sealed, sealed_len, &att);
+    const ra_tmsg_body_streams *bs = want_streams(c) ? &c->my_bs : NULL;
+    size_t n = ra_tmsg_encode_client_kx_ex(NULL, 0, sealed, sealed_len, &att, bs);
     msg = malloc(n);
     if (!msg) rc = -ENOMEM;
     else {
-      ra_tmsg_encode_client_kx_att(msg, n, sealed, sealed_len, &att);
+      ra_tmsg_encode_client_kx_ex(msg, n, sealed, sealed_len, &att, bs);
       ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
     }
   }
@@ -503,16 +1077,19 @@ static void kx_accept(ra_tunnel_client *c) {
   if (c->has_challenge && c->o.client_provider) {
     if (send_client_kx_att(c, sealed, sizeof sealed)) return; /* failed: connection closing */
   } else {
-    uint8_t msg[160];
-    size_t n = ra_tmsg_encode_client_kx(msg, sizeof msg, sealed, sizeof sealed);
+    uint8_t msg[200];
+    size_t n = ra_tmsg_encode_client_kx_ex(msg, sizeof msg, sealed, sizeof sealed, NULL,
+                                           want_streams(c) ? &c->my_bs : NULL);
     ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
   }
+  c->bs_on = want_streams(c);
   c->state = ST_READY;
   c->ch.keyed = true;
   /* flush what waited for the key, oldest first (the lists are LIFO) */
   creq *last = c->reqs;
   while (last && last->next) last = last->next;
   for (creq *q = last; q; q = q->prev) {
+    if (q->rd && !q->sent && !q->fail) up_begin(q); /* its request goes out now (or its body is read) */
     if (q->sent || q->fail || !q->plain) continue;
     if (ra_tchan_send_plain(&c->ch, q->plain, q->plain_len) == 0) {
       q->sent = true;
@@ -658,6 +1235,8 @@ static void on_server_kx(ra_tunnel_client *c, const ra_tmsg *m) {
   const ra_tmsg_server_kx *k = &m->server_kx;
   memcpy(c->server_pk, k->x25519_public_key.bytes, 32);
   c->has_server_pk = true;
+  c->srv_has_bs = k->has_body_streams && ra_tmsg_body_streams_valid(&k->body_streams);
+  if (c->srv_has_bs) c->srv_bs = k->body_streams;
   c->has_challenge = k->has_client_challenge;
   if (c->has_challenge) memcpy(c->challenge, k->client_challenge.bytes, sizeof c->challenge);
   free(c->quote);
@@ -773,6 +1352,32 @@ static void fail_pending(ra_tunnel_client *c, int err) {
   }
 }
 
+/* After a 1012 close: whether q goes out again on the new tunnel. A request
+ * not sent yet does (a body_read one only if its source was never read);
+ * a GET/HEAD in flight does (its bytes kept) unless its response began;
+ * nothing else: the server may have acted on it. */
+static bool resendable(const creq *q) {
+  if (q->rd) return !q->sent && q->up == UP_NONE;
+  if (!q->plain) return false;
+  return !q->sent || (q->retry && !q->resp_started);
+}
+
+/* The tunnel closed for key rotation: its open WebSockets end with 1012
+ * (an application reopens them; from on_close a new one waits for the new
+ * tunnel: it is not yet known to any peer, so this walk skips it, as it
+ * does sockets whose ws_connect never left and which go on the new
+ * tunnel). */
+static void close_socks_rotated(ra_tunnel_client *c) {
+  c->ch.keyed = false;
+  sodium_memzero(c->ch.key, sizeof c->ch.key);
+  for (;;) {
+    ra_tchan_sock *w = c->ch.socks;
+    while (w && (w->gone || !w->peer_knows)) w = w->next;
+    if (!w) return;
+    ra_tchan_sock_closed(w, 1012, RA_STR("tunnel key rotated: reopen"));
+  }
+}
+
 static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   ra_tunnel_client *c = ((ctl_link *)ud)->c;
   free(ud); /* the last callback of this connection */
@@ -797,15 +1402,17 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
     snprintf(c->fail_msg, sizeof c->fail_msg, "%s",
              "tunnel closed for key rotation (1012): request in flight not replayed");
     for (creq *q = c->reqs; q; q = q->next) {
-      if (q->fail || (q->plain && (!q->sent || q->retry))) {
+      if (q->fail || resendable(q)) {
         q->sent = false;
         continue;
       }
       q->fail = -ECONNRESET;
+      if (q->rd) ra_timer_stop(&q->pump);
       ra_timer_start(&q->timer, 0, 0);
     }
     c->state = ST_IDLE;
-    ra_tchan_drop(&c->ch); /* wipes the key too */
+    c->bs_on = false;
+    close_socks_rotated(c); /* and wipes the key; the sockets left wait for the new one */
     ra_timer_start(&c->reconnect_timer, 0, 0);
     return;
   }
@@ -880,6 +1487,9 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   else return -EINVAL;
   size_t hostlen = strcspn(rest, "/?#");
   if (hostlen == 0) return -EINVAL;
+  ra_tmsg_body_streams bs = {opts->stream_window ? opts->stream_window : (uint64_t)1 << 20,
+                             opts->stream_chunk ? opts->stream_chunk : (uint64_t)256 << 10};
+  if (!ra_tmsg_body_streams_valid(&bs)) return -EINVAL;
   if (ra_env_init()) return -EIO;
   ra_tunnel_client *c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
@@ -920,6 +1530,8 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
   if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 10000;
   if (!c->o.reconnect_delay_ms) c->o.reconnect_delay_ms = 1000;
   if (!c->o.max_envelope) c->o.max_envelope = 64u << 20;
+  if (!c->o.max_whole_upload) c->o.max_whole_upload = (uint64_t)64 << 20;
+  c->my_bs = bs;
   ra_timer_init(loop, &c->connect_timer, connect_timeout, c);
   ra_timer_init(loop, &c->reconnect_timer, reconnect_fire, c);
   start_connect(c);

@@ -25,8 +25,29 @@
  * with the server's "tunnel key rotated" 503 (their encoded bytes are kept
  * until answered: they are idempotent and small); any other request in
  * flight fails with -ECONNRESET ("tunnel closed for key rotation"), never
- * replayed, since the server may have acted on it. Tunnelled sockets get
- * on_close 1006 as on any drop.
+ * replayed, since the server may have acted on it; so does a fetch whose
+ * body was being streamed either way (a streamed upload that had begun
+ * reading its source, a response whose head had arrived). Tunnelled
+ * WebSockets that were open get on_close 1012 with the reason "tunnel key
+ * rotated: reopen" (not the 1006 of a drop): the application may open them
+ * again at once (from on_close: the new socket waits for the new tunnel);
+ * sockets whose ws_connect had not been sent yet go on the new tunnel.
+ *
+ * Streamed bodies (PROTOCOL.md §11): when the server announces bodyStreams
+ * in server_kx the client opts in (unless opts.no_body_streams) and then
+ *   - a request whose body comes from req.body_read is sent as http_request
+ *     bodyStream + http_body pieces within the server's credit: a body of
+ *     any size in bounded memory (one chunk);
+ *   - a response the server streams is handed to req.on_data as it comes
+ *     (credit granted as on_data takes it; -EAGAIN from on_data pauses it
+ *     until ra_tunnel_fetch_resume), or, for a caller without on_data,
+ *     collected whole (up to max_envelope) and given to the fetch callback
+ *     as ever.
+ * Without the extension (the reference server, or a raloop server that does
+ * not announce it) everything is whole-body as before: a body_read source
+ * is read into memory up to opts.max_whole_upload [64 MiB] and sent whole
+ * (beyond: the fetch fails -EMSGSIZE), and on_data gets the whole body in
+ * one call.
  */
 #ifndef RA_ATTEST_TUNNEL_CLIENT_H
 #define RA_ATTEST_TUNNEL_CLIENT_H
@@ -36,6 +57,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/provider.h"
@@ -146,6 +168,17 @@ typedef struct ra_tunnel_client_opts {
    * and vcache do not apply. */
   ra_snp_verifier *snp_verifier;
   const ra_snp_policy *snp_policy;
+
+  /* Streamed bodies (PROTOCOL.md §11). no_body_streams: never opt in (the
+   * tunnel is whole-body, as with the reference server). stream_window /
+   * stream_chunk: what the client announces for the response bodies it
+   * receives (0: 1 MiB / 256 KiB; out of the ranges of msg.h's
+   * ra_tmsg_body_streams_valid: ra_tunnel_client_new fails -EINVAL).
+   * max_whole_upload: on a tunnel without streams, the most bytes of a
+   * body_read source read into memory and sent whole [64 MiB]. */
+  bool no_body_streams;
+  uint32_t stream_window, stream_chunk;
+  uint64_t max_whole_upload;
 } ra_tunnel_client_opts;
 
 /* origin: "http[s]://HOST[:PORT]" (or "ws[s]://"; a trailing path is
@@ -178,6 +211,8 @@ RA_API bool ra_tunnel_client_attested(const ra_tunnel_client *c);
  * NULL before any. */
 RA_API const uint8_t *ra_tunnel_client_quote(const ra_tunnel_client *c, size_t *len);
 
+struct ra_tunnel_response;
+
 typedef struct ra_tunnel_request {
   const char *method;        /* NULL: "GET" */
   const char *url;           /* "/path?q" or an absolute URL */
@@ -188,7 +223,33 @@ typedef struct ra_tunnel_request {
   bool body_is_text;         /* text string (the reference client sends text) */
   const void *body;
   size_t body_len;
-  uint64_t timeout_ms;       /* 0: the client's default */
+  uint64_t timeout_ms;       /* 0: the client's default; for a fetch whose
+                                body is streamed either way, the time allowed
+                                without progress (a piece sent or received) */
+  /* Streamed request body (PROTOCOL.md §11), for bodies of unknown or large
+   * size: when body_read is set, has_body / body / body_len are ignored and
+   * the body is pulled from it on the loop, at most cap bytes a call, as
+   * the server's credit allows. It returns the bytes written to buf, 0 at
+   * the end, -EAGAIN when it has nothing now (call ra_tunnel_fetch_resume
+   * when it has), or another negative errno: the upload is abandoned
+   * (http_cancel) and the fetch fails with that error. ud: the fetch's.
+   * buf is valid during the call only. body_length: the size when known (0:
+   * unknown): on a tunnel without streams, one over max_whole_upload fails
+   * at once; one that fits the server's chunk goes whole (one message). */
+  ssize_t (*body_read)(void *ud, uint8_t *buf, size_t cap);
+  uint64_t body_length;
+  /* Streamed response body: on_head(res) with the status and headers
+   * (res->body NULL; valid during the call), then on_data(data, len) for
+   * each piece as it arrives (data valid during the call), then the fetch
+   * callback with err 0 and a res holding only the status (no headers, body
+   * NULL). on_data returns 0 (taken), -EAGAIN (taken, but send no more
+   * credit until ra_tunnel_fetch_resume), or another negative errno (the
+   * fetch is cancelled: http_cancel, the fetch callback gets that error).
+   * on_head returns 0, or a negative errno likewise. A whole response goes
+   * to on_data in one call. ud: the fetch's. Either may be NULL (on_data
+   * NULL: the body is given to the fetch callback whole). */
+  int (*on_head)(ra_tunnel_client *c, const struct ra_tunnel_response *res, void *ud);
+  int (*on_data)(ra_tunnel_client *c, const uint8_t *data, size_t len, void *ud);
 } ra_tunnel_request;
 
 /* Everything in it is valid during the fetch callback only. */
@@ -210,7 +271,12 @@ typedef struct ra_tunnel_response {
  * dropped), -EACCES (the quote was refused), -EPROTO (the server answered
  * with `error`: msg holds it; or a response header has a character above
  * U+00FF, which no HTTP header can carry), -ECANCELED (client freed),
- * -ENOMEM.
+ * -ENOMEM; with streamed bodies also -ECANCELED (ra_tunnel_fetch_cancel),
+ * -EMSGSIZE (a body_read body too large for a tunnel without streams, or a
+ * streamed response over max_envelope for a caller without on_data),
+ * -EPROTO (the server broke the stream's rules: PROTOCOL.md §11), -ECONNABORTED
+ * (the server abandoned a streamed response with http_cancel: the body is
+ * incomplete), the error body_read / on_head / on_data returned.
  * msg: a human-readable reason when err != 0 (valid during the call). */
 typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel_response *res,
                                    const char *msg, void *ud);
@@ -219,10 +285,25 @@ typedef void (*ra_tunnel_fetch_cb)(ra_tunnel_client *c, int err, const ra_tunnel
  * copied. cb runs exactly once, never from inside this call. Returns 0 or
  * -ENOMEM / -EINVAL (no url). */
 RA_API int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb, void *ud);
+/* The same, and *id (may be NULL) names the fetch for the calls below (ids
+ * are never reused by a client; one that finished is simply unknown). */
+RA_API int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb,
+                                 void *ud, uint64_t *id);
+/* body_read said -EAGAIN, or on_data paused: go on (from the loop).
+ * Returns 0 or -ENOENT (no such fetch in progress). */
+RA_API int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id);
+/* Abandons a fetch: the server is told (http_cancel on a tunnel with
+ * streams: its handler is cancelled) and the fetch callback runs with
+ * -ECANCELED from the loop, not from inside this call. reason: NULL or
+ * text sent along (copied). Returns 0 or -ENOENT. */
+RA_API int ra_tunnel_fetch_cancel(ra_tunnel_client *c, uint64_t id, const char *reason);
+/* Whether the current tunnel negotiated streamed bodies (PROTOCOL.md §11). */
+RA_API bool ra_tunnel_client_body_streams(const ra_tunnel_client *c);
 
 /* A tunnelled WebSocket to url ("ws://HOST:PORT/path"): on_open after the
  * server's ws_event open; on_close (1006 and the server's reason) on
- * ws_event error or when the tunnel drops. protocols may be NULL. Returns 0
+ * ws_event error or when the tunnel drops; 1012 "tunnel key rotated:
+ * reopen" when the server closed the tunnel for key rotation (see above). protocols may be NULL. Returns 0
  * and *out (valid until on_close returns), or -ENOMEM. */
 RA_API int ra_tunnel_ws_connect(ra_tunnel_client *c, const char *url, const char *const *protocols,
                          size_t n_protocols, const ra_ws_handlers *h, void *ud, ra_ws **out);
