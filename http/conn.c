@@ -165,6 +165,7 @@ struct ra_http_conn {
   size_t piece_len;
   uint64_t discarded;      /* DISCARD: body bytes dropped so far */
   uint8_t discard_end;     /* DISCARD ended: 1 keep-alive, 2 close */
+  bool exec_owed;          /* parse() owes llhttp a run with no bytes */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -1340,12 +1341,15 @@ static void body_piece(ra_http_conn *c) {
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
-  bool again = false;
+  bool again = c->exec_owed;
+  c->exec_owed = false;
   /* After a pause at the end of a header section llhttp runs once more even
    * with no bytes left: a message without a body completes then (so does
-   * a streamed body after its last piece). */
+   * a streamed body after its last piece: when its handler held it there,
+   * that run is owed to the next parse). */
   for (;;) {
     if (!body_ready(c)) {
+      c->exec_owed = again;
       stash(c, (const uint8_t *)p, left);
       return;
     }
@@ -1455,7 +1459,7 @@ static void resume(ra_http_conn *c) {
   c->pending_in = (ra_buf){0};
   bool began = cork_begin(c);
   c->in_feed = true;
-  if (in.len || c->sb_mode == SB_STREAM) parse(c, in.len ? ra_buf_ptr(&in) : (const uint8_t *)"", in.len);
+  if (in.len || c->exec_owed || c->sb_mode == SB_STREAM) parse(c, in.len ? ra_buf_ptr(&in) : (const uint8_t *)"", in.len);
   c->in_feed = false;
   if (began) cork_end(c);
   ra_buf_free(&in);
