@@ -166,6 +166,7 @@ struct ra_http_conn {
   uint64_t discarded;      /* DISCARD: body bytes dropped so far */
   uint8_t discard_end;     /* DISCARD ended: 1 keep-alive, 2 close */
   bool exec_owed;          /* parse() owes llhttp a run with no bytes */
+  bool continue_owed;      /* a buffered body's 100 Continue, after the head checks */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -801,6 +802,14 @@ static void stop_requests(ra_http_conn *c) {
 
 /* Bad input or a limit: answer `status` in order, then close. */
 static void respond_error(ra_http_conn *c, int status) {
+  c->continue_owed = false;
+  if (c->sb_dispatch) {
+    /* A head refused on its raw bytes before its dispatch: an ordinary
+     * request, answered with the error. */
+    c->sb_dispatch = false;
+    c->sb = NULL;
+    c->sb_mode = SB_NONE;
+  }
   if (c->sb_mode != SB_NONE) {
     /* A streamed body's request has its handler's answer (or had it):
      * that is cancelled instead. */
@@ -1055,13 +1064,7 @@ static int on_headers_complete(llhttp_t *p) {
     if (streamed) {
       ex->expect_100 = ex->req.http_version >= 11; /* when the handler wants it */
     } else if (has_body && ex->req.http_version >= 11) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      ex_write(ex, cont, sizeof cont - 1);
-      if (c->head == ex && c->srv->cork_owner == c) {
-        /* The client waits for it before sending the body: send it now. */
-        cork_end(c);
-        cork_begin(c);
-      }
+      c->continue_owed = true; /* parse() sends it once the head's raw bytes passed */
     }
   }
   ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
@@ -1412,6 +1415,11 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
         respond_error(c, 431);
         return;
       }
+    }
+    if (c->continue_owed) {
+      /* The client waits for it before sending the body. */
+      c->continue_owed = false;
+      if (c->cur) send_continue(c, c->cur);
     }
     p += used;
     left -= used;

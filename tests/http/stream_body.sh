@@ -6,7 +6,7 @@
 # SHA-256 of the pattern byte i = i % 251). The server's peak RSS (VmHWM)
 # stays under 64 MiB: nothing buffers a body. A client giving up mid-body
 # leaves the server serving.
-# RA_SANITIZED=ON (the ASan build): sizes divided by 16, no RSS bound (the
+# RA_SANITIZED=ON (the ASan build): sizes divided by 8, no RSS bound (the
 # sanitizer's own memory dominates).
 set -euo pipefail
 BIN=${RA_BIN:?RA_BIN must point at the built programs}
@@ -21,7 +21,7 @@ check() { # check NAME CONDITION...
 }
 
 san=${RA_SANITIZED:-OFF}
-case "$san" in ON|on|1|TRUE|true) div=16; rss_bound_kb= ;; *) div=1; rss_bound_kb=$((64 * 1024)) ;; esac
+case "$san" in ON|on|1|TRUE|true) div=8; rss_bound_kb= ;; *) div=1; rss_bound_kb=$((64 * 1024)) ;; esac
 GiB=1073741824
 up_pipe=$((GiB / div))
 up_file=$((300 * 1048576 / div))

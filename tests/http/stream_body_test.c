@@ -590,7 +590,7 @@ static void test_buffered_route(void **state) {
   snprintf(line, sizeof line, "%zx\r\n", sizeof big);
   send_str(&f, fd, line);
   for (size_t off = 0; off < sizeof big; off += 4096) {
-    ssize_t w = write(fd, big + off, 4096);
+    ssize_t w = write(fd, big + off, sizeof big - off < 4096 ? sizeof big - off : 4096);
     (void)w;
     ra_loop_run_once(f.loop, 1);
   }
