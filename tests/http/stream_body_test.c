@@ -7,7 +7,8 @@
  * it when the rest is large; the client leaving, an idle body and a
  * malformed chunked body cancel the response; a request without a body
  * gets its one last call; non-streaming routes stay buffered and bounded
- * by max_body; Expect: 100-continue; the access log's byte counts. */
+ * by max_body; Expect: 100-continue; the access log's byte counts; an
+ * answer while paused; a graceful shutdown during an upload. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -635,6 +636,65 @@ static void test_expect_continue(void **state) {
   fx_close(&f);
 }
 
+/* Paused after its first piece, the handler answers later (from the test,
+ * outside any delivery): the rest of the body is read and dropped and the
+ * pipelined request behind it is answered. */
+static void test_answer_while_paused(void **state) {
+  fx f;
+  fx_open(&f);
+  st.pause_each = true;
+  int fd = client(&f);
+  static char body[20000];
+  memset(body, 'q', sizeof body);
+  send_str(&f, fd, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\nfirst");
+  for (int i = 0; i < 500 && !st.paused; i++) ra_loop_run_once(f.loop, 2);
+  assert_true(st.paused);
+  send_bytes(&f, fd, body, sizeof body - 5);
+  send_str(&f, fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  turns(&f, 10);
+  ra_res *res = st.res;
+  st.req = NULL;
+  st.res = NULL;
+  ra_res_send_text(res, 413, "later\n");
+  assert_int_equal(st.log_status, 413);
+  assert_int_equal(st.log_bytes_in, 5); /* what the handler was given */
+  ra_buf out = {0};
+  read_until(&f, fd, &out, "\r\n\r\nworld");
+  assert_true(has(&out, "HTTP/1.1 413 "));
+  assert_true(has(&out, "later\nHTTP/1.1 200 OK\r\n"));
+  assert_int_equal(st.cancels, 0);
+  assert_int_equal(st.lasts, 0);
+  ra_buf_free(&out);
+  close(fd);
+  turns(&f, 5);
+  fx_close(&f);
+}
+
+static int shutdown_done;
+static void on_shutdown_done(ra_http_server *srv, void *ud) { shutdown_done++; }
+
+/* A graceful shutdown during a streamed upload: the upload is cancelled,
+ * the connection closes, the shutdown completes. */
+static void test_shutdown_mid_body(void **state) {
+  fx f;
+  fx_open(&f);
+  int fd = client(&f);
+  send_str(&f, fd, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npart");
+  for (int i = 0; i < 500 && st.pieces == 0; i++) ra_loop_run_once(f.loop, 2);
+  assert_int_equal(st.pieces, 1);
+  shutdown_done = 0;
+  ra_http_server_shutdown(f.srv, 5000, on_shutdown_done, NULL);
+  ra_buf out = {0};
+  bool eof = read_until(&f, fd, &out, NULL);
+  assert_true(eof);
+  assert_int_equal(st.cancels, 1);
+  close(fd);
+  for (int i = 0; i < 500 && !shutdown_done; i++) ra_loop_run_once(f.loop, 2);
+  assert_int_equal(shutdown_done, 1);
+  ra_buf_free(&out);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_content_length_pieces),
@@ -648,6 +708,8 @@ int main(void) {
       cmocka_unit_test(test_no_body),
       cmocka_unit_test(test_buffered_route),
       cmocka_unit_test(test_expect_continue),
+      cmocka_unit_test(test_answer_while_paused),
+      cmocka_unit_test(test_shutdown_mid_body),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
