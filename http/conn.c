@@ -8,6 +8,10 @@
  * so that handlers run outside llhttp callbacks; parsing stops (and reading
  * pauses) while too many requests are outstanding, while an upgrade request
  * is answered, and for good once the connection is to close.
+ * A request with a body to a RA_ROUTE_STREAM_BODY route is dispatched at
+ * the end of its head instead; llhttp pauses after each body piece so that
+ * the piece reaches the handler outside llhttp, and parsing (and reading)
+ * stops while the handler takes none (see "streamed request bodies").
  *
  * Memory: an idle connection is this struct and nothing else. Exchanges
  * come from a per-server pool and go back to it once answered.
@@ -538,7 +542,6 @@ static void body_abandon(ra_http_conn *c, ra_http_ex *ex) {
     }
     c->sb_mode = SB_DISCARD;
     c->discarded = 0;
-    c->body_due = UINT64_MAX;
     if (c->timer_kind != T_BODY) set_deadline(c, T_BODY, c->srv->lim.body_timeout_ms);
   }
   if (c->stopped && !is_closing(c)) {
