@@ -8,6 +8,10 @@
  * so that handlers run outside llhttp callbacks; parsing stops (and reading
  * pauses) while too many requests are outstanding, while an upgrade request
  * is answered, and for good once the connection is to close.
+ * A request with a body to a RA_ROUTE_STREAM_BODY route is dispatched at
+ * the end of its head instead; llhttp pauses after each body piece so that
+ * the piece reaches the handler outside llhttp, and parsing (and reading)
+ * stops while the handler takes none (see "streamed request bodies").
  *
  * Memory: an idle connection is this struct and nothing else. Exchanges
  * come from a per-server pool and go back to it once answered.
@@ -60,6 +64,15 @@ typedef enum {
 } chunk_line;
 #define MAX_CHUNK_EXT 4096 /* extension bytes per chunk line: 400 past it */
 
+/* A request body on its way to a RA_ROUTE_STREAM_BODY handler (request.h):
+ * STREAM: each piece llhttp reads goes to the handler (ra_req_body_deliver)
+ * while it wants pieces; otherwise parsing stops and the socket is not read
+ * (what was read is held, bounded) until its kick. DISCARD: the handler
+ * ended its response before the body's end: the rest is read and dropped,
+ * at most DISCARD_MAX bytes, else the connection closes. */
+typedef enum { SB_NONE, SB_STREAM, SB_DISCARD } stream_body;
+#define DISCARD_MAX ((uint64_t)1 << 20)
+
 /* Which deadline the connection's timer stands for. */
 enum { T_NONE, T_KEEPALIVE, T_HEADER, T_BODY };
 
@@ -104,6 +117,7 @@ struct ra_http_ex {
   bool popped;     /* off the queue, waiting for ex_release */
   bool keep_alive; /* the request allows the connection to stay open */
   bool close_after; /* the response decided: close after it */
+  bool expect_100;  /* streamed body: "Expect: 100-continue" not answered yet */
   ra_upgrade_cb up_cb;
   void *up_ud;
 };
@@ -145,6 +159,18 @@ struct ra_http_conn {
   uint8_t cline;           /* chunk_line */
   bool last_chunk;         /* the size-0 chunk was read: no line follows */
   uint16_t cext_len;       /* extension bytes on this chunk line */
+  /* The streamed request body (stream_body). sb: its exchange in STREAM
+   * mode (the tail of the queue), NULL otherwise. */
+  uint8_t sb_mode;
+  bool sb_dispatch;        /* its head is complete: dispatch from parse() */
+  bool sb_last_owed;       /* its message is complete: the last call is owed */
+  ra_http_ex *sb;
+  const uint8_t *piece;    /* a piece llhttp read (into the bytes parsed) */
+  size_t piece_len;
+  uint64_t discarded;      /* DISCARD: body bytes dropped so far */
+  uint8_t discard_end;     /* DISCARD ended: 1 keep-alive, 2 close */
+  bool exec_owed;          /* parse() owes llhttp a run with no bytes */
+  bool continue_owed;      /* a buffered body's 100 Continue, after the head checks */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -275,6 +301,7 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   ex->res_live = ex->popped = false;
   ex->keep_alive = true;
   ex->close_after = false;
+  ex->expect_100 = false;
   ex->up_cb = NULL;
   ex->up_ud = NULL;
   if (c->tail) c->tail->next = ex; else c->head = ex;
@@ -344,6 +371,8 @@ static void request_close(ra_http_conn *c) {
 
 static void conn_advance(ra_http_conn *c);
 static void eof_check(ra_http_conn *c);
+static void stop_parsing(ra_http_conn *c);
+static void stop_requests(ra_http_conn *c);
 
 /* Drops everything queued behind `after` (their answers will never be
  * sent: the connection closes before them). */
@@ -355,8 +384,18 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
   while (ex) {
     ra_http_ex *next = ex->next;
     ex->next = NULL;
-    if (ex == c->cur) c->cur = NULL;
+    /* Its request was still being read: nothing more is parsed. */
+    if (ex == c->cur) {
+      c->cur = NULL;
+      stop_parsing(c);
+    }
     if (ex == c->ready) c->ready = NULL;
+    if (ex == c->sb) {
+      c->sb = NULL;
+      c->sb_mode = SB_NONE;
+      c->sb_last_owed = false;
+      c->piece_len = 0;
+    }
     if (ex->stage != EX_RECEIVING) c->nqueued--;
     ex->conn = NULL;
     /* Answered with 101 but never handed over: the upgrade callback still
@@ -368,6 +407,146 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
     else ex_destroy(ex);
     if (up_cb) up_cb(NULL, NULL, 0, NULL, up_ud);
     ex = next;
+  }
+}
+
+/* ---- streamed request bodies ------------------------------------------------------ */
+
+/* "100 Continue" for a streamed body, sent when its handler first wants the
+ * body (a handler that answers without reading gets no 100) and only
+ * before its own answer's head. */
+static void send_continue(ra_http_conn *c, ra_http_ex *ex) {
+  static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  ex_write(ex, cont, sizeof cont - 1);
+  if (c->head == ex && c->srv->cork_owner == c) {
+    /* The client waits for it before sending the body: send it now. */
+    cork_end(c);
+    cork_begin(c);
+  }
+}
+
+static void body_continue(ra_http_conn *c, ra_http_ex *ex) {
+  if (!ex->expect_100) return;
+  ex->expect_100 = false;
+  if (ex->res.state == RA_RES_BUILDING && !ex->res.cancelled) send_continue(c, ex);
+}
+
+/* The handler takes no piece now (no callback yet, or paused): parsing
+ * stops, the socket is not read, and the idle timeout is off (a paused
+ * handler is the server's choice, not the client's slowness). */
+static void body_hold(ra_http_conn *c) {
+  if (c->timer_kind == T_BODY) clear_deadline(c);
+  if (!c->stopped) stop_parsing(c);
+}
+
+/* The handler wants pieces: the idle timeout runs between body bytes. */
+static void body_flowing(ra_http_conn *c, ra_http_ex *ex) {
+  body_continue(c, ex);
+  if (!c->sb_last_owed && c->timer_kind != T_BODY) set_deadline(c, T_BODY, c->srv->lim.body_timeout_ms);
+}
+
+/* The message is complete and the handler wants its last call: what
+ * dispatch() does for a buffered request happens now (close after it, or
+ * stop at the pipelining limit), then the call, which may end anything. */
+static void body_last(ra_http_conn *c) {
+  ra_http_ex *ex = c->sb;
+  c->sb = NULL;
+  c->sb_mode = SB_NONE;
+  c->sb_last_owed = false;
+  if (!ex->keep_alive) {
+    start_closing(c);
+    stop_parsing(c);
+    ra_buf_free(&c->pending_in);
+  } else if (c->nqueued >= c->srv->lim.max_pipelined) {
+    stop_parsing(c);
+  }
+  ra_req_body_deliver(&ex->req, NULL, 0, true);
+}
+
+/* Before parsing on: deliver what is owed, or hold while the handler takes
+ * nothing. Returns false when parsing must stop here. */
+static bool body_ready(ra_http_conn *c) {
+  while (c->sb_mode == SB_STREAM) {
+    ra_http_ex *ex = c->sb;
+    if (!ra_req_body_wants(&ex->req)) {
+      body_hold(c);
+      return false;
+    }
+    body_flowing(c, ex);
+    if (!c->sb_last_owed) return true;
+    body_last(c);
+    if (c->life == LIFE_CLOSED) return false;
+  }
+  return true;
+}
+
+/* ra_req_body_ops.kick: what the handler wants may have changed; the
+ * answer comes from the loop (never inside ra_req_on_body / _pause). */
+static void body_kick(void *t) {
+  ra_http_ex *ex = t;
+  ra_http_conn *c = ex->conn;
+  if (!c || c->sb != ex || c->life == LIFE_CLOSED) return;
+  c->want_resume = true;
+  schedule(c);
+}
+
+static const ra_req_body_ops conn_body_ops = {.kick = body_kick};
+
+/* The body cannot complete (malformed, idle timeout, the client stopped
+ * sending, shutdown): a streamed one's response is cancelled (on_cancel
+ * runs, no more body calls), nothing more is read, the connection closes
+ * after the answers before it. */
+static void body_fail(ra_http_conn *c) {
+  ra_http_ex *ex = c->sb_mode == SB_STREAM ? c->sb : NULL;
+  c->sb = NULL;
+  c->sb_mode = SB_NONE;
+  c->sb_last_owed = false;
+  c->piece_len = 0;
+  c->cur = NULL;
+  stop_requests(c);
+  if (ex) {
+    ra_http_ex *prev = NULL;
+    for (ra_http_ex *e = c->head; e && e != ex; e = e->next) prev = e;
+    drop_after(c, prev);
+  }
+  if (!c->head) request_close(c);
+}
+
+/* The handler ended its response before its body's last call. A body
+ * complete already: go on with the next request. Else the rest is read and
+ * dropped when it is known to be small (or, chunked, until DISCARD_MAX);
+ * otherwise, or when the answer closes the connection anyway, the
+ * connection closes after the answer. */
+static void body_abandon(ra_http_conn *c, ra_http_ex *ex) {
+  c->sb = NULL;
+  c->sb_mode = SB_NONE;
+  c->piece_len = 0;
+  if (c->sb_last_owed) {
+    c->sb_last_owed = false;
+    if (!ex->keep_alive) { /* as body_last would have */
+      start_closing(c);
+      stop_parsing(c);
+      ra_buf_free(&c->pending_in);
+    }
+  } else {
+    c->cur = NULL; /* ex may be recycled once ended: the parser forgets it */
+    bool chunked = (c->parser.flags & F_CHUNKED) != 0;
+    if (ex->close_after || (!chunked && c->parser.content_length > DISCARD_MAX)) {
+      ex->close_after = true;
+      c->phase = PH_IDLE;
+      start_closing(c);
+      stop_parsing(c);
+      ra_buf_free(&c->pending_in);
+      clear_deadline(c);
+      return;
+    }
+    c->sb_mode = SB_DISCARD;
+    c->discarded = 0;
+    if (c->timer_kind != T_BODY) set_deadline(c, T_BODY, c->srv->lim.body_timeout_ms);
+  }
+  if (c->stopped && !is_closing(c)) {
+    c->want_resume = true;
+    if (!c->in_feed) schedule(c);
   }
 }
 
@@ -408,6 +587,14 @@ static int sink_head(void *sink, int status, const ra_header *h, size_t n, int64
    * answer in the queue says so; the ones before it are still complete
    * keep-alive answers. */
   bool keep = ex->keep_alive && !((is_closing(c) || srv->shutting_down) && ex->next == NULL);
+  if (ex->expect_100 && c->sb == ex) {
+    /* A streamed body's client waits for 100 Continue: a handler taking the
+     * body gets it sent first; one answering without the body closes the
+     * connection, so that the client need not send it (RFC 9110 10.1.1). */
+    if (ra_req_body_wants(&ex->req)) send_continue(c, ex);
+    else keep = false;
+    ex->expect_100 = false;
+  }
   bool has_server = false, has_date = false;
   for (size_t i = 0; i < n; i++) {
     if (hdr_is(h[i].name, "connection") && ra_str_eq_nocase(h[i].value, RA_STR("close"))) keep = false;
@@ -522,6 +709,7 @@ static int sink_end(void *sink) {
   /* A body shorter than announced: the peer cannot find the next response. */
   if (ex->clen >= 0 && !ex->res.is_head && ex->sent != (uint64_t)ex->clen) ex->close_after = true;
   ex->stage = EX_ENDED;
+  if (c->sb == ex) body_abandon(c, ex);
   if (c->srv->access_log) {
     uint64_t us = now_us() - ex->start_us;
     c->srv->access_log(&ex->req, ex->status, us, c->srv->access_log_ud);
@@ -599,6 +787,10 @@ static void stop_parsing(ra_http_conn *c) {
  * dropped, with its deadline; the dispatched ones still get their answers,
  * then the connection closes. */
 static void stop_requests(ra_http_conn *c) {
+  if (c->sb_mode != SB_NONE) {
+    body_fail(c); /* comes back here */
+    return;
+  }
   start_closing(c);
   stop_parsing(c);
   ra_buf_free(&c->pending_in);
@@ -613,6 +805,20 @@ static void stop_requests(ra_http_conn *c) {
 
 /* Bad input or a limit: answer `status` in order, then close. */
 static void respond_error(ra_http_conn *c, int status) {
+  c->continue_owed = false;
+  if (c->sb_dispatch) {
+    /* A head refused on its raw bytes before its dispatch: an ordinary
+     * request, answered with the error. */
+    c->sb_dispatch = false;
+    c->sb = NULL;
+    c->sb_mode = SB_NONE;
+  }
+  if (c->sb_mode != SB_NONE) {
+    /* A streamed body's request has its handler's answer (or had it):
+     * that is cancelled instead. */
+    body_fail(c);
+    return;
+  }
   start_closing(c);
   stop_parsing(c);
   ra_buf_free(&c->pending_in);
@@ -650,6 +856,16 @@ static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
     stop_parsing(c);
   }
   if (c->nqueued >= c->srv->lim.max_pipelined) stop_parsing(c);
+  ra_router_handle(c->srv->router, &ex->req, &ex->res);
+}
+
+/* A streamed body's request, dispatched once its head is complete: the
+ * body follows through ra_req_body_deliver (parse(), body_ready()). Unlike
+ * dispatch(), neither "Connection: close" nor the pipelining limit stops
+ * parsing here: the body is still to come (body_last applies them). */
+static void dispatch_stream(ra_http_conn *c, ra_http_ex *ex) {
+  start_response(c, ex);
+  ra_req_set_body_stream(&ex->req, &conn_body_ops, ex);
   ra_router_handle(c->srv->router, &ex->req, &ex->res);
 }
 
@@ -772,7 +988,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   ra_http_ex *ex = c->cur;
   /* A new field starts after a value (or first); its ": " and CRLF count
    * once, whatever the fragments. */
-  bool starts = c->hstate_value || (ex->req.nhdrs == 0 && c->phase != PH_BODY);
+  bool starts = c->hstate_value || (c->phase != PH_BODY && ex->req.nhdrs == 0);
   c->hstate_value = false;
   int rc = count_header(c, len + (starts ? 4 : 0));
   if (rc) return rc;
@@ -793,6 +1009,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   if (c->phase == PH_BODY) return 0;
   if (ra_req_hdr_value_append(&c->cur->req, at, len)) return fail(c, 503);
   return 0;
+}
+
+/* Whether the request's route takes its body as it arrives. */
+static bool body_streams(ra_http_conn *c, ra_http_ex *ex) {
+  if (!ex->req.path_ok) return false;
+  ra_route_match m;
+  if (ra_router_match(c->srv->router, ra_req_method(&ex->req), ra_req_path(&ex->req), NULL, &m)) return false;
+  return (m.flags & RA_ROUTE_STREAM_BODY) != 0;
 }
 
 static bool te_supported(const ra_req *req) {
@@ -831,20 +1055,19 @@ static int on_headers_complete(llhttp_t *p) {
   if ((p->flags & F_TRANSFER_ENCODING) && ex->req.http_version == 10) return fail(c, 400);
   if (p->method == HTTP_CONNECT) return fail(c, 501);
   if ((p->flags & F_TRANSFER_ENCODING) && !te_supported(&ex->req)) return fail(c, 501);
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
   (void)ra_req_finish_target(&ex->req); /* a bad target gets its 400 from the router */
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  /* Only a request with a body pays for this lookup (the router matches
+   * again at dispatch): a GET goes on as before. */
+  bool streamed = has_body && !p->upgrade && body_streams(c, ex);
+  if (!streamed && (p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
   ra_str expect;
   if (ra_req_header(&ex->req, "expect", &expect)) {
     if (!ra_str_eq_nocase(expect, RA_STR("100-continue"))) return fail(c, 417);
-    if (has_body && ex->req.http_version >= 11) {
-      static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      ex_write(ex, cont, sizeof cont - 1);
-      if (c->head == ex && c->srv->cork_owner == c) {
-        /* The client waits for it before sending the body: send it now. */
-        cork_end(c);
-        cork_begin(c);
-      }
+    if (streamed) {
+      ex->expect_100 = ex->req.http_version >= 11; /* when the handler wants it */
+    } else if (has_body && ex->req.http_version >= 11) {
+      c->continue_owed = true; /* parse() sends it once the head's raw bytes passed */
     }
   }
   ex->upgrade = p->upgrade ? UP_REQUESTED : UP_NONE;
@@ -853,7 +1076,17 @@ static int on_headers_complete(llhttp_t *p) {
     c->cext_len = 0;
     c->last_chunk = false;
   }
-  if (has_body) {
+  if (streamed) {
+    /* Dispatched from parse(); no deadline for the whole body (a large
+     * upload over a slow link), the idle one while the handler wants. */
+    c->sb = ex;
+    c->sb_mode = SB_STREAM;
+    c->sb_dispatch = true;
+    c->sb_last_owed = false;
+    c->body_due = UINT64_MAX;
+    ex->keep_alive = llhttp_should_keep_alive(p) != 0;
+    set_deadline(c, T_BODY, srv->lim.body_timeout_ms);
+  } else if (has_body) {
     c->body_due = after_ms(c, srv->lim.body_deadline_ms);
     set_deadline(c, T_BODY, srv->lim.body_timeout_ms < srv->lim.body_deadline_ms
                                 ? srv->lim.body_timeout_ms
@@ -870,6 +1103,19 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
+  if (c->sb_mode == SB_STREAM) {
+    /* To the handler from parse(), outside llhttp. */
+    c->piece = (const uint8_t *)at;
+    c->piece_len = len;
+    c->deadline = after_ms(c, c->srv->lim.body_timeout_ms);
+    return HPE_PAUSED;
+  }
+  if (c->sb_mode == SB_DISCARD) {
+    c->discarded += len;
+    if (c->discarded > DISCARD_MAX) return fail(c, 413); /* body_fail: close */
+    c->deadline = after_ms(c, c->srv->lim.body_timeout_ms);
+    return 0;
+  }
   ex->body_bytes += len;
   if (ex->body_bytes > c->srv->lim.max_body) return fail(c, 413);
   if (ra_req_append_body(&ex->req, at, len)) return fail(c, 503);
@@ -898,8 +1144,17 @@ static int on_chunk_complete(llhttp_t *p) {
 static int on_message_complete(llhttp_t *p) {
   ra_http_conn *c = p->data;
   ra_http_ex *ex = c->cur;
-  ex->keep_alive = llhttp_should_keep_alive(p) != 0;
-  c->ready = ex;
+  bool keep = llhttp_should_keep_alive(p) != 0;
+  if (c->sb_mode == SB_STREAM) {
+    ex->keep_alive = keep;
+    c->sb_last_owed = true; /* body_ready() */
+  } else if (c->sb_mode == SB_DISCARD) {
+    c->sb_mode = SB_NONE;
+    c->discard_end = keep ? 1 : 2; /* discard_complete() */
+  } else {
+    ex->keep_alive = keep;
+    c->ready = ex;
+  }
   c->cur = NULL;
   c->phase = PH_IDLE;
   c->raw_head = 0;
@@ -1065,13 +1320,46 @@ static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_
   return i;
 }
 
+/* A dropped body's message is complete: the connection goes on (or closes,
+ * as the request asked) once the answer, sent already, is out. */
+static void discard_complete(ra_http_conn *c) {
+  bool keep = c->discard_end == 1;
+  c->discard_end = 0;
+  if (!keep) {
+    start_closing(c);
+    stop_parsing(c);
+    ra_buf_free(&c->pending_in);
+  }
+  if (!c->head) {
+    if (is_closing(c) || c->srv->shutting_down) request_close(c);
+    else set_deadline(c, T_KEEPALIVE, c->srv->lim.keepalive_timeout_ms);
+  }
+}
+
+/* A piece of a streamed body, read by llhttp: to the handler. */
+static void body_piece(ra_http_conn *c) {
+  const uint8_t *d = c->piece;
+  size_t n = c->piece_len;
+  c->piece_len = 0;
+  if (c->sb_mode == SB_STREAM) ra_req_body_deliver(&c->sb->req, d, n, false);
+}
+
 static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
   const char *p = (const char *)data;
   size_t left = len;
-  bool again = false;
+  bool again = c->exec_owed;
+  c->exec_owed = false;
   /* After a pause at the end of a header section llhttp runs once more even
-   * with no bytes left: a message without a body completes then. */
-  while (left > 0 || again) {
+   * with no bytes left: a message without a body completes then (so does
+   * a streamed body after its last piece: when its handler held it there,
+   * that run is owed to the next parse). */
+  for (;;) {
+    if (!body_ready(c)) {
+      c->exec_owed = again;
+      stash(c, (const uint8_t *)p, left);
+      return;
+    }
+    if (!(left > 0 || again)) break;
     again = false;
     if (c->stopped) {
       stash(c, (const uint8_t *)p, left);
@@ -1105,7 +1393,7 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
     } else if (err == HPE_PAUSED) {
       used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
       llhttp_resume(&c->parser);
-      again = c->hc_paused;
+      again = c->hc_paused || c->piece_len > 0;
     } else if (err == HPE_PAUSED_UPGRADE) {
       /* Only reached once the upgrade request got a normal answer. */
       used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
@@ -1131,12 +1419,30 @@ static void parse(ra_http_conn *c, const uint8_t *data, size_t len) {
         return;
       }
     }
+    if (c->continue_owed) {
+      /* The client waits for it before sending the body. */
+      c->continue_owed = false;
+      if (c->cur) send_continue(c, c->cur);
+    }
     p += used;
     left -= used;
     if (c->ready) {
       ra_http_ex *ex = c->ready;
       c->ready = NULL;
       dispatch(c, ex);
+      if (c->life == LIFE_CLOSED) return;
+    }
+    if (c->sb_dispatch) {
+      c->sb_dispatch = false;
+      dispatch_stream(c, c->sb);
+      if (c->life == LIFE_CLOSED) return;
+    }
+    if (c->piece_len) {
+      body_piece(c);
+      if (c->life == LIFE_CLOSED) return;
+    }
+    if (c->discard_end) {
+      discard_complete(c);
       if (c->life == LIFE_CLOSED) return;
     }
   }
@@ -1152,13 +1458,19 @@ static void eof_check(ra_http_conn *c) {
 
 static void resume(ra_http_conn *c) {
   c->want_resume = false;
-  if (is_closing(c) || c->upgrade_wait || c->nqueued >= c->srv->lim.max_pipelined) return;
+  if (c->sb_mode == SB_STREAM) {
+    /* A streamed body goes on as its handler wants, whatever the queue. */
+    if (!ra_req_body_wants(&c->sb->req)) return;
+  } else if (is_closing(c) || c->upgrade_wait ||
+             (c->sb_mode == SB_NONE && c->nqueued >= c->srv->lim.max_pipelined)) {
+    return;
+  }
   c->stopped = false;
   ra_buf in = c->pending_in;
   c->pending_in = (ra_buf){0};
   bool began = cork_begin(c);
   c->in_feed = true;
-  if (in.len) parse(c, ra_buf_ptr(&in), in.len);
+  if (in.len || c->exec_owed || c->sb_mode == SB_STREAM) parse(c, in.len ? ra_buf_ptr(&in) : (const uint8_t *)"", in.len);
   c->in_feed = false;
   if (began) cork_end(c);
   ra_buf_free(&in);
@@ -1204,7 +1516,8 @@ static void timer_cb(ra_timer *t, void *ud) {
     break;
   case T_HEADER:
   case T_BODY:
-    if (c->phase != PH_IDLE) respond_error(c, 408);
+    if (c->sb_mode != SB_NONE) body_fail(c); /* its handler's answer is cancelled */
+    else if (c->phase != PH_IDLE) respond_error(c, 408);
     break;
   default:
     break;

@@ -458,7 +458,8 @@ static void body_buffered_deliver(ra_defer *d, void *ud) {
   ra_req *req = ud;
   if (!ra_req_body_wants(req)) return; /* paused: resume defers again */
   ra_str b = ra_req_body(req);
-  ra_req_body_deliver(req, (const uint8_t *)b.ptr, b.len, true);
+  /* No body: (NULL, 0, true), as request.h promises. */
+  ra_req_body_deliver(req, b.len ? (const uint8_t *)b.ptr : NULL, b.len, true);
 }
 
 static void body_kick(ra_req *req) {

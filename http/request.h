@@ -95,11 +95,14 @@ RA_API const ra_client_identity *ra_req_client_identity(const ra_req *req);
  * ra_req_body_pause. The callback may end the response (req is then freed:
  * do not touch it after ending).
  * If the body cannot complete (the client went away, a body timeout, a
- * malformed body, the tunnel closed or the client cancelled), the response
+ * malformed body, the server shutting down, the tunnel closed or the
+ * client cancelled), the response
  * is cancelled (ra_res_on_cancel's callback runs) and cb is not called
  * again. If the handler ends its response before the last piece, the
- * transport discards the rest (HTTP/1.1 reads and drops it, or closes the
- * connection when it is large; the tunnel tells the client to stop).
+ * transport discards the rest (HTTP/1.1 reads and drops up to 1 MiB of it,
+ * or closes the connection after the answer when it is larger; the tunnel
+ * tells the client to stop). A paused handler is not timed out, and learns
+ * that its client left only once it resumes (the transport is not reading).
  * Streamed bodies are not bounded by the server's max_body: the handler sees
  * every byte in bounded memory and decides (answer 413 and end). */
 typedef void (*ra_req_body_cb)(ra_req *req, const uint8_t *data, size_t len, bool last, void *ud);

@@ -5,13 +5,34 @@
  * pipelining with answers strictly in request order (a later answer that is
  * ready early is held until the ones before it ended; at most
  * max_pipelined requests are read ahead); chunked request bodies (trailers
- * are read and dropped); "Expect: 100-continue" answered when the request
- * reaches the head of the queue; answers carry Date and Server, and
+ * are read and dropped); "Expect: 100-continue" answered once the head
+ * is read (sent when the request reaches the head of the queue); answers
+ * carry Date and Server, and
  * Content-Length, or chunked encoding for streamed bodies (HTTP/1.0: the
  * connection closes instead). Bad input gets its status with
  * "Connection: close", then the connection closes (lingering).
  * An idle connection holds no buffer: request/response objects come from a
  * per-server pool, input is parsed from the loop's shared read buffer.
+ *
+ * Streamed request bodies (RA_ROUTE_STREAM_BODY, request.h): a request with
+ * a body (Content-Length > 0 or chunked) to such a route is dispatched as
+ * soon as its head is read (the only requests that pay a route lookup
+ * before dispatch); each piece llhttp reads goes to the handler's
+ * ra_req_on_body callback, in the bytes it was read into. While the handler
+ * takes nothing (no callback yet, or paused) parsing stops and the socket
+ * is not read: what was read already is held (at most one read's worth),
+ * nothing is lost and memory stays bounded. "Expect: 100-continue" is
+ * answered when the handler first wants the body; a handler that answers
+ * without wanting it sends no 100 and its answer says "Connection: close".
+ * max_body does not apply; body_timeout_ms does while the handler wants
+ * bytes (not while it paused: the server's choice), body_deadline_ms does
+ * not (a large upload over a slow link is not cut). A body that cannot
+ * complete (the client left, the idle timeout, malformed chunked framing,
+ * the server's shutdown) cancels the handler's response (on_cancel, no more
+ * body calls) and the connection closes. A handler that ends its response
+ * before the body's end: the rest is read and dropped when it is at most
+ * 1 MiB (a Content-Length known to be larger, or a chunked body past 1 MiB,
+ * closes the connection after the answer), and keep-alive goes on.
  *
  * Strictness (RFC 9112), each choice on purpose:
  *  - Host: an HTTP/1.1 request without one, or any request with two, is 400
@@ -54,13 +75,19 @@ typedef struct ra_http_limits {
   size_t max_request_line;     /* [8 KiB]   414 */
   size_t max_header_bytes;     /* [16 KiB]  431 (whole header section) */
   size_t max_headers;          /* [100]     431 */
-  size_t max_body;             /* [8 MiB]   413 */
+  size_t max_body;             /* [8 MiB]   413 (buffered bodies; streamed
+                                *           ones are the handler's to bound) */
   uint64_t header_timeout_ms;  /* [10 s]    408 (slowloris) */
-  uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes */
+  uint64_t body_timeout_ms;    /* [30 s]    408 between body bytes (a
+                                *           streamed body: while its handler
+                                *           wants bytes; its response is
+                                *           cancelled) */
   uint64_t body_deadline_ms;   /* [120 s]   408 whole body, from the end of
                                 *           the head, whatever its pace (a
                                 *           trickle of bytes): raise it for
-                                *           large uploads over slow links */
+                                *           large uploads over slow links, or
+                                *           stream them: it does not apply to
+                                *           RA_ROUTE_STREAM_BODY routes */
   uint64_t write_timeout_ms;   /* [60 s]    a response's queued bytes make
                                 *           no progress (the client does not
                                 *           read): the connection is dropped

@@ -7,6 +7,11 @@
  * the answers (Date values blanked) must be identical, must start with a
  * status line, and everything must be freed (ASan/LSan). Async handlers are
  * answered after the bytes are in, or cancelled when the connection drops.
+ * Streamed-body routes (RA_ROUTE_STREAM_BODY) take their bodies as they are
+ * parsed: POST /up answers the byte count and a hash at the end, PUT /up
+ * pauses after its first piece and resumes from the loop, /up/early answers
+ * 413 at once (the rest is dropped or the connection closes), /up/after
+ * answers 413 once 8 bytes arrived; all split-independent answers.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -68,6 +73,73 @@ static void h_async(ra_req *req, ra_res *res, void *ud) {
   ra_res_on_cancel(res, on_cancel, NULL);
 }
 
+/* ---- streamed bodies -------------------------------------------------------- */
+
+typedef struct up {
+  uint64_t bytes;
+  uint32_t hash; /* FNV-1a */
+  ra_res *res;
+  ra_defer resume;
+  ra_req *req;
+  bool pause_once, early;
+} up;
+
+static void up_free(up *u) {
+  ra_defer_cancel(loop, &u->resume);
+  free(u);
+}
+
+static void up_resume(ra_defer *d, void *ud) {
+  (void)d;
+  up *u = ud;
+  ra_req_body_pause(u->req, false);
+}
+
+static void up_body(ra_req *req, const uint8_t *data, size_t len, bool last, void *ud) {
+  up *u = ud;
+  if (len && !data) abort();
+  for (size_t i = 0; i < len; i++) u->hash = (u->hash ^ data[i]) * 16777619u;
+  u->bytes += len;
+  ra_res *res = u->res;
+  if (last) {
+    char txt[64];
+    snprintf(txt, sizeof txt, "%llu %08x", (unsigned long long)u->bytes, u->hash);
+    up_free(u);
+    ra_res_send_text(res, 200, txt);
+    return;
+  }
+  if (u->early && u->bytes >= 8) {
+    up_free(u);
+    ra_res_send_text(res, 413, "enough");
+    return;
+  }
+  if (u->pause_once) {
+    u->pause_once = false;
+    ra_req_body_pause(req, true);
+    ra_loop_defer(loop, &u->resume);
+  }
+}
+
+static void up_cancel(ra_res *res, void *ud) {
+  up_free(ud); /* no body call follows */
+  ra_res_end(res);
+}
+
+static void h_up(ra_req *req, ra_res *res, void *ud) {
+  up *u = calloc(1, sizeof *u);
+  if (!u) abort();
+  u->hash = 2166136261u;
+  u->res = res;
+  u->req = req;
+  u->pause_once = ud == (void *)1;
+  u->early = ud == (void *)2;
+  ra_defer_init(&u->resume, up_resume, u);
+  ra_res_on_cancel(res, up_cancel, u);
+  ra_req_on_body(req, up_body, u);
+}
+
+static void h_up_early(ra_req *req, ra_res *res, void *ud) { ra_res_send_text(res, 413, "no"); }
+
 static void setup(void) {
   ra_log_set_level(RA_LOG_OFF);
   ra_loop_new(&loop);
@@ -81,6 +153,11 @@ static void setup(void) {
   ra_route(router, "*", "/any", h_params, NULL);
   ra_route(router, "GET", "/async", h_async, NULL);
   ra_route_ex(router, "GET", "/secret", h_text, "secret", RA_ROUTE_ATTESTED_ONLY);
+  ra_route_ex(router, "POST", "/up", h_up, NULL, RA_ROUTE_STREAM_BODY);
+  ra_route_ex(router, "PUT", "/up", h_up, (void *)1, RA_ROUTE_STREAM_BODY);
+  ra_route_ex(router, "POST", "/up/after", h_up, (void *)2, RA_ROUTE_STREAM_BODY);
+  ra_route_ex(router, "*", "/up/early", h_up_early, NULL, RA_ROUTE_STREAM_BODY);
+  ra_route_ex(router, "POST", "/up/secret", h_up, NULL, RA_ROUTE_STREAM_BODY | RA_ROUTE_ATTESTED_ONLY);
   ra_http_server_opts o = {0};
   o.limits.max_body = 4096;
   o.limits.max_header_bytes = 2048;
