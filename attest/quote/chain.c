@@ -1,6 +1,9 @@
 /* attest/quote/chain.c: pinned roots, and the PCK chain to one of them. */
 #include "raloop/attest/quote/chain_internal.h"
 
+#include "raloop/attest/quote/crypto_internal.h"
+#include "raloop/attest/quote/der_internal.h"
+
 #include "raloop/attest/quote/verdict_internal.h"
 #include "raloop/attest/quote/x509_internal.h"
 
@@ -202,17 +205,22 @@ static bool has_pck_shape(STACK_OF(X509) * chain, X509 *leaf, ra_verdict *vd) {
   return !why;
 }
 
-/* The root the path ended at, for the verdict: subject and fingerprint. */
-static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
-  vd->chain_len = sk_X509_num(chain);
-  X509 *root = sk_X509_value(chain, vd->chain_len - 1);
+/* The root a path of len certificates ended at, for the verdict: subject
+ * and fingerprint. */
+static bool record_root_of(X509 *root, int len, ra_verdict *vd) {
   unsigned mdlen = 0;
+  vd->chain_len = len;
   ra_cert_subject_line(root, vd->root_subject, sizeof vd->root_subject);
   if (X509_digest(root, EVP_sha256(), vd->root_sha256, &mdlen) != 1 || mdlen != 32) {
     ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "cannot fingerprint the root");
     return false;
   }
   return true;
+}
+
+static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
+  int n = sk_X509_num(chain);
+  return record_root_of(sk_X509_value(chain, n - 1), n, vd);
 }
 
 /* ---- validated paths to reuse (ra_chain_memo) ---- */
@@ -437,4 +445,64 @@ STACK_OF(X509) * ra_chain_check_signer(const ra_roots *r, STACK_OF(X509) * certs
   }
   ERR_clear_error();
   return chain;
+}
+
+/* ---- a PCK leaf read by der.c (no X509 object) ---- */
+
+/* The remembered CA path of ca ending at root, valid at `at` under the
+ * same pinned roots; NULL when there is none. */
+static const struct ra_ca_memo_entry *ca_path_for(const ra_chain_memo *m, const ra_roots *r,
+                                                  X509 *ca, X509 *root, time_t at) {
+  for (int i = 0; m && i < RA_CHAIN_MEMO; i++) {
+    const struct ra_ca_memo_entry *c = &m->ca[i];
+    if (c->ca == ca && c->n_roots == sk_X509_num(r->certs) && at >= c->valid_from &&
+        at < c->valid_to && sk_X509_value(c->path, 1) == root)
+      return c;
+  }
+  return NULL;
+}
+
+/* What X509_check_issued(ca, leaf) and X509_verify_cert's strict checks of
+ * the pair ask, on the bytes der.c read, and no less: the issuer name byte
+ * for byte the CA's subject (OpenSSL compares canonical forms, which equal
+ * bytes imply), the leaf's authority key id the CA's subject key id, a CA
+ * that may sign certificates with a P-256 key, the root's name not the
+ * CA's (so no other certificate of the path could have issued the leaf). */
+static bool leaf_fits_ca(X509 *ca, X509 *root, const ra_pck_leaf *leaf) {
+  const uint8_t *nder = NULL;
+  size_t nlen = 0;
+  const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(ca);
+  uint32_t xf = X509_get_extension_flags(ca);
+  return X509_NAME_get0_der(X509_get_subject_name(ca), &nder, &nlen) == 1 &&
+         nlen == leaf->issuer.len && !memcmp(nder, leaf->issuer.p, nlen) && skid &&
+         (size_t)ASN1_STRING_length(skid) == leaf->akid.len &&
+         !memcmp(ASN1_STRING_get0_data(skid), leaf->akid.p, leaf->akid.len) &&
+         !(xf & EXFLAG_INVALID) && (!(xf & EXFLAG_KUSAGE) || (X509_get_key_usage(ca) & KU_KEY_CERT_SIGN)) &&
+         X509_NAME_cmp(X509_get_subject_name(root), X509_get_subject_name(ca)) != 0 &&
+         ra_is_p256(X509_get0_pubkey(ca));
+}
+
+STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, const ra_chain_memo *m, X509 *ca,
+                                     X509 *root, const ra_pck_leaf *leaf, time_t at,
+                                     ra_verdict *vd) {
+  const struct ra_ca_memo_entry *e = ca_path_for(m, r, ca, root, at);
+  if (!e || at < leaf->not_before || at >= leaf->not_after || !leaf_fits_ca(ca, root, leaf) ||
+      !ra_ecdsa_p256_verify(X509_get0_pubkey(ca), leaf->tbs.p, leaf->tbs.len, leaf->sig)) {
+    ERR_clear_error();
+    return NULL;
+  }
+  STACK_OF(X509) *path = X509_chain_up_ref(e->path);
+  if (!path || !record_root_of(root, 3, vd)) {
+    sk_X509_pop_free(path, X509_free);
+    ERR_clear_error();
+    return NULL;
+  }
+  ra_verdict_window(vd, leaf->not_before, leaf->not_after);
+  for (int i = 0; i < sk_X509_num(path); i++) {
+    X509 *x = sk_X509_value(path, i);
+    ra_verdict_window(vd, ra_asn1_time_to_unix(X509_get0_notBefore(x)),
+                      ra_asn1_time_to_unix(X509_get0_notAfter(x)));
+  }
+  ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  return path;
 }

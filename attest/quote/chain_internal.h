@@ -82,6 +82,20 @@ bool ra_roots_has(const ra_roots *r, X509 *x);
  * NULL when none is. */
 X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len);
 
+/* RA_CHECK_CHAIN for a PCK leaf read by der.c (der_internal.h) under ca,
+ * a PCK CA whose validated path to root (a pinned root) memo holds for
+ * `at` (ca_memo, filled by ra_chain_check): what the full check asks of
+ * the leaf (its signature by ca, its validity, the issuer, Intel's shape;
+ * the leaf reader checked the rest), without decoding it. Returns the CA
+ * path (ca, root: the caller frees it with sk_X509_pop_free) after
+ * recording the pass, chain_len, the root and the windows in vd; NULL when
+ * something does not fit, with nothing recorded: the caller then runs
+ * ra_chain_check, which names the failure. */
+struct ra_pck_leaf;
+STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, const ra_chain_memo *m, X509 *ca,
+                                     X509 *root, const struct ra_pck_leaf *leaf, time_t at,
+                                     ra_verdict *vd);
+
 /* The issuer chain of a signed collateral body (TCB info, QE identity):
  * leaf (the signing certificate, an end entity) -> pinned root at `at`.
  * Failures are recorded under chk as RA_ERR_COLLATERAL_SIGNATURE; `what`
