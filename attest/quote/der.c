@@ -70,7 +70,7 @@ static bool oid_ok(ra_der_span o) {
 
 static bool printable_char(uint8_t b) {
   return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
-         strchr(" '()+,-./:=?", b) != NULL;
+         (b && strchr(" '()+,-./:=?", b) != NULL);
 }
 
 /* A directory string: PrintableString of its charset, or UTF8String /
@@ -171,7 +171,8 @@ static bool uint_ok(ra_der_span v, size_t max) {
 static bool sig_int(cur *c, uint8_t out[32]) {
   ra_der_span v;
   if (!take(c, 0x02, &v, NULL) || !uint_ok(v, 33)) return false;
-  if (v.len == 33) { /* 0x00 before a value with its top bit set */
+  if (v.len == 33) { /* 0x00 before a value with its top bit set, nothing else */
+    if (v.p[0] != 0) return false;
     v.p++;
     v.len--;
   }
@@ -234,8 +235,7 @@ static bool ku_ok(ra_der_span v, ra_pck_leaf *o) {
   ra_der_span b;
   if (!take(&c, 0x03, &b, NULL) || !at_end(&c) || b.len < 2 || b.len > 3) return false;
   uint8_t unused = b.p[0], last = b.p[b.len - 1];
-  if (unused > 7 || last == 0 || (last & ((1u << unused) - 1)) ||
-      (unused && !(last & (1u << unused))))
+  if (unused > 7 || (last & ((1u << unused) - 1)) || !(last & (1u << unused)))
     return false;
   o->key_usage = b.p[1] | (b.len == 3 ? (unsigned)b.p[2] << 8 : 0);
   return true;
@@ -318,7 +318,7 @@ static bool tbs_ok(cur *c, ra_pck_leaf *o) {
   ra_der_span serial;
   if (!enter(c, 0x30, &t)) return false;
   if (!expect(&t, VERSION_3, sizeof VERSION_3) || !take(&t, 0x02, &serial, &o->serial) ||
-      !uint_ok(serial, 20) || !expect(&t, ALG_ECDSA_SHA256, sizeof ALG_ECDSA_SHA256) ||
+      !uint_ok(serial, 21) || !expect(&t, ALG_ECDSA_SHA256, sizeof ALG_ECDSA_SHA256) ||
       !name_ok(&t, &o->issuer) || !enter(&t, 0x30, &validity) ||
       !time_ok(&validity, &o->not_before) || !time_ok(&validity, &o->not_after) ||
       !at_end(&validity) || !name_ok(&t, &o->subject) || !expect(&t, SPKI_P256, sizeof SPKI_P256) ||

@@ -15,7 +15,7 @@
  *
  *   Certificate: SEQUENCE { tbs, ecdsa-with-SHA256 (no parameters), BIT
  *     STRING (0 unused bits) of a canonical ECDSA-Sig-Value }, nothing after;
- *   tbs: version v3, a positive minimal serial of 1..20 octets, the same
+ *   tbs: version v3, a positive minimal serial of 1..21 octets (20 and a 0x00), the same
  *     algorithm identifier byte for byte, issuer and subject Names (one
  *     attribute per RDN, well-formed OIDs, printable ASCII in
  *     PrintableString/UTF8String/IA5String), validity (UTCTime or

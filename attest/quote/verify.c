@@ -280,11 +280,32 @@ static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opt
   X509 *ca = NULL, *root = NULL;
   STACK_OF(X509) *cas = NULL;
   ra_verdict *t = malloc(sizeof *t);
-  if (!buf || !t || ra_certs_split(blob, len, buf, len, certs, 3) != 3 ||
-      ra_der_pck_leaf(certs[0].p, certs[0].len, &leaf) ||
-      !(ca = ra_cert_cache_lookup(&v->cache, certs[1].p, certs[1].len)) ||
-      !(root = ra_roots_find_der(&v->roots, certs[2].p, certs[2].len)))
-    goto out;
+  int li = -1;
+  if (!buf || !t || ra_certs_split(blob, len, buf, len, certs, 3) != 3) goto out;
+  /* the leaf: the one certificate that reads as one (in any position:
+   * Intel's PEM chains put it first, its DER sample last) */
+  for (int i = 0; i < 3; i++)
+    if (!ra_der_pck_leaf(certs[i].p, certs[i].len, &leaf)) {
+      if (li >= 0) goto out;
+      li = i;
+    }
+  if (li < 0 || ra_der_pck_leaf(certs[li].p, certs[li].len, &leaf)) goto out;
+  /* the other two: a pinned root and a CA the verifier decoded before */
+  for (int i = 0; i < 3; i++) {
+    if (i == li) continue;
+    X509 *x = ra_roots_find_der(&v->roots, certs[i].p, certs[i].len);
+    if (!x) x = ra_cert_cache_lookup(&v->cache, certs[i].p, certs[i].len);
+    if (!x) goto out;
+    if (ra_roots_has(&v->roots, x) && !root) {
+      root = x;
+    } else if (!ca) {
+      ca = x;
+    } else {
+      X509_free(x);
+      goto out;
+    }
+  }
+  if (!ca || !root) goto out;
   *t = *vd;
   t->chain_from_quote = from_quote;
   t->pck_not_before = leaf.not_before;
