@@ -330,9 +330,10 @@ static bool tbs_ok(cur *c, ra_pck_leaf *o) {
 }
 
 int ra_der_pck_leaf(const uint8_t *der, size_t len, ra_pck_leaf *o) {
-  cur c = {der, der + len}, cert;
   memset(o, 0, sizeof *o);
-  if (!der || !enter(&c, 0x30, &cert) || !at_end(&c)) return -EBADMSG;
+  if (!der) return -EBADMSG;
+  cur c = {der, der + len}, cert;
+  if (!enter(&c, 0x30, &cert) || !at_end(&c)) return -EBADMSG;
   const uint8_t *tbs = cert.p;
   if (!tbs_ok(&cert, o)) return -EBADMSG;
   o->tbs = (ra_der_span){tbs, (size_t)(cert.p - tbs)};

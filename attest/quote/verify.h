@@ -278,10 +278,15 @@ enum {
      * verification. With this flag none of this is kept. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
   /* Keep decoded CA certificates only (the pinned root and the PCK
-     * Platform/Processor CAs that every platform's chain repeats): each PCK
-     * leaf is decoded and its path validated anew, and the attestation key
-     * object is not kept. What a verifier costs for a quote of a platform
-     * it has never seen (bench/verify_bench: "cold"). */
+     * Platform/Processor CAs that every platform's chain repeats), for a
+     * client that sees each platform once: a PCK leaf of Intel's shape under
+     * a CA whose path to a pinned root it validated before is not decoded
+     * but read by a strict DER reader (attest/quote/der.c) and checked
+     * alone (its signature by that CA, validity, issuer, extensions, CRLs);
+     * any other leaf is decoded and its path validated anew, and the
+     * attestation key object is not kept. Verdicts are the same either way
+     * (tests/attest/quote/der_test.c). What a verifier costs for a quote of
+     * a platform it has never seen (bench/verify_bench: "cold"). */
   RA_VERIFIER_CACHE_CA_ONLY = 4,
 };
 
