@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -237,12 +238,19 @@ static void ca_entry_clear(struct ra_ca_memo_entry *e) {
   memset(e, 0, sizeof *e);
 }
 
+static void leaf_entry_clear(struct ra_leaf_memo_entry *e) {
+  free(e->der);
+  X509_free(e->ca);
+  memset(e, 0, sizeof *e);
+}
+
 void ra_chain_memo_clear(ra_chain_memo *m) {
   for (int i = 0; i < RA_CHAIN_MEMO; i++) {
     memo_entry_clear(&m->e[i]);
     ca_entry_clear(&m->ca[i]);
+    leaf_entry_clear(&m->leaves[i]);
   }
-  m->next = m->ca_next = 0;
+  m->next = m->ca_next = m->leaves_next = 0;
 }
 
 /* The common window of certificates [from, n) of chain; false when a time
@@ -482,12 +490,46 @@ static bool leaf_fits_ca(X509 *ca, X509 *root, const ra_pck_leaf *leaf) {
          ra_is_p256(X509_get0_pubkey(ca));
 }
 
-STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, const ra_chain_memo *m, X509 *ca,
-                                     X509 *root, const ra_pck_leaf *leaf, time_t at,
-                                     ra_verdict *vd) {
+/* Whether the leaf with exactly these bytes verified under ca before. */
+static bool leaf_signature_known(const ra_chain_memo *m, X509 *ca, const uint8_t *der,
+                                 size_t len) {
+  for (int i = 0; i < RA_CHAIN_MEMO; i++) {
+    const struct ra_leaf_memo_entry *e = &m->leaves[i];
+    if (e->ca == ca && e->len == len && !memcmp(e->der, der, len)) return true;
+  }
+  return false;
+}
+
+/* Remembers a verified leaf signature; out of memory only means no memo. */
+static void leaf_signature_put(ra_chain_memo *m, X509 *ca, const uint8_t *der, size_t len) {
+  uint8_t *copy = malloc(len);
+  if (!copy || !X509_up_ref(ca)) {
+    free(copy);
+    return;
+  }
+  struct ra_leaf_memo_entry *e = &m->leaves[m->leaves_next++ % RA_CHAIN_MEMO];
+  leaf_entry_clear(e);
+  memcpy(copy, der, len);
+  e->der = copy;
+  e->len = len;
+  e->ca = ca;
+}
+
+static bool leaf_signed_by(ra_chain_memo *m, X509 *ca, const uint8_t *der, size_t len,
+                           const ra_pck_leaf *leaf, bool remember) {
+  if (remember && leaf_signature_known(m, ca, der, len)) return true;
+  if (!ra_ecdsa_p256_verify(X509_get0_pubkey(ca), leaf->tbs.p, leaf->tbs.len, leaf->sig))
+    return false;
+  if (remember) leaf_signature_put(m, ca, der, len);
+  return true;
+}
+
+STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, ra_chain_memo *m, X509 *ca, X509 *root,
+                                     const uint8_t *der, size_t len, const ra_pck_leaf *leaf,
+                                     time_t at, bool remember, ra_verdict *vd) {
   const struct ra_ca_memo_entry *e = ca_path_for(m, r, ca, root, at);
   if (!e || at < leaf->not_before || at >= leaf->not_after || !leaf_fits_ca(ca, root, leaf) ||
-      !ra_ecdsa_p256_verify(X509_get0_pubkey(ca), leaf->tbs.p, leaf->tbs.len, leaf->sig)) {
+      !leaf_signed_by(m, ca, der, len, leaf, remember)) {
     ERR_clear_error();
     return NULL;
   }

@@ -249,11 +249,7 @@ static bool check_pck_der_rest(ra_verifier *v, const ra_quote *q, const ra_pck_l
     goto out;
   vd->has_pck = true;
   ra_verdict_pass(vd, RA_CHECK_PCK_EXT);
-  if (ra_ecdsa_p256_verify_xy(leaf->pub, q->qe_report.raw, RA_SGX_REPORT_LEN, q->qe_report_sig) !=
-      1)
-    goto out;
-  ra_verdict_pass(vd, RA_CHECK_QE_SIG);
-  ok = true;
+  ok = ra_qe_check_signature_xy(q, leaf->pub, v->cache.ca_only ? NULL : &v->qe_sigs, vd);
 out:
   ASN1_INTEGER_free(serial);
   X509_NAME_free(subject);
@@ -262,17 +258,19 @@ out:
 }
 
 /* The PCK checks without decoding the leaf (der_internal.h), for a
- * verifier that keeps CA certificates only (a client that sees each
- * platform once: the leaf is new, its CA is not): Intel's blob of leaf,
- * PCK CA, root where the CA and root are certificates the verifier decoded
- * and validated before (ra_chain_check_leaf). True when every check passed,
- * recorded in vd; false when anything is unusual or fails: vd is then as it
- * was and the full path runs, deciding and naming the failure. */
+ * verifier with a certificate cache (a new platform's leaf is new, its CA
+ * is not): Intel's blob of leaf, PCK CA, root where the CA and root are
+ * certificates the verifier decoded and validated before
+ * (ra_chain_check_leaf). With the whole cache on (not CA-only) the leaf's
+ * signature and the QE report signature it verified are remembered, so the
+ * platform's later quotes cost their own signature. True when every check
+ * passed, recorded in vd; false when anything is unusual or fails: vd is
+ * then as it was and the full path runs, deciding and naming the failure. */
 static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opts *opts,
                           time_t at, const ra_policy *pol, ra_verdict *vd) {
   size_t len;
   bool from_quote, ok = false;
-  const uint8_t *blob = v->cache.off || !v->cache.ca_only ? NULL : pck_blob(q, opts, &len, &from_quote);
+  const uint8_t *blob = v->cache.off ? NULL : pck_blob(q, opts, &len, &from_quote);
   if (!blob) return false;
   uint8_t *buf = malloc(len);
   ra_der_span certs[3];
@@ -310,7 +308,8 @@ static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opt
   t->chain_from_quote = from_quote;
   t->pck_not_before = leaf.not_before;
   t->pck_not_after = leaf.not_after;
-  cas = ra_chain_check_leaf(&v->roots, &v->paths, ca, root, &leaf, at, t);
+  cas = ra_chain_check_leaf(&v->roots, &v->paths, ca, root, certs[li].p, certs[li].len, &leaf,
+                            at, !v->cache.ca_only, t);
   if (!cas || !check_pck_der_rest(v, q, &leaf, cas, opts ? opts->collateral : NULL, at, pol, t))
     goto out;
   *vd = *t;

@@ -112,32 +112,73 @@ static void quote_chain_der(const uint8_t *q, size_t len, buf *leaf, buf *ca, bu
   sk_X509_pop_free(sk, X509_free);
 }
 
-/* Both verifiers' verdicts on quote q with the PCK chain blob at `at`;
- * they must agree. Returns the verdict's error; *fast: whether the
- * CA-only verifier took the reader's path. */
-static int both(ra_verifier *ca_only, ra_verifier *full, const uint8_t *q, size_t qlen,
-                const uint8_t *chain, size_t clen, time_t at, bool *fast, const char *what) {
-  ra_verdict a, b;
+/* The verifiers compared: CA-only and warm (whole cache) take the
+ * reader's path when they can, full decodes everything every time. */
+typedef struct trio {
+  ra_verifier *ca_only, *warm, *full;
+} trio;
+
+static void trio_new(trio *t, unsigned flags) {
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY | flags, &t->ca_only), 0);
+  assert_int_equal(ra_verifier_new(flags, &t->warm), 0);
+  assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | flags, &t->full), 0);
+}
+
+static void trio_free(trio *t) {
+  ra_verifier_free(t->ca_only);
+  ra_verifier_free(t->warm);
+  ra_verifier_free(t->full);
+}
+
+static void trio_add_root(trio *t, const uint8_t *pem, size_t n) {
+  assert_int_equal(ra_verifier_add_root(t->ca_only, pem, n), 1);
+  assert_int_equal(ra_verifier_add_root(t->warm, pem, n), 1);
+  assert_int_equal(ra_verifier_add_root(t->full, pem, n), 1);
+}
+
+static void trio_add_crl(trio *t, const uint8_t *der, size_t n) {
+  assert_int_equal(ra_verifier_add_crl(t->ca_only, der, n), 1);
+  assert_int_equal(ra_verifier_add_crl(t->warm, der, n), 1);
+  assert_int_equal(ra_verifier_add_crl(t->full, der, n), 1);
+}
+
+/* Verdict a (of a verifier that may read the leaf) is verdict b (the full
+ * path's), field by field. */
+static void same_verdict(const ra_verdict *a, int ra, const ra_verdict *b, int rb,
+                         const char *who, const char *what) {
+  if (ra != rb || a->err != b->err || strcmp(a->msg, b->msg))
+    fail_msg("%s: %s %s (%s), full path %s (%s)", what, who, ra_err_name(a->err), a->msg,
+             ra_err_name(b->err), b->msg);
+  assert_memory_equal(a->checks, b->checks, sizeof a->checks);
+  assert_int_equal(a->valid_from, b->valid_from);
+  assert_int_equal(a->valid_until, b->valid_until);
+  assert_int_equal(a->chain_len, b->chain_len);
+  assert_int_equal(a->crls_applied, b->crls_applied);
+  assert_int_equal(a->has_pck, b->has_pck);
+  assert_int_equal(a->pck_not_before, b->pck_not_before);
+  assert_int_equal(a->pck_not_after, b->pck_not_after);
+  assert_int_equal(a->chain_from_quote, b->chain_from_quote);
+  assert_memory_equal(a->root_sha256, b->root_sha256, 32);
+  assert_string_equal(a->root_subject, b->root_subject);
+  assert_memory_equal(&a->pck, &b->pck, sizeof a->pck);
+}
+
+/* The three verdicts on quote q with the PCK chain blob at `at`; they must
+ * agree. Returns the verdict's error; *fast: whether the CA-only verifier
+ * took the reader's path (the warm one must have taken it too). */
+static int both(trio *t, const uint8_t *q, size_t qlen, const uint8_t *chain, size_t clen,
+                time_t at, bool *fast, const char *what) {
+  ra_verdict a, w, b;
   ra_verify_opts o = {.at = at, .pck_chain = chain, .pck_chain_len = clen};
-  unsigned before = ra_verifier_der_leaves(ca_only);
-  int ra = ra_verify_quote(ca_only, q, qlen, &o, &SIG_ONLY, &a);
-  int rb = ra_verify_quote(full, q, qlen, &o, &SIG_ONLY, &b);
-  *fast = ra_verifier_der_leaves(ca_only) != before;
-  if (ra != rb || a.err != b.err || strcmp(a.msg, b.msg))
-    fail_msg("%s: reader path %s (%s), full path %s (%s)", what, ra_err_name(a.err), a.msg,
-             ra_err_name(b.err), b.msg);
-  assert_memory_equal(a.checks, b.checks, sizeof a.checks);
-  assert_int_equal(a.valid_from, b.valid_from);
-  assert_int_equal(a.valid_until, b.valid_until);
-  assert_int_equal(a.chain_len, b.chain_len);
-  assert_int_equal(a.crls_applied, b.crls_applied);
-  assert_int_equal(a.has_pck, b.has_pck);
-  assert_int_equal(a.pck_not_before, b.pck_not_before);
-  assert_int_equal(a.pck_not_after, b.pck_not_after);
-  assert_int_equal(a.chain_from_quote, b.chain_from_quote);
-  assert_memory_equal(a.root_sha256, b.root_sha256, 32);
-  assert_string_equal(a.root_subject, b.root_subject);
-  assert_memory_equal(&a.pck, &b.pck, sizeof a.pck);
+  unsigned before = ra_verifier_der_leaves(t->ca_only),
+           wbefore = ra_verifier_der_leaves(t->warm);
+  int ra = ra_verify_quote(t->ca_only, q, qlen, &o, &SIG_ONLY, &a);
+  int rw = ra_verify_quote(t->warm, q, qlen, &o, &SIG_ONLY, &w);
+  int rb = ra_verify_quote(t->full, q, qlen, &o, &SIG_ONLY, &b);
+  *fast = ra_verifier_der_leaves(t->ca_only) != before;
+  same_verdict(&a, ra, &b, rb, "reader path (CA-only)", what);
+  same_verdict(&w, rw, &b, rb, "reader path (warm)", what);
+  if (*fast) assert_true(ra_verifier_der_leaves(t->warm) != wbefore);
   return a.err;
 }
 
@@ -294,9 +335,8 @@ static void test_intel_leaf_mutations_agree(void **state) {
     uint8_t *q = load(quotes[f], &len);
     buf leaf = {0}, ca = {0}, root = {0};
     quote_chain_der(q, len, &leaf, &ca, &root);
-    ra_verifier *fastv, *full;
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY, &fastv), 0);
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE, &full), 0);
+    trio t;
+    trio_new(&t, 0);
     time_t at = ymd(2025, 6, 1);
     buf chain = {0};
     buf_add(&chain, leaf.p, leaf.n);
@@ -304,9 +344,13 @@ static void test_intel_leaf_mutations_agree(void **state) {
     buf_add(&chain, root.p, root.n);
     bool fast;
     /* the first verification learns the CA path; the second reads the leaf */
-    assert_int_equal(both(fastv, full, q, len, chain.p, chain.n, at, &fast, "first"), 0);
+    assert_int_equal(both(&t, q, len, chain.p, chain.n, at, &fast, "first"), 0);
     assert_false(fast);
-    assert_int_equal(both(fastv, full, q, len, chain.p, chain.n, at, &fast, "again"), 0);
+    assert_int_equal(both(&t, q, len, chain.p, chain.n, at, &fast, "again"), 0);
+    assert_true(fast);
+    /* the warm verifier remembered the leaf and QE report signatures: a
+     * third verification reads the leaf again, verdict unchanged */
+    assert_int_equal(both(&t, q, len, chain.p, chain.n, at, &fast, "third"), 0);
     assert_true(fast);
     unsigned accepted_mutants = 0;
     for (size_t i = 0; i < leaf.n; i++) {
@@ -314,15 +358,14 @@ static void test_intel_leaf_mutations_agree(void **state) {
       chain.p[i] ^= (uint8_t)(i % 7 == 0 ? 0x80 : 0x01);
       char what[64];
       snprintf(what, sizeof what, "%s byte %zu", quotes[f], i);
-      if (both(fastv, full, q, len, chain.p, chain.n, at, &fast, what) == 0) accepted_mutants++;
+      if (both(&t, q, len, chain.p, chain.n, at, &fast, what) == 0) accepted_mutants++;
       chain.p[i] = keep;
     }
     /* a change inside the SGX extension's unread parts could still verify?
      * no: every byte is signed */
     assert_int_equal(accepted_mutants, 0);
     free(chain.p);
-    ra_verifier_free(fastv);
-    ra_verifier_free(full);
+    trio_free(&t);
     free(leaf.p);
     free(ca.p);
     free(root.p);
@@ -349,27 +392,19 @@ static void test_intel_times_and_crls_agree(void **state) {
   ra_pck_leaf l;
   assert_int_equal(ra_der_pck_leaf(leaf.p, leaf.n, &l), 0);
   for (int with_crls = 0; with_crls < 2; with_crls++) {
-    ra_verifier *fastv, *full;
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY | RA_VERIFIER_NO_DEFAULT_ROOT,
-                                     &fastv),
-                     0);
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | RA_VERIFIER_NO_DEFAULT_ROOT,
-                                     &full),
-                     0);
-    assert_int_equal(ra_verifier_add_root(fastv, rootpem, rl), 1);
-    assert_int_equal(ra_verifier_add_root(full, rootpem, rl), 1);
+    trio t;
+    trio_new(&t, RA_VERIFIER_NO_DEFAULT_ROOT);
+    trio_add_root(&t, rootpem, rl);
     if (with_crls) {
-      assert_int_equal(ra_verifier_add_crl(fastv, crl1, cl1), 1);
-      assert_int_equal(ra_verifier_add_crl(fastv, crl2, cl2), 1);
-      assert_int_equal(ra_verifier_add_crl(full, crl1, cl1), 1);
-      assert_int_equal(ra_verifier_add_crl(full, crl2, cl2), 1);
+      trio_add_crl(&t, crl1, cl1);
+      trio_add_crl(&t, crl2, cl2);
     }
     bool fast;
     time_t mid = l.not_before + (l.not_after - l.not_before) / 2, now = time(NULL);
     /* the chain validated once (whatever the CRLs say): the CA path is known */
-    both(fastv, full, q, len, chain.p, chain.n, mid, &fast, "first");
+    both(&t, q, len, chain.p, chain.n, mid, &fast, "first");
     if (!with_crls) {
-      assert_int_equal(both(fastv, full, q, len, chain.p, chain.n, mid, &fast, "mid"), 0);
+      assert_int_equal(both(&t, q, len, chain.p, chain.n, mid, &fast, "mid"), 0);
       assert_true(fast);
     }
     const time_t at[] = {l.not_before - 1, l.not_before, l.not_before + 86400, mid, now,
@@ -378,10 +413,9 @@ static void test_intel_times_and_crls_agree(void **state) {
     for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
       char what[64];
       snprintf(what, sizeof what, "at %lld crls %d", (long long)at[i], with_crls);
-      both(fastv, full, q, len, chain.p, chain.n, at[i], &fast, what);
+      both(&t, q, len, chain.p, chain.n, at[i], &fast, what);
     }
-    ra_verifier_free(fastv);
-    ra_verifier_free(full);
+    trio_free(&t);
   }
   free(chain.p);
   free(leaf.p);
@@ -646,23 +680,13 @@ static void test_sim_variants_agree(void **state) {
       [V_CA] = 2,
   };
   for (int crls = 0; crls < 3; crls++) { /* none, the sim's, a PCK CRL revoking the leaf */
-    ra_verifier *fastv, *full;
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY | RA_VERIFIER_NO_DEFAULT_ROOT,
-                                     &fastv),
-                     0);
-    assert_int_equal(ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | RA_VERIFIER_NO_DEFAULT_ROOT,
-                                     &full),
-                     0);
-    assert_int_equal(ra_verifier_add_root_file(fastv, ra_sim_root_pem_path(h->sim)), 1);
-    assert_int_equal(ra_verifier_add_root_file(full, ra_sim_root_pem_path(h->sim)), 1);
-    if (crls) {
-      assert_int_equal(ra_verifier_add_crl(fastv, crl_root, ncrl_root), 1);
-      assert_int_equal(ra_verifier_add_crl(full, crl_root, ncrl_root), 1);
-    }
-    if (crls == 1) {
-      assert_int_equal(ra_verifier_add_crl(fastv, crl_ca, ncrl_ca), 1);
-      assert_int_equal(ra_verifier_add_crl(full, crl_ca, ncrl_ca), 1);
-    }
+    size_t rootn;
+    uint8_t *rootpem = load_path(ra_sim_root_pem_path(h->sim), &rootn);
+    trio t;
+    trio_new(&t, RA_VERIFIER_NO_DEFAULT_ROOT);
+    trio_add_root(&t, rootpem, rootn);
+    if (crls) trio_add_crl(&t, crl_root, ncrl_root);
+    if (crls == 1) trio_add_crl(&t, crl_ca, ncrl_ca);
     time_t now = time(NULL);
     for (int v = 0; v < V__COUNT; v++) {
       size_t n;
@@ -674,35 +698,28 @@ static void test_sim_variants_agree(void **state) {
         X509 *lx = d2i_X509(NULL, &p, (long)n);
         X509_CRL *c = X509_CRL_new();
         X509_REVOKED *r = X509_REVOKED_new();
-        ASN1_TIME *t = ASN1_TIME_new();
-        X509_gmtime_adj(t, -3600); /* a leaf OpenSSL cannot read: the genuine serial */
+        ASN1_TIME *tm = ASN1_TIME_new();
+        X509_gmtime_adj(tm, -3600); /* a leaf OpenSSL cannot read: the genuine serial */
         X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(lx ? lx : h->pck));
-        X509_REVOKED_set_revocationDate(r, t);
+        X509_REVOKED_set_revocationDate(r, tm);
         X509_CRL_add0_revoked(c, r);
         X509_CRL_set_version(c, 1);
         X509_CRL_set_issuer_name(c, X509_get_subject_name(h->ica));
-        X509_CRL_set1_lastUpdate(c, t);
-        X509_gmtime_adj(t, 86400);
-        X509_CRL_set1_nextUpdate(c, t);
+        X509_CRL_set1_lastUpdate(c, tm);
+        X509_gmtime_adj(tm, 86400);
+        X509_CRL_set1_nextUpdate(c, tm);
         X509_CRL_sort(c);
         assert_true(X509_CRL_sign(c, h->ica_key, EVP_sha256()) > 0);
-        ra_verifier_free(fastv);
-        ra_verifier_free(full);
-        assert_int_equal(
-            ra_verifier_new(RA_VERIFIER_CACHE_CA_ONLY | RA_VERIFIER_NO_DEFAULT_ROOT, &fastv), 0);
-        assert_int_equal(
-            ra_verifier_new(RA_VERIFIER_NO_CERT_CACHE | RA_VERIFIER_NO_DEFAULT_ROOT, &full), 0);
-        assert_int_equal(ra_verifier_add_root_file(fastv, ra_sim_root_pem_path(h->sim)), 1);
-        assert_int_equal(ra_verifier_add_root_file(full, ra_sim_root_pem_path(h->sim)), 1);
+        trio_free(&t);
+        trio_new(&t, RA_VERIFIER_NO_DEFAULT_ROOT);
+        trio_add_root(&t, rootpem, rootn);
         uint8_t *cd = NULL;
         int cn = i2d_X509_CRL(c, &cd);
         assert_true(cn > 0);
-        assert_int_equal(ra_verifier_add_crl(fastv, crl_root, ncrl_root), 1);
-        assert_int_equal(ra_verifier_add_crl(full, crl_root, ncrl_root), 1);
-        assert_int_equal(ra_verifier_add_crl(fastv, cd, (size_t)cn), 1);
-        assert_int_equal(ra_verifier_add_crl(full, cd, (size_t)cn), 1);
+        trio_add_crl(&t, crl_root, ncrl_root);
+        trio_add_crl(&t, cd, (size_t)cn);
         OPENSSL_free(cd);
-        ASN1_TIME_free(t);
+        ASN1_TIME_free(tm);
         X509_CRL_free(c);
         X509_free(lx);
       }
@@ -715,12 +732,12 @@ static void test_sim_variants_agree(void **state) {
         uint8_t *gl = make_leaf(h, V_GENUINE, &gn);
         chain_pem(h, gl, gn, &g);
         snprintf(what, sizeof what, "prime before %s, crls %d", VARIANT_NAMES[v], crls);
-        both(fastv, full, q, qlen, g.p, g.n, now, &fast, what);
+        both(&t, q, qlen, g.p, g.n, now, &fast, what);
         free(gl);
         free(g.p);
       }
       snprintf(what, sizeof what, "%s, crls %d", VARIANT_NAMES[v], crls);
-      int err = both(fastv, full, q, qlen, chain.p, chain.n, now, &fast, what);
+      int err = both(&t, q, qlen, chain.p, chain.n, now, &fast, what);
       if (crls == 2) {
         /* revoked (or refused for another reason first): never by the reader */
         if (err == 0) fail_msg("%s: a revoked leaf accepted", what);
@@ -735,11 +752,16 @@ static void test_sim_variants_agree(void **state) {
       } else {
         assert_false(fast); /* whatever the verdict, not by the reader */
       }
+      /* again: the warm verifier's remembered signatures change nothing */
+      bool fast2;
+      snprintf(what, sizeof what, "%s again, crls %d", VARIANT_NAMES[v], crls);
+      assert_int_equal(both(&t, q, qlen, chain.p, chain.n, now, &fast2, what), err);
+      assert_int_equal(fast2, fast);
       free(chain.p);
       free(leaf);
     }
-    ra_verifier_free(fastv);
-    ra_verifier_free(full);
+    trio_free(&t);
+    free(rootpem);
   }
   free(crl_ca);
   free(crl_root);
