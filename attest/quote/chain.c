@@ -303,6 +303,19 @@ static void ca_memo_put(ra_chain_memo *m, const ra_roots *r, STACK_OF(X509) * ch
     sk_X509_pop_free(path, X509_free);
     return;
   }
+  X509 *root = sk_X509_value(path, 1);
+  unsigned mdlen = 0;
+  if (X509_digest(root, EVP_sha256(), e->root_sha256, &mdlen) != 1 || mdlen != 32) {
+    sk_X509_pop_free(path, X509_free);
+    X509_free(ca);
+    return;
+  }
+  ra_cert_subject_line(root, e->root_subject, sizeof e->root_subject);
+  for (int i = 0; i < 2; i++) {
+    X509 *x = sk_X509_value(path, i);
+    e->nb[i] = ra_asn1_time_to_unix(X509_get0_notBefore(x));
+    e->na[i] = ra_asn1_time_to_unix(X509_get0_notAfter(x));
+  }
   e->ca = ca;
   e->path = path;
   e->valid_from = vf;
@@ -534,17 +547,17 @@ STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, ra_chain_memo *m, X509 *
     return NULL;
   }
   STACK_OF(X509) *path = X509_chain_up_ref(e->path);
-  if (!path || !record_root_of(root, 3, vd)) {
-    sk_X509_pop_free(path, X509_free);
+  if (!path) {
     ERR_clear_error();
     return NULL;
   }
+  /* what record_root and ra_chain_check record, computed when the path
+   * was remembered */
+  vd->chain_len = 3;
+  memcpy(vd->root_subject, e->root_subject, sizeof vd->root_subject);
+  memcpy(vd->root_sha256, e->root_sha256, 32);
   ra_verdict_window(vd, leaf->not_before, leaf->not_after);
-  for (int i = 0; i < sk_X509_num(path); i++) {
-    X509 *x = sk_X509_value(path, i);
-    ra_verdict_window(vd, ra_asn1_time_to_unix(X509_get0_notBefore(x)),
-                      ra_asn1_time_to_unix(X509_get0_notAfter(x)));
-  }
+  for (int i = 0; i < 2; i++) ra_verdict_window(vd, e->nb[i], e->na[i]);
   ra_verdict_pass(vd, RA_CHECK_CHAIN);
   return path;
 }

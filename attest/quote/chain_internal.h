@@ -60,6 +60,11 @@ typedef struct ra_chain_memo {
     STACK_OF(X509) * path;     /* ca first, root last */
     time_t valid_from, valid_to;
     int n_roots;
+    /* the root as the verdict names it, and the windows of the path
+     * (ra_chain_check_leaf records them without computing them again) */
+    char root_subject[128];
+    uint8_t root_sha256[32];
+    time_t nb[2], na[2];
   } ca[RA_CHAIN_MEMO];
   unsigned ca_next;
   /* PCK leaves read by der.c whose signature by a CA verified (a pure

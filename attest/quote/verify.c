@@ -42,6 +42,12 @@ struct ra_verifier {
   ASN1_OBJECT *sgx_ext_oid;
   uint8_t config_id[32]; /* identity_internal.h */
   unsigned der_leaves;   /* PCK leaves checked by check_pck_der (tests) */
+  /* The subject of the last PCK leaf read by der.c, decoded (for the CRL
+   * checks): every PCK leaf of a CA has the same one ("Intel SGX PCK
+   * Certificate", ...), so a new platform's leaf rarely needs it decoded. */
+  uint8_t *leaf_subject_der;
+  size_t leaf_subject_len;
+  X509_NAME *leaf_subject;
 };
 
 unsigned ra_verifier_der_leaves(const ra_verifier *v) { return v->der_leaves; }
@@ -99,6 +105,8 @@ void ra_verifier_free(ra_verifier *v) {
   ra_qe_sig_memo_clear(&v->qe_sigs);
   EVP_PKEY_free(v->att);
   ASN1_OBJECT_free(v->sgx_ext_oid);
+  X509_NAME_free(v->leaf_subject);
+  free(v->leaf_subject_der);
   free(v);
 }
 
@@ -233,11 +241,33 @@ static const uint8_t *pck_blob(const ra_quote *q, const ra_verify_opts *opts, si
 /* RA_CHECK_CRL, RA_CHECK_PCK_EXT and RA_CHECK_QE_SIG for a leaf read by
  * der.c whose chain check passed (cas: its CA and root); true when all
  * three passed (or the CRL check was skipped: none given, none required). */
+/* The leaf's subject decoded (the verifier's, valid until the next call);
+ * NULL when it does not decode or on ENOMEM. */
+static const X509_NAME *leaf_subject(ra_verifier *v, const ra_pck_leaf *leaf) {
+  if (v->leaf_subject && v->leaf_subject_len == leaf->subject.len &&
+      !memcmp(v->leaf_subject_der, leaf->subject.p, leaf->subject.len))
+    return v->leaf_subject;
+  const uint8_t *p = leaf->subject.p;
+  X509_NAME *n = d2i_X509_NAME(NULL, &p, (long)leaf->subject.len);
+  uint8_t *copy = n ? malloc(leaf->subject.len) : NULL;
+  if (!copy) {
+    X509_NAME_free(n);
+    return NULL;
+  }
+  memcpy(copy, leaf->subject.p, leaf->subject.len);
+  X509_NAME_free(v->leaf_subject);
+  free(v->leaf_subject_der);
+  v->leaf_subject = n;
+  v->leaf_subject_der = copy;
+  v->leaf_subject_len = leaf->subject.len;
+  return n;
+}
+
 static bool check_pck_der_rest(ra_verifier *v, const ra_quote *q, const ra_pck_leaf *leaf,
                                STACK_OF(X509) * cas, ra_collateral *coll, time_t at,
                                const ra_policy *pol, ra_verdict *vd) {
-  const uint8_t *p = leaf->subject.p, *sp = leaf->serial.p;
-  X509_NAME *subject = d2i_X509_NAME(NULL, &p, (long)leaf->subject.len);
+  const uint8_t *sp = leaf->serial.p;
+  const X509_NAME *subject = leaf_subject(v, leaf);
   ASN1_INTEGER *serial = d2i_ASN1_INTEGER(NULL, &sp, (long)leaf->serial.len);
   bool ok = false;
   if (!subject || !serial) goto out;
@@ -252,7 +282,6 @@ static bool check_pck_der_rest(ra_verifier *v, const ra_quote *q, const ra_pck_l
   ok = ra_qe_check_signature_xy(q, leaf->pub, v->cache.ca_only ? NULL : &v->qe_sigs, vd);
 out:
   ASN1_INTEGER_free(serial);
-  X509_NAME_free(subject);
   ERR_clear_error();
   return ok;
 }
@@ -282,12 +311,14 @@ static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opt
   if (!buf || !t || ra_certs_split(blob, len, buf, len, certs, 3) != 3) goto out;
   /* the leaf: the one certificate that reads as one (in any position:
    * Intel's PEM chains put it first, its DER sample last) */
-  for (int i = 0; i < 3; i++)
-    if (!ra_der_pck_leaf(certs[i].p, certs[i].len, &leaf)) {
-      if (li >= 0) goto out;
-      li = i;
-    }
-  if (li < 0 || ra_der_pck_leaf(certs[li].p, certs[li].len, &leaf)) goto out;
+  for (int i = 0; i < 3; i++) {
+    ra_pck_leaf l;
+    if (ra_der_pck_leaf(certs[i].p, certs[i].len, &l)) continue;
+    if (li >= 0) goto out;
+    li = i;
+    leaf = l;
+  }
+  if (li < 0) goto out;
   /* the other two: a pinned root and a CA the verifier decoded before */
   for (int i = 0; i < 3; i++) {
     if (i == li) continue;
