@@ -128,8 +128,9 @@ static long days_from_civil(int y, int m, int d) {
   return era * 146097 + doe - 719468;
 }
 
-/* UTCTime YYMMDDHHMMSSZ (YY < 50: 20YY, as RFC 5280 and OpenSSL) or
- * GeneralizedTime YYYYMMDDHHMMSSZ, a real date from 1971 on. */
+/* UTCTime YYMMDDHHMMSSZ (YY < 50: 20YY, as RFC 5280 and OpenSSL) before
+ * 2050, GeneralizedTime YYYYMMDDHHMMSSZ from 2050, a real date from 1971
+ * on. */
 static bool time_ok(cur *c, time_t *out) {
   static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   uint8_t tag = c->p < c->end ? c->p[0] : 0;
@@ -143,7 +144,10 @@ static bool time_ok(cur *c, time_t *out) {
       !digits(p + yl + 4, 2, &h) || !digits(p + yl + 6, 2, &mi) || !digits(p + yl + 8, 2, &s))
     return false;
   if (yl == 2) y += y < 50 ? 2000 : 1900;
-  if (y < 1971 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return false;
+  /* RFC 5280: UTCTime through 2049, GeneralizedTime from 2050 */
+  if (y < 1971 || (yl == 4) != (y >= 2050) || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 ||
+      s > 59)
+    return false;
   if (d > mdays[mo - 1] + (mo == 2 && leap(y))) return false;
   *out = (time_t)days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
   return true;

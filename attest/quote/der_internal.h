@@ -18,8 +18,8 @@
  *   tbs: version v3, a positive minimal serial of 1..21 octets (20 and a 0x00), the same
  *     algorithm identifier byte for byte, issuer and subject Names (one
  *     attribute per RDN, well-formed OIDs, printable ASCII in
- *     PrintableString/UTF8String/IA5String), validity (UTCTime or
- *     GeneralizedTime, "…Z", valid dates), an id-ecPublicKey P-256 named
+ *     PrintableString/UTF8String/IA5String), validity (UTCTime before
+ *     2050, GeneralizedTime from 2050, "…Z", valid dates), an id-ecPublicKey P-256 named
  *     curve key as an uncompressed point, no unique ids, extensions;
  *   extensions, each once, nothing else: authorityKeyIdentifier (keyId only,
  *     required, not critical), subjectKeyIdentifier (not critical),
