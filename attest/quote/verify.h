@@ -275,7 +275,12 @@ enum {
      * few QE report signatures it verified (the same PCK certificate, the
      * exact report and signature bytes: every quote of a platform carries
      * the same), so a new quote of a platform seen before costs one ECDSA
-     * verification. With this flag none of this is kept. */
+     * verification. A PCK leaf of Intel's shape under a PCK CA whose path
+     * it validated before is read rather than decoded (see
+     * RA_VERIFIER_CACHE_CA_ONLY), and its verified signature and QE report
+     * signature are remembered the same way (by exact leaf bytes and CA;
+     * by key point, report and signature). With this flag none of this is
+     * kept, and every leaf is decoded. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
   /* Keep decoded CA certificates only (the pinned root and the PCK
      * Platform/Processor CAs that every platform's chain repeats), for a
