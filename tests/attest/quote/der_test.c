@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "raloop/attest/quote/collateral.h"
 #include "raloop/attest/quote/der_internal.h"
 #include "raloop/attest/quote/quote.h"
 #include "raloop/attest/quote/sim.h"
@@ -427,6 +428,81 @@ static void test_intel_times_and_crls_agree(void **state) {
   free(q);
 }
 
+/* With Intel's collateral (Phala's samples: CRLs required, TCB and QE
+ * identity evaluated), at times inside and around its windows, expired
+ * collateral allowed or not: the three verifiers agree, and the reader's
+ * path ran where the CA path was known and everything passed. */
+static void test_collateral_agree(void **state) {
+  (void)state;
+  static const char *const names[] = {"tdx_quote", "sgx_quote", "tdx_quote_outdated"};
+  for (size_t f = 0; f < 3; f++) {
+    char qn[128], cn[128];
+    snprintf(qn, sizeof qn, "collateral/phala/%s", names[f]);
+    snprintf(cn, sizeof cn, "collateral/phala/%s_collateral.json", names[f]);
+    size_t ql, cl;
+    uint8_t *q = load(qn, &ql), *cj = load(cn, &cl);
+    /* the collateral's issue time (inside every window when the leaf is
+     * valid then), the edges of its nextUpdate, the leaf's edges, a year
+     * before and ten after */
+    ra_collateral *ci;
+    ra_collateral_info info;
+    assert_int_equal(ra_collateral_parse_json((const char *)cj, cl, &ci), 0);
+    ra_collateral_get_info(ci, &info);
+    ra_collateral_free(ci);
+    buf leaf = {0}, ca = {0}, root = {0};
+    quote_chain_der(q, ql, &leaf, &ca, &root);
+    ra_pck_leaf l;
+    assert_int_equal(ra_der_pck_leaf(leaf.p, leaf.n, &l), 0);
+    time_t issue = info.tcb_info_issue > l.not_before ? info.tcb_info_issue : l.not_before + 1,
+           next = info.tcb_info_next_update;
+    const time_t at[] = {issue,        issue + 3600,     next - 1,         next,
+                         next + 1,     l.not_before - 1, l.not_before,     issue - 365 * 86400,
+                         issue + 3650 * 86400};
+    free(leaf.p);
+    free(ca.p);
+    free(root.p);
+    for (int expired_ok = 0; expired_ok < 2; expired_ok++) {
+      ra_policy pol = {.signature_only = true, .allow_mr_servicetd = true, .accept_tcb = ~0u,
+                       .allow_expired_collateral = expired_ok};
+      trio t;
+      trio_new(&t, 0);
+      ra_verifier *const vs[3] = {t.ca_only, t.warm, t.full};
+      ra_collateral *c[3];
+      for (int k = 0; k < 3; k++)
+        assert_int_equal(ra_collateral_parse_json((const char *)cj, cl, &c[k]), 0);
+      unsigned fast_n = 0;
+      for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+          ra_verdict vd[3];
+          int rc[3];
+          unsigned before = ra_verifier_der_leaves(t.ca_only);
+          for (int k = 0; k < 3; k++) {
+            ra_verify_opts o = {.at = at[i], .collateral = c[k]};
+            rc[k] = ra_verify_quote(vs[k], q, ql, &o, &pol, &vd[k]);
+          }
+          fast_n += ra_verifier_der_leaves(t.ca_only) != before;
+          if (getenv("DER_TEST_DEBUG"))
+            fprintf(stderr, "%s %lld: %s %s fast %d\n", names[f], (long long)at[i],
+                    ra_err_name(vd[2].err), vd[2].msg, ra_verifier_der_leaves(t.ca_only) != before);
+          char what[96];
+          snprintf(what, sizeof what, "%s at %lld, expired %s", names[f], (long long)at[i],
+                   expired_ok ? "allowed" : "refused");
+          same_verdict(&vd[0], rc[0], &vd[2], rc[2], "reader path (CA-only)", what);
+          same_verdict(&vd[1], rc[1], &vd[2], rc[2], "reader path (warm)", what);
+          assert_int_equal(vd[0].tcb_status, vd[2].tcb_status);
+          assert_int_equal(vd[1].tcb_status, vd[2].tcb_status);
+          assert_int_equal(vd[0].collateral_expired, vd[2].collateral_expired);
+        }
+      /* the issue time is inside every sample's windows */
+      if (!fast_n) fail_msg("%s: the reader's path never ran", names[f]);
+      for (int k = 0; k < 3; k++) ra_collateral_free(c[k]);
+      trio_free(&t);
+    }
+    free(q);
+    free(cj);
+  }
+}
+
 /* ---- both paths on leaves of our own making (the simulated hierarchy) ---- */
 
 static char sim_dir[256];
@@ -774,6 +850,7 @@ int main(void) {
       cmocka_unit_test(test_reader_refuses_encodings),
       cmocka_unit_test(test_intel_leaf_mutations_agree),
       cmocka_unit_test(test_intel_times_and_crls_agree),
+      cmocka_unit_test(test_collateral_agree),
       cmocka_unit_test_setup_teardown(test_sim_variants_agree, sim_setup, sim_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
