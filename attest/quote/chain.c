@@ -498,7 +498,8 @@ static bool leaf_fits_ca(X509 *ca, X509 *root, const ra_pck_leaf *leaf) {
          nlen == leaf->issuer.len && !memcmp(nder, leaf->issuer.p, nlen) && skid &&
          (size_t)ASN1_STRING_length(skid) == leaf->akid.len &&
          !memcmp(ASN1_STRING_get0_data(skid), leaf->akid.p, leaf->akid.len) &&
-         !(xf & EXFLAG_INVALID) && (!(xf & EXFLAG_KUSAGE) || (X509_get_key_usage(ca) & KU_KEY_CERT_SIGN)) &&
+         !(xf & EXFLAG_INVALID) &&
+         (!(xf & EXFLAG_KUSAGE) || (X509_get_key_usage(ca) & KU_KEY_CERT_SIGN)) &&
          X509_NAME_cmp(X509_get_subject_name(root), X509_get_subject_name(ca)) != 0 &&
          ra_is_p256(X509_get0_pubkey(ca));
 }

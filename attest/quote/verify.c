@@ -238,9 +238,6 @@ static const uint8_t *pck_blob(const ra_quote *q, const ra_verify_opts *opts, si
   return q->cert_data.bytes;
 }
 
-/* RA_CHECK_CRL, RA_CHECK_PCK_EXT and RA_CHECK_QE_SIG for a leaf read by
- * der.c whose chain check passed (cas: its CA and root); true when all
- * three passed (or the CRL check was skipped: none given, none required). */
 /* The leaf's subject decoded (the verifier's, valid until the next call);
  * NULL when it does not decode or on ENOMEM. */
 static const X509_NAME *leaf_subject(ra_verifier *v, const ra_pck_leaf *leaf) {
@@ -263,6 +260,9 @@ static const X509_NAME *leaf_subject(ra_verifier *v, const ra_pck_leaf *leaf) {
   return n;
 }
 
+/* RA_CHECK_CRL, RA_CHECK_PCK_EXT and RA_CHECK_QE_SIG for a leaf read by
+ * der.c whose chain check passed (cas: its CA and root); true when all
+ * three passed (or the CRL check was skipped: none given, none required). */
 static bool check_pck_der_rest(ra_verifier *v, const ra_quote *q, const ra_pck_leaf *leaf,
                                STACK_OF(X509) * cas, ra_collateral *coll, time_t at,
                                const ra_policy *pol, ra_verdict *vd) {
@@ -323,9 +323,10 @@ static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opt
   for (int i = 0; i < 3; i++) {
     if (i == li) continue;
     X509 *x = ra_roots_find_der(&v->roots, certs[i].p, certs[i].len);
+    bool pinned = x != NULL;
     if (!x) x = ra_cert_cache_lookup(&v->cache, certs[i].p, certs[i].len);
     if (!x) goto out;
-    if (ra_roots_has(&v->roots, x) && !root) {
+    if (pinned && !root) {
       root = x;
     } else if (!ca) {
       ca = x;
