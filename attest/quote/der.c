@@ -223,8 +223,8 @@ static int ext_kind_of(ra_der_span oid) {
 /* AuthorityKeyIdentifier: SEQUENCE { [0] keyIdentifier } and nothing else. */
 static bool akid_ok(ra_der_span v, ra_pck_leaf *o) {
   cur c = {v.p, v.p + v.len}, seq;
-  return enter(&c, 0x30, &seq) && at_end(&c) && take(&seq, 0x80, &o->akid, NULL) &&
-         at_end(&seq) && o->akid.len >= 1 && o->akid.len <= 64;
+  return enter(&c, 0x30, &seq) && at_end(&c) && take(&seq, 0x80, &o->akid, NULL) && at_end(&seq) &&
+         o->akid.len >= 1 && o->akid.len <= 64;
 }
 
 static bool skid_ok(ra_der_span v, ra_pck_leaf *o) {
@@ -239,8 +239,7 @@ static bool ku_ok(ra_der_span v, ra_pck_leaf *o) {
   ra_der_span b;
   if (!take(&c, 0x03, &b, NULL) || !at_end(&c) || b.len < 2 || b.len > 3) return false;
   uint8_t unused = b.p[0], last = b.p[b.len - 1];
-  if (unused > 7 || (last & ((1u << unused) - 1)) || !(last & (1u << unused)))
-    return false;
+  if (unused > 7 || (last & ((1u << unused) - 1)) || !(last & (1u << unused))) return false;
   o->key_usage = b.p[1] | (b.len == 3 ? (unsigned)b.p[2] << 8 : 0);
   return true;
 }

@@ -46,17 +46,17 @@ typedef struct ra_der_span {
 /* What the checks need from a PCK leaf; every span points into the DER
  * given to ra_der_pck_leaf and lives as long as it. */
 typedef struct ra_pck_leaf {
-  ra_der_span tbs;     /* the signed bytes: the whole TBSCertificate TLV */
-  ra_der_span serial;  /* the serial's INTEGER TLV (for d2i_ASN1_INTEGER) */
-  ra_der_span issuer;  /* the issuer Name TLV, byte for byte */
-  ra_der_span subject; /* the subject Name TLV */
+  ra_der_span tbs;              /* the signed bytes: the whole TBSCertificate TLV */
+  ra_der_span serial;           /* the serial's INTEGER TLV (for d2i_ASN1_INTEGER) */
+  ra_der_span issuer;           /* the issuer Name TLV, byte for byte */
+  ra_der_span subject;          /* the subject Name TLV */
   time_t not_before, not_after; /* as timegm() of the certificate's times */
-  uint8_t pub[64];     /* the P-256 public key x || y */
-  uint8_t sig[64];     /* the signature r || s, each 32 bytes big-endian */
-  ra_der_span akid;    /* authorityKeyIdentifier's keyIdentifier octets */
-  ra_der_span skid;    /* subjectKeyIdentifier's octets (len 0: absent) */
-  ra_der_span sgx_ext; /* the SGX extension's value (OCTET STRING contents) */
-  unsigned key_usage;  /* as OpenSSL's X509_get_key_usage: KU_* bits */
+  uint8_t pub[64];              /* the P-256 public key x || y */
+  uint8_t sig[64];              /* the signature r || s, each 32 bytes big-endian */
+  ra_der_span akid;             /* authorityKeyIdentifier's keyIdentifier octets */
+  ra_der_span skid;             /* subjectKeyIdentifier's octets (len 0: absent) */
+  ra_der_span sgx_ext;          /* the SGX extension's value (OCTET STRING contents) */
+  unsigned key_usage;           /* as OpenSSL's X509_get_key_usage: KU_* bits */
 } ra_pck_leaf;
 
 /* Reads der[0..len) as a PCK leaf of the shape above into out. Returns 0

@@ -145,8 +145,8 @@ static void trio_add_crl(trio *t, const uint8_t *der, size_t n) {
 
 /* Verdict a (of a verifier that may read the leaf) is verdict b (the full
  * path's), field by field. */
-static void same_verdict(const ra_verdict *a, int ra, const ra_verdict *b, int rb,
-                         const char *who, const char *what) {
+static void same_verdict(const ra_verdict *a, int ra, const ra_verdict *b, int rb, const char *who,
+                         const char *what) {
   if (ra != rb || a->err != b->err || strcmp(a->msg, b->msg))
     fail_msg("%s: %s %s (%s), full path %s (%s)", what, who, ra_err_name(a->err), a->msg,
              ra_err_name(b->err), b->msg);
@@ -171,8 +171,7 @@ static int both(trio *t, const uint8_t *q, size_t qlen, const uint8_t *chain, si
                 time_t at, bool *fast, const char *what) {
   ra_verdict a, w, b;
   ra_verify_opts o = {.at = at, .pck_chain = chain, .pck_chain_len = clen};
-  unsigned before = ra_verifier_der_leaves(t->ca_only),
-           wbefore = ra_verifier_der_leaves(t->warm);
+  unsigned before = ra_verifier_der_leaves(t->ca_only), wbefore = ra_verifier_der_leaves(t->warm);
   int ra = ra_verify_quote(t->ca_only, q, qlen, &o, &SIG_ONLY, &a);
   int rw = ra_verify_quote(t->warm, q, qlen, &o, &SIG_ONLY, &w);
   int rb = ra_verify_quote(t->full, q, qlen, &o, &SIG_ONLY, &b);
@@ -209,8 +208,8 @@ static void same_as_openssl(const uint8_t *der, size_t len) {
   assert_int_equal(ra_asn1_time_to_unix(X509_get0_notAfter(x)), l.not_after);
   uint8_t pt[65];
   size_t ptl = 0;
-  assert_int_equal(EVP_PKEY_get_octet_string_param(X509_get0_pubkey(x), OSSL_PKEY_PARAM_PUB_KEY,
-                                                   pt, sizeof pt, &ptl),
+  assert_int_equal(EVP_PKEY_get_octet_string_param(X509_get0_pubkey(x), OSSL_PKEY_PARAM_PUB_KEY, pt,
+                                                   sizeof pt, &ptl),
                    1);
   assert_int_equal(ptl, 65);
   assert_memory_equal(pt + 1, l.pub, 64);
@@ -237,11 +236,14 @@ static void same_as_openssl(const uint8_t *der, size_t len) {
 /* Every PCK leaf in the vectors reads, and reads as OpenSSL decodes it. */
 static void test_vector_leaves_read(void **state) {
   (void)state;
-  static const char *const quotes[] = {"quotes/tdx-v4-tappd.dat", "quotes/tdx-v4-phala.dat",
-                                       "quotes/tdx-v5-trustee.dat", "quotes/sgx-occlum.dat",
+  static const char *const quotes[] = {"quotes/tdx-v4-tappd.dat",
+                                       "quotes/tdx-v4-phala.dat",
+                                       "quotes/tdx-v5-trustee.dat",
+                                       "quotes/sgx-occlum.dat",
                                        "quotes/sgx-tlsn-quotedev.dat",
                                        "quotes/tdx-collateral/quote.dat",
-                                       "collateral/phala/tdx_quote", "collateral/phala/sgx_quote",
+                                       "collateral/phala/tdx_quote",
+                                       "collateral/phala/sgx_quote",
                                        "collateral/phala/tdx_quote_outdated"};
   for (size_t i = 0; i < sizeof quotes / sizeof *quotes; i++) {
     size_t len;
@@ -408,8 +410,15 @@ static void test_intel_times_and_crls_agree(void **state) {
       assert_int_equal(both(&t, q, len, chain.p, chain.n, mid, &fast, "mid"), 0);
       assert_true(fast);
     }
-    const time_t at[] = {l.not_before - 1, l.not_before, l.not_before + 86400, mid, now,
-                         l.not_after - 1,  l.not_after,  l.not_after + 1,      ymd(2010, 1, 1),
+    const time_t at[] = {l.not_before - 1,
+                         l.not_before,
+                         l.not_before + 86400,
+                         mid,
+                         now,
+                         l.not_after - 1,
+                         l.not_after,
+                         l.not_after + 1,
+                         ymd(2010, 1, 1),
                          ymd(2060, 1, 1)};
     for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
       char what[64];
@@ -455,14 +464,22 @@ static void test_collateral_agree(void **state) {
     assert_int_equal(ra_der_pck_leaf(leaf.p, leaf.n, &l), 0);
     time_t issue = info.tcb_info_issue > l.not_before ? info.tcb_info_issue : l.not_before + 1,
            next = info.tcb_info_next_update;
-    const time_t at[] = {issue,        issue + 3600,     next - 1,         next,
-                         next + 1,     l.not_before - 1, l.not_before,     issue - 365 * 86400,
+    const time_t at[] = {issue,
+                         issue + 3600,
+                         next - 1,
+                         next,
+                         next + 1,
+                         l.not_before - 1,
+                         l.not_before,
+                         issue - 365 * 86400,
                          issue + 3650 * 86400};
     free(leaf.p);
     free(ca.p);
     free(root.p);
     for (int expired_ok = 0; expired_ok < 2; expired_ok++) {
-      ra_policy pol = {.signature_only = true, .allow_mr_servicetd = true, .accept_tcb = ~0u,
+      ra_policy pol = {.signature_only = true,
+                       .allow_mr_servicetd = true,
+                       .accept_tcb = ~0u,
                        .allow_expired_collateral = expired_ok};
       trio t;
       trio_new(&t, 0);
@@ -577,37 +594,55 @@ static void add_raw_ext(X509 *x, const char *oid, int critical, const uint8_t *v
 }
 
 enum variant {
-  V_GENUINE,       /* re-signed as it is: accepted, reader's path */
-  V_LONG_SERIAL,   /* a 20-byte serial: accepted, reader's path */
-  V_GENERALIZED,   /* notAfter in 2060 (GeneralizedTime): accepted, reader's path */
-  V_CRLDP,         /* with Intel's CRL distribution point: accepted, reader's path */
-  V_NOT_YET,       /* notBefore tomorrow: refused */
-  V_EXPIRED,       /* notAfter yesterday: refused */
-  V_WRONG_ISSUER,  /* issuer name not the CA's: refused */
-  V_BY_ROOT,       /* signed by the root key, issuer the CA's name: refused */
-  V_UNKNOWN_CRIT,  /* an unknown critical extension: refused */
-  V_UNKNOWN,       /* an unknown non-critical extension: accepted, full path */
-  V_SAN,           /* a subjectAltName: accepted, full path */
-  V_CA,            /* basicConstraints CA:TRUE (keyUsage unchanged): full path */
-  V_KU_CERTSIGN,   /* keyUsage with keyCertSign: refused */
-  V_KU_NO_SIGN,    /* keyUsage without digitalSignature: refused */
-  V_NO_KU,         /* no keyUsage: accepted, full path */
-  V_NO_AKID,       /* no authorityKeyIdentifier: refused (strict) */
-  V_AKID_OTHER,    /* authorityKeyIdentifier of another key: refused */
-  V_NO_SGX,        /* no SGX extension: refused (pck_extension) */
-  V_SGX_TWICE,     /* the SGX extension twice: refused */
-  V_SGX_CRIT,      /* the SGX extension critical: refused */
-  V_NEG_SERIAL,    /* a negative serial: whatever the full path says */
-  V_NONMIN_LEN,    /* the outer length non-minimal (same signature) */
-  V_TRAILING,      /* a byte after the signature, inside the SEQUENCE */
+  V_GENUINE,      /* re-signed as it is: accepted, reader's path */
+  V_LONG_SERIAL,  /* a 20-byte serial: accepted, reader's path */
+  V_GENERALIZED,  /* notAfter in 2060 (GeneralizedTime): accepted, reader's path */
+  V_CRLDP,        /* with Intel's CRL distribution point: accepted, reader's path */
+  V_NOT_YET,      /* notBefore tomorrow: refused */
+  V_EXPIRED,      /* notAfter yesterday: refused */
+  V_WRONG_ISSUER, /* issuer name not the CA's: refused */
+  V_BY_ROOT,      /* signed by the root key, issuer the CA's name: refused */
+  V_UNKNOWN_CRIT, /* an unknown critical extension: refused */
+  V_UNKNOWN,      /* an unknown non-critical extension: accepted, full path */
+  V_SAN,          /* a subjectAltName: accepted, full path */
+  V_CA,           /* basicConstraints CA:TRUE (keyUsage unchanged): full path */
+  V_KU_CERTSIGN,  /* keyUsage with keyCertSign: refused */
+  V_KU_NO_SIGN,   /* keyUsage without digitalSignature: refused */
+  V_NO_KU,        /* no keyUsage: accepted, full path */
+  V_NO_AKID,      /* no authorityKeyIdentifier: refused (strict) */
+  V_AKID_OTHER,   /* authorityKeyIdentifier of another key: refused */
+  V_NO_SGX,       /* no SGX extension: refused (pck_extension) */
+  V_SGX_TWICE,    /* the SGX extension twice: refused */
+  V_SGX_CRIT,     /* the SGX extension critical: refused */
+  V_NEG_SERIAL,   /* a negative serial: whatever the full path says */
+  V_NONMIN_LEN,   /* the outer length non-minimal (same signature) */
+  V_TRAILING,     /* a byte after the signature, inside the SEQUENCE */
   V__COUNT
 };
 
-static const char *const VARIANT_NAMES[V__COUNT] = {
-    "genuine", "long serial", "generalized time", "crl dp", "not yet valid", "expired",
-    "wrong issuer", "signed by root", "unknown critical", "unknown", "san", "ca",
-    "ku certsign", "ku no digitalSignature", "no ku", "no akid", "akid other", "no sgx",
-    "sgx twice", "sgx critical", "negative serial", "non-minimal length", "trailing byte"};
+static const char *const VARIANT_NAMES[V__COUNT] = {"genuine",
+                                                    "long serial",
+                                                    "generalized time",
+                                                    "crl dp",
+                                                    "not yet valid",
+                                                    "expired",
+                                                    "wrong issuer",
+                                                    "signed by root",
+                                                    "unknown critical",
+                                                    "unknown",
+                                                    "san",
+                                                    "ca",
+                                                    "ku certsign",
+                                                    "ku no digitalSignature",
+                                                    "no ku",
+                                                    "no akid",
+                                                    "akid other",
+                                                    "no sgx",
+                                                    "sgx twice",
+                                                    "sgx critical",
+                                                    "negative serial",
+                                                    "non-minimal length",
+                                                    "trailing byte"};
 
 /* The leaf DER of a variant (malloc'd). */
 static uint8_t *make_leaf(hier *h, enum variant v, size_t *len) {
@@ -647,7 +682,8 @@ static uint8_t *make_leaf(hier *h, enum variant v, size_t *len) {
     break;
   case V_WRONG_ISSUER: {
     X509_NAME *n = X509_NAME_new();
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const uint8_t *)"Someone Else CA", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const uint8_t *)"Someone Else CA", -1, -1,
+                               0);
     X509_set_issuer_name(x, n);
     X509_NAME_free(n);
     break;
@@ -748,8 +784,14 @@ static void test_sim_variants_agree(void **state) {
   assert_int_equal(ra_sim_crl(h->sim, 0, 0, &crl_root, &ncrl_root), 0);
   /* expected: accepted and by which path (1 reader, 2 full), or refused */
   static const int expect[V__COUNT] = {
-      [V_GENUINE] = 1,   [V_LONG_SERIAL] = 1, [V_GENERALIZED] = 1, [V_CRLDP] = 1,
-      [V_UNKNOWN] = 2,   [V_SAN] = 2,         [V_NO_KU] = 2,       [V_NEG_SERIAL] = -1,
+      [V_GENUINE] = 1,
+      [V_LONG_SERIAL] = 1,
+      [V_GENERALIZED] = 1,
+      [V_CRLDP] = 1,
+      [V_UNKNOWN] = 2,
+      [V_SAN] = 2,
+      [V_NO_KU] = 2,
+      [V_NEG_SERIAL] = -1,
       [V_NONMIN_LEN] = -1,
       /* CA:TRUE with a key usage that cannot sign certificates: OpenSSL
        * does not count it a CA (X509_check_ca 0), the full path accepts */
