@@ -2,7 +2,7 @@
  * certificate, the one certificate a quote of a new platform brings that the
  * verifier has not decoded before. OpenSSL 3.0 spends ~1.5 M instructions
  * decoding a certificate (1.05 M of them building a decoder context for its
- * public key); Intel's leaf has one fixed shape, read here in ~20 k.
+ * public key); Intel's leaf has one fixed shape, read here in ~7 k.
  *
  * The reader accepts a strict subset of what d2i_X509 + X509_verify_cert
  * (X509_V_FLAG_X509_STRICT) accept: anything outside the shape below is
@@ -15,12 +15,13 @@
  *
  *   Certificate: SEQUENCE { tbs, ecdsa-with-SHA256 (no parameters), BIT
  *     STRING (0 unused bits) of a canonical ECDSA-Sig-Value }, nothing after;
- *   tbs: version v3, a positive minimal serial of 1..21 octets (20 and a 0x00), the same
- *     algorithm identifier byte for byte, issuer and subject Names (one
- *     attribute per RDN, well-formed OIDs, printable ASCII in
- *     PrintableString/UTF8String/IA5String), validity (UTCTime before
- *     2050, GeneralizedTime from 2050, "…Z", valid dates), an id-ecPublicKey P-256 named
- *     curve key as an uncompressed point, no unique ids, extensions;
+ *   tbs: version v3, a positive minimal serial of 1..21 octets (20 and a
+ *     0x00), the same algorithm identifier byte for byte, issuer and subject
+ *     Names (one attribute per RDN, well-formed OIDs, printable ASCII in
+ *     PrintableString/UTF8String/IA5String), validity (UTCTime before 2050,
+ *     GeneralizedTime from 2050, "…Z", valid dates), an id-ecPublicKey
+ *     P-256 named-curve key as an uncompressed point, no unique ids,
+ *     extensions;
  *   extensions, each once, nothing else: authorityKeyIdentifier (keyId only,
  *     required, not critical), subjectKeyIdentifier (not critical),
  *     keyUsage (required; digitalSignature set, keyCertSign clear; canonical
