@@ -498,9 +498,6 @@ static void test_collateral_agree(void **state) {
             rc[k] = ra_verify_quote(vs[k], q, ql, &o, &pol, &vd[k]);
           }
           fast_n += ra_verifier_der_leaves(t.ca_only) != before;
-          if (getenv("DER_TEST_DEBUG"))
-            fprintf(stderr, "%s %lld: %s %s fast %d\n", names[f], (long long)at[i],
-                    ra_err_name(vd[2].err), vd[2].msg, ra_verifier_der_leaves(t.ca_only) != before);
           char what[96];
           snprintf(what, sizeof what, "%s at %lld, expired %s", names[f], (long long)at[i],
                    expired_ok ? "allowed" : "refused");
