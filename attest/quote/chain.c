@@ -1,12 +1,16 @@
 /* attest/quote/chain.c: pinned roots, and the PCK chain to one of them. */
 #include "raloop/attest/quote/chain_internal.h"
 
+#include "raloop/attest/quote/crypto_internal.h"
+#include "raloop/attest/quote/der_internal.h"
+
 #include "raloop/attest/quote/verdict_internal.h"
 #include "raloop/attest/quote/x509_internal.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -202,17 +206,22 @@ static bool has_pck_shape(STACK_OF(X509) * chain, X509 *leaf, ra_verdict *vd) {
   return !why;
 }
 
-/* The root the path ended at, for the verdict: subject and fingerprint. */
-static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
-  vd->chain_len = sk_X509_num(chain);
-  X509 *root = sk_X509_value(chain, vd->chain_len - 1);
+/* The root a path of len certificates ended at, for the verdict: subject
+ * and fingerprint. */
+static bool record_root_of(X509 *root, int len, ra_verdict *vd) {
   unsigned mdlen = 0;
+  vd->chain_len = len;
   ra_cert_subject_line(root, vd->root_subject, sizeof vd->root_subject);
   if (X509_digest(root, EVP_sha256(), vd->root_sha256, &mdlen) != 1 || mdlen != 32) {
     ra_verdict_fail(vd, RA_CHECK_CHAIN, RA_ERR_INTERNAL, "cannot fingerprint the root");
     return false;
   }
   return true;
+}
+
+static bool record_root(STACK_OF(X509) * chain, ra_verdict *vd) {
+  int n = sk_X509_num(chain);
+  return record_root_of(sk_X509_value(chain, n - 1), n, vd);
 }
 
 /* ---- validated paths to reuse (ra_chain_memo) ---- */
@@ -229,12 +238,19 @@ static void ca_entry_clear(struct ra_ca_memo_entry *e) {
   memset(e, 0, sizeof *e);
 }
 
+static void leaf_entry_clear(struct ra_leaf_memo_entry *e) {
+  free(e->der);
+  X509_free(e->ca);
+  memset(e, 0, sizeof *e);
+}
+
 void ra_chain_memo_clear(ra_chain_memo *m) {
   for (int i = 0; i < RA_CHAIN_MEMO; i++) {
     memo_entry_clear(&m->e[i]);
     ca_entry_clear(&m->ca[i]);
+    leaf_entry_clear(&m->leaves[i]);
   }
-  m->next = m->ca_next = 0;
+  m->next = m->ca_next = m->leaves_next = 0;
 }
 
 /* The common window of certificates [from, n) of chain; false when a time
@@ -286,6 +302,19 @@ static void ca_memo_put(ra_chain_memo *m, const ra_roots *r, STACK_OF(X509) * ch
   if (!path || sk_X509_num(path) != 2 || !X509_up_ref(ca)) {
     sk_X509_pop_free(path, X509_free);
     return;
+  }
+  X509 *root = sk_X509_value(path, 1);
+  unsigned mdlen = 0;
+  if (X509_digest(root, EVP_sha256(), e->root_sha256, &mdlen) != 1 || mdlen != 32) {
+    sk_X509_pop_free(path, X509_free);
+    X509_free(ca);
+    return;
+  }
+  ra_cert_subject_line(root, e->root_subject, sizeof e->root_subject);
+  for (int i = 0; i < 2; i++) {
+    X509 *x = sk_X509_value(path, i);
+    e->nb[i] = ra_asn1_time_to_unix(X509_get0_notBefore(x));
+    e->na[i] = ra_asn1_time_to_unix(X509_get0_notAfter(x));
   }
   e->ca = ca;
   e->path = path;
@@ -437,4 +466,99 @@ STACK_OF(X509) * ra_chain_check_signer(const ra_roots *r, STACK_OF(X509) * certs
   }
   ERR_clear_error();
   return chain;
+}
+
+/* ---- a PCK leaf read by der.c (no X509 object) ---- */
+
+/* The remembered CA path of ca ending at root, valid at `at` under the
+ * same pinned roots; NULL when there is none. */
+static const struct ra_ca_memo_entry *ca_path_for(const ra_chain_memo *m, const ra_roots *r,
+                                                  X509 *ca, X509 *root, time_t at) {
+  for (int i = 0; m && i < RA_CHAIN_MEMO; i++) {
+    const struct ra_ca_memo_entry *c = &m->ca[i];
+    if (c->ca == ca && c->n_roots == sk_X509_num(r->certs) && at >= c->valid_from &&
+        at < c->valid_to && sk_X509_value(c->path, 1) == root)
+      return c;
+  }
+  return NULL;
+}
+
+/* What X509_check_issued(ca, leaf) and X509_verify_cert's strict checks of
+ * the pair ask, on the bytes der.c read, and no less: the issuer name byte
+ * for byte the CA's subject (OpenSSL compares canonical forms, which equal
+ * bytes imply), the leaf's authority key id the CA's subject key id, a CA
+ * that may sign certificates with a P-256 key, the root's name not the
+ * CA's (so no other certificate of the path could have issued the leaf). */
+static bool leaf_fits_ca(X509 *ca, X509 *root, const ra_pck_leaf *leaf) {
+  const uint8_t *nder = NULL;
+  size_t nlen = 0;
+  const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(ca);
+  uint32_t xf = X509_get_extension_flags(ca);
+  return X509_NAME_get0_der(X509_get_subject_name(ca), &nder, &nlen) == 1 &&
+         nlen == leaf->issuer.len && !memcmp(nder, leaf->issuer.p, nlen) && skid &&
+         (size_t)ASN1_STRING_length(skid) == leaf->akid.len &&
+         !memcmp(ASN1_STRING_get0_data(skid), leaf->akid.p, leaf->akid.len) &&
+         !(xf & EXFLAG_INVALID) &&
+         (!(xf & EXFLAG_KUSAGE) || (X509_get_key_usage(ca) & KU_KEY_CERT_SIGN)) &&
+         X509_NAME_cmp(X509_get_subject_name(root), X509_get_subject_name(ca)) != 0 &&
+         ra_is_p256(X509_get0_pubkey(ca));
+}
+
+/* Whether the leaf with exactly these bytes verified under ca before. */
+static bool leaf_signature_known(const ra_chain_memo *m, X509 *ca, const uint8_t *der,
+                                 size_t len) {
+  for (int i = 0; i < RA_CHAIN_MEMO; i++) {
+    const struct ra_leaf_memo_entry *e = &m->leaves[i];
+    if (e->ca == ca && e->len == len && !memcmp(e->der, der, len)) return true;
+  }
+  return false;
+}
+
+/* Remembers a verified leaf signature; out of memory only means no memo. */
+static void leaf_signature_put(ra_chain_memo *m, X509 *ca, const uint8_t *der, size_t len) {
+  uint8_t *copy = malloc(len);
+  if (!copy || !X509_up_ref(ca)) {
+    free(copy);
+    return;
+  }
+  struct ra_leaf_memo_entry *e = &m->leaves[m->leaves_next++ % RA_CHAIN_MEMO];
+  leaf_entry_clear(e);
+  memcpy(copy, der, len);
+  e->der = copy;
+  e->len = len;
+  e->ca = ca;
+}
+
+static bool leaf_signed_by(ra_chain_memo *m, X509 *ca, const uint8_t *der, size_t len,
+                           const ra_pck_leaf *leaf, bool remember) {
+  if (remember && leaf_signature_known(m, ca, der, len)) return true;
+  if (!ra_ecdsa_p256_verify(X509_get0_pubkey(ca), leaf->tbs.p, leaf->tbs.len, leaf->sig))
+    return false;
+  if (remember) leaf_signature_put(m, ca, der, len);
+  return true;
+}
+
+STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, ra_chain_memo *m, X509 *ca, X509 *root,
+                                     const uint8_t *der, size_t len, const ra_pck_leaf *leaf,
+                                     time_t at, bool remember, ra_verdict *vd) {
+  const struct ra_ca_memo_entry *e = ca_path_for(m, r, ca, root, at);
+  if (!e || at < leaf->not_before || at >= leaf->not_after || !leaf_fits_ca(ca, root, leaf) ||
+      !leaf_signed_by(m, ca, der, len, leaf, remember)) {
+    ERR_clear_error();
+    return NULL;
+  }
+  STACK_OF(X509) *path = X509_chain_up_ref(e->path);
+  if (!path) {
+    ERR_clear_error();
+    return NULL;
+  }
+  /* what record_root and ra_chain_check record, computed when the path
+   * was remembered */
+  vd->chain_len = 3;
+  memcpy(vd->root_subject, e->root_subject, sizeof vd->root_subject);
+  memcpy(vd->root_sha256, e->root_sha256, 32);
+  ra_verdict_window(vd, leaf->not_before, leaf->not_after);
+  for (int i = 0; i < 2; i++) ra_verdict_window(vd, e->nb[i], e->na[i]);
+  ra_verdict_pass(vd, RA_CHECK_CHAIN);
+  return path;
 }

@@ -60,8 +60,24 @@ typedef struct ra_chain_memo {
     STACK_OF(X509) * path;     /* ca first, root last */
     time_t valid_from, valid_to;
     int n_roots;
+    /* the root as the verdict names it, and the windows of the path
+     * (ra_chain_check_leaf records them without computing them again) */
+    char root_subject[128];
+    uint8_t root_sha256[32];
+    time_t nb[2], na[2];
   } ca[RA_CHAIN_MEMO];
   unsigned ca_next;
+  /* PCK leaves read by der.c whose signature by a CA verified (a pure
+   * fact of the leaf's bytes and the CA's key): by the leaf's exact DER
+   * and the CA object. Kept only when `remember` is asked (a verifier with
+   * the whole cache on: a platform's later quotes skip that ECDSA
+   * verification; its time checks run every time). */
+  struct ra_leaf_memo_entry {
+    uint8_t *der;
+    size_t len;
+    X509 *ca; /* a reference of its own; NULL: empty */
+  } leaves[RA_CHAIN_MEMO];
+  unsigned leaves_next;
 } ra_chain_memo;
 
 void ra_chain_memo_clear(ra_chain_memo *m);
@@ -81,6 +97,23 @@ bool ra_roots_has(const ra_roots *r, X509 *x);
 /* A new reference to the pinned root whose DER is exactly der[0..len),
  * NULL when none is. */
 X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len);
+
+/* RA_CHECK_CHAIN for a PCK leaf read by der.c (der_internal.h) under ca,
+ * a PCK CA whose validated path to root (a pinned root) memo holds for
+ * `at` (ca_memo, filled by ra_chain_check): what the full check asks of
+ * the leaf (its signature by ca, its validity, the issuer, Intel's shape;
+ * the leaf reader checked the rest), without decoding it. der[0..len) is
+ * the leaf's DER (leaf was read from it); remember: keep the verified
+ * signature in m->leaves, and skip verifying it when found there. Returns the CA
+ * path (ca, root: the caller frees it with sk_X509_pop_free) after
+ * recording the pass, chain_len, the root and the windows in vd; NULL when
+ * something does not fit, with nothing recorded: the caller then runs
+ * ra_chain_check, which names the failure. */
+struct ra_pck_leaf;
+STACK_OF(X509) * ra_chain_check_leaf(const ra_roots *r, ra_chain_memo *m, X509 *ca, X509 *root,
+                                     const uint8_t *der, size_t len,
+                                     const struct ra_pck_leaf *leaf, time_t at, bool remember,
+                                     ra_verdict *vd);
 
 /* The issuer chain of a signed collateral body (TCB info, QE identity):
  * leaf (the signing certificate, an end entity) -> pinned root at `at`.

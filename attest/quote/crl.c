@@ -157,9 +157,18 @@ static bool crl_current(X509_CRL *crl, time_t at, const char *issuer, bool allow
   return false;
 }
 
-/* Whether crl revokes a certificate of the chain that issuer signed. */
-static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, const char *is,
-                        ra_check chk, ra_verdict *vd) {
+/* Whether crl revokes a certificate of the chain that issuer signed (or
+ * the leaf given apart, whose issuer is chain[0]). X509_CRL_get0_by_serial
+ * matches at least what X509_CRL_get0_by_cert would for a leaf whose
+ * issuer name is the CRL's. */
+static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain,
+                        const ra_crl_leaf *leaf, const char *is, ra_check chk, ra_verdict *vd) {
+  X509_REVOKED *lrev;
+  if (leaf && issuer == sk_X509_value(chain, 0) &&
+      X509_CRL_get0_by_serial(crl, &lrev, (ASN1_INTEGER *)leaf->serial) == 1) {
+    ra_verdict_fail(vd, chk, RA_ERR_CERT_REVOKED, "the PCK leaf is revoked by the CRL of %s", is);
+    return true;
+  }
   for (int j = 0; j < sk_X509_num(chain); j++) {
     X509 *x = sk_X509_value(chain, j);
     X509_REVOKED *rev;
@@ -176,10 +185,17 @@ static bool revokes_any(X509_CRL *crl, X509 *issuer, STACK_OF(X509) * chain, con
 
 /* Applies one CRL; false once it failed the check. covered[j] is set when
  * the CRL is chain[j]'s and was applied. */
-static bool apply_one(ra_crl_set *set, X509_CRL *crl, STACK_OF(X509) * chain, time_t at, bool allow_expired,
-                      ra_check chk, ra_verdict *vd, bool *covered, int *applied) {
+static bool apply_one(ra_crl_set *set, X509_CRL *crl, STACK_OF(X509) * chain,
+                      const ra_crl_leaf *leaf, time_t at, bool allow_expired, ra_check chk,
+                      ra_verdict *vd, bool *covered, int *applied) {
   X509 *issuer = crl_issuer_in(crl, chain);
   char s[128];
+  /* a CRL naming the leaf as its issuer: the full path would refuse it as
+   * not signed by the leaf; the caller takes that path */
+  if (leaf && !X509_NAME_cmp(X509_CRL_get_issuer(crl), leaf->subject)) {
+    ra_verdict_fail(vd, chk, RA_ERR_CRL_SIGNATURE, "a CRL claims the PCK leaf as its issuer");
+    return false;
+  }
   if (!issuer) return true; /* a CRL of another CA revokes nothing here */
   ra_cert_subject_line(issuer, s, sizeof s);
   if (!crl_signed_by(set, crl, issuer)) {
@@ -191,11 +207,14 @@ static bool apply_one(ra_crl_set *set, X509_CRL *crl, STACK_OF(X509) * chain, ti
   (*applied)++;
   for (int j = 0; j < sk_X509_num(chain); j++)
     if (j <= RA_MAX_CHAIN_CERTS && sk_X509_value(chain, j) == issuer) covered[j] = true;
-  return !revokes_any(crl, issuer, chain, s, chk, vd);
+  return !revokes_any(crl, issuer, chain, leaf, s, chk, vd);
 }
 
-bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
-                   bool allow_expired, ra_check chk, ra_verdict *vd, int *uncovered) {
+/* ra_crls_apply, with the leaf either chain[0] (leaf NULL) or given apart
+ * (then every certificate of chain is a CA to cover). */
+static bool crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain,
+                       const ra_crl_leaf *leaf, time_t at, bool allow_expired, ra_check chk,
+                       ra_verdict *vd, int *uncovered) {
   bool covered[RA_MAX_CHAIN_CERTS + 1] = {0};
   int n = sk_X509_num(chain), applied = 0;
   *uncovered = 0;
@@ -203,35 +222,52 @@ bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, t
   for (int k = 0; k < nsets; k++) {
     if (!sets[k]) continue;
     for (int i = 0; i < sk_X509_CRL_num(sets[k]->crls); i++)
-      if (!apply_one(sets[k], sk_X509_CRL_value(sets[k]->crls, i), chain, at, allow_expired, chk, vd,
-                     covered, &applied))
+      if (!apply_one(sets[k], sk_X509_CRL_value(sets[k]->crls, i), chain, leaf, at,
+                     allow_expired, chk, vd, covered, &applied))
         return false;
   }
   if (chk == RA_CHECK_CRL) vd->crls_applied += applied;
-  /* every CA of the chain: all but the leaf (chain[0]) */
-  for (int j = 1; j < n; j++)
+  /* every CA of the chain: all but the leaf (chain[0] unless given apart) */
+  for (int j = leaf ? 0 : 1; j < n; j++)
     if (!covered[j]) (*uncovered)++;
   return true;
+}
+
+bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, time_t at,
+                   bool allow_expired, ra_check chk, ra_verdict *vd, int *uncovered) {
+  return crls_apply(sets, nsets, chain, NULL, at, allow_expired, chk, vd, uncovered);
 }
 
 /* RA_CHECK_CRL. No CRL anywhere and none required: skipped (signatures
  * only). Otherwise every CA of the chain must have had a CRL applied: a set
  * that covers none or only some of them is a failure, never a pass. */
-void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain, time_t at,
-                      bool required, bool allow_expired, ra_verdict *vd) {
+static void crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain,
+                          const ra_crl_leaf *leaf, time_t at, bool required, bool allow_expired,
+                          ra_verdict *vd) {
   ra_crl_set *sets[2] = {s, extra};
   int total = sk_X509_CRL_num(s->crls) + (extra ? sk_X509_CRL_num(extra->crls) : 0), uncovered;
+  int cas = sk_X509_num(chain) - (leaf ? 0 : 1);
   if (total == 0 && !required) {
     ra_verdict_skip(vd, RA_CHECK_CRL);
     return;
   }
-  if (!ra_crls_apply(sets, 2, chain, at, allow_expired, RA_CHECK_CRL, vd, &uncovered)) return;
+  if (!crls_apply(sets, 2, chain, leaf, at, allow_expired, RA_CHECK_CRL, vd, &uncovered)) return;
   if (uncovered) {
     ra_verdict_fail(vd, RA_CHECK_CRL, RA_ERR_CRL_MISSING,
-                    "the CRLs cover %d of the %d CAs of the PCK chain%s",
-                    sk_X509_num(chain) - 1 - uncovered, sk_X509_num(chain) - 1,
+                    "the CRLs cover %d of the %d CAs of the PCK chain%s", cas - uncovered, cas,
                     total == 0 ? " (none given; the collateral requires them)" : "");
     return;
   }
   ra_verdict_pass(vd, RA_CHECK_CRL);
+}
+
+void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain, time_t at,
+                      bool required, bool allow_expired, ra_verdict *vd) {
+  crl_set_apply(s, extra, chain, NULL, at, required, allow_expired, vd);
+}
+
+void ra_crl_set_apply_leaf(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * cas,
+                           const ra_crl_leaf *leaf, time_t at, bool required, bool allow_expired,
+                           ra_verdict *vd) {
+  crl_set_apply(s, extra, cas, leaf, at, required, allow_expired, vd);
 }

@@ -54,4 +54,18 @@ bool ra_crls_apply(ra_crl_set *const *sets, int nsets, STACK_OF(X509) * chain, t
 void ra_crl_set_apply(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * chain,
                       time_t at, bool required, bool allow_expired, ra_verdict *vd);
 
+/* A PCK leaf known by its bytes only (der.c): its subject and serial. */
+typedef struct ra_crl_leaf {
+  const X509_NAME *subject;
+  const ASN1_INTEGER *serial;
+} ra_crl_leaf;
+
+/* ra_crl_set_apply for such a leaf issued by cas[0] (cas: the PCK CA and
+ * the root, every one a CA to cover). A CRL naming the leaf as its issuer
+ * fails here (the full path refuses it too, with its own message: callers
+ * run ra_crl_set_apply on any failure). */
+void ra_crl_set_apply_leaf(ra_crl_set *s, ra_crl_set *extra, STACK_OF(X509) * cas,
+                           const ra_crl_leaf *leaf, time_t at, bool required, bool allow_expired,
+                           ra_verdict *vd);
+
 #endif

@@ -19,6 +19,12 @@ bool ra_ecdsa_p256_verify(EVP_PKEY *key, const uint8_t *msg, size_t len, const u
  * not on P-256. */
 EVP_PKEY *ra_p256_key(const uint8_t xy[64]);
 
+/* The same for a key given as its raw point x||y (a quote's attestation
+ * key, a PCK leaf's key read by der.c), without building an EVP_PKEY:
+ * 1 verifies, 0 does not, -EINVAL the point is not on P-256. */
+int ra_ecdsa_p256_verify_xy(const uint8_t xy[64], const uint8_t *msg, size_t len,
+                            const uint8_t sig[64]);
+
 /* Whether k is an EC key on P-256 (what a PCK leaf must carry). */
 bool ra_is_p256(EVP_PKEY *k);
 

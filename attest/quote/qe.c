@@ -12,32 +12,54 @@ void ra_qe_sig_memo_clear(ra_qe_sig_memo *m) {
   for (int i = 0; i < RA_QE_SIG_MEMO; i++) {
     X509_free(m->e[i].leaf);
     m->e[i].leaf = NULL;
+    m->e[i].by_point = false;
   }
   m->next = 0;
 }
 
-static bool memo_has(const ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf) {
+/* The entry's key: the leaf object, or (point != NULL) the key's point. */
+static bool same_key(const struct ra_qe_sig_entry *e, X509 *leaf, const uint8_t *point) {
+  return point ? e->by_point && !memcmp(e->point, point, 64) : !e->by_point && e->leaf == leaf;
+}
+
+static bool memo_has(const ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf,
+                     const uint8_t *point) {
   for (int i = 0; m && i < RA_QE_SIG_MEMO; i++) {
     const struct ra_qe_sig_entry *e = &m->e[i];
-    if (e->leaf == leaf && !memcmp(e->report, q->qe_report.raw, RA_SGX_REPORT_LEN) &&
+    if ((e->leaf || e->by_point) && same_key(e, leaf, point) &&
+        !memcmp(e->report, q->qe_report.raw, RA_SGX_REPORT_LEN) &&
         !memcmp(e->sig, q->qe_report_sig, 64))
       return true;
   }
   return false;
 }
 
-static void memo_put(ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf) {
-  if (!m || !X509_up_ref(leaf)) return;
+static void memo_put(ra_qe_sig_memo *m, const ra_quote *q, X509 *leaf, const uint8_t *point) {
+  if (!m || (leaf && !X509_up_ref(leaf))) return;
   struct ra_qe_sig_entry *e = &m->e[m->next++ % RA_QE_SIG_MEMO];
   X509_free(e->leaf);
   e->leaf = leaf;
+  e->by_point = point != NULL;
+  if (point) memcpy(e->point, point, 64);
   memcpy(e->report, q->qe_report.raw, RA_SGX_REPORT_LEN);
   memcpy(e->sig, q->qe_report_sig, 64);
 }
 
+bool ra_qe_check_signature_xy(const ra_quote *q, const uint8_t point[64], ra_qe_sig_memo *memo,
+                              ra_verdict *vd) {
+  bool ok = memo_has(memo, q, NULL, point);
+  if (!ok) {
+    ok = ra_ecdsa_p256_verify_xy(point, q->qe_report.raw, RA_SGX_REPORT_LEN, q->qe_report_sig) ==
+         1;
+    if (ok) memo_put(memo, q, NULL, point);
+  }
+  if (ok) ra_verdict_pass(vd, RA_CHECK_QE_SIG);
+  return ok;
+}
+
 void ra_qe_check_signature(const ra_quote *q, X509 *pck_leaf, ra_qe_sig_memo *memo,
                            ra_verdict *vd) {
-  if (memo_has(memo, q, pck_leaf)) {
+  if (memo_has(memo, q, pck_leaf, NULL)) {
     ra_verdict_pass(vd, RA_CHECK_QE_SIG);
     return;
   }
@@ -45,7 +67,7 @@ void ra_qe_check_signature(const ra_quote *q, X509 *pck_leaf, ra_qe_sig_memo *me
   if (ra_is_p256(pk) &&
       ra_ecdsa_p256_verify(pk, q->qe_report.raw, RA_SGX_REPORT_LEN, q->qe_report_sig)) {
     ra_verdict_pass(vd, RA_CHECK_QE_SIG);
-    memo_put(memo, q, pck_leaf);
+    memo_put(memo, q, pck_leaf, NULL);
   } else
     ra_verdict_fail(vd, RA_CHECK_QE_SIG, RA_ERR_QE_REPORT_SIGNATURE,
                     "QE report signature does not verify with the PCK key");

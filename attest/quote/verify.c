@@ -8,6 +8,7 @@
 #include "raloop/attest/quote/collateral_internal.h"
 #include "raloop/attest/quote/crl_internal.h"
 #include "raloop/attest/quote/crypto_internal.h"
+#include "raloop/attest/quote/der_internal.h"
 #include "raloop/attest/quote/identity_internal.h"
 #include "raloop/attest/quote/policy_internal.h"
 #include "raloop/attest/quote/qe_internal.h"
@@ -40,7 +41,16 @@ struct ra_verifier {
   EVP_PKEY *att;
   ASN1_OBJECT *sgx_ext_oid;
   uint8_t config_id[32]; /* identity_internal.h */
+  unsigned der_leaves;   /* PCK leaves checked by check_pck_der (tests) */
+  /* The subject of the last PCK leaf read by der.c, decoded (for the CRL
+   * checks): every PCK leaf of a CA has the same one ("Intel SGX PCK
+   * Certificate", ...), so a new platform's leaf rarely needs it decoded. */
+  uint8_t *leaf_subject_der;
+  size_t leaf_subject_len;
+  X509_NAME *leaf_subject;
 };
+
+unsigned ra_verifier_der_leaves(const ra_verifier *v) { return v->der_leaves; }
 
 /* Chains what was added into the configuration identity. */
 static void config_note(ra_verifier *v, const char *kind, const uint8_t *data, size_t len) {
@@ -95,6 +105,8 @@ void ra_verifier_free(ra_verifier *v) {
   ra_qe_sig_memo_clear(&v->qe_sigs);
   EVP_PKEY_free(v->att);
   ASN1_OBJECT_free(v->sgx_ext_oid);
+  X509_NAME_free(v->leaf_subject);
+  free(v->leaf_subject_der);
   free(v);
 }
 
@@ -211,11 +223,145 @@ static void check_pck_ext(ra_verifier *v, X509 *leaf, ra_verdict *vd) {
   }
 }
 
+/* The PCK blob to check: the caller's chain when given, else the quote's
+ * (NULL when there is none). */
+static const uint8_t *pck_blob(const ra_quote *q, const ra_verify_opts *opts, size_t *len,
+                               bool *from_quote) {
+  *from_quote = false;
+  if (opts && opts->pck_chain && opts->pck_chain_len) {
+    *len = opts->pck_chain_len;
+    return opts->pck_chain;
+  }
+  if (q->cert_type != RA_CERT_PCK_CHAIN) return NULL;
+  *from_quote = true;
+  *len = q->cert_data.len;
+  return q->cert_data.bytes;
+}
+
+/* The leaf's subject decoded (the verifier's, valid until the next call);
+ * NULL when it does not decode or on ENOMEM. */
+static const X509_NAME *leaf_subject(ra_verifier *v, const ra_pck_leaf *leaf) {
+  if (v->leaf_subject && v->leaf_subject_len == leaf->subject.len &&
+      !memcmp(v->leaf_subject_der, leaf->subject.p, leaf->subject.len))
+    return v->leaf_subject;
+  const uint8_t *p = leaf->subject.p;
+  X509_NAME *n = d2i_X509_NAME(NULL, &p, (long)leaf->subject.len);
+  uint8_t *copy = n ? malloc(leaf->subject.len) : NULL;
+  if (!copy) {
+    X509_NAME_free(n);
+    return NULL;
+  }
+  memcpy(copy, leaf->subject.p, leaf->subject.len);
+  X509_NAME_free(v->leaf_subject);
+  free(v->leaf_subject_der);
+  v->leaf_subject = n;
+  v->leaf_subject_der = copy;
+  v->leaf_subject_len = leaf->subject.len;
+  return n;
+}
+
+/* RA_CHECK_CRL, RA_CHECK_PCK_EXT and RA_CHECK_QE_SIG for a leaf read by
+ * der.c whose chain check passed (cas: its CA and root); true when all
+ * three passed (or the CRL check was skipped: none given, none required). */
+static bool check_pck_der_rest(ra_verifier *v, const ra_quote *q, const ra_pck_leaf *leaf,
+                               STACK_OF(X509) * cas, ra_collateral *coll, time_t at,
+                               const ra_policy *pol, ra_verdict *vd) {
+  const uint8_t *sp = leaf->serial.p;
+  const X509_NAME *subject = leaf_subject(v, leaf);
+  ASN1_INTEGER *serial = d2i_ASN1_INTEGER(NULL, &sp, (long)leaf->serial.len);
+  bool ok = false;
+  if (!subject || !serial) goto out;
+  ra_crl_leaf cl = {subject, serial};
+  ra_crl_set_apply_leaf(&v->crls, coll ? &coll->crls : NULL, cas, &cl, at, coll != NULL,
+                        coll && pol->allow_expired_collateral, vd);
+  if (vd->checks[RA_CHECK_CRL] == RA_CHECK_FAIL ||
+      ra_pck_parse_ext(leaf->sgx_ext.p, leaf->sgx_ext.len, &vd->pck))
+    goto out;
+  vd->has_pck = true;
+  ra_verdict_pass(vd, RA_CHECK_PCK_EXT);
+  ok = ra_qe_check_signature_xy(q, leaf->pub, v->cache.ca_only ? NULL : &v->qe_sigs, vd);
+out:
+  ASN1_INTEGER_free(serial);
+  ERR_clear_error();
+  return ok;
+}
+
+/* The PCK checks without decoding the leaf (der_internal.h), for a
+ * verifier with a certificate cache (a new platform's leaf is new, its CA
+ * is not): Intel's blob of leaf, PCK CA, root where the CA and root are
+ * certificates the verifier decoded and validated before
+ * (ra_chain_check_leaf). With the whole cache on (not CA-only) the leaf's
+ * signature and the QE report signature it verified are remembered, so the
+ * platform's later quotes cost their own signature. True when every check
+ * passed, recorded in vd; false when anything is unusual or fails: vd is
+ * then as it was and the full path runs, deciding and naming the failure. */
+static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opts *opts,
+                          time_t at, const ra_policy *pol, ra_verdict *vd) {
+  size_t len;
+  bool from_quote, ok = false;
+  const uint8_t *blob = v->cache.off ? NULL : pck_blob(q, opts, &len, &from_quote);
+  if (!blob) return false;
+  uint8_t *buf = malloc(len);
+  ra_der_span certs[3];
+  ra_pck_leaf leaf;
+  X509 *ca = NULL, *root = NULL;
+  STACK_OF(X509) *cas = NULL;
+  ra_verdict *t = malloc(sizeof *t);
+  int li = -1;
+  if (!buf || !t || ra_certs_split(blob, len, buf, len, certs, 3) != 3) goto out;
+  /* the leaf: the one certificate that reads as one (in any position:
+   * Intel's PEM chains put it first, its DER sample last) */
+  for (int i = 0; i < 3; i++) {
+    ra_pck_leaf l;
+    if (ra_der_pck_leaf(certs[i].p, certs[i].len, &l)) continue;
+    if (li >= 0) goto out;
+    li = i;
+    leaf = l;
+  }
+  if (li < 0) goto out;
+  /* the other two: a pinned root and a CA the verifier decoded before */
+  for (int i = 0; i < 3; i++) {
+    if (i == li) continue;
+    X509 *x = ra_roots_find_der(&v->roots, certs[i].p, certs[i].len);
+    bool pinned = x != NULL;
+    if (!x) x = ra_cert_cache_lookup(&v->cache, certs[i].p, certs[i].len);
+    if (!x) goto out;
+    if (pinned && !root) {
+      root = x;
+    } else if (!ca) {
+      ca = x;
+    } else {
+      X509_free(x);
+      goto out;
+    }
+  }
+  if (!ca || !root) goto out;
+  *t = *vd;
+  t->chain_from_quote = from_quote;
+  t->pck_not_before = leaf.not_before;
+  t->pck_not_after = leaf.not_after;
+  cas = ra_chain_check_leaf(&v->roots, &v->paths, ca, root, certs[li].p, certs[li].len, &leaf,
+                            at, !v->cache.ca_only, t);
+  if (!cas || !check_pck_der_rest(v, q, &leaf, cas, opts ? opts->collateral : NULL, at, pol, t))
+    goto out;
+  *vd = *t;
+  v->der_leaves++;
+  ok = true;
+out:
+  sk_X509_pop_free(cas, X509_free);
+  X509_free(root);
+  X509_free(ca);
+  free(t);
+  free(buf);
+  return ok;
+}
+
 /* RA_CHECK_CHAIN .. RA_CHECK_QE_SIG: everything that hangs on the PCK
  * certificates. Checks that do not depend on a failed one still run. */
 static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *opts, time_t at,
                       const ra_policy *pol, ra_verdict *vd) {
   ra_collateral *coll = opts ? opts->collateral : NULL;
+  if (check_pck_der(v, q, opts, at, pol, vd)) return;
   STACK_OF(X509) *certs = load_pck_certs(v, q, opts, vd), *chain = NULL;
   X509 *leaf = NULL;
   if (certs && !(leaf = ra_certs_leaf(certs)))
@@ -240,7 +386,20 @@ static void check_pck(ra_verifier *v, const ra_quote *q, const ra_verify_opts *o
 static void check_quote_signature(ra_verifier *v, const ra_quote *q, ra_verdict *vd) {
   /* the key of the same QE again (warm): the EVP_PKEY made for it before */
   bool keep = !v->cache.off && !v->cache.ca_only;
-  EVP_PKEY *att = keep && v->att && !memcmp(v->att_xy, q->att_key, 64) ? v->att : NULL;
+  if (!keep) { /* a key seen once: no EVP_PKEY to build (crypto.c) */
+    int rc = ra_ecdsa_p256_verify_xy(q->att_key, q->signed_data.bytes, q->signed_data.len,
+                                     q->signature);
+    if (rc < 0)
+      ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_ATT_KEY,
+                      "attestation key is not a P-256 point");
+    else if (rc == 1)
+      ra_verdict_pass(vd, RA_CHECK_QUOTE_SIG);
+    else
+      ra_verdict_fail(vd, RA_CHECK_QUOTE_SIG, RA_ERR_QUOTE_SIGNATURE,
+                      "quote signature does not verify with the attestation key");
+    return;
+  }
+  EVP_PKEY *att = v->att && !memcmp(v->att_xy, q->att_key, 64) ? v->att : NULL;
   if (att) {
     keep = false; /* v owns it already */
   } else {

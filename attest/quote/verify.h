@@ -275,13 +275,23 @@ enum {
      * few QE report signatures it verified (the same PCK certificate, the
      * exact report and signature bytes: every quote of a platform carries
      * the same), so a new quote of a platform seen before costs one ECDSA
-     * verification. With this flag none of this is kept. */
+     * verification. A PCK leaf of Intel's shape under a PCK CA whose path
+     * it validated before is read rather than decoded (see
+     * RA_VERIFIER_CACHE_CA_ONLY), and its verified signature and QE report
+     * signature are remembered the same way (by exact leaf bytes and CA;
+     * by key point, report and signature). With this flag none of this is
+     * kept, and every leaf is decoded. */
   RA_VERIFIER_NO_CERT_CACHE = 2,
   /* Keep decoded CA certificates only (the pinned root and the PCK
-     * Platform/Processor CAs that every platform's chain repeats): each PCK
-     * leaf is decoded and its path validated anew, and the attestation key
-     * object is not kept. What a verifier costs for a quote of a platform
-     * it has never seen (bench/verify_bench: "cold"). */
+     * Platform/Processor CAs that every platform's chain repeats), for a
+     * client that sees each platform once: a PCK leaf of Intel's shape under
+     * a CA whose path to a pinned root it validated before is not decoded
+     * but read by a strict DER reader (attest/quote/der.c) and checked
+     * alone (its signature by that CA, validity, issuer, extensions, CRLs);
+     * any other leaf is decoded and its path validated anew, and the
+     * attestation key object is not kept. Verdicts are the same either way
+     * (tests/attest/quote/der_test.c). What a verifier costs for a quote of
+     * a platform it has never seen (bench/verify_bench: "cold"). */
   RA_VERIFIER_CACHE_CA_ONLY = 4,
 };
 

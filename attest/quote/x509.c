@@ -164,6 +164,54 @@ bad:
   return NULL;
 }
 
+X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len) {
+  X509 *x = c->pinned ? ra_roots_find_der(c->pinned, der, len) : NULL;
+  return x || c->off ? x : cache_find(c, der, len);
+}
+
+/* The DER of the PEM block at *p (at its BEGIN line) decoded into
+ * buf[*used..cap), *p moved past its END line; false when malformed (as
+ * decode_pem_block would refuse it) or buf is full. */
+static bool split_pem_block(const uint8_t **p, const uint8_t *e, uint8_t *buf, size_t cap,
+                            size_t *used, ra_der_span *out) {
+  const uint8_t *body = *p + sizeof PEM_BEGIN - 1;
+  const uint8_t *q = memmem(body, (size_t)(e - body), PEM_END, sizeof PEM_END - 1);
+  size_t dlen;
+  if (!q || memmem(body, (size_t)(q - body), "-----", 5) ||
+      (size_t)(q - body) / 4 * 3 + 3 > cap - *used ||
+      ra_base64_decode(body, (size_t)(q - body), buf + *used, &dlen) ||
+      der_seq_len(buf + *used, dlen) != dlen)
+    return false;
+  *out = (ra_der_span){buf + *used, dlen};
+  *used += dlen;
+  *p = q + sizeof PEM_END - 1;
+  return true;
+}
+
+int ra_certs_split(const uint8_t *data, size_t len, uint8_t *buf, size_t cap, ra_der_span *out,
+                   int max) {
+  const uint8_t *p = data, *e = data + len;
+  size_t used = 0;
+  int n = 0;
+  while (p < e) {
+    if (is_padding(*p)) {
+      p++;
+      continue;
+    }
+    if (n >= max || n >= RA_MAX_CHAIN_CERTS) return -EBADMSG;
+    if (at_pem_begin(p, e)) {
+      if (!split_pem_block(&p, e, buf, cap, &used, &out[n])) return -EBADMSG;
+    } else {
+      size_t m = der_seq_len(p, (size_t)(e - p));
+      if (!m) return -EBADMSG;
+      out[n] = (ra_der_span){p, m};
+      p += m;
+    }
+    n++;
+  }
+  return n ? n : -EBADMSG;
+}
+
 STACK_OF(X509) * ra_certs_parse(ra_cert_cache *c, const uint8_t *data, size_t len) {
   return ra_certs_parse_defer(c, data, len, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include <openssl/x509.h>
 
+#include "raloop/attest/quote/der_internal.h"
 #include "raloop/attest/quote/pck.h"
 
 /* More certificates than this in one blob is not a PCK chain. */
@@ -67,6 +68,18 @@ STACK_OF(X509) * ra_certs_parse(ra_cert_cache *cache, const uint8_t *data, size_
  * holds only that certificate gives an empty stack, not NULL). */
 STACK_OF(X509) * ra_certs_parse_defer(ra_cert_cache *cache, const uint8_t *data, size_t len,
                                       ra_cert_defer *d);
+
+/* The certificates of a blob as ra_certs_parse reads it (same grammar),
+ * as DER spans, decoding none: DER ones point into data, PEM ones into
+ * buf[0..cap) where their base64 is decoded (cap >= len suffices). Returns
+ * the count (1..max), or -EBADMSG (malformed, more than max, buf full). */
+int ra_certs_split(const uint8_t *data, size_t len, uint8_t *buf, size_t cap, ra_der_span *out,
+                   int max);
+
+/* A new reference to the decoded certificate with exactly these DER bytes
+ * when the verifier holds one (a pinned root, or one in the cache when it
+ * is on), else NULL: nothing is decoded. */
+X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len);
 
 /* The DER of the Intel SGX Root CA compiled in (intel_root.c), decoded
  * into out (at least 2048 bytes); its length, 0 on failure. */
