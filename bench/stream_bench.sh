@@ -5,9 +5,8 @@
 # ra-hello (simulated TEE) pinned to core 0, the client pinned to core 1.
 #   tunnel   ra-curl -T FILE to PUT /upload and ra-curl -o /dev/null of
 #            GET /bytes?n=SIZE: streamed (http_body pieces within credit)
-#   plain    the same two with curl over plain HTTP (no tunnel, no cipher);
-#            the upload with min(SIZE, 6) MiB: ra-hello's plain HTTP takes
-#            request bodies up to its 8 MiB max_body (413 beyond)
+#   plain    the same two with curl over plain HTTP (no tunnel, no cipher;
+#            /upload takes its body streamed on HTTP/1.1 too)
 #   whole    the whole-body path: ra-curl --no-body-streams (a tunnel that
 #            did not negotiate streams), with min(SIZE, 12) MiB (what one
 #            whole message to ra-hello may carry: its 16 MiB max_envelope;
@@ -19,14 +18,19 @@
 # For each: MB/s (10^6 bytes / s, wall time of the client process,
 # handshake included) min / median / max over RUNS, and the peak RSS of the
 # client (/usr/bin/time) and of ra-hello (VmHWM, reset before each run with
-# /proc/PID/clear_refs), and the median as a ratio to the floor.
+# /proc/PID/clear_refs), and the median as a ratio to the floor. Also the
+# server's CPU time per byte (/proc/PID/schedstat around each transfer) and,
+# per direction, (tunnel - plain) server CPU per byte over the floor's per
+# byte: what the tunnel adds on the server in units of one cipher pass
+# (1.00: the cipher and nothing else; both sides pay the socket and the
+# handler, and /upload's SHA-256, in both modes).
 # Needs: taskset, curl, /usr/bin/time, python3.
 set -euo pipefail
 build=$(cd "${1:?usage: stream_bench.sh BUILD_DIR [SIZE_MiB] [RUNS]}" && pwd)
 size=${2:-1024}
 runs=${3:-3}
 whole=$((size < 12 ? size : 12))
-plainup=$((size < 6 ? size : 6))
+plainup=$size
 bin=$build/bin
 for b in ra-hello ra-curl ra-bench; do [ -x "$bin/$b" ] || { echo "no $bin/$b: build first" >&2; exit 1; }; done
 for t in taskset curl python3; do command -v "$t" >/dev/null || { echo "missing $t" >&2; exit 1; }; done
@@ -54,11 +58,14 @@ head -c $((plainup << 20)) "$dir/up.bin" >"$dir/plain.bin"
 one() {
   local mode=$1 d=$2 bytes=$3; shift 3
   echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true # resets VmHWM
+  local c0 c1
+  read -r c0 _ <"/proc/$pid/schedstat"
   /usr/bin/time -f '%e %M' -o "$dir/time" taskset -c 1 "$@" >"$dir/out" 2>"$dir/err" \
     || { echo "failed: $* $(cat "$dir/err")" >&2; exit 1; }
+  read -r c1 _ <"/proc/$pid/schedstat"
   local shwm
   shwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$pid/status")
-  echo "$mode $d $bytes $(tail -1 "$dir/time") $shwm" >>"$dir/rows"
+  echo "$mode $d $bytes $(tail -1 "$dir/time") $shwm $((c1 - c0))" >>"$dir/rows"
 }
 rc="$bin/ra-curl --trust-sim $dir/sim"
 for _ in $(seq 1 "$runs"); do
@@ -81,21 +88,29 @@ import csv, statistics, sys
 rows_f, floor_f, size, whole, runs = sys.argv[1:]
 rows = {}
 for line in open(rows_f):
-    mode, d, b, secs, ckib, skib = line.split()
-    rows.setdefault((mode, d), []).append((int(b) / 1e6 / max(float(secs), 1e-3), int(ckib), int(skib)))
+    mode, d, b, secs, ckib, skib, sns = line.split()
+    rows.setdefault((mode, d), []).append((int(b) / 1e6 / max(float(secs), 1e-3), int(ckib), int(skib),
+                                           int(sns) / int(b)))
 floor = None
 for r in csv.DictReader(open(floor_f)):
     if r.get("scenario") == "large" and r.get("mode") == "floor":
         floor = 4 * 1048576 / 1e6 / (float(r["avg_ms"]) / 1e3)  # MB/s of one pass
-print(f"size {size} MiB (whole: {whole} MiB, plain upload: {min(int(size), 6)} MiB), {runs} run(s); server core 0, client core 1")
-print(f"{'mode':7} {'dir':5} {'MB/s min':>9} {'median':>9} {'max':>9} {'client RSS':>11} {'server RSS':>11} {'x floor':>8}")
+print(f"size {size} MiB (whole: {whole} MiB), {runs} run(s); server core 0, client core 1")
+print(f"{'mode':7} {'dir':5} {'MB/s min':>9} {'median':>9} {'max':>9} {'client RSS':>11} {'server RSS':>11} {'x floor':>8} {'srv ns/B':>9}")
+cpu = {}
 for (mode, d), v in rows.items():
     mbs = sorted(x[0] for x in v)
     med = statistics.median(mbs)
     cr = max(x[1] for x in v) / 1024
     sr = max(x[2] for x in v) / 1024
     ratio = f"{med / floor:.2f}" if floor else "-"
-    print(f"{mode:7} {d:5} {mbs[0]:9.1f} {med:9.1f} {mbs[-1]:9.1f} {cr:8.1f} MiB {sr:8.1f} MiB {ratio:>8}")
+    cpu[(mode, d)] = statistics.median(x[3] for x in v)
+    print(f"{mode:7} {d:5} {mbs[0]:9.1f} {med:9.1f} {mbs[-1]:9.1f} {cr:8.1f} MiB {sr:8.1f} MiB {ratio:>8} {cpu[(mode, d)]:9.3f}")
 if floor:
-    print(f"floor   XSalsa20-Poly1305, one pass on one core: {floor:.1f} MB/s (ra-bench large floor)")
+    print(f"floor   XSalsa20-Poly1305, one pass on one core: {floor:.1f} MB/s (ra-bench large floor)"
+          f" = {1e3 / floor:.3f} ns/B")
+    for d in ("up", "down"):
+        t, p = cpu.get(("tunnel", d)), cpu.get(("plain", d))
+        if t is not None and p is not None:
+            print(f"server CPU, {d}: tunnel {t:.3f} - plain {p:.3f} ns/B = {(t - p) * floor / 1e3:.2f} x one cipher pass")
 EOF
