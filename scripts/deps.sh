@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libsodium-dev libcbor-dev libssl-dev libjansson-dev
       libcmocka-dev node-llhttp clang libclang-rt-14-dev libfuzzer-14-dev curl wrk nginx-light
       nodejs npm procps util-linux chromium fonts-liberation librsvg2-bin python3 openssl
-      haproxy python3-prometheus-client libnginx-mod-stream jq)
+      haproxy python3-prometheus-client libnginx-mod-stream jq time)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
