@@ -139,14 +139,31 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t len);
 
 /* ---- encoding ---------------------------------------------------------------- */
 
-/* Encodes with enc(out, cap, arg) into a fresh heap buffer. */
+/* Encodes with enc(out, cap, arg) into a fresh heap buffer. One encode
+ * for a usual message (a GET's): into a stack buffer first (the encoders
+ * return the size whatever cap is and write only when it fits), copied;
+ * a larger one is encoded a second time once its buffer is there. */
 static uint8_t *encode_alloc(ra_tchan_encode_fn enc, const void *arg, size_t *len) {
-  size_t n = enc(NULL, 0, arg);
+  uint8_t tmp[512];
+  size_t n = enc(tmp, sizeof tmp, arg);
   uint8_t *p = malloc(n ? n : 1);
   if (!p) return NULL;
-  enc(p, n, arg);
+  if (n <= sizeof tmp) memcpy(p, tmp, n);
+  else enc(p, n, arg);
   *len = n;
   return p;
+}
+
+/* A request's id, "ra" and its number in decimal (what snprintf's
+ * "ra%llu" makes, without its cost on every fetch). out: >= 23 bytes. */
+static void req_id_format(char *out, uint64_t num) {
+  char d[20];
+  size_t n = 0;
+  do d[n++] = (char)('0' + num % 10); while ((num /= 10));
+  out[0] = 'r';
+  out[1] = 'a';
+  for (size_t i = 0; i < n; i++) out[2 + i] = d[n - 1 - i];
+  out[2 + n] = '\0';
 }
 
 /* ---- requests ----------------------------------------------------------------- */
@@ -257,7 +274,7 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
   q->on_head = req->on_head;
   q->on_data = req->on_data;
   q->timeout_ms = req->timeout_ms ? req->timeout_ms : c->o.request_timeout_ms;
-  snprintf(q->id, sizeof q->id, "ra%llu", (unsigned long long)q->num);
+  req_id_format(q->id, q->num);
   if (req->body_read && spec_copy(q, req)) {
     free(q);
     return -ENOMEM;
@@ -898,7 +915,7 @@ static void on_http_cancel(ra_tunnel_client *c, const ra_tmsg *m) {
 
 int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id) {
   char s[32];
-  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  req_id_format(s, id);
   creq *q = find_req(c, ra_str_cstr(s));
   if (!q || q->fail) return -ENOENT;
   if (q->up_wait) {
@@ -914,7 +931,7 @@ int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id) {
 
 int ra_tunnel_fetch_cancel(ra_tunnel_client *c, uint64_t id, const char *reason) {
   char s[32];
-  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  req_id_format(s, id);
   creq *q = find_req(c, ra_str_cstr(s));
   if (!q || q->fail) return -ENOENT;
   send_cancel(q, reason);
