@@ -99,6 +99,8 @@ struct tunnel {
   uint64_t last_seen;
   uint64_t last_msg;  /* the last message from the client (pongs aside) */
   bool trimmed;       /* its buffers were given back since last_msg */
+  bool reused;        /* a request's memory was given back since the last trim:
+                         from the second one on, it is kept as the spare */
   treq *reqs;
   size_t n_reqs;
   treq_blk *spare; /* one request's memory kept for the next (trimmed when idle) */
@@ -244,7 +246,11 @@ static void blk_put(treq_blk *b) {
     return;
   }
   RA_LIST_DEL(t->blks, b);
-  if (t->spare) {
+  /* the first request's memory is freed: a tunnel that serves one request
+   * and idles (issue 18's 10,000 idle tunnels, each opened with a GET)
+   * keeps no spare; one that serves a second keeps it until trim_idle */
+  if (t->spare || !t->reused) {
+    t->reused = true;
     blk_destroy(b);
     return;
   }
@@ -2102,6 +2108,7 @@ static void trim_idle(ra_timer *tm, void *ud) {
     ra_env_buf_free(&t->ch.tx);
     if (t->spare) blk_destroy(t->spare);
     t->spare = NULL;
+    t->reused = false;
     ra_env_pool_trim(t->ch.pool);
     ra_ws_trim(t->ch.ctl);
     t->trimmed = true;
