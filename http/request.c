@@ -292,22 +292,28 @@ int ra_req_set_params(ra_req *req, const ra_req_kv *p, size_t n) {
 
 /* ---- public API ------------------------------------------------------------ */
 
+int ra_req_start(ra_req *req, ra_str method, ra_str target, int http_version, bool attested) {
+  int rc = ra_req_set_method(req, method); /* -EINVAL: empty or too long */
+  if (!rc) rc = ra_req_target_append(req, target.ptr, target.len);
+  if (rc) return rc;
+  req->http_version = http_version == 10 ? 10 : 11;
+  req->attested = attested;
+  /* A bad target is not an allocation failure: the router answers 400. */
+  (void)ra_req_finish_target(req);
+  return 0;
+}
+
 int ra_req_new(ra_str method, ra_str target, int http_version, bool attested, ra_req **out) {
   *out = NULL;
   ra_req *req = malloc(sizeof *req);
   if (!req) return -ENOMEM;
   ra_req_init(req);
-  int rc = ra_req_set_method(req, method); /* -EINVAL: empty or too long */
-  if (!rc) rc = ra_req_target_append(req, target.ptr, target.len);
+  int rc = ra_req_start(req, method, target, http_version, attested);
   if (rc) {
     ra_req_cleanup(req);
     free(req);
     return rc;
   }
-  req->http_version = http_version == 10 ? 10 : 11;
-  req->attested = attested;
-  /* A bad target is not an allocation failure: the router answers 400. */
-  (void)ra_req_finish_target(req);
   *out = req;
   return 0;
 }

@@ -72,6 +72,10 @@ struct ra_req {
 void ra_req_init(ra_req *req);
 void ra_req_reset(ra_req *req);
 void ra_req_cleanup(ra_req *req);
+/* ra_req_new on an empty (init or reset) request: 0, -EINVAL (method
+ * empty or too long), -E2BIG (target), -ENOMEM; on failure reset it
+ * before reuse. A target the router cannot accept is no failure (400). */
+int ra_req_start(ra_req *req, ra_str method, ra_str target, int http_version, bool attested);
 
 /* Incremental building (HTTP/1.1 parser callbacks). */
 int ra_req_set_method(ra_req *req, ra_str method);

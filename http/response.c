@@ -78,9 +78,10 @@ static void res_release(ra_res *res) {
 
 /* ---- headers ---------------------------------------------------------------- */
 
-int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
+/* Adds a header whose name is known to be a token (checked, or a literal). */
+static int add_header_named(ra_res *res, ra_str name, ra_str value) {
   if (res->state != RA_RES_BUILDING) return -EALREADY;
-  if (!ra_http_token_valid(name) || !ra_http_field_value_valid(value)) return -EINVAL;
+  if (!ra_http_field_value_valid(value)) return -EINVAL;
   if (res->nhdrs == res->hdr_cap) {
     uint32_t cap = res->hdr_cap ? res->hdr_cap * 2 : 8;
     ra_header *h = realloc(res->hdrs, cap * sizeof *h);
@@ -109,6 +110,12 @@ int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
   res->hdrs[res->nhdrs].value = ra_str_make(v, value.len);
   res->nhdrs++;
   return 0;
+}
+
+int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
+  if (res->state != RA_RES_BUILDING) return -EALREADY;
+  if (!ra_http_token_valid(name)) return -EINVAL;
+  return add_header_named(res, name, value);
 }
 
 int ra_res_add_header(ra_res *res, const char *name, const char *value) {
@@ -246,7 +253,8 @@ int ra_res_abort(ra_res *res) {
 int ra_res_send(ra_res *res, int status, const char *content_type, const void *body, size_t len) {
   if (res->state != RA_RES_BUILDING) return -EALREADY;
   int rc = ra_res_set_status(res, status);
-  if (rc == 0 && content_type) rc = ra_res_add_header(res, "Content-Type", content_type);
+  /* the name is a literal token: only the value is checked */
+  if (rc == 0 && content_type) rc = add_header_named(res, RA_STR("Content-Type"), ra_str_cstr(content_type));
   if (rc == 0) rc = ra_res_set_content_length(res, len);
   if (rc == 0 && !res->cancelled) rc = ra_res_write(res, body, len);
   int rc2 = ra_res_end(res);

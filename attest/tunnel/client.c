@@ -76,6 +76,11 @@ struct ra_tunnel_client {
   ra_tindex reqs_by_num; /* pending requests by id number (see map_put) */
   ra_timer connect_timer, reconnect_timer;
   bool freeing;
+  /* a finished request and a plain buffer kept for the next fetch (issue
+   * 18: no allocation per request; one each, a few hundred bytes) */
+  creq *spare;
+  uint8_t *spare_plain;
+  size_t spare_plain_cap;
   /* streamed bodies (PROTOCOL.md §11): ours (announced in client_kx), the
    * server's (its last server_kx, when valid), and whether this tunnel
    * negotiated them */
@@ -94,7 +99,7 @@ struct creq {
   ra_tunnel_fetch_cb cb;
   void *ud;
   uint8_t *plain; /* the encoded http_request, sealed when the channel is ready */
-  size_t plain_len;
+  size_t plain_len, plain_cap;
   uint64_t num; /* the N of id "raN" */
   char id[32];
   uint64_t timeout_ms;
@@ -139,28 +144,87 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t len);
 
 /* ---- encoding ---------------------------------------------------------------- */
 
-/* Encodes with enc(out, cap, arg) into a fresh heap buffer. */
+/* Encodes with enc(out, cap, arg) into a fresh heap buffer. One encode
+ * for a usual message (a GET's): into a stack buffer first (the encoders
+ * return the size whatever cap is and write only when it fits), copied;
+ * a larger one is encoded a second time once its buffer is there. */
 static uint8_t *encode_alloc(ra_tchan_encode_fn enc, const void *arg, size_t *len) {
-  size_t n = enc(NULL, 0, arg);
+  uint8_t tmp[512];
+  size_t n = enc(tmp, sizeof tmp, arg);
   uint8_t *p = malloc(n ? n : 1);
   if (!p) return NULL;
-  enc(p, n, arg);
+  if (n <= sizeof tmp) memcpy(p, tmp, n);
+  else enc(p, n, arg);
   *len = n;
   return p;
 }
 
+/* A request's id, "ra" and its number in decimal (what snprintf's
+ * "ra%llu" makes, without its cost on every fetch). out: >= 23 bytes. */
+static void req_id_format(char *out, uint64_t num) {
+  char d[20];
+  size_t n = 0;
+  do d[n++] = (char)('0' + num % 10); while ((num /= 10));
+  out[0] = 'r';
+  out[1] = 'a';
+  for (size_t i = 0; i < n; i++) out[2 + i] = d[n - 1 - i];
+  out[2 + n] = '\0';
+}
+
 /* ---- requests ----------------------------------------------------------------- */
 
+/* A plain buffer this small is kept for the next request (a GET's). */
+#define SPARE_PLAIN_MAX 1024
+
 static void creq_free(creq *q) {
+  ra_tunnel_client *c = q->c;
   ra_timer_stop(&q->timer);
   if (q->rd) ra_timer_stop(&q->pump);
-  free(q->plain);
+  if (q->plain && !c->freeing && !c->spare_plain && q->plain_cap <= SPARE_PLAIN_MAX) {
+    c->spare_plain = q->plain;
+    c->spare_plain_cap = q->plain_cap;
+  } else {
+    free(q->plain);
+  }
   free(q->spec_method); /* the block of method, url and headers */
   free(q->up_buf);
   free(q->dn_hdrs);
   free(q->dn_status_text);
   free(q->dn_buf);
-  free(q);
+  if (!c->freeing && !c->spare) c->spare = q;
+  else free(q);
+}
+
+/* A zeroed request: the spare one, or a new one. */
+static creq *creq_alloc(ra_tunnel_client *c) {
+  creq *q = c->spare;
+  if (!q) return calloc(1, sizeof *q);
+  c->spare = NULL;
+  memset(q, 0, sizeof *q);
+  return q;
+}
+
+/* The http_request of q into q->plain (the spare buffer when it fits),
+ * encoded once when it fits the stack buffer, as encode_alloc does. */
+static int plain_encode(creq *q, const ra_tmsg_http_request_out *o) {
+  ra_tunnel_client *c = q->c;
+  uint8_t tmp[512];
+  size_t n = ra_tmsg_encode_http_request(tmp, sizeof tmp, o);
+  uint8_t *p;
+  size_t cap = n ? n : 1;
+  if (c->spare_plain && n <= c->spare_plain_cap) {
+    p = c->spare_plain;
+    cap = c->spare_plain_cap;
+    c->spare_plain = NULL;
+  } else if (!(p = malloc(cap))) {
+    return -ENOMEM;
+  }
+  if (n <= sizeof tmp) memcpy(p, tmp, n);
+  else ra_tmsg_encode_http_request(p, n, o);
+  q->plain = p;
+  q->plain_len = n;
+  q->plain_cap = cap;
+  return 0;
 }
 
 static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const char *msg) {
@@ -248,7 +312,7 @@ int ra_tunnel_fetch(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel
 int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_tunnel_fetch_cb cb,
                           void *ud, uint64_t *id) {
   if (!req || !req->url || !cb) return -EINVAL;
-  creq *q = calloc(1, sizeof *q);
+  creq *q = creq_alloc(c);
   if (!q) return -ENOMEM;
   q->c = c;
   q->cb = cb;
@@ -257,7 +321,7 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
   q->on_head = req->on_head;
   q->on_data = req->on_data;
   q->timeout_ms = req->timeout_ms ? req->timeout_ms : c->o.request_timeout_ms;
-  snprintf(q->id, sizeof q->id, "ra%llu", (unsigned long long)q->num);
+  req_id_format(q->id, q->num);
   if (req->body_read && spec_copy(q, req)) {
     free(q);
     return -ENOMEM;
@@ -284,7 +348,7 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
     q->retry = false;
     ra_timer_init(c->loop, &q->pump, pump_fire, q);
   } else if (now && q->retry) { /* kept to be resent after a rotation: GET/HEAD are small */
-    if (!(q->plain = encode_alloc(enc_request, &o, &q->plain_len))) {
+    if (plain_encode(q, &o)) {
       map_del(c, q);
       free(q);
       return -ENOMEM;
@@ -308,7 +372,7 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
     }
     /* sent; or the channel just failed: its on_close fails q like the rest */
     q->sent = true;
-  } else if (!(q->plain = encode_alloc(enc_request, &o, &q->plain_len))) {
+  } else if (plain_encode(q, &o)) {
     map_del(c, q);
     free(q);
     return -ENOMEM;
@@ -639,16 +703,25 @@ static int with_headers(creq *q, ra_str hs, ra_tunnel_response *r, with_headers_
     *why = rc == -ENOMEM ? "out of memory" : "response header with a character above U+00FF";
     return rc == -ENOMEM ? -ENOMEM : -EPROTO;
   }
-  ra_header small[32], *h = small;
-  size_t n = header_count(hs);
-  if (n > sizeof small / sizeof small[0] && !(h = malloc(n * sizeof *h))) {
-    free(owned);
-    *why = "out of memory";
-    return -ENOMEM;
-  }
+  /* one walk for the usual few headers; past the stack array, counted and
+   * walked again into the heap */
+  enum { SMALL = 32 };
+  ra_header small[SMALL], *h = small;
+  size_t n = 0;
   ra_tmsg_iter it;
   ra_tmsg_iter_init(&it, hs);
-  for (size_t i = 0; i < n; i++) ra_tmsg_headers_next(&it, &h[i].name, &h[i].value);
+  while (n < SMALL && ra_tmsg_headers_next(&it, &small[n].name, &small[n].value)) n++;
+  ra_str k, v;
+  if (n == SMALL && ra_tmsg_headers_next(&it, &k, &v)) {
+    n = header_count(hs);
+    if (!(h = malloc(n * sizeof *h))) {
+      free(owned);
+      *why = "out of memory";
+      return -ENOMEM;
+    }
+    ra_tmsg_iter_init(&it, hs);
+    for (size_t i = 0; i < n; i++) ra_tmsg_headers_next(&it, &h[i].name, &h[i].value);
+  }
   r->headers = h;
   r->n_headers = n;
   rc = fn(q, r, arg);
@@ -898,7 +971,7 @@ static void on_http_cancel(ra_tunnel_client *c, const ra_tmsg *m) {
 
 int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id) {
   char s[32];
-  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  req_id_format(s, id);
   creq *q = find_req(c, ra_str_cstr(s));
   if (!q || q->fail) return -ENOENT;
   if (q->up_wait) {
@@ -914,7 +987,7 @@ int ra_tunnel_fetch_resume(ra_tunnel_client *c, uint64_t id) {
 
 int ra_tunnel_fetch_cancel(ra_tunnel_client *c, uint64_t id, const char *reason) {
   char s[32];
-  snprintf(s, sizeof s, "ra%llu", (unsigned long long)id);
+  req_id_format(s, id);
   creq *q = find_req(c, ra_str_cstr(s));
   if (!q || q->fail) return -ENOENT;
   send_cancel(q, reason);
@@ -1570,6 +1643,8 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   ra_tls_ctx_unref(c->tls);
   free(c->ctl_url);
   ra_tindex_free(&c->reqs_by_num);
+  free(c->spare);
+  free(c->spare_plain);
   free(c);
 }
 

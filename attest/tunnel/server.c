@@ -29,7 +29,9 @@
 #include "raloop/core/log.h"
 #include "raloop/http/proxy.h"
 #include "raloop/http/request.h"
+#include "raloop/http/request_internal.h"
 #include "raloop/http/response.h"
+#include "raloop/http/response_internal.h"
 #include "raloop/http/server.h"
 #include "raloop/http/token.h"
 #include "raloop/ws/handshake.h"
@@ -39,6 +41,7 @@ typedef struct tunnel tunnel;
 static void set_req_peer(ra_req *req, const tunnel *t);
 static void set_addr_text(tunnel *t);
 typedef struct treq treq;
+typedef struct treq_blk treq_blk;
 
 /* One key generation: an X25519 key pair and the server_kx (quote) that
  * binds it. Referenced by the server while current and by every tunnel that
@@ -96,8 +99,12 @@ struct tunnel {
   uint64_t last_seen;
   uint64_t last_msg;  /* the last message from the client (pongs aside) */
   bool trimmed;       /* its buffers were given back since last_msg */
+  bool reused;        /* a request's memory was given back since the last trim:
+                         from the second one on, it is kept as the spare */
   treq *reqs;
   size_t n_reqs;
+  treq_blk *spare; /* one request's memory kept for the next (trimmed when idle) */
+  treq_blk *blks;  /* every block whose memory is out (treq or response alive) */
   bool draining;      /* past max_envelopes_per_key: see over_limit() */
   bool drain_closed;  /* ... and the 1008 close has been started */
   /* one timer, two deadlines that never overlap: the key exchange's until
@@ -178,8 +185,105 @@ struct treq {
   ra_env_buf out;
   size_t head_len, body_len;
   size_t id_len;
-  char id[]; /* requestId */
+  char *id; /* requestId, in its block */
 };
+
+/* A request's memory in one block (issue 18: no allocation per tunnelled
+ * request): the treq, the ra_req and the ra_res the handler sees, and the
+ * requestId. Their lives differ (a response may outlive its treq when the
+ * tunnel goes, a streamed treq may outlive its response), so each side
+ * holds a reference; the last one out gives the block to its tunnel's
+ * spare slot (one block: what a busy tunnel reuses, freed when it idles)
+ * or frees it. */
+struct treq_blk {
+  ra_req req;
+  ra_res res;
+  treq q;
+  tunnel *home;          /* the tunnel it returns to; NULL once that is gone */
+  treq_blk *next, *prev; /* in home->blks */
+  unsigned refs;         /* the treq's and the response's */
+  size_t id_cap;
+  char id[];
+};
+#define BLK_ID_MIN 64 /* requestIds are UUIDs (36 bytes) in practice */
+
+static treq_blk *blk_of(treq *q) { return (treq_blk *)((char *)q - offsetof(treq_blk, q)); }
+
+static void blk_destroy(treq_blk *b) {
+  ra_req_cleanup(&b->req);
+  ra_res_cleanup(&b->res);
+  free(b);
+}
+
+/* A block for a request with an id of id_len bytes: the spare one, or a
+ * new one. The treq is zeroed (as calloc'd), the request is empty. */
+static treq_blk *blk_get(tunnel *t, size_t id_len) {
+  treq_blk *b = t->spare;
+  if (b && b->id_cap > id_len) {
+    t->spare = NULL;
+  } else {
+    size_t cap = id_len + 1 > BLK_ID_MIN ? id_len + 1 : BLK_ID_MIN;
+    if (!(b = malloc(sizeof *b + cap))) return NULL;
+    ra_req_init(&b->req);
+    memset(&b->res, 0, sizeof b->res);
+    b->id_cap = cap;
+  }
+  memset(&b->q, 0, sizeof b->q);
+  b->q.id = b->id;
+  b->refs = 2;
+  b->home = t;
+  RA_LIST_ADD(t->blks, b);
+  return b;
+}
+
+/* Drops one reference; the last one recycles the block. The request was
+ * emptied already (by the response's release or blk_abandon). */
+static void blk_put(treq_blk *b) {
+  if (--b->refs) return;
+  tunnel *t = b->home;
+  if (!t) {
+    blk_destroy(b);
+    return;
+  }
+  RA_LIST_DEL(t->blks, b);
+  /* the first request's memory is freed: a tunnel that serves one request
+   * and idles (issue 18's 10,000 idle tunnels, each opened with a GET)
+   * keeps no spare; one that serves a second keeps it until trim_idle */
+  if (t->spare || !t->reused) {
+    t->reused = true;
+    blk_destroy(b);
+    return;
+  }
+  ra_res_reset(&b->res);
+  t->spare = b;
+}
+
+/* The response's end (ra_res's release): what ra_req_free did at this
+ * point (the lent body buffer goes back, deferred calls are cancelled). */
+static void blk_res_release(ra_res *res, void *ud) {
+  (void)res;
+  treq_blk *b = ud;
+  ra_req_reset(&b->req);
+  blk_put(b);
+}
+
+/* A block whose response was never handed out: both references go. */
+static void blk_abandon(treq_blk *b) {
+  ra_req_reset(&b->req);
+  b->refs = 1;
+  blk_put(b);
+}
+
+/* The tunnel goes: the blocks still out are freed by their last user. */
+static void blk_orphan_all(tunnel *t) {
+  while (t->blks) {
+    treq_blk *b = t->blks;
+    RA_LIST_DEL(t->blks, b);
+    b->home = NULL;
+  }
+  if (t->spare) blk_destroy(t->spare);
+  t->spare = NULL;
+}
 
 /* ---- sending envelopes --------------------------------------------------- */
 
@@ -285,7 +389,7 @@ static inline void treq_free(treq *q) {
   if (q->later_queued) ra_defer_cancel(q->loop, &q->later);
   if (q->x || q->in_stream) treq_free_streams(q); /* streams only: no call per request */
   ra_env_buf_free(&q->out);
-  free(q);
+  blk_put(blk_of(q));
 }
 
 /* Frees q, unless a body delivery is under way further up the stack (the
@@ -1134,16 +1238,22 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
     send_simple_response(t, id, 503, "too many bytes pending: retry later\n");
     return;
   }
+  treq_blk *b = blk_get(t, id.len);
+  if (!b) {
+    refuse_request(t, m, 500, "out of memory\n", NULL);
+    return;
+  }
   char scratch[2048];
   ra_str target = url_target(m->http_request.url, scratch, sizeof scratch);
-  ra_req *req;
-  int nrc = ra_req_new(m->http_request.method, target, 11, true, &req);
-  if (nrc && nrc != -ENOMEM) { /* a method or URL HTTP/1.1 could not carry either */
+  ra_req *req = &b->req;
+  treq *q = &b->q;
+  int nrc = ra_req_start(req, m->http_request.method, target, 11, true);
+  if (nrc == -ENOMEM) goto oom;
+  if (nrc) { /* a method or URL HTTP/1.1 could not carry either */
+    blk_abandon(b);
     refuse_request(t, m, 400, nrc == -EINVAL ? "malformed request method\n" : "request URL too long\n", NULL);
     return;
   }
-  treq *q = calloc(1, sizeof *q + id.len + 1);
-  if (!req || !q) goto oom;
   if (t->client_id && ra_req_set_client_identity(req, t->client_id)) goto oom;
   set_req_peer(req, t);
   memcpy(q->id, id.ptr, id.len);
@@ -1182,8 +1292,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   if (hrc == -ENOMEM) goto oom;
   if (refuse) {
     log_access(s, req, refuse, q->start_us);
-    ra_req_free(req);
-    free(q);
+    blk_abandon(b);
     refuse_request(t, m, refuse, refuse == 431 ? "too many request headers\n" : why, NULL);
     return;
   }
@@ -1194,9 +1303,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   bool by_ref = body.len >= BODY_REF_MIN && t->ch.rx.data && body.bytes >= t->ch.rx.data &&
                 body.bytes + body.len <= t->ch.rx.data + t->ch.rx.cap;
   if (body.len && !by_ref && ra_req_append_body(req, body.ptr, body.len)) goto oom;
-  ra_res *res;
-  ra_res_new(s->loop, req, &treq_ops, q, &res);
-  if (!res) goto oom;
+  ra_res *res = &b->res;
+  ra_res_init(res, s->loop, req, &treq_ops, q, blk_res_release, b);
   if (by_ref) ra_req_set_body_ref(req, body.ptr, body.len, ra_env_buf_return, ra_env_buf_lend(&t->ch.rx));
   q->res = res;
   q->req = req;
@@ -1215,8 +1323,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   ra_router_handle(s->router, req, res); /* may end (and free q) right here */
   return;
 oom:
-  if (req) ra_req_free(req);
-  free(q);
+  blk_abandon(b);
   refuse_request(t, m, 500, "out of memory\n", NULL);
 }
 
@@ -1334,6 +1441,7 @@ static void tunnel_teardown(tunnel *t) {
     treq_cancel_res(q); /* the sink is never called again */
     treq_drop(q);
   }
+  blk_orphan_all(t);
   ra_tindex_free(&t->streams);
   ra_tchan_free(&t->ch); /* every tunnelled WebSocket: on_close 1006 */
   if (t->counted_keyed) {
@@ -1998,6 +2106,9 @@ static void trim_idle(ra_timer *tm, void *ud) {
     if (t->trimmed || !t->ch.ctl || t->n_reqs || now - t->last_msg < TRIM_IDLE_MS) continue;
     ra_env_buf_free(&t->ch.rx);
     ra_env_buf_free(&t->ch.tx);
+    if (t->spare) blk_destroy(t->spare);
+    t->spare = NULL;
+    t->reused = false;
     ra_env_pool_trim(t->ch.pool);
     ra_ws_trim(t->ch.ctl);
     t->trimmed = true;

@@ -15,6 +15,7 @@
 #include "raloop/core/loop.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
+#include "raloop/http/token.h"
 
 /* A sink that discards every byte and never holds any. */
 typedef struct sink {
@@ -218,12 +219,30 @@ static void test_head_send(void **state) {
   ra_loop_free(loop);
 }
 
+/* Header names: the token table (token.c) agrees with ra_http_tchar on
+ * every byte, and the response refuses what is not a token. */
+static void test_header_tokens(void **state) {
+  (void)state;
+  for (unsigned c = 0; c < 256; c++) {
+    char b[3] = {'x', (char)c, 'y'};
+    assert_int_equal(ra_http_token_valid(ra_str_make(b, 3)), ra_http_tchar((unsigned char)c));
+    assert_int_equal(ra_http_token_valid(ra_str_make(b + 1, 1)), ra_http_tchar((unsigned char)c));
+  }
+  assert_true(ra_http_token_valid(RA_STR("Content-Type")));
+  assert_true(ra_http_token_valid(RA_STR("!#$%&'*+-.^_`|~09AZaz")));
+  assert_false(ra_http_token_valid(RA_STR("")));
+  assert_false(ra_http_token_valid(RA_STR("a b")));
+  assert_false(ra_http_token_valid(RA_STR("a:b")));
+  assert_false(ra_http_token_valid(ra_str_make("a\0b", 3)));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_discard_sink_yields),
       cmocka_unit_test(test_ignoring_producer_gets_eagain),
       cmocka_unit_test(test_head_streamed_ends),
       cmocka_unit_test(test_head_send),
+      cmocka_unit_test(test_header_tokens),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
