@@ -618,6 +618,16 @@ static void do_read(ra_stream *s) {
     return;
   }
   if (n == 0) {
+    /* Input held back comes before the end: a reader that paused and was
+     * resumed has its re-offer queued, and the FIN may be read first. Offer
+     * it now; if the reader pauses again with some left, the FIN is read
+     * again after the resume (level-triggered); otherwise what is left is a
+     * partial message and the peer is gone. */
+    if (append && s->cbs.on_read) {
+      deliver(s, buf, 0, true);
+      if (s->flags & (S_CLOSED | S_CLOSING)) return;
+      if (s->in.len && (s->flags & (S_PAUSED | S_BP))) return;
+    }
     on_eof(s);
     return;
   }

@@ -234,7 +234,8 @@ int ra_res_end(ra_res *res) {
       if (res->content_length < 0) res->content_length = 0;
       rc = send_head(res);
     }
-    if (rc == 0 && res->ops) rc = res->ops->end(res->sink);
+    if (rc == 0 && res->ops)
+      rc = res->aborted && res->ops->abort ? res->ops->abort(res->sink) : res->ops->end(res->sink);
   } else {
     rc = -ECANCELED;
   }

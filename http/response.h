@@ -72,9 +72,10 @@ RA_API int ra_res_end(ra_res *res);
 /* Ends a response whose body is incomplete (a proxy's upstream failed
  * mid-body): like ra_res_end, but an HTTP/1.1 transport closes the
  * connection instead of completing the framing (no last chunk), so the
- * client sees the answer cut short rather than a shorter one. Transports
- * without such framing (the tunnel: the answer leaves whole) end it as
- * ra_res_end does. Same returns as ra_res_end. */
+ * client sees the answer cut short rather than a shorter one. The tunnel
+ * answers 502 in place of a whole answer, and cancels a streamed one
+ * (http_cancel: the client sees it fail, PROTOCOL.md §11), never passing a
+ * shorter body off as complete. Same returns as ra_res_end. */
 RA_API int ra_res_abort(ra_res *res);
 
 /* The request this response answers (valid as long as res). */
@@ -149,6 +150,11 @@ typedef struct ra_res_sink_ops {
                  ra_upgrade_cb cb, void *ud);
   /* Optional: bytes held unsent. */
   size_t (*pending)(void *sink);
+  /* Optional: ra_res_abort instead of end (the body is incomplete), for a
+   * transport that can say so otherwise than by closing (the tunnel).
+   * NULL: end is called and the transport reads the abort off the
+   * response. Same contract as end. */
+  int (*abort)(void *sink);
 } ra_res_sink_ops;
 
 /* Takes ownership of req on success (freed with the response): 0 and *out;

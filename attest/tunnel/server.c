@@ -163,6 +163,7 @@ struct treq {
   bool got_head;
   bool no_body;   /* 204/205/304: body null, writes ignored */
   bool failed;    /* out of memory building it: a 500 instead */
+  bool cut;       /* ra_res_abort on a whole answer: a 502 instead */
   int status;     /* as sent (access log) */
   uint64_t start_us; /* arrival (access log; 0 without one) */
   /* streamed bodies (PROTOCOL.md §11) */
@@ -438,6 +439,9 @@ static bool skip_header(ra_str name) {
 static int out_begin(treq *q);
 static int out_write(treq *q, const void *data, size_t len);
 static int out_end(treq *q);
+static void held_sub(treq *q, size_t n);
+static void send_cancel(tunnel *t, ra_str id, const char *reason);
+static ra_str treq_id(const treq *q);
 static void in_cancel_body(treq *q, const char *reason);
 
 /* Encodes the http_response up to "body" into q->out, with room for a body
@@ -574,9 +578,11 @@ static int sink_end(void *sink) {
     return 0;
   }
   if (q->out_stream && t) return out_end(q);
-  if (t && (q->failed || !q->got_head || !t->ch.keyed || !t->ch.ctl)) {
-    if (q->failed || !q->got_head) send_simple_response(t, ra_str_make(q->id, q->id_len), 500,
-                                                        "response failed\n");
+  if (t && (q->failed || q->cut || !q->got_head || !t->ch.keyed || !t->ch.ctl)) {
+    if (q->failed || !q->got_head)
+      send_simple_response(t, ra_str_make(q->id, q->id_len), 500, "response failed\n");
+    else if (q->cut)
+      send_simple_response(t, ra_str_make(q->id, q->id_len), 502, "bad gateway: the answer was cut short\n");
   } else if (t) {
     uint8_t *p = ra_env_seal_extend(&q->out, 0, q->head_len + BODY_GAP + q->body_len);
     size_t off, n;
@@ -600,12 +606,32 @@ static int sink_end(void *sink) {
   if (t) {
     /* an early answer: the rest of a streamed request body is not wanted */
     if (q->in_stream) in_cancel_body(q, "response ended before the request body");
-    log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->status, q->start_us);
+    log_access(t->srv, ra_res_req(q->res), q->failed || !q->got_head ? 500 : q->cut ? 502 : q->status,
+               q->start_us);
     treq_unlink(q);
     drain_check(t);
   }
   treq_drop(q);
   return 0;
+}
+
+/* ra_res_abort: the body is incomplete (a proxy's upstream failed
+ * mid-body) and no tunnel framing can cut an answer short: a whole answer
+ * becomes a 502 instead of a shorter body; a streamed one ends with
+ * http_cancel (the client fails it), never with an `end` that would pass
+ * for complete. */
+static int sink_abort(void *sink) {
+  treq *q = sink;
+  if (!q->t || q->too_large || q->head_only || q->no_body) return sink_end(sink);
+  if (q->out_stream) {
+    held_sub(q, q->x->pend.len);
+    ra_buf_free(&q->x->pend);
+    send_cancel(q->t, treq_id(q), "the response was cut short");
+    q->out_end_sent = true; /* nothing more goes for it: out_end frees q */
+    return out_end(q);
+  }
+  q->cut = true;
+  return sink_end(sink);
 }
 
 /* The control channel's high-water mark: above it, paced responses wait
@@ -661,6 +687,7 @@ static void treq_later(ra_defer *d, void *ud) {
 
 static const ra_res_sink_ops treq_ops = {
   .head = sink_head, .body = sink_body, .end = sink_end, .pending = sink_pending,
+  .abort = sink_abort,
 };
 
 /* ---- streamed bodies (PROTOCOL.md §11) ------------------------------------

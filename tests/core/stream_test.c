@@ -40,6 +40,7 @@ typedef struct ctx {
   int close_err;
   int close_on_eof;
   int pause_after_first; /* pause reading in the first on_read */
+  size_t eof_in_len;     /* in_len when on_eof came */
   ra_timer guard;
 } ctx;
 
@@ -61,6 +62,7 @@ static void c_drain(ra_stream *s, void *ud) {
 static void c_eof(ra_stream *s, void *ud) {
   ctx *c = ud;
   c->eofs++;
+  c->eof_in_len = c->in_len;
   if (c->close_on_eof) ra_stream_close(s);
 }
 static void c_close(ra_stream *s, int err, void *ud) {
@@ -175,6 +177,32 @@ static void test_pause_resume_reoffers(void **state) {
   close(peer);
   teardown(&c);
   assert_int_equal(c.closes, 1);
+}
+
+/* Input held while paused comes before the end: the peer's FIN, read in
+ * the loop turn of the resume (before the deferred re-offer ran), must not
+ * overtake it (ra-gateway lost the tail of an answer so: it closes its
+ * upstream on EOF). */
+static void test_resume_then_eof_delivers_held_input(void **state) {
+  (void)state;
+  ctx c;
+  int peer;
+  setup_pair(&c, &peer, NULL);
+  c.consume_max = 4;
+  c.pause_after_first = 1;
+  assert_int_equal(write(peer, "req1req2", 8), 8);
+  run_until(&c, &c.reads, 1);
+  assert_int_equal(c.in_len, 4);
+  assert_int_equal(shutdown(peer, SHUT_WR), 0);
+  for (int i = 0; i < 3; i++) ra_loop_run_once(c.loop, 5);
+  assert_int_equal(c.eofs, 0); /* paused: the FIN is not read either */
+  ra_stream_resume_read(c.s);
+  run_until(&c, &c.eofs, 1);
+  assert_int_equal(c.in_len, 8);
+  assert_int_equal(c.eof_in_len, 8); /* everything before the end */
+  ra_stream_abort(c.s, 0);
+  close(peer);
+  teardown(&c);
 }
 
 /* ---- switching callbacks (an upgrade) ------------------------------------ */
@@ -931,6 +959,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_partial_consume),
       cmocka_unit_test(test_pause_resume_reoffers),
+      cmocka_unit_test(test_resume_then_eof_delivers_held_input),
       cmocka_unit_test(test_set_userdata_reoffers),
       cmocka_unit_test(test_set_userdata_idle_no_defer),
       cmocka_unit_test(test_write_queue_watermarks),

@@ -246,7 +246,7 @@ static int s_end(void *sk) {
   return 0;
 }
 static size_t s_pending(void *sk) { return ((sink *)sk)->fake_pending; }
-static const ra_res_sink_ops sink_ops = {s_head, s_body, s_end, NULL, s_pending};
+static const ra_res_sink_ops sink_ops = {.head = s_head, .body = s_body, .end = s_end, .pending = s_pending};
 
 static ra_res *send_req(ra_loop *loop, ra_proxy *px, sink *sk, const char *method, const char *target,
                         bool attested, const char *const *hdrs, const char *body) {

@@ -199,6 +199,13 @@ rc=0; "${CURL[@]}" -o /dev/null "$N/cut" || rc=$?
 [ "$rc" != 0 ] && ok "answer cut short upstream: the client sees a broken body (curl exit $rc)" || bad "cut answer looked complete"
 rc=0; "${CURL[@]}" -o /dev/null "$N/cutchunked" || rc=$?
 [ "$rc" != 0 ] && ok "chunked answer cut short upstream: no last chunk for the client (curl exit $rc)" || bad "cut chunked answer looked complete"
+# through the tunnel: never a shorter body passed off as complete
+rc=0; "${RACURL[@]}" --fail -o /dev/null "$N/cut" 2>/dev/null || rc=$?
+[ "$rc" = 22 ] && ok "answer cut short upstream, through the tunnel whole: 502 (ra-curl --fail exit 22)" ||
+  bad "cut answer through the tunnel: ra-curl exit $rc, want 22"
+rc=0; "${RACURL[@]}" -o "$tmp/cutbig" "$N/cutbig" 2>"$tmp/cutbig.err" || rc=$?
+[ "$rc" = 18 ] && ok "answer cut short upstream, streamed through the tunnel: http_cancel (ra-curl exit 18)" ||
+  bad "cut streamed answer through the tunnel: ra-curl exit $rc, want 18 ($(head -c 200 "$tmp/cutbig.err"))"
 expect "after the failures the gateway still answers" world "$("${CURL[@]}" "$N/hello")"
 expect "upstream down through the tunnel: 502" 502 \
   "$("${RACURL[@]}" -i "http://127.0.0.1:$gd_port/x" | head -1 | awk '{print $1}')"

@@ -9,6 +9,7 @@
 //   GET  /stall            never answers
 //   GET  /close            destroys the socket without answering
 //   GET  /cut              head + half the announced body, then destroys the socket
+//   GET  /cutbig           the same with 1 MiB of an announced 2 MiB
 //   GET  /big?mb=N         N MiB of a repeating pattern, streamed with back-pressure
 //   GET  /hop              answers with hop-by-hop headers that must not pass
 "use strict"
@@ -64,6 +65,10 @@ const srv = http.createServer((req, res) => {
       res.writeHead(200, { "Content-Length": "1000" })
       res.write(Buffer.alloc(500, 97))
       return setTimeout(() => req.socket.destroy(), 50)
+    case "/cutbig": // past the tunnel's chunk: streamed through it, then cut
+      res.writeHead(200, { "Content-Length": String(2 << 20) })
+      res.write(Buffer.alloc(1 << 20, 98))
+      return setTimeout(() => req.socket.destroy(), 100)
     case "/cutchunked":
       res.writeHead(200, { "Content-Type": "text/plain" })
       res.write("part one\n")
