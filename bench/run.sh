@@ -101,6 +101,10 @@ fi
 # --- one run -----------------------------------------------------------------
 port=
 start_server() { # BIN SIMDIR LOG
+  # emptied here, not only by the child's redirection: the child may not
+  # have opened LOG yet when it is read below, and the last run's server
+  # (gone now) named its port there
+  : >"$3"
   "${pin_srv[@]}" "$1/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$2" >"$3" 2>&1 &
   srv_pid=$!
   port=
