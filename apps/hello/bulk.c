@@ -1,5 +1,6 @@
 /* apps/hello/bulk.c: PUT|POST /upload and GET /bytes (bulk.h). */
 #include "apps/hello/bulk.h"
+#include "apps/hello/query.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -100,23 +101,10 @@ static void bytes_cancel(ra_res *res, void *ud) {
   free(ud);
 }
 
-static bool query_u64(ra_req *req, const char *name, uint64_t hi, uint64_t *out) {
-  ra_str v;
-  if (!ra_req_query_get(req, name, &v) || v.len == 0 || v.len > 15) return false;
-  uint64_t n = 0;
-  for (size_t i = 0; i < v.len; i++) {
-    if (v.ptr[i] < '0' || v.ptr[i] > '9') return false;
-    n = n * 10 + (uint64_t)(v.ptr[i] - '0');
-  }
-  if (n > hi) return false;
-  *out = n;
-  return true;
-}
-
 static void h_bytes(ra_req *req, ra_res *res, void *ud) {
   (void)ud;
   uint64_t n;
-  if (!query_u64(req, "n", BYTES_MAX, &n)) {
+  if (!hello_query_num(req, "n", BYTES_MAX, &n)) {
     ra_res_send_text(res, 400, "n must be 0..1099511627776\n");
     return;
   }

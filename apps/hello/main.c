@@ -49,6 +49,7 @@
 #include "raloop/serve/metrics.h"
 #include "raloop/serve/workers.h"
 #include "apps/hello/bulk.h"
+#include "apps/hello/query.h"
 #include "apps/hello/tunnel.h"
 #include "apps/hello/whoami.h"
 #include "apps/hello/ws_routes.h"
@@ -76,20 +77,6 @@ static void h_echo(ra_req *req, ra_res *res, void *ud) {
   ra_res_send(res, 200, type, body.ptr, body.len);
 }
 
-/* Parses a decimal query parameter in [lo, hi]. */
-static bool query_num(ra_req *req, const char *name, long lo, long hi, long *out) {
-  ra_str v;
-  if (!ra_req_query_get(req, name, &v) || v.len == 0 || v.len > 12) return false;
-  long n = 0;
-  for (size_t i = 0; i < v.len; i++) {
-    if (v.ptr[i] < '0' || v.ptr[i] > '9') return false;
-    n = n * 10 + (v.ptr[i] - '0');
-  }
-  if (n < lo || n > hi) return false;
-  *out = n;
-  return true;
-}
-
 /* ---- /delay: an answer from a timer ---------------------------------------- */
 
 typedef struct delay {
@@ -112,8 +99,8 @@ static void delay_cancel(ra_res *res, void *ud) {
 }
 
 static void h_delay(ra_req *req, ra_res *res, void *ud) {
-  long ms;
-  if (!query_num(req, "ms", 0, 600000, &ms)) {
+  uint64_t ms;
+  if (!hello_query_num(req, "ms", 600000, &ms)) {
     ra_res_send_text(res, 400, "ms must be 0..600000\n");
     return;
   }
@@ -124,7 +111,7 @@ static void h_delay(ra_req *req, ra_res *res, void *ud) {
   }
   d->res = res;
   ra_timer_init(ra_res_loop(res), &d->timer, delay_fire, d);
-  if (ra_timer_start(&d->timer, (uint64_t)ms, 0)) {
+  if (ra_timer_start(&d->timer, ms, 0)) {
     free(d);
     ra_res_send_text(res, 503, "out of memory\n");
     return;
@@ -162,8 +149,8 @@ static void stream_cancel(ra_res *res, void *ud) {
 }
 
 static void h_stream(ra_req *req, ra_res *res, void *ud) {
-  long n;
-  if (!query_num(req, "n", 0, 100000000, &n)) {
+  uint64_t n;
+  if (!hello_query_num(req, "n", 100000000, &n)) {
     ra_res_send_text(res, 400, "n must be 0..100000000\n");
     return;
   }
@@ -174,7 +161,7 @@ static void h_stream(ra_req *req, ra_res *res, void *ud) {
   }
   st->res = res;
   st->i = 0;
-  st->n = n;
+  st->n = (long)n;
   ra_res_set_status(res, 200);
   ra_res_add_header(res, "Content-Type", "text/plain; charset=utf-8");
   ra_res_on_cancel(res, stream_cancel, st);
