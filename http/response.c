@@ -113,7 +113,6 @@ static int add_header_named(ra_res *res, ra_str name, ra_str value) {
 }
 
 int ra_res_add_header_n(ra_res *res, ra_str name, ra_str value) {
-  if (res->state != RA_RES_BUILDING) return -EALREADY;
   if (!ra_http_token_valid(name)) return -EINVAL;
   return add_header_named(res, name, value);
 }

@@ -486,12 +486,6 @@ static ssize_t up_read(creq *q, uint8_t *buf, size_t cap) {
   return n;
 }
 
-typedef struct body_arg {
-  ra_str id;
-  size_t len;
-  bool end;
-} body_arg;
-
 /* Sends what credit allows, a turn's worth at most. */
 static void up_stream(creq *q) {
   ra_tunnel_client *c = q->c;

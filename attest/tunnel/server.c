@@ -439,7 +439,9 @@ static bool skip_header(ra_str name) {
 static int out_begin(treq *q);
 static int out_write(treq *q, const void *data, size_t len);
 static int out_end(treq *q);
+static void held_add(treq *q, size_t n);
 static void held_sub(treq *q, size_t n);
+static bool held_room(const tunnel *t, uint64_t n);
 static void send_cancel(tunnel *t, ra_str id, const char *reason);
 static ra_str treq_id(const treq *q);
 static void in_cancel_body(treq *q, const char *reason);
@@ -479,9 +481,7 @@ static int sink_head(void *sink, int status, const ra_header *headers, size_t n,
   bool stream = q->t->bs && !q->no_body && !q->head_only && content_length > 0 &&
                 (uint64_t)content_length > q->t->peer.chunk;
   if (!stream && !q->no_body && !q->head_only && content_length > 0 &&
-      (uint64_t)content_length <= q->t->srv->o.max_response &&
-      (uint64_t)content_length <= q->t->srv->o.max_buffered_per_tunnel - q->t->held_bytes &&
-      (uint64_t)content_length <= q->t->srv->o.max_buffered - q->t->srv->held_bytes)
+      (uint64_t)content_length <= q->t->srv->o.max_response && held_room(q->t, (uint64_t)content_length))
     expect = (size_t)content_length; /* room at once (else it grows as written, counted) */
   uint8_t *p = ra_env_seal_begin(&q->out, hl + BODY_GAP + expect);
   if (!p) q->failed = true;
@@ -509,10 +509,7 @@ static void response_refused(treq *q, int status, const char *text) {
   if (status == 502) s->st.responses_too_large++;
   else s->st.buffered_refused++;
   ra_env_buf_free(&q->out);
-  size_t body = q->body_len;
-  q->held_bytes -= body;
-  t->held_bytes -= body;
-  s->held_bytes -= body;
+  held_sub(q, q->body_len);
   RA_LOG_LIMITED(RA_LOG_INFO, 10, 60000, "tunnel: response refused (%d): %s", status, text);
   send_simple_response(t, ra_str_make(q->id, q->id_len), status, text);
   q->resp_sent = true;
@@ -542,7 +539,7 @@ static int sink_body(void *sink, const void *data, size_t len) {
     response_refused(q, 502, "response too large for the tunnel\n");
     return -EMSGSIZE;
   }
-  if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+  if (!held_room(t, len)) {
     response_refused(q, 503, "too many bytes pending: retry later\n");
     return -EMSGSIZE;
   }
@@ -559,9 +556,7 @@ static int sink_body(void *sink, const void *data, size_t len) {
   }
   memcpy(p + at, data, len);
   q->body_len += len;
-  q->held_bytes += len;
-  t->held_bytes += len;
-  s->held_bytes += len;
+  held_add(q, len);
   return 0;
 }
 
@@ -733,6 +728,11 @@ static void held_sub(treq *q, size_t n) {
   q->held_bytes -= n;
   q->t->held_bytes -= n;
   q->t->srv->held_bytes -= n;
+}
+/* Whether n more bytes fit under both bounds (per tunnel, all tunnels). */
+static bool held_room(const tunnel *t, uint64_t n) {
+  const ra_tunnel_server *s = t->srv;
+  return n <= s->o.max_buffered_per_tunnel - t->held_bytes && n <= s->o.max_buffered - s->held_bytes;
 }
 
 typedef struct body_arg {
@@ -907,7 +907,7 @@ static void in_assemble(treq *q, const uint8_t *data, size_t len, bool end) {
       stream_fail(t, q, treq_id(q), 413, "request body too large");
       return;
     }
-    if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+    if (!held_room(t, len)) {
       s->st.requests_refused++;
       stream_fail(t, q, treq_id(q), 503, "too many bytes pending: retry later");
       return;
@@ -1057,13 +1057,19 @@ static __attribute__((noinline)) int out_begin(treq *q) {
   return 0;
 }
 
+/* The next http_body piece of len bytes: within the credit and the
+ * client's chunk. */
+static size_t out_piece(const treq *q, size_t len) {
+  if (len > q->x->out_credit) len = (size_t)q->x->out_credit;
+  if (len > q->t->peer.chunk) len = (size_t)q->t->peer.chunk;
+  return len;
+}
+
 /* Sends what waits, within the credit; the end once all went. Frees q when
  * its response ended and is all sent. */
 static void out_pump(treq *q) {
   while (q->x->pend.len && q->x->out_credit) {
-    size_t n = q->x->pend.len;
-    if (n > q->x->out_credit) n = (size_t)q->x->out_credit;
-    if (n > q->t->peer.chunk) n = (size_t)q->t->peer.chunk;
+    size_t n = out_piece(q, q->x->pend.len);
     out_send(q, ra_buf_ptr(&q->x->pend), n, q->out_ended && n == q->x->pend.len);
     ra_buf_consume(&q->x->pend, n);
     held_sub(q, n);
@@ -1103,19 +1109,16 @@ static void out_abort(treq *q, const char *why) {
 
 static int out_write(treq *q, const void *data, size_t len) {
   tunnel *t = q->t;
-  ra_tunnel_server *s = t->srv;
   const uint8_t *d = data;
   out_pump(q); /* what waits goes first */
   while (!q->x->pend.len && len && q->x->out_credit) { /* nothing waits: straight out */
-    size_t n = len;
-    if (n > q->x->out_credit) n = (size_t)q->x->out_credit;
-    if (n > t->peer.chunk) n = (size_t)t->peer.chunk;
+    size_t n = out_piece(q, len);
     out_send(q, d, n, false);
     d += n;
     len -= n;
   }
   if (!len) return 0;
-  if (len > s->o.max_buffered_per_tunnel - t->held_bytes || len > s->o.max_buffered - s->held_bytes) {
+  if (!held_room(t, len)) {
     out_abort(q, "too many bytes pending");
     return -EMSGSIZE;
   }
@@ -1225,8 +1228,7 @@ static __attribute__((noinline)) bool stream_request_ok(tunnel *t, const ra_tmsg
     stream_fail(t, NULL, id, 400, "bodyStream with a body");
     return false;
   }
-  if (s->bs.window > s->o.max_buffered_per_tunnel - t->held_bytes ||
-      s->bs.window > s->o.max_buffered - s->held_bytes) {
+  if (!held_room(t, s->bs.window)) {
     s->st.buffered_refused++;
     s->st.requests_refused++;
     refuse_request(t, m, 503, "too many bytes pending: retry later\n", NULL);
@@ -1258,8 +1260,7 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
     send_simple_response(t, id, 413, "request body too large\n");
     return;
   }
-  if (blen > s->o.max_buffered_per_tunnel - t->held_bytes ||
-      blen > s->o.max_buffered - s->held_bytes) {
+  if (!held_room(t, blen)) {
     s->st.buffered_refused++;
     s->st.requests_refused++;
     send_simple_response(t, id, 503, "too many bytes pending: retry later\n");
@@ -1338,9 +1339,8 @@ static void on_http_request(tunnel *t, const ra_tmsg *m) {
   q->t = t;
   RA_LIST_ADD(t->reqs, q);
   t->n_reqs++;
-  q->held_bytes = blen;
-  t->held_bytes += blen;
-  s->held_bytes += blen;
+  q->held_bytes = 0;
+  held_add(q, blen);
   s->st.requests++;
   if (bstream) {
     in_start(q, m->http_request.method);
