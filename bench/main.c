@@ -225,6 +225,8 @@ typedef struct ctx {
   bench_results results;
   uint8_t *payload; /* the `large` body */
   char what[S__COUNT][160];
+  char what_floor[160];
+  size_t msg_req_len, msg_resp_len; /* throughput's tunnelled GET /hello (bench_tunnel_msg_sizes) */
 } ctx;
 
 static void say(const ctx *x, const char *fmt, const char *a, const char *b) {
@@ -418,6 +420,9 @@ static int run_scenario(ctx *x, int sc) {
     }
   }
   for (int k = 0; k < 2; k++) {
+    if (sc == S_THROUGHPUT && m[k].mode == M_TUNNEL && m[k].t &&
+        bench_tunnel_msg_sizes(m[k].t, &x->msg_req_len, &x->msg_resp_len))
+      x->msg_req_len = x->msg_resp_len = 0;
     if (m[k].t && !m[k].failed) {
       bench_summary s;
       if (c->pick_best) s = m[k].best;
@@ -489,28 +494,47 @@ static int run_idle(ctx *x) {
   return rc;
 }
 
-static int run_floor(ctx *x) {
+/* The cipher floor (bench/floor.h) of scenario sc, added as its mode
+ * "floor": `per` samples of `batch` round trips with up / down bytes
+ * sealed and opened, as the tunnel's rounds are taken (pooled, or with
+ * --pick best the best of `rounds` groups). */
+static int run_floor(ctx *x, int sc, size_t up, size_t down, size_t batch, size_t per, size_t warmup,
+                     const char *what) {
   cfg *c = x->c;
-  /* as the tunnel's rounds: pooled, or the best group of n_large */
   size_t groups = c->pick_best ? c->rounds : 1;
-  size_t per = c->pick_best ? c->n_large : c->n_large * c->rounds;
+  per = c->pick_best ? per : per * c->rounds;
   bench_summary best = {0};
   int rc = 0;
   for (size_t g = 0; g < groups && rc == 0; g++) {
     bench_samples s = {0};
     uint64_t wall = 0;
-    rc = bench_crypto_floor(c->large_size, per, g == 0 ? c->n_large / c->warmup_div + 1 : 0, &s,
-                            &wall);
+    rc = bench_crypto_floor(up, down, batch, per, g == 0 ? warmup : 0, &s, &wall);
     if (rc == 0) {
       bench_summary sum;
       bench_summarize(&s, wall, &sum);
+      sum.rps = sum.avg_ms > 0 ? 1e3 / sum.avg_ms : 0; /* round trips per second, one core */
       if (g == 0 || sum.avg_ms < best.avg_ms) best = sum;
     }
     bench_samples_free(&s);
   }
-  if (rc == 0) rc = bench_results_add(&x->results, "large", "floor", x->what[S_LARGE], &best);
-  else fprintf(stderr, "ra-bench: crypto floor: %s\n", strerror(-rc));
+  if (rc == 0) rc = bench_results_add(&x->results, scenario_names[sc], "floor", what, &best);
+  else fprintf(stderr, "ra-bench: %s: crypto floor: %s\n", scenario_names[sc], strerror(-rc));
   return rc;
+}
+
+static int run_floors(ctx *x, int sc) {
+  cfg *c = x->c;
+  if (c->no_floor) return 0;
+  if (sc == S_LARGE)
+    return run_floor(x, sc, c->large_size, c->large_size, 1, c->n_large, c->n_large / c->warmup_div + 1,
+                     x->what[S_LARGE]);
+  if (sc != S_THROUGHPUT || !x->msg_req_len) return 0; /* no tunnel answer: no sizes */
+  snprintf(x->what_floor, sizeof x->what_floor,
+           "4 x crypto_secretbox per request: the %zu B http_request, the %zu B http_response",
+           x->msg_req_len, x->msg_resp_len);
+  /* a sample is 200 round trips (~1 ms), not one: the clock read would
+   * weigh on a few microseconds */
+  return run_floor(x, sc, x->msg_req_len, x->msg_resp_len, 200, 20, 5, x->what_floor);
 }
 
 /* ---- command line -------------------------------------------------------------- */
@@ -786,7 +810,7 @@ int main(int argc, char **argv) {
     if (!c.scen[s]) continue;
     /* plain first, then the tunnel: the order is the same for every scenario */
     if (s == S_IDLE ? run_idle(&x) != 0 : run_scenario(&x, s) != 0) failed++;
-    if (s == S_LARGE && !c.no_floor && run_floor(&x)) failed++;
+    if (run_floors(&x, s)) failed++;
   }
 
   if (!strcmp(c.format, "json")) bench_print_json(stdout, &x.results);

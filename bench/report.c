@@ -77,6 +77,26 @@ size_t bench_check_targets(const bench_results *rs, bench_target_check *out, siz
              t->s.rps, 100 * r, p->s.rps);
     k++;
   }
+  /* issue 18: >= 90 %, against what the cipher alone leaves. If each side
+   * spent on a request what plain's rate gives it (1 / rps, as if it were
+   * 100 % busy) plus its half of the four passes, the ratio would be
+   * 1 / (1 + rps x floor / 2): an upper bound, since the tunnel adds more
+   * than the cipher and neither side is quite 100 % busy. The floor's
+   * median sample (200 round trips each): a sample the scheduler
+   * interrupted measures the neighbour, not the cipher. */
+  if (k < max && (t = bench_results_find(rs, "throughput", "tunnel")) &&
+      (p = bench_results_find(rs, "throughput", "plain")) && p->s.rps > 0 &&
+      (fl = bench_results_find(rs, "throughput", "floor"))) {
+    double r = t->s.rps / p->s.rps, side_us = fl->s.p50_ms * 1e3 / 2;
+    double bound = 1 / (1 + p->s.rps * side_us / 1e6);
+    out[k].scenario = "throughput";
+    out[k].met = r >= 0.9;
+    snprintf(out[k].text, sizeof out[k].text,
+             "throughput: %.0f%% of plain (target >= 90%%, issue 18); the cipher alone bounds it at"
+             " %.0f%% here (%.2f us a side; %s)",
+             100 * r, 100 * bound, side_us, fl->what);
+    k++;
+  }
   if (k < max && (t = bench_results_find(rs, "handshake", "tunnel"))) {
     out[k].scenario = "handshake";
     out[k].met = t->s.rps >= 5000;
@@ -140,11 +160,11 @@ void bench_print_json(FILE *f, const bench_results *rs) {
     json_string(&j, "scenario", r->scenario);
     json_string(&j, "mode", r->mode);
     json_uint(&j, "n", (unsigned long)r->s.n);
-    json_number(&j, "avg_ms", "%.4f", r->s.avg_ms);
-    json_number(&j, "p50_ms", "%.4f", r->s.p50_ms);
-    json_number(&j, "p90_ms", "%.4f", r->s.p90_ms);
-    json_number(&j, "p99_ms", "%.4f", r->s.p99_ms);
-    json_number(&j, "max_ms", "%.4f", r->s.max_ms);
+    json_number(&j, "avg_ms", "%.6f", r->s.avg_ms);
+    json_number(&j, "p50_ms", "%.6f", r->s.p50_ms);
+    json_number(&j, "p90_ms", "%.6f", r->s.p90_ms);
+    json_number(&j, "p99_ms", "%.6f", r->s.p99_ms);
+    json_number(&j, "max_ms", "%.6f", r->s.max_ms);
     json_number(&j, "rps", "%.2f", r->s.rps);
     json_end(&j);
   }

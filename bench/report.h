@@ -44,7 +44,7 @@ int bench_write_svg(const char *path, const bench_results *rs, const char *subti
 /* The issue's targets (issue 6) for scenarios measured in both modes. */
 typedef struct bench_target_check {
   const char *scenario;
-  char text[200]; /* "serial: tunnel/plain avg 1.12x <= 1.30x" */
+  char text[320]; /* "serial: tunnel/plain avg 1.12x <= 1.30x" */
   bool met;
 } bench_target_check;
 /* Fills up to max checks; returns how many. */

@@ -56,9 +56,17 @@ def load(d, side):
                         fig[f"sat/{m} server_busy_pct"] = 100.0 * srv / wall
                         fig[f"sat/{m} client_busy_pct"] = 100.0 * cli / wall
                         fig[f"sat/{m} rps"] = n * 1e9 / wall
+                        fig[f"sat/{m} client_us_per_req"] = cli / 1000.0 / n
             a, b = fig.get("sat/plain server_us_per_req"), fig.get("sat/tunnel server_us_per_req")
             if a is not None and b is not None:
                 fig["sat/tunnel-plain server_us_per_req"] = b - a
+            # each side's own bound: its plain CPU per request at saturation
+            # against that plus its half of the cipher floor
+            fl = fig.get("throughput/floor us_per_side")
+            for who in ("server", "client"):
+                a = fig.get(f"sat/plain {who}_us_per_req")
+                if a and fl:
+                    fig[f"sat/cipher bound {who} plain/(plain+floor)"] = a / (a + fl)
         runs.append(fig)
         i += 1
     return runs
@@ -72,6 +80,15 @@ def derive(fig):
     p, t = fig.get("throughput/plain rps"), fig.get("throughput/tunnel rps")
     if p and t is not None:
         fig["throughput/ratio rps tunnel/plain"] = t / p
+    # issue 18's throughput target against the cipher: the four passes of
+    # one tunnelled GET (the floor's median sample), half of them a side; a
+    # side that spent 1/rps of plain per request plus its half could reach
+    # at most this ratio (bench/report.c says the same in the table)
+    p, fl = fig.get("throughput/plain rps"), fig.get("throughput/floor p50_ms")
+    if p and fl:
+        side = fl * 1e3 / 2
+        fig["throughput/floor us_per_side"] = side
+        fig["throughput/cipher bound tunnel/plain"] = 1 / (1 + p * side / 1e6)
     p, t, fl = (fig.get(f"large/{m} avg_ms") for m in ("plain", "tunnel", "floor"))
     if p is not None and t is not None and fl:
         fig["large/excess (tunnel-plain)/floor"] = (t - p) / fl

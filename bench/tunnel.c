@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "raloop/attest/tunnel/envelope.h"
+#include "raloop/attest/tunnel/msg.h"
 #include "raloop/attest/quote/sim.h"
 #include "raloop/attest/tunnel/client.h"
 #include "raloop/attest/quote/vcache.h"
@@ -55,7 +56,33 @@ struct tpool {
   tun *oneshots; /* one-shot tunnels until freed */
   tslot *free_slots;
   slot_chunk *chunks;
+  /* the first request's and response's inner messages as the tunnel encodes
+   * them, in bytes (0: none yet): the plaintexts the cipher floor seals */
+  size_t req_msg_len, resp_msg_len;
 };
+
+/* A request id as the client's after its first thousand requests ("ra"
+ * and the request's number): the sizes below are the wire's to a byte or two. */
+#define TYPICAL_REQUEST_ID "ra1000"
+
+static size_t request_msg_len(const ra_tunnel_request *req) {
+  ra_tmsg_http_request_out m = {
+      .request_id = RA_STR(TYPICAL_REQUEST_ID), .method = ra_str_cstr(req->method),
+      .url = ra_str_cstr(req->url), .headers = req->headers, .n_headers = req->n_headers,
+      .has_body = req->has_body, .body = req->body, .body_len = req->body_len};
+  return ra_tmsg_encode_http_request(NULL, 0, &m);
+}
+
+/* The server encodes its answer with the same codec: names lowercased and
+ * values grouped by name, as re-encoding the received headers does. */
+static size_t response_msg_len(const ra_tunnel_response *res) {
+  ra_tmsg_http_response_out m = {
+      .request_id = RA_STR(TYPICAL_REQUEST_ID), .status = res->status,
+      .status_text = res->status_text, .headers = res->headers, .n_headers = res->n_headers,
+      .has_body = res->body != NULL, .body_is_text = res->body_is_text, .body = res->body,
+      .body_len = res->body_len};
+  return ra_tmsg_encode_http_response(NULL, 0, &m);
+}
 
 static void list_del(tun **head, tun *t) {
   if (t->prev) t->prev->next = t->next;
@@ -136,8 +163,12 @@ static void on_fetch(ra_tunnel_client *c, int err, const ra_tunnel_response *res
   t->inflight--;
   if (p->freeing) return; /* the pool is going: nobody is waiting */
   if (t->retiring && t->inflight == 0) ra_loop_defer(p->base.loop, &t->free_later);
-  if (err) cb(cud, err, 0, NULL, 0, msg);
-  else cb(cud, 0, res->status, res->body, res->body_len, NULL);
+  if (err) {
+    cb(cud, err, 0, NULL, 0, msg);
+    return;
+  }
+  if (!p->resp_msg_len) p->resp_msg_len = response_msg_len(res);
+  cb(cud, 0, res->status, res->body, res->body_len, NULL);
 }
 
 static int tun_request(bench_target *bt, const bench_req *r, bench_done_cb cb, void *ud) {
@@ -169,6 +200,7 @@ static int tun_request(bench_target *bt, const bench_req *r, bench_done_cb cb, v
       .body = r->body,
       .body_len = r->body_len,
   };
+  if (!p->req_msg_len) p->req_msg_len = request_msg_len(&req);
   int rc = ra_tunnel_fetch(t->c, &req, on_fetch, s);
   if (rc) {
     slot_put(p, s);
@@ -210,6 +242,15 @@ static void tun_pool_free(bench_target *bt) {
 }
 
 static const bench_target_ops tun_ops = {.request = tun_request, .free = tun_pool_free};
+
+int bench_tunnel_msg_sizes(const bench_target *t, size_t *req, size_t *resp) {
+  const tpool *p = (const tpool *)t;
+  if (t->ops != &tun_ops) return -EINVAL;
+  if (!p->req_msg_len || !p->resp_msg_len) return -ENOENT;
+  *req = p->req_msg_len;
+  *resp = p->resp_msg_len;
+  return 0;
+}
 
 bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const bench_policy *pol,
                                size_t ntunnels, bool one_shot, char *err, size_t errlen) {

@@ -47,4 +47,10 @@ typedef struct bench_policy {
 bench_target *bench_tunnel_new(ra_loop *loop, const bench_origin *origin, const bench_policy *pol,
                                size_t ntunnels, bool one_shot, char *err, size_t errlen);
 
+/* The sizes (bytes) of the inner http_request and http_response messages
+ * of the first request answered through t, as the tunnel encodes them: the
+ * plaintexts its cipher seals (bench/floor.h). -ENOENT before an answer,
+ * -EINVAL when t is not a tunnel target. */
+int bench_tunnel_msg_sizes(const bench_target *t, size_t *req, size_t *resp);
+
 #endif

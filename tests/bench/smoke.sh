@@ -44,7 +44,7 @@ const keys = ["scenario", "mode", "n", "avg_ms", "p50_ms", "p90_ms", "p99_ms", "
 const want = [];
 for (const s of ["concurrent", "serial", "large", "throughput", "handshake"])
   for (const m of ["plain", "tunnel"]) want.push(s + "/" + m);
-want.push("large/floor");
+want.push("large/floor", "throughput/floor");
 const got = r.map((o) => o.scenario + "/" + o.mode);
 if (JSON.stringify([...got].sort()) !== JSON.stringify([...want].sort()))
   fail(`scenarios/modes: got ${got.join(",")}, want ${want.join(",")}`);
@@ -79,6 +79,12 @@ grep -q '^serial,plain,4,' "$tmp/best.csv" || fail "--pick best row"
 "$bin/ra-bench" --both --scenario serial --trust-sim "$tmp/sim" "${small[@]}" "$url" >"$tmp/out.txt"
 grep -q '^serial  *ratio ' "$tmp/out.txt" || fail "table has no ratio row"
 grep -q 'targets (issue 6)' "$tmp/out.txt" || fail "table has no targets"
+# issue 18: throughput's cipher floor (the sizes of the tunnelled GET's two
+# messages) and the bound it puts on the tunnel/plain ratio
+"$bin/ra-bench" --both --scenario throughput --trust-sim "$tmp/sim" "${small[@]}" "$url" >"$tmp/thr.txt"
+grep -q '^throughput  *floor ' "$tmp/thr.txt" || fail "throughput has no floor row"
+grep -Eq 'the cipher alone bounds it at [0-9]+% here \([0-9.]+ us a side; 4 x crypto_secretbox per request: the [0-9]+ B http_request, the [0-9]+ B http_response\)' \
+  "$tmp/thr.txt" || { cat "$tmp/thr.txt" >&2; fail "no cipher bound for throughput"; }
 
 # 3. fails closed: the simulated root is not trusted unless asked
 if "$bin/ra-bench" --tunnel --scenario serial --serial 1 --quiet --any-measurement-insecure "$url" \
