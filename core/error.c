@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* The last RA_ERR_* code: the table below must grow with the enum. */
-#define RA_ERR_LAST RA_ERR_TLS_CONFIG
+#define RA_ERR_LAST RA_ERR_HOST_UNKNOWN
 #define N_RA_CODES  (RA_ERR_BASE - RA_ERR_LAST)
 
 /* Indexed by RA_ERR_BASE - code, so that codes and rows cannot drift. The
@@ -57,6 +57,7 @@ static const char *const RA_CODES[N_RA_CODES + 1][2] = {
     ROW(RA_ERR_TLS_TIMEOUT, "TLS handshake timed out"),
     ROW(RA_ERR_TLS, "TLS error"),
     ROW(RA_ERR_TLS_CONFIG, "TLS configuration error (certificate or key)"),
+    ROW(RA_ERR_HOST_UNKNOWN, "host name does not resolve"),
 };
 #undef ROW
 

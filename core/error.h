@@ -78,6 +78,9 @@ enum {
   RA_ERR_TLS = RA_ERR_BASE - 43,           /* a TLS failure after the handshake (bad record) */
   RA_ERR_TLS_CONFIG = RA_ERR_BASE - 44,    /* a TLS context cannot be built (unreadable or
                                               mismatched certificate/key) */
+  /* Connecting (core/stream.h) */
+  RA_ERR_HOST_UNKNOWN = RA_ERR_BASE - 45,  /* the host name does not resolve (no such name, or
+                                              the resolver failed for now) */
 };
 
 /* A description: "success" for 0, the C library's text for -errno

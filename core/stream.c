@@ -30,6 +30,7 @@
 #include "raloop/core/buf.h"
 #include "raloop/core/error.h"
 #include "raloop/core/loop_internal.h"
+#include "raloop/core/resolve_internal.h"
 #include "raloop/core/tls_internal.h"
 
 #define DEFAULT_HIGH (1024u * 1024u)
@@ -993,6 +994,30 @@ static int unix_addr(ra_stream *s, const char *path) {
   return 0;
 }
 
+/* The connect attempt's first address, when its list is in. */
+static int connect_first(ra_stream *s) {
+  s->ai_next = s->ai_list;
+  return connect_next(s);
+}
+
+/* A name's addresses, from the resolver thread (core/resolve.c): the
+ * attempt goes on, or on_connect hears why it cannot. */
+static void on_resolved(struct addrinfo *list, int err, void *ud) {
+  ra_stream *s = ud;
+  s->ai_list = list;
+  if (err == 0) err = connect_first(s);
+  if (err == 0) return;
+  free_addrs(s);
+  ra_connect_cb cb = s->on_connect;
+  void *cud = s->ud;
+  stream_free(s);
+  cb(NULL, err, cud);
+}
+
+/* Numeric addresses resolve here and now; a name goes to the resolver
+ * thread (DNS may take seconds, and the loop serves everyone else
+ * meanwhile): 1 when it went there, 0 when s->ai_list is set, or a
+ * negative errno. */
 static int resolve(ra_stream *s, const char *host, uint16_t port) {
   char name[256];
   size_t n = strlen(host);
@@ -1008,13 +1033,14 @@ static int resolve(ra_stream *s, const char *host, uint16_t port) {
   struct addrinfo hints = {0};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
   int rc = getaddrinfo(name, serv, &hints, &s->ai_list);
   if (rc == 0) return 0;
   s->ai_list = NULL;
-  if (rc == EAI_MEMORY) return -ENOMEM;
-  if (rc == EAI_SYSTEM) return errno ? -errno : -EIO;
-  return -EHOSTUNREACH;
+  if (rc != EAI_NONAME) return ra_resolve_error(rc, errno);
+  hints.ai_flags = AI_NUMERICSERV;
+  rc = ra_resolve_start(s->loop, name, serv, &hints, on_resolved, s);
+  return rc < 0 ? rc : 1;
 }
 
 static int tls_attach(ra_stream *s, ra_tls_ctx *ctx, const char *server_name) {
@@ -1039,10 +1065,8 @@ static int connect_impl(ra_loop *loop, const char *host, uint16_t port, ra_tls_c
     s->flags |= S_TLS_CONNECT;
   }
   if (rc == 0) rc = strncmp(host, "unix:", 5) == 0 ? unix_addr(s, host + 5) : resolve(s, host, port);
-  if (rc == 0) {
-    s->ai_next = s->ai_list;
-    rc = connect_next(s);
-  }
+  if (rc == 1) return 0; /* a name: on_resolved goes on */
+  if (rc == 0) rc = connect_first(s);
   if (rc < 0) {
     free_addrs(s);
     stream_free(s);

@@ -49,13 +49,15 @@ typedef struct ra_stream_cbs {
  * -EBADF, -ENOMEM, the watch's -errno and *out NULL. */
 RA_API int ra_stream_new(ra_loop *loop, int fd, const ra_stream_cbs *cbs, void *ud, ra_stream **out);
 
-/* Client side: resolves host (getaddrinfo, blocking only for names that are
- * not numeric addresses; "::1" and "[::1]" both work; "unix:PATH" connects
- * to a unix socket and ignores port), connects non-blocking (trying each
- * address in turn), then calls on_connect, always from the loop, with status
- * 0 and the stream, or a negative errno and NULL (the stream is then already
- * gone). Returns 0 if the attempt started (on_connect will be called exactly
- * once), or a negative errno (it will not be called). */
+/* Client side: resolves host (a numeric address at once, a name with
+ * getaddrinfo on a thread of its own, so that DNS never stalls the loop;
+ * "::1" and "[::1]" both work; "unix:PATH" connects to a unix socket and
+ * ignores port), connects non-blocking (trying each address in turn), then
+ * calls on_connect, always from the loop, with status 0 and the stream, or
+ * a negative errno (RA_ERR_HOST_UNKNOWN: the name does not resolve) and
+ * NULL (the stream is then already gone). Returns 0 if the attempt started
+ * (on_connect will be called exactly once), or a negative errno (it will
+ * not be called). */
 typedef void (*ra_connect_cb)(ra_stream *s, int status, void *ud);
 RA_API int ra_stream_connect(ra_loop *loop, const char *host, uint16_t port,
                       const ra_stream_cbs *cbs, ra_connect_cb on_connect, void *ud);

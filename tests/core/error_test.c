@@ -39,6 +39,9 @@ static void test_values_stable(void **state) {
   assert_int_equal(RA_ERR_QUOTE_TRUNCATED, RA_ERR_BASE - 1);
   assert_int_equal(RA_ERR_CERT_REVOKED, RA_ERR_BASE - 15);
   assert_int_equal(RA_ERR_QE_DEBUG, RA_ERR_BASE - 27);
+  assert_int_equal(RA_ERR_HOST_UNKNOWN, RA_ERR_BASE - 45);
+  assert_string_equal(ra_err_name(RA_ERR_HOST_UNKNOWN), "RA_ERR_HOST_UNKNOWN");
+  assert_string_equal(ra_strerror(RA_ERR_HOST_UNKNOWN), "host name does not resolve");
   assert_true(RA_ERR_BASE < -EHWPOISON);
   for (int c = RA_ERR_QE_DEBUG; c <= RA_ERR_QUOTE_TRUNCATED; c++) {
     assert_non_null(strstr(ra_err_name(c), "RA_ERR_"));
@@ -48,7 +51,7 @@ static void test_values_stable(void **state) {
 
 static void test_unknown(void **state) {
   (void)state;
-  int unknown[] = {RA_ERR_BASE, RA_ERR_TLS_CONFIG - 1, -3999, 1, 12345, -100000};
+  int unknown[] = {RA_ERR_BASE, RA_ERR_HOST_UNKNOWN - 1, -3999, 1, 12345, -100000};
   for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
     assert_string_equal(ra_strerror(unknown[i]), "unknown error");
     assert_string_equal(ra_err_name(unknown[i]), "UNKNOWN");
