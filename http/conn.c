@@ -30,6 +30,7 @@
 
 #include "raloop/http/request_internal.h"
 #include "raloop/http/response_internal.h"
+#include "raloop/http/router_internal.h"
 #include "raloop/http/token.h"
 
 /* Where the parser is: between requests, in a head, in a body (header
@@ -118,6 +119,8 @@ struct ra_http_ex {
   bool keep_alive; /* the request allows the connection to stay open */
   bool close_after; /* the response decided: close after it */
   bool expect_100;  /* streamed body: "Expect: 100-continue" not answered yet */
+  bool routed;      /* route: looked up at the end of a head with a body */
+  ra_route_lookup route;
   ra_upgrade_cb up_cb;
   void *up_ud;
 };
@@ -302,6 +305,7 @@ static ra_http_ex *ex_new(ra_http_conn *c) {
   ex->keep_alive = true;
   ex->close_after = false;
   ex->expect_100 = false;
+  ex->routed = false;
   ex->up_cb = NULL;
   ex->up_ud = NULL;
   if (c->tail) c->tail->next = ex; else c->head = ex;
@@ -374,6 +378,24 @@ static void eof_check(ra_http_conn *c);
 static void stop_parsing(ra_http_conn *c);
 static void stop_requests(ra_http_conn *c);
 
+/* No request after the current ones is read (what was read of one is
+ * dropped): the connection closes once they are answered. */
+static void close_after_answers(ra_http_conn *c) {
+  start_closing(c);
+  stop_parsing(c);
+  ra_buf_free(&c->pending_in);
+}
+
+/* No streamed body any more (its exchange is done with it, dropped, or
+ * failed): no exchange, no piece owed. */
+static void sb_reset(ra_http_conn *c) {
+  c->sb = NULL;
+  c->sb_mode = SB_NONE;
+  c->sb_dispatch = false;
+  c->sb_last_owed = false;
+  c->piece_len = 0;
+}
+
 /* Drops everything queued behind `after` (their answers will never be
  * sent: the connection closes before them). */
 static void drop_after(ra_http_conn *c, ra_http_ex *after) {
@@ -390,12 +412,7 @@ static void drop_after(ra_http_conn *c, ra_http_ex *after) {
       stop_parsing(c);
     }
     if (ex == c->ready) c->ready = NULL;
-    if (ex == c->sb) {
-      c->sb = NULL;
-      c->sb_mode = SB_NONE;
-      c->sb_last_owed = false;
-      c->piece_len = 0;
-    }
+    if (ex == c->sb) sb_reset(c);
     if (ex->stage != EX_RECEIVING) c->nqueued--;
     ex->conn = NULL;
     /* Answered with 101 but never handed over: the upgrade callback still
@@ -450,13 +467,9 @@ static void body_flowing(ra_http_conn *c, ra_http_ex *ex) {
  * stop at the pipelining limit), then the call, which may end anything. */
 static void body_last(ra_http_conn *c) {
   ra_http_ex *ex = c->sb;
-  c->sb = NULL;
-  c->sb_mode = SB_NONE;
-  c->sb_last_owed = false;
+  sb_reset(c);
   if (!ex->keep_alive) {
-    start_closing(c);
-    stop_parsing(c);
-    ra_buf_free(&c->pending_in);
+    close_after_answers(c);
   } else if (c->nqueued >= c->srv->lim.max_pipelined) {
     stop_parsing(c);
   }
@@ -498,10 +511,7 @@ static const ra_req_body_ops conn_body_ops = {.kick = body_kick};
  * after the answers before it. */
 static void body_fail(ra_http_conn *c) {
   ra_http_ex *ex = c->sb_mode == SB_STREAM ? c->sb : NULL;
-  c->sb = NULL;
-  c->sb_mode = SB_NONE;
-  c->sb_last_owed = false;
-  c->piece_len = 0;
+  sb_reset(c);
   c->cur = NULL;
   stop_requests(c);
   if (ex) {
@@ -518,25 +528,17 @@ static void body_fail(ra_http_conn *c) {
  * otherwise, or when the answer closes the connection anyway, the
  * connection closes after the answer. */
 static void body_abandon(ra_http_conn *c, ra_http_ex *ex) {
-  c->sb = NULL;
-  c->sb_mode = SB_NONE;
-  c->piece_len = 0;
-  if (c->sb_last_owed) {
-    c->sb_last_owed = false;
-    if (!ex->keep_alive) { /* as body_last would have */
-      start_closing(c);
-      stop_parsing(c);
-      ra_buf_free(&c->pending_in);
-    }
+  bool complete = c->sb_last_owed;
+  sb_reset(c);
+  if (complete) {
+    if (!ex->keep_alive) close_after_answers(c); /* as body_last would have */
   } else {
     c->cur = NULL; /* ex may be recycled once ended: the parser forgets it */
     bool chunked = (c->parser.flags & F_CHUNKED) != 0;
     if (ex->close_after || (!chunked && c->parser.content_length > DISCARD_MAX)) {
       ex->close_after = true;
       c->phase = PH_IDLE;
-      start_closing(c);
-      stop_parsing(c);
-      ra_buf_free(&c->pending_in);
+      close_after_answers(c);
       clear_deadline(c);
       return;
     }
@@ -791,9 +793,7 @@ static void stop_requests(ra_http_conn *c) {
     body_fail(c); /* comes back here */
     return;
   }
-  start_closing(c);
-  stop_parsing(c);
-  ra_buf_free(&c->pending_in);
+  close_after_answers(c);
   if (c->cur && c->cur->stage == EX_RECEIVING) {
     ra_http_ex *prev = NULL;
     for (ra_http_ex *e = c->head; e && e != c->cur; e = e->next) prev = e;
@@ -809,9 +809,7 @@ static void respond_error(ra_http_conn *c, int status) {
   if (c->sb_dispatch) {
     /* A head refused on its raw bytes before its dispatch: an ordinary
      * request, answered with the error. */
-    c->sb_dispatch = false;
-    c->sb = NULL;
-    c->sb_mode = SB_NONE;
+    sb_reset(c);
   }
   if (c->sb_mode != SB_NONE) {
     /* A streamed body's request has its handler's answer (or had it):
@@ -819,9 +817,7 @@ static void respond_error(ra_http_conn *c, int status) {
     body_fail(c);
     return;
   }
-  start_closing(c);
-  stop_parsing(c);
-  ra_buf_free(&c->pending_in);
+  close_after_answers(c);
   clear_deadline(c);
   ra_http_ex *ex = c->cur;
   c->cur = NULL;
@@ -841,14 +837,15 @@ static void respond_error(ra_http_conn *c, int status) {
   ra_res_send_text(&ex->res, status, text);
 }
 
+/* To the handler, by the route found at the end of its head when it had a
+ * body (the router looks again if its routes changed since). */
+static void route(ra_http_conn *c, ra_http_ex *ex) {
+  ra_router__dispatch(c->srv->router, &ex->req, &ex->res, ex->routed ? &ex->route : NULL);
+}
+
 static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
   start_response(c, ex);
-  if (!ex->keep_alive) {
-    /* Nothing after this request is read. */
-    start_closing(c);
-    stop_parsing(c);
-    ra_buf_free(&c->pending_in);
-  }
+  if (!ex->keep_alive) close_after_answers(c); /* nothing after this request is read */
   if (ex->upgrade == UP_REQUESTED) {
     /* The bytes after it belong to the new protocol, or, if the handler
      * answers normally, to the next request. */
@@ -856,7 +853,7 @@ static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
     stop_parsing(c);
   }
   if (c->nqueued >= c->srv->lim.max_pipelined) stop_parsing(c);
-  ra_router_handle(c->srv->router, &ex->req, &ex->res);
+  route(c, ex);
 }
 
 /* A streamed body's request, dispatched once its head is complete: the
@@ -866,7 +863,7 @@ static void dispatch(ra_http_conn *c, ra_http_ex *ex) {
 static void dispatch_stream(ra_http_conn *c, ra_http_ex *ex) {
   start_response(c, ex);
   ra_req_set_body_stream(&ex->req, &conn_body_ops, ex);
-  ra_router_handle(c->srv->router, &ex->req, &ex->res);
+  route(c, ex);
 }
 
 static void do_upgrade(ra_http_conn *c, ra_http_ex *ex) {
@@ -1011,12 +1008,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
-/* Whether the request's route takes its body as it arrives. */
+/* Whether the request's route takes its body as it arrives. The route
+ * found is kept for the dispatch (route()). */
 static bool body_streams(ra_http_conn *c, ra_http_ex *ex) {
   if (!ex->req.path_ok) return false;
-  ra_route_match m;
-  if (ra_router_match(c->srv->router, ra_req_method(&ex->req), ra_req_path(&ex->req), NULL, &m)) return false;
-  return (m.flags & RA_ROUTE_STREAM_BODY) != 0;
+  ra_router__lookup(c->srv->router, &ex->req, &ex->route);
+  ex->routed = true;
+  return ex->route.rc == 0 && (ex->route.m.flags & RA_ROUTE_STREAM_BODY) != 0;
 }
 
 static bool te_supported(const ra_req *req) {
@@ -1057,8 +1055,8 @@ static int on_headers_complete(llhttp_t *p) {
   if ((p->flags & F_TRANSFER_ENCODING) && !te_supported(&ex->req)) return fail(c, 501);
   (void)ra_req_finish_target(&ex->req); /* a bad target gets its 400 from the router */
   bool has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-  /* Only a request with a body pays for this lookup (the router matches
-   * again at dispatch): a GET goes on as before. */
+  /* Only a request with a body is routed here (its dispatch uses what is
+   * found): a GET is routed at its dispatch. */
   bool streamed = has_body && !p->upgrade && body_streams(c, ex);
   if (!streamed && (p->flags & F_CONTENT_LENGTH) && p->content_length > srv->lim.max_body) return fail(c, 413);
   ra_str expect;
@@ -1325,11 +1323,7 @@ static size_t chunk_line_scan(ra_http_conn *c, const uint8_t *p, size_t n, size_
 static void discard_complete(ra_http_conn *c) {
   bool keep = c->discard_end == 1;
   c->discard_end = 0;
-  if (!keep) {
-    start_closing(c);
-    stop_parsing(c);
-    ra_buf_free(&c->pending_in);
-  }
+  if (!keep) close_after_answers(c);
   if (!c->head) {
     if (is_closing(c) || c->srv->shutting_down) request_close(c);
     else set_deadline(c, T_KEEPALIVE, c->srv->lim.keepalive_timeout_ms);

@@ -46,6 +46,7 @@ typedef struct rt_cleanup {
 
 struct ra_router {
   rt_node root;
+  uint64_t gen; /* counts changes to the routes: a kept ra_route_lookup is stale after one */
   rt_cleanup *cleanups;
   size_t ncleanups;
 };
@@ -150,6 +151,7 @@ static int pattern_check(const char *pattern) {
 int ra_router__add(ra_router *r, const char *method, const char *pattern, ra_handler handler,
                    void *ud, unsigned flags) {
   if (!r || !method || !pattern || !handler || !method_ok(method)) return -EINVAL;
+  r->gen++;
   int rc = pattern_check(pattern);
   if (rc) return rc;
   rt_node *n = &r->root;
@@ -268,6 +270,7 @@ static void run_cleanups_of(ra_router *r, void *ud) {
 
 int ra_router_remove(ra_router *r, const char *method, const char *pattern) {
   if (!r || !method || !pattern || pattern[0] != '/') return -EINVAL;
+  r->gen++;
   bool wild;
   rt_node *n = node_find(&r->root, pattern, &wild);
   if (!n) return -ENOENT;
@@ -353,10 +356,11 @@ static int do_match(ra_router *r, rt_search *st, ra_str path) {
   return st->path_matched ? -EPERM : -ENOENT;
 }
 
-int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req, ra_route_match *m) {
+/* ra_router_match for any method ("": none matches, as in an Allow
+ * search). */
+static int match(ra_router *r, ra_str method, ra_str path, ra_req *req, ra_route_match *m) {
   rt_search st;
   st.method = method;
-  if (method.len == 0) return -EINVAL;
   int rc = do_match(r, &st, path);
   if (rc) return rc;
   if (req) {
@@ -369,6 +373,10 @@ int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req, ra_ro
     m->flags = st.found->flags;
   }
   return 0;
+}
+
+int ra_router_match(ra_router *r, ra_str method, ra_str path, ra_req *req, ra_route_match *m) {
+  return method.len ? match(r, method, path, req, m) : -EINVAL;
 }
 
 static void allow_add(char *buf, size_t cap, size_t *len, const char *m) {
@@ -421,7 +429,14 @@ static void client_refused(ra_req *req, ra_res *res) {
   ra_res_send(res, 403, "application/json", body, (size_t)n);
 }
 
-void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) {
+void ra_router__lookup(ra_router *r, ra_req *req, ra_route_lookup *out) {
+  out->rc = match(r, ra_req_method(req), ra_req_path(req), req, &out->m);
+  out->gen = r->gen;
+}
+
+void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) { ra_router__dispatch(r, req, res, NULL); }
+
+void ra_router__dispatch(ra_router *r, ra_req *req, ra_res *res, const ra_route_lookup *l) {
   ra_str method = ra_req_method(req);
   if (!req->path_ok) {
     ra_res_send_text(res, 400, "Bad Request\n");
@@ -445,30 +460,33 @@ void ra_router_handle(ra_router *r, ra_req *req, ra_res *res) {
     send_allow(res, 204, allow);
     return;
   }
-  rt_search st;
-  st.method = method;
-  int rc = do_match(r, &st, path);
-  if (rc == 0) {
-    if ((st.found->flags & RA_ROUTE_ATTESTED_ONLY) && !ra_req_attested(req)) {
+  ra_route_lookup now;
+  if (!l || l->gen != r->gen) {
+    ra_router__lookup(r, req, &now);
+    l = &now;
+  }
+  if (l->rc == 0) {
+    if ((l->m.flags & RA_ROUTE_ATTESTED_ONLY) && !ra_req_attested(req)) {
       ra_res_send_text(res, 403, "Forbidden: attested tunnel required\n");
       return;
     }
-    if ((st.found->flags & RA_ROUTE_CLIENT_ATTESTED) && !ra_req_client_identity(req)) {
+    if ((l->m.flags & RA_ROUTE_CLIENT_ATTESTED) && !ra_req_client_identity(req)) {
       client_refused(req, res);
       return;
     }
-    if (ra_req_set_params(req, st.params, st.nparams)) {
-      ra_res_send_text(res, 500, "Internal Server Error\n");
-      return;
-    }
-    st.found->handler(req, res, st.found->ud);
+    l->m.handler(req, res, l->m.ud);
     return;
   }
-  if (rc == -ENOENT) {
+  if (l->rc == -ENOENT) {
     ra_res_send_text(res, 404, "Not Found\n");
     return;
   }
+  if (l->rc != -EPERM) { /* the params: out of memory */
+    ra_res_send_text(res, 500, "Internal Server Error\n");
+    return;
+  }
   /* Path matched, method did not: Allow lists what would have matched. */
+  rt_search st;
   st.method = ra_str_make("", 0);
   (void)do_match(r, &st, path);
   char allow[512];

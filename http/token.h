@@ -10,12 +10,15 @@
 
 #include "raloop/core/buf.h"
 
-/* One tchar: "!#$%&'*+-.^_`|~", a digit or a letter. */
+/* One tchar: "!#$%&'*+-.^_`|~", a digit or a letter. The set as two
+ * 64-bit masks (bytes 0-63, 64-127; none above): one shift per byte, for
+ * every header name the response writer, the router and the tunnel check
+ * (issue 18), and the one definition the token checks share. */
+#define RA_HTTP_TCHAR_LO 0x03ff6cfa00000000ull /* !#$%&'*+-. 0-9 */
+#define RA_HTTP_TCHAR_HI 0x57ffffffc7fffffeull /* A-Z ^_` a-z | ~ */
 static inline bool ra_http_tchar(unsigned char c) {
-  if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-  for (const char *p = "!#$%&'*+-.^_`|~"; *p; p++)
-    if (c == (unsigned char)*p) return true;
-  return false;
+  if (c < 64) return (RA_HTTP_TCHAR_LO >> c) & 1;
+  return c < 128 && ((RA_HTTP_TCHAR_HI >> (c - 64)) & 1);
 }
 
 /* A token (method, header name): one or more tchar

@@ -230,17 +230,16 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_service_stop(s);
 }
 
-/* SIGUSR1 (with workers, passed on by the supervisor): a new tunnel key now;
- * a failure keeps the current one (the tunnel server logs why). */
-static void on_usr1(ra_loop *loop, int signo, void *ud) {
-  ra_service *s = ud;
-  if (!s->tunnel) {
+void ra_serve_rotate_on_signal(ra_loop *loop, int signo, void *ud) {
+  ra_tunnel_server *tunnel = *(ra_tunnel_server *const *)ud;
+  (void)loop, (void)signo;
+  if (!tunnel) {
     ra_info("SIGUSR1: noted (no tunnel: no key to rotate)");
     return;
   }
-  int rc = ra_tunnel_server_rotate(s->tunnel);
-  if (rc) ra_warn("SIGUSR1: noted; key rotation failed: %s", ra_strerror(rc));
-  else ra_info("SIGUSR1: noted; tunnel key rotated");
+  int rc = ra_tunnel_server_rotate(tunnel);
+  if (rc) ra_warn("SIGUSR1: noted: rotation failed (%s), the tunnel key stays", ra_strerror(rc));
+  else ra_info("SIGUSR1: noted: tunnel key rotated");
 }
 
 int ra_service_run(ra_service *s) {
@@ -249,7 +248,7 @@ int ra_service_run(ra_service *s) {
   ra_loop_on_signal(s->loop, SIGINT, on_signal, s);
   ra_loop_on_signal(s->loop, SIGTERM, on_signal, s);
   if (s->o.n_listen_tls && s->worker < 0) ra_loop_on_signal(s->loop, SIGHUP, on_hup, s);
-  ra_loop_on_signal(s->loop, SIGUSR1, on_usr1, s);
+  ra_loop_on_signal(s->loop, SIGUSR1, ra_serve_rotate_on_signal, &s->tunnel);
   if (s->metrics) ra_metrics_attach(s->metrics, s->loop, s->http, s->tunnel);
   ra_workers_ready(); /* no-op without workers */
   int rc = ra_loop_run(s->loop);

@@ -112,6 +112,17 @@ RA_API int ra_service_reload_tls(ra_service *s);
 /* Frees the service and everything it created (not the router). */
 RA_API void ra_service_free(ra_service *s);
 
+/* What SIGUSR1 does in ra_service_run, for programs that assemble the
+ * pieces themselves (ra_loop_on_signal(loop, SIGUSR1,
+ * ra_serve_rotate_on_signal, &tunnel)): a new tunnel key now
+ * (ra_tunnel_server_rotate; the provider runs here, on the loop, outside
+ * any request), logged at info level ("SIGUSR1: noted: tunnel key
+ * rotated"); a failure keeps the current key and is logged as a warning
+ * with its reason. ud: a ra_tunnel_server *const *, read at each signal;
+ * the server it points at may be NULL (no tunnel: noted, nothing to
+ * rotate). With workers the supervisor passes SIGUSR1 on to each. */
+RA_API void ra_serve_rotate_on_signal(ra_loop *loop, int signo, void *ud);
+
 /* ra_service_new + ra_service_run + ra_service_free. Returns 0 after a
  * graceful stop, or a negative code. */
 RA_API int ra_serve(ra_router *router, const ra_serve_opts *opts);

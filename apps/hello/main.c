@@ -203,15 +203,8 @@ static void on_workers_ready(void *ud) {
   if (sup_listen_tls) print_listening("https", sup_listen_tls, ra_workers_port(sup_listen ? 1 : 0));
 }
 
+/* NULL once freed: SIGUSR1 (ra_serve_rotate_on_signal) reads it. */
 static ra_tunnel_server *tunnel;
-/* SIGUSR1 (from the supervisor too, which passes it on): a new tunnel key
- * now; the provider runs here, on the loop, outside any request. */
-static void on_usr1(ra_loop *loop, int signo, void *ud) {
-  (void)loop, (void)signo, (void)ud;
-  if (!tunnel) ra_info("SIGUSR1: noted (no tunnel: no key to rotate)");
-  else if (ra_tunnel_server_rotate(tunnel) == 0) ra_info("SIGUSR1: noted: tunnel key rotated");
-  else ra_info("SIGUSR1: noted: rotation failed, the tunnel key stays");
-}
 
 /* "90", "90s", "500ms", "15m", "24h", "2d": milliseconds, 0 when it does
  * not parse ("0" too: never) */
@@ -623,13 +616,14 @@ int main(int argc, char **argv) {
 
   ra_loop_on_signal(loop, SIGINT, on_signal, srv);
   ra_loop_on_signal(loop, SIGTERM, on_signal, srv);
-  ra_loop_on_signal(loop, SIGUSR1, on_usr1, NULL);
+  ra_loop_on_signal(loop, SIGUSR1, ra_serve_rotate_on_signal, &tunnel); /* ra_serve's */
   if (metrics) ra_metrics_attach(metrics, loop, srv, tunnel);
   ra_workers_ready(); /* listening: a replacement may take over (no-op without workers) */
   rc = ra_loop_run(loop);
   ra_metrics_free(metrics);
   ra_loop_on_signal(loop, SIGINT, NULL, NULL);
   ra_loop_on_signal(loop, SIGTERM, NULL, NULL);
+  ra_loop_on_signal(loop, SIGUSR1, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
   ra_timer_stop(&ratls_renew);
   ra_tls_ctx_unref(tls_cur);

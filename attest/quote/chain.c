@@ -19,14 +19,18 @@
 int ra_roots_init(ra_roots *r) {
   r->store = X509_STORE_new();
   r->certs = sk_X509_new_null();
+  r->der = NULL;
   return r->store && r->certs ? 0 : -ENOMEM;
 }
 
 void ra_roots_clear(ra_roots *r) {
+  for (int i = 0; r->der && i < sk_X509_num(r->certs); i++) OPENSSL_free(r->der[i].p);
+  free(r->der);
   X509_STORE_free(r->store);
   sk_X509_pop_free(r->certs, X509_free);
   r->store = NULL;
   r->certs = NULL;
+  r->der = NULL;
 }
 
 /* Only self-signed CA certificates are roots: pinning a chain file or a
@@ -43,25 +47,37 @@ static bool all_self_signed_cas(STACK_OF(X509) * certs) {
 int ra_roots_add(ra_roots *r, const uint8_t *data, size_t len) {
   STACK_OF(X509) *certs = ra_certs_parse(NULL, data, len);
   if (!certs) return -EINVAL;
-  int n = sk_X509_num(certs);
+  int n = sk_X509_num(certs), have = sk_X509_num(r->certs);
   if (!all_self_signed_cas(certs)) { /* checked for all before any is added */
     sk_X509_pop_free(certs, X509_free);
     ERR_clear_error();
     return -EINVAL;
   }
+  struct ra_root_der *der = realloc(r->der, (size_t)(have + n) * sizeof *der);
+  if (!der) {
+    sk_X509_pop_free(certs, X509_free);
+    return -ENOMEM;
+  }
+  r->der = der;
   for (int i = 0; i < n; i++) {
     X509 *x = sk_X509_value(certs, i);
+    uint8_t *enc = NULL;
+    int elen = i2d_X509(x, &enc);
     /* r->certs takes over the stack's reference and the slot is cleared,
      * so that the error path frees only what r->certs does not own; the
      * store takes its own. */
-    if (!sk_X509_push(r->certs, x)) {
+    if (elen <= 0 || !sk_X509_push(r->certs, x)) {
+      OPENSSL_free(enc);
       sk_X509_pop_free(certs, X509_free);
+      ERR_clear_error();
       return -ENOMEM;
     }
+    r->der[have + i] = (struct ra_root_der){enc, (size_t)elen};
     sk_X509_set(certs, i, NULL);
     if (!X509_STORE_add_cert(r->store, x)) {
       (void)sk_X509_pop(r->certs);
       X509_free(x);
+      OPENSSL_free(enc);
       sk_X509_pop_free(certs, X509_free);
       ERR_clear_error();
       return -ENOMEM;
@@ -82,11 +98,7 @@ bool ra_roots_has(const ra_roots *r, X509 *x) { return x && is_pinned(r, x); }
 X509 *ra_roots_find_der(const ra_roots *r, const uint8_t *der, size_t len) {
   for (int i = 0; r && r->certs && i < sk_X509_num(r->certs); i++) {
     X509 *x = sk_X509_value(r->certs, i);
-    uint8_t *enc = NULL;
-    int n = i2d_X509(x, &enc);
-    bool same = n > 0 && (size_t)n == len && !memcmp(enc, der, len);
-    OPENSSL_free(enc);
-    if (same && X509_up_ref(x)) return x;
+    if (r->der[i].len == len && !memcmp(r->der[i].p, der, len) && X509_up_ref(x)) return x;
   }
   return NULL;
 }

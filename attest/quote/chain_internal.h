@@ -18,6 +18,12 @@
 typedef struct ra_roots {
   X509_STORE *store;
   STACK_OF(X509) * certs;
+  /* certs[i]'s DER, encoded once when pinned: ra_roots_find_der (every
+   * quote's chain) compares bytes instead of encoding each root again. */
+  struct ra_root_der {
+    uint8_t *p;
+    size_t len;
+  } *der;
 } ra_roots;
 
 /* Returns 0 or -ENOMEM (r is then half made: ra_roots_clear it). */

@@ -322,9 +322,8 @@ static bool check_pck_der(ra_verifier *v, const ra_quote *q, const ra_verify_opt
   /* the other two: a pinned root and a CA the verifier decoded before */
   for (int i = 0; i < 3; i++) {
     if (i == li) continue;
-    X509 *x = ra_roots_find_der(&v->roots, certs[i].p, certs[i].len);
-    bool pinned = x != NULL;
-    if (!x) x = ra_cert_cache_lookup(&v->cache, certs[i].p, certs[i].len);
+    bool pinned;
+    X509 *x = ra_cert_cache_lookup(&v->cache, certs[i].p, certs[i].len, &pinned);
     if (!x) goto out;
     if (pinned && !root) {
       root = x;

@@ -64,20 +64,24 @@ static size_t der_seq_len(const uint8_t *p, size_t avail) {
   return avail - hl < n ? 0 : hl + n;
 }
 
+X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len, bool *pinned) {
+  X509 *x = c->pinned ? ra_roots_find_der(c->pinned, der, len) : NULL;
+  if (pinned) *pinned = x != NULL;
+  return x || c->off ? x : cache_find(c, der, len);
+}
+
 /* One DER certificate of exactly len bytes (through the cache when given
  * and on). */
 static X509 *decode_cert(ra_cert_cache *c, const uint8_t *der, size_t len) {
   const uint8_t *p = der;
-  bool cached = c && !c->off;
-  X509 *x = c && c->pinned ? ra_roots_find_der(c->pinned, der, len) : NULL;
-  if (!x && cached) x = cache_find(c, der, len);
+  X509 *x = c ? ra_cert_cache_lookup(c, der, len, NULL) : NULL;
   if (x) return x;
   x = d2i_X509(NULL, &p, (long)len);
   if (!x || p != der + len) {
     X509_free(x);
     return NULL;
   }
-  if (cached && (!c->ca_only || X509_check_ca(x) == 1)) cache_put(c, der, len, x);
+  if (c && !c->off && (!c->ca_only || X509_check_ca(x) == 1)) cache_put(c, der, len, x);
   return x;
 }
 
@@ -88,8 +92,32 @@ static bool is_padding(uint8_t b) {
   return b == 0 || b == ' ' || b == '\n' || b == '\r' || b == '\t';
 }
 
-/* Decodes the PEM certificate block starting at *p (at its BEGIN line) and
- * moves *p past its END line. NULL when the block is malformed. */
+/* The base64 text of the PEM block at p (at its BEGIN line), [*body, *end)
+ * with *end at its END line; false without one. One block at a time: an
+ * END that belongs to a later block (this one's END garbled) must not
+ * swallow that block. */
+static bool pem_body(const uint8_t *p, const uint8_t *e, const uint8_t **body, const uint8_t **end) {
+  const uint8_t *b = p + sizeof PEM_BEGIN - 1;
+  const uint8_t *q = memmem(b, (size_t)(e - b), PEM_END, sizeof PEM_END - 1);
+  if (!q || memmem(b, (size_t)(q - b), "-----", 5)) return false;
+  *body = b;
+  *end = q;
+  return true;
+}
+
+/* Room the DER of n bytes of base64 may need. */
+static size_t pem_der_room(size_t n) { return n / 4 * 3 + 3; }
+
+/* The DER certificate a PEM body holds, decoded into out[0..cap): its
+ * length, 0 when out is too small, the base64 is bad or it is not exactly
+ * one DER SEQUENCE. */
+static size_t pem_der(const uint8_t *body, const uint8_t *end, uint8_t *out, size_t cap) {
+  size_t n = (size_t)(end - body), dlen;
+  if (pem_der_room(n) > cap || ra_base64_decode(body, n, out, &dlen) || der_seq_len(out, dlen) != dlen)
+    return 0;
+  return dlen;
+}
+
 /* Whether der is the certificate d leaves out (then marked as found). */
 static bool deferred(ra_cert_defer *d, const uint8_t *der, size_t len, int idx) {
   if (!d || d->at >= 0 || len != d->len || memcmp(der, d->der, len)) return false;
@@ -100,18 +128,17 @@ static bool deferred(ra_cert_defer *d, const uint8_t *der, size_t len, int idx) 
 /* A placeholder for a certificate left out (never dereferenced). */
 static X509 *const DEFERRED = (X509 *)&DEFERRED;
 
+/* Decodes the PEM certificate block starting at *p (at its BEGIN line) and
+ * moves *p past its END line. NULL when the block is malformed. */
 static X509 *decode_pem_block(ra_cert_cache *c, ra_cert_defer *d, int idx, const uint8_t **p,
                               const uint8_t *e) {
-  const uint8_t *body = *p + sizeof PEM_BEGIN - 1;
-  const uint8_t *q = memmem(body, (size_t)(e - body), PEM_END, sizeof PEM_END - 1);
+  const uint8_t *body, *q;
   size_t dlen;
   X509 *x = NULL;
-  /* one block at a time: an END that belongs to a later block (this one's
-   * END garbled) must not swallow that block */
-  if (!q || memmem(body, (size_t)(q - body), "-----", 5)) return NULL;
-  uint8_t *der = malloc((size_t)(q - body) / 4 * 3 + 3);
-  if (der && !ra_base64_decode(body, (size_t)(q - body), der, &dlen) &&
-      der_seq_len(der, dlen) == dlen)
+  if (!pem_body(*p, e, &body, &q)) return NULL;
+  size_t room = pem_der_room((size_t)(q - body));
+  uint8_t *der = malloc(room);
+  if (der && (dlen = pem_der(body, q, der, room)))
     x = deferred(d, der, dlen, idx) ? DEFERRED : decode_cert(c, der, dlen);
   free(der);
   *p = q + sizeof PEM_END - 1;
@@ -164,24 +191,14 @@ bad:
   return NULL;
 }
 
-X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len) {
-  X509 *x = c->pinned ? ra_roots_find_der(c->pinned, der, len) : NULL;
-  return x || c->off ? x : cache_find(c, der, len);
-}
-
 /* The DER of the PEM block at *p (at its BEGIN line) decoded into
  * buf[*used..cap), *p moved past its END line; false when malformed (as
  * decode_pem_block would refuse it) or buf is full. */
 static bool split_pem_block(const uint8_t **p, const uint8_t *e, uint8_t *buf, size_t cap,
                             size_t *used, ra_der_span *out) {
-  const uint8_t *body = *p + sizeof PEM_BEGIN - 1;
-  const uint8_t *q = memmem(body, (size_t)(e - body), PEM_END, sizeof PEM_END - 1);
+  const uint8_t *body, *q;
   size_t dlen;
-  if (!q || memmem(body, (size_t)(q - body), "-----", 5) ||
-      (size_t)(q - body) / 4 * 3 + 3 > cap - *used ||
-      ra_base64_decode(body, (size_t)(q - body), buf + *used, &dlen) ||
-      der_seq_len(buf + *used, dlen) != dlen)
-    return false;
+  if (!pem_body(*p, e, &body, &q) || !(dlen = pem_der(body, q, buf + *used, cap - *used))) return false;
   *out = (ra_der_span){buf + *used, dlen};
   *used += dlen;
   *p = q + sizeof PEM_END - 1;
@@ -218,13 +235,9 @@ STACK_OF(X509) * ra_certs_parse(ra_cert_cache *c, const uint8_t *data, size_t le
 
 size_t ra_intel_root_der(uint8_t *out, size_t cap) {
   const uint8_t *p = (const uint8_t *)ra_intel_sgx_root_ca_pem;
-  size_t n = strlen(ra_intel_sgx_root_ca_pem), dlen;
-  const uint8_t *b = memmem(p, n, PEM_BEGIN, sizeof PEM_BEGIN - 1);
-  const uint8_t *body = b ? b + sizeof PEM_BEGIN - 1 : NULL;
-  const uint8_t *q = body ? memmem(body, n - (size_t)(body - p), PEM_END, sizeof PEM_END - 1) : NULL;
-  if (!q || (size_t)(q - body) / 4 * 3 + 3 > cap || ra_base64_decode(body, (size_t)(q - body), out, &dlen))
-    return 0;
-  return dlen;
+  const uint8_t *e = p + strlen(ra_intel_sgx_root_ca_pem);
+  const uint8_t *b = memmem(p, (size_t)(e - p), PEM_BEGIN, sizeof PEM_BEGIN - 1), *body, *q;
+  return b && pem_body(b, e, &body, &q) ? pem_der(body, q, out, cap) : 0;
 }
 
 bool ra_cert_self_issued(X509 *x) { return X509_check_issued(x, x) == X509_V_OK; }

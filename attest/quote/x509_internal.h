@@ -78,8 +78,9 @@ int ra_certs_split(const uint8_t *data, size_t len, uint8_t *buf, size_t cap, ra
 
 /* A new reference to the decoded certificate with exactly these DER bytes
  * when the verifier holds one (a pinned root, or one in the cache when it
- * is on), else NULL: nothing is decoded. */
-X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len);
+ * is on), else NULL: nothing is decoded. *pinned (when not NULL): whether
+ * it is a pinned root. */
+X509 *ra_cert_cache_lookup(ra_cert_cache *c, const uint8_t *der, size_t len, bool *pinned);
 
 /* The DER of the Intel SGX Root CA compiled in (intel_root.c), decoded
  * into out (at least 2048 bytes); its length, 0 on failure. */

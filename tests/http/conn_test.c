@@ -1,7 +1,7 @@
 /* tests/http/conn_test.c: the HTTP/1.1 connection state machine, fed bytes
  * through the memory seam (tests/http/mem_io.h): framing, keep-alive,
  * pipelining order, limits, timeouts, 100-continue, HEAD, async answers and
- * their cancellation, graceful shutdown. */
+ * their cancellation, graceful shutdown, routing a request with a body. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -736,6 +736,106 @@ static void test_pool_reuse(void **state) {
   fx_close(&f);
 }
 
+/* ---- a request with a body is routed once ---------------------------------------------
+ * At the end of its head (streamed or not, the body limit), dispatched by
+ * that route when whole: its parameters arrive, the router's answers (404,
+ * 405 with Allow, 403) are those of a request routed at dispatch, and a
+ * route removed or added while the body arrives is looked up again (never
+ * a removed route's handler). */
+
+static int calls_a, calls_b;
+
+/* Answers "<tag> id=<:id> body=<body>". */
+static void answer(ra_req *req, ra_res *res, const char *tag) {
+  char out[256];
+  ra_str id = RA_STR("-"), b = ra_req_body(req);
+  ra_req_param(req, "id", &id);
+  int n = snprintf(out, sizeof out, "%s id=%.*s body=%.*s", tag, (int)id.len, id.ptr, (int)b.len, b.ptr);
+  ra_res_send(res, 200, "text/plain", out, (size_t)n);
+}
+static void h_a(ra_req *req, ra_res *res, void *ud) {
+  (void)ud;
+  calls_a++;
+  answer(req, res, "A");
+}
+static void h_b(ra_req *req, ra_res *res, void *ud) {
+  (void)ud;
+  calls_b++;
+  answer(req, res, "B");
+}
+
+static void fx_open_routes(fx *f) {
+  fx_open(f, NULL);
+  calls_a = calls_b = 0;
+  assert_int_equal(ra_route(f->router, "POST", "/items/:id", h_a, NULL), 0);
+  assert_int_equal(ra_route(f->router, "GET", "/only-get", h_a, NULL), 0);
+  assert_int_equal(ra_route_ex(f->router, "POST", "/private", h_a, NULL, RA_ROUTE_ATTESTED_ONLY), 0);
+}
+
+static const char *out(fx *f) { return mem_io_str(&f->io); }
+
+static void test_params_from_the_head(void **state) {
+  (void)state;
+  fx f;
+  fx_open_routes(&f);
+  feed(&f, "POST /items/42 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe");
+  assert_int_equal(calls_a, 0);
+  feed(&f, "llo");
+  assert_int_equal(calls_a, 1);
+  assert_non_null(strstr(out(&f), "HTTP/1.1 200 OK\r\n"));
+  assert_non_null(strstr(out(&f), "\r\n\r\nA id=42 body=hello"));
+  /* chunked, then a bodyless request on the same connection */
+  ra_buf_reset(&f.io.out);
+  feed(&f, "POST /items/7 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+           "GET /only-get HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert_non_null(strstr(out(&f), "A id=7 body=abc"));
+  assert_non_null(strstr(out(&f), "A id=- body="));
+  assert_int_equal(calls_a, 3);
+  fx_close(&f);
+}
+
+/* What a POST of one body byte to path gets, alone in the output. */
+static const char *post_byte(fx *f, const char *path) {
+  char req[160];
+  snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", path);
+  ra_buf_reset(&f->io.out);
+  feed(f, req);
+  return out(f);
+}
+
+static void test_router_answers(void **state) {
+  (void)state;
+  fx f;
+  fx_open_routes(&f);
+  assert_non_null(strstr(post_byte(&f, "/nowhere"), "HTTP/1.1 404 Not Found\r\n"));
+  assert_non_null(strstr(post_byte(&f, "/only-get"), "HTTP/1.1 405 Method Not Allowed\r\n"));
+  assert_non_null(strstr(out(&f), "\r\nAllow: GET, HEAD, OPTIONS\r\n"));
+  assert_non_null(strstr(post_byte(&f, "/private"), "HTTP/1.1 403 Forbidden\r\n"));
+  assert_int_equal(calls_a, 0);
+  fx_close(&f);
+}
+
+static void test_routes_changed_mid_body(void **state) {
+  (void)state;
+  fx f;
+  fx_open_routes(&f);
+  /* removed while its body arrives: the request finds no route */
+  feed(&f, "POST /items/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+  assert_int_equal(ra_router_remove(f.router, "POST", "/items/:id"), 0);
+  feed(&f, "cd");
+  assert_non_null(strstr(out(&f), "HTTP/1.1 404 Not Found\r\n"));
+  assert_int_equal(calls_a, 0);
+  /* added while its body arrives: found, with its parameter */
+  ra_buf_reset(&f.io.out);
+  feed(&f, "POST /items/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+  assert_int_equal(ra_route(f.router, "POST", "/items/:id", h_b, NULL), 0);
+  feed(&f, "cd");
+  assert_non_null(strstr(out(&f), "\r\n\r\nB id=2 body=abcd"));
+  assert_int_equal(calls_b, 1);
+  assert_int_equal(calls_a, 0);
+  fx_close(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_simple),
@@ -757,6 +857,9 @@ int main(void) {
       cmocka_unit_test(test_shutdown),
       cmocka_unit_test(test_shutdown_mid_request),
       cmocka_unit_test(test_pool_reuse),
+      cmocka_unit_test(test_params_from_the_head),
+      cmocka_unit_test(test_router_answers),
+      cmocka_unit_test(test_routes_changed_mid_body),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
