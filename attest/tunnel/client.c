@@ -10,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "raloop/attest/pcs/pcs.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
@@ -399,22 +397,12 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
  * Without: the source is read whole (up to max_whole_upload), then one
  * http_request carries it. */
 
-typedef struct cancel_arg {
-  ra_str id;
-  const char *reason;
-} cancel_arg;
-static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
-  const cancel_arg *m = a;
-  return ra_tmsg_encode_http_cancel(out, cap, m->id, m->reason);
-}
-
 /* Tells the server to abandon q (only a tunnel with streams knows
  * http_cancel; elsewhere the late answer is simply dropped). */
 static void send_cancel(creq *q, const char *reason) {
   ra_tunnel_client *c = q->c;
   if (!q->sent || !c->bs_on || c->state != ST_READY) return;
-  cancel_arg a = {ra_str_cstr(q->id), reason};
-  ra_tchan_send(&c->ch, enc_cancel, &a);
+  ra_tchan_send_http_cancel(&c->ch, ra_str_cstr(q->id), reason);
 }
 
 /* A stream of q broke (the server's fault, the source's, the sink's): the
@@ -781,22 +769,12 @@ static int sink_data(creq *q, const uint8_t *data, size_t len) {
   return 0;
 }
 
-typedef struct credit_arg {
-  ra_str id;
-  uint64_t bytes;
-} credit_arg;
-static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
-  const credit_arg *m = a;
-  return ra_tmsg_encode_http_credit(out, cap, m->id, m->bytes);
-}
-
 /* Grants the server what the consumer took since the last grant, once it
  * is a chunk (or everything, when force: after a pause). */
 static void grant_credit(creq *q, bool force) {
   uint64_t taken = q->dn_recv - q->dn_granted_at;
   if (q->dn_paused || !taken || (!force && taken < q->c->my_bs.chunk)) return;
-  credit_arg a = {ra_str_cstr(q->id), taken};
-  if (ra_tchan_send(&q->c->ch, enc_credit, &a) == 0) {
+  if (ra_tchan_send_http_credit(&q->c->ch, ra_str_cstr(q->id), taken) == 0) {
     q->dn_granted_at = q->dn_recv;
     q->dn_allowed += taken;
   }
@@ -1429,22 +1407,6 @@ static bool resendable(const creq *q) {
   return !q->sent || (q->retry && !q->resp_started);
 }
 
-/* The tunnel closed for key rotation: its open WebSockets end with 1012
- * (an application reopens them; from on_close a new one waits for the new
- * tunnel: it is not yet known to any peer, so this walk skips it, as it
- * does sockets whose ws_connect never left and which go on the new
- * tunnel). */
-static void close_socks_rotated(ra_tunnel_client *c) {
-  c->ch.keyed = false;
-  sodium_memzero(c->ch.key, sizeof c->ch.key);
-  for (;;) {
-    ra_tchan_sock *w = c->ch.socks;
-    while (w && (w->gone || !w->peer_knows)) w = w->next;
-    if (!w) return;
-    ra_tchan_sock_closed(w, 1012, RA_STR("tunnel key rotated: reopen"));
-  }
-}
-
 static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
   ra_tunnel_client *c = ((ctl_link *)ud)->c;
   free(ud); /* the last callback of this connection */
@@ -1479,7 +1441,10 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
     }
     c->state = ST_IDLE;
     c->bs_on = false;
-    close_socks_rotated(c); /* and wipes the key; the sockets left wait for the new one */
+    /* its open WebSockets end with 1012 (an application reopens them; one
+     * opened from on_close, like one whose ws_connect never left, is not
+     * known to the peer and waits for the new tunnel) */
+    ra_tchan_unkey(&c->ch, false, 1012, RA_STR("tunnel key rotated: reopen"));
     ra_timer_start(&c->reconnect_timer, 0, 0);
     return;
   }

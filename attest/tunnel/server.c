@@ -745,27 +745,10 @@ static size_t enc_body(uint8_t *out, size_t cap, const void *a) {
   const body_arg *b = a;
   return ra_tmsg_encode_http_body(out, cap, b->id, b->data, b->len, b->end);
 }
-typedef struct credit_arg {
-  ra_str id;
-  uint64_t bytes;
-} credit_arg;
-static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
-  const credit_arg *c = a;
-  return ra_tmsg_encode_http_credit(out, cap, c->id, c->bytes);
-}
-typedef struct cancel_arg {
-  ra_str id;
-  const char *reason;
-} cancel_arg;
-static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
-  const cancel_arg *c = a;
-  return ra_tmsg_encode_http_cancel(out, cap, c->id, c->reason);
-}
 
 /* http_cancel to the client; what it still sends for id is ignored. */
 static void send_cancel(tunnel *t, ra_str id, const char *reason) {
-  cancel_arg a = {id, reason};
-  ra_tchan_send(&t->ch, enc_cancel, &a);
+  ra_tchan_send_http_cancel(&t->ch, id, reason);
   gone_add(t, ra_tchan_hash(&t->ch, id), true);
 }
 
@@ -844,8 +827,7 @@ static void in_grant(treq *q, size_t n) {
   if (!n || !q->t || q->in_end || q->in_cancelled) return;
   q->x->in_unacked += n;
   if (q->x->in_unacked < q->t->srv->bs.chunk) return;
-  credit_arg a = {treq_id(q), q->x->in_unacked};
-  ra_tchan_send(&q->t->ch, enc_credit, &a);
+  ra_tchan_send_http_credit(&q->t->ch, treq_id(q), q->x->in_unacked);
   q->x->in_credit += q->x->in_unacked;
   q->x->in_unacked = 0;
 }
