@@ -224,6 +224,8 @@ static int plain_encode(creq *q, const ra_tmsg_http_request_out *o) {
   return 0;
 }
 
+/* Ends q: its callback, then q is freed. msg (and res) may point into q
+ * (q->msg, a streamed response collected whole): q outlives the callback. */
 static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const char *msg) {
   ra_tunnel_client *c = q->c;
   RA_LIST_DEL(c->reqs, q);
@@ -250,9 +252,7 @@ static void creq_timer(ra_timer *t, void *ud) {
   creq *q = ud;
   int err = q->fail ? q->fail : -ETIMEDOUT;
   ra_tunnel_client *c = q->c;
-  char msg[sizeof q->msg]; /* q is freed before its callback runs */
-  snprintf(msg, sizeof msg, "%s", q->msg);
-  creq_finish(q, err, NULL, msg[0] ? msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
+  creq_finish(q, err, NULL, q->msg[0] ? q->msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
 }
 
 /* Fails q from the loop (never from inside the caller's callback). */
