@@ -1071,6 +1071,14 @@ static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t
 
 static void kx_accept(ra_tunnel_client *c);
 
+/* The verdict is in (rc: the verifier's): the server is refused or keyed. */
+static void kx_decide(ra_tunnel_client *c, int rc) {
+  c->has_vd = true;
+  ra_timer_stop(&c->connect_timer);
+  if (rc) kx_refuse(c);
+  else kx_accept(c);
+}
+
 /* Verifies the quote of server_kx (with coll, when not NULL); sends
  * client_kx when every check passes. */
 static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
@@ -1081,13 +1089,7 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
                                           coll ? &vo : NULL, &p, &c->vd)
                        : ra_verify_quote(c->o.verifier, c->quote, c->quote_len, coll ? &vo : NULL,
                                          &p, &c->vd);
-  c->has_vd = true;
-  ra_timer_stop(&c->connect_timer);
-  if (rc) {
-    kx_refuse(c);
-    return;
-  }
-  kx_accept(c);
+  kx_decide(c, rc);
 }
 
 /* The server's quote passed: seal a fresh key to it, send client_kx, flush
@@ -1170,13 +1172,7 @@ static void kx_verify_snp(ra_tunnel_client *c) {
   if (rc)
     snprintf(c->vd.msg, sizeof c->vd.msg, "%s: %.200s",
              ra_snp_check_name((ra_snp_check)c->svd.failed), c->svd.msg);
-  c->has_vd = true;
-  ra_timer_stop(&c->connect_timer);
-  if (rc) {
-    kx_refuse(c);
-    return;
-  }
-  kx_accept(c);
+  kx_decide(c, rc);
 }
 
 static bool key_eq(const ra_pcs_key *a, const ra_pcs_key *b) {
