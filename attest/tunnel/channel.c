@@ -73,6 +73,34 @@ void ra_tchan_send_event(ra_tchan *ch, ra_str id, ra_tmsg_event ev, int code, ra
   ra_tchan_send(ch, enc_event, &a);
 }
 
+typedef struct cancel_arg {
+  ra_str id;
+  const char *reason;
+} cancel_arg;
+static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
+  const cancel_arg *m = a;
+  return ra_tmsg_encode_http_cancel(out, cap, m->id, m->reason);
+}
+
+int ra_tchan_send_http_cancel(ra_tchan *ch, ra_str id, const char *reason) {
+  cancel_arg a = {id, reason};
+  return ra_tchan_send(ch, enc_cancel, &a);
+}
+
+typedef struct credit_arg {
+  ra_str id;
+  uint64_t bytes;
+} credit_arg;
+static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
+  const credit_arg *m = a;
+  return ra_tmsg_encode_http_credit(out, cap, m->id, m->bytes);
+}
+
+int ra_tchan_send_http_credit(ra_tchan *ch, ra_str id, uint64_t bytes) {
+  credit_arg a = {id, bytes};
+  return ra_tchan_send(ch, enc_credit, &a);
+}
+
 int ra_tchan_open(ra_tchan *ch, const ra_tmsg *env, const uint8_t **plain, size_t *plain_len) {
   return ra_env_open(&ch->rx, ch->key, env->enc.nonce.bytes, env->enc.ciphertext.bytes,
                      env->enc.ciphertext.len, plain, plain_len);
@@ -332,18 +360,30 @@ void ra_tchan_drain(ra_tchan *ch) {
   }
 }
 
-void ra_tchan_drop(ra_tchan *ch) {
-  while (ch->socks) {
-    ra_tchan_sock *w = ch->socks;
-    if (w->gone) { /* a deferred close is already on its way */
-      sock_release(w);
-      continue;
-    }
-    ra_tchan_sock_closed(w, 1006, RA_STR("tunnel closed"));
-  }
+/* The first socket ra_tchan_unkey ends: any (all), else the first one
+ * the peer knows that is not ending already. */
+static ra_tchan_sock *first_to_close(ra_tchan *ch, bool all) {
+  ra_tchan_sock *w = ch->socks;
+  if (!all)
+    while (w && (w->gone || !w->peer_knows)) w = w->next;
+  return w;
+}
+
+void ra_tchan_unkey(ra_tchan *ch, bool all, uint16_t code, ra_str reason) {
+  /* the key first: nothing an on_close sends is sealed with it (on a key
+   * rotation, a ws opened from on_close may already start the next
+   * control channel) */
   ch->keyed = false;
   sodium_memzero(ch->key, sizeof ch->key);
+  /* from the list's head each time: an on_close may close other sockets
+   * (each is freed at once) or open new ones (not known to the peer) */
+  for (ra_tchan_sock *w; (w = first_to_close(ch, all));) {
+    if (w->gone) sock_release(w); /* a deferred close is already on its way */
+    else ra_tchan_sock_closed(w, code, reason);
+  }
 }
+
+void ra_tchan_drop(ra_tchan *ch) { ra_tchan_unkey(ch, true, 1006, RA_STR("tunnel closed")); }
 
 void ra_tunnel_client_binding(const uint8_t server_pk[32], const uint8_t challenge[32],
                               const uint8_t *sealed, size_t sealed_len, uint8_t out[64]) {

@@ -90,6 +90,11 @@ void ra_tchan_free(ra_tchan *ch);
 /* The control channel is gone: every socket gets on_close 1006 ("tunnel
  * closed"), the key is wiped; buffers and pool stay for the next one. */
 void ra_tchan_drop(ra_tchan *ch);
+/* The key goes (wiped; nothing more is sealed) and tunnelled sockets end
+ * with on_close(code, reason): all of them (ra_tchan_drop), or only those
+ * the peer knows that are not ending already (a key rotation: a socket
+ * whose ws_connect never left waits for the next key). */
+void ra_tchan_unkey(ra_tchan *ch, bool all, uint16_t code, ra_str reason);
 
 /* ---- sealed sending ------------------------------------------------------ */
 
@@ -110,6 +115,10 @@ int ra_tchan_send_buf(ra_tchan *ch, ra_env_buf *b, size_t off, size_t n);
  * out). */
 void ra_tchan_send_event(ra_tchan *ch, ra_str id, ra_tmsg_event ev, int code, ra_str reason,
                          const char *error);
+/* http_cancel (reason NULL: none) and http_credit for request id
+ * (PROTOCOL.md §11); returns as ra_tchan_send. */
+int ra_tchan_send_http_cancel(ra_tchan *ch, ra_str id, const char *reason);
+int ra_tchan_send_http_credit(ra_tchan *ch, ra_str id, uint64_t bytes);
 /* Opens an `enc` envelope into the rx buffer: 0 and the plaintext (valid
  * until the next use of rx), or -EBADMSG. */
 int ra_tchan_open(ra_tchan *ch, const ra_tmsg *env, const uint8_t **plain, size_t *plain_len);

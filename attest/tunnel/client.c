@@ -10,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <sodium.h>
-
 #include "raloop/attest/pcs/pcs.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
@@ -79,8 +77,7 @@ struct ra_tunnel_client {
   /* a finished request and a plain buffer kept for the next fetch (issue
    * 18: no allocation per request; one each, a few hundred bytes) */
   creq *spare;
-  uint8_t *spare_plain;
-  size_t spare_plain_cap;
+  ra_buf spare_plain;
   /* streamed bodies (PROTOCOL.md §11): ours (announced in client_kx), the
    * server's (its last server_kx, when valid), and whether this tunnel
    * negotiated them */
@@ -98,8 +95,7 @@ struct creq {
   int fail; /* set: the timer reports this error */
   ra_tunnel_fetch_cb cb;
   void *ud;
-  uint8_t *plain; /* the encoded http_request, sealed when the channel is ready */
-  size_t plain_len, plain_cap;
+  ra_buf plain; /* the encoded http_request, sealed when the channel is ready */
   uint64_t num; /* the N of id "raN" */
   char id[32];
   uint64_t timeout_ms;
@@ -115,8 +111,8 @@ struct creq {
   int up;        /* UP_* */
   bool up_wait;  /* the source said -EAGAIN: until ra_tunnel_fetch_resume */
   uint64_t up_sent, up_credit; /* data bytes sent; the server's window + its grants */
-  uint8_t *up_buf;             /* one chunk (streaming) or the body so far (whole) */
-  size_t up_len, up_cap;
+  uint8_t *up_chunk;           /* UP_STREAM: one piece, after UP_HEADROOM */
+  ra_buf up_body;              /* UP_WHOLE: the body so far */
   ra_timer pump;
   /* streamed response body */
   int (*on_head)(ra_tunnel_client *c, const struct ra_tunnel_response *res, void *ud);
@@ -129,12 +125,11 @@ struct creq {
   uint8_t *dn_hdrs;   /* caller without on_data: the head's headers (CBOR) */
   size_t dn_hdrs_len;
   char *dn_status_text;
-  uint8_t *dn_buf;    /* caller without on_data: the body so far */
-  size_t dn_len, dn_cap;
+  ra_buf dn_body;     /* caller without on_data: the body so far */
 };
 
 enum { UP_NONE, UP_STREAM, UP_WHOLE, UP_DONE };
-#define UP_HEADROOM 128 /* before a chunk in up_buf: the http_body head */
+#define UP_HEADROOM 128 /* before a piece in up_chunk: the http_body head */
 #define PUMP_TURN ((size_t)4 << 20) /* most source bytes read in one loop turn */
 
 static void start_connect(ra_tunnel_client *c);
@@ -180,17 +175,18 @@ static void creq_free(creq *q) {
   ra_tunnel_client *c = q->c;
   ra_timer_stop(&q->timer);
   if (q->rd) ra_timer_stop(&q->pump);
-  if (q->plain && !c->freeing && !c->spare_plain && q->plain_cap <= SPARE_PLAIN_MAX) {
+  if (q->plain.data && !c->freeing && !c->spare_plain.data && q->plain.cap <= SPARE_PLAIN_MAX) {
     c->spare_plain = q->plain;
-    c->spare_plain_cap = q->plain_cap;
+    ra_buf_reset(&c->spare_plain);
   } else {
-    free(q->plain);
+    ra_buf_free(&q->plain);
   }
   free(q->spec_method); /* the block of method, url and headers */
-  free(q->up_buf);
+  free(q->up_chunk);
+  ra_buf_free(&q->up_body);
   free(q->dn_hdrs);
   free(q->dn_status_text);
-  free(q->dn_buf);
+  ra_buf_free(&q->dn_body);
   if (!c->freeing && !c->spare) c->spare = q;
   else free(q);
 }
@@ -204,29 +200,32 @@ static creq *creq_alloc(ra_tunnel_client *c) {
   return q;
 }
 
-/* The http_request of q into q->plain (the spare buffer when it fits),
- * encoded once when it fits the stack buffer, as encode_alloc does. */
+/* The http_request of q into q->plain: straight into the spare buffer
+ * when it fits (no allocation), else encoded once when it fits the stack
+ * buffer, as encode_alloc does. On -ENOMEM q->plain is left empty. */
 static int plain_encode(creq *q, const ra_tmsg_http_request_out *o) {
   ra_tunnel_client *c = q->c;
+  ra_buf *b = &q->plain;
+  *b = c->spare_plain; /* the spare (empty, its memory kept), or nothing */
+  c->spare_plain = (ra_buf){0};
   uint8_t tmp[512];
-  size_t n = ra_tmsg_encode_http_request(tmp, sizeof tmp, o);
-  uint8_t *p;
-  size_t cap = n ? n : 1;
-  if (c->spare_plain && n <= c->spare_plain_cap) {
-    p = c->spare_plain;
-    cap = c->spare_plain_cap;
-    c->spare_plain = NULL;
-  } else if (!(p = malloc(cap))) {
-    return -ENOMEM;
+  bool spare = b->cap != 0;
+  size_t n = spare ? ra_tmsg_encode_http_request(b->data, b->cap, o)
+                   : ra_tmsg_encode_http_request(tmp, sizeof tmp, o);
+  if (n > b->cap) {
+    if (ra_buf_reserve(b, n)) {
+      ra_buf_free(b);
+      return -ENOMEM;
+    }
+    if (!spare && n <= sizeof tmp) memcpy(b->data, tmp, n);
+    else ra_tmsg_encode_http_request(b->data, n, o);
   }
-  if (n <= sizeof tmp) memcpy(p, tmp, n);
-  else ra_tmsg_encode_http_request(p, n, o);
-  q->plain = p;
-  q->plain_len = n;
-  q->plain_cap = cap;
+  b->len = n;
   return 0;
 }
 
+/* Ends q: its callback, then q is freed. msg (and res) may point into q
+ * (q->msg, a streamed response collected whole): q outlives the callback. */
 static void creq_finish(creq *q, int err, const ra_tunnel_response *res, const char *msg) {
   ra_tunnel_client *c = q->c;
   RA_LIST_DEL(c->reqs, q);
@@ -253,9 +252,7 @@ static void creq_timer(ra_timer *t, void *ud) {
   creq *q = ud;
   int err = q->fail ? q->fail : -ETIMEDOUT;
   ra_tunnel_client *c = q->c;
-  char msg[sizeof q->msg]; /* q is freed before its callback runs */
-  snprintf(msg, sizeof msg, "%s", q->msg);
-  creq_finish(q, err, NULL, msg[0] ? msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
+  creq_finish(q, err, NULL, q->msg[0] ? q->msg : err == c->fail && c->fail_msg[0] ? c->fail_msg : err_msg(err));
 }
 
 /* Fails q from the loop (never from inside the caller's callback). */
@@ -354,10 +351,10 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
       return -ENOMEM;
     }
     ra_ws_cork(c->ch.ctl);
-    int rc = ra_tchan_send_plain(&c->ch, q->plain, q->plain_len);
+    int rc = ra_tchan_send_plain(&c->ch, ra_buf_ptr(&q->plain), q->plain.len);
     if (rc == -ENOMEM) {
       map_del(c, q);
-      free(q->plain);
+      ra_buf_free(&q->plain);
       free(q);
       return rc;
     }
@@ -399,22 +396,12 @@ int ra_tunnel_fetch_start(ra_tunnel_client *c, const ra_tunnel_request *req, ra_
  * Without: the source is read whole (up to max_whole_upload), then one
  * http_request carries it. */
 
-typedef struct cancel_arg {
-  ra_str id;
-  const char *reason;
-} cancel_arg;
-static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
-  const cancel_arg *m = a;
-  return ra_tmsg_encode_http_cancel(out, cap, m->id, m->reason);
-}
-
 /* Tells the server to abandon q (only a tunnel with streams knows
  * http_cancel; elsewhere the late answer is simply dropped). */
 static void send_cancel(creq *q, const char *reason) {
   ra_tunnel_client *c = q->c;
   if (!q->sent || !c->bs_on || c->state != ST_READY) return;
-  cancel_arg a = {ra_str_cstr(q->id), reason};
-  ra_tchan_send(&c->ch, enc_cancel, &a);
+  ra_tchan_send_http_cancel(&c->ch, ra_str_cstr(q->id), reason);
 }
 
 /* A stream of q broke (the server's fault, the source's, the sink's): the
@@ -490,21 +477,18 @@ static ssize_t up_read(creq *q, uint8_t *buf, size_t cap) {
 static void up_stream(creq *q) {
   ra_tunnel_client *c = q->c;
   size_t chunk = (size_t)c->srv_bs.chunk, turn = 0;
-  if (!q->up_buf) {
-    if (!(q->up_buf = malloc(UP_HEADROOM + chunk))) {
-      stream_fail(q, -ENOMEM, "out of memory");
-      return;
-    }
-    q->up_cap = chunk;
+  if (!q->up_chunk && !(q->up_chunk = malloc(UP_HEADROOM + chunk))) {
+    stream_fail(q, -ENOMEM, "out of memory");
+    return;
   }
   ra_str id = ra_str_cstr(q->id);
   while (q->up == UP_STREAM && q->up_sent < q->up_credit && turn < PUMP_TURN) {
     uint64_t left = q->up_credit - q->up_sent;
     size_t cap = left < chunk ? (size_t)left : chunk;
-    ssize_t n = up_read(q, q->up_buf + UP_HEADROOM, cap);
+    ssize_t n = up_read(q, q->up_chunk + UP_HEADROOM, cap);
     if (n < 0) return;
     size_t hl = ra_tmsg_encode_http_body_head(NULL, 0, id, (size_t)n, n == 0);
-    uint8_t *m = q->up_buf + UP_HEADROOM - hl;
+    uint8_t *m = q->up_chunk + UP_HEADROOM - hl;
     ra_tmsg_encode_http_body_head(m, hl, id, (size_t)n, n == 0);
     ra_ws_cork(c->ch.ctl);
     int rc = ra_tchan_send_plain(&c->ch, m, hl + (size_t)n);
@@ -518,8 +502,8 @@ static void up_stream(creq *q) {
     creq_progress(q);
     if (n == 0) { /* the end: the fetch waits for the response */
       q->up = UP_DONE;
-      free(q->up_buf);
-      q->up_buf = NULL;
+      free(q->up_chunk);
+      q->up_chunk = NULL;
     }
   }
   if (q->up == UP_STREAM && q->up_sent < q->up_credit) ra_timer_start(&q->pump, 0, 0); /* next turn */
@@ -532,29 +516,25 @@ static void up_whole(creq *q) {
   /* on a tunnel with streams a body goes whole only as announced: up to
    * body_length, which fits one chunk */
   uint64_t max = c->bs_on ? q->body_length : c->o.max_whole_upload;
+  ra_buf *b = &q->up_body;
   while (q->up == UP_WHOLE && turn < PUMP_TURN) {
-    if (q->up_cap - q->up_len < 65536) {
-      size_t ncap = q->up_cap ? q->up_cap * 2 : 262144;
-      if (ncap > max + 65536) ncap = (size_t)max + 65536; /* room to see one byte past the bound */
-      uint8_t *nb = ncap > q->up_cap ? realloc(q->up_buf, ncap) : NULL;
-      if (!nb) {
-        stream_fail(q, -ENOMEM, "out of memory");
-        return;
-      }
-      q->up_buf = nb;
-      q->up_cap = ncap;
+    /* 256 KiB a read, never past the bound by more than 64 KiB (room to
+     * see one byte past it; b->len <= max here) */
+    uint64_t room = max + 65536 - b->len;
+    size_t want = room < 262144 ? (size_t)room : 262144;
+    if (ra_buf_reserve(b, want)) {
+      stream_fail(q, -ENOMEM, "out of memory");
+      return;
     }
-    size_t want = q->up_cap - q->up_len;
-    if (want > 262144) want = 262144;
-    ssize_t n = up_read(q, q->up_buf + q->up_len, want);
+    ssize_t n = up_read(q, ra_buf_ptr(b) + b->len, want);
     if (n < 0) return;
-    q->up_len += (size_t)n;
+    b->len += (size_t)n;
     turn += (size_t)n;
-    if (q->up_len > max && c->bs_on) {
+    if (b->len > max && c->bs_on) {
       stream_fail(q, -EMSGSIZE, "the request body's source gave more than its body_length");
       return;
     }
-    if (q->up_len > max) {
+    if (b->len > max) {
       snprintf(q->msg, sizeof q->msg, "the server does not take streamed bodies (PROTOCOL.md §11) "
                "and this body is over the %llu bytes a whole request may carry here",
                (unsigned long long)max);
@@ -563,16 +543,14 @@ static void up_whole(creq *q) {
     }
     if (n == 0) {
       if (c->state != ST_READY) return; /* the tunnel's close fails q */
-      int rc = send_spec(q, false, q->up_buf, q->up_len);
+      int rc = send_spec(q, false, ra_buf_ptr(b), b->len);
       if (rc == -ENOMEM) {
         stream_fail(q, -ENOMEM, "out of memory");
         return;
       }
       q->sent = true;
       q->up = UP_DONE;
-      free(q->up_buf);
-      q->up_buf = NULL;
-      q->up_len = q->up_cap = 0;
+      ra_buf_free(b);
       return;
     }
   }
@@ -761,33 +739,15 @@ static int sink_data(creq *q, const uint8_t *data, size_t len) {
     return 0;
   }
   if (!len) return 0;
-  if (q->dn_len + len > q->c->o.max_envelope) {
+  if (q->dn_body.len + len > q->c->o.max_envelope) {
     stream_fail(q, -EMSGSIZE, "the streamed response is larger than max_envelope (use on_data)");
     return -1;
   }
-  if (q->dn_cap - q->dn_len < len) {
-    size_t ncap = q->dn_cap ? q->dn_cap : 262144;
-    while (ncap - q->dn_len < len) ncap *= 2;
-    uint8_t *nb = realloc(q->dn_buf, ncap);
-    if (!nb) {
-      stream_fail(q, -ENOMEM, "out of memory");
-      return -1;
-    }
-    q->dn_buf = nb;
-    q->dn_cap = ncap;
+  if (ra_buf_append(&q->dn_body, data, len)) {
+    stream_fail(q, -ENOMEM, "out of memory");
+    return -1;
   }
-  memcpy(q->dn_buf + q->dn_len, data, len);
-  q->dn_len += len;
   return 0;
-}
-
-typedef struct credit_arg {
-  ra_str id;
-  uint64_t bytes;
-} credit_arg;
-static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
-  const credit_arg *m = a;
-  return ra_tmsg_encode_http_credit(out, cap, m->id, m->bytes);
 }
 
 /* Grants the server what the consumer took since the last grant, once it
@@ -795,8 +755,7 @@ static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
 static void grant_credit(creq *q, bool force) {
   uint64_t taken = q->dn_recv - q->dn_granted_at;
   if (q->dn_paused || !taken || (!force && taken < q->c->my_bs.chunk)) return;
-  credit_arg a = {ra_str_cstr(q->id), taken};
-  if (ra_tchan_send(&q->c->ch, enc_credit, &a) == 0) {
+  if (ra_tchan_send_http_credit(&q->c->ch, ra_str_cstr(q->id), taken) == 0) {
     q->dn_granted_at = q->dn_recv;
     q->dn_allowed += taken;
   }
@@ -852,7 +811,8 @@ static void stream_end(creq *q) {
   }
   ra_tunnel_response r = {
     .status = q->dn_status, .status_text = ra_str_cstr(q->dn_status_text),
-    .body = q->dn_buf ? q->dn_buf : (const uint8_t *)"", .body_len = q->dn_len, .body_is_text = q->dn_text,
+    .body = q->dn_body.data ? ra_buf_ptr(&q->dn_body) : (const uint8_t *)"", .body_len = q->dn_body.len,
+    .body_is_text = q->dn_text,
   };
   const char *why = NULL;
   int rc = with_headers(q, ra_str_make((const char *)q->dn_hdrs, q->dn_hdrs ? q->dn_hdrs_len : 0), &r,
@@ -865,7 +825,7 @@ static void on_http_response(ra_tunnel_client *c, const ra_tmsg *m) {
   if (!q || !q->sent || q->fail || q->resp_started) return;
   if (m->http_response.has_error) {
     static const char rotated[] = "tunnel key rotated"; /* the server refused it unprocessed */
-    if (q->retry && q->plain && m->http_response.error.len >= sizeof rotated - 1 &&
+    if (q->retry && q->plain.data && m->http_response.error.len >= sizeof rotated - 1 &&
         !memcmp(m->http_response.error.ptr, rotated, sizeof rotated - 1)) {
       q->sent = false; /* resent on the new tunnel, once this one closes 1012 */
       return;
@@ -958,8 +918,8 @@ static void on_http_cancel(ra_tunnel_client *c, const ra_tmsg *m) {
   if (q->up == UP_STREAM) {
     q->up = UP_DONE;
     ra_timer_stop(&q->pump);
-    free(q->up_buf);
-    q->up_buf = NULL;
+    free(q->up_chunk);
+    q->up_chunk = NULL;
   }
 }
 
@@ -1111,6 +1071,14 @@ static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t
 
 static void kx_accept(ra_tunnel_client *c);
 
+/* The verdict is in (rc: the verifier's): the server is refused or keyed. */
+static void kx_decide(ra_tunnel_client *c, int rc) {
+  c->has_vd = true;
+  ra_timer_stop(&c->connect_timer);
+  if (rc) kx_refuse(c);
+  else kx_accept(c);
+}
+
 /* Verifies the quote of server_kx (with coll, when not NULL); sends
  * client_kx when every check passes. */
 static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
@@ -1121,13 +1089,7 @@ static void kx_verify(ra_tunnel_client *c, ra_collateral *coll) {
                                           coll ? &vo : NULL, &p, &c->vd)
                        : ra_verify_quote(c->o.verifier, c->quote, c->quote_len, coll ? &vo : NULL,
                                          &p, &c->vd);
-  c->has_vd = true;
-  ra_timer_stop(&c->connect_timer);
-  if (rc) {
-    kx_refuse(c);
-    return;
-  }
-  kx_accept(c);
+  kx_decide(c, rc);
 }
 
 /* The server's quote passed: seal a fresh key to it, send client_kx, flush
@@ -1157,13 +1119,10 @@ static void kx_accept(ra_tunnel_client *c) {
   while (last && last->next) last = last->next;
   for (creq *q = last; q; q = q->prev) {
     if (q->rd && !q->sent && !q->fail) up_begin(q); /* its request goes out now (or its body is read) */
-    if (q->sent || q->fail || !q->plain) continue;
-    if (ra_tchan_send_plain(&c->ch, q->plain, q->plain_len) == 0) {
+    if (q->sent || q->fail || !q->plain.data) continue;
+    if (ra_tchan_send_plain(&c->ch, ra_buf_ptr(&q->plain), q->plain.len) == 0) {
       q->sent = true;
-      if (!q->retry) {
-        free(q->plain);
-        q->plain = NULL;
-      }
+      if (!q->retry) ra_buf_free(&q->plain);
     }
   }
   ra_tchan_sock *wl = c->ch.socks;
@@ -1213,13 +1172,7 @@ static void kx_verify_snp(ra_tunnel_client *c) {
   if (rc)
     snprintf(c->vd.msg, sizeof c->vd.msg, "%s: %.200s",
              ra_snp_check_name((ra_snp_check)c->svd.failed), c->svd.msg);
-  c->has_vd = true;
-  ra_timer_stop(&c->connect_timer);
-  if (rc) {
-    kx_refuse(c);
-    return;
-  }
-  kx_accept(c);
+  kx_decide(c, rc);
 }
 
 static bool key_eq(const ra_pcs_key *a, const ra_pcs_key *b) {
@@ -1425,24 +1378,8 @@ static void fail_pending(ra_tunnel_client *c, int err) {
  * nothing else: the server may have acted on it. */
 static bool resendable(const creq *q) {
   if (q->rd) return !q->sent && q->up == UP_NONE;
-  if (!q->plain) return false;
+  if (!q->plain.data) return false;
   return !q->sent || (q->retry && !q->resp_started);
-}
-
-/* The tunnel closed for key rotation: its open WebSockets end with 1012
- * (an application reopens them; from on_close a new one waits for the new
- * tunnel: it is not yet known to any peer, so this walk skips it, as it
- * does sockets whose ws_connect never left and which go on the new
- * tunnel). */
-static void close_socks_rotated(ra_tunnel_client *c) {
-  c->ch.keyed = false;
-  sodium_memzero(c->ch.key, sizeof c->ch.key);
-  for (;;) {
-    ra_tchan_sock *w = c->ch.socks;
-    while (w && (w->gone || !w->peer_knows)) w = w->next;
-    if (!w) return;
-    ra_tchan_sock_closed(w, 1012, RA_STR("tunnel key rotated: reopen"));
-  }
 }
 
 static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
@@ -1479,7 +1416,10 @@ static void ctl_close(ra_ws *ws, uint16_t code, ra_str reason, void *ud) {
     }
     c->state = ST_IDLE;
     c->bs_on = false;
-    close_socks_rotated(c); /* and wipes the key; the sockets left wait for the new one */
+    /* its open WebSockets end with 1012 (an application reopens them; one
+     * opened from on_close, like one whose ws_connect never left, is not
+     * known to the peer and waits for the new tunnel) */
+    ra_tchan_unkey(&c->ch, false, 1012, RA_STR("tunnel key rotated: reopen"));
     ra_timer_start(&c->reconnect_timer, 0, 0);
     return;
   }
@@ -1638,7 +1578,7 @@ void ra_tunnel_client_free(ra_tunnel_client *c) {
   free(c->ctl_url);
   ra_tindex_free(&c->reqs_by_num);
   free(c->spare);
-  free(c->spare_plain);
+  ra_buf_free(&c->spare_plain);
   free(c);
 }
 

@@ -348,6 +348,17 @@ static int read_map(lexer *lx, const tok *head, slot *slots, int first, int last
   return 0;
 }
 
+/* A nested map (verifier_data, sev_snp_data, clientAttestation,
+ * bodyStreams) read into sub (cleared here) for its fields in [first, last):
+ * the same walk as the top level, over the span read_value recorded. */
+static int read_nested(const slot *s, slot sub[F_COUNT], int first, int last) {
+  memset(sub, 0, sizeof(slot) * F_COUNT);
+  lexer lx = {s->start, s->end};
+  tok head;
+  if (lex(&lx, &head) || read_map(&lx, &head, sub, first, last, NULL)) return -EBADMSG;
+  return 0;
+}
+
 /* ---- pass 2: typed extraction ------------------------------------------ */
 
 static int get_text(const slot *s, bool required, ra_str *out, bool *has) {
@@ -457,10 +468,7 @@ static int get_body_streams(const slot *s, bool *has, ra_tmsg_body_streams *bs) 
   if (!s->present || s->t.k == T_NULL) return 0;
   if (s->t.k != T_MAP && s->t.k != T_INDEF_MAP) return -EBADMSG;
   slot sub[F_COUNT];
-  memset(sub, 0, sizeof sub);
-  lexer lx = {s->start, s->end};
-  tok head;
-  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_WINDOW, F_CHUNK + 1, NULL)) return -EBADMSG;
+  if (read_nested(s, sub, F_WINDOW, F_CHUNK + 1)) return -EBADMSG;
   int rc;
   if ((rc = get_uint(&sub[F_WINDOW], true, &bs->window, NULL)) ||
       (rc = get_uint(&sub[F_CHUNK], true, &bs->chunk, NULL)))
@@ -481,53 +489,31 @@ static bool str_is(ra_str s, const char *lit) {
   return s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
-/* Validates a headers map: text keys, values text | array of text | null |
- * undefined (skipped). */
-static int check_headers(const slot *s, ra_str *out) {
-  *out = ra_bytes_make(NULL, 0);
-  if (!s->present || s->t.k == T_NULL) return 0;
-  if (s->t.k != T_MAP && s->t.k != T_INDEF_MAP) return -EBADMSG;
-  *out = ra_bytes_make(s->start, (size_t)(s->end - s->start));
-  lexer lx = {s->start, s->end}; /* a full walk: the iterator can then trust it */
-  tok head;
-  if (lex(&lx, &head)) return -EBADMSG;
-  uint64_t n = head.k == T_MAP ? head.u : INDEF;
-  for (uint64_t i = 0; n == INDEF || i < n; i++) {
-    tok k, v;
-    if (lex(&lx, &k)) return -EBADMSG;
-    if (k.k == T_BREAK && n == INDEF) break;
-    if (k.k != T_TEXT) return -EBADMSG;
-    if (lex(&lx, &v)) return -EBADMSG;
-    if (v.k == T_TEXT || v.k == T_NULL || v.k == T_UNDEF) continue;
-    if (v.k != T_ARRAY && v.k != T_INDEF_ARRAY) return -EBADMSG;
-    uint64_t m = v.k == T_ARRAY ? v.u : INDEF;
-    for (uint64_t j = 0; m == INDEF || j < m; j++) {
-      tok e;
-      if (lex(&lx, &e)) return -EBADMSG;
-      if (e.k == T_BREAK && m == INDEF) break;
-      if (e.k != T_TEXT) return -EBADMSG;
-    }
-  }
-  return 0;
-}
+static bool headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value);
+static bool strings_next(ra_tmsg_iter *it, ra_str *value);
 
-static int check_strings(const slot *s, ra_str *out) {
+/* An iteration that stopped on something it does not take (or never
+ * started: not a map or array) rather than at the container's end. */
+static bool iter_failed(const ra_tmsg_iter *it) { return !it->p; }
+
+/* Validates a headers map (text keys, values text | array of text | null |
+ * undefined) or, strings, an array of text: a full walk with the iterator
+ * the caller will use, so that it can trust the item afterwards. */
+static int check_seq(const slot *s, bool strings, ra_str *out) {
   *out = ra_bytes_make(NULL, 0);
   if (!s->present || s->t.k == T_NULL) return 0;
-  if (s->t.k != T_ARRAY && s->t.k != T_INDEF_ARRAY) return -EBADMSG;
+  if (strings ? s->t.k != T_ARRAY && s->t.k != T_INDEF_ARRAY : s->t.k != T_MAP && s->t.k != T_INDEF_MAP)
+    return -EBADMSG;
   *out = ra_bytes_make(s->start, (size_t)(s->end - s->start));
-  lexer lx = {s->start, s->end};
-  tok head;
-  if (lex(&lx, &head)) return -EBADMSG;
-  uint64_t n = head.k == T_ARRAY ? head.u : INDEF;
-  for (uint64_t i = 0; n == INDEF || i < n; i++) {
-    tok e;
-    if (lex(&lx, &e)) return -EBADMSG;
-    if (e.k == T_BREAK && n == INDEF) break;
-    if (e.k != T_TEXT) return -EBADMSG;
-  }
-  return 0;
+  ra_tmsg_iter it;
+  ra_str k, v;
+  ra_tmsg_iter_init(&it, *out);
+  if (strings) while (strings_next(&it, &v)) {}
+  else while (headers_next(&it, &k, &v)) {}
+  return iter_failed(&it) ? -EBADMSG : 0;
 }
+static int check_headers(const slot *s, ra_str *out) { return check_seq(s, false, out); }
+static int check_strings(const slot *s, ra_str *out) { return check_seq(s, true, out); }
 
 /* A top-level field's slot: its own if the key was seen, else `absent`. */
 static const slot absent;
@@ -547,10 +533,7 @@ static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k)
     k->vd_bytes.len = vd->t.len;
   } else if (vd->present && (vd->t.k == T_MAP || vd->t.k == T_INDEF_MAP)) {
     slot sub[F_COUNT];
-    memset(sub, 0, sizeof sub);
-    lexer lx = {vd->start, vd->end};
-    tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VAL, F_SIGNATURE + 1, NULL)) return -EBADMSG;
+    if (read_nested(vd, sub, F_VAL, F_SIGNATURE + 1)) return -EBADMSG;
     k->vd_kind = RA_TMSG_VD_NONCE;
     if ((rc = get_bytes(&sub[F_VAL], false, &k->vd_val, NULL))) return rc;
     if ((rc = get_bytes(&sub[F_IAT], false, &k->vd_iat, NULL))) return rc;
@@ -561,10 +544,7 @@ static int decode_server_kx(const slot *sl, uint64_t have, ra_tmsg_server_kx *k)
   const slot *sev = SL(F_SEV);
   if (sev->present && (sev->t.k == T_MAP || sev->t.k == T_INDEF_MAP)) {
     slot sub[F_COUNT];
-    memset(sub, 0, sizeof sub);
-    lexer lx = {sev->start, sev->end};
-    tok head;
-    if (lex(&lx, &head) || read_map(&lx, &head, sub, F_VCEK, F_ARK + 1, NULL)) return -EBADMSG;
+    if (read_nested(sev, sub, F_VCEK, F_ARK + 1)) return -EBADMSG;
     k->has_sev_snp = true;
     if ((rc = get_text(&sub[F_VCEK], true, &k->vcek_cert, NULL))) return rc;
     if ((rc = get_text(&sub[F_ASK], false, &k->ask_cert, &k->has_ask_cert))) return rc;
@@ -588,10 +568,7 @@ static int decode_client_kx(const slot *sl, uint64_t have, typeof(((ra_tmsg *)0)
   if (!a->present || a->t.k == T_NULL) return 0;
   if (a->t.k != T_MAP && a->t.k != T_INDEF_MAP) return -EBADMSG;
   slot sub[F_COUNT];
-  memset(sub, 0, sizeof sub);
-  lexer lx = {a->start, a->end};
-  tok head;
-  if (lex(&lx, &head) || read_map(&lx, &head, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1, NULL)) return -EBADMSG;
+  if (read_nested(a, sub, F_ATT_QUOTE, F_ATT_EVENT_LOG + 1)) return -EBADMSG;
   k->has_attestation = true;
   if ((rc = get_bytes(&sub[F_ATT_QUOTE], true, &k->att_quote, NULL))) return rc;
   if ((rc = get_text(&sub[F_ATT_EVENT_LOG], false, &k->att_event_log, &k->has_att_event_log))) return rc;
@@ -758,24 +735,32 @@ static bool iter_lex(ra_tmsg_iter *it, tok *t) {
   return true;
 }
 
-bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value) {
+/* The next text item of a container with *left items left (INDEF: up to
+ * its break): false at the end, or with it->p NULL on any other item. */
+static inline bool iter_text(ra_tmsg_iter *it, uint64_t *left, ra_str *value) {
+  tok t;
+  if (*left == 0) return false;
+  if (!iter_lex(it, &t)) return false;
+  if (t.k == T_BREAK && *left == INDEF) { *left = 0; return false; }
+  if (t.k != T_TEXT) { it->p = NULL; return false; }
+  if (*left != INDEF) --*left;
+  *value = ra_str_make((const char *)t.ptr, t.len);
+  return true;
+}
+
+/* The iterators, inlined into check_seq (one walk per message decoded) */
+static inline bool headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value) {
   tok t;
   for (;;) {
     if (it->arr_left > 0) { /* inside a multi-valued header */
-      if (!iter_lex(it, &t)) return false;
-      if (t.k == T_BREAK && it->arr_indef) { it->arr_left = 0; continue; }
-      if (!it->arr_indef) it->arr_left--;
-      if (t.k != T_TEXT) { it->p = NULL; return false; }
-      *name = it->cur_name;
-      *value = ra_str_make((const char *)t.ptr, t.len);
-      return true;
+      if (iter_text(it, &it->arr_left, value)) {
+        *name = it->cur_name;
+        return true;
+      }
+      if (iter_failed(it)) return false;
+      continue; /* its array ended */
     }
-    if (it->left == 0) return false;
-    if (!iter_lex(it, &t)) return false;
-    if (t.k == T_BREAK && it->left == INDEF) { it->left = 0; return false; }
-    if (t.k != T_TEXT) { it->p = NULL; return false; }
-    if (it->left != INDEF) it->left--;
-    it->cur_name = ra_str_make((const char *)t.ptr, t.len);
+    if (!iter_text(it, &it->left, &it->cur_name)) return false;
     if (!iter_lex(it, &t)) return false;
     if (t.k == T_TEXT) {
       *name = it->cur_name;
@@ -783,23 +768,17 @@ bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value) {
       return true;
     }
     if (t.k == T_ARRAY) { it->arr_left = t.u; it->arr_indef = false; continue; }
-    if (t.k == T_INDEF_ARRAY) { it->arr_left = 1; it->arr_indef = true; continue; }
+    if (t.k == T_INDEF_ARRAY) { it->arr_left = INDEF; it->arr_indef = true; continue; }
     if (t.k == T_NULL || t.k == T_UNDEF) continue;
     it->p = NULL;
     return false;
   }
 }
 
-bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value) {
-  tok t;
-  if (it->left == 0) return false;
-  if (!iter_lex(it, &t)) return false;
-  if (t.k == T_BREAK && it->left == INDEF) { it->left = 0; return false; }
-  if (t.k != T_TEXT) { it->p = NULL; return false; }
-  if (it->left != INDEF) it->left--;
-  *value = ra_str_make((const char *)t.ptr, t.len);
-  return true;
-}
+static inline bool strings_next(ra_tmsg_iter *it, ra_str *value) { return iter_text(it, &it->left, value); }
+
+bool ra_tmsg_headers_next(ra_tmsg_iter *it, ra_str *name, ra_str *value) { return headers_next(it, name, value); }
+bool ra_tmsg_strings_next(ra_tmsg_iter *it, ra_str *value) { return strings_next(it, value); }
 
 /* ---- header text as HTTP bytes ------------------------------------------- */
 
@@ -1004,13 +983,21 @@ size_t ra_tmsg_encode_client_kx_ex(uint8_t *out, size_t cap, const uint8_t *seal
   return w_done(&w);
 }
 
+/* Whether msg starts with our encoder's map head (0xb9 and a 2-byte
+ * count) with room for one more entry. */
+static bool map_head_growable(const uint8_t *msg, size_t len) {
+  return msg && len >= 3 && msg[0] == 0xb9 && !(msg[1] == 0xff && msg[2] == 0xff);
+}
+
+/* Writes the map head of msg (checked by map_head_growable) with its
+ * count bumped by one: the caller then adds the one entry. */
+static void w_map_bumped(wr *w, const uint8_t *msg) { w_map(w, ((unsigned)msg[1] << 8 | msg[2]) + 1); }
+
 size_t ra_tmsg_server_kx_add_challenge(uint8_t *out, size_t cap, const uint8_t *kx, size_t kx_len,
                                        const uint8_t challenge[RA_TMSG_CHALLENGE_BYTES]) {
-  /* our encoder's map head: 0xb9 and a 2-byte count, bumped by one */
-  if (!kx || kx_len < 3 || kx[0] != 0xb9 || (kx[1] == 0xff && kx[2] == 0xff)) return 0;
+  if (!map_head_growable(kx, kx_len)) return 0;
   wr w = {out, cap, 0, false};
-  unsigned n = ((unsigned)kx[1] << 8 | kx[2]) + 1;
-  w_map(&w, n);
+  w_map_bumped(&w, kx);
   w_raw(&w, kx + 3, kx_len - 3);
   w_lit(&w, "clientChallenge"); w_bytes(&w, challenge, RA_TMSG_CHALLENGE_BYTES);
   return w_done(&w);
@@ -1184,6 +1171,20 @@ static void w_response_head(wr *w, const ra_tmsg_http_response_out *m) {
 size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m) {
   wr w = {out, cap, 0, false};
   w_response_head(&w, m);
+  return w_done(&w);
+}
+
+size_t ra_tmsg_response_head_to_stream(uint8_t *out, size_t cap, const uint8_t *head, size_t head_len) {
+  static const uint8_t body_key[] = "\x64" "body"; /* what w_response_head ends with */
+  const size_t key_len = sizeof body_key - 1;
+  if (!map_head_growable(head, head_len) || head_len < 3 + key_len ||
+      memcmp(head + head_len - key_len, body_key, key_len) != 0)
+    return 0;
+  wr w = {out, cap, 0, false};
+  w_map_bumped(&w, head);
+  w_raw(&w, head + 3, head_len - 3 - key_len);
+  w_lit(&w, "bodyStream"); w_bool(&w, true); /* where w_response_head puts it */
+  w_lit(&w, "body"); w_null(&w);
   return w_done(&w);
 }
 

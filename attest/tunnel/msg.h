@@ -203,7 +203,8 @@ RA_API int ra_tmsg_decode(const uint8_t *data, size_t len, ra_tmsg *out);
 typedef struct ra_tmsg_iter {
   const uint8_t *p, *end;
   uint64_t left;     /* entries left in the map/array (UINT64_MAX: indefinite) */
-  uint64_t arr_left; /* elements left in the current header's array */
+  uint64_t arr_left; /* elements left in the current header's array
+                        (UINT64_MAX: indefinite, up to its break) */
   bool arr_indef;
   ra_str cur_name;
 } ra_tmsg_iter;
@@ -317,6 +318,14 @@ RA_API size_t ra_tmsg_encode_http_response(uint8_t *out, size_t cap, const ra_tm
  * bytes, or null), e.g. body pieces written in place as they come. The
  * fields has_body, body_is_text, body, body_len are not read. */
 RA_API size_t ra_tmsg_encode_http_response_head(uint8_t *out, size_t cap, const ra_tmsg_http_response_out *m);
+/* A head made by ra_tmsg_encode_http_response_head without body_stream
+ * (head[0..head_len)) turned into the complete streamed response: the
+ * bytes ra_tmsg_encode_http_response writes for the same fields with
+ * body_stream set (`bodyStream: true` inserted before "body", its map
+ * count bumped, `body: null`), without encoding the headers again.
+ * Returns the size as the encoders do, or 0 when head is not such a head
+ * (not our encoder's 0xb9 map head, or not ending with the key "body"). */
+RA_API size_t ra_tmsg_response_head_to_stream(uint8_t *out, size_t cap, const uint8_t *head, size_t head_len);
 /* The head of a byte string of len bytes (shortest form), at most 9 bytes;
  * returns its length. */
 RA_API size_t ra_str_head(uint8_t out[9], size_t len);

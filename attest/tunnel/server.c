@@ -745,27 +745,10 @@ static size_t enc_body(uint8_t *out, size_t cap, const void *a) {
   const body_arg *b = a;
   return ra_tmsg_encode_http_body(out, cap, b->id, b->data, b->len, b->end);
 }
-typedef struct credit_arg {
-  ra_str id;
-  uint64_t bytes;
-} credit_arg;
-static size_t enc_credit(uint8_t *out, size_t cap, const void *a) {
-  const credit_arg *c = a;
-  return ra_tmsg_encode_http_credit(out, cap, c->id, c->bytes);
-}
-typedef struct cancel_arg {
-  ra_str id;
-  const char *reason;
-} cancel_arg;
-static size_t enc_cancel(uint8_t *out, size_t cap, const void *a) {
-  const cancel_arg *c = a;
-  return ra_tmsg_encode_http_cancel(out, cap, c->id, c->reason);
-}
 
 /* http_cancel to the client; what it still sends for id is ignored. */
 static void send_cancel(tunnel *t, ra_str id, const char *reason) {
-  cancel_arg a = {id, reason};
-  ra_tchan_send(&t->ch, enc_cancel, &a);
+  ra_tchan_send_http_cancel(&t->ch, id, reason);
   gone_add(t, ra_tchan_hash(&t->ch, id), true);
 }
 
@@ -844,8 +827,7 @@ static void in_grant(treq *q, size_t n) {
   if (!n || !q->t || q->in_end || q->in_cancelled) return;
   q->x->in_unacked += n;
   if (q->x->in_unacked < q->t->srv->bs.chunk) return;
-  credit_arg a = {treq_id(q), q->x->in_unacked};
-  ra_tchan_send(&q->t->ch, enc_credit, &a);
+  ra_tchan_send_http_credit(&q->t->ch, treq_id(q), q->x->in_unacked);
   q->x->in_credit += q->x->in_unacked;
   q->x->in_unacked = 0;
 }
@@ -1015,26 +997,14 @@ static int out_send(treq *q, const void *data, size_t n, bool end) {
 }
 
 /* The response's head, encoded in q->out up to "body", goes out as
- * http_response {bodyStream: true, body: null}: the encoder's head with
- * the key inserted before "body" (its map count bumped). */
+ * http_response {bodyStream: true, body: null}. */
 typedef struct head_arg {
   const uint8_t *head;
   size_t len;
 } head_arg;
 static size_t enc_stream_head(uint8_t *out, size_t cap, const void *a) {
-  static const uint8_t key[] = "\x6a" "bodyStream" "\xf5";
   const head_arg *h = a;
-  size_t n = h->len + (sizeof key - 1) + 1;
-  if (n > cap) return n;
-  size_t pre = h->len - 5; /* "\x64body" ends the head */
-  memcpy(out, h->head, pre);
-  unsigned count = ((unsigned)out[1] << 8 | out[2]) + 1;
-  out[1] = (uint8_t)(count >> 8);
-  out[2] = (uint8_t)count;
-  memcpy(out + pre, key, sizeof key - 1);
-  memcpy(out + pre + sizeof key - 1, h->head + pre, 5);
-  out[n - 1] = 0xf6;
-  return n;
+  return ra_tmsg_response_head_to_stream(out, cap, h->head, h->len);
 }
 
 /* Switches q to a streamed response: the head goes now, the body written
@@ -1043,8 +1013,7 @@ static __attribute__((noinline)) int out_begin(treq *q) {
   tunnel *t = q->t;
   size_t have = q->head_len + BODY_GAP + q->body_len;
   uint8_t *p = ra_env_seal_extend(&q->out, have, have);
-  if (!p || q->head_len < 8 || p[0] != 0xb9 || memcmp(p + q->head_len - 5, "\x64" "body", 5) != 0)
-    return -ENOMEM;
+  if (!p || !ra_tmsg_response_head_to_stream(NULL, 0, p, q->head_len)) return -ENOMEM;
   if (treq_bs_get(q) || stream_index(q)) return -ENOMEM;
   if (q->body_len && ra_buf_append(&q->x->pend, p + q->head_len + BODY_GAP, q->body_len)) return -ENOMEM;
   head_arg h = {p, q->head_len};

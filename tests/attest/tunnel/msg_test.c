@@ -440,6 +440,15 @@ static void test_rejects(void **st) {
   expect_bad("header value int", buf);
   snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6768656164657273" "a1" "6161" "81" "01", pre);
   expect_bad("header array of int", buf);
+  /* the containers in a header value (one reader with the iterator) */
+  snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6768656164657273" "a1" "6161" "82" "6131" "ff", pre);
+  expect_bad("break in a definite header array", buf);
+  snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6768656164657273" "bf" "6161" "9f" "6131" "01" "ff" "ff", pre);
+  expect_bad("int in an indefinite header array", buf);
+  snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6768656164657273" "bf" "01" "6131" "ff", pre);
+  expect_bad("int key in an indefinite headers map", buf);
+  snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6768656164657273" "a1" "6161" "a0", pre);
+  expect_bad("header value map", buf);
   snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "64626f6479" "01", pre);
   expect_bad("body int", buf);
   snprintf(buf, sizeof buf, "a5%s666d6574686f64" "63474554" "6774696d656f7574" "6131", pre);
@@ -458,6 +467,16 @@ static void test_rejects(void **st) {
   expect_bad("ws_event bad", "a3" "6474797065" "6877735f6576656e74" "6c636f6e6e656374696f6e4964" "6163" "696576656e7454797065" "63626164");
   expect_bad("ws_close code", "a3" "6474797065" "6877735f636c6f7365" "6c636f6e6e656374696f6e4964" "6163" "64636f6465" "1a00010000");
   expect_bad("ws_message no data", "a2" "6474797065" "6a77735f6d657373616765" "6c636f6e6e656374696f6e4964" "6163");
+  /* ws_connect: protocols not all text, or not an array */
+  expect_bad("protocols int", "a4" "6474797065" "6a77735f636f6e6e656374" "6c636f6e6e656374696f6e4964" "6163"
+             "6375726c" "6161" "6970726f746f636f6c73" "82" "6178" "01");
+  expect_bad("protocols break", "a4" "6474797065" "6a77735f636f6e6e656374" "6c636f6e6e656374696f6e4964" "6163"
+             "6375726c" "6161" "6970726f746f636f6c73" "9f" "6178" "01" "ff");
+  expect_bad("protocols map", "a4" "6474797065" "6a77735f636f6e6e656374" "6c636f6e6e656374696f6e4964" "6163"
+             "6375726c" "6161" "6970726f746f636f6c73" "a0");
+  /* nested maps: a known field of the wrong type */
+  expect_bad("bodyStreams window text", "a3" "6474797065" "69636c69656e745f6b78" "727365616c656453796d6d65747269634b6579"
+             "4100" "6b626f647953747265616d73" "a2" "6677696e646f77" "6131" "656368756e6b" "01");
   /* server_kx: key of 31 bytes; verifier_data as text */
   expect_bad("server_kx key 31", "a3" "6474797065" "697365727665725f6b78" "6f7832353531395075626c69634b6579" "581f"
              "00000000000000000000000000000000000000000000000000000000000000" "6571756f7465" "4100");
@@ -601,6 +620,58 @@ static void test_response_head_in_place(void **st) {
   }
 }
 
+/* A head turned into the streamed response (the server's out_begin): the
+ * bytes the whole encoder writes with body_stream set, and it decodes. */
+static void test_response_head_to_stream(void **st) {
+  (void)st;
+  ra_header h[3] = {{RA_STR("Content-Type"), RA_STR("text/plain")},
+                    {RA_STR("set-cookie"), RA_STR("a=1")},
+                    {RA_STR("Set-Cookie"), RA_STR("b=2")}};
+  for (size_t nh = 0; nh <= 3; nh++) {
+    ra_tmsg_http_response_out r = {
+      .request_id = RA_STR("ra42"), .status = 201, .status_text = RA_STR("Created"),
+      .headers = h, .n_headers = nh,
+    };
+    uint8_t head[256], got[300], want[300];
+    size_t hl = ra_tmsg_encode_http_response_head(head, sizeof head, &r);
+    assert_true(hl <= sizeof head);
+    size_t n = ra_tmsg_response_head_to_stream(got, sizeof got, head, hl);
+    assert_int_equal(ra_tmsg_response_head_to_stream(NULL, 0, head, hl), n);
+    r.body_stream = true;
+    assert_int_equal(ra_tmsg_encode_http_response(want, sizeof want, &r), n);
+    assert_memory_equal(got, want, n);
+    ra_tmsg m;
+    assert_int_equal(ra_tmsg_decode(got, n, &m), 0);
+    assert_int_equal(m.type, RA_TMSG_HTTP_RESPONSE);
+    assert_str(m.http_response.request_id, "ra42");
+    assert_int_equal(m.http_response.status, 201);
+    assert_str(m.http_response.status_text, "Created");
+    assert_true(m.http_response.body_stream);
+    assert_false(m.http_response.has_body);
+    assert_false(m.http_response.has_error);
+    ra_tmsg_iter it;
+    ra_str k, v;
+    size_t pairs = 0;
+    ra_tmsg_iter_init(&it, m.http_response.headers);
+    while (ra_tmsg_headers_next(&it, &k, &v)) pairs++;
+    assert_int_equal(pairs, nh);
+    /* too little room: the size, nothing past cap */
+    memset(got, 0xee, sizeof got);
+    assert_int_equal(ra_tmsg_response_head_to_stream(got, n - 1, head, hl), n);
+    assert_int_equal(got[n - 1], 0xee);
+  }
+  /* not one of our heads */
+  uint8_t ok[8] = {0xb9, 0, 1, 0x64, 'b', 'o', 'd', 'y'}, out[64];
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, ok, sizeof ok), 8 + 12 + 1);
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, ok, 7), 0);
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, NULL, 0), 0);
+  ok[0] = 0xa1;
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, ok, sizeof ok), 0);
+  ok[0] = 0xb9, ok[1] = ok[2] = 0xff; /* no room for one more key */
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, ok, sizeof ok), 0);
+  ok[1] = ok[2] = 0, ok[7] = 'x'; /* not ending with "body" */
+  assert_int_equal(ra_tmsg_response_head_to_stream(out, sizeof out, ok, sizeof ok), 0);
+}
 
 /* Header bytes travel as ISO-8859-1 code points, as a browser's fetch shows
  * them: "\u2713" sent by an application as its UTF-8 bytes (e2 9c 93) and a
@@ -1059,6 +1130,7 @@ int main(void) {
     cmocka_unit_test(test_request_header_join_and_long_strings),
     cmocka_unit_test(test_enc_head),
     cmocka_unit_test(test_response_head_in_place),
+    cmocka_unit_test(test_response_head_to_stream),
     cmocka_unit_test(test_header_bytes_as_latin1),
     cmocka_unit_test(test_header_text_to_bytes),
     cmocka_unit_test(test_client_attestation_fields),
