@@ -140,6 +140,36 @@ static void reencode_check(const ra_tmsg *m) {
   free(out);
 }
 
+/* A response's head as the server encodes it, turned into the streamed
+ * response (ra_tmsg_response_head_to_stream): one http_response with
+ * bodyStream, no body, and the head's requestId and status. */
+static void stream_head_check(const ra_tmsg *m) {
+  if (m->type != RA_TMSG_HTTP_RESPONSE) return;
+  ra_header hs[32];
+  size_t n = 0;
+  ra_tmsg_iter it;
+  ra_tmsg_iter_init(&it, m->http_response.headers);
+  while (n < 32 && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
+  ra_tmsg_http_response_out o = {
+    .request_id = m->http_response.request_id, .status = m->http_response.status,
+    .status_text = m->http_response.status_text, .headers = hs, .n_headers = n,
+  };
+  size_t hl = ra_tmsg_encode_http_response_head(NULL, 0, &o);
+  uint8_t *head = malloc(hl ? hl : 1);
+  if (!head) return;
+  ra_tmsg_encode_http_response_head(head, hl, &o);
+  size_t sl = ra_tmsg_response_head_to_stream(NULL, 0, head, hl);
+  uint8_t *out = sl ? malloc(sl) : NULL;
+  ra_tmsg m2;
+  if (!out || ra_tmsg_response_head_to_stream(out, sl, head, hl) != sl || ra_tmsg_decode(out, sl, &m2) != 0 ||
+      m2.type != RA_TMSG_HTTP_RESPONSE || !m2.http_response.body_stream || m2.http_response.has_body ||
+      m2.http_response.status != m->http_response.status ||
+      !ra_str_eq(m2.http_response.request_id, m->http_response.request_id))
+    abort();
+  free(out);
+  free(head);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static int inited;
   static uint8_t key[32];
@@ -153,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ra_tmsg_decode(data, size, &m) == 0) {
     walk(&m);
     reencode_check(&m);
+    stream_head_check(&m);
     /* a server_kx in our encoder's shape gets a clientChallenge appended:
      * still one server_kx, now with that challenge */
     if (m.type == RA_TMSG_SERVER_KX && m.server_kx.has_body_streams)
@@ -171,6 +202,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(kx);
       }
     }
+  }
+  /* any bytes offered as a head: refused (0) or turned into a message */
+  {
+    size_t sl = ra_tmsg_response_head_to_stream(NULL, 0, data, size);
+    uint8_t *out = sl ? malloc(sl) : NULL;
+    if (out && ra_tmsg_response_head_to_stream(out, sl, data, size) != sl) abort();
+    free(out);
   }
   /* the same bytes as the plaintext of an envelope */
   uint8_t *p = ra_env_seal_begin(&tx, size);
