@@ -12,6 +12,7 @@
 #include "raloop/core/pump.h"
 #include "raloop/core/stream.h"
 #include "raloop/core/tls.h"
+#include "raloop/core/work.h"
 #include "raloop/http/request.h"
 #include "raloop/http/response.h"
 #include "raloop/http/proxy.h"

@@ -2,9 +2,8 @@
  *
  * getaddrinfo for a name (not a numeric address) may wait seconds on DNS;
  * on the loop's thread that would stall every connection of the process.
- * ra_resolve_start runs it on a short-lived thread of its own and hands the
- * result back on the loop, through an eventfd the loop watches: the thread
- * touches nothing but its job. */
+ * ra_resolve_start runs it as a core/work.h job and hands the result back
+ * on the loop. */
 #ifndef RA_CORE_RESOLVE_INTERNAL_H
 #define RA_CORE_RESOLVE_INTERNAL_H
 
@@ -21,8 +20,8 @@ typedef void (*ra_resolve_cb)(struct addrinfo *list, int err, void *ud);
 /* Starts resolving name / serv with hints (copied; name and serv are copied,
  * name at most 255 bytes). Returns 0 (cb will be called), or -EINVAL,
  * -ENOMEM, -EMFILE, -EAGAIN (no thread) and cb will not be called. There is
- * no cancel: a caller that loses interest ignores the answer. If the loop is
- * freed first, the job's memory stays until the process ends. */
+ * no cancel: a caller that loses interest ignores the answer (the pending
+ * lookup keeps ra_loop_run alive until it is in). */
 int ra_resolve_start(ra_loop *loop, const char *name, const char *serv,
                      const struct addrinfo *hints, ra_resolve_cb cb, void *ud);
 
