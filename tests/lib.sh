@@ -17,6 +17,8 @@
 #   wait_for FILE PATTERN PID NAME   until PATTERN is in FILE
 #   await_port OUT ERR PID NAME [SED [TRIES]]   sets $port from OUT: SED
 #             (ra-hello's line unless given) picks it out, TRIES x 50 ms (200)
+#   install_build BUILD   `cmake --install` of BUILD into $prefix (in $tmp),
+#             pkg-config pointed at it, as a program built outside would see it
 #   serve NAME SED CMD...   CMD in the background (out and err in
 #             $tmp/NAME.out, .err; in pids), waited for: sets NAME_port, $server_pid
 # wait_for, await_port and serve exit the script if the process dies or is late:
@@ -88,4 +90,9 @@ serve() { # serve NAME SED CMD...: SED as for await_port ("" for ra-hello's)
   pids+=("$server_pid")
   await_port "$tmp/$name.out" "$tmp/$name.err" "$server_pid" "$name" "$pick"
   printf -v "${name}_port" %s "$port"
+}
+install_build() { # install_build BUILD: sets $prefix
+  prefix="$tmp/prefix"
+  cmake --install "$1" --prefix "$prefix" >/dev/null
+  export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig"
 }
