@@ -15,6 +15,7 @@
 # by this repository; see bench/README.md for how its column was measured.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/tests/nginx_conf.sh"
 build=$(cd "${1:-$here/build}" && pwd)
 runs=${2:-3}
 bin=$build/bin
@@ -31,22 +32,14 @@ free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1
 mkdir -p "$dir/www" "$dir/logs" "$dir/tmp"
 printf world >"$dir/www/hello"
 nginx_port=$(free_port)
-cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections 4096; }
+{
+  nginx_main "$dir" "worker_connections 4096;"
+  cat <<CONF
 http {
   access_log off;
   keepalive_timeout 120s;
   keepalive_requests 100000000;
-  client_body_temp_path $dir/tmp;
-  proxy_temp_path $dir/tmp;
-  fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp;
-  scgi_temp_path $dir/tmp;
+$(nginx_temp_paths "$dir")
   server {
     listen 127.0.0.1:$nginx_port;
     root $dir/www;
@@ -54,6 +47,7 @@ http {
   }
 }
 CONF
+} >"$dir/nginx.conf"
 "${pin_srv[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
 pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/hello" && break; sleep 0.05; done

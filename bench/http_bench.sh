@@ -16,6 +16,7 @@ secs=${2:-10}
 rounds=${ROUNDS:-3}
 idle=${IDLE_CONNS:-10000}
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../tests/nginx_conf.sh"
 hello=$build/bin/ra-hello
 [ -x "$hello" ] || { echo "no $hello: build first" >&2; exit 1; }
 for t in nginx wrk taskset node; do
@@ -47,28 +48,21 @@ start_hello() { # sets hello_pid, hello_port
 
 start_nginx() { # sets nginx_pid (the worker), nginx_port
   nginx_port=$(free_port)
-  cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-events { worker_connections $((idle + 1000)); multi_accept on; }
+  {
+    nginx_main "$dir" "worker_connections $((idle + 1000)); multi_accept on;"
+    cat <<CONF
 http {
   access_log off;
   keepalive_timeout 120s;
   keepalive_requests 100000000;
-  client_body_temp_path $dir/tmp;
-  proxy_temp_path $dir/tmp;
-  fastcgi_temp_path $dir/tmp;
-  uwsgi_temp_path $dir/tmp;
-  scgi_temp_path $dir/tmp;
+$(nginx_temp_paths "$dir")
   server {
     listen 127.0.0.1:$nginx_port;
     location = /hello { default_type text/plain; return 200 "world"; }
   }
 }
 CONF
+  } >"$dir/nginx.conf"
   taskset -c 0 "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
   nginx_pid=$!
   pids+=("$nginx_pid")

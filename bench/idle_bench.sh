@@ -26,26 +26,15 @@ ulimit -n $((n * 2 + 1000)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 pin0=() pin1=()
 if command -v taskset >/dev/null; then pin0=(taskset -c 0) pin1=(taskset -c 1); fi
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-tmp=$(mktemp -d)
-srv=
-cleanup() {
-  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../tests/lib.sh"
 
 echo "== $(uname -m), $(nproc) CPU(s), load $(cut -d' ' -f1-3 /proc/loadavg), N=$n, hold ${hold}s"
 for mode in plain tunnel; do
   : >"$tmp/srv.log"
   "${pin0[@]}" "$hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
   srv=$!
-  port=
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$tmp/srv.log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { cat "$tmp/srv.log" >&2; exit 1; }
+  pids=("$srv")
+  await_port "$tmp/srv.log" "$tmp/srv.log" "$srv" ra-hello
   before=$(rss_kb "$srv")
   : >"$tmp/bench.err"
   "${pin1[@]}" "$bin/ra-bench" --"$mode" --scenario idle --tunnels "$n" --hold "$hold" \
@@ -76,5 +65,5 @@ for mode in plain tunnel; do
   echo "  ra-bench (scenario,mode,n,avg_ms,p50,p90,p99,max,opened/s): $open_line"
   kill "$srv" 2>/dev/null || true
   wait "$srv" 2>/dev/null || true
-  srv=
+  pids=()
 done

@@ -22,35 +22,21 @@ for t in nginx haproxy wrk curl; do
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/../tests/lib.sh"
+. "$(dirname "$0")/../tests/nginx_conf.sh"
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; exit 1; }
 
 ng=$(free_port)
 mkdir -p "$tmp/www" "$tmp/nginx/logs" "$tmp/nginx/tmp"
 truncate -s 1G "$tmp/www/big"
-cat >"$tmp/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 1024; }
+{
+  nginx_main "$tmp/nginx" "worker_connections 1024;"
+  cat <<CONF
 http {
   access_log off;
   sendfile on;
   keepalive_requests 1000000;
-  client_body_temp_path $tmp/nginx/tmp;
-  proxy_temp_path $tmp/nginx/tmp;
-  fastcgi_temp_path $tmp/nginx/tmp;
-  uwsgi_temp_path $tmp/nginx/tmp;
-  scgi_temp_path $tmp/nginx/tmp;
+$(nginx_temp_paths "$tmp/nginx")
   server {
     listen 127.0.0.1:$ng;
     root $tmp/www;
@@ -58,6 +44,7 @@ http {
   }
 }
 CONF
+} >"$tmp/nginx/nginx.conf"
 "$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" &
 pids+=($!)
 wait_port "$ng"

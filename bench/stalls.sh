@@ -13,31 +13,20 @@ build=$(cd "${1:-$here/build}" && pwd)
 runs=${2:-6} rounds=${3:-5} scenario=${4:-concurrent}
 pin0=() pin1=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0=(taskset -c 0) pin1=(taskset -c 1); fi
-tmp=$(mktemp -d)
-srv=
-cleanup() {
-  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/tests/lib.sh"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq 1 "$runs"); do
   : >"$tmp/log"
   "${pin0[@]}" "$build/bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim$i" \
     >"$tmp/log" 2>&1 &
   srv=$!
-  port=
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$tmp/log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { cat "$tmp/log" >&2; exit 1; }
+  pids=("$srv")
+  await_port "$tmp/log" "$tmp/log" "$srv" ra-hello
   "${pin1[@]}" "$build/bin/ra-bench" --both --trust-sim "$tmp/sim$i" --quiet --scenario "$scenario" \
     --rounds "$rounds" --per-round --server-pid "$srv" --format csv "http://127.0.0.1:$port" \
     2>&1 >/dev/null | sed "s/^/run $i /" | tee -a "$tmp/rounds"
   kill "$srv"; wait "$srv" 2>/dev/null || true
-  srv=
+  pids=()
 done
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '/^run .* round / {

@@ -7,10 +7,8 @@
 # libsodium.
 set -euo pipefail
 build=$1
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$build" --prefix "$prefix" >/dev/null
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig"
+. "$(dirname "$0")/../lib.sh"
+install_build "$build"
 pkg-config --exists raloop-attest
 libdir=$(pkg-config --variable=libdir raloop-attest)
 src="$RA_SRC/tests/apps/attest_only.c"

@@ -6,13 +6,10 @@
 # HTTP, WebSocket or tunnel layers. llhttp's symbols stay inside.
 set -euo pipefail
 build=$1
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$build" --prefix "$prefix" >/dev/null
+. "$(dirname "$0")/../lib.sh"
+install_build "$build"
 libdir=$(dirname "$(find "$prefix" -name libraloop.so | head -1)")
 inc="$prefix/include"
-fails=0
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
 declared=$(grep -rhoE '^RA_API [^(]*\bra_[a-z0-9_]+(\(|\[)' "$inc" | grep -oE 'ra_[a-z0-9_]+(\(|\[)$' | tr -d '([' | sort -u)
 unmarked=$(grep -rnE '^[a-z][a-z_0-9 ]*[ *]ra_[a-z0-9_]+\(' "$inc" | grep -vE ':(static|typedef|RA_API)' || true)
 [ -z "$unmarked" ] || bad "installed headers declare functions without RA_API: $unmarked"

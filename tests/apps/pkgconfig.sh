@@ -4,10 +4,8 @@
 # shared library and statically (--static), then runs both.
 set -euo pipefail
 build=$1
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-cmake --install "$build" --prefix "$prefix" >/dev/null
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch 2>/dev/null)/pkgconfig"
+. "$(dirname "$0")/../lib.sh"
+install_build "$build"
 pkg-config --exists raloop
 test -f "$prefix/include/raloop.h"
 test -f "$prefix/include/raloop/attest/tunnel/server.h"

@@ -4,22 +4,7 @@
 set -u
 Q="$RA_BIN/ra-quote"
 V="$RA_VECTORS/quotes"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
-
-# expect CODE DESCRIPTION -- COMMAND...
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; sed 's/^/  | /' "$T/out" "$T/err" | head -20
-    fails=$((fails + 1))
-  else
-    echo "ok: $what"
-  fi
-}
+. "$(dirname "$0")/exit_checks.sh"
 # json_field FILE KEY VALUE: the JSON output parses and KEY (a.b path) == VALUE
 json_is() {
   local what=$1 path=$2 want=$3

@@ -7,22 +7,8 @@
 set -u
 Q="$RA_BIN/ra-quote"
 V="$RA_VECTORS/snp"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fails=0
+. "$(dirname "$0")/exit_checks.sh"
 AT=2026-01-15
-
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; sed 's/^/  | /' "$T/out" "$T/err" | head -20
-    fails=$((fails + 1))
-  else
-    echo "ok: $what"
-  fi
-}
 json_is() {
   local what=$1 path=$2 want=$3 got
   got=$(python3 -c '

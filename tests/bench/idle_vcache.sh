@@ -10,26 +10,14 @@ set -euo pipefail
 bin=${RA_BIN:?RA_BIN not set}
 vec=${RA_VECTORS:?RA_VECTORS not set}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d)
-srv=
-cleanup() {
-  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 : >"$tmp/srv.log"
 "$bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
 srv=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$tmp/srv.log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 "$srv" 2>/dev/null || break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$tmp/srv.log" >&2; fail "ra-hello did not start"; }
+pids+=("$srv")
+await_port "$tmp/srv.log" "$tmp/srv.log" "$srv" ra-hello
 url=http://127.0.0.1:$port
 
 # 1. handshakes through the cache: warm-up (10/5/2 + 1 = 2) + 2 rounds of 5 on one pool

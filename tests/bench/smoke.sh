@@ -6,26 +6,14 @@
 # CSV/table/SVG come out, the policy fails closed, bad usage exits 2.
 set -euo pipefail
 bin=${RA_BIN:?RA_BIN not set}
-tmp=$(mktemp -d)
-srv=
-cleanup() {
-  if [ -n "$srv" ]; then kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../lib.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 : >"$tmp/srv.log" # exists before the background job opens it
 "$bin/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$tmp/sim" >"$tmp/srv.log" 2>&1 &
 srv=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9][0-9]*\).*|\1|p' "$tmp/srv.log" | head -1)
-  [ -n "$port" ] && break
-  kill -0 "$srv" 2>/dev/null || break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$tmp/srv.log" >&2; fail "ra-hello did not start"; }
+pids+=("$srv")
+await_port "$tmp/srv.log" "$tmp/srv.log" "$srv" ra-hello
 url=http://127.0.0.1:$port
 small=(--concurrent 8 --serial 4 --large 2 --large-size 65536 --conns 2 --duration 0.2
        --handshakes 4 --handshake-concurrency 2 --rounds 2 --quiet)

@@ -4,16 +4,7 @@
 # (WebSocket echo); the README's code is exactly examples/hello.c.
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}" "${RA_SRC:?}"
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$(dirname "$0")/../lib.sh"
 check() { # check NAME EXPECTED ACTUAL
   if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
 }
@@ -29,19 +20,14 @@ n=$(wc -l <"$RA_SRC/examples/hello.c")
 start() {
   XDG_STATE_HOME="$tmp/state" RA_LISTEN=127.0.0.1:0 "$RA_BIN/example-$1" >"$tmp/$1.out" 2>"$tmp/$1.err" &
   pid=$!
-  port=
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/.*listening on port \([0-9]*\).*/\1/p' "$tmp/$1.err" 2>/dev/null | head -1)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$1.err" >&2; echo "example-$1 died" >&2; exit 1; }
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "no port" >&2; exit 1; }
+  pids=("$pid")
+  # the examples log to stderr; the first line naming the port
+  await_port "$tmp/$1.err" "$tmp/$1.err" "$pid" "example-$1" 's/.*listening on port \([0-9]*\).*/\1/;T;p;q'
 }
 stop() {
   kill -TERM "$pid"
   if wait "$pid"; then ok "$1 stops on SIGTERM with exit 0"; else bad "$1 exit status $? on SIGTERM"; fi
-  pid=
+  pids=()
 }
 sim="$tmp/state/raloop/sim"
 racurl() { "$RA_BIN/ra-curl" --trust-sim "$sim" "$@"; }

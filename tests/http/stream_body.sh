@@ -10,15 +10,7 @@
 # sanitizer's own memory dominates).
 set -euo pipefail
 BIN=${RA_BIN:?RA_BIN must point at the built programs}
-work=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-fails=0
-check() { # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+. "$(dirname "$0")/../lib.sh"
 
 san=${RA_SANITIZED:-OFF}
 case "$san" in ON|on|1|TRUE|true) div=8; rss_bound_kb= ;; *) div=1; rss_bound_kb=$((64 * 1024)) ;; esac
@@ -27,11 +19,11 @@ up_pipe=$((GiB / div))
 up_file=$((300 * 1048576 / div))
 down=$((GiB / div))
 
-"$BIN/ra-hello" --listen 127.0.0.1:0 --quiet >"$work/out" 2>"$work/log" &
+"$BIN/ra-hello" --listen 127.0.0.1:0 --quiet >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 100); do grep -q '^listening on' "$work/out" && break; sleep 0.05; done
-url=$(sed -n 's/^listening on \(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$work/out")
-[ -n "$url" ] || { echo "server did not start"; cat "$work/log"; exit 1; }
+pids+=("$pid")
+await_port "$tmp/out" "$tmp/log" "$pid" ra-hello "" 100
+url=http://127.0.0.1:$port
 
 C="curl -sS --max-time 60"
 rss_ok() { # the server's peak resident set so far
@@ -50,12 +42,12 @@ while n > 0:
     k = min(n, len(z)); h.update(z[:k]); n -= k
 print(h.hexdigest())' "$up_pipe")
 head -c "$up_pipe" /dev/zero | $C -T - -H 'Content-Type: application/octet-stream' \
-  -w '%{http_code} %{speed_upload}\n' -o "$work/up1" "$url/upload" >"$work/up1.w"
-read -r code speed <"$work/up1.w"
+  -w '%{http_code} %{speed_upload}\n' -o "$tmp/up1" "$url/upload" >"$tmp/up1.w"
+read -r code speed <"$tmp/up1.w"
 echo "     curl -T - $up_pipe bytes (chunked): $(python3 -c "print(round($speed/1e6, 1))") MB/s"
 check "chunked pipe upload: 200" [ "$code" = 200 ]
-check "chunked pipe upload: byte count" [ "$(json_field "$work/up1" bytes)" = "$up_pipe" ]
-check "chunked pipe upload: sha256" [ "$(json_field "$work/up1" sha256)" = "$exp_zero" ]
+check "chunked pipe upload: byte count" [ "$(json_field "$tmp/up1" bytes)" = "$up_pipe" ]
+check "chunked pipe upload: sha256" [ "$(json_field "$tmp/up1" sha256)" = "$exp_zero" ]
 check "chunked pipe upload: server RSS bounded" rss_ok
 
 # 2. a Content-Length upload from a file (curl -T FILE)
@@ -66,21 +58,21 @@ with open(sys.argv[1], "wb") as f:
     while n > 0:
         blk[0] = i & 255  # no two MiB alike
         k = min(n, len(blk)); f.write(blk[:k]); n -= k; i += 1
-' "$work/file" "$up_file"
-exp_file=$(sha256sum "$work/file" | cut -d' ' -f1)
-$C -T "$work/file" -w '%{http_code} %{speed_upload}\n' -o "$work/up2" "$url/upload" >"$work/up2.w"
-read -r code speed <"$work/up2.w"
+' "$tmp/file" "$up_file"
+exp_file=$(sha256sum "$tmp/file" | cut -d' ' -f1)
+$C -T "$tmp/file" -w '%{http_code} %{speed_upload}\n' -o "$tmp/up2" "$url/upload" >"$tmp/up2.w"
+read -r code speed <"$tmp/up2.w"
 echo "     curl -T FILE $up_file bytes (Content-Length): $(python3 -c "print(round($speed/1e6, 1))") MB/s"
 check "file upload: 200" [ "$code" = 200 ]
-check "file upload: byte count" [ "$(json_field "$work/up2" bytes)" = "$up_file" ]
-check "file upload: sha256" [ "$(json_field "$work/up2" sha256)" = "$exp_file" ]
-rm -f "$work/file"
+check "file upload: byte count" [ "$(json_field "$tmp/up2" bytes)" = "$up_file" ]
+check "file upload: sha256" [ "$(json_field "$tmp/up2" sha256)" = "$exp_file" ]
+rm -f "$tmp/file"
 # POST too, and keep-alive behind a streamed body: two uploads, one connection
-printf 'abc' >"$work/small"
-$C -v -X POST --data-binary @"$work/small" -o "$work/up3" "$url/upload" \
-  --next -X POST --data-binary @"$work/small" -o "$work/up4" "$url/upload" 2>"$work/ka"
-check "keep-alive after a streamed body" grep -q 'Re-using existing connection' "$work/ka"
-check "POST /upload small: sha256" [ "$(json_field "$work/up4" sha256)" = "$(sha256sum "$work/small" | cut -d' ' -f1)" ]
+printf 'abc' >"$tmp/small"
+$C -v -X POST --data-binary @"$tmp/small" -o "$tmp/up3" "$url/upload" \
+  --next -X POST --data-binary @"$tmp/small" -o "$tmp/up4" "$url/upload" 2>"$tmp/ka"
+check "keep-alive after a streamed body" grep -q 'Re-using existing connection' "$tmp/ka"
+check "POST /upload small: sha256" [ "$(json_field "$tmp/up4" sha256)" = "$(sha256sum "$tmp/small" | cut -d' ' -f1)" ]
 check "file upload: server RSS bounded" rss_ok
 
 # 3. GET /bytes?n=1GiB, checked against the pattern
@@ -90,26 +82,26 @@ n = int(sys.argv[1]); blk = bytes(i % 251 for i in range(251 * 4096)); h = hashl
 while n > 0:
     k = min(n, len(blk)); h.update(blk[:k]); n -= k
 print(h.hexdigest())' "$down")
-$C -w '%{http_code} %{size_download} %{speed_download}\n' -o >(sha256sum | cut -d' ' -f1 >"$work/down.sha") \
-  "$url/bytes?n=$down" >"$work/down.w"
-read -r code size speed <"$work/down.w"
-for _ in $(seq 100); do [ -s "$work/down.sha" ] && break; sleep 0.1; done
+$C -w '%{http_code} %{size_download} %{speed_download}\n' -o >(sha256sum | cut -d' ' -f1 >"$tmp/down.sha") \
+  "$url/bytes?n=$down" >"$tmp/down.w"
+read -r code size speed <"$tmp/down.w"
+for _ in $(seq 100); do [ -s "$tmp/down.sha" ] && break; sleep 0.1; done
 echo "     curl GET /bytes $down bytes: $(python3 -c "print(round($speed/1e6, 1))") MB/s"
 check "download: 200" [ "$code" = 200 ]
 check "download: length" [ "$size" = "$down" ]
-check "download: sha256 of the pattern" [ "$(cat "$work/down.sha")" = "$exp_bytes" ]
+check "download: sha256 of the pattern" [ "$(cat "$tmp/down.sha")" = "$exp_bytes" ]
 check "download: server RSS bounded" rss_ok
 
 # 4. the client gives up mid-body: the server cancels that upload, stays up
 (head -c 4000000 /dev/zero; sleep 2) | curl -sS --max-time 1 -T - -o /dev/null "$url/upload" 2>/dev/null || true
 check "server answers after an aborted upload" [ "$($C "$url/hello")" = "world" ]
 
-kill -0 "$pid" || { echo "server died"; cat "$work/log"; exit 1; }
+kill -0 "$pid" || { echo "server died"; cat "$tmp/log"; exit 1; }
 # a clean stop: under ASan a leak or a double free of a cancelled upload's
 # state (its report comes at exit) fails here
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
-pid=
+pids=()
 check "server stops cleanly (exit 0)" [ "$rc" = 0 ]
-[ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$work/log"; exit 1; }
+[ "$fails" = 0 ] || { echo "$fails check(s) failed"; cat "$tmp/log"; exit 1; }
 echo "all passed"

@@ -9,37 +9,17 @@
 "use strict"
 const assert = require("assert/strict")
 const fs = require("fs")
-const os = require("os")
 const path = require("path")
 const crypto = require("crypto")
-const { spawn } = require("child_process")
 const { RelayClient, nacl, b64u, unb64u, WebSocket } = require("./relay_client.js")
 const { test, sleep, run } = require("../attest/tunnel/harness.js")
+const { helloProcs } = require("../attest/tunnel/hello_procs.js")
 
 const bin = process.env.RA_BIN
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ra-relay-"))
-const children = new Set()
-process.on("exit", () => {
-  for (const c of children) try { c.kill("SIGKILL") } catch (e) {}
-  fs.rmSync(tmp, { recursive: true, force: true })
-})
-
-function startHello(...flags) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(path.join(bin, "ra-hello"),
-      ["--listen", "127.0.0.1:0", "--tee", "sim", "--sim-dir", path.join(tmp, "sim"), ...flags],
-      { stdio: ["ignore", "pipe", "pipe"] })
-    children.add(proc)
-    let out = "", err = ""
-    const exited = new Promise((r) => proc.on("exit", (code, sig) => { children.delete(proc); r({ code, sig }) }))
-    proc.stderr.on("data", (d) => { err += d })
-    proc.stdout.on("data", (d) => {
-      out += d
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
-      if (m) resolve({ proc, port: Number(m[1]), url: `ws://127.0.0.1:${m[1]}/relay`, err: () => err, out: () => out, exited })
-    })
-    proc.on("exit", () => reject(new Error("ra-hello exited: " + err)))
-  })
+const { tmp, startHello: startRaHello } = helloProcs("ra-relay-")
+async function startHello(...flags) {
+  const h = await startRaHello(...flags)
+  return { ...h, url: `ws://127.0.0.1:${h.port}/relay` }
 }
 
 async function stopHello(h) {

@@ -13,17 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 export NODE_PATH="$RA_SRC/tests/node_modules"
 NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
 if [ -z "$NGINX" ]; then echo "SKIP: nginx is not installed (scripts/deps.sh installs it)"; exit 0; fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  [ -f "$tmp/nginx/nginx.pid" ] && kill -QUIT "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$here/../lib.sh"
+# nginx runs as a daemon (not one of $pids): its pid file names it
+before_stop() { [ -f "$tmp/nginx/nginx.pid" ] && kill -QUIT "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true; }
 wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # A certificate for 127.0.0.1 and localhost, made here.

@@ -10,30 +10,17 @@ if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
 fi
 export NODE_PATH="$RA_SRC/tests/node_modules"
 check="$RA_BIN/ws-client-check"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-wait_port() { # FILE PATTERN-PREFIX
-  for _ in $(seq 1 100); do
-    p=$(grep -Eo "$2[0-9]+" "$1" | grep -Eo "[0-9]+$" | head -1 || true)
-    [ -n "$p" ] && { echo "$p"; return 0; }
-    sleep 0.05
-  done
-  echo "server did not start" >&2; cat "$1" >&2; return 1
-}
+. "$(dirname "$0")/../lib.sh"
 
 "$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/hello.out" 2>"$tmp/hello.err" &
 pids+=($!)
+await_port "$tmp/hello.out" "$tmp/hello.err" $! ra-hello "$hello_port_sed" 100
+hp=$port
 node "$RA_SRC/tests/ws/echo_server.js" >"$tmp/node.out" 2>"$tmp/node.err" &
 pids+=($!)
-hp=$(wait_port "$tmp/hello.out" "listening on http://127.0.0.1:")
-np=$(wait_port "$tmp/node.out" "port ")
+await_port "$tmp/node.out" "$tmp/node.err" $! echo_server.js 's/.*port \([0-9][0-9]*\).*/\1/;T;p;q' 100
+np=$port
 
-fails=0
 run() { echo "== $*"; if ! "$@"; then echo "FAILED: $*"; fails=$((fails+1)); fi; }
 # echo suite against both servers (IPv4 address and a name)
 run "$check" "ws://127.0.0.1:$hp/echo"
@@ -56,7 +43,8 @@ if grep -E "AddressSanitizer|runtime error:" "$tmp/hello.err" >&2; then fails=$(
 if node -e "require('net').createServer().listen(0,'::1',function(){this.close()}).on('error',()=>process.exit(1))" 2>/dev/null; then
   "$RA_BIN/ra-hello" --listen "[::1]:0" >"$tmp/h6.out" 2>"$tmp/h6.err" &
   pids+=($!)
-  h6=$(wait_port "$tmp/h6.out" "listening on http://\[::1\]:")
+  await_port "$tmp/h6.out" "$tmp/h6.err" $! ra-hello 's|.*listening on http://\[::1\]:\([0-9][0-9]*\).*|\1|p' 100
+  h6=$port
   run "$check" "ws://[::1]:$h6/echo"
 else
   echo "(no IPv6 loopback: skipped)"

@@ -15,7 +15,7 @@ const WebSocket = require('ws');
 const port = Number(process.argv[2]);
 const pid = Number(process.env.RA_HELLO_PID || 0);
 const base = `ws://127.0.0.1:${port}`;
-const deadline = setTimeout(() => { console.error('FAIL: timed out'); process.exit(1); }, 60000);
+const { test, runCases } = require('./cases.js')(60000);
 
 function open(path) {
   return new Promise((resolve, reject) => {
@@ -32,9 +32,6 @@ function rssMiB() {
   return Number(m[1]) / 1024;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
 
 test('/chat: members that never read are closed with 1013, memory stays bounded, fast members get everything', async () => {
   const SLOW = 10, N = 48, SIZE = 1 << 20; // /chat's max message: 1 MiB
@@ -118,19 +115,4 @@ test('upgrades racing SIGTERM: each gets 1001 or a clean refusal, the server exi
   console.log(`  ${opened}/${K} opened, all closed with 1001; server exited after ${Date.now() - t0} ms`);
 });
 
-(async () => {
-  let failed = 0;
-  for (const t of tests) {
-    const t0 = Date.now();
-    try {
-      await t.fn();
-      console.log(`ok   ${t.name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL ${t.name}: ${e && e.stack || e}`);
-    }
-  }
-  clearTimeout(deadline);
-  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
-  process.exit(failed ? 1 : 0);
-})();
+runCases();

@@ -10,7 +10,7 @@ const WebSocket = require('ws');
 
 const port = Number(process.argv[2]);
 const base = `ws://127.0.0.1:${port}`;
-const deadline = setTimeout(() => { console.error('FAIL: timed out'); process.exit(1); }, 120000);
+const { test, runCases } = require('./cases.js')(120000);
 
 function open(path, opts) {
   return new Promise((resolve, reject) => {
@@ -29,9 +29,6 @@ function next(ws) {
 function closed(ws) {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 }
-
-const tests = [];
-const test = (name, fn) => tests.push({ name, fn });
 
 test('text echo keeps the type', async () => {
   const ws = await open('/echo');
@@ -210,19 +207,4 @@ test('server shutdown closes open WebSockets with 1001', async () => {
   assert.strictEqual(r.code, 1001);
 });
 
-(async () => {
-  let failed = 0;
-  for (const t of tests) {
-    const t0 = Date.now();
-    try {
-      await t.fn();
-      console.log(`ok   ${t.name} (${Date.now() - t0} ms)`);
-    } catch (e) {
-      failed++;
-      console.log(`FAIL ${t.name}: ${e && e.stack || e}`);
-    }
-  }
-  clearTimeout(deadline);
-  console.log(failed ? `${failed} of ${tests.length} failed` : `all ${tests.length} passed`);
-  process.exit(failed ? 1 : 0);
-})();
+runCases();

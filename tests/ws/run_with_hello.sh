@@ -11,29 +11,14 @@ if [ ! -d "$RA_SRC/tests/node_modules/ws" ]; then
   echo "tests/node_modules is missing: run scripts/deps.sh" >&2; exit 1
 fi
 export NODE_PATH="$RA_SRC/tests/node_modules"
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/../lib.sh"
 # RA_HELLO_ASAN_OPTIONS: more ASan options for the server only.
 asan_opts="${ASAN_OPTIONS:-}"
 [ -n "${RA_HELLO_ASAN_OPTIONS:-}" ] && asan_opts="${asan_opts:+$asan_opts:}$RA_HELLO_ASAN_OPTIONS"
 ASAN_OPTIONS="$asan_opts" "$RA_BIN/ra-hello" --listen 127.0.0.1:0 >"$tmp/out" 2>"$tmp/err" &
 server_pid=$!
-port=
-for _ in $(seq 1 100); do
-  port=$(grep -Eo "^listening on http://[^ ]*:[0-9]+\$" "$tmp/out" | grep -Eo "[0-9]+\$" || true)
-  [ -n "$port" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/err" >&2; echo "ra-hello died" >&2; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "ra-hello did not print its port" >&2; exit 1; }
+pids=("$server_pid")
+await_port "$tmp/out" "$tmp/err" "$server_pid" ra-hello "$hello_port_sed" 100
 script=$1
 shift
 export RA_HELLO_PID=$server_pid
@@ -43,7 +28,7 @@ if kill -0 "$server_pid" 2>/dev/null; then
   kill -TERM "$server_pid"
   wait "$server_pid" 2>/dev/null || true
 fi
-server_pid=
+pids=()
 if grep -E "AddressSanitizer|runtime error:" "$tmp/err" >&2; then
   [ -n "${WS_KEEP_ERR:-}" ] && cp "$tmp/err" "$WS_KEEP_ERR"
   echo "ra-hello reported a memory error" >&2

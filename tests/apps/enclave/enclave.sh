@@ -10,19 +10,9 @@
 # 403 in plaintext); the default vsock listener (ENCLAVE_PORT).
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '${2:0:200}', got '${3:0:200}'"; fi
-}
+. "$(dirname "$0")/../../lib.sh"
+stop_signal=KILL
+expect_clip=200 # a record can be large
 has() { # has NAME PATTERN FILE
   if grep -q -- "$2" "$3"; then ok "$1"; else bad "$1: no '$2' in $3"; sed 's/^/     /' "$3" | tail -20; fi
 }

@@ -12,33 +12,14 @@
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3'"; fi
-}
+. "$here/../../lib.sh"
+. "$here/../../nginx_conf.sh"
+# case-insensitive: header names
 has() { # has NAME PATTERN FILE
   if grep -qi -- "$2" "$3"; then ok "$1"; else bad "$1: no '$2' in $3"; sed 's/^/     /' "$3" | head -20; fi
 }
 hasnt() { # hasnt NAME PATTERN FILE
   if grep -qi -- "$2" "$3"; then bad "$1: '$2' in $3"; sed 's/^/     /' "$3" | head -20; else ok "$1"; fi
-}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for FILE PATTERN PID NAME
-  for _ in $(seq 1 200); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "$4 died" >&2; cat "$1" "$1.err" >&2 2>/dev/null; exit 1; }
-    sleep 0.05
-  done
-  echo "$4 did not start" >&2; exit 1
 }
 sim="$tmp/sim"
 CURL=(curl -s --max-time 20)
@@ -66,26 +47,19 @@ if NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null); then
   nginx_port=$(free_port)
   mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp" "$tmp/nginx/www"
   head -c 200000 /dev/urandom >"$tmp/nginx/www/file.bin"
-  cat >"$tmp/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 256; }
+  {
+    nginx_main "$tmp/nginx" "worker_connections 256;"
+    cat <<CONF
 http {
   access_log off;
-  client_body_temp_path $tmp/nginx/tmp;
-  proxy_temp_path $tmp/nginx/tmp;
-  fastcgi_temp_path $tmp/nginx/tmp;
-  uwsgi_temp_path $tmp/nginx/tmp;
-  scgi_temp_path $tmp/nginx/tmp;
+$(nginx_temp_paths "$tmp/nginx")
   server {
     listen 127.0.0.1:$nginx_port;
     root $tmp/nginx/www;
   }
 }
 CONF
+  } >"$tmp/nginx/nginx.conf"
   "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>"$tmp/nginx/stderr" &
   pids+=($!)
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/file.bin" && break; sleep 0.05; done

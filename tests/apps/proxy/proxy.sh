@@ -15,30 +15,11 @@ set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
 tool=(python3 -u "$here/tool.py")
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3'"; fi
-}
+. "$here/../../lib.sh"
+. "$here/../../nginx_conf.sh"
 run() { # run NAME CMD...: passes if CMD exits 0, shows its output
   local name=$1; shift
   if out=$("$@" 2>&1); then ok "$name: ${out##*$'\n'}"; else bad "$name"; echo "$out" | sed 's/^/     /' | tail -5; fi
-}
-wait_for() { # wait_for FILE PATTERN PID NAME
-  for _ in $(seq 1 200); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || { echo "$4 died" >&2; cat "$1" "$1.err" >&2 2>/dev/null; exit 1; }
-    sleep 0.05
-  done
-  echo "$4 did not start" >&2; exit 1
 }
 # start_proxy NAME ARGS...: runs ra-proxy, sets $px_port and $px_pid
 start_proxy() {
@@ -183,27 +164,20 @@ expect "--proxy-protocol: the upstream decodes the client's address" \
 if NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null); then
   ng_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mkdir -p "$tmp/nginx/logs" "$tmp/nginx/tmp"
-  cat >"$tmp/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 64; }
+  {
+    nginx_main "$tmp/nginx" "worker_connections 64;"
+    cat <<CONF
 http {
   log_format pp '\$proxy_protocol_addr:\$proxy_protocol_port \$remote_addr "\$request" \$status';
   access_log $tmp/nginx/logs/access.log pp;
-  client_body_temp_path $tmp/nginx/tmp;
-  proxy_temp_path $tmp/nginx/tmp;
-  fastcgi_temp_path $tmp/nginx/tmp;
-  uwsgi_temp_path $tmp/nginx/tmp;
-  scgi_temp_path $tmp/nginx/tmp;
+$(nginx_temp_paths "$tmp/nginx")
   server {
     listen 127.0.0.1:$ng_port proxy_protocol;
     location / { return 200 "nginx saw \$proxy_protocol_addr\n"; }
   }
 }
 CONF
+  } >"$tmp/nginx/nginx.conf"
   "$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx.err" &
   pids+=($!)
   for _ in $(seq 1 100); do [ -f "$tmp/nginx/nginx.pid" ] && break; sleep 0.05; done

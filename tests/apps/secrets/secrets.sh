@@ -20,16 +20,7 @@ set -uo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 AGENT=$1
 S="$RA_BIN/ra-secrets"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/../../lib.sh"
 show() { sed 's/^/     | /' "$@" | tail -15; }
 
 SECRET="s3cr3t-$(openssl rand -hex 12)"
@@ -102,9 +93,8 @@ PIN=(--expect-server-app-id $SAPP --trust-sim "$SIM")
 # --- S1: a dstack server pinning the client's app id, HTTP and HTTPS ------
 # (with both kinds of listeners, the plain one gets a port of its own:
 # ra-secrets can only tell the TLS listener's port 0)
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tport=$(freeport)
-LISTEN=127.0.0.1:$(freeport) start s1 --tee "dstack:$tmp/server.sock" --client-app-id $CAPP --secret db-password=@"$tmp/secret.txt" \
+tport=$(free_port)
+LISTEN=127.0.0.1:$(free_port) start s1 --tee "dstack:$tmp/server.sock" --client-app-id $CAPP --secret db-password=@"$tmp/secret.txt" \
   --listen-tls 127.0.0.1:$tport --ra-tls
 grep -q "strict mode" "$srv_out.err" && ok "s1 starts in strict mode" || bad "s1: no 'strict mode'"
 

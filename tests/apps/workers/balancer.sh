@@ -14,18 +14,8 @@
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3'"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/../../lib.sh"
+. "$here/../../nginx_conf.sh"
 sim="$tmp/sim"
 c_client=${1:-} # tests/apps/workers/lb_c_client.c, built by CMake
 
@@ -114,14 +104,10 @@ if NGINX=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null) && [ -f "$ngx_mod
   sleep 0.5
   np=$(free_port)
   mkdir -p "$tmp/nginx/logs"
-  cat >"$tmp/nginx/nginx.conf" <<CONF
-load_module $ngx_mod;
-worker_processes 1;
-daemon off;
-master_process off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 1024; }
+  {
+    echo "load_module $ngx_mod;"
+    nginx_main "$tmp/nginx" "worker_connections 1024;"
+    cat <<CONF
 stream {
   upstream ra_hello {
     server 127.0.0.1:$port_a max_fails=1 fail_timeout=1s;
@@ -136,6 +122,7 @@ stream {
   }
 }
 CONF
+  } >"$tmp/nginx/nginx.conf"
   "$NGINX" -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" 2>"$tmp/nginx.err" &
   pids+=($!)
   run_balancer nginx-stream "$np"

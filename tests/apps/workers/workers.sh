@@ -20,18 +20,9 @@
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  touch "$tmp/stop" 2>/dev/null || true
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want '$2', got '$3'"; fi; }
+. "$here/../../lib.sh"
+# client_loop.py ends when $tmp/stop appears: first, before its server goes
+before_stop() { touch "$tmp/stop" 2>/dev/null || true; }
 # The Prometheus parser is Debian's python3-prometheus-client: the system
 # python (a pyenv or venv python3 first in PATH may not see it).
 PY=python3

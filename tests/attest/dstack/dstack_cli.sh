@@ -8,30 +8,14 @@ set -u
 AGENT=$1
 Q="$RA_BIN/ra-quote"
 V="$RA_VECTORS/dstack"
-T=$(mktemp -d)
+. "$(dirname "$0")/../exit_checks.sh"
+expect_shown=30
 apid= hpid=
 cleanup() {
   for p in $hpid $apid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
   rm -rf "$T"
 }
 trap cleanup EXIT
-fails=0
-
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $what: exit $got, want $want"; sed 's/^/  | /' "$T/out" "$T/err" | head -30
-    fails=$((fails + 1))
-  else
-    echo "ok: $what"
-  fi
-}
-says() { # says WHAT TEXT: the last command's output (stdout+stderr) has TEXT
-  if grep -qF -- "$2" "$T/out" "$T/err"; then echo "ok: $1 says '$2'"; else
-    echo "FAIL: $1 does not say '$2'"; sed 's/^/  | /' "$T/out" "$T/err" | head -30; fails=$((fails + 1)); fi
-}
 
 APP=3763bc34552cf3a27ff71ad5f7a90471562a1a2d
 COMPOSE=3763bc34552cf3a27ff71ad5f7a90471562a1a2df552dfc1998cba2d60da27e7

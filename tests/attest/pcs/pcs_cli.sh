@@ -15,10 +15,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 Q="$RA_BIN/ra-quote"
 C="$RA_VECTORS/collateral/phala"
-T=$(mktemp -d)
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
+. "$here/../exit_checks.sh"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
@@ -41,17 +38,6 @@ URL="http://127.0.0.1:$port"
 count() { curl -sf "$URL/__count"; }
 mode() { curl -sf "$URL/__ctl?mode=$1" >/dev/null; }
 
-# expect CODE DESCRIPTION -- COMMAND...
-expect() {
-  local want=$1 what=$2; shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    fail "$what: exit $got, want $want"; sed 's/^/  | /' "$T/out" "$T/err" | head -20
-  else
-    ok "$what"
-  fi
-}
 err_has() { grep -q -- "$1" "$T/err" && ok "message: $1" || { fail "stderr lacks '$1'"; sed 's/^/  | /' "$T/err"; }; }
 
 IN=2025-06-25T00:00:00Z     # inside the samples' collateral window

@@ -8,38 +8,12 @@
 "use strict"
 const assert = require("assert/strict")
 const crypto = require("crypto")
-const fs = require("fs")
-const os = require("os")
-const path = require("path")
-const { spawn } = require("child_process")
 const { RAClient } = require("./ra_client.js")
 const { test, run } = require("./harness.js")
+const { helloProcs } = require("./hello_procs.js")
 
-const bin = process.env.RA_BIN
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ra-hello-bs-"))
-const children = new Set()
-process.on("exit", () => {
-  for (const c of children) try { c.kill("SIGKILL") } catch (e) {}
-  fs.rmSync(tmp, { recursive: true, force: true })
-})
-
-function startHello(...flags) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(path.join(bin, "ra-hello"),
-      ["--listen", "127.0.0.1:0", "--quiet", "--tee", "sim", "--sim-dir", path.join(tmp, "sim"), ...flags],
-      { stdio: ["ignore", "pipe", "pipe"] })
-    children.add(proc)
-    let out = "", err = ""
-    const exited = new Promise((r) => proc.on("exit", (code, sig) => { children.delete(proc); r({ code, sig }) }))
-    proc.stderr.on("data", (d) => { err += d })
-    proc.stdout.on("data", (d) => {
-      out += d
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
-      if (m) resolve({ proc, origin: "http://127.0.0.1:" + m[1], err: () => err, exited })
-    })
-    proc.on("exit", () => reject(new Error("ra-hello exited: " + err)))
-  })
-}
+const hello = helloProcs("ra-hello-bs-")
+const startHello = (...flags) => hello.startHello("--quiet", ...flags)
 async function stop(h) {
   h.proc.kill("SIGTERM")
   const e = await h.exited

@@ -10,14 +10,8 @@ set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 AGENT=$1 REPLAY=$2
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=() hellos=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
+. "$here/../../lib.sh"
+hellos=()
 C="$RA_BIN/ra-curl"
 srv="$tmp/srv" cli="$tmp/cli" agentsim="$tmp/agentsim"
 APP=0a0b0c0d0e0f101112131415161718191a1b1c1d
@@ -25,26 +19,10 @@ APP=0a0b0c0d0e0f101112131415161718191a1b1c1d
 # hello NAME [flags...]: starts ra-hello (its own sim in $srv), sets NAME_port
 hello() {
   local name=$1; shift
-  "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$srv" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pids+=($!)
-  hellos+=("$!:$name")
-  local pid=$! port=
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null || true)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; echo "ra-hello $name died" >&2; exit 1; }
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "$name: no port" >&2; exit 1; }
-  eval "${name}_port=$port"
+  serve "$name" "" "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$srv" "$@"
+  hellos+=("$server_pid:$name")
 }
-check() { # check NAME EXPECTED_EXIT CMD...
-  local name=$1 want=$2; shift 2
-  local rc=0
-  "$@" >"$tmp/check.out" 2>"$tmp/check.err" || rc=$?
-  if [ "$rc" = "$want" ]; then echo "ok   $name"; else
-    echo "FAIL $name: exit $rc, want $want"; sed 's/^/  | /' "$tmp/check.out" "$tmp/check.err"; fails=$((fails+1)); fi
-}
+check_show=(sed 's/^/  | /')
 says() { # says NAME TEXT: the last check's stdout or stderr has TEXT
   if grep -qF -- "$2" "$tmp/check.out" "$tmp/check.err"; then echo "ok   $1 says '$2'"; else
     echo "FAIL $1 does not say '$2'"; sed 's/^/  | /' "$tmp/check.out" "$tmp/check.err"; fails=$((fails+1)); fi
@@ -71,67 +49,67 @@ M="http://127.0.0.1:$main_port"
 T=(--trust-sim "$srv")
 
 # --- the happy path
-check "whoami with --client-tee sim" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "$M/whoami"
+check_exit "whoami with --client-tee sim" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "$M/whoami"
 says "whoami" '"tee":"tdx"'
 says "whoami" '"simulated":true'
 mrtd=$(sed -n 's/.*"mrtd":"\([0-9a-f]*\)".*/\1/p' "$tmp/check.out")
 [ ${#mrtd} = 96 ] && echo "ok   whoami: mrtd is 48 bytes of hex" || { echo "FAIL whoami: mrtd '$mrtd'"; fails=$((fails+1)); }
-check "/hello as an attested client" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" -v "$M/hello"
+check_exit "/hello as an attested client" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" -v "$M/hello"
 says "hello (attested client)" "world"
 says "ra-curl -v" "our own attestation sent"
 
 # --- no client attestation: /whoami refused with a reason, /hello served
-check "whoami without client attestation" 22 "$C" "${T[@]}" --fail "$M/whoami"
-check "whoami without client attestation (body)" 0 "$C" "${T[@]}" "$M/whoami"
+check_exit "whoami without client attestation" 22 "$C" "${T[@]}" --fail "$M/whoami"
+check_exit "whoami without client attestation (body)" 0 "$C" "${T[@]}" "$M/whoami"
 says "whoami 403" '"error":"client attestation required"'
-check "hello without client attestation" 0 "$C" "${T[@]}" "$M/hello"
+check_exit "hello without client attestation" 0 "$C" "${T[@]}" "$M/hello"
 says "hello" "world"
-check "whoami over plain HTTP" 0 curl -sS "$M/whoami"
+check_exit "whoami over plain HTTP" 0 curl -sS "$M/whoami"
 says "plain whoami" "client attestation required"
 
 # --- refusals: the tunnel is closed with the reason, ra-curl exits 60
-check "client quote from an untrusted sim" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$tmp/other" "$M/hello"
+check_exit "client quote from an untrusted sim" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$tmp/other" "$M/hello"
 says "untrusted" "client attestation refused: chain"
-check "wrong --client-mrtd" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$mrtd_port/whoami"
+check_exit "wrong --client-mrtd" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$mrtd_port/whoami"
 says "wrong mrtd" "client attestation refused: measurements"
-check "wrong mrtd: nothing served either" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$mrtd_port/hello"
+check_exit "wrong mrtd: nothing served either" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$mrtd_port/hello"
 grep -q "client attestation refused: measurements" "$tmp/mrtd.err" && echo "ok   ra-hello logs the refusal" ||
   { echo "FAIL ra-hello does not log the refusal"; fails=$((fails+1)); }
 
 # --- the clients' TCB status, with collateral on the server
-check "client TCB evaluated (UpToDate)" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcb_port/whoami"
+check_exit "client TCB evaluated (UpToDate)" 0 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcb_port/whoami"
 says "tcb whoami" '"tcb_status":"UpToDate"'
-check "client TCB OutOfDate refused" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcbold_port/whoami"
+check_exit "client TCB OutOfDate refused" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$tcbold_port/whoami"
 says "outdated" "client attestation refused: tcb_status"
 
 # --- dstack: the app id from the client's event log (the stand-in agent)
-check "dstack client, app id pinned" 0 "$C" "${T[@]}" --client-tee "dstack:$S" "http://127.0.0.1:$app_port/whoami"
+check_exit "dstack client, app id pinned" 0 "$C" "${T[@]}" --client-tee "dstack:$S" "http://127.0.0.1:$app_port/whoami"
 says "dstack whoami" "\"app_id\":\"$APP\""
-check "dstack client, another app id pinned" 60 "$C" "${T[@]}" --client-tee "dstack:$S" "http://127.0.0.1:$wrongapp_port/whoami"
+check_exit "dstack client, another app id pinned" 60 "$C" "${T[@]}" --client-tee "dstack:$S" "http://127.0.0.1:$wrongapp_port/whoami"
 says "wrong app id" "client attestation refused: app_id"
-check "app id pinned, client without an event log" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$agentsim" \
+check_exit "app id pinned, client without an event log" 60 "$C" "${T[@]}" --client-tee sim --client-sim-dir "$agentsim" \
   "http://127.0.0.1:$app_port/whoami"
 says "no event log" "client attestation refused: app_id"
 
 # --- replay into other sessions (a C harness speaking the protocol by hand)
-check "client-att-replay" 0 "$REPLAY" "$M" "$cli"
+check_exit "client-att-replay" 0 "$REPLAY" "$M" "$cli"
 sed 's/^/     /' "$tmp/check.out"
 
 # --- compatibility both ways
 if command -v node >/dev/null && [ -d "$here/../../node_modules/cbor-x" ]; then
-  check "reference-compatible client (no client quote) against ra-hello" 0 node "$here/client_att_ref.js" "$M"
+  check_exit "reference-compatible client (no client quote) against ra-hello" 0 node "$here/client_att_ref.js" "$M"
   sed 's/^/     /' "$tmp/check.out"
   node "$here/node_server.js" "$RA_BIN" "$tmp/nodesim" >"$tmp/node.out" 2>"$tmp/node.err" &
   pids+=($!)
   for _ in $(seq 1 200); do grep -q '^PORT ' "$tmp/node.out" && break; sleep 0.05; done
   nport=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$tmp/node.out")
-  check "our client with --client-tee against the Node server (no challenge: nothing sent)" 0 \
+  check_exit "our client with --client-tee against the Node server (no challenge: nothing sent)" 0 \
     "$C" --trust-sim "$tmp/nodesim" --client-tee sim --client-sim-dir "$cli" -v "http://127.0.0.1:$nport/hello"
   says "node server" "world"
-  check "a client_kx with clientAttestation against the Node server (ignored)" 0 \
+  check_exit "a client_kx with clientAttestation against the Node server (ignored)" 0 \
     node "$here/client_att_ref.js" "http://127.0.0.1:$nport" --node-server
   sed 's/^/     /' "$tmp/check.out"
-  check "our client with --client-tee against the Node server, again" 0 \
+  check_exit "our client with --client-tee against the Node server, again" 0 \
     "$C" --trust-sim "$tmp/nodesim" --client-tee sim --client-sim-dir "$cli" -v "http://127.0.0.1:$nport/hello"
   if grep -q "our own attestation sent" "$tmp/check.err"; then
     echo "FAIL an attestation was sent to a server that asked for none"; fails=$((fails+1))
@@ -139,7 +117,7 @@ if command -v node >/dev/null && [ -d "$here/../../node_modules/cbor-x" ]; then
 else
   echo "SKIP: node or tests/node_modules missing (scripts/deps.sh): compatibility part"
 fi
-check "our client with --client-tee against ra-hello without a client policy" 0 \
+check_exit "our client with --client-tee against ra-hello without a client policy" 0 \
   "$C" "${T[@]}" --client-tee sim --client-sim-dir "$cli" "http://127.0.0.1:$plain_port/hello"
 says "no client policy" "world"
 

@@ -12,16 +12,8 @@
 set -u
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$here/../../lib.sh"
+# a verification that hangs (a collateral fetch) fails instead of the run
 check() { # check NAME EXPECTED_EXIT CMD...
   local name=$1 want=$2; shift 2
   local rc=0
@@ -39,13 +31,7 @@ lacks() {
 sim="$tmp/sim"
 "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --quiet --tee sim --sim-dir "$sim" >"$tmp/hello.out" 2>"$tmp/hello.err" &
 pids+=($!)
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/hello.out" 2>/dev/null)
-  [ -n "$port" ] && break
-  sleep 0.05
-done
-[ -n "$port" ] || { cat "$tmp/hello.err"; echo "FAIL: ra-hello did not start"; exit 1; }
+await_port "$tmp/hello.out" "$tmp/hello.err" $! ra-hello
 url="http://127.0.0.1:$port/hello"
 
 # the sim's collateral, as users get it (ra-quote sim), and forged variants

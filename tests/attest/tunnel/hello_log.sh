@@ -4,35 +4,20 @@
 # tunnel (ra-curl); none with --quiet.
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$(dirname "$0")/../../lib.sh"
 
 # run_hello NAME [flags...]: starts ra-hello, sets $port
 run_hello() {
   local name=$1; shift
   "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$tmp/sim" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
   pid=$!
-  port=
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null || true)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; echo "ra-hello died" >&2; exit 1; }
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "no port" >&2; exit 1; }
+  pids=("$pid")
+  await_port "$tmp/$name.out" "$tmp/$name.err" "$pid" ra-hello
 }
 stop_hello() {
   kill -TERM "$pid"
   wait "$pid" || { echo "ra-hello exited with $?" >&2; fails=$((fails+1)); }
-  pid=
+  pids=()
 }
 requests() {
   curl -s -o /dev/null "http://127.0.0.1:$port/hello"

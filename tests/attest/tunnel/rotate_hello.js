@@ -13,38 +13,11 @@
 // Starts its own ra-hello on loopback (RA_BIN); stops it.
 "use strict"
 const assert = require("assert/strict")
-const fs = require("fs")
-const os = require("os")
-const path = require("path")
-const { spawn } = require("child_process")
 const { RAClient } = require("./ra_client.js")
 const { test, sleep, run } = require("./harness.js")
+const { helloProcs } = require("./hello_procs.js")
 
-const bin = process.env.RA_BIN
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ra-rotate-"))
-const children = new Set()
-process.on("exit", () => {
-  for (const c of children) try { c.kill("SIGKILL") } catch (e) {}
-  fs.rmSync(tmp, { recursive: true, force: true })
-})
-
-function startHello(...flags) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(path.join(bin, "ra-hello"),
-      ["--listen", "127.0.0.1:0", "--tee", "sim", "--sim-dir", path.join(tmp, "sim"), ...flags],
-      { stdio: ["ignore", "pipe", "pipe"] })
-    children.add(proc)
-    let out = "", err = ""
-    const exited = new Promise((r) => proc.on("exit", (code, sig) => { children.delete(proc); r({ code, sig }) }))
-    proc.stderr.on("data", (d) => { err += d })
-    proc.stdout.on("data", (d) => {
-      out += d
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/)
-      if (m) resolve({ proc, port: Number(m[1]), err: () => err, exited })
-    })
-    proc.on("exit", () => reject(new Error("ra-hello exited: " + err)))
-  })
-}
+const { startHello } = helloProcs("ra-rotate-")
 
 async function waitFor(pred, ms, what) {
   const t0 = Date.now()

@@ -9,38 +9,11 @@
 set -euo pipefail
 : "${RA_BIN:?RA_BIN must point at the bin folder of the build}"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/../../lib.sh"
 sim="$tmp/sim"
-fails=0
 
 # hello NAME ARGS...: starts ra-hello, sets NAME_port
-hello() {
-  local name=$1; shift
-  "$RA_BIN/ra-hello" --listen 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  local pid=$! port=
-  pids+=($pid)
-  for _ in $(seq 1 200); do
-    port=$(sed -n 's|^listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$tmp/$name.out" 2>/dev/null || true)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; echo "$name died" >&2; exit 1; }
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "$name: no port" >&2; cat "$tmp/$name.err" >&2; exit 1; }
-  eval "${name}_port=$port"
-}
-check() { # check NAME EXPECTED_EXIT CMD...
-  local name=$1 want=$2; shift 2
-  local rc=0
-  "$@" >"$tmp/check.out" 2>"$tmp/check.err" || rc=$?
-  if [ "$rc" = "$want" ]; then echo "ok   $name"; else
-    echo "FAIL $name: exit $rc, want $want"; cat "$tmp/check.out" "$tmp/check.err"; fails=$((fails+1)); fi
-}
+hello() { local name=$1; shift; serve "$name" "" "$RA_BIN/ra-hello" --listen 127.0.0.1:0 "$@"; }
 check_err() { # check_err NAME PATTERN: in the last check's stderr
   if grep -q -- "$2" "$tmp/check.err"; then echo "ok   $1"; else
     echo "FAIL $1: no '$2' in:"; cat "$tmp/check.err"; fails=$((fails+1)); fi
@@ -55,28 +28,28 @@ snp="http://127.0.0.1:$snp_port" tdx="http://127.0.0.1:$tdx_port"
 grep -q -- "--trust-snp-sim $sim" "$tmp/snp.err" && echo "ok   ra-hello names --trust-snp-sim" ||
   { echo "FAIL ra-hello does not name --trust-snp-sim"; cat "$tmp/snp.err"; fails=$((fails+1)); }
 
-check "SNP policy against the SNP sim: accepted" 0 "${curl[@]}" -v --trust-snp-sim "$sim" --sev-measurement "$meas" "$snp/hello"
+check_exit "SNP policy against the SNP sim: accepted" 0 "${curl[@]}" -v --trust-snp-sim "$sim" --sev-measurement "$meas" "$snp/hello"
 grep -q "world" "$tmp/check.out" && echo "ok   body through the SNP tunnel" || { echo "FAIL no body"; cat "$tmp/check.out"; fails=$((fails+1)); }
 check_err "-v shows the SEV-SNP verdict" "TEE: SEV-SNP"
 check_err "-v: binding passed" "binding=pass"
-check "ra-quote's spellings (--snp-measurement, --snp-host-data)" 0 "${curl[@]}" -o /dev/null --trust-snp-sim "$sim" \
+check_exit "ra-quote's spellings (--snp-measurement, --snp-host-data)" 0 "${curl[@]}" -o /dev/null --trust-snp-sim "$sim" \
   --snp-measurement "$meas" --snp-host-data "$(hex 00 32)" "$snp/"
-check "wrong measurement: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" --sev-measurement "$(hex 11 48)" "$snp/"
+check_exit "wrong measurement: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" --sev-measurement "$(hex 11 48)" "$snp/"
 check_err "wrong measurement: the step is named" "RA_ERR_MEASUREMENT: measurements:"
-check "wrong host_data: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" --sev-host-data "$(hex 01 32)" "$snp/"
+check_exit "wrong host_data: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" --sev-host-data "$(hex 01 32)" "$snp/"
 check_err "wrong host_data: the step is named" "RA_ERR_MEASUREMENT: measurements:"
-check "AMD's ARKs only (the sim's not pinned): 60" 60 "${curl[@]}" --sev-measurement "$meas" "$snp/"
+check_exit "AMD's ARKs only (the sim's not pinned): 60" 60 "${curl[@]}" --sev-measurement "$meas" "$snp/"
 check_err "untrusted ARK: step chain" "RA_ERR_ROOT_UNTRUSTED: chain:"
-check "TDX-only client against the SNP server: 60" 60 "${curl[@]}" --trust-sim "$sim" "$snp/"
+check_exit "TDX-only client against the SNP server: 60" 60 "${curl[@]}" --trust-sim "$sim" "$snp/"
 check_err "TDX-only client: step tee" "tee: the server presents SEV-SNP evidence"
-check "SNP-only client against the TDX server: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" "$tdx/"
+check_exit "SNP-only client against the TDX server: 60" 60 "${curl[@]}" --trust-snp-sim "$sim" "$tdx/"
 check_err "SNP-only client: step tee" "tee: the server presents an Intel TDX/SGX quote"
-check "client for both kinds: the SNP server" 0 "${curl[@]}" -o /dev/null --trust-sim "$sim" --trust-snp-sim "$sim" "$snp/"
-check "client for both kinds: the TDX server" 0 "${curl[@]}" -o /dev/null --trust-sim "$sim" --trust-snp-sim "$sim" "$tdx/"
-check "--sev-measurement of the wrong size: usage" 2 "${curl[@]}" --trust-snp-sim "$sim" --sev-measurement 00 "$snp/"
+check_exit "client for both kinds: the SNP server" 0 "${curl[@]}" -o /dev/null --trust-sim "$sim" --trust-snp-sim "$sim" "$snp/"
+check_exit "client for both kinds: the TDX server" 0 "${curl[@]}" -o /dev/null --trust-sim "$sim" --trust-snp-sim "$sim" "$tdx/"
+check_exit "--sev-measurement of the wrong size: usage" 2 "${curl[@]}" --trust-snp-sim "$sim" --sev-measurement 00 "$snp/"
 
 # the reference client's rules on our server_kx, and a session
-check "server_kx as the reference client checks it (Node, cbor-x)" 0 node "$here/snp_kx_check.js" "$snp" "$sim/snp-ark.pem"
+check_exit "server_kx as the reference client checks it (Node, cbor-x)" 0 node "$here/snp_kx_check.js" "$snp" "$sim/snp-ark.pem"
 sed 's/^/     /' "$tmp/check.out"
 
 # a fixed debug report and its certificates (snp-file): debug is refused
@@ -85,11 +58,11 @@ sed 's/^/     /' "$tmp/check.out"
 cat "$sim/snp-vcek.pem" "$sim/snp-cert-chain.pem" >"$tmp/certs.pem"
 hello dbg --tee "snp-file:$tmp/debug.bin,$tmp/certs.pem"
 dbg="http://127.0.0.1:$dbg_port"
-check "debug guest: 60" 60 "${curl[@]}" --no-binding --trust-snp-sim "$sim" --sev-measurement "$meas" "$dbg/"
+check_exit "debug guest: 60" 60 "${curl[@]}" --no-binding --trust-snp-sim "$sim" --sev-measurement "$meas" "$dbg/"
 check_err "debug guest: step debug" "RA_ERR_DEBUG: debug:"
-check "debug guest with --allow-debug: accepted" 0 "${curl[@]}" -o /dev/null --no-binding --allow-debug --trust-snp-sim "$sim" \
+check_exit "debug guest with --allow-debug: accepted" 0 "${curl[@]}" -o /dev/null --no-binding --allow-debug --trust-snp-sim "$sim" \
   --sev-measurement "$meas" "$dbg/"
-check "a fixed report without --no-binding: 60 (binding)" 60 "${curl[@]}" --allow-debug --trust-snp-sim "$sim" "$dbg/"
+check_exit "a fixed report without --no-binding: 60 (binding)" 60 "${curl[@]}" --allow-debug --trust-snp-sim "$sim" "$dbg/"
 check_err "fixed report: step binding" "binding:"
 
 # configfs-tsm on a fake SEV-SNP guest: a process plays the kernel (the
@@ -99,7 +72,7 @@ python3 "$here/snp_fake_tsm.py" "$root/svc" "$RA_BIN/ra-quote" "$tmp/hw" &
 pids+=($!)
 for _ in $(seq 1 100); do [ -p "$root/svc/outblob" ] && break; sleep 0.05; done
 hello tsm --tee "tsm:$root,svc"
-check "configfs-tsm SEV-SNP guest (fake tree) serves the tunnel" 0 "${curl[@]}" -o /dev/null -v --trust-snp-sim "$tmp/hw" \
+check_exit "configfs-tsm SEV-SNP guest (fake tree) serves the tunnel" 0 "${curl[@]}" -o /dev/null -v --trust-snp-sim "$tmp/hw" \
   --sev-measurement "$meas" "http://127.0.0.1:$tsm_port/"
 check_err "tsm: the certificates came from the auxblob table" "ARK: /CN=raloop Simulated ARK"
 

@@ -28,29 +28,13 @@ bound_mib=${2:-64}
 # counts in RSS: a small one keeps the bound about what the code holds
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=8"
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+. "$here/../../lib.sh"
 sim="$tmp/sim"
 
 "$RA_BIN/ra-hello" --listen 127.0.0.1:0 --tee sim --sim-dir "$sim" --quiet >"$tmp/hello.out" 2>"$tmp/hello.err" &
 hello=$!
 pids+=($hello)
-port=
-for _ in $(seq 1 400); do
-  port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/hello.out" 2>/dev/null || true)
-  [ -n "$port" ] && break
-  kill -0 "$hello" 2>/dev/null || { cat "$tmp/hello.err" >&2; echo "ra-hello died" >&2; exit 1; }
-  sleep 0.05
-done
-[ -n "$port" ] || { echo "no port" >&2; exit 1; }
+await_port "$tmp/hello.out" "$tmp/hello.err" "$hello" ra-hello "$hello_port_sed" 400
 o="http://127.0.0.1:$port"
 curl_t() { "$RA_BIN/ra-curl" --trust-sim "$sim" "$@"; }
 hwm_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB$/\1/p' "/proc/$1/status"; }
