@@ -230,6 +230,12 @@ static void on_signal(ra_loop *loop, int signo, void *ud) {
   ra_service_stop(s);
 }
 
+static void rotated_on_signal(ra_tunnel_server *tunnel, int status, void *ud) {
+  (void)tunnel, (void)ud;
+  if (status) ra_warn("SIGUSR1: noted: rotation failed (%s), the tunnel key stays", ra_strerror(status));
+  else ra_info("SIGUSR1: noted: tunnel key rotated");
+}
+
 void ra_serve_rotate_on_signal(ra_loop *loop, int signo, void *ud) {
   ra_tunnel_server *tunnel = *(ra_tunnel_server *const *)ud;
   (void)loop, (void)signo;
@@ -237,9 +243,10 @@ void ra_serve_rotate_on_signal(ra_loop *loop, int signo, void *ud) {
     ra_info("SIGUSR1: noted (no tunnel: no key to rotate)");
     return;
   }
-  int rc = ra_tunnel_server_rotate(tunnel);
-  if (rc) ra_warn("SIGUSR1: noted: rotation failed (%s), the tunnel key stays", ra_strerror(rc));
-  else ra_info("SIGUSR1: noted: tunnel key rotated");
+  /* the provider runs off the loop (a real quote may take seconds) */
+  int rc = ra_tunnel_server_rotate_start(tunnel, rotated_on_signal, NULL);
+  if (rc == -EALREADY) ra_info("SIGUSR1: noted: a key rotation is already under way");
+  else if (rc) rotated_on_signal(tunnel, rc, NULL);
 }
 
 int ra_service_run(ra_service *s) {

@@ -114,11 +114,12 @@ RA_API void ra_service_free(ra_service *s);
 
 /* What SIGUSR1 does in ra_service_run, for programs that assemble the
  * pieces themselves (ra_loop_on_signal(loop, SIGUSR1,
- * ra_serve_rotate_on_signal, &tunnel)): a new tunnel key now
- * (ra_tunnel_server_rotate; the provider runs here, on the loop, outside
- * any request), logged at info level ("SIGUSR1: noted: tunnel key
- * rotated"); a failure keeps the current key and is logged as a warning
- * with its reason. ud: a ra_tunnel_server *const *, read at each signal;
+ * ra_serve_rotate_on_signal, &tunnel)): a new tunnel key
+ * (ra_tunnel_server_rotate_start: the provider runs on a thread of its
+ * own while the loop serves on), logged at info level when it is in
+ * ("SIGUSR1: noted: tunnel key rotated"); a failure keeps the current key
+ * and is logged as a warning with its reason; a signal while a rotation is
+ * under way is noted and changes nothing. ud: a ra_tunnel_server *const *, read at each signal;
  * the server it points at may be NULL (no tunnel: noted, nothing to
  * rotate). With workers the supervisor passes SIGUSR1 on to each. */
 RA_API void ra_serve_rotate_on_signal(ra_loop *loop, int signo, void *ud);

@@ -27,6 +27,7 @@
 #include "raloop/attest/tunnel/msg.h"
 #include "raloop/core/list.h"
 #include "raloop/core/log.h"
+#include "raloop/core/work.h"
 #include "raloop/http/proxy.h"
 #include "raloop/http/request.h"
 #include "raloop/http/request_internal.h"
@@ -69,6 +70,7 @@ struct ra_tunnel_server {
   size_t n_keys;
   ra_quote_provider *provider; /* adopted (opts.adopt_provider): rotations */
   ra_timer rotate_timer;       /* key_lifetime_ms */
+  struct rotation *rotating;   /* ra_tunnel_server_rotate_start under way */
   tunnel *tunnels; /* keyed */
   tunnel *unkeyed; /* awaiting client_kx (not in `tunnels`) */
   size_t n_keyed, n_unkeyed;
@@ -2115,62 +2117,93 @@ static void trim_idle(ra_timer *tm, void *ud) {
 
 static void rotate_schedule(ra_tunnel_server *s, uint64_t ms);
 static void rotate_fire(ra_timer *tm, void *ud);
+static void rotation_cancel(ra_tunnel_server *s);
 
-/* A new key generation: a key pair and the provider's evidence for it (the
- * provider may block: this runs at start-up, from the rotation timer or from
- * ra_tunnel_server_rotate, never inside a request). Not yet current. */
-static int key_make(ra_tunnel_server *s, ra_quote_provider *provider, tkey **out) {
+/* A new key generation is made in three steps, so that the middle one,
+ * the provider's evidence (which may block: a TDX quote through the
+ * quoting service), can run on a thread of its own: key_begin (the key
+ * pair), key_evidence (the provider; touches only the provider and k's
+ * public key), key_finish (server_kx encoded once for the key; the key
+ * joins the server's list, not yet current). */
+static int key_begin(tkey **out) {
   tkey *k = calloc(1, sizeof *k);
   if (!k) return -ENOMEM;
   int rc = ra_env_keypair(k->pk, k->sk);
   if (rc) {
     ra_error("tunnel: cannot make a key pair");
-    goto fail;
+    free(k);
+    return rc;
   }
-  ra_quote_evidence ev;
-  memset(&ev, 0, sizeof ev);
-  rc = ra_quote_provider_get(provider, k->pk, &ev);
-  if (rc) {
-    ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider), ra_strerror(rc));
-    goto fail;
-  }
+  *out = k;
+  return 0;
+}
+
+static void key_discard(tkey *k) {
+  sodium_memzero(k->sk, sizeof k->sk);
+  free(k->server_kx);
+  free(k);
+}
+
+static int key_evidence(ra_quote_provider *provider, const tkey *k, ra_quote_evidence *ev) {
+  memset(ev, 0, sizeof *ev);
+  int rc = ra_quote_provider_get(provider, k->pk, ev);
+  if (rc) ra_error("tunnel: quote provider %s: %s", ra_quote_provider_name(provider), ra_strerror(rc));
+  return rc;
+}
+
+/* Takes ev (cleared here in every case); on failure k is discarded. */
+static int key_finish(ra_tunnel_server *s, tkey *k, ra_quote_evidence *ev) {
   ra_tmsg_server_kx_out kx = {
     .x25519_public_key = k->pk,
-    .quote = ra_bytes_make(ev.quote, ev.quote_len),
-    .runtime_data = ra_bytes_make(ev.runtime_data, ev.runtime_data_len),
-    .vd_kind = ev.has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
-    .vd_val = ra_bytes_make(ev.val, ev.val_len), .vd_iat = ra_bytes_make(ev.iat, ev.iat_len),
-    .vd_signature = ra_bytes_make(ev.signature, ev.signature_len),
+    .quote = ra_bytes_make(ev->quote, ev->quote_len),
+    .runtime_data = ra_bytes_make(ev->runtime_data, ev->runtime_data_len),
+    .vd_kind = ev->has_verifier_data ? RA_TMSG_VD_NONCE : RA_TMSG_VD_NONE,
+    .vd_val = ra_bytes_make(ev->val, ev->val_len), .vd_iat = ra_bytes_make(ev->iat, ev->iat_len),
+    .vd_signature = ra_bytes_make(ev->signature, ev->signature_len),
     .body_streams = s->bs_on ? &s->bs : NULL, /* §11: cached with the rest, rotations included */
   };
-  if (ev.tee == RA_QUOTE_TEE_SNP) {
+  if (ev->tee == RA_QUOTE_TEE_SNP) {
     /* as the reference server does for SEV-SNP quote data: runtime_data
      * null, verifier_data the nonce as a plain byte string (null without
      * one), the certificates as PEM strings in sev_snp_data */
     kx.runtime_data = ra_bytes_make(NULL, 0);
-    kx.vd_kind = ev.snp_nonce ? RA_TMSG_VD_BYTES : RA_TMSG_VD_NONE;
-    kx.vd_bytes = ra_bytes_make(ev.snp_nonce, ev.snp_nonce_len);
-    kx.vcek_cert = ev.vcek_pem;
-    kx.ask_cert = ev.ask_pem;
-    kx.ark_cert = ev.ark_pem;
+    kx.vd_kind = ev->snp_nonce ? RA_TMSG_VD_BYTES : RA_TMSG_VD_NONE;
+    kx.vd_bytes = ra_bytes_make(ev->snp_nonce, ev->snp_nonce_len);
+    kx.vcek_cert = ev->vcek_pem;
+    kx.ask_cert = ev->ask_pem;
+    kx.ark_cert = ev->ark_pem;
   }
   k->server_kx_len = ra_tmsg_encode_server_kx(NULL, 0, &kx);
   k->server_kx = malloc(k->server_kx_len);
-  if (!k->server_kx) { ra_quote_evidence_clear(&ev); rc = -ENOMEM; goto fail; }
-  ra_tmsg_encode_server_kx(k->server_kx, k->server_kx_len, &kx);
-  ra_quote_evidence_clear(&ev);
+  if (k->server_kx) ra_tmsg_encode_server_kx(k->server_kx, k->server_kx_len, &kx);
+  ra_quote_evidence_clear(ev);
+  if (!k->server_kx) {
+    key_discard(k);
+    return -ENOMEM;
+  }
   k->srv = s;
   k->born = ra_loop_now(s->loop);
   ra_timer_init(s->loop, &k->retire, key_retire_fire, k);
   RA_LIST_ADD(s->keys, k);
   s->n_keys++;
+  return 0;
+}
+
+/* All three steps on the calling thread: at start-up and for
+ * ra_tunnel_server_rotate. */
+static int key_make(ra_tunnel_server *s, ra_quote_provider *provider, tkey **out) {
+  tkey *k;
+  int rc = key_begin(&k);
+  if (rc) return rc;
+  ra_quote_evidence ev;
+  rc = key_evidence(provider, k, &ev);
+  if (rc) {
+    key_discard(k);
+    return rc;
+  }
+  if ((rc = key_finish(s, k, &ev))) return rc;
   *out = k;
   return 0;
-fail:
-  sodium_memzero(k->sk, sizeof k->sk);
-  free(k->server_kx);
-  free(k);
-  return rc;
 }
 
 int ra_tunnel_server_new(ra_loop *loop, ra_router *router, ra_quote_provider *provider,
@@ -2276,6 +2309,7 @@ void ra_tunnel_server_free(ra_tunnel_server *s) {
     tunnel_teardown(t);
   }
   ra_timer_stop(&s->rotate_timer);
+  rotation_cancel(s);
   free(s->path);
   tkey *cur = s->key;
   s->key = NULL;
@@ -2300,18 +2334,15 @@ static void rotate_schedule(ra_tunnel_server *s, uint64_t ms) {
   ra_timer_unref(&s->rotate_timer);
 }
 
-int ra_tunnel_server_rotate(ra_tunnel_server *s) {
-  if (!s->provider) return -ENOTSUP;
-  if (s->freeing || s->stopping) return -ECANCELED;
-  tkey *k;
-  int rc = key_make(s, s->provider, &k);
-  if (rc) {
-    s->st.rotations_failed++;
-    ra_error("tunnel: key rotation failed (the current key stays): %s", ra_strerror(rc));
-    /* a scheduled one is tried again in a minute (or the lifetime, if shorter) */
-    rotate_schedule(s, s->o.key_lifetime_ms < 60000 ? s->o.key_lifetime_ms : 60000);
-    return rc;
-  }
+static void rotate_failed(ra_tunnel_server *s, int rc) {
+  s->st.rotations_failed++;
+  ra_error("tunnel: key rotation failed (the current key stays): %s", ra_strerror(rc));
+  /* a scheduled one is tried again in a minute (or the lifetime, if shorter) */
+  rotate_schedule(s, s->o.key_lifetime_ms < 60000 ? s->o.key_lifetime_ms : 60000);
+}
+
+/* k (finished) becomes the current key; the old one retires. */
+static void rotate_switch(ra_tunnel_server *s, tkey *k) {
   k->refs = 1;
   tkey *old = s->key;
   s->key = k;
@@ -2326,12 +2357,96 @@ int ra_tunnel_server_rotate(ra_tunnel_server *s) {
   ra_info("tunnel: key rotated (%zu tunnel(s) stay on the old key for %llu ms at most)", users,
           (unsigned long long)s->o.old_key_grace_ms);
   rotate_schedule(s, s->o.key_lifetime_ms);
+}
+
+int ra_tunnel_server_rotate(ra_tunnel_server *s) {
+  if (!s->provider) return -ENOTSUP;
+  if (s->freeing || s->stopping) return -ECANCELED;
+  if (s->rotating) return -EALREADY;
+  tkey *k;
+  int rc = key_make(s, s->provider, &k);
+  if (rc) {
+    rotate_failed(s, rc);
+    return rc;
+  }
+  rotate_switch(s, k);
   return 0;
+}
+
+/* A rotation whose evidence is being made on a thread of its own. */
+struct rotation {
+  ra_tunnel_server *s;
+  ra_work *work;
+  tkey *k;                /* its key pair; the thread reads only k->pk */
+  ra_quote_provider *provider;
+  ra_quote_evidence ev;
+  int rc;
+  ra_tunnel_rotate_cb cb;
+  void *ud;
+};
+
+static void rotation_evidence(void *ud) { /* on the work's thread */
+  struct rotation *r = ud;
+  r->rc = key_evidence(r->provider, r->k, &r->ev);
+}
+
+static void rotation_done(ra_work *w, void *ud) {
+  (void)w;
+  struct rotation *r = ud;
+  ra_tunnel_server *s = r->s;
+  s->rotating = NULL;
+  int rc = r->rc;
+  if (rc == 0 && s->stopping) rc = -ECANCELED; /* shutting down: no new key now */
+  if (rc == 0) rc = key_finish(s, r->k, &r->ev); /* takes ev; discards k on failure */
+  else {
+    ra_quote_evidence_clear(&r->ev);
+    key_discard(r->k);
+  }
+  if (rc == 0) rotate_switch(s, r->k);
+  else if (rc != -ECANCELED) rotate_failed(s, rc);
+  ra_tunnel_rotate_cb cb = r->cb;
+  void *cud = r->ud;
+  free(r);
+  if (cb) cb(s, rc, cud);
+}
+
+int ra_tunnel_server_rotate_start(ra_tunnel_server *s, ra_tunnel_rotate_cb cb, void *ud) {
+  if (!s->provider) return -ENOTSUP;
+  if (s->freeing || s->stopping) return -ECANCELED;
+  if (s->rotating) return -EALREADY;
+  struct rotation *r = calloc(1, sizeof *r);
+  if (!r) return -ENOMEM;
+  *r = (struct rotation){.s = s, .provider = s->provider, .cb = cb, .ud = ud};
+  int rc = key_begin(&r->k);
+  if (rc == 0 && (rc = ra_work_start(s->loop, rotation_evidence, rotation_done, r, &r->work)) != 0)
+    key_discard(r->k);
+  if (rc) {
+    free(r);
+    return rc;
+  }
+  s->rotating = r;
+  ra_timer_stop(&s->rotate_timer); /* rotation_done schedules the next */
+  return 0;
+}
+
+/* ra_tunnel_server_free: the provider is the server's; its thread must be
+ * done with it first. */
+static void rotation_cancel(ra_tunnel_server *s) {
+  struct rotation *r = s->rotating;
+  if (!r) return;
+  ra_work_cancel(r->work);
+  ra_quote_evidence_clear(&r->ev);
+  key_discard(r->k);
+  free(r);
+  s->rotating = NULL;
 }
 
 static void rotate_fire(ra_timer *tm, void *ud) {
   (void)tm;
-  ra_tunnel_server_rotate(ud); /* logs; reschedules either way */
+  ra_tunnel_server *s = ud;
+  /* the provider off the loop; logs and reschedules when done */
+  int rc = ra_tunnel_server_rotate_start(s, NULL, NULL);
+  if (rc && rc != -EALREADY && rc != -ECANCELED) rotate_failed(s, rc);
 }
 
 int ra_tunnel_server_set_key_lifetime(ra_tunnel_server *s, uint64_t lifetime_ms, uint64_t grace_ms) {

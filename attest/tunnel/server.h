@@ -290,9 +290,27 @@ RA_API void ra_tunnel_server_stats(const ra_tunnel_server *ts, ra_tunnel_stats *
  * now. Runs the provider on the calling thread (it may block): call it from
  * a loop callback (a signal handler registered with ra_loop_on_signal, a
  * timer), not while a request is being handled if that matters. Returns 0,
- * -ENOTSUP without an adopted provider, -ECANCELED once shutting down, or
- * the provider's error (the current key then stays; logged). */
+ * -ENOTSUP without an adopted provider, -ECANCELED once shutting down,
+ * -EALREADY while ra_tunnel_server_rotate_start is under way, or the
+ * provider's error (the current key then stays; logged). */
 RA_API int ra_tunnel_server_rotate(ra_tunnel_server *ts);
+
+/* The same rotation with the provider on a thread of its own
+ * (core/work.h): the loop serves on while the evidence is made (a TDX
+ * quote through the quoting service takes milliseconds to seconds). The
+ * key pair is made and the switch done on the loop; cb (may be NULL) then
+ * gets 0, the provider's error (the current key stays; logged), -ENOMEM or
+ * -ECANCELED (the server began to shut down meanwhile), on the loop, never
+ * inside this call. The scheduled rotations (key_lifetime_ms) and
+ * ra_serve's SIGUSR1 take this path. Returns 0 (cb will be called),
+ * -EALREADY (a rotation is under way; its own cb will tell), -ENOTSUP,
+ * -ECANCELED, or a thread's error (cb will not be called).
+ * ra_tunnel_server_free waits for the provider to return (cb is then not
+ * called). The provider is called from that thread while the loop goes
+ * on: it must not be used from the loop at the same time (raloop's
+ * providers are only used by the server that adopted them). */
+typedef void (*ra_tunnel_rotate_cb)(ra_tunnel_server *ts, int status, void *ud);
+RA_API int ra_tunnel_server_rotate_start(ra_tunnel_server *ts, ra_tunnel_rotate_cb cb, void *ud);
 
 /* Changes key_lifetime_ms (0: RA_TUNNEL_KEY_FOREVER) and, when not 0,
  * old_key_grace_ms; the next rotation is lifetime_ms from now. -ENOTSUP
