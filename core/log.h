@@ -11,7 +11,10 @@ typedef enum { RA_LOG_DEBUG, RA_LOG_INFO, RA_LOG_WARN, RA_LOG_ERROR, RA_LOG_OFF 
 /* Default: INFO to stderr, one line per message with a UTC timestamp. */
 RA_API void ra_log_set_level(ra_log_level level);
 RA_API ra_log_level ra_log_get_level(void);
-/* Replace the sink (NULL restores stderr). msg is valid during the call. */
+/* Replace the sink (NULL restores stderr). msg is valid during the call.
+ * Set it before the loop runs: it may be called from an ra_work thread
+ * too (core/work.h: a quote provider's failure during a key rotation), so
+ * a sink must be safe to call from two threads at once. */
 typedef void (*ra_log_fn)(ra_log_level level, const char *msg, void *ud);
 RA_API void ra_log_set_sink(ra_log_fn fn, void *ud);
 
