@@ -10,12 +10,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "raloop/attest/pcs/pcs.h"
 #include "raloop/attest/tunnel/channel_internal.h"
 #include "raloop/attest/tunnel/envelope.h"
 #include "raloop/attest/tunnel/msg.h"
 #include "raloop/core/list.h"
 #include "raloop/core/log.h"
+#include "raloop/core/work.h"
 #include "raloop/ws/client.h"
 
 typedef struct creq creq;
@@ -30,6 +33,8 @@ struct ra_tunnel_client {
   bool has_policy;
   ra_tchan ch;           /* the control ws, key, envelope buffers, sockets */
   struct ctl_link *link; /* ch.ctl's user data */
+  uint64_t conn_gen;     /* counts connections: an attestation made for an older one is dropped */
+  struct att_job *att_jobs; /* client attestations being made (core/work.h) */
   int state;
   int fail;            /* why the current/last connection failed (for pending requests) */
   char fail_msg[512];
@@ -1032,31 +1037,67 @@ static void kx_refuse_collateral(ra_tunnel_client *c, int code, const char *msg)
 static bool want_streams(const ra_tunnel_client *c) { return c->srv_has_bs && !c->o.no_body_streams; }
 
 /* client_kx with our own quote over this session's binding (PROTOCOL.md
- * §10). Returns 0 (sent), or -1 after failing the connection. */
-static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_len) {
+ * §10). The quote is made on a thread of its own (core/work.h): a TDX
+ * quote through the quoting service or a dstack agent takes milliseconds
+ * to seconds, and the loop serves everything else meanwhile. The job
+ * belongs to one connection (conn_gen): if that connection is gone when
+ * the quote is in, the quote is dropped. ra_tunnel_client_free waits for
+ * jobs still running (the provider is the caller's). */
+typedef struct att_job {
+  struct att_job *next;
+  ra_tunnel_client *c;
+  uint64_t gen;
+  ra_work *work;
+  ra_quote_provider *provider;
   uint8_t rd[64];
-  ra_tunnel_client_binding(c->server_pk, c->challenge, sealed, sealed_len, rd);
-  uint8_t *quote = NULL, *msg = NULL;
-  size_t quote_len = 0;
-  int rc = ra_quote_provider_get_report(c->o.client_provider, rd, &quote, &quote_len);
+  uint8_t sealed[RA_ENV_SEALED_KEY_BYTES];
+  uint8_t *quote;
+  size_t quote_len;
+  int rc;
+} att_job;
+
+static void kx_keyed(ra_tunnel_client *c);
+
+static void att_job_unlink(att_job *j) {
+  for (att_job **p = &j->c->att_jobs; *p; p = &(*p)->next)
+    if (*p == j) {
+      *p = j->next;
+      return;
+    }
+}
+
+static void att_job_free(att_job *j) {
+  free(j->quote);
+  sodium_memzero(j->sealed, sizeof j->sealed);
+  free(j);
+}
+
+static void att_make_quote(void *ud) { /* on the work's thread: the provider and j only */
+  att_job *j = ud;
+  j->rc = ra_quote_provider_get_report(j->provider, j->rd, &j->quote, &j->quote_len);
+}
+
+/* Sends client_kx with j's quote; 0, or -1 after failing the connection. */
+static int send_client_kx_att(ra_tunnel_client *c, const att_job *j) {
+  int rc = j->rc;
+  uint8_t *msg = NULL;
   if (rc == 0 && !ra_quote_provider_binds_key(c->o.client_provider))
     ra_warn("tunnel client: the %s provider cannot bind its quote to this session: the server "
             "will refuse it", ra_quote_provider_name(c->o.client_provider));
   if (rc == 0) {
     ra_tmsg_client_att_out att = {
-      .quote = ra_bytes_make(quote, quote_len),
+      .quote = ra_bytes_make(j->quote, j->quote_len),
       .event_log = c->client_event_log ? ra_str_cstr(c->client_event_log) : ra_str_make(NULL, 0),
     };
     const ra_tmsg_body_streams *bs = want_streams(c) ? &c->my_bs : NULL;
-    size_t n = ra_tmsg_encode_client_kx_ex(NULL, 0, sealed, sealed_len, &att, bs);
+    size_t n = ra_tmsg_encode_client_kx_ex(NULL, 0, j->sealed, sizeof j->sealed, &att, bs);
     msg = malloc(n);
     if (!msg) rc = -ENOMEM;
     else {
-      ra_tmsg_encode_client_kx_ex(msg, n, sealed, sealed_len, &att, bs);
+      ra_tmsg_encode_client_kx_ex(msg, n, j->sealed, sizeof j->sealed, &att, bs);
       ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
     }
   }
-  free(quote);
   free(msg);
   if (rc) {
     ra_warn("tunnel client: no client attestation: the %s provider: %s",
@@ -1067,6 +1108,50 @@ static int send_client_kx_att(ra_tunnel_client *c, const uint8_t *sealed, size_t
   }
   c->sent_attestation = true;
   return 0;
+}
+
+static void att_quote_done(ra_work *w, void *ud) {
+  (void)w;
+  att_job *j = ud;
+  ra_tunnel_client *c = j->c;
+  att_job_unlink(j);
+  /* still the connection the quote was made for, still waiting for it */
+  if (j->gen == c->conn_gen && c->link && c->ch.ctl && c->state == ST_CONNECTING && !c->freeing &&
+      send_client_kx_att(c, j) == 0)
+    kx_keyed(c);
+  att_job_free(j);
+}
+
+/* Starts making the client's quote over this session's binding; 0, or -1
+ * after failing the connection. */
+static int att_start(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_len) {
+  att_job *j = calloc(1, sizeof *j);
+  int rc = j ? 0 : -ENOMEM;
+  if (j) {
+    *j = (att_job){.c = c, .gen = c->conn_gen, .provider = c->o.client_provider};
+    memcpy(j->sealed, sealed, sealed_len < sizeof j->sealed ? sealed_len : sizeof j->sealed);
+    ra_tunnel_client_binding(c->server_pk, c->challenge, sealed, sealed_len, j->rd);
+    rc = ra_work_start(c->loop, att_make_quote, att_quote_done, j, &j->work);
+  }
+  if (rc) {
+    free(j);
+    fail_connection(c, -EIO, "cannot produce the client attestation: %s", ra_strerror(rc));
+    if (c->o.on_ready) c->o.on_ready(c, -EIO, &c->vd, c->o.ud);
+    return -1;
+  }
+  j->next = c->att_jobs;
+  c->att_jobs = j;
+  return 0;
+}
+
+/* ra_tunnel_client_free: the provider is the caller's; its jobs end first. */
+static void att_jobs_cancel(ra_tunnel_client *c) {
+  while (c->att_jobs) {
+    att_job *j = c->att_jobs;
+    c->att_jobs = j->next;
+    ra_work_cancel(j->work);
+    att_job_free(j);
+  }
 }
 
 static void kx_accept(ra_tunnel_client *c);
@@ -1104,13 +1189,18 @@ static void kx_accept(ra_tunnel_client *c) {
   }
   c->sent_attestation = false;
   if (c->has_challenge && c->o.client_provider) {
-    if (send_client_kx_att(c, sealed, sizeof sealed)) return; /* failed: connection closing */
-  } else {
-    uint8_t msg[200];
-    size_t n = ra_tmsg_encode_client_kx_ex(msg, sizeof msg, sealed, sizeof sealed, NULL,
-                                           want_streams(c) ? &c->my_bs : NULL);
-    ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
+    att_start(c, sealed, sizeof sealed); /* client_kx and kx_keyed when the quote is in */
+    return;
   }
+  uint8_t msg[200];
+  size_t n = ra_tmsg_encode_client_kx_ex(msg, sizeof msg, sealed, sizeof sealed, NULL,
+                                         want_streams(c) ? &c->my_bs : NULL);
+  ra_ws_send(c->ch.ctl, RA_WS_BINARY, msg, n);
+  kx_keyed(c);
+}
+
+/* client_kx is sent: the tunnel is keyed; what waited for the key goes. */
+static void kx_keyed(ra_tunnel_client *c) {
   c->bs_on = want_streams(c);
   c->state = ST_READY;
   c->ch.keyed = true;
@@ -1466,6 +1556,7 @@ static void start_connect(ra_tunnel_client *c) {
   if (!rc) {
     link->c = c;
     c->link = link;
+    c->conn_gen++;
   }
   if (rc) {
     free(link);
@@ -1549,6 +1640,7 @@ int ra_tunnel_client_new(ra_loop *loop, const char *origin, const ra_tunnel_clie
 void ra_tunnel_client_free(ra_tunnel_client *c) {
   if (!c) return;
   c->freeing = true;
+  att_jobs_cancel(c);
   fetch_cancel(c);
   ra_timer_stop(&c->connect_timer);
   ra_timer_stop(&c->reconnect_timer);

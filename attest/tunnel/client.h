@@ -139,8 +139,12 @@ typedef struct ra_tunnel_client_opts {
    * carries clientAttestation: a quote from client_provider whose
    * report_data is SHA-512("raloop-client-v1" || server key || challenge ||
    * the sealed key sent), and client_event_log when set. The provider is
-   * asked on the loop thread, once per handshake, after the server's quote
-   * passed (it may block: a dstack agent request, a few ms for configfs-tsm).
+   * asked once per handshake, after the server's quote passed, on a thread
+   * of its own (core/work.h: a dstack agent request or a configfs-tsm quote
+   * may take milliseconds to seconds; the loop serves on meanwhile, and a
+   * quote for a connection that closed meanwhile is dropped); it must not
+   * be used from the loop at the same time, and ra_tunnel_client_free
+   * waits for a call still running.
    * A provider that fails fails the handshake (on_ready -EIO, requests
    * fail with its reason): nothing is sent unattested in its place.
    * client_provider: borrowed, must outlive the client; NULL: never attest.

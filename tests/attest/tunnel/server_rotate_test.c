@@ -20,33 +20,10 @@
 #include "raloop/core/log.h"
 #include "raloop/core/loop.h"
 #include "raloop/http/router.h"
+#include "tests/attest/tunnel/slow_provider.h"
 
 /* The sim provider behind a delay, failing on demand; counts its calls
  * and notes the thread they came from. */
-typedef struct slow {
-  ra_quote_provider *inner;
-  unsigned delay_ms;
-  atomic_int calls, fail;
-  pthread_t last_thread;
-} slow;
-
-static int slow_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
-  slow *p = self;
-  p->last_thread = pthread_self();
-  atomic_fetch_add(&p->calls, 1);
-  nanosleep(&(struct timespec){p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L}, NULL);
-  if (atomic_load(&p->fail)) {
-    memset(ev, 0, sizeof *ev);
-    return -EIO;
-  }
-  return ra_quote_provider_get(p->inner, pub, ev);
-}
-static void slow_free(void *self) {
-  slow *p = self;
-  ra_quote_provider_free(p->inner);
-  free(p);
-}
-static const ra_quote_provider_ops slow_ops = {"slow", slow_get, slow_free};
 
 typedef struct fx {
   char dir[64];
@@ -72,10 +49,8 @@ static int setup(void **st) {
   ra_log_set_level(RA_LOG_OFF);
   assert_int_equal(ra_loop_new(&f->loop), 0);
   assert_int_equal(ra_router_new(&f->router), 0);
-  f->prov = calloc(1, sizeof *f->prov);
-  assert_int_equal(ra_quote_provider_sim(sim, &f->prov->inner), 0);
   ra_quote_provider *p;
-  assert_int_equal(ra_quote_provider_new(&slow_ops, f->prov, true, true, &p), 0);
+  assert_int_equal(slow_provider_new(sim, 0, &f->prov, &p), 0);
   ra_tunnel_server_opts o = {.adopt_provider = true};
   assert_int_equal(ra_tunnel_server_new(f->loop, f->router, p, &o, &f->ts), 0);
   ra_timer_init(f->loop, &f->tick, on_tick, f);
