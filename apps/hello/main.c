@@ -301,13 +301,18 @@ static ra_tls_ctx *tls_cur; /* ours; the listeners hold their own references */
 /* --ra-tls: the provider the certificates' quotes come from */
 static ra_quote_provider *ratls_prov;
 
-/* A new attested key and certificate (PEM, in memory only), as server
- * options: o points at *c and *rc, which the caller clears. */
-static int ratls_opts(ra_tls_server_opts *o, ra_tls_cert *c, ra_ratls_cert *rc, char *err,
-                      size_t errlen) {
+/* A new attested key and certificate (PEM, in memory only). Touches only
+ * ratls_prov and *rc: runs on a renewal's thread too. */
+static int ratls_generate(ra_ratls_cert *rc) {
   static const char *const names[] = {"localhost"};
   ra_ratls_cert_opts ro = {.common_name = "ra-hello RA-TLS", .dns_names = names, .n_dns_names = 1};
-  int r = ra_ratls_generate(ratls_prov, &ro, rc);
+  return ra_ratls_generate(ratls_prov, &ro, rc);
+}
+
+/* *rc (made by ratls_generate, which returned r) as server options: o
+ * points at *c and *rc, which the caller clears. */
+static int ratls_opts(ra_tls_server_opts *o, ra_tls_cert *c, ra_ratls_cert *rc, int r, char *err,
+                      size_t errlen) {
   if (r) {
     snprintf(err, errlen, "cannot generate the RA-TLS certificate (%s provider): %s",
              ra_quote_provider_name(ratls_prov), ra_strerror(r));
@@ -326,30 +331,88 @@ static int tls_build(ra_tls_ctx **out, char *err, size_t errlen) {
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   ra_tls_cert c;
   ra_ratls_cert rc = {0};
-  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, errlen) : 0;
+  int r = ratls_prov ? ratls_opts(&o, &c, &rc, ratls_generate(&rc), err, errlen) : 0;
   if (r == 0) r = ra_tls_server_ctx_new(&o, out, err, errlen); /* parses the PEM */
   ra_ratls_cert_clear(&rc);
   return r;
 }
 
-/* SIGHUP: the certificates again, from the same files. */
-static void on_hup(ra_loop *loop, int signo, void *ud) {
-  ra_http_server *srv = ud;
+/* The certificates again, from the same files, or (--ra-tls) *rc, which
+ * ratls_generate made with result gen; the listeners switch to them. */
+static void tls_reload(ra_http_server *srv, ra_ratls_cert *rc, int gen) {
   ra_tls_server_opts o = {.certs = tls_certs, .ncerts = n_certs, .handshake_timeout_ms = tls_hs_ms};
   char err[512];
-  /* --ra-tls: a new key, quote and certificate, together */
   ra_tls_cert c;
-  ra_ratls_cert rc = {0};
-  int r = ratls_prov ? ratls_opts(&o, &c, &rc, err, sizeof err) : 0;
+  int r = rc ? ratls_opts(&o, &c, rc, gen, err, sizeof err) : 0;
   /* reload (not a fresh context): the session ticket keys carry over */
   if (r == 0) r = ra_tls_ctx_reload(&tls_cur, &o, err, sizeof err);
-  ra_ratls_cert_clear(&rc);
   if (r) {
     ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", err);
     return;
   }
   size_t n = ra_http_server_set_tls(srv, tls_cur);
   ra_info("SIGHUP: TLS certificates reloaded (%zu listener%s)", n, n == 1 ? "" : "s");
+}
+
+/* --ra-tls: a renewal under way. The key, quote and certificate are made
+ * on a thread of their own (core/work.h: a real quote may take seconds),
+ * the switch happens on the loop. */
+typedef struct renewal {
+  ra_http_server *srv;
+  ra_work *work;
+  ra_ratls_cert rc;
+  int r;
+} renewal;
+static renewal *renewing;
+
+static void renewal_make(void *ud) { /* on the work's thread */
+  renewal *j = ud;
+  j->r = ratls_generate(&j->rc);
+}
+
+static void renewal_done(ra_work *w, void *ud) {
+  (void)w;
+  renewal *j = ud;
+  renewing = NULL;
+  tls_reload(j->srv, &j->rc, j->r);
+  ra_ratls_cert_clear(&j->rc);
+  free(j);
+}
+
+/* At exit: ratls_prov is freed next, so its call must have returned. */
+static void renewal_cancel(void) {
+  if (!renewing) return;
+  ra_work_cancel(renewing->work);
+  ra_ratls_cert_clear(&renewing->rc);
+  free(renewing);
+  renewing = NULL;
+}
+
+/* SIGHUP (and the daily --ra-tls renewal): the certificates again; with
+ * --ra-tls a new key, quote and certificate, together, made off the loop. */
+static void on_hup(ra_loop *loop, int signo, void *ud) {
+  (void)loop, (void)signo;
+  ra_http_server *srv = ud;
+  if (!ratls_prov) {
+    tls_reload(srv, NULL, 0);
+    return;
+  }
+  if (renewing) {
+    ra_info("SIGHUP: noted: an RA-TLS renewal is already under way");
+    return;
+  }
+  renewal *j = calloc(1, sizeof *j);
+  int r = j ? 0 : -ENOMEM;
+  if (j) {
+    j->srv = srv;
+    r = ra_work_start(ra_http_server_loop(srv), renewal_make, renewal_done, j, &j->work);
+  }
+  if (r) {
+    free(j);
+    ra_error("SIGHUP: TLS reload failed, keeping the current certificates: %s", ra_strerror(r));
+    return;
+  }
+  renewing = j;
 }
 
 /* --ra-tls: certificates are valid 30 days (ratls.h); renewed daily so
@@ -626,6 +689,7 @@ int main(int argc, char **argv) {
   ra_loop_on_signal(loop, SIGUSR1, NULL, NULL);
   if (listen_tls) ra_loop_on_signal(loop, SIGHUP, NULL, NULL);
   ra_timer_stop(&ratls_renew);
+  renewal_cancel();
   ra_tls_ctx_unref(tls_cur);
   ra_http_server_free(srv);
   ra_tunnel_server_free(tunnel);
