@@ -70,7 +70,11 @@ RA_API int ra_sealed_open(const char *dir, const uint8_t key[RA_SEALED_KEY_BYTES
 RA_API int ra_sealed_open_env(const char *dir, const char *key_file, ra_sealed **out);
 
 /* Seals len bytes at data (borrowed for the call) as record name (borrowed),
- * replacing any earlier version, durably. Returns 0, -EINVAL (bad name),
+ * replacing any earlier version, durably (two fsyncs: on a real disk,
+ * milliseconds; a server calls it as an ra_work job, core/work.h, as
+ * ra-enclave does, one put at a time so that the last request wins; gets
+ * on the loop meanwhile see the old or the new version, whole).
+ * Returns 0, -EINVAL (bad name),
  * -EFBIG (past RA_SEALED_MAX_RECORD), -ENOMEM, or the write's errno; on
  * failure the record keeps its previous version. */
 RA_API int ra_sealed_put(ra_sealed *st, const char *name, const void *data, size_t len);

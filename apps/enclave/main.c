@@ -54,13 +54,112 @@ static void usage(void) {
           "exit: 0 stopped, 1 failure, 2 usage, 3 key missing/malformed/not the store's, 4 TLS\n");
 }
 
+typedef struct put_job put_job;
+
 typedef struct enclave {
   ra_sealed *store;
   size_t max_body;
+  /* puts, in the order the requests came: one at a time on a thread of
+   * its own (two fsyncs each: milliseconds on a real disk, which the loop
+   * must not wait for), the rest queued behind it */
+  put_job *puts_head, *puts_tail;
+  bool put_running;
 } enclave;
+
+/* A POST's body being sealed and written (core/work.h). */
+struct put_job {
+  put_job *next;
+  enclave *e;
+  ra_res *res; /* NULL once the client went away: the write still happens */
+  ra_loop *loop;
+  uint8_t *body;
+  size_t len;
+  int rc;
+};
 
 static void send_json(ra_res *res, int status, const char *json) {
   ra_res_send(res, status, "application/json", json, strlen(json));
+}
+
+static void put_answer(put_job *j) {
+  if (!j->res) return;
+  if (j->rc) {
+    ra_error("private-data: storing failed: %s (the previous version, if any, is kept)", ra_strerror(j->rc));
+    send_json(j->res, 500, "{\"error\":\"could not store the data\"}");
+    return;
+  }
+  char ok[96];
+  snprintf(ok, sizeof ok, "{\"status\":\"stored\",\"bytes\":%zu}", j->len);
+  send_json(j->res, 200, ok);
+}
+
+static void put_job_free(put_job *j) {
+  if (j->body) sodium_memzero(j->body, j->len); /* private data: no copy left in the heap */
+  free(j->body);
+  free(j);
+}
+
+static void put_write(void *ud) { /* on the work's thread: the store and j only */
+  put_job *j = ud;
+  /* stored as sent, byte for byte: GET returns exactly this */
+  j->rc = ra_sealed_put(j->e->store, RECORD, j->body, j->len);
+}
+
+static void put_next(enclave *e);
+
+static void put_done(ra_work *w, void *ud) {
+  (void)w;
+  put_job *j = ud;
+  enclave *e = j->e;
+  e->put_running = false;
+  if (j->res) ra_res_on_cancel(j->res, NULL, NULL);
+  put_answer(j);
+  put_job_free(j);
+  put_next(e);
+}
+
+/* Starts the oldest queued put, if none is running. */
+static void put_next(enclave *e) {
+  while (!e->put_running && e->puts_head) {
+    put_job *j = e->puts_head;
+    e->puts_head = j->next;
+    if (!e->puts_head) e->puts_tail = NULL;
+    int rc = ra_work_start(j->loop, put_write, put_done, j, NULL);
+    if (rc == 0) {
+      e->put_running = true;
+      return;
+    }
+    j->rc = rc; /* no thread: answered 500 now, the next one tried */
+    if (j->res) ra_res_on_cancel(j->res, NULL, NULL);
+    put_answer(j);
+    put_job_free(j);
+  }
+}
+
+/* The client went away: its put still happens (it may have been sent
+ * already); only the answer is dropped. */
+static void put_cancel(ra_res *res, void *ud) {
+  put_job *j = ud;
+  j->res = NULL;
+  ra_res_end(res);
+}
+
+static void put_enqueue(enclave *e, ra_res *res, ra_str body) {
+  put_job *j = calloc(1, sizeof *j);
+  uint8_t *copy = body.len ? malloc(body.len) : NULL;
+  if (!j || (body.len && !copy)) {
+    free(j);
+    free(copy);
+    send_json(res, 503, "{\"error\":\"out of memory\"}");
+    return;
+  }
+  if (body.len) memcpy(copy, body.ptr, body.len);
+  *j = (put_job){.e = e, .res = res, .body = copy, .len = body.len, .loop = ra_res_loop(res)};
+  ra_res_on_cancel(res, put_cancel, j);
+  if (e->puts_tail) e->puts_tail->next = j;
+  else e->puts_head = j;
+  e->puts_tail = j;
+  put_next(e);
 }
 
 static void h_post(ra_req *req, ra_res *res, void *ud) {
@@ -82,16 +181,7 @@ static void h_post(ra_req *req, ra_res *res, void *ud) {
     return;
   }
   json_decref(doc);
-  /* stored as sent, byte for byte: GET returns exactly this */
-  int rc = ra_sealed_put(e->store, RECORD, body.ptr, body.len);
-  if (rc) {
-    ra_error("private-data: storing failed: %s (the previous version, if any, is kept)", ra_strerror(rc));
-    send_json(res, 500, "{\"error\":\"could not store the data\"}");
-    return;
-  }
-  char ok[96];
-  snprintf(ok, sizeof ok, "{\"status\":\"stored\",\"bytes\":%zu}", body.len);
-  send_json(res, 200, ok);
+  put_enqueue(e, res, body);
 }
 
 static void h_get(ra_req *req, ra_res *res, void *ud) {

@@ -110,6 +110,22 @@ expect "empty body: 400" 400 "$(status -X POST --data-binary '' "$URL")"
 python3 -c 'import json; print(json.dumps({"pad": "x" * 5000}))' >"$tmp/big.json"
 expect "too large: 413" 413 "$(status -X POST --data-binary @"$tmp/big.json" "$URL")"
 expect "refused POSTs left the record alone" "$secret" "$("${CURL[@]}" "$URL")"
+# writes are made off the loop, one at a time in the order they came: 4
+# clients posting 5 records each at once all get 200, and the record is
+# then exactly one of them, whole
+writers=()
+for w in 1 2 3 4; do
+  ( for n in 1 2 3 4 5; do
+      "${CURL[@]}" -o /dev/null -w '%{http_code}\n' -X POST --data-binary "{\"writer\":$w,\"n\":$n}" "$URL"
+    done >"$tmp/writer$w" ) &
+  writers+=($!)
+done
+wait "${writers[@]}" # not the server's
+expect "concurrent writers: 20 answers 200" 20 "$(cat "$tmp"/writer? | grep -c '^200$')"
+last=$("${CURL[@]}" "$URL")
+if echo "$last" | grep -Eqx '\{"writer":[1-4],"n":[1-5]\}'; then ok "concurrent writers: the record is one of them, whole"; else bad "concurrent writers: record $last"; fi
+expect "POST again after them: 200" 200 "$(status -X POST -H 'Content-Type: application/json' --data-binary "$secret" "$URL")"
+expect "GET returns it" "$secret" "$("${CURL[@]}" "$URL")"
 expect "other methods: 405" 405 "$(status -X DELETE "$URL")"
 
 if [ "$USE_TLS" = true ]; then
