@@ -45,12 +45,8 @@ static void on_finished(ra_loop *loop, int fd, unsigned events, void *ud) {
   uint64_t n;
   if (read(fd, &n, sizeof n) != (ssize_t)sizeof n) return; /* not yet */
   pthread_join(w->thread, NULL); /* fn returned: the thread is ending */
-  ra_work_done_cb done = w->done;
-  void *wud = w->ud;
-  ra_loop_unwatch(w->loop, w->efd);
-  done(w, wud);
-  close(w->efd);
-  free(w);
+  w->done(w, w->ud);
+  work_free(w);
 }
 
 static int spawn(ra_work *w) {

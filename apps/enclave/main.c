@@ -105,6 +105,13 @@ static void put_write(void *ud) { /* on the work's thread: the store and j only 
   j->rc = ra_sealed_put(j->e->store, RECORD, j->body, j->len);
 }
 
+/* The write is over (j->rc): the client hears how, if still there. */
+static void put_finish(put_job *j) {
+  if (j->res) ra_res_on_cancel(j->res, NULL, NULL);
+  put_answer(j);
+  put_job_free(j);
+}
+
 static void put_next(enclave *e);
 
 static void put_done(ra_work *w, void *ud) {
@@ -112,9 +119,7 @@ static void put_done(ra_work *w, void *ud) {
   put_job *j = ud;
   enclave *e = j->e;
   e->put_running = false;
-  if (j->res) ra_res_on_cancel(j->res, NULL, NULL);
-  put_answer(j);
-  put_job_free(j);
+  put_finish(j);
   put_next(e);
 }
 
@@ -130,9 +135,7 @@ static void put_next(enclave *e) {
       return;
     }
     j->rc = rc; /* no thread: answered 500 now, the next one tried */
-    if (j->res) ra_res_on_cancel(j->res, NULL, NULL);
-    put_answer(j);
-    put_job_free(j);
+    put_finish(j);
   }
 }
 

@@ -1044,7 +1044,7 @@ static bool want_streams(const ra_tunnel_client *c) { return c->srv_has_bs && !c
  * the quote is in, the quote is dropped. ra_tunnel_client_free waits for
  * jobs still running (the provider is the caller's). */
 typedef struct att_job {
-  struct att_job *next;
+  struct att_job *next, *prev;
   ra_tunnel_client *c;
   uint64_t gen;
   ra_work *work;
@@ -1057,14 +1057,6 @@ typedef struct att_job {
 } att_job;
 
 static void kx_keyed(ra_tunnel_client *c);
-
-static void att_job_unlink(att_job *j) {
-  for (att_job **p = &j->c->att_jobs; *p; p = &(*p)->next)
-    if (*p == j) {
-      *p = j->next;
-      return;
-    }
-}
 
 static void att_job_free(att_job *j) {
   free(j->quote);
@@ -1114,7 +1106,7 @@ static void att_quote_done(ra_work *w, void *ud) {
   (void)w;
   att_job *j = ud;
   ra_tunnel_client *c = j->c;
-  att_job_unlink(j);
+  RA_LIST_DEL(c->att_jobs, j);
   /* still the connection the quote was made for, still waiting for it */
   if (j->gen == c->conn_gen && c->link && c->ch.ctl && c->state == ST_CONNECTING && !c->freeing &&
       send_client_kx_att(c, j) == 0)
@@ -1139,8 +1131,7 @@ static int att_start(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_l
     if (c->o.on_ready) c->o.on_ready(c, -EIO, &c->vd, c->o.ud);
     return -1;
   }
-  j->next = c->att_jobs;
-  c->att_jobs = j;
+  RA_LIST_ADD(c->att_jobs, j);
   return 0;
 }
 
@@ -1148,7 +1139,7 @@ static int att_start(ra_tunnel_client *c, const uint8_t *sealed, size_t sealed_l
 static void att_jobs_cancel(ra_tunnel_client *c) {
   while (c->att_jobs) {
     att_job *j = c->att_jobs;
-    c->att_jobs = j->next;
+    RA_LIST_DEL(c->att_jobs, j);
     ra_work_cancel(j->work);
     att_job_free(j);
   }

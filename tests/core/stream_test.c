@@ -153,17 +153,22 @@ static void test_read_partial_consume(void **state) {
   teardown(&c);
 }
 
+/* Two "requests" in one read; the first on_read takes one and pauses:
+ * "req2" is held. */
+static void setup_paused_with_held_input(ctx *c, int *peer) {
+  setup_pair(c, peer, NULL);
+  c->consume_max = 4;
+  c->pause_after_first = 1;
+  assert_int_equal(write(*peer, "req1req2", 8), 8);
+  run_until(c, &c->reads, 1);
+  assert_int_equal(c->in_len, 4);
+}
+
 static void test_pause_resume_reoffers(void **state) {
   (void)state;
   ctx c;
   int peer;
-  setup_pair(&c, &peer, NULL);
-  /* two "requests" in one read; the first on_read takes one and pauses */
-  c.consume_max = 4;
-  c.pause_after_first = 1;
-  assert_int_equal(write(peer, "req1req2", 8), 8);
-  run_until(&c, &c.reads, 1);
-  assert_int_equal(c.in_len, 4);
+  setup_paused_with_held_input(&c, &peer);
   /* paused: no callbacks, even though bytes are buffered */
   for (int i = 0; i < 3; i++) ra_loop_run_once(c.loop, 5);
   assert_int_equal(c.reads, 1);
@@ -187,12 +192,7 @@ static void test_resume_then_eof_delivers_held_input(void **state) {
   (void)state;
   ctx c;
   int peer;
-  setup_pair(&c, &peer, NULL);
-  c.consume_max = 4;
-  c.pause_after_first = 1;
-  assert_int_equal(write(peer, "req1req2", 8), 8);
-  run_until(&c, &c.reads, 1);
-  assert_int_equal(c.in_len, 4);
+  setup_paused_with_held_input(&c, &peer);
   assert_int_equal(shutdown(peer, SHUT_WR), 0);
   for (int i = 0; i < 3; i++) ra_loop_run_once(c.loop, 5);
   assert_int_equal(c.eofs, 0); /* paused: the FIN is not read either */

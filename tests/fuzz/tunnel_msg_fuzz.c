@@ -31,6 +31,16 @@ static void walk(const ra_tmsg *m) {
   (void)n;
 }
 
+/* The first MAX_HDRS headers of a decoded header map, for re-encoding. */
+#define MAX_HDRS 32
+static size_t headers_of(ra_str seq, ra_header hs[MAX_HDRS]) {
+  size_t n = 0;
+  ra_tmsg_iter it;
+  ra_tmsg_iter_init(&it, seq);
+  while (n < MAX_HDRS && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
+  return n;
+}
+
 /* Re-encodes what the decoder returned; the result must decode to the same
  * type with the same main fields. */
 static void reencode_check(const ra_tmsg *m) {
@@ -84,11 +94,8 @@ static void reencode_check(const ra_tmsg *m) {
       break;
     }
     case RA_TMSG_HTTP_REQUEST: {
-      ra_header hs[32];
-      size_t n = 0;
-      ra_tmsg_iter it;
-      ra_tmsg_iter_init(&it, m->http_request.headers);
-      while (n < 32 && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
+      ra_header hs[MAX_HDRS];
+      size_t n = headers_of(m->http_request.headers, hs);
       ra_tmsg_http_request_out o = {
         .request_id = m->http_request.request_id, .method = m->http_request.method,
         .url = m->http_request.url, .headers = hs, .n_headers = n,
@@ -145,11 +152,8 @@ static void reencode_check(const ra_tmsg *m) {
  * bodyStream, no body, and the head's requestId and status. */
 static void stream_head_check(const ra_tmsg *m) {
   if (m->type != RA_TMSG_HTTP_RESPONSE) return;
-  ra_header hs[32];
-  size_t n = 0;
-  ra_tmsg_iter it;
-  ra_tmsg_iter_init(&it, m->http_response.headers);
-  while (n < 32 && ra_tmsg_headers_next(&it, &hs[n].name, &hs[n].value)) n++;
+  ra_header hs[MAX_HDRS];
+  size_t n = headers_of(m->http_response.headers, hs);
   ra_tmsg_http_response_out o = {
     .request_id = m->http_response.request_id, .status = m->http_response.status,
     .status_text = m->http_response.status_text, .headers = hs, .n_headers = n,

@@ -163,7 +163,9 @@ static void test_free_while_quoting(void **st) {
   assert_int_equal(ra_tunnel_fetch(c, &q, on_resp, &g), 0);
   for (int i = 0; i < 400 && atomic_load(&f->slow->calls) == 0; i++) ra_loop_run_once(f->loop, 5);
   assert_int_equal(atomic_load(&f->slow->calls), 1); /* the quote is being made */
+  assert_int_equal(atomic_load(&f->slow->finished), 0);
   ra_tunnel_client_free(c);
+  assert_int_equal(atomic_load(&f->slow->finished), 1); /* free waited for the provider */
   assert_true(g.done);
   assert_int_equal(g.err, -ECANCELED);
   for (int i = 0; i < 20; i++) ra_loop_run_once(f->loop, 10);

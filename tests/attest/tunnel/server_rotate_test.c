@@ -136,12 +136,21 @@ static void test_failed_rotation_keeps_the_key(void **state) {
   assert_int_equal(st.rotations_failed, 1);
 }
 
-/* Freed while the provider works: free waits for it (teardown), the
- * callback never runs, nothing leaks (ASan). */
+/* Freed while the provider works: free waits for the provider's call to
+ * return before freeing the (adopted) provider, the callback never runs,
+ * nothing leaks (ASan). */
 static void test_free_during_rotation(void **state) {
   fx *f = *state;
+  int unfinished = -1;
+  f->prov->unfinished_at_free = &unfinished;
   assert_int_equal(ra_tunnel_server_rotate_start(f->ts, on_rotated, f), 0);
-  ra_loop_run_once(f->loop, 20);
+  for (int i = 0; i < 200 && atomic_load(&f->prov->calls) < 2; i++) ra_loop_run_once(f->loop, 5);
+  assert_int_equal(atomic_load(&f->prov->calls), 2); /* start-up's and this one, under way */
+  assert_int_equal(atomic_load(&f->prov->finished), 1);
+  ra_tunnel_server_free(f->ts);
+  f->ts = NULL;
+  assert_int_equal(unfinished, 0); /* the call had returned when the provider went */
+  for (int i = 0; i < 10; i++) ra_loop_run_once(f->loop, 50);
   assert_int_equal(f->done_calls, 0);
 }
 

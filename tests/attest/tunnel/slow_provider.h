@@ -18,8 +18,9 @@
 typedef struct slow {
   ra_quote_provider *inner;
   unsigned delay_ms;
-  atomic_int calls, fail;
+  atomic_int calls, finished, fail; /* finished: calls that returned */
   pthread_t last_thread;
+  int *unfinished_at_free; /* when set: calls still running when the provider was freed */
 } slow;
 
 /* Each call: noted, delay_ms slept, then -EIO if fail is set. */
@@ -29,22 +30,27 @@ static int slow_enter(slow *p) {
   nanosleep(&(struct timespec){p->delay_ms / 1000, (long)(p->delay_ms % 1000) * 1000000L}, NULL);
   return atomic_load(&p->fail) ? -EIO : 0;
 }
+static int slow_leave(slow *p, int rc) {
+  atomic_fetch_add(&p->finished, 1);
+  return rc;
+}
 static int slow_get(void *self, const uint8_t pub[32], ra_quote_evidence *ev) {
   slow *p = self;
   int rc = slow_enter(p);
   if (rc) {
     memset(ev, 0, sizeof *ev);
-    return rc;
+    return slow_leave(p, rc);
   }
-  return ra_quote_provider_get(p->inner, pub, ev);
+  return slow_leave(p, ra_quote_provider_get(p->inner, pub, ev));
 }
 static int slow_report(void *self, const uint8_t rd[64], uint8_t **quote, size_t *len) {
   slow *p = self;
   int rc = slow_enter(p);
-  return rc ? rc : ra_quote_provider_get_report(p->inner, rd, quote, len);
+  return slow_leave(p, rc ? rc : ra_quote_provider_get_report(p->inner, rd, quote, len));
 }
 static void slow_free(void *self) {
   slow *p = self;
+  if (p->unfinished_at_free) *p->unfinished_at_free = atomic_load(&p->calls) - atomic_load(&p->finished);
   ra_quote_provider_free(p->inner);
   free(p);
 }
